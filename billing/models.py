@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+USD = {"max_digits": 18, "decimal_places": 8}
+
+
+class BudgetScope(models.TextChoices):
+    ORGANIZATION = "organization", "Organization"
+    TEAM = "team", "Team"
+    USER = "user", "User"
+    KEY = "key", "Key"
+    END_CUSTOMER = "end_customer", "End customer"
+
+
+class BudgetDuration(models.TextChoices):
+    DAILY = "1d", "Daily"
+    WEEKLY = "7d", "Weekly"
+    MONTHLY = "30d", "Monthly"
+    NONE = "", "No reset"
+
+
+class BudgetMode(models.TextChoices):
+    ENFORCE = "enforce", "Enforce (refuse over budget)"
+    AUDIT = "audit", "Audit (log only)"
+
+
+SCOPE_FIELDS = {
+    BudgetScope.ORGANIZATION: "organization",
+    BudgetScope.TEAM: "team",
+    BudgetScope.USER: "user",
+    BudgetScope.KEY: "key",
+    BudgetScope.END_CUSTOMER: "end_customer",
+}
+
+
+class Budget(models.Model):
+    """A spending limit on exactly one entity, named by ``scope``."""
+
+    scope = models.CharField(max_length=20, choices=BudgetScope.choices)
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(
+        "tenants.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    key = models.ForeignKey(
+        "keys.VirtualKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    end_customer = models.ForeignKey(
+        "tenants.EndCustomer", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+
+    max_budget = models.DecimalField(**USD, null=True, blank=True)
+    soft_budget = models.DecimalField(**USD, null=True, blank=True)
+    duration = models.CharField(
+        max_length=4, choices=BudgetDuration.choices, default=BudgetDuration.NONE, blank=True
+    )
+    mode = models.CharField(max_length=10, choices=BudgetMode.choices, default=BudgetMode.ENFORCE)
+    period_started_at = models.DateTimeField(null=True, blank=True)
+    reset_at = models.DateTimeField(null=True, blank=True)
+    # Spend settled in the current period (Redis holds the live counter; this is its durable copy).
+    spend = models.DecimalField(**USD, default=Decimal("0"))
+    soft_alert_sent_for = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "-created_at"]
+        constraints = [
+            *[
+                models.UniqueConstraint(
+                    fields=[field],
+                    condition=models.Q(**{f"{field}__isnull": False}) & models.Q(scope=scope),
+                    name=f"budget_one_per_{field}",
+                )
+                for scope, field in SCOPE_FIELDS.items()
+            ],
+            models.CheckConstraint(
+                condition=(
+                    (models.Q(scope=BudgetScope.ORGANIZATION) & models.Q(organization__isnull=False))
+                    | (models.Q(scope=BudgetScope.TEAM) & models.Q(team__isnull=False))
+                    | (models.Q(scope=BudgetScope.USER) & models.Q(user__isnull=False))
+                    | (models.Q(scope=BudgetScope.KEY) & models.Q(key__isnull=False))
+                    | (
+                        models.Q(scope=BudgetScope.END_CUSTOMER)
+                        & models.Q(end_customer__isnull=False)
+                    )
+                ),
+                name="budget_scope_has_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        limit = f"${self.max_budget}" if self.max_budget is not None else "unlimited"
+        return f"{self.get_scope_display()} budget {limit}"
+
+
+class ModelPrice(models.Model):
+    """USD prices for a model, optionally for one deployment, valid from ``effective_from``."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    provider = models.CharField(max_length=50, blank=True)
+    deployment = models.ForeignKey(
+        "gateway.ModelDeployment",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="prices",
+    )
+    input_cost_per_token = models.DecimalField(**USD, default=Decimal("0"))
+    output_cost_per_token = models.DecimalField(**USD, default=Decimal("0"))
+    cache_read_input_cost_per_token = models.DecimalField(**USD, null=True, blank=True)
+    cache_creation_input_cost_per_token = models.DecimalField(**USD, null=True, blank=True)
+    reasoning_cost_per_token = models.DecimalField(**USD, null=True, blank=True)
+    # {"1024x1024/standard": 0.04, ...}: size/quality to USD per image.
+    cost_per_image = models.JSONField(default=dict, blank=True)
+    input_cost_per_audio_second = models.DecimalField(**USD, null=True, blank=True)
+    output_cost_per_character = models.DecimalField(**USD, null=True, blank=True)
+    cost_per_request = models.DecimalField(**USD, null=True, blank=True)
+    effective_from = models.DateTimeField(null=True, blank=True)
+    effective_to = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.provider or 'any provider'})"
+
+
+class RequestLog(models.Model):
+    """One finished /v1 request and its cost. Written in batches, idempotent on request_id."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    key_id = models.BigIntegerField(null=True, blank=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    end_customer = models.CharField(max_length=255, blank=True)
+    endpoint = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=50, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**USD, default=Decimal("0"))
+    latency_ms = models.PositiveIntegerField(default=0)
+    stream = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["key_id", "created_at"]),
+            models.Index(fields=["team_id", "created_at"]),
+            models.Index(fields=["organization_id", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id

@@ -1,0 +1,3 @@
+"""WebSocket routes served by Channels (the Realtime API lands here)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class VirtualKey(models.Model):
+    """An API key for /v1. Only an HMAC-SHA256 digest of the secret is stored.
+
+    The public prefix (the characters after ``sk-``) finds the row; the digest is then compared in
+    constant time. After a rotation the previous secret keeps working until
+    ``previous_expires_at``.
+    """
+
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        on_delete=models.CASCADE,
+        related_name="keys",
+        null=True,
+        blank=True,
+    )
+    team = models.ForeignKey(
+        "tenants.Team", on_delete=models.CASCADE, related_name="keys", null=True, blank=True
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="keys",
+        null=True,
+        blank=True,
+    )
+    name = models.CharField(max_length=200)
+
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    pepper_id = models.PositiveSmallIntegerField()
+    previous_prefix = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    previous_digest = models.CharField(max_length=64, blank=True)
+    previous_pepper_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # Public model names or model access group names; empty means every model.
+    allowed_models = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "team"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"sk-{self.prefix}…"

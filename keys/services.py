@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import BudgetDuration, BudgetScope
+from billing.services import budget_upsert
+from keys.hashing import secret_generate
+from keys.models import VirtualKey
+from tenants.models import Organization, Team, User
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: VirtualKey
+    secret: str
+
+
+@transaction.atomic
+def key_create(
+    *,
+    name: str,
+    organization: Organization | None = None,
+    team: Team | None = None,
+    user: User | None = None,
+    created_by: User | None = None,
+    models: list[str] | None = None,
+    expires_at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    max_parallel_requests: int | None = None,
+    max_budget: Decimal | None = None,
+    soft_budget: Decimal | None = None,
+    budget_duration: str | None = None,
+) -> IssuedKey:
+    """Create a key. The returned secret exists nowhere else: show it once."""
+    if team is not None:
+        organization = team.organization
+    new = secret_generate()
+    key = VirtualKey.objects.create(
+        name=name,
+        organization=organization,
+        team=team,
+        user=user,
+        created_by=created_by,
+        prefix=new.prefix,
+        digest=new.digest,
+        pepper_id=new.pepper_id,
+        allowed_models=list(models or []),
+        expires_at=expires_at,
+        metadata=dict(metadata or {}),
+        tags=list(tags or []),
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
+        max_parallel_requests=max_parallel_requests,
+    )
+    if max_budget is not None or soft_budget is not None:
+        budget_upsert(
+            scope=BudgetScope.KEY,
+            target=key,
+            max_budget=max_budget,
+            soft_budget=soft_budget,
+            duration=budget_duration or BudgetDuration.NONE,
+        )
+    return IssuedKey(key=key, secret=new.secret)
+
+
+def key_revoke(*, key: VirtualKey) -> VirtualKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+    _key_changed(key=key)
+    return key
+
+
+@transaction.atomic
+def key_rotate(*, key: VirtualKey, grace_period: timedelta | None = None) -> IssuedKey:
+    """Issue a new secret. The old one keeps working for ``grace_period`` (default: not at all)."""
+    new = secret_generate()
+    if grace_period and grace_period.total_seconds() > 0:
+        key.previous_prefix = key.prefix
+        key.previous_digest = key.digest
+        key.previous_pepper_id = key.pepper_id
+        key.previous_expires_at = timezone.now() + grace_period
+    else:
+        key.previous_prefix = None
+        key.previous_digest = ""
+        key.previous_pepper_id = None
+        key.previous_expires_at = None
+    old_prefix = key.prefix
+    key.prefix = new.prefix
+    key.digest = new.digest
+    key.pepper_id = new.pepper_id
+    key.save()
+    _key_changed(key=key, extra_prefixes=[old_prefix])
+    return IssuedKey(key=key, secret=new.secret)
+
+
+def key_update(*, key: VirtualKey, **fields: Any) -> VirtualKey:
+    allowed = {
+        "name",
+        "allowed_models",
+        "expires_at",
+        "metadata",
+        "tags",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+        "user",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(key, name, value)
+    key.save()
+    _key_changed(key=key)
+    return key
+
+
+def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) -> None:
+    """Tell every worker's key cache to forget this key (after the transaction commits)."""
+    from keys.cache import key_cache_invalidate
+
+    prefixes = [key.prefix, *(extra_prefixes or [])]
+    if key.previous_prefix:
+        prefixes.append(key.previous_prefix)
+    transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))

@@ -1,0 +1,19 @@
+"""Production: the same settings, refusing to start with a default secret or DEBUG on."""
+
+from ogem_site.env import ConfigurationError, env_bool, env_str
+from ogem_site.settings.base import *  # noqa: F403
+from ogem_site.settings.base import DATABASES
+
+if env_bool("DJANGO_DEBUG", default=False):
+    raise ConfigurationError("DJANGO_DEBUG must be false in production")
+if len(env_str("DJANGO_SECRET_KEY")) < 32:
+    raise ConfigurationError("DJANGO_SECRET_KEY must be set to at least 32 characters in production")
+if len(env_str("OGEM_MASTER_KEY")) < 20:
+    raise ConfigurationError("OGEM_MASTER_KEY must be set to at least 20 characters in production")
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    raise ConfigurationError("DATABASE_URL must point at PostgreSQL in production")
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("OGEM_SECURE_COOKIES", default=True)
+CSRF_COOKIE_SECURE = env_bool("OGEM_SECURE_COOKIES", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True

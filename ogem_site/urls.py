@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from gateway.api import api as gateway_api
+
+urlpatterns = [
+    path("v1/", gateway_api.urls),
+    path("api/v1/", include("ogem_site.api_urls")),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("", include("tenants.portal_urls")),
+]

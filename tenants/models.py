@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    """Roles, from most to least powerful. Proxy admin is a user flag (superuser), not a membership."""
+
+    PROXY_ADMIN = "proxy_admin", "Proxy admin"
+    ORG_OWNER = "org_owner", "Organization owner"
+    ORG_ADMIN = "org_admin", "Organization admin"
+    TEAM_ADMIN = "team_admin", "Team admin"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+ORG_WIDE_ROLES = frozenset({Role.ORG_OWNER, Role.ORG_ADMIN})
+MEMBERSHIP_ROLES = [choice for choice in Role.choices if choice[0] != Role.PROXY_ADMIN]
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", blank=True, db_index=True)
+    display_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def is_proxy_admin(self) -> bool:
+        return self.is_superuser
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Set by SCIM when the team is provisioned from an identity provider's group.
+    external_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="team_slug_unique_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.name}"
+
+
+class Membership(models.Model):
+    """A user's role in an organization (team is null) or in one of its teams."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="memberships", null=True, blank=True
+    )
+    role = models.CharField(max_length=20, choices=MEMBERSHIP_ROLES, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization", "team"],
+                name="membership_unique",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.team.name if self.team_id else self.organization.name
+        return f"{self.user} @ {scope}: {self.role}"
+
+
+class EndCustomer(models.Model):
+    """The `user` field an application sends on /v1, tracked for spend and budgets."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="end_customers"
+    )
+    external_id = models.CharField(max_length=255)
+    alias = models.CharField(max_length=200, blank=True)
+    blocked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"], name="end_customer_unique_per_org"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.alias or self.external_id
+
+
+class ScimToken(models.Model):
+    """A per-organization bearer token for SCIM provisioning, stored as a digest."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="scim_tokens"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    pepper_id = models.PositiveSmallIntegerField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}: scim-{self.prefix}…"

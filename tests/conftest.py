@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.live import LiveServer, start_live_server
+
+
+@pytest.fixture(scope="session")
+def ogem_server() -> Iterator[LiveServer]:
+    """One live Ogem server for the whole session; pair it with `transactional_db`."""
+    from ogem_site.asgi import application
+
+    server = start_live_server(application)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_ogem(ogem_server: LiveServer, transactional_db: None) -> LiveServer:
+    return ogem_server
+
+
+@pytest.fixture
+def master_key(settings) -> str:  # type: ignore[no-untyped-def]
+    return settings.OGEM_MASTER_KEY

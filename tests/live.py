@@ -1,0 +1,64 @@
+"""A live Ogem server on a real socket, in a thread of the test process.
+
+It serves the real ASGI application (health wrapper, Django, Ninja, Channels) with uvicorn, so
+tests exercise what `make run` serves. Tests that use it need committed data (transactional_db).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test runner owns signals
+        pass
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: _ThreadServer
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_live_server(app: object) -> LiveServer:
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        loop="asyncio",
+        http="h11",
+        ws="websockets-sansio",
+    )
+    server = _ThreadServer(config)
+
+    def run() -> None:
+        asyncio.run(server.serve())
+
+    thread = threading.Thread(target=run, name=f"ogem-live-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("live Ogem server did not start")
+        time.sleep(0.01)
+    return LiveServer(url=f"http://127.0.0.1:{port}", server=server, thread=thread)
