@@ -1,0 +1,70 @@
+"""What every provider package builds on: the resolved deployment and model-string parsing.
+
+A deployment reaches an adapter fully resolved (secrets read, defaults applied) and immutable;
+adapters know nothing of tenants, keys or budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    IMAGES_GENERATIONS = "images/generations"
+    IMAGES_EDITS = "images/edits"
+    IMAGES_VARIATIONS = "images/variations"
+    AUDIO_TRANSCRIPTIONS = "audio/transcriptions"
+    AUDIO_TRANSLATIONS = "audio/translations"
+    AUDIO_SPEECH = "audio/speech"
+    MODERATIONS = "moderations"
+    RERANK = "rerank"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str  # stable and unique: "config:<model_name>:<index>" or "db:<pk>"
+    model_name: str  # the public name clients send
+    provider: str  # the provider package name (LiteLLM prefix), e.g. "openai", "azure", "mock"
+    upstream_model: str  # the model id sent upstream
+    api_base: str = ""
+    api_key: str | None = None  # resolved secret; never logged, never in an error message
+    api_version: str = ""
+    region: str = ""
+    organization_id: int | None = None  # None: every organization may use it
+    access_groups: tuple[str, ...] = ()
+    weight: int = 1
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    proxy: str | None = None
+    # Provider-specific parameters (e.g. Azure's deployment name, extra headers, organization).
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keeps api_key out of logs and tracebacks
+        return f"Deployment(id={self.id!r}, model={self.model_name!r}, provider={self.provider!r})"
+
+
+def model_string_split(model: str, *, known_providers: frozenset[str]) -> tuple[str, str]:
+    """Split a LiteLLM-style "provider/model" string; a bare name is an OpenAI model.
+
+    Only a known provider prefix is split off, so upstream ids that contain slashes
+    ("meta-llama/Llama-3-8b") stay whole under "openai_compatible/" or "together_ai/".
+    """
+    head, sep, tail = model.partition("/")
+    if sep and head in known_providers:
+        return head, tail
+    return "openai", model
