@@ -1,0 +1,66 @@
+"""What the /v1 pipeline knows about one request, passed from step to step."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.base import Deployment, Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller, as cached by the key resolver (no ORM objects on the hot path).
+
+    The master key is a Caller with ``is_master`` set and no key or tenant ids.
+    """
+
+    is_master: bool = False
+    key_id: int | None = None
+    key_prefix: str = ""
+    key_name: str = ""
+    organization_id: int | None = None
+    team_id: int | None = None
+    user_id: int | None = None
+    allowed_models: tuple[str, ...] = ()  # empty: every model
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+    expires_at: float | None = None  # unix time; checked on every request, cache or not
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    # Non-token units for images, audio and TTS endpoints.
+    images: int = 0
+    audio_seconds: float = 0.0
+    characters: int = 0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: Endpoint
+    caller: Caller
+    model: str = ""
+    stream: bool = False
+    end_customer: str | None = None  # the request's `user` field
+    tags: list[str] = field(default_factory=list)
+    max_tokens: int | None = None  # what the client asked for, if anything
+    estimated_prompt_tokens: int = 0
+    deployment: Deployment | None = None
+    usage: Usage = field(default_factory=Usage)
+    status_code: int = 200
+    cancelled: bool = False  # the client went away before the response finished
+    started_at: float = field(default_factory=time.perf_counter)
+    upstream_seconds: float = 0.0  # time spent waiting on the upstream, excluded from overhead
+    created_unix: float = field(default_factory=time.time)
