@@ -33,8 +33,9 @@ worker: $(STAMP)
 beat: $(STAMP)
 	@$(BIN)/celery -A ogem_site beat --loglevel=INFO
 
+# e.g. make bench BENCH_ARGS="--soak 200000" or BENCH_ARGS="--slow-streams 2000"
 bench: $(STAMP)
-	@$(BIN)/python -m bench
+	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+import operator
 from decimal import Decimal
 
 from django.conf import settings
@@ -68,6 +70,10 @@ class Budget(models.Model):
     # Spend settled in the current period (Redis holds the live counter; this is its durable copy).
     spend = models.DecimalField(**USD, default=Decimal("0"))
     soft_alert_sent_for = models.DateTimeField(null=True, blank=True)
+    # Rate limits of the same entity (LiteLLM keeps them on its budget table too); null: none.
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,15 +89,12 @@ class Budget(models.Model):
                 for scope, field in SCOPE_FIELDS.items()
             ],
             models.CheckConstraint(
-                condition=(
-                    (models.Q(scope=BudgetScope.ORGANIZATION) & models.Q(organization__isnull=False))
-                    | (models.Q(scope=BudgetScope.TEAM) & models.Q(team__isnull=False))
-                    | (models.Q(scope=BudgetScope.USER) & models.Q(user__isnull=False))
-                    | (models.Q(scope=BudgetScope.KEY) & models.Q(key__isnull=False))
-                    | (
-                        models.Q(scope=BudgetScope.END_CUSTOMER)
-                        & models.Q(end_customer__isnull=False)
-                    )
+                condition=functools.reduce(
+                    operator.or_,
+                    (
+                        models.Q(scope=scope) & models.Q(**{f"{field}__isnull": False})
+                        for scope, field in SCOPE_FIELDS.items()
+                    ),
                 ),
                 name="budget_scope_has_target",
             ),
@@ -157,6 +160,7 @@ class RequestLog(models.Model):
     cost = models.DecimalField(**USD, default=Decimal("0"))
     latency_ms = models.PositiveIntegerField(default=0)
     stream = models.BooleanField(default=False)
+    cancelled = models.BooleanField(default=False)
     tags = models.JSONField(default=list, blank=True)
 
     class Meta:

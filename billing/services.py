@@ -1,12 +1,25 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import SCOPE_FIELDS, Budget, BudgetDuration, BudgetMode, BudgetScope
+from billing.models import (
+    SCOPE_FIELDS,
+    Budget,
+    BudgetDuration,
+    BudgetMode,
+    BudgetScope,
+    RequestLog,
+)
+
+logger = logging.getLogger(__name__)
 
 _DURATION_DAYS = {BudgetDuration.DAILY: 1, BudgetDuration.WEEKLY: 7, BudgetDuration.MONTHLY: 30}
 
@@ -49,3 +62,207 @@ def _budget_start_period(*, budget: Budget) -> None:
     budget.period_started_at = now
     days = _DURATION_DAYS.get(BudgetDuration(budget.duration))
     budget.reset_at = now + timedelta(days=days) if days else None
+
+
+# ---- Usage recording: events -> RequestLog, exactly once ---------------------------------------
+
+
+def usage_events_record(*, events: list[dict[str, Any]]) -> int:
+    """Write one batch of usage events as ONE multi-row insert, idempotent on ``request_id``.
+
+    Rows whose request id is already stored are skipped (ON CONFLICT DO NOTHING), so a batch
+    delivered twice (a drain that died before acknowledging it) leaves the table unchanged.
+    Returns how many events the batch carried after removing duplicates within it.
+    """
+    unique: dict[str, dict[str, Any]] = {}
+    for event in events:
+        unique.setdefault(str(event["request_id"]), event)
+    rows = [_request_log_from(event=event) for event in unique.values()]
+    if rows:
+        RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=len(rows))
+    return len(rows)
+
+
+def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
+    return RequestLog(
+        request_id=str(event["request_id"])[:64],
+        created_at=datetime.fromtimestamp(float(event["ts"]), tz=UTC),
+        organization_id=event.get("organization_id"),
+        team_id=event.get("team_id"),
+        key_id=event.get("key_id"),
+        user_id=event.get("user_id"),
+        end_customer=(event.get("end_customer") or "")[:255],
+        endpoint=str(event.get("endpoint", ""))[:64],
+        model=str(event.get("model", ""))[:200],
+        provider=str(event.get("provider", ""))[:50],
+        deployment=str(event.get("deployment", ""))[:200],
+        status_code=int(event.get("status_code", 0)),
+        prompt_tokens=int(event.get("prompt_tokens", 0)),
+        completion_tokens=int(event.get("completion_tokens", 0)),
+        total_tokens=int(event.get("total_tokens", 0)),
+        cost=Decimal(str(event.get("cost", "0"))),
+        latency_ms=int(event.get("latency_ms", 0)),
+        stream=bool(event.get("stream", False)),
+        cancelled=bool(event.get("cancelled", False)),
+        tags=list(event.get("tags") or []),
+    )
+
+
+def usage_buffer_flush(*, batch_size: int | None = None) -> int:
+    """Write the in-process usage buffer (the embedded default, no Redis) in batches."""
+    from gateway.accounting import (
+        usage_buffer_return,
+        usage_buffer_take,
+        usage_event_decode,
+    )
+
+    size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
+    written = 0
+    while True:
+        raw = usage_buffer_take(limit=size)
+        if not raw:
+            return written
+        try:
+            with transaction.atomic():
+                written += usage_events_record(events=[usage_event_decode(item) for item in raw])
+        except Exception:
+            usage_buffer_return(raw)
+            raise
+
+
+def usage_drain(
+    *,
+    batch_size: int | None = None,
+    consumer: str | None = None,
+    claim_idle_ms: int | None = None,
+    max_batches: int = 100,
+) -> int:
+    """Move usage events into RequestLog; returns how many events were written.
+
+    With Redis: first claims entries a dead consumer read but never acknowledged (XAUTOCLAIM,
+    idle longer than ``claim_idle_ms``), then reads new ones (XREADGROUP). Each batch is one insert
+    and is acknowledged (XACK, then XDEL) only after it committed, so a drain killed at any point
+    loses nothing, and a batch written twice counts once. Without Redis: the in-process buffer.
+    """
+    if not settings.REDIS_URL:
+        return usage_buffer_flush(batch_size=batch_size)
+    from gateway.accounting import USAGE_GROUP, usage_consumer_name, usage_redis
+
+    client = usage_redis()
+    stream = settings.OGEM_USAGE_STREAM
+    size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
+    idle = settings.OGEM_USAGE_CLAIM_IDLE_MS if claim_idle_ms is None else claim_idle_ms
+    name = consumer or usage_consumer_name()
+    _usage_group_ensure(client=client, stream=stream)
+    written = 0
+    start: bytes | str = "0-0"
+    for _ in range(max_batches):
+        reply = client.xautoclaim(stream, USAGE_GROUP, name, idle, start_id=start, count=size)
+        start, entries = reply[0], reply[1]
+        if entries:
+            written += _usage_batch_write(client=client, stream=stream, entries=entries)
+        if start in (b"0-0", "0-0"):
+            break
+    for _ in range(max_batches):
+        reply = client.xreadgroup(USAGE_GROUP, name, {stream: ">"}, count=size)
+        entries = reply[0][1] if reply else []
+        if not entries:
+            break
+        written += _usage_batch_write(client=client, stream=stream, entries=entries)
+    return written
+
+
+def _usage_group_ensure(*, client: Any, stream: str) -> None:
+    import redis
+
+    from gateway.accounting import USAGE_GROUP
+
+    try:
+        client.xgroup_create(stream, USAGE_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _usage_batch_write(*, client: Any, stream: str, entries: list[Any]) -> int:
+    from gateway.accounting import USAGE_GROUP, usage_event_decode
+
+    ids = []
+    events = []
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        payload = (fields or {}).get(b"e") or (fields or {}).get("e")
+        if payload is None:
+            logger.error("usage entry %s has no event; acknowledged and dropped", entry_id)
+            continue
+        events.append(usage_event_decode(payload))
+    with transaction.atomic():
+        written = usage_events_record(events=events)
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(stream, USAGE_GROUP, *ids)
+    pipe.xdel(stream, *ids)
+    pipe.execute()
+    return written
+
+
+# ---- Budget periods --------------------------------------------------------------------------
+
+
+def budget_live_spend(*, budget: Budget) -> Decimal | None:
+    """The spend of the budget's current period from the live counter (None: no counter)."""
+    from billing.selectors import budget_snapshot_from
+    from gateway.governance import budget_counter_key, units_to_usd
+    from gateway.limits import local_limiter
+
+    key = budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
+    if settings.REDIS_URL:
+        from gateway.accounting import usage_redis
+
+        raw = usage_redis().hget(key, "s")
+        return None if raw is None else units_to_usd(int(raw))
+    counters = local_limiter.budget_counters(key)
+    return units_to_usd(counters["s"]) if "s" in counters else None
+
+
+def budget_periods_reset(*, now: datetime | None = None) -> int:
+    """Persist every budget's live spend; start a new period where the old one ended.
+
+    Returns how many periods were reset. The live counter of a new period is a new key (it is
+    named by the period's start), so a reset never races with requests settling in the old one.
+    """
+    from gateway.governance import governance_snapshot_flush
+
+    now = now or timezone.now()
+    reset = 0
+    budgets = Budget.objects.select_related("team", "key", "end_customer").filter(
+        Q(max_budget__isnull=False) | Q(soft_budget__isnull=False)
+    )
+    for budget in budgets:
+        live = budget_live_spend(budget=budget)
+        if live is not None and live != budget.spend:
+            budget.spend = live
+            budget.save(update_fields=["spend", "updated_at"])
+        if budget.reset_at is not None and budget.reset_at <= now:
+            budget_reset(budget=budget)
+            reset += 1
+    if reset:
+        governance_snapshot_flush()
+    return reset
+
+
+def budget_limits_set(
+    *,
+    budget: Budget,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    max_parallel_requests: int | None = None,
+) -> Budget:
+    """Set the rate limits of a budget's entity (organization, team, user, ...); None: no limit."""
+    from gateway.governance import governance_snapshot_flush
+
+    budget.rpm_limit = rpm_limit
+    budget.tpm_limit = tpm_limit
+    budget.max_parallel_requests = max_parallel_requests
+    budget.save(update_fields=["rpm_limit", "tpm_limit", "max_parallel_requests", "updated_at"])
+    transaction.on_commit(governance_snapshot_flush)
+    return budget

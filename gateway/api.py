@@ -1,5 +1,132 @@
-"""The OpenAI-compatible /v1 API (Django Ninja, async)."""
+"""The OpenAI-compatible /v1 API (Django Ninja, async).
 
+Views read their bodies themselves (gateway/body.py) so that fields Ogem does not know pass through
+to OpenAI-compatible upstreams untouched. Every error, Ogem's own, Ninja's or unexpected, is turned
+into OpenAI's error shape by the one handler below.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import AuthenticationError as NinjaAuthenticationError
+from ninja.errors import HttpError, ValidationError
 
-api = NinjaAPI(title="Ogem", version="1", urls_namespace="v1", docs_url=None)
+from gateway.anthropic_ingress import ingress_mount
+from gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from gateway.responses import error_response, request_id_for
+from gateway.views import cost, inference, models
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Ogem",
+    version="1",
+    description="Ogem's OpenAI-compatible API. Request and response bodies follow OpenAI's API.",
+    urls_namespace="v1",
+    docs_url=None,
+)
+
+_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_MULTIPART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def _post(path: str, view, *, multipart: bool = False, summary: str) -> None:  # type: ignore[no-untyped-def]
+    api.post(
+        path,
+        summary=summary,
+        openapi_extra=_MULTIPART_BODY if multipart else _JSON_BODY,
+        operation_id=path.strip("/").replace("/", "_"),
+    )(view)
+
+
+_post("/chat/completions", inference.chat_completions, summary="Create a chat completion")
+_post("/completions", inference.completions, summary="Create a (legacy) completion")
+_post("/embeddings", inference.embeddings, summary="Create embeddings")
+_post("/images/generations", inference.images_generations, summary="Create images")
+_post("/images/edits", inference.images_edits, multipart=True, summary="Edit an image")
+_post("/images/variations", inference.images_variations, multipart=True, summary="Image variations")
+_post(
+    "/audio/transcriptions",
+    inference.audio_transcriptions,
+    multipart=True,
+    summary="Transcribe audio",
+)
+_post(
+    "/audio/translations", inference.audio_translations, multipart=True, summary="Translate audio"
+)
+_post("/audio/speech", inference.audio_speech, summary="Create speech (binary audio)")
+_post("/moderations", inference.moderations, summary="Classify text for moderation")
+_post("/rerank", inference.rerank, summary="Rerank documents (Cohere/Jina shape)")
+api.get("/models", summary="List the models this key may use", operation_id="models_list")(
+    models.models_list
+)
+api.get("/models/{path:model}", summary="Retrieve a model", operation_id="models_retrieve")(
+    models.models_retrieve
+)
+
+_post("/cost/estimate", cost.cost_estimate, summary="Estimate the most a request would cost")
+api.post(
+    "/deployments/{deployment}/{path:operation}",
+    summary="Azure OpenAI-style deployment paths (the deployment name is the model)",
+    openapi_extra=_JSON_BODY,
+    operation_id="azure_deployment",
+)(inference.azure_deployment)
+ingress_mount(api)  # Anthropic-compatible /v1/messages, before the catch-all
+
+
+@api.api_operation(
+    ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:path}", include_in_schema=False
+)
+async def unknown_route(request: HttpRequest, path: str) -> HttpResponse:
+    raise NotFoundError(f"Unknown request URL: {request.method} /v1/{path}.", code="unknown_url")
+
+
+@api.exception_handler(Exception)
+def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
+    error: GatewayError
+    if isinstance(exc, GatewayError):
+        error = exc
+    elif isinstance(exc, ValidationError):
+        error = InvalidRequestError(_validation_message(exc))
+    elif isinstance(exc, Http404):
+        error = NotFoundError("Not found.")
+    elif isinstance(exc, NinjaAuthenticationError):
+        from gateway.errors import AuthenticationError
+
+        error = AuthenticationError("Invalid API key.")
+    elif isinstance(exc, HttpError) and exc.status_code < 500:
+        error = InvalidRequestError(str(exc.message), status=exc.status_code)
+    else:
+        logger.exception("unhandled error on /v1 (request %s)", request_id_for(request))
+        error = GatewayError("The server had an error while processing your request.")
+    return error_response(error, request=request)
+
+
+for _exc in (ValidationError, Http404, NinjaAuthenticationError, HttpError, GatewayError):
+    api.add_exception_handler(_exc, on_exception)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    errors = getattr(exc, "errors", None) or []
+    if errors and isinstance(errors[0], dict):
+        first = errors[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        return f"Invalid value for `{where}`: {first.get('msg', 'invalid')}."
+    return "Invalid request."

@@ -44,6 +44,9 @@ class Usage:
     images: int = 0
     audio_seconds: float = 0.0
     characters: int = 0
+    # Images endpoints: what was generated, for per-image prices ("1024x1024", "hd").
+    image_size: str = ""
+    image_quality: str = ""
 
 
 @dataclass(slots=True)
@@ -58,6 +61,8 @@ class RequestContext:
     max_tokens: int | None = None  # what the client asked for, if anything
     estimated_prompt_tokens: int = 0
     deployment: Deployment | None = None
+    # The deployments the router may choose from, known before admission (for worst-case cost).
+    candidates: tuple[Deployment, ...] = ()
     usage: Usage = field(default_factory=Usage)
     status_code: int = 200
     cancelled: bool = False  # the client went away before the response finished

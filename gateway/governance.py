@@ -1,16 +1,65 @@
 """The governance hooks of the /v1 pipeline: limits and budgets before the call, accounting after.
 
-The data plane calls `governance_admit` before choosing an upstream and `governance_settle`
-exactly once when the request has finished (successfully, failed, or cancelled by the client).
+The data plane calls `governance_admit` before the upstream call and `governance_settle` exactly
+once when the request has finished (successfully, failed, or cancelled by the client).
+
+Admission checks, in one atomic step (gateway/limits.py): requests and tokens per minute and
+requests in flight of the key, its user, team and organization, the end customer, the key's
+per-model limits (``model_rpm_limit``/``model_tpm_limit`` in key metadata, as LiteLLM has them) and
+the deployment when already chosen; and it reserves the worst-case cost of the request on every
+budget that applies (organization, team, user, key, end customer). Settling applies the real token
+count and cost, releases the parallel slots and emits the usage event in the same step.
+
+Budgets and entity limits come from a per-process snapshot of the Budget rows, trusted for
+``OGEM_GOVERNANCE_SNAPSHOT_TTL`` seconds (then refreshed in the background) and dropped by
+`governance_snapshot_flush`. In steady state a request makes no database query and at most one
+Redis round trip in each hook.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from billing.pricing import (
+    COST_QUANTUM,
+    Price,
+    cost_from_price,
+    cost_worst_case,
+    price_overrides_ensure,
+    price_resolve,
+    shipped_price_by_name,
+    unpriced_record,
+)
+from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
+from gateway.limits import UNLIMITED, Decision, Rule, Settlement, budget_key, limiter, rule_key
+from gateway.limits import now_ms as clock_ms
+from providers.base import Endpoint
 
 if TYPE_CHECKING:
+    from billing.selectors import BudgetSnapshot, SnapshotKey
     from gateway.context import RequestContext
+
+logger = logging.getLogger(__name__)
+
+_OUTPUT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+# billing.models.BudgetScope / BudgetMode values (kept as strings: no model import on this path).
+_ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
+    "organization",
+    "team",
+    "user",
+    "key",
+    "end_customer",
+)
+_AUDIT = "audit"
 
 
 @dataclass(slots=True)
@@ -21,11 +70,433 @@ class Admission:
     reservation: object | None = None
 
 
+@dataclass(slots=True)
+class Reservation:
+    rules: list[Rule]
+    bucket: int
+    price: Price | None
+    settled: bool = False
+
+
+# ---- money in counter units ---------------------------------------------------------------------
+
+
+def usd_to_units(amount: Decimal, *, round_up: bool = False) -> int:
+    """USD to integer units of 1e-8 USD (the precision of Budget.spend and RequestLog.cost)."""
+    rounding = ROUND_CEILING if round_up else ROUND_HALF_EVEN
+    return int((amount / COST_QUANTUM).to_integral_value(rounding=rounding))
+
+
+def units_to_usd(units: int) -> Decimal:
+    return (Decimal(units) * COST_QUANTUM).quantize(COST_QUANTUM)
+
+
+def budget_counter_key(*, snapshot: BudgetSnapshot) -> str:
+    """The live counter of the budget's current period (a new period is a new key)."""
+    if snapshot.scope == _USER:
+        tenant = f"u:{snapshot.target_id}"
+    else:
+        tenant = f"o:{snapshot.organization_id if snapshot.organization_id is not None else '-'}"
+    started = snapshot.period_started_at
+    period = int(started.timestamp() * 1000) if started is not None else 0
+    return budget_key(
+        tenant=tenant, scope=snapshot.scope, target_id=snapshot.target_id, period=period
+    )
+
+
+# ---- the budget/limit snapshot cache ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _SnapshotCache:
+    entries: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    refreshing: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+_snapshots = _SnapshotCache()
+
+
+def governance_snapshot_flush() -> None:
+    """Forget every cached budget/limit snapshot of this process (after a change in admin/API)."""
+    with _snapshots.lock:
+        _snapshots.entries.clear()
+
+
+def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
+    from django.db import connections
+
+    from billing.selectors import budget_snapshots_load
+
+    try:
+        loaded = budget_snapshots_load(keys=keys)
+    finally:
+        # Runs in a worker thread of its own: hand its connection back rather than hold it.
+        connections.close_all()
+    expires = time.monotonic() + settings.OGEM_GOVERNANCE_SNAPSHOT_TTL
+    with _snapshots.lock:
+        for key, value in loaded.items():
+            _snapshots.entries[key] = (expires, value)
+    return loaded
+
+
+async def _snapshots_get(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
+    from asgiref.sync import sync_to_async
+
+    now = time.monotonic()
+    found: dict[SnapshotKey, BudgetSnapshot | None] = {}
+    missing: list[SnapshotKey] = []
+    stale: list[SnapshotKey] = []
+    with _snapshots.lock:
+        for key in keys:
+            entry = _snapshots.entries.get(key)
+            if entry is None:
+                missing.append(key)
+                continue
+            found[key] = entry[1]
+            if entry[0] < now:
+                stale.append(key)
+    if missing:
+        found.update(await sync_to_async(_snapshots_load, thread_sensitive=False)(missing + stale))
+    elif stale and not _snapshots.refreshing:
+        # Serve the previous snapshot while one background query refreshes it.
+        task = asyncio.get_running_loop().create_task(
+            sync_to_async(_snapshots_load, thread_sensitive=False)(stale)  # type: ignore[arg-type]
+        )
+        _snapshots.refreshing.add(task)
+        task.add_done_callback(_snapshots.refreshing.discard)
+    return found
+
+
+def _entity_keys(ctx: RequestContext) -> list[SnapshotKey]:
+    caller = ctx.caller
+    keys: list[SnapshotKey] = []
+    if caller.organization_id is not None:
+        keys.append((_ORGANIZATION, caller.organization_id))
+        if ctx.end_customer:
+            keys.append((_END_CUSTOMER, caller.organization_id, ctx.end_customer))
+    if caller.team_id is not None:
+        keys.append((_TEAM, caller.team_id))
+    if caller.user_id is not None:
+        keys.append((_USER, caller.user_id))
+    if caller.key_id is not None:
+        keys.append((_KEY, caller.key_id))
+    return keys
+
+
+# ---- building the rules of one request -----------------------------------------------------------
+
+
+def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
+    """(provider, model, price) of the request: its deployment's, else its public model name's."""
+    deployment = ctx.deployment
+    if deployment is not None:
+        price = price_resolve(
+            model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
+        )
+        if price is None:
+            price = shipped_price_by_name(model=deployment.model_name)
+        return deployment.provider, deployment.upstream_model, price
+    return "", ctx.model, shipped_price_by_name(model=ctx.model)
+
+
+def _worst_case(ctx: RequestContext, price: Price | None) -> Decimal:
+    """The most the request can cost on whichever deployment the router (or a fallback) picks."""
+    prices = [price]
+    for deployment in ctx.candidates:
+        prices.append(
+            price_resolve(
+                model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
+            )
+        )
+    return max(
+        cost_worst_case(
+            price=candidate, prompt_tokens=ctx.estimated_prompt_tokens, max_tokens=ctx.max_tokens
+        )
+        for candidate in prices
+    )
+
+
+def _token_estimate(ctx: RequestContext) -> int:
+    tokens = ctx.estimated_prompt_tokens
+    if ctx.endpoint in _OUTPUT_ENDPOINTS:
+        tokens += ctx.max_tokens or settings.OGEM_TPM_OUTPUT_RESERVE
+    return max(tokens, 1)
+
+
+def _window_rules(
+    *,
+    tenant: str,
+    entity: str,
+    label: str,
+    rpm: int | None,
+    tpm: int | None,
+    parallel: int | None,
+    tokens: int,
+) -> list[Rule]:
+    rules = []
+    if rpm is not None:
+        rules.append(
+            Rule("w", rule_key(tenant=tenant, entity=entity, metric="rpm"), rpm, 1, f"{label}:rpm")
+        )
+    if tpm is not None:
+        key = rule_key(tenant=tenant, entity=entity, metric="tpm")
+        rules.append(Rule("w", key, tpm, tokens, f"{label}:tpm"))
+    if parallel is not None:
+        key = rule_key(tenant=tenant, entity=entity, metric="parallel")
+        ttl = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+        rules.append(Rule("p", key, parallel, 1, f"{label}:parallel", ttl_ms=ttl))
+    return rules
+
+
+def _rules(
+    ctx: RequestContext,
+    snapshots: dict[SnapshotKey, BudgetSnapshot | None],
+    *,
+    worst_case: Decimal,
+    now: int,
+) -> list[Rule]:
+    caller = ctx.caller
+    tokens = _token_estimate(ctx)
+    org_tenant = f"o:{caller.organization_id if caller.organization_id is not None else '-'}"
+    rules: list[Rule] = []
+    if caller.key_id is not None:
+        rules += _window_rules(
+            tenant=org_tenant,
+            entity=f"key:{caller.key_id}",
+            label="key",
+            rpm=caller.rpm_limit,
+            tpm=caller.tpm_limit,
+            parallel=caller.max_parallel_requests,
+            tokens=tokens,
+        )
+        model_rpm = (caller.metadata.get("model_rpm_limit") or {}).get(ctx.model)
+        model_tpm = (caller.metadata.get("model_tpm_limit") or {}).get(ctx.model)
+        if model_rpm is not None or model_tpm is not None:
+            rules += _window_rules(
+                tenant=org_tenant,
+                entity=f"key:{caller.key_id}:model:{ctx.model}",
+                label="model",
+                rpm=int(model_rpm) if model_rpm is not None else None,
+                tpm=int(model_tpm) if model_tpm is not None else None,
+                parallel=None,
+                tokens=tokens,
+            )
+    for snapshot in snapshots.values():
+        if snapshot is None:
+            continue
+        tenant = f"u:{snapshot.target_id}" if snapshot.scope == _USER else org_tenant
+        rules += _window_rules(
+            tenant=tenant,
+            entity=f"{snapshot.scope}:{snapshot.target_id}",
+            label=snapshot.scope,
+            rpm=snapshot.rpm_limit,
+            tpm=snapshot.tpm_limit,
+            parallel=snapshot.max_parallel_requests,
+            tokens=tokens,
+        )
+    deployment = ctx.deployment
+    if deployment is not None and (deployment.rpm is not None or deployment.tpm is not None):
+        owner = deployment.organization_id
+        rules += _window_rules(
+            tenant=f"o:{owner if owner is not None else '-'}",
+            entity=f"deployment:{deployment.id}",
+            label="deployment",
+            rpm=deployment.rpm,
+            tpm=deployment.tpm,
+            parallel=None,
+            tokens=tokens,
+        )
+    amount = usd_to_units(worst_case, round_up=True)
+    for snapshot in snapshots.values():
+        if snapshot is None or (snapshot.max_budget is None and snapshot.soft_budget is None):
+            continue
+        reset_in = 0
+        if snapshot.reset_at is not None:
+            reset_in = max(int(snapshot.reset_at.timestamp() * 1000) - now, 1)
+        limit = usd_to_units(snapshot.max_budget) if snapshot.max_budget is not None else UNLIMITED
+        rules.append(
+            Rule(
+                "b",
+                budget_counter_key(snapshot=snapshot),
+                limit,
+                amount,
+                f"{snapshot.scope}:budget",
+                audit=snapshot.mode == _AUDIT,
+                seed=usd_to_units(snapshot.spend),
+                ttl_ms=reset_in,
+            )
+        )
+    return rules
+
+
+def _duration(ms: int) -> str:
+    """OpenAI's reset format: "20ms", "1s", "6m0s"."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = math.ceil(ms / 1000)
+    if seconds < 60:
+        return f"{seconds}s"
+    return f"{seconds // 60}m{seconds % 60}s"
+
+
+def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for suffix, metric in (("requests", ":rpm"), ("tokens", ":tpm")):
+        candidates = [
+            (state.remaining, state)
+            for rule, state in zip(rules, decision.states, strict=True)
+            if rule.name.endswith(metric)
+        ]
+        if not candidates:
+            continue
+        _, state = min(candidates, key=lambda item: item[0])
+        headers[f"x-ratelimit-limit-{suffix}"] = str(state.limit)
+        headers[f"x-ratelimit-remaining-{suffix}"] = str(max(state.remaining, 0))
+        headers[f"x-ratelimit-reset-{suffix}"] = _duration(state.reset_ms)
+    return headers
+
+
+def _refusal(rule: Rule, decision: Decision, headers: dict[str, str]) -> RateLimitError:
+    retry_ms = max(decision.retry_after_ms, 1)
+    headers = {
+        **headers,
+        "Retry-After": str(math.ceil(retry_ms / 1000)),
+        "retry-after-ms": str(retry_ms),
+    }
+    scope, _, metric = rule.name.partition(":")
+    if rule.kind == "b":
+        return BudgetExceededError(
+            f"Budget exceeded: the {scope.replace('_', ' ')} budget of "
+            f"${units_to_usd(rule.limit)} has no room for this request.",
+            headers=headers,
+        )
+    what = {"rpm": "requests per minute", "tpm": "tokens per minute"}.get(
+        metric, "requests in parallel"
+    )
+    return RateLimitError(
+        f"Rate limit reached for {scope.replace('_', ' ')}: {rule.limit} {what}.",
+        headers=headers,
+    )
+
+
+_period_tasks: set[asyncio.Task[None]] = set()
+
+
+def _periods_reset_if_due(snapshots: dict[SnapshotKey, BudgetSnapshot | None], *, now: int) -> None:
+    """Without Redis there is no Celery beat: reset ended budget periods here, in the background."""
+    if settings.REDIS_URL or _period_tasks:
+        return
+    due = any(
+        s is not None and s.reset_at is not None and s.reset_at.timestamp() * 1000 <= now
+        for s in snapshots.values()
+    )
+    if not due:
+        return
+    from asgiref.sync import sync_to_async
+
+    task = asyncio.get_running_loop().create_task(
+        sync_to_async(_periods_reset_in_thread, thread_sensitive=False)()
+    )
+    _period_tasks.add(task)
+    task.add_done_callback(_period_tasks.discard)
+
+
+def _periods_reset_in_thread() -> None:
+    from django.db import connections
+
+    from billing.services import budget_periods_reset
+
+    try:
+        budget_periods_reset()
+    finally:
+        connections.close_all()
+
+
+# ---- the hooks ---------------------------------------------------------------------------------
+
+
 async def governance_admit(ctx: RequestContext) -> Admission:
     """Check rate limits and budgets; raise RateLimitError/BudgetExceededError to refuse."""
-    return Admission()
+    if not settings.OGEM_GOVERNANCE_ENABLED:
+        return Admission()
+    await price_overrides_ensure()
+    if ctx.caller.is_master:
+        return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
+    snapshots = await _snapshots_get(_entity_keys(ctx))
+    _, _, price = _price_for(ctx)
+    worst_case = Decimal(0)
+    if any(s is not None and s.max_budget is not None for s in snapshots.values()):
+        worst_case = _worst_case(ctx, price)
+    now = clock_ms()
+    rules = _rules(ctx, snapshots, worst_case=worst_case, now=now)
+    if not rules:
+        return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
+    _periods_reset_if_due(snapshots, now=now)
+    try:
+        decision = await limiter().admit(rules, now_ms=now, request_id=ctx.request_id)
+    except Exception as exc:
+        if settings.OGEM_GOVERNANCE_FAIL_OPEN:
+            logger.exception(
+                "limits store unavailable; request %s admitted unchecked", ctx.request_id
+            )
+            return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
+        logger.exception("limits store unavailable; request %s refused", ctx.request_id)
+        raise GatewayError(
+            "Rate limits and budgets cannot be checked right now; retry shortly.",
+            status=503,
+            code="governance_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
+    headers = _headers(rules, decision)
+    for index in decision.audit_exceeded:
+        logger.warning(
+            "budget %s (audit mode) would have refused request %s: worst case %s, left %s",
+            rules[index].key,
+            ctx.request_id,
+            units_to_usd(rules[index].amount),
+            units_to_usd(max(decision.available[index], 0)),
+        )
+    if decision.refused is not None:
+        raise _refusal(rules[decision.refused], decision, headers)
+    return Admission(
+        headers=headers, reservation=Reservation(rules=rules, bucket=decision.bucket, price=price)
+    )
 
 
 async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     """Settle reservations with the real usage in ctx and record the usage event once."""
-    return None
+    if not settings.OGEM_GOVERNANCE_ENABLED:
+        return
+    reservation = admission.reservation
+    if not isinstance(reservation, Reservation):
+        reservation = Reservation(rules=[], bucket=0, price=None)
+    if reservation.settled:
+        return
+    reservation.settled = True
+    await price_overrides_ensure()
+    provider, model, price = _price_for(ctx)
+    if price is None:
+        unpriced_record(provider=provider, model=model)
+        cost = Decimal(0)
+    else:
+        cost = cost_from_price(price=price, usage=ctx.usage)
+    usage = ctx.usage
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    settlements = []
+    for rule in reservation.rules:
+        if rule.kind == "p" or rule.kind == "b":
+            settlements.append(Settlement(rule, usd_to_units(cost) if rule.kind == "b" else 0))
+        elif rule.name.endswith(":tpm"):
+            settlements.append(Settlement(rule, tokens))
+    from gateway.accounting import usage_buffer_append, usage_event_build, usage_event_encode
+
+    event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
+    try:
+        await limiter().settle(
+            settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
+        )
+    except Exception:
+        # The usage must not be lost with the store: keep it in process for the local flush.
+        logger.exception("settling request %s failed; its usage is buffered", ctx.request_id)
+        usage_buffer_append(event)

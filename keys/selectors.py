@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from django.db.models import Q
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from keys.hashing import secret_matches, secret_prefix
 from keys.models import VirtualKey
+
+if TYPE_CHECKING:
+    from tenants.principals import Principal
 
 
 def key_authenticate(*, secret: str) -> VirtualKey | None:
@@ -41,3 +47,37 @@ def key_is_active(*, key: VirtualKey, now=None) -> bool:  # type: ignore[no-unty
     if key.revoked_at is not None:
         return False
     return key.expires_at is None or key.expires_at > now
+
+
+def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
+    """Keys the principal may see, with their key budget (if any) annotated as ``budget_*``."""
+    from billing.models import Budget, BudgetScope
+    from tenants.selectors import (
+        principal_org_read_ids,
+        principal_team_read_ids,
+        principal_user_id,
+    )
+
+    budgets = Budget.objects.filter(scope=BudgetScope.KEY, key=OuterRef("pk"))
+    keys = VirtualKey.objects.select_related("organization", "team", "user").annotate(
+        budget_max=Subquery(budgets.values("max_budget")[:1]),
+        budget_soft=Subquery(budgets.values("soft_budget")[:1]),
+        budget_duration=Subquery(budgets.values("duration")[:1]),
+        budget_spend=Subquery(budgets.values("spend")[:1]),
+        budget_reset_at=Subquery(budgets.values("reset_at")[:1]),
+    )
+    if principal.is_proxy_admin:
+        return keys
+    return keys.filter(
+        Q(organization_id__in=principal_org_read_ids(principal=principal))
+        | Q(team_id__in=principal_team_read_ids(principal=principal))
+        | Q(user_id=principal_user_id(principal=principal))
+    )
+
+
+def key_status(*, key: VirtualKey, now: datetime | None = None) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= (now or timezone.now()):
+        return "expired"
+    return "active"

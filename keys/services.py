@@ -133,3 +133,27 @@ def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) ->
     if key.previous_prefix:
         prefixes.append(key.previous_prefix)
     transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
+
+
+def key_delete(*, key: VirtualKey) -> None:
+    """Delete a key for good; caches forget it like a revocation."""
+    _key_changed(key=key)
+    key.delete()
+
+
+def key_budget_set(
+    *,
+    key: VirtualKey,
+    max_budget: Decimal | None,
+    soft_budget: Decimal | None = None,
+    budget_duration: str | None = None,
+) -> None:
+    """Set the key's own budget (``max_budget`` None and no soft budget removes the limit)."""
+    budget_upsert(
+        scope=BudgetScope.KEY,
+        target=key,
+        max_budget=max_budget,
+        soft_budget=soft_budget,
+        duration=budget_duration or BudgetDuration.NONE,
+    )
+    _key_changed(key=key)

@@ -1,9 +1,44 @@
-"""The management REST API under /api/v1/ (DRF)."""
+"""The management REST API under /api/v1/ (DRF). Paths work with and without a trailing slash."""
 
-from django.urls import path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from billing.rest import BudgetViewSet, SpendView
+from gateway.rest import ModelDeploymentViewSet
+from keys.rest import KeyViewSet
+from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
+
+
+class OptionalSlashRouter(DefaultRouter):
+    """Scripts use the contract's paths without a slash; browsers and DRF's links add one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("teams", TeamViewSet, basename="team")
+router.register("users", UserViewSet, basename="user")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("keys", KeyViewSet, basename="key")
+router.register("budgets", BudgetViewSet, basename="budget")
+router.register("models", ModelDeploymentViewSet, basename="model")
+
+resources = [
+    re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
+    *router.urls,
+]
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The schema documents this API only, not every DRF view of the site (SCIM has its own).
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(patterns=[path("api/v1/", include(resources))]),
+        name="api-schema",
+    ),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *resources,
 ]

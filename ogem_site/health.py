@@ -49,7 +49,11 @@ async def readiness_report() -> tuple[int, dict[str, Any]]:
         checks["cache"] = f"failed: {type(exc).__name__}"
     failed = sorted(name for name, state in checks.items() if state != "ok")
     status = 503 if failed else 200
-    return status, {"status": "ok" if not failed else "unavailable", "checks": checks, "failed": failed}
+    return status, {
+        "status": "ok" if not failed else "unavailable",
+        "checks": checks,
+        "failed": failed,
+    }
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -19,8 +19,16 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError
+import aiohttp
+
+from gateway.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from providers.base import Deployment, Endpoint
+from providers.http import http_session, http_timeout, request_body
 
 
 @dataclass(slots=True)
@@ -47,6 +55,14 @@ class UpstreamResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+@dataclass(slots=True)
+class BinaryStream:
+    """A binary upstream body (audio/speech), relayed chunk by chunk; closing `chunks` closes it."""
+
+    content_type: str
+    chunks: AsyncIterator[bytes]
 
 
 class ProviderAdapter:
@@ -77,3 +93,129 @@ class ProviderAdapter:
 
     def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
         raise NotImplementedError
+
+    def stream_usage(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        """The usage block a translated stream chunk carries, if any."""
+        return chunk.get("usage")
+
+    async def call(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> dict[str, Any] | bytes:
+        """One non-streaming round trip through the shared HTTP client."""
+        request = self.build_request(
+            endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
+        )
+        response = await self._open(request, deployment=deployment)
+        try:
+            raw = await self._guard(response.read())
+        finally:
+            response.close()
+        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
+        if response.status >= 400:
+            raise self.map_error(deployment=deployment, response=upstream)
+        return self.parse_response(endpoint=endpoint, deployment=deployment, response=upstream)
+
+    async def stream(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI-shaped chunks as the upstream sends them; closing the generator closes the
+        upstream connection (a client disconnect cancels the upstream request)."""
+        request = self.build_request(
+            endpoint=endpoint, deployment=deployment, body=body, stream=True, files=files
+        )
+        response = await self._open(request, deployment=deployment)
+        try:
+            await self._raise_for_status(response, deployment=deployment)
+            translated = self.translate_stream(
+                endpoint=endpoint, deployment=deployment, chunks=self._body_chunks(response)
+            )
+            async for chunk in translated:
+                yield chunk
+        finally:
+            response.close()
+
+    async def open_binary(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]
+    ) -> BinaryStream:
+        """Start a binary response (audio/speech); raises before any byte is relayed on error."""
+        request = self.build_request(
+            endpoint=endpoint, deployment=deployment, body=body, stream=False
+        )
+        response = await self._open(request, deployment=deployment)
+        try:
+            await self._raise_for_status(response, deployment=deployment)
+        except BaseException:
+            response.close()
+            raise
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self._body_chunks(response):
+                    yield chunk
+            finally:
+                response.close()
+
+        return BinaryStream(content_type=content_type, chunks=chunks())
+
+    async def _open(
+        self, request: UpstreamRequest, *, deployment: Deployment
+    ) -> aiohttp.ClientResponse:
+        return await self._guard(
+            http_session().request(
+                request.method,
+                request.url,
+                data=request_body(request),
+                headers=request.headers,
+                timeout=http_timeout(deployment.timeouts),
+                proxy=deployment.proxy,
+                allow_redirects=False,
+            )
+        )
+
+    async def _raise_for_status(
+        self, response: aiohttp.ClientResponse, *, deployment: Deployment
+    ) -> None:
+        if response.status < 400:
+            return
+        raw = await self._guard(response.read())
+        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
+        raise self.map_error(deployment=deployment, response=upstream)
+
+    async def _body_chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        iterator = response.content.iter_any().__aiter__()
+        while True:
+            try:
+                chunk = await self._guard(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield chunk
+
+    async def _guard(self, awaitable: Any) -> Any:
+        """Await an upstream I/O step, turning transport failures into upstream errors."""
+        try:
+            return await awaitable
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"The upstream provider {self.name} timed out.", provider=self.name
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamError(
+                f"The upstream provider {self.name} ended its response early.",
+                provider=self.name,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailableError(
+                f"The upstream provider {self.name} is unreachable ({type(exc).__name__}).",
+                provider=self.name,
+            ) from exc

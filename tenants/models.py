@@ -5,7 +5,7 @@ from django.db import models
 
 
 class Role(models.TextChoices):
-    """Roles, from most to least powerful. Proxy admin is a user flag (superuser), not a membership."""
+    """Roles, strongest first. Proxy admin is a user flag (superuser), not a membership."""
 
     PROXY_ADMIN = "proxy_admin", "Proxy admin"
     ORG_OWNER = "org_owner", "Organization owner"
@@ -58,7 +58,9 @@ class Team(models.Model):
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "slug"], name="team_slug_unique_per_org"),
+            models.UniqueConstraint(
+                fields=["organization", "slug"], name="team_slug_unique_per_org"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -134,3 +136,79 @@ class ScimToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization.slug}: scim-{self.prefix}…"
+
+
+class ScimUser(models.Model):
+    """SCIM state of one user in one organization: what an IdP provisioned beyond the User row.
+
+    Deactivation (``active = False``) removes the user's memberships in the organization, so every
+    surface that reads memberships stops granting access without knowing about SCIM; the removed
+    roles are kept in ``suspended_memberships`` and restored on reactivation.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="scim_users"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="scim_users")
+    external_id = models.CharField(max_length=255, blank=True)
+    # None: the IdP never set it (treated as active).
+    active = models.BooleanField(null=True, blank=True)
+    emails = models.JSONField(default=list, blank=True)
+    suspended_memberships = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user"], name="scim_user_unique_per_org"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}: {self.user}"
+
+
+class AuditSurface(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    PORTAL = "portal", "Portal"
+    API = "api", "Management API"
+    SCIM = "scim", "SCIM"
+    SYSTEM = "system", "System"
+
+
+class AuditEvent(models.Model):
+    """One change made through admin, portal, management API or SCIM. Append-only.
+
+    ``before`` and ``after`` are JSON snapshots with secrets removed (see tenants/audit.py).
+    """
+
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # "user:<id>", "master-key" or "scim:<token prefix>"
+    actor = models.CharField(max_length=100)
+    actor_user = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    surface = models.CharField(max_length=20, choices=AuditSurface.choices)
+    action = models.CharField(max_length=100)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=100, blank=True)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["organization", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"

@@ -6,6 +6,8 @@ import pytest
 
 from tests.live import LiveServer, start_live_server
 
+pytest_plugins = ["tests.emulators.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def ogem_server() -> Iterator[LiveServer]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
-    ConfigurationError,
     env_bool,
     env_database,
     env_int,
@@ -36,6 +35,8 @@ OGEM_KEY_PEPPERS = env_str("OGEM_KEY_PEPPERS")
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
 OGEM_MAX_REQUEST_BYTES = env_int("OGEM_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
+# /v1 bounds bodies itself (413 request_too_large); Django's 2.5 MB default would cut it short.
+DATA_UPLOAD_MAX_MEMORY_SIZE = OGEM_MAX_REQUEST_BYTES
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -140,7 +141,35 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Usage events: Redis stream -> billing.RequestLog, in batches.
+    "usage-drain": {"task": "billing.tasks.usage_drain", "schedule": 2.0},
+    # Budget periods: persist live spend, reset the periods that ended.
+    "budget-periods": {"task": "billing.tasks.budget_periods_reset", "schedule": 60.0},
+}
+
+# Governance (gateway/governance.py, gateway/limits.py, billing/pricing.py).
+OGEM_GOVERNANCE_ENABLED = env_bool("OGEM_GOVERNANCE_ENABLED", default=True)
+# When the limits store (Redis) is unreachable: admit unchecked (true) or answer 503 (false).
+OGEM_GOVERNANCE_FAIL_OPEN = env_bool("OGEM_GOVERNANCE_FAIL_OPEN", default=False)
+# Seconds the in-process caches of budgets/limits and of ModelPrice overrides are trusted.
+OGEM_GOVERNANCE_SNAPSHOT_TTL = env_int("OGEM_GOVERNANCE_SNAPSHOT_TTL", 10)
+OGEM_PRICE_OVERRIDE_TTL = env_int("OGEM_PRICE_OVERRIDE_TTL", 30)
+# Output tokens reserved for budgets when neither the request nor the price table bounds them.
+OGEM_BUDGET_DEFAULT_MAX_OUTPUT = env_int("OGEM_BUDGET_DEFAULT_MAX_OUTPUT", 4096)
+# Output tokens counted against TPM at admission when the request sets no max_tokens.
+OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
+# A parallel-request slot not released by then (a crashed worker) frees itself.
+OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
+OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
+OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "ogem:usage")
+OGEM_USAGE_STREAM_MAXLEN = env_int("OGEM_USAGE_STREAM_MAXLEN", 1_000_000)
+OGEM_USAGE_BATCH_SIZE = env_int("OGEM_USAGE_BATCH_SIZE", 500)
+# Without Redis, the web process writes its buffered usage itself, in the background.
+OGEM_USAGE_AUTOFLUSH = env_bool("OGEM_USAGE_AUTOFLUSH", default=True)
+# Pending usage entries idle this long belong to a dead drain consumer and are claimed.
+OGEM_USAGE_CLAIM_IDLE_MS = env_int("OGEM_USAGE_CLAIM_IDLE_MS", 60_000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -171,6 +200,7 @@ STATIC_ROOT = VAR_DIR / "static"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "keys.authentication.ManagementKeyAuthentication",
+        "tenants.oidc.OIDCBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -194,4 +224,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("OGEM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-

@@ -7,7 +7,7 @@ from ogem_site.settings.base import DATABASES
 if env_bool("DJANGO_DEBUG", default=False):
     raise ConfigurationError("DJANGO_DEBUG must be false in production")
 if len(env_str("DJANGO_SECRET_KEY")) < 32:
-    raise ConfigurationError("DJANGO_SECRET_KEY must be set to at least 32 characters in production")
+    raise ConfigurationError("DJANGO_SECRET_KEY must be at least 32 characters in production")
 if len(env_str("OGEM_MASTER_KEY")) < 20:
     raise ConfigurationError("OGEM_MASTER_KEY must be set to at least 20 characters in production")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

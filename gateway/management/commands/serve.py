@@ -1,75 +1,253 @@
-"""`make run`: migrate, then serve the ASGI app (and Celery when a broker is configured)."""
+"""`make run`: migrate, then serve the ASGI app (and Celery when a broker is configured).
+
+This process is a small supervisor. Every child runs in its own session, so a Ctrl-C in the
+terminal reaches only this process, which then asks each child exactly once to stop gracefully
+(SIGTERM), waits, and kills whatever is left, process group and all. Children also receive
+SIGKILL if this process dies without cleaning up (Linux parent-death signal), so nothing is
+orphaned. Exit code: 0 after a requested shutdown, otherwise the code of the child that failed.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from ogem_site.env import VAR_DIR
+
+# The server's grace period for open connections (streams), then a margin before SIGKILL.
+GRACEFUL_SECONDS = 30
+KILL_MARGIN_SECONDS = 5
+PR_SET_PDEATHSIG = 1
+# Connections waiting to be accepted, and (granian) requests served at once, per worker: room for
+# thousands of concurrent streams.
+BACKLOG = 4096
+SERVERS = ("granian", "uvicorn")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL it when the supervisor dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _spawn(name: str, argv: list[str]) -> Child:
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec)  # noqa: S603
+    return Child(name=name, process=process)
+
+
+def _signal_leader(child: Child, signum: int) -> None:
+    """A graceful stop goes to the leader alone: it stops its own workers or pool."""
+    if child.process.poll() is None:
+        child.process.send_signal(signum)
+
+
+def _kill_group(child: Child) -> None:
+    # Only while the leader is unreaped: its pid (the group id) cannot have been reused.
+    if child.process.poll() is not None:
+        return
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _sweep_group(child: Child) -> bool:
+    """Kill what is left in an exited child's process group (e.g. a worker its server spawned
+    while stopping). Safe after the leader is reaped: a live group's id is never given to a new
+    process, and an empty group is not signalled."""
+    try:
+        os.killpg(child.process.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def server_argv(*, server: str, host: str, port: int, workers: int) -> list[str]:
+    """The ASGI server command. docs/deploy.md explains why granian is the default."""
+    app = "ogem_site.asgi:application"
+    if server == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", app,
+            "--host", host, "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+            "--no-access-log", "--lifespan", "off", "--backlog", str(BACKLOG),
+            "--timeout-graceful-shutdown", str(GRACEFUL_SECONDS),
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "granian", "--interface", "asginl",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+        "--backlog", str(BACKLOG), "--backpressure", str(BACKLOG),
+        "--workers-kill-timeout", str(GRACEFUL_SECONDS), "--respawn-failed-workers",
+        app,
+    ]  # fmt: skip
+
+
+def celery_argvs() -> list[tuple[str, list[str]]]:
+    celery = [sys.executable, "-m", "celery", "-A", "ogem_site", "--quiet"]
+    beat_schedule = VAR_DIR / "celerybeat-schedule"
+    return [
+        ("celery worker", [*celery, "worker", "--loglevel=WARNING"]),
+        ("celery beat", [*celery, "beat", "--loglevel=WARNING", "--schedule", str(beat_schedule)]),
+    ]
+
+
+def prepare_metrics_dir(workers: int) -> Path | None:
+    """Several processes write metrics: give them a fresh shared directory before they start."""
+    if workers <= 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    # Values left by a previous run would be summed into this one's.
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 class Command(BaseCommand):
-    help = "Migrate and serve Ogem (ASGI over uvicorn; Celery worker and beat when REDIS_URL is set)."
+    help = "Migrate and serve Ogem: the ASGI server, plus Celery worker and beat with REDIS_URL."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("OGEM_WORKERS", "1")))
         parser.add_argument(
-            "--workers", type=int, default=int(os.environ.get("OGEM_WORKERS", "1"))
+            "--server", choices=SERVERS, default=os.environ.get("OGEM_ASGI_SERVER", "granian")
         )
         parser.add_argument("--no-migrate", action="store_true")
         parser.add_argument("--no-celery", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        host, port, workers = options["host"], options["port"], options["workers"]
+        server = options["server"]
+        if server not in SERVERS:
+            raise CommandError(f"OGEM_ASGI_SERVER must be one of {', '.join(SERVERS)}")
+        if workers < 1:
+            raise CommandError("--workers (OGEM_WORKERS) must be at least 1")
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
-        host, port, workers = options["host"], options["port"], options["workers"]
-        self.stdout.write(f"Ogem is serving on http://{host}:{port}  ({workers} worker(s))")
-        self.stdout.write(f"  master key: from {settings.OGEM_MASTER_KEY_SOURCE}")
-        self.stdout.write(f"  database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
-        self.stdout.write(f"  cache:      {'redis' if settings.REDIS_URL else 'local memory'}")
-        self.stdout.write(f"  admin:      http://{host}:{port}/admin/")
+        with_celery = bool(settings.REDIS_URL) and not options["no_celery"]
+        metrics_dir = prepare_metrics_dir(workers)
+        self._print_banner(
+            host=host, port=port, workers=workers, server=server, with_celery=with_celery
+        )
+        if metrics_dir is not None:
+            self.stdout.write(f"  metrics:    multi-process, files in {metrics_dir}")
+        self.stdout.write("Press Ctrl-C to stop.")
         self.stdout.flush()
 
-        children: list[subprocess.Popen[bytes]] = []
-        if settings.REDIS_URL and not options["no_celery"]:
-            celery = [sys.executable, "-m", "celery", "-A", "ogem_site"]
-            children.append(subprocess.Popen([*celery, "worker", "--loglevel=WARNING"]))  # noqa: S603
-            children.append(subprocess.Popen([*celery, "beat", "--loglevel=WARNING"]))  # noqa: S603
-        server = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "ogem_site.asgi:application",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--timeout-graceful-shutdown",
-            "30",
-        ]
-        web = subprocess.Popen(server)  # noqa: S603
+        web = server_argv(server=server, host=host, port=port, workers=workers)
+        status = self._supervise(web=web, with_celery=with_celery)
+        if status:
+            sys.exit(status)
+
+    def _print_banner(
+        self, *, host: str, port: int, workers: int, server: str, with_celery: bool
+    ) -> None:
+        shown_host = f"[{host}]" if ":" in host else host
+        url = f"http://{shown_host}:{port}"
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        background = "Celery worker and beat" if with_celery else "eager, in process"
+        if settings.REDIS_URL and not with_celery:
+            background = "none here (run `make worker` and `make beat`)"
+        self.stdout.write(f"Ogem is serving on {url}  ({server}, {workers} worker process(es))")
+        self.stdout.write(f"  master key: from {settings.OGEM_MASTER_KEY_SOURCE}")
+        self.stdout.write(f"  database:   {engine}")
+        self.stdout.write(f"  cache:      {'redis' if settings.REDIS_URL else 'local memory'}")
+        self.stdout.write(f"  background: {background}")
+        self.stdout.write(f"  admin:      {url}/admin/")
+        self.stdout.write(f"  API:        {url}/v1  (OpenAPI: {url}/v1/openapi.json)")
+        self.stdout.write(f"  health:     {url}/health/ready   metrics: {url}/metrics")
+
+    def _supervise(self, *, web: list[str], with_celery: bool) -> int:
+        stop_requests: list[int] = []
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            stop_requests.append(signum)
+
+        previous = {
+            signum: signal.signal(signum, request_stop)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        children: list[Child] = []
         try:
-            web.wait()
-        except KeyboardInterrupt:
-            web.send_signal(signal.SIGINT)
-            web.wait()
+            children.append(_spawn("web", web))
+            if with_celery:
+                children.extend(_spawn(name, argv) for name, argv in celery_argvs())
+            failed = self._wait_for_stop_or_exit(children, stop_requests)
+            return self._shut_down(children, stop_requests, failed)
+        except BaseException:
+            for child in children:
+                _kill_group(child)
+            raise
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _wait_for_stop_or_exit(
+        self, children: list[Child], stop_requests: list[int]
+    ) -> Child | None:
+        while not stop_requests:
             for child in children:
-                child.terminate()
-            for child in children:
-                child.wait(timeout=30)
+                if child.process.poll() is not None:
+                    return child
+            time.sleep(0.1)
+        return None
+
+    def _shut_down(
+        self, children: list[Child], stop_requests: list[int], failed: Child | None
+    ) -> int:
+        if failed is not None:
+            self.stderr.write(
+                f"{failed.name} exited with code {failed.process.returncode}; stopping Ogem."
+            )
+        for child in children:
+            _signal_leader(child, signal.SIGTERM)
+        handled = len(stop_requests)
+        deadline = time.monotonic() + GRACEFUL_SECONDS + KILL_MARGIN_SECONDS
+        while any(child.process.poll() is None for child in children):
+            # A second Ctrl-C (or the deadline) means: stop now.
+            if len(stop_requests) > handled or time.monotonic() > deadline:
+                for child in children:
+                    _kill_group(child)
+                break
+            time.sleep(0.05)
+        for child in children:
+            child.process.wait()
+            if _sweep_group(child):
+                self.stderr.write(f"{child.name} left processes behind; they were killed.")
+        if failed is not None:
+            return failed.process.returncode or 1
+        clean = {0, -signal.SIGTERM, -signal.SIGINT}
+        for child in children:
+            if child.process.returncode not in clean:
+                self.stderr.write(f"{child.name} stopped with code {child.process.returncode}.")
+                return 1
+        return 0

@@ -1,0 +1,1 @@
+"""Ogem's benchmark: `make bench` (`python -m bench`). See docs/benchmark.md."""

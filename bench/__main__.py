@@ -1,0 +1,284 @@
+"""`make bench`: Ogem against a direct-to-mock baseline, in one run. See docs/benchmark.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
+from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
+from bench.nginx import MockUpstream, start_nginx
+from bench.ogem import Ogem, start_ogem
+from bench.procs import ROOT, BenchError, cores, ensure_tools, rss_kib
+
+CONCURRENCY = (1, 10, 50)
+RESULTS = ROOT / "bench" / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
+    parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
+    parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
+    parser.add_argument(
+        "--asgi-servers", action="store_true", help="compare uvicorn and granian instead"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--asgi-servers rounds (default 3)")
+    args = parser.parse_args(argv)
+    _raise_file_limit()
+    try:
+        tools = ensure_tools({"nginx": "nginx", "wrk": "wrk"})
+        available = cores()
+        ogem_core = available[0]
+        load_core = available[1] if len(available) > 1 else None
+        if load_core is None:
+            print("only one core: Ogem and the load share it; figures are not comparable")
+        # This process runs the stream probes: keep it off Ogem's core too.
+        if load_core is not None:
+            os.sched_setaffinity(0, {load_core})
+        with tempfile.TemporaryDirectory(prefix="ogem-bench-") as tmp:
+            workdir = Path(tmp)
+            if args.asgi_servers:
+                from bench.servers import compare
+
+                report = compare(
+                    wrk=tools["wrk"],
+                    workdir=workdir,
+                    seconds=args.seconds,
+                    server_core=ogem_core,
+                    load_core=load_core,
+                    rounds=args.rounds,
+                )
+            else:
+                report = _run(args, tools, workdir, ogem_core, load_core)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    header = _header(args)
+    text = f"{header}\n\n{report}\n"
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md"
+    path.write_text(text)
+    print(f"written to {path.relative_to(ROOT)}")
+    return 0
+
+
+def _raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _header(args: argparse.Namespace) -> str:
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    database = "PostgreSQL" if postgres else "SQLite"
+    cache = "Redis" if os.environ.get("REDIS_URL") else "local memory"
+    return (
+        f"# Ogem benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; nginx and the load on "
+        f"another. Database {database}, cache {cache}. {args.seconds:.0f} s per measurement."
+    )
+
+
+def _run(
+    args: argparse.Namespace,
+    tools: dict[str, str],
+    workdir: Path,
+    ogem_core: int,
+    load_core: int | None,
+) -> str:
+    upstream = start_nginx(nginx=tools["nginx"], workdir=workdir / "nginx", core=load_core)
+    ogem: Ogem | None = None
+    try:
+        ogem = start_ogem(workdir=workdir, upstream=upstream, core=ogem_core)
+        if args.soak:
+            return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
+        if args.slow_streams:
+            return _slow_streams(ogem, upstream, args.slow_streams)
+        return _matrix(ogem, upstream, tools["wrk"], workdir, args.seconds, load_core)
+    finally:
+        if ogem is not None:
+            ogem.stop()
+        upstream.stop()
+
+
+def _matrix(
+    ogem: Ogem,
+    upstream: MockUpstream,
+    wrk: str,
+    workdir: Path,
+    seconds: float,
+    load_core: int | None,
+) -> str:
+    through = f"{ogem.url}/v1/chat/completions"
+    json_direct = f"{upstream.base(upstream.json_port)}/chat/completions"
+    sse_direct = f"{upstream.base(upstream.sse_port)}/chat/completions"
+    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    print("warming up ...", flush=True)
+    for body in (REQUEST_JSON, REQUEST_STREAM):
+        wrk_run(
+            wrk=wrk,
+            url=through,
+            connections=10,
+            seconds=2,
+            workdir=workdir,
+            body=body,
+            headers=ogem.headers,
+            core=load_core,
+        )
+
+    rows = [
+        "| mode | conc. | direct req/s | Ogem req/s | direct p50 / p99 ms | "
+        "Ogem p50 / p99 ms | added p50 / p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ttfb = [
+        "| conc. | direct TTFB p50 / p99 ms | Ogem TTFB p50 / p99 ms | added p50 ms | errors |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    cases = [
+        ("non-streaming", json_direct, REQUEST_JSON),
+        (f"streaming ({CHUNKS} chunks)", sse_direct, REQUEST_STREAM),
+    ]
+    probe_seconds = min(seconds, 5)
+    for mode, direct_url, body in cases:
+        for conns in CONCURRENCY:
+            print(f"{mode}, concurrency {conns} ...", flush=True)
+            # wrk for throughput; the probe for latency (wrk's percentiles proved unreliable
+            # when it shares a core with nginx, see docs/benchmark.md).
+            base = wrk_run(
+                wrk=wrk, url=direct_url, connections=conns, seconds=seconds,
+                workdir=workdir, body=body, headers=direct_headers, core=load_core,
+            )  # fmt: skip
+            gate = wrk_run(
+                wrk=wrk, url=through, connections=conns, seconds=seconds,
+                workdir=workdir, body=body, headers=ogem.headers, core=load_core,
+            )  # fmt: skip
+            base_t = stream_probe(
+                url=direct_url, body=body, headers=direct_headers,
+                concurrency=conns, seconds=probe_seconds,
+            )  # fmt: skip
+            gate_t = stream_probe(
+                url=through, body=body, headers=ogem.headers,
+                concurrency=conns, seconds=probe_seconds,
+            )  # fmt: skip
+            errors = base.errors + gate.errors + base_t.errors + gate_t.errors
+            rows.append(
+                f"| {mode} | {conns} | {base.requests_per_second:,.0f} | "
+                f"{gate.requests_per_second:,.0f} | "
+                f"{base_t.total_p50_ms:.2f} / {base_t.total_p99_ms:.2f} | "
+                f"{gate_t.total_p50_ms:.2f} / {gate_t.total_p99_ms:.2f} | "
+                f"{gate_t.total_p50_ms - base_t.total_p50_ms:.2f} / "
+                f"{gate_t.total_p99_ms - base_t.total_p99_ms:.2f} | {errors} |"
+            )
+            if body is REQUEST_STREAM:
+                ttfb.append(
+                    f"| {conns} | {base_t.ttfb_p50_ms:.2f} / {base_t.ttfb_p99_ms:.2f} | "
+                    f"{gate_t.ttfb_p50_ms:.2f} / {gate_t.ttfb_p99_ms:.2f} | "
+                    f"{gate_t.ttfb_p50_ms - base_t.ttfb_p50_ms:.2f} | "
+                    f"{base_t.errors + gate_t.errors} |"
+                )
+    return "\n".join(
+        [
+            "## Requests: throughput (wrk) and latency (probe)",
+            "",
+            *rows,
+            "",
+            "## Streaming: time to first SSE event (probe)",
+            "",
+            *ttfb,
+        ]
+    )
+
+
+def _soak(ogem: Ogem, wrk: str, workdir: Path, total: int, load_core: int | None) -> str:
+    pids = ogem.server_pids()
+
+    def rss() -> int:
+        return sum(rss_kib(pid) for pid in pids)
+
+    through = f"{ogem.url}/v1/chat/completions"
+    # Warm caches and pools first, so that growth is growth and not start-up.
+    wrk_run(
+        wrk=wrk,
+        url=through,
+        connections=10,
+        seconds=3,
+        workdir=workdir,
+        body=REQUEST_JSON,
+        headers=ogem.headers,
+        core=load_core,
+    )
+    before = rss()
+    done = errors = 0
+    started = time.monotonic()
+    while done < total:
+        result = wrk_run(
+            wrk=wrk,
+            url=through,
+            connections=10,
+            seconds=5,
+            workdir=workdir,
+            body=REQUEST_JSON,
+            headers=ogem.headers,
+            core=load_core,
+        )
+        done += result.requests
+        errors += result.errors
+        print(f"  {done:,} requests, RSS {rss() / 1024:.1f} MiB", flush=True)
+    after = rss()
+    return "\n".join(
+        [
+            "## Soak: memory",
+            "",
+            "| requests | seconds | RSS before MiB | RSS after MiB | growth MiB | errors |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {done:,} | {time.monotonic() - started:.0f} | {before / 1024:.1f} | "
+            f"{after / 1024:.1f} | {(after - before) / 1024:.1f} | {errors} |",
+        ]
+    )
+
+
+def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int) -> str:
+    slow = REQUEST_STREAM.replace(b'"bench-stream"', b'"bench-slow"')
+    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    direct_url = f"{upstream.base(upstream.slow_port)}/chat/completions"
+    print(f"{count} slow streams, direct ...", flush=True)
+    base = slow_stream_probe(url=direct_url, body=slow, headers=direct_headers, count=count)
+    print(f"{count} slow streams, through Ogem ...", flush=True)
+    gate = slow_stream_probe(
+        url=f"{ogem.url}/v1/chat/completions", body=slow, headers=ogem.headers, count=count
+    )
+
+    def row(path: str, result: SlowStreamResult) -> str:
+        errors = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.errors.items()))
+        return (
+            f"| {path} | {result.completed} | {errors or 0} | {result.ttfb_p50_ms:.1f} / "
+            f"{result.ttfb_p99_ms:.1f} | {result.p99_gap_ms:.1f} / {result.max_gap_ms:.1f} |"
+        )
+
+    return "\n".join(
+        [
+            f"## {count} concurrent slow streams (an event about every 100 ms, 2 s each)",
+            "",
+            "| path | completed | errors | TTFB p50 / p99 ms | gap between reads p99 / max ms |",
+            "| --- | ---: | --- | ---: | ---: |",
+            row("direct", base),
+            row("Ogem", gate),
+            "",
+            f"Added stall (longest gap, Ogem minus direct): "
+            f"{gate.max_gap_ms - base.max_gap_ms:.1f} ms (target: under 100 ms).",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Load generation: wrk for throughput and latency, an asyncio probe for stream timing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bench.procs import BenchError, pinned
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def _lua(path: Path, *, body: bytes | None, headers: dict[str, str]) -> Path:
+    lines = []
+    if body is not None:
+        lines.append('wrk.method = "POST"')
+        lines.append(f"wrk.body = [==[{body.decode()}]==]")
+    for name, value in headers.items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise BenchError(f"cannot read wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk_run(
+    *,
+    wrk: str,
+    url: str,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    core: int | None = None,
+) -> WrkResult:
+    script = _lua(workdir / f"wrk-{connections}.lua", body=body, headers=headers or {})
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(pinned(argv, core), capture_output=True, text=True, check=False)
+    if output.returncode != 0:
+        raise BenchError(f"wrk failed: {output.stderr.strip() or output.stdout.strip()}")
+    return wrk_parse(output.stdout)
+
+
+def wrk_parse(text: str) -> WrkResult:
+    """Read `wrk --latency` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.MULTILINE)
+    total = re.search(r"(\d+) requests in", text)
+    if not (rps and p50 and p99 and total):
+        raise BenchError(f"cannot read wrk output:\n{text}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(group) for group in socket_errors.groups())
+    return WrkResult(
+        requests_per_second=float(rps.group(1)),
+        p50_ms=_ms(p50.group(1)),
+        p99_ms=_ms(p99.group(1)),
+        errors=errors,
+        requests=int(total.group(1)),
+    )
+
+
+@dataclass
+class StreamResult:
+    completions: int
+    ttfb_p50_ms: float
+    ttfb_p99_ms: float
+    total_p50_ms: float
+    total_p99_ms: float
+    max_gap_ms: float
+    errors: int
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _streams(
+    *,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    once: bool,
+) -> StreamResult:
+    ttfbs: list[float] = []
+    totals: list[float] = []
+    gaps: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    timeout = aiohttp.ClientTimeout(total=120)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one() -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    if response.status != 200:
+                        errors += 1
+                        await response.read()
+                        return
+                    previous = None
+                    first = True
+                    async for _chunk in response.content.iter_any():
+                        now = time.perf_counter()
+                        if first:
+                            # Time to the first body bytes: the first SSE event.
+                            ttfbs.append((now - started) * 1000)
+                            first = False
+                        elif previous is not None:
+                            gaps.append((now - previous) * 1000)
+                        previous = now
+                    totals.append((time.perf_counter() - started) * 1000)
+            except (aiohttp.ClientError, TimeoutError):
+                errors += 1
+
+        async def worker() -> None:
+            if once:
+                await one()
+                return
+            while time.perf_counter() < deadline:
+                await one()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return StreamResult(
+        completions=len(ttfbs),
+        ttfb_p50_ms=statistics.median(ttfbs) if ttfbs else float("nan"),
+        ttfb_p99_ms=_percentile(ttfbs, 0.99),
+        total_p50_ms=statistics.median(totals) if totals else float("nan"),
+        total_p99_ms=_percentile(totals, 0.99),
+        max_gap_ms=max(gaps) if gaps else float("nan"),
+        errors=errors,
+    )
+
+
+def stream_probe(
+    *,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float = 5.0,
+    once: bool = False,
+) -> StreamResult:
+    """Stream timing from the client's side. `once`: each of `concurrency` clients streams once."""
+    return asyncio.run(
+        _streams(
+            url=url,
+            body=body,
+            headers=headers,
+            concurrency=concurrency,
+            seconds=seconds,
+            once=once,
+        )
+    )
+
+
+@dataclass
+class SlowStreamResult:
+    completed: int
+    errors: dict[str, int]
+    ttfb_p50_ms: float
+    ttfb_p99_ms: float
+    max_gap_ms: float
+    p99_gap_ms: float
+
+
+async def _slow_streams(
+    *, host: str, port: int, path: str, body: bytes, headers: dict[str, str], count: int
+) -> SlowStreamResult:
+    """Raw asyncio sockets, far cheaper than an HTTP client library, so that the client is not
+    what stalls when thousands of streams run at once. Connections open in a ramp (200 every
+    100 ms) and gaps are measured between reads once a stream has started."""
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(body)}")
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    ttfbs: list[float] = []
+    gaps: list[float] = []
+    errors: dict[str, int] = {}
+
+    def fail(reason: str) -> None:
+        errors[reason] = errors.get(reason, 0) + 1
+
+    async def one(delay: float) -> None:
+        await asyncio.sleep(delay)
+        started = time.perf_counter()
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            fail(type(exc).__name__)
+            return
+        try:
+            writer.write(request)
+            received = b""
+            previous: float | None = None
+            while True:
+                data = await asyncio.wait_for(reader.read(65536), timeout=60)
+                now = time.perf_counter()
+                if not data:
+                    break
+                if previous is None:
+                    ttfbs.append((now - started) * 1000)
+                    status = data.split(b" ", 2)[1:2]
+                    if status != [b"200"]:
+                        fail(f"HTTP {status[0].decode() if status else '?'}")
+                        return
+                else:
+                    gaps.append((now - previous) * 1000)
+                previous = now
+                received += data[-32:]
+            if b"[DONE]" not in received:
+                fail("incomplete stream")
+        except (OSError, TimeoutError) as exc:
+            fail(type(exc).__name__)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one((index // 200) * 0.1) for index in range(count)))
+    return SlowStreamResult(
+        completed=count - sum(errors.values()),
+        errors=errors,
+        ttfb_p50_ms=statistics.median(ttfbs) if ttfbs else float("nan"),
+        ttfb_p99_ms=_percentile(ttfbs, 0.99),
+        max_gap_ms=max(gaps) if gaps else float("nan"),
+        p99_gap_ms=_percentile(gaps, 0.99),
+    )
+
+
+def slow_stream_probe(
+    *, url: str, body: bytes, headers: dict[str, str], count: int
+) -> SlowStreamResult:
+    parsed = urlsplit(url)
+    return asyncio.run(
+        _slow_streams(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 80,
+            path=parsed.path,
+            body=body,
+            headers=headers,
+            count=count,
+        )
+    )

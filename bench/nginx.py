@@ -1,0 +1,98 @@
+"""The mock upstream: nginx serving static OpenAI answers, far faster than any gateway."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bodies import completion_json, completion_sse
+from bench.procs import free_port, pinned, stop, wait_port
+
+CONFIG = """
+{user}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    etag off;
+    # Static files refuse POST with 405; answer it with the file instead.
+    error_page 405 =200 $uri;
+    server {{
+        listen 127.0.0.1:{json_port} backlog=4096;
+        location = /v1/chat/completions {{
+            default_type application/json;
+            alias {dir}/completion.json;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{sse_port} backlog=4096;
+        location = /v1/chat/completions {{
+            default_type text/event-stream;
+            alias {dir}/completion.sse;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{slow_port} backlog=4096;
+        location = /v1/chat/completions {{
+            default_type text/event-stream;
+            alias {dir}/completion.sse;
+            # About one small write every 100 ms: a slow model, 2 seconds per answer.
+            sendfile off;
+            output_buffers 1 {slow_bytes};
+            postpone_output 0;
+            limit_rate {slow_rate};
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class MockUpstream:
+    process: subprocess.Popen
+    json_port: int
+    sse_port: int
+    slow_port: int
+
+    def base(self, port: int) -> str:
+        return f"http://127.0.0.1:{port}/v1"
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def start_nginx(*, nginx: str, workdir: Path, core: int | None) -> MockUpstream:
+    workdir.mkdir(parents=True, exist_ok=True)
+    sse = completion_sse()
+    (workdir / "completion.json").write_bytes(completion_json())
+    (workdir / "completion.sse").write_bytes(sse)
+    slow_bytes = max(64, len(sse) // 20)
+    ports = {"json_port": free_port(), "sse_port": free_port(), "slow_port": free_port()}
+    # As root, nginx's worker would switch to `nobody`, who cannot read a private temp dir.
+    user = "user root;" if os.geteuid() == 0 else ""
+    config = CONFIG.format(
+        user=user, dir=workdir, slow_bytes=slow_bytes, slow_rate=slow_bytes * 10, **ports
+    )
+    conf = workdir / "nginx.conf"
+    conf.write_text(config)
+    process = subprocess.Popen(
+        pinned([nginx, "-p", str(workdir), "-c", str(conf), "-e", "stderr"], core),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    upstream = MockUpstream(process=process, **ports)
+    for port in ports.values():
+        wait_port(port, process, "nginx")
+    return upstream

@@ -1,0 +1,135 @@
+"""Ogem under test: migrated, configured for the mock upstream, with a real virtual key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bench.bodies import REQUEST_JSON, REQUEST_STREAM
+from bench.nginx import MockUpstream
+from bench.procs import ROOT, BenchError, free_port, pinned, python, stop, wait_port
+
+KEY_SCRIPT = """
+import secrets
+from tenants.models import Organization, Team
+from keys.services import key_create
+slug = "bench-" + secrets.token_hex(4)
+organization = Organization.objects.create(name=slug, slug=slug)
+team = Team.objects.create(organization=organization, name="Bench", slug="bench")
+# Limits far above what the run can reach (and within a 32-bit column): the checks run, nothing
+# is refused.
+issued = key_create(name="bench", team=team, rpm_limit=2_000_000_000, tpm_limit=2_000_000_000)
+print(issued.secret)
+"""
+
+
+@dataclass
+class Ogem:
+    process: subprocess.Popen
+    url: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+
+    def server_pids(self) -> list[int]:
+        """The ASGI server's processes: everything below `manage.py serve`."""
+        found: list[int] = []
+        frontier = [self.process.pid]
+        while frontier:
+            pid = frontier.pop()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            found.extend(int(child) for child in children)
+            frontier.extend(int(child) for child in children)
+        if not found:
+            raise BenchError("no server process under `manage.py serve`")
+        return found
+
+    def stop(self) -> None:
+        stop(self.process, timeout=40)
+
+
+def write_config(path: Path, upstream: MockUpstream) -> Path:
+    def entry(name: str, port: int) -> dict:
+        return {
+            "model_name": name,
+            "litellm_params": {
+                "model": "openai/gpt-4o-mini",
+                "api_base": upstream.base(port),
+                "api_key": "sk-bench",
+            },
+        }
+
+    config = {
+        "model_list": [
+            entry("bench-chat", upstream.json_port),
+            entry("bench-stream", upstream.sse_port),
+            entry("bench-slow", upstream.slow_port),
+        ]
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _environment(workdir: Path, config: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
+        OGEM_VAR_DIR=str(workdir / "var"),
+        OGEM_CONFIG=str(config),
+        OGEM_LOG_LEVEL="WARNING",
+    )
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = f"sqlite:///{workdir / 'ogem.sqlite3'}"
+    return env
+
+
+def _manage(args: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [python(), "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise BenchError(f"manage.py {args[0]} failed:\n{result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+def start_ogem(*, workdir: Path, upstream: MockUpstream, core: int | None) -> Ogem:
+    config = write_config(workdir / "config.yaml", upstream)
+    env = _environment(workdir, config)
+    _manage(["migrate", "--noinput"], env)
+    key = _manage(["shell", "-c", KEY_SCRIPT], env).strip().splitlines()[-1]
+    port = free_port()
+    argv = [python(), "manage.py", "serve", "--no-migrate", "--no-celery", "--workers", "1"]
+    argv += ["--port", str(port)]
+    log = (workdir / "ogem.log").open("w")
+    process = subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
+    ogem = Ogem(process=process, url=f"http://127.0.0.1:{port}", key=key)
+    try:
+        wait_port(port, process, "Ogem")
+        _check(ogem, workdir)
+    except BaseException:
+        ogem.stop()
+        raise
+    return ogem
+
+
+def _check(ogem: Ogem, workdir: Path) -> None:
+    """One request of each kind before measuring: a run of errors is not a benchmark."""
+    url = f"{ogem.url}/v1/chat/completions"
+    for body in (REQUEST_JSON, REQUEST_STREAM):
+        response = httpx.post(url, content=body, headers=ogem.headers, timeout=30)
+        if response.status_code != 200 or b"Hello!" not in response.content:
+            raise BenchError(
+                f"Ogem answered {response.status_code} to a benchmark request:\n"
+                f"  {response.text[:300]}\n"
+                "Ogem must load the LiteLLM-format config in OGEM_CONFIG and serve "
+                "`openai/` models on /v1/chat/completions (the config loader and the openai "
+                f"provider). Ogem's log: {workdir / 'ogem.log'}"
+            )

@@ -1,0 +1,90 @@
+"""Finding tools, pinning and stopping the processes the benchmark starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark failed; the message says which and what to do."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_tools(names: dict[str, str]) -> dict[str, str]:
+    """Return {tool: path}, installing missing Debian packages when we are root."""
+    missing = {tool: package for tool, package in names.items() if not _which(tool)}
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        packages = sorted(set(missing.values()))
+        print(f"installing {' '.join(packages)} with apt-get ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True)
+    still = [tool for tool in names if not _which(tool)]
+    if still:
+        packages = " ".join(sorted({names[tool] for tool in still}))
+        raise BenchError(
+            f"missing {', '.join(still)}: install them (e.g. `sudo apt-get install -y {packages}`)"
+        )
+    return {tool: _which(tool) or tool for tool in names}
+
+
+def _which(tool: str) -> str | None:
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+
+
+def cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pinned(argv: list[str], core: int | None) -> list[str]:
+    if core is None or not shutil.which("taskset"):
+        return argv
+    return ["taskset", "-c", str(core), *argv]
+
+
+def wait_port(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited with code {process.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no RSS for pid {pid}")
+
+
+def python() -> str:
+    return sys.executable

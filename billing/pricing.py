@@ -1,0 +1,437 @@
+"""Model prices and the cost of one request.
+
+Where a price comes from, most specific first:
+
+1. a deployment's ``params`` (``input_cost_per_token``, ``output_cost_per_token`` and the other
+   per-unit names of LiteLLM's config), applied over whatever 2-4 resolve;
+2. a ``billing.ModelPrice`` row for that deployment, effective now;
+3. a ``billing.ModelPrice`` row for the model (any deployment), effective now;
+4. the shipped table, ``billing/prices/prices.yaml`` (loaded once per process).
+
+``ModelPrice`` rows are read in one query and kept in process for ``OGEM_PRICE_OVERRIDE_TTL``
+seconds, so computing a cost never queries the database on the request path. A model with no price
+anywhere costs 0 and is counted in ``unpriced_models()`` so that admin can show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from django.conf import settings
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from gateway.context import Usage
+    from providers.base import Deployment
+
+PRICES_FILE = Path(__file__).resolve().parent / "prices" / "prices.yaml"
+PER_MILLION = Decimal(1_000_000)
+# Costs are kept to the precision of RequestLog.cost and Budget.spend (8 decimal places).
+COST_QUANTUM = Decimal("0.00000001")
+ZERO = Decimal(0)
+
+_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8}|@latest|-latest)$")
+_BEDROCK_PROFILE = re.compile(r"^(us|eu|apac|us-gov|global)\.")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per unit. Token prices are per token; ``None`` means "not billed separately"."""
+
+    input: Decimal = ZERO
+    output: Decimal = ZERO
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
+    image: dict[str, Decimal] = field(default_factory=dict)
+    audio_second: Decimal | None = None
+    tts_character: Decimal | None = None
+    request: Decimal | None = None
+    max_output_tokens: int | None = None
+    source: str = ""
+    as_of: str = ""
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _entry_price(entry: dict[str, Any], *, source: str, as_of: str) -> Price:
+    def per_token(name: str) -> Decimal | None:
+        return _dec(entry[name]) / PER_MILLION if name in entry else None
+
+    audio: Decimal | None = None
+    if "audio_second" in entry:
+        audio = _dec(entry["audio_second"])
+    elif "audio_minute" in entry:
+        audio = _dec(entry["audio_minute"]) / 60
+    elif "audio_hour" in entry:
+        audio = _dec(entry["audio_hour"]) / 3600
+    return Price(
+        input=per_token("input") or ZERO,
+        output=per_token("output") or ZERO,
+        cache_read=per_token("cache_read"),
+        cache_write=per_token("cache_write"),
+        reasoning=per_token("reasoning"),
+        image={size: _dec(usd) for size, usd in (entry.get("image") or {}).items()},
+        audio_second=audio,
+        tts_character=per_token("tts_character"),
+        request=_dec(entry["request"]) if "request" in entry else None,
+        max_output_tokens=entry.get("max_output_tokens"),
+        source=str(entry.get("source", source)),
+        as_of=str(entry.get("as_of", as_of)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    prices: dict[tuple[str, str], Price]
+    by_name: dict[str, Price]  # model name -> price, whatever the provider (first listed wins)
+    aliases: dict[str, str]  # provider -> provider whose prices it uses
+    fallbacks: dict[str, str]  # provider -> provider to try when its own table has no entry
+
+
+@lru_cache(maxsize=1)
+def price_table() -> PriceTable:
+    """The shipped table, parsed once per process."""
+    raw = yaml.safe_load(PRICES_FILE.read_text())
+    prices: dict[tuple[str, str], Price] = {}
+    aliases: dict[str, str] = {}
+    fallbacks: dict[str, str] = {}
+    by_name: dict[str, Price] = {}
+    for provider, block in raw["providers"].items():
+        if "alias_of" in block:
+            aliases[provider] = block["alias_of"]
+        if "fallback" in block:
+            fallbacks[provider] = block["fallback"]
+        source = str(block.get("source", ""))
+        as_of = str(block.get("as_of", ""))
+        for model, entry in (block.get("models") or {}).items():
+            price = _entry_price(entry, source=source, as_of=as_of)
+            for name in (model, *entry.get("aliases", ())):
+                prices[(provider, name)] = price
+                by_name.setdefault(name, price)
+    return PriceTable(prices=prices, by_name=by_name, aliases=aliases, fallbacks=fallbacks)
+
+
+def _candidates(model: str) -> list[str]:
+    names = [model]
+    base = _BEDROCK_PROFILE.sub("", model)
+    if base != model:
+        names.append(base)
+    for name in list(names):
+        stripped = _DATE_SUFFIX.sub("", name)
+        if stripped != name:
+            names.append(stripped)
+        if "@" in name:
+            names.append(name.replace("@", "-"))
+    return names
+
+
+def shipped_price(*, model: str, provider: str) -> Price | None:
+    table = price_table()
+    providers = [provider]
+    if provider in table.aliases:
+        providers.append(table.aliases[provider])
+    if provider in table.fallbacks:
+        providers.append(table.fallbacks[provider])
+    for name in _candidates(model):
+        for candidate in providers:
+            price = table.prices.get((candidate, name))
+            if price is not None:
+                return price
+    return None
+
+
+def shipped_price_by_name(*, model: str) -> Price | None:
+    """A price for a bare model name from any provider: admission, before a deployment is chosen."""
+    by_name = price_table().by_name
+    for name in _candidates(model):
+        if name in by_name:
+            return by_name[name]
+    return None
+
+
+# ---- ModelPrice overrides, cached in process -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    model: str
+    provider: str
+    deployment_pk: int | None
+    effective_from: datetime | None
+    effective_to: datetime | None
+    price: Price
+
+
+@dataclass(slots=True)
+class _OverrideCache:
+    rows: list[_Override] = field(default_factory=list)
+    loaded_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    refreshing: asyncio.Task[None] | None = None
+
+
+_overrides = _OverrideCache()
+
+
+def _override_rows_load() -> list[_Override]:
+    from billing.models import ModelPrice
+
+    rows = []
+    for row in ModelPrice.objects.all():
+
+        def opt(value: Decimal | None) -> Decimal | None:
+            return None if value is None else Decimal(value)
+
+        rows.append(
+            _Override(
+                model=row.model,
+                provider=row.provider,
+                deployment_pk=row.deployment_id,
+                effective_from=row.effective_from,
+                effective_to=row.effective_to,
+                price=Price(
+                    input=Decimal(row.input_cost_per_token),
+                    output=Decimal(row.output_cost_per_token),
+                    cache_read=opt(row.cache_read_input_cost_per_token),
+                    cache_write=opt(row.cache_creation_input_cost_per_token),
+                    reasoning=opt(row.reasoning_cost_per_token),
+                    image={k: _dec(v) for k, v in (row.cost_per_image or {}).items()},
+                    audio_second=opt(row.input_cost_per_audio_second),
+                    tts_character=opt(row.output_cost_per_character),
+                    request=opt(row.cost_per_request),
+                    source=row.source or "billing.ModelPrice",
+                ),
+            )
+        )
+    return rows
+
+
+def price_overrides_load() -> None:
+    """Read every ModelPrice row now (sync; Celery, admin, tests and the async refresher)."""
+    rows = _override_rows_load()
+    with _overrides.lock:
+        _overrides.rows = rows
+        _overrides.loaded_at = time.monotonic()
+
+
+def _price_overrides_load_in_thread() -> None:
+    from django.db import connections
+
+    try:
+        price_overrides_load()
+    finally:
+        # A worker thread of its own: hand its connection back rather than hold it.
+        connections.close_all()
+
+
+def price_overrides_flush() -> None:
+    """Forget the cached overrides; the next use reloads them (call after editing ModelPrice)."""
+    with _overrides.lock:
+        _overrides.rows = []
+        _overrides.loaded_at = None
+
+
+def _overrides_stale() -> bool:
+    loaded = _overrides.loaded_at
+    return loaded is None or time.monotonic() - loaded > settings.OGEM_PRICE_OVERRIDE_TTL
+
+
+async def price_overrides_ensure() -> None:
+    """Keep the override cache fresh without making a request wait on the database.
+
+    The first load is awaited (there is nothing to serve from yet); later refreshes run in the
+    background while requests keep using the previous rows.
+    """
+    if not _overrides_stale():
+        return
+    from asgiref.sync import sync_to_async
+
+    if _overrides.loaded_at is None:
+        await sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
+        return
+    task = _overrides.refreshing
+    if task is None or task.done():
+        _overrides.refreshing = asyncio.get_running_loop().create_task(
+            sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
+        )
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _override_rows() -> list[_Override]:
+    if _overrides_stale() and not _in_event_loop():
+        price_overrides_load()
+    return _overrides.rows
+
+
+def _deployment_pk(deployment: Deployment | None) -> int | None:
+    if deployment is None or not deployment.id.startswith("db:"):
+        return None
+    tail = deployment.id[3:]
+    return int(tail) if tail.isdigit() else None
+
+
+def _override_price(
+    *, model: str, provider: str, deployment: Deployment | None, now: datetime
+) -> Price | None:
+    rows = _override_rows()
+    if not rows:
+        return None
+    names = {model}
+    if deployment is not None:
+        names.update({deployment.model_name, deployment.upstream_model})
+    pk = _deployment_pk(deployment)
+    best: tuple[int, datetime, Price] | None = None
+    for row in rows:
+        if row.effective_from is not None and row.effective_from > now:
+            continue
+        if row.effective_to is not None and row.effective_to <= now:
+            continue
+        if row.deployment_pk is not None:
+            if row.deployment_pk != pk:
+                continue
+            rank = 2
+        else:
+            if row.model not in names or row.provider not in ("", provider):
+                continue
+            rank = 1
+        started = row.effective_from or datetime.min.replace(tzinfo=now.tzinfo)
+        if best is None or (rank, started) > (best[0], best[1]):
+            best = (rank, started, row.price)
+    return best[2] if best else None
+
+
+_PARAM_FIELDS = {
+    "input_cost_per_token": "input",
+    "output_cost_per_token": "output",
+    "cache_read_input_token_cost": "cache_read",
+    "cache_creation_input_token_cost": "cache_write",
+    "output_cost_per_reasoning_token": "reasoning",
+    "input_cost_per_second": "audio_second",
+    "output_cost_per_character": "tts_character",
+    "input_cost_per_request": "request",
+}
+
+
+def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
+    updates = {
+        ours: _dec(params[theirs]) for theirs, ours in _PARAM_FIELDS.items() if theirs in params
+    }
+    if not updates:
+        return base
+    return replace(base or Price(), source="deployment params", **updates)
+
+
+# ---- the public API ---------------------------------------------------------------------------
+
+_unpriced: Counter[tuple[str, str]] = Counter()
+_unpriced_lock = threading.Lock()
+
+
+def unpriced_models() -> dict[tuple[str, str], int]:
+    """(provider, model) -> how many requests were recorded at zero cost for want of a price."""
+    with _unpriced_lock:
+        return dict(_unpriced)
+
+
+def unpriced_record(*, provider: str, model: str) -> None:
+    from ogem_site.metrics import unpriced_model_record
+
+    with _unpriced_lock:
+        _unpriced[(provider, model)] += 1
+    unpriced_model_record(model=f"{provider}/{model}" if provider else model)
+
+
+def price_resolve(
+    *, model: str, provider: str, deployment: Deployment | None = None, now: datetime | None = None
+) -> Price | None:
+    """The price that applies to ``model`` on ``provider`` (through ``deployment``), or None."""
+    now = now or timezone.now()
+    base = _override_price(model=model, provider=provider, deployment=deployment, now=now)
+    if base is None:
+        base = shipped_price(model=model, provider=provider)
+    if deployment is not None and deployment.params:
+        base = _params_price(base, deployment.params)
+    return base
+
+
+def _image_price(price: Price, *, size: str, quality: str) -> Decimal:
+    for key in (f"{size}/{quality}", size, "default"):
+        if key and key in price.image:
+            return price.image[key]
+    return ZERO
+
+
+def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
+    """The exact cost of ``usage`` at ``price``, rounded half-even to 8 decimal places.
+
+    Token counts follow OpenAI's usage shape: ``prompt_tokens`` includes cached reads
+    (``cached_tokens``) and cache writes (``cache_creation_tokens``); ``completion_tokens``
+    includes ``reasoning_tokens``.
+    """
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_creation_tokens, usage.prompt_tokens - cached)
+    fresh = usage.prompt_tokens - cached - written
+    cost = fresh * price.input
+    cost += cached * (price.cache_read if price.cache_read is not None else price.input)
+    cost += written * (price.cache_write if price.cache_write is not None else price.input)
+    reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
+    cost += (usage.completion_tokens - reasoning) * price.output
+    cost += reasoning * (price.reasoning if price.reasoning is not None else price.output)
+    if usage.images:
+        image = _image_price(price, size=usage.image_size, quality=usage.image_quality)
+        cost += usage.images * image
+    if usage.audio_seconds and price.audio_second is not None:
+        cost += _dec(usage.audio_seconds) * price.audio_second
+    if usage.characters and price.tts_character is not None:
+        cost += usage.characters * price.tts_character
+    if price.request is not None:
+        cost += price.request
+    return cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def cost_compute(
+    *, model: str, provider: str, deployment: Deployment | None, usage: Usage
+) -> Decimal:
+    """What one request cost in USD. An unpriced model costs 0 and is counted."""
+    price = price_resolve(model=model, provider=provider, deployment=deployment)
+    if price is None:
+        unpriced_record(provider=provider, model=model)
+        return ZERO
+    return cost_from_price(price=price, usage=usage)
+
+
+def cost_worst_case(*, price: Price | None, prompt_tokens: int, max_tokens: int | None) -> Decimal:
+    """The most a request can cost: its input plus every output token it may produce.
+
+    ``max_tokens`` is what the client asked for; without it, the model's own limit from the price
+    table, else ``OGEM_BUDGET_DEFAULT_MAX_OUTPUT``. Rounded up, so a reservation never undershoots.
+    """
+    if price is None:
+        return ZERO
+    output_tokens = max_tokens or price.max_output_tokens or settings.OGEM_BUDGET_DEFAULT_MAX_OUTPUT
+    output_price = max(price.output, price.reasoning or ZERO)
+    cost = prompt_tokens * price.input + output_tokens * output_price
+    if price.request is not None:
+        cost += price.request
+    return cost.quantize(COST_QUANTUM, rounding=ROUND_CEILING)

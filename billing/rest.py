@@ -1,0 +1,250 @@
+"""Budgets and spend on /api/v1."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
+from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
+from billing.services import budget_reset, budget_upsert
+from keys.models import VirtualKey
+from keys.selectors import key_list
+from tenants.models import EndCustomer, Organization, Team, User
+from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
+from tenants.selectors import end_customer_list, organization_list, team_list, user_list
+
+_DURATIONS = [value for value in BudgetDuration.values if value]
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    scope = serializers.ChoiceField(choices=BudgetScope.choices)
+    organization = ScopedRelatedField(
+        selector=organization_list, queryset=Organization.objects.all(), required=False
+    )
+    team = ScopedRelatedField(selector=team_list, queryset=Team.objects.all(), required=False)
+    user = ScopedRelatedField(selector=user_list, queryset=User.objects.all(), required=False)
+    key = ScopedRelatedField(selector=key_list, queryset=VirtualKey.objects.all(), required=False)
+    end_customer = ScopedRelatedField(
+        selector=end_customer_list, queryset=EndCustomer.objects.all(), required=False
+    )
+    max_budget = serializers.DecimalField(
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    )
+    soft_budget = serializers.DecimalField(
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    )
+    budget_duration = serializers.ChoiceField(
+        source="duration", choices=_DURATIONS, required=False, allow_null=True, allow_blank=True
+    )
+    mode = serializers.ChoiceField(choices=BudgetMode.choices, required=False)
+    spend = serializers.DecimalField(**USD, read_only=True, coerce_to_string=False)
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "scope",
+            "organization",
+            "team",
+            "user",
+            "key",
+            "end_customer",
+            "max_budget",
+            "soft_budget",
+            "budget_duration",
+            "mode",
+            "spend",
+            "period_started_at",
+            "reset_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "period_started_at", "reset_at", "created_at", "updated_at"]
+        validators: list[Any] = []
+
+    def to_representation(self, instance: Budget) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["budget_duration"] = data["budget_duration"] or None
+        return data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None:
+            # The budget's target is fixed; only the limits change.
+            for field in ("scope", *SCOPE_FIELDS.values()):
+                attrs.pop(field, None)
+            return attrs
+        field = SCOPE_FIELDS[BudgetScope(attrs["scope"])]
+        if attrs.get(field) is None:
+            raise serializers.ValidationError(
+                {field: [f"A {attrs['scope']} budget needs {field}."]}
+            )
+        others = [name for name in SCOPE_FIELDS.values() if name != field and attrs.get(name)]
+        if others:
+            raise serializers.ValidationError({others[0]: ["Give only the budget's target."]})
+        return attrs
+
+
+class BudgetViewSet(ScopedViewSet):
+    """Budgets of organizations (proxy admins), teams and end customers (org admins), keys
+    (team admins) and users (proxy admins). POST on an existing target updates its budget."""
+
+    selector = staticmethod(budget_list)
+    serializer_class = BudgetSerializer
+    filter_params = {
+        "scope": "scope",
+        "organization": "organization_id",
+        "team": "team_id",
+        "user": "user_id",
+        "key": "key_id",
+    }
+    ordering_fields = ["created_at", "spend", "max_budget"]
+
+    def _may_manage(self, *, scope: str, target: Any) -> bool:
+        principal = self.principal
+        if principal.is_proxy_admin:
+            return True
+        if scope == BudgetScope.TEAM:
+            return principal.is_org_admin(target.organization_id)
+        if scope == BudgetScope.END_CUSTOMER:
+            return principal.is_org_admin(target.organization_id)
+        if scope == BudgetScope.KEY:
+            return principal.is_team_admin(target.team_id, target.organization_id)
+        # Organization and user budgets cap what tenants may spend: proxy admins set them.
+        return False
+
+    def check_create(self, data: dict[str, Any]) -> None:
+        scope = data["scope"]
+        if not self._may_manage(scope=scope, target=data[SCOPE_FIELDS[BudgetScope(scope)]]):
+            self.deny()
+
+    def check_change(self, instance: Budget) -> None:
+        target = getattr(instance, SCOPE_FIELDS[BudgetScope(instance.scope)])
+        if not self._may_manage(scope=instance.scope, target=target):
+            self.deny()
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        self.check_create(data)
+        field = SCOPE_FIELDS[BudgetScope(data["scope"])]
+        existed = Budget.objects.filter(scope=data["scope"], **{field: data[field]}).exists()
+        budget = self.perform_service_create(data)
+        answer = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        return Response(self.created_data(budget), status=answer)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Budget:
+        scope = BudgetScope(data["scope"])
+        return budget_upsert(
+            scope=scope,
+            target=data[SCOPE_FIELDS[scope]],
+            max_budget=data.get("max_budget"),
+            soft_budget=data.get("soft_budget"),
+            duration=data.get("duration") or BudgetDuration.NONE,
+            mode=data.get("mode") or BudgetMode.ENFORCE,
+        )
+
+    def perform_service_update(self, instance: Budget, data: dict[str, Any]) -> Budget:
+        duration = data.get("duration", instance.duration)
+        return budget_upsert(
+            scope=instance.scope,
+            target=getattr(instance, SCOPE_FIELDS[BudgetScope(instance.scope)]),
+            max_budget=data.get("max_budget", instance.max_budget),
+            soft_budget=data.get("soft_budget", instance.soft_budget),
+            duration=duration or BudgetDuration.NONE,
+            mode=data.get("mode", instance.mode),
+        )
+
+    def perform_service_destroy(self, instance: Budget) -> None:
+        instance.delete()
+
+    @extend_schema(request=None, responses=BudgetSerializer)
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, pk: str | None = None) -> Response:
+        """Start a new period now with zero spend."""
+        budget = self.get_object()
+        self.check_change(budget)
+        return Response(self.get_serializer(budget_reset(budget=budget)).data)
+
+
+class SpendQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=sorted(SPEND_GROUPS), default="key")
+    start = serializers.DateField(required=False, help_text="First UTC day, inclusive.")
+    end = serializers.DateField(required=False, help_text="Last UTC day, inclusive.")
+    organization = serializers.IntegerField(required=False)
+    team = serializers.IntegerField(required=False)
+    key = serializers.IntegerField(required=False)
+    model = serializers.CharField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start: date | None = attrs.get("start")
+        end: date | None = attrs.get("end")
+        if start and end and start > end:
+            raise serializers.ValidationError({"end": ["end is before start."]})
+        return attrs
+
+
+class SpendTotalsSerializer(serializers.Serializer):
+    spend = serializers.FloatField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    requests = serializers.IntegerField()
+
+
+class SpendSerializer(serializers.Serializer):
+    group_by = serializers.CharField()
+    start = serializers.DateField(allow_null=True)
+    end = serializers.DateField(allow_null=True)
+    results = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="One row per group: the group's value under the group_by name, then totals.",
+    )
+    total = SpendTotalsSerializer()
+
+
+class SpendView(APIView):
+    """Spend and token totals of the caller's requests (`billing.RequestLog`), grouped."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("group_by", str, enum=sorted(SPEND_GROUPS)),
+            OpenApiParameter("start", date),
+            OpenApiParameter("end", date),
+            OpenApiParameter("organization", int),
+            OpenApiParameter("team", int),
+            OpenApiParameter("key", int),
+            OpenApiParameter("model", str),
+        ],
+        responses=SpendSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = SpendQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        filters = {
+            column: params[param]
+            for param, column in (
+                ("organization", "organization_id"),
+                ("team", "team_id"),
+                ("key", "key_id"),
+                ("model", "model"),
+            )
+            if param in params
+        }
+        summary = spend_summary(
+            principal=request_principal(request),
+            group_by=params["group_by"],
+            start=params.get("start"),
+            end=params.get("end"),
+            filters=filters,
+        )
+        return Response(summary)

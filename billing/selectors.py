@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from billing.models import Budget, BudgetScope, RequestLog
+from tenants.principals import Principal
+
+SPEND_GROUPS = {
+    "key": "key_id",
+    "team": "team_id",
+    "organization": "organization_id",
+    "model": "model",
+    "day": "day",
+}
+
+
+def budget_list(*, principal: Principal) -> QuerySet[Budget]:
+    budgets = Budget.objects.select_related("organization", "team", "user", "key", "end_customer")
+    if principal.is_proxy_admin:
+        return budgets
+    from keys.selectors import key_list
+    from tenants.selectors import principal_org_read_ids, principal_user_id, team_list
+
+    org_ids = principal_org_read_ids(principal=principal)
+    return budgets.filter(
+        Q(scope=BudgetScope.ORGANIZATION, organization_id__in=principal.visible_org_ids())
+        | Q(scope=BudgetScope.TEAM, team__in=team_list(principal=principal).values("pk"))
+        | Q(scope=BudgetScope.KEY, key__in=key_list(principal=principal).values("pk"))
+        | Q(scope=BudgetScope.USER, user_id=principal_user_id(principal=principal))
+        | Q(scope=BudgetScope.END_CUSTOMER, end_customer__organization_id__in=org_ids)
+    )
+
+
+def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
+    logs = RequestLog.objects.all()
+    if principal.is_proxy_admin:
+        return logs
+    from keys.selectors import key_list
+    from tenants.selectors import principal_org_read_ids, principal_team_read_ids
+
+    own_keys = key_list(principal=principal).values("pk")
+    return logs.filter(
+        Q(organization_id__in=principal_org_read_ids(principal=principal))
+        | Q(team_id__in=principal_team_read_ids(principal=principal))
+        | Q(key_id__in=own_keys)
+    )
+
+
+def spend_summary(
+    *,
+    principal: Principal,
+    group_by: str,
+    start: date | None = None,
+    end: date | None = None,
+    filters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Spend and token totals of the caller's requests, grouped by one dimension.
+
+    ``start`` and ``end`` are inclusive UTC dates. ``filters`` narrows on RequestLog fields
+    (``organization_id``, ``team_id``, ``key_id``, ``model``) within the caller's scope.
+    """
+    if group_by not in SPEND_GROUPS:
+        raise ValueError(f"group_by must be one of {sorted(SPEND_GROUPS)}")
+    logs = request_log_list(principal=principal).filter(**(filters or {}))
+    if start is not None:
+        logs = logs.filter(created_at__gte=_day_start(start))
+    if end is not None:
+        logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
+    column = SPEND_GROUPS[group_by]
+    if group_by == "day":
+        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+    totals = {
+        "spend": Sum("cost"),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "total_tokens": Sum("total_tokens"),
+        "requests": Count("pk"),
+    }
+    rows = logs.order_by().values(column).annotate(**totals).order_by(column)
+    results = [_spend_row(group_by=group_by, value=row[column], row=row) for row in rows]
+    overall = logs.order_by().aggregate(**totals)
+    return {
+        "group_by": group_by,
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "results": results,
+        "total": _totals(overall),
+    }
+
+
+def _spend_row(*, group_by: str, value: Any, row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, date):
+        value = value.isoformat()
+    return {group_by: value, **_totals(row)}
+
+
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "spend": float(row["spend"] or Decimal("0")),
+        "prompt_tokens": row["prompt_tokens"] or 0,
+        "completion_tokens": row["completion_tokens"] or 0,
+        "total_tokens": row["total_tokens"] or 0,
+        "requests": row["requests"] or 0,
+    }
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+# ---- Governance snapshots: what the /v1 hot path needs to know about budgets and limits -------
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """One Budget row as the data plane caches it (no ORM objects on the request path)."""
+
+    id: int
+    scope: str
+    target_id: int
+    organization_id: int | None  # the tenant the target belongs to (None for a user)
+    max_budget: Decimal | None
+    soft_budget: Decimal | None
+    mode: str
+    period_started_at: datetime | None
+    reset_at: datetime | None
+    spend: Decimal
+    rpm_limit: int | None
+    tpm_limit: int | None
+    max_parallel_requests: int | None
+
+
+# ("organization", id), ("team", id), ("user", id), ("key", id) or ("end_customer", org_id, name)
+SnapshotKey = tuple[Any, ...]
+
+
+def budget_snapshot_from(*, budget: Budget) -> BudgetSnapshot:
+    scope = BudgetScope(budget.scope)
+    if scope == BudgetScope.ORGANIZATION:
+        target_id, org_id = budget.organization_id, budget.organization_id
+    elif scope == BudgetScope.TEAM:
+        target_id, org_id = budget.team_id, budget.team.organization_id
+    elif scope == BudgetScope.USER:
+        target_id, org_id = budget.user_id, None
+    elif scope == BudgetScope.KEY:
+        target_id, org_id = budget.key_id, budget.key.organization_id
+    else:
+        target_id, org_id = budget.end_customer_id, budget.end_customer.organization_id
+    return BudgetSnapshot(
+        id=budget.pk,
+        scope=str(scope),
+        target_id=target_id,
+        organization_id=org_id,
+        max_budget=budget.max_budget,
+        soft_budget=budget.soft_budget,
+        mode=budget.mode,
+        period_started_at=budget.period_started_at,
+        reset_at=budget.reset_at,
+        spend=budget.spend,
+        rpm_limit=budget.rpm_limit,
+        tpm_limit=budget.tpm_limit,
+        max_parallel_requests=budget.max_parallel_requests,
+    )
+
+
+def budget_snapshots_load(*, keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
+    """The budgets of the given entities in one query; entities without one map to None."""
+    found: dict[SnapshotKey, BudgetSnapshot | None] = dict.fromkeys(keys)
+    if not keys:
+        return found
+    condition = Q()
+    for key in keys:
+        scope = key[0]
+        if scope == BudgetScope.END_CUSTOMER:
+            condition |= Q(
+                scope=scope,
+                end_customer__organization_id=key[1],
+                end_customer__external_id=key[2],
+            )
+        else:
+            condition |= Q(scope=scope, **{f"{scope}_id": key[1]})
+    budgets = Budget.objects.select_related("team", "key", "end_customer").filter(condition)
+    for budget in budgets:
+        snapshot = budget_snapshot_from(budget=budget)
+        if snapshot.scope == BudgetScope.END_CUSTOMER:
+            key = (snapshot.scope, snapshot.organization_id, budget.end_customer.external_id)
+        else:
+            key = (snapshot.scope, snapshot.target_id)
+        if key in found:
+            found[key] = snapshot
+    return found

@@ -1,0 +1,284 @@
+"""Authentication on /v1: the master key, or a virtual key through a three-level resolver.
+
+    in-process TTL cache  ->  Redis (when REDIS_URL is set)  ->  database
+
+Entries are keyed by sha256(secret) (never the secret) and hold a JSON `Caller`; "no such key" is
+cached too, briefly. Changing a key (revoke, rotate, update, delete) calls the invalidator
+registered with `keys.cache`: it drops the key from this process and from Redis and publishes the
+key's prefixes on a pub/sub channel that a background task of every worker process listens to, so
+every worker forgets the key within milliseconds. Expiry is checked on every request against the
+cached `expires_at`. In the steady state a request makes no database query at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+
+from gateway.context import Caller
+from gateway.errors import AuthenticationError
+from keys.cache import key_cache_register_invalidator
+from keys.hashing import master_key_matches, secret_prefix
+
+logger = logging.getLogger(__name__)
+
+LOCAL_TTL = 60.0  # seconds a resolved key stays in the process cache
+REDIS_TTL = 300
+NEGATIVE_TTL = 10  # seconds "no such key" is remembered, here and in Redis
+INVALIDATION_CHANNEL = "ogem:v1:key-invalidate"
+_REDIS_PREFIX = "ogem:v1:key:"
+
+MASTER_CALLER = Caller(is_master=True, key_name="master")
+_NOT_FOUND = object()
+
+
+class _LocalCache:
+    """Digest -> (Caller or None, deadline), with an index by key prefix for invalidation."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Caller | None, float]] = {}
+        self._by_prefix: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        # Bumped by every invalidation: a lookup that started before one must not cache its result.
+        self.generation = 0
+
+    def get(self, digest: str) -> Caller | object | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return _NOT_FOUND
+        return entry[0]
+
+    def put(
+        self, digest: str, prefix: str, caller: Caller | None, ttl: float, *, generation: int
+    ) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+                self._by_prefix.clear()
+            self._entries[digest] = (caller, time.monotonic() + ttl)
+            self._by_prefix.setdefault(prefix, set()).add(digest)
+
+    def drop_prefixes(self, prefixes: list[str]) -> None:
+        with self._lock:
+            self.generation += 1
+            for prefix in prefixes:
+                for digest in self._by_prefix.pop(prefix, ()):
+                    self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+            self._by_prefix.clear()
+
+
+_local = _LocalCache()
+
+
+def credential_from_request(request: HttpRequest) -> str | None:
+    """The key from `Authorization: Bearer`, `api-key` or `x-api-key`, in that order."""
+    meta = request.META
+    authorization = meta.get("HTTP_AUTHORIZATION")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for header in ("HTTP_API_KEY", "HTTP_X_API_KEY"):
+        value = meta.get(header)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+async def caller_authenticate(request: HttpRequest) -> Caller:
+    secret = credential_from_request(request)
+    if secret is None:
+        raise AuthenticationError(
+            "Missing API key: send it as `Authorization: Bearer KEY`, `api-key` or `x-api-key`.",
+            code="missing_api_key",
+        )
+    if master_key_matches(secret):
+        return MASTER_CALLER
+    caller = await caller_resolve(secret=secret)
+    if caller is None:
+        raise AuthenticationError("Invalid, revoked or expired API key.")
+    if caller.expires_at is not None and caller.expires_at <= time.time():
+        raise AuthenticationError("This API key has expired.", code="expired_api_key")
+    return caller
+
+
+async def caller_resolve(*, secret: str) -> Caller | None:
+    prefix = secret_prefix(secret)
+    if prefix is None:
+        return None
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    cached = _local.get(digest)
+    if cached is not _NOT_FOUND:
+        return cached  # type: ignore[return-value]
+    generation = _local.generation
+    if settings.REDIS_URL:
+        _subscriber_ensure()
+        found = await _redis_get(digest)
+        if found is not _NOT_FOUND:
+            ttl = LOCAL_TTL if found else NEGATIVE_TTL
+            _local.put(digest, prefix, found, ttl, generation=generation)  # type: ignore[arg-type]
+            return found  # type: ignore[return-value]
+    caller = await sync_to_async(_caller_from_database, thread_sensitive=False)(secret)
+    ttl = LOCAL_TTL if caller else NEGATIVE_TTL
+    _local.put(digest, prefix, caller, ttl, generation=generation)
+    if settings.REDIS_URL and generation == _local.generation:
+        await _redis_put(digest, prefix, caller)
+    return caller
+
+
+def _caller_from_database(secret: str) -> Caller | None:
+    from django.db import close_old_connections, connection
+
+    from keys.selectors import key_authenticate
+
+    close_old_connections()
+    try:
+        key = key_authenticate(secret=secret)
+        if key is None:
+            return None
+        expires = [key.expires_at] if key.expires_at else []
+        if key.prefix != secret_prefix(secret) and key.previous_expires_at is not None:
+            expires.append(key.previous_expires_at)  # authenticated by the pre-rotation secret
+        return Caller(
+            key_id=key.pk,
+            key_prefix=key.prefix,
+            key_name=key.name,
+            organization_id=key.organization_id,
+            team_id=key.team_id,
+            user_id=key.user_id,
+            allowed_models=tuple(str(m) for m in key.allowed_models or ()),
+            tags=tuple(str(t) for t in key.tags or ()),
+            metadata=dict(key.metadata or {}),
+            rpm_limit=key.rpm_limit,
+            tpm_limit=key.tpm_limit,
+            max_parallel_requests=key.max_parallel_requests,
+            expires_at=min(e.timestamp() for e in expires) if expires else None,
+        )
+    finally:
+        connection.close()
+
+
+def _caller_dump(caller: Caller | None) -> bytes:
+    return orjson.dumps(asdict(caller) if caller else None)
+
+
+def _caller_load(raw: bytes) -> Caller | None:
+    data: dict[str, Any] | None = orjson.loads(raw)
+    if data is None:
+        return None
+    data["allowed_models"] = tuple(data.get("allowed_models") or ())
+    data["tags"] = tuple(data.get("tags") or ())
+    return Caller(**data)
+
+
+async def _redis_get(digest: str) -> Caller | object | None:
+    from gateway.redis import get_redis
+
+    try:
+        raw = await get_redis().get(_REDIS_PREFIX + digest)
+    except Exception:
+        logger.warning("key cache: Redis unavailable, falling back to the database")
+        return _NOT_FOUND
+    if raw is None:
+        return _NOT_FOUND
+    try:
+        return _caller_load(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return _NOT_FOUND
+
+
+async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
+    from gateway.redis import get_redis
+
+    ttl = REDIS_TTL if caller else NEGATIVE_TTL
+    try:
+        async with get_redis().pipeline(transaction=False) as pipe:
+            pipe.set(_REDIS_PREFIX + digest, _caller_dump(caller), ex=ttl)
+            pipe.sadd(_REDIS_PREFIX + "prefix:" + prefix, digest)
+            pipe.expire(_REDIS_PREFIX + "prefix:" + prefix, REDIS_TTL)
+            await pipe.execute()
+    except Exception:
+        logger.warning("key cache: could not write to Redis")
+
+
+def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
+    """The invalidator registered with keys.cache (called synchronously, after commit)."""
+    _local.drop_prefixes(prefixes)
+    if not settings.REDIS_URL or not prefixes:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        index_keys = [_REDIS_PREFIX + "prefix:" + p for p in prefixes]
+        digests: set[bytes] = set()
+        for index_key in index_keys:
+            digests.update(client.smembers(index_key))
+        doomed = [*index_keys, *(_REDIS_PREFIX + d.decode() for d in digests)]
+        client.delete(*doomed)
+        client.publish(INVALIDATION_CHANNEL, orjson.dumps(prefixes))
+    finally:
+        client.close()
+
+
+key_cache_register_invalidator(key_cache_invalidate_prefixes)
+
+_subscribers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+def _subscriber_ensure() -> None:
+    """Start this event loop's invalidation listener once (lazily, on the first request)."""
+    loop = asyncio.get_running_loop()
+    task = _subscribers.get(loop)
+    if task is None or task.done():
+        _subscribers[loop] = loop.create_task(_subscriber_run(), name="ogem-key-invalidation")
+
+
+async def _subscriber_run() -> None:
+    import redis.asyncio as aioredis
+
+    delay = 0.1
+    while True:
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            # Anything published while we were not listening is lost: start clean.
+            _local.clear()
+            delay = 0.1
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    try:
+                        prefixes = orjson.loads(message["data"])
+                    except orjson.JSONDecodeError:
+                        continue
+                    _local.drop_prefixes([str(p) for p in prefixes])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("key cache: invalidation listener lost Redis; retrying")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        finally:
+            try:
+                await pubsub.aclose()
+                await client.aclose()
+            except Exception:
+                logger.debug("key cache: error closing the invalidation listener")

@@ -1,0 +1,163 @@
+"""Pieces both formats share: building a Deployment and reading fallbacks, aliases, strategies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.fields import Reader
+from gateway.config.provider_names import provider_is_servable
+from gateway.config.secrets import secret_is_reference
+from gateway.config.types import ROUTING_STRATEGIES, RouterSettings
+from gateway.config.yamltree import YNode
+from providers.base import Deployment, Timeouts
+
+
+@dataclass(slots=True)
+class DeploymentDraft:
+    """A deployment as read from the file, before ids and organizations are settled."""
+
+    node: YNode  # the list entry, for locations
+    model_name: str
+    provider: str
+    upstream_model: str
+    explicit_id: str | None = None
+    api_base: str = ""
+    api_key: str | None = None
+    api_version: str = ""
+    region: str = ""
+    organization_slug: str | None = None
+    access_groups: tuple[str, ...] = ()
+    weight: int = 1
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    proxy: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    drafts: list[DeploymentDraft] = field(default_factory=list)
+    router: RouterSettings = field(default_factory=RouterSettings)
+    general: dict[str, Any] = field(default_factory=dict)
+
+
+def drafts_to_deployments(
+    reader: Reader, drafts: list[DeploymentDraft], *, organizations: dict[str, int]
+) -> list[Deployment]:
+    """Assign ids (`config:<id>` or `config:<model_name>#<n-th in its group>`), check uniqueness,
+    resolve organization slugs, and drop deployments whose provider Ogem cannot serve."""
+    deployments: list[Deployment] = []
+    seen: dict[str, YNode] = {}
+    per_group: dict[str, int] = {}
+    for draft in drafts:
+        index = per_group.get(draft.model_name, 0)
+        per_group[draft.model_name] = index + 1
+        deployment_id = f"config:{draft.explicit_id or f'{draft.model_name}#{index}'}"
+        if deployment_id in seen:
+            first = seen[deployment_id].location
+            reader.error(
+                draft.node, f'duplicate deployment id "{deployment_id}" (first used at {first})'
+            )
+            continue
+        seen[deployment_id] = draft.node
+        if not provider_is_servable(draft.provider):
+            reader.warning(
+                draft.node,
+                f'provider "{draft.provider}" is not available in this Ogem build; '
+                "deployment skipped",
+            )
+            continue
+        organization_id = None
+        if draft.organization_slug is not None:
+            organization_id = organizations.get(draft.organization_slug)
+            if organization_id is None:
+                continue  # reported by the organization lookup
+        deployments.append(
+            Deployment(
+                id=deployment_id,
+                model_name=draft.model_name,
+                provider=draft.provider,
+                upstream_model=draft.upstream_model,
+                api_base=draft.api_base,
+                api_key=draft.api_key,
+                api_version=draft.api_version,
+                region=draft.region,
+                organization_id=organization_id,
+                access_groups=draft.access_groups,
+                weight=draft.weight,
+                priority=draft.priority,
+                tags=draft.tags,
+                rpm=draft.rpm,
+                tpm=draft.tpm,
+                timeouts=draft.timeouts,
+                proxy=draft.proxy,
+                params=draft.params,
+            )
+        )
+    return deployments
+
+
+def check_literal_key(reader: Reader, node: YNode | None) -> None:
+    if node is None or not isinstance(node.value, str) or not node.value:
+        return
+    if not secret_is_reference(node.value):
+        reader.warning(
+            node, "the key is written in the file; prefer os.environ/NAME or file:///path"
+        )
+
+
+def read_fallbacks(reader: Reader, node: YNode | None) -> dict[str, tuple[str, ...]]:
+    """Fallbacks as a mapping (`{a: [b, c]}`) or LiteLLM's list of one-key mappings."""
+    if node is None or node.value is None:
+        return {}
+    entries: list[YNode] = [node] if node.is_mapping else reader.items(node)
+    result: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        mapping = reader.mapping(entry)
+        if mapping is None:
+            continue
+        for group, targets in mapping.items():
+            names = reader.strings(targets)
+            if not names:
+                reader.error(targets, "expected a list of model group names")
+                continue
+            result[group] = names
+    return result
+
+
+def read_aliases(reader: Reader, node: YNode | None) -> tuple[dict[str, str], frozenset[str]]:
+    """`alias: group`, or LiteLLM's `alias: {model: group, hidden: true}`."""
+    mapping = reader.mapping(node)
+    if not mapping:
+        return {}, frozenset()
+    aliases: dict[str, str] = {}
+    hidden: set[str] = set()
+    for alias, target in mapping.items():
+        if target.is_mapping:
+            group = reader.string(target.get("model"), secret=False)
+            if not group:
+                reader.error(target, 'expected "model: <model group>"')
+                continue
+            if reader.boolean(target.get("hidden")):
+                hidden.add(alias)
+            aliases[alias] = group
+            continue
+        group = reader.string(target, secret=False)
+        if group:
+            aliases[alias] = group
+    return aliases, frozenset(hidden)
+
+
+def read_strategy(reader: Reader, node: YNode | None) -> str | None:
+    strategy = reader.string(node, secret=False)
+    if strategy is None or node is None:
+        return None
+    if strategy not in ROUTING_STRATEGIES:
+        choices = ", ".join(sorted(ROUTING_STRATEGIES))
+        reader.error(node, f'unknown routing strategy "{strategy}" (one of: {choices})')
+        return None
+    return strategy

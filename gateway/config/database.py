@@ -1,0 +1,112 @@
+"""Deployments stored in the database (`gateway.ModelDeployment`, edited in admin or the API).
+
+Rows are read on load and on reload only, never per request. Callers in an event loop are served
+from a worker thread, because the ORM is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from django.db import connections
+
+from gateway.config.problems import Location, Problems
+from gateway.config.provider_names import provider_canonical, provider_is_servable
+from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
+from providers.base import Deployment, Timeouts
+
+T = TypeVar("T")
+
+
+def run_sync(func: Callable[[], T]) -> T:
+    """Run ORM work here, or in a short-lived thread when this thread runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return func()
+
+    def in_thread() -> T:
+        try:
+            return func()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ogem-config") as pool:
+        return pool.submit(in_thread).result()
+
+
+def database_deployments(
+    *, problems: Problems, environ: Mapping[str, str] | None = None
+) -> list[Deployment]:
+    """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
+    from gateway.models import ModelDeployment
+
+    deployments: list[Deployment] = []
+    for row in ModelDeployment.objects.filter(enabled=True).order_by("id"):
+        where = Location(f"database:ModelDeployment#{row.pk}")
+        provider = provider_canonical(row.provider)
+        if not provider_is_servable(provider):
+            problems.warning(
+                where, f'provider "{row.provider}" is not available in this Ogem build; skipped'
+            )
+            continue
+        api_key = None
+        if row.credential_ref:
+            if not secret_is_reference(row.credential_ref):
+                problems.error(
+                    where,
+                    "credential_ref must be a reference (os.environ/NAME, file:///path); skipped",
+                )
+                continue
+            try:
+                api_key = secret_resolve(row.credential_ref, environ=environ)
+            except SecretError as exc:
+                problems.error(where, f"{exc}; skipped")
+                continue
+        deployments.append(
+            Deployment(
+                id=f"db:{row.pk}",
+                model_name=row.model_name,
+                provider=provider,
+                upstream_model=row.upstream_model,
+                api_base=row.api_base,
+                api_key=api_key,
+                api_version=row.api_version,
+                region=row.region,
+                organization_id=row.organization_id,
+                access_groups=tuple(row.access_groups or ()),
+                weight=row.weight,
+                priority=row.priority,
+                tags=tuple(row.tags or ()),
+                rpm=row.rpm,
+                tpm=row.tpm,
+                timeouts=Timeouts(
+                    connect=row.connect_timeout,
+                    first_byte=row.first_byte_timeout,
+                    total=row.total_timeout,
+                ),
+                params=dict(row.params or {}),
+            )
+        )
+    return deployments
+
+
+def database_fingerprint() -> tuple[object, ...]:
+    """Changes whenever a row is added, edited, enabled, disabled or deleted."""
+    from django.db.models import Count, Max
+
+    from gateway.models import ModelDeployment
+
+    stats = ModelDeployment.objects.aggregate(
+        count=Count("id"), last_edit=Max("updated_at"), last_id=Max("id")
+    )
+    return (stats["count"], stats["last_edit"], stats["last_id"])
+
+
+def organization_ids(slugs: set[str]) -> dict[str, int]:
+    from tenants.models import Organization
+
+    return dict(Organization.objects.filter(slug__in=slugs).values_list("slug", "id"))

@@ -1,0 +1,191 @@
+"""Load a configuration: read the source, detect its format, validate, and build a GatewayConfig.
+
+Every problem is collected with its location; a configuration with any error is not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from gateway.config.common import ParsedFile, drafts_to_deployments
+from gateway.config.database import database_deployments, organization_ids, run_sync
+from gateway.config.fields import Reader
+from gateway.config.litellm import TOP_LEVEL_KEYS as LITELLM_KEYS
+from gateway.config.litellm import litellm_environment, litellm_parse
+from gateway.config.native import native_parse
+from gateway.config.problems import ConfigError, ConfigProblem, Location, Problems
+from gateway.config.sources import SourceError, source_is_url, source_read
+from gateway.config.types import GatewayConfig
+from gateway.config.yamltree import YNode, yaml_compose
+from providers.base import Deployment
+
+OGEM_MARKERS = frozenset({"models", "router", "settings", "version"})
+
+
+def _detect(reader: Reader, root: YNode) -> str | None:
+    keys = set(root.value)
+    litellm, ogem = keys & LITELLM_KEYS, keys & OGEM_MARKERS
+    if litellm and ogem:
+        reader.error(
+            root,
+            f"mixes LiteLLM keys ({', '.join(sorted(litellm))}) with Ogem keys "
+            f"({', '.join(sorted(ogem))}); use one format per file",
+        )
+        return None
+    return "litellm" if litellm else "ogem"
+
+
+def _organizations(reader: Reader, parsed: ParsedFile) -> dict[str, int]:
+    wanted = {d.organization_slug for d in parsed.drafts if d.organization_slug is not None}
+    if not wanted:
+        return {}
+    try:
+        found = run_sync(lambda: organization_ids(wanted))
+    except Exception as exc:  # an unreachable database is a problem to report, not a crash
+        first = next(d for d in parsed.drafts if d.organization_slug is not None)
+        reader.error(
+            first.node.get("organization") or first.node,
+            f"cannot look up organizations in the database ({type(exc).__name__})",
+        )
+        return {}
+    for draft in parsed.drafts:
+        slug = draft.organization_slug
+        if slug is not None and slug not in found:
+            reader.error(
+                draft.node.get("organization") or draft.node, f'no organization with slug "{slug}"'
+            )
+    return found
+
+
+def _includes(reader: Reader, root: YNode, *, source: str) -> list[tuple[str, YNode]]:
+    """LiteLLM's `include: [file.yaml, ...]`: paths relative to the including file."""
+    node = root.get("include")
+    if node is None:
+        return []
+    if source_is_url(source):
+        reader.error(node, "include is supported for configuration files, not URLs")
+        return []
+    documents: list[tuple[str, YNode]] = []
+    for item in reader.items(node):
+        name = reader.string(item, secret=False)
+        if not name:
+            continue
+        path = str(Path(source).parent / name)
+        try:
+            text = source_read(path)
+        except SourceError as exc:
+            reader.error(item, exc.message)
+            continue
+        document = yaml_compose(text.text, source=path, problems=reader.problems)
+        if document is None:
+            continue
+        if not document.is_mapping:
+            reader.error(document, "an included file must be a mapping of sections")
+            continue
+        documents.append((path, document))
+    return documents
+
+
+def config_parse(
+    text: str,
+    *,
+    source: str,
+    problems: Problems,
+    digest: str = "",
+    resolve_secrets: bool = True,
+) -> GatewayConfig | None:
+    """Validate `text`; every problem goes to `problems`. Returns None when there is an error."""
+    root = yaml_compose(text, source=source, problems=problems)
+    if root is None:
+        return None
+    reader = Reader(problems, environ={}, resolve_secrets=resolve_secrets)
+    if not root.is_mapping:
+        reader.error(root, "the configuration must be a mapping of sections")
+        return None
+    kind = _detect(reader, root)
+    if kind is None:
+        return None
+    includes: list[tuple[str, YNode]] = []
+    if kind == "litellm":
+        includes = _includes(reader, root, source=source)
+        reader.environ = litellm_environment(reader, root)
+        parsed = litellm_parse(reader, root, included=[document for _, document in includes])
+    else:
+        parsed = native_parse(reader, root)
+    organizations = _organizations(reader, parsed)
+    deployments = drafts_to_deployments(reader, parsed.drafts, organizations=organizations)
+    if not parsed.drafts and not problems.errors:
+        problems.warning(root.location, "no models are configured")
+    if problems.errors:
+        return None
+    return GatewayConfig(
+        deployments=tuple(deployments),
+        router=parsed.router,
+        general=parsed.general,
+        source=source,
+        format=kind,
+        digest=digest,
+        includes=tuple(path for path, _ in includes),
+    )
+
+
+def config_check(
+    source: str,
+    *,
+    token: str = "",
+    resolve_secrets: bool = True,
+    allow_http_loopback: bool = False,
+) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
+    """Read and validate a configuration file or URL; never raises for a bad configuration."""
+    problems = Problems()
+    try:
+        text = source_read(source, token=token, allow_http_loopback=allow_http_loopback)
+    except SourceError as exc:
+        problems.error(exc.location, exc.message)
+        return None, problems.items
+    config = config_parse(
+        text.text,
+        source=source,
+        problems=problems,
+        digest=text.digest,
+        resolve_secrets=resolve_secrets,
+    )
+    return config, sorted(problems.items, key=_position)
+
+
+def _position(problem: ConfigProblem) -> tuple[str, int, int]:
+    return (problem.location.source, problem.location.line, problem.location.column)
+
+
+def config_load(
+    source: str, *, token: str = "", allow_http_loopback: bool = False
+) -> GatewayConfig:
+    """Like config_check, but raises ConfigError (with every problem) on any error."""
+    config, problems = config_check(source, token=token, allow_http_loopback=allow_http_loopback)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def config_merge(config: GatewayConfig, database: Iterable[Deployment]) -> GatewayConfig:
+    """The merge rule: the file's deployments plus the database's. Deployments sharing a public
+    model name form one model group whatever their origin; on an identical deployment id the
+    database row wins (ids are prefixed `config:` and `db:`, so that only happens by design)."""
+    merged = {deployment.id: deployment for deployment in config.deployments}
+    for deployment in database:
+        merged[deployment.id] = deployment
+    return replace(config, deployments=tuple(merged.values()))
+
+
+def config_with_database(config: GatewayConfig, *, problems: Problems) -> GatewayConfig:
+    """Merge the database's deployments in; a database that cannot be read adds none."""
+    try:
+        rows = run_sync(lambda: database_deployments(problems=problems))
+    except Exception as exc:  # an unreachable database must not stop the file's models
+        problems.error(
+            Location("database"), f"cannot read model deployments ({type(exc).__name__})"
+        )
+        rows = []
+    return config_merge(config, rows)

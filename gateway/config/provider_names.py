@@ -1,0 +1,128 @@
+"""Provider names a configuration may use, and how LiteLLM's `provider/model` strings split.
+
+Adapters are registered in `providers/registry.py`; until a provider's adapter exists, its
+LiteLLM prefix is still recognised (so `sagemaker/my-endpoint` is not mistaken for an OpenAI model
+id) and the deployment is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+from providers.base import model_string_split
+
+# The prefixes CONTRACTS.md promises, plus the rest of the OpenAI-compatible family.
+KNOWN_PROVIDERS = frozenset(
+    {
+        "openai",
+        "azure",
+        "anthropic",
+        "gemini",
+        "vertex_ai",
+        "bedrock",
+        "cohere",
+        "mistral",
+        "groq",
+        "xai",
+        "together_ai",
+        "fireworks_ai",
+        "deepseek",
+        "perplexity",
+        "openrouter",
+        "anyscale",
+        "ollama",
+        "hosted_vllm",
+        "lm_studio",
+        "oobabooga",
+        "llamafile",
+        "openai_compatible",
+        "huggingface",
+        "replicate",
+        "ai21",
+        "voyage",
+        "jina_ai",
+        "assemblyai",
+        "deepgram",
+        "mock",
+    }
+)
+
+# LiteLLM names that mean the same upstream as one of ours.
+PROVIDER_ALIASES = {
+    "ollama_chat": "ollama",
+    "text-completion-openai": "openai",
+    "custom_openai": "openai_compatible",
+    "text_generation_webui": "oobabooga",
+}
+
+# Other LiteLLM prefixes: recognised so their model strings split correctly, not served yet.
+OTHER_LITELLM_PREFIXES = frozenset(
+    {
+        "sagemaker",
+        "sagemaker_chat",
+        "vertex_ai_beta",
+        "watsonx",
+        "databricks",
+        "cloudflare",
+        "nvidia_nim",
+        "cerebras",
+        "sambanova",
+        "ai21_chat",
+        "nlp_cloud",
+        "aleph_alpha",
+        "baseten",
+        "predibase",
+        "triton",
+        "clarifai",
+        "friendliai",
+        "github",
+        "codestral",
+        "text-completion-codestral",
+        "azure_ai",
+        "azure_text",
+        "palm",
+        "vllm",
+        "petals",
+        "litellm_proxy",
+        "dashscope",
+        "nscale",
+        "featherless_ai",
+        "novita",
+        "lambda_ai",
+        "hyperbolic",
+        "nebius",
+        "galadriel",
+    }
+)
+
+_SPLIT_NAMES = KNOWN_PROVIDERS | frozenset(PROVIDER_ALIASES) | OTHER_LITELLM_PREFIXES
+
+
+def provider_adapter_names() -> frozenset[str] | None:
+    """Names with an adapter in providers/registry.py, or None while that registry is absent."""
+    try:
+        from providers import registry
+    except ImportError:
+        return None
+    for attribute in ("ADAPTERS", "REGISTRY", "PROVIDERS", "adapters", "registry"):
+        table = getattr(registry, attribute, None)
+        if isinstance(table, dict):
+            return frozenset(table)
+    return None
+
+
+def provider_split(model: str) -> tuple[str, str, bool]:
+    """Split `provider/upstream-id`; returns (provider, upstream, prefix_recognised)."""
+    provider, upstream = model_string_split(model, known_providers=_SPLIT_NAMES)
+    recognised = provider != "openai" or model.startswith("openai/") or "/" not in model
+    return PROVIDER_ALIASES.get(provider, provider), upstream, recognised
+
+
+def provider_canonical(name: str) -> str:
+    return PROVIDER_ALIASES.get(name, name)
+
+
+def provider_is_servable(name: str) -> bool:
+    """False for a name Ogem has no adapter for (known LiteLLM prefixes not built yet included)."""
+    adapters = provider_adapter_names()
+    if adapters is not None:
+        return name in adapters
+    return name in KNOWN_PROVIDERS

@@ -1,0 +1,59 @@
+"""What loading a configuration produces: deployments plus router and general settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.base import Deployment
+
+# LiteLLM's routing strategy names; Ogem's router reads `strategy` and implements what it can.
+ROUTING_STRATEGIES = frozenset(
+    {
+        "simple-shuffle",
+        "least-busy",
+        "usage-based-routing",
+        "usage-based-routing-v2",
+        "latency-based-routing",
+        "cost-based-routing",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    strategy: str = "simple-shuffle"
+    num_retries: int | None = None  # None: Ogem's default
+    timeout: float | None = None  # seconds for a whole request, when a deployment sets none
+    stream_timeout: float | None = None
+    allowed_fails: int | None = None
+    cooldown_time: float | None = None
+    retry_after: float | None = None
+    # model group -> groups to try, in order, when it fails (rate limit, 5xx, timeout)
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # ... when the prompt is too long for the group's context window
+    context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # ... when the upstream refuses the content
+    content_policy_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    default_fallbacks: tuple[str, ...] = ()  # for every group without its own fallbacks
+    model_group_alias: dict[str, str] = field(default_factory=dict)  # alias -> model group
+    hidden_aliases: frozenset[str] = frozenset()  # aliases not listed by /v1/models
+    group_strategy: dict[str, str] = field(default_factory=dict)  # model group -> strategy
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    deployments: tuple[Deployment, ...] = ()
+    router: RouterSettings = field(default_factory=RouterSettings)
+    # Settings kept for later releases to honour (e.g. drop_params, max_parallel_requests).
+    general: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # a path, a URL, or "" for the built-in default
+    format: str = "default"  # "ogem", "litellm" or "default"
+    digest: str = ""  # sha256 of the source text
+    includes: tuple[str, ...] = ()  # files named by LiteLLM's `include`, watched with the source
+
+    def model_groups(self) -> dict[str, tuple[Deployment, ...]]:
+        groups: dict[str, list[Deployment]] = {}
+        for deployment in self.deployments:
+            groups.setdefault(deployment.model_name, []).append(deployment)
+        return {name: tuple(items) for name, items in groups.items()}

@@ -1,0 +1,249 @@
+"""The active configuration and its hot reload.
+
+`config_deployments()` builds the first snapshot (file or built-in default, plus database rows).
+A per-process watcher then polls the file's mtime and size every `OGEM_CONFIG_POLL_SECONDS`
+(default 2 s; a URL every `OGEM_CONFIG_URL_POLL_SECONDS`, default 60 s) and the database's
+deployment rows, and when something really changed (the file's sha256 tells a touched file from an
+edited one) it validates the new configuration and installs it with `registry_install`. A
+configuration with errors is logged and not installed: the previous one keeps serving. Requests
+in flight hold the Deployment objects they chose, so a reload never drops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connections
+
+from gateway.config.database import database_fingerprint, run_sync
+from gateway.config.loader import config_parse, config_with_database
+from gateway.config.problems import ConfigProblem, Problems, Severity
+from gateway.config.sources import SourceError, source_is_url, source_read, source_stamp
+from gateway.config.types import GatewayConfig
+from providers.base import Deployment
+
+logger = logging.getLogger("ogem.config")
+
+_state_lock = threading.Lock()
+_current = GatewayConfig()
+_watcher: ConfigWatcher | None = None
+
+
+def config_current() -> GatewayConfig:
+    """The configuration in use (deployments, router settings, general settings)."""
+    return _current
+
+
+def _log(problems: Sequence[ConfigProblem], *, action: str) -> None:
+    for problem in problems:
+        level = logging.ERROR if problem.severity is Severity.ERROR else logging.WARNING
+        logger.log(level, "configuration %s: %s", action, problem)
+
+
+@dataclass(slots=True)
+class ConfigWatcher:
+    source: str
+    builtin: tuple[Deployment, ...]
+    token: str = ""
+    interval: float = 2.0
+    stamp: tuple[object, ...] | None = None
+    digest: str = ""
+    db_fingerprint: tuple[object, ...] | None = None
+    reloads: int = 0
+    file_config: GatewayConfig | None = None  # the last good file (or built-in) configuration
+    stopped: threading.Event = field(default_factory=threading.Event)
+    task: asyncio.Task[None] | None = None
+    thread: threading.Thread | None = None
+    pid: int = field(default_factory=os.getpid)
+
+    def build(self, *, force: bool = False) -> GatewayConfig | None:
+        """A new configuration when something changed (or `force`), else None. Blocking I/O.
+
+        A file with errors is not used: the last good one (nothing at first) stays, still merged
+        with the database's current rows.
+        """
+        fingerprint = self._fingerprint()
+        stamp = self._stamp() if self.source else None
+        file_unchanged = not self.source or (stamp is not None and stamp == self.stamp)
+        if not force and fingerprint == self.db_fingerprint and file_unchanged:
+            return None
+        file_changed = False
+        if self.source:
+            file_changed = self._reread(stamp, force=force)
+        elif self.file_config is None:
+            self.file_config = GatewayConfig(deployments=self.builtin)
+        db_changed = fingerprint != self.db_fingerprint
+        self.db_fingerprint = fingerprint
+        if not (force or file_changed or db_changed):
+            return None
+        base = self.file_config or GatewayConfig(source=self.source)
+        problems = Problems()
+        config = config_with_database(base, problems=problems)
+        _log(problems.items, action="database")
+        return config
+
+    def _included(self) -> tuple[str, ...]:
+        return self.file_config.includes if self.file_config is not None else ()
+
+    def _stamp(self) -> tuple[object, ...] | None:
+        main = source_stamp(self.source)
+        if main is None:
+            return None
+        return (main, *(source_stamp(path) for path in self._included()))
+
+    def _content_digest(self, main_digest: str) -> str:
+        """The main file's digest, extended with its included files' (edits there count too)."""
+        included = self._included()
+        if not included:
+            return main_digest
+        combined = hashlib.sha256(main_digest.encode())
+        for path in included:
+            try:
+                combined.update(Path(path).read_bytes())
+            except OSError:
+                combined.update(b"\0missing")
+        return combined.hexdigest()
+
+    def _reread(self, stamp: tuple[object, ...] | None, *, force: bool) -> bool:
+        """Read and validate the file if its content changed; True when a new one is good."""
+        previous_stamp, self.stamp = self.stamp, stamp
+        try:
+            text = source_read(self.source, token=self.token)
+        except SourceError as exc:
+            if force or stamp != previous_stamp:
+                problem = ConfigProblem(Severity.ERROR, exc.message, exc.location)
+                _log([problem], action="not reloaded")
+            return False
+        digest = self._content_digest(text.digest)
+        if not force and digest == self.digest:
+            return False
+        self.digest = digest
+        problems = Problems()
+        config = config_parse(text.text, source=self.source, problems=problems, digest=text.digest)
+        if config is None:
+            _log(problems.items, action="rejected")
+            return False
+        _log(problems.items, action="loaded with warnings")
+        if config.includes != self._included():
+            self.file_config = config  # stamp and digest now cover the new set of includes
+            self.stamp, self.digest = self._stamp(), self._content_digest(text.digest)
+        self.file_config = config
+        return True
+
+    def _fingerprint(self) -> tuple[object, ...] | None:
+        try:
+            return database_fingerprint()
+        except Exception:  # unreachable database: keep what we had, retry on the next poll
+            return self.db_fingerprint
+
+    def poll(self) -> bool:
+        """One check; installs a changed configuration. Returns whether it installed one."""
+        try:
+            config = self.build()
+        finally:
+            connections.close_all()
+        if config is None:
+            return False
+        _install(config)
+        self.reloads += 1
+        logger.info(
+            "configuration reloaded from %s: %d deployments",
+            self.source or "the database",
+            len(config.deployments),
+        )
+        return True
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.task is not None:
+            self.task.get_loop().call_soon_threadsafe(self.task.cancel)
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
+
+    async def run(self) -> None:
+        while not self.stopped.is_set():
+            waited = 0.0
+            while waited < self.interval and not self.stopped.is_set():
+                await asyncio.sleep(0.1)  # short steps, so stop() is quick in thread mode
+                waited += 0.1
+            if self.stopped.is_set():
+                return
+            try:
+                await asyncio.to_thread(self.poll)
+            except Exception:  # the watcher must outlive any one bad reload
+                logger.exception("configuration reload failed; the previous one stays in use")
+
+
+def _install(config: GatewayConfig) -> None:
+    global _current
+    from gateway.registry import registry_install
+
+    with _state_lock:
+        _current = config
+    registry_install(list(config.deployments), source=config.source or "built-in")
+
+
+def config_deployments(*, builtin: Sequence[Deployment] = ()) -> list[Deployment]:
+    """The deployments to start with: OGEM_CONFIG's (or `builtin` when it is unset) plus the
+    database's. Starts the hot-reload watcher of this process unless OGEM_CONFIG_WATCH is false.
+
+    A configuration with errors is logged (every problem, with its location) and contributes no
+    deployments; fixing the file is then picked up by the watcher.
+    """
+    global _current
+    watcher = ConfigWatcher(
+        source=settings.OGEM_CONFIG,
+        builtin=tuple(builtin),
+        token=settings.OGEM_CONFIG_TOKEN,
+        interval=_interval(settings.OGEM_CONFIG),
+    )
+    config = run_sync(lambda: watcher.build(force=True)) or GatewayConfig(source=watcher.source)
+    with _state_lock:
+        _current = config
+    if getattr(settings, "OGEM_CONFIG_WATCH", True):
+        config_watch_start(watcher)
+    return list(config.deployments)
+
+
+def _interval(source: str) -> float:
+    if source and source_is_url(source):
+        return float(getattr(settings, "OGEM_CONFIG_URL_POLL_SECONDS", 60.0))
+    return float(getattr(settings, "OGEM_CONFIG_POLL_SECONDS", 2.0))
+
+
+def config_watch_start(watcher: ConfigWatcher) -> ConfigWatcher:
+    """Run `watcher` in this thread's event loop if there is one, else in a daemon thread.
+
+    One watcher per process: a running one (from before a fork it is not) is stopped first.
+    """
+    global _watcher
+    with _state_lock:
+        previous, _watcher = _watcher, watcher
+    if previous is not None and previous.pid == os.getpid():
+        previous.stop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        watcher.thread = threading.Thread(
+            target=asyncio.run, args=(watcher.run(),), name="ogem-config-watch", daemon=True
+        )
+        watcher.thread.start()
+    else:
+        watcher.task = loop.create_task(watcher.run(), name="ogem-config-watch")
+    return watcher
+
+
+def config_watch_stop() -> None:
+    global _watcher
+    with _state_lock:
+        watcher, _watcher = _watcher, None
+    if watcher is not None:
+        watcher.stop()

@@ -1,0 +1,447 @@
+"""Rate limits and budget reservations: every check of one request in one atomic step.
+
+A request is admitted against a list of rules, and either every rule takes its share or none does:
+
+- ``w`` (window): requests or tokens per minute. A sliding window of sixty 1-second buckets in one
+  Redis hash per limit (field = unix second, value = amount). What counts is the sum of the buckets
+  of the last 60 seconds, so an admitted request stops counting 59 to 60 s after it was admitted,
+  and no 60 s span ever admits more than the limit. Token rules are settled afterwards: the
+  difference between the reserved and the real token count is applied to the admission bucket.
+- ``p`` (parallel): requests in flight, a sorted set of request ids scored by admission time.
+  Settling removes the id; ids older than ``OGEM_PARALLEL_SLOT_TTL`` (a crashed worker) expire.
+- ``b`` (budget): a hash with the settled spend ``s`` and the reserved worst case ``r`` of one
+  budget period, in units of 1e-8 USD. A request is admitted while ``s + r + cost <= limit``;
+  settling moves its reservation into the spend at the real cost. ``s`` is seeded from the durable
+  ``Budget.spend`` when the counter is missing (a new period, or a Redis that lost its data).
+
+With Redis (``REDIS_URL``) both steps are one Lua script each (EVALSHA, falling back to EVAL), so
+limits hold across every worker and process. Without it (the embedded default: one process), a
+lock-protected in-process store applies the same algorithm. Settling also appends the request's
+usage event: to the Redis stream inside the same script, or to the in-process buffer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+WINDOW_SECONDS = 60
+# A period counter outlives its period by this much, so the last spend can still be persisted.
+BUDGET_KEY_GRACE_MS = 7 * 24 * 3600 * 1000
+# Retry-After for a budget that never resets: a day, when someone may have raised it.
+NO_RESET_RETRY_MS = 24 * 3600 * 1000
+UNLIMITED = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: str  # "w" window, "p" parallel, "b" budget
+    key: str  # the Redis key (tenant-scoped, "ogem:" prefixed)
+    limit: int  # UNLIMITED: count only (a budget without max, kept for its spend)
+    amount: int  # what this request takes: 1 request, N tokens, or N cost units
+    name: str = ""  # "key:rpm", "team:budget", ... for headers and messages
+    audit: bool = False  # budget in audit mode: report, never refuse
+    seed: int = 0  # budget: durable spend to start a missing counter from
+    ttl_ms: int = 0  # budget: ms until the period resets (0: never); parallel: slot lifetime
+
+
+@dataclass(slots=True)
+class RuleState:
+    limit: int
+    remaining: int
+    reset_ms: int
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    refused: int | None  # index of the first rule that refused
+    retry_after_ms: int
+    bucket: int  # the unix second window rules were counted in
+    states: list[RuleState]
+    audit_exceeded: list[int]  # budgets in audit mode this request went over
+    available: list[int]  # per rule: what was left before this request (limit - used)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    rule: Rule
+    actual: int  # window: real tokens; budget: real cost units; parallel: unused
+
+
+def rule_key(*, tenant: str, entity: str, metric: str) -> str:
+    """``ogem:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
+    return f"ogem:{tenant}:rl:{entity}:{metric}"
+
+
+def budget_key(*, tenant: str, scope: str, target_id: int, period: int) -> str:
+    return f"ogem:{tenant}:budget:{scope}:{target_id}:{period}"
+
+
+# ---- Redis ----------------------------------------------------------------------------------
+
+_ADMIT_LUA = """
+local now = tonumber(ARGV[1])
+local rid = ARGV[2]
+local window = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local no_reset_wait = tonumber(ARGV[5])
+local sec = math.floor(now / 1000)
+local n = #KEYS
+local refused = 0
+local retry = 0
+local out = {}
+local audit = {}
+for i = 1, n do
+  local a = 5 + (i - 1) * 6
+  local kind = ARGV[a + 1]
+  local limit = tonumber(ARGV[a + 2])
+  local amount = tonumber(ARGV[a + 3])
+  local extra = tonumber(ARGV[a + 4])
+  local flag = ARGV[a + 6]
+  local key = KEYS[i]
+  local used = 0
+  local reset = 0
+  local wait = 0
+  local over = false
+  if kind == 'w' then
+    local h = redis.call('HGETALL', key)
+    local buckets = {}
+    for j = 1, #h, 2 do
+      local b = tonumber(h[j])
+      if b <= sec - window then
+        redis.call('HDEL', key, h[j])
+      else
+        local c = tonumber(h[j + 1])
+        used = used + c
+        buckets[#buckets + 1] = {b, c}
+      end
+    end
+    table.sort(buckets, function(x, y) return x[1] < y[1] end)
+    local oldest = sec
+    if #buckets > 0 then oldest = buckets[1][1] end
+    reset = (oldest + window) * 1000 - now
+    if limit >= 0 and used + amount > limit then
+      over = true
+      wait = window * 1000
+      local freed = 0
+      for j = 1, #buckets do
+        freed = freed + buckets[j][2]
+        if used - freed + amount <= limit then
+          wait = (buckets[j][1] + window) * 1000 - now
+          break
+        end
+      end
+    end
+  elseif kind == 'p' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - extra)
+    used = redis.call('ZCARD', key)
+    if limit >= 0 and used + amount > limit then
+      over = true
+      wait = 1000
+    end
+  else
+    redis.call('HSETNX', key, 's', ARGV[a + 4])
+    local spent = tonumber(redis.call('HGET', key, 's')) or 0
+    local reserved = tonumber(redis.call('HGET', key, 'r')) or 0
+    used = spent + reserved
+    if limit >= 0 and used + amount > limit then
+      if flag == 'a' then
+        audit[#audit + 1] = i
+      else
+        over = true
+        wait = tonumber(ARGV[a + 5])
+        if wait <= 0 then wait = no_reset_wait end
+      end
+    end
+  end
+  if over and refused == 0 then
+    refused = i
+    retry = wait
+  end
+  local remaining = limit - used - amount
+  if limit < 0 then remaining = -1 end
+  out[#out + 1] = limit
+  out[#out + 1] = remaining
+  out[#out + 1] = reset
+  out[#out + 1] = limit - used
+end
+if refused == 0 then
+  for i = 1, n do
+    local a = 5 + (i - 1) * 6
+    local kind = ARGV[a + 1]
+    local key = KEYS[i]
+    if kind == 'w' then
+      redis.call('HINCRBY', key, sec, ARGV[a + 3])
+      redis.call('PEXPIRE', key, (window + 1) * 1000)
+    elseif kind == 'p' then
+      redis.call('ZADD', key, now, rid)
+      redis.call('PEXPIRE', key, ARGV[a + 4])
+    else
+      redis.call('HINCRBY', key, 'r', ARGV[a + 3])
+      local ttl = tonumber(ARGV[a + 5])
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl + grace) end
+    end
+  end
+end
+return {refused, retry, sec, out, audit}
+"""
+
+_SETTLE_LUA = """
+local rid = ARGV[1]
+local sec = ARGV[2]
+local stream_len = ARGV[3]
+local event = ARGV[4]
+local n = #KEYS - 1
+for i = 1, n do
+  local a = 4 + (i - 1) * 3
+  local kind = ARGV[a + 1]
+  local key = KEYS[i]
+  if kind == 'w' then
+    if ARGV[a + 2] ~= '0' and redis.call('HEXISTS', key, sec) == 1 then
+      if redis.call('HINCRBY', key, sec, ARGV[a + 2]) < 0 then redis.call('HSET', key, sec, 0) end
+    end
+  elseif kind == 'p' then
+    redis.call('ZREM', key, rid)
+  else
+    if redis.call('HINCRBY', key, 'r', ARGV[a + 2]) < 0 then redis.call('HSET', key, 'r', 0) end
+    redis.call('HINCRBY', key, 's', ARGV[a + 3])
+  end
+end
+if event ~= '' then
+  redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', stream_len, '*', 'e', event)
+end
+return 1
+"""
+
+
+def _admit_args(rules: list[Rule], *, now_ms: int, request_id: str) -> list[Any]:
+    args: list[Any] = [now_ms, request_id, WINDOW_SECONDS, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS]
+    for rule in rules:
+        if rule.kind == "b":
+            extra, extra2 = rule.seed, rule.ttl_ms
+        elif rule.kind == "p":
+            extra, extra2 = rule.ttl_ms, 0
+        else:
+            extra, extra2 = 0, 0
+        args += [rule.kind, rule.limit, rule.amount, extra, extra2, "a" if rule.audit else "e"]
+    return args
+
+
+def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
+    refused, retry, sec, flat, audit = raw
+    states = []
+    available = []
+    for i in range(len(rules)):
+        limit, remaining, reset, left = (int(v) for v in flat[i * 4 : i * 4 + 4])
+        states.append(RuleState(limit=limit, remaining=remaining, reset_ms=max(reset, 0)))
+        available.append(left)
+    refused = int(refused)
+    return Decision(
+        allowed=refused == 0,
+        refused=refused - 1 if refused else None,
+        retry_after_ms=max(int(retry), 0),
+        bucket=int(sec),
+        states=states,
+        audit_exceeded=[int(i) - 1 for i in audit],
+        available=available,
+    )
+
+
+def _settle_args(
+    settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
+) -> tuple[list[str], list[Any]]:
+    keys = [s.rule.key for s in settlements]
+    args: list[Any] = [request_id, bucket, settings.OGEM_USAGE_STREAM_MAXLEN, event]
+    for item in settlements:
+        rule = item.rule
+        if rule.kind == "w":
+            args += ["w", item.actual - rule.amount, 0]
+        elif rule.kind == "p":
+            args += ["p", 0, 0]
+        else:
+            args += ["b", -rule.amount, item.actual]
+    keys.append(settings.OGEM_USAGE_STREAM)
+    return keys, args
+
+
+class RedisLimiter:
+    """The Lua scripts on the shared asyncio pool (gateway.redis.get_redis)."""
+
+    def __init__(self) -> None:
+        self._scripts: dict[int, tuple[Any, Any]] = {}
+
+    def _bound(self) -> tuple[Any, Any]:
+        from gateway.redis import get_redis
+
+        client = get_redis()
+        scripts = self._scripts.get(id(client))
+        if scripts is None or scripts[0] is not client:
+            # register_script runs EVALSHA and falls back to EVAL (loading it) on NOSCRIPT.
+            scripts = (
+                client,
+                (client.register_script(_ADMIT_LUA), client.register_script(_SETTLE_LUA)),
+            )
+            self._scripts = {id(client): scripts}
+        return scripts[1]
+
+    async def admit(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+        admit, _ = self._bound()
+        raw = await admit(
+            keys=[rule.key for rule in rules],
+            args=_admit_args(rules, now_ms=now_ms, request_id=request_id),
+        )
+        return _decision(raw, rules)
+
+    async def settle(
+        self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
+    ) -> None:
+        _, settle = self._bound()
+        keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
+        await settle(keys=keys, args=args)
+
+
+def redis_admit_sync(client: Any, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+    """The same admission on a synchronous client (other processes, Celery, tests)."""
+    raw = client.register_script(_ADMIT_LUA)(
+        keys=[rule.key for rule in rules],
+        args=_admit_args(rules, now_ms=now_ms, request_id=request_id),
+    )
+    return _decision(raw, rules)
+
+
+# ---- In process (no Redis) --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Store:
+    windows: dict[str, dict[int, int]] = field(default_factory=dict)
+    slots: dict[str, dict[str, int]] = field(default_factory=dict)
+    budgets: dict[str, dict[str, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LocalLimiter:
+    """The Lua scripts' semantics for one process. Usage events go to the in-process buffer."""
+
+    def __init__(self) -> None:
+        self.store = _Store()
+
+    def reset(self) -> None:
+        self.store = _Store()
+
+    def budget_counters(self, key: str) -> dict[str, int]:
+        with self.store.lock:
+            return dict(self.store.budgets.get(key, {}))
+
+    def admit_now(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+        store = self.store
+        sec = now_ms // 1000
+        refused: int | None = None
+        retry = 0
+        states: list[RuleState] = []
+        available: list[int] = []
+        audit: list[int] = []
+        with store.lock:
+            for index, rule in enumerate(rules):
+                used, reset, wait, over = 0, 0, 0, False
+                if rule.kind == "w":
+                    buckets = store.windows.setdefault(rule.key, {})
+                    for b in [b for b in buckets if b <= sec - WINDOW_SECONDS]:
+                        del buckets[b]
+                    ordered = sorted(buckets.items())
+                    used = sum(count for _, count in ordered)
+                    oldest = ordered[0][0] if ordered else sec
+                    reset = (oldest + WINDOW_SECONDS) * 1000 - now_ms
+                    if rule.limit >= 0 and used + rule.amount > rule.limit:
+                        over, wait, freed = True, WINDOW_SECONDS * 1000, 0
+                        for b, count in ordered:
+                            freed += count
+                            if used - freed + rule.amount <= rule.limit:
+                                wait = (b + WINDOW_SECONDS) * 1000 - now_ms
+                                break
+                elif rule.kind == "p":
+                    slots = store.slots.setdefault(rule.key, {})
+                    for rid in [r for r, at in slots.items() if at <= now_ms - rule.ttl_ms]:
+                        del slots[rid]
+                    used = len(slots)
+                    if rule.limit >= 0 and used + rule.amount > rule.limit:
+                        over, wait = True, 1000
+                else:
+                    counter = store.budgets.setdefault(rule.key, {})
+                    counter.setdefault("s", rule.seed)
+                    used = counter["s"] + counter.get("r", 0)
+                    if rule.limit >= 0 and used + rule.amount > rule.limit:
+                        if rule.audit:
+                            audit.append(index)
+                        else:
+                            over, wait = True, rule.ttl_ms or NO_RESET_RETRY_MS
+                if over and refused is None:
+                    refused, retry = index, wait
+                remaining = rule.limit - used - rule.amount if rule.limit >= 0 else UNLIMITED
+                states.append(RuleState(rule.limit, remaining, max(reset, 0)))
+                available.append(rule.limit - used)
+            if refused is None:
+                for rule in rules:
+                    if rule.kind == "w":
+                        buckets = store.windows[rule.key]
+                        buckets[sec] = buckets.get(sec, 0) + rule.amount
+                    elif rule.kind == "p":
+                        store.slots[rule.key][request_id] = now_ms
+                    else:
+                        counter = store.budgets[rule.key]
+                        counter["r"] = counter.get("r", 0) + rule.amount
+        return Decision(
+            allowed=refused is None,
+            refused=refused,
+            retry_after_ms=max(retry, 0),
+            bucket=sec,
+            states=states,
+            audit_exceeded=audit,
+            available=available,
+        )
+
+    async def admit(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+        return self.admit_now(rules, now_ms=now_ms, request_id=request_id)
+
+    def settle_now(self, settlements: list[Settlement], *, request_id: str, bucket: int) -> None:
+        store = self.store
+        with store.lock:
+            for item in settlements:
+                rule = item.rule
+                if rule.kind == "w":
+                    buckets = store.windows.get(rule.key, {})
+                    if bucket in buckets:
+                        buckets[bucket] = max(buckets[bucket] + item.actual - rule.amount, 0)
+                elif rule.kind == "p":
+                    store.slots.get(rule.key, {}).pop(request_id, None)
+                else:
+                    counter = store.budgets.setdefault(rule.key, {"s": rule.seed})
+                    counter["r"] = max(counter.get("r", 0) - rule.amount, 0)
+                    counter["s"] = counter.get("s", 0) + item.actual
+
+    async def settle(
+        self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
+    ) -> None:
+        self.settle_now(settlements, request_id=request_id, bucket=bucket)
+        if event:
+            from gateway.accounting import usage_buffer_append
+
+            usage_buffer_append(event)
+
+
+_redis_limiter = RedisLimiter()
+local_limiter = LocalLimiter()
+
+
+def limiter() -> RedisLimiter | LocalLimiter:
+    """Redis when REDIS_URL is set, else the in-process store (read per call: tests switch it)."""
+    return _redis_limiter if settings.REDIS_URL else local_limiter
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,86 @@
+"""The deployment registry: an immutable snapshot of every deployment, swapped atomically.
+
+Readers call `registry_get()` once per request and keep the snapshot they got, so a reload
+(`registry_install`) never changes the deployments under an in-flight request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from providers.base import Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRegistry:
+    by_model: MappingProxyType[str, tuple[Deployment, ...]]
+    by_id: MappingProxyType[str, Deployment]
+    source: str
+    installed_at: float
+
+
+_current: DeploymentRegistry | None = None
+_lock = threading.Lock()
+
+MOCK_DEPLOYMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("mock-chat", {}),
+    ("mock-embed", {}),
+    ("mock-image", {}),
+    ("mock-tts", {}),
+    ("mock-whisper", {}),
+    ("mock-moderation", {}),
+    ("mock-rerank", {}),
+)
+
+
+def registry_install(deployments: list[Deployment], *, source: str) -> DeploymentRegistry:
+    """Replace the snapshot; deployments of one model keep their given order."""
+    global _current
+    grouped: dict[str, list[Deployment]] = {}
+    for deployment in deployments:
+        grouped.setdefault(deployment.model_name, []).append(deployment)
+    snapshot = DeploymentRegistry(
+        by_model=MappingProxyType({name: tuple(group) for name, group in grouped.items()}),
+        by_id=MappingProxyType({d.id: d for d in deployments}),
+        source=source,
+        installed_at=time.time(),
+    )
+    with _lock:
+        _current = snapshot
+    return snapshot
+
+
+def registry_get() -> DeploymentRegistry:
+    snapshot = _current
+    if snapshot is not None:
+        return snapshot
+    with _lock:
+        if _current is not None:
+            return _current
+    return registry_install(registry_load_initial(), source="initial")
+
+
+def registry_load_initial() -> list[Deployment]:
+    """The deployments Ogem starts with: OGEM_CONFIG's (or, when it is unset, the built-in
+    offline `mock` models) plus the database's, hot-reloaded by gateway.config."""
+    from gateway.config import config_deployments
+
+    return config_deployments(builtin=registry_builtin())
+
+
+def registry_builtin() -> list[Deployment]:
+    """The built-in offline `mock` deployments of the embedded default."""
+    return [
+        Deployment(
+            id=f"builtin:{name}",
+            model_name=name,
+            provider="mock",
+            upstream_model=name,
+            params=dict(params),
+        )
+        for name, params in MOCK_DEPLOYMENTS
+    ]

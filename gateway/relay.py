@@ -1,0 +1,186 @@
+"""The /v1 pipeline, one straight line per request:
+
+authenticate -> resolve the model -> governance_admit -> choose a deployment
+-> adapter call (or stream) -> relay -> governance_settle (exactly once, in a finally)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from gateway.auth import caller_authenticate
+from gateway.body import Checked, Inbound, body_check, body_for_upstream
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, InvalidRequestError
+from gateway.governance import Admission, governance_admit, governance_settle
+from gateway.registry import registry_get
+from gateway.responses import headers_apply, json_response, request_id_for
+from gateway.router import deployment_choose, deployments_for
+from gateway.streaming import binary_relay, sse_relay, usage_fill
+from providers.adapter import ProviderAdapter
+from providers.base import Endpoint
+from providers.registry import adapter_get
+
+Reader = Callable[[HttpRequest], Inbound]
+
+
+async def relay(
+    request: HttpRequest,
+    *,
+    endpoint: Endpoint,
+    reader: Reader,
+    default_model: Callable[[RequestContext], str | None] | None = None,
+) -> HttpResponse:
+    started = getattr(request, "ogem_started", None) or time.perf_counter()
+    request_id = request_id_for(request)
+    caller = await caller_authenticate(request)
+    inbound = reader(request)
+    ctx = RequestContext(request_id=request_id, endpoint=endpoint, caller=caller)
+    ctx.started_at = started
+    checked = body_check(
+        endpoint=endpoint,
+        inbound=inbound,
+        default_model=default_model(ctx) if default_model else None,
+    )
+    _context_fill(ctx, checked, inbound)
+    registry = registry_get()
+    candidates = deployments_for(
+        caller=caller, model=checked.model, endpoint=endpoint, registry=registry
+    )
+    ctx.candidates = candidates
+    admission = await governance_admit(ctx)
+    handed_off = False
+    try:
+        deployment = deployment_choose(candidates=candidates)
+        ctx.deployment = deployment
+        adapter = adapter_get(deployment.provider)
+        if adapter is None:
+            raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
+        body = body_for_upstream(body=inbound.body, provider=deployment.provider)
+
+        async def settle() -> None:
+            await governance_settle(ctx, admission)
+
+        if ctx.stream:
+            response = await _open_stream(ctx, adapter, body, checked, admission, settle)
+            handed_off = True
+            return response
+        if endpoint == Endpoint.AUDIO_SPEECH:
+            response = await _open_binary(ctx, adapter, body, admission, settle)
+            handed_off = True
+            return response
+        waited = time.perf_counter()
+        try:
+            result = await adapter.call(
+                endpoint=endpoint, deployment=deployment, body=body, files=inbound.files or None
+            )
+        finally:
+            ctx.upstream_seconds += time.perf_counter() - waited
+        return _complete(ctx, result, admission)
+    except GatewayError as error:
+        ctx.status_code = error.status
+        raise
+    except asyncio.CancelledError:
+        ctx.cancelled = True  # the client went away while we waited on the upstream
+        raise
+    except BaseException:
+        ctx.status_code = 500
+        raise
+    finally:
+        if not handed_off:
+            await governance_settle(ctx, admission)
+
+
+def _context_fill(ctx: RequestContext, checked: Checked, inbound: Inbound) -> None:
+    ctx.model = checked.model
+    ctx.stream = checked.stream
+    ctx.end_customer = checked.end_customer
+    ctx.tags = checked.tags
+    ctx.max_tokens = checked.max_tokens
+    # A cheap upper-bound estimate (about 4 bytes a token) for reservations before the call.
+    ctx.estimated_prompt_tokens = inbound.size // 4
+
+
+def _complete(
+    ctx: RequestContext, result: dict[str, Any] | bytes, admission: Admission
+) -> HttpResponse:
+    if isinstance(result, bytes):
+        response = HttpResponse(result, content_type="text/plain; charset=utf-8")
+    else:
+        usage = result.get("usage")
+        if isinstance(usage, dict):
+            usage_fill(ctx.usage, usage)
+        if ctx.endpoint in (
+            Endpoint.IMAGES_GENERATIONS,
+            Endpoint.IMAGES_EDITS,
+            Endpoint.IMAGES_VARIATIONS,
+        ):
+            ctx.usage.images = len(result.get("data") or [])
+        response = json_response(result)
+    headers_apply(response, ctx, admission.headers)
+    return response
+
+
+async def _open_stream(
+    ctx: RequestContext,
+    adapter: ProviderAdapter,
+    body: dict[str, Any],
+    checked: Checked,
+    admission: Admission,
+    settle: Callable[[], Any],
+) -> HttpResponse:
+    assert ctx.deployment is not None
+    upstream = adapter.stream(endpoint=ctx.endpoint, deployment=ctx.deployment, body=body)
+    waited = time.perf_counter()
+    try:
+        # Read the first chunk before answering, so upstream errors get a real status code.
+        first = await anext(upstream, None)
+    except BaseException:
+        await upstream.aclose()  # type: ignore[attr-defined]
+        raise
+    finally:
+        ctx.upstream_seconds += time.perf_counter() - waited
+    response = StreamingHttpResponse(
+        sse_relay(
+            ctx=ctx,
+            first=first,
+            upstream=upstream,
+            usage_of=adapter.stream_usage,
+            include_usage=checked.include_usage,
+            settle=settle,
+        ),
+        content_type="text/event-stream",
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    headers_apply(response, ctx, admission.headers)
+    return response
+
+
+async def _open_binary(
+    ctx: RequestContext,
+    adapter: ProviderAdapter,
+    body: dict[str, Any],
+    admission: Admission,
+    settle: Callable[[], Any],
+) -> HttpResponse:
+    assert ctx.deployment is not None
+    waited = time.perf_counter()
+    try:
+        binary = await adapter.open_binary(
+            endpoint=ctx.endpoint, deployment=ctx.deployment, body=body
+        )
+    finally:
+        ctx.upstream_seconds += time.perf_counter() - waited
+    ctx.usage.characters = len(str(body.get("input") or ""))
+    response = StreamingHttpResponse(
+        binary_relay(ctx=ctx, upstream=binary.chunks, settle=settle),
+        content_type=binary.content_type,
+    )
+    headers_apply(response, ctx, admission.headers)
+    return response

@@ -1,0 +1,64 @@
+"""Building /v1 responses: OpenAI-shaped JSON and errors, with Ogem's headers on every one."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+
+_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def request_id_for(request: HttpRequest) -> str:
+    """The client's x-request-id when it is sane (short, plain characters), else a new one."""
+    existing = getattr(request, "ogem_request_id", None)
+    if existing:
+        return existing
+    sent = request.META.get("HTTP_X_REQUEST_ID", "")
+    if sent and len(sent) <= 128 and all(c in _REQUEST_ID_OK for c in sent):
+        request_id = sent
+    else:
+        request_id = uuid.uuid4().hex
+    request.ogem_request_id = request_id  # type: ignore[attr-defined]
+    return request_id
+
+
+def overhead_ms(ctx: RequestContext) -> str:
+    spent = time.perf_counter() - ctx.started_at - ctx.upstream_seconds
+    return f"{max(spent, 0.0) * 1000:.2f}"
+
+
+def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
+    response["x-request-id"] = ctx.request_id
+    if ctx.deployment is not None:
+        response["x-ogem-provider"] = ctx.deployment.provider
+        response["x-ogem-deployment"] = ctx.deployment.id
+    for name, value in extra.items():
+        response[name] = value
+    response["x-ogem-overhead-ms"] = overhead_ms(ctx)
+
+
+def json_response(payload: Any, *, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def error_response(
+    error: GatewayError, *, request: HttpRequest, ctx: RequestContext | None = None
+) -> HttpResponse:
+    response = json_response(error.to_body(), status=error.status)
+    if ctx is not None:
+        headers_apply(response, ctx, error.headers)
+    else:
+        response["x-request-id"] = request_id_for(request)
+        for name, value in error.headers.items():
+            response[name] = value
+        started = getattr(request, "ogem_started", None)
+        if started is not None:
+            response["x-ogem-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
+    return response

@@ -1,0 +1,97 @@
+"""Which deployments a caller may use for a model, and which one serves this request.
+
+Visibility: a deployment with `organization_id` is visible only to that organization's keys (the
+master key sees everything). A key with `allowed_models` may use a model when the list names the
+model or one of the deployment's `access_groups`; an empty list allows every model.
+
+Errors: a model that does not exist, or exists only in another organization, is 404
+`model_not_found` (so names of other tenants' models do not leak); a visible model the key is not
+allowed to use is 403 `model_not_allowed`.
+"""
+
+from __future__ import annotations
+
+import random
+
+from gateway.context import Caller
+from gateway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from gateway.registry import DeploymentRegistry
+from providers.base import Deployment, Endpoint
+from providers.registry import adapter_get
+
+
+def deployment_visible(*, caller: Caller, deployment: Deployment) -> bool:
+    return (
+        caller.is_master
+        or deployment.organization_id is None
+        or deployment.organization_id == caller.organization_id
+    )
+
+
+def deployment_allowed(*, caller: Caller, deployment: Deployment) -> bool:
+    allowed = caller.allowed_models
+    if caller.is_master or not allowed:
+        return True
+    return deployment.model_name in allowed or any(g in allowed for g in deployment.access_groups)
+
+
+def models_visible(*, caller: Caller, registry: DeploymentRegistry) -> list[str]:
+    """Public model names the caller may use, in registry order."""
+    return [
+        name
+        for name, group in registry.by_model.items()
+        if any(
+            deployment_visible(caller=caller, deployment=d)
+            and deployment_allowed(caller=caller, deployment=d)
+            for d in group
+        )
+    ]
+
+
+def deployments_for(
+    *, caller: Caller, model: str, endpoint: Endpoint | None, registry: DeploymentRegistry
+) -> tuple[Deployment, ...]:
+    """The deployments of `model` this caller may use for `endpoint` (never empty)."""
+    group = registry.by_model.get(model, ())
+    visible = [d for d in group if deployment_visible(caller=caller, deployment=d)]
+    if not visible:
+        raise NotFoundError(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    allowed = [d for d in visible if deployment_allowed(caller=caller, deployment=d)]
+    if not allowed:
+        raise PermissionDeniedError(
+            f"This key is not allowed to use the model `{model}`.",
+            param="model",
+            code="model_not_allowed",
+        )
+    if endpoint is not None:
+        serving = []
+        for deployment in allowed:
+            adapter = adapter_get(deployment.provider)
+            if adapter is not None and endpoint in adapter.endpoints:
+                serving.append(deployment)
+        if not serving:
+            raise InvalidRequestError(
+                f"The model `{model}` does not support /v1/{endpoint.value}.",
+                param="model",
+                code="unsupported_endpoint",
+            )
+        allowed = serving
+    return tuple(allowed)
+
+
+def deployment_choose(*, candidates: tuple[Deployment, ...]) -> Deployment:
+    """Weighted random choice among the candidates of the lowest priority."""
+    if len(candidates) == 1:
+        return candidates[0]
+    best = min(d.priority for d in candidates)
+    tier = [d for d in candidates if d.priority == best]
+    if len(tier) == 1:
+        return tier[0]
+    weights = [max(d.weight, 0) for d in tier]
+    if not any(weights):
+        return random.choice(tier)
+    return random.choices(tier, weights=weights)[0]

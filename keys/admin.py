@@ -1,0 +1,282 @@
+"""Admin for virtual keys: created through key_create, secret shown once, revoke and rotate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.models import USD, BudgetDuration
+from keys.models import VirtualKey
+from keys.selectors import key_list, key_status
+from keys.services import key_create, key_revoke, key_rotate, key_update
+from tenants.admin import ScopedAdminMixin, render_secrets, request_principal
+
+_UPDATABLE = [
+    "name",
+    "user",
+    "allowed_models",
+    "expires_at",
+    "metadata",
+    "tags",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel_requests",
+]
+
+
+class VirtualKeyCreateForm(forms.ModelForm):
+    """The add form: the key's settings plus its budget; the secret is generated, never typed."""
+
+    max_budget = forms.DecimalField(
+        max_digits=USD["max_digits"],
+        decimal_places=USD["decimal_places"],
+        min_value=0,
+        required=False,
+        help_text="USD; empty for no budget of its own.",
+    )
+    soft_budget = forms.DecimalField(
+        max_digits=USD["max_digits"],
+        decimal_places=USD["decimal_places"],
+        min_value=0,
+        required=False,
+    )
+    budget_duration = forms.ChoiceField(choices=BudgetDuration.choices, required=False)
+
+    class Meta:
+        model = VirtualKey
+        fields = ["name", "organization", "team", *_UPDATABLE[1:]]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        team = data.get("team")
+        organization = data.get("organization")
+        if (
+            team is not None
+            and organization is not None
+            and team.organization_id != organization.pk
+        ):
+            self.add_error("team", "The team belongs to another organization.")
+        return data
+
+
+class KeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("revoked", "Revoked"), ("expired", "Expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True).filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+            )
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+@admin.register(VirtualKey)
+class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    selector = staticmethod(key_list)
+    list_display = [
+        "name",
+        "display_prefix",
+        "status",
+        "organization",
+        "team",
+        "user",
+        "spend",
+        "max_budget",
+        "expires_at",
+        "created_at",
+    ]
+    list_filter = [KeyStatusFilter, "organization", "team"]
+    list_select_related = ["organization", "team", "user"]
+    search_fields = ["name", "prefix", "user__username", "team__name", "organization__name"]
+    autocomplete_fields = ["organization", "team", "user"]
+    date_hierarchy = "created_at"
+    actions = ["revoke_keys", "rotate_keys"]
+    fields = [
+        "name",
+        "display_prefix",
+        "status",
+        "organization",
+        "team",
+        "user",
+        "allowed_models",
+        "spend",
+        "max_budget",
+        "expires_at",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+        "metadata",
+        "tags",
+        "revoked_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [
+        "display_prefix",
+        "status",
+        "organization",
+        "team",
+        "spend",
+        "max_budget",
+        "revoked_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VirtualKey]:
+        # key_list scopes and annotates the key's budget (spend, limit) for read-only columns.
+        return key_list(principal=request_principal(request))
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = VirtualKeyCreateForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return [
+                "name",
+                "organization",
+                "team",
+                "user",
+                "allowed_models",
+                "max_budget",
+                "soft_budget",
+                "budget_duration",
+                "expires_at",
+                "rpm_limit",
+                "tpm_limit",
+                "max_parallel_requests",
+                "metadata",
+                "tags",
+            ]
+        return self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.readonly_fields
+
+    @admin.display(description="Key")
+    def display_prefix(self, key: VirtualKey) -> str:
+        return key.display_prefix
+
+    @admin.display(description="Status")
+    def status(self, key: VirtualKey) -> str:
+        return key_status(key=key)
+
+    @admin.display(description="Spend (USD)")
+    def spend(self, key: VirtualKey) -> Decimal | None:
+        return getattr(key, "budget_spend", None)
+
+    @admin.display(description="Max budget (USD)")
+    def max_budget(self, key: VirtualKey) -> Decimal | None:
+        return getattr(key, "budget_max", None)
+
+    def save_model(
+        self, request: HttpRequest, obj: VirtualKey, form: forms.ModelForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        if change:
+            key_update(
+                key=obj, **{name: data[name] for name in form.changed_data if name in _UPDATABLE}
+            )
+            return
+        issued = key_create(
+            name=data["name"],
+            organization=data.get("organization"),
+            team=data.get("team"),
+            user=data.get("user"),
+            created_by=request.user,
+            models=data.get("allowed_models") or [],
+            expires_at=data.get("expires_at"),
+            metadata=data.get("metadata") or {},
+            tags=data.get("tags") or [],
+            rpm_limit=data.get("rpm_limit"),
+            tpm_limit=data.get("tpm_limit"),
+            max_parallel_requests=data.get("max_parallel_requests"),
+            max_budget=data.get("max_budget"),
+            soft_budget=data.get("soft_budget"),
+            budget_duration=data.get("budget_duration") or None,
+        )
+        # The admin goes on with `obj` (log entry, redirect): make it the created row.
+        for field in VirtualKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(issued.key, field.attname))
+        obj._state.adding = False
+        request._ogem_new_secret = issued.secret
+
+    def response_add(
+        self, request: HttpRequest, obj: VirtualKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(request, "_ogem_new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return render_secrets(
+            request,
+            title=f"Key “{obj.name}” created",
+            secrets=[(str(obj), secret)],
+            back_url=reverse("admin:keys_virtualkey_change", args=[obj.pk]),
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
+        keys = list(queryset)
+        for key in keys:
+            key_revoke(key=key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate selected keys (new secrets shown once)")
+    def rotate_keys(
+        self, request: HttpRequest, queryset: QuerySet[VirtualKey]
+    ) -> TemplateResponse | None:
+        keys = [key for key in queryset if key.revoked_at is None]
+        if not keys:
+            self.message_user(request, "Revoked keys cannot be rotated.", messages.WARNING)
+            return None
+        secrets: list[tuple[str, str]] = []
+        for key in keys:
+            issued = key_rotate(key=key)
+            secrets.append((str(issued.key), issued.secret))
+        return render_secrets(
+            request,
+            title="Rotated keys",
+            secrets=secrets,
+            back_url=reverse("admin:keys_virtualkey_changelist"),
+        )
+
+
+class TeamKeyInline(admin.TabularInline):
+    """The team's keys, read-only: keys are created from the key admin so the secret is shown."""
+
+    model = VirtualKey
+    fk_name = "team"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["name", "display_prefix", "user", "expires_at", "revoked_at", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="Key")
+    def display_prefix(self, key: VirtualKey) -> str:
+        return key.display_prefix
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

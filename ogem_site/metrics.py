@@ -1,0 +1,163 @@
+"""Prometheus metrics: the shared instruments, and `/metrics` as a pure ASGI wrapper.
+
+Other modules import the instruments (or the helpers) from here. When several processes serve
+(`OGEM_WORKERS` > 1), `manage.py serve` sets PROMETHEUS_MULTIPROC_DIR before they start; each
+process then writes its values to files there and a scrape of any worker sums them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import re
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+from ogem_site.health import ASGIApp, Receive, Scope, Send
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+# Request latency as the client sees it (for streams: until the last byte).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter(
+    "ogem_requests",
+    "HTTP requests answered, by endpoint and status code.",
+    ["endpoint", "status"],
+)
+REQUEST_LATENCY = Histogram(
+    "ogem_request_duration_seconds",
+    "Time from request start to the end of the response, by endpoint.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+# Unlabelled: the endpoint is only known to be valid once the response status is known.
+IN_FLIGHT = Gauge(
+    "ogem_requests_in_flight",
+    "Requests being served right now.",
+    multiprocess_mode="livesum",
+)
+UPSTREAM_LATENCY = Histogram(
+    "ogem_upstream_duration_seconds",
+    "Time spent waiting on the upstream provider, by provider and outcome.",
+    ["provider", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+UNPRICED_MODEL = Counter(
+    "ogem_unpriced_model_requests",
+    "Requests whose model has no price, so their cost was recorded as zero.",
+    ["model"],
+)
+
+
+def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
+    """Record one upstream call; outcome is e.g. "ok", "error", "timeout"."""
+    UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome).observe(seconds)
+
+
+def unpriced_model_record(*, model: str) -> None:
+    UNPRICED_MODEL.labels(model=model).inc()
+
+
+# Kept verbatim: words and API versions; anything with digits or dashes is an identifier.
+_NAME_SEGMENT = re.compile(r"^(?:[A-Za-z_]{1,40}|v[0-9])$")
+_TOP_LEVEL = {"admin", "api", "scim", "accounts", "static", "v1"}
+
+
+def endpoint_label(path: str, status: int) -> str:
+    """A bounded label for a path: IDs become {id}, unknown paths collapse to one value."""
+    if status == 404:
+        return "not_found"
+    segments = [segment for segment in path.split("/") if segment]
+    if not segments:
+        return "portal"
+    head = segments[0]
+    if head not in _TOP_LEVEL:
+        return "portal"
+    if head in {"admin", "static", "accounts"}:
+        return head
+    kept = [head]
+    for segment in segments[1:5]:
+        kept.append(segment if _NAME_SEGMENT.match(segment) else "{id}")
+    return "/".join(kept)
+
+
+def metrics_render() -> bytes:
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    prometheus_multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+def _mark_dead() -> None:
+    prometheus_multiprocess.mark_process_dead(os.getpid())
+
+
+if MULTIPROCESS:
+    # Live gauges of a stopped worker must not linger in the sum.
+    atexit.register(_mark_dead)
+
+
+class MetricsASGI:
+    """Serves /metrics and times every other HTTP request (health probes excepted)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == "/metrics":
+            await self._serve_metrics(send)
+            return
+        if path.startswith("/health/"):
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_observe(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_and_observe)
+        finally:
+            IN_FLIGHT.dec()
+            endpoint = endpoint_label(path, status)
+            REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
+            REQUEST_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+
+    async def _serve_metrics(self, send: Send) -> None:
+        body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,45 @@
+"""Azure OpenAI: per-deployment URLs with an api-version, `api-key` or Entra ID bearer auth.
+
+URL: ``{api_base}/openai/deployments/{deployment}/{endpoint}?api-version={version}``; the
+deployment name is ``params["deployment"]`` or else the upstream model id. Auth: the deployment's
+``api_key`` in the ``api-key`` header, or an Entra ID token (``params["azure_ad_token"]``) as a
+bearer token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import quote
+
+from gateway.errors import InvalidRequestError
+from providers.base import Deployment, Endpoint
+from providers.openai_compatible.adapter import OpenAICompatibleAdapter
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureOpenAIAdapter(OpenAICompatibleAdapter):
+    name: ClassVar[str] = "azure"
+
+    def api_base(self, deployment: Deployment) -> str:
+        if not deployment.api_base:
+            raise InvalidRequestError(
+                f"The Azure deployment {deployment.id} needs an api_base "
+                "(https://<resource>.openai.azure.com)."
+            )
+        return deployment.api_base.rstrip("/")
+
+    def url(self, *, endpoint: Endpoint, deployment: Deployment) -> str:
+        name = quote(str(deployment.params.get("deployment") or deployment.upstream_model), safe="")
+        version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
+        return (
+            f"{self.api_base(deployment)}/openai/deployments/{name}/{endpoint.value}"
+            f"?api-version={version}"
+        )
+
+    def auth_headers(self, deployment: Deployment) -> dict[str, str]:
+        if deployment.api_key:
+            return {"api-key": deployment.api_key}
+        if token := deployment.params.get("azure_ad_token"):
+            return {"Authorization": f"Bearer {token}"}
+        return {}

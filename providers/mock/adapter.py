@@ -1,0 +1,428 @@
+"""The offline, deterministic `mock` provider: no sockets, no account, same answer every time.
+
+Replies are derived from the prompt: ``Mock reply to: <the last user text>`` (cut to
+``max_tokens``). Token counts use a documented approximation: every run of word characters is one
+token and every other non-space character is one token (``\\w+|[^\\w\\s]``), so "Hello, world!"
+is 4 tokens.
+
+Deployment ``params``: ``latency_ms`` (before the first byte), ``chunks`` (stream chunks; default
+one per token), ``chunk_delay_ms`` (between stream chunks), ``dimensions`` (embedding size,
+default 16).
+
+A request may carry ``mock_response``: a string (the reply) or
+``{"error": {"status": 429, "message": "...", "after_chunks": 2}}`` to simulate an upstream error,
+before anything is sent or, for streams with ``after_chunks``, mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from providers.adapter import BinaryStream, ProviderAdapter, UploadFile
+from providers.base import Deployment, Endpoint
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_MODERATION_CATEGORIES = (
+    "hate",
+    "hate/threatening",
+    "harassment",
+    "harassment/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+_AUDIO_TYPES = {"wav": "audio/wav", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac"}
+# A 1x1 transparent PNG: the mock's every image.
+_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+)
+
+
+def mock_tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def mock_token_count(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _prompt_text(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str]:
+    """(all prompt text, for counting; the last user text, for the reply)."""
+    if endpoint == Endpoint.CHAT:
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        texts = [_content_text(m.get("content")) for m in messages]
+        users = [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        return " ".join(texts), (users[-1] if users else "")
+    prompt = body.get("prompt", body.get("input", ""))
+    if isinstance(prompt, list):
+        prompt = " ".join(str(p) for p in prompt)
+    return str(prompt), str(prompt)
+
+
+def _error(spec: dict[str, Any]) -> GatewayError:
+    status = int(spec.get("status") or 500)
+    message = f"mock: {spec.get('message') or 'simulated error'}"
+    by_status: dict[int, type[GatewayError]] = {
+        400: InvalidRequestError,
+        404: NotFoundError,
+        429: RateLimitError,
+    }
+    if status in by_status:
+        return by_status[status](message)
+    if status in (408, 504):
+        return UpstreamTimeoutError(message, provider="mock")
+    if status == 503:
+        return UpstreamUnavailableError(message, provider="mock")
+    return UpstreamError(message, provider="mock")
+
+
+def _embedding(text: str, dimensions: int) -> list[float]:
+    digest = b""
+    counter = 0
+    while len(digest) < dimensions * 2:
+        digest += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        counter += 1
+    return [
+        round((digest[2 * i] * 256 + digest[2 * i + 1]) / 65535 * 2 - 1, 6)
+        for i in range(dimensions)
+    ]
+
+
+class MockAdapter(ProviderAdapter):
+    name: ClassVar[str] = "mock"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+
+    async def call(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> dict[str, Any] | bytes:
+        self._raise_requested_error(body, streaming=False)
+        await self._sleep(deployment.params.get("latency_ms"))
+        now = int(time.time())
+        model = deployment.upstream_model
+        if endpoint == Endpoint.CHAT:
+            return self._chat(body, model=model, created=now)
+        if endpoint == Endpoint.COMPLETIONS:
+            return self._completion(body, model=model, created=now)
+        if endpoint == Endpoint.EMBEDDINGS:
+            return self._embeddings(body, deployment=deployment)
+        if endpoint in (
+            Endpoint.IMAGES_GENERATIONS,
+            Endpoint.IMAGES_EDITS,
+            Endpoint.IMAGES_VARIATIONS,
+        ):
+            count = int(body.get("n") or 1)
+            encoded = base64.b64encode(_PNG).decode()
+            return {"created": now, "data": [{"b64_json": encoded} for _ in range(count)]}
+        if endpoint in (Endpoint.AUDIO_TRANSCRIPTIONS, Endpoint.AUDIO_TRANSLATIONS):
+            size = sum(len(f.content) for f in files or [])
+            text = f"Mock transcription of {size} bytes."
+            if body.get("response_format") in ("text", "srt", "vtt"):
+                return text.encode()
+            return {"text": text}
+        if endpoint == Endpoint.MODERATIONS:
+            return self._moderation(body, model=model)
+        if endpoint == Endpoint.RERANK:
+            return self._rerank(body, model=model)
+        raise InvalidRequestError(f"mock does not serve {endpoint.value}.")
+
+    async def stream(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        fail_after = self._raise_requested_error(body, streaming=True)
+        params = deployment.params
+        await self._sleep(params.get("latency_ms"))
+        model = deployment.upstream_model
+        created = int(time.time())
+        chat = endpoint == Endpoint.CHAT
+        complete = (self._chat if chat else self._completion)(body, model=model, created=created)
+        text = (
+            complete["choices"][0]["message"]["content"] if chat else complete["choices"][0]["text"]
+        )
+        pieces = self._split(text, int(params.get("chunks") or 0))
+        delay = params.get("chunk_delay_ms")
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        choice_count = len(complete["choices"])
+        sent = 0
+        if chat:
+            for index in range(choice_count):
+                yield self._chunk(complete, kind, {"role": "assistant", "content": ""}, index)
+        for number, piece in enumerate(pieces):
+            if fail_after is not None and sent >= fail_after[0]:
+                raise fail_after[1]
+            if number and delay:
+                await self._sleep(delay)
+            for index in range(choice_count):
+                delta: dict[str, Any] = {"content": piece} if chat else {"text": piece}
+                yield self._chunk(complete, kind, delta, index)
+            sent += 1
+        if fail_after is not None:
+            raise fail_after[1]
+        for index in range(choice_count):
+            finish = complete["choices"][index]["finish_reason"]
+            yield self._chunk(complete, kind, {} if chat else {"text": ""}, index, finish)
+        yield {
+            "id": complete["id"],
+            "object": kind,
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": complete["usage"],
+        }
+
+    async def open_binary(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]
+    ) -> BinaryStream:
+        self._raise_requested_error(body, streaming=False)
+        await self._sleep(deployment.params.get("latency_ms"))
+        text = str(body.get("input") or "")
+        payload = b"ID3MOCK" + hashlib.sha256(text.encode()).digest() * max(1, len(text) // 8)
+        formats = {
+            "wav": "audio/wav",
+            "opus": "audio/ogg",
+            "aac": "audio/aac",
+            "flac": "audio/flac",
+        }
+        content_type = formats.get(str(body.get("response_format")), "audio/mpeg")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(payload), 4096):
+                yield payload[start : start + 4096]
+
+        return BinaryStream(content_type=content_type, chunks=chunks())
+
+    @staticmethod
+    def _raise_requested_error(
+        body: dict[str, Any], *, streaming: bool
+    ) -> tuple[int, GatewayError] | None:
+        spec = body.get("mock_response")
+        if not isinstance(spec, dict) or not isinstance(spec.get("error"), dict):
+            return None
+        error = _error(spec["error"])
+        after = spec["error"].get("after_chunks")
+        if streaming and isinstance(after, int) and after > 0:
+            return after, error
+        raise error
+
+    @staticmethod
+    async def _sleep(milliseconds: Any) -> None:
+        if milliseconds:
+            await asyncio.sleep(float(milliseconds) / 1000)
+
+    @staticmethod
+    def _split(text: str, chunks: int) -> list[str]:
+        words = re.findall(r"\S+\s*", text) or [text]
+        if chunks <= 0 or chunks >= len(words):
+            if chunks > len(words):
+                return words + [""] * (chunks - len(words))
+            return words
+        size, extra = divmod(len(words), chunks)
+        pieces, start = [], 0
+        for index in range(chunks):
+            end = start + size + (1 if index < extra else 0)
+            pieces.append("".join(words[start:end]))
+            start = end
+        return pieces
+
+    @staticmethod
+    def _chunk(
+        complete: dict[str, Any],
+        kind: str,
+        delta: dict[str, Any],
+        index: int,
+        finish_reason: str | None = None,
+    ) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "finish_reason": finish_reason}
+        if kind == "chat.completion.chunk":
+            choice["delta"] = delta
+            choice["logprobs"] = None
+        else:
+            choice.update(delta)
+            choice["logprobs"] = None
+        return {
+            "id": complete["id"],
+            "object": kind,
+            "created": complete["created"],
+            "model": complete["model"],
+            "system_fingerprint": "mock",
+            "choices": [choice],
+        }
+
+    @staticmethod
+    def _reply(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str, int]:
+        """(reply text, finish reason, prompt tokens)."""
+        prompt, last = _prompt_text(endpoint, body)
+        requested = body.get("mock_response")
+        reply = requested if isinstance(requested, str) else f"Mock reply to: {last}"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        finish = "stop"
+        if isinstance(limit, int) and limit > 0 and mock_token_count(reply) > limit:
+            last = list(_TOKEN.finditer(reply))[limit - 1]
+            reply = reply[: last.end()]
+            finish = "length"
+        return reply, finish, mock_token_count(prompt)
+
+    def _chat(self, body: dict[str, Any], *, model: str, created: int) -> dict[str, Any]:
+        reply, finish, prompt_tokens = self._reply(Endpoint.CHAT, body)
+        count = int(body.get("n") or 1)
+        completion_tokens = mock_token_count(reply) * count
+        identity = hashlib.sha256(f"{model}:{reply}:{created}".encode()).hexdigest()[:24]
+        return {
+            "id": f"chatcmpl-mock{identity}",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "mock",
+            "choices": [
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": reply, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+                for index in range(count)
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _completion(self, body: dict[str, Any], *, model: str, created: int) -> dict[str, Any]:
+        reply, finish, prompt_tokens = self._reply(Endpoint.COMPLETIONS, body)
+        count = int(body.get("n") or 1)
+        completion_tokens = mock_token_count(reply) * count
+        identity = hashlib.sha256(f"{model}:{reply}:{created}".encode()).hexdigest()[:24]
+        return {
+            "id": f"cmpl-mock{identity}",
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "mock",
+            "choices": [
+                {"index": index, "text": reply, "logprobs": None, "finish_reason": finish}
+                for index in range(count)
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    @staticmethod
+    def _embeddings(body: dict[str, Any], *, deployment: Deployment) -> dict[str, Any]:
+        raw = body.get("input")
+        inputs = raw if isinstance(raw, list) else [raw]
+        texts = [i if isinstance(i, str) else " ".join(map(str, i or [])) for i in inputs]
+        dimensions = int(body.get("dimensions") or deployment.params.get("dimensions") or 16)
+        data = []
+        for index, text in enumerate(texts):
+            vector = _embedding(text, dimensions)
+            embedding: list[float] | str = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(mock_token_count(t) for t in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": deployment.upstream_model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    @staticmethod
+    def _moderation(body: dict[str, Any], *, model: str) -> dict[str, Any]:
+        raw = body.get("input")
+        inputs = raw if isinstance(raw, list) else [raw]
+        results = []
+        for item in inputs:
+            text = item if isinstance(item, str) else str(item)
+            flagged = "violence" in text.lower()
+            results.append(
+                {
+                    "flagged": flagged,
+                    "categories": {c: flagged and c == "violence" for c in _MODERATION_CATEGORIES},
+                    "category_scores": {
+                        c: 0.99 if flagged and c == "violence" else 0.0001
+                        for c in _MODERATION_CATEGORIES
+                    },
+                    "category_applied_input_types": {c: ["text"] for c in _MODERATION_CATEGORIES},
+                }
+            )
+        identity = hashlib.sha256(repr(inputs).encode()).hexdigest()[:24]
+        return {"id": f"modr-mock{identity}", "model": model, "results": results}
+
+    @staticmethod
+    def _rerank(body: dict[str, Any], *, model: str) -> dict[str, Any]:
+        query = set(w.lower() for w in mock_tokens(str(body.get("query") or "")))
+        documents = body.get("documents") or []
+        scored = []
+        for index, document in enumerate(documents):
+            text = document if isinstance(document, str) else str(document.get("text", ""))
+            words = [w.lower() for w in mock_tokens(text)]
+            score = len(query.intersection(words)) / max(1, len(query))
+            scored.append({"index": index, "relevance_score": round(score, 6)})
+        scored.sort(key=lambda item: (-item["relevance_score"], item["index"]))
+        top_n = body.get("top_n")
+        if isinstance(top_n, int) and top_n > 0:
+            scored = scored[:top_n]
+        if body.get("return_documents"):
+            for item in scored:
+                document = documents[item["index"]]
+                item["document"] = {"text": document} if isinstance(document, str) else document
+        tokens = mock_token_count(str(body.get("query") or "")) + sum(
+            mock_token_count(str(d)) for d in documents
+        )
+        identity = hashlib.sha256(repr(body.get("query")).encode()).hexdigest()[:24]
+        return {
+            "id": f"rerank-mock{identity}",
+            "model": model,
+            "results": scored,
+            "meta": {"billed_units": {"search_units": 1}},
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }

@@ -1,0 +1,21 @@
+"""OpenAI itself: bearer auth, optional organization and project headers."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from providers.base import Deployment
+from providers.openai_compatible.adapter import OpenAICompatibleAdapter
+
+
+class OpenAIAdapter(OpenAICompatibleAdapter):
+    name: ClassVar[str] = "openai"
+    default_api_base: ClassVar[str] = "https://api.openai.com/v1"
+
+    def auth_headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = super().auth_headers(deployment)
+        if organization := deployment.params.get("organization"):
+            headers["OpenAI-Organization"] = str(organization)
+        if project := deployment.params.get("project"):
+            headers["OpenAI-Project"] = str(project)
+        return headers

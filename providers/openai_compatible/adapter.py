@@ -1,0 +1,196 @@
+"""The shared adapter of every upstream that speaks OpenAI's wire format.
+
+Subclasses set their quirks as class attributes (default base URL, auth header, parameters the
+upstream rejects) and override the small hooks below; the request body is otherwise passed
+through untouched, so parameters OpenAI adds tomorrow reach the upstream today, and extra fields in
+responses (Perplexity's citations, Groq's x_groq) are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import orjson
+
+from gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    RequestTooLargeError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.base import Deployment, Endpoint
+from providers.sse import sse_data
+
+STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+
+
+class OpenAICompatibleAdapter(ProviderAdapter):
+    name: ClassVar[str] = "openai_compatible"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    default_api_base: ClassVar[str] = ""
+    # Parameters the upstream answers with a 400 (or ignores badly): dropped before sending.
+    rejected_params: ClassVar[frozenset[str]] = frozenset()
+    # Whether the upstream understands stream_options.include_usage.
+    stream_usage_option: ClassVar[bool] = True
+
+    def api_base(self, deployment: Deployment) -> str:
+        base = deployment.api_base or self.default_api_base
+        if not base:
+            raise InvalidRequestError(
+                f"The deployment {deployment.id} of provider {self.name} has no api_base."
+            )
+        return base.rstrip("/")
+
+    def url(self, *, endpoint: Endpoint, deployment: Deployment) -> str:
+        return f"{self.api_base(deployment)}/{endpoint.value}"
+
+    def auth_headers(self, deployment: Deployment) -> dict[str, str]:
+        if not deployment.api_key:
+            return {}
+        return {"Authorization": f"Bearer {deployment.api_key}"}
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = self.auth_headers(deployment)
+        headers.update(deployment.params.get("extra_headers") or {})
+        return headers
+
+    def prepare_body(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        """The upstream body: the client's, with the upstream model id and the quirks applied."""
+        prepared = {k: v for k, v in body.items() if k not in self.rejected_params}
+        prepared["model"] = deployment.upstream_model
+        if stream and endpoint in STREAMING_ENDPOINTS:
+            prepared["stream"] = True
+            if self.stream_usage_option:
+                options = dict(prepared.get("stream_options") or {})
+                options["include_usage"] = True
+                prepared["stream_options"] = options
+            else:
+                prepared.pop("stream_options", None)
+        elif "stream" in prepared:
+            prepared["stream"] = False
+            prepared.pop("stream_options", None)
+        return prepared
+
+    def build_request(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        stream: bool,
+        files: list[UploadFile] | None = None,
+    ) -> UpstreamRequest:
+        prepared = self.prepare_body(
+            endpoint=endpoint, deployment=deployment, body=body, stream=stream
+        )
+        request = UpstreamRequest(
+            method="POST",
+            url=self.url(endpoint=endpoint, deployment=deployment),
+            headers=self.headers(deployment),
+        )
+        if files:
+            request.form = {
+                k: v if isinstance(v, str) else orjson.dumps(v).decode()
+                for k, v in prepared.items()
+                if v is not None
+            }
+            request.files = list(files)
+        else:
+            request.json = prepared
+        return request
+
+    def parse_response(
+        self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse
+    ) -> dict[str, Any] | bytes:
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type:
+            return response.body
+        try:
+            return orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                f"The upstream provider {self.name} answered with invalid JSON.",
+                provider=self.name,
+            ) from exc
+
+    async def translate_stream(
+        self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for data in sse_data(chunks):
+            if data == "[DONE]":
+                return
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamError(
+                    f"The upstream provider {self.name} sent an invalid stream event.",
+                    provider=self.name,
+                ) from exc
+            if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                raise self._error_from_body(chunk, status=502, deployment=deployment)
+            yield chunk
+        raise UpstreamError(
+            f"The upstream provider {self.name} ended the stream early.", provider=self.name
+        )
+
+    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
+        try:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            body = {}
+        error = self._error_from_body(
+            body if isinstance(body, dict) else {}, status=response.status, deployment=deployment
+        )
+        retry_after = response.headers.get("Retry-After")
+        if retry_after and isinstance(error, RateLimitError):
+            error.headers["Retry-After"] = retry_after
+        return error
+
+    def _error_from_body(
+        self, body: dict[str, Any], *, status: int, deployment: Deployment
+    ) -> GatewayError:
+        detail = body.get("error") if isinstance(body.get("error"), dict) else {}
+        upstream_message = str(
+            detail.get("message") or body.get("message") or body.get("detail") or ""
+        )
+        if deployment.api_key:
+            upstream_message = upstream_message.replace(deployment.api_key, "***")
+        param = detail.get("param") if isinstance(detail.get("param"), str) else None
+        code = detail.get("code") if isinstance(detail.get("code"), str) else None
+        described = f"{self.name}: {upstream_message}" if upstream_message else self.name
+        if status in (401, 403):
+            # The deployment's credentials were refused: the gateway's problem, not the client's.
+            return UpstreamError(
+                f"The upstream provider {self.name} rejected the deployment's credentials "
+                f"(HTTP {status}).",
+                provider=self.name,
+            )
+        if status == 404:
+            return NotFoundError(f"Not found upstream ({described}).", param=param, code=code)
+        if status == 413:
+            return RequestTooLargeError(f"Request too large for {described}.", param=param)
+        if status in (400, 409, 422):
+            return InvalidRequestError(
+                f"Rejected by the upstream provider {described}", param=param, code=code
+            )
+        if status == 429:
+            return RateLimitError(f"Rate limited by the upstream provider {described}", param=param)
+        if status in (408, 504):
+            return UpstreamTimeoutError(
+                f"The upstream provider {self.name} timed out.", provider=self.name
+            )
+        if status == 503:
+            return UpstreamUnavailableError(
+                f"The upstream provider {described} is unavailable.", provider=self.name
+            )
+        return UpstreamError(
+            f"The upstream provider {described} failed (HTTP {status}).", provider=self.name
+        )

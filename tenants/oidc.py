@@ -1,0 +1,416 @@
+"""Bearer JWT access tokens from the company's identity provider, for /api/v1 and /v1.
+
+A token is accepted when its signature verifies against the issuer's JWKS (RS256 or ES256 only),
+and its issuer, audience, expiry and not-before hold (with a small leeway). Claims then map to an
+organization (by slug), teams (by slug) and a role, as configured:
+
+    OGEM_OIDC_ISSUER         https://idp.example.com/realms/acme (required to enable this)
+    OGEM_OIDC_AUDIENCE       ogem (required; comma-separated for several)
+    OGEM_OIDC_JWKS_URL       optional; otherwise read from the issuer's
+                             /.well-known/openid-configuration
+    OGEM_OIDC_ORG_CLAIM      default "ogem_org"   (dotted paths reach nested claims)
+    OGEM_OIDC_TEAM_CLAIM     default "ogem_teams" (a string or a list)
+    OGEM_OIDC_ROLE_CLAIM     default "ogem_role"  (a string or a list, e.g. realm_access.roles)
+    OGEM_OIDC_ROLE_MAP       "idp-admins=org_admin,idp-users=member"; unmapped values that are
+                             Ogem role names map to themselves
+    OGEM_OIDC_DEFAULT_ROLE   role when no claim value maps (default "member"; empty refuses)
+    OGEM_OIDC_LEEWAY         seconds of clock skew allowed (default 30)
+    OGEM_OIDC_JWKS_TTL       seconds a fetched JWKS is trusted (default 3600)
+    OGEM_OIDC_JWKS_REFRESH   minimum seconds between refetches caused by unknown key ids
+                             (default 30): a flood of forged kids cannot hammer the IdP
+
+Why not mozilla-django-oidc for this: its DRF class (``mozilla_django_oidc.contrib.drf``) treats
+the bearer token as opaque and calls the IdP's userinfo endpoint on every request, and its backend
+creates users for browser sign-in. Machine tokens need local verification against a cached JWKS
+and claim-to-tenant mapping without a user row, so this module verifies with PyJWT directly.
+mozilla-django-oidc stays in use for the portal's browser sign-in.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from django.conf import settings
+from rest_framework import authentication, exceptions
+
+from ogem_site.env import env_str
+from tenants.models import ORG_WIDE_ROLES, Organization, Role, Team
+from tenants.principals import Principal
+
+ALGORITHMS = ("RS256", "ES256")
+_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+_ROLE_RANK = {role: rank for rank, role in enumerate(Role.values)}
+_HTTP_TIMEOUT = 5.0
+
+
+class OIDCTokenError(Exception):
+    """The token is not acceptable; the message is safe to return to the client."""
+
+
+@dataclass(frozen=True)
+class OIDCSettings:
+    issuer: str
+    audiences: tuple[str, ...]
+    jwks_url: str
+    org_claim: str = "ogem_org"
+    team_claim: str = "ogem_teams"
+    role_claim: str = "ogem_role"
+    role_map: dict[str, str] = field(default_factory=dict)
+    default_role: str = Role.MEMBER
+    leeway: int = 30
+    jwks_ttl: int = 3600
+    jwks_refresh: int = 30
+
+
+@dataclass(frozen=True)
+class ValidatedClaims:
+    subject: str
+    issuer: str
+    organization: str | None  # organization slug from the org claim
+    teams: tuple[str, ...]  # team slugs from the team claim
+    role: str | None  # an Ogem role (tenants.models.Role) or None when nothing maps
+    email: str | None
+    claims: dict[str, Any]
+
+
+def _setting(name: str, default: str = "") -> str:
+    value = getattr(settings, name, None)
+    if value is None:
+        value = env_str(name, default)
+    return value if isinstance(value, str) else str(value)
+
+
+def _role_map(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        pairs = raw.items()
+    else:
+        pairs = (item.split("=", 1) for item in str(raw).split(",") if "=" in item)
+    mapping: dict[str, str] = {}
+    for idp_value, role in pairs:
+        role = role.strip()
+        if role not in Role.values:
+            raise OIDCTokenError(f"OGEM_OIDC_ROLE_MAP names unknown role {role!r}")
+        mapping[idp_value.strip()] = role
+    return mapping
+
+
+def oidc_settings() -> OIDCSettings | None:
+    """The configured issuer, or None when IdP tokens are not enabled."""
+    issuer = _setting("OGEM_OIDC_ISSUER").rstrip("/")
+    if not issuer:
+        return None
+    audiences = tuple(a.strip() for a in _setting("OGEM_OIDC_AUDIENCE").split(",") if a.strip())
+    role_map_raw = getattr(settings, "OGEM_OIDC_ROLE_MAP", None) or env_str("OGEM_OIDC_ROLE_MAP")
+    return OIDCSettings(
+        issuer=issuer,
+        audiences=audiences,
+        jwks_url=_setting("OGEM_OIDC_JWKS_URL"),
+        org_claim=_setting("OGEM_OIDC_ORG_CLAIM", "ogem_org"),
+        team_claim=_setting("OGEM_OIDC_TEAM_CLAIM", "ogem_teams"),
+        role_claim=_setting("OGEM_OIDC_ROLE_CLAIM", "ogem_role"),
+        role_map=_role_map(role_map_raw),
+        default_role=_setting("OGEM_OIDC_DEFAULT_ROLE", Role.MEMBER),
+        leeway=int(_setting("OGEM_OIDC_LEEWAY", "30")),
+        jwks_ttl=int(_setting("OGEM_OIDC_JWKS_TTL", "3600")),
+        jwks_refresh=int(_setting("OGEM_OIDC_JWKS_REFRESH", "30")),
+    )
+
+
+# The JWKS cache: public keys only, per process, keyed by the JWKS URL.
+
+
+@dataclass
+class _KeySet:
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fetched_at: float = 0.0
+    forced_at: float = float("-inf")
+
+
+_keysets: dict[str, _KeySet] = {}
+_jwks_urls: dict[str, str] = {}  # issuer → jwks_uri from discovery
+_lock = threading.Lock()
+
+
+def oidc_cache_clear() -> None:
+    with _lock:
+        _keysets.clear()
+        _jwks_urls.clear()
+
+
+def _parse_jwks(payload: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("keys"), list):
+        raise OIDCTokenError("the identity provider's JWKS is malformed")
+    return {
+        str(jwk.get("kid", "")): jwk
+        for jwk in payload["keys"]
+        if isinstance(jwk, dict)
+        and jwk.get("kty") in {"RSA", "EC"}
+        and jwk.get("use", "sig") == "sig"
+    }
+
+
+def _discovered_jwks_url(config: OIDCSettings, document: Any) -> str:
+    if not isinstance(document, dict) or document.get("issuer", "").rstrip("/") != config.issuer:
+        raise OIDCTokenError("the identity provider's discovery document names another issuer")
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not jwks_uri:
+        raise OIDCTokenError("the identity provider publishes no jwks_uri")
+    return jwks_uri
+
+
+def _discovery_url(config: OIDCSettings) -> str:
+    return f"{config.issuer}/.well-known/openid-configuration"
+
+
+def _get_json(url: str) -> Any:
+    try:
+        response = httpx.get(url, timeout=_HTTP_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        raise OIDCTokenError("the identity provider's keys are unavailable") from exc
+
+
+async def _aget_json(url: str) -> Any:
+    try:
+        async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT) as client:
+            response = await client.get(url)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        raise OIDCTokenError("the identity provider's keys are unavailable") from exc
+
+
+def _refresh_plan(config: OIDCSettings, jwks_url: str, kid: str) -> bool:
+    """Whether the JWKS must be (re)fetched to find ``kid``; records a forced refetch."""
+    now = time.monotonic()
+    with _lock:
+        keyset = _keysets.setdefault(jwks_url, _KeySet())
+        stale = now - keyset.fetched_at >= config.jwks_ttl or not keyset.fetched_at
+        if stale:
+            return True
+        if kid in keyset.keys:
+            return False
+        if now - keyset.forced_at >= config.jwks_refresh:
+            keyset.forced_at = now
+            return True
+        return False
+
+
+def _store(jwks_url: str, payload: Any) -> None:
+    keys = _parse_jwks(payload)
+    with _lock:
+        keyset = _keysets.setdefault(jwks_url, _KeySet())
+        keyset.keys = keys
+        keyset.fetched_at = time.monotonic()
+
+
+def _cached_key(jwks_url: str, kid: str) -> dict[str, Any] | None:
+    with _lock:
+        keyset = _keysets.get(jwks_url)
+        return None if keyset is None else keyset.keys.get(kid)
+
+
+def _header(token: str) -> tuple[str, str]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise OIDCTokenError("the token is not a well-formed JWT") from exc
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise OIDCTokenError(f"the token's algorithm must be one of {', '.join(ALGORITHMS)}")
+    return algorithm, str(header.get("kid", ""))
+
+
+def _claim(claims: dict[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value]
+    if isinstance(value, str):
+        return value.split() if " " in value else [value]
+    return [str(value)]
+
+
+def _map_role(config: OIDCSettings, raw: Any) -> str | None:
+    roles = []
+    for value in _as_list(raw):
+        role = config.role_map.get(value) or (value if value in Role.values else None)
+        if role:
+            roles.append(role)
+    if roles:
+        return min(roles, key=_ROLE_RANK.__getitem__)
+    return config.default_role or None
+
+
+def _verify(
+    config: OIDCSettings, token: str, algorithm: str, jwk: dict[str, Any]
+) -> ValidatedClaims:
+    if jwk.get("kty") != _KEY_TYPES[algorithm]:
+        raise OIDCTokenError("the token's algorithm does not match its key")
+    try:
+        key = jwt.PyJWK(jwk, algorithm=algorithm).key
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[algorithm],
+            audience=list(config.audiences),
+            issuer=config.issuer,
+            leeway=config.leeway,
+            options={"require": ["exp", "iss", "sub", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise OIDCTokenError("the token has expired") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise OIDCTokenError("the token is not valid yet") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise OIDCTokenError("the token is not meant for this audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise OIDCTokenError("the token comes from another issuer") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise OIDCTokenError("the token's signature does not verify") from exc
+    except jwt.PyJWTError as exc:
+        raise OIDCTokenError(f"the token is invalid: {exc}") from exc
+    organization = _claim(claims, config.org_claim)
+    return ValidatedClaims(
+        subject=str(claims["sub"]),
+        issuer=str(claims["iss"]),
+        organization=str(organization) if organization not in (None, "") else None,
+        teams=tuple(_as_list(_claim(claims, config.team_claim))),
+        role=_map_role(config, _claim(claims, config.role_claim)),
+        email=claims.get("email") if isinstance(claims.get("email"), str) else None,
+        claims=claims,
+    )
+
+
+def _require_settings() -> OIDCSettings:
+    config = oidc_settings()
+    if config is None:
+        raise OIDCTokenError("identity provider tokens are not enabled")
+    if not config.audiences:
+        # Without an audience, a token the IdP issued for any other application would pass.
+        raise OIDCTokenError("OGEM_OIDC_AUDIENCE must be set to accept identity provider tokens")
+    return config
+
+
+def oidc_token_validate(*, token: str) -> ValidatedClaims:
+    """Verify a JWT access token and map its claims; raises OIDCTokenError."""
+    config = _require_settings()
+    algorithm, kid = _header(token)
+    jwks_url = config.jwks_url or _jwks_urls.get(config.issuer)
+    if not jwks_url:
+        jwks_url = _discovered_jwks_url(config, _get_json(_discovery_url(config)))
+        _jwks_urls[config.issuer] = jwks_url
+    if _refresh_plan(config, jwks_url, kid):
+        _store(jwks_url, _get_json(jwks_url))
+    jwk = _cached_key(jwks_url, kid)
+    if jwk is None:
+        raise OIDCTokenError("the token is signed with an unknown key")
+    return _verify(config, token, algorithm, jwk)
+
+
+async def oidc_token_validate_async(*, token: str) -> ValidatedClaims:
+    """The same as oidc_token_validate, without blocking the event loop on a JWKS fetch."""
+    config = _require_settings()
+    algorithm, kid = _header(token)
+    jwks_url = config.jwks_url or _jwks_urls.get(config.issuer)
+    if not jwks_url:
+        jwks_url = _discovered_jwks_url(config, await _aget_json(_discovery_url(config)))
+        _jwks_urls[config.issuer] = jwks_url
+    if _refresh_plan(config, jwks_url, kid):
+        _store(jwks_url, await _aget_json(jwks_url))
+    jwk = _cached_key(jwks_url, kid)
+    if jwk is None:
+        raise OIDCTokenError("the token is signed with an unknown key")
+    return _verify(config, token, algorithm, jwk)
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+# The management API
+
+
+class OIDCUser:
+    """The request user for an IdP token: no account row, named by issuer subject."""
+
+    pk = None
+    id = None
+    is_active = True
+    is_staff = False
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, claims: ValidatedClaims, *, is_proxy_admin: bool) -> None:
+        self.claims = claims
+        self.username = f"oidc:{claims.subject}"
+        self.audit_name = self.username
+        self.email = claims.email or ""
+        self.is_superuser = is_proxy_admin
+        self.is_proxy_admin = is_proxy_admin
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def oidc_principal(*, claims: ValidatedClaims) -> Principal:
+    """The Principal an IdP token stands for; raises OIDCTokenError when it maps to nothing."""
+    if claims.role is None:
+        raise OIDCTokenError("the token carries no role Ogem accepts")
+    if claims.role == Role.PROXY_ADMIN:
+        return Principal(user=OIDCUser(claims, is_proxy_admin=True), is_proxy_admin=True)
+    if claims.organization is None:
+        raise OIDCTokenError("the token names no organization")
+    organization = Organization.objects.filter(slug=claims.organization).first()
+    if organization is None:
+        raise OIDCTokenError("the token's organization is unknown")
+    is_team_admin = claims.role == Role.TEAM_ADMIN
+    org_role = Role.MEMBER if is_team_admin else claims.role
+    teams = Team.objects.filter(organization=organization, slug__in=claims.teams)
+    team_role = (
+        Role.TEAM_ADMIN
+        if is_team_admin
+        else (Role.VIEWER if claims.role == Role.VIEWER else Role.MEMBER)
+    )
+    team_roles = {} if org_role in ORG_WIDE_ROLES else {team.pk: team_role for team in teams}
+    return Principal(
+        user=OIDCUser(claims, is_proxy_admin=False),
+        org_roles={organization.pk: org_role},
+        team_roles=team_roles,
+        team_orgs={team_id: organization.pk for team_id in team_roles},
+    )
+
+
+class OIDCBearerAuthentication(authentication.BaseAuthentication):
+    """DRF authentication for IdP JWTs. Tokens that are not JWTs are left to other classes."""
+
+    def authenticate(self, request: Any) -> tuple[OIDCUser, Principal] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not looks_like_jwt(token) or oidc_settings() is None:
+            return None
+        try:
+            principal = oidc_principal(claims=oidc_token_validate(token=token))
+        except OIDCTokenError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        return (principal.user, principal)
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="ogem"'

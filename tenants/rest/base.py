@@ -1,0 +1,220 @@
+"""What every /api/v1 resource shares: the caller's Principal, scoped querysets, and errors.
+
+Querysets come from selectors filtered by the Principal, so objects outside the caller's scope
+are simply not found (404). Objects in scope that the caller may not change answer 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import Model, QuerySet
+from rest_framework import exceptions, filters, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.audit import audit_actor_name, audit_actor_reset, audit_actor_set, audit_client_ip
+from tenants.models import AuditSurface
+from tenants.principals import Principal
+from tenants.selectors import principal_for_user, principal_user_id
+
+Selector = Callable[..., QuerySet]
+
+
+def request_principal(request: Request) -> Principal:
+    """The Principal of a request: set by key authentication, or built from the session user."""
+    cached = getattr(request, "_ogem_principal", None)
+    if cached is not None:
+        return cached
+    if isinstance(request.auth, Principal):
+        principal = request.auth
+    elif request.user is not None and request.user.is_authenticated:
+        principal = principal_for_user(user=request.user)
+    else:
+        raise exceptions.NotAuthenticated()
+    request._ogem_principal = principal
+    return principal
+
+
+def request_user(request: Request) -> Any:
+    """The caller's user row, or None for the master key (it has no row)."""
+    principal = request_principal(request)
+    return principal.user if principal_user_id(principal=principal) is not None else None
+
+
+class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """A foreign key chosen among the objects the caller can see; any other id answers 404."""
+
+    def __init__(self, *, selector: Selector, **kwargs: Any) -> None:
+        self.selector = selector
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet:
+        return self.selector(principal=request_principal(self.context["request"]))
+
+    def to_internal_value(self, data: Any) -> Model:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            pk = int(data)
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            return self.get_queryset().get(pk=pk)
+        except ObjectDoesNotExist as exc:
+            raise exceptions.NotFound(f"{self.field_name} {pk} not found.") from exc
+
+
+class QueryParamFilter(filters.BaseFilterBackend):
+    """Exact-match filters declared on the view as ``filter_params = {param: lookup}``."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        for param, lookup in getattr(view, "filter_params", {}).items():
+            value = request.query_params.get(param)
+            if value is None or value == "":
+                continue
+            if value.lower() == "null":
+                queryset = queryset.filter(**{f"{lookup}__isnull": True})
+                continue
+            try:
+                queryset = queryset.filter(**{lookup: value})
+                queryset.exists()
+            except (ValueError, TypeError, DjangoValidationError) as exc:
+                raise exceptions.ValidationError({param: [f"{value!r} is not valid."]}) from exc
+        return queryset
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": param,
+                "required": False,
+                "in": "query",
+                "description": f"Only objects whose {lookup} equals this value ('null' for none).",
+                "schema": {"type": "string"},
+            }
+            for param, lookup in getattr(view, "filter_params", {}).items()
+        ]
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    """Base of every resource: scoped queryset from ``selector``, services for the writes.
+
+    Subclasses set ``selector`` and implement ``perform_service_create``/``_update``/``_destroy``
+    plus ``check_create``/``check_change`` that raise PermissionDenied.
+    """
+
+    selector: Selector
+    filter_backends = [QueryParamFilter, filters.SearchFilter, filters.OrderingFilter]
+    filter_params: dict[str, str] = {}
+    ordering = ["pk"]
+    lookup_value_regex = r"[0-9]+"
+
+    @property
+    def principal(self) -> Principal:
+        return request_principal(self.request)
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation has no caller; it only needs the model.
+            return self.get_serializer_class().Meta.model.objects.none()
+        return self.selector(principal=self.principal)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Services record audit events for the actor of the surface that called them.
+        principal = request_principal(request)
+        self._audit_token = audit_actor_set(
+            actor=audit_actor_name(user=principal.user),
+            surface=AuditSurface.API,
+            user_id=principal_user_id(principal=principal),
+            ip_address=audit_client_ip(request=request),
+            request_id=request.headers.get("x-request-id", "")[:100],
+        )
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        token = getattr(self, "_audit_token", None)
+        if token is not None:
+            audit_actor_reset(token)
+            self._audit_token = None
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def deny(self, message: str = "You do not have permission to do this.") -> None:
+        raise exceptions.PermissionDenied(message)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Services signal bad input with ValueError (or a subclass); never answer it with a 500.
+        if isinstance(exc, DjangoValidationError):
+            exc = exceptions.ValidationError(exc.messages)
+        elif isinstance(exc, ValueError | IntegrityError):
+            field = getattr(exc, "field", None) or "detail"
+            exc = exceptions.ValidationError({field: [str(exc)]})
+        return super().handle_exception(exc)
+
+    # Default CRUD built on the hooks below.
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return Response(self.get_serializer(queryset, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.check_create(serializer.validated_data)
+        instance = self.perform_service_create(serializer.validated_data)
+        return Response(self.created_data(instance), status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        serializer = self.get_serializer(
+            instance, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        self.check_change(instance)
+        instance = self.perform_service_update(instance, serializer.validated_data)
+        return Response(self.get_serializer(self.refetch(instance)).data)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        self.check_destroy(instance)
+        self.perform_service_destroy(instance)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def created_data(self, instance: Any) -> dict[str, Any]:
+        return self.get_serializer(self.refetch(instance)).data
+
+    def refetch(self, instance: Model) -> Model:
+        """Reload through the selector so annotations match what list/retrieve return."""
+        return self.get_queryset().filter(pk=instance.pk).first() or instance
+
+    def check_create(self, data: dict[str, Any]) -> None:
+        self.deny()
+
+    def check_change(self, instance: Any) -> None:
+        self.deny()
+
+    def check_destroy(self, instance: Any) -> None:
+        self.check_change(instance)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def perform_service_destroy(self, instance: Any) -> None:
+        raise NotImplementedError

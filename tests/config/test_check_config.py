@@ -1,0 +1,101 @@
+"""`python manage.py check_config FILE`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("check_config", *args, stdout=out, no_color=True)
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_valid_file_with_warnings_exits_zero(write_config) -> None:
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+          - model_name: a
+            litellm_params: {model: mock/a2}
+          - model_name: b
+            litellm_params: {model: mock/b}
+        litellm_settings:
+          set_verbose: true
+        """
+    )
+    code, output = _run(path)
+    assert code == 0
+    assert output.splitlines() == [
+        f"{path}:9:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
+        f"{path}: OK, litellm format, 3 deployments in 2 model groups (0 errors, 1 warning)",
+    ]
+
+
+def test_errors_exit_non_zero(write_config, monkeypatch) -> None:
+    monkeypatch.delenv("H3_NOPE", raising=False)
+    path = write_config(
+        """
+        models:
+          - name: a
+            provider: mock
+            model: a
+            api_key: os.environ/H3_NOPE
+            rpm: -5
+        """
+    )
+    code, output = _run(path)
+    assert code == 1
+    assert output.splitlines() == [
+        f"{path}:5:14: error: models[0].api_key: environment variable H3_NOPE is not set",
+        f"{path}:6:10: error: models[0].rpm: must be at least 0, got -5",
+        f"{path}: invalid (2 errors, 0 warnings)",
+    ]
+    code, output = _run(path, "--skip-secrets")
+    assert code == 1
+    assert output.splitlines()[-1] == f"{path}: invalid (1 error, 0 warnings)"
+
+
+def test_missing_file(tmp_path) -> None:
+    path = str(tmp_path / "absent.yaml")
+    code, output = _run(path)
+    assert code == 1
+    assert output.splitlines() == [
+        f"{path}: error: cannot read configuration file: No such file or directory",
+        f"{path}: invalid (1 error, 0 warnings)",
+    ]
+
+
+def test_real_process_exit_code(write_config, tmp_path) -> None:
+    bad = write_config("models:\n  - {name: a, provider: mock}\n")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ogem_site.settings.test"}
+    env["OGEM_VAR_DIR"] = str(tmp_path / "var")
+    env.pop("DATABASE_URL", None)  # the command needs no database for a file without orgs
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_config", bad],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f'{bad}:2:5: error: models[0]: missing required key "model"',
+        f"{bad}: invalid (1 error, 0 warnings)",
+    ]

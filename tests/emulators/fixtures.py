@@ -1,0 +1,67 @@
+"""Fixtures for tests that drive Ogem against local upstream emulators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from gateway import registry as deployment_registry
+from gateway.registry import registry_builtin, registry_install
+from providers.base import Deployment
+from tests.emulators.openai_api import OpenAIEmulator
+from tests.live import LiveServer
+
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[OpenAIEmulator]:
+    emulator = OpenAIEmulator(api_key=UPSTREAM_KEY).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def openai_emulator(_emulator_server: OpenAIEmulator) -> Iterator[OpenAIEmulator]:
+    """The OpenAI/Azure emulator, with its recordings and faults reset for each test."""
+    _emulator_server.flavor = "openai"
+    _emulator_server.reset()
+    yield _emulator_server
+    _emulator_server.flavor = "openai"
+    _emulator_server.reset()
+
+
+@pytest.fixture
+def install_deployments() -> Iterator[Callable[..., None]]:
+    """Install deployments (next to the built-in mock ones) for one test, then restore."""
+    previous = deployment_registry._current
+
+    def install(*deployments: Deployment) -> None:
+        registry_install([*registry_builtin(), *deployments], source="test")
+
+    yield install
+    deployment_registry._current = previous
+
+
+@pytest.fixture
+def sdk(live_ogem: LiveServer, master_key: str) -> openai.OpenAI:
+    """The official OpenAI SDK pointed at the live Ogem, with the master key."""
+    return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=master_key, max_retries=0)
+
+
+@pytest.fixture
+def make_key(live_ogem: LiveServer) -> Callable[..., str]:
+    """Create a virtual key (in a fresh team unless one is given) and return its secret."""
+
+    def make(**options: Any) -> str:
+        from keys.services import key_create
+        from tests.factories import TeamFactory
+
+        if "team" not in options and "organization" not in options:
+            options["team"] = TeamFactory()
+        return key_create(name="test key", **options).secret
+
+    return make

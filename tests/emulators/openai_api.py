@@ -1,0 +1,493 @@
+"""A local emulator of OpenAI's HTTP API (and Azure OpenAI's deployment paths) on a real socket.
+
+It speaks the wire format of every endpoint Ogem relays, checks auth and required fields the way
+the real API does (OpenAI-shaped 401/400/404 bodies), records every request for assertions and
+takes injected faults (status, slow first byte, cut stream). `flavor` adds a provider's strictness:
+"mistral" answers 422 to fields Mistral does not know, "groq" 400 to the fields Groq rejects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+MISTRAL_REJECTS = frozenset(
+    {
+        "user",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "stream_options",
+        "seed",
+        "store",
+        "metadata",
+    }
+)
+GROQ_REJECTS = frozenset({"logprobs", "logit_bias", "top_logprobs"})
+REQUIRED = {
+    "chat/completions": ("model", "messages"),
+    "completions": ("model", "prompt"),
+    "embeddings": ("model", "input"),
+    "images/generations": ("prompt",),
+    "audio/speech": ("model", "input", "voice"),
+    "moderations": ("input",),
+    "rerank": ("model", "query", "documents"),
+}
+
+
+def tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    first_byte_delay: float = 0.0
+    cut_after_chunks: int | None = None  # streams: drop the connection after N chunks
+    chunk_delay: float = 0.0  # streams: pause between chunks
+
+
+def _error(status: int, message: str, *, type_: str, code: str | None = None, param=None):  # type: ignore[no-untyped-def]
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
+
+
+class OpenAIEmulator:
+    def __init__(self, *, api_key: str = "sk-upstream-test", flavor: str = "openai") -> None:
+        self.api_key = api_key
+        self.flavor = flavor
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self.disconnected = threading.Event()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> OpenAIEmulator:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self._dispatch)
+            self._runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://127.0.0.1:{port}"
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="openai-emulator", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.faults.clear()
+        self.disconnected.clear()
+
+    def inject(self, **fault: Any) -> None:
+        """The next request gets this fault (queue several for several requests)."""
+        self.faults.append(Fault(**fault))
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    # -- request handling ------------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        recorded = Recorded(
+            method=request.method,
+            path=path,
+            query=dict(request.query),
+            headers={k.lower(): v for k, v in request.headers.items()},
+        )
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    recorded.files[name] = (value.filename, value.file.read())
+                else:
+                    recorded.form[name] = str(value)
+            body: dict[str, Any] = dict(recorded.form)
+        else:
+            raw = await request.read()
+            try:
+                recorded.json = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError:
+                self.requests.append(recorded)
+                return _error(
+                    400, "We could not parse the JSON body.", type_="invalid_request_error"
+                )
+            body = recorded.json if isinstance(recorded.json, dict) else {}
+        self.requests.append(recorded)
+        fault = self.faults.pop(0) if self.faults else Fault()
+
+        endpoint, problem = self._route(request)
+        if problem is not None:
+            return problem
+        if not self._authorized(request):
+            return _error(
+                401,
+                "Incorrect API key provided.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+            )
+        if fault.first_byte_delay:
+            await asyncio.sleep(fault.first_byte_delay)
+        if fault.status is not None:
+            payload = fault.body or {
+                "error": {
+                    "message": f"Injected failure {fault.status}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+            return web.json_response(
+                payload,
+                status=fault.status,
+                headers=fault.headers,
+                dumps=lambda v: orjson.dumps(v).decode(),
+            )
+        invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
+        if invalid is not None:
+            return invalid
+        handler = getattr(self, "_" + endpoint.replace("/", "_"))
+        if endpoint in ("chat/completions", "completions") and body.get("stream"):
+            return await self._stream(request, endpoint, body, fault)
+        return await handler(body, recorded)
+
+    def _route(self, request: web.Request) -> tuple[str, web.Response | None]:
+        path = request.path
+        match = re.fullmatch(r"/openai/deployments/([^/]+)/(.+)", path)
+        if match:
+            if "api-version" not in request.query:
+                return "", _error(
+                    404, "Resource not found", type_="invalid_request_error", code="404"
+                )
+            endpoint = match.group(2)
+        else:
+            match = re.fullmatch(r"(?:/openai)?/v1/(.+)", path)
+            if not match:
+                return "", _error(
+                    404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
+                )
+            endpoint = match.group(1)
+        known = {
+            *REQUIRED,
+            "images/edits",
+            "images/variations",
+            "audio/transcriptions",
+            "audio/translations",
+            "models",
+        }
+        if endpoint not in known:
+            return "", _error(
+                404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
+            )
+        return endpoint, None
+
+    def _authorized(self, request: web.Request) -> bool:
+        if request.path.startswith("/openai/deployments/"):
+            return (
+                request.headers.get("api-key") == self.api_key
+                or request.headers.get("Authorization") == f"Bearer {self.api_key}"
+            )
+        return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def _validate(self, endpoint: str, body: dict[str, Any], *, azure: bool) -> web.Response | None:
+        for name in REQUIRED.get(endpoint, ()):
+            if name == "model" and azure:  # Azure names the model in the URL
+                continue
+            if body.get(name) in (None, ""):
+                return _error(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    type_="invalid_request_error",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        rejects = {"mistral": MISTRAL_REJECTS, "groq": GROQ_REJECTS}.get(self.flavor, frozenset())
+        for name in rejects:
+            if name in body:
+                status = 422 if self.flavor == "mistral" else 400
+                return _error(
+                    status,
+                    f"{name} is not supported",
+                    type_="invalid_request_error",
+                    param=name,
+                )
+        if self.flavor == "groq" and any("name" in m for m in body.get("messages") or []):
+            return _error(
+                400, "'messages.0' : property 'name' is unsupported", type_="invalid_request_error"
+            )
+        if "mock_response" in body and self.flavor == "openai":
+            return _error(
+                400,
+                "Unrecognized request argument supplied: mock_response",
+                type_="invalid_request_error",
+            )
+        return None
+
+    # -- endpoints -------------------------------------------------------------------------------
+    @staticmethod
+    def _reply_text(endpoint: str, body: dict[str, Any]) -> tuple[str, int]:
+        if endpoint == "chat/completions":
+            messages = body.get("messages") or []
+            texts = [
+                m.get("content") if isinstance(m.get("content"), str) else "" for m in messages
+            ]
+            users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
+            return f"Emulated reply to: {users[-1] if users else ''}", tokens(" ".join(texts))
+        prompt = body.get("prompt")
+        prompt = " ".join(prompt) if isinstance(prompt, list) else str(prompt)
+        return f"Emulated reply to: {prompt}", tokens(prompt)
+
+    async def _chat_completions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        reply, prompt_tokens = self._reply_text("chat/completions", body)
+        completion_tokens = tokens(reply)
+        message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
+        if body.get("tools"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": tool["function"]["name"], "arguments": "{}"},
+                    }
+                    for i, tool in enumerate(body["tools"])
+                ],
+            }
+        return self._json(
+            {
+                "id": "chatcmpl-emulated",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "azure-deployment"),
+                "system_fingerprint": "fp_emulated",
+                "service_tier": "default",
+                "choices": [
+                    {
+                        "index": i,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls" if body.get("tools") else "stop",
+                    }
+                    for i in range(int(body.get("n") or 1))
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0},
+                },
+                "emulator_extra": {"kept": True},
+            }
+        )
+
+    async def _completions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        reply, prompt_tokens = self._reply_text("completions", body)
+        return self._json(
+            {
+                "id": "cmpl-emulated",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "text": reply, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": tokens(reply),
+                    "total_tokens": prompt_tokens + tokens(reply),
+                },
+            }
+        )
+
+    async def _embeddings(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = int(body.get("dimensions") or 4)
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [round(((len(str(text)) + i) % 7) / 7, 4) for i in range(dims)]
+            embedding: Any = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        count = sum(tokens(str(t)) for t in inputs)
+        return self._json(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": count, "total_tokens": count},
+            }
+        )
+
+    async def _images_generations(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        n = int(body.get("n") or 1)
+        return self._json(
+            {"created": int(time.time()), "data": [{"b64_json": "aW1hZ2U="} for _ in range(n)]}
+        )
+
+    async def _images_edits(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        if "image" not in recorded.files and "image[]" not in recorded.files:
+            return _error(400, "Missing image", type_="invalid_request_error", param="image")
+        return await self._images_generations(body, recorded)
+
+    _images_variations = _images_edits
+
+    async def _audio_transcriptions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        if "file" not in recorded.files:
+            return _error(400, "Missing file", type_="invalid_request_error", param="file")
+        filename, content = recorded.files["file"]
+        text = f"Heard {len(content)} bytes from {filename}."
+        if body.get("response_format") == "text":
+            return web.Response(text=text, content_type="text/plain")
+        return self._json({"text": text})
+
+    _audio_translations = _audio_transcriptions
+
+    async def _audio_speech(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        audio = b"ID3" + str(body["input"]).encode() * 1000
+        return web.Response(body=audio, content_type="audio/mpeg")
+
+    async def _moderations(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        names = ["hate", "harassment", "self-harm", "sexual", "violence"]
+        return self._json(
+            {
+                "id": "modr-emulated",
+                "model": body.get("model", "omni-moderation-latest"),
+                "results": [
+                    {
+                        "flagged": False,
+                        "categories": dict.fromkeys(names, False),
+                        "category_scores": dict.fromkeys(names, 0.0),
+                    }
+                ],
+            }
+        )
+
+    async def _rerank(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        results = [
+            {"index": i, "relevance_score": round(1 / (i + 1), 4)}
+            for i in range(len(body["documents"]))
+        ]
+        return self._json({"id": "rerank-emulated", "results": results})
+
+    async def _models(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        return self._json({"object": "list", "data": []})
+
+    async def _stream(
+        self, request: web.Request, endpoint: str, body: dict[str, Any], fault: Fault
+    ) -> web.StreamResponse:
+        chat = endpoint == "chat/completions"
+        reply, prompt_tokens = self._reply_text(endpoint, body)
+        words = re.findall(r"\S+\s*", reply)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        base = {
+            "id": "chatcmpl-emulated" if chat else "cmpl-emulated",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "azure-deployment"),
+            "system_fingerprint": "fp_emulated",
+        }
+        events: list[dict[str, Any]] = []
+        if chat:
+            events.append(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+        for word in words:
+            choice: dict[str, Any] = (
+                {"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}
+                if chat
+                else {"index": 0, "text": word, "logprobs": None, "finish_reason": None}
+            )
+            events.append({**base, "choices": [choice]})
+        final: dict[str, Any] = (
+            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
+        )
+        events.append({**base, "choices": [final]})
+        options = body.get("stream_options") or {}
+        if options.get("include_usage"):
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": tokens(reply),
+                "total_tokens": prompt_tokens + tokens(reply),
+            }
+            events.append({**base, "choices": [], "usage": usage})
+        try:
+            for number, event in enumerate(events):
+                if fault.cut_after_chunks is not None and number >= fault.cut_after_chunks:
+                    await asyncio.sleep(0.05)  # let what was sent arrive before the cut
+                    request.transport.close()  # type: ignore[union-attr]
+                    return response
+                if number and fault.chunk_delay:
+                    await asyncio.sleep(fault.chunk_delay)
+                await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            self.disconnected.set()
+            raise
+        return response
+
+    @staticmethod
+    def _json(payload: Any) -> web.Response:
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")

@@ -1,0 +1,168 @@
+"""Keys on /v1: the three headers, the resolver's caches, revocation, expiry, zero queries."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import openai
+import orjson
+import pytest
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
+
+from keys.models import VirtualKey
+from keys.services import key_revoke, key_rotate, key_update
+
+BODY = {"model": "mock-chat", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def _chat(live_ogem, headers: dict[str, str]) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return httpx.post(f"{live_ogem.url}/v1/chat/completions", json=BODY, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        lambda key: {"Authorization": f"Bearer {key}"},
+        lambda key: {"api-key": key},
+        lambda key: {"x-api-key": key},
+    ],
+    ids=["bearer", "api-key", "x-api-key"],
+)
+def test_three_headers_for_master_and_virtual_keys(live_ogem, master_key, make_key, header) -> None:  # type: ignore[no-untyped-def]
+    assert _chat(live_ogem, header(master_key)).status_code == 200
+    assert _chat(live_ogem, header(make_key())).status_code == 200
+    assert _chat(live_ogem, header("sk-" + "Z" * 48)).status_code == 401
+
+
+@pytest.fixture
+def queries_by_server(settings) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """Every SQL statement executed by a thread other than the test's own.
+
+    Usage accounting writes its events in batches (one INSERT per batch of up to 500 requests,
+    from a background task, not per request): those batch writes are left out.
+    """
+    settings.OGEM_USAGE_AUTOFLUSH = False
+    seen: list[str] = []
+    original = CursorWrapper._execute_with_wrappers
+    test_thread = threading.current_thread()
+
+    def counting(self, sql, params, many, executor):  # type: ignore[no-untyped-def]
+        batch_write = "billing_requestlog" in sql or sql in ("BEGIN", "COMMIT")
+        if threading.current_thread() is not test_thread and not batch_write:
+            seen.append(sql)
+        return original(self, sql, params, many, executor)
+
+    CursorWrapper._execute_with_wrappers = counting  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        CursorWrapper._execute_with_wrappers = original  # type: ignore[method-assign]
+
+
+def test_steady_state_makes_zero_database_queries(live_ogem, make_key, queries_by_server) -> None:  # type: ignore[no-untyped-def]
+    key = make_key()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=key, max_retries=0)
+    client.chat.completions.create(**BODY)  # warms the resolver's cache
+    assert len(queries_by_server) >= 1  # the first request did read the key
+    queries_by_server.clear()
+    for _ in range(20):
+        client.chat.completions.create(**BODY)
+    stream = client.chat.completions.create(**BODY, stream=True)
+    assert list(stream)
+    client.embeddings.create(model="mock-embed", input="x")
+    client.models.list()
+    assert queries_by_server == []
+
+
+def test_unknown_key_is_cached_negatively(live_ogem, queries_by_server) -> None:  # type: ignore[no-untyped-def]
+    unknown = {"Authorization": "Bearer sk-" + "Q" * 48}
+    assert _chat(live_ogem, unknown).status_code == 401
+    first = len(queries_by_server)
+    assert first >= 1
+    for _ in range(5):
+        assert _chat(live_ogem, unknown).status_code == 401
+    assert len(queries_by_server) == first
+
+
+def test_revoked_key_refused_within_one_second(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = make_key()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert _chat(live_ogem, headers).status_code == 200
+    key_revoke(key=VirtualKey.objects.get(prefix=secret[3:11]))
+    deadline = time.monotonic() + 1.0
+    while _chat(live_ogem, headers).status_code != 401:
+        assert time.monotonic() < deadline, "revoked key still accepted after one second"
+        time.sleep(0.02)
+
+
+def test_update_takes_effect_within_one_second(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = make_key()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert _chat(live_ogem, headers).status_code == 200
+    key_update(key=VirtualKey.objects.get(prefix=secret[3:11]), allowed_models=["mock-embed"])
+    deadline = time.monotonic() + 1.0
+    while _chat(live_ogem, headers).status_code != 403:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_rotation_refuses_old_secret(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    old = make_key()
+    assert _chat(live_ogem, {"Authorization": f"Bearer {old}"}).status_code == 200
+    issued = key_rotate(key=VirtualKey.objects.get(prefix=old[3:11]))
+    time.sleep(0.2)
+    assert _chat(live_ogem, {"Authorization": f"Bearer {old}"}).status_code == 401
+    assert _chat(live_ogem, {"Authorization": f"Bearer {issued.secret}"}).status_code == 200
+
+
+def test_expiry_checked_on_every_request(live_ogem, make_key, queries_by_server) -> None:  # type: ignore[no-untyped-def]
+    secret = make_key(expires_at=timezone.now() + timedelta(seconds=1))
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert _chat(live_ogem, headers).status_code == 200
+    queries_by_server.clear()
+    time.sleep(1.1)
+    response = _chat(live_ogem, headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "expired_api_key"
+    assert queries_by_server == [], queries_by_server  # refused from the cached expiry
+
+
+def test_already_expired_key_refused(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    secret = make_key(expires_at=timezone.now() - timedelta(seconds=1))
+    assert _chat(live_ogem, {"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (pub/sub)")
+def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    """Another process's invalidation arrives only through Redis: nothing here touches this
+    process's cache directly (the row is changed with a bare UPDATE, not key_revoke)."""
+    import redis
+    from django.conf import settings
+
+    from gateway.auth import INVALIDATION_CHANNEL
+
+    secret = make_key()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert _chat(live_ogem, headers).status_code == 200
+    time.sleep(0.3)  # the listener starts with the first request and begins with a clean cache
+    assert _chat(live_ogem, headers).status_code == 200
+    prefix = secret[3:11]
+    VirtualKey.objects.filter(prefix=prefix).update(revoked_at=timezone.now())
+    assert _chat(live_ogem, headers).status_code == 200  # still cached, as expected
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for stored in client.scan_iter(match="ogem:v1:key:*"):
+            client.delete(stored)
+        client.publish(INVALIDATION_CHANNEL, orjson.dumps([prefix]))
+    finally:
+        client.close()
+    deadline = time.monotonic() + 1.0
+    while _chat(live_ogem, headers).status_code != 401:
+        assert time.monotonic() < deadline, "pub/sub invalidation did not arrive within 1 s"
+        time.sleep(0.02)

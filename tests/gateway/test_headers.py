@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import re
+
+import httpx
+
+
+def test_request_id_echoed_or_generated(live_ogem, master_key: str) -> None:
+    url = f"{live_ogem.url}/v1/chat/completions"
+    body = {"model": "mock-chat", "messages": [{"role": "user", "content": "Hi"}]}
+    auth = {"Authorization": f"Bearer {master_key}"}
+    echoed = httpx.post(url, json=body, headers={**auth, "x-request-id": "req-abc.123"})
+    assert echoed.headers["x-request-id"] == "req-abc.123"
+    generated = httpx.post(url, json=body, headers=auth)
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+    unsafe = httpx.post(url, json=body, headers={**auth, "x-request-id": "a b\tc"})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+    for response in (echoed, generated):
+        assert response.headers["x-ogem-provider"] == "mock"
+        assert response.headers["x-ogem-deployment"] == "builtin:mock-chat"
+        assert float(response.headers["x-ogem-overhead-ms"]) >= 0
+
+
+def test_overhead_excludes_upstream_latency(
+    live_ogem, master_key: str, install_deployments
+) -> None:  # type: ignore[no-untyped-def]
+    from providers.base import Deployment
+
+    install_deployments(
+        Deployment(
+            id="test:slow",
+            model_name="slow-chat",
+            provider="mock",
+            upstream_model="slow-chat",
+            params={"latency_ms": 300},
+        )
+    )
+    response = httpx.post(
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={"model": "slow-chat", "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert response.status_code == 200
+    assert response.elapsed.total_seconds() >= 0.3
+    assert float(response.headers["x-ogem-overhead-ms"]) < 100
+
+
+def test_error_responses_carry_request_id(live_ogem) -> None:
+    response = httpx.post(
+        f"{live_ogem.url}/v1/chat/completions", json={}, headers={"x-request-id": "mine"}
+    )
+    assert response.status_code == 401
+    assert response.headers["x-request-id"] == "mine"
+    assert "x-ogem-overhead-ms" in response.headers

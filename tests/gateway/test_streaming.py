@@ -1,0 +1,153 @@
+"""Streaming: client disconnects cancel the upstream and still settle exactly once."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from gateway import relay
+from providers.base import Deployment
+from tests.emulators.fixtures import UPSTREAM_KEY
+
+
+@pytest.fixture
+def settlements(monkeypatch) -> list:  # type: ignore[no-untyped-def]
+    """Every (ctx, admission) governance_settle is called with, on the server."""
+    calls: list = []
+    original = relay.governance_settle
+
+    async def recording(ctx, admission):  # type: ignore[no-untyped-def]
+        calls.append(ctx)
+        await original(ctx, admission)
+
+    monkeypatch.setattr(relay, "governance_settle", recording)
+    return calls
+
+
+def _wait(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_disconnect_cancels_upstream_and_settles_once(
+    live_ogem, master_key, openai_emulator, install_deployments, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    install_deployments(
+        Deployment(
+            id="test:emulated",
+            model_name="emulated",
+            provider="openai",
+            upstream_model="gpt-4o-mini",
+            api_base=f"{openai_emulator.url}/v1",
+            api_key=UPSTREAM_KEY,
+        )
+    )
+    openai_emulator.inject(chunk_delay=0.3)
+    long_prompt = " ".join(f"word{i}" for i in range(40))
+    with httpx.stream(
+        "POST",
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "emulated",
+            "stream": True,
+            "messages": [{"role": "user", "content": long_prompt}],
+        },
+    ) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    # The client is gone: Ogem must close its upstream connection, and settle with cancelled set.
+    assert openai_emulator.disconnected.wait(5)
+    assert _wait(lambda: len(settlements) == 1)
+    time.sleep(0.3)
+    assert len(settlements) == 1
+    assert settlements[0].cancelled is True
+    assert settlements[0].deployment.id == "test:emulated"
+
+
+def test_mock_stream_disconnect_settles_once(
+    live_ogem, master_key, install_deployments, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    install_deployments(
+        Deployment(
+            id="test:slow-stream",
+            model_name="slow-stream",
+            provider="mock",
+            upstream_model="slow-stream",
+            params={"chunks": 20, "chunk_delay_ms": 200},
+        )
+    )
+    with httpx.stream(
+        "POST",
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "slow-stream",
+            "stream": True,
+            "messages": [{"role": "user", "content": "a b c"}],
+        },
+    ) as response:
+        next(response.iter_lines())
+    assert _wait(lambda: len(settlements) == 1)
+    assert settlements[0].cancelled is True
+
+
+def test_completed_stream_settles_once_with_usage(live_ogem, master_key, settlements) -> None:  # type: ignore[no-untyped-def]
+    response = httpx.post(
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "mock-chat",
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hello, world!"}],
+        },
+    )
+    assert response.text.endswith("data: [DONE]\n\n")
+    assert _wait(lambda: len(settlements) == 1)
+    ctx = settlements[0]
+    assert (ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.cancelled) == (4, 8, False)
+    assert ctx.status_code == 200
+
+
+def test_failed_request_settles_once_with_status(live_ogem, master_key, settlements) -> None:  # type: ignore[no-untyped-def]
+    response = httpx.post(
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "mock-chat",
+            "messages": [{"role": "user", "content": "x"}],
+            "mock_response": {"error": {"status": 429, "message": "slow down"}},
+        },
+    )
+    assert response.status_code == 429
+    assert _wait(lambda: len(settlements) == 1)
+    assert settlements[0].status_code == 429
+
+
+def test_disconnect_while_waiting_settles_cancelled(
+    live_ogem, master_key, install_deployments, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    install_deployments(
+        Deployment(
+            id="test:slow",
+            model_name="slow",
+            provider="mock",
+            upstream_model="slow",
+            params={"latency_ms": 2000},
+        )
+    )
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{live_ogem.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {master_key}"},
+            json={"model": "slow", "messages": [{"role": "user", "content": "x"}]},
+            timeout=0.3,
+        )
+    assert _wait(lambda: len(settlements) == 1)
+    assert settlements[0].cancelled is True

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from gateway import redis as gateway_redis
+from gateway.accounting import usage_buffer_take
+from gateway.limits import local_limiter
+
+REAL_REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def _fresh_async_client() -> None:
+    # redis.asyncio connections belong to the event loop that opened them; each test has its own.
+    gateway_redis._client = None
+
+
+@pytest.fixture
+def usage_stream(settings) -> str:  # type: ignore[no-untyped-def]
+    """A usage stream of this test only, removed afterwards."""
+    name = f"ogem:test-usage:{uuid.uuid4().hex}"
+    settings.OGEM_USAGE_STREAM = name
+    return name
+
+
+@pytest.fixture(params=["local", "redis"])
+def backend(request, settings, usage_stream) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Run a test against the in-process store and against real Redis (when REDIS_URL is set)."""
+    settings.OGEM_USAGE_AUTOFLUSH = False
+    _fresh_async_client()
+    local_limiter.reset()
+    usage_buffer_take(limit=10**9)
+    if request.param == "redis":
+        if not REAL_REDIS_URL:
+            pytest.skip("REDIS_URL is not set")
+        settings.REDIS_URL = REAL_REDIS_URL
+    else:
+        settings.REDIS_URL = ""
+    yield request.param
+    if request.param == "redis":
+        from gateway.accounting import usage_redis
+
+        usage_redis().delete(usage_stream)
+    _fresh_async_client()
+    local_limiter.reset()
+    usage_buffer_take(limit=10**9)
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant segment no other test (or earlier run) has used, so Redis needs no flushing."""
+    return f"o:test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+async def _close_executor_connections() -> AsyncIterator[None]:
+    """Async ORM calls run in asgiref's shared thread; close its connection after each test."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()

@@ -1,0 +1,240 @@
+"""Budget reservations: concurrency can never overspend, and nothing is refused needlessly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.models import Budget, BudgetMode, BudgetScope
+from billing.services import budget_periods_reset, budget_upsert
+from gateway.context import Caller, RequestContext, Usage
+from gateway.errors import BudgetExceededError, GatewayError
+from gateway.governance import (
+    Reservation,
+    budget_counter_key,
+    governance_admit,
+    governance_settle,
+    governance_snapshot_flush,
+)
+from gateway.limits import Rule, Settlement, budget_key, limiter
+from providers.base import Endpoint
+from tests.factories import OrganizationFactory, TeamFactory
+
+WORST = 1_000  # cost units (1e-8 USD) one request may spend at most
+
+
+async def test_300_concurrent_requests_never_overspend(backend: str, tenant: str) -> None:
+    key = budget_key(tenant=tenant, scope="key", target_id=1, period=0)
+    limit = 100 * WORST
+    rng = random.Random(5)
+    admitted = 0
+    refusals: list[int] = []
+
+    async def request(i: int) -> None:
+        nonlocal admitted
+        rule = Rule("b", key, limit, WORST, "key:budget")
+        await asyncio.sleep(rng.random() * 0.05)
+        decision = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id=f"r{i}")
+        if not decision.allowed:
+            # Refused only because the unreserved budget could not cover the worst case.
+            refusals.append(decision.available[0])
+            return
+        admitted += 1
+        await asyncio.sleep(rng.random() * 0.02)
+        actual = rng.randint(WORST // 4, WORST)
+        await limiter().settle(
+            [Settlement(rule, actual)], request_id=f"r{i}", bucket=decision.bucket, event=b""
+        )
+
+    await asyncio.gather(*(request(i) for i in range(300)))
+    spent, reserved = await _counters(backend, key)
+    assert reserved == 0
+    assert spent <= limit
+    assert admitted + len(refusals) == 300
+    assert admitted >= 100  # the worst case of 100 always fits; real costs are lower
+    assert all(available < WORST for available in refusals)
+    assert refusals  # the burst really pressed on the budget
+
+
+async def test_failed_request_releases_its_reservation(backend: str, tenant: str) -> None:
+    key = budget_key(tenant=tenant, scope="team", target_id=1, period=0)
+    rule = Rule("b", key, 2 * WORST, WORST, "team:budget", seed=500)
+    now = int(time.time() * 1000)
+    first = await limiter().admit([rule], now_ms=now, request_id="a")
+    assert first.allowed and first.available[0] == 2 * WORST - 500
+    assert not (await limiter().admit([rule], now_ms=now, request_id="b")).allowed
+    await limiter().settle([Settlement(rule, 0)], request_id="a", bucket=first.bucket, event=b"")
+    assert await _counters(backend, key) == (500, 0)
+    assert (await limiter().admit([rule], now_ms=now, request_id="c")).allowed
+
+
+async def test_audit_mode_reports_but_admits(backend: str, tenant: str) -> None:
+    key = budget_key(tenant=tenant, scope="key", target_id=2, period=0)
+    rule = Rule("b", key, WORST, WORST, "key:budget", audit=True, seed=WORST)
+    decision = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id="a")
+    assert decision.allowed
+    assert decision.audit_exceeded == [0]
+
+
+async def _counters(backend: str, key: str) -> tuple[int, int]:
+    if backend == "redis":
+        from gateway.accounting import usage_redis
+
+        raw = usage_redis().hgetall(key)
+        return int(raw.get(b"s", 0)), int(raw.get(b"r", 0))
+    from gateway.limits import local_limiter
+
+    counters = local_limiter.budget_counters(key)
+    return counters.get("s", 0), counters.get("r", 0)
+
+
+# ---- through the governance hooks, with Budget rows --------------------------------------------
+
+
+def _ctx(*, caller: Caller, request_id: str, max_tokens: int = 100) -> RequestContext:
+    return RequestContext(
+        request_id=request_id,
+        endpoint=Endpoint.CHAT,
+        caller=caller,
+        model="mock-chat",
+        max_tokens=max_tokens,
+        estimated_prompt_tokens=10,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_team_budget_refuses_with_budget_exceeded(backend: str) -> None:
+    from asgiref.sync import sync_to_async
+
+    team = await sync_to_async(TeamFactory)()
+    # mock-chat: $1/M in, $2/M out. Worst case of one request: 10 * 1e-6 + 100 * 2e-6 = $0.00021.
+    await sync_to_async(budget_upsert)(
+        scope=BudgetScope.TEAM, target=team, max_budget=Decimal("0.00042"), duration="1d"
+    )
+    governance_snapshot_flush()
+    caller = Caller(key_id=99, organization_id=team.organization_id, team_id=team.pk)
+    admissions = []
+    for i in range(2):
+        ctx = _ctx(caller=caller, request_id=f"ok{i}")
+        admissions.append((ctx, await governance_admit(ctx)))
+    with pytest.raises(BudgetExceededError) as refused:
+        await governance_admit(_ctx(caller=caller, request_id="over"))
+    assert refused.value.status == 429
+    assert refused.value.code == "budget_exceeded"
+    assert 86000 <= int(refused.value.headers["Retry-After"]) <= 86400
+    # The first request settles at 10 in / 20 out ($0.00005): $0.00016 is free again, enough
+    # for a request of at most 50 output tokens ($0.00011) but not for another $0.00021.
+    ctx, admission = admissions[0]
+    ctx.usage = Usage(prompt_tokens=10, completion_tokens=20, total_tokens=30)
+    await governance_settle(ctx, admission)
+    await governance_settle(ctx, admission)  # a second call is a no-op
+    assert isinstance(admission.reservation, Reservation)
+    with pytest.raises(BudgetExceededError):
+        await governance_admit(_ctx(caller=caller, request_id="still-over"))
+    await governance_admit(_ctx(caller=caller, request_id="smaller", max_tokens=50))
+    budget = await Budget.objects.aget(team=team)
+    snapshot_key = await sync_to_async(_counter_key)(budget)
+    spent, reserved = await _counters(backend, snapshot_key)
+    assert spent == 5_000
+    assert reserved == 21_000 + 11_000
+
+
+def _counter_key(budget: Budget) -> str:
+    from billing.selectors import budget_snapshot_from
+
+    return budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_audit_budget_admits_and_spend_is_persisted(backend: str) -> None:
+    from asgiref.sync import sync_to_async
+
+    org = await sync_to_async(OrganizationFactory)()
+    await sync_to_async(budget_upsert)(
+        scope=BudgetScope.ORGANIZATION,
+        target=org,
+        max_budget=Decimal("0.0001"),
+        mode=BudgetMode.AUDIT,
+    )
+    governance_snapshot_flush()
+    caller = Caller(key_id=7, organization_id=org.pk)
+    ctx = _ctx(caller=caller, request_id="audit-1", max_tokens=1000)
+    admission = await governance_admit(ctx)
+    ctx.usage = Usage(prompt_tokens=10, completion_tokens=200, total_tokens=210)
+    await governance_settle(ctx, admission)
+    assert await sync_to_async(budget_periods_reset)() == 0
+    budget = await Budget.objects.aget(organization=org)
+    assert budget.spend == Decimal("0.00041000")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_budget_period_reset_starts_a_new_counter(backend: str) -> None:
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone
+
+    org = await sync_to_async(OrganizationFactory)()
+    budget = await sync_to_async(budget_upsert)(
+        scope=BudgetScope.ORGANIZATION, target=org, max_budget=Decimal("1"), duration="1d"
+    )
+    governance_snapshot_flush()
+    ctx = _ctx(caller=Caller(key_id=8, organization_id=org.pk), request_id="p-1")
+    admission = await governance_admit(ctx)
+    ctx.usage = Usage(prompt_tokens=1000, completion_tokens=0, total_tokens=1000)
+    await governance_settle(ctx, admission)
+    await Budget.objects.filter(pk=budget.pk).aupdate(reset_at=timezone.now())
+    assert await sync_to_async(budget_periods_reset)() == 1
+    budget = await Budget.objects.aget(pk=budget.pk)
+    assert budget.spend == Decimal("0")
+    assert budget.reset_at > timezone.now()
+    ctx = _ctx(caller=Caller(key_id=8, organization_id=org.pk), request_id="p-2")
+    await governance_settle(ctx, await governance_admit(ctx))
+    key = await sync_to_async(_counter_key)(budget)
+    assert await _counters(backend, key) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+async def test_embedded_default_resets_ended_periods_itself(backend: str) -> None:
+    from django.utils import timezone
+
+    org = await sync_to_async(OrganizationFactory)()
+    budget = await sync_to_async(budget_upsert)(
+        scope=BudgetScope.ORGANIZATION, target=org, max_budget=Decimal("1"), duration="1d"
+    )
+    await Budget.objects.filter(pk=budget.pk).aupdate(reset_at=timezone.now(), spend=Decimal("0.5"))
+    governance_snapshot_flush()
+    ctx = _ctx(caller=Caller(key_id=9, organization_id=org.pk), request_id="lazy-1")
+    await governance_settle(ctx, await governance_admit(ctx))
+    from gateway import governance
+
+    await asyncio.gather(*governance._period_tasks)
+    budget = await Budget.objects.aget(pk=budget.pk)
+    assert budget.spend == Decimal("0")
+    assert budget.reset_at > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_unreachable_store_fails_closed_unless_configured(settings, fail_open: bool) -> None:
+    from gateway import redis as gateway_redis
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.OGEM_GOVERNANCE_FAIL_OPEN = fail_open
+    gateway_redis._client = None
+    ctx = _ctx(caller=Caller(key_id=10, organization_id=None, rpm_limit=5), request_id="down")
+    try:
+        if fail_open:
+            admission = await governance_admit(ctx)
+            assert admission.headers == {}
+        else:
+            with pytest.raises(GatewayError) as refused:
+                await governance_admit(ctx)
+            assert (refused.value.status, refused.value.code) == (503, "governance_unavailable")
+            assert refused.value.headers["Retry-After"] == "1"
+    finally:
+        gateway_redis._client = None

@@ -1,0 +1,169 @@
+"""Rate limits (gateway/limits.py) on the in-process store and on Redis, including two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gateway.limits import Rule, Settlement, limiter, rule_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rpm(tenant: str, limit: int) -> Rule:
+    return Rule("w", rule_key(tenant=tenant, entity="key:1", metric="rpm"), limit, 1, "key:rpm")
+
+
+async def test_burst_admits_exactly_the_rpm(backend: str, tenant: str) -> None:
+    rule = rpm(tenant, 7)
+    now = int(time.time() * 1000)
+    decisions = await asyncio.gather(
+        *(limiter().admit([rule], now_ms=now, request_id=f"r{i}") for i in range(40))
+    )
+    allowed = [d for d in decisions if d.allowed]
+    refused = [d for d in decisions if not d.allowed]
+    assert len(allowed) == 7
+    assert len(refused) == 33
+    assert sorted(d.states[0].remaining for d in allowed) == [0, 1, 2, 3, 4, 5, 6]
+    # Everything was admitted in this second: room again when it leaves the 60 s window.
+    expected_wait = (now // 1000 + 60) * 1000 - now
+    assert {d.retry_after_ms for d in refused} == {expected_wait}
+    assert {d.refused for d in refused} == {0}
+
+
+async def test_window_slides_per_second(backend: str, tenant: str) -> None:
+    rule = rpm(tenant, 2)
+    start = 1_800_000_000_000
+    assert (await limiter().admit([rule], now_ms=start, request_id="a")).allowed
+    assert (await limiter().admit([rule], now_ms=start + 30_000, request_id="b")).allowed
+    assert not (await limiter().admit([rule], now_ms=start + 59_999, request_id="c")).allowed
+    # The first request's second has left the window 60 s after it began.
+    assert (await limiter().admit([rule], now_ms=start + 60_000, request_id="d")).allowed
+    assert not (await limiter().admit([rule], now_ms=start + 60_001, request_id="e")).allowed
+
+
+async def test_refusal_takes_nothing_from_other_rules(backend: str, tenant: str) -> None:
+    roomy = Rule("w", rule_key(tenant=tenant, entity="team:1", metric="rpm"), 100, 1, "team:rpm")
+    tight = rpm(tenant, 1)
+    now = int(time.time() * 1000)
+    assert (await limiter().admit([roomy, tight], now_ms=now, request_id="a")).allowed
+    refused = await limiter().admit([roomy, tight], now_ms=now, request_id="b")
+    assert refused.refused == 1
+    after = await limiter().admit([roomy], now_ms=now, request_id="c")
+    # Only the admitted requests counted against the team: a and c.
+    assert after.states[0].remaining == 98
+
+
+async def test_tpm_settles_to_actual_tokens(backend: str, tenant: str) -> None:
+    key = rule_key(tenant=tenant, entity="key:1", metric="tpm")
+    now = int(time.time() * 1000)
+    reserved = Rule("w", key, 1000, 600, "key:tpm")
+    first = await limiter().admit([reserved], now_ms=now, request_id="a")
+    assert first.allowed and first.states[0].remaining == 400
+    # Another 600-token reservation does not fit while the first is unsettled ...
+    assert not (await limiter().admit([reserved], now_ms=now, request_id="b")).allowed
+    # ... and does once the first settles at the 150 tokens it really used.
+    await limiter().settle(
+        [Settlement(reserved, 150)], request_id="a", bucket=first.bucket, event=b""
+    )
+    second = await limiter().admit([reserved], now_ms=now, request_id="c")
+    assert second.allowed
+    assert second.states[0].remaining == 1000 - 150 - 600
+    await limiter().settle(
+        [Settlement(reserved, 600)], request_id="c", bucket=second.bucket, event=b""
+    )
+    probe = await limiter().admit([Rule("w", key, 1000, 1, "key:tpm")], now_ms=now, request_id="d")
+    assert probe.states[0].remaining == 1000 - 150 - 600 - 1
+
+
+async def test_parallel_slots_are_released_on_settle(backend: str, tenant: str) -> None:
+    rule = Rule(
+        "p",
+        rule_key(tenant=tenant, entity="key:1", metric="parallel"),
+        2,
+        1,
+        "key:parallel",
+        ttl_ms=900_000,
+    )
+    now = int(time.time() * 1000)
+    a = await limiter().admit([rule], now_ms=now, request_id="a")
+    b = await limiter().admit([rule], now_ms=now, request_id="b")
+    c = await limiter().admit([rule], now_ms=now, request_id="c")
+    assert (a.allowed, b.allowed, c.allowed) == (True, True, False)
+    await limiter().settle([Settlement(rule, 0)], request_id="a", bucket=a.bucket, event=b"")
+    assert (await limiter().admit([rule], now_ms=now, request_id="d")).allowed
+    assert not (await limiter().admit([rule], now_ms=now, request_id="e")).allowed
+
+
+async def test_parallel_slot_of_a_crashed_worker_expires(backend: str, tenant: str) -> None:
+    rule = Rule(
+        "p",
+        rule_key(tenant=tenant, entity="key:1", metric="parallel"),
+        1,
+        1,
+        "key:parallel",
+        ttl_ms=5_000,
+    )
+    now = int(time.time() * 1000)
+    assert (await limiter().admit([rule], now_ms=now, request_id="lost")).allowed
+    assert not (await limiter().admit([rule], now_ms=now + 4_000, request_id="b")).allowed
+    assert (await limiter().admit([rule], now_ms=now + 5_001, request_id="c")).allowed
+
+
+_CHILD = """
+import asyncio, json, os, sys, time
+os.environ["DJANGO_SETTINGS_MODULE"] = "ogem_site.settings.test"
+import django
+django.setup()
+from gateway.limits import Rule, limiter
+
+key, limit, count, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+
+async def main():
+    rule = Rule("w", key, limit, 1, "key:rpm")
+    while time.time() < start:
+        await asyncio.sleep(0.001)
+    results = await asyncio.gather(*(
+        limiter().admit([rule], now_ms=int(time.time() * 1000), request_id=f"child{i}")
+        for i in range(count)
+    ))
+    print(json.dumps(sum(1 for r in results if r.allowed)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_rpm_holds_across_two_processes(backend: str, tenant: str) -> None:
+    key = rule_key(tenant=tenant, entity=f"key:{uuid.uuid4().hex[:6]}", metric="rpm")
+    limit, per_process = 25, 60
+    start = time.time() + 2.0
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, key, str(limit), str(per_process), str(start)],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_URL": os.environ["REDIS_URL"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rule = Rule("w", key, limit, 1, "key:rpm")
+    while time.time() < start:
+        await asyncio.sleep(0.001)
+    results = await asyncio.gather(
+        *(
+            limiter().admit([rule], now_ms=int(time.time() * 1000), request_id=f"parent{i}")
+            for i in range(per_process)
+        )
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    parent_allowed = sum(1 for r in results if r.allowed)
+    assert parent_allowed + json.loads(out) == limit

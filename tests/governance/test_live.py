@@ -1,0 +1,175 @@
+"""End to end through the live server and the official SDK: limits, budgets, recorded usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import openai
+import pytest
+
+from billing.models import RequestLog
+from billing.services import usage_drain
+from gateway.governance import governance_snapshot_flush
+from keys.services import key_create
+from tests.factories import TeamFactory
+from tests.live import LiveServer
+
+MESSAGES = [{"role": "user", "content": "Hello there, how are you today?"}]
+
+
+@pytest.fixture
+def live(live_ogem: LiveServer, backend: str) -> Iterator[LiveServer]:
+    """The live server on one governance backend, with no counters left by earlier runs."""
+    governance_snapshot_flush()
+    if backend == "redis":
+        from gateway.accounting import usage_redis
+
+        client = usage_redis()
+        for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*"):
+            stale = list(client.scan_iter(match=pattern, count=1000))
+            if stale:
+                client.delete(*stale)
+    yield live_ogem
+    governance_snapshot_flush()
+
+
+def _client(live: LiveServer, secret: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=secret, max_retries=0)
+
+
+def test_rpm_limit_admits_exactly_three(live: LiveServer) -> None:
+    secret = key_create(name="rpm", team=TeamFactory(), rpm_limit=3).secret
+    client = _client(live, secret)
+    remaining = []
+    for _ in range(3):
+        raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=MESSAGES)
+        assert raw.http_response.status_code == 200
+        assert raw.headers["x-ratelimit-limit-requests"] == "3"
+        remaining.append(raw.headers["x-ratelimit-remaining-requests"])
+    assert remaining == ["2", "1", "0"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+    response = refused.value.response
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert response.headers["x-ratelimit-limit-requests"] == "3"
+    assert response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert response.headers["x-ratelimit-reset-requests"].endswith("s")
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+
+
+def test_tiny_budget_is_refused_with_budget_exceeded(live: LiveServer) -> None:
+    # mock-chat's worst case without max_tokens is 4096 output tokens at $2/M: over $0.008.
+    secret = key_create(name="budget", team=TeamFactory(), max_budget=Decimal("0.001")).secret
+    client = _client(live, secret)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+    response = refused.value.response
+    assert response.json()["error"]["code"] == "budget_exceeded"
+    assert int(response.headers["Retry-After"]) >= 1
+    # A request whose worst case fits is served.
+    ok = client.chat.completions.create(model="mock-chat", messages=MESSAGES, max_tokens=50)
+    assert ok.usage is not None
+
+
+def test_usage_rows_after_the_drain_match_the_upstream(live: LiveServer) -> None:
+    team = TeamFactory()
+    issued = key_create(name="usage", team=team)
+    client = _client(live, issued.secret)
+    plain = client.chat.completions.with_raw_response.create(model="mock-chat", messages=MESSAGES)
+    chunks = list(
+        client.chat.completions.create(
+            model="mock-chat",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+            user="customer-7",
+        )
+    )
+    streamed_usage = chunks[-1].usage
+    assert streamed_usage is not None
+    assert usage_drain() == 2
+    assert usage_drain() == 0
+    rows = {row.request_id: row for row in RequestLog.objects.all()}
+    assert len(rows) == 2
+    first = rows[plain.headers["x-request-id"]]
+    usage = plain.parse().usage
+    assert (first.prompt_tokens, first.completion_tokens, first.total_tokens) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
+    assert first.cost == (
+        Decimal(usage.prompt_tokens) * Decimal("0.000001")
+        + Decimal(usage.completion_tokens) * Decimal("0.000002")
+    )
+    assert (first.key_id, first.team_id, first.organization_id) == (
+        issued.key.pk,
+        team.pk,
+        team.organization_id,
+    )
+    assert (first.status_code, first.stream, first.provider) == (200, False, "mock")
+    second = next(row for row in rows.values() if row.stream)
+    assert (second.prompt_tokens, second.completion_tokens) == (
+        streamed_usage.prompt_tokens,
+        streamed_usage.completion_tokens,
+    )
+    assert second.end_customer == "customer-7"
+
+
+async def test_300_concurrent_requests_never_overspend_a_budget(
+    live: LiveServer,
+    install_deployments,  # type: ignore[no-untyped-def]
+) -> None:
+    import asyncio
+
+    import httpx
+    import orjson
+    from asgiref.sync import sync_to_async
+
+    from billing.pricing import cost_worst_case, price_table
+    from providers.base import Deployment
+
+    # A slow upstream keeps every admitted request in flight while the rest arrive.
+    install_deployments(
+        Deployment(
+            id="test:slow-mock-chat",
+            model_name="slow-mock-chat",
+            provider="mock",
+            upstream_model="mock-chat",
+            params={"latency_ms": 1500},
+        )
+    )
+    body = orjson.dumps({"model": "slow-mock-chat", "messages": MESSAGES, "max_tokens": 200})
+    price = price_table().prices[("mock", "mock-chat")]
+    # The gateway estimates a prompt at a token per 4 bytes of body.
+    worst = cost_worst_case(price=price, prompt_tokens=len(body) // 4, max_tokens=200)
+    budget = worst * 100
+    issued = await sync_to_async(key_create)(name="c300", team=None, max_budget=budget)
+    headers = {"Authorization": f"Bearer {issued.secret}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    async with httpx.AsyncClient(base_url=live.url, limits=limits, timeout=60) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post("/v1/chat/completions", content=body, headers=headers)
+                for _ in range(300)
+            )
+        )
+    statuses = [r.status_code for r in responses]
+    refused = [r.json()["error"]["code"] for r in responses if r.status_code == 429]
+    assert set(statuses) <= {200, 429}
+    assert set(refused) <= {"budget_exceeded"}
+    # The worst case of 100 requests always fits; the other 200 found no unreserved room.
+    assert statuses.count(200) == 100
+    assert len(refused) == 200
+    await sync_to_async(usage_drain)()
+    logs = RequestLog.objects.filter(key_id=issued.key.pk)
+    spent = sum([row.cost async for row in logs], Decimal(0))
+    assert await logs.acount() == 100
+    assert 0 < spent <= budget
+    # Settled at real usage, the room comes back: the next request is served.
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+        again = await client.post("/v1/chat/completions", content=body, headers=headers)
+    assert again.status_code == 200

@@ -1,0 +1,74 @@
+"""The benchmark's own parts: its wrk reader and its nginx mock upstream (over real sockets)."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+import orjson
+import pytest
+
+from bench.bodies import CHUNKS, REQUEST_JSON
+from bench.load import wrk_parse
+from bench.nginx import start_nginx
+from bench.procs import BenchError
+
+WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:4000/v1/chat/completions
+  1 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   812.00us  101.00us   3.10ms   90.00%
+    Req/Sec    12.20k   300.00    12.80k    70.00%
+  Latency Distribution
+     50%  790.00us
+     75%  850.00us
+     90%  930.00us
+     99%    1.42ms
+  97123 requests in 8.00s, 60.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  12140.37
+Transfer/sec:      7.50MB
+"""
+
+
+def test_wrk_output_is_read_exactly():
+    result = wrk_parse(WRK_OUTPUT)
+    assert result.requests_per_second == 12140.37
+    assert result.p50_ms == pytest.approx(0.79)
+    assert result.p99_ms == pytest.approx(1.42)
+    assert result.requests == 97123
+    assert result.errors == 7
+
+
+def test_unreadable_wrk_output_is_an_error():
+    with pytest.raises(BenchError, match="cannot read wrk output"):
+        wrk_parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+@pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="needs nginx")
+def test_mock_upstream_answers_posts_with_static_openai_bodies(tmp_path):
+    upstream = start_nginx(
+        nginx=shutil.which("nginx", path="/usr/sbin:/usr/bin"), workdir=tmp_path, core=None
+    )
+    try:
+        json_url = f"{upstream.base(upstream.json_port)}/chat/completions"
+        response = httpx.post(json_url, content=REQUEST_JSON)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body["object"] == "chat.completion"
+        assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+
+        sse_url = f"{upstream.base(upstream.sse_port)}/chat/completions"
+        response = httpx.post(sse_url, content=REQUEST_JSON)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        events = [e for e in response.text.split("\n\n") if e]
+        assert events[-1] == "data: [DONE]"
+        chunks = [orjson.loads(e.removeprefix("data: ")) for e in events[:-1]]
+        assert len(chunks) == CHUNKS + 1
+        assert chunks[-1]["usage"]["total_tokens"] == 30
+        assert "".join(c["choices"][0]["delta"]["content"] for c in chunks[:-1]) == "Hello! " * 20
+    finally:
+        upstream.stop()
+    assert upstream.process.returncode is not None

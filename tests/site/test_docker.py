@@ -1,0 +1,125 @@
+"""The compose file and Dockerfile name only things that exist (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from celery import Celery
+from django.core.management import get_commands, load_command_class
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+
+
+def _compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def _dockerfile() -> str:
+    return (DOCKER / "Dockerfile").read_text()
+
+
+def _json_array(instruction: str) -> list[str]:
+    match = re.search(rf"^{instruction} (\[.*\])$", _dockerfile(), re.MULTILINE)
+    assert match, f"no exec-form {instruction} in the Dockerfile"
+    return yaml.safe_load(match.group(1))
+
+
+def _assert_runs(argv: list[str]) -> None:
+    """argv is a command the image can run: a manage.py command or the Celery app."""
+    if argv[:2] == ["python", "manage.py"]:
+        name, *args = argv[2:]
+        assert name in get_commands(), f"no management command {name!r}"
+        command = load_command_class(get_commands()[name], name)
+        command.create_parser("manage.py", name).parse_args(args)
+        return
+    if argv[:3] == ["celery", "-A", "ogem_site"]:
+        assert isinstance(importlib.import_module("ogem_site.celery").app, Celery)
+        assert argv[3] in {"worker", "beat"}
+        return
+    raise AssertionError(f"unexpected command {argv}")
+
+
+def test_compose_names_the_five_services():
+    assert set(_compose()["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+
+
+def test_every_service_has_a_healthcheck():
+    for name, service in _compose()["services"].items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+@pytest.mark.parametrize("service", ["web", "worker", "beat"])
+def test_ogem_service_commands_exist(service):
+    spec = _compose()["services"][service]
+    entrypoint = spec.get("entrypoint") or _json_array("ENTRYPOINT")
+    _assert_runs([*entrypoint, *spec["command"]])
+    assert spec["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}
+    assert (DOCKER / spec["build"]["context"] / spec["build"]["dockerfile"]).is_file()
+
+
+def test_web_runs_production_settings_with_postgres_and_redis():
+    env = _compose()["services"]["web"]["environment"]
+    assert env["DJANGO_SETTINGS_MODULE"] == "ogem_site.settings.production"
+    assert importlib.util.find_spec(env["DJANGO_SETTINGS_MODULE"]) is not None
+    assert env["DATABASE_URL"].startswith("postgres://ogem:")
+    assert env["DATABASE_URL"].endswith("@postgres:5432/ogem")
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert "${OGEM_WORKERS" in env["OGEM_WORKERS"]
+
+
+def test_compose_environment_is_read_by_ogem():
+    """Each variable set for Ogem is one that Ogem (or Django, for the settings module) reads."""
+    source = "\n".join(
+        path.read_text() for path in (ROOT / "ogem_site").rglob("*.py") if ".venv" not in path.parts
+    )
+    source += (ROOT / "gateway/management/commands/serve.py").read_text()
+    env = _compose()["services"]["web"]["environment"]
+    for name in env:
+        if name == "DJANGO_SETTINGS_MODULE":
+            continue
+        assert f'"{name}"' in source, f"{name} is set in compose.yaml but nothing reads it"
+
+
+def test_dockerfile_default_command_and_entrypoint_exist():
+    _assert_runs([*_json_array("ENTRYPOINT"), *_json_array("CMD")])
+
+
+def test_dockerfile_is_multi_stage_slim_and_non_root():
+    text = _dockerfile()
+    stages = re.findall(r"^FROM (\S+) AS (\S+)$", text, re.MULTILINE)
+    assert stages == [("python:3.11-slim", "build"), ("python:3.11-slim", "runtime")]
+    users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert users == ["ogem"]
+    # Nothing fetched by URL: a download would pin one architecture.
+    assert not re.search(r"\b(curl|wget)\b|https?://(?!127\.0\.0\.1)", text)
+
+
+def test_dockerfile_paths_exist():
+    text = _dockerfile()
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
+        for path in shlex.split(source):
+            assert (ROOT / path).exists(), f"COPY {path}: missing"
+    assert "manage.py collectstatic" in text
+    assert (ROOT / "manage.py").is_file()
+    assert (ROOT / "pyproject.toml").is_file()
+
+
+def test_healthcheck_hits_the_liveness_endpoint():
+    text = _dockerfile()
+    healthcheck = text[text.index("HEALTHCHECK") :].split("\n", 2)[:2]
+    assert "/health/live" in " ".join(healthcheck)
+    assert '"/health/live"' in (ROOT / "ogem_site/health.py").read_text()
+
+
+def test_makefile_has_the_contract_targets():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z]+):", makefile, re.MULTILINE))
+    assert {"run", "test", "worker", "beat", "bench"} <= targets
+    assert "celery -A ogem_site worker" in makefile
+    assert "celery -A ogem_site beat" in makefile

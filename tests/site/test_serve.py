@@ -1,0 +1,242 @@
+"""`manage.py serve` as `make run` starts it: a real process tree on a real port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.live import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "OGEM_MASTER_KEY", "PROMETHEUS_MULTIPROC_DIR"}
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
+        OGEM_VAR_DIR=str(tmp_path / "var"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'ogem.sqlite3'}",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _manage(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below pid, from /proc (children of children included)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _processes_with_var_dir(var_dir: str) -> list[int]:
+    """Every live process started for this test (its environment names the test's var dir)."""
+    marker = f"OGEM_VAR_DIR={var_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{process.stdout.read()}")  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("serve did not answer /health/live in time")
+
+
+@pytest.fixture
+def migrated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = _env(tmp_path)
+    migrate = _manage("migrate", "--noinput", env=env)
+    output, _ = migrate.communicate(timeout=120)
+    assert migrate.returncode == 0, output
+    yield env
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serves_health_and_stops_cleanly_on_sigterm(migrated_env, started):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+    started.append(process)
+    _wait_ready(url, process)
+
+    live = httpx.get(f"{url}/health/live")
+    ready = httpx.get(f"{url}/health/ready")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "cache": "ok"},
+        "failed": [],
+    }
+    children = _descendants(process.pid)
+    # The ASGI server (granian and its worker) alone: no broker, so background work runs eagerly.
+    assert children
+    assert all(" -m granian " in _cmdline(pid) for pid in children)
+
+    assert {process.pid, *children} <= set(_processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]))
+
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert f"Ogem is serving on {url}" in output
+    assert f"master key: from {migrated_env['OGEM_VAR_DIR']}/master_key" in output
+    assert "background: eager, in process" in output
+    assert not [pid for pid in children if _alive(pid)]
+    assert _processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_server_failure_stops_serve_with_its_exit_code(migrated_env, started):
+    port = free_port()
+    # Hold the port so uvicorn cannot bind it.
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        process = _manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+        started.append(process)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "web exited with code" in output
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/4"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_with_redis_runs_celery_and_stops_every_process(tmp_path, migrated_env, started):
+    redis_url = _redis_url()
+    if redis_url is None:
+        pytest.skip("no Redis reachable")
+    env = {**migrated_env, "REDIS_URL": redis_url, "OGEM_CACHE_PREFIX": f"serve-test-{os.getpid()}"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
+    started.append(process)
+    _wait_ready(url, process)
+    ready = httpx.get(f"{url}/health/ready")
+    assert ready.json()["checks"] == {"database": "ok", "cache": "ok"}
+
+    # The web server, a Celery worker and beat, each with its own processes under it.
+    deadline = time.monotonic() + 20
+    commands: list[str] = []
+    while time.monotonic() < deadline:
+        commands = [_cmdline(pid) for pid in _descendants(process.pid) if _alive(pid)]
+        if any(" worker " in c for c in commands) and any(" beat " in c for c in commands):
+            break
+        time.sleep(0.2)
+    assert any("granian --interface asginl" in c for c in commands)
+    assert any("celery -A ogem_site --quiet worker" in c for c in commands)
+    assert any("celery -A ogem_site --quiet beat" in c for c in commands)
+    everything = _descendants(process.pid)
+    assert {process.pid, *everything} <= set(_processes_with_var_dir(env["OGEM_VAR_DIR"]))
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=40)
+    assert process.returncode == 0, output
+    assert "background: Celery worker and beat" in output
+    assert "metrics:    multi-process" in output
+    assert not [pid for pid in everything if _alive(pid)]
+    assert _processes_with_var_dir(env["OGEM_VAR_DIR"]) == []
+
+
+def test_metrics_dir_is_emptied_of_old_values_only(tmp_path, monkeypatch):
+    from gateway.management.commands.serve import prepare_metrics_dir
+
+    shared = tmp_path / "prom"
+    shared.mkdir()
+    (shared / "counter_123.db").write_bytes(b"old")
+    (shared / "notes.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    assert prepare_metrics_dir(1) == shared
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
+
+
+def test_one_worker_without_a_configured_dir_keeps_metrics_in_process(monkeypatch):
+    from gateway.management.commands.serve import prepare_metrics_dir
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert prepare_metrics_dir(1) is None
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
