@@ -11,7 +11,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path("/work/shared/specs/openai-openapi.yaml")
+# shared/ sits beside the project's checkout, in development and in CI alike.
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.yaml"
 _URI = "urn:openai-openapi"
 
 
