@@ -8,14 +8,15 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
 from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
-from bench.ogem import Ogem, start_ogem
-from bench.procs import ROOT, BenchError, cores, ensure_tools, rss_kib
+from bench.ogem import Ogem, cpu_run, start_ogem
+from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, rss_kib
 
 CONCURRENCY = (1, 10, 50)
 RESULTS = ROOT / "bench" / "results"
@@ -27,9 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
+        "--slow-rate",
+        type=float,
+        default=10,
+        metavar="EPS",
+        help="events per second of each slow stream (default 10)",
+    )
+    parser.add_argument(
         "--asgi-servers", action="store_true", help="compare uvicorn and granian instead"
     )
     parser.add_argument("--rounds", type=int, default=3, help="--asgi-servers rounds (default 3)")
+    parser.add_argument(
+        "--cpu", type=int, metavar="N", help="CPU time per request, in process, over N requests"
+    )
+    parser.add_argument("--profile", action="store_true", help="with --cpu: a cProfile listing")
     args = parser.parse_args(argv)
     _raise_file_limit()
     try:
@@ -95,14 +107,21 @@ def _run(
     ogem_core: int,
     load_core: int | None,
 ) -> str:
-    upstream = start_nginx(nginx=tools["nginx"], workdir=workdir / "nginx", core=load_core)
+    upstream = start_nginx(
+        nginx=tools["nginx"],
+        workdir=workdir / "nginx",
+        core=load_core,
+        slow_events_per_second=args.slow_rate,
+    )
     ogem: Ogem | None = None
     try:
         ogem = start_ogem(workdir=workdir, upstream=upstream, core=ogem_core)
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
         if args.slow_streams:
-            return _slow_streams(ogem, upstream, args.slow_streams)
+            return _slow_streams(ogem, upstream, args.slow_streams, args.slow_rate)
+        if args.cpu:
+            return cpu_run(ogem, requests=args.cpu, profile=args.profile, core=ogem_core)
         return _matrix(ogem, upstream, tools["wrk"], workdir, args.seconds, load_core)
     finally:
         if ogem is not None:
@@ -247,16 +266,31 @@ def _soak(ogem: Ogem, wrk: str, workdir: Path, total: int, load_core: int | None
     )
 
 
-def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int) -> str:
+def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int, rate: float) -> str:
     slow = REQUEST_STREAM.replace(b'"bench-stream"', b'"bench-slow"')
     direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     direct_url = f"{upstream.base(upstream.slow_port)}/chat/completions"
     print(f"{count} slow streams, direct ...", flush=True)
     base = slow_stream_probe(url=direct_url, body=slow, headers=direct_headers, count=count)
     print(f"{count} slow streams, through Ogem ...", flush=True)
-    gate = slow_stream_probe(
-        url=f"{ogem.url}/v1/chat/completions", body=slow, headers=ogem.headers, count=count
-    )
+    pids = ogem.server_pids()
+    samples: list[tuple[float, float]] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(0.1):
+            samples.append((time.perf_counter(), sum(cpu_seconds(pid) for pid in pids)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        gate = slow_stream_probe(
+            url=f"{ogem.url}/v1/chat/completions", body=slow, headers=ogem.headers, count=count
+        )
+    finally:
+        sampling.set()
+        sampler.join()
+    steady = _steady_cost(samples, gate.spans, rate)
 
     def row(path: str, result: SlowStreamResult) -> str:
         errors = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.errors.items()))
@@ -267,7 +301,8 @@ def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int) -> str:
 
     return "\n".join(
         [
-            f"## {count} concurrent slow streams (an event about every 100 ms, 2 s each)",
+            f"## {count} concurrent slow streams ({rate:g} events/s each, "
+            f"{(CHUNKS + 2) / rate:.1f} s per stream)",
             "",
             "| path | completed | errors | TTFB p50 / p99 ms | gap between reads p99 / max ms |",
             "| --- | ---: | --- | ---: | ---: |",
@@ -276,7 +311,33 @@ def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int) -> str:
             "",
             f"Added stall (longest gap, Ogem minus direct): "
             f"{gate.max_gap_ms - base.max_gap_ms:.1f} ms (target: under 100 ms).",
+            "",
+            steady,
         ]
+    )
+
+
+def _steady_cost(
+    samples: list[tuple[float, float]], spans: list[tuple[float, float]], rate: float
+) -> str:
+    """Ogem's CPU per relayed event while every stream is open (no request set-up in it)."""
+    if not spans or len(samples) < 2:
+        return "Ogem's CPU per event: not measured (no completed stream)."
+    start, end = max(s[0] for s in spans), min(s[1] for s in spans)
+    window = [(at, cpu) for at, cpu in samples if start <= at <= end]
+    if len(window) < 2 or window[-1][0] - window[0][0] < 0.5:
+        what = "no steady window: every stream was not open at once for 0.5 s"
+        return f"Ogem's CPU per event: not measured ({what}; try a lower --slow-rate)."
+    seconds = window[-1][0] - window[0][0]
+    cpu = window[-1][1] - window[0][1]
+    events = len(spans) * rate * seconds
+    per_event = cpu / events * 1e6
+    return (
+        f"Steady state ({seconds:.1f} s with all {len(spans):,} streams open): Ogem used "
+        f"{cpu / seconds:.0%} of a core for ~{events / seconds:,.0f} events/s, "
+        f"{per_event:.0f} µs of CPU per relayed event; one core relays at most "
+        f"~{1e6 / per_event:,.0f} events/s (~{1e6 / per_event / rate:,.0f} streams at "
+        f"{rate:g} events/s)."
     )
 
 

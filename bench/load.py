@@ -208,6 +208,8 @@ class SlowStreamResult:
     ttfb_p99_ms: float
     max_gap_ms: float
     p99_gap_ms: float
+    # Per completed stream: perf_counter() at its first and at its last read.
+    spans: list[tuple[float, float]]
 
 
 async def _slow_streams(
@@ -222,6 +224,7 @@ async def _slow_streams(
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     ttfbs: list[float] = []
     gaps: list[float] = []
+    spans: list[tuple[float, float]] = []
     errors: dict[str, int] = {}
 
     def fail(reason: str) -> None:
@@ -239,12 +242,14 @@ async def _slow_streams(
             writer.write(request)
             received = b""
             previous: float | None = None
+            first = 0.0
             while True:
                 data = await asyncio.wait_for(reader.read(65536), timeout=60)
                 now = time.perf_counter()
                 if not data:
                     break
                 if previous is None:
+                    first = now
                     ttfbs.append((now - started) * 1000)
                     status = data.split(b" ", 2)[1:2]
                     if status != [b"200"]:
@@ -256,6 +261,8 @@ async def _slow_streams(
                 received += data[-32:]
             if b"[DONE]" not in received:
                 fail("incomplete stream")
+            elif previous is not None:
+                spans.append((first, previous))
         except (OSError, TimeoutError) as exc:
             fail(type(exc).__name__)
         finally:
@@ -269,6 +276,7 @@ async def _slow_streams(
         ttfb_p99_ms=_percentile(ttfbs, 0.99),
         max_gap_ms=max(gaps) if gaps else float("nan"),
         p99_gap_ms=_percentile(gaps, 0.99),
+        spans=spans,
     )
 
 

@@ -73,7 +73,9 @@ class MockUpstream:
         stop(self.process)
 
 
-def start_nginx(*, nginx: str, workdir: Path, core: int | None) -> MockUpstream:
+def start_nginx(
+    *, nginx: str, workdir: Path, core: int | None, slow_events_per_second: float = 10
+) -> MockUpstream:
     workdir.mkdir(parents=True, exist_ok=True)
     sse = completion_sse()
     (workdir / "completion.json").write_bytes(completion_json())
@@ -83,7 +85,11 @@ def start_nginx(*, nginx: str, workdir: Path, core: int | None) -> MockUpstream:
     # As root, nginx's worker would switch to `nobody`, who cannot read a private temp dir.
     user = "user root;" if os.geteuid() == 0 else ""
     config = CONFIG.format(
-        user=user, dir=workdir, slow_bytes=slow_bytes, slow_rate=slow_bytes * 10, **ports
+        user=user,
+        dir=workdir,
+        slow_bytes=slow_bytes,
+        slow_rate=round(slow_bytes * slow_events_per_second),
+        **ports,
     )
     conf = workdir / "nginx.conf"
     conf.write_text(config)

@@ -33,6 +33,7 @@ class Ogem:
     process: subprocess.Popen
     url: str
     key: str
+    env: dict[str, str]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -110,7 +111,7 @@ def start_ogem(*, workdir: Path, upstream: MockUpstream, core: int | None) -> Og
     argv += ["--port", str(port)]
     log = (workdir / "ogem.log").open("w")
     process = subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
-    ogem = Ogem(process=process, url=f"http://127.0.0.1:{port}", key=key)
+    ogem = Ogem(process=process, url=f"http://127.0.0.1:{port}", key=key, env=env)
     try:
         wait_port(port, process, "Ogem")
         _check(ogem, workdir)
@@ -133,3 +134,16 @@ def _check(ogem: Ogem, workdir: Path) -> None:
                 "`openai/` models on /v1/chat/completions (the config loader and the openai "
                 f"provider). Ogem's log: {workdir / 'ogem.log'}"
             )
+
+
+def cpu_run(ogem: Ogem, *, requests: int, profile: bool, core: int | None) -> str:
+    """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core."""
+    argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests)]
+    if profile:
+        argv.append("--profile")
+    result = subprocess.run(
+        pinned(argv, core), cwd=ROOT, env=ogem.env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise BenchError(f"bench.cpu failed:\n{result.stderr.strip()[-3000:]}")
+    return "## CPU time per request, in process (ASGI app driven directly)\n\n" + result.stdout

@@ -12,7 +12,17 @@ from django.http import HttpRequest
 from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, RequestLog
 from billing.selectors import budget_list, request_log_list
 from billing.services import budget_reset, budget_upsert
-from tenants.admin import ScopedAdminMixin
+from tenants.admin import ScopedAdminMixin, organization_id_of
+from tenants.audit import audit_record, audit_snapshot
+from tenants.principals import Principal
+
+
+def budget_organization_id(*, scope: str, target: Any) -> int | None:
+    """The organization a budget's target belongs to; None for organization and user budgets,
+    which only proxy admins set (an org admin must not raise their own organization's cap)."""
+    if target is None or scope in (BudgetScope.ORGANIZATION, BudgetScope.USER):
+        return None
+    return target.organization_id
 
 
 class BudgetForm(forms.ModelForm):
@@ -47,6 +57,7 @@ class BudgetForm(forms.ModelForm):
 @admin.register(Budget)
 class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(budget_list)
+    scoped_access = "org"
     form = BudgetForm
     list_display = [
         "target",
@@ -93,11 +104,38 @@ class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding = False
 
-    @admin.action(description="Reset selected budgets (zero spend, new period)")
+    def scoped_writable(self, principal: Principal, obj: Budget) -> bool:
+        target = getattr(obj, SCOPE_FIELDS[BudgetScope(obj.scope)])
+        organization_id = budget_organization_id(scope=obj.scope, target=target)
+        return organization_id is not None and principal.is_org_admin(organization_id)
+
+    def scope_errors(
+        self, principal: Principal, data: dict[str, Any], instance: Any
+    ) -> list[tuple[str | None, str]]:
+        scope = data.get("scope")
+        if not scope:
+            return []
+        target = data.get(SCOPE_FIELDS[BudgetScope(scope)])
+        organization_id = budget_organization_id(scope=scope, target=target)
+        if organization_id is None or not principal.is_org_admin(organization_id):
+            return [("scope", "Only proxy admins set this budget.")]
+        return []
+
+    @admin.action(
+        description="Reset selected budgets (zero spend, new period)", permissions=["change"]
+    )
     def reset_budgets(self, request: HttpRequest, queryset: QuerySet[Budget]) -> None:
-        budgets = list(queryset)
+        budgets = self.writable_or_deny(request, queryset)
         for budget in budgets:
+            before = audit_snapshot(budget)
             budget_reset(budget=budget)
+            audit_record(
+                action="budget.reset",
+                target=budget,
+                organization_id=organization_id_of(budget),
+                before=before,
+                after=audit_snapshot(budget),
+            )
         self.message_user(request, f"Reset {len(budgets)} budget(s).", messages.SUCCESS)
 
 
@@ -123,6 +161,7 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
     """The request log is written by the data plane only: read it here, never edit it."""
 
     selector = staticmethod(request_log_list)
+    scoped_access = "org"
     list_display = [
         "created_at",
         "request_id",

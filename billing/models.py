@@ -173,3 +173,51 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class UsageRollup(models.Model):
+    """Totals of one UTC day of RequestLog for one combination of dimensions.
+
+    Rows with ``tag == ""`` partition the day's requests (each request counted once); rows with a
+    tag repeat a request once per tag it carried, for grouping by tag only. A day is written whole
+    by ``billing.rollups.rollup_day`` (replaced, never added to), so reruns never double-count.
+    """
+
+    day = models.DateField()
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    key_id = models.BigIntegerField(null=True, blank=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    end_customer = models.CharField(max_length=255, blank=True)
+    model = models.CharField(max_length=200)
+    tag = models.CharField(max_length=200, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    spend = models.DecimalField(**USD, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["day"]
+        indexes = [
+            models.Index(fields=["day", "organization_id"]),
+            models.Index(fields=["day", "team_id"]),
+            models.Index(fields=["day", "key_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} ${self.spend}"
+
+
+class UsageRollupDay(models.Model):
+    """A UTC day whose rollups are written; its row is locked while the day is (re)written."""
+
+    day = models.DateField(primary_key=True)
+    rolled_at = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.requests} requests)"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
@@ -17,6 +21,7 @@ from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
 from billing.services import budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
+from tenants.audit import audit_snapshot
 from tenants.models import EndCustomer, Organization, Team, User
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
 from tenants.selectors import end_customer_list, organization_list, team_list, user_list
@@ -138,6 +143,7 @@ class BudgetViewSet(ScopedViewSet):
         field = SCOPE_FIELDS[BudgetScope(data["scope"])]
         existed = Budget.objects.filter(scope=data["scope"], **{field: data[field]}).exists()
         budget = self.perform_service_create(data)
+        self.audit(action="update" if existed else "create", instance=budget, before=None)
         answer = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         return Response(self.created_data(budget), status=answer)
 
@@ -172,7 +178,10 @@ class BudgetViewSet(ScopedViewSet):
         """Start a new period now with zero spend."""
         budget = self.get_object()
         self.check_change(budget)
-        return Response(self.get_serializer(budget_reset(budget=budget)).data)
+        before = audit_snapshot(budget)
+        budget = budget_reset(budget=budget)
+        self.audit(action="reset", instance=budget, before=before)
+        return Response(self.get_serializer(budget).data)
 
 
 class SpendQuerySerializer(serializers.Serializer):
@@ -211,8 +220,38 @@ class SpendSerializer(serializers.Serializer):
     total = SpendTotalsSerializer()
 
 
+class SpendCSVRenderer(BaseRenderer):
+    """`?format=csv`: one line per group, then a `total` line; errors stay JSON-shaped text."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):  # type: ignore[no-untyped-def]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if not isinstance(data, dict) or "results" not in data:
+            writer.writerow(["error"])
+            writer.writerow([str(data)])
+            return buffer.getvalue().encode()
+        group_by = data["group_by"]
+        columns = ["spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests"]
+        writer.writerow([group_by, *columns])
+        for row in data["results"]:
+            value = row[group_by]
+            writer.writerow(["" if value is None else value, *(row[c] for c in columns)])
+        writer.writerow(["total", *(data["total"][c] for c in columns)])
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Disposition"] = f'attachment; filename="spend-{group_by}.csv"'
+        return buffer.getvalue().encode()
+
+
 class SpendView(APIView):
-    """Spend and token totals of the caller's requests (`billing.RequestLog`), grouped."""
+    """Spend and token totals of the caller's requests (daily rollups, then the raw log for the
+    days not rolled up yet), grouped; `?format=csv` exports them."""
+
+    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, SpendCSVRenderer]
 
     @extend_schema(
         parameters=[
@@ -223,6 +262,7 @@ class SpendView(APIView):
             OpenApiParameter("team", int),
             OpenApiParameter("key", int),
             OpenApiParameter("model", str),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
         ],
         responses=SpendSerializer,
     )

@@ -8,14 +8,17 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import Budget, BudgetScope, RequestLog
+from billing.models import Budget, BudgetScope, RequestLog, UsageRollup
 from tenants.principals import Principal
 
 SPEND_GROUPS = {
     "key": "key_id",
     "team": "team_id",
     "organization": "organization_id",
+    "user": "user_id",
+    "end_customer": "end_customer",
     "model": "model",
+    "tag": "tag",
     "day": "day",
 }
 
@@ -37,19 +40,28 @@ def budget_list(*, principal: Principal) -> QuerySet[Budget]:
     )
 
 
-def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
-    logs = RequestLog.objects.all()
+def _spend_scope(*, principal: Principal) -> Q | None:
+    """What of the log (and its rollups) the caller may read; None: everything."""
     if principal.is_proxy_admin:
-        return logs
+        return None
     from keys.selectors import key_list
     from tenants.selectors import principal_org_read_ids, principal_team_read_ids
 
     own_keys = key_list(principal=principal).values("pk")
-    return logs.filter(
+    return (
         Q(organization_id__in=principal_org_read_ids(principal=principal))
         | Q(team_id__in=principal_team_read_ids(principal=principal))
         | Q(key_id__in=own_keys)
     )
+
+
+def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
+    scope = _spend_scope(principal=principal)
+    logs = RequestLog.objects.all()
+    return logs if scope is None else logs.filter(scope)
+
+
+_TOTALS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests")
 
 
 def spend_summary(
@@ -63,35 +75,96 @@ def spend_summary(
     """Spend and token totals of the caller's requests, grouped by one dimension.
 
     ``start`` and ``end`` are inclusive UTC dates. ``filters`` narrows on RequestLog fields
-    (``organization_id``, ``team_id``, ``key_id``, ``model``) within the caller's scope.
+    (``organization_id``, ``team_id``, ``key_id``, ``model``) within the caller's scope. Days up to
+    the rollup watermark are read from ``UsageRollup``; later (still open) days from the log.
+    Grouped by tag, a request counts under each of its tags; the total counts it once.
     """
+    from billing.rollups import rollup_watermark
+
     if group_by not in SPEND_GROUPS:
         raise ValueError(f"group_by must be one of {sorted(SPEND_GROUPS)}")
-    logs = request_log_list(principal=principal).filter(**(filters or {}))
-    if start is not None:
-        logs = logs.filter(created_at__gte=_day_start(start))
-    if end is not None:
-        logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
-    column = SPEND_GROUPS[group_by]
-    if group_by == "day":
-        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
-    totals = {
-        "spend": Sum("cost"),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-        "total_tokens": Sum("total_tokens"),
-        "requests": Count("pk"),
-    }
-    rows = logs.order_by().values(column).annotate(**totals).order_by(column)
-    results = [_spend_row(group_by=group_by, value=row[column], row=row) for row in rows]
-    overall = logs.order_by().aggregate(**totals)
+    requested = _requested_range(start=start, end=end)
+    scope = _spend_scope(principal=principal)
+    watermark = rollup_watermark()
+    groups: dict[Any, dict[str, Any]] = {}
+    overall = _zero()
+    if watermark is not None and (start is None or start <= watermark):
+        rolled_end = watermark if end is None else min(end, watermark)
+        rollups = UsageRollup.objects.filter(day__lte=rolled_end, **(filters or {})).order_by()
+        if scope is not None:
+            rollups = rollups.filter(scope)
+        if start is not None:
+            rollups = rollups.filter(day__gte=start)
+        _spend_rollups(rollups=rollups, group_by=group_by, groups=groups, overall=overall)
+        start = max(start, watermark + timedelta(days=1)) if start else watermark + timedelta(1)
+    if end is None or start is None or start <= end:
+        logs = RequestLog.objects.filter(**(filters or {})).order_by()
+        if scope is not None:
+            logs = logs.filter(scope)
+        if start is not None:
+            logs = logs.filter(created_at__gte=_day_start(start))
+        if end is not None:
+            logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
+        _spend_logs(logs=logs, group_by=group_by, groups=groups, overall=overall)
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0]))
     return {
         "group_by": group_by,
-        "start": start.isoformat() if start else None,
-        "end": end.isoformat() if end else None,
-        "results": results,
+        "start": requested[0],
+        "end": requested[1],
+        "results": [_spend_row(group_by=group_by, value=v, row=row) for v, row in ordered],
         "total": _totals(overall),
     }
+
+
+def _zero() -> dict[str, Any]:
+    return {"spend": Decimal("0"), **dict.fromkeys(_TOTALS[1:], 0)}
+
+
+def _add(target: dict[str, Any], row: dict[str, Any]) -> None:
+    for name in _TOTALS:
+        target[name] += row[name] or 0
+
+
+_SUMS = {
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "total_tokens": Sum("total_tokens"),
+}
+
+
+def _spend_rollups(
+    *, rollups: QuerySet[UsageRollup], group_by: str, groups: dict[Any, Any], overall: Any
+) -> None:
+    sums = {**_SUMS, "spend": Sum("spend"), "requests": Sum("requests")}
+    untagged = rollups.filter(tag="")
+    _add(overall, untagged.aggregate(**sums))
+    source = rollups.exclude(tag="") if group_by == "tag" else untagged
+    column = SPEND_GROUPS[group_by]
+    for row in source.values(column).annotate(**sums):
+        _add(groups.setdefault(row[column], _zero()), row)
+
+
+def _spend_logs(
+    *, logs: QuerySet[RequestLog], group_by: str, groups: dict[Any, Any], overall: Any
+) -> None:
+    sums = {**_SUMS, "spend": Sum("cost"), "requests": Count("pk")}
+    _add(overall, logs.aggregate(**sums))
+    if group_by == "tag":
+        fields = ("tags", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+        for log in logs.exclude(tags=[]).values(*fields).iterator(chunk_size=2000):
+            row = {**log, "spend": log["cost"], "requests": 1}
+            for tag in dict.fromkeys(str(t)[:200] for t in log["tags"] or ()):
+                _add(groups.setdefault(tag, _zero()), row)
+        return
+    if group_by == "day":
+        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+    column = SPEND_GROUPS[group_by]
+    for row in logs.values(column).annotate(**sums):
+        _add(groups.setdefault(row[column], _zero()), row)
+
+
+def _requested_range(*, start: date | None, end: date | None) -> tuple[str | None, str | None]:
+    return (start.isoformat() if start else None, end.isoformat() if end else None)
 
 
 def _spend_row(*, group_by: str, value: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -242,12 +242,37 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
         if live is not None and live != budget.spend:
             budget.spend = live
             budget.save(update_fields=["spend", "updated_at"])
+        if budget.soft_budget is not None and budget.spend >= budget.soft_budget:
+            budget_soft_alert_enqueue(budget=budget)
         if budget.reset_at is not None and budget.reset_at <= now:
             budget_reset(budget=budget)
             reset += 1
     if reset:
         governance_snapshot_flush()
     return reset
+
+
+def budget_soft_alert_enqueue(*, budget: Budget) -> bool:
+    """Enqueue the soft-limit alert of the budget's current period, unless it went out already.
+
+    The period is claimed with one conditional UPDATE, so concurrent beat runs (or workers)
+    alert once; the tasks are enqueued only when the claim commits.
+    """
+    from billing.tasks import budget_alert_email, budget_alert_webhook
+
+    period = budget.period_started_at or budget.created_at
+    claimed = (
+        Budget.objects.filter(pk=budget.pk)
+        .exclude(soft_alert_sent_for=period)
+        .update(soft_alert_sent_for=period)
+    )
+    if not claimed:
+        return False
+    budget.soft_alert_sent_for = period
+    arguments = {"budget_id": budget.pk, "spend": str(budget.spend)}
+    transaction.on_commit(lambda: budget_alert_webhook.delay(**arguments))
+    transaction.on_commit(lambda: budget_alert_email.delay(**arguments))
+    return True
 
 
 def budget_limits_set(

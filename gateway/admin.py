@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from gateway.models import ModelDeployment
 from gateway.rest import deployment_list
-from tenants.admin import ScopedAdminMixin
+from tenants.admin import ScopedAdminMixin, request_principal
 
 
 @admin.register(ModelDeployment)
 class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(deployment_list)
+    # Org admins read shared deployments and manage their organization's own.
+    scoped_access = "org"
     list_display = [
         "model_name",
         "provider",
@@ -39,3 +45,29 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        routing = path(
+            "routing/",
+            self.admin_site.admin_view(self.routing_view),
+            name="gateway_modeldeployment_routing",
+        )
+        return [routing, *super().get_urls()]
+
+    def routing_view(self, request: HttpRequest) -> HttpResponse:
+        """Every model group's strategy, fallbacks and circuit states (config and database)."""
+        from gateway.health import routing_status
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        principal = request_principal(request)
+        status = routing_status(
+            organization_ids=None if principal.is_proxy_admin else principal.visible_org_ids()
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Routing and circuit state",
+            "opts": self.model._meta,
+            "status": status,
+        }
+        return TemplateResponse(request, "admin/gateway/routing_status.html", context)

@@ -27,6 +27,7 @@ from django.http import HttpRequest
 
 from gateway.context import Caller
 from gateway.errors import AuthenticationError
+from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_register_invalidator
 from keys.hashing import master_key_matches, secret_prefix
 
@@ -111,6 +112,8 @@ async def caller_authenticate(request: HttpRequest) -> Caller:
         )
     if master_key_matches(secret):
         return MASTER_CALLER
+    if (idp_caller := await jwt_caller_authenticate(token=secret)) is not None:
+        return idp_caller  # an identity provider's JWT (gateway/jwt_auth.py)
     caller = await caller_resolve(secret=secret)
     if caller is None:
         raise AuthenticationError("Invalid, revoked or expired API key.")

@@ -29,6 +29,8 @@ from typing import Any
 
 from django.conf import settings
 
+from gateway.redis_pipeline import lean_redis
+
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.
 BUDGET_KEY_GRACE_MS = 7 * 24 * 3600 * 1000
@@ -290,18 +292,25 @@ class RedisLimiter:
         return scripts[1]
 
     async def admit(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
-        admit, _ = self._bound()
-        raw = await admit(
-            keys=[rule.key for rule in rules],
-            args=_admit_args(rules, now_ms=now_ms, request_id=request_id),
-        )
+        keys = [rule.key for rule in rules]
+        args = _admit_args(rules, now_ms=now_ms, request_id=request_id)
+        lean = lean_redis(settings.REDIS_URL)
+        if lean is not None:
+            raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
+        else:
+            admit, _ = self._bound()
+            raw = await admit(keys=keys, args=args)
         return _decision(raw, rules)
 
     async def settle(
         self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
     ) -> None:
-        _, settle = self._bound()
         keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
+        lean = lean_redis(settings.REDIS_URL)
+        if lean is not None:
+            await lean.evalsha(lean.script(_SETTLE_LUA), keys, args)
+            return
+        _, settle = self._bound()
         await settle(keys=keys, args=args)
 
 

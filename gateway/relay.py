@@ -1,7 +1,8 @@
 """The /v1 pipeline, one straight line per request:
 
-authenticate -> resolve the model -> governance_admit -> choose a deployment
--> adapter call (or stream) -> relay -> governance_settle (exactly once, in a finally)
+authenticate -> resolve the model -> governance_admit -> choose a deployment and call its adapter
+(or open its stream), with retries and fallbacks (gateway.resilience) -> relay ->
+governance_settle (exactly once, in a finally)
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.governance import Admission, governance_admit, governance_settle
 from gateway.registry import registry_get
+from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
-from gateway.router import deployment_choose, deployments_for
+from gateway.router import deployments_for
 from gateway.streaming import binary_relay, sse_relay, usage_fill
 from providers.adapter import ProviderAdapter
-from providers.base import Endpoint
+from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
 
 Reader = Callable[[HttpRequest], Inbound]
@@ -56,32 +58,34 @@ async def relay(
     admission = await governance_admit(ctx)
     handed_off = False
     try:
-        deployment = deployment_choose(candidates=candidates)
-        ctx.deployment = deployment
-        adapter = adapter_get(deployment.provider)
-        if adapter is None:
-            raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
-        body = body_for_upstream(body=inbound.body, provider=deployment.provider)
+
+        async def attempt(deployment: Deployment) -> HttpResponse:
+            ctx.deployment = deployment
+            adapter = adapter_get(deployment.provider)
+            if adapter is None:
+                raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
+            body = body_for_upstream(body=inbound.body, provider=deployment.provider)
+            if ctx.stream:
+                return await _open_stream(ctx, adapter, body, checked, admission, settle)
+            if endpoint == Endpoint.AUDIO_SPEECH:
+                return await _open_binary(ctx, adapter, body, admission, settle)
+            waited = time.perf_counter()
+            try:
+                result = await adapter.call(
+                    endpoint=endpoint, deployment=deployment, body=body, files=inbound.files or None
+                )
+            finally:
+                ctx.upstream_seconds += time.perf_counter() - waited
+            return _complete(ctx, result, admission)
 
         async def settle() -> None:
             await governance_settle(ctx, admission)
 
-        if ctx.stream:
-            response = await _open_stream(ctx, adapter, body, checked, admission, settle)
-            handed_off = True
-            return response
-        if endpoint == Endpoint.AUDIO_SPEECH:
-            response = await _open_binary(ctx, adapter, body, admission, settle)
-            handed_off = True
-            return response
-        waited = time.perf_counter()
-        try:
-            result = await adapter.call(
-                endpoint=endpoint, deployment=deployment, body=body, files=inbound.files or None
-            )
-        finally:
-            ctx.upstream_seconds += time.perf_counter() - waited
-        return _complete(ctx, result, admission)
+        response = await resilience_run(
+            ctx, candidates=candidates, attempt=attempt, body=inbound.body
+        )
+        handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
+        return response
     except GatewayError as error:
         ctx.status_code = error.status
         raise

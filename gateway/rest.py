@@ -6,12 +6,17 @@ import re
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from rest_framework import serializers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from gateway.models import ModelDeployment
 from tenants.models import Organization
 from tenants.principals import Principal
-from tenants.rest.base import ScopedRelatedField, ScopedViewSet
+from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
 from tenants.selectors import organization_list
 
 # A credential is given as where to find it, so the database never holds a provider secret.
@@ -166,3 +171,25 @@ class ModelDeploymentViewSet(ScopedViewSet):
 
     def perform_service_destroy(self, instance: ModelDeployment) -> None:
         instance.delete()
+
+
+class RoutingStatusView(APIView):
+    """Model groups, their strategy and fallbacks, and every deployment's circuit state.
+
+    Proxy admins see every group; organization admins see shared deployments and their
+    organizations' own; anyone else is refused.
+    """
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        from gateway.health import routing_status
+
+        principal = request_principal(request)
+        if principal.is_proxy_admin:
+            return Response(routing_status(organization_ids=None))
+        organizations = principal.admin_org_ids()
+        if not organizations:
+            raise exceptions.PermissionDenied(
+                "Routing status is for proxy and organization admins."
+            )
+        return Response(routing_status(organization_ids=organizations))

@@ -4,6 +4,9 @@ Visibility: a deployment with `organization_id` is visible only to that organiza
 master key sees everything). A key with `allowed_models` may use a model when the list names the
 model or one of the deployment's `access_groups`; an empty list allows every model.
 
+Region pinning: a caller whose key metadata names `regions` only reaches
+deployments whose `region` is one of them.
+
 Errors: a model that does not exist, or exists only in another organization, is 404
 `model_not_found` (so names of other tenants' models do not leak); a visible model the key is not
 allowed to use is 403 `model_not_allowed`.
@@ -11,11 +14,10 @@ allowed to use is 403 `model_not_allowed`.
 
 from __future__ import annotations
 
-import random
-
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from gateway.registry import DeploymentRegistry
+from gateway.strategies.base import weighted_shuffle
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
 
@@ -52,7 +54,13 @@ def deployments_for(
     *, caller: Caller, model: str, endpoint: Endpoint | None, registry: DeploymentRegistry
 ) -> tuple[Deployment, ...]:
     """The deployments of `model` this caller may use for `endpoint` (never empty)."""
-    group = registry.by_model.get(model, ())
+    group = registry.by_model.get(model)
+    if group is None:
+        # LiteLLM's model_group_alias: a second public name for a model group.
+        from gateway.config import config_current
+
+        target = config_current().router.model_group_alias.get(model)
+        group = registry.by_model.get(target, ()) if target else ()
     visible = [d for d in group if deployment_visible(caller=caller, deployment=d)]
     if not visible:
         raise NotFoundError(
@@ -67,6 +75,16 @@ def deployments_for(
             param="model",
             code="model_not_allowed",
         )
+    regions = caller.metadata.get("regions") if caller.metadata else None
+    if regions:
+        # Data residency: a key pinned to regions never reaches a deployment elsewhere.
+        allowed = [d for d in allowed if d.region in regions]
+        if not allowed:
+            raise PermissionDeniedError(
+                f"No deployment of `{model}` is in the regions this key may use.",
+                param="model",
+                code="region_not_allowed",
+            )
     if endpoint is not None:
         serving = []
         for deployment in allowed:
@@ -85,13 +103,4 @@ def deployments_for(
 
 def deployment_choose(*, candidates: tuple[Deployment, ...]) -> Deployment:
     """Weighted random choice among the candidates of the lowest priority."""
-    if len(candidates) == 1:
-        return candidates[0]
-    best = min(d.priority for d in candidates)
-    tier = [d for d in candidates if d.priority == best]
-    if len(tier) == 1:
-        return tier[0]
-    weights = [max(d.weight, 0) for d in tier]
-    if not any(weights):
-        return random.choice(tier)
-    return random.choices(tier, weights=weights)[0]
+    return weighted_shuffle(candidates)

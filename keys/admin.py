@@ -17,7 +17,13 @@ from billing.models import USD, BudgetDuration
 from keys.models import VirtualKey
 from keys.selectors import key_list, key_status
 from keys.services import key_create, key_revoke, key_rotate, key_update
-from tenants.admin import ScopedAdminMixin, render_secrets, request_principal
+from tenants.admin import (
+    ScopedAdminMixin,
+    ScopedInlineMixin,
+    render_secrets,
+    request_principal,
+)
+from tenants.audit import audit_record
 
 _UPDATABLE = [
     "name",
@@ -90,6 +96,7 @@ class KeyStatusFilter(admin.SimpleListFilter):
 @admin.register(VirtualKey)
 class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(key_list)
+    scoped_access = "team"
     list_display = [
         "name",
         "display_prefix",
@@ -144,7 +151,10 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[VirtualKey]:
         # key_list scopes and annotates the key's budget (spend, limit) for read-only columns.
-        return key_list(principal=request_principal(request))
+        principal = request_principal(request)
+        if not principal.is_proxy_admin and not self.scoped_user(request):
+            return VirtualKey.objects.none()
+        return key_list(principal=principal)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
         if obj is None:
@@ -236,24 +246,43 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
             back_url=reverse("admin:keys_virtualkey_change", args=[obj.pk]),
         )
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
-        keys = list(queryset)
+        keys = self.writable_or_deny(request, queryset)
         for key in keys:
+            was_revoked = key.revoked_at is not None
             key_revoke(key=key)
+            if not was_revoked:
+                audit_record(
+                    action="key.revoke",
+                    target=key,
+                    organization_id=key.organization_id,
+                    before={"revoked_at": None},
+                    after={"revoked_at": key.revoked_at},
+                )
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate selected keys (new secrets shown once)")
+    @admin.action(
+        description="Rotate selected keys (new secrets shown once)", permissions=["change"]
+    )
     def rotate_keys(
         self, request: HttpRequest, queryset: QuerySet[VirtualKey]
     ) -> TemplateResponse | None:
-        keys = [key for key in queryset if key.revoked_at is None]
+        keys = [key for key in self.writable_or_deny(request, queryset) if key.revoked_at is None]
         if not keys:
             self.message_user(request, "Revoked keys cannot be rotated.", messages.WARNING)
             return None
         secrets: list[tuple[str, str]] = []
         for key in keys:
+            old_prefix = key.prefix
             issued = key_rotate(key=key)
+            audit_record(
+                action="key.rotate",
+                target=issued.key,
+                organization_id=issued.key.organization_id,
+                before={"prefix": old_prefix},
+                after={"prefix": issued.key.prefix},
+            )
             secrets.append((str(issued.key), issued.secret))
         return render_secrets(
             request,
@@ -263,10 +292,11 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
         )
 
 
-class TeamKeyInline(admin.TabularInline):
+class TeamKeyInline(ScopedInlineMixin, admin.TabularInline):
     """The team's keys, read-only: keys are created from the key admin so the secret is shown."""
 
     model = VirtualKey
+    selector = staticmethod(key_list)
     fk_name = "team"
     extra = 0
     can_delete = False

@@ -24,6 +24,7 @@ from keys.services import (
     key_rotate,
     key_update,
 )
+from tenants.audit import audit_snapshot
 from tenants.models import Organization, Team, User
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_user
 from tenants.selectors import (
@@ -286,7 +287,9 @@ class KeyViewSet(ScopedViewSet):
         """Revoke the key: /v1 refuses it from now on."""
         key = self.get_object()
         self.check_change(key)
+        before = audit_snapshot(key)
         key_revoke(key=key)
+        self.audit(action="revoke", instance=key, before=before)
         return Response(
             KeySerializer(self.refetch(key), context=self.get_serializer_context()).data
         )
@@ -302,7 +305,9 @@ class KeyViewSet(ScopedViewSet):
         options = KeyRotateSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         grace = timedelta(seconds=options.validated_data["grace_period_seconds"])
+        before = audit_snapshot(key)
         issued = key_rotate(key=key, grace_period=grace)
+        self.audit(action="rotate", instance=issued.key, before=before)
         return Response(self._with_secret(issued.key, issued.secret))
 
     def _with_secret(self, key: VirtualKey, secret: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing.rest import BudgetViewSet, SpendView
-from gateway.rest import ModelDeploymentViewSet
+from gateway.rest import ModelDeploymentViewSet, RoutingStatusView
 from keys.rest import KeyViewSet
 from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
 
@@ -29,6 +29,7 @@ router.register("models", ModelDeploymentViewSet, basename="model")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
+    re_path(r"^routing/status/?$", RoutingStatusView.as_view(), name="routing-status"),
     *router.urls,
 ]
 

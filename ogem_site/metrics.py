@@ -60,6 +60,23 @@ UNPRICED_MODEL = Counter(
     "Requests whose model has no price, so their cost was recorded as zero.",
     ["model"],
 )
+ROUTING_QUEUE_DEPTH = Gauge(
+    "ogem_routing_queue_depth",
+    "Requests waiting for a free deployment, by model group.",
+    ["model"],
+    multiprocess_mode="livesum",
+)
+ROUTING_QUEUE_WAIT = Histogram(
+    "ogem_routing_queue_wait_seconds",
+    "Time requests waited for a free deployment, by model group and outcome.",
+    ["model", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+SHADOW_REQUESTS = Counter(
+    "ogem_shadow_requests",
+    "Requests mirrored to a shadow model, by shadow model and outcome (ok, error, over_budget).",
+    ["model", "outcome"],
+)
 
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:

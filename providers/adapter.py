@@ -193,11 +193,26 @@ class ProviderAdapter:
         raise self.map_error(deployment=deployment, response=upstream)
 
     async def _body_chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        iterator = response.content.iter_any().__aiter__()
+        # The transport errors of _guard, inline: one coroutine less per chunk on a hot loop.
+        content = response.content
         while True:
             try:
-                chunk = await self._guard(iterator.__anext__())
-            except StopAsyncIteration:
+                chunk = await content.readany()
+            except TimeoutError as exc:
+                raise UpstreamTimeoutError(
+                    f"The upstream provider {self.name} timed out.", provider=self.name
+                ) from exc
+            except aiohttp.ClientPayloadError as exc:
+                raise UpstreamError(
+                    f"The upstream provider {self.name} ended its response early.",
+                    provider=self.name,
+                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamUnavailableError(
+                    f"The upstream provider {self.name} is unreachable ({type(exc).__name__}).",
+                    provider=self.name,
+                ) from exc
+            if not chunk:
                 return
             yield chunk
 

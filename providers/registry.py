@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from providers.adapter import ProviderAdapter
+from providers.ai21.adapter import AI21Adapter
 from providers.anthropic.adapter import AnthropicAdapter
 from providers.anyscale.adapter import AnyscaleAdapter
+from providers.assemblyai.adapter import AssemblyAIAdapter
 from providers.azure.adapter import AzureOpenAIAdapter
+from providers.bedrock.adapter import BedrockAdapter
+from providers.cohere.adapter import CohereAdapter
+from providers.deepgram.adapter import DeepgramAdapter
 from providers.deepseek.adapter import DeepSeekAdapter
 from providers.fireworks_ai.adapter import FireworksAIAdapter
+from providers.gemini.adapter import GeminiAdapter
 from providers.groq.adapter import GroqAdapter
 from providers.hosted_vllm.adapter import HostedVLLMAdapter
+from providers.huggingface.adapter import HuggingFaceAdapter
+from providers.jina_ai.adapter import JinaAIAdapter
 from providers.llamafile.adapter import LlamafileAdapter
 from providers.lm_studio.adapter import LMStudioAdapter
 from providers.mistral.adapter import MistralAdapter
@@ -19,8 +27,11 @@ from providers.openai.adapter import OpenAIAdapter
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 from providers.openrouter.adapter import OpenRouterAdapter
 from providers.perplexity.adapter import PerplexityAdapter
+from providers.replicate.adapter import ReplicateAdapter
 from providers.text_generation_webui.adapter import TextGenerationWebUIAdapter
 from providers.together_ai.adapter import TogetherAIAdapter
+from providers.vertex_ai.adapter import VertexAIAdapter
+from providers.voyage.adapter import VoyageAdapter
 from providers.xai.adapter import XAIAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
@@ -38,11 +49,22 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "perplexity": PerplexityAdapter(),
     "openrouter": OpenRouterAdapter(),
     "anyscale": AnyscaleAdapter(),
+    "bedrock": BedrockAdapter(),
+    "cohere": CohereAdapter(),
     "ollama": OllamaAdapter(),
     "hosted_vllm": HostedVLLMAdapter(),
     "lm_studio": LMStudioAdapter(),
     "oobabooga": TextGenerationWebUIAdapter(),
     "llamafile": LlamafileAdapter(),
+    "gemini": GeminiAdapter(),
+    "vertex_ai": VertexAIAdapter(),
+    "voyage": VoyageAdapter(),
+    "jina_ai": JinaAIAdapter(),
+    "ai21": AI21Adapter(),
+    "deepgram": DeepgramAdapter(),
+    "assemblyai": AssemblyAIAdapter(),
+    "huggingface": HuggingFaceAdapter(),
+    "replicate": ReplicateAdapter(),
 }
 
 

@@ -31,10 +31,17 @@ class SSEParser:
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         events: list[str] = []
+        data = self._data
+        # _line's rules inlined for the two lines nearly every event is made of (a hot loop).
         for raw in lines:
-            payload = self._line(raw)
-            if payload is not None:
-                events.append(payload)
+            if not raw:
+                if data:
+                    events.append(data[0] if len(data) == 1 else "\n".join(data))
+                    data.clear()
+            elif raw.startswith(b"data: "):
+                data.append(raw[6:].decode("utf-8", errors="replace"))
+            else:
+                self._line(raw)
         return events
 
     def close(self) -> list[str]:
@@ -55,7 +62,7 @@ class SSEParser:
             if not self._data:
                 return None
             payload = "\n".join(self._data)
-            self._data = []
+            self._data.clear()
             return payload
         if raw.startswith(b":"):
             return None

@@ -1,8 +1,8 @@
 """Django admin for the people who run organizations: orgs, teams, users, memberships.
 
-Only proxy admins (superusers) use admin for now. Every ModelAdmin reads through the same
-selectors as the REST API (``ScopedAdminMixin.selector``), so opening admin to org admins later
-is a change of the permission methods, not of the querysets.
+Proxy admins (superusers) see everything; org owners/admins see and run their organizations
+only (``ScopedAdminMixin``): every ModelAdmin reads through the same selectors as the REST API,
+limits foreign-key choices to the caller's organizations and audits each write (surface "admin").
 """
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from tenants.audit import audit_actor, audit_actor_name, audit_client_ip
+from tenants.audit import (
+    audit_actor,
+    audit_actor_name,
+    audit_client_ip,
+    audit_record,
+    audit_snapshot,
+)
 from tenants.models import (
     AuditSurface,
     EndCustomer,
@@ -33,10 +40,14 @@ from tenants.selectors import (
     end_customer_list,
     membership_list,
     organization_list,
+    principal_can_grant,
     principal_for_user,
     team_list,
     user_list,
 )
+
+# Never copied into the audit log (audit_record redacts secrets again; these are digests).
+_AUDIT_EXCLUDE = ("password", "digest", "previous_digest", "pepper_id", "previous_pepper_id")
 
 
 def request_principal(request: HttpRequest) -> Principal:
@@ -57,21 +68,136 @@ def _audit_as(request: HttpRequest) -> AbstractContextManager[Any]:
     )
 
 
+def organization_id_of(obj: Any) -> int | None:
+    """The organization an object belongs to (itself for an organization)."""
+    if isinstance(obj, Organization):
+        return obj.pk
+    organization_id = getattr(obj, "organization_id", None)
+    # Budgets and logs belong to their target's organization.
+    for related in ("team", "key", "end_customer"):
+        if organization_id is None and getattr(obj, f"{related}_id", None) is not None:
+            organization_id = getattr(obj, related).organization_id
+    return organization_id
+
+
 class ScopedAdminMixin:
-    """Proxy admins only; querysets come from the selector of the caller's Principal."""
+    """Admin pages scoped to the caller's Principal (the same selectors as the REST API).
+
+    Proxy admins may do everything. ``scoped_access`` opens a page to others: ``"org"`` to org
+    owners/admins, ``"team"`` to team admins too; ``None`` keeps it proxy-admin only. Scoped
+    callers read what the selector gives them and write only objects of organizations (or teams)
+    they administer; ``scoped_read_only`` makes the page read-only for them.
+    """
 
     selector: Callable[..., QuerySet] | None = None
+    scoped_access: str | None = None
+    scoped_read_only: bool = False
+    scoped_can_add: bool = True
+    scoped_can_delete: bool = True
 
     def _is_proxy_admin(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_superuser)
 
+    def scoped_user(self, request: HttpRequest) -> bool:
+        """Whether a caller who is not a proxy admin may use this page at all."""
+        if self.scoped_access is None or not request.user.is_active:
+            return False
+        principal = request_principal(request)
+        if principal.admin_org_ids():
+            return True
+        return self.scoped_access == "team" and bool(principal.admin_team_ids())
+
+    def scoped_writable(self, principal: Principal, obj: Any) -> bool:
+        team_id = getattr(obj, "team_id", None)
+        if self.scoped_access == "team" and team_id is not None:
+            return principal.is_team_admin(team_id, organization_id_of(obj))
+        return principal.is_org_admin(organization_id_of(obj))
+
+    def scoped_queryset(self, principal: Principal, queryset: QuerySet) -> QuerySet:
+        """Rows for pages without a selector: those of the organizations the caller runs."""
+        return queryset.filter(organization_id__in=principal.admin_org_ids())
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         queryset = super().get_queryset(request)  # type: ignore[misc]
         principal = request_principal(request)
-        if self.selector is None or principal.is_proxy_admin:
+        if principal.is_proxy_admin:
             return queryset
+        if not self.scoped_user(request):
+            return queryset.none()
+        if self.selector is None:
+            return self.scoped_queryset(principal, queryset)
         return queryset.filter(pk__in=self.selector(principal=principal).values("pk"))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Another organization's object is not found (404), never "exists but forbidden".
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:
+            raise Http404("No such object.")
+        request._ogem_audit_before = audit_snapshot(obj, exclude=_AUDIT_EXCLUDE)
+        return obj
+
+    def writable_or_deny(self, request: HttpRequest, objects: Any) -> list[Any]:
+        """The objects of an action, all administered by the caller, or PermissionDenied."""
+        objects = list(objects)
+        principal = request_principal(request)
+        if not principal.is_proxy_admin and not all(
+            self.scoped_writable(principal, obj) for obj in objects
+        ):
+            raise PermissionDenied
+        return objects
+
+    # Choices and validation: nothing outside the caller's organizations can be picked.
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        principal = request_principal(request)
+        if not principal.is_proxy_admin:
+            kwargs["queryset"] = admin_choices(
+                principal=principal, model=db_field.related_model, team_admin=self._team_level()
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def _team_level(self) -> bool:
+        return self.scoped_access == "team"
+
+    def scope_errors(
+        self, principal: Principal, data: dict[str, Any], instance: Any
+    ) -> list[tuple[str | None, str]]:
+        """Why the caller may not save this (field, message); empty when they may."""
+        if not hasattr(self.model, "organization_id") and not hasattr(self.model, "team_id"):  # type: ignore[attr-defined]
+            return []
+        team = data.get("team", getattr(instance, "team", None))
+        organization = data.get("organization", getattr(instance, "organization", None))
+        if organization is None and team is not None:
+            organization = team.organization
+        mismatch = team is not None and organization is not None
+        if mismatch and team.organization_id != organization.pk:
+            return [("team", "The team belongs to another organization.")]
+        if team is not None and self._team_level():
+            if not principal.is_team_admin(team.pk, team.organization_id):
+                return [("team", "You do not administer this team.")]
+            return []
+        if organization is None or not principal.is_org_admin(organization.pk):
+            return [(None, "Choose an organization you administer.")]
+        return []
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        principal = request_principal(request)
+        if principal.is_proxy_admin:
+            return form
+        model_admin = self
+
+        class ScopedForm(form):  # type: ignore[valid-type, misc]
+            def clean(inner) -> dict[str, Any]:
+                data = super().clean()
+                for field, message in model_admin.scope_errors(principal, data, inner.instance):
+                    inner.add_error(field if field in inner.fields else None, message)
+                return data
+
+        return ScopedForm
+
+    # Every write through admin is audited with surface "admin".
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with _audit_as(request):
@@ -85,20 +211,114 @@ class ScopedAdminMixin:
         with _audit_as(request):
             return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
 
+    def _audit(self, request: HttpRequest, obj: Any, verb: str, *, before: Any, after: Any) -> None:
+        audit_record(
+            action=f"{obj._meta.model_name}.{verb}",
+            target=obj,
+            organization_id=organization_id_of(obj),
+            before=before,
+            after=after,
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(
+            request, obj, "create", before=None, after=audit_snapshot(obj, exclude=_AUDIT_EXCLUDE)
+        )
+        return super().log_addition(request, obj, message)  # type: ignore[misc]
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        before = getattr(request, "_ogem_audit_before", None)
+        after = audit_snapshot(obj, exclude=_AUDIT_EXCLUDE)
+        if before != after:  # a save without changes is no event
+            self._audit(request, obj, "update", before=before, after=after)
+        return super().log_change(request, obj, message)  # type: ignore[misc]
+
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        for obj in queryset:
+            self._audit(
+                request,
+                obj,
+                "delete",
+                before=audit_snapshot(obj, exclude=_AUDIT_EXCLUDE),
+                after=None,
+            )
+        return super().log_deletions(request, queryset)  # type: ignore[misc]
+
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._is_proxy_admin(request)
+        return self._is_proxy_admin(request) or self.scoped_user(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_proxy_admin(request)
+        return self._is_proxy_admin(request) or self.scoped_user(request)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return self._is_proxy_admin(request)
+        if self._is_proxy_admin(request):
+            return True
+        return self.scoped_can_add and self._scoped_writer(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_proxy_admin(request)
+        if self._is_proxy_admin(request):
+            return True
+        if not self._scoped_writer(request):
+            return False
+        return obj is None or self.scoped_writable(request_principal(request), obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_proxy_admin(request)
+        if self._is_proxy_admin(request):
+            return True
+        if not self.scoped_can_delete or not self._scoped_writer(request):
+            return False
+        return obj is None or self.scoped_writable(request_principal(request), obj)
+
+    def _scoped_writer(self, request: HttpRequest) -> bool:
+        return not self.scoped_read_only and self.scoped_user(request)
+
+
+def admin_choices(*, principal: Principal, model: type, team_admin: bool) -> QuerySet:
+    """What a scoped admin may pick for a foreign key to ``model``: their organizations' rows."""
+    from gateway.models import ModelDeployment
+    from keys.models import VirtualKey
+
+    org_ids = principal.admin_org_ids()
+    team_ids = principal.admin_team_ids() if team_admin else set()
+    team_org_ids = {principal.team_orgs[team] for team in team_ids}
+    if model is Organization:
+        return Organization.objects.filter(pk__in=org_ids | team_org_ids)
+    if model is Team:
+        return Team.objects.filter(Q(organization_id__in=org_ids) | Q(pk__in=team_ids))
+    if model is User:
+        return user_list(principal=principal)
+    if model is EndCustomer:
+        return EndCustomer.objects.filter(organization_id__in=org_ids)
+    if model is VirtualKey:
+        return VirtualKey.objects.filter(Q(organization_id__in=org_ids) | Q(team_id__in=team_ids))
+    if model is ModelDeployment:
+        return ModelDeployment.objects.filter(organization_id__in=org_ids)
+    return model._default_manager.none()
+
+
+class ScopedInlineMixin:
+    """Inlines: read-only and scoped for org admins; proxy admins edit them as before."""
+
+    selector: Callable[..., QuerySet] | None = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        principal = request_principal(request)
+        if principal.is_proxy_admin or self.selector is None:
+            return queryset if principal.is_proxy_admin else queryset.none()
+        return queryset.filter(pk__in=self.selector(principal=principal).values("pk"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
 
 
 def render_secrets(
@@ -119,7 +339,8 @@ def render_secrets(
     return response
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ScopedInlineMixin, admin.TabularInline):
+    selector = staticmethod(membership_list)
     model = Membership
     extra = 0
     autocomplete_fields = ["user", "team"]
@@ -137,7 +358,8 @@ class UserMembershipInline(MembershipInline):
     autocomplete_fields = ["organization", "team"]
 
 
-class TeamInline(admin.TabularInline):
+class TeamInline(ScopedInlineMixin, admin.TabularInline):
+    selector = staticmethod(team_list)
     model = Team
     extra = 0
     fields = ["name", "slug", "external_id", "created_at"]
@@ -148,6 +370,9 @@ class TeamInline(admin.TabularInline):
 @admin.register(Organization)
 class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(organization_list)
+    scoped_access = "org"
+    scoped_can_add = False
+    scoped_can_delete = False
     list_display = ["name", "slug", "team_count", "member_count", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -166,6 +391,16 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
             )
         )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The slug is what IdP tokens' organization claims name: only proxy admins change it.
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if self._is_proxy_admin(request) else [*readonly, "slug"]
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        return (
+            super().get_prepopulated_fields(request, obj) if self._is_proxy_admin(request) else {}
+        )
+
     @admin.display(description="Teams", ordering="_teams")
     def team_count(self, organization: Organization) -> int:
         return organization._teams
@@ -174,12 +409,12 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     def member_count(self, organization: Organization) -> int:
         return organization._members
 
-    @admin.action(description="Issue a SCIM token (shown once)")
+    @admin.action(description="Issue a SCIM token (shown once)", permissions=["change"])
     def issue_scim_token(
         self, request: HttpRequest, queryset: QuerySet[Organization]
     ) -> TemplateResponse:
         secrets = []
-        for organization in queryset:
+        for organization in self.writable_or_deny(request, queryset):
             _, secret = scim_token_create(organization=organization, name="issued in admin")
             secrets.append((organization.name, secret))
         return render_secrets(
@@ -193,6 +428,7 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 @admin.register(Team)
 class TeamAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(team_list)
+    scoped_access = "org"
     list_display = ["name", "organization", "slug", "external_id", "created_at"]
     list_filter = ["organization"]
     list_select_related = ["organization"]
@@ -211,6 +447,9 @@ class TeamAdmin(ScopedAdminMixin, admin.ModelAdmin):
 @admin.register(User)
 class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     selector = staticmethod(user_list)
+    # Org admins read their members here; roles are granted as memberships, never user flags.
+    scoped_access = "org"
+    scoped_read_only = True
     list_display = ["username", "email", "display_name", "is_active", "is_superuser", "last_login"]
     list_filter = ["is_active", "is_superuser", "memberships__organization"]
     search_fields = ["username", "email", "display_name", "first_name", "last_name"]
@@ -224,6 +463,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
 @admin.register(Membership)
 class MembershipAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(membership_list)
+    scoped_access = "org"
     list_display = ["user", "organization", "team", "role", "created_at"]
     list_filter = ["role", "organization"]
     list_select_related = ["user", "organization", "team"]
@@ -231,10 +471,34 @@ class MembershipAdmin(ScopedAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["user", "organization", "team"]
     readonly_fields = ["created_at"]
 
+    def scope_errors(
+        self, principal: Principal, data: dict[str, Any], instance: Any
+    ) -> list[tuple[str | None, str]]:
+        errors = super().scope_errors(principal, data, instance)
+        organization = data.get("organization")
+        if errors or organization is None:
+            return errors
+        # Nobody grants (or takes away) a role stronger than their own.
+        roles = {data.get("role")}
+        if instance.pk is not None:
+            roles.add(instance.role)
+        for role in roles - {None}:
+            if not principal_can_grant(
+                principal=principal, organization_id=organization.pk, role=role
+            ):
+                return [("role", "You may not grant or change this role.")]
+        return []
+
+    def scoped_writable(self, principal: Principal, obj: Any) -> bool:
+        return principal_can_grant(
+            principal=principal, organization_id=obj.organization_id, role=obj.role
+        )
+
 
 @admin.register(EndCustomer)
 class EndCustomerAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(end_customer_list)
+    scoped_access = "org"
     list_display = ["external_id", "alias", "organization", "blocked", "created_at"]
     list_filter = ["blocked", "organization"]
     search_fields = ["external_id", "alias"]
@@ -245,6 +509,8 @@ class EndCustomerAdmin(ScopedAdminMixin, admin.ModelAdmin):
 @admin.register(ScimToken)
 class ScimTokenAdmin(ScopedAdminMixin, admin.ModelAdmin):
     """Tokens are issued from the organization list (action) so the secret can be shown once."""
+
+    scoped_access = "org"
 
     list_display = ["organization", "name", "token_prefix", "revoked_at", "created_at"]
     list_filter = ["organization"]
@@ -260,11 +526,13 @@ class ScimTokenAdmin(ScopedAdminMixin, admin.ModelAdmin):
     def token_prefix(self, token: ScimToken) -> str:
         return f"scim-{token.prefix}…"
 
-    @admin.action(description="Revoke selected SCIM tokens")
+    @admin.action(description="Revoke selected SCIM tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ScimToken]) -> None:
-        for token in queryset:
+        tokens = self.writable_or_deny(request, queryset)
+        for token in tokens:
             scim_token_revoke(token=token)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+        self.message_user(request, f"Revoked {len(tokens)} token(s).", messages.SUCCESS)
 
 
 import tenants.admin_audit  # noqa: E402, F401  registers the read-only audit log admin
+from tenants.portal import admin as _portal_admin  # noqa: E402, F401  registers org IdPs

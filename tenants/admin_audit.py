@@ -39,6 +39,21 @@ class AuditEventAdmin(admin.ModelAdmin):
         principal = principal_for_user(user=request.user)
         return audit_event_list(principal=principal).select_related("organization")
 
+    # Role-managed like the other Ogem admins: proxy admins, and org owners/admins for their orgs.
+    ogem_scoped = True
+
+    def _may_read(self, request: HttpRequest) -> bool:
+        user = request.user
+        if not user.is_active:
+            return False
+        return user.is_superuser or bool(principal_for_user(user=user).admin_org_ids())
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._may_read(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_read(request)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

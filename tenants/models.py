@@ -212,3 +212,34 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
+
+
+class OrganizationIdentityProvider(models.Model):
+    """An organization's own sign-in: an allauth social app (OIDC) tied to the organization.
+
+    People who sign in through it join the organization just in time under ``default_role`` (and
+    ``default_team`` when set); the sign-in page sends an email address whose domain is in
+    ``domains`` to this provider.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="identity_providers"
+    )
+    social_app = models.OneToOneField(
+        "socialaccount.SocialApp", on_delete=models.CASCADE, related_name="ogem_identity_provider"
+    )
+    # Lower-case email domains, e.g. ["acme.com", "acme.co.uk"].
+    domains = models.JSONField(default=list, blank=True)
+    default_role = models.CharField(max_length=20, choices=MEMBERSHIP_ROLES, default=Role.MEMBER)
+    default_team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name"]
+        verbose_name = "organization identity provider"
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}: {self.social_app.name}"

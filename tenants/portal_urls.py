@@ -1,8 +1,17 @@
 from django.urls import path
-from django.views.generic import TemplateView
+
+from tenants.portal import views
 
 app_name = "portal"
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="portal/home.html"), name="home"),
+    path("", views.home, name="home"),
+    path("keys/", views.keys, name="keys"),
+    path("keys/<int:key_id>/revoke/", views.key_revoke, name="key_revoke"),
+    path("keys/<int:key_id>/rotate/", views.key_rotate, name="key_rotate"),
+    path("usage/", views.usage, name="usage"),
+    path("teams/", views.teams, name="teams"),
+    path("models/", views.models, name="models"),
+    path("playground/", views.playground, name="playground"),
+    path("sso/", views.sso_discover, name="sso_discover"),
 ]

@@ -156,7 +156,8 @@ def read_strategy(reader: Reader, node: YNode | None) -> str | None:
     strategy = reader.string(node, secret=False)
     if strategy is None or node is None:
         return None
-    if strategy not in ROUTING_STRATEGIES:
+    # A dotted path names a custom strategy class (gateway.strategies).
+    if strategy not in ROUTING_STRATEGIES and "." not in strategy:
         choices = ", ".join(sorted(ROUTING_STRATEGIES))
         reader.error(node, f'unknown routing strategy "{strategy}" (one of: {choices})')
         return None

@@ -8,9 +8,8 @@ from typing import Any
 
 from gateway.config.problems import Problems
 from gateway.config.secrets import (
-    ENV_PREFIX,
-    FILE_PREFIX,
     SecretError,
+    secret_check,
     secret_is_reference,
     secret_resolve,
 )
@@ -84,12 +83,10 @@ class Reader:
         return text
 
     def _resolve(self, node: YNode, reference: str) -> str | None:
-        if not self.resolve_secrets:
-            if reference.startswith(ENV_PREFIX) and reference != ENV_PREFIX:
-                return reference
-            if reference.startswith(FILE_PREFIX + "/"):
-                return reference
         try:
+            if not self.resolve_secrets:
+                secret_check(reference)
+                return reference
             return secret_resolve(reference, environ=self.environ)
         except SecretError as exc:
             self.error(node, str(exc))

@@ -55,6 +55,8 @@ _ROUTER_KEYS = frozenset(
         "default_fallbacks",
         "aliases",
         "groups",
+        "queue_timeout",
+        "queue_depth",
     }
 )
 _SETTINGS_KEYS = frozenset(
@@ -153,12 +155,24 @@ def _router(reader: Reader, node: YNode | None) -> RouterSettings:
     reader.unknown_keys(node, _ROUTER_KEYS, section="router")  # type: ignore[arg-type]
     aliases, hidden = read_aliases(reader, router.get("aliases"))
     group_strategy: dict[str, str] = {}
+    traffic_split: dict[str, tuple[tuple[str, float], ...]] = {}
+    shadow: dict[str, tuple[str, float, float | None]] = {}
     for group, group_node in (reader.mapping(router.get("groups")) or {}).items():
         group_fields = reader.mapping(group_node) or {}
-        reader.unknown_keys(group_node, ("strategy",), section="a router group")
+        reader.unknown_keys(group_node, ("strategy", "split", "shadow"), section="a router group")
         strategy = read_strategy(reader, group_fields.get("strategy"))
         if strategy:
             group_strategy[group] = strategy
+        # split: {other_group: percent}; shadow: {model, percent, max_budget}
+        split = reader.mapping(group_fields.get("split")) or {}
+        shares = tuple((name, reader.number(share) or 0.0) for name, share in split.items())
+        if shares:
+            traffic_split[group] = shares
+        mirror = reader.mapping(group_fields.get("shadow")) or {}
+        target = reader.string(mirror.get("model"), secret=False)
+        if target:
+            budget = reader.number(mirror.get("max_budget"))
+            shadow[group] = (target, reader.number(mirror.get("percent")) or 0.0, budget)
     return RouterSettings(
         strategy=read_strategy(reader, router.get("strategy")) or "simple-shuffle",
         num_retries=reader.integer(router.get("num_retries")),
@@ -174,4 +188,8 @@ def _router(reader: Reader, node: YNode | None) -> RouterSettings:
         model_group_alias=aliases,
         hidden_aliases=hidden,
         group_strategy=group_strategy,
+        traffic_split=traffic_split,
+        shadow=shadow,
+        queue_timeout=reader.number(router.get("queue_timeout"), positive=False) or 0.0,
+        queue_depth=reader.integer(router.get("queue_depth"), minimum=1) or 100,
     )

@@ -2,7 +2,7 @@
 
 A value that is not a reference is returned as is. Resolution happens once per load; the resolved
 secret lives only in the immutable Deployment. To add a secret manager, register a resolver for
-its scheme in `SECRET_RESOLVERS` (a later release adds `secret://` backends).
+its scheme in `SECRET_RESOLVERS`; `secret://` references go to the managers in `gateway.secrets`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from gateway.secrets import SecretManagerError, secret_manager_resolve, secret_reference_parse
 
 ENV_PREFIX = "os.environ/"
 FILE_PREFIX = "file://"
@@ -43,7 +45,10 @@ def _resolve_file(reference: str, environ: Mapping[str, str]) -> str:
 
 
 def _resolve_secret_manager(reference: str, environ: Mapping[str, str]) -> str:
-    raise SecretError(f'"{reference}": secret:// references are not supported yet')
+    try:
+        return secret_manager_resolve(reference)
+    except SecretManagerError as exc:
+        raise SecretError(str(exc)) from exc
 
 
 SECRET_RESOLVERS: dict[str, Callable[[str, Mapping[str, str]], str]] = {
@@ -55,6 +60,19 @@ SECRET_RESOLVERS: dict[str, Callable[[str, Mapping[str, str]], str]] = {
 
 def secret_is_reference(value: str) -> bool:
     return any(value.startswith(prefix) for prefix in SECRET_RESOLVERS)
+
+
+def secret_check(value: str) -> None:
+    """Check a reference's syntax without reading the secret; raises SecretError."""
+    if value == ENV_PREFIX:
+        raise SecretError(f'"{value}" names no environment variable')
+    if value.startswith(FILE_PREFIX) and not value.startswith(FILE_PREFIX + "/"):
+        raise SecretError(f'"{value}" must be an absolute file URL (file:///path)')
+    if value.startswith(SECRET_MANAGER_PREFIX):
+        try:
+            secret_reference_parse(value)
+        except SecretManagerError as exc:
+            raise SecretError(str(exc)) from exc
 
 
 def secret_resolve(value: str, *, environ: Mapping[str, str] | None = None) -> str:

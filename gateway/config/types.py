@@ -16,6 +16,7 @@ ROUTING_STRATEGIES = frozenset(
         "usage-based-routing-v2",
         "latency-based-routing",
         "cost-based-routing",
+        "tag-based",
     }
 )
 
@@ -39,6 +40,13 @@ class RouterSettings:
     model_group_alias: dict[str, str] = field(default_factory=dict)  # alias -> model group
     hidden_aliases: frozenset[str] = frozenset()  # aliases not listed by /v1/models
     group_strategy: dict[str, str] = field(default_factory=dict)  # model group -> strategy
+    # model group -> ((other model group, percent of its traffic), ...): canary splits
+    traffic_split: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    # model group -> (candidate model group, percent mirrored, budget cap in USD or None)
+    shadow: dict[str, tuple[str, float, float | None]] = field(default_factory=dict)
+    # Requests wait up to queue_timeout seconds (0: off) when every deployment is cooling down.
+    queue_timeout: float = 0.0
+    queue_depth: int = 100  # waiters per model group and process; more are refused at once
 
 
 @dataclass(frozen=True, slots=True)

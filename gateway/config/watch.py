@@ -28,6 +28,7 @@ from gateway.config.loader import config_parse, config_with_database
 from gateway.config.problems import ConfigProblem, Problems, Severity
 from gateway.config.sources import SourceError, source_is_url, source_read, source_stamp
 from gateway.config.types import GatewayConfig
+from gateway.secrets import secret_cache_prune, secret_refresh_due
 from providers.base import Deployment
 
 logger = logging.getLogger("ogem.config")
@@ -73,21 +74,27 @@ class ConfigWatcher:
         fingerprint = self._fingerprint()
         stamp = self._stamp() if self.source else None
         file_unchanged = not self.source or (stamp is not None and stamp == self.stamp)
-        if not force and fingerprint == self.db_fingerprint and file_unchanged:
+        # A cached secret past its TTL: re-resolve the references, which reads it again.
+        secrets_due = secret_refresh_due()
+        if not force and fingerprint == self.db_fingerprint and file_unchanged and not secrets_due:
             return None
         file_changed = False
         if self.source:
-            file_changed = self._reread(stamp, force=force)
+            file_changed = self._reread(stamp, force=force or secrets_due)
         elif self.file_config is None:
             self.file_config = GatewayConfig(deployments=self.builtin)
         db_changed = fingerprint != self.db_fingerprint
         self.db_fingerprint = fingerprint
-        if not (force or file_changed or db_changed):
+        if not (force or file_changed or db_changed or secrets_due):
             return None
         base = self.file_config or GatewayConfig(source=self.source)
         problems = Problems()
         config = config_with_database(base, problems=problems)
         _log(problems.items, action="database")
+        if secrets_due:
+            secret_cache_prune()
+            if not (force or db_changed) and config == _current:
+                return None  # the secrets were read again and had not changed
         return config
 
     def _included(self) -> tuple[str, ...]:

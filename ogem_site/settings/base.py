@@ -34,6 +34,8 @@ OGEM_KEY_PEPPERS = env_str("OGEM_KEY_PEPPERS")
 
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
+# Seconds a value read from a secret manager (secret://...) is reused before it is read again.
+OGEM_SECRET_TTL = env_int("OGEM_SECRET_TTL", 300)
 OGEM_MAX_REQUEST_BYTES = env_int("OGEM_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
 # /v1 bounds bodies itself (413 request_too_large); Django's 2.5 MB default would cut it short.
 DATA_UPLOAD_MAX_MEMORY_SIZE = OGEM_MAX_REQUEST_BYTES
@@ -42,7 +44,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ogem_site.admin_config.OgemAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +59,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
+    "allauth.mfa",
     "mozilla_django_oidc",
     "tenants",
     "keys",
@@ -90,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tenants.portal.context_processors.sso",
             ],
         },
     },
@@ -146,7 +151,23 @@ CELERY_BEAT_SCHEDULE: dict = {
     "usage-drain": {"task": "billing.tasks.usage_drain", "schedule": 2.0},
     # Budget periods: persist live spend, reset the periods that ended.
     "budget-periods": {"task": "billing.tasks.budget_periods_reset", "schedule": 60.0},
+    # Daily rollups of closed days (billing/rollups.py); idempotent, so hourly is cheap and safe.
+    "usage-rollups": {"task": "billing.tasks.usage_rollups", "schedule": 3600.0},
+    # Request log: next months' partitions, and whole partitions dropped past retention.
+    "request-log-partitions": {"task": "billing.tasks.request_log_partitions", "schedule": 86400.0},
+    # Routing: probe deployments whose circuit is open, so they recover without live traffic.
+    "routing-health-check": {"task": "gateway.tasks.routing_health_check", "schedule": 15.0},
 }
+
+# Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
+OGEM_ALERT_WEBHOOK_URL = env_str("OGEM_ALERT_WEBHOOK_URL")
+OGEM_ALERT_WEBHOOK_SECRET = env_str("OGEM_ALERT_WEBHOOK_SECRET")
+OGEM_ALERT_EMAILS = env_list("OGEM_ALERT_EMAILS", [])
+
+# A UTC day is rolled up once it ended this many minutes ago (late usage lands first).
+OGEM_ROLLUP_GRACE_MINUTES = env_int("OGEM_ROLLUP_GRACE_MINUTES", 30)
+# Days of request log kept on PostgreSQL (whole monthly partitions are dropped); 0 keeps all.
+OGEM_LOG_RETENTION_DAYS = env_int("OGEM_LOG_RETENTION_DAYS", 0)
 
 # Governance (gateway/governance.py, gateway/limits.py, billing/pricing.py).
 OGEM_GOVERNANCE_ENABLED = env_bool("OGEM_GOVERNANCE_ENABLED", default=True)
@@ -187,6 +208,44 @@ LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
+LOGIN_URL = "/accounts/login/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Portal sign-in (tenants/portal/). The instance-wide OpenID Connect provider; its redirect URI is
+# <site>/accounts/oidc/sso/login/callback/ (printed by `make run`).
+OGEM_OIDC_ISSUER = env_str("OGEM_OIDC_ISSUER")
+OGEM_OIDC_CLIENT_ID = env_str("OGEM_OIDC_CLIENT_ID")
+OGEM_OIDC_CLIENT_SECRET = env_str("OGEM_OIDC_CLIENT_SECRET")
+OGEM_OIDC_NAME = env_str("OGEM_OIDC_NAME", "Single sign-on")
+OGEM_OIDC_PROVIDER_ID = "sso"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": (
+            [
+                {
+                    "provider_id": OGEM_OIDC_PROVIDER_ID,
+                    "name": OGEM_OIDC_NAME,
+                    "client_id": OGEM_OIDC_CLIENT_ID,
+                    "secret": OGEM_OIDC_CLIENT_SECRET,
+                    "settings": {"server_url": OGEM_OIDC_ISSUER},
+                }
+            ]
+            if OGEM_OIDC_ISSUER and OGEM_OIDC_CLIENT_ID
+            else []
+        ),
+    }
+}
+# Self-service sign-up with a password (off: accounts come from admin, SCIM or SSO).
+OGEM_PORTAL_SIGNUP = env_bool("OGEM_PORTAL_SIGNUP", default=False)
+ACCOUNT_ADAPTER = "tenants.portal.adapters.PortalAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "tenants.portal.adapters.PortalSocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("OGEM_MFA_ISSUER", "Ogem")
+# One 30-second step either side absorbs phone clock drift; a used code is refused anyway.
+MFA_TOTP_TOLERANCE = 1
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 LANGUAGE_CODE = "en-us"

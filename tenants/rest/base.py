@@ -17,7 +17,14 @@ from rest_framework import exceptions, filters, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.audit import audit_actor_name, audit_actor_reset, audit_actor_set, audit_client_ip
+from tenants.audit import (
+    audit_actor_name,
+    audit_actor_reset,
+    audit_actor_set,
+    audit_client_ip,
+    audit_record,
+    audit_snapshot,
+)
 from tenants.models import AuditSurface
 from tenants.principals import Principal
 from tenants.selectors import principal_for_user, principal_user_id
@@ -100,6 +107,17 @@ class QueryParamFilter(filters.BaseFilterBackend):
         ]
 
 
+def audit_organization_id(instance: Model) -> int | None:
+    """The organization an object belongs to, for scoping its audit events."""
+    if instance._meta.label == "tenants.Organization":
+        return instance.pk
+    organization_id = getattr(instance, "organization_id", None)
+    for parent in ("team", "key"):
+        if organization_id is None and getattr(instance, f"{parent}_id", None) is not None:
+            organization_id = getattr(instance, parent).organization_id
+    return organization_id
+
+
 class ScopedViewSet(viewsets.GenericViewSet):
     """Base of every resource: scoped queryset from ``selector``, services for the writes.
 
@@ -173,6 +191,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         self.check_create(serializer.validated_data)
         instance = self.perform_service_create(serializer.validated_data)
+        self.audit(action="create", instance=instance, before=None)
         return Response(self.created_data(instance), status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -182,7 +201,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
         )
         serializer.is_valid(raise_exception=True)
         self.check_change(instance)
+        before = audit_snapshot(instance)
         instance = self.perform_service_update(instance, serializer.validated_data)
+        self.audit(action="update", instance=instance, before=before)
         return Response(self.get_serializer(self.refetch(instance)).data)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -191,8 +212,30 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()
         self.check_destroy(instance)
+        before = audit_snapshot(instance)
+        # A deleted organization's events cannot point at it any more.
+        is_organization = instance._meta.label == "tenants.Organization"
+        organization_id = None if is_organization else audit_organization_id(instance)
+        target_type, target_id = instance._meta.model_name, instance.pk
         self.perform_service_destroy(instance)
+        audit_record(
+            action="delete",
+            target_type=target_type or "",
+            target_id=target_id,
+            organization_id=organization_id,
+            before=before,
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def audit(self, *, action: str, instance: Model, before: Any) -> None:
+        """Record an API change for the actor set in ``initial`` (services do not record)."""
+        audit_record(
+            action=action,
+            target=instance,
+            organization_id=audit_organization_id(instance),
+            before=before,
+            after=audit_snapshot(instance),
+        )
 
     def created_data(self, instance: Any) -> dict[str, Any]:
         return self.get_serializer(self.refetch(instance)).data

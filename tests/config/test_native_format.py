@@ -140,7 +140,7 @@ def test_required_fields_and_types(write_config) -> None:
         f"{path}:12:11: error: models[2].tags: expected a list, got a mapping",
         f"{path}:13:5: error: models[3]: expected a mapping, got a string ('just-a-string')",
         f'{path}:15:13: error: router.strategy: unknown routing strategy "round-robin" (one of: '
-        "cost-based-routing, latency-based-routing, least-busy, simple-shuffle, "
+        "cost-based-routing, latency-based-routing, least-busy, simple-shuffle, tag-based, "
         "usage-based-routing, usage-based-routing-v2)",
         f"{path}:16:18: error: router.fallbacks.c: expected a list of model group names",
     ]

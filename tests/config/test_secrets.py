@@ -1,4 +1,4 @@
-"""Secret references: os.environ/NAME, file:///path, and secret:// (not supported yet)."""
+"""Secret references: os.environ/NAME, file:///path, and secret:// (tests/secrets covers more)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_secret_resolve_each_scheme(tmp_path, monkeypatch) -> None:
     assert secret_resolve("os.environ/H3_SECRET", environ={"H3_SECRET": "fallback"}) == "fallback"
     with pytest.raises(SecretError, match=r"^environment variable H3_SECRET is not set$"):
         secret_resolve("os.environ/H3_SECRET")
-    with pytest.raises(SecretError, match=r"secret:// references are not supported yet"):
+    with pytest.raises(SecretError, match=r"a Vault reference is secret://vault/<mount>/<path>"):
         secret_resolve("secret://vault/openai")
 
 
@@ -64,7 +64,7 @@ def test_reference_errors_carry_locations(write_config, tmp_path, monkeypatch) -
         f"{path}:9:16: error: model_list[1].litellm_params.api_key: "
         f"cannot read secret file {tmp_path}/absent.key: No such file or directory",
         f'{path}:13:16: error: model_list[2].litellm_params.api_key: "secret://vault/openai": '
-        "secret:// references are not supported yet",
+        "a Vault reference is secret://vault/<mount>/<path>#<field>",
         f'{path}:17:16: error: model_list[3].litellm_params.api_key: "file://relative/path" must '
         "be an absolute file URL (file:///path)",
         f"{path}:23:18: error: model_list[4].litellm_params.extra_headers.X-Token: "
@@ -114,5 +114,5 @@ def test_skip_secrets_checks_syntax_only(write_config, monkeypatch) -> None:
     _, problems = config_check(path, resolve_secrets=False)
     assert [str(p) for p in problems] == [
         f'{path}:9:16: error: model_list[1].litellm_params.api_key: "secret://vault/b": '
-        "secret:// references are not supported yet"
+        "a Vault reference is secret://vault/<mount>/<path>#<field>"
     ]

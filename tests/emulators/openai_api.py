@@ -2,8 +2,9 @@
 
 It speaks the wire format of every endpoint Ogem relays, checks auth and required fields the way
 the real API does (OpenAI-shaped 401/400/404 bodies), records every request for assertions and
-takes injected faults (status, slow first byte, cut stream). `flavor` adds a provider's strictness:
-"mistral" answers 422 to fields Mistral does not know, "groq" 400 to the fields Groq rejects.
+takes injected faults (status, slow first byte, cut stream, connection reset, malformed JSON).
+`flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
+"groq" 400 to the fields Groq rejects.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Fault:
     first_byte_delay: float = 0.0
     cut_after_chunks: int | None = None  # streams: drop the connection after N chunks
     chunk_delay: float = 0.0  # streams: pause between chunks
+    reset: bool = False  # drop the connection without answering
+    malformed: bool = False  # answer 200 with a body that is not JSON
 
 
 def _error(status: int, message: str, *, type_: str, code: str | None = None, param=None):  # type: ignore[no-untyped-def]
@@ -82,6 +85,8 @@ class OpenAIEmulator:
         self.flavor = flavor
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
+        # Upstream model name -> seconds every request for it waits before answering.
+        self.model_delays: dict[str, float] = {}
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,6 +128,7 @@ class OpenAIEmulator:
     def reset(self) -> None:
         self.requests.clear()
         self.faults.clear()
+        self.model_delays.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -175,6 +181,13 @@ class OpenAIEmulator:
             )
         if fault.first_byte_delay:
             await asyncio.sleep(fault.first_byte_delay)
+        if self.model_delays.get(str(body.get("model"))):
+            await asyncio.sleep(self.model_delays[str(body.get("model"))])
+        if fault.reset:
+            request.transport.close()  # type: ignore[union-attr]
+            return web.Response(status=204)
+        if fault.malformed:
+            return web.Response(body=b'{"id": "chatcmpl-', content_type="application/json")
         if fault.status is not None:
             payload = fault.body or {
                 "error": {

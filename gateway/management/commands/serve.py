@@ -183,6 +183,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  cache:      {'redis' if settings.REDIS_URL else 'local memory'}")
         self.stdout.write(f"  background: {background}")
         self.stdout.write(f"  admin:      {url}/admin/")
+        self.stdout.write(
+            f"  portal:     {url}/  SSO redirect URI: {url}/accounts/oidc/sso/login/callback/"
+        )
         self.stdout.write(f"  API:        {url}/v1  (OpenAPI: {url}/v1/openapi.json)")
         self.stdout.write(f"  health:     {url}/health/ready   metrics: {url}/metrics")
 

@@ -1,0 +1,208 @@
+"""CPU cost per /v1 request, measured in process: `python -m bench --cpu`.
+
+Wall-clock throughput on a shared machine says as much about the neighbours as about Ogem. This
+mode drives Ogem's own ASGI application (`ogem_site.asgi.application`, every wrapper included)
+with an in-memory ASGI receive/send, one request at a time on a uvloop event loop, against the
+same nginx mock upstream, PostgreSQL and Redis as the rest of the benchmark, and reports the
+process CPU time (`time.process_time`, user + system) per request: what Ogem itself spends,
+HTTP client and Redis client included, ASGI server excluded. CPU time is not taken from other
+processes, so it stays comparable while the machine is busy. `--profile` adds a cProfile listing.
+
+Run as a child process (`python -m bench.cpu ...`) by `bench/__main__.py`, which provides the
+configured environment, the upstream and the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import os
+import pstats
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@dataclass
+class CpuResult:
+    requests: int
+    cpu_us: float  # CPU microseconds per request (process_time)
+    wall_us: float  # wall microseconds per request (includes the upstream's time)
+    body_bytes: int
+
+
+def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def asgi_request(
+    app: ASGIApp, *, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    """One request through `app`: (status, body). The client stays connected until the end."""
+    finished = asyncio.get_running_loop().create_future()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await finished
+        return {"type": "http.disconnect"}
+
+    status = 0
+    parts: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            parts.append(message.get("body", b""))
+
+    scope = _scope(path, headers)
+    await app(scope, receive, send)
+    if not finished.done():  # the handler cancels its disconnect listener, and the future
+        finished.set_result(None)
+    return status, b"".join(parts)
+
+
+async def _measure(
+    app: ASGIApp,
+    *,
+    body: bytes,
+    key: str,
+    requests: int,
+    warmup: int,
+    profile: bool,
+    concurrency: int = 1,
+) -> tuple[CpuResult, str]:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    path = "/v1/chat/completions"
+    for _ in range(warmup):
+        status, answer = await asgi_request(app, path=path, body=body, headers=headers)
+        if status != 200:
+            raise SystemExit(f"warm-up request answered {status}: {answer[:300]!r}")
+    gc.collect()
+    _callgrind_instrument(on=True)
+    profiler = cProfile.Profile() if profile else None
+    size = 0
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+
+    async def worker(count: int) -> None:
+        nonlocal size
+        for _ in range(count):
+            status, answer = await asgi_request(app, path=path, body=body, headers=headers)
+            if status != 200:
+                raise SystemExit(f"request answered {status}: {answer[:300]!r}")
+            size = len(answer)
+
+    share, extra = divmod(requests, concurrency)
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+    if profiler is not None:
+        profiler.disable()
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    _callgrind_instrument(on=False)
+    listing = ""
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(35)
+        listing = out.getvalue()
+    result = CpuResult(
+        requests=requests,
+        cpu_us=cpu / requests * 1e6,
+        wall_us=wall / requests * 1e6,
+        body_bytes=size,
+    )
+    return result, listing
+
+
+def _callgrind_instrument(*, on: bool) -> None:
+    """Under `valgrind --tool=callgrind --instr-atstart=no`, count only the measured requests."""
+    if os.environ.get("OGEM_BENCH_CALLGRIND"):
+        flag = "on" if on else "off"
+        subprocess.run(["callgrind_control", "-i", flag, str(os.getpid())], check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu")
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
+    parser.add_argument("--mode", choices=["all", "json", "stream"], default="all")
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    import uvloop
+
+    from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
+    from ogem_site.asgi import application
+
+    async def run() -> list[str]:
+        lines = [
+            "| mode | in flight | requests | CPU µs / request | wall µs / request | body bytes |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        listings = []
+        modes = [
+            ("json", "non-streaming", REQUEST_JSON),
+            ("stream", f"streaming ({CHUNKS} chunks)", REQUEST_STREAM),
+        ]
+        for name, mode, body in modes:
+            if args.mode not in ("all", name):
+                continue
+            result, listing = await _measure(
+                application,
+                body=body,
+                key=args.key,
+                requests=args.requests,
+                warmup=args.warmup,
+                profile=args.profile,
+                concurrency=args.concurrency,
+            )
+            lines.append(
+                f"| {mode} | {args.concurrency} | {result.requests:,} | {result.cpu_us:,.0f} | "
+                f"{result.wall_us:,.0f} | {result.body_bytes:,} |"
+            )
+            if listing:
+                listings += ["", f"### cProfile, {mode} (by own time)", "", "```", listing, "```"]
+        return [*lines, *listings]
+
+    lines = uvloop.run(run())
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Soft-budget alerts: a signed webhook and an email, sent once per budget period.
+
+The webhook is a JSON POST to `OGEM_ALERT_WEBHOOK_URL`. It is signed like Stripe's: the header
+`X-Ogem-Signature: sha256=<hex>` is HMAC-SHA256 over `<X-Ogem-Timestamp>.<body>` with
+`OGEM_ALERT_WEBHOOK_SECRET`, so a receiver can check both origin and freshness. The email goes to
+`OGEM_ALERT_EMAILS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+from django.conf import settings
+from django.core.mail import send_mail
+
+from billing.models import SCOPE_FIELDS, Budget
+
+EVENT = "budget.soft_limit_reached"
+
+
+class AlertDeliveryError(Exception):
+    """The webhook answered something other than 2xx; the task retries."""
+
+
+def alert_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def alert_payload(*, budget: Budget, spend: Decimal) -> dict[str, Any]:
+    field = SCOPE_FIELDS[budget.scope]
+    target = getattr(budget, field)
+    return {
+        "event": EVENT,
+        "budget": {
+            "id": budget.pk,
+            "scope": budget.scope,
+            "target_id": getattr(budget, f"{field}_id"),
+            "target": str(target) if target is not None else "",
+            "soft_budget": str(budget.soft_budget),
+            "max_budget": None if budget.max_budget is None else str(budget.max_budget),
+            "duration": budget.duration or None,
+            "period_started_at": budget.period_started_at.isoformat()
+            if budget.period_started_at
+            else None,
+            "reset_at": budget.reset_at.isoformat() if budget.reset_at else None,
+        },
+        "spend": str(spend),
+    }
+
+
+def budget_alert_webhook_send(*, budget_id: int, spend: str) -> bool:
+    """POST the alert to the webhook; False when none is configured or the budget is gone."""
+    url = settings.OGEM_ALERT_WEBHOOK_URL
+    budget = Budget.objects.filter(pk=budget_id).select_related(*SCOPE_FIELDS.values()).first()
+    if not url or budget is None:
+        return False
+    body = orjson.dumps(alert_payload(budget=budget, spend=Decimal(spend)))
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Ogem-Alerts",
+        "X-Ogem-Event": EVENT,
+        "X-Ogem-Timestamp": timestamp,
+    }
+    if settings.OGEM_ALERT_WEBHOOK_SECRET:
+        headers["X-Ogem-Signature"] = alert_signature(
+            secret=settings.OGEM_ALERT_WEBHOOK_SECRET, timestamp=timestamp, body=body
+        )
+    response = httpx.post(url, content=body, headers=headers, timeout=10.0)
+    if not response.is_success:
+        raise AlertDeliveryError(f"alert webhook answered {response.status_code}")
+    return True
+
+
+def budget_alert_email_send(*, budget_id: int, spend: str) -> bool:
+    """Email the alert; False when no recipient is configured or the budget is gone."""
+    recipients = list(settings.OGEM_ALERT_EMAILS)
+    budget = Budget.objects.filter(pk=budget_id).select_related(*SCOPE_FIELDS.values()).first()
+    if not recipients or budget is None:
+        return False
+    payload = alert_payload(budget=budget, spend=Decimal(spend))
+    details = payload["budget"]
+    subject = f"[Ogem] {budget.get_scope_display()} budget: soft limit reached"
+    lines = [
+        f"The {details['scope']} budget of {details['target']} (budget #{budget.pk}) has reached "
+        "its soft limit.",
+        "",
+        f"Spend this period: ${payload['spend']}",
+        f"Soft limit: ${details['soft_budget']}",
+        f"Hard limit: {'$' + details['max_budget'] if details['max_budget'] else 'none'}",
+        f"Period started: {details['period_started_at'] or '-'}",
+        f"Next reset: {details['reset_at'] or 'none'}",
+    ]
+    send_mail(subject, "\n".join(lines), None, recipients)
+    return True

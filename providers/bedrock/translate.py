@@ -1,0 +1,461 @@
+"""OpenAI requests ⇄ Bedrock's Converse API and InvokeModel embeddings, as pure functions.
+
+Chat (`chat_request_to_converse`): system and developer messages become `system` text blocks;
+turns alternate starting with a user turn (consecutive roles merged; tool results become
+`toolResult` blocks in a user turn); images are sent as bytes (base64 in JSON) from data URLs
+(the adapter first downloads http(s) image URLs into data URLs, through the SSRF guard);
+`max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`; tools become
+`toolConfig.tools[].toolSpec` with `inputSchema.json`. Converse has no tool_choice "none": the
+tools are still declared (Converse requires them when the history holds tool calls) and the
+model chooses. JSON mode is a forced tool named `JSON_TOOL_NAME` whose input is the answer.
+`params.additional_model_request_fields` is passed through as `additionalModelRequestFields`.
+
+Usage: `prompt_tokens = inputTokens + cacheReadInputTokens + cacheWriteInputTokens`, with the
+cache reads in `prompt_tokens_details.cached_tokens` and writes in `cache_creation_tokens`.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from typing import Any
+
+import orjson
+
+from gateway.errors import InvalidRequestError
+from providers.base import Deployment
+
+JSON_TOOL_NAME = "json_response"
+IMAGE_FORMATS: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+DOCUMENT_FORMATS: dict[str, str] = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "text/plain": "txt",
+    "text/html": "html",
+    "text/markdown": "md",
+}
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+# LiteLLM's route prefixes inside the model id ("bedrock/converse/<model id>").
+ROUTE_PREFIXES = ("converse/", "invoke/")
+COHERE_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+
+
+def _invalid(message: str, *, param: str | None = "messages") -> InvalidRequestError:
+    return InvalidRequestError(message, param=param)
+
+
+def model_id(deployment: Deployment) -> str:
+    upstream = deployment.upstream_model
+    for prefix in ROUTE_PREFIXES:
+        upstream = upstream.removeprefix(prefix)
+    return upstream
+
+
+def _data_url_split(url: str) -> tuple[str, bytes]:
+    header, sep, data = url.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise _invalid("Only base64 data URLs are supported for inline images and files.")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise _invalid("An image data URL holds invalid base64.") from exc
+    return header[len("data:") : -len(";base64")], raw
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url", "") if isinstance(image, dict) else str(image or "")
+    if not url.startswith("data:"):
+        raise _invalid("An image URL must be an http(s) URL or a base64 data URL.")
+    media_type, raw = _data_url_split(url)
+    if media_type not in IMAGE_FORMATS:
+        raise _invalid(f"Unsupported image type {media_type!r} for Bedrock.")
+    source = {"bytes": base64.b64encode(raw).decode()}
+    return {"image": {"format": IMAGE_FORMATS[media_type], "source": source}}
+
+
+def _document_block(part: dict[str, Any], position: int) -> dict[str, Any]:
+    file = part.get("file") or {}
+    if not file.get("file_data"):
+        raise _invalid("Bedrock deployments accept files as file_data (base64 data URLs) only.")
+    media_type, raw = _data_url_split(str(file["file_data"]))
+    if media_type not in DOCUMENT_FORMATS:
+        raise _invalid(f"Unsupported file type {media_type!r} for Bedrock.")
+    # Converse document names allow letters, digits, spaces, hyphens, parentheses and brackets.
+    stem = str(file.get("filename") or f"document {position}").rsplit(".", 1)[0]
+    name = "".join(c if c.isalnum() or c in " -()[]" else " " for c in stem).strip()
+    return {
+        "document": {
+            "format": DOCUMENT_FORMATS[media_type],
+            "name": name or f"document {position}",
+            "source": {"bytes": base64.b64encode(raw).decode()},
+        }
+    }
+
+
+def _content_blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    if not isinstance(content, list):
+        raise _invalid("Message content must be a string or a list of content parts.")
+    blocks: list[dict[str, Any]] = []
+    for position, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": part["text"]})
+        elif kind == "image_url":
+            blocks.append(_image_block(part))
+        elif kind == "file":
+            blocks.append(_document_block(part, position))
+        else:
+            raise _invalid(f"Content part type {kind!r} is not supported by Bedrock.")
+    return blocks
+
+
+def _tool_arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if not raw:
+        return {}
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid("tool_calls[].function.arguments must be a JSON object.") from exc
+    if not isinstance(parsed, dict):
+        raise _invalid("tool_calls[].function.arguments must be a JSON object.")
+    return parsed
+
+
+def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = _content_blocks(message.get("content"))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        blocks.append(
+            {
+                "toolUse": {
+                    "toolUseId": call.get("id"),
+                    "name": function.get("name"),
+                    "input": _tool_arguments(function.get("arguments")),
+                }
+            }
+        )
+    return blocks
+
+
+def _tool_result_block(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = [{"text": p.get("text", "")} for p in content if p.get("type") == "text"]
+    else:
+        parts = [{"text": "" if content is None else str(content)}]
+    return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": parts}}
+
+
+def messages_convert(
+    messages: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenAI messages → (system blocks, alternating Converse turns starting with a user turn)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+
+    def append(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": list(blocks)})
+
+    for message in messages:
+        if not isinstance(message, dict):
+            raise _invalid("Each message must be an object.")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            content = message.get("content")
+            if isinstance(content, list):
+                system.extend({"text": p["text"]} for p in content if p.get("type") == "text")
+            elif content:
+                system.append({"text": str(content)})
+        elif role == "user":
+            append("user", _content_blocks(message.get("content")))
+        elif role == "assistant":
+            append("assistant", _assistant_blocks(message))
+        elif role == "tool":
+            append("user", [_tool_result_block(message)])
+        else:
+            raise _invalid(f"Message role {role!r} is not supported by Bedrock.")
+    if not turns:
+        raise _invalid("Bedrock needs at least one user or assistant message.")
+    if turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": [{"text": "."}]})
+    for turn in turns:
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda b: "toolResult" not in b)
+    return system, turns
+
+
+def _tool_spec(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+        raise _invalid("Only function tools are supported by Bedrock.", param="tools")
+    function = tool["function"]
+    if function.get("name") == JSON_TOOL_NAME:
+        raise _invalid(f"The tool name {JSON_TOOL_NAME!r} is reserved.", param="tools")
+    spec: dict[str, Any] = {"name": function.get("name")}
+    if function.get("description"):
+        spec["description"] = function["description"]
+    schema = function.get("parameters") or {"type": "object", "properties": {}}
+    spec["inputSchema"] = {"json": schema}
+    return {"toolSpec": spec}
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice is None or choice in ("auto", "none"):
+        return {"auto": {}} if choice == "auto" else None
+    if choice == "required":
+        return {"any": {}}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"tool": {"name": (choice.get("function") or {}).get("name")}}
+    raise _invalid("Unsupported tool_choice.", param="tool_choice")
+
+
+def _json_tool(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    kind = response_format.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        schema: dict[str, Any] = {"type": "object"}
+        description = "Respond with a JSON object."
+    elif kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") or {"type": "object"}
+        if schema.get("type") != "object":
+            raise _invalid(
+                "Bedrock needs a json_schema whose root is an object.", param="response_format"
+            )
+        description = spec.get("description") or f"Respond with {spec.get('name', 'the')} JSON."
+    else:
+        raise _invalid(f"Unsupported response_format type {kind!r}.", param="response_format")
+    return {
+        "toolSpec": {
+            "name": JSON_TOOL_NAME,
+            "description": description,
+            "inputSchema": {"json": schema},
+        }
+    }
+
+
+def chat_request_to_converse(*, body: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
+    """An OpenAI chat completions request → a Converse (or ConverseStream) request body."""
+    if body.get("n") not in (None, 1):
+        raise _invalid("Bedrock returns one choice; n must be 1.", param="n")
+    system, turns = messages_convert(body.get("messages") or [])
+    payload: dict[str, Any] = {"messages": turns}
+    if system:
+        payload["system"] = system
+    config: dict[str, Any] = {}
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    max_tokens = max_tokens or deployment.params.get("max_tokens")
+    if max_tokens:
+        config["maxTokens"] = int(max_tokens)
+    if body.get("temperature") is not None:
+        config["temperature"] = body["temperature"]
+    if body.get("top_p") is not None:
+        config["topP"] = body["top_p"]
+    stop = body.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if config:
+        payload["inferenceConfig"] = config
+
+    tools = [_tool_spec(t) for t in body.get("tools") or []]
+    choice = _tool_choice(body.get("tool_choice")) if tools else None
+    json_tool = _json_tool(body.get("response_format") or {})
+    if json_tool is not None:
+        if not tools:
+            choice = {"tool": {"name": JSON_TOOL_NAME}}
+        tools.append(json_tool)
+    if tools:
+        payload["toolConfig"] = {"tools": tools}
+        if choice is not None:
+            payload["toolConfig"]["toolChoice"] = choice
+    extra = deployment.params.get("additional_model_request_fields")
+    if isinstance(extra, dict) and extra:
+        payload["additionalModelRequestFields"] = extra
+    return payload
+
+
+def usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
+    cache_read = int(usage.get("cacheReadInputTokens") or 0)
+    cache_write = int(usage.get("cacheWriteInputTokens") or 0)
+    prompt = int(usage.get("inputTokens") or 0) + cache_read + cache_write
+    completion = int(usage.get("outputTokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": cache_read,
+            "cache_creation_tokens": cache_write,
+        },
+    }
+
+
+def finish_reason(stop_reason: str | None, *, tool_calls: bool) -> str:
+    if stop_reason == "tool_use" and not tool_calls:
+        return "stop"  # only the JSON-mode tool was called: its input is the answer
+    return FINISH_REASONS.get(stop_reason or "", "stop")
+
+
+def completion_id(request_id: str) -> str:
+    return f"chatcmpl-{request_id}"
+
+
+def converse_response_to_chat(
+    response: dict[str, Any], *, model: str, request_id: str, created: int | None = None
+) -> dict[str, Any]:
+    """A Converse response → an OpenAI chat completion."""
+    texts: list[str] = []
+    reasoning: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    message = (response.get("output") or {}).get("message") or {}
+    for block in message.get("content") or []:
+        if "text" in block:
+            texts.append(str(block["text"]))
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            arguments = orjson.dumps(use.get("input") or {}).decode()
+            if use.get("name") == JSON_TOOL_NAME:
+                texts.append(arguments)
+                continue
+            tool_calls.append(
+                {
+                    "id": use.get("toolUseId"),
+                    "type": "function",
+                    "function": {"name": use.get("name"), "arguments": arguments},
+                }
+            )
+        elif "reasoningContent" in block:
+            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
+            if text:
+                reasoning.append(str(text))
+    chat_message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not tool_calls else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if tool_calls:
+        chat_message["tool_calls"] = tool_calls
+    if reasoning:
+        chat_message["reasoning_content"] = "".join(reasoning)
+    return {
+        "id": completion_id(request_id),
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": chat_message,
+                "logprobs": None,
+                "finish_reason": finish_reason(
+                    response.get("stopReason"), tool_calls=bool(tool_calls)
+                ),
+            }
+        ],
+        "usage": usage_to_openai(response.get("usage") or {}),
+    }
+
+
+# -- embeddings (InvokeModel) ---------------------------------------------------------------
+
+
+def embedding_family(model: str) -> str:
+    """ "titan" or "cohere" for a Bedrock embedding model id (cross-region prefixes allowed)."""
+    bare = model.rsplit("/", 1)[-1]
+    if "amazon.titan-embed" in bare:
+        return "titan"
+    if "cohere.embed" in bare:
+        return "cohere"
+    raise InvalidRequestError(
+        f"Bedrock embeddings support Titan and Cohere models, not {model!r}.", param="model"
+    )
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[str]:
+    raw = body.get("input")
+    inputs = raw if isinstance(raw, list) else [raw]
+    if not inputs or not all(isinstance(item, str) and item for item in inputs):
+        raise InvalidRequestError(
+            "Bedrock embeddings take a string or a list of non-empty strings.", param="input"
+        )
+    return inputs
+
+
+def titan_embed_body(
+    *, text: str, body: dict[str, Any], deployment: Deployment, model: str
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"inputText": text}
+    if "titan-embed-text-v1" not in model:  # v1 takes the text alone
+        dimensions = body.get("dimensions") or deployment.params.get("dimensions")
+        if dimensions:
+            payload["dimensions"] = int(dimensions)
+        if deployment.params.get("normalize") is not None:
+            payload["normalize"] = bool(deployment.params["normalize"])
+    return payload
+
+
+def cohere_embed_body(
+    *, texts: list[str], body: dict[str, Any], deployment: Deployment
+) -> dict[str, Any]:
+    input_type = body.get("input_type") or deployment.params.get("input_type")
+    input_type = input_type or "search_document"
+    if input_type not in COHERE_INPUT_TYPES:
+        raise InvalidRequestError(
+            f"input_type must be one of {sorted(COHERE_INPUT_TYPES)}.", param="input_type"
+        )
+    payload: dict[str, Any] = {"texts": texts, "input_type": input_type}
+    if deployment.params.get("truncate"):
+        payload["truncate"] = deployment.params["truncate"]
+    return payload
+
+
+def embedding_encode(vector: list[float], *, encoding_format: str | None) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+def embeddings_to_openai(
+    vectors: list[list[float]], *, model: str, tokens: int, encoding_format: str | None
+) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": embedding_encode(vector, encoding_format=encoding_format),
+            }
+            for index, vector in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,254 @@
+"""The Vertex AI adapter: Gemini models (chat, embeddings) and Claude models on Vertex.
+
+Deployment settings: `region` (LiteLLM's `vertex_location`; default `us-central1`; `global`
+uses the global endpoint), `api_base` (replaces `https://{region}-aiplatform.googleapis.com`),
+`api_version` (default `v1`), and `params`: `vertex_project` (default: the service account's
+`project_id`), `vertex_credentials` (a service-account key as a dict, a JSON string or a file
+path; default: the file named by `GOOGLE_APPLICATION_CREDENTIALS`), `vertex_publisher` (default
+`anthropic` for `claude-*` models, else `google`), `anthropic_version` (default
+`vertex-2023-10-16`), and Gemini's `safety_settings`, `max_tokens`, `task_type`,
+`extra_headers`, `allow_private_urls`, `max_media_bytes`. A deployment `api_key` is used as a
+ready OAuth access token when no service account is configured.
+
+Models live at `/{version}/projects/{project}/locations/{region}/publishers/{publisher}/models/
+{model}`: Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
+(embeddings); Claude's `:rawPredict` and `:streamRawPredict`, whose body is Anthropic's Messages
+request without `model` and with `anthropic_version`, translated by `providers/anthropic`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
+from providers.adapter import UploadFile, UpstreamRequest, UpstreamResponse
+from providers.anthropic.errors import ERROR_TYPE_STATUS, error_body_parse
+from providers.anthropic.stream import StreamTranslator as ClaudeStreamTranslator
+from providers.anthropic.translate import chat_request_to_messages, messages_response_to_chat
+from providers.base import Deployment, Endpoint
+from providers.gemini import translate
+from providers.gemini.adapter import GeminiAdapter
+from providers.gemini.errors import google_error_to_gateway, response_error_to_gateway
+from providers.sse import sse_data
+from providers.vertex_ai.auth import ServiceAccount, access_token, service_account_parse
+
+PROVIDER = "vertex_ai"
+DEFAULT_REGION = "us-central1"
+DEFAULT_API_VERSION = "v1"
+ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+_accounts: dict[str, ServiceAccount] = {}
+
+
+def _publisher(deployment: Deployment) -> str:
+    explicit = deployment.params.get("vertex_publisher")
+    if explicit:
+        return str(explicit)
+    return "anthropic" if deployment.upstream_model.startswith("claude") else "google"
+
+
+def _region(deployment: Deployment) -> str:
+    return deployment.region or str(deployment.params.get("vertex_location") or DEFAULT_REGION)
+
+
+def service_account_for(deployment: Deployment) -> ServiceAccount | None:
+    """The deployment's service account (parsed once per distinct key), or None."""
+    credentials = deployment.params.get("vertex_credentials") or os.environ.get(
+        "GOOGLE_APPLICATION_CREDENTIALS"
+    )
+    if not credentials:
+        return None
+    if isinstance(credentials, str):
+        cache_key = credentials
+        if not credentials.lstrip().startswith("{"):
+            # A key file: its modification time is part of the key, so a rotated file is reread.
+            try:
+                cache_key += f"@{os.stat(os.path.expanduser(credentials)).st_mtime_ns}"
+            except OSError:
+                pass
+    else:
+        cache_key = orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS).decode()
+    account = _accounts.get(cache_key)
+    if account is None:
+        account = service_account_parse(credentials)
+        _accounts[cache_key] = account
+    return account
+
+
+class VertexAIAdapter(GeminiAdapter):
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    kept_media_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def model_url(self, deployment: Deployment, method: str) -> str:
+        region = _region(deployment)
+        project = deployment.params.get("vertex_project")
+        if not project:
+            account = service_account_for(deployment)
+            project = account.project_id if account else ""
+        if not project:
+            raise InvalidRequestError(
+                f"The Vertex AI deployment {deployment.id} names no vertex_project."
+            )
+        host = (
+            "aiplatform.googleapis.com"
+            if region == "global"
+            else (f"{region}-aiplatform.googleapis.com")
+        )
+        base = (deployment.api_base or f"https://{host}").rstrip("/")
+        version = deployment.api_version or DEFAULT_API_VERSION
+        return (
+            f"{base}/{version}/projects/{project}/locations/{region}/publishers/"
+            f"{_publisher(deployment)}/models/{deployment.upstream_model}:{method}"
+        )
+
+    def headers(self, deployment: Deployment) -> dict[str, str]:
+        # The Authorization header is added in `_open`, where the token can be awaited.
+        return dict(deployment.params.get("extra_headers") or {})
+
+    def embeddings_request(
+        self, *, deployment: Deployment, body: dict[str, Any]
+    ) -> UpstreamRequest:
+        task_type = body.get("task_type") or deployment.params.get("task_type")
+        instances = []
+        for text in translate.embedding_inputs(body):
+            instance: dict[str, Any] = {"content": text}
+            if task_type:
+                instance["task_type"] = task_type
+            instances.append(instance)
+        payload: dict[str, Any] = {"instances": instances}
+        if body.get("dimensions") is not None:
+            payload["parameters"] = {"outputDimensionality": body["dimensions"]}
+        return UpstreamRequest(
+            method="POST",
+            url=self.model_url(deployment, "predict"),
+            headers=self.headers(deployment),
+            json=payload,
+        )
+
+    def embeddings_response(
+        self, *, deployment: Deployment, body: dict[str, Any], answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        vectors: list[list[float]] = []
+        tokens = 0
+        for prediction in answer.get("predictions") or []:
+            embeddings = prediction.get("embeddings") or {}
+            vectors.append(embeddings.get("values") or [])
+            tokens += int((embeddings.get("statistics") or {}).get("token_count") or 0)
+        return translate.embeddings_to_openai(
+            vectors, body=body, model=deployment.upstream_model, prompt_tokens=tokens
+        )
+
+    def build_request(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        stream: bool,
+        files: list[UploadFile] | None = None,
+    ) -> UpstreamRequest:
+        if _publisher(deployment) != "anthropic":
+            return super().build_request(
+                endpoint=endpoint, deployment=deployment, body=body, stream=stream, files=files
+            )
+        if endpoint is not Endpoint.CHAT:
+            raise InvalidRequestError(f"Claude on Vertex AI does not serve /v1/{endpoint.value}.")
+        payload = chat_request_to_messages(body=body, deployment=deployment, stream=stream)
+        payload.pop("model", None)
+        payload["anthropic_version"] = str(
+            deployment.params.get("anthropic_version") or ANTHROPIC_VERSION
+        )
+        return UpstreamRequest(
+            method="POST",
+            url=self.model_url(deployment, "streamRawPredict" if stream else "rawPredict"),
+            headers=self.headers(deployment),
+            json=payload,
+        )
+
+    def parse_response(
+        self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse
+    ) -> dict[str, Any]:
+        if _publisher(deployment) == "anthropic":
+            return messages_response_to_chat(self._json(response.body))
+        return super().parse_response(endpoint=endpoint, deployment=deployment, response=response)
+
+    def translate_stream(
+        self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[dict[str, Any]]:
+        if _publisher(deployment) == "anthropic":
+            return self._claude_stream(deployment=deployment, chunks=chunks)
+        return super().translate_stream(endpoint=endpoint, deployment=deployment, chunks=chunks)
+
+    async def _claude_stream(
+        self, *, deployment: Deployment, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Anthropic's events through Anthropic's translator; an `error` event is reported as
+        this provider's, like the errors of non-streamed calls."""
+        translator = ClaudeStreamTranslator(secret=deployment.api_key)
+        async for data in sse_data(chunks):
+            event = self._json(data.encode())
+            if event.get("type") == "error":
+                error = event.get("error") or {}
+                kind = str(error.get("type") or "api_error")
+                raise google_error_to_gateway(
+                    provider=self.name,
+                    status=ERROR_TYPE_STATUS.get(kind, 500),
+                    error_status=kind,
+                    message=str(error.get("message") or ""),
+                    secret=deployment.api_key,
+                )
+            for chunk in translator.feed(event):
+                yield chunk
+            if translator.finished:
+                return
+        raise UpstreamError(
+            f"{self.name} stream ended before message_stop",
+            provider=self.name,
+            code="upstream_error",
+        )
+
+    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
+        # Claude's own errors come in Anthropic's shape; Vertex's (quota, auth) in Google's.
+        error_type, message = error_body_parse(response.body)
+        if error_type:
+            lowered = {k.lower(): v for k, v in response.headers.items()}
+            return google_error_to_gateway(
+                provider=self.name,
+                status=response.status,
+                error_status=error_type,
+                message=message,
+                retry_after=lowered.get("retry-after"),
+                secret=deployment.api_key,
+            )
+        return response_error_to_gateway(
+            provider=self.name,
+            status=response.status,
+            headers=response.headers,
+            body=response.body,
+            secret=deployment.api_key,
+        )
+
+    async def _open(
+        self, request: UpstreamRequest, *, deployment: Deployment
+    ) -> aiohttp.ClientResponse:
+        request.headers["Authorization"] = f"Bearer {await self._token(deployment)}"
+        return await super()._open(request, deployment=deployment)
+
+    async def _token(self, deployment: Deployment) -> str:
+        account = service_account_for(deployment)
+        if account is not None:
+            return await access_token(account, timeouts=deployment.timeouts)
+        if deployment.api_key:
+            return deployment.api_key
+        raise UpstreamError(
+            f"The Vertex AI deployment {deployment.id} has no credentials "
+            "(vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or an access token).",
+            provider=PROVIDER,
+            code="upstream_rejected_credentials",
+        )

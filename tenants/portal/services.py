@@ -1,0 +1,98 @@
+"""Portal writes: each checks the caller's role as /api/v1 does and records an audit event."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from keys.models import VirtualKey
+from keys.services import IssuedKey, key_create, key_revoke, key_rotate
+from tenants.audit import audit_record, audit_snapshot
+from tenants.models import Membership, OrganizationIdentityProvider, ScimUser, Team, User
+from tenants.portal.selectors import portal_key_teams, principal_can_change_key
+from tenants.principals import Principal
+
+_KEY_SNAPSHOT_EXCLUDE = ("digest", "previous_digest")
+
+
+@transaction.atomic
+def portal_key_create(*, principal: Principal, team: Team, name: str) -> IssuedKey:
+    """A key owned by the caller in one of their teams; the secret is returned this once."""
+    if team.pk not in {t.pk for t in portal_key_teams(principal=principal)}:
+        raise PermissionDenied("You cannot create keys in this team.")
+    issued = key_create(name=name, team=team, user=principal.user, created_by=principal.user)
+    audit_record(
+        action="key.create",
+        target=issued.key,
+        organization_id=issued.key.organization_id,
+        after=audit_snapshot(issued.key, exclude=_KEY_SNAPSHOT_EXCLUDE),
+    )
+    return issued
+
+
+@transaction.atomic
+def portal_key_revoke(*, principal: Principal, key: VirtualKey) -> VirtualKey:
+    if not principal_can_change_key(principal=principal, key=key):
+        raise PermissionDenied("You cannot change this key.")
+    before = audit_snapshot(key, exclude=_KEY_SNAPSHOT_EXCLUDE)
+    key = key_revoke(key=key)
+    audit_record(
+        action="key.revoke",
+        target=key,
+        organization_id=key.organization_id,
+        before=before,
+        after=audit_snapshot(key, exclude=_KEY_SNAPSHOT_EXCLUDE),
+    )
+    return key
+
+
+@transaction.atomic
+def portal_key_rotate(*, principal: Principal, key: VirtualKey) -> IssuedKey:
+    if not principal_can_change_key(principal=principal, key=key):
+        raise PermissionDenied("You cannot change this key.")
+    if key.revoked_at is not None:
+        raise PermissionDenied("A revoked key cannot be rotated.")
+    before = audit_snapshot(key, exclude=_KEY_SNAPSHOT_EXCLUDE)
+    issued = key_rotate(key=key)
+    audit_record(
+        action="key.rotate",
+        target=issued.key,
+        organization_id=issued.key.organization_id,
+        before=before,
+        after=audit_snapshot(issued.key, exclude=_KEY_SNAPSHOT_EXCLUDE),
+    )
+    return issued
+
+
+@transaction.atomic
+def identity_provider_membership_grant(
+    *, identity_provider: OrganizationIdentityProvider, user: User
+) -> list[Membership]:
+    """Just-in-time membership: the IdP's organization (and default team) under its default role.
+
+    Existing memberships are left as they are, so a role raised by an admin is never lowered. A
+    person SCIM deactivated in the organization gets nothing: provisioning decides, not sign-in.
+    """
+    organization = identity_provider.organization
+    if ScimUser.objects.filter(organization=organization, user=user, active=False).exists():
+        return []
+    scopes: list[Team | None] = [None]
+    if identity_provider.default_team_id is not None:
+        scopes.append(identity_provider.default_team)
+    created = []
+    for team in scopes:
+        membership, was_created = Membership.objects.get_or_create(
+            user=user,
+            organization=organization,
+            team=team,
+            defaults={"role": identity_provider.default_role},
+        )
+        if was_created:
+            created.append(membership)
+            audit_record(
+                action="membership.create",
+                target=membership,
+                organization_id=organization.pk,
+                after=audit_snapshot(membership),
+            )
+    return created

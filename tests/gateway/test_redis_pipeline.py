@@ -1,0 +1,86 @@
+"""The pipelined Redis connection of the limits scripts, against a real Redis (REDIS_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import hiredis
+import pytest
+
+from gateway.redis_pipeline import PipelinedRedis, lean_redis
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
+
+
+async def test_concurrent_commands_each_get_their_own_reply() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    replies = await asyncio.gather(*(client.execute("ECHO", f"m{i}") for i in range(500)))
+    assert replies == [f"m{i}".encode() for i in range(500)]
+
+
+async def test_commands_run_on_the_urls_database() -> None:
+    key = f"ogem:test-pipeline:{uuid.uuid4().hex}"
+    client = PipelinedRedis(REDIS_URL)
+    try:
+        assert await client.execute("SET", key, 42) == b"OK"
+        import redis
+
+        sync = redis.Redis.from_url(REDIS_URL)
+        assert sync.get(key) == b"42"
+        sync.close()
+    finally:
+        await client.execute("DEL", key)
+
+
+async def test_an_unknown_script_is_loaded_on_noscript() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    # A source no Redis has seen yet, so EVALSHA must fail with NOSCRIPT first.
+    source = f"-- {uuid.uuid4().hex}\nreturn {{tonumber(ARGV[1]) + 1, KEYS[1]}}"
+    sha = client.script(source)
+    assert await client.evalsha(sha, ["k1"], [41]) == [42, b"k1"]
+    assert await client.execute("EVALSHA", sha, 1, "k2", 1) == [2, b"k2"]
+
+
+async def test_error_replies_raise_and_the_connection_stays_in_step() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    with pytest.raises(hiredis.ReplyError):
+        await client.execute("NOSUCHCOMMAND")
+    assert await client.execute("ECHO", "after") == b"after"
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    await client.execute("PING")
+    cancelled = asyncio.ensure_future(client.execute("ECHO", "lost"))
+    await asyncio.sleep(0)  # queued and about to be written
+    cancelled.cancel()
+    assert await client.execute("ECHO", "mine") == b"mine"
+    assert cancelled.cancelled()
+
+
+async def test_a_lost_connection_fails_in_flight_calls_and_reconnects() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    first = await client.execute("CLIENT", "ID")
+    with pytest.raises(ConnectionError):
+        # Redis closes the connection without replying when a client kills itself.
+        await client.execute("CLIENT", "KILL", "ID", first, "SKIPME", "no")
+        await client.execute("PING")
+    second = await client.execute("CLIENT", "ID")
+    assert second != first
+
+
+async def test_an_unreachable_server_raises_oserror() -> None:
+    client = PipelinedRedis("redis://127.0.0.1:1/0")
+    with pytest.raises(OSError):
+        await client.execute("PING")
+
+
+async def test_one_client_per_loop_and_url() -> None:
+    assert lean_redis(REDIS_URL) is lean_redis(REDIS_URL)
+    assert lean_redis("redis://127.0.0.1:1/0") is not lean_redis(REDIS_URL)
+    assert lean_redis("unix:///tmp/redis.sock") is None
+    assert lean_redis("rediss://127.0.0.1:6380/0") is None  # TLS stays with redis-py

@@ -1,0 +1,161 @@
+"""The portal's read pages show the caller's own usage, teams, budgets and models."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from billing.models import BudgetDuration, BudgetScope, RequestLog
+from billing.services import budget_upsert
+from keys.services import key_create
+from providers.base import Deployment
+from tenants.models import Role, User
+from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(User.objects.get(pk=user.pk))
+    return client
+
+
+def _log(n: int, *, key, model: str, cost: str, tokens: int, days_ago: int = 0) -> None:  # type: ignore[no-untyped-def]
+    RequestLog.objects.create(
+        request_id=f"req-{n}",
+        created_at=timezone.now() - timedelta(days=days_ago),
+        organization_id=key.organization_id,
+        team_id=key.team_id,
+        key_id=key.pk,
+        user_id=key.user_id,
+        endpoint="chat/completions",
+        model=model,
+        status_code=200,
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens - tokens // 2,
+        total_tokens=tokens,
+        cost=Decimal(cost),
+    )
+
+
+def test_usage_shows_my_spend_by_day_model_and_key_and_not_others() -> None:
+    team = TeamFactory()
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    other = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    mine = key_create(name="notebook", team=team, user=me).key
+    theirs = key_create(name="theirs", team=team, user=other).key
+    _log(1, key=mine, model="mock-chat", cost="0.0100", tokens=30)
+    _log(2, key=mine, model="gpt-x", cost="0.0250", tokens=70, days_ago=2)
+    _log(3, key=theirs, model="mock-chat", cost="5", tokens=1000)
+
+    page = _client(me).get("/usage/")
+    assert page.status_code == 200
+    usage = page.context["usage"]
+    assert usage["total"]["requests"] == 2
+    assert usage["total"]["spend"] == pytest.approx(0.035)
+    assert usage["total"]["total_tokens"] == 100
+    assert [(r["model"], r["requests"]) for r in usage["by_model"]] == [
+        ("gpt-x", 1),
+        ("mock-chat", 1),
+    ]
+    assert [(r["name"], r["total_tokens"]) for r in usage["by_key"]] == [("notebook", 100)]
+    chart = json.loads(
+        page.content.split(b'id="usage-data" type="application/json">')[1].split(b"<")[0]
+    )
+    assert len(chart["labels"]) == 30
+    assert chart["labels"][-1] == timezone.now().date().isoformat()
+    assert chart["spend"][-1] == pytest.approx(0.01)
+    assert chart["spend"][-3] == pytest.approx(0.025)
+    assert sum(chart["tokens"]) == 100
+    assert b"portal/vendor/chart.umd.min.js" in page.content
+
+
+def test_teams_page_shows_my_role_and_the_team_budget() -> None:
+    team = TeamFactory(name="Research")
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.TEAM_ADMIN).user
+    TeamFactory(organization=team.organization, name="Not mine")
+    budget = budget_upsert(
+        scope=BudgetScope.TEAM,
+        target=team,
+        max_budget=Decimal("40"),
+        duration=BudgetDuration.MONTHLY,
+    )
+    budget.spend = Decimal("10")
+    budget.save(update_fields=["spend"])
+
+    page = _client(me).get("/teams/")
+    rows = page.context["teams"]
+    assert [(r["team"].name, r["role"], r["used_percent"]) for r in rows] == [
+        ("Research", Role.TEAM_ADMIN, 25)
+    ]
+    assert b"$10.00 of $40.00" in page.content
+    assert b'<meter min="0" max="100"' in page.content
+
+
+def test_models_page_lists_shared_models_and_my_organizations_only(install_deployments) -> None:  # type: ignore[no-untyped-def]
+    org = OrganizationFactory()
+    me = MembershipFactory(organization=org, role=Role.MEMBER).user
+    other_org = OrganizationFactory()
+    install_deployments(
+        Deployment(id="t:1", model_name="shared", provider="mock", upstream_model="shared"),
+        Deployment(
+            id="t:2",
+            model_name="ours",
+            provider="openai",
+            upstream_model="gpt",
+            organization_id=org.pk,
+        ),
+        Deployment(
+            id="t:3",
+            model_name="theirs",
+            provider="mock",
+            upstream_model="x",
+            organization_id=other_org.pk,
+        ),
+    )
+    page = _client(me).get("/models/")
+    names = [m["name"] for m in page.context["models"]]
+    assert {"ours", "shared", "mock-chat"} <= set(names)
+    assert "theirs" not in names
+    assert names == sorted(names)
+    assert next(m for m in page.context["models"] if m["name"] == "ours")["providers"] == ["openai"]
+
+
+def test_playground_offers_my_models_and_calls_v1_from_the_browser() -> None:
+    me = MembershipFactory(role=Role.MEMBER).user
+    page = _client(me).get("/playground/")
+    assert page.status_code == 200
+    assert b'<option value="mock-chat">mock-chat</option>' in page.content
+    assert b'<label for="pg-key">API key</label>' in page.content
+    assert b"portal/playground.js" in page.content
+
+
+def test_home_summarises_usage_keys_and_teams() -> None:
+    team = TeamFactory(name="Apps")
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    key = key_create(name="svc", team=team, user=me).key
+    _log(1, key=key, model="mock-chat", cost="1.5", tokens=10)
+    page = _client(me).get("/")
+    assert page.status_code == 200
+    assert page.context["usage"]["total"]["requests"] == 1
+    assert [k.name for k, _ in page.context["keys"]] == ["svc"]
+    assert b"$1.5000" in page.content
+    assert b"Apps" in page.content
+
+
+def test_static_assets_are_served_without_a_cdn() -> None:
+    from django.contrib.staticfiles import finders
+
+    chart = finders.find("portal/vendor/chart.umd.min.js")
+    assert chart is not None
+    with open(chart, encoding="utf-8") as handle:
+        assert "Released under the MIT License" in handle.read(300)
+    assert finders.find("portal/vendor/chart.js.LICENSE.md") is not None
+    for name in ("portal.css", "charts.js", "keys.js", "playground.js"):
+        assert finders.find(f"portal/{name}") is not None

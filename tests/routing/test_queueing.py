@@ -1,0 +1,89 @@
+"""Request queuing when every deployment of a group is cooling down."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from ogem_site.metrics import ROUTING_QUEUE_WAIT
+from tests.routing.conftest import served_by
+
+
+@pytest.fixture
+def cool(openai_emulator, install_deployments, deployment, router_settings, chat):
+    """Call to rate-limit both deployments upstream for 1.5 s: later requests must wait."""
+    router_settings(queue_timeout=5.0, queue_depth=10)
+    install_deployments(deployment("only-a", priority=0), deployment("only-b", priority=1))
+
+    def apply():
+        openai_emulator.inject(status=429, headers={"Retry-After": "1.5"})
+        openai_emulator.inject(status=429, headers={"Retry-After": "1.5"})
+        assert chat().status_code == 429  # both cooled down by their 429s
+        openai_emulator.requests.clear()
+        return openai_emulator
+
+    return apply
+
+
+def _post(url: str, key: str, results: dict, name: str) -> None:
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "group", "messages": [{"role": "user", "content": name}]},
+        timeout=30,
+    )
+    results[name] = (response.status_code, time.monotonic())
+
+
+def test_requests_wait_for_a_deployment_and_leave_by_priority(cool, live_ogem, make_key) -> None:
+    low = make_key(metadata={"priority": 200})
+    high = make_key(metadata={"priority": 1})
+    cooling = cool()
+    waited_before = ROUTING_QUEUE_WAIT.labels(model="group", outcome="served")._sum.get()
+    results: dict = {}
+    started = time.monotonic()
+    first = threading.Thread(target=_post, args=(live_ogem.url, low, results, "low"))
+    first.start()
+    time.sleep(0.3)  # the low-priority request is queued first ...
+    second = threading.Thread(target=_post, args=(live_ogem.url, high, results, "high"))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert results["low"][0] == results["high"][0] == 200
+    assert results["low"][1] - started >= 1.0  # it waited for the cooldown instead of failing
+    # ... but the high-priority one reached the upstream first.
+    contents = [r.json["messages"][0]["content"] for r in cooling.requests]
+    assert contents == ["high", "low"]
+    assert ROUTING_QUEUE_WAIT.labels(model="group", outcome="served")._sum.get() > waited_before
+
+
+def test_a_full_queue_refuses_at_once(cool, router_settings, chat) -> None:
+    cooling = cool()
+    router_settings(queue_timeout=5.0, queue_depth=1)
+    results: dict = {}
+    waiting = threading.Thread(target=lambda: results.setdefault("first", chat()))
+    waiting.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    refused = chat()
+    assert time.monotonic() - started < 0.5
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "upstream_unavailable"
+    assert int(refused.headers["retry-after"]) >= 1
+    waiting.join(30)
+    assert results["first"].status_code == 200
+    assert served_by(cooling) == ["only-a"]
+
+
+def test_waiting_gives_up_at_the_queue_timeout(cool, router_settings, chat) -> None:
+    cooling = cool()
+    router_settings(queue_timeout=0.5, queue_depth=10)
+    started = time.monotonic()
+    response = chat()
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 1.4
+    assert response.status_code == 503
+    assert served_by(cooling) == []
