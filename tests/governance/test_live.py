@@ -132,14 +132,16 @@ async def test_300_concurrent_requests_never_overspend_a_budget(
     from billing.pricing import cost_worst_case, price_table
     from providers.base import Deployment
 
-    # A slow upstream keeps every admitted request in flight while the rest arrive.
+    # A slow upstream keeps every admitted request in flight while the rest arrive: on a loaded
+    # CI machine 300 admissions can take well over a second, and a request that settles early
+    # rightly frees room for one more.
     install_deployments(
         Deployment(
             id="test:slow-mock-chat",
             model_name="slow-mock-chat",
             provider="mock",
             upstream_model="mock-chat",
-            params={"latency_ms": 1500},
+            params={"latency_ms": 6000},
         )
     )
     body = orjson.dumps({"model": "slow-mock-chat", "messages": MESSAGES, "max_tokens": 200})
