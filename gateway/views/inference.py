@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from django.http import HttpRequest, HttpResponse
 
@@ -10,9 +11,11 @@ from gateway.body import Inbound, body_read_json, body_read_multipart
 from gateway.context import RequestContext
 from gateway.errors import NotFoundError
 from gateway.registry import registry_get
-from gateway.relay import relay
+from gateway.relay import Reader, relay
 from gateway.router import models_visible
 from providers.base import Endpoint
+
+DefaultModel = Callable[[RequestContext], str | None]
 
 
 def _start(request: HttpRequest) -> None:
@@ -27,66 +30,7 @@ def _default_moderation_model(ctx: RequestContext) -> str | None:
     return None
 
 
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.CHAT, reader=body_read_json)
-
-
-async def completions(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.COMPLETIONS, reader=body_read_json)
-
-
-async def embeddings(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.EMBEDDINGS, reader=body_read_json)
-
-
-async def images_generations(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.IMAGES_GENERATIONS, reader=body_read_json)
-
-
-async def images_edits(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.IMAGES_EDITS, reader=body_read_multipart)
-
-
-async def images_variations(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.IMAGES_VARIATIONS, reader=body_read_multipart)
-
-
-async def audio_transcriptions(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.AUDIO_TRANSCRIPTIONS, reader=body_read_multipart)
-
-
-async def audio_translations(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.AUDIO_TRANSLATIONS, reader=body_read_multipart)
-
-
-async def audio_speech(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.AUDIO_SPEECH, reader=body_read_json)
-
-
-async def moderations(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(
-        request,
-        endpoint=Endpoint.MODERATIONS,
-        reader=body_read_json,
-        default_model=_default_moderation_model,
-    )
-
-
-async def rerank(request: HttpRequest) -> HttpResponse:
-    _start(request)
-    return await relay(request, endpoint=Endpoint.RERANK, reader=body_read_json)
-
-
+# Multipart endpoints carry files; every other endpoint reads a JSON body.
 _MULTIPART = frozenset(
     {
         Endpoint.IMAGES_EDITS,
@@ -95,6 +39,38 @@ _MULTIPART = frozenset(
         Endpoint.AUDIO_TRANSLATIONS,
     }
 )
+
+
+def _reader_for(endpoint: Endpoint) -> Reader:
+    return body_read_multipart if endpoint in _MULTIPART else body_read_json
+
+
+def _relay_view(
+    endpoint: Endpoint, *, default_model: DefaultModel | None = None
+) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
+    """One thin async view per endpoint, all the same line into the pipeline."""
+    reader = _reader_for(endpoint)
+
+    async def view(request: HttpRequest) -> HttpResponse:
+        _start(request)
+        return await relay(request, endpoint=endpoint, reader=reader, default_model=default_model)
+
+    view.__name__ = view.__qualname__ = endpoint.value.replace("/", "_")
+    return view
+
+
+chat_completions = _relay_view(Endpoint.CHAT)
+completions = _relay_view(Endpoint.COMPLETIONS)
+embeddings = _relay_view(Endpoint.EMBEDDINGS)
+images_generations = _relay_view(Endpoint.IMAGES_GENERATIONS)
+images_edits = _relay_view(Endpoint.IMAGES_EDITS)
+images_variations = _relay_view(Endpoint.IMAGES_VARIATIONS)
+audio_transcriptions = _relay_view(Endpoint.AUDIO_TRANSCRIPTIONS)
+audio_translations = _relay_view(Endpoint.AUDIO_TRANSLATIONS)
+audio_speech = _relay_view(Endpoint.AUDIO_SPEECH)
+moderations = _relay_view(Endpoint.MODERATIONS, default_model=_default_moderation_model)
+rerank = _relay_view(Endpoint.RERANK)
+
 _BY_PATH = {endpoint.value: endpoint for endpoint in Endpoint}
 
 
@@ -108,7 +84,7 @@ async def azure_deployment(request: HttpRequest, deployment: str, operation: str
             f"Unknown request URL: POST /v1/deployments/{deployment}/{operation}.",
             code="unknown_url",
         )
-    reader = body_read_multipart if endpoint in _MULTIPART else body_read_json
+    reader = _reader_for(endpoint)
 
     def read(incoming: HttpRequest) -> Inbound:
         inbound = reader(incoming)
