@@ -16,8 +16,8 @@ from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.ai21.translate import StreamTranslator, ai21_response_to_chat, chat_request_to_ai21
 from providers.base import Deployment, Endpoint
+from providers.json_errors import error_message_parse, http_error_to_gateway, json_parse
 from providers.sse import sse_data
-from providers.voyage.errors import error_message_parse, http_error_to_gateway, json_parse
 
 PROVIDER = "ai21"
 DEFAULT_API_BASE = "https://api.ai21.com/studio/v1"

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError, UpstreamTimeoutError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
-from providers.deepgram.transcript import (
+from providers.json_errors import json_parse, response_error_to_gateway
+from providers.transcripts import (
     Segment,
     Transcript,
     Word,
@@ -30,7 +31,6 @@ from providers.deepgram.transcript import (
     response_format_of,
     transcript_render,
 )
-from providers.voyage.errors import json_parse, response_error_to_gateway
 
 PROVIDER = "assemblyai"
 DEFAULT_API_BASE = "https://api.assemblyai.com"

@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 from gateway.errors import GatewayError, InvalidRequestError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
-from providers.deepgram.transcript import (
+from providers.json_errors import json_parse, response_error_to_gateway
+from providers.transcripts import (
     Segment,
     Transcript,
     Word,
@@ -25,7 +26,6 @@ from providers.deepgram.transcript import (
     response_format_of,
     transcript_render,
 )
-from providers.voyage.errors import json_parse, response_error_to_gateway
 
 PROVIDER = "deepgram"
 DEFAULT_API_BASE = "https://api.deepgram.com"

@@ -30,24 +30,24 @@ import orjson
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
-from providers.deepgram.transcript import (
-    Segment,
-    Transcript,
-    granularities_of,
-    response_format_of,
-    transcript_render,
-)
 from providers.huggingface.tgi import (
     GenerateStreamTranslator,
     generate_request,
     generate_response,
 )
-from providers.sse import sse_data
-from providers.voyage.errors import (
+from providers.json_errors import (
     error_message_parse,
     http_error_to_gateway,
     json_parse,
     response_error_to_gateway,
+)
+from providers.sse import sse_data
+from providers.transcripts import (
+    Segment,
+    Transcript,
+    granularities_of,
+    response_format_of,
+    transcript_render,
 )
 
 PROVIDER = "huggingface"

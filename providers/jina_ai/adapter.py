@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 from gateway.errors import GatewayError, InvalidRequestError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
+from providers.json_errors import json_parse, response_error_to_gateway
 from providers.voyage.adapter import voyage_url
-from providers.voyage.errors import json_parse, response_error_to_gateway
 
 PROVIDER = "jina_ai"
 DEFAULT_API_BASE = "https://api.jina.ai/v1"

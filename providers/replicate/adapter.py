@@ -27,6 +27,7 @@ from gateway.errors import GatewayError, InvalidRequestError, UpstreamError, Ups
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
 from providers.fetch import IMAGE_TYPES, fetch_guarded
+from providers.json_errors import error_message_parse, http_error_to_gateway, json_parse
 from providers.replicate.stream import NamedSSEParser
 from providers.replicate.translate import (
     TERMINAL,
@@ -36,7 +37,6 @@ from providers.replicate.translate import (
     prediction_to_chat,
     prediction_usage,
 )
-from providers.voyage.errors import error_message_parse, http_error_to_gateway, json_parse
 
 PROVIDER = "replicate"
 DEFAULT_API_BASE = "https://api.replicate.com"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from gateway.errors import GatewayError, InvalidRequestError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
-from providers.voyage.errors import json_parse, response_error_to_gateway
+from providers.json_errors import json_parse, response_error_to_gateway
 
 PROVIDER = "voyage"
 DEFAULT_API_BASE = "https://api.voyageai.com/v1"

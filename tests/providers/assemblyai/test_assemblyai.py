@@ -12,7 +12,7 @@ import pytest
 from gateway.config import config_load
 from providers.assemblyai.adapter import job_to_transcript, transcript_job
 from providers.base import Deployment
-from providers.deepgram.transcript import Segment, Word
+from providers.transcripts import Segment, Word
 from tests.emulators.assemblyai_api import (
     API_KEY,
     AssemblyAIEmulator,

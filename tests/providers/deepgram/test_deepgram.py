@@ -11,7 +11,7 @@ import pytest
 from gateway.config import config_load
 from providers.base import Deployment
 from providers.deepgram.adapter import listen_url
-from providers.deepgram.transcript import Segment, Transcript, transcript_srt, transcript_vtt
+from providers.transcripts import Segment, Transcript, transcript_srt, transcript_vtt
 from tests.emulators.deepgram_api import (
     API_KEY,
     DeepgramEmulator,

@@ -26,8 +26,6 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 
-PROVIDER = "voyage"
-
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
