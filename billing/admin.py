@@ -1,20 +1,144 @@
-"""Admin for budgets (reset action, spend read-only), prices and the request log (read-only)."""
+"""Admin for budgets (reset action, spend read-only), prices and the request log (read-only),
+the spend dashboard (charts from the daily rollups) and the unpriced-model warning."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, RequestLog
-from billing.selectors import budget_list, request_log_list
+from billing.pricing import price_overrides_flush
+from billing.selectors import (
+    budget_list,
+    request_log_list,
+    spend_chart_data,
+    unpriced_usage_list,
+)
 from billing.services import budget_reset, budget_upsert
-from tenants.admin import ScopedAdminMixin, organization_id_of
+from tenants.admin import ScopedAdminMixin, organization_id_of, request_principal
 from tenants.audit import audit_record, audit_snapshot
+from tenants.models import Organization, Team
 from tenants.principals import Principal
+from tenants.selectors import organization_list, team_list
+
+DASHBOARD_DEFAULT_DAYS = 30
+DASHBOARD_MAX_DAYS = 366
+UNPRICED_WARNING_DAYS = 30
+UNPRICED_WARNING_LIMIT = 10
+
+
+def _today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+class SpendDashboardForm(forms.Form):
+    """The dashboard's filters; choices are the caller's organizations and teams only."""
+
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(), required=False, empty_label="All organizations"
+    )
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, widget=forms.HiddenInput
+    )
+
+    def __init__(self, query: QueryDict, *, principal: Principal) -> None:
+        end = _today()
+        data = {
+            "end": end.isoformat(),
+            "start": (end - timedelta(days=DASHBOARD_DEFAULT_DAYS - 1)).isoformat(),
+            **{name: value for name, value in query.items() if value},
+        }
+        super().__init__(data)
+        organizations = organization_list(principal=principal).order_by("name")
+        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        self.fields["team"].queryset = team_list(principal=principal)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            self.add_error("end", "The end comes before the start.")
+        elif start and end and (end - start).days >= DASHBOARD_MAX_DAYS:
+            self.add_error("start", f"Choose at most {DASHBOARD_MAX_DAYS} days.")
+        return data
+
+
+def spend_dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Spend and tokens over time per team and per model, scoped like the rest of admin."""
+    principal = request_principal(request)
+    form = SpendDashboardForm(request.GET, principal=principal)
+    chart = None
+    if form.is_valid():
+        data = form.cleaned_data
+        chart = spend_chart_data(
+            principal=principal,
+            start=data["start"],
+            end=data["end"],
+            organization_id=data["organization"].pk if data["organization"] else None,
+            team_id=data["team"].pk if data["team"] else None,
+        )
+    unpriced_warning_add(request)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Spend dashboard",
+        "form": form,
+        "chart": chart,
+        "team": form.cleaned_data.get("team") if chart else None,
+    }
+    return TemplateResponse(request, "admin/billing/spend_dashboard.html", context)
+
+
+def unpriced_warning_add(request: HttpRequest) -> None:
+    """Warn (admin messages) about models used at zero cost for want of a price."""
+    principal = request_principal(request)
+    since = _today() - timedelta(days=UNPRICED_WARNING_DAYS - 1)
+    rows = unpriced_usage_list(principal=principal, since=since)
+    for row in rows[:UNPRICED_WARNING_LIMIT]:
+        name = f"{row['provider']}/{row['model']}" if row["provider"] else row["model"]
+        where = f" on deployment {row['deployment']}" if row["deployment"] else ""
+        text = format_html(
+            "No price for <strong>{}</strong>{}: {} request(s) recorded at zero cost since {}"
+            " (last on {}).",
+            name,
+            where,
+            row["requests"],
+            since.isoformat(),
+            row["last_day"].isoformat(),
+        )
+        messages.warning(request, format_html("{} {}", text, _price_link(principal, row)))
+    if len(rows) > UNPRICED_WARNING_LIMIT:
+        messages.warning(request, f"{len(rows) - UNPRICED_WARNING_LIMIT} more unpriced model(s).")
+
+
+def _price_link(principal: Principal, row: dict[str, Any]) -> str:
+    """Where the caller can set the missing price: a prefilled price override (proxy admins),
+    else their own deployment's params."""
+    if principal.is_proxy_admin:
+        query = {"model": row["model"], "provider": row["provider"]}
+        if row["deployment_pk"] is not None:
+            query["deployment"] = row["deployment_pk"]
+        url = f"{reverse('admin:billing_modelprice_add')}?{urlencode(query)}"
+        return format_html('<a href="{}">Set a price</a>', url)
+    if row["deployment_pk"] is not None:
+        url = reverse("admin:gateway_modeldeployment_change", args=[row["deployment_pk"]])
+        return format_html(
+            '<a href="{}">Set input_cost_per_token and output_cost_per_token in its params</a>'
+            " (or ask a proxy admin for a price override).",
+            url,
+        )
+    return "A proxy admin can set its price."
 
 
 def budget_organization_id(*, scope: str, target: Any) -> int | None:
@@ -154,6 +278,15 @@ class ModelPriceAdmin(ScopedAdminMixin, admin.ModelAdmin):
     search_fields = ["model", "provider", "source"]
     autocomplete_fields = ["deployment"]
     readonly_fields = ["created_at"]
+
+    def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # This process (admin's unpriced warning) sees it at once; gateway workers within the TTL.
+        price_overrides_flush()
+
+    def delete_model(self, request: HttpRequest, obj: ModelPrice) -> None:
+        super().delete_model(request, obj)
+        price_overrides_flush()
 
 
 @admin.register(RequestLog)

@@ -221,3 +221,26 @@ class UsageRollupDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} ({self.requests} requests)"
+
+
+class UnpricedUsage(models.Model):
+    """Successful requests recorded at zero cost, by day, organization, provider, model and
+    deployment: what admin warns about (the gateway's own counter lives in one process only).
+
+    The drain appends a row per batch that holds such requests; ``rollup_day`` replaces a day's
+    rows with one per group. Readers sum ``requests`` over a group, so duplicates are harmless.
+    """
+
+    day = models.DateField()
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=200)
+    deployment = models.CharField(max_length=200, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        indexes = [models.Index(fields=["day", "organization_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}: {self.requests}"

@@ -284,11 +284,14 @@ def _override_rows() -> list[_Override]:
     return _overrides.rows
 
 
+def deployment_pk_from_id(deployment_id: str) -> int | None:
+    """The ModelDeployment row behind a registry id ("db:12"); None for other deployments."""
+    prefix, _, tail = deployment_id.partition(":")
+    return int(tail) if prefix == "db" and tail.isdigit() else None
+
+
 def _deployment_pk(deployment: Deployment | None) -> int | None:
-    if deployment is None or not deployment.id.startswith("db:"):
-        return None
-    tail = deployment.id[3:]
-    return int(tail) if tail.isdigit() else None
+    return None if deployment is None else deployment_pk_from_id(deployment.id)
 
 
 def _override_price(
@@ -373,6 +376,21 @@ def price_resolve(
     if deployment is not None and deployment.params:
         base = _params_price(base, deployment.params)
     return base
+
+
+def price_known(*, provider: str, model: str, deployment_id: str = "") -> bool:
+    """Whether a request logged with these names would find a price now, resolved as the gateway
+    does (its deployment's, else its public model name's); admin's unpriced warning asks this."""
+    from gateway.registry import registry_get
+
+    deployment = registry_get().by_id.get(deployment_id) if deployment_id else None
+    if deployment is not None:
+        price = price_resolve(
+            model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
+        )
+        return price is not None or shipped_price_by_name(model=deployment.model_name) is not None
+    price = price_resolve(model=model, provider=provider)
+    return price is not None or shipped_price_by_name(model=model) is not None
 
 
 def _image_price(price: Price, *, size: str, quality: str) -> Decimal:

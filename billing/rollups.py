@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
-from billing.models import RequestLog, UsageRollup, UsageRollupDay
+from billing.models import RequestLog, UnpricedUsage, UsageRollup, UsageRollupDay
 
 DIMENSIONS = ("organization_id", "team_id", "key_id", "user_id", "end_customer", "model")
 TOTALS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "spend")
@@ -50,10 +50,22 @@ def rollup_day(*, day: date) -> int:
         rows = [UsageRollup(day=day, tag="", **row) for row in grouped]
         rows += _tag_rows(day=day, logs=logs)
         UsageRollup.objects.bulk_create(rows, batch_size=1000)
+        _unpriced_replace(day=day, logs=logs)
         window.requests = sum(row.requests for row in rows if not row.tag)
         window.rolled_at = timezone.now()
         window.save(update_fields=["requests", "rolled_at"])
     return window.requests
+
+
+def _unpriced_replace(*, day: date, logs: Any) -> None:
+    """The day's zero-cost successes, one row per group: exact, whatever the drain appended."""
+    UnpricedUsage.objects.filter(day=day).delete()
+    grouped = (
+        logs.filter(cost=0, status_code__lt=400)
+        .values("organization_id", "provider", "model", "deployment")
+        .annotate(requests=Count("pk"))
+    )
+    UnpricedUsage.objects.bulk_create([UnpricedUsage(day=day, **row) for row in grouped])
 
 
 def _tag_rows(*, day: date, logs: Any) -> list[UsageRollup]:

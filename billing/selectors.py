@@ -5,10 +5,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import Budget, BudgetScope, RequestLog, UsageRollup
+from billing.models import Budget, BudgetScope, RequestLog, UnpricedUsage, UsageRollup
 from tenants.principals import Principal
 
 SPEND_GROUPS = {
@@ -185,6 +185,131 @@ def _totals(row: dict[str, Any]) -> dict[str, Any]:
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+# ---- Admin's spend dashboard and unpriced-model warning (rollups only, never the raw log) -----
+
+CHART_SERIES_LIMIT = 8
+
+
+def spend_chart_data(
+    *,
+    principal: Principal,
+    start: date,
+    end: date,
+    organization_id: int | None = None,
+    team_id: int | None = None,
+    series_limit: int = CHART_SERIES_LIMIT,
+) -> dict[str, Any]:
+    """Daily spend and tokens per team and per model from ``UsageRollup``, for charts.
+
+    ``start`` and ``end`` are inclusive UTC dates; days after the rollup watermark are not rolled
+    yet and show nothing. Each breakdown keeps its ``series_limit`` biggest series by spend and
+    folds the rest into "Other". Three queries whatever the range: two aggregates and team names.
+    """
+    from billing.rollups import rollup_watermark
+    from tenants.models import Team
+
+    rollups = UsageRollup.objects.filter(tag="", day__gte=start, day__lte=end).order_by()
+    scope = _spend_scope(principal=principal)
+    if scope is not None:
+        rollups = rollups.filter(scope)
+    if organization_id is not None:
+        rollups = rollups.filter(organization_id=organization_id)
+    if team_id is not None:
+        rollups = rollups.filter(team_id=team_id)
+    sums = {"spend": Sum("spend"), "tokens": Sum("total_tokens"), "requests": Sum("requests")}
+    by_team = list(rollups.values("day", "team_id").annotate(**sums))
+    by_model = list(rollups.values("day", "model").annotate(**sums))
+    team_ids = {row["team_id"] for row in by_team} - {None}
+    names = {
+        team.pk: f"{team.name} ({team.organization.name})"
+        for team in Team.objects.filter(pk__in=team_ids).select_related("organization")
+    }
+    labels = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+    watermark = rollup_watermark()
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "rolled_through": watermark.isoformat() if watermark else None,
+        "labels": [day.isoformat() for day in labels],
+        "total": {
+            "spend": float(sum((row["spend"] or Decimal(0) for row in by_team), Decimal(0))),
+            "tokens": sum(row["tokens"] or 0 for row in by_team),
+            "requests": sum(row["requests"] or 0 for row in by_team),
+        },
+        "teams": _chart_series(
+            rows=by_team,
+            column="team_id",
+            labels=labels,
+            name=lambda team: names.get(team, f"team {team}") if team else "No team",
+            limit=series_limit,
+        ),
+        "models": _chart_series(
+            rows=by_model, column="model", labels=labels, name=str, limit=series_limit
+        ),
+    }
+
+
+def _chart_series(
+    *, rows: list[dict[str, Any]], column: str, labels: list[date], name: Any, limit: int
+) -> list[dict[str, Any]]:
+    index = {day: position for position, day in enumerate(labels)}
+    series: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        entry = series.setdefault(
+            row[column],
+            {"spend": [Decimal(0)] * len(labels), "tokens": [0] * len(labels), "sum": Decimal(0)},
+        )
+        position = index[row["day"]]
+        entry["spend"][position] += row["spend"] or Decimal(0)
+        entry["tokens"][position] += row["tokens"] or 0
+        entry["sum"] += row["spend"] or Decimal(0)
+    ranked = sorted(
+        series.items(), key=lambda item: (-item[1]["sum"], -sum(item[1]["tokens"]), str(item[0]))
+    )
+    kept = [(name(value), entry) for value, entry in ranked[:limit]]
+    if len(ranked) > limit:
+        other = {"spend": [Decimal(0)] * len(labels), "tokens": [0] * len(labels)}
+        for _, entry in ranked[limit:]:
+            for position in range(len(labels)):
+                other["spend"][position] += entry["spend"][position]
+                other["tokens"][position] += entry["tokens"][position]
+        kept.append(("Other", other))
+    return [
+        {
+            "label": label,
+            "spend": [float(value) for value in entry["spend"]],
+            "tokens": entry["tokens"],
+        }
+        for label, entry in kept
+    ]
+
+
+def unpriced_usage_list(*, principal: Principal, since: date) -> list[dict[str, Any]]:
+    """Models that served requests at zero cost since ``since`` and still have no price.
+
+    Read from ``UnpricedUsage`` (written by the drain and the rollups, so every process sees
+    it); a group whose model has a price by now (set since, or a deliberate zero) is left out.
+    Org owners/admins and viewers see their organizations'; team admins none (they set no price).
+    """
+    from billing.pricing import deployment_pk_from_id, price_known
+    from tenants.selectors import principal_org_read_ids
+
+    rows = UnpricedUsage.objects.filter(day__gte=since).order_by()
+    if not principal.is_proxy_admin:
+        rows = rows.filter(organization_id__in=principal_org_read_ids(principal=principal))
+    grouped = rows.values("provider", "model", "deployment").annotate(
+        requests=Sum("requests"), last_day=Max("day")
+    )
+    found = [
+        {**row, "deployment_pk": deployment_pk_from_id(row["deployment"])}
+        for row in grouped
+        if not price_known(
+            provider=row["provider"], model=row["model"], deployment_id=row["deployment"]
+        )
+    ]
+    return sorted(found, key=lambda row: (-row["requests"], row["provider"], row["model"]))
 
 
 # ---- Governance snapshots: what the /v1 hot path needs to know about budgets and limits -------

@@ -17,6 +17,7 @@ from billing.models import (
     BudgetMode,
     BudgetScope,
     RequestLog,
+    UnpricedUsage,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,15 +73,52 @@ def usage_events_record(*, events: list[dict[str, Any]]) -> int:
 
     Rows whose request id is already stored are skipped (ON CONFLICT DO NOTHING), so a batch
     delivered twice (a drain that died before acknowledging it) leaves the table unchanged.
-    Returns how many events the batch carried after removing duplicates within it.
+    Returns how many events the batch carried after removing duplicates within it. Successes
+    recorded at zero cost are also counted in ``UnpricedUsage`` for admin's warning.
     """
     unique: dict[str, dict[str, Any]] = {}
     for event in events:
         unique.setdefault(str(event["request_id"]), event)
     rows = [_request_log_from(event=event) for event in unique.values()]
     if rows:
+        unpriced = _unpriced_usage_rows(logs=rows)
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=len(rows))
+        if unpriced:
+            UnpricedUsage.objects.bulk_create(unpriced)
     return len(rows)
+
+
+def _unpriced_usage_rows(*, logs: list[RequestLog]) -> list[UnpricedUsage]:
+    """The batch's successes at zero cost not logged already (a redelivered batch counts once),
+    one row per (day, organization, provider, model, deployment)."""
+    candidates = [log for log in logs if log.cost == 0 and log.status_code < 400]
+    if not candidates:
+        return []
+    times = [log.created_at for log in candidates]
+    stored = set(
+        RequestLog.objects.filter(
+            request_id__in=[log.request_id for log in candidates],
+            created_at__gte=min(times),
+            created_at__lte=max(times),
+        ).values_list("request_id", flat=True)
+    )
+    counts: dict[tuple[Any, ...], int] = {}
+    for log in candidates:
+        if log.request_id not in stored:
+            day = log.created_at.astimezone(UTC).date()
+            group = (day, log.organization_id, log.provider, log.model, log.deployment)
+            counts[group] = counts.get(group, 0) + 1
+    return [
+        UnpricedUsage(
+            day=day,
+            organization_id=organization_id,
+            provider=provider,
+            model=model,
+            deployment=deployment,
+            requests=requests,
+        )
+        for (day, organization_id, provider, model, deployment), requests in counts.items()
+    ]
 
 
 def _request_log_from(*, event: dict[str, Any]) -> RequestLog:

@@ -14,6 +14,7 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
+from django.urls import URLPattern, URLResolver, path
 
 
 def admin_user_allowed(*, user: Any) -> bool:
@@ -50,6 +51,20 @@ class OgemAdminSite(AdminSite):
     site_title = "Ogem admin"
     index_title = "Gateway administration"
     login_form = OgemAdminAuthenticationForm
+    index_template = "admin/ogem/index.html"
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        from billing.admin import spend_dashboard_view
+
+        spend = path("spend/", self.admin_view(spend_dashboard_view), name="spend_dashboard")
+        return [spend, *super().get_urls()]
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        from billing.admin import unpriced_warning_add
+
+        # Read from the database: the gateway workers that priced the requests are elsewhere.
+        unpriced_warning_add(request)
+        return super().index(request, extra_context)
 
     def has_permission(self, request: HttpRequest) -> bool:
         return admin_user_allowed(user=request.user)

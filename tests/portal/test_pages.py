@@ -73,7 +73,7 @@ def test_usage_shows_my_spend_by_day_model_and_key_and_not_others() -> None:
     assert chart["spend"][-1] == pytest.approx(0.01)
     assert chart["spend"][-3] == pytest.approx(0.025)
     assert sum(chart["tokens"]) == 100
-    assert b"portal/vendor/chart.umd.min.js" in page.content
+    assert b"vendor/chart.umd.min.js" in page.content
 
 
 def test_teams_page_shows_my_role_and_the_team_budget() -> None:
@@ -152,10 +152,10 @@ def test_home_summarises_usage_keys_and_teams() -> None:
 def test_static_assets_are_served_without_a_cdn() -> None:
     from django.contrib.staticfiles import finders
 
-    chart = finders.find("portal/vendor/chart.umd.min.js")
+    chart = finders.find("vendor/chart.umd.min.js")
     assert chart is not None
     with open(chart, encoding="utf-8") as handle:
         assert "Released under the MIT License" in handle.read(300)
-    assert finders.find("portal/vendor/chart.js.LICENSE.md") is not None
+    assert finders.find("vendor/chart.js.LICENSE.md") is not None
     for name in ("portal.css", "charts.js", "keys.js", "playground.js"):
         assert finders.find(f"portal/{name}") is not None
