@@ -2,12 +2,15 @@
 
 A Messages request is translated into an OpenAI chat request (providers/anthropic/inbound.py) and
 runs through the ordinary /v1 pipeline (`gateway.relay.relay`: the same keys, `x-api-key`
-included, limits, routing to any model and accounting); its OpenAI-shaped answer is translated
-back, streams event by event. Errors on these routes use Anthropic's shape,
-`{"type": "error", "error": {"type", "message"}}`, with Ogem's status codes.
+included, limits, accounting, and routing to any model with gateway.resilience's retries,
+fallbacks, circuits, deployment limits and queue); its OpenAI-shaped answer is translated back,
+streams event by event. Errors on these routes use Anthropic's shape,
+`{"type": "error", "error": {"type", "message"}}`, with Ogem's status codes; a stream that fails
+after its first byte ends with an Anthropic `error` event.
 
-`count_tokens` asks Anthropic when the model's deployment is an Anthropic one, and otherwise
-answers with the mock provider's documented approximation of the prompt's tokens.
+`count_tokens` asks Anthropic when the chosen deployment (one whose circuit is not open, when
+there is one) is an Anthropic one, and otherwise answers with the mock provider's documented
+approximation of the prompt's tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ninja import NinjaAPI
 from gateway.auth import caller_authenticate
 from gateway.body import Inbound, body_read_json
 from gateway.errors import GatewayError
+from gateway.health import health_available
 from gateway.registry import registry_get
 from gateway.relay import relay
 from gateway.responses import request_id_for
@@ -159,7 +163,8 @@ async def messages_count_tokens(request: HttpRequest) -> HttpResponse:
         candidates = deployments_for(
             caller=caller, model=chat["model"], endpoint=Endpoint.CHAT, registry=registry_get()
         )
-        deployment = deployment_choose(candidates=candidates)
+        usable, _, _ = await health_available(candidates)
+        deployment = deployment_choose(candidates=tuple(usable) or candidates)
         adapter = adapter_get(deployment.provider)
         if isinstance(adapter, AnthropicAdapter):
             tokens = await adapter.count_tokens(deployment=deployment, body=chat)

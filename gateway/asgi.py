@@ -123,12 +123,13 @@ class V1Handler(ASGIHandler):
         body_file.close()
 
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
+        # The header store directly: response.items() goes through two generic mapping layers.
         headers = [
             (
-                bytes(name, "ascii") if isinstance(name, str) else name,
-                bytes(value, "latin1") if isinstance(value, str) else value,
+                name.encode("ascii") if type(name) is str else name,
+                value.encode("latin1") if type(value) is str else value,
             )
-            for name, value in response.items()
+            for name, value in response.headers._store.values()
         ]
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}

@@ -159,6 +159,7 @@ def _caller_from_database(secret: str) -> Caller | None:
         expires = [key.expires_at] if key.expires_at else []
         if key.prefix != secret_prefix(secret) and key.previous_expires_at is not None:
             expires.append(key.previous_expires_at)  # authenticated by the pre-rotation secret
+        tags, regions, priority = _routing_settings(key)
         return Caller(
             key_id=key.pk,
             key_prefix=key.prefix,
@@ -167,8 +168,10 @@ def _caller_from_database(secret: str) -> Caller | None:
             team_id=key.team_id,
             user_id=key.user_id,
             allowed_models=tuple(str(m) for m in key.allowed_models or ()),
-            tags=tuple(str(t) for t in key.tags or ()),
+            tags=tags,
             metadata=dict(key.metadata or {}),
+            regions=regions,
+            priority=priority,
             rpm_limit=key.rpm_limit,
             tpm_limit=key.tpm_limit,
             max_parallel_requests=key.max_parallel_requests,
@@ -176,6 +179,35 @@ def _caller_from_database(secret: str) -> Caller | None:
         )
     finally:
         connection.close()
+
+
+def _routing_settings(key: Any) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    """(tags, regions, priority) for routing: each from the most specific level that sets it,
+    the key (its `tags`, its metadata's `regions` and `priority`), else its team's metadata,
+    else its organization's. The team and organization come with the key's row (no query)."""
+    levels = [
+        {**(key.metadata or {}), "tags": key.tags},
+        (key.team.metadata or {}) if key.team is not None else {},
+        (key.organization.metadata or {}) if key.organization is not None else {},
+    ]
+
+    def first(name: str) -> Any:
+        # Set means present and not empty; a priority of 0 is set.
+        unset = (None, "", [], ())
+        return next((level[name] for level in levels if level.get(name) not in unset), None)
+
+    tags = first("tags")
+    regions = first("regions")
+    priority = first("priority")
+    try:
+        priority = int(priority) if priority is not None else None
+    except (TypeError, ValueError):
+        priority = None
+    return (
+        tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else (),
+        tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else (),
+        priority,
+    )
 
 
 def _caller_dump(caller: Caller | None) -> bytes:
@@ -188,6 +220,7 @@ def _caller_load(raw: bytes) -> Caller | None:
         return None
     data["allowed_models"] = tuple(data.get("allowed_models") or ())
     data["tags"] = tuple(data.get("tags") or ())
+    data["regions"] = tuple(data.get("regions") or ())
     return Caller(**data)
 
 

@@ -26,6 +26,9 @@ class Caller:
     allowed_models: tuple[str, ...] = ()  # empty: every model
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Routing settings, each from the key, else its team, else its organization (auth.py).
+    regions: tuple[str, ...] = ()  # empty: any region
+    priority: int | None = None  # queue priority, lower first; None: the default
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_parallel_requests: int | None = None
@@ -68,4 +71,6 @@ class RequestContext:
     cancelled: bool = False  # the client went away before the response finished
     started_at: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0  # time spent waiting on the upstream, excluded from overhead
+    # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
+    capacity_takes: list[Any] | None = None
     created_unix: float = field(default_factory=time.time)

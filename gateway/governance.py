@@ -39,6 +39,7 @@ from billing.pricing import (
     shipped_price_by_name,
     unpriced_record,
 )
+from gateway.capacity import capacity_settle
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import UNLIMITED, Decision, Rule, Settlement, budget_key, limiter, rule_key
 from gateway.limits import now_ms as clock_ms
@@ -466,6 +467,8 @@ async def governance_admit(ctx: RequestContext) -> Admission:
 
 async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     """Settle reservations with the real usage in ctx and record the usage event once."""
+    if ctx.capacity_takes:
+        await capacity_settle(ctx)  # the deployments' own tpm (routing, with or without governance)
     if not settings.OGEM_GOVERNANCE_ENABLED:
         return
     reservation = admission.reservation

@@ -13,6 +13,10 @@ A request is admitted against a list of rules, and either every rule takes its s
   budget period, in units of 1e-8 USD. A request is admitted while ``s + r + cost <= limit``;
   settling moves its reservation into the spend at the real cost. ``s`` is seeded from the durable
   ``Budget.spend`` when the counter is missing (a new period, or a Redis that lost its data).
+  With Redis each reservation is also noted in the hash (``q:<request id>`` = amount and
+  admission time); one older than ``OGEM_PARALLEL_SLOT_TTL`` belongs to a crashed worker and is
+  released when it would otherwise refuse a request. Settling releases only a reservation still
+  noted, so a late settle never releases twice.
 
 With Redis (``REDIS_URL``) both steps are one Lua script each (EVALSHA, falling back to EVAL), so
 limits hold across every worker and process. Without it (the embedded default: one process), a
@@ -92,6 +96,7 @@ local rid = ARGV[2]
 local window = tonumber(ARGV[3])
 local grace = tonumber(ARGV[4])
 local no_reset_wait = tonumber(ARGV[5])
+local stale_before = now - tonumber(ARGV[6])
 local sec = math.floor(now / 1000)
 local n = #KEYS
 local refused = 0
@@ -99,7 +104,7 @@ local retry = 0
 local out = {}
 local audit = {}
 for i = 1, n do
-  local a = 5 + (i - 1) * 6
+  local a = 6 + (i - 1) * 6
   local kind = ARGV[a + 1]
   local limit = tonumber(ARGV[a + 2])
   local amount = tonumber(ARGV[a + 3])
@@ -150,6 +155,21 @@ for i = 1, n do
     redis.call('HSETNX', key, 's', ARGV[a + 4])
     local spent = tonumber(redis.call('HGET', key, 's')) or 0
     local reserved = tonumber(redis.call('HGET', key, 'r')) or 0
+    if limit >= 0 and spent + reserved + amount > limit and reserved > 0 then
+      -- Before refusing, release what requests of crashed workers still hold.
+      local h = redis.call('HGETALL', key)
+      for j = 1, #h, 2 do
+        if string.sub(h[j], 1, 2) == 'q:' then
+          local held, at = string.match(h[j + 1], '^(%d+):(%d+)$')
+          if at and tonumber(at) < stale_before then
+            reserved = reserved - tonumber(held)
+            redis.call('HDEL', key, h[j])
+          end
+        end
+      end
+      if reserved < 0 then reserved = 0 end
+      redis.call('HSET', key, 'r', reserved)
+    end
     used = spent + reserved
     if limit >= 0 and used + amount > limit then
       if flag == 'a' then
@@ -174,7 +194,7 @@ for i = 1, n do
 end
 if refused == 0 then
   for i = 1, n do
-    local a = 5 + (i - 1) * 6
+    local a = 6 + (i - 1) * 6
     local kind = ARGV[a + 1]
     local key = KEYS[i]
     if kind == 'w' then
@@ -185,6 +205,7 @@ if refused == 0 then
       redis.call('PEXPIRE', key, ARGV[a + 4])
     else
       redis.call('HINCRBY', key, 'r', ARGV[a + 3])
+      redis.call('HSET', key, 'q:' .. rid, ARGV[a + 3] .. ':' .. ARGV[1])
       local ttl = tonumber(ARGV[a + 5])
       if ttl > 0 then redis.call('PEXPIRE', key, ttl + grace) end
     end
@@ -210,7 +231,9 @@ for i = 1, n do
   elseif kind == 'p' then
     redis.call('ZREM', key, rid)
   else
-    if redis.call('HINCRBY', key, 'r', ARGV[a + 2]) < 0 then redis.call('HSET', key, 'r', 0) end
+    if redis.call('HDEL', key, 'q:' .. rid) == 1 then
+      if redis.call('HINCRBY', key, 'r', ARGV[a + 2]) < 0 then redis.call('HSET', key, 'r', 0) end
+    end
     redis.call('HINCRBY', key, 's', ARGV[a + 3])
   end
 end
@@ -221,8 +244,12 @@ return 1
 """
 
 
-def _admit_args(rules: list[Rule], *, now_ms: int, request_id: str) -> list[Any]:
-    args: list[Any] = [now_ms, request_id, WINDOW_SECONDS, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS]
+def _admit_args(
+    rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
+) -> list[Any]:
+    # The last one: a budget reservation older than this belongs to a crashed worker.
+    slot_ms = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+    args: list[Any] = [now_ms, request_id, window, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS, slot_ms]
     for rule in rules:
         if rule.kind == "b":
             extra, extra2 = rule.seed, rule.ttl_ms
@@ -291,9 +318,11 @@ class RedisLimiter:
             self._scripts = {id(client): scripts}
         return scripts[1]
 
-    async def admit(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+    async def admit(
+        self, rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
+    ) -> Decision:
         keys = [rule.key for rule in rules]
-        args = _admit_args(rules, now_ms=now_ms, request_id=request_id)
+        args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=window)
         lean = lean_redis(settings.REDIS_URL)
         if lean is not None:
             raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
@@ -347,7 +376,9 @@ class LocalLimiter:
         with self.store.lock:
             return dict(self.store.budgets.get(key, {}))
 
-    def admit_now(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
+    def admit_now(
+        self, rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
+    ) -> Decision:
         store = self.store
         sec = now_ms // 1000
         refused: int | None = None
@@ -360,18 +391,18 @@ class LocalLimiter:
                 used, reset, wait, over = 0, 0, 0, False
                 if rule.kind == "w":
                     buckets = store.windows.setdefault(rule.key, {})
-                    for b in [b for b in buckets if b <= sec - WINDOW_SECONDS]:
+                    for b in [b for b in buckets if b <= sec - window]:
                         del buckets[b]
                     ordered = sorted(buckets.items())
                     used = sum(count for _, count in ordered)
                     oldest = ordered[0][0] if ordered else sec
-                    reset = (oldest + WINDOW_SECONDS) * 1000 - now_ms
+                    reset = (oldest + window) * 1000 - now_ms
                     if rule.limit >= 0 and used + rule.amount > rule.limit:
-                        over, wait, freed = True, WINDOW_SECONDS * 1000, 0
+                        over, wait, freed = True, window * 1000, 0
                         for b, count in ordered:
                             freed += count
                             if used - freed + rule.amount <= rule.limit:
-                                wait = (b + WINDOW_SECONDS) * 1000 - now_ms
+                                wait = (b + window) * 1000 - now_ms
                                 break
                 elif rule.kind == "p":
                     slots = store.slots.setdefault(rule.key, {})
@@ -414,8 +445,10 @@ class LocalLimiter:
             available=available,
         )
 
-    async def admit(self, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
-        return self.admit_now(rules, now_ms=now_ms, request_id=request_id)
+    async def admit(
+        self, rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
+    ) -> Decision:
+        return self.admit_now(rules, now_ms=now_ms, request_id=request_id, window=window)
 
     def settle_now(self, settlements: list[Settlement], *, request_id: str, bucket: int) -> None:
         store = self.store

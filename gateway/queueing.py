@@ -1,11 +1,13 @@
 """Request queuing: when every deployment of a group is cooling down (429 Retry-After, open
-circuits), a request waits in a bounded, prioritised queue instead of failing at once.
+circuits) or at its own rpm/tpm limits (gateway.capacity), a request waits in a bounded,
+prioritised queue instead of failing at once.
 
-One queue per model group and process. Waiters leave in order of priority (lower first; from
-the key's metadata `priority`, default 100), then of arrival; only the head of the
-queue checks for a free deployment, so a high-priority request is never overtaken. A waiter
-gives up at `queue_timeout`; a full queue (`queue_depth`) refuses newcomers at once. Depth and
-waits are the `ogem_routing_queue_depth` and `ogem_routing_queue_wait_seconds` metrics.
+One queue per model group and process. Waiters leave in order of priority (lower first: the
+caller's `priority`, from its key's metadata, else its team's, else its organization's; default
+100), then of arrival. Only the head of the queue looks for a deployment, and takes it when one
+can serve, so a high-priority request is never overtaken. A waiter gives up at `queue_timeout`; a
+full queue (`queue_depth`) refuses newcomers at once. Depth and waits are the
+`ogem_routing_queue_depth` and `ogem_routing_queue_wait_seconds` metrics.
 """
 
 from __future__ import annotations
@@ -16,18 +18,16 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.context import Caller
+
 DEFAULT_PRIORITY = 100
 
 _queues: dict[str, list[tuple[int, int]]] = {}
 _sequence = itertools.count()
 
 
-def queue_priority(metadata: dict[str, object]) -> int:
-    value = metadata.get("priority") if metadata else None
-    try:
-        return int(value) if value is not None else DEFAULT_PRIORITY  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return DEFAULT_PRIORITY
+def queue_priority(*, caller: Caller) -> int:
+    return caller.priority if caller.priority is not None else DEFAULT_PRIORITY
 
 
 def queue_depth(group: str) -> int:

@@ -28,11 +28,12 @@ from redis.connection import parse_url
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
-    values = [
-        arg if type(arg) is bytes else (arg if type(arg) is str else str(arg)).encode()
-        for arg in args
-    ]
-    return b"*%d\r\n" % len(values) + b"".join([b"$%d\r\n%s\r\n" % (len(v), v) for v in values])
+    parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
+    for arg in args:
+        value = arg if type(arg) is bytes else str(arg).encode()
+        append(b"$%d\r\n%s\r\n" % (len(value), value))
+    return b"".join(parts)
 
 
 class _Protocol(asyncio.Protocol):

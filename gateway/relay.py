@@ -23,7 +23,7 @@ from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for
-from gateway.streaming import binary_relay, sse_relay, usage_fill
+from gateway.streaming import binary_relay, sse_relay, usage_estimate_cancelled, usage_fill
 from providers.adapter import ProviderAdapter
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
@@ -91,6 +91,8 @@ async def relay(
         raise
     except asyncio.CancelledError:
         ctx.cancelled = True  # the client went away while we waited on the upstream
+        if ctx.deployment is not None and not handed_off:
+            usage_estimate_cancelled(ctx)  # the upstream had the prompt: never record zero
         raise
     except BaseException:
         ctx.status_code = 500

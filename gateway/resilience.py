@@ -3,7 +3,10 @@
 `resilience_run` calls `attempt(deployment)` until one succeeds:
 
 1. Within the requested model group, each available deployment (circuit not open, see
-   gateway.health) is tried once, chosen by the router, without waiting.
+   gateway.health; not at its own rpm/tpm, see gateway.capacity) is tried once, chosen by the
+   router, without waiting. When none is available yet (every circuit open, or every
+   deployment at its limits), the request may first wait in the group's queue
+   (`queue_timeout`, gateway.queueing).
 2. Then up to `num_retries` more attempts on the group, each after an exponential backoff with
    jitter whose base depends on the error class, or after the upstream's `Retry-After` when it
    fits in the time budget.
@@ -16,7 +19,8 @@ another group first, the requested group then being its first fallback; a shadow
 (gateway.shadow) mirrors a percentage of successful requests in the background.
 
 The whole request has a time budget (`router_settings.timeout`, default 600 s): no attempt starts
-or waits past it. A group with one deployment and no retries or fallbacks skips all of this.
+or waits past it. A group with one deployment without limits and no retries or fallbacks skips
+all of this.
 Streams fail over only before their first byte: the attempt reads the first chunk.
 """
 
@@ -31,6 +35,7 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from gateway.capacity import capacity_free, capacity_limited, capacity_take
 from gateway.config import RouterSettings, config_current
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -149,6 +154,7 @@ async def resilience_run(
     fallbacks = router.fallbacks.get(ctx.model, router.default_fallbacks)
     if (
         len(candidates) == 1
+        and not capacity_limited(candidates[0])
         and not fallbacks
         and not policy.num_retries
         and ctx.model not in router.context_window_fallbacks
@@ -228,6 +234,57 @@ def _group_candidates(ctx: RequestContext, group: str) -> tuple[Deployment, ...]
         return ()
 
 
+@dataclass(slots=True)
+class _Pick:
+    """The deployment for the next attempt (its own limits already counted), or why none."""
+
+    deployment: Deployment | None
+    circuits: dict[str, Circuit]
+    blocked: str = ""  # COOLING: every circuit is open; LIMITS: every other one is at its limits
+    wait: float = 0.0  # blocked: seconds until a deployment may serve again
+
+
+COOLING = "cooling"
+LIMITS = "limits"
+
+
+async def _pick(
+    ctx: RequestContext,
+    pool: tuple[Deployment, ...],
+    *,
+    strategy: RoutingStrategy,
+    tried: set[str],
+) -> _Pick:
+    usable, circuits, wait = await health_available(pool)
+    if not usable:
+        return _Pick(None, circuits, COOLING, wait)
+    refused: set[str] = set()
+    while True:
+        free, full_wait = capacity_free(usable, skip=refused)
+        if not free:
+            return _Pick(None, circuits, LIMITS, full_wait)
+        fresh = tuple(d for d in free if d.id not in tried)
+        if not fresh:
+            return _Pick(None, circuits)
+        deployment = await strategy.choose(ctx=ctx, candidates=fresh)
+        if not capacity_limited(deployment) or await capacity_take(ctx, deployment):
+            return _Pick(deployment, circuits)
+        refused.add(deployment.id)  # at its own limits: choose among the others
+
+
+def _blocked_error(pool: tuple[Deployment, ...], pick: _Pick) -> GatewayError:
+    retry_after = {"Retry-After": str(max(int(pick.wait + 0.999), 1))}
+    if pick.blocked == LIMITS:
+        return RateLimitError(
+            f"Every deployment of `{pool[0].model_name}` is at its rate limit.", headers=retry_after
+        )
+    return UpstreamUnavailableError(
+        f"Every deployment of `{pool[0].model_name}` is cooling down.",
+        provider="ogem",
+        headers=retry_after,
+    )
+
+
 async def _group_run(
     ctx: RequestContext,
     pool: tuple[Deployment, ...],
@@ -245,36 +302,33 @@ async def _group_run(
     last_kind = UPSTREAM
     queued = False
     while True:
-        usable, circuits, wait = await health_available(pool)
-        if not usable and policy.queue_timeout and not queued and not tried:
+        pick = await _pick(ctx, pool, strategy=strategy, tried=tried)
+        if pick.blocked and policy.queue_timeout and not queued and not used:
             queued = True
-            usable, circuits, wait = await _queued(ctx, pool, policy=policy, deadline=deadline)
-        fresh = tuple(d for d in usable if d.id not in tried)
-        if not usable or not fresh:
-            if not usable and last is None:
-                last = UpstreamUnavailableError(
-                    f"Every deployment of `{pool[0].model_name}` is cooling down.",
-                    provider="ogem",
-                    headers={"Retry-After": str(max(int(wait + 0.999), 1))},
-                )
+            pick = await _queued(
+                ctx, pool, strategy=strategy, policy=policy, deadline=deadline, blocked=pick
+            )
+        if pick.deployment is None:
+            if pick.blocked and last is None:
+                last = _blocked_error(pool, pick)
+                last_kind = RATE_LIMIT if pick.blocked == LIMITS else UNAVAILABLE
             if retries >= policy.num_retries or last is None:
                 break
             retries += 1
             after = retry_after_seconds(last)
             delay = retry_delay(kind=last_kind, retry=retries, retry_after=after)
-            if not usable:
-                delay = max(delay, wait)
+            if pick.blocked:
+                delay = max(delay, pick.wait)
             if time.perf_counter() + delay >= deadline:
                 break
             await asyncio.sleep(delay)
-            usable, circuits, _ = await health_available(pool)
-            if not usable:
+            pick = await _pick(ctx, pool, strategy=strategy, tried=set())
+            if pick.deployment is None:
                 continue
-            fresh = tuple(usable)
-        deployment = await strategy.choose(ctx=ctx, candidates=fresh)
+        deployment = pick.deployment
         tried.add(deployment.id)
         if not await health_probe_claim(
-            deployment, circuit=circuits.get(deployment.id), policy=health
+            deployment, circuit=pick.circuits.get(deployment.id), policy=health
         ):
             continue  # another request is probing this half-open deployment
         used += 1
@@ -306,7 +360,7 @@ async def _group_run(
                 seconds=time.perf_counter() - began,
                 stream=ctx.stream,
             )
-        await health_success(deployment, circuit=circuits.get(deployment.id) or Circuit())
+        await health_success(deployment, circuit=pick.circuits.get(deployment.id) or Circuit())
         return response, used
     if last is None:
         last = UpstreamUnavailableError(
@@ -316,21 +370,31 @@ async def _group_run(
 
 
 async def _queued(
-    ctx: RequestContext, pool: tuple[Deployment, ...], *, policy: RetryPolicy, deadline: float
-) -> tuple[list[Deployment], dict[str, Circuit], float]:
-    """Wait in the group's queue for a deployment to come back, then read the circuits again."""
+    ctx: RequestContext,
+    pool: tuple[Deployment, ...],
+    *,
+    strategy: RoutingStrategy,
+    policy: RetryPolicy,
+    deadline: float,
+    blocked: _Pick,
+) -> _Pick:
+    """Wait in the group's queue. The head of the queue picks a deployment (and takes its
+    capacity) as soon as one can serve, so nobody behind it is served first."""
+    got = blocked
 
     async def ready() -> float:
-        return (await health_available(pool))[2]
+        nonlocal got
+        got = await _pick(ctx, pool, strategy=strategy, tried=set())
+        return max(got.wait, 0.001) if got.blocked else 0.0
 
     await queue_wait(
         group=pool[0].model_name,
-        priority=queue_priority(ctx.caller.metadata),
+        priority=queue_priority(caller=ctx.caller),
         patience=min(policy.queue_timeout, deadline - time.perf_counter()),
         depth=policy.queue_depth,
         ready=ready,
     )
-    return await health_available(pool)
+    return got
 
 
 async def _bounded(

@@ -34,14 +34,23 @@ def overhead_ms(ctx: RequestContext) -> str:
     return f"{max(spent, 0.0) * 1000:.2f}"
 
 
-def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
-    response["x-request-id"] = ctx.request_id
-    if ctx.deployment is not None:
-        response["x-ogem-provider"] = ctx.deployment.provider
-        response["x-ogem-deployment"] = ctx.deployment.id
-    for name, value in extra.items():
+def _header_set(response: HttpResponse, name: str, value: str) -> None:
+    """`response[name] = value` without Django's charset conversion when the value is plain
+    printable ASCII (every header Ogem sets on a normal answer): a tenth of the header cost."""
+    if type(value) is str and value.isascii() and value.isprintable():
+        response.headers._store[name.lower()] = (name, value)
+    else:
         response[name] = value
-    response["x-ogem-overhead-ms"] = overhead_ms(ctx)
+
+
+def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
+    _header_set(response, "x-request-id", ctx.request_id)
+    if ctx.deployment is not None:
+        _header_set(response, "x-ogem-provider", ctx.deployment.provider)
+        _header_set(response, "x-ogem-deployment", ctx.deployment.id)
+    for name, value in extra.items():
+        _header_set(response, name, value)
+    _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
 
 
 def json_response(payload: Any, *, status: int = 200) -> HttpResponse:

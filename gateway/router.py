@@ -4,8 +4,8 @@ Visibility: a deployment with `organization_id` is visible only to that organiza
 master key sees everything). A key with `allowed_models` may use a model when the list names the
 model or one of the deployment's `access_groups`; an empty list allows every model.
 
-Region pinning: a caller whose key metadata names `regions` only reaches
-deployments whose `region` is one of them.
+Region pinning: a caller with `regions` (from its key's metadata, else its team's, else its
+organization's: gateway.auth) only reaches deployments whose `region` is one of them.
 
 Errors: a model that does not exist, or exists only in another organization, is 404
 `model_not_found` (so names of other tenants' models do not leak); a visible model the key is not
@@ -75,10 +75,9 @@ def deployments_for(
             param="model",
             code="model_not_allowed",
         )
-    regions = caller.metadata.get("regions") if caller.metadata else None
-    if regions:
-        # Data residency: a key pinned to regions never reaches a deployment elsewhere.
-        allowed = [d for d in allowed if d.region in regions]
+    if caller.regions:
+        # Data residency: a caller pinned to regions never reaches a deployment elsewhere.
+        allowed = [d for d in allowed if d.region in caller.regions]
         if not allowed:
             raise PermissionDeniedError(
                 f"No deployment of `{model}` is in the regions this key may use.",

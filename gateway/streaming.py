@@ -2,7 +2,8 @@
 
 Each relay is an async generator that owns the upstream stream and the settlement: its `finally`
 closes the upstream (so a client that goes away cancels the upstream request) and settles
-governance exactly once.
+governance exactly once, at the usage the upstream reported or, for what it did not report before
+the client left, at Ogem's estimate (docs/governance.md).
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ def usage_fill(usage: Usage, reported: dict[str, Any]) -> None:
         usage.reasoning_tokens = int(completion_details.get("reasoning_tokens") or 0)
 
 
+def usage_estimate_cancelled(ctx: RequestContext, *, relayed_chunks: int = 0) -> None:
+    """Fill what the upstream did not report before the client left, so a cancelled request is
+    never recorded at zero: the prompt at Ogem's admission estimate (about 4 bytes a token) and
+    the completion at one token per chunk relayed (the OpenAI family streams about a token a
+    chunk; the first chunk carries only the role). Reported counts are kept as they are."""
+    usage = ctx.usage
+    if not usage.prompt_tokens:
+        usage.prompt_tokens = ctx.estimated_prompt_tokens
+    if not usage.completion_tokens:
+        usage.completion_tokens = max(relayed_chunks - 1, 0)
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+
+
 def _event(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -52,8 +66,14 @@ async def sse_relay(
     include_usage: bool,
     settle: Settle,
 ) -> AsyncIterator[bytes]:
-    """`first` was already read (to answer upstream errors with a status); the rest follows."""
+    """`first` was already read (to answer upstream errors with a status); the rest follows.
+
+    A client that leaves cancels the upstream (it stops generating, so it stops billing) and the
+    request is recorded at the last usage the upstream reported, else at Ogem's estimate (see
+    `usage_estimate_cancelled`).
+    """
     chunk = first
+    relayed = 0  # chunks with choices sent to the client: about a token each in this family
     try:
         while chunk is not None:
             usage = usage_of(chunk)
@@ -61,6 +81,7 @@ async def sse_relay(
                 usage_fill(ctx.usage, usage)
             if include_usage or not (usage and not chunk.get("choices")):
                 yield _event(chunk)
+                relayed += 1
             waited = time.perf_counter()
             chunk = await anext(upstream, None)
             ctx.upstream_seconds += time.perf_counter() - waited
@@ -86,6 +107,8 @@ async def sse_relay(
         try:
             await upstream.aclose()  # type: ignore[attr-defined]
         finally:
+            if ctx.cancelled:
+                usage_estimate_cancelled(ctx, relayed_chunks=relayed)
             await settle()
 
 

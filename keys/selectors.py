@@ -42,6 +42,25 @@ def key_authenticate(*, secret: str) -> VirtualKey | None:
     return key
 
 
+def key_prefixes_list(
+    *, team_id: int | None = None, organization_id: int | None = None
+) -> list[str]:
+    """The current and pre-rotation prefixes of a team's or an organization's keys."""
+    keys = VirtualKey.objects.all()
+    if team_id is not None:
+        keys = keys.filter(team_id=team_id)
+    if organization_id is not None:
+        keys = keys.filter(
+            Q(organization_id=organization_id) | Q(team__organization_id=organization_id)
+        )
+    prefixes: list[str] = []
+    for prefix, previous in keys.values_list("prefix", "previous_prefix"):
+        prefixes.append(prefix)
+        if previous:
+            prefixes.append(previous)
+    return prefixes
+
+
 def key_is_active(*, key: VirtualKey, now=None) -> bool:  # type: ignore[no-untyped-def]
     now = now or timezone.now()
     if key.revoked_at is not None:

@@ -135,6 +135,21 @@ def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) ->
     transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
 
 
+def key_cache_forget(*, team: Team | None = None, organization: Organization | None = None) -> None:
+    """Every worker forgets the cached callers of a team's or organization's keys (after the
+    transaction commits): their routing settings (regions, priority, tags) come from the team's
+    and organization's metadata. Call before deleting, while the keys can still be listed."""
+    from keys.cache import key_cache_invalidate
+    from keys.selectors import key_prefixes_list
+
+    prefixes = key_prefixes_list(
+        team_id=team.pk if team is not None else None,
+        organization_id=organization.pk if organization is not None else None,
+    )
+    if prefixes:
+        transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
+
+
 def key_delete(*, key: VirtualKey) -> None:
     """Delete a key for good; caches forget it like a revocation."""
     _key_changed(key=key)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -66,7 +67,9 @@ def _connector_close(session: aiohttp.ClientSession) -> None:
         connector._close(abort_ssl=True)
 
 
+@functools.lru_cache(maxsize=256)
 def http_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # Cached: deployments share a handful of timeout sets, and ClientTimeout is immutable.
     return aiohttp.ClientTimeout(
         total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
     )

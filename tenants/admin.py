@@ -18,6 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from keys.services import key_cache_forget
 from tenants.audit import (
     audit_actor,
     audit_actor_name,
@@ -380,6 +381,9 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [TeamInline, MembershipInline]
     actions = ["issue_scim_token"]
+    # Links to the spend dashboard (the change page's filtered on the organization or team).
+    change_list_template = "admin/ogem/change_list_spend.html"
+    change_form_template = "admin/ogem/change_form_spend.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return (
@@ -400,6 +404,20 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
         return (
             super().get_prepopulated_fields(request, obj) if self._is_proxy_admin(request) else {}
         )
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            key_cache_forget(organization=obj)  # its keys' cached routing metadata
+
+    def delete_model(self, request: HttpRequest, obj: Organization) -> None:
+        key_cache_forget(organization=obj)  # its keys go with it: no worker may keep them cached
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+        for item in queryset:
+            key_cache_forget(organization=item)
+        super().delete_queryset(request, queryset)
 
     @admin.display(description="Teams", ordering="_teams")
     def team_count(self, organization: Organization) -> int:
@@ -436,6 +454,22 @@ class TeamAdmin(ScopedAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["organization"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
+    change_list_template = "admin/ogem/change_list_spend.html"
+    change_form_template = "admin/ogem/change_form_spend.html"
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            key_cache_forget(team=obj)  # its keys' cached routing metadata
+
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        key_cache_forget(team=obj)  # its keys go with it: no worker may keep them cached
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+        for item in queryset:
+            key_cache_forget(team=item)
+        super().delete_queryset(request, queryset)
 
     def get_inlines(self, request: HttpRequest, obj: Team | None) -> list[type]:
         # Keys are listed, not created, inline: a new key's secret needs its own page.

@@ -41,10 +41,12 @@ def organization_update(*, organization: Organization, **fields: Any) -> Organiz
             f"an organization with slug {organization.slug!r} already exists", field="slug"
         )
     organization.save()
+    _callers_forget(organization=organization)
     return organization
 
 
 def organization_delete(*, organization: Organization) -> None:
+    _callers_forget(organization=organization)
     organization.delete()
 
 
@@ -83,10 +85,12 @@ def team_update(*, team: Team, **fields: Any) -> Team:
             f"team slug {team.slug!r} is already used in this organization", field="slug"
         )
     team.save()
+    _callers_forget(team=team)
     return team
 
 
 def team_delete(*, team: Team) -> None:
+    _callers_forget(team=team)
     team.delete()
 
 
@@ -177,6 +181,14 @@ def _membership_role(*, role: str, team: Team | None) -> str:
             "organization roles are held on the organization, not on a team", field="role"
         )
     return role
+
+
+def _callers_forget(*, team: Team | None = None, organization: Organization | None = None) -> None:
+    """The /v1 key cache holds each key's caller with its team's and organization's routing
+    metadata: a change (or a deletion) must reach every worker, as a key change does."""
+    from keys.services import key_cache_forget
+
+    key_cache_forget(team=team, organization=organization)
 
 
 def _assign(*, instance: Any, fields: dict[str, Any], allowed: set[str]) -> None:

@@ -180,6 +180,9 @@ OGEM_PRICE_OVERRIDE_TTL = env_int("OGEM_PRICE_OVERRIDE_TTL", 30)
 OGEM_BUDGET_DEFAULT_MAX_OUTPUT = env_int("OGEM_BUDGET_DEFAULT_MAX_OUTPUT", 4096)
 # Output tokens counted against TPM at admission when the request sets no max_tokens.
 OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
+# Seconds of the sliding window a deployment's own rpm/tpm count in (gateway/capacity.py);
+# 60 makes them per minute, as configured; tests shorten it.
+OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
 # A parallel-request slot not released by then (a crashed worker) frees itself.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).

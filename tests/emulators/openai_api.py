@@ -3,6 +3,12 @@
 It speaks the wire format of every endpoint Ogem relays, checks auth and required fields the way
 the real API does (OpenAI-shaped 401/400/404 bodies), records every request for assertions and
 takes injected faults (status, slow first byte, cut stream, connection reset, malformed JSON).
+Its `ledger` holds, per chat/text completion, the usage it reported: the usage block of a plain
+answer; for a stream, the prompt plus the completion tokens of the chunks it wrote, marked
+complete only when it wrote the whole stream (a reader that goes away cuts it short). Streams
+asked for `stream_options.continuous_usage_stats` (vLLM's option) carry the usage so far in every
+chunk; `stream_hold_after` holds every stream after that many chunks until its reader leaves, so
+the last usage a reader saw is known exactly.
 `flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
 "groq" 400 to the fields Groq rejects.
 """
@@ -63,6 +69,17 @@ class Recorded:
 
 
 @dataclass
+class Reported:
+    """One ledger entry: what the emulator reported (or, for a cut stream, emitted)."""
+
+    recorded: Recorded
+    prompt_tokens: int
+    completion_tokens: int
+    stream: bool
+    complete: bool
+
+
+@dataclass
 class Fault:
     status: int | None = None
     body: Any = None
@@ -84,9 +101,14 @@ class OpenAIEmulator:
         self.api_key = api_key
         self.flavor = flavor
         self.requests: list[Recorded] = []
+        self.ledger: list[Reported] = []
         self.faults: list[Fault] = []
         # Upstream model name -> seconds every request for it waits before answering.
         self.model_delays: dict[str, float] = {}
+        # Pause between the chunks of every stream (a fault's chunk_delay wins).
+        self.stream_chunk_delay = 0.0
+        # Hold every stream after this many chunks until the reader goes away.
+        self.stream_hold_after: int | None = None
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,8 +149,11 @@ class OpenAIEmulator:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.ledger.clear()
         self.faults.clear()
         self.model_delays.clear()
+        self.stream_chunk_delay = 0.0
+        self.stream_hold_after = None
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -208,8 +233,20 @@ class OpenAIEmulator:
             return invalid
         handler = getattr(self, "_" + endpoint.replace("/", "_"))
         if endpoint in ("chat/completions", "completions") and body.get("stream"):
-            return await self._stream(request, endpoint, body, fault)
-        return await handler(body, recorded)
+            return await self._stream(request, recorded, endpoint, body, fault)
+        response = await handler(body, recorded)
+        if endpoint in ("chat/completions", "completions"):
+            usage = orjson.loads(response.body)["usage"]
+            self.ledger.append(
+                Reported(
+                    recorded,
+                    usage["prompt_tokens"],
+                    usage["completion_tokens"],
+                    stream=False,
+                    complete=True,
+                )
+            )
+        return response
 
     def _route(self, request: web.Request) -> tuple[str, web.Response | None]:
         path = request.path
@@ -435,7 +472,12 @@ class OpenAIEmulator:
         return self._json({"object": "list", "data": []})
 
     async def _stream(
-        self, request: web.Request, endpoint: str, body: dict[str, Any], fault: Fault
+        self,
+        request: web.Request,
+        recorded: Recorded,
+        endpoint: str,
+        body: dict[str, Any],
+        fault: Fault,
     ) -> web.StreamResponse:
         chat = endpoint == "chat/completions"
         reply, prompt_tokens = self._reply_text(endpoint, body)
@@ -485,21 +527,48 @@ class OpenAIEmulator:
                 "total_tokens": prompt_tokens + tokens(reply),
             }
             events.append({**base, "choices": [], "usage": usage})
+        entry = Reported(recorded, prompt_tokens, 0, stream=True, complete=False)
+        self.ledger.append(entry)
+        continuous = bool(options.get("continuous_usage_stats"))
         try:
             for number, event in enumerate(events):
+                if number == self.stream_hold_after:
+                    await self._hold_until_gone(request)
                 if fault.cut_after_chunks is not None and number >= fault.cut_after_chunks:
                     await asyncio.sleep(0.05)  # let what was sent arrive before the cut
                     request.transport.close()  # type: ignore[union-attr]
                     return response
-                if number and fault.chunk_delay:
-                    await asyncio.sleep(fault.chunk_delay)
+                delay = fault.chunk_delay or self.stream_chunk_delay
+                if number and delay:
+                    await asyncio.sleep(delay)
+                for choice in event.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+                    entry.completion_tokens += tokens(text)
+                if continuous and event.get("choices"):
+                    event = {
+                        **event,
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": entry.completion_tokens,
+                            "total_tokens": prompt_tokens + entry.completion_tokens,
+                        },
+                    }
                 await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
+            entry.complete = True
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             self.disconnected.set()
             raise
         return response
+
+    @staticmethod
+    async def _hold_until_gone(request: web.Request) -> None:
+        """Wait until the reader closes the connection (then the next write fails)."""
+        transport = request.transport
+        while transport is not None and not transport.is_closing():
+            await asyncio.sleep(0.01)
+        raise ConnectionResetError("the reader went away")
 
     @staticmethod
     def _json(payload: Any) -> web.Response:

@@ -35,6 +35,17 @@ def _wait(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-d
     return predicate()
 
 
+def _events(response: httpx.Response, count: int) -> list[str]:
+    """The first `count` SSE lines of a streamed response (then the caller leaves)."""
+    events: list[str] = []
+    for line in response.iter_lines():
+        if line:
+            events.append(line)
+        if len(events) == count:
+            break
+    return events
+
+
 def test_disconnect_cancels_upstream_and_settles_once(
     live_ogem, master_key, openai_emulator, install_deployments, settlements
 ) -> None:  # type: ignore[no-untyped-def]
@@ -69,6 +80,86 @@ def test_disconnect_cancels_upstream_and_settles_once(
     assert len(settlements) == 1
     assert settlements[0].cancelled is True
     assert settlements[0].deployment.id == "test:emulated"
+    # The upstream reported no usage before the cut: the prompt is estimated (never zero) and
+    # the completion counts the content chunks relayed, here none (only the role chunk).
+    usage = settlements[0].usage
+    assert usage.prompt_tokens > 40
+    assert (usage.completion_tokens, usage.total_tokens) == (0, usage.prompt_tokens)
+
+
+def test_abandoned_stream_is_recorded_at_the_last_usage_the_upstream_reported(
+    live_ogem, master_key, openai_emulator, install_deployments, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    install_deployments(
+        Deployment(
+            id="test:emulated",
+            model_name="emulated",
+            provider="openai",
+            upstream_model="gpt-4o-mini",
+            api_base=f"{openai_emulator.url}/v1",
+            api_key=UPSTREAM_KEY,
+        )
+    )
+    # vLLM's continuous usage: every chunk carries the usage so far. The emulator holds the stream
+    # after its third chunk until the client has gone, so the last report Ogem read is known.
+    openai_emulator.stream_hold_after = 3
+    long_prompt = " ".join(f"word{i}" for i in range(40))
+    with httpx.stream(
+        "POST",
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "emulated",
+            "stream": True,
+            "stream_options": {"continuous_usage_stats": True},
+            "messages": [{"role": "user", "content": long_prompt}],
+        },
+    ) as response:
+        lines = _events(response, 3)
+        assert all(line.startswith("data: {") for line in lines)
+    assert openai_emulator.disconnected.wait(5)
+    assert _wait(lambda: len(settlements) == 1)
+    (reported,) = openai_emulator.ledger
+    assert not reported.complete
+    usage = settlements[0].usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        reported.prompt_tokens,
+        reported.completion_tokens,
+    )
+    assert usage.completion_tokens == 2  # two words in the second and third chunks
+    assert settlements[0].cancelled is True
+
+
+def test_abandoned_stream_without_usage_counts_the_relayed_chunks(
+    live_ogem, master_key, openai_emulator, install_deployments, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    install_deployments(
+        Deployment(
+            id="test:emulated",
+            model_name="emulated",
+            provider="openai",
+            upstream_model="gpt-4o-mini",
+            api_base=f"{openai_emulator.url}/v1",
+            api_key=UPSTREAM_KEY,
+        )
+    )
+    openai_emulator.stream_hold_after = 6
+    with httpx.stream(
+        "POST",
+        f"{live_ogem.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {master_key}"},
+        json={
+            "model": "emulated",
+            "stream": True,
+            "messages": [{"role": "user", "content": " ".join(["word"] * 30)}],
+        },
+    ) as response:
+        assert len(_events(response, 6)) == 6
+    assert openai_emulator.disconnected.wait(5)
+    assert _wait(lambda: len(settlements) == 1)
+    usage = settlements[0].usage
+    assert usage.completion_tokens == 5  # six chunks relayed, the first only the role
+    assert usage.prompt_tokens > 30
 
 
 def test_mock_stream_disconnect_settles_once(

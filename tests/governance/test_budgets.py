@@ -73,6 +73,35 @@ async def test_failed_request_releases_its_reservation(backend: str, tenant: str
     assert (await limiter().admit([rule], now_ms=now, request_id="c")).allowed
 
 
+async def test_reservation_of_a_crashed_worker_is_released_once(
+    backend: str, tenant: str, settings
+) -> None:
+    if backend != "redis":
+        pytest.skip("one process: a crash takes its in-process store with it")
+    key = budget_key(tenant=tenant, scope="key", target_id=1, period=0)
+    rule = Rule("b", key, 2 * WORST, WORST, "key:budget")
+    now = int(time.time() * 1000)
+    stale = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+    # "dead" is admitted by a worker that is then SIGKILLed: it never settles.
+    dead = await limiter().admit([rule], now_ms=now, request_id="dead")
+    live = await limiter().admit([rule], now_ms=now + stale // 2, request_id="live")
+    assert live.allowed
+    # Until the slot lifetime has passed, the dead request's reservation holds its room.
+    assert not (await limiter().admit([rule], now_ms=now + stale, request_id="early")).allowed
+    later = await limiter().admit([rule], now_ms=now + stale + 1, request_id="later")
+    assert later.allowed
+    assert await _counters(backend, key) == (0, 2 * WORST)  # "live" and "later"
+    # A settle that still comes (a very long request) adds its spend but releases nothing twice.
+    await limiter().settle(
+        [Settlement(rule, 300)], request_id="dead", bucket=dead.bucket, event=b""
+    )
+    assert await _counters(backend, key) == (300, 2 * WORST)
+    await limiter().settle(
+        [Settlement(rule, 200)], request_id="live", bucket=live.bucket, event=b""
+    )
+    assert await _counters(backend, key) == (500, WORST)
+
+
 async def test_audit_mode_reports_but_admits(backend: str, tenant: str) -> None:
     key = budget_key(tenant=tenant, scope="key", target_id=2, period=0)
     rule = Rule("b", key, WORST, WORST, "key:budget", audit=True, seed=WORST)
