@@ -25,7 +25,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
-from gateway.context import Caller
+from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_register_invalidator
@@ -182,31 +182,15 @@ def _caller_from_database(secret: str) -> Caller | None:
 
 
 def _routing_settings(key: Any) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
-    """(tags, regions, priority) for routing: each from the most specific level that sets it,
-    the key (its `tags`, its metadata's `regions` and `priority`), else its team's metadata,
-    else its organization's. The team and organization come with the key's row (no query)."""
-    levels = [
-        {**(key.metadata or {}), "tags": key.tags},
-        (key.team.metadata or {}) if key.team is not None else {},
-        (key.organization.metadata or {}) if key.organization is not None else {},
-    ]
-
-    def first(name: str) -> Any:
-        # Set means present and not empty; a priority of 0 is set.
-        unset = (None, "", [], ())
-        return next((level[name] for level in levels if level.get(name) not in unset), None)
-
-    tags = first("tags")
-    regions = first("regions")
-    priority = first("priority")
-    try:
-        priority = int(priority) if priority is not None else None
-    except (TypeError, ValueError):
-        priority = None
-    return (
-        tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else (),
-        tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else (),
-        priority,
+    """(tags, regions, priority) for a key: its own (`tags`, its metadata's `regions` and
+    `priority`), else its team's metadata, else its organization's. The team and organization
+    come with the key's row (no query)."""
+    return routing_settings_resolve(
+        levels=[
+            {**(key.metadata or {}), "tags": key.tags},
+            (key.team.metadata or {}) if key.team is not None else {},
+            (key.organization.metadata or {}) if key.organization is not None else {},
+        ]
     )
 
 

@@ -35,6 +35,30 @@ class Caller:
     expires_at: float | None = None  # unix time; checked on every request, cache or not
 
 
+def routing_settings_resolve(
+    *, levels: list[dict[str, Any]]
+) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    """(tags, regions, priority), each from the first (most specific) level that sets it."""
+
+    def first(name: str) -> Any:
+        # Set means present and not empty; a priority of 0 is set.
+        unset = (None, "", [], ())
+        return next((level[name] for level in levels if level.get(name) not in unset), None)
+
+    tags = first("tags")
+    regions = first("regions")
+    priority = first("priority")
+    try:
+        priority = int(priority) if priority is not None else None
+    except (TypeError, ValueError):
+        priority = None
+    return (
+        tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else (),
+        tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else (),
+        priority,
+    )
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0

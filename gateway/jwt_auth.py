@@ -2,8 +2,9 @@
 
 ``tenants.oidc`` verifies the token (JWKS fetched and cached, signature, issuer, audience,
 expiry) and maps its claims to an organization, teams and a role. Here the result is cached by
-sha256(token) until the token's ``exp``, and organization/team slugs are resolved to ids once
-per ``SLUG_TTL``: in the steady state a request with a known token makes no database query and
+sha256(token) until the token's ``exp``, and organization/team slugs are resolved to ids (with
+the team's, else the organization's, routing settings: tags, regions, priority) once per
+``SLUG_TTL``: in the steady state a request with a known token makes no database query and
 verifies no signature. Tokens that do not look like JWTs are left to the key resolver.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 
-from gateway.context import Caller
+from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from tenants.models import Organization, Role, Team
 from tenants.oidc import (
@@ -31,7 +33,18 @@ _MAX_ENTRIES = 50_000
 
 _lock = threading.Lock()
 _tokens: dict[str, tuple[Caller, float]] = {}  # sha256(token) → (caller, exp)
-_slugs: dict[tuple[str, tuple[str, ...]], tuple[int | None, int | None, float]] = {}
+Routing = tuple[tuple[str, ...], tuple[str, ...], int | None]  # tags, regions, priority
+
+
+@dataclass(frozen=True, slots=True)
+class _Tenant:
+    organization_id: int | None
+    team_id: int | None
+    routing: Routing
+    until: float
+
+
+_slugs: dict[tuple[str, tuple[str, ...]], _Tenant] = {}
 
 
 def jwt_cache_clear() -> None:
@@ -40,49 +53,57 @@ def jwt_cache_clear() -> None:
         _slugs.clear()
 
 
-def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> tuple[int | None, int | None]:
-    """The organization's id and the first named team's id in it (None when unknown)."""
-    organization_id = (
-        Organization.objects.filter(slug=organization).values_list("pk", flat=True).first()
+def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
+    """The organization, the first named team in it (None when unknown) and the routing settings
+    (tags, regions, priority) of the team's metadata, else the organization's."""
+    found = Organization.objects.filter(slug=organization).values("pk", "metadata").first()
+    team = None
+    if found is not None and teams:
+        by_slug = {
+            row["slug"]: row
+            for row in Team.objects.filter(organization_id=found["pk"], slug__in=teams).values(
+                "slug", "pk", "metadata"
+            )
+        }
+        team = next((by_slug[slug] for slug in teams if slug in by_slug), None)
+    levels = [(team or {}).get("metadata") or {}, (found or {}).get("metadata") or {}]
+    return _Tenant(
+        organization_id=found["pk"] if found else None,
+        team_id=team["pk"] if team else None,
+        routing=routing_settings_resolve(levels=levels),
+        until=time.monotonic() + SLUG_TTL,
     )
-    if organization_id is None or not teams:
-        return organization_id, None
-    found = dict(
-        Team.objects.filter(organization_id=organization_id, slug__in=teams).values_list(
-            "slug", "pk"
-        )
-    )
-    team_id = next((found[slug] for slug in teams if slug in found), None)
-    return organization_id, team_id
 
 
-async def _tenant_ids(claims: ValidatedClaims) -> tuple[int, int | None]:
+async def _tenant(claims: ValidatedClaims) -> _Tenant:
     if claims.organization is None:
         raise AuthenticationError("The token names no organization.", code="invalid_token")
     cache_key = (claims.organization, claims.teams)
-    cached = _slugs.get(cache_key)
-    if cached is not None and cached[2] > time.monotonic():
-        organization_id, team_id = cached[0], cached[1]
-    else:
-        organization_id, team_id = await sync_to_async(_resolve_slugs, thread_sensitive=False)(
+    tenant = _slugs.get(cache_key)
+    if tenant is None or tenant.until <= time.monotonic():
+        tenant = await sync_to_async(_resolve_slugs, thread_sensitive=False)(
             claims.organization, claims.teams
         )
         with _lock:
             if len(_slugs) > _MAX_ENTRIES:
                 _slugs.clear()
-            _slugs[cache_key] = (organization_id, team_id, time.monotonic() + SLUG_TTL)
-    if organization_id is None:
+            _slugs[cache_key] = tenant
+    if tenant.organization_id is None:
         raise AuthenticationError("The token's organization is unknown.", code="invalid_token")
-    return organization_id, team_id
+    return tenant
 
 
-def _caller(claims: ValidatedClaims, organization_id: int | None, team_id: int | None) -> Caller:
+def _caller(claims: ValidatedClaims, tenant: _Tenant | None) -> Caller:
     expires_at = claims.claims.get("exp")
+    tags, regions, priority = tenant.routing if tenant else ((), (), None)
     return Caller(
         is_master=claims.role == Role.PROXY_ADMIN,
         key_name=f"oidc:{claims.subject}",
-        organization_id=organization_id,
-        team_id=team_id,
+        organization_id=tenant.organization_id if tenant else None,
+        team_id=tenant.team_id if tenant else None,
+        tags=tags,
+        regions=regions,
+        priority=priority,
         expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
     )
 
@@ -108,9 +129,9 @@ async def jwt_caller_authenticate(*, token: str) -> Caller | None:
     if claims.role is None:
         raise AuthenticationError("The token carries no role Ogem accepts.", code="invalid_token")
     if claims.role == Role.PROXY_ADMIN:
-        caller = _caller(claims, None, None)
+        caller = _caller(claims, None)
     else:
-        caller = _caller(claims, *await _tenant_ids(claims))
+        caller = _caller(claims, await _tenant(claims))
     if caller.expires_at is not None:
         with _lock:
             if len(_tokens) > _MAX_ENTRIES:

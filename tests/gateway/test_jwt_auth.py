@@ -119,3 +119,36 @@ def test_steady_state_makes_no_database_query(
         == 200
     )
     assert queries_by_server == []
+
+
+def test_team_routing_settings_reach_jwt_callers(
+    jwt_idp: LocalIdP, live_ogem: LiveServer, install_deployments
+) -> None:
+    from providers.base import Deployment
+    from tenants.models import Team
+
+    Team.objects.filter(slug="ml").update(metadata={"regions": ["eu"]})
+    install_deployments(
+        *(
+            Deployment(
+                id=f"jwt:{region}",
+                model_name="pinned",
+                provider="mock",
+                upstream_model="m",
+                region=region,
+            )
+            for region in ("us", "eu")
+        )
+    )
+    token = jwt_idp.token(ogem_org="acme", ogem_teams=["ml"], ogem_role="gw-users")
+    served = set()
+    for _ in range(8):
+        response = httpx.post(
+            f"{live_ogem.url}/v1/chat/completions",
+            json={**BODY, "model": "pinned"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        served.add(response.headers["x-ogem-deployment"])
+    assert served == {"jwt:eu"}
