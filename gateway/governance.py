@@ -296,18 +296,7 @@ def _rules(
             parallel=snapshot.max_parallel_requests,
             tokens=tokens,
         )
-    deployment = ctx.deployment
-    if deployment is not None and (deployment.rpm is not None or deployment.tpm is not None):
-        owner = deployment.organization_id
-        rules += _window_rules(
-            tenant=f"o:{owner if owner is not None else '-'}",
-            entity=f"deployment:{deployment.id}",
-            label="deployment",
-            rpm=deployment.rpm,
-            tpm=deployment.tpm,
-            parallel=None,
-            tokens=tokens,
-        )
+    # A deployment's own rpm/tpm are counted when the router picks it (gateway/capacity.py).
     amount = usd_to_units(worst_case, round_up=True)
     for snapshot in snapshots.values():
         if snapshot is None or (snapshot.max_budget is None and snapshot.soft_budget is None):
