@@ -201,37 +201,68 @@ def stream_probe(
 
 
 @dataclass
+class Stalls:
+    """Gaps between reads of the streams' bodies in one phase of the run."""
+
+    gaps: int
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, gaps: list[float]) -> Stalls:
+        return cls(
+            gaps=len(gaps),
+            p99_ms=_percentile(gaps, 0.99),
+            max_ms=max(gaps) if gaps else float("nan"),
+        )
+
+
+@dataclass
 class SlowStreamResult:
     completed: int
     errors: dict[str, int]
     ttfb_p50_ms: float
     ttfb_p99_ms: float
-    max_gap_ms: float
-    p99_gap_ms: float
+    ramp: Stalls  # gaps that began while streams were still being opened
+    open: Stalls  # gaps that began once every stream had its first event
+    # perf_counter() when the first stream was opened and when the last one had its first event.
+    ramp_started: float
+    all_open: float
     # Per completed stream: perf_counter() at its first and at its last read.
     spans: list[tuple[float, float]]
 
 
 async def _slow_streams(
-    *, host: str, port: int, path: str, body: bytes, headers: dict[str, str], count: int
+    *,
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    count: int,
+    ramp_seconds: float,
 ) -> SlowStreamResult:
     """Raw asyncio sockets, far cheaper than an HTTP client library, so that the client is not
-    what stalls when thousands of streams run at once. Connections open in a ramp (200 every
-    100 ms) and gaps are measured between reads once a stream has started."""
+    what stalls when thousands of streams run at once. Streams open one after another, evenly
+    over `ramp_seconds` (as clients arrive, not all in the same instant). Time to first event and
+    the gaps are measured between reads that complete an SSE event (direct and through Ogem
+    alike), and gaps are split by whether they began before or after the last stream's first
+    event."""
     head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
     head += [f"{name}: {value}" for name, value in headers.items()]
     head.append(f"Content-Length: {len(body)}")
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     ttfbs: list[float] = []
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []  # (when the gap began, its length in ms)
+    firsts: list[float] = []
     spans: list[tuple[float, float]] = []
     errors: dict[str, int] = {}
 
     def fail(reason: str) -> None:
         errors[reason] = errors.get(reason, 0) + 1
 
-    async def one(delay: float) -> None:
-        await asyncio.sleep(delay)
+    async def one(at: float) -> None:
+        await asyncio.sleep(max(at - time.perf_counter(), 0))
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(host, port)
@@ -243,22 +274,32 @@ async def _slow_streams(
             received = b""
             previous: float | None = None
             first = 0.0
+            status_checked = False
             while True:
                 data = await asyncio.wait_for(reader.read(65536), timeout=60)
                 now = time.perf_counter()
                 if not data:
                     break
-                if previous is None:
-                    first = now
-                    ttfbs.append((now - started) * 1000)
+                if not status_checked:
+                    status_checked = True
                     status = data.split(b" ", 2)[1:2]
                     if status != [b"200"]:
                         fail(f"HTTP {status[0].decode() if status else '?'}")
                         return
-                else:
-                    gaps.append((now - previous) * 1000)
-                previous = now
+                # Time complete SSE events, not reads: the mock upstream trickles bytes, so a
+                # read may end inside an event, which a gateway (relaying whole events) holds
+                # until the rest arrives; counted per read, that wait would be billed to Ogem.
+                completes = b"\n\n" in received[-1:] + data
                 received += data[-32:]
+                if not completes:
+                    continue
+                if previous is None:
+                    first = now
+                    firsts.append(now)
+                    ttfbs.append((now - started) * 1000)
+                else:
+                    gaps.append((previous, (now - previous) * 1000))
+                previous = now
             if b"[DONE]" not in received:
                 fail("incomplete stream")
             elif previous is not None:
@@ -268,20 +309,25 @@ async def _slow_streams(
         finally:
             writer.close()
 
-    await asyncio.gather(*(one((index // 200) * 0.1) for index in range(count)))
+    begin = time.perf_counter() + 0.05
+    step = ramp_seconds / count if count else 0.0
+    await asyncio.gather(*(one(begin + index * step) for index in range(count)))
+    all_open = max(firsts) if firsts else begin
     return SlowStreamResult(
         completed=count - sum(errors.values()),
         errors=errors,
         ttfb_p50_ms=statistics.median(ttfbs) if ttfbs else float("nan"),
         ttfb_p99_ms=_percentile(ttfbs, 0.99),
-        max_gap_ms=max(gaps) if gaps else float("nan"),
-        p99_gap_ms=_percentile(gaps, 0.99),
+        ramp=Stalls.of([gap for began, gap in gaps if began < all_open]),
+        open=Stalls.of([gap for began, gap in gaps if began >= all_open]),
+        ramp_started=begin,
+        all_open=all_open,
         spans=spans,
     )
 
 
 def slow_stream_probe(
-    *, url: str, body: bytes, headers: dict[str, str], count: int
+    *, url: str, body: bytes, headers: dict[str, str], count: int, ramp_seconds: float
 ) -> SlowStreamResult:
     parsed = urlsplit(url)
     return asyncio.run(
@@ -292,5 +338,6 @@ def slow_stream_probe(
             body=body,
             headers=headers,
             count=count,
+            ramp_seconds=ramp_seconds,
         )
     )

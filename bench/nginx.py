@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bodies import completion_json, completion_sse
-from bench.procs import free_port, pinned, stop, wait_port
+from bench.procs import ROOT, free_port, pinned, python, stop, wait_port
 
 CONFIG = """
 {user}
@@ -43,18 +43,6 @@ http {{
             alias {dir}/completion.sse;
         }}
     }}
-    server {{
-        listen 127.0.0.1:{slow_port} backlog=4096;
-        location = /v1/chat/completions {{
-            default_type text/event-stream;
-            alias {dir}/completion.sse;
-            # About one small write every 100 ms: a slow model, 2 seconds per answer.
-            sendfile off;
-            output_buffers 1 {slow_bytes};
-            postpone_output 0;
-            limit_rate {slow_rate};
-        }}
-    }}
 }}
 """
 
@@ -65,30 +53,29 @@ class MockUpstream:
     json_port: int
     sse_port: int
     slow_port: int
+    slow: subprocess.Popen | None = None  # bench.slow_upstream, serving slow_port
 
     def base(self, port: int) -> str:
         return f"http://127.0.0.1:{port}/v1"
 
     def stop(self) -> None:
+        stop(self.slow)
         stop(self.process)
 
 
 def start_nginx(
-    *, nginx: str, workdir: Path, core: int | None, slow_events_per_second: float = 10
+    *, nginx: str, workdir: Path, core: int | None, slow_events_per_second: float = 2
 ) -> MockUpstream:
     workdir.mkdir(parents=True, exist_ok=True)
     sse = completion_sse()
     (workdir / "completion.json").write_bytes(completion_json())
     (workdir / "completion.sse").write_bytes(sse)
-    slow_bytes = max(64, len(sse) // 20)
-    ports = {"json_port": free_port(), "sse_port": free_port(), "slow_port": free_port()}
+    ports = {"json_port": free_port(), "sse_port": free_port()}
     # As root, nginx's worker would switch to `nobody`, who cannot read a private temp dir.
     user = "user root;" if os.geteuid() == 0 else ""
     config = CONFIG.format(
         user=user,
         dir=workdir,
-        slow_bytes=slow_bytes,
-        slow_rate=round(slow_bytes * slow_events_per_second),
         **ports,
     )
     conf = workdir / "nginx.conf"
@@ -98,7 +85,21 @@ def start_nginx(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    upstream = MockUpstream(process=process, **ports)
-    for port in ports.values():
-        wait_port(port, process, "nginx")
+    slow_port = free_port()
+    slow = subprocess.Popen(
+        pinned(
+            [python(), "-m", "bench.slow_upstream", "--port", str(slow_port), "--rate",
+             str(slow_events_per_second)],
+            core,
+        ),
+        cwd=ROOT,
+    )  # fmt: skip
+    upstream = MockUpstream(process=process, slow_port=slow_port, slow=slow, **ports)
+    try:
+        for port in ports.values():
+            wait_port(port, process, "nginx")
+        wait_port(slow_port, slow, "the slow upstream")
+    except BaseException:
+        upstream.stop()
+        raise
     return upstream

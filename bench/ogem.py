@@ -57,22 +57,38 @@ class Ogem:
 
 
 def write_config(path: Path, upstream: MockUpstream) -> Path:
-    def entry(name: str, port: int) -> dict:
+    """A LiteLLM-format config with routing on: each bench model is a group of two deployments
+    (weighted shuffle, each with its own rpm/tpm far above what a run reaches, so the router's
+    capacity check runs), with retries, cooldowns and circuits configured."""
+
+    def entry(name: str, port: int, *, weight: int) -> dict:
         return {
             "model_name": name,
             "litellm_params": {
                 "model": "openai/gpt-4o-mini",
                 "api_base": upstream.base(port),
                 "api_key": "sk-bench",
+                "weight": weight,
+                "rpm": 100_000_000,
+                "tpm": 100_000_000_000,
             },
         }
 
+    models = (
+        ("bench-chat", upstream.json_port),
+        ("bench-stream", upstream.sse_port),
+        ("bench-slow", upstream.slow_port),
+    )
     config = {
         "model_list": [
-            entry("bench-chat", upstream.json_port),
-            entry("bench-stream", upstream.sse_port),
-            entry("bench-slow", upstream.slow_port),
-        ]
+            entry(name, port, weight=weight) for name, port in models for weight in (1, 2)
+        ],
+        "router_settings": {
+            "routing_strategy": "simple-shuffle",
+            "num_retries": 2,
+            "allowed_fails": 3,
+            "cooldown_time": 30,
+        },
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

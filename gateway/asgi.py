@@ -34,6 +34,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
 from gateway.errors import InvalidRequestError, RequestTooLargeError
+from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
 
 Scope = dict[str, Any]
@@ -98,12 +99,20 @@ class V1Handler(ASGIHandler):
             return
 
         async def process() -> HttpResponseBase:
-            response = await self.get_response_async(request)
+            # The settle's Redis reply is awaited once the response is sent (settle_deferred).
+            deferred: list[asyncio.Task[None]] = []
+            token = settle_deferred.set(deferred)
+            try:
+                response = await self.get_response_async(request)
+            finally:
+                settle_deferred.reset(token)
             response._handler_class = self.__class__
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client went away while we were sending
+            for task in deferred:
+                await asyncio.shield(task)  # a client leaving now must not cancel the settle
             return response
 
         disconnect = asyncio.ensure_future(self.listen_for_disconnect(receive))

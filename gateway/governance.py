@@ -23,6 +23,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -41,7 +43,16 @@ from billing.pricing import (
 )
 from gateway.capacity import capacity_settle
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
-from gateway.limits import UNLIMITED, Decision, Rule, Settlement, budget_key, limiter, rule_key
+from gateway.limits import (
+    UNLIMITED,
+    Decision,
+    RedisLimiter,
+    Rule,
+    Settlement,
+    budget_key,
+    limiter,
+    rule_key,
+)
 from gateway.limits import now_ms as clock_ms
 from providers.base import Endpoint
 
@@ -454,6 +465,15 @@ async def governance_admit(ctx: RequestContext) -> Admission:
     )
 
 
+# Set by the lean /v1 handler (gateway/asgi.py) while a request's view runs, to a list it awaits
+# once the response is sent: a settle then writes its script to Redis at once and leaves the wait
+# for Redis's reply in that list. The client no longer waits that round trip, and the usage still
+# reaches Redis before the answer leaves Ogem. Streams settle while they are sent: not deferred.
+settle_deferred: ContextVar[list[asyncio.Task[None]] | None] = ContextVar(
+    "ogem_settle_deferred", default=None
+)
+
+
 async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     """Settle reservations with the real usage in ctx and record the usage event once."""
     if ctx.capacity_takes:
@@ -484,11 +504,31 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     from gateway.accounting import usage_buffer_append, usage_event_build, usage_event_encode
 
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
+    store = limiter()
+    deferred = settle_deferred.get()
+    # A cancelled request's handler is gone and awaits nothing: it waits here, as without Redis.
+    if deferred is not None and not ctx.cancelled and isinstance(store, RedisLimiter):
+        reply = store.settle_issue(
+            settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
+        )
+        if reply is not None:
+            deferred.append(asyncio.ensure_future(_settle_reply(reply, ctx.request_id, event)))
+            return
     try:
-        await limiter().settle(
+        await store.settle(
             settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
         )
     except Exception:
         # The usage must not be lost with the store: keep it in process for the local flush.
         logger.exception("settling request %s failed; its usage is buffered", ctx.request_id)
+        usage_buffer_append(event)
+
+
+async def _settle_reply(reply: Awaitable[Any], request_id: str, event: bytes) -> None:
+    from gateway.accounting import usage_buffer_append
+
+    try:
+        await reply
+    except Exception:
+        logger.exception("settling request %s failed; its usage is buffered", request_id)
         usage_buffer_append(event)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,6 +342,17 @@ class RedisLimiter:
             return
         _, settle = self._bound()
         await settle(keys=keys, args=args)
+
+    def settle_issue(
+        self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
+    ) -> Awaitable[Any] | None:
+        """`settle`, with the script written to Redis before this returns and only its reply left
+        to await; None when that is not possible without waiting (use `settle`)."""
+        lean = lean_redis(settings.REDIS_URL)
+        if lean is None:
+            return None
+        keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
+        return lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args)
 
 
 def redis_admit_sync(client: Any, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import weakref
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -135,6 +136,36 @@ class PipelinedRedis:
         if isinstance(reply, hiredis.ReplyError):
             raise reply
         return reply
+
+    def issue(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write one command now (behind anything already queued) and return the future of its
+        reply, a Redis error reply included as the result; None while not connected."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        protocol.pending.append(future)
+        self._outgoing.append(_encode(args))
+        self._flush()
+        return future
+
+    def evalsha_issue(self, sha: str, keys: list[str], args: list[Any]) -> Awaitable[Any] | None:
+        """EVALSHA written now; the returned awaitable waits for the reply (EVAL on NOSCRIPT).
+        None while not connected: use `evalsha`."""
+        future = self.issue("EVALSHA", sha, len(keys), *keys, *args)
+        if future is None:
+            return None
+        return self._evalsha_reply(future, sha, keys, args)
+
+    async def _evalsha_reply(
+        self, future: asyncio.Future[Any], sha: str, keys: list[str], args: list[Any]
+    ) -> Any:
+        reply = await future
+        if not isinstance(reply, hiredis.ReplyError):
+            return reply
+        if not str(reply).startswith("NOSCRIPT"):
+            raise reply
+        return await self.execute("EVAL", self._scripts[sha], len(keys), *keys, *args)
 
     def script(self, source: str) -> str:
         """Register a Lua script (once); returns its SHA1 for `evalsha`."""

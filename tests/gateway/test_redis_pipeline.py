@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 
 import hiredis
@@ -84,3 +85,39 @@ async def test_one_client_per_loop_and_url() -> None:
     assert lean_redis("redis://127.0.0.1:1/0") is not lean_redis(REDIS_URL)
     assert lean_redis("unix:///tmp/redis.sock") is None
     assert lean_redis("rediss://127.0.0.1:6380/0") is None  # TLS stays with redis-py
+
+
+async def test_an_issued_command_is_in_redis_before_its_reply_is_awaited() -> None:
+    key = f"ogem:test-pipeline:{uuid.uuid4().hex}"
+    client = PipelinedRedis(REDIS_URL)
+    assert client.issue("SET", key, 1) is None  # not connected yet: the caller uses execute
+    await client.execute("PING")
+    queued = asyncio.ensure_future(client.execute("SET", key, "queued"))
+    await asyncio.sleep(0)  # queued, its write scheduled for the next loop turn
+    issued = client.issue("APPEND", key, "+issued")
+    assert issued is not None
+    import redis
+
+    sync = redis.Redis.from_url(REDIS_URL)
+    try:
+        # Written at once, behind the command queued before it: Redis has both while this
+        # coroutine has not yielded to the event loop once.
+        for _ in range(100):
+            if sync.get(key) == b"queued+issued":
+                break
+            time.sleep(0.01)
+        assert sync.get(key) == b"queued+issued"
+        assert await queued == b"OK"
+        assert await issued == len(b"queued+issued")
+    finally:
+        sync.delete(key)
+        sync.close()
+
+
+async def test_an_issued_unknown_script_is_loaded_on_noscript() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    await client.execute("PING")
+    source = f"-- {uuid.uuid4().hex}\nreturn tonumber(ARGV[1]) * 2"
+    reply = client.evalsha_issue(client.script(source), [], [21])
+    assert reply is not None
+    assert await reply == 42

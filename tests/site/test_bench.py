@@ -1,4 +1,5 @@
-"""The benchmark's own parts: its wrk reader and its nginx mock upstream (over real sockets)."""
+"""The benchmark's own parts: its wrk reader, its mock upstreams and its slow-stream probe (over
+real sockets)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import orjson
 import pytest
 
 from bench.bodies import CHUNKS, REQUEST_JSON
-from bench.load import wrk_parse
+from bench.load import slow_stream_probe, wrk_parse
 from bench.nginx import start_nginx
 from bench.procs import BenchError
 
@@ -72,3 +73,31 @@ def test_mock_upstream_answers_posts_with_static_openai_bodies(tmp_path):
     finally:
         upstream.stop()
     assert upstream.process.returncode is not None
+
+
+@pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="needs nginx")
+def test_slow_upstream_sends_one_whole_event_per_interval(tmp_path):
+    upstream = start_nginx(
+        nginx=shutil.which("nginx", path="/usr/sbin:/usr/bin"),
+        workdir=tmp_path,
+        core=None,
+        slow_events_per_second=20,
+    )
+    try:
+        result = slow_stream_probe(
+            url=f"{upstream.base(upstream.slow_port)}/chat/completions",
+            body=REQUEST_JSON,
+            headers={"Content-Type": "application/json"},
+            count=4,
+            ramp_seconds=0.1,
+        )
+    finally:
+        upstream.stop()
+    assert result.completed == 4
+    assert result.errors == {}
+    # 22 events (20 chunks, usage, [DONE]) 50 ms apart: 21 gaps a stream, none far off 50 ms.
+    assert result.ramp.gaps + result.open.gaps == 4 * (CHUNKS + 1)
+    assert result.ramp_started <= result.all_open
+    assert 40 < result.open.p99_ms < 150
+    # On a schedule from each stream's start (21 intervals: 1.05 s), not drifting with each write.
+    assert all(1.04 < last - first < 1.3 for first, last in result.spans)
