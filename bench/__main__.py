@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu", type=int, metavar="N", help="CPU time per request, in process, over N requests"
     )
     parser.add_argument("--profile", action="store_true", help="with --cpu: a cProfile listing")
+    parser.add_argument(
+        "--deployment-limits",
+        action="store_true",
+        help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
+    )
     args = parser.parse_args(argv)
     _raise_file_limit()
     try:
@@ -126,7 +131,12 @@ def _run(
     )
     ogem: Ogem | None = None
     try:
-        ogem = start_ogem(workdir=workdir, upstream=upstream, core=ogem_core)
+        ogem = start_ogem(
+            workdir=workdir,
+            upstream=upstream,
+            core=ogem_core,
+            deployment_limits=args.deployment_limits,
+        )
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
         if args.slow_streams:

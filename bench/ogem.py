@@ -56,10 +56,12 @@ class Ogem:
         stop(self.process, timeout=40)
 
 
-def write_config(path: Path, upstream: MockUpstream) -> Path:
-    """A LiteLLM-format config with routing on: each bench model is a group of two deployments
-    (weighted shuffle, each with its own rpm/tpm far above what a run reaches, so the router's
-    capacity check runs), with retries, cooldowns and circuits configured."""
+def write_config(path: Path, upstream: MockUpstream, *, deployment_limits: bool = False) -> Path:
+    """A LiteLLM-format config with routing on: each bench model is a group of two weighted
+    deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
+    configured. `--deployment-limits` also gives each deployment its own rpm/tpm, far above what a
+    run reaches, so that the router's capacity count runs (one more Redis round trip at the pick
+    and one at the settle)."""
 
     def entry(name: str, port: int, *, weight: int) -> dict:
         return {
@@ -69,8 +71,7 @@ def write_config(path: Path, upstream: MockUpstream) -> Path:
                 "api_base": upstream.base(port),
                 "api_key": "sk-bench",
                 "weight": weight,
-                "rpm": 100_000_000,
-                "tpm": 100_000_000_000,
+                **({"rpm": 100_000_000, "tpm": 100_000_000_000} if deployment_limits else {}),
             },
         }
 
@@ -117,8 +118,10 @@ def _manage(args: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def start_ogem(*, workdir: Path, upstream: MockUpstream, core: int | None) -> Ogem:
-    config = write_config(workdir / "config.yaml", upstream)
+def start_ogem(
+    *, workdir: Path, upstream: MockUpstream, core: int | None, deployment_limits: bool = False
+) -> Ogem:
+    config = write_config(workdir / "config.yaml", upstream, deployment_limits=deployment_limits)
     env = _environment(workdir, config)
     _manage(["migrate", "--noinput"], env)
     key = _manage(["shell", "-c", KEY_SCRIPT], env).strip().splitlines()[-1]

@@ -42,6 +42,14 @@ import providers.registry  # noqa: E402, F401
 
 # Everything imported so far lives as long as the process: keep it out of the GC's generations.
 gc.freeze()
+# A full collection walks every live object: with 2,000 open streams, 70-260 ms on this hardware
+# (bench --slow-streams), and with the default thresholds (700, 10, 10) a growing heap triggers
+# one after another. Young collections a little rarer and full ones ten times rarer remove those
+# stalls (docs/benchmark.md); OGEM_GC_THRESHOLDS="g0,g1,g2" overrides.
+GC_THRESHOLDS = tuple(
+    int(part) for part in os.environ.get("OGEM_GC_THRESHOLDS", "2000,10,100").split(",")
+)
+gc.set_threshold(*GC_THRESHOLDS)
 # The event loop shares the GIL with granian's threads and the background refresh threads
 # (configuration, budget snapshots, price overrides, the database pool). A thread that wants the
 # GIL waits this long before forcing a switch (default 5 ms): 1 ms bounds how long a request can
