@@ -46,9 +46,9 @@ def _events(response: httpx.Response, count: int) -> list[str]:
     return events
 
 
-def test_disconnect_cancels_upstream_and_settles_once(
-    live_ogem, master_key, openai_emulator, install_deployments, settlements
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def emulated(openai_emulator, install_deployments):  # type: ignore[no-untyped-def]
+    """Model `emulated`: one deployment on the OpenAI emulator."""
     install_deployments(
         Deployment(
             id="test:emulated",
@@ -59,22 +59,31 @@ def test_disconnect_cancels_upstream_and_settles_once(
             api_key=UPSTREAM_KEY,
         )
     )
-    openai_emulator.inject(chunk_delay=0.3)
-    long_prompt = " ".join(f"word{i}" for i in range(40))
-    with httpx.stream(
+    return openai_emulator
+
+
+def _stream(live_ogem, master_key: str, **body):  # type: ignore[no-untyped-def]
+    """Open a streamed chat completion of model `emulated` (a context manager)."""
+    return httpx.stream(
         "POST",
         f"{live_ogem.url}/v1/chat/completions",
         headers={"Authorization": f"Bearer {master_key}"},
-        json={
-            "model": "emulated",
-            "stream": True,
-            "messages": [{"role": "user", "content": long_prompt}],
-        },
+        json={"model": "emulated", "stream": True, **body},
+    )
+
+
+def test_disconnect_cancels_upstream_and_settles_once(
+    live_ogem, master_key, emulated, settlements
+) -> None:  # type: ignore[no-untyped-def]
+    emulated.inject(chunk_delay=0.3)
+    long_prompt = " ".join(f"word{i}" for i in range(40))
+    with _stream(
+        live_ogem, master_key, messages=[{"role": "user", "content": long_prompt}]
     ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("data: ")
     # The client is gone: Ogem must close its upstream connection, and settle with cancelled set.
-    assert openai_emulator.disconnected.wait(5)
+    assert emulated.disconnected.wait(5)
     assert _wait(lambda: len(settlements) == 1)
     time.sleep(0.3)
     assert len(settlements) == 1
@@ -88,38 +97,23 @@ def test_disconnect_cancels_upstream_and_settles_once(
 
 
 def test_abandoned_stream_is_recorded_at_the_last_usage_the_upstream_reported(
-    live_ogem, master_key, openai_emulator, install_deployments, settlements
+    live_ogem, master_key, emulated, settlements
 ) -> None:  # type: ignore[no-untyped-def]
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key=UPSTREAM_KEY,
-        )
-    )
     # vLLM's continuous usage: every chunk carries the usage so far. The emulator holds the stream
     # after its third chunk until the client has gone, so the last report Ogem read is known.
-    openai_emulator.stream_hold_after = 3
+    emulated.stream_hold_after = 3
     long_prompt = " ".join(f"word{i}" for i in range(40))
-    with httpx.stream(
-        "POST",
-        f"{live_ogem.url}/v1/chat/completions",
-        headers={"Authorization": f"Bearer {master_key}"},
-        json={
-            "model": "emulated",
-            "stream": True,
-            "stream_options": {"continuous_usage_stats": True},
-            "messages": [{"role": "user", "content": long_prompt}],
-        },
+    with _stream(
+        live_ogem,
+        master_key,
+        stream_options={"continuous_usage_stats": True},
+        messages=[{"role": "user", "content": long_prompt}],
     ) as response:
         lines = _events(response, 3)
         assert all(line.startswith("data: {") for line in lines)
-    assert openai_emulator.disconnected.wait(5)
+    assert emulated.disconnected.wait(5)
     assert _wait(lambda: len(settlements) == 1)
-    (reported,) = openai_emulator.ledger
+    (reported,) = emulated.ledger
     assert not reported.complete
     usage = settlements[0].usage
     assert (usage.prompt_tokens, usage.completion_tokens) == (
@@ -131,31 +125,14 @@ def test_abandoned_stream_is_recorded_at_the_last_usage_the_upstream_reported(
 
 
 def test_abandoned_stream_without_usage_counts_the_relayed_chunks(
-    live_ogem, master_key, openai_emulator, install_deployments, settlements
+    live_ogem, master_key, emulated, settlements
 ) -> None:  # type: ignore[no-untyped-def]
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key=UPSTREAM_KEY,
-        )
-    )
-    openai_emulator.stream_hold_after = 6
-    with httpx.stream(
-        "POST",
-        f"{live_ogem.url}/v1/chat/completions",
-        headers={"Authorization": f"Bearer {master_key}"},
-        json={
-            "model": "emulated",
-            "stream": True,
-            "messages": [{"role": "user", "content": " ".join(["word"] * 30)}],
-        },
+    emulated.stream_hold_after = 6
+    with _stream(
+        live_ogem, master_key, messages=[{"role": "user", "content": " ".join(["word"] * 30)}]
     ) as response:
         assert len(_events(response, 6)) == 6
-    assert openai_emulator.disconnected.wait(5)
+    assert emulated.disconnected.wait(5)
     assert _wait(lambda: len(settlements) == 1)
     usage = settlements[0].usage
     assert usage.completion_tokens == 5  # six chunks relayed, the first only the role
