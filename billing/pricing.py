@@ -365,10 +365,37 @@ def unpriced_record(*, provider: str, model: str) -> None:
     unpriced_model_record(model=f"{provider}/{model}" if provider else model)
 
 
+# price_resolve's answers for "now", kept a second: a /v1 request asks 3-4 times (admission's
+# worst case over the candidates, then settle) and each walk costs tens of µs. An entry holds the
+# deployment and override rows it was computed from, so a reloaded configuration or a flushed
+# or refreshed override list is never served from it; an effective date applies within a second.
+_RESOLVED_SECONDS = 1.0
+_RESOLVED_MAX = 10_000
+_resolved: dict[tuple[str, str, int], tuple[float, Deployment | None, object, Price | None]] = {}
+
+
 def price_resolve(
     *, model: str, provider: str, deployment: Deployment | None = None, now: datetime | None = None
 ) -> Price | None:
     """The price that applies to ``model`` on ``provider`` (through ``deployment``), or None."""
+    if now is not None:
+        return _price_resolve(model=model, provider=provider, deployment=deployment, now=now)
+    rows = _override_rows()
+    key = (model, provider, id(deployment))
+    clock = time.monotonic()
+    hit = _resolved.get(key)
+    if hit is not None and hit[0] > clock and hit[1] is deployment and hit[2] is rows:
+        return hit[3]
+    price = _price_resolve(model=model, provider=provider, deployment=deployment, now=None)
+    if len(_resolved) >= _RESOLVED_MAX:
+        _resolved.clear()
+    _resolved[key] = (clock + _RESOLVED_SECONDS, deployment, rows, price)
+    return price
+
+
+def _price_resolve(
+    *, model: str, provider: str, deployment: Deployment | None, now: datetime | None
+) -> Price | None:
     now = now or timezone.now()
     base = _override_price(model=model, provider=provider, deployment=deployment, now=now)
     if base is None:
