@@ -405,17 +405,23 @@ def _price_resolve(
     return base
 
 
+def deployment_price(*, deployment: Deployment) -> Price | None:
+    """What a request served by ``deployment`` costs: its own price (override, table, params),
+    else its public model name's in the table."""
+    price = price_resolve(
+        model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
+    )
+    return price if price is not None else shipped_price_by_name(model=deployment.model_name)
+
+
 def price_known(*, provider: str, model: str, deployment_id: str = "") -> bool:
     """Whether a request logged with these names would find a price now, resolved as the gateway
-    does (its deployment's, else its public model name's); admin's unpriced warning asks this."""
+    does (`deployment_price`, else the model's); admin's unpriced warning asks this."""
     from gateway.registry import registry_get
 
     deployment = registry_get().by_id.get(deployment_id) if deployment_id else None
     if deployment is not None:
-        price = price_resolve(
-            model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
-        )
-        return price is not None or shipped_price_by_name(model=deployment.model_name) is not None
+        return deployment_price(deployment=deployment) is not None
     price = price_resolve(model=model, provider=provider)
     return price is not None or shipped_price_by_name(model=model) is not None
 

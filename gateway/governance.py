@@ -36,6 +36,7 @@ from billing.pricing import (
     Price,
     cost_from_price,
     cost_worst_case,
+    deployment_price,
     price_overrides_ensure,
     price_resolve,
     shipped_price_by_name,
@@ -203,11 +204,7 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     """(provider, model, price) of the request: its deployment's, else its public model name's."""
     deployment = ctx.deployment
     if deployment is not None:
-        price = price_resolve(
-            model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
-        )
-        if price is None:
-            price = shipped_price_by_name(model=deployment.model_name)
+        price = deployment_price(deployment=deployment)
         return deployment.provider, deployment.upstream_model, price
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
 
@@ -501,7 +498,7 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             settlements.append(Settlement(rule, usd_to_units(cost) if rule.kind == "b" else 0))
         elif rule.name.endswith(":tpm"):
             settlements.append(Settlement(rule, tokens))
-    from gateway.accounting import usage_buffer_append, usage_event_build, usage_event_encode
+    from gateway.accounting import usage_event_build, usage_event_encode
 
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
     store = limiter()
@@ -512,23 +509,20 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
         )
         if reply is not None:
-            deferred.append(asyncio.ensure_future(_settle_reply(reply, ctx.request_id, event)))
+            deferred.append(asyncio.ensure_future(_settle_awaited(reply, ctx.request_id, event)))
             return
-    try:
-        await store.settle(
-            settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
-        )
-    except Exception:
-        # The usage must not be lost with the store: keep it in process for the local flush.
-        logger.exception("settling request %s failed; its usage is buffered", ctx.request_id)
-        usage_buffer_append(event)
+    settled = store.settle(
+        settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
+    )
+    await _settle_awaited(settled, ctx.request_id, event)
 
 
-async def _settle_reply(reply: Awaitable[Any], request_id: str, event: bytes) -> None:
+async def _settle_awaited(reply: Awaitable[Any], request_id: str, event: bytes) -> None:
     from gateway.accounting import usage_buffer_append
 
     try:
         await reply
     except Exception:
+        # The usage must not be lost with the store: keep it in process for the local flush.
         logger.exception("settling request %s failed; its usage is buffered", request_id)
         usage_buffer_append(event)

@@ -91,7 +91,7 @@ async def relay(
         raise
     except asyncio.CancelledError:
         ctx.cancelled = True  # the client went away while we waited on the upstream
-        if ctx.deployment is not None and not handed_off:
+        if ctx.deployment is not None:
             usage_estimate_cancelled(ctx)  # the upstream had the prompt: never record zero
         raise
     except BaseException:

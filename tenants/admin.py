@@ -368,8 +368,33 @@ class TeamInline(ScopedInlineMixin, admin.TabularInline):
     show_change_link = True
 
 
+class KeyCacheForgetMixin:
+    """Admin of a tenant whose keys' cached callers carry its routing settings: a change pushes
+    the invalidation of its keys to every worker, a deletion too (its keys go with it)."""
+
+    key_cache_scope: str  # the keyword of key_cache_forget: "organization" or "team"
+
+    def _keys_forget(self, obj: Any) -> None:
+        key_cache_forget(**{self.key_cache_scope: obj})
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        if change:
+            self._keys_forget(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._keys_forget(obj)
+        super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for item in queryset:
+            self._keys_forget(item)
+        super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+
 @admin.register(Organization)
-class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class OrganizationAdmin(KeyCacheForgetMixin, ScopedAdminMixin, admin.ModelAdmin):
+    key_cache_scope = "organization"
     selector = staticmethod(organization_list)
     scoped_access = "org"
     scoped_can_add = False
@@ -405,20 +430,6 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
             super().get_prepopulated_fields(request, obj) if self._is_proxy_admin(request) else {}
         )
 
-    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change:
-            key_cache_forget(organization=obj)  # its keys' cached routing metadata
-
-    def delete_model(self, request: HttpRequest, obj: Organization) -> None:
-        key_cache_forget(organization=obj)  # its keys go with it: no worker may keep them cached
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
-        for item in queryset:
-            key_cache_forget(organization=item)
-        super().delete_queryset(request, queryset)
-
     @admin.display(description="Teams", ordering="_teams")
     def team_count(self, organization: Organization) -> int:
         return organization._teams
@@ -444,7 +455,8 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class TeamAdmin(KeyCacheForgetMixin, ScopedAdminMixin, admin.ModelAdmin):
+    key_cache_scope = "team"
     selector = staticmethod(team_list)
     scoped_access = "org"
     list_display = ["name", "organization", "slug", "external_id", "created_at"]
@@ -456,20 +468,6 @@ class TeamAdmin(ScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     change_list_template = "admin/ogem/change_list_spend.html"
     change_form_template = "admin/ogem/change_form_spend.html"
-
-    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change:
-            key_cache_forget(team=obj)  # its keys' cached routing metadata
-
-    def delete_model(self, request: HttpRequest, obj: Team) -> None:
-        key_cache_forget(team=obj)  # its keys go with it: no worker may keep them cached
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
-        for item in queryset:
-            key_cache_forget(team=item)
-        super().delete_queryset(request, queryset)
 
     def get_inlines(self, request: HttpRequest, obj: Team | None) -> list[type]:
         # Keys are listed, not created, inline: a new key's secret needs its own page.
