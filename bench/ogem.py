@@ -16,14 +16,25 @@ from bench.procs import ROOT, BenchError, free_port, pinned, python, stop, wait_
 
 KEY_SCRIPT = """
 import secrets
+from decimal import Decimal
+from billing.services import budget_upsert
 from tenants.models import Organization, Team
 from keys.services import key_create
 slug = "bench-" + secrets.token_hex(4)
 organization = Organization.objects.create(name=slug, slug=slug)
 team = Team.objects.create(organization=organization, name="Bench", slug="bench")
-# Limits far above what the run can reach (and within a 32-bit column): the checks run, nothing
-# is refused.
-issued = key_create(name="bench", team=team, rpm_limit=2_000_000_000, tpm_limit=2_000_000_000)
+# Limits and budgets far above what the run can reach (limits within a 32-bit column): every
+# check runs (rpm and tpm of the key, a worst-case reservation on the key's and the team's monthly
+# budgets), nothing is refused.
+issued = key_create(
+    name="bench",
+    team=team,
+    rpm_limit=2_000_000_000,
+    tpm_limit=2_000_000_000,
+    max_budget=Decimal("1000000"),
+    budget_duration="30d",
+)
+budget_upsert(scope="team", target=team, max_budget=Decimal("1000000"), duration="30d")
 print(issued.secret)
 """
 

@@ -444,11 +444,15 @@ def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
     written = min(usage.cache_creation_tokens, usage.prompt_tokens - cached)
     fresh = usage.prompt_tokens - cached - written
     cost = fresh * price.input
-    cost += cached * (price.cache_read if price.cache_read is not None else price.input)
-    cost += written * (price.cache_write if price.cache_write is not None else price.input)
+    # Decimal arithmetic is slow next to the rest of a request: skip the terms that are zero.
+    if cached:
+        cost += cached * (price.cache_read if price.cache_read is not None else price.input)
+    if written:
+        cost += written * (price.cache_write if price.cache_write is not None else price.input)
     reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
     cost += (usage.completion_tokens - reasoning) * price.output
-    cost += reasoning * (price.reasoning if price.reasoning is not None else price.output)
+    if reasoning:
+        cost += reasoning * (price.reasoning if price.reasoning is not None else price.output)
     if usage.images:
         image = _image_price(price, size=usage.image_size, quality=usage.image_quality)
         cost += usage.images * image

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from billing.pricing import (
@@ -42,6 +43,7 @@ from billing.pricing import (
     shipped_price_by_name,
     unpriced_record,
 )
+from gateway.accounting import usage_buffer_append, usage_event_build, usage_event_encode
 from gateway.capacity import capacity_settle
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
@@ -154,8 +156,6 @@ def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot
 
 
 async def _snapshots_get(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
-    from asgiref.sync import sync_to_async
-
     now = time.monotonic()
     found: dict[SnapshotKey, BudgetSnapshot | None] = {}
     missing: list[SnapshotKey] = []
@@ -339,19 +339,21 @@ def _duration(ms: int) -> str:
 
 
 def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
+    # Per metric, the rule with the least room left speaks for the request (the first on a tie).
+    requests = tokens = None
+    for rule, state in zip(rules, decision.states, strict=True):
+        name = rule.name
+        if name.endswith(":rpm"):
+            if requests is None or state.remaining < requests.remaining:
+                requests = state
+        elif name.endswith(":tpm") and (tokens is None or state.remaining < tokens.remaining):
+            tokens = state
     headers: dict[str, str] = {}
-    for suffix, metric in (("requests", ":rpm"), ("tokens", ":tpm")):
-        candidates = [
-            (state.remaining, state)
-            for rule, state in zip(rules, decision.states, strict=True)
-            if rule.name.endswith(metric)
-        ]
-        if not candidates:
-            continue
-        _, state = min(candidates, key=lambda item: item[0])
-        headers[f"x-ratelimit-limit-{suffix}"] = str(state.limit)
-        headers[f"x-ratelimit-remaining-{suffix}"] = str(max(state.remaining, 0))
-        headers[f"x-ratelimit-reset-{suffix}"] = _duration(state.reset_ms)
+    for suffix, state in (("requests", requests), ("tokens", tokens)):
+        if state is not None:
+            headers[f"x-ratelimit-limit-{suffix}"] = str(state.limit)
+            headers[f"x-ratelimit-remaining-{suffix}"] = str(max(state.remaining, 0))
+            headers[f"x-ratelimit-reset-{suffix}"] = _duration(state.reset_ms)
     return headers
 
 
@@ -391,8 +393,6 @@ def _periods_reset_if_due(snapshots: dict[SnapshotKey, BudgetSnapshot | None], *
     )
     if not due:
         return
-    from asgiref.sync import sync_to_async
-
     task = asyncio.get_running_loop().create_task(
         sync_to_async(_periods_reset_in_thread, thread_sensitive=False)()
     )
@@ -498,8 +498,6 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             settlements.append(Settlement(rule, usd_to_units(cost) if rule.kind == "b" else 0))
         elif rule.name.endswith(":tpm"):
             settlements.append(Settlement(rule, tokens))
-    from gateway.accounting import usage_event_build, usage_event_encode
-
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
     store = limiter()
     deferred = settle_deferred.get()
@@ -518,8 +516,6 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
 
 
 async def _settle_awaited(reply: Awaitable[Any], request_id: str, event: bytes) -> None:
-    from gateway.accounting import usage_buffer_append
-
     try:
         await reply
     except Exception:

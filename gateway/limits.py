@@ -7,6 +7,8 @@ A request is admitted against a list of rules, and either every rule takes its s
   of the last 60 seconds, so an admitted request stops counting 59 to 60 s after it was admitted,
   and no 60 s span ever admits more than the limit. Token rules are settled afterwards: the
   difference between the reserved and the real token count is applied to the admission bucket.
+  The hash also keeps the running sum ``t`` and the oldest live second ``c``, so a check reads
+  only the seconds that left the window since the last one (in Redis; the in-process store sums).
 - ``p`` (parallel): requests in flight, a sorted set of request ids scored by admission time.
   Settling removes the id; ids older than ``OGEM_PARALLEL_SLOT_TTL`` (a crashed worker) expire.
 - ``b`` (budget): a hash with the settled spend ``s`` and the reserved worst case ``r`` of one
@@ -32,6 +34,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 from django.conf import settings
 
 from gateway.redis_pipeline import lean_redis
@@ -104,6 +107,7 @@ local refused = 0
 local retry = 0
 local out = {}
 local audit = {}
+local oldest = {}
 for i = 1, n do
   local a = 6 + (i - 1) * 6
   local kind = ARGV[a + 1]
@@ -117,25 +121,79 @@ for i = 1, n do
   local wait = 0
   local over = false
   if kind == 'w' then
-    local h = redis.call('HGETALL', key)
-    local buckets = {}
-    for j = 1, #h, 2 do
-      local b = tonumber(h[j])
-      if b <= sec - window then
-        redis.call('HDEL', key, h[j])
-      else
-        local c = tonumber(h[j + 1])
-        used = used + c
-        buckets[#buckets + 1] = {b, c}
+    -- 't' is the sum of the live buckets and 'c' the oldest of them (0: none), so a check reads
+    -- only the seconds that left the window since the last one, not all sixty buckets.
+    local lo = sec - window + 1
+    local meta = redis.call('HMGET', key, 't', 'c')
+    local total = tonumber(meta[1])
+    local cursor = tonumber(meta[2])
+    local moved = false
+    if total == nil or cursor == nil or (cursor > 0 and cursor < lo - window - 2) then
+      -- A new hash, one long idle, or one from before the running sum: count it once.
+      local h = redis.call('HGETALL', key)
+      total = 0
+      cursor = 0
+      for j = 1, #h, 2 do
+        local b = tonumber(h[j])
+        if b ~= nil then  -- a bucket, not 't' or 'c'
+          if b < lo then
+            redis.call('HDEL', key, h[j])
+          else
+            total = total + tonumber(h[j + 1])
+            if cursor == 0 or b < cursor then cursor = b end
+          end
+        end
       end
+      moved = true
+    elseif cursor > 0 and cursor < lo then
+      local gone = {}
+      for b = cursor, lo - 1 do gone[#gone + 1] = b end
+      local counts = redis.call('HMGET', key, unpack(gone))
+      local stale = {}
+      for j = 1, #gone do
+        if counts[j] then
+          total = total - tonumber(counts[j])
+          stale[#stale + 1] = gone[j]
+        end
+      end
+      if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+      -- The new oldest: the first second of the window that holds a bucket.
+      cursor = 0
+      local live = {}
+      for b = lo, sec do live[#live + 1] = b end
+      local held = redis.call('HMGET', key, unpack(live))
+      for j = 1, #live do
+        if held[j] then
+          cursor = live[j]
+          break
+        end
+      end
+      if cursor == 0 then total = 0 end
+      moved = true
     end
-    table.sort(buckets, function(x, y) return x[1] < y[1] end)
-    local oldest = sec
-    if #buckets > 0 then oldest = buckets[1][1] end
-    reset = (oldest + window) * 1000 - now
+    if moved then
+      redis.call('HSET', key, 't', total, 'c', cursor)
+      redis.call('PEXPIRE', key, (window + 1) * 1000)
+    end
+    if cursor == 0 then
+      reset = window * 1000 + sec * 1000 - now
+    else
+      reset = (cursor + window) * 1000 - now
+    end
+    used = total
+    oldest[i] = cursor
     if limit >= 0 and used + amount > limit then
       over = true
       wait = window * 1000
+      local h = redis.call('HGETALL', key)
+      local buckets = {}
+      for j = 1, #h, 2 do
+        local b = tonumber(h[j])
+        if b ~= nil and b >= lo then
+          buckets[#buckets + 1] = {b, tonumber(h[j + 1])}
+        end
+      end
+      table.sort(buckets, function(x, y) return x[1] < y[1] end)
       local freed = 0
       for j = 1, #buckets do
         freed = freed + buckets[j][2]
@@ -200,6 +258,8 @@ if refused == 0 then
     local key = KEYS[i]
     if kind == 'w' then
       redis.call('HINCRBY', key, sec, ARGV[a + 3])
+      redis.call('HINCRBY', key, 't', ARGV[a + 3])
+      if oldest[i] == 0 or sec < oldest[i] then redis.call('HSET', key, 'c', sec) end
       redis.call('PEXPIRE', key, (window + 1) * 1000)
     elseif kind == 'p' then
       redis.call('ZADD', key, now, rid)
@@ -227,7 +287,13 @@ for i = 1, n do
   local key = KEYS[i]
   if kind == 'w' then
     if ARGV[a + 2] ~= '0' and redis.call('HEXISTS', key, sec) == 1 then
-      if redis.call('HINCRBY', key, sec, ARGV[a + 2]) < 0 then redis.call('HSET', key, sec, 0) end
+      local delta = tonumber(ARGV[a + 2])
+      local count = redis.call('HINCRBY', key, sec, delta)
+      if count < 0 then
+        redis.call('HSET', key, sec, 0)
+        delta = delta - count
+      end
+      if redis.call('HINCRBY', key, 't', delta) < 0 then redis.call('HSET', key, 't', 0) end
     end
   elseif kind == 'p' then
     redis.call('ZREM', key, rid)
@@ -263,22 +329,20 @@ def _admit_args(
 
 
 def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
+    # Lua numbers arrive as Redis integers: ints already, nothing to convert.
     refused, retry, sec, flat, audit = raw
-    states = []
-    available = []
-    for i in range(len(rules)):
-        limit, remaining, reset, left = (int(v) for v in flat[i * 4 : i * 4 + 4])
-        states.append(RuleState(limit=limit, remaining=remaining, reset_ms=max(reset, 0)))
-        available.append(left)
-    refused = int(refused)
+    states = [
+        RuleState(flat[i], flat[i + 1], flat[i + 2] if flat[i + 2] > 0 else 0)
+        for i in range(0, 4 * len(rules), 4)
+    ]
     return Decision(
         allowed=refused == 0,
         refused=refused - 1 if refused else None,
-        retry_after_ms=max(int(retry), 0),
-        bucket=int(sec),
+        retry_after_ms=retry if retry > 0 else 0,
+        bucket=sec,
         states=states,
-        audit_exceeded=[int(i) - 1 for i in audit],
-        available=available,
+        audit_exceeded=[i - 1 for i in audit],
+        available=flat[3::4],
     )
 
 
@@ -325,11 +389,15 @@ class RedisLimiter:
         keys = [rule.key for rule in rules]
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=window)
         lean = lean_redis(settings.REDIS_URL)
-        if lean is not None:
-            raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
-        else:
+        if lean is None:
             admit, _ = self._bound()
-            raw = await admit(keys=keys, args=args)
+            return _decision(await admit(keys=keys, args=args), rules)
+        try:
+            raw = await lean.execute("EVALSHA", lean.script(_ADMIT_LUA), len(keys), *keys, *args)
+        except hiredis.ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
         return _decision(raw, rules)
 
     async def settle(

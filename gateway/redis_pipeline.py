@@ -188,11 +188,18 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Pipelin
 )
 
 
+_last: tuple[asyncio.AbstractEventLoop, str, PipelinedRedis] | None = None
+
+
 def lean_redis(url: str) -> PipelinedRedis | None:
     """This event loop's pipelined connection to `url` (None for URLs it does not handle)."""
+    global _last
+    loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0] is loop and last[1] == url:
+        return last[2]  # the common case: one loop, one URL, asked twice a request
     if not url.startswith("redis://"):
         return None
-    loop = asyncio.get_running_loop()
     by_url = _clients.get(loop)
     if by_url is None:
         # A client holds its loop through its transport, so entries of closed loops (tests, a
@@ -203,4 +210,5 @@ def lean_redis(url: str) -> PipelinedRedis | None:
     client = by_url.get(url)
     if client is None:
         client = by_url[url] = PipelinedRedis(url)
+    _last = (loop, url, client)
     return client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.limits import Rule, Settlement, limiter, rule_key
+from gateway.limits import LocalLimiter, RedisLimiter, Rule, Settlement, limiter, rule_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,3 +168,30 @@ async def test_rpm_holds_across_two_processes(backend: str, tenant: str) -> None
     assert child.returncode == 0, err
     parent_allowed = sum(1 for r in results if r.allowed)
     assert parent_allowed + json.loads(out) == limit
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_redis_window_decides_as_the_in_process_store(backend: str, tenant: str) -> None:
+    # Redis keeps a running sum and reads only the seconds that left the window; the in-process
+    # store sums every bucket. The same requests, settlements and clock must get the same answers.
+    rng = random.Random(20261127)
+    shared, local = RedisLimiter(), LocalLimiter()
+    requests = Rule("w", rule_key(tenant=tenant, entity="key:1", metric="rpm"), 40, 1, "key:rpm")
+    tokens_key = rule_key(tenant=tenant, entity="key:1", metric="tpm")
+    now = 1_900_000_000_000
+    for step in range(700):
+        now += rng.choice(
+            [0, 3, 40, 400, 999, 1_000, 2_500, 9_000, 30_000, 59_000, 61_000, 200_000]
+        )
+        rules = [requests, Rule("w", tokens_key, 6_000, rng.randint(1, 500), "key:tpm")]
+        expected = local.admit_now(rules, now_ms=now, request_id=f"r{step}")
+        decided = await shared.admit(rules, now_ms=now, request_id=f"r{step}")
+        assert decided == expected, step
+        if decided.allowed and rng.random() < 0.8:
+            used = rng.randint(0, rules[1].amount * 2)
+            settlements = [Settlement(rules[0], 1), Settlement(rules[1], used)]
+            local.settle_now(settlements, request_id=f"r{step}", bucket=decided.bucket)
+            await shared.settle(
+                settlements, request_id=f"r{step}", bucket=decided.bucket, event=b""
+            )
+    assert step == 699

@@ -188,7 +188,9 @@ def test_tpm_settles_to_the_real_usage_across_two_workers(
         tenant=f"o:{issued.key.organization_id}", entity=f"key:{issued.key.pk}", metric="tpm"
     )
     window = usage_redis().hgetall(key)
-    assert sum(int(v) for v in window.values()) == used
+    buckets = {field: int(count) for field, count in window.items() if field.isdigit()}
+    assert sum(buckets.values()) == used
+    assert int(window[b"t"]) == used  # the running sum the admission reads
 
 
 def test_refused_at_admission_records_no_usage_and_no_spend(
