@@ -102,6 +102,12 @@ def usd_to_units(amount: Decimal, *, round_up: bool = False) -> int:
     return int((amount / COST_QUANTUM).to_integral_value(rounding=rounding))
 
 
+def _quantized_to_units(amount: Decimal) -> int:
+    """`usd_to_units` of an amount already quantized to COST_QUANTUM (exact, and far cheaper
+    than a Decimal division)."""
+    return int(amount.scaleb(8))
+
+
 def units_to_usd(units: int) -> Decimal:
     return (Decimal(units) * COST_QUANTUM).quantize(COST_QUANTUM)
 
@@ -211,18 +217,17 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
 
 def _worst_case(ctx: RequestContext, price: Price | None) -> Decimal:
     """The most the request can cost on whichever deployment the router (or a fallback) picks."""
-    prices = [price]
+    prices = {id(price): price}
     for deployment in ctx.candidates:
-        prices.append(
-            price_resolve(
-                model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
-            )
+        candidate = price_resolve(
+            model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
         )
+        prices[id(candidate)] = candidate  # deployments of one model usually share a price
     return max(
         cost_worst_case(
             price=candidate, prompt_tokens=ctx.estimated_prompt_tokens, max_tokens=ctx.max_tokens
         )
-        for candidate in prices
+        for candidate in prices.values()
     )
 
 
@@ -305,27 +310,60 @@ def _rules(
             tokens=tokens,
         )
     # A deployment's own rpm/tpm are counted when the router picks it (gateway/capacity.py).
-    amount = usd_to_units(worst_case, round_up=True)
+    amount = _quantized_to_units(worst_case)  # cost_worst_case rounds up to the quantum
     for snapshot in snapshots.values():
         if snapshot is None or (snapshot.max_budget is None and snapshot.soft_budget is None):
             continue
-        reset_in = 0
-        if snapshot.reset_at is not None:
-            reset_in = max(int(snapshot.reset_at.timestamp() * 1000) - now, 1)
-        limit = usd_to_units(snapshot.max_budget) if snapshot.max_budget is not None else UNLIMITED
+        budget = _budget_fixed(snapshot)
+        reset_in = max(budget.reset_at_ms - now, 1) if budget.reset_at_ms else 0
         rules.append(
             Rule(
                 "b",
-                budget_counter_key(snapshot=snapshot),
-                limit,
+                budget.key,
+                budget.limit,
                 amount,
-                f"{snapshot.scope}:budget",
-                audit=snapshot.mode == _AUDIT,
-                seed=usd_to_units(snapshot.spend),
+                budget.name,
+                audit=budget.audit,
+                seed=budget.seed,
                 ttl_ms=reset_in,
             )
         )
     return rules
+
+
+@dataclass(frozen=True, slots=True)
+class _BudgetFixed:
+    """What a budget rule takes from its snapshot, the same for every request until it changes."""
+
+    key: str
+    limit: int
+    seed: int
+    reset_at_ms: int  # 0: never resets
+    audit: bool
+    name: str
+
+
+_budgets_fixed: dict[int, tuple[BudgetSnapshot, _BudgetFixed]] = {}
+
+
+def _budget_fixed(snapshot: BudgetSnapshot) -> _BudgetFixed:
+    # Keyed by identity: a refreshed snapshot is a new object. The entry holds the snapshot, so
+    # its id cannot be reused while cached.
+    hit = _budgets_fixed.get(id(snapshot))
+    if hit is not None and hit[0] is snapshot:
+        return hit[1]
+    fixed = _BudgetFixed(
+        key=budget_counter_key(snapshot=snapshot),
+        limit=usd_to_units(snapshot.max_budget) if snapshot.max_budget is not None else UNLIMITED,
+        seed=usd_to_units(snapshot.spend),
+        reset_at_ms=int(snapshot.reset_at.timestamp() * 1000) if snapshot.reset_at else 0,
+        audit=snapshot.mode == _AUDIT,
+        name=f"{snapshot.scope}:budget",
+    )
+    if len(_budgets_fixed) >= 10_000:
+        _budgets_fixed.clear()
+    _budgets_fixed[id(snapshot)] = (snapshot, fixed)
+    return fixed
 
 
 def _duration(ms: int) -> str:
@@ -463,7 +501,8 @@ async def governance_admit(ctx: RequestContext) -> Admission:
 
 
 # Set by the lean /v1 handler (gateway/asgi.py) while a request's view runs, to a list it awaits
-# once the response is sent: a settle then writes its script to Redis at once and leaves the wait
+# once the response is sent: a settle then returns as soon as its script is written to Redis (in
+# one send with the other settles and admissions of the same event-loop turn) and leaves the wait
 # for Redis's reply in that list. The client no longer waits that round trip, and the usage still
 # reaches Redis before the answer leaves Ogem. Streams settle while they are sent: not deferred.
 settle_deferred: ContextVar[list[asyncio.Task[None]] | None] = ContextVar(
@@ -492,10 +531,13 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
         cost = cost_from_price(price=price, usage=ctx.usage)
     usage = ctx.usage
     tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    cost_units = _quantized_to_units(cost)  # cost_from_price quantizes
     settlements = []
     for rule in reservation.rules:
-        if rule.kind == "p" or rule.kind == "b":
-            settlements.append(Settlement(rule, usd_to_units(cost) if rule.kind == "b" else 0))
+        if rule.kind == "b":
+            settlements.append(Settlement(rule, cost_units))
+        elif rule.kind == "p":
+            settlements.append(Settlement(rule, 0))
         elif rule.name.endswith(":tpm"):
             settlements.append(Settlement(rule, tokens))
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
@@ -503,7 +545,7 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     deferred = settle_deferred.get()
     # A cancelled request's handler is gone and awaits nothing: it waits here, as without Redis.
     if deferred is not None and not ctx.cancelled and isinstance(store, RedisLimiter):
-        reply = store.settle_issue(
+        reply = await store.settle_issue(
             settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
         )
         if reply is not None:

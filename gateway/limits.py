@@ -411,16 +411,17 @@ class RedisLimiter:
         _, settle = self._bound()
         await settle(keys=keys, args=args)
 
-    def settle_issue(
+    async def settle_issue(
         self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
     ) -> Awaitable[Any] | None:
-        """`settle`, with the script written to Redis before this returns and only its reply left
-        to await; None when that is not possible without waiting (use `settle`)."""
+        """`settle`, returning once the script is written to Redis (with the other commands of
+        this event-loop turn), with only its reply left to await; None when that is not possible
+        without waiting for a connection (use `settle`)."""
         lean = lean_redis(settings.REDIS_URL)
         if lean is None:
             return None
         keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
-        return lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args)
+        return await lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args)
 
 
 def redis_admit_sync(client: Any, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:

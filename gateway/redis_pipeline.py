@@ -76,6 +76,7 @@ class PipelinedRedis:
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
+        self._written_waiters: list[asyncio.Future[None]] = []
         self._scripts: dict[str, bytes] = {}  # sha1 -> source, for NOSCRIPT
         self._shas: dict[str, str] = {}  # source -> sha1
 
@@ -119,37 +120,48 @@ class PipelinedRedis:
         outgoing, self._outgoing = self._outgoing, []
         if protocol is not None and protocol.lost is None and outgoing:
             protocol.transport.write(b"".join(outgoing))  # type: ignore[union-attr]
+        waiters, self._written_waiters = self._written_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
-    async def execute(self, *args: Any) -> Any:
-        """One command; Redis error replies are raised as hiredis.ReplyError."""
-        protocol = await self._connection()
+    def _queue(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        # Written with every other command queued in this event-loop turn: one send for all.
         future = asyncio.get_running_loop().create_future()
         protocol.pending.append(future)
         self._outgoing.append(_encode(args))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        reply = await future
+        return future
+
+    async def execute(self, *args: Any) -> Any:
+        """One command; Redis error replies are raised as hiredis.ReplyError."""
+        protocol = await self._connection()
+        reply = await self._queue(protocol, args)
         if isinstance(reply, hiredis.ReplyError):
             raise reply
         return reply
 
-    def issue(self, *args: Any) -> asyncio.Future[Any] | None:
-        """Write one command now (behind anything already queued) and return the future of its
-        reply, a Redis error reply included as the result; None while not connected."""
+    async def issue(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Queue one command and return once it has been written to the socket (with whatever
+        else this loop turn queued), with the future of its reply, a Redis error reply included
+        as the result; None while not connected."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
-        future = asyncio.get_running_loop().create_future()
-        protocol.pending.append(future)
-        self._outgoing.append(_encode(args))
-        self._flush()
+        future = self._queue(protocol, args)
+        waiter = asyncio.get_running_loop().create_future()
+        self._written_waiters.append(waiter)
+        await waiter
         return future
 
-    def evalsha_issue(self, sha: str, keys: list[str], args: list[Any]) -> Awaitable[Any] | None:
-        """EVALSHA written now; the returned awaitable waits for the reply (EVAL on NOSCRIPT).
-        None while not connected: use `evalsha`."""
-        future = self.issue("EVALSHA", sha, len(keys), *keys, *args)
+    async def evalsha_issue(
+        self, sha: str, keys: list[str], args: list[Any]
+    ) -> Awaitable[Any] | None:
+        """EVALSHA, returning once it is written; the returned awaitable waits for the reply
+        (EVAL on NOSCRIPT). None while not connected: use `evalsha`."""
+        future = await self.issue("EVALSHA", sha, len(keys), *keys, *args)
         if future is None:
             return None
         return self._evalsha_reply(future, sha, keys, args)

@@ -90,18 +90,18 @@ async def test_one_client_per_loop_and_url() -> None:
 async def test_an_issued_command_is_in_redis_before_its_reply_is_awaited() -> None:
     key = f"ogem:test-pipeline:{uuid.uuid4().hex}"
     client = PipelinedRedis(REDIS_URL)
-    assert client.issue("SET", key, 1) is None  # not connected yet: the caller uses execute
+    assert await client.issue("SET", key, 1) is None  # not connected: the caller uses execute
     await client.execute("PING")
     queued = asyncio.ensure_future(client.execute("SET", key, "queued"))
-    await asyncio.sleep(0)  # queued, its write scheduled for the next loop turn
-    issued = client.issue("APPEND", key, "+issued")
+    await asyncio.sleep(0)  # queued, its write scheduled for the end of this loop turn
+    issued = await client.issue("APPEND", key, "+issued")  # returns once both are written
     assert issued is not None
     import redis
 
     sync = redis.Redis.from_url(REDIS_URL)
     try:
-        # Written at once, behind the command queued before it: Redis has both while this
-        # coroutine has not yielded to the event loop once.
+        # Both were written, in order, when `issue` returned: Redis has them although no reply
+        # has been awaited.
         for _ in range(100):
             if sync.get(key) == b"queued+issued":
                 break
@@ -114,10 +114,30 @@ async def test_an_issued_command_is_in_redis_before_its_reply_is_awaited() -> No
         sync.close()
 
 
+async def test_commands_issued_in_one_loop_turn_share_one_send() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    await client.execute("PING")
+    transport = client._protocol.transport  # type: ignore[union-attr]
+    sends: list[int] = []
+    write = transport.write
+
+    def counted(data: bytes) -> None:
+        sends.append(len(data))
+        write(data)
+
+    transport.write = counted
+    try:
+        issued = await asyncio.gather(*(client.issue("ECHO", str(i)) for i in range(20)))
+    finally:
+        transport.write = write
+    assert len(sends) == 1  # twenty settles finishing together cost one system call
+    assert [await reply for reply in issued] == [str(i).encode() for i in range(20)]
+
+
 async def test_an_issued_unknown_script_is_loaded_on_noscript() -> None:
     client = PipelinedRedis(REDIS_URL)
     await client.execute("PING")
     source = f"-- {uuid.uuid4().hex}\nreturn tonumber(ARGV[1]) * 2"
-    reply = client.evalsha_issue(client.script(source), [], [21])
+    reply = await client.evalsha_issue(client.script(source), [], [21])
     assert reply is not None
     assert await reply == 42
