@@ -47,7 +47,9 @@ NO_RESET_RETRY_MS = 24 * 3600 * 1000
 UNLIMITED = -1
 
 
-@dataclass(frozen=True, slots=True)
+# Rule and Settlement are built for every request: not frozen, whose __init__ costs five times as
+# much (object.__setattr__ per field). Nothing changes them once built.
+@dataclass(slots=True)
 class Rule:
     kind: str  # "w" window, "p" parallel, "b" budget
     key: str  # the Redis key (tenant-scoped, "ogem:" prefixed)
@@ -77,7 +79,7 @@ class Decision:
     available: list[int]  # per rule: what was left before this request (limit - used)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settlement:
     rule: Rule
     actual: int  # window: real tokens; budget: real cost units; parallel: unused
@@ -211,9 +213,14 @@ for i = 1, n do
       wait = 1000
     end
   else
-    redis.call('HSETNX', key, 's', ARGV[a + 4])
-    local spent = tonumber(redis.call('HGET', key, 's')) or 0
-    local reserved = tonumber(redis.call('HGET', key, 'r')) or 0
+    if redis.call('HSETNX', key, 's', ARGV[a + 4]) == 1 then
+      -- A new period's counter: it lives until the period ends, and a grace after.
+      local ttl = tonumber(ARGV[a + 5])
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl + grace) end
+    end
+    local counters = redis.call('HMGET', key, 's', 'r')
+    local spent = tonumber(counters[1]) or 0
+    local reserved = tonumber(counters[2]) or 0
     if limit >= 0 and spent + reserved + amount > limit and reserved > 0 then
       -- Before refusing, release what requests of crashed workers still hold.
       local h = redis.call('HGETALL', key)
@@ -267,8 +274,6 @@ if refused == 0 then
     else
       redis.call('HINCRBY', key, 'r', ARGV[a + 3])
       redis.call('HSET', key, 'q:' .. rid, ARGV[a + 3] .. ':' .. ARGV[1])
-      local ttl = tonumber(ARGV[a + 5])
-      if ttl > 0 then redis.call('PEXPIRE', key, ttl + grace) end
     end
   end
 end
@@ -298,10 +303,15 @@ for i = 1, n do
   elseif kind == 'p' then
     redis.call('ZREM', key, rid)
   else
-    if redis.call('HDEL', key, 'q:' .. rid) == 1 then
+    local noted = redis.call('HDEL', key, 'q:' .. rid)
+    if noted == 1 then
       if redis.call('HINCRBY', key, 'r', ARGV[a + 2]) < 0 then redis.call('HSET', key, 'r', 0) end
     end
-    redis.call('HINCRBY', key, 's', ARGV[a + 3])
+    -- Only admission creates a counter (seeded from the durable spend, with its expiry): one
+    -- that Redis lost meanwhile is left for the next admission to seed.
+    if noted == 1 or redis.call('EXISTS', key) == 1 then
+      redis.call('HINCRBY', key, 's', ARGV[a + 3])
+    end
   end
 end
 if event ~= '' then

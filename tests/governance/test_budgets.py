@@ -110,6 +110,26 @@ async def test_audit_mode_reports_but_admits(backend: str, tenant: str) -> None:
     assert decision.audit_exceeded == [0]
 
 
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_counter_redis_lost_is_seeded_again_not_recreated_by_a_settle(
+    backend: str, tenant: str
+) -> None:
+    from gateway.accounting import usage_redis
+
+    key = budget_key(tenant=tenant, scope="key", target_id=3, period=0)
+    rule = Rule("b", key, 10 * WORST, WORST, "key:budget", seed=4 * WORST, ttl_ms=60_000)
+    first = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id="a")
+    assert first.allowed
+    assert 0 < usage_redis().pttl(key) <= 60_000 + 7 * 24 * 3600 * 1000  # the period and a grace
+    usage_redis().delete(key)  # Redis restarted without its data while "a" was in flight
+    await limiter().settle([Settlement(rule, 300)], request_id="a", bucket=first.bucket, event=b"")
+    # A settle alone would start the counter at 300 and hide the 4 * WORST already spent.
+    assert not usage_redis().exists(key)
+    second = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id="b")
+    assert second.allowed
+    assert await _counters(backend, key) == (4 * WORST, WORST)
+
+
 async def _counters(backend: str, key: str) -> tuple[int, int]:
     if backend == "redis":
         from gateway.accounting import usage_redis
