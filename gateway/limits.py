@@ -109,7 +109,13 @@ local refused = 0
 local retry = 0
 local out = {}
 local audit = {}
+-- Per rule, what the checks read, for the writes: window total, its oldest second and this
+-- second's bucket; a budget's reservations.
 local oldest = {}
+local totals = {}
+local counted = {}
+local reserved_now = {}
+local written = {}
 for i = 1, n do
   local a = 6 + (i - 1) * 6
   local kind = ARGV[a + 1]
@@ -126,9 +132,10 @@ for i = 1, n do
     -- 't' is the sum of the live buckets and 'c' the oldest of them (0: none), so a check reads
     -- only the seconds that left the window since the last one, not all sixty buckets.
     local lo = sec - window + 1
-    local meta = redis.call('HMGET', key, 't', 'c')
+    local meta = redis.call('HMGET', key, 't', 'c', sec)
     local total = tonumber(meta[1])
     local cursor = tonumber(meta[2])
+    counted[i] = tonumber(meta[3])  -- this second's bucket, nil while it has none
     local moved = false
     if total == nil or cursor == nil or (cursor > 0 and cursor < lo - window - 2) then
       -- A new hash, one long idle, or one from before the running sum: count it once.
@@ -184,6 +191,7 @@ for i = 1, n do
     end
     used = total
     oldest[i] = cursor
+    totals[i] = total
     if limit >= 0 and used + amount > limit then
       over = true
       wait = window * 1000
@@ -213,13 +221,16 @@ for i = 1, n do
       wait = 1000
     end
   else
-    if redis.call('HSETNX', key, 's', ARGV[a + 4]) == 1 then
-      -- A new period's counter: it lives until the period ends, and a grace after.
+    local counters = redis.call('HMGET', key, 's', 'r')
+    local spent = tonumber(counters[1])
+    if spent == nil then
+      -- A new period's counter, from the durable spend: it lives until the period ends, and a
+      -- grace after.
+      spent = tonumber(ARGV[a + 4])
+      redis.call('HSET', key, 's', ARGV[a + 4])
       local ttl = tonumber(ARGV[a + 5])
       if ttl > 0 then redis.call('PEXPIRE', key, ttl + grace) end
     end
-    local counters = redis.call('HMGET', key, 's', 'r')
-    local spent = tonumber(counters[1]) or 0
     local reserved = tonumber(counters[2]) or 0
     if limit >= 0 and spent + reserved + amount > limit and reserved > 0 then
       -- Before refusing, release what requests of crashed workers still hold.
@@ -234,9 +245,12 @@ for i = 1, n do
         end
       end
       if reserved < 0 then reserved = 0 end
-      redis.call('HSET', key, 'r', reserved)
+      -- As an integer string whatever its size (Lua may give a large number in exponent form,
+      -- which HINCRBY refuses).
+      redis.call('HSET', key, 'r', string.format('%d', reserved))
     end
     used = spent + reserved
+    reserved_now[i] = reserved
     if limit >= 0 and used + amount > limit then
       if flag == 'a' then
         audit[#audit + 1] = i
@@ -264,16 +278,39 @@ if refused == 0 then
     local kind = ARGV[a + 1]
     local key = KEYS[i]
     if kind == 'w' then
-      redis.call('HINCRBY', key, sec, ARGV[a + 3])
-      redis.call('HINCRBY', key, 't', ARGV[a + 3])
-      if oldest[i] == 0 or sec < oldest[i] then redis.call('HSET', key, 'c', sec) end
-      redis.call('PEXPIRE', key, (window + 1) * 1000)
+      -- One write for the bucket, the total and (when it changes) the oldest second: the script
+      -- runs alone, so what the check read is still there. Integers as strings: Lua may give a
+      -- large number in exponent form.
+      local amount = tonumber(ARGV[a + 3])
+      if written[key] then
+        -- The same key twice in one admission: count both, as increments.
+        redis.call('HINCRBY', key, sec, amount)
+        redis.call('HINCRBY', key, 't', amount)
+      else
+        local fields = {
+          't', string.format('%d', totals[i] + amount),
+          sec, string.format('%d', (counted[i] or 0) + amount),
+        }
+        if oldest[i] == 0 or sec < oldest[i] then
+          fields[#fields + 1] = 'c'
+          fields[#fields + 1] = sec
+        end
+        redis.call('HSET', key, unpack(fields))
+      end
+      -- The newest bucket keeps the hash alive until it leaves the window: the expiry is set
+      -- when a second's bucket is created, not again on every request of that second.
+      if counted[i] == nil or written[key] then
+        redis.call('PEXPIRE', key, (window + 1) * 1000)
+      end
+      written[key] = true
     elseif kind == 'p' then
       redis.call('ZADD', key, now, rid)
       redis.call('PEXPIRE', key, ARGV[a + 4])
     else
-      redis.call('HINCRBY', key, 'r', ARGV[a + 3])
-      redis.call('HSET', key, 'q:' .. rid, ARGV[a + 3] .. ':' .. ARGV[1])
+      -- The reservation and its note in one write (in-flight reservations stay far below 2^53,
+      -- where a Lua number stops being exact).
+      local reserved = string.format('%d', reserved_now[i] + tonumber(ARGV[a + 3]))
+      redis.call('HSET', key, 'r', reserved, 'q:' .. rid, ARGV[a + 3] .. ':' .. ARGV[1])
     end
   end
 end

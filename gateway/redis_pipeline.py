@@ -126,13 +126,20 @@ class PipelinedRedis:
                 waiter.set_result(None)
 
     def _queue(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        # Written with every other command queued in this event-loop turn: one send for all.
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        busy = bool(protocol.pending or self._outgoing)  # before ours joins either
         protocol.pending.append(future)
         self._outgoing.append(_encode(args))
-        if not self._flush_scheduled:
+        if not busy:
+            # Nothing else in flight on this connection: a lone request. Send now rather than
+            # after a turn of the event loop, which costs it tens of microseconds.
+            self._flush()
+        elif not self._flush_scheduled:
+            # Others are waiting too (concurrent requests): write with every other command
+            # queued in this event-loop turn, one send for all.
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         return future
 
     async def execute(self, *args: Any) -> Any:
@@ -151,9 +158,10 @@ class PipelinedRedis:
         if protocol is None or protocol.lost is not None:
             return None
         future = self._queue(protocol, args)
-        waiter = asyncio.get_running_loop().create_future()
-        self._written_waiters.append(waiter)
-        await waiter
+        if self._outgoing:  # not written yet: wait for this turn's send
+            waiter = asyncio.get_running_loop().create_future()
+            self._written_waiters.append(waiter)
+            await waiter
         return future
 
     async def evalsha_issue(
