@@ -352,7 +352,11 @@ for i = 1, n do
   end
 end
 if event ~= '' then
-  redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', stream_len, '*', 'e', event)
+  if stream_len == '0' then
+    redis.call('XADD', KEYS[n + 1], '*', 'e', event)
+  else
+    redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', stream_len, '*', 'e', event)
+  end
 end
 return 1
 """

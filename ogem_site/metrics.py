@@ -119,6 +119,30 @@ def metrics_render() -> bytes:
     return generate_latest(registry)
 
 
+async def _usage_backlog_render() -> bytes:
+    """The usage events in Redis not yet drained into PostgreSQL, read at scrape time (one number
+    for the whole installation, whichever worker answers). Nothing without Redis, or when Redis
+    does not answer within half a second."""
+    from django.conf import settings
+
+    from gateway.redis_pipeline import lean_redis
+
+    client = lean_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+    if client is None:
+        return b""
+    try:
+        backlog = await asyncio.wait_for(
+            client.execute("XLEN", settings.OGEM_USAGE_STREAM), timeout=0.5
+        )
+    except Exception:  # a scrape must answer even with Redis away
+        return b""
+    return (
+        b"# HELP ogem_usage_stream_backlog Usage events in Redis not yet drained into PostgreSQL.\n"
+        b"# TYPE ogem_usage_stream_backlog gauge\n"
+        b"ogem_usage_stream_backlog %d\n" % backlog
+    )
+
+
 def _mark_dead() -> None:
     prometheus_multiprocess.mark_process_dead(os.getpid())
 
@@ -166,6 +190,7 @@ class MetricsASGI:
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
+        body += await _usage_backlog_render()
         await send(
             {
                 "type": "http.response.start",

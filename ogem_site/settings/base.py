@@ -188,7 +188,9 @@ OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
 OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
 OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "ogem:usage")
-OGEM_USAGE_STREAM_MAXLEN = env_int("OGEM_USAGE_STREAM_MAXLEN", 1_000_000)
+# 0: the usage stream is never trimmed; the drain deletes what it has written. A cap (approximate,
+# Redis's MAXLEN ~) drops the oldest undrained usage once a stopped drain lets the stream reach it.
+OGEM_USAGE_STREAM_MAXLEN = env_int("OGEM_USAGE_STREAM_MAXLEN", 0)
 OGEM_USAGE_BATCH_SIZE = env_int("OGEM_USAGE_BATCH_SIZE", 500)
 # Without Redis, the web process writes its buffered usage itself, in the background.
 OGEM_USAGE_AUTOFLUSH = env_bool("OGEM_USAGE_AUTOFLUSH", default=True)

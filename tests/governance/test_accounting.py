@@ -127,3 +127,36 @@ def test_entries_of_a_dead_consumer_are_claimed(backend: str, usage_stream: str)
         "d-2",
         "d-3",
     ]
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+@pytest.mark.parametrize(("maxlen", "kept"), [(0, 250), (100, range(100, 250))])
+async def test_the_usage_stream_is_trimmed_only_under_a_configured_cap(
+    backend: str, usage_stream: str, settings, maxlen: int, kept: object
+) -> None:
+    from gateway.limits import limiter
+
+    # By default nothing undrained is ever dropped: the drain deletes what it has written.
+    settings.OGEM_USAGE_STREAM_MAXLEN = maxlen
+    for number in range(250):
+        event = usage_event_encode(_event(f"trim-{number}"))
+        await limiter().settle([], request_id=f"trim-{number}", bucket=0, event=event)
+    length = usage_redis().xlen(usage_stream)
+    assert length == kept if isinstance(kept, int) else length in kept
+
+
+def test_the_metrics_show_the_undrained_usage(live_ogem, settings) -> None:
+    import httpx
+
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    stream = f"ogem:test-usage:{time.time_ns()}"
+    settings.OGEM_USAGE_STREAM = stream
+    client = usage_redis()
+    try:
+        for number in range(7):
+            client.xadd(stream, {"e": usage_event_encode(_event(f"backlog-{number}"))})
+        text = httpx.get(f"{live_ogem.url}/metrics").text
+    finally:
+        client.delete(stream)
+    assert "\nogem_usage_stream_backlog 7\n" in text
