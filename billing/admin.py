@@ -24,7 +24,7 @@ from billing.selectors import (
     spend_chart_data,
     unpriced_usage_list,
 )
-from billing.services import budget_reset, budget_upsert
+from billing.services import budget_limits_set, budget_reset, budget_upsert
 from tenants.admin import ScopedAdminMixin, organization_id_of, request_principal
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Organization, Team
@@ -163,7 +163,15 @@ class BudgetForm(forms.ModelForm):
             "soft_budget",
             "duration",
             "mode",
+            "rpm_limit",
+            "tpm_limit",
+            "max_parallel_requests",
         ]
+        help_texts = {
+            "rpm_limit": "Requests per minute of the whole target (all its keys); empty: none.",
+            "tpm_limit": "Tokens per minute of the whole target; empty: none.",
+            "max_parallel_requests": "Requests in flight at once of the whole target; empty: none.",
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -223,6 +231,12 @@ class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
             soft_budget=data.get("soft_budget"),
             duration=data.get("duration") or "",
             mode=data["mode"],
+        )
+        saved = budget_limits_set(
+            budget=saved,
+            rpm_limit=data.get("rpm_limit"),
+            tpm_limit=data.get("tpm_limit"),
+            max_parallel_requests=data.get("max_parallel_requests"),
         )
         for field in Budget._meta.concrete_fields:
             setattr(obj, field.attname, getattr(saved, field.attname))

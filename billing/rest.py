@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
 from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
-from billing.services import budget_reset, budget_upsert
+from billing.services import budget_limits_set, budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
 from tenants.audit import audit_snapshot
@@ -51,6 +51,10 @@ class BudgetSerializer(serializers.ModelSerializer):
     )
     mode = serializers.ChoiceField(choices=BudgetMode.choices, required=False)
     spend = serializers.DecimalField(**USD, read_only=True, coerce_to_string=False)
+    # The entity's rate limits (null: none), enforced with the key's own on every request.
+    rpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    tpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    max_parallel_requests = serializers.IntegerField(min_value=1, required=False, allow_null=True)
 
     class Meta:
         model = Budget
@@ -67,6 +71,9 @@ class BudgetSerializer(serializers.ModelSerializer):
             "budget_duration",
             "mode",
             "spend",
+            "rpm_limit",
+            "tpm_limit",
+            "max_parallel_requests",
             "period_started_at",
             "reset_at",
             "created_at",
@@ -149,7 +156,7 @@ class BudgetViewSet(ScopedViewSet):
 
     def perform_service_create(self, data: dict[str, Any]) -> Budget:
         scope = BudgetScope(data["scope"])
-        return budget_upsert(
+        budget = budget_upsert(
             scope=scope,
             target=data[SCOPE_FIELDS[scope]],
             max_budget=data.get("max_budget"),
@@ -157,10 +164,11 @@ class BudgetViewSet(ScopedViewSet):
             duration=data.get("duration") or BudgetDuration.NONE,
             mode=data.get("mode") or BudgetMode.ENFORCE,
         )
+        return _limits_apply(budget, data)
 
     def perform_service_update(self, instance: Budget, data: dict[str, Any]) -> Budget:
         duration = data.get("duration", instance.duration)
-        return budget_upsert(
+        budget = budget_upsert(
             scope=instance.scope,
             target=getattr(instance, SCOPE_FIELDS[BudgetScope(instance.scope)]),
             max_budget=data.get("max_budget", instance.max_budget),
@@ -168,6 +176,7 @@ class BudgetViewSet(ScopedViewSet):
             duration=duration or BudgetDuration.NONE,
             mode=data.get("mode", instance.mode),
         )
+        return _limits_apply(budget, data)
 
     def perform_service_destroy(self, instance: Budget) -> None:
         instance.delete()
@@ -182,6 +191,16 @@ class BudgetViewSet(ScopedViewSet):
         budget = budget_reset(budget=budget)
         self.audit(action="reset", instance=budget, before=before)
         return Response(self.get_serializer(budget).data)
+
+
+def _limits_apply(budget: Budget, data: dict[str, Any]) -> Budget:
+    """Set the rate limits the request gave; those it left out keep their values."""
+    names = ("rpm_limit", "tpm_limit", "max_parallel_requests")
+    if not any(name in data for name in names):
+        return budget
+    return budget_limits_set(
+        budget=budget, **{name: data.get(name, getattr(budget, name)) for name in names}
+    )
 
 
 class SpendQuerySerializer(serializers.Serializer):

@@ -274,14 +274,19 @@ def _rules(
     tokens = _token_estimate(ctx)
     org_tenant = f"o:{caller.organization_id if caller.organization_id is not None else '-'}"
     rules: list[Rule] = []
+    # A key's limits can be set on the key and on its budget row: one rule per metric, the
+    # stricter limit (two rules on one counter would count every request twice).
+    own = snapshots.get((_KEY, caller.key_id)) if caller.key_id is not None else None
     if caller.key_id is not None:
         rules += _window_rules(
             tenant=org_tenant,
             entity=f"key:{caller.key_id}",
             label="key",
-            rpm=caller.rpm_limit,
-            tpm=caller.tpm_limit,
-            parallel=caller.max_parallel_requests,
+            rpm=_stricter(caller.rpm_limit, own.rpm_limit if own else None),
+            tpm=_stricter(caller.tpm_limit, own.tpm_limit if own else None),
+            parallel=_stricter(
+                caller.max_parallel_requests, own.max_parallel_requests if own else None
+            ),
             tokens=tokens,
         )
         model_rpm = (caller.metadata.get("model_rpm_limit") or {}).get(ctx.model)
@@ -297,7 +302,7 @@ def _rules(
                 tokens=tokens,
             )
     for snapshot in snapshots.values():
-        if snapshot is None:
+        if snapshot is None or snapshot is own:
             continue
         tenant = f"u:{snapshot.target_id}" if snapshot.scope == _USER else org_tenant
         rules += _window_rules(
@@ -329,6 +334,12 @@ def _rules(
             )
         )
     return rules
+
+
+def _stricter(first: int | None, second: int | None) -> int | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,10 +242,22 @@ def test_budget_add_validates_the_target(admin_client: Client) -> None:
     assert missing.status_code == 200
     assert not Budget.objects.exists()
     ok = admin_client.post(
-        url, {"scope": "team", "team": team.pk, "mode": "enforce", "max_budget": "3"}
+        url,
+        {
+            "scope": "team",
+            "team": team.pk,
+            "mode": "enforce",
+            "max_budget": "3",
+            "rpm_limit": "120",
+            "max_parallel_requests": "4",
+        },
     )
     assert ok.status_code == 302
-    assert Budget.objects.get(scope="team", team=team).max_budget == Decimal("3")
+    budget = Budget.objects.get(scope="team", team=team)
+    assert budget.max_budget == Decimal("3")
+    # The team's own rate limits, for all its keys together.
+    limits = (budget.rpm_limit, budget.tpm_limit, budget.max_parallel_requests)
+    assert limits == (120, None, 4)
 
 
 def test_scim_token_action_shows_token_once(admin_client: Client) -> None:

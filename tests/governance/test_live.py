@@ -175,3 +175,46 @@ async def test_300_concurrent_requests_never_overspend_a_budget(
     async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
         again = await client.post("/v1/chat/completions", content=body, headers=headers)
     assert again.status_code == 200
+
+
+def _limits_set(live: LiveServer, master_key: str, body: dict) -> None:
+    import httpx
+
+    response = httpx.post(
+        f"{live.url}/api/v1/budgets",
+        json=body,
+        headers={"Authorization": f"Bearer {master_key}"},
+    )
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["rpm_limit"] == body["rpm_limit"]
+
+
+def test_a_team_rate_limit_set_through_the_api_holds_across_its_keys(
+    live: LiveServer, master_key: str
+) -> None:
+    team = TeamFactory()
+    first = _client(live, key_create(name="one", team=team).secret)
+    second = _client(live, key_create(name="two", team=team).secret)
+    _limits_set(live, master_key, {"scope": "team", "team": team.pk, "rpm_limit": 2})
+    governance_snapshot_flush()  # the live server shares this process: no wait for the TTL
+    assert first.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
+    assert second.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
+    for client in (first, second):
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+        assert "team: 2 requests per minute" in refused.value.response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("on_key", "on_budget", "admitted"), [(5, 3, 3), (3, 5, 3)])
+def test_a_key_limited_twice_counts_each_request_once_at_the_stricter_limit(
+    live: LiveServer, master_key: str, on_key: int, on_budget: int, admitted: int
+) -> None:
+    issued = key_create(name="twice", team=TeamFactory(), rpm_limit=on_key)
+    _limits_set(live, master_key, {"scope": "key", "key": issued.key.pk, "rpm_limit": on_budget})
+    governance_snapshot_flush()
+    client = _client(live, issued.secret)
+    for _ in range(admitted):
+        raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=MESSAGES)
+        assert raw.headers["x-ratelimit-limit-requests"] == str(admitted)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="mock-chat", messages=MESSAGES)
