@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="with --cpu: a cProfile listing")
     parser.add_argument(
+        "--callgrind",
+        type=Path,
+        metavar="FILE",
+        help="with --cpu: count instructions per request under valgrind (deterministic)",
+    )
+    parser.add_argument(
         "--deployment-limits",
         action="store_true",
         help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
@@ -142,7 +148,13 @@ def _run(
         if args.slow_streams:
             return _slow_streams(ogem, upstream, args.slow_streams, args.slow_rate, args.slow_ramp)
         if args.cpu:
-            return cpu_run(ogem, requests=args.cpu, profile=args.profile, core=ogem_core)
+            return cpu_run(
+                ogem,
+                requests=args.cpu,
+                profile=args.profile,
+                core=ogem_core,
+                callgrind=args.callgrind.resolve() if args.callgrind else None,
+            )
         return _matrix(ogem, upstream, tools["wrk"], workdir, args.seconds, load_core)
     finally:
         if ogem is not None:

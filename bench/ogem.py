@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,14 +168,35 @@ def _check(ogem: Ogem, workdir: Path) -> None:
             )
 
 
-def cpu_run(ogem: Ogem, *, requests: int, profile: bool, core: int | None) -> str:
-    """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core."""
+def cpu_run(
+    ogem: Ogem, *, requests: int, profile: bool, core: int | None, callgrind: Path | None = None
+) -> str:
+    """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core. With
+    `callgrind`, under valgrind's callgrind (non-streaming requests only, counted after 100
+    warm-up ones), writing its profile there and reporting instructions per request."""
     argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests)]
     if profile:
         argv.append("--profile")
-    result = subprocess.run(
-        pinned(argv, core), cwd=ROOT, env=ogem.env, capture_output=True, text=True
-    )
+    env = ogem.env
+    if callgrind is not None:
+        if shutil.which("valgrind") is None:
+            raise BenchError("--callgrind needs valgrind (apt-get install valgrind)")
+        tool = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        argv = [*tool, f"--callgrind-out-file={callgrind}", *argv]
+        argv += ["--warmup", "100", "--mode", "json"]
+        env = {**env, "OGEM_BENCH_CALLGRIND": "1"}
+    result = subprocess.run(pinned(argv, core), cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BenchError(f"bench.cpu failed:\n{result.stderr.strip()[-3000:]}")
+    if callgrind is not None:
+        totals = re.search(r"^totals: (\d+)", callgrind.read_text(), re.MULTILINE)
+        if totals is None:
+            raise BenchError(f"no totals line in {callgrind}")
+        counted = int(totals.group(1)) / requests
+        return (
+            "## Instructions per request, in process (callgrind)\n\n"
+            f"non-streaming: {counted / 1e6:.3f} M instructions a request over {requests:,} "
+            f"requests (CPU time under valgrind is meaningless); profile: {callgrind} "
+            "(`callgrind_annotate` reads it)\n"
+        )
     return "## CPU time per request, in process (ASGI app driven directly)\n\n" + result.stdout
