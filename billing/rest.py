@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
 from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
-from billing.services import budget_limits_set, budget_reset, budget_upsert
+from billing.services import budget_delete, budget_limits_set, budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
 from tenants.audit import audit_snapshot
@@ -179,7 +179,7 @@ class BudgetViewSet(ScopedViewSet):
         return _limits_apply(budget, data)
 
     def perform_service_destroy(self, instance: Budget) -> None:
-        instance.delete()
+        budget_delete(budget=instance)
 
     @extend_schema(request=None, responses=BudgetSerializer)
     @action(detail=True, methods=["post"])

@@ -47,7 +47,19 @@ def budget_upsert(
         budget.duration = duration
         _budget_start_period(budget=budget)
     budget.save()
+    _snapshots_changed_on_commit()
     return budget
+
+
+def budget_delete(*, budget: Budget) -> None:
+    budget.delete()
+    _snapshots_changed_on_commit()
+
+
+def _snapshots_changed_on_commit() -> None:
+    from gateway.governance import governance_snapshots_changed
+
+    transaction.on_commit(governance_snapshots_changed)
 
 
 def budget_reset(*, budget: Budget) -> Budget:
@@ -55,6 +67,7 @@ def budget_reset(*, budget: Budget) -> Budget:
     budget.soft_alert_sent_for = None
     _budget_start_period(budget=budget)
     budget.save()
+    _snapshots_changed_on_commit()
     return budget
 
 
@@ -268,7 +281,7 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
     Returns how many periods were reset. The live counter of a new period is a new key (it is
     named by the period's start), so a reset never races with requests settling in the old one.
     """
-    from gateway.governance import governance_snapshot_flush
+    from gateway.governance import governance_snapshots_changed
 
     now = now or timezone.now()
     reset = 0
@@ -286,7 +299,8 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
             budget_reset(budget=budget)
             reset += 1
     if reset:
-        governance_snapshot_flush()
+        # The web workers must count in the new periods at once, not a snapshot TTL later.
+        governance_snapshots_changed()
     return reset
 
 
@@ -321,11 +335,11 @@ def budget_limits_set(
     max_parallel_requests: int | None = None,
 ) -> Budget:
     """Set the rate limits of a budget's entity (organization, team, user, ...); None: no limit."""
-    from gateway.governance import governance_snapshot_flush
+    from gateway.governance import governance_snapshots_changed
 
     budget.rpm_limit = rpm_limit
     budget.tpm_limit = tpm_limit
     budget.max_parallel_requests = max_parallel_requests
     budget.save(update_fields=["rpm_limit", "tpm_limit", "max_parallel_requests", "updated_at"])
-    transaction.on_commit(governance_snapshot_flush)
+    transaction.on_commit(governance_snapshots_changed)
     return budget

@@ -260,6 +260,27 @@ def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
 
 key_cache_register_invalidator(key_cache_invalidate_prefixes)
 
+
+def broadcast_publish(message: dict[str, str]) -> None:
+    """Tell every worker's listener (this channel's other messages are key prefixes)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.publish(INVALIDATION_CHANNEL, orjson.dumps(message))
+    except Exception:
+        logger.warning("could not broadcast %s; workers catch up within their TTL", message)
+    finally:
+        client.close()
+
+
+def _broadcast_apply(message: dict[str, Any]) -> None:
+    if message.get("flush") == "governance":
+        from gateway.governance import governance_snapshot_flush
+
+        governance_snapshot_flush()
+
+
 _subscribers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
 
@@ -288,6 +309,9 @@ async def _subscriber_run() -> None:
                     try:
                         prefixes = orjson.loads(message["data"])
                     except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(prefixes, dict):
+                        _broadcast_apply(prefixes)
                         continue
                     _local.drop_prefixes([str(p) for p in prefixes])
         except asyncio.CancelledError:

@@ -139,9 +139,19 @@ _snapshots = _SnapshotCache()
 
 
 def governance_snapshot_flush() -> None:
-    """Forget every cached budget/limit snapshot of this process (after a change in admin/API)."""
+    """Forget every cached budget/limit snapshot of this process."""
     with _snapshots.lock:
         _snapshots.entries.clear()
+
+
+def governance_snapshots_changed() -> None:
+    """Budgets or entity limits changed (call on commit): this process and, through Redis,
+    every worker forget their snapshots now rather than after OGEM_GOVERNANCE_SNAPSHOT_TTL."""
+    governance_snapshot_flush()
+    if settings.REDIS_URL:
+        from gateway.auth import broadcast_publish
+
+        broadcast_publish({"flush": "governance"})
 
 
 def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:

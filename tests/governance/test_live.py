@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import openai
 import pytest
+from django.test import TestCase
 
-from billing.models import RequestLog
+from billing.models import Budget, BudgetScope, RequestLog
 from billing.services import usage_drain
 from gateway.governance import governance_snapshot_flush
 from keys.services import key_create
@@ -218,3 +220,57 @@ def test_a_key_limited_twice_counts_each_request_once_at_the_stricter_limit(
         assert raw.headers["x-ratelimit-limit-requests"] == str(admitted)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+
+
+def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
+    live: LiveServer, settings
+) -> None:
+    import orjson
+    import redis
+
+    from gateway.auth import INVALIDATION_CHANNEL
+
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set (the broadcast goes through Redis pub/sub)")
+    team = TeamFactory()
+    client = _client(live, key_create(name="lim", team=team).secret)
+    assert client.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
+    time.sleep(0.3)  # the listener starts with the first request
+    # Another process (admin, API, Celery beat) limits the team: a bare UPDATE here, so only the
+    # broadcast can make this worker drop the snapshot it holds for the next 10 s.
+    Budget.objects.create(scope=BudgetScope.TEAM, team=team, rpm_limit=1)
+    assert client.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
+    sync = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        sync.publish(INVALIDATION_CHANNEL, orjson.dumps({"flush": "governance"}))
+    finally:
+        sync.close()
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+        except openai.RateLimitError:
+            break
+        assert time.monotonic() < deadline, "the broadcast did not arrive within 1 s"
+        time.sleep(0.02)
+
+
+def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ignore[no-untyped-def]
+    import orjson
+    import redis
+
+    from billing.services import budget_upsert
+    from gateway.auth import INVALIDATION_CHANNEL
+
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(INVALIDATION_CHANNEL)
+    try:
+        listener.get_message(timeout=1.0)  # the subscription confirmation
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            budget_upsert(scope=BudgetScope.TEAM, target=TeamFactory(), max_budget=Decimal("5"))
+        message = listener.get_message(timeout=2.0)
+    finally:
+        listener.close()
+    assert message is not None and orjson.loads(message["data"]) == {"flush": "governance"}
