@@ -24,7 +24,12 @@ from billing.selectors import (
     spend_chart_data,
     unpriced_usage_list,
 )
-from billing.services import budget_limits_set, budget_reset, budget_upsert
+from billing.services import (
+    budget_changes_broadcast,
+    budget_limits_set,
+    budget_reset,
+    budget_upsert,
+)
 from tenants.admin import ScopedAdminMixin, organization_id_of, request_principal
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Organization, Team
@@ -241,6 +246,14 @@ class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
         for field in Budget._meta.concrete_fields:
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: Budget) -> None:
+        super().delete_model(request, obj)
+        budget_changes_broadcast()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Budget]) -> None:
+        super().delete_queryset(request, queryset)
+        budget_changes_broadcast()
 
     def scoped_writable(self, principal: Principal, obj: Budget) -> bool:
         target = getattr(obj, SCOPE_FIELDS[BudgetScope(obj.scope)])

@@ -47,16 +47,16 @@ def budget_upsert(
         budget.duration = duration
         _budget_start_period(budget=budget)
     budget.save()
-    _snapshots_changed_on_commit()
+    budget_changes_broadcast()
     return budget
 
 
 def budget_delete(*, budget: Budget) -> None:
     budget.delete()
-    _snapshots_changed_on_commit()
+    budget_changes_broadcast()
 
 
-def _snapshots_changed_on_commit() -> None:
+def budget_changes_broadcast() -> None:
     from gateway.governance import governance_snapshots_changed
 
     transaction.on_commit(governance_snapshots_changed)
@@ -67,7 +67,7 @@ def budget_reset(*, budget: Budget) -> Budget:
     budget.soft_alert_sent_for = None
     _budget_start_period(budget=budget)
     budget.save()
-    _snapshots_changed_on_commit()
+    budget_changes_broadcast()
     return budget
 
 
@@ -335,11 +335,9 @@ def budget_limits_set(
     max_parallel_requests: int | None = None,
 ) -> Budget:
     """Set the rate limits of a budget's entity (organization, team, user, ...); None: no limit."""
-    from gateway.governance import governance_snapshots_changed
-
     budget.rpm_limit = rpm_limit
     budget.tpm_limit = tpm_limit
     budget.max_parallel_requests = max_parallel_requests
     budget.save(update_fields=["rpm_limit", "tpm_limit", "max_parallel_requests", "updated_at"])
-    transaction.on_commit(governance_snapshots_changed)
+    budget_changes_broadcast()
     return budget
