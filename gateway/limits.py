@@ -34,7 +34,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
 from django.conf import settings
 
 from gateway.redis_pipeline import lean_redis
@@ -440,15 +439,11 @@ class RedisLimiter:
         keys = [rule.key for rule in rules]
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=window)
         lean = lean_redis(settings.REDIS_URL)
-        if lean is None:
-            admit, _ = self._bound()
-            return _decision(await admit(keys=keys, args=args), rules)
-        try:
-            raw = await lean.execute("EVALSHA", lean.script(_ADMIT_LUA), len(keys), *keys, *args)
-        except hiredis.ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
+        if lean is not None:
             raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
+        else:
+            admit, _ = self._bound()
+            raw = await admit(keys=keys, args=args)
         return _decision(raw, rules)
 
     async def settle(
