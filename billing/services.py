@@ -63,12 +63,16 @@ def budget_changes_broadcast() -> None:
 
 
 def budget_reset(*, budget: Budget) -> Budget:
+    _budget_reset(budget=budget)
+    budget_changes_broadcast()
+    return budget
+
+
+def _budget_reset(*, budget: Budget) -> None:
     budget.spend = Decimal("0")
     budget.soft_alert_sent_for = None
     _budget_start_period(budget=budget)
     budget.save()
-    budget_changes_broadcast()
-    return budget
 
 
 def _budget_start_period(*, budget: Budget) -> None:
@@ -296,10 +300,11 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
         if budget.soft_budget is not None and budget.spend >= budget.soft_budget:
             budget_soft_alert_enqueue(budget=budget)
         if budget.reset_at is not None and budget.reset_at <= now:
-            budget_reset(budget=budget)
+            _budget_reset(budget=budget)
             reset += 1
     if reset:
-        # The web workers must count in the new periods at once, not a snapshot TTL later.
+        # The web workers must count in the new periods at once, not a snapshot TTL later: one
+        # broadcast for the whole run, not one per budget.
         governance_snapshots_changed()
     return reset
 

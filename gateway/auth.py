@@ -263,15 +263,12 @@ key_cache_register_invalidator(key_cache_invalidate_prefixes)
 
 def broadcast_publish(message: dict[str, str]) -> None:
     """Tell every worker's listener (this channel's other messages are key prefixes)."""
-    import redis
+    from gateway.accounting import usage_redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        client.publish(INVALIDATION_CHANNEL, orjson.dumps(message))
+        usage_redis().publish(INVALIDATION_CHANNEL, orjson.dumps(message))
     except Exception:
         logger.warning("could not broadcast %s; workers catch up within their TTL", message)
-    finally:
-        client.close()
 
 
 def _broadcast_apply(message: dict[str, Any]) -> None:
