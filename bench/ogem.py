@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,16 @@ import yaml
 
 from bench.bodies import REQUEST_JSON, REQUEST_STREAM
 from bench.nginx import MockUpstream
-from bench.procs import ROOT, BenchError, free_port, pinned, python, stop, wait_port
+from bench.procs import (
+    ROOT,
+    BenchError,
+    ensure_tools,
+    free_port,
+    pinned,
+    python,
+    stop,
+    wait_port,
+)
 
 KEY_SCRIPT = """
 import secrets
@@ -179,9 +187,9 @@ def cpu_run(
         argv.append("--profile")
     env = ogem.env
     if callgrind is not None:
-        if shutil.which("valgrind") is None:
-            raise BenchError("--callgrind needs valgrind (apt-get install valgrind)")
-        tool = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        # bench/cpu.py switches counting on and off with callgrind_control.
+        valgrind = ensure_tools({"valgrind": "valgrind", "callgrind_control": "valgrind"})
+        tool = [valgrind["valgrind"], "--tool=callgrind", "--instr-atstart=no"]
         argv = [*tool, f"--callgrind-out-file={callgrind}", *argv]
         argv += ["--warmup", "100", "--mode", "json"]
         env = {**env, "OGEM_BENCH_CALLGRIND": "1"}

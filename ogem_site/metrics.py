@@ -127,7 +127,7 @@ async def _usage_backlog_render() -> bytes:
 
     from gateway.redis_pipeline import lean_redis
 
-    client = lean_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+    client = lean_redis(settings.REDIS_URL)  # None without Redis
     if client is None:
         return b""
     try:
