@@ -17,6 +17,7 @@ from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_ru
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem
 from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, rss_kib
+from bench.redis_server import RedisServer, start_redis
 
 CONCURRENCY = (1, 10, 50)
 # Slow streams: events per second of each (2,000 of them at 2/s take about 30% of a core at
@@ -64,10 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
     )
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="use this Redis (e.g. a remote one) instead of a private one started on the load "
+        "core; an empty URL runs Ogem on local memory",
+    )
     args = parser.parse_args(argv)
     _raise_file_limit()
     try:
-        tools = ensure_tools({"nginx": "nginx", "wrk": "wrk"})
+        wanted = {"nginx": "nginx", "wrk": "wrk"}
+        if args.redis_url is None and not args.asgi_servers:
+            wanted["redis-server"] = "redis-server"
+        tools = ensure_tools(wanted)
         available = cores()
         ogem_core = available[0]
         load_core = available[1] if len(available) > 1 else None
@@ -114,10 +124,14 @@ def _raise_file_limit() -> None:
 def _header(args: argparse.Namespace) -> str:
     postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
     database = "PostgreSQL" if postgres else "SQLite"
-    cache = "Redis" if os.environ.get("REDIS_URL") else "local memory"
+    if args.redis_url is None:
+        cache, place = "Redis (private)", "nginx, Redis and the load"
+    else:
+        cache = "Redis" if args.redis_url else "local memory"
+        place = "nginx and the load"
     return (
         f"# Ogem benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-        f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; nginx and the load on "
+        f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; {place} on "
         f"another. Database {database}, cache {cache}. {args.seconds:.0f} s per measurement."
     )
 
@@ -136,11 +150,19 @@ def _run(
         slow_events_per_second=args.slow_rate,
     )
     ogem: Ogem | None = None
+    redis: RedisServer | None = None
     try:
+        redis_url = args.redis_url
+        if redis_url is None:
+            redis = start_redis(
+                redis_server=tools["redis-server"], workdir=workdir / "redis", core=load_core
+            )
+            redis_url = redis.url
         ogem = start_ogem(
             workdir=workdir,
             upstream=upstream,
             core=ogem_core,
+            redis_url=redis_url,
             deployment_limits=args.deployment_limits,
         )
         if args.soak:
@@ -159,6 +181,8 @@ def _run(
     finally:
         if ogem is not None:
             ogem.stop()
+        if redis is not None:
+            redis.stop()
         upstream.stop()
 
 

@@ -116,7 +116,7 @@ def write_config(path: Path, upstream: MockUpstream, *, deployment_limits: bool 
     return path
 
 
-def _environment(workdir: Path, config: Path) -> dict[str, str]:
+def _environment(workdir: Path, config: Path, redis_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(
@@ -124,6 +124,7 @@ def _environment(workdir: Path, config: Path) -> dict[str, str]:
         OGEM_VAR_DIR=str(workdir / "var"),
         OGEM_CONFIG=str(config),
         OGEM_LOG_LEVEL="WARNING",
+        REDIS_URL=redis_url,
     )
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = f"sqlite:///{workdir / 'ogem.sqlite3'}"
@@ -140,10 +141,16 @@ def _manage(args: list[str], env: dict[str, str]) -> str:
 
 
 def start_ogem(
-    *, workdir: Path, upstream: MockUpstream, core: int | None, deployment_limits: bool = False
+    *,
+    workdir: Path,
+    upstream: MockUpstream,
+    core: int | None,
+    redis_url: str,
+    deployment_limits: bool = False,
 ) -> Ogem:
+    """Ogem on `redis_url` ("" for local memory)."""
     config = write_config(workdir / "config.yaml", upstream, deployment_limits=deployment_limits)
-    env = _environment(workdir, config)
+    env = _environment(workdir, config, redis_url)
     _manage(["migrate", "--noinput"], env)
     key = _manage(["shell", "-c", KEY_SCRIPT], env).strip().splitlines()[-1]
     port = free_port()
