@@ -99,6 +99,7 @@ class HealthStore(Protocol):
     async def failure(self, deployment_id: str, *, policy: HealthPolicy, forced: float) -> None: ...
     async def success(self, deployment_id: str) -> None: ...
     async def probe_claim(self, deployment_id: str, *, seconds: float) -> bool: ...
+    async def probe_release(self, deployment_id: str) -> None: ...
 
 
 class LocalHealthStore:
@@ -130,6 +131,10 @@ class LocalHealthStore:
                 return False
             self._probes[deployment_id] = now + seconds
             return True
+
+    async def probe_release(self, deployment_id: str) -> None:
+        with self._lock:
+            self._probes.pop(deployment_id, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -221,6 +226,11 @@ class RedisHealthStore:
         )
         return bool(claimed)
 
+    async def probe_release(self, deployment_id: str) -> None:
+        from gateway.redis import get_redis
+
+        await get_redis().delete(_PROBE_PREFIX + deployment_id)
+
 
 local_health = LocalHealthStore()
 _redis_health = RedisHealthStore()
@@ -259,9 +269,21 @@ async def health_probe_claim(
 ) -> bool:
     """True when this request may use the deployment: its circuit is closed, or it is half-open
     and this request won the probe."""
-    if circuit is None or circuit.effective(time.time()) != HALF_OPEN:
+    if not _probing(circuit):
         return True
     return await health_store().probe_claim(deployment.id, seconds=policy.probe_seconds)
+
+
+async def health_probe_release(deployment: Deployment, *, circuit: Circuit | None) -> None:
+    """Give back a probe this request claimed but will not use (the deployment was at its own
+    limits), so another request may probe at once rather than after the probe's lease."""
+    if _probing(circuit):
+        await health_store().probe_release(deployment.id)
+
+
+def _probing(circuit: Circuit | None) -> bool:
+    # Half-open stays half-open as time passes, so a claim and its release agree.
+    return circuit is not None and circuit.effective(time.time()) == HALF_OPEN
 
 
 async def health_failure(deployment: Deployment, *, policy: HealthPolicy, forced: float) -> None:

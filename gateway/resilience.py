@@ -4,9 +4,9 @@
 
 1. Within the requested model group, each available deployment (circuit not open, see
    gateway.health; not at its own rpm/tpm, see gateway.capacity) is tried once, chosen by the
-   router, without waiting. When none is available yet (every circuit open, or every
-   deployment at its limits), the request may first wait in the group's queue
-   (`queue_timeout`, gateway.queueing).
+   router, without waiting. When none is available yet (every circuit open or its half-open
+   probe taken by another request, or every deployment at its limits), the request may first
+   wait in the group's queue (`queue_timeout`, gateway.queueing).
 2. Then up to `num_retries` more attempts on the group, each after an exponential backoff with
    jitter whose base depends on the error class, or after the upstream's `Retry-After` when it
    fits in the time budget.
@@ -52,6 +52,7 @@ from gateway.health import (
     health_failure,
     health_policy,
     health_probe_claim,
+    health_probe_release,
     health_success,
 )
 from gateway.queueing import queue_priority, queue_wait
@@ -236,16 +237,22 @@ def _group_candidates(ctx: RequestContext, group: str) -> tuple[Deployment, ...]
 
 @dataclass(slots=True)
 class _Pick:
-    """The deployment for the next attempt (its own limits already counted), or why none."""
+    """The deployment for the next attempt (its own limits already counted, its probe claimed
+    when half-open), or why none."""
 
     deployment: Deployment | None
     circuits: dict[str, Circuit]
-    blocked: str = ""  # COOLING: every circuit is open; LIMITS: every other one is at its limits
+    # COOLING: every circuit is open or being probed by another request;
+    # LIMITS: every other one is at its limits.
+    blocked: str = ""
     wait: float = 0.0  # blocked: seconds until a deployment may serve again
 
 
 COOLING = "cooling"
 LIMITS = "limits"
+# How often to look again while another request probes a half-open deployment: the probe is
+# one upstream call, whose end no one announces.
+PROBE_WAIT = 0.05
 
 
 async def _pick(
@@ -253,22 +260,33 @@ async def _pick(
     pool: tuple[Deployment, ...],
     *,
     strategy: RoutingStrategy,
+    health: HealthPolicy,
     tried: set[str],
 ) -> _Pick:
+    """Choose a deployment that may serve now: its half-open probe claimed (so a waiter leaves
+    the queue only with a deployment it may use), then its own limits taken."""
     usable, circuits, wait = await health_available(pool)
     if not usable:
         return _Pick(None, circuits, COOLING, wait)
-    refused: set[str] = set()
+    refused: set[str] = set()  # at their own limits
+    probed: set[str] = set()  # half-open, another request holds the probe
     while True:
-        free, full_wait = capacity_free(usable, skip=refused)
+        free, full_wait = capacity_free(usable, skip=refused | probed)
         if not free:
+            if probed:
+                return _Pick(None, circuits, COOLING, PROBE_WAIT)
             return _Pick(None, circuits, LIMITS, full_wait)
         fresh = tuple(d for d in free if d.id not in tried)
         if not fresh:
             return _Pick(None, circuits)
         deployment = await strategy.choose(ctx=ctx, candidates=fresh)
+        circuit = circuits.get(deployment.id)
+        if not await health_probe_claim(deployment, circuit=circuit, policy=health):
+            probed.add(deployment.id)  # choose among the others
+            continue
         if not capacity_limited(deployment) or await capacity_take(ctx, deployment):
             return _Pick(deployment, circuits)
+        await health_probe_release(deployment, circuit=circuit)  # unused: free it for another
         refused.add(deployment.id)  # at its own limits: choose among the others
 
 
@@ -302,11 +320,17 @@ async def _group_run(
     last_kind = UPSTREAM
     queued = False
     while True:
-        pick = await _pick(ctx, pool, strategy=strategy, tried=tried)
+        pick = await _pick(ctx, pool, strategy=strategy, health=health, tried=tried)
         if pick.blocked and policy.queue_timeout and not queued and not used:
             queued = True
             pick = await _queued(
-                ctx, pool, strategy=strategy, policy=policy, deadline=deadline, blocked=pick
+                ctx,
+                pool,
+                strategy=strategy,
+                health=health,
+                policy=policy,
+                deadline=deadline,
+                blocked=pick,
             )
         if pick.deployment is None:
             if pick.blocked and last is None:
@@ -322,15 +346,11 @@ async def _group_run(
             if time.perf_counter() + delay >= deadline:
                 break
             await asyncio.sleep(delay)
-            pick = await _pick(ctx, pool, strategy=strategy, tried=set())
+            pick = await _pick(ctx, pool, strategy=strategy, health=health, tried=set())
             if pick.deployment is None:
                 continue
         deployment = pick.deployment
         tried.add(deployment.id)
-        if not await health_probe_claim(
-            deployment, circuit=pick.circuits.get(deployment.id), policy=health
-        ):
-            continue  # another request is probing this half-open deployment
         used += 1
         await strategy.started(deployment=deployment)
         began = time.perf_counter()
@@ -374,17 +394,19 @@ async def _queued(
     pool: tuple[Deployment, ...],
     *,
     strategy: RoutingStrategy,
+    health: HealthPolicy,
     policy: RetryPolicy,
     deadline: float,
     blocked: _Pick,
 ) -> _Pick:
     """Wait in the group's queue. The head of the queue picks a deployment (and takes its
-    capacity) as soon as one can serve, so nobody behind it is served first."""
+    capacity and, when half-open, its probe) as soon as one can serve, so nobody behind it is
+    served first."""
     got = blocked
 
     async def ready() -> float:
         nonlocal got
-        got = await _pick(ctx, pool, strategy=strategy, tried=set())
+        got = await _pick(ctx, pool, strategy=strategy, health=health, tried=set())
         return max(got.wait, 0.001) if got.blocked else 0.0
 
     await queue_wait(

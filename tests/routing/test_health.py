@@ -22,6 +22,7 @@ from gateway.health import (
     health_available,
     health_failure,
     health_probe_claim,
+    health_probe_release,
     health_status,
 )
 from providers.base import Deployment
@@ -127,6 +128,23 @@ def test_only_one_request_probes_a_half_open_deployment(tag) -> None:
         ]
 
     assert asyncio.run(scenario()) == [True, False, False]
+
+
+def test_a_probe_given_back_may_be_claimed_by_another_request(tag) -> None:
+    deployment = Deployment(id=f"{tag}:d", model_name="g", provider="openai", upstream_model="d")
+    policy = HealthPolicy(allowed_fails=1, cooldown=0.0)
+
+    async def scenario() -> list[bool]:
+        await health_failure(deployment, policy=policy, forced=0)
+        _, circuits, _ = await health_available((deployment,))
+        circuit = circuits[deployment.id]
+        claims = [await health_probe_claim(deployment, circuit=circuit, policy=policy)]
+        await health_probe_release(deployment, circuit=circuit)
+        for _ in range(2):
+            claims.append(await health_probe_claim(deployment, circuit=circuit, policy=policy))
+        return claims
+
+    assert asyncio.run(scenario()) == [True, True, False]
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="circuits are shared across processes via Redis")

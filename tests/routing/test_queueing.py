@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import httpx
 import pytest
 
+from gateway.health import HealthPolicy, health_failure, health_store
 from ogem_site.metrics import ROUTING_QUEUE_WAIT
 from tests.routing.conftest import served_by
 
@@ -87,3 +89,26 @@ def test_waiting_gives_up_at_the_queue_timeout(cool, router_settings, chat) -> N
     assert 0.5 <= elapsed < 1.4
     assert response.status_code == 503
     assert served_by(cooling) == []
+
+
+def test_a_waiter_passes_over_a_deployment_another_request_is_probing(
+    openai_emulator, install_deployments, deployment, router_settings, chat, tag
+) -> None:
+    router_settings(queue_timeout=5.0, queue_depth=10)
+    only_a, only_b = deployment("only-a", priority=0), deployment("only-b", priority=1)
+    install_deployments(only_a, only_b)
+    policy = HealthPolicy()
+
+    async def cool_down() -> None:
+        # only-a turns half-open first, but another request holds its probe; only-b later.
+        await health_failure(only_a, policy=policy, forced=0.3)
+        await health_failure(only_b, policy=policy, forced=1.2)
+        assert await health_store().probe_claim(only_a.id, seconds=30)
+
+    started = time.monotonic()
+    asyncio.run(cool_down())
+    response = chat()
+    assert response.status_code == 200
+    assert response.headers["x-ogem-deployment"] == f"{tag}:only-b"
+    assert time.monotonic() - started >= 1.1  # it kept its place until only-b could serve
+    assert served_by(openai_emulator) == ["only-b"]
