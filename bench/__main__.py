@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
     )
     parser.add_argument(
+        "--concurrency",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=CONCURRENCY,
+        metavar="N,N",
+        help="the matrix's concurrencies (default 1,10,50)",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="use this Redis (e.g. a remote one) instead of a private one started on the load "
@@ -177,7 +184,9 @@ def _run(
                 core=ogem_core,
                 callgrind=args.callgrind.resolve() if args.callgrind else None,
             )
-        return _matrix(ogem, upstream, tools["wrk"], workdir, args.seconds, load_core)
+        return _matrix(
+            ogem, upstream, tools["wrk"], workdir, args.seconds, load_core, args.concurrency
+        )
     finally:
         if ogem is not None:
             ogem.stop()
@@ -193,6 +202,7 @@ def _matrix(
     workdir: Path,
     seconds: float,
     load_core: int | None,
+    concurrency: tuple[int, ...],
 ) -> str:
     through = f"{ogem.url}/v1/chat/completions"
     json_direct = f"{upstream.base(upstream.json_port)}/chat/completions"
@@ -226,7 +236,7 @@ def _matrix(
     ]
     probe_seconds = min(seconds, 5)
     for mode, direct_url, body in cases:
-        for conns in CONCURRENCY:
+        for conns in concurrency:
             print(f"{mode}, concurrency {conns} ...", flush=True)
             # wrk for throughput; the probe for latency (wrk's percentiles proved unreliable
             # when it shares a core with nginx, see docs/benchmark.md).
