@@ -25,8 +25,8 @@ from billing.selectors import (
     unpriced_usage_list,
 )
 from billing.services import (
+    EntityLimits,
     budget_changes_broadcast,
-    budget_limits_set,
     budget_reset,
     budget_upsert,
 )
@@ -236,12 +236,11 @@ class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
             soft_budget=data.get("soft_budget"),
             duration=data.get("duration") or "",
             mode=data["mode"],
-        )
-        saved = budget_limits_set(
-            budget=saved,
-            rpm_limit=data.get("rpm_limit"),
-            tpm_limit=data.get("tpm_limit"),
-            max_parallel_requests=data.get("max_parallel_requests"),
+            limits=EntityLimits(
+                rpm_limit=data.get("rpm_limit"),
+                tpm_limit=data.get("tpm_limit"),
+                max_parallel_requests=data.get("max_parallel_requests"),
+            ),
         )
         for field in Budget._meta.concrete_fields:
             setattr(obj, field.attname, getattr(saved, field.attname))

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
 from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
-from billing.services import budget_delete, budget_limits_set, budget_reset, budget_upsert
+from billing.services import EntityLimits, budget_delete, budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
 from tenants.audit import audit_snapshot
@@ -156,27 +156,29 @@ class BudgetViewSet(ScopedViewSet):
 
     def perform_service_create(self, data: dict[str, Any]) -> Budget:
         scope = BudgetScope(data["scope"])
-        budget = budget_upsert(
+        field = SCOPE_FIELDS[scope]
+        current = Budget.objects.filter(scope=scope, **{field: data[field]}).first()
+        return budget_upsert(
             scope=scope,
-            target=data[SCOPE_FIELDS[scope]],
+            target=data[field],
             max_budget=data.get("max_budget"),
             soft_budget=data.get("soft_budget"),
             duration=data.get("duration") or BudgetDuration.NONE,
             mode=data.get("mode") or BudgetMode.ENFORCE,
+            limits=_limits_given(data, current=current),
         )
-        return _limits_apply(budget, data)
 
     def perform_service_update(self, instance: Budget, data: dict[str, Any]) -> Budget:
         duration = data.get("duration", instance.duration)
-        budget = budget_upsert(
+        return budget_upsert(
             scope=instance.scope,
             target=getattr(instance, SCOPE_FIELDS[BudgetScope(instance.scope)]),
             max_budget=data.get("max_budget", instance.max_budget),
             soft_budget=data.get("soft_budget", instance.soft_budget),
             duration=duration or BudgetDuration.NONE,
             mode=data.get("mode", instance.mode),
+            limits=_limits_given(data, current=instance),
         )
-        return _limits_apply(budget, data)
 
     def perform_service_destroy(self, instance: Budget) -> None:
         budget_delete(budget=instance)
@@ -193,13 +195,14 @@ class BudgetViewSet(ScopedViewSet):
         return Response(self.get_serializer(budget).data)
 
 
-def _limits_apply(budget: Budget, data: dict[str, Any]) -> Budget:
-    """Set the rate limits the request gave; those it left out keep their values."""
+def _limits_given(data: dict[str, Any], *, current: Budget | None) -> EntityLimits | None:
+    """The rate limits the request gave, those it left out at their current values; None when it
+    gave none (they stay as they are)."""
     names = ("rpm_limit", "tpm_limit", "max_parallel_requests")
     if not any(name in data for name in names):
-        return budget
-    return budget_limits_set(
-        budget=budget, **{name: data.get(name, getattr(budget, name)) for name in names}
+        return None
+    return EntityLimits(
+        **{name: data[name] if name in data else getattr(current, name, None) for name in names}
     )
 
 

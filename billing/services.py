@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,16 @@ logger = logging.getLogger(__name__)
 _DURATION_DAYS = {BudgetDuration.DAILY: 1, BudgetDuration.WEEKLY: 7, BudgetDuration.MONTHLY: 30}
 
 
+@dataclass(frozen=True, slots=True)
+class EntityLimits:
+    """The rate limits an organization, team, user, key or end customer has on its budget row
+    (None: no limit of that kind)."""
+
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+
+
 def budget_upsert(
     *,
     scope: str,
@@ -33,8 +44,11 @@ def budget_upsert(
     soft_budget: Decimal | None = None,
     duration: str = BudgetDuration.NONE,
     mode: str = BudgetMode.ENFORCE,
+    limits: EntityLimits | None = None,
 ) -> Budget:
-    """Create or update the budget of one organization, team, user, key or end customer."""
+    """Create or update the budget of one organization, team, user, key or end customer, and
+    with `limits` its entity's rate limits (None leaves them as they are): one save, one
+    broadcast."""
     scope = BudgetScope(scope)
     if duration not in BudgetDuration.values:
         raise ValueError(f"budget duration must be one of {BudgetDuration.values}")
@@ -46,6 +60,10 @@ def budget_upsert(
     if budget.duration != duration or budget.period_started_at is None:
         budget.duration = duration
         _budget_start_period(budget=budget)
+    if limits is not None:
+        budget.rpm_limit = limits.rpm_limit
+        budget.tpm_limit = limits.tpm_limit
+        budget.max_parallel_requests = limits.max_parallel_requests
     budget.save()
     budget_changes_broadcast()
     return budget
@@ -330,19 +348,3 @@ def budget_soft_alert_enqueue(*, budget: Budget) -> bool:
     transaction.on_commit(lambda: budget_alert_webhook.delay(**arguments))
     transaction.on_commit(lambda: budget_alert_email.delay(**arguments))
     return True
-
-
-def budget_limits_set(
-    *,
-    budget: Budget,
-    rpm_limit: int | None = None,
-    tpm_limit: int | None = None,
-    max_parallel_requests: int | None = None,
-) -> Budget:
-    """Set the rate limits of a budget's entity (organization, team, user, ...); None: no limit."""
-    budget.rpm_limit = rpm_limit
-    budget.tpm_limit = tpm_limit
-    budget.max_parallel_requests = max_parallel_requests
-    budget.save(update_fields=["rpm_limit", "tpm_limit", "max_parallel_requests", "updated_at"])
-    budget_changes_broadcast()
-    return budget

@@ -259,7 +259,7 @@ def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ig
     import orjson
     import redis
 
-    from billing.services import budget_upsert
+    from billing.services import EntityLimits, budget_upsert
     from gateway.auth import INVALIDATION_CHANNEL
 
     if not settings.REDIS_URL:
@@ -269,8 +269,17 @@ def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ig
     try:
         listener.get_message(timeout=1.0)  # the subscription confirmation
         with TestCase.captureOnCommitCallbacks(execute=True):
-            budget_upsert(scope=BudgetScope.TEAM, target=TeamFactory(), max_budget=Decimal("5"))
+            budget = budget_upsert(
+                scope=BudgetScope.TEAM,
+                target=TeamFactory(),
+                max_budget=Decimal("5"),
+                limits=EntityLimits(rpm_limit=7, max_parallel_requests=2),
+            )
         message = listener.get_message(timeout=2.0)
+        again = listener.get_message(timeout=0.5)
     finally:
         listener.close()
     assert message is not None and orjson.loads(message["data"]) == {"flush": "governance"}
+    assert again is None  # budget and limits in one save, one broadcast
+    budget.refresh_from_db()
+    assert (budget.rpm_limit, budget.tpm_limit, budget.max_parallel_requests) == (7, None, 2)
