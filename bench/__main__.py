@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--concurrency",
-        type=lambda text: tuple(int(part) for part in text.split(",")),
+        type=_concurrencies,
         default=CONCURRENCY,
         metavar="N,N",
         help="the matrix's concurrencies (default 1,10,50)",
@@ -119,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(text)
     print(f"written to {path.relative_to(ROOT)}")
     return 0
+
+
+def _concurrencies(text: str) -> tuple[int, ...]:
+    values = tuple(int(part) for part in text.split(","))  # ValueError: argparse says so
+    if any(value < 1 for value in values):
+        raise ValueError(text)
+    return values
 
 
 def _raise_file_limit() -> None:
