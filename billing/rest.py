@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
@@ -148,16 +149,19 @@ class BudgetViewSet(ScopedViewSet):
         data = serializer.validated_data
         self.check_create(data)
         field = SCOPE_FIELDS[BudgetScope(data["scope"])]
-        existed = Budget.objects.filter(scope=data["scope"], **{field: data[field]}).exists()
-        budget = self.perform_service_create(data)
+        current = Budget.objects.filter(scope=data["scope"], **{field: data[field]}).first()
+        existed = current is not None
+        budget = self.perform_service_create(data, current=current)
         self.audit(action="update" if existed else "create", instance=budget, before=None)
         answer = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         return Response(self.created_data(budget), status=answer)
 
-    def perform_service_create(self, data: dict[str, Any]) -> Budget:
+    def perform_service_create(
+        self, data: dict[str, Any], *, current: Budget | None = None
+    ) -> Budget:
+        """Create, or update `current` (the target's budget, which `create` has looked up)."""
         scope = BudgetScope(data["scope"])
         field = SCOPE_FIELDS[scope]
-        current = Budget.objects.filter(scope=scope, **{field: data[field]}).first()
         return budget_upsert(
             scope=scope,
             target=data[field],
@@ -198,7 +202,7 @@ class BudgetViewSet(ScopedViewSet):
 def _limits_given(data: dict[str, Any], *, current: Budget | None) -> EntityLimits | None:
     """The rate limits the request gave, those it left out at their current values; None when it
     gave none (they stay as they are)."""
-    names = ("rpm_limit", "tpm_limit", "max_parallel_requests")
+    names = [limit.name for limit in fields(EntityLimits)]
     if not any(name in data for name in names):
         return None
     return EntityLimits(
