@@ -113,18 +113,26 @@ def test_429_retry_after_cools_the_deployment_down(
     assert 18 <= status[0]["open_for_seconds"] <= 20
 
 
+# One failure opens the circuit and a zero cooldown makes it half-open at once.
+_PROBE_POLICY = HealthPolicy(allowed_fails=1, cooldown=0.0)
+
+
+async def _half_open(deployment: Deployment) -> Circuit:
+    await health_failure(deployment, policy=_PROBE_POLICY, forced=0)
+    usable, circuits, _ = await health_available((deployment,))
+    assert usable == [deployment]
+    assert circuits[deployment.id].effective(time.time()) == HALF_OPEN
+    return circuits[deployment.id]
+
+
 def test_only_one_request_probes_a_half_open_deployment(tag) -> None:
     deployment = Deployment(id=f"{tag}:d", model_name="g", provider="openai", upstream_model="d")
-    policy = HealthPolicy(allowed_fails=1, cooldown=0.0)
+    policy = _PROBE_POLICY
 
     async def scenario() -> list[bool]:
-        await health_failure(deployment, policy=policy, forced=0)
-        usable, circuits, _ = await health_available((deployment,))
-        assert usable == [deployment]
-        assert circuits[deployment.id].effective(time.time()) == HALF_OPEN
+        circuit = await _half_open(deployment)
         return [
-            await health_probe_claim(deployment, circuit=circuits[deployment.id], policy=policy)
-            for _ in range(3)
+            await health_probe_claim(deployment, circuit=circuit, policy=policy) for _ in range(3)
         ]
 
     assert asyncio.run(scenario()) == [True, False, False]
@@ -132,12 +140,10 @@ def test_only_one_request_probes_a_half_open_deployment(tag) -> None:
 
 def test_a_probe_given_back_may_be_claimed_by_another_request(tag) -> None:
     deployment = Deployment(id=f"{tag}:d", model_name="g", provider="openai", upstream_model="d")
-    policy = HealthPolicy(allowed_fails=1, cooldown=0.0)
+    policy = _PROBE_POLICY
 
     async def scenario() -> list[bool]:
-        await health_failure(deployment, policy=policy, forced=0)
-        _, circuits, _ = await health_available((deployment,))
-        circuit = circuits[deployment.id]
+        circuit = await _half_open(deployment)
         claims = [await health_probe_claim(deployment, circuit=circuit, policy=policy)]
         await health_probe_release(deployment, circuit=circuit)
         for _ in range(2):
