@@ -14,13 +14,13 @@ def routing_health_check() -> dict[str, int]:
 
 async def _health_check() -> dict[str, int]:
     from gateway.health import health_check_run
-    from providers.http import http_session
+    from providers.http import http_clients_close
 
     try:
         return await health_check_run()
     finally:
         # This loop ends with the task: close its HTTP session (and Redis pool, if it made one).
-        await http_session().close()
+        await http_clients_close()
         from django.conf import settings
 
         if settings.REDIS_URL:

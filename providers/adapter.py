@@ -28,7 +28,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from providers.base import Deployment, Endpoint
-from providers.http import http_session, http_timeout, request_body
+from providers.http import UpstreamHTTPResponse, request_body, upstream_send
 
 
 @dataclass(slots=True)
@@ -170,21 +170,20 @@ class ProviderAdapter:
 
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamHTTPResponse:
         return await self._guard(
-            http_session().request(
-                request.method,
-                request.url,
-                data=request_body(request),
+            upstream_send(
+                method=request.method,
+                url=request.url,
                 headers=request.headers,
-                timeout=http_timeout(deployment.timeouts),
+                body=request_body(request),
+                timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
-                allow_redirects=False,
             )
         )
 
     async def _raise_for_status(
-        self, response: aiohttp.ClientResponse, *, deployment: Deployment
+        self, response: UpstreamHTTPResponse, *, deployment: Deployment
     ) -> None:
         if response.status < 400:
             return
@@ -192,7 +191,7 @@ class ProviderAdapter:
         upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
         raise self.map_error(deployment=deployment, response=upstream)
 
-    async def _body_chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _body_chunks(self, response: UpstreamHTTPResponse) -> AsyncIterator[bytes]:
         # The transport errors of _guard, inline: one coroutine less per chunk on a hot loop.
         content = response.content
         while True:

@@ -6,6 +6,8 @@ for the checks it adds).
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
@@ -168,6 +170,12 @@ OGEM_ALERT_EMAILS = env_list("OGEM_ALERT_EMAILS", [])
 OGEM_ROLLUP_GRACE_MINUTES = env_int("OGEM_ROLLUP_GRACE_MINUTES", 30)
 # Days of request log kept on PostgreSQL (whole monthly partitions are dropped); 0 keeps all.
 OGEM_LOG_RETENTION_DAYS = env_int("OGEM_LOG_RETENTION_DAYS", 0)
+
+# The client of upstream calls: "lean" (providers/http11.py; proxies and multipart uploads still
+# go through aiohttp) or "aiohttp" for every call.
+OGEM_UPSTREAM_CLIENT = env_str("OGEM_UPSTREAM_CLIENT", "lean")
+if OGEM_UPSTREAM_CLIENT not in ("lean", "aiohttp"):
+    raise ImproperlyConfigured("OGEM_UPSTREAM_CLIENT must be `lean` or `aiohttp`.")
 
 # Governance (gateway/governance.py, gateway/limits.py, billing/pricing.py).
 OGEM_GOVERNANCE_ENABLED = env_bool("OGEM_GOVERNANCE_ENABLED", default=True)

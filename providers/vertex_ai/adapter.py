@@ -22,7 +22,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import aiohttp
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
@@ -34,6 +33,7 @@ from providers.base import Deployment, Endpoint
 from providers.gemini import translate
 from providers.gemini.adapter import GeminiAdapter
 from providers.gemini.errors import google_error_to_gateway, response_error_to_gateway
+from providers.http import UpstreamHTTPResponse
 from providers.sse import sse_data
 from providers.vertex_ai.auth import ServiceAccount, access_token, service_account_parse
 
@@ -236,7 +236,7 @@ class VertexAIAdapter(GeminiAdapter):
 
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamHTTPResponse:
         request.headers["Authorization"] = f"Bearer {await self._token(deployment)}"
         return await super()._open(request, deployment=deployment)
 
