@@ -5,6 +5,7 @@ message), and the client leaving versus the server cancelling."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,8 @@ from bench.cpu import _scope
 from providers.base import Deployment
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def _request(key: str, model: str) -> tuple[dict[str, Any], bytes]:
@@ -91,21 +94,25 @@ async def _slow_request(master_key: str, install_deployments) -> tuple[dict[str,
     return _request(master_key, "slow-chat")
 
 
+def _body_then_disconnect(body: bytes, *, after: Awaitable[Any]) -> Receive:
+    """The whole body in one message, then a disconnect once `after` is done."""
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+    async def receive() -> dict[str, Any]:
+        for message in messages:
+            return message
+        await after
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 async def test_the_client_leaving_ends_the_work_quietly(master_key, install_deployments) -> None:  # type: ignore[no-untyped-def]
     from ogem_site.asgi import application
 
     scope, body = await _slow_request(master_key, install_deployments)
-    sent_body = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent_body
-        if not sent_body:
-            sent_body = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(0.1)
-        return {"type": "http.disconnect"}
-
     client = Client()
+    receive = _body_then_disconnect(body, after=asyncio.sleep(0.1))
     served = asyncio.ensure_future(application(scope, receive, client.send))
     await asyncio.wait_for(served, timeout=2)  # well before the upstream's 3 s
     assert not served.cancelled()
@@ -119,17 +126,7 @@ async def test_a_server_cancelling_the_request_is_not_taken_for_the_client_leavi
     from ogem_site.asgi import application
 
     scope, body = await _slow_request(master_key, install_deployments)
-    sent_body = False
-    never = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent_body
-        if not sent_body:
-            sent_body = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await never.wait()
-        return {"type": "http.disconnect"}
-
+    receive = _body_then_disconnect(body, after=asyncio.Event().wait())  # the client stays
     served = asyncio.ensure_future(application(scope, receive, Client().send))
     await asyncio.sleep(0.1)
     served.cancel()
