@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,4 +98,7 @@ class RequestContext:
     upstream_seconds: float = 0.0  # time spent waiting on the upstream, excluded from overhead
     # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
     capacity_takes: list[Any] | None = None
+    # Set while the admission's decision is on its way from Redis (gateway.governance): the
+    # router awaits it once, before it takes anything from a deployment or calls one.
+    admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)

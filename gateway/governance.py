@@ -83,6 +83,16 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
     # Opaque state governance needs to settle or release what it reserved.
     reservation: object | None = None
+    # The decision still on its way from Redis: `admission_confirm` awaits it.
+    pending: _Pending | None = None
+    refused: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    decision: Awaitable[Decision]
+    rules: list[Rule]
+    price: Price | None
 
 
 @dataclass(slots=True)
@@ -477,6 +487,17 @@ def _periods_reset_in_thread() -> None:
 
 async def governance_admit(ctx: RequestContext) -> Admission:
     """Check rate limits and budgets; raise RateLimitError/BudgetExceededError to refuse."""
+    admission = await governance_admit_start(ctx)
+    await admission_confirm(ctx, admission)
+    return admission
+
+
+async def governance_admit_start(ctx: RequestContext) -> Admission:
+    """`governance_admit`, except that with Redis it returns once the admission script is
+    written, its decision still pending (`admission.pending`): the router chooses a deployment
+    meanwhile and calls `admission_confirm` before it takes anything from it or calls it, so the
+    reservation is still made before the upstream call and the routing work overlaps the round
+    trip. A refusal known at once (no Redis) is raised here."""
     if not settings.OGEM_GOVERNANCE_ENABLED:
         return Admission()
     await price_overrides_ensure()
@@ -492,21 +513,44 @@ async def governance_admit(ctx: RequestContext) -> Admission:
     if not rules:
         return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
     _periods_reset_if_due(snapshots, now=now)
+    admission = Admission()
+    store = limiter()
     try:
-        decision = await limiter().admit(rules, now_ms=now, request_id=ctx.request_id)
+        if isinstance(store, RedisLimiter):
+            issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id)
+            if issued is not None:
+                admission.pending = _Pending(decision=issued, rules=rules, price=price)
+                return admission
+        decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
     except Exception as exc:
-        if settings.OGEM_GOVERNANCE_FAIL_OPEN:
-            logger.exception(
-                "limits store unavailable; request %s admitted unchecked", ctx.request_id
-            )
-            return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
-        logger.exception("limits store unavailable; request %s refused", ctx.request_id)
-        raise GatewayError(
-            "Rate limits and budgets cannot be checked right now; retry shortly.",
-            status=503,
-            code="governance_unavailable",
-            headers={"Retry-After": "1"},
-        ) from exc
+        _store_failed(ctx, admission, price, exc)
+        return admission
+    _decided(ctx, admission, rules, price, decision)
+    return admission
+
+
+async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
+    """Wait for a pending admission's decision; raise its refusal. Once only."""
+    pending = admission.pending
+    if pending is None:
+        return
+    try:
+        decision = await pending.decision
+    except Exception as exc:
+        admission.pending = None
+        _store_failed(ctx, admission, pending.price, exc)
+        return
+    admission.pending = None
+    _decided(ctx, admission, pending.rules, pending.price, decision)
+
+
+def _decided(
+    ctx: RequestContext,
+    admission: Admission,
+    rules: list[Rule],
+    price: Price | None,
+    decision: Decision,
+) -> None:
     headers = _headers(rules, decision)
     for index in decision.audit_exceeded:
         logger.warning(
@@ -517,10 +561,28 @@ async def governance_admit(ctx: RequestContext) -> Admission:
             units_to_usd(max(decision.available[index], 0)),
         )
     if decision.refused is not None:
+        admission.refused = True
         raise _refusal(rules[decision.refused], decision, headers)
-    return Admission(
-        headers=headers, reservation=Reservation(rules=rules, bucket=decision.bucket, price=price)
-    )
+    admission.headers = headers
+    admission.reservation = Reservation(rules=rules, bucket=decision.bucket, price=price)
+
+
+def _store_failed(
+    ctx: RequestContext, admission: Admission, price: Price | None, exc: Exception
+) -> None:
+    """The limits store failed: admit unchecked (fail open) or refuse with a 503."""
+    if settings.OGEM_GOVERNANCE_FAIL_OPEN:
+        logger.exception("limits store unavailable; request %s admitted unchecked", ctx.request_id)
+        admission.reservation = Reservation(rules=[], bucket=0, price=price)
+        return
+    logger.exception("limits store unavailable; request %s refused", ctx.request_id)
+    admission.refused = True
+    raise GatewayError(
+        "Rate limits and budgets cannot be checked right now; retry shortly.",
+        status=503,
+        code="governance_unavailable",
+        headers={"Retry-After": "1"},
+    ) from exc
 
 
 # Set by the lean /v1 handler (gateway/asgi.py) while a request's view runs, to a list it awaits
@@ -539,6 +601,13 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
         await capacity_settle(ctx)  # the deployments' own tpm (routing, with or without governance)
     if not settings.OGEM_GOVERNANCE_ENABLED:
         return
+    if admission.pending is not None:  # the request ended before the router confirmed it
+        try:
+            await admission_confirm(ctx, admission)
+        except GatewayError:
+            return
+    if admission.refused:
+        return  # nothing was reserved, and a refused request is not a served one
     reservation = admission.reservation
     if not isinstance(reservation, Reservation):
         reservation = Reservation(rules=[], bucket=0, price=None)

@@ -396,6 +396,10 @@ def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
     )
 
 
+async def _decision_when(reply: Awaitable[Any], rules: list[Rule]) -> Decision:
+    return _decision(await reply, rules)
+
+
 def _settle_args(
     settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
 ) -> tuple[list[str], list[Any]]:
@@ -445,6 +449,21 @@ class RedisLimiter:
             admit, _ = self._bound()
             raw = await admit(keys=keys, args=args)
         return _decision(raw, rules)
+
+    async def admit_issue(
+        self, rules: list[Rule], *, now_ms: int, request_id: str
+    ) -> Awaitable[Decision] | None:
+        """`admit`, returning once the script is written to Redis, with its decision left to
+        await; None when that is not possible without waiting for a connection (use `admit`)."""
+        lean = lean_redis(settings.REDIS_URL)
+        if lean is None:
+            return None
+        keys = [rule.key for rule in rules]
+        args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=WINDOW_SECONDS)
+        reply = await lean.evalsha_issue(lean.script(_ADMIT_LUA), keys, args)
+        if reply is None:
+            return None
+        return _decision_when(reply, rules)
 
     async def settle(
         self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes

@@ -1,13 +1,15 @@
 """The /v1 pipeline, one straight line per request:
 
-authenticate -> resolve the model -> governance_admit -> choose a deployment and call its adapter
-(or open its stream), with retries and fallbacks (gateway.resilience) -> relay ->
-governance_settle (exactly once, in a finally)
+authenticate -> resolve the model -> governance_admit_start -> choose a deployment (the admission
+confirmed meanwhile: gateway.resilience.admitted) and call its adapter (or open its stream), with
+retries and fallbacks (gateway.resilience) -> relay -> governance_settle (exactly once, in a
+finally)
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,12 @@ from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.governance import Admission, governance_admit, governance_settle
+from gateway.governance import (
+    Admission,
+    admission_confirm,
+    governance_admit_start,
+    governance_settle,
+)
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
@@ -55,7 +62,9 @@ async def relay(
         caller=caller, model=checked.model, endpoint=endpoint, registry=registry
     )
     ctx.candidates = candidates
-    admission = await governance_admit(ctx)
+    admission = await governance_admit_start(ctx)
+    if admission.pending is not None:
+        ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
     try:
 

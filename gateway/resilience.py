@@ -163,6 +163,7 @@ async def resilience_run(
         and ctx.model not in router.traffic_split
         and ctx.model not in router.shadow
     ):
+        await admitted(ctx)
         return await attempt(candidates[0])  # the single-deployment fast path
     deadline = ctx.started_at + policy.budget
     health = health_policy()
@@ -213,6 +214,16 @@ async def resilience_run(
             f"No deployment of `{ctx.model}` is available.", provider="ogem"
         )
     raise last
+
+
+async def admitted(ctx: RequestContext) -> None:
+    """Wait for the request's admission (a refusal raises), once. The router calls it as late as
+    it can, after choosing a deployment and before taking anything from it, so that the routing
+    work overlaps the admission's round trip to Redis."""
+    wait = ctx.admission_wait
+    if wait is not None:
+        ctx.admission_wait = None
+        await wait()
 
 
 def _split_pick(split: tuple[tuple[str, float], ...]) -> str | None:
@@ -280,6 +291,7 @@ async def _pick(
         if not fresh:
             return _Pick(None, circuits)
         deployment = await strategy.choose(ctx=ctx, candidates=fresh)
+        await admitted(ctx)  # before the probe claim and the capacity take
         circuit = circuits.get(deployment.id)
         if not await health_probe_claim(deployment, circuit=circuit, policy=health):
             probed.add(deployment.id)  # choose among the others
@@ -321,6 +333,7 @@ async def _group_run(
     queued = False
     while True:
         pick = await _pick(ctx, pool, strategy=strategy, health=health, tried=tried)
+        await admitted(ctx)  # a refused request neither queues nor retries
         if pick.blocked and policy.queue_timeout and not queued and not used:
             queued = True
             pick = await _queued(

@@ -13,11 +13,12 @@ from asgiref.sync import sync_to_async
 from billing.models import Budget, BudgetMode, BudgetScope
 from billing.services import budget_periods_reset, budget_upsert
 from gateway.context import Caller, RequestContext, Usage
-from gateway.errors import BudgetExceededError, GatewayError
+from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.governance import (
     Reservation,
     budget_counter_key,
     governance_admit,
+    governance_admit_start,
     governance_settle,
     governance_snapshot_flush,
 )
@@ -287,3 +288,26 @@ async def test_unreachable_store_fails_closed_unless_configured(settings, fail_o
             assert refused.value.headers["Retry-After"] == "1"
     finally:
         gateway_redis._client = None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_ended_before_its_admission_was_confirmed_is_settled(
+    backend: str,
+) -> None:
+    # With Redis the router confirms the admission only once it has chosen a deployment; a
+    # request that ends before that (the client left, routing failed) must still settle, or its
+    # parallel slot and reservations would stay taken.
+    caller = Caller(key_id=random.randint(10**8, 10**9), max_parallel_requests=1)
+    warm = _ctx(caller=caller, request_id=f"warm-{caller.key_id}")
+    await governance_settle(warm, await governance_admit(warm))  # Redis connected
+    first = _ctx(caller=caller, request_id=f"first-{caller.key_id}")
+    admission = await governance_admit_start(first)
+    assert (admission.pending is not None) == (backend == "redis")
+    await governance_settle(first, admission)
+    assert admission.pending is None
+    assert isinstance(admission.reservation, Reservation)
+    second = _ctx(caller=caller, request_id=f"second-{caller.key_id}")
+    held = await governance_admit(second)  # the slot was given back
+    with pytest.raises(RateLimitError):
+        await governance_admit(_ctx(caller=caller, request_id=f"third-{caller.key_id}"))
+    await governance_settle(second, held)

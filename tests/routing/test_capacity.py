@@ -219,3 +219,22 @@ def test_another_process_fills_a_deployment_and_this_one_skips_it(
     )
     assert chat().headers["x-ogem-deployment"] == f"{tag}:spare"
     assert served_by(openai_emulator) == ["spare"]
+
+
+def test_a_request_its_key_refuses_takes_nothing_from_the_router(
+    openai_emulator, install_deployments, deployment, live_ogem, tag
+) -> None:
+    # The router confirms the admission after it has chosen a deployment and before it takes
+    # that deployment's capacity: a request its key refuses must leave the capacity untouched.
+    from keys.services import key_create
+
+    install_deployments(deployment("first", rpm=2), deployment("spare", rpm=100, priority=1))
+    limited = key_create(name="one a minute", team=TeamFactory(), rpm_limit=1).secret
+    assert _post(live_ogem.url, limited)[0].status_code == 200  # one of "first"'s two
+    refused, _ = _post(live_ogem.url, limited)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    free = key_create(name="unlimited", team=TeamFactory()).secret
+    served, _ = _post(live_ogem.url, free)
+    assert served.headers["x-ogem-deployment"] == f"{tag}:first"  # its second request left
+    assert served_by(openai_emulator) == ["first", "first"]
