@@ -286,6 +286,7 @@ class _Pool:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.idle: dict[PoolKey, list[_Connection]] = {}
+        self.swept = loop.time()
 
     async def acquire(self, key: PoolKey, *, connect_timeout: float,
                       deadline: float) -> _Connection:  # fmt: skip
@@ -309,8 +310,26 @@ class _Pool:
         return connection
 
     def release(self, key: PoolKey, connection: _Connection) -> None:
-        connection.idle_since = self.loop.time()
+        now = connection.idle_since = self.loop.time()
         self.idle.setdefault(key, []).append(connection)
+        if now - self.swept > IDLE_SECONDS / 2:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Close what idled too long or was closed by the server: the most recent connection is
+        reused first, so after a burst the older ones would otherwise stay open for good."""
+        self.swept = now
+        for key, connections in list(self.idle.items()):
+            kept = []
+            for connection in connections:
+                if connection.lost or now - connection.idle_since >= IDLE_SECONDS:
+                    connection.abort()
+                else:
+                    kept.append(connection)
+            if kept:
+                self.idle[key] = kept
+            else:
+                del self.idle[key]
 
     def close(self) -> None:
         for connections in self.idle.values():

@@ -298,3 +298,28 @@ async def test_upstream_send_leaves_proxies_multipart_and_the_opt_out_to_aiohttp
     form = aiohttp.FormData()
     form.add_field("file", b"bytes", filename="a.wav")
     assert await send(form) is aiohttp.ClientResponse
+
+
+async def test_connections_left_idle_by_a_burst_are_closed_by_a_later_sweep(serve) -> None:
+    from providers import http11
+
+    server = await serve(_ok)
+    burst = await asyncio.gather(*(_request(server.url) for _ in range(5)))
+    for response in burst:
+        await response.read()
+        response.close()
+    assert server.connections == 5
+    pool = http11.pool_for(asyncio.get_running_loop())
+    key = http11.url_target(server.url)[0]
+    assert len(pool.idle[key]) == 5
+    # Steady traffic reuses only the most recent connection; past the idle time a release sweeps.
+    before = asyncio.get_running_loop().time()
+    for connection in pool.idle[key][:-1]:
+        connection.idle_since -= http11.IDLE_SECONDS
+    pool.swept -= http11.IDLE_SECONDS
+    response = await _request(server.url)
+    await response.read()
+    response.close()
+    assert pool.swept >= before  # the release swept
+    assert len(pool.idle[key]) == 1
+    assert server.connections == 5
