@@ -49,6 +49,7 @@ from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
     UNLIMITED,
     Decision,
+    PendingDecision,
     RedisLimiter,
     Rule,
     Settlement,
@@ -90,7 +91,7 @@ class Admission:
 
 @dataclass(slots=True)
 class _Pending:
-    decision: Awaitable[Decision]
+    decision: PendingDecision
     rules: list[Rule]
     price: Price | None
 

@@ -396,8 +396,20 @@ def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
     )
 
 
-async def _decision_when(reply: Awaitable[Any], rules: list[Rule]) -> Decision:
-    return _decision(await reply, rules)
+class PendingDecision:
+    """An admission written to Redis; awaiting it gives its Decision (as often as needed)."""
+
+    __slots__ = ("_reply", "_rules")
+
+    def __init__(self, reply: Awaitable[Any], rules: list[Rule]) -> None:
+        self._reply = reply
+        self._rules = rules
+
+    def __await__(self) -> Any:
+        return self._decide().__await__()
+
+    async def _decide(self) -> Decision:
+        return _decision(await self._reply, self._rules)
 
 
 def _settle_args(
@@ -452,9 +464,10 @@ class RedisLimiter:
 
     async def admit_issue(
         self, rules: list[Rule], *, now_ms: int, request_id: str
-    ) -> Awaitable[Decision] | None:
+    ) -> PendingDecision | None:
         """`admit`, returning once the script is written to Redis, with its decision left to
-        await; None when that is not possible without waiting for a connection (use `admit`)."""
+        await (again after a cancelled wait, if need be); None when that is not possible without
+        waiting for a connection (use `admit`)."""
         lean = lean_redis(settings.REDIS_URL)
         if lean is None:
             return None
@@ -463,7 +476,7 @@ class RedisLimiter:
         reply = await lean.evalsha_issue(lean.script(_ADMIT_LUA), keys, args)
         if reply is None:
             return None
-        return _decision_when(reply, rules)
+        return PendingDecision(reply, rules)
 
     async def settle(
         self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import weakref
 from collections import deque
-from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -62,6 +61,40 @@ class _Protocol(asyncio.Protocol):
             future = self.pending.popleft()
             if not future.done():
                 future.set_exception(self.lost)
+
+
+class IssuedScript:
+    """An EVALSHA already written to Redis. Awaiting it waits for its reply (running EVAL, once,
+    when Redis did not know the script); it may be awaited again, after a cancelled wait too:
+    the reply is not lost with the waiter."""
+
+    __slots__ = ("_args", "_eval", "_future", "_keys", "_redis", "_sha")
+
+    def __init__(self, redis: PipelinedRedis, future: asyncio.Future[Any], sha: str,
+                 keys: list[str], args: list[Any]) -> None:  # fmt: skip
+        self._redis = redis
+        self._future = future
+        self._sha = sha
+        self._keys = keys
+        self._args = args
+        self._eval: asyncio.Future[Any] | None = None
+
+    def __await__(self) -> Any:
+        return self._reply().__await__()
+
+    async def _reply(self) -> Any:
+        if self._eval is None:
+            reply = await asyncio.shield(self._future)
+            if not isinstance(reply, hiredis.ReplyError):
+                return reply
+            if not str(reply).startswith("NOSCRIPT"):
+                raise reply
+            keys, args = self._keys, self._args
+            source = self._redis._scripts[self._sha]
+            self._eval = asyncio.ensure_future(
+                self._redis.execute("EVAL", source, len(keys), *keys, *args)
+            )
+        return await asyncio.shield(self._eval)
 
 
 class PipelinedRedis:
@@ -166,23 +199,13 @@ class PipelinedRedis:
 
     async def evalsha_issue(
         self, sha: str, keys: list[str], args: list[Any]
-    ) -> Awaitable[Any] | None:
-        """EVALSHA, returning once it is written; the returned awaitable waits for the reply
-        (EVAL on NOSCRIPT). None while not connected: use `evalsha`."""
+    ) -> IssuedScript | None:
+        """EVALSHA, returning once it is written; awaiting the returned IssuedScript waits for
+        the reply (EVAL on NOSCRIPT). None while not connected: use `evalsha`."""
         future = await self.issue("EVALSHA", sha, len(keys), *keys, *args)
         if future is None:
             return None
-        return self._evalsha_reply(future, sha, keys, args)
-
-    async def _evalsha_reply(
-        self, future: asyncio.Future[Any], sha: str, keys: list[str], args: list[Any]
-    ) -> Any:
-        reply = await future
-        if not isinstance(reply, hiredis.ReplyError):
-            return reply
-        if not str(reply).startswith("NOSCRIPT"):
-            raise reply
-        return await self.execute("EVAL", self._scripts[sha], len(keys), *keys, *args)
+        return IssuedScript(self, future, sha, keys, args)
 
     def script(self, source: str) -> str:
         """Register a Lua script (once); returns its SHA1 for `evalsha`."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import Any
 
 import hiredis
 import pytest
@@ -143,3 +146,26 @@ async def test_an_issued_unknown_script_is_loaded_on_noscript() -> None:
     reply = await client.evalsha_issue(client.script(source), [], [21])
     assert reply is not None
     assert await reply == 42
+    assert await reply == 42  # awaited again: the same reply, no second EVAL
+
+
+async def test_an_issued_script_keeps_its_reply_for_a_wait_after_a_cancelled_one() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    await client.execute("PING")
+    key = f"ogem:test:{uuid.uuid4().hex}"
+    source = "return redis.call('INCR', KEYS[1])"
+    await client.evalsha(client.script(source), [key], [])  # known to Redis
+    reply = await client.evalsha_issue(client.script(source), [key], [])
+    assert reply is not None
+    waiter = asyncio.ensure_future(_await(reply))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    assert await reply == 2  # the script ran once, and its reply was kept
+    assert await client.execute("GET", key) == b"2"
+    await client.execute("DEL", key)
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

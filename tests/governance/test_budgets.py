@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from decimal import Decimal
@@ -16,6 +17,7 @@ from gateway.context import Caller, RequestContext, Usage
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.governance import (
     Reservation,
+    admission_confirm,
     budget_counter_key,
     governance_admit,
     governance_admit_start,
@@ -291,18 +293,25 @@ async def test_unreachable_store_fails_closed_unless_configured(settings, fail_o
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("confirmation", ["never started", "cancelled midway"])
 async def test_a_request_ended_before_its_admission_was_confirmed_is_settled(
-    backend: str,
+    backend: str, confirmation: str
 ) -> None:
     # With Redis the router confirms the admission only once it has chosen a deployment; a
-    # request that ends before that (the client left, routing failed) must still settle, or its
-    # parallel slot and reservations would stay taken.
+    # request that ends before that (the client left, routing failed), or while the reply is on
+    # its way, must still settle, or its parallel slot and reservations would stay taken.
     caller = Caller(key_id=random.randint(10**8, 10**9), max_parallel_requests=1)
     warm = _ctx(caller=caller, request_id=f"warm-{caller.key_id}")
     await governance_settle(warm, await governance_admit(warm))  # Redis connected
     first = _ctx(caller=caller, request_id=f"first-{caller.key_id}")
     admission = await governance_admit_start(first)
     assert (admission.pending is not None) == (backend == "redis")
+    if confirmation == "cancelled midway":
+        waiter = asyncio.ensure_future(admission_confirm(first, admission))
+        await asyncio.sleep(0)  # waiting for Redis's reply
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
     await governance_settle(first, admission)
     assert admission.pending is None
     assert isinstance(admission.reservation, Reservation)
