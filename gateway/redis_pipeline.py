@@ -63,6 +63,14 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(self.lost)
 
 
+class _KeptFuture(asyncio.Future):  # type: ignore[type-arg]
+    """The reply of an issued command: a waiter's cancellation does not cancel it (the waiter
+    gets its CancelledError when the reply arrives), so the reply is there for a later await."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 class IssuedScript:
     """An EVALSHA already written to Redis. Awaiting it waits for its reply (running EVAL, once,
     when Redis did not know the script); it may be awaited again, after a cancelled wait too:
@@ -84,7 +92,7 @@ class IssuedScript:
 
     async def _reply(self) -> Any:
         if self._eval is None:
-            reply = await asyncio.shield(self._future)
+            reply = await self._future  # a _KeptFuture: no shield needed, no loop turn lost
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
             if not str(reply).startswith("NOSCRIPT"):
@@ -158,9 +166,11 @@ class PipelinedRedis:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _queue(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def _queue(
+        self, protocol: _Protocol, args: tuple[Any, ...], *, kept: bool = False
+    ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = _KeptFuture(loop=loop) if kept else loop.create_future()
         busy = bool(protocol.pending or self._outgoing)  # before ours joins either
         protocol.pending.append(future)
         self._outgoing.append(_encode(args))
@@ -186,11 +196,12 @@ class PipelinedRedis:
     async def issue(self, *args: Any) -> asyncio.Future[Any] | None:
         """Queue one command and return once it has been written to the socket (with whatever
         else this loop turn queued), with the future of its reply, a Redis error reply included
-        as the result; None while not connected."""
+        as the result; None while not connected. Cancelling a wait for that future does not
+        cancel it: the reply stays for a later await."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
-        future = self._queue(protocol, args)
+        future = self._queue(protocol, args, kept=True)
         if self._outgoing:  # not written yet: wait for this turn's send
             waiter = asyncio.get_running_loop().create_future()
             self._written_waiters.append(waiter)
