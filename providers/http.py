@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import orjson
 from django.conf import settings
+from yarl import URL
 
 from providers.base import Timeouts
 from providers.http11 import Http11Response, http11_request, pools_close, url_target
@@ -93,8 +94,11 @@ async def upstream_send(
     body: bytes | aiohttp.FormData | None,
     timeouts: Timeouts,
     proxy: str | None,
+    encoded: bool = False,
 ) -> UpstreamHTTPResponse:
-    """Send one upstream request; returns at the response's head (the caller reads and closes)."""
+    """Send one upstream request; returns at the response's head (the caller reads and closes).
+    `encoded`: the URL is already escaped, send it as it is (a signed request's). The lean client
+    never re-escapes what is escaped, nor the characters a signed path holds."""
     if (
         proxy is None
         and (body is None or type(body) is bytes)
@@ -113,7 +117,7 @@ async def upstream_send(
         )
     return await http_session().request(
         method,
-        url,
+        URL(url, encoded=True) if encoded else url,
         data=body,
         headers=headers,
         timeout=http_timeout(timeouts),

@@ -15,9 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
@@ -37,7 +35,7 @@ from providers.bedrock.translate import (
     model_id,
     titan_embed_body,
 )
-from providers.http import http_session, http_timeout
+from providers.http import UpstreamHTTPResponse, upstream_send
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 COHERE_BATCH = 96  # texts per Cohere InvokeModel call
@@ -234,7 +232,7 @@ class BedrockAdapter(ProviderAdapter):
 
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamHTTPResponse:
         credentials = await credentials_resolve(deployment)
         body = request.content or b""
         headers = request_sign(
@@ -245,15 +243,15 @@ class BedrockAdapter(ProviderAdapter):
             credentials=credentials,
             region=region_for(deployment),
         )
-        # encoded=True: the path is sent exactly as signed (model ids hold ':' and '/').
+        # encoded: the path is sent exactly as signed (model ids hold ':' and '/').
         return await self._guard(
-            http_session().request(
-                request.method,
-                URL(request.url, encoded=True),
-                data=body,
+            upstream_send(
+                method=request.method,
+                url=request.url,
+                encoded=True,
                 headers=headers,
-                timeout=http_timeout(deployment.timeouts),
+                body=body,
+                timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
-                allow_redirects=False,
             )
         )
