@@ -96,6 +96,7 @@ class Http11Response:
         self._chunks: list[bytes] = []
         self._unread = 0
         self._paused = False
+        self._reading_all = False  # read(): the whole body is wanted, never pause
         self._complete = False
         self._until_close = False
         self._keep_alive = False
@@ -144,7 +145,7 @@ class Http11Response:
         if body:
             self._chunks.append(body)
             self._unread += len(body)
-            if self._unread > PAUSE_ABOVE and not self._paused:
+            if self._unread > PAUSE_ABOVE and not self._paused and not self._reading_all:
                 self._paused = True
                 self._connection.transport.pause_reading()  # type: ignore[union-attr]
             self._wake()
@@ -181,6 +182,10 @@ class Http11Response:
 
     async def read(self) -> bytes:
         """The whole (decoded) body."""
+        self._reading_all = True
+        if self._paused:  # a stream read partly, then read whole
+            self._paused = False
+            self._connection.transport.resume_reading()  # type: ignore[union-attr]
         while not self._complete:
             await self._wait()
         body = b"".join(self._chunks)

@@ -323,3 +323,23 @@ async def test_connections_left_idle_by_a_burst_are_closed_by_a_later_sweep(serv
     assert pool.swept >= before  # the release swept
     assert len(pool.idle[key]) == 1
     assert server.connections == 5
+
+
+async def test_a_body_larger_than_the_pause_threshold_is_read_whole(serve) -> None:
+    from providers import http11
+
+    big = b"x" * (3 * http11.PAUSE_ABOVE)
+
+    async def large(exchange: Exchange) -> None:
+        await exchange.send(_response(big))
+
+    server = await serve(large)
+    response = await _request(server.url)
+    assert await response.read() == big  # reading does not pause while the whole body is wanted
+    response.close()
+    streamed = await _request(server.url)
+    received = b""
+    while chunk := await streamed.content.readany():
+        received += chunk
+    streamed.close()
+    assert received == big
