@@ -213,6 +213,8 @@ class Http11Response:
         connection = self._connection
         connection.response = None
         if self._complete and self._keep_alive and self._error is None and not connection.lost:
+            if self._paused:  # finished while paused: the next exchange must be read
+                connection.transport.resume_reading()  # type: ignore[union-attr]
             self._pool.release(self._key, connection)
         else:
             connection.abort()

@@ -343,3 +343,20 @@ async def test_a_body_larger_than_the_pause_threshold_is_read_whole(serve) -> No
         received += chunk
     streamed.close()
     assert received == big
+
+
+async def test_a_response_finished_while_paused_leaves_a_readable_connection(
+    serve, monkeypatch
+) -> None:
+    from providers import http11
+
+    monkeypatch.setattr(http11, "PAUSE_ABOVE", 10)  # a 100-byte body pauses reading at once
+    body = b"z" * 100
+    server = await serve(lambda exchange: exchange.send(_response(body)))
+    unread = await _request(server.url)
+    await asyncio.sleep(0.05)  # head, body and end arrive in one read: complete, and paused
+    unread.close()  # complete though unread: back to the pool
+    follow_up = await _request(server.url, read_timeout=1.0)
+    assert await follow_up.read() == body
+    follow_up.close()
+    assert server.connections == 1
