@@ -95,13 +95,9 @@ class IssuedScript:
             reply = await self._future  # a _KeptFuture: no shield needed, no loop turn lost
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
-            if not str(reply).startswith("NOSCRIPT"):
+            if not _unknown_script(reply):
                 raise reply
-            keys, args = self._keys, self._args
-            source = self._redis._scripts[self._sha]
-            self._eval = asyncio.ensure_future(
-                self._redis.execute("EVAL", source, len(keys), *keys, *args)
-            )
+            self._eval = asyncio.ensure_future(self._redis.eval(self._sha, self._keys, self._args))
         return await asyncio.shield(self._eval)
 
 
@@ -232,9 +228,17 @@ class PipelinedRedis:
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
         except hiredis.ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
+            if not _unknown_script(exc):
                 raise
+        return await self.eval(sha, keys, args)
+
+    async def eval(self, sha: str, keys: list[str], args: list[Any]) -> Any:
+        """EVAL of a registered script (which loads it into Redis)."""
         return await self.execute("EVAL", self._scripts[sha], len(keys), *keys, *args)
+
+
+def _unknown_script(error: hiredis.ReplyError) -> bool:
+    return str(error).startswith("NOSCRIPT")
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, PipelinedRedis]] = (
