@@ -17,6 +17,17 @@ from tests.live import LiveServer
 UPSTREAM_KEY = "sk-upstream-test"
 
 
+def slow_mock(name: str, *, latency_ms: int, upstream_model: str | None = None) -> Deployment:
+    """A `mock` deployment serving `name` that waits `latency_ms` before it answers."""
+    return Deployment(
+        id=f"test:{name}",
+        model_name=name,
+        provider="mock",
+        upstream_model=upstream_model or name,
+        params={"latency_ms": latency_ms},
+    )
+
+
 @pytest.fixture(scope="session")
 def _emulator_server() -> Iterator[OpenAIEmulator]:
     emulator = OpenAIEmulator(api_key=UPSTREAM_KEY).start()

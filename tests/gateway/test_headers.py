@@ -4,6 +4,8 @@ import re
 
 import httpx
 
+from tests.emulators.fixtures import slow_mock
+
 
 def test_request_id_echoed_or_generated(live_ogem, master_key: str) -> None:
     url = f"{live_ogem.url}/v1/chat/completions"
@@ -24,17 +26,7 @@ def test_request_id_echoed_or_generated(live_ogem, master_key: str) -> None:
 def test_overhead_excludes_upstream_latency(
     live_ogem, master_key: str, install_deployments
 ) -> None:  # type: ignore[no-untyped-def]
-    from providers.base import Deployment
-
-    install_deployments(
-        Deployment(
-            id="test:slow",
-            model_name="slow-chat",
-            provider="mock",
-            upstream_model="slow-chat",
-            params={"latency_ms": 300},
-        )
-    )
+    install_deployments(slow_mock("slow-chat", latency_ms=300))
     response = httpx.post(
         f"{live_ogem.url}/v1/chat/completions",
         headers={"Authorization": f"Bearer {master_key}"},

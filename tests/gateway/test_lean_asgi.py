@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bench.cpu import _scope
-from providers.base import Deployment
+from tests.emulators.fixtures import slow_mock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,15 +82,7 @@ async def test_a_body_complete_at_its_content_length_is_served_before_the_last_m
 
 
 async def _slow_request(master_key: str, install_deployments) -> tuple[dict[str, Any], bytes]:  # type: ignore[no-untyped-def]
-    install_deployments(
-        Deployment(
-            id="test:slow",
-            model_name="slow-chat",
-            provider="mock",
-            upstream_model="slow-chat",
-            params={"latency_ms": 3000},
-        )
-    )
+    install_deployments(slow_mock("slow-chat", latency_ms=3000))
     return _request(master_key, "slow-chat")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import relay
 from providers.base import Deployment
-from tests.emulators.fixtures import UPSTREAM_KEY
+from tests.emulators.fixtures import UPSTREAM_KEY, slow_mock
 
 
 @pytest.fixture
@@ -201,15 +201,7 @@ def test_failed_request_settles_once_with_status(live_ogem, master_key, settleme
 def test_disconnect_while_waiting_settles_cancelled(
     live_ogem, master_key, install_deployments, settlements
 ) -> None:  # type: ignore[no-untyped-def]
-    install_deployments(
-        Deployment(
-            id="test:slow",
-            model_name="slow",
-            provider="mock",
-            upstream_model="slow",
-            params={"latency_ms": 2000},
-        )
-    )
+    install_deployments(slow_mock("slow", latency_ms=2000))
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             f"{live_ogem.url}/v1/chat/completions",

@@ -132,20 +132,12 @@ async def test_300_concurrent_requests_never_overspend_a_budget(
     from asgiref.sync import sync_to_async
 
     from billing.pricing import cost_worst_case, price_table
-    from providers.base import Deployment
+    from tests.emulators.fixtures import slow_mock
 
     # A slow upstream keeps every admitted request in flight while the rest arrive: on a loaded
     # CI machine 300 admissions can take well over a second, and a request that settles early
     # rightly frees room for one more.
-    install_deployments(
-        Deployment(
-            id="test:slow-mock-chat",
-            model_name="slow-mock-chat",
-            provider="mock",
-            upstream_model="mock-chat",
-            params={"latency_ms": 6000},
-        )
-    )
+    install_deployments(slow_mock("slow-mock-chat", latency_ms=6000, upstream_model="mock-chat"))
     body = orjson.dumps({"model": "slow-mock-chat", "messages": MESSAGES, "max_tokens": 200})
     price = price_table().prices[("mock", "mock-chat")]
     # The gateway estimates a prompt at a token per 4 bytes of body.
