@@ -69,6 +69,10 @@ class _Connection(asyncio.Protocol):
         if self.response is not None:
             self.response.connection_ended(exc)
 
+    def reusable(self, now: float) -> bool:
+        """Idle, still open, and not idle for too long."""
+        return not self.lost and now - self.idle_since < IDLE_SECONDS
+
     def abort(self) -> None:
         self.lost = True
         if self.transport is not None:
@@ -274,9 +278,8 @@ class _DeflateDecoder:
             self._first += data
             if len(self._first) < 2:
                 return b""
-            wrapped = (self._first[0] & 0x0F) == 8 and int.from_bytes(
-                self._first[:2], "big"
-            ) % 31 == 0
+            header = int.from_bytes(self._first[:2], "big")  # RFC 1950: CM 8, header % 31 == 0
+            wrapped = (self._first[0] & 0x0F) == 8 and header % 31 == 0
             self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
             data, self._first = self._first, b""
         return self._inner.decompress(data)
@@ -302,7 +305,7 @@ class _Pool:
             now = self.loop.time()
             while idle:
                 connection = idle.pop()
-                if not connection.lost and now - connection.idle_since < IDLE_SECONDS:
+                if connection.reusable(now):
                     return connection
                 connection.abort()
         host, port, tls = key
@@ -329,10 +332,10 @@ class _Pool:
         for key, connections in list(self.idle.items()):
             kept = []
             for connection in connections:
-                if connection.lost or now - connection.idle_since >= IDLE_SECONDS:
-                    connection.abort()
-                else:
+                if connection.reusable(now):
                     kept.append(connection)
+                else:
+                    connection.abort()
             if kept:
                 self.idle[key] = kept
             else:
