@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-# shared/ sits beside the project's checkout, in development and in CI alike.
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.yaml"
+# The schemas the tests use, extracted from OpenAI's document by tests/specs/refresh.py.
+SPEC_PATH = Path(__file__).resolve().parent / "specs" / "openai-schemas.yaml"
 _URI = "urn:openai-openapi"
 
 
@@ -38,6 +38,8 @@ def _registry() -> Registry:
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
+    schemas = _registry().contents(_URI)["components"]["schemas"]
+    assert name in schemas, f"{name} is not extracted: run python -m tests.specs.refresh"
     return Draft202012Validator(
         {"$ref": f"{_URI}#/components/schemas/{name}"}, registry=_registry()
     )
