@@ -239,8 +239,8 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
 
 
-# The prompt's bound without tokenizing it (a tokenizer costs milliseconds on a large prompt, and
-# tiktoken's encodings cannot be fetched offline): byte-level BPE tokenizers (OpenAI's, Llama 3's,
+# The prompt's bound without tokenizing it (a tokenizer pass costs milliseconds on a large prompt,
+# and tiktoken cannot fetch its encodings offline): byte-level BPE tokenizers (OpenAI's, Llama 3's,
 # Claude's) and SentencePiece with byte fallback (Gemini's, Mistral's) never make more tokens than
 # the text has UTF-8 bytes, and a JSON body spends more bytes on each message's framing than a chat
 # template adds tokens. What a provider adds for tools comes on top (Anthropic: up to 346 tokens).
@@ -270,8 +270,8 @@ def request_bounds_fill(ctx: RequestContext, *, inbound: Inbound) -> None:
     if endpoint == Endpoint.CHAT:
         ctx.outputs_bound = _count_param(body.get("n"))
     elif endpoint == Endpoint.COMPLETIONS:
-        # best_of completions are generated (and billed) for each of n... and for each prompt
-        # of a batch (a list of strings or of token lists; a list of ints is one prompt).
+        # max(n, best_of) completions are generated (and billed) for each prompt of a batch (a
+        # list of strings or of token lists; a list of ints is one prompt).
         prompts = body.get("prompt")
         batch = 1
         if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
