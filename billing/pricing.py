@@ -476,17 +476,38 @@ def cost_compute(
     return cost_from_price(price=price, usage=usage)
 
 
-def cost_worst_case(*, price: Price | None, prompt_tokens: int, max_tokens: int | None) -> Decimal:
-    """The most a request can cost: its input plus every output token it may produce.
+def cost_worst_case(
+    *,
+    price: Price | None,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    outputs: int = 1,
+    images: int = 0,
+    characters: int = 0,
+    audio_seconds: int = 0,
+) -> Decimal:
+    """The most a request can cost: every prompt token at the dearest input rate (fresh, cache
+    write or cache read), ``outputs`` completions of ``max_tokens`` each at the dearest output
+    rate, its images at the dearest image price, its speech characters and audio seconds.
 
-    ``max_tokens`` is what the client asked for; without it, the model's own limit from the price
-    table, else ``OGEM_BUDGET_DEFAULT_MAX_OUTPUT``. Rounded up, so a reservation never undershoots.
+    ``max_tokens`` is what the client asked for; without it (or when it is not positive, which
+    upstreams ignore), the model's own limit from the price table, else
+    ``OGEM_BUDGET_DEFAULT_MAX_OUTPUT``. Rounded up, so a reservation never undershoots.
     """
     if price is None:
         return ZERO
-    output_tokens = max_tokens or price.max_output_tokens or settings.OGEM_BUDGET_DEFAULT_MAX_OUTPUT
+    if max_tokens is None or max_tokens < 1:
+        max_tokens = price.max_output_tokens or settings.OGEM_BUDGET_DEFAULT_MAX_OUTPUT
+    input_price = max(price.input, price.cache_write or ZERO, price.cache_read or ZERO)
     output_price = max(price.output, price.reasoning or ZERO)
-    cost = prompt_tokens * price.input + output_tokens * output_price
+    cost = prompt_tokens * input_price + outputs * max_tokens * output_price
+    # Decimal arithmetic is slow next to the rest of a request: skip the terms that are zero.
+    if images and price.image:
+        cost += images * max(price.image.values())
+    if characters and price.tts_character is not None:
+        cost += characters * price.tts_character
+    if audio_seconds and price.audio_second is not None:
+        cost += audio_seconds * price.audio_second
     if price.request is not None:
         cost += price.request
     return cost.quantize(COST_QUANTUM, rounding=ROUND_CEILING)

@@ -87,7 +87,16 @@ class RequestContext:
     end_customer: str | None = None  # the request's `user` field
     tags: list[str] = field(default_factory=list)
     max_tokens: int | None = None  # what the client asked for, if anything
+    # A typical prompt size (about 4 bytes a token): TPM reservations, cancelled requests.
     estimated_prompt_tokens: int = 0
+    # Upper bounds of what the request can be billed, for its budget reservation
+    # (gateway.governance.request_bounds_fill): prompt tokens, completions of max_tokens each,
+    # images, speech characters, audio seconds.
+    prompt_tokens_bound: int = 0
+    outputs_bound: int = 1
+    images_bound: int = 0
+    characters_bound: int = 0
+    audio_seconds_bound: int = 0
     deployment: Deployment | None = None
     # The deployments the router may choose from, known before admission (for worst-case cost).
     candidates: tuple[Deployment, ...] = ()

@@ -62,6 +62,7 @@ from providers.base import Endpoint
 
 if TYPE_CHECKING:
     from billing.selectors import BudgetSnapshot, SnapshotKey
+    from gateway.body import Inbound
     from gateway.context import RequestContext
 
 logger = logging.getLogger(__name__)
@@ -238,6 +239,75 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
 
 
+# The prompt's bound without tokenizing it (a tokenizer pass costs milliseconds on a large prompt,
+# and tiktoken cannot fetch its encodings offline): byte-level BPE tokenizers (OpenAI's, Llama 3's,
+# Claude's) and SentencePiece with byte fallback (Gemini's, Mistral's) never make more tokens than
+# the text has UTF-8 bytes, and a JSON body spends more bytes on each message's framing than a chat
+# template adds tokens. What a provider adds for tools comes on top (Anthropic: up to 346 tokens).
+_TOOLS_PROMPT_TOKENS = 512
+# Audio uploads are billed by the second: 500 bytes a second (4 kbit/s) is below every codec's
+# usable speech bitrate, so an upload's size bounds its length.
+_AUDIO_BYTES_PER_SECOND = 500
+# Redis's Lua numbers are doubles, exact below 2^53: one reservation takes at most $1,000,000 (a
+# worst case past it, an absurd n times max_tokens, is refused by every smaller budget anyway).
+_RESERVATION_MAX_UNITS = 10**14
+_IMAGE_ENDPOINTS = frozenset(
+    {Endpoint.IMAGES_GENERATIONS, Endpoint.IMAGES_EDITS, Endpoint.IMAGES_VARIATIONS}
+)
+_AUDIO_INPUT_ENDPOINTS = frozenset({Endpoint.AUDIO_TRANSCRIPTIONS, Endpoint.AUDIO_TRANSLATIONS})
+
+
+def request_bounds_fill(ctx: RequestContext, *, inbound: Inbound) -> None:
+    """Bound what the request can be billed, for its budget reservation: O(1) in the prompt."""
+    body = inbound.body
+    prompt = inbound.size
+    if inbound.files:  # multipart: the size counts the files; a prompt field comes on top
+        prompt += sum(len(str(value).encode()) for value in body.values())
+    if "tools" in body or "functions" in body:
+        prompt += _TOOLS_PROMPT_TOKENS
+    ctx.prompt_tokens_bound = prompt
+    endpoint = ctx.endpoint
+    if endpoint == Endpoint.CHAT:
+        ctx.outputs_bound = _count_param(body.get("n"))
+    elif endpoint == Endpoint.COMPLETIONS:
+        # max(n, best_of) completions are generated (and billed) for each prompt of a batch (a
+        # list of strings or of token lists; a list of ints is one prompt).
+        prompts = body.get("prompt")
+        batch = 1
+        if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
+            batch = len(prompts)
+        choices = max(_count_param(body.get("n")), _count_param(body.get("best_of")))
+        ctx.outputs_bound = choices * batch
+    elif endpoint in _IMAGE_ENDPOINTS:
+        ctx.images_bound = _count_param(body.get("n"))
+    elif endpoint == Endpoint.AUDIO_SPEECH:
+        ctx.characters_bound = speech_characters(body)
+    elif endpoint in _AUDIO_INPUT_ENDPOINTS:
+        ctx.audio_seconds_bound = -(-inbound.size // _AUDIO_BYTES_PER_SECOND)
+
+
+def speech_characters(body: dict[str, Any]) -> int:
+    """The characters a speech request is billed for."""
+    return len(str(body.get("input") or ""))
+
+
+def _count_param(value: Any) -> int:
+    """A count such as `n` as an upstream may read it, never below 1: a bad value must not lower
+    the reservation (validating it is the body check's job)."""
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, int):
+        return max(value, 1)
+    if isinstance(value, float) and math.isfinite(value):
+        return max(math.ceil(value), 1)
+    if isinstance(value, str):
+        try:
+            return max(math.ceil(float(value)), 1)
+        except (ValueError, OverflowError):
+            return 1
+    return 1
+
+
 def _worst_case(ctx: RequestContext, price: Price | None) -> Decimal:
     """The most the request can cost on whichever deployment the router (or a fallback) picks."""
     prices = {id(price): price}
@@ -248,7 +318,13 @@ def _worst_case(ctx: RequestContext, price: Price | None) -> Decimal:
         prices[id(candidate)] = candidate  # deployments of one model usually share a price
     return max(
         cost_worst_case(
-            price=candidate, prompt_tokens=ctx.estimated_prompt_tokens, max_tokens=ctx.max_tokens
+            price=candidate,
+            prompt_tokens=ctx.prompt_tokens_bound,
+            max_tokens=ctx.max_tokens,
+            outputs=ctx.outputs_bound,
+            images=ctx.images_bound,
+            characters=ctx.characters_bound,
+            audio_seconds=ctx.audio_seconds_bound,
         )
         for candidate in prices.values()
     )
@@ -338,7 +414,7 @@ def _rules(
             tokens=tokens,
         )
     # A deployment's own rpm/tpm are counted when the router picks it (gateway/capacity.py).
-    amount = usd_to_units(worst_case, round_up=True)
+    amount = min(usd_to_units(worst_case, round_up=True), _RESERVATION_MAX_UNITS)
     for snapshot in snapshots.values():
         if snapshot is None or (snapshot.max_budget is None and snapshot.soft_budget is None):
             continue

@@ -25,6 +25,8 @@ from gateway.governance import (
     admission_confirm,
     governance_admit_start,
     governance_settle,
+    request_bounds_fill,
+    speech_characters,
 )
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
@@ -117,8 +119,9 @@ def _context_fill(ctx: RequestContext, checked: Checked, inbound: Inbound) -> No
     ctx.end_customer = checked.end_customer
     ctx.tags = checked.tags
     ctx.max_tokens = checked.max_tokens
-    # A cheap upper-bound estimate (about 4 bytes a token) for reservations before the call.
+    # A cheap typical estimate (about 4 bytes a token) for TPM reservations before the call.
     ctx.estimated_prompt_tokens = inbound.size // 4
+    request_bounds_fill(ctx, inbound=inbound)
 
 
 def _complete(
@@ -192,7 +195,7 @@ async def _open_binary(
         )
     finally:
         ctx.upstream_seconds += time.perf_counter() - waited
-    ctx.usage.characters = len(str(body.get("input") or ""))
+    ctx.usage.characters = speech_characters(body)
     response = StreamingHttpResponse(
         binary_relay(ctx=ctx, upstream=binary.chunks, settle=settle),
         content_type=binary.content_type,

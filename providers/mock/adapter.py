@@ -1,9 +1,10 @@
 """The offline, deterministic `mock` provider: no sockets, no account, same answer every time.
 
 Replies are derived from the prompt: ``Mock reply to: <the last user text>`` (cut to
-``max_tokens``). Token counts use a documented approximation: every run of word characters is one
-token and every other non-space character is one token (``\\w+|[^\\w\\s]``), so "Hello, world!"
-is 4 tokens.
+``max_tokens``, and to `MAX_OUTPUT_TOKENS` as a real model stops at its output limit; each of the
+``n`` choices is one such reply, and the usage counts them all). Token counts use a documented
+approximation: every run of word characters is one token and every other non-space character is
+one token (``\\w+|[^\\w\\s]``), so "Hello, world!" is 4 tokens.
 
 Deployment ``params``: ``latency_ms`` (before the first byte), ``chunks`` (stream chunks; default
 one per token), ``chunk_delay_ms`` (between stream chunks), ``dimensions`` (embedding size,
@@ -38,6 +39,8 @@ from providers.adapter import BinaryStream, ProviderAdapter, UploadFile
 from providers.base import Deployment, Endpoint
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+# The mock models' output limit: `max_output_tokens` of mock-chat in billing/prices/prices.yaml.
+MAX_OUTPUT_TOKENS = 4096
 _MODERATION_CATEGORIES = (
     "hate",
     "hate/threatening",
@@ -298,8 +301,10 @@ class MockAdapter(ProviderAdapter):
         requested = body.get("mock_response")
         reply = requested if isinstance(requested, str) else f"Mock reply to: {last}"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(limit, int) or not 0 < limit < MAX_OUTPUT_TOKENS:
+            limit = MAX_OUTPUT_TOKENS
         finish = "stop"
-        if isinstance(limit, int) and limit > 0 and mock_token_count(reply) > limit:
+        if mock_token_count(reply) > limit:
             last = list(_TOKEN.finditer(reply))[limit - 1]
             reply = reply[: last.end()]
             finish = "length"

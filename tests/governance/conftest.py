@@ -8,7 +8,9 @@ import pytest
 
 from gateway import redis as gateway_redis
 from gateway.accounting import usage_buffer_take
+from gateway.governance import governance_snapshot_flush
 from gateway.limits import local_limiter
+from tests.live import LiveServer
 
 REAL_REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -63,3 +65,19 @@ async def _close_executor_connections() -> AsyncIterator[None]:
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def live(live_ogem: LiveServer, backend: str) -> Iterator[LiveServer]:
+    """The live server on one governance backend, with no counters left by earlier runs."""
+    governance_snapshot_flush()
+    if backend == "redis":
+        from gateway.accounting import usage_redis
+
+        client = usage_redis()
+        for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*"):
+            stale = list(client.scan_iter(match=pattern, count=1000))
+            if stale:
+                client.delete(*stale)
+    yield live_ogem
+    governance_snapshot_flush()

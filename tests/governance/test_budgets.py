@@ -155,7 +155,7 @@ def _ctx(*, caller: Caller, request_id: str, max_tokens: int = 100) -> RequestCo
         caller=caller,
         model="mock-chat",
         max_tokens=max_tokens,
-        estimated_prompt_tokens=10,
+        prompt_tokens_bound=10,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
 import openai
@@ -18,22 +17,6 @@ from tests.factories import TeamFactory
 from tests.live import LiveServer
 
 MESSAGES = [{"role": "user", "content": "Hello there, how are you today?"}]
-
-
-@pytest.fixture
-def live(live_ogem: LiveServer, backend: str) -> Iterator[LiveServer]:
-    """The live server on one governance backend, with no counters left by earlier runs."""
-    governance_snapshot_flush()
-    if backend == "redis":
-        from gateway.accounting import usage_redis
-
-        client = usage_redis()
-        for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*"):
-            stale = list(client.scan_iter(match=pattern, count=1000))
-            if stale:
-                client.delete(*stale)
-    yield live_ogem
-    governance_snapshot_flush()
 
 
 def _client(live: LiveServer, secret: str) -> openai.OpenAI:
@@ -140,8 +123,8 @@ async def test_300_concurrent_requests_never_overspend_a_budget(
     install_deployments(slow_mock("slow-mock-chat", latency_ms=6000, upstream_model="mock-chat"))
     body = orjson.dumps({"model": "slow-mock-chat", "messages": MESSAGES, "max_tokens": 200})
     price = price_table().prices[("mock", "mock-chat")]
-    # The gateway estimates a prompt at a token per 4 bytes of body.
-    worst = cost_worst_case(price=price, prompt_tokens=len(body) // 4, max_tokens=200)
+    # The gateway bounds a prompt at a token per byte of body.
+    worst = cost_worst_case(price=price, prompt_tokens=len(body), max_tokens=200)
     budget = worst * 100
     issued = await sync_to_async(key_create)(name="c300", team=None, max_budget=budget)
     headers = {"Authorization": f"Bearer {issued.secret}", "Content-Type": "application/json"}

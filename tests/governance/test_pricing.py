@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing.models import ModelPrice
 from billing.pricing import (
     cost_compute,
+    cost_from_price,
     cost_worst_case,
     price_overrides_flush,
     price_resolve,
@@ -168,3 +169,31 @@ def test_worst_case_uses_max_tokens_then_the_model_limit() -> None:
     # without max_tokens: the model's 16384 output tokens
     assert cost_worst_case(price=price, prompt_tokens=0, max_tokens=None) == Decimal("0.16384")
     assert cost_worst_case(price=None, prompt_tokens=10, max_tokens=10) == Decimal(0)
+
+
+def test_worst_case_bounds_every_unit_a_request_is_billed_for() -> None:
+    prices = price_table().prices
+    gpt, claude = prices[("openai", "gpt-4o")], prices[("anthropic", "claude-sonnet-4-5")]
+    # n completions of max_tokens each: 50 * 100 out * $10/M.
+    assert cost_worst_case(price=gpt, prompt_tokens=0, max_tokens=100, outputs=50) == Decimal(
+        "0.05"
+    )
+    # A max_tokens the upstream ignores (not positive) falls back to the model's limit.
+    assert cost_worst_case(price=gpt, prompt_tokens=0, max_tokens=-5) == Decimal("0.16384")
+    # A prompt written to the cache costs more than a fresh one ($3.75/M against $3/M): the
+    # bound is what a fully cache-written prompt costs.
+    written = Usage(prompt_tokens=1000, cache_creation_tokens=1000, completion_tokens=100)
+    bound = cost_worst_case(price=claude, prompt_tokens=1000, max_tokens=100)
+    assert bound == cost_from_price(price=claude, usage=written)
+    assert bound == Decimal("0.00525")
+    # Images at the dearest size and quality, speech by character, transcription by second.
+    dalle = prices[("openai", "dall-e-3")]
+    assert cost_worst_case(price=dalle, prompt_tokens=0, max_tokens=1, images=3) == Decimal("0.36")
+    tts = prices[("openai", "tts-1")]
+    assert cost_worst_case(price=tts, prompt_tokens=0, max_tokens=1, characters=1000) == Decimal(
+        "0.015"
+    )
+    whisper = prices[("openai", "whisper-1")]
+    assert cost_worst_case(
+        price=whisper, prompt_tokens=0, max_tokens=1, audio_seconds=60
+    ) == Decimal("0.006")
