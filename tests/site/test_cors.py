@@ -134,3 +134,17 @@ def test_without_origins_v1_is_served_as_before(live_ogem: LiveServer) -> None:
     response = _preflight(live_ogem.url, LISTED)
     assert "access-control-allow-origin" not in response.headers
     assert response.status_code == 405
+
+
+def test_origins_are_checked_at_start(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ogem_site.env import ConfigurationError, env_origins
+
+    monkeypatch.setenv("OGEM_CORS_ORIGINS", f"{LISTED}, http://localhost:3000,*")
+    assert env_origins("OGEM_CORS_ORIGINS") == [LISTED, "http://localhost:3000", "*"]
+    for bad in ("app.example.com", "https://app.example.com/", "ftp://x.example"):
+        monkeypatch.setenv("OGEM_CORS_ORIGINS", bad)
+        with pytest.raises(ConfigurationError) as raised:
+            env_origins("OGEM_CORS_ORIGINS")
+        assert str(raised.value) == (
+            f"OGEM_CORS_ORIGINS: {bad!r} is not an origin (scheme://host[:port], no path, or *)"
+        )
