@@ -1,9 +1,9 @@
 """ASGI entry point: HTTP goes to Django, WebSocket to Channels.
 
 HTTP passes through pure ASGI wrappers first, outermost first: metrics (`/metrics`, request
-timing), health (`/health/live`, `/health/ready`) and static files (`/static/`, for the admin and
-portal), so none of them pays for Django's middleware and none of them slows the /v1 path beyond a
-prefix comparison.
+timing), health (`/health/live`, `/health/ready`), CORS on /v1 (only when OGEM_CORS_ORIGINS is
+set) and static files (`/static/`, for the admin and portal), so none of them pays for Django's
+middleware and none of them slows the /v1 path beyond a prefix comparison.
 """
 
 import gc
@@ -16,17 +16,28 @@ from django.core.asgi import get_asgi_application
 
 django_http = get_asgi_application()
 
+from collections.abc import Iterable  # noqa: E402
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from gateway.asgi import V1Split  # noqa: E402
+from gateway.asgi import ASGIApp, V1Split  # noqa: E402
+from gateway.cors import cors_wrap  # noqa: E402
 from gateway.realtime.routing import websocket_urlpatterns  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
 from ogem_site.metrics import MetricsASGI  # noqa: E402
 
+
+def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
+    return MetricsASGI(
+        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins))
+    )
+
+
 application = ProtocolTypeRouter(
     {
-        "http": MetricsASGI(HealthASGI(V1Split(ASGIStaticFilesHandler(django_http)))),
+        "http": http_application(cors_origins=settings.OGEM_CORS_ORIGINS),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

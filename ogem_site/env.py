@@ -55,6 +55,20 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_origins(name: str) -> list[str]:
+    """Browser origins (`scheme://host[:port]`, or `*`), compared exactly as browsers send them."""
+    origins = env_list(name)
+    for origin in origins:
+        if origin == "*":
+            continue
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
+            raise ConfigurationError(
+                f"{name}: {origin!r} is not an origin (scheme://host[:port], no path, or *)"
+            )
+    return origins
+
+
 def env_database(default_sqlite: Path) -> dict:
     url = os.environ.get("DATABASE_URL", "")
     if not url:

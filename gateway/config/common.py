@@ -75,7 +75,7 @@ def drafts_to_deployments(
         if draft.organization_slug is not None:
             organization_id = organizations.get(draft.organization_slug)
             if organization_id is None:
-                continue  # reported by the organization lookup
+                continue  # reported (a warning) by the organization lookup
         deployments.append(
             Deployment(
                 id=deployment_id,

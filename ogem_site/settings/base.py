@@ -15,6 +15,7 @@ from ogem_site.env import (
     env_database,
     env_int,
     env_list,
+    env_origins,
     env_str,
     persistent_secret,
 )
@@ -44,6 +45,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = OGEM_MAX_REQUEST_BYTES
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Sent on every page Django serves (admin, portal, API docs); /v1 answers JSON and sets none.
+# Every script and style is a static file of ours: no inline code, no other host. `data:` images
+# are the TOTP QR code and Swagger UI's icons. No form-action: SSO sign-in redirects to the IdP.
+OGEM_CONTENT_SECURITY_POLICY = env_str(
+    "OGEM_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'",
+)
+# Browser origins allowed to call /v1 (CORS), e.g. "https://app.example.com"; none by default.
+OGEM_CORS_ORIGINS = env_origins("OGEM_CORS_ORIGINS")
 
 INSTALLED_APPS = [
     "ogem_site.admin_config.OgemAdminConfig",
@@ -56,6 +68,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ninja",
     "allauth",
     "allauth.account",
@@ -73,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ogem_site.middleware.content_security_policy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -286,6 +300,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, teams, users, virtual keys, budgets, models and spend.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is public: it describes the API's shape, the same for every caller, and holds no
+    # tenant data (docs/deploy.md). Swagger UI is served from our static files, never a CDN, and
+    # its init script is a separate file, so the Content-Security-Policy needs no inline script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 LOGGING = {

@@ -1,6 +1,6 @@
 """Production: the same settings, refusing to start with a default secret or DEBUG on."""
 
-from ogem_site.env import ConfigurationError, env_bool, env_str
+from ogem_site.env import ConfigurationError, env_bool, env_int, env_str
 from ogem_site.settings.base import *  # noqa: F403
 from ogem_site.settings.base import DATABASES
 
@@ -17,3 +17,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("OGEM_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env_bool("OGEM_SECURE_COOKIES", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# HSTS, sent on HTTPS responses (X-Forwarded-Proto: https from the proxy included). Off until set:
+# browsers remember it for the whole duration, so turn it on once HTTPS works (docs/deploy.md).
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)

@@ -85,6 +85,12 @@ class OrganizationViewSet(ScopedViewSet):
         return organization_create(**data)
 
     def perform_service_update(self, instance: Organization, data: dict[str, Any]) -> Organization:
+        # The configuration file and IdP claims name organizations by slug: a tenant renaming
+        # theirs would silently detach what the operator configured for it (as in admin).
+        if data.get("slug", instance.slug) != instance.slug and not self.principal.is_proxy_admin:
+            raise serializers.ValidationError(
+                {"slug": ["Only proxy admins change an organization's slug."]}
+            )
         return organization_update(organization=instance, **data)
 
     def perform_service_destroy(self, instance: Organization) -> None:

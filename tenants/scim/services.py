@@ -6,7 +6,9 @@ the same code as a PUT, so both verbs share one set of rules.
 A user can belong to several organizations, and the User row is shared between them. An
 organization's IdP therefore changes the user's profile (userName, name, email) only while that
 organization is the user's only one; otherwise the profile is left as it is and only the
-organization's own SCIM state (externalId, emails, active) changes.
+organization's own SCIM state (externalId, emails, active) changes. Creating a user links an
+existing account of that userName only when no other organization (nor an operator) holds it:
+sharing a person between organizations is a proxy admin's decision, never an IdP's.
 """
 
 from __future__ import annotations
@@ -446,8 +448,12 @@ def scim_user_create(*, organization: Organization, document: Any) -> User:
     if existing is not None:
         if scim_user_queryset(organization=organization).filter(pk=existing.pk).exists():
             raise ScimError(409, f"userName {username!r} already exists", scim_type="uniqueness")
+        if not _profile_writable(user=existing, organization=organization):
+            # A userName is no proof of identity: an account another organization (or an
+            # operator) holds is never linked, or its profile would be this IdP's to read.
+            raise ScimError(409, f"userName {username!r} is taken", scim_type="uniqueness")
         user = existing
-        if not user.is_active and _profile_writable(user=user, organization=organization):
+        if not user.is_active:
             user.is_active = True
             user.save(update_fields=["is_active"])
     else:

@@ -96,3 +96,24 @@ def test_org_admin_creates_users_only_in_their_organization(world: World) -> Non
     hired = User.objects.get(username="hired")
     assert hired.check_password("pw-long-123")
     assert Membership.objects.get(user=hired).organization == world.a.organization
+
+
+def test_only_proxy_admins_change_an_organization_slug(world: World) -> None:
+    organization = world.a.organization
+    path = f"/api/v1/organizations/{organization.pk}"
+    refused = world.clients["org_admin"].patch(path, {"slug": "renamed"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json() == {"slug": ["Only proxy admins change an organization's slug."]}
+    organization.refresh_from_db()
+    assert organization.slug == "org-a"
+    # The rest of the organization stays theirs to edit, the unchanged slug included.
+    renamed = world.clients["org_admin"].patch(
+        path, {"name": "Org A2", "slug": "org-a"}, format="json"
+    )
+    assert renamed.status_code == 200
+    assert (renamed.json()["name"], renamed.json()["slug"]) == ("Org A2", "org-a")
+    by_master = world.clients["master"].patch(path, {"slug": "renamed"}, format="json")
+    assert by_master.status_code == 200
+    assert by_master.json()["slug"] == "renamed"
+    organization.refresh_from_db()
+    assert organization.slug == "renamed"

@@ -393,10 +393,9 @@ def test_authentication_is_required(scim: ScimClient) -> None:
     assert scim.get("Users").status == 401
 
 
-def test_create_links_an_existing_account(scim: ScimClient) -> None:
+def test_create_links_an_account_no_organization_holds(scim: ScimClient) -> None:
+    # e.g. someone who signed in through the instance's SSO and was not placed yet.
     existing = UserFactory(username="erin@acme.io", first_name="Erin", email="erin@acme.io")
-    other_org = OrganizationFactory()
-    MembershipFactory(user=existing, organization=other_org)
 
     response = scim.post("Users", {**ALICE, "userName": "Erin@Acme.io", "externalId": "00u7"})
 
@@ -404,9 +403,7 @@ def test_create_links_an_existing_account(scim: ScimClient) -> None:
     assert response.body["id"] == str(existing.pk)
     assert response.body["externalId"] == "00u7"
     existing.refresh_from_db()
-    # The account is shared with another organization: its profile is not this IdP's to change.
-    assert (existing.username, existing.first_name) == ("erin@acme.io", "Erin")
-    assert set(Membership.objects.filter(user=existing).values_list("organization", "role")) == {
-        (other_org.pk, Role.MEMBER),
-        (scim.organization.pk, Role.MEMBER),
-    }
+    assert (existing.username, existing.first_name) == ("Erin@Acme.io", "Alice")
+    assert list(Membership.objects.filter(user=existing).values_list("organization", "role")) == [
+        (scim.organization.pk, Role.MEMBER)
+    ]
