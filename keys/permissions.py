@@ -78,6 +78,18 @@ def key_change_allowed(*, principal: Principal, key: VirtualKey) -> bool:
     return bool(key_settings_changeable(principal=principal, key=key))
 
 
+# A key issued to a user acts as that user on /api/v1 only if they made it themselves or a proxy
+# admin did (keys.authentication.key_grants_management), which it reads from ``created_by``.
+KEY_ISSUER_MISSING = "This sign-in has no user to record as issuer: it gives keys no owner."
+
+
+def key_issuer_missing(*, principal: Principal) -> bool:
+    """Whether the principal cannot be recorded as the issuer of a key it gives to a user: an
+    identity provider token (no user row) would look like the master key, whose keys act as
+    their owner on /api/v1."""
+    return principal_user_id(principal=principal) is None and not principal.is_proxy_admin
+
+
 def key_create_refusal(
     *,
     principal: Principal,
@@ -93,6 +105,8 @@ def key_create_refusal(
     """
     if team is not None:
         organization = team.organization
+    if user is not None and key_issuer_missing(principal=principal):
+        return KEY_ISSUER_MISSING
     if key_scope_administered(
         principal=principal,
         team_id=team.pk if team is not None else None,

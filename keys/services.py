@@ -16,11 +16,14 @@ from keys.models import VirtualKey
 from keys.permissions import (
     KEY_BUDGET_SETTINGS,
     KEY_FIELDS,
+    KEY_ISSUER_MISSING,
     KEY_SETTINGS,
+    key_issuer_missing,
     key_settings_changeable,
 )
 from tenants.models import Organization, Team, User
 from tenants.principals import Principal
+from tenants.selectors import principal_user_id
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,12 @@ def key_change(*, principal: Principal, key: VirtualKey, changes: dict[str, Any]
     if refused:
         raise PermissionDenied(f"Only the key's team admins change {', '.join(refused)}.")
     fields = {name: value for name, value in changed.items() if name not in KEY_BUDGET_SETTINGS}
+    if "user" in fields:
+        # Reassigning issues the key to its new owner: record by whom, so that it acts as them
+        # on /api/v1 only when they or a proxy admin did (key_grants_management).
+        if key_issuer_missing(principal=principal):
+            raise PermissionDenied(KEY_ISSUER_MISSING)
+        key.created_by = principal.user if principal_user_id(principal=principal) else None
     if fields:
         key = key_update(key=key, **fields)
     if any(name in changed for name in KEY_BUDGET_SETTINGS):

@@ -205,3 +205,29 @@ def test_member_cannot_narrow_or_repeat_as_a_change(world: World) -> None:
     assert repeated.status_code == 200, repeated.content
     key.refresh_from_db()
     assert (key.name, key.allowed_models, key.rpm_limit) == ("mine now", ["mock-chat"], 10)
+
+
+def test_reassigned_key_records_its_issuer_and_does_not_act_as_its_new_owner(
+    world: World,
+) -> None:
+    """A key the master key made (no issuer) that T's admin gives the owner of another
+    organization must not let the admin, who holds the secret, act as them on /api/v1."""
+    issued = key_create(name="shared", team=world.team)
+    elsewhere = OrganizationFactory(name="Org Z", slug="org-z")
+    MembershipFactory(user=world.users["member"], organization=elsewhere, role=Role.ORG_OWNER)
+    response = _signed_in("team_admin").patch(
+        f"/api/v1/keys/{issued.key.pk}", {"user": world.users["member"].pk}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    issued.key.refresh_from_db()
+    assert (issued.key.user_id, issued.key.created_by_id) == (
+        world.users["member"].pk,
+        world.users["team_admin"].pk,
+    )
+    holder = APIClient()
+    holder.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    refused = holder.get(f"/api/v1/organizations/{elsewhere.pk}")
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "This key was issued to its user by someone else: it serves /v1 only."
+    }

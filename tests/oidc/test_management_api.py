@@ -93,3 +93,24 @@ def test_bad_idp_token_is_refused_by_the_idp_class(idp: LocalIdP, world: World) 
     response = APIClient().get("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {expired}")
     assert response.status_code == 401
     assert response.json() == {"detail": "the token has expired"}
+
+
+def test_team_admin_token_gives_keys_no_owner(idp: LocalIdP, world: World) -> None:  # noqa: F811
+    """A key it gave Alice would look issued by the master key, and so act as Alice."""
+    client = _as(idp, "gw-leads")
+    owned = client.post(
+        "/api/v1/keys", {"name": "hers", "team": world.a.team.pk, "user": world.a.alice.pk}
+    )
+    assert owned.status_code == 403
+    refusal = {"detail": "This sign-in has no user to record as issuer: it gives keys no owner."}
+    assert owned.json() == refusal
+    unowned = client.post("/api/v1/keys", {"name": "service", "team": world.a.team.pk})
+    assert unowned.status_code == 201, unowned.content
+    assert (unowned.json()["user"], unowned.json()["created_by"]) == (None, None)
+    reassigned = client.patch(
+        f"/api/v1/keys/{world.a.team_key.pk}", {"user": world.a.alice.pk}, format="json"
+    )
+    assert reassigned.status_code == 403
+    assert reassigned.json() == refusal
+    world.a.team_key.refresh_from_db()
+    assert world.a.team_key.user_id is None
