@@ -28,14 +28,14 @@ def budget_list(*, principal: Principal) -> QuerySet[Budget]:
     if principal.is_proxy_admin:
         return budgets
     from keys.selectors import key_list
-    from tenants.selectors import principal_org_read_ids, principal_user_id, team_list
+    from tenants.selectors import principal_org_read_ids, principal_owns, team_list
 
     org_ids = principal_org_read_ids(principal=principal)
     return budgets.filter(
         Q(scope=BudgetScope.ORGANIZATION, organization_id__in=principal.visible_org_ids())
         | Q(scope=BudgetScope.TEAM, team__in=team_list(principal=principal).values("pk"))
         | Q(scope=BudgetScope.KEY, key__in=key_list(principal=principal).values("pk"))
-        | Q(scope=BudgetScope.USER, user_id=principal_user_id(principal=principal))
+        | (Q(scope=BudgetScope.USER) & principal_owns(principal=principal))
         | Q(scope=BudgetScope.END_CUSTOMER, end_customer__organization_id__in=org_ids)
     )
 

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from billing.models import USD, BudgetDuration
 from keys.models import VirtualKey
+from keys.permissions import KEY_FIELDS, key_scope_administered
 from keys.selectors import key_list, key_status
-from keys.services import key_create, key_revoke, key_rotate, key_update
+from keys.services import key_change, key_create, key_revoke, key_rotate
 from tenants.admin import (
     ScopedAdminMixin,
     ScopedInlineMixin,
@@ -24,18 +25,7 @@ from tenants.admin import (
     request_principal,
 )
 from tenants.audit import audit_record
-
-_UPDATABLE = [
-    "name",
-    "user",
-    "allowed_models",
-    "expires_at",
-    "metadata",
-    "tags",
-    "rpm_limit",
-    "tpm_limit",
-    "max_parallel_requests",
-]
+from tenants.principals import Principal
 
 
 class VirtualKeyCreateForm(forms.ModelForm):
@@ -58,7 +48,7 @@ class VirtualKeyCreateForm(forms.ModelForm):
 
     class Meta:
         model = VirtualKey
-        fields = ["name", "organization", "team", *_UPDATABLE[1:]]
+        fields = ["name", "organization", "team", *KEY_FIELDS[1:]]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -149,6 +139,11 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
     ]
 
+    def scoped_writable(self, principal: Principal, obj: VirtualKey) -> bool:
+        return key_scope_administered(
+            principal=principal, team_id=obj.team_id, organization_id=obj.organization_id
+        )
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[VirtualKey]:
         # key_list scopes and annotates the key's budget (spend, limit) for read-only columns.
         principal = request_principal(request)
@@ -206,9 +201,8 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     ) -> None:
         data = form.cleaned_data
         if change:
-            key_update(
-                key=obj, **{name: data[name] for name in form.changed_data if name in _UPDATABLE}
-            )
+            changes = {name: data[name] for name in form.changed_data if name in KEY_FIELDS}
+            key_change(principal=request_principal(request), key=obj, changes=changes)
             return
         issued = key_create(
             name=data["name"],

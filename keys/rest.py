@@ -15,27 +15,21 @@ from rest_framework.response import Response
 
 from billing.models import USD, BudgetDuration
 from keys.models import VirtualKey
-from keys.selectors import key_list, key_status
-from keys.services import (
-    key_budget_set,
-    key_create,
-    key_delete,
-    key_revoke,
-    key_rotate,
-    key_update,
+from keys.permissions import (
+    KEY_SETTINGS,
+    key_change_allowed,
+    key_create_refusal,
+    key_scope_administered,
 )
+from keys.selectors import key_list, key_status
+from keys.services import key_change, key_create, key_delete, key_revoke, key_rotate
 from tenants.audit import audit_snapshot
 from tenants.models import Organization, Team, User
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_user
-from tenants.selectors import (
-    organization_list,
-    principal_can_create_own_key,
-    principal_user_id,
-    team_list,
-    user_list,
-)
+from tenants.selectors import organization_list, team_list, user_list
 
-_BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration")
+# Values that give a new key no setting (it keeps the default).
+_UNSET = (None, "", [], {})
 # Durations as the contract names them; null (or "") means the budget never resets.
 _DURATIONS = [value for value in BudgetDuration.values if value]
 
@@ -202,33 +196,29 @@ class KeyViewSet(ScopedViewSet):
         return keys
 
     def check_create(self, data: dict[str, Any]) -> None:
-        principal = self.principal
-        if principal.is_proxy_admin:
-            return
         team: Team | None = data.get("team")
         organization: Organization | None = data.get("organization")
-        user: User | None = data.get("user")
-        if team is not None:
-            if principal.is_team_admin(team.pk, team.organization_id):
-                return
-            if not principal_can_create_own_key(principal=principal, team=team):
-                self.deny("You cannot create keys in this team.")
-            caller_id = principal_user_id(principal=principal)
-            if user is not None and user.pk != caller_id:
-                self.deny("Members create keys for themselves only.")
-            data["user"] = principal.user
-            return
-        if organization is None:
+        principal = self.principal
+        if team is None and organization is None and not principal.is_proxy_admin:
             raise serializers.ValidationError({"team": ["Give the team (or organization)."]})
-        if not principal.is_org_admin(organization.pk):
-            self.deny("Only organization admins create keys outside a team.")
+        refusal = key_create_refusal(
+            principal=principal,
+            team=team,
+            organization=organization,
+            user=data.get("user"),
+            settings=[name for name in KEY_SETTINGS if data.get(name) not in _UNSET],
+        )
+        if refusal is not None:
+            self.deny(refusal)
+        if not key_scope_administered(
+            principal=principal,
+            team_id=team.pk if team is not None else None,
+            organization_id=organization.pk if organization is not None else None,
+        ):
+            data["user"] = principal.user  # a member's key is theirs
 
     def check_change(self, instance: VirtualKey) -> None:
-        principal = self.principal
-        if principal.is_team_admin(instance.team_id, instance.organization_id):
-            return
-        caller_id = principal_user_id(principal=principal)
-        if caller_id is None or instance.user_id != caller_id:
+        if not key_change_allowed(principal=self.principal, key=instance):
             self.deny()
 
     @extend_schema(responses={201: KeyCreatedSerializer})
@@ -260,23 +250,7 @@ class KeyViewSet(ScopedViewSet):
         return self._with_secret(instance, self._secret)
 
     def perform_service_update(self, instance: VirtualKey, data: dict[str, Any]) -> VirtualKey:
-        budget = {field: data.pop(field) for field in _BUDGET_FIELDS if field in data}
-        if "user" in data and not self.principal.is_team_admin(
-            instance.team_id, instance.organization_id
-        ):
-            self.deny("Only team admins reassign keys.")
-        key = key_update(key=instance, **data)
-        if budget:
-            current = self.refetch(key)
-            key_budget_set(
-                key=key,
-                max_budget=budget.get("max_budget", getattr(current, "budget_max", None)),
-                soft_budget=budget.get("soft_budget", getattr(current, "budget_soft", None)),
-                budget_duration=budget.get(
-                    "budget_duration", getattr(current, "budget_duration", None)
-                ),
-            )
-        return key
+        return key_change(principal=self.principal, key=instance, changes=data)
 
     def perform_service_destroy(self, instance: VirtualKey) -> None:
         key_delete(key=instance)

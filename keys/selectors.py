@@ -73,8 +73,8 @@ def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
     from billing.models import Budget, BudgetScope
     from tenants.selectors import (
         principal_org_read_ids,
+        principal_owns,
         principal_team_read_ids,
-        principal_user_id,
     )
 
     budgets = Budget.objects.filter(scope=BudgetScope.KEY, key=OuterRef("pk"))
@@ -90,7 +90,7 @@ def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
     return keys.filter(
         Q(organization_id__in=principal_org_read_ids(principal=principal))
         | Q(team_id__in=principal_team_read_ids(principal=principal))
-        | Q(user_id=principal_user_id(principal=principal))
+        | principal_owns(principal=principal)
     )
 
 

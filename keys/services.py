@@ -5,14 +5,25 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import BudgetDuration, BudgetScope
+from billing.models import Budget, BudgetDuration, BudgetScope
 from billing.services import budget_upsert
 from keys.hashing import secret_generate
 from keys.models import VirtualKey
+from keys.permissions import (
+    KEY_BUDGET_SETTINGS,
+    KEY_FIELDS,
+    KEY_ISSUER_MISSING,
+    KEY_SETTINGS,
+    key_issuer_missing,
+    key_settings_changeable,
+)
 from tenants.models import Organization, Team, User
+from tenants.principals import Principal
+from tenants.selectors import principal_user_id
 
 
 @dataclass(frozen=True)
@@ -104,24 +115,56 @@ def key_rotate(*, key: VirtualKey, grace_period: timedelta | None = None) -> Iss
 
 
 def key_update(*, key: VirtualKey, **fields: Any) -> VirtualKey:
-    allowed = {
-        "name",
-        "allowed_models",
-        "expires_at",
-        "metadata",
-        "tags",
-        "rpm_limit",
-        "tpm_limit",
-        "max_parallel_requests",
-        "user",
-    }
-    unknown = set(fields) - allowed
+    unknown = set(fields) - set(KEY_FIELDS)
     if unknown:
         raise ValueError(f"cannot update {sorted(unknown)}")
     for name, value in fields.items():
         setattr(key, name, value)
     key.save()
     _key_changed(key=key)
+    return key
+
+
+@transaction.atomic
+def key_change(*, principal: Principal, key: VirtualKey, changes: dict[str, Any]) -> VirtualKey:
+    """Apply ``changes`` (key settings, names as in keys.permissions.KEY_SETTINGS) for the
+    principal, or raise PermissionDenied naming the settings their role does not change.
+
+    Values equal to the stored ones are no change, so a full form or PUT that repeats them passes.
+    """
+    unknown = set(changes) - KEY_SETTINGS
+    if unknown:
+        raise ValueError(f"cannot change {sorted(unknown)}")
+    stored = VirtualKey.objects.select_related("user").get(pk=key.pk)
+    budget = Budget.objects.filter(scope=BudgetScope.KEY, key=stored).first()
+    current: dict[str, Any] = {
+        name: getattr(stored, name) for name in changes if name not in KEY_BUDGET_SETTINGS
+    }
+    current["max_budget"] = budget.max_budget if budget else None
+    current["soft_budget"] = budget.soft_budget if budget else None
+    current["budget_duration"] = (budget.duration if budget else None) or None
+    if "budget_duration" in changes:  # "" and None both mean "never resets"
+        changes = {**changes, "budget_duration": changes["budget_duration"] or None}
+    changed = {name: value for name, value in changes.items() if value != current[name]}
+    refused = sorted(set(changed) - key_settings_changeable(principal=principal, key=stored))
+    if refused:
+        raise PermissionDenied(f"Only the key's team admins change {', '.join(refused)}.")
+    fields = {name: value for name, value in changed.items() if name not in KEY_BUDGET_SETTINGS}
+    if "user" in fields:
+        # Reassigning issues the key to its new owner: record by whom, so that it acts as them
+        # on /api/v1 only when they or a proxy admin did (key_grants_management).
+        if key_issuer_missing(principal=principal):
+            raise PermissionDenied(KEY_ISSUER_MISSING)
+        key.created_by = principal.user if principal_user_id(principal=principal) else None
+    if fields:
+        key = key_update(key=key, **fields)
+    if any(name in changed for name in KEY_BUDGET_SETTINGS):
+        key_budget_set(
+            key=key,
+            max_budget=changed.get("max_budget", current["max_budget"]),
+            soft_budget=changed.get("soft_budget", current["soft_budget"]),
+            budget_duration=changed.get("budget_duration", current["budget_duration"]),
+        )
     return key
 
 

@@ -7,11 +7,12 @@ limits foreign-key choices to the caller's organizations and audits each write (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
@@ -149,6 +150,18 @@ class ScopedAdminMixin:
         return objects
 
     # Choices and validation: nothing outside the caller's organizations can be picked.
+
+    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
+        """List filters on a relation offer the caller's own objects only (see below)."""
+        return [
+            (item, ScopedRelatedFieldListFilter) if self._is_relation(item) else item
+            for item in super().get_list_filter(request)  # type: ignore[misc]
+        ]
+
+    def _is_relation(self, item: Any) -> bool:
+        if not isinstance(item, str):
+            return False  # a filter class, or (field, class): chosen on purpose
+        return bool(get_fields_from_path(self.model, item)[-1].is_relation)  # type: ignore[attr-defined]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         principal = request_principal(request)
@@ -295,6 +308,24 @@ def admin_choices(*, principal: Principal, model: type, team_admin: bool) -> Que
     if model is ModelDeployment:
         return ModelDeployment.objects.filter(organization_id__in=org_ids)
     return model._default_manager.none()
+
+
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A list filter on a relation whose choices are the caller's (``admin_choices``): Django's
+    own lists every row of the related model, other tenants' names included."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        principal = request_principal(request)
+        if principal.is_proxy_admin:
+            return super().field_choices(field, request, model_admin)
+        choices = admin_choices(
+            principal=principal, model=field.related_model, team_admin=model_admin._team_level()
+        )
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to={"pk__in": choices.values("pk")},
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
 
 
 class ScopedInlineMixin:

@@ -69,8 +69,34 @@ def principal_team_read_ids(*, principal: Principal) -> set[int]:
 
 
 def principal_user_id(*, principal: Principal) -> int | None:
-    """The caller's user row id; None for the master key."""
+    """The caller's user row id; None for the master key and identity provider tokens."""
     return getattr(principal.user, "pk", None)
+
+
+def principal_owns(*, principal: Principal, field: str = "user_id") -> Q:
+    """Rows whose ``field`` is the caller's user row.
+
+    A principal without a row (the master key, an identity provider token) owns nothing: a
+    lookup on its None id would read ``field IS NULL`` and match every unowned row of every
+    tenant.
+    """
+    user_id = principal_user_id(principal=principal)
+    if user_id is None:
+        return Q(pk__in=[])
+    return Q(**{field: user_id})
+
+
+def principal_writes_in(*, principal: Principal, organization_id: int | None) -> bool:
+    """Whether the caller holds a role above viewer anywhere in the organization."""
+    if principal.is_proxy_admin:
+        return True
+    roles = [principal.org_roles.get(organization_id)]
+    roles += [
+        role
+        for team, role in principal.team_roles.items()
+        if principal.team_orgs.get(team) == organization_id
+    ]
+    return any(role is not None and role != Role.VIEWER for role in roles)
 
 
 def principal_can_create_own_key(*, principal: Principal, team: Team) -> bool:
@@ -111,7 +137,7 @@ def user_list(*, principal: Principal) -> QuerySet[User]:
     if principal.is_proxy_admin:
         return users
     visible = User.objects.filter(
-        Q(pk=principal_user_id(principal=principal))
+        principal_owns(principal=principal, field="pk")
         | Q(memberships__organization_id__in=principal_org_read_ids(principal=principal))
         | Q(memberships__team_id__in=principal_team_read_ids(principal=principal))
     ).values("pk")
@@ -123,7 +149,7 @@ def membership_list(*, principal: Principal) -> QuerySet[Membership]:
     if principal.is_proxy_admin:
         return memberships
     return memberships.filter(
-        Q(user_id=principal_user_id(principal=principal))
+        principal_owns(principal=principal)
         | Q(organization_id__in=principal_org_read_ids(principal=principal))
         | Q(team_id__in=principal_team_read_ids(principal=principal))
     )
@@ -152,8 +178,10 @@ __all__ = [
     "principal_can_grant",
     "principal_for_user",
     "principal_org_read_ids",
+    "principal_owns",
     "principal_team_read_ids",
     "principal_user_id",
+    "principal_writes_in",
     "proxy_admin_principal",
     "scim_token_list",
     "team_list",

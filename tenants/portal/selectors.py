@@ -14,7 +14,7 @@ from keys.models import VirtualKey
 from keys.selectors import key_list
 from tenants.models import OrganizationIdentityProvider, Role, Team
 from tenants.principals import Principal
-from tenants.selectors import principal_can_create_own_key, principal_user_id, team_list
+from tenants.selectors import principal_can_create_own_key, team_list
 
 
 def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
@@ -24,14 +24,6 @@ def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
 
 def portal_key_get(*, principal: Principal, key_id: int) -> VirtualKey | None:
     return key_list(principal=principal).filter(pk=key_id).first()
-
-
-def principal_can_change_key(*, principal: Principal, key: VirtualKey) -> bool:
-    """As on /api/v1: team admins (and above) change their team's keys; owners their own."""
-    if principal.is_team_admin(key.team_id, key.organization_id):
-        return True
-    caller_id = principal_user_id(principal=principal)
-    return caller_id is not None and key.user_id == caller_id
 
 
 def portal_key_teams(*, principal: Principal) -> list[Team]:

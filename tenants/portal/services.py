@@ -6,10 +6,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from keys.models import VirtualKey
+from keys.permissions import key_change_allowed, key_create_refusal
 from keys.services import IssuedKey, key_create, key_revoke, key_rotate
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Membership, OrganizationIdentityProvider, ScimUser, Team, User
-from tenants.portal.selectors import portal_key_teams, principal_can_change_key
 from tenants.principals import Principal
 
 _KEY_SNAPSHOT_EXCLUDE = ("digest", "previous_digest")
@@ -18,8 +18,11 @@ _KEY_SNAPSHOT_EXCLUDE = ("digest", "previous_digest")
 @transaction.atomic
 def portal_key_create(*, principal: Principal, team: Team, name: str) -> IssuedKey:
     """A key owned by the caller in one of their teams; the secret is returned this once."""
-    if team.pk not in {t.pk for t in portal_key_teams(principal=principal)}:
-        raise PermissionDenied("You cannot create keys in this team.")
+    refusal = key_create_refusal(
+        principal=principal, team=team, organization=None, user=principal.user, settings=["name"]
+    )
+    if refusal is not None:
+        raise PermissionDenied(refusal)
     issued = key_create(name=name, team=team, user=principal.user, created_by=principal.user)
     audit_record(
         action="key.create",
@@ -32,7 +35,7 @@ def portal_key_create(*, principal: Principal, team: Team, name: str) -> IssuedK
 
 @transaction.atomic
 def portal_key_revoke(*, principal: Principal, key: VirtualKey) -> VirtualKey:
-    if not principal_can_change_key(principal=principal, key=key):
+    if not key_change_allowed(principal=principal, key=key):
         raise PermissionDenied("You cannot change this key.")
     before = audit_snapshot(key, exclude=_KEY_SNAPSHOT_EXCLUDE)
     key = key_revoke(key=key)
@@ -48,7 +51,7 @@ def portal_key_revoke(*, principal: Principal, key: VirtualKey) -> VirtualKey:
 
 @transaction.atomic
 def portal_key_rotate(*, principal: Principal, key: VirtualKey) -> IssuedKey:
-    if not principal_can_change_key(principal=principal, key=key):
+    if not key_change_allowed(principal=principal, key=key):
         raise PermissionDenied("You cannot change this key.")
     if key.revoked_at is not None:
         raise PermissionDenied("A revoked key cannot be rotated.")

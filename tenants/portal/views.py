@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from keys.permissions import key_change_allowed
 from keys.selectors import key_status
 from keys.services import IssuedKey
 from tenants.audit import audit_actor, audit_actor_name, audit_client_ip
@@ -26,7 +27,6 @@ from tenants.portal.selectors import (
     portal_model_list,
     portal_team_rows,
     portal_usage,
-    principal_can_change_key,
 )
 from tenants.portal.services import portal_key_create, portal_key_revoke, portal_key_rotate
 from tenants.principals import Principal
@@ -100,7 +100,7 @@ def _key_rows(principal: Principal) -> list[dict[str, Any]]:
         {
             "key": key,
             "status": key_status(key=key),
-            "can_change": principal_can_change_key(principal=principal, key=key),
+            "can_change": key_change_allowed(principal=principal, key=key),
         }
         for key in portal_key_list(principal=principal)
     ]

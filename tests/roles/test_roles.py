@@ -512,6 +512,33 @@ def test_portal_revoke(world: World, role: str, key: str) -> None:
     assert (target.revoked_at is not None) is (expected == 302)
 
 
+@pytest.mark.parametrize(
+    ("role", "action", "expected"),
+    [
+        ("member", "revoke", 302),
+        ("member", "rotate", 200),  # the keys page, showing the new secret once
+        ("viewer", "revoke", 403),
+        ("viewer", "rotate", 403),
+    ],
+)
+def test_portal_own_key_needs_a_writing_role(
+    world: World, role: str, action: str, expected: int
+) -> None:
+    # Their team admin issued each a key; the viewer of A, read-only, changes not even theirs.
+    owned = key_create(
+        name=f"{role}'s", team=world.t, user=world.users[role], created_by=world.users["team_admin"]
+    ).key
+    client = _client(world, role)
+    client.get("/keys/")
+    token = client.session[_FORM_TOKENS][-1]
+    response = client.post(f"/keys/{owned.pk}/{action}/", {"form_token": token})
+    assert response.status_code == expected
+    before = owned.prefix
+    owned.refresh_from_db()
+    changed = owned.revoked_at is not None if action == "revoke" else owned.prefix != before
+    assert changed is (expected < 400)
+
+
 # ---- Management API ----------------------------------------------------------------------------
 
 API = {
