@@ -310,7 +310,7 @@ async def test_connections_left_idle_by_a_burst_are_closed_by_a_later_sweep(serv
         response.close()
     assert server.connections == 5
     pool = http11.pool_for(asyncio.get_running_loop())
-    key = http11.url_target(server.url)[0]
+    key = (*http11.url_target(server.url)[0], None)  # no address policy
     assert len(pool.idle[key]) == 5
     # Steady traffic reuses only the most recent connection; past the idle time a release sweeps.
     before = asyncio.get_running_loop().time()
