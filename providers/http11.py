@@ -45,7 +45,6 @@ IDLE_SECONDS = 60.0
 PAUSE_ABOVE = 1 << 20  # unread body bytes before the socket stops being read
 USER_AGENT = "Ogem"
 
-Target = tuple[str, int, bool]  # host, port, TLS
 PoolKey = tuple[str, int, bool, AddressPolicy | None]  # host, port, TLS, address policy
 
 
@@ -382,9 +381,9 @@ _TARGET_SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
 @functools.lru_cache(maxsize=1024)
-def url_target(url: str) -> tuple[Target, bytes, str] | None:
-    """(pool key, request target, Host header) of an http(s) URL; None for anything this
-    client does not serve."""
+def url_target(url: str, policy: AddressPolicy | None = None) -> tuple[PoolKey, bytes, str] | None:
+    """(pool key, request target, Host header) of an http(s) URL connected to under `policy`;
+    None for anything this client does not serve."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None
@@ -397,7 +396,7 @@ def url_target(url: str) -> tuple[Target, bytes, str] | None:
     target = quote(parts.path or "/", safe=_TARGET_SAFE)
     if parts.query:
         target += "?" + quote(parts.query, safe=_TARGET_SAFE)
-    return (host, port, tls), target.encode("ascii"), host_header
+    return (host, port, tls, policy), target.encode("ascii"), host_header
 
 
 _pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
@@ -434,11 +433,10 @@ async def http11_request(
     """Send one request and return once the response's head has arrived. The caller reads the
     body (`read()` or `content.readany()`) and must `close()` the response. `policy`: the
     addresses this request may connect to (None: any, an operator's deployment)."""
-    target = url_target(url)
+    target = url_target(url, policy)
     if target is None:
         raise aiohttp.InvalidURL(url)
-    (host_name, port, tls), request_target, host = target
-    key = (host_name, port, tls, policy)
+    key, request_target, host = target
     head = _request_head(method, request_target, host, headers, body)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + total_timeout

@@ -272,7 +272,7 @@ def test_url_targets_are_escaped_as_yarl_would_and_keep_their_escapes() -> None:
     key, target, host = url_target(
         "https://example.com/openai/deployments/my model/chat?a=b c&x=%2F"
     )
-    assert key == ("example.com", 443, True)
+    assert key == ("example.com", 443, True, None)  # no address policy: any address
     assert target == b"/openai/deployments/my%20model/chat?a=b%20c&x=%2F"
     assert host == "example.com"
     assert url_target("http://[::1]:8080")[1:] == (b"/", "[::1]:8080")
@@ -310,7 +310,7 @@ async def test_connections_left_idle_by_a_burst_are_closed_by_a_later_sweep(serv
         response.close()
     assert server.connections == 5
     pool = http11.pool_for(asyncio.get_running_loop())
-    key = (*http11.url_target(server.url)[0], None)  # no address policy
+    key = http11.url_target(server.url)[0]
     assert len(pool.idle[key]) == 5
     # Steady traffic reuses only the most recent connection; past the idle time a release sweeps.
     before = asyncio.get_running_loop().time()
