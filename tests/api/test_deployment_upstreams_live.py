@@ -152,7 +152,7 @@ def test_a_network_the_operator_allows_is_reached(
     internal: CountingServer,
     upstream_client: str,
 ) -> None:
-    organization = OrganizationFactory(upstream_networks=["127.0.0.1/32"])
+    organization = OrganizationFactory(upstream_networks=["127.0.0.1/32", "::1/128"])
     _row_served(
         install_deployments,
         name="allowed",
