@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, RequestLog
-from billing.pricing import price_overrides_flush
+from billing.pricing import MODEL_PRICE_FIELDS, price_overrides_flush, price_value_problem
 from billing.selectors import (
     budget_list,
     request_log_list,
@@ -289,8 +289,23 @@ class BudgetAdmin(ScopedAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"Reset {len(budgets)} budget(s).", messages.SUCCESS)
 
 
+class ModelPriceForm(forms.ModelForm):
+    class Meta:
+        model = ModelPrice
+        exclude: list[str] = []
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in MODEL_PRICE_FIELDS:
+            problem = price_value_problem(name, data.get(name))
+            if problem and name in self.fields:
+                self.add_error(name, problem)
+        return data
+
+
 @admin.register(ModelPrice)
 class ModelPriceAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    form = ModelPriceForm
     list_display = [
         "model",
         "provider",

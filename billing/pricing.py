@@ -16,6 +16,7 @@ anywhere costs 0 and is counted in ``unpriced_models()`` so that admin can show 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -34,6 +35,8 @@ from django.utils import timezone
 if TYPE_CHECKING:
     from gateway.context import Usage
     from providers.base import Deployment
+
+logger = logging.getLogger(__name__)
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices" / "prices.yaml"
 PER_MILLION = Decimal(1_000_000)
@@ -192,6 +195,10 @@ def _override_rows_load() -> list[_Override]:
 
     rows = []
     for row in ModelPrice.objects.all():
+        wrong = model_price_problems({field: getattr(row, field) for field in MODEL_PRICE_FIELDS})
+        if wrong:  # written around admin's validation: never applied
+            logger.error("billing.ModelPrice #%s skipped: %s", row.pk, "; ".join(wrong))
+            continue
 
         def opt(value: Decimal | None) -> Decimal | None:
             return None if value is None else Decimal(value)
@@ -218,6 +225,25 @@ def _override_rows_load() -> list[_Override]:
             )
         )
     return rows
+
+
+MODEL_PRICE_FIELDS = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_cost_per_token",
+    "cache_creation_input_cost_per_token",
+    "reasoning_cost_per_token",
+    "cost_per_image",
+    "input_cost_per_audio_second",
+    "output_cost_per_character",
+    "cost_per_request",
+)
+
+
+def model_price_problems(values: dict[str, Any]) -> list[str]:
+    """The prices of a ``billing.ModelPrice`` (field -> value) that are not numbers >= 0."""
+    problems = (price_value_problem(name, values.get(name)) for name in MODEL_PRICE_FIELDS)
+    return [problem for problem in problems if problem]
 
 
 def price_overrides_load() -> None:
@@ -336,9 +362,59 @@ _PARAM_FIELDS = {
 }
 
 
+# A parameter that is a price by its name (LiteLLM's `input_cost_per_token`,
+# `cache_read_input_token_cost`, `output_cost_per_image`, ...): a number, never below 0.
+_PRICE_NAME = re.compile(r"(^|_)cost(_|$)")
+
+
+def price_is_named(name: str) -> bool:
+    return bool(_PRICE_NAME.search(name))
+
+
+def price_value_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the price ``name`` (USD, a finite number >= 0), or None.
+    A negative price would credit budgets instead of charging them."""
+    if value is None:
+        return None
+    if isinstance(value, dict):  # per size or quality: {"1024x1024": 0.04}
+        for key, item in value.items():
+            problem = price_value_problem(f"{name}.{key}", item)
+            if problem:
+                return problem
+        return None
+    shown = repr(value) if isinstance(value, str) else str(value)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = _dec(value)
+    except (ArithmeticError, ValueError):
+        return f"{name} must be a number, got {shown}"
+    if not number.is_finite() or number < 0:
+        return f"{name} must be a price of 0 or more, got {shown}"
+    return None
+
+
+def price_params_problems(params: dict[str, Any]) -> list[str]:
+    """Every price among a deployment's ``params`` (and LiteLLM's ``params.model_info``) that
+    is not a number >= 0."""
+    problems = []
+    for where, values in (("", params), ("model_info.", params.get("model_info"))):
+        if not isinstance(values, dict):
+            continue
+        for name, value in values.items():
+            if isinstance(name, str) and price_is_named(name):
+                problem = price_value_problem(f"{where}{name}", value)
+                if problem:
+                    problems.append(problem)
+    return problems
+
+
 def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
+    # A price that is not a number >= 0 is never applied (loaders refuse such deployments).
     updates = {
-        ours: _dec(params[theirs]) for theirs, ours in _PARAM_FIELDS.items() if theirs in params
+        ours: _dec(params[theirs])
+        for theirs, ours in _PARAM_FIELDS.items()
+        if theirs in params and price_value_problem(theirs, params[theirs]) is None
     }
     if not updates:
         return base

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -9,13 +12,34 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from gateway.deployments import deployment_problems
 from gateway.models import ModelDeployment
 from gateway.rest import deployment_list
 from tenants.admin import ScopedAdminMixin, request_principal
 
 
+class ModelDeploymentForm(forms.ModelForm):
+    operator = False  # set per request by ModelDeploymentAdmin.get_form
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        new = self.instance.pk is None
+        moved = {"api_base", "organization"} & set(self.changed_data)
+        problems = deployment_problems(
+            organization=data.get("organization"),
+            operator=self.operator,
+            api_base=data.get("api_base") if new or moved else None,
+            params=data.get("params") if isinstance(data.get("params"), dict) else None,
+            current_params=None if new else self.instance.params,
+        )
+        for field, messages in problems.items():
+            self.add_error(field if field in self.fields else None, messages)
+        return data
+
+
 @admin.register(ModelDeployment)
 class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    form = ModelDeploymentForm
     selector = staticmethod(deployment_list)
     # Org admins read shared deployments and manage their organization's own.
     scoped_access = "org"
@@ -45,6 +69,11 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
+                 **kwargs: Any) -> type[forms.ModelForm]:  # fmt: skip
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"operator": self._is_proxy_admin(request)})
 
     def get_urls(self) -> list[URLPattern]:
         routing = path(

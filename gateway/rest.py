@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway.deployments import deployment_problems
 from gateway.models import ModelDeployment
 from tenants.models import Organization
 from tenants.principals import Principal
@@ -157,13 +158,28 @@ class ModelDeploymentViewSet(ScopedViewSet):
         if not self._may_manage(instance.organization_id):
             self.deny()
 
+    def _refuse_problems(
+        self, data: dict[str, Any], *, instance: ModelDeployment | None = None
+    ) -> None:
+        problems = deployment_problems(
+            organization=instance.organization if instance else data.get("organization"),
+            operator=self.principal.is_proxy_admin,
+            api_base=data.get("api_base"),
+            params=data.get("params"),
+            current_params=instance.params if instance else None,
+        )
+        if problems:
+            raise serializers.ValidationError(problems)
+
     def perform_service_create(self, data: dict[str, Any]) -> ModelDeployment:
+        self._refuse_problems(data)
         # Deployments have no service module yet: a plain row insert is all there is to do.
         return ModelDeployment.objects.create(**data)
 
     def perform_service_update(
         self, instance: ModelDeployment, data: dict[str, Any]
     ) -> ModelDeployment:
+        self._refuse_problems(data, instance=instance)
         for name, value in data.items():
             setattr(instance, name, value)
         instance.save()

@@ -27,6 +27,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from providers.addresses import AddressRefusedError
 from providers.base import Deployment, Endpoint
 from providers.http import UpstreamHTTPResponse, request_body, upstream_send
 
@@ -63,6 +64,15 @@ class BinaryStream:
 
     content_type: str
     chunks: AsyncIterator[bytes]
+
+
+def upstream_refusal(*, provider: str, error: AddressRefusedError) -> UpstreamError:
+    """A connection the deployment's address policy refused: nothing was sent, nothing relayed."""
+    return UpstreamError(
+        f"Ogem refused to connect to the upstream of provider {provider}: {error}.",
+        provider=provider,
+        code="upstream_address_refused",
+    )
 
 
 class ProviderAdapter:
@@ -179,6 +189,7 @@ class ProviderAdapter:
                 body=request_body(request),
                 timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
+                policy=deployment.address_policy,
             )
         )
 
@@ -228,6 +239,8 @@ class ProviderAdapter:
                 f"The upstream provider {self.name} ended its response early.",
                 provider=self.name,
             ) from exc
+        except AddressRefusedError as exc:
+            raise upstream_refusal(provider=self.name, error=exc) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnavailableError(
                 f"The upstream provider {self.name} is unreachable ({type(exc).__name__}).",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from providers.addresses import AddressPolicy
+
 
 class Endpoint(StrEnum):
     CHAT = "chat/completions"
@@ -51,6 +53,9 @@ class Deployment:
     tpm: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     proxy: str | None = None
+    # The addresses its upstream calls may connect to: set for organizations' database
+    # deployments, None (any address) for the operator's.
+    address_policy: AddressPolicy | None = None
     # Provider-specific parameters (e.g. Azure's deployment name, extra headers, organization).
     params: dict[str, Any] = field(default_factory=dict)
 

@@ -16,6 +16,11 @@ Timeouts come from the deployment: `connect` bounds the TCP/TLS connect, `first_
 every wait for data from the upstream (the first byte included), `total` bounds the whole
 exchange. A deployment's `proxy` is passed per request. The lean client was measured against
 aiohttp the same way (its module docstring has the figures).
+
+A deployment's `address_policy` (an organization's deployment) limits the addresses connected to
+(providers/addresses.py): the lean client checks what it resolves; aiohttp gets a session per
+policy whose resolver checks, and IP-literal hosts (which aiohttp does not resolve) are checked
+before the request.
 """
 
 from __future__ import annotations
@@ -30,22 +35,27 @@ import orjson
 from django.conf import settings
 from yarl import URL
 
+from providers.addresses import AddressPolicy, GuardedResolver
 from providers.base import Timeouts
 from providers.http11 import Http11Response, http11_request, pools_close, url_target
 
 if TYPE_CHECKING:
     from providers.adapter import UpstreamRequest
 
-_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+_sessions: dict[tuple[asyncio.AbstractEventLoop, AddressPolicy | None], aiohttp.ClientSession] = {}
 
 
-def http_session() -> aiohttp.ClientSession:
-    """The pooled session of the running event loop (created on first use)."""
+def http_session(policy: AddressPolicy | None = None) -> aiohttp.ClientSession:
+    """The pooled session of the running event loop for `policy` (created on first use)."""
     loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
+    session = _sessions.get((loop, policy))
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
+            limit=0,
+            limit_per_host=0,
+            keepalive_timeout=60,
+            ttl_dns_cache=300,
+            resolver=None if policy is None else GuardedResolver(policy=policy),
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -53,8 +63,8 @@ def http_session() -> aiohttp.ClientSession:
             auto_decompress=True,
             trust_env=False,
         )
-        _sessions[loop] = session
-        for stale in [other for other in _sessions if other.is_closed()]:
+        _sessions[(loop, policy)] = session
+        for stale in [other for other in _sessions if other[0].is_closed()]:
             _connector_close(_sessions.pop(stale))
     return session
 
@@ -95,10 +105,12 @@ async def upstream_send(
     timeouts: Timeouts,
     proxy: str | None,
     encoded: bool = False,
+    policy: AddressPolicy | None = None,
 ) -> UpstreamHTTPResponse:
     """Send one upstream request; returns at the response's head (the caller reads and closes).
     `encoded`: the URL is already escaped, send it as it is (a signed request's). The lean client
-    never re-escapes what is escaped, nor the characters a signed path holds."""
+    never re-escapes what is escaped, nor the characters a signed path holds. `policy`: the
+    addresses it may connect to (None: any)."""
     if (
         proxy is None
         and (body is None or type(body) is bytes)
@@ -114,8 +126,11 @@ async def upstream_send(
             connect_timeout=timeouts.connect,
             read_timeout=timeouts.first_byte,
             total_timeout=timeouts.total,
+            policy=policy,
         )
-    return await http_session().request(
+    if policy is not None:
+        policy.check_literal(URL(url, encoded=encoded).raw_host or "")
+    return await http_session(policy).request(
         method,
         URL(url, encoded=True) if encoded else url,
         data=body,
@@ -128,8 +143,10 @@ async def upstream_send(
 
 async def http_clients_close() -> None:
     """Close the running loop's pooled connections (a loop that ends with its task)."""
-    pools_close(asyncio.get_running_loop())
-    await http_session().close()
+    loop = asyncio.get_running_loop()
+    pools_close(loop)
+    for key in [key for key in _sessions if key[0] is loop]:
+        await _sessions.pop(key).close()
 
 
 def request_body(request: UpstreamRequest) -> bytes | aiohttp.FormData | None:

@@ -18,6 +18,10 @@ connection. Failures raise what aiohttp raises, so callers map them the same way
 lost before the response's head `ServerDisconnectedError`, during its body `ClientPayloadError`,
 a malformed response `ClientConnectionError`, a refused connect `OSError`.
 
+With an address policy (an organization's deployment), the one DNS lookup of a connect is made
+here, its addresses checked (providers/addresses.py) and only an allowed address connected to;
+a refused host raises `AddressRefusedError` before anything is sent. Pools are kept per policy.
+
 What it leaves to aiohttp (providers/http.py chooses): proxies and multipart bodies.
 A request is never retried here; the router retries by its own policy.
 """
@@ -35,11 +39,13 @@ import aiohttp
 import httptools
 from multidict import CIMultiDict
 
+from providers.addresses import AddressPolicy, addresses_resolve
+
 IDLE_SECONDS = 60.0
 PAUSE_ABOVE = 1 << 20  # unread body bytes before the socket stops being read
 USER_AGENT = "Ogem"
 
-PoolKey = tuple[str, int, bool]  # host, port, TLS
+PoolKey = tuple[str, int, bool, AddressPolicy | None]  # host, port, TLS, address policy
 
 
 class _Connection(asyncio.Protocol):
@@ -291,7 +297,7 @@ class _DeflateDecoder:
 
 
 class _Pool:
-    """Idle keep-alive connections of one event loop, per (host, port, TLS)."""
+    """Idle keep-alive connections of one event loop, per (host, port, TLS, address policy)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -308,15 +314,28 @@ class _Pool:
                 if connection.reusable(now):
                     return connection
                 connection.abort()
-        host, port, tls = key
+        host, port, tls, policy = key
         async with asyncio.timeout_at(min(self.loop.time() + connect_timeout, deadline)):
-            _, connection = await self.loop.create_connection(
-                _Connection,
-                host,
-                port,
-                ssl=_tls_context() if tls else None,
-                server_hostname=host if tls else None,
-            )
+            if policy is None:
+                return await self._connect(host, port, host=host, tls=tls)
+            # Resolve once and check every address, then connect to the checked addresses in
+            # turn (create_connection does not look an IP literal up again).
+            error: OSError | None = None
+            for address, address_port in await addresses_resolve(host, port, policy=policy):
+                try:
+                    return await self._connect(address, address_port, host=host, tls=tls)
+                except OSError as exc:
+                    error = exc
+            raise error or OSError(f"{host} has no address")
+
+    async def _connect(self, address: str, port: int, *, host: str, tls: bool) -> _Connection:
+        _, connection = await self.loop.create_connection(
+            _Connection,
+            address,
+            port,
+            ssl=_tls_context() if tls else None,
+            server_hostname=host if tls else None,
+        )
         return connection
 
     def release(self, key: PoolKey, connection: _Connection) -> None:
@@ -362,9 +381,9 @@ _TARGET_SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
 @functools.lru_cache(maxsize=1024)
-def url_target(url: str) -> tuple[PoolKey, bytes, str] | None:
-    """(pool key, request target, Host header) of an http(s) URL; None for anything this
-    client does not serve."""
+def url_target(url: str, policy: AddressPolicy | None = None) -> tuple[PoolKey, bytes, str] | None:
+    """(pool key, request target, Host header) of an http(s) URL connected to under `policy`;
+    None for anything this client does not serve."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None
@@ -377,7 +396,7 @@ def url_target(url: str) -> tuple[PoolKey, bytes, str] | None:
     target = quote(parts.path or "/", safe=_TARGET_SAFE)
     if parts.query:
         target += "?" + quote(parts.query, safe=_TARGET_SAFE)
-    return (host, port, tls), target.encode("ascii"), host_header
+    return (host, port, tls, policy), target.encode("ascii"), host_header
 
 
 _pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
@@ -409,10 +428,12 @@ async def http11_request(
     connect_timeout: float,
     read_timeout: float,
     total_timeout: float,
+    policy: AddressPolicy | None = None,
 ) -> Http11Response:
     """Send one request and return once the response's head has arrived. The caller reads the
-    body (`read()` or `content.readany()`) and must `close()` the response."""
-    target = url_target(url)
+    body (`read()` or `content.readany()`) and must `close()` the response. `policy`: the
+    addresses this request may connect to (None: any, an operator's deployment)."""
+    target = url_target(url, policy)
     if target is None:
         raise aiohttp.InvalidURL(url)
     key, request_target, host = target

@@ -452,9 +452,12 @@ class OrganizationAdmin(KeyCacheForgetMixin, ScopedAdminMixin, admin.ModelAdmin)
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        # The slug is what IdP tokens' organization claims name: only proxy admins change it.
+        # The slug is what IdP tokens' organization claims name, and upstream_networks open the
+        # operator's network to the organization's deployments: only proxy admins change them.
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly if self._is_proxy_admin(request) else [*readonly, "slug"]
+        if self._is_proxy_admin(request):
+            return readonly
+        return [*readonly, "slug", "upstream_networks"]
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         return (

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import ipaddress
+
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -31,10 +34,31 @@ class User(AbstractUser):
         return self.is_superuser
 
 
+def networks_validate(value: object) -> None:
+    """A list of CIDR networks ("10.20.0.0/16", "fd00::/8"; an address alone is its /32)."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of CIDR networks.")
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            raise ValidationError(f"{item!r} is not a CIDR network.") from None
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Set by proxy admins only: private networks this organization's deployments may reach.
+    upstream_networks = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[networks_validate],
+        help_text=(
+            "CIDR networks (e.g. 10.20.0.0/16) the organization's own deployments may connect "
+            "to although they are private, loopback or link-local. Proxy admins only."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -23,16 +23,29 @@ class TenancyError(ValueError):
 
 
 def organization_create(
-    *, name: str, slug: str = "", metadata: dict[str, Any] | None = None
+    *,
+    name: str,
+    slug: str = "",
+    metadata: dict[str, Any] | None = None,
+    upstream_networks: list[str] | None = None,
 ) -> Organization:
     slug = slug or _unique_slug(base=slugify(name) or "org", taken=Organization.objects.all())
     if Organization.objects.filter(slug=slug).exists():
         raise TenancyError(f"an organization with slug {slug!r} already exists", field="slug")
-    return Organization.objects.create(name=name, slug=slug, metadata=dict(metadata or {}))
+    return Organization.objects.create(
+        name=name,
+        slug=slug,
+        metadata=dict(metadata or {}),
+        upstream_networks=list(upstream_networks or []),
+    )
 
 
 def organization_update(*, organization: Organization, **fields: Any) -> Organization:
-    _assign(instance=organization, fields=fields, allowed={"name", "slug", "metadata"})
+    _assign(
+        instance=organization,
+        fields=fields,
+        allowed={"name", "slug", "metadata", "upstream_networks"},
+    )
     if (
         "slug" in fields
         and Organization.objects.filter(slug=organization.slug).exclude(pk=organization.pk).exists()

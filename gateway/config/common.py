@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from billing.pricing import price_is_named, price_value_problem
 from gateway.config.fields import Reader
 from gateway.config.provider_names import provider_is_servable
 from gateway.config.secrets import secret_is_reference
@@ -108,6 +110,16 @@ def check_literal_key(reader: Reader, node: YNode | None) -> None:
         reader.warning(
             node, "the key is written in the file; prefer os.environ/NAME or file:///path"
         )
+
+
+def check_prices(reader: Reader, nodes: Mapping[str, YNode]) -> None:
+    """Report every price among `nodes` that is not a number >= 0 (an error at its location:
+    a negative price would credit budgets)."""
+    for name, node in nodes.items():
+        if price_is_named(name):
+            problem = price_value_problem(name, node.plain())
+            if problem:
+                reader.error(node, problem)
 
 
 def read_fallbacks(reader: Reader, node: YNode | None) -> dict[str, tuple[str, ...]]:

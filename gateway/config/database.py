@@ -1,7 +1,9 @@
 """Deployments stored in the database (`gateway.ModelDeployment`, edited in admin or the API).
 
 Rows are read on load and on reload only, never per request. Callers in an event loop are served
-from a worker thread, because the ORM is synchronous.
+from a worker thread, because the ORM is synchronous. An organization's row gets the address
+policy of its organization (providers/addresses.py), checked at every connect; a row with a
+negative price is skipped and reported, never served at that price.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import TypeVar
 
 from django.db import connections
 
+from billing.pricing import price_params_problems
 from gateway.config.problems import Location, Problems
 from gateway.config.provider_names import provider_canonical, provider_is_servable
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
+from providers.addresses import address_policy
 from providers.base import Deployment, Timeouts
 
 T = TypeVar("T")
@@ -45,8 +49,13 @@ def database_deployments(
     from gateway.models import ModelDeployment
 
     deployments: list[Deployment] = []
-    for row in ModelDeployment.objects.filter(enabled=True).order_by("id"):
+    rows = ModelDeployment.objects.filter(enabled=True).select_related("organization")
+    for row in rows.order_by("id"):
         where = Location(f"database:ModelDeployment#{row.pk}")
+        priced_wrong = price_params_problems(row.params if isinstance(row.params, dict) else {})
+        if priced_wrong:
+            problems.error(where, f"{'; '.join(priced_wrong)}; skipped")
+            continue
         provider = provider_canonical(row.provider)
         if not provider_is_servable(provider):
             problems.warning(
@@ -89,9 +98,18 @@ def database_deployments(
                     total=row.total_timeout,
                 ),
                 params=dict(row.params or {}),
+                address_policy=(
+                    None
+                    if row.organization is None
+                    else address_policy(_networks(row.organization.upstream_networks))
+                ),
             )
         )
     return deployments
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
 
 def database_fingerprint() -> tuple[object, ...]:
@@ -99,11 +117,16 @@ def database_fingerprint() -> tuple[object, ...]:
     from django.db.models import Count, Max
 
     from gateway.models import ModelDeployment
+    from tenants.models import Organization
 
     stats = ModelDeployment.objects.aggregate(
         count=Count("id"), last_edit=Max("updated_at"), last_id=Max("id")
     )
-    return (stats["count"], stats["last_edit"], stats["last_id"])
+    # An organization's upstream_networks shape its deployments' address policy.
+    networks = Organization.objects.filter(deployments__isnull=False).aggregate(
+        last_edit=Max("updated_at")
+    )
+    return (stats["count"], stats["last_edit"], stats["last_id"], networks["last_edit"])
 
 
 def organization_ids(slugs: set[str]) -> dict[str, int]:

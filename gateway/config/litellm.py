@@ -14,6 +14,7 @@ from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
     check_literal_key,
+    check_prices,
     read_aliases,
     read_fallbacks,
     read_strategy,
@@ -196,6 +197,8 @@ def _model_entry(
         return None
     check_literal_key(reader, params.get("api_key"))
     info = reader.mapping(mapping.get("model_info")) or {}
+    check_prices(reader, params)
+    check_prices(reader, info)
 
     draft = DeploymentDraft(
         node=entry, model_name=model_name, provider=provider, upstream_model=upstream

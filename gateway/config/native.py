@@ -6,6 +6,7 @@ from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
     check_literal_key,
+    check_prices,
     read_aliases,
     read_fallbacks,
     read_strategy,
@@ -143,7 +144,9 @@ def _model(reader: Reader, entry: YNode) -> DeploymentDraft | None:
         **{key: reader.number(timeouts.get(key)) or getattr(defaults, key) for key in _TIMEOUT_KEYS}
     )
     params_node = fields.get("params")
-    if reader.mapping(params_node) is not None:
+    params = reader.mapping(params_node)
+    if params is not None:
+        check_prices(reader, params)
         draft.params = reader.resolved(params_node)  # type: ignore[arg-type]
     return draft
 

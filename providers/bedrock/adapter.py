@@ -253,5 +253,6 @@ class BedrockAdapter(ProviderAdapter):
                 body=body,
                 timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
+                policy=deployment.address_policy,
             )
         )

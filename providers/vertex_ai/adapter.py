@@ -243,7 +243,9 @@ class VertexAIAdapter(GeminiAdapter):
     async def _token(self, deployment: Deployment) -> str:
         account = service_account_for(deployment)
         if account is not None:
-            return await access_token(account, timeouts=deployment.timeouts)
+            return await access_token(
+                account, timeouts=deployment.timeouts, policy=deployment.address_policy
+            )
         if deployment.api_key:
             return deployment.api_key
         raise UpstreamError(

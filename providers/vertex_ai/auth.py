@@ -16,12 +16,15 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
 import orjson
 
 from gateway.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
+from providers.adapter import upstream_refusal
+from providers.addresses import AddressPolicy, AddressRefusedError
 from providers.base import Timeouts
 from providers.http import http_session, http_timeout
 
@@ -109,10 +112,15 @@ def assertion_sign(account: ServiceAccount, *, scope: str = SCOPE, now: int | No
 
 
 async def access_token(
-    account: ServiceAccount, *, scope: str = SCOPE, timeouts: Timeouts | None = None
+    account: ServiceAccount,
+    *,
+    scope: str = SCOPE,
+    timeouts: Timeouts | None = None,
+    policy: AddressPolicy | None = None,
 ) -> str:
-    """A valid access token for the account, from the cache or a fresh exchange."""
-    key = (account.client_email, account.token_uri, scope)
+    """A valid access token for the account, from the cache or a fresh exchange. `policy`: the
+    addresses the token endpoint may be at (the deployment's; `token_uri` is the tenant's)."""
+    key = (account.client_email, account.token_uri, scope, policy)
     cached = _tokens.get(key)
     if cached is not None and cached.expires_at - REFRESH_MARGIN > time.time():
         return cached.value
@@ -121,7 +129,9 @@ async def access_token(
         cached = _tokens.get(key)
         if cached is not None and cached.expires_at - REFRESH_MARGIN > time.time():
             return cached.value
-        token = await _exchange(account, scope=scope, timeouts=timeouts or Timeouts())
+        token = await _exchange(
+            account, scope=scope, timeouts=timeouts or Timeouts(), policy=policy
+        )
         _tokens[key] = token
         return token.value
 
@@ -131,11 +141,15 @@ def tokens_forget() -> None:
     _tokens.clear()
 
 
-async def _exchange(account: ServiceAccount, *, scope: str, timeouts: Timeouts) -> _Token:
+async def _exchange(
+    account: ServiceAccount, *, scope: str, timeouts: Timeouts, policy: AddressPolicy | None
+) -> _Token:
     form = {"grant_type": GRANT_TYPE, "assertion": assertion_sign(account, scope=scope)}
     started = time.time()
     try:
-        async with http_session().post(
+        if policy is not None:
+            policy.check_literal(urlsplit(account.token_uri).hostname or "")
+        async with http_session(policy).post(
             account.token_uri,
             data=form,
             timeout=http_timeout(timeouts),
@@ -143,6 +157,8 @@ async def _exchange(account: ServiceAccount, *, scope: str, timeouts: Timeouts) 
         ) as response:
             raw = await response.read()
             status = response.status
+    except AddressRefusedError as exc:
+        raise upstream_refusal(provider=PROVIDER, error=exc) from exc
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise UpstreamUnavailableError(
             f"{PROVIDER}: the token endpoint is unreachable ({type(exc).__name__}).",

@@ -45,7 +45,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "metadata", "created_at", "updated_at"]
+        fields = ["id", "name", "slug", "metadata", "upstream_networks", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
@@ -91,6 +91,10 @@ class OrganizationViewSet(ScopedViewSet):
             raise serializers.ValidationError(
                 {"slug": ["Only proxy admins change an organization's slug."]}
             )
+        networks = data.get("upstream_networks", instance.upstream_networks)
+        if networks != instance.upstream_networks and not self.principal.is_proxy_admin:
+            # They open the operator's network to the organization's deployments.
+            self.deny("Only proxy admins set upstream_networks.")
         return organization_update(organization=instance, **data)
 
     def perform_service_destroy(self, instance: Organization) -> None:

@@ -9,6 +9,7 @@ import pytest
 from gateway.config import GatewayConfig, config_current, config_deployments, config_merge
 from gateway.config.database import database_deployments
 from gateway.config.problems import Problems
+from providers.addresses import DEFAULT_POLICY
 from providers.base import Deployment, Timeouts
 from tests.factories import ModelDeploymentFactory, OrganizationFactory
 
@@ -69,6 +70,8 @@ def test_rows_become_deployments(monkeypatch) -> None:
             tpm=1000,
             timeouts=Timeouts(connect=1.5, first_byte=20.0, total=90.0),
             params={"temperature": 0},
+            # An organization's row connects only to public addresses (no network allowed).
+            address_policy=DEFAULT_POLICY,
         )
     ]
     assert deployments[0].api_key == "db-secret"

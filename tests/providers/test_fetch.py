@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from providers.fetch import IMAGE_TYPES, FetchRefusedError, address_forbidden, fetch_guarded
+from providers.addresses import address_forbidden
+from providers.fetch import IMAGE_TYPES, FetchRefusedError, fetch_guarded
 from tests.providers.gemini.media_server import PNG_BYTES, MediaServer
 
 

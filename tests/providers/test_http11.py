@@ -272,7 +272,7 @@ def test_url_targets_are_escaped_as_yarl_would_and_keep_their_escapes() -> None:
     key, target, host = url_target(
         "https://example.com/openai/deployments/my model/chat?a=b c&x=%2F"
     )
-    assert key == ("example.com", 443, True)
+    assert key == ("example.com", 443, True, None)  # no address policy: any address
     assert target == b"/openai/deployments/my%20model/chat?a=b%20c&x=%2F"
     assert host == "example.com"
     assert url_target("http://[::1]:8080")[1:] == (b"/", "[::1]:8080")
