@@ -36,6 +36,8 @@ from typing import Any
 
 from django.conf import settings
 
+from gateway.accounting import usage_stream_key
+from gateway.redis import redis_key
 from gateway.redis_pipeline import lean_redis
 
 WINDOW_SECONDS = 60
@@ -51,7 +53,7 @@ UNLIMITED = -1
 @dataclass(slots=True)
 class Rule:
     kind: str  # "w" window, "p" parallel, "b" budget
-    key: str  # the Redis key (tenant-scoped, "ogem:" prefixed)
+    key: str  # the Redis key (tenant-scoped, with the installation's prefix: redis_key)
     limit: int  # UNLIMITED: count only (a budget without max, kept for its spend)
     amount: int  # what this request takes: 1 request, N tokens, or N cost units
     name: str = ""  # "key:rpm", "team:budget", ... for headers and messages
@@ -85,12 +87,12 @@ class Settlement:
 
 
 def rule_key(*, tenant: str, entity: str, metric: str) -> str:
-    """``ogem:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
-    return f"ogem:{tenant}:rl:{entity}:{metric}"
+    """``<prefix>:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
+    return redis_key(f"{tenant}:rl:{entity}:{metric}")
 
 
 def budget_key(*, tenant: str, scope: str, target_id: int, period: int) -> str:
-    return f"ogem:{tenant}:budget:{scope}:{target_id}:{period}"
+    return redis_key(f"{tenant}:budget:{scope}:{target_id}:{period}")
 
 
 # ---- Redis ----------------------------------------------------------------------------------
@@ -425,7 +427,7 @@ def _settle_args(
             args += ["p", 0, 0]
         else:
             args += ["b", -rule.amount, item.actual]
-    keys.append(settings.OGEM_USAGE_STREAM)
+    keys.append(usage_stream_key())
     return keys, args
 
 

@@ -116,22 +116,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"
 
 REDIS_URL = env_str("REDIS_URL")
+# The first segment of every Redis key, stream and channel this installation writes (Django's
+# cache, governance, the key cache, usage, routing, Channels, Celery): installations sharing one
+# Redis need different prefixes. gateway.redis.redis_key names Ogem's own keys.
+OGEM_CACHE_PREFIX = env_str("OGEM_CACHE_PREFIX", "ogem")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("OGEM_CACHE_PREFIX", "ogem"),
+            "KEY_PREFIX": OGEM_CACHE_PREFIX,
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{OGEM_CACHE_PREFIX}:asgi"},
         }
     }
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+        # Queues, bindings and the fanout channels of kombu's Redis transport.
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{OGEM_CACHE_PREFIX}:celery:"}
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CACHES = {
@@ -195,7 +202,8 @@ OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
 OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
-OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "ogem:usage")
+# The usage stream's name under OGEM_CACHE_PREFIX (gateway.accounting.usage_stream_key).
+OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "usage")
 # 0: the usage stream is never trimmed; the drain deletes what it has written. A cap (approximate,
 # Redis's MAXLEN ~) drops the oldest undrained usage once a stopped drain lets the stream reach it.
 OGEM_USAGE_STREAM_MAXLEN = env_int("OGEM_USAGE_STREAM_MAXLEN", 0)
