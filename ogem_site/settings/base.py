@@ -198,8 +198,11 @@ OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
 # Seconds of the sliding window a deployment's own rpm/tpm count in (gateway/capacity.py);
 # 60 makes them per minute, as configured; tests shorten it.
 OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
-# A parallel-request slot not released by then (a crashed worker) frees itself.
+# A parallel-request slot not released by then frees itself, whatever its worker's lease says.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# Seconds a web worker's lease on its parallel slots outlives the worker (gateway/leases.py): a
+# SIGKILLed worker's slots are free again this long after its death. Refreshed every TTL / 2.5.
+OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
 OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
 # The usage stream's name under OGEM_CACHE_PREFIX (gateway.accounting.usage_stream_key).
