@@ -39,9 +39,7 @@ def _keys() -> set[bytes]:
 
 
 @pytest.fixture
-def installations(
-    openai_emulator: OpenAIEmulator, tmp_path: Path
-) -> Iterator[dict[str, Process]]:
+def installations(openai_emulator: OpenAIEmulator, tmp_path: Path) -> Iterator[dict[str, Process]]:
     run = uuid.uuid4().hex[:8]
     workers: dict[str, Process] = {}
     try:
