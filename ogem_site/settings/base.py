@@ -104,11 +104,15 @@ TEMPLATES = [
 
 DATABASES = {"default": env_database(VAR_DIR / "ogem.sqlite3")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg 3's pool: connections are reused across requests without CONN_MAX_AGE.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A database that does not answer fails a connection attempt after this many seconds.
+    options.setdefault("connect_timeout", env_int("OGEM_DB_CONNECT_TIMEOUT", 5))
+    # psycopg 3's pool: connections are reused across requests without CONN_MAX_AGE. A request
+    # waits at most `timeout` seconds for one (then /v1 answers 503 database_unavailable).
+    options["pool"] = {
         "min_size": env_int("OGEM_DB_POOL_MIN", 1),
         "max_size": env_int("OGEM_DB_POOL_MAX", 10),
-        "timeout": 10,
+        "timeout": env_int("OGEM_DB_POOL_TIMEOUT", 5),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from ogem_site.env import VAR_DIR
 from ogem_site.supervision import SUPERVISOR_ENV, parent_death_signal_set
@@ -125,6 +126,22 @@ def prepare_metrics_dir(workers: int) -> Path | None:
     return path
 
 
+def _database_reachable() -> None:
+    """Refuse to start, in one line, when the database does not answer (rather than a
+    traceback from the first migration after the pool's timeout)."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return  # SQLite: a file, created when missing
+    params = connection.get_connection_params()
+    try:
+        connection.Database.connect(**params).close()
+    except connection.Database.Error as exc:
+        where = connection.settings_dict
+        url = f"postgres://{where['USER']}@{where['HOST']}:{where['PORT']}/{where['NAME']}"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CommandError(f"the database {url} is unavailable: {reason}") from None
+
+
 class Command(BaseCommand):
     help = "Migrate and serve Ogem: the ASGI server, plus Celery worker and beat with REDIS_URL."
 
@@ -145,9 +162,13 @@ class Command(BaseCommand):
             raise CommandError(f"OGEM_ASGI_SERVER must be one of {', '.join(SERVERS)}")
         if workers < 1:
             raise CommandError("--workers (OGEM_WORKERS) must be at least 1")
+        _database_reachable()
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         with_celery = bool(settings.REDIS_URL) and not options["no_celery"]
+        if with_celery:
+            # Beat keeps its schedule there; production generates nothing else under var/.
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
         metrics_dir = prepare_metrics_dir(workers)
         self._print_banner(
             host=host, port=port, workers=workers, server=server, with_celery=with_celery
