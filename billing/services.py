@@ -219,10 +219,10 @@ def usage_drain(
     """
     if not settings.REDIS_URL:
         return usage_buffer_flush(batch_size=batch_size)
-    from gateway.accounting import USAGE_GROUP, usage_consumer_name, usage_redis
+    from gateway.accounting import USAGE_GROUP, usage_consumer_name, usage_redis, usage_stream_key
 
     client = usage_redis()
-    stream = settings.OGEM_USAGE_STREAM
+    stream = usage_stream_key()
     size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
     idle = settings.OGEM_USAGE_CLAIM_IDLE_MS if claim_idle_ms is None else claim_idle_ms
     name = consumer or usage_consumer_name()

@@ -1,9 +1,9 @@
 """Usage events: one per finished /v1 request, keyed by its request id.
 
-Settling a request emits its event: with Redis, ``XADD`` to the ``OGEM_USAGE_STREAM`` stream in the
-same Lua script that settles its limits and budgets (so spend and usage are recorded together or
-not at all); without Redis, into an in-process buffer. ``billing.services.usage_drain`` moves
-events from either into ``billing.RequestLog`` in batches, idempotently on the request id.
+Settling a request emits its event: with Redis, ``XADD`` to the usage stream (`usage_stream_key`)
+in the same Lua script that settles its limits and budgets (so spend and usage are recorded
+together or not at all); without Redis, into an in-process buffer. ``billing.services.usage_drain``
+moves events from either into ``billing.RequestLog`` in batches, idempotently on the request id.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
+
+from gateway.redis import redis_key
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -143,6 +145,11 @@ def usage_redis() -> Any:
         _sync_client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=False)
         _sync_client_pid = os.getpid()
     return _sync_client
+
+
+def usage_stream_key() -> str:
+    """The usage stream of this installation (``OGEM_USAGE_STREAM`` under its key prefix)."""
+    return redis_key(settings.OGEM_USAGE_STREAM)
 
 
 def usage_consumer_name() -> str:

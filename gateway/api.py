@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db.utils import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError as NinjaAuthenticationError
@@ -113,6 +114,15 @@ def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
         error = AuthenticationError("Invalid API key.")
     elif isinstance(exc, HttpError) and exc.status_code < 500:
         error = InvalidRequestError(str(exc.message), status=exc.status_code)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down or unreachable (a key or budget not cached yet needed it).
+        logger.warning("database unavailable on /v1 (request %s): %s", request_id_for(request), exc)
+        error = GatewayError(
+            "The database is unavailable; retry shortly.",
+            status=503,
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
     else:
         logger.exception("unhandled error on /v1 (request %s)", request_id_for(request))
         error = GatewayError("The server had an error while processing your request.")

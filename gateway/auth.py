@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
+from gateway.redis import redis_key
 from keys.cache import key_cache_register_invalidator
 from keys.hashing import master_key_matches, secret_prefix
 
@@ -36,10 +37,24 @@ logger = logging.getLogger(__name__)
 LOCAL_TTL = 60.0  # seconds a resolved key stays in the process cache
 REDIS_TTL = 300
 NEGATIVE_TTL = 10  # seconds "no such key" is remembered, here and in Redis
-INVALIDATION_CHANNEL = "ogem:v1:key-invalidate"
-_REDIS_PREFIX = "ogem:v1:key:"
 
 MASTER_CALLER = Caller(is_master=True, key_name="master")
+
+
+def invalidation_channel() -> str:
+    """The pub/sub channel of key and governance invalidations (channels ignore the Redis db:
+    the prefix alone keeps installations apart)."""
+    return redis_key("v1:key-invalidate")
+
+
+def _cache_key(digest: str) -> str:
+    return redis_key(f"v1:key:{digest}")
+
+
+def _prefix_index_key(prefix: str) -> str:
+    return redis_key(f"v1:key:prefix:{prefix}")
+
+
 _NOT_FOUND = object()
 
 
@@ -212,7 +227,7 @@ async def _redis_get(digest: str) -> Caller | object | None:
     from gateway.redis import get_redis
 
     try:
-        raw = await get_redis().get(_REDIS_PREFIX + digest)
+        raw = await get_redis().get(_cache_key(digest))
     except Exception:
         logger.warning("key cache: Redis unavailable, falling back to the database")
         return _NOT_FOUND
@@ -230,9 +245,9 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
     ttl = REDIS_TTL if caller else NEGATIVE_TTL
     try:
         async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.set(_REDIS_PREFIX + digest, _caller_dump(caller), ex=ttl)
-            pipe.sadd(_REDIS_PREFIX + "prefix:" + prefix, digest)
-            pipe.expire(_REDIS_PREFIX + "prefix:" + prefix, REDIS_TTL)
+            pipe.set(_cache_key(digest), _caller_dump(caller), ex=ttl)
+            pipe.sadd(_prefix_index_key(prefix), digest)
+            pipe.expire(_prefix_index_key(prefix), REDIS_TTL)
             await pipe.execute()
     except Exception:
         logger.warning("key cache: could not write to Redis")
@@ -247,13 +262,13 @@ def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        index_keys = [_REDIS_PREFIX + "prefix:" + p for p in prefixes]
+        index_keys = [_prefix_index_key(p) for p in prefixes]
         digests: set[bytes] = set()
         for index_key in index_keys:
             digests.update(client.smembers(index_key))
-        doomed = [*index_keys, *(_REDIS_PREFIX + d.decode() for d in digests)]
+        doomed = [*index_keys, *(_cache_key(d.decode()) for d in digests)]
         client.delete(*doomed)
-        client.publish(INVALIDATION_CHANNEL, orjson.dumps(prefixes))
+        client.publish(invalidation_channel(), orjson.dumps(prefixes))
     finally:
         client.close()
 
@@ -266,7 +281,7 @@ def broadcast_publish(message: dict[str, str]) -> None:
     from gateway.accounting import usage_redis
 
     try:
-        usage_redis().publish(INVALIDATION_CHANNEL, orjson.dumps(message))
+        usage_redis().publish(invalidation_channel(), orjson.dumps(message))
     except Exception:
         logger.warning("could not broadcast %s; workers catch up within their TTL", message)
 
@@ -297,7 +312,7 @@ async def _subscriber_run() -> None:
         client = aioredis.Redis.from_url(settings.REDIS_URL)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            await pubsub.subscribe(invalidation_channel())
             # Anything published while we were not listening is lost: start clean.
             _local.clear()
             delay = 0.1

@@ -23,14 +23,20 @@ from typing import Protocol
 from django.conf import settings
 
 from gateway.config import config_current
+from gateway.redis import redis_key
 from providers.base import Deployment
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 
-_PREFIX = "ogem:routing:circuit:"
-_PROBE_PREFIX = "ogem:routing:probe:"
+
+def _circuit_key(deployment_id: str) -> str:
+    return redis_key(f"routing:circuit:{deployment_id}")
+
+
+def _probe_key(deployment_id: str) -> str:
+    return redis_key(f"routing:probe:{deployment_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +192,7 @@ class RedisHealthStore:
             return [hit[1] for hit in cached]  # type: ignore[index]
         from gateway.redis import get_redis
 
-        raw = await get_redis().mget([_PREFIX + i for i in ids])
+        raw = await get_redis().mget([_circuit_key(i) for i in ids])
         circuits = [Circuit.decode(value) for value in raw]
         expires = now + self.cache_seconds
         for deployment_id, circuit in zip(ids, circuits, strict=True):
@@ -202,8 +208,8 @@ class RedisHealthStore:
         await get_redis().eval(
             _FAILURE_LUA,
             2,
-            _PREFIX + deployment_id,
-            _PROBE_PREFIX + deployment_id,
+            _circuit_key(deployment_id),
+            _probe_key(deployment_id),
             f"{time.time():.3f}",
             policy.window,
             policy.allowed_fails,
@@ -216,20 +222,20 @@ class RedisHealthStore:
         from gateway.redis import get_redis
 
         self._cache.pop(deployment_id, None)
-        await get_redis().delete(_PREFIX + deployment_id, _PROBE_PREFIX + deployment_id)
+        await get_redis().delete(_circuit_key(deployment_id), _probe_key(deployment_id))
 
     async def probe_claim(self, deployment_id: str, *, seconds: float) -> bool:
         from gateway.redis import get_redis
 
         claimed = await get_redis().set(
-            _PROBE_PREFIX + deployment_id, "1", nx=True, px=int(seconds * 1000)
+            _probe_key(deployment_id), "1", nx=True, px=int(seconds * 1000)
         )
         return bool(claimed)
 
     async def probe_release(self, deployment_id: str) -> None:
         from gateway.redis import get_redis
 
-        await get_redis().delete(_PROBE_PREFIX + deployment_id)
+        await get_redis().delete(_probe_key(deployment_id))
 
 
 local_health = LocalHealthStore()
@@ -301,7 +307,7 @@ def _circuits_sync(ids: list[str]) -> list[Circuit]:
     """The circuits, read synchronously (control plane: REST, admin, Celery)."""
     if not settings.REDIS_URL:
         return [local_health._circuits.get(i) or Circuit() for i in ids]
-    raw = _sync_redis().mget([_PREFIX + i for i in ids])
+    raw = _sync_redis().mget([_circuit_key(i) for i in ids])
     return [Circuit.decode(value) for value in raw]
 
 

@@ -9,8 +9,10 @@ A request is admitted against a list of rules, and either every rule takes its s
   difference between the reserved and the real token count is applied to the admission bucket.
   The hash also keeps the running sum ``t`` and the oldest live second ``c``, so a check reads
   only the seconds that left the window since the last one (in Redis; the in-process store sums).
-- ``p`` (parallel): requests in flight, a sorted set of request ids scored by admission time.
-  Settling removes the id; ids older than ``OGEM_PARALLEL_SLOT_TTL`` (a crashed worker) expire.
+- ``p`` (parallel): requests in flight, a sorted set of ``<worker lease>|<request id>`` scored
+  by admission time. Settling removes the member. Before refusing, the check frees the slots of
+  workers whose lease expired (gateway/leases.py: a crashed worker's slots come back within
+  seconds); any slot older than ``OGEM_PARALLEL_SLOT_TTL`` expires regardless.
 - ``b`` (budget): a hash with the settled spend ``s`` and the reserved worst case ``r`` of one
   budget period, in units of 1e-8 USD. A request is admitted while ``s + r + cost <= limit``;
   settling moves its reservation into the spend at the real cost. ``s`` is seeded from the durable
@@ -30,12 +32,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
+from gateway.accounting import usage_stream_key
+from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
+from gateway.redis import redis_key
 from gateway.redis_pipeline import lean_redis
 
 WINDOW_SECONDS = 60
@@ -51,7 +56,7 @@ UNLIMITED = -1
 @dataclass(slots=True)
 class Rule:
     kind: str  # "w" window, "p" parallel, "b" budget
-    key: str  # the Redis key (tenant-scoped, "ogem:" prefixed)
+    key: str  # the Redis key (tenant-scoped, with the installation's prefix: redis_key)
     limit: int  # UNLIMITED: count only (a budget without max, kept for its spend)
     amount: int  # what this request takes: 1 request, N tokens, or N cost units
     name: str = ""  # "key:rpm", "team:budget", ... for headers and messages
@@ -85,25 +90,48 @@ class Settlement:
 
 
 def rule_key(*, tenant: str, entity: str, metric: str) -> str:
-    """``ogem:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
-    return f"ogem:{tenant}:rl:{entity}:{metric}"
+    """``<prefix>:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
+    return redis_key(f"{tenant}:rl:{entity}:{metric}")
 
 
 def budget_key(*, tenant: str, scope: str, target_id: int, period: int) -> str:
-    return f"ogem:{tenant}:budget:{scope}:{target_id}:{period}"
+    return redis_key(f"{tenant}:budget:{scope}:{target_id}:{period}")
 
 
 # ---- Redis ----------------------------------------------------------------------------------
 
 _ADMIT_LUA = """
 local now = tonumber(ARGV[1])
+-- Worker leases (gateway/leases.py): lease id -> expiry. A slot whose lease expired belongs to a
+-- dead worker; one whose lease is unknown too, once older than a new worker's first refresh.
+local leases = KEYS[#KEYS]
+local lease_expiry = {}
+local function slots_reclaim(key)
+  local held = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local freed = 0
+  for j = 1, #held, 2 do
+    local lease = string.match(held[j], '^([^|]+)|')
+    if lease then
+      local expiry = lease_expiry[lease]
+      if expiry == nil then
+        expiry = tonumber(redis.call('ZSCORE', leases, lease)) or -1
+        lease_expiry[lease] = expiry
+      end
+      if expiry < now and (expiry >= 0 or tonumber(held[j + 1]) < now - LEASE_UNKNOWN_GRACE_MS) then
+        redis.call('ZREM', key, held[j])
+        freed = freed + 1
+      end
+    end
+  end
+  return freed
+end
 local rid = ARGV[2]
 local window = tonumber(ARGV[3])
 local grace = tonumber(ARGV[4])
 local no_reset_wait = tonumber(ARGV[5])
 local stale_before = now - tonumber(ARGV[6])
 local sec = math.floor(now / 1000)
-local n = #KEYS
+local n = #KEYS - 1
 local refused = 0
 local retry = 0
 local out = {}
@@ -216,8 +244,11 @@ for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - extra)
     used = redis.call('ZCARD', key)
     if limit >= 0 and used + amount > limit then
-      over = true
-      wait = 1000
+      used = used - slots_reclaim(key)
+      if used + amount > limit then
+        over = true
+        wait = 1000
+      end
     end
   else
     local counters = redis.call('HMGET', key, 's', 'r')
@@ -303,7 +334,7 @@ if refused == 0 then
       end
       written[key] = true
     elseif kind == 'p' then
-      redis.call('ZADD', key, now, rid)
+      redis.call('ZADD', key, now, ARGV[a + 5] .. '|' .. rid)
       redis.call('PEXPIRE', key, ARGV[a + 4])
     else
       -- The reservation and its note in one write (in-flight reservations stay far below 2^53,
@@ -314,7 +345,7 @@ if refused == 0 then
   end
 end
 return {refused, retry, sec, out, audit}
-"""
+""".replace("LEASE_UNKNOWN_GRACE_MS", str(LEASE_UNKNOWN_GRACE_MS))
 
 _SETTLE_LUA = """
 local rid = ARGV[1]
@@ -337,7 +368,7 @@ for i = 1, n do
       if redis.call('HINCRBY', key, 't', delta) < 0 then redis.call('HSET', key, 't', 0) end
     end
   elseif kind == 'p' then
-    redis.call('ZREM', key, rid)
+    redis.call('ZREM', key, ARGV[a + 2] .. '|' .. rid)
   else
     local noted = redis.call('HDEL', key, 'q:' .. rid)
     if noted == 1 then
@@ -362,7 +393,12 @@ return 1
 
 
 def _admit_args(
-    rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
+    rules: list[Rule],
+    *,
+    now_ms: int,
+    request_id: str,
+    window: int = WINDOW_SECONDS,
+    lease: Callable[[], str] = worker_lease,
 ) -> list[Any]:
     # The last one: a budget reservation older than this belongs to a crashed worker.
     slot_ms = settings.OGEM_PARALLEL_SLOT_TTL * 1000
@@ -371,7 +407,7 @@ def _admit_args(
         if rule.kind == "b":
             extra, extra2 = rule.seed, rule.ttl_ms
         elif rule.kind == "p":
-            extra, extra2 = rule.ttl_ms, 0
+            extra, extra2 = rule.ttl_ms, lease()
         else:
             extra, extra2 = 0, 0
         args += [rule.kind, rule.limit, rule.amount, extra, extra2, "a" if rule.audit else "e"]
@@ -422,11 +458,21 @@ def _settle_args(
         if rule.kind == "w":
             args += ["w", item.actual - rule.amount, 0]
         elif rule.kind == "p":
-            args += ["p", 0, 0]
+            args += ["p", worker_lease_id(), 0]
         else:
             args += ["b", -rule.amount, item.actual]
-    keys.append(settings.OGEM_USAGE_STREAM)
+    keys.append(usage_stream_key())
     return keys, args
+
+
+def _no_lease() -> str:
+    return ""
+
+
+def _admit_keys(rules: list[Rule]) -> list[str]:
+    keys = [rule.key for rule in rules]
+    keys.append(leases_key())
+    return keys
 
 
 class RedisLimiter:
@@ -452,7 +498,7 @@ class RedisLimiter:
     async def admit(
         self, rules: list[Rule], *, now_ms: int, request_id: str, window: int = WINDOW_SECONDS
     ) -> Decision:
-        keys = [rule.key for rule in rules]
+        keys = _admit_keys(rules)
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=window)
         lean = lean_redis(settings.REDIS_URL)
         if lean is not None:
@@ -471,7 +517,7 @@ class RedisLimiter:
         lean = lean_redis(settings.REDIS_URL)
         if lean is None:
             return None
-        keys = [rule.key for rule in rules]
+        keys = _admit_keys(rules)
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=WINDOW_SECONDS)
         reply = await lean.evalsha_issue(lean.script(_ADMIT_LUA), keys, args)
         if reply is None:
@@ -503,10 +549,11 @@ class RedisLimiter:
 
 
 def redis_admit_sync(client: Any, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
-    """The same admission on a synchronous client (other processes, Celery, tests)."""
+    """The same admission on a synchronous client (other processes, Celery, tests); its slots
+    belong to no lease (nothing refreshes one here): they last until ``OGEM_PARALLEL_SLOT_TTL``."""
     raw = client.register_script(_ADMIT_LUA)(
-        keys=[rule.key for rule in rules],
-        args=_admit_args(rules, now_ms=now_ms, request_id=request_id),
+        keys=_admit_keys(rules),
+        args=_admit_args(rules, now_ms=now_ms, request_id=request_id, lease=_no_lease),
     )
     return _decision(raw, rules)
 

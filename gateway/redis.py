@@ -1,4 +1,5 @@
-"""One asyncio Redis connection pool per process (per event loop), for the data plane."""
+"""Redis for the data plane: one asyncio connection pool per process (per event loop), and the
+names of every key, stream and channel Ogem writes (`redis_key`)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,9 @@ def get_redis() -> aioredis.Redis:
     if client is None:
         client = _loop_clients[loop] = _new_client()
     return client
+
+
+def redis_key(name: str) -> str:
+    """`<OGEM_CACHE_PREFIX>:<name>`: every Redis key, stream and pub/sub channel Ogem writes is
+    named here, so installations sharing one Redis never read or drain each other's data."""
+    return f"{settings.OGEM_CACHE_PREFIX}:{name}"

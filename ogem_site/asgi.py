@@ -12,7 +12,13 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ogem_site.settings.base")
 
-from django.core.asgi import get_asgi_application
+from ogem_site.supervision import supervised_process_init
+
+# A server's worker process started under `manage.py serve` dies with it (a SIGKILLed serve must
+# not leave a worker answering on the port).
+supervised_process_init()
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_http = get_asgi_application()
 

@@ -125,15 +125,14 @@ async def _usage_backlog_render() -> bytes:
     does not answer within half a second."""
     from django.conf import settings
 
+    from gateway.accounting import usage_stream_key
     from gateway.redis_pipeline import lean_redis
 
     client = lean_redis(settings.REDIS_URL)  # None without Redis
     if client is None:
         return b""
     try:
-        backlog = await asyncio.wait_for(
-            client.execute("XLEN", settings.OGEM_USAGE_STREAM), timeout=0.5
-        )
+        backlog = await asyncio.wait_for(client.execute("XLEN", usage_stream_key()), timeout=0.5)
     except Exception:  # a scrape must answer even with Redis away
         return b""
     return (

@@ -9,11 +9,13 @@ from collections import defaultdict
 from django.conf import settings
 
 from gateway.context import RequestContext
+from gateway.redis import redis_key
 from gateway.strategies.base import RoutingStrategy, lowest_priority, weighted_shuffle
 from providers.base import Deployment
 
-_BUSY = "ogem:routing:busy:"
-_USED = "ogem:routing:rpm:"
+
+def _busy_key(deployment_id: str) -> str:
+    return redis_key(f"routing:busy:{deployment_id}")
 
 
 class LeastBusy(RoutingStrategy):
@@ -29,7 +31,7 @@ class LeastBusy(RoutingStrategy):
         if settings.REDIS_URL:
             from gateway.redis import get_redis
 
-            raw = await get_redis().mget([_BUSY + i for i in ids])
+            raw = await get_redis().mget([_busy_key(i) for i in ids])
             return [max(int(v or 0), 0) for v in raw]
         return [self._local[i] for i in ids]
 
@@ -46,8 +48,8 @@ class LeastBusy(RoutingStrategy):
             from gateway.redis import get_redis
 
             pipe = get_redis().pipeline(transaction=False)
-            pipe.incr(_BUSY + deployment.id)
-            pipe.expire(_BUSY + deployment.id, 3600)  # a crashed worker's counts fade away
+            pipe.incr(_busy_key(deployment.id))
+            pipe.expire(_busy_key(deployment.id), 3600)  # a crashed worker's counts fade away
             await pipe.execute()
             return
         with self._lock:
@@ -59,7 +61,7 @@ class LeastBusy(RoutingStrategy):
         if settings.REDIS_URL:
             from gateway.redis import get_redis
 
-            await get_redis().decr(_BUSY + deployment.id)
+            await get_redis().decr(_busy_key(deployment.id))
             return
         with self._lock:
             self._local[deployment.id] -= 1
@@ -148,7 +150,7 @@ class UsageBased(RoutingStrategy):
 
     @staticmethod
     def _minute_key(deployment_id: str) -> str:
-        return f"{_USED}{deployment_id}:{int(time.time() // 60)}"
+        return redis_key(f"routing:rpm:{deployment_id}:{int(time.time() // 60)}")
 
     async def choose(
         self, *, ctx: RequestContext, candidates: tuple[Deployment, ...]

@@ -118,11 +118,15 @@ TEMPLATES = [
 
 DATABASES = {"default": env_database(VAR_DIR / "ogem.sqlite3")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg 3's pool: connections are reused across requests without CONN_MAX_AGE.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A database that does not answer fails a connection attempt after this many seconds.
+    options.setdefault("connect_timeout", env_int("OGEM_DB_CONNECT_TIMEOUT", 5))
+    # psycopg 3's pool: connections are reused across requests without CONN_MAX_AGE. A request
+    # waits at most `timeout` seconds for one (then /v1 answers 503 database_unavailable).
+    options["pool"] = {
         "min_size": env_int("OGEM_DB_POOL_MIN", 1),
         "max_size": env_int("OGEM_DB_POOL_MAX", 10),
-        "timeout": 10,
+        "timeout": env_int("OGEM_DB_POOL_TIMEOUT", 5),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
@@ -130,22 +134,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"
 
 REDIS_URL = env_str("REDIS_URL")
+# The first segment of every Redis key, stream and channel this installation writes (Django's
+# cache, governance, the key cache, usage, routing, Channels, Celery): installations sharing one
+# Redis need different prefixes. gateway.redis.redis_key names Ogem's own keys.
+OGEM_CACHE_PREFIX = env_str("OGEM_CACHE_PREFIX", "ogem")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("OGEM_CACHE_PREFIX", "ogem"),
+            "KEY_PREFIX": OGEM_CACHE_PREFIX,
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{OGEM_CACHE_PREFIX}:asgi"},
         }
     }
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+        # Queues, bindings and the fanout channels of kombu's Redis transport.
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{OGEM_CACHE_PREFIX}:celery:"}
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CACHES = {
@@ -205,11 +216,15 @@ OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
 # Seconds of the sliding window a deployment's own rpm/tpm count in (gateway/capacity.py);
 # 60 makes them per minute, as configured; tests shorten it.
 OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
-# A parallel-request slot not released by then (a crashed worker) frees itself.
+# A parallel-request slot not released by then frees itself, whatever its worker's lease says.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# Seconds a web worker's lease on its parallel slots outlives the worker (gateway/leases.py): a
+# SIGKILLed worker's slots are free again this long after its death. Refreshed every TTL / 2.5.
+OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
 OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
-OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "ogem:usage")
+# The usage stream's name under OGEM_CACHE_PREFIX (gateway.accounting.usage_stream_key).
+OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "usage")
 # 0: the usage stream is never trimmed; the drain deletes what it has written. A cap (approximate,
 # Redis's MAXLEN ~) drops the oldest undrained usage once a stopped drain lets the stream reach it.
 OGEM_USAGE_STREAM_MAXLEN = env_int("OGEM_USAGE_STREAM_MAXLEN", 0)

@@ -145,7 +145,8 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     import redis
     from django.conf import settings
 
-    from gateway.auth import INVALIDATION_CHANNEL
+    from gateway.auth import invalidation_channel
+    from gateway.redis import redis_key
 
     secret = make_key()
     headers = {"Authorization": f"Bearer {secret}"}
@@ -157,9 +158,9 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     assert _chat(live_ogem, headers).status_code == 200  # still cached, as expected
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        for stored in client.scan_iter(match="ogem:v1:key:*"):
+        for stored in client.scan_iter(match=redis_key("v1:key:*")):
             client.delete(stored)
-        client.publish(INVALIDATION_CHANNEL, orjson.dumps([prefix]))
+        client.publish(invalidation_channel(), orjson.dumps([prefix]))
     finally:
         client.close()
     deadline = time.monotonic() + 1.0

@@ -42,9 +42,11 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
 def governance_counters_clear() -> None:
     """Drop limit and budget counters of earlier runs: a new test database reuses their ids."""
     from gateway.accounting import usage_redis
+    from gateway.redis import redis_key
 
     client = usage_redis()
-    for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*", "ogem:u:*:budget:*"):
+    for pattern in ("o:*:rl:*", "u:*:rl:*", "o:*:budget:*", "u:*:budget:*"):
+        pattern = redis_key(pattern)
         stale = list(client.scan_iter(match=pattern, count=1000))
         if stale:
             client.delete(*stale)
@@ -57,7 +59,8 @@ def database_url() -> str:
 
 
 def cluster_env(*, tmp: Path, emulator_url: str, usage_stream: str, **extra: str) -> dict[str, str]:
-    """The environment every process of the cluster shares."""
+    """The environment every process of the cluster shares; `usage_stream` is the stream's name
+    (OGEM_USAGE_STREAM), under this process's OGEM_CACHE_PREFIX."""
     from django.conf import settings
 
     config = tmp / "ogem.yaml"
@@ -75,6 +78,7 @@ def cluster_env(*, tmp: Path, emulator_url: str, usage_stream: str, **extra: str
         "DATABASE_URL": database_url(),
         "REDIS_URL": os.environ["REDIS_URL"],
         "OGEM_USAGE_STREAM": usage_stream,
+        "OGEM_CACHE_PREFIX": settings.OGEM_CACHE_PREFIX,
         "OGEM_VAR_DIR": str(tmp / "var"),
         "OGEM_CONFIG": str(config),
         "OGEM_MASTER_KEY": settings.OGEM_MASTER_KEY,

@@ -22,10 +22,11 @@ def _fresh_async_client() -> None:
 
 @pytest.fixture
 def usage_stream(settings) -> str:  # type: ignore[no-untyped-def]
-    """A usage stream of this test only, removed afterwards."""
-    name = f"ogem:test-usage:{uuid.uuid4().hex}"
-    settings.OGEM_USAGE_STREAM = name
-    return name
+    """The key of a usage stream of this test only, removed afterwards."""
+    from gateway.accounting import usage_stream_key
+
+    settings.OGEM_USAGE_STREAM = f"test-usage:{uuid.uuid4().hex}"
+    return usage_stream_key()
 
 
 @pytest.fixture(params=["local", "redis"])

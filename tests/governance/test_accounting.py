@@ -10,7 +10,13 @@ from asgiref.sync import sync_to_async
 
 from billing.models import RequestLog
 from billing.services import usage_drain, usage_events_record
-from gateway.accounting import USAGE_GROUP, usage_buffer_size, usage_event_encode, usage_redis
+from gateway.accounting import (
+    USAGE_GROUP,
+    usage_buffer_size,
+    usage_event_encode,
+    usage_redis,
+    usage_stream_key,
+)
 from gateway.context import Caller, RequestContext, Usage
 from gateway.governance import governance_admit, governance_settle
 from providers.base import Deployment, Endpoint
@@ -90,10 +96,8 @@ async def test_settle_emits_one_event_that_the_drain_records(backend: str) -> No
 def test_drain_writes_the_buffer_in_batches(backend: str) -> None:
     if backend == "redis":
         client = usage_redis()
-        from django.conf import settings
-
         for i in range(7):
-            client.xadd(settings.OGEM_USAGE_STREAM, {"e": usage_event_encode(_event(f"b-{i}"))})
+            client.xadd(usage_stream_key(), {"e": usage_event_encode(_event(f"b-{i}"))})
     else:
         from gateway.accounting import usage_buffer_append
 
@@ -150,8 +154,8 @@ def test_the_metrics_show_the_undrained_usage(live_ogem, settings) -> None:
 
     if not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set")
-    stream = f"ogem:test-usage:{time.time_ns()}"
-    settings.OGEM_USAGE_STREAM = stream
+    settings.OGEM_USAGE_STREAM = f"test-usage:{time.time_ns()}"
+    stream = usage_stream_key()
     client = usage_redis()
     try:
         for number in range(7):

@@ -85,7 +85,7 @@ def test_a_drain_killed_mid_write_loses_and_doubles_nothing(
         "DJANGO_SETTINGS_MODULE": "ogem_site.settings.test",
         "DATABASE_URL": _database_url(),
         "REDIS_URL": os.environ["REDIS_URL"],
-        "OGEM_USAGE_STREAM": usage_stream,
+        "OGEM_USAGE_STREAM": settings.OGEM_USAGE_STREAM,
         "OGEM_VAR_DIR": str(tmp_path / "var"),
     }
     # Kill drains until one dies holding entries it read but never acknowledged (a batch in

@@ -203,7 +203,7 @@ def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
     import orjson
     import redis
 
-    from gateway.auth import INVALIDATION_CHANNEL
+    from gateway.auth import invalidation_channel
 
     if not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set (the broadcast goes through Redis pub/sub)")
@@ -217,7 +217,7 @@ def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
     assert client.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
     sync = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        sync.publish(INVALIDATION_CHANNEL, orjson.dumps({"flush": "governance"}))
+        sync.publish(invalidation_channel(), orjson.dumps({"flush": "governance"}))
     finally:
         sync.close()
     deadline = time.monotonic() + 1.0
@@ -235,12 +235,12 @@ def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ig
     import redis
 
     from billing.services import EntityLimits, budget_upsert
-    from gateway.auth import INVALIDATION_CHANNEL
+    from gateway.auth import invalidation_channel
 
     if not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set")
     listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(INVALIDATION_CHANNEL)
+    listener.subscribe(invalidation_channel())
     try:
         listener.get_message(timeout=1.0)  # the subscription confirmation
         with TestCase.captureOnCommitCallbacks(execute=True):

@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
@@ -191,7 +192,7 @@ def test_soak_records_every_settled_request_exactly_once(
     env = cluster_env(
         tmp=tmp_path,
         emulator_url=openai_emulator.url,
-        usage_stream=usage_stream,
+        usage_stream=settings.OGEM_USAGE_STREAM,
         OGEM_USAGE_BATCH_SIZE=str(DRAIN_BATCH),
         OGEM_USAGE_CLAIM_IDLE_MS="500",
     )

@@ -26,6 +26,7 @@ from billing.services import usage_drain
 from gateway.accounting import usage_redis
 from gateway.governance import budget_counter_key
 from gateway.limits import rule_key
+from gateway.redis import redis_key
 from keys.services import key_create
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.factories import TeamFactory
@@ -66,7 +67,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         pytest.skip("needs PostgreSQL and Redis")
-    stream = f"ogem:test-usage:{uuid.uuid4().hex}"
+    stream = f"test-usage:{uuid.uuid4().hex}"
     env = cluster_env(
         tmp=tmp_path_factory.mktemp("two-workers"),
         emulator_url=_emulator_server.url,
@@ -80,7 +81,7 @@ def cluster(
     finally:
         for worker in workers:
             worker.kill()
-        usage_redis().delete(stream)
+        usage_redis().delete(redis_key(stream))
 
 
 @pytest.fixture

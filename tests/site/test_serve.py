@@ -240,3 +240,264 @@ def test_one_worker_without_a_configured_dir_keeps_metrics_in_process(monkeypatc
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert prepare_metrics_dir(1) is None
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_of_serve_takes_every_worker_down(migrated_env, started):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage(
+        "serve", "--no-migrate", "--port", str(port), "--workers", "2", env=migrated_env
+    )
+    started.append(process)
+    _wait_ready(url, process)
+    everything = _descendants(process.pid)
+    # granian and its two workers, the workers being granian's children, not serve's.
+    assert len(everything) == 3
+
+    process.kill()
+    process.wait(5)
+    deadline = time.monotonic() + 5
+    while _listening(port) or [pid for pid in everything if _alive(pid)]:
+        assert time.monotonic() < deadline, [_cmdline(p) for p in everything if _alive(p)]
+        time.sleep(0.1)
+    assert _processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migrated_env, started):
+    redis_url = _redis_url()
+    if redis_url is None:
+        pytest.skip("no Redis reachable")
+    config = tmp_path / "ogem.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: slow-chat\n"
+        "    litellm_params: {model: mock/mock-chat, latency_ms: 60000}\n"
+        "  - model_name: fast-chat\n"
+        "    litellm_params: {model: mock/mock-chat}\n"
+    )
+    master = "sk-master-" + "m" * 32
+    prefix = f"serve-slots-{os.getpid()}-{time.time_ns()}"
+    env = {
+        **migrated_env,
+        "REDIS_URL": redis_url,
+        "OGEM_CACHE_PREFIX": prefix,
+        "OGEM_CONFIG": str(config),
+        "OGEM_MASTER_KEY": master,
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage("serve", "--no-migrate", "--no-celery", "--port", str(port), env=env)
+    started.append(process)
+    try:
+        _wait_ready(url, process)
+        admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {master}"})
+        org = admin.post("/api/v1/organizations", json={"name": "Slots", "slug": "slots"}).json()
+        team = admin.post("/api/v1/teams", json={"organization": org["id"], "name": "T"}).json()
+        created = admin.post(
+            "/api/v1/keys", json={"name": "one", "team": team["id"], "max_parallel_requests": 1}
+        )
+        assert created.status_code == 201, created.text
+        headers = {"Authorization": f"Bearer {created.json()['key']}"}
+
+        def chat(model: str) -> httpx.Response:
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=90)
+
+        import threading
+
+        held = threading.Thread(target=lambda: _ignore_transport_errors(chat, "slow-chat"))
+        held.start()
+        deadline = time.monotonic() + 10
+        while (refused := chat("fast-chat")).status_code != 429:
+            assert time.monotonic() < deadline, "the slow request never took the slot"
+            time.sleep(0.05)
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+
+        granian = [p for p in _descendants(process.pid) if _parent(p) == process.pid]
+        (worker,) = [p for p in _descendants(process.pid) if _parent(p) in granian]
+        os.kill(worker, signal.SIGKILL)
+        killed_at = time.monotonic()
+        held.join(10)
+        # granian starts a new worker; the dead one's slot is free once its lease has expired
+        # (OGEM_WORKER_LEASE_TTL, 5 s), not after OGEM_PARALLEL_SLOT_TTL (900 s).
+        _wait_ready(url, process)
+        while (answer := chat("fast-chat")).status_code != 200:
+            assert answer.status_code == 429, answer.text
+            assert time.monotonic() - killed_at < 15, "the dead worker's slot is still taken"
+            time.sleep(0.2)
+        assert answer.json()["object"] == "chat.completion"
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        stale = list(client.scan_iter(match=f"{prefix}:*"))
+        if stale:
+            client.delete(*stale)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _ignore_transport_errors(call, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        call(*args)
+    except httpx.TransportError:
+        pass  # its worker was killed
+
+
+def test_serve_refuses_to_start_without_its_database_in_one_line(tmp_path, started):
+    db_port = free_port()  # nothing listens there
+    env = _env(tmp_path, DATABASE_URL=f"postgres://ogem:secretpw@127.0.0.1:{db_port}/ogem")
+    process = _manage("serve", "--port", str(free_port()), env=env)
+    started.append(process)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, output
+    assert "Traceback" not in output
+    assert "secretpw" not in output
+    assert output.strip().splitlines()[-1] == (
+        f"CommandError: the database postgres://ogem@127.0.0.1:{db_port}/ogem is unavailable: "
+        f'connection failed: connection to server at "127.0.0.1", port {db_port} failed: '
+        "Connection refused"
+    )
+
+
+def _postgres_url(*, port: int | None = None) -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@127.0.0.1:{port or db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
+    from django.db import connection
+
+    redis_url = _redis_url()
+    if connection.vendor != "postgresql" or redis_url is None:
+        pytest.skip("needs PostgreSQL and Redis")
+    var_dir = tmp_path / "fresh-clone" / "var"
+    env = {
+        **_env(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "ogem_site.settings.production",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "s" * 50,
+        "OGEM_MASTER_KEY": "sk-master-" + "p" * 30,
+        "DATABASE_URL": _postgres_url(),
+        "REDIS_URL": redis_url,
+        "OGEM_CACHE_PREFIX": f"serve-prod-{os.getpid()}-{time.time_ns()}",
+        "OGEM_VAR_DIR": str(var_dir),
+    }
+    port = free_port()
+    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    started.append(process)
+    _wait_ready(f"http://127.0.0.1:{port}", process, timeout=60)
+    deadline = time.monotonic() + 30
+    while not list(var_dir.glob("celerybeat-schedule*")):
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "celery beat wrote no schedule"
+        time.sleep(0.2)
+    beat = [p for p in _descendants(process.pid) if " beat " in _cmdline(p) and _alive(p)]
+    assert len(beat) == 1
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=40)
+    assert process.returncode == 0, output
+
+
+class _TcpProxy:
+    """Forwards a local port to PostgreSQL until `stop`: then the database is gone."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                sock.close()
+
+    def stop(self) -> None:
+        import socket
+
+        self.listener.close()
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path, started):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    proxy = _TcpProxy(int(connection.settings_dict["PORT"] or 5432))
+    master = "sk-master-" + "d" * 30
+    env = _env(tmp_path, DATABASE_URL=_postgres_url(port=proxy.port), OGEM_MASTER_KEY=master)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    started.append(process)
+    try:
+        _wait_ready(url, process, timeout=60)
+        # Well-formed keys no worker has cached: authenticating one needs the database.
+        first, second = ("sk-" + letter * 48 for letter in "ab")
+        seen = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {first}"})
+        assert seen.status_code == 401
+        proxy.stop()
+        started_at = time.monotonic()
+        response = httpx.get(
+            f"{url}/v1/models", headers={"Authorization": f"Bearer {second}"}, timeout=30
+        )
+        waited = time.monotonic() - started_at
+    finally:
+        proxy.stop()
+    assert response.status_code == 503, response.text
+    assert response.json() == {
+        "error": {
+            "message": "The database is unavailable; retry shortly.",
+            "type": "api_error",
+            "param": None,
+            "code": "database_unavailable",
+        }
+    }
+    assert response.headers["retry-after"] == "1"
+    # OGEM_DB_POOL_TIMEOUT (5 s) bounds the wait for a connection.
+    assert waited < 10

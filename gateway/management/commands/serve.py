@@ -3,13 +3,13 @@
 This process is a small supervisor. Every child runs in its own session, so a Ctrl-C in the
 terminal reaches only this process, which then asks each child exactly once to stop gracefully
 (SIGTERM), waits, and kills whatever is left, process group and all. Children also receive
-SIGKILL if this process dies without cleaning up (Linux parent-death signal), so nothing is
-orphaned. Exit code: 0 after a requested shutdown, otherwise the code of the child that failed.
+SIGKILL if this process dies without cleaning up (Linux parent-death signal), and so do their
+own workers (ogem_site/supervision.py), so nothing is orphaned. Exit code: 0 after a requested
+shutdown, otherwise the code of the child that failed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,13 +23,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from ogem_site.env import VAR_DIR
+from ogem_site.supervision import SUPERVISOR_ENV, parent_death_signal_set
 
 # The server's grace period for open connections (streams), then a margin before SIGKILL.
 GRACEFUL_SECONDS = 30
 KILL_MARGIN_SECONDS = 5
-PR_SET_PDEATHSIG = 1
 # Connections waiting to be accepted, and (granian) requests served at once, per worker: room for
 # thousands of concurrent streams.
 BACKLOG = 4096
@@ -42,18 +43,12 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGKILL it when the supervisor dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def _spawn(name: str, argv: list[str]) -> Child:
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec)  # noqa: S603
+    # Between fork and exec: the child gets SIGKILL when this process dies; its own workers
+    # learn from the environment to do the same (ogem_site/supervision.py).
+    preexec = parent_death_signal_set if sys.platform.startswith("linux") else None
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec, env=env)  # noqa: S603
     return Child(name=name, process=process)
 
 
@@ -131,6 +126,22 @@ def prepare_metrics_dir(workers: int) -> Path | None:
     return path
 
 
+def _database_reachable() -> None:
+    """Refuse to start, in one line, when the database does not answer (rather than a
+    traceback from the first migration after the pool's timeout)."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return  # SQLite: a file, created when missing
+    params = connection.get_connection_params()
+    try:
+        connection.Database.connect(**params).close()
+    except connection.Database.Error as exc:
+        where = connection.settings_dict
+        url = f"postgres://{where['USER']}@{where['HOST']}:{where['PORT']}/{where['NAME']}"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CommandError(f"the database {url} is unavailable: {reason}") from None
+
+
 class Command(BaseCommand):
     help = "Migrate and serve Ogem: the ASGI server, plus Celery worker and beat with REDIS_URL."
 
@@ -151,9 +162,13 @@ class Command(BaseCommand):
             raise CommandError(f"OGEM_ASGI_SERVER must be one of {', '.join(SERVERS)}")
         if workers < 1:
             raise CommandError("--workers (OGEM_WORKERS) must be at least 1")
+        _database_reachable()
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         with_celery = bool(settings.REDIS_URL) and not options["no_celery"]
+        if with_celery:
+            # Beat keeps its schedule there; production generates nothing else under var/.
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
         metrics_dir = prepare_metrics_dir(workers)
         self._print_banner(
             host=host, port=port, workers=workers, server=server, with_celery=with_celery
