@@ -1,16 +1,23 @@
-"""Admin for model deployments. Credentials are references (os.environ/NAME...), never secrets."""
+"""Admin for model deployments and named credentials; secrets are write-only (admin_forms)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import ForeignKey
+from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from gateway.models import ModelDeployment
+from gateway.admin_forms import CredentialForm, ModelDeploymentForm
+from gateway.models import Credential, ModelDeployment
 from gateway.rest import deployment_list
+from gateway.selectors import credential_list
+from gateway.services import credential_save, deployment_update
 from tenants.admin import ScopedAdminMixin, request_principal
 
 
@@ -19,6 +26,7 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(deployment_list)
     # Org admins read shared deployments and manage their organization's own.
     scoped_access = "org"
+    form = ModelDeploymentForm
     list_display = [
         "model_name",
         "provider",
@@ -37,7 +45,11 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("model_name", "provider", "upstream_model", "organization", "enabled")}),
-        ("Upstream", {"fields": ("api_base", "api_version", "credential_ref", "region", "params")}),
+        ("Upstream", {"fields": ("api_base", "api_version", "region", "params")}),
+        (
+            "Credential (one of)",
+            {"fields": ("api_key", "clear_api_key", "credential", "credential_ref")},
+        ),
         ("Routing", {"fields": ("access_groups", "tags", "priority", "weight", "rpm", "tpm")}),
         (
             "Timeouts (seconds)",
@@ -45,6 +57,25 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        if db_field.name == "credential":
+            kwargs["queryset"] = credential_list(principal=request_principal(request))
+            return db_field.formfield(**kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(
+        self, request: HttpRequest, obj: ModelDeployment, form: ModelDeploymentForm, change: bool
+    ) -> None:
+        params, api_key = form.secret_changes()
+        deployment_update(
+            deployment=obj,
+            data={"credential_ref": obj.credential_ref, "credential": obj.credential},
+            params=params,
+            api_key=api_key,
+        )
 
     def get_urls(self) -> list[URLPattern]:
         routing = path(
@@ -71,3 +102,43 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "status": status,
         }
         return TemplateResponse(request, "admin/gateway/routing_status.html", context)
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    """Named credentials are the operator's: this page is for proxy admins only."""
+
+    form = CredentialForm
+    list_display = ["name", "description", "has_reference", "granted_to"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["organizations"]
+    readonly_fields = ["created_at", "updated_at"]
+    fields = [
+        "name",
+        "description",
+        "reference",
+        "value",
+        "clear_value",
+        "organizations",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Reference", boolean=True)
+    def has_reference(self, credential: Credential) -> bool:
+        return bool(credential.reference)
+
+    @admin.display(description="Granted to")
+    def granted_to(self, credential: Credential) -> str:
+        return ", ".join(org.slug for org in credential.organizations.all())
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("organizations")
+
+    def save_model(
+        self, request: HttpRequest, obj: Credential, form: CredentialForm, change: bool
+    ) -> None:
+        value = form.cleaned_data.get("value")
+        credential_save(
+            credential=obj, value="" if form.cleaned_data.get("clear_value") else value or None
+        )

@@ -42,10 +42,18 @@ def database_deployments(
     *, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> list[Deployment]:
     """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
+    from gateway.credentials import API_KEY, credential_problem, credential_secret
     from gateway.models import ModelDeployment
+    from ogem_site.crypto import DecryptionError, secrets_decrypt
 
     deployments: list[Deployment] = []
-    for row in ModelDeployment.objects.filter(enabled=True).order_by("id"):
+    rows = (
+        ModelDeployment.objects.filter(enabled=True)
+        .select_related("credential")
+        .prefetch_related("credential__organizations")
+        .order_by("id")
+    )
+    for row in rows:
         where = Location(f"database:ModelDeployment#{row.pk}")
         provider = provider_canonical(row.provider)
         if not provider_is_servable(provider):
@@ -53,19 +61,36 @@ def database_deployments(
                 where, f'provider "{row.provider}" is not available in this Ogem build; skipped'
             )
             continue
-        api_key = None
-        if row.credential_ref:
-            if not secret_is_reference(row.credential_ref):
-                problems.error(
-                    where,
-                    "credential_ref must be a reference (os.environ/NAME, file:///path); skipped",
-                )
-                continue
-            try:
+        # Checked here too, so a row written before the rule (or behind the API) reads nothing.
+        problem = credential_problem(
+            organization_id=row.organization_id,
+            credential_ref=row.credential_ref,
+            credential=row.credential,
+        )
+        if problem is not None:
+            problems.error(where, f"{problem}; skipped")
+            continue
+        try:
+            secrets = secrets_decrypt(row.encrypted_secrets)
+        except DecryptionError as exc:
+            problems.error(where, f"encrypted_secrets: {exc}; skipped")
+            continue
+        api_key = secrets.pop(API_KEY, None)
+        try:
+            if row.credential_ref:
+                if not secret_is_reference(row.credential_ref):
+                    problems.error(
+                        where,
+                        "credential_ref must be a reference (os.environ/NAME, file:///path); "
+                        "skipped",
+                    )
+                    continue
                 api_key = secret_resolve(row.credential_ref, environ=environ)
-            except SecretError as exc:
-                problems.error(where, f"{exc}; skipped")
-                continue
+            elif row.credential is not None:
+                api_key = credential_secret(credential=row.credential, environ=environ)
+        except (SecretError, DecryptionError) as exc:
+            problems.error(where, f"{exc}; skipped")
+            continue
         deployments.append(
             Deployment(
                 id=f"db:{row.pk}",
@@ -88,22 +113,32 @@ def database_deployments(
                     first_byte=row.first_byte_timeout,
                     total=row.total_timeout,
                 ),
-                params=dict(row.params or {}),
+                params={**(row.params or {}), **secrets},
             )
         )
     return deployments
 
 
 def database_fingerprint() -> tuple[object, ...]:
-    """Changes whenever a row is added, edited, enabled, disabled or deleted."""
+    """Changes whenever a row or a credential is added, edited, enabled, disabled or deleted."""
     from django.db.models import Count, Max
 
-    from gateway.models import ModelDeployment
+    from gateway.models import Credential, ModelDeployment
 
     stats = ModelDeployment.objects.aggregate(
         count=Count("id"), last_edit=Max("updated_at"), last_id=Max("id")
     )
-    return (stats["count"], stats["last_edit"], stats["last_id"])
+    # A credential's new value or a grant given or taken back changes what rows may use.
+    credentials = Credential.objects.aggregate(count=Count("id"), last_edit=Max("updated_at"))
+    grants = Credential.organizations.through.objects.count()
+    return (
+        stats["count"],
+        stats["last_edit"],
+        stats["last_id"],
+        credentials["count"],
+        credentials["last_edit"],
+        grants,
+    )
 
 
 def organization_ids(slugs: set[str]) -> dict[str, int]:
