@@ -9,7 +9,6 @@ from django import forms
 from gateway.config.secrets import SecretError, secret_check, secret_is_reference
 from gateway.credentials import API_KEY, deployment_params_shown, deployment_write_problem
 from gateway.models import Credential, ModelDeployment
-from gateway.services import deployment_secrets
 
 
 def _secret_field(label: str) -> forms.CharField:
@@ -43,7 +42,7 @@ class ModelDeploymentForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        secrets = deployment_secrets(deployment=self.instance) if self.instance.pk else {}
+        secrets = self.instance.encrypted_secrets or {}
         self.fields["api_key"].help_text = _status(API_KEY in secrets)
         if "params" in self.fields and self.instance.pk:
             self.initial["params"] = deployment_params_shown(self.instance.params or {}, secrets)

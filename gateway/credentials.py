@@ -10,7 +10,8 @@ A deployment's key comes from one of three places:
 
 The same rule is applied on write (API, admin) and on load, so a row written before it is refused.
 Secret params (`api_key`, `aws_secret_access_key`, `extra_headers`, ...) are stored encrypted in
-`ModelDeployment.encrypted_secrets` beside the plain ones, and decrypted only when loading.
+`ModelDeployment.encrypted_secrets` (name -> token) beside the plain ones; their names are shown,
+their values decrypted only when loading.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.secrets import secret_resolve
-from ogem_site.crypto import secret_decrypt
+from ogem_site.crypto import secret_decrypt, secret_value_encrypt
 
 if TYPE_CHECKING:
     from gateway.models import Credential, ModelDeployment
@@ -37,25 +38,26 @@ def param_is_secret(name: str) -> bool:
 
 
 def deployment_params_split(
-    params: Mapping[str, Any], *, current: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(plain params, secret params) of what a client sent; a REDACTED secret keeps `current`."""
+    params: Mapping[str, Any], *, current: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(plain params, encrypted secret params) of what a client sent; a secret sent back as
+    REDACTED keeps its `current` token, an empty one is removed."""
     plain: dict[str, Any] = {}
-    secret: dict[str, Any] = {}
+    tokens: dict[str, str] = {}
     for name, value in params.items():
         if not param_is_secret(name):
             plain[name] = value
         elif value == REDACTED:
             if name in current:
-                secret[name] = current[name]
+                tokens[name] = current[name]
         elif value not in (None, ""):
-            secret[name] = value
-    return plain, secret
+            tokens[name] = secret_value_encrypt(value)
+    return plain, tokens
 
 
-def deployment_params_shown(plain: Mapping[str, Any], secret: Mapping[str, Any]) -> dict[str, Any]:
+def deployment_params_shown(plain: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
     """Params as the API and admin show them: secrets by name only."""
-    return {**plain, **{name: REDACTED for name in secret if name != API_KEY}}
+    return {**plain, **{name: REDACTED for name in secrets if name != API_KEY}}
 
 
 def credential_problem(

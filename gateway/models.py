@@ -67,8 +67,8 @@ class ModelDeployment(models.Model):
     first_byte_timeout = models.FloatField(default=60.0)
     total_timeout = models.FloatField(default=600.0)
     params = models.JSONField(default=dict, blank=True, help_text="Extra provider parameters")
-    # A JSON object, encrypted: the deployment's own api_key and its secret params.
-    encrypted_secrets = models.TextField(blank=True)
+    # The deployment's own api_key and secret params: name -> value encrypted (ogem_site.crypto).
+    encrypted_secrets = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

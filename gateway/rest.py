@@ -20,7 +20,7 @@ from gateway.credentials import (
     deployment_write_problem,
 )
 from gateway.models import Credential, ModelDeployment
-from gateway.services import deployment_create, deployment_secrets, deployment_update
+from gateway.services import deployment_create, deployment_update
 from tenants.models import Organization
 from tenants.principals import Principal
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
@@ -32,7 +32,7 @@ _CREDENTIAL_REF = re.compile(r"^(os\.environ/[A-Za-z_][A-Za-z0-9_]*|file:///\S+|
 
 def deployment_list(*, principal: Principal) -> QuerySet[ModelDeployment]:
     """Shared deployments plus those of the caller's organizations."""
-    deployments = ModelDeployment.objects.select_related("organization")
+    deployments = ModelDeployment.objects.select_related("organization", "credential")
     if principal.is_proxy_admin:
         return deployments
     return deployments.filter(
@@ -108,15 +108,13 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
         return bool(
             deployment.credential_ref
             or deployment.credential_id
-            or API_KEY in deployment_secrets(deployment=deployment)
+            or API_KEY in deployment.encrypted_secrets
         )
 
     def to_representation(self, instance: ModelDeployment) -> dict[str, Any]:
         data = super().to_representation(instance)
         data["credential"] = instance.credential.name if instance.credential_id else None
-        data["params"] = deployment_params_shown(
-            instance.params or {}, deployment_secrets(deployment=instance)
-        )
+        data["params"] = deployment_params_shown(instance.params or {}, instance.encrypted_secrets)
         return data
 
     def validate_credential_ref(self, value: str) -> str:

@@ -8,21 +8,7 @@ from django.db import transaction
 
 from gateway.credentials import API_KEY, REDACTED, deployment_params_split
 from gateway.models import Credential, ModelDeployment
-from ogem_site.crypto import (
-    DecryptionError,
-    secret_encrypt,
-    secret_reencrypt,
-    secrets_decrypt,
-    secrets_encrypt,
-)
-
-
-def deployment_secrets(*, deployment: ModelDeployment) -> dict[str, Any]:
-    """The deployment's stored secrets; none when no configured key reads them any more."""
-    try:
-        return secrets_decrypt(deployment.encrypted_secrets)
-    except DecryptionError:
-        return {}
+from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 
 def _apply(
@@ -34,32 +20,32 @@ def _apply(
 ) -> ModelDeployment:
     for name, value in data.items():
         setattr(deployment, name, value)
-    current = deployment_secrets(deployment=deployment)
-    secrets = dict(current)
+    current: dict[str, str] = dict(deployment.encrypted_secrets or {})
+    tokens = dict(current)
     if params is not None:
-        plain, secrets = deployment_params_split(params, current=current)
-        deployment.params = plain
+        params = dict(params)
         # params.api_key (LiteLLM's spelling) is the same secret as the api_key field.
-        given = secrets.pop(API_KEY, "")
-        if api_key is None and API_KEY in params and params[API_KEY] != REDACTED:
-            api_key = given
+        in_params = params.pop(API_KEY, REDACTED)
+        if api_key is None and in_params != REDACTED:
+            api_key = in_params or ""
+        deployment.params, tokens = deployment_params_split(params, current=current)
         if API_KEY in current:
-            secrets[API_KEY] = current[API_KEY]
+            tokens[API_KEY] = current[API_KEY]
     if api_key is not None:
-        secrets.pop(API_KEY, None)
+        tokens.pop(API_KEY, None)
         if api_key:
-            secrets[API_KEY] = api_key
+            tokens[API_KEY] = secret_value_encrypt(api_key)
     # One source of key at a time: the one just given replaces the others.
     if api_key:
         deployment.credential_ref = ""
         deployment.credential = None
     elif data.get("credential_ref"):
         deployment.credential = None
-        secrets.pop(API_KEY, None)
+        tokens.pop(API_KEY, None)
     elif data.get("credential"):
         deployment.credential_ref = ""
-        secrets.pop(API_KEY, None)
-    deployment.encrypted_secrets = secrets_encrypt(secrets)
+        tokens.pop(API_KEY, None)
+    deployment.encrypted_secrets = tokens
     deployment.save()
     return deployment
 
@@ -97,8 +83,10 @@ def credential_save(*, credential: Credential, value: str | None = None) -> Cred
 def deployment_secrets_reencrypt() -> int:
     """Every deployment and credential secret re-encrypted under the first key; how many."""
     count = 0
-    for deployment in ModelDeployment.objects.select_for_update().exclude(encrypted_secrets=""):
-        deployment.encrypted_secrets = secret_reencrypt(deployment.encrypted_secrets)
+    for deployment in ModelDeployment.objects.select_for_update().exclude(encrypted_secrets={}):
+        deployment.encrypted_secrets = {
+            name: secret_reencrypt(token) for name, token in deployment.encrypted_secrets.items()
+        }
         deployment.save(update_fields=["encrypted_secrets"])
         count += 1
     for credential in Credential.objects.select_for_update().exclude(encrypted_value=""):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -59,10 +60,16 @@ def secret_is_encrypted(value: str) -> bool:
     return value.startswith(TOKEN_PREFIX)
 
 
-def secrets_encrypt(values: dict[str, Any]) -> str:
-    """A JSON object encrypted whole; empty when there is nothing to hide."""
-    return secret_encrypt(json.dumps(values, sort_keys=True)) if values else ""
+def secret_value_encrypt(value: Any) -> str:
+    """Any JSON value (a key, a headers object...) as one token."""
+    return secret_encrypt(json.dumps(value))
 
 
-def secrets_decrypt(token: str) -> dict[str, Any]:
-    return json.loads(secret_decrypt(token)) if token else {}
+def secrets_encrypt(values: Mapping[str, Any]) -> dict[str, str]:
+    """Each value encrypted on its own: the names stay readable, so showing which secrets are
+    set never needs a key."""
+    return {name: secret_value_encrypt(value) for name, value in values.items()}
+
+
+def secrets_decrypt(tokens: Mapping[str, str]) -> dict[str, Any]:
+    return {name: json.loads(secret_decrypt(token)) for name, token in tokens.items()}

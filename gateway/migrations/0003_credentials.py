@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='modeldeployment',
             name='encrypted_secrets',
-            field=models.TextField(blank=True),
+            field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
             name='Credential',

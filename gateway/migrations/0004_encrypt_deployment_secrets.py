@@ -21,9 +21,9 @@ def encrypt(apps: Any, schema_editor: Any) -> None:
 
 def decrypt(apps: Any, schema_editor: Any) -> None:
     ModelDeployment = apps.get_model("gateway", "ModelDeployment")
-    for row in ModelDeployment.objects.exclude(encrypted_secrets=""):
+    for row in ModelDeployment.objects.exclude(encrypted_secrets={}):
         row.params = {**(row.params or {}), **secrets_decrypt(row.encrypted_secrets)}
-        row.encrypted_secrets = ""
+        row.encrypted_secrets = {}
         row.save(update_fields=["params", "encrypted_secrets"])
 
 

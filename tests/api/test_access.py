@@ -207,7 +207,7 @@ def test_model_credentials_are_never_returned(world: World) -> None:
     stored = ModelDeployment.objects.get(pk=body["id"])
     # Secret params are kept apart, encrypted (finding 16 of issue 14).
     assert stored.params == {"temperature": 1.0}
-    assert "sk-upstream-secret" not in stored.encrypted_secrets
+    assert "sk-upstream-secret" not in str(stored.encrypted_secrets)
     assert secrets_decrypt(stored.encrypted_secrets) == {"azure_ad_token": "sk-upstream-secret"}
 
 
