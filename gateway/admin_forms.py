@@ -57,6 +57,8 @@ class ModelDeploymentForm(forms.ModelForm):
             data={
                 "credential_ref": data.get("credential_ref", ""),
                 "credential": data.get("credential"),
+                "provider": data.get("provider", self.instance.provider),
+                "params": data.get("params") or {},
             },
             api_key=api_key,
         )

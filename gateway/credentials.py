@@ -8,7 +8,9 @@ A deployment's key comes from one of three places:
   to that organization;
 - the key itself, entered by whoever writes the deployment and stored encrypted.
 
-The same rule is applied on write (API, admin) and on load, so a row written before it is refused.
+Nor may an organization's deployment fall back to the server's own cloud identity (Vertex AI's
+GOOGLE_APPLICATION_CREDENTIALS, Bedrock's AWS chain). The same rules apply on write (API, admin)
+and on load, so a row written before them is refused.
 Secret params (`api_key`, `aws_secret_access_key`, `extra_headers`, ...) are stored encrypted in
 `ModelDeployment.encrypted_secrets` (name -> token) beside the plain ones; their names are shown,
 their values decrypted only when loading.
@@ -20,6 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from gateway.config.provider_names import provider_canonical
 from gateway.config.secrets import secret_resolve
 from ogem_site.crypto import secret_decrypt, secret_value_encrypt
 
@@ -127,7 +130,61 @@ def deployment_write_problem(
     message = credential_problem(
         organization_id=organization_id, credential_ref=credential_ref, credential=credential
     )
-    if message is None:
+    if message is not None:
+        field = "credential_ref" if credential_ref else "credential"
+        return field, f"{message[0].upper()}{message[1:]}."
+    if organization_id is None:
         return None
-    field = "credential_ref" if credential_ref else "credential"
-    return field, f"{message[0].upper()}{message[1:]}."
+    if "params" in data:
+        params = dict(data["params"] or {})
+    else:
+        stored = deployment.encrypted_secrets if deployment is not None else {}
+        params = {
+            **(deployment.params if deployment is not None else {}),
+            **dict.fromkeys(stored, REDACTED),
+        }
+    kept_key = (
+        api_key is None and deployment is not None and API_KEY in deployment.encrypted_secrets
+    )
+    message = ambient_credential_problem(
+        provider=provider_canonical(
+            str(data.get("provider", deployment.provider if deployment else ""))
+        ),
+        params=params,
+        has_key=bool(api_key or credential_ref or credential or kept_key),
+    )
+    return None if message is None else ("params", f"{message[0].upper()}{message[1:]}.")
+
+
+def ambient_credential_problem(
+    *, provider: str, params: Mapping[str, Any], has_key: bool
+) -> str | None:
+    """Why an organization's deployment would fall back to the server's own cloud identity.
+
+    Vertex AI without its own service account uses GOOGLE_APPLICATION_CREDENTIALS (and sends the
+    token it gets to the deployment's api_base); `vertex_credentials` as a path reads a server
+    file; Bedrock without its own keys, or with `aws_profile_name`, signs with the server's AWS
+    identity. An organization brings its own.
+    """
+    if provider == "vertex_ai":
+        account = params.get("vertex_credentials")
+        is_path = isinstance(account, str) and not account.lstrip().startswith(("{", REDACTED))
+        if is_path:
+            return (
+                "the vertex_credentials param must be the service account's JSON, not a path on "
+                "the server"
+            )
+        if not account and not has_key:
+            return (
+                "an organization's vertex_ai deployment needs its own vertex_credentials or "
+                "api_key (the server's Google credentials are the operator's)"
+            )
+    if provider == "bedrock":
+        if params.get("aws_profile_name"):
+            return "the aws_profile_name param reads the server's AWS profiles (operator only)"
+        if not (params.get("aws_access_key_id") and params.get("aws_secret_access_key")):
+            return (
+                "an organization's bedrock deployment needs its own aws_access_key_id and "
+                "aws_secret_access_key (the server's AWS identity is the operator's)"
+            )
+    return None

@@ -143,7 +143,7 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
             deployment=self.instance,
             organization_id=organization.pk if organization else None,
             data=attrs,
-            api_key=attrs.get(API_KEY) or _params_api_key(attrs.get("params") or {}),
+            api_key=attrs.get(API_KEY, _params_api_key(attrs.get("params") or {})),
         )
         if problem is not None:
             raise serializers.ValidationError({problem[0]: [problem[1]]})

@@ -42,7 +42,12 @@ def database_deployments(
     *, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> list[Deployment]:
     """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
-    from gateway.credentials import API_KEY, credential_problem, credential_secret
+    from gateway.credentials import (
+        API_KEY,
+        ambient_credential_problem,
+        credential_problem,
+        credential_secret,
+    )
     from gateway.models import ModelDeployment
     from ogem_site.crypto import DecryptionError, secrets_decrypt
 
@@ -91,6 +96,14 @@ def database_deployments(
         except (SecretError, DecryptionError) as exc:
             problems.error(where, f"{exc}; skipped")
             continue
+        params = {**(row.params or {}), **secrets}
+        if row.organization_id is not None:
+            problem = ambient_credential_problem(
+                provider=provider, params=params, has_key=api_key is not None
+            )
+            if problem is not None:
+                problems.error(where, f"{problem}; skipped")
+                continue
         deployments.append(
             Deployment(
                 id=f"db:{row.pk}",
@@ -113,7 +126,7 @@ def database_deployments(
                     first_byte=row.first_byte_timeout,
                     total=row.total_timeout,
                 ),
-                params={**(row.params or {}), **secrets},
+                params=params,
             )
         )
     return deployments

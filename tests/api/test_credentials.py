@@ -170,3 +170,95 @@ def test_one_source_of_key_at_a_time(world: World) -> None:
     assert both.json() == {
         "api_key": ["Give one of api_key, credential or credential_ref, not several."]
     }
+
+
+AMBIENT = [
+    (
+        {"provider": "vertex_ai"},
+        "An organization's vertex_ai deployment needs its own vertex_credentials or api_key (the "
+        "server's Google credentials are the operator's).",
+    ),
+    (
+        {"provider": "vertex_ai", "params": {"vertex_credentials": "/var/run/gcp/key.json"}},
+        "The vertex_credentials param must be the service account's JSON, not a path on the "
+        "server.",
+    ),
+    (
+        {"provider": "bedrock"},
+        "An organization's bedrock deployment needs its own aws_access_key_id and "
+        "aws_secret_access_key (the server's AWS identity is the operator's).",
+    ),
+    (
+        {
+            "provider": "bedrock",
+            "params": {
+                "aws_access_key_id": "AKIA",
+                "aws_secret_access_key": "s",
+                "aws_profile_name": "prod",
+            },
+        },
+        "The aws_profile_name param reads the server's AWS profiles (operator only).",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), AMBIENT)
+def test_org_deployments_never_fall_back_to_the_servers_cloud_identity(
+    world: World, fields: dict[str, object], message: str
+) -> None:
+    refused = world.clients["org_admin"].post(
+        "/api/v1/models", _deployment(organization=world.a.organization.pk, **fields), format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"params": [message]}
+    # The operator's shared deployments may use the server's identity.
+    shared = world.clients["master"].post("/api/v1/models", _deployment(**fields), format="json")
+    assert shared.status_code == 201
+
+
+def test_org_deployments_with_their_own_cloud_credentials(world: World) -> None:
+    client = world.clients["org_admin"]
+    for fields in (
+        {"provider": "vertex_ai", "params": {"vertex_credentials": {"type": "service_account"}}},
+        {"provider": "vertex_ai", "api_key": "ya29.token"},
+        {
+            "provider": "bedrock",
+            "params": {"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"},
+        },
+    ):
+        created = client.post(
+            "/api/v1/models",
+            _deployment(organization=world.a.organization.pk, **fields),
+            format="json",
+        )
+        assert created.status_code == 201, created.json()
+
+
+def test_rows_written_before_are_refused_at_load(world: World) -> None:
+    from gateway.config.database import database_deployments
+    from gateway.config.problems import Problems
+
+    ModelDeployment.objects.all().delete()
+    vertex = ModelDeployment.objects.create(
+        model_name="v",
+        provider="vertex_ai",
+        upstream_model="gemini",
+        organization=world.a.organization,
+    )
+    bedrock = ModelDeployment.objects.create(
+        model_name="b",
+        provider="bedrock",
+        upstream_model="claude",
+        organization=world.a.organization,
+        params={"aws_profile_name": "prod"},
+    )
+    ModelDeployment.objects.create(model_name="shared", provider="vertex_ai", upstream_model="g")
+    problems = Problems()
+    assert [d.model_name for d in database_deployments(problems=problems)] == ["shared"]
+    assert [str(p) for p in problems.items] == [
+        f"database:ModelDeployment#{vertex.pk}: error: an organization's vertex_ai deployment "
+        "needs its own vertex_credentials or api_key (the server's Google credentials are the "
+        "operator's); skipped",
+        f"database:ModelDeployment#{bedrock.pk}: error: the aws_profile_name param reads the "
+        "server's AWS profiles (operator only); skipped",
+    ]
