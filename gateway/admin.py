@@ -1,4 +1,4 @@
-"""Admin for model deployments. Credentials are references (os.environ/NAME...), never secrets."""
+"""Admin for model deployments and named credentials; secrets are write-only (admin_forms)."""
 
 from __future__ import annotations
 
@@ -8,41 +8,26 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import ForeignKey
+from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from gateway.deployments import deployment_problems
-from gateway.models import ModelDeployment
+from gateway.admin_forms import CredentialForm, ModelDeploymentForm
+from gateway.models import Credential, ModelDeployment
 from gateway.rest import deployment_list
+from gateway.selectors import credential_list
+from gateway.services import credential_save, deployment_update
 from tenants.admin import ScopedAdminMixin, request_principal
-
-
-class ModelDeploymentForm(forms.ModelForm):
-    operator = False  # set per request by ModelDeploymentAdmin.get_form
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        new = self.instance.pk is None
-        moved = {"api_base", "organization"} & set(self.changed_data)
-        problems = deployment_problems(
-            organization=data.get("organization"),
-            operator=self.operator,
-            api_base=data.get("api_base") if new or moved else None,
-            params=data.get("params") if isinstance(data.get("params"), dict) else None,
-            current_params=None if new else self.instance.params,
-        )
-        for field, messages in problems.items():
-            self.add_error(field if field in self.fields else None, messages)
-        return data
 
 
 @admin.register(ModelDeployment)
 class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
-    form = ModelDeploymentForm
     selector = staticmethod(deployment_list)
     # Org admins read shared deployments and manage their organization's own.
     scoped_access = "org"
+    form = ModelDeploymentForm
     list_display = [
         "model_name",
         "provider",
@@ -61,7 +46,11 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("model_name", "provider", "upstream_model", "organization", "enabled")}),
-        ("Upstream", {"fields": ("api_base", "api_version", "credential_ref", "region", "params")}),
+        ("Upstream", {"fields": ("api_base", "api_version", "region", "params")}),
+        (
+            "Credential (one of)",
+            {"fields": ("api_key", "clear_api_key", "credential", "credential_ref")},
+        ),
         ("Routing", {"fields": ("access_groups", "tags", "priority", "weight", "rpm", "tpm")}),
         (
             "Timeouts (seconds)",
@@ -74,6 +63,25 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
                  **kwargs: Any) -> type[forms.ModelForm]:  # fmt: skip
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"operator": self._is_proxy_admin(request)})
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        if db_field.name == "credential":
+            kwargs["queryset"] = credential_list(principal=request_principal(request))
+            return db_field.formfield(**kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(
+        self, request: HttpRequest, obj: ModelDeployment, form: ModelDeploymentForm, change: bool
+    ) -> None:
+        params, api_key = form.secret_changes()
+        deployment_update(
+            deployment=obj,
+            data={"credential_ref": obj.credential_ref, "credential": obj.credential},
+            params=params,
+            api_key=api_key,
+        )
 
     def get_urls(self) -> list[URLPattern]:
         routing = path(
@@ -100,3 +108,43 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "status": status,
         }
         return TemplateResponse(request, "admin/gateway/routing_status.html", context)
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    """Named credentials are the operator's: this page is for proxy admins only."""
+
+    form = CredentialForm
+    list_display = ["name", "description", "has_reference", "granted_to"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["organizations"]
+    readonly_fields = ["created_at", "updated_at"]
+    fields = [
+        "name",
+        "description",
+        "reference",
+        "value",
+        "clear_value",
+        "organizations",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Reference", boolean=True)
+    def has_reference(self, credential: Credential) -> bool:
+        return bool(credential.reference)
+
+    @admin.display(description="Granted to")
+    def granted_to(self, credential: Credential) -> str:
+        return ", ".join(org.slug for org in credential.organizations.all())
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("organizations")
+
+    def save_model(
+        self, request: HttpRequest, obj: Credential, form: CredentialForm, change: bool
+    ) -> None:
+        value = form.cleaned_data.get("value")
+        credential_save(
+            credential=obj, value="" if form.cleaned_data.get("clear_value") else value or None
+        )

@@ -3,6 +3,36 @@ from __future__ import annotations
 from django.db import models
 
 
+class Credential(models.Model):
+    """A provider credential the operator names once and grants to organizations.
+
+    An organization's deployments may use it only when it is granted to that organization; shared
+    deployments (the operator's) may use any. The secret is a reference (os.environ/NAME,
+    file:///path, secret://...) or a value stored encrypted (ogem_site/crypto.py).
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(
+        max_length=300, blank=True, help_text="os.environ/NAME, file:///path or secret://..."
+    )
+    encrypted_value = models.TextField(blank=True, help_text="The secret, encrypted")
+    organizations = models.ManyToManyField(
+        "tenants.Organization",
+        blank=True,
+        related_name="granted_credentials",
+        help_text="Organizations whose deployments may use this credential",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ModelDeployment(models.Model):
     """One upstream behind a public model name. Several deployments of one name form a group."""
 
@@ -11,8 +41,13 @@ class ModelDeployment(models.Model):
     upstream_model = models.CharField(max_length=300, help_text="Model id sent upstream")
     api_base = models.URLField(max_length=500, blank=True)
     api_version = models.CharField(max_length=50, blank=True)
-    # A reference, never the secret itself: os.environ/NAME, file:///path or secret://...
+    # Where the upstream key comes from, one of: a reference (os.environ/NAME, file:///path or
+    # secret://..., shared deployments only), a named credential granted to the organization, or
+    # the key itself, stored encrypted in `encrypted_secrets` under "api_key".
     credential_ref = models.CharField(max_length=300, blank=True)
+    credential = models.ForeignKey(
+        Credential, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
     organization = models.ForeignKey(
         "tenants.Organization",
         on_delete=models.CASCADE,
@@ -32,6 +67,8 @@ class ModelDeployment(models.Model):
     first_byte_timeout = models.FloatField(default=60.0)
     total_timeout = models.FloatField(default=600.0)
     params = models.JSONField(default=dict, blank=True, help_text="Extra provider parameters")
+    # The deployment's own api_key and secret params: name -> value encrypted (ogem_site.crypto).
+    encrypted_secrets = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,4 +1,4 @@
-"""Model deployments on /api/v1/models. Credentials are written as references, never read back."""
+"""Model deployments on /api/v1/models. Credentials are written, never read back."""
 
 from __future__ import annotations
 
@@ -13,23 +13,27 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway.credentials import (
+    API_KEY,
+    REDACTED,
+    deployment_params_shown,
+    deployment_write_problem,
+)
 from gateway.deployments import deployment_problems
-from gateway.models import ModelDeployment
+from gateway.models import Credential, ModelDeployment
+from gateway.services import deployment_create, deployment_update
 from tenants.models import Organization
 from tenants.principals import Principal
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
 from tenants.selectors import organization_list
 
-# A credential is given as where to find it, so the database never holds a provider secret.
+# A reference says where the operator keeps a secret; the secret itself goes in api_key.
 _CREDENTIAL_REF = re.compile(r"^(os\.environ/[A-Za-z_][A-Za-z0-9_]*|file:///\S+|secret://\S+)$")
-# Parameter names whose values are treated as secrets and never returned.
-_SECRET_PARAM = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
-_REDACTED = "********"
 
 
 def deployment_list(*, principal: Principal) -> QuerySet[ModelDeployment]:
     """Shared deployments plus those of the caller's organizations."""
-    deployments = ModelDeployment.objects.select_related("organization")
+    deployments = ModelDeployment.objects.select_related("organization", "credential")
     if principal.is_proxy_admin:
         return deployments
     return deployments.filter(
@@ -50,7 +54,23 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
         required=False,
         allow_blank=True,
         write_only=True,
-        help_text="os.environ/NAME, file:///path or secret://... (never the secret itself).",
+        help_text="os.environ/NAME, file:///path or secret://... (never the secret itself); "
+        "shared deployments only.",
+    )
+    credential = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="A named credential the operator granted to the deployment's organization.",
+    )
+    api_key = serializers.CharField(
+        max_length=4096,
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        style={"input_type": "password"},
+        help_text="The upstream key itself: stored encrypted, never returned. Empty removes it.",
     )
     has_credential = serializers.SerializerMethodField()
 
@@ -64,6 +84,8 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
             "api_base",
             "api_version",
             "credential_ref",
+            "credential",
+            "api_key",
             "has_credential",
             "organization",
             "access_groups",
@@ -84,11 +106,16 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def get_has_credential(self, deployment: ModelDeployment) -> bool:
-        return bool(deployment.credential_ref)
+        return bool(
+            deployment.credential_ref
+            or deployment.credential_id
+            or API_KEY in deployment.encrypted_secrets
+        )
 
     def to_representation(self, instance: ModelDeployment) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["params"] = _redact(data.get("params") or {})
+        data["credential"] = instance.credential.name if instance.credential_id else None
+        data["params"] = deployment_params_shown(instance.params or {}, instance.encrypted_secrets)
         return data
 
     def validate_credential_ref(self, value: str) -> str:
@@ -101,16 +128,26 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
     def validate_params(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("params must be an object.")
-        if self.instance is not None:
-            # A client that sends back what it read keeps the secrets it could not see.
-            current = self.instance.params or {}
-            value = {
-                name: current.get(name) if item == _REDACTED and name in current else item
-                for name, item in value.items()
-            }
         return value
 
+    def validate_credential(self, value: str | None) -> Credential | None:
+        if not value:
+            return None
+        credential = Credential.objects.filter(name=value).first()
+        if credential is None:
+            raise serializers.ValidationError(f'No credential named "{value}" is granted to you.')
+        return credential
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        organization = attrs.get("organization", getattr(self.instance, "organization", None))
+        problem = deployment_write_problem(
+            deployment=self.instance,
+            organization_id=organization.pk if organization else None,
+            data=attrs,
+            api_key=attrs.get(API_KEY, _params_api_key(attrs.get("params") or {})),
+        )
+        if problem is not None:
+            raise serializers.ValidationError({problem[0]: [problem[1]]})
         if self.instance is not None and "organization" in attrs:
             current = self.instance.organization_id
             wanted = attrs["organization"].pk if attrs["organization"] else None
@@ -122,11 +159,9 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def _redact(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: (_REDACTED if _SECRET_PARAM.search(name) and value else value)
-        for name, value in params.items()
-    }
+def _params_api_key(params: dict[str, Any]) -> str | None:
+    value = params.get(API_KEY)
+    return None if value == REDACTED else value
 
 
 class ModelDeploymentViewSet(ScopedViewSet):
@@ -173,17 +208,22 @@ class ModelDeploymentViewSet(ScopedViewSet):
 
     def perform_service_create(self, data: dict[str, Any]) -> ModelDeployment:
         self._refuse_problems(data)
-        # Deployments have no service module yet: a plain row insert is all there is to do.
-        return ModelDeployment.objects.create(**data)
+        fields = dict(data)
+        return deployment_create(
+            data=fields, params=fields.pop("params", None), api_key=fields.pop(API_KEY, None)
+        )
 
     def perform_service_update(
         self, instance: ModelDeployment, data: dict[str, Any]
     ) -> ModelDeployment:
         self._refuse_problems(data, instance=instance)
-        for name, value in data.items():
-            setattr(instance, name, value)
-        instance.save()
-        return instance
+        fields = dict(data)
+        return deployment_update(
+            deployment=instance,
+            data=fields,
+            params=fields.pop("params", None),
+            api_key=fields.pop(API_KEY, None),
+        )
 
     def perform_service_destroy(self, instance: ModelDeployment) -> None:
         instance.delete()

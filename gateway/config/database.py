@@ -46,11 +46,23 @@ def database_deployments(
     *, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> list[Deployment]:
     """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
+    from gateway.credentials import (
+        API_KEY,
+        ambient_credential_problem,
+        credential_problem,
+        credential_secret,
+    )
     from gateway.models import ModelDeployment
+    from ogem_site.crypto import DecryptionError, secrets_decrypt
 
     deployments: list[Deployment] = []
-    rows = ModelDeployment.objects.filter(enabled=True).select_related("organization")
-    for row in rows.order_by("id"):
+    rows = (
+        ModelDeployment.objects.filter(enabled=True)
+        .select_related("organization", "credential")
+        .prefetch_related("credential__organizations")
+        .order_by("id")
+    )
+    for row in rows:
         where = Location(f"database:ModelDeployment#{row.pk}")
         priced_wrong = price_params_problems(row.params if isinstance(row.params, dict) else {})
         if priced_wrong:
@@ -62,18 +74,43 @@ def database_deployments(
                 where, f'provider "{row.provider}" is not available in this Ogem build; skipped'
             )
             continue
-        api_key = None
-        if row.credential_ref:
-            if not secret_is_reference(row.credential_ref):
-                problems.error(
-                    where,
-                    "credential_ref must be a reference (os.environ/NAME, file:///path); skipped",
-                )
-                continue
-            try:
+        # Checked here too, so a row written before the rule (or behind the API) reads nothing.
+        problem = credential_problem(
+            organization_id=row.organization_id,
+            credential_ref=row.credential_ref,
+            credential=row.credential,
+        )
+        if problem is not None:
+            problems.error(where, f"{problem}; skipped")
+            continue
+        try:
+            secrets = secrets_decrypt(row.encrypted_secrets)
+        except DecryptionError as exc:
+            problems.error(where, f"encrypted_secrets: {exc}; skipped")
+            continue
+        api_key = secrets.pop(API_KEY, None)
+        try:
+            if row.credential_ref:
+                if not secret_is_reference(row.credential_ref):
+                    problems.error(
+                        where,
+                        "credential_ref must be a reference (os.environ/NAME, file:///path); "
+                        "skipped",
+                    )
+                    continue
                 api_key = secret_resolve(row.credential_ref, environ=environ)
-            except SecretError as exc:
-                problems.error(where, f"{exc}; skipped")
+            elif row.credential is not None:
+                api_key = credential_secret(credential=row.credential, environ=environ)
+        except (SecretError, DecryptionError) as exc:
+            problems.error(where, f"{exc}; skipped")
+            continue
+        params = {**(row.params or {}), **secrets}
+        if row.organization_id is not None:
+            problem = ambient_credential_problem(
+                provider=provider, params=params, has_key=api_key is not None
+            )
+            if problem is not None:
+                problems.error(where, f"{problem}; skipped")
                 continue
         deployments.append(
             Deployment(
@@ -97,7 +134,7 @@ def database_deployments(
                     first_byte=row.first_byte_timeout,
                     total=row.total_timeout,
                 ),
-                params=dict(row.params or {}),
+                params=params,
                 address_policy=(
                     None
                     if row.organization is None
@@ -113,10 +150,10 @@ def _networks(value: object) -> tuple[str, ...]:
 
 
 def database_fingerprint() -> tuple[object, ...]:
-    """Changes whenever a row is added, edited, enabled, disabled or deleted."""
+    """Changes whenever a row or a credential is added, edited, enabled, disabled or deleted."""
     from django.db.models import Count, Max
 
-    from gateway.models import ModelDeployment
+    from gateway.models import Credential, ModelDeployment
     from tenants.models import Organization
 
     stats = ModelDeployment.objects.aggregate(
@@ -126,7 +163,18 @@ def database_fingerprint() -> tuple[object, ...]:
     networks = Organization.objects.filter(deployments__isnull=False).aggregate(
         last_edit=Max("updated_at")
     )
-    return (stats["count"], stats["last_edit"], stats["last_id"], networks["last_edit"])
+    # A credential's new value or a grant given or taken back changes what rows may use.
+    credentials = Credential.objects.aggregate(count=Count("id"), last_edit=Max("updated_at"))
+    grants = Credential.organizations.through.objects.count()
+    return (
+        stats["count"],
+        stats["last_edit"],
+        stats["last_id"],
+        networks["last_edit"],
+        credentials["count"],
+        credentials["last_edit"],
+        grants,
+    )
 
 
 def organization_ids(slugs: set[str]) -> dict[str, int]:

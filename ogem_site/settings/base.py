@@ -35,6 +35,12 @@ if not OGEM_MASTER_KEY:
 # verifying with the pepper they were created under until rotated.
 OGEM_KEY_PEPPERS = env_str("OGEM_KEY_PEPPERS")
 
+# Keys that encrypt secrets stored in the database (ogem_site/crypto.py): the first encrypts, all
+# decrypt. Generated once under var/ in the embedded default; production requires it.
+OGEM_ENCRYPTION_KEYS = env_list("OGEM_ENCRYPTION_KEYS") or [
+    persistent_secret("encryption_key", nbytes=32)
+]
+
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
 # Seconds a value read from a secret manager (secret://...) is reused before it is read again.

@@ -1,6 +1,6 @@
 """Production: the same settings, refusing to start with a default secret or DEBUG on."""
 
-from ogem_site.env import ConfigurationError, env_bool, env_int, env_str
+from ogem_site.env import ConfigurationError, env_bool, env_int, env_list, env_str
 from ogem_site.settings.base import *  # noqa: F403
 from ogem_site.settings.base import DATABASES
 
@@ -10,6 +10,12 @@ if len(env_str("DJANGO_SECRET_KEY")) < 32:
     raise ConfigurationError("DJANGO_SECRET_KEY must be at least 32 characters in production")
 if len(env_str("OGEM_MASTER_KEY")) < 20:
     raise ConfigurationError("OGEM_MASTER_KEY must be set to at least 20 characters in production")
+_encryption_keys = env_list("OGEM_ENCRYPTION_KEYS")
+if not _encryption_keys or any(len(key) < 32 for key in _encryption_keys):
+    raise ConfigurationError(
+        "OGEM_ENCRYPTION_KEYS must be set to one or more comma-separated keys of at least 32 "
+        "characters in production"
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     raise ConfigurationError("DATABASE_URL must point at PostgreSQL in production")
 

@@ -1,14 +1,21 @@
-"""Admin for organization identity providers (the OIDC client itself is allauth's Social app)."""
+"""Admin for organization identity providers and their OIDC clients (allauth's Social apps).
+
+A client secret is write-only: stored encrypted (ogem_site/crypto.py), shown as set / not set.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from allauth.socialaccount.admin import SocialAppAdmin, SocialAppForm
+from allauth.socialaccount.models import SocialApp
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from tenants.admin import ScopedAdminMixin
 from tenants.models import OrganizationIdentityProvider
+from tenants.portal.services import SOCIAL_APP_SECRET_MAX, social_app_secret_set
 
 
 class OrganizationIdentityProviderForm(forms.ModelForm):
@@ -84,3 +91,50 @@ class OrganizationIdentityProviderAdmin(ScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Email domains")
     def domain_list(self, provider: OrganizationIdentityProvider) -> str:
         return ", ".join(provider.domains)
+
+
+class EncryptedSocialAppForm(SocialAppForm):
+    secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        max_length=SOCIAL_APP_SECRET_MAX,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_secret = forms.BooleanField(label="Remove the client secret", required=False)
+
+    class Meta(SocialAppForm.Meta):
+        widgets = {
+            name: widget for name, widget in SocialAppForm.Meta.widgets.items() if name != "secret"
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["secret"] = ""
+        self.fields["secret"].help_text = (
+            "Set: leave empty to keep it, type a new one to replace it."
+            if self.instance.secret
+            else "Not set."
+        )
+
+    def new_secret(self) -> str | None:
+        """None keeps the stored secret; "" removes it."""
+        if self.cleaned_data.get("clear_secret"):
+            return ""
+        return self.cleaned_data.get("secret") or None
+
+
+admin.site.unregister(SocialApp)
+
+
+@admin.register(SocialApp)
+class EncryptedSocialAppAdmin(SocialAppAdmin):
+    form = EncryptedSocialAppForm
+
+    def save_model(
+        self, request: HttpRequest, obj: SocialApp, form: EncryptedSocialAppForm, change: bool
+    ) -> None:
+        # The form put what was typed (or nothing) in obj.secret: start again from the stored one.
+        obj.secret = SocialApp.objects.get(pk=obj.pk).secret if change else ""
+        social_app_secret_set(app=obj, secret=form.new_secret())
+        super().save_model(request, obj, form, change)

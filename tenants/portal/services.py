@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from allauth.socialaccount.models import SocialApp
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from keys.models import VirtualKey
 from keys.permissions import key_change_allowed, key_create_refusal
 from keys.services import IssuedKey, key_create, key_revoke, key_rotate
+from ogem_site.crypto import secret_encrypt, secret_is_encrypted, secret_reencrypt
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Membership, OrganizationIdentityProvider, ScimUser, Team, User
 from tenants.principals import Principal
@@ -99,3 +101,30 @@ def identity_provider_membership_grant(
                 after=audit_snapshot(membership),
             )
     return created
+
+
+# A SocialApp's secret column holds 191 characters: a Fernet token of up to 79.
+SOCIAL_APP_SECRET_MAX = 79
+
+
+def social_app_secret_set(*, app: SocialApp, secret: str | None) -> None:
+    """Store an IdP client secret encrypted (None keeps it, "" removes it); the caller saves."""
+    if secret is not None:
+        app.secret = secret_encrypt(secret) if secret else ""
+
+
+@transaction.atomic
+def social_app_secrets_reencrypt() -> tuple[int, int]:
+    """Every client secret (re-)encrypted under the first key: (how many, how many too long)."""
+    count = too_long = 0
+    for app in SocialApp.objects.select_for_update().exclude(secret=""):
+        if secret_is_encrypted(app.secret):
+            app.secret = secret_reencrypt(app.secret)
+        elif len(app.secret) <= SOCIAL_APP_SECRET_MAX:
+            app.secret = secret_encrypt(app.secret)  # written in clear before encryption
+        else:
+            too_long += 1
+            continue
+        app.save(update_fields=["secret"])
+        count += 1
+    return count, too_long

@@ -184,7 +184,7 @@ def test_model_credentials_are_never_returned(world: World) -> None:
             "provider": "openai",
             "upstream_model": "gpt-4o",
             "credential_ref": "os.environ/OPENAI_API_KEY",
-            "params": {"api_key": "sk-upstream-secret", "temperature": 0.5},
+            "params": {"azure_ad_token": "sk-upstream-secret", "temperature": 0.5},
         },
         format="json",
     )
@@ -192,19 +192,23 @@ def test_model_credentials_are_never_returned(world: World) -> None:
     body = created.json()
     assert "credential_ref" not in body
     assert body["has_credential"] is True
-    assert body["params"] == {"api_key": "********", "temperature": 0.5}
+    assert body["params"] == {"azure_ad_token": "********", "temperature": 0.5}
     listed = client.get("/api/v1/models").content.decode()
     assert "sk-upstream-secret" not in listed and "OPENAI_API_KEY" not in listed
     # Writing back what was read keeps the hidden value.
     client.patch(
         f"/api/v1/models/{body['id']}",
-        {"params": {"api_key": "********", "temperature": 1.0}},
+        {"params": {"azure_ad_token": "********", "temperature": 1.0}},
         format="json",
     )
     from gateway.models import ModelDeployment
+    from ogem_site.crypto import secrets_decrypt
 
     stored = ModelDeployment.objects.get(pk=body["id"])
-    assert stored.params == {"api_key": "sk-upstream-secret", "temperature": 1.0}
+    # Secret params are kept apart, encrypted (finding 16 of issue 14).
+    assert stored.params == {"temperature": 1.0}
+    assert "sk-upstream-secret" not in str(stored.encrypted_secrets)
+    assert secrets_decrypt(stored.encrypted_secrets) == {"azure_ad_token": "sk-upstream-secret"}
 
 
 def test_scim_token_is_shown_once_and_stored_as_digest(world: World) -> None:

@@ -163,7 +163,8 @@ class TestModels(ResourceTests):
             "provider": "openai",
             "upstream_model": "gpt-4o-mini",
             "organization": tenant.organization.pk,
-            "credential_ref": "os.environ/OPENAI_API_KEY",
+            # The organization's own key: server references are for shared deployments only.
+            "api_key": "sk-tenant-own",
         }
 
     def update_payload(self, tenant: Tenant) -> dict[str, Any]:

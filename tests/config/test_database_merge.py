@@ -9,6 +9,7 @@ import pytest
 from gateway.config import GatewayConfig, config_current, config_deployments, config_merge
 from gateway.config.database import database_deployments
 from gateway.config.problems import Problems
+from ogem_site.crypto import secrets_encrypt
 from providers.addresses import DEFAULT_POLICY
 from providers.base import Deployment, Timeouts
 from tests.factories import ModelDeploymentFactory, OrganizationFactory
@@ -30,7 +31,7 @@ def test_rows_become_deployments(monkeypatch) -> None:
         provider="openai",
         upstream_model="gpt-4o-2024-08-06",
         api_base="https://api.example.com/v1",
-        credential_ref="os.environ/H3_DB_KEY",
+        encrypted_secrets=secrets_encrypt({"api_key": "db-secret", "aws_session_token": "t"}),
         organization=org,
         access_groups=["beta"],
         region="us",
@@ -43,6 +44,11 @@ def test_rows_become_deployments(monkeypatch) -> None:
         first_byte_timeout=20.0,
         total_timeout=90.0,
         params={"temperature": 0},
+    )
+    shared = ModelDeploymentFactory(model_name="shared", credential_ref="os.environ/H3_DB_KEY")
+    # Written before references became operator-only: refused, not resolved.
+    leaked = ModelDeploymentFactory(
+        model_name="leak", credential_ref="os.environ/H3_DB_KEY", organization=org
     )
     ModelDeploymentFactory(model_name="off", enabled=False)
     literal = ModelDeploymentFactory(model_name="literal", credential_ref="sk-raw")
@@ -69,13 +75,24 @@ def test_rows_become_deployments(monkeypatch) -> None:
             rpm=10,
             tpm=1000,
             timeouts=Timeouts(connect=1.5, first_byte=20.0, total=90.0),
-            params={"temperature": 0},
+            params={"temperature": 0, "aws_session_token": "t"},
             # An organization's row connects only to public addresses (no network allowed).
             address_policy=DEFAULT_POLICY,
-        )
+        ),
+        Deployment(
+            id=f"db:{shared.pk}",
+            model_name="shared",
+            provider="mock",
+            upstream_model="shared",
+            api_key="db-secret",
+        ),
     ]
     assert deployments[0].api_key == "db-secret"
     assert [str(p) for p in problems.items] == [
+        f"database:ModelDeployment#{leaked.pk}: error: an organization's deployment cannot use an "
+        "os.environ/, file:// or secret:// reference (those are for the operator's shared "
+        "deployments): give its api_key, or a credential the operator granted to the "
+        "organization; skipped",
         f"database:ModelDeployment#{literal.pk}: error: credential_ref must be a reference "
         "(os.environ/NAME, file:///path); skipped",
         f"database:ModelDeployment#{missing.pk}: error: environment variable H3_ABSENT is not "

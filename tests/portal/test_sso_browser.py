@@ -13,6 +13,7 @@ from django.contrib.sites.models import Site
 from keys.hashing import secret_prefix
 from keys.models import VirtualKey
 from tenants.models import AuditEvent, Membership, OrganizationIdentityProvider, Role, User
+from tenants.portal.services import social_app_secret_set
 from tests.factories import OrganizationFactory, TeamFactory
 from tests.live import LiveServer
 from tests.portal.conftest import IDP_PROVIDER_ID, LocalIdp, chromium_page
@@ -25,14 +26,17 @@ def test_sign_in_through_sso_create_a_key_and_use_it(
 ) -> None:
     organization = OrganizationFactory(name="Acme", slug="acme")
     team = TeamFactory(organization=organization, name="Platform", slug="platform")
-    app = SocialApp.objects.create(
+    app = SocialApp(
         provider="openid_connect",
         provider_id=IDP_PROVIDER_ID,
         name="Acme Okta",
         client_id=local_idp.client_id,
-        secret=local_idp.client_secret,
         settings={"server_url": local_idp.issuer},
     )
+    # Stored encrypted, as admin stores it: the sign-in below needs it decrypted for the IdP.
+    social_app_secret_set(app=app, secret=local_idp.client_secret)
+    app.save()
+    assert local_idp.client_secret not in SocialApp.objects.get(pk=app.pk).secret
     app.sites.add(Site.objects.get_current())
     OrganizationIdentityProvider.objects.create(
         organization=organization,

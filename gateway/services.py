@@ -1,0 +1,96 @@
+"""Writes to model deployments and named credentials (API and admin call these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from gateway.credentials import API_KEY, REDACTED, deployment_params_split
+from gateway.models import Credential, ModelDeployment
+from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
+
+
+def _apply(
+    deployment: ModelDeployment,
+    *,
+    data: dict[str, Any],
+    params: dict[str, Any] | None,
+    api_key: str | None,
+) -> ModelDeployment:
+    for name, value in data.items():
+        setattr(deployment, name, value)
+    current: dict[str, str] = dict(deployment.encrypted_secrets or {})
+    tokens = dict(current)
+    if params is not None:
+        params = dict(params)
+        # params.api_key (LiteLLM's spelling) is the same secret as the api_key field.
+        in_params = params.pop(API_KEY, REDACTED)
+        if api_key is None and in_params != REDACTED:
+            api_key = in_params or ""
+        deployment.params, tokens = deployment_params_split(params, current=current)
+        if API_KEY in current:
+            tokens[API_KEY] = current[API_KEY]
+    if api_key is not None:
+        tokens.pop(API_KEY, None)
+        if api_key:
+            tokens[API_KEY] = secret_value_encrypt(api_key)
+    # One source of key at a time: the one just given replaces the others.
+    if api_key:
+        deployment.credential_ref = ""
+        deployment.credential = None
+    elif data.get("credential_ref"):
+        deployment.credential = None
+        tokens.pop(API_KEY, None)
+    elif data.get("credential"):
+        deployment.credential_ref = ""
+        tokens.pop(API_KEY, None)
+    deployment.encrypted_secrets = tokens
+    deployment.save()
+    return deployment
+
+
+def deployment_create(
+    *, data: dict[str, Any], params: dict[str, Any] | None = None, api_key: str | None = None
+) -> ModelDeployment:
+    return _apply(ModelDeployment(), data=data, params=params or {}, api_key=api_key)
+
+
+def deployment_update(
+    *,
+    deployment: ModelDeployment,
+    data: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    api_key: str | None = None,
+) -> ModelDeployment:
+    return _apply(deployment, data=data, params=params, api_key=api_key)
+
+
+def credential_save(*, credential: Credential, value: str | None = None) -> Credential:
+    """Save a named credential; `value` (None keeps it, "" removes it) is stored encrypted.
+
+    A reference replaces a stored value: one credential holds one secret.
+    """
+    if credential.reference:
+        credential.encrypted_value = ""
+    elif value is not None:
+        credential.encrypted_value = secret_encrypt(value) if value else ""
+    credential.save()
+    return credential
+
+
+@transaction.atomic
+def deployment_secrets_reencrypt() -> int:
+    """Every deployment and credential secret re-encrypted under the first key; how many."""
+    count = 0
+    for deployment in ModelDeployment.objects.select_for_update().exclude(encrypted_secrets={}):
+        deployment.encrypted_secrets = {
+            name: secret_reencrypt(token) for name, token in deployment.encrypted_secrets.items()
+        }
+        deployment.save(update_fields=["encrypted_secrets"])
+        count += 1
+    for credential in Credential.objects.select_for_update().exclude(encrypted_value=""):
+        credential.encrypted_value = secret_reencrypt(credential.encrypted_value)
+        credential.save(update_fields=["encrypted_value"])
+        count += 1
+    return count
