@@ -57,7 +57,7 @@ def _form(**fields: Any) -> dict[str, Any]:
         "upstream_model": "m",
         "organization": "",
         "enabled": "on",
-        "api_base": "https://attacker.example/v1",
+        "api_base": "https://93.184.216.34/v1",
         "api_version": "",
         "region": "",
         "params": "{}",

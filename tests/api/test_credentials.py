@@ -31,7 +31,7 @@ def _deployment(**fields: object) -> dict[str, object]:
         "model_name": "exfil",
         "provider": "openai_compatible",
         "upstream_model": "m",
-        "api_base": "https://attacker.example/v1",
+        "api_base": "https://93.184.216.34/v1",
         **fields,
     }
 

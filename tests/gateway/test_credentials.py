@@ -47,7 +47,11 @@ def test_tenant_deployments_reach_upstreams_with_tenant_keys_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     upstream = f"{openai_emulator.url}/v1"
-    org_a, org_b = OrganizationFactory(slug="org-a"), OrganizationFactory(slug="org-b")
+    # The emulator listens on loopback: an operator opens it to both organizations.
+    org_a, org_b = (
+        OrganizationFactory(slug=slug, upstream_networks=["127.0.0.0/8", "::1/128"])
+        for slug in ("org-a", "org-b")
+    )
     admin_a = UserFactory(username="admin-a")
     MembershipFactory(user=admin_a, organization=org_a, team=None, role=Role.ORG_ADMIN)
     admin_key = key_create(name="admin", organization=org_a, user=admin_a).secret

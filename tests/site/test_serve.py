@@ -391,6 +391,7 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "s" * 50,
         "OGEM_MASTER_KEY": "sk-master-" + "p" * 30,
+        "OGEM_ENCRYPTION_KEYS": "e" * 40,
         "DATABASE_URL": _postgres_url(),
         "REDIS_URL": redis_url,
         "OGEM_CACHE_PREFIX": f"serve-prod-{os.getpid()}-{time.time_ns()}",
