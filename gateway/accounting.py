@@ -56,6 +56,7 @@ def usage_event_build(
         "latency_ms": max(int((time.perf_counter() - ctx.started_at) * 1000), 0),
         "stream": ctx.stream,
         "cancelled": ctx.cancelled,
+        "usage_estimated": usage.estimated,
         "tags": sorted({*caller.tags, *ctx.tags}),
     }
 
@@ -143,6 +144,12 @@ def usage_redis() -> Any:
         _sync_client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=False)
         _sync_client_pid = os.getpid()
     return _sync_client
+
+
+def usage_dead_stream() -> str:
+    """Where the drain moves the events it cannot record (docs/governance.md): beside the usage
+    stream, so it carries the same installation prefix."""
+    return f"{settings.OGEM_USAGE_STREAM}-dead"
 
 
 def usage_consumer_name() -> str:
