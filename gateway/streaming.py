@@ -187,7 +187,10 @@ async def sse_relay(
             choices = chunk.get("choices")
             if choices:
                 generated += completion_bytes(choices)
-            if include_usage or not (usage and not choices):
+            usage_only = bool(usage) and not choices
+            if usage_only and not (ctx.usage.prompt_reported and ctx.usage.completion_reported):
+                pass  # impossible or partial counts: the estimate's usage chunk replaces them
+            elif include_usage or not usage_only:
                 yield _event(chunk)
                 relayed += 1
             waited = time.perf_counter()

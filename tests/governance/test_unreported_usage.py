@@ -193,3 +193,25 @@ def test_impossible_usage_from_an_upstream_is_counted_and_estimated(
     for field in ("prompt_tokens", "completion_tokens"):
         assert _impossible(field) - before[field] == 1
     _charged(prompt, completion)
+
+
+def test_impossible_usage_in_a_stream_is_replaced_by_the_estimate(
+    silent: OpenAIEmulator, live_ogem: LiveServer
+) -> None:
+    silent.report_usage = True
+    silent.usage_override = {"prompt_tokens": 7, "completion_tokens": -5, "total_tokens": 2}
+    before = _impossible("completion_tokens")
+    client = _Client(live_ogem)
+    chunks = list(
+        client.sdk.chat.completions.create(
+            model="local", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    _, completion = _estimate(client.sent[-1], text)
+    # One usage chunk: the upstream's possible prompt count and the estimated completion.
+    assert [c.usage.model_dump(exclude_none=True) for c in chunks if c.usage] == [
+        {"prompt_tokens": 7, "completion_tokens": completion, "total_tokens": 7 + completion}
+    ]
+    assert _impossible("completion_tokens") - before == 1
+    _charged(7, completion)
