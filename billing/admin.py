@@ -344,13 +344,14 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "provider",
         "status_code",
         "total_tokens",
+        "usage_estimated",
         "cost",
         "latency_ms",
         "organization_id",
         "team_id",
         "key_id",
     ]
-    list_filter = ["provider", "endpoint", "status_code", "stream"]
+    list_filter = ["provider", "endpoint", "status_code", "stream", "usage_estimated"]
     search_fields = ["request_id", "model", "deployment", "end_customer"]
     date_hierarchy = "created_at"
     show_full_result_count = False

@@ -161,6 +161,8 @@ class RequestLog(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     stream = models.BooleanField(default=False)
     cancelled = models.BooleanField(default=False)
+    # The upstream reported no (possible) token counts: Ogem estimated them (docs/governance.md).
+    usage_estimated = models.BooleanField(default=False)
     tags = models.JSONField(default=list, blank=True)
 
     class Meta:

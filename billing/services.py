@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -114,13 +114,72 @@ def usage_events_record(*, events: list[dict[str, Any]]) -> int:
     unique: dict[str, dict[str, Any]] = {}
     for event in events:
         unique.setdefault(str(event["request_id"]), event)
-    rows = [_request_log_from(event=event) for event in unique.values()]
+    return _request_logs_insert(rows=[_request_log_from(event=event) for event in unique.values()])
+
+
+def _request_logs_insert(*, rows: list[RequestLog]) -> int:
     if rows:
         unpriced = _unpriced_usage_rows(logs=rows)
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=len(rows))
         if unpriced:
             UnpricedUsage.objects.bulk_create(unpriced)
     return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEvent:
+    """A usage event the drain cannot record: its payload as it came, and why."""
+
+    payload: bytes
+    error: str
+    source_id: str = ""
+
+
+def usage_payloads_record(*, payloads: list[tuple[str, bytes]]) -> tuple[int, list[DeadEvent]]:
+    """Record encoded events (source id, payload) in the caller's transaction; return how many
+    were written and the poison ones: unreadable, or refused by the database (a constraint, a
+    value out of range). A poison event never blocks the rest of its batch: the batch is one
+    insert, and when the database refuses it, each event is inserted in its own savepoint.
+    A database that is down still raises (the batch stays undrained and is retried)."""
+    from gateway.accounting import usage_event_decode
+
+    dead: list[DeadEvent] = []
+    rows: dict[str, tuple[str, bytes, RequestLog]] = {}
+    for source_id, payload in payloads:
+        try:
+            row = _request_log_from(event=usage_event_decode(payload))
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, OSError) as exc:
+            dead.append(DeadEvent(payload, f"unreadable: {exc!r}"[:500], source_id))
+            continue
+        rows.setdefault(row.request_id, (source_id, payload, row))
+    try:
+        with transaction.atomic():
+            return _request_logs_insert(rows=[row for _, _, row in rows.values()]), dead
+    except (IntegrityError, DataError):
+        pass
+    written = 0
+    for source_id, payload, row in rows.values():
+        try:
+            with transaction.atomic():
+                written += _request_logs_insert(rows=[row])
+        except (IntegrityError, DataError) as exc:
+            error = f"refused by the database: {exc}".strip()[:500]
+            dead.append(DeadEvent(payload, error, source_id))
+    return written, dead
+
+
+def _usage_dead_report(*, dead: list[DeadEvent], place: str) -> None:
+    from ogem_site.metrics import USAGE_DEAD_LETTERS
+
+    for event in dead:
+        USAGE_DEAD_LETTERS.inc()
+        logger.error(
+            "usage event %s not recorded (%s); moved to %s: %r",
+            event.source_id or "(buffered)",
+            event.error,
+            place,
+            event.payload[:2000],
+        )
 
 
 def _unpriced_usage_rows(*, logs: list[RequestLog]) -> list[UnpricedUsage]:
@@ -177,17 +236,15 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         latency_ms=int(event.get("latency_ms", 0)),
         stream=bool(event.get("stream", False)),
         cancelled=bool(event.get("cancelled", False)),
+        usage_estimated=bool(event.get("usage_estimated", False)),
         tags=list(event.get("tags") or []),
     )
 
 
 def usage_buffer_flush(*, batch_size: int | None = None) -> int:
-    """Write the in-process usage buffer (the embedded default, no Redis) in batches."""
-    from gateway.accounting import (
-        usage_buffer_return,
-        usage_buffer_take,
-        usage_event_decode,
-    )
+    """Write the in-process usage buffer (the embedded default, no Redis) in batches. Without
+    Redis the dead-letter place is the log: a poison event is logged at ERROR with its payload."""
+    from gateway.accounting import usage_buffer_return, usage_buffer_take
 
     size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
     written = 0
@@ -197,10 +254,12 @@ def usage_buffer_flush(*, batch_size: int | None = None) -> int:
             return written
         try:
             with transaction.atomic():
-                written += usage_events_record(events=[usage_event_decode(item) for item in raw])
+                count, dead = usage_payloads_record(payloads=[("", item) for item in raw])
         except Exception:
             usage_buffer_return(raw)
             raise
+        written += count
+        _usage_dead_report(dead=dead, place="the log")
 
 
 def usage_drain(
@@ -258,23 +317,35 @@ def _usage_group_ensure(*, client: Any, stream: str) -> None:
 
 
 def _usage_batch_write(*, client: Any, stream: str, entries: list[Any]) -> int:
-    from gateway.accounting import USAGE_GROUP, usage_event_decode
+    """Record one batch, then in one MULTI move its poison events to the dead-letter stream and
+    acknowledge and delete all of it: nothing is retried forever, nothing is lost."""
+    from gateway.accounting import USAGE_GROUP, usage_dead_stream
 
     ids = []
-    events = []
+    names = []
+    payloads: list[tuple[str, bytes]] = []
+    dead: list[DeadEvent] = []
     for entry_id, fields in entries:
         ids.append(entry_id)
+        name = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        names.append(name)
         payload = (fields or {}).get(b"e") or (fields or {}).get("e")
         if payload is None:
-            logger.error("usage entry %s has no event; acknowledged and dropped", entry_id)
+            dead.append(DeadEvent(b"", "the entry has no event field", name))
             continue
-        events.append(usage_event_decode(payload))
+        payloads.append((name, payload if isinstance(payload, bytes) else payload.encode()))
     with transaction.atomic():
-        written = usage_events_record(events=events)
+        written, refused = usage_payloads_record(payloads=payloads)
+    position = {name: index for index, name in enumerate(names)}
+    dead = sorted([*dead, *refused], key=lambda event: position[event.source_id])
+    dead_stream = usage_dead_stream()
     pipe = client.pipeline(transaction=True)
+    for event in dead:
+        pipe.xadd(dead_stream, {"e": event.payload, "error": event.error, "id": event.source_id})
     pipe.xack(stream, USAGE_GROUP, *ids)
     pipe.xdel(stream, *ids)
     pipe.execute()
+    _usage_dead_report(dead=dead, place=dead_stream)
     return written
 
 

@@ -58,6 +58,7 @@ def usage_event_build(
         "latency_ms": max(int((time.perf_counter() - ctx.started_at) * 1000), 0),
         "stream": ctx.stream,
         "cancelled": ctx.cancelled,
+        "usage_estimated": usage.estimated,
         "tags": sorted({*caller.tags, *ctx.tags}),
     }
 
@@ -150,6 +151,12 @@ def usage_redis() -> Any:
 def usage_stream_key() -> str:
     """The usage stream of this installation (``OGEM_USAGE_STREAM`` under its key prefix)."""
     return redis_key(settings.OGEM_USAGE_STREAM)
+
+
+def usage_dead_stream() -> str:
+    """Where the drain moves the events it cannot record (docs/governance.md): beside the usage
+    stream, under the same installation prefix."""
+    return f"{usage_stream_key()}-dead"
 
 
 def usage_consumer_name() -> str:

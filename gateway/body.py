@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 
 from gateway.errors import InvalidRequestError, RequestTooLargeError
+from gateway.params import params_check
 from providers.adapter import UploadFile
 from providers.base import Endpoint
 
@@ -44,6 +45,7 @@ class Inbound:
     body: dict[str, Any]
     files: list[UploadFile] = field(default_factory=list)
     size: int = 0
+    form: bool = False  # multipart: its numbers arrive as strings
 
 
 def _check_size(request: HttpRequest) -> None:
@@ -117,7 +119,7 @@ def body_read_multipart(request: HttpRequest) -> Inbound:
     for key in ("n",):
         if isinstance(body.get(key), str) and body[key].isdigit():
             body[key] = int(body[key])
-    return Inbound(body=body, files=files, size=size)
+    return Inbound(body=body, files=files, size=size, form=True)
 
 
 @dataclass(slots=True)
@@ -160,6 +162,7 @@ def body_check(
         wanted = REQUIRED_FILE[endpoint]
         if not any(f.field in (wanted, f"{wanted}[]") for f in inbound.files):
             raise InvalidRequestError(f"Missing required file: `{wanted}`.", param=wanted)
+    params_check(endpoint=endpoint, body=body, form=inbound.form)
     stream = body.get("stream", False)
     if stream is None:
         stream = False

@@ -75,6 +75,11 @@ class Usage:
     # Images endpoints: what was generated, for per-image prices ("1024x1024", "hd").
     image_size: str = ""
     image_quality: str = ""
+    # Which counts the upstream reported (possible ones only); the rest Ogem estimates, and
+    # `estimated` says so in the answer and the request log (gateway/streaming.py).
+    prompt_reported: bool = False
+    completion_reported: bool = False
+    estimated: bool = False
 
 
 @dataclass(slots=True)

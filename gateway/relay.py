@@ -32,7 +32,15 @@ from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for
-from gateway.streaming import binary_relay, sse_relay, usage_estimate_cancelled, usage_fill
+from gateway.streaming import (
+    binary_relay,
+    completion_bytes,
+    sse_relay,
+    usage_block,
+    usage_estimate_cancelled,
+    usage_estimate_unreported,
+    usage_fill,
+)
 from providers.adapter import ProviderAdapter
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
@@ -132,7 +140,10 @@ def _complete(
     else:
         usage = result.get("usage")
         if isinstance(usage, dict):
-            usage_fill(ctx.usage, usage)
+            usage_fill(ctx.usage, usage, provider=ctx.deployment.provider if ctx.deployment else "")
+        generated = completion_bytes(result.get("choices"))
+        if usage_estimate_unreported(ctx, generated_bytes=generated):
+            result["usage"] = usage_block(ctx.usage)
         if ctx.endpoint in (
             Endpoint.IMAGES_GENERATIONS,
             Endpoint.IMAGES_EDITS,
@@ -141,6 +152,8 @@ def _complete(
             ctx.usage.images = len(result.get("data") or [])
         response = json_response(result)
     headers_apply(response, ctx, admission.headers)
+    if ctx.usage.estimated:
+        response["x-ogem-usage-estimated"] = "true"
     return response
 
 

@@ -17,27 +17,126 @@ import orjson
 
 from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError
+from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+ESTIMATED_MARK = b": x-ogem-usage-estimated=true\n\n"
 Settle = Callable[[], Awaitable[None]]
 
 
-def usage_fill(usage: Usage, reported: dict[str, Any]) -> None:
-    """Copy an OpenAI usage block into ctx.usage (prompt/completion/total and the details)."""
-    prompt = int(reported.get("prompt_tokens") or reported.get("input_tokens") or 0)
-    completion = int(reported.get("completion_tokens") or reported.get("output_tokens") or 0)
-    usage.prompt_tokens = prompt
-    usage.completion_tokens = completion
-    usage.total_tokens = int(reported.get("total_tokens") or prompt + completion)
+# More tokens than any request can carry: a report above it is an upstream's bug, not usage.
+MAX_REPORTED_TOKENS = 10**9
+# Endpoints charged by tokens: when the upstream reports none, Ogem estimates them.
+_ESTIMATED = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+
+
+def _reported_count(value: Any, *, provider: str, field: str) -> int | None:
+    """A token count from an upstream's usage block; None when absent or impossible (negative,
+    not an integer, absurdly large), which is counted, logged and then estimated like absent."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS:
+        return value
+    from ogem_site.metrics import usage_impossible_record
+
+    usage_impossible_record(provider=provider, field=field)
+    logger.warning("%s reported an impossible %s (%.40r): ignored", provider, field, value)
+    return None
+
+
+def usage_fill(usage: Usage, reported: dict[str, Any], *, provider: str) -> None:
+    """Copy an OpenAI usage block into ctx.usage (prompt/completion/total and the details).
+
+    The one door upstream usage enters accounting by: impossible counts never reach it."""
+
+    def count(*names: str) -> int | None:
+        for name in names:
+            value = _reported_count(reported.get(name), provider=provider, field=name)
+            if value is not None:
+                return value
+        return None
+
+    prompt = count("prompt_tokens", "input_tokens")
+    if prompt is not None:
+        usage.prompt_tokens = prompt
+        usage.prompt_reported = True
+    completion = count("completion_tokens", "output_tokens")
+    if completion is not None:
+        usage.completion_tokens = completion
+        usage.completion_reported = True
+    total = count("total_tokens")
+    usage.total_tokens = total or usage.prompt_tokens + usage.completion_tokens
     prompt_details = reported.get("prompt_tokens_details") or {}
     if isinstance(prompt_details, dict):
-        usage.cached_tokens = int(prompt_details.get("cached_tokens") or 0)
-        usage.cache_creation_tokens = int(prompt_details.get("cache_creation_tokens") or 0)
+        usage.cached_tokens = _detail(prompt_details, "cached_tokens", provider)
+        usage.cache_creation_tokens = _detail(prompt_details, "cache_creation_tokens", provider)
     completion_details = reported.get("completion_tokens_details") or {}
     if isinstance(completion_details, dict):
-        usage.reasoning_tokens = int(completion_details.get("reasoning_tokens") or 0)
+        usage.reasoning_tokens = _detail(completion_details, "reasoning_tokens", provider)
+
+
+def _detail(details: dict[str, Any], field: str, provider: str) -> int:
+    return _reported_count(details.get(field), provider=provider, field=field) or 0
+
+
+def _text_bytes(text: Any) -> int:
+    if not isinstance(text, str):
+        return 0
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def completion_bytes(choices: Any) -> int:
+    """UTF-8 bytes of the text generated in an answer's or a stream chunk's choices: content,
+    reasoning, tool calls' names and arguments, text completions' text."""
+    total = 0
+    for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choice, dict):
+            continue
+        total += _text_bytes(choice.get("text"))
+        message = choice.get("delta") or choice.get("message")
+        if not isinstance(message, dict):
+            continue
+        total += _text_bytes(message.get("content")) + _text_bytes(message.get("reasoning_content"))
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                total += _text_bytes(function.get("name")) + _text_bytes(function.get("arguments"))
+    return total
+
+
+def usage_estimate_unreported(ctx: RequestContext, *, generated_bytes: int) -> bool:
+    """Fill the token counts a finished request's upstream did not report (or reported
+    impossibly), so it is never free: the prompt at Ogem's admission estimate
+    (`ctx.estimated_prompt_tokens`), the completion at ceil(UTF-8 bytes / 4) of the text
+    generated (docs/governance.md). Marks the usage estimated; returns whether it did."""
+    usage = ctx.usage
+    if ctx.endpoint not in _ESTIMATED:
+        return False
+    estimated = False
+    if not usage.prompt_reported:
+        usage.prompt_tokens = ctx.estimated_prompt_tokens
+        estimated = True
+    if ctx.endpoint != Endpoint.EMBEDDINGS and not usage.completion_reported:
+        usage.completion_tokens = -(-generated_bytes // 4)
+        estimated = True
+    if estimated:
+        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+        usage.estimated = True
+    return estimated
+
+
+def usage_block(usage: Usage) -> dict[str, int]:
+    """The OpenAI usage block of what Ogem estimated."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def usage_estimate_cancelled(ctx: RequestContext, *, relayed_chunks: int = 0) -> None:
@@ -48,8 +147,10 @@ def usage_estimate_cancelled(ctx: RequestContext, *, relayed_chunks: int = 0) ->
     usage = ctx.usage
     if not usage.prompt_tokens:
         usage.prompt_tokens = ctx.estimated_prompt_tokens
+        usage.estimated = True
     if not usage.completion_tokens:
         usage.completion_tokens = max(relayed_chunks - 1, 0)
+        usage.estimated = usage.estimated or relayed_chunks > 1
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
 
 
@@ -73,18 +174,32 @@ async def sse_relay(
     `usage_estimate_cancelled`).
     """
     chunk = first
+    last = first
     relayed = 0  # chunks with choices sent to the client: about a token each in this family
+    generated = 0  # bytes of text relayed, for the estimate when the upstream reports no usage
+    provider = ctx.deployment.provider if ctx.deployment is not None else ""
     try:
         while chunk is not None:
+            last = chunk
             usage = usage_of(chunk)
             if usage:
-                usage_fill(ctx.usage, usage)
-            if include_usage or not (usage and not chunk.get("choices")):
+                usage_fill(ctx.usage, usage, provider=provider)
+            choices = chunk.get("choices")
+            if choices:
+                generated += completion_bytes(choices)
+            usage_only = bool(usage) and not choices
+            if usage_only and not (ctx.usage.prompt_reported and ctx.usage.completion_reported):
+                pass  # impossible or partial counts: the estimate's usage chunk replaces them
+            elif include_usage or not usage_only:
                 yield _event(chunk)
                 relayed += 1
             waited = time.perf_counter()
             chunk = await anext(upstream, None)
             ctx.upstream_seconds += time.perf_counter() - waited
+        if usage_estimate_unreported(ctx, generated_bytes=generated):
+            if include_usage and last is not None:
+                yield _event(_usage_chunk(last, ctx.usage))
+            yield ESTIMATED_MARK
         yield f": x-ogem-overhead-ms={_overhead(ctx)}\n\n".encode()
         yield DONE
     except GatewayError as error:
@@ -143,6 +258,14 @@ async def binary_relay(
             await upstream.aclose()  # type: ignore[attr-defined]
         finally:
             await settle()
+
+
+def _usage_chunk(last: dict[str, Any], usage: Usage) -> dict[str, Any]:
+    """The final chunk OpenAI sends for `stream_options.include_usage`, with Ogem's estimate."""
+    chunk = {name: last[name] for name in ("id", "object", "created", "model") if name in last}
+    chunk["choices"] = []
+    chunk["usage"] = usage_block(usage)
+    return chunk
 
 
 def _overhead(ctx: RequestContext) -> str:

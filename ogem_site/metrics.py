@@ -78,6 +78,18 @@ SHADOW_REQUESTS = Counter(
     ["model", "outcome"],
 )
 
+USAGE_IMPOSSIBLE = Counter(
+    "ogem_usage_impossible",
+    "Usage counts an upstream reported that cannot be (negative, not an integer, over 10^9 "
+    "tokens), by provider and field; Ogem estimated them instead.",
+    ["provider", "field"],
+)
+USAGE_DEAD_LETTERS = Counter(
+    "ogem_usage_dead_letters",
+    "Usage events the drain could not record (unreadable, or refused by the database), moved to "
+    "the dead-letter stream (alert on any increase).",
+)
+
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
     """Record one upstream call; outcome is e.g. "ok", "error", "timeout"."""
@@ -86,6 +98,10 @@ def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
 
 def unpriced_model_record(*, model: str) -> None:
     UNPRICED_MODEL.labels(model=model).inc()
+
+
+def usage_impossible_record(*, provider: str, field: str) -> None:
+    USAGE_IMPOSSIBLE.labels(provider=provider, field=field).inc()
 
 
 # Kept verbatim: words and API versions; anything with digits or dashes is an identifier.
@@ -142,6 +158,29 @@ async def _usage_backlog_render() -> bytes:
     )
 
 
+async def _usage_dead_render() -> bytes:
+    """The usage events the drain could not record, waiting in the dead-letter stream for an
+    operator (alert when above zero); read at scrape time like the backlog."""
+    from django.conf import settings
+
+    from gateway.accounting import usage_dead_stream
+    from gateway.redis_pipeline import lean_redis
+
+    client = lean_redis(settings.REDIS_URL)
+    if client is None:
+        return b""
+    try:
+        dead = await asyncio.wait_for(client.execute("XLEN", usage_dead_stream()), timeout=0.5)
+    except Exception:  # a scrape must answer even with Redis away
+        return b""
+    return (
+        b"# HELP ogem_usage_dead_letter_backlog Usage events the drain could not record, in the "
+        b"dead-letter stream.\n"
+        b"# TYPE ogem_usage_dead_letter_backlog gauge\n"
+        b"ogem_usage_dead_letter_backlog %d\n" % dead
+    )
+
+
 def _mark_dead() -> None:
     prometheus_multiprocess.mark_process_dead(os.getpid())
 
@@ -190,6 +229,7 @@ class MetricsASGI:
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
         body += await _usage_backlog_render()
+        body += await _usage_dead_render()
         await send(
             {
                 "type": "http.response.start",

@@ -114,11 +114,11 @@ def _error(spec: dict[str, Any]) -> GatewayError:
 
 
 def _embedding(text: str, dimensions: int) -> list[float]:
-    digest = b""
-    counter = 0
-    while len(digest) < dimensions * 2:
-        digest += hashlib.sha256(f"{counter}:{text}".encode()).digest()
-        counter += 1
+    # One join of the blocks: appending to bytes in the loop would copy it each time (quadratic).
+    blocks = (dimensions * 2 + 31) // 32
+    digest = b"".join(
+        hashlib.sha256(f"{counter}:{text}".encode()).digest() for counter in range(blocks)
+    )
     return [
         round((digest[2 * i] * 256 + digest[2 * i + 1]) / 65535 * 2 - 1, 6)
         for i in range(dimensions)

@@ -9,6 +9,9 @@ complete only when it wrote the whole stream (a reader that goes away cuts it sh
 asked for `stream_options.continuous_usage_stats` (vLLM's option) carry the usage so far in every
 chunk; `stream_hold_after` holds every stream after that many chunks until its reader leaves, so
 the last usage a reader saw is known exactly.
+`report_usage = False` makes it an upstream that reports no usage at all (as llama-cpp-python's
+server, which ignores `stream_options.include_usage`): no `usage` in answers, no usage chunk;
+`usage_override` replaces the usage it reports (a broken upstream's impossible counts).
 `flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
 "groq" 400 to the fields Groq rejects.
 """
@@ -109,6 +112,8 @@ class OpenAIEmulator:
         self.stream_chunk_delay = 0.0
         # Hold every stream after this many chunks until the reader goes away.
         self.stream_hold_after: int | None = None
+        self.report_usage = True
+        self.usage_override: dict[str, Any] | None = None
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +159,8 @@ class OpenAIEmulator:
         self.model_delays.clear()
         self.stream_chunk_delay = 0.0
         self.stream_hold_after = None
+        self.report_usage = True
+        self.usage_override = None
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -246,6 +253,13 @@ class OpenAIEmulator:
                     complete=True,
                 )
             )
+        changed = not self.report_usage or self.usage_override is not None
+        if changed and endpoint in ("chat/completions", "completions", "embeddings"):
+            answer = orjson.loads(response.body)
+            del answer["usage"]
+            if self.report_usage:
+                answer["usage"] = self.usage_override
+            return self._json(answer)
         return response
 
     def _route(self, request: web.Request) -> tuple[str, web.Response | None]:
@@ -520,16 +534,16 @@ class OpenAIEmulator:
         )
         events.append({**base, "choices": [final]})
         options = body.get("stream_options") or {}
-        if options.get("include_usage"):
+        if options.get("include_usage") and self.report_usage:
             usage = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": tokens(reply),
                 "total_tokens": prompt_tokens + tokens(reply),
             }
-            events.append({**base, "choices": [], "usage": usage})
+            events.append({**base, "choices": [], "usage": self.usage_override or usage})
         entry = Reported(recorded, prompt_tokens, 0, stream=True, complete=False)
         self.ledger.append(entry)
-        continuous = bool(options.get("continuous_usage_stats"))
+        continuous = bool(options.get("continuous_usage_stats")) and self.report_usage
         try:
             for number, event in enumerate(events):
                 if number == self.stream_hold_after:
