@@ -32,6 +32,7 @@ from gateway.registry import registry_get
 from gateway.relay import relay
 from gateway.responses import request_id_for
 from gateway.router import deployment_choose, deployments_for
+from providers.adapter import translating
 from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.inbound import (
     ChunkTranslator,
@@ -127,7 +128,8 @@ async def messages_create(request: HttpRequest) -> HttpResponse:
 
     def read_translated(request: HttpRequest) -> Inbound:
         inbound = body_read_json(request)
-        chat = messages_request_to_chat(inbound.body)
+        with translating("anthropic"):
+            chat = messages_request_to_chat(inbound.body)
         if not _anthropic_only(chat["model"]):
             chat = chat_strip_anthropic_fields(chat)
         inbound.body = chat
@@ -159,7 +161,8 @@ async def messages_count_tokens(request: HttpRequest) -> HttpResponse:
     try:
         caller = await caller_authenticate(request)
         inbound = body_read_json(request)
-        chat = messages_request_to_chat(inbound.body, count_only=True)
+        with translating("anthropic"):
+            chat = messages_request_to_chat(inbound.body, count_only=True)
         candidates = deployments_for(
             caller=caller, model=chat["model"], endpoint=Endpoint.CHAT, registry=registry_get()
         )

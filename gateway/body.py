@@ -1,7 +1,9 @@
 """Reading and checking /v1 request bodies: only the fields Ogem needs, everything else untouched.
 
 Bodies are bounded by `settings.OGEM_MAX_REQUEST_BYTES` (413 `request_too_large`). JSON is parsed
-with orjson; multipart forms (images/edits, images/variations, audio/*) keep their files' bytes.
+with orjson and nests at most `MAX_JSON_DEPTH` levels; multipart forms (images/edits,
+images/variations, audio/*) keep their files' bytes and hold at most Django's
+`DATA_UPLOAD_MAX_NUMBER_FIELDS` fields and `DATA_UPLOAD_MAX_NUMBER_FILES` files.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 
@@ -38,6 +40,9 @@ REQUIRED_FILE: dict[Endpoint, str] = {
     Endpoint.AUDIO_TRANSLATIONS: "file",
 }
 STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+# orjson serializes at most 255 levels: a body forwarded upstream (and wrapped a few levels deeper
+# by a provider's translation) must stay well below, and no real request nests this deep.
+MAX_JSON_DEPTH = 128
 
 
 @dataclass(slots=True)
@@ -77,7 +82,24 @@ def body_read_json(request: HttpRequest) -> Inbound:
         ) from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    # A body with fewer brackets than the limit cannot nest deeper: the walk is for the rare rest.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _json_too_deep(body):
+        raise InvalidRequestError(
+            f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", code="invalid_json"
+        )
     return Inbound(body=body, size=len(raw))
+
+
+def _json_too_deep(body: dict[str, Any]) -> bool:
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def body_read_multipart(request: HttpRequest) -> Inbound:
@@ -95,6 +117,10 @@ def body_read_multipart(request: HttpRequest) -> Inbound:
         ) from exc
     except MultiPartParserError as exc:
         raise InvalidRequestError("The multipart body is malformed.") from exc
+    except (TooManyFieldsSent, TooManyFilesSent) as exc:
+        raise InvalidRequestError(
+            "The multipart body has too many fields or files.", code="too_many_fields"
+        ) from exc
     body: dict[str, Any] = {}
     for name, values in form.lists():
         body[name] = values[0] if len(values) == 1 else values
@@ -117,7 +143,7 @@ def body_read_multipart(request: HttpRequest) -> Inbound:
             f"The request body is larger than {settings.OGEM_MAX_REQUEST_BYTES} bytes."
         )
     for key in ("n",):
-        if isinstance(body.get(key), str) and body[key].isdigit():
+        if isinstance(body.get(key), str) and body[key].isascii() and body[key].isdigit():
             body[key] = int(body[key])
     return Inbound(body=body, files=files, size=size, form=True)
 
@@ -158,6 +184,7 @@ def body_check(
                 )
     if endpoint == Endpoint.RERANK and not isinstance(body.get("documents"), list):
         raise InvalidRequestError("`documents` must be an array.", param="documents")
+    body_check_structure(endpoint=endpoint, body=body)
     if endpoint in REQUIRED_FILE:
         wanted = REQUIRED_FILE[endpoint]
         if not any(f.field in (wanted, f"{wanted}[]") for f in inbound.files):
@@ -201,6 +228,95 @@ def body_check(
         end_customer=user,
         tags=tags,
         max_tokens=max_tokens,
+    )
+
+
+def body_check_structure(*, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """The shapes of the fields adapters translate (OpenAI's types), so that a translation never
+    meets, say, `tools: "x"` or `stop: 5`. Only fields that are present are checked."""
+    if endpoint == Endpoint.CHAT:
+        for index, message in enumerate(body["messages"]):
+            content = message.get("content")
+            if content is not None and not isinstance(content, str):
+                _objects(content, param=f"messages[{index}].content", what=_STRING_OR_OBJECTS)
+            if message.get("tool_calls") is not None:
+                _objects(
+                    message["tool_calls"], param=f"messages[{index}].tool_calls", what=_OBJECTS
+                )
+        for name in ("tools", "functions"):
+            if body.get(name) is not None:
+                _objects(body[name], param=name, what=_OBJECTS)
+        choice = body.get("tool_choice")
+        if choice is not None and not isinstance(choice, str | dict):
+            raise InvalidRequestError(
+                "`tool_choice` must be a string or an object.", param="tool_choice"
+            )
+        response_format = body.get("response_format")
+        if response_format is not None and not isinstance(response_format, dict):
+            raise InvalidRequestError(
+                "`response_format` must be an object.", param="response_format"
+            )
+    if endpoint in STREAMING_ENDPOINTS:
+        stop = body.get("stop")
+        if stop is not None and not (
+            isinstance(stop, str) or (isinstance(stop, list) and _all_str(stop))
+        ):
+            raise InvalidRequestError(
+                "`stop` must be a string or an array of strings.", param="stop"
+            )
+    if endpoint in (Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS):
+        name = "prompt" if endpoint == Endpoint.COMPLETIONS else "input"
+        value = body.get(name)
+        if value is not None and not (isinstance(value, str) or _text_or_tokens(value)):
+            raise InvalidRequestError(
+                f"`{name}` must be a string, an array of strings, or token arrays.", param=name
+            )
+    if endpoint == Endpoint.MODERATIONS and not isinstance(body["input"], str | list):
+        raise InvalidRequestError("`input` must be a string or an array.", param="input")
+    if endpoint == Endpoint.RERANK:
+        if not isinstance(body["query"], str):
+            raise InvalidRequestError("`query` must be a string.", param="query")
+        if not all(isinstance(document, str | dict) for document in body["documents"]):
+            raise InvalidRequestError(
+                "`documents` must hold strings or objects.", param="documents"
+            )
+    name = _TEXT_INPUT.get(endpoint)
+    if name is not None and not isinstance(body[name], str):
+        raise InvalidRequestError(f"`{name}` must be a string.", param=name)
+
+
+_OBJECTS = "an array of objects"
+_STRING_OR_OBJECTS = "a string or an array of objects"
+# Inputs that are a single string on these endpoints.
+_TEXT_INPUT: dict[Endpoint, str] = {
+    Endpoint.IMAGES_GENERATIONS: "prompt",
+    Endpoint.IMAGES_EDITS: "prompt",
+    Endpoint.AUDIO_SPEECH: "input",
+}
+
+
+def _objects(value: Any, *, param: str, what: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidRequestError(f"`{param}` must be {what}.", param=param)
+
+
+def _all_str(values: list[Any]) -> bool:
+    return all(isinstance(value, str) for value in values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_or_tokens(value: Any) -> bool:
+    """An array of strings, a token array, or an array of token arrays (OpenAI's inputs)."""
+    if not isinstance(value, list):
+        return False
+    return all(
+        isinstance(item, str)
+        or _is_int(item)
+        or (isinstance(item, list) and all(_is_int(token) for token in item))
+        for item in value
     )
 
 

@@ -23,6 +23,7 @@ import aiohttp
 
 from gateway.errors import (
     GatewayError,
+    InvalidRequestError,
     UpstreamError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -75,6 +76,28 @@ def upstream_refusal(*, provider: str, error: AddressRefusedError) -> UpstreamEr
     )
 
 
+class translating:
+    """Translating the client's body for an upstream: a failure there is the body's fault (a shape
+    the translation did not expect), answered 400 `invalid_request_error`, never 500. Only the
+    request's translation runs inside; upstream answers are judged elsewhere (502/503/504)."""
+
+    __slots__ = ("provider",)
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, GatewayError) or not isinstance(exc, Exception):
+            return False
+        raise InvalidRequestError(
+            f"The request could not be translated for provider {self.provider}: a field has an "
+            "unexpected type or shape."
+        ) from exc
+
+
 class ProviderAdapter:
     name: ClassVar[str]
     endpoints: ClassVar[frozenset[Endpoint]]
@@ -89,6 +112,21 @@ class ProviderAdapter:
         files: list[UploadFile] | None = None,
     ) -> UpstreamRequest:
         raise NotImplementedError
+
+    def request_translate(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        stream: bool,
+        files: list[UploadFile] | None = None,
+    ) -> UpstreamRequest:
+        """`build_request` for the client's body, its failures answered 400 (`translating`)."""
+        with translating(self.name):
+            return self.build_request(
+                endpoint=endpoint, deployment=deployment, body=body, stream=stream, files=files
+            )
 
     def parse_response(
         self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse
@@ -117,7 +155,7 @@ class ProviderAdapter:
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
         """One non-streaming round trip through the shared HTTP client."""
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
         response = await self._open(request, deployment=deployment)
@@ -140,7 +178,7 @@ class ProviderAdapter:
     ) -> AsyncIterator[dict[str, Any]]:
         """OpenAI-shaped chunks as the upstream sends them; closing the generator closes the
         upstream connection (a client disconnect cancels the upstream request)."""
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True, files=files
         )
         response = await self._open(request, deployment=deployment)
@@ -158,7 +196,7 @@ class ProviderAdapter:
         self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]
     ) -> BinaryStream:
         """Start a binary response (audio/speech); raises before any byte is relayed on error."""
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False
         )
         response = await self._open(request, deployment=deployment)
@@ -181,12 +219,14 @@ class ProviderAdapter:
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
     ) -> UpstreamHTTPResponse:
+        with translating(self.name):
+            body = request_body(request)
         return await self._guard(
             upstream_send(
                 method=request.method,
                 url=request.url,
                 headers=request.headers,
-                body=request_body(request),
+                body=body,
                 timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
                 policy=deployment.address_policy,

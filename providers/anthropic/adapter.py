@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    translating,
+)
 from providers.anthropic.errors import PROVIDER, response_error_to_gateway
 from providers.anthropic.stream import StreamTranslator
 from providers.anthropic.translate import chat_request_to_messages, messages_response_to_chat
@@ -102,7 +108,8 @@ class AnthropicAdapter(ProviderAdapter):
 
     async def count_tokens(self, *, deployment: Deployment, body: dict[str, Any]) -> int:
         """Anthropic's own count of an OpenAI-shaped chat request's input tokens."""
-        payload = chat_request_to_messages(body=body, deployment=deployment, stream=False)
+        with translating(self.name):
+            payload = chat_request_to_messages(body=body, deployment=deployment, stream=False)
         payload.pop("max_tokens", None)
         request = UpstreamRequest(
             method="POST",

@@ -54,6 +54,22 @@ def _invalid(message: str, param: str | None = None) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
 
 
+def _blocks(value: Any, where: str) -> list[dict[str, Any]]:
+    """Content blocks (or tools): an array of objects, as Anthropic's API requires."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(block, dict) for block in value):
+        raise _invalid(f"{where}: must be an array of objects", where)
+    return value
+
+
+def _text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise _invalid(f"{where}: a text block's `text` must be a string", where)
+    return text
+
+
 def anthropic_error_body(error: GatewayError) -> dict[str, Any]:
     return {
         "type": "error",
@@ -69,11 +85,13 @@ def _keep_cache_control(part: dict[str, Any], block: dict[str, Any]) -> dict[str
 
 def _media_part(block: dict[str, Any]) -> dict[str, Any]:
     source = block.get("source") or {}
+    if not isinstance(source, dict):
+        raise _invalid(f"{block['type']}.source: must be an object", "messages")
     kind = source.get("type")
     if block["type"] == "image" and kind == "base64":
         url = f"data:{source.get('media_type')};base64,{source.get('data')}"
         return _keep_cache_control({"type": "image_url", "image_url": {"url": url}}, block)
-    if block["type"] == "image" and kind == "url":
+    if block["type"] == "image" and kind == "url" and isinstance(source.get("url"), str):
         return _keep_cache_control(
             {"type": "image_url", "image_url": {"url": source["url"]}}, block
         )
@@ -93,10 +111,11 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     parts: list[dict[str, Any]] = []
-    for block in content:
+    for block in _blocks(content, "messages"):
         kind = block.get("type")
         if kind == "text":
-            parts.append(_keep_cache_control({"type": "text", "text": block["text"]}, block))
+            text = _text(block, "messages")
+            parts.append(_keep_cache_control({"type": "text", "text": text}, block))
         elif kind in ("image", "document"):
             parts.append(_media_part(block))
         else:
@@ -115,10 +134,10 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
         return [{"role": "user", "content": content}]
     messages: list[dict[str, Any]] = []
     rest: list[dict[str, Any]] = []
-    for block in content or []:
+    for block in _blocks(content, "messages"):
         if block.get("type") == "tool_result":
             result = block.get("content")
-            if isinstance(result, str) or not result:
+            if isinstance(result, str) or result is None or result == []:
                 tool_content: Any = result or ""
             else:
                 tool_content = _simplify(_parts(result))
@@ -141,10 +160,10 @@ def _assistant_message(content: Any) -> dict[str, Any]:
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
     thinking: list[dict[str, Any]] = []
-    for block in content or []:
+    for block in _blocks(content, "messages"):
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text", ""))
+            texts.append(_text(block, "messages"))
         elif kind == "tool_use":
             tool_calls.append(
                 {
@@ -194,7 +213,9 @@ def _tool_choice(choice: dict[str, Any]) -> Any:
 def _reasoning_effort(thinking: dict[str, Any]) -> str | None:
     if thinking.get("type") != "enabled":
         return None
-    budget = int(thinking.get("budget_tokens") or 0)
+    budget = thinking.get("budget_tokens") or 0
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise _invalid("thinking.budget_tokens: must be an integer", "thinking")
     if budget <= 1024:
         return "low"
     return "medium" if budget <= 2048 else "high"
@@ -219,7 +240,9 @@ def messages_request_to_chat(body: dict[str, Any], *, count_only: bool = False) 
     if isinstance(system, str) and system:
         messages.append({"role": "system", "content": system})
     elif isinstance(system, list) and system:
-        messages.append({"role": "system", "content": _simplify(_parts(system))})
+        messages.append({"role": "system", "content": _simplify(_parts(_blocks(system, "system")))})
+    elif system is not None and not isinstance(system, str | list):
+        raise _invalid("system: must be a string or an array of text blocks", "system")
     for message in source:
         role = message.get("role") if isinstance(message, dict) else None
         if role == "user":
@@ -232,22 +255,32 @@ def messages_request_to_chat(body: dict[str, Any], *, count_only: bool = False) 
     chat: dict[str, Any] = {"model": model, "messages": messages}
     if max_tokens is not None:
         chat["max_tokens"] = max_tokens
-    if body.get("stop_sequences"):
-        chat["stop"] = list(body["stop_sequences"])
+    stop = body.get("stop_sequences")
+    if stop is not None and not (
+        isinstance(stop, list) and all(isinstance(item, str) for item in stop)
+    ):
+        raise _invalid("stop_sequences: must be an array of strings", "stop_sequences")
+    if stop:
+        chat["stop"] = list(stop)
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             chat[name] = body[name]
     metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _invalid("metadata: must be an object", "metadata")
     if metadata.get("user_id"):
         chat["user"] = str(metadata["user_id"])
     if body.get("tools"):
-        chat["tools"] = [_tool(t) for t in body["tools"]]
+        chat["tools"] = [_tool(t) for t in _blocks(body["tools"], "tools")]
         choice = body.get("tool_choice")
         if isinstance(choice, dict):
             chat["tool_choice"] = _tool_choice(choice)
             if choice.get("disable_parallel_tool_use"):
                 chat["parallel_tool_calls"] = False
-    effort = _reasoning_effort(body.get("thinking") or {})
+    thinking = body.get("thinking") or {}
+    if not isinstance(thinking, dict):
+        raise _invalid("thinking: must be an object", "thinking")
+    effort = _reasoning_effort(thinking)
     if effort is not None:
         chat["reasoning_effort"] = effort
     if body.get("stream"):

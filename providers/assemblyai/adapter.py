@@ -123,7 +123,7 @@ class AssemblyAIAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
         response_format = response_format_of(body)
-        upload = self.build_request(
+        upload = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
         uploaded = json_parse(

@@ -138,7 +138,7 @@ class BedrockAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         body = await images_inline(body=body, deployment=deployment)
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True
         )
         response = await self._open(request, deployment=deployment)

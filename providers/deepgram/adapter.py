@@ -128,7 +128,7 @@ class DeepgramAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
         """One round trip; the response format (from the request) decides the rendering."""
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
         response = await self._open(request, deployment=deployment)

@@ -19,7 +19,13 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    translating,
+)
 from providers.base import Deployment, Endpoint
 from providers.gemini import translate
 from providers.gemini.errors import response_error_to_gateway
@@ -154,7 +160,8 @@ class GeminiAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
         if endpoint is Endpoint.EMBEDDINGS:
-            request = self.embeddings_request(deployment=deployment, body=body)
+            with translating(self.name):
+                request = self.embeddings_request(deployment=deployment, body=body)
             upstream = await self._round_trip(request, deployment=deployment)
             return self.embeddings_response(
                 deployment=deployment, body=body, answer=self._json(upstream.body)

@@ -218,7 +218,7 @@ class HuggingFaceAdapter(ProviderAdapter):
         body: dict[str, Any],
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
-        request = self.build_request(
+        request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
         response = await self._open(request, deployment=deployment)

@@ -35,7 +35,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from providers.adapter import BinaryStream, ProviderAdapter, UploadFile
+from providers.adapter import BinaryStream, ProviderAdapter, UploadFile, translating
 from providers.base import Deployment, Endpoint
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -137,6 +137,20 @@ class MockAdapter(ProviderAdapter):
         body: dict[str, Any],
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
+        # The mock's answer is its translation of the client's body: a body it cannot read is 400.
+        with translating(self.name):
+            return await self._answer(
+                endpoint=endpoint, deployment=deployment, body=body, files=files
+            )
+
+    async def _answer(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None,
+    ) -> dict[str, Any] | bytes:
         self._raise_requested_error(body, streaming=False)
         await self._sleep(deployment.params.get("latency_ms"))
         now = int(time.time())
@@ -175,13 +189,16 @@ class MockAdapter(ProviderAdapter):
         body: dict[str, Any],
         files: list[UploadFile] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        fail_after = self._raise_requested_error(body, streaming=True)
         params = deployment.params
-        await self._sleep(params.get("latency_ms"))
         model = deployment.upstream_model
         created = int(time.time())
         chat = endpoint == Endpoint.CHAT
-        complete = (self._chat if chat else self._completion)(body, model=model, created=created)
+        with translating(self.name):
+            fail_after = self._raise_requested_error(body, streaming=True)
+            complete = (self._chat if chat else self._completion)(
+                body, model=model, created=created
+            )
+        await self._sleep(params.get("latency_ms"))
         text = (
             complete["choices"][0]["message"]["content"] if chat else complete["choices"][0]["text"]
         )
@@ -219,7 +236,8 @@ class MockAdapter(ProviderAdapter):
     async def open_binary(
         self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]
     ) -> BinaryStream:
-        self._raise_requested_error(body, streaming=False)
+        with translating(self.name):
+            self._raise_requested_error(body, streaming=False)
         await self._sleep(deployment.params.get("latency_ms"))
         text = str(body.get("input") or "")
         payload = b"ID3MOCK" + hashlib.sha256(text.encode()).digest() * max(1, len(text) // 8)

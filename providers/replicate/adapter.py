@@ -158,7 +158,7 @@ class ReplicateAdapter(ProviderAdapter):
         body: dict[str, Any],
         files: list[UploadFile] | None = None,
     ) -> dict[str, Any] | bytes:
-        create = self.build_request(
+        create = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False
         )
         prediction = await self._exchange(create, deployment=deployment)
@@ -193,7 +193,7 @@ class ReplicateAdapter(ProviderAdapter):
         body: dict[str, Any],
         files: list[UploadFile] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        create = self.build_request(
+        create = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True
         )
         prediction = await self._exchange(create, deployment=deployment)

@@ -11,9 +11,11 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import Model, QuerySet
-from rest_framework import exceptions, filters, serializers, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, filters, pagination, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -76,6 +78,36 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
             raise exceptions.NotFound(f"{self.field_name} {pk} not found.") from exc
 
 
+def _nul_free(value: Any) -> bool:
+    """No NUL character in a string, or in any key or string of a JSON value (PostgreSQL's text
+    and jsonb refuse it)."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_nul_free(key) and _nul_free(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_nul_free(item) for item in value)
+    return True
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (`metadata`): anything else, or a NUL character inside, is a 400."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "null_characters": "Null characters are not allowed.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        if not _nul_free(value):
+            self.fail("null_characters")
+        return value
+
+
 class QueryParamFilter(filters.BaseFilterBackend):
     """Exact-match filters declared on the view as ``filter_params = {param: lookup}``."""
 
@@ -84,6 +116,8 @@ class QueryParamFilter(filters.BaseFilterBackend):
             value = request.query_params.get(param)
             if value is None or value == "":
                 continue
+            if "\x00" in value:  # PostgreSQL cannot compare text holding NUL
+                raise exceptions.ValidationError({param: ["Null characters are not allowed."]})
             if value.lower() == "null":
                 queryset = queryset.filter(**{f"{lookup}__isnull": True})
                 continue
@@ -107,6 +141,12 @@ class QueryParamFilter(filters.BaseFilterBackend):
         ]
 
 
+class Pagination(pagination.LimitOffsetPagination):
+    """`?limit=&offset=`: a limit above `max_limit` (or beyond any database integer) is capped."""
+
+    max_limit = 1000
+
+
 def audit_organization_id(instance: Model) -> int | None:
     """The organization an object belongs to, for scoping its audit events."""
     if instance._meta.label == "tenants.Organization":
@@ -127,6 +167,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     selector: Selector
     filter_backends = [QueryParamFilter, filters.SearchFilter, filters.OrderingFilter]
+    pagination_class = Pagination
     filter_params: dict[str, str] = {}
     ordering = ["pk"]
     lookup_value_regex = r"[0-9]+"
@@ -167,8 +208,11 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     def handle_exception(self, exc: Exception) -> Response:
         # Services signal bad input with ValueError (or a subclass); never answer it with a 500.
+        # A DataError is a value the database refuses (out of range, NUL character): bad input too.
         if isinstance(exc, DjangoValidationError):
             exc = exceptions.ValidationError(exc.messages)
+        elif isinstance(exc, DataError):
+            exc = exceptions.ValidationError({"detail": ["A value is invalid for its field."]})
         elif isinstance(exc, ValueError | IntegrityError):
             field = getattr(exc, "field", None) or "detail"
             exc = exceptions.ValidationError({field: [str(exc)]})

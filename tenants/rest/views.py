@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.models import MEMBERSHIP_ROLES, Membership, Organization, Role, ScimToken, Team, User
-from tenants.rest.base import ScopedRelatedField, ScopedViewSet
+from tenants.rest.base import JSONObjectField, ScopedRelatedField, ScopedViewSet
 from tenants.scim.services import scim_token_create
 from tenants.selectors import (
     membership_list,
@@ -42,6 +42,7 @@ from tenants.services import (
 
 class OrganizationSerializer(serializers.ModelSerializer):
     slug = serializers.SlugField(max_length=100, required=False)
+    metadata = JSONObjectField(required=False)
 
     class Meta:
         model = Organization
@@ -127,6 +128,7 @@ class TeamSerializer(serializers.ModelSerializer):
         selector=organization_list, queryset=Organization.objects.all()
     )
     slug = serializers.SlugField(max_length=100, required=False)
+    metadata = JSONObjectField(required=False)
 
     class Meta:
         model = Team
