@@ -104,14 +104,16 @@ _ADMIT_LUA = """
 local now = tonumber(ARGV[1])
 -- Worker leases (gateway/leases.py): lease id -> expiry. A slot whose lease expired belongs to a
 -- dead worker; one whose lease is unknown too, once older than a new worker's first refresh.
+-- The admitting worker's own lease is alive whatever the set says (its refresh may not have run
+-- yet on this event loop).
 local leases = KEYS[#KEYS]
 local lease_expiry = {}
-local function slots_reclaim(key)
+local function slots_reclaim(key, own)
   local held = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
   local freed = 0
   for j = 1, #held, 2 do
     local lease = string.match(held[j], '^([^|]+)|')
-    if lease then
+    if lease and lease ~= own then
       local expiry = lease_expiry[lease]
       if expiry == nil then
         expiry = tonumber(redis.call('ZSCORE', leases, lease)) or -1
@@ -244,7 +246,7 @@ for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - extra)
     used = redis.call('ZCARD', key)
     if limit >= 0 and used + amount > limit then
-      used = used - slots_reclaim(key)
+      used = used - slots_reclaim(key, ARGV[a + 5])
       if used + amount > limit then
         over = true
         wait = 1000

@@ -315,10 +315,17 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
 
         import threading
 
-        held = threading.Thread(target=lambda: _ignore_transport_errors(chat, "slow-chat"))
-        held.start()
+        held: threading.Thread | None = None
         deadline = time.monotonic() + 10
-        while (refused := chat("fast-chat")).status_code != 429:
+        while True:
+            if held is None or not held.is_alive():
+                # (Re)start the slow request: a probe may have held the slot when it arrived
+                # (then it was refused at once).
+                held = threading.Thread(target=lambda: _ignore_transport_errors(chat, "slow-chat"))
+                held.start()
+                time.sleep(0.2)
+            if (refused := chat("fast-chat")).status_code == 429:
+                break
             assert time.monotonic() < deadline, "the slow request never took the slot"
             time.sleep(0.05)
         assert refused.json()["error"]["code"] == "rate_limit_exceeded"
