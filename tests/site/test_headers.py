@@ -43,6 +43,7 @@ def _production(**environ: str) -> list[str]:
         "DJANGO_SETTINGS_MODULE": "ogem_site.settings.production",
         "DJANGO_SECRET_KEY": "s" * 40,
         "OGEM_MASTER_KEY": "sk-master-" + "m" * 20,
+        "OGEM_ENCRYPTION_KEYS": "e" * 40,
         "DATABASE_URL": os.environ.get("DATABASE_URL", "")
         or "postgres://postgres@127.0.0.1:5432/unused",
         **environ,
