@@ -135,50 +135,40 @@ def metrics_render() -> bytes:
     return generate_latest(registry)
 
 
-async def _usage_backlog_render() -> bytes:
-    """The usage events in Redis not yet drained into PostgreSQL, read at scrape time (one number
-    for the whole installation, whichever worker answers). Nothing without Redis, or when Redis
-    does not answer within half a second."""
+async def _stream_length_render(*, stream: str, name: bytes, description: bytes) -> bytes:
+    """A Redis stream's length as a gauge, read at scrape time (one number for the whole
+    installation, whichever worker answers). Nothing without Redis, or when Redis does not
+    answer within half a second."""
     from django.conf import settings
 
-    from gateway.accounting import usage_stream_key
     from gateway.redis_pipeline import lean_redis
 
     client = lean_redis(settings.REDIS_URL)  # None without Redis
     if client is None:
         return b""
     try:
-        backlog = await asyncio.wait_for(client.execute("XLEN", usage_stream_key()), timeout=0.5)
+        length = await asyncio.wait_for(client.execute("XLEN", stream), timeout=0.5)
     except Exception:  # a scrape must answer even with Redis away
         return b""
-    return (
-        b"# HELP ogem_usage_stream_backlog Usage events in Redis not yet drained into PostgreSQL.\n"
-        b"# TYPE ogem_usage_stream_backlog gauge\n"
-        b"ogem_usage_stream_backlog %d\n" % backlog
+    return b"# HELP %s %s\n# TYPE %s gauge\n%s %d\n" % (name, description, name, name, length)
+
+
+async def _usage_streams_render() -> bytes:
+    """The usage events not yet drained into PostgreSQL, and those the drain could not record,
+    waiting in the dead-letter stream for an operator (alert when above zero)."""
+    from gateway.accounting import usage_dead_stream, usage_stream_key
+
+    backlog = await _stream_length_render(
+        stream=usage_stream_key(),
+        name=b"ogem_usage_stream_backlog",
+        description=b"Usage events in Redis not yet drained into PostgreSQL.",
     )
-
-
-async def _usage_dead_render() -> bytes:
-    """The usage events the drain could not record, waiting in the dead-letter stream for an
-    operator (alert when above zero); read at scrape time like the backlog."""
-    from django.conf import settings
-
-    from gateway.accounting import usage_dead_stream
-    from gateway.redis_pipeline import lean_redis
-
-    client = lean_redis(settings.REDIS_URL)
-    if client is None:
-        return b""
-    try:
-        dead = await asyncio.wait_for(client.execute("XLEN", usage_dead_stream()), timeout=0.5)
-    except Exception:  # a scrape must answer even with Redis away
-        return b""
-    return (
-        b"# HELP ogem_usage_dead_letter_backlog Usage events the drain could not record, in the "
-        b"dead-letter stream.\n"
-        b"# TYPE ogem_usage_dead_letter_backlog gauge\n"
-        b"ogem_usage_dead_letter_backlog %d\n" % dead
+    dead = await _stream_length_render(
+        stream=usage_dead_stream(),
+        name=b"ogem_usage_dead_letter_backlog",
+        description=b"Usage events the drain could not record, in the dead-letter stream.",
     )
+    return backlog + dead
 
 
 def _mark_dead() -> None:
@@ -228,8 +218,7 @@ class MetricsASGI:
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
-        body += await _usage_backlog_render()
-        body += await _usage_dead_render()
+        body += await _usage_streams_render()
         await send(
             {
                 "type": "http.response.start",
