@@ -1,9 +1,9 @@
 """Rewrite openai-schemas.yaml: the schemas the tests validate against, from OpenAI's document.
 
-Run from the project root, with OpenAI's OpenAPI document at hand (in development it sits at
-../shared/specs/openai-openapi.yaml):
+Run from the project root with the path of OpenAI's OpenAPI document (openai/openai-openapi,
+`openapi.yaml`):
 
-    .venv/bin/python -m tests.specs.refresh [PATH_TO_OPENAPI_YAML]
+    .venv/bin/python -m tests.specs.refresh PATH_TO_OPENAPI_YAML
 
 It keeps every schema named in a `schema_validate("Name", ...)` call under tests/, and every schema
 those reference, unmodified, so the suite needs nothing outside the repository.
@@ -20,7 +20,6 @@ import yaml
 
 TESTS = Path(__file__).resolve().parents[1]
 OUTPUT = Path(__file__).with_name("openai-schemas.yaml")
-DEFAULT_SOURCE = TESTS.parents[1] / "shared" / "specs" / "openai-openapi.yaml"
 _VALIDATED = re.compile(r'schema_validate\(\s*"([A-Za-z0-9_]+)"')
 _REFERENCE = re.compile(r"#/components/schemas/([A-Za-z0-9_.\-]+)")
 
@@ -45,7 +44,9 @@ def schemas_closure(*, schemas: dict, roots: set[str]) -> dict:
 
 
 def main() -> None:
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SOURCE
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.specs.refresh PATH_TO_OPENAPI_YAML")
+    source = Path(sys.argv[1])
     with source.open("rb") as handle:
         spec = yaml.load(handle, Loader=yaml.CSafeLoader)
     kept = schemas_closure(schemas=spec["components"]["schemas"], roots=schemas_validated())
