@@ -4,8 +4,6 @@ encrypted and never rendered back."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from allauth.socialaccount.models import SocialApp
 from django.test import Client
@@ -16,6 +14,7 @@ from gateway.services import credential_save, deployment_create
 from ogem_site.crypto import secret_decrypt, secrets_decrypt
 from tenants.models import Organization, Role, User
 from tenants.portal.adapters import PortalSocialAccountAdapter
+from tests.admin.forms import deployment_form
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -50,31 +49,7 @@ def org_admin(organization: Organization) -> Client:
     return _client(user)
 
 
-def _form(**fields: Any) -> dict[str, Any]:
-    return {
-        "model_name": "exfil",
-        "provider": "openai_compatible",
-        "upstream_model": "m",
-        "organization": "",
-        "enabled": "on",
-        "api_base": "https://93.184.216.34/v1",
-        "api_version": "",
-        "region": "",
-        "params": "{}",
-        "api_key": "",
-        "credential": "",
-        "credential_ref": "",
-        "access_groups": "[]",
-        "tags": "[]",
-        "priority": "0",
-        "weight": "1",
-        "rpm": "",
-        "tpm": "",
-        "connect_timeout": "5",
-        "first_byte_timeout": "60",
-        "total_timeout": "600",
-        **fields,
-    }
+_form = deployment_form
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from django.test import Client
 from billing.models import ModelPrice
 from gateway.models import ModelDeployment
 from tenants.models import Organization, Role, User
+from tests.admin.forms import deployment_form
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,27 +46,12 @@ def superuser() -> Client:
 
 
 def _form(organization: Organization | None, api_base: str, params: str = "{}") -> dict[str, Any]:
-    return {
-        "model_name": "tenant-model",
-        "provider": "openai_compatible",
-        "upstream_model": "m",
-        "organization": organization.pk if organization else "",
-        "enabled": "on",
-        "api_base": api_base,
-        "api_version": "",
-        "credential_ref": "",
-        "region": "",
-        "params": params,
-        "access_groups": "[]",
-        "tags": "[]",
-        "priority": "0",
-        "weight": "1",
-        "rpm": "",
-        "tpm": "",
-        "connect_timeout": "5",
-        "first_byte_timeout": "60",
-        "total_timeout": "600",
-    }
+    return deployment_form(
+        model_name="tenant-model",
+        organization=organization.pk if organization else "",
+        api_base=api_base,
+        params=params,
+    )
 
 
 def _errors(response: Any) -> dict[str, list[str]]:
