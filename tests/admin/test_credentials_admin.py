@@ -49,7 +49,6 @@ def org_admin(organization: Organization) -> Client:
     return _client(user)
 
 
-_form = deployment_form
 
 
 @pytest.mark.parametrize(
@@ -59,12 +58,12 @@ _form = deployment_form
 def test_org_admin_cannot_reference_a_server_secret(
     org_admin: Client, root: Client, organization: Organization, reference: str
 ) -> None:
-    refused = org_admin.post(ADD, _form(organization=organization.pk, credential_ref=reference))
+    refused = org_admin.post(ADD, deployment_form(organization=organization.pk, credential_ref=reference))
     assert refused.status_code == 200
     assert REFUSED in refused.content.decode()
     assert not ModelDeployment.objects.exists()
 
-    shared = root.post(ADD, _form(credential_ref=reference))
+    shared = root.post(ADD, deployment_form(credential_ref=reference))
     assert shared.status_code == 302
     assert ModelDeployment.objects.get().credential_ref == reference
 
@@ -78,9 +77,9 @@ def test_org_admin_picks_only_granted_credentials(
     page = org_admin.get(ADD).content.decode()
     assert f'<option value="{granted.pk}">granted</option>' in page
     assert ">other</option>" not in page
-    refused = org_admin.post(ADD, _form(organization=organization.pk, credential=other.pk))
+    refused = org_admin.post(ADD, deployment_form(organization=organization.pk, credential=other.pk))
     assert "Select a valid choice" in refused.content.decode()
-    created = org_admin.post(ADD, _form(organization=organization.pk, credential=granted.pk))
+    created = org_admin.post(ADD, deployment_form(organization=organization.pk, credential=granted.pk))
     assert created.status_code == 302
     assert ModelDeployment.objects.get().credential == granted
     # Named credentials themselves are the operator's.
@@ -92,7 +91,7 @@ def test_deployment_secrets_are_write_only(
 ) -> None:
     created = org_admin.post(
         ADD,
-        _form(
+        deployment_form(
             organization=organization.pk,
             api_key="sk-admin-plaintext-1",
             params='{"azure_ad_token": "tok-plaintext-2", "temperature": 0.5}',
@@ -115,7 +114,7 @@ def test_deployment_secrets_are_write_only(
     # Saving the page as shown keeps both secrets.
     kept = org_admin.post(
         change,
-        _form(
+        deployment_form(
             organization=organization.pk,
             params='{"azure_ad_token": "********", "temperature": 1}',
         ),
@@ -200,7 +199,7 @@ def test_an_own_key_replaces_a_shared_reference_written_earlier(root: Client) ->
     )
     changed = root.post(
         f"/admin/gateway/modeldeployment/{deployment.pk}/change/",
-        _form(model_name="m", provider="openai", api_key="sk-new"),
+        deployment_form(model_name="m", provider="openai", api_key="sk-new"),
     )
     assert changed.status_code == 302
     deployment.refresh_from_db()
