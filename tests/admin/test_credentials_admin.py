@@ -49,8 +49,6 @@ def org_admin(organization: Organization) -> Client:
     return _client(user)
 
 
-
-
 @pytest.mark.parametrize(
     "reference",
     ["os.environ/OGEM_MASTER_KEY", "secret://env/OGEM_MASTER_KEY", "file:///etc/hostname"],
@@ -58,7 +56,9 @@ def org_admin(organization: Organization) -> Client:
 def test_org_admin_cannot_reference_a_server_secret(
     org_admin: Client, root: Client, organization: Organization, reference: str
 ) -> None:
-    refused = org_admin.post(ADD, deployment_form(organization=organization.pk, credential_ref=reference))
+    refused = org_admin.post(
+        ADD, deployment_form(organization=organization.pk, credential_ref=reference)
+    )
     assert refused.status_code == 200
     assert REFUSED in refused.content.decode()
     assert not ModelDeployment.objects.exists()
@@ -77,9 +77,13 @@ def test_org_admin_picks_only_granted_credentials(
     page = org_admin.get(ADD).content.decode()
     assert f'<option value="{granted.pk}">granted</option>' in page
     assert ">other</option>" not in page
-    refused = org_admin.post(ADD, deployment_form(organization=organization.pk, credential=other.pk))
+    refused = org_admin.post(
+        ADD, deployment_form(organization=organization.pk, credential=other.pk)
+    )
     assert "Select a valid choice" in refused.content.decode()
-    created = org_admin.post(ADD, deployment_form(organization=organization.pk, credential=granted.pk))
+    created = org_admin.post(
+        ADD, deployment_form(organization=organization.pk, credential=granted.pk)
+    )
     assert created.status_code == 302
     assert ModelDeployment.objects.get().credential == granted
     # Named credentials themselves are the operator's.
