@@ -15,6 +15,7 @@ import pytest
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from billing.pricing import price_overrides_load
 from keys.models import VirtualKey
 from keys.services import key_revoke, key_rotate, key_update
 
@@ -48,6 +49,9 @@ def queries_by_server(settings) -> Iterator[list[str]]:  # type: ignore[no-untyp
     from a background task, not per request): those batch writes are left out.
     """
     settings.OGEM_USAGE_AUTOFLUSH = False
+    # Price overrides are re-read in the background every OGEM_PRICE_OVERRIDE_TTL (30 s), by
+    # design: a fresh load now keeps that refresh out of the test's steady-state window.
+    price_overrides_load()
     seen: list[str] = []
     original = CursorWrapper._execute_with_wrappers
     test_thread = threading.current_thread()
