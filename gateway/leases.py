@@ -16,7 +16,9 @@ import asyncio
 import logging
 import os
 import uuid
+from typing import Any
 
+import redis
 from django.conf import settings
 
 from gateway.redis import redis_key
@@ -66,19 +68,33 @@ def worker_lease() -> str:
 
 async def _lease_refresh() -> None:
     from gateway.limits import now_ms
-    from gateway.redis import get_redis
 
     ttl_ms = settings.OGEM_WORKER_LEASE_TTL * 1000
     while True:
-        now = now_ms()
         try:
-            pipe = get_redis().pipeline(transaction=False)
-            pipe.zadd(leases_key(), {_Lease.id: now + ttl_ms})
-            pipe.zremrangebyscore(leases_key(), "-inf", now - _FORGET_MS)
-            pipe.pexpire(leases_key(), _SET_TTL_MS)
-            await pipe.execute()
+            # In a thread: cancelling the refresh (its event loop shutting down) then never waits
+            # on an asyncio Redis connection being torn down; the write itself ends within the
+            # client's socket timeout.
+            await asyncio.to_thread(_lease_write, now=now_ms(), ttl_ms=ttl_ms)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.warning("worker lease: Redis unavailable; retrying")
         await asyncio.sleep(ttl_ms / 2500)
+
+
+_clients: dict[int, Any] = {}  # pid -> the lease writer's synchronous client
+
+
+def _lease_write(*, now: int, ttl_ms: int) -> None:
+    client = _clients.get(os.getpid())
+    if client is None:
+        timeout = settings.OGEM_WORKER_LEASE_TTL
+        client = _clients[os.getpid()] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(leases_key(), {_Lease.id: now + ttl_ms})
+    pipe.zremrangebyscore(leases_key(), "-inf", now - _FORGET_MS)
+    pipe.pexpire(leases_key(), _SET_TTL_MS)
+    pipe.execute()
