@@ -12,7 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from billing.pricing import price_params_problems
-from providers.addresses import AddressRefusedError, address_policy, url_host_check
+from providers.addresses import (
+    AddressPolicy,
+    AddressRefusedError,
+    address_policy,
+    url_host_check,
+)
 from tenants.models import Organization
 
 # Parameters that lift a limit Ogem keeps for the operator: fetching media from private
@@ -58,15 +63,20 @@ def deployment_problems(
     return problems
 
 
+def organization_address_policy(organization: Organization) -> AddressPolicy:
+    """The addresses an organization's deployments may reach: public ones, and the networks an
+    operator listed in its `upstream_networks`."""
+    networks = organization.upstream_networks
+    return address_policy(tuple(str(n) for n in networks) if isinstance(networks, list) else ())
+
+
 def upstream_url_problem(url: str, *, organization: Organization) -> str | None:
     """Why an organization's deployment may not use `url` as its upstream, or None."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "Give an http(s) URL."
-    networks = organization.upstream_networks
-    policy = address_policy(tuple(str(n) for n in networks) if isinstance(networks, list) else ())
     try:
-        url_host_check(url, policy=policy)
+        url_host_check(url, policy=organization_address_policy(organization))
     except AddressRefusedError:
         return (
             f"The host {parts.hostname!r} resolves to a loopback, private, link-local or other "

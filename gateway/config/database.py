@@ -19,7 +19,6 @@ from billing.pricing import price_params_problems
 from gateway.config.problems import Location, Problems
 from gateway.config.provider_names import provider_canonical, provider_is_servable
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
-from providers.addresses import address_policy
 from providers.base import Deployment, Timeouts
 
 T = TypeVar("T")
@@ -52,6 +51,7 @@ def database_deployments(
         credential_problem,
         credential_secret,
     )
+    from gateway.deployments import organization_address_policy
     from gateway.models import ModelDeployment
     from ogem_site.crypto import DecryptionError, secrets_decrypt
 
@@ -138,15 +138,11 @@ def database_deployments(
                 address_policy=(
                     None
                     if row.organization is None
-                    else address_policy(_networks(row.organization.upstream_networks))
+                    else organization_address_policy(row.organization)
                 ),
             )
         )
     return deployments
-
-
-def _networks(value: object) -> tuple[str, ...]:
-    return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
 
 def database_fingerprint() -> tuple[object, ...]:
