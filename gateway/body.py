@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 
 from gateway.errors import InvalidRequestError, RequestTooLargeError
-from gateway.params import params_check
+from gateway.params import form_fields_parse, params_check
 from providers.adapter import UploadFile
 from providers.base import Endpoint
 
@@ -142,9 +142,6 @@ def body_read_multipart(request: HttpRequest) -> Inbound:
         raise RequestTooLargeError(
             f"The request body is larger than {settings.OGEM_MAX_REQUEST_BYTES} bytes."
         )
-    for key in ("n",):
-        if isinstance(body.get(key), str) and body[key].isascii() and body[key].isdigit():
-            body[key] = int(body[key])
     return Inbound(body=body, files=files, size=size, form=True)
 
 
@@ -164,6 +161,8 @@ def body_check(
     *, endpoint: Endpoint, inbound: Inbound, default_model: str | None = None
 ) -> Checked:
     body = inbound.body
+    if inbound.form:
+        form_fields_parse(endpoint=endpoint, body=body)
     model = body.get("model", default_model)
     if model is None:
         raise InvalidRequestError("You must provide a model parameter.", param="model")
@@ -189,7 +188,7 @@ def body_check(
         wanted = REQUIRED_FILE[endpoint]
         if not any(f.field in (wanted, f"{wanted}[]") for f in inbound.files):
             raise InvalidRequestError(f"Missing required file: `{wanted}`.", param=wanted)
-    params_check(endpoint=endpoint, body=body, form=inbound.form)
+    params_check(endpoint=endpoint, body=body)
     stream = body.get("stream", False)
     if stream is None:
         stream = False

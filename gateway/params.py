@@ -58,7 +58,7 @@ def _wrong_type(name: str, expected: str, value: Any) -> InvalidRequestError:
 
 
 class Check(Protocol):
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None: ...
+    def __call__(self, name: str, value: Any, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +69,8 @@ class Range:
     high: int | float
     integer: bool = False
 
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
+    def __call__(self, name: str, value: Any, /) -> None:
         expected, word = ("an integer", "integer") if self.integer else ("a number", "decimal")
-        if form and isinstance(value, str):
-            try:
-                value = int(value) if self.integer else float(value)
-            except ValueError:
-                raise _wrong_type(name, expected, value) from None
         kinds = int if self.integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or math.isnan(value):
             raise _wrong_type(name, expected, value)
@@ -103,9 +98,7 @@ def _num(low: float, high: float) -> Range:
 
 @dataclass(frozen=True, slots=True)
 class Boolean:
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
-        if form and value in ("true", "false"):
-            return
+    def __call__(self, name: str, value: Any, /) -> None:
         if not isinstance(value, bool):
             raise _wrong_type(name, "a boolean", value)
 
@@ -123,7 +116,7 @@ def _too_long(name: str, most: int, length: int) -> InvalidRequestError:
 class Text:
     most: int
 
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
+    def __call__(self, name: str, value: Any, /) -> None:
         if not isinstance(value, str):
             raise _wrong_type(name, "a string", value)
         if len(value) > self.most:
@@ -143,7 +136,7 @@ class Items:
     strings: bool = False
     or_text: bool = False
 
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
+    def __call__(self, name: str, value: Any, /) -> None:
         if self.or_text and isinstance(value, str):
             return
         if not isinstance(value, list):
@@ -161,7 +154,7 @@ class Items:
 class LogitBias:
     """Token ids to a bias in [-100, 100]."""
 
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
+    def __call__(self, name: str, value: Any, /) -> None:
         if not isinstance(value, dict):
             raise _wrong_type(name, "an object", value)
         if len(value) > MAX_LOGIT_BIAS:
@@ -183,7 +176,7 @@ _SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 class ImageSize:
     """`auto` or `WIDTHxHEIGHT`, each side at most MAX_IMAGE_SIDE pixels."""
 
-    def __call__(self, name: str, value: Any, /, form: bool = False) -> None:
+    def __call__(self, name: str, value: Any, /) -> None:
         if not isinstance(value, str):
             raise _wrong_type(name, "a string", value)
         match = _SIZE.fullmatch(value)
@@ -261,9 +254,33 @@ PARAMS: dict[Endpoint, dict[str, Check]] = {
 }
 
 
-def params_check(*, endpoint: Endpoint, body: dict[str, Any], form: bool = False) -> None:
-    """Raise a 400 naming the first parameter of `body` out of its type or bounds (null: unset;
-    `form`: a multipart body, whose numbers are strings).
+_FORM_BOOLEANS = {"true": True, "false": False}
+
+
+def form_fields_parse(*, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """Multipart fields all arrive as strings (`n=2`, `temperature=0.2`, `stream=false`): read the
+    numbers and booleans among them as OpenAI does, in place, so that the checks, the translations
+    and the forwarded form see typed values. A value that does not parse stays a string, and its
+    check names it."""
+    checks = PARAMS.get(endpoint, {})
+    for name, value in body.items():
+        if not isinstance(value, str):
+            continue
+        check = checks.get(name)
+        if name == "stream" or isinstance(check, Boolean):
+            parsed = _FORM_BOOLEANS.get(value.lower())
+            if parsed is not None:
+                body[name] = parsed
+        elif isinstance(check, Range):
+            try:
+                number = int(value) if check.integer else float(value)
+            except ValueError:
+                continue
+            body[name] = number
+
+
+def params_check(*, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """Raise a 400 naming the first parameter of `body` out of its type or bounds (null: unset).
 
     One dict lookup per field the request carries: nothing else on the hot path."""
     checks = PARAMS.get(endpoint)
@@ -272,4 +289,4 @@ def params_check(*, endpoint: Endpoint, body: dict[str, Any], form: bool = False
     for name, value in body.items():
         check = checks.get(name)
         if check is not None and value is not None:
-            check(name, value, form)
+            check(name, value)

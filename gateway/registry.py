@@ -29,7 +29,7 @@ _lock = threading.Lock()
 MOCK_DEPLOYMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mock-chat", {}),
     ("mock-embed", {}),
-    ("mock-image", {}),
+    ("mock-image", {"model_info": {"mode": "image_generation"}}),
     ("mock-tts", {}),
     ("mock-whisper", {}),
     ("mock-moderation", {}),

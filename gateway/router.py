@@ -50,6 +50,26 @@ def models_visible(*, caller: Caller, registry: DeploymentRegistry) -> list[str]
     ]
 
 
+# OpenAI's default image model, taken when this install serves it under that name.
+OPENAI_DEFAULT_IMAGE_MODEL = "dall-e-2"
+
+
+def image_model_default(*, caller: Caller, registry: DeploymentRegistry) -> str | None:
+    """The model of an image request that names none (OpenAI defaults it): the first model the
+    caller may use that the config marks `model_info: {mode: image_generation}` (LiteLLM's mark),
+    else `dall-e-2` when served, else the first one named like an image model."""
+    visible = models_visible(caller=caller, registry=registry)
+    for name in visible:
+        if any(
+            (d.params.get("model_info") or {}).get("mode") == "image_generation"
+            for d in registry.by_model[name]
+        ):
+            return name
+    if OPENAI_DEFAULT_IMAGE_MODEL in visible:
+        return OPENAI_DEFAULT_IMAGE_MODEL
+    return next((name for name in visible if "dall-e" in name or "image" in name), None)
+
+
 def deployments_for(
     *, caller: Caller, model: str, endpoint: Endpoint | None, registry: DeploymentRegistry
 ) -> tuple[Deployment, ...]:

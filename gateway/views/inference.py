@@ -12,7 +12,7 @@ from gateway.context import RequestContext
 from gateway.errors import NotFoundError
 from gateway.registry import registry_get
 from gateway.relay import Reader, relay
-from gateway.router import models_visible
+from gateway.router import image_model_default, models_visible
 from providers.base import Endpoint
 
 DefaultModel = Callable[[RequestContext], str | None]
@@ -28,6 +28,10 @@ def _default_moderation_model(ctx: RequestContext) -> str | None:
         if "moderation" in name:
             return name
     return None
+
+
+def _default_image_model(ctx: RequestContext) -> str | None:
+    return image_model_default(caller=ctx.caller, registry=registry_get())
 
 
 # Multipart endpoints carry files; every other endpoint reads a JSON body.
@@ -62,9 +66,9 @@ def _relay_view(
 chat_completions = _relay_view(Endpoint.CHAT)
 completions = _relay_view(Endpoint.COMPLETIONS)
 embeddings = _relay_view(Endpoint.EMBEDDINGS)
-images_generations = _relay_view(Endpoint.IMAGES_GENERATIONS)
-images_edits = _relay_view(Endpoint.IMAGES_EDITS)
-images_variations = _relay_view(Endpoint.IMAGES_VARIATIONS)
+images_generations = _relay_view(Endpoint.IMAGES_GENERATIONS, default_model=_default_image_model)
+images_edits = _relay_view(Endpoint.IMAGES_EDITS, default_model=_default_image_model)
+images_variations = _relay_view(Endpoint.IMAGES_VARIATIONS, default_model=_default_image_model)
 audio_transcriptions = _relay_view(Endpoint.AUDIO_TRANSCRIPTIONS)
 audio_translations = _relay_view(Endpoint.AUDIO_TRANSLATIONS)
 audio_speech = _relay_view(Endpoint.AUDIO_SPEECH)
