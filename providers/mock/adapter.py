@@ -10,6 +10,9 @@ Deployment ``params``: ``latency_ms`` (before the first byte), ``chunks`` (strea
 one per token), ``chunk_delay_ms`` (between stream chunks), ``dimensions`` (embedding size,
 default 16).
 
+Tools and ``response_format`` are answered as ``providers/mock/tools.py`` says: a tool call when
+``tools`` are given and ``tool_choice`` allows one, JSON of the asked shape otherwise.
+
 A request may carry ``mock_response``: a string (the reply) or
 ``{"error": {"status": 429, "message": "...", "after_chunks": 2}}`` to simulate an upstream error,
 before anything is sent or, for streams with ``after_chunks``, mid-stream.
@@ -37,6 +40,7 @@ from gateway.errors import (
 )
 from providers.adapter import BinaryStream, ProviderAdapter, UploadFile, translating
 from providers.base import Deployment, Endpoint
+from providers.mock.tools import structured_reply, tool_call_choose
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 # The mock models' output limit: `max_output_tokens` of mock-chat in billing/prices/prices.yaml.
@@ -199,24 +203,38 @@ class MockAdapter(ProviderAdapter):
                 body, model=model, created=created
             )
         await self._sleep(params.get("latency_ms"))
-        text = (
-            complete["choices"][0]["message"]["content"] if chat else complete["choices"][0]["text"]
-        )
-        pieces = self._split(text, int(params.get("chunks") or 0))
+        first = complete["choices"][0]
+        calls = first["message"].get("tool_calls") if chat else None
+        if calls:
+            # A tool call streams as OpenAI's: its id and name first, then the arguments' text.
+            arguments = calls[0]["function"]["arguments"]
+            pieces = [arguments[i : i + 16] for i in range(0, len(arguments), 16)] or [""]
+            opening: dict[str, Any] = {"role": "assistant", "content": None}
+            opening["tool_calls"] = [
+                {**calls[0], "index": 0, "function": {**calls[0]["function"], "arguments": ""}}
+            ]
+        else:
+            text = first["message"]["content"] if chat else first["text"]
+            pieces = self._split(text, int(params.get("chunks") or 0))
+            opening = {"role": "assistant", "content": ""}
         delay = params.get("chunk_delay_ms")
         kind = "chat.completion.chunk" if chat else "text_completion"
         choice_count = len(complete["choices"])
         sent = 0
         if chat:
             for index in range(choice_count):
-                yield self._chunk(complete, kind, {"role": "assistant", "content": ""}, index)
+                yield self._chunk(complete, kind, opening, index)
         for number, piece in enumerate(pieces):
             if fail_after is not None and sent >= fail_after[0]:
                 raise fail_after[1]
             if number and delay:
                 await self._sleep(delay)
             for index in range(choice_count):
-                delta: dict[str, Any] = {"content": piece} if chat else {"text": piece}
+                delta: dict[str, Any]
+                if calls:
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                else:
+                    delta = {"content": piece} if chat else {"text": piece}
                 yield self._chunk(complete, kind, delta, index)
             sent += 1
         if fail_after is not None:
@@ -330,8 +348,21 @@ class MockAdapter(ProviderAdapter):
 
     def _chat(self, body: dict[str, Any], *, model: str, created: int) -> dict[str, Any]:
         reply, finish, prompt_tokens = self._reply(Endpoint.CHAT, body)
+        message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
+        produced = reply
+        if not isinstance(body.get("mock_response"), str):  # a fixed reply wins over both
+            last_user_text = _prompt_text(Endpoint.CHAT, body)[1]
+            call = tool_call_choose(body, text=last_user_text)
+            structured = None if call else structured_reply(body, text=last_user_text, reply=reply)
+            if call is not None:
+                message = {"role": "assistant", "content": None, "refusal": None}
+                message["tool_calls"] = [call]
+                produced, finish = call["function"]["arguments"], "tool_calls"
+            elif structured is not None:
+                message["content"] = produced = structured
+                finish = "stop"
         count = int(body.get("n") or 1)
-        completion_tokens = mock_token_count(reply) * count
+        completion_tokens = mock_token_count(produced) * count
         identity = hashlib.sha256(f"{model}:{reply}:{created}".encode()).hexdigest()[:24]
         return {
             "id": f"chatcmpl-mock{identity}",
@@ -342,7 +373,7 @@ class MockAdapter(ProviderAdapter):
             "choices": [
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": reply, "refusal": None},
+                    "message": dict(message),
                     "logprobs": None,
                     "finish_reason": finish,
                 }
