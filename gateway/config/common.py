@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,8 +122,27 @@ def check_prices(reader: Reader, nodes: Mapping[str, YNode]) -> None:
                 reader.error(node, problem)
 
 
-def read_fallbacks(reader: Reader, node: YNode | None) -> dict[str, tuple[str, ...]]:
-    """Fallbacks as a mapping (`{a: [b, c]}`) or LiteLLM's list of one-key mappings."""
+def groups_check(
+    reader: Reader, node: YNode | None, names: Sequence[str], *, groups: frozenset[str]
+) -> None:
+    """Warn at `node` for each name that is no model group (nor alias) of this configuration:
+    a fallback to a typo would only show when the first request fails over."""
+    if node is None:
+        return
+    for name in names:
+        if name not in groups:
+            reader.warning(
+                node,
+                f'"{name}" is not a model group of this configuration (a typo, or a group '
+                "that only the database defines)",
+            )
+
+
+def read_fallbacks(
+    reader: Reader, node: YNode | None, *, groups: frozenset[str]
+) -> dict[str, tuple[str, ...]]:
+    """Fallbacks as a mapping (`{a: [b, c]}`) or LiteLLM's list of one-key mappings; `groups`:
+    the configuration's model groups and aliases, which every name should be."""
     if node is None or node.value is None:
         return {}
     entries: list[YNode] = [node] if node.is_mapping else reader.items(node)
@@ -137,6 +156,7 @@ def read_fallbacks(reader: Reader, node: YNode | None) -> dict[str, tuple[str, .
             if not names:
                 reader.error(targets, "expected a list of model group names")
                 continue
+            groups_check(reader, entry, [group, *names], groups=groups)
             result[group] = names
     return result
 

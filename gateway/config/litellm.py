@@ -15,12 +15,13 @@ from gateway.config.common import (
     ParsedFile,
     check_literal_key,
     check_prices,
+    groups_check,
     read_aliases,
     read_fallbacks,
     read_strategy,
 )
 from gateway.config.fields import Reader
-from gateway.config.provider_names import provider_split
+from gateway.config.provider_names import provider_split, provider_suggest
 from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
@@ -149,7 +150,8 @@ def litellm_parse(reader: Reader, root: YNode, *, included: Sequence[YNode] = ()
             draft = _model_entry(reader, entry, credentials)
             if draft is not None:
                 parsed.drafts.append(draft)
-    parsed.router, parsed.general = _settings(reader, root)
+    groups = frozenset(draft.model_name for draft in parsed.drafts)
+    parsed.router, parsed.general = _settings(reader, root, groups=groups)
     return parsed
 
 
@@ -187,10 +189,16 @@ def _model_entry(
         return None
     provider, upstream, recognised = provider_split(model)
     if not recognised:
+        prefix, _, rest = model.partition("/")
+        suggestion = provider_suggest(prefix)
         reader.warning(
             model_node,  # type: ignore[arg-type]
-            f'"{model.partition("/")[0]}" is not a known provider; treated as the OpenAI model '
-            f'"{model}" (write "openai/{model}" to say so)',
+            f'"{prefix}" is not a known provider; '
+            + (
+                f'did you mean "{suggestion}/{rest}"? It is treated as the OpenAI model "{model}"'
+                if suggestion
+                else f'treated as the OpenAI model "{model}" (write "openai/{model}" to say so)'
+            ),
         )
     if "*" in model_name or "*" in upstream:
         reader.warning(entry, "wildcard model names are not supported yet; deployment skipped")
@@ -238,7 +246,9 @@ def _model_entry(
     return draft
 
 
-def _settings(reader: Reader, root: YNode) -> tuple[RouterSettings, dict[str, Any]]:
+def _settings(
+    reader: Reader, root: YNode, *, groups: frozenset[str]
+) -> tuple[RouterSettings, dict[str, Any]]:
     router_node = root.get("router_settings")
     litellm_node = root.get("litellm_settings")
     general_node = root.get("general_settings")
@@ -263,6 +273,10 @@ def _settings(reader: Reader, root: YNode) -> tuple[RouterSettings, dict[str, An
         return router.get(key) or litellm.get(litellm_key or key)
 
     aliases, hidden = read_aliases(reader, router.get("model_group_alias"))
+    groups = groups | aliases.keys()
+    groups_check(
+        reader, pick("default_fallbacks"), reader.strings(pick("default_fallbacks")), groups=groups
+    )
     settings = RouterSettings(
         strategy=read_strategy(reader, router.get("routing_strategy")) or "simple-shuffle",
         num_retries=reader.integer(pick("num_retries")),
@@ -271,9 +285,13 @@ def _settings(reader: Reader, root: YNode) -> tuple[RouterSettings, dict[str, An
         allowed_fails=reader.integer(router.get("allowed_fails")),
         cooldown_time=reader.number(router.get("cooldown_time"), positive=False),
         retry_after=reader.number(router.get("retry_after"), positive=False),
-        fallbacks=read_fallbacks(reader, pick("fallbacks")),
-        context_window_fallbacks=read_fallbacks(reader, pick("context_window_fallbacks")),
-        content_policy_fallbacks=read_fallbacks(reader, pick("content_policy_fallbacks")),
+        fallbacks=read_fallbacks(reader, pick("fallbacks"), groups=groups),
+        context_window_fallbacks=read_fallbacks(
+            reader, pick("context_window_fallbacks"), groups=groups
+        ),
+        content_policy_fallbacks=read_fallbacks(
+            reader, pick("content_policy_fallbacks"), groups=groups
+        ),
         default_fallbacks=reader.strings(pick("default_fallbacks")),
         model_group_alias=aliases,
         hidden_aliases=hidden,

@@ -7,6 +7,7 @@ from gateway.config.common import (
     ParsedFile,
     check_literal_key,
     check_prices,
+    groups_check,
     read_aliases,
     read_fallbacks,
     read_strategy,
@@ -75,7 +76,8 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
         draft = _model(reader, entry)
         if draft is not None:
             parsed.drafts.append(draft)
-    parsed.router = _router(reader, root.get("router"))
+    groups = frozenset(draft.model_name for draft in parsed.drafts)
+    parsed.router = _router(reader, root.get("router"), groups=groups)
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:
@@ -151,12 +153,15 @@ def _model(reader: Reader, entry: YNode) -> DeploymentDraft | None:
     return draft
 
 
-def _router(reader: Reader, node: YNode | None) -> RouterSettings:
+def _router(reader: Reader, node: YNode | None, *, groups: frozenset[str]) -> RouterSettings:
     router = reader.mapping(node)
     if not router:
         return RouterSettings()
     reader.unknown_keys(node, _ROUTER_KEYS, section="router")  # type: ignore[arg-type]
     aliases, hidden = read_aliases(reader, router.get("aliases"))
+    groups = groups | aliases.keys()
+    defaults = router.get("default_fallbacks")
+    groups_check(reader, defaults, reader.strings(defaults), groups=groups)
     group_strategy: dict[str, str] = {}
     traffic_split: dict[str, tuple[tuple[str, float], ...]] = {}
     shadow: dict[str, tuple[str, float, float | None]] = {}
@@ -184,9 +189,13 @@ def _router(reader: Reader, node: YNode | None) -> RouterSettings:
         allowed_fails=reader.integer(router.get("allowed_fails")),
         cooldown_time=reader.number(router.get("cooldown_time"), positive=False),
         retry_after=reader.number(router.get("retry_after"), positive=False),
-        fallbacks=read_fallbacks(reader, router.get("fallbacks")),
-        context_window_fallbacks=read_fallbacks(reader, router.get("context_window_fallbacks")),
-        content_policy_fallbacks=read_fallbacks(reader, router.get("content_policy_fallbacks")),
+        fallbacks=read_fallbacks(reader, router.get("fallbacks"), groups=groups),
+        context_window_fallbacks=read_fallbacks(
+            reader, router.get("context_window_fallbacks"), groups=groups
+        ),
+        content_policy_fallbacks=read_fallbacks(
+            reader, router.get("content_policy_fallbacks"), groups=groups
+        ),
         default_fallbacks=reader.strings(router.get("default_fallbacks")),
         model_group_alias=aliases,
         hidden_aliases=hidden,

@@ -7,6 +7,8 @@ id) and the deployment is skipped with a warning.
 
 from __future__ import annotations
 
+import difflib
+
 from providers.base import model_string_split
 
 # The prefixes CONTRACTS.md promises, plus the rest of the OpenAI-compatible family.
@@ -114,6 +116,12 @@ def provider_split(model: str) -> tuple[str, str, bool]:
     provider, upstream = model_string_split(model, known_providers=_SPLIT_NAMES)
     recognised = provider != "openai" or model.startswith("openai/") or "/" not in model
     return PROVIDER_ALIASES.get(provider, provider), upstream, recognised
+
+
+def provider_suggest(name: str) -> str | None:
+    """The known provider prefix `name` most likely misspells (`opnai` -> `openai`), if any."""
+    close = difflib.get_close_matches(name.lower(), sorted(_SPLIT_NAMES), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def provider_canonical(name: str) -> str:

@@ -99,3 +99,31 @@ def test_real_process_exit_code(write_config, tmp_path) -> None:
         f'{bad}:2:5: error: models[0]: missing required key "model"',
         f"{bad}: invalid (1 error, 0 warnings)",
     ]
+
+
+def test_fallbacks_to_unknown_groups_and_provider_typos_are_flagged(write_config) -> None:
+    path = write_config(
+        """
+        model_list:
+          - model_name: main
+            litellm_params: {model: mock/main}
+          - model_name: spare
+            litellm_params: {model: opnai/gpt-4o-mini}
+        router_settings:
+          model_group_alias: {backup: spare}
+          fallbacks: [{main: [backup, sparre]}]
+          default_fallbacks: [spare, nowhere]
+        """
+    )
+    code, output = _run(path)
+    assert code == 0
+    lines = output.splitlines()
+    assert any(
+        "warning" in line
+        and '"opnai" is not a known provider; did you mean "openai/gpt-4o-mini"?' in line
+        for line in lines
+    ), output
+    assert sum('"sparre" is not a model group' in line for line in lines) == 1, output
+    assert sum('"nowhere" is not a model group' in line for line in lines) == 1, output
+    # Groups and aliases the file defines are not flagged.
+    assert not any('"backup" is not' in line or '"main" is not' in line for line in lines)
