@@ -22,6 +22,45 @@ class ConfigurationError(RuntimeError):
     pass
 
 
+# While the settings load, problems are collected here instead of raised one at a time, so a
+# deployment missing three variables hears of all three at its first start (`env_collect_end`).
+_collected: list[str] | None = None
+
+
+def _refuse(message: str) -> None:
+    if _collected is None:
+        raise ConfigurationError(message)
+    _collected.append(message)
+
+
+def env_collect_begin() -> None:
+    """Called first by the base settings: from now on problems are collected."""
+    global _collected
+    if _collected is None:
+        _collected = []
+
+
+def env_collect_end(*, module: str) -> None:
+    """Called last by each settings module with its `__name__`: the active one (the innermost of
+    base -> production) raises one ConfigurationError listing every problem found."""
+    global _collected
+    active = os.environ.get("DJANGO_SETTINGS_MODULE") or "ogem_site.settings.base"
+    if module != active or _collected is None:
+        return
+    problems, _collected = list(dict.fromkeys(_collected)), None
+    if problems:
+        raise ConfigurationError(
+            f"Ogem cannot start: {len(problems)} setting(s) to fix in the environment:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+def env_require(condition: bool, message: str) -> None:
+    """A settings check: `message` joins the problems reported at start unless `condition`."""
+    if not condition:
+        _refuse(message)
+
+
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
@@ -35,7 +74,8 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ConfigurationError(f"{name}={raw!r} is not a boolean (use true or false)")
+    _refuse(f"{name}={raw!r} is not a boolean (use true or false)")
+    return default
 
 
 def env_int(name: str, default: int) -> int:
@@ -44,8 +84,9 @@ def env_int(name: str, default: int) -> int:
         return default
     try:
         return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name}={raw!r} is not an integer") from exc
+    except ValueError:
+        _refuse(f"{name}={raw!r} is not an integer")
+        return default
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
@@ -63,9 +104,8 @@ def env_origins(name: str) -> list[str]:
             continue
         scheme, sep, rest = origin.partition("://")
         if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
-            raise ConfigurationError(
-                f"{name}: {origin!r} is not an origin (scheme://host[:port], no path, or *)"
-            )
+            _refuse(f"{name}: {origin!r} is not an origin (scheme://host[:port], no path, or *)")
+            return []
     return origins
 
 
@@ -80,7 +120,9 @@ def env_database(default_sqlite: Path) -> dict:
     try:
         return _env.db_url_config(url)
     except Exception as exc:  # environ raises several types for bad URLs
-        raise ConfigurationError(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+        _refuse(f"DATABASE_URL is not a valid database URL: {exc}")
+        # Never used: the settings' end raises. Not SQLite, so no second, misleading problem.
+        return {"ENGINE": "django.db.backends.dummy", "NAME": ""}
 
 
 def persistent_secret(filename: str, *, nbytes: int = 32, prefix: str = "") -> str:

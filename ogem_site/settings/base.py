@@ -6,19 +6,22 @@ for the checks it adds).
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
-
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
     env_bool,
+    env_collect_begin,
+    env_collect_end,
     env_database,
     env_int,
     env_list,
     env_origins,
+    env_require,
     env_str,
     persistent_secret,
 )
+
+env_collect_begin()
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
@@ -205,8 +208,9 @@ OGEM_LOG_RETENTION_DAYS = env_int("OGEM_LOG_RETENTION_DAYS", 0)
 # The client of upstream calls: "lean" (providers/http11.py; proxies and multipart uploads still
 # go through aiohttp) or "aiohttp" for every call.
 OGEM_UPSTREAM_CLIENT = env_str("OGEM_UPSTREAM_CLIENT", "lean")
-if OGEM_UPSTREAM_CLIENT not in ("lean", "aiohttp"):
-    raise ImproperlyConfigured("OGEM_UPSTREAM_CLIENT must be `lean` or `aiohttp`.")
+env_require(
+    OGEM_UPSTREAM_CLIENT in ("lean", "aiohttp"), "OGEM_UPSTREAM_CLIENT must be `lean` or `aiohttp`"
+)
 
 # Governance (gateway/governance.py, gateway/limits.py, billing/pricing.py).
 OGEM_GOVERNANCE_ENABLED = env_bool("OGEM_GOVERNANCE_ENABLED", default=True)
@@ -338,3 +342,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("OGEM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+env_collect_end(module=__name__)

@@ -2,6 +2,7 @@
 
 import os
 
+from ogem_site.env import env_collect_end
 from ogem_site.settings.base import *  # noqa: F403
 from ogem_site.settings.base import CACHES, REDIS_URL
 
@@ -15,3 +16,5 @@ OGEM_USAGE_AUTOFLUSH = False
 if REDIS_URL:
     # One prefix per test process so parallel runs never see each other's keys.
     CACHES["default"]["KEY_PREFIX"] = f"ogem-test-{os.getpid()}"
+
+env_collect_end(module=__name__)
