@@ -37,7 +37,8 @@ from ogem_site.metrics import MetricsASGI  # noqa: E402
 
 def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
     return MetricsASGI(
-        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins))
+        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)),
+        token=settings.OGEM_METRICS_TOKEN,
     )
 
 

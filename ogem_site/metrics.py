@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hmac
 import os
 import re
 import time
@@ -180,11 +181,37 @@ if MULTIPROCESS:
     atexit.register(_mark_dead)
 
 
+def _authorized(scope: Scope, expected: bytes) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return hmac.compare_digest(value, expected)
+    return False
+
+
+async def _refuse_scrape(send: Send) -> None:
+    body = b"/metrics needs Authorization: Bearer <OGEM_METRICS_TOKEN>\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="metrics"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class MetricsASGI:
     """Serves /metrics and times every other HTTP request (health probes excepted)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, token: str = "") -> None:
         self.app = app
+        # With a token, a scrape must send `Authorization: Bearer <token>` (compared in constant
+        # time): the port /metrics shares with /v1 is often reachable from outside.
+        self.authorization = f"Bearer {token}".encode() if token else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -192,6 +219,9 @@ class MetricsASGI:
             return
         path: str = scope["path"]
         if path == "/metrics":
+            if self.authorization and not _authorized(scope, self.authorization):
+                await _refuse_scrape(send)
+                return
             await self._serve_metrics(send)
             return
         if path.startswith("/health/"):

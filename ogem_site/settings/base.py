@@ -46,6 +46,8 @@ OGEM_ENCRYPTION_KEYS = env_list("OGEM_ENCRYPTION_KEYS") or [
 
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
+# When set, /metrics answers only scrapes sending `Authorization: Bearer <token>`.
+OGEM_METRICS_TOKEN = env_str("OGEM_METRICS_TOKEN")
 # Seconds a value read from a secret manager (secret://...) is reused before it is read again.
 OGEM_SECRET_TTL = env_int("OGEM_SECRET_TTL", 300)
 OGEM_MAX_REQUEST_BYTES = env_int("OGEM_MAX_REQUEST_BYTES", 25 * 1024 * 1024)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,21 @@ def test_makefile_has_the_contract_targets():
     assert {"run", "test", "worker", "beat", "bench"} <= targets
     assert "celery -A ogem_site worker" in makefile
     assert "celery -A ogem_site beat" in makefile
+
+
+def test_secrets_stay_out_of_git_and_the_image():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "docker/.env"], cwd=ROOT, capture_output=True
+    )
+    assert ignored.returncode == 0, "docker/.env is not git-ignored"
+    patterns = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "**/.env" in patterns and "!docker/.env.example" in patterns
+    assert not (DOCKER / "Dockerfile.dockerignore").exists()  # it would shadow .dockerignore
+
+
+def test_compose_passes_docker_env_and_guards_metrics():
+    ogem = _compose()["x-ogem"]
+    assert ogem["env_file"] == [{"path": ".env", "required": False}]
+    environment = _compose()["x-ogem-environment"]
+    assert environment["OGEM_METRICS_TOKEN"].startswith("${OGEM_METRICS_TOKEN:?")
+    assert "uvicorn" not in (DOCKER / "compose.yaml").read_text() + _dockerfile()

@@ -112,3 +112,36 @@ def test_workers_share_one_view_of_the_metrics(tmp_path):
             process.kill()
             process.communicate()
     assert process.returncode == 0
+
+
+def test_metrics_token_guards_the_scrape(tmp_path):
+    from tests.site.test_serve import _env
+
+    env = _env(tmp_path, OGEM_METRICS_TOKEN="scrape-secret-123")
+    migrate = _manage("migrate", "--noinput", env=env)
+    assert migrate.wait(timeout=120) == 0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    try:
+        _wait_ready(url, process)
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "scrape-secret-123"},
+        ):
+            refused = httpx.get(f"{url}/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert "ogem_requests_total" not in refused.text
+            assert refused.headers["www-authenticate"] == 'Bearer realm="metrics"'
+        scraped = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+        assert scraped.status_code == 200
+        assert "ogem_requests_total" in scraped.text
+        assert httpx.get(f"{url}/health/live").status_code == 200  # probes need no token
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
