@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
+from gateway.model_health import deployments_health_check, health_deployments_visible
 from gateway.models import Credential, ModelDeployment
 from gateway.rest import deployment_list
 from gateway.selectors import credential_list
@@ -101,11 +103,20 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
         status = routing_status(
             organization_ids=None if principal.is_proxy_admin else principal.visible_org_ids()
         )
+        health = None
+        if request.GET.get("check"):
+            # On demand only: each check is a small real request to every deployment.
+            health = async_to_sync(deployments_health_check)(
+                deployments=health_deployments_visible(
+                    organization_ids=None if principal.is_proxy_admin else principal.admin_org_ids()
+                )
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": "Routing and circuit state",
             "opts": self.model._meta,
             "status": status,
+            "health": health,
         }
         return TemplateResponse(request, "admin/gateway/routing_status.html", context)
 

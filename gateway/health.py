@@ -386,20 +386,16 @@ def routing_status(*, organization_ids: set[int] | None) -> dict[str, object]:
     }
 
 
-_PROBE_BODIES: dict[str, dict[str, object]] = {
-    "chat/completions": {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
-    "embeddings": {"input": "ping"},
-}
-
 
 async def health_check_run() -> dict[str, int]:
-    """Active health checks: one tiny real request to every deployment whose circuit is not
-    closed; a success closes the circuit (the deployment is back before live traffic has to
-    probe it), a failure keeps or reopens it. Closed deployments are left to passive health,
-    so healthy upstreams cost nothing. Returns counts by outcome."""
+    """Active health checks: one small real request (gateway/model_health.py's, through each
+    deployment's own kind of endpoint) to every deployment whose circuit is not closed; a success
+    closes the circuit (the deployment is back before live traffic has to probe it), a failure
+    keeps or reopens it. Closed deployments are left to passive health, so healthy upstreams
+    cost nothing. Returns counts by outcome."""
     from gateway.errors import GatewayError
+    from gateway.model_health import deployment_probe, probe_endpoint
     from gateway.registry import registry_get
-    from providers.base import Endpoint
     from providers.registry import adapter_get
 
     deployments = list(registry_get().by_id.values())
@@ -413,16 +409,12 @@ async def health_check_run() -> dict[str, int]:
         if circuit.state == CLOSED:
             continue
         adapter = adapter_get(deployment.provider)
-        endpoint = next(
-            (Endpoint(e) for e in _PROBE_BODIES if adapter and Endpoint(e) in adapter.endpoints),
-            None,
-        )
+        endpoint = probe_endpoint(deployment, adapter) if adapter is not None else None
         if adapter is None or endpoint is None:
             continue
         counts["checked"] += 1
-        body = {"model": deployment.upstream_model, **_PROBE_BODIES[endpoint.value]}
         try:
-            await adapter.call(endpoint=endpoint, deployment=deployment, body=body)
+            await deployment_probe(deployment=deployment, adapter=adapter, endpoint=endpoint)
         except GatewayError:
             counts["failed"] += 1
             await store.failure(deployment.id, policy=policy, forced=0.0)

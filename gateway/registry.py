@@ -26,14 +26,16 @@ class DeploymentRegistry:
 _current: DeploymentRegistry | None = None
 _lock = threading.Lock()
 
+# `model_info.mode` (LiteLLM's) says what each is: image requests without a model take the
+# image one, and the on-demand health check calls each through its own endpoint.
 MOCK_DEPLOYMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("mock-chat", {}),
-    ("mock-embed", {}),
+    ("mock-chat", {"model_info": {"mode": "chat"}}),
+    ("mock-embed", {"model_info": {"mode": "embedding"}}),
     ("mock-image", {"model_info": {"mode": "image_generation"}}),
-    ("mock-tts", {}),
-    ("mock-whisper", {}),
-    ("mock-moderation", {}),
-    ("mock-rerank", {}),
+    ("mock-tts", {"model_info": {"mode": "audio_speech"}}),
+    ("mock-whisper", {"model_info": {"mode": "audio_transcription"}}),
+    ("mock-moderation", {"model_info": {"mode": "moderation"}}),
+    ("mock-rerank", {"model_info": {"mode": "rerank"}}),
 )
 
 

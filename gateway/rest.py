@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +21,12 @@ from gateway.credentials import (
     deployment_write_problem,
 )
 from gateway.deployments import deployment_problems
+from gateway.model_health import (
+    CHECK_TIMEOUT_DEFAULT,
+    CHECK_TIMEOUT_MAX,
+    deployments_health_check,
+    health_deployments_visible,
+)
 from gateway.models import Credential, ModelDeployment
 from gateway.services import deployment_create, deployment_update
 from tenants.models import Organization
@@ -249,3 +256,40 @@ class RoutingStatusView(APIView):
                 "Routing status is for proxy and organization admins."
             )
         return Response(routing_status(organization_ids=organizations))
+
+
+class ModelHealthView(APIView):
+    """Health of every model now: one small real request to each deployment the caller may
+    administer, concurrently, each within `timeout` seconds (default 10, at most 60); `model`
+    checks one group. Proxy admins check every deployment; organization admins the shared ones
+    and their organizations' own."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("model", str, description="check this model group only"),
+            OpenApiParameter("timeout", float, description="seconds per deployment (max 60)"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        principal = request_principal(request)
+        organizations: set[int] | None = None
+        if not principal.is_proxy_admin:
+            organizations = set(principal.admin_org_ids())
+            if not organizations:
+                raise exceptions.PermissionDenied(
+                    "Model health is for proxy and organization admins."
+                )
+        try:
+            timeout = float(request.query_params.get("timeout", CHECK_TIMEOUT_DEFAULT))
+        except ValueError:
+            raise exceptions.ValidationError({"timeout": "must be a number of seconds"}) from None
+        if not 0 < timeout <= CHECK_TIMEOUT_MAX:
+            raise exceptions.ValidationError(
+                {"timeout": f"must be above 0 and at most {CHECK_TIMEOUT_MAX:g} seconds"}
+            )
+        deployments = health_deployments_visible(
+            organization_ids=organizations, model=request.query_params.get("model") or None
+        )
+        report = async_to_sync(deployments_health_check)(deployments=deployments, seconds=timeout)
+        return Response(report)
