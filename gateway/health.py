@@ -386,7 +386,6 @@ def routing_status(*, organization_ids: set[int] | None) -> dict[str, object]:
     }
 
 
-
 async def health_check_run() -> dict[str, int]:
     """Active health checks: one small real request (gateway/model_health.py's, through each
     deployment's own kind of endpoint) to every deployment whose circuit is not closed; a success
