@@ -6,31 +6,44 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 OGEM_WORKERS ?= 1
+# Two stamps: `make run` needs Ogem's runtime dependencies only; tests and tools add the dev extras.
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: run test worker beat bench lint format install migrate
 
-$(STAMP): pyproject.toml
-	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+$(VENV):
+	@echo "First run: creating $(VENV) and installing Ogem into it (about 2 minutes)."
+	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip
-	@$(BIN)/pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+
+# A dev install (make test, CI) has everything run needs: no second install.
+$(RUNTIME_STAMP): pyproject.toml | $(VENV)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+		echo "Installing Ogem's runtime dependencies..."; \
+		$(BIN)/pip install --progress-bar off -e . 2>&1 | { grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true; }; \
+		test $${PIPESTATUS[0]} -eq 0 && touch $@; fi
+
+$(STAMP): pyproject.toml | $(VENV)
+	@echo "Installing Ogem with its test and development tools..."
+	@$(BIN)/pip install --progress-bar off -e '.[dev]' 2>&1 | { grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true; }; \
+		test $${PIPESTATUS[0]} -eq 0 && touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)
 
-migrate: $(STAMP)
+migrate: $(RUNTIME_STAMP)
 	@$(BIN)/python manage.py migrate --noinput
 
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(OGEM_WORKERS)
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest
 
-worker: $(STAMP)
+worker: $(RUNTIME_STAMP)
 	@$(BIN)/celery -A ogem_site worker --loglevel=INFO
 
-beat: $(STAMP)
+beat: $(RUNTIME_STAMP)
 	@$(BIN)/celery -A ogem_site beat --loglevel=INFO
 
 # e.g. make bench BENCH_ARGS="--soak 200000" or BENCH_ARGS="--slow-streams 2000"
