@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from django.db import connections
 
 from gateway.config.database import database_fingerprint, run_sync
 from gateway.config.loader import config_parse, config_with_database
-from gateway.config.problems import ConfigProblem, Problems, Severity
+from gateway.config.problems import ConfigProblem, Location, Problems, Severity
 from gateway.config.sources import SourceError, source_is_url, source_read, source_stamp
 from gateway.config.types import GatewayConfig
 from gateway.secrets import secret_cache_prune, secret_refresh_due
@@ -121,6 +122,8 @@ class ConfigWatcher:
 
     def _reread(self, stamp: tuple[object, ...] | None, *, force: bool) -> bool:
         """Read and validate the file if its content changed; True when a new one is good."""
+        if not force and stamp != self.stamp and _settling(stamp):
+            return False  # still being written: the next poll sees the change again
         previous_stamp, self.stamp = self.stamp, stamp
         try:
             text = source_read(self.source, token=self.token)
@@ -137,6 +140,13 @@ class ConfigWatcher:
         config = config_parse(text.text, source=self.source, problems=problems, digest=text.digest)
         if config is None:
             _log(problems.items, action="rejected")
+            return False
+        refusal = _shrink_refusal(before=self.file_config, after=config)
+        if refusal:
+            _log(
+                [ConfigProblem(Severity.ERROR, refusal, Location(self.source))],
+                action="not reloaded",
+            )
             return False
         _log(problems.items, action="loaded with warnings")
         if config.includes != self._included():
@@ -187,6 +197,32 @@ class ConfigWatcher:
                 await asyncio.to_thread(self.poll)
             except Exception:  # the watcher must outlive any one bad reload
                 logger.exception("configuration reload failed; the previous one stays in use")
+
+
+def _settling(stamp: tuple[object, ...] | None) -> bool:
+    """Whether the main file changed too recently to be read whole (a non-atomic rewrite is
+    caught half way, or an editor truncates before it writes)."""
+    if not stamp or not isinstance(stamp[0], tuple):
+        return False  # a URL, or a missing file
+    modified_ns = stamp[0][0]
+    settle_ns = int(getattr(settings, "OGEM_CONFIG_SETTLE_MS", 1000)) * 1_000_000
+    return isinstance(modified_ns, int) and time.time_ns() - modified_ns < settle_ns
+
+
+def _shrink_refusal(*, before: GatewayConfig | None, after: GatewayConfig) -> str | None:
+    """Why a reload that would drop all, or more than half, of the file's deployments is refused
+    (an emptied or truncated file must not take every model away), unless the operator allows it
+    with OGEM_CONFIG_ALLOW_SHRINK; None when it may go ahead. A restart always takes the file."""
+    if before is None or getattr(settings, "OGEM_CONFIG_ALLOW_SHRINK", False):
+        return None
+    had, has = len(before.deployments), len(after.deployments)
+    if had == 0 or (has > 0 and (has * 2 >= had or had - has < 2)):
+        return None
+    return (
+        f"the new file has {has} of the {had} deployments in use; refused so that an emptied or "
+        "half-written file does not take the models away (set OGEM_CONFIG_ALLOW_SHRINK=true, or "
+        "restart, to apply it)"
+    )
 
 
 def _install(config: GatewayConfig) -> None:

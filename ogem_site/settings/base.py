@@ -46,6 +46,10 @@ OGEM_ENCRYPTION_KEYS = env_list("OGEM_ENCRYPTION_KEYS") or [
 
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
+# Hot reload takes a changed file once it has been left alone this long (not one caught mid-write),
+# and refuses one that would drop all or most of the file's deployments unless this allows it.
+OGEM_CONFIG_SETTLE_MS = env_int("OGEM_CONFIG_SETTLE_MS", 1000)
+OGEM_CONFIG_ALLOW_SHRINK = env_bool("OGEM_CONFIG_ALLOW_SHRINK", default=False)
 # When set, /metrics answers only scrapes sending `Authorization: Bearer <token>`.
 OGEM_METRICS_TOKEN = env_str("OGEM_METRICS_TOKEN")
 # Seconds a value read from a secret manager (secret://...) is reused before it is read again.

@@ -170,3 +170,39 @@ def test_edits_to_an_included_file_are_reloaded(live_ogem, master_key, watched_c
     assert _wait_for(lambda: _models(client) == {"main", "inc-a"})
     included.write_text("model_list:\n  - {model_name: inc-b, litellm_params: {model: mock/b}}\n")
     assert _wait_for(lambda: _models(client) == {"main", "inc-b"})
+
+
+FOUR = "models:\n" + "".join(f"  - {{name: m{i}, provider: mock, model: m{i}}}\n" for i in range(4))
+
+
+def test_an_emptied_or_truncated_file_keeps_the_models(  # type: ignore[no-untyped-def]
+    live_ogem, master_key, watched_config, caplog, settings
+):
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=master_key, max_retries=0)
+    watched_config.write_text(FOUR)
+    assert _wait_for(lambda: _models(client) == {"m0", "m1", "m2", "m3"})
+    for text in ("", "models:\n  - {name: m0, provider: mock, model: m0}\n"):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="ogem.config"):
+            watched_config.write_text(text)
+            assert _wait_for(
+                lambda: any("deployments in use" in r.getMessage() for r in caplog.records)
+            ), text
+        assert _models(client) == {"m0", "m1", "m2", "m3"}
+    # Dropping one of four is an edit, not an accident; with the setting, anything goes.
+    watched_config.write_text(FOUR.replace("  - {name: m3, provider: mock, model: m3}\n", ""))
+    assert _wait_for(lambda: _models(client) == {"m0", "m1", "m2"})
+    settings.OGEM_CONFIG_ALLOW_SHRINK = True
+    watched_config.write_text("models:\n  - {name: m0, provider: mock, model: m0}\n")
+    assert _wait_for(lambda: _models(client) == {"m0"})
+
+
+def test_a_file_is_read_once_it_stops_changing(live_ogem, master_key, watched_config, settings):  # type: ignore[no-untyped-def]
+    settings.OGEM_CONFIG_SETTLE_MS = 2500
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=master_key, max_retries=0)
+    watched_config.write_text(V2)
+    written = time.monotonic()
+    time.sleep(1.0)  # five polls: without the settle time the new file would be in use
+    assert _models(client) == {"slow", "alpha"}
+    assert _wait_for(lambda: _models(client) == {"alpha", "beta"})
+    assert time.monotonic() - written >= 2.4
