@@ -6,7 +6,8 @@ are simply not found (404). Objects in scope that the caller may not change answ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -158,6 +159,25 @@ def audit_organization_id(instance: Model) -> int | None:
     return organization_id
 
 
+def unknown_fields_reject(serializer: serializers.BaseSerializer, data: Any) -> None:
+    """A 400 naming every field the serializer does not have (with the likely one meant), instead
+    of DRF's silent drop: `{"allowed_models": [...]}` must not create a key for every model.
+    Read-only fields are known, so a GET body sent back with PUT still works."""
+    if not isinstance(data, Mapping) or not isinstance(serializer, serializers.Serializer):
+        return
+    known = list(serializer.fields)
+    errors: dict[str, list[str]] = {}
+    for name in data:
+        if name in serializer.fields:
+            continue
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        errors[str(name)] = [
+            f"Unknown field. Did you mean `{close[0]}`?" if close else "Unknown field."
+        ]
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
 class ScopedViewSet(viewsets.GenericViewSet):
     """Base of every resource: scoped queryset from ``selector``, services for the writes.
 
@@ -232,6 +252,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
+        unknown_fields_reject(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         self.check_create(serializer.validated_data)
         instance = self.perform_service_create(serializer.validated_data)
@@ -243,6 +264,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
         serializer = self.get_serializer(
             instance, data=request.data, partial=kwargs.get("partial", False)
         )
+        unknown_fields_reject(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         self.check_change(instance)
         before = audit_snapshot(instance)
