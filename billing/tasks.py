@@ -1,4 +1,5 @@
-"""Celery tasks of billing: thin wrappers over billing.services (scheduled by beat)."""
+"""Celery tasks of billing: thin wrappers over billing.services (scheduled by beat). The budget
+alerts' tasks, which billing.services enqueues, live beside their senders in billing/alerts.py."""
 
 from __future__ import annotations
 
@@ -15,32 +16,6 @@ def usage_drain() -> int:
 @shared_task(name="billing.tasks.budget_periods_reset", ignore_result=True)
 def budget_periods_reset() -> int:
     return services.budget_periods_reset()
-
-
-@shared_task(
-    name="billing.tasks.budget_alert_webhook",
-    ignore_result=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    max_retries=6,
-)
-def budget_alert_webhook(budget_id: int, spend: str) -> bool:
-    from billing.alerts import budget_alert_webhook_send
-
-    return budget_alert_webhook_send(budget_id=budget_id, spend=spend)
-
-
-@shared_task(
-    name="billing.tasks.budget_alert_email",
-    ignore_result=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    max_retries=6,
-)
-def budget_alert_email(budget_id: int, spend: str) -> bool:
-    from billing.alerts import budget_alert_email_send
-
-    return budget_alert_email_send(budget_id=budget_id, spend=spend)
 
 
 @shared_task(name="billing.tasks.usage_rollups", ignore_result=True)

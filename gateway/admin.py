@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import ForeignKey
+from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -19,7 +19,8 @@ from gateway.models import Credential, ModelDeployment
 from gateway.rest import deployment_list
 from gateway.selectors import credential_list
 from gateway.services import credential_save, deployment_update
-from tenants.admin import ScopedAdminMixin, request_principal
+from tenants.admin_scope import ScopedAdminMixin, request_principal
+from tenants.principals import Principal
 
 
 @admin.register(ModelDeployment)
@@ -27,6 +28,12 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(deployment_list)
     # Org admins read shared deployments and manage their organization's own.
     scoped_access = "org"
+
+    def scoped_choices(
+        self, *, principal: Principal, team_admin: bool
+    ) -> QuerySet[ModelDeployment]:
+        return ModelDeployment.objects.filter(organization_id__in=principal.admin_org_ids())
+
     form = ModelDeploymentForm
     list_display = [
         "model_name",

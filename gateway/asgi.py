@@ -36,11 +36,7 @@ from django.urls import set_script_prefix, set_urlconf
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 V1_PREFIX = "/v1/"
 

@@ -4,15 +4,14 @@
 
 Entries are keyed by sha256(secret) (never the secret) and hold a JSON `Caller`; "no such key" is
 cached too, briefly. Changing a key (revoke, rotate, update, delete) calls the invalidator
-registered with `keys.cache`: it drops the key from this process and from Redis and publishes the
-key's prefixes on a pub/sub channel that a background task of every worker process listens to, so
+broadcast on `ogem_site.broadcast`'s "keys" topic: the publisher drops the key from Redis, and
+every worker process (this one at once, the others through Redis pub/sub) from its own cache, so
 every worker forgets the key within milliseconds. Expiry is checked on every request against the
 cached `expires_at`. In the steady state a request makes no database query at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -21,6 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 import orjson
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
@@ -29,8 +29,8 @@ from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from gateway.redis import redis_key
-from keys.cache import key_cache_register_invalidator
-from keys.hashing import master_key_matches, secret_prefix
+from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen
+from ogem_site.hashing import master_key_matches, secret_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,6 @@ REDIS_TTL = 300
 NEGATIVE_TTL = 10  # seconds "no such key" is remembered, here and in Redis
 
 MASTER_CALLER = Caller(is_master=True, key_name="master")
-
-
-def invalidation_channel() -> str:
-    """The pub/sub channel of key and governance invalidations (channels ignore the Redis db:
-    the prefix alone keeps installations apart)."""
-    return redis_key("v1:key-invalidate")
 
 
 def _cache_key(digest: str) -> str:
@@ -147,7 +141,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
         return cached  # type: ignore[return-value]
     generation = _local.generation
     if settings.REDIS_URL:
-        _subscriber_ensure()
+        broadcast_listen()
         found = await _redis_get(digest)
         if found is not _NOT_FOUND:
             ttl = LOCAL_TTL if found else NEGATIVE_TTL
@@ -253,88 +247,27 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
         logger.warning("key cache: could not write to Redis")
 
 
-def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
-    """The invalidator registered with keys.cache (called synchronously, after commit)."""
-    _local.drop_prefixes(prefixes)
+def _shared_entries_delete(message: dict[str, Any]) -> None:
+    """The publisher of a key change drops the key's Redis entries before telling the workers,
+    so that none refills its cache from them."""
+    prefixes = [str(p) for p in message.get("prefixes", ())]
     if not settings.REDIS_URL or not prefixes:
         return
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         index_keys = [_prefix_index_key(p) for p in prefixes]
         digests: set[bytes] = set()
         for index_key in index_keys:
             digests.update(client.smembers(index_key))
-        doomed = [*index_keys, *(_cache_key(d.decode()) for d in digests)]
-        client.delete(*doomed)
-        client.publish(invalidation_channel(), orjson.dumps(prefixes))
+        client.delete(*index_keys, *(_cache_key(d.decode()) for d in digests))
     finally:
         client.close()
 
 
-key_cache_register_invalidator(key_cache_invalidate_prefixes)
-
-
-def broadcast_publish(message: dict[str, str]) -> None:
-    """Tell every worker's listener (this channel's other messages are key prefixes)."""
-    from gateway.accounting import usage_redis
-
-    try:
-        usage_redis().publish(invalidation_channel(), orjson.dumps(message))
-    except Exception:
-        logger.warning("could not broadcast %s; workers catch up within their TTL", message)
-
-
-def _broadcast_apply(message: dict[str, Any]) -> None:
-    if message.get("flush") == "governance":
-        from gateway.governance import governance_snapshot_flush
-
-        governance_snapshot_flush()
-
-
-_subscribers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-
-
-def _subscriber_ensure() -> None:
-    """Start this event loop's invalidation listener once (lazily, on the first request)."""
-    loop = asyncio.get_running_loop()
-    task = _subscribers.get(loop)
-    if task is None or task.done():
-        _subscribers[loop] = loop.create_task(_subscriber_run(), name="ogem-key-invalidation")
-
-
-async def _subscriber_run() -> None:
-    import redis.asyncio as aioredis
-
-    delay = 0.1
-    while True:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(invalidation_channel())
-            # Anything published while we were not listening is lost: start clean.
-            _local.clear()
-            delay = 0.1
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    try:
-                        prefixes = orjson.loads(message["data"])
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(prefixes, dict):
-                        _broadcast_apply(prefixes)
-                        continue
-                    _local.drop_prefixes([str(p) for p in prefixes])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning("key cache: invalidation listener lost Redis; retrying")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        finally:
-            try:
-                await pubsub.aclose()
-                await client.aclose()
-            except Exception:
-                logger.debug("key cache: error closing the invalidation listener")
+# Registered by GatewayConfig.ready(); keys publishes on it (keys/services.py).
+KEY_CACHE_TOPIC = BroadcastTopic(
+    name=KEYS,
+    publish=_shared_entries_delete,
+    receive=lambda message: _local.drop_prefixes([str(p) for p in message.get("prefixes", ())]),
+    resync=_local.clear,
+)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.credentials import (
+from gateway.config.credentials import (
     API_KEY,
     REDACTED,
     deployment_params_shown,

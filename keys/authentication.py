@@ -9,9 +9,9 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from keys.hashing import master_key_matches
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
+from ogem_site.hashing import master_key_matches
 from tenants.oidc import looks_like_jwt, oidc_settings
 
 

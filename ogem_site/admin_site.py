@@ -2,7 +2,8 @@
 
 Access to Ogem's models is decided by roles (memberships), never by ``is_staff`` or Django's
 model permissions: the site lets in whoever administers something, and each Ogem ModelAdmin
-(``tenants.admin.ScopedAdminMixin``) scopes pages, choices and writes to the caller's Principal.
+(``tenants.admin_scope.ScopedAdminMixin``) scopes pages, choices and writes to the caller's
+Principal.
 Every other registered admin (Django's users/groups, sites, allauth, ...) stays superuser-only.
 """
 
@@ -41,7 +42,7 @@ class OgemAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 def _is_scoped(model_admin: Any) -> bool:
-    from tenants.admin import ScopedAdminMixin
+    from tenants.admin_scope import ScopedAdminMixin
 
     return isinstance(model_admin, ScopedAdminMixin) or getattr(model_admin, "ogem_scoped", False)
 

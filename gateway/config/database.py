@@ -45,7 +45,7 @@ def database_deployments(
     *, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> list[Deployment]:
     """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
-    from gateway.credentials import (
+    from gateway.config.credentials import (
         API_KEY,
         ambient_credential_problem,
         credential_problem,
