@@ -6,6 +6,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from billing import services
+from billing.partitions import request_log_partitions_ensure, request_log_retention_apply
+from billing.rollups import rollups_run
 
 
 @shared_task(name="billing.tasks.usage_drain", ignore_result=True)
@@ -20,13 +22,9 @@ def budget_periods_reset() -> int:
 
 @shared_task(name="billing.tasks.usage_rollups", ignore_result=True)
 def usage_rollups() -> int:
-    from billing.rollups import rollups_run
-
     return len(rollups_run())
 
 
 @shared_task(name="billing.tasks.request_log_partitions", ignore_result=True)
 def request_log_partitions() -> int:
-    from billing.partitions import request_log_partitions_ensure, request_log_retention_apply
-
     return len(request_log_partitions_ensure()) + len(request_log_retention_apply())

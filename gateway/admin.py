@@ -100,6 +100,8 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def routing_view(self, request: HttpRequest) -> HttpResponse:
         """Every model group's strategy, fallbacks and circuit states (config and database)."""
+        # Imported on use: gateway.health loads every adapter and the Redis client (about
+        # 0.5 s), which every process would pay at start (admin and API modules load in all).
         from gateway.health import routing_status
 
         if not self.has_view_permission(request):

@@ -3,11 +3,11 @@
     in-process TTL cache  ->  Redis (when REDIS_URL is set)  ->  database
 
 Entries are keyed by sha256(secret) (never the secret) and hold a JSON `Caller`; "no such key" is
-cached too, briefly. Changing a key (revoke, rotate, update, delete) calls the invalidator
-broadcast on `ogem_site.broadcast`'s "keys" topic: the publisher drops the key from Redis, and
-every worker process (this one at once, the others through Redis pub/sub) from its own cache, so
-every worker forgets the key within milliseconds. Expiry is checked on every request against the
-cached `expires_at`. In the steady state a request makes no database query at all.
+cached too, briefly. Changing a key (revoke, rotate, update, delete) deletes its Redis entries
+(keys/cache.py, which names them) and broadcasts its prefixes on `ogem_site.broadcast`'s "keys"
+topic: every worker process (this one at once, the others through Redis pub/sub) drops them from
+its own cache, so every worker forgets the key within milliseconds. Expiry is checked on every
+request against the cached `expires_at`. In the steady state a request makes no database query.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import asdict
 from typing import Any
 
 import orjson
-import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
@@ -28,8 +27,8 @@ from django.http import HttpRequest
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
-from gateway.redis import redis_key
-from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen
+from keys.cache import key_cache_entry, key_cache_index
+from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.hashing import master_key_matches, secret_prefix
 
 logger = logging.getLogger(__name__)
@@ -39,14 +38,6 @@ REDIS_TTL = 300
 NEGATIVE_TTL = 10  # seconds "no such key" is remembered, here and in Redis
 
 MASTER_CALLER = Caller(is_master=True, key_name="master")
-
-
-def _cache_key(digest: str) -> str:
-    return redis_key(f"v1:key:{digest}")
-
-
-def _prefix_index_key(prefix: str) -> str:
-    return redis_key(f"v1:key:prefix:{prefix}")
 
 
 _NOT_FOUND = object()
@@ -221,7 +212,7 @@ async def _redis_get(digest: str) -> Caller | object | None:
     from gateway.redis import get_redis
 
     try:
-        raw = await get_redis().get(_cache_key(digest))
+        raw = await get_redis().get(key_cache_entry(digest))
     except Exception:
         logger.warning("key cache: Redis unavailable, falling back to the database")
         return _NOT_FOUND
@@ -239,35 +230,20 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
     ttl = REDIS_TTL if caller else NEGATIVE_TTL
     try:
         async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.set(_cache_key(digest), _caller_dump(caller), ex=ttl)
-            pipe.sadd(_prefix_index_key(prefix), digest)
-            pipe.expire(_prefix_index_key(prefix), REDIS_TTL)
+            pipe.set(key_cache_entry(digest), _caller_dump(caller), ex=ttl)
+            pipe.sadd(key_cache_index(prefix), digest)
+            pipe.expire(key_cache_index(prefix), REDIS_TTL)
             await pipe.execute()
     except Exception:
         logger.warning("key cache: could not write to Redis")
 
 
-def _shared_entries_delete(message: dict[str, Any]) -> None:
-    """The publisher of a key change drops the key's Redis entries before telling the workers,
-    so that none refills its cache from them."""
-    prefixes = [str(p) for p in message.get("prefixes", ())]
-    if not settings.REDIS_URL or not prefixes:
-        return
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        index_keys = [_prefix_index_key(p) for p in prefixes]
-        digests: set[bytes] = set()
-        for index_key in index_keys:
-            digests.update(client.smembers(index_key))
-        client.delete(*index_keys, *(_cache_key(d.decode()) for d in digests))
-    finally:
-        client.close()
-
-
-# Registered by GatewayConfig.ready(); keys publishes on it (keys/services.py).
-KEY_CACHE_TOPIC = BroadcastTopic(
-    name=KEYS,
-    publish=_shared_entries_delete,
-    receive=lambda message: _local.drop_prefixes([str(p) for p in message.get("prefixes", ())]),
-    resync=_local.clear,
+# In every process that resolves keys: a key change drops its entries here (keys/cache.py has
+# already deleted them from Redis); a resubscription forgets everything.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=KEYS,
+        receive=lambda message: _local.drop_prefixes([str(p) for p in message["prefixes"]]),
+        resync=_local.clear,
+    )
 )

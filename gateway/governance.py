@@ -58,7 +58,7 @@ from gateway.limits import (
     rule_key,
 )
 from gateway.limits import now_ms as clock_ms
-from ogem_site.broadcast import GOVERNANCE, BroadcastTopic
+from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from providers.base import Endpoint
 
 if TYPE_CHECKING:
@@ -159,11 +159,10 @@ def governance_snapshot_flush() -> None:
         _snapshots.entries.clear()
 
 
-# Registered by GatewayConfig.ready(): billing publishes on it when budgets or limits change, and
-# this process and, through Redis, every worker forget their snapshots now rather than after
-# OGEM_GOVERNANCE_SNAPSHOT_TTL.
-GOVERNANCE_TOPIC = BroadcastTopic(
-    name=GOVERNANCE, receive=lambda message: governance_snapshot_flush()
+# Billing publishes on this topic when budgets or limits change: this process and, through Redis,
+# every worker forget their snapshots now rather than after OGEM_GOVERNANCE_SNAPSHOT_TTL.
+broadcast_topic_register(
+    BroadcastTopic(name=GOVERNANCE, receive=lambda message: governance_snapshot_flush())
 )
 
 

@@ -26,8 +26,8 @@ async def _stream_length_render(*, stream: str, name: bytes, description: bytes)
 
 async def usage_streams_render() -> bytes:
     """The usage events not yet drained into PostgreSQL, and those the drain could not record,
-    waiting in the dead-letter stream for an operator (alert when above zero). Registered with
-    ogem_site.metrics by GatewayConfig.ready()."""
+    waiting in the dead-letter stream for an operator (alert when above zero). ogem_site.asgi
+    passes it to the /metrics wrapper."""
     backlog = await _stream_length_render(
         stream=usage_stream_key(),
         name=b"ogem_usage_stream_backlog",

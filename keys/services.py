@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from keys.budgets import KeyBudget, key_budget_store
+from keys.cache import key_cache_invalidate
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_BUDGET_SETTINGS,
@@ -20,7 +21,6 @@ from keys.permissions import (
     key_settings_changeable,
 )
 from keys.selectors import key_prefixes_list
-from ogem_site.broadcast import KEYS, broadcast_publish
 from ogem_site.hashing import secret_generate
 from tenants.audit import audit_record
 from tenants.models import Organization, Team, User
@@ -174,7 +174,7 @@ def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) ->
     prefixes = [key.prefix, *(extra_prefixes or [])]
     if key.previous_prefix:
         prefixes.append(key.previous_prefix)
-    transaction.on_commit(lambda: _keys_forget(prefixes=prefixes))
+    transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
 
 
 def key_cache_forget(*, team: Team | None = None, organization: Organization | None = None) -> None:
@@ -186,7 +186,7 @@ def key_cache_forget(*, team: Team | None = None, organization: Organization | N
         organization_id=organization.pk if organization is not None else None,
     )
     if prefixes:
-        transaction.on_commit(lambda: _keys_forget(prefixes=prefixes))
+        transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
 
 
 def key_revoke_all(
@@ -213,11 +213,6 @@ def key_revoke_all(
                 before={"revoked_at": None},
                 after={"revoked_at": key.revoked_at, "reason": audit_reason},
             )
-
-
-def _keys_forget(*, prefixes: list[str]) -> None:
-    # The /v1 key cache (gateway/auth.py) receives this topic in every worker.
-    broadcast_publish(topic=KEYS, message={"prefixes": prefixes})
 
 
 def key_delete(*, key: VirtualKey) -> None:

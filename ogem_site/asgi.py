@@ -30,6 +30,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from gateway.asgi import V1Split  # noqa: E402
 from gateway.cors import cors_wrap  # noqa: E402
+from gateway.metrics import usage_streams_render  # noqa: E402
 from gateway.realtime.routing import websocket_urlpatterns  # noqa: E402
 from ogem_site.asgi_types import ASGIApp  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
@@ -38,7 +39,8 @@ from ogem_site.metrics import MetricsASGI  # noqa: E402
 
 def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
     return MetricsASGI(
-        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins))
+        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)),
+        scraped=[usage_streams_render],
     )
 
 

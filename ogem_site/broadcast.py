@@ -2,14 +2,11 @@
 
 Every worker process keeps caches in memory (the /v1 key cache, the budget and limit snapshots).
 A write that makes an entry stale calls `broadcast_publish(topic=..., message=...)`, after
-commit. Each topic is registered once per process (`broadcast_topic_register`, from the owning
-app's AppConfig.ready()) with what to do:
-
-- `publish`: in the publishing process only, before the message goes out: shared state every
-  worker reads (the key cache's Redis entries), so that no worker refills from it;
-- `receive`: in every process, the publisher's at once, the others' when the message arrives;
-- `resync`: when a listener (re)subscribes: anything published while it was not listening is
-  lost, so the topic forgets what it may have missed.
+commit. The module that holds a cache registers its topic when it is imported
+(`broadcast_topic_register`): a process without that cache has nothing to forget. A topic's
+`receive` runs in every process, the publisher's at once, the others' when the message arrives;
+its `resync` runs when a listener (re)subscribes: what was published while it was not listening
+is lost, so the topic forgets what it may have missed.
 
 With REDIS_URL unset Ogem is one process and nothing is sent. With it, the messages travel on
 `broadcast_channel()` (named by `redis_key`, so installations sharing a Redis never hear each
@@ -21,17 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 
-from ogem_site.redis import redis_key
+from ogem_site.redis import redis_key, redis_sync
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +33,7 @@ Message = dict[str, Any]
 
 # Every topic, named here: publishers and receivers live in different apps.
 KEYS = "keys"  # {"prefixes": [...]}: keys changed (revoked, rotated, updated, deleted)
+# (keys/cache.py drops the keys' Redis entries before publishing, so no worker refills from them)
 GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 
 
@@ -46,7 +41,6 @@ GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 class BroadcastTopic:
     name: str
     receive: Callable[[Message], None]
-    publish: Callable[[Message], None] | None = None
     resync: Callable[[], None] | None = None
 
 
@@ -68,28 +62,13 @@ def broadcast_publish(*, topic: str, message: Message | None = None) -> None:
     message = message or {}
     registered = _topics.get(topic)
     if registered is not None:
-        if registered.publish is not None:
-            registered.publish(message)
         registered.receive(message)
     if not settings.REDIS_URL:
         return
     try:
-        _publisher().publish(broadcast_channel(), orjson.dumps({**message, "topic": topic}))
+        redis_sync().publish(broadcast_channel(), orjson.dumps({**message, "topic": topic}))
     except Exception:
         logger.warning("could not broadcast %s; workers catch up within their TTL", topic)
-
-
-_client: redis.Redis | None = None
-_client_pid: int | None = None
-
-
-def _publisher() -> redis.Redis:
-    """One synchronous client per process (a forked worker opens its own)."""
-    global _client, _client_pid
-    if _client is None or _client_pid != os.getpid():
-        _client = redis.Redis.from_url(settings.REDIS_URL)
-        _client_pid = os.getpid()
-    return _client
 
 
 def _dispatch(raw: bytes) -> None:
@@ -122,6 +101,9 @@ def broadcast_listen() -> None:
 
 
 async def _listen() -> None:
+    # Imported here, like ogem_site.redis's client: only a process that listens pays for it.
+    import redis.asyncio as aioredis
+
     delay = 0.1
     while True:
         client = aioredis.Redis.from_url(settings.REDIS_URL)

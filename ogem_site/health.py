@@ -6,13 +6,14 @@ from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
 
+from gateway.redis import get_redis
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 
 def _check_database() -> None:
-    from django.db import connection
-
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -22,11 +23,8 @@ def _check_database() -> None:
 
 
 async def _check_cache() -> None:
-    from django.conf import settings
-
     if not settings.REDIS_URL:
         return
-    from gateway.redis import get_redis
 
     await get_redis().ping()
 

@@ -12,7 +12,7 @@ import atexit
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -136,17 +136,6 @@ def metrics_render() -> bytes:
     return generate_latest(registry)
 
 
-# Gauges read at scrape time from another process's state (the usage stream's length in Redis),
-# registered by the app that knows where it lives (GatewayConfig.ready()) and appended to every
-# scrape: this module sits below every app and imports none.
-_scrape_renders: list[Callable[[], Awaitable[bytes]]] = []
-
-
-def metrics_scrape_register(render: Callable[[], Awaitable[bytes]]) -> None:
-    if render not in _scrape_renders:
-        _scrape_renders.append(render)
-
-
 def _mark_dead() -> None:
     prometheus_multiprocess.mark_process_dead(os.getpid())
 
@@ -157,10 +146,15 @@ if MULTIPROCESS:
 
 
 class MetricsASGI:
-    """Serves /metrics and times every other HTTP request (health probes excepted)."""
+    """Serves /metrics and times every other HTTP request (health probes excepted).
 
-    def __init__(self, app: ASGIApp) -> None:
+    `scraped` render gauges read at scrape time from elsewhere (the usage stream's length in
+    Redis: gateway/metrics.py), appended to every scrape; ogem_site.asgi passes them in.
+    """
+
+    def __init__(self, app: ASGIApp, *, scraped: Sequence[Callable[[], Awaitable[bytes]]] = ()):
         self.app = app
+        self.scraped = tuple(scraped)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,7 +188,7 @@ class MetricsASGI:
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
-        for render in _scrape_renders:
+        for render in self.scraped:
             body += await render()
         await send(
             {
