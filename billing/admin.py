@@ -30,7 +30,7 @@ from billing.services import (
     budget_reset,
     budget_upsert,
 )
-from tenants.admin import ScopedAdminMixin, organization_id_of, request_principal
+from tenants.admin_scope import ScopedAdminMixin, organization_id_of, request_principal
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Organization, Team
 from tenants.principals import Principal

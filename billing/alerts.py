@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
@@ -100,3 +101,27 @@ def budget_alert_email_send(*, budget_id: int, spend: str) -> bool:
     ]
     send_mail(subject, "\n".join(lines), None, recipients)
     return True
+
+
+# Enqueued by billing.services.budget_soft_alert_enqueue; named as when they lived in
+# billing/tasks.py, so messages already queued still find them.
+@shared_task(
+    name="billing.tasks.budget_alert_webhook",
+    ignore_result=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=6,
+)
+def budget_alert_webhook(budget_id: int, spend: str) -> bool:
+    return budget_alert_webhook_send(budget_id=budget_id, spend=spend)
+
+
+@shared_task(
+    name="billing.tasks.budget_alert_email",
+    ignore_result=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=6,
+)
+def budget_alert_email(budget_id: int, spend: str) -> bool:
+    return budget_alert_email_send(budget_id=budget_id, spend=spend)

@@ -7,7 +7,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-USD = {"max_digits": 18, "decimal_places": 8}
+# Shared with keys (a key's own budget), which sits below billing.
+from keys.budgets import USD, BudgetDuration
 
 
 class BudgetScope(models.TextChoices):
@@ -16,13 +17,6 @@ class BudgetScope(models.TextChoices):
     USER = "user", "User"
     KEY = "key", "Key"
     END_CUSTOMER = "end_customer", "End customer"
-
-
-class BudgetDuration(models.TextChoices):
-    DAILY = "1d", "Daily"
-    WEEKLY = "7d", "Weekly"
-    MONTHLY = "30d", "Monthly"
-    NONE = "", "No reset"
 
 
 class BudgetMode(models.TextChoices):

@@ -21,22 +21,65 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
-if TYPE_CHECKING:
-    from gateway.context import Usage
-    from providers.base import Deployment
+from billing.models import ModelPrice
+from ogem_site.metrics import unpriced_model_record
 
 logger = logging.getLogger(__name__)
+
+
+class Deployment(Protocol):
+    """What pricing reads of a deployment (the gateway's providers.base.Deployment): billing
+    sits below the gateway and the providers and imports neither."""
+
+    id: str
+    model_name: str
+    provider: str
+    upstream_model: str
+    params: dict[str, Any]
+
+
+class Usage(Protocol):
+    """What pricing reads of a request's usage (the gateway's gateway.context.Usage)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_creation_tokens: int
+    reasoning_tokens: int
+    images: int
+    audio_seconds: float
+    characters: int
+    image_size: str
+    image_quality: str
+
+
+def _no_deployment(deployment_id: str) -> Deployment | None:
+    return None
+
+
+# How admin's unpriced warning finds a logged deployment id's deployment: the gateway's registry,
+# set by GatewayConfig.ready() (price_deployment_lookup_set).
+_deployment_lookup: Callable[[str], Deployment | None] = _no_deployment
+
+
+def price_deployment_lookup_set(lookup: Callable[[str], Deployment | None]) -> None:
+    global _deployment_lookup
+    _deployment_lookup = lookup
+
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices" / "prices.yaml"
 PER_MILLION = Decimal(1_000_000)
@@ -191,8 +234,6 @@ _overrides = _OverrideCache()
 
 
 def _override_rows_load() -> list[_Override]:
-    from billing.models import ModelPrice
-
     rows = []
     for row in ModelPrice.objects.all():
         wrong = model_price_problems({field: getattr(row, field) for field in MODEL_PRICE_FIELDS})
@@ -255,8 +296,6 @@ def price_overrides_load() -> None:
 
 
 def _price_overrides_load_in_thread() -> None:
-    from django.db import connections
-
     try:
         price_overrides_load()
     finally:
@@ -284,8 +323,6 @@ async def price_overrides_ensure() -> None:
     """
     if not _overrides_stale():
         return
-    from asgiref.sync import sync_to_async
-
     if _overrides.loaded_at is None:
         await sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
         return
@@ -434,8 +471,6 @@ def unpriced_models() -> dict[tuple[str, str], int]:
 
 
 def unpriced_record(*, provider: str, model: str) -> None:
-    from ogem_site.metrics import unpriced_model_record
-
     with _unpriced_lock:
         _unpriced[(provider, model)] += 1
     unpriced_model_record(model=f"{provider}/{model}" if provider else model)
@@ -493,9 +528,7 @@ def deployment_price(*, deployment: Deployment) -> Price | None:
 def price_known(*, provider: str, model: str, deployment_id: str = "") -> bool:
     """Whether a request logged with these names would find a price now, resolved as the gateway
     does (`deployment_price`, else the model's); admin's unpriced warning asks this."""
-    from gateway.registry import registry_get
-
-    deployment = registry_get().by_id.get(deployment_id) if deployment_id else None
+    deployment = _deployment_lookup(deployment_id) if deployment_id else None
     if deployment is not None:
         return deployment_price(deployment=deployment) is not None
     price = price_resolve(model=model, provider=provider)

@@ -5,11 +5,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 
 from billing.models import Budget, BudgetScope, RequestLog, UnpricedUsage, UsageRollup
+from billing.pricing import deployment_pk_from_id, price_known
+from billing.rollups import rollup_watermark
+from keys.budgets import KeyBudget
+from keys.models import VirtualKey
+from keys.selectors import key_list
+from tenants.models import Team
 from tenants.principals import Principal
+from tenants.selectors import (
+    principal_org_read_ids,
+    principal_owns,
+    principal_team_read_ids,
+    team_list,
+)
 
 SPEND_GROUPS = {
     "key": "key_id",
@@ -27,8 +39,6 @@ def budget_list(*, principal: Principal) -> QuerySet[Budget]:
     budgets = Budget.objects.select_related("organization", "team", "user", "key", "end_customer")
     if principal.is_proxy_admin:
         return budgets
-    from keys.selectors import key_list
-    from tenants.selectors import principal_org_read_ids, principal_owns, team_list
 
     org_ids = principal_org_read_ids(principal=principal)
     return budgets.filter(
@@ -44,8 +54,6 @@ def _spend_scope(*, principal: Principal) -> Q | None:
     """What of the log (and its rollups) the caller may read; None: everything."""
     if principal.is_proxy_admin:
         return None
-    from keys.selectors import key_list
-    from tenants.selectors import principal_org_read_ids, principal_team_read_ids
 
     own_keys = key_list(principal=principal).values("pk")
     return (
@@ -79,7 +87,6 @@ def spend_summary(
     the rollup watermark are read from ``UsageRollup``; later (still open) days from the log.
     Grouped by tag, a request counts under each of its tags; the total counts it once.
     """
-    from billing.rollups import rollup_watermark
 
     if group_by not in SPEND_GROUPS:
         raise ValueError(f"group_by must be one of {sorted(SPEND_GROUPS)}")
@@ -207,8 +214,6 @@ def spend_chart_data(
     yet and show nothing. Each breakdown keeps its ``series_limit`` biggest series by spend and
     folds the rest into "Other". Three queries whatever the range: two aggregates and team names.
     """
-    from billing.rollups import rollup_watermark
-    from tenants.models import Team
 
     rollups = UsageRollup.objects.filter(tag="", day__gte=start, day__lte=end).order_by()
     scope = _spend_scope(principal=principal)
@@ -293,8 +298,6 @@ def unpriced_usage_list(*, principal: Principal, since: date) -> list[dict[str, 
     it); a group whose model has a price by now (set since, or a deliberate zero) is left out.
     Org owners/admins and viewers see their organizations'; team admins none (they set no price).
     """
-    from billing.pricing import deployment_pk_from_id, price_known
-    from tenants.selectors import principal_org_read_ids
 
     rows = UnpricedUsage.objects.filter(day__gte=since).order_by()
     if not principal.is_proxy_admin:
@@ -393,3 +396,25 @@ def budget_snapshots_load(*, keys: list[SnapshotKey]) -> dict[SnapshotKey, Budge
         if key in found:
             found[key] = snapshot
     return found
+
+
+def key_budget_get(key: VirtualKey) -> KeyBudget | None:
+    """The key's own budget, as keys reads it (keys.budgets' store)."""
+    budget = Budget.objects.filter(scope=BudgetScope.KEY, key=key).first()
+    if budget is None:
+        return None
+    return KeyBudget(
+        max_budget=budget.max_budget, soft_budget=budget.soft_budget, duration=budget.duration
+    )
+
+
+def key_budget_annotate(keys: QuerySet[VirtualKey]) -> QuerySet[VirtualKey]:
+    """Each key's own budget (if any) annotated as ``budget_*``, in the same query."""
+    budgets = Budget.objects.filter(scope=BudgetScope.KEY, key=OuterRef("pk"))
+    return keys.annotate(
+        budget_max=Subquery(budgets.values("max_budget")[:1]),
+        budget_soft=Subquery(budgets.values("soft_budget")[:1]),
+        budget_duration=Subquery(budgets.values("duration")[:1]),
+        budget_spend=Subquery(budgets.values("spend")[:1]),
+        budget_reset_at=Subquery(budgets.values("reset_at")[:1]),
+    )

@@ -11,6 +11,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.alerts import budget_alert_email, budget_alert_webhook
 from billing.models import (
     SCOPE_FIELDS,
     Budget,
@@ -20,6 +21,9 @@ from billing.models import (
     RequestLog,
     UnpricedUsage,
 )
+from keys.budgets import KeyBudget
+from keys.models import VirtualKey
+from ogem_site.broadcast import GOVERNANCE, broadcast_publish
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +73,25 @@ def budget_upsert(
     return budget
 
 
+def key_budget_set(key: VirtualKey, budget: KeyBudget) -> None:
+    """The key's own budget, as keys writes it (keys.budgets' store)."""
+    budget_upsert(
+        scope=BudgetScope.KEY,
+        target=key,
+        max_budget=budget.max_budget,
+        soft_budget=budget.soft_budget,
+        duration=budget.duration,
+    )
+
+
 def budget_delete(*, budget: Budget) -> None:
     budget.delete()
     budget_changes_broadcast()
 
 
 def budget_changes_broadcast() -> None:
-    from gateway.governance import governance_snapshots_changed
-
-    transaction.on_commit(governance_snapshots_changed)
+    """Every worker forgets its budget and limit snapshots once this transaction commits."""
+    transaction.on_commit(lambda: broadcast_publish(topic=GOVERNANCE))
 
 
 def budget_reset(*, budget: Budget) -> Budget:
@@ -374,8 +388,6 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
     Returns how many periods were reset. The live counter of a new period is a new key (it is
     named by the period's start), so a reset never races with requests settling in the old one.
     """
-    from gateway.governance import governance_snapshots_changed
-
     now = now or timezone.now()
     reset = 0
     budgets = Budget.objects.select_related("team", "key", "end_customer").filter(
@@ -394,7 +406,7 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
     if reset:
         # The web workers must count in the new periods at once, not a snapshot TTL later: one
         # broadcast for the whole run, not one per budget.
-        governance_snapshots_changed()
+        broadcast_publish(topic=GOVERNANCE)
     return reset
 
 
@@ -404,8 +416,6 @@ def budget_soft_alert_enqueue(*, budget: Budget) -> bool:
     The period is claimed with one conditional UPDATE, so concurrent beat runs (or workers)
     alert once; the tasks are enqueued only when the claim commits.
     """
-    from billing.tasks import budget_alert_email, budget_alert_webhook
-
     period = budget.period_started_at or budget.created_at
     claimed = (
         Budget.objects.filter(pk=budget.pk)

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import ForeignKey
+from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -21,7 +21,8 @@ from gateway.models import Credential, ModelDeployment
 from gateway.rest import deployment_list
 from gateway.selectors import credential_list
 from gateway.services import credential_save, deployment_update
-from tenants.admin import ScopedAdminMixin, request_principal
+from tenants.admin_scope import ScopedAdminMixin, request_principal
+from tenants.principals import Principal
 
 
 @admin.register(ModelDeployment)
@@ -29,6 +30,12 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(deployment_list)
     # Org admins read shared deployments and manage their organization's own.
     scoped_access = "org"
+
+    def scoped_choices(
+        self, *, principal: Principal, team_admin: bool
+    ) -> QuerySet[ModelDeployment]:
+        return ModelDeployment.objects.filter(organization_id__in=principal.admin_org_ids())
+
     form = ModelDeploymentForm
     list_display = [
         "model_name",
@@ -95,6 +102,8 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def routing_view(self, request: HttpRequest) -> HttpResponse:
         """Every model group's strategy, fallbacks and circuit states (config and database)."""
+        # Imported on use: gateway.health loads every adapter and the Redis client (about
+        # 0.5 s), which every process would pay at start (admin and API modules load in all).
         from gateway.health import routing_status
 
         if not self.has_view_permission(request):

@@ -6,8 +6,8 @@ from typing import Any
 
 from django import forms
 
+from gateway.config.credentials import API_KEY, deployment_params_shown, deployment_write_problem
 from gateway.config.secrets import SecretError, secret_check, secret_is_reference
-from gateway.credentials import API_KEY, deployment_params_shown, deployment_write_problem
 from gateway.deployments import deployment_problems
 from gateway.models import Credential, ModelDeployment
 

@@ -17,6 +17,7 @@ from ninja.errors import HttpError, ValidationError
 
 from gateway.anthropic_ingress import ingress_mount
 from gateway.errors import (
+    AuthenticationError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
@@ -109,8 +110,6 @@ def on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
     elif isinstance(exc, Http404):
         error = NotFoundError("Not found.")
     elif isinstance(exc, NinjaAuthenticationError):
-        from gateway.errors import AuthenticationError
-
         error = AuthenticationError("Invalid API key.")
     elif isinstance(exc, HttpError) and exc.status_code < 500:
         error = InvalidRequestError(str(exc.message), status=exc.status_code)

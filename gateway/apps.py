@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class GatewayConfig(AppConfig):
     name = "gateway"
     verbose_name = "Gateway"
+
+    def ready(self) -> None:
+        # Imported here: they import models, which load after every AppConfig.
+        from billing.pricing import price_deployment_lookup_set
+        from gateway.registry import registry_get
+
+        # Admin's unpriced warning (billing) resolves logged deployment ids in the registry.
+        price_deployment_lookup_set(lambda deployment_id: registry_get().by_id.get(deployment_id))

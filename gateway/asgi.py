@@ -33,14 +33,12 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
+from gateway.api import api
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.views import inference
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 V1_PREFIX = "/v1/"
 
@@ -183,8 +181,6 @@ def _direct_views() -> dict[str, View]:
     (about a tenth of a request's CPU). They take no parameters and return HttpResponses, so
     Ninja would only add its exception handler, applied the same way in `_direct`."""
     if not _direct_table:
-        from gateway.views import inference
-
         _direct_table.update(
             {
                 V1_PREFIX + "chat/completions": inference.chat_completions,
@@ -196,8 +192,6 @@ def _direct_views() -> dict[str, View]:
 
 
 async def _direct(view: View, request: HttpRequest) -> HttpResponseBase:
-    from gateway.api import api
-
     try:
         return await view(request)
     except Exception as exc:

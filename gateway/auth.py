@@ -3,16 +3,15 @@
     in-process TTL cache  ->  Redis (when REDIS_URL is set)  ->  database
 
 Entries are keyed by sha256(secret) (never the secret) and hold a JSON `Caller`; "no such key" is
-cached too, briefly. Changing a key (revoke, rotate, update, delete) calls the invalidator
-registered with `keys.cache`: it drops the key from this process and from Redis and publishes the
-key's prefixes on a pub/sub channel that a background task of every worker process listens to, so
-every worker forgets the key within milliseconds. Expiry is checked on every request against the
-cached `expires_at`. In the steady state a request makes no database query at all.
+cached too, briefly. Changing a key (revoke, rotate, update, delete) deletes its Redis entries
+(keys/cache.py, which names them) and broadcasts its prefixes on `ogem_site.broadcast`'s "keys"
+topic: every worker process (this one at once, the others through Redis pub/sub) drops them from
+its own cache, so every worker forgets the key within milliseconds. Expiry is checked on every
+request against the cached `expires_at`. In the steady state a request makes no database query.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -28,9 +27,9 @@ from django.http import HttpRequest
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
-from gateway.redis import redis_key
-from keys.cache import key_cache_register_invalidator
-from keys.hashing import master_key_matches, secret_prefix
+from keys.cache import key_cache_entry, key_cache_index
+from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
+from ogem_site.hashing import master_key_matches, secret_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +38,6 @@ REDIS_TTL = 300
 NEGATIVE_TTL = 10  # seconds "no such key" is remembered, here and in Redis
 
 MASTER_CALLER = Caller(is_master=True, key_name="master")
-
-
-def invalidation_channel() -> str:
-    """The pub/sub channel of key and governance invalidations (channels ignore the Redis db:
-    the prefix alone keeps installations apart)."""
-    return redis_key("v1:key-invalidate")
-
-
-def _cache_key(digest: str) -> str:
-    return redis_key(f"v1:key:{digest}")
-
-
-def _prefix_index_key(prefix: str) -> str:
-    return redis_key(f"v1:key:prefix:{prefix}")
 
 
 _NOT_FOUND = object()
@@ -147,7 +132,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
         return cached  # type: ignore[return-value]
     generation = _local.generation
     if settings.REDIS_URL:
-        _subscriber_ensure()
+        broadcast_listen()
         found = await _redis_get(digest)
         if found is not _NOT_FOUND:
             ttl = LOCAL_TTL if found else NEGATIVE_TTL
@@ -227,7 +212,7 @@ async def _redis_get(digest: str) -> Caller | object | None:
     from gateway.redis import get_redis
 
     try:
-        raw = await get_redis().get(_cache_key(digest))
+        raw = await get_redis().get(key_cache_entry(digest))
     except Exception:
         logger.warning("key cache: Redis unavailable, falling back to the database")
         return _NOT_FOUND
@@ -245,96 +230,20 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
     ttl = REDIS_TTL if caller else NEGATIVE_TTL
     try:
         async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.set(_cache_key(digest), _caller_dump(caller), ex=ttl)
-            pipe.sadd(_prefix_index_key(prefix), digest)
-            pipe.expire(_prefix_index_key(prefix), REDIS_TTL)
+            pipe.set(key_cache_entry(digest), _caller_dump(caller), ex=ttl)
+            pipe.sadd(key_cache_index(prefix), digest)
+            pipe.expire(key_cache_index(prefix), REDIS_TTL)
             await pipe.execute()
     except Exception:
         logger.warning("key cache: could not write to Redis")
 
 
-def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
-    """The invalidator registered with keys.cache (called synchronously, after commit)."""
-    _local.drop_prefixes(prefixes)
-    if not settings.REDIS_URL or not prefixes:
-        return
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        index_keys = [_prefix_index_key(p) for p in prefixes]
-        digests: set[bytes] = set()
-        for index_key in index_keys:
-            digests.update(client.smembers(index_key))
-        doomed = [*index_keys, *(_cache_key(d.decode()) for d in digests)]
-        client.delete(*doomed)
-        client.publish(invalidation_channel(), orjson.dumps(prefixes))
-    finally:
-        client.close()
-
-
-key_cache_register_invalidator(key_cache_invalidate_prefixes)
-
-
-def broadcast_publish(message: dict[str, str]) -> None:
-    """Tell every worker's listener (this channel's other messages are key prefixes)."""
-    from gateway.accounting import usage_redis
-
-    try:
-        usage_redis().publish(invalidation_channel(), orjson.dumps(message))
-    except Exception:
-        logger.warning("could not broadcast %s; workers catch up within their TTL", message)
-
-
-def _broadcast_apply(message: dict[str, Any]) -> None:
-    if message.get("flush") == "governance":
-        from gateway.governance import governance_snapshot_flush
-
-        governance_snapshot_flush()
-
-
-_subscribers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-
-
-def _subscriber_ensure() -> None:
-    """Start this event loop's invalidation listener once (lazily, on the first request)."""
-    loop = asyncio.get_running_loop()
-    task = _subscribers.get(loop)
-    if task is None or task.done():
-        _subscribers[loop] = loop.create_task(_subscriber_run(), name="ogem-key-invalidation")
-
-
-async def _subscriber_run() -> None:
-    import redis.asyncio as aioredis
-
-    delay = 0.1
-    while True:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(invalidation_channel())
-            # Anything published while we were not listening is lost: start clean.
-            _local.clear()
-            delay = 0.1
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    try:
-                        prefixes = orjson.loads(message["data"])
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(prefixes, dict):
-                        _broadcast_apply(prefixes)
-                        continue
-                    _local.drop_prefixes([str(p) for p in prefixes])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning("key cache: invalidation listener lost Redis; retrying")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        finally:
-            try:
-                await pubsub.aclose()
-                await client.aclose()
-            except Exception:
-                logger.debug("key cache: error closing the invalidation listener")
+# In every process that resolves keys: a key change drops its entries here (keys/cache.py has
+# already deleted them from Redis); a resubscription forgets everything.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=KEYS,
+        receive=lambda message: _local.drop_prefixes([str(p) for p in message["prefixes"]]),
+        resync=_local.clear,
+    )
+)

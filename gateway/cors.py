@@ -11,8 +11,9 @@ from collections.abc import Iterable
 
 import orjson
 
-from gateway.asgi import V1_PREFIX, ASGIApp, Receive, Scope, Send
+from gateway.asgi import V1_PREFIX
 from gateway.errors import PermissionDeniedError
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 ANY_ORIGIN = "*"
 _ALLOWED_HEADERS = frozenset(

@@ -58,6 +58,7 @@ from gateway.limits import (
     rule_key,
 )
 from gateway.limits import now_ms as clock_ms
+from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from providers.base import Endpoint
 
 if TYPE_CHECKING:
@@ -158,14 +159,11 @@ def governance_snapshot_flush() -> None:
         _snapshots.entries.clear()
 
 
-def governance_snapshots_changed() -> None:
-    """Budgets or entity limits changed (call on commit): this process and, through Redis,
-    every worker forget their snapshots now rather than after OGEM_GOVERNANCE_SNAPSHOT_TTL."""
-    governance_snapshot_flush()
-    if settings.REDIS_URL:
-        from gateway.auth import broadcast_publish
-
-        broadcast_publish({"flush": "governance"})
+# Billing publishes on this topic when budgets or limits change: this process and, through Redis,
+# every worker forget their snapshots now rather than after OGEM_GOVERNANCE_SNAPSHOT_TTL.
+broadcast_topic_register(
+    BroadcastTopic(name=GOVERNANCE, receive=lambda message: governance_snapshot_flush())
+)
 
 
 def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:

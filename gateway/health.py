@@ -20,11 +20,17 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import redis
 from django.conf import settings
 
 from gateway.config import config_current
-from gateway.redis import redis_key
+from gateway.errors import GatewayError
+from gateway.model_health import deployment_probe, probe_endpoint
+from gateway.redis import get_redis, redis_key
+from gateway.registry import registry_get
+from gateway.strategies import strategy_name
 from providers.base import Deployment
+from providers.registry import adapter_get
 
 CLOSED = "closed"
 OPEN = "open"
@@ -190,7 +196,6 @@ class RedisHealthStore:
         cached = [self._cache.get(i) for i in ids]
         if all(hit is not None and hit[0] > now for hit in cached):
             return [hit[1] for hit in cached]  # type: ignore[index]
-        from gateway.redis import get_redis
 
         raw = await get_redis().mget([_circuit_key(i) for i in ids])
         circuits = [Circuit.decode(value) for value in raw]
@@ -200,8 +205,6 @@ class RedisHealthStore:
         return circuits
 
     async def failure(self, deployment_id: str, *, policy: HealthPolicy, forced: float) -> None:
-        from gateway.redis import get_redis
-
         self._cache.pop(deployment_id, None)
 
         ttl = int(max(policy.window, policy.cooldown, forced) * 2 + 60)
@@ -219,22 +222,16 @@ class RedisHealthStore:
         )
 
     async def success(self, deployment_id: str) -> None:
-        from gateway.redis import get_redis
-
         self._cache.pop(deployment_id, None)
         await get_redis().delete(_circuit_key(deployment_id), _probe_key(deployment_id))
 
     async def probe_claim(self, deployment_id: str, *, seconds: float) -> bool:
-        from gateway.redis import get_redis
-
         claimed = await get_redis().set(
             _probe_key(deployment_id), "1", nx=True, px=int(seconds * 1000)
         )
         return bool(claimed)
 
     async def probe_release(self, deployment_id: str) -> None:
-        from gateway.redis import get_redis
-
         await get_redis().delete(_probe_key(deployment_id))
 
 
@@ -317,8 +314,6 @@ _sync_client = None
 def _sync_redis():  # type: ignore[no-untyped-def]
     global _sync_client
     if _sync_client is None:
-        import redis
-
         _sync_client = redis.Redis.from_url(settings.REDIS_URL)
     return _sync_client
 
@@ -348,8 +343,6 @@ def health_status(deployments: list[Deployment]) -> list[dict[str, object]]:
 def routing_status(*, organization_ids: set[int] | None) -> dict[str, object]:
     """Every model group with its strategy, fallbacks and circuits. `organization_ids` None:
     everything (proxy admin); else shared deployments plus those organizations' own."""
-    from gateway.registry import registry_get
-    from gateway.strategies import strategy_name
 
     router = config_current().router
     groups = []
@@ -392,11 +385,6 @@ async def health_check_run() -> dict[str, int]:
     closes the circuit (the deployment is back before live traffic has to probe it), a failure
     keeps or reopens it. Closed deployments are left to passive health, so healthy upstreams
     cost nothing. Returns counts by outcome."""
-    from gateway.errors import GatewayError
-    from gateway.model_health import deployment_probe, probe_endpoint
-    from gateway.registry import registry_get
-    from providers.registry import adapter_get
-
     deployments = list(registry_get().by_id.values())
     if not deployments:
         return {"checked": 0, "recovered": 0, "failed": 0}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -67,15 +68,13 @@ def worker_lease() -> str:
 
 
 async def _lease_refresh() -> None:
-    from gateway.limits import now_ms
-
     ttl_ms = settings.OGEM_WORKER_LEASE_TTL * 1000
     while True:
         try:
             # In a thread: cancelling the refresh (its event loop shutting down) then never waits
             # on an asyncio Redis connection being torn down; the write itself ends within the
             # client's socket timeout.
-            await asyncio.to_thread(_lease_write, now=now_ms(), ttl_ms=ttl_ms)
+            await asyncio.to_thread(_lease_write, now=int(time.time() * 1000), ttl_ms=ttl_ms)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.registry import registry_get
 from providers.adapter import ProviderAdapter, UploadFile
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
@@ -110,8 +111,6 @@ def health_deployments_visible(
 ) -> list[Deployment]:
     """The deployments an admin may check: every one for a proxy admin (`organization_ids`
     None), else the shared ones and those of the given organizations; `model`: one group."""
-    from gateway.registry import registry_get
-
     return [
         deployment
         for deployment in registry_get().by_id.values()

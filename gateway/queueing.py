@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.context import Caller
+from ogem_site.metrics import ROUTING_QUEUE_DEPTH, ROUTING_QUEUE_WAIT
 
 DEFAULT_PRIORITY = 100
 
@@ -47,7 +48,6 @@ async def queue_wait(
     `ready` returns the seconds until a deployment may be free. False: the queue was full or
     `patience` seconds passed first.
     """
-    from ogem_site.metrics import ROUTING_QUEUE_DEPTH, ROUTING_QUEUE_WAIT
 
     queue = _queues.setdefault(group, [])
     if len(queue) >= depth:

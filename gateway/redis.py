@@ -1,5 +1,5 @@
-"""Redis for the data plane: one asyncio connection pool per process (per event loop), and the
-names of every key, stream and channel Ogem writes (`redis_key`)."""
+"""Redis for the data plane: one asyncio connection pool per process (per event loop). Names of
+keys, streams and channels come from `ogem_site.redis.redis_key` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import weakref
 
 import redis.asyncio as aioredis
 from django.conf import settings
+
+from ogem_site.redis import redis_key
+
+__all__ = ["get_redis", "redis_key"]
 
 _client: aioredis.Redis | None = None
 # asyncio connections belong to the loop that opened them: a second loop in the same process
@@ -40,9 +44,3 @@ def get_redis() -> aioredis.Redis:
     if client is None:
         client = _loop_clients[loop] = _new_client()
     return client
-
-
-def redis_key(name: str) -> str:
-    """`<OGEM_CACHE_PREFIX>:<name>`: every Redis key, stream and pub/sub channel Ogem writes is
-    named here, so installations sharing one Redis never read or drain each other's data."""
-    return f"{settings.OGEM_CACHE_PREFIX}:{name}"

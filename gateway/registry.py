@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from gateway.config import config_deployments
 from providers.base import Deployment
 
 
@@ -68,10 +69,13 @@ def registry_get() -> DeploymentRegistry:
 
 def registry_load_initial() -> list[Deployment]:
     """The deployments Ogem starts with: OGEM_CONFIG's (or, when it is unset, the built-in
-    offline `mock` models) plus the database's, hot-reloaded by gateway.config."""
-    from gateway.config import config_deployments
+    offline `mock` models) plus the database's, hot-reloaded by gateway.config into this
+    registry."""
+    return config_deployments(builtin=registry_builtin(), install=_reload_install)
 
-    return config_deployments(builtin=registry_builtin())
+
+def _reload_install(deployments: list[Deployment], source: str) -> None:
+    registry_install(deployments, source=source)
 
 
 def registry_builtin() -> list[Deployment]:

@@ -14,6 +14,7 @@ allowed to use is 403 `model_not_allowed`.
 
 from __future__ import annotations
 
+from gateway.config import config_current
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from gateway.registry import DeploymentRegistry
@@ -77,8 +78,6 @@ def deployments_for(
     group = registry.by_model.get(model)
     if group is None:
         # LiteLLM's model_group_alias: a second public name for a model group.
-        from gateway.config import config_current
-
         target = config_current().router.model_group_alias.get(model)
         group = registry.by_model.get(target, ()) if target else ()
     visible = [d for d in group if deployment_visible(caller=caller, deployment=d)]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from gateway.credentials import API_KEY, REDACTED, deployment_params_split
+from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
 from gateway.models import Credential, ModelDeployment
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 

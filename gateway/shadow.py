@@ -20,9 +20,16 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
+from billing.pricing import cost_compute
+from gateway.body import body_for_upstream
 from gateway.config import config_current
 from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError
+from gateway.registry import registry_get
+from gateway.router import deployments_for
+from gateway.strategies import weighted_shuffle
+from ogem_site.metrics import SHADOW_REQUESTS
+from providers.registry import adapter_get
 
 logger = logging.getLogger("ogem.shadow")
 
@@ -92,13 +99,6 @@ async def _mirror(
     body: dict[str, Any],
     primary: tuple[int, float, int],
 ) -> None:
-    from billing.pricing import cost_compute
-    from gateway.body import body_for_upstream
-    from gateway.registry import registry_get
-    from gateway.router import deployments_for
-    from gateway.strategies import weighted_shuffle
-    from ogem_site.metrics import SHADOW_REQUESTS
-    from providers.registry import adapter_get
 
     status, seconds, tokens, cost = 0, 0.0, 0, Decimal(0)
     try:

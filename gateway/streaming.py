@@ -17,6 +17,7 @@ import orjson
 
 from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError
+from ogem_site.metrics import usage_impossible_record
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ def _reported_count(value: Any, *, provider: str, field: str) -> int | None:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS:
         return value
-    from ogem_site.metrics import usage_impossible_record
 
     usage_impossible_record(provider=provider, field=field)
     logger.warning("%s reported an impossible %s (%.40r): ignored", provider, field, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from celery import shared_task
+from django.conf import settings
 
 
 @shared_task(name="gateway.tasks.routing_health_check", ignore_result=True)
@@ -13,7 +14,10 @@ def routing_health_check() -> dict[str, int]:
 
 
 async def _health_check() -> dict[str, int]:
+    # Imported on use: they load every adapter and the Redis client (about 0.5 s), which every
+    # Celery worker and beat process would pay at start, whatever tasks it runs.
     from gateway.health import health_check_run
+    from gateway.redis import get_redis
     from providers.http import http_clients_close
 
     try:
@@ -21,9 +25,5 @@ async def _health_check() -> dict[str, int]:
     finally:
         # This loop ends with the task: close its HTTP session (and Redis pool, if it made one).
         await http_clients_close()
-        from django.conf import settings
-
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             await get_redis().aclose()

@@ -13,18 +13,21 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import USD, BudgetDuration
+from keys.budgets import USD, BudgetDuration
 from keys.models import VirtualKey
 from keys.permissions import KEY_FIELDS, key_scope_administered
 from keys.selectors import key_list, key_status
 from keys.services import key_change, key_create, key_revoke, key_rotate
-from tenants.admin import (
+from tenants.admin import TeamAdmin as TenantsTeamAdmin
+from tenants.admin_scope import (
     ScopedAdminMixin,
     ScopedInlineMixin,
+    admin_scope_ids,
     render_secrets,
     request_principal,
 )
 from tenants.audit import audit_record
+from tenants.models import Team
 from tenants.principals import Principal
 
 
@@ -87,6 +90,11 @@ class KeyStatusFilter(admin.SimpleListFilter):
 class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(key_list)
     scoped_access = "team"
+
+    def scoped_choices(self, *, principal: Principal, team_admin: bool) -> QuerySet[VirtualKey]:
+        org_ids, team_ids = admin_scope_ids(principal=principal, team_admin=team_admin)
+        return VirtualKey.objects.filter(Q(organization_id__in=org_ids) | Q(team_id__in=team_ids))
+
     list_display = [
         "name",
         "display_prefix",
@@ -304,3 +312,13 @@ class TeamKeyInline(ScopedInlineMixin, admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# The team page lists the team's keys: keys composes tenants' admin, never the reverse.
+admin.site.unregister(Team)
+
+
+@admin.register(Team)
+class TeamAdmin(TenantsTeamAdmin):
+    # Keys are listed, not created, inline: a new key's secret needs its own page.
+    inlines = [*TenantsTeamAdmin.inlines, TeamKeyInline]

@@ -9,10 +9,11 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from keys.hashing import master_key_matches
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
+from ogem_site.hashing import master_key_matches
 from tenants.oidc import looks_like_jwt, oidc_settings
+from tenants.selectors import principal_for_user, proxy_admin_principal
 
 
 def key_grants_management(*, key: VirtualKey) -> bool:
@@ -35,8 +36,6 @@ class ManagementKeyAuthentication(authentication.BaseAuthentication):
             return None
         token = token.strip()
         if master_key_matches(token):
-            from tenants.selectors import proxy_admin_principal
-
             principal = proxy_admin_principal()
             return (principal.user, principal)
         if looks_like_jwt(token) and oidc_settings() is not None:
@@ -50,7 +49,6 @@ class ManagementKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.PermissionDenied(
                 "This key was issued to its user by someone else: it serves /v1 only."
             )
-        from tenants.selectors import principal_for_user
 
         return (key.user, principal_for_user(user=key.user, via_key=key))
 

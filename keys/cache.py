@@ -1,21 +1,36 @@
-"""Invalidation hook for the /v1 key resolver's caches.
+"""The Redis tier of the /v1 key cache: where its entries live, and forgetting them.
 
-The data plane registers the real implementation (in-process cache, Redis, pub/sub broadcast);
-until it does, there is nothing to invalidate.
+gateway/auth.py resolves a key through an in-process cache, then these Redis entries (shared by
+every worker), then the database. A key change first deletes the key's Redis entries here, in the
+process that made the change, then publishes the key's prefixes on the broadcast's "keys" topic
+so that every worker drops them from its process cache: no worker can refill from Redis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from django.conf import settings
 
-_invalidators: list[Callable[[list[str]], None]] = []
+from ogem_site.broadcast import KEYS, broadcast_publish
+from ogem_site.redis import redis_key, redis_sync
 
 
-def key_cache_register_invalidator(invalidator: Callable[[list[str]], None]) -> None:
-    if invalidator not in _invalidators:
-        _invalidators.append(invalidator)
+def key_cache_entry(digest: str) -> str:
+    """A resolved caller, by sha256 of the secret."""
+    return redis_key(f"v1:key:{digest}")
+
+
+def key_cache_index(prefix: str) -> str:
+    """The digests cached for one key prefix (a rotated key has two secrets)."""
+    return redis_key(f"v1:key:prefix:{prefix}")
 
 
 def key_cache_invalidate(*, prefixes: list[str]) -> None:
-    for invalidator in _invalidators:
-        invalidator(prefixes)
+    """Every worker forgets these keys (call after commit)."""
+    if settings.REDIS_URL and prefixes:
+        client = redis_sync()
+        indexes = [key_cache_index(prefix) for prefix in prefixes]
+        digests: set[bytes] = set()
+        for index in indexes:
+            digests.update(client.smembers(index))
+        client.delete(*indexes, *(key_cache_entry(digest.decode()) for digest in digests))
+    broadcast_publish(topic=KEYS, message={"prefixes": prefixes})

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.models import USD, BudgetDuration
+from keys.budgets import USD, BudgetDuration
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_SETTINGS,

@@ -3,11 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from keys.hashing import secret_matches, secret_prefix
+from keys.budgets import key_budget_store
 from keys.models import VirtualKey
+from ogem_site.hashing import secret_matches, secret_prefix
+from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
 if TYPE_CHECKING:
     from tenants.principals import Principal
@@ -70,20 +72,8 @@ def key_is_active(*, key: VirtualKey, now=None) -> bool:  # type: ignore[no-unty
 
 def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
     """Keys the principal may see, with their key budget (if any) annotated as ``budget_*``."""
-    from billing.models import Budget, BudgetScope
-    from tenants.selectors import (
-        principal_org_read_ids,
-        principal_owns,
-        principal_team_read_ids,
-    )
-
-    budgets = Budget.objects.filter(scope=BudgetScope.KEY, key=OuterRef("pk"))
-    keys = VirtualKey.objects.select_related("organization", "team", "user").annotate(
-        budget_max=Subquery(budgets.values("max_budget")[:1]),
-        budget_soft=Subquery(budgets.values("soft_budget")[:1]),
-        budget_duration=Subquery(budgets.values("duration")[:1]),
-        budget_spend=Subquery(budgets.values("spend")[:1]),
-        budget_reset_at=Subquery(budgets.values("reset_at")[:1]),
+    keys = key_budget_store().annotate(
+        VirtualKey.objects.select_related("organization", "team", "user")
     )
     if principal.is_proxy_admin:
         return keys

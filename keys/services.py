@@ -9,9 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Budget, BudgetDuration, BudgetScope
-from billing.services import budget_upsert
-from keys.hashing import secret_generate
+from keys.budgets import KeyBudget, key_budget_store
+from keys.cache import key_cache_invalidate
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_BUDGET_SETTINGS,
@@ -21,6 +20,9 @@ from keys.permissions import (
     key_issuer_missing,
     key_settings_changeable,
 )
+from keys.selectors import key_prefixes_list
+from ogem_site.hashing import secret_generate
+from tenants.audit import audit_record
 from tenants.models import Organization, Team, User
 from tenants.principals import Principal
 from tenants.selectors import principal_user_id
@@ -73,12 +75,11 @@ def key_create(
         max_parallel_requests=max_parallel_requests,
     )
     if max_budget is not None or soft_budget is not None:
-        budget_upsert(
-            scope=BudgetScope.KEY,
-            target=key,
-            max_budget=max_budget,
-            soft_budget=soft_budget,
-            duration=budget_duration or BudgetDuration.NONE,
+        key_budget_store().set(
+            key,
+            KeyBudget(
+                max_budget=max_budget, soft_budget=soft_budget, duration=budget_duration or ""
+            ),
         )
     return IssuedKey(key=key, secret=new.secret)
 
@@ -136,7 +137,7 @@ def key_change(*, principal: Principal, key: VirtualKey, changes: dict[str, Any]
     if unknown:
         raise ValueError(f"cannot change {sorted(unknown)}")
     stored = VirtualKey.objects.select_related("user").get(pk=key.pk)
-    budget = Budget.objects.filter(scope=BudgetScope.KEY, key=stored).first()
+    budget = key_budget_store().get(stored)
     current: dict[str, Any] = {
         name: getattr(stored, name) for name in changes if name not in KEY_BUDGET_SETTINGS
     }
@@ -170,8 +171,6 @@ def key_change(*, principal: Principal, key: VirtualKey, changes: dict[str, Any]
 
 def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) -> None:
     """Tell every worker's key cache to forget this key (after the transaction commits)."""
-    from keys.cache import key_cache_invalidate
-
     prefixes = [key.prefix, *(extra_prefixes or [])]
     if key.previous_prefix:
         prefixes.append(key.previous_prefix)
@@ -182,15 +181,38 @@ def key_cache_forget(*, team: Team | None = None, organization: Organization | N
     """Every worker forgets the cached callers of a team's or organization's keys (after the
     transaction commits): their routing settings (regions, priority, tags) come from the team's
     and organization's metadata. Call before deleting, while the keys can still be listed."""
-    from keys.cache import key_cache_invalidate
-    from keys.selectors import key_prefixes_list
-
     prefixes = key_prefixes_list(
         team_id=team.pk if team is not None else None,
         organization_id=organization.pk if organization is not None else None,
     )
     if prefixes:
         transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
+
+
+def key_revoke_all(
+    *,
+    user: User | None = None,
+    organization: Organization | None = None,
+    team: Team | None = None,
+    audit_reason: str | None = None,
+) -> None:
+    """Revoke the live keys of a user in an organization (they left it), or of a team (it is being
+    deleted). With ``audit_reason``, each revocation is audited under it."""
+    keys = VirtualKey.objects.filter(revoked_at__isnull=True)
+    if user is not None:
+        keys = keys.filter(user=user, organization=organization)
+    else:
+        keys = keys.filter(team=team)
+    for key in keys:
+        key_revoke(key=key)
+        if audit_reason is not None:
+            audit_record(
+                action="key.revoke",
+                target=key,
+                organization_id=key.organization_id,
+                before={"revoked_at": None},
+                after={"revoked_at": key.revoked_at, "reason": audit_reason},
+            )
 
 
 def key_delete(*, key: VirtualKey) -> None:
@@ -207,11 +229,8 @@ def key_budget_set(
     budget_duration: str | None = None,
 ) -> None:
     """Set the key's own budget (``max_budget`` None and no soft budget removes the limit)."""
-    budget_upsert(
-        scope=BudgetScope.KEY,
-        target=key,
-        max_budget=max_budget,
-        soft_budget=soft_budget,
-        duration=budget_duration or BudgetDuration.NONE,
+    key_budget_store().set(
+        key,
+        KeyBudget(max_budget=max_budget, soft_budget=soft_budget, duration=budget_duration or ""),
     )
     _key_changed(key=key)

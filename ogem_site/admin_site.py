@@ -2,7 +2,8 @@
 
 Access to Ogem's models is decided by roles (memberships), never by ``is_staff`` or Django's
 model permissions: the site lets in whoever administers something, and each Ogem ModelAdmin
-(``tenants.admin.ScopedAdminMixin``) scopes pages, choices and writes to the caller's Principal.
+(``tenants.admin_scope.ScopedAdminMixin``) scopes pages, choices and writes to the caller's
+Principal.
 Every other registered admin (Django's users/groups, sites, allauth, ...) stays superuser-only.
 """
 
@@ -16,10 +17,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver, path
 
+from tenants.admin_scope import ScopedAdminMixin
+from tenants.models import ORG_WIDE_ROLES, Membership, Role
+
 
 def admin_user_allowed(*, user: Any) -> bool:
     """A proxy admin, or an active user who owns/administers an organization or a team."""
-    from tenants.models import ORG_WIDE_ROLES, Membership, Role
 
     if not getattr(user, "is_active", False) or not getattr(user, "is_authenticated", False):
         return False
@@ -41,8 +44,6 @@ class OgemAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 def _is_scoped(model_admin: Any) -> bool:
-    from tenants.admin import ScopedAdminMixin
-
     return isinstance(model_admin, ScopedAdminMixin) or getattr(model_admin, "ogem_scoped", False)
 
 
@@ -54,6 +55,8 @@ class OgemAdminSite(AdminSite):
     index_template = "admin/ogem/index.html"
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
+        # Imported on use (here and in index): billing.admin registers its pages with admin.site,
+        # which is this module's site: imported at load, it would run before the site exists.
         from billing.admin import spend_dashboard_view
 
         spend = path("spend/", self.admin_view(spend_dashboard_view), name="spend_dashboard")

@@ -28,9 +28,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from gateway.asgi import ASGIApp, V1Split  # noqa: E402
+from gateway.asgi import V1Split  # noqa: E402
 from gateway.cors import cors_wrap  # noqa: E402
+from gateway.metrics import usage_streams_render  # noqa: E402
 from gateway.realtime.routing import websocket_urlpatterns  # noqa: E402
+from ogem_site.asgi_types import ASGIApp  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
 from ogem_site.metrics import MetricsASGI  # noqa: E402
 
@@ -38,6 +40,7 @@ from ogem_site.metrics import MetricsASGI  # noqa: E402
 def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
     return MetricsASGI(
         HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)),
+        scraped=[usage_streams_render],
         token=settings.OGEM_METRICS_TOKEN,
     )
 

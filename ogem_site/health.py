@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.redis import get_redis
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 
 def _check_database() -> None:
-    from django.db import connection
-
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -26,11 +23,8 @@ def _check_database() -> None:
 
 
 async def _check_cache() -> None:
-    from django.conf import settings
-
     if not settings.REDIS_URL:
         return
-    from gateway.redis import get_redis
 
     await get_redis().ping()
 

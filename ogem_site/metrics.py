@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -26,7 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
-from ogem_site.health import ASGIApp, Receive, Scope, Send
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -136,42 +137,6 @@ def metrics_render() -> bytes:
     return generate_latest(registry)
 
 
-async def _stream_length_render(*, stream: str, name: bytes, description: bytes) -> bytes:
-    """A Redis stream's length as a gauge, read at scrape time (one number for the whole
-    installation, whichever worker answers). Nothing without Redis, or when Redis does not
-    answer within half a second."""
-    from django.conf import settings
-
-    from gateway.redis_pipeline import lean_redis
-
-    client = lean_redis(settings.REDIS_URL)  # None without Redis
-    if client is None:
-        return b""
-    try:
-        length = await asyncio.wait_for(client.execute("XLEN", stream), timeout=0.5)
-    except Exception:  # a scrape must answer even with Redis away
-        return b""
-    return b"# HELP %s %s\n# TYPE %s gauge\n%s %d\n" % (name, description, name, name, length)
-
-
-async def _usage_streams_render() -> bytes:
-    """The usage events not yet drained into PostgreSQL, and those the drain could not record,
-    waiting in the dead-letter stream for an operator (alert when above zero)."""
-    from gateway.accounting import usage_dead_stream, usage_stream_key
-
-    backlog = await _stream_length_render(
-        stream=usage_stream_key(),
-        name=b"ogem_usage_stream_backlog",
-        description=b"Usage events in Redis not yet drained into PostgreSQL.",
-    )
-    dead = await _stream_length_render(
-        stream=usage_dead_stream(),
-        name=b"ogem_usage_dead_letter_backlog",
-        description=b"Usage events the drain could not record, in the dead-letter stream.",
-    )
-    return backlog + dead
-
-
 def _mark_dead() -> None:
     prometheus_multiprocess.mark_process_dead(os.getpid())
 
@@ -205,10 +170,21 @@ async def _refuse_scrape(send: Send) -> None:
 
 
 class MetricsASGI:
-    """Serves /metrics and times every other HTTP request (health probes excepted)."""
+    """Serves /metrics and times every other HTTP request (health probes excepted).
 
-    def __init__(self, app: ASGIApp, *, token: str = "") -> None:
+    `scraped` render gauges read at scrape time from elsewhere (the usage stream's length in
+    Redis: gateway/metrics.py), appended to every scrape; ogem_site.asgi passes them in.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        scraped: Sequence[Callable[[], Awaitable[bytes]]] = (),
+        token: str = "",
+    ) -> None:
         self.app = app
+        self.scraped = tuple(scraped)
         # With a token, a scrape must send `Authorization: Bearer <token>` (compared in constant
         # time): the port /metrics shares with /v1 is often reachable from outside.
         self.authorization = f"Bearer {token}".encode() if token else b""
@@ -248,7 +224,8 @@ class MetricsASGI:
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
-        body += await _usage_streams_render()
+        for render in self.scraped:
+            body += await render()
         await send(
             {
                 "type": "http.response.start",

@@ -9,5 +9,5 @@ urlpatterns = [
     path("scim/v2/", include("tenants.scim.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("", include("tenants.portal_urls")),
+    path("", include("ogem_site.portal.urls")),
 ]

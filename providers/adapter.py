@@ -16,7 +16,7 @@ process, registered in `providers/registry.py`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import aiohttp
@@ -30,26 +30,13 @@ from gateway.errors import (
 )
 from providers.addresses import AddressRefusedError
 from providers.base import Deployment, Endpoint
-from providers.http import UpstreamHTTPResponse, request_body, upstream_send
-
-
-@dataclass(slots=True)
-class UploadFile:
-    field: str
-    filename: str
-    content: bytes
-    content_type: str = "application/octet-stream"
-
-
-@dataclass(slots=True)
-class UpstreamRequest:
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    json: Any = None  # serialized with orjson when set
-    content: bytes | None = None  # raw body, when json is None
-    form: dict[str, str] = field(default_factory=dict)  # multipart fields (with files)
-    files: list[UploadFile] = field(default_factory=list)
+from providers.http import (
+    UploadFile,
+    UpstreamHTTPResponse,
+    UpstreamRequest,
+    request_body,
+    upstream_send,
+)
 
 
 @dataclass(slots=True)

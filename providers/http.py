@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import orjson
@@ -38,9 +39,6 @@ from yarl import URL
 from providers.addresses import AddressPolicy, GuardedResolver
 from providers.base import Timeouts
 from providers.http11 import Http11Response, http11_request, pools_close, url_target
-
-if TYPE_CHECKING:
-    from providers.adapter import UpstreamRequest
 
 _sessions: dict[tuple[asyncio.AbstractEventLoop, AddressPolicy | None], aiohttp.ClientSession] = {}
 
@@ -149,6 +147,25 @@ async def http_clients_close() -> None:
         await _sessions.pop(key).close()
 
 
+@dataclass(slots=True)
+class UploadFile:
+    field: str
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None  # serialized with orjson when set
+    content: bytes | None = None  # raw body, when json is None
+    form: dict[str, str] = field(default_factory=dict)  # multipart fields (with files)
+    files: list[UploadFile] = field(default_factory=list)
+
+
 def request_body(request: UpstreamRequest) -> bytes | aiohttp.FormData | None:
     if request.json is not None:
         request.headers.setdefault("Content-Type", "application/json")
@@ -169,6 +186,7 @@ def request_body(request: UpstreamRequest) -> bytes | aiohttp.FormData | None:
 
 
 async def _measure() -> None:  # pragma: no cover - a developer tool
+    # A developer tool's imports, kept out of every server process.
     import time
 
     import httpx

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from tenants.dependents import tenant_changed
 from tenants.models import Membership, Organization, Role, Team, User
 
 
@@ -199,9 +200,7 @@ def _membership_role(*, role: str, team: Team | None) -> str:
 def _callers_forget(*, team: Team | None = None, organization: Organization | None = None) -> None:
     """The /v1 key cache holds each key's caller with its team's and organization's routing
     metadata: a change (or a deletion) must reach every worker, as a key change does."""
-    from keys.services import key_cache_forget
-
-    key_cache_forget(team=team, organization=organization)
+    tenant_changed(team=team, organization=organization)
 
 
 def _assign(*, instance: Any, fields: dict[str, Any], allowed: set[str]) -> None:

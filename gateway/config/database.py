@@ -14,12 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from django.db import connections
+from django.db.models import Count, Max
 
 from billing.pricing import price_params_problems
+from gateway.config.credentials import (
+    API_KEY,
+    ambient_credential_problem,
+    credential_problem,
+    credential_secret,
+)
 from gateway.config.problems import Location, Problems
 from gateway.config.provider_names import provider_canonical, provider_is_servable
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
+from gateway.deployments import organization_address_policy
+from gateway.models import Credential, ModelDeployment
+from ogem_site.crypto import DecryptionError, secrets_decrypt
 from providers.base import Deployment, Timeouts
+from tenants.models import Organization
 
 T = TypeVar("T")
 
@@ -45,15 +56,6 @@ def database_deployments(
     *, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> list[Deployment]:
     """Enabled rows as Deployments (`id="db:<pk>"`); a row with a problem is skipped, reported."""
-    from gateway.credentials import (
-        API_KEY,
-        ambient_credential_problem,
-        credential_problem,
-        credential_secret,
-    )
-    from gateway.deployments import organization_address_policy
-    from gateway.models import ModelDeployment
-    from ogem_site.crypto import DecryptionError, secrets_decrypt
 
     deployments: list[Deployment] = []
     rows = (
@@ -147,10 +149,6 @@ def database_deployments(
 
 def database_fingerprint() -> tuple[object, ...]:
     """Changes whenever a row or a credential is added, edited, enabled, disabled or deleted."""
-    from django.db.models import Count, Max
-
-    from gateway.models import Credential, ModelDeployment
-    from tenants.models import Organization
 
     stats = ModelDeployment.objects.aggregate(
         count=Count("id"), last_edit=Max("updated_at"), last_id=Max("id")
@@ -174,6 +172,4 @@ def database_fingerprint() -> tuple[object, ...]:
 
 
 def organization_ids(slugs: set[str]) -> dict[str, int]:
-    from tenants.models import Organization
-
     return dict(Organization.objects.filter(slug__in=slugs).values_list("slug", "id"))

@@ -101,6 +101,8 @@ _SPLIT_NAMES = KNOWN_PROVIDERS | frozenset(PROVIDER_ALIASES) | OTHER_LITELLM_PRE
 def provider_adapter_names() -> frozenset[str] | None:
     """Names with an adapter in providers/registry.py, or None while that registry is absent."""
     try:
+        # Imported on use: the registry loads every adapter (botocore, aiohttp: about 0.3 s),
+        # which config checks and migrations that read provider names would pay at start.
         from providers import registry
     except ImportError:
         return None

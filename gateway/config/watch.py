@@ -4,7 +4,8 @@
 A per-process watcher then polls the file's mtime and size every `OGEM_CONFIG_POLL_SECONDS`
 (default 2 s; a URL every `OGEM_CONFIG_URL_POLL_SECONDS`, default 60 s) and the database's
 deployment rows, and when something really changed (the file's sha256 tells a touched file from an
-edited one) it validates the new configuration and installs it with `registry_install`. A
+edited one) it validates the new configuration and hands its deployments to `install` (the
+registry's `registry_install`, passed in by gateway.registry, which sits above this module). A
 configuration with errors is logged and not installed: the previous one keeps serving. Requests
 in flight hold the Deployment objects they chose, so a reload never drops them.
 """
@@ -17,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from gateway.secrets import secret_cache_prune, secret_refresh_due
 from providers.base import Deployment
 
 logger = logging.getLogger("ogem.config")
+
+# What receives each new configuration's deployments: (deployments, source name).
+Install = Callable[[list[Deployment], str], object]
 
 _state_lock = threading.Lock()
 _current = GatewayConfig()
@@ -54,6 +58,7 @@ def _log(problems: Sequence[ConfigProblem], *, action: str) -> None:
 class ConfigWatcher:
     source: str
     builtin: tuple[Deployment, ...]
+    install: Install | None = None
     token: str = ""
     interval: float = 2.0
     stamp: tuple[object, ...] | None = None
@@ -169,7 +174,7 @@ class ConfigWatcher:
             connections.close_all()
         if config is None:
             return False
-        _install(config)
+        _install(config, install=self.install)
         self.reloads += 1
         logger.info(
             "configuration reloaded from %s: %d deployments",
@@ -225,18 +230,20 @@ def _shrink_refusal(*, before: GatewayConfig | None, after: GatewayConfig) -> st
     )
 
 
-def _install(config: GatewayConfig) -> None:
+def _install(config: GatewayConfig, *, install: Install | None) -> None:
     global _current
-    from gateway.registry import registry_install
-
     with _state_lock:
         _current = config
-    registry_install(list(config.deployments), source=config.source or "built-in")
+    if install is not None:
+        install(list(config.deployments), config.source or "built-in")
 
 
-def config_deployments(*, builtin: Sequence[Deployment] = ()) -> list[Deployment]:
+def config_deployments(
+    *, builtin: Sequence[Deployment] = (), install: Install | None = None
+) -> list[Deployment]:
     """The deployments to start with: OGEM_CONFIG's (or `builtin` when it is unset) plus the
-    database's. Starts the hot-reload watcher of this process unless OGEM_CONFIG_WATCH is false.
+    database's. Starts the hot-reload watcher of this process unless OGEM_CONFIG_WATCH is false;
+    it hands every reloaded configuration's deployments to `install`.
 
     A configuration with errors is logged (every problem, with its location) and contributes no
     deployments; fixing the file is then picked up by the watcher.
@@ -245,6 +252,7 @@ def config_deployments(*, builtin: Sequence[Deployment] = ()) -> list[Deployment
     watcher = ConfigWatcher(
         source=settings.OGEM_CONFIG,
         builtin=tuple(builtin),
+        install=install,
         token=settings.OGEM_CONFIG_TOKEN,
         interval=_interval(settings.OGEM_CONFIG),
     )

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import migrations
 
-from gateway.credentials import param_is_secret
+from gateway.config.credentials import param_is_secret
 from ogem_site.crypto import secrets_decrypt, secrets_encrypt
 
 

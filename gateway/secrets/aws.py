@@ -27,6 +27,8 @@ _REASONS = {
 
 
 def _client() -> Any:
+    # Imported on use (here and below): botocore.session takes about 0.35 s to import, and only
+    # AWS secret references need it; the configuration loader imports this module at start.
     import botocore.session
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"

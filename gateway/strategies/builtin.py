@@ -8,8 +8,9 @@ from collections import defaultdict
 
 from django.conf import settings
 
+from billing.pricing import cost_worst_case, price_resolve
 from gateway.context import RequestContext
-from gateway.redis import redis_key
+from gateway.redis import get_redis, redis_key
 from gateway.strategies.base import RoutingStrategy, lowest_priority, weighted_shuffle
 from providers.base import Deployment
 
@@ -29,8 +30,6 @@ class LeastBusy(RoutingStrategy):
 
     async def counts(self, ids: list[str]) -> list[int]:
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             raw = await get_redis().mget([_busy_key(i) for i in ids])
             return [max(int(v or 0), 0) for v in raw]
         return [self._local[i] for i in ids]
@@ -45,8 +44,6 @@ class LeastBusy(RoutingStrategy):
 
     async def started(self, *, deployment: Deployment) -> None:
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             pipe = get_redis().pipeline(transaction=False)
             pipe.incr(_busy_key(deployment.id))
             pipe.expire(_busy_key(deployment.id), 3600)  # a crashed worker's counts fade away
@@ -59,8 +56,6 @@ class LeastBusy(RoutingStrategy):
         self, *, deployment: Deployment, ok: bool, seconds: float, stream: bool
     ) -> None:
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             await get_redis().decr(_busy_key(deployment.id))
             return
         with self._lock:
@@ -116,7 +111,6 @@ class LowestCost(RoutingStrategy):
     async def choose(
         self, *, ctx: RequestContext, candidates: tuple[Deployment, ...]
     ) -> Deployment:
-        from billing.pricing import cost_worst_case, price_resolve
 
         tier = lowest_priority(candidates)
         costs = []
@@ -158,8 +152,6 @@ class UsageBased(RoutingStrategy):
         tier = lowest_priority(candidates)
         keys = [self._minute_key(d.id) for d in tier]
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             used = [int(v or 0) for v in await get_redis().mget(keys)]
         else:
             used = [self._local[k] for k in keys]
@@ -172,8 +164,6 @@ class UsageBased(RoutingStrategy):
     async def started(self, *, deployment: Deployment) -> None:
         key = self._minute_key(deployment.id)
         if settings.REDIS_URL:
-            from gateway.redis import get_redis
-
             pipe = get_redis().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, 120)

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from billing.pricing import cost_worst_case, price_overrides_ensure, price_resolve
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.errors import InvalidRequestError
@@ -34,8 +35,6 @@ def _text_of(value: Any) -> str:
 
 
 async def cost_estimate(request: HttpRequest) -> HttpResponse:
-    from billing.pricing import cost_worst_case, price_overrides_ensure, price_resolve
-
     started = time.perf_counter()
     caller = await caller_authenticate(request)
     body = body_read_json(request).body

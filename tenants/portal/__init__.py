@@ -1,1 +1,2 @@
-"""The web portal: people manage their own keys, see their usage, teams and models, and try /v1."""
+"""The portal's sign-in: allauth adapters, organization identity providers (OIDC and SAML) and
+their admin, the instance-wide SSO button. The portal's pages are the `portal` package's."""

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tenants.admin import ScopedAdminMixin
+from tenants.admin_scope import ScopedAdminMixin
 from tenants.models import OrganizationIdentityProvider
 from tenants.portal.services import SOCIAL_APP_SECRET_MAX, social_app_secret_set
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from keys.hashing import secret_matches, secret_prefix
+from ogem_site.hashing import secret_matches, secret_prefix
 from tenants.models import Membership, Organization, ScimToken, ScimUser, Team, User
 from tenants.scim.errors import ScimError, scim_not_found
 from tenants.scim.filters import (

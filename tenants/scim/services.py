@@ -20,10 +20,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from keys.hashing import secret_generate
-from keys.models import VirtualKey
-from keys.services import key_revoke
+from ogem_site.hashing import secret_generate
 from tenants.audit import audit_record
+from tenants.dependents import tenant_member_removed, tenant_team_removed
 from tenants.models import Membership, Organization, Role, ScimToken, ScimUser, Team, User
 from tenants.scim.errors import ScimError, scim_invalid_value
 from tenants.scim.filters import (
@@ -364,16 +363,7 @@ def _user_deactivate(*, organization: Organization, user: User, state: ScimUser)
         state.suspended_memberships
     )
     Membership.objects.filter(pk__in=[m.pk for m in memberships]).delete()
-    keys = VirtualKey.objects.filter(user=user, organization=organization, revoked_at__isnull=True)
-    for key in keys:
-        key_revoke(key=key)
-        audit_record(
-            action="key.revoke",
-            target=key,
-            organization_id=organization.pk,
-            before={"revoked_at": None},
-            after={"revoked_at": key.revoked_at, "reason": "scim deactivation"},
-        )
+    tenant_member_removed(user=user, organization=organization, audit_reason="scim deactivation")
 
 
 def _user_reactivate(*, organization: Organization, user: User, state: ScimUser) -> None:
@@ -523,9 +513,7 @@ def scim_user_delete(*, organization: Organization, user: User) -> None:
     """Remove the user from the organization: memberships, keys there and SCIM state."""
     state = scim_state(user=user)
     before = _user_snapshot(user=user, state=state)
-    keys = VirtualKey.objects.filter(user=user, organization=organization, revoked_at__isnull=True)
-    for key in keys:
-        key_revoke(key=key)
+    tenant_member_removed(user=user, organization=organization, audit_reason=None)
     Membership.objects.filter(user=user, organization=organization).delete()
     ScimUser.objects.filter(user=user, organization=organization).delete()
     orphaned = not (
@@ -669,8 +657,7 @@ def scim_group_patch(*, organization: Organization, team: Team, body: Any, base_
 def scim_group_delete(*, organization: Organization, team: Team) -> None:
     before = _group_snapshot(team=team)
     # The team's keys go with it; revoking first tells every /v1 worker to drop them from cache.
-    for key in VirtualKey.objects.filter(team=team, revoked_at__isnull=True):
-        key_revoke(key=key)
+    tenant_team_removed(team=team)
     team_id = team.pk
     team.delete()
     audit_record(

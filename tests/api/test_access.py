@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from keys.hashing import secret_digest
 from keys.services import key_create
+from ogem_site.hashing import secret_digest
 from tenants.models import Organization, Role, ScimToken, Team
 from tests.api.conftest import World, bearer_client
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory

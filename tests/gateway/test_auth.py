@@ -149,8 +149,8 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     import redis
     from django.conf import settings
 
-    from gateway.auth import invalidation_channel
     from gateway.redis import redis_key
+    from ogem_site.broadcast import KEYS, broadcast_channel
 
     secret = make_key()
     headers = {"Authorization": f"Bearer {secret}"}
@@ -164,7 +164,7 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     try:
         for stored in client.scan_iter(match=redis_key("v1:key:*")):
             client.delete(stored)
-        client.publish(invalidation_channel(), orjson.dumps([prefix]))
+        client.publish(broadcast_channel(), orjson.dumps({"topic": KEYS, "prefixes": [prefix]}))
     finally:
         client.close()
     deadline = time.monotonic() + 1.0

@@ -96,9 +96,9 @@ def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
         assert f"{prefix}:usage" in written
         assert any(f":rl:key:{issued.key.pk}:rpm" in key for key in written)
         assert any(":budget:key:" in key for key in written)
-        # The key-invalidation listener hears its own installation's channel.
+        # The broadcast listener hears its own installation's channel.
         channels = {c.decode() for c in usage_redis().pubsub_channels(f"{prefix}:*")}
-        assert channels == {f"{prefix}:v1:key-invalidate"}
+        assert channels == {f"{prefix}:broadcast"}
 
     settings.REDIS_URL = os.environ["REDIS_URL"]
     settings.OGEM_USAGE_STREAM = "usage"

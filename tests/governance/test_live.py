@@ -203,7 +203,7 @@ def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
     import orjson
     import redis
 
-    from gateway.auth import invalidation_channel
+    from ogem_site.broadcast import GOVERNANCE, broadcast_channel
 
     if not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set (the broadcast goes through Redis pub/sub)")
@@ -217,7 +217,7 @@ def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
     assert client.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
     sync = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        sync.publish(invalidation_channel(), orjson.dumps({"flush": "governance"}))
+        sync.publish(broadcast_channel(), orjson.dumps({"topic": GOVERNANCE}))
     finally:
         sync.close()
     deadline = time.monotonic() + 1.0
@@ -235,12 +235,12 @@ def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ig
     import redis
 
     from billing.services import EntityLimits, budget_upsert
-    from gateway.auth import invalidation_channel
+    from ogem_site.broadcast import GOVERNANCE, broadcast_channel
 
     if not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set")
     listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(invalidation_channel())
+    listener.subscribe(broadcast_channel())
     try:
         listener.get_message(timeout=1.0)  # the subscription confirmation
         with TestCase.captureOnCommitCallbacks(execute=True):
@@ -254,7 +254,7 @@ def test_budget_services_broadcast_the_change(settings, db) -> None:  # type: ig
         again = listener.get_message(timeout=0.5)
     finally:
         listener.close()
-    assert message is not None and orjson.loads(message["data"]) == {"flush": "governance"}
+    assert message is not None and orjson.loads(message["data"]) == {"topic": GOVERNANCE}
     assert again is None  # budget and limits in one save, one broadcast
     budget.refresh_from_db()
     assert (budget.rpm_limit, budget.tpm_limit, budget.max_parallel_requests) == (7, None, 2)

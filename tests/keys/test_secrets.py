@@ -4,9 +4,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from keys.hashing import secret_prefix
 from keys.selectors import key_authenticate
 from keys.services import key_create, key_revoke, key_rotate
+from ogem_site.hashing import secret_prefix
 from tests.factories import TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +84,7 @@ def test_comparison_is_constant_time(monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("keys.hashing.hmac.compare_digest", spy)
+    monkeypatch.setattr("ogem_site.hashing.hmac.compare_digest", spy)
     issued = key_create(name="ci", team=TeamFactory())
     assert key_authenticate(secret=issued.secret) == issued.key
     assert calls and calls[-1][1] == issued.key.digest

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from keys.hashing import secret_prefix
 from keys.models import VirtualKey
 from keys.services import key_create
+from ogem_site.hashing import secret_prefix
 from tenants.models import AuditEvent, Organization, Role, Team, User
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 

@@ -10,8 +10,8 @@ import pytest
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.contrib.sites.models import Site
 
-from keys.hashing import secret_prefix
 from keys.models import VirtualKey
+from ogem_site.hashing import secret_prefix
 from tenants.models import AuditEvent, Membership, OrganizationIdentityProvider, Role, User
 from tenants.portal.services import social_app_secret_set
 from tests.factories import OrganizationFactory, TeamFactory

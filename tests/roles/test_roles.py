@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from gateway.models import ModelDeployment
 from keys.models import VirtualKey
 from keys.services import key_create
+from ogem_site.portal.views import _FORM_TOKENS
 from tenants.models import AuditEvent, Membership, Organization, Role, ScimToken, Team, User
-from tenants.portal.views import _FORM_TOKENS
 from tenants.scim.services import scim_token_create
 from tests.factories import (
     MembershipFactory,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tenants.portal import views
+from ogem_site.portal import views
 
 app_name = "portal"
 

@@ -1,4 +1,4 @@
-"""Secrets for virtual keys and SCIM tokens: generation, HMAC-SHA256 digests, peppers.
+"""Secrets of virtual keys, SCIM tokens and the master key: generation, HMAC digests, peppers.
 
 A secret is ``sk-`` + a public prefix + a random body. Only ``HMAC(pepper, secret)`` is stored.
 Peppers come from OGEM_KEY_PEPPERS ("ID:VALUE,ID:VALUE"); without it a single pepper is derived

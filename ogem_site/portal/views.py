@@ -1,4 +1,8 @@
-"""Portal pages: thin views over tenants.portal.selectors and tenants.portal.services."""
+"""Portal pages: thin views over ogem_site.portal.selectors and ogem_site.portal.services.
+
+The portal composes every app's reads and writes (keys, spend, models), so it sits above them
+all (docs/architecture.md); its sign-in (allauth adapters, identity providers) is tenants'.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 from keys.permissions import key_change_allowed
 from keys.selectors import key_status
 from keys.services import IssuedKey
-from tenants.audit import audit_actor, audit_actor_name, audit_client_ip
-from tenants.models import AuditSurface
-from tenants.portal.forms import KeyCreateForm, SsoDiscoveryForm
-from tenants.portal.selectors import (
-    identity_provider_for_email,
+from ogem_site.portal.forms import KeyCreateForm
+from ogem_site.portal.selectors import (
     portal_key_get,
     portal_key_list,
     portal_key_teams,
@@ -28,7 +29,11 @@ from tenants.portal.selectors import (
     portal_team_rows,
     portal_usage,
 )
-from tenants.portal.services import portal_key_create, portal_key_revoke, portal_key_rotate
+from ogem_site.portal.services import portal_key_create, portal_key_revoke, portal_key_rotate
+from tenants.audit import audit_actor, audit_actor_name, audit_client_ip
+from tenants.models import AuditSurface
+from tenants.portal.forms import SsoDiscoveryForm
+from tenants.portal.selectors import identity_provider_for_email
 from tenants.principals import Principal
 from tenants.selectors import principal_for_user
 

@@ -1,0 +1,60 @@
+"""A key's own budget, as keys sees it.
+
+Budgets are billing's (``billing.Budget`` with scope "key"), and billing sits above keys: keys
+imports none of it. Billing hands keys its store at startup (BillingConfig.ready():
+``key_budget_store_set``); keys' services, selectors, API and admin go through it. The vocabulary
+both apps share, money precision and budget periods, is defined here, in the lower of the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.db.models import QuerySet
+
+if TYPE_CHECKING:
+    from keys.models import VirtualKey
+
+# Money columns: USD to 8 decimal places.
+USD = {"max_digits": 18, "decimal_places": 8}
+
+
+class BudgetDuration(models.TextChoices):
+    DAILY = "1d", "Daily"
+    WEEKLY = "7d", "Weekly"
+    MONTHLY = "30d", "Monthly"
+    NONE = "", "No reset"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudget:
+    max_budget: Decimal | None = None
+    soft_budget: Decimal | None = None
+    duration: str = BudgetDuration.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudgetStore:
+    get: Callable[[VirtualKey], KeyBudget | None]
+    set: Callable[[VirtualKey, KeyBudget], None]
+    # Annotates budget_max, budget_soft, budget_duration, budget_spend and budget_reset_at.
+    annotate: Callable[[QuerySet[VirtualKey]], QuerySet[VirtualKey]]
+
+
+_store: KeyBudgetStore | None = None
+
+
+def key_budget_store_set(store: KeyBudgetStore) -> None:
+    global _store
+    _store = store
+
+
+def key_budget_store() -> KeyBudgetStore:
+    if _store is None:
+        raise ImproperlyConfigured("key budgets need the billing app (INSTALLED_APPS)")
+    return _store

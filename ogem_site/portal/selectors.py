@@ -1,0 +1,112 @@
+"""Portal reads: the caller's keys, teams, models and usage, as /api/v1 shows them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.models import BudgetScope
+from billing.selectors import budget_list, spend_summary
+from gateway.registry import registry_get
+from keys.models import VirtualKey
+from keys.selectors import key_list
+from tenants.models import Role, Team
+from tenants.principals import Principal
+from tenants.selectors import principal_can_create_own_key, team_list
+
+
+def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
+    """The same keys the management API shows this caller, newest first."""
+    return key_list(principal=principal).order_by("-created_at")
+
+
+def portal_key_get(*, principal: Principal, key_id: int) -> VirtualKey | None:
+    return key_list(principal=principal).filter(pk=key_id).first()
+
+
+def portal_key_teams(*, principal: Principal) -> list[Team]:
+    """Teams in which the caller may create a key for themselves (viewers get none)."""
+    return [
+        team
+        for team in team_list(principal=principal)
+        if principal_can_create_own_key(principal=principal, team=team)
+    ]
+
+
+def portal_team_rows(*, principal: Principal) -> list[dict[str, Any]]:
+    """The caller's teams with their role there and the team budget, if any."""
+    budgets = {
+        budget.team_id: budget
+        for budget in budget_list(principal=principal).filter(scope=BudgetScope.TEAM)
+    }
+    rows = []
+    for team in team_list(principal=principal):
+        role = principal.team_roles.get(team.pk) or principal.org_roles.get(team.organization_id)
+        if role is None and principal.is_proxy_admin:
+            role = Role.PROXY_ADMIN
+        budget = budgets.get(team.pk)
+        rows.append(
+            {
+                "team": team,
+                "role": role or "",
+                "role_label": Role(role).label if role else "",
+                "budget": budget,
+                "used_percent": _percent(budget),
+            }
+        )
+    return rows
+
+
+def _percent(budget: Any) -> int | None:
+    if budget is None or not budget.max_budget:
+        return None
+    return min(100, round(float(budget.spend) * 100 / float(budget.max_budget)))
+
+
+def portal_model_list(*, principal: Principal) -> list[dict[str, Any]]:
+    """Model names served to the caller's organizations (or to every organization)."""
+    org_ids = principal.visible_org_ids()
+    models: dict[str, dict[str, Any]] = {}
+    for name, deployments in sorted(registry_get().by_model.items()):
+        usable = [
+            d
+            for d in deployments
+            if principal.is_proxy_admin or d.organization_id is None or d.organization_id in org_ids
+        ]
+        if usable:
+            models[name] = {
+                "name": name,
+                "providers": sorted({d.provider for d in usable}),
+                "deployments": len(usable),
+            }
+    return list(models.values())
+
+
+def portal_usage(*, principal: Principal, days: int = 30) -> dict[str, Any]:
+    """Daily spend and tokens of the last ``days`` days, and totals by model and by key."""
+    end = timezone.now().date()
+    start = end - timedelta(days=days - 1)
+    by_day = spend_summary(principal=principal, group_by="day", start=start, end=end)
+    by_model = spend_summary(principal=principal, group_by="model", start=start, end=end)
+    by_key = spend_summary(principal=principal, group_by="key", start=start, end=end)
+    per_day = {row["day"]: row for row in by_day["results"]}
+    labels = [(start + timedelta(days=offset)).isoformat() for offset in range(days)]
+    key_names = dict(key_list(principal=principal).values_list("pk", "name"))
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "total": by_day["total"],
+        "chart": {
+            "labels": labels,
+            "spend": [per_day.get(day, {}).get("spend", 0.0) for day in labels],
+            "tokens": [per_day.get(day, {}).get("total_tokens", 0) for day in labels],
+        },
+        "by_model": by_model["results"],
+        "by_key": [
+            {**row, "name": key_names.get(row["key"], f"key {row['key']}")}
+            for row in by_key["results"]
+        ],
+    }
