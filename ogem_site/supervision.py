@@ -4,6 +4,10 @@ Linux's parent-death signal reaches only a process's own children: serve sets it
 it spawns, and each process further down (a granian or uvicorn worker, a Celery pool process)
 sets it again on itself when it starts (`supervised_process_init`), so a SIGKILL of serve takes
 the whole tree down link by link and no orphan keeps answering on the port.
+
+When serve stops on its own, it is also the tree's subreaper: a process whose parent died is
+re-parented to serve (not to init), so serve can find it below itself (`descendants`), kill it
+and reap it, and exits only once nothing it started is left.
 """
 
 from __future__ import annotations
@@ -12,33 +16,93 @@ import ctypes
 import os
 import signal
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 # Set by serve in its children's environment: its pid.
 SUPERVISOR_ENV = "OGEM_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_PROC = Path("/proc")
 
 
-def parent_death_signal_set() -> None:
-    """SIGKILL this process when the thread that started it dies (Linux; elsewhere nothing)."""
+def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(option, value)
     except OSError:
         pass
 
 
+def parent_death_signal_set() -> None:
+    """SIGKILL this process when the thread that started it dies (Linux; elsewhere nothing)."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def child_subreaper_set() -> None:
+    """Orphans anywhere below this process are re-parented to it (Linux; elsewhere nothing)."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(*, parent: int) -> None:
+    """Die with `parent` from now on, and at once if it already died (before the signal was
+    armed, when this process was re-parented). Serve runs it between fork and exec."""
+    parent_death_signal_set()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def supervised_process_init() -> None:
     """In a process started under serve: die with its parent from now on, and at once when the
-    supervisor is already gone (it died before the signal was armed)."""
+    parent or the supervisor is already gone (it died before the signal was armed)."""
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     if not supervisor.isdigit() or int(supervisor) == os.getpid():
         return
-    parent_death_signal_set()
+    die_with_parent(parent=os.getppid())
     try:
         os.kill(int(supervisor), 0)
     except ProcessLookupError:
         os._exit(1)
     except PermissionError:
         pass  # a process of another user holds the pid: not ours to judge
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    parent: int
+    state: str  # as in /proc/PID/stat: "Z" for a zombie
+
+    @property
+    def command(self) -> str:
+        try:
+            return (_PROC / str(self.pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return "?"
+
+
+def descendants(root: int) -> list[Process]:
+    """Every process below `root` (children of children included), read from /proc; nothing
+    where there is no /proc."""
+    table: list[Process] = []
+    if not _PROC.is_dir():
+        return table
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # The command name, in parentheses, may hold spaces: the fields follow the last ")".
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        table.append(Process(pid=int(entry.name), parent=int(parent), state=state))
+    below: dict[int, Process] = {}
+    frontier = {root}
+    while frontier:
+        level = [p for p in table if p.parent in frontier and p.pid not in below]
+        below.update((process.pid, process) for process in level)
+        frontier = {process.pid for process in level}
+    return list(below.values())

@@ -314,6 +314,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# Seconds `manage.py serve` lets open requests, streams and Celery tasks finish after SIGTERM or
+# SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).
+OGEM_SHUTDOWN_GRACE = env_int("OGEM_SHUTDOWN_GRACE", 30)
+env_require(OGEM_SHUTDOWN_GRACE >= 0, "OGEM_SHUTDOWN_GRACE must be 0 or more seconds")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "keys.authentication.ManagementKeyAuthentication",

@@ -74,6 +74,17 @@ def test_web_runs_production_settings_with_postgres_and_redis():
     assert "${OGEM_WORKERS" in env["OGEM_WORKERS"]
 
 
+def test_web_stop_grace_period_outlasts_the_shutdown_grace():
+    """Docker waits stop_grace_period before its SIGKILL: longer than serve's grace + 5 s."""
+    web = _compose()["services"]["web"]
+    default = re.fullmatch(
+        r"\$\{OGEM_SHUTDOWN_GRACE:-(\d+)\}", web["environment"]["OGEM_SHUTDOWN_GRACE"]
+    )
+    assert default, web["environment"]["OGEM_SHUTDOWN_GRACE"]
+    assert int(default.group(1)) == 30  # the default of ogem_site/settings/base.py
+    assert int(web["stop_grace_period"].removesuffix("s")) > int(default.group(1)) + 5
+
+
 def test_compose_environment_is_read_by_ogem():
     """Each variable set for Ogem is one that Ogem (or Django, for the settings module) reads."""
     source = "\n".join(

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ogem_site.metrics import endpoint_label, unpriced_model_record, upstream_observe
 from tests.live import free_port
-from tests.site.test_serve import _manage, _wait_ready
+from tests.site.serve_processes import manage, serve_env, wait_ready
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -88,16 +88,14 @@ def test_shared_instruments_are_exported(live_ogem):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
 def test_workers_share_one_view_of_the_metrics(tmp_path):
-    from tests.site.test_serve import _env
-
-    env = _env(tmp_path)
-    migrate = _manage("migrate", "--noinput", env=env)
+    env = serve_env(tmp_path)
+    migrate = manage("migrate", "--noinput", env=env)
     assert migrate.wait(timeout=120) == 0
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
+    process = manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         # New connections each time, so both workers answer some of them.
         for _ in range(20):
             assert httpx.get(f"{url}/admin/login/").status_code == 200
@@ -115,16 +113,14 @@ def test_workers_share_one_view_of_the_metrics(tmp_path):
 
 
 def test_metrics_token_guards_the_scrape(tmp_path):
-    from tests.site.test_serve import _env
-
-    env = _env(tmp_path, OGEM_METRICS_TOKEN="scrape-secret-123")
-    migrate = _manage("migrate", "--noinput", env=env)
+    env = serve_env(tmp_path, OGEM_METRICS_TOKEN="scrape-secret-123")
+    migrate = manage("migrate", "--noinput", env=env)
     assert migrate.wait(timeout=120) == 0
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         for headers in (
             {},
             {"Authorization": "Bearer wrong"},

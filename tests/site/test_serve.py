@@ -4,135 +4,33 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
 from tests.live import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "OGEM_MASTER_KEY", "PROMETHEUS_MULTIPROC_DIR"}
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
-        OGEM_VAR_DIR=str(tmp_path / "var"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'ogem.sqlite3'}",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-def _manage(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below pid, from /proc (children of children included)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def _processes_with_var_dir(var_dir: str) -> list[int]:
-    """Every live process started for this test (its environment names the test's var dir)."""
-    marker = f"OGEM_VAR_DIR={var_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited early:\n{process.stdout.read()}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("serve did not answer /health/live in time")
-
-
-@pytest.fixture
-def migrated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = _env(tmp_path)
-    migrate = _manage("migrate", "--noinput", env=env)
-    output, _ = migrate.communicate(timeout=120)
-    assert migrate.returncode == 0, output
-    yield env
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+from tests.site.serve_processes import (
+    alive,
+    cmdline,
+    descendants,
+    manage,
+    parent,
+    processes_with_var_dir,
+    serve_env,
+    wait_ready,
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_serves_health_and_stops_cleanly_on_sigterm(migrated_env, started):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+    process = manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
     started.append(process)
-    _wait_ready(url, process)
+    wait_ready(url, process)
 
     live = httpx.get(f"{url}/health/live")
     ready = httpx.get(f"{url}/health/ready")
@@ -143,12 +41,12 @@ def test_serves_health_and_stops_cleanly_on_sigterm(migrated_env, started):
         "checks": {"database": "ok", "cache": "ok"},
         "failed": [],
     }
-    children = _descendants(process.pid)
+    children = descendants(process.pid)
     # The ASGI server (granian and its worker) alone: no broker, so background work runs eagerly.
     assert children
-    assert all(" -m granian " in _cmdline(pid) for pid in children)
+    assert all(" -m granian " in cmdline(pid) for pid in children)
 
-    assert {process.pid, *children} <= set(_processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]))
+    assert {process.pid, *children} <= set(processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]))
 
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=10)
@@ -156,8 +54,8 @@ def test_serves_health_and_stops_cleanly_on_sigterm(migrated_env, started):
     assert f"Ogem is serving on {url}" in output
     assert f"master key: from {migrated_env['OGEM_VAR_DIR']}/master_key" in output
     assert "background: eager, in process" in output
-    assert not [pid for pid in children if _alive(pid)]
-    assert _processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
+    assert not [pid for pid in children if alive(pid)]
+    assert processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -169,7 +67,7 @@ def test_server_failure_stops_serve_with_its_exit_code(migrated_env, started):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen()
-        process = _manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+        process = manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
         started.append(process)
         output, _ = process.communicate(timeout=30)
     assert process.returncode != 0
@@ -193,9 +91,9 @@ def test_with_redis_runs_celery_and_stops_every_process(tmp_path, migrated_env, 
     env = {**migrated_env, "REDIS_URL": redis_url, "OGEM_CACHE_PREFIX": f"serve-test-{os.getpid()}"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
+    process = manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
     started.append(process)
-    _wait_ready(url, process)
+    wait_ready(url, process)
     ready = httpx.get(f"{url}/health/ready")
     assert ready.json()["checks"] == {"database": "ok", "cache": "ok"}
 
@@ -203,23 +101,23 @@ def test_with_redis_runs_celery_and_stops_every_process(tmp_path, migrated_env, 
     deadline = time.monotonic() + 20
     commands: list[str] = []
     while time.monotonic() < deadline:
-        commands = [_cmdline(pid) for pid in _descendants(process.pid) if _alive(pid)]
+        commands = [cmdline(pid) for pid in descendants(process.pid) if alive(pid)]
         if any(" worker " in c for c in commands) and any(" beat " in c for c in commands):
             break
         time.sleep(0.2)
     assert any("granian --interface asginl" in c for c in commands)
     assert any("celery -A ogem_site --quiet worker" in c for c in commands)
     assert any("celery -A ogem_site --quiet beat" in c for c in commands)
-    everything = _descendants(process.pid)
-    assert {process.pid, *everything} <= set(_processes_with_var_dir(env["OGEM_VAR_DIR"]))
+    everything = descendants(process.pid)
+    assert {process.pid, *everything} <= set(processes_with_var_dir(env["OGEM_VAR_DIR"]))
 
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=40)
     assert process.returncode == 0, output
     assert "background: Celery worker and beat" in output
     assert "metrics:    multi-process" in output
-    assert not [pid for pid in everything if _alive(pid)]
-    assert _processes_with_var_dir(env["OGEM_VAR_DIR"]) == []
+    assert not [pid for pid in everything if alive(pid)]
+    assert processes_with_var_dir(env["OGEM_VAR_DIR"]) == []
 
 
 def test_metrics_dir_is_emptied_of_old_values_only(tmp_path, monkeypatch):
@@ -240,36 +138,6 @@ def test_one_worker_without_a_configured_dir_keeps_metrics_in_process(monkeypatc
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert prepare_metrics_dir(1) is None
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_sigkill_of_serve_takes_every_worker_down(migrated_env, started):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = _manage(
-        "serve", "--no-migrate", "--port", str(port), "--workers", "2", env=migrated_env
-    )
-    started.append(process)
-    _wait_ready(url, process)
-    everything = _descendants(process.pid)
-    # granian and its two workers, the workers being granian's children, not serve's.
-    assert len(everything) == 3
-
-    process.kill()
-    process.wait(5)
-    deadline = time.monotonic() + 5
-    while _listening(port) or [pid for pid in everything if _alive(pid)]:
-        assert time.monotonic() < deadline, [_cmdline(p) for p in everything if _alive(p)]
-        time.sleep(0.1)
-    assert _processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -296,10 +164,10 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
     }
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--no-celery", "--port", str(port), env=env)
+    process = manage("serve", "--no-migrate", "--no-celery", "--port", str(port), env=env)
     started.append(process)
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {master}"})
         org = admin.post("/api/v1/organizations", json={"name": "Slots", "slug": "slots"}).json()
         team = admin.post("/api/v1/teams", json={"organization": org["id"], "name": "T"}).json()
@@ -330,14 +198,14 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
             time.sleep(0.05)
         assert refused.json()["error"]["code"] == "rate_limit_exceeded"
 
-        granian = [p for p in _descendants(process.pid) if _parent(p) == process.pid]
-        (worker,) = [p for p in _descendants(process.pid) if _parent(p) in granian]
+        granian = [p for p in descendants(process.pid) if parent(p) == process.pid]
+        (worker,) = [p for p in descendants(process.pid) if parent(p) in granian]
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
         held.join(10)
         # granian starts a new worker; the dead one's slot is free once its lease has expired
         # (OGEM_WORKER_LEASE_TTL, 5 s), not after OGEM_PARALLEL_SLOT_TTL (900 s).
-        _wait_ready(url, process)
+        wait_ready(url, process)
         while (answer := chat("fast-chat")).status_code != 200:
             assert answer.status_code == 429, answer.text
             assert time.monotonic() - killed_at < 15, "the dead worker's slot is still taken"
@@ -350,10 +218,6 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
             client.delete(*stale)
 
 
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def _ignore_transport_errors(call, *args) -> None:  # type: ignore[no-untyped-def]
     try:
         call(*args)
@@ -363,8 +227,8 @@ def _ignore_transport_errors(call, *args) -> None:  # type: ignore[no-untyped-de
 
 def test_serve_refuses_to_start_without_its_database_in_one_line(tmp_path, started):
     db_port = free_port()  # nothing listens there
-    env = _env(tmp_path, DATABASE_URL=f"postgres://ogem:secretpw@127.0.0.1:{db_port}/ogem")
-    process = _manage("serve", "--port", str(free_port()), env=env)
+    env = serve_env(tmp_path, DATABASE_URL=f"postgres://ogem:secretpw@127.0.0.1:{db_port}/ogem")
+    process = manage("serve", "--port", str(free_port()), env=env)
     started.append(process)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 1, output
@@ -393,7 +257,7 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
         pytest.skip("needs PostgreSQL and Redis")
     var_dir = tmp_path / "fresh-clone" / "var"
     env = {
-        **_env(tmp_path),
+        **serve_env(tmp_path),
         "DJANGO_SETTINGS_MODULE": "ogem_site.settings.production",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "s" * 50,
@@ -405,15 +269,15 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
         "OGEM_VAR_DIR": str(var_dir),
     }
     port = free_port()
-    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     started.append(process)
-    _wait_ready(f"http://127.0.0.1:{port}", process, timeout=60)
+    wait_ready(f"http://127.0.0.1:{port}", process, timeout=60)
     deadline = time.monotonic() + 30
     while not list(var_dir.glob("celerybeat-schedule*")):
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, "celery beat wrote no schedule"
         time.sleep(0.2)
-    beat = [p for p in _descendants(process.pid) if " beat " in _cmdline(p) and _alive(p)]
+    beat = [p for p in descendants(process.pid) if " beat " in cmdline(p) and alive(p)]
     assert len(beat) == 1
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=40)
@@ -478,13 +342,13 @@ def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path,
         pytest.skip("needs PostgreSQL")
     proxy = _TcpProxy(int(connection.settings_dict["PORT"] or 5432))
     master = "sk-master-" + "d" * 30
-    env = _env(tmp_path, DATABASE_URL=_postgres_url(port=proxy.port), OGEM_MASTER_KEY=master)
+    env = serve_env(tmp_path, DATABASE_URL=_postgres_url(port=proxy.port), OGEM_MASTER_KEY=master)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _manage("serve", "--no-migrate", "--port", str(port), env=env)
+    process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     started.append(process)
     try:
-        _wait_ready(url, process, timeout=60)
+        wait_ready(url, process, timeout=60)
         # Well-formed keys no worker has cached: authenticating one needs the database.
         first, second = ("sk-" + letter * 48 for letter in "ab")
         seen = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {first}"})
