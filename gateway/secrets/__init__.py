@@ -25,7 +25,7 @@ from django.conf import settings
 
 from gateway.secrets.aws import aws_clients_clear, aws_fetch
 from gateway.secrets.azure import azure_fetch
-from gateway.secrets.gcp import gcp_fetch
+from gateway.secrets.gcp import gcp_credentials_clear, gcp_fetch
 from gateway.secrets.reference import (
     SecretManagerError,
     SecretReference,
@@ -158,3 +158,4 @@ def secret_cache_clear() -> None:
         _cache.clear()
     token_clear()
     aws_clients_clear()
+    gcp_credentials_clear()
