@@ -231,8 +231,12 @@ def _credential_load(info: dict[str, Any], *, tenant: bool) -> GoogleCredential:
     return GoogleCredential(
         google.auth.credentials.with_scopes_if_required(loaded, [SCOPE]),
         label=label,
-        project_id=str(project_id or info.get("project_id") or ""),
+        project_id=str(project_id or info.get("project_id") or _default_project()),
     )
+
+
+def _default_project() -> str:
+    return os.environ.get("GOOGLE_CLOUD_PROJECT", os.environ.get("GCLOUD_PROJECT", ""))
 
 
 def _reason(exc: Exception) -> str:
@@ -279,7 +283,7 @@ def deployment_credentials(deployment: Deployment) -> GoogleCredential | None:
         lambda: GoogleCredential(
             None,
             label="the application-default credentials",
-            project_id=os.environ.get("GOOGLE_CLOUD_PROJECT", os.environ.get("GCLOUD_PROJECT", "")),
+            project_id=_default_project(),
         ),
     )
 
