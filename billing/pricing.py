@@ -19,7 +19,6 @@ import asyncio
 import logging
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from django.db import connections
 from django.utils import timezone
 
 from billing.models import ModelPrice
+from ogem_site.caching import LocalCache
 from ogem_site.metrics import unpriced_model_record
 
 logger = logging.getLogger(__name__)
@@ -222,15 +222,12 @@ class _Override:
     price: Price
 
 
-@dataclass(slots=True)
-class _OverrideCache:
-    rows: list[_Override] = field(default_factory=list)
-    loaded_at: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    refreshing: asyncio.Task[None] | None = None
-
-
-_overrides = _OverrideCache()
+# The ModelPrice rows, one entry: past OGEM_PRICE_OVERRIDE_TTL they serve on while a background
+# load refreshes them (in an event loop; elsewhere they are reloaded at once).
+_ROWS = "rows"
+_NO_ROWS: list[_Override] = []
+_overrides: LocalCache[str, list[_Override]] = LocalCache(maxsize=1, ttl=0)
+_overrides_refreshing: list[asyncio.Task[None]] = []
 
 
 def _override_rows_load() -> list[_Override]:
@@ -289,10 +286,10 @@ def model_price_problems(values: dict[str, Any]) -> list[str]:
 
 def price_overrides_load() -> None:
     """Read every ModelPrice row now (sync; Celery, admin, tests and the async refresher)."""
+    generation = _overrides.generation
     rows = _override_rows_load()
-    with _overrides.lock:
-        _overrides.rows = rows
-        _overrides.loaded_at = time.monotonic()
+    # Not over a flush made meanwhile: those rows may predate the edit it announced.
+    _overrides.set(_ROWS, rows, ttl=settings.OGEM_PRICE_OVERRIDE_TTL, generation=generation)
 
 
 def _price_overrides_load_in_thread() -> None:
@@ -305,14 +302,7 @@ def _price_overrides_load_in_thread() -> None:
 
 def price_overrides_flush() -> None:
     """Forget the cached overrides; the next use reloads them (call after editing ModelPrice)."""
-    with _overrides.lock:
-        _overrides.rows = []
-        _overrides.loaded_at = None
-
-
-def _overrides_stale() -> bool:
-    loaded = _overrides.loaded_at
-    return loaded is None or time.monotonic() - loaded > settings.OGEM_PRICE_OVERRIDE_TTL
+    _overrides.clear()
 
 
 async def price_overrides_ensure() -> None:
@@ -321,16 +311,18 @@ async def price_overrides_ensure() -> None:
     The first load is awaited (there is nothing to serve from yet); later refreshes run in the
     background while requests keep using the previous rows.
     """
-    if not _overrides_stale():
+    hit = _overrides.peek(_ROWS)
+    if hit is not None and hit[1]:
         return
-    if _overrides.loaded_at is None:
+    if hit is None:
         await sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
         return
-    task = _overrides.refreshing
-    if task is None or task.done():
-        _overrides.refreshing = asyncio.get_running_loop().create_task(
-            sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
-        )
+    if not _overrides_refreshing or _overrides_refreshing[0].done():
+        _overrides_refreshing[:] = [
+            asyncio.get_running_loop().create_task(
+                sync_to_async(_price_overrides_load_in_thread, thread_sensitive=False)()
+            )
+        ]
 
 
 def _in_event_loop() -> bool:
@@ -342,9 +334,11 @@ def _in_event_loop() -> bool:
 
 
 def _override_rows() -> list[_Override]:
-    if _overrides_stale() and not _in_event_loop():
+    hit = _overrides.peek(_ROWS)
+    if (hit is None or not hit[1]) and not _in_event_loop():
         price_overrides_load()
-    return _overrides.rows
+        hit = _overrides.peek(_ROWS)
+    return _NO_ROWS if hit is None else hit[0]
 
 
 def deployment_pk_from_id(deployment_id: str) -> int | None:
@@ -480,9 +474,9 @@ def unpriced_record(*, provider: str, model: str) -> None:
 # worst case over the candidates, then settle) and each walk costs tens of µs. An entry holds the
 # deployment and override rows it was computed from, so a reloaded configuration or a flushed
 # or refreshed override list is never served from it; an effective date applies within a second.
-_RESOLVED_SECONDS = 1.0
-_RESOLVED_MAX = 10_000
-_resolved: dict[tuple[str, str, int], tuple[float, Deployment | None, object, Price | None]] = {}
+_resolved: LocalCache[tuple[str, str, int], tuple[Deployment | None, object, Price | None]] = (
+    LocalCache(maxsize=10_000, ttl=1.0)
+)
 
 
 def price_resolve(
@@ -493,14 +487,11 @@ def price_resolve(
         return _price_resolve(model=model, provider=provider, deployment=deployment, now=now)
     rows = _override_rows()
     key = (model, provider, id(deployment))
-    clock = time.monotonic()
     hit = _resolved.get(key)
-    if hit is not None and hit[0] > clock and hit[1] is deployment and hit[2] is rows:
-        return hit[3]
+    if hit is not None and hit[0] is deployment and hit[1] is rows:
+        return hit[2]
     price = _price_resolve(model=model, provider=provider, deployment=deployment, now=None)
-    if len(_resolved) >= _RESOLVED_MAX:
-        _resolved.clear()
-    _resolved[key] = (clock + _RESOLVED_SECONDS, deployment, rows, price)
+    _resolved.set(key, (deployment, rows, price))
     return price
 
 

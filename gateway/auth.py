@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -29,6 +28,7 @@ from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_entry, key_cache_index
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
+from ogem_site.caching import LocalCache
 from ogem_site.hashing import master_key_matches, secret_prefix
 
 logger = logging.getLogger(__name__)
@@ -43,49 +43,9 @@ MASTER_CALLER = Caller(is_master=True, key_name="master")
 _NOT_FOUND = object()
 
 
-class _LocalCache:
-    """Digest -> (Caller or None, deadline), with an index by key prefix for invalidation."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[Caller | None, float]] = {}
-        self._by_prefix: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
-        # Bumped by every invalidation: a lookup that started before one must not cache its result.
-        self.generation = 0
-
-    def get(self, digest: str) -> Caller | object | None:
-        entry = self._entries.get(digest)
-        if entry is None or entry[1] < time.monotonic():
-            return _NOT_FOUND
-        return entry[0]
-
-    def put(
-        self, digest: str, prefix: str, caller: Caller | None, ttl: float, *, generation: int
-    ) -> None:
-        with self._lock:
-            if generation != self.generation:
-                return
-            if len(self._entries) > 100_000:
-                self._entries.clear()
-                self._by_prefix.clear()
-            self._entries[digest] = (caller, time.monotonic() + ttl)
-            self._by_prefix.setdefault(prefix, set()).add(digest)
-
-    def drop_prefixes(self, prefixes: list[str]) -> None:
-        with self._lock:
-            self.generation += 1
-            for prefix in prefixes:
-                for digest in self._by_prefix.pop(prefix, ()):
-                    self._entries.pop(digest, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.generation += 1
-            self._entries.clear()
-            self._by_prefix.clear()
-
-
-_local = _LocalCache()
+# sha256(key) -> Caller, or None for "no such key"; tagged with the key's prefix, which is what
+# invalidations name.
+_local: LocalCache[str, Caller | None] = LocalCache(maxsize=100_000, ttl=LOCAL_TTL)
 
 
 def credential_from_request(request: HttpRequest) -> str | None:
@@ -127,7 +87,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
     if prefix is None:
         return None
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    cached = _local.get(digest)
+    cached = _local.get(digest, _NOT_FOUND)
     if cached is not _NOT_FOUND:
         return cached  # type: ignore[return-value]
     generation = _local.generation
@@ -136,11 +96,11 @@ async def caller_resolve(*, secret: str) -> Caller | None:
         found = await _redis_get(digest)
         if found is not _NOT_FOUND:
             ttl = LOCAL_TTL if found else NEGATIVE_TTL
-            _local.put(digest, prefix, found, ttl, generation=generation)  # type: ignore[arg-type]
+            _local.set(digest, found, ttl=ttl, tag=prefix, generation=generation)  # type: ignore[arg-type]
             return found  # type: ignore[return-value]
     caller = await sync_to_async(_caller_from_database, thread_sensitive=False)(secret)
     ttl = LOCAL_TTL if caller else NEGATIVE_TTL
-    _local.put(digest, prefix, caller, ttl, generation=generation)
+    _local.set(digest, caller, ttl=ttl, tag=prefix, generation=generation)
     if settings.REDIS_URL and generation == _local.generation:
         await _redis_put(digest, prefix, caller)
     return caller
@@ -243,7 +203,7 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
 broadcast_topic_register(
     BroadcastTopic(
         name=KEYS,
-        receive=lambda message: _local.drop_prefixes([str(p) for p in message["prefixes"]]),
+        receive=lambda message: _local.drop_tags([str(p) for p in message["prefixes"]]),
         resync=_local.clear,
     )
 )

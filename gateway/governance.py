@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
-import time
 from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ from gateway.limits import (
 )
 from gateway.limits import now_ms as clock_ms
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
+from ogem_site.caching import LocalCache
 from providers.base import Endpoint
 
 if TYPE_CHECKING:
@@ -143,20 +142,15 @@ def budget_counter_key(*, snapshot: BudgetSnapshot) -> str:
 # ---- the budget/limit snapshot cache ------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _SnapshotCache:
-    entries: dict[Any, tuple[float, Any]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    refreshing: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-_snapshots = _SnapshotCache()
+# Entity -> its budget snapshot (None: no budget). Past its TTL a snapshot is still served while
+# one background query refreshes it.
+_snapshots: LocalCache[SnapshotKey, BudgetSnapshot | None] = LocalCache(maxsize=100_000, ttl=0)
+_refreshing: set[asyncio.Task[None]] = set()
 
 
 def governance_snapshot_flush() -> None:
     """Forget every cached budget/limit snapshot of this process."""
-    with _snapshots.lock:
-        _snapshots.entries.clear()
+    _snapshots.clear()
 
 
 # Billing publishes on this topic when budgets or limits change: this process and, through Redis,
@@ -166,7 +160,9 @@ broadcast_topic_register(
 )
 
 
-def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
+def _snapshots_load(
+    keys: list[SnapshotKey], generation: int
+) -> dict[SnapshotKey, BudgetSnapshot | None]:
     from django.db import connections
 
     from billing.selectors import budget_snapshots_load
@@ -176,36 +172,34 @@ def _snapshots_load(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot
     finally:
         # Runs in a worker thread of its own: hand its connection back rather than hold it.
         connections.close_all()
-    expires = time.monotonic() + settings.OGEM_GOVERNANCE_SNAPSHOT_TTL
-    with _snapshots.lock:
-        for key, value in loaded.items():
-            _snapshots.entries[key] = (expires, value)
+    ttl = settings.OGEM_GOVERNANCE_SNAPSHOT_TTL
+    for key, value in loaded.items():  # unless flushed meanwhile: then it may be out of date
+        _snapshots.set(key, value, ttl=ttl, generation=generation)
     return loaded
 
 
 async def _snapshots_get(keys: list[SnapshotKey]) -> dict[SnapshotKey, BudgetSnapshot | None]:
-    now = time.monotonic()
+    generation = _snapshots.generation
     found: dict[SnapshotKey, BudgetSnapshot | None] = {}
     missing: list[SnapshotKey] = []
     stale: list[SnapshotKey] = []
-    with _snapshots.lock:
-        for key in keys:
-            entry = _snapshots.entries.get(key)
-            if entry is None:
-                missing.append(key)
-                continue
-            found[key] = entry[1]
-            if entry[0] < now:
-                stale.append(key)
+    for key in keys:
+        hit = _snapshots.peek(key)
+        if hit is None:
+            missing.append(key)
+            continue
+        found[key] = hit[0]
+        if not hit[1]:
+            stale.append(key)
     if missing:
-        found.update(await sync_to_async(_snapshots_load, thread_sensitive=False)(missing + stale))
-    elif stale and not _snapshots.refreshing:
+        load = sync_to_async(_snapshots_load, thread_sensitive=False)
+        found.update(await load(missing + stale, generation))
+    elif stale and not _refreshing:
         # Serve the previous snapshot while one background query refreshes it.
-        task = asyncio.get_running_loop().create_task(
-            sync_to_async(_snapshots_load, thread_sensitive=False)(stale)  # type: ignore[arg-type]
-        )
-        _snapshots.refreshing.add(task)
-        task.add_done_callback(_snapshots.refreshing.discard)
+        load = sync_to_async(_snapshots_load, thread_sensitive=False)
+        task = asyncio.get_running_loop().create_task(load(stale, generation))  # type: ignore[arg-type]
+        _refreshing.add(task)
+        task.add_done_callback(_refreshing.discard)
     return found
 
 

@@ -29,6 +29,7 @@ from gateway.model_health import deployment_probe, probe_endpoint
 from gateway.redis import get_redis, redis_key
 from gateway.registry import registry_get
 from gateway.strategies import strategy_name
+from ogem_site.caching import LocalCache
 from providers.base import Deployment
 from providers.registry import adapter_get
 
@@ -189,23 +190,21 @@ class RedisHealthStore:
     cache_seconds = 0.25
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Circuit]] = {}
+        self._cache: LocalCache[str, Circuit] = LocalCache(maxsize=10_000, ttl=self.cache_seconds)
 
     async def circuits(self, ids: list[str]) -> list[Circuit]:
-        now = time.monotonic()
         cached = [self._cache.get(i) for i in ids]
-        if all(hit is not None and hit[0] > now for hit in cached):
-            return [hit[1] for hit in cached]  # type: ignore[index]
+        if all(hit is not None for hit in cached):
+            return cached  # type: ignore[return-value]
 
         raw = await get_redis().mget([_circuit_key(i) for i in ids])
         circuits = [Circuit.decode(value) for value in raw]
-        expires = now + self.cache_seconds
         for deployment_id, circuit in zip(ids, circuits, strict=True):
-            self._cache[deployment_id] = (expires, circuit)
+            self._cache.set(deployment_id, circuit)
         return circuits
 
     async def failure(self, deployment_id: str, *, policy: HealthPolicy, forced: float) -> None:
-        self._cache.pop(deployment_id, None)
+        self._cache.pop(deployment_id)
 
         ttl = int(max(policy.window, policy.cooldown, forced) * 2 + 60)
         await get_redis().eval(
@@ -222,7 +221,7 @@ class RedisHealthStore:
         )
 
     async def success(self, deployment_id: str) -> None:
-        self._cache.pop(deployment_id, None)
+        self._cache.pop(deployment_id)
         await get_redis().delete(_circuit_key(deployment_id), _probe_key(deployment_id))
 
     async def probe_claim(self, deployment_id: str, *, seconds: float) -> bool:

@@ -2,16 +2,16 @@
 
 ``tenants.oidc`` verifies the token (JWKS fetched and cached, signature, issuer, audience,
 expiry) and maps its claims to an organization, teams and a role. Here the result is cached by
-sha256(token) until the token's ``exp``, and organization/team slugs are resolved to ids (with
-the team's, else the organization's, routing settings: tags, regions, priority) once per
-``SLUG_TTL``: in the steady state a request with a known token makes no database query and
-verifies no signature. Tokens that do not look like JWTs are left to the key resolver.
+sha256(token) until the token's ``exp`` (a minute more, to tell that it expired), and
+organization/team slugs are resolved to ids (with the team's, else the organization's, routing
+settings: tags, regions, priority) once per ``SLUG_TTL``: in the steady state a request with a
+known token makes no database query and verifies no signature. Tokens that do not look like
+JWTs are left to the key resolver.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
+from ogem_site.caching import LocalCache
 from tenants.models import Organization, Role, Team
 from tenants.oidc import (
     OIDCTokenError,
@@ -30,9 +31,10 @@ from tenants.oidc import (
 
 SLUG_TTL = 300.0  # seconds an organization/team slug → id resolution is trusted
 _MAX_ENTRIES = 50_000
+EXPIRED_GRACE = 60.0  # seconds an expired token stays known as such (its own message)
 
-_lock = threading.Lock()
-_tokens: dict[str, tuple[Caller, float]] = {}  # sha256(token) → (caller, exp)
+# sha256(token) → its caller, until shortly after the token's `exp`.
+_tokens: LocalCache[str, Caller] = LocalCache(maxsize=_MAX_ENTRIES, ttl=EXPIRED_GRACE)
 Routing = tuple[tuple[str, ...], tuple[str, ...], int | None]  # tags, regions, priority
 
 
@@ -41,16 +43,16 @@ class _Tenant:
     organization_id: int | None
     team_id: int | None
     routing: Routing
-    until: float
 
 
-_slugs: dict[tuple[str, tuple[str, ...]], _Tenant] = {}
+_slugs: LocalCache[tuple[str, tuple[str, ...]], _Tenant] = LocalCache(
+    maxsize=_MAX_ENTRIES, ttl=SLUG_TTL
+)
 
 
 def jwt_cache_clear() -> None:
-    with _lock:
-        _tokens.clear()
-        _slugs.clear()
+    _tokens.clear()
+    _slugs.clear()
 
 
 def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
@@ -71,7 +73,6 @@ def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
         organization_id=found["pk"] if found else None,
         team_id=team["pk"] if team else None,
         routing=routing_settings_resolve(levels=levels),
-        until=time.monotonic() + SLUG_TTL,
     )
 
 
@@ -80,14 +81,11 @@ async def _tenant(claims: ValidatedClaims) -> _Tenant:
         raise AuthenticationError("The token names no organization.", code="invalid_token")
     cache_key = (claims.organization, claims.teams)
     tenant = _slugs.get(cache_key)
-    if tenant is None or tenant.until <= time.monotonic():
+    if tenant is None:
         tenant = await sync_to_async(_resolve_slugs, thread_sensitive=False)(
             claims.organization, claims.teams
         )
-        with _lock:
-            if len(_slugs) > _MAX_ENTRIES:
-                _slugs.clear()
-            _slugs[cache_key] = tenant
+        _slugs.set(cache_key, tenant)
     if tenant.organization_id is None:
         raise AuthenticationError("The token's organization is unknown.", code="invalid_token")
     return tenant
@@ -118,9 +116,8 @@ async def jwt_caller_authenticate(*, token: str) -> Caller | None:
     digest = hashlib.sha256(token.encode()).hexdigest()
     cached = _tokens.get(digest)
     if cached is not None:
-        caller, exp = cached
-        if exp > time.time():
-            return caller
+        if cached.expires_at > time.time():  # type: ignore[operator]
+            return cached
         raise AuthenticationError("The token has expired.", code="expired_token")
     try:
         claims = await oidc_token_validate_async(token=token)
@@ -133,8 +130,5 @@ async def jwt_caller_authenticate(*, token: str) -> Caller | None:
     else:
         caller = _caller(claims, await _tenant(claims))
     if caller.expires_at is not None:
-        with _lock:
-            if len(_tokens) > _MAX_ENTRIES:
-                _tokens.clear()
-            _tokens[digest] = (caller, caller.expires_at)
+        _tokens.set(digest, caller, ttl=caller.expires_at - time.time() + EXPIRED_GRACE)
     return caller

@@ -15,7 +15,8 @@ organization (by slug), teams (by slug) and a role, as configured:
                              Ogem role names map to themselves
     OGEM_OIDC_DEFAULT_ROLE   role when no claim value maps (default "member"; empty refuses)
     OGEM_OIDC_LEEWAY         seconds of clock skew allowed (default 30)
-    OGEM_OIDC_JWKS_TTL       seconds a fetched JWKS is trusted (default 3600)
+    OGEM_OIDC_JWKS_TTL       seconds a fetched JWKS (and a discovered jwks_uri) is trusted
+                             (default 3600)
     OGEM_OIDC_JWKS_REFRESH   minimum seconds between refetches caused by unknown key ids
                              (default 30): a flood of forged kids cannot hammer the IdP
 
@@ -29,7 +30,6 @@ mozilla-django-oidc stays in use for the portal's browser sign-in.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ import jwt
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
+from ogem_site.caching import LocalCache
 from ogem_site.env import env_str
 from tenants.models import ORG_WIDE_ROLES, Organization, Role, Team
 from tenants.principals import Principal
@@ -128,19 +129,17 @@ def oidc_settings() -> OIDCSettings | None:
 @dataclass
 class _KeySet:
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fetched_at: float = 0.0
-    forced_at: float = float("-inf")
+    forced_at: float = float("-inf")  # the last refetch an unknown kid caused (monotonic)
 
 
-_keysets: dict[str, _KeySet] = {}
-_jwks_urls: dict[str, str] = {}  # issuer → jwks_uri from discovery
-_lock = threading.Lock()
+# Fresh for OGEM_OIDC_JWKS_TTL seconds; an unknown kid refetches at most every JWKS_REFRESH.
+_keysets: LocalCache[str, _KeySet] = LocalCache(maxsize=64, ttl=3600)
+_jwks_urls: LocalCache[str, str] = LocalCache(maxsize=64, ttl=3600)  # issuer → discovered jwks_uri
 
 
 def oidc_cache_clear() -> None:
-    with _lock:
-        _keysets.clear()
-        _jwks_urls.clear()
+    _keysets.clear()
+    _jwks_urls.clear()
 
 
 def _parse_jwks(payload: Any) -> dict[str, dict[str, Any]]:
@@ -189,32 +188,40 @@ async def _aget_json(url: str) -> Any:
 
 def _refresh_plan(config: OIDCSettings, jwks_url: str, kid: str) -> bool:
     """Whether the JWKS must be (re)fetched to find ``kid``; records a forced refetch."""
+    hit = _keysets.peek(jwks_url)
+    if hit is None or not hit[1]:
+        return True
+    keyset = hit[0]
+    if kid in keyset.keys:
+        return False
     now = time.monotonic()
-    with _lock:
-        keyset = _keysets.setdefault(jwks_url, _KeySet())
-        stale = now - keyset.fetched_at >= config.jwks_ttl or not keyset.fetched_at
-        if stale:
-            return True
-        if kid in keyset.keys:
-            return False
+    with _keysets.lock:
         if now - keyset.forced_at >= config.jwks_refresh:
             keyset.forced_at = now
             return True
-        return False
+    return False
 
 
-def _store(jwks_url: str, payload: Any) -> None:
+def _store(config: OIDCSettings, jwks_url: str, payload: Any) -> None:
     keys = _parse_jwks(payload)
-    with _lock:
-        keyset = _keysets.setdefault(jwks_url, _KeySet())
-        keyset.keys = keys
-        keyset.fetched_at = time.monotonic()
+    previous = _keysets.peek(jwks_url)
+    forced_at = previous[0].forced_at if previous is not None else float("-inf")
+    _keysets.set(jwks_url, _KeySet(keys=keys, forced_at=forced_at), ttl=config.jwks_ttl)
 
 
 def _cached_key(jwks_url: str, kid: str) -> dict[str, Any] | None:
-    with _lock:
-        keyset = _keysets.get(jwks_url)
-        return None if keyset is None else keyset.keys.get(kid)
+    hit = _keysets.peek(jwks_url)
+    return None if hit is None else hit[0].keys.get(kid)
+
+
+def _jwks_url(config: OIDCSettings) -> str | None:
+    return config.jwks_url or _jwks_urls.get(config.issuer)
+
+
+def _jwks_url_found(config: OIDCSettings, document: Any) -> str:
+    jwks_url = _discovered_jwks_url(config, document)
+    _jwks_urls.set(config.issuer, jwks_url, ttl=config.jwks_ttl)
+    return jwks_url
 
 
 def _header(token: str) -> tuple[str, str]:
@@ -312,12 +319,11 @@ def oidc_token_validate(*, token: str) -> ValidatedClaims:
     """Verify a JWT access token and map its claims; raises OIDCTokenError."""
     config = _require_settings()
     algorithm, kid = _header(token)
-    jwks_url = config.jwks_url or _jwks_urls.get(config.issuer)
+    jwks_url = _jwks_url(config)
     if not jwks_url:
-        jwks_url = _discovered_jwks_url(config, _get_json(_discovery_url(config)))
-        _jwks_urls[config.issuer] = jwks_url
+        jwks_url = _jwks_url_found(config, _get_json(_discovery_url(config)))
     if _refresh_plan(config, jwks_url, kid):
-        _store(jwks_url, _get_json(jwks_url))
+        _store(config, jwks_url, _get_json(jwks_url))
     jwk = _cached_key(jwks_url, kid)
     if jwk is None:
         raise OIDCTokenError("the token is signed with an unknown key")
@@ -328,12 +334,11 @@ async def oidc_token_validate_async(*, token: str) -> ValidatedClaims:
     """The same as oidc_token_validate, without blocking the event loop on a JWKS fetch."""
     config = _require_settings()
     algorithm, kid = _header(token)
-    jwks_url = config.jwks_url or _jwks_urls.get(config.issuer)
+    jwks_url = _jwks_url(config)
     if not jwks_url:
-        jwks_url = _discovered_jwks_url(config, await _aget_json(_discovery_url(config)))
-        _jwks_urls[config.issuer] = jwks_url
+        jwks_url = _jwks_url_found(config, await _aget_json(_discovery_url(config)))
     if _refresh_plan(config, jwks_url, kid):
-        _store(jwks_url, await _aget_json(jwks_url))
+        _store(config, jwks_url, await _aget_json(jwks_url))
     jwk = _cached_key(jwks_url, kid)
     if jwk is None:
         raise OIDCTokenError("the token is signed with an unknown key")

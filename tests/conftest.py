@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -7,6 +8,11 @@ import pytest
 from tests.live import LiveServer, start_live_server
 
 pytest_plugins = ["tests.emulators.fixtures"]
+
+# google-auth's application-default credentials ping the metadata server at 169.254.169.254 when
+# nothing else is configured; the suite never sends traffic there (google-auth reads this when
+# imported; tests that emulate the metadata server lift it: tests/emulators/google_identity_api).
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 
 @pytest.fixture(scope="session")

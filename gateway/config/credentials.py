@@ -18,6 +18,7 @@ their values decrypted only when loading.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -156,6 +157,20 @@ def deployment_write_problem(
     return None if message is None else ("params", f"{message[0].upper()}{message[1:]}.")
 
 
+def _google_credentials_type(account: Any) -> str:
+    """The `type` of a Google credentials JSON (a key without one is a service account's)."""
+    if isinstance(account, str):
+        if not account.lstrip().startswith("{"):
+            return "service_account"  # absent, kept (REDACTED) or refused as a path above
+        try:
+            account = json.loads(account)
+        except ValueError:
+            return "service_account"  # refused when used: not JSON
+    if not isinstance(account, Mapping):
+        return "service_account"
+    return str(account.get("type") or "service_account")
+
+
 def ambient_credential_problem(
     *, provider: str, params: Mapping[str, Any], has_key: bool
 ) -> str | None:
@@ -178,6 +193,12 @@ def ambient_credential_problem(
             return (
                 "an organization's vertex_ai deployment needs its own vertex_credentials or "
                 "api_key (the server's Google credentials are the operator's)"
+            )
+        kind = _google_credentials_type(account)
+        if kind != "service_account":
+            return (
+                f"an organization's vertex_credentials must be a service account key, not {kind} "
+                "(the other types read the server's files, URLs or cloud identity)"
             )
     if provider == "bedrock":
         if params.get("aws_profile_name"):

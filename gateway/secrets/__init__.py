@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from django.conf import settings
 
 from gateway.secrets.aws import aws_clients_clear, aws_fetch
 from gateway.secrets.azure import azure_fetch
-from gateway.secrets.gcp import gcp_fetch
+from gateway.secrets.gcp import gcp_credentials_clear, gcp_fetch
 from gateway.secrets.reference import (
     SecretManagerError,
     SecretReference,
@@ -33,6 +30,7 @@ from gateway.secrets.reference import (
 )
 from gateway.secrets.tokens import token_clear
 from gateway.secrets.vault import vault_fetch
+from ogem_site.caching import LocalCache
 
 __all__ = [
     "SecretManagerError",
@@ -73,14 +71,8 @@ FETCHERS: dict[str, Callable[[SecretReference], str | Mapping[str, Any]]] = {
 }
 
 
-@dataclass(slots=True)
-class _Entry:
-    value: str
-    expires_at: float
-
-
-_lock = threading.Lock()
-_cache: dict[str, _Entry] = {}
+# reference -> its value; past its TTL the value serves on while a refresh fails.
+_cache: LocalCache[str, str] = LocalCache(maxsize=4096, ttl=DEFAULT_TTL)
 
 
 def _ttl() -> float:
@@ -117,11 +109,9 @@ def secret_manager_resolve(reference: str) -> str:
 
     Raises SecretManagerError when it cannot be read and no earlier value is cached.
     """
-    now = time.monotonic()
-    with _lock:
-        entry = _cache.get(reference)
-    if entry is not None and now < entry.expires_at:
-        return entry.value
+    entry = _cache.peek(reference)
+    if entry is not None and entry[1]:
+        return entry[0]
     ref = secret_reference_parse(reference)
     try:
         value = _select(ref, FETCHERS[ref.manager](ref))
@@ -129,32 +119,25 @@ def secret_manager_resolve(reference: str) -> str:
         if entry is None:
             raise
         logger.warning("secret refresh failed, the cached value stays in use: %s", exc)
-        with _lock:
-            entry.expires_at = now + min(_ttl(), RETRY_AFTER_FAILURE)
-        return entry.value
-    with _lock:
-        _cache[reference] = _Entry(value=value, expires_at=now + _ttl())
+        _cache.set(reference, entry[0], ttl=min(_ttl(), RETRY_AFTER_FAILURE))
+        return entry[0]
+    _cache.set(reference, value, ttl=_ttl())
     return value
 
 
 def secret_refresh_due() -> bool:
     """Whether a cached secret outlived its TTL, so configurations using it should be re-read."""
-    now = time.monotonic()
-    with _lock:
-        return any(entry.expires_at <= now for entry in _cache.values())
+    return bool(_cache.expired())
 
 
 def secret_cache_prune() -> None:
     """Forget values still expired after a re-read: no configuration references them any more."""
-    now = time.monotonic()
-    with _lock:
-        for reference in [ref for ref, entry in _cache.items() if entry.expires_at <= now]:
-            del _cache[reference]
+    _cache.prune()
 
 
 def secret_cache_clear() -> None:
     """Forget every cached secret, token and client (tests; a changed manager environment)."""
-    with _lock:
-        _cache.clear()
+    _cache.clear()
     token_clear()
     aws_clients_clear()
+    gcp_credentials_clear()

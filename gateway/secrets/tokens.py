@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 
+from ogem_site.caching import LocalCache
+
 _MARGIN = 60.0  # renew this many seconds before expiry
-_lock = threading.Lock()
-_tokens: dict[str, tuple[str, float]] = {}
+_tokens: LocalCache[str, str] = LocalCache(maxsize=256, ttl=0)
 
 
 def token_get(key: str, fetch: Callable[[], tuple[str, float]]) -> str:
     """The cached token under `key`, or `fetch()`'s (token, lifetime in seconds)."""
-    now = time.monotonic()
-    with _lock:
-        cached = _tokens.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
+    cached = _tokens.get(key)
+    if cached is not None:
+        return cached
     token, lifetime = fetch()
-    with _lock:
-        _tokens[key] = (token, now + max(lifetime - _MARGIN, lifetime / 2))
+    _tokens.set(key, token, ttl=max(lifetime - _MARGIN, lifetime / 2))
     return token
 
 
 def token_forget(key: str) -> None:
-    with _lock:
-        _tokens.pop(key, None)
+    _tokens.pop(key)
 
 
 def token_clear() -> None:
-    with _lock:
-        _tokens.clear()
+    _tokens.clear()

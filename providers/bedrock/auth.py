@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
+from cachetools import LRUCache, TLRUCache
 
 from gateway.errors import UpstreamError
 from providers.base import Deployment
@@ -44,8 +46,12 @@ class AwsCredentials:
         return f"AwsCredentials(access_key={self.access_key[:4]}...)"
 
 
-_cache: dict[tuple[str, ...], tuple[AwsCredentials, float]] = {}
-_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+# (credentials, unix expiry) by deployment and source, until REFRESH_MARGIN_SECONDS before it.
+_cache: TLRUCache[tuple[str, ...], tuple[AwsCredentials, float]] = TLRUCache(
+    maxsize=1024, ttu=lambda _key, value, _now: value[1] - REFRESH_MARGIN_SECONDS, timer=time.time
+)
+_cache_lock = threading.Lock()  # event loops in several threads may resolve
+_locks: LRUCache[tuple[str, ...], asyncio.Lock] = LRUCache(maxsize=1024)
 
 
 def region_for(deployment: Deployment) -> str:
@@ -147,25 +153,30 @@ def _resolve(deployment: Deployment) -> tuple[AwsCredentials, float]:
 async def credentials_resolve(deployment: Deployment) -> AwsCredentials:
     """The deployment's current credentials (cached; refreshed before they expire)."""
     key = _cache_key(deployment)
-    cached = _cache.get(key)
-    if cached is not None and cached[1] - REFRESH_MARGIN_SECONDS > time.time():
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
         return cached[0]
     if _param(deployment, "aws_access_key_id") and not _param(deployment, "aws_role_name"):
-        credentials, expires = _resolve(deployment)  # no I/O: static keys
+        resolved = _resolve(deployment)  # no I/O: static keys
     else:
-        lock = _locks.setdefault(key, asyncio.Lock())
+        with _cache_lock:
+            lock = _locks.setdefault(key, asyncio.Lock())
         async with lock:
-            cached = _cache.get(key)
-            if cached is not None and cached[1] - REFRESH_MARGIN_SECONDS > time.time():
+            with _cache_lock:
+                cached = _cache.get(key)
+            if cached is not None:
                 return cached[0]
-            credentials, expires = await asyncio.to_thread(_resolve, deployment)
-    _cache[key] = (credentials, expires)
-    return credentials
+            resolved = await asyncio.to_thread(_resolve, deployment)
+    with _cache_lock:
+        _cache[key] = resolved
+    return resolved[0]
 
 
 def credentials_forget() -> None:
     """Drop cached credentials (tests; a configuration reload keeps them until they expire)."""
-    _cache.clear()
+    with _cache_lock:
+        _cache.clear()
 
 
 def request_sign(

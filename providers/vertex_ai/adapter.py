@@ -3,12 +3,13 @@
 Deployment settings: `region` (LiteLLM's `vertex_location`; default `us-central1`; `global`
 uses the global endpoint), `api_base` (replaces `https://{region}-aiplatform.googleapis.com`),
 `api_version` (default `v1`), and `params`: `vertex_project` (default: the service account's
-`project_id`), `vertex_credentials` (a service-account key as a dict, a JSON string or a file
-path; default: the file named by `GOOGLE_APPLICATION_CREDENTIALS`), `vertex_publisher` (default
+`project_id`, else `GOOGLE_CLOUD_PROJECT`), `vertex_credentials` (Google credentials JSON as a
+dict, a JSON string or a file path; where credentials come from otherwise: auth.py),
+`vertex_publisher` (default
 `anthropic` for `claude-*` models, else `google`), `anthropic_version` (default
 `vertex-2023-10-16`), and Gemini's `safety_settings`, `max_tokens`, `task_type`,
 `extra_headers`, `allow_private_urls`, `max_media_bytes`. A deployment `api_key` is used as a
-ready OAuth access token when no service account is configured.
+ready OAuth access token when no credentials JSON is configured.
 
 Models live at `/{version}/projects/{project}/locations/{region}/publishers/{publisher}/models/
 {model}`: Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
@@ -18,11 +19,8 @@ request without `model` and with `anthropic_version`, translated by `providers/a
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
-
-import orjson
 
 from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import UploadFile, UpstreamRequest, UpstreamResponse
@@ -35,14 +33,12 @@ from providers.gemini.adapter import GeminiAdapter
 from providers.gemini.errors import google_error_to_gateway, response_error_to_gateway
 from providers.http import UpstreamHTTPResponse
 from providers.sse import sse_data
-from providers.vertex_ai.auth import ServiceAccount, access_token, service_account_parse
+from providers.vertex_ai.auth import access_token, deployment_credentials
 
 PROVIDER = "vertex_ai"
 DEFAULT_REGION = "us-central1"
 DEFAULT_API_VERSION = "v1"
 ANTHROPIC_VERSION = "vertex-2023-10-16"
-
-_accounts: dict[str, ServiceAccount] = {}
 
 
 def _publisher(deployment: Deployment) -> str:
@@ -56,30 +52,6 @@ def _region(deployment: Deployment) -> str:
     return deployment.region or str(deployment.params.get("vertex_location") or DEFAULT_REGION)
 
 
-def service_account_for(deployment: Deployment) -> ServiceAccount | None:
-    """The deployment's service account (parsed once per distinct key), or None."""
-    credentials = deployment.params.get("vertex_credentials") or os.environ.get(
-        "GOOGLE_APPLICATION_CREDENTIALS"
-    )
-    if not credentials:
-        return None
-    if isinstance(credentials, str):
-        cache_key = credentials
-        if not credentials.lstrip().startswith("{"):
-            # A key file: its modification time is part of the key, so a rotated file is reread.
-            try:
-                cache_key += f"@{os.stat(os.path.expanduser(credentials)).st_mtime_ns}"
-            except OSError:
-                pass
-    else:
-        cache_key = orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS).decode()
-    account = _accounts.get(cache_key)
-    if account is None:
-        account = service_account_parse(credentials)
-        _accounts[cache_key] = account
-    return account
-
-
 class VertexAIAdapter(GeminiAdapter):
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
@@ -89,8 +61,8 @@ class VertexAIAdapter(GeminiAdapter):
         region = _region(deployment)
         project = deployment.params.get("vertex_project")
         if not project:
-            account = service_account_for(deployment)
-            project = account.project_id if account else ""
+            credential = deployment_credentials(deployment)
+            project = credential.project_id if credential else ""
         if not project:
             raise InvalidRequestError(
                 f"The Vertex AI deployment {deployment.id} names no vertex_project."
@@ -241,10 +213,10 @@ class VertexAIAdapter(GeminiAdapter):
         return await super()._open(request, deployment=deployment)
 
     async def _token(self, deployment: Deployment) -> str:
-        account = service_account_for(deployment)
-        if account is not None:
+        credential = deployment_credentials(deployment)
+        if credential is not None:
             return await access_token(
-                account, timeouts=deployment.timeouts, policy=deployment.address_policy
+                credential, timeouts=deployment.timeouts, policy=deployment.address_policy
             )
         if deployment.api_key:
             return deployment.api_key

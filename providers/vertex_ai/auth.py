@@ -1,65 +1,176 @@
-"""Google service-account authentication for Vertex AI: a signed JWT exchanged for an OAuth token.
+"""Google credentials for Vertex AI, through google-auth.
 
-The service account's key (the JSON file Google issues: `client_email`, `private_key`,
-`private_key_id`, `token_uri`, `project_id`) signs an RS256 JWT assertion (`iss` the account,
-`aud` the token URI, `scope` cloud-platform, one hour at most), which the token URI exchanges
-for an access token (RFC 7523's `jwt-bearer` grant). Tokens are cached per process, per account
-and scope, and refreshed `REFRESH_MARGIN` seconds before they expire; concurrent requests wait
-for one exchange instead of each starting their own. The key never leaves this module: errors
-name the account, never the key.
+Where a deployment's credentials come from, first match wins:
+  1. `params.vertex_credentials`: a credentials JSON as LiteLLM takes it (a dict, a JSON string or
+     a file's path): a service-account key, or (operator deployments only) any other type
+     google-auth reads: `external_account` (workload identity federation), `authorized_user`,
+     `impersonated_service_account`;
+  2. the file named by `GOOGLE_APPLICATION_CREDENTIALS` (operator deployments only), any of those;
+  3. the deployment's `api_key`, used as a ready OAuth access token;
+  4. application-default credentials (operator deployments only): gcloud's ADC file or the
+     metadata server (Compute Engine, GKE, Cloud Run; `GCE_METADATA_HOST` points elsewhere).
+An organization's deployment uses only its own service-account key or token: the other types
+read the server's files, URLs or identity.
+
+google-auth's refresh is blocking, so it runs in a worker thread, one at a time per credential
+(concurrent requests on an event loop await the one refresh in flight); its HTTP calls go back
+to the event loop's pooled aiohttp session, with the deployment's timeouts and address policy
+(an organization's `token_uri` is the organization's choice). A token is reused until
+`REFRESH_MARGIN` seconds before it expires. Errors name the account, never the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import threading
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
+import google.auth
+import google.auth.credentials
+import google.auth.exceptions
+import google.auth.transport
 import orjson
+from cachetools import LRUCache
+from google.oauth2 import service_account
 
 from gateway.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.adapter import upstream_refusal
 from providers.addresses import AddressPolicy, AddressRefusedError
-from providers.base import Timeouts
+from providers.base import Deployment, Timeouts
 from providers.http import http_session, http_timeout
 
 PROVIDER = "vertex_ai"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ASSERTION_LIFETIME = 3600
 REFRESH_MARGIN = 300
+ADC_RETRY_SECONDS = 60.0  # after application-default credentials were not found
+SERVICE_ACCOUNT = "service_account"
+
+
+class GoogleCredential:
+    """One source of credentials and its current access token."""
+
+    def __init__(
+        self,
+        credentials: google.auth.credentials.Credentials | None,
+        *,
+        label: str,
+        project_id: str = "",
+    ) -> None:
+        self.credentials = credentials  # None: application-default, found on first refresh
+        self.label = label  # names the account in errors, never the key
+        self.project_id = project_id
+        self.token = ""
+        self.fresh_until = 0.0  # time.time() before which `token` is used as it is
+        self._lock = threading.Lock()
+        self.refreshing: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+        self._missing: tuple[float, Exception] | None = None  # ADC not found: until, why
+
+    def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
+        return f"GoogleCredential({self.label!r})"
+
+    def refresh_blocking(self, request: google.auth.transport.Request) -> None:
+        """Get a new token unless another thread just did (a worker thread: this blocks)."""
+        with self._lock:
+            if self.fresh_until > time.time():
+                return
+            if self.credentials is None:
+                self.credentials = self._application_default(request)
+            self.credentials.refresh(request)
+            expiry = self.credentials.expiry  # naive UTC; None: the token does not expire
+            self.token = str(self.credentials.token)
+            self.fresh_until = (
+                expiry.replace(tzinfo=UTC).timestamp() if expiry else time.time() + 3600
+            ) - REFRESH_MARGIN
+
+    def _application_default(
+        self, request: google.auth.transport.Request
+    ) -> google.auth.credentials.Credentials:
+        if self._missing is not None and self._missing[0] > time.monotonic():
+            raise self._missing[1]
+        try:
+            # No scopes here: with them google-auth would look the project up over the network.
+            found, _ = google.auth.default(request=request)
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            self._missing = (time.monotonic() + ADC_RETRY_SECONDS, exc)
+            raise
+        return google.auth.credentials.with_scopes_if_required(found, [SCOPE])
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceAccount:
-    client_email: str
-    private_key: str
-    private_key_id: str
-    token_uri: str
-    project_id: str
-
-    def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
-        return f"ServiceAccount({self.client_email!r})"
+class _Response(google.auth.transport.Response):
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
 
 
-@dataclass(slots=True)
-class _Token:
-    value: str
-    expires_at: float
+class _Transport(google.auth.transport.Request):
+    """google-auth's HTTP calls, made from its refresh thread through the event loop's pooled
+    session: the deployment's address policy and timeouts apply as to every upstream call."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, policy: AddressPolicy | None, timeouts: Timeouts
+    ) -> None:
+        self._loop = loop
+        self._policy = policy
+        self._timeouts = timeouts
+        self.status = 0  # the token endpoint's last answer, for the error message
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> _Response:
+        future = asyncio.run_coroutine_threadsafe(
+            self._send(url, method, body, dict(headers or {})), self._loop
+        )
+        try:
+            response = future.result(timeout=self._timeouts.total + 5)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise google.auth.exceptions.TransportError("TimeoutError") from exc
+        self.status = response.status
+        return response
+
+    async def _send(
+        self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Response:
+        try:
+            if self._policy is not None:
+                self._policy.check_literal(urlsplit(url).hostname or "")
+            async with http_session(self._policy).request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=http_timeout(self._timeouts),
+                allow_redirects=False,
+            ) as response:
+                # The headers stay case-insensitive: google-auth reads `metadata-flavor`.
+                return _Response(response.status, response.headers.copy(), await response.read())
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise google.auth.exceptions.TransportError(type(exc).__name__) from exc
 
 
-_tokens: dict[tuple[str, str, str], _Token] = {}
-# One lock per event loop and token: an asyncio.Lock belongs to the loop that first waits on it.
-_locks: dict[tuple[asyncio.AbstractEventLoop, tuple[str, str, str]], asyncio.Lock] = {}
+# Parsed credentials by their JSON (a key file's: its path and modification time) and policy.
+_credentials: LRUCache[Any, GoogleCredential] = LRUCache(maxsize=256)
+_credentials_lock = threading.Lock()
 
 
-def service_account_parse(credentials: Any) -> ServiceAccount:
+def credentials_info_parse(credentials: Any) -> dict[str, Any]:
     """`vertex_credentials` as LiteLLM takes it: a dict, a JSON string or a JSON file's path."""
     info = credentials
     if isinstance(credentials, str):
@@ -78,103 +189,189 @@ def service_account_parse(credentials: Any) -> ServiceAccount:
             raise InvalidRequestError(
                 "The deployment's vertex_credentials are not valid JSON."
             ) from exc
-    if not isinstance(info, dict) or info.get("type", "service_account") != "service_account":
-        raise InvalidRequestError("The deployment's vertex_credentials are not a service account.")
-    missing = [name for name in ("client_email", "private_key") if not info.get(name)]
-    if missing:
-        raise InvalidRequestError(f"The deployment's vertex_credentials lack {', '.join(missing)}.")
-    return ServiceAccount(
-        client_email=str(info["client_email"]),
-        private_key=str(info["private_key"]),
-        private_key_id=str(info.get("private_key_id") or ""),
-        token_uri=str(info.get("token_uri") or DEFAULT_TOKEN_URI),
-        project_id=str(info.get("project_id") or ""),
+    if not isinstance(info, dict):
+        raise InvalidRequestError("The deployment's vertex_credentials are not a JSON object.")
+    info = {"type": SERVICE_ACCOUNT, **info}
+    if info["type"] == SERVICE_ACCOUNT:
+        missing = [name for name in ("client_email", "private_key") if not info.get(name)]
+        if missing:
+            raise InvalidRequestError(
+                f"The deployment's vertex_credentials lack {', '.join(missing)}."
+            )
+        info.setdefault("token_uri", DEFAULT_TOKEN_URI)
+    return info
+
+
+def _credential_load(info: dict[str, Any], *, tenant: bool) -> GoogleCredential:
+    kind = str(info.get("type"))
+    if tenant and kind != SERVICE_ACCOUNT:
+        raise InvalidRequestError(
+            f"An organization's vertex_credentials must be a service account key, not {kind}."
+        )
+    try:
+        if kind == SERVICE_ACCOUNT:
+            loaded: Any = service_account.Credentials.from_service_account_info(info)
+            project_id = info.get("project_id")
+        else:
+            # The operator's own configuration (google-auth warns about untrusted ones). No
+            # scopes here: with them it would look an external account's project up over the
+            # network; they are added right after.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loaded, project_id = google.auth.load_credentials_from_dict(info)
+    except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError) as exc:
+        raise InvalidRequestError(
+            f"The deployment's vertex_credentials ({kind}) cannot be used: {_reason(exc)}."
+        ) from exc
+    label = (
+        f"the service account {info['client_email']}"
+        if kind == SERVICE_ACCOUNT
+        else f"the {kind} credentials"
+    )
+    return GoogleCredential(
+        google.auth.credentials.with_scopes_if_required(loaded, [SCOPE]),
+        label=label,
+        project_id=str(project_id or info.get("project_id") or _default_project()),
     )
 
 
-def assertion_sign(account: ServiceAccount, *, scope: str = SCOPE, now: int | None = None) -> str:
-    issued = int(time.time()) if now is None else now
-    claims = {
-        "iss": account.client_email,
-        "sub": account.client_email,
-        "aud": account.token_uri,
-        "scope": scope,
-        "iat": issued,
-        "exp": issued + ASSERTION_LIFETIME,
-    }
-    headers = {"kid": account.private_key_id} if account.private_key_id else None
-    try:
-        return jwt.encode(claims, account.private_key, algorithm="RS256", headers=headers)
-    except (ValueError, TypeError, jwt.PyJWTError) as exc:
-        raise InvalidRequestError(
-            f"The private key of {account.client_email} cannot sign a token."
-        ) from exc
+def _default_project() -> str:
+    return os.environ.get("GOOGLE_CLOUD_PROJECT", os.environ.get("GCLOUD_PROJECT", ""))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return text if "PRIVATE KEY" not in text else type(exc).__name__
+
+
+def _cached(key: Any, build: Any) -> GoogleCredential:
+    with _credentials_lock:
+        found = _credentials.get(key)
+    if found is None:
+        found = build()
+        with _credentials_lock:
+            found = _credentials.setdefault(key, found)
+    return found
+
+
+def deployment_credentials(deployment: Deployment) -> GoogleCredential | None:
+    """The deployment's Google credentials (parsed once per distinct JSON), or None when it
+    has none but its `api_key`. Raises InvalidRequestError for unusable credentials."""
+    tenant = deployment.address_policy is not None
+    credentials = deployment.params.get("vertex_credentials")
+    if not credentials and not tenant:
+        credentials = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if credentials:
+        if isinstance(credentials, str):
+            key: Any = credentials
+            if not credentials.lstrip().startswith("{"):
+                # A key file: its modification time is part of the key, so a rotated file is reread.
+                try:
+                    key += f"@{os.stat(os.path.expanduser(credentials)).st_mtime_ns}"
+                except OSError:
+                    pass
+        else:
+            key = orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS).decode()
+        return _cached(
+            (key, deployment.address_policy),
+            lambda: _credential_load(credentials_info_parse(credentials), tenant=tenant),
+        )
+    if deployment.api_key or tenant:
+        return None
+    return _cached(
+        "application-default",
+        lambda: GoogleCredential(
+            None,
+            label="the application-default credentials",
+            project_id=_default_project(),
+        ),
+    )
 
 
 async def access_token(
-    account: ServiceAccount,
+    credential: GoogleCredential,
     *,
-    scope: str = SCOPE,
     timeouts: Timeouts | None = None,
     policy: AddressPolicy | None = None,
 ) -> str:
-    """A valid access token for the account, from the cache or a fresh exchange. `policy`: the
-    addresses the token endpoint may be at (the deployment's; `token_uri` is the tenant's)."""
-    key = (account.client_email, account.token_uri, scope, policy)
-    cached = _tokens.get(key)
-    if cached is not None and cached.expires_at - REFRESH_MARGIN > time.time():
-        return cached.value
-    lock = _locks.setdefault((asyncio.get_running_loop(), key), asyncio.Lock())
-    async with lock:
-        cached = _tokens.get(key)
-        if cached is not None and cached.expires_at - REFRESH_MARGIN > time.time():
-            return cached.value
-        token = await _exchange(
-            account, scope=scope, timeouts=timeouts or Timeouts(), policy=policy
-        )
-        _tokens[key] = token
-        return token.value
+    """A valid access token: the cached one, else one refresh shared by the concurrent callers.
+    `policy`: the addresses the token endpoint may be at (the deployment's)."""
+    if credential.fresh_until > time.time():
+        return credential.token
+    loop = asyncio.get_running_loop()
+    flight = credential.refreshing.get(loop)
+    if flight is None:
+        transport = _Transport(loop, policy=policy, timeouts=timeouts or Timeouts())
+        flight = loop.create_task(_refresh(credential, transport))
+        credential.refreshing[loop] = flight
+        flight.add_done_callback(lambda done: _landed(credential, loop, done))
+    await asyncio.shield(flight)
+    return credential.token
+
+
+def _landed(
+    credential: GoogleCredential, loop: asyncio.AbstractEventLoop, flight: asyncio.Future[None]
+) -> None:
+    credential.refreshing.pop(loop, None)
+    if not flight.cancelled():
+        flight.exception()  # retrieved: every waiter may have gone
+
+
+async def _refresh(credential: GoogleCredential, transport: _Transport) -> None:
+    try:
+        await asyncio.to_thread(credential.refresh_blocking, transport)
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise UpstreamError(
+            f"{PROVIDER}: no Google credentials found (vertex_credentials, "
+            "GOOGLE_APPLICATION_CREDENTIALS, an access token or the metadata server).",
+            provider=PROVIDER,
+            code="upstream_rejected_credentials",
+        ) from exc
+    except google.auth.exceptions.GoogleAuthError as exc:
+        failure = _transport_failure(exc)
+        if failure is not None and isinstance(failure.__cause__, AddressRefusedError):
+            raise upstream_refusal(provider=PROVIDER, error=failure.__cause__) from exc
+        if failure is not None and failure.__cause__ is not None:
+            raise UpstreamUnavailableError(
+                f"{PROVIDER}: the token endpoint is unreachable ({failure}).", provider=PROVIDER
+            ) from exc
+        raise UpstreamError(
+            f"{PROVIDER}: the token endpoint refused {credential.label}"
+            f"{_refusal(exc, status=transport.status)}",
+            provider=PROVIDER,
+            code="upstream_rejected_credentials",
+        ) from exc
+
+
+def _transport_failure(exc: BaseException) -> google.auth.exceptions.TransportError | None:
+    """The TransportError under a google-auth error: ours wrap the network failure as their
+    cause; google-auth's own (an unexpected status from the metadata server) have none."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, google.auth.exceptions.TransportError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _refusal(exc: google.auth.exceptions.GoogleAuthError, *, status: int) -> str:
+    """ ": STATUS DESCRIPTION" of the OAuth error (never the whole body, which may quote a
+    secret); google-auth's message when it failed before any answer (a credential source)."""
+    if not status:
+        return f": {exc.args[0]}" if exc.args and isinstance(exc.args[0], str) else ""
+    answer: Any = exc.args[1] if len(exc.args) > 1 else {}
+    if isinstance(answer, str | bytes):  # the STS client keeps the body as text
+        try:
+            answer = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            answer = {}
+    reason = ""
+    if isinstance(answer, dict):
+        reason = str(answer.get("error_description") or answer.get("error") or "")
+    return f": {status} {reason}".rstrip()
 
 
 def tokens_forget() -> None:
-    """Drop every cached token (tests; a rotated key)."""
-    _tokens.clear()
-
-
-async def _exchange(
-    account: ServiceAccount, *, scope: str, timeouts: Timeouts, policy: AddressPolicy | None
-) -> _Token:
-    form = {"grant_type": GRANT_TYPE, "assertion": assertion_sign(account, scope=scope)}
-    started = time.time()
-    try:
-        if policy is not None:
-            policy.check_literal(urlsplit(account.token_uri).hostname or "")
-        async with http_session(policy).post(
-            account.token_uri,
-            data=form,
-            timeout=http_timeout(timeouts),
-            allow_redirects=False,
-        ) as response:
-            raw = await response.read()
-            status = response.status
-    except AddressRefusedError as exc:
-        raise upstream_refusal(provider=PROVIDER, error=exc) from exc
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise UpstreamUnavailableError(
-            f"{PROVIDER}: the token endpoint is unreachable ({type(exc).__name__}).",
-            provider=PROVIDER,
-        ) from exc
-    try:
-        answer = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = {}
-    if status != 200 or not isinstance(answer, dict) or not answer.get("access_token"):
-        reason = answer.get("error_description") or answer.get("error") if answer else ""
-        raise UpstreamError(
-            f"{PROVIDER}: the token endpoint refused the service account "
-            f"{account.client_email}: {status} {reason or ''}".rstrip(),
-            provider=PROVIDER,
-            code="upstream_rejected_credentials",
-        )
-    lifetime = float(answer.get("expires_in") or 3600)
-    return _Token(value=str(answer["access_token"]), expires_at=started + lifetime)
+    """Drop every cached credential and token (tests; a rotated key)."""
+    with _credentials_lock:
+        _credentials.clear()

@@ -184,6 +184,20 @@ AMBIENT = [
         "server.",
     ),
     (
+        {
+            "provider": "vertex_ai",
+            "params": {
+                "vertex_credentials": {
+                    "type": "external_account",
+                    "token_url": "https://sts.googleapis.com/v1/token",
+                    "credential_source": {"file": "/var/run/secrets/token"},
+                }
+            },
+        },
+        "An organization's vertex_credentials must be a service account key, not "
+        "external_account (the other types read the server's files, URLs or cloud identity).",
+    ),
+    (
         {"provider": "bedrock"},
         "An organization's bedrock deployment needs its own aws_access_key_id and "
         "aws_secret_access_key (the server's AWS identity is the operator's).",

@@ -1,9 +1,10 @@
-"""A local emulator of Google Secret Manager's REST API, Google's OAuth token endpoint (the
-service-account JWT grant) and the metadata server's token endpoint, on one real socket.
+"""A local emulator of Google Secret Manager's REST API and Google's OAuth token endpoint (the
+service-account JWT grant), on one real socket.
 
 Like Google: a missing or unknown bearer token gets 401 UNAUTHENTICATED, an assertion not signed
-by the service account's key (or for another audience) 400 invalid_grant, the metadata server
-403 without `Metadata-Flavor: Google`, an unknown secret 404 NOT_FOUND.
+by the service account's key (or for another audience than Google's token endpoint) 400
+invalid_grant, an unknown secret 404 NOT_FOUND. `issue_token` mints tokens for the metadata server
+and STS of tests/emulators/google_identity_api.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.emulators.vault_api import JsonEmulator, Reply, Seen
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # whatever URI it is posted to
 
 
 def _error(status: int, code: str, message: str) -> Reply:
@@ -57,18 +59,18 @@ class GcpSecretsEmulator(JsonEmulator):
         versions.append(value)
         return len(versions)
 
-    def _issue(self) -> Reply:
+    def issue_token(self) -> tuple[str, int]:
         token = f"ya29.{secrets.token_urlsafe(24)}"
         self.tokens.add(token)
-        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}, {}
+        return token, 3599
+
+    def _issue(self) -> Reply:
+        token, lifetime = self.issue_token()
+        return 200, {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}, {}
 
     def handle(self, request: Seen) -> Reply:
         if request.path == "/token" and request.method == "POST":
             return self._token(request)
-        if request.path == "/computeMetadata/v1/instance/service-accounts/default/token":
-            if request.headers.get("Metadata-Flavor") != "Google":
-                return 403, {"error": "Missing Metadata-Flavor:Google header."}, {}
-            return self._issue()
         if request.path.startswith("/v1/projects/") and request.path.endswith(":access"):
             return self._access(request)
         return _error(404, "NOT_FOUND", "Method not found.")
@@ -82,7 +84,7 @@ class GcpSecretsEmulator(JsonEmulator):
                 form.get("assertion", ""),
                 self._key.public_key(),
                 algorithms=["RS256"],
-                audience=f"{self.url}/token",
+                audience=GOOGLE_TOKEN_AUDIENCE,
                 issuer=self.client_email,
                 options={"require": ["exp", "iat", "aud", "iss"]},
             )

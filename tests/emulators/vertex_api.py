@@ -2,7 +2,9 @@
 
 `POST /token` is Google's token URI: it takes the `jwt-bearer` grant, verifies the assertion's
 RS256 signature with the service account's public key (the test generates the key pair), its
-issuer, audience, scope and lifetime, and issues an access token with a scripted lifetime.
+issuer, audience (Google's token endpoint, whatever URI it is posted to, as Google requires),
+scope and lifetime, and issues an access token with a scripted lifetime (`issue_token` mints
+one for the identity emulator's metadata server and STS).
 `POST /v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{method}`
 checks that bearer token (issued here and unexpired), the project and the region, then serves:
 
@@ -18,6 +20,7 @@ Errors are Google-shaped for the platform (auth, quota) and Anthropic-shaped for
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -37,6 +40,7 @@ PROJECT = "ogem-test-project"
 CLIENT_EMAIL = "ogem-gateway@ogem-test-project.iam.gserviceaccount.com"
 REGIONS = {"us-central1", "us-east5", "europe-west4", "global"}
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 class VertexEmulator(EmulatorBase):
@@ -46,6 +50,7 @@ class VertexEmulator(EmulatorBase):
         super().__init__()
         self.public_key = public_key
         self.token_lifetime = 3600
+        self.token_delay = 0.0  # seconds the token endpoint waits before answering
         self.tokens: dict[str, float] = {}  # issued access token → expiry
         self.assertions: list[dict[str, Any]] = []  # verified JWT claims, in order
         self._anthropic_script: list[anthropic_api.Reply] = []
@@ -65,6 +70,7 @@ class VertexEmulator(EmulatorBase):
             self.tokens.clear()
             self.assertions.clear()
             self.token_lifetime = 3600
+            self.token_delay = 0.0
 
     @property
     def model_requests(self) -> list[Any]:
@@ -79,6 +85,7 @@ class VertexEmulator(EmulatorBase):
 
     async def _token(self, request: web.Request) -> web.Response:
         await self.receive(request)
+        await asyncio.sleep(self.token_delay)
         form = await request.post()
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return _oauth_error("unsupported_grant_type", "Invalid grant_type")
@@ -87,7 +94,7 @@ class VertexEmulator(EmulatorBase):
                 str(form.get("assertion") or ""),
                 self.public_key,
                 algorithms=["RS256"],
-                audience=self.token_uri,
+                audience=GOOGLE_TOKEN_AUDIENCE,
                 issuer=CLIENT_EMAIL,
             )
         except jwt.InvalidSignatureError:
@@ -103,6 +110,13 @@ class VertexEmulator(EmulatorBase):
         return web.json_response(
             {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
         )
+
+    def issue_token(self) -> tuple[str, int]:
+        """A token the model endpoints accept, and its lifetime (another issuer's)."""
+        with self._lock:
+            token = f"ya29.issued-{len(self.tokens) + 1}"
+            self.tokens[token] = time.time() + self.token_lifetime
+        return token, self.token_lifetime
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
         body = await self.receive(request)

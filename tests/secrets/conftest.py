@@ -15,6 +15,7 @@ import pytest
 from gateway.secrets import secret_cache_clear
 from tests.emulators.azure_keyvault_api import AzureKeyVaultEmulator
 from tests.emulators.gcp_secrets_api import GcpSecretsEmulator
+from tests.emulators.google_identity_api import GoogleIdentityEmulator
 from tests.emulators.vault_api import VaultEmulator
 from tests.live import free_port
 
@@ -56,6 +57,14 @@ def gcp(monkeypatch) -> Iterator[GcpSecretsEmulator]:
     emulator = GcpSecretsEmulator().start()
     monkeypatch.setenv("OGEM_GCP_SECRETMANAGER_URL", emulator.url)
     yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def gcp_identity(gcp: GcpSecretsEmulator) -> Iterator[GoogleIdentityEmulator]:
+    """The metadata server and STS, issuing tokens Secret Manager's emulator accepts."""
+    emulator = GoogleIdentityEmulator(issue=gcp.issue_token, project="test-project").start()
+    yield emulator  # type: ignore[misc]
     emulator.stop()
 
 

@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from gateway.secrets import SecretManagerError, secret_manager_resolve
+from gateway.secrets import SecretManagerError, secret_cache_clear, secret_manager_resolve
+from tests.emulators.google_identity_api import metadata_server_at
 
 
 # -- HashiCorp Vault ---------------------------------------------------------------------------
@@ -98,6 +99,9 @@ def test_aws_reads_the_current_version_after_rotation(aws, settings) -> None:
 
 
 # -- Google Secret Manager ---------------------------------------------------------------------
+REFUSED = r"Google refused the credentials \(invalid_grant\)"
+
+
 def test_gcp_service_account(gcp, gcp_service_account) -> None:
     gcp.add_version("p", "openai", "sk-gcp-1")
     gcp.add_version("p", "openai", json.dumps({"api_key": "sk-gcp-2"}))
@@ -122,18 +126,40 @@ def test_gcp_refuses_a_key_it_does_not_know(gcp, tmp_path, monkeypatch) -> None:
     path.write_text(json.dumps(stranger.service_account()))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
     gcp.add_version("p", "openai", "sk-gcp-1")
-    with pytest.raises(SecretManagerError, match=r"Google OAuth answered 400"):
+    with pytest.raises(
+        SecretManagerError, match=r"Google refused the credentials \(invalid_grant\)"
+    ):
         secret_manager_resolve("secret://gcp/projects/p/secrets/openai")
 
 
-def test_gcp_metadata_server(gcp, monkeypatch) -> None:
-    monkeypatch.setenv("GCE_METADATA_HOST", gcp.url.removeprefix("http://"))
+def test_gcp_metadata_server(gcp, gcp_identity) -> None:
     gcp.add_version("p", "openai", "sk-from-metadata")
-    assert secret_manager_resolve("secret://gcp/projects/p/secrets/openai") == "sk-from-metadata"
-    (token_call,) = [r for r in gcp.requests if r.path.startswith("/computeMetadata/")]
+    with metadata_server_at(gcp_identity):
+        assert secret_manager_resolve("secret://gcp/projects/p/secrets/openai") == (
+            "sk-from-metadata"
+        )
+    (token_call,) = [r for r in gcp_identity.requests if r.path.endswith("/default/token")]
     assert token_call.headers["Metadata-Flavor"] == "Google"
-    without = httpx.get(f"{gcp.url}{token_call.path}")
+    without = httpx.get(f"{gcp_identity.url}{token_call.path}")
     assert without.status_code == 403  # the emulator checks the header like the real one
+
+
+def test_gcp_workload_identity_federation(gcp, gcp_identity, tmp_path, monkeypatch) -> None:
+    token_file = tmp_path / "oidc-token"
+    token_file.write_text(gcp_identity.subject_token)
+    config = tmp_path / "external-account.json"
+    config.write_text(json.dumps(gcp_identity.external_account(str(token_file))))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(config))
+    gcp.add_version("p", "openai", "sk-from-federation")
+    assert secret_manager_resolve("secret://gcp/projects/p/secrets/openai") == "sk-from-federation"
+    (exchange,) = gcp_identity.requests
+    assert exchange.path == "/v1/token"
+    token_file.write_text("a token STS does not know")
+    secret_cache_clear()
+    with pytest.raises(
+        SecretManagerError, match=r"Google refused the credentials \(invalid_grant\)"
+    ):
+        secret_manager_resolve("secret://gcp/projects/p/secrets/openai")
 
 
 # -- Azure Key Vault ---------------------------------------------------------------------------

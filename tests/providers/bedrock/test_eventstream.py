@@ -1,17 +1,22 @@
-"""Ogem's eventstream decoder against frames from the emulator's independent encoder and
-against botocore's own parser."""
+"""Ogem's incremental use of botocore's eventstream decoder, on frames from the emulator's
+independent encoder."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
-import uuid
+import time
 import zlib
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from botocore.eventstream import EventStreamBuffer
 
-from providers.bedrock.eventstream import EventStreamDecoder, EventStreamError
+from providers.bedrock.eventstream import (
+    EventStreamDecoder,
+    EventStreamError,
+    eventstream_messages,
+)
 from tests.emulators.bedrock_api import event_frame, exception_frame, frame_encode
 
 
@@ -25,14 +30,13 @@ def _frames() -> bytes:
     )
 
 
-def test_decodes_what_botocore_decodes() -> None:
-    data = _frames()
-    ours = list(EventStreamDecoder().feed(data))
-    botocore_buffer = EventStreamBuffer()
-    botocore_buffer.add_data(data)
-    theirs = list(botocore_buffer)
-    assert [m.headers for m in ours] == [m.headers for m in theirs]
-    assert [m.payload for m in ours] == [m.payload for m in theirs]
+def test_decodes_the_emulators_frames() -> None:
+    ours = list(EventStreamDecoder().feed(_frames()))
+    assert [m.headers.get(":event-type") for m in ours] == [
+        "messageStart",
+        "contentBlockDelta",
+        None,
+    ]
     assert ours[1].headers == {
         ":event-type": "contentBlockDelta",
         ":content-type": "application/json",
@@ -56,48 +60,35 @@ def test_frames_split_at_every_byte_boundary() -> None:
         assert decoder.pending == 0
 
 
-def test_every_header_value_type() -> None:
-    raw_uuid = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    headers = b"".join(
-        [
-            b"\x01t\x00",
-            b"\x01f\x01",
-            b"\x01b\x02" + struct.pack(">b", -3),
-            b"\x01s\x03" + struct.pack(">h", -300),
-            b"\x01i\x04" + struct.pack(">i", 70000),
-            b"\x01l\x05" + struct.pack(">q", 2**40),
-            b"\x01y\x06" + struct.pack(">H", 3) + b"\x00\x01\x02",
-            b"\x01w\x07" + struct.pack(">H", 2) + b"ok",
-            b"\x01d\x08" + struct.pack(">q", 1700000000000),
-            b"\x01u\x09" + raw_uuid.bytes,
-        ]
-    )
-    total = 12 + len(headers) + 4
-    prelude = struct.pack(">II", total, len(headers))
-    prelude += struct.pack(">I", zlib.crc32(prelude))
-    message = prelude + headers
-    message += struct.pack(">I", zlib.crc32(message))
-    [decoded] = EventStreamDecoder().feed(message)
-    assert decoded.headers == {
-        "t": True,
-        "f": False,
-        "b": -3,
-        "s": -300,
-        "i": 70000,
-        "l": 2**40,
-        "y": b"\x00\x01\x02",
-        "w": "ok",
-        "d": 1700000000000,
-        "u": str(raw_uuid),
-    }
-    assert decoded.payload == b""
+def test_a_message_comes_out_as_soon_as_its_last_byte_arrives() -> None:
+    first = event_frame("messageStart", {"role": "assistant"})
+    second = event_frame("messageStop", {"stopReason": "end_turn"})
+    decoder = EventStreamDecoder()
+    assert list(decoder.feed(first[:-1])) == []
+    assert decoder.pending == len(first) - 1
+    [message] = decoder.feed(first[-1:] + second[:5])
+    assert message.headers[":event-type"] == "messageStart"
+    assert decoder.pending == 5
+    [message] = decoder.feed(second[5:])
+    assert message.headers[":event-type"] == "messageStop"
 
 
-def test_prelude_crc_mismatch_is_refused() -> None:
+def test_a_large_message_read_byte_by_byte_costs_linear_time() -> None:
+    # Fed to botocore's buffer as it arrives, each byte would copy all before it: ~20 s here.
+    text = "x" * 1_000_000
+    big = event_frame("contentBlockDelta", {"delta": {"text": text}})
+    decoder = EventStreamDecoder()
+    started = time.monotonic()
+    decoded = [m for i in range(len(big)) for m in decoder.feed(big[i : i + 1])]
+    assert time.monotonic() - started < 5
+    assert len(decoded) == 1 and orjson.loads(decoded[0].payload)["delta"]["text"] == text
+
+
+def test_prelude_crc_mismatch_is_refused_before_the_rest_arrives() -> None:
     frame = bytearray(frame_encode({":event-type": "x"}, b"{}"))
     frame[9] ^= 0xFF
-    with pytest.raises(EventStreamError, match="prelude CRC mismatch"):
-        list(EventStreamDecoder().feed(bytes(frame)))
+    with pytest.raises(EventStreamError, match=r"^prelude CRC mismatch$"):
+        list(EventStreamDecoder().feed(bytes(frame[:12])))
 
 
 def test_message_crc_mismatch_is_refused_after_the_good_messages() -> None:
@@ -105,7 +96,7 @@ def test_message_crc_mismatch_is_refused_after_the_good_messages() -> None:
     bad = bytearray(event_frame("messageStop", {"stopReason": "end_turn"}))
     bad[20] ^= 0x01
     decoded = []
-    with pytest.raises(EventStreamError, match="message CRC mismatch"):
+    with pytest.raises(EventStreamError, match=r"^message CRC mismatch$"):
         for message in EventStreamDecoder().feed(good + bytes(bad)):
             decoded.append(message.headers[":event-type"])
     assert decoded == ["messageStart"]
@@ -115,3 +106,31 @@ def test_impossible_lengths_are_refused() -> None:
     prelude = struct.pack(">II", 10, 0)
     with pytest.raises(EventStreamError, match="smaller than its parts"):
         list(EventStreamDecoder().feed(prelude + struct.pack(">I", zlib.crc32(prelude))))
+    prelude = struct.pack(">II", 64 * 1024 * 1024, 0)  # over botocore's payload limit
+    with pytest.raises(EventStreamError, match="exceeded the maximum"):
+        list(EventStreamDecoder().feed(prelude + struct.pack(">I", zlib.crc32(prelude))))
+
+
+def test_malformed_headers_in_a_well_framed_message_are_refused() -> None:
+    headers = b"\x05:typ\x0b"  # value type 11 does not exist
+    total = 12 + len(headers) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers
+    message += struct.pack(">I", zlib.crc32(message))
+    with pytest.raises(EventStreamError, match="malformed headers"):
+        list(EventStreamDecoder().feed(message))
+
+
+def test_a_stream_ending_inside_a_message_is_an_error() -> None:
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def collect(data: bytes) -> list[str]:
+        return [m.headers[":event-type"] async for m in eventstream_messages(chunks(data))]
+
+    first = event_frame("messageStart", {"role": "assistant"})
+    assert asyncio.run(collect(first)) == ["messageStart"]
+    for cut in (5, 12, len(first) - 1):
+        with pytest.raises(EventStreamError, match="ended inside a message"):
+            asyncio.run(collect(first + first[:cut]))

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import InvalidRequestError, RateLimitError
 from providers.base import Deployment
-from providers.bedrock.eventstream import EventMessage
+from providers.bedrock.eventstream import EventMessage, EventStreamDecoder
 from providers.bedrock.stream import StreamTranslator
 from providers.bedrock.translate import (
     chat_request_to_converse,
@@ -14,6 +14,7 @@ from providers.bedrock.translate import (
     embedding_family,
     model_id,
 )
+from tests.emulators.bedrock_api import frame_encode
 
 DEPLOYMENT = Deployment(
     id="config:nova:0",
@@ -209,8 +210,13 @@ def test_response_with_reasoning_and_a_tool_call() -> None:
     }
 
 
+def _message(headers: dict[str, str], payload: bytes) -> EventMessage:
+    [message] = EventStreamDecoder().feed(frame_encode(headers, payload))
+    return message
+
+
 def _event(name: str, payload: bytes) -> EventMessage:
-    return EventMessage(headers={":message-type": "event", ":event-type": name}, payload=payload)
+    return _message({":message-type": "event", ":event-type": name}, payload)
 
 
 def test_stream_translator_json_tool_streams_as_content() -> None:
@@ -243,9 +249,9 @@ def test_stream_translator_json_tool_streams_as_content() -> None:
 
 def test_stream_exception_keeps_its_status_and_message() -> None:
     translator = StreamTranslator(model="m", request_id="r", created=1)
-    message = EventMessage(
-        headers={":message-type": "exception", ":exception-type": "throttlingException"},
-        payload=b'{"message":"Too many tokens"}',
+    message = _message(
+        {":message-type": "exception", ":exception-type": "throttlingException"},
+        b'{"message":"Too many tokens"}',
     )
     with pytest.raises(RateLimitError) as caught:
         translator.feed(message)

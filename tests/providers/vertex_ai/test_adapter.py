@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
 from gateway.errors import InvalidRequestError
+from providers.addresses import AddressPolicy
 from providers.base import Deployment, Endpoint
 from providers.vertex_ai.adapter import VertexAIAdapter
-from providers.vertex_ai.auth import ServiceAccount, service_account_parse
+from providers.vertex_ai.auth import credentials_info_parse, deployment_credentials
+from tests.emulators.google_identity_api import POOL_AUDIENCE
 
 ADAPTER = VertexAIAdapter()
 
@@ -74,20 +79,51 @@ def test_a_deployment_without_a_project_is_refused() -> None:
         )
 
 
-def test_service_account_parsing_keeps_the_key_out_of_its_repr() -> None:
-    account = service_account_parse(
-        '{"type": "service_account", "client_email": "a@p.iam.gserviceaccount.com", '
-        '"private_key": "-----BEGIN PRIVATE KEY-----secret", "project_id": "p"}'
-    )
-    assert account == ServiceAccount(
-        client_email="a@p.iam.gserviceaccount.com",
-        private_key="-----BEGIN PRIVATE KEY-----secret",
-        private_key_id="",
-        token_uri="https://oauth2.googleapis.com/token",
-        project_id="p",
-    )
-    assert "secret" not in repr(account)
+def test_service_account_parsing_keeps_the_key_out_of_reprs(vertex_keys: tuple[str, str]) -> None:
+    key = {
+        "type": "service_account",
+        "client_email": "a@p.iam.gserviceaccount.com",
+        "private_key": vertex_keys[0],
+        "project_id": "p",
+    }
+    assert credentials_info_parse(orjson.dumps(key).decode()) == {
+        **key,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    credential = deployment_credentials(_deployment(params={"vertex_credentials": key}))
+    assert credential is not None and credential.project_id == "p"
+    assert "PRIVATE KEY" not in repr(credential)
+    assert repr(credential) == "GoogleCredential('the service account a@p.iam.gserviceaccount.com')"
     with pytest.raises(InvalidRequestError, match="lack private_key"):
-        service_account_parse({"client_email": "a@p"})
-    with pytest.raises(InvalidRequestError, match="not a service account"):
-        service_account_parse({"type": "authorized_user"})
+        credentials_info_parse({"client_email": "a@p"})
+    with pytest.raises(InvalidRequestError, match="not a JSON object"):
+        credentials_info_parse(["a list"])
+    with pytest.raises(InvalidRequestError, match=r"\(authorized_user\) cannot be used"):
+        deployment_credentials(
+            _deployment(params={"vertex_credentials": {"type": "authorized_user"}})
+        )
+
+
+def test_an_organizations_deployment_uses_only_its_own_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    external = {
+        "type": "external_account",
+        "audience": POOL_AUDIENCE,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "credential_source": {"file": "/etc/hostname"},  # a file of the server's
+    }
+    tenant = AddressPolicy()
+    with pytest.raises(InvalidRequestError, match="must be a service account key"):
+        deployment_credentials(
+            _deployment(params={"vertex_credentials": external}, address_policy=tenant)
+        )
+    # Nor the server's own: neither GOOGLE_APPLICATION_CREDENTIALS nor application defaults.
+    server_key = tmp_path / "server.json"
+    server_key.write_bytes(orjson.dumps(external))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(server_key))
+    assert deployment_credentials(_deployment(api_key="ya29.t", address_policy=tenant)) is None
+    assert deployment_credentials(_deployment(address_policy=tenant)) is None
+    operator = deployment_credentials(_deployment())
+    assert operator is not None and operator.label == "the external_account credentials"

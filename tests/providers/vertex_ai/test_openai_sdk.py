@@ -100,10 +100,9 @@ def test_gemini_plain_text_with_a_service_account_token(
     token_request, model_request = vertex_emulator.requests
     assert token_request.path == "/token"
     claims = vertex_emulator.assertions[0]
-    assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == (
+    assert (claims["iss"], claims["aud"], claims["scope"]) == (
         CLIENT_EMAIL,
-        CLIENT_EMAIL,
-        vertex_emulator.token_uri,
+        "https://oauth2.googleapis.com/token",  # Google's audience, whatever the token URI
         SCOPE,
     )
     assert claims["exp"] - claims["iat"] == 3600
