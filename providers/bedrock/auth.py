@@ -24,8 +24,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.errors import UpstreamError
 from providers.base import Deployment
+from providers.errors import UpstreamError
 
 PROVIDER = "bedrock"
 SERVICE = "bedrock"

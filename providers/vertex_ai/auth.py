@@ -22,10 +22,10 @@ import aiohttp
 import jwt
 import orjson
 
-from gateway.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.adapter import upstream_refusal
 from providers.addresses import AddressPolicy, AddressRefusedError
 from providers.base import Timeouts
+from providers.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.http import http_session, http_timeout
 
 PROVIDER = "vertex_ai"
