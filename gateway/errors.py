@@ -1,52 +1,36 @@
-"""One exception hierarchy for /v1, mapped to OpenAI's error shape in one place (`to_body`)."""
+"""One exception hierarchy for /v1, mapped to OpenAI's error shape in one place (`to_body`).
+
+The base class and the errors providers raise live in `providers/errors.py` (providers import no
+app); this module adds the gateway's own and re-exports them all, so the gateway imports every
+error from here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from providers.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    RequestTooLargeError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 
-
-class GatewayError(Exception):
-    status = 500
-    type = "api_error"
-    code: str | None = None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
-        self.headers = dict(headers or {})
-
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-
-class InvalidRequestError(GatewayError):
-    status = 400
-    type = "invalid_request_error"
-
-
-class RequestTooLargeError(InvalidRequestError):
-    status = 413
-    code = "request_too_large"
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceededError",
+    "GatewayError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+]
 
 
 class AuthenticationError(GatewayError):
@@ -60,37 +44,5 @@ class PermissionDeniedError(GatewayError):
     type = "permission_error"
 
 
-class NotFoundError(GatewayError):
-    status = 404
-    type = "not_found_error"
-
-
-class RateLimitError(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
-
-
 class BudgetExceededError(RateLimitError):
     code = "budget_exceeded"
-
-
-class UpstreamError(GatewayError):
-    """An upstream provider failed. The message names the provider and never carries a secret."""
-
-    status = 502
-    type = "upstream_error"
-
-    def __init__(self, message: str, *, provider: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.provider = provider
-
-
-class UpstreamTimeoutError(UpstreamError):
-    status = 504
-    code = "upstream_timeout"
-
-
-class UpstreamUnavailableError(UpstreamError):
-    status = 503
-    code = "upstream_unavailable"

@@ -1,4 +1,4 @@
-"""The provider adapter interface.
+"""The provider adapter interface, and the one path that performs an upstream exchange.
 
 An adapter turns an OpenAI-shaped request into its upstream's wire format and the upstream's
 answer back into OpenAI's shape. Four small pure-ish steps, composed by `call` and `stream`:
@@ -6,11 +6,15 @@ answer back into OpenAI's shape. Four small pure-ish steps, composed by `call` a
     build_request  -> UpstreamRequest       (url, headers, body; auth applied)
     parse_response -> OpenAI-shaped dict    (or bytes for binary endpoints such as audio/speech)
     translate_stream -> OpenAI chunk dicts  (from the upstream's raw byte stream)
-    map_error      -> GatewayError          (status and message, provider named, no secret)
+    error_parse    -> UpstreamFailure       (what the upstream's error body says; the status
+                                             decides Ogem's error, in providers/errors.py)
 
-Providers whose API needs several round trips (Replicate's predictions, AssemblyAI's jobs)
-override `call`/`stream`. Adapters are stateless singletons: one instance per provider per
-process, registered in `providers/registry.py`.
+Every round trip goes through `exchange` (send, read, close, status) or `exchange_open` (send
+and status; the caller reads the body in chunks and closes it), so transport failures and error
+statuses are judged the same way for every provider. Providers whose API needs several round
+trips (Replicate's predictions, AssemblyAI's jobs) override `call`/`stream` and make each one
+with `exchange`. Adapters are stateless singletons: one instance per provider per process,
+registered in `providers/registry.py`.
 """
 
 from __future__ import annotations
@@ -20,16 +24,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import aiohttp
+import orjson
 
-from gateway.errors import (
+from providers.addresses import AddressRefusedError
+from providers.base import Deployment, Endpoint
+from providers.errors import (
     GatewayError,
     InvalidRequestError,
     UpstreamError,
+    UpstreamFailure,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    error_body_parse,
+    upstream_error,
 )
-from providers.addresses import AddressRefusedError
-from providers.base import Deployment, Endpoint
 from providers.http import (
     UploadFile,
     UpstreamHTTPResponse,
@@ -61,6 +69,35 @@ def upstream_refusal(*, provider: str, error: AddressRefusedError) -> UpstreamEr
         provider=provider,
         code="upstream_address_refused",
     )
+
+
+def transport_error(*, provider: str, error: BaseException) -> UpstreamError:
+    """The upstream error a failed send or read (one of TRANSPORT_ERRORS) is."""
+    if isinstance(error, TimeoutError):
+        return UpstreamTimeoutError(
+            f"The upstream provider {provider} timed out.", provider=provider
+        )
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return UpstreamError(
+            f"The upstream provider {provider} ended its response early.", provider=provider
+        )
+    if isinstance(error, AddressRefusedError):
+        return upstream_refusal(provider=provider, error=error)
+    return UpstreamUnavailableError(
+        f"The upstream provider {provider} is unreachable ({type(error).__name__}).",
+        provider=provider,
+    )
+
+
+TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
+
+
+def json_parse(raw: bytes, *, provider: str) -> Any:
+    """An upstream's JSON answer; an invalid one is the upstream's failure (502)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{provider} answered with invalid JSON.", provider=provider) from exc
 
 
 class translating:
@@ -126,8 +163,19 @@ class ProviderAdapter:
         """Yield OpenAI-shaped chunk dicts from the upstream's raw body chunks."""
         raise NotImplementedError
 
+    def error_parse(self, response: UpstreamResponse) -> UpstreamFailure:
+        """What the upstream's error answer says; overridden where the body or headers carry
+        more than `error_body_parse` reads (Google's retry delay, Bedrock's exception name)."""
+        return error_body_parse(response.body, response.headers)
+
     def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        raise NotImplementedError
+        """The upstream's error answer as Ogem's error: one map for every provider."""
+        return upstream_error(
+            provider=self.name,
+            status=response.status,
+            failure=self.error_parse(response),
+            secrets=deployment.secrets,
+        )
 
     def stream_usage(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         """The usage block a translated stream chunk carries, if any."""
@@ -145,15 +193,8 @@ class ProviderAdapter:
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
-        return self.parse_response(endpoint=endpoint, deployment=deployment, response=upstream)
+        response = await self.exchange(request, deployment=deployment)
+        return self.parse_response(endpoint=endpoint, deployment=deployment, response=response)
 
     async def stream(
         self,
@@ -168,11 +209,10 @@ class ProviderAdapter:
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True, files=files
         )
-        response = await self._open(request, deployment=deployment)
+        response = await self.exchange_open(request, deployment=deployment)
         try:
-            await self._raise_for_status(response, deployment=deployment)
             translated = self.translate_stream(
-                endpoint=endpoint, deployment=deployment, chunks=self._body_chunks(response)
+                endpoint=endpoint, deployment=deployment, chunks=self.body_chunks(response)
             )
             async for chunk in translated:
                 yield chunk
@@ -186,90 +226,77 @@ class ProviderAdapter:
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False
         )
-        response = await self._open(request, deployment=deployment)
-        try:
-            await self._raise_for_status(response, deployment=deployment)
-        except BaseException:
-            response.close()
-            raise
+        response = await self.exchange_open(request, deployment=deployment)
         content_type = response.headers.get("Content-Type", "application/octet-stream")
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._body_chunks(response):
+                async for chunk in self.body_chunks(response):
                     yield chunk
             finally:
                 response.close()
 
         return BinaryStream(content_type=content_type, chunks=chunks())
 
+    async def exchange(
+        self, request: UpstreamRequest, *, deployment: Deployment
+    ) -> UpstreamResponse:
+        """One whole round trip: send, read the body, close; an error status raises
+        `map_error`'s error, a transport failure its upstream error."""
+        response = await self._read(await self._open(request, deployment=deployment))
+        if response.status >= 400:
+            raise self.map_error(deployment=deployment, response=response)
+        return response
+
+    async def exchange_open(
+        self, request: UpstreamRequest, *, deployment: Deployment
+    ) -> UpstreamHTTPResponse:
+        """Send, and return at a successful response's head: the caller reads the body
+        (`body_chunks`) and closes it. An error status is read, closed and raised."""
+        response = await self._open(request, deployment=deployment)
+        if response.status < 400:
+            return response
+        raise self.map_error(deployment=deployment, response=await self._read(response))
+
+    async def _read(self, response: UpstreamHTTPResponse) -> UpstreamResponse:
+        """The whole response, read and closed."""
+        try:
+            raw = await response.read()
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(provider=self.name, error=exc) from exc
+        finally:
+            response.close()
+        return UpstreamResponse(status=response.status, headers=response.headers, body=raw)
+
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
     ) -> UpstreamHTTPResponse:
+        """Send `request`, returning at the response's head (adapters that sign or authenticate
+        requests override this and call it)."""
         with translating(self.name):
             body = request_body(request)
-        return await self._guard(
-            upstream_send(
+        try:
+            return await upstream_send(
                 method=request.method,
                 url=request.url,
                 headers=request.headers,
                 body=body,
                 timeouts=deployment.timeouts,
                 proxy=deployment.proxy,
+                encoded=request.encoded,
                 policy=deployment.address_policy,
             )
-        )
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(provider=self.name, error=exc) from exc
 
-    async def _raise_for_status(
-        self, response: UpstreamHTTPResponse, *, deployment: Deployment
-    ) -> None:
-        if response.status < 400:
-            return
-        raw = await self._guard(response.read())
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        raise self.map_error(deployment=deployment, response=upstream)
-
-    async def _body_chunks(self, response: UpstreamHTTPResponse) -> AsyncIterator[bytes]:
-        # The transport errors of _guard, inline: one coroutine less per chunk on a hot loop.
+    async def body_chunks(self, response: UpstreamHTTPResponse) -> AsyncIterator[bytes]:
+        """The response body as it arrives; transport failures are upstream errors."""
         content = response.content
         while True:
             try:
                 chunk = await content.readany()
-            except TimeoutError as exc:
-                raise UpstreamTimeoutError(
-                    f"The upstream provider {self.name} timed out.", provider=self.name
-                ) from exc
-            except aiohttp.ClientPayloadError as exc:
-                raise UpstreamError(
-                    f"The upstream provider {self.name} ended its response early.",
-                    provider=self.name,
-                ) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamUnavailableError(
-                    f"The upstream provider {self.name} is unreachable ({type(exc).__name__}).",
-                    provider=self.name,
-                ) from exc
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(provider=self.name, error=exc) from exc
             if not chunk:
                 return
             yield chunk
-
-    async def _guard(self, awaitable: Any) -> Any:
-        """Await an upstream I/O step, turning transport failures into upstream errors."""
-        try:
-            return await awaitable
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                f"The upstream provider {self.name} timed out.", provider=self.name
-            ) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamError(
-                f"The upstream provider {self.name} ended its response early.",
-                provider=self.name,
-            ) from exc
-        except AddressRefusedError as exc:
-            raise upstream_refusal(provider=self.name, error=exc) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamUnavailableError(
-                f"The upstream provider {self.name} is unreachable ({type(exc).__name__}).",
-                provider=self.name,
-            ) from exc

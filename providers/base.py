@@ -6,6 +6,7 @@ adapters know nothing of tenants, keys or budgets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,14 @@ class Timeouts:
     total: float = 600.0
 
 
+# A parameter whose last word names a secret (not `max_tokens`, not `aws_access_key_id`).
+_SECRET_PARAM = re.compile(r"(^|_)(key|secret|token|password|credentials?|headers)$", re.I)
+
+
+def param_is_secret(name: str) -> bool:
+    return bool(_SECRET_PARAM.search(name))
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     id: str  # stable and unique: "config:<model_name>:<index>" or "db:<pk>"
@@ -58,6 +67,22 @@ class Deployment:
     address_policy: AddressPolicy | None = None
     # Provider-specific parameters (e.g. Azure's deployment name, extra headers, organization).
     params: dict[str, Any] = field(default_factory=dict)
+    # The credentials it holds: api_key, secret params, the secret fields of a secret mapping
+    # (a service account's private_key) and extra headers' values. Upstream error messages are
+    # scrubbed of them (providers/errors.py); computed once, not per error.
+    secrets: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        found: list[Any] = [self.api_key]
+        for name, value in self.params.items():
+            if not param_is_secret(name):
+                continue
+            if isinstance(value, dict):
+                every = name.endswith("headers")  # any header may carry a credential
+                found += [v for k, v in value.items() if every or param_is_secret(str(k))]
+            else:
+                found.append(value)
+        object.__setattr__(self, "secrets", tuple(v for v in found if isinstance(v, str) and v))
 
     def __repr__(self) -> str:  # keeps api_key out of logs and tracebacks
         return f"Deployment(id={self.id!r}, model={self.model_name!r}, provider={self.provider!r})"

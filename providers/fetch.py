@@ -18,8 +18,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from gateway.errors import InvalidRequestError
 from providers.addresses import AddressPolicy, AddressRefusedError, GuardedResolver
+from providers.errors import InvalidRequestError
 
 MAX_REDIRECTS = 3
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5, sock_read=15)

@@ -164,6 +164,7 @@ class UpstreamRequest:
     content: bytes | None = None  # raw body, when json is None
     form: dict[str, str] = field(default_factory=dict)  # multipart fields (with files)
     files: list[UploadFile] = field(default_factory=list)
+    encoded: bool = False  # the URL is escaped already: sent as it is (a signed request's)
 
 
 def request_body(request: UpstreamRequest) -> bytes | aiohttp.FormData | None:

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import InvalidRequestError
+from providers.errors import InvalidRequestError
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 

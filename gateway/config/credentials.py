@@ -19,26 +19,20 @@ their values decrypted only when loading.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.provider_names import provider_canonical
 from gateway.config.secrets import secret_resolve
 from ogem_site.crypto import secret_decrypt, secret_value_encrypt
+from providers.base import param_is_secret
 
 if TYPE_CHECKING:
     from gateway.models import Credential, ModelDeployment
 
-# A parameter whose last word names a secret (not `max_tokens`, not `aws_access_key_id`).
-_SECRET_PARAM = re.compile(r"(^|_)(key|secret|token|password|credentials?|headers)$", re.I)
 # What the API and admin show in place of a stored secret; sent back, it keeps the stored value.
 REDACTED = "********"
 API_KEY = "api_key"
-
-
-def param_is_secret(name: str) -> bool:
-    return bool(_SECRET_PARAM.search(name))
 
 
 def deployment_params_split(

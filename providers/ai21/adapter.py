@@ -12,11 +12,16 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    json_parse,
+)
 from providers.ai21.translate import StreamTranslator, ai21_response_to_chat, chat_request_to_ai21
 from providers.base import Deployment, Endpoint
-from providers.json_errors import error_message_parse, http_error_to_gateway, json_parse
+from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.sse import sse_data
 
 PROVIDER = "ai21"
@@ -72,19 +77,12 @@ class AI21Adapter(ProviderAdapter):
                     f"{PROVIDER} sent an invalid stream event.", provider=PROVIDER
                 ) from exc
             if isinstance(event, dict) and ("detail" in event or "error" in event):
-                message = error_message_parse(data.encode())
-                raise http_error_to_gateway(
-                    provider=PROVIDER, status=502, message=message, secret=deployment.api_key
+                raise upstream_error(
+                    provider=PROVIDER,
+                    status=502,
+                    failure=error_object_parse(event),
+                    secrets=deployment.secrets,
                 )
             for chunk in translator.feed(event):
                 yield chunk
         raise UpstreamError(f"{PROVIDER} ended the stream early.", provider=PROVIDER)
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return http_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            message=error_message_parse(response.body),
-            headers=response.headers,
-            secret=deployment.api_key,
-        )

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment
+from providers.errors import InvalidRequestError
 
 MAX_TOKENS = 4096
 PASSED = ("temperature", "top_p", "stop", "n", "documents")

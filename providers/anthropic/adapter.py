@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import (
     ProviderAdapter,
     UploadFile,
@@ -22,10 +21,11 @@ from providers.adapter import (
     UpstreamResponse,
     translating,
 )
-from providers.anthropic.errors import PROVIDER, response_error_to_gateway
+from providers.anthropic.errors import PROVIDER
 from providers.anthropic.stream import StreamTranslator
 from providers.anthropic.translate import chat_request_to_messages, messages_response_to_chat
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError, UpstreamError
 from providers.sse import sse_data
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
@@ -88,7 +88,7 @@ class AnthropicAdapter(ProviderAdapter):
     async def translate_stream(
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[dict[str, Any]]:
-        translator = StreamTranslator(secret=deployment.api_key)
+        translator = StreamTranslator(secrets=deployment.secrets)
         async for data in sse_data(chunks):
             try:
                 event = orjson.loads(data)
@@ -117,25 +117,10 @@ class AnthropicAdapter(ProviderAdapter):
             headers=anthropic_headers(deployment),
             json=payload,
         )
-        response = await self._open(request, deployment=deployment)
+        response = await self.exchange(request, deployment=deployment)
         try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
-        try:
-            return int(orjson.loads(raw)["input_tokens"])
+            return int(orjson.loads(response.body)["input_tokens"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise UpstreamError(
                 f"{PROVIDER} answered count_tokens with an unexpected body.", provider=PROVIDER
             ) from exc
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError
+from providers.errors import GatewayError, InvalidRequestError
 
 STOP_REASONS: dict[str, str] = {
     "stop": "end_turn",

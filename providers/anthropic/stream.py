@@ -11,22 +11,26 @@ drops it unless the client asked for usage). `ping` is ignored; an `error` event
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import UpstreamError
-from providers.anthropic.errors import PROVIDER, stream_error_to_gateway
+from providers.anthropic.errors import PROVIDER, stream_error
 from providers.anthropic.translate import (
     JSON_TOOL_NAME,
     completion_id,
     finish_reason,
     usage_to_openai,
 )
+from providers.errors import UpstreamError
 
 
 class StreamTranslator:
-    def __init__(self, *, created: int | None = None, secret: str | None = None) -> None:
+    def __init__(
+        self, *, created: int | None = None, secrets: Sequence[str] = (), provider: str = PROVIDER
+    ) -> None:
         self.created = int(time.time()) if created is None else created
-        self.secret = secret
+        self.secrets = secrets  # the deployment's, scrubbed from an error event's message
+        self.provider = provider
         self.id = ""
         self.model = ""
         self.usage: dict[str, Any] = {}
@@ -73,7 +77,9 @@ class StreamTranslator:
             chunk["usage"] = usage_to_openai(self.usage)
             return [chunk]
         if kind == "error":
-            raise stream_error_to_gateway(error=event.get("error") or {}, secret=self.secret)
+            raise stream_error(
+                error=event.get("error") or {}, secrets=self.secrets, provider=self.provider
+            )
         return []  # ping, content_block_stop and event types added later by Anthropic
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,5 +136,7 @@ class StreamTranslator:
 
     def premature_end_error(self) -> UpstreamError:
         return UpstreamError(
-            f"{PROVIDER} stream ended before message_stop", provider=PROVIDER, code="upstream_error"
+            f"{self.provider} stream ended before message_stop",
+            provider=self.provider,
+            code="upstream_error",
         )

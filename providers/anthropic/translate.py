@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment
+from providers.errors import InvalidRequestError
+from providers.turns import turn_append
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL_NAME = "json_response"
@@ -183,14 +184,6 @@ def messages_convert(
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
-    def append(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": list(blocks)})
-
     for message in messages:
         if not isinstance(message, dict):
             raise _invalid("Each message must be an object.")
@@ -198,11 +191,11 @@ def messages_convert(
         if role in ("system", "developer"):
             system.extend(_message_blocks(message))
         elif role == "user":
-            append("user", _message_blocks(message))
+            turn_append(turns, "user", _message_blocks(message))
         elif role == "assistant":
-            append("assistant", _assistant_blocks(message))
+            turn_append(turns, "assistant", _assistant_blocks(message))
         elif role == "tool":
-            append("user", [_tool_result_block(message)])
+            turn_append(turns, "user", [_tool_result_block(message)])
         else:
             raise _invalid(f"Message role {role!r} is not supported by Anthropic.")
 

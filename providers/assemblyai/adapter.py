@@ -19,10 +19,9 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError, UpstreamTimeoutError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, json_parse
 from providers.base import Deployment, Endpoint
-from providers.json_errors import json_parse, response_error_to_gateway
+from providers.errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
 from providers.transcripts import (
     Segment,
     Transcript,
@@ -99,20 +98,14 @@ class AssemblyAIAdapter(ProviderAdapter):
     def _auth(deployment: Deployment) -> dict[str, str]:
         return {"authorization": deployment.api_key or ""}
 
-    async def _exchange(self, request: UpstreamRequest, *, deployment: Deployment) -> bytes:
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        if response.status >= 400:
-            upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-            raise self.map_error(deployment=deployment, response=upstream)
-        return raw
+    async def _json(self, request: UpstreamRequest, *, deployment: Deployment) -> Any:
+        return json_parse(
+            (await self.exchange(request, deployment=deployment)).body, provider=PROVIDER
+        )
 
     async def _get(self, path: str, *, deployment: Deployment) -> bytes:
         request = UpstreamRequest("GET", f"{_base(deployment)}{path}", self._auth(deployment))
-        return await self._exchange(request, deployment=deployment)
+        return (await self.exchange(request, deployment=deployment)).body
 
     async def call(
         self,
@@ -126,16 +119,14 @@ class AssemblyAIAdapter(ProviderAdapter):
         upload = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
-        uploaded = json_parse(
-            await self._exchange(upload, deployment=deployment), provider=PROVIDER
-        )
+        uploaded = await self._json(upload, deployment=deployment)
         create = UpstreamRequest(
             "POST",
             f"{_base(deployment)}/v2/transcript",
             self._auth(deployment),
             json=transcript_job(body=body, deployment=deployment, audio_url=uploaded["upload_url"]),
         )
-        job = json_parse(await self._exchange(create, deployment=deployment), provider=PROVIDER)
+        job = await self._json(create, deployment=deployment)
         job = await self._wait(job, deployment=deployment)
         identity = job["id"]
         if response_format in ("srt", "vtt"):
@@ -175,12 +166,3 @@ class AssemblyAIAdapter(ProviderAdapter):
             await asyncio.sleep(interval)
             raw = await self._get(f"/v2/transcript/{job['id']}", deployment=deployment)
             job = json_parse(raw, provider=PROVIDER)
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

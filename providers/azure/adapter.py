@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import quote
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 
 DEFAULT_API_VERSION = "2024-10-21"

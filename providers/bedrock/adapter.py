@@ -17,11 +17,10 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
 from providers.bedrock.auth import credentials_resolve, region_for, request_sign
-from providers.bedrock.errors import PROVIDER, response_error_to_gateway
+from providers.bedrock.errors import PROVIDER, bedrock_error_parse
 from providers.bedrock.eventstream import EventStreamError, eventstream_messages
 from providers.bedrock.images import images_inline
 from providers.bedrock.stream import StreamTranslator
@@ -35,7 +34,8 @@ from providers.bedrock.translate import (
     model_id,
     titan_embed_body,
 )
-from providers.http import UpstreamHTTPResponse, upstream_send
+from providers.errors import InvalidRequestError, UpstreamError, UpstreamFailure
+from providers.http import UpstreamHTTPResponse
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 COHERE_BATCH = 96  # texts per Cohere InvokeModel call
@@ -113,7 +113,9 @@ class BedrockAdapter(ProviderAdapter):
     async def _translate(
         self, *, deployment: Deployment, chunks: AsyncIterator[bytes], request_id: str
     ) -> AsyncIterator[dict[str, Any]]:
-        translator = StreamTranslator(model=model_id(deployment), request_id=request_id)
+        translator = StreamTranslator(
+            model=model_id(deployment), request_id=request_id, secrets=deployment.secrets
+        )
         try:
             async for message in eventstream_messages(chunks):
                 for chunk in translator.feed(message):
@@ -141,12 +143,11 @@ class BedrockAdapter(ProviderAdapter):
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True
         )
-        response = await self._open(request, deployment=deployment)
+        response = await self.exchange_open(request, deployment=deployment)
         try:
-            await self._raise_for_status(response, deployment=deployment)
             translated = self._translate(
                 deployment=deployment,
-                chunks=self._body_chunks(response),
+                chunks=self.body_chunks(response),
                 request_id=_request_id(response.headers),
             )
             async for chunk in translated:
@@ -175,16 +176,9 @@ class BedrockAdapter(ProviderAdapter):
         request = _json_request(
             model_url(deployment, model=model, action="invoke"), payload, accept="application/json"
         )
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
+        response = await self.exchange(request, deployment=deployment)
         tokens = response.headers.get("X-Amzn-Bedrock-Input-Token-Count")
-        return _json_load(raw), int(tokens) if tokens and tokens.isdigit() else 0
+        return _json_load(response.body), int(tokens) if tokens and tokens.isdigit() else 0
 
     async def _embeddings(self, *, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
         model = model_id(deployment)
@@ -225,34 +219,21 @@ class BedrockAdapter(ProviderAdapter):
             vectors, model=model, tokens=tokens, encoding_format=body.get("encoding_format")
         )
 
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            status=response.status, headers=response.headers, body=response.body
-        )
+    def error_parse(self, response: UpstreamResponse) -> UpstreamFailure:
+        return bedrock_error_parse(response.body, response.headers)
 
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment
     ) -> UpstreamHTTPResponse:
         credentials = await credentials_resolve(deployment)
-        body = request.content or b""
-        headers = request_sign(
+        request.headers = request_sign(
             method=request.method,
             url=request.url,
-            body=body,
+            body=request.content or b"",
             headers=request.headers,
             credentials=credentials,
             region=region_for(deployment),
         )
-        # encoded: the path is sent exactly as signed (model ids hold ':' and '/').
-        return await self._guard(
-            upstream_send(
-                method=request.method,
-                url=request.url,
-                encoded=True,
-                headers=headers,
-                body=body,
-                timeouts=deployment.timeouts,
-                proxy=deployment.proxy,
-                policy=deployment.address_policy,
-            )
-        )
+        # The path is sent exactly as signed (model ids hold ':' and '/').
+        request.encoded = True
+        return await super()._open(request, deployment=deployment)

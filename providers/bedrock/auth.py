@@ -26,8 +26,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import LRUCache, TLRUCache
 
-from gateway.errors import UpstreamError
 from providers.base import Deployment
+from providers.errors import UpstreamError
 
 PROVIDER = "bedrock"
 SERVICE = "bedrock"

@@ -11,12 +11,12 @@ become `content`, tool input deltas `arguments` (the JSON-mode tool's input stre
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from gateway.errors import UpstreamError
-from providers.bedrock.errors import PROVIDER, stream_exception_to_gateway
+from providers.bedrock.errors import PROVIDER, stream_exception_error
 from providers.bedrock.eventstream import EventMessage
 from providers.bedrock.translate import (
     JSON_TOOL_NAME,
@@ -24,11 +24,20 @@ from providers.bedrock.translate import (
     finish_reason,
     usage_to_openai,
 )
+from providers.errors import UpstreamError, secret_redact
 
 
 class StreamTranslator:
-    def __init__(self, *, model: str, request_id: str, created: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        request_id: str,
+        created: int | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self.created = int(time.time()) if created is None else created
+        self.secrets = secrets  # the deployment's, scrubbed from an exception's message
         self.id = completion_id(request_id)
         self.model = model
         self.stopped = False
@@ -49,12 +58,13 @@ class StreamTranslator:
     def feed(self, message: EventMessage) -> list[dict[str, Any]]:
         kind = message.headers.get(":message-type", "event")
         if kind == "exception":
-            raise stream_exception_to_gateway(
+            raise stream_exception_error(
                 exception=str(message.headers.get(":exception-type", "")),
                 payload=message.payload,
+                secrets=self.secrets,
             )
         if kind == "error":
-            text = str(message.headers.get(":error-message") or "")
+            text = secret_redact(str(message.headers.get(":error-message") or ""), self.secrets)
             code = str(message.headers.get(":error-code") or "error")
             raise UpstreamError(
                 f"{PROVIDER} stream error {code}: {text}", provider=PROVIDER, code="upstream_error"

@@ -12,12 +12,11 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
-from providers.cohere.errors import PROVIDER, response_error_to_gateway
 from providers.cohere.stream import StreamTranslator
 from providers.cohere.translate import (
+    PROVIDER,
     chat_request_to_cohere,
     chat_response_to_openai,
     embed_request_to_cohere,
@@ -25,6 +24,7 @@ from providers.cohere.translate import (
     rerank_request_to_cohere,
     rerank_response_to_openai,
 )
+from providers.errors import InvalidRequestError, UpstreamError
 from providers.sse import sse_data
 
 DEFAULT_API_BASE = "https://api.cohere.com"
@@ -117,7 +117,7 @@ class CohereAdapter(ProviderAdapter):
     async def translate_stream(
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[dict[str, Any]]:
-        translator = StreamTranslator(model=deployment.upstream_model)
+        translator = StreamTranslator(model=deployment.upstream_model, secrets=deployment.secrets)
         async for data in sse_data(chunks):
             try:
                 event = orjson.loads(data)
@@ -130,11 +130,3 @@ class CohereAdapter(ProviderAdapter):
             if translator.finished:
                 return
         raise translator.premature_end_error()
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

@@ -11,16 +11,19 @@ then a usage-only chunk. Events without content (`content-start`/`-end`, `tool-c
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import UpstreamError
-from providers.cohere.errors import PROVIDER
-from providers.cohere.translate import completion_id, finish_reason, usage_to_openai
+from providers.cohere.translate import PROVIDER, completion_id, finish_reason, usage_to_openai
+from providers.errors import UpstreamError, secret_redact
 
 
 class StreamTranslator:
-    def __init__(self, *, model: str, created: int | None = None) -> None:
+    def __init__(
+        self, *, model: str, created: int | None = None, secrets: Sequence[str] = ()
+    ) -> None:
         self.created = int(time.time()) if created is None else created
+        self.secrets = secrets  # the deployment's, scrubbed from an error's message
         self.model = model
         self.id = ""
         self.finished = False
@@ -73,7 +76,7 @@ class StreamTranslator:
             delta = event.get("delta") or {}
             if delta.get("finish_reason") == "ERROR" and delta.get("error"):
                 raise UpstreamError(
-                    f"{PROVIDER} stream error: {delta['error']}",
+                    f"{PROVIDER} stream error: {secret_redact(str(delta['error']), self.secrets)}",
                     provider=PROVIDER,
                     code="upstream_error",
                 )

@@ -18,9 +18,10 @@ import struct
 import time
 from typing import Any
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment
+from providers.errors import InvalidRequestError
 
+PROVIDER = "cohere"
 FINISH_REASONS: dict[str, str] = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from gateway.errors import GatewayError, InvalidRequestError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, json_parse
 from providers.base import Deployment, Endpoint
-from providers.json_errors import json_parse, response_error_to_gateway
+from providers.errors import InvalidRequestError
 from providers.transcripts import (
     Segment,
     Transcript,
@@ -131,28 +130,12 @@ class DeepgramAdapter(ProviderAdapter):
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
+        response = await self.exchange(request, deployment=deployment)
         transcript = listen_to_transcript(
-            json_parse(raw, provider=PROVIDER), language=str(body.get("language") or "")
+            json_parse(response.body, provider=PROVIDER), language=str(body.get("language") or "")
         )
         return transcript_render(
             transcript,
             response_format=response_format_of(body),
             granularities=granularities_of(body),
-        )
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
         )

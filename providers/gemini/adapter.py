@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import (
     ProviderAdapter,
     UploadFile,
@@ -27,8 +26,9 @@ from providers.adapter import (
     translating,
 )
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError, UpstreamError, UpstreamFailure
 from providers.gemini import translate
-from providers.gemini.errors import response_error_to_gateway
+from providers.gemini.errors import google_error_parse
 from providers.gemini.media import media_inline
 from providers.gemini.stream import StreamTranslator
 from providers.sse import sse_data
@@ -133,7 +133,7 @@ class GeminiAdapter(ProviderAdapter):
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[dict[str, Any]]:
         translator = StreamTranslator(
-            provider=self.name, model=deployment.upstream_model, secret=deployment.api_key
+            provider=self.name, model=deployment.upstream_model, secrets=deployment.secrets
         )
         async for data in sse_data(chunks):
             for chunk in translator.feed(self._json(data.encode())):
@@ -142,14 +142,8 @@ class GeminiAdapter(ProviderAdapter):
             raise translator.premature_end_error()
         yield translator.usage_chunk()
 
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=self.name,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )
+    def error_parse(self, response: UpstreamResponse) -> UpstreamFailure:
+        return google_error_parse(response.body, response.headers)
 
     async def call(
         self,
@@ -162,7 +156,7 @@ class GeminiAdapter(ProviderAdapter):
         if endpoint is Endpoint.EMBEDDINGS:
             with translating(self.name):
                 request = self.embeddings_request(deployment=deployment, body=body)
-            upstream = await self._round_trip(request, deployment=deployment)
+            upstream = await self.exchange(request, deployment=deployment)
             return self.embeddings_response(
                 deployment=deployment, body=body, answer=self._json(upstream.body)
             )
@@ -186,19 +180,6 @@ class GeminiAdapter(ProviderAdapter):
             endpoint=endpoint, deployment=deployment, body=body, files=files
         ):
             yield chunk
-
-    async def _round_trip(
-        self, request: UpstreamRequest, *, deployment: Deployment
-    ) -> UpstreamResponse:
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
-        return upstream
 
     def _json(self, raw: bytes) -> dict[str, Any]:
         try:

@@ -1,124 +1,62 @@
-"""Google's API errors (`{"error": {"code", "message", "status", "details"}}`) → Ogem's errors.
+"""What Google's API errors say (`{"error": {"code", "message", "status", "details"}}`), for the
+one map of providers/errors.py. Shared by `gemini` and `vertex_ai`.
 
-Shared by `gemini` and `vertex_ai`. The client's own mistakes keep their status (400, 404, 413);
-429 `RESOURCE_EXHAUSTED` stays 429 with `Retry-After` from the `google.rpc.RetryInfo` detail (or
-the header). A refused deployment credential (401/403) is 502, an internal error 502,
-`UNAVAILABLE` 503, `DEADLINE_EXCEEDED` 504. The upstream's message is kept, prefixed with the
-provider's name and scrubbed of the deployment's secret.
+The status name (`RESOURCE_EXHAUSTED`, ...) labels the message; a 429's retry delay comes from
+the `google.rpc.RetryInfo` detail when there is one (else the `Retry-After` header). An error
+inside a 200 stream carries its HTTP status as `code`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
-from gateway.errors import (
+from providers.errors import (
     GatewayError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitError,
-    RequestTooLargeError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
+    UpstreamFailure,
+    error_body_parse,
+    error_object_parse,
+    header_get,
+    upstream_error,
 )
 
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
-def google_error_parse(body: bytes | dict[str, Any]) -> tuple[str, str, str | None]:
-    """A Google error body → (status name, message, retry delay in seconds or None)."""
-    if isinstance(body, dict):
-        parsed: Any = body
-    else:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return "", "", None
-    # Some Google front ends answer a list holding one error object.
-    if isinstance(parsed, list) and parsed:
-        parsed = parsed[0]
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if not isinstance(error, dict):
-        return "", "", None
-    retry: str | None = None
-    for detail in error.get("details") or []:
-        if isinstance(detail, dict) and detail.get("@type") == RETRY_INFO:
-            delay = str(detail.get("retryDelay") or "").removesuffix("s")
-            try:
-                retry = str(max(1, math.ceil(float(delay))))
-            except ValueError:
-                retry = None
-    return str(error.get("status") or ""), str(error.get("message") or ""), retry
+def google_error_parse(body: bytes, headers: Mapping[str, str] | None = None) -> UpstreamFailure:
+    """A Google error answer → what it says, RetryInfo's delay (or the header) its retry_after."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return error_body_parse(body, headers)
+    retry = _retry_delay(parsed) or header_get(headers, "retry-after")
+    return error_object_parse(parsed, retry_after=retry)
 
 
-def google_error_to_gateway(
-    *,
-    provider: str,
-    status: int,
-    error_status: str,
-    message: str,
-    retry_after: str | None = None,
-    secret: str | None = None,
-) -> GatewayError:
-    if secret and message:
-        message = message.replace(secret, "[redacted]")
-    label = f"{status} {error_status}".strip()
-    text = f"{provider} returned {label}: {message}" if message else f"{provider} returned {label}"
-    if status == 429:
-        return RateLimitError(text, headers={"Retry-After": retry_after} if retry_after else None)
-    if status == 413:
-        return RequestTooLargeError(text)
-    if status == 404:
-        return NotFoundError(text)
-    if status in (401, 403):
-        return UpstreamError(text, provider=provider, code="upstream_rejected_credentials")
-    if status in (408, 504):
-        return UpstreamTimeoutError(text, provider=provider)
-    if status in (503, 529):  # 529: Anthropic's "overloaded", for Claude on Vertex AI
-        return UpstreamUnavailableError(text, provider=provider)
-    if status >= 500:
-        return UpstreamError(text, provider=provider, code="upstream_error")
-    return InvalidRequestError(text)
-
-
-def response_error_to_gateway(
-    *,
-    provider: str,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    secret: str | None,
-) -> GatewayError:
-    error_status, message, retry = google_error_parse(body)
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return google_error_to_gateway(
-        provider=provider,
-        status=status,
-        error_status=error_status,
-        message=message,
-        retry_after=retry or lowered.get("retry-after"),
-        secret=secret,
-    )
-
-
-def stream_error_to_gateway(
-    *, provider: str, error: dict[str, Any], secret: str | None
-) -> GatewayError:
-    """An `{"error": {...}}` event sent inside a 200 stream → a GatewayError."""
-    error_status, message, retry = google_error_parse({"error": error})
+def stream_error(*, provider: str, error: dict[str, Any], secrets: Iterable[str]) -> GatewayError:
+    """An `{"error": {...}}` event sent inside a 200 stream → Ogem's error."""
     try:
         status = int(error.get("code") or 500)
     except (TypeError, ValueError):
         status = 500
-    return google_error_to_gateway(
-        provider=provider,
-        status=status,
-        error_status=error_status,
-        message=message,
-        retry_after=retry,
-        secret=secret,
-    )
+    failure = error_object_parse({"error": error}, retry_after=_retry_delay({"error": error}))
+    return upstream_error(provider=provider, status=status, failure=failure, secrets=secrets)
+
+
+def _retry_delay(parsed: Any) -> str | None:
+    """RetryInfo's `retryDelay` ("7s", "1.5s") in whole seconds, at least 1."""
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]  # some Google front ends answer a list holding one error object
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and detail.get("@type") == RETRY_INFO:
+            delay = str(detail.get("retryDelay") or "").removesuffix("s")
+            try:
+                return str(max(1, math.ceil(float(delay))))
+            except ValueError:
+                return None
+    return None

@@ -12,21 +12,27 @@ is a premature end. An `{"error": {...}}` event raises.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import UpstreamError
-from providers.gemini.errors import stream_error_to_gateway
+from providers.errors import UpstreamError
+from providers.gemini.errors import stream_error
 from providers.gemini.translate import completion_id, finish_reason, parts_split, usage_to_openai
 
 
 class StreamTranslator:
     def __init__(
-        self, *, provider: str, model: str, created: int | None = None, secret: str | None = None
+        self,
+        *,
+        provider: str,
+        model: str,
+        created: int | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.provider = provider
         self.model = model
         self.created = int(time.time()) if created is None else created
-        self.secret = secret
+        self.secrets = secrets  # the deployment's, scrubbed from an error event's message
         self.id = ""
         self.usage: dict[str, Any] = {}
         self.finished = False
@@ -49,9 +55,7 @@ class StreamTranslator:
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Translate one event (its parsed data) into zero or more chunks."""
         if isinstance(event.get("error"), dict):
-            raise stream_error_to_gateway(
-                provider=self.provider, error=event["error"], secret=self.secret
-            )
+            raise stream_error(provider=self.provider, error=event["error"], secrets=self.secrets)
         if not self.id:
             self.id = completion_id(event)
         self.model = event.get("modelVersion") or self.model

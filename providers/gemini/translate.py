@@ -32,8 +32,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment
+from providers.errors import InvalidRequestError
+from providers.turns import turn_append
 
 THOUGHT_SEPARATOR = "__thought__"
 # reasoning_effort → thinkingConfig.thinkingBudget.
@@ -299,14 +300,6 @@ def messages_to_contents(
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id → function name
 
-    def append(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": list(parts)})
-
     for message in messages:
         if not isinstance(message, dict):
             raise _invalid("Each message must be an object.")
@@ -314,7 +307,7 @@ def messages_to_contents(
         if role in ("system", "developer"):
             system.extend(_parts(message.get("content")))
         elif role == "user":
-            append("user", _parts(message.get("content")))
+            turn_append(contents, "user", _parts(message.get("content")), key="parts")
         elif role == "assistant":
             parts = _parts(message.get("content"))
             for call in message.get("tool_calls") or []:
@@ -331,9 +324,9 @@ def messages_to_contents(
                 if signature:
                     part["thoughtSignature"] = signature
                 parts.append(part)
-            append("model", parts)
+            turn_append(contents, "model", parts, key="parts")
         elif role in ("tool", "function"):
-            append("user", [_function_response(message, names)])
+            turn_append(contents, "user", [_function_response(message, names)], key="parts")
         else:
             raise _invalid(f"Message role {role!r} is not supported by Gemini.")
     if not contents:

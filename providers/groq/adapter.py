@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gateway.errors import InvalidRequestError
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 
 

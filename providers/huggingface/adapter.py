@@ -27,19 +27,13 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, json_parse
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.huggingface.tgi import (
     GenerateStreamTranslator,
     generate_request,
     generate_response,
-)
-from providers.json_errors import (
-    error_message_parse,
-    http_error_to_gateway,
-    json_parse,
-    response_error_to_gateway,
 )
 from providers.sse import sse_data
 from providers.transcripts import (
@@ -221,15 +215,8 @@ class HuggingFaceAdapter(ProviderAdapter):
         request = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False, files=files
         )
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-        if response.status >= 400:
-            raise self.map_error(deployment=deployment, response=upstream)
-        reply = json_parse(raw, provider=PROVIDER)
+        response = await self.exchange(request, deployment=deployment)
+        reply = json_parse(response.body, provider=PROVIDER)
         model = deployment.upstream_model
         if endpoint is Endpoint.COMPLETIONS:
             return generate_response(reply, model=model, identity=f"cmpl-{uuid.uuid4().hex}")
@@ -264,11 +251,11 @@ class HuggingFaceAdapter(ProviderAdapter):
                     f"{PROVIDER} sent an invalid stream event.", provider=PROVIDER
                 ) from exc
             if isinstance(event, dict) and "error" in event and "choices" not in event:
-                raise http_error_to_gateway(
+                raise upstream_error(
                     provider=PROVIDER,
                     status=502,
-                    message=error_message_parse(data.encode()),
-                    secret=deployment.api_key,
+                    failure=error_object_parse(event),
+                    secrets=deployment.secrets,
                 )
             if generate is None:
                 yield event
@@ -278,12 +265,3 @@ class HuggingFaceAdapter(ProviderAdapter):
             if generate.finished:
                 return
         raise UpstreamError(f"{PROVIDER} ended the stream early.", provider=PROVIDER)
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

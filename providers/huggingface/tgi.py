@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.errors import InvalidRequestError
+from providers.errors import InvalidRequestError
 
 FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError, InvalidRequestError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    json_parse,
+)
 from providers.base import Deployment, Endpoint
-from providers.json_errors import json_parse, response_error_to_gateway
+from providers.errors import InvalidRequestError
 from providers.voyage.adapter import voyage_url
 
 PROVIDER = "jina_ai"
@@ -161,12 +166,3 @@ class JinaAIAdapter(ProviderAdapter):
         if endpoint is Endpoint.RERANK:
             return rerank_response(reply)
         return embeddings_response(reply)
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

@@ -29,17 +29,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from gateway.errors import (
-    GatewayError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
 from providers.adapter import BinaryStream, ProviderAdapter, UploadFile, translating
 from providers.base import Deployment, Endpoint
+from providers.errors import GatewayError, InvalidRequestError, UpstreamFailure, upstream_error
 from providers.mock.tools import structured_reply, tool_call_choose
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -101,20 +93,9 @@ def _prompt_text(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, str]:
 
 
 def _error(spec: dict[str, Any]) -> GatewayError:
-    status = int(spec.get("status") or 500)
-    message = f"mock: {spec.get('message') or 'simulated error'}"
-    by_status: dict[int, type[GatewayError]] = {
-        400: InvalidRequestError,
-        404: NotFoundError,
-        429: RateLimitError,
-    }
-    if status in by_status:
-        return by_status[status](message)
-    if status in (408, 504):
-        return UpstreamTimeoutError(message, provider="mock")
-    if status == 503:
-        return UpstreamUnavailableError(message, provider="mock")
-    return UpstreamError(message, provider="mock")
+    """The simulated upstream error, mapped as a real upstream's would be."""
+    failure = UpstreamFailure(message=str(spec.get("message") or "simulated error"))
+    return upstream_error(provider="mock", status=int(spec.get("status") or 500), failure=failure)
 
 
 def _embedding(text: str, dimensions: int) -> list[float]:

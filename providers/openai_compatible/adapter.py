@@ -13,18 +13,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import (
-    GatewayError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitError,
-    RequestTooLargeError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.sse import sse_data
 
 STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
@@ -135,62 +126,13 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                     provider=self.name,
                 ) from exc
             if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-                raise self._error_from_body(chunk, status=502, deployment=deployment)
+                raise upstream_error(
+                    provider=self.name,
+                    status=502,
+                    failure=error_object_parse(chunk),
+                    secrets=deployment.secrets,
+                )
             yield chunk
         raise UpstreamError(
             f"The upstream provider {self.name} ended the stream early.", provider=self.name
-        )
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        try:
-            body = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            body = {}
-        error = self._error_from_body(
-            body if isinstance(body, dict) else {}, status=response.status, deployment=deployment
-        )
-        retry_after = response.headers.get("Retry-After")
-        if retry_after and isinstance(error, RateLimitError):
-            error.headers["Retry-After"] = retry_after
-        return error
-
-    def _error_from_body(
-        self, body: dict[str, Any], *, status: int, deployment: Deployment
-    ) -> GatewayError:
-        detail = body.get("error") if isinstance(body.get("error"), dict) else {}
-        upstream_message = str(
-            detail.get("message") or body.get("message") or body.get("detail") or ""
-        )
-        if deployment.api_key:
-            upstream_message = upstream_message.replace(deployment.api_key, "***")
-        param = detail.get("param") if isinstance(detail.get("param"), str) else None
-        code = detail.get("code") if isinstance(detail.get("code"), str) else None
-        described = f"{self.name}: {upstream_message}" if upstream_message else self.name
-        if status in (401, 403):
-            # The deployment's credentials were refused: the gateway's problem, not the client's.
-            return UpstreamError(
-                f"The upstream provider {self.name} rejected the deployment's credentials "
-                f"(HTTP {status}).",
-                provider=self.name,
-            )
-        if status == 404:
-            return NotFoundError(f"Not found upstream ({described}).", param=param, code=code)
-        if status == 413:
-            return RequestTooLargeError(f"Request too large for {described}.", param=param)
-        if status in (400, 409, 422):
-            return InvalidRequestError(
-                f"Rejected by the upstream provider {described}", param=param, code=code
-            )
-        if status == 429:
-            return RateLimitError(f"Rate limited by the upstream provider {described}", param=param)
-        if status in (408, 504):
-            return UpstreamTimeoutError(
-                f"The upstream provider {self.name} timed out.", provider=self.name
-            )
-        if status == 503:
-            return UpstreamUnavailableError(
-                f"The upstream provider {described} is unavailable.", provider=self.name
-            )
-        return UpstreamError(
-            f"The upstream provider {described} failed (HTTP {status}).", provider=self.name
         )

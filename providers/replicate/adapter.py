@@ -23,11 +23,18 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError, UpstreamTimeoutError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, json_parse
 from providers.base import Deployment, Endpoint
+from providers.errors import (
+    GatewayError,
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    error_body_parse,
+    secret_redact,
+    upstream_error,
+)
 from providers.fetch import IMAGE_TYPES, fetch_guarded
-from providers.json_errors import error_message_parse, http_error_to_gateway, json_parse
 from providers.replicate.stream import NamedSSEParser
 from providers.replicate.translate import (
     TERMINAL,
@@ -106,22 +113,15 @@ class ReplicateAdapter(ProviderAdapter):
     def _auth(deployment: Deployment) -> dict[str, str]:
         return {"Authorization": f"Bearer {deployment.api_key or ''}"}
 
-    async def _exchange(self, request: UpstreamRequest, *, deployment: Deployment) -> Any:
-        response = await self._open(request, deployment=deployment)
-        try:
-            raw = await self._guard(response.read())
-        finally:
-            response.close()
-        if response.status >= 400:
-            upstream = UpstreamResponse(status=response.status, headers=response.headers, body=raw)
-            raise self.map_error(deployment=deployment, response=upstream)
-        return json_parse(raw, provider=PROVIDER)
+    async def _json(self, request: UpstreamRequest, *, deployment: Deployment) -> Any:
+        response = await self.exchange(request, deployment=deployment)
+        return json_parse(response.body, provider=PROVIDER)
 
     async def _prediction_get(self, identity: str, *, deployment: Deployment) -> dict[str, Any]:
         request = UpstreamRequest(
             "GET", f"{_base(deployment)}/v1/predictions/{identity}", self._auth(deployment)
         )
-        return await self._exchange(request, deployment=deployment)
+        return await self._json(request, deployment=deployment)
 
     async def _finish(self, prediction: dict[str, Any], *, deployment: Deployment) -> dict:
         """Poll until the prediction is terminal; a failed or canceled one is an error."""
@@ -135,15 +135,13 @@ class ReplicateAdapter(ProviderAdapter):
             await asyncio.sleep(interval)
             prediction = await self._prediction_get(prediction["id"], deployment=deployment)
         if prediction["status"] != "succeeded":
-            raise self._failure(prediction, secret=deployment.api_key)
+            raise self._failure(prediction, secrets=deployment.secrets)
         return prediction
 
     @staticmethod
-    def _failure(prediction: dict[str, Any], *, secret: str | None) -> GatewayError:
+    def _failure(prediction: dict[str, Any], *, secrets: tuple[str, ...]) -> GatewayError:
         status = prediction.get("status")
-        detail = str(prediction.get("error") or status)
-        if secret:
-            detail = detail.replace(secret, "[redacted]")
+        detail = secret_redact(str(prediction.get("error") or status), secrets)
         return UpstreamError(
             f"{PROVIDER} prediction {prediction.get('id')} {status}: {detail}",
             provider=PROVIDER,
@@ -161,7 +159,7 @@ class ReplicateAdapter(ProviderAdapter):
         create = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=False
         )
-        prediction = await self._exchange(create, deployment=deployment)
+        prediction = await self._json(create, deployment=deployment)
         prediction = await self._finish(prediction, deployment=deployment)
         if endpoint is Endpoint.CHAT:
             return prediction_to_chat(prediction, model=deployment.upstream_model)
@@ -196,7 +194,7 @@ class ReplicateAdapter(ProviderAdapter):
         create = self.request_translate(
             endpoint=endpoint, deployment=deployment, body=body, stream=True
         )
-        prediction = await self._exchange(create, deployment=deployment)
+        prediction = await self._json(create, deployment=deployment)
         stream_url = (prediction.get("urls") or {}).get("stream")
         if not stream_url:
             raise InvalidRequestError(
@@ -207,7 +205,7 @@ class ReplicateAdapter(ProviderAdapter):
             stream_url,
             {**self._auth(deployment), "Accept": "text/event-stream", "Cache-Control": "no-store"},
         )
-        response = await self._open(request, deployment=deployment)
+        response = await self.exchange_open(request, deployment=deployment)
         chunk_id = f"chatcmpl-{prediction['id']}"
         created = int(time.time())
 
@@ -223,10 +221,9 @@ class ReplicateAdapter(ProviderAdapter):
             }
 
         try:
-            await self._raise_for_status(response, deployment=deployment)
             parser = NamedSSEParser()
             first = True
-            async for raw in self._body_chunks(response):
+            async for raw in self.body_chunks(response):
                 for event, data in parser.feed(raw):
                     if event == "output":
                         delta = (
@@ -235,11 +232,11 @@ class ReplicateAdapter(ProviderAdapter):
                         first = False
                         yield chunk(delta)
                     elif event == "error":
-                        raise http_error_to_gateway(
+                        raise upstream_error(
                             provider=PROVIDER,
                             status=502,
-                            message=error_message_parse(data.encode()),
-                            secret=deployment.api_key,
+                            failure=error_body_parse(data.encode()),
+                            secrets=deployment.secrets,
                         )
                     elif event == "done":
                         reason = self._done_reason(data)
@@ -265,12 +262,3 @@ class ReplicateAdapter(ProviderAdapter):
         except orjson.JSONDecodeError:
             return ""
         return str(parsed.get("reason") or "") if isinstance(parsed, dict) else ""
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return http_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            message=error_message_parse(response.body),
-            headers=response.headers,
-            secret=deployment.api_key,
-        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.errors import InvalidRequestError
+from providers.errors import InvalidRequestError
 
 PASSED = ("temperature", "top_p", "seed")
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})

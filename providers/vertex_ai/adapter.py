@@ -22,15 +22,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamError
 from providers.adapter import UploadFile, UpstreamRequest, UpstreamResponse
-from providers.anthropic.errors import ERROR_TYPE_STATUS, error_body_parse
 from providers.anthropic.stream import StreamTranslator as ClaudeStreamTranslator
 from providers.anthropic.translate import chat_request_to_messages, messages_response_to_chat
 from providers.base import Deployment, Endpoint
+from providers.errors import InvalidRequestError, UpstreamError
 from providers.gemini import translate
 from providers.gemini.adapter import GeminiAdapter
-from providers.gemini.errors import google_error_to_gateway, response_error_to_gateway
 from providers.http import UpstreamHTTPResponse
 from providers.sse import sse_data
 from providers.vertex_ai.auth import access_token, deployment_credentials
@@ -162,49 +160,13 @@ class VertexAIAdapter(GeminiAdapter):
     ) -> AsyncIterator[dict[str, Any]]:
         """Anthropic's events through Anthropic's translator; an `error` event is reported as
         this provider's, like the errors of non-streamed calls."""
-        translator = ClaudeStreamTranslator(secret=deployment.api_key)
+        translator = ClaudeStreamTranslator(secrets=deployment.secrets, provider=self.name)
         async for data in sse_data(chunks):
-            event = self._json(data.encode())
-            if event.get("type") == "error":
-                error = event.get("error") or {}
-                kind = str(error.get("type") or "api_error")
-                raise google_error_to_gateway(
-                    provider=self.name,
-                    status=ERROR_TYPE_STATUS.get(kind, 500),
-                    error_status=kind,
-                    message=str(error.get("message") or ""),
-                    secret=deployment.api_key,
-                )
-            for chunk in translator.feed(event):
+            for chunk in translator.feed(self._json(data.encode())):
                 yield chunk
             if translator.finished:
                 return
-        raise UpstreamError(
-            f"{self.name} stream ended before message_stop",
-            provider=self.name,
-            code="upstream_error",
-        )
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        # Claude's own errors come in Anthropic's shape; Vertex's (quota, auth) in Google's.
-        error_type, message = error_body_parse(response.body)
-        if error_type:
-            lowered = {k.lower(): v for k, v in response.headers.items()}
-            return google_error_to_gateway(
-                provider=self.name,
-                status=response.status,
-                error_status=error_type,
-                message=message,
-                retry_after=lowered.get("retry-after"),
-                secret=deployment.api_key,
-            )
-        return response_error_to_gateway(
-            provider=self.name,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )
+        raise translator.premature_end_error()
 
     async def _open(
         self, request: UpstreamRequest, *, deployment: Deployment

@@ -42,10 +42,10 @@ import orjson
 from cachetools import LRUCache
 from google.oauth2 import service_account
 
-from gateway.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.adapter import upstream_refusal
 from providers.addresses import AddressPolicy, AddressRefusedError
 from providers.base import Deployment, Timeouts
+from providers.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.http import http_session, http_timeout
 
 PROVIDER = "vertex_ai"

@@ -12,10 +12,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError, InvalidRequestError
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    json_parse,
+)
 from providers.base import Deployment, Endpoint
-from providers.json_errors import json_parse, response_error_to_gateway
+from providers.errors import InvalidRequestError
 
 PROVIDER = "voyage"
 DEFAULT_API_BASE = "https://api.voyageai.com/v1"
@@ -163,12 +168,3 @@ class VoyageAdapter(ProviderAdapter):
         if endpoint is Endpoint.RERANK:
             return rerank_response(reply)
         return embeddings_response(reply)
-
-    def map_error(self, *, deployment: Deployment, response: UpstreamResponse) -> GatewayError:
-        return response_error_to_gateway(
-            provider=PROVIDER,
-            status=response.status,
-            headers=response.headers,
-            body=response.body,
-            secret=deployment.api_key,
-        )

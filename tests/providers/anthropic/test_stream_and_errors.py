@@ -1,18 +1,11 @@
-"""Anthropic SSE events → OpenAI chunks, and Anthropic errors → Ogem's error classes."""
+"""Anthropic SSE events → OpenAI chunks, and an `error` event → Ogem's error (the HTTP error
+answers of every provider are tested in tests/providers/test_upstream_errors.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitError,
-    RequestTooLargeError,
-    UpstreamError,
-    UpstreamUnavailableError,
-)
-from providers.anthropic.errors import response_error_to_gateway
+from gateway.errors import UpstreamUnavailableError
 from providers.anthropic.stream import StreamTranslator
 
 START = {
@@ -181,7 +174,7 @@ def test_json_mode_tool_streams_as_content() -> None:
 
 
 def test_error_event_raises_the_mapped_error() -> None:
-    translator = StreamTranslator(created=1, secret="sk-secret")
+    translator = StreamTranslator(created=1, secrets=("sk-secret",))
     translator.feed(START)
     with pytest.raises(UpstreamUnavailableError) as caught:
         translator.feed(
@@ -193,53 +186,3 @@ def test_error_event_raises_the_mapped_error() -> None:
     assert caught.value.status == 503
     assert caught.value.message == "anthropic returned 529 overloaded_error: Overloaded [redacted]"
     assert caught.value.provider == "anthropic"
-
-
-def _error_body(error_type: str, message: str) -> bytes:
-    return (
-        b'{"type":"error","error":{"type":"'
-        + error_type.encode()
-        + b'","message":"'
-        + message.encode()
-        + b'"},"request_id":"req_1"}'
-    )
-
-
-@pytest.mark.parametrize(
-    ("status", "error_type", "cls", "ogem_status"),
-    [
-        (400, "invalid_request_error", InvalidRequestError, 400),
-        (401, "authentication_error", UpstreamError, 502),
-        (403, "permission_error", UpstreamError, 502),
-        (404, "not_found_error", NotFoundError, 404),
-        (413, "request_too_large", RequestTooLargeError, 413),
-        (429, "rate_limit_error", RateLimitError, 429),
-        (500, "api_error", UpstreamError, 502),
-        (529, "overloaded_error", UpstreamUnavailableError, 503),
-    ],
-)
-def test_http_errors_map_to_gateway_errors(
-    status: int, error_type: str, cls: type, ogem_status: int
-) -> None:
-    error = response_error_to_gateway(
-        status=status,
-        headers={"Retry-After": "17", "request-id": "req_1"},
-        body=_error_body(error_type, "upstream says no"),
-        secret="sk-ant-secret",
-    )
-    assert type(error) is cls
-    assert error.status == ogem_status
-    assert error.message == f"anthropic returned {status} {error_type}: upstream says no"
-    if status == 429:
-        assert error.headers == {"Retry-After": "17"}
-        assert error.to_body()["error"]["code"] == "rate_limit_exceeded"
-    if ogem_status >= 500:
-        assert error.to_body()["error"]["type"] == "upstream_error"
-
-
-def test_non_json_error_body_keeps_the_status() -> None:
-    error = response_error_to_gateway(
-        status=413, headers={}, body=b"<html>Request Entity Too Large</html>", secret=None
-    )
-    assert error.message == "anthropic returned 413"
-    assert error.code == "request_too_large"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidRequestError, UpstreamError
+from providers.adapter import UpstreamResponse
 from providers.base import Deployment
-from providers.cohere.errors import response_error_to_gateway
+from providers.cohere.adapter import CohereAdapter
 from providers.cohere.stream import StreamTranslator
 from providers.cohere.translate import chat_request_to_cohere, embed_request_to_cohere
 
@@ -70,11 +71,11 @@ def test_embed_refuses_an_unknown_input_type() -> None:
 
 
 def test_error_scrubs_the_deployment_key() -> None:
-    error = response_error_to_gateway(
-        status=401,
-        headers={},
-        body=b'{"message": "invalid api token sk-secret"}',
-        secret="sk-secret",
+    error = CohereAdapter().map_error(
+        deployment=Deployment(
+            id="t", model_name="c", provider="cohere", upstream_model="c", api_key="sk-secret"
+        ),
+        response=UpstreamResponse(401, {}, b'{"message": "invalid api token sk-secret"}'),
     )
     assert isinstance(error, UpstreamError)
     assert (error.status, error.message) == (

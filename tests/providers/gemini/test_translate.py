@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from gateway.errors import (
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from gateway.errors import InvalidRequestError, RateLimitError
 from providers.base import Deployment
-from providers.gemini.errors import google_error_parse, response_error_to_gateway
+from providers.errors import UpstreamFailure, upstream_error
+from providers.gemini.errors import RETRY_INFO, google_error_parse
 from providers.gemini.stream import StreamTranslator
 from providers.gemini.translate import (
     chat_request_to_gemini,
@@ -250,35 +245,33 @@ def test_stream_translator_sequence() -> None:
     assert translator.usage_chunk()["usage"]["total_tokens"] == 5
 
 
-def test_google_errors_map_to_ogems() -> None:
-    def mapped(status: int, name: str, **extra: object) -> object:
-        body = {"error": {"code": status, "message": "m", "status": name, **extra}}
-        import orjson
-
-        return response_error_to_gateway(
-            provider="gemini", status=status, headers={}, body=orjson.dumps(body), secret=None
-        )
-
-    assert type(mapped(400, "INVALID_ARGUMENT")) is InvalidRequestError
-    assert type(mapped(404, "NOT_FOUND")) is NotFoundError
-    assert type(mapped(403, "PERMISSION_DENIED")) is UpstreamError
-    assert type(mapped(500, "INTERNAL")) is UpstreamError
-    assert type(mapped(503, "UNAVAILABLE")) is UpstreamUnavailableError
-    assert type(mapped(504, "DEADLINE_EXCEEDED")) is UpstreamTimeoutError
-    limited = mapped(
-        429,
-        "RESOURCE_EXHAUSTED",
-        details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}],
+def test_google_errors_say_their_status_name_and_retry_delay() -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "message": "Quota exceeded.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": RETRY_INFO, "retryDelay": "1.5s"}],
+        }
+    }
+    failure = google_error_parse(orjson.dumps(body), {"Retry-After": "9"})
+    assert failure == UpstreamFailure(
+        message="Quota exceeded.", label="RESOURCE_EXHAUSTED", retry_after="2"
     )
+    limited = upstream_error(provider="gemini", status=429, failure=failure)
     assert isinstance(limited, RateLimitError)
     assert limited.headers == {"Retry-After": "2"}
-    assert google_error_parse(b"not json") == ("", "", None)
+    # Without RetryInfo the header says when; a list-wrapped error is read the same.
+    assert google_error_parse(
+        orjson.dumps([{"error": {"message": "m"}}]), {"Retry-After": "9"}
+    ) == (UpstreamFailure(message="m", retry_after="9"))
+    assert google_error_parse(b"not json") == UpstreamFailure(message="not json")
 
 
 def test_the_deployment_key_is_scrubbed_from_upstream_messages() -> None:
     body = b'{"error": {"code": 400, "message": "key AIza-secret is bad", "status": "X"}}'
-    error = response_error_to_gateway(
-        provider="gemini", status=400, headers={}, body=body, secret="AIza-secret"
+    error = upstream_error(
+        provider="gemini", status=400, failure=google_error_parse(body), secrets=("AIza-secret",)
     )
     assert error.message == "gemini returned 400 X: key [redacted] is bad"
 

@@ -89,5 +89,5 @@ def test_mistral_rejection_is_400_naming_the_provider(sdk: openai.OpenAI, mistra
     )
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="mistral-small", messages=HELLO)
-    assert caught.value.body["message"].startswith("Rejected by the upstream provider mistral")
+    assert caught.value.body["message"] == "mistral returned 422: Extra inputs are not permitted"
     assert "Extra inputs are not permitted" in caught.value.body["message"]
