@@ -28,9 +28,17 @@ from django.http import HttpRequest
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
-from gateway.redis import redis_key
 from keys.cache import key_cache_register_invalidator
 from keys.hashing import master_key_matches, secret_prefix
+from ogem_site.redis import (
+    redis_client,
+    redis_client_sync,
+    redis_failed,
+    redis_key,
+    redis_lean,
+    redis_outage,
+    redis_pubsub_client,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +154,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
     if cached is not _NOT_FOUND:
         return cached  # type: ignore[return-value]
     generation = _local.generation
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and not redis_outage.down:
         _subscriber_ensure()
         found = await _redis_get(digest)
         if found is not _NOT_FOUND:
@@ -156,7 +164,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
     caller = await sync_to_async(_caller_from_database, thread_sensitive=False)(secret)
     ttl = LOCAL_TTL if caller else NEGATIVE_TTL
     _local.put(digest, prefix, caller, ttl, generation=generation)
-    if settings.REDIS_URL and generation == _local.generation:
+    if settings.REDIS_URL and generation == _local.generation and not redis_outage.down:
         await _redis_put(digest, prefix, caller)
     return caller
 
@@ -224,11 +232,16 @@ def _caller_load(raw: bytes) -> Caller | None:
 
 
 async def _redis_get(digest: str) -> Caller | object | None:
-    from gateway.redis import get_redis
-
+    # On the pipelined connection when there is one (ogem_site.redis): a burst of new keys is
+    # one connection and a few sends, not a connection each.
+    lean = redis_lean()
     try:
-        raw = await get_redis().get(_cache_key(digest))
-    except Exception:
+        if lean is not None:
+            raw = await lean.execute("GET", _cache_key(digest))
+        else:
+            raw = await redis_client().get(_cache_key(digest))
+    except Exception as exc:
+        redis_failed(exc, what="key cache")
         logger.warning("key cache: Redis unavailable, falling back to the database")
         return _NOT_FOUND
     if raw is None:
@@ -240,16 +253,23 @@ async def _redis_get(digest: str) -> Caller | object | None:
 
 
 async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
-    from gateway.redis import get_redis
-
     ttl = REDIS_TTL if caller else NEGATIVE_TTL
+    commands = (
+        ("SET", _cache_key(digest), _caller_dump(caller), "EX", ttl),
+        ("SADD", _prefix_index_key(prefix), digest),
+        ("EXPIRE", _prefix_index_key(prefix), REDIS_TTL),
+    )
+    lean = redis_lean()
     try:
-        async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.set(_cache_key(digest), _caller_dump(caller), ex=ttl)
-            pipe.sadd(_prefix_index_key(prefix), digest)
-            pipe.expire(_prefix_index_key(prefix), REDIS_TTL)
-            await pipe.execute()
-    except Exception:
+        if lean is not None:  # written in one send
+            await asyncio.gather(*(lean.execute(*command) for command in commands))
+        else:
+            async with redis_client().pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                await pipe.execute()
+    except Exception as exc:
+        redis_failed(exc, what="key cache")
         logger.warning("key cache: could not write to Redis")
 
 
@@ -258,19 +278,14 @@ def key_cache_invalidate_prefixes(prefixes: list[str]) -> None:
     _local.drop_prefixes(prefixes)
     if not settings.REDIS_URL or not prefixes:
         return
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        index_keys = [_prefix_index_key(p) for p in prefixes]
-        digests: set[bytes] = set()
-        for index_key in index_keys:
-            digests.update(client.smembers(index_key))
-        doomed = [*index_keys, *(_cache_key(d.decode()) for d in digests)]
-        client.delete(*doomed)
-        client.publish(invalidation_channel(), orjson.dumps(prefixes))
-    finally:
-        client.close()
+    client = redis_client_sync()
+    index_keys = [_prefix_index_key(p) for p in prefixes]
+    digests: set[bytes] = set()
+    for index_key in index_keys:
+        digests.update(client.smembers(index_key))
+    doomed = [*index_keys, *(_cache_key(d.decode()) for d in digests)]
+    client.delete(*doomed)
+    client.publish(invalidation_channel(), orjson.dumps(prefixes))
 
 
 key_cache_register_invalidator(key_cache_invalidate_prefixes)
@@ -278,10 +293,8 @@ key_cache_register_invalidator(key_cache_invalidate_prefixes)
 
 def broadcast_publish(message: dict[str, str]) -> None:
     """Tell every worker's listener (this channel's other messages are key prefixes)."""
-    from gateway.accounting import usage_redis
-
     try:
-        usage_redis().publish(invalidation_channel(), orjson.dumps(message))
+        redis_client_sync().publish(invalidation_channel(), orjson.dumps(message))
     except Exception:
         logger.warning("could not broadcast %s; workers catch up within their TTL", message)
 
@@ -305,11 +318,9 @@ def _subscriber_ensure() -> None:
 
 
 async def _subscriber_run() -> None:
-    import redis.asyncio as aioredis
-
     delay = 0.1
     while True:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        client = redis_pubsub_client()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(invalidation_channel())

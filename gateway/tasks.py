@@ -19,11 +19,16 @@ async def _health_check() -> dict[str, int]:
     try:
         return await health_check_run()
     finally:
-        # This loop ends with the task: close its HTTP session (and Redis pool, if it made one).
+        # This loop ends with the task: close its HTTP session (and Redis clients, if it made any).
         await http_clients_close()
-        from django.conf import settings
+        from ogem_site.redis import redis_clients_close
 
-        if settings.REDIS_URL:
-            from gateway.redis import get_redis
+        await redis_clients_close()
 
-            await get_redis().aclose()
+
+@shared_task(name="gateway.tasks.usage_spool_replay", ignore_result=True)
+def usage_spool_replay() -> int:
+    """Replay the usage spools of web workers that died on this host (gateway/spool.py)."""
+    from gateway.spool import usage_spool_replay as replay
+
+    return replay()

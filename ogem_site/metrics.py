@@ -137,17 +137,16 @@ def metrics_render() -> bytes:
 
 async def _stream_length_render(*, stream: str, name: bytes, description: bytes) -> bytes:
     """A Redis stream's length as a gauge, read at scrape time (one number for the whole
-    installation, whichever worker answers). Nothing without Redis, or when Redis does not
-    answer within half a second."""
+    installation, whichever worker answers). Nothing without Redis, or while it is away or does
+    not answer within OGEM_REDIS_TIMEOUT."""
     from django.conf import settings
 
-    from gateway.redis_pipeline import lean_redis
+    from ogem_site.redis import redis_client, redis_outage
 
-    client = lean_redis(settings.REDIS_URL)  # None without Redis
-    if client is None:
+    if not settings.REDIS_URL or redis_outage.down:
         return b""
     try:
-        length = await asyncio.wait_for(client.execute("XLEN", stream), timeout=0.5)
+        length = await redis_client().xlen(stream)  # within the client's timeouts
     except Exception:  # a scrape must answer even with Redis away
         return b""
     return b"# HELP %s %s\n# TYPE %s gauge\n%s %d\n" % (name, description, name, name, length)
@@ -156,7 +155,7 @@ async def _stream_length_render(*, stream: str, name: bytes, description: bytes)
 async def _usage_streams_render() -> bytes:
     """The usage events not yet drained into PostgreSQL, and those the drain could not record,
     waiting in the dead-letter stream for an operator (alert when above zero)."""
-    from gateway.accounting import usage_dead_stream, usage_stream_key
+    from billing.usage import usage_dead_stream, usage_stream_key
 
     backlog = await _stream_length_render(
         stream=usage_stream_key(),
