@@ -150,7 +150,7 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     from django.conf import settings
 
     from gateway.auth import invalidation_channel
-    from gateway.redis import redis_key
+    from ogem_site.redis import redis_key
 
     secret = make_key()
     headers = {"Authorization": f"Bearer {secret}"}
