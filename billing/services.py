@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from billing.alerts import budget_alert_email, budget_alert_webhook
+from billing.counters import budget_counter_key, budget_counter_spend, units_to_usd
 from billing.models import (
     SCOPE_FIELDS,
     Budget,
@@ -21,9 +23,19 @@ from billing.models import (
     RequestLog,
     UnpricedUsage,
 )
+from billing.usage import (
+    USAGE_GROUP,
+    usage_buffer_return,
+    usage_buffer_take,
+    usage_consumer_name,
+    usage_dead_stream,
+    usage_event_decode,
+    usage_stream_key,
+)
 from keys.budgets import KeyBudget
 from keys.models import VirtualKey
 from ogem_site.broadcast import GOVERNANCE, broadcast_publish
+from ogem_site.redis import redis_client_sync
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +167,6 @@ def usage_payloads_record(*, payloads: list[tuple[str, bytes]]) -> tuple[int, li
     value out of range). A poison event never blocks the rest of its batch: the batch is one
     insert, and when the database refuses it, each event is inserted in its own savepoint.
     A database that is down still raises (the batch stays undrained and is retried)."""
-    from gateway.accounting import usage_event_decode
-
     dead: list[DeadEvent] = []
     rows: dict[str, tuple[str, bytes, RequestLog]] = {}
     for source_id, payload in payloads:
@@ -258,8 +268,6 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
 def usage_buffer_flush(*, batch_size: int | None = None) -> int:
     """Write the in-process usage buffer (the embedded default, no Redis) in batches. Without
     Redis the dead-letter place is the log: a poison event is logged at ERROR with its payload."""
-    from gateway.accounting import usage_buffer_return, usage_buffer_take
-
     size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
     written = 0
     while True:
@@ -292,9 +300,7 @@ def usage_drain(
     """
     if not settings.REDIS_URL:
         return usage_buffer_flush(batch_size=batch_size)
-    from gateway.accounting import USAGE_GROUP, usage_consumer_name, usage_redis, usage_stream_key
-
-    client = usage_redis()
+    client = redis_client_sync()
     stream = usage_stream_key()
     size = batch_size or settings.OGEM_USAGE_BATCH_SIZE
     idle = settings.OGEM_USAGE_CLAIM_IDLE_MS if claim_idle_ms is None else claim_idle_ms
@@ -319,10 +325,6 @@ def usage_drain(
 
 
 def _usage_group_ensure(*, client: Any, stream: str) -> None:
-    import redis
-
-    from gateway.accounting import USAGE_GROUP
-
     try:
         client.xgroup_create(stream, USAGE_GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -333,8 +335,6 @@ def _usage_group_ensure(*, client: Any, stream: str) -> None:
 def _usage_batch_write(*, client: Any, stream: str, entries: list[Any]) -> int:
     """Record one batch, then in one MULTI move its poison events to the dead-letter stream and
     acknowledge and delete all of it: nothing is retried forever, nothing is lost."""
-    from gateway.accounting import USAGE_GROUP, usage_dead_stream
-
     ids = []
     names = []
     payloads: list[tuple[str, bytes]] = []
@@ -369,17 +369,11 @@ def _usage_batch_write(*, client: Any, stream: str, entries: list[Any]) -> int:
 def budget_live_spend(*, budget: Budget) -> Decimal | None:
     """The spend of the budget's current period from the live counter (None: no counter)."""
     from billing.selectors import budget_snapshot_from
-    from gateway.governance import budget_counter_key, units_to_usd
-    from gateway.limits import local_limiter
 
-    key = budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
-    if settings.REDIS_URL:
-        from gateway.accounting import usage_redis
-
-        raw = usage_redis().hget(key, "s")
-        return None if raw is None else units_to_usd(int(raw))
-    counters = local_limiter.budget_counters(key)
-    return units_to_usd(counters["s"]) if "s" in counters else None
+    units = budget_counter_spend(
+        key=budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
+    )
+    return None if units is None else units_to_usd(units)
 
 
 def budget_periods_reset(*, now: datetime | None = None) -> int:
@@ -387,6 +381,7 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
 
     Returns how many periods were reset. The live counter of a new period is a new key (it is
     named by the period's start), so a reset never races with requests settling in the old one.
+    While Redis is away the live spend cannot be read: the persisted spend stays as it is.
     """
     now = now or timezone.now()
     reset = 0
@@ -394,7 +389,11 @@ def budget_periods_reset(*, now: datetime | None = None) -> int:
         Q(max_budget__isnull=False) | Q(soft_budget__isnull=False)
     )
     for budget in budgets:
-        live = budget_live_spend(budget=budget)
+        try:
+            live = budget_live_spend(budget=budget)
+        except redis.exceptions.RedisError:
+            logger.warning("budget %s: live spend unreadable (Redis away); kept", budget.pk)
+            live = None
         if live is not None and live != budget.spend:
             budget.spend = live
             budget.save(update_fields=["spend", "updated_at"])

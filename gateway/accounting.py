@@ -1,39 +1,33 @@
-"""Usage events: one per finished /v1 request, keyed by its request id.
+"""Usage events of the gateway: one per finished /v1 request (their format: billing/usage.py).
 
-Settling a request emits its event: with Redis, ``XADD`` to the usage stream (`usage_stream_key`)
-in the same Lua script that settles its limits and budgets (so spend and usage are recorded
-together or not at all); without Redis, into an in-process buffer. ``billing.services.usage_drain``
-moves events from either into ``billing.RequestLog`` in batches, idempotently on the request id.
+Settling a request emits its event: with Redis, ``XADD`` to the usage stream in the same Lua
+script that settles its limits and budgets (gateway/limits.py: spend and usage are recorded
+together or not at all); while Redis is away, into the durable usage spool (gateway/spool.py);
+without Redis, into the in-process buffer, which this module writes into ``billing.RequestLog``
+in the background (`billing.services.usage_buffer_flush`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import threading
 import time
-from collections import deque
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
 from django.conf import settings
 
-from gateway.redis import redis_key
+from billing.usage import UsageEvent, usage_buffer_append, usage_buffer_size
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
 
 logger = logging.getLogger(__name__)
 
-USAGE_GROUP = "ogem-usage-drain"
-
 
 def usage_event_build(
     ctx: RequestContext, *, cost: Decimal, provider: str, model: str
-) -> dict[str, Any]:
+) -> UsageEvent:
     usage = ctx.usage
     caller = ctx.caller
     deployment = ctx.deployment
@@ -63,42 +57,16 @@ def usage_event_build(
     }
 
 
-def usage_event_encode(event: dict[str, Any]) -> bytes:
-    return orjson.dumps(event)
+# ---- The in-process buffer (no Redis), flushed in the background --------------------------------
 
-
-def usage_event_decode(raw: bytes | str) -> dict[str, Any]:
-    return orjson.loads(raw)
-
-
-# ---- In-process buffer (no Redis, or Redis unreachable at settle time) ------------------------
-
-_buffer: deque[bytes] = deque()
-_buffer_lock = threading.Lock()
 _flush_tasks: set[asyncio.Task[None]] = set()
 FLUSH_DELAY_SECONDS = 1.0
 
 
-def usage_buffer_append(event: bytes) -> None:
-    with _buffer_lock:
-        _buffer.append(event)
+def usage_buffered(event: bytes) -> None:
+    """Keep the event in this process's buffer and schedule its flush into RequestLog."""
+    usage_buffer_append(event)
     _flush_schedule()
-
-
-def usage_buffer_take(*, limit: int) -> list[bytes]:
-    with _buffer_lock:
-        return [_buffer.popleft() for _ in range(min(limit, len(_buffer)))]
-
-
-def usage_buffer_return(events: list[bytes]) -> None:
-    """Put back events a failed flush could not write, ahead of newer ones."""
-    with _buffer_lock:
-        _buffer.extendleft(reversed(events))
-
-
-def usage_buffer_size() -> int:
-    with _buffer_lock:
-        return len(_buffer)
 
 
 def _flush_schedule() -> None:
@@ -129,35 +97,3 @@ async def _flush_later() -> None:
         except Exception:
             logger.exception("usage flush failed; events stay buffered")
             await asyncio.sleep(FLUSH_DELAY_SECONDS)
-
-
-# ---- Redis stream (sync client for the drain) --------------------------------------------------
-
-_sync_client: Any = None
-_sync_client_pid: int | None = None
-
-
-def usage_redis() -> Any:
-    """A synchronous Redis client for Celery and management code (one per process)."""
-    global _sync_client, _sync_client_pid
-    import redis
-
-    if _sync_client is None or _sync_client_pid != os.getpid():
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=False)
-        _sync_client_pid = os.getpid()
-    return _sync_client
-
-
-def usage_stream_key() -> str:
-    """The usage stream of this installation (``OGEM_USAGE_STREAM`` under its key prefix)."""
-    return redis_key(settings.OGEM_USAGE_STREAM)
-
-
-def usage_dead_stream() -> str:
-    """Where the drain moves the events it cannot record (docs/governance.md): beside the usage
-    stream, under the same installation prefix."""
-    return f"{usage_stream_key()}-dead"
-
-
-def usage_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"

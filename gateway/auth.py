@@ -12,6 +12,7 @@ request against the cached `expires_at`. In the steady state a request makes no 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -30,6 +31,7 @@ from keys.cache import key_cache_entry, key_cache_index
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.hashing import master_key_matches, secret_prefix
+from ogem_site.redis import redis_client, redis_failed, redis_lean, redis_outage
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
     if cached is not _NOT_FOUND:
         return cached  # type: ignore[return-value]
     generation = _local.generation
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and not redis_outage.down:
         broadcast_listen()
         found = await _redis_get(digest)
         if found is not _NOT_FOUND:
@@ -101,7 +103,7 @@ async def caller_resolve(*, secret: str) -> Caller | None:
     caller = await sync_to_async(_caller_from_database, thread_sensitive=False)(secret)
     ttl = LOCAL_TTL if caller else NEGATIVE_TTL
     _local.set(digest, caller, ttl=ttl, tag=prefix, generation=generation)
-    if settings.REDIS_URL and generation == _local.generation:
+    if settings.REDIS_URL and generation == _local.generation and not redis_outage.down:
         await _redis_put(digest, prefix, caller)
     return caller
 
@@ -169,11 +171,16 @@ def _caller_load(raw: bytes) -> Caller | None:
 
 
 async def _redis_get(digest: str) -> Caller | object | None:
-    from gateway.redis import get_redis
-
+    # On the pipelined connection when there is one (ogem_site.redis): a burst of new keys is
+    # one connection and a few sends, not a connection each.
+    lean = redis_lean()
     try:
-        raw = await get_redis().get(key_cache_entry(digest))
-    except Exception:
+        if lean is not None:
+            raw = await lean.execute("GET", key_cache_entry(digest))
+        else:
+            raw = await redis_client().get(key_cache_entry(digest))
+    except Exception as exc:
+        redis_failed(exc, what="key cache")
         logger.warning("key cache: Redis unavailable, falling back to the database")
         return _NOT_FOUND
     if raw is None:
@@ -185,16 +192,23 @@ async def _redis_get(digest: str) -> Caller | object | None:
 
 
 async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
-    from gateway.redis import get_redis
-
     ttl = REDIS_TTL if caller else NEGATIVE_TTL
+    commands = (
+        ("SET", key_cache_entry(digest), _caller_dump(caller), "EX", ttl),
+        ("SADD", key_cache_index(prefix), digest),
+        ("EXPIRE", key_cache_index(prefix), REDIS_TTL),
+    )
+    lean = redis_lean()
     try:
-        async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.set(key_cache_entry(digest), _caller_dump(caller), ex=ttl)
-            pipe.sadd(key_cache_index(prefix), digest)
-            pipe.expire(key_cache_index(prefix), REDIS_TTL)
-            await pipe.execute()
-    except Exception:
+        if lean is not None:  # written in one send
+            await asyncio.gather(*(lean.execute(*command) for command in commands))
+        else:
+            async with redis_client().pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                await pipe.execute()
+    except Exception as exc:
+        redis_failed(exc, what="key cache")
         logger.warning("key cache: could not write to Redis")
 
 

@@ -10,7 +10,8 @@ knows how long to wait (gateway.resilience). A deployment without a limit costs 
 The token estimate is what governance reserves for the caller's tpm (prompt bytes / 4 plus
 `max_tokens`, or OGEM_TPM_OUTPUT_RESERVE); settling the request corrects it to the tokens the
 deployment really served, and a failed attempt's to 0 (`capacity_settle`, called by
-governance_settle).
+governance_settle). While Redis is away each process counts on its own (`outage_limiter`), whatever
+the failure policy: these are the router's counts, and the upstream's own 429s still protect it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from gateway.context import RequestContext
-from gateway.limits import Rule, Settlement, limiter, now_ms, rule_key
+from gateway.limits import (
+    LocalLimiter,
+    RedisLimiter,
+    Rule,
+    Settlement,
+    limiter,
+    local_limiter,
+    now_ms,
+    outage_limiter,
+    rule_key,
+)
+from ogem_site.redis import redis_failed, redis_outage, redis_outage_watch
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger("ogem.routing")
@@ -41,6 +53,7 @@ class CapacityTake:
     deployment_id: str
     rule: Rule
     bucket: int
+    local: bool = False  # counted by outage_limiter, Redis being away
 
 
 def capacity_limited(deployment: Deployment) -> bool:
@@ -95,23 +108,28 @@ async def capacity_take(ctx: RequestContext, deployment: Deployment) -> bool:
     at one of them."""
     rules = _rules(ctx, deployment)
     now = now_ms()
+    window = settings.OGEM_DEPLOYMENT_LIMIT_WINDOW
+    store: RedisLimiter | LocalLimiter = limiter()
+    if store is not local_limiter and redis_outage.down:
+        redis_outage_watch()
+        store = outage_limiter
     try:
-        decision = await limiter().admit(
-            rules,
-            now_ms=now,
-            request_id=ctx.request_id,
-            window=settings.OGEM_DEPLOYMENT_LIMIT_WINDOW,
-        )
-    except Exception:
-        # The upstream's own 429s still protect it; a routing counter is no reason to fail.
-        logger.warning("deployment limits unavailable; %s used unchecked", deployment.id)
-        return True
+        decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id, window=window)
+    except Exception as exc:
+        redis_failed(exc, what="deployment limits")
+        store = outage_limiter
+        decision = store.admit_now(rules, now_ms=now, request_id=ctx.request_id, window=window)
     if not decision.allowed:
         _full_until[deployment.id] = (now + max(decision.retry_after_ms, 1)) / 1000
         return False
     _full_until.pop(deployment.id, None)
     if deployment.tpm is not None:
-        take = CapacityTake(deployment_id=deployment.id, rule=rules[-1], bucket=decision.bucket)
+        take = CapacityTake(
+            deployment_id=deployment.id,
+            rule=rules[-1],
+            bucket=decision.bucket,
+            local=store is outage_limiter,
+        )
         ctx.capacity_takes = [*(ctx.capacity_takes or ()), take]
     return True
 
@@ -128,15 +146,18 @@ async def capacity_settle(ctx: RequestContext) -> None:
     served = ctx.deployment.id if ctx.deployment is not None else None
     last = max((i for i, take in enumerate(takes) if take.deployment_id == served), default=-1)
     for index, take in enumerate(takes):
-        actual = tokens if index == last else 0
+        settlement = [Settlement(take.rule, tokens if index == last else 0)]
+        if take.local:
+            outage_limiter.settle_now(settlement, request_id=ctx.request_id, bucket=take.bucket)
+            continue
+        if redis_outage.down:
+            continue  # a window correction, not worth keeping: it is gone within a minute
         try:
             await limiter().settle(
-                [Settlement(take.rule, actual)],
-                request_id=ctx.request_id,
-                bucket=take.bucket,
-                event=b"",
+                settlement, request_id=ctx.request_id, bucket=take.bucket, event=b""
             )
-        except Exception:
+        except Exception as exc:
+            redis_failed(exc, what="deployment limits")
             logger.warning("could not settle the tpm of deployment rule %s", take.rule.key)
 
 

@@ -14,6 +14,11 @@ Budgets and entity limits come from a per-process snapshot of the Budget rows, t
 ``OGEM_GOVERNANCE_SNAPSHOT_TTL`` seconds (then refreshed in the background) and dropped by
 `governance_snapshot_flush`. In steady state a request makes no database query and at most one
 Redis round trip in each hook.
+
+While Redis is away (`ogem_site.redis.redis_outage`, docs/redis.md), ``OGEM_REDIS_FAILURE_POLICY``
+decides: ``open`` admits against this process's own counts (`gateway.limits.outage_limiter`, its
+budgets starting from the snapshot's spend), ``closed`` refuses with a 503; either way a settle
+that cannot reach Redis goes to the usage spool (gateway/spool.py), replayed when Redis is back.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ import math
 from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from billing.counters import budget_counter_key, units_to_usd, usd_to_units
 from billing.pricing import (
-    COST_QUANTUM,
     Price,
     cost_from_price,
     cost_worst_case,
@@ -41,23 +46,27 @@ from billing.pricing import (
     shipped_price_by_name,
     unpriced_record,
 )
-from gateway.accounting import usage_buffer_append, usage_event_build, usage_event_encode
+from billing.usage import usage_event_encode
+from gateway.accounting import usage_event_build
 from gateway.capacity import capacity_settle
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
     UNLIMITED,
     Decision,
     PendingDecision,
-    RedisLimiter,
     Rule,
     Settlement,
-    budget_key,
     limiter,
+    local_limiter,
+    outage_limiter,
     rule_key,
+    settle_script,
 )
 from gateway.limits import now_ms as clock_ms
+from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
+from ogem_site.redis import redis_failed, redis_outage, redis_outage_watch, redis_unreachable
 from providers.base import Endpoint
 
 if TYPE_CHECKING:
@@ -103,40 +112,7 @@ class Reservation:
     bucket: int
     price: Price | None
     settled: bool = False
-
-
-# ---- money in counter units ---------------------------------------------------------------------
-
-
-_QUANTUM_EXPONENT = COST_QUANTUM.as_tuple().exponent  # -8
-
-
-def usd_to_units(amount: Decimal, *, round_up: bool = False) -> int:
-    """USD to integer units of 1e-8 USD (the precision of Budget.spend and RequestLog.cost)."""
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= _QUANTUM_EXPONENT:
-        # Already on the quantum (every computed cost is): exact without a Decimal division,
-        # which costs several times as much on the request path.
-        return int(amount.scaleb(-_QUANTUM_EXPONENT))
-    rounding = ROUND_CEILING if round_up else ROUND_HALF_EVEN
-    return int((amount / COST_QUANTUM).to_integral_value(rounding=rounding))
-
-
-def units_to_usd(units: int) -> Decimal:
-    return (Decimal(units) * COST_QUANTUM).quantize(COST_QUANTUM)
-
-
-def budget_counter_key(*, snapshot: BudgetSnapshot) -> str:
-    """The live counter of the budget's current period (a new period is a new key)."""
-    if snapshot.scope == _USER:
-        tenant = f"u:{snapshot.target_id}"
-    else:
-        tenant = f"o:{snapshot.organization_id if snapshot.organization_id is not None else '-'}"
-    started = snapshot.period_started_at
-    period = int(started.timestamp() * 1000) if started is not None else 0
-    return budget_key(
-        tenant=tenant, scope=snapshot.scope, target_id=snapshot.target_id, period=period
-    )
+    local: bool = False  # admitted by outage_limiter, Redis being away
 
 
 # ---- the budget/limit snapshot cache ------------------------------------------------------------
@@ -584,15 +560,28 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     _periods_reset_if_due(snapshots, now=now)
     admission = Admission()
     store = limiter()
+    if store is local_limiter:  # no Redis
+        _decided(
+            ctx,
+            admission,
+            rules,
+            price,
+            store.admit_now(rules, now_ms=now, request_id=ctx.request_id),
+        )
+        return admission
+    if redis_outage.down:
+        redis_outage_watch()
+        _admit_without_redis(ctx, admission, rules, price, now=now)
+        return admission
     try:
-        if isinstance(store, RedisLimiter):
-            issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id)
-            if issued is not None:
-                admission.pending = _Pending(decision=issued, rules=rules, price=price)
-                return admission
+        issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id)
+        if issued is not None:
+            admission.pending = _Pending(decision=issued, rules=rules, price=price)
+            return admission
         decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
     except Exception as exc:
-        _store_failed(ctx, admission, price, exc)
+        _redis_failed(ctx, exc, what="limits")
+        _admit_without_redis(ctx, admission, rules, price, now=now)
         return admission
     _decided(ctx, admission, rules, price, decision)
     return admission
@@ -607,7 +596,8 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
         decision = await pending.decision
     except Exception as exc:
         admission.pending = None
-        _store_failed(ctx, admission, pending.price, exc)
+        _redis_failed(ctx, exc, what="limits")
+        _admit_without_redis(ctx, admission, pending.rules, pending.price, now=clock_ms())
         return
     admission.pending = None
     _decided(ctx, admission, pending.rules, pending.price, decision)
@@ -619,6 +609,8 @@ def _decided(
     rules: list[Rule],
     price: Price | None,
     decision: Decision,
+    *,
+    local: bool = False,
 ) -> None:
     headers = _headers(rules, decision)
     for index in decision.audit_exceeded:
@@ -633,25 +625,37 @@ def _decided(
         admission.refused = True
         raise _refusal(rules[decision.refused], decision, headers)
     admission.headers = headers
-    admission.reservation = Reservation(rules=rules, bucket=decision.bucket, price=price)
+    admission.reservation = Reservation(
+        rules=rules, bucket=decision.bucket, price=price, local=local
+    )
 
 
-def _store_failed(
-    ctx: RequestContext, admission: Admission, price: Price | None, exc: Exception
+def _redis_failed(ctx: RequestContext, exc: Exception, *, what: str) -> None:
+    if redis_unreachable(exc):
+        redis_failed(exc, what=what)  # logged once for the whole outage
+    else:
+        logger.exception("Redis refused request %s's %s script", ctx.request_id, what)
+
+
+def _admit_without_redis(
+    ctx: RequestContext,
+    admission: Admission,
+    rules: list[Rule],
+    price: Price | None,
+    *,
+    now: int,
 ) -> None:
-    """The limits store failed: admit unchecked (fail open) or refuse with a 503."""
-    if settings.OGEM_GOVERNANCE_FAIL_OPEN:
-        logger.exception("limits store unavailable; request %s admitted unchecked", ctx.request_id)
-        admission.reservation = Reservation(rules=[], bucket=0, price=price)
-        return
-    logger.exception("limits store unavailable; request %s refused", ctx.request_id)
-    admission.refused = True
-    raise GatewayError(
-        "Rate limits and budgets cannot be checked right now; retry shortly.",
-        status=503,
-        code="governance_unavailable",
-        headers={"Retry-After": "1"},
-    ) from exc
+    """Redis could not decide: count in this process (policy open) or refuse with a 503."""
+    if settings.OGEM_REDIS_FAILURE_POLICY == "closed":
+        admission.refused = True
+        raise GatewayError(
+            "Redis is unavailable, so rate limits and budgets cannot be checked; retry shortly.",
+            status=503,
+            code="governance_unavailable",
+            headers={"Retry-After": "1"},
+        )
+    decision = outage_limiter.admit_now(rules, now_ms=now, request_id=ctx.request_id)
+    _decided(ctx, admission, rules, price, decision, local=True)
 
 
 # Set by the lean /v1 handler (gateway/asgi.py) while a request's view runs, to a list it awaits
@@ -703,25 +707,47 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             settlements.append(Settlement(rule, tokens))
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
     store = limiter()
+    request_id = ctx.request_id
+    if store is local_limiter:  # no Redis
+        await store.settle(
+            settlements, request_id=request_id, bucket=reservation.bucket, event=event
+        )
+        return
+    mode = ""
+    if reservation.local:
+        # Admitted while Redis was away: its windows and slots were this process's; its spend
+        # and usage go to Redis, once (a marked settle).
+        outage_limiter.settle_now(settlements, request_id=request_id, bucket=reservation.bucket)
+        settlements = [item for item in settlements if item.rule.kind == "b"]
+        mode = "m"
+    keys, args = settle_script(
+        settlements, request_id=request_id, bucket=reservation.bucket, event=event, mode=mode
+    )
+    if redis_outage.down:
+        redis_outage_watch()
+        usage_spool_append(keys, args)
+        return
     deferred = settle_deferred.get()
     # A cancelled request's handler is gone and awaits nothing: it waits here, as without Redis.
-    if deferred is not None and not ctx.cancelled and isinstance(store, RedisLimiter):
-        reply = await store.settle_issue(
-            settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
-        )
-        if reply is not None:
-            deferred.append(asyncio.ensure_future(_settle_awaited(reply, ctx.request_id, event)))
+    if deferred is not None and not ctx.cancelled:
+        try:
+            reply = await store.settle_issue(keys, args)
+        except Exception as exc:
+            _redis_failed(ctx, exc, what="usage")
+            usage_spool_append(keys, args)
             return
-    settled = store.settle(
-        settlements, request_id=ctx.request_id, bucket=reservation.bucket, event=event
-    )
-    await _settle_awaited(settled, ctx.request_id, event)
+        if reply is not None:
+            deferred.append(asyncio.ensure_future(_settle_awaited(ctx, reply, keys, args)))
+            return
+    await _settle_awaited(ctx, store.settle_run(keys, args), keys, args)
 
 
-async def _settle_awaited(reply: Awaitable[Any], request_id: str, event: bytes) -> None:
+async def _settle_awaited(
+    ctx: RequestContext, reply: Awaitable[Any], keys: list[str], args: list[Any]
+) -> None:
     try:
         await reply
-    except Exception:
-        # The usage must not be lost with the store: keep it in process for the local flush.
-        logger.exception("settling request %s failed; its usage is buffered", request_id)
-        usage_buffer_append(event)
+    except Exception as exc:
+        # The usage must not be lost with Redis: the spool keeps it until Redis is back.
+        _redis_failed(ctx, exc, what="usage")
+        usage_spool_append(keys, args)

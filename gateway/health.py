@@ -10,7 +10,7 @@ Each deployment has a circuit:
 
 With `REDIS_URL` the circuits live in Redis, so every worker process sees the same state: a read
 is one MGET for the whole group, a failure one Lua script; successes write only when the circuit
-was not already closed and clean. Without Redis they live in this process.
+was not already closed and clean. Without Redis, and while it is away, they live in this process.
 """
 
 from __future__ import annotations
@@ -20,16 +20,22 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
 from django.conf import settings
 
 from gateway.config import config_current
 from gateway.errors import GatewayError
 from gateway.model_health import deployment_probe, probe_endpoint
-from gateway.redis import get_redis, redis_key
 from gateway.registry import registry_get
 from gateway.strategies import strategy_name
 from ogem_site.caching import LocalCache
+from ogem_site.redis import (
+    redis_client,
+    redis_client_sync,
+    redis_failed,
+    redis_key,
+    redis_outage,
+    redis_outage_watch,
+)
 from providers.base import Deployment
 from providers.registry import adapter_get
 
@@ -39,11 +45,12 @@ HALF_OPEN = "half_open"
 
 
 def _circuit_key(deployment_id: str) -> str:
-    return redis_key(f"routing:circuit:{deployment_id}")
+    # The failure script reads a circuit and its probe together: one hash slot on a Cluster.
+    return redis_key(f"routing:circuit:{{{deployment_id}}}")
 
 
 def _probe_key(deployment_id: str) -> str:
-    return redis_key(f"routing:probe:{deployment_id}")
+    return redis_key(f"routing:probe:{{{deployment_id}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +192,8 @@ return state
 class RedisHealthStore:
     """Circuits in Redis, read through a short per-process cache: a busy group costs one MGET
     per `cache_seconds` rather than one per request. This process's own writes drop its cache
-    entry at once; other workers see a change within `cache_seconds`."""
+    entry at once; other workers see a change within `cache_seconds`. A Redis failure opens
+    Ogem's Redis breaker (ogem_site.redis) and the call goes to this process's store."""
 
     cache_seconds = 0.25
 
@@ -196,8 +204,11 @@ class RedisHealthStore:
         cached = [self._cache.get(i) for i in ids]
         if all(hit is not None for hit in cached):
             return cached  # type: ignore[return-value]
-
-        raw = await get_redis().mget([_circuit_key(i) for i in ids])
+        try:
+            raw = await redis_client().mget([_circuit_key(i) for i in ids])
+        except Exception as exc:
+            redis_failed(exc, what="routing circuits")
+            return await local_health.circuits(ids)
         circuits = [Circuit.decode(value) for value in raw]
         for deployment_id, circuit in zip(ids, circuits, strict=True):
             self._cache.set(deployment_id, circuit)
@@ -205,33 +216,48 @@ class RedisHealthStore:
 
     async def failure(self, deployment_id: str, *, policy: HealthPolicy, forced: float) -> None:
         self._cache.pop(deployment_id)
-
         ttl = int(max(policy.window, policy.cooldown, forced) * 2 + 60)
-        await get_redis().eval(
-            _FAILURE_LUA,
-            2,
-            _circuit_key(deployment_id),
-            _probe_key(deployment_id),
-            f"{time.time():.3f}",
-            policy.window,
-            policy.allowed_fails,
-            policy.cooldown,
-            forced,
-            ttl,
-        )
+        try:
+            await redis_client().eval(
+                _FAILURE_LUA,
+                2,
+                _circuit_key(deployment_id),
+                _probe_key(deployment_id),
+                f"{time.time():.3f}",
+                policy.window,
+                policy.allowed_fails,
+                policy.cooldown,
+                forced,
+                ttl,
+            )
+        except Exception as exc:
+            redis_failed(exc, what="routing circuits")
+            await local_health.failure(deployment_id, policy=policy, forced=forced)
 
     async def success(self, deployment_id: str) -> None:
         self._cache.pop(deployment_id)
-        await get_redis().delete(_circuit_key(deployment_id), _probe_key(deployment_id))
+        try:
+            await redis_client().delete(_circuit_key(deployment_id), _probe_key(deployment_id))
+        except Exception as exc:
+            redis_failed(exc, what="routing circuits")
+            await local_health.success(deployment_id)
 
     async def probe_claim(self, deployment_id: str, *, seconds: float) -> bool:
-        claimed = await get_redis().set(
-            _probe_key(deployment_id), "1", nx=True, px=int(seconds * 1000)
-        )
+        try:
+            claimed = await redis_client().set(
+                _probe_key(deployment_id), "1", nx=True, px=int(seconds * 1000)
+            )
+        except Exception as exc:
+            redis_failed(exc, what="routing circuits")
+            return await local_health.probe_claim(deployment_id, seconds=seconds)
         return bool(claimed)
 
     async def probe_release(self, deployment_id: str) -> None:
-        await get_redis().delete(_probe_key(deployment_id))
+        try:
+            await redis_client().delete(_probe_key(deployment_id))
+        except Exception as exc:
+            redis_failed(exc, what="routing circuits")
+            await local_health.probe_release(deployment_id)
 
 
 local_health = LocalHealthStore()
@@ -239,8 +265,14 @@ _redis_health = RedisHealthStore()
 
 
 def health_store() -> HealthStore:
-    """Redis when REDIS_URL is set, else this process's store (read per call: tests switch it)."""
-    return _redis_health if settings.REDIS_URL else local_health
+    """Redis when REDIS_URL is set and answers, else this process's store (read per call: tests
+    switch it)."""
+    if not settings.REDIS_URL:
+        return local_health
+    if redis_outage.down:
+        redis_outage_watch()
+        return local_health
+    return _redis_health
 
 
 async def health_available(
@@ -303,18 +335,8 @@ def _circuits_sync(ids: list[str]) -> list[Circuit]:
     """The circuits, read synchronously (control plane: REST, admin, Celery)."""
     if not settings.REDIS_URL:
         return [local_health._circuits.get(i) or Circuit() for i in ids]
-    raw = _sync_redis().mget([_circuit_key(i) for i in ids])
+    raw = redis_client_sync().mget([_circuit_key(i) for i in ids])
     return [Circuit.decode(value) for value in raw]
-
-
-_sync_client = None
-
-
-def _sync_redis():  # type: ignore[no-untyped-def]
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
-    return _sync_client
 
 
 def health_status(deployments: list[Deployment]) -> list[dict[str, object]]:

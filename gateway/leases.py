@@ -17,12 +17,10 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
 
-import redis
 from django.conf import settings
 
-from gateway.redis import redis_key
+from ogem_site.redis import redis_client_sync, redis_slot_key
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +48,7 @@ os.register_at_fork(after_in_child=_lease_renew_after_fork)
 
 
 def leases_key() -> str:
-    return redis_key("leases")
+    return redis_slot_key("leases")  # the admission script reads it beside the slots
 
 
 def worker_lease_id() -> str:
@@ -73,7 +71,7 @@ async def _lease_refresh() -> None:
         try:
             # In a thread: cancelling the refresh (its event loop shutting down) then never waits
             # on an asyncio Redis connection being torn down; the write itself ends within the
-            # client's socket timeout.
+            # client's timeouts (ogem_site.redis).
             await asyncio.to_thread(_lease_write, now=int(time.time() * 1000), ttl_ms=ttl_ms)
         except asyncio.CancelledError:
             raise
@@ -82,17 +80,8 @@ async def _lease_refresh() -> None:
         await asyncio.sleep(ttl_ms / 2500)
 
 
-_clients: dict[int, Any] = {}  # pid -> the lease writer's synchronous client
-
-
 def _lease_write(*, now: int, ttl_ms: int) -> None:
-    client = _clients.get(os.getpid())
-    if client is None:
-        timeout = settings.OGEM_WORKER_LEASE_TTL
-        client = _clients[os.getpid()] = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-    pipe = client.pipeline(transaction=False)
+    pipe = redis_client_sync().pipeline(transaction=False)
     pipe.zadd(leases_key(), {_Lease.id: now + ttl_ms})
     pipe.zremrangebyscore(leases_key(), "-inf", now - _FORGET_MS)
     pipe.pexpire(leases_key(), _SET_TTL_MS)

@@ -23,9 +23,17 @@ A request is admitted against a list of rules, and either every rule takes its s
   noted, so a late settle never releases twice.
 
 With Redis (``REDIS_URL``) both steps are one Lua script each (EVALSHA, falling back to EVAL), so
-limits hold across every worker and process. Without it (the embedded default: one process), a
-lock-protected in-process store applies the same algorithm. Settling also appends the request's
+limits hold across every worker and process; a script's keys share one hash slot on a Redis
+Cluster (`ogem_site.redis.redis_slot_key`). Without it (the embedded default: one process), a
+lock-protected in-process store applies the same algorithm; while Redis is away, another one
+(`outage_limiter`) stands in for it (gateway/governance.py). Settling also appends the request's
 usage event: to the Redis stream inside the same script, or to the in-process buffer.
+
+A settle that could not reach Redis is kept in the usage spool (gateway/spool.py) and replayed
+later through the same script in a marked mode (``m`` or ``n``): the script first sets a marker
+for the request id, so a settle replayed twice is applied once, and in mode ``n`` (a settle whose
+admission Redis made) a budget takes the spend only while the admission's reservation note is
+there, which a settle that reached Redis after all has removed.
 """
 
 from __future__ import annotations
@@ -38,10 +46,11 @@ from typing import Any
 
 from django.conf import settings
 
-from gateway.accounting import usage_stream_key
+from billing.counters import budget_counter_local_register
+from billing.usage import usage_stream_key
+from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
-from gateway.redis import redis_key
-from gateway.redis_pipeline import lean_redis
+from ogem_site.redis import redis_client, redis_lean, redis_slot_key
 
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.
@@ -49,6 +58,8 @@ BUDGET_KEY_GRACE_MS = 7 * 24 * 3600 * 1000
 # Retry-After for a budget that never resets: a day, when someone may have raised it.
 NO_RESET_RETRY_MS = 24 * 3600 * 1000
 UNLIMITED = -1
+# How long a replayed settle's marker is kept: longer than any spool waits to be replayed again.
+SETTLED_MARKER_MS = 7 * 24 * 3600 * 1000
 
 
 # Rule and Settlement are built for every request: not frozen, whose __init__ costs five times as
@@ -56,7 +67,7 @@ UNLIMITED = -1
 @dataclass(slots=True)
 class Rule:
     kind: str  # "w" window, "p" parallel, "b" budget
-    key: str  # the Redis key (tenant-scoped, with the installation's prefix: redis_key)
+    key: str  # the Redis key (tenant-scoped, with the installation's prefix: redis_slot_key)
     limit: int  # UNLIMITED: count only (a budget without max, kept for its spend)
     amount: int  # what this request takes: 1 request, N tokens, or N cost units
     name: str = ""  # "key:rpm", "team:budget", ... for headers and messages
@@ -91,11 +102,12 @@ class Settlement:
 
 def rule_key(*, tenant: str, entity: str, metric: str) -> str:
     """``<prefix>:<tenant>:rl:<entity>:<metric>``; tenant is e.g. ``o:3`` or ``u:7``."""
-    return redis_key(f"{tenant}:rl:{entity}:{metric}")
+    return redis_slot_key(f"{tenant}:rl:{entity}:{metric}")
 
 
-def budget_key(*, tenant: str, scope: str, target_id: int, period: int) -> str:
-    return redis_key(f"{tenant}:budget:{scope}:{target_id}:{period}")
+def settled_marker_key(request_id: str) -> str:
+    """Set by a settle in a marked mode, so that it is applied once (gateway/spool.py)."""
+    return redis_slot_key(f"usage:settled:{request_id}")
 
 
 # ---- Redis ----------------------------------------------------------------------------------
@@ -354,9 +366,15 @@ local rid = ARGV[1]
 local sec = ARGV[2]
 local stream_len = ARGV[3]
 local event = ARGV[4]
+-- '': a settle as it happens; 'm' and 'n': marked (KEYS[#KEYS] is the marker), applied once.
+local mode = ARGV[5]
 local n = #KEYS - 1
+if mode ~= '' then
+  n = n - 1
+  if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[6]) then return 0 end
+end
 for i = 1, n do
-  local a = 4 + (i - 1) * 3
+  local a = 6 + (i - 1) * 3
   local kind = ARGV[a + 1]
   local key = KEYS[i]
   if kind == 'w' then
@@ -377,8 +395,9 @@ for i = 1, n do
       if redis.call('HINCRBY', key, 'r', ARGV[a + 2]) < 0 then redis.call('HSET', key, 'r', 0) end
     end
     -- Only admission creates a counter (seeded from the durable spend, with its expiry): one
-    -- that Redis lost meanwhile is left for the next admission to seed.
-    if noted == 1 or redis.call('EXISTS', key) == 1 then
+    -- that Redis lost meanwhile is left for the next admission to seed. Mode 'n': the admission
+    -- noted a reservation, and a settle that reached Redis already has removed it.
+    if noted == 1 or (mode ~= 'n' and redis.call('EXISTS', key) == 1) then
       redis.call('HINCRBY', key, 's', ARGV[a + 3])
     end
   end
@@ -450,11 +469,14 @@ class PendingDecision:
         return _decision(await self._reply, self._rules)
 
 
-def _settle_args(
-    settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
+def settle_script(
+    settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes, mode: str = ""
 ) -> tuple[list[str], list[Any]]:
+    """The settle script's keys and arguments; `mode` "m" or "n" marks it (applied once)."""
     keys = [s.rule.key for s in settlements]
-    args: list[Any] = [request_id, bucket, settings.OGEM_USAGE_STREAM_MAXLEN, event]
+    args: list[Any] = [
+        request_id, bucket, settings.OGEM_USAGE_STREAM_MAXLEN, event, mode, SETTLED_MARKER_MS
+    ]  # fmt: skip
     for item in settlements:
         rule = item.rule
         if rule.kind == "w":
@@ -464,7 +486,17 @@ def _settle_args(
         else:
             args += ["b", -rule.amount, item.actual]
     keys.append(usage_stream_key())
+    if mode:
+        keys.append(settled_marker_key(request_id))
     return keys, args
+
+
+def settle_marked(keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
+    """A settle's keys and arguments in a marked mode, to be applied once however often it is
+    replayed: a settle as it happens becomes mode "n" (its admission was made in Redis)."""
+    if args[4]:
+        return keys, args
+    return [*keys, settled_marker_key(args[0])], [*args[:4], "n", *args[5:]]
 
 
 def _no_lease() -> str:
@@ -478,15 +510,13 @@ def _admit_keys(rules: list[Rule]) -> list[str]:
 
 
 class RedisLimiter:
-    """The Lua scripts on the shared asyncio pool (gateway.redis.get_redis)."""
+    """The Lua scripts on the pipelined connection (`redis_lean`), else redis-py's client."""
 
     def __init__(self) -> None:
         self._scripts: dict[int, tuple[Any, Any]] = {}
 
     def _bound(self) -> tuple[Any, Any]:
-        from gateway.redis import get_redis
-
-        client = get_redis()
+        client = redis_client()
         scripts = self._scripts.get(id(client))
         if scripts is None or scripts[0] is not client:
             # register_script runs EVALSHA and falls back to EVAL (loading it) on NOSCRIPT.
@@ -502,7 +532,7 @@ class RedisLimiter:
     ) -> Decision:
         keys = _admit_keys(rules)
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=window)
-        lean = lean_redis(settings.REDIS_URL)
+        lean = redis_lean()
         if lean is not None:
             raw = await lean.evalsha(lean.script(_ADMIT_LUA), keys, args)
         else:
@@ -516,7 +546,7 @@ class RedisLimiter:
         """`admit`, returning once the script is written to Redis, with its decision left to
         await (again after a cancelled wait, if need be); None when that is not possible without
         waiting for a connection (use `admit`)."""
-        lean = lean_redis(settings.REDIS_URL)
+        lean = redis_lean()
         if lean is None:
             return None
         keys = _admit_keys(rules)
@@ -529,25 +559,31 @@ class RedisLimiter:
     async def settle(
         self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
     ) -> None:
-        keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
-        lean = lean_redis(settings.REDIS_URL)
+        keys, args = settle_script(settlements, request_id=request_id, bucket=bucket, event=event)
+        await self.settle_run(keys, args)
+
+    async def settle_run(self, keys: list[str], args: list[Any]) -> None:
+        """The settle script with these keys and arguments (`settle_script`)."""
+        lean = redis_lean()
         if lean is not None:
             await lean.evalsha(lean.script(_SETTLE_LUA), keys, args)
             return
         _, settle = self._bound()
         await settle(keys=keys, args=args)
 
-    async def settle_issue(
-        self, settlements: list[Settlement], *, request_id: str, bucket: int, event: bytes
-    ) -> Awaitable[Any] | None:
-        """`settle`, returning once the script is written to Redis (with the other commands of
-        this event-loop turn), with only its reply left to await; None when that is not possible
-        without waiting for a connection (use `settle`)."""
-        lean = lean_redis(settings.REDIS_URL)
+    async def settle_issue(self, keys: list[str], args: list[Any]) -> Awaitable[Any] | None:
+        """`settle_run`, returning once the script is written to Redis (with the other commands
+        of this event-loop turn), with only its reply left to await; None when that is not
+        possible without waiting for a connection (use `settle_run`)."""
+        lean = redis_lean()
         if lean is None:
             return None
-        keys, args = _settle_args(settlements, request_id=request_id, bucket=bucket, event=event)
         return await lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args)
+
+
+def redis_settle_sync(client: Any, keys: list[str], args: list[Any]) -> Any:
+    """The settle script on a synchronous client (the spool's replay, in a thread)."""
+    return client.register_script(_SETTLE_LUA)(keys=keys, args=args)
 
 
 def redis_admit_sync(client: Any, rules: list[Rule], *, now_ms: int, request_id: str) -> Decision:
@@ -679,13 +715,22 @@ class LocalLimiter:
     ) -> None:
         self.settle_now(settlements, request_id=request_id, bucket=bucket)
         if event:
-            from gateway.accounting import usage_buffer_append
-
-            usage_buffer_append(event)
+            usage_buffered(event)
 
 
 _redis_limiter = RedisLimiter()
+# The store without Redis (the embedded default).
 local_limiter = LocalLimiter()
+# With Redis, while it is away: each process counts on its own, from what the budget snapshots
+# say was spent, and forgets it all when Redis answers again (gateway/governance.py).
+outage_limiter = LocalLimiter()
+
+
+def _local_spend(key: str) -> int | None:
+    return local_limiter.budget_counters(key).get("s")
+
+
+budget_counter_local_register(_local_spend)
 
 
 def limiter() -> RedisLimiter | LocalLimiter:

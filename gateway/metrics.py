@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from django.conf import settings
 
-from gateway.accounting import usage_dead_stream, usage_stream_key
-from gateway.redis_pipeline import lean_redis
+from billing.usage import usage_dead_stream, usage_stream_key
+from ogem_site.redis import redis_client, redis_outage
 
 
 async def _stream_length_render(*, stream: str, name: bytes, description: bytes) -> bytes:
     """A Redis stream's length as a gauge, read at scrape time (one number for the whole
-    installation, whichever worker answers). Nothing without Redis, or when Redis does not
-    answer within half a second."""
-    client = lean_redis(settings.REDIS_URL)  # None without Redis
-    if client is None:
+    installation, whichever worker answers). Nothing without Redis, or while it is away or does
+    not answer within OGEM_REDIS_TIMEOUT."""
+    if not settings.REDIS_URL or redis_outage.down:
         return b""
     try:
-        length = await asyncio.wait_for(client.execute("XLEN", stream), timeout=0.5)
+        length = await redis_client().xlen(stream)  # within the client's timeouts
     except Exception:  # a scrape must answer even with Redis away
         return b""
     return b"# HELP %s %s\n# TYPE %s gauge\n%s %d\n" % (name, description, name, name, length)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from celery import shared_task
-from django.conf import settings
 
 
 @shared_task(name="gateway.tasks.routing_health_check", ignore_result=True)
@@ -17,13 +16,20 @@ async def _health_check() -> dict[str, int]:
     # Imported on use: they load every adapter and the Redis client (about 0.5 s), which every
     # Celery worker and beat process would pay at start, whatever tasks it runs.
     from gateway.health import health_check_run
-    from gateway.redis import get_redis
+    from ogem_site.redis import redis_clients_close
     from providers.http import http_clients_close
 
     try:
         return await health_check_run()
     finally:
-        # This loop ends with the task: close its HTTP session (and Redis pool, if it made one).
+        # This loop ends with the task: close its HTTP session (and Redis clients, if it made any).
         await http_clients_close()
-        if settings.REDIS_URL:
-            await get_redis().aclose()
+        await redis_clients_close()
+
+
+@shared_task(name="gateway.tasks.usage_spool_replay", ignore_result=True)
+def usage_spool_replay() -> int:
+    """Replay the usage spools of web workers that died on this host (gateway/spool.py)."""
+    from gateway.spool import usage_spool_replay as spool_replay  # on use, like the above
+
+    return spool_replay()

@@ -8,10 +8,14 @@ so that every worker drops them from its process cache: no worker can refill fro
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 
 from ogem_site.broadcast import KEYS, broadcast_publish
-from ogem_site.redis import redis_key, redis_sync
+from ogem_site.redis import redis_client_sync, redis_key
+
+logger = logging.getLogger(__name__)
 
 
 def key_cache_entry(digest: str) -> str:
@@ -27,10 +31,16 @@ def key_cache_index(prefix: str) -> str:
 def key_cache_invalidate(*, prefixes: list[str]) -> None:
     """Every worker forgets these keys (call after commit)."""
     if settings.REDIS_URL and prefixes:
-        client = redis_sync()
-        indexes = [key_cache_index(prefix) for prefix in prefixes]
-        digests: set[bytes] = set()
-        for index in indexes:
-            digests.update(client.smembers(index))
-        client.delete(*indexes, *(key_cache_entry(digest.decode()) for digest in digests))
+        try:
+            client = redis_client_sync()
+            indexes = [key_cache_index(prefix) for prefix in prefixes]
+            digests: set[bytes] = set()
+            for index in indexes:
+                digests.update(client.smembers(index))
+            client.delete(*indexes, *(key_cache_entry(digest.decode()) for digest in digests))
+        except Exception:
+            # The change is committed; with Redis away its entries there expire on their TTL.
+            logger.error(
+                "key cache: Redis unreachable, %s stay cached there until expiry", prefixes
+            )
     broadcast_publish(topic=KEYS, message={"prefixes": prefixes})

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from ogem_site.redis import redis_key, redis_sync
+from ogem_site.redis import redis_client_sync, redis_key, redis_pubsub_client
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def broadcast_publish(*, topic: str, message: Message | None = None) -> None:
     if not settings.REDIS_URL:
         return
     try:
-        redis_sync().publish(broadcast_channel(), orjson.dumps({**message, "topic": topic}))
+        redis_client_sync().publish(broadcast_channel(), orjson.dumps({**message, "topic": topic}))
     except Exception:
         logger.warning("could not broadcast %s; workers catch up within their TTL", topic)
 
@@ -101,12 +101,11 @@ def broadcast_listen() -> None:
 
 
 async def _listen() -> None:
-    # Imported here, like ogem_site.redis's client: only a process that listens pays for it.
-    import redis.asyncio as aioredis
-
     delay = 0.1
     while True:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        # The factory's subscription client: it connects within the connect timeout (a Cluster:
+        # one seed node, which receives every node's publishes) and waits for messages forever.
+        client = redis_pubsub_client()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(broadcast_channel())

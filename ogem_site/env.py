@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import environ
 
@@ -16,6 +18,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OGEM_VAR_DIR", BASE_DIR / "var"))
 
 _env = environ.Env()
+_N = TypeVar("_N", int, float)
 
 
 class ConfigurationError(RuntimeError):
@@ -79,13 +82,21 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "an integer")
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default: _N, kind: Callable[[str], _N], what: str) -> _N:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        _refuse(f"{name}={raw!r} is not an integer")
+        _refuse(f"{name}={raw!r} is not {what}")
         return default
 
 

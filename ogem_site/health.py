@@ -1,4 +1,12 @@
-"""Liveness and readiness as a pure ASGI wrapper: no middleware, session or auth is touched."""
+"""Liveness and readiness as a pure ASGI wrapper: no middleware, session or auth is touched.
+
+Readiness checks the database and, with Redis, pings it. A Redis that does not answer is a
+degraded state, not a failure, under OGEM_REDIS_FAILURE_POLICY=open (the worker serves every
+request, counting limits and budgets on its own, its usage spooled): 200 with ``"status":
+"degraded"``. Under ``closed`` it refuses governed requests, so it is not ready: 503. Either way
+the body says what is degraded and since when (`ogem_site.redis.redis_outage_report`); liveness
+stays 200 (docs/redis.md).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from gateway.redis import get_redis
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
+from ogem_site.redis import redis_failed, redis_outage_report, redis_ping
 
 
 def _check_database() -> None:
@@ -22,11 +30,12 @@ def _check_database() -> None:
         connection.close()
 
 
-async def _check_cache() -> None:
-    if not settings.REDIS_URL:
-        return
-
-    await get_redis().ping()
+def liveness_report() -> dict[str, Any]:
+    """The process is up (always 200), and what it runs without, if anything (no I/O)."""
+    outage = redis_outage_report()
+    if outage is None:
+        return {"status": "ok"}
+    return {"status": "ok", "degraded": {"redis": outage}}
 
 
 async def readiness_report() -> tuple[int, dict[str, Any]]:
@@ -36,18 +45,29 @@ async def readiness_report() -> tuple[int, dict[str, Any]]:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"
-    try:
-        await _check_cache()
-        checks["cache"] = "ok"
-    except Exception as exc:
-        checks["cache"] = f"failed: {type(exc).__name__}"
+    if settings.REDIS_URL:
+        try:
+            await redis_ping()
+            checks["cache"] = "ok"
+        except Exception as exc:
+            redis_failed(exc, what="readiness")  # the hot path need not find out on its own
+            checks["cache"] = f"failed: {type(exc).__name__}"
     failed = sorted(name for name, state in checks.items() if state != "ok")
-    status = 503 if failed else 200
-    return status, {
-        "status": "ok" if not failed else "unavailable",
+    degraded: dict[str, Any] = {}
+    outage = redis_outage_report()
+    if outage is not None:
+        degraded["redis"] = outage
+    if failed == ["cache"] and settings.OGEM_REDIS_FAILURE_POLICY == "open":
+        failed = []
+        degraded.setdefault("redis", {"error": checks["cache"]})
+    body: dict[str, Any] = {
+        "status": "unavailable" if failed else "degraded" if degraded else "ok",
         "checks": checks,
         "failed": failed,
     }
+    if degraded:
+        body["degraded"] = degraded
+    return (503 if failed else 200), body
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -74,7 +94,7 @@ class HealthASGI:
         if scope["type"] == "http":
             path = scope["path"]
             if path == "/health/live":
-                await _send_json(send, 200, {"status": "ok"})
+                await _send_json(send, 200, liveness_report())
                 return
             if path == "/health/ready":
                 status, body = await readiness_report()

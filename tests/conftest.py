@@ -30,6 +30,15 @@ def live_ogem(ogem_server: LiveServer, transactional_db: None) -> LiveServer:
     return ogem_server
 
 
+@pytest.fixture(autouse=True)
+def _redis_answers_again() -> Iterator[None]:
+    """A test that made Redis unreachable leaves no outage behind for the next one."""
+    yield
+    from ogem_site.redis import redis_outage_reset
+
+    redis_outage_reset()
+
+
 @pytest.fixture
 def master_key(settings) -> str:  # type: ignore[no-untyped-def]
     return settings.OGEM_MASTER_KEY

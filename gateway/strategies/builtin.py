@@ -10,13 +10,18 @@ from django.conf import settings
 
 from billing.pricing import cost_worst_case, price_resolve
 from gateway.context import RequestContext
-from gateway.redis import get_redis, redis_key
 from gateway.strategies.base import RoutingStrategy, lowest_priority, weighted_shuffle
+from ogem_site.redis import redis_client, redis_failed, redis_key, redis_outage
 from providers.base import Deployment
 
 
 def _busy_key(deployment_id: str) -> str:
     return redis_key(f"routing:busy:{deployment_id}")
+
+
+def _shared() -> bool:
+    """Counts live in Redis (shared by every worker): it is configured and not away."""
+    return bool(settings.REDIS_URL) and not redis_outage.down
 
 
 class LeastBusy(RoutingStrategy):
@@ -29,9 +34,13 @@ class LeastBusy(RoutingStrategy):
         self._lock = threading.Lock()
 
     async def counts(self, ids: list[str]) -> list[int]:
-        if settings.REDIS_URL:
-            raw = await get_redis().mget([_busy_key(i) for i in ids])
-            return [max(int(v or 0), 0) for v in raw]
+        if _shared():
+            try:
+                raw = await redis_client().mget([_busy_key(i) for i in ids])
+            except Exception as exc:
+                redis_failed(exc, what="routing counts")
+            else:
+                return [max(int(v or 0), 0) for v in raw]
         return [self._local[i] for i in ids]
 
     async def choose(
@@ -43,21 +52,27 @@ class LeastBusy(RoutingStrategy):
         return weighted_shuffle(tuple(d for d, c in zip(tier, counts, strict=True) if c == fewest))
 
     async def started(self, *, deployment: Deployment) -> None:
-        if settings.REDIS_URL:
-            pipe = get_redis().pipeline(transaction=False)
+        if _shared():
+            pipe = redis_client().pipeline(transaction=False)
             pipe.incr(_busy_key(deployment.id))
             pipe.expire(_busy_key(deployment.id), 3600)  # a crashed worker's counts fade away
-            await pipe.execute()
-            return
+            try:
+                await pipe.execute()
+                return
+            except Exception as exc:
+                redis_failed(exc, what="routing counts")
         with self._lock:
             self._local[deployment.id] += 1
 
     async def finished(
         self, *, deployment: Deployment, ok: bool, seconds: float, stream: bool
     ) -> None:
-        if settings.REDIS_URL:
-            await get_redis().decr(_busy_key(deployment.id))
-            return
+        if _shared():
+            try:
+                await redis_client().decr(_busy_key(deployment.id))
+                return
+            except Exception as exc:
+                redis_failed(exc, what="routing counts")
         with self._lock:
             self._local[deployment.id] -= 1
 
@@ -151,10 +166,12 @@ class UsageBased(RoutingStrategy):
     ) -> Deployment:
         tier = lowest_priority(candidates)
         keys = [self._minute_key(d.id) for d in tier]
-        if settings.REDIS_URL:
-            used = [int(v or 0) for v in await get_redis().mget(keys)]
-        else:
-            used = [self._local[k] for k in keys]
+        used = [self._local[k] for k in keys]
+        if _shared():
+            try:
+                used = [int(v or 0) for v in await redis_client().mget(keys)]
+            except Exception as exc:
+                redis_failed(exc, what="routing counts")
         headroom = [
             float("inf") if d.rpm is None else d.rpm - u for d, u in zip(tier, used, strict=True)
         ]
@@ -163,12 +180,15 @@ class UsageBased(RoutingStrategy):
 
     async def started(self, *, deployment: Deployment) -> None:
         key = self._minute_key(deployment.id)
-        if settings.REDIS_URL:
-            pipe = get_redis().pipeline(transaction=False)
+        if _shared():
+            pipe = redis_client().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, 120)
-            await pipe.execute()
-            return
+            try:
+                await pipe.execute()
+                return
+            except Exception as exc:
+                redis_failed(exc, what="routing counts")
         self._local[key] += 1
 
 

@@ -13,6 +13,7 @@ from ogem_site.env import (
     env_collect_begin,
     env_collect_end,
     env_database,
+    env_float,
     env_int,
     env_list,
     env_origins,
@@ -20,6 +21,7 @@ from ogem_site.env import (
     env_str,
     persistent_secret,
 )
+from ogem_site.redis import redis_broker_url, redis_channel_layer, redis_target
 
 env_collect_begin()
 
@@ -151,27 +153,55 @@ AUTH_USER_MODEL = "tenants.User"
 REDIS_URL = env_str("REDIS_URL")
 # The first segment of every Redis key, stream and channel this installation writes (Django's
 # cache, governance, the key cache, usage, routing, Channels, Celery): installations sharing one
-# Redis need different prefixes. gateway.redis.redis_key names Ogem's own keys.
+# Redis need different prefixes. ogem_site.redis.redis_key names Ogem's own keys.
 OGEM_CACHE_PREFIX = env_str("OGEM_CACHE_PREFIX", "ogem")
+# Every Redis client (ogem_site/redis.py, docs/redis.md): seconds to connect, and to wait for a
+# reply, before the caller's fallback takes over.
+OGEM_REDIS_CONNECT_TIMEOUT = env_float("OGEM_REDIS_CONNECT_TIMEOUT", 0.25)
+OGEM_REDIS_TIMEOUT = env_float("OGEM_REDIS_TIMEOUT", 0.5)
+# While Redis is away, a background probe asks it this often whether it is back.
+OGEM_REDIS_PROBE_INTERVAL = env_float("OGEM_REDIS_PROBE_INTERVAL", 1.0)
+# Rate limits and budgets while Redis is away: `open` counts them per process and serves,
+# `closed` answers 503. OGEM_GOVERNANCE_FAIL_OPEN is the older name of the same choice.
+_LEGACY_FAIL_OPEN = env_str("OGEM_GOVERNANCE_FAIL_OPEN")
+OGEM_REDIS_FAILURE_POLICY = env_str(
+    "OGEM_REDIS_FAILURE_POLICY",
+    ("open" if env_bool("OGEM_GOVERNANCE_FAIL_OPEN") else "closed")
+    if _LEGACY_FAIL_OPEN
+    else "open",
+)
+env_require(
+    OGEM_REDIS_FAILURE_POLICY in ("open", "closed"),
+    "OGEM_REDIS_FAILURE_POLICY must be `open` or `closed`",
+)
+# Usage events that could not reach Redis wait here, one append-only file per worker process,
+# until Redis answers again (gateway/spool.py). A volume that outlives the container, in Docker.
+OGEM_USAGE_SPOOL_DIR = env_str("OGEM_USAGE_SPOOL_DIR", str(VAR_DIR / "usage-spool"))
+_REDIS_TARGET = None
 if REDIS_URL:
+    try:
+        _REDIS_TARGET = redis_target(REDIS_URL)
+    except ValueError as exc:
+        env_require(False, f"REDIS_URL: {exc}")
+if _REDIS_TARGET is not None:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "ogem_site.redis.OgemRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": OGEM_CACHE_PREFIX,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{OGEM_CACHE_PREFIX}:asgi"},
-        }
-    }
-    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    CHANNEL_LAYERS = {"default": redis_channel_layer(_REDIS_TARGET, prefix=OGEM_CACHE_PREFIX)}
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    if not CELERY_BROKER_URL:
+        try:
+            CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = redis_broker_url(_REDIS_TARGET)
+        except ValueError as exc:
+            env_require(False, f"CELERY_BROKER_URL: {exc}")
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         # Queues, bindings and the fanout channels of kombu's Redis transport.
-        CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{OGEM_CACHE_PREFIX}:celery:"}
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{OGEM_CACHE_PREFIX}:celery:"
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CACHES = {
@@ -199,6 +229,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "request-log-partitions": {"task": "billing.tasks.request_log_partitions", "schedule": 86400.0},
     # Routing: probe deployments whose circuit is open, so they recover without live traffic.
     "routing-health-check": {"task": "gateway.tasks.routing_health_check", "schedule": 15.0},
+    # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
+    "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -220,8 +252,6 @@ env_require(
 
 # Governance (gateway/governance.py, gateway/limits.py, billing/pricing.py).
 OGEM_GOVERNANCE_ENABLED = env_bool("OGEM_GOVERNANCE_ENABLED", default=True)
-# When the limits store (Redis) is unreachable: admit unchecked (true) or answer 503 (false).
-OGEM_GOVERNANCE_FAIL_OPEN = env_bool("OGEM_GOVERNANCE_FAIL_OPEN", default=False)
 # Seconds the in-process caches of budgets/limits and of ModelPrice overrides are trusted.
 OGEM_GOVERNANCE_SNAPSHOT_TTL = env_int("OGEM_GOVERNANCE_SNAPSHOT_TTL", 10)
 OGEM_PRICE_OVERRIDE_TTL = env_int("OGEM_PRICE_OVERRIDE_TTL", 30)
@@ -239,7 +269,7 @@ OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
 OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)
 # Connections of the /v1 asyncio Redis pool of one process (callers wait beyond it).
 OGEM_REDIS_MAX_CONNECTIONS = env_int("OGEM_REDIS_MAX_CONNECTIONS", 200)
-# The usage stream's name under OGEM_CACHE_PREFIX (gateway.accounting.usage_stream_key).
+# The usage stream's name under OGEM_CACHE_PREFIX (billing.usage.usage_stream_key).
 OGEM_USAGE_STREAM = env_str("OGEM_USAGE_STREAM", "usage")
 # 0: the usage stream is never trimmed; the drain deletes what it has written. A cap (approximate,
 # Redis's MAXLEN ~) drops the oldest undrained usage once a stopped drain lets the stream reach it.

@@ -149,8 +149,8 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     import redis
     from django.conf import settings
 
-    from gateway.redis import redis_key
     from ogem_site.broadcast import KEYS, broadcast_channel
+    from ogem_site.redis import redis_key
 
     secret = make_key()
     headers = {"Authorization": f"Bearer {secret}"}

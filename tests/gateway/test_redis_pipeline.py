@@ -13,7 +13,8 @@ from typing import Any
 import hiredis
 import pytest
 
-from gateway.redis_pipeline import PipelinedRedis, lean_redis
+from ogem_site.redis import redis_lean
+from ogem_site.redis_pipeline import PipelinedRedis
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -83,11 +84,21 @@ async def test_an_unreachable_server_raises_oserror() -> None:
         await client.execute("PING")
 
 
-async def test_one_client_per_loop_and_url() -> None:
-    assert lean_redis(REDIS_URL) is lean_redis(REDIS_URL)
-    assert lean_redis("redis://127.0.0.1:1/0") is not lean_redis(REDIS_URL)
-    assert lean_redis("unix:///tmp/redis.sock") is None
-    assert lean_redis("rediss://127.0.0.1:6380/0") is None  # TLS stays with redis-py
+async def test_one_client_per_loop_and_url(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = REDIS_URL
+    lean = redis_lean()
+    assert lean is not None and lean is redis_lean()
+    assert (lean.connect_timeout, lean.timeout) == (0.25, 0.5)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert redis_lean() is not lean
+    for other in (
+        "unix:///tmp/redis.sock",
+        "rediss://127.0.0.1:6380/0",  # TLS stays with redis-py
+        "redis+cluster://127.0.0.1:7000",
+        "redis+sentinel://127.0.0.1:26379/mymaster",
+    ):
+        settings.REDIS_URL = other
+        assert redis_lean() is None
 
 
 async def test_an_issued_command_is_in_redis_before_its_reply_is_awaited() -> None:
@@ -169,3 +180,79 @@ async def test_an_issued_script_keeps_its_reply_for_a_wait_after_a_cancelled_one
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+# ---- timeouts ------------------------------------------------------------------------------------
+
+
+async def _black_hole() -> tuple[asyncio.base_events.Server, int]:
+    """A TCP server that accepts connections and never answers."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client goes away
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_server_that_never_answers_fails_every_command_in_flight_at_the_timeout() -> None:
+    server, port = await _black_hole()
+    try:
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", connect_timeout=0.25, timeout=0.3)
+        started = time.perf_counter()
+        replies = await asyncio.gather(
+            *(client.execute("PING") for _ in range(5)), return_exceptions=True
+        )
+        took = time.perf_counter() - started
+        assert all(isinstance(reply, TimeoutError) for reply in replies), replies
+        assert 0.3 <= took < 0.3 + 0.1
+        assert "did not answer within 0.3 s" in str(replies[0])
+    finally:
+        server.close()
+
+
+async def test_a_database_number_the_server_never_confirms_times_out_too() -> None:
+    server, port = await _black_hole()
+    try:
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/5", connect_timeout=0.25, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            await client.execute("PING")  # SELECT 5 is never answered
+    finally:
+        server.close()
+
+
+async def test_a_connection_that_is_never_accepted_fails_at_the_connect_timeout() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port))  # the accept queue is now full
+    try:
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", connect_timeout=0.25, timeout=5)
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match=r"did not accept a connection within 0\.25 s"):
+            await client.execute("PING")
+        assert time.perf_counter() - started < 0.25 + 0.1
+    finally:
+        queued.close()
+        listener.close()
+
+
+async def test_a_reply_that_came_while_the_loop_was_busy_is_not_a_timeout() -> None:
+    # The loop blocked (a burst of requests) past the timeout; Redis answered long before.
+    client = PipelinedRedis(REDIS_URL, connect_timeout=0.1, timeout=0.1)
+    await client.execute("PING")
+    pending = asyncio.ensure_future(client.execute("ECHO", "late"))
+    await asyncio.sleep(0)  # written
+    time.sleep(0.3)  # this loop does nothing else meanwhile
+    assert await pending == b"late"
+
+
+async def test_a_connection_made_while_the_loop_was_busy_is_not_a_timeout() -> None:
+    client = PipelinedRedis(REDIS_URL, connect_timeout=0.1, timeout=1)
+    pending = asyncio.ensure_future(client.execute("PING"))
+    await asyncio.sleep(0)  # connecting
+    time.sleep(0.3)
+    assert await pending == b"PONG"

@@ -41,12 +41,11 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
 
 def governance_counters_clear() -> None:
     """Drop limit and budget counters of earlier runs: a new test database reuses their ids."""
-    from gateway.accounting import usage_redis
-    from gateway.redis import redis_key
+    from ogem_site.redis import redis_client_sync, redis_slot_key
 
-    client = usage_redis()
+    client = redis_client_sync()
     for pattern in ("o:*:rl:*", "u:*:rl:*", "o:*:budget:*", "u:*:budget:*"):
-        pattern = redis_key(pattern)
+        pattern = redis_slot_key(pattern)
         stale = list(client.scan_iter(match=pattern, count=1000))
         if stale:
             client.delete(*stale)

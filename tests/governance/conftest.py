@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway import redis as gateway_redis
-from gateway.accounting import usage_buffer_take
+from billing.usage import usage_buffer_take
 from gateway.governance import governance_snapshot_flush
 from gateway.limits import local_limiter
+from ogem_site.redis import redis_client_sync, redis_clients_forget
 from tests.live import LiveServer
 
 REAL_REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -17,13 +17,13 @@ REAL_REDIS_URL = os.environ.get("REDIS_URL", "")
 
 def _fresh_async_client() -> None:
     # redis.asyncio connections belong to the event loop that opened them; each test has its own.
-    gateway_redis._client = None
+    redis_clients_forget()
 
 
 @pytest.fixture
 def usage_stream(settings) -> str:  # type: ignore[no-untyped-def]
     """The key of a usage stream of this test only, removed afterwards."""
-    from gateway.accounting import usage_stream_key
+    from billing.usage import usage_stream_key
 
     settings.OGEM_USAGE_STREAM = f"test-usage:{uuid.uuid4().hex}"
     return usage_stream_key()
@@ -44,9 +44,7 @@ def backend(request, settings, usage_stream) -> Iterator[str]:  # type: ignore[n
         settings.REDIS_URL = ""
     yield request.param
     if request.param == "redis":
-        from gateway.accounting import usage_redis
-
-        usage_redis().delete(usage_stream)
+        redis_client_sync().delete(usage_stream)
     _fresh_async_client()
     local_limiter.reset()
     usage_buffer_take(limit=10**9)
@@ -73,9 +71,7 @@ def live(live_ogem: LiveServer, backend: str) -> Iterator[LiveServer]:
     """The live server on one governance backend, with no counters left by earlier runs."""
     governance_snapshot_flush()
     if backend == "redis":
-        from gateway.accounting import usage_redis
-
-        client = usage_redis()
+        client = redis_client_sync()
         for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*"):
             stale = list(client.scan_iter(match=pattern, count=1000))
             if stale:

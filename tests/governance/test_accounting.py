@@ -10,15 +10,15 @@ from asgiref.sync import sync_to_async
 
 from billing.models import RequestLog
 from billing.services import usage_drain, usage_events_record
-from gateway.accounting import (
+from billing.usage import (
     USAGE_GROUP,
     usage_buffer_size,
     usage_event_encode,
-    usage_redis,
     usage_stream_key,
 )
 from gateway.context import Caller, RequestContext, Usage
 from gateway.governance import governance_admit, governance_settle
+from ogem_site.redis import redis_client_sync
 from providers.base import Deployment, Endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,11 +95,11 @@ async def test_settle_emits_one_event_that_the_drain_records(backend: str) -> No
 
 def test_drain_writes_the_buffer_in_batches(backend: str) -> None:
     if backend == "redis":
-        client = usage_redis()
+        client = redis_client_sync()
         for i in range(7):
             client.xadd(usage_stream_key(), {"e": usage_event_encode(_event(f"b-{i}"))})
     else:
-        from gateway.accounting import usage_buffer_append
+        from billing.usage import usage_buffer_append
 
         for i in range(7):
             usage_buffer_append(usage_event_encode(_event(f"b-{i}")))
@@ -110,7 +110,7 @@ def test_drain_writes_the_buffer_in_batches(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
 def test_entries_of_a_dead_consumer_are_claimed(backend: str, usage_stream: str) -> None:
-    client = usage_redis()
+    client = redis_client_sync()
     for i in range(4):
         client.xadd(usage_stream, {"e": usage_event_encode(_event(f"d-{i}"))})
     client.xgroup_create(usage_stream, USAGE_GROUP, id="0")
@@ -145,7 +145,7 @@ async def test_the_usage_stream_is_trimmed_only_under_a_configured_cap(
     for number in range(250):
         event = usage_event_encode(_event(f"trim-{number}"))
         await limiter().settle([], request_id=f"trim-{number}", bucket=0, event=event)
-    length = usage_redis().xlen(usage_stream)
+    length = redis_client_sync().xlen(usage_stream)
     assert length == kept if isinstance(kept, int) else length in kept
 
 
@@ -156,7 +156,7 @@ def test_the_metrics_show_the_undrained_usage(live_ogem, settings) -> None:
         pytest.skip("REDIS_URL is not set")
     settings.OGEM_USAGE_STREAM = f"test-usage:{time.time_ns()}"
     stream = usage_stream_key()
-    client = usage_redis()
+    client = redis_client_sync()
     try:
         for number in range(7):
             client.xadd(stream, {"e": usage_event_encode(_event(f"backlog-{number}"))})

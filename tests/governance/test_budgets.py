@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
+from billing.counters import budget_counter_key, budget_key
 from billing.models import Budget, BudgetMode, BudgetScope
 from billing.services import budget_periods_reset, budget_upsert
 from gateway.context import Caller, RequestContext, Usage
@@ -18,13 +19,13 @@ from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.governance import (
     Reservation,
     admission_confirm,
-    budget_counter_key,
     governance_admit,
     governance_admit_start,
     governance_settle,
     governance_snapshot_flush,
 )
-from gateway.limits import Rule, Settlement, budget_key, limiter
+from gateway.limits import Rule, Settlement, limiter
+from ogem_site.redis import redis_client_sync
 from providers.base import Endpoint
 from tests.factories import OrganizationFactory, TeamFactory
 
@@ -117,17 +118,16 @@ async def test_audit_mode_reports_but_admits(backend: str, tenant: str) -> None:
 async def test_a_counter_redis_lost_is_seeded_again_not_recreated_by_a_settle(
     backend: str, tenant: str
 ) -> None:
-    from gateway.accounting import usage_redis
-
     key = budget_key(tenant=tenant, scope="key", target_id=3, period=0)
     rule = Rule("b", key, 10 * WORST, WORST, "key:budget", seed=4 * WORST, ttl_ms=60_000)
     first = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id="a")
     assert first.allowed
-    assert 0 < usage_redis().pttl(key) <= 60_000 + 7 * 24 * 3600 * 1000  # the period and a grace
-    usage_redis().delete(key)  # Redis restarted without its data while "a" was in flight
+    client = redis_client_sync()
+    assert 0 < client.pttl(key) <= 60_000 + 7 * 24 * 3600 * 1000  # the period and a grace
+    client.delete(key)  # Redis restarted without its data while "a" was in flight
     await limiter().settle([Settlement(rule, 300)], request_id="a", bucket=first.bucket, event=b"")
     # A settle alone would start the counter at 300 and hide the 4 * WORST already spent.
-    assert not usage_redis().exists(key)
+    assert not client.exists(key)
     second = await limiter().admit([rule], now_ms=int(time.time() * 1000), request_id="b")
     assert second.allowed
     assert await _counters(backend, key) == (4 * WORST, WORST)
@@ -135,9 +135,7 @@ async def test_a_counter_redis_lost_is_seeded_again_not_recreated_by_a_settle(
 
 async def _counters(backend: str, key: str) -> tuple[int, int]:
     if backend == "redis":
-        from gateway.accounting import usage_redis
-
-        raw = usage_redis().hgetall(key)
+        raw = redis_client_sync().hgetall(key)
         return int(raw.get(b"s", 0)), int(raw.get(b"r", 0))
     from gateway.limits import local_limiter
 
@@ -271,25 +269,37 @@ async def test_embedded_default_resets_ended_periods_itself(backend: str) -> Non
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("fail_open", [False, True])
-async def test_unreachable_store_fails_closed_unless_configured(settings, fail_open: bool) -> None:
-    from gateway import redis as gateway_redis
+@pytest.mark.parametrize("policy", ["closed", "open"])
+async def test_an_unreachable_store_follows_the_failure_policy(settings, policy: str) -> None:
+    from gateway.limits import outage_limiter
+    from ogem_site.redis import redis_clients_forget, redis_outage
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    settings.OGEM_GOVERNANCE_FAIL_OPEN = fail_open
-    gateway_redis._client = None
-    ctx = _ctx(caller=Caller(key_id=10, organization_id=None, rpm_limit=5), request_id="down")
+    settings.OGEM_REDIS_FAILURE_POLICY = policy
+    redis_clients_forget()
+    outage_limiter.reset()
+    caller = Caller(key_id=10, organization_id=None, rpm_limit=5)
     try:
-        if fail_open:
-            admission = await governance_admit(ctx)
-            assert admission.headers == {}
+        if policy == "open":
+            # Counted by this process alone while Redis is away: the limit still holds.
+            for number in range(5):
+                ctx = _ctx(caller=caller, request_id=f"down-{number}")
+                admission = await governance_admit(ctx)
+                assert admission.headers["x-ratelimit-remaining-requests"] == str(4 - number)
+                assert isinstance(admission.reservation, Reservation)
+                assert admission.reservation.local
+            with pytest.raises(RateLimitError):
+                await governance_admit(_ctx(caller=caller, request_id="down-5"))
         else:
             with pytest.raises(GatewayError) as refused:
-                await governance_admit(ctx)
+                await governance_admit(_ctx(caller=caller, request_id="down"))
             assert (refused.value.status, refused.value.code) == (503, "governance_unavailable")
+            assert "Redis is unavailable" in refused.value.message
             assert refused.value.headers["Retry-After"] == "1"
+        assert redis_outage.down  # the next requests go straight to the fallback
     finally:
-        gateway_redis._client = None
+        redis_clients_forget()
+        outage_limiter.reset()
 
 
 @pytest.mark.django_db(transaction=True)

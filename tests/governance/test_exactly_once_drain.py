@@ -22,7 +22,8 @@ from django.db.models import Sum
 
 from billing.models import RequestLog
 from billing.services import usage_drain
-from gateway.accounting import USAGE_GROUP, usage_event_encode, usage_redis
+from billing.usage import USAGE_GROUP, usage_event_encode
+from ogem_site.redis import redis_client_sync
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 3000
@@ -74,7 +75,7 @@ def test_a_drain_killed_mid_write_loses_and_doubles_nothing(
     settings, usage_stream, tmp_path
 ) -> None:
     settings.REDIS_URL = os.environ["REDIS_URL"]
-    client = usage_redis()
+    client = redis_client_sync()
     events = [_event(i) for i in range(EVENTS)]
     pipe = client.pipeline(transaction=False)
     for event in events + events[:100]:  # the first 100 emitted twice

@@ -19,8 +19,8 @@ from django.db import connection
 
 from billing.models import RequestLog
 from billing.services import usage_drain
-from gateway.accounting import usage_redis
 from keys.services import key_create
+from ogem_site.redis import redis_client_sync
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.factories import TeamFactory
 from tests.governance.cluster import MODEL, Process, cluster_env, web_worker_start
@@ -35,7 +35,7 @@ pytestmark = [
 
 
 def _keys() -> set[bytes]:
-    return set(usage_redis().scan_iter(count=1000))
+    return set(redis_client_sync().scan_iter(count=1000))
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def installations(openai_emulator: OpenAIEmulator, tmp_path: Path) -> Iterator[d
     finally:
         for worker in workers.values():
             worker.kill()
-        client = usage_redis()
+        client = redis_client_sync()
         for prefix in workers:
             stale = list(client.scan_iter(match=f"{prefix}:*", count=1000))
             if stale:
@@ -97,7 +97,7 @@ def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
         assert any(f":rl:key:{issued.key.pk}:rpm" in key for key in written)
         assert any(":budget:key:" in key for key in written)
         # The broadcast listener hears its own installation's channel.
-        channels = {c.decode() for c in usage_redis().pubsub_channels(f"{prefix}:*")}
+        channels = {c.decode() for c in redis_client_sync().pubsub_channels(f"{prefix}:*")}
         assert channels == {f"{prefix}:broadcast"}
 
     settings.REDIS_URL = os.environ["REDIS_URL"]

@@ -37,12 +37,13 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
+from billing.counters import budget_counter_key
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.selectors import budget_snapshot_from
 from billing.services import budget_live_spend, budget_periods_reset
-from gateway.accounting import USAGE_GROUP, usage_event_decode, usage_redis
-from gateway.governance import budget_counter_key
+from billing.usage import USAGE_GROUP, usage_event_decode
 from keys.services import key_create
+from ogem_site.redis import redis_client_sync
 from tests.emulators.openai_api import OpenAIEmulator, Reported
 from tests.factories import TeamFactory
 from tests.governance.cluster import (
@@ -161,7 +162,7 @@ async def _drive(*, web: dict[str, Process], secret: str, run: str) -> list[Outc
 
 
 def _stream_events(stream: str) -> list[dict[str, Any]]:
-    return [usage_event_decode(fields[b"e"]) for _, fields in usage_redis().xrange(stream)]
+    return [usage_event_decode(fields[b"e"]) for _, fields in redis_client_sync().xrange(stream)]
 
 
 def _ledger_by_id(emulator: OpenAIEmulator) -> dict[str, list[Reported]]:
@@ -176,7 +177,7 @@ def test_soak_records_every_settled_request_exactly_once(
     openai_emulator: OpenAIEmulator, usage_stream: str, tmp_path
 ) -> None:
     run = f"soak{uuid.uuid4().hex[:8]}"
-    client = usage_redis()
+    client = redis_client_sync()
     governance_counters_clear()
     # Each stream waits after its role and first content chunks until the gateway cancels it.
     openai_emulator.stream_hold_after = 2

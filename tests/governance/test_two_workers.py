@@ -20,14 +20,13 @@ import orjson
 import pytest
 from django.db import connection
 
+from billing.counters import budget_counter_key
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.selectors import budget_snapshot_from
 from billing.services import usage_drain
-from gateway.accounting import usage_redis
-from gateway.governance import budget_counter_key
 from gateway.limits import rule_key
-from gateway.redis import redis_key
 from keys.services import key_create
+from ogem_site.redis import redis_client_sync, redis_slot_key
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.factories import TeamFactory
 from tests.governance.cluster import (
@@ -81,7 +80,7 @@ def cluster(
     finally:
         for worker in workers:
             worker.kill()
-        usage_redis().delete(redis_key(stream))
+        redis_client_sync().delete(redis_slot_key(stream))
 
 
 @pytest.fixture
@@ -188,7 +187,7 @@ def test_tpm_settles_to_the_real_usage_across_two_workers(
     key = rule_key(
         tenant=f"o:{issued.key.organization_id}", entity=f"key:{issued.key.pk}", metric="tpm"
     )
-    window = usage_redis().hgetall(key)
+    window = redis_client_sync().hgetall(key)
     buckets = {field: int(count) for field, count in window.items() if field.isdigit()}
     assert sum(buckets.values()) == used
     assert int(window[b"t"]) == used  # the running sum the admission reads
@@ -218,7 +217,7 @@ def test_refused_at_admission_records_no_usage_and_no_spend(
     assert logs == [(answers["rate"][0].headers["x-request-id"], limited.key.pk)]
     # The refused budget reserved nothing and spent nothing.
     budget = Budget.objects.get(scope=BudgetScope.KEY, key=poor.key)
-    counter = usage_redis().hgetall(
+    counter = redis_client_sync().hgetall(
         budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
     )
     assert {k: int(v) for k, v in counter.items()} in ({}, {b"s": 0}, {b"s": 0, b"r": 0})

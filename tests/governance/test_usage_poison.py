@@ -12,16 +12,16 @@ from prometheus_client import REGISTRY
 
 from billing.models import RequestLog
 from billing.services import usage_drain
-from gateway.accounting import (
+from billing.usage import (
     usage_buffer_append,
     usage_buffer_size,
     usage_dead_stream,
     usage_event_decode,
     usage_event_encode,
-    usage_redis,
     usage_stream_key,
 )
 from gateway.limits import limiter
+from ogem_site.redis import redis_client_sync
 from tests.governance.test_accounting import _event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,7 @@ async def test_poison_events_go_to_the_dead_letters_and_the_good_ones_are_record
         assert sum(request_id in message for message in errors) == 1
 
     if backend == "redis":
-        client = usage_redis()
+        client = redis_client_sync()
         dead = client.xrange(usage_dead_stream())
         assert [fields[b"e"] for _, fields in dead] == [
             poison["poison-negative"],
@@ -102,15 +102,15 @@ async def test_poison_events_go_to_the_dead_letters_and_the_good_ones_are_record
     assert await RequestLog.objects.acount() == 4
     assert _dead_letters() - before == 3
     if backend == "redis":
-        assert usage_redis().xlen(usage_dead_stream()) == 3
-        usage_redis().delete(usage_dead_stream())
+        assert redis_client_sync().xlen(usage_dead_stream()) == 3
+        redis_client_sync().delete(usage_dead_stream())
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
 def test_the_metrics_show_the_dead_letters(backend: str, live_ogem) -> None:  # type: ignore[no-untyped-def]
     import httpx
 
-    client = usage_redis()
+    client = redis_client_sync()
     try:
         for number in range(2):
             client.xadd(usage_dead_stream(), {"e": b"{}", "error": "unreadable", "id": str(number)})

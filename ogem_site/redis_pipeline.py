@@ -8,18 +8,21 @@ every other command issued in the same event-loop turn (one send for many concur
 replies are parsed by hiredis as they arrive and resolve the callers' futures in order, since
 Redis answers a connection's commands in the order it received them.
 
-One connection per event loop and Redis URL. A lost connection fails the commands in flight with
-ConnectionError (governance then fails closed or open as configured, and settle buffers the usage
-event) and the next command reconnects. Only plain `redis://` URLs are handled here: for TLS
-(`rediss://`, with its certificate options) and Unix sockets `lean_redis` returns None and the
-caller keeps using redis-py.
+One connection per event loop and Redis URL (`ogem_site.redis.redis_lean` builds it, for plain
+`redis://` URLs only). Connecting is bounded by `connect_timeout`; a reply that has not come
+`timeout` seconds after its command was queued fails that command and every other in flight with
+TimeoutError and drops the connection (its replies could no longer be matched to their commands).
+A lost connection fails the commands in flight with ConnectionError. The next command reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import weakref
+import ipaddress
+import os
+import select
+import socket
 from collections import deque
 from typing import Any
 
@@ -34,33 +37,76 @@ def _encode(args: tuple[Any, ...]) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None) -> None:
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader()
         self.pending: deque[asyncio.Future[Any]] = deque()
+        # The loop time each pending command's reply is due by, oldest first (with a timeout).
+        self.due: deque[float] = deque()
+        self.timeout = timeout
+        # One timer for the whole connection, not one per command: it fires at the oldest due
+        # time and re-arms itself, a few times a second at most, however many commands flow.
+        self.watchdog: asyncio.TimerHandle | None = None
         self.lost: Exception | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def expect(self, future: asyncio.Future[Any]) -> None:
+        """`future` receives the reply to the next command written."""
+        self.pending.append(future)
+        timeout = self.timeout
+        if timeout is not None:
+            loop = future.get_loop()
+            due = loop.time() + timeout
+            self.due.append(due)
+            if self.watchdog is None:
+                self.watchdog = loop.call_at(due, self._watch, loop)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.watchdog = None
+        if self.lost is not None or not self.due:
+            return
+        due = self.due[0]
+        if loop.time() < due:
+            self.watchdog = loop.call_at(due, self._watch, loop)
+            return
+        if _readable(self.transport.get_extra_info("socket")):  # type: ignore[union-attr]
+            # The reply is there, unread: this loop was busy, Redis was not late. The loop reads
+            # sockets before it runs timers, so the next turn delivers it before this runs again.
+            self.watchdog = loop.call_at(loop.time(), self._watch, loop)
+            return
+        # Redis hangs, or the network dropped without a reset: fail everything in flight now,
+        # and drop the connection, whose late replies could no longer be matched.
+        self._fail(TimeoutError(f"Redis did not answer within {self.timeout} s"))
+        self.transport.abort()  # type: ignore[union-attr]
+
     def data_received(self, data: bytes) -> None:
         reader = self.reader
         pending = self.pending
+        due = self.due
         reader.feed(data)
         while True:
             reply = reader.gets()
             if reply is False:
                 return
             future = pending.popleft()
+            if due:
+                due.popleft()
             if not future.done():  # a caller that was cancelled still gets its reply consumed
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}")
+        if self.lost is None:
+            self._fail(ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
+
+    def _fail(self, error: Exception) -> None:
+        self.lost = error
+        self.due.clear()
         while self.pending:
             future = self.pending.popleft()
             if not future.done():
-                future.set_exception(self.lost)
+                future.set_exception(error)
 
 
 class _KeptFuture(asyncio.Future):  # type: ignore[type-arg]
@@ -102,8 +148,12 @@ class IssuedScript:
 
 
 class PipelinedRedis:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: float | None = None, timeout: float | None = None
+    ) -> None:
         options = parse_url(url)
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self.host: str = options.get("host") or "127.0.0.1"
         self.port: int = int(options.get("port") or 6379)
         self.db: int = int(options.get("db") or 0)
@@ -132,7 +182,9 @@ class PipelinedRedis:
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        timeout = self.timeout
+        sock = await self._socket(loop)
+        _, protocol = await loop.create_connection(lambda: _Protocol(timeout), sock=sock)
         setup: list[tuple[Any, ...]] = []
         if self.password:
             auth = (self.username, self.password) if self.username else (self.password,)
@@ -141,7 +193,7 @@ class PipelinedRedis:
             setup.append(("SELECT", self.db))
         for command in setup:
             future = loop.create_future()
-            protocol.pending.append(future)
+            protocol.expect(future)
             protocol.transport.write(_encode(command))  # type: ignore[union-attr]
             reply = await future
             if isinstance(reply, hiredis.ReplyError):
@@ -150,6 +202,36 @@ class PipelinedRedis:
         self._outgoing.clear()
         self._protocol = protocol
         return protocol
+
+    async def _socket(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        """A socket connected to Redis within `connect_timeout`. Time this loop spent elsewhere
+        is not Redis's: when the deadline passes, the socket itself says whether it connected."""
+        try:
+            ipaddress.ip_address(self.host)
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except ValueError:  # a name: resolved off the loop
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connecting = asyncio.ensure_future(loop.sock_connect(sock, address))
+            if self.connect_timeout is not None:
+                await asyncio.wait({connecting}, timeout=self.connect_timeout)
+                if not connecting.done():
+                    connecting.cancel()
+                    if not _connected(sock):
+                        raise TimeoutError(
+                            f"Redis at {self.host}:{self.port} did not accept a connection "
+                            f"within {self.connect_timeout} s"
+                        )
+                    return sock
+            await connecting
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -168,7 +250,7 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         future = _KeptFuture(loop=loop) if kept else loop.create_future()
         busy = bool(protocol.pending or self._outgoing)  # before ours joins either
-        protocol.pending.append(future)
+        protocol.expect(future)
         self._outgoing.append(_encode(args))
         if not busy:
             # Nothing else in flight on this connection: a lone request. Send now rather than
@@ -241,32 +323,15 @@ def _unknown_script(error: hiredis.ReplyError) -> bool:
     return str(error).startswith("NOSCRIPT")
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, PipelinedRedis]] = (
-    weakref.WeakKeyDictionary()
-)
+def _readable(sock: socket.socket | None) -> bool:
+    return sock is not None and bool(select.select([sock], [], [], 0)[0])
 
 
-_last: tuple[asyncio.AbstractEventLoop, str, PipelinedRedis] | None = None
-
-
-def lean_redis(url: str) -> PipelinedRedis | None:
-    """This event loop's pipelined connection to `url` (None for URLs it does not handle)."""
-    global _last
-    loop = asyncio.get_running_loop()
-    last = _last
-    if last is not None and last[0] is loop and last[1] == url:
-        return last[2]  # the common case: one loop, one URL, asked twice a request
-    if not url.startswith("redis://"):
-        return None
-    by_url = _clients.get(loop)
-    if by_url is None:
-        # A client holds its loop through its transport, so entries of closed loops (tests, a
-        # finished async_to_sync) are dropped here rather than by the weak reference.
-        for closed in [other for other in _clients if other.is_closed()]:
-            del _clients[closed]
-        by_url = _clients[loop] = {}
-    client = by_url.get(url)
-    if client is None:
-        client = by_url[url] = PipelinedRedis(url)
-    _last = (loop, url, client)
-    return client
+def _connected(sock: socket.socket) -> bool:
+    """A non-blocking connect that completed (raising if it failed)."""
+    if not select.select([], [sock], [], 0)[1]:
+        return False
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
+    return True

@@ -1,0 +1,190 @@
+"""The usage spool: settles that could not reach Redis, kept on disk until it answers again.
+
+While Redis is away (`ogem_site.redis.redis_outage`), or when a settle's reply did not come in
+time, the settle script's keys and arguments (the request's usage event and budget spend among
+them) are appended as one line to this worker process's spool file under
+``OGEM_USAGE_SPOOL_DIR``: one ``write()`` on the event loop, a few microseconds, after which the
+record outlives the process (a SIGKILL, an OOM kill); the file is fsynced within a second, as
+Redis's own ``appendfsync everysec`` would. A worker holds an ``flock`` on its file while it
+lives.
+
+When Redis answers again, the worker replays its spool, and every spool file no live process holds
+(a dead worker's), through the settle script in a marked mode (gateway/limits.py): a record is
+applied once however often it is replayed (a replay cut short is replayed again), and its event
+reaches the usage stream, whose drain records it once (idempotent on the request id). The Celery
+beat task `gateway.tasks.usage_spool_replay` replays the files of workers that died on its host.
+Why a file rather than the database: it needs neither Redis nor PostgreSQL to be up (an outage of
+one is often a network's, which takes both), and it keeps nothing in memory to lose meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from django.conf import settings
+
+from billing.usage import usage_dead_stream
+from gateway.accounting import usage_buffered
+from gateway.limits import outage_limiter, redis_settle_sync, settle_marked
+from ogem_site.redis import redis_client_sync, redis_outage, redis_recovery_register
+
+logger = logging.getLogger(__name__)
+
+_SYNC_DELAY_SECONDS = 1.0
+
+
+class _Spool:
+    lock = threading.Lock()
+    fd = -1
+    pid = 0
+    path = ""
+    sync_scheduled = False
+
+
+def _directory() -> Path:
+    return Path(settings.OGEM_USAGE_SPOOL_DIR)
+
+
+def _open() -> int:
+    """This process's spool file (under _Spool.lock), created and locked on first use."""
+    directory = _directory()
+    if _Spool.fd >= 0 and _Spool.pid == os.getpid() and Path(_Spool.path).parent == directory:
+        return _Spool.fd
+    _release()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"usage-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.spool"
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # this process's while it lives: replays leave it alone
+    _Spool.fd, _Spool.pid, _Spool.path = fd, os.getpid(), str(path)
+    return fd
+
+
+def usage_spool_append(keys: list[str], args: list[Any]) -> None:
+    """Keep a settle for Redis (`settle_script`'s keys and arguments): in the spool file, or,
+    should the disk refuse it, its event in the in-process buffer (written into RequestLog
+    directly; its budget spend then waits for the next period's persisted spend)."""
+    keys, args = settle_marked(keys, args)
+    record = orjson.dumps(
+        {"k": keys, "a": [a.decode() if isinstance(a, bytes) else a for a in args]}
+    )
+    try:
+        with _Spool.lock:
+            fd = _open()
+            line = record + b"\n"
+            if os.write(fd, line) != len(line):
+                raise OSError("short write to the usage spool")
+    except OSError:
+        logger.exception("usage spool unavailable; request %s's usage kept in memory", args[0])
+        if args[3]:
+            usage_buffered(args[3].encode() if isinstance(args[3], str) else args[3])
+        return
+    redis_outage.spooled += 1
+    _sync_schedule()
+
+
+def _sync_schedule() -> None:
+    if _Spool.sync_scheduled:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _sync()
+        return
+    _Spool.sync_scheduled = True
+    loop.call_later(_SYNC_DELAY_SECONDS, lambda: loop.run_in_executor(None, _sync))
+
+
+def _sync() -> None:
+    with _Spool.lock:
+        _Spool.sync_scheduled = False
+        fd = _Spool.fd if _Spool.pid == os.getpid() else -1
+        if fd >= 0:
+            os.fdatasync(fd)
+
+
+def _release() -> None:
+    """Close this process's spool file (under _Spool.lock), so a replay can take it; the next
+    spooled settle opens a new one."""
+    if _Spool.fd >= 0 and _Spool.pid == os.getpid():
+        os.fdatasync(_Spool.fd)
+        os.close(_Spool.fd)  # and with it the flock
+    _Spool.fd, _Spool.path = -1, ""
+
+
+def usage_spool_replay() -> int:
+    """Replay every spool file no live process holds (this one's own included); returns how
+    many records were replayed. A Redis failure midway stops it; what was not replayed stays."""
+    directory = _directory()
+    if not directory.is_dir():
+        return 0
+    with _Spool.lock:
+        _release()
+    replayed = 0
+    for path in sorted(directory.glob("usage-*.spool")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # replayed by another process meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live worker's
+            if os.fstat(fd).st_nlink == 0:
+                continue  # replayed and removed by another process before we locked it
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                replayed += _replay(handle.read(), source=path.name)
+            path.unlink()
+        finally:
+            os.close(fd)
+    if replayed:
+        logger.warning("usage spool: %d settles replayed into Redis", replayed)
+    return replayed
+
+
+def _replay(data: bytes, *, source: str) -> int:
+    client = redis_client_sync()
+    count = 0
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            keys, args = record["k"], record["a"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            # A torn last line (the machine died mid-write) or worse: kept for an operator.
+            _dead(client, line, f"unreadable spool record: {exc}", f"{source}:{number}")
+            continue
+        try:
+            redis_settle_sync(client, keys, args)
+        except redis.exceptions.ResponseError as exc:
+            # Redis answered, and refused it (it would refuse it again): kept for an operator.
+            _dead(client, line, f"refused by Redis: {exc}", f"{source}:{number}")
+            continue
+        count += 1
+    return count
+
+
+def _dead(client: Any, line: bytes, error: str, where: str) -> None:
+    client.xadd(usage_dead_stream(), {"e": line, "error": error[:500], "id": where})
+    logger.error("usage spool: record %s (%s) moved to %s", where, error, usage_dead_stream())
+
+
+async def _recovered() -> None:
+    # Counts kept while Redis was away are dropped: Redis has every worker's again.
+    outage_limiter.reset()
+    await asyncio.to_thread(usage_spool_replay)
+
+
+redis_recovery_register(_recovered)
