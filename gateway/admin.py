@@ -18,8 +18,7 @@ from django.urls import URLPattern, path
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
 from gateway.model_health import deployments_health_check, health_deployments_visible
 from gateway.models import Credential, ModelDeployment
-from gateway.rest import deployment_list
-from gateway.selectors import credential_list
+from gateway.selectors import credential_list, deployment_list
 from gateway.services import credential_save, deployment_update
 from tenants.admin_scope import ScopedAdminMixin, request_principal
 from tenants.principals import Principal

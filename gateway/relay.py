@@ -36,6 +36,7 @@ from gateway.streaming import (
     binary_relay,
     completion_bytes,
     sse_relay,
+    upstream_call_ended,
     usage_block,
     usage_estimate_cancelled,
     usage_estimate_unreported,
@@ -93,8 +94,10 @@ async def relay(
                 result = await adapter.call(
                     endpoint=endpoint, deployment=deployment, body=body, files=inbound.files or None
                 )
-            finally:
-                ctx.upstream_seconds += time.perf_counter() - waited
+            except BaseException as error:
+                upstream_call_ended(ctx, started=waited, error=error)
+                raise
+            upstream_call_ended(ctx, started=waited, error=None)
             return _complete(ctx, result, admission)
 
         async def settle() -> None:
@@ -167,15 +170,16 @@ async def _open_stream(
 ) -> HttpResponse:
     assert ctx.deployment is not None
     upstream = adapter.stream(endpoint=ctx.endpoint, deployment=ctx.deployment, body=body)
+    since = ctx.upstream_seconds
     waited = time.perf_counter()
     try:
         # Read the first chunk before answering, so upstream errors get a real status code.
         first = await anext(upstream, None)
-    except BaseException:
+    except BaseException as error:
+        upstream_call_ended(ctx, started=waited, error=error)
         await upstream.aclose()  # type: ignore[attr-defined]
         raise
-    finally:
-        ctx.upstream_seconds += time.perf_counter() - waited
+    ctx.upstream_seconds += time.perf_counter() - waited
     response = StreamingHttpResponse(
         sse_relay(
             ctx=ctx,
@@ -184,6 +188,7 @@ async def _open_stream(
             usage_of=adapter.stream_usage,
             include_usage=checked.include_usage,
             settle=settle,
+            upstream_since=since,
         ),
         content_type="text/event-stream",
     )
@@ -201,16 +206,19 @@ async def _open_binary(
     settle: Callable[[], Any],
 ) -> HttpResponse:
     assert ctx.deployment is not None
+    since = ctx.upstream_seconds
     waited = time.perf_counter()
     try:
         binary = await adapter.open_binary(
             endpoint=ctx.endpoint, deployment=ctx.deployment, body=body
         )
-    finally:
-        ctx.upstream_seconds += time.perf_counter() - waited
+    except BaseException as error:
+        upstream_call_ended(ctx, started=waited, error=error)
+        raise
+    ctx.upstream_seconds += time.perf_counter() - waited
     ctx.usage.characters = speech_characters(body)
     response = StreamingHttpResponse(
-        binary_relay(ctx=ctx, upstream=binary.chunks, settle=settle),
+        binary_relay(ctx=ctx, upstream=binary.chunks, settle=settle, upstream_since=since),
         content_type=binary.content_type,
     )
     headers_apply(response, ctx, admission.headers)

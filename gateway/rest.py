@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -28,24 +27,14 @@ from gateway.model_health import (
     health_deployments_visible,
 )
 from gateway.models import Credential, ModelDeployment
-from gateway.services import deployment_create, deployment_update
+from gateway.selectors import credential_get, deployment_list
+from gateway.services import deployment_create, deployment_delete, deployment_update
 from tenants.models import Organization
-from tenants.principals import Principal
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
 from tenants.selectors import organization_list
 
 # A reference says where the operator keeps a secret; the secret itself goes in api_key.
 _CREDENTIAL_REF = re.compile(r"^(os\.environ/[A-Za-z_][A-Za-z0-9_]*|file:///\S+|secret://\S+)$")
-
-
-def deployment_list(*, principal: Principal) -> QuerySet[ModelDeployment]:
-    """Shared deployments plus those of the caller's organizations."""
-    deployments = ModelDeployment.objects.select_related("organization", "credential")
-    if principal.is_proxy_admin:
-        return deployments
-    return deployments.filter(
-        Q(organization__isnull=True) | Q(organization_id__in=principal.visible_org_ids())
-    )
 
 
 class ModelDeploymentSerializer(serializers.ModelSerializer):
@@ -140,7 +129,7 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
     def validate_credential(self, value: str | None) -> Credential | None:
         if not value:
             return None
-        credential = Credential.objects.filter(name=value).first()
+        credential = credential_get(name=value)
         if credential is None:
             raise serializers.ValidationError(f'No credential named "{value}" is granted to you.')
         return credential
@@ -233,7 +222,7 @@ class ModelDeploymentViewSet(ScopedViewSet):
         )
 
     def perform_service_destroy(self, instance: ModelDeployment) -> None:
-        instance.delete()
+        deployment_delete(deployment=instance)
 
 
 class RoutingStatusView(APIView):

@@ -66,6 +66,12 @@ def deployment_update(
     return _apply(deployment, data=data, params=params, api_key=api_key)
 
 
+def deployment_delete(*, deployment: ModelDeployment) -> None:
+    """Delete a deployment; workers drop it when they next compare the database's fingerprint
+    (gateway.config.database)."""
+    deployment.delete()
+
+
 def credential_save(*, credential: Credential, value: str | None = None) -> Credential:
     """Save a named credential; `value` (None keeps it, "" removes it) is stored encrypted.
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext, Usage
-from gateway.errors import GatewayError
-from ogem_site.metrics import usage_impossible_record
+from gateway.errors import GatewayError, UpstreamTimeoutError
+from ogem_site.metrics import upstream_observe, usage_impossible_record
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,34 @@ def usage_estimate_cancelled(ctx: RequestContext, *, relayed_chunks: int = 0) ->
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
 
 
+def upstream_outcome(error: BaseException | None) -> str:
+    """The `outcome` label of ogem_upstream_duration_seconds for a call that ended so."""
+    if error is None:
+        return "ok"
+    if isinstance(error, UpstreamTimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(error, Exception):
+        return "error"
+    return "cancelled"  # the client left, or the request's time budget cut the call off
+
+
+def upstream_record(ctx: RequestContext, *, seconds: float, error: BaseException | None) -> None:
+    """One upstream call ended (a response read, a stream finished or failed, `error` None when
+    it succeeded) after `seconds` of waiting on it: ogem_upstream_duration_seconds."""
+    provider = ctx.deployment.provider if ctx.deployment is not None else ""
+    upstream_observe(provider=provider, outcome=upstream_outcome(error), seconds=seconds)
+
+
+def upstream_call_ended(
+    ctx: RequestContext, *, started: float, error: BaseException | None
+) -> None:
+    """A call that began at `started` (perf_counter) ended: its wait counts against the
+    overhead, and is recorded as one upstream call."""
+    seconds = time.perf_counter() - started
+    ctx.upstream_seconds += seconds
+    upstream_record(ctx, seconds=seconds, error=error)
+
+
 def _event(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -166,8 +194,11 @@ async def sse_relay(
     usage_of: Callable[[dict[str, Any]], dict[str, Any] | None],
     include_usage: bool,
     settle: Settle,
+    upstream_since: float = 0.0,
 ) -> AsyncIterator[bytes]:
     """`first` was already read (to answer upstream errors with a status); the rest follows.
+    `upstream_since` is `ctx.upstream_seconds` before the stream opened: the stream's wait on
+    its upstream, recorded when it ends, is what it added since.
 
     A client that leaves cancels the upstream (it stops generating, so it stops billing) and the
     request is recorded at the last usage the upstream reported, else at Ogem's estimate (see
@@ -178,6 +209,7 @@ async def sse_relay(
     relayed = 0  # chunks with choices sent to the client: about a token each in this family
     generated = 0  # bytes of text relayed, for the estimate when the upstream reports no usage
     provider = ctx.deployment.provider if ctx.deployment is not None else ""
+    failure: BaseException | None = None
     try:
         while chunk is not None:
             last = chunk
@@ -203,13 +235,16 @@ async def sse_relay(
         yield f": x-ogem-overhead-ms={_overhead(ctx)}\n\n".encode()
         yield DONE
     except GatewayError as error:
+        failure = error
         ctx.status_code = error.status
         yield _event(error.to_body())
         yield DONE
-    except GeneratorExit:
+    except GeneratorExit as error:
+        failure = error
         ctx.cancelled = True
         raise
     except BaseException as error:
+        failure = error
         if isinstance(error, Exception):
             ctx.status_code = 500
             logger.exception("stream failed (request %s)", ctx.request_id)
@@ -219,6 +254,7 @@ async def sse_relay(
             ctx.cancelled = True
             raise
     finally:
+        upstream_record(ctx, seconds=ctx.upstream_seconds - upstream_since, error=failure)
         try:
             await upstream.aclose()  # type: ignore[attr-defined]
         finally:
@@ -228,8 +264,14 @@ async def sse_relay(
 
 
 async def binary_relay(
-    *, ctx: RequestContext, upstream: AsyncIterator[bytes], settle: Settle
+    *,
+    ctx: RequestContext,
+    upstream: AsyncIterator[bytes],
+    settle: Settle,
+    upstream_since: float = 0.0,
 ) -> AsyncIterator[bytes]:
+    """A binary body chunk by chunk; `upstream_since` as in `sse_relay`."""
+    failure: BaseException | None = None
     try:
         while True:
             waited = time.perf_counter()
@@ -238,15 +280,18 @@ async def binary_relay(
             if chunk is None:
                 return
             yield chunk
-    except GeneratorExit:
+    except GeneratorExit as error:
+        failure = error
         ctx.cancelled = True
         raise
     except GatewayError as error:
+        failure = error
         # The status line is gone: abort the connection so the client sees a truncated body.
         ctx.status_code = error.status
         logger.warning("binary stream failed (request %s): %s", ctx.request_id, error.message)
         raise
     except BaseException as error:
+        failure = error
         if isinstance(error, Exception):
             ctx.status_code = 500
             logger.exception("binary stream failed (request %s)", ctx.request_id)
@@ -254,6 +299,7 @@ async def binary_relay(
             ctx.cancelled = True
         raise
     finally:
+        upstream_record(ctx, seconds=ctx.upstream_seconds - upstream_since, error=failure)
         try:
             await upstream.aclose()  # type: ignore[attr-defined]
         finally:

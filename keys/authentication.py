@@ -1,7 +1,7 @@
 """DRF authentication for the management API: the master key or a user's virtual key.
 
-The same order as on /v1 (gateway/auth.py): the master key, then an identity provider's JWT
-(left to tenants.oidc.OIDCBearerAuthentication, next in REST_FRAMEWORK's classes), then keys.
+The same order as on /v1 (gateway/auth.py): the master key, then an identity provider's token
+(left to tenants.authentication.OIDCAuthentication, next in REST_FRAMEWORK's classes), then keys.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from rest_framework import authentication, exceptions
 
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
-from ogem_site.hashing import master_key_matches
-from tenants.oidc import looks_like_jwt, oidc_settings
+from ogem_site.hashing import KEY_PREFIX, master_key_matches
+from tenants.oidc import oidc_bearer_claimed
 from tenants.selectors import principal_for_user, proxy_admin_principal
 
 
@@ -38,8 +38,8 @@ class ManagementKeyAuthentication(authentication.BaseAuthentication):
         if master_key_matches(token):
             principal = proxy_admin_principal()
             return (principal.user, principal)
-        if looks_like_jwt(token) and oidc_settings() is not None:
-            return None  # an identity provider's token: OIDCBearerAuthentication verifies it
+        if not token.startswith(KEY_PREFIX) and oidc_bearer_claimed(token=token):
+            return None  # an identity provider's token: OIDCAuthentication verifies it
         key = key_authenticate(secret=token)
         if key is None or (key.user is not None and not key.user.is_active):
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired key.")

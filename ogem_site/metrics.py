@@ -93,9 +93,17 @@ USAGE_DEAD_LETTERS = Counter(
 )
 
 
+# The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
+_upstream_children: dict[tuple[str, str], Any] = {}
+
+
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
-    """Record one upstream call; outcome is e.g. "ok", "error", "timeout"."""
-    UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome).observe(seconds)
+    """Record one upstream call: "ok", "error", "timeout" or "cancelled" (gateway.streaming)."""
+    child = _upstream_children.get((provider, outcome))
+    if child is None:
+        child = UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome)
+        _upstream_children[(provider, outcome)] = child
+    child.observe(seconds)
 
 
 def unpriced_model_record(*, model: str) -> None:

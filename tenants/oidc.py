@@ -1,8 +1,8 @@
-"""Bearer JWT access tokens from the company's identity provider, for /api/v1 and /v1.
+"""Identity provider access tokens for /api/v1 and /v1: verification and claim mapping.
 
-A token is accepted when its signature verifies against the issuer's JWKS (RS256 or ES256 only),
-and its issuer, audience, expiry and not-before hold (with a small leeway). Claims then map to an
-organization (by slug), teams (by slug) and a role, as configured:
+A JWT access token is accepted when its signature verifies against the issuer's JWKS (RS256 or
+ES256 only), and its issuer, audience, expiry and not-before hold (with a small leeway). Claims
+then map to an organization (by slug), teams (by slug) and a role, as configured:
 
     OGEM_OIDC_ISSUER         https://idp.example.com/realms/acme (required to enable this)
     OGEM_OIDC_AUDIENCE       ogem (required; comma-separated for several)
@@ -19,12 +19,12 @@ organization (by slug), teams (by slug) and a role, as configured:
                              (default 3600)
     OGEM_OIDC_JWKS_REFRESH   minimum seconds between refetches caused by unknown key ids
                              (default 30): a flood of forged kids cannot hammer the IdP
+    OGEM_OIDC_OPAQUE_TOKENS  /api/v1 only: also accept opaque access tokens, checked by the
+                             IdP's userinfo endpoint (default false: no audience can be checked)
 
-Why not mozilla-django-oidc for this: its DRF class (``mozilla_django_oidc.contrib.drf``) treats
-the bearer token as opaque and calls the IdP's userinfo endpoint on every request, and its backend
-creates users for browser sign-in. Machine tokens need local verification against a cached JWKS
-and claim-to-tenant mapping without a user row, so this module verifies with PyJWT directly.
-mozilla-django-oidc stays in use for the portal's browser sign-in.
+On /api/v1, mozilla-django-oidc's DRF class runs these checks (tenants/authentication.py); on
+/v1, gateway/jwt_auth.py calls ``oidc_token_validate_async`` and caches the result per token.
+Both share the JWKS cache below, so they accept exactly the same tokens.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from typing import Any
 import httpx
 import jwt
 from django.conf import settings
-from rest_framework import authentication, exceptions
 
 from ogem_site.caching import LocalCache
 from ogem_site.env import env_str
@@ -46,6 +45,7 @@ from tenants.principals import Principal
 
 ALGORITHMS = ("RS256", "ES256")
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+# Ogem's role names, strongest first; also the membership test (Role.values builds a list a call).
 _ROLE_RANK = {role: rank for rank, role in enumerate(Role.values)}
 _HTTP_TIMEOUT = 5.0
 
@@ -67,6 +67,7 @@ class OIDCSettings:
     leeway: int = 30
     jwks_ttl: int = 3600
     jwks_refresh: int = 30
+    opaque_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _role_map(raw: Any) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for idp_value, role in pairs:
         role = role.strip()
-        if role not in Role.values:
+        if role not in _ROLE_RANK:
             raise OIDCTokenError(f"OGEM_OIDC_ROLE_MAP names unknown role {role!r}")
         mapping[idp_value.strip()] = role
     return mapping
@@ -120,6 +121,7 @@ def oidc_settings() -> OIDCSettings | None:
         leeway=int(_setting("OGEM_OIDC_LEEWAY", "30")),
         jwks_ttl=int(_setting("OGEM_OIDC_JWKS_TTL", "3600")),
         jwks_refresh=int(_setting("OGEM_OIDC_JWKS_REFRESH", "30")),
+        opaque_tokens=bool(getattr(settings, "OGEM_OIDC_OPAQUE_TOKENS", False)),
     )
 
 
@@ -257,7 +259,7 @@ def _as_list(value: Any) -> list[str]:
 def _map_role(config: OIDCSettings, raw: Any) -> str | None:
     roles = []
     for value in _as_list(raw):
-        role = config.role_map.get(value) or (value if value in Role.values else None)
+        role = config.role_map.get(value) or (value if value in _ROLE_RANK else None)
         if role:
             roles.append(role)
     if roles:
@@ -265,17 +267,50 @@ def _map_role(config: OIDCSettings, raw: Any) -> str | None:
     return config.default_role or None
 
 
-def _verify(
-    config: OIDCSettings, token: str, algorithm: str, jwk: dict[str, Any]
-) -> ValidatedClaims:
+def _key(jwks_url: str, kid: str, algorithm: str) -> jwt.PyJWK:
+    jwk = _cached_key(jwks_url, kid)
+    if jwk is None:
+        raise OIDCTokenError("the token is signed with an unknown key")
     if jwk.get("kty") != _KEY_TYPES[algorithm]:
         raise OIDCTokenError("the token's algorithm does not match its key")
     try:
-        key = jwt.PyJWK(jwk, algorithm=algorithm).key
-        claims = jwt.decode(
+        return jwt.PyJWK(jwk, algorithm=algorithm)
+    except jwt.PyJWTError as exc:
+        raise OIDCTokenError(f"the token is invalid: {exc}") from exc
+
+
+def oidc_signing_key(*, config: OIDCSettings, token: str, jwks_url: str = "") -> jwt.PyJWK:
+    """The identity provider's public key that signed `token` (RS256 or ES256 only), from the
+    cached JWKS at `jwks_url` (default: OGEM_OIDC_JWKS_URL, else the issuer's discovery
+    document); raises OIDCTokenError."""
+    algorithm, kid = _header(token)
+    jwks_url = jwks_url or _jwks_url(config) or ""
+    if not jwks_url:
+        jwks_url = _jwks_url_found(config, _get_json(_discovery_url(config)))
+    if _refresh_plan(config, jwks_url, kid):
+        _store(config, jwks_url, _get_json(jwks_url))
+    return _key(jwks_url, kid, algorithm)
+
+
+async def oidc_signing_key_async(*, config: OIDCSettings, token: str) -> jwt.PyJWK:
+    """The same as oidc_signing_key, without blocking the event loop on a JWKS fetch."""
+    algorithm, kid = _header(token)
+    jwks_url = _jwks_url(config) or ""
+    if not jwks_url:
+        jwks_url = _jwks_url_found(config, await _aget_json(_discovery_url(config)))
+    if _refresh_plan(config, jwks_url, kid):
+        _store(config, jwks_url, await _aget_json(jwks_url))
+    return _key(jwks_url, kid, algorithm)
+
+
+def oidc_claims_verify(*, config: OIDCSettings, token: str, key: jwt.PyJWK) -> dict[str, Any]:
+    """The claims of a JWT whose signature, issuer, audience, expiry and not-before hold (with
+    the configured leeway); raises OIDCTokenError with a message safe to return."""
+    try:
+        return jwt.decode(
             token,
-            key=key,
-            algorithms=[algorithm],
+            key=key.key,
+            algorithms=[key.algorithm_name],
             audience=list(config.audiences),
             issuer=config.issuer,
             leeway=config.leeway,
@@ -293,10 +328,18 @@ def _verify(
         raise OIDCTokenError("the token's signature does not verify") from exc
     except jwt.PyJWTError as exc:
         raise OIDCTokenError(f"the token is invalid: {exc}") from exc
+
+
+def oidc_claims_map(*, config: OIDCSettings, claims: dict[str, Any]) -> ValidatedClaims:
+    """The organization, teams and role that verified claims (a JWT's, or a userinfo answer's,
+    which names no issuer: the configured one) stand for."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise OIDCTokenError("the token names no subject")
     organization = _claim(claims, config.org_claim)
     return ValidatedClaims(
-        subject=str(claims["sub"]),
-        issuer=str(claims["iss"]),
+        subject=subject,
+        issuer=str(claims.get("iss") or config.issuer),
         organization=str(organization) if organization not in (None, "") else None,
         teams=tuple(_as_list(_claim(claims, config.team_claim))),
         role=_map_role(config, _claim(claims, config.role_claim)),
@@ -305,7 +348,8 @@ def _verify(
     )
 
 
-def _require_settings() -> OIDCSettings:
+def oidc_settings_required() -> OIDCSettings:
+    """The settings JWT access tokens need; raises OIDCTokenError when they are incomplete."""
     config = oidc_settings()
     if config is None:
         raise OIDCTokenError("identity provider tokens are not enabled")
@@ -317,36 +361,32 @@ def _require_settings() -> OIDCSettings:
 
 def oidc_token_validate(*, token: str) -> ValidatedClaims:
     """Verify a JWT access token and map its claims; raises OIDCTokenError."""
-    config = _require_settings()
-    algorithm, kid = _header(token)
-    jwks_url = _jwks_url(config)
-    if not jwks_url:
-        jwks_url = _jwks_url_found(config, _get_json(_discovery_url(config)))
-    if _refresh_plan(config, jwks_url, kid):
-        _store(config, jwks_url, _get_json(jwks_url))
-    jwk = _cached_key(jwks_url, kid)
-    if jwk is None:
-        raise OIDCTokenError("the token is signed with an unknown key")
-    return _verify(config, token, algorithm, jwk)
+    config = oidc_settings_required()
+    key = oidc_signing_key(config=config, token=token)
+    return oidc_claims_map(
+        config=config, claims=oidc_claims_verify(config=config, token=token, key=key)
+    )
 
 
 async def oidc_token_validate_async(*, token: str) -> ValidatedClaims:
     """The same as oidc_token_validate, without blocking the event loop on a JWKS fetch."""
-    config = _require_settings()
-    algorithm, kid = _header(token)
-    jwks_url = _jwks_url(config)
-    if not jwks_url:
-        jwks_url = _jwks_url_found(config, await _aget_json(_discovery_url(config)))
-    if _refresh_plan(config, jwks_url, kid):
-        _store(config, jwks_url, await _aget_json(jwks_url))
-    jwk = _cached_key(jwks_url, kid)
-    if jwk is None:
-        raise OIDCTokenError("the token is signed with an unknown key")
-    return _verify(config, token, algorithm, jwk)
+    config = oidc_settings_required()
+    key = await oidc_signing_key_async(config=config, token=token)
+    return oidc_claims_map(
+        config=config, claims=oidc_claims_verify(config=config, token=token, key=key)
+    )
 
 
 def looks_like_jwt(token: str) -> bool:
     return token.startswith("eyJ") and token.count(".") == 2
+
+
+def oidc_bearer_claimed(*, token: str) -> bool:
+    """Whether /api/v1 leaves this bearer token to the identity provider's class: a JWT, or any
+    token with OGEM_OIDC_OPAQUE_TOKENS (the master key and virtual keys are told apart first)."""
+    if not looks_like_jwt(token) and not getattr(settings, "OGEM_OIDC_OPAQUE_TOKENS", False):
+        return False
+    return oidc_settings() is not None
 
 
 # The management API
@@ -400,22 +440,3 @@ def oidc_principal(*, claims: ValidatedClaims) -> Principal:
         team_roles=team_roles,
         team_orgs={team_id: organization.pk for team_id in team_roles},
     )
-
-
-class OIDCBearerAuthentication(authentication.BaseAuthentication):
-    """DRF authentication for IdP JWTs. Tokens that are not JWTs are left to other classes."""
-
-    def authenticate(self, request: Any) -> tuple[OIDCUser, Principal] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not looks_like_jwt(token) or oidc_settings() is None:
-            return None
-        try:
-            principal = oidc_principal(claims=oidc_token_validate(token=token))
-        except OIDCTokenError as exc:
-            raise exceptions.AuthenticationFailed(str(exc)) from exc
-        return (principal.user, principal)
-
-    def authenticate_header(self, request: Any) -> str:
-        return 'Bearer realm="ogem"'

@@ -324,6 +324,21 @@ SOCIALACCOUNT_PROVIDERS = {
         ),
     }
 }
+# Identity provider bearer tokens on /api/v1 (docs/sso.md): mozilla-django-oidc's DRF class,
+# configured from the OGEM_OIDC_* variables above and in tenants/oidc.py. Endpoints left empty are
+# read from the issuer's discovery document; browser sign-in is allauth's, so no code is
+# exchanged here (no token endpoint) and no nonce of ours is ever in a token.
+OGEM_OIDC_OPAQUE_TOKENS = env_bool("OGEM_OIDC_OPAQUE_TOKENS", default=False)
+OIDC_DRF_AUTH_BACKEND = "tenants.authentication.OIDCBackend"
+OIDC_RP_CLIENT_ID = OGEM_OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OGEM_OIDC_CLIENT_SECRET
+OIDC_RP_SIGN_ALGO = "RS256"  # RS256 or ES256, as each token's key says (tenants/authentication.py)
+OIDC_OP_JWKS_ENDPOINT = env_str("OGEM_OIDC_JWKS_URL")
+OIDC_OP_USER_ENDPOINT = ""
+OIDC_OP_TOKEN_ENDPOINT = ""
+OIDC_USE_NONCE = False
+OIDC_CREATE_USER = False
+OIDC_TIMEOUT = 5
 # Self-service sign-up with a password (off: accounts come from admin, SCIM or SSO).
 OGEM_PORTAL_SIGNUP = env_bool("OGEM_PORTAL_SIGNUP", default=False)
 ACCOUNT_ADAPTER = "tenants.portal.adapters.PortalAccountAdapter"
@@ -352,7 +367,7 @@ env_require(OGEM_SHUTDOWN_GRACE >= 0, "OGEM_SHUTDOWN_GRACE must be 0 or more sec
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "keys.authentication.ManagementKeyAuthentication",
-        "tenants.oidc.OIDCBearerAuthentication",
+        "tenants.authentication.OIDCAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

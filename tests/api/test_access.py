@@ -211,6 +211,20 @@ def test_model_credentials_are_never_returned(world: World) -> None:
     assert secrets_decrypt(stored.encrypted_secrets) == {"azure_ad_token": "sk-upstream-secret"}
 
 
+def test_model_deployments_are_deleted_within_the_callers_scope(world: World) -> None:
+    from gateway.models import ModelDeployment
+    from tests.factories import ModelDeploymentFactory
+
+    shared = ModelDeploymentFactory(model_name="shared", organization=None)
+    org_admin = world.clients["org_admin"]
+    assert org_admin.delete(f"/api/v1/models/{world.b.deployment.pk}").status_code == 404
+    assert org_admin.delete(f"/api/v1/models/{shared.pk}").status_code == 403
+    assert org_admin.delete(f"/api/v1/models/{world.a.deployment.pk}").status_code == 204
+    assert world.clients["master"].delete(f"/api/v1/models/{shared.pk}").status_code == 204
+    remaining = set(ModelDeployment.objects.values_list("pk", flat=True))
+    assert remaining == {world.b.deployment.pk}
+
+
 def test_scim_token_is_shown_once_and_stored_as_digest(world: World) -> None:
     pk = world.a.organization.pk
     response = world.clients["org_admin"].post(

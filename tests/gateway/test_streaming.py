@@ -9,7 +9,7 @@ import pytest
 
 from gateway import relay
 from providers.base import Deployment
-from tests.emulators.fixtures import UPSTREAM_KEY, slow_mock
+from tests.emulators.fixtures import slow_mock
 
 
 @pytest.fixture
@@ -47,19 +47,9 @@ def _events(response: httpx.Response, count: int) -> list[str]:
 
 
 @pytest.fixture
-def emulated(openai_emulator, install_deployments):  # type: ignore[no-untyped-def]
+def emulated(emulated_model):  # type: ignore[no-untyped-def]
     """Model `emulated`: one deployment on the OpenAI emulator."""
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key=UPSTREAM_KEY,
-        )
-    )
-    return openai_emulator
+    return emulated_model()
 
 
 def _stream(live_ogem, master_key: str, **body):  # type: ignore[no-untyped-def]

@@ -1,8 +1,11 @@
-"""A local identity provider for JWT tests: keys generated here, JWKS served over loopback HTTP."""
+"""A local identity provider for token tests, over loopback HTTP: JWTs signed by keys generated
+here (JWKS served), and opaque access tokens its userinfo endpoint answers for (RFC 6750 errors).
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tenants.authentication import userinfo_cache_clear
 from tenants.oidc import oidc_cache_clear
 
 AUDIENCE = "ogem-api"
@@ -25,6 +29,9 @@ class LocalIdP:
     keys: dict[str, Any] = field(default_factory=dict)  # kid → private key
     published: list[str] = field(default_factory=list)  # kids in the JWKS
     requests: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's, in order
+    opaque: dict[str, dict[str, Any]] = field(default_factory=dict)  # token → userinfo claims
+    userinfo_status: int = 200  # another status makes userinfo fail that way
 
     @property
     def issuer(self) -> str:
@@ -33,6 +40,16 @@ class LocalIdP:
     @property
     def jwks_url(self) -> str:
         return f"{self.url}/jwks.json"
+
+    @property
+    def userinfo_url(self) -> str:
+        return f"{self.url}/userinfo"
+
+    def opaque_token(self, **claims: Any) -> str:
+        """An access token that is no JWT: only the userinfo endpoint knows what it stands for."""
+        token = f"idp-{secrets.token_urlsafe(24)}"
+        self.opaque[token] = {"sub": "alice", **claims}
+        return token
 
     def add_key(self, kid: str, kind: str = "rsa", *, publish: bool = True) -> None:
         if kind == "rsa":
@@ -85,16 +102,41 @@ def _serve(idp: LocalIdP) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             idp.requests.append(self.path)
-            if self.path == "/jwks.json":
-                body = idp.jwks()
+            idp.headers.append({name.lower(): value for name, value in self.headers.items()})
+            if self.path in ("/jwks.json", "/other-jwks.json"):
+                self._json(idp.jwks())
             elif self.path == "/.well-known/openid-configuration":
-                body = {"issuer": idp.issuer, "jwks_uri": idp.jwks_url}
+                self._json(
+                    {
+                        "issuer": idp.issuer,
+                        "jwks_uri": idp.jwks_url,
+                        "userinfo_endpoint": idp.userinfo_url,
+                    }
+                )
+            elif self.path == "/userinfo":
+                self._userinfo()
             else:
                 self.send_response(404)
                 self.end_headers()
+
+        def _userinfo(self) -> None:
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            claims = idp.opaque.get(token) if scheme == "Bearer" else None
+            if claims is None:
+                self.send_response(401)
+                self.send_header(
+                    "WWW-Authenticate",
+                    'Bearer error="invalid_token", '
+                    'error_description="The access token is invalid or has expired"',
+                )
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
+            self._json(claims, status=idp.userinfo_status)
+
+        def _json(self, body: Any, *, status: int = 200) -> None:
             payload = json.dumps(body).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -115,6 +157,7 @@ def idp(settings) -> Iterator[LocalIdP]:  # type: ignore[no-untyped-def]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     oidc_cache_clear()
+    userinfo_cache_clear()
     settings.OGEM_OIDC_ISSUER = local.issuer
     settings.OGEM_OIDC_AUDIENCE = AUDIENCE
     settings.OGEM_OIDC_JWKS_URL = local.jwks_url
@@ -129,3 +172,4 @@ def idp(settings) -> Iterator[LocalIdP]:  # type: ignore[no-untyped-def]
     server.shutdown()
     server.server_close()
     oidc_cache_clear()
+    userinfo_cache_clear()

@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from mozilla_django_oidc.contrib import drf
 from rest_framework.test import APIClient
 
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.services import budget_upsert
 from keys.models import VirtualKey
+from tenants.models import Role
 from tests.api.conftest import Tenant, World, ids, world  # noqa: F401  (world: a fixture)
+from tests.live import free_port
 from tests.oidc.conftest import LocalIdP
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +118,100 @@ def test_team_admin_token_gives_keys_no_owner(idp: LocalIdP, world: World) -> No
     assert reassigned.json() == refusal
     world.a.team_key.refresh_from_db()
     assert world.a.team_key.user_id is None
+
+
+# mozilla-django-oidc's DRF class does the work (tenants/authentication.py)
+
+
+def test_idp_jwt_is_verified_by_mozilla_oidc_class(idp: LocalIdP, settings, world: World) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    # mozilla's own setting names the JWKS it reads: the IdP sees that path, not /jwks.json.
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{idp.url}/other-jwks.json"
+    response = _as(idp, "gw-admins").get("/api/v1/keys")
+    assert response.status_code == 200, response.content
+    request = response.renderer_context["request"]
+    assert isinstance(request.successful_authenticator, drf.OIDCAuthentication)
+    assert request.auth.org_roles == {world.a.organization.pk: Role.ORG_ADMIN}
+    assert idp.requests == ["/other-jwks.json"]
+
+
+def test_forged_idp_jwt_is_refused(idp: LocalIdP, world: World) -> None:  # noqa: F811
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = idp.token(signing_key=forger, ogem_org="org-a", ogem_role="proxy_admin")
+    response = APIClient().get("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "the token's signature does not verify"}
+    assert response["WWW-Authenticate"] == 'Bearer realm="ogem"'
+
+
+@pytest.fixture
+def opaque_on(idp: LocalIdP, settings) -> LocalIdP:  # type: ignore[no-untyped-def]
+    """The local IdP, with opaque tokens accepted on /api/v1."""
+    settings.OGEM_OIDC_OPAQUE_TOKENS = True
+    return idp
+
+
+def test_opaque_token_is_checked_at_the_idp_userinfo_endpoint(
+    opaque_on: LocalIdP,
+    world: World,  # noqa: F811
+) -> None:
+    idp = opaque_on
+    token = idp.opaque_token(ogem_org="org-a", ogem_teams=["team-a"], ogem_role="gw-admins")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    for _ in range(2):
+        response = client.get("/api/v1/keys", {"limit": 1000})
+        assert response.status_code == 200, response.content
+        assert ids(response) == set(
+            VirtualKey.objects.filter(organization=world.a.organization).values_list(
+                "pk", flat=True
+            )
+        )
+    # The userinfo endpoint comes from discovery, once; the IdP vouches for the token each time.
+    assert idp.requests == ["/.well-known/openid-configuration", "/userinfo", "/userinfo"]
+    userinfo = idp.headers[1]
+    assert userinfo["authorization"] == f"Bearer {token}"
+    assert userinfo["user-agent"].startswith("python-requests/")  # mozilla-django-oidc's client
+    assert response.renderer_context["request"].user.username == "oidc:alice"
+
+
+def test_opaque_token_the_idp_refuses_is_a_401_with_its_reason(
+    opaque_on: LocalIdP,
+    world: World,  # noqa: F811
+) -> None:
+    response = APIClient().get("/api/v1/keys", HTTP_AUTHORIZATION="Bearer idp-revoked-token")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "The access token is invalid or has expired"}
+    assert response["WWW-Authenticate"] == 'Bearer realm="ogem"'
+    assert opaque_on.requests == ["/.well-known/openid-configuration", "/userinfo"]
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "status", "detail"),
+    [
+        ("down", 200, "the identity provider's userinfo endpoint failed"),
+        ("idp", 500, "the identity provider's userinfo endpoint failed"),
+        ("idp", 403, "the identity provider refused the token"),
+    ],
+)
+def test_userinfo_failures_are_401_never_500(  # type: ignore[no-untyped-def]
+    opaque_on: LocalIdP,
+    settings,
+    world: World,  # noqa: F811
+    userinfo: str,
+    status: int,
+    detail: str,
+) -> None:
+    if userinfo == "down":
+        settings.OIDC_OP_USER_ENDPOINT = f"http://127.0.0.1:{free_port()}/userinfo"
+    opaque_on.userinfo_status = status
+    token = opaque_on.opaque_token(ogem_org="org-a")
+    response = APIClient().get("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert (response.status_code, response.json()) == (401, {"detail": detail})
+
+
+def test_opaque_tokens_are_off_by_default(idp: LocalIdP, world: World) -> None:  # noqa: F811
+    token = idp.opaque_token(ogem_org="org-a", ogem_role="gw-admins")
+    response = APIClient().get("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid, revoked or expired key."}
+    assert idp.requests == []

@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
+from tenants.authentication import OIDCAuthentication
 from tenants.models import Role
 from tenants.oidc import (
-    OIDCBearerAuthentication,
     OIDCTokenError,
     oidc_principal,
     oidc_token_validate,
@@ -204,7 +204,7 @@ def test_principal_from_claims(idp: LocalIdP) -> None:
 def test_drf_authentication_class(idp: LocalIdP) -> None:
     organization = OrganizationFactory(slug="acme")
     factory = APIRequestFactory()
-    auth = OIDCBearerAuthentication()
+    auth = OIDCAuthentication()
 
     good = factory.get("/api/v1/x", HTTP_AUTHORIZATION=f"Bearer {idp.token(ogem_org='acme')}")
     user, principal = auth.authenticate(good)
@@ -230,5 +230,5 @@ def test_disabled_without_issuer(idp: LocalIdP, settings) -> None:  # type: igno
     settings.OGEM_OIDC_ISSUER = ""
     token = idp.token()
     request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert OIDCBearerAuthentication().authenticate(request) is None
+    assert OIDCAuthentication().authenticate(request) is None
     _refused(token, "identity provider tokens are not enabled")

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.live import LiveServer, free_port
+from tests.live import LiveServer
+from tests.node_idp import node_idp_running
 
-IDP_DIR = Path(__file__).resolve().parent.parent / "idp"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -36,56 +33,29 @@ class LocalIdp:
     email: str
 
 
-def _npm_ci() -> None:
-    if (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
-        return
-    npm = shutil.which("npm")
-    assert npm, "npm (Node 20) is needed to run the local OpenID Connect provider"
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, timeout=600)
-
-
 @pytest.fixture(scope="session")
 def local_idp(ogem_server: LiveServer) -> Iterator[LocalIdp]:
     """oidc-provider on Node with one client (redirecting to the live Ogem) and one user."""
-    _npm_ci()
-    node = shutil.which("node")
-    assert node, "node is needed to run the local OpenID Connect provider"
-    port = free_port()
-    idp = LocalIdp(
-        issuer=f"http://127.0.0.1:{port}",
-        client_id="ogem-portal",
-        client_secret=secrets.token_urlsafe(24),
-        user="alice",
-        email="alice@acme.test",
-    )
+    client_id, client_secret = "ogem-portal", secrets.token_urlsafe(24)
+    user, email = "alice", "alice@acme.test"
     env = {
-        **os.environ,
-        "IDP_PORT": str(port),
-        "IDP_CLIENT_ID": idp.client_id,
-        "IDP_CLIENT_SECRET": idp.client_secret,
+        "IDP_CLIENT_ID": client_id,
+        "IDP_CLIENT_SECRET": client_secret,
         "IDP_REDIRECT_URIS": ",".join(
             f"{ogem_server.url}/accounts/oidc/{provider_id}/login/callback/"
             for provider_id in (IDP_PROVIDER_ID, "sso")
         ),
-        "IDP_USER": idp.user,
-        "IDP_EMAIL": idp.email,
+        "IDP_USER": user,
+        "IDP_EMAIL": email,
     }
-    process = subprocess.Popen(
-        [node, "server.mjs"],
-        cwd=IDP_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("ready"), f"the local IdP did not start: {line!r}"
-        yield idp
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with node_idp_running(env) as issuer:
+        yield LocalIdp(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            user=user,
+            email=email,
+        )
 
 
 @contextmanager
