@@ -16,6 +16,7 @@ import openai
 import orjson
 import pytest
 
+from providers.addresses import AddressPolicy
 from providers.base import Deployment
 from tests.emulators.google_identity_api import GoogleIdentityEmulator, metadata_server_at
 from tests.emulators.vertex_api import CLIENT_EMAIL, PROJECT, VertexEmulator
@@ -161,3 +162,19 @@ def test_concurrent_requests_share_one_refresh_and_the_loop_keeps_serving(
     assert [a.choices[0].message.content for a in answers] == ["Echo: Hi"] * 5
     assert len(vertex_emulator.assertions) == 1
     assert _authorizations(vertex_emulator) == ["Bearer ya29.emulator-1"] * 5
+
+
+def test_an_organizations_token_uri_is_held_to_its_address_policy(
+    client: openai.OpenAI,
+    vertex_gemini: Deployment,
+    install_deployments: Callable[..., None],
+    vertex_emulator: VertexEmulator,
+) -> None:
+    # The key's token_uri is the organization's choice: google-auth's call to it goes through
+    # the same guard as the deployment's own calls (here: a loopback address, refused).
+    install_deployments(replace(vertex_gemini, address_policy=AddressPolicy()))
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="vertex-gemini", messages=HI)
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "upstream_address_refused"  # type: ignore[index]
+    assert vertex_emulator.requests == []
