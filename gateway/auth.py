@@ -217,7 +217,7 @@ async def _redis_put(digest: str, prefix: str, caller: Caller | None) -> None:
 broadcast_topic_register(
     BroadcastTopic(
         name=KEYS,
-        receive=lambda message: _local.drop_tags([str(p) for p in message["prefixes"]]),
+        receive=lambda message: _local.drop_tags([str(p) for p in message.get("prefixes", ())]),
         resync=_local.clear,
     )
 )
