@@ -235,3 +235,49 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+@dataclass
+class RedisSentinel:
+    """One Redis master and one Sentinel that monitors it as `service`."""
+
+    directory: Path
+    service: str = "ogem-test"
+    master: RedisProcess | None = None
+    sentinel: subprocess.Popen[bytes] | None = None
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def start(self) -> RedisSentinel:
+        self.master = RedisProcess(directory=self.directory / "master").start()
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
+        )
+        log = (self.directory / "sentinel.log").open("ab")
+        self.sentinel = subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"], stdout=log, stderr=log
+        )
+        wait_for(self._knows_master, timeout=20, what="the Sentinel to know its master")
+        return self
+
+    def _knows_master(self) -> bool:
+        command = ["sentinel", "get-master-addr-by-name", self.service]
+        answer = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *command],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        return self.master is not None and str(self.master.port) in answer
+
+    def stop(self) -> None:
+        if self.sentinel is not None and self.sentinel.poll() is None:
+            self.sentinel.kill()
+            self.sentinel.wait(10)
+        if self.master is not None:
+            self.master.stop()

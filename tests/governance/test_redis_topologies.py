@@ -1,10 +1,11 @@
-"""Ogem on a Redis Cluster: six redis-server nodes of the test's own (three masters, three
-replicas), joined with `redis-cli --cluster create`, and REDIS_URL=redis+cluster://... .
+"""Ogem on a Redis Cluster and behind Redis Sentinel, each of the test's own.
 
-Every Lua script of the hot path touches keys of one hash slot (ogem_site.redis.redis_slot_key),
-or a Cluster would refuse it (CROSSSLOT): a chat completion through the live server with a
-virtual key that has rpm, tpm and a budget is admitted, limited and settled there, and its usage
-reaches the database through the drain.
+The Cluster: six redis-server nodes (three masters, three replicas), joined with
+`redis-cli --cluster create`, and REDIS_URL=redis+cluster://... . Every Lua script of the hot
+path touches keys of one hash slot (ogem_site.redis.redis_slot_key), or a Cluster would refuse it
+(CROSSSLOT). The Sentinel: a master and a Sentinel monitoring it, REDIS_URL=redis+sentinel://... .
+On each, a chat completion through the live server with a virtual key that has rpm, tpm and a
+budget is admitted, limited and settled, and its usage and spend reach the database.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gateway.governance import governance_snapshot_flush
 from keys.services import key_create
 from ogem_site.redis import redis_client_sync, redis_clients_forget
 from tests.factories import TeamFactory
-from tests.governance.redis_servers import RedisCluster
+from tests.governance.redis_servers import RedisCluster, RedisSentinel
 from tests.live import LiveServer
 
 pytestmark = [
@@ -43,30 +44,37 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
+    sentinel = RedisSentinel(directory=tmp_path_factory.mktemp("sentinel")).start()
+    yield sentinel
+    sentinel.stop()
+
+
 @pytest.fixture
-def on_cluster(  # type: ignore[no-untyped-def]
-    settings, redis_cluster: RedisCluster, live_ogem: LiveServer, tmp_path: Path
-) -> Iterator[LiveServer]:
-    settings.REDIS_URL = redis_cluster.url
-    settings.OGEM_USAGE_SPOOL_DIR = str(tmp_path / "spool")
-    redis_clients_forget()
-    governance_snapshot_flush()
-    yield live_ogem
+def ogem_on(settings, live_ogem: LiveServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    def point(url: str) -> LiveServer:
+        settings.REDIS_URL = url
+        settings.OGEM_USAGE_SPOOL_DIR = str(tmp_path / "spool")
+        redis_clients_forget()
+        governance_snapshot_flush()
+        return live_ogem
+
+    yield point
     redis_clients_forget()
     governance_snapshot_flush()
 
 
-def test_a_governed_chat_completion_on_a_redis_cluster(  # type: ignore[no-untyped-def]
-    on_cluster: LiveServer, settings
-) -> None:
+def _governed_requests_checked(live: LiveServer) -> None:
+    """Two requests admitted and limited (rpm 2), a third refused; usage and spend recorded."""
     issued = key_create(
-        name="cluster",
+        name="topology",
         team=TeamFactory(),
         rpm_limit=2,
         tpm_limit=100_000,
         max_budget=Decimal("5"),
     )
-    client = openai.OpenAI(base_url=f"{on_cluster.url}/v1", api_key=issued.secret, max_retries=0)
+    client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=issued.secret, max_retries=0)
     served = []
     for remaining in ("1", "0"):
         raw = client.chat.completions.with_raw_response.create(
@@ -77,7 +85,7 @@ def test_a_governed_chat_completion_on_a_redis_cluster(  # type: ignore[no-untyp
         assert raw.headers["x-ratelimit-remaining-requests"] == remaining
         assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
         served.append((raw.headers["x-request-id"], raw.parse().usage))
-    with pytest.raises(openai.RateLimitError) as refused:  # the rpm counts across the cluster
+    with pytest.raises(openai.RateLimitError) as refused:  # the rpm is counted in Redis
         client.chat.completions.create(model="mock-chat", messages=MESSAGES, max_tokens=50)
     assert refused.value.response.json()["error"]["code"] == "rate_limit_exceeded"
 
@@ -94,9 +102,26 @@ def test_a_governed_chat_completion_on_a_redis_cluster(  # type: ignore[no-untyp
         expected += cost
     budget_periods_reset()
     assert Budget.objects.get(key=issued.key).spend == expected
+
+
+def test_a_governed_chat_completion_on_a_redis_cluster(  # type: ignore[no-untyped-def]
+    ogem_on, redis_cluster: RedisCluster, settings
+) -> None:
+    _governed_requests_checked(ogem_on(redis_cluster.url))
     # The scripts' keys (windows, budget counters, leases) share one hash slot.
     redis = redis_client_sync()
     keys = list(redis.scan_iter(match=f"{{{settings.OGEM_CACHE_PREFIX}}}:*"))
     assert any(b":budget:key:" in key for key in keys)
     assert any(key.endswith(b":rpm") for key in keys)
     assert len({redis.keyslot(key) for key in keys}) == 1
+
+
+def test_a_governed_chat_completion_behind_redis_sentinel(  # type: ignore[no-untyped-def]
+    ogem_on, redis_sentinel: RedisSentinel
+) -> None:
+    _governed_requests_checked(ogem_on(redis_sentinel.url))
+    assert redis_sentinel.master is not None
+    assert redis_client_sync().connection_pool.get_master_address() == (
+        "127.0.0.1",
+        redis_sentinel.master.port,
+    )
