@@ -148,6 +148,17 @@ class OIDCAuthentication(drf.OIDCAuthentication):
 
     www_authenticate_realm = "ogem"
 
+    def __init__(self, backend: OIDCAuthenticationBackend | None = None) -> None:
+        # Not mozilla's __init__: it builds the backend (settings read, user model looked up) for
+        # every request, and most /api/v1 requests carry a virtual key, not an IdP token.
+        self._backend = backend
+
+    @property
+    def backend(self) -> OIDCAuthenticationBackend:
+        if self._backend is None:
+            self._backend = drf.get_oidc_backend()  # OIDC_DRF_AUTH_BACKEND
+        return self._backend
+
     def authenticate(self, request: Request) -> tuple[OIDCUser, Principal] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         scheme, _, token = header.partition(" ")
@@ -157,7 +168,7 @@ class OIDCAuthentication(drf.OIDCAuthentication):
             authenticated = super().authenticate(request)
         except OIDCTokenError as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
-        principal = getattr(self.backend, "principal", None)  # OIDC_DRF_AUTH_BACKEND's
+        principal = getattr(self.backend, "principal", None)
         if authenticated is None or principal is None:
             return None
         return authenticated[0], principal
