@@ -5,6 +5,12 @@ it spawns, and each process further down (a granian or uvicorn worker, a Celery 
 sets it again on itself when it starts (`supervised_process_init`), so a SIGKILL of serve takes
 the whole tree down link by link and no orphan keeps answering on the port.
 
+granian builds a new worker's event loop, imports the app, and only then installs the worker's
+own SIGTERM handling: a stop signal in between reached the handler inherited from granian's main
+process and was lost, and the worker served on until serve killed it at the end of the grace.
+`granian_worker_stop_signals_hold` holds the stop signals from the first import of the app until
+the loop runs, when granian's handlers are in place.
+
 When serve stops on its own, it is also the tree's subreaper: a process whose parent died is
 re-parented to serve (not to init), so serve can find it below itself (`descendants`), kill it
 and reap it, and exits only once nothing it started is left.
@@ -12,6 +18,7 @@ and reap it, and exits only once nothing it started is left.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -67,6 +74,30 @@ def supervised_process_init() -> None:
         os._exit(1)
     except PermissionError:
         pass  # a process of another user holds the pid: not ours to judge
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def granian_worker_stop_signals_hold() -> None:
+    """In a granian worker under serve, before it imports the app: block SIGINT and SIGTERM until
+    its event loop runs (granian built and set the loop already). A signal that arrives meanwhile
+    waits, pending, and is delivered to granian's handler then. Threads started meanwhile keep
+    them blocked, so the main thread takes them, as CPython wants anyway. Elsewhere (uvicorn
+    imports the app inside its running loop, its handlers in place) this does nothing."""
+    if SUPERVISOR_ENV not in os.environ or "granian" not in sys.modules:
+        return
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or multiprocessing.current_process().name != "granian-worker":
+        return
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        return
+    if loop.is_running():
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def processes_with_var_dir(var_dir: str) -> list[int]:
     return found
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -184,6 +184,31 @@ def test_sigterm_lets_an_open_stream_finish_and_refuses_new_connections(
     assert processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
 
 
+def test_sigterm_while_the_workers_start_stops_them_cleanly(migrated_env, started):
+    # A granian worker takes seconds to import the app, and only then installs its own handling
+    # of SIGTERM: a stop right after start reached it in between.
+    grace = 20
+    env = {**migrated_env, "OGEM_SHUTDOWN_GRACE": str(grace)}
+    port = free_port()
+    process = manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
+    started.append(process)
+    deadline = time.monotonic() + 60
+    while len(workers := [p for p in descendants(process.pid) if " -m granian " in cmdline(p)]) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, "granian did not start"
+        time.sleep(0.02)
+    time.sleep(0.3)  # the workers are importing the app
+
+    process.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+    output, _ = process.communicate(timeout=grace + SLACK)
+
+    assert process.returncode == 0, output
+    assert time.monotonic() - signalled_at < grace
+    assert "by force" not in output
+    _wait_gone(set(workers), port=port, within=grace, since=signalled_at)
+    assert processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
+
+
 def test_a_stream_longer_than_the_grace_is_cut_and_serve_says_so(tmp_path, migrated_env, started):
     grace = 2
     process, port, tree, chunks = _long_stream_in_flight(migrated_env, started, tmp_path, grace)
