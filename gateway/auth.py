@@ -27,11 +27,17 @@ from django.http import HttpRequest
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
-from keys.cache import key_cache_entry, key_cache_index
+from keys.cache import key_cache_entry, key_cache_index, key_cache_invalidations_flush
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.hashing import master_key_matches, secret_prefix
-from ogem_site.redis import redis_client, redis_failed, redis_lean, redis_outage
+from ogem_site.redis import (
+    redis_client,
+    redis_failed,
+    redis_lean,
+    redis_outage,
+    redis_recovery_register,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -221,3 +227,23 @@ broadcast_topic_register(
         resync=_local.clear,
     )
 )
+
+
+async def _missed_invalidations_flush() -> None:
+    # A key changed while this worker could not reach Redis may still be cached there: put that
+    # right before this worker reads the Redis tier again, and start from an empty process cache.
+    await sync_to_async(_invalidations_flush, thread_sensitive=False)()
+    _local.clear()
+
+
+def _invalidations_flush() -> None:
+    from django.db import close_old_connections, connection
+
+    close_old_connections()
+    try:
+        key_cache_invalidations_flush()
+    finally:
+        connection.close()
+
+
+redis_recovery_register(_missed_invalidations_flush, before_reopening=True)

@@ -69,3 +69,20 @@ class VirtualKey(models.Model):
     @property
     def display_prefix(self) -> str:
         return f"sk-{self.prefix}…"
+
+
+class KeyCacheInvalidation(models.Model):
+    """A key change whose Redis key-cache entries may still be there: an outbox row, written in
+    the change's own transaction and deleted once the entries are. While Redis is away the rows
+    wait; `key_cache_invalidations_flush` (beat, and each worker before it trusts Redis again)
+    deletes the entries they name, so a key revoked during an outage is never served from Redis
+    once it is back."""
+
+    prefix = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"key cache invalidation {self.prefix}"

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from keys.budgets import KeyBudget, key_budget_store
-from keys.cache import key_cache_invalidate
+from keys.cache import key_cache_invalidation_record
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_BUDGET_SETTINGS,
@@ -174,7 +174,7 @@ def _key_changed(*, key: VirtualKey, extra_prefixes: list[str] | None = None) ->
     prefixes = [key.prefix, *(extra_prefixes or [])]
     if key.previous_prefix:
         prefixes.append(key.previous_prefix)
-    transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
+    key_cache_invalidation_record(prefixes=prefixes)
 
 
 def key_cache_forget(*, team: Team | None = None, organization: Organization | None = None) -> None:
@@ -186,7 +186,7 @@ def key_cache_forget(*, team: Team | None = None, organization: Organization | N
         organization_id=organization.pk if organization is not None else None,
     )
     if prefixes:
-        transaction.on_commit(lambda: key_cache_invalidate(prefixes=prefixes))
+        key_cache_invalidation_record(prefixes=prefixes)
 
 
 def key_revoke_all(

@@ -36,7 +36,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django_redis.client import DefaultClient
+from django_redis.exceptions import ConnectionInterrupted
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -368,24 +369,38 @@ def redis_clients_forget() -> None:
 # ---- the Django cache ----------------------------------------------------------------------------
 
 
-class _CacheClient(RedisCacheClient):
-    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+class OgemCacheClient(DefaultClient):
+    """django-redis's client on `redis_client_sync`: any `REDIS_URL` (server, Sentinel, Cluster),
+    with Ogem's timeouts, one connection pool per process rather than one per thread."""
+
+    def get_client(self, write: bool = True, tried: list[int] | None = None) -> Any:
         return redis_client_sync()
 
-    def set_many(self, data: dict[Any, Any], timeout: int | None) -> None:
-        # One SET per key: a Cluster cannot MSET keys of different slots, and the cache's
-        # callers (sessions, allauth's rate limits) write one key at a time anyway.
-        for key, value in data.items():
-            self.set(key, value, timeout)
+    def get_client_with_index(
+        self, write: bool = True, tried: list[int] | None = None
+    ) -> tuple[Any, int]:
+        return redis_client_sync(), 0
 
+    def disconnect(self, index: int = 0, client: Any = None) -> None:
+        # The client is shared with the rest of the process: Django's request_finished closes
+        # caches, and that must not drop the pool under other threads.
+        return None
 
-class OgemRedisCache(RedisCache):
-    """Django's Redis cache backend on `redis_client_sync`: any `REDIS_URL` (server, Sentinel,
-    Cluster), with Ogem's timeouts. Its keys carry Django's KEY_PREFIX (`OGEM_CACHE_PREFIX`)."""
-
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
-        super().__init__(server, params)
-        self._class = _CacheClient
+    def get_many(self, keys: Any, version: int | None = None, client: Any = None) -> dict:
+        client = client or self.get_client(write=False)
+        if not isinstance(client, redis.RedisCluster) or not keys:
+            return super().get_many(keys, version=version, client=client)
+        # A Cluster refuses MGET across slots; mget_nonatomic groups the keys by slot.
+        by_key = {self.make_key(key, version=version): key for key in keys}
+        try:
+            values = client.mget_nonatomic(list(by_key))
+        except redis.RedisError as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        return {
+            by_key[key]: self.decode(value)
+            for key, value in zip(by_key, values, strict=True)
+            if value is not None
+        }
 
 
 # ---- the circuit breaker -------------------------------------------------------------------------
@@ -408,6 +423,7 @@ class RedisOutage:
 redis_outage = RedisOutage()
 _probes: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 _recovery: list[Callable[[], Awaitable[None]]] = []
+_reopening: list[Callable[[], Awaitable[None]]] = []
 
 
 def redis_unreachable(exc: BaseException) -> bool:
@@ -456,10 +472,15 @@ def redis_outage_watch() -> None:
         _probes[loop] = loop.create_task(_probe(), name="ogem-redis-probe")
 
 
-def redis_recovery_register(callback: Callable[[], Awaitable[None]]) -> None:
-    """Run `callback` (in the background) each time Redis answers again after an outage."""
-    if callback not in _recovery:
-        _recovery.append(callback)
+def redis_recovery_register(
+    callback: Callable[[], Awaitable[None]], *, before_reopening: bool = False
+) -> None:
+    """Run `callback` (in the background) each time Redis answers again after an outage; with
+    `before_reopening`, before the hot path uses Redis again (what Redis missed meanwhile, such
+    as a key revoked during the outage, is put right first)."""
+    callbacks = _reopening if before_reopening else _recovery
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 async def _probe() -> None:
@@ -470,6 +491,13 @@ async def _probe() -> None:
         except Exception as exc:
             redis_outage.error = f"{type(exc).__name__}: {exc}"[:300]
             continue
+        for check in _reopening:
+            try:
+                await check()
+            except Exception:
+                # Reopen anyway: its periodic task retries, and the hot path must not stay on
+                # its fallbacks because of it.
+                logger.exception("a step before using Redis again failed")
         if redis_outage.down:
             logger.warning(
                 "Redis answers again after %.1f s; %d usage events spooled meanwhile",

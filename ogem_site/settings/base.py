@@ -186,11 +186,20 @@ if REDIS_URL:
 if _REDIS_TARGET is not None:
     CACHES = {
         "default": {
-            "BACKEND": "ogem_site.redis.OgemRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": OGEM_CACHE_PREFIX,
+            "OPTIONS": {
+                "CLIENT_CLASS": "ogem_site.redis.OgemCacheClient",
+                # A cache that cannot answer is a miss (sessions fall back to the database,
+                # allauth's rate limits let the attempt through), logged, never a 500.
+                "IGNORE_EXCEPTIONS": True,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # Portal and admin sessions are read from Redis and written through to the database.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     CHANNEL_LAYERS = {"default": redis_channel_layer(_REDIS_TARGET, prefix=OGEM_CACHE_PREFIX)}
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
@@ -229,6 +238,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "request-log-partitions": {"task": "billing.tasks.request_log_partitions", "schedule": 86400.0},
     # Routing: probe deployments whose circuit is open, so they recover without live traffic.
     "routing-health-check": {"task": "gateway.tasks.routing_health_check", "schedule": 15.0},
+    # Key changes whose Redis key-cache entries could not be deleted (Redis was away).
+    "key-cache-invalidations": {
+        "task": "keys.tasks.key_cache_invalidations_flush",
+        "schedule": 10.0,
+    },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
 }

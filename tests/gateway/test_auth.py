@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -171,3 +172,103 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     while _chat(live_ogem, headers).status_code != 401:
         assert time.monotonic() < deadline, "pub/sub invalidation did not arrive within 1 s"
         time.sleep(0.02)
+
+
+def _redis_unreachable(settings) -> None:  # type: ignore[no-untyped-def]
+    """Point this process's Redis clients at a port nobody listens on (the live server shares
+    them: it runs in a thread of this process)."""
+    import socket
+
+    from ogem_site.redis import redis_clients_forget
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    redis_clients_forget()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_a_key_revoked_while_redis_is_away_is_not_served_from_redis_later(  # type: ignore[no-untyped-def]
+    live_ogem, make_key, settings
+) -> None:
+    """The revocation cannot delete the key's Redis entry (Redis is away) and its broadcast is
+    lost; the outbox row it leaves is flushed (beat's task) once Redis answers, which deletes the
+    entry and tells the workers: the key is refused instead of living on for the entry's TTL."""
+    import redis
+
+    from keys.cache import key_cache_entry, key_cache_invalidations_flush
+    from keys.models import KeyCacheInvalidation
+    from ogem_site.redis import redis_clients_forget
+
+    secret = make_key()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert _chat(live_ogem, headers).status_code == 200
+    entry = key_cache_entry(hashlib.sha256(secret.encode()).hexdigest())
+    reachable = settings.REDIS_URL
+    client = redis.Redis.from_url(reachable)
+    try:
+        assert client.exists(entry)
+        _redis_unreachable(settings)
+        key_revoke(key=VirtualKey.objects.get(prefix=secret[3:11]))
+        assert list(KeyCacheInvalidation.objects.values_list("prefix", flat=True)) == [secret[3:11]]
+        settings.REDIS_URL = reachable
+        redis_clients_forget()
+        assert client.exists(entry)  # what Redis missed
+
+        assert key_cache_invalidations_flush() == 1
+        assert not client.exists(entry)
+        assert not KeyCacheInvalidation.objects.exists()
+        deadline = time.monotonic() + 1.0
+        while _chat(live_ogem, headers).status_code != 401:
+            assert time.monotonic() < deadline, "revoked key still accepted after the flush"
+            time.sleep(0.02)
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_a_worker_flushes_missed_invalidations_before_it_reads_redis_again(  # type: ignore[no-untyped-def]
+    live_ogem, make_key, settings
+) -> None:
+    import asyncio
+
+    import redis
+
+    from keys.cache import key_cache_entry
+    from keys.models import KeyCacheInvalidation
+    from ogem_site import redis as ogem_redis
+
+    secret = make_key()
+    assert _chat(live_ogem, {"Authorization": f"Bearer {secret}"}).status_code == 200
+    entry = key_cache_entry(hashlib.sha256(secret.encode()).hexdigest())
+    reachable = settings.REDIS_URL
+    _redis_unreachable(settings)
+    key_revoke(key=VirtualKey.objects.get(prefix=secret[3:11]))
+    settings.REDIS_URL = reachable
+    ogem_redis.redis_clients_forget()
+    settings.OGEM_REDIS_PROBE_INTERVAL = 0.01
+
+    client = redis.Redis.from_url(reachable)
+    seen: list[tuple[bool, int]] = []
+
+    async def after_the_flush() -> None:  # registered after gateway/auth.py's step
+        seen.append((ogem_redis.redis_outage.down, client.exists(entry)))
+
+    ogem_redis.redis_recovery_register(after_the_flush, before_reopening=True)
+    try:
+
+        async def outage_then_probe() -> None:
+            ogem_redis.redis_outage.down = True  # as the first failed command leaves it
+            await ogem_redis._probe()
+            await ogem_redis.redis_clients_close()
+
+        asyncio.run(outage_then_probe())
+    finally:
+        ogem_redis._reopening.remove(after_the_flush)
+        ogem_redis.redis_outage_reset()
+        client.close()
+    # Still considered away (the hot path on its fallbacks) while the entry was already gone.
+    assert seen == [(True, 0)]
+    assert not ogem_redis.redis_outage.down
+    assert not KeyCacheInvalidation.objects.exists()

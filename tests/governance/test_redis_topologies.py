@@ -125,3 +125,36 @@ def test_a_governed_chat_completion_behind_redis_sentinel(  # type: ignore[no-un
         "127.0.0.1",
         redis_sentinel.master.port,
     )
+
+
+def _django_redis_cache(location: str):  # type: ignore[no-untyped-def]
+    from django_redis.cache import RedisCache
+
+    return RedisCache(
+        location,
+        {
+            "KEY_PREFIX": "topology",
+            "OPTIONS": {"CLIENT_CLASS": "ogem_site.redis.OgemCacheClient"},
+        },
+    )
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_the_django_cache_is_django_redis_on_every_topology(  # type: ignore[no-untyped-def]
+    settings, topology: str, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue(f"redis_{topology}")
+    settings.REDIS_URL = server.url
+    redis_clients_forget()
+    try:
+        cache = _django_redis_cache(server.url)
+        values = {f"entry-{n}": {"n": n} for n in range(20)}  # keys of many hash slots
+        cache.set_many(values, timeout=60)
+        assert cache.get_many([*values, "absent"]) == values
+        assert cache.add("entry-counter", 1)
+        assert not cache.add("entry-counter", 5)
+        assert cache.incr("entry-counter") == 2
+        cache.delete_many(list(values))
+        assert cache.get_many(list(values)) == {}
+    finally:
+        redis_clients_forget()

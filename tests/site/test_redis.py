@@ -4,8 +4,10 @@ cache, Channels and Celery, and a bad one stopping Ogem at start-up."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,8 +153,40 @@ def test_a_cluster_with_its_own_broker_starts(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "ogem_site.redis.OgemRedisCache",
+        "django_redis.cache.RedisCache",
         "channels.layers.InMemoryChannelLayer",
         "redis://127.0.0.1:6379/5",
         "closed",
     ]
+
+
+def test_the_django_cache_is_a_miss_while_redis_is_away(settings) -> None:  # type: ignore[no-untyped-def]
+    """django-redis with IGNORE_EXCEPTIONS, on Ogem's client and its timeouts: an unreachable
+    Redis answers every read with the default within the connect timeout, and writes are
+    dropped, never raised into a portal or admin page."""
+    from django_redis.cache import RedisCache
+
+    from ogem_site.redis import redis_clients_forget
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    redis_clients_forget()
+    try:
+        cache = RedisCache(
+            settings.REDIS_URL,
+            {
+                "OPTIONS": {
+                    "CLIENT_CLASS": "ogem_site.redis.OgemCacheClient",
+                    "IGNORE_EXCEPTIONS": True,
+                }
+            },
+        )
+        started = time.monotonic()
+        cache.set("session", "value")
+        assert cache.get("session", "fallback") == "fallback"
+        assert cache.get_many(["a", "b"]) == {}
+        assert time.monotonic() - started < 2
+    finally:
+        redis_clients_forget()
