@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def usage_spool_replay() -> int:
             if os.fstat(fd).st_nlink == 0:
                 continue  # replayed and removed by another process before we locked it
             with os.fdopen(os.dup(fd), "rb") as handle:
-                replayed += _replay(handle.read(), source=path.name)
+                replayed += _replay(handle, source=path.name)
             path.unlink()
         finally:
             os.close(fd)
@@ -153,10 +154,12 @@ def usage_spool_replay() -> int:
     return replayed
 
 
-def _replay(data: bytes, *, source: str) -> int:
+def _replay(lines: Iterable[bytes], *, source: str) -> int:
+    # Line by line: a spool grown over a long outage is never held in memory whole.
     client = redis_client_sync()
     count = 0
-    for number, line in enumerate(data.splitlines(), start=1):
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
         try:
