@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, RequestLog
-from billing.pricing import MODEL_PRICE_FIELDS, price_overrides_flush, price_value_problem
+from billing.pricing import MODEL_PRICE_FIELDS, price_value_problem
 from billing.selectors import (
     budget_list,
     request_log_list,
@@ -29,6 +29,7 @@ from billing.services import (
     budget_changes_broadcast,
     budget_reset,
     budget_upsert,
+    model_price_changed,
 )
 from tenants.admin_scope import ScopedAdminMixin, organization_id_of, request_principal
 from tenants.audit import audit_record, audit_snapshot
@@ -322,12 +323,11 @@ class ModelPriceAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        # This process (admin's unpriced warning) sees it at once; gateway workers within the TTL.
-        price_overrides_flush()
+        model_price_changed()
 
     def delete_model(self, request: HttpRequest, obj: ModelPrice) -> None:
         super().delete_model(request, obj)
-        price_overrides_flush()
+        model_price_changed()
 
 
 @admin.register(RequestLog)

@@ -35,6 +35,7 @@ from django.db import connections
 from django.utils import timezone
 
 from billing.models import ModelPrice
+from ogem_site.broadcast import PRICES, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.metrics import unpriced_model_record
 
@@ -303,6 +304,10 @@ def _price_overrides_load_in_thread() -> None:
 def price_overrides_flush() -> None:
     """Forget the cached overrides; the next use reloads them (call after editing ModelPrice)."""
     _overrides.clear()
+
+
+# A price edited anywhere (admin, in any process) reaches every worker at once.
+broadcast_topic_register(BroadcastTopic(name=PRICES, receive=lambda message: _overrides.clear()))
 
 
 async def price_overrides_ensure() -> None:

@@ -23,6 +23,7 @@ from billing.models import (
     RequestLog,
     UnpricedUsage,
 )
+from billing.pricing import price_overrides_flush
 from billing.usage import (
     USAGE_GROUP,
     usage_buffer_return,
@@ -34,7 +35,7 @@ from billing.usage import (
 )
 from keys.budgets import KeyBudget
 from keys.models import VirtualKey
-from ogem_site.broadcast import GOVERNANCE, broadcast_publish
+from ogem_site.broadcast import GOVERNANCE, PRICES, broadcast_publish
 from ogem_site.redis import redis_client_sync
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,18 @@ def key_budget_set(key: VirtualKey, budget: KeyBudget) -> None:
 def budget_delete(*, budget: Budget) -> None:
     budget.delete()
     budget_changes_broadcast()
+
+
+def model_price_changed() -> None:
+    """Every worker (and this process) forgets its ModelPrice rows once this transaction commits,
+    rather than after OGEM_PRICE_OVERRIDE_TTL."""
+
+    def forget() -> None:
+        price_overrides_flush()
+        broadcast_publish(topic=PRICES)
+
+    price_overrides_flush()  # this process's readers at once, in this transaction
+    transaction.on_commit(forget)  # and once more after commit: a read meanwhile saw old rows
 
 
 def budget_changes_broadcast() -> None:

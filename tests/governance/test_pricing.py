@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -197,3 +199,74 @@ def test_worst_case_bounds_every_unit_a_request_is_billed_for() -> None:
     assert cost_worst_case(
         price=whisper, prompt_tokens=0, max_tokens=1, audio_seconds=60
     ) == Decimal("0.006")
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (pub/sub)")
+def test_a_price_edit_reaches_every_worker_at_once(live_ogem, make_key) -> None:  # type: ignore[no-untyped-def]
+    """Another process's edit arrives only through the broadcast: the row is written with a bare
+    create (no flush here), and the "prices" message is published on the channel by hand."""
+    import httpx
+    import orjson
+    import redis
+    from django.conf import settings
+
+    from ogem_site.broadcast import PRICES, broadcast_channel
+
+    body = {"model": "mock-chat", "messages": [{"role": "user", "content": "Hi"}]}
+    headers = {"Authorization": f"Bearer {make_key()}"}
+    assert httpx.post(f"{live_ogem.url}/v1/chat/completions", json=body, headers=headers).is_success
+    time.sleep(0.3)  # the broadcast listener starts with the first request
+    usage = Usage(prompt_tokens=100, completion_tokens=100)
+
+    def cost() -> Decimal:
+        return cost_compute(model="gpt-4o", provider="openai", deployment=None, usage=usage)
+
+    before = cost()
+    ModelPrice.objects.create(
+        model="gpt-4o",
+        input_cost_per_token=Decimal("0.00000100"),
+        output_cost_per_token=Decimal("0.00000200"),
+    )
+    assert cost() == before  # the rows are cached for OGEM_PRICE_OVERRIDE_TTL
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.publish(broadcast_channel(), orjson.dumps({"topic": PRICES}))
+    finally:
+        client.close()
+    deadline = time.monotonic() + 1.0
+    while cost() != Decimal("0.0003"):
+        assert time.monotonic() < deadline, "the price edit did not arrive within 1 s"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (pub/sub)")
+def test_saving_a_price_in_admin_announces_it(
+    admin_client, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    import orjson
+    import redis
+    from django.conf import settings
+
+    from ogem_site.broadcast import broadcast_channel
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pubsub = client.pubsub()
+    pubsub.subscribe(broadcast_channel())
+    try:
+        assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                "/admin/billing/modelprice/add/",
+                {
+                    "model": "gpt-4o",
+                    "input_cost_per_token": "0.000001",
+                    "output_cost_per_token": "0.000002",
+                },
+            )
+        assert response.status_code == 302, response.content[:2000]
+        message = pubsub.get_message(timeout=2)
+        assert message is not None and orjson.loads(message["data"]) == {"topic": "prices"}
+    finally:
+        pubsub.close()
+        client.close()
