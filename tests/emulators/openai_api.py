@@ -464,7 +464,20 @@ class OpenAIEmulator:
         text = f"Heard {len(content)} bytes from {filename}."
         if body.get("response_format") == "text":
             return web.Response(text=text, content_type="text/plain")
-        return self._json({"text": text})
+        return self._json({"text": text, "usage": self._transcription_usage(body, text)})
+
+    @staticmethod
+    def _transcription_usage(body: dict[str, Any], text: str) -> dict[str, Any]:
+        """OpenAI's: whisper-1 bills seconds of audio, the gpt-4o models tokens."""
+        if body.get("model") == "whisper-1":
+            return {"type": "duration", "seconds": 3}
+        return {
+            "type": "tokens",
+            "input_tokens": 20,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 20},
+            "output_tokens": tokens(text),
+            "total_tokens": 20 + tokens(text),
+        }
 
     _audio_translations = _audio_transcriptions
 
@@ -608,13 +621,7 @@ class OpenAIEmulator:
             text = f"Heard {len(content)} bytes from {filename}."
             words = re.findall(r"\S+\s*", text)
             events = [{"type": "transcript.text.delta", "delta": word} for word in words]
-            usage = {
-                "type": "tokens",
-                "input_tokens": 20,
-                "input_token_details": {"text_tokens": 0, "audio_tokens": 20},
-                "output_tokens": tokens(text),
-                "total_tokens": 20 + tokens(text),
-            }
+            usage = self._transcription_usage(body, text)
             events.append({"type": "transcript.text.done", "text": text, "usage": usage})
         else:
             if endpoint == "images/edits" and "image" not in recorded.files:

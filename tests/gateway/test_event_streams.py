@@ -26,6 +26,7 @@ from tests.live import LiveServer
 MOCK_PNG = base64.b64encode(_PNG).decode()
 INPUT_PRICE = Decimal("0.000005")
 OUTPUT_PRICE = Decimal("0.00004")
+SECOND_PRICE = Decimal("0.0001")
 AUDIO = b"OggS" + bytes(range(256)) * 4
 
 
@@ -67,6 +68,7 @@ def upstream(openai_emulator: OpenAIEmulator, install_deployments) -> OpenAIEmul
             upstream_model="whisper-1",
             api_base=f"{openai_emulator.url}/v1",
             api_key=UPSTREAM_KEY,
+            params={"input_cost_per_second": float(SECOND_PRICE)},
         ),
         Deployment(
             id="test:azure-image",
@@ -209,6 +211,7 @@ def test_upstreams_that_answer_in_full_become_events(sdk: openai.OpenAI, upstrea
     assert [e.type for e in events][-1] == "transcript.text.done"
     assert events[-1].text == "Heard 1028 bytes from speech.ogg."
     assert "".join(e.delta for e in events[:-1]) == events[-1].text
+    assert _row("whisper").cost == 3 * SECOND_PRICE  # its usage: {"type": "duration", ...}
     # Azure's adapter does not stream images: asked without `stream`, relayed as events.
     images = list(sdk.images.generate(model="azure-image", prompt="a cat", n=2, stream=True))
     assert "stream" not in upstream.last.json
@@ -229,3 +232,14 @@ def test_stream_cut_midway_ends_with_error_event(sdk: openai.OpenAI, upstream) -
     stream = sdk.images.generate(model="gpt-image", prompt="a cat", stream=True, partial_images=2)
     with pytest.raises(openai.APIError, match=r"ended (the stream|its response) early"):
         list(stream)
+
+
+def test_a_transcription_billed_by_the_second_is_charged_for_its_seconds(
+    sdk: openai.OpenAI,
+    upstream,  # type: ignore[no-untyped-def]
+) -> None:
+    transcript = sdk.audio.transcriptions.create(model="whisper", file=_audio())
+    assert transcript.text == "Heard 1028 bytes from speech.ogg."
+    row = _row("whisper")
+    assert row.stream is False
+    assert row.cost == 3 * SECOND_PRICE  # whisper-1's usage: {"type": "duration", "seconds": 3}
