@@ -21,6 +21,7 @@ from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.params import form_fields_parse, params_check
 from providers.adapter import UploadFile
 from providers.base import Endpoint
+from providers.events import EVENT_STREAM_ENDPOINTS
 
 # Fields a request names its input by, per endpoint: one of them is required.
 REQUIRED_INPUT: dict[Endpoint, tuple[str, ...]] = {
@@ -194,7 +195,7 @@ def body_check(
         stream = False
     if not isinstance(stream, bool):
         raise InvalidRequestError("`stream` must be a boolean.", param="stream")
-    if stream and endpoint not in STREAMING_ENDPOINTS:
+    if stream and endpoint not in STREAMING_ENDPOINTS and endpoint not in EVENT_STREAM_ENDPOINTS:
         raise InvalidRequestError(
             f"Streaming is not supported on /v1/{endpoint.value}.", param="stream"
         )

@@ -68,16 +68,23 @@ def _silence_wav() -> bytes:
 _SILENCE = _silence_wav()
 
 
-def probe_endpoint(deployment: Deployment, adapter: ProviderAdapter) -> Endpoint | None:
-    """The endpoint a check calls for this deployment, or None when its adapter serves none."""
+def deployment_kind(deployment: Deployment) -> Endpoint:
+    """The endpoint a deployment serves: its `model_info.mode`, else what its name says, else
+    chat."""
     mode = (deployment.params.get("model_info") or {}).get("mode")
     wanted = MODE_ENDPOINTS.get(mode) if isinstance(mode, str) else None
-    if wanted is None:
-        name = f"{deployment.model_name} {deployment.upstream_model}".lower()
-        wanted = next(
-            (endpoint for hints, endpoint in _NAME_HINTS if any(h in name for h in hints)),
-            Endpoint.CHAT,
-        )
+    if wanted is not None:
+        return wanted
+    name = f"{deployment.model_name} {deployment.upstream_model}".lower()
+    return next(
+        (endpoint for hints, endpoint in _NAME_HINTS if any(h in name for h in hints)),
+        Endpoint.CHAT,
+    )
+
+
+def probe_endpoint(deployment: Deployment, adapter: ProviderAdapter) -> Endpoint | None:
+    """The endpoint a check calls for this deployment, or None when its adapter serves none."""
+    wanted = deployment_kind(deployment)
     if wanted in adapter.endpoints:
         return wanted
     return next((e for e in PROBE_BODIES if e in adapter.endpoints), None)

@@ -35,6 +35,7 @@ from gateway.router import deployments_for
 from gateway.streaming import (
     binary_relay,
     completion_bytes,
+    event_relay,
     sse_relay,
     upstream_call_ended,
     usage_block,
@@ -42,8 +43,9 @@ from gateway.streaming import (
     usage_estimate_unreported,
     usage_fill,
 )
-from providers.adapter import ProviderAdapter
+from providers.adapter import ProviderAdapter, UploadFile
 from providers.base import Deployment, Endpoint
+from providers.events import EVENT_STREAM_ENDPOINTS
 from providers.registry import adapter_get
 
 Reader = Callable[[HttpRequest], Inbound]
@@ -86,7 +88,9 @@ async def relay(
                 raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
             body = body_for_upstream(body=inbound.body, provider=deployment.provider)
             if ctx.stream:
-                return await _open_stream(ctx, adapter, body, checked, admission, settle)
+                return await _open_stream(
+                    ctx, adapter, body, checked, admission, settle, files=inbound.files or None
+                )
             if endpoint == Endpoint.AUDIO_SPEECH:
                 return await _open_binary(ctx, adapter, body, admission, settle)
             waited = time.perf_counter()
@@ -167,9 +171,13 @@ async def _open_stream(
     checked: Checked,
     admission: Admission,
     settle: Callable[[], Any],
+    *,
+    files: list[UploadFile] | None = None,
 ) -> HttpResponse:
     assert ctx.deployment is not None
-    upstream = adapter.stream(endpoint=ctx.endpoint, deployment=ctx.deployment, body=body)
+    typed = ctx.endpoint in EVENT_STREAM_ENDPOINTS  # images and transcripts: typed events
+    opener = adapter.stream_events if typed else adapter.stream
+    upstream = opener(endpoint=ctx.endpoint, deployment=ctx.deployment, body=body, files=files)
     since = ctx.upstream_seconds
     waited = time.perf_counter()
     try:
@@ -180,8 +188,12 @@ async def _open_stream(
         await upstream.aclose()  # type: ignore[attr-defined]
         raise
     ctx.upstream_seconds += time.perf_counter() - waited
-    response = StreamingHttpResponse(
-        sse_relay(
+    if typed:
+        relayed = event_relay(
+            ctx=ctx, first=first, upstream=upstream, settle=settle, upstream_since=since
+        )
+    else:
+        relayed = sse_relay(
             ctx=ctx,
             first=first,
             upstream=upstream,
@@ -189,9 +201,8 @@ async def _open_stream(
             include_usage=checked.include_usage,
             settle=settle,
             upstream_since=since,
-        ),
-        content_type="text/event-stream",
-    )
+        )
+    response = StreamingHttpResponse(relayed, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     headers_apply(response, ctx, admission.headers)

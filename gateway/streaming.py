@@ -19,6 +19,7 @@ from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError, UpstreamTimeoutError
 from ogem_site.metrics import upstream_observe, usage_impossible_record
 from providers.base import Endpoint
+from providers.events import event_is_final
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ def usage_fill(usage: Usage, reported: dict[str, Any], *, provider: str) -> None
                 return value
         return None
 
+    if reported.get("type") == "duration":  # a transcription billed by the second (whisper-1)
+        seconds = reported.get("seconds")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+            usage.audio_seconds = float(seconds)
+        return
     prompt = count("prompt_tokens", "input_tokens")
     if prompt is not None:
         usage.prompt_tokens = prompt
@@ -260,6 +266,67 @@ async def sse_relay(
         finally:
             if ctx.cancelled:
                 usage_estimate_cancelled(ctx, relayed_chunks=relayed)
+            await settle()
+
+
+def _typed_event(payload: dict[str, Any]) -> bytes:
+    data = b"data: " + orjson.dumps(payload) + b"\n\n"
+    kind = payload.get("type")
+    if isinstance(kind, str) and kind.isprintable():
+        return b"event: " + kind.encode() + b"\n" + data
+    return data
+
+
+async def event_relay(
+    *,
+    ctx: RequestContext,
+    first: dict[str, Any] | None,
+    upstream: AsyncIterator[dict[str, Any]],
+    settle: Settle,
+    upstream_since: float = 0.0,
+) -> AsyncIterator[bytes]:
+    """The typed events of an image or transcription stream (providers/events.py), each as
+    `event: <type>` and its `data:`, as OpenAI sends them; no `[DONE]` follows. Each completed
+    image counts one image, and a final event's `usage` is the request's (the last one wins);
+    the rest is as `sse_relay`."""
+    event = first
+    provider = ctx.deployment.provider if ctx.deployment is not None else ""
+    failure: BaseException | None = None
+    try:
+        while event is not None:
+            if event_is_final(event):
+                if str(event.get("type")).endswith(".completed"):
+                    ctx.usage.images += 1
+                usage = event.get("usage")
+                if isinstance(usage, dict):
+                    usage_fill(ctx.usage, usage, provider=provider)
+            yield _typed_event(event)
+            waited = time.perf_counter()
+            event = await anext(upstream, None)
+            ctx.upstream_seconds += time.perf_counter() - waited
+        yield f": x-ogem-overhead-ms={_overhead(ctx)}\n\n".encode()
+    except GatewayError as error:
+        failure = error
+        ctx.status_code = error.status
+        yield _event(error.to_body())
+    except GeneratorExit as error:
+        failure = error
+        ctx.cancelled = True
+        raise
+    except BaseException as error:
+        failure = error
+        if isinstance(error, Exception):
+            ctx.status_code = 500
+            logger.exception("stream failed (request %s)", ctx.request_id)
+            yield _event(_internal_error())
+        else:
+            ctx.cancelled = True
+            raise
+    finally:
+        upstream_record(ctx, seconds=ctx.upstream_seconds - upstream_since, error=failure)
+        try:
+            await upstream.aclose()  # type: ignore[attr-defined]
+        finally:
             await settle()
 
 

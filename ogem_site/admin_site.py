@@ -47,6 +47,11 @@ def _is_scoped(model_admin: Any) -> bool:
     return isinstance(model_admin, ScopedAdminMixin) or getattr(model_admin, "ogem_scoped", False)
 
 
+# Ogem's own apps lead the admin index and sidebar, in the order of their layers; Django's and
+# third parties' (auth, sites, allauth, ...) follow, alphabetically as Django lists them.
+OGEM_APPS = ("tenants", "keys", "billing", "gateway")
+
+
 class OgemAdminSite(AdminSite):
     site_header = "Ogem administration"
     site_title = "Ogem admin"
@@ -68,6 +73,12 @@ class OgemAdminSite(AdminSite):
         # Read from the database: the gateway workers that priced the requests are elsewhere.
         unpriced_warning_add(request)
         return super().index(request, extra_context)
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        apps = super().get_app_list(request, app_label)
+        rank = {label: index for index, label in enumerate(OGEM_APPS)}
+        # sorted() is stable: the apps after Ogem's keep Django's alphabetical order.
+        return sorted(apps, key=lambda app: rank.get(app["app_label"], len(rank)))
 
     def has_permission(self, request: HttpRequest) -> bool:
         return admin_user_allowed(user=request.user)

@@ -38,6 +38,7 @@ from providers.errors import (
     error_body_parse,
     upstream_error,
 )
+from providers.events import STREAM_FIELDS, events_from_result
 from providers.http import (
     UploadFile,
     UpstreamHTTPResponse,
@@ -125,6 +126,9 @@ class translating:
 class ProviderAdapter:
     name: ClassVar[str]
     endpoints: ClassVar[frozenset[Endpoint]]
+    # The event-streaming endpoints (providers/events.py) its upstream streams itself; the
+    # others are answered in full and relayed as events.
+    event_stream_endpoints: ClassVar[frozenset[Endpoint]] = frozenset()
 
     def build_request(
         self,
@@ -218,6 +222,45 @@ class ProviderAdapter:
                 yield chunk
         finally:
             response.close()
+
+    async def stream_events(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The typed events of a streamed image or transcription request (providers/events.py):
+        the upstream's own stream where it has one, else its complete answer as those events."""
+        if endpoint not in self.event_stream_endpoints:
+            whole = {k: v for k, v in body.items() if k not in STREAM_FIELDS}
+            result = await self.call(
+                endpoint=endpoint, deployment=deployment, body=whole, files=files
+            )
+            for event in events_from_result(endpoint=endpoint, body=body, result=result):
+                yield event
+            return
+        request = self.request_translate(
+            endpoint=endpoint, deployment=deployment, body=body, stream=True, files=files
+        )
+        response = await self.exchange_open(request, deployment=deployment)
+        try:
+            if "event-stream" in response.headers.get("Content-Type", ""):
+                translated = self.translate_stream(
+                    endpoint=endpoint, deployment=deployment, chunks=self.body_chunks(response)
+                )
+                async for event in translated:
+                    yield event
+                return
+            # An upstream may ignore `stream` for a model (OpenAI's whisper-1 does): its
+            # complete answer becomes the events.
+            whole = await self._read(response)
+        finally:
+            response.close()
+        result = self.parse_response(endpoint=endpoint, deployment=deployment, response=whole)
+        for event in events_from_result(endpoint=endpoint, body=body, result=result):
+            yield event
 
     async def open_binary(
         self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]

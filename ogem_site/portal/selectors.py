@@ -10,12 +10,17 @@ from django.utils import timezone
 
 from billing.models import BudgetScope
 from billing.selectors import budget_list, spend_summary
+from gateway.model_health import deployment_kind
 from gateway.registry import registry_get
 from keys.models import VirtualKey
 from keys.selectors import key_list
+from providers.base import Endpoint
 from tenants.models import Role, Team
 from tenants.principals import Principal
 from tenants.selectors import principal_can_create_own_key, team_list
+
+# The chat model the portal offers first when it is served (the embedded default's).
+PREFERRED_CHAT_MODEL = "mock-chat"
 
 
 def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
@@ -67,7 +72,8 @@ def _percent(budget: Any) -> int | None:
 
 
 def portal_model_list(*, principal: Principal) -> list[dict[str, Any]]:
-    """Model names served to the caller's organizations (or to every organization)."""
+    """Model names served to the caller's organizations (or to every organization), each marked
+    `chat` when a deployment of it serves chat completions (docs/portal.md)."""
     org_ids = principal.visible_org_ids()
     models: dict[str, dict[str, Any]] = {}
     for name, deployments in sorted(registry_get().by_model.items()):
@@ -81,8 +87,18 @@ def portal_model_list(*, principal: Principal) -> list[dict[str, Any]]:
                 "name": name,
                 "providers": sorted({d.provider for d in usable}),
                 "deployments": len(usable),
+                "chat": any(deployment_kind(d) == Endpoint.CHAT for d in usable),
             }
     return list(models.values())
+
+
+def portal_chat_model_default(*, models: list[dict[str, Any]]) -> str | None:
+    """The chat model the portal preselects and shows in examples: `mock-chat` when served,
+    else the first chat model by name, else None."""
+    chat = [model["name"] for model in models if model["chat"]]
+    if PREFERRED_CHAT_MODEL in chat:
+        return PREFERRED_CHAT_MODEL
+    return chat[0] if chat else None
 
 
 def portal_usage(*, principal: Principal, days: int = 30) -> dict[str, Any]:

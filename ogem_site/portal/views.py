@@ -22,6 +22,7 @@ from keys.selectors import key_status
 from keys.services import IssuedKey
 from ogem_site.portal.forms import KeyCreateForm
 from ogem_site.portal.selectors import (
+    portal_chat_model_default,
     portal_key_get,
     portal_key_list,
     portal_key_teams,
@@ -128,6 +129,11 @@ def _keys_page(
             "form": form or KeyCreateForm(teams=teams),
             "can_create": bool(teams),
             "issued": issued,
+            "example_model": portal_chat_model_default(
+                models=portal_model_list(principal=principal)
+            )
+            if issued is not None
+            else None,
             "form_token": _form_token_issue(request),
         },
         status=status,
@@ -217,11 +223,11 @@ def models(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def playground(request: HttpRequest) -> HttpResponse:
-    principal = _principal(request)
+    chat = [m for m in portal_model_list(principal=_principal(request)) if m["chat"]]
     return _render(
         request,
         "portal/playground.html",
-        {"models": portal_model_list(principal=principal)},
+        {"models": chat, "selected": portal_chat_model_default(models=chat)},
     )
 
 

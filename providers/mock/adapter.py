@@ -10,6 +10,10 @@ Deployment ``params``: ``latency_ms`` (before the first byte), ``chunks`` (strea
 one per token), ``chunk_delay_ms`` (between stream chunks), ``dimensions`` (embedding size,
 default 16).
 
+With ``stream``, images and transcriptions stream OpenAI's typed events (``stream_events``):
+``partial_images`` partial images then the completed one per image, a transcript's words then
+its done event.
+
 Tools and ``response_format`` are answered as ``providers/mock/tools.py`` says: a tool call when
 ``tools`` are given and ``tool_choice`` allows one, JSON of the asked shape otherwise.
 
@@ -32,6 +36,7 @@ from typing import Any, ClassVar
 from providers.adapter import BinaryStream, ProviderAdapter, UploadFile, translating
 from providers.base import Deployment, Endpoint
 from providers.errors import GatewayError, InvalidRequestError, UpstreamFailure, upstream_error
+from providers.events import EVENT_STREAM_ENDPOINTS, image_event, transcript_events
 from providers.mock.tools import structured_reply, tool_call_choose
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -110,9 +115,14 @@ def _embedding(text: str, dimensions: int) -> list[float]:
     ]
 
 
+# OpenAI streams at most this many partial images before each final one.
+MAX_PARTIAL_IMAGES = 3
+
+
 class MockAdapter(ProviderAdapter):
     name: ClassVar[str] = "mock"
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    event_stream_endpoints: ClassVar[frozenset[Endpoint]] = EVENT_STREAM_ENDPOINTS
 
     async def call(
         self,
@@ -231,6 +241,52 @@ class MockAdapter(ProviderAdapter):
             "choices": [],
             "usage": complete["usage"],
         }
+
+    async def stream_events(
+        self,
+        *,
+        endpoint: Endpoint,
+        deployment: Deployment,
+        body: dict[str, Any],
+        files: list[UploadFile] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Images: `partial_images` partial events (at most 3), then the completed one, for each
+        of the `n` images; usage counts the prompt's tokens as text input. A transcript: a delta
+        per word, then the done event."""
+        with translating(self.name):
+            self._raise_requested_error(body, streaming=False)
+            partials = min(max(int(body.get("partial_images") or 0), 0), MAX_PARTIAL_IMAGES)
+            count = int(body.get("n") or 1)
+            prompt_tokens = mock_token_count(str(body.get("prompt") or ""))
+        await self._sleep(deployment.params.get("latency_ms"))
+        delay = deployment.params.get("chunk_delay_ms")
+        if endpoint == Endpoint.AUDIO_TRANSCRIPTIONS:
+            size = sum(len(f.content) for f in files or [])
+            for number, event in enumerate(
+                transcript_events(f"Mock transcription of {size} bytes.")
+            ):
+                if number and delay:
+                    await self._sleep(delay)
+                yield event
+            return
+        encoded = base64.b64encode(_PNG).decode()
+        created = int(time.time())
+        usage = {
+            "total_tokens": prompt_tokens,
+            "input_tokens": prompt_tokens,
+            "output_tokens": 0,
+            "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0},
+        }
+        for _ in range(count):
+            for index in (*range(partials), None):
+                if delay:
+                    await self._sleep(delay)
+                event = image_event(
+                    endpoint=endpoint, body=body, b64_json=encoded, created=created, partial=index
+                )
+                if index is None:
+                    event["usage"] = usage
+                yield event
 
     async def open_binary(
         self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any]

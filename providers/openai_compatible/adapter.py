@@ -16,6 +16,7 @@ import orjson
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
 from providers.base import Deployment, Endpoint
 from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
+from providers.events import EVENT_STREAM_ENDPOINTS, event_is_final
 from providers.sse import sse_data
 
 STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
@@ -65,6 +66,9 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                 prepared["stream_options"] = options
             else:
                 prepared.pop("stream_options", None)
+        elif stream and endpoint in self.event_stream_endpoints:
+            prepared["stream"] = True
+            prepared.pop("stream_options", None)
         elif "stream" in prepared:
             prepared["stream"] = False
             prepared.pop("stream_options", None)
@@ -115,6 +119,9 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     async def translate_stream(
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[dict[str, Any]]:
+        # Image and transcription streams end at their final event, without `[DONE]`.
+        typed = endpoint in EVENT_STREAM_ENDPOINTS
+        finished = False
         async for data in sse_data(chunks):
             if data == "[DONE]":
                 return
@@ -132,7 +139,11 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                     failure=error_object_parse(chunk),
                     secrets=deployment.secrets,
                 )
+            if typed and isinstance(chunk, dict):
+                finished = finished or event_is_final(chunk)
             yield chunk
+        if finished:
+            return
         raise UpstreamError(
             f"The upstream provider {self.name} ended the stream early.", provider=self.name
         )

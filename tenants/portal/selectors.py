@@ -21,6 +21,11 @@ def identity_provider_for_email(*, email: str) -> OrganizationIdentityProvider |
     return None
 
 
+def identity_providers_exist() -> bool:
+    """Whether any organization signs in with its own IdP (the sign-in page's SSO discovery)."""
+    return OrganizationIdentityProvider.objects.filter(enabled=True).exists()
+
+
 def identity_provider_for_app(*, provider_id: str) -> OrganizationIdentityProvider | None:
     return (
         OrganizationIdentityProvider.objects.select_related(

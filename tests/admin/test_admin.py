@@ -92,6 +92,27 @@ def test_staff_flag_grants_nothing_roles_do() -> None:
     assert client.get(f"/admin/tenants/organization/{other.pk}/change/").status_code == 404
 
 
+def test_index_and_sidebar_list_ogem_apps_first(admin_client: Client) -> None:
+    page = admin_client.get("/admin/")
+    assert page.status_code == 200
+    labels = [app["app_label"] for app in page.context["app_list"]]
+    assert labels[:4] == ["tenants", "keys", "billing", "gateway"]
+    others = labels[4:]
+    assert {"auth", "sites", "account", "socialaccount"} <= set(others)
+    assert others == sorted(others, key=lambda label: _app_name(page, label).lower())
+    # The index's tables follow the same order: Ogem's models before Django's Groups.
+    content = page.content.decode()
+    assert content.index('class="app-tenants module') < content.index('class="app-auth module')
+    assert content.index('class="app-gateway module') < content.index('class="app-account module')
+    # The sidebar of every other admin page lists them the same way.
+    sidebar = admin_client.get("/admin/tenants/organization/").context["available_apps"]
+    assert [app["app_label"] for app in sidebar][:4] == labels[:4]
+
+
+def _app_name(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    return next(app["name"] for app in page.context["app_list"] if app["app_label"] == label)
+
+
 @pytest.mark.parametrize(
     "model",
     [m for m in site._registry if m._meta.app_label in {"tenants", "keys", "billing", "gateway"}],

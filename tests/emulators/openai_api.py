@@ -12,6 +12,9 @@ the last usage a reader saw is known exactly.
 `report_usage = False` makes it an upstream that reports no usage at all (as llama-cpp-python's
 server, which ignores `stream_options.include_usage`): no `usage` in answers, no usage chunk;
 `usage_override` replaces the usage it reports (a broken upstream's impossible counts).
+Images (generations, edits) and transcriptions asked with `stream` answer OpenAI's typed events
+(`image_generation.partial_image`/`.completed`, `transcript.text.delta`/`.done`), except
+transcriptions by `whisper-1`, which OpenAI answers in full.
 `flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
 "groq" 400 to the fields Groq rejects.
 """
@@ -54,6 +57,12 @@ REQUIRED = {
     "moderations": ("input",),
     "rerank": ("model", "query", "documents"),
 }
+
+
+# Endpoints that stream typed events (`image_generation.*`, `transcript.text.*`) on `stream`.
+_EVENT_STREAMS = ("images/generations", "images/edits", "audio/transcriptions")
+IMAGE_B64 = "aW1hZ2U="
+PARTIAL_B64 = "cGFydGlhbA=="
 
 
 def tokens(text: str) -> int:
@@ -241,6 +250,10 @@ class OpenAIEmulator:
         handler = getattr(self, "_" + endpoint.replace("/", "_"))
         if endpoint in ("chat/completions", "completions") and body.get("stream"):
             return await self._stream(request, recorded, endpoint, body, fault)
+        if endpoint in _EVENT_STREAMS and body.get("stream") in (True, "true"):
+            # OpenAI ignores `stream` for whisper-1 and answers in full.
+            if not (endpoint == "audio/transcriptions" and body.get("model") == "whisper-1"):
+                return await self._stream_events(request, recorded, endpoint, body, fault)
         response = await handler(body, recorded)
         if endpoint in ("chat/completions", "completions"):
             usage = orjson.loads(response.body)["usage"]
@@ -434,7 +447,7 @@ class OpenAIEmulator:
     async def _images_generations(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
         n = int(body.get("n") or 1)
         return self._json(
-            {"created": int(time.time()), "data": [{"b64_json": "aW1hZ2U="} for _ in range(n)]}
+            {"created": int(time.time()), "data": [{"b64_json": IMAGE_B64} for _ in range(n)]}
         )
 
     async def _images_edits(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
@@ -451,7 +464,20 @@ class OpenAIEmulator:
         text = f"Heard {len(content)} bytes from {filename}."
         if body.get("response_format") == "text":
             return web.Response(text=text, content_type="text/plain")
-        return self._json({"text": text})
+        return self._json({"text": text, "usage": self._transcription_usage(body, text)})
+
+    @staticmethod
+    def _transcription_usage(body: dict[str, Any], text: str) -> dict[str, Any]:
+        """OpenAI's: whisper-1 bills seconds of audio, the gpt-4o models tokens."""
+        if body.get("model") == "whisper-1":
+            return {"type": "duration", "seconds": 3}
+        return {
+            "type": "tokens",
+            "input_tokens": 20,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 20},
+            "output_tokens": tokens(text),
+            "total_tokens": 20 + tokens(text),
+        }
 
     _audio_translations = _audio_transcriptions
 
@@ -574,6 +600,70 @@ class OpenAIEmulator:
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             self.disconnected.set()
             raise
+        return response
+
+    async def _stream_events(
+        self,
+        request: web.Request,
+        recorded: Recorded,
+        endpoint: str,
+        body: dict[str, Any],
+        fault: Fault,
+    ) -> web.StreamResponse:
+        """OpenAI's image streams (`partial_images` partial events, then the completed one with
+        the usage, each as `event:` and `data:`) and transcript streams (a `data:`-only delta per
+        word, then the done event with token usage); no `[DONE]` after either."""
+        events: list[dict[str, Any]] = []
+        if endpoint == "audio/transcriptions":
+            if "file" not in recorded.files:
+                return _error(400, "Missing file", type_="invalid_request_error", param="file")
+            filename, content = recorded.files["file"]
+            text = f"Heard {len(content)} bytes from {filename}."
+            words = re.findall(r"\S+\s*", text)
+            events = [{"type": "transcript.text.delta", "delta": word} for word in words]
+            usage = self._transcription_usage(body, text)
+            events.append({"type": "transcript.text.done", "text": text, "usage": usage})
+        else:
+            if endpoint == "images/edits" and "image" not in recorded.files:
+                return _error(400, "Missing image", type_="invalid_request_error", param="image")
+            kind = "image_generation" if endpoint == "images/generations" else "image_edit"
+            settings = {
+                "created_at": int(time.time()),
+                "size": body.get("size") or "1024x1024",
+                "quality": body.get("quality") or "high",
+                "background": body.get("background") or "opaque",
+                "output_format": body.get("output_format") or "png",
+            }
+            for index in range(int(body.get("partial_images") or 0)):
+                events.append(
+                    {
+                        "type": f"{kind}.partial_image",
+                        "b64_json": PARTIAL_B64,
+                        **settings,
+                        "partial_image_index": index,
+                    }
+                )
+            prompt = tokens(str(body.get("prompt") or ""))
+            usage = {
+                "total_tokens": prompt + 272,
+                "input_tokens": prompt,
+                "output_tokens": 272,
+                "input_tokens_details": {"text_tokens": prompt, "image_tokens": 0},
+            }
+            events.append(
+                {"type": f"{kind}.completed", "b64_json": IMAGE_B64, **settings, "usage": usage}
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        named = endpoint != "audio/transcriptions"
+        for number, event in enumerate(events):
+            if fault.cut_after_chunks is not None and number >= fault.cut_after_chunks:
+                await asyncio.sleep(0.05)  # let what was sent arrive before the cut
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+            head = f"event: {event['type']}\n".encode() if named else b""
+            await response.write(head + b"data: " + orjson.dumps(event) + b"\n\n")
+        await response.write_eof()
         return response
 
     @staticmethod

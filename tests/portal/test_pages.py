@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ from django.utils import timezone
 
 from billing.models import BudgetDuration, BudgetScope, RequestLog
 from billing.services import budget_upsert
+from gateway import registry as deployment_registry
+from gateway.registry import registry_install
 from keys.services import key_create
 from providers.base import Deployment
 from tenants.models import Role, User
@@ -127,13 +130,76 @@ def test_models_page_lists_shared_models_and_my_organizations_only(install_deplo
     assert next(m for m in page.context["models"] if m["name"] == "ours")["providers"] == ["openai"]
 
 
-def test_playground_offers_my_models_and_calls_v1_from_the_browser() -> None:
+def test_playground_offers_chat_models_only_and_preselects_mock_chat() -> None:
     me = MembershipFactory(role=Role.MEMBER).user
     page = _client(me).get("/playground/")
     assert page.status_code == 200
-    assert b'<option value="mock-chat">mock-chat</option>' in page.content
+    # The embedded default's models: only mock-chat serves chat, and it is chosen.
+    assert [m["name"] for m in page.context["models"]] == ["mock-chat"]
+    assert b'<option value="mock-chat" selected>mock-chat</option>' in page.content
+    for other in (b"mock-embed", b"mock-image", b"mock-tts", b"mock-whisper", b"mock-rerank"):
+        assert other not in page.content
     assert b'<label for="pg-key">API key</label>' in page.content
     assert b"portal/playground.js" in page.content
+
+
+def _served_only(*deployments: Deployment) -> None:
+    registry_install(list(deployments), source="test")
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[..., None]]:
+    """Install exactly these deployments (no built-in mock ones) for one test, then restore."""
+    previous = deployment_registry._current
+    yield _served_only
+    deployment_registry._current = previous
+
+
+def _deployment(name: str, upstream: str, **params: object) -> Deployment:
+    return Deployment(
+        id=f"test:{name}",
+        model_name=name,
+        provider="openai",
+        upstream_model=upstream,
+        api_key="sk-upstream",
+        params=dict(params),
+    )
+
+
+def test_playground_without_mock_chat_preselects_the_first_chat_model(served) -> None:  # type: ignore[no-untyped-def]
+    served(
+        _deployment("a-embedder", "text-embedding-3-small"),
+        _deployment("b-vision", "gpt-4o-mini"),
+        _deployment("c-drawer", "gpt-image-1", model_info={"mode": "image_generation"}),
+        _deployment("d-chat", "gpt-4o"),
+        _deployment("e-whisper", "whisper-1"),
+    )
+    me = MembershipFactory(role=Role.MEMBER).user
+    page = _client(me).get("/playground/")
+    assert [m["name"] for m in page.context["models"]] == ["b-vision", "d-chat"]
+    assert page.context["selected"] == "b-vision"
+    assert b'<option value="b-vision" selected>b-vision</option>' in page.content
+    assert b'<option value="d-chat">d-chat</option>' in page.content
+
+
+def test_new_key_example_uses_a_model_this_install_serves(served) -> None:  # type: ignore[no-untyped-def]
+    team = TeamFactory()
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    client = _client(me)
+
+    def created() -> bytes:
+        token = client.get("/keys/").context["form_token"]
+        page = client.post("/keys/", {"form_token": token, "name": "laptop", "team": team.pk})
+        assert page.status_code == 201
+        return page.content
+
+    assert b'-d \'{"model": "mock-chat", "messages"' in created()
+    served(_deployment("embedder", "text-embedding-3-small"), _deployment("house-gpt", "gpt-4o"))
+    content = created()
+    assert b'-d \'{"model": "house-gpt", "messages"' in content
+    assert b"mock-chat" not in content
+    served(_deployment("embedder", "text-embedding-3-small"))  # no chat model: no example
+    assert b"/v1/chat/completions" not in created()
 
 
 def test_home_summarises_usage_keys_and_teams() -> None:

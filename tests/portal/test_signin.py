@@ -106,7 +106,6 @@ def test_totp_is_enrolled_in_the_portal_and_then_required_at_sign_in() -> None:
 def test_sign_in_page_offers_the_instance_sso_button_only_when_configured(settings) -> None:  # type: ignore[no-untyped-def]
     page = Client().get("/accounts/login/")
     assert b'id="sso-login"' not in page.content
-    assert b'id="sso-discover"' in page.content
     settings.OGEM_OIDC_ISSUER = "https://login.example.com"
     settings.OGEM_OIDC_CLIENT_ID = "ogem"
     settings.OGEM_OIDC_NAME = "Example SSO"
@@ -142,6 +141,23 @@ def test_email_domain_discovers_the_organization_idp() -> None:
     assert missing.status_code == 404
     assert b"No organization signs in with that email" in missing.content
     assert b"/accounts/oidc/" not in missing.content
+
+
+def test_sign_in_page_offers_sso_only_when_an_identity_provider_is_configured() -> None:
+    # Neither the instance's OIDC (OGEM_OIDC_* unset in tests) nor any organization's IdP.
+    page = Client().get("/accounts/login/")
+    assert page.status_code == 200
+    assert b"SSO" not in page.content
+    assert b'id="sso-discover"' not in page.content
+    assert b"your organization" not in page.content
+    idp = _org_idp(["acme.test"], enabled=False)  # a disabled IdP signs no one in
+    assert b'id="sso-discover"' not in Client().get("/accounts/login/").content
+    idp.enabled = True
+    idp.save(update_fields=["enabled"])
+    page = Client().get("/accounts/login/")
+    assert b'id="sso-discover"' in page.content
+    assert b">Continue with company SSO</button>" in page.content
+    assert b'id="sso-login"' not in page.content
 
 
 def test_disabled_idp_is_not_discovered() -> None:
