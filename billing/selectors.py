@@ -119,8 +119,9 @@ def _usage_sources(
     return UsageSources(rollups=rollups, logs=logs, watermark=watermark)
 
 
-def _usage_rows(*, sources: UsageSources, columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Totals per combination of ``columns`` over both halves of ``sources``, merged."""
+def usage_totals_list(*, sources: UsageSources, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Spend (a Decimal), tokens and requests per combination of ``columns`` (RequestLog
+    dimensions, and ``day``) over both halves of ``sources``, merged; no columns: one total."""
     parts: list[Any] = []
     if sources.rollups is not None:
         rolled = sources.rollups.filter(tag="")  # tagged rows repeat requests
@@ -143,35 +144,33 @@ def _usage_rows(*, sources: UsageSources, columns: tuple[str, ...]) -> list[dict
     return [{**dict(zip(columns, group, strict=True)), **row} for group, row in merged.items()]
 
 
-def usage_totals_list(
+def usage_sources_get(
     *,
     principal: Principal,
-    columns: tuple[str, ...],
     start: date | None = None,
     end: date | None = None,
     filters: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """The caller's spend, tokens and requests per combination of ``columns`` (RequestLog
-    dimensions, and ``day``), ``spend`` a Decimal: the one read behind the spend API, the admin
-    dashboard and the portal.
-
-    Rolled days come from the daily rollups, the days after them (today included) from the
-    request log, so today's spend shows before any rollup and a rolled day counts once.
-    """
-    sources = _usage_sources(
+) -> UsageSources:
+    """The caller's usage from ``start`` to ``end`` (inclusive UTC dates, None: unbounded),
+    narrowed by ``filters`` on RequestLog fields: what ``usage_totals_list`` sums. Rolled days
+    come from the daily rollups, the days after them (today's included) from the request log, so
+    a request shows once drained, before any rollup, and a rolled day counts once. The spend API,
+    the admin dashboard and the portal all read spend this way."""
+    return _usage_sources(
         scope=_spend_scope(principal=principal), start=start, end=end, filters=filters or {}
     )
-    return _usage_rows(sources=sources, columns=columns)
 
 
 def key_spend_map(*, key_ids: list[int]) -> dict[int, Decimal]:
     """Everything each key has spent (USD), every key with or without a budget: rollups and
-    the request log, as ``usage_totals_list`` reads them. For keys the caller may already see."""
+    the request log, as ``usage_sources_get`` splits them (unscoped: the caller already sees
+    these keys)."""
     if not key_ids:
         return {}
     sources = _usage_sources(scope=None, start=None, end=None, filters={"key_id__in": key_ids})
     return {
-        row["key_id"]: row["spend"] for row in _usage_rows(sources=sources, columns=("key_id",))
+        row["key_id"]: row["spend"]
+        for row in usage_totals_list(sources=sources, columns=("key_id",))
     }
 
 
@@ -195,18 +194,16 @@ def spend_summary(
     if group_by not in SPEND_GROUPS:
         raise ValueError(f"group_by must be one of {sorted(SPEND_GROUPS)}")
     requested = _requested_range(start=start, end=end)
-    sources = _usage_sources(
-        scope=_spend_scope(principal=principal), start=start, end=end, filters=filters or {}
-    )
+    sources = usage_sources_get(principal=principal, start=start, end=end, filters=filters)
     column = SPEND_GROUPS[group_by]
     if group_by == "tag":
         groups = _tag_groups(sources=sources)
     else:
-        groups = {row[column]: row for row in _usage_rows(sources=sources, columns=(column,))}
+        groups = {row[column]: row for row in usage_totals_list(sources=sources, columns=(column,))}
     if group_by == "end_customer":
         # RequestLog stores an absent end customer as "": the API says null.
         groups = {value or None: row for value, row in groups.items()}
-    (overall,) = _usage_rows(sources=sources, columns=())
+    (overall,) = usage_totals_list(sources=sources, columns=())
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0]))
     names = _group_names(group_by=group_by, values=[value for value, _ in ordered])
     return {
@@ -312,7 +309,7 @@ def spend_chart_data(
 ) -> dict[str, Any]:
     """Daily spend and tokens per team and per model, for charts (money as decimal strings).
 
-    ``start`` and ``end`` are inclusive UTC dates, read as ``usage_totals_list`` reads them: rolled
+    ``start`` and ``end`` are inclusive UTC dates, read as ``usage_sources_get`` splits them: rolled
     days from ``UsageRollup``, the days after them (today's requests too) from the request log.
     Each breakdown keeps its ``series_limit`` biggest series by spend and folds the rest into
     "Other". The same few queries whatever the range: two aggregates per source, team names.
@@ -323,11 +320,9 @@ def spend_chart_data(
         filters["organization_id"] = organization_id
     if team_id is not None:
         filters["team_id"] = team_id
-    sources = _usage_sources(
-        scope=_spend_scope(principal=principal), start=start, end=end, filters=filters
-    )
-    by_team = _usage_rows(sources=sources, columns=("day", "team_id"))
-    by_model = _usage_rows(sources=sources, columns=("day", "model"))
+    sources = usage_sources_get(principal=principal, start=start, end=end, filters=filters)
+    by_team = usage_totals_list(sources=sources, columns=("day", "team_id"))
+    by_model = usage_totals_list(sources=sources, columns=("day", "model"))
     team_ids = {row["team_id"] for row in by_team} - {None}
     names = {
         team.pk: f"{team.name} ({team.organization.name})"
