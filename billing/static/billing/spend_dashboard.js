@@ -8,7 +8,7 @@
     "#2c3e50", "#7f8c8d"];
   var text = getComputedStyle(document.documentElement).getPropertyValue("--body-quiet-color").trim() || "#666";
   // USD as a plain decimal down to 1e-8: Chart.js writes ticks under 1e-4 in scientific notation.
-  var plain = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8, useGrouping: false });
+  var plain = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
   function usd(value) { return "$" + plain.format(value); }
   function draw(id, series, field, money) {
     var canvas = document.getElementById(id);
@@ -36,7 +36,7 @@
         },
         scales: {
           x: { stacked: true, ticks: { color: text, maxRotation: 0, autoSkip: true, maxTicksLimit: 12 }, grid: { display: false } },
-          y: { stacked: true, beginAtZero: true, ticks: { color: text, callback: money ? usd : plain.format } }
+          y: { stacked: true, beginAtZero: true, ticks: money ? { color: text, callback: usd } : { color: text } }
         }
       }
     });

@@ -8,7 +8,7 @@
   var muted = getComputedStyle(document.documentElement).getPropertyValue("--muted").trim() || "#64748b";
   var labels = data.labels.map(function (day) { return day.slice(5); });
   // USD as a plain decimal down to 1e-8: Chart.js writes ticks under 1e-4 in scientific notation.
-  var plain = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8, useGrouping: false });
+  var plain = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
   function usd(value) { return "$" + plain.format(value); }
   function draw(id, values, label, money) {
     var canvas = document.getElementById(id);
@@ -26,7 +26,7 @@
         },
         scales: {
           x: { ticks: { color: muted, maxRotation: 0, autoSkip: true, maxTicksLimit: 10 }, grid: { display: false } },
-          y: { beginAtZero: true, ticks: { color: muted, callback: money ? usd : plain.format } }
+          y: { beginAtZero: true, ticks: money ? { color: muted, callback: usd } : { color: muted } }
         }
       }
     });
