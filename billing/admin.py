@@ -1,5 +1,6 @@
 """Admin for budgets (reset action, spend read-only), prices and the request log (read-only),
-the spend dashboard (charts from the daily rollups) and the unpriced-model warning."""
+the spend dashboard (charts from the daily rollups and today's request log) and the
+unpriced-model warning."""
 
 from __future__ import annotations
 

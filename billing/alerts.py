@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from billing.models import SCOPE_FIELDS, Budget
+from keys.budgets import usd_str
 
 EVENT = "budget.soft_limit_reached"
 
@@ -44,15 +45,15 @@ def alert_payload(*, budget: Budget, spend: Decimal) -> dict[str, Any]:
             "scope": budget.scope,
             "target_id": getattr(budget, f"{field}_id"),
             "target": str(target) if target is not None else "",
-            "soft_budget": str(budget.soft_budget),
-            "max_budget": None if budget.max_budget is None else str(budget.max_budget),
+            "soft_budget": None if budget.soft_budget is None else usd_str(budget.soft_budget),
+            "max_budget": None if budget.max_budget is None else usd_str(budget.max_budget),
             "duration": budget.duration or None,
             "period_started_at": budget.period_started_at.isoformat()
             if budget.period_started_at
             else None,
             "reset_at": budget.reset_at.isoformat() if budget.reset_at else None,
         },
-        "spend": str(spend),
+        "spend": usd_str(spend),
     }
 
 

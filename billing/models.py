@@ -199,6 +199,8 @@ class UsageRollup(models.Model):
             models.Index(fields=["day", "organization_id"]),
             models.Index(fields=["day", "team_id"]),
             models.Index(fields=["day", "key_id"]),
+            # A page of keys' total spend reads their rollups over every day.
+            models.Index(fields=["key_id", "day"], name="billing_rollup_key_day"),
         ]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
-from billing.selectors import SPEND_GROUPS, budget_list, spend_summary
+from billing.selectors import SPEND_GROUPS, SPEND_NAMED_GROUPS, budget_list, spend_summary
 from billing.services import EntityLimits, budget_delete, budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
@@ -41,17 +41,18 @@ class BudgetSerializer(serializers.ModelSerializer):
     end_customer = ScopedRelatedField(
         selector=end_customer_list, queryset=EndCustomer.objects.all(), required=False
     )
+    # Money leaves as fixed-point strings ("0.00002706"); numbers and strings are accepted.
     max_budget = serializers.DecimalField(
-        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=True
     )
     soft_budget = serializers.DecimalField(
-        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=True
     )
     budget_duration = serializers.ChoiceField(
         source="duration", choices=_DURATIONS, required=False, allow_null=True, allow_blank=True
     )
     mode = serializers.ChoiceField(choices=BudgetMode.choices, required=False)
-    spend = serializers.DecimalField(**USD, read_only=True, coerce_to_string=False)
+    spend = serializers.DecimalField(**USD, read_only=True, coerce_to_string=True)
     # The entity's rate limits (null: none), enforced with the key's own on every request.
     rpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     tpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
@@ -227,20 +228,51 @@ class SpendQuerySerializer(serializers.Serializer):
         return attrs
 
 
+# Sums of USD columns: wider than one row's, same 8 decimal places.
+_USD_SUM = {**USD, "max_digits": 24}
+
+
 class SpendTotalsSerializer(serializers.Serializer):
-    spend = serializers.FloatField()
+    spend = serializers.DecimalField(
+        **_USD_SUM, coerce_to_string=True, help_text='USD, a fixed-point string: "0.00002706".'
+    )
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
     requests = serializers.IntegerField()
 
 
+class SpendRowSerializer(SpendTotalsSerializer):
+    """One group. Only the group_by field (and its name, for key, team, organization and user)
+    is present; the schema lists every one."""
+
+    key = serializers.IntegerField(required=False, allow_null=True)
+    key_name = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text='The key\'s name; "master key" for requests without a virtual key (the master '
+        "key or an identity provider's token); null for a deleted key.",
+    )
+    team = serializers.IntegerField(required=False, allow_null=True)
+    team_name = serializers.CharField(required=False, allow_null=True)
+    organization = serializers.IntegerField(required=False, allow_null=True)
+    organization_name = serializers.CharField(required=False, allow_null=True)
+    user = serializers.IntegerField(required=False, allow_null=True)
+    user_name = serializers.CharField(required=False, allow_null=True)
+    end_customer = serializers.CharField(
+        required=False, allow_null=True, help_text="null: requests without an end customer."
+    )
+    model = serializers.CharField(required=False)
+    tag = serializers.CharField(required=False)
+    day = serializers.DateField(required=False)
+
+
 class SpendSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     start = serializers.DateField(allow_null=True)
     end = serializers.DateField(allow_null=True)
-    results = serializers.ListField(
-        child=serializers.DictField(),
+    results = SpendRowSerializer(
+        many=True,
         help_text="One row per group: the group's value under the group_by name, then totals.",
     )
     total = SpendTotalsSerializer()
@@ -261,12 +293,15 @@ class SpendCSVRenderer(BaseRenderer):
             writer.writerow([str(data)])
             return buffer.getvalue().encode()
         group_by = data["group_by"]
+        named = [f"{group_by}_name"] if group_by in SPEND_NAMED_GROUPS else []
         columns = ["spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests"]
-        writer.writerow([group_by, *columns])
+        writer.writerow([group_by, *named, *columns])
         for row in data["results"]:
-            value = row[group_by]
-            writer.writerow(["" if value is None else value, *(row[c] for c in columns)])
-        writer.writerow(["total", *(data["total"][c] for c in columns)])
+            cells = [row[group_by], *(row.get(name) for name in named)]
+            writer.writerow(
+                [*("" if cell is None else cell for cell in cells), *(row[c] for c in columns)]
+            )
+        writer.writerow(["total", *("" for _ in named), *(data["total"][c] for c in columns)])
         response = (renderer_context or {}).get("response")
         if response is not None:
             response["Content-Disposition"] = f'attachment; filename="spend-{group_by}.csv"'

@@ -3,8 +3,8 @@
 A UTC day is closed once it ended more than `OGEM_ROLLUP_GRACE_MINUTES` ago (usage drained late
 still lands in its day first). `rollup_day` replaces the day's rows in one transaction while it
 holds the day's `UsageRollupDay` row locked, so a rerun, or two beat runs at once, leave exactly
-one copy of the day's totals. The spend API reads rollups for rolled days and the raw log for the
-days after them.
+one copy of the day's totals. Spend is read (billing.selectors.usage_sources_get) from rollups for
+rolled days and from the raw log for the days after them.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from django.db.models.functions import TruncDate
 from billing.models import Budget, BudgetScope, RequestLog, UnpricedUsage, UsageRollup
 from billing.pricing import deployment_pk_from_id, price_known
 from billing.rollups import rollup_watermark
-from keys.budgets import KeyBudget
+from keys.budgets import KeyBudget, usd_str
 from keys.models import VirtualKey
 from keys.selectors import key_list
-from tenants.models import Team
+from tenants.models import Organization, Team, User
 from tenants.principals import Principal
 from tenants.selectors import (
     principal_org_read_ids,
@@ -70,6 +70,108 @@ def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
 
 
 _TOTALS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests")
+_TOKEN_SUMS = {
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "total_tokens": Sum("total_tokens"),
+}
+_ROLLUP_SUMS = {**_TOKEN_SUMS, "spend": Sum("spend"), "requests": Sum("requests")}
+_LOG_SUMS = {**_TOKEN_SUMS, "spend": Sum("cost"), "requests": Count("pk")}
+
+# What spend rows name a request made without a virtual key (the master key, or an identity
+# provider's token): RequestLog keeps no key id for it.
+NO_KEY_NAME = "master key"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSources:
+    """One date range split where the rollups end: days up to the watermark from ``UsageRollup``,
+    later (still open) days, today's included, from ``RequestLog``. No day is in both."""
+
+    rollups: QuerySet[UsageRollup] | None
+    logs: QuerySet[RequestLog] | None
+    watermark: date | None
+
+
+def _usage_sources(
+    *, scope: Q | None, start: date | None, end: date | None, filters: dict[str, Any]
+) -> UsageSources:
+    watermark = rollup_watermark()
+    rollups = logs = None
+    if watermark is not None and (start is None or start <= watermark):
+        rolled_end = watermark if end is None else min(end, watermark)
+        rollups = UsageRollup.objects.filter(day__lte=rolled_end, **filters).order_by()
+        if scope is not None:
+            rollups = rollups.filter(scope)
+        if start is not None:
+            rollups = rollups.filter(day__gte=start)
+    if watermark is not None:
+        after = watermark + timedelta(days=1)
+        start = max(start, after) if start is not None else after
+    if end is None or start is None or start <= end:
+        logs = RequestLog.objects.filter(**filters).order_by()
+        if scope is not None:
+            logs = logs.filter(scope)
+        if start is not None:
+            logs = logs.filter(created_at__gte=_day_start(start))
+        if end is not None:
+            logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
+    return UsageSources(rollups=rollups, logs=logs, watermark=watermark)
+
+
+def usage_totals_list(*, sources: UsageSources, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Spend (a Decimal), tokens and requests per combination of ``columns`` (RequestLog
+    dimensions, and ``day``) over both halves of ``sources``, merged; no columns: one total."""
+    parts: list[Any] = []
+    if sources.rollups is not None:
+        rolled = sources.rollups.filter(tag="")  # tagged rows repeat requests
+        parts.append((rolled, _ROLLUP_SUMS))
+    if sources.logs is not None:
+        logs = sources.logs
+        if "day" in columns:
+            logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        parts.append((logs, _LOG_SUMS))
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for queryset, sums in parts:
+        rows = (
+            queryset.values(*columns).annotate(**sums) if columns else [queryset.aggregate(**sums)]
+        )
+        for row in rows:
+            group = tuple(row[column] for column in columns)
+            _add(merged.setdefault(group, _zero()), row)
+    if not columns and not merged:
+        merged[()] = _zero()
+    return [{**dict(zip(columns, group, strict=True)), **row} for group, row in merged.items()]
+
+
+def usage_sources_get(
+    *,
+    principal: Principal,
+    start: date | None = None,
+    end: date | None = None,
+    filters: dict[str, Any] | None = None,
+) -> UsageSources:
+    """The caller's usage from ``start`` to ``end`` (inclusive UTC dates, None: unbounded),
+    narrowed by ``filters`` on RequestLog fields: what ``usage_totals_list`` sums. Rolled days
+    come from the daily rollups, the days after them (today's included) from the request log, so
+    a request shows once drained, before any rollup, and a rolled day counts once. The spend API,
+    the admin dashboard and the portal all read spend this way."""
+    return _usage_sources(
+        scope=_spend_scope(principal=principal), start=start, end=end, filters=filters or {}
+    )
+
+
+def key_spend_map(*, key_ids: list[int]) -> dict[int, Decimal]:
+    """Everything each key has spent (USD), every key with or without a budget: rollups and
+    the request log, as ``usage_sources_get`` splits them (unscoped: the caller already sees
+    these keys)."""
+    if not key_ids:
+        return {}
+    sources = _usage_sources(scope=None, start=None, end=None, filters={"key_id__in": key_ids})
+    return {
+        row["key_id"]: row["spend"]
+        for row in usage_totals_list(sources=sources, columns=("key_id",))
+    }
 
 
 def spend_summary(
@@ -85,40 +187,33 @@ def spend_summary(
     ``start`` and ``end`` are inclusive UTC dates. ``filters`` narrows on RequestLog fields
     (``organization_id``, ``team_id``, ``key_id``, ``model``) within the caller's scope. Days up to
     the rollup watermark are read from ``UsageRollup``; later (still open) days from the log.
-    Grouped by tag, a request counts under each of its tags; the total counts it once.
+    Grouped by tag, a request counts under each of its tags; the total counts it once. Money is
+    a fixed-point decimal string; key, team, organization and user rows carry the name too.
     """
 
     if group_by not in SPEND_GROUPS:
         raise ValueError(f"group_by must be one of {sorted(SPEND_GROUPS)}")
     requested = _requested_range(start=start, end=end)
-    scope = _spend_scope(principal=principal)
-    watermark = rollup_watermark()
-    groups: dict[Any, dict[str, Any]] = {}
-    overall = _zero()
-    if watermark is not None and (start is None or start <= watermark):
-        rolled_end = watermark if end is None else min(end, watermark)
-        rollups = UsageRollup.objects.filter(day__lte=rolled_end, **(filters or {})).order_by()
-        if scope is not None:
-            rollups = rollups.filter(scope)
-        if start is not None:
-            rollups = rollups.filter(day__gte=start)
-        _spend_rollups(rollups=rollups, group_by=group_by, groups=groups, overall=overall)
-        start = max(start, watermark + timedelta(days=1)) if start else watermark + timedelta(1)
-    if end is None or start is None or start <= end:
-        logs = RequestLog.objects.filter(**(filters or {})).order_by()
-        if scope is not None:
-            logs = logs.filter(scope)
-        if start is not None:
-            logs = logs.filter(created_at__gte=_day_start(start))
-        if end is not None:
-            logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
-        _spend_logs(logs=logs, group_by=group_by, groups=groups, overall=overall)
+    sources = usage_sources_get(principal=principal, start=start, end=end, filters=filters)
+    column = SPEND_GROUPS[group_by]
+    if group_by == "tag":
+        groups = _tag_groups(sources=sources)
+    else:
+        groups = {row[column]: row for row in usage_totals_list(sources=sources, columns=(column,))}
+    if group_by == "end_customer":
+        # RequestLog stores an absent end customer as "": the API says null.
+        groups = {value or None: row for value, row in groups.items()}
+    (overall,) = usage_totals_list(sources=sources, columns=())
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0]))
+    names = _group_names(group_by=group_by, values=[value for value, _ in ordered])
     return {
         "group_by": group_by,
         "start": requested[0],
         "end": requested[1],
-        "results": [_spend_row(group_by=group_by, value=v, row=row) for v, row in ordered],
+        "results": [
+            _spend_row(group_by=group_by, value=value, row=row, names=names)
+            for value, row in ordered
+        ],
         "total": _totals(overall),
     }
 
@@ -132,57 +227,61 @@ def _add(target: dict[str, Any], row: dict[str, Any]) -> None:
         target[name] += row[name] or 0
 
 
-_SUMS = {
-    "prompt_tokens": Sum("prompt_tokens"),
-    "completion_tokens": Sum("completion_tokens"),
-    "total_tokens": Sum("total_tokens"),
-}
-
-
-def _spend_rollups(
-    *, rollups: QuerySet[UsageRollup], group_by: str, groups: dict[Any, Any], overall: Any
-) -> None:
-    sums = {**_SUMS, "spend": Sum("spend"), "requests": Sum("requests")}
-    untagged = rollups.filter(tag="")
-    _add(overall, untagged.aggregate(**sums))
-    source = rollups.exclude(tag="") if group_by == "tag" else untagged
-    column = SPEND_GROUPS[group_by]
-    for row in source.values(column).annotate(**sums):
-        _add(groups.setdefault(row[column], _zero()), row)
-
-
-def _spend_logs(
-    *, logs: QuerySet[RequestLog], group_by: str, groups: dict[Any, Any], overall: Any
-) -> None:
-    sums = {**_SUMS, "spend": Sum("cost"), "requests": Count("pk")}
-    _add(overall, logs.aggregate(**sums))
-    if group_by == "tag":
+def _tag_groups(*, sources: UsageSources) -> dict[Any, dict[str, Any]]:
+    groups: dict[Any, dict[str, Any]] = {}
+    if sources.rollups is not None:
+        for row in sources.rollups.exclude(tag="").values("tag").annotate(**_ROLLUP_SUMS):
+            _add(groups.setdefault(row["tag"], _zero()), row)
+    if sources.logs is not None:
         fields = ("tags", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
-        for log in logs.exclude(tags=[]).values(*fields).iterator(chunk_size=2000):
+        for log in sources.logs.exclude(tags=[]).values(*fields).iterator(chunk_size=2000):
             row = {**log, "spend": log["cost"], "requests": 1}
             for tag in dict.fromkeys(str(t)[:200] for t in log["tags"] or ()):
                 _add(groups.setdefault(tag, _zero()), row)
-        return
-    if group_by == "day":
-        logs = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
-    column = SPEND_GROUPS[group_by]
-    for row in logs.values(column).annotate(**sums):
-        _add(groups.setdefault(row[column], _zero()), row)
+    return groups
+
+
+_NAMED_GROUPS: dict[str, tuple[Any, str]] = {
+    "key": (VirtualKey, "name"),
+    "team": (Team, "name"),
+    "organization": (Organization, "name"),
+    "user": (User, "username"),
+}
+
+
+# The groups whose spend rows carry a ``<group>_name`` beside the id.
+SPEND_NAMED_GROUPS = frozenset(_NAMED_GROUPS)
+
+
+def _group_names(*, group_by: str, values: list[Any]) -> dict[Any, str | None]:
+    """Names of the grouped keys, teams, organizations or users (one query; a deleted one has
+    none). Requests without a key are the master key's (or an identity provider token's)."""
+    if group_by not in _NAMED_GROUPS:
+        return {}
+    model, field = _NAMED_GROUPS[group_by]
+    ids = [value for value in values if value is not None]
+    names: dict[Any, str | None] = dict(model.objects.filter(pk__in=ids).values_list("pk", field))
+    if group_by == "key":
+        names[None] = NO_KEY_NAME
+    return names
 
 
 def _requested_range(*, start: date | None, end: date | None) -> tuple[str | None, str | None]:
     return (start.isoformat() if start else None, end.isoformat() if end else None)
 
 
-def _spend_row(*, group_by: str, value: Any, row: dict[str, Any]) -> dict[str, Any]:
+def _spend_row(
+    *, group_by: str, value: Any, row: dict[str, Any], names: dict[Any, str | None]
+) -> dict[str, Any]:
+    named = {f"{group_by}_name": names.get(value)} if group_by in _NAMED_GROUPS else {}
     if isinstance(value, date):
         value = value.isoformat()
-    return {group_by: value, **_totals(row)}
+    return {group_by: value, **named, **_totals(row)}
 
 
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "spend": float(row["spend"] or Decimal("0")),
+        "spend": usd_str(row["spend"] or Decimal("0")),
         "prompt_tokens": row["prompt_tokens"] or 0,
         "completion_tokens": row["completion_tokens"] or 0,
         "total_tokens": row["total_tokens"] or 0,
@@ -194,7 +293,7 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-# ---- Admin's spend dashboard and unpriced-model warning (rollups only, never the raw log) -----
+# ---- Admin's spend dashboard and unpriced-model warning ----------------------------------------
 
 CHART_SERIES_LIMIT = 8
 
@@ -208,40 +307,38 @@ def spend_chart_data(
     team_id: int | None = None,
     series_limit: int = CHART_SERIES_LIMIT,
 ) -> dict[str, Any]:
-    """Daily spend and tokens per team and per model from ``UsageRollup``, for charts.
+    """Daily spend and tokens per team and per model, for charts (money as decimal strings).
 
-    ``start`` and ``end`` are inclusive UTC dates; days after the rollup watermark are not rolled
-    yet and show nothing. Each breakdown keeps its ``series_limit`` biggest series by spend and
-    folds the rest into "Other". Three queries whatever the range: two aggregates and team names.
+    ``start`` and ``end`` are inclusive UTC dates, read as ``usage_sources_get`` splits them: rolled
+    days from ``UsageRollup``, the days after them (today's requests too) from the request log.
+    Each breakdown keeps its ``series_limit`` biggest series by spend and folds the rest into
+    "Other". The same few queries whatever the range: two aggregates per source, team names.
     """
 
-    rollups = UsageRollup.objects.filter(tag="", day__gte=start, day__lte=end).order_by()
-    scope = _spend_scope(principal=principal)
-    if scope is not None:
-        rollups = rollups.filter(scope)
+    filters: dict[str, Any] = {}
     if organization_id is not None:
-        rollups = rollups.filter(organization_id=organization_id)
+        filters["organization_id"] = organization_id
     if team_id is not None:
-        rollups = rollups.filter(team_id=team_id)
-    sums = {"spend": Sum("spend"), "tokens": Sum("total_tokens"), "requests": Sum("requests")}
-    by_team = list(rollups.values("day", "team_id").annotate(**sums))
-    by_model = list(rollups.values("day", "model").annotate(**sums))
+        filters["team_id"] = team_id
+    sources = usage_sources_get(principal=principal, start=start, end=end, filters=filters)
+    by_team = usage_totals_list(sources=sources, columns=("day", "team_id"))
+    by_model = usage_totals_list(sources=sources, columns=("day", "model"))
     team_ids = {row["team_id"] for row in by_team} - {None}
     names = {
         team.pk: f"{team.name} ({team.organization.name})"
         for team in Team.objects.filter(pk__in=team_ids).select_related("organization")
     }
     labels = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-    watermark = rollup_watermark()
+    watermark = sources.watermark
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "rolled_through": watermark.isoformat() if watermark else None,
         "labels": [day.isoformat() for day in labels],
         "total": {
-            "spend": float(sum((row["spend"] or Decimal(0) for row in by_team), Decimal(0))),
-            "tokens": sum(row["tokens"] or 0 for row in by_team),
-            "requests": sum(row["requests"] or 0 for row in by_team),
+            "spend": usd_str(sum((row["spend"] for row in by_team), Decimal(0))),
+            "tokens": sum(row["total_tokens"] for row in by_team),
+            "requests": sum(row["requests"] for row in by_team),
         },
         "teams": _chart_series(
             rows=by_team,
@@ -267,9 +364,9 @@ def _chart_series(
             {"spend": [Decimal(0)] * len(labels), "tokens": [0] * len(labels), "sum": Decimal(0)},
         )
         position = index[row["day"]]
-        entry["spend"][position] += row["spend"] or Decimal(0)
-        entry["tokens"][position] += row["tokens"] or 0
-        entry["sum"] += row["spend"] or Decimal(0)
+        entry["spend"][position] += row["spend"]
+        entry["tokens"][position] += row["total_tokens"]
+        entry["sum"] += row["spend"]
     ranked = sorted(
         series.items(), key=lambda item: (-item[1]["sum"], -sum(item[1]["tokens"]), str(item[0]))
     )
@@ -284,7 +381,7 @@ def _chart_series(
     return [
         {
             "label": label,
-            "spend": [float(value) for value in entry["spend"]],
+            "spend": [usd_str(value) for value in entry["spend"]],
             "tokens": entry["tokens"],
         }
         for label, entry in kept

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 # Money columns: USD to 8 decimal places.
 USD = {"max_digits": 18, "decimal_places": 8}
+USD_QUANTUM = Decimal("0.00000001")
+
+
+def usd_str(amount: Decimal | int | str) -> str:
+    """Money as Ogem's APIs and exports give it: a fixed-point string to 8 decimal places
+    ("0.00002706"), never a float (2.706e-05 in JSON) nor an exponent."""
+    return f"{Decimal(amount).quantize(USD_QUANTUM):f}"
 
 
 class BudgetDuration(models.TextChoices):
@@ -44,6 +51,8 @@ class KeyBudgetStore:
     set: Callable[[VirtualKey, KeyBudget], None]
     # Annotates budget_max, budget_soft, budget_duration, budget_spend and budget_reset_at.
     annotate: Callable[[QuerySet[VirtualKey]], QuerySet[VirtualKey]]
+    # Everything each of the given keys has spent (USD, from the request log), budget or not.
+    spend: Callable[[list[int]], dict[int, Decimal]]
 
 
 _store: KeyBudgetStore | None = None

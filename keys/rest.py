@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from keys.budgets import USD, BudgetDuration
+from keys.budgets import USD, BudgetDuration, usd_str
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_SETTINGS,
@@ -21,7 +21,7 @@ from keys.permissions import (
     key_create_refusal,
     key_scope_administered,
 )
-from keys.selectors import key_list, key_status
+from keys.selectors import key_list, key_spend_attach, key_status
 from keys.services import key_change, key_create, key_delete, key_revoke, key_rotate
 from tenants.audit import audit_snapshot
 from tenants.models import Organization, Team, User
@@ -32,6 +32,14 @@ from tenants.selectors import organization_list, team_list, user_list
 _UNSET = (None, "", [], {})
 # Durations as the contract names them; null (or "") means the budget never resets.
 _DURATIONS = [value for value in BudgetDuration.values if value]
+
+
+class KeyListSerializer(serializers.ListSerializer):
+    """Keys' spend read once for the whole page, not once per key."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        keys = list(data.all() if hasattr(data, "all") else data)
+        return super().to_representation(key_spend_attach(keys=keys))
 
 
 class KeySerializer(serializers.ModelSerializer):
@@ -58,17 +66,28 @@ class KeySerializer(serializers.ModelSerializer):
         required=False,
         help_text="Model names or access groups this key may use; empty means every model.",
     )
+    # Money leaves as fixed-point strings ("0.00002706"); numbers and strings are accepted.
     max_budget = serializers.DecimalField(
-        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=True
     )
     soft_budget = serializers.DecimalField(
-        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=False
+        **USD, min_value=0, required=False, allow_null=True, coerce_to_string=True
     )
     budget_duration = serializers.ChoiceField(
         choices=_DURATIONS, required=False, allow_null=True, allow_blank=True
     )
     spend = serializers.DecimalField(
-        **USD, source="budget_spend", read_only=True, coerce_to_string=False, allow_null=True
+        **USD,
+        read_only=True,
+        coerce_to_string=True,
+        help_text="USD spent in the current budget period when the key's budget has a limit, "
+        "else total_spend.",
+    )
+    total_spend = serializers.DecimalField(
+        **USD,
+        read_only=True,
+        coerce_to_string=True,
+        help_text="USD spent by the key since it was created (the request log), budget or not.",
     )
     budget_reset_at = serializers.DateTimeField(read_only=True, allow_null=True)
     key_prefix = serializers.CharField(source="display_prefix", read_only=True)
@@ -89,6 +108,7 @@ class KeySerializer(serializers.ModelSerializer):
             "soft_budget",
             "budget_duration",
             "spend",
+            "total_spend",
             "budget_reset_at",
             "rpm_limit",
             "tpm_limit",
@@ -102,15 +122,20 @@ class KeySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "revoked_at", "created_by", "created_at", "updated_at"]
+        list_serializer_class = KeyListSerializer
 
     def get_status(self, key: VirtualKey) -> str:
         return key_status(key=key)
 
     def to_representation(self, instance: VirtualKey) -> dict[str, Any]:
+        if not hasattr(instance, "total_spend"):
+            key_spend_attach(
+                keys=[instance]
+            )  # a list attaches them all at once (KeyListSerializer)
         data = super().to_representation(instance)
         # Budget values come from the selector's annotations (no query per key).
-        data["max_budget"] = _number(getattr(instance, "budget_max", None))
-        data["soft_budget"] = _number(getattr(instance, "budget_soft", None))
+        data["max_budget"] = _usd(getattr(instance, "budget_max", None))
+        data["soft_budget"] = _usd(getattr(instance, "budget_soft", None))
         data["budget_duration"] = getattr(instance, "budget_duration", None) or None
         return data
 
@@ -157,8 +182,8 @@ class KeyRotateSerializer(serializers.Serializer):
     )
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if value is not None else None
+def _usd(value: Any) -> str | None:
+    return usd_str(value) if value is not None else None
 
 
 @extend_schema(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
@@ -82,6 +83,22 @@ def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
         | Q(team_id__in=principal_team_read_ids(principal=principal))
         | principal_owns(principal=principal)
     )
+
+
+def key_spend_attach(*, keys: list[VirtualKey]) -> list[VirtualKey]:
+    """Give each key (from ``key_list``) its spend, one read for all of them, budget or not:
+    ``total_spend``, everything it has spent; ``spend``, what it has spent in its current budget
+    period when its budget has a limit (the period's persisted spend), else ``total_spend``."""
+    totals = key_budget_store().spend([key.pk for key in keys])
+    for key in keys:
+        key.total_spend = totals.get(key.pk, Decimal("0"))  # type: ignore[attr-defined]
+        limited = (
+            getattr(key, "budget_max", None) is not None
+            or getattr(key, "budget_soft", None) is not None
+        )
+        period = getattr(key, "budget_spend", None)
+        key.spend = period if limited and period is not None else key.total_spend  # type: ignore[attr-defined]
+    return keys
 
 
 def key_status(*, key: VirtualKey, now: datetime | None = None) -> str:

@@ -220,7 +220,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return f"{value:f}"  # fixed-point: str() gives "0E-8" for a zero read from the database
     if isinstance(value, Model):
         return value.pk
     if value is None or isinstance(value, str | int | float | bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,6 +12,7 @@ from billing.models import BudgetScope
 from billing.selectors import budget_list, spend_summary
 from gateway.model_health import deployment_kind
 from gateway.registry import registry_get
+from keys.budgets import usd_str
 from keys.models import VirtualKey
 from keys.selectors import key_list
 from providers.base import Endpoint
@@ -102,27 +103,27 @@ def portal_chat_model_default(*, models: list[dict[str, Any]]) -> str | None:
 
 
 def portal_usage(*, principal: Principal, days: int = 30) -> dict[str, Any]:
-    """Daily spend and tokens of the last ``days`` days, and totals by model and by key."""
-    end = timezone.now().date()
+    """Daily spend and tokens of the last ``days`` days (UTC, today's not rolled up yet too),
+    and totals by model and by key; money as decimal strings."""
+    end = timezone.now().astimezone(UTC).date()
     start = end - timedelta(days=days - 1)
     by_day = spend_summary(principal=principal, group_by="day", start=start, end=end)
     by_model = spend_summary(principal=principal, group_by="model", start=start, end=end)
     by_key = spend_summary(principal=principal, group_by="key", start=start, end=end)
     per_day = {row["day"]: row for row in by_day["results"]}
     labels = [(start + timedelta(days=offset)).isoformat() for offset in range(days)]
-    key_names = dict(key_list(principal=principal).values_list("pk", "name"))
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "total": by_day["total"],
         "chart": {
             "labels": labels,
-            "spend": [per_day.get(day, {}).get("spend", 0.0) for day in labels],
+            "spend": [per_day.get(day, {}).get("spend", usd_str(0)) for day in labels],
             "tokens": [per_day.get(day, {}).get("total_tokens", 0) for day in labels],
         },
         "by_model": by_model["results"],
         "by_key": [
-            {**row, "name": key_names.get(row["key"], f"key {row['key']}")}
+            {**row, "name": row["key_name"] or f"deleted key {row['key']}"}
             for row in by_key["results"]
         ],
     }

@@ -1,5 +1,5 @@
-"""Admin's spend dashboard (charts from the daily rollups, scoped by role) and its warning about
-models used at zero cost for want of a price."""
+"""Admin's spend dashboard (charts from the daily rollups and today's request log, scoped by
+role) and its warning about models used at zero cost for want of a price."""
 
 from __future__ import annotations
 
@@ -107,10 +107,11 @@ def world() -> dict[str, Any]:
 
 
 def _series(payload: dict[str, Any], kind: str) -> dict[str, list[float]]:
-    return {s["label"]: s["spend"] for s in payload[kind]}
+    # Money arrives as decimal strings; compared here as numbers.
+    return {s["label"]: [float(v) for v in s["spend"]] for s in payload[kind]}
 
 
-def test_superuser_sees_every_team_and_model_from_the_rollups(world) -> None:
+def test_superuser_sees_every_team_and_model_from_the_rollups_and_today(world) -> None:
     page = _client(world["root"]).get(URL)
     assert page.status_code == 200
     assert page.templates[0].name == "admin/billing/spend_dashboard.html"
@@ -124,21 +125,50 @@ def test_superuser_sees_every_team_and_model_from_the_rollups(world) -> None:
         today.isoformat(),
     )
     assert data["rolled_through"] == (today - timedelta(days=1)).isoformat()
-    # Today's request is only in the raw log: the dashboard never reads it.
-    assert data["total"] == {"spend": 11.0, "tokens": 900, "requests": 4}
+    # Rolled days from the rollups, today's request (not rolled yet) from the log, once each.
+    assert data["total"] == {"spend": "14.00000000", "tokens": 930, "requests": 5}
     zeros = [0.0] * 27
     assert _series(data, "teams") == {
+        "Search (Acme)": [*zeros, 2.0, 0.0, 3.0],
         "Secret (Globex)": [*zeros, 0.0, 7.0, 0.0],
-        "Search (Acme)": [*zeros, 2.0, 0.0, 0.0],
         "Ads (Acme)": [*zeros, 0.0, 2.0, 0.0],
     }
     assert _series(data, "models") == {
+        "gpt-4o": [*zeros, 1.5, 2.0, 3.0],
         "globex-only-model": [*zeros, 0.0, 7.0, 0.0],
-        "gpt-4o": [*zeros, 1.5, 2.0, 0.0],
         "claude-3": [*zeros, 0.5, 0.0, 0.0],
     }
+    search = next(s for s in data["teams"] if s["label"] == "Search (Acme)")
+    assert search["spend"][-3:] == ["2.00000000", "0.00000000", "3.00000000"]
     tokens = {s["label"]: s["tokens"] for s in data["teams"]}
-    assert tokens["Search (Acme)"][-3:] == [140, 0, 0]
+    assert tokens["Search (Acme)"][-3:] == [140, 0, 30]
+    assert b"<strong>$14.00</strong>" in page.content
+
+
+def test_the_first_hour_shows_todays_spend_before_any_rollup() -> None:
+    """Nothing rolled up yet: the dashboard reads today's requests from the log, and a few
+    millionths of a dollar show as such, not as $0.0000 or 2.706e-05."""
+    team = TeamFactory(organization=OrganizationFactory(name="Acme"), name="Search")
+    _log(team, days_ago=0, model="gpt-4o-mini", cost="0.00002706", tokens=12)
+    _log(team, days_ago=0, model="gpt-4o-mini", cost="0.00000006", tokens=1)
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    page = _client(root).get(URL)
+    data = _payload(page)
+    assert data["rolled_through"] is None
+    assert data["total"] == {"spend": "0.00002712", "tokens": 13, "requests": 2}
+    assert data["teams"] == [
+        {
+            "label": "Search (Acme)",
+            "spend": [*["0.00000000"] * 29, "0.00002712"],
+            "tokens": [*[0] * 29, 13],
+        }
+    ]
+    assert b"<strong>$0.00002712</strong>" in page.content
+    assert b"e-0" not in page.content
+
+    # Rolling today up moves it from the log to the rollups: still counted once.
+    _roll(0)
+    assert _payload(_client(root).get(URL))["total"] == data["total"]
 
 
 def test_org_admin_sees_only_their_organization(world) -> None:
@@ -146,7 +176,7 @@ def test_org_admin_sees_only_their_organization(world) -> None:
     page = client.get(URL)
     assert page.status_code == 200
     data = _payload(page)
-    assert data["total"] == {"spend": 4.0, "tokens": 200, "requests": 3}
+    assert data["total"] == {"spend": "7.00000000", "tokens": 230, "requests": 4}
     assert set(_series(data, "teams")) == {"Search (Acme)", "Ads (Acme)"}
     assert set(_series(data, "models")) == {"gpt-4o", "claude-3"}
     assert b"Globex" not in page.content
@@ -169,7 +199,7 @@ def test_team_admin_sees_only_their_team(world) -> None:
     )
     data = _payload(_client(lead).get(URL))
     assert _series(data, "teams") == {"Ads (Acme)": [*[0.0] * 28, 2.0, 0.0]}
-    assert data["total"] == {"spend": 2.0, "tokens": 60, "requests": 1}
+    assert data["total"] == {"spend": "2.00000000", "tokens": 60, "requests": 1}
 
 
 def test_a_member_is_not_let_in(world) -> None:
@@ -187,15 +217,15 @@ def test_date_range_and_filters(world) -> None:
     data = _payload(client.get(URL, {"start": two_days_ago, "end": two_days_ago}))
     assert data["labels"] == [two_days_ago]
     assert _series(data, "teams") == {"Search (Acme)": [2.0]}
-    assert data["total"] == {"spend": 2.0, "tokens": 140, "requests": 2}
+    assert data["total"] == {"spend": "2.00000000", "tokens": 140, "requests": 2}
 
     long_ago = (today - timedelta(days=45)).isoformat()
     data = _payload(client.get(URL, {"start": long_ago}))
     assert len(data["labels"]) == 46
-    assert data["total"]["spend"] == 20.0
+    assert data["total"]["spend"] == "23.00000000"
 
     data = _payload(client.get(URL, {"organization": world["acme"].pk}))
-    assert data["total"] == {"spend": 4.0, "tokens": 200, "requests": 3}
+    assert data["total"] == {"spend": "7.00000000", "tokens": 230, "requests": 4}
     data = _payload(client.get(URL, {"team": world["ads"].pk}))
     assert _series(data, "teams") == {"Ads (Acme)": [*[0.0] * 28, 2.0, 0.0]}
     assert _series(data, "models") == {"gpt-4o": [*[0.0] * 28, 2.0, 0.0]}
@@ -216,11 +246,18 @@ def test_many_series_fold_into_other(world) -> None:
     labels = [s["label"] for s in data["models"]]
     assert len(labels) == 9
     # By spend, ties by tokens: globex-only-model (7 USD, 700 tokens) before model-06 (7, 10).
-    assert labels[:5] == ["model-09", "model-08", "model-07", "globex-only-model", "model-06"]
+    assert labels[:6] == [
+        "model-09",
+        "model-08",
+        "model-07",
+        "globex-only-model",
+        "model-06",
+        "gpt-4o",  # 6.5, today's 3 with it
+    ]
     assert labels[-1] == "Other"
-    other = data["models"][-1]["spend"]
-    # gpt-4o (3.5), model-02 (3), model-01 (2), model-00 (1) and claude-3 (0.5).
-    assert sum(other) == pytest.approx(10.0)
+    other = _series(data, "models")["Other"]
+    # model-03 (4), model-02 (3), model-01 (2), model-00 (1) and claude-3 (0.5).
+    assert sum(other) == pytest.approx(10.5)
 
 
 def test_query_count_does_not_grow_with_data(world) -> None:
@@ -239,9 +276,9 @@ def test_query_count_does_not_grow_with_data(world) -> None:
             _log(team, days_ago=days_ago, model=f"m{n % 5}", cost="0.1", tokens=10)
     _roll(*range(1, 20))
     assert queries() == few
-    # Session, user, principal, 2 aggregates, team names, watermark, the warning's one, and
-    # admin's own (permission, app list, organization choices).
-    assert few <= 15
+    # Session, user, principal, watermark, 2 aggregates of the rollups and 2 of the log, team
+    # names, the warning's one, and admin's own (permission, app list, organization choices).
+    assert few <= 17
 
 
 def test_index_and_organization_and_team_pages_link_to_it(world) -> None:

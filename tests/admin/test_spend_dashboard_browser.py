@@ -63,3 +63,39 @@ def test_dashboard_draws_its_charts(live_ogem: LiveServer) -> None:
         ["bar", 30, [["claude-3", 2.5], ["gpt-4o", 1.25]]],
         ["bar", 30, [["claude-3", 200], ["gpt-4o", 100]]],
     ]
+
+
+def test_small_spend_is_drawn_in_plain_decimals(live_ogem: LiveServer) -> None:
+    """Today's first requests cost millionths of a dollar: the axis says $0.00001, not 1E-5."""
+    acme = OrganizationFactory(name="Acme")
+    team = TeamFactory(organization=acme, name="Search")
+    RequestLog.objects.create(
+        request_id="browser-tiny",
+        created_at=timezone.now(),
+        organization_id=acme.pk,
+        team_id=team.pk,
+        endpoint="chat/completions",
+        model="gpt-4o-mini",
+        status_code=200,
+        total_tokens=12,
+        cost=Decimal("0.00002706"),
+    )
+    User.objects.create_superuser("root", "root@example.com", "a long enough passphrase 42")
+
+    with chromium_page() as page:
+        page.goto(f"{live_ogem.url}/admin/login/?next=/admin/spend/")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", "a long enough passphrase 42")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{live_ogem.url}/admin/spend/")
+        drawn = page.evaluate(
+            """() => {
+                const chart = Chart.getChart("team-spend");
+                return [chart.data.datasets[0].data.at(-1),
+                        chart.scales.y.ticks.map(t => t.label)];
+            }"""
+        )
+    value, ticks = drawn
+    assert value == 0.00002706
+    assert ticks[0] == "$0" and len(ticks) > 2
+    assert all(label.startswith("$0") and "E" not in label.upper() for label in ticks), ticks

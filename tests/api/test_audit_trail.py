@@ -47,3 +47,6 @@ def test_budget_upsert_and_reset_are_audited(world: World) -> None:
     assert [event.action for event in events] == ["update", "reset"]
     assert {event.actor for event in events} == {"master-key"}
     assert {event.organization_id for event in events} == {world.a.organization.pk}
+    # Money in the trail is fixed-point, as on the API: "0.00000000", not "0E-8".
+    reset = events[1]
+    assert (reset.before["spend"], reset.after["max_budget"]) == ("0.00000000", "50.00000000")

@@ -67,7 +67,7 @@ def test_member_cannot_lift_limits_then_use_a_forbidden_model(
     renamed = dev.patch(f"/keys/{key_id}", json={"name": "mine"})  # the session writes
     assert renamed.status_code == 200
     assert (renamed.json()["name"], renamed.json()["models"]) == ("mine", ["mock-chat"])
-    assert (renamed.json()["max_budget"], renamed.json()["rpm_limit"]) == (1.0, 100)
+    assert (renamed.json()["max_budget"], renamed.json()["rpm_limit"]) == ("1.00000000", 100)
 
     client = openai.OpenAI(api_key=secret, base_url=f"{live_ogem.url}/v1", max_retries=0)
     with pytest.raises(openai.PermissionDeniedError) as refused:

@@ -37,7 +37,11 @@ def test_create_with_every_contract_field_returns_the_secret_once(world: World) 
     budget = Budget.objects.get(scope=BudgetScope.KEY, key=key)
     assert (budget.max_budget, budget.duration) == (Decimal("12.5"), "7d")
     assert body["key_prefix"] == f"sk-{key.prefix}…"
-    assert (body["max_budget"], body["budget_duration"], body["spend"]) == (12.5, "7d", 0.0)
+    assert (body["max_budget"], body["budget_duration"], body["spend"]) == (
+        "12.50000000",
+        "7d",
+        "0.00000000",
+    )
     # Never again: neither retrieve nor list shows the secret.
     again = world.clients["master"].get(f"/api/v1/keys/{key.pk}")
     assert "key" not in again.json()
@@ -191,7 +195,7 @@ def test_update_sets_the_key_budget(world: World) -> None:
     assert response.status_code == 200
     body = response.json()
     assert (body["max_budget"], body["budget_duration"], body["models"]) == (
-        3.0,
+        "3.00000000",
         "1d",
         ["mock-chat"],
     )

@@ -144,7 +144,7 @@ class TestBudgets(ResourceTests):
         }
 
     def update_payload(self, tenant: Tenant) -> dict[str, Any]:
-        return {"max_budget": 250.0}
+        return {"max_budget": "250.00000000"}  # money leaves as a decimal string
 
 
 class TestModels(ResourceTests):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
@@ -53,7 +55,8 @@ def test_org_admin_sees_only_their_organization(logs: World) -> None:
         "results": [
             {
                 "organization": logs.a.organization.pk,
-                "spend": 0.875,
+                "organization_name": "Org a",
+                "spend": "0.87500000",
                 "prompt_tokens": 38,
                 "completion_tokens": 15,
                 "total_tokens": 53,
@@ -61,7 +64,7 @@ def test_org_admin_sees_only_their_organization(logs: World) -> None:
             }
         ],
         "total": {
-            "spend": 0.875,
+            "spend": "0.87500000",
             "prompt_tokens": 38,
             "completion_tokens": 15,
             "total_tokens": 53,
@@ -74,8 +77,8 @@ def test_master_groups_by_every_dimension(logs: World) -> None:
     client = logs.clients["master"]
     by_team = client.get("/api/v1/spend", {"group_by": "team"}).json()["results"]
     assert {row["team"]: row["spend"] for row in by_team} == {
-        logs.a.team.pk: 0.875,
-        logs.b.team.pk: 7.0,
+        logs.a.team.pk: "0.87500000",
+        logs.b.team.pk: "7.00000000",
     }
     by_key = client.get("/api/v1/spend", {"group_by": "key"}).json()["results"]
     assert {row["key"]: row["requests"] for row in by_key} == {
@@ -84,13 +87,13 @@ def test_master_groups_by_every_dimension(logs: World) -> None:
     }
     by_model = client.get("/api/v1/spend", {"group_by": "model"}).json()["results"]
     assert [(row["model"], row["spend"], row["total_tokens"]) for row in by_model] == [
-        ("mock-chat", 7.75, 245),
-        ("mock-embed", 0.125, 8),
+        ("mock-chat", "7.75000000", 245),
+        ("mock-embed", "0.12500000", 8),
     ]
     by_day = client.get("/api/v1/spend", {"group_by": "day"}).json()["results"]
     assert [(row["day"], row["spend"]) for row in by_day] == [
-        ("2026-03-01", 7.25),
-        ("2026-03-02", 0.625),
+        ("2026-03-01", "7.25000000"),
+        ("2026-03-02", "0.62500000"),
     ]
 
 
@@ -102,7 +105,7 @@ def test_start_and_end_are_inclusive_days(logs: World) -> None:
     assert only_second["start"] == "2026-03-02"
     assert [(row["day"], row["requests"]) for row in only_second["results"]] == [("2026-03-02", 2)]
     until_first = client.get("/api/v1/spend", {"group_by": "day", "end": "2026-03-01"}).json()
-    assert until_first["total"]["spend"] == 0.25
+    assert until_first["total"]["spend"] == "0.25000000"
 
 
 def test_members_see_only_their_keys_spend(logs: World) -> None:
@@ -135,3 +138,70 @@ def test_filter_on_foreign_ids_finds_nothing(logs: World) -> None:
 )
 def test_bad_parameters_are_400(logs: World, params: dict[str, str]) -> None:
     assert logs.clients["master"].get("/api/v1/spend", params).status_code == 400
+
+
+def test_money_is_a_decimal_string_and_rows_are_named(world: World) -> None:
+    """Tiny costs come back as "0.00002706", never 2.706e-05; key, team and organization rows
+    carry names; requests without a virtual key are the master key's; no end customer is null."""
+    _log(world.a, day=4, model="mock-chat", cost="0.00002706", prompt=3, completion=2)
+    RequestLog.objects.create(
+        request_id="master-1",
+        created_at=datetime(2026, 3, 4, 13, 0, tzinfo=UTC),
+        endpoint="chat/completions",
+        model="mock-chat",
+        status_code=200,
+        cost=Decimal("0.00000006"),
+    )
+    client = world.clients["master"]
+    by_key = client.get("/api/v1/spend", {"group_by": "key"}).json()
+    assert [(r["key"], r["key_name"], r["spend"]) for r in by_key["results"]] == [
+        (world.a.team_key.pk, "ci-a", "0.00002706"),
+        (None, "master key", "0.00000006"),
+    ]
+    assert by_key["total"]["spend"] == "0.00002712"
+    by_team = client.get("/api/v1/spend", {"group_by": "team"}).json()["results"]
+    assert [(r["team"], r["team_name"]) for r in by_team] == [
+        (world.a.team.pk, "Team a"),
+        (None, None),
+    ]
+    by_org = client.get("/api/v1/spend", {"group_by": "organization"}).json()["results"]
+    assert [r["organization_name"] for r in by_org] == ["Org a", None]
+    by_customer = client.get("/api/v1/spend", {"group_by": "end_customer"}).json()["results"]
+    assert [(r["end_customer"], r["requests"]) for r in by_customer] == [(None, 2)]
+    assert "e-" not in client.get("/api/v1/spend", {"group_by": "model"}).content.decode()
+
+    exported = client.get("/api/v1/spend", {"group_by": "key", "format": "csv"})
+    assert list(csv.reader(io.StringIO(exported.content.decode()))) == [
+        [
+            "key",
+            "key_name",
+            "spend",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "requests",
+        ],
+        [str(world.a.team_key.pk), "ci-a", "0.00002706", "3", "2", "5", "1"],
+        ["", "master key", "0.00000006", "0", "0", "0", "1"],
+        ["total", "", "0.00002712", "3", "2", "5", "2"],
+    ]
+
+
+def test_schema_says_money_is_a_decimal_string(world: World) -> None:
+    schema = world.clients["master"].get("/api/v1/schema/", {"format": "json"}).json()
+    components = schema["components"]["schemas"]
+    money = {"type": "string", "format": "decimal"}
+    for name, field in [
+        ("SpendTotals", "spend"),
+        ("SpendRow", "spend"),
+        ("Key", "spend"),
+        ("Key", "total_spend"),
+        ("Key", "max_budget"),
+        ("Budget", "spend"),
+        ("Budget", "max_budget"),
+    ]:
+        described = components[name]["properties"][field]
+        assert {k: described[k] for k in money} == money, (name, field, described)
+    rows = components["Spend"]["properties"]["results"]["items"]
+    assert rows == {"$ref": "#/components/schemas/SpendRow"}
+    assert components["SpendRow"]["properties"]["key_name"]["nullable"] is True

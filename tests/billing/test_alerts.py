@@ -127,3 +127,18 @@ def test_without_a_webhook_only_email(settings, mailoutbox, django_capture_on_co
         budget_periods_reset()
     (email,) = mailoutbox
     assert email.to == ["a@example.com", "b@example.com"]
+
+
+def test_tiny_amounts_are_fixed_point(receiver, mailoutbox, django_capture_on_commit_callbacks):
+    """A soft limit of 1e-7 USD is "0.00000010" in the webhook and the email, not "1.0E-7"."""
+    team = TeamFactory(name="Search")
+    budget = budget_upsert(scope=BudgetScope.TEAM, target=team, soft_budget=Decimal("0.0000001"))
+    _cross(budget, "0.00000012")
+    with django_capture_on_commit_callbacks(execute=True):
+        budget_periods_reset()
+    (hook,) = receiver.requests
+    body = json.loads(hook.body)
+    assert (body["budget"]["soft_budget"], body["spend"]) == ("0.00000010", "0.00000012")
+    (email,) = mailoutbox
+    assert "Soft limit: $0.00000010" in email.body
+    assert "E-" not in email.body

@@ -113,12 +113,12 @@ def test_spend_reads_rollups_then_the_log(march, master_key) -> None:
 
     by_day = spend(group_by="day")
     assert [(r["day"], r["spend"], r["requests"]) for r in by_day["results"]] == [
-        ("2026-03-01", 2.0, 2),
-        ("2026-03-02", 2.0, 1),
-        ("2026-03-03", 4.0, 1),
+        ("2026-03-01", "2.00000000", 2),
+        ("2026-03-02", "2.00000000", 1),
+        ("2026-03-03", "4.00000000", 1),
     ]
     assert by_day["total"] == {
-        "spend": 8.0,
+        "spend": "8.00000000",
         "prompt_tokens": 40,
         "completion_tokens": 20,
         "total_tokens": 60,
@@ -126,24 +126,24 @@ def test_spend_reads_rollups_then_the_log(march, master_key) -> None:
     }
     by_tag = spend(group_by="tag")
     assert [(r["tag"], r["spend"], r["requests"]) for r in by_tag["results"]] == [
-        ("prod", 2.0, 2),
-        ("search", 5.5, 2),
+        ("prod", "2.00000000", 2),
+        ("search", "5.50000000", 2),
     ]
     assert by_tag["total"]["requests"] == 4  # each request once, tagged or not
     by_user = spend(group_by="user")
-    assert [(r["user"], r["spend"]) for r in by_user["results"]] == [
-        (7, 3.5),
-        (8, 4.0),
-        (None, 0.5),
+    assert [(r["user"], r["user_name"], r["spend"]) for r in by_user["results"]] == [
+        (7, None, "3.50000000"),  # no such users (any more): no name
+        (8, None, "4.00000000"),
+        (None, None, "0.50000000"),
     ]
     by_customer = spend(group_by="end_customer", start="2026-03-02")
     assert [(r["end_customer"], r["spend"]) for r in by_customer["results"]] == [
-        ("", 4.0),
-        ("acme", 2.0),
+        ("acme", "2.00000000"),
+        (None, "4.00000000"),  # no end customer: null, listed last like every absent group
     ]
     assert by_customer["start"] == "2026-03-02"
     by_key = spend(group_by="key", start="2026-03-01", end="2026-03-01", model="m1")
-    assert [(r["key"], r["spend"]) for r in by_key["results"]] == [(1, 1.5)]
+    assert [(r["key"], r["spend"]) for r in by_key["results"]] == [(1, "1.50000000")]
     assert by_key["end"] == "2026-03-01"
 
     exported = client.get("/api/v1/spend", {"group_by": "model", "format": "csv"})
@@ -152,7 +152,7 @@ def test_spend_reads_rollups_then_the_log(march, master_key) -> None:
     assert exported["Content-Disposition"] == 'attachment; filename="spend-model.csv"'
     assert list(csv.reader(io.StringIO(exported.content.decode()))) == [
         ["model", "spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests"],
-        ["m1", "7.5", "30", "15", "45", "3"],
-        ["m2", "0.5", "10", "5", "15", "1"],
-        ["total", "8.0", "40", "20", "60", "4"],
+        ["m1", "7.50000000", "30", "15", "45", "3"],
+        ["m2", "0.50000000", "10", "5", "15", "1"],
+        ["total", "8.00000000", "40", "20", "60", "4"],
     ]

@@ -18,7 +18,7 @@ from gateway.registry import registry_install
 from keys.services import key_create
 from providers.base import Deployment
 from tenants.models import Role, User
-from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory
+from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_usage_shows_my_spend_by_day_model_and_key_and_not_others() -> None:
     assert page.status_code == 200
     usage = page.context["usage"]
     assert usage["total"]["requests"] == 2
-    assert usage["total"]["spend"] == pytest.approx(0.035)
+    assert usage["total"]["spend"] == "0.03500000"
     assert usage["total"]["total_tokens"] == 100
     assert [(r["model"], r["requests"]) for r in usage["by_model"]] == [
         ("gpt-x", 1),
@@ -73,8 +73,9 @@ def test_usage_shows_my_spend_by_day_model_and_key_and_not_others() -> None:
     )
     assert len(chart["labels"]) == 30
     assert chart["labels"][-1] == timezone.now().date().isoformat()
-    assert chart["spend"][-1] == pytest.approx(0.01)
-    assert chart["spend"][-3] == pytest.approx(0.025)
+    assert chart["spend"][-1] == "0.01000000"
+    assert chart["spend"][-3] == "0.02500000"
+    assert chart["spend"][-2] == "0.00000000"
     assert sum(chart["tokens"]) == 100
     assert b"vendor/chart.umd.min.js" in page.content
 
@@ -211,8 +212,45 @@ def test_home_summarises_usage_keys_and_teams() -> None:
     assert page.status_code == 200
     assert page.context["usage"]["total"]["requests"] == 1
     assert [k.name for k, _ in page.context["keys"]] == ["svc"]
-    assert b"$1.5000" in page.content
+    assert b"$1.50</p>" in page.content
     assert b"Apps" in page.content
+
+
+def test_home_headline_shows_small_spend_in_plain_decimals() -> None:
+    """A first request costs a few millionths of a dollar: the headline and the chart data say
+    so ($0.00002706), where they said $0.0000 beside 2.706e-05."""
+    team = TeamFactory(name="Apps")
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    key = key_create(name="svc", team=team, user=me).key
+    _log(1, key=key, model="mock-chat", cost="0.00002706", tokens=10)
+    page = _client(me).get("/")
+    assert b"$0.00002706</p>" in page.content
+    assert b"$0.0000<" not in page.content
+    chart = page.content.split(b'id="usage-data" type="application/json">')[1].split(b"<")[0]
+    assert json.loads(chart)["spend"][-1] == "0.00002706"
+    assert b"e-05" not in chart
+
+    usage = _client(me).get("/usage/")
+    assert b"<td>svc</td>" in usage.content
+    assert b"$0.00002706</td>" in usage.content
+
+
+def test_usage_names_master_key_traffic() -> None:
+    """Requests without a virtual key (the master key) are shown as such, not as "key None"."""
+    me = UserFactory(is_superuser=True, is_staff=True)  # a proxy admin sees every request
+    RequestLog.objects.create(
+        request_id="master-1",
+        created_at=timezone.now(),
+        endpoint="chat/completions",
+        model="mock-chat",
+        status_code=200,
+        cost=Decimal("0.00000006"),
+    )
+    page = _client(me).get("/usage/")
+    assert [(r["name"], r["spend"]) for r in page.context["usage"]["by_key"]] == [
+        ("master key", "0.00000006")
+    ]
+    assert b"key None" not in page.content
 
 
 def test_static_assets_are_served_without_a_cdn() -> None:
