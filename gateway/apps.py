@@ -8,7 +8,11 @@ class GatewayConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: they import models, which load after every AppConfig.
         from billing.pricing import price_deployment_lookup_set
+        from gateway.catalog import model_catalog_build, provider_names
         from gateway.registry import registry_get
+        from tenants.catalog import model_catalog_set
 
         # Admin's unpriced warning (billing) resolves logged deployment ids in the registry.
         price_deployment_lookup_set(lambda deployment_id: registry_get().by_id.get(deployment_id))
+        # Allow-lists and deployments are checked against what is served when they are written.
+        model_catalog_set(lookup=model_catalog_build, providers=provider_names)
