@@ -213,6 +213,12 @@ def test_admin_checks_and_labels_models(admin_client: Client) -> None:
     html = key_page.content.decode()
     assert '<label for="id_allowed_models">Models:</label>' in html
     assert '<label for="id_budget_duration">Budget duration:</label>' in html
+    budget_page = admin_client.get("/admin/billing/budget/add/").content.decode()
+    assert '<label for="id_duration">Budget duration:</label>' in budget_page
+    organization_page = admin_client.get(
+        f"/admin/tenants/organization/{team.organization.pk}/change/"
+    ).content.decode()
+    assert '<label for="id_allowed_models">Models:</label>' in organization_page
 
 
 @pytest.mark.live
