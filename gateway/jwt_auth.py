@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
+from ogem_site.broadcast import TENANTS, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from tenants.models import Organization, Role, Team
 from tenants.oidc import (
@@ -53,6 +54,13 @@ _slugs: LocalCache[tuple[str, tuple[str, ...]], _Tenant] = LocalCache(
 
 
 def jwt_cache_clear() -> None:
+    _tokens.clear()
+    _slugs.clear()
+
+
+def _tenants_forget() -> None:
+    """A team or organization changed (its models, its routing metadata): every token resolves
+    its slugs, and builds its caller, again."""
     _tokens.clear()
     _slugs.clear()
 
@@ -142,3 +150,13 @@ async def jwt_caller_authenticate(*, token: str) -> Caller | None:
     if caller.expires_at is not None:
         _tokens.set(digest, caller, ttl=caller.expires_at - time.time() + EXPIRED_GRACE)
     return caller
+
+
+# Published by gateway/apps.py when tenants says a team or organization changed.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=TENANTS,
+        receive=lambda message: _tenants_forget(),
+        resync=_tenants_forget,
+    )
+)
