@@ -55,8 +55,13 @@ class Budget(models.Model):
 
     max_budget = models.DecimalField(**USD, null=True, blank=True)
     soft_budget = models.DecimalField(**USD, null=True, blank=True)
+    # `budget_duration` on the management API, in admin and in the docs.
     duration = models.CharField(
-        max_length=4, choices=BudgetDuration.choices, default=BudgetDuration.NONE, blank=True
+        "budget duration",
+        max_length=4,
+        choices=BudgetDuration.choices,
+        default=BudgetDuration.NONE,
+        blank=True,
     )
     mode = models.CharField(max_length=10, choices=BudgetMode.choices, default=BudgetMode.ENFORCE)
     period_started_at = models.DateTimeField(null=True, blank=True)

@@ -10,6 +10,7 @@ from gateway.config.credentials import API_KEY, deployment_params_shown, deploym
 from gateway.config.secrets import SecretError, secret_check, secret_is_reference
 from gateway.deployments import deployment_problems
 from gateway.models import Credential, ModelDeployment
+from tenants.catalog import provider_unknown_message
 
 
 def _secret_field(label: str) -> forms.CharField:
@@ -48,6 +49,13 @@ class ModelDeploymentForm(forms.ModelForm):
         self.fields["api_key"].help_text = _status(API_KEY in secrets)
         if "params" in self.fields and self.instance.pk:
             self.initial["params"] = deployment_params_shown(self.instance.params or {}, secrets)
+
+    def clean_provider(self) -> str:
+        value = self.cleaned_data.get("provider") or ""
+        problem = provider_unknown_message(provider=value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

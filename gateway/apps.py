@@ -7,8 +7,27 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: they import models, which load after every AppConfig.
+        from django.db import transaction
+
         from billing.pricing import price_deployment_lookup_set
+        from gateway.catalog import model_catalog_build, provider_names
         from gateway.registry import registry_get
+        from ogem_site.broadcast import TENANTS, broadcast_publish
+        from tenants.catalog import model_catalog_set
+        from tenants.dependents import TenantDependent, tenant_dependent_register
 
         # Admin's unpriced warning (billing) resolves logged deployment ids in the registry.
         price_deployment_lookup_set(lambda deployment_id: registry_get().by_id.get(deployment_id))
+        # Allow-lists and deployments are checked against what is served when they are written.
+        model_catalog_set(lookup=model_catalog_build, providers=provider_names)
+        # Identity provider tokens' callers carry their team's and organization's models and
+        # routing settings: every worker forgets them when one changes (gateway/jwt_auth.py).
+        tenant_dependent_register(
+            TenantDependent(
+                member_removed=lambda user, organization, reason: None,
+                team_removed=lambda team: None,
+                tenant_changed=lambda team, organization: transaction.on_commit(
+                    lambda: broadcast_publish(topic=TENANTS)
+                ),
+            )
+        )

@@ -136,6 +136,8 @@ def _caller_from_database(secret: str) -> Caller | None:
             team_id=key.team_id,
             user_id=key.user_id,
             allowed_models=tuple(str(m) for m in key.allowed_models or ()),
+            team_models=_models_of(key.team),
+            organization_models=_models_of(key.organization),
             tags=tags,
             metadata=dict(key.metadata or {}),
             regions=regions,
@@ -143,10 +145,16 @@ def _caller_from_database(secret: str) -> Caller | None:
             rpm_limit=key.rpm_limit,
             tpm_limit=key.tpm_limit,
             max_parallel_requests=key.max_parallel_requests,
+            endpoint_limits=dict(key.endpoint_limits or {}),
             expires_at=min(e.timestamp() for e in expires) if expires else None,
         )
     finally:
         connection.close()
+
+
+def _models_of(tenant: Any) -> tuple[str, ...]:
+    """A team's or organization's allow-list (loaded with the key's row: no query)."""
+    return tuple(str(m) for m in tenant.allowed_models or ()) if tenant is not None else ()
 
 
 def _routing_settings(key: Any) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
@@ -170,7 +178,8 @@ def _caller_load(raw: bytes) -> Caller | None:
     data: dict[str, Any] | None = orjson.loads(raw)
     if data is None:
         return None
-    data["allowed_models"] = tuple(data.get("allowed_models") or ())
+    for name in ("allowed_models", "team_models", "organization_models"):
+        data[name] = tuple(data.get(name) or ())
     data["tags"] = tuple(data.get("tags") or ())
     data["regions"] = tuple(data.get("regions") or ())
     return Caller(**data)

@@ -25,6 +25,9 @@ class Caller:
     team_id: int | None = None
     user_id: int | None = None
     allowed_models: tuple[str, ...] = ()  # empty: every model
+    # The key's team's and organization's allow-lists (empty: no bound); a model must pass all.
+    team_models: tuple[str, ...] = ()
+    organization_models: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     # Routing settings, each from the key, else its team, else its organization (auth.py).
@@ -33,6 +36,8 @@ class Caller:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_parallel_requests: int | None = None
+    # Per-endpoint limits: {"images/generations": {"rpm": 5}} (keys/limits.py); empty: none.
+    endpoint_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     expires_at: float | None = None  # unix time; checked on every request, cache or not
 
 

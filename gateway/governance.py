@@ -5,7 +5,8 @@ once when the request has finished (successfully, failed, or cancelled by the cl
 
 Admission checks, in one atomic step (gateway/limits.py): requests and tokens per minute and
 requests in flight of the key, its user, team and organization, the end customer, the key's
-per-model limits (``model_rpm_limit``/``model_tpm_limit`` in key metadata, as LiteLLM has them) and
+per-model limits (``model_rpm_limit``/``model_tpm_limit`` in key metadata, as LiteLLM has them),
+the key's per-endpoint limits (``endpoint_limits``, keys/limits.py) and
 the deployment when already chosen; and it reserves the worst-case cost of the request on every
 budget that applies (organization, team, user, key, end customer). Settling applies the real token
 count and cost, releases the parallel slots and emits the usage event in the same step.
@@ -368,6 +369,19 @@ def _rules(
                 parallel=None,
                 tokens=tokens,
             )
+        if caller.endpoint_limits:
+            endpoint = caller.endpoint_limits.get(ctx.endpoint.value)
+            if endpoint:
+                rpm, tpm = endpoint.get("rpm"), endpoint.get("tpm")
+                rules += _window_rules(
+                    tenant=org_tenant,
+                    entity=f"key:{caller.key_id}:endpoint:{ctx.endpoint.value}",
+                    label=f"/v1/{ctx.endpoint.value}",
+                    rpm=int(rpm) if rpm is not None else None,
+                    tpm=int(tpm) if tpm is not None else None,
+                    parallel=None,
+                    tokens=tokens,
+                )
     for snapshot in snapshots.values():
         if snapshot is None or snapshot is own:
             continue

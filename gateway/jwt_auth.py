@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
+from ogem_site.broadcast import TENANTS, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from tenants.models import Organization, Role, Team
 from tenants.oidc import (
@@ -43,6 +44,8 @@ class _Tenant:
     organization_id: int | None
     team_id: int | None
     routing: Routing
+    team_models: tuple[str, ...] = ()
+    organization_models: tuple[str, ...] = ()
 
 
 _slugs: LocalCache[tuple[str, tuple[str, ...]], _Tenant] = LocalCache(
@@ -55,16 +58,27 @@ def jwt_cache_clear() -> None:
     _slugs.clear()
 
 
+def _tenants_forget() -> None:
+    """A team or organization changed (its models, its routing metadata): every token resolves
+    its slugs, and builds its caller, again."""
+    _tokens.clear()
+    _slugs.clear()
+
+
 def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
     """The organization, the first named team in it (None when unknown) and the routing settings
     (tags, regions, priority) of the team's metadata, else the organization's."""
-    found = Organization.objects.filter(slug=organization).values("pk", "metadata").first()
+    found = (
+        Organization.objects.filter(slug=organization)
+        .values("pk", "metadata", "allowed_models")
+        .first()
+    )
     team = None
     if found is not None and teams:
         by_slug = {
             row["slug"]: row
             for row in Team.objects.filter(organization_id=found["pk"], slug__in=teams).values(
-                "slug", "pk", "metadata"
+                "slug", "pk", "metadata", "allowed_models"
             )
         }
         team = next((by_slug[slug] for slug in teams if slug in by_slug), None)
@@ -73,6 +87,8 @@ def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
         organization_id=found["pk"] if found else None,
         team_id=team["pk"] if team else None,
         routing=routing_settings_resolve(levels=levels),
+        team_models=tuple(str(m) for m in (team or {}).get("allowed_models") or ()),
+        organization_models=tuple(str(m) for m in (found or {}).get("allowed_models") or ()),
     )
 
 
@@ -99,6 +115,8 @@ def _caller(claims: ValidatedClaims, tenant: _Tenant | None) -> Caller:
         key_name=f"oidc:{claims.subject}",
         organization_id=tenant.organization_id if tenant else None,
         team_id=tenant.team_id if tenant else None,
+        team_models=tenant.team_models if tenant else (),
+        organization_models=tenant.organization_models if tenant else (),
         tags=tags,
         regions=regions,
         priority=priority,
@@ -132,3 +150,13 @@ async def jwt_caller_authenticate(*, token: str) -> Caller | None:
     if caller.expires_at is not None:
         _tokens.set(digest, caller, ttl=caller.expires_at - time.time() + EXPIRED_GRACE)
     return caller
+
+
+# Published by gateway/apps.py when tenants says a team or organization changed.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=TENANTS,
+        receive=lambda message: _tenants_forget(),
+        resync=_tenants_forget,
+    )
+)

@@ -29,6 +29,7 @@ from gateway.model_health import (
 from gateway.models import Credential, ModelDeployment
 from gateway.selectors import credential_get, deployment_list
 from gateway.services import deployment_create, deployment_delete, deployment_update
+from tenants.catalog import provider_unknown_message
 from tenants.models import Organization
 from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_principal
 from tenants.selectors import organization_list
@@ -119,6 +120,12 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 "Give a reference (os.environ/NAME, file:///path or secret://...), not a secret."
             )
+        return value
+
+    def validate_provider(self, value: str) -> str:
+        problem = provider_unknown_message(provider=value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_params(self, value: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Visibility: a deployment with `organization_id` is visible only to that organization's keys (the
 master key sees everything). A key with `allowed_models` may use a model when the list names the
-model or one of the deployment's `access_groups`; an empty list allows every model.
+model or one of the deployment's `access_groups`; an empty list allows every model. The key's
+team's and organization's lists (`team_models`, `organization_models`) bound it the same way.
 
 Region pinning: a caller with `regions` (from its key's metadata, else its team's, else its
 organization's: gateway.auth) only reaches deployments whose `region` is one of them.
@@ -31,11 +32,34 @@ def deployment_visible(*, caller: Caller, deployment: Deployment) -> bool:
     )
 
 
+def _listed(allowed: tuple[str, ...], deployment: Deployment) -> bool:
+    """An empty allow-list bounds nothing; else it names the model or one of its access groups."""
+    return (
+        not allowed
+        or deployment.model_name in allowed
+        or any(g in allowed for g in deployment.access_groups)
+    )
+
+
 def deployment_allowed(*, caller: Caller, deployment: Deployment) -> bool:
-    allowed = caller.allowed_models
-    if caller.is_master or not allowed:
+    if caller.is_master:
         return True
-    return deployment.model_name in allowed or any(g in allowed for g in deployment.access_groups)
+    return (
+        _listed(caller.allowed_models, deployment)
+        and _listed(caller.team_models, deployment)
+        and _listed(caller.organization_models, deployment)
+    )
+
+
+def _refuser(*, caller: Caller, deployments: list[Deployment]) -> str:
+    """Whose allow-list refuses a model: the organization's, else the team's, else the key's."""
+    for who, allowed in (
+        ("organization", caller.organization_models),
+        ("team", caller.team_models),
+    ):
+        if not any(_listed(allowed, d) for d in deployments):
+            return f"This key's {who}"
+    return "This key"
 
 
 def models_visible(*, caller: Caller, registry: DeploymentRegistry) -> list[str]:
@@ -90,7 +114,8 @@ def deployments_for(
     allowed = [d for d in visible if deployment_allowed(caller=caller, deployment=d)]
     if not allowed:
         raise PermissionDeniedError(
-            f"This key is not allowed to use the model `{model}`.",
+            f"{_refuser(caller=caller, deployments=visible)} is not allowed to use the model "
+            f"`{model}`.",
             param="model",
             code="model_not_allowed",
         )

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from keys.budgets import USD, BudgetDuration, usd_str
+from keys.limits import endpoint_limits_problem
 from keys.models import VirtualKey
-from keys.permissions import KEY_FIELDS, key_scope_administered
+from keys.permissions import KEY_FIELDS, key_models_problem, key_scope_administered
 from keys.selectors import key_list, key_spend_attach, key_status
 from keys.services import key_change, key_create, key_revoke, key_rotate
 from tenants.admin import TeamAdmin as TenantsTeamAdmin
@@ -30,6 +31,14 @@ from tenants.admin_scope import (
 from tenants.audit import audit_record
 from tenants.models import Team
 from tenants.principals import Principal
+
+
+def _endpoint_limits_clean(form: forms.ModelForm) -> dict[str, Any]:
+    value = form.cleaned_data.get("endpoint_limits") or {}
+    problem = endpoint_limits_problem(value)
+    if problem:
+        raise forms.ValidationError(problem)
+    return value
 
 
 class VirtualKeyCreateForm(forms.ModelForm):
@@ -50,6 +59,9 @@ class VirtualKeyCreateForm(forms.ModelForm):
     )
     budget_duration = forms.ChoiceField(choices=BudgetDuration.choices, required=False)
 
+    def clean_endpoint_limits(self) -> dict[str, Any]:
+        return _endpoint_limits_clean(self)
+
     class Meta:
         model = VirtualKey
         fields = ["name", "organization", "team", *KEY_FIELDS[1:]]
@@ -64,6 +76,37 @@ class VirtualKeyCreateForm(forms.ModelForm):
             and team.organization_id != organization.pk
         ):
             self.add_error("team", "The team belongs to another organization.")
+        elif "allowed_models" in data:
+            problem = key_models_problem(
+                models=data["allowed_models"] or [],
+                team=team,
+                organization=team.organization if team is not None else organization,
+            )
+            if problem:
+                self.add_error("allowed_models", problem)
+        return data
+
+
+class VirtualKeyChangeForm(forms.ModelForm):
+    """The change form: a key's models stay within its team's and organization's."""
+
+    class Meta:
+        model = VirtualKey
+        fields = "__all__"  # noqa: DJ007  the admin page chooses what it shows
+
+    def clean_endpoint_limits(self) -> dict[str, Any]:
+        return _endpoint_limits_clean(self)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "allowed_models" in self.changed_data:
+            problem = key_models_problem(
+                models=data.get("allowed_models") or [],
+                team=self.instance.team,
+                organization=self.instance.organization,
+            )
+            if problem:
+                self.add_error("allowed_models", problem)
         return data
 
 
@@ -99,6 +142,7 @@ class KeyChangeList(ChangeList):
 class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(key_list)
     scoped_access = "team"
+    form = VirtualKeyChangeForm
 
     def scoped_choices(self, *, principal: Principal, team_admin: bool) -> QuerySet[VirtualKey]:
         org_ids, team_ids = admin_scope_ids(principal=principal, team_admin=team_admin)
@@ -137,6 +181,7 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "rpm_limit",
         "tpm_limit",
         "max_parallel_requests",
+        "endpoint_limits",
         "metadata",
         "tags",
         "revoked_at",
@@ -191,6 +236,7 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 "rpm_limit",
                 "tpm_limit",
                 "max_parallel_requests",
+                "endpoint_limits",
                 "metadata",
                 "tags",
             ]
@@ -247,6 +293,7 @@ class VirtualKeyAdmin(ScopedAdminMixin, admin.ModelAdmin):
             rpm_limit=data.get("rpm_limit"),
             tpm_limit=data.get("tpm_limit"),
             max_parallel_requests=data.get("max_parallel_requests"),
+            endpoint_limits=data.get("endpoint_limits") or {},
             max_budget=data.get("max_budget"),
             soft_budget=data.get("soft_budget"),
             budget_duration=data.get("budget_duration") or None,

@@ -40,7 +40,13 @@ class VirtualKey(models.Model):
     previous_expires_at = models.DateTimeField(null=True, blank=True)
 
     # Public model names or model access group names; empty means every model.
-    allowed_models = models.JSONField(default=list, blank=True)
+    allowed_models = models.JSONField(
+        "models",
+        default=list,
+        blank=True,
+        help_text="Model names or access groups this key may use. Empty: every model (within its "
+        "team's and organization's).",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -48,6 +54,13 @@ class VirtualKey(models.Model):
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
     max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    # {"images/generations": {"rpm": 5}, ...}: keys/limits.py
+    endpoint_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per-endpoint limits, e.g. {"images/generations": {"rpm": 5}, '
+        '"chat/completions": {"rpm": 100, "tpm": 20000}}.',
+    )
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from keys.models import VirtualKey
+from tenants.catalog import models_outside_message, models_unknown_message
 from tenants.models import Organization, Team
 from tenants.principals import Principal
 from tenants.selectors import (
@@ -34,6 +35,7 @@ KEY_FIELDS = (
     "rpm_limit",
     "tpm_limit",
     "max_parallel_requests",
+    "endpoint_limits",
 )
 KEY_BUDGET_SETTINGS = ("max_budget", "soft_budget", "budget_duration")
 KEY_SETTINGS = frozenset(KEY_FIELDS + KEY_BUDGET_SETTINGS)
@@ -126,3 +128,25 @@ def key_create_refusal(
     if refused:
         return f"Only the team's admins set {', '.join(refused)}."
     return None
+
+
+def key_models_problem(
+    *, models: Iterable[str], team: Team | None, organization: Organization | None
+) -> str | None:
+    """Why a key's `models` are refused (a name nothing serves, or a model outside its team's or
+    organization's allow-list), or None. An empty list is every model its team and organization
+    allow, bounded on /v1."""
+    models = list(models)
+    if not models:
+        return None
+    organization_id = organization.pk if organization is not None else None
+    return models_unknown_message(
+        entries=models, organization_id=organization_id
+    ) or models_outside_message(
+        entries=models,
+        bounds=[
+            ("organization", organization.allowed_models if organization is not None else []),
+            ("team", team.allowed_models if team is not None else []),
+        ],
+        organization_id=organization_id,
+    )

@@ -14,18 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from keys.budgets import USD, BudgetDuration, usd_str
+from keys.limits import endpoint_limits_problem
 from keys.models import VirtualKey
 from keys.permissions import (
     KEY_SETTINGS,
     key_change_allowed,
     key_create_refusal,
+    key_models_problem,
     key_scope_administered,
 )
 from keys.selectors import key_list, key_spend_attach, key_status
 from keys.services import key_change, key_create, key_delete, key_revoke, key_rotate
 from tenants.audit import audit_snapshot
 from tenants.models import Organization, Team, User
-from tenants.rest.base import ScopedRelatedField, ScopedViewSet, request_user
+from tenants.rest.base import JSONObjectField, ScopedRelatedField, ScopedViewSet, request_user
 from tenants.selectors import organization_list, team_list, user_list
 
 # Values that give a new key no setting (it keeps the default).
@@ -90,6 +92,11 @@ class KeySerializer(serializers.ModelSerializer):
         help_text="USD spent by the key since it was created (the request log), budget or not.",
     )
     budget_reset_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    endpoint_limits = JSONObjectField(
+        required=False,
+        help_text='Rate limits per /v1 endpoint, e.g. {"images/generations": {"rpm": 5}, '
+        '"chat/completions": {"rpm": 100, "tpm": 20000}}; counted beside the key\'s own.',
+    )
     key_prefix = serializers.CharField(source="display_prefix", read_only=True)
     status = serializers.SerializerMethodField()
 
@@ -113,6 +120,7 @@ class KeySerializer(serializers.ModelSerializer):
             "rpm_limit",
             "tpm_limit",
             "max_parallel_requests",
+            "endpoint_limits",
             "expires_at",
             "revoked_at",
             "metadata",
@@ -144,6 +152,12 @@ class KeySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Tags must be a list of strings.")
         return value
 
+    def validate_endpoint_limits(self, value: Any) -> dict[str, Any]:
+        problem = endpoint_limits_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
     def validate_metadata(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Metadata must be an object.")
@@ -154,6 +168,9 @@ class KeySerializer(serializers.ModelSerializer):
             # A key stays where it was created; create a new key to move it.
             for field in ("organization", "team"):
                 attrs.pop(field, None)
+            self._models_check(
+                attrs, team=self.instance.team, organization=self.instance.organization
+            )
             return attrs
         team = attrs.get("team")
         organization = attrs.get("organization")
@@ -162,8 +179,20 @@ class KeySerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError(
                     {"team": ["The team belongs to another organization."]}
                 )
-            attrs["organization"] = team.organization
+            attrs["organization"] = organization = team.organization
+        self._models_check(attrs, team=team, organization=organization)
         return attrs
+
+    def _models_check(
+        self, attrs: dict[str, Any], *, team: Team | None, organization: Organization | None
+    ) -> None:
+        if "allowed_models" not in attrs:
+            return
+        problem = key_models_problem(
+            models=attrs["allowed_models"], team=team, organization=organization
+        )
+        if problem:
+            raise serializers.ValidationError({"models": [problem]})
 
 
 class KeyCreatedSerializer(KeySerializer):
@@ -264,6 +293,7 @@ class KeyViewSet(ScopedViewSet):
             rpm_limit=data.get("rpm_limit"),
             tpm_limit=data.get("tpm_limit"),
             max_parallel_requests=data.get("max_parallel_requests"),
+            endpoint_limits=data.get("endpoint_limits"),
             max_budget=data.get("max_budget"),
             soft_budget=data.get("soft_budget"),
             budget_duration=data.get("budget_duration") or None,

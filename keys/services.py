@@ -49,6 +49,7 @@ def key_create(
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     max_parallel_requests: int | None = None,
+    endpoint_limits: dict[str, dict[str, int]] | None = None,
     max_budget: Decimal | None = None,
     soft_budget: Decimal | None = None,
     budget_duration: str | None = None,
@@ -73,6 +74,7 @@ def key_create(
         rpm_limit=rpm_limit,
         tpm_limit=tpm_limit,
         max_parallel_requests=max_parallel_requests,
+        endpoint_limits=dict(endpoint_limits or {}),
     )
     if max_budget is not None or soft_budget is not None:
         key_budget_store().set(

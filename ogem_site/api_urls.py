@@ -1,5 +1,7 @@
 """The management REST API under /api/v1/ (DRF). Paths work with and without a trailing slash."""
 
+from typing import Any
+
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
@@ -8,6 +10,12 @@ from billing.rest import BudgetViewSet, SpendView
 from gateway.rest import ModelDeploymentViewSet, ModelHealthView, RoutingStatusView
 from keys.rest import KeyViewSet
 from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
+
+
+def management_endpoints_only(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[Any]:
+    """drf-spectacular's preprocessing hook: the schema (and `manage.py spectacular`) documents
+    /api/v1 only; SCIM and LiteLLM's root routes are other APIs with their own documents."""
+    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/api/v1/")]
 
 
 class OptionalSlashRouter(DefaultRouter):

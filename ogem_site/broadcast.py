@@ -36,6 +36,7 @@ KEYS = "keys"  # {"prefixes": [...]}: keys changed (revoked, rotated, updated, d
 # (keys/cache.py drops the keys' Redis entries before publishing, so no worker refills from them)
 GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 PRICES = "prices"  # {}: billing.ModelPrice rows changed
+TENANTS = "tenants"  # {}: a team or an organization changed (its models, routing metadata)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Q, QuerySet
@@ -23,6 +24,7 @@ from tenants.admin_scope import (
     admin_scope_ids,
     render_secrets,
 )
+from tenants.catalog import models_outside_message, models_unknown_message
 from tenants.dependents import tenant_changed
 from tenants.models import (
     EndCustomer,
@@ -72,6 +74,47 @@ class TeamInline(ScopedInlineMixin, admin.TabularInline):
     show_change_link = True
 
 
+class OrganizationForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = "__all__"  # noqa: DJ007  the admin page chooses what it shows
+
+    def clean_allowed_models(self) -> list[str]:
+        value = self.cleaned_data.get("allowed_models") or []
+        problem = _models_problem(value, organization_id=self.instance.pk)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = "__all__"  # noqa: DJ007  the admin page chooses what it shows
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        organization = data.get("organization")
+        models = data.get("allowed_models") or []
+        if organization is not None and "allowed_models" in self.changed_data:
+            problem = _models_problem(models, organization_id=organization.pk) or (
+                models_outside_message(
+                    entries=models,
+                    bounds=[("organization", organization.allowed_models)],
+                    organization_id=organization.pk,
+                )
+            )
+            if problem:
+                self.add_error("allowed_models", problem)
+        return data
+
+
+def _models_problem(value: Any, *, organization_id: int | None) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return 'Give a list of model names, e.g. ["gpt-4o", "claude"].'
+    return models_unknown_message(entries=value, organization_id=organization_id)
+
+
 class TenantChangedMixin:
     """Admin of a tenant whose keys' cached callers carry its routing settings: a change, or a
     deletion (its keys go with it), is announced to the apps built on it (tenants.dependents)."""
@@ -99,6 +142,7 @@ class TenantChangedMixin:
 @admin.register(Organization)
 class OrganizationAdmin(TenantChangedMixin, ScopedAdminMixin, admin.ModelAdmin):
     tenant_scope = "organization"
+    form = OrganizationForm
     selector = staticmethod(organization_list)
     scoped_access = "org"
     scoped_can_add = False
@@ -130,12 +174,13 @@ class OrganizationAdmin(TenantChangedMixin, ScopedAdminMixin, admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        # The slug is what IdP tokens' organization claims name, and upstream_networks open the
-        # operator's network to the organization's deployments: only proxy admins change them.
+        # The slug is what IdP tokens' organization claims name, upstream_networks open the
+        # operator's network to the organization's deployments, and allowed_models bound every
+        # key of the organization: only proxy admins change them.
         readonly = list(super().get_readonly_fields(request, obj))
         if self._is_proxy_admin(request):
             return readonly
-        return [*readonly, "slug", "upstream_networks"]
+        return [*readonly, "slug", "upstream_networks", "allowed_models"]
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         return (
@@ -169,6 +214,7 @@ class OrganizationAdmin(TenantChangedMixin, ScopedAdminMixin, admin.ModelAdmin):
 @admin.register(Team)
 class TeamAdmin(TenantChangedMixin, ScopedAdminMixin, admin.ModelAdmin):
     tenant_scope = "team"
+    form = TeamForm
     selector = staticmethod(team_list)
     scoped_access = "org"
     list_display = ["name", "organization", "slug", "external_id", "created_at"]

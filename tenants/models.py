@@ -49,6 +49,17 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Public model names or model access groups that bound every key of this organization; empty: no
+    # bound. Named `models` on the management API, in admin and in the docs.
+    allowed_models = models.JSONField(
+        "models",
+        default=list,
+        blank=True,
+        help_text=(
+            "Model names or access groups the organization's keys may use (a key's own list "
+            "must fit within it). Empty: every model."
+        ),
+    )
     # Set by proxy admins only: private networks this organization's deployments may reach.
     upstream_networks = models.JSONField(
         default=list,
@@ -74,6 +85,17 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100)
     metadata = models.JSONField(default=dict, blank=True)
+    # Public model names or model access groups that bound every key of this team; empty: no
+    # bound. Named `models` on the management API, in admin and in the docs.
+    allowed_models = models.JSONField(
+        "models",
+        default=list,
+        blank=True,
+        help_text=(
+            "Model names or access groups the team's keys may use (a key's own list "
+            "must fit within it). Empty: every model."
+        ),
+    )
     # Set by SCIM when the team is provisioned from an identity provider's group.
     external_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

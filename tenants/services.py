@@ -29,6 +29,7 @@ def organization_create(
     slug: str = "",
     metadata: dict[str, Any] | None = None,
     upstream_networks: list[str] | None = None,
+    allowed_models: list[str] | None = None,
 ) -> Organization:
     slug = slug or _unique_slug(base=slugify(name) or "org", taken=Organization.objects.all())
     if Organization.objects.filter(slug=slug).exists():
@@ -38,6 +39,7 @@ def organization_create(
         slug=slug,
         metadata=dict(metadata or {}),
         upstream_networks=list(upstream_networks or []),
+        allowed_models=list(allowed_models or []),
     )
 
 
@@ -45,7 +47,7 @@ def organization_update(*, organization: Organization, **fields: Any) -> Organiz
     _assign(
         instance=organization,
         fields=fields,
-        allowed={"name", "slug", "metadata", "upstream_networks"},
+        allowed={"name", "slug", "metadata", "upstream_networks", "allowed_models"},
     )
     if (
         "slug" in fields
@@ -71,6 +73,7 @@ def team_create(
     slug: str = "",
     metadata: dict[str, Any] | None = None,
     external_id: str = "",
+    allowed_models: list[str] | None = None,
 ) -> Team:
     siblings = Team.objects.filter(organization=organization)
     slug = slug or _unique_slug(base=slugify(name) or "team", taken=siblings)
@@ -84,11 +87,16 @@ def team_create(
         slug=slug,
         metadata=dict(metadata or {}),
         external_id=external_id,
+        allowed_models=list(allowed_models or []),
     )
 
 
 def team_update(*, team: Team, **fields: Any) -> Team:
-    _assign(instance=team, fields=fields, allowed={"name", "slug", "metadata", "external_id"})
+    _assign(
+        instance=team,
+        fields=fields,
+        allowed={"name", "slug", "metadata", "external_id", "allowed_models"},
+    )
     if (
         "slug" in fields
         and Team.objects.filter(organization_id=team.organization_id, slug=team.slug)

@@ -7,10 +7,10 @@ are simply not found (404). Objects in scope that the caller may not change answ
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.db.models import Model, QuerySet
@@ -33,6 +33,8 @@ from tenants.principals import Principal
 from tenants.selectors import principal_for_user, principal_user_id
 
 Selector = Callable[..., QuerySet]
+# A slug, or organization-slug/team-slug.
+_SLUG_REFERENCE = re.compile(r"[-a-zA-Z0-9_]{1,100}(?:/[-a-zA-Z0-9_]{1,100})?")
 
 
 def request_principal(request: Request) -> Principal:
@@ -56,8 +58,15 @@ def request_user(request: Request) -> Any:
     return principal.user if principal_user_id(principal=principal) is not None else None
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "An id, or a slug."}
+)
 class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    """A foreign key chosen among the objects the caller can see; any other id answers 404."""
+    """A foreign key chosen among the objects the caller can see; any other one answers 404.
+
+    Objects with a slug are also found by it: `"organization": "acme"`, and a team by its slug
+    (when only one team the caller sees has it) or as `"acme/search"`. Answers give the id.
+    """
 
     def __init__(self, *, selector: Selector, **kwargs: Any) -> None:
         self.selector = selector
@@ -69,14 +78,29 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data: Any) -> Model:
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
+        queryset = self.get_queryset()
         try:
-            pk = int(data)
+            found = queryset.filter(pk=int(data))
         except ValueError:
-            self.fail("incorrect_type", data_type=type(data).__name__)
-        try:
-            return self.get_queryset().get(pk=pk)
-        except ObjectDoesNotExist as exc:
-            raise exceptions.NotFound(f"{self.field_name} {pk} not found.") from exc
+            found = self._by_slug(queryset, str(data))
+        matches = list(found[:2])
+        if len(matches) > 1:
+            raise serializers.ValidationError(
+                f"More than one {self.field_name} has the slug {data!r}: give its id, or "
+                "organization-slug/team-slug."
+            )
+        if not matches:
+            raise exceptions.NotFound(f"{self.field_name} {data} not found.")
+        return matches[0]
+
+    def _by_slug(self, queryset: QuerySet, value: str) -> QuerySet:
+        fields = {field.name for field in queryset.model._meta.get_fields()}
+        if "slug" not in fields or not _SLUG_REFERENCE.fullmatch(value):
+            self.fail("incorrect_type", data_type=type(value).__name__)
+        if "organization" in fields and "/" in value:
+            organization, _, slug = value.partition("/")
+            return queryset.filter(organization__slug=organization, slug=slug)
+        return queryset.filter(slug=value)
 
 
 def _nul_free(value: Any) -> bool:

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tenants.catalog import models_outside_message, models_unknown_message
 from tenants.models import MEMBERSHIP_ROLES, Membership, Organization, Role, ScimToken, Team, User
 from tenants.rest.base import JSONObjectField, ScopedRelatedField, ScopedViewSet
 from tenants.scim.services import scim_token_create
@@ -40,14 +41,46 @@ from tenants.services import (
 # Organizations
 
 
+def _models_field(whose: str) -> serializers.ListField:
+    return serializers.ListField(
+        source="allowed_models",
+        child=serializers.CharField(max_length=200),
+        required=False,
+        help_text=(
+            f"Model names or access groups the {whose}'s keys may use; a key's own `models` "
+            "must fit within it. Empty means every model."
+        ),
+    )
+
+
 class OrganizationSerializer(serializers.ModelSerializer):
     slug = serializers.SlugField(max_length=100, required=False)
     metadata = JSONObjectField(required=False)
+    models = _models_field("organization")
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "metadata", "upstream_networks", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "metadata",
+            "models",
+            "upstream_networks",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "allowed_models" in attrs:
+            problem = models_unknown_message(
+                entries=attrs["allowed_models"],
+                organization_id=self.instance.pk if self.instance is not None else None,
+            )
+            if problem:
+                raise serializers.ValidationError({"models": [problem]})
+        return attrs
 
 
 class ScimTokenSerializer(serializers.ModelSerializer):
@@ -96,6 +129,10 @@ class OrganizationViewSet(ScopedViewSet):
         if networks != instance.upstream_networks and not self.principal.is_proxy_admin:
             # They open the operator's network to the organization's deployments.
             self.deny("Only proxy admins set upstream_networks.")
+        models = data.get("allowed_models", instance.allowed_models)
+        if models != instance.allowed_models and not self.principal.is_proxy_admin:
+            # The organization's bound is the operator's to set; its admins bound their teams.
+            self.deny("Only proxy admins set an organization's models.")
         return organization_update(organization=instance, **data)
 
     def perform_service_destroy(self, instance: Organization) -> None:
@@ -129,6 +166,7 @@ class TeamSerializer(serializers.ModelSerializer):
     )
     slug = serializers.SlugField(max_length=100, required=False)
     metadata = JSONObjectField(required=False)
+    models = _models_field("team")
 
     class Meta:
         model = Team
@@ -138,6 +176,7 @@ class TeamSerializer(serializers.ModelSerializer):
             "name",
             "slug",
             "metadata",
+            "models",
             "external_id",
             "created_at",
             "updated_at",
@@ -153,6 +192,17 @@ class TeamSerializer(serializers.ModelSerializer):
                     {"organization": ["A team cannot move to another organization."]}
                 )
             attrs.pop("organization")
+        if "allowed_models" in attrs:
+            organization = attrs.get("organization") or self.instance.organization
+            problem = models_unknown_message(
+                entries=attrs["allowed_models"], organization_id=organization.pk
+            ) or models_outside_message(
+                entries=attrs["allowed_models"],
+                bounds=[("organization", organization.allowed_models)],
+                organization_id=organization.pk,
+            )
+            if problem:
+                raise serializers.ValidationError({"models": [problem]})
         return attrs
 
 
@@ -173,15 +223,21 @@ class TeamViewSet(ScopedViewSet):
         if not self.principal.is_team_admin(instance.pk, instance.organization_id):
             self.deny()
 
+    def perform_service_update(self, instance: Team, data: dict[str, Any]) -> Team:
+        models = data.get("allowed_models", instance.allowed_models)
+        if models != instance.allowed_models and not self.principal.is_org_admin(
+            instance.organization_id
+        ):
+            # A team's bound is its organization admins' to set, not its own admins'.
+            self.deny("Only organization admins set a team's models.")
+        return team_update(team=instance, **data)
+
     def check_destroy(self, instance: Team) -> None:
         if not self.principal.is_org_admin(instance.organization_id):
             self.deny("Only organization admins delete teams.")
 
     def perform_service_create(self, data: dict[str, Any]) -> Team:
         return team_create(**data)
-
-    def perform_service_update(self, instance: Team, data: dict[str, Any]) -> Team:
-        return team_update(team=instance, **data)
 
     def perform_service_destroy(self, instance: Team) -> None:
         team_delete(team=instance)

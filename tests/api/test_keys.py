@@ -65,7 +65,7 @@ def test_budget_duration_null_and_invalid_values(world: World) -> None:
     )
     assert bad.status_code == 400
     assert "budget_duration" in bad.json()
-    for payload in ({"name": "n", "team": "x"}, {"name": "n", "rpm_limit": -1}, {}):
+    for payload in ({"name": "n", "team": "not a slug"}, {"name": "n", "rpm_limit": -1}, {}):
         assert client.post("/api/v1/keys", payload, format="json").status_code == 400
 
 

@@ -152,3 +152,21 @@ def test_team_routing_settings_reach_jwt_callers(
         assert response.status_code == 200, response.text
         served.add(response.headers["x-ogem-deployment"])
     assert served == {"jwt:eu"}
+
+
+def test_a_team_models_change_reaches_jwt_callers_at_once(
+    jwt_idp: LocalIdP, live_ogem: LiveServer
+) -> None:
+    from tenants.models import Team
+    from tenants.services import team_update
+
+    token = jwt_idp.token(ogem_org="acme", ogem_teams=["ml"], ogem_role="gw-users")
+    assert _chat(live_ogem, token).status_code == 200
+    team_update(team=Team.objects.get(slug="ml"), allowed_models=["mock-embed"])
+    deadline = time.monotonic() + 1.0
+    while (response := _chat(live_ogem, token)).status_code != 403:
+        assert time.monotonic() < deadline, "the team's new models not applied after one second"
+        time.sleep(0.02)
+    assert response.json()["error"]["message"] == (
+        "This key's team is not allowed to use the model `mock-chat`."
+    )
