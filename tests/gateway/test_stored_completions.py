@@ -3,6 +3,8 @@ mock provider: create, retrieve, update, delete, list, messages, bounds, tenant 
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -13,6 +15,7 @@ from gateway.models import StoredCompletion
 from keys.services import key_create
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
+from tests.gateway.test_auth import queries_by_server  # noqa: F401 - a fixture
 from tests.live import LiveServer
 from tests.schemas import schema_validate
 
@@ -331,3 +334,24 @@ def test_nul_characters_are_refused_not_a_server_error(live_ogem, master_key) ->
         json={"model": "mock-chat", "messages": HELLO, "store": True, "metadata": {"a": "\x00"}},
     )
     assert unstored.status_code == 400 and unstored.json()["error"]["param"] == "metadata"
+
+
+def test_only_a_stored_request_touches_the_database(
+    live_ogem: LiveServer,
+    make_key,  # type: ignore[no-untyped-def]
+    queries_by_server,  # noqa: F811
+) -> None:
+    sdk = _sdk(live_ogem, make_key())
+    # Warming up reads the key (and starts the invalidation listener, which begins with an
+    # empty cache): twice, as tests/routing/test_team_routing.py does.
+    sdk.chat.completions.create(model="mock-chat", messages=HELLO)
+    time.sleep(0.2)
+    sdk.chat.completions.create(model="mock-chat", messages=HELLO)
+    queries_by_server.clear()
+    sdk.chat.completions.create(model="mock-chat", messages=HELLO, store=False)
+    list(sdk.chat.completions.create(model="mock-chat", messages=HELLO, stream=True))
+    assert queries_by_server == []
+    created = sdk.chat.completions.create(model="mock-chat", messages=HELLO, store=True)
+    assert sdk.chat.completions.retrieve(created.id).id == created.id
+    inserts = [sql for sql in queries_by_server if sql.startswith("INSERT")]
+    assert len(inserts) == 1 and "gateway_storedcompletion" in inserts[0]
