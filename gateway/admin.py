@@ -17,7 +17,7 @@ from django.urls import URLPattern, path
 
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
 from gateway.model_health import deployments_health_check, health_deployments_visible
-from gateway.models import Credential, ModelDeployment
+from gateway.models import Credential, ModelDeployment, StoredCompletion
 from gateway.selectors import credential_list, deployment_list
 from gateway.services import credential_save, deployment_update
 from tenants.admin_scope import ScopedAdminMixin, request_principal
@@ -167,3 +167,25 @@ class CredentialAdmin(admin.ModelAdmin):
         credential_save(
             credential=obj, value="" if form.cleaned_data.get("clear_value") else value or None
         )
+
+
+@admin.register(StoredCompletion)
+class StoredCompletionAdmin(admin.ModelAdmin):
+    """Stored chat completions (`store: true`) hold tenants' prompts and answers: the operator
+    may read them here, and only the operator (tenants use /v1's own routes); nobody edits them."""
+
+    list_display = ["completion_id", "created_at", "model", "organization", "team", "key"]
+    list_filter = ["model"]
+    list_select_related = ["organization", "team", "key"]
+    search_fields = ["completion_id", "model", "request_model"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

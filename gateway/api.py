@@ -23,7 +23,7 @@ from gateway.errors import (
     NotFoundError,
 )
 from gateway.responses import error_response, request_id_for
-from gateway.views import cost, inference, models
+from gateway.views import cost, inference, models, stored
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,32 @@ def _post(path: str, view, *, multipart: bool = False, summary: str) -> None:  #
 
 
 _post("/chat/completions", inference.chat_completions, summary="Create a chat completion")
+api.get(
+    "/chat/completions",
+    summary="List stored chat completions",
+    operation_id="chat_completions_list",
+)(stored.chat_completions_list)
+api.get(
+    "/chat/completions/{completion_id}",
+    summary="Retrieve a stored chat completion",
+    operation_id="chat_completions_retrieve",
+)(stored.chat_completion_retrieve)
+api.post(
+    "/chat/completions/{completion_id}",
+    summary="Update a stored chat completion's metadata",
+    openapi_extra=_JSON_BODY,
+    operation_id="chat_completions_update",
+)(stored.chat_completion_update)
+api.delete(
+    "/chat/completions/{completion_id}",
+    summary="Delete a stored chat completion",
+    operation_id="chat_completions_delete",
+)(stored.chat_completion_delete)
+api.get(
+    "/chat/completions/{completion_id}/messages",
+    summary="List a stored chat completion's request messages",
+    operation_id="chat_completions_messages_list",
+)(stored.chat_completion_messages)
 _post("/completions", inference.completions, summary="Create a (legacy) completion")
 _post("/embeddings", inference.embeddings, summary="Create embeddings")
 _post("/images/generations", inference.images_generations, summary="Create images")

@@ -156,6 +156,7 @@ class Checked:
     end_customer: str | None
     tags: list[str]
     max_tokens: int | None
+    store: bool = False  # chat only: Ogem keeps the completion (gateway/stored.py)
 
 
 def body_check(
@@ -221,6 +222,12 @@ def body_check(
                     "`metadata.tags` must be an array of strings.", param="metadata.tags"
                 )
             tags = list(raw_tags)
+    store = body.get("store")
+    if store is not None and endpoint == Endpoint.CHAT:
+        if not isinstance(store, bool):
+            raise InvalidRequestError("`store` must be a boolean.", param="store")
+        if store:
+            stored_metadata_check(metadata_stored(body.get("metadata")))
     return Checked(
         model=model,
         stream=stream,
@@ -228,7 +235,59 @@ def body_check(
         end_customer=user,
         tags=tags,
         max_tokens=max_tokens,
+        store=store is True and endpoint == Endpoint.CHAT,
     )
+
+
+# OpenAI's bounds on an object's metadata.
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+
+
+def metadata_stored(metadata: Any) -> Any:
+    """What a stored completion keeps of the request's metadata: all but `tags`, which is
+    Ogem's (spend and routing tags, never forwarded upstream)."""
+    if isinstance(metadata, dict) and "tags" in metadata:
+        return {k: v for k, v in metadata.items() if k != "tags"}
+    return metadata
+
+
+def stored_metadata_check(metadata: Any) -> dict[str, str]:
+    """A stored object's metadata as OpenAI bounds it: at most 16 string pairs, keys up to 64
+    characters, values up to 512; null is none."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequestError("`metadata` must be an object.", param="metadata")
+    if len(metadata) > METADATA_MAX_PAIRS:
+        raise InvalidRequestError(
+            f"`metadata` may hold at most {METADATA_MAX_PAIRS} pairs; it has {len(metadata)}.",
+            param="metadata",
+            code="metadata_too_large",
+        )
+    for key, value in metadata.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InvalidRequestError(
+                "`metadata` cannot hold NUL characters.", param="metadata", code="invalid_value"
+            )
+        if len(key) > METADATA_MAX_KEY:
+            raise InvalidRequestError(
+                f"`metadata` keys may be at most {METADATA_MAX_KEY} characters long.",
+                param="metadata",
+                code="metadata_key_too_long",
+            )
+        if not isinstance(value, str):
+            raise InvalidRequestError(
+                f"`metadata.{key}` must be a string.", param=f"metadata.{key}"
+            )
+        if len(value) > METADATA_MAX_VALUE:
+            raise InvalidRequestError(
+                f"`metadata.{key}` may be at most {METADATA_MAX_VALUE} characters long.",
+                param=f"metadata.{key}",
+                code="metadata_value_too_long",
+            )
+    return metadata
 
 
 def body_check_structure(*, endpoint: Endpoint, body: dict[str, Any]) -> None:
@@ -320,16 +379,23 @@ def _text_or_tokens(value: Any) -> bool:
     )
 
 
-def body_for_upstream(*, body: dict[str, Any], provider: str) -> dict[str, Any]:
-    """The client's body minus what only Ogem reads (tags in metadata; mock_response off mock)."""
+def body_for_upstream(
+    *, body: dict[str, Any], provider: str, stored: bool = False
+) -> dict[str, Any]:
+    """The client's body minus what only Ogem reads (tags in metadata; mock_response off mock;
+    `store` and the stored completion's `metadata` when Ogem stores it: an upstream must not keep
+    a tenant's completion in the operator's account)."""
     metadata = body.get("metadata")
     strip_mock = provider != "mock" and "mock_response" in body
-    if not strip_mock and not (isinstance(metadata, dict) and "tags" in metadata):
+    if not strip_mock and not stored and not (isinstance(metadata, dict) and "tags" in metadata):
         return body
     forwarded = dict(body)
     if strip_mock:
         del forwarded["mock_response"]
-    if isinstance(metadata, dict) and "tags" in metadata:
+    if stored:
+        forwarded.pop("store", None)
+        forwarded.pop("metadata", None)
+    elif isinstance(metadata, dict) and "tags" in metadata:
         rest = {k: v for k, v in metadata.items() if k != "tags"}
         if rest:
             forwarded["metadata"] = rest

@@ -88,6 +88,15 @@ class Usage:
 
 
 @dataclass(slots=True)
+class StoredRequest:
+    """What a `store: true` chat request keeps for its stored completion (gateway/stored.py)."""
+
+    completion_id: str
+    messages: list[Any]
+    metadata: dict[str, str]
+
+
+@dataclass(slots=True)
 class RequestContext:
     request_id: str
     endpoint: Endpoint
@@ -121,3 +130,4 @@ class RequestContext:
     # router awaits it once, before it takes anything from a deployment or calls one.
     admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)
+    stored: StoredRequest | None = None  # `store: true`: the completion is kept (gateway/stored.py)

@@ -78,3 +78,52 @@ class ModelDeployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} → {self.provider}/{self.upstream_model}"
+
+
+class StoredCompletion(models.Model):
+    """A chat completion asked for with `store: true` (OpenAI's stored completions), kept for
+    the caller's tenant: the request's messages, the answer as the client got it, its metadata.
+
+    Written after the answer, off the request path (gateway/stored.py); a team's or an
+    organization's deletion takes its stored completions with it, a key's leaves them to its team.
+    """
+
+    completion_id = models.CharField(max_length=64, unique=True)
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="stored_completions",
+    )
+    team = models.ForeignKey(
+        "tenants.Team",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="stored_completions",
+    )
+    key = models.ForeignKey(
+        "keys.VirtualKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stored_completions",
+    )
+    # `model` is the answer's, `request_model` the public name the client asked for.
+    model = models.CharField(max_length=200)
+    request_model = models.CharField(max_length=200)
+    created_at = models.DateTimeField(help_text="When the request arrived")
+    metadata = models.JSONField(default=dict, blank=True)
+    messages = models.JSONField(default=list, help_text="The request's messages")
+    completion = models.JSONField(help_text="The chat.completion object the client received")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["organization", "team", "created_at"]),
+            models.Index(fields=["key", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.completion_id

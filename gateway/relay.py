@@ -32,6 +32,7 @@ from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for
+from gateway.stored import StreamKeeper, stored_completion_keep, stored_request_build
 from gateway.streaming import (
     binary_relay,
     completion_bytes,
@@ -86,7 +87,9 @@ async def relay(
             adapter = adapter_get(deployment.provider)
             if adapter is None:
                 raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
-            body = body_for_upstream(body=inbound.body, provider=deployment.provider)
+            body = body_for_upstream(
+                body=inbound.body, provider=deployment.provider, stored=ctx.stored is not None
+            )
             if ctx.stream:
                 return await _open_stream(
                     ctx, adapter, body, checked, admission, settle, files=inbound.files or None
@@ -134,6 +137,8 @@ def _context_fill(ctx: RequestContext, checked: Checked, inbound: Inbound) -> No
     ctx.end_customer = checked.end_customer
     ctx.tags = checked.tags
     ctx.max_tokens = checked.max_tokens
+    if checked.store:
+        ctx.stored = stored_request_build(body=inbound.body)
     # A cheap typical estimate (about 4 bytes a token) for TPM reservations before the call.
     ctx.estimated_prompt_tokens = inbound.size // 4
     request_bounds_fill(ctx, inbound=inbound)
@@ -157,6 +162,8 @@ def _complete(
             Endpoint.IMAGES_VARIATIONS,
         ):
             ctx.usage.images = len(result.get("data") or [])
+        if ctx.stored is not None:
+            stored_completion_keep(ctx, result)
         response = json_response(result)
     headers_apply(response, ctx, admission.headers)
     if ctx.usage.estimated:
@@ -201,6 +208,7 @@ async def _open_stream(
             include_usage=checked.include_usage,
             settle=settle,
             upstream_since=since,
+            keeper=StreamKeeper(ctx) if ctx.stored is not None else None,
         )
     response = StreamingHttpResponse(relayed, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

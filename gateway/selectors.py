@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
-from gateway.models import Credential, ModelDeployment
+from gateway.context import Caller
+from gateway.models import Credential, ModelDeployment, StoredCompletion
 from tenants.principals import Principal
 
 
@@ -29,3 +31,54 @@ def credential_get(*, name: str) -> Credential | None:
     """The credential of that name, granted or not (whether a deployment may use it is
     gateway.credentials.credential_problem's question)."""
     return Credential.objects.filter(name=name).first()
+
+
+# ---- Stored chat completions --------------------------------------------------------------------
+
+
+def stored_completions_visible(*, caller: Caller) -> QuerySet[StoredCompletion]:
+    """The stored completions a /v1 caller may see: a team's key, its team's; an organization's
+    key (no team), its whole organization's; the master key, all; any other key, its own."""
+    stored = StoredCompletion.objects.all()
+    if caller.is_master:
+        return stored
+    if caller.team_id is not None:
+        return stored.filter(organization_id=caller.organization_id, team_id=caller.team_id)
+    if caller.organization_id is not None:
+        return stored.filter(organization_id=caller.organization_id)
+    if caller.key_id is not None:
+        return stored.filter(organization__isnull=True, key_id=caller.key_id)
+    return stored.none()
+
+
+def stored_completion_get(*, caller: Caller, completion_id: str) -> StoredCompletion | None:
+    return stored_completions_visible(caller=caller).filter(completion_id=completion_id).first()
+
+
+def stored_completion_page(
+    *,
+    caller: Caller,
+    model: str | None,
+    metadata: dict[str, str],
+    after: StoredCompletion | None,
+    limit: int,
+    descending: bool,
+) -> tuple[list[StoredCompletion], bool]:
+    """One page of the caller's stored completions in creation order, after the cursor row;
+    and whether more follow. `model` matches the answer's model or the name asked for."""
+    stored = stored_completions_visible(caller=caller)
+    if model:
+        stored = stored.filter(Q(model=model) | Q(request_model=model))
+    for number, (key, value) in enumerate(sorted(metadata.items())):
+        # KeyTextTransform takes the key literally (a `__` in it is no lookup), on any database.
+        name = f"metadata_{number}"
+        stored = stored.alias(**{name: KeyTextTransform(key, "metadata")}).filter(**{name: value})
+    if after is not None:
+        moment, pk = after.created_at, after.pk
+        if descending:
+            stored = stored.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
+        else:
+            stored = stored.filter(Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk))
+    order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
+    rows = list(stored.order_by(*order)[: limit + 1])
+    return rows[:limit], len(rows) > limit

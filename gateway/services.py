@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
-from gateway.models import Credential, ModelDeployment
+from gateway.models import Credential, ModelDeployment, StoredCompletion
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 
@@ -100,3 +101,46 @@ def deployment_secrets_reencrypt() -> int:
         credential.save(update_fields=["encrypted_value"])
         count += 1
     return count
+
+
+# ---- Stored chat completions (gateway/stored.py writes them; /v1 updates and deletes) ----------
+
+
+def stored_completion_create(
+    *,
+    completion_id: str,
+    organization_id: int | None,
+    team_id: int | None,
+    key_id: int | None,
+    model: str,
+    request_model: str,
+    created_at: datetime,
+    metadata: dict[str, str],
+    messages: list[Any],
+    completion: dict[str, Any],
+) -> StoredCompletion:
+    return StoredCompletion.objects.create(
+        completion_id=completion_id,
+        organization_id=organization_id,
+        team_id=team_id,
+        key_id=key_id,
+        model=model,
+        request_model=request_model,
+        created_at=created_at,
+        metadata=metadata,
+        messages=messages,
+        completion=completion,
+    )
+
+
+def stored_completion_metadata_update(
+    *, stored: StoredCompletion, metadata: dict[str, str]
+) -> StoredCompletion:
+    """Replace a stored completion's metadata: the one thing OpenAI lets a client change."""
+    stored.metadata = metadata
+    stored.save(update_fields=["metadata"])
+    return stored
+
+
+def stored_completion_delete(*, stored: StoredCompletion) -> None:
+    stored.delete()

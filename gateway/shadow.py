@@ -119,7 +119,9 @@ async def _mirror(
             result = await adapter.call(
                 endpoint=ctx.endpoint,
                 deployment=deployment,
-                body=body_for_upstream(body=body, provider=deployment.provider),
+                body=body_for_upstream(
+                    body=body, provider=deployment.provider, stored=ctx.stored is not None
+                ),
             )
             status = 200
         except GatewayError as error:

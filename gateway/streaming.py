@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 ESTIMATED_MARK = b": x-ogem-usage-estimated=true\n\n"
 Settle = Callable[[], Awaitable[None]]
+
+
+class ChunkKeeper(Protocol):
+    """Sees every chunk before it is relayed, and the end of a stream that finished."""
+
+    def add(self, chunk: dict[str, Any]) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 # More tokens than any request can carry: a report above it is an upstream's bug, not usage.
@@ -201,10 +209,12 @@ async def sse_relay(
     include_usage: bool,
     settle: Settle,
     upstream_since: float = 0.0,
+    keeper: ChunkKeeper | None = None,
 ) -> AsyncIterator[bytes]:
     """`first` was already read (to answer upstream errors with a status); the rest follows.
     `upstream_since` is `ctx.upstream_seconds` before the stream opened: the stream's wait on
-    its upstream, recorded when it ends, is what it added since.
+    its upstream, recorded when it ends, is what it added since. `keeper` (stored completions)
+    sees each chunk, and the end of a stream that finished.
 
     A client that leaves cancels the upstream (it stops generating, so it stops billing) and the
     request is recorded at the last usage the upstream reported, else at Ogem's estimate (see
@@ -219,6 +229,8 @@ async def sse_relay(
     try:
         while chunk is not None:
             last = chunk
+            if keeper is not None:
+                keeper.add(chunk)
             usage = usage_of(chunk)
             if usage:
                 usage_fill(ctx.usage, usage, provider=provider)
@@ -234,7 +246,10 @@ async def sse_relay(
             waited = time.perf_counter()
             chunk = await anext(upstream, None)
             ctx.upstream_seconds += time.perf_counter() - waited
-        if usage_estimate_unreported(ctx, generated_bytes=generated):
+        estimated = usage_estimate_unreported(ctx, generated_bytes=generated)
+        if keeper is not None:
+            keeper.finish()
+        if estimated:
             if include_usage and last is not None:
                 yield _event(_usage_chunk(last, ctx.usage))
             yield ESTIMATED_MARK

@@ -179,8 +179,9 @@ def test_mid_stream_failure_is_an_sse_error_event(client: openai.OpenAI) -> None
 
 
 def test_wrong_method_is_405_in_openai_shape(live_ogem, master_key: str) -> None:
+    # (GET /v1/chat/completions lists stored completions: docs/stored-completions.md.)
     response = httpx.get(
-        f"{live_ogem.url}/v1/chat/completions", headers={"Authorization": f"Bearer {master_key}"}
+        f"{live_ogem.url}/v1/embeddings", headers={"Authorization": f"Bearer {master_key}"}
     )
     assert response.status_code == 405
     error = _error(response)

@@ -62,6 +62,7 @@ def _chat(model: str) -> dict[str, Any]:
                 "user",
                 "metadata",
                 "mock_response",
+                "store",
             ),
             ANY,
         ),
@@ -104,6 +105,7 @@ def _files(*names: str) -> dict[str, Any]:
 # path → (required fields, fields)
 BODIES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "/v1/chat/completions": (["model", "messages"], _chat("mock-chat")),
+    "/v1/chat/completions/{completion_id}": (["metadata"], {"metadata": ANY}),
     "/v1/cost/estimate": (["model", "messages"], _chat("mock-chat")),
     "/v1/completions": (["model", "prompt"], _fields("stream", "stop", "user", prompt=TEXTS)),
     "/v1/embeddings": (
