@@ -108,6 +108,23 @@ def test_drop_params_per_deployment(openai_emulator, load_config, live_ogem, mas
     assert "n" not in openai_emulator.last.json
 
 
+def test_drop_params_resends_without_what_the_upstream_refuses(
+    openai_emulator, load_config, live_ogem, master_key
+) -> None:
+    # A generic OpenAI-compatible deployment forwards logprobs; this upstream answers 400 naming it.
+    openai_emulator.flavor = "groq"
+    config = GROQ.format(
+        url=openai_emulator.url, key=UPSTREAM_KEY, settings="litellm_settings:\n  drop_params: true"
+    )
+    load_config(config.replace("groq/llama-3.1-8b-instant", "openai_compatible/llama"))
+    served = _post(live_ogem.url, master_key, model="fast", logprobs=True, seed=7)
+    assert served.status_code == 200, served.text
+    refused, sent = (request.json for request in openai_emulator.requests)
+    assert refused["logprobs"] is True
+    assert "logprobs" not in sent
+    assert sent["seed"] == 7
+
+
 # ---- modify_params -----------------------------------------------------------------------------
 
 CLAUDE = """
