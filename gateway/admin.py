@@ -16,12 +16,20 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
+from gateway.config import config_current
 from gateway.model_health import deployments_health_check, health_deployments_visible
 from gateway.models import Credential, ModelDeployment, StoredCompletion
-from gateway.selectors import credential_list, deployment_list
+from gateway.selectors import (
+    SOURCE_CONFIG,
+    config_deployment_list,
+    config_deployment_shown,
+    credential_list,
+    deployment_list,
+)
 from gateway.services import credential_save, deployment_update
 from tenants.admin_scope import ScopedAdminMixin, request_principal
 from tenants.principals import Principal
+from tenants.selectors import organization_list
 
 
 @admin.register(ModelDeployment)
@@ -90,6 +98,44 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
             params=params,
             api_key=api_key,
         )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The database's rows, after the deployments of the configuration file (or the built-in
+        mock models), which are listed read-only: they change only with the file."""
+        principal = request_principal(request)
+        shown = [
+            config_deployment_shown(deployment)
+            for deployment in config_deployment_list(principal=principal)
+        ]
+        ids = {item["organization"] for item in shown if item["organization"] is not None}
+        names = dict(
+            organization_list(principal=principal).filter(pk__in=ids).values_list("pk", "name")
+        )
+        for item in shown:
+            item["organization_name"] = names.get(item["organization"], "")
+        source = config_current().source
+        if any(item["source"] == SOURCE_CONFIG for item in shown):
+            origin = f"the configuration file {source}" if source else "the configuration"
+            note = (
+                "These come from OGEM_CONFIG and cannot be edited here: change the file, which "
+                "is reloaded within seconds. A database deployment of the same model name joins "
+                "the same model group."
+            )
+        else:
+            origin = "the built-in offline mock models"
+            note = (
+                "OGEM_CONFIG is unset, so Ogem serves these offline mock models. They cannot be "
+                "edited here: set OGEM_CONFIG to a configuration file, or add deployments below."
+            )
+        context = {
+            **(extra_context or {}),
+            "config_deployments": shown,
+            "config_origin": origin,
+            "config_note": note,
+        }
+        return super().changelist_view(request, extra_context=context)
 
     def get_urls(self) -> list[URLPattern]:
         routing = path(

@@ -1,4 +1,5 @@
-"""A deployment's own limits (its `rpm` and `tpm` in the configuration), enforced by the router.
+"""A deployment's own limits (its `rpm`, `tpm` and `max_parallel_requests` in the configuration),
+enforced by the router.
 
 Before an attempt on a deployment that has a limit, the router takes one request, and the
 request's token estimate, from the deployment's sliding windows: one admission of
@@ -10,8 +11,12 @@ knows how long to wait (gateway.resilience). A deployment without a limit costs 
 The token estimate is what governance reserves for the caller's tpm (prompt bytes / 4 plus
 `max_tokens`, or OGEM_TPM_OUTPUT_RESERVE); settling the request corrects it to the tokens the
 deployment really served, and a failed attempt's to 0 (`capacity_settle`, called by
-governance_settle). While Redis is away each process counts on its own (`outage_limiter`), whatever
-the failure policy: these are the router's counts, and the upstream's own 429s still protect it.
+governance_settle). A parallel slot is held from the attempt until the request settles (a
+stream: until it ends); a failed attempt gives its slot back at once (`capacity_release`). A
+deployment at its parallel limit is skipped like a full one, without being marked full: a slot
+may free at any moment. While Redis is away each process counts on its own (`outage_limiter`),
+whatever the failure policy: these are the router's counts, and the upstream's own 429s still
+protect it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -48,16 +53,22 @@ _full_until: dict[str, float] = {}
 
 @dataclass(frozen=True, slots=True)
 class CapacityTake:
-    """A tpm reservation on one deployment, to be corrected when the request settles."""
+    """What an attempt took from one deployment: a tpm reservation, to be corrected when the
+    request settles, and a parallel slot, to be given back."""
 
     deployment_id: str
-    rule: Rule
+    rule: Rule | None  # tpm
     bucket: int
     local: bool = False  # counted by outage_limiter, Redis being away
+    parallel: Rule | None = None
 
 
 def capacity_limited(deployment: Deployment) -> bool:
-    return deployment.rpm is not None or deployment.tpm is not None
+    return (
+        deployment.rpm is not None
+        or deployment.tpm is not None
+        or deployment.max_parallel_requests is not None
+    )
 
 
 def capacity_free(
@@ -100,6 +111,11 @@ def _rules(ctx: RequestContext, deployment: Deployment) -> list[Rule]:
     if deployment.tpm is not None:
         key = rule_key(tenant=tenant, entity=entity, metric="tpm")
         rules.append(Rule("w", key, deployment.tpm, _token_estimate(ctx), "deployment:tpm"))
+    if deployment.max_parallel_requests is not None:
+        key = rule_key(tenant=tenant, entity=entity, metric="parallel")
+        ttl = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+        limit = deployment.max_parallel_requests
+        rules.append(Rule("p", key, limit, 1, "deployment:parallel", ttl_ms=ttl))
     return rules
 
 
@@ -120,18 +136,38 @@ async def capacity_take(ctx: RequestContext, deployment: Deployment) -> bool:
         store = outage_limiter
         decision = store.admit_now(rules, now_ms=now, request_id=ctx.request_id, window=window)
     if not decision.allowed:
-        _full_until[deployment.id] = (now + max(decision.retry_after_ms, 1)) / 1000
+        refused = rules[decision.refused] if decision.refused is not None else None
+        if refused is None or refused.kind != "p":
+            _full_until[deployment.id] = (now + max(decision.retry_after_ms, 1)) / 1000
         return False
     _full_until.pop(deployment.id, None)
-    if deployment.tpm is not None:
+    tpm = next((rule for rule in rules if rule.name == "deployment:tpm"), None)
+    parallel = rules[-1] if rules[-1].kind == "p" else None
+    if tpm is not None or parallel is not None:
         take = CapacityTake(
             deployment_id=deployment.id,
-            rule=rules[-1],
+            rule=tpm,
             bucket=decision.bucket,
             local=store is outage_limiter,
+            parallel=parallel,
         )
         ctx.capacity_takes = [*(ctx.capacity_takes or ()), take]
     return True
+
+
+async def capacity_release(ctx: RequestContext, deployment: Deployment) -> None:
+    """Give back the parallel slot a failed attempt took on `deployment` (its tpm is corrected
+    when the request settles), so that a retry or another request may use it."""
+    takes = ctx.capacity_takes
+    if not takes or deployment.max_parallel_requests is None:
+        return
+    kept: list[CapacityTake] = []
+    for take in takes:
+        if take.deployment_id == deployment.id and take.parallel is not None:
+            await _settle(ctx, take, [Settlement(take.parallel, 0)])
+            take = replace(take, parallel=None)
+        kept.append(take)
+    ctx.capacity_takes = kept
 
 
 async def capacity_settle(ctx: RequestContext) -> None:
@@ -146,19 +182,28 @@ async def capacity_settle(ctx: RequestContext) -> None:
     served = ctx.deployment.id if ctx.deployment is not None else None
     last = max((i for i, take in enumerate(takes) if take.deployment_id == served), default=-1)
     for index, take in enumerate(takes):
-        settlement = [Settlement(take.rule, tokens if index == last else 0)]
-        if take.local:
-            outage_limiter.settle_now(settlement, request_id=ctx.request_id, bucket=take.bucket)
-            continue
-        if redis_outage.down:
-            continue  # a window correction, not worth keeping: it is gone within a minute
-        try:
-            await limiter().settle(
-                settlement, request_id=ctx.request_id, bucket=take.bucket, event=b""
-            )
-        except Exception as exc:
-            redis_failed(exc, what="deployment limits")
-            logger.warning("could not settle the tpm of deployment rule %s", take.rule.key)
+        settlement = []
+        if take.rule is not None:
+            settlement.append(Settlement(take.rule, tokens if index == last else 0))
+        if take.parallel is not None:
+            settlement.append(Settlement(take.parallel, 0))
+        if settlement:
+            await _settle(ctx, take, settlement)
+
+
+async def _settle(ctx: RequestContext, take: CapacityTake, settlement: list[Settlement]) -> None:
+    if take.local:
+        outage_limiter.settle_now(settlement, request_id=ctx.request_id, bucket=take.bucket)
+        return
+    if redis_outage.down:
+        # A window correction is gone within a minute; a slot, once its worker's lease or
+        # OGEM_PARALLEL_SLOT_TTL expires.
+        return
+    try:
+        await limiter().settle(settlement, request_id=ctx.request_id, bucket=take.bucket, event=b"")
+    except Exception as exc:
+        redis_failed(exc, what="deployment limits")
+        logger.warning("could not settle deployment rules %s", [s.rule.key for s in settlement])
 
 
 def capacity_reset() -> None:

@@ -50,6 +50,7 @@ from billing.pricing import (
 from billing.usage import usage_event_encode
 from gateway.accounting import usage_event_build
 from gateway.capacity import capacity_settle
+from gateway.config import config_current
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
     UNLIMITED,
@@ -417,6 +418,17 @@ def _rules(
     return rules
 
 
+def _proxy_rules() -> list[Rule]:
+    """`global_max_parallel_requests`: one slot per request in flight on the whole proxy, every
+    worker counted (general_settings, LiteLLM's meaning); none when it is not set."""
+    limit = config_current().general.get("global_max_parallel_requests")
+    if not limit:
+        return []
+    key = rule_key(tenant="g", entity="proxy", metric="parallel")
+    ttl = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+    return [Rule("p", key, int(limit), 1, "proxy:parallel", ttl_ms=ttl)]
+
+
 def _stricter(first: int | None, second: int | None) -> int | None:
     if first is None:
         return second
@@ -560,18 +572,24 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     if not settings.OGEM_GOVERNANCE_ENABLED:
         return Admission()
     await price_overrides_ensure()
-    if ctx.caller.is_master:
-        return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
-    snapshots = await _snapshots_get(_entity_keys(ctx))
-    _, _, price = _price_for(ctx)
-    worst_case = Decimal(0)
-    if any(s is not None and s.max_budget is not None for s in snapshots.values()):
-        worst_case = _worst_case(ctx, price)
+    proxy = _proxy_rules()
     now = clock_ms()
-    rules = _rules(ctx, snapshots, worst_case=worst_case, now=now)
-    if not rules:
-        return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
-    _periods_reset_if_due(snapshots, now=now)
+    if ctx.caller.is_master:
+        if not proxy:
+            return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
+        rules, price = proxy, None  # the proxy-wide cap holds for the master key too
+    else:
+        snapshots = await _snapshots_get(_entity_keys(ctx))
+        _, _, price = _price_for(ctx)
+        worst_case = Decimal(0)
+        if any(s is not None and s.max_budget is not None for s in snapshots.values()):
+            worst_case = _worst_case(ctx, price)
+        rules = _rules(ctx, snapshots, worst_case=worst_case, now=now)
+        if proxy:
+            rules += proxy
+        if not rules:
+            return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
+        _periods_reset_if_due(snapshots, now=now)
     admission = Admission()
     store = limiter()
     if store is local_limiter:  # no Redis

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
+from gateway.config import config_current
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.governance import (
@@ -38,6 +39,7 @@ from gateway.streaming import (
     completion_bytes,
     event_relay,
     sse_relay,
+    stream_bounded,
     upstream_call_ended,
     usage_block,
     usage_estimate_cancelled,
@@ -90,6 +92,20 @@ async def relay(
             body = body_for_upstream(
                 body=inbound.body, provider=deployment.provider, stored=ctx.stored is not None
             )
+            if not deployment.drop_params:
+                return await send(adapter, deployment, body)
+            while True:  # each refused parameter is dropped once: the body shrinks every turn
+                try:
+                    return await send(adapter, deployment, body)
+                except InvalidRequestError as error:
+                    name = param_droppable(error, body)
+                    if name is None:
+                        raise
+                    body = {key: value for key, value in body.items() if key != name}
+
+        async def send(
+            adapter: ProviderAdapter, deployment: Deployment, body: dict[str, Any]
+        ) -> HttpResponse:
             if ctx.stream:
                 return await _open_stream(
                     ctx, adapter, body, checked, admission, settle, files=inbound.files or None
@@ -129,6 +145,52 @@ async def relay(
     finally:
         if not handed_off:
             await governance_settle(ctx, admission)
+
+
+# OpenAI's optional request parameters, which drop_params may leave out when a provider (its
+# adapter, or the upstream's 400) refuses one. Never what makes the request (model, messages,
+# input, stream, tools) nor its output bound (max_tokens).
+DROPPABLE_PARAMS = frozenset(
+    {
+        "n",
+        "temperature",
+        "top_p",
+        "top_k",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "stop",
+        "user",
+        "response_format",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "store",
+        "metadata",
+        "service_tier",
+        "stream_options",
+        "modalities",
+        "prediction",
+        "audio",
+        "web_search_options",
+        "dimensions",
+        "encoding_format",
+        "best_of",
+        "echo",
+        "suffix",
+    }
+)
+
+
+def param_droppable(error: InvalidRequestError, body: dict[str, Any]) -> str | None:
+    """The parameter of `body` that `error` refuses, when drop_params may leave it out."""
+    name = error.param
+    if name in DROPPABLE_PARAMS and name in body:
+        return name
+    return None
 
 
 def _context_fill(ctx: RequestContext, checked: Checked, inbound: Inbound) -> None:
@@ -185,6 +247,9 @@ async def _open_stream(
     typed = ctx.endpoint in EVENT_STREAM_ENDPOINTS  # images and transcripts: typed events
     opener = adapter.stream_events if typed else adapter.stream
     upstream = opener(endpoint=ctx.endpoint, deployment=ctx.deployment, body=body, files=files)
+    stall = config_current().router.stream_timeout
+    if stall:
+        upstream = stream_bounded(upstream, seconds=stall, provider=ctx.deployment.provider)
     since = ctx.upstream_seconds
     waited = time.perf_counter()
     try:

@@ -9,7 +9,7 @@
    wait in the group's queue (`queue_timeout`, gateway.queueing).
 2. Then up to `num_retries` more attempts on the group, each after an exponential backoff with
    jitter whose base depends on the error class, or after the upstream's `Retry-After` when it
-   fits in the time budget.
+   fits in the time budget; never sooner than `retry_after` seconds when that is set.
 3. Then the group's ordered `fallbacks` (or `default_fallbacks`), each run the same way.
    A context-length error switches to `context_window_fallbacks`, a content-policy refusal to
    `content_policy_fallbacks`; other client errors (400, 404, ...) are returned at once.
@@ -35,7 +35,7 @@ from typing import Any
 
 from django.http import HttpResponse
 
-from gateway.capacity import capacity_free, capacity_limited, capacity_take
+from gateway.capacity import capacity_free, capacity_limited, capacity_release, capacity_take
 from gateway.config import RouterSettings, config_current
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -89,6 +89,7 @@ class RetryPolicy:
     budget: float = DEFAULT_BUDGET
     queue_timeout: float = 0.0
     queue_depth: int = 100
+    retry_after: float | None = None  # the least wait before a retry
 
 
 class _GroupFailed(Exception):
@@ -125,13 +126,18 @@ def retry_after_seconds(error: GatewayError) -> float | None:
         return None
 
 
-def retry_delay(*, kind: str, retry: int, retry_after: float | None) -> float:
+def retry_delay(
+    *, kind: str, retry: int, retry_after: float | None, minimum: float | None = None
+) -> float:
     """Seconds before retry number `retry` (1-based): Retry-After when given, else exponential
-    backoff with full jitter over [base * 2^(retry-1) / 2, base * 2^(retry-1)]."""
+    backoff with full jitter over [base * 2^(retry-1) / 2, base * 2^(retry-1)]; never less than
+    `minimum` (router_settings.retry_after)."""
     if retry_after is not None:
-        return retry_after
-    ceiling = min(BACKOFF_BASE.get(kind, 0.5) * 2 ** (retry - 1), BACKOFF_MAX)
-    return random.uniform(ceiling / 2, ceiling)
+        delay = retry_after
+    else:
+        ceiling = min(BACKOFF_BASE.get(kind, 0.5) * 2 ** (retry - 1), BACKOFF_MAX)
+        delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, minimum) if minimum else delay
 
 
 def retry_policy(router: RouterSettings) -> RetryPolicy:
@@ -140,6 +146,7 @@ def retry_policy(router: RouterSettings) -> RetryPolicy:
         budget=router.timeout or DEFAULT_BUDGET,
         queue_timeout=router.queue_timeout,
         queue_depth=router.queue_depth,
+        retry_after=router.retry_after,
     )
 
 
@@ -353,7 +360,9 @@ async def _group_run(
                 break
             retries += 1
             after = retry_after_seconds(last)
-            delay = retry_delay(kind=last_kind, retry=retries, retry_after=after)
+            delay = retry_delay(
+                kind=last_kind, retry=retries, retry_after=after, minimum=policy.retry_after
+            )
             if pick.blocked:
                 delay = max(delay, pick.wait)
             if time.perf_counter() + delay >= deadline:
@@ -374,6 +383,8 @@ async def _group_run(
             )
             ok = True
         except GatewayError as error:
+            if deployment.max_parallel_requests is not None:
+                await capacity_release(ctx, deployment)
             kind = error_classify(error)
             if kind in (CONTEXT_WINDOW, CONTENT_POLICY, CLIENT):
                 raise _GroupFailed(error, kind, used) from None

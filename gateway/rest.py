@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +28,15 @@ from gateway.model_health import (
     health_deployments_visible,
 )
 from gateway.models import Credential, ModelDeployment
-from gateway.selectors import credential_get, deployment_list
+from gateway.selectors import (
+    SOURCE_BUILTIN,
+    SOURCE_CONFIG,
+    SOURCE_DATABASE,
+    config_deployment_list,
+    config_deployment_shown,
+    credential_get,
+    deployment_list,
+)
 from gateway.services import deployment_create, deployment_delete, deployment_update
 from tenants.catalog import provider_unknown_message
 from tenants.models import Organization
@@ -70,11 +79,25 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
         help_text="The upstream key itself: stored encrypted, never returned. Empty removes it.",
     )
     has_credential = serializers.SerializerMethodField()
+    id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="null for a deployment of the config file"
+    )
+    deployment_id = serializers.SerializerMethodField(
+        help_text='The id routing uses: "db:<id>", "config:<model>#<n>" or "builtin:<model>".'
+    )
+    source = serializers.SerializerMethodField(
+        help_text='"database" (editable here), "config" (the OGEM_CONFIG file: read-only, edit '
+        'the file) or "builtin" (the offline mock models served when OGEM_CONFIG is unset).'
+    )
+    created_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = ModelDeployment
         fields = [
             "id",
+            "deployment_id",
+            "source",
             "model_name",
             "provider",
             "upstream_model",
@@ -101,6 +124,15 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_deployment_id(self, deployment: ModelDeployment) -> str:
+        return f"db:{deployment.pk}"
+
+    @extend_schema_field(
+        {"type": "string", "enum": [SOURCE_DATABASE, SOURCE_CONFIG, SOURCE_BUILTIN]}
+    )
+    def get_source(self, deployment: ModelDeployment) -> str:
+        return SOURCE_DATABASE
 
     def get_has_credential(self, deployment: ModelDeployment) -> bool:
         return bool(
@@ -167,8 +199,58 @@ def _params_api_key(params: dict[str, Any]) -> str | None:
     return None if value == REDACTED else value
 
 
+class _Listing:
+    """The configuration's deployments (already shown as dicts) and then the database's rows, as
+    one sequence that the paginator counts and slices: rows are read a page at a time."""
+
+    def __init__(self, head: list[dict[str, Any]], rows: QuerySet[ModelDeployment]) -> None:
+        self.head = head
+        self.rows = rows
+        self._count: int | None = None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = len(self.head) + self.rows.count()
+        return self._count
+
+    def __getitem__(self, part: slice) -> list[dict[str, Any] | ModelDeployment]:
+        start, stop = part.start or 0, part.stop if part.stop is not None else len(self)
+        first = len(self.head)
+        items: list[dict[str, Any] | ModelDeployment] = list(self.head[start:stop])
+        if stop > first:
+            items += list(self.rows[max(start - first, 0) : stop - first])
+        return items
+
+
+def _config_matches(shown: dict[str, Any], query: Any) -> bool:
+    """The list's filters and search, applied to a configuration deployment."""
+    for param in ("model_name", "provider"):
+        value = query.get(param)
+        if value and shown[param] != value:
+            return False
+    organization = query.get("organization")
+    if organization:
+        wanted = None if organization.lower() == "null" else organization
+        current = shown["organization"]
+        if (None if current is None else str(current)) != wanted:
+            return False
+    if query.get("enabled", "").lower() in ("false", "0"):
+        return False
+    search = query.get("search", "").lower()
+    if search and not any(
+        search in shown[field].lower() for field in ("model_name", "upstream_model", "provider")
+    ):
+        return False
+    return True
+
+
 class ModelDeploymentViewSet(ScopedViewSet):
-    """Proxy admins manage shared deployments; org admins manage their organization's."""
+    """Proxy admins manage shared deployments; org admins manage their organization's.
+
+    The list also shows the deployments of the configuration file (or the built-in mock models)
+    first, read-only, with `source` saying where each comes from; only database rows have an
+    `id` to read, change or delete. `?source=database` (or `config`, `builtin`) lists one kind.
+    """
 
     selector = staticmethod(deployment_list)
     serializer_class = ModelDeploymentSerializer
@@ -181,6 +263,40 @@ class ModelDeploymentViewSet(ScopedViewSet):
     search_fields = ["model_name", "upstream_model", "provider"]
     ordering_fields = ["model_name", "priority", "created_at"]
     ordering = ["model_name", "priority", "id"]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                enum=[SOURCE_DATABASE, SOURCE_CONFIG, SOURCE_BUILTIN],
+                description="only the deployments from there",
+            )
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        source = request.query_params.get("source") or None
+        choices = (SOURCE_DATABASE, SOURCE_CONFIG, SOURCE_BUILTIN)
+        if source is not None and source not in choices:
+            raise exceptions.ValidationError({"source": [f"One of {', '.join(choices)}."]})
+        rows = self.filter_queryset(self.get_queryset())
+        if source not in (None, SOURCE_DATABASE):
+            rows = rows.none()
+        head = []
+        if source != SOURCE_DATABASE:
+            shown = map(config_deployment_shown, config_deployment_list(principal=self.principal))
+            head = [
+                item
+                for item in shown
+                if (source is None or item["source"] == source)
+                and _config_matches(item, request.query_params)
+            ]
+        page = self.paginate_queryset(_Listing(head, rows))  # type: ignore[arg-type]
+        assert page is not None  # the viewset always paginates
+        database = [item for item in page if isinstance(item, ModelDeployment)]
+        serialized = iter(self.get_serializer(database, many=True).data)
+        results = [item if isinstance(item, dict) else next(serialized) for item in page]
+        return self.get_paginated_response(results)
 
     def _may_manage(self, organization_id: int | None) -> bool:
         if organization_id is None:

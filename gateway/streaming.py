@@ -8,6 +8,7 @@ the client left, at Ogem's estimate (docs/governance.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -198,6 +199,30 @@ def upstream_call_ended(
 
 def _event(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def stream_bounded(
+    chunks: AsyncIterator[dict[str, Any]], *, seconds: float, provider: str
+) -> AsyncIterator[dict[str, Any]]:
+    """`chunks`, each (the first included) within `seconds` of the one before: LiteLLM's
+    router_settings.stream_timeout. A stall is an upstream timeout (504): before the first chunk
+    the router may retry or fail over; after it, the stream ends with an error event."""
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(seconds):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamTimeoutError(
+                    f"The upstream provider {provider} sent nothing for {seconds:g} s "
+                    "(stream_timeout).",
+                    provider=provider,
+                ) from None
+            yield chunk
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 async def sse_relay(

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init
 
 from ogem_site.supervision import supervised_process_init
 
@@ -17,3 +17,15 @@ def _pool_process_dies_with_its_worker(**_: object) -> None:
     # Celery arms the parent-death signal in its pool processes too, but does not check whether
     # the worker already died before that (under `serve`, a SIGKILL of serve takes it down).
     supervised_process_init()
+
+
+@celeryd_after_setup.connect
+def _configuration_reported(**_: object) -> None:
+    # A worker started on its own (`make worker`) logs the configuration's problems once, before
+    # its pool starts; under `serve`, which logged them already, it logs nothing new, and its
+    # pool processes load the configuration quietly (gateway/config/report.py). Imported here:
+    # this module loads before Django's apps, which gateway's modules need.
+    from gateway.config.report import config_report, config_report_log
+    from gateway.registry import MOCK_DEPLOYMENTS
+
+    config_report_log(config_report(builtin=[name for name, _ in MOCK_DEPLOYMENTS]))

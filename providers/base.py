@@ -67,6 +67,14 @@ class Deployment:
     address_policy: AddressPolicy | None = None
     # Provider-specific parameters (e.g. Azure's deployment name, extra headers, organization).
     params: dict[str, Any] = field(default_factory=dict)
+    # Requests in flight on this deployment, across workers (None: no limit; the router's).
+    max_parallel_requests: int | None = None
+    # LiteLLM's drop_params: a parameter the provider refuses is dropped and the request sent
+    # again, instead of the refusal (the gateway's). None: the configuration's default.
+    drop_params: bool | None = None
+    # LiteLLM's modify_params: the adapter may change the request to meet the provider's rules
+    # (e.g. an empty message content that Anthropic refuses). None: the configuration's default.
+    modify_params: bool | None = None
     # The credentials it holds: api_key, secret params, the secret fields of a secret mapping
     # (a service account's private_key) and extra headers' values. Upstream error messages are
     # scrubbed of them (providers/errors.py); computed once, not per error.

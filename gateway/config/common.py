@@ -38,6 +38,9 @@ class DeploymentDraft:
     timeouts: Timeouts = field(default_factory=Timeouts)
     proxy: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    max_parallel_requests: int | None = None
+    drop_params: bool | None = None
+    modify_params: bool | None = None
 
 
 @dataclass(slots=True)
@@ -98,9 +101,22 @@ def drafts_to_deployments(
                 timeouts=draft.timeouts,
                 proxy=draft.proxy,
                 params=draft.params,
+                max_parallel_requests=draft.max_parallel_requests,
+                drop_params=draft.drop_params,
+                modify_params=draft.modify_params,
             )
         )
     return deployments
+
+
+def read_deployment_flags(
+    reader: Reader, draft: DeploymentDraft, fields: Mapping[str, YNode]
+) -> None:
+    """A deployment's own max_parallel_requests, drop_params and modify_params (LiteLLM's
+    litellm_params names; unset: the configuration's defaults, applied by config_merge)."""
+    draft.max_parallel_requests = reader.integer(fields.get("max_parallel_requests"), minimum=1)
+    draft.drop_params = reader.boolean(fields.get("drop_params"))
+    draft.modify_params = reader.boolean(fields.get("modify_params"))
 
 
 def check_literal_key(reader: Reader, node: YNode | None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connections
 from django.db.models import Count, Max
@@ -107,6 +107,7 @@ def database_deployments(
             problems.error(where, f"{exc}; skipped")
             continue
         params = {**(row.params or {}), **secrets}
+        flags = _flags_pop(params)
         if row.organization_id is not None:
             problem = ambient_credential_problem(
                 provider=provider, params=params, has_key=api_key is not None
@@ -137,6 +138,7 @@ def database_deployments(
                     total=row.total_timeout,
                 ),
                 params=params,
+                **flags,
                 address_policy=(
                     None
                     if row.organization is None
@@ -145,6 +147,20 @@ def database_deployments(
             )
         )
     return deployments
+
+
+def _flags_pop(params: dict[str, Any]) -> dict[str, Any]:
+    """A row keeps LiteLLM's per-deployment `max_parallel_requests`, `drop_params` and
+    `modify_params` in its params; they are the Deployment's own fields, not sent upstream."""
+    flags: dict[str, Any] = {}
+    limit = params.pop("max_parallel_requests", None)
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+        flags["max_parallel_requests"] = limit
+    for name in ("drop_params", "modify_params"):
+        value = params.pop(name, None)
+        if isinstance(value, bool):
+            flags[name] = value
+    return flags
 
 
 def database_fingerprint() -> tuple[object, ...]:

@@ -17,6 +17,7 @@ from gateway.config.common import (
     check_prices,
     groups_check,
     read_aliases,
+    read_deployment_flags,
     read_fallbacks,
     read_strategy,
 )
@@ -55,6 +56,9 @@ _DEPLOYMENT_PARAMS = frozenset(
         "region_name",
         "tags",
         "litellm_credential_name",
+        "max_parallel_requests",
+        "drop_params",
+        "modify_params",
     }
 )
 # Region-like params that stay in params too, because their adapters read them there.
@@ -223,6 +227,7 @@ def _model_entry(
     order = reader.integer(params.get("order"))
     draft.priority = order if order is not None else 0
     draft.tags = reader.strings(params.get("tags"))
+    read_deployment_flags(reader, draft, params)
     region = reader.string(params.get("region_name"))
     for name in _REGION_PARAMS:
         region = region or reader.string(params.get(name))

@@ -5,9 +5,10 @@ Every problem is collected with its location; a configuration with any error is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from gateway.config.common import ParsedFile, drafts_to_deployments
 from gateway.config.database import database_deployments, organization_ids, run_sync
@@ -179,7 +180,20 @@ def config_merge(config: GatewayConfig, database: Iterable[Deployment]) -> Gatew
     merged = {deployment.id: deployment for deployment in config.deployments}
     for deployment in database:
         merged[deployment.id] = deployment
-    return replace(config, deployments=tuple(merged.values()))
+    deployments = tuple(_defaults_apply(d, config.general) for d in merged.values())
+    return replace(config, deployments=deployments)
+
+
+def _defaults_apply(deployment: Deployment, general: Mapping[str, Any]) -> Deployment:
+    """The file's defaults for what a deployment does not set itself: `max_parallel_requests`
+    (LiteLLM's general_settings: per deployment), `drop_params` and `modify_params`."""
+    changes: dict[str, Any] = {}
+    if deployment.max_parallel_requests is None and general.get("max_parallel_requests"):
+        changes["max_parallel_requests"] = general["max_parallel_requests"]
+    for name in ("drop_params", "modify_params"):
+        if getattr(deployment, name) is None and general.get(name) is not None:
+            changes[name] = general[name]
+    return replace(deployment, **changes) if changes else deployment
 
 
 def config_with_database(config: GatewayConfig, *, problems: Problems) -> GatewayConfig:

@@ -9,6 +9,7 @@ from gateway.config.common import (
     check_prices,
     groups_check,
     read_aliases,
+    read_deployment_flags,
     read_fallbacks,
     read_strategy,
 )
@@ -39,6 +40,9 @@ _MODEL_KEYS = frozenset(
         "params",
         "access_groups",
         "organization",
+        "max_parallel_requests",
+        "drop_params",
+        "modify_params",
     }
 )
 _TIMEOUT_KEYS = ("connect", "first_byte", "total")
@@ -137,6 +141,7 @@ def _model(reader: Reader, entry: YNode) -> DeploymentDraft | None:
     draft.tpm = reader.integer(fields.get("tpm"))
     draft.proxy = reader.string(fields.get("proxy"))
     draft.organization_slug = reader.string(fields.get("organization"), secret=False)
+    read_deployment_flags(reader, draft, fields)
     timeouts_node = fields.get("timeouts")
     timeouts = reader.mapping(timeouts_node) or {}
     if timeouts:

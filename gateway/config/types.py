@@ -53,7 +53,8 @@ class RouterSettings:
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
     router: RouterSettings = field(default_factory=RouterSettings)
-    # Settings kept for later releases to honour (e.g. drop_params, max_parallel_requests).
+    # drop_params, modify_params, max_parallel_requests (defaults of every deployment) and
+    # global_max_parallel_requests (the whole proxy's cap).
     general: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"

@@ -28,6 +28,7 @@ from django.db import connections
 from gateway.config.database import database_fingerprint, run_sync
 from gateway.config.loader import config_parse, config_with_database
 from gateway.config.problems import ConfigProblem, Location, Problems, Severity
+from gateway.config.report import problem_digest, problems_reported
 from gateway.config.sources import SourceError, source_is_url, source_read, source_stamp
 from gateway.config.types import GatewayConfig
 from gateway.secrets import secret_cache_prune, secret_refresh_due
@@ -48,9 +49,15 @@ def config_current() -> GatewayConfig:
     return _current
 
 
-def _log(problems: Sequence[ConfigProblem], *, action: str) -> None:
+def _log(
+    problems: Sequence[ConfigProblem], *, action: str, quiet: frozenset[str] = frozenset()
+) -> None:
+    """`quiet`: digests of problems a parent process already logged at its start (report.py):
+    those go to DEBUG, so a problem is logged once per installation, not once per process."""
     for problem in problems:
         level = logging.ERROR if problem.severity is Severity.ERROR else logging.WARNING
+        if quiet and problem_digest(problem) in quiet:
+            level = logging.DEBUG
         logger.log(level, "configuration %s: %s", action, problem)
 
 
@@ -70,6 +77,8 @@ class ConfigWatcher:
     task: asyncio.Task[None] | None = None
     thread: threading.Thread | None = None
     pid: int = field(default_factory=os.getpid)
+    # Problems logged at start by the parent process (serve): only the first load is quieted.
+    quiet: frozenset[str] = frozenset()
 
     def build(self, *, force: bool = False) -> GatewayConfig | None:
         """A new configuration when something changed (or `force`), else None. Blocking I/O.
@@ -96,7 +105,8 @@ class ConfigWatcher:
         base = self.file_config or GatewayConfig(source=self.source)
         problems = Problems()
         config = config_with_database(base, problems=problems)
-        _log(problems.items, action="database")
+        _log(problems.items, action="database", quiet=self.quiet)
+        self.quiet = frozenset()
         if secrets_due:
             secret_cache_prune()
             if not (force or db_changed) and config == _current:
@@ -144,7 +154,7 @@ class ConfigWatcher:
         problems = Problems()
         config = config_parse(text.text, source=self.source, problems=problems, digest=text.digest)
         if config is None:
-            _log(problems.items, action="rejected")
+            _log(problems.items, action="rejected", quiet=self.quiet)
             return False
         refusal = _shrink_refusal(before=self.file_config, after=config)
         if refusal:
@@ -153,7 +163,7 @@ class ConfigWatcher:
                 action="not reloaded",
             )
             return False
-        _log(problems.items, action="loaded with warnings")
+        _log(problems.items, action="loaded with warnings", quiet=self.quiet)
         if config.includes != self._included():
             self.file_config = config  # stamp and digest now cover the new set of includes
             self.stamp, self.digest = self._stamp(), self._content_digest(text.digest)
@@ -255,6 +265,7 @@ def config_deployments(
         install=install,
         token=settings.OGEM_CONFIG_TOKEN,
         interval=_interval(settings.OGEM_CONFIG),
+        quiet=problems_reported(),
     )
     config = run_sync(lambda: watcher.build(force=True)) or GatewayConfig(source=watcher.source)
     with _state_lock:

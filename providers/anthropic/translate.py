@@ -177,10 +177,24 @@ def _tool_result_block(message: dict[str, Any]) -> dict[str, Any]:
     return _with_cache_control(block, message)
 
 
+def _blank(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and not str(block.get("text") or "").strip()
+
+
+def _blocks_filled(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A turn's blocks without blank text blocks, or the placeholder when nothing is left:
+    the API refuses empty content (modify_params)."""
+    kept = [block for block in blocks if not _blank(block)]
+    return kept or [{"type": "text", "text": PLACEHOLDER_USER_TEXT}]
+
+
 def messages_convert(
-    messages: list[dict[str, Any]],
+    messages: list[dict[str, Any]], *, modify: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """OpenAI messages → (system blocks, alternating Anthropic turns starting with a user turn)."""
+    """OpenAI messages → (system blocks, alternating Anthropic turns starting with a user turn).
+
+    `modify` (LiteLLM's modify_params): blank text is left out of turns and system, and a turn
+    left empty says PLACEHOLDER_USER_TEXT, rather than sent for the API to refuse."""
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
@@ -205,8 +219,12 @@ def messages_convert(
         turns.insert(
             0, {"role": "user", "content": [{"type": "text", "text": PLACEHOLDER_USER_TEXT}]}
         )
+    if modify:
+        system = [block for block in system if not _blank(block)]
     for turn in turns:
         blocks = turn["content"]
+        if modify:
+            blocks = turn["content"] = _blocks_filled(blocks)
         if turn["role"] == "user":
             # tool_result blocks must open the user turn that answers the tool calls.
             blocks.sort(key=lambda b: b.get("type") != "tool_result")
@@ -285,7 +303,9 @@ def chat_request_to_messages(
     """An OpenAI chat completions request → an Anthropic Messages API request body."""
     if body.get("n") not in (None, 1):
         raise _invalid("Anthropic returns one choice; n must be 1.", param="n")
-    system, turns = messages_convert(body.get("messages") or [])
+    system, turns = messages_convert(
+        body.get("messages") or [], modify=bool(deployment.modify_params)
+    )
     payload: dict[str, Any] = {"model": deployment.upstream_model}
 
     thinking = _thinking(body)

@@ -373,3 +373,44 @@ def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path,
     assert response.headers["retry-after"] == "1"
     # OGEM_DB_POOL_TIMEOUT (5 s) bounds the wait for a connection.
     assert waited < 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_banner_counts_the_models_and_warnings_are_logged_once_at_start(
+    migrated_env, started, tmp_path
+):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: chat\n"
+        "    litellm_params: {model: mock/chat}\n"
+        "  - model_name: chat\n"
+        "    litellm_params: {model: mock/chat-b}\n"
+        "litellm_settings:\n"
+        "  set_verbose: true\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**migrated_env, "OGEM_CONFIG": str(config), "OGEM_MASTER_KEY": "sk-master-banner"}
+    process = manage("serve", "--no-migrate", "--port", str(port), env=env)
+    started.append(process)
+    wait_ready(url, process)
+    # The first request loads the configuration in the worker: its warning is not logged again.
+    answer = httpx.post(
+        f"{url}/v1/chat/completions",
+        headers={"Authorization": "Bearer sk-master-banner"},
+        json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=10)
+    banner = (
+        f"  models:     1 model group(s), deployments: 2 from {config} (LiteLLM config.yaml; "
+        "read-only in admin and the API) + 0 from the database"
+    )
+    assert banner in output
+    warnings = [line for line in output.splitlines() if "set_verbose" in line]
+    assert len(warnings) == 1, output
+    assert "WARNING ogem.config configuration: " in warnings[0]
+    assert output.index(warnings[0]) < output.index("Press Ctrl-C to stop.")

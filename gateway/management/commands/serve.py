@@ -31,6 +31,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from gateway.config.report import config_report, config_report_log
+from gateway.registry import MOCK_DEPLOYMENTS
 from ogem_site.env import VAR_DIR
 from ogem_site.supervision import (
     SUPERVISOR_ENV,
@@ -215,11 +217,17 @@ class Command(BaseCommand):
             # Beat keeps its schedule there; production generates nothing else under var/.
             VAR_DIR.mkdir(parents=True, exist_ok=True)
         metrics_dir = prepare_metrics_dir(workers)
+        # Read once here, so the banner says where the models come from and every problem is
+        # logged now, once: the workers (this process's children) then load it quietly.
+        report = config_report(builtin=[name for name, _ in MOCK_DEPLOYMENTS])
         self._print_banner(
             host=host, port=port, workers=workers, server=server, with_celery=with_celery
         )
+        self.stdout.write(f"  models:     {report.line()}")
         if metrics_dir is not None:
             self.stdout.write(f"  metrics:    multi-process, files in {metrics_dir}")
+        self.stdout.flush()
+        config_report_log(report)
         self.stdout.write("Press Ctrl-C to stop.")
         self.stdout.flush()
 
