@@ -125,6 +125,10 @@ class translating:
 class ProviderAdapter:
     name: ClassVar[str]
     endpoints: ClassVar[frozenset[Endpoint]]
+    # Whether the adapter builds its upstream body from the OpenAI request (mapping Anthropic's
+    # `cache_control` markers, dropping fields its API does not know) rather than passing the
+    # body through: Anthropic-only fields are then safe to send it.
+    maps_anthropic_fields: ClassVar[bool] = False
 
     def build_request(
         self,

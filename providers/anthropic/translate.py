@@ -12,6 +12,10 @@ JSON mode (`response_format` json_object / json_schema) is a forced tool named `
 whose input is the JSON; its `tool_use` comes back as the message content, so the reserved name
 is refused as a client tool name.
 
+Prompt caching: `cache_control` on a content part, a tool call, a tool message or a tool is kept
+on the block it marks; on a message (LiteLLM's style) it marks the message's last block; at the
+top level it is Anthropic's automatic caching and is sent as it is.
+
 Response side: usage maps to OpenAI's, with the prompt counting every input token the way
 OpenAI's does: `prompt_tokens = input_tokens + cache_read_input_tokens +
 cache_creation_input_tokens`; cache reads are `prompt_tokens_details.cached_tokens` and cache
@@ -329,6 +333,9 @@ def chat_request_to_messages(
                 tool_choice["disable_parallel_tool_use"] = True
         if tool_choice is not None:
             payload["tool_choice"] = tool_choice
+    if body.get("cache_control") is not None:
+        # Anthropic's automatic caching: the breakpoint moves to the last cacheable block.
+        payload["cache_control"] = body["cache_control"]
     if stream:
         payload["stream"] = True
     return payload
