@@ -19,7 +19,8 @@ top level it is Anthropic's automatic caching and is sent as it is.
 Response side: usage maps to OpenAI's, with the prompt counting every input token the way
 OpenAI's does: `prompt_tokens = input_tokens + cache_read_input_tokens +
 cache_creation_input_tokens`; cache reads are `prompt_tokens_details.cached_tokens` and cache
-writes `prompt_tokens_details.cache_creation_tokens` (an Ogem extension, priced separately).
+writes `prompt_tokens_details.cache_creation_tokens` (an Ogem extension, priced separately), with
+`cache_creation_1h_tokens` for those written for an hour (priced at the one-hour write price).
 Thinking comes back as `reasoning_content` (text) and `thinking_blocks` (the blocks with their
 signatures, which a client sends back on the assistant turn to continue a tool-use loop).
 """
@@ -348,14 +349,15 @@ def usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
     prompt = int(usage.get("input_tokens") or 0) + cache_read + cache_write
     completion = int(usage.get("output_tokens") or 0)
     details = usage.get("output_tokens_details") or {}
+    prompt_details = {"cached_tokens": cache_read, "cache_creation_tokens": cache_write}
+    hour = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
+    if hour:
+        prompt_details["cache_creation_1h_tokens"] = hour
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {
-            "cached_tokens": cache_read,
-            "cache_creation_tokens": cache_write,
-        },
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": int(details.get("thinking_tokens") or 0)},
     }
 

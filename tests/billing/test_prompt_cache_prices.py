@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing.pricing import price_table, shipped_price
+from billing.pricing import Price, cost_from_price, price_table, shipped_price
+from gateway.context import Usage
 
 # Providers whose every chat model in the table caches prompts, and what they bill for it:
 # Anthropic bills cache writes and reads; the others reads only (writes cost nothing extra).
@@ -59,3 +60,31 @@ def test_cache_prices_of_the_models_the_caching_docs_name(
     assert price is not None
     assert price.cache_read == Decimal(read) / million
     assert price.cache_write == (None if write is None else Decimal(write) / million)
+
+
+def test_an_hours_cache_writes_cost_the_one_hour_price_and_fall_back_to_the_write_price() -> None:
+    per_token = Decimal("0.000001")
+    price = Price(
+        input=per_token,
+        output=4 * per_token,
+        cache_read=per_token / 10,
+        cache_write=per_token * Decimal("1.25"),
+        cache_write_1h=2 * per_token,
+    )
+    usage = Usage(
+        prompt_tokens=10_000,
+        cached_tokens=4_000,
+        cache_creation_tokens=3_000,
+        cache_creation_1h_tokens=1_000,
+        completion_tokens=100,
+    )
+    # 3,000 fresh + 4,000 read + 2,000 written for 5 minutes + 1,000 for an hour + 100 out
+    assert cost_from_price(price=price, usage=usage) == Decimal("0.00830000")
+    without = Price(input=per_token, output=4 * per_token, cache_write=per_token * Decimal("1.25"))
+    assert cost_from_price(price=without, usage=usage) == Decimal("0.01115000")
+
+
+def test_anthropic_one_hour_writes_are_twice_the_input_price() -> None:
+    for model in _chat_models("anthropic"):
+        price = shipped_price(model=model, provider="anthropic")
+        assert price is not None and price.cache_write_1h == 2 * price.input, model

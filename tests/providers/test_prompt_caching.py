@@ -68,6 +68,7 @@ PRICES: dict[str, dict[str, Decimal]] = {
         "input": Decimal("0.80"),
         "output": Decimal("4.00"),
         "cache_write": Decimal("1.00"),
+        "cache_write_1h": Decimal("1.60"),
         "cache_read": Decimal("0.08"),
     },
     "gemini-2.0-flash": {
@@ -89,13 +90,17 @@ PRICES: dict[str, dict[str, Decimal]] = {
 PRICES["us.anthropic.claude-3-5-haiku-20241022-v1:0"] = PRICES["claude-3-5-haiku-20241022"]
 
 
-def _cost(upstream: str, *, prompt: int, read: int, written: int, completion: int) -> Decimal:
+def _cost(
+    upstream: str, *, prompt: int, read: int, written: int, completion: int, hour: int = 0
+) -> Decimal:
+    """At the shipped prices; `hour` of the `written` tokens were written for an hour."""
     price = PRICES[upstream]
     fresh = prompt - read - written
     cost = (
         fresh * price["input"]
         + read * price.get("cache_read", price["input"])
-        + written * price.get("cache_write", price["input"])
+        + (written - hour) * price.get("cache_write", price["input"])
+        + hour * price.get("cache_write_1h", price["input"])
         + completion * price["output"]
     ) / MILLION
     return cost.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_EVEN)
@@ -270,7 +275,9 @@ def test_cache_control_markers_write_then_read_the_cache(
 
     # (b) the first request wrote the cached prefix, the second read it
     reported = provider.emulator.usages
+    hour = [0, 0]  # Converse does not split its cache writes by TTL
     if isinstance(provider.emulator, AnthropicEmulator):
+        hour = [u["cache_creation"]["ephemeral_1h_input_tokens"] for u in reported]
         written = [u["cache_creation_input_tokens"] for u in reported]
         read = [u["cache_read_input_tokens"] for u in reported]
         fresh = [u["input_tokens"] for u in reported]
@@ -292,9 +299,12 @@ def test_cache_control_markers_write_then_read_the_cache(
         prompt = fresh[index] + read[index] + written[index]
         assert (usage.prompt_tokens, usage.completion_tokens) == (prompt, output[index])
         assert usage.prompt_tokens_details.cached_tokens == read[index]
-        assert usage.prompt_tokens_details.model_extra == {"cache_creation_tokens": written[index]}
+        extra = {"cache_creation_tokens": written[index]}
+        if hour[index]:
+            extra["cache_creation_1h_tokens"] = hour[index]
+        assert usage.prompt_tokens_details.model_extra == extra
 
-    # (c) priced at the cache write, then the cache read price
+    # (c) priced at the cache write prices (an hour's, five minutes'), then the cache read price
     assert _costs(2) == [
         _cost(
             provider.upstream,
@@ -302,6 +312,7 @@ def test_cache_control_markers_write_then_read_the_cache(
             read=read[i],
             written=written[i],
             completion=output[i],
+            hour=hour[i],
         )
         for i in (0, 1)
     ]
