@@ -60,6 +60,7 @@ class Usage(Protocol):
     completion_tokens: int
     cached_tokens: int
     cache_creation_tokens: int
+    cache_creation_1h_tokens: int
     reasoning_tokens: int
     images: int
     audio_seconds: float
@@ -100,6 +101,8 @@ class Price:
     output: Decimal = ZERO
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    # Anthropic's one-hour cache writes (twice the input price, where five minutes cost 1.25x).
+    cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
     image: dict[str, Decimal] = field(default_factory=dict)
     audio_second: Decimal | None = None
@@ -130,6 +133,7 @@ def _entry_price(entry: dict[str, Any], *, source: str, as_of: str) -> Price:
         output=per_token("output") or ZERO,
         cache_read=per_token("cache_read"),
         cache_write=per_token("cache_write"),
+        cache_write_1h=per_token("cache_write_1h"),
         reasoning=per_token("reasoning"),
         image={size: _dec(usd) for size, usd in (entry.get("image") or {}).items()},
         audio_second=audio,
@@ -391,6 +395,7 @@ _PARAM_FIELDS = {
     "output_cost_per_token": "output",
     "cache_read_input_token_cost": "cache_read",
     "cache_creation_input_token_cost": "cache_write",
+    "cache_creation_input_token_cost_above_1hr": "cache_write_1h",
     "output_cost_per_reasoning_token": "reasoning",
     "input_cost_per_second": "audio_second",
     "output_cost_per_character": "tts_character",
@@ -542,8 +547,9 @@ def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
     """The exact cost of ``usage`` at ``price``, rounded half-even to 8 decimal places.
 
     Token counts follow OpenAI's usage shape: ``prompt_tokens`` includes cached reads
-    (``cached_tokens``) and cache writes (``cache_creation_tokens``); ``completion_tokens``
-    includes ``reasoning_tokens``.
+    (``cached_tokens``) and cache writes (``cache_creation_tokens``, of which
+    ``cache_creation_1h_tokens`` for an hour); ``completion_tokens`` includes
+    ``reasoning_tokens``.
     """
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_creation_tokens, usage.prompt_tokens - cached)
@@ -553,7 +559,11 @@ def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
     if cached:
         cost += cached * (price.cache_read if price.cache_read is not None else price.input)
     if written:
-        cost += written * (price.cache_write if price.cache_write is not None else price.input)
+        write = price.cache_write if price.cache_write is not None else price.input
+        hour = min(usage.cache_creation_1h_tokens, written)
+        cost += (written - hour) * write
+        if hour:
+            cost += hour * (price.cache_write_1h if price.cache_write_1h is not None else write)
     reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
     cost += (usage.completion_tokens - reasoning) * price.output
     if reasoning:
@@ -603,7 +613,12 @@ def cost_worst_case(
         return ZERO
     if max_tokens is None or max_tokens < 1:
         max_tokens = price.max_output_tokens or settings.OGEM_BUDGET_DEFAULT_MAX_OUTPUT
-    input_price = max(price.input, price.cache_write or ZERO, price.cache_read or ZERO)
+    input_price = max(
+        price.input,
+        price.cache_write or ZERO,
+        price.cache_write_1h or ZERO,
+        price.cache_read or ZERO,
+    )
     output_price = max(price.output, price.reasoning or ZERO)
     cost = prompt_tokens * input_price + outputs * max_tokens * output_price
     # Decimal arithmetic is slow next to the rest of a request: skip the terms that are zero.

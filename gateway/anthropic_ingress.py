@@ -92,10 +92,17 @@ def _copy_headers(source: HttpResponse, target: HttpResponse) -> HttpResponse:
     return target
 
 
-def _anthropic_only(model: str) -> bool:
-    """Whether every deployment of `model` is an Anthropic one (so Anthropic-only fields stay)."""
+def _anthropic_fields_kept(model: str) -> bool:
+    """Whether every deployment of `model` maps Anthropic-only fields (`cache_control`,
+    `thinking_blocks`) itself: Anthropic, Claude on Vertex AI, Bedrock's cache points, Gemini,
+    which drops them; an upstream that is passed the body as it is would refuse them."""
     group = registry_get().by_model.get(model, ())
-    return bool(group) and all(d.provider == "anthropic" for d in group)
+
+    def maps(provider: str) -> bool:
+        adapter = adapter_get(provider)
+        return adapter is not None and adapter.maps_anthropic_fields
+
+    return bool(group) and all(maps(d.provider) for d in group)
 
 
 async def _events(upstream: AsyncIterator[bytes], *, model: str) -> AsyncIterator[bytes]:
@@ -130,7 +137,7 @@ async def messages_create(request: HttpRequest) -> HttpResponse:
         inbound = body_read_json(request)
         with translating("anthropic"):
             chat = messages_request_to_chat(inbound.body)
-        if not _anthropic_only(chat["model"]):
+        if not _anthropic_fields_kept(chat["model"]):
             chat = chat_strip_anthropic_fields(chat)
         inbound.body = chat
         requested.append(chat["model"])

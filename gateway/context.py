@@ -72,6 +72,7 @@ class Usage:
     total_tokens: int = 0
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # of the cache writes, those kept for an hour
     reasoning_tokens: int = 0
     # Non-token units for images, audio and TTS endpoints.
     images: int = 0

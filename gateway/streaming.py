@@ -89,6 +89,9 @@ def usage_fill(usage: Usage, reported: dict[str, Any], *, provider: str) -> None
     if isinstance(prompt_details, dict):
         usage.cached_tokens = _detail(prompt_details, "cached_tokens", provider)
         usage.cache_creation_tokens = _detail(prompt_details, "cache_creation_tokens", provider)
+        usage.cache_creation_1h_tokens = _detail(
+            prompt_details, "cache_creation_1h_tokens", provider
+        )
     completion_details = reported.get("completion_tokens_details") or {}
     if isinstance(completion_details, dict):
         usage.reasoning_tokens = _detail(completion_details, "reasoning_tokens", provider)

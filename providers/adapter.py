@@ -129,6 +129,10 @@ class ProviderAdapter:
     # The event-streaming endpoints (providers/events.py) its upstream streams itself; the
     # others are answered in full and relayed as events.
     event_stream_endpoints: ClassVar[frozenset[Endpoint]] = frozenset()
+    # Whether the adapter builds its upstream body from the OpenAI request (mapping Anthropic's
+    # `cache_control` markers, dropping fields its API does not know) rather than passing the
+    # body through: Anthropic-only fields are then safe to send it.
+    maps_anthropic_fields: ClassVar[bool] = False
 
     def build_request(
         self,

@@ -54,6 +54,7 @@ def anthropic_headers(deployment: Deployment) -> dict[str, str]:
 
 class AnthropicAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
+    maps_anthropic_fields: ClassVar[bool] = True
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
 
     def build_request(

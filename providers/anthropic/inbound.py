@@ -157,29 +157,33 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
 def _assistant_message(content: Any) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    texts: list[str] = []
+    texts: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     thinking: list[dict[str, Any]] = []
     for block in _blocks(content, "messages"):
         kind = block.get("type")
         if kind == "text":
-            texts.append(_text(block, "messages"))
-        elif kind == "tool_use":
-            tool_calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                    },
-                }
+            texts.append(
+                _keep_cache_control({"type": "text", "text": _text(block, "messages")}, block)
             )
+        elif kind == "tool_use":
+            call = {
+                "id": block.get("id"),
+                "type": "function",
+                "function": {
+                    "name": block.get("name"),
+                    "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                },
+            }
+            tool_calls.append(_keep_cache_control(call, block))
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block)
         else:
             raise _invalid(f"Content block type {kind!r} is not supported here.", "messages")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    marked = any("cache_control" in part for part in texts)
+    # Text parts stay parts when one carries a cache breakpoint, so the marker keeps its place.
+    text: Any = texts if marked else "".join(part["text"] for part in texts) or None
+    message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool_calls:
         message["tool_calls"] = tool_calls
     if thinking:
@@ -283,6 +287,8 @@ def messages_request_to_chat(body: dict[str, Any], *, count_only: bool = False) 
     effort = _reasoning_effort(thinking)
     if effort is not None:
         chat["reasoning_effort"] = effort
+    if body.get("cache_control") is not None:
+        chat["cache_control"] = body["cache_control"]
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
@@ -505,6 +511,7 @@ def chat_strip_anthropic_fields(chat: dict[str, Any]) -> dict[str, Any]:
         return item
 
     stripped = dict(chat)
+    stripped.pop("cache_control", None)
     for name in ("messages", "tools"):
         if name in stripped:
             stripped[name] = clean(stripped[name])

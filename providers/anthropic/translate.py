@@ -12,10 +12,15 @@ JSON mode (`response_format` json_object / json_schema) is a forced tool named `
 whose input is the JSON; its `tool_use` comes back as the message content, so the reserved name
 is refused as a client tool name.
 
+Prompt caching: `cache_control` on a content part, a tool call, a tool message or a tool is kept
+on the block it marks; on a message (LiteLLM's style) it marks the message's last block; at the
+top level it is Anthropic's automatic caching and is sent as it is.
+
 Response side: usage maps to OpenAI's, with the prompt counting every input token the way
 OpenAI's does: `prompt_tokens = input_tokens + cache_read_input_tokens +
 cache_creation_input_tokens`; cache reads are `prompt_tokens_details.cached_tokens` and cache
-writes `prompt_tokens_details.cache_creation_tokens` (an Ogem extension, priced separately).
+writes `prompt_tokens_details.cache_creation_tokens` (an Ogem extension, priced separately), with
+`cache_creation_1h_tokens` for those written for an hour (priced at the one-hour write price).
 Thinking comes back as `reasoning_content` (text) and `thinking_blocks` (the blocks with their
 signatures, which a client sends back on the assistant turn to continue a tool-use loop).
 """
@@ -349,6 +354,9 @@ def chat_request_to_messages(
                 tool_choice["disable_parallel_tool_use"] = True
         if tool_choice is not None:
             payload["tool_choice"] = tool_choice
+    if body.get("cache_control") is not None:
+        # Anthropic's automatic caching: the breakpoint moves to the last cacheable block.
+        payload["cache_control"] = body["cache_control"]
     if stream:
         payload["stream"] = True
     return payload
@@ -361,14 +369,15 @@ def usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
     prompt = int(usage.get("input_tokens") or 0) + cache_read + cache_write
     completion = int(usage.get("output_tokens") or 0)
     details = usage.get("output_tokens_details") or {}
+    prompt_details = {"cached_tokens": cache_read, "cache_creation_tokens": cache_write}
+    hour = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
+    if hour:
+        prompt_details["cache_creation_1h_tokens"] = hour
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {
-            "cached_tokens": cache_read,
-            "cache_creation_tokens": cache_write,
-        },
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": int(details.get("thinking_tokens") or 0)},
     }
 

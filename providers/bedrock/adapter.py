@@ -75,6 +75,7 @@ def _request_id(headers: Any) -> str:
 
 class BedrockAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
+    maps_anthropic_fields: ClassVar[bool] = True
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
     def build_request(

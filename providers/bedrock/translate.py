@@ -10,6 +10,11 @@ tools are still declared (Converse requires them when the history holds tool cal
 model chooses. JSON mode is a forced tool named `JSON_TOOL_NAME` whose input is the answer.
 `params.additional_model_request_fields` is passed through as `additionalModelRequestFields`.
 
+Prompt caching: an OpenAI-format `cache_control` marker (Anthropic's, as LiteLLM users write it)
+on a content part, a message, a tool call or a tool becomes a `cachePoint` block right after what
+it marks (in `system`, a turn's `content` or `toolConfig.tools`), its `ttl` kept; a top-level
+`cache_control` (Anthropic's automatic caching) marks the end of the last turn.
+
 Usage: `prompt_tokens = inputTokens + cacheReadInputTokens + cacheWriteInputTokens`, with the
 cache reads in `prompt_tokens_details.cached_tokens` and writes in `cache_creation_tokens`.
 """
@@ -77,6 +82,20 @@ def _data_url_split(url: str) -> tuple[str, bytes]:
     return header[len("data:") : -len(";base64")], raw
 
 
+def _cache_point(source: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `cachePoint` block that follows what `source` (a part, message, call or tool) marks
+    with `cache_control`, as a list of zero or one block."""
+    control = source.get("cache_control")
+    if control is None:
+        return []
+    if not isinstance(control, dict):
+        raise _invalid('cache_control must be an object such as {"type": "ephemeral"}.')
+    point: dict[str, Any] = {"type": "default"}
+    if control.get("ttl") is not None:
+        point["ttl"] = control["ttl"]
+    return [{"cachePoint": point}]
+
+
 def _image_block(part: dict[str, Any]) -> dict[str, Any]:
     image = part.get("image_url")
     url = image.get("url", "") if isinstance(image, dict) else str(image or "")
@@ -127,7 +146,14 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
             blocks.append(_document_block(part, position))
         else:
             raise _invalid(f"Content part type {kind!r} is not supported by Bedrock.")
+        if blocks:
+            blocks += _cache_point(part)
     return blocks
+
+
+def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = _content_blocks(message.get("content"))
+    return blocks + _cache_point(message) if blocks else blocks
 
 
 def _tool_arguments(raw: Any) -> dict[str, Any]:
@@ -146,7 +172,10 @@ def _tool_arguments(raw: Any) -> dict[str, Any]:
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = _content_blocks(message.get("content"))
-    for call in message.get("tool_calls") or []:
+    calls = message.get("tool_calls") or []
+    if not calls:
+        return blocks + _cache_point(message) if blocks else blocks
+    for call in calls:
         function = call.get("function") or {}
         blocks.append(
             {
@@ -157,7 +186,8 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             }
         )
-    return blocks
+        blocks += _cache_point(call)
+    return blocks + _cache_point(message)
 
 
 def _tool_result_block(message: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +197,29 @@ def _tool_result_block(message: dict[str, Any]) -> dict[str, Any]:
     else:
         parts = [{"text": "" if content is None else str(content)}]
     return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": parts}}
+
+
+def _points_tidy(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A cache point needs content before it: one left leading (its tool result moved ahead
+    of it) or doubled (a part's marker and its message's) is dropped."""
+    return [
+        b
+        for i, b in enumerate(blocks)
+        if "cachePoint" not in b or (i > 0 and "cachePoint" not in blocks[i - 1])
+    ]
+
+
+def _system_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    blocks: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for part in content:
+            if part.get("type") == "text" and part.get("text"):
+                blocks.append({"text": part["text"]})
+                blocks += _cache_point(part)
+    elif content:
+        blocks.append({"text": str(content)})
+    return blocks + _cache_point(message) if blocks else blocks
 
 
 def messages_convert(
@@ -181,17 +234,13 @@ def messages_convert(
             raise _invalid("Each message must be an object.")
         role = message.get("role")
         if role in ("system", "developer"):
-            content = message.get("content")
-            if isinstance(content, list):
-                system.extend({"text": p["text"]} for p in content if p.get("type") == "text")
-            elif content:
-                system.append({"text": str(content)})
+            system.extend(_system_blocks(message))
         elif role == "user":
-            turn_append(turns, "user", _content_blocks(message.get("content")))
+            turn_append(turns, "user", _message_blocks(message))
         elif role == "assistant":
             turn_append(turns, "assistant", _assistant_blocks(message))
         elif role == "tool":
-            turn_append(turns, "user", [_tool_result_block(message)])
+            turn_append(turns, "user", [_tool_result_block(message), *_cache_point(message)])
         else:
             raise _invalid(f"Message role {role!r} is not supported by Bedrock.")
     if not turns:
@@ -201,7 +250,14 @@ def messages_convert(
     for turn in turns:
         if turn["role"] == "user":
             turn["content"].sort(key=lambda b: "toolResult" not in b)
-    return system, turns
+        turn["content"] = _points_tidy(turn["content"])
+    return _points_tidy(system), turns
+
+
+def _tool_entries(tool: dict[str, Any]) -> list[dict[str, Any]]:
+    function = tool.get("function")
+    marked = tool if tool.get("cache_control") is not None else function
+    return [_tool_spec(tool), *_cache_point(marked if isinstance(marked, dict) else {})]
 
 
 def _tool_spec(tool: dict[str, Any]) -> dict[str, Any]:
@@ -277,13 +333,16 @@ def chat_request_to_converse(*, body: dict[str, Any], deployment: Deployment) ->
     if config:
         payload["inferenceConfig"] = config
 
-    tools = [_tool_spec(t) for t in body.get("tools") or []]
+    tools = [entry for t in body.get("tools") or [] for entry in _tool_entries(t)]
     choice = _tool_choice(body.get("tool_choice")) if tools else None
     json_tool = _json_tool(body.get("response_format") or {})
     if json_tool is not None:
         if not tools:
             choice = {"tool": {"name": JSON_TOOL_NAME}}
         tools.append(json_tool)
+    if body.get("cache_control") is not None and turns[-1]["content"]:
+        if "cachePoint" not in turns[-1]["content"][-1]:
+            turns[-1]["content"] += _cache_point(body)
     if tools:
         payload["toolConfig"] = {"tools": tools}
         if choice is not None:

@@ -1,13 +1,16 @@
 """DeepSeek (https://api.deepseek.com/v1): OpenAI-compatible, bearer auth.
 
 ``deepseek-reasoner`` answers 400 to ``logprobs`` and ``top_logprobs`` (dropped for it) and
-returns ``reasoning_content`` next to ``content`` (passed through). DeepSeek reports cache hits as
-``usage.prompt_cache_hit_tokens``; they are copied to OpenAI's
-``usage.prompt_tokens_details.cached_tokens`` so accounting sees them.
+returns ``reasoning_content`` next to ``content`` (passed through). DeepSeek caches prompt
+prefixes by itself and reports ``usage.prompt_cache_hit_tokens`` and
+``prompt_cache_miss_tokens``; the hits are copied to OpenAI's
+``usage.prompt_tokens_details.cached_tokens`` (in answers and in a stream's usage chunk), so
+clients and accounting see them, and DeepSeek's own fields are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from providers.adapter import UpstreamResponse
@@ -23,7 +26,13 @@ def deepseek_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
         return usage
     details = dict(usage.get("prompt_tokens_details") or {})
     details.setdefault("cached_tokens", usage["prompt_cache_hit_tokens"])
-    return {**usage, "prompt_tokens_details": details}
+    mapped = {**usage, "prompt_tokens_details": details}
+    if "prompt_tokens" not in usage and "prompt_cache_miss_tokens" in usage:
+        # The prompt is the hits and the misses.
+        mapped["prompt_tokens"] = (
+            usage["prompt_cache_hit_tokens"] + usage["prompt_cache_miss_tokens"]
+        )
+    return mapped
 
 
 class DeepSeekAdapter(OpenAICompatibleAdapter):
@@ -53,5 +62,12 @@ class DeepSeekAdapter(OpenAICompatibleAdapter):
             parsed["usage"] = deepseek_usage(parsed["usage"])
         return parsed
 
-    def stream_usage(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
-        return deepseek_usage(super().stream_usage(chunk))
+    async def translate_stream(
+        self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for chunk in super().translate_stream(
+            endpoint=endpoint, deployment=deployment, chunks=chunks
+        ):
+            if isinstance(chunk.get("usage"), dict):
+                chunk["usage"] = deepseek_usage(chunk["usage"])
+            yield chunk

@@ -44,6 +44,7 @@ def _model_id(upstream_model: str) -> str:
 
 class GeminiAdapter(ProviderAdapter):
     name: ClassVar[str] = "gemini"
+    maps_anthropic_fields: ClassVar[bool] = True
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
     # Remote media the upstream fetches itself (not downloaded by Ogem).
     kept_media_prefixes: ClassVar[tuple[str, ...]] = (FILES_API_PREFIX,)

@@ -6,11 +6,19 @@ alternating roles starting with a user turn, content block types, tool_result id
 previous turn's tool_use ids, thinking budgets), answers 400/401 in Anthropic's error shape, and
 replies in Anthropic's JSON or its SSE framing (`event: <type>\\ndata: <json>\\n\\n`, `ping`
 included). Tests script replies (`script(...)`) and read what it received (`requests`).
+
+Prompt caching: `cache_control` (`{"type": "ephemeral"}`, optional `ttl` 5m or 1h) is accepted on
+tools, system blocks and content blocks, and at the top level (automatic caching: the last
+block), at most four breakpoints. A reply scripted with `usage=None` (`reply_cached`) reports the
+usage the emulator's prompt cache counts (tests/emulators/prompt_cache.py): `input_tokens` the
+uncached rest, `cache_creation_input_tokens` with its `cache_creation` split by TTL, and
+`cache_read_input_tokens`, as the API does; `usages` lists every usage reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from collections import deque
@@ -20,6 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulators.prompt_cache import Block, BreakpointCache, block_of, block_tokens
 from tests.live import free_port
 
 API_KEY = "sk-ant-emulator-key"
@@ -40,6 +49,7 @@ TOP_LEVEL_FIELDS = {
     "tool_choice",
     "thinking",
     "service_tier",
+    "cache_control",
 }
 BLOCK_TYPES = {
     "text",
@@ -59,7 +69,10 @@ class Reply:
     content: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "end_turn"
     stop_sequence: str | None = None
-    usage: dict[str, Any] = field(default_factory=lambda: {"input_tokens": 12, "output_tokens": 7})
+    # None: counted by the emulator's prompt cache.
+    usage: dict[str, Any] | None = field(
+        default_factory=lambda: {"input_tokens": 12, "output_tokens": 7}
+    )
     status: int = 200
     error_type: str = ""
     error_message: str = ""
@@ -73,6 +86,11 @@ class Reply:
 
 def reply_text(text: str, **kwargs: Any) -> Reply:
     return Reply(content=[{"type": "text", "text": text}], **kwargs)
+
+
+def reply_cached(text: str, **kwargs: Any) -> Reply:
+    """A text reply whose usage the emulator counts, prompt cache included."""
+    return Reply(content=[{"type": "text", "text": text}], usage=None, **kwargs)
 
 
 def reply_error(status: int, error_type: str, message: str, **kwargs: Any) -> Reply:
@@ -104,12 +122,55 @@ def _error_response(status: int, error_type: str, message: str, **headers: str) 
     )
 
 
-def _check_cache_control(block: dict[str, Any], where: str) -> None:
+def _check_cache_control(block: dict[str, Any], where: str) -> int:
+    """Whether (0 or 1) the block is a cache breakpoint; raises when its marker is invalid."""
     control = block.get("cache_control")
-    if control is not None and (
-        not isinstance(control, dict) or control.get("type") != "ephemeral"
-    ):
+    if control is None:
+        return 0
+    if not isinstance(control, dict) or control.get("type") != "ephemeral":
         raise InvalidRequest(f"{where}.cache_control: Input tag does not match 'ephemeral'")
+    extra = set(control) - {"type", "ttl"}
+    if extra:
+        raise InvalidRequest(
+            f"{where}.cache_control.{sorted(extra)[0]}: Extra inputs are not permitted"
+        )
+    if "ttl" in control and control["ttl"] not in ("5m", "1h"):
+        raise InvalidRequest(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
+    return 1
+
+
+def _breakpoints(body: dict[str, Any]) -> int:
+    blocks: list[Any] = list(body.get("tools") or [])
+    if isinstance(body.get("system"), list):
+        blocks += body["system"]
+    for message in body["messages"]:
+        if isinstance(message.get("content"), list):
+            blocks += message["content"]
+    found = sum(1 for b in blocks if isinstance(b, dict) and b.get("cache_control") is not None)
+    return found + (body.get("cache_control") is not None)
+
+
+def prompt_blocks(body: dict[str, Any]) -> list[Block]:
+    """The prompt as the model reads it (tools, system, messages), breakpoints marked; a
+    top-level `cache_control` marks the last block."""
+
+    def ttl(block: dict[str, Any]) -> str | None:
+        control = block.get("cache_control")
+        return None if control is None else str(control.get("ttl") or "5m")
+
+    def as_blocks(content: Any) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+    blocks = [block_of(tool, ttl=ttl(tool)) for tool in body.get("tools") or []]
+    if body.get("system"):
+        blocks += [block_of(b, ttl=ttl(b)) for b in as_blocks(body["system"])]
+    for message in body["messages"]:
+        blocks += [block_of(b, ttl=ttl(b)) for b in as_blocks(message["content"])]
+    automatic = body.get("cache_control")
+    if automatic is not None and blocks:
+        last = blocks[-1]
+        blocks[-1] = Block(last.tokens, last.key, breakpoint_ttl=str(automatic.get("ttl") or "5m"))
+    return blocks
 
 
 def _check_block(block: Any, where: str, *, role: str) -> None:
@@ -265,6 +326,13 @@ def validate_messages_request(body: Any, *, count_tokens: bool = False) -> None:
     metadata = body.get("metadata")
     if metadata is not None and set(metadata) - {"user_id"}:
         raise InvalidRequest("metadata: Extra inputs are not permitted")
+    if body.get("cache_control") is not None:
+        _check_cache_control(body, "")
+    found = _breakpoints(body)
+    if found > 4:
+        raise InvalidRequest(
+            f"A maximum of 4 blocks with cache_control may be provided. Found {found}."
+        )
 
 
 def _default_reply(body: dict[str, Any]) -> Reply:
@@ -296,6 +364,7 @@ def _pieces(text: str, size: int) -> list[str]:
 
 def stream_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
     """The SSE events of a reply, in the order and shape the real API sends them."""
+    assert reply.usage is not None
     start_usage = {k: v for k, v in reply.usage.items() if k != "output_tokens"}
     start_usage["output_tokens"] = 1
     started = _message(body, reply) | {"content": [], "stop_reason": None, "stop_sequence": None}
@@ -362,6 +431,8 @@ def stream_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[st
 class AnthropicEmulator:
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.prompt_cache = BreakpointCache(minimum_tokens=1024)
+        self.usages: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.port = free_port()
@@ -386,6 +457,8 @@ class AnthropicEmulator:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.usages.clear()
+        self.prompt_cache.clear()
 
     @property
     def bodies(self) -> list[Any]:
@@ -454,6 +527,10 @@ class AnthropicEmulator:
             return _error_response(
                 reply.status, reply.error_type, reply.error_message, **reply.headers
             )
+        if reply.usage is None:
+            reply = dataclasses.replace(reply, usage=self._cached_usage(body, reply))
+        with self._lock:
+            self.usages.append(reply.usage)
         if not body.get("stream"):
             return web.Response(
                 body=orjson.dumps(_message(body, reply)),
@@ -473,6 +550,20 @@ class AnthropicEmulator:
             await response.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
         await response.write_eof()
         return response
+
+    def _cached_usage(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        counted = self.prompt_cache.count(scope=body["model"], blocks=prompt_blocks(body))
+        return {
+            "input_tokens": counted.input_tokens,
+            "cache_creation_input_tokens": counted.written,
+            "cache_read_input_tokens": counted.read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": counted.written_5m,
+                "ephemeral_1h_input_tokens": counted.written_1h,
+            },
+            "output_tokens": sum(block_tokens(b.get("text", b)) for b in reply.content),
+            "service_tier": "standard",
+        }
 
 
 _emulator: AnthropicEmulator | None = None

@@ -11,6 +11,12 @@ with a user turn, one member per content block, tool results answering the previ
 uses, toolConfig present when the history holds tools, image bytes and formats, ranges).
 ConverseStream answers in real `application/vnd.amazon.eventstream` frames with correct CRCs,
 encoded here independently of Ogem's decoder. Tests script replies and read `requests`.
+
+Prompt caching: `cachePoint` blocks (`{"type": "default"}`, optional `ttl` 5m or 1h, at most
+four, each after some content) are accepted in `system`, turns and `toolConfig.tools`. A reply
+scripted with `usage=None` (`reply_cached`) reports the usage the emulator's prompt cache counts
+(tests/emulators/prompt_cache.py): `inputTokens` the uncached rest, `cacheReadInputTokens` and
+`cacheWriteInputTokens` as the API does; `usages` lists every usage reported.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -36,6 +43,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.emulators.prompt_cache import Block, BreakpointCache, block_of, block_tokens
 from tests.live import free_port
 
 ACCESS_KEY = "AKIAEMULATOR00000001"
@@ -86,7 +94,8 @@ class Reply:
 
     content: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "end_turn"
-    usage: dict[str, Any] = field(
+    # None: counted by the emulator's prompt cache.
+    usage: dict[str, Any] | None = field(
         default_factory=lambda: {"inputTokens": 12, "outputTokens": 7, "totalTokens": 19}
     )
     status: int = 200
@@ -103,6 +112,11 @@ class Reply:
 
 def reply_text(text: str, **kwargs: Any) -> Reply:
     return Reply(content=[{"text": text}], **kwargs)
+
+
+def reply_cached(text: str, **kwargs: Any) -> Reply:
+    """A text reply whose usage the emulator counts, prompt cache included."""
+    return Reply(content=[{"text": text}], usage=None, **kwargs)
 
 
 def reply_error(status: int, exception: str, message: str, **kwargs: Any) -> Reply:
@@ -208,6 +222,28 @@ def stream_events(reply: Reply) -> list[tuple[str, dict[str, Any]]]:
 # -- validation -----------------------------------------------------------------------------
 
 
+def _check_cache_point(value: Any, where: str) -> None:
+    if not isinstance(value, dict) or value.get("type") != "default":
+        raise _invalid(f"{where}.cachePoint.type: must be default")
+    if set(value) - {"type", "ttl"}:
+        raise _invalid(f"{where}.cachePoint: extraneous key is not permitted")
+    if "ttl" in value and value["ttl"] not in ("5m", "1h"):
+        raise _invalid(f"{where}.cachePoint.ttl: must be one of 5m, 1h")
+
+
+def _check_points(blocks: list[Any], where: str) -> int:
+    """The cache points of a list of blocks, each after some content."""
+    count = 0
+    for i, block in enumerate(blocks):
+        if isinstance(block, dict) and "cachePoint" in block:
+            _check_cache_point(block["cachePoint"], f"{where}.{i}")
+            previous = blocks[i - 1] if i else None
+            if not isinstance(previous, dict) or "cachePoint" in previous:
+                raise _invalid(f"{where}.{i}: a cachePoint must follow a content block")
+            count += 1
+    return count
+
+
 def _check_block(block: Any, where: str, *, role: str) -> str:
     if not isinstance(block, dict) or len(block) != 1 or next(iter(block)) not in BLOCK_MEMBERS:
         raise _invalid(f"{where}: a content block must set exactly one member")
@@ -256,6 +292,7 @@ def validate_converse(body: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise _invalid("The messages field is required and must not be empty")
     uses_tools = False
+    points = 0
     pending: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -272,6 +309,7 @@ def validate_converse(body: Any) -> None:
         kinds = [
             _check_block(b, f"messages.{i}.content.{j}", role=role) for j, b in enumerate(content)
         ]
+        points += _check_points(content, f"messages.{i}.content")
         uses_tools = uses_tools or "toolUse" in kinds or "toolResult" in kinds
         if role == "user":
             ids = {b["toolResult"]["toolUseId"] for b in content if "toolResult" in b}
@@ -286,9 +324,14 @@ def validate_converse(body: Any) -> None:
     system = body.get("system")
     if system is not None and (
         not isinstance(system, list)
-        or not all(isinstance(b, dict) and len(b) == 1 and b.get("text") for b in system)
+        or not all(
+            isinstance(b, dict) and len(b) == 1 and (b.get("text") or "cachePoint" in b)
+            for b in system
+        )
     ):
         raise _invalid("system: must be a list of non-empty text blocks")
+    if system:
+        points += _check_points(system, "system")
     config = body.get("inferenceConfig")
     if config is not None:
         for name in config:
@@ -316,7 +359,10 @@ def validate_converse(body: Any) -> None:
         if not isinstance(tools, list) or not tools:
             raise _invalid("toolConfig.tools: must be a non-empty list")
         names = set()
+        points += _check_points(tools, "toolConfig.tools")
         for i, tool in enumerate(tools):
+            if isinstance(tool, dict) and "cachePoint" in tool:
+                continue
             spec = tool.get("toolSpec") if isinstance(tool, dict) else None
             if not isinstance(spec, dict) or set(spec) - {"name", "description", "inputSchema"}:
                 raise _invalid(f"toolConfig.tools.{i}: must be a toolSpec")
@@ -338,6 +384,24 @@ def validate_converse(body: Any) -> None:
                 raise _invalid("toolConfig.toolChoice: must set exactly one of auto, any, tool")
             if "tool" in choice and choice["tool"].get("name") not in names:
                 raise _invalid("toolConfig.toolChoice.tool.name: no such tool")
+    if points > 4:
+        raise _invalid(f"A maximum of 4 cachePoint blocks may be provided. Found {points}.")
+
+
+def prompt_blocks(body: dict[str, Any]) -> list[Block]:
+    """The prompt as the model reads it (tools, system, turns), each cache point marking the
+    end of the block before it."""
+    blocks: list[Block] = []
+    sections = [(body.get("toolConfig") or {}).get("tools") or [], body.get("system") or []]
+    sections += [message["content"] for message in body["messages"]]
+    for section in sections:
+        for block in section:
+            if "cachePoint" in block and blocks:
+                ttl = block["cachePoint"].get("ttl") or "5m"
+                blocks[-1] = Block(blocks[-1].tokens, blocks[-1].key, breakpoint_ttl=ttl)
+            elif "cachePoint" not in block:
+                blocks.append(block_of(block))
+    return blocks
 
 
 def _vector(text: str, dimensions: int) -> list[float]:
@@ -355,6 +419,8 @@ class BedrockEmulator:
         # access key -> (secret, session token or None)
         self.keys: dict[str, tuple[str, str | None]] = {ACCESS_KEY: (SECRET_KEY, None)}
         self.assumed: list[dict[str, str]] = []
+        self.prompt_cache = BreakpointCache(minimum_tokens=1024)
+        self.usages: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.port = free_port()
@@ -378,7 +444,9 @@ class BedrockEmulator:
             self._script.clear()
             self.requests.clear()
             self.assumed.clear()
+            self.usages.clear()
             self.keys = {ACCESS_KEY: (SECRET_KEY, None)}
+        self.prompt_cache.clear()
 
     def add_key(self, access_key: str, secret_key: str, token: str | None = None) -> None:
         with self._lock:
@@ -548,6 +616,10 @@ class BedrockEmulator:
             reply = self._script.popleft() if self._script else _default_reply(body)
         if reply.status != 200:
             return _error_response(reply.status, reply.exception, reply.message, **reply.headers)
+        if reply.usage is None:
+            reply = dataclasses.replace(reply, usage=self._cached_usage(model, body, reply))
+        with self._lock:
+            self.usages.append(reply.usage)
         if action == "converse":
             answer = {
                 "output": {"message": {"role": "assistant", "content": reply.content}},
@@ -589,6 +661,18 @@ class BedrockEmulator:
             await response.write(data[start : start + 37])
         await response.write_eof()
         return response
+
+    def _cached_usage(self, model: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        counted = self.prompt_cache.count(scope=model, blocks=prompt_blocks(body))
+        output = sum(block_tokens(b.get("text", b)) for b in reply.content)
+        total = counted.input_tokens + counted.read + counted.written + output
+        return {
+            "inputTokens": counted.input_tokens,
+            "outputTokens": output,
+            "totalTokens": total,
+            "cacheReadInputTokens": counted.read,
+            "cacheWriteInputTokens": counted.written,
+        }
 
     def _invoke(self, model: str, body: Any) -> web.Response:
         if not isinstance(body, dict):

@@ -8,6 +8,14 @@ schemas in Gemini's subset, generation config ranges, safety setting enums), ans
 Google's shape (`{"error": {"code", "message", "status", "details"}}`) and replies in its JSON or
 its SSE framing (`data: <GenerateContentResponse>\\r\\n\\r\\n`). The request checks and reply
 builders are shared with the Vertex AI emulator. Tests script replies and read `requests`.
+
+Context caching: `POST /v1beta/cachedContents` creates a cached content resource (`model`,
+`contents`, `systemInstruction`, `tools`, `toolConfig`, `ttl`; 1,024 tokens at least) and answers
+its `name`; a GenerateContentRequest naming it in `cachedContent` must use the same model and set
+no `systemInstruction`, `tools` or `toolConfig` of its own. A reply scripted with `usage=None`
+(`reply_cached`) reports the usage the emulator counts (tests/emulators/prompt_cache.py's rule):
+`promptTokenCount` includes the cached content's tokens, also given as
+`cachedContentTokenCount`; `usages` lists every usage reported.
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +35,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulators.prompt_cache import block_tokens
 from tests.live import free_port
 
 API_KEY = "AIzaSy-emulator-key"
@@ -124,7 +135,8 @@ class Reply:
 
     parts: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str = "STOP"
-    usage: dict[str, Any] = field(
+    # None: counted by the emulator, cached content included.
+    usage: dict[str, Any] | None = field(
         default_factory=lambda: {
             "promptTokenCount": 10,
             "candidatesTokenCount": 6,
@@ -147,6 +159,11 @@ def reply_text(text: str, **kwargs: Any) -> Reply:
     return Reply(parts=[{"text": text}], **kwargs)
 
 
+def reply_cached(text: str, **kwargs: Any) -> Reply:
+    """A text reply whose usage the emulator counts, cached content included."""
+    return Reply(parts=[{"text": text}], usage=None, **kwargs)
+
+
 def reply_error(status: int, message: str, **kwargs: Any) -> Reply:
     return Reply(status=status, error_message=message, **kwargs)
 
@@ -160,6 +177,10 @@ class Received:
 
 
 class InvalidRequest(Exception):
+    pass
+
+
+class CachedContentMissing(Exception):
     pass
 
 
@@ -379,6 +400,7 @@ def stream_events(reply: Reply, *, model: str) -> list[dict[str, Any]]:
             pieces += [{**part, "text": text[i : i + 6]} for i in range(0, len(text), 6)]
         else:
             pieces.append(part)
+    assert reply.usage is not None
     prompt_only = {"promptTokenCount": reply.usage.get("promptTokenCount", 0)}
     events: list[dict[str, Any]] = []
     if reply.prompt_block_reason:
@@ -436,6 +458,8 @@ class EmulatorBase:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.cached_contents: dict[str, dict[str, Any]] = {}  # name -> resource, with its tokens
+        self.usages: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.port = free_port()
@@ -458,6 +482,45 @@ class EmulatorBase:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.cached_contents.clear()
+            self.usages.clear()
+
+    def cached_content_check(self, body: dict[str, Any], *, model: str) -> int:
+        """The tokens of the cached content the request names (0 without one); raises
+        InvalidRequest (status 400) or CachedContentMissing when the API would refuse it."""
+        name = body.get("cachedContent")
+        if name is None:
+            return 0
+        with self._lock:
+            cached = self.cached_contents.get(str(name))
+        if cached is None or cached["expires"] < time.monotonic():
+            raise CachedContentMissing("CachedContent not found (or permission denied)")
+        if cached["model"] != f"models/{model}":
+            raise InvalidRequest(
+                f"Model used by GenerateContent request (models/{model}) and CachedContent "
+                f"({cached['model']}) has to be the same."
+            )
+        if any(body.get(name) for name in ("systemInstruction", "tools", "toolConfig")):
+            raise InvalidRequest(
+                "CachedContent can not be used with GenerateContent request setting "
+                "system_instruction, tools or tool_config.\n\nProposed fix: move those values "
+                "to CachedContent from GenerateContent request."
+            )
+        return int(cached["tokens"])
+
+    def counted_usage(self, body: dict[str, Any], reply: Reply, *, cached: int) -> dict[str, Any]:
+        fresh = sum(block_tokens(part) for c in body["contents"] for part in c["parts"])
+        fresh += block_tokens(body["systemInstruction"]) if body.get("systemInstruction") else 0
+        fresh += sum(block_tokens(tool) for tool in body.get("tools") or [])
+        output = sum(block_tokens(part.get("text", part)) for part in reply.parts)
+        usage = {
+            "promptTokenCount": fresh + cached,
+            "candidatesTokenCount": output,
+            "totalTokenCount": fresh + cached + output,
+        }
+        if cached:
+            usage["cachedContentTokenCount"] = cached
+        return usage
 
     def next_reply(self, body: dict[str, Any]) -> Reply:
         with self._lock:
@@ -503,13 +566,20 @@ class EmulatorBase:
             return error_response(400, "This emulator streams with alt=sse only.")
         try:
             validate_generate_request(body, extra_fields=extra)
+            cached = self.cached_content_check(body, model=model)
         except InvalidRequest as exc:
             return error_response(400, str(exc))
+        except CachedContentMissing as exc:
+            return error_response(403, str(exc))
         reply = self.next_reply(body)
         if reply.status != 200 and reply.stream_error_after is None:
             return error_response(
                 reply.status, reply.error_message, retry_delay=reply.retry_delay, **reply.headers
             )
+        if reply.usage is None:
+            reply = dataclasses.replace(reply, usage=self.counted_usage(body, reply, cached=cached))
+        with self._lock:
+            self.usages.append(reply.usage)
         if not stream:
             return web.json_response(response_body(reply, model=model), headers=reply.headers)
         return await sse_write(request, stream_events(reply, model=model), **reply.headers)
@@ -548,6 +618,48 @@ class GeminiEmulator(EmulatorBase):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/models/{target}", self._models)
+        app.router.add_post("/{version}/cachedContents", self._cached_contents_create)
+
+    async def _cached_contents_create(self, request: web.Request) -> web.Response:
+        body = await self.receive(request)
+        if request.headers.get("x-goog-api-key") != API_KEY:
+            return error_response(400, "API key not valid. Please pass a valid API key.")
+        if not isinstance(body, dict):
+            return error_response(400, "Invalid JSON payload received.")
+        allowed = {"model", "contents", "systemInstruction", "tools", "toolConfig", "ttl"}
+        unknown = set(body) - allowed - {"displayName", "expireTime"}
+        if unknown:
+            return error_response(400, str(_unknown(sorted(unknown)[0], "")))
+        model = body.get("model")
+        if not isinstance(model, str) or not model.startswith("models/"):
+            return error_response(400, "* CreateCachedContentRequest.model: model is required")
+        ttl = str(body.get("ttl") or "3600s")
+        if not re.fullmatch(r"\d+(\.\d+)?s", ttl):
+            return error_response(400, f"Invalid value at 'cached_content.ttl' ({ttl})")
+        tokens = sum(block_tokens(p) for c in body.get("contents") or [] for p in c["parts"])
+        tokens += block_tokens(body["systemInstruction"]) if body.get("systemInstruction") else 0
+        tokens += sum(block_tokens(tool) for tool in body.get("tools") or [])
+        if tokens < 1024:
+            return error_response(
+                400,
+                "Cached content is too small. total_token_count="
+                f"{tokens}, min_total_token_count=1024",
+            )
+        name = f"cachedContents/emulator{len(self.cached_contents) + 1:04d}"
+        expires = time.monotonic() + float(ttl[:-1])
+        with self._lock:
+            self.cached_contents[name] = {"model": model, "tokens": tokens, "expires": expires}
+        return web.json_response(
+            {
+                "name": name,
+                "model": model,
+                "displayName": body.get("displayName", ""),
+                "usageMetadata": {"totalTokenCount": tokens},
+                "createTime": "2026-12-06T00:00:00Z",
+                "updateTime": "2026-12-06T00:00:00Z",
+                "expireTime": "2026-12-06T01:00:00Z",
+            }
+        )
 
     @property
     def bodies(self) -> list[Any]:

@@ -17,6 +17,13 @@ Images (generations, edits) and transcriptions asked with `stream` answer OpenAI
 transcriptions by `whisper-1`, which OpenAI answers in full.
 `flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
 "groq" 400 to the fields Groq rejects.
+Chat completions are prompt-cached automatically, as the providers document it
+(tests/emulators/prompt_cache.py): the "openai" flavor reports the longest prefix (1,024 tokens at
+least, then 128-token steps) shared with an earlier prompt of the same model in
+`usage.prompt_tokens_details.cached_tokens`; the "deepseek" flavor reports DeepSeek's
+`prompt_cache_hit_tokens` (an earlier request's whole input, or input and output, when it is a
+prefix of this prompt, 64 tokens at least) and `prompt_cache_miss_tokens`, and no
+`prompt_tokens_details`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.emulators.prompt_cache import PrefixCache
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -123,6 +132,8 @@ class OpenAIEmulator:
         self.stream_hold_after: int | None = None
         self.report_usage = True
         self.usage_override: dict[str, Any] | None = None
+        self.prompt_cache = PrefixCache(minimum=1024, unit=128)
+        self.deepseek_cache = PrefixCache(minimum=64, unit=1, whole_prompts=True)
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -170,6 +181,8 @@ class OpenAIEmulator:
         self.stream_hold_after = None
         self.report_usage = True
         self.usage_override = None
+        self.prompt_cache.clear()
+        self.deepseek_cache.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -361,9 +374,30 @@ class OpenAIEmulator:
         prompt = " ".join(prompt) if isinstance(prompt, list) else str(prompt)
         return f"Emulated reply to: {prompt}", tokens(prompt)
 
+    def _chat_usage(self, body: dict[str, Any], reply: str) -> dict[str, Any]:
+        """A chat answer's usage, its prompt run through the flavor's prompt cache."""
+        texts = [m.get("content") for m in body.get("messages") or []]
+        prompt = _TOKEN.findall(" ".join(t if isinstance(t, str) else "" for t in texts))
+        completion = tokens(reply)
+        scope = str(body.get("model"))
+        usage: dict[str, Any] = {
+            "prompt_tokens": len(prompt),
+            "completion_tokens": completion,
+            "total_tokens": len(prompt) + completion,
+        }
+        if self.flavor == "deepseek":
+            hit = self.deepseek_cache.count(scope=scope, tokens=prompt)
+            self.deepseek_cache.count(scope=scope, tokens=prompt + _TOKEN.findall(reply))
+            usage["prompt_cache_hit_tokens"] = hit
+            usage["prompt_cache_miss_tokens"] = len(prompt) - hit
+        else:
+            cached = self.prompt_cache.count(scope=scope, tokens=prompt)
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+            usage["completion_tokens_details"] = {"reasoning_tokens": 0}
+        return usage
+
     async def _chat_completions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
-        reply, prompt_tokens = self._reply_text("chat/completions", body)
-        completion_tokens = tokens(reply)
+        reply, _ = self._reply_text("chat/completions", body)
         message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
         if body.get("tools"):
             message = {
@@ -396,13 +430,7 @@ class OpenAIEmulator:
                     }
                     for i in range(int(body.get("n") or 1))
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                    "prompt_tokens_details": {"cached_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0},
-                },
+                "usage": self._chat_usage(body, reply),
                 "emulator_extra": {"kept": True},
             }
         )
@@ -561,11 +589,15 @@ class OpenAIEmulator:
         events.append({**base, "choices": [final]})
         options = body.get("stream_options") or {}
         if options.get("include_usage") and self.report_usage:
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": tokens(reply),
-                "total_tokens": prompt_tokens + tokens(reply),
-            }
+            usage = (
+                self._chat_usage(body, reply)
+                if chat
+                else {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": tokens(reply),
+                    "total_tokens": prompt_tokens + tokens(reply),
+                }
+            )
             events.append({**base, "choices": [], "usage": self.usage_override or usage})
         entry = Reported(recorded, prompt_tokens, 0, stream=True, complete=False)
         self.ledger.append(entry)

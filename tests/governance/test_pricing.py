@@ -182,12 +182,17 @@ def test_worst_case_bounds_every_unit_a_request_is_billed_for() -> None:
     )
     # A max_tokens the upstream ignores (not positive) falls back to the model's limit.
     assert cost_worst_case(price=gpt, prompt_tokens=0, max_tokens=-5) == Decimal("0.16384")
-    # A prompt written to the cache costs more than a fresh one ($3.75/M against $3/M): the
-    # bound is what a fully cache-written prompt costs.
-    written = Usage(prompt_tokens=1000, cache_creation_tokens=1000, completion_tokens=100)
+    # A prompt written to the cache costs more than a fresh one ($3.75/M for five minutes, $6/M
+    # for an hour, against $3/M): the bound is what a prompt written for an hour costs.
+    written = Usage(
+        prompt_tokens=1000,
+        cache_creation_tokens=1000,
+        cache_creation_1h_tokens=1000,
+        completion_tokens=100,
+    )
     bound = cost_worst_case(price=claude, prompt_tokens=1000, max_tokens=100)
     assert bound == cost_from_price(price=claude, usage=written)
-    assert bound == Decimal("0.00525")
+    assert bound == Decimal("0.0075")
     # Images at the dearest size and quality, speech by character, transcription by second.
     dalle = prices[("openai", "dall-e-3")]
     assert cost_worst_case(price=dalle, prompt_tokens=0, max_tokens=1, images=3) == Decimal("0.36")
