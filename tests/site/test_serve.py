@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -456,3 +457,61 @@ def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path,
     assert response.headers["retry-after"] == "1"
     # OGEM_DB_POOL_TIMEOUT (5 s) bounds the wait for a connection.
     assert waited < 10
+
+
+def test_help_names_each_option_and_its_environment_variable(tmp_path):
+    process = manage("serve", "--help", env=serve_env(tmp_path))
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    text = " ".join(output.split())  # argparse wraps lines
+    for option, variable in [
+        ("--host", "env HOST;"),
+        ("--port", "env PORT;"),
+        ("--workers", "env OGEM_WORKERS;"),
+        ("--server", "env OGEM_ASGI_SERVER;"),
+        ("--access-log", "env OGEM_ACCESS_LOG=1;"),
+        ("--reuse-port", "env OGEM_REUSE_PORT=1;"),
+    ]:
+        assert option in text
+        assert variable in text, variable
+    assert "--no-migrate do not migrate the database first" in text
+    assert "--no-celery do not start Celery's worker and beat" in text
+    assert "OGEM_SHUTDOWN_DELAY seconds (default 0)" in text
+    assert "OGEM_SHUTDOWN_GRACE seconds (default 30)" in text
+
+
+@pytest.mark.parametrize(
+    ("server", "line"),
+    [
+        # client, method, path, protocol, status, duration
+        ("granian", r'127\.0\.0\.1 "GET /v1/models HTTP/1\.1" 200 \d+\.\d ms'),
+        # uvicorn's access log has no duration
+        ("uvicorn", r'127\.0\.0\.1:\d+ - "GET /v1/models HTTP/1\.1" 200 OK'),
+    ],
+)
+def test_access_log_prints_one_line_per_request_when_asked(
+    migrated_env, started, tmp_path, server, line
+):
+    master = "sk-master-" + "a" * 32
+    env = {**migrated_env, "OGEM_MASTER_KEY": master, "OGEM_ASGI_SERVER": server}
+    for access_log in ("1", ""):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = manage(
+            "serve", "--no-migrate", "--port", str(port), env={**env, "OGEM_ACCESS_LOG": access_log}
+        )
+        started.append(process)
+        wait_ready(url, process)
+        models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {master}"})
+        assert models.status_code == 200
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output
+        logged = [text for text in output.splitlines() if "GET /v1/models" in text]
+        if access_log:
+            assert len(logged) == 1, output
+            assert re.search(line, logged[0]), logged
+            assert "access log: one line per request" in output
+        else:
+            assert logged == [], output
