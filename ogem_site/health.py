@@ -5,7 +5,8 @@ degraded state, not a failure, under OGEM_REDIS_FAILURE_POLICY=open (the worker 
 request, counting limits and budgets on its own, its usage spooled): 200 with ``"status":
 "degraded"``. Under ``closed`` it refuses governed requests, so it is not ready: 503. Either way
 the body says what is degraded and since when (`ogem_site.redis.redis_outage_report`); liveness
-stays 200 (docs/redis.md).
+stays 200 (docs/redis.md). Once `manage.py serve` is stopping, readiness answers 503 "draining"
+while the worker still serves (docs/deploy.md, "Stopping").
 """
 
 from __future__ import annotations
