@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -79,20 +80,19 @@ def supervised_process_init() -> None:
         pass  # a process of another user holds the pid: not ours to judge
 
 
-def drain_marker_prepare() -> Path | None:
-    """Where serve will say that Ogem is draining: a file in a directory of serve's own (mode
-    0700, removed when serve exits). A file rather than a signal, so that every worker sees it,
-    one granian respawns meanwhile included; None when no temporary directory is writable (a
-    read-only filesystem: readiness then cannot report draining)."""
-    try:
-        return Path(tempfile.mkdtemp(prefix="ogem-serve-")) / "draining"
-    except OSError:
-        return None
+def drain_marker_prepare() -> Path:
+    """Where serve will say that Ogem is draining: a file in the temporary directory, under a
+    name no one can guess, created only when serve stops and removed when it exits (so a
+    SIGKILLed serve leaves nothing behind). A file rather than a signal, so that every worker
+    sees it, one granian respawns meanwhile included."""
+    return Path(tempfile.gettempdir()) / f"ogem-draining-{secrets.token_hex(16)}"
 
 
 def drain_marker_create(path: Path) -> bool:
+    """False where it cannot be written (a read-only filesystem: readiness then cannot report
+    draining)."""
     try:
-        path.touch()
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError:
         return False
     return True

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import errno
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -66,15 +65,13 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
-def _spawn(name: str, argv: list[str], *, drain_marker: Path | None) -> Child:
+def _spawn(name: str, argv: list[str], *, drain_marker: Path) -> Child:
     # Between fork and exec: the child gets SIGKILL when this process dies; its own workers
     # learn from the environment to do the same (ogem_site/supervision.py), and where the
     # file that says Ogem is draining will appear.
     linux = sys.platform.startswith("linux")
     preexec = partial(die_with_parent, parent=os.getpid()) if linux else None
-    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
-    if drain_marker is not None:
-        env[DRAIN_MARKER_ENV] = str(drain_marker)
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), DRAIN_MARKER_ENV: str(drain_marker)}
     process = subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec, env=env)  # noqa: S603
     return Child(name=name, process=process)
 
@@ -350,8 +347,7 @@ class Command(BaseCommand):
         try:
             status = self._supervise(web=web, with_celery=with_celery, drain_marker=drain_marker)
         finally:
-            if drain_marker is not None:
-                shutil.rmtree(drain_marker.parent, ignore_errors=True)
+            drain_marker.unlink(missing_ok=True)
         # Every child is reaped and nothing is left to clean up: skip the interpreter's teardown
         # of some 2,000 modules (1-2 s on a busy machine, spent out of the orchestrator's grace).
         for stream in (self.stdout, self.stderr, sys.stdout, sys.stderr):
@@ -380,7 +376,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  API:        {url}/v1  (OpenAPI: {url}/v1/openapi.json)")
         self.stdout.write(f"  health:     {url}/health/ready   metrics: {url}/metrics")
 
-    def _supervise(self, *, web: list[str], with_celery: bool, drain_marker: Path | None) -> int:
+    def _supervise(self, *, web: list[str], with_celery: bool, drain_marker: Path) -> int:
         # Neither server gets a stop timeout of its own: serve keeps the one clock
         # (OGEM_SHUTDOWN_GRACE), so that the exit code tells whether anything was cut short.
         child_subreaper_set()
@@ -425,7 +421,7 @@ class Command(BaseCommand):
         stop_requests: list[int],
         failed: Child | None,
         *,
-        drain_marker: Path | None,
+        drain_marker: Path,
     ) -> int:
         grace = settings.OGEM_SHUTDOWN_GRACE
         handled = len(stop_requests)
@@ -460,13 +456,13 @@ class Command(BaseCommand):
         return 0
 
     def _drain(
-        self, children: list[Child], stop_requests: list[int], *, drain_marker: Path | None
+        self, children: list[Child], stop_requests: list[int], *, drain_marker: Path
     ) -> None:
         """Readiness answers 503 from now on, in every worker; with OGEM_SHUTDOWN_DELAY, serve on
         that long (new connections included) so that load balancers see it and stop sending
         traffic before the port closes. A second signal or a child's exit ends the wait."""
         grace, delay = settings.OGEM_SHUTDOWN_GRACE, settings.OGEM_SHUTDOWN_DELAY
-        marked = drain_marker is not None and drain_marker_create(drain_marker)
+        marked = drain_marker_create(drain_marker)
         if not delay:
             self._say(f"Stopping: open requests may finish for {grace} s (signal again: stop now).")
             return
@@ -475,7 +471,7 @@ class Command(BaseCommand):
             f"served), then open requests may finish for {grace} s (signal again: stop now)."
         )
         if not marked:
-            self._say("/health/ready cannot report draining: no temporary directory to write.")
+            self._say(f"/health/ready cannot report draining: {drain_marker} cannot be created.")
         handled = len(stop_requests)
         end = time.monotonic() + delay
         while time.monotonic() < end and len(stop_requests) == handled:
