@@ -82,9 +82,9 @@ def supervised_process_init() -> None:
 
 def drain_marker_prepare() -> Path:
     """Where serve will say that Ogem is draining: a file in the temporary directory, under a
-    name no one can guess, created only when serve stops and removed when it exits (so a
-    SIGKILLed serve leaves nothing behind). A file rather than a signal, so that every worker
-    sees it, one granian respawns meanwhile included."""
+    name no one can guess, created only when serve stops and removed when it exits (a serve
+    SIGKILLed while it serves leaves nothing behind). A file rather than a signal, so that every
+    worker sees it, one granian respawns meanwhile included."""
     return Path(tempfile.gettempdir()) / f"ogem-draining-{secrets.token_hex(16)}"
 
 
