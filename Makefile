@@ -9,24 +9,29 @@ OGEM_WORKERS ?= 1
 # Two stamps: `make run` needs Ogem's runtime dependencies only; tests and tools add the dev extras.
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
+# pip's output cut to one line a package downloaded or built, and a word on the silent install.
+PIP_PROGRESS := { grep --line-buffered -E '^(Collecting|Building wheel for|Installing collected|Successfully installed|ERROR)' \
+	| sed -u -E 's/^(Installing collected packages):.*/\1 (no output until it is done).../; s/^Successfully installed .*/Installed./' || true; }
 
 .PHONY: run test worker beat bench lint format install migrate
 
 $(VENV):
 	@echo "First run: creating $(VENV) and installing Ogem into it (about 2 minutes)."
 	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "Upgrading pip..."
+	@$(BIN)/pip install --progress-bar off --upgrade pip 2>&1 | $(PIP_PROGRESS); \
+		test $${PIPESTATUS[0]} -eq 0
 
 # A dev install (make test, CI) has everything run needs: no second install.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
 		echo "Installing Ogem's runtime dependencies..."; \
-		$(BIN)/pip install --progress-bar off -e . 2>&1 | { grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true; }; \
+		$(BIN)/pip install --progress-bar off -e . 2>&1 | $(PIP_PROGRESS); \
 		test $${PIPESTATUS[0]} -eq 0 && touch $@; fi
 
 $(STAMP): pyproject.toml | $(VENV)
 	@echo "Installing Ogem with its test and development tools..."
-	@$(BIN)/pip install --progress-bar off -e '.[dev]' 2>&1 | { grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true; }; \
+	@$(BIN)/pip install --progress-bar off -e '.[dev]' 2>&1 | $(PIP_PROGRESS); \
 		test $${PIPESTATUS[0]} -eq 0 && touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)

@@ -5,7 +5,8 @@ degraded state, not a failure, under OGEM_REDIS_FAILURE_POLICY=open (the worker 
 request, counting limits and budgets on its own, its usage spooled): 200 with ``"status":
 "degraded"``. Under ``closed`` it refuses governed requests, so it is not ready: 503. Either way
 the body says what is degraded and since when (`ogem_site.redis.redis_outage_report`); liveness
-stays 200 (docs/redis.md).
+stays 200 (docs/redis.md). Once `manage.py serve` is stopping, readiness answers 503 "draining"
+while the worker still serves (docs/deploy.md, "Stopping").
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from django.db import connection
 
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
 from ogem_site.redis import redis_failed, redis_outage_report, redis_ping
+from ogem_site.supervision import draining
+
+# While `manage.py serve` drains before it stops (OGEM_SHUTDOWN_DELAY), so that load balancers
+# take this replica out of rotation; the dependencies are not checked.
+DRAINING_REPORT: dict[str, Any] = {
+    "status": "draining",
+    "checks": {"server": "draining: stopping, still serving open and new requests"},
+    "failed": ["server"],
+}
 
 
 def _check_database() -> None:
@@ -39,6 +49,8 @@ def liveness_report() -> dict[str, Any]:
 
 
 async def readiness_report() -> tuple[int, dict[str, Any]]:
+    if draining():
+        return 503, DRAINING_REPORT
     checks: dict[str, str] = {}
     try:
         await sync_to_async(_check_database, thread_sensitive=False)()

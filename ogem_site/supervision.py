@@ -21,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import secrets
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 # Set by serve in its children's environment: its pid.
 SUPERVISOR_ENV = "OGEM_SUPERVISOR_PID"
+# Set by serve in its children's environment: a file that exists once Ogem is draining.
+DRAIN_MARKER_ENV = "OGEM_DRAIN_MARKER"
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PROC = Path("/proc")
@@ -74,6 +78,33 @@ def supervised_process_init() -> None:
         os._exit(1)
     except PermissionError:
         pass  # a process of another user holds the pid: not ours to judge
+
+
+def drain_marker_prepare() -> Path:
+    """Where serve will say that Ogem is draining: a file in the temporary directory, under a
+    name no one can guess, created only when serve stops and removed when it exits (a serve
+    SIGKILLed while it serves leaves nothing behind). A file rather than a signal, so that every
+    worker sees it, one granian respawns meanwhile included."""
+    return Path(tempfile.gettempdir()) / f"ogem-draining-{secrets.token_hex(16)}"
+
+
+def drain_marker_create(path: Path) -> bool:
+    """False where it cannot be written (a read-only filesystem: readiness then cannot report
+    draining)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return False
+    return True
+
+
+_drain_marker = os.environ.get(DRAIN_MARKER_ENV)
+
+
+def draining() -> bool:
+    """True in a process started under serve once serve has been asked to stop: a stat, on
+    /health/ready only."""
+    return _drain_marker is not None and os.path.exists(_drain_marker)
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

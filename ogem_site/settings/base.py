@@ -377,6 +377,10 @@ STATIC_ROOT = VAR_DIR / "static"
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).
 OGEM_SHUTDOWN_GRACE = env_int("OGEM_SHUTDOWN_GRACE", 30)
 env_require(OGEM_SHUTDOWN_GRACE >= 0, "OGEM_SHUTDOWN_GRACE must be 0 or more seconds")
+# Seconds before that during which /health/ready answers 503 and Ogem still serves, so that a load
+# balancer stops routing to it before the port closes (rolling deploys; docs/deploy.md).
+OGEM_SHUTDOWN_DELAY = env_int("OGEM_SHUTDOWN_DELAY", 0)
+env_require(OGEM_SHUTDOWN_DELAY >= 0, "OGEM_SHUTDOWN_DELAY must be 0 or more seconds")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

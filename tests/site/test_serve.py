@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import sys
 import time
 
@@ -61,17 +63,99 @@ def test_serves_health_and_stops_cleanly_on_sigterm(migrated_env, started):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_server_failure_stops_serve_with_its_exit_code(migrated_env, started):
     port = free_port()
-    # Hold the port so uvicorn cannot bind it.
-    import socket
-
+    # Hold the port without SO_REUSEPORT, and let serve skip its own check: granian cannot bind.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen()
-        process = manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+        process = manage(
+            "serve", "--no-migrate", "--reuse-port", "--port", str(port), env=migrated_env
+        )
         started.append(process)
         output, _ = process.communicate(timeout=30)
     assert process.returncode != 0
     assert "web exited with code" in output
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_second_serve_on_a_taken_port_refuses_to_start_in_one_line(
+    tmp_path, migrated_env, started
+):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+    started.append(first)
+    wait_ready(url, first)
+
+    # A second Ogem of its own (fresh database), as a second `PORT=... make run` would start.
+    second_env = serve_env(tmp_path / "second")
+    second = manage("serve", "--port", str(port), env=second_env)
+    started.append(second)
+    output, _ = second.communicate(timeout=30)
+
+    assert second.returncode == 1, output
+    assert "Traceback" not in output
+    assert "Ogem is serving" not in output
+    assert output.strip().splitlines()[-1] == (
+        f"CommandError: 127.0.0.1:{port} is already in use by another process: stop it, choose "
+        "another PORT, or share the port on purpose with --reuse-port (OGEM_REUSE_PORT=1)"
+    )
+    # Refused before anything: no migration, no server.
+    assert not (tmp_path / "second" / "ogem.sqlite3").exists()
+    assert processes_with_var_dir(second_env["OGEM_VAR_DIR"]) == []
+    # The first one serves on, alone.
+    assert first.poll() is None
+    assert httpx.get(f"{url}/health/ready").status_code == 200
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=10)
+    assert first.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_reuse_port_lets_a_second_serve_share_the_port(tmp_path, migrated_env, started):
+    # For a handover without downtime: the new Ogem starts beside the old one, which then stops.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    old = manage("serve", "--no-migrate", "--port", str(port), env=migrated_env)
+    started.append(old)
+    wait_ready(url, old)
+    new = manage(
+        "serve", "--no-migrate", "--port", str(port), env={**migrated_env, "OGEM_REUSE_PORT": "1"}
+    )
+    started.append(new)
+    # serve prints its banner before it starts the server: wait until the new one's worker runs.
+    deadline = time.monotonic() + 60
+    while not [pid for pid in descendants(new.pid) if "granian" in cmdline(pid)][1:]:
+        assert new.poll() is None, new.communicate()[0]
+        assert time.monotonic() < deadline, "the second server did not start"
+        time.sleep(0.1)
+
+    old.send_signal(signal.SIGTERM)
+    old.communicate(timeout=10)
+    wait_ready(url, new)  # the port is the new one's alone now
+    assert httpx.get(f"{url}/health/ready").status_code == 200
+    new.send_signal(signal.SIGTERM)
+    output, _ = new.communicate(timeout=10)
+    assert new.returncode == 0, output
+    assert f"Ogem is serving on {url}" in output
+
+
+def test_port_check_refuses_an_address_taken_with_so_reuseport():
+    from django.core.management.base import CommandError
+
+    from gateway.management.commands.serve import port_check
+
+    # What a running granian holds: a listening socket with SO_REUSEPORT, which a second one
+    # with SO_REUSEPORT would silently share.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(CommandError, match=f"127.0.0.1:{port} is already in use"):
+            port_check(host="127.0.0.1", port=port)
+        with pytest.raises(CommandError, match=f"0.0.0.0:{port} is already in use"):
+            port_check(host="0.0.0.0", port=port)
+    port_check(host="127.0.0.1", port=port)  # free again: no error
 
 
 def _redis_url() -> str | None:
@@ -414,3 +498,61 @@ def test_banner_counts_the_models_and_warnings_are_logged_once_at_start(
     assert len(warnings) == 1, output
     assert "WARNING ogem.config configuration: " in warnings[0]
     assert output.index(warnings[0]) < output.index("Press Ctrl-C to stop.")
+
+
+def test_help_names_each_option_and_its_environment_variable(tmp_path):
+    process = manage("serve", "--help", env=serve_env(tmp_path))
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    text = " ".join(output.split())  # argparse wraps lines
+    for option, variable in [
+        ("--host", "env HOST;"),
+        ("--port", "env PORT;"),
+        ("--workers", "env OGEM_WORKERS;"),
+        ("--server", "env OGEM_ASGI_SERVER;"),
+        ("--access-log", "env OGEM_ACCESS_LOG=1;"),
+        ("--reuse-port", "env OGEM_REUSE_PORT=1;"),
+    ]:
+        assert option in text
+        assert variable in text, variable
+    assert "--no-migrate do not migrate the database first" in text
+    assert "--no-celery do not start Celery's worker and beat" in text
+    assert "OGEM_SHUTDOWN_DELAY seconds (default 0)" in text
+    assert "OGEM_SHUTDOWN_GRACE seconds (default 30)" in text
+
+
+@pytest.mark.parametrize(
+    ("server", "line"),
+    [
+        # client, method, path, protocol, status, duration
+        ("granian", r'127\.0\.0\.1 "GET /v1/models HTTP/1\.1" 200 \d+\.\d ms'),
+        # uvicorn's access log has no duration
+        ("uvicorn", r'127\.0\.0\.1:\d+ - "GET /v1/models HTTP/1\.1" 200 OK'),
+    ],
+)
+def test_access_log_prints_one_line_per_request_when_asked(
+    migrated_env, started, tmp_path, server, line
+):
+    master = "sk-master-" + "a" * 32
+    env = {**migrated_env, "OGEM_MASTER_KEY": master, "OGEM_ASGI_SERVER": server}
+    for access_log in ("1", ""):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = manage(
+            "serve", "--no-migrate", "--port", str(port), env={**env, "OGEM_ACCESS_LOG": access_log}
+        )
+        started.append(process)
+        wait_ready(url, process)
+        models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {master}"})
+        assert models.status_code == 200
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output
+        logged = [text for text in output.splitlines() if "GET /v1/models" in text]
+        if access_log:
+            assert len(logged) == 1, output
+            assert re.search(line, logged[0]), logged
+            assert "access log: one line per request" in output
+        else:
+            assert logged == [], output

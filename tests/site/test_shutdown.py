@@ -301,3 +301,76 @@ def _post_ignoring_errors(url: str, body: dict) -> None:
         httpx.post(url, json=body, headers={"Authorization": f"Bearer {MASTER}"}, timeout=60)
     except httpx.TransportError:
         pass  # cut by the stop
+
+
+def test_sigterm_with_a_delay_reports_draining_and_serves_on_before_the_port_closes(
+    tmp_path, migrated_env, started
+):
+    # A rolling deploy: the load balancer sees /health/ready fail and stops routing here while
+    # Ogem still answers what it is sent; only then does the port close.
+    delay, grace = 4, 10
+    process, url = _serve(
+        migrated_env, started, tmp_path, grace=grace, OGEM_SHUTDOWN_DELAY=str(delay)
+    )
+    port = int(url.rsplit(":", 1)[1])
+    tree = _tree(process, celery=False)
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    assert httpx.get(f"{url}/health/ready").status_code == 200
+
+    process.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+    _wait_draining(url, within=0.5 + SLACK)
+    ready_codes, models_codes = set(), set()
+    # Every worker says so (new connections land on either), and every request is still served.
+    while time.monotonic() - signalled_at < delay - 1.5:
+        ready = httpx.get(f"{url}/health/ready", timeout=2)
+        ready_codes.add(ready.status_code)
+        assert ready.json() == {
+            "status": "draining",
+            "checks": {"server": "draining: stopping, still serving open and new requests"},
+            "failed": ["server"],
+        }
+        models = httpx.get(f"{url}/v1/models", headers=headers, timeout=2)
+        models_codes.add(models.status_code)
+        assert "slow" in {model["id"] for model in models.json()["data"]}
+        assert httpx.get(f"{url}/health/live", timeout=2).status_code == 200
+        time.sleep(0.1)
+    assert (ready_codes, models_codes) == ({503}, {200})
+    assert not _refused(port)
+
+    # Then the port closes, and serve exits once the open requests (none) have finished.
+    closed_after = delay - 1.5 + _wait_refused(port, within=1.5 + 2 + SLACK)
+    assert closed_after >= delay - 0.5
+    output, _ = process.communicate(timeout=grace + SLACK)
+    stopped_after = time.monotonic() - signalled_at
+    assert process.returncode == 0, output
+    assert delay <= stopped_after < delay + grace
+    assert (
+        f"Stopping: draining for {delay} s (/health/ready answers 503, requests are still "
+        f"served), then open requests may finish for {grace} s (signal again: stop now)."
+    ) in output
+    assert f"Drained: the port closes; open requests may finish for {grace} s." in output
+    assert not [pid for pid in tree if alive(pid)]
+    assert processes_with_var_dir(migrated_env["OGEM_VAR_DIR"]) == []
+
+
+def test_a_second_signal_during_the_delay_stops_at_once(tmp_path, migrated_env, started):
+    process, url = _serve(migrated_env, started, tmp_path, grace=30, OGEM_SHUTDOWN_DELAY="60")
+    port = int(url.rsplit(":", 1)[1])
+    tree = _tree(process, celery=False)
+    process.send_signal(signal.SIGTERM)
+    _wait_draining(url, within=0.5 + SLACK)
+
+    process.send_signal(signal.SIGINT)
+    signalled_at = time.monotonic()
+    output, _ = process.communicate(timeout=5 + SLACK)
+    assert process.returncode == 1, output
+    assert "Stopping by force (second signal): killing web." in output
+    _wait_gone(tree, port=port, within=5 + SLACK, since=signalled_at)
+
+
+def _wait_draining(url: str, *, within: float) -> None:
+    started_at = time.monotonic()
+    while httpx.get(f"{url}/health/ready", timeout=2).status_code != 503:
+        assert time.monotonic() - started_at < within, "/health/ready does not report draining"
+        time.sleep(0.05)
