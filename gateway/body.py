@@ -320,15 +320,18 @@ def _text_or_tokens(value: Any) -> bool:
 
 
 def body_for_upstream(*, body: dict[str, Any], provider: str) -> dict[str, Any]:
-    """The client's body minus what only Ogem reads (tags in metadata; mock_response off mock)."""
+    """The client's body minus what only Ogem reads (tags in metadata; the response cache's
+    `cache` controls; mock_response off mock)."""
     metadata = body.get("metadata")
     strip_mock = provider != "mock" and "mock_response" in body
-    if not strip_mock and not (isinstance(metadata, dict) and "tags" in metadata):
+    tagged = isinstance(metadata, dict) and "tags" in metadata
+    if not strip_mock and not tagged and "cache" not in body:
         return body
     forwarded = dict(body)
+    forwarded.pop("cache", None)
     if strip_mock:
         del forwarded["mock_response"]
-    if isinstance(metadata, dict) and "tags" in metadata:
+    if tagged:
         rest = {k: v for k, v in metadata.items() if k != "tags"}
         if rest:
             forwarded["metadata"] = rest

@@ -34,6 +34,9 @@ class Caller:
     tpm_limit: int | None = None
     max_parallel_requests: int | None = None
     expires_at: float | None = None  # unix time; checked on every request, cache or not
+    # The response cache's settings in metadata (`cache`), the key's over its team's over its
+    # organization's, field by field (gateway/cache.py, docs/caching.md).
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 def routing_settings_resolve(
@@ -116,3 +119,9 @@ class RequestContext:
     # router awaits it once, before it takes anything from a deployment or calls one.
     admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)
+    # The response cache (gateway/cache.py): this request's plan, when a cache is configured and
+    # serves it; what happened (the x-ogem-cache header); a hit that costs nothing.
+    cache: Any = None
+    cache_status: str = ""
+    cache_age: float | None = None
+    cache_free: bool = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -25,6 +25,14 @@ logger = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 ESTIMATED_MARK = b": x-ogem-usage-estimated=true\n\n"
 Settle = Callable[[], Awaitable[None]]
+
+
+class ChunkRecorder(Protocol):
+    """Sees every chunk of a stream and hears when it ended whole (gateway/cache.py)."""
+
+    def add(self, chunk: dict[str, Any], usage: dict[str, Any] | None) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 # More tokens than any request can carry: a report above it is an upstream's bug, not usage.
@@ -195,6 +203,7 @@ async def sse_relay(
     include_usage: bool,
     settle: Settle,
     upstream_since: float = 0.0,
+    recorder: ChunkRecorder | None = None,
 ) -> AsyncIterator[bytes]:
     """`first` was already read (to answer upstream errors with a status); the rest follows.
     `upstream_since` is `ctx.upstream_seconds` before the stream opened: the stream's wait on
@@ -216,6 +225,8 @@ async def sse_relay(
             usage = usage_of(chunk)
             if usage:
                 usage_fill(ctx.usage, usage, provider=provider)
+            if recorder is not None:
+                recorder.add(chunk, usage)
             choices = chunk.get("choices")
             if choices:
                 generated += completion_bytes(choices)
@@ -232,6 +243,8 @@ async def sse_relay(
             if include_usage and last is not None:
                 yield _event(_usage_chunk(last, ctx.usage))
             yield ESTIMATED_MARK
+        if recorder is not None:
+            recorder.finish()
         yield f": x-ogem-overhead-ms={_overhead(ctx)}\n\n".encode()
         yield DONE
     except GatewayError as error:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import grimp
 
 PACKAGES = ("ogem_site", "gateway", "billing", "keys", "tenants", "providers")
+
+
 # Imports another change removes, ignored here as in pyproject.toml's contracts until it lands.
 def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan, iteratively)."""
