@@ -4,6 +4,7 @@ official openai SDK; the OpenAI emulator counts the upstream calls."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -446,3 +447,30 @@ def _redis_entry_wait(settings) -> None:  # type: ignore[no-untyped-def]
     while not list(client.scan_iter(match=f"{settings.OGEM_CACHE_PREFIX}:cache:*")):
         assert time.monotonic() < deadline, "the entry never reached Redis"
         time.sleep(0.02)
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
+    emulated, sdk, settings, tmp_path_factory
+) -> None:
+    """Six redis-server nodes of the test's own (tests/governance/redis_servers.py): the entry
+    is one key, stored and read on whichever node holds its slot."""
+    from gateway.governance import governance_snapshot_flush
+    from ogem_site.redis import redis_clients_forget
+    from tests.governance.redis_servers import RedisCluster
+
+    cluster = RedisCluster(directory=tmp_path_factory.mktemp("cache-cluster")).start()
+    try:
+        settings.REDIS_URL = cluster.url
+        redis_clients_forget()
+        governance_snapshot_flush()
+        messages = _messages()
+        assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+        _redis_entry_wait(settings)
+        cache_local_clear()  # only the Cluster can answer now
+        hit = _chat(sdk, messages)
+        assert hit.headers["x-ogem-cache"] == "hit"
+        assert _upstream_calls(emulated) == 1
+    finally:
+        cluster.stop()
+        redis_clients_forget()
