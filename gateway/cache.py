@@ -44,6 +44,7 @@ from gateway.context import RequestContext
 from gateway.errors import InvalidRequestError
 from gateway.responses import headers_apply, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
+from ogem_site.broadcast import RESPONSE_CACHE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import BytesLRU
 from ogem_site.metrics import cache_redis_error_record, cache_request_record, cache_saved_record
 from ogem_site.redis import (
@@ -257,6 +258,41 @@ def _local_resize(max_bytes: int) -> None:
 def cache_local_clear() -> None:
     """Forget this process's L1 entries."""
     _local.clear()
+
+
+# A purge (gateway.services.response_cache_purge) deletes the Redis entries, then every worker
+# forgets its whole L1: purges are rare, and L1 refills from Redis.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=RESPONSE_CACHE,
+        receive=lambda message: cache_local_clear(),
+        resync=cache_local_clear,
+    )
+)
+
+
+def cache_purge_patterns(
+    *,
+    organization_id: int,
+    team_id: int | None = None,
+    key_id: int | None = None,
+    namespace: str | None = None,
+) -> list[str]:
+    """The Redis SCAN patterns of the entries of an organization (every scope inside it), of a
+    team's scope or of a key's, in one namespace or in all (see `_scope` for the names)."""
+    organization = f"o{organization_id}"
+    if key_id is not None:
+        scopes = [f"{organization}.k{key_id}"]
+    elif team_id is not None:
+        scopes = [f"{organization}.t{team_id}"]
+    else:
+        scopes = [organization, f"{organization}.*"]
+    space = namespace if namespace else "*"
+    return [redis_key(f"cache:{scope}:{space}:*") for scope in scopes]
+
+
+def cache_namespace_valid(namespace: str) -> bool:
+    return bool(_NAMESPACE.match(namespace))
 
 
 async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:

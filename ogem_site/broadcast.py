@@ -35,6 +35,7 @@ Message = dict[str, Any]
 KEYS = "keys"  # {"prefixes": [...]}: keys changed (revoked, rotated, updated, deleted)
 # (keys/cache.py drops the keys' Redis entries before publishing, so no worker refills from them)
 GOVERNANCE = "governance"  # {}: budgets or entity limits changed
+RESPONSE_CACHE = "response_cache"  # {}: entries purged (gateway/cache.py drops its L1)
 
 
 @dataclass(frozen=True, slots=True)

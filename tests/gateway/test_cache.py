@@ -451,7 +451,7 @@ def _redis_entry_wait(settings) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
-    emulated, sdk, settings, tmp_path_factory
+    emulated, cache_on, sdk, settings, tmp_path_factory
 ) -> None:
     """Six redis-server nodes of the test's own (tests/governance/redis_servers.py): the entry
     is one key, stored and read on whichever node holds its slot."""
@@ -464,6 +464,7 @@ def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
         settings.REDIS_URL = cluster.url
         redis_clients_forget()
         governance_snapshot_flush()
+        cache_on(type="redis")
         messages = _messages()
         assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
         _redis_entry_wait(settings)
@@ -474,3 +475,48 @@ def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
     finally:
         cluster.stop()
         redis_clients_forget()
+
+
+def test_purging_an_organization_forgets_its_entries_only(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, master_key, settings
+) -> None:
+    from rest_framework.test import APIClient
+
+    from tenants.models import Role
+    from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+    mine, theirs = TeamFactory(), TeamFactory()
+
+    def client(team: Any) -> openai.OpenAI:
+        secret = make_key(team=team)
+        return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+
+    mine_client, their_client = client(mine), client(theirs)
+    messages = _messages()
+    for sdk_client in (mine_client, their_client):
+        assert _chat(sdk_client, messages).headers["x-ogem-cache"] == "miss"
+    if settings.REDIS_URL:
+        _redis_entry_wait(settings)
+
+    outsider = UserFactory()
+    outsider.save(update_fields=["password"])
+    MembershipFactory(user=outsider, organization=theirs.organization, role=Role.ORG_ADMIN)
+    api = APIClient()
+    api.force_login(outsider)
+    path = f"/api/v1/cache?organization={mine.organization_id}"
+    assert api.delete(path).status_code == 403
+    assert _chat(mine_client, messages).headers["x-ogem-cache"] == "hit"
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {master_key}")
+    assert api.delete("/api/v1/cache?organization=x").json() == {
+        "organization": ["A valid integer is required."]
+    }
+    purged = api.delete(path)
+    assert purged.status_code == 200
+    assert purged.json()["deleted"] == (1 if settings.REDIS_URL else 0)
+    assert _chat(mine_client, messages).headers["x-ogem-cache"] == "miss"
+    # Another organization's entry stays in Redis (every process's L1 was dropped).
+    kept = "hit" if settings.REDIS_URL else "miss"
+    assert _chat(their_client, messages).headers["x-ogem-cache"] == kept
+    assert _upstream_calls(emulated) == (3 if settings.REDIS_URL else 4)
