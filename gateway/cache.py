@@ -160,10 +160,12 @@ def cache_plan(
         namespace = "-"
     scope = _scope(ctx, owner.get("scope") if owner.get("scope") else config.scope)
     fields = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
-    digest = hashlib.blake2b(
-        orjson.dumps([ctx.endpoint.value, group, fields], option=orjson.OPT_SORT_KEYS),
-        digest_size=20,
-    ).hexdigest()
+    try:
+        canonical = orjson.dumps([ctx.endpoint.value, group, fields], option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
+        _bypass(ctx, labels)
+        return
+    digest = hashlib.blake2b(canonical, digest_size=20).hexdigest()
     ctx.cache = CachePlan(
         key=redis_key(f"cache:{scope}:{namespace}:{digest}"),
         read=read,
