@@ -130,6 +130,8 @@ async def relay(
         return response
     except GatewayError as error:
         ctx.status_code = error.status
+        if ctx.cache_status:  # errors say what the cache did too (never stored)
+            error.headers = {**error.headers, "x-ogem-cache": ctx.cache_status}
         raise
     except asyncio.CancelledError:
         ctx.cancelled = True  # the client went away while we waited on the upstream

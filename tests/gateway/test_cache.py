@@ -284,8 +284,9 @@ def test_bad_cache_controls_are_refused(emulated, sdk, cache: Any, param: str) -
 def test_errors_refusals_and_cut_streams_are_never_stored(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
     messages = _messages()
     emulated.inject(status=500)
-    with pytest.raises(openai.APIStatusError):
+    with pytest.raises(openai.APIStatusError) as failed:
         _chat(sdk, messages)
+    assert failed.value.response.headers["x-ogem-cache"] == "miss"
     refusal = {
         "id": "chatcmpl-refused",
         "object": "chat.completion",
