@@ -521,3 +521,26 @@ def test_purging_an_organization_forgets_its_entries_only(  # type: ignore[no-un
     kept = "hit" if settings.REDIS_URL else "miss"
     assert _chat(their_client, messages).headers["x-ogem-cache"] == kept
     assert _upstream_calls(emulated) == (3 if settings.REDIS_URL else 4)
+
+
+def test_anthropic_messages_hit_too(cache_on, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
+    """/v1/messages runs the same pipeline: a repeat is answered from the cache, streamed or
+    not, in Anthropic's shapes."""
+    import anthropic
+
+    cache_on()
+    client = anthropic.Anthropic(base_url=live_ogem.url, api_key=master_key, max_retries=0)
+    messages = _messages()
+    first = client.messages.with_raw_response.create(
+        model="mock-chat", max_tokens=50, messages=messages
+    )
+    assert first.headers["x-ogem-cache"] == "miss"
+    second = client.messages.with_raw_response.create(
+        model="mock-chat", max_tokens=50, messages=messages
+    )
+    assert second.headers["x-ogem-cache"] == "hit"
+    assert second.parse().content[0].text == first.parse().content[0].text
+    with client.messages.stream(model="mock-chat", max_tokens=50, messages=messages) as stream:
+        text = "".join(stream.text_stream)
+        assert stream.response.headers["x-ogem-cache"] == "hit"
+    assert text == first.parse().content[0].text
