@@ -298,7 +298,7 @@ def cache_namespace_valid(namespace: str) -> bool:
 
 
 async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
-    """The stored answer for this request (L1, then Redis), or None; counts the result."""
+    """The stored answer for this request (L1, then Redis), or None (counted as a miss)."""
     plan: CachePlan = ctx.cache
     raw = _local.get(plan.key)
     promote = False
@@ -320,9 +320,10 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
         if response is not None and (plan.max_age is None or age <= plan.max_age):
             found = response
             ctx.cache_age = age
-    result = HIT if found is not None else (ERROR if plan.failed else MISS)
-    model, organization, team = plan.labels
-    cache_request_record(result=result, model=model, organization=organization, team=team)
+    if found is None:  # a hit is counted once it is admitted (cache_respond)
+        model, organization, team = plan.labels
+        result = ERROR if plan.failed else MISS
+        cache_request_record(result=result, model=model, organization=organization, team=team)
     return found
 
 
@@ -397,6 +398,8 @@ def cache_respond(
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")
+    model, organization, team = plan.labels
+    cache_request_record(result=HIT, model=model, organization=organization, team=team)
     _saved(ctx, plan)
     http: HttpResponse
     if ctx.stream:
