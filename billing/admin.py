@@ -352,7 +352,14 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "team_id",
         "key_id",
     ]
-    list_filter = ["provider", "endpoint", "status_code", "stream", "usage_estimated"]
+    list_filter = [
+        "provider",
+        "endpoint",
+        "status_code",
+        "stream",
+        "usage_estimated",
+        "cache_hit",
+    ]
     search_fields = ["request_id", "model", "deployment", "end_customer"]
     date_hierarchy = "created_at"
     show_full_result_count = False

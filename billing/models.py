@@ -162,6 +162,8 @@ class RequestLog(models.Model):
     cancelled = models.BooleanField(default=False)
     # The upstream reported no (possible) token counts: Ogem estimated them (docs/governance.md).
     usage_estimated = models.BooleanField(default=False)
+    # Answered by the response cache (docs/caching.md): no upstream call was made.
+    cache_hit = models.BooleanField(default=False)
     tags = models.JSONField(default=list, blank=True)
 
     class Meta:

@@ -274,6 +274,7 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         stream=bool(event.get("stream", False)),
         cancelled=bool(event.get("cancelled", False)),
         usage_estimated=bool(event.get("usage_estimated", False)),
+        cache_hit=bool(event.get("cache_hit", False)),
         tags=list(event.get("tags") or []),
     )
 

@@ -47,6 +47,7 @@ class UsageEvent(TypedDict):
     stream: bool
     cancelled: bool
     usage_estimated: bool
+    cache_hit: bool  # answered by the response cache (gateway/cache.py): no upstream call
     tags: list[str]
 
 

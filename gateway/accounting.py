@@ -53,6 +53,7 @@ def usage_event_build(
         "stream": ctx.stream,
         "cancelled": ctx.cancelled,
         "usage_estimated": usage.estimated,
+        "cache_hit": ctx.cache_status == "hit",
         "tags": sorted({*caller.tags, *ctx.tags}),
     }
 

@@ -147,6 +147,7 @@ def _caller_from_database(secret: str) -> Caller | None:
             max_parallel_requests=key.max_parallel_requests,
             endpoint_limits=dict(key.endpoint_limits or {}),
             expires_at=min(e.timestamp() for e in expires) if expires else None,
+            cache=_cache_settings(key),
         )
     finally:
         connection.close()
@@ -168,6 +169,17 @@ def _routing_settings(key: Any) -> tuple[tuple[str, ...], tuple[str, ...], int |
             (key.organization.metadata or {}) if key.organization is not None else {},
         ]
     )
+
+
+def _cache_settings(key: Any) -> dict[str, Any]:
+    """The `cache` objects of the organization's, team's and key's metadata, merged in that order
+    (the most specific wins, field by field)."""
+    merged: dict[str, Any] = {}
+    for owner in (key.organization, key.team, key):
+        value = (owner.metadata or {}).get("cache") if owner is not None else None
+        if isinstance(value, dict):
+            merged.update(value)
+    return merged
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

@@ -382,20 +382,22 @@ def _text_or_tokens(value: Any) -> bool:
 def body_for_upstream(
     *, body: dict[str, Any], provider: str, stored: bool = False
 ) -> dict[str, Any]:
-    """The client's body minus what only Ogem reads (tags in metadata; mock_response off mock;
-    `store` and the stored completion's `metadata` when Ogem stores it: an upstream must not keep
-    a tenant's completion in the operator's account)."""
+    """The client's body minus what only Ogem reads (tags in metadata; the response cache's
+    `cache` controls; mock_response off mock; `store` and the stored completion's `metadata` when
+    Ogem stores it: an upstream must not keep a tenant's completion in the operator's account)."""
     metadata = body.get("metadata")
     strip_mock = provider != "mock" and "mock_response" in body
-    if not strip_mock and not stored and not (isinstance(metadata, dict) and "tags" in metadata):
+    tagged = isinstance(metadata, dict) and "tags" in metadata
+    if not strip_mock and not stored and not tagged and "cache" not in body:
         return body
     forwarded = dict(body)
+    forwarded.pop("cache", None)
     if strip_mock:
         del forwarded["mock_response"]
     if stored:
         forwarded.pop("store", None)
         forwarded.pop("metadata", None)
-    elif isinstance(metadata, dict) and "tags" in metadata:
+    elif tagged:
         rest = {k: v for k, v in metadata.items() if k != "tags"}
         if rest:
             forwarded["metadata"] = rest

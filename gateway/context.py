@@ -39,6 +39,9 @@ class Caller:
     # Per-endpoint limits: {"images/generations": {"rpm": 5}} (keys/limits.py); empty: none.
     endpoint_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     expires_at: float | None = None  # unix time; checked on every request, cache or not
+    # The response cache's settings in metadata (`cache`), the key's over its team's over its
+    # organization's, field by field (gateway/cache.py, docs/caching.md).
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 def routing_settings_resolve(
@@ -132,3 +135,9 @@ class RequestContext:
     admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)
     stored: StoredRequest | None = None  # `store: true`: the completion is kept (gateway/stored.py)
+    # The response cache (gateway/cache.py): this request's plan, when a cache is configured and
+    # serves it; what happened (the x-ogem-cache header); a hit that costs nothing.
+    cache: Any = None
+    cache_status: str = ""
+    cache_age: float | None = None
+    cache_free: bool = False

@@ -206,6 +206,9 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     if deployment is not None:
         price = deployment_price(deployment=deployment)
         return deployment.provider, deployment.upstream_model, price
+    if ctx.cache_status == "hit" and ctx.candidates:
+        # A charged cache hit costs what the model group's first deployment would have.
+        return "", ctx.model, deployment_price(deployment=ctx.candidates[0])
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
 
 
@@ -721,13 +724,18 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     reservation.settled = True
     await price_overrides_ensure()
     provider, model, price = _price_for(ctx)
-    if price is None:
+    usage = ctx.usage
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    if ctx.cache_free:
+        # A response cache hit: no upstream call, so nothing against budgets or tpm windows
+        # (gateway/cache.py; `charge_hits` makes it cost its price like any other request).
+        cost = Decimal(0)
+        tokens = 0
+    elif price is None:
         unpriced_record(provider=provider, model=model)
         cost = Decimal(0)
     else:
         cost = cost_from_price(price=price, usage=ctx.usage)
-    usage = ctx.usage
-    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
     cost_units = usd_to_units(cost)
     settlements = []
     for rule in reservation.rules:

@@ -1,9 +1,10 @@
 """The /v1 pipeline, one straight line per request:
 
-authenticate -> resolve the model -> governance_admit_start -> choose a deployment (the admission
-confirmed meanwhile: gateway.resilience.admitted) and call its adapter (or open its stream), with
-retries and fallbacks (gateway.resilience) -> relay -> governance_settle (exactly once, in a
-finally)
+authenticate -> resolve the model -> (the response cache's plan) -> governance_admit_start ->
+(a cache hit answers here, once admitted) -> choose a deployment (the admission confirmed
+meanwhile: gateway.resilience.admitted) and call its adapter (or open its stream), with retries
+and fallbacks (gateway.resilience) -> relay (a miss stored) -> governance_settle (exactly once,
+in a finally)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
+from gateway.cache import cache_lookup, cache_plan, cache_recorder, cache_respond, cache_store
 from gateway.config import config_current
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequestError
@@ -35,6 +37,7 @@ from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for
 from gateway.stored import StreamKeeper, stored_completion_keep, stored_request_build
 from gateway.streaming import (
+    ChunkObserver,
     binary_relay,
     completion_bytes,
     event_relay,
@@ -78,11 +81,25 @@ async def relay(
         caller=caller, model=checked.model, endpoint=endpoint, registry=registry
     )
     ctx.candidates = candidates
+    cache_config = config_current().cache
+    if cache_config is not None:
+        cache_plan(
+            ctx,
+            config=cache_config,
+            request=request,
+            inbound=inbound,
+            include_usage=checked.include_usage,
+        )
     admission = await governance_admit_start(ctx)
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
     try:
+        if ctx.cache is not None and ctx.cache.read:
+            stored = await cache_lookup(ctx)
+            if stored is not None:
+                await admission_confirm(ctx, admission)  # a hit counts against rate limits
+                return cache_respond(ctx, stored, admission.headers)
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment
@@ -121,7 +138,10 @@ async def relay(
                 upstream_call_ended(ctx, started=waited, error=error)
                 raise
             upstream_call_ended(ctx, started=waited, error=None)
-            return _complete(ctx, result, admission)
+            response = _complete(ctx, result, admission)
+            if ctx.cache is not None and isinstance(result, dict):
+                cache_store(ctx, result)
+            return response
 
         async def settle() -> None:
             await governance_settle(ctx, admission)
@@ -133,6 +153,8 @@ async def relay(
         return response
     except GatewayError as error:
         ctx.status_code = error.status
+        if ctx.cache_status:  # errors say what the cache did too (never stored)
+            error.headers = {**error.headers, "x-ogem-cache": ctx.cache_status}
         raise
     except asyncio.CancelledError:
         ctx.cancelled = True  # the client went away while we waited on the upstream
@@ -233,6 +255,18 @@ def _complete(
     return response
 
 
+def _stream_observers(ctx: RequestContext) -> tuple[ChunkObserver, ...]:
+    """Who assembles the stream as it passes: a stored completion, the response cache."""
+    if ctx.stored is None and ctx.cache is None:
+        return ()
+    observers: list[ChunkObserver] = []
+    if ctx.stored is not None:
+        observers.append(StreamKeeper(ctx))
+    if ctx.cache is not None:
+        observers.append(cache_recorder(ctx))
+    return tuple(observers)
+
+
 async def _open_stream(
     ctx: RequestContext,
     adapter: ProviderAdapter,
@@ -273,7 +307,7 @@ async def _open_stream(
             include_usage=checked.include_usage,
             settle=settle,
             upstream_since=since,
-            keeper=StreamKeeper(ctx) if ctx.stored is not None else None,
+            observers=_stream_observers(ctx),
         )
     response = StreamingHttpResponse(relayed, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

@@ -50,6 +50,10 @@ def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, 
         _header_set(response, "x-ogem-deployment", ctx.deployment.id)
     for name, value in extra.items():
         _header_set(response, name, value)
+    if ctx.cache_status:  # a response cache is configured (gateway/cache.py)
+        _header_set(response, "x-ogem-cache", ctx.cache_status)
+        if ctx.cache_age is not None:
+            _header_set(response, "x-ogem-cache-age", str(int(ctx.cache_age)))
     _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
 
 

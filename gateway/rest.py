@@ -407,3 +407,77 @@ class ModelHealthView(APIView):
         )
         report = async_to_sync(deployments_health_check)(deployments=deployments, seconds=timeout)
         return Response(report)
+
+
+class CachePurgeView(APIView):
+    """Purge the response cache (docs/caching.md) of an organization, or of one team's or key's
+    scope in it, in one namespace or all. Proxy admins purge any organization, organization
+    admins their own, team admins their team's scope."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("organization", int, required=True),
+            OpenApiParameter("team", int, description="only this team's scope"),
+            OpenApiParameter("key", int, description="only this key's scope"),
+            OpenApiParameter("namespace", str, description="only this namespace"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def delete(self, request: Request) -> Response:
+        from gateway.cache import cache_namespace_valid
+        from gateway.services import response_cache_purge
+        from keys.models import VirtualKey
+        from tenants.models import Team
+
+        principal = request_principal(request)
+        params = request.query_params
+        organization_id = _id_param(params.get("organization"), name="organization", required=True)
+        team_id = _id_param(params.get("team"), name="team")
+        key_id = _id_param(params.get("key"), name="key")
+        namespace = params.get("namespace") or None
+        if namespace is not None and not cache_namespace_valid(namespace):
+            raise exceptions.ValidationError(
+                {"namespace": ["1 to 64 letters, digits, `_`, `.` or `-`."]}
+            )
+        if (
+            team_id is not None
+            and not Team.objects.filter(pk=team_id, organization_id=organization_id).exists()
+        ):
+            raise exceptions.ValidationError({"team": ["No such team in this organization."]})
+        key_team: int | None = None
+        if key_id is not None:
+            key = VirtualKey.objects.filter(pk=key_id, organization_id=organization_id).first()
+            if key is None:
+                raise exceptions.ValidationError({"key": ["No such key in this organization."]})
+            key_team = key.team_id
+        team_scope = team_id if team_id is not None else key_team
+        allowed = principal.is_org_admin(organization_id) or (
+            team_scope is not None and principal.is_team_admin(team_scope, organization_id)
+        )
+        if not allowed:
+            raise exceptions.PermissionDenied(
+                "Purging the cache is for proxy admins, the organization's admins and, for a "
+                "team's or key's scope, the team's admins."
+            )
+        deleted = response_cache_purge(
+            organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
+        )
+        return Response(
+            {
+                "organization": organization_id,
+                "team": team_id,
+                "key": key_id,
+                "namespace": namespace,
+                "deleted": deleted,
+            }
+        )
+
+
+def _id_param(raw: str | None, *, name: str, required: bool = False) -> int | None:
+    if raw in (None, ""):
+        if required:
+            raise exceptions.ValidationError({name: ["This parameter is required."]})
+        return None
+    if not raw.isdigit():
+        raise exceptions.ValidationError({name: ["A valid integer is required."]})
+    return int(raw)

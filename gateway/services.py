@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
@@ -144,3 +145,33 @@ def stored_completion_metadata_update(
 
 def stored_completion_delete(*, stored: StoredCompletion) -> None:
     stored.delete()
+
+
+def response_cache_purge(
+    *,
+    organization_id: int,
+    team_id: int | None = None,
+    key_id: int | None = None,
+    namespace: str | None = None,
+) -> int:
+    """Delete the response cache's entries of an organization (or of one team's or key's scope
+    in it), in one namespace or all; every worker then forgets its in-process entries. Returns
+    how many Redis entries were deleted (docs/caching.md)."""
+    # Imported on use: gateway.cache loads the /v1 pipeline's modules, which the admin and the
+    # management API need only here.
+    from gateway.cache import cache_purge_patterns
+    from ogem_site.broadcast import RESPONSE_CACHE, broadcast_publish
+    from ogem_site.redis import redis_client_sync
+
+    deleted = 0
+    if settings.REDIS_URL:
+        client = redis_client_sync()
+        patterns = cache_purge_patterns(
+            organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
+        )
+        for pattern in patterns:
+            # One key per command: entries sit in different slots of a Cluster.
+            for key in client.scan_iter(match=pattern, count=1000):
+                deleted += client.delete(key)
+    broadcast_publish(topic=RESPONSE_CACHE)
+    return deleted

@@ -138,7 +138,7 @@ class StreamKeeper:
         self._head: dict[str, Any] = {}
         self._choices: dict[int, dict[str, Any]] = {}
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    def add(self, chunk: dict[str, Any], usage: dict[str, Any] | None = None) -> None:
         assert self._ctx.stored is not None
         chunk["id"] = self._ctx.stored.completion_id
         for name in ("created", "model", "system_fingerprint", "service_tier"):

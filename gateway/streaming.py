@@ -29,10 +29,12 @@ ESTIMATED_MARK = b": x-ogem-usage-estimated=true\n\n"
 Settle = Callable[[], Awaitable[None]]
 
 
-class ChunkKeeper(Protocol):
-    """Sees every chunk before it is relayed, and the end of a stream that finished."""
+class ChunkObserver(Protocol):
+    """Sees every chunk of a stream before it is relayed (with the usage it reported, if any),
+    and hears when the stream ended whole: stored completions (gateway/stored.py) and the response
+    cache (gateway/cache.py) assemble the answer this way."""
 
-    def add(self, chunk: dict[str, Any]) -> None: ...
+    def add(self, chunk: dict[str, Any], usage: dict[str, Any] | None) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -237,12 +239,12 @@ async def sse_relay(
     include_usage: bool,
     settle: Settle,
     upstream_since: float = 0.0,
-    keeper: ChunkKeeper | None = None,
+    observers: tuple[ChunkObserver, ...] = (),
 ) -> AsyncIterator[bytes]:
     """`first` was already read (to answer upstream errors with a status); the rest follows.
     `upstream_since` is `ctx.upstream_seconds` before the stream opened: the stream's wait on
-    its upstream, recorded when it ends, is what it added since. `keeper` (stored completions)
-    sees each chunk, and the end of a stream that finished.
+    its upstream, recorded when it ends, is what it added since. `observers` see each chunk, and
+    the end of a stream that finished.
 
     A client that leaves cancels the upstream (it stops generating, so it stops billing) and the
     request is recorded at the last usage the upstream reported, else at Ogem's estimate (see
@@ -257,11 +259,11 @@ async def sse_relay(
     try:
         while chunk is not None:
             last = chunk
-            if keeper is not None:
-                keeper.add(chunk)
             usage = usage_of(chunk)
             if usage:
                 usage_fill(ctx.usage, usage, provider=provider)
+            for observer in observers:
+                observer.add(chunk, usage)
             choices = chunk.get("choices")
             if choices:
                 generated += completion_bytes(choices)
@@ -275,12 +277,12 @@ async def sse_relay(
             chunk = await anext(upstream, None)
             ctx.upstream_seconds += time.perf_counter() - waited
         estimated = usage_estimate_unreported(ctx, generated_bytes=generated)
-        if keeper is not None:
-            keeper.finish()
         if estimated:
             if include_usage and last is not None:
                 yield _event(_usage_chunk(last, ctx.usage))
             yield ESTIMATED_MARK
+        for observer in observers:
+            observer.finish()
         yield f": x-ogem-overhead-ms={_overhead(ctx)}\n\n".encode()
         yield DONE
     except GatewayError as error:

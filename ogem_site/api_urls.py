@@ -7,7 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from billing.rest import BudgetViewSet, SpendView
-from gateway.rest import ModelDeploymentViewSet, ModelHealthView, RoutingStatusView
+from gateway.rest import (
+    CachePurgeView,
+    ModelDeploymentViewSet,
+    ModelHealthView,
+    RoutingStatusView,
+)
 from keys.rest import KeyViewSet
 from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
 
@@ -37,6 +42,7 @@ router.register("models", ModelDeploymentViewSet, basename="model")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
+    re_path(r"^cache/?$", CachePurgeView.as_view(), name="cache"),
     re_path(r"^routing/status/?$", RoutingStatusView.as_view(), name="routing-status"),
     # Before the router's `models/{id}`, which would take "health" for an id.
     re_path(r"^models/health/?$", ModelHealthView.as_view(), name="model-health"),

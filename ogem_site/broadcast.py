@@ -37,6 +37,7 @@ KEYS = "keys"  # {"prefixes": [...]}: keys changed (revoked, rotated, updated, d
 GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 PRICES = "prices"  # {}: billing.ModelPrice rows changed
 TENANTS = "tenants"  # {}: a team or an organization changed (its models, routing metadata)
+RESPONSE_CACHE = "response_cache"  # {}: entries purged (gateway/cache.py drops its L1)
 
 
 @dataclass(frozen=True, slots=True)

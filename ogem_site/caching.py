@@ -121,3 +121,59 @@ class LocalCache(Generic[K, V]):
                 keys.discard(key)
                 if not keys:
                     del self._tags[entry[2]]
+
+
+class BytesLRU:
+    """An in-process cache of byte strings bounded by their total size, least recently used out
+    first, each entry with its own deadline (the response cache's L1, gateway/cache.py).
+
+    Reads move the entry to the end under `lock` (an LRU needs it), so threads may share one."""
+
+    __slots__ = ("_entries", "lock", "max_bytes", "size")
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.lock = threading.Lock()
+        # key -> (value, monotonic deadline); dict order is use order, oldest first.
+        self._entries: dict[Hashable, tuple[bytes, float]] = {}
+
+    def get(self, key: Hashable) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        with self.lock:
+            if entry[1] < _clock():
+                self._remove(key)
+                return None
+            if key in self._entries:
+                self._entries[key] = self._entries.pop(key)
+        return entry[0]
+
+    def set(self, key: Hashable, value: bytes, *, ttl: float) -> None:
+        """Keep `value` for `ttl` seconds; a value larger than the whole bound is not kept."""
+        if len(value) > self.max_bytes or ttl <= 0:
+            return
+        with self.lock:
+            self._remove(key)
+            while self._entries and self.size + len(value) > self.max_bytes:
+                self._remove(next(iter(self._entries)))
+            self._entries[key] = (value, _clock() + ttl)
+            self.size += len(value)
+
+    def pop(self, key: Hashable) -> None:
+        with self.lock:
+            self._remove(key)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._entries.clear()
+            self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _remove(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= len(entry[0])

@@ -92,6 +92,28 @@ USAGE_DEAD_LETTERS = Counter(
     "the dead-letter stream (alert on any increase).",
 )
 
+CACHE_REQUESTS = Counter(
+    "ogem_cache_requests",
+    "Requests the response cache saw, by result (hit, miss, bypass, or error: its Redis tier "
+    "failed or is away, served uncached), model group, organization and team id.",
+    ["result", "model", "organization", "team"],
+)
+CACHE_SAVED_TOKENS = Counter(
+    "ogem_cache_saved_tokens",
+    "Tokens cache hits answered without an upstream call (the stored answer's usage).",
+    ["model", "organization", "team"],
+)
+CACHE_SAVED_COST = Counter(
+    "ogem_cache_saved_cost_usd",
+    "What the upstream calls that cache hits replaced would have cost, in USD.",
+    ["model", "organization", "team"],
+)
+CACHE_REDIS_ERRORS = Counter(
+    "ogem_cache_redis_errors",
+    "Response cache reads and writes on Redis that failed (the request was served anyway).",
+    ["operation"],
+)
+
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
 _upstream_children: dict[tuple[str, str], Any] = {}
@@ -104,6 +126,33 @@ def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
         child = UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome)
         _upstream_children[(provider, outcome)] = child
     child.observe(seconds)
+
+
+_cache_children: dict[tuple[str, str, str, str], Any] = {}
+
+
+def cache_request_record(*, result: str, model: str, organization: str, team: str) -> None:
+    """One request through the response cache (gateway/cache.py)."""
+    labels = (result, model, organization, team)
+    child = _cache_children.get(labels)
+    if child is None:
+        if len(_cache_children) > 10_000:
+            _cache_children.clear()
+        child = _cache_children[labels] = CACHE_REQUESTS.labels(*labels)
+    child.inc()
+
+
+def cache_saved_record(
+    *, model: str, organization: str, team: str, tokens: int, cost_usd: float
+) -> None:
+    if tokens:
+        CACHE_SAVED_TOKENS.labels(model, organization, team).inc(tokens)
+    if cost_usd:
+        CACHE_SAVED_COST.labels(model, organization, team).inc(cost_usd)
+
+
+def cache_redis_error_record(*, operation: str) -> None:
+    CACHE_REDIS_ERRORS.labels(operation=operation).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

@@ -10,7 +10,7 @@ from billing.pricing import price_is_named, price_value_problem
 from gateway.config.fields import Reader
 from gateway.config.provider_names import provider_is_servable
 from gateway.config.secrets import secret_is_reference
-from gateway.config.types import ROUTING_STRATEGIES, RouterSettings
+from gateway.config.types import ROUTING_STRATEGIES, CacheSettings, RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Deployment, Timeouts
 
@@ -48,6 +48,7 @@ class ParsedFile:
     drafts: list[DeploymentDraft] = field(default_factory=list)
     router: RouterSettings = field(default_factory=RouterSettings)
     general: dict[str, Any] = field(default_factory=dict)
+    cache: CacheSettings | None = None
 
 
 def drafts_to_deployments(

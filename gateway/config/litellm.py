@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from gateway.config.cache import cache_read_litellm
 from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
@@ -96,6 +97,8 @@ _LITELLM_KEYS = frozenset(
         "default_fallbacks",
         "drop_params",
         "modify_params",
+        "cache",
+        "cache_params",
     }
 )
 _LITELLM_HINTS = {
@@ -156,6 +159,11 @@ def litellm_parse(reader: Reader, root: YNode, *, included: Sequence[YNode] = ()
                 parsed.drafts.append(draft)
     groups = frozenset(draft.model_name for draft in parsed.drafts)
     parsed.router, parsed.general = _settings(reader, root, groups=groups)
+    node = root.get("litellm_settings")
+    litellm_settings = (node.value or {}) if node is not None and node.is_mapping else {}
+    parsed.cache = cache_read_litellm(
+        reader, litellm_settings.get("cache"), litellm_settings.get("cache_params")
+    )
     return parsed
 
 

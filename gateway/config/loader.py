@@ -128,6 +128,7 @@ def config_parse(
         deployments=tuple(deployments),
         router=parsed.router,
         general=parsed.general,
+        cache=parsed.cache,
         source=source,
         format=kind,
         digest=digest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.config.cache import cache_read_native
 from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
@@ -19,7 +20,7 @@ from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
 
-TOP_LEVEL_KEYS = frozenset({"version", "models", "router", "settings"})
+TOP_LEVEL_KEYS = frozenset({"version", "models", "router", "settings", "cache"})
 _MODEL_KEYS = frozenset(
     {
         "id",
@@ -82,6 +83,7 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
             parsed.drafts.append(draft)
     groups = frozenset(draft.model_name for draft in parsed.drafts)
     parsed.router = _router(reader, root.get("router"), groups=groups)
+    parsed.cache = cache_read_native(reader, root.get("cache"))
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:

@@ -49,6 +49,27 @@ class RouterSettings:
     queue_depth: int = 100  # waiters per model group and process; more are refused at once
 
 
+# Endpoints the response cache serves by default (docs/caching.md): the paths after /v1/.
+CACHE_ENDPOINTS = ("chat/completions", "completions", "embeddings", "moderations", "rerank")
+CACHE_SCOPES = ("organization", "team", "key")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The exact response cache (`cache:` in Ogem's format, `litellm_settings.cache` and
+    `cache_params` in LiteLLM's); gateway/cache.py serves it."""
+
+    type: str = "redis"  # "redis" (L1 in process + L2 Redis) or "local" (L1 only)
+    ttl: float = 3600.0  # seconds an answer is kept, unless a request says otherwise
+    max_ttl: float = 86400.0  # the most a request's `cache.ttl` may ask for
+    namespace: str = ""  # the default namespace, inside the tenant scope
+    scope: str = "organization"  # who shares entries: organization, team or key
+    default_on: bool = True  # False (LiteLLM's mode: default_off): only `cache.use-cache` reads
+    endpoints: tuple[str, ...] = CACHE_ENDPOINTS
+    local_max_bytes: int = 64 * 1024 * 1024  # the in-process tier's bound, per process
+    charge_hits: bool = False  # whether a hit costs its original price against budgets
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
@@ -56,6 +77,7 @@ class GatewayConfig:
     # drop_params, modify_params, max_parallel_requests (defaults of every deployment) and
     # global_max_parallel_requests (the whole proxy's cap).
     general: dict[str, Any] = field(default_factory=dict)
+    cache: CacheSettings | None = None  # None: no response cache (the stage costs nothing)
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text

@@ -1,0 +1,579 @@
+"""The exact response cache: the **cache** stage of /v1 (docs/caching.md).
+
+`gateway.relay.relay` runs it when the configuration has a cache (`config_current().cache`; when
+it has none, that attribute is all the stage costs): after **route** knows the model group's
+deployments and before `resilience_run`, so that a hit takes no deployment slot and makes no
+upstream call. Admission still runs (a hit counts against request rate limits) and **account**
+still settles it, at no cost unless `charge_hits`.
+
+- The key: the tenant scope (organization, team or key; never shared across organizations), the
+  namespace, the endpoint, the model group and every field of the body that can change the
+  answer, in a canonical form (orjson, sorted keys) hashed with BLAKE2b. `user`, `stream`,
+  `stream_options`, `metadata` and `cache` are left out, so a stream and a plain request share
+  their entry. The name is `redis_key`'s (one key per entry: Cluster-safe).
+- Two tiers: L1 in this process (`BytesLRU`, bounded by bytes) and L2 Redis (any REDIS_URL),
+  read through with promotion to L1. A failing or absent Redis (`redis_outage`) makes a miss,
+  never an error.
+- Controls: the body's `cache` object (LiteLLM's `no-cache`, `no-store`, `ttl`, `s-maxage`,
+  `namespace`, `use-cache`), `Cache-Control` (`no-cache`, `no-store`, `max-age`), the `cache`
+  object of key, team and organization metadata, and the model group's `model_info.cache`.
+- Stored: complete answers only (a stream is assembled as it passes), never errors, refusals
+  (`finish_reason: content_filter`) or cut streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from billing.pricing import cost_from_price, deployment_price
+from gateway.body import Inbound
+from gateway.config.types import CacheSettings
+from gateway.context import RequestContext
+from gateway.errors import InvalidRequestError
+from gateway.responses import headers_apply, json_response, overhead_ms
+from gateway.streaming import DONE, usage_block, usage_fill
+from ogem_site.broadcast import RESPONSE_CACHE, BroadcastTopic, broadcast_topic_register
+from ogem_site.caching import BytesLRU
+from ogem_site.metrics import cache_redis_error_record, cache_request_record, cache_saved_record
+from ogem_site.redis import (
+    redis_client,
+    redis_failed,
+    redis_key,
+    redis_outage,
+    redis_outage_watch,
+)
+from providers.base import Endpoint
+
+logger = logging.getLogger(__name__)
+
+HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
+# Body fields that never change the answer (or are Ogem's own): not part of the key.
+_NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
+_CONTROLS = frozenset({"no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache"})
+_FLAGS = ("no-cache", "no-store", "use-cache")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_TEXT = {Endpoint.CHAT: "chat.completion.chunk", Endpoint.COMPLETIONS: "text_completion"}
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What the cache does for one request."""
+
+    key: str  # the entry's Redis key name (also its L1 key)
+    read: bool
+    write: bool
+    ttl: float
+    max_age: float | None  # s-maxage / max-age: older entries are not served
+    redis: bool  # L2 in use
+    charge: bool  # a hit costs its price against budgets
+    include_usage: bool
+    labels: tuple[str, str, str]  # model group, organization, team (metrics)
+    failed: bool = False  # Redis failed on the lookup: the request is counted as an error
+
+
+# ---- the plan: controls and key ------------------------------------------------------------------
+
+
+def cache_plan(
+    ctx: RequestContext,
+    *,
+    config: CacheSettings,
+    request: HttpRequest,
+    inbound: Inbound,
+    include_usage: bool,
+) -> None:
+    """Read the controls (400 on a bad `cache` object) and set `ctx.cache` to the plan, or mark
+    the request bypassed."""
+    body = inbound.body
+    controls = _controls(body.get("cache"), config=config)
+    caller = ctx.caller
+    candidates = ctx.candidates
+    group = candidates[0].model_name if candidates else ctx.model
+    organization = str(caller.organization_id) if caller.organization_id is not None else ""
+    team = str(caller.team_id) if caller.team_id is not None else ""
+    labels = (group, organization, team)
+    if ctx.endpoint.value not in config.endpoints or inbound.form:
+        _bypass(ctx, labels)
+        return
+    # The most general first: the model group's, the owner's metadata, the request, its headers.
+    owner = caller.cache if isinstance(caller.cache, dict) else {}
+    group_setting = (
+        (candidates[0].params.get("model_info") or {}).get("cache") if candidates else None
+    )
+    if group_setting is False or (
+        isinstance(group_setting, dict) and group_setting.get("enabled") is False
+    ):
+        _bypass(ctx, labels)
+        return
+    ttl = config.ttl
+    if isinstance(group_setting, dict) and _number(group_setting.get("ttl")) is not None:
+        ttl = min(float(group_setting["ttl"]), config.max_ttl)
+    if _number(owner.get("ttl")) is not None:
+        ttl = min(float(owner["ttl"]), config.max_ttl)
+    read = config.default_on
+    write = config.default_on
+    if owner.get("no-cache") is True:
+        read = False
+    if owner.get("no-store") is True:
+        write = False
+    max_age = _number(owner.get("s-maxage"))
+    if controls.get("use-cache") is True:
+        read = write = True
+    if controls.get("no-cache") is True:
+        read = False
+    if controls.get("no-store") is True:
+        write = False
+    if "ttl" in controls:
+        ttl = float(controls["ttl"])
+    if "s-maxage" in controls:
+        max_age = float(controls["s-maxage"])
+    header = request.META.get("HTTP_CACHE_CONTROL")
+    if header:
+        for directive in header.lower().split(","):
+            name, _, value = directive.strip().partition("=")
+            if name == "no-cache":
+                read = False
+            elif name == "no-store":
+                write = False
+            elif name == "max-age" and value.strip().isdigit():
+                age = float(value.strip())
+                max_age = age if max_age is None else min(max_age, age)
+    if ttl <= 0:
+        write = False
+    if not read and not write:
+        _bypass(ctx, labels)
+        return
+    namespace = controls.get("namespace") or owner.get("namespace") or config.namespace
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        namespace = "-"
+    scope = _scope(ctx, owner.get("scope") if owner.get("scope") else config.scope)
+    fields = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
+    try:
+        canonical = orjson.dumps([ctx.endpoint.value, group, fields], option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
+        _bypass(ctx, labels)
+        return
+    digest = hashlib.blake2b(canonical, digest_size=20).hexdigest()
+    ctx.cache = CachePlan(
+        key=redis_key(f"cache:{scope}:{namespace}:{digest}"),
+        read=read,
+        write=write,
+        ttl=ttl,
+        max_age=max_age,
+        redis=config.type == "redis" and bool(settings.REDIS_URL),
+        charge=config.charge_hits,
+        include_usage=include_usage,
+        labels=labels,
+    )
+    ctx.cache_status = MISS if read else BYPASS
+    if not read:
+        cache_request_record(result=BYPASS, model=group, organization=organization, team=team)
+    _local_resize(config.local_max_bytes)
+
+
+def _bypass(ctx: RequestContext, labels: tuple[str, str, str]) -> None:
+    ctx.cache_status = BYPASS
+    cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _controls(value: Any, *, config: CacheSettings) -> dict[str, Any]:
+    """The request's `cache` object, checked: 400 naming the field that is wrong."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError("`cache` must be an object.", param="cache")
+    for name, item in value.items():
+        if name not in _CONTROLS:
+            raise InvalidRequestError(
+                f"Unknown cache control `{name}` (one of {', '.join(sorted(_CONTROLS))}).",
+                param=f"cache.{name}",
+            )
+        if name in _FLAGS and not isinstance(item, bool):
+            raise InvalidRequestError(f"`cache.{name}` must be a boolean.", param=f"cache.{name}")
+    for name in ("ttl", "s-maxage"):
+        if name not in value:
+            continue
+        number = _number(value[name])
+        if number is None or number < 0:
+            raise InvalidRequestError(
+                f"`cache.{name}` must be a number of seconds, at least 0.", param=f"cache.{name}"
+            )
+        if name == "ttl" and number > config.max_ttl:
+            raise InvalidRequestError(
+                f"`cache.ttl` must be at most {config.max_ttl:g} seconds.", param="cache.ttl"
+            )
+    namespace = value.get("namespace")
+    if namespace is not None and not (isinstance(namespace, str) and _NAMESPACE.match(namespace)):
+        raise InvalidRequestError(
+            "`cache.namespace` must be 1 to 64 letters, digits, `_`, `.` or `-`.",
+            param="cache.namespace",
+        )
+    return value
+
+
+def _scope(ctx: RequestContext, scope: str) -> str:
+    """Who shares entries: always inside one organization."""
+    caller = ctx.caller
+    if caller.is_master:
+        return "master"
+    organization = f"o{caller.organization_id if caller.organization_id is not None else '-'}"
+    if scope == "team" and caller.team_id is not None:
+        return f"{organization}.t{caller.team_id}"
+    if scope in ("team", "key"):
+        if caller.key_id is not None:
+            return f"{organization}.k{caller.key_id}"
+        return f"{organization}.u{caller.user_id if caller.user_id is not None else '-'}"
+    return organization
+
+
+# ---- the tiers -----------------------------------------------------------------------------------
+
+_local = BytesLRU(max_bytes=CacheSettings().local_max_bytes)
+_writes: set[asyncio.Task[None]] = set()
+
+
+def _local_resize(max_bytes: int) -> None:
+    if _local.max_bytes != max_bytes:
+        _local.max_bytes = max_bytes
+        if _local.size > max_bytes:
+            _local.clear()
+
+
+def cache_local_clear() -> None:
+    """Forget this process's L1 entries."""
+    _local.clear()
+
+
+# A purge (gateway.services.response_cache_purge) deletes the Redis entries, then every worker
+# forgets its whole L1: purges are rare, and L1 refills from Redis.
+broadcast_topic_register(
+    BroadcastTopic(
+        name=RESPONSE_CACHE,
+        receive=lambda message: cache_local_clear(),
+        resync=cache_local_clear,
+    )
+)
+
+
+def cache_purge_patterns(
+    *,
+    organization_id: int,
+    team_id: int | None = None,
+    key_id: int | None = None,
+    namespace: str | None = None,
+) -> list[str]:
+    """The Redis SCAN patterns of the entries of an organization (every scope inside it), of a
+    team's scope or of a key's, in one namespace or in all (see `_scope` for the names)."""
+    organization = f"o{organization_id}"
+    if key_id is not None:
+        scopes = [f"{organization}.k{key_id}"]
+    elif team_id is not None:
+        scopes = [f"{organization}.t{team_id}"]
+    else:
+        scopes = [organization, f"{organization}.*"]
+    space = namespace if namespace else "*"
+    return [redis_key(f"cache:{scope}:{space}:*") for scope in scopes]
+
+
+def cache_namespace_valid(namespace: str) -> bool:
+    return bool(_NAMESPACE.match(namespace))
+
+
+async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
+    """The stored answer for this request (L1, then Redis), or None (counted as a miss)."""
+    plan: CachePlan = ctx.cache
+    raw = _local.get(plan.key)
+    promote = False
+    if raw is None and plan.redis:
+        raw = await _redis_get(plan)
+        promote = raw is not None
+    found: dict[str, Any] | None = None
+    if raw is not None:
+        try:
+            entry = orjson.loads(raw)
+            stored, expires, response = float(entry["t"]), float(entry["x"]), entry["r"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            logger.warning("unreadable response cache entry %s: ignored", plan.key)
+            stored, expires, response = 0.0, 0.0, None
+        now = time.time()
+        if promote and response is not None:
+            _local.set(plan.key, raw, ttl=expires - now)
+        age = max(now - stored, 0.0)
+        if response is not None and (plan.max_age is None or age <= plan.max_age):
+            found = response
+            ctx.cache_age = age
+    if found is None:  # a hit is counted once it is admitted (cache_respond)
+        model, organization, team = plan.labels
+        result = ERROR if plan.failed else MISS
+        cache_request_record(result=result, model=model, organization=organization, team=team)
+    return found
+
+
+async def _redis_get(plan: CachePlan) -> bytes | None:
+    if redis_outage.down:
+        redis_outage_watch()
+        plan.failed = True
+        return None
+    try:
+        return await redis_client().get(plan.key)
+    except Exception as exc:
+        redis_failed(exc, what="cache")
+        cache_redis_error_record(operation="get")
+        plan.failed = True
+        return None
+
+
+def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
+    """Keep a complete answer (L1 now, Redis in the background), unless it must not be."""
+    plan: CachePlan | None = ctx.cache
+    if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
+        return
+    now = time.time()
+    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "r": response})
+    _local.set(plan.key, raw, ttl=plan.ttl)
+    if not plan.redis or redis_outage.down:
+        return
+    task = asyncio.get_running_loop().create_task(_redis_set(plan.key, raw, plan.ttl))
+    _writes.add(task)
+    task.add_done_callback(_writes.discard)
+
+
+async def _redis_set(key: str, raw: bytes, ttl: float) -> None:
+    try:
+        await redis_client().set(key, raw, px=max(int(ttl * 1000), 1))
+    except Exception as exc:
+        redis_failed(exc, what="cache")
+        cache_redis_error_record(operation="set")
+
+
+async def cache_writes_wait() -> None:
+    """Wait for this loop's pending Redis writes (tests, shutdown)."""
+    pending = [task for task in _writes if not task.done()]
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _storable(response: dict[str, Any]) -> bool:
+    if "error" in response:
+        return False
+    choices = response.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if not isinstance(choice, dict) or choice.get("finish_reason") in (
+                None,
+                "content_filter",
+            ):
+                return False
+    return True
+
+
+# ---- a hit ---------------------------------------------------------------------------------------
+
+
+def cache_respond(
+    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]
+) -> HttpResponse:
+    """Answer from the cache: the stored JSON, or a stream replayed from it."""
+    plan: CachePlan = ctx.cache
+    ctx.cache_status = HIT
+    ctx.cache_free = not plan.charge
+    usage = response.get("usage")
+    if isinstance(usage, dict):
+        usage_fill(ctx.usage, usage, provider="")
+    model, organization, team = plan.labels
+    cache_request_record(result=HIT, model=model, organization=organization, team=team)
+    _saved(ctx, plan)
+    http: HttpResponse
+    if ctx.stream:
+        http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
+        http["Cache-Control"] = "no-cache"
+        http["X-Accel-Buffering"] = "no"
+    else:
+        http = json_response(response)
+    headers_apply(http, ctx, headers)
+    return http
+
+
+def _saved(ctx: RequestContext, plan: CachePlan) -> None:
+    usage = ctx.usage
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    cost = Decimal(0)
+    if ctx.candidates:
+        price = deployment_price(deployment=ctx.candidates[0])
+        if price is not None:
+            cost = cost_from_price(price=price, usage=usage)
+    model, organization, team = plan.labels
+    cache_saved_record(
+        model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
+    )
+
+
+def _event(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def _replay(ctx: RequestContext, response: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The chunks a stream of this answer would have sent: per choice, its content (and tool
+    calls), then its finish reason; the usage chunk when the request asked for it."""
+    head = {"id": response.get("id", ""), "object": _TEXT[ctx.endpoint]}
+    for name in ("created", "model", "system_fingerprint"):
+        if name in response:
+            head[name] = response[name]
+    for choice in response.get("choices") or ():
+        index = choice.get("index", 0)
+        if ctx.endpoint == Endpoint.CHAT:
+            message = choice.get("message") or {}
+            delta: dict[str, Any] = {"role": message.get("role", "assistant")}
+            for name in ("content", "reasoning_content", "refusal"):
+                if message.get(name) is not None:
+                    delta[name] = message[name]
+            calls = message.get("tool_calls")
+            if calls:
+                delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+            first = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+            last = {"index": index, "delta": {}, "logprobs": None}
+        else:
+            text = choice.get("text") or ""
+            first = {"index": index, "text": text, "logprobs": None, "finish_reason": None}
+            last = {"index": index, "text": "", "logprobs": None}
+        last["finish_reason"] = choice.get("finish_reason")
+        yield _event({**head, "choices": [first]})
+        yield _event({**head, "choices": [last]})
+    usage = response.get("usage")
+    if ctx.cache.include_usage and isinstance(usage, dict):
+        yield _event({**head, "choices": [], "usage": usage})
+    yield f": x-ogem-overhead-ms={overhead_ms(ctx)}\n\n".encode()
+    yield DONE
+
+
+# ---- a stream, assembled as it passes ------------------------------------------------------------
+
+
+class StreamRecorder:
+    """Assembles a stream's chunks into the complete answer, stored when the stream ends whole
+    (`gateway.streaming.sse_relay` calls `add` for each chunk and `finish` at its end)."""
+
+    __slots__ = ("_choices", "_head", "_usage", "ctx")
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self._head: dict[str, Any] | None = None
+        self._usage: dict[str, Any] | None = None
+        self._choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: dict[str, Any], usage: dict[str, Any] | None) -> None:
+        if self._head is None:
+            self._head = {
+                name: chunk[name]
+                for name in ("id", "created", "model", "system_fingerprint")
+                if name in chunk
+            }
+        if usage:
+            self._usage = usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            slot = self._choices.get(choice.get("index", 0))
+            if slot is None:
+                slot = self._choices[choice.get("index", 0)] = {
+                    "role": None,
+                    "parts": [],
+                    "reasoning": [],
+                    "calls": {},
+                    "finish": None,
+                }
+            if choice.get("finish_reason") is not None:
+                slot["finish"] = choice["finish_reason"]
+            text = choice.get("text")
+            if isinstance(text, str):
+                slot["parts"].append(text)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            if delta.get("role"):
+                slot["role"] = delta["role"]
+            if isinstance(delta.get("content"), str):
+                slot["parts"].append(delta["content"])
+            if isinstance(delta.get("reasoning_content"), str):
+                slot["reasoning"].append(delta["reasoning_content"])
+            for call in delta.get("tool_calls") or ():
+                if not isinstance(call, dict):
+                    continue
+                held = slot["calls"].setdefault(
+                    call.get("index", 0),
+                    {"id": None, "type": "function", "name": "", "arguments": []},
+                )
+                if call.get("id"):
+                    held["id"] = call["id"]
+                if call.get("type"):
+                    held["type"] = call["type"]
+                function = call.get("function") or {}
+                if function.get("name"):
+                    held["name"] = function["name"]
+                if isinstance(function.get("arguments"), str):
+                    held["arguments"].append(function["arguments"])
+
+    def finish(self) -> None:
+        """The stream ended whole: store the answer it made."""
+        ctx = self.ctx
+        if self._head is None or not self._choices:
+            return
+        usage = ctx.usage
+        reported = self._usage if usage.prompt_reported and usage.completion_reported else None
+        answer: dict[str, Any] = {
+            **self._head,
+            "object": "chat.completion" if ctx.endpoint == Endpoint.CHAT else "text_completion",
+            "choices": [self._choice(index, slot) for index, slot in sorted(self._choices.items())],
+            "usage": reported or usage_block(usage),
+        }
+        cache_store(ctx, answer)
+
+    def _choice(self, index: int, slot: dict[str, Any]) -> dict[str, Any]:
+        text = "".join(slot["parts"])
+        if self.ctx.endpoint != Endpoint.CHAT:
+            return {"index": index, "text": text, "logprobs": None, "finish_reason": slot["finish"]}
+        message: dict[str, Any] = {"role": slot["role"] or "assistant"}
+        calls = [
+            {
+                "id": held["id"],
+                "type": held["type"],
+                "function": {"name": held["name"], "arguments": "".join(held["arguments"])},
+            }
+            for _, held in sorted(slot["calls"].items())
+        ]
+        message["content"] = text if text or not calls else None
+        if slot["reasoning"]:
+            message["reasoning_content"] = "".join(slot["reasoning"])
+        if calls:
+            message["tool_calls"] = calls
+        return {
+            "index": index,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": slot["finish"],
+        }
+
+
+def cache_recorder(ctx: RequestContext) -> StreamRecorder | None:
+    plan: CachePlan | None = ctx.cache
+    if plan is None or not plan.write:
+        return None
+    return StreamRecorder(ctx)

@@ -1,0 +1,546 @@
+"""The exact response cache (gateway/cache.py, docs/caching.md), through the live server and the
+official openai SDK; the OpenAI emulator counts the upstream calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.cache import cache_local_clear
+from gateway.config import watch as config_watch
+from gateway.config.types import CacheSettings
+from gateway.registry import registry_get
+from tests.emulators.openai_api import OpenAIEmulator
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _redis_entries_delete(prefix: str) -> None:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:cache:*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def cache_on(settings) -> Iterator[Callable[..., CacheSettings]]:  # type: ignore[no-untyped-def]
+    """Turn the response cache on (Redis when the run has one) for one test."""
+    registry_get()  # the first load installs its configuration: before this test's
+    previous = config_watch._current
+    prefix = settings.OGEM_CACHE_PREFIX
+
+    def turn_on(**fields: Any) -> CacheSettings:
+        cache = CacheSettings(**{"type": "redis" if settings.REDIS_URL else "local", **fields})
+        config_watch._current = replace(previous, cache=cache)
+        return cache
+
+    yield turn_on
+    config_watch._current = previous
+    cache_local_clear()
+    _redis_entries_delete(prefix)
+
+
+@pytest.fixture
+def emulated(emulated_model, cache_on) -> OpenAIEmulator:  # type: ignore[no-untyped-def]
+    cache_on()
+    return emulated_model()
+
+
+def _messages() -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"What is the answer? {uuid.uuid4().hex}"}]
+
+
+def _chat(client: openai.OpenAI, messages: list[dict[str, str]], **options: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="emulated", messages=messages, **options
+    )
+
+
+def _upstream_calls(emulator: OpenAIEmulator) -> int:
+    return sum(1 for recorded in emulator.requests if recorded.path.endswith("/completions"))
+
+
+def test_a_repeated_request_is_answered_from_the_cache(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    first = _chat(sdk, messages, temperature=0.2)
+    assert first.headers["x-ogem-cache"] == "miss"
+    assert "x-ogem-cache-age" not in first.headers
+    second = _chat(sdk, messages, temperature=0.2, user="someone-else")
+    assert second.headers["x-ogem-cache"] == "hit"
+    assert second.headers["x-ogem-cache-age"] == "0"
+    assert "x-ogem-deployment" not in second.headers
+    assert second.parse().model_dump() == first.parse().model_dump()
+    assert _upstream_calls(emulated) == 1
+    # A field that changes the answer changes the key.
+    third = _chat(sdk, messages, temperature=0.3)
+    assert third.headers["x-ogem-cache"] == "miss"
+    assert _upstream_calls(emulated) == 2
+
+
+def test_the_cache_object_is_never_sent_upstream(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    _chat(sdk, _messages(), extra_body={"cache": {"ttl": 60, "namespace": "docs"}})
+    assert "cache" not in emulated.requests[-1].json
+
+
+def test_another_organizations_key_never_hits(emulated, make_key, live_ogem) -> None:  # type: ignore[no-untyped-def]
+    def client(secret: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+
+    first, other_org = client(make_key()), client(make_key())  # each in an organization of its own
+    messages = _messages()
+    assert _chat(first, messages).headers["x-ogem-cache"] == "miss"
+    assert _chat(first, messages).headers["x-ogem-cache"] == "hit"
+    assert _chat(other_org, messages).headers["x-ogem-cache"] == "miss"
+    assert _upstream_calls(emulated) == 2
+
+
+def test_keys_of_one_organization_share_entries_unless_scoped_to_the_key(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, cache_on
+) -> None:
+    from tests.factories import TeamFactory
+
+    team = TeamFactory()
+    other_team = TeamFactory(organization=team.organization)
+
+    def client(**options: Any) -> openai.OpenAI:
+        secret = make_key(**options)
+        return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+
+    messages = _messages()
+    assert _chat(client(team=team), messages).headers["x-ogem-cache"] == "miss"
+    assert _chat(client(team=other_team), messages).headers["x-ogem-cache"] == "hit"
+    scoped = client(team=team, metadata={"cache": {"scope": "key"}})
+    assert _chat(scoped, messages).headers["x-ogem-cache"] == "miss"
+    assert _upstream_calls(emulated) == 2
+
+
+def test_a_stored_stream_answers_a_plain_request(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    with sdk.chat.completions.with_streaming_response.create(
+        model="emulated", messages=messages, stream=True
+    ) as streamed:
+        assert streamed.headers["x-ogem-cache"] == "miss"
+        text = "".join(
+            chunk.choices[0].delta.content or "" for chunk in streamed.parse() if chunk.choices
+        )
+    plain = _chat(sdk, messages)
+    assert plain.headers["x-ogem-cache"] == "hit"
+    completion = plain.parse()
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == text
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert _upstream_calls(emulated) == 1
+
+
+def test_a_stored_answer_is_replayed_as_a_stream(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    stored = _chat(sdk, messages).parse()
+    with sdk.chat.completions.with_streaming_response.create(
+        model="emulated", messages=messages, stream=True, stream_options={"include_usage": True}
+    ) as streamed:
+        assert streamed.headers["x-ogem-cache"] == "hit"
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        chunks = list(streamed.parse())
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == stored.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.model_dump() == stored.usage.model_dump()
+    assert _upstream_calls(emulated) == 1
+
+
+def test_tool_calls_survive_a_stream_and_its_replay(cache_on, sdk) -> None:  # type: ignore[no-untyped-def]
+    cache_on()
+    messages = _messages()
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
+    with sdk.chat.completions.with_streaming_response.create(
+        model="mock-chat", messages=messages, stream=True, tools=tools
+    ) as streamed:
+        assert streamed.headers["x-ogem-cache"] == "miss"
+        chunks = list(streamed.parse())
+    arguments = "".join(
+        call.function.arguments or ""
+        for chunk in chunks
+        if chunk.choices
+        for call in chunk.choices[0].delta.tool_calls or ()
+    )
+    plain = sdk.chat.completions.with_raw_response.create(
+        model="mock-chat", messages=messages, tools=tools
+    )
+    assert plain.headers["x-ogem-cache"] == "hit"
+    choice = plain.parse().choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [call.function.name for call in choice.message.tool_calls] == ["lookup"]
+    assert choice.message.tool_calls[0].function.arguments == arguments
+    assert arguments.startswith("{")
+
+
+def test_no_store_and_no_cache(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    assert _chat(sdk, messages, extra_body={"cache": {"no-store": True}}).headers[
+        "x-ogem-cache"
+    ] == ("miss")
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"  # nothing was stored
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "hit"
+    fresh = _chat(sdk, messages, extra_body={"cache": {"no-cache": True}})
+    assert fresh.headers["x-ogem-cache"] == "bypass"
+    assert _upstream_calls(emulated) == 3
+    # Cache-Control request headers say the same.
+    header = _chat(sdk, messages, extra_headers={"Cache-Control": "no-cache"})
+    assert header.headers["x-ogem-cache"] == "bypass"
+    assert _upstream_calls(emulated) == 4
+    other = _messages()
+    _chat(sdk, other, extra_headers={"Cache-Control": "no-store"})
+    assert _chat(sdk, other).headers["x-ogem-cache"] == "miss"
+    assert _upstream_calls(emulated) == 6
+
+
+def test_max_age_and_s_maxage_refuse_older_entries(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    _chat(sdk, messages)
+    time.sleep(1.1)
+    young = _chat(sdk, messages, extra_body={"cache": {"s-maxage": 0.5}})
+    assert young.headers["x-ogem-cache"] == "miss"  # too old: asked again, and stored again
+    assert _chat(sdk, messages, extra_headers={"Cache-Control": "max-age=60"}).headers[
+        "x-ogem-cache"
+    ] == ("hit")
+    assert _upstream_calls(emulated) == 2
+
+
+def test_a_request_ttl_expires_its_entry(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    _chat(sdk, messages, extra_body={"cache": {"ttl": 0.5}})
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "hit"
+    time.sleep(0.7)
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+
+
+def test_namespaces_keep_entries_apart(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    _chat(sdk, messages, extra_body={"cache": {"namespace": "one"}})
+    assert _chat(sdk, messages, extra_body={"cache": {"namespace": "one"}}).headers[
+        "x-ogem-cache"
+    ] == ("hit")
+    assert _chat(sdk, messages, extra_body={"cache": {"namespace": "two"}}).headers[
+        "x-ogem-cache"
+    ] == ("miss")
+
+
+@pytest.mark.parametrize(
+    ("cache", "param"),
+    [
+        ({"ttl": -1}, "cache.ttl"),
+        ({"ttl": 90_000}, "cache.ttl"),
+        ({"ttl": "soon"}, "cache.ttl"),
+        ({"s-maxage": -5}, "cache.s-maxage"),
+        ({"no-cache": "yes"}, "cache.no-cache"),
+        ({"namespace": "a b"}, "cache.namespace"),
+        ({"nocache": True}, "cache.nocache"),
+        ("no-cache", "cache"),
+    ],
+)
+def test_bad_cache_controls_are_refused(emulated, sdk, cache: Any, param: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(openai.BadRequestError) as refused:
+        _chat(sdk, _messages(), extra_body={"cache": cache})
+    error = refused.value.response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert _upstream_calls(emulated) == 0
+
+
+def test_errors_refusals_and_cut_streams_are_never_stored(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    emulated.inject(status=500)
+    with pytest.raises(openai.APIStatusError) as failed:
+        _chat(sdk, messages)
+    assert failed.value.response.headers["x-ogem-cache"] == "miss"
+    refusal = {
+        "id": "chatcmpl-refused",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": ""},
+                "finish_reason": "content_filter",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5},
+    }
+    emulated.inject(status=200, body=refusal)
+    assert _chat(sdk, messages).parse().choices[0].finish_reason == "content_filter"
+    emulated.inject(cut_after_chunks=2)
+    with pytest.raises(openai.APIError):
+        with sdk.chat.completions.with_streaming_response.create(
+            model="emulated", messages=messages, stream=True
+        ) as streamed:
+            list(streamed.parse())
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+    calls = _upstream_calls(emulated)
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "hit"
+    assert _upstream_calls(emulated) == calls
+
+
+def test_embeddings_and_completions_are_cached(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    text = f"embed me {uuid.uuid4().hex}"
+    first = sdk.embeddings.with_raw_response.create(model="emulated", input=text)
+    second = sdk.embeddings.with_raw_response.create(model="emulated", input=text)
+    assert (first.headers["x-ogem-cache"], second.headers["x-ogem-cache"]) == ("miss", "hit")
+    assert second.parse().data[0].embedding == first.parse().data[0].embedding
+    prompt = f"complete me {uuid.uuid4().hex}"
+    with sdk.completions.with_streaming_response.create(
+        model="emulated", prompt=prompt, stream=True
+    ) as streamed:
+        text = "".join(chunk.choices[0].text for chunk in streamed.parse() if chunk.choices)
+    plain = sdk.completions.with_raw_response.create(model="emulated", prompt=prompt)
+    assert plain.headers["x-ogem-cache"] == "hit"
+    assert plain.parse().choices[0].text == text
+    embedding_calls = [r for r in emulated.requests if r.path.endswith("/embeddings")]
+    assert len(embedding_calls) == 1
+    assert _upstream_calls(emulated) == 1
+
+
+def test_no_cache_configured_means_no_header(emulated_model, sdk) -> None:  # type: ignore[no-untyped-def]
+    emulated_model()
+    answer = _chat(sdk, _messages(), extra_body={"cache": {"ttl": 5}})
+    assert "x-ogem-cache" not in answer.headers
+
+
+def test_a_model_group_can_turn_the_cache_off(  # type: ignore[no-untyped-def]
+    emulated_model, cache_on, sdk
+) -> None:
+    cache_on()
+    emulator = emulated_model(params={"model_info": {"cache": False}})
+    messages = _messages()
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "bypass"
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "bypass"
+    assert _upstream_calls(emulator) == 2
+
+
+def test_default_off_serves_only_requests_that_ask(emulated_model, cache_on, sdk) -> None:  # type: ignore[no-untyped-def]
+    cache_on(default_on=False)
+    emulator = emulated_model()
+    messages = _messages()
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "bypass"
+    ask = {"cache": {"use-cache": True}}
+    assert _chat(sdk, messages, extra_body=ask).headers["x-ogem-cache"] == "miss"
+    assert _chat(sdk, messages, extra_body=ask).headers["x-ogem-cache"] == "hit"
+    assert _upstream_calls(emulator) == 2
+
+
+def _metric(live: LiveServer, name: str, **labels: str) -> float:
+    text = httpx.get(f"{live.url}/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_hit_is_counted_by_prometheus(emulated, sdk, live_ogem) -> None:  # type: ignore[no-untyped-def]
+    before = _metric(live_ogem, "ogem_cache_requests_total", result="hit", model="emulated")
+    saved = _metric(live_ogem, "ogem_cache_saved_tokens_total", model="emulated")
+    messages = _messages()
+    first = _chat(sdk, messages).parse()
+    _chat(sdk, messages)
+    after = _metric(live_ogem, "ogem_cache_requests_total", result="hit", model="emulated")
+    assert after - before == 1
+    saved_now = _metric(live_ogem, "ogem_cache_saved_tokens_total", model="emulated")
+    assert saved_now - saved == first.usage.total_tokens
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[no-untyped-def]
+    cache_on, make_key, live_ogem
+) -> None:
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+
+    cache_on()
+    secret = make_key(rpm_limit=2, max_budget=Decimal("5"))
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+    messages = _messages()
+    ids = []
+    for expected in ("miss", "hit"):
+        raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=messages)
+        assert raw.headers["x-ogem-cache"] == expected
+        ids.append(raw.headers["x-request-id"])
+    with pytest.raises(openai.RateLimitError):  # the hit took the second request of the minute
+        client.chat.completions.create(model="mock-chat", messages=messages)
+    usage_drain()
+    rows = {row.request_id: row for row in RequestLog.objects.filter(request_id__in=ids)}
+    miss, hit = rows[ids[0]], rows[ids[1]]
+    assert (miss.cache_hit, hit.cache_hit) == (False, True)
+    assert miss.cost > 0
+    assert hit.cost == 0
+    assert hit.total_tokens == miss.total_tokens
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_redis_away_serves_uncached(emulated, sdk, settings, live_ogem) -> None:  # type: ignore[no-untyped-def]
+    from tests.gateway.test_auth import _redis_unreachable
+
+    _redis_unreachable(settings)
+    errors = _metric(live_ogem, "ogem_cache_requests_total", result="error", model="emulated")
+    messages = _messages()
+    for _ in range(2):
+        cache_local_clear()  # only Redis could have answered
+        answer = _chat(sdk, messages)
+        assert answer.http_response.status_code == 200
+        assert answer.headers["x-ogem-cache"] == "miss"
+    assert _upstream_calls(emulated) == 2
+    now = _metric(live_ogem, "ogem_cache_requests_total", result="error", model="emulated")
+    assert now - errors == 2
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_a_hit_from_redis_after_this_process_forgot_it(emulated, sdk, settings) -> None:  # type: ignore[no-untyped-def]
+    messages = _messages()
+    _chat(sdk, messages)
+    _redis_entry_wait(settings)
+    cache_local_clear()
+    hit = _chat(sdk, messages)
+    assert hit.headers["x-ogem-cache"] == "hit"
+    assert _upstream_calls(emulated) == 1
+
+
+def _redis_entry_wait(settings) -> None:  # type: ignore[no-untyped-def]
+    from ogem_site.redis import redis_client_sync
+
+    client = redis_client_sync()
+    deadline = time.monotonic() + 5
+    while not list(client.scan_iter(match=f"{settings.OGEM_CACHE_PREFIX}:cache:*")):
+        assert time.monotonic() < deadline, "the entry never reached Redis"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
+    emulated, cache_on, sdk, settings, tmp_path_factory
+) -> None:
+    """Six redis-server nodes of the test's own (tests/governance/redis_servers.py): the entry
+    is one key, stored and read on whichever node holds its slot."""
+    from gateway.governance import governance_snapshot_flush
+    from ogem_site.redis import redis_clients_forget
+    from tests.governance.redis_servers import RedisCluster
+
+    cluster = RedisCluster(directory=tmp_path_factory.mktemp("cache-cluster")).start()
+    try:
+        settings.REDIS_URL = cluster.url
+        redis_clients_forget()
+        governance_snapshot_flush()
+        cache_on(type="redis")
+        messages = _messages()
+        assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+        _redis_entry_wait(settings)
+        cache_local_clear()  # only the Cluster can answer now
+        hit = _chat(sdk, messages)
+        assert hit.headers["x-ogem-cache"] == "hit"
+        assert _upstream_calls(emulated) == 1
+    finally:
+        cluster.stop()
+        redis_clients_forget()
+
+
+def test_purging_an_organization_forgets_its_entries_only(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, master_key, settings
+) -> None:
+    from rest_framework.test import APIClient
+
+    from tenants.models import Role
+    from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+    mine, theirs = TeamFactory(), TeamFactory()
+
+    def client(team: Any) -> openai.OpenAI:
+        secret = make_key(team=team)
+        return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+
+    mine_client, their_client = client(mine), client(theirs)
+    messages = _messages()
+    for sdk_client in (mine_client, their_client):
+        assert _chat(sdk_client, messages).headers["x-ogem-cache"] == "miss"
+    if settings.REDIS_URL:
+        _redis_entry_wait(settings)
+
+    outsider = UserFactory()
+    outsider.save(update_fields=["password"])
+    MembershipFactory(user=outsider, organization=theirs.organization, role=Role.ORG_ADMIN)
+    api = APIClient()
+    api.force_login(outsider)
+    path = f"/api/v1/cache?organization={mine.organization_id}"
+    assert api.delete(path).status_code == 403
+    assert _chat(mine_client, messages).headers["x-ogem-cache"] == "hit"
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {master_key}")
+    assert api.delete("/api/v1/cache?organization=x").json() == {
+        "organization": ["A valid integer is required."]
+    }
+    purged = api.delete(path)
+    assert purged.status_code == 200
+    assert purged.json()["deleted"] == (1 if settings.REDIS_URL else 0)
+    assert _chat(mine_client, messages).headers["x-ogem-cache"] == "miss"
+    # Another organization's entry stays in Redis (every process's L1 was dropped).
+    kept = "hit" if settings.REDIS_URL else "miss"
+    assert _chat(their_client, messages).headers["x-ogem-cache"] == kept
+    assert _upstream_calls(emulated) == (3 if settings.REDIS_URL else 4)
+
+
+def test_anthropic_messages_hit_too(cache_on, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
+    """/v1/messages runs the same pipeline: a repeat is answered from the cache, streamed or
+    not, in Anthropic's shapes."""
+    import anthropic
+
+    cache_on()
+    client = anthropic.Anthropic(base_url=live_ogem.url, api_key=master_key, max_retries=0)
+    messages = _messages()
+    first = client.messages.with_raw_response.create(
+        model="mock-chat", max_tokens=50, messages=messages
+    )
+    assert first.headers["x-ogem-cache"] == "miss"
+    second = client.messages.with_raw_response.create(
+        model="mock-chat", max_tokens=50, messages=messages
+    )
+    assert second.headers["x-ogem-cache"] == "hit"
+    assert second.parse().content[0].text == first.parse().content[0].text
+    with client.messages.stream(model="mock-chat", max_tokens=50, messages=messages) as stream:
+        text = "".join(stream.text_stream)
+        assert stream.response.headers["x-ogem-cache"] == "hit"
+    assert text == first.parse().content[0].text
