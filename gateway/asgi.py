@@ -38,7 +38,7 @@ from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
 from gateway.views import inference
-from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
 V1_PREFIX = "/v1/"
 
@@ -241,8 +241,7 @@ async def _send_too_large(send: Send, limit: int) -> None:
         RequestTooLargeError(f"The request body is larger than {limit} bytes.").to_body()
     )
     headers = [(b"content-type", b"application/json"), (b"x-request-id", uuid.uuid4().hex.encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await asgi_respond(send, status=413, body=body, headers=headers)
 
 
 def _close_quietly(response: HttpResponseBase) -> None:

@@ -13,7 +13,7 @@ import orjson
 
 from gateway.asgi import V1_PREFIX
 from gateway.errors import PermissionDeniedError
-from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
 ANY_ORIGIN = "*"
 _ALLOWED_HEADERS = frozenset(
@@ -85,8 +85,7 @@ def cors_wrap(app: ASGIApp, *, origins: Iterable[str], prefix: str = V1_PREFIX) 
         if scope["method"] == "OPTIONS" and requested_method is not None:
             if not allowed:
                 headers = [(b"content-type", b"application/json"), (b"vary", b"origin")]
-                await send({"type": "http.response.start", "status": 403, "headers": headers})
-                await send({"type": "http.response.body", "body": refusal})
+                await asgi_respond(send, status=403, body=refusal, headers=headers)
                 return
             headers = [
                 (b"access-control-allow-origin", b"*" if any_origin else origin),
@@ -98,8 +97,7 @@ def cors_wrap(app: ASGIApp, *, origins: Iterable[str], prefix: str = V1_PREFIX) 
                 headers.append(
                     (b"access-control-allow-headers", _allowed_request_headers(requested_headers))
                 )
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+            await asgi_respond(send, status=204, headers=headers)
             return
         if not allowed:
             await app(scope, receive, send)

@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 from ogem_site.redis import redis_failed, redis_outage_report, redis_ping
 from ogem_site.supervision import draining
 
@@ -83,19 +83,12 @@ async def readiness_report() -> tuple[int, dict[str, Any]]:
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
+    await asgi_respond(
+        send,
+        status=status,
+        body=orjson.dumps(body),
+        headers=[(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
     )
-    await send({"type": "http.response.body", "body": payload})
 
 
 class HealthASGI:

@@ -27,7 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
-from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send
+from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -211,19 +211,15 @@ def _authorized(scope: Scope, expected: bytes) -> bool:
 
 
 async def _refuse_scrape(send: Send) -> None:
-    body = b"/metrics needs Authorization: Bearer <OGEM_METRICS_TOKEN>\n"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="metrics"'),
-            ],
-        }
+    await asgi_respond(
+        send,
+        status=401,
+        body=b"/metrics needs Authorization: Bearer <OGEM_METRICS_TOKEN>\n",
+        headers=[
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"www-authenticate", b'Bearer realm="metrics"'),
+        ],
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 class MetricsASGI:
@@ -283,15 +279,12 @@ class MetricsASGI:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
         for render in self.scraped:
             body += await render()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", CONTENT_TYPE_LATEST.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
+        await asgi_respond(
+            send,
+            status=200,
+            body=body,
+            headers=[
+                (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                (b"cache-control", b"no-store"),
+            ],
         )
-        await send({"type": "http.response.body", "body": body})
