@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 
 from gateway.config.credentials import REDACTED
 from gateway.context import Caller
@@ -139,9 +139,10 @@ def stored_completion_page(
     if model:
         stored = stored.filter(Q(model=model) | Q(request_model=model))
     for number, (key, value) in enumerate(sorted(metadata.items())):
-        # KeyTextTransform takes the key literally (a `__` in it is no lookup), on any database.
+        # KeyTransform takes the key literally (a `__` in it is no lookup), and its exact lookup
+        # compares JSON values on every database (KeyTextTransform breaks on SQLite).
         name = f"metadata_{number}"
-        stored = stored.alias(**{name: KeyTextTransform(key, "metadata")}).filter(**{name: value})
+        stored = stored.alias(**{name: KeyTransform(key, "metadata")}).filter(**{name: value})
     if after is not None:
         moment, pk = after.created_at, after.pk
         if descending:
