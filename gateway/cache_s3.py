@@ -79,7 +79,7 @@ def _failed(exc: BaseException, *, operation: str, config: S3CacheSettings) -> N
     cache_s3_error_record(operation=operation)
     # The bucket and the error's class only: never the client's settings (credentials).
     logger.warning(
-        "response cache: S3 %s on bucket %s failed (%s): a miss",
+        "response cache: S3 %s on bucket %s failed (%s); served without the tier",
         operation,
         config.bucket,
         type(exc).__name__,
