@@ -49,6 +49,8 @@ def s3_client(config: S3CacheSettings) -> Any:
     with _clients_lock:
         client = _clients.get(config)
         if client is None:
+            # Imported on use: boto3 and botocore take 0.3-0.5 s to load, and only a
+            # configuration with an S3 tier needs them.
             import boto3
             from botocore.config import Config
 

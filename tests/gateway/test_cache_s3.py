@@ -189,18 +189,32 @@ def test_purging_an_organization_deletes_its_objects(  # type: ignore[no-untyped
     assert _embedding_calls(emulator) == 3
 
 
+@pytest.fixture(params=["refused", "silent"])
+def dead_s3(request) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """An S3 endpoint that refuses connections, or accepts them and never answers."""
+    if request.param == "refused":
+        yield f"http://127.0.0.1:{_free_port()}"
+        return
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes the handshakes; nobody ever reads
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
 def test_s3_down_serves_uncached_within_bounded_time(  # type: ignore[no-untyped-def]
-    cache_on, emulated_model, sdk, live_ogem
+    cache_on, dead_s3, emulated_model, sdk, live_ogem, master_key, caplog
 ) -> None:
+    from rest_framework.test import APIClient
+
     s3_rest_end()
-    dead = f"http://127.0.0.1:{_free_port()}"
+    secret = f"never-logged-{uuid.uuid4().hex}"
     cache_on(
         s3=S3CacheSettings(
             bucket=BUCKET,
-            endpoint_url=dead,
+            endpoint_url=dead_s3,
             region="us-east-1",
             access_key_id="testing",
-            secret_access_key="testing",
+            secret_access_key=secret,
             timeout=0.5,
         )
     )
@@ -220,8 +234,16 @@ def test_s3_down_serves_uncached_within_bounded_time(  # type: ignore[no-untyped
         s3_rest_end()
     assert _embedding_calls(emulator) == 2
     now = _metric(live_ogem, "ogem_cache_requests_total", result="error", model="emulated")
-    assert now - errors == 2
+    assert now - errors == 2  # the second was not even tried: the tier rests after a failure
     assert _metric(live_ogem, "ogem_cache_s3_errors_total") - s3_errors >= 1
+    # A purge that cannot reach the bucket says so (Redis was purged).
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {master_key}")
+    purged = api.delete("/api/v1/cache?organization=1")
+    assert purged.status_code == 503
+    assert purged.json() == {"detail": "The S3 tier of the response cache could not be purged."}
+    assert "S3 get on bucket" in caplog.text
+    assert secret not in caplog.text
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
