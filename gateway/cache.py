@@ -11,9 +11,10 @@ still settles it, at no cost unless `charge_hits`.
   answer, in a canonical form (orjson, sorted keys) hashed with BLAKE2b. `user`, `stream`,
   `stream_options`, `metadata` and `cache` are left out, so a stream and a plain request share
   their entry. The name is `redis_key`'s (one key per entry: Cluster-safe).
-- Two tiers: L1 in this process (`BytesLRU`, bounded by bytes) and L2 Redis (any REDIS_URL),
-  read through with promotion to L1. A failing or absent Redis (`redis_outage`) makes a miss,
-  never an error.
+- Up to three tiers, read through in order with promotion to L1: L1 in this process
+  (`BytesLRU`, bounded by bytes), L2 Redis (any REDIS_URL) and, when configured, L3 an
+  S3-compatible bucket (gateway/cache_s3.py) that takes the answers of `s3.min_bytes` or more
+  instead of Redis. A failing or absent tier makes a miss, never an error.
 - Controls: the body's `cache` object (LiteLLM's `no-cache`, `no-store`, `ttl`, `s-maxage`,
   `namespace`, `use-cache`), `Cache-Control` (`no-cache`, `no-store`, `max-age`), the `cache`
   object of key, team and organization metadata, and the model group's `model_info.cache`.
@@ -28,7 +29,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -39,7 +40,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from billing.pricing import cost_from_price, deployment_price
 from gateway.body import Inbound
-from gateway.config.types import CacheSettings
+from gateway.cache_s3 import s3_get, s3_put
+from gateway.config.types import CacheSettings, S3CacheSettings
 from gateway.context import RequestContext
 from gateway.errors import InvalidRequestError
 from gateway.responses import headers_apply, json_response, overhead_ms
@@ -77,6 +79,7 @@ class CachePlan:
     ttl: float
     max_age: float | None  # s-maxage / max-age: older entries are not served
     redis: bool  # L2 in use
+    s3: S3CacheSettings | None  # L3, when configured
     charge: bool  # a hit costs its price against budgets
     include_usage: bool
     labels: tuple[str, str, str]  # model group, organization, team (metrics)
@@ -173,6 +176,7 @@ def cache_plan(
         ttl=ttl,
         max_age=max_age,
         redis=config.type == "redis" and bool(settings.REDIS_URL),
+        s3=config.s3,
         charge=config.charge_hits,
         include_usage=include_usage,
         labels=labels,
@@ -298,12 +302,17 @@ def cache_namespace_valid(namespace: str) -> bool:
 
 
 async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
-    """The stored answer for this request (L1, then Redis), or None (counted as a miss)."""
+    """The stored answer for this request (L1, then Redis, then S3), or None (counted as a
+    miss)."""
     plan: CachePlan = ctx.cache
     raw = _local.get(plan.key)
     promote = False
     if raw is None and plan.redis:
         raw = await _redis_get(plan)
+        promote = raw is not None
+    if raw is None and plan.s3 is not None:
+        raw, failed = await s3_get(plan.s3, plan.key)
+        plan.failed = plan.failed or failed
         promote = raw is not None
     found: dict[str, Any] | None = None
     if raw is not None:
@@ -314,6 +323,8 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
             logger.warning("unreadable response cache entry %s: ignored", plan.key)
             stored, expires, response = 0.0, 0.0, None
         now = time.time()
+        if expires <= now:  # an S3 object outlives its deadline until a lifecycle rule runs
+            response = None
         if promote and response is not None:
             _local.set(plan.key, raw, ttl=expires - now)
         age = max(now - stored, 0.0)
@@ -342,16 +353,23 @@ async def _redis_get(plan: CachePlan) -> bytes | None:
 
 
 def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
-    """Keep a complete answer (L1 now, Redis in the background), unless it must not be."""
+    """Keep a complete answer (L1 now; Redis, or S3 for a large one, in the background), unless
+    it must not be."""
     plan: CachePlan | None = ctx.cache
     if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
         return
     now = time.time()
     raw = orjson.dumps({"t": now, "x": now + plan.ttl, "r": response})
     _local.set(plan.key, raw, ttl=plan.ttl)
-    if not plan.redis or redis_outage.down:
-        return
-    task = asyncio.get_running_loop().create_task(_redis_set(plan.key, raw, plan.ttl))
+    if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
+        # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
+        _write(s3_put(plan.s3, plan.key, raw, now + plan.ttl))
+    elif plan.redis and not redis_outage.down:
+        _write(_redis_set(plan.key, raw, plan.ttl))
+
+
+def _write(write: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(write)
     _writes.add(task)
     task.add_done_callback(_writes.discard)
 
@@ -365,7 +383,7 @@ async def _redis_set(key: str, raw: bytes, ttl: float) -> None:
 
 
 async def cache_writes_wait() -> None:
-    """Wait for this loop's pending Redis writes (tests, shutdown)."""
+    """Wait for this loop's pending Redis and S3 writes (tests, shutdown)."""
     pending = [task for task in _writes if not task.done()]
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)

@@ -425,7 +425,7 @@ class CachePurgeView(APIView):
     )
     def delete(self, request: Request) -> Response:
         from gateway.cache import cache_namespace_valid
-        from gateway.services import response_cache_purge
+        from gateway.services import CachePurgeError, response_cache_purge
         from keys.models import VirtualKey
         from tenants.models import Team
 
@@ -459,9 +459,15 @@ class CachePurgeView(APIView):
                 "Purging the cache is for proxy admins, the organization's admins and, for a "
                 "team's or key's scope, the team's admins."
             )
-        deleted = response_cache_purge(
-            organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
-        )
+        try:
+            deleted = response_cache_purge(
+                organization_id=organization_id,
+                team_id=team_id,
+                key_id=key_id,
+                namespace=namespace,
+            )
+        except CachePurgeError as exc:
+            return Response({"detail": str(exc)}, status=503)
         return Response(
             {
                 "organization": organization_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,8 @@ from django.db import transaction
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
 from gateway.models import Credential, ModelDeployment, StoredCompletion
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
+
+logger = logging.getLogger(__name__)
 
 
 def _apply(
@@ -155,23 +158,41 @@ def response_cache_purge(
     namespace: str | None = None,
 ) -> int:
     """Delete the response cache's entries of an organization (or of one team's or key's scope
-    in it), in one namespace or all; every worker then forgets its in-process entries. Returns
-    how many Redis entries were deleted (docs/caching.md)."""
+    in it), in one namespace or all, in Redis and in the S3 tier when the configuration has one;
+    every worker then forgets its in-process entries. Returns how many Redis entries and S3
+    objects were deleted (docs/caching.md)."""
     # Imported on use: gateway.cache loads the /v1 pipeline's modules, which the admin and the
     # management API need only here.
     from gateway.cache import cache_purge_patterns
+    from gateway.config import config_current
+    from gateway.registry import registry_get
     from ogem_site.broadcast import RESPONSE_CACHE, broadcast_publish
     from ogem_site.redis import redis_client_sync
 
     deleted = 0
+    patterns = cache_purge_patterns(
+        organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
+    )
     if settings.REDIS_URL:
         client = redis_client_sync()
-        patterns = cache_purge_patterns(
-            organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
-        )
         for pattern in patterns:
             # One key per command: entries sit in different slots of a Cluster.
             for key in client.scan_iter(match=pattern, count=1000):
                 deleted += client.delete(key)
-    broadcast_publish(topic=RESPONSE_CACHE)
+    registry_get()  # a process that has not served /v1 yet loads its configuration here
+    cache = config_current().cache
+    try:
+        if cache is not None and cache.s3 is not None:
+            from gateway.cache_s3 import s3_purge
+
+            deleted += s3_purge(cache.s3, patterns)
+    except Exception as exc:  # botocore's errors: the bucket is unreachable or refuses
+        logger.warning("response cache purge: S3 failed (%s)", type(exc).__name__)
+        raise CachePurgeError("The S3 tier of the response cache could not be purged.") from exc
+    finally:
+        broadcast_publish(topic=RESPONSE_CACHE)
     return deleted
+
+
+class CachePurgeError(Exception):
+    """A tier of the response cache could not be purged (the others were)."""

@@ -113,6 +113,11 @@ CACHE_REDIS_ERRORS = Counter(
     "Response cache reads and writes on Redis that failed (the request was served anyway).",
     ["operation"],
 )
+CACHE_S3_ERRORS = Counter(
+    "ogem_cache_s3_errors",
+    "Response cache reads and writes on the S3 tier that failed or timed out (served anyway).",
+    ["operation"],
+)
 
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
@@ -153,6 +158,10 @@ def cache_saved_record(
 
 def cache_redis_error_record(*, operation: str) -> None:
     CACHE_REDIS_ERRORS.labels(operation=operation).inc()
+
+
+def cache_s3_error_record(*, operation: str) -> None:
+    CACHE_S3_ERRORS.labels(operation=operation).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

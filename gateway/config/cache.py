@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from gateway.config.fields import Reader
-from gateway.config.types import CACHE_ENDPOINTS, CACHE_SCOPES, CacheSettings
+from gateway.config.types import CACHE_ENDPOINTS, CACHE_SCOPES, CacheSettings, S3CacheSettings
 from gateway.config.yamltree import YNode
 
 # Keys both formats share (LiteLLM's names where LiteLLM has one).
@@ -24,9 +24,28 @@ _SHARED_KEYS = (
     "local_max_bytes",
     "charge_hits",
 )
-NATIVE_KEYS = frozenset({*_SHARED_KEYS, "enabled", "endpoints"})
+NATIVE_KEYS = frozenset({*_SHARED_KEYS, "enabled", "endpoints", "s3"})
+# Ogem's `cache.s3` mapping -> LiteLLM's `cache_params` names (the last two are Ogem's own).
+_S3_KEYS = {
+    "bucket": "s3_bucket_name",
+    "prefix": "s3_path",
+    "region": "s3_region_name",
+    "endpoint_url": "s3_endpoint_url",
+    "access_key_id": "s3_aws_access_key_id",
+    "secret_access_key": "s3_aws_secret_access_key",
+    "session_token": "s3_aws_session_token",
+    "min_bytes": "s3_min_bytes",
+    "timeout": "s3_timeout",
+}
+_S3_SECRETS = frozenset({"access_key_id", "secret_access_key", "session_token"})
 LITELLM_KEYS = frozenset(
-    {*_SHARED_KEYS, "supported_call_types", "default_in_memory_ttl", "default_in_redis_ttl"}
+    {
+        *_SHARED_KEYS,
+        "supported_call_types",
+        "default_in_memory_ttl",
+        "default_in_redis_ttl",
+        *_S3_KEYS.values(),
+    }
 )
 # LiteLLM keys Ogem reads elsewhere or does not build: a warning each, never an error.
 LITELLM_HINTS = {
@@ -38,6 +57,10 @@ LITELLM_HINTS = {
     "sentinel_nodes": "Ogem's cache uses REDIS_URL (redis+sentinel://)",
     "max_connections": "Ogem uses OGEM_REDIS_MAX_CONNECTIONS",
     "socket_timeout": "Ogem uses OGEM_REDIS_TIMEOUT",
+    "s3_api_version": "Ogem's S3 client uses the current API",
+    "s3_use_ssl": "the scheme of s3_endpoint_url decides",
+    "s3_verify": "Ogem verifies TLS certificates with the system's CA bundle",
+    "s3_config": "Ogem sets the S3 client's timeouts itself (s3_timeout)",
     "similarity_threshold": "the semantic cache is not built yet",
     "redis_semantic_cache_embedding_model": "the semantic cache is not built yet",
 }
@@ -56,7 +79,7 @@ _CALL_TYPES = {
 }
 _TYPES = ("redis", "local")
 # LiteLLM's other types: served by the exact cache until their tier exists (a warning says so).
-_LATER_TYPES = ("redis-semantic", "valkey-semantic", "qdrant-semantic", "s3", "gcs", "disk")
+_LATER_TYPES = ("redis-semantic", "valkey-semantic", "qdrant-semantic", "gcs", "disk")
 
 
 def cache_read_native(reader: Reader, node: YNode | None) -> CacheSettings | None:
@@ -77,7 +100,13 @@ def cache_read_native(reader: Reader, node: YNode | None) -> CacheSettings | Non
                     endpoints_node,
                     f'"{name}" cannot be cached (one of {", ".join(CACHE_ENDPOINTS)})',
                 )
-    return _settings(reader, node, fields, endpoints=endpoints)  # type: ignore[arg-type]
+    s3: S3CacheSettings | None = None
+    s3_node = fields.get("s3")
+    s3_fields = reader.mapping(s3_node)
+    if s3_fields is not None:
+        reader.unknown_keys(s3_node, _S3_KEYS, section="cache.s3")  # type: ignore[arg-type]
+        s3 = _s3_settings(reader, s3_node, s3_fields)  # type: ignore[arg-type]
+    return _settings(reader, node, fields, endpoints=endpoints, s3=s3)  # type: ignore[arg-type]
 
 
 def cache_read_litellm(
@@ -107,7 +136,47 @@ def cache_read_litellm(
             elif path not in wanted:
                 wanted.append(path)
         endpoints = tuple(wanted)
-    return _settings(reader, params_node, params, endpoints=endpoints)
+    s3: S3CacheSettings | None = None
+    type_node = params.get("type")
+    named = {key: params[name] for key, name in _S3_KEYS.items() if name in params}
+    if type_node is not None and type_node.value == "s3":
+        s3 = _s3_settings(reader, type_node, named)
+        params = {name: value for name, value in params.items() if name != "type"}
+    elif named:
+        for child in named.values():
+            reader.warning(child, "ignored: `type` is not s3", at_key=True)
+    return _settings(reader, params_node, params, endpoints=endpoints, s3=s3)
+
+
+def _s3_settings(reader: Reader, node: YNode, fields: dict[str, YNode]) -> S3CacheSettings | None:
+    """The object-store tier: a bucket is required; the secrets may be `os.environ/NAME`."""
+    values: dict[str, str | None] = {}
+    for name in ("bucket", "prefix", "region", "endpoint_url", *sorted(_S3_SECRETS)):
+        values[name] = reader.string(fields.get(name), secret=name in _S3_SECRETS) or None
+    bucket = values.pop("bucket")
+    min_bytes = reader.integer(fields.get("min_bytes"), minimum=0)
+    timeout = reader.number(fields.get("timeout"))
+    endpoint = values["endpoint_url"]
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        reader.error(
+            fields["endpoint_url"], f'expected an http:// or https:// URL, got "{endpoint}"'
+        )
+    if not bucket:
+        where = "s3_bucket_name" if node.path.endswith(".type") else "bucket"
+        reader.error(node, f"the S3 tier needs a bucket (`{where}`)")
+        return None
+    defaults = S3CacheSettings(bucket=bucket)
+    return S3CacheSettings(
+        bucket=bucket,
+        prefix=values["prefix"] or "",
+        region=values["region"],
+        endpoint_url=endpoint,
+        access_key_id=values["access_key_id"],
+        secret_access_key=values["secret_access_key"],
+        session_token=values["session_token"],
+        min_bytes=min_bytes if min_bytes is not None else defaults.min_bytes,
+        timeout=timeout if timeout is not None else defaults.timeout,
+    )
 
 
 def _settings(
@@ -116,6 +185,7 @@ def _settings(
     fields: dict[str, YNode],
     *,
     endpoints: tuple[str, ...],
+    s3: S3CacheSettings | None = None,
 ) -> CacheSettings:
     defaults = CacheSettings()
     kind = reader.string(fields.get("type"), secret=False) or "redis"
@@ -155,4 +225,5 @@ def _settings(
             local_max_bytes if local_max_bytes is not None else defaults.local_max_bytes
         ),
         charge_hits=bool(reader.boolean(fields.get("charge_hits"))),
+        s3=s3,
     )

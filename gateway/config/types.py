@@ -55,6 +55,23 @@ CACHE_SCOPES = ("organization", "team", "key")
 
 
 @dataclass(frozen=True, slots=True)
+class S3CacheSettings:
+    """The response cache's object-store tier (L3): any S3-compatible bucket (AWS S3, MinIO, R2,
+    ...); gateway/cache_s3.py serves it."""
+
+    bucket: str
+    prefix: str = ""  # put before every object key ("ogem/" keeps the cache in one folder)
+    region: str | None = None
+    endpoint_url: str | None = None  # None: AWS S3 itself
+    # None: boto3's own credential chain (AWS_ACCESS_KEY_ID, an instance role, ...).
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    min_bytes: int = 64 * 1024  # answers this large or larger go to S3 (and not to Redis)
+    timeout: float = 1.0  # seconds to connect and to read, each; one attempt, then a miss
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The exact response cache (`cache:` in Ogem's format, `litellm_settings.cache` and
     `cache_params` in LiteLLM's); gateway/cache.py serves it."""
@@ -68,6 +85,7 @@ class CacheSettings:
     endpoints: tuple[str, ...] = CACHE_ENDPOINTS
     local_max_bytes: int = 64 * 1024 * 1024  # the in-process tier's bound, per process
     charge_hits: bool = False  # whether a hit costs its original price against budgets
+    s3: S3CacheSettings | None = None  # the object-store tier, for large answers
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import config_check, config_load
-from gateway.config.types import CACHE_ENDPOINTS, CacheSettings
+from gateway.config.types import CACHE_ENDPOINTS, CacheSettings, S3CacheSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -135,4 +135,131 @@ def test_ogem_format_bad_cache_values_are_errors(write_config) -> None:  # type:
         f"{path}:9:14: error: cache.endpoints: "
         '"images/generations" cannot be cached '
         "(one of chat/completions, completions, embeddings, moderations, rerank)",
+    ]
+
+
+def test_litellm_type_s3_reads_litellm_s3_params(write_config, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("S3T_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("S3T_SECRET", "s3t-secret-value")
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+        litellm_settings:
+          cache: true
+          cache_params:
+            type: s3
+            s3_bucket_name: cache-bucket
+            s3_region_name: us-west-2
+            s3_endpoint_url: http://127.0.0.1:9000
+            s3_aws_access_key_id: os.environ/S3T_KEY_ID
+            s3_aws_secret_access_key: os.environ/S3T_SECRET
+            s3_path: ogem/
+            s3_min_bytes: 1024
+            s3_timeout: 0.5
+            s3_use_ssl: false
+        """
+    )
+    config, problems = config_check(path)
+    assert config is not None and config.cache is not None
+    assert config.cache.type == "redis"  # Redis stays L2 for the small answers
+    assert config.cache.s3 == S3CacheSettings(
+        bucket="cache-bucket",
+        prefix="ogem/",
+        region="us-west-2",
+        endpoint_url="http://127.0.0.1:9000",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="s3t-secret-value",
+        min_bytes=1024,
+        timeout=0.5,
+    )
+    assert "s3t-secret-value" not in repr(config.cache)
+    assert [str(p) for p in problems] == [
+        f"{path}:16:5: warning: litellm_settings.cache_params.s3_use_ssl: "
+        "ignored: the scheme of s3_endpoint_url decides"
+    ]
+
+
+def test_litellm_s3_params_without_type_s3_are_ignored(write_config, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = ""
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+        litellm_settings:
+          cache: true
+          cache_params: {type: local, s3_bucket_name: b}
+        """
+    )
+    config, problems = config_check(path)
+    assert config is not None and config.cache is not None
+    assert config.cache.s3 is None
+    assert [str(p) for p in problems] == [
+        f"{path}:6:31: warning: litellm_settings.cache_params.s3_bucket_name: "
+        "ignored: `type` is not s3"
+    ]
+
+
+def test_ogem_format_s3_tier(write_config, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = ""
+    path = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          type: local
+          s3: {bucket: b, endpoint_url: "https://minio.internal:9000", prefix: c/}
+        """
+    )
+    config = config_load(path)
+    assert config.cache is not None
+    assert config.cache.s3 == S3CacheSettings(
+        bucket="b", endpoint_url="https://minio.internal:9000", prefix="c/"
+    )
+    assert (config.cache.s3.min_bytes, config.cache.s3.timeout) == (65536, 1.0)
+
+
+def test_bad_s3_values_are_errors(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          s3: {endpoint_url: "m:9", min_bytes: -1, timeout: 0, secret_access_key: os.environ/S3T_N}
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:5:7: error: cache.s3: the S3 tier needs a bucket (`bucket`)",
+        f"{path}:5:22: error: cache.s3.endpoint_url: expected an http:// or https:// URL, "
+        'got "m:9"',
+        f"{path}:5:40: error: cache.s3.min_bytes: must be at least 0, got -1",
+        f"{path}:5:53: error: cache.s3.timeout: must be greater than 0, got 0",
+        f"{path}:5:75: error: cache.s3.secret_access_key: environment variable S3T_N is not set",
+    ]
+    litellm = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+        litellm_settings:
+          cache: true
+          cache_params: {type: s3, s3_min_bytes: -1, s3_timeout: 0}
+        """
+    )
+    config, problems = config_check(litellm)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{litellm}:6:24: error: litellm_settings.cache_params.type: "
+        "the S3 tier needs a bucket (`s3_bucket_name`)",
+        f"{litellm}:6:42: error: litellm_settings.cache_params.s3_min_bytes: "
+        "must be at least 0, got -1",
+        f"{litellm}:6:58: error: litellm_settings.cache_params.s3_timeout: "
+        "must be greater than 0, got 0",
     ]
