@@ -320,6 +320,7 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
         if response is not None and (plan.max_age is None or age <= plan.max_age):
             found = response
             ctx.cache_age = age
+            ctx.cache_saved_latency_ms = entry.get("l")  # the answer's upstream wait (analytics)
     if found is None:  # a hit is counted once it is admitted (cache_respond)
         model, organization, team = plan.labels
         result = ERROR if plan.failed else MISS
@@ -347,7 +348,8 @@ def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
     if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
         return
     now = time.time()
-    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "r": response})
+    latency = int(ctx.upstream_seconds * 1000)  # what a hit on this entry saves (analytics)
+    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": response})
     _local.set(plan.key, raw, ttl=plan.ttl)
     if not plan.redis or redis_outage.down:
         return
@@ -420,6 +422,8 @@ def _saved(ctx: RequestContext, plan: CachePlan) -> None:
         price = deployment_price(deployment=ctx.candidates[0])
         if price is not None:
             cost = cost_from_price(price=price, usage=usage)
+    ctx.cache_saved_cost = cost
+    ctx.cache_saved_tokens = tokens
     model, organization, team = plan.labels
     cache_saved_record(
         model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
