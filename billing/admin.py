@@ -367,6 +367,7 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "stream",
         "usage_estimated",
         "cache_hit",
+        "cache_result",
     ]
     search_fields = ["request_id", "model", "deployment", "end_customer"]
     date_hierarchy = "created_at"

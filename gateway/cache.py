@@ -321,7 +321,8 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
         if response is not None and (plan.max_age is None or age <= plan.max_age):
             found = response
             ctx.cache_age = age
-            ctx.cache_saved_latency_ms = entry.get("l")  # the answer's upstream wait (analytics)
+            latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
+            ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
     if found is None:  # a hit is counted once it is admitted (cache_respond)
         model, organization, team = plan.labels
         result = ERROR if plan.failed else MISS
