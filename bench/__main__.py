@@ -61,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cpu: count instructions per request under valgrind (deterministic)",
     )
     parser.add_argument(
+        "--cache",
+        choices=["off", "local", "redis"],
+        default="off",
+        help="the response cache (docs/caching.md): the matrix and --cpu add all-hit (one body) "
+        "and all-miss (a new body each request) runs (default off)",
+    )
+    parser.add_argument(
         "--deployment-limits",
         action="store_true",
         help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
@@ -146,7 +153,8 @@ def _header(args: argparse.Namespace) -> str:
     return (
         f"# Ogem benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; {place} on "
-        f"another. Database {database}, cache {cache}. {args.seconds:.0f} s per measurement."
+        f"another. Database {database}, cache {cache}, response cache {args.cache}. "
+        f"{args.seconds:.0f} s per measurement."
     )
 
 
@@ -178,6 +186,7 @@ def _run(
             core=ogem_core,
             redis_url=redis_url,
             deployment_limits=args.deployment_limits,
+            cache=args.cache,
         )
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
@@ -190,10 +199,16 @@ def _run(
                 profile=args.profile,
                 core=ogem_core,
                 callgrind=args.callgrind.resolve() if args.callgrind else None,
+                cache=args.cache,
             )
-        return _matrix(
+        report = _matrix(
             ogem, upstream, tools["wrk"], workdir, args.seconds, load_core, args.concurrency
         )
+        if args.cache != "off":
+            report += "\n\n" + _cache_rows(
+                ogem, tools["wrk"], workdir, args.seconds, load_core, args.concurrency, args.cache
+            )
+        return report
     finally:
         if ogem is not None:
             ogem.stop()
@@ -290,6 +305,37 @@ def _matrix(
             *ttfb,
         ]
     )
+
+
+def _cache_rows(
+    ogem: Ogem,
+    wrk: str,
+    workdir: Path,
+    seconds: float,
+    load_core: int | None,
+    concurrency: tuple[int, ...],
+    cache: str,
+) -> str:
+    """With the response cache on: non-streaming requests that all hit (one body, answered from
+    the cache after the first) and that all miss (a new body each, wrk's Lua numbering the
+    prompt). The matrix above is the same requests hitting; compare with a `--cache off` run."""
+    through = f"{ogem.url}/v1/chat/completions"
+    rows = [
+        "| requests | conc. | Ogem req/s | Ogem p50 / p99 ms (wrk) | errors |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, unique in (("every one a hit", False), ("every one a miss", True)):
+        for conns in concurrency:
+            print(f"cache {cache}, {name}, concurrency {conns} ...", flush=True)
+            result = wrk_run(
+                wrk=wrk, url=through, connections=conns, seconds=seconds, workdir=workdir,
+                body=REQUEST_JSON, headers=ogem.headers, core=load_core, unique=unique,
+            )  # fmt: skip
+            rows.append(
+                f"| {name} | {conns} | {result.requests_per_second:,.0f} | "
+                f"{result.p50_ms:.2f} / {result.p99_ms:.2f} | {result.errors} |"
+            )
+    return "\n".join([f"## The response cache ({cache}): non-streaming, wrk", "", *rows])
 
 
 def _soak(ogem: Ogem, wrk: str, workdir: Path, total: int, load_core: int | None) -> str:

@@ -19,6 +19,13 @@ REQUEST_STREAM = orjson.dumps(
 )
 
 
+def request_unique(number: int) -> bytes:
+    """REQUEST_JSON with a numbered prompt: a body the response cache has never seen."""
+    return orjson.dumps(
+        {"model": "bench-chat", "messages": [{"role": "user", "content": f"Say hello. #{number}"}]}
+    )
+
+
 def completion_json() -> bytes:
     return orjson.dumps(
         {

@@ -97,18 +97,42 @@ async def _measure(
     warmup: int,
     profile: bool,
     concurrency: int = 1,
+    unique: bool = False,
 ) -> tuple[CpuResult, str]:
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"authorization", f"Bearer {key}".encode()),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    from bench.bodies import request_unique
+
+    def headers_for(body: bytes) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"host", b"127.0.0.1:8000"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+
+    # `unique`: every request a body never sent before (all response cache misses), built
+    # before the counted window.
+    numbered = [request_unique(n) for n in range(warmup + requests)] if unique else []
+    fixed = headers_for(body)
+
+    def next_request() -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        if not numbered:
+            return body, fixed
+        chosen = numbered.pop()
+        return chosen, headers_for(chosen)
+
     path = "/v1/chat/completions"
     for _ in range(warmup):
-        status, answer = await asgi_request(app, path=path, body=body, headers=headers)
+        sent, headers = next_request()
+        status, answer = await asgi_request(app, path=path, body=sent, headers=headers)
         if status != 200:
             raise SystemExit(f"warm-up request answered {status}: {answer[:300]!r}")
+    if numbered:  # the counted requests' headers too, before the window
+        prepared = [(chosen, headers_for(chosen)) for chosen in reversed(numbered)]
+        numbered.clear()
+
+        def next_request() -> tuple[bytes, list[tuple[bytes, bytes]]]:
+            return prepared.pop()
+
     gc.collect()
     _callgrind_instrument(on=True)
     profiler = cProfile.Profile() if profile else None
@@ -121,7 +145,8 @@ async def _measure(
     async def worker(count: int) -> None:
         nonlocal size
         for _ in range(count):
-            status, answer = await asgi_request(app, path=path, body=body, headers=headers)
+            sent, headers = next_request()
+            status, answer = await asgi_request(app, path=path, body=sent, headers=headers)
             if status != 200:
                 raise SystemExit(f"request answered {status}: {answer[:300]!r}")
             size = len(answer)
@@ -162,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
     parser.add_argument("--mode", choices=["all", "json", "stream"], default="all")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--cache",
+        choices=["miss", "hit"],
+        help="with the response cache on: every request a new body (miss) or one body (hit)",
+    )
     args = parser.parse_args(argv)
 
     import uvloop
@@ -190,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.warmup,
                 profile=args.profile,
                 concurrency=args.concurrency,
+                unique=args.cache == "miss",
             )
             lines.append(
                 f"| {mode} | {args.concurrency} | {result.requests:,} | {result.cpu_us:,.0f} | "

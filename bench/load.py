@@ -27,13 +27,24 @@ class WrkResult:
     requests: int
 
 
-def _lua(path: Path, *, body: bytes | None, headers: dict[str, str]) -> Path:
+def _lua(path: Path, *, body: bytes | None, headers: dict[str, str], unique: bool = False) -> Path:
     lines = []
     if body is not None:
         lines.append('wrk.method = "POST"')
         lines.append(f"wrk.body = [==[{body.decode()}]==]")
     for name, value in headers.items():
         lines.append(f'wrk.headers["{name}"] = "{value}"')
+    if unique and body is not None:
+        # Every request a body never sent before (a response cache miss): the prompt's last
+        # word numbered per request.
+        lines += [
+            "local counter = 0",
+            "request = function()",
+            "  counter = counter + 1",
+            '  local body = string.gsub(wrk.body, "Say hello%.", "Say hello. #" .. counter, 1)',
+            "  return wrk.format(nil, nil, nil, body)",
+            "end",
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -55,8 +66,12 @@ def wrk_run(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     core: int | None = None,
+    unique: bool = False,
 ) -> WrkResult:
-    script = _lua(workdir / f"wrk-{connections}.lua", body=body, headers=headers or {})
+    """`unique`: a different body each request (the prompt numbered), e.g. all cache misses."""
+    script = _lua(
+        workdir / f"wrk-{connections}.lua", body=body, headers=headers or {}, unique=unique
+    )
     argv = [
         wrk,
         "-t1",

@@ -77,12 +77,15 @@ class Ogem:
         stop(self.process, timeout=40)
 
 
-def write_config(path: Path, upstream: MockUpstream, *, deployment_limits: bool = False) -> Path:
+def write_config(
+    path: Path, upstream: MockUpstream, *, deployment_limits: bool = False, cache: str = "off"
+) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
     configured. `--deployment-limits` also gives each deployment its own rpm/tpm, far above what a
     run reaches, so that the router's capacity count runs (one more Redis round trip at the pick
-    and one at the settle)."""
+    and one at the settle). `cache` `local` or `redis` turns the response cache on
+    (docs/caching.md), as LiteLLM's `litellm_settings` says it."""
 
     def entry(name: str, port: int, *, weight: int) -> dict:
         return {
@@ -112,6 +115,8 @@ def write_config(path: Path, upstream: MockUpstream, *, deployment_limits: bool 
             "cooldown_time": 30,
         },
     }
+    if cache != "off":
+        config["litellm_settings"] = {"cache": True, "cache_params": {"type": cache}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -147,9 +152,12 @@ def start_ogem(
     core: int | None,
     redis_url: str,
     deployment_limits: bool = False,
+    cache: str = "off",
 ) -> Ogem:
-    """Ogem on `redis_url` ("" for local memory)."""
-    config = write_config(workdir / "config.yaml", upstream, deployment_limits=deployment_limits)
+    """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
+    config = write_config(
+        workdir / "config.yaml", upstream, deployment_limits=deployment_limits, cache=cache
+    )
     env = _environment(workdir, config, redis_url)
     _manage(["migrate", "--noinput"], env)
     key = _manage(["shell", "-c", KEY_SCRIPT], env).strip().splitlines()[-1]
@@ -184,12 +192,44 @@ def _check(ogem: Ogem, workdir: Path) -> None:
 
 
 def cpu_run(
-    ogem: Ogem, *, requests: int, profile: bool, core: int | None, callgrind: Path | None = None
+    ogem: Ogem,
+    *,
+    requests: int,
+    profile: bool,
+    core: int | None,
+    callgrind: Path | None = None,
+    cache: str = "off",
 ) -> str:
     """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core. With
     `callgrind`, under valgrind's callgrind (non-streaming requests only, counted after 100
-    warm-up ones), writing its profile there and reporting instructions per request."""
-    argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests)]
+    warm-up ones), writing its profile there and reporting instructions per request. With the
+    response cache on, non-streaming requests only, twice: every request a miss (a new body
+    each), then every request a hit (one body)."""
+    if cache != "off":
+        runs = [("cache on, every request a miss", ["--cache", "miss"])]
+        runs.append(("cache on, every request a hit", ["--cache", "hit"]))
+        parts = []
+        for name, extra in runs:
+            where = None
+            if callgrind is not None:
+                where = callgrind.with_name(f"{callgrind.name}.{extra[1]}")
+            report = _cpu_once(ogem, requests, profile, core, where, extra)
+            parts.append(f"### {name} ({cache})\n\n{report}")
+        return "\n".join(parts)
+    return _cpu_once(ogem, requests, profile, core, callgrind, [])
+
+
+def _cpu_once(
+    ogem: Ogem,
+    requests: int,
+    profile: bool,
+    core: int | None,
+    callgrind: Path | None,
+    extra: list[str],
+) -> str:
+    argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests), *extra]
+    if extra:
+        argv += ["--mode", "json"]
     if profile:
         argv.append("--profile")
     env = ogem.env
@@ -198,7 +238,9 @@ def cpu_run(
         valgrind = ensure_tools({"valgrind": "valgrind", "callgrind_control": "valgrind"})
         tool = [valgrind["valgrind"], "--tool=callgrind", "--instr-atstart=no"]
         argv = [*tool, f"--callgrind-out-file={callgrind}", *argv]
-        argv += ["--warmup", "100", "--mode", "json"]
+        argv += ["--warmup", "100"]
+        if not extra:
+            argv += ["--mode", "json"]
         env = {**env, "OGEM_BENCH_CALLGRIND": "1"}
     result = subprocess.run(pinned(argv, core), cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:

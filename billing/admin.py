@@ -21,6 +21,7 @@ from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, Reques
 from billing.pricing import MODEL_PRICE_FIELDS, price_value_problem
 from billing.selectors import (
     budget_list,
+    cache_chart_data,
     request_log_list,
     spend_chart_data,
     unpriced_usage_list,
@@ -90,6 +91,13 @@ def spend_dashboard_view(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         chart = spend_chart_data(
+            principal=principal,
+            start=data["start"],
+            end=data["end"],
+            organization_id=data["organization"].pk if data["organization"] else None,
+            team_id=data["team"].pk if data["team"] else None,
+        )
+        chart["cache"] = cache_chart_data(
             principal=principal,
             start=data["start"],
             end=data["end"],
@@ -359,6 +367,7 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "stream",
         "usage_estimated",
         "cache_hit",
+        "cache_result",
     ]
     search_fields = ["request_id", "model", "deployment", "end_customer"]
     date_hierarchy = "created_at"

@@ -18,7 +18,14 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
-from billing.selectors import SPEND_GROUPS, SPEND_NAMED_GROUPS, budget_list, spend_summary
+from billing.selectors import (
+    CACHE_STATS_GROUPS,
+    SPEND_GROUPS,
+    SPEND_NAMED_GROUPS,
+    budget_list,
+    cache_stats_summary,
+    spend_summary,
+)
 from billing.services import EntityLimits, budget_delete, budget_reset, budget_upsert
 from keys.models import VirtualKey
 from keys.selectors import key_list
@@ -342,6 +349,90 @@ class SpendView(APIView):
             if param in params
         }
         summary = spend_summary(
+            principal=request_principal(request),
+            group_by=params["group_by"],
+            start=params.get("start"),
+            end=params.get("end"),
+            filters=filters,
+        )
+        return Response(summary)
+
+
+class CacheStatsQuerySerializer(SpendQuerySerializer):
+    group_by = serializers.ChoiceField(choices=sorted(CACHE_STATS_GROUPS), default="model")
+
+
+class CacheStatsTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField(help_text="Requests the cache saw: hits, misses, bypasses.")
+    hits = serializers.IntegerField()
+    misses = serializers.IntegerField()
+    bypasses = serializers.IntegerField()
+    hit_rate = serializers.FloatField(
+        allow_null=True, help_text="hits / (hits + misses); null without either."
+    )
+    saved_cost = serializers.DecimalField(
+        **_USD_SUM,
+        coerce_to_string=True,
+        help_text="USD the upstream calls of the hits would have cost, a fixed-point string.",
+    )
+    saved_tokens = serializers.IntegerField()
+    saved_latency_ms = serializers.IntegerField(
+        help_text="The upstream latency the hits' stored answers took when they were made."
+    )
+
+
+class CacheStatsRowSerializer(CacheStatsTotalsSerializer):
+    """One group: only the group_by field (and its name for key, team and organization)."""
+
+    key = serializers.IntegerField(required=False, allow_null=True)
+    key_name = serializers.CharField(required=False, allow_null=True)
+    team = serializers.IntegerField(required=False, allow_null=True)
+    team_name = serializers.CharField(required=False, allow_null=True)
+    organization = serializers.IntegerField(required=False, allow_null=True)
+    organization_name = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False)
+    day = serializers.DateField(required=False)
+
+
+class CacheStatsSerializer(serializers.Serializer):
+    group_by = serializers.CharField()
+    start = serializers.DateField(allow_null=True)
+    end = serializers.DateField(allow_null=True)
+    results = CacheStatsRowSerializer(many=True)
+    total = CacheStatsTotalsSerializer()
+
+
+class CacheStatsView(APIView):
+    """Response cache analytics (docs/caching.md): hits, misses, hit rate, tokens, cost and
+    latency saved of the caller's requests, scoped like /api/v1/spend, grouped."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("group_by", str, enum=sorted(CACHE_STATS_GROUPS)),
+            OpenApiParameter("start", date),
+            OpenApiParameter("end", date),
+            OpenApiParameter("organization", int),
+            OpenApiParameter("team", int),
+            OpenApiParameter("key", int),
+            OpenApiParameter("model", str),
+        ],
+        responses=CacheStatsSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = CacheStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        filters = {
+            column: params[param]
+            for param, column in (
+                ("organization", "organization_id"),
+                ("team", "team_id"),
+                ("key", "key_id"),
+                ("model", "model"),
+            )
+            if param in params
+        }
+        summary = cache_stats_summary(
             principal=request_principal(request),
             group_by=params["group_by"],
             start=params.get("start"),

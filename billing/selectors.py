@@ -515,3 +515,121 @@ def key_budget_annotate(keys: QuerySet[VirtualKey]) -> QuerySet[VirtualKey]:
         budget_spend=Subquery(budgets.values("spend")[:1]),
         budget_reset_at=Subquery(budgets.values("reset_at")[:1]),
     )
+
+
+# ---- Response cache analytics (docs/caching.md) --------------------------------------------------
+
+CACHE_STATS_GROUPS = {
+    "organization": "organization_id",
+    "team": "team_id",
+    "key": "key_id",
+    "model": "model",
+    "day": "day",
+}
+_CACHE_SUMS = {
+    "hits": Count("pk", filter=Q(cache_result="hit")),
+    "misses": Count("pk", filter=Q(cache_result="miss")),
+    "bypasses": Count("pk", filter=Q(cache_result="bypass")),
+    "saved_cost": Sum("cache_saved_cost"),
+    "saved_tokens": Sum("cache_saved_tokens"),
+    "saved_latency_ms": Sum("cache_saved_latency_ms"),
+}
+
+
+def cache_stats_summary(
+    *,
+    principal: Principal,
+    group_by: str,
+    start: date | None = None,
+    end: date | None = None,
+    filters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Response cache hits, misses, hit rate and savings of the caller's requests (the spend
+    API's scope), grouped by one dimension, from the request log: a row there says what the cache
+    did (``cache_result``) and what a hit saved. Requests the cache did not see are not counted.
+    The hit rate is hits / (hits + misses), null without either. Money is a decimal string."""
+    if group_by not in CACHE_STATS_GROUPS:
+        raise ValueError(f"group_by must be one of {sorted(CACHE_STATS_GROUPS)}")
+    logs = request_log_list(principal=principal).filter(**(filters or {})).exclude(cache_result="")
+    if start is not None:
+        logs = logs.filter(created_at__gte=_day_start(start))
+    if end is not None:
+        logs = logs.filter(created_at__lt=_day_start(end + timedelta(days=1)))
+    logs = logs.order_by()
+    column = CACHE_STATS_GROUPS[group_by]
+    grouped = logs
+    if group_by == "day":
+        grouped = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+    rows = sorted(
+        grouped.values(column).annotate(**_CACHE_SUMS),
+        key=lambda row: (row[column] is None, row[column]),
+    )
+    names = _group_names(group_by=group_by, values=[row[column] for row in rows])
+    results = []
+    for row in rows:
+        value = row[column]
+        named = {f"{group_by}_name": names.get(value)} if group_by in _NAMED_GROUPS else {}
+        shown = value.isoformat() if isinstance(value, date) else value
+        results.append({group_by: shown, **named, **_cache_totals(row)})
+    requested = _requested_range(start=start, end=end)
+    return {
+        "group_by": group_by,
+        "start": requested[0],
+        "end": requested[1],
+        "results": results,
+        "total": _cache_totals(_cache_sum(rows)),  # the groups do not overlap: one query
+    }
+
+
+def _cache_sum(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {name: sum((row[name] or 0) for row in rows) for name in _CACHE_SUMS}
+
+
+def _cache_totals(row: dict[str, Any]) -> dict[str, Any]:
+    hits, misses, bypasses = row["hits"] or 0, row["misses"] or 0, row["bypasses"] or 0
+    looked_up = hits + misses
+    return {
+        "requests": hits + misses + bypasses,
+        "hits": hits,
+        "misses": misses,
+        "bypasses": bypasses,
+        "hit_rate": round(hits / looked_up, 4) if looked_up else None,
+        "saved_cost": usd_str(row["saved_cost"] or Decimal("0")),
+        "saved_tokens": row["saved_tokens"] or 0,
+        "saved_latency_ms": row["saved_latency_ms"] or 0,
+    }
+
+
+def cache_chart_data(
+    *,
+    principal: Principal,
+    start: date,
+    end: date,
+    organization_id: int | None = None,
+    team_id: int | None = None,
+) -> dict[str, Any]:
+    """The response cache's totals and daily hits and saved cost (admin's spend dashboard and the
+    portal), read as ``cache_stats_summary`` reads them."""
+    filters: dict[str, Any] = {}
+    if organization_id is not None:
+        filters["organization_id"] = organization_id
+    if team_id is not None:
+        filters["team_id"] = team_id
+    summary = cache_stats_summary(
+        principal=principal, group_by="day", start=start, end=end, filters=filters
+    )
+    per_day = {row["day"]: row for row in summary["results"]}
+    labels = [
+        (start + timedelta(days=offset)).isoformat() for offset in range((end - start).days + 1)
+    ]
+    return {
+        "total": summary["total"],
+        "series": [
+            {
+                "label": "Saved by cache hits",
+                "spend": [per_day.get(day, {}).get("saved_cost", usd_str(0)) for day in labels],
+                "tokens": [per_day.get(day, {}).get("saved_tokens", 0) for day in labels],
+            }
+        ],
+        "hits": [per_day.get(day, {}).get("hits", 0) for day in labels],
+    }

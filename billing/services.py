@@ -252,6 +252,14 @@ def _unpriced_usage_rows(*, logs: list[RequestLog]) -> list[UnpricedUsage]:
     ]
 
 
+def _decimal_or_none(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else max(int(value), 0)
+
+
 def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
     return RequestLog(
         request_id=str(event["request_id"])[:64],
@@ -275,6 +283,10 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         cancelled=bool(event.get("cancelled", False)),
         usage_estimated=bool(event.get("usage_estimated", False)),
         cache_hit=bool(event.get("cache_hit", False)),
+        cache_result=str(event.get("cache_result") or "")[:8],
+        cache_saved_cost=_decimal_or_none(event.get("cache_saved_cost")),
+        cache_saved_tokens=_int_or_none(event.get("cache_saved_tokens")),
+        cache_saved_latency_ms=_int_or_none(event.get("cache_saved_latency_ms")),
         tags=list(event.get("tags") or []),
     )
 

@@ -54,6 +54,10 @@ def usage_event_build(
         "cancelled": ctx.cancelled,
         "usage_estimated": usage.estimated,
         "cache_hit": ctx.cache_status == "hit",
+        "cache_result": ctx.cache_status,
+        "cache_saved_cost": None if ctx.cache_saved_cost is None else str(ctx.cache_saved_cost),
+        "cache_saved_tokens": ctx.cache_saved_tokens,
+        "cache_saved_latency_ms": ctx.cache_saved_latency_ms,
         "tags": sorted({*caller.tags, *ctx.tags}),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from providers.base import Deployment, Endpoint
@@ -141,3 +142,7 @@ class RequestContext:
     cache_status: str = ""
     cache_age: float | None = None
     cache_free: bool = False
+    # A hit's savings (gateway.cache._saved), recorded in the usage event for cache analytics.
+    cache_saved_cost: Decimal | None = None
+    cache_saved_tokens: int | None = None
+    cache_saved_latency_ms: int | None = None

@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from billing.rest import BudgetViewSet, SpendView
+from billing.rest import BudgetViewSet, CacheStatsView, SpendView
 from gateway.rest import (
     CachePurgeView,
     ModelDeploymentViewSet,
@@ -43,6 +43,7 @@ router.register("models", ModelDeploymentViewSet, basename="model")
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
     re_path(r"^cache/?$", CachePurgeView.as_view(), name="cache"),
+    re_path(r"^cache/stats/?$", CacheStatsView.as_view(), name="cache-stats"),
     re_path(r"^routing/status/?$", RoutingStatusView.as_view(), name="routing-status"),
     # Before the router's `models/{id}`, which would take "health" for an id.
     re_path(r"^models/health/?$", ModelHealthView.as_view(), name="model-health"),

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import BudgetScope
-from billing.selectors import budget_list, spend_summary
+from billing.selectors import budget_list, cache_stats_summary, spend_summary
 from gateway.model_health import deployment_kind
 from gateway.registry import registry_get
 from keys.budgets import usd_str
@@ -121,6 +121,7 @@ def portal_usage(*, principal: Principal, days: int = 30) -> dict[str, Any]:
             "spend": [per_day.get(day, {}).get("spend", usd_str(0)) for day in labels],
             "tokens": [per_day.get(day, {}).get("total_tokens", 0) for day in labels],
         },
+        "cache": cache_stats_summary(principal=principal, group_by="model", start=start, end=end),
         "by_model": by_model["results"],
         "by_key": [
             {**row, "name": row["key_name"] or f"deleted key {row['key']}"}

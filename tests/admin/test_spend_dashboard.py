@@ -277,8 +277,9 @@ def test_query_count_does_not_grow_with_data(world) -> None:
     _roll(*range(1, 20))
     assert queries() == few
     # Session, user, principal, watermark, 2 aggregates of the rollups and 2 of the log, team
-    # names, the warning's one, and admin's own (permission, app list, organization choices).
-    assert few <= 17
+    # names, the warning's one, the response cache's one, and admin's own (permission, app
+    # list, organization choices).
+    assert few <= 18
 
 
 def test_index_and_organization_and_team_pages_link_to_it(world) -> None:
@@ -423,3 +424,33 @@ def test_the_warning_links_to_the_deployment_behind_the_usage(world) -> None:
     (warning,) = _warnings(_client(world["admin"]).get(URL))
     change = f"/admin/gateway/modeldeployment/{deployment.pk}/change/"
     assert f'<a href="{change}">Set input_cost_per_token and output_cost_per_token' in warning
+
+
+def test_the_response_cache_hit_rate_and_saved_cost_are_shown() -> None:
+    """Cache analytics on the dashboard: hits, hit rate and the cost the hits saved, per day."""
+    team = TeamFactory(organization=OrganizationFactory(name="Acme"), name="Search")
+    for result, saved in (("miss", None), ("hit", "0.00002706"), ("hit", "0.5"), ("bypass", None)):
+        RequestLog.objects.create(
+            request_id=f"dash-{next(_ids)}",
+            created_at=datetime.combine(_today(), time(12), tzinfo=UTC),
+            organization_id=team.organization_id,
+            team_id=team.pk,
+            endpoint="chat/completions",
+            model="gpt-4o-mini",
+            status_code=200,
+            total_tokens=10,
+            cache_hit=result == "hit",
+            cache_result=result,
+            cache_saved_cost=Decimal(saved) if saved else None,
+            cache_saved_tokens=10 if saved else None,
+        )
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    page = _client(root).get(URL)
+    cache = _payload(page)["cache"]
+    assert (cache["total"]["hits"], cache["total"]["misses"]) == (2, 1)
+    assert cache["total"]["saved_cost"] == "0.50002706"
+    assert cache["series"][0]["spend"][-1] == "0.50002706"
+    assert cache["series"][0]["tokens"][-1] == 20
+    assert b"<strong>67%</strong>" in page.content  # 2 hits of 3 looked up
+    assert b"<strong>$0.50002706</strong>" in page.content
+    assert b'id="cache-saved"' in page.content

@@ -544,3 +544,67 @@ def test_anthropic_messages_hit_too(cache_on, live_ogem, master_key) -> None:  #
         text = "".join(stream.text_stream)
         assert stream.response.headers["x-ogem-cache"] == "hit"
     assert text == first.parse().content[0].text
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_cache_stats_equal_the_hits_the_requests_produced(  # type: ignore[no-untyped-def]
+    cache_on, make_key, live_ogem, master_key
+) -> None:
+    """Five requests, two distinct: two misses, three hits. /api/v1/cache/stats says exactly
+    that, and the cost saved is the price of the cached usage (what each miss cost)."""
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+
+    cache_on()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    first, second = _messages(), [{"role": "user", "content": "Another question, longer " * 5}]
+    ids = []
+    for messages, expected in (
+        (first, "miss"),
+        (first, "hit"),
+        (second, "miss"),
+        (first, "hit"),
+        (second, "hit"),
+    ):
+        raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=messages)
+        assert raw.headers["x-ogem-cache"] == expected
+        ids.append(raw.headers["x-request-id"])
+    usage_drain()
+    rows = [RequestLog.objects.get(request_id=request_id) for request_id in ids]
+    miss_first, miss_second = rows[0], rows[2]
+    assert miss_first.cost > 0 and miss_second.cost > 0
+    assert [row.cache_result for row in rows] == ["miss", "hit", "miss", "hit", "hit"]
+    assert rows[1].cache_saved_cost == miss_first.cost
+    assert rows[4].cache_saved_cost == miss_second.cost
+    assert rows[0].cache_saved_cost is None
+    assert all(row.cache_saved_latency_ms is not None for row in (rows[1], rows[3], rows[4]))
+    key_id = miss_first.key_id
+
+    answer = httpx.get(
+        f"{live_ogem.url}/api/v1/cache/stats",
+        params={"group_by": "key", "key": key_id},
+        headers={"Authorization": f"Bearer {master_key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    saved_cost = 2 * miss_first.cost + miss_second.cost
+    saved_tokens = 2 * miss_first.total_tokens + miss_second.total_tokens
+    saved_latency = sum(row.cache_saved_latency_ms for row in rows if row.cache_hit)
+    expected = {
+        "requests": 5,
+        "hits": 3,
+        "misses": 2,
+        "bypasses": 0,
+        "hit_rate": 0.6,
+        "saved_cost": f"{saved_cost:.8f}",
+        "saved_tokens": saved_tokens,
+        "saved_latency_ms": saved_latency,
+    }
+    assert body["total"] == expected
+    assert body["results"] == [{"key": key_id, "key_name": "test key", **expected}]
+    by_model = httpx.get(
+        f"{live_ogem.url}/api/v1/cache/stats",
+        params={"group_by": "model", "key": key_id},
+        headers={"Authorization": f"Bearer {master_key}"},
+    ).json()
+    assert by_model["results"] == [{"model": "mock-chat", **expected}]

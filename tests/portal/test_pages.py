@@ -80,6 +80,34 @@ def test_usage_shows_my_spend_by_day_model_and_key_and_not_others() -> None:
     assert b"vendor/chart.umd.min.js" in page.content
 
 
+def test_usage_shows_my_cache_hit_rate_and_saved_cost() -> None:
+    team = TeamFactory()
+    me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
+    mine = key_create(name="notebook", team=team, user=me).key
+    for n, result in enumerate(("miss", "hit", "hit", "hit")):
+        RequestLog.objects.create(
+            request_id=f"cached-{n}",
+            created_at=timezone.now(),
+            organization_id=mine.organization_id,
+            team_id=mine.team_id,
+            key_id=mine.pk,
+            endpoint="chat/completions",
+            model="mock-chat",
+            status_code=200,
+            cache_hit=result == "hit",
+            cache_result=result,
+            cache_saved_cost=Decimal("0.0125") if result == "hit" else None,
+            cache_saved_tokens=40 if result == "hit" else None,
+        )
+    page = _client(me).get("/usage/")
+    cache = page.context["usage"]["cache"]
+    assert (cache["total"]["hits"], cache["total"]["hit_rate"]) == (3, 0.75)
+    assert cache["total"]["saved_cost"] == "0.03750000"
+    assert b"75%" in page.content
+    assert b"$0.0375" in page.content
+    assert b"Response cache by model" in page.content
+
+
 def test_teams_page_shows_my_role_and_the_team_budget() -> None:
     team = TeamFactory(name="Research")
     me = MembershipFactory(organization=team.organization, team=team, role=Role.TEAM_ADMIN).user

@@ -101,3 +101,56 @@ def test_slow_upstream_sends_one_whole_event_per_interval(tmp_path):
     assert 40 < result.open.p99_ms < 150
     # On a schedule from each stream's start (21 intervals: 1.05 s), not drifting with each write.
     assert all(1.04 < last - first < 1.3 for first, last in result.spans)
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="needs wrk")
+def test_wrk_unique_sends_a_new_body_each_request(tmp_path):
+    """`--cache`'s all-miss runs: wrk's Lua numbers the prompt, so no two bodies are alike."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bench.load import wrk_run
+
+    bodies: list[bytes] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+        result = wrk_run(
+            wrk=shutil.which("wrk"), url=url, connections=2, seconds=1, workdir=tmp_path,
+            body=REQUEST_JSON, headers={"Content-Type": "application/json"}, unique=True,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert result.errors == 0
+    assert len(bodies) > 10
+    assert len(set(bodies)) == len(bodies)
+    prompts = [orjson.loads(body)["messages"][0]["content"] for body in bodies]
+    assert all(prompt.startswith("Say hello. #") for prompt in prompts)
+
+
+def test_bench_config_turns_the_response_cache_on_as_litellm_says_it(tmp_path):
+    import yaml
+
+    from bench.nginx import MockUpstream
+    from bench.ogem import write_config
+
+    upstream = MockUpstream(process=None, json_port=1, sse_port=2, slow_port=3)  # type: ignore[arg-type]
+    off = yaml.safe_load(write_config(tmp_path / "off.yaml", upstream).read_text())
+    assert "litellm_settings" not in off
+    on = yaml.safe_load(write_config(tmp_path / "on.yaml", upstream, cache="redis").read_text())
+    assert on["litellm_settings"] == {"cache": True, "cache_params": {"type": "redis"}}

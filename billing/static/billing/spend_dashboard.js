@@ -45,4 +45,5 @@
   draw("team-tokens", data.teams, "tokens", false);
   draw("model-spend", data.models, "spend", true);
   draw("model-tokens", data.models, "tokens", false);
+  if (data.cache) { draw("cache-saved", data.cache.series, "spend", true); }
 })();
