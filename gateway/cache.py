@@ -108,7 +108,9 @@ def cache_plan(
     organization = str(caller.organization_id) if caller.organization_id is not None else ""
     team = str(caller.team_id) if caller.team_id is not None else ""
     labels = (group, organization, team)
-    if ctx.endpoint.value not in config.endpoints or inbound.form:
+    if ctx.endpoint.value not in config.endpoints or inbound.form or ctx.stored is not None:
+        # A stored completion (`store: true`) is a completion of its own, under its own id, that
+        # its owner can list and fetch: never answered from, nor written to, the cache.
         _bypass(ctx, labels)
         return
     # The most general first: the model group's, the owner's metadata, the request, its headers.

@@ -94,6 +94,21 @@ def test_a_repeated_request_is_answered_from_the_cache(emulated, sdk) -> None:  
     assert _upstream_calls(emulated) == 2
 
 
+def test_a_stored_completion_is_its_own_and_never_cached(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    """`store: true` bypasses the cache both ways: each stored completion is a real answer under
+    its own id, and no later request is answered with a stored completion's id."""
+    messages = _messages()
+    first = _chat(sdk, messages, store=True)
+    second = _chat(sdk, messages, store=True)
+    assert first.headers["x-ogem-cache"] == second.headers["x-ogem-cache"] == "bypass"
+    assert first.parse().id != second.parse().id
+    assert sdk.chat.completions.retrieve(second.parse().id).id == second.parse().id
+    plain = _chat(sdk, messages)
+    assert plain.headers["x-ogem-cache"] == "miss"
+    assert plain.parse().id not in {first.parse().id, second.parse().id}
+    assert _upstream_calls(emulated) == 3
+
+
 def test_the_cache_object_is_never_sent_upstream(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
     _chat(sdk, _messages(), extra_body={"cache": {"ttl": 60, "namespace": "docs"}})
     assert "cache" not in emulated.requests[-1].json
