@@ -8,7 +8,12 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -421,7 +426,14 @@ class CachePurgeView(APIView):
             OpenApiParameter("key", int, description="only this key's scope"),
             OpenApiParameter("namespace", str, description="only this namespace"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            503: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="the S3 tier's bucket could not be reached: Redis and every "
+                "worker's in-process entries were purged, its objects were not",
+            ),
+        },
     )
     def delete(self, request: Request) -> Response:
         from gateway.cache import cache_namespace_valid
