@@ -530,7 +530,12 @@ _period_tasks: set[asyncio.Task[None]] = set()
 
 def _periods_reset_if_due(snapshots: dict[SnapshotKey, BudgetSnapshot | None], *, now: int) -> None:
     """Without Redis there is no Celery beat: reset ended budget periods here, in the background."""
-    if settings.REDIS_URL or _period_tasks:
+    if settings.REDIS_URL:
+        return
+    loop = asyncio.get_running_loop()
+    # One reset at a time per event loop; a task left by a loop that ended (its done callback
+    # never ran) must not stop this one's.
+    if any(task.get_loop() is loop and not task.done() for task in _period_tasks):
         return
     due = any(
         s is not None and s.reset_at is not None and s.reset_at.timestamp() * 1000 <= now
@@ -538,9 +543,8 @@ def _periods_reset_if_due(snapshots: dict[SnapshotKey, BudgetSnapshot | None], *
     )
     if not due:
         return
-    task = asyncio.get_running_loop().create_task(
-        sync_to_async(_periods_reset_in_thread, thread_sensitive=False)()
-    )
+    task = loop.create_task(sync_to_async(_periods_reset_in_thread, thread_sensitive=False)())
+    _period_tasks.difference_update([ended for ended in _period_tasks if ended.done()])
     _period_tasks.add(task)
     task.add_done_callback(_period_tasks.discard)
 
