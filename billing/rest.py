@@ -37,6 +37,20 @@ from tenants.selectors import end_customer_list, organization_list, team_list, u
 _DURATIONS = [value for value in BudgetDuration.values if value]
 
 
+def _usage_filters(params: dict[str, Any]) -> dict[str, Any]:
+    """The request log columns a spend or cache-stats query narrows to."""
+    return {
+        column: params[param]
+        for param, column in (
+            ("organization", "organization_id"),
+            ("team", "team_id"),
+            ("key", "key_id"),
+            ("model", "model"),
+        )
+        if param in params
+    }
+
+
 class BudgetSerializer(serializers.ModelSerializer):
     scope = serializers.ChoiceField(choices=BudgetScope.choices)
     organization = ScopedRelatedField(
@@ -338,16 +352,7 @@ class SpendView(APIView):
         query = SpendQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        filters = {
-            column: params[param]
-            for param, column in (
-                ("organization", "organization_id"),
-                ("team", "team_id"),
-                ("key", "key_id"),
-                ("model", "model"),
-            )
-            if param in params
-        }
+        filters = _usage_filters(params)
         summary = spend_summary(
             principal=request_principal(request),
             group_by=params["group_by"],
@@ -422,16 +427,7 @@ class CacheStatsView(APIView):
         query = CacheStatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        filters = {
-            column: params[param]
-            for param, column in (
-                ("organization", "organization_id"),
-                ("team", "team_id"),
-                ("key", "key_id"),
-                ("model", "model"),
-            )
-            if param in params
-        }
+        filters = _usage_filters(params)
         summary = cache_stats_summary(
             principal=request_principal(request),
             group_by=params["group_by"],
