@@ -31,6 +31,17 @@ def live_ogem(ogem_server: LiveServer, transactional_db: None) -> LiveServer:
 
 
 @pytest.fixture(autouse=True)
+def _registry_restored() -> Iterator[None]:
+    """The deployment registry a test loaded (database rows its transaction then rolled back)
+    does not serve the next test: on SQLite a later row can even reuse the rolled-back ids."""
+    from gateway import registry as deployment_registry
+
+    previous = deployment_registry._current
+    yield
+    deployment_registry._current = previous
+
+
+@pytest.fixture(autouse=True)
 def _redis_answers_again() -> Iterator[None]:
     """A test that made Redis unreachable leaves no outage behind for the next one."""
     yield
