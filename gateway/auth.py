@@ -124,33 +124,60 @@ def _caller_from_database(secret: str) -> Caller | None:
         key = key_authenticate(secret=secret)
         if key is None:
             return None
-        expires = [key.expires_at] if key.expires_at else []
-        if key.prefix != secret_prefix(secret) and key.previous_expires_at is not None:
-            expires.append(key.previous_expires_at)  # authenticated by the pre-rotation secret
-        tags, regions, priority = _routing_settings(key)
-        return Caller(
-            key_id=key.pk,
-            key_prefix=key.prefix,
-            key_name=key.name,
-            organization_id=key.organization_id,
-            team_id=key.team_id,
-            user_id=key.user_id,
-            allowed_models=tuple(str(m) for m in key.allowed_models or ()),
-            team_models=_models_of(key.team),
-            organization_models=_models_of(key.organization),
-            tags=tags,
-            metadata=dict(key.metadata or {}),
-            regions=regions,
-            priority=priority,
-            rpm_limit=key.rpm_limit,
-            tpm_limit=key.tpm_limit,
-            max_parallel_requests=key.max_parallel_requests,
-            endpoint_limits=dict(key.endpoint_limits or {}),
-            expires_at=min(e.timestamp() for e in expires) if expires else None,
-            cache=_cache_settings(key),
-        )
+        rotated = key.prefix != secret_prefix(secret)  # the pre-rotation secret
+        return _caller_of_key(key, previous_secret=rotated)
     finally:
         connection.close()
+
+
+async def caller_by_key_id(*, key_id: int) -> Caller | None:
+    """The Caller of an active key, by its id: for work the gateway does on a key's behalf
+    outside a request (a batch's lines run by a Celery worker). None when the key is revoked,
+    expired or gone."""
+    return await sync_to_async(_caller_by_key_id, thread_sensitive=False)(key_id)
+
+
+def _caller_by_key_id(key_id: int) -> Caller | None:
+    from django.db import close_old_connections, connection
+    from django.utils import timezone
+
+    from keys.selectors import key_get_active
+
+    close_old_connections()
+    try:
+        key = key_get_active(key_id=key_id, now=timezone.now())
+        return _caller_of_key(key, previous_secret=False) if key is not None else None
+    finally:
+        connection.close()
+
+
+def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
+    """A key row (its team and organization loaded with it) as the hot path's Caller."""
+    expires = [key.expires_at] if key.expires_at else []
+    if previous_secret and key.previous_expires_at is not None:
+        expires.append(key.previous_expires_at)
+    tags, regions, priority = _routing_settings(key)
+    return Caller(
+        key_id=key.pk,
+        key_prefix=key.prefix,
+        key_name=key.name,
+        organization_id=key.organization_id,
+        team_id=key.team_id,
+        user_id=key.user_id,
+        allowed_models=tuple(str(m) for m in key.allowed_models or ()),
+        team_models=_models_of(key.team),
+        organization_models=_models_of(key.organization),
+        tags=tags,
+        metadata=dict(key.metadata or {}),
+        regions=regions,
+        priority=priority,
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        max_parallel_requests=key.max_parallel_requests,
+        endpoint_limits=dict(key.endpoint_limits or {}),
+        expires_at=min(e.timestamp() for e in expires) if expires else None,
+        cache=_cache_settings(key),
+    )
 
 
 def _models_of(tenant: Any) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
 from gateway.cache import cache_lookup, cache_plan, cache_recorder, cache_respond, cache_store
 from gateway.config import config_current
-from gateway.context import RequestContext
+from gateway.context import Caller, RequestContext
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.governance import (
     Admission,
@@ -63,10 +63,14 @@ async def relay(
     endpoint: Endpoint,
     reader: Reader,
     default_model: Callable[[RequestContext], str | None] | None = None,
+    caller: Caller | None = None,
 ) -> HttpResponse:
+    """Answer one /v1 request. `caller` is given for work Ogem does on a caller's behalf
+    (gateway/internal.py); otherwise the request's credential says who calls."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
-    caller = await caller_authenticate(request)
+    if caller is None:
+        caller = await caller_authenticate(request)
     inbound = reader(request)
     ctx = RequestContext(request_id=request_id, endpoint=endpoint, caller=caller)
     ctx.started_at = started

@@ -64,6 +64,14 @@ def key_prefixes_list(
     return prefixes
 
 
+def key_get_active(*, key_id: int, now: datetime) -> VirtualKey | None:
+    """An active key by id, with its team and organization (the gateway's Caller needs them)."""
+    key = (
+        VirtualKey.objects.select_related("user", "team", "organization").filter(pk=key_id).first()
+    )
+    return key if key is not None and key_is_active(key=key, now=now) else None
+
+
 def key_is_active(*, key: VirtualKey, now=None) -> bool:  # type: ignore[no-untyped-def]
     now = now or timezone.now()
     if key.revoked_at is not None:
