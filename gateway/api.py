@@ -119,11 +119,16 @@ api.post(
 ingress_mount(api)  # Anthropic-compatible /v1/messages, before the catch-all
 
 
-@api.api_operation(
-    ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:path}", include_in_schema=False
-)
 async def unknown_route(request: HttpRequest, path: str) -> HttpResponse:
     raise NotFoundError(f"Unknown request URL: {request.method} /v1/{path}.", code="unknown_url")
+
+
+def api_routes_end() -> None:
+    """The catch-all 404 route, added last: the URL configuration (ogem_site/urls.py) mounts the
+    apps above the gateway that serve /v1 routes (files/api.py) first, then calls this."""
+    api.api_operation(
+        ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:path}", include_in_schema=False
+    )(unknown_route)
 
 
 @api.exception_handler(Exception)

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "keys",
     "billing",
     "gateway",
+    "files",
     "providers",
 ]
 
@@ -245,6 +246,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
+    # Files past their expires_at and uploads past theirs: rows and stored contents removed.
+    "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -372,6 +375,61 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# /v1/files and /v1/uploads (docs/files.md): where file contents are kept. "local": a directory
+# (OGEM_FILES_DIR, default var/files); "s3": a bucket through django-storages, with AWS's own
+# credential chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, an instance role, ...).
+OGEM_FILES_STORAGE = env_str("OGEM_FILES_STORAGE", "local")
+env_require(OGEM_FILES_STORAGE in ("local", "s3"), "OGEM_FILES_STORAGE must be `local` or `s3`")
+OGEM_FILES_DIR = env_str("OGEM_FILES_DIR", str(VAR_DIR / "files"))
+OGEM_FILES_S3_BUCKET = env_str("OGEM_FILES_S3_BUCKET")
+env_require(
+    OGEM_FILES_STORAGE != "s3" or bool(OGEM_FILES_S3_BUCKET),
+    "OGEM_FILES_S3_BUCKET is required when OGEM_FILES_STORAGE=s3",
+)
+_FILES_STORAGE = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": OGEM_FILES_S3_BUCKET,
+            "location": env_str("OGEM_FILES_S3_PREFIX", "ogem-files"),
+            "region_name": env_str("OGEM_FILES_S3_REGION") or None,
+            "endpoint_url": env_str("OGEM_FILES_S3_ENDPOINT_URL") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": False,
+        },
+    }
+    if OGEM_FILES_STORAGE == "s3"
+    else {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": OGEM_FILES_DIR, "file_permissions_mode": 0o600},
+    }
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "files": _FILES_STORAGE,
+}
+# The largest file per purpose, in bytes (OpenAI's limits: 512 MB a file, 200 MB a batch input);
+# OGEM_FILES_MAX_BYTES sets every purpose's, OGEM_FILES_MAX_BYTES_<PURPOSE> one purpose's
+# (`FINE_TUNE` for fine-tune). A /v1/files body may be this big, past OGEM_MAX_REQUEST_BYTES.
+OGEM_FILES_MAX_BYTES_DEFAULT = env_int("OGEM_FILES_MAX_BYTES", 512 * 1024 * 1024)
+OGEM_FILES_MAX_BYTES = {
+    purpose: env_int(
+        f"OGEM_FILES_MAX_BYTES_{purpose.upper().replace('-', '_')}",
+        min(OGEM_FILES_MAX_BYTES_DEFAULT, 200 * 1024 * 1024)
+        if purpose == "batch"
+        else OGEM_FILES_MAX_BYTES_DEFAULT,
+    )
+    for purpose in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+}
+# One part of a /v1/uploads upload (OpenAI: 64 MB), and a whole upload (OpenAI: 8 GB).
+OGEM_UPLOAD_PART_MAX_BYTES = env_int("OGEM_UPLOAD_PART_MAX_BYTES", 64 * 1024 * 1024)
+OGEM_UPLOAD_MAX_BYTES = env_int("OGEM_UPLOAD_MAX_BYTES", 8 * 1024 * 1024 * 1024)
+# A batch input file may name more than one model (Ogem runs such a batch itself); off, as OpenAI
+# and the providers' own batch APIs want one model a file.
+OGEM_FILES_BATCH_MIXED_MODELS = env_bool("OGEM_FILES_BATCH_MIXED_MODELS", default=False)
 
 # Seconds `manage.py serve` lets open requests, streams and Celery tasks finish after SIGTERM or
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).
