@@ -92,12 +92,10 @@ def file_create(
     purpose's default (docs/files.md). Over `max_bytes`, 413 and nothing is kept."""
     file_id = _new_id("file-")
     counter = _Counter(max_bytes)
+    name = _blob_name(caller=caller, object_id=file_id)
     stored_as = None
     try:
-        stored_as = blob_save(
-            name=_blob_name(caller=caller, object_id=file_id),
-            content=ChunksReader(chunks, observe=counter),
-        )
+        stored_as = blob_save(name=name, content=ChunksReader(chunks, observe=counter))
         created_at = timezone.now()
         seconds = expires_after if expires_after is not None else EXPIRES_AFTER_DEFAULT.get(purpose)
         with transaction.atomic():
@@ -115,10 +113,10 @@ def file_create(
                 batch_summary=batch_summary.as_json() if batch_summary else None,
             )
     except BaseException:
-        # A stream cut short or a row that could not be written leaves no blob behind; a blob
-        # the storage began but never named is the storage's to drop (a failed S3 upload is).
-        if stored_as is not None:
-            blob_delete(name=stored_as)
+        # A stream cut short or a row that could not be written leaves no blob behind: a local
+        # file written halfway stays under its name (ids are unique: nobody else's); a failed
+        # S3 upload is aborted by boto3 itself.
+        blob_delete(name=stored_as or name)
         raise
 
 
@@ -244,10 +242,12 @@ def upload_part_add(*, caller: Caller, upload: Upload, chunks: Iterable[bytes]) 
     _upload_open_check(upload)
     part_id = _new_id("part_")
     counter = _Counter(settings.OGEM_UPLOAD_PART_MAX_BYTES)
-    stored_as = blob_save(
-        name=_blob_name(caller=caller, object_id=f"{upload.upload_id}/{part_id}"),
-        content=ChunksReader(_replayable(chunks), observe=counter),
-    )
+    name = _blob_name(caller=caller, object_id=f"{upload.upload_id}/{part_id}")
+    try:
+        stored_as = blob_save(name=name, content=ChunksReader(_replayable(chunks), observe=counter))
+    except BaseException:
+        blob_delete(name=name)  # a part written halfway (see file_create)
+        raise
     try:
         with transaction.atomic():
             # Locked, so a part added while the upload completes or is cancelled is refused.

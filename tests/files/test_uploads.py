@@ -109,7 +109,7 @@ def test_a_batch_upload_is_validated_on_completion(key_sdk, files_dir) -> None: 
     assert File.objects.count() == 0
 
 
-def test_bounds(key_sdk, settings, live_ogem) -> None:  # type: ignore[no-untyped-def]
+def test_bounds(key_sdk, settings, live_ogem, files_dir) -> None:  # type: ignore[no-untyped-def]
     settings.OGEM_FILES_MAX_BYTES = {**settings.OGEM_FILES_MAX_BYTES, "batch": 100}
     settings.OGEM_UPLOAD_PART_MAX_BYTES = 10
     client = key_sdk()
@@ -122,6 +122,7 @@ def test_bounds(key_sdk, settings, live_ogem) -> None:  # type: ignore[no-untype
     with pytest.raises(openai.APIStatusError) as too_large:
         client.uploads.parts.create(upload.id, data=b"x" * 11)
     assert too_large.value.status_code == 413
+    assert blobs(files_dir) == []  # the part written halfway is gone
     headers = {"Authorization": f"Bearer {client.api_key}"}
     for body, param in (
         ({"filename": "a", "bytes": 1, "mime_type": "text/plain"}, "purpose"),
