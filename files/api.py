@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -31,6 +32,7 @@ from files.services import (
     upload_part_add,
 )
 from files.storage import CHUNK, blob_open
+from files.tasks import files_expired_purge
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.context import Caller
@@ -41,6 +43,8 @@ T = TypeVar("T")
 
 LIST_LIMIT_DEFAULT = 10_000  # OpenAI's default and maximum page
 LIST_LIMIT_MAX = 10_000
+PURGE_INTERVAL = 300.0  # seconds, as beat's schedule
+_purged_at: float | None = None
 
 
 async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
@@ -180,7 +184,7 @@ async def files_create(request: HttpRequest) -> HttpResponse:
         if uploaded is None:
             raise InvalidRequestError("Missing required parameter: `file`.", param="file")
         try:
-            return file_upload(
+            created = file_upload(
                 caller=caller,
                 content=uploaded,
                 size=uploaded.size,
@@ -191,8 +195,21 @@ async def files_create(request: HttpRequest) -> HttpResponse:
         finally:
             for item in uploads.values():
                 item.close()  # a spooled temporary file is removed now, not when collected
+        _purge_when_due()
+        return created
 
     return _answer(request, file_object(await _thread(create)))
+
+
+def _purge_when_due() -> None:
+    """Without Redis (the embedded default) no beat runs: an upload runs the expiry purge, at
+    most once a PURGE_INTERVAL in this process (eagerly: the same task beat runs)."""
+    global _purged_at
+    now = time.monotonic()
+    if settings.REDIS_URL or (_purged_at is not None and now - _purged_at < PURGE_INTERVAL):
+        return
+    _purged_at = now
+    files_expired_purge.delay()
 
 
 def _page(request: HttpRequest) -> tuple[str | None, int, bool]:

@@ -71,3 +71,15 @@ def test_an_abandoned_upload_expires_and_loses_its_parts(key_sdk, files_dir) -> 
         client.uploads.complete(upload.id, part_ids=[part.id])
     assert refused.value.body["code"] == "upload_not_pending"  # type: ignore[index]
     files_expired_purge.delay().get()  # nothing left to do, no error
+
+
+def test_without_redis_uploads_run_the_purge(key_sdk, settings, monkeypatch, files_dir) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = ""  # the embedded default: no beat
+    monkeypatch.setattr("files.api._purged_at", None)
+    client = key_sdk()
+    old = client.files.create(file=("a.txt", io.BytesIO(b"old")), purpose="user_data")
+    File.objects.filter(file_id=old.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr("files.api._purged_at", None)
+    new = client.files.create(file=("b.txt", io.BytesIO(b"new")), purpose="user_data")
+    assert list(File.objects.values_list("file_id", flat=True)) == [new.id]
+    assert len(blobs(files_dir)) == 1
