@@ -9,6 +9,7 @@ spooled to disk by Django, never held whole in memory, and stored chunk by chunk
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -31,15 +32,16 @@ from files.services import (
     upload_create,
     upload_part_add,
 )
-from files.storage import CHUNK, blob_open
+from files.storage import CHUNK, blob_open, storage_failed
 from files.tasks import files_expired_purge
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.context import Caller
-from gateway.errors import InvalidRequestError, RequestTooLargeError
+from gateway.errors import GatewayError, InvalidRequestError, RequestTooLargeError
 from gateway.responses import json_response, request_id_for
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 LIST_LIMIT_DEFAULT = 10_000  # OpenAI's default and maximum page
 LIST_LIMIT_MAX = 10_000
@@ -57,6 +59,16 @@ async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
         close_old_connections()
         try:
             return function(**kwargs)
+        except Exception as exc:
+            if storage_failed(exc):
+                logger.warning("file storage failed on /v1: %r", exc)
+                raise GatewayError(
+                    "The file storage is unavailable; retry shortly.",
+                    status=503,
+                    code="storage_unavailable",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            raise
         finally:
             connection.close()
 
@@ -278,7 +290,7 @@ async def files_delete(request: HttpRequest, file_id: str) -> HttpResponse:
 async def files_content(request: HttpRequest, file_id: str) -> StreamingHttpResponse:
     caller = await _caller(request)
     file = await _thread(file_get_visible, caller=caller, file_id=file_id)
-    blob = await sync_to_async(blob_open, thread_sensitive=False)(name=file.storage_name)
+    blob = await _thread(blob_open, name=file.storage_name)
 
     async def content() -> AsyncIterator[bytes]:
         read = sync_to_async(blob.read, thread_sensitive=False)

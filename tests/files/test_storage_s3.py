@@ -142,3 +142,30 @@ def test_environment_variables_select_the_bucket(tmp_path: Path, moto_s3: str) -
     )
     assert refused.returncode == 2
     assert "OGEM_FILES_S3_BUCKET is required when OGEM_FILES_STORAGE=s3" in refused.stderr
+
+
+def test_a_bucket_that_is_away_is_503_within_seconds(key_sdk, settings) -> None:  # type: ignore[no-untyped-def]
+    from botocore.config import Config
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "files": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": f"http://127.0.0.1:{free_port()}",  # nothing listens
+                "region_name": "us-east-1",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "client_config": Config(
+                    connect_timeout=1, read_timeout=1, retries={"max_attempts": 1}
+                ),
+            },
+        },
+    }
+    client = key_sdk()
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.files.create(file=("a.txt", io.BytesIO(b"x")), purpose="user_data")
+    assert failed.value.status_code == 503
+    assert failed.value.body["code"] == "storage_unavailable"  # type: ignore[index]
+    assert failed.value.response.headers["retry-after"] == "1"
