@@ -351,7 +351,7 @@ async def uploads_parts_add(request: HttpRequest, upload_id: str) -> HttpRespons
         if data is None:
             raise InvalidRequestError("Missing required parameter: `data`.", param="data")
         try:
-            return upload_part_add(caller=caller, upload=upload, chunks=data)
+            return upload_part_add(caller=caller, upload=upload, content=data)
         finally:
             for item in uploads.values():
                 item.close()

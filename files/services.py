@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -62,6 +63,13 @@ def _new_id(prefix: str) -> str:
 def _blob_name(*, caller: Caller, object_id: str) -> str:
     # Grouped by organization so that an operator can find (or move) a tenant's blobs.
     return f"{caller.organization_id or 'none'}/{object_id}"
+
+
+class ChunkSource(Protocol):
+    """Contents that can be read from their start again: Django's uploaded files (`chunks()`
+    seeks back first), or the joined parts of an upload."""
+
+    def chunks(self) -> Iterator[bytes]: ...
 
 
 class _Counter:
@@ -123,7 +131,7 @@ def file_create(
 def file_upload(
     *,
     caller: Caller,
-    content: Iterable[bytes],
+    content: ChunkSource,
     size: int,
     filename: str,
     purpose: str,
@@ -152,10 +160,8 @@ def file_upload(
     )
 
 
-def _replayable(content: Iterable[bytes]) -> Iterator[bytes]:
-    """Chunks from the start: an uploaded file (Django's `chunks()` seeks back) or chunks."""
-    chunks = getattr(content, "chunks", None)
-    return iter(chunks()) if callable(chunks) else iter(content)
+def _replayable(content: ChunkSource) -> Iterator[bytes]:
+    return iter(content.chunks())
 
 
 def file_delete(*, file: File) -> None:
@@ -237,14 +243,16 @@ def _upload_open_check(upload: Upload) -> None:
         )
 
 
-def upload_part_add(*, caller: Caller, upload: Upload, chunks: Iterable[bytes]) -> UploadPart:
+def upload_part_add(*, caller: Caller, upload: Upload, content: ChunkSource) -> UploadPart:
     """Store one part (at most OGEM_UPLOAD_PART_MAX_BYTES) of a pending upload."""
     _upload_open_check(upload)
     part_id = _new_id("part_")
     counter = _Counter(settings.OGEM_UPLOAD_PART_MAX_BYTES)
     name = _blob_name(caller=caller, object_id=f"{upload.upload_id}/{part_id}")
     try:
-        stored_as = blob_save(name=name, content=ChunksReader(_replayable(chunks), observe=counter))
+        stored_as = blob_save(
+            name=name, content=ChunksReader(_replayable(content), observe=counter)
+        )
     except BaseException:
         blob_delete(name=name)  # a part written halfway (see file_create)
         raise
@@ -319,11 +327,11 @@ def upload_complete(
 class _Rereadable:
     """Chunks that can be read from the start more than once (a validation pass, then a store)."""
 
-    def __init__(self, make: object) -> None:
+    def __init__(self, make: Callable[[], Iterator[bytes]]) -> None:
         self._make = make
 
     def chunks(self) -> Iterator[bytes]:
-        return self._make()  # type: ignore[operator,no-any-return]
+        return self._make()
 
 
 def upload_cancel(*, upload: Upload) -> Upload:
