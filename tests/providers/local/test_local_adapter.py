@@ -4,6 +4,7 @@ and a bounded queue."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -87,3 +88,41 @@ def test_an_unknown_model_is_a_404() -> None:
     with pytest.raises(NotFoundError) as missing:
         _call({"input": "x"}, deployment=other)
     assert missing.value.code == "model_not_found"
+
+
+def test_concurrent_requests_each_get_their_own_answer() -> None:
+    adapter = adapter_get("local")
+    assert adapter is not None
+    bodies = [{"input": [f"request {n}", "shared text " * n or "x"]} for n in range(40)]
+
+    async def run() -> list[dict]:
+        return await asyncio.gather(
+            *(
+                adapter.call(endpoint=Endpoint.EMBEDDINGS, deployment=DEPLOYMENT, body=body)
+                for body in bodies
+            )
+        )
+
+    together = asyncio.run(run())
+    for body, answer in zip(bodies, together, strict=True):
+        assert answer == _call(body)
+
+
+def _embed_in_child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(_call({"input": "after the fork"})["usage"]["prompt_tokens"])
+
+
+def test_a_forked_worker_embeds_with_threads_of_its_own() -> None:
+    # A Celery prefork child inherits the parent's pool object but not its threads.
+    assert _call({"input": "before the fork"})["usage"]["prompt_tokens"] > 0
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_embed_in_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == 3  # ▁after ▁the ▁fork
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
