@@ -126,3 +126,18 @@ def test_a_forked_worker_embeds_with_threads_of_its_own() -> None:
         if child.is_alive():
             child.kill()
     assert child.exitcode == 0
+
+
+def test_loading_leaves_the_root_logger_as_it_was() -> None:
+    # `import wordllama` calls logging.basicConfig(level=INFO): in a process whose logging is
+    # not configured yet, that would print every library's INFO lines to stderr.
+    code = (
+        "import logging\n"
+        "from providers.local.models import local_model_get\n"
+        "local_model_get('wordllama-l2-supercat')\n"
+        "root = logging.getLogger()\n"
+        "print(root.handlers, logging.getLevelName(root.level))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] WARNING"
