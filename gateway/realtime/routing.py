@@ -1,3 +1,7 @@
-"""WebSocket routes served by Channels (the Realtime API lands here)."""
+"""WebSocket routes served by Channels: the Realtime API (gateway/realtime/session.py)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from gateway.realtime.session import realtime_asgi
+
+websocket_urlpatterns: list = [path("v1/realtime", realtime_asgi)]
