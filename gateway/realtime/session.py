@@ -445,10 +445,11 @@ class RealtimeSession:
             tasks[0].cancel()
             tasks[2].cancel()
             await self.client_close(self._ending_code)
+            # The client is gone: its slot is free while the upstream drains.
+            await session_release(_hold_context(self), self.hold)
             await self._drain(tasks[1])
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._settle_rest()
-            await session_release(_hold_context(self), self.hold)
             self.log()
 
     async def _drain(self, upstream_task: asyncio.Future[None]) -> None:

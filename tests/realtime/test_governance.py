@@ -1,0 +1,179 @@
+"""Governance of Realtime sessions through the live server: concurrent sessions, rate limits per
+response, budgets at connect and per response, key revocation, a client leaving mid-response."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.realtime.helpers import (
+    events_until,
+    key_of,
+    raw_connect,
+    realtime_logs,
+    send,
+    user_text,
+)
+
+# Prices of the test deployment (its params): cents make the arithmetic plain.
+CHEAP = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.001}
+
+
+def _refusal(live_ogem, secret: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidStatus) as refused:
+        raw_connect(live_ogem, key=secret)
+    response = refused.value.response
+    return response.status_code, json.loads(response.body)["error"]
+
+
+def test_a_keys_concurrent_sessions_are_limited(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model()
+    secret = make_key(metadata={"max_realtime_sessions": 1})
+    with raw_connect(live_ogem, key=secret) as first:
+        events_until(first, "session.created")
+        status, error = _refusal(live_ogem, secret)
+        assert status == 429
+        assert error["code"] == "rate_limit_exceeded"
+        assert "concurrent Realtime sessions" in error["message"]
+    # The slot is free again once the first session ended (released before its upstream).
+    assert emulator.connections[0].closed.wait(10)
+    with raw_connect(live_ogem, key=secret) as again:
+        assert events_until(again, "session.created")
+
+
+def test_a_teams_limit_counts_the_sessions_of_all_its_keys(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    from tests.factories import TeamFactory
+
+    realtime_model()
+    team = TeamFactory(metadata={"max_realtime_sessions": 1})
+    one, other = make_key(team=team), make_key(team=team)
+    outsider = make_key()
+    with raw_connect(live_ogem, key=one) as first:
+        events_until(first, "session.created")
+        assert _refusal(live_ogem, other)[0] == 429
+        with raw_connect(live_ogem, key=outsider) as elsewhere:  # another team: not counted
+            assert events_until(elsewhere, "session.created")
+
+
+def test_an_exhausted_budget_refuses_the_session(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model()
+    status, error = _refusal(live_ogem, make_key(max_budget=Decimal("0")))
+    assert (status, error["code"]) == (429, "budget_exceeded")
+    assert emulator.connections == []
+
+
+def test_a_budget_that_runs_out_mid_session_closes_it_with_an_error_event(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    emulator.reply = " ".join(["word"] * 40)  # 40 output tokens: $0.04
+    secret = make_key(max_budget=Decimal("0.05"))
+    bounded = {
+        "type": "response.create",
+        "response": {"max_output_tokens": 20, "output_modalities": ["text"]},
+    }
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {**bounded, "event_id": "first"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
+        # $0.0401 spent: the next response's worst case (its prompt, 20 tokens out) does not fit.
+        send(ws, {**bounded, "event_id": "second"})
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["code"], error["event_id"]) == ("budget_exceeded", "second")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    # The refused response.create never reached the upstream; one response was billed.
+    assert len(emulator.connections[0].of_type("response.create")) == 1
+    [log] = realtime_logs(key_id=key_of(secret).pk)
+    assert log.cost == Decimal("0.0001") + Decimal("0.04")  # "Hi" is one token in
+
+
+def test_requests_per_minute_apply_to_each_response(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model()
+    secret = make_key(rpm_limit=1)
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        events_until(ws, "response.done")
+        send(ws, {"type": "response.create", "event_id": "again"})
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["type"], error["code"], error["event_id"]) == (
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "again",
+        )
+        # The session goes on: other events still pass.
+        send(ws, user_text("one more thing"))
+        assert events_until(ws, "conversation.item.done")
+    assert len(emulator.connections[0].of_type("response.create")) == 1
+
+
+def test_a_revoked_key_closes_its_open_session_and_opens_no_new_one(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    from keys.services import key_revoke
+
+    emulator = realtime_model()
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        events_until(ws, "session.created")
+        key_revoke(key=key_of(secret))
+        error = events_until(ws, "error", timeout=5)[-1]["error"]
+        assert error["code"] == "invalid_api_key"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert emulator.connections[0].closed.wait(10)
+    status, error = _refusal(live_ogem, secret)
+    assert status == 401
+
+
+def test_a_key_change_that_keeps_it_valid_leaves_the_session_open(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    from keys.services import key_update
+
+    realtime_model()
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        events_until(ws, "session.created")
+        key_update(key=key_of(secret), name="renamed")
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
+
+
+def test_a_client_leaving_mid_response_is_billed_once_for_what_was_generated(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    emulator.reply = " ".join(["word"] * 50)
+    emulator.delta_delay = 0.05
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create", "response": {"output_modalities": ["text"]}})
+        events_until(ws, "response.output_text.delta")
+    upstream = emulator.connections[0]
+    assert upstream.closed.wait(10)
+    # Ogem cancelled the response and waited for its final usage before closing the upstream.
+    assert upstream.of_type("response.cancel")
+    [usage] = emulator.usages
+    assert 0 < usage["output_tokens"] < 50
+    [log] = realtime_logs(key_id=key_of(secret).pk)
+    assert log.cancelled is True
+    assert (log.prompt_tokens, log.completion_tokens) == (1, usage["output_tokens"])
+    assert log.cost == Decimal("0.0001") + usage["output_tokens"] * Decimal("0.001")
+    assert log.usage_estimated is False
