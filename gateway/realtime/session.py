@@ -81,11 +81,16 @@ _TEXT_DELTAS = frozenset(
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
+def _sendable(code: int | None) -> bool:
+    return code is not None and (code in _PASSED_CODES or 3000 <= code <= 4999)
+
+
 def _passed_code(code: int | None) -> int:
-    """A close code as the other side may receive it (1005/1006 are never sent on the wire)."""
-    if code is not None and (code in _PASSED_CODES or 3000 <= code <= 4999):
-        return code
-    return CLOSE_INTERNAL if code not in (None, 1005) else CLOSE_NORMAL
+    """An upstream's close code as the client may receive it: 1005 (none given) is a normal
+    close, 1006 (the connection dropped) and codes a server does not send are 1011."""
+    if _sendable(code):
+        return code  # type: ignore[return-value]
+    return CLOSE_NORMAL if code in (None, 1005) else CLOSE_INTERNAL
 
 
 @dataclass(slots=True)
@@ -172,7 +177,8 @@ class RealtimeSession:
             kind = message["type"]
             if kind == "websocket.disconnect":
                 self.client_open = False
-                self.end("client closed", _passed_code(message.get("code")))
+                code = message.get("code")
+                self.end("client closed", code if _sendable(code) else CLOSE_NORMAL)
                 return
             if kind != "websocket.receive":
                 continue
@@ -463,7 +469,7 @@ class RealtimeSession:
             except TimeoutError:
                 pass
         upstream_task.cancel()
-        code = self._ending_code if self._ending_code in _PASSED_CODES else CLOSE_NORMAL
+        code = self._ending_code if _sendable(self._ending_code) else CLOSE_NORMAL
         try:
             await self.upstream.close(code=code)
         except Exception:  # the connection is gone already

@@ -119,9 +119,14 @@ def _model(caller: Caller, model: Any, *, param: str) -> str:
 async def _mint(
     caller: Caller, *, model: str, session: dict[str, Any], seconds: int
 ) -> tuple[str, int]:
-    if len(orjson.dumps(session)) > SESSION_MAX_BYTES:
+    encoded = orjson.dumps(session)
+    if len(encoded) > SESSION_MAX_BYTES:
         raise InvalidRequestError(
             f"The session configuration is larger than {SESSION_MAX_BYTES} bytes.", param="session"
+        )
+    if b"\\u0000" in encoded:  # PostgreSQL's JSON refuses NUL, and no setting needs one
+        raise InvalidRequestError(
+            "The session configuration cannot hold NUL characters.", param="session"
         )
     expires = int(time.time()) + seconds
     assert caller.key_id is not None

@@ -211,6 +211,7 @@ def test_minting_checks_its_input(  # type: ignore[no-untyped-def]
             "expires_after.seconds",
         ),
         (secret, {"session": {"model": "no-such-model"}}, 404, "model"),
+        (secret, {"session": {"model": "voice", "instructions": "a\x00b"}}, 400, "session"),
         (master_key, {"session": {"model": "voice"}}, 400, None),
     ]
     for key, body, status, param in cases:

@@ -177,3 +177,19 @@ def test_a_client_leaving_mid_response_is_billed_once_for_what_was_generated(  #
     assert (log.prompt_tokens, log.completion_tokens) == (1, usage["output_tokens"])
     assert log.cost == Decimal("0.0001") + usage["output_tokens"] * Decimal("0.001")
     assert log.usage_estimated is False
+
+
+def test_a_keys_realtime_endpoint_limit_counts_responses(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model()
+    secret = make_key(endpoint_limits={"realtime": {"rpm": 1}})
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        events_until(ws, "response.done")
+        send(ws, {"type": "response.create"})
+        error = events_until(ws, "error")[-1]["error"]
+        assert error["code"] == "rate_limit_exceeded"
+        assert "/v1/realtime" in error["message"]
+    assert len(emulator.connections[0].of_type("response.create")) == 1
