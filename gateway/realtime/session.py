@@ -445,6 +445,10 @@ class RealtimeSession:
             asyncio.ensure_future(self.from_upstream()),
             asyncio.ensure_future(self.watch()),
         ]
+        for task in tasks:
+            # A side that stops on an unexpected error ends the session too (a normal end has
+            # given its reason already: the first one is kept).
+            task.add_done_callback(self._stopped)
         try:
             await self._ending.wait()
         finally:
@@ -457,6 +461,13 @@ class RealtimeSession:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._settle_rest()
             self.log()
+
+    def _stopped(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "realtime session %s: relay failed", self.session_id, exc_info=task.exception()
+            )
+        self.end("relay stopped", CLOSE_INTERNAL)
 
     async def _drain(self, upstream_task: asyncio.Future[None]) -> None:
         """Cancel the responses still running and wait (bounded) for their usage."""
@@ -574,9 +585,14 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         hold=hold,
         session_id=session_id,
     )
-    _open.add(session)
     try:
         await send(accept)
+    except Exception:  # the client left before the accept
+        await session_release(ctx, hold)
+        await upstream.close()
+        return
+    _open.add(session)
+    try:
         await session.run()
     finally:
         _open.discard(session)

@@ -8,7 +8,8 @@ What it does with each client event:
 - on connect: `session.created`
 - `session.update`: merges the session, `session.updated`
 - `input_audio_buffer.append` / `.commit` / `.clear`: buffers PCM, commits it as a user item
-  (`input_audio_buffer.committed`, then the item's creation events)
+  (`input_audio_buffer.committed`, then the item's creation events); with turn detection set on
+  the session (server VAD), the commit starts a response by itself, as the end of speech does
 - `conversation.item.create`: adds the item (`conversation.item.added` + `.done`; beta:
   `conversation.item.created`)
 - `response.create`: `response.created`, the output item and content part, the reply's words
@@ -172,6 +173,10 @@ class _Session:
                 }
             )
             await self.item_added(item)
+            if self._turn_detection() and (self.running is None or self.running.done()):
+                # Server VAD: the end of the user's turn starts a response by itself.
+                self.cancelled = False
+                self.running = asyncio.ensure_future(self.respond({}))
         elif kind == "conversation.item.create":
             item = dict(event.get("item") or {})
             item.setdefault("id", _id("item"))
@@ -192,6 +197,13 @@ class _Session:
             self.cancelled = True
         else:
             await self.error(f"Invalid value: '{kind}'.", code="invalid_value", event_id=event_id)
+
+    def _turn_detection(self) -> bool:
+        audio = self.session.get("audio") or {}
+        detected = (
+            (audio.get("input") or {}).get("turn_detection") if isinstance(audio, dict) else None
+        )
+        return bool(detected or self.session.get("turn_detection"))
 
     def _input_tokens(self) -> tuple[int, int]:
         text = _text_tokens(str(self.session.get("instructions") or ""))

@@ -3,6 +3,7 @@ response, budgets at connect and per response, key revocation, a client leaving 
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 
@@ -193,3 +194,66 @@ def test_a_keys_realtime_endpoint_limit_counts_responses(  # type: ignore[no-unt
         assert error["code"] == "rate_limit_exceeded"
         assert "/v1/realtime" in error["message"]
     assert len(emulator.connections[0].of_type("response.create")) == 1
+
+
+def test_a_response_the_upstream_starts_itself_is_admitted_and_billed(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    secret = make_key()
+    vad = {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad"}}}}
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, {"type": "session.update", "session": vad})
+        send(
+            ws,
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(4800)).decode()},
+        )
+        send(ws, {"type": "input_audio_buffer.commit"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
+    assert emulator.connections[0].of_type("response.create") == []
+    [log] = realtime_logs(key_id=key_of(secret).pk)
+    assert log.prompt_tokens == 1  # 100 ms of audio
+    assert log.status_code == 200
+
+
+def test_a_refused_upstream_started_response_is_cancelled(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    emulator.delta_delay = 0.05
+    secret = make_key(rpm_limit=0)
+    vad = {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad"}}}}
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, {"type": "session.update", "session": vad})
+        send(
+            ws,
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(4800)).decode()},
+        )
+        send(ws, {"type": "input_audio_buffer.commit"})
+        error = events_until(ws, "error")[-1]["error"]
+        assert error["code"] == "rate_limit_exceeded"
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "cancelled"
+    assert emulator.connections[0].of_type("response.cancel")
+    assert realtime_logs(key_id=key_of(secret).pk) == []
+
+
+def test_a_response_create_the_upstream_refuses_is_settled_once(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    emulator.delta_delay = 0.05
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create", "response": {"output_modalities": ["text"]}})
+        send(ws, {"type": "response.create", "event_id": "too-soon"})
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["code"], error["event_id"]) == (
+            "conversation_already_has_active_response",
+            "too-soon",
+        )
+        events_until(ws, "response.done")
+    logs = realtime_logs(key_id=key_of(secret).pk)
+    assert sorted(log.status_code for log in logs) == [200, 400]
+    refused = next(log for log in logs if log.status_code == 400)
+    assert (refused.completion_tokens, refused.cost) == (0, Decimal(0))
