@@ -58,6 +58,7 @@ from gateway.realtime.upstream import upstream_open
 from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_from_realtime
 from ogem_site.asgi_types import Receive, Scope, Send
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
+from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -592,10 +593,13 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         await upstream.close()
         return
     _open.add(session)
+    REALTIME_SESSIONS.inc()
     try:
         await session.run()
     finally:
         _open.discard(session)
+        REALTIME_SESSIONS.dec()
+        REALTIME_SESSIONS_ENDED.labels(reason=session.close_reason or "relay stopped").inc()
 
 
 def _session_slots(ctx: RequestContext) -> list[Rule]:

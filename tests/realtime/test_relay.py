@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -311,3 +314,25 @@ def test_a_session_past_its_maximum_duration_is_closed(  # type: ignore[no-untyp
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
+def test_open_and_ended_sessions_are_counted_on_metrics(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    def sample(name: str) -> float:
+        text = httpx.get(f"{live_ogem.url}/metrics").text
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, flags=re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    emulator = realtime_model()
+    ended = 'ogem_realtime_sessions_ended_total{reason="client closed"}'
+    before = sample(ended)
+    with raw_connect(live_ogem, key=make_key()) as ws:
+        events_until(ws, "session.created")
+        assert sample("ogem_realtime_sessions") >= 1
+    assert emulator.connections[0].closed.wait(10)
+    for _ in range(100):  # counted once the session's teardown has run
+        if sample(ended) == before + 1:
+            break
+        time.sleep(0.05)
+    assert sample(ended) == before + 1
