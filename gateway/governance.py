@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+_OUTPUT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.REALTIME})
 # billing.models.BudgetScope / BudgetMode values (kept as strings: no model import on this path).
 _ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
     "organization",

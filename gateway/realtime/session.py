@@ -42,7 +42,7 @@ from websockets.asyncio.client import ClientConnection
 
 from billing.pricing import cost_from_price, deployment_price
 from gateway.context import Caller, RequestContext
-from gateway.errors import BudgetExceededError, GatewayError
+from gateway.errors import BudgetExceededError, GatewayError, NotFoundError
 from gateway.governance import (
     Admission,
     SessionHold,
@@ -600,6 +600,17 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         _open.discard(session)
         REALTIME_SESSIONS.dec()
         REALTIME_SESSIONS_ENDED.labels(reason=session.close_reason or "relay stopped").inc()
+
+
+async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket to any other path: 404 in OpenAI's error shape."""
+    if scope["type"] != "websocket" or (await receive())["type"] != "websocket.connect":
+        return
+    await _refuse(
+        scope,
+        send,
+        NotFoundError(f"Unknown WebSocket URL: {scope.get('path', '')}.", code="unknown_url"),
+    )
 
 
 def _session_slots(ctx: RequestContext) -> list[Rule]:

@@ -336,3 +336,20 @@ def test_open_and_ended_sessions_are_counted_on_metrics(  # type: ignore[no-unty
             break
         time.sleep(0.05)
     assert sample(ended) == before + 1
+
+
+def test_litellms_path_serves_sessions_and_other_paths_are_404(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    from websockets.sync.client import connect
+
+    realtime_model()
+    secret = make_key()
+    base = live_ogem.url.replace("http://", "ws://")
+    headers = {"Authorization": f"Bearer {secret}"}
+    with connect(f"{base}/realtime?model=voice", additional_headers=headers) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{base}/v1/elsewhere", additional_headers=headers)
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body)["error"]["code"] == "unknown_url"
