@@ -59,6 +59,7 @@ from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_
 from ogem_site.asgi_types import Receive, Scope, Send
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
+from ogem_site.supervision import draining
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # idle or maximum duration reached
 CLOSE_POLICY = 1008  # the key was revoked, the budget ran out
 CLOSE_INTERNAL = 1011  # the upstream failed
+CLOSE_RESTART = 1012  # Ogem is stopping: reconnect (to another instance)
 _PASSED_CODES = frozenset({1000, 1001, 1008, 1011, 1012, 1013})
+# How often a process with open sessions looks whether `serve` is stopping.
+DRAIN_POLL_SECONDS = 1.0
 
 # Output events whose `delta` is relayed text or audio (GA names, then the beta's).
 _TEXT_DELTAS = frozenset(
@@ -534,6 +538,33 @@ def _hold_context(session: RealtimeSession) -> RequestContext:
 _open: set[RealtimeSession] = set()
 
 
+_drain_watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+def _drain_watch_start() -> None:
+    """One watcher per event loop while it has sessions: when `serve` is stopping, every session
+    ends (its running responses settled) with 1012, rather than being cut at the grace's end."""
+    loop = asyncio.get_running_loop()
+    task = _drain_watchers.get(loop)
+    if task is None or task.done():
+        _drain_watchers[loop] = loop.create_task(_drain_watch(loop))
+
+
+async def _drain_watch(loop: asyncio.AbstractEventLoop) -> None:
+    while True:
+        mine = [session for session in _open if session.loop is loop]
+        if not mine:
+            return
+        if draining():
+            for session in mine:
+                await session.client_error(
+                    GatewayError("The server is restarting: reconnect.", code="server_restart"),
+                    code="server_restart",
+                )
+                session.end("server stopping", CLOSE_RESTART)
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
+
+
 def sessions_key_changed(prefixes: list[str]) -> None:
     """Keys changed (revoked, updated, their team or organization changed): the sessions they
     hold read them again, and end when they are no longer valid. Any thread."""
@@ -593,6 +624,7 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         await upstream.close()
         return
     _open.add(session)
+    _drain_watch_start()
     REALTIME_SESSIONS.inc()
     try:
         await session.run()

@@ -257,3 +257,27 @@ def test_a_response_create_the_upstream_refuses_is_settled_once(  # type: ignore
     assert sorted(log.status_code for log in logs) == [200, 400]
     refused = next(log for log in logs if log.status_code == 400)
     assert (refused.completion_tokens, refused.cost) == (0, Decimal(0))
+
+
+def test_a_stopping_server_ends_its_sessions_with_their_usage_recorded(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key, monkeypatch
+) -> None:
+    emulator = realtime_model(params=CHEAP)
+    emulator.reply = " ".join(["word"] * 100)
+    emulator.delta_delay = 0.05
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create", "response": {"output_modalities": ["text"]}})
+        events_until(ws, "response.output_text.delta")
+        # What `serve` does when it is asked to stop (ogem_site/supervision.py).
+        monkeypatch.setattr("gateway.realtime.session.draining", lambda: True)
+        assert events_until(ws, "error")[-1]["error"]["code"] == "server_restart"
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert emulator.connections[0].closed.wait(10)
+    [usage] = emulator.usages
+    [log] = realtime_logs(key_id=key_of(secret).pk)
+    assert (log.completion_tokens, log.cancelled) == (usage["output_tokens"], True)
