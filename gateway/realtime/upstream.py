@@ -9,9 +9,7 @@ deployment's circuit like a failed request and the next one is tried.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
-import websockets
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection
 
@@ -22,8 +20,8 @@ from gateway.health import health_available, health_failure, health_policy, heal
 from gateway.registry import registry_get
 from gateway.router import deployments_for
 from gateway.strategies.base import weighted_shuffle
-from providers.addresses import AddressRefusedError, addresses_resolve
 from providers.base import Deployment, Endpoint
+from providers.realtime import realtime_connect
 from providers.registry import adapter_get
 
 logger = logging.getLogger(__name__)
@@ -71,40 +69,9 @@ async def upstream_open(
 async def _connect(deployment: Deployment, *, beta: bool) -> ClientConnection:
     adapter = adapter_get(deployment.provider)
     assert adapter is not None  # deployments_for keeps only deployments with an adapter
-    url, headers = adapter.realtime_target(deployment)
-    if beta:
-        headers = {**headers, "OpenAI-Beta": "realtime=v1"}
-    options: dict[str, object] = {}
-    try:
-        if deployment.address_policy is not None:
-            # An organization's deployment: connect only to an address its policy allows.
-            parts = urlsplit(url)
-            port = parts.port or (443 if parts.scheme == "wss" else 80)
-            addresses = await addresses_resolve(
-                parts.hostname or "", port, policy=deployment.address_policy
-            )
-            options = {"host": addresses[0][0], "port": addresses[0][1]}
-        return await websockets.connect(
-            url,
-            additional_headers=headers,
-            open_timeout=settings.OGEM_REALTIME_CONNECT_TIMEOUT,
-            max_size=None,  # the client's frames are bounded on the way in; the upstream is trusted
-            compression=None,
-            user_agent_header="Ogem",
-            proxy=None,
-            **options,  # type: ignore[arg-type]
-        )
-    except AddressRefusedError as exc:
-        raise UpstreamUnavailableError(
-            f"The deployment {deployment.id} points at an address it may not connect to.",
-            provider=deployment.provider,
-        ) from exc
-    except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-        # The exception's text can carry the upstream's answer: logged by type only.
-        logger.warning(
-            "realtime: deployment %s did not open (%s)", deployment.id, type(exc).__name__
-        )
-        raise UpstreamUnavailableError(
-            f"The Realtime upstream of deployment {deployment.id} could not be reached.",
-            provider=deployment.provider,
-        ) from exc
+    return await realtime_connect(
+        adapter=adapter,
+        deployment=deployment,
+        beta=beta,
+        open_timeout=settings.OGEM_REALTIME_CONNECT_TIMEOUT,
+    )
