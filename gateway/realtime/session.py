@@ -38,9 +38,11 @@ from typing import Any
 import orjson
 import websockets
 from django.conf import settings
+from django.db.utils import InterfaceError, OperationalError
 from websockets.asyncio.client import ClientConnection
 
 from billing.pricing import cost_from_price, deployment_price
+from gateway.auth import caller_by_key_id
 from gateway.context import Caller, RequestContext
 from gateway.errors import BudgetExceededError, GatewayError, NotFoundError
 from gateway.governance import (
@@ -385,13 +387,20 @@ class RealtimeSession:
     # ---- the session's life -----------------------------------------------------------------
 
     async def watch(self) -> None:
-        """End the session when it idles or reaches its maximum duration."""
+        """End the session when it idles, reaches its maximum duration or its key expires."""
         idle = settings.OGEM_REALTIME_IDLE_TIMEOUT
         longest = settings.OGEM_REALTIME_MAX_SECONDS
         while True:
             now = time.monotonic()
             idle_left = self.last_activity + idle - now
             max_left = self.started + longest - now
+            expires = self.caller.expires_at
+            if expires is not None:  # the key's own expiry ends its sessions too
+                key_left = expires - time.time()
+                if key_left <= 0:
+                    await self.key_refused(expired=True)
+                    return
+                max_left = min(max_left, key_left)
             if max_left <= 0:
                 await self.client_error(
                     _invalid(f"The session reached its maximum duration of {longest} s."),
@@ -416,22 +425,16 @@ class RealtimeSession:
             self._recheck = self.loop.create_task(self._key_recheck())
 
     async def _key_recheck(self) -> None:
-        from gateway.auth import caller_by_key_id
-
         key_id = self.caller.key_id
         if key_id is None:
             return
-        caller = await caller_by_key_id(key_id=key_id)
+        try:
+            caller = await caller_by_key_id(key_id=key_id)
+        except Exception:  # the database is away: the next change or the next session decides
+            logger.warning("realtime session %s: could not read its key again", self.session_id)
+            return
         if caller is None:
-            await self.client_error(
-                GatewayError(
-                    "The API key of this session was revoked or has expired.",
-                    code="invalid_api_key",
-                    status=401,
-                ),
-                code="invalid_api_key",
-            )
-            self.end("key revoked", CLOSE_POLICY)
+            await self.key_refused(expired=False)
             return
         self.opening = Opening(
             caller=caller,
@@ -440,6 +443,16 @@ class RealtimeSession:
             subprotocol=self.opening.subprotocol,
             session=self.opening.session,
         )
+
+    async def key_refused(self, *, expired: bool) -> None:
+        what = "has expired" if expired else "was revoked"
+        await self.client_error(
+            GatewayError(
+                f"The API key of this session {what}.", code="invalid_api_key", status=401
+            ),
+            code="invalid_api_key",
+        )
+        self.end("key expired" if expired else "key revoked", CLOSE_POLICY)
 
     async def run(self) -> None:
         if self.opening.session:
@@ -592,6 +605,9 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     except GatewayError as error:
         await _refuse(scope, send, error)
         return
+    except Exception as exc:
+        await _refuse(scope, send, _unexpected(exc, session_id=session_id))
+        return
     ctx = RequestContext(request_id=session_id, endpoint=Endpoint.REALTIME, caller=opening.caller)
     ctx.model = opening.model
     hold: SessionHold | None = None
@@ -600,9 +616,10 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         upstream, deployment = await upstream_open(
             caller=opening.caller, model=opening.model, beta=opening.beta
         )
-    except GatewayError as error:
+    except Exception as exc:
         if hold is not None:
             await session_release(ctx, hold)
+        error = exc if isinstance(exc, GatewayError) else _unexpected(exc, session_id=session_id)
         await _refuse(scope, send, error)
         return
     accept: dict[str, Any] = {"type": "websocket.accept"}
@@ -657,6 +674,21 @@ def _session_slots(ctx: RequestContext) -> list[Rule]:
     return session_rules(
         ctx=ctx, limits=limits, lifetime_seconds=settings.OGEM_REALTIME_MAX_SECONDS + 60
     )
+
+
+def _unexpected(exc: Exception, *, session_id: str) -> GatewayError:
+    """What a handshake that failed inside Ogem answers: 503 while the database is away (a key or
+    client secret not cached yet needed it), else 500; never a traceback."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("realtime %s: database unavailable (%s)", session_id, exc)
+        return GatewayError(
+            "The database is unavailable; retry shortly.",
+            status=503,
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
+    logger.error("realtime %s: handshake failed", session_id, exc_info=exc)
+    return GatewayError("The server had an error while processing your request.")
 
 
 async def _refuse(scope: Scope, send: Send, error: GatewayError) -> None:

@@ -281,3 +281,23 @@ def test_a_stopping_server_ends_its_sessions_with_their_usage_recorded(  # type:
     [usage] = emulator.usages
     [log] = realtime_logs(key_id=key_of(secret).pk)
     assert (log.completion_tokens, log.cancelled) == (usage["output_tokens"], True)
+
+
+def test_a_key_that_expires_ends_its_open_session(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    realtime_model()
+    secret = make_key(expires_at=timezone.now() + timedelta(seconds=2))
+    with raw_connect(live_ogem, key=secret) as ws:
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["code"], error["message"]) == (
+            "invalid_api_key",
+            "The API key of this session has expired.",
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
