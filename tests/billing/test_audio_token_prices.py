@@ -83,3 +83,32 @@ def test_the_worst_case_takes_the_dearer_of_text_and_audio(audio: bool) -> None:
     bound = cost_worst_case(price=price, prompt_tokens=1000, max_tokens=100)
     expected = (Decimal(10_000 + 2_000) if audio else Decimal(1_000 + 200)) / M
     assert bound == expected
+
+
+@pytest.mark.django_db
+def test_a_model_price_row_prices_audio_tokens() -> None:
+    from billing.models import ModelPrice
+    from billing.pricing import cost_compute, price_overrides_flush
+
+    ModelPrice.objects.create(
+        model="gpt-realtime",
+        input_cost_per_token=Decimal("0.000001"),
+        output_cost_per_token=Decimal("0.000002"),
+        cache_read_input_cost_per_token=Decimal("0.0000005"),
+        input_cost_per_audio_token=Decimal("0.00001"),
+        output_cost_per_audio_token=Decimal("0.00002"),
+        cache_read_input_audio_token_cost=Decimal("0.000005"),
+    )
+    price_overrides_flush()
+    try:
+        cost = cost_compute(
+            model="gpt-realtime", provider="openai", deployment=None, usage=_usage()
+        )
+    finally:
+        ModelPrice.objects.all().delete()
+        price_overrides_flush()
+    expected = (
+        30 * Decimal("1") + 40 * Decimal("10") + 10 * Decimal("0.5") + 20 * Decimal("5")
+        + 20 * Decimal("2") + 30 * Decimal("20")
+    ) / M  # fmt: skip
+    assert cost == expected
