@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -9,7 +10,7 @@ from django.db.models.fields.json import KeyTransform
 
 from gateway.config.credentials import REDACTED
 from gateway.context import Caller
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import Credential, ModelDeployment, RealtimeClientSecret, StoredCompletion
 from gateway.registry import registry_get
 from providers.base import Deployment, param_is_secret
 from tenants.principals import Principal
@@ -152,3 +153,16 @@ def stored_completion_page(
     order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
     rows = list(stored.order_by(*order)[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientSecret | None:
+    """The unexpired client secret `secret` is (compared in constant time), else None."""
+    from ogem_site.hashing import secret_matches, secret_prefix
+
+    prefix = secret_prefix(secret, kind_prefix="ek_")
+    if prefix is None:
+        return None
+    row = RealtimeClientSecret.objects.filter(prefix=prefix, expires_at__gt=now).first()
+    if row is None or not secret_matches(secret=secret, digest=row.digest, pepper_id=row.pepper_id):
+        return None
+    return row

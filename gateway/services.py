@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import Credential, ModelDeployment, RealtimeClientSecret, StoredCompletion
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 logger = logging.getLogger(__name__)
@@ -196,3 +196,27 @@ def response_cache_purge(
 
 class CachePurgeError(Exception):
     """A tier of the response cache could not be purged (the others were)."""
+
+
+REALTIME_SECRET_PREFIX = "ek_"
+
+
+def realtime_client_secret_create(
+    *, key_id: int, model: str, session: dict[str, Any], expires_at: datetime, now: datetime
+) -> tuple[str, RealtimeClientSecret]:
+    """Mint an ephemeral Realtime secret bound to a key, a model and a session configuration;
+    returns the secret (shown this once) and its row. Expired secrets are deleted on the way."""
+    from ogem_site.hashing import secret_generate
+
+    RealtimeClientSecret.objects.filter(expires_at__lte=now).delete()
+    new = secret_generate(kind_prefix=REALTIME_SECRET_PREFIX)
+    row = RealtimeClientSecret.objects.create(
+        prefix=new.prefix,
+        digest=new.digest,
+        pepper_id=new.pepper_id,
+        key_id=key_id,
+        model=model,
+        session=session,
+        expires_at=expires_at,
+    )
+    return new.secret, row
