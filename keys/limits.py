@@ -22,6 +22,7 @@ ENDPOINTS = (
     "audio/speech",
     "moderations",
     "rerank",
+    "responses",
 )
 METRICS = ("rpm", "tpm")
 _MAX = 2**31 - 1

@@ -26,6 +26,14 @@ class Endpoint(StrEnum):
     AUDIO_SPEECH = "audio/speech"
     MODERATIONS = "moderations"
     RERANK = "rerank"
+    # OpenAI's Responses API: native on OpenAI and Azure (passed through); Ogem serves it on every
+    # other provider over chat completions (gateway/responses_api/).
+    RESPONSES = "responses"
+
+
+# The endpoints an adapter that speaks OpenAI's wire format serves by default: all but the
+# Responses API, which only OpenAI's and Azure's upstreams have.
+CHAT_FAMILY_ENDPOINTS = frozenset(Endpoint) - {Endpoint.RESPONSES}
 
 
 @dataclass(frozen=True, slots=True)

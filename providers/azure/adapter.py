@@ -4,11 +4,14 @@ URL: ``{api_base}/openai/deployments/{deployment}/{endpoint}?api-version={versio
 deployment name is ``params["deployment"]`` or else the upstream model id. Auth: the deployment's
 ``api_key`` in the ``api-key`` header, or an Entra ID token (``params["azure_ad_token"]``) as a
 bearer token.
+
+The Responses API is Azure's v1 API, not a deployment path: ``{api_base}/openai/v1/responses``,
+with the deployment name as the body's `model`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from providers.base import Deployment, Endpoint
@@ -20,6 +23,8 @@ DEFAULT_API_VERSION = "2024-10-21"
 
 class AzureOpenAIAdapter(OpenAICompatibleAdapter):
     name: ClassVar[str] = "azure"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    event_stream_endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.RESPONSES})
 
     def api_base(self, deployment: Deployment) -> str:
         if not deployment.api_base:
@@ -29,13 +34,29 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
             )
         return deployment.api_base.rstrip("/")
 
+    @staticmethod
+    def deployment_name(deployment: Deployment) -> str:
+        return str(deployment.params.get("deployment") or deployment.upstream_model)
+
     def url(self, *, endpoint: Endpoint, deployment: Deployment) -> str:
-        name = quote(str(deployment.params.get("deployment") or deployment.upstream_model), safe="")
+        if endpoint == Endpoint.RESPONSES:
+            return f"{self.api_base(deployment)}/openai/v1/responses"
+        name = quote(self.deployment_name(deployment), safe="")
         version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
         return (
             f"{self.api_base(deployment)}/openai/deployments/{name}/{endpoint.value}"
             f"?api-version={version}"
         )
+
+    def prepare_body(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        prepared = super().prepare_body(
+            endpoint=endpoint, deployment=deployment, body=body, stream=stream
+        )
+        if endpoint == Endpoint.RESPONSES:
+            prepared["model"] = self.deployment_name(deployment)
+        return prepared
 
     def auth_headers(self, deployment: Deployment) -> dict[str, str]:
         if deployment.api_key:

@@ -8,13 +8,20 @@ responses (Perplexity's citations, Groq's x_groq) are kept.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote, urlencode
 
 import orjson
 
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
-from providers.base import Deployment, Endpoint
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    json_parse,
+)
+from providers.base import CHAT_FAMILY_ENDPOINTS, Deployment, Endpoint
 from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.events import EVENT_STREAM_ENDPOINTS, event_is_final
 from providers.sse import sse_data
@@ -24,7 +31,7 @@ STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 class OpenAICompatibleAdapter(ProviderAdapter):
     name: ClassVar[str] = "openai_compatible"
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = CHAT_FAMILY_ENDPOINTS
     default_api_base: ClassVar[str] = ""
     # Parameters the upstream answers with a 400 (or ignores badly): dropped before sending.
     rejected_params: ClassVar[frozenset[str]] = frozenset()
@@ -101,6 +108,29 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         else:
             request.json = prepared
         return request
+
+    async def response_route(
+        self,
+        *,
+        deployment: Deployment,
+        method: str,
+        response_id: str,
+        suffix: str = "",
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One of a stored response's routes upstream (`GET /responses/{id}`, its `DELETE`,
+        `/cancel`, `/input_items`), for adapters that serve the Responses API natively."""
+        head, _, version = self.url(endpoint=Endpoint.RESPONSES, deployment=deployment).partition(
+            "?"
+        )
+        url = f"{head}/{quote(response_id, safe='')}{suffix}"
+        params = "&".join(part for part in (version, urlencode(query or {})) if part)
+        if params:
+            url = f"{url}?{params}"
+        request = UpstreamRequest(method=method, url=url, headers=self.headers(deployment))
+        response = await self.exchange(request, deployment=deployment)
+        answer = json_parse(response.body, provider=self.name) if response.body else {}
+        return answer if isinstance(answer, dict) else {}
 
     def parse_response(
         self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse
