@@ -59,6 +59,7 @@ class EventTranslator:
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
+        self._thinking_blocks: list[Any] = []  # a provider's signed thinking (Anthropic's)
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -94,6 +95,9 @@ class EventTranslator:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
+            blocks = delta.get("thinking_blocks")
+            if isinstance(blocks, list):
+                self._thinking_blocks += blocks
             reasoning = delta.get("reasoning_content")
             if isinstance(reasoning, str) and reasoning:
                 events += self._reasoning_delta(reasoning)
@@ -225,7 +229,7 @@ class EventTranslator:
                     "response.reasoning_text.done", **where, content_index=0, text=item.text
                 )
             )
-            done = reasoning_item(item.id, item.text)
+            done = reasoning_item(item.id, item.text, self._thinking_blocks)
         else:
             events.append(
                 self._event(
@@ -251,6 +255,12 @@ class EventTranslator:
         for item in list(self._open):
             events += self._close(item)
         self.output.sort(key=lambda item: self._index_of(item["id"]))
+        if self._reasoning is not None and self._thinking_blocks:  # blocks after the item closed
+            for index, done in enumerate(self.output):
+                if done["id"] == self._reasoning.id:
+                    self.output[index] = reasoning_item(
+                        done["id"], self._reasoning.text, self._thinking_blocks
+                    )
         self.final = response_finish(
             self.shell,
             output=self.output,

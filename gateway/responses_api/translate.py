@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gateway.body import stored_metadata_check
 from gateway.errors import InvalidRequestError
 
@@ -305,8 +307,15 @@ def chat_body_build(
     messages: list[dict[str, Any]] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
+    thinking: dict[str, Any] | None = None
     for item in (*history, *request.input_items):
+        if item["type"] == "reasoning":
+            thinking = _thinking_for_chat(item)
+            continue
         _message_add(messages, item)
+        if thinking and messages[-1]["role"] == "assistant":
+            messages[-1].update(thinking)  # the model's signed thinking goes back with its turn
+            thinking = None
     body: dict[str, Any] = {"model": request.model, "messages": messages}
     if stream:
         body["stream"] = True
@@ -389,7 +398,24 @@ def _message_add(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
                 "content": output if isinstance(output, str) else _text(output),
             }
         )
-    # `reasoning` items have no chat form: the model's earlier thinking is not sent again.
+
+
+def _thinking_for_chat(item: dict[str, Any]) -> dict[str, Any] | None:
+    """A reasoning item Ogem made from a model's thinking blocks (Anthropic's, with their
+    signatures, kept in `encrypted_content`) as the chat fields that send them back; None for
+    any other reasoning item, whose text no provider takes as input."""
+    try:
+        blocks = orjson.loads(item.get("encrypted_content") or "null")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+        return None
+    texts = [
+        part.get("text") or ""
+        for part in item.get("content") or []
+        if isinstance(part, dict) and part.get("type") == "reasoning_text"
+    ]
+    return {"reasoning_content": "".join(texts), "thinking_blocks": blocks}
 
 
 def _chat_part(part: dict[str, Any]) -> dict[str, Any]:
@@ -499,14 +525,18 @@ def output_text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
-    return {
+def reasoning_item(item_id: str, text: str, blocks: Any = None) -> dict[str, Any]:
+    item = {
         "id": item_id,
         "type": "reasoning",
         "summary": [],
         "content": [{"type": "reasoning_text", "text": text}],
         "status": "completed",
     }
+    if isinstance(blocks, list) and blocks:
+        # The provider's own thinking blocks (signed), sent back when the conversation goes on.
+        item["encrypted_content"] = orjson.dumps(blocks).decode()
+    return item
 
 
 def function_call_item(
@@ -529,7 +559,11 @@ def output_from_completion(completion: dict[str, Any]) -> tuple[list[dict[str, A
     message = choice.get("message") or {}
     output: list[dict[str, Any]] = []
     if message.get("reasoning_content"):
-        output.append(reasoning_item(new_id("rs"), str(message["reasoning_content"])))
+        output.append(
+            reasoning_item(
+                new_id("rs"), str(message["reasoning_content"]), message.get("thinking_blocks")
+            )
+        )
     calls = message.get("tool_calls") or []
     content: list[dict[str, Any]] = []
     if isinstance(message.get("content"), str) and (message["content"] or not calls):

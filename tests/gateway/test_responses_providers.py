@@ -337,3 +337,59 @@ def test_another_organization_gets_404_on_a_passed_through_response(
             model="gpt-responses", input="hi", previous_response_id=response.id
         )
     assert len(upstream.requests) == asked  # never asked the upstream on the outsider's behalf
+
+
+THOUGHT = {"type": "thinking", "thinking": "The user wants a number.", "signature": "sig-1"}
+ADD = {
+    "type": "function",
+    "name": "add",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_thinking_is_a_reasoning_item_sent_back_signed(
+    sdk: openai.OpenAI, claude: str, anthropic: AnthropicEmulator, stream: bool
+) -> None:
+    anthropic.script(
+        anthropic_api.Reply(
+            content=[
+                THOUGHT,
+                {"type": "tool_use", "id": "toolu_02", "name": "add", "input": {"a": 1}},
+            ],
+            stop_reason="tool_use",
+        ),
+        anthropic_api.reply_text("2"),
+    )
+    asked = {"model": claude, "input": "Add one.", "tools": [ADD], "reasoning": {"effort": "low"}}
+    if stream:
+        events = list(sdk.responses.create(**asked, stream=True))  # type: ignore[call-overload]
+        kinds = _collapsed([event.type for event in events])
+        assert kinds[:5] == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.done",
+        ]
+        assert [event.sequence_number for event in events] == list(range(len(events)))
+        first = events[-1].response  # type: ignore[union-attr]
+    else:
+        first = sdk.responses.create(**asked)  # type: ignore[call-overload]
+    assert anthropic.bodies[-1]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    reasoning = first.output[0]
+    assert reasoning.content[0].text == "The user wants a number."  # type: ignore[union-attr]
+    assert first.reasoning.effort == "low"  # type: ignore[union-attr]
+    sdk.responses.create(
+        model=claude,
+        previous_response_id=first.id,
+        tools=[ADD],
+        reasoning={"effort": "low"},
+        input=[{"type": "function_call_output", "call_id": "toolu_02", "output": "2"}],
+    )
+    # Anthropic requires the signed thinking block back, first in the assistant's turn.
+    assistant = anthropic.bodies[-1]["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"][0] == THOUGHT
+    assert assistant["content"][1]["type"] == "tool_use"
