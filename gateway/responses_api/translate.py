@@ -85,11 +85,20 @@ def _optional(body: dict[str, Any], name: str, kind: type | tuple[type, ...], wh
     return value
 
 
-def request_check(body: dict[str, Any]) -> ResponsesRequest:
-    """The body's fields as OpenAI types them; a wrong one is a 400 naming it."""
+def model_check(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("You must provide a model parameter.", "model", _MISSING)
+    return model
+
+
+def request_check(body: dict[str, Any], *, passthrough: bool = False) -> ResponsesRequest:
+    """The body's fields as OpenAI types them; a wrong one is a 400 naming it. Passed through,
+    only what Ogem itself reads is checked (the upstream judges the rest: its item types, its
+    hosted tools), and `input_items` stays empty."""
+    model = model_check(body)
+    if passthrough:
+        return _passthrough_check(body, model)
     if body.get("input") is None:
         raise _invalid("Missing required parameter: `input`.", "input", _MISSING)
     items = input_items_check(body["input"])
@@ -134,6 +143,19 @@ def request_check(body: dict[str, Any]) -> ResponsesRequest:
             )
         request.reasoning = reasoning
     return request
+
+
+def _passthrough_check(body: dict[str, Any], model: str) -> ResponsesRequest:
+    store = _optional(body, "store", bool, "a boolean")
+    return ResponsesRequest(
+        body=body,
+        model=model,
+        input_items=[],
+        previous_response_id=_optional(body, "previous_response_id", str, "a string"),
+        store=store is not False,
+        background=_optional(body, "background", bool, "a boolean") or False,
+        stream=_optional(body, "stream", bool, "a boolean") or False,
+    )
 
 
 def input_items_check(value: Any) -> list[dict[str, Any]]:

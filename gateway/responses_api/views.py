@@ -38,6 +38,7 @@ from gateway.responses_api.stream import EventTranslator, sse
 from gateway.responses_api.translate import (
     ResponsesRequest,
     chat_body_build,
+    model_check,
     new_id,
     output_from_completion,
     request_check,
@@ -141,14 +142,15 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     caller = await caller_authenticate(request)
     inbound = body_read_json(request)
     params_check(endpoint=Endpoint.RESPONSES, body=inbound.body)
-    checked = request_check(inbound.body)
     candidates = deployments_for(
-        caller=caller, model=checked.model, endpoint=None, registry=registry_get()
+        caller=caller, model=model_check(inbound.body), endpoint=None, registry=registry_get()
     )
+    native = _native(candidates)
+    checked = request_check(inbound.body, passthrough=native)
     previous = None
     if checked.previous_response_id is not None:
         previous = await _previous(caller, checked.previous_response_id)
-    if _native(candidates):
+    if native:
         return await _passthrough(request, caller, inbound, checked, previous)
     if previous is not None and previous.deployment_id:
         raise InvalidRequestError(
@@ -387,10 +389,13 @@ async def _passthrough(
     body = inbound.body
     if previous is not None and not previous.deployment_id:
         # Ogem served the previous response itself: the upstream never saw it, so the
-        # conversation so far is sent as input.
-        items = [_unstored(item) for item in (*_history(previous), *checked.input_items)]
+        # conversation so far is sent as input, before the new input as it came.
+        given = body.get("input")
+        if isinstance(given, str):
+            given = [{"role": "user", "content": given}]
+        items = [_unstored(item) for item in _history(previous)]
         body = {k: v for k, v in body.items() if k != "previous_response_id"}
-        body["input"] = items
+        body["input"] = [*items, *(given if isinstance(given, list) else [])]
     sent = body
 
     def read(_: HttpRequest) -> Inbound:

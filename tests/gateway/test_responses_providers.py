@@ -393,3 +393,20 @@ def test_anthropic_thinking_is_a_reasoning_item_sent_back_signed(
     assert assistant["role"] == "assistant"
     assert assistant["content"][0] == THOUGHT
     assert assistant["content"][1]["type"] == "tool_use"
+
+
+def test_what_only_the_upstream_knows_is_passed_through(
+    sdk: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    """Hosted tools and item types Ogem does not translate are OpenAI's to judge."""
+    response = sdk.responses.create(
+        model="gpt-responses",
+        input=[
+            {"role": "user", "content": "Find it."},
+            {"type": "item_reference", "id": "msg_earlier"},
+        ],
+        tools=[{"type": "web_search"}],
+    )
+    assert response.output_text == "Emulated reply to: Find it."
+    assert upstream.last.json["tools"] == [{"type": "web_search"}]
+    assert upstream.last.json["input"][1] == {"type": "item_reference", "id": "msg_earlier"}
