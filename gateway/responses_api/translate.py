@@ -343,7 +343,8 @@ def chat_body_build(
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     source = request.body
-    for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
+    # mock_response: the mock provider's scripted answer or failure (dropped for any other).
+    for name in ("temperature", "top_p", "parallel_tool_calls", "user", "mock_response"):
         if source.get(name) is not None:
             body[name] = source[name]
     if request.max_output_tokens is not None:

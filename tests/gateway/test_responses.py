@@ -430,3 +430,52 @@ def test_another_organization_gets_404(live_ogem: LiveServer) -> None:
     # The team's other keys share its responses; the owner still has it.
     assert teammate.responses.retrieve(response.id).output_text == response.output_text
     assert owner.responses.retrieve(response.id).id == response.id
+
+
+def test_a_stream_that_fails_midway_ends_with_response_failed(sdk: openai.OpenAI) -> None:
+    failing = {"error": {"status": 500, "message": "boom", "after_chunks": 3}}
+    events = list(
+        sdk.responses.create(
+            model="mock-chat",
+            input="Hello, world!",
+            stream=True,
+            extra_body={"mock_response": failing},
+        )
+    )
+    assert events[-1].type == "response.failed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    failed = events[-1].response  # type: ignore[union-attr]
+    assert failed.status == "failed"
+    assert failed.error is not None and "boom" in failed.error.message
+    assert sdk.responses.retrieve(failed.id).status == "failed"
+    with pytest.raises(openai.BadRequestError) as raised:
+        sdk.responses.create(model="mock-chat", input="Hi", previous_response_id=failed.id)
+    assert _error(raised)["param"] == "previous_response_id"
+
+
+def test_a_background_response_that_fails_says_why(sdk: openai.OpenAI) -> None:
+    queued = sdk.responses.create(
+        model="mock-chat",
+        input="Hello, world!",
+        background=True,
+        extra_body={"mock_response": {"error": {"status": 429, "message": "slow down"}}},
+    )
+    deadline = time.monotonic() + 10
+    response = queued
+    while response.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        response = sdk.responses.retrieve(queued.id)
+    assert response.status == "failed"
+    assert response.error is not None and "slow down" in response.error.message
+
+
+def test_sdk_parse_with_a_pydantic_format(sdk: openai.OpenAI) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    parsed = sdk.responses.parse(model="mock-chat", input="Name a city.", text_format=City)
+    assert isinstance(parsed.output_parsed, City)
+    assert parsed.output_parsed.name == "Name a city."
