@@ -279,12 +279,20 @@ def test_openai_is_passed_through_and_accounted(
 def test_openai_stream_is_relayed_and_recorded(
     sdk: openai.OpenAI, upstream: OpenAIEmulator
 ) -> None:
-    events = list(sdk.responses.create(model="gpt-responses", input="Hello, world!", stream=True))
+    raw = sdk.responses.with_raw_response.create(
+        model="gpt-responses", input="Hello, world!", stream=True
+    )
+    events = list(raw.parse())
     assert _collapsed([event.type for event in events]) == TEXT_EVENTS
     assert [event.sequence_number for event in events] == list(range(len(events)))
     assert upstream.last.json["stream"] is True
     completed = events[-1].response  # type: ignore[union-attr]
     assert sdk.responses.retrieve(completed.id).output_text == completed.output_text
+    usage_drain()  # billed at the usage of the stream's response.completed
+    log = RequestLog.objects.get(request_id=raw.headers["x-request-id"])
+    assert (log.endpoint, log.stream) == ("responses", True)
+    assert (log.prompt_tokens, log.completion_tokens) == (4, 8)
+    assert log.usage_estimated is False
 
 
 def test_azure_is_passed_through_on_its_v1_api(
