@@ -418,3 +418,31 @@ def test_what_only_the_upstream_knows_is_passed_through(
     assert response.output_text == "Emulated reply to: Find it."
     assert upstream.last.json["tools"] == [{"type": "web_search"}]
     assert upstream.last.json["input"][1] == {"type": "item_reference", "id": "msg_earlier"}
+
+
+def test_a_passed_through_background_response_is_cancelled_upstream(
+    sdk: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    queued = sdk.responses.create(model="gpt-responses", input="Long job.", background=True)
+    assert queued.status == "queued"
+    cancelled = sdk.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    assert (upstream.last.method, upstream.last.path) == (
+        "POST",
+        f"/v1/responses/{queued.id}/cancel",
+    )
+    plain = sdk.responses.create(model="gpt-responses", input="Quick.")
+    asked = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.cancel(plain.id)
+    assert len(upstream.requests) == asked
+
+
+def test_a_passed_through_store_false_keeps_nothing(
+    sdk: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    response = sdk.responses.create(model="gpt-responses", input="Hello.", store=False)
+    assert upstream.last.json["store"] is False
+    assert not StoredResponse.objects.filter(response_id=response.id).exists()
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(response.id)
