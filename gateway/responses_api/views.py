@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 
 from gateway.auth import caller_authenticate
 from gateway.body import Inbound, body_read_json
@@ -64,6 +65,9 @@ T = TypeVar("T")
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
+# A background response runs at most this long. One found still running after it has lost its
+# worker (stopped or restarted): it is failed then, so that no response runs forever.
+BACKGROUND_LIMIT_SECONDS = 3600.0
 # Headers of the pipeline's answer that do not describe the translated body.
 _NOT_COPIED = frozenset({"content-type", "content-length"})
 # Background responses running in this process: response id -> its task (a strong reference).
@@ -131,7 +135,35 @@ async def _owned(caller: Caller, response_id: str) -> StoredResponse:
     stored = await database(stored_response_get, caller=caller, response_id=response_id)
     if stored is None:
         raise _not_found(response_id)
+    if (
+        stored.status in RESPONSE_RUNNING
+        and not stored.deployment_id
+        and response_id not in _running
+        and (timezone.now() - stored.created_at).total_seconds() > BACKGROUND_LIMIT_SECONDS
+    ):
+        failed = _failed(stored.response, _LOST)
+        if await database(stored_response_progress, response_id=response_id, response=failed):
+            stored.status, stored.response = "failed", failed
+        else:  # it changed meanwhile: read it again
+            return await _owned(caller, response_id)
     return stored
+
+
+_LOST = {
+    "code": "server_error",
+    "message": "The response did not finish in time: the worker running it stopped.",
+}
+
+
+def _failed(shell: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **shell,
+        "status": "failed",
+        "error": {
+            "code": str(error.get("code") or error.get("type") or "server_error"),
+            "message": str(error.get("message") or "The response failed."),
+        },
+    }
 
 
 # ---- create -------------------------------------------------------------------------------------
@@ -341,35 +373,28 @@ async def _background_run(
         running = {**shell, "status": "in_progress"}
         if not await database(stored_response_progress, response_id=response_id, response=running):
             return  # cancelled before it started
-        answer = await internal_call(
-            caller=caller,
-            endpoint=Endpoint.CHAT,
-            body=chat,
-            request_id=request_id,
-            recorded_as=Endpoint.RESPONSES,
-        )
-        if answer.ok:
-            final = _final(shell, answer.body)
+        try:
+            async with asyncio.timeout(BACKGROUND_LIMIT_SECONDS):
+                answer = await internal_call(
+                    caller=caller,
+                    endpoint=Endpoint.CHAT,
+                    body=chat,
+                    request_id=request_id,
+                    recorded_as=Endpoint.RESPONSES,
+                )
+        except TimeoutError:
+            final = _failed(shell, {"message": "The response did not finish in time."})
         else:
-            error = answer.body.get("error") or {}
-            final = {
-                **shell,
-                "status": "failed",
-                "error": {
-                    "code": str(error.get("code") or error.get("type") or "server_error"),
-                    "message": str(error.get("message") or "The response failed."),
-                },
-            }
+            if answer.ok:
+                final = _final(shell, answer.body)
+            else:
+                final = _failed(shell, answer.body.get("error") or {})
         await database(stored_response_progress, response_id=response_id, response=final)
     except asyncio.CancelledError:
         raise  # cancelled: the row says so already
     except Exception:
         logger.exception("background response %s failed", response_id)
-        failed = {
-            **shell,
-            "status": "failed",
-            "error": {"code": "server_error", "message": "The response failed."},
-        }
+        failed = _failed(shell, {})
         try:
             await database(stored_response_progress, response_id=response_id, response=failed)
         except Exception:

@@ -479,3 +479,38 @@ def test_sdk_parse_with_a_pydantic_format(sdk: openai.OpenAI) -> None:
     parsed = sdk.responses.parse(model="mock-chat", input="Name a city.", text_format=City)
     assert isinstance(parsed.output_parsed, City)
     assert parsed.output_parsed.name == "Name a city."
+
+
+def test_a_background_response_whose_worker_stopped_is_failed_in_time(
+    sdk: openai.OpenAI,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gateway.responses_api.views import BACKGROUND_LIMIT_SECONDS
+    from gateway.services import stored_response_create
+
+    started = timezone.now() - timedelta(seconds=BACKGROUND_LIMIT_SECONDS + 60)
+    shell = {"id": "resp_lost", "object": "response", "status": "in_progress", "output": []}
+    stored_response_create(
+        response_id="resp_lost",
+        organization_id=None,
+        team_id=None,
+        key_id=None,
+        model="mock-chat",
+        status="in_progress",
+        background=True,
+        deployment_id="",
+        previous_response_id="",
+        created_at=started,
+        input_items=[],
+        history=[],
+        response=shell,
+    )
+    response = sdk.responses.retrieve("resp_lost")
+    assert response.status == "failed"
+    assert response.error is not None and response.error.code == "server_error"
+    assert StoredResponse.objects.get(response_id="resp_lost").status == "failed"
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.cancel("resp_lost")
