@@ -504,14 +504,40 @@ async def _upstream(
 
 async def response_retrieve(request: HttpRequest, response_id: str) -> HttpResponse:
     caller = await _caller(request, response_id)
-    if request.GET.get("stream") in ("true", "1"):
-        raise InvalidRequestError(
-            "Streaming a stored response again is not available through Ogem.", param="stream"
-        )
     stored = await _owned(caller, response_id)
+    if request.GET.get("stream") in ("true", "1"):
+        if not stored.deployment_id:
+            raise InvalidRequestError(
+                "Only a passed-through background response can be streamed again.",
+                param="stream",
+            )
+        return await _replay(request, stored)
     if stored.deployment_id:
         return _answer(request, await _upstream(stored, method="GET"))
     return _answer(request, stored.response)
+
+
+async def _replay(request: HttpRequest, stored: StoredResponse) -> HttpResponse:
+    """The upstream's stream of a passed-through response again, from `starting_after`; its
+    generation was accounted when it was created."""
+    query = {"stream": "true"}
+    after = request.GET.get("starting_after")
+    if after is not None:
+        if not after.isdigit():
+            raise InvalidRequestError(
+                "`starting_after` must be a sequence number.", param="starting_after"
+            )
+        query["starting_after"] = after
+    deployment = registry_get().by_id.get(stored.deployment_id)
+    adapter = adapter_get(deployment.provider) if deployment is not None else None
+    replay = getattr(adapter, "response_replay", None)
+    if deployment is None or replay is None:
+        raise _not_found(stored.response_id)
+    chunks = await replay(deployment=deployment, response_id=stored.response_id, query=query)
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["x-request-id"] = request_id_for(request)
+    return response
 
 
 async def response_delete(request: HttpRequest, response_id: str) -> HttpResponse:

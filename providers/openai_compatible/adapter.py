@@ -109,6 +109,24 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             request.json = prepared
         return request
 
+    def _response_request(
+        self,
+        *,
+        deployment: Deployment,
+        method: str,
+        response_id: str,
+        suffix: str,
+        query: Mapping[str, str] | None,
+    ) -> UpstreamRequest:
+        head, _, version = self.url(endpoint=Endpoint.RESPONSES, deployment=deployment).partition(
+            "?"
+        )
+        url = f"{head}/{quote(response_id, safe='')}{suffix}"
+        params = "&".join(part for part in (version, urlencode(query or {})) if part)
+        if params:
+            url = f"{url}?{params}"
+        return UpstreamRequest(method=method, url=url, headers=self.headers(deployment))
+
     async def response_route(
         self,
         *,
@@ -120,17 +138,35 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     ) -> dict[str, Any]:
         """One of a stored response's routes upstream (`GET /responses/{id}`, its `DELETE`,
         `/cancel`, `/input_items`), for adapters that serve the Responses API natively."""
-        head, _, version = self.url(endpoint=Endpoint.RESPONSES, deployment=deployment).partition(
-            "?"
+        request = self._response_request(
+            deployment=deployment,
+            method=method,
+            response_id=response_id,
+            suffix=suffix,
+            query=query,
         )
-        url = f"{head}/{quote(response_id, safe='')}{suffix}"
-        params = "&".join(part for part in (version, urlencode(query or {})) if part)
-        if params:
-            url = f"{url}?{params}"
-        request = UpstreamRequest(method=method, url=url, headers=self.headers(deployment))
         response = await self.exchange(request, deployment=deployment)
         answer = json_parse(response.body, provider=self.name) if response.body else {}
         return answer if isinstance(answer, dict) else {}
+
+    async def response_replay(
+        self, *, deployment: Deployment, response_id: str, query: Mapping[str, str]
+    ) -> AsyncIterator[bytes]:
+        """A background response's event stream again (`GET /responses/{id}?stream=true`), its
+        bytes as the upstream sends them; raises before the first byte on an error status."""
+        request = self._response_request(
+            deployment=deployment, method="GET", response_id=response_id, suffix="", query=query
+        )
+        response = await self.exchange_open(request, deployment=deployment)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self.body_chunks(response):
+                    yield chunk
+            finally:
+                response.close()
+
+        return chunks()
 
     def parse_response(
         self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse

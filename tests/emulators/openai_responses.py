@@ -2,10 +2,11 @@
 OpenAI's reference describes it: create (JSON, or `event:`/`data:` events ending with
 `response.completed`, no `[DONE]`), retrieve, delete, cancel (background responses only) and
 input items; `previous_response_id` continues a stored response (400
-`previous_response_not_found` otherwise). The reply is `Emulated reply to: <last user text>`;
-usage counts a token per word or sign of every text the model saw and of the reply. A
-background response is `queued` when created and `completed` when first retrieved, unless it was
-cancelled first.
+`previous_response_not_found` otherwise); a background response's events are streamed again by
+`GET /responses/{id}?stream=true` (from `starting_after`). The reply is
+`Emulated reply to: <last user text>`; usage counts a token per word or sign of every text the
+model saw and of the reply. A background response is `queued` when created and `completed` when
+first retrieved, unless it was cancelled first.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ class ResponsesAPI:
         if len(parts) == 2 and request.method == "GET":
             if kept.response["status"] == "queued":
                 kept.response = self._finish(kept.response, kept.items)
+            if request.query.get("stream") == "true":
+                if not kept.response.get("background"):
+                    return _error(400, "Only background responses can be streamed again.")
+                after = int(request.query.get("starting_after", "-1"))
+                shell = {**kept.response, "status": "in_progress", "output": [], "usage": None}
+                return await self._stream(request, shell, kept.response, after=after)
             return _json(kept.response)
         if len(parts) == 2 and request.method == "DELETE":
             kept.deleted = True
@@ -183,7 +190,7 @@ class ResponsesAPI:
 
     @staticmethod
     async def _stream(
-        request: web.Request, shell: dict[str, Any], final: dict[str, Any]
+        request: web.Request, shell: dict[str, Any], final: dict[str, Any], *, after: int = -1
     ) -> web.StreamResponse:
         message = final["output"][0]
         text = message["content"][0]["text"]
@@ -233,6 +240,8 @@ class ResponsesAPI:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for number, event in enumerate(events):
+            if number <= after:  # a resumed stream: from `starting_after` on
+                continue
             event = {**event, "sequence_number": number}
             head = f"event: {event['type']}\n".encode()
             await response.write(head + b"data: " + orjson.dumps(event) + b"\n\n")

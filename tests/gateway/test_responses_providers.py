@@ -446,3 +446,22 @@ def test_a_passed_through_store_false_keeps_nothing(
     assert not StoredResponse.objects.filter(response_id=response.id).exists()
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(response.id)
+
+
+def test_a_passed_through_background_response_streams_again(
+    live_ogem: LiveServer, master_key: str, sdk: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    queued = sdk.responses.create(model="gpt-responses", input="Hello, world!", background=True)
+    events = list(sdk.responses.retrieve(queued.id, stream=True))
+    assert _collapsed([event.type for event in events]) == TEXT_EVENTS
+    assert events[-1].response.output_text == "Emulated reply to: Hello, world!"  # type: ignore[union-attr]
+    resumed = list(sdk.responses.retrieve(queued.id, stream=True, starting_after=5))
+    assert [event.sequence_number for event in resumed] == list(range(6, len(events)))
+    assert upstream.last.query == {"stream": "true", "starting_after": "5"}
+    # A response Ogem made, or anyone else's, is not streamed again.
+    mine = sdk.responses.create(model="mock-chat", input="Hi")
+    with pytest.raises(openai.BadRequestError):
+        list(sdk.responses.retrieve(mine.id, stream=True))
+    outsider = _sdk(live_ogem, key_create(name="o", team=TeamFactory()).secret)
+    with pytest.raises(openai.NotFoundError):
+        list(outsider.responses.retrieve(queued.id, stream=True))
