@@ -15,5 +15,7 @@ urlpatterns = [
     path("scim/v2/", include("tenants.scim.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # LiteLLM's management API (/key/generate, /team/new, ...): before the portal's root.
+    path("", include("ogem_site.litellm_api.urls")),
     path("", include("ogem_site.portal.urls")),
 ]
