@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, QueryDict
 from rest_framework.request import Request
 
+from billing.rest import BudgetViewSet
 from keys.rest import KeyViewSet
 from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
 
@@ -24,6 +25,7 @@ RESOURCES: dict[str, Any] = {
     "users": UserViewSet,
     "organizations": OrganizationViewSet,
     "memberships": MembershipViewSet,
+    "budgets": BudgetViewSet,
 }
 _ACTIONS = {
     ("GET", False): "list",

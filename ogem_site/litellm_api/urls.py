@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import keys
+from . import keys, tenancy
 
 urlpatterns = [
     path("key/generate", keys.KeyGenerateView.as_view(), name="litellm-key-generate"),
@@ -10,4 +10,19 @@ urlpatterns = [
     path("key/list", keys.KeyListView.as_view(), name="litellm-key-list"),
     path("key/update", keys.KeyUpdateView.as_view(), name="litellm-key-update"),
     path("key/delete", keys.KeyDeleteView.as_view(), name="litellm-key-delete"),
+    path("team/new", tenancy.TeamNewView.as_view()),
+    path("team/info", tenancy.TeamInfoView.as_view()),
+    path("team/list", tenancy.TeamListView.as_view()),
+    path("team/update", tenancy.TeamUpdateView.as_view()),
+    path("team/delete", tenancy.TeamDeleteView.as_view()),
+    path("team/member_add", tenancy.TeamMemberAddView.as_view()),
+    path("team/member_update", tenancy.TeamMemberUpdateView.as_view()),
+    path("team/member_delete", tenancy.TeamMemberDeleteView.as_view()),
+    path("user/new", tenancy.UserNewView.as_view()),
+    path("user/info", tenancy.UserInfoView.as_view()),
+    path("user/update", tenancy.UserUpdateView.as_view()),
+    path("user/delete", tenancy.UserDeleteView.as_view()),
+    path("organization/new", tenancy.OrganizationNewView.as_view()),
+    path("organization/list", tenancy.OrganizationListView.as_view()),
+    path("organization/member_add", tenancy.OrganizationMemberAddView.as_view()),
 ]
