@@ -91,6 +91,18 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     )
 
 
+def litellm_readiness(*, status: int, report: dict[str, Any]) -> dict[str, Any]:
+    """Ogem's readiness report in LiteLLM's field names (`status`, `db`, `cache`), with Ogem's
+    own report beside them."""
+    database = report.get("checks", {}).get("database")
+    return {
+        "status": "healthy" if status == 200 else "unhealthy",
+        "db": "connected" if database == "ok" else "Not connected",
+        "cache": report.get("checks", {}).get("cache"),
+        "ogem": report,
+    }
+
+
 class HealthASGI:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,5 +116,18 @@ class HealthASGI:
             if path == "/health/ready":
                 status, body = await readiness_report()
                 await _send_json(send, status, body)
+                return
+            # LiteLLM's names for the same probes, as its deployments' manifests call them.
+            if path == "/health/liveliness":
+                await asgi_respond(
+                    send,
+                    status=200,
+                    body=orjson.dumps("I'm alive!"),
+                    headers=[(b"content-type", b"application/json")],
+                )
+                return
+            if path == "/health/readiness":
+                status, body = await readiness_report()
+                await _send_json(send, status, litellm_readiness(status=status, report=body))
                 return
         await self.app(scope, receive, send)

@@ -16,6 +16,7 @@ from django.http import HttpRequest, QueryDict
 from rest_framework.request import Request
 
 from billing.rest import BudgetViewSet
+from gateway.rest import ModelDeploymentViewSet
 from keys.rest import KeyViewSet
 from tenants.rest.views import MembershipViewSet, OrganizationViewSet, TeamViewSet, UserViewSet
 
@@ -26,6 +27,7 @@ RESOURCES: dict[str, Any] = {
     "organizations": OrganizationViewSet,
     "memberships": MembershipViewSet,
     "budgets": BudgetViewSet,
+    "models": ModelDeploymentViewSet,
 }
 _ACTIONS = {
     ("GET", False): "list",

@@ -10,6 +10,9 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.models import BudgetScope
+from billing.selectors import budget_list
+from billing.services import budget_live_spend
 from tenants.rest.base import request_principal
 from tenants.selectors import user_list
 
@@ -109,7 +112,18 @@ def _str_or_none(value: Any) -> str | None:
 
 def _shown(request: Request, key: dict[str, Any]) -> dict[str, Any]:
     user = key.get("user")
-    return key_to_litellm(key, names=usernames(request, {user} if user is not None else set()))
+    shown = key_to_litellm(key, names=usernames(request, {user} if user is not None else set()))
+    # A budgeted key's period spend lives in its budget's counter until the period ends; the
+    # row Ogem's key answer reads is written then. LiteLLM clients poll /key/info for it.
+    budget = (
+        budget_list(principal=request_principal(request))
+        .filter(scope=BudgetScope.KEY, key_id=key["id"])
+        .first()
+    )
+    live = budget_live_spend(budget=budget) if budget is not None else None
+    if live is not None:
+        shown["spend"] = float(live)
+    return shown
 
 
 class KeyGenerateView(LiteLLMView):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import keys, tenancy
+from . import keys, models, spend, tenancy
 
 urlpatterns = [
     path("key/generate", keys.KeyGenerateView.as_view(), name="litellm-key-generate"),
@@ -25,4 +25,10 @@ urlpatterns = [
     path("organization/new", tenancy.OrganizationNewView.as_view()),
     path("organization/list", tenancy.OrganizationListView.as_view()),
     path("organization/member_add", tenancy.OrganizationMemberAddView.as_view()),
+    path("spend/logs", spend.SpendLogsView.as_view()),
+    path("global/spend/report", spend.GlobalSpendReportView.as_view()),
+    path("model/info", models.ModelInfoView.as_view()),
+    path("v2/model/info", models.ModelInfoView.as_view()),
+    path("model_group/info", models.ModelGroupInfoView.as_view()),
+    path("health", models.HealthView.as_view()),
 ]

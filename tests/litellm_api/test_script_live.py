@@ -1,0 +1,122 @@
+"""The acceptance script: written as a LiteLLM user writes it from LiteLLM's management API docs
+(httpx against the proxy root, the master key, then the openai SDK with the issued key), run
+unchanged against a live Ogem."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from django.conf import settings
+
+from billing.services import usage_buffer_flush, usage_drain
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.live
+
+
+def _record_usage() -> None:
+    """Usage is accounted after the response: write it now, as the worker would."""
+    if settings.REDIS_URL:
+        usage_drain()
+    else:
+        usage_buffer_flush()
+
+
+def _spend_logs(proxy: httpx.Client, token: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while True:
+        _record_usage()
+        logs = proxy.get("/spend/logs", params={"api_key": token}).json()
+        if logs or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.05)
+
+
+def test_a_litellm_management_script_runs_unchanged(live_ogem: LiveServer, master_key: str) -> None:
+    proxy = httpx.Client(
+        base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"}, timeout=30
+    )
+
+    org = proxy.post("/organization/new", json={"organization_alias": "acme", "max_budget": 100})
+    assert org.status_code == 200, org.text
+    organization_id = org.json()["organization_id"]
+    team = proxy.post(
+        "/team/new",
+        json={
+            "team_alias": "search",
+            "organization_id": organization_id,
+            "models": ["mock-chat"],
+            "max_budget": 50,
+        },
+    )
+    assert team.status_code == 200, team.text
+    team_id = team.json()["team_id"]
+    user = proxy.post(
+        "/user/new",
+        json={
+            "user_id": "krrish",
+            "user_email": "krrish@example.com",
+            "user_role": "internal_user",
+            "organization_id": organization_id,
+        },
+    )
+    assert user.status_code == 200, user.text
+    added = proxy.post(
+        "/team/member_add",
+        json={"team_id": team_id, "member": {"role": "user", "user_id": "krrish"}},
+    )
+    assert added.status_code == 200, added.text
+
+    generated = proxy.post(
+        "/key/generate",
+        json={
+            "models": ["mock-chat"],
+            "max_budget": 10,
+            "budget_duration": "30d",
+            "team_id": team_id,
+            "user_id": "krrish",
+            "key_alias": "search-backend",
+            "metadata": {"app": "search"},
+        },
+    )
+    assert generated.status_code == 200, generated.text
+    key = generated.json()["key"]
+    token = generated.json()["token"]
+
+    client = openai.OpenAI(api_key=key, base_url=f"{live_ogem.url}/v1", max_retries=0)
+    reply = client.chat.completions.create(
+        model="mock-chat", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content == "Mock reply to: hi"
+
+    logs = _spend_logs(proxy, token)
+    assert len(logs) == 1
+    log = logs[0]
+    assert (log["api_key"], log["model"], log["user"], log["team_id"]) == (
+        token,
+        "mock-chat",
+        "krrish",
+        team_id,
+    )
+    assert log["total_tokens"] == reply.usage.total_tokens
+    assert log["spend"] > 0
+    info = proxy.get("/key/info", params={"key": key})
+    assert info.status_code == 200
+    assert info.json()["info"]["spend"] == pytest.approx(log["spend"])
+    assert info.json()["info"]["max_budget"] == 10.0
+    # The key reads its own info too, as LiteLLM lets it.
+    own = httpx.get(f"{live_ogem.url}/key/info", headers={"Authorization": f"Bearer {key}"})
+    assert own.status_code in (200, 403)
+
+    deleted = proxy.post("/key/delete", json={"keys": [key]})
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"deleted_keys": [key]}
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(
+            model="mock-chat", messages=[{"role": "user", "content": "again"}]
+        )
+    assert proxy.get("/key/info", params={"key": key}).status_code == 404
