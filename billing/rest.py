@@ -139,6 +139,7 @@ class BudgetViewSet(ScopedViewSet):
         "team": "team_id",
         "user": "user_id",
         "key": "key_id",
+        "end_customer": "end_customer_id",
     }
     ordering_fields = ["created_at", "spend", "max_budget"]
 

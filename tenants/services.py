@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from tenants.dependents import tenant_changed
-from tenants.models import Membership, Organization, Role, Team, User
+from tenants.models import EndCustomer, Membership, Organization, Role, Team, User
 
 
 class TenancyError(ValueError):
@@ -193,6 +193,22 @@ def membership_update(*, membership: Membership, role: str) -> Membership:
 
 def membership_delete(*, membership: Membership) -> None:
     membership.delete()
+
+
+def end_customer_create(
+    *, organization: Organization, external_id: str, alias: str = "", blocked: bool = False
+) -> EndCustomer:
+    """Register an end customer (the `user` an application sends on /v1) ahead of its traffic,
+    to give it a budget or block it."""
+    if not external_id:
+        raise TenancyError("an end customer needs its id", field="user_id")
+    if EndCustomer.objects.filter(organization=organization, external_id=external_id).exists():
+        raise TenancyError(
+            f"end customer {external_id!r} already exists in {organization.slug}", field="user_id"
+        )
+    return EndCustomer.objects.create(
+        organization=organization, external_id=external_id, alias=alias, blocked=blocked
+    )
 
 
 def _membership_role(*, role: str, team: Team | None) -> str:

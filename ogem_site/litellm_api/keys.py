@@ -32,6 +32,7 @@ _SAME_NAME = (
     "tags",
 )
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION_ALIASES = {"24h": "1d", "1w": "7d", "1mo": "30d"}
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -62,12 +63,14 @@ def key_fields_to_ogem(request: Request, body: dict[str, Any]) -> dict[str, Any]
         ).pk
     if body.get("duration") is not None:
         data["expires_at"] = (timezone.now() + duration_parse(body["duration"])).isoformat()
-    if "budget_duration" in data and data["budget_duration"] is not None:
-        # LiteLLM also writes "24h" and "1mo"; Ogem's periods are a day, a week and 30 days.
-        data["budget_duration"] = {"24h": "1d", "1mo": "30d", "1w": "7d"}.get(
-            data["budget_duration"], data["budget_duration"]
-        )
+    if "budget_duration" in data:
+        data["budget_duration"] = budget_duration_to_ogem(data["budget_duration"])
     return data
+
+
+def budget_duration_to_ogem(value: Any) -> Any:
+    """LiteLLM also writes "24h", "1w" and "1mo"; Ogem's periods are a day, a week, 30 days."""
+    return _DURATION_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 def usernames(request: Request, user_ids: set[int]) -> dict[int, str]:

@@ -11,13 +11,21 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.models import Role
+from tenants.audit import (
+    audit_actor,
+    audit_actor_name,
+    audit_client_ip,
+    audit_record,
+    audit_snapshot,
+)
+from tenants.models import AuditSurface, Role
 from tenants.rest.base import request_principal
-from tenants.selectors import organization_list, team_list, user_list
+from tenants.selectors import organization_list, principal_user_id, team_list, user_list
+from tenants.services import TenancyError, end_customer_create
 
 from .base import LiteLLMError, LiteLLMView, answer_or_raise, user_by_litellm_id
 from .dispatch import resource_call
-from .keys import key_to_litellm, money, usernames
+from .keys import budget_duration_to_ogem, key_to_litellm, money, usernames
 
 # What a LiteLLM budget sets, on Ogem's budget of the same scope.
 _BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration", "tpm_limit", "rpm_limit")
@@ -34,15 +42,21 @@ _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 def _budget_set(request: Request, *, scope: str, target: Any, body: dict[str, Any]) -> None:
     """Give the entity the budget and limits the LiteLLM body names (create or change)."""
     wanted = {name: body[name] for name in _BUDGET_FIELDS if name in body}
+    if "budget_duration" in wanted:
+        wanted["budget_duration"] = budget_duration_to_ogem(wanted["budget_duration"])
     if not wanted:
         return
     found = answer_or_raise(
         resource_call(
-            request, resource="budgets", method="GET", query={"scope": scope, scope: target}
+            request,
+            resource="budgets",
+            method="GET",
+            query={"scope": scope, scope: target, "limit": 1000},
         )
     )
-    if found["results"]:
-        budget_id = found["results"][0]["id"]
+    rows = [row for row in found["results"] if row.get(scope) == target]
+    if rows:
+        budget_id = rows[0]["id"]
         answer_or_raise(
             resource_call(request, resource="budgets", method="PATCH", pk=budget_id, body=wanted)
         )
@@ -59,9 +73,13 @@ def _budget_set(request: Request, *, scope: str, target: Any, body: dict[str, An
 
 def _budget_of(request: Request, *, scope: str, target: Any) -> dict[str, Any]:
     found = resource_call(
-        request, resource="budgets", method="GET", query={"scope": scope, scope: target}
+        request,
+        resource="budgets",
+        method="GET",
+        query={"scope": scope, scope: target, "limit": 1000},
     )
-    rows = found.data["results"] if found.ok else []
+    # The row of this very entity (the end customer filter is not one /api/v1/budgets has).
+    rows = [row for row in found.data["results"] if row.get(scope) == target] if found.ok else []
     budget = rows[0] if rows else {}
     return {
         "max_budget": money(budget.get("max_budget")),
@@ -486,4 +504,62 @@ class OrganizationMemberAddView(LiteLLMView):
             )
         return Response(
             {"organization_id": str(organization), "updated_organization_memberships": added}
+        )
+
+
+# End customers
+
+
+class CustomerNewView(LiteLLMView):
+    """LiteLLM's customers are Ogem's end customers, which belong to an organization: its
+    admins register them (the organization named, or the one the caller administers)."""
+
+    def post(self, request: Request) -> Response:
+        body = self.body()
+        principal = self.principal
+        organization_id = body.get("organization_id")
+        if organization_id is None:
+            admin_orgs = sorted(principal.admin_org_ids())
+            if len(admin_orgs) != 1:
+                raise LiteLLMError(
+                    "organization_id is required: every Ogem end customer belongs to an "
+                    "organization."
+                )
+            organization_id = admin_orgs[0]
+        organization = organization_list(principal=principal).get(
+            pk=_org_pk(request, organization_id)
+        )
+        if not principal.is_org_admin(organization.pk):
+            raise LiteLLMError("Only the organization's admins register customers.", status=403)
+        with audit_actor(
+            actor=audit_actor_name(user=principal.user),
+            surface=AuditSurface.API,
+            user_id=principal_user_id(principal=principal),
+            ip_address=audit_client_ip(request=request),
+        ):
+            try:
+                customer = end_customer_create(
+                    organization=organization,
+                    external_id=str(body.get("user_id") or ""),
+                    alias=str(body.get("alias") or ""),
+                    blocked=bool(body.get("blocked", False)),
+                )
+            except TenancyError as exc:
+                raise LiteLLMError(str(exc)) from exc
+            audit_record(
+                action="create",
+                target=customer,
+                organization_id=organization.pk,
+                before=None,
+                after=audit_snapshot(customer),
+            )
+        _budget_set(request, scope="end_customer", target=customer.pk, body=body)
+        return Response(
+            {
+                "user_id": customer.external_id,
+                "alias": customer.alias or None,
+                "blocked": customer.blocked,
+                "organization_id": str(organization.pk),
+                **_budget_of(request, scope="end_customer", target=customer.pk),
+            }
         )

@@ -25,6 +25,7 @@ urlpatterns = [
     path("organization/new", tenancy.OrganizationNewView.as_view()),
     path("organization/list", tenancy.OrganizationListView.as_view()),
     path("organization/member_add", tenancy.OrganizationMemberAddView.as_view()),
+    path("customer/new", tenancy.CustomerNewView.as_view()),
     path("spend/logs", spend.SpendLogsView.as_view()),
     path("global/spend/report", spend.GlobalSpendReportView.as_view()),
     path("model/info", models.ModelInfoView.as_view()),

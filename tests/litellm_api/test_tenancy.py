@@ -156,3 +156,27 @@ def test_team_without_organization_is_a_clear_400_for_the_master_key(world: Worl
     answer = _post(world.clients["master"], "/team/new", team_alias="loose")
     assert answer.status_code == 400
     assert "organization_id" in answer.json()["error"]["message"]
+
+
+def test_customer_new_registers_an_end_customer_with_its_budget(world: World) -> None:
+    from tenants.models import EndCustomer
+
+    client = world.clients["org_admin"]
+    created = _post(client, "/customer/new", user_id="end-user-1", alias="Shop", max_budget=3)
+    assert created.status_code == 200, created.content
+    assert (created.json()["user_id"], created.json()["max_budget"]) == ("end-user-1", 3.0)
+    customer = EndCustomer.objects.get(external_id="end-user-1")
+    assert customer.organization_id == world.a.organization.pk
+    assert Budget.objects.get(scope=BudgetScope.END_CUSTOMER, end_customer=customer).max_budget == 3
+    assert _post(client, "/customer/new", user_id="end-user-1").status_code == 400
+    other = _post(client, "/customer/new", user_id="x", organization_id=world.b.organization.pk)
+    assert other.status_code == 404
+    member = _post(world.clients["member"], "/customer/new", user_id="y")
+    assert member.status_code == 400  # administers no organization
+    refused = _post(
+        world.clients["member"],
+        "/customer/new",
+        user_id="y",
+        organization_id=world.a.organization.pk,
+    )
+    assert refused.status_code == 403
