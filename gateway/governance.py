@@ -516,8 +516,9 @@ def _refusal(rule: Rule, decision: Decision, headers: dict[str, str]) -> RateLim
     }
     scope, _, metric = rule.name.partition(":")
     if rule.kind == "b":
+        # LiteLLM's opening words: clients migrating from it match on them.
         return BudgetExceededError(
-            f"Budget exceeded: the {scope.replace('_', ' ')} budget of "
+            f"Budget has been exceeded! The {scope.replace('_', ' ')} budget of "
             f"${units_to_usd(rule.limit)} has no room for this request.",
             headers=headers,
         )

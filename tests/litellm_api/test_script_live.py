@@ -110,7 +110,8 @@ def test_a_litellm_management_script_runs_unchanged(live_ogem: LiveServer, maste
     assert info.json()["info"]["max_budget"] == 10.0
     # The key reads its own info too, as LiteLLM lets it.
     own = httpx.get(f"{live_ogem.url}/key/info", headers={"Authorization": f"Bearer {key}"})
-    assert own.status_code in (200, 403)
+    assert own.status_code == 200, own.text
+    assert own.json()["info"]["token"] == token
 
     deleted = proxy.post("/key/delete", json={"keys": [key]})
     assert deleted.status_code == 200, deleted.text
@@ -120,3 +121,24 @@ def test_a_litellm_management_script_runs_unchanged(live_ogem: LiveServer, maste
             model="mock-chat", messages=[{"role": "user", "content": "again"}]
         )
     assert proxy.get("/key/info", params={"key": key}).status_code == 404
+
+
+def test_a_key_over_its_budget_answers_litellms_words(
+    live_ogem: LiveServer, master_key: str
+) -> None:
+    proxy = httpx.Client(
+        base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"}, timeout=30
+    )
+    org = proxy.post("/organization/new", json={"organization_alias": "tiny"}).json()
+    key = proxy.post(
+        "/key/generate",
+        json={"organization_id": org["organization_id"], "max_budget": 0.000001},
+    ).json()["key"]
+    client = openai.OpenAI(api_key=key, base_url=f"{live_ogem.url}/v1", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(
+            model="mock-chat", messages=[{"role": "user", "content": "hi"}]
+        )
+    error = refused.value.body
+    assert error["code"] == "budget_exceeded"
+    assert error["message"].startswith("Budget has been exceeded!")
