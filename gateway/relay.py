@@ -34,7 +34,7 @@ from gateway.governance import (
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
-from gateway.router import deployments_for
+from gateway.router import deployments_for, mock_candidates
 from gateway.stored import StreamKeeper, stored_completion_keep, stored_request_build
 from gateway.streaming import (
     ChunkObserver,
@@ -89,6 +89,8 @@ async def relay(
     candidates = deployments_for(
         caller=caller, model=checked.model, endpoint=endpoint, registry=registry
     )
+    if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
+        candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
     ctx.candidates = candidates
     cache_config = config_current().cache
     if cache_config is not None:

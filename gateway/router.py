@@ -15,6 +15,8 @@ allowed to use is 403 `model_not_allowed`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from gateway.config import config_current
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
@@ -147,3 +149,16 @@ def deployments_for(
 def deployment_choose(*, candidates: tuple[Deployment, ...]) -> Deployment:
     """Weighted random choice among the candidates of the lowest priority."""
     return weighted_shuffle(candidates)
+
+
+def mock_candidates(
+    *, candidates: tuple[Deployment, ...], endpoint: Endpoint | None
+) -> tuple[Deployment, ...]:
+    """LiteLLM's `mock_response` on any model, for keys whose metadata allows it
+    (`allow_mock_response: true`): the mock provider answers in place of the model's upstream,
+    after the model's access checks, and is accounted like any answer
+    (docs/migrating-from-litellm.md)."""
+    mock = adapter_get("mock")
+    if mock is None or (endpoint is not None and endpoint not in mock.endpoints):
+        return candidates
+    return (dataclasses.replace(candidates[0], provider="mock"),)

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from billing.services import usage_buffer_flush, usage_drain
+from providers.base import Deployment
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.live
@@ -142,3 +143,51 @@ def test_a_key_over_its_budget_answers_litellms_words(
     error = refused.value.body
     assert error["code"] == "budget_exceeded"
     assert error["message"].startswith("Budget has been exceeded!")
+
+
+def test_mock_response_only_for_keys_that_allow_it(
+    live_ogem: LiveServer, master_key: str, openai_emulator: Any, install_deployments: Any
+) -> None:
+    install_deployments(
+        Deployment(
+            id="test:emulated",
+            model_name="emulated",
+            provider="openai",
+            upstream_model="gpt-4o-mini",
+            api_base=f"{openai_emulator.url}/v1",
+            api_key="sk-upstream-test",
+        )
+    )
+    proxy = httpx.Client(
+        base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"}, timeout=30
+    )
+    org = proxy.post("/organization/new", json={"organization_alias": "mocks"}).json()
+    allowed = proxy.post(
+        "/key/generate",
+        json={"organization_id": org["organization_id"], "metadata": {"allow_mock_response": True}},
+    ).json()["key"]
+    plain = proxy.post("/key/generate", json={"organization_id": org["organization_id"]}).json()
+    body = {
+        "model": "emulated",
+        "messages": [{"role": "user", "content": "hi"}],
+        "mock_response": "canned answer",
+    }
+
+    def ask(key: str) -> httpx.Response:
+        return httpx.post(
+            f"{live_ogem.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+    mocked = ask(allowed)
+    assert mocked.status_code == 200, mocked.text
+    assert mocked.json()["choices"][0]["message"]["content"] == "canned answer"
+    assert openai_emulator.requests == []  # the upstream was never called
+    # Off by default: the upstream answers and never sees the field.
+    answered = ask(plain["key"])
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"] != "canned answer"
+    assert len(openai_emulator.requests) == 1
+    assert "mock_response" not in openai_emulator.requests[0].json
