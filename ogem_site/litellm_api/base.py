@@ -14,6 +14,7 @@ from keys.authentication import ManagementKeyAuthentication
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate, key_list
 from ogem_site.hashing import KEY_PREFIX
+from tenants.authentication import OIDCAuthentication
 from tenants.models import User
 from tenants.principals import Principal
 from tenants.rest.base import request_principal
@@ -72,7 +73,8 @@ def answer_or_raise(answer: Answer) -> Any:
 
 
 class LiteLLMView(APIView):
-    authentication_classes = [LiteLLMKeyAuthentication]
+    # As /api/v1, without the browser session (these routes are for scripts: no CSRF to check).
+    authentication_classes = [LiteLLMKeyAuthentication, OIDCAuthentication]
     # LiteLLM's routes are another API than /api/v1: its schema documents /api/v1 only.
     schema = None
 
