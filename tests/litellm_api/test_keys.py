@@ -139,3 +139,14 @@ def test_bad_input_is_a_litellm_400(world: World) -> None:
     assert bad.json()["error"]["code"] == "400"
     assert _generate(client, team_id=world.a.team.pk, rpm_limit="many").status_code == 400
     assert client.post("/key/generate", [1], format="json").status_code == 400
+
+
+def test_a_viewer_writes_no_key(world: World) -> None:
+    viewer = world.clients["viewer"]
+    refused = _generate(viewer, team_id=world.a.team.pk)
+    assert refused.status_code in (403, 404)
+    assert refused.json()["error"]["code"] == str(refused.status_code)
+    assert viewer.post(
+        "/key/update", {"key": str(world.a.team_key.pk), "rpm_limit": 1}, format="json"
+    ).status_code in (403, 404)
+    assert VirtualKey.objects.get(pk=world.a.team_key.pk).rpm_limit is None
