@@ -86,6 +86,25 @@ def budget_upsert(
     return budget
 
 
+def budget_period_restore(
+    *,
+    budget: Budget,
+    spend: Decimal,
+    reset_at: datetime | None,
+) -> Budget:
+    """Continue a period another gateway started (an import): its spend so far and its end. The
+    period's start is its end less the duration, so the live counter starts a period of its own,
+    seeded with that spend."""
+    budget.spend = max(spend, Decimal("0")).quantize(Decimal("0.00000001"))
+    days = _DURATION_DAYS.get(BudgetDuration(budget.duration))
+    if reset_at is not None and days:
+        budget.reset_at = reset_at
+        budget.period_started_at = reset_at - timedelta(days=days)
+    budget.save(update_fields=["spend", "reset_at", "period_started_at", "updated_at"])
+    budget_changes_broadcast()
+    return budget
+
+
 def key_budget_set(key: VirtualKey, budget: KeyBudget) -> None:
     """The key's own budget, as keys writes it (keys.budgets' store)."""
     budget_upsert(

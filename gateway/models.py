@@ -209,3 +209,28 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return self.response_id
+
+
+class ImportedObject(models.Model):
+    """An Ogem object made from another gateway's database (``manage.py import_litellm``): the
+    source's id of the row, the Ogem object's id, and a fingerprint of what was imported, so a
+    rerun updates what changed and leaves the rest alone."""
+
+    source = models.CharField(max_length=30)
+    kind = models.CharField(max_length=30)
+    # For a key: its lookup prefix (16 hex of LiteLLM's SHA-256), never the SHA-256 itself.
+    external_id = models.CharField(max_length=255)
+    object_id = models.BigIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source", "kind", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "kind", "external_id"], name="imported_object_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.external_id} -> {self.object_id}"
