@@ -27,10 +27,19 @@ from typing import Any
 
 import psycopg
 from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
 from django.utils.text import slugify
 from psycopg.rows import dict_row
 
-from billing.models import SCOPE_FIELDS, Budget, BudgetScope, RequestLog
+from billing.models import (
+    SCOPE_FIELDS,
+    Budget,
+    BudgetScope,
+    RequestLog,
+    UsageRollup,
+    UsageRollupDay,
+)
 from billing.rollups import rollup_day, rollup_watermark
 from billing.services import EntityLimits, budget_period_restore, budget_upsert
 from gateway.config.provider_names import provider_is_servable, provider_split
@@ -63,6 +72,7 @@ KINDS = (
     "key",
     "model",
     "spend_log",
+    "daily_spend",
 )
 # Where LiteLLM keeps teams and keys that belong to no organization (Ogem's teams need one).
 DEFAULT_ORGANIZATION = ("LiteLLM", "litellm")
@@ -265,6 +275,7 @@ class _Importer:
         self.import_end_users()
         self.import_models()
         self.import_spend_logs()
+        self.import_daily_spend()
 
     def budget_of(self, budget_id: str | None) -> dict[str, Any]:
         return self.budgets.get(budget_id or "", {})
@@ -720,3 +731,67 @@ class _Importer:
         for _ in new:
             self.summary.count("spend_log", "created")
         return {log.created_at.astimezone(UTC).date() for log in new}
+
+    def import_daily_spend(self) -> None:
+        """LiteLLM_DailyUserSpend (one row per day, user, key and model: every request counted
+        once) for the days Ogem's request log has nothing of, such as days whose spend logs
+        LiteLLM's retention deleted: written as those days' rollups. A day the request log
+        covers is rolled up from it instead; a day after the rollup watermark that the log does
+        not precede would make the watermark skip days, so it is skipped and reported."""
+        first = RequestLog.objects.aggregate(first=Min("created_at"))["first"]
+        first_day = first.astimezone(UTC).date() if first is not None else None
+        watermark = rollup_watermark()
+        rows_by_day: dict[date, list[UsageRollup]] = {}
+        for row in self.rows("LiteLLM_DailyUserSpend", '"date", "id"'):
+            external = str(row["id"])
+            if ("daily_spend", external) in self.mappings:
+                self.summary.count("daily_spend", "unchanged")
+                continue
+            try:
+                day = date.fromisoformat(str(row["date"]))
+            except ValueError:
+                self.summary.count("daily_spend", "skipped", f"{external}: date {row['date']!r}")
+                continue
+            if first_day is not None and day >= first_day:
+                self.summary.count("daily_spend", "skipped", f"{day}: rolled up from spend logs")
+                continue
+            if watermark is not None and day > watermark:
+                self.summary.count(
+                    "daily_spend", "skipped", f"{day}: after the rollup watermark {watermark}"
+                )
+                continue
+            key = self.keys.get(str(row.get("api_key") or ""))
+            user = self.users.get(str(row.get("user_id") or ""))
+            prompt = max(int(row.get("prompt_tokens") or 0), 0)
+            completion = max(int(row.get("completion_tokens") or 0), 0)
+            rollup = UsageRollup(
+                day=day,
+                organization_id=key.organization_id if key is not None else None,
+                team_id=key.team_id if key is not None else None,
+                key_id=key.pk if key is not None else None,
+                user_id=user.pk if user is not None else (key.user_id if key else None),
+                model=str(row.get("model_group") or row.get("model") or "")[:200],
+                requests=max(int(row.get("api_requests") or 0), 0),
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                total_tokens=prompt + completion,
+                spend=_decimal(row.get("spend")) or Decimal("0"),
+            )
+            rows_by_day.setdefault(day, []).append(rollup)
+            # Recorded so a rerun skips it; the rollup rows are the day's, with no id of their own.
+            self.mappings[("daily_spend", external)] = ImportedObject(
+                source=SOURCE, kind="daily_spend", external_id=external, object_id=0, fingerprint=""
+            )
+        for day, rollups in sorted(rows_by_day.items()):
+            UsageRollup.objects.bulk_create(rollups)
+            UsageRollupDay.objects.update_or_create(
+                day=day,
+                defaults={
+                    "rolled_at": timezone.now(),
+                    "requests": sum(r.requests for r in rollups),
+                },
+            )
+            self.summary.counts["daily_spend"]["created"] += len(rollups)
+        ImportedObject.objects.bulk_create(
+            [m for (kind, _), m in self.mappings.items() if kind == "daily_spend" and m.pk is None]
+        )

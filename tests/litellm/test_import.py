@@ -26,7 +26,7 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
-from billing.models import Budget, BudgetScope, RequestLog
+from billing.models import Budget, BudgetScope, RequestLog, UsageRollup, UsageRollupDay
 from gateway.models import ImportedObject, ModelDeployment
 from keys.models import VirtualKey
 from ogem_site.hashing import LEGACY_SHA256, secret_matches
@@ -182,6 +182,32 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
             '"model_info", "created_by", "updated_by") VALUES (%s, %s, %s, %s, %s, %s)',
             (model_id, name, json.dumps(params), json.dumps({"id": model_id}), "admin", "admin"),
         )
+    # Daily totals: one day whose spend logs LiteLLM's retention deleted, one the logs cover.
+    for row_id, days_ago, spend, requests in (
+        ("daily-old", 10, 2.5, 40),
+        ("daily-logged", 3, 9.9995, 2),
+    ):
+        run(
+            'INSERT INTO "LiteLLM_DailyUserSpend" ("id", "user_id", "date", "api_key", "model", '
+            '"model_group", "custom_llm_provider", "prompt_tokens", "completion_tokens", "spend", '
+            '"api_requests", "successful_requests", "updated_at") '
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                row_id,
+                "alice",
+                (now - timedelta(days=days_ago)).date().isoformat(),
+                _sha256(keys["search"]),
+                "mock-chat",
+                "mock-chat",
+                "mock",
+                30000,
+                12000,
+                spend,
+                requests,
+                requests,
+                now,
+            ),
+        )
     day = now - timedelta(days=3)
     for index, (key, spend, end_user) in enumerate(
         (("search", 3.0, None), ("search", 6.9995, None), ("ml", 0.25, "customer-42"))
@@ -257,6 +283,8 @@ def _state() -> dict[str, list[dict[str, Any]]]:
         "budgets": Budget,
         "deployments": ModelDeployment,
         "request_logs": RequestLog,
+        "rollups": UsageRollup,
+        "rollup_days": UsageRollupDay,
         "mappings": ImportedObject,
     }
     state = {}
@@ -391,6 +419,19 @@ def test_import_maps_every_object_type(
         850,
     )
 
+    assert "daily_spend   created 1, updated 0, unchanged 0, skipped 1" in output
+    old_day = (datetime.now(UTC) - timedelta(days=10)).date()
+    rollup = UsageRollup.objects.get()
+    assert (rollup.day, rollup.key_id, rollup.team_id, rollup.organization_id, rollup.user_id) == (
+        old_day,
+        key.pk,
+        search.pk,
+        acme.pk,
+        alice.pk,
+    )
+    assert (rollup.requests, rollup.total_tokens, rollup.spend) == (40, 42000, Decimal("2.5"))
+    assert UsageRollupDay.objects.get().day == old_day
+
 
 def test_imported_key_answers_within_its_budget_and_models(
     litellm_db: tuple[str, dict[str, str]], salt_key: str, live_ogem: LiveServer
@@ -446,7 +487,8 @@ def test_second_import_changes_nothing(
     before = _state()
     output = _import(url)
     assert _state() == before
-    for kind in ("organization", "team", "user", "end_user", "key", "model", "spend_log"):
+    kinds = ("organization", "team", "user", "end_user", "key", "model", "spend_log", "daily_spend")
+    for kind in kinds:
         line = next(line for line in output.splitlines() if line.strip().startswith(kind + " "))
         assert " created 0, updated 0," in line, line
     assert "membership    created 0, updated 0, unchanged 5" in output
