@@ -76,6 +76,8 @@ KINDS = (
 )
 # Where LiteLLM keeps teams and keys that belong to no organization (Ogem's teams need one).
 DEFAULT_ORGANIZATION = ("LiteLLM", "litellm")
+# Rows LiteLLM makes for itself: the proxy-wide budget's holder and the UI's default user.
+PSEUDO_USERS = frozenset({"litellm-proxy-budget", "default_user_id"})
 # LiteLLM's "every model" markers in a models list.
 ALL_MODELS = frozenset({"all-proxy-models", "*"})
 # LiteLLM budget durations ("30d", "1mo", "24h", ...) as Ogem's periods.
@@ -366,6 +368,9 @@ class _Importer:
     def import_users(self) -> None:
         for row in self.rows("LiteLLM_UserTable", '"user_id"'):
             external = row["user_id"]
+            if external in PSEUDO_USERS:
+                self.summary.count("user", "skipped", f"{external}: LiteLLM's own, not a person")
+                continue
             user, unchanged = self.lookup("user", external, row, User)
             if user is not None:
                 self.users[external] = user
@@ -500,6 +505,8 @@ class _Importer:
             team = self.teams.get(row.get("team_id") or "")
             org = team.organization if team is not None else None
             org = org or self.organizations.get(row.get("organization_id") or "")
+            # A key of no organization would be an operator's key in Ogem: a tenant's instead.
+            org = org or self.organization_default()
             budget_row = self.budget_of(row.get("budget_id"))
             metadata = dict(row.get("metadata") or {})
             if row.get("aliases"):

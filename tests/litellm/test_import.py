@@ -164,6 +164,16 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
         '"models") VALUES (%s, %s, %s, %s, %s)',
         (_sha256(keys["ml"]), "ml-batch", "team-ml", now + timedelta(days=90), []),
     )
+    # A key of the UI's pseudo team (no row) and LiteLLM's proxy-budget pseudo user.
+    run(
+        'INSERT INTO "LiteLLM_VerificationToken" ("token", "key_alias", "team_id") '
+        "VALUES (%s, %s, %s)",
+        (_sha256(keys["orphan"]), "dashboard", "litellm-dashboard"),
+    )
+    run(
+        'INSERT INTO "LiteLLM_UserTable" ("user_id", "max_budget") VALUES (%s, %s)',
+        ("litellm-proxy-budget", 1000.0),
+    )
     run(
         'INSERT INTO "LiteLLM_VerificationToken" ("token", "key_alias", "team_id", "blocked") '
         "VALUES (%s, %s, %s, %s)",
@@ -249,7 +259,7 @@ def litellm_db() -> Iterator[tuple[str, dict[str, str]]]:
         pytest.skip(f"no PostgreSQL at {ADMIN_URL} for the LiteLLM database")
     admin.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    keys = {"search": _litellm_secret(), "ml": _litellm_secret(), "blocked": _litellm_secret()}
+    keys = {name: _litellm_secret() for name in ("search", "ml", "blocked", "orphan")}
     # Its own period start, so no earlier run's live counter in Redis is this budget's.
     reset_at = datetime.now(UTC) + timedelta(days=12, seconds=secrets.randbelow(10**6))
     try:
@@ -304,7 +314,7 @@ def test_dry_run_writes_nothing(litellm_db: tuple[str, dict[str, str]], db: None
     url, _ = litellm_db
     output = _import(url, dry_run=True)
     assert output.splitlines()[0] == "Dry run: nothing was written."
-    assert "key           created 3, updated 0, unchanged 0, skipped 0" in output
+    assert "key           created 4, updated 0, unchanged 0, skipped 0" in output
     assert "spend_log     created 3, updated 0, unchanged 0, skipped 0" in output
     assert not Organization.objects.exists()
     assert not VirtualKey.objects.exists()
@@ -327,7 +337,8 @@ def test_import_maps_every_object_type(
 
     assert "organization  created 1, updated 0, unchanged 0, skipped 0" in output
     assert "team          created 2, updated 0, unchanged 0, skipped 0" in output
-    assert "user          created 2, updated 0, unchanged 0, skipped 0" in output
+    assert "user          created 2, updated 0, unchanged 0, skipped 1" in output
+    assert "litellm-proxy-budget: LiteLLM's own, not a person" in output
     assert "membership    created 5, updated 0, unchanged 0, skipped 0" in output
     assert "end_user      created 1, updated 0, unchanged 0, skipped 0" in output
     assert "model         created 1, updated 0, unchanged 0, skipped 1" in output
@@ -396,6 +407,8 @@ def test_import_maps_every_object_type(
     assert budget.period_started_at == budget.reset_at - timedelta(days=30)
     assert VirtualKey.objects.get(name="old-intern").revoked_at is not None
     assert VirtualKey.objects.get(name="ml-batch").expires_at is not None
+    orphan = VirtualKey.objects.get(name="dashboard")
+    assert (orphan.team, orphan.organization.slug) == (None, "litellm")
 
     deployment = ModelDeployment.objects.get(model_name="imported-chat")
     assert (deployment.provider, deployment.upstream_model, deployment.organization) == (
