@@ -395,6 +395,7 @@ def test_import_maps_every_object_type(
     assert (key.allowed_models, key.rpm_limit) == (["mock-chat"], 100)
     assert key.metadata == {"env": "prod", "litellm_aliases": {"fast": "mock-chat"}}
     assert key.pepper_id == LEGACY_SHA256
+    assert key.display_prefix == "sk-… (imported)"  # its prefix is no part of the secret
     assert secret_matches(secret=keys["search"], digest=key.digest, pepper_id=key.pepper_id)
     budget = Budget.objects.get(scope=BudgetScope.KEY, key=key)
     assert (budget.max_budget, budget.soft_budget, budget.duration, budget.spend) == (
