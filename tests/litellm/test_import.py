@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +27,8 @@ from django.core.management import call_command
 from django.forms.models import model_to_dict
 
 from billing.models import Budget, BudgetScope, RequestLog, UsageRollup, UsageRollupDay
+from gateway.config.database import database_deployments
+from gateway.config.problems import Problems
 from gateway.models import ImportedObject, ModelDeployment
 from keys.models import VirtualKey
 from ogem_site.hashing import LEGACY_SHA256, secret_matches
@@ -448,10 +450,25 @@ def test_import_maps_every_object_type(
 
 
 def test_imported_key_answers_within_its_budget_and_models(
-    litellm_db: tuple[str, dict[str, str]], salt_key: str, live_ogem: LiveServer
+    litellm_db: tuple[str, dict[str, str]],
+    salt_key: str,
+    live_ogem: LiveServer,
+    install_deployments: Callable[..., None],
 ) -> None:
     url, keys = litellm_db
     _import(url)
+    # The imported model table serves (as the registry loads database deployments), with the
+    # upstream key LiteLLM had encrypted.
+    deployments = database_deployments(problems=Problems())
+    assert [(d.model_name, d.provider, d.api_key) for d in deployments] == [
+        ("imported-chat", "mock", UPSTREAM_SECRET)
+    ]
+    install_deployments(*deployments)
+    ml = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=keys["ml"], max_retries=0)
+    served = ml.chat.completions.with_raw_response.create(
+        model="imported-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+    )
+    assert served.headers["x-ogem-deployment"] == deployments[0].id
     client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=keys["search"], max_retries=0)
 
     reply = client.chat.completions.create(
