@@ -2,8 +2,8 @@
 
 The semantic cache (and the built-in vector store) keep one `VectorIndex` per namespace. It wraps
 usearch's HNSW graph; the measurements behind that choice (against faiss, hnswlib and numpy
-brute force) are in docs/benchmark.md ("Vector index"). usearch is imported on first use, so a process with no vector
-feature on never loads it.
+brute force) are in docs/benchmark.md ("Vector index"). usearch is imported on first use, so a
+process with no vector feature on never loads it.
 
 Thread safety: every method takes the instance's lock, so one index may be shared by the event loop
 thread and worker threads; calls on it are serialised (a search waits for an `add_many` in flight).
