@@ -154,7 +154,8 @@ class _Ogem(_Adapter):
         return self.index.memory_bytes()
 
     def isa(self) -> str:
-        return self.index._index.hardware_acceleration
+        graph = self.index._graph
+        return f"{self.index.kind}, {graph.hardware_acceleration if graph else 'numpy'}"
 
 
 class _Usearch(_Adapter):
