@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _MAX_LABEL = 2**64 - 1
 # Up to this many vectors a matrix product beats the graph at any dimension (both costs grow
 # with it): see docs/benchmark.md.
-EXACT_LIMIT = 2048
+EXACT_LIMIT = 4096
 # Vectors moved into the graph per add while it is being built: tens of µs each.
 MIGRATE_STEP = 32
 # A search restricted to at most this many labels compares the query with each of them; a larger
