@@ -398,10 +398,6 @@ def _measure_and_print(args: argparse.Namespace) -> int:
         return 0
     result["import_ms"] = (time.perf_counter() - started) * 1000
     result["version"] = _version(args.library)
-    if args.library == "ogem":
-        from gateway import vectors
-
-        result["dtype"] = f"{vectors._GRAPH_DTYPE} graph"
     result["installed_mb"] = _installed_mb(args.library)
     import numpy as np
 
@@ -418,6 +414,11 @@ def _measure_and_print(args: argparse.Namespace) -> int:
     result["rss_delta_mb"] = (rss_kib(os.getpid()) - rss_before) / 1024
     result["library_mb"] = (adapter.library_bytes() or 0) / 2**20 or None
     result["isa"] = adapter.isa()
+    if isinstance(adapter, _Ogem):
+        from gateway import vectors
+
+        exact = adapter.index.kind == "exact"
+        result["dtype"] = "f32 exact" if exact else f"{vectors._GRAPH_DTYPE} graph"
 
     for k in (1, 10):
         rounds = []
