@@ -11,7 +11,8 @@ import difflib
 
 from providers.base import model_string_split
 
-# The prefixes CONTRACTS.md promises, plus the rest of the OpenAI-compatible family.
+# The prefixes CONTRACTS.md promises, the rest of the OpenAI-compatible family, and Ogem's own
+# in-process `local` provider (not a LiteLLM name).
 KNOWN_PROVIDERS = frozenset(
     {
         "openai",
@@ -44,6 +45,7 @@ KNOWN_PROVIDERS = frozenset(
         "assemblyai",
         "deepgram",
         "mock",
+        "local",
     }
 )
 
