@@ -245,6 +245,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
+    # The response cache's semantic tier: expired entries, and namespaces past their bound.
+    "semantic-cache-expire": {"task": "gateway.tasks.semantic_cache_expire", "schedule": 300.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
