@@ -211,9 +211,9 @@ async def semantic_lookup(ctx: RequestContext) -> dict[str, Any] | None:
     plan: CachePlan = ctx.cache
     semantic: SemanticPlan = plan.semantic
     found: dict[str, Any] | None = None
+    _maintain(semantic.settings)  # the first lookup starts the rebuild, beside its embedding
     vector = await _embed(ctx, semantic)
     if vector is not None:
-        _maintain(semantic.settings)
         found = await _search(ctx, semantic, vector)
     if found is None:
         model, organization, team = plan.labels
@@ -250,8 +250,13 @@ async def _embed(ctx: RequestContext, semantic: SemanticPlan) -> np.ndarray | No
         norm = float(np.linalg.norm(vector))
         if vector.ndim != 1 or not vector.size or not norm or not np.isfinite(norm):
             raise _EmbedError("not a usable vector")
-    except (TimeoutError, _EmbedError, KeyError, IndexError, TypeError, ValueError) as exc:
-        logger.warning("semantic cache: embedding with %s failed (%s)", settings.model, exc)
+    except Exception as exc:  # whatever failed, the request goes on uncached
+        logger.warning(
+            "semantic cache: embedding with %s failed (%s: %s)",
+            settings.model,
+            type(exc).__name__,
+            exc,
+        )
         cache_semantic_error_record(operation="embed")
         semantic.failed = True
         return None
