@@ -391,6 +391,10 @@ _partitions: dict[PartitionKey, _Partition] = {}
 # (scope, namespace) -> label -> its partition, oldest first: the per-namespace bound.
 _spaces: dict[tuple[str, str], OrderedDict[int, PartitionKey]] = {}
 _labels: dict[int, PartitionKey] = {}
+# Labels dropped by the bound, whose rows may wait for the expiry task: a catch-up must not bring
+# them back (bounded: forgotten wholesale past _EVICTED_MAX).
+_evicted: set[int] = set()
+_EVICTED_MAX = 200_000
 _bodies = BytesLRU(max_bytes=_BODIES_MAX_BYTES)
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -411,7 +415,7 @@ def _entries_add(entries: list[tuple[int, PartitionKey, np.ndarray, float]]) -> 
     fresh: dict[PartitionKey, list[tuple[int, np.ndarray, float]]] = {}
     with _lock:
         for label, key, vector, expires in entries:
-            if label not in _labels and expires > now:
+            if label not in _labels and label not in _evicted and expires > now:
                 fresh.setdefault(key, []).append((label, vector, expires))
         added = 0
         for key, items in fresh.items():
@@ -436,6 +440,9 @@ def _entries_add(entries: list[tuple[int, PartitionKey, np.ndarray, float]]) -> 
             while len(space) > _state.max_entries:
                 oldest, _ = space.popitem(last=False)
                 _entry_forget(oldest)
+                if len(_evicted) >= _EVICTED_MAX:
+                    _evicted.clear()
+                _evicted.add(oldest)
     if added:
         CACHE_SEMANTIC_ENTRIES.set(len(_labels))
     return added
@@ -481,6 +488,7 @@ def semantic_index_reset() -> None:
         _partitions.clear()
         _spaces.clear()
         _labels.clear()
+        _evicted.clear()
         _bodies.clear()
         _state.ready = False
         _state.generation += 1

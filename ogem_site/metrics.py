@@ -129,8 +129,8 @@ CACHE_SEMANTIC_ERRORS = Counter(
 )
 CACHE_SEMANTIC_ENTRIES = Gauge(
     "ogem_cache_semantic_entries",
-    "Entries in this process's semantic vector indexes.",
-    multiprocess_mode="livesum",
+    "Entries in a process's semantic vector indexes (every worker indexes them all: the largest).",
+    multiprocess_mode="livemax",
 )
 
 

@@ -454,3 +454,48 @@ def test_a_slow_embedding_is_given_up_on(  # type: ignore[no-untyped-def]
     assert answer.headers["x-ogem-cache"] == "miss"
     assert time.monotonic() - started < 4  # not the embedding's five seconds
     assert _upstream_calls(openai_emulator) == 1
+
+
+def test_a_namespace_keeps_at_most_max_entries(emulated_model, semantic_on, sdk) -> None:  # type: ignore[no-untyped-def]
+    semantic_on(max_entries=1)
+    emulated_model()
+    _ready(sdk)
+    _ask(sdk, QUESTION)
+    _ask(sdk, UNRELATED)  # the namespace's newest: the question's entry is dropped
+    assert _ask(sdk, PARAPHRASE).headers["x-ogem-cache"] == "miss"
+    # Another namespace has its own bound.
+    space = {"cache": {"namespace": "other"}}
+    _ask(sdk, QUESTION, extra_body=space)
+    assert _ask(sdk, PARAPHRASE, extra_body=space).headers["x-ogem-cache"] == "semantic-hit"
+
+
+def test_the_expiry_task_deletes_expired_and_surplus_entries(semantic_on) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.models import SemanticCacheEntry
+    from gateway.tasks import semantic_cache_expire
+
+    semantic_on(max_entries=2)
+    now = datetime.now(tz=UTC)
+
+    def entry(label: int, *, namespace: str = "-", expires: timedelta) -> None:
+        SemanticCacheEntry.objects.create(
+            label=label,
+            organization_id=1,
+            scope="o1",
+            namespace=namespace,
+            partition="p",
+            model="emulated",
+            vector=b"\0" * 16,
+            entry=b"{}",
+            created_at=now,
+            expires_at=now + expires,
+        )
+
+    entry(1, expires=timedelta(seconds=-1))
+    for label in (2, 3, 4):
+        entry(label, expires=timedelta(hours=1))
+    entry(5, namespace="other", expires=timedelta(hours=1))
+    assert semantic_cache_expire() == 2  # the expired one, and the oldest of three
+    assert sorted(SemanticCacheEntry.objects.values_list("label", flat=True)) == [3, 4, 5]
+    assert semantic_cache_expire() == 0
