@@ -1,11 +1,12 @@
 """The models the `local` provider runs in-process, and the one copy of each per process.
 
 `wordllama-l2-supercat` is WordLlama's `l2_supercat` (token embeddings taken from Llama 2 70B's
-input layer and trained for sentence similarity): a 32,000 x 256 float32 matrix (32 MB) and
-Llama 2's tokenizer, both inside the `wordllama` wheel, so loading it needs no network and no
-download cache. A text's embedding is the mean of its tokens' rows (no transformer, no GPU):
-microseconds per text on one CPU core. Its dimensions are matryoshka-trained, so the first 64 or
-128 of the 256 are an embedding too (docs/providers.md#local-offline-embeddings).
+input layer and trained for sentence similarity): a 32,000 x 256 matrix (float16 on disk, 32 MB
+as float32 in memory) and Llama 2's tokenizer, both inside the `wordllama` wheel, so loading
+it needs no network and no download cache. A text's embedding is the mean of its tokens' rows
+(no transformer, no GPU): microseconds per text on one CPU core. Its dimensions are
+matryoshka-trained, so the first 64 or 128 of the 256 are an embedding too
+(docs/providers.md#local-offline-embeddings).
 
 `wordllama` and numpy are imported on the first embedding, never at start-up, so a worker that
 never embeds pays nothing for them.

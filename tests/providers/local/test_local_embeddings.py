@@ -3,9 +3,11 @@ wheel), through a live Ogem with the official `openai` SDK, as the built-in `loc
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import struct
+import uuid
 from collections.abc import Sequence
 
 import httpx
@@ -15,7 +17,12 @@ import pytest
 from billing.models import RequestLog
 from billing.pricing import deployment_price, unpriced_models
 from billing.services import usage_drain
+from gateway.auth import caller_by_key_id
+from gateway.internal import internal_call
 from gateway.registry import registry_get
+from keys.services import key_create
+from providers.base import Endpoint
+from tests.factories import TeamFactory
 from tests.live import LiveServer
 
 MODEL = "local-embed"
@@ -155,3 +162,28 @@ def test_a_request_is_logged_at_zero_cost_without_an_unpriced_warning(make_key, 
     deployment = registry_get().by_id["builtin:local-embed"]
     price = deployment_price(deployment=deployment)
     assert price is not None and price.input == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_internal_call_embeds_for_a_key_and_is_accounted_to_it() -> None:
+    # The semantic cache and vector stores embed through Ogem's own pipeline on a caller's
+    # behalf (gateway/internal.py), with nothing configured.
+    key = key_create(name="internal", team=TeamFactory()).key
+
+    async def run():  # type: ignore[no-untyped-def]
+        caller = await caller_by_key_id(key_id=key.pk)
+        assert caller is not None
+        return await internal_call(
+            caller=caller,
+            endpoint=Endpoint.EMBEDDINGS,
+            body={"model": MODEL, "input": ["a paraphrase test", "another"], "dimensions": 128},
+            request_id=uuid.uuid4().hex,
+        )
+
+    answer = asyncio.run(run())
+    assert answer.ok, answer.body
+    assert [len(item["embedding"]) for item in answer.body["data"]] == [128, 128]
+    usage_drain()
+    log = RequestLog.objects.get(request_id=answer.headers["x-request-id"])
+    assert (log.key_id, log.model, log.endpoint) == (key.pk, MODEL, "embeddings")
+    assert log.prompt_tokens == answer.body["usage"]["prompt_tokens"] > 0
