@@ -406,7 +406,15 @@ def _index_new(dimensions: int) -> Any:
 
 
 def _index_bytes() -> int:
-    return sum(partition.index.memory_bytes() for partition in _partitions.values())
+    """The indexes' memory, summed at most once a second (a rebuild creates many partitions)."""
+    now = time.monotonic()
+    if now - _memory[1] >= 1.0:
+        total = sum(partition.index.memory_bytes() for partition in _partitions.values())
+        _memory[:] = [total, now]
+    return int(_memory[0])
+
+
+_memory: list[float] = [0, 0.0]  # (bytes, when they were summed)
 
 
 def _entries_add(entries: list[tuple[int, PartitionKey, np.ndarray, float]]) -> int:

@@ -499,3 +499,27 @@ def test_the_expiry_task_deletes_expired_and_surplus_entries(semantic_on) -> Non
     assert semantic_cache_expire() == 2  # the expired one, and the oldest of three
     assert sorted(SemanticCacheEntry.objects.values_list("label", flat=True)) == [3, 4, 5]
     assert semantic_cache_expire() == 0
+
+
+def test_anthropic_messages_are_matched_too(semantic_on, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
+    """/v1/messages runs the same pipeline: a paraphrase is answered in Anthropic's shape."""
+    import anthropic
+
+    semantic_on()
+    client = anthropic.Anthropic(base_url=live_ogem.url, api_key=master_key, max_retries=0)
+
+    def ask(text: str) -> Any:
+        return client.messages.with_raw_response.create(
+            model="mock-chat", max_tokens=50, messages=[{"role": "user", "content": text}]
+        )
+
+    ask(f"warm-up {time.time_ns()}")
+    deadline = time.monotonic() + 10
+    while not semantic_index_ready():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first = ask(QUESTION)
+    assert first.headers["x-ogem-cache"] == "miss"
+    second = ask(PARAPHRASE)
+    assert second.headers["x-ogem-cache"] == "semantic-hit"
+    assert second.parse().content[0].text == first.parse().content[0].text
