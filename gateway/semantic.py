@@ -36,9 +36,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
@@ -62,6 +61,9 @@ from ogem_site.metrics import (
     cache_semantic_error_record,
 )
 from providers.base import Endpoint
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +234,8 @@ async def _embed(ctx: RequestContext, semantic: SemanticPlan) -> np.ndarray | No
     if _embedder is None:
         semantic.failed = True
         return None
+    import numpy as np  # on use: a process without the tier never loads it
+
     settings = semantic.settings
     body = {"model": settings.model, "input": semantic.text}
     try:
@@ -639,6 +643,8 @@ async def _expire_rows(max_entries: int) -> None:
 
 
 def _row_entry(row: Mapping[str, Any]) -> tuple[int, PartitionKey, np.ndarray, float]:
+    import numpy as np
+
     vector = np.frombuffer(bytes(row["vector"]), dtype="<f4")
     key = (row["scope"], row["namespace"], row["partition"])
     return row["label"], key, vector, row["expires_at"].timestamp()
@@ -661,6 +667,8 @@ def _sweep() -> None:
 
 def _receive(message: dict[str, Any]) -> None:
     if message.get("op") == "add":
+        import numpy as np
+
         entries = []
         for item in message.get("entries") or ():
             try:
