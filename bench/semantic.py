@@ -120,7 +120,7 @@ async def _measure(args: argparse.Namespace) -> str:
     build_seconds = time.perf_counter() - started
     gc.collect()
     rss_index = rss_kib(os.getpid()) - rss_before
-    index_bytes = semantic._index_bytes()
+    index_bytes = sum(p.index.memory_bytes() for p in semantic._live.partitions.values())
     semantic._state.ready = True
 
     def rows() -> None:

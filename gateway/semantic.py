@@ -296,13 +296,12 @@ async def _search(
 ) -> dict[str, Any] | None:
     if not _state.ready:
         return None
-    partition = _partitions.get((*semantic.space, semantic.partition))
+    partition = _live.partitions.get((*semantic.space, semantic.partition))
     if partition is None:
         return None
-    with _lock:
-        if partition.dimensions != vector.shape[0]:
-            return None  # the embedding model changed: its old entries cannot be compared
-        nearest = partition.index.search(vector, k=_CANDIDATES)
+    if partition.dimensions != vector.shape[0]:
+        return None  # the embedding model changed: its old entries cannot be compared
+    nearest = partition.index.search(vector, k=_CANDIDATES)  # the index's own lock
     now = time.time()
     for label, similarity in nearest:
         if similarity < semantic.threshold:
@@ -387,20 +386,18 @@ class _State:
     swept_at: float = 0.0
     max_entries: int = SemanticCacheSettings(model="").max_entries
     max_index_bytes: int = SemanticCacheSettings(model="").max_index_bytes
+    rebuilding: bool = False  # a full load fills new indexes in a thread
 
 
-_lock = threading.RLock()  # the indexes: searched on the event loop, changed by broadcasts too
+_lock = threading.RLock()  # `_live`: searched on the event loop, changed by broadcasts too
 _state = _State()
-_partitions: dict[PartitionKey, _Partition] = {}
-# (scope, namespace) -> label -> its partition, oldest first: the per-namespace bound.
-_spaces: dict[tuple[str, str], OrderedDict[int, PartitionKey]] = {}
-_labels: dict[int, PartitionKey] = {}
-# Labels dropped by the bound, whose rows may wait for the expiry task: a catch-up must not bring
-# them back (bounded: forgotten wholesale past _EVICTED_MAX).
-_evicted: set[int] = set()
-_EVICTED_MAX = 200_000
 _bodies = BytesLRU(max_bytes=_BODIES_MAX_BYTES)
 _tasks: set[asyncio.Task[Any]] = set()
+# Labels dropped by the bound, whose rows may wait for the expiry task: a catch-up must not bring
+# them back (bounded: forgotten wholesale past _EVICTED_MAX).
+_EVICTED_MAX = 200_000
+
+Entry = tuple[int, PartitionKey, "np.ndarray", float]  # (label, partition, vector, expires)
 
 
 def _index_new(dimensions: int) -> Any:
@@ -409,100 +406,137 @@ def _index_new(dimensions: int) -> Any:
     return VectorIndex(dimensions=dimensions, capacity=1024)
 
 
-def _index_bytes() -> int:
-    """The indexes' memory, summed at most once a second (a rebuild creates many partitions)."""
-    now = time.monotonic()
-    if now - _memory[1] >= 1.0:
-        total = sum(partition.index.memory_bytes() for partition in _partitions.values())
-        _memory[:] = [total, now]
-    return int(_memory[0])
+class _Indexes:
+    """One process's vector indexes: one per partition, and what the bounds need."""
 
+    def __init__(self) -> None:
+        self.partitions: dict[PartitionKey, _Partition] = {}
+        # (scope, namespace) -> label -> its partition, oldest first: the per-namespace bound.
+        self.spaces: dict[tuple[str, str], OrderedDict[int, PartitionKey]] = {}
+        self.labels: dict[int, PartitionKey] = {}
+        self.evicted: set[int] = set()
+        self._memory = (0, 0.0)  # (bytes, when they were summed)
 
-_memory: list[float] = [0, 0.0]  # (bytes, when they were summed)
+    def memory_bytes(self) -> int:
+        """The indexes' memory, summed at most once a second (a rebuild makes many partitions)."""
+        now = time.monotonic()
+        if now - self._memory[1] >= 1.0:
+            total = sum(partition.index.memory_bytes() for partition in self.partitions.values())
+            self._memory = (total, now)
+        return self._memory[0]
 
-
-def _entries_add(entries: list[tuple[int, PartitionKey, np.ndarray, float]]) -> int:
-    """Index entries (label, partition, vector, expires) not indexed yet; how many were new."""
-    now = time.time()
-    fresh: dict[PartitionKey, list[tuple[int, np.ndarray, float]]] = {}
-    with _lock:
+    def add(self, entries: list[Entry]) -> int:
+        """Index the entries not indexed yet; how many were new."""
+        now = time.time()
+        fresh: dict[PartitionKey, list[tuple[int, np.ndarray, float]]] = {}
         for label, key, vector, expires in entries:
-            if label not in _labels and label not in _evicted and expires > now:
+            if label not in self.labels and label not in self.evicted and expires > now:
                 fresh.setdefault(key, []).append((label, vector, expires))
         added = 0
         for key, items in fresh.items():
-            partition = _partitions.get(key)
+            partition = self.partitions.get(key)
             dimensions = items[0][1].shape[0]
             if partition is None:
-                if _partitions and _index_bytes() >= _state.max_index_bytes:
+                if self.partitions and self.memory_bytes() >= _state.max_index_bytes:
                     continue  # this process's bound: the entries wait in the database
-                partition = _partitions[key] = _Partition(
+                partition = self.partitions[key] = _Partition(
                     index=_index_new(dimensions), dimensions=dimensions
                 )
             items = [item for item in items if item[1].shape[0] == partition.dimensions]
             if not items:
                 continue
             partition.index.add_many([item[0] for item in items], [item[1] for item in items])
-            space = _spaces.setdefault((key[0], key[1]), OrderedDict())
+            space = self.spaces.setdefault((key[0], key[1]), OrderedDict())
             for label, _, expires in items:
                 partition.expires[label] = expires
-                _labels[label] = key
+                self.labels[label] = key
                 space[label] = key
             added += len(items)
             while len(space) > _state.max_entries:
                 oldest, _ = space.popitem(last=False)
-                _entry_forget(oldest)
-                if len(_evicted) >= _EVICTED_MAX:
-                    _evicted.clear()
-                _evicted.add(oldest)
+                self.forget(oldest)
+                if len(self.evicted) >= _EVICTED_MAX:
+                    self.evicted.clear()
+                self.evicted.add(oldest)
+        return added
+
+    def forget(self, label: int) -> None:
+        key = self.labels.pop(label, None)
+        if key is None:
+            return
+        partition = self.partitions.get(key)
+        if partition is not None:
+            partition.index.remove(label)
+            partition.expires.pop(label, None)
+            if not partition.expires:
+                del self.partitions[key]
+        space = self.spaces.get((key[0], key[1]))
+        if space is not None:
+            space.pop(label, None)
+            if not space:
+                del self.spaces[(key[0], key[1])]
+        _bodies.pop(label)
+
+    def drop(self, match: Callable[[PartitionKey], bool]) -> None:
+        for label in [label for label, key in self.labels.items() if match(key)]:
+            self.forget(label)
+
+    def expired(self, now: float) -> list[int]:
+        return [
+            label
+            for partition in self.partitions.values()
+            for label, expires in partition.expires.items()
+            if expires <= now
+        ]
+
+
+_live = _Indexes()
+# While a rebuild fills its own `_Indexes` in a thread, what changed the live ones meanwhile,
+# replayed onto the new ones before they replace the live ones.
+_rebuild_adds: list[list[Entry]] = []
+_rebuild_drops: list[Callable[[PartitionKey], bool]] = []
+
+
+def _entries_add(entries: list[Entry]) -> int:
+    """Index entries (label, partition, vector, expires) in this process; how many were new."""
+    with _lock:
+        if _state.rebuilding:
+            _rebuild_adds.append(entries)
+        added = _live.add(entries)
+        size = len(_live.labels)
     if added:
-        CACHE_SEMANTIC_ENTRIES.set(len(_labels))
+        CACHE_SEMANTIC_ENTRIES.set(size)
     return added
-
-
-def _entry_forget(label: int) -> None:
-    """Drop one label from its partition (under `_lock`)."""
-    key = _labels.pop(label, None)
-    if key is None:
-        return
-    partition = _partitions.get(key)
-    if partition is not None:
-        partition.index.remove(label)
-        partition.expires.pop(label, None)
-        if not partition.expires:
-            del _partitions[key]
-    space = _spaces.get((key[0], key[1]))
-    if space is not None:
-        space.pop(label, None)
-        if not space:
-            del _spaces[(key[0], key[1])]
-    _bodies.pop(label)
 
 
 def _entries_remove(labels: list[int]) -> None:
     with _lock:
         for label in labels:
-            _entry_forget(label)
-    CACHE_SEMANTIC_ENTRIES.set(len(_labels))
+            _live.forget(label)
+        size = len(_live.labels)
+    CACHE_SEMANTIC_ENTRIES.set(size)
 
 
 def _partitions_drop(match: Callable[[PartitionKey], bool]) -> None:
     with _lock:
-        for label in [label for label, key in _labels.items() if match(key)]:
-            _entry_forget(label)
-    CACHE_SEMANTIC_ENTRIES.set(len(_labels))
+        if _state.rebuilding:
+            _rebuild_drops.append(match)
+        _live.drop(match)
+        size = len(_live.labels)
+    CACHE_SEMANTIC_ENTRIES.set(size)
 
 
 def semantic_index_reset() -> None:
     """Forget every indexed entry; the next semantic request rebuilds from the database (tests,
     and a broadcast subscription that may have missed messages)."""
+    global _live
     with _lock:
-        _partitions.clear()
-        _spaces.clear()
-        _labels.clear()
-        _evicted.clear()
+        _live = _Indexes()
         _bodies.clear()
+        _rebuild_adds.clear()
+        _rebuild_drops.clear()
         _state.ready = False
+        _state.rebuilding = False
         _state.generation += 1
         _state.last_id = 0
         _state.loader = None
@@ -511,7 +545,7 @@ def semantic_index_reset() -> None:
 
 
 def semantic_index_size() -> int:
-    return len(_labels)
+    return len(_live.labels)
 
 
 def semantic_index_ready() -> bool:
@@ -596,39 +630,70 @@ async def _load(generation: int, *, full: bool) -> None:
     """Index the database's entries above what this process has (all of them on a rebuild), in
     a worker thread: reading and indexing thousands of rows never holds up the event loop."""
     after = 0 if full else max(_state.last_id - _CATCH_UP_SLACK, 0)
+    if full:
+        with _lock:  # from now on, what changes the live indexes is replayed onto the new ones
+            _state.rebuilding = True
+            _rebuild_adds.clear()
+            _rebuild_drops.clear()
     try:
-        await sync_to_async(_load_in_thread, thread_sensitive=False)(generation, after)
+        await sync_to_async(_load_in_thread, thread_sensitive=False)(generation, after, full)
     except Exception as exc:
         logger.warning("semantic cache: could not read entries (%s)", type(exc).__name__)
         cache_semantic_error_record(operation="load")
         _state.failed_at = time.monotonic()
+        with _lock:
+            if generation == _state.generation:
+                _state.rebuilding = False
+                _rebuild_adds.clear()
+                _rebuild_drops.clear()
         return
     if generation == _state.generation and full:
-        _state.ready = True
         _state.caught_up_at = time.monotonic()
 
 
-def _load_in_thread(generation: int, after: int) -> None:
+def _load_in_thread(generation: int, after: int, full: bool) -> None:
+    """A catch-up adds to the live indexes; a rebuild fills new ones, without the lock (lookups
+    and new entries go on meanwhile), then replays what changed meanwhile and swaps them in."""
+    global _live
     from django.db import close_old_connections, connection
 
     from gateway.selectors import semantic_cache_entries_after
 
+    target = _Indexes() if full else None
     close_old_connections()
     try:
         while generation == _state.generation:  # a reset meanwhile: a newer load takes over
             rows = semantic_cache_entries_after(
                 after_id=after, limit=_LOAD_BATCH, now=datetime.now(tz=UTC)
             )
-            if generation != _state.generation:
-                return
-            _entries_add([_row_entry(row) for row in rows])
+            entries = [_row_entry(row) for row in rows]
+            if target is not None:
+                target.add(entries)
+            else:
+                _entries_add(entries)
             if rows:
                 after = rows[-1]["id"]
                 _state.last_id = max(_state.last_id, after)
             if len(rows) < _LOAD_BATCH:
-                return
+                break
     finally:
         connection.close()
+    if target is None:
+        return
+    with _lock:
+        if generation != _state.generation:
+            return
+        for added in _rebuild_adds:
+            target.add(added)
+        for match in _rebuild_drops:
+            target.drop(match)
+        _rebuild_adds.clear()
+        _rebuild_drops.clear()
+        _live = target
+        _state.rebuilding = False
+        _state.ready = True
+        size = len(target.labels)
+    CACHE_SEMANTIC_ENTRIES.set(size)
 
 
 async def _expire_rows(max_entries: int) -> None:
@@ -651,18 +716,11 @@ def _row_entry(row: Mapping[str, Any]) -> tuple[int, PartitionKey, np.ndarray, f
 
 
 def _sweep() -> None:
-    now = time.time()
     with _lock:
-        expired = [
-            label
-            for partition in _partitions.values()
-            for label, expires in partition.expires.items()
-            if expires <= now
-        ]
-        for label in expired:
-            _entry_forget(label)
-    if expired:
-        CACHE_SEMANTIC_ENTRIES.set(len(_labels))
+        for label in _live.expired(time.time()):
+            _live.forget(label)
+        size = len(_live.labels)
+    CACHE_SEMANTIC_ENTRIES.set(size)
 
 
 def _receive(message: dict[str, Any]) -> None:
