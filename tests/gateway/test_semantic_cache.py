@@ -4,6 +4,7 @@ WordLlama, in process). The OpenAI emulator counts the upstream calls."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -523,3 +524,22 @@ def test_anthropic_messages_are_matched_too(semantic_on, live_ogem, master_key) 
     second = ask(PARAPHRASE)
     assert second.headers["x-ogem-cache"] == "semantic-hit"
     assert second.parse().content[0].text == first.parse().content[0].text
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_redis_away_still_serves(emulated, sdk, settings, live_ogem) -> None:  # type: ignore[no-untyped-def]
+    """Redis away: the exact tier's L2 and the broadcast fail (counted); the semantic tier still
+    answers from this worker's index, and no request fails."""
+    from tests.gateway.test_auth import _redis_unreachable
+
+    _ready(sdk)
+    _redis_unreachable(settings)
+    calls = _upstream_calls(emulated)
+    first = _ask(sdk, QUESTION)
+    assert first.http_response.status_code == 200
+    assert first.headers["x-ogem-cache"] == "miss"
+    cache_local_clear()
+    paraphrase = _ask(sdk, PARAPHRASE)
+    assert paraphrase.http_response.status_code == 200
+    assert paraphrase.headers["x-ogem-cache"] == "semantic-hit"
+    assert _upstream_calls(emulated) == calls + 1
