@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
+from django.http import HttpResponse
 
 from gateway.cache import (
     ERROR,
@@ -224,14 +225,18 @@ async def semantic_lookup(ctx: RequestContext) -> dict[str, Any] | None:
     return found
 
 
-def semantic_respond(ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]) -> Any:
+def semantic_respond(
+    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]
+) -> HttpResponse:
+    """Answer a semantic hit as an exact one is answered, with its similarity."""
     ctx.cache_similarity = ctx.cache.semantic.similarity
     return cache_respond(ctx, response, headers, result=SEMANTIC_HIT)
 
 
 async def _embed(ctx: RequestContext, semantic: SemanticPlan) -> np.ndarray | None:
     """The prompt's embedding, normalised, or None (the failure counted)."""
-    if _embedder is None:
+    if _embedder is None:  # gateway.internal not imported: no /v1 view in this process
+        cache_semantic_error_record(operation="embed")
         semantic.failed = True
         return None
     import numpy as np  # on use: a process without the tier never loads it
