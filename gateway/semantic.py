@@ -500,6 +500,7 @@ _live = _Indexes()
 # replayed onto the new ones before they replace the live ones.
 _rebuild_adds: list[list[Entry]] = []
 _rebuild_drops: list[Callable[[PartitionKey], bool]] = []
+_rebuild_removes: set[int] = set()
 
 
 def _entries_add(entries: list[Entry]) -> int:
@@ -516,6 +517,8 @@ def _entries_add(entries: list[Entry]) -> int:
 
 def _entries_remove(labels: list[int]) -> None:
     with _lock:
+        if _state.rebuilding:
+            _rebuild_removes.update(labels)
         for label in labels:
             _live.forget(label)
         size = len(_live.labels)
@@ -540,6 +543,7 @@ def semantic_index_reset() -> None:
         _bodies.clear()
         _rebuild_adds.clear()
         _rebuild_drops.clear()
+        _rebuild_removes.clear()
         _state.ready = False
         _state.rebuilding = False
         _state.generation += 1
@@ -640,6 +644,7 @@ async def _load(generation: int, *, full: bool) -> None:
             _state.rebuilding = True
             _rebuild_adds.clear()
             _rebuild_drops.clear()
+            _rebuild_removes.clear()
     try:
         await sync_to_async(_load_in_thread, thread_sensitive=False)(generation, after, full)
     except Exception as exc:
@@ -651,6 +656,7 @@ async def _load(generation: int, *, full: bool) -> None:
                 _state.rebuilding = False
                 _rebuild_adds.clear()
                 _rebuild_drops.clear()
+                _rebuild_removes.clear()
         return
     if generation == _state.generation and full:
         _state.caught_up_at = time.monotonic()
@@ -692,8 +698,11 @@ def _load_in_thread(generation: int, after: int, full: bool) -> None:
             target.add(added)
         for match in _rebuild_drops:
             target.drop(match)
+        for label in _rebuild_removes:
+            target.forget(label)
         _rebuild_adds.clear()
         _rebuild_drops.clear()
+        _rebuild_removes.clear()
         _live = target
         _state.rebuilding = False
         _state.ready = True
@@ -743,6 +752,9 @@ def _receive(message: dict[str, Any]) -> None:
             except (KeyError, TypeError, ValueError):
                 continue
         _entries_add(entries)
+    elif message.get("op") == "remove":
+        labels = [label for label in message.get("labels") or () if isinstance(label, int)]
+        _entries_remove(labels)
     elif message.get("op") == "purge":
         organization = f"o{message.get('organization')}"
         scope = message.get("scope")

@@ -252,6 +252,16 @@ def semantic_cache_purge(
     return deleted
 
 
+def semantic_cache_entries_delete(*, labels: list[int]) -> int:
+    """Delete these semantic entries (the admin's action) and tell every worker to drop them;
+    how many went."""
+    from ogem_site.broadcast import SEMANTIC_CACHE, broadcast_publish
+
+    deleted, _ = SemanticCacheEntry.objects.filter(label__in=labels).delete()
+    broadcast_publish(topic=SEMANTIC_CACHE, message={"op": "remove", "labels": labels})
+    return deleted
+
+
 def semantic_cache_expire(*, now: datetime, max_entries: int | None) -> int:
     """Delete expired semantic entries, and the oldest of a namespace past `max_entries`
     (idempotent: Celery beat, or the embedded default's worker, runs it); how many went."""

@@ -23,6 +23,7 @@ from gateway.semantic import (
     semantic_idle,
     semantic_index_ready,
     semantic_index_reset,
+    semantic_index_size,
 )
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.gateway.test_cache import _metric, _redis_entries_delete, _upstream_calls
@@ -544,3 +545,38 @@ def test_redis_away_still_serves(emulated, sdk, settings, live_ogem) -> None:  #
     assert paraphrase.http_response.status_code == 200
     assert paraphrase.headers["x-ogem-cache"] == "semantic-hit"
     assert _upstream_calls(emulated) == calls + 1
+
+
+def test_the_admin_lists_and_deletes_entries(emulated, sdk, admin_client_root) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    from gateway.models import SemanticCacheEntry
+
+    _ready(sdk)
+    _ask(sdk, QUESTION)
+    _written()
+    entry = SemanticCacheEntry.objects.get()
+    changelist = reverse("admin:gateway_semanticcacheentry_changelist")
+    page = admin_client_root.get(changelist)
+    assert page.status_code == 200
+    assert str(entry.label) in page.content.decode()
+    done = admin_client_root.post(
+        changelist, {"action": "delete_entries", "_selected_action": [entry.pk]}
+    )
+    assert done.status_code == 302
+    assert not SemanticCacheEntry.objects.exists()
+    assert semantic_index_size() == 0  # this worker forgot it too
+    assert _ask(sdk, PARAPHRASE).headers["x-ogem-cache"] == "miss"
+
+
+@pytest.fixture
+def admin_client_root():  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="root", is_superuser=True, is_staff=True)
+    user.save(update_fields=["password"])
+    client = Client()
+    client.force_login(user)
+    return client
