@@ -8,17 +8,22 @@ it needs no network and no download cache. A text's embedding is the mean of its
 matryoshka-trained, so the first 64 or 128 of the 256 are an embedding too
 (docs/providers.md#local-offline-embeddings).
 
-`wordllama` and numpy are imported on the first embedding, never at start-up, so a worker that
-never embeds pays nothing for them.
+The model and the libraries that run it (numpy, tokenizers, safetensors) are loaded on the first
+embedding, never at start-up, so a worker that never embeds pays nothing for them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from providers.errors import UpstreamUnavailableError
+
+logger = logging.getLogger(__name__)
 
 # WordLlama's own configuration name for each model Ogem serves, and the widths its shipped
 # weights allow (its matryoshka widths up to the 256 that the wheel ships).
@@ -67,39 +72,41 @@ def local_model_get(name: str) -> LocalModel:
     with _load_lock:
         model = _models.get(name)
         if model is None:
-            model = _models[name] = _wordllama_load(WORDLLAMA_MODELS[name])
+            try:
+                model = _wordllama_load(WORDLLAMA_MODELS[name])
+            except Exception as exc:
+                # A broken installation is the operator's to fix: the caller gets a 503 (which
+                # the router fails over), the log the cause; the next request tries again.
+                logger.exception("the local provider cannot load its model %s", name)
+                raise UpstreamUnavailableError(
+                    f"The local provider cannot load its model {name} ({type(exc).__name__}).",
+                    provider="local",
+                ) from exc
+            _models[name] = model
     return model
 
 
 def _wordllama_load(config: str) -> LocalModel:
+    """The model's two files, read from the installed `wordllama` package: its weights
+    (`weights/<config>_256.safetensors`) and Llama 2's tokenizer
+    (`tokenizers/<config>_tokenizer_config.json`); wordllama 0.2.2 and 0.4 ship the same two
+    (pyproject.toml says which one a platform gets). Reading them directly needs no network
+    (WordLlama's loader would fetch a missing file from Hugging Face) and does not import the
+    package, whose import configures the root logger (`logging.basicConfig`)."""
     import numpy as np
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
 
-    wordllama = _wordllama_import()
-    package = Path(wordllama.__file__).parent
-    # The wheel keeps its tokenizer under `tokenizers/`, where WordLlama looks only inside its
-    # cache directory: pointing the cache at the package finds both files, and with downloads
-    # disabled a missing file is an error rather than a request to Hugging Face.
-    inference = wordllama.WordLlama.load(
-        config=config, dim=SHIPPED_DIMENSIONS, cache_dir=package, disable_download=True
-    )
-    tokenizer = inference.tokenizer
-    # WordLlama pads a batch to its longest text; Ogem averages each text's own tokens.
+    spec = importlib.util.find_spec("wordllama")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("wordllama, the package that holds the model, is not installed")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    tokenizer = Tokenizer.from_file(str(package / "tokenizers" / f"{config}_tokenizer_config.json"))
+    # WordLlama pads a batch to its longest text and never truncates: each text is averaged
+    # over its own tokens, all of them (the adapter bounds their number).
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    weights = np.ascontiguousarray(inference.embedding, dtype=np.float32)
+    tensors = load_file(str(package / "weights" / f"{config}_{SHIPPED_DIMENSIONS}.safetensors"))
+    weights = np.ascontiguousarray(tensors["embedding.weight"], dtype=np.float32)
     weights.setflags(write=False)
     return LocalModel(tokenizer=tokenizer, weights=weights)
-
-
-def _wordllama_import() -> Any:
-    """`import wordllama`, minus its side effect: the package calls `logging.basicConfig(INFO)`
-    on import, which would add a handler to the root logger of a process that has none."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import wordllama
-
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    return wordllama

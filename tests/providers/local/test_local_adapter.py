@@ -16,6 +16,7 @@ import pytest
 from providers.base import Deployment, Endpoint
 from providers.errors import NotFoundError, UpstreamUnavailableError
 from providers.local import adapter as local_adapter
+from providers.local import models as local_models
 from providers.local.models import local_model_get
 from providers.registry import adapter_get
 
@@ -126,3 +127,34 @@ def test_a_forked_worker_embeds_with_threads_of_its_own() -> None:
         if child.is_alive():
             child.kill()
     assert child.exitcode == 0
+
+
+def test_loading_leaves_the_root_logger_as_it_was() -> None:
+    # `import wordllama` calls logging.basicConfig(level=INFO): in a process whose logging is
+    # not configured yet, that would print every library's INFO lines to stderr. Ogem reads the
+    # model's files without importing the package.
+    code = (
+        "import logging\n"
+        "from providers.local.models import local_model_get\n"
+        "local_model_get('wordllama-l2-supercat')\n"
+        "root = logging.getLogger()\n"
+        "print(root.handlers, logging.getLevelName(root.level))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] WARNING"
+
+
+def test_a_model_that_cannot_load_is_a_503_and_is_tried_again(monkeypatch, caplog) -> None:
+    # As if the installed package lacked the model's files.
+    monkeypatch.setattr(local_models, "_models", {})
+    monkeypatch.setitem(local_models.WORDLLAMA_MODELS, "wordllama-l2-supercat", "l9_missing")
+    with pytest.raises(UpstreamUnavailableError) as broken:
+        _call({"input": "x"})
+    assert broken.value.status == 503
+    assert broken.value.message.startswith(
+        "The local provider cannot load its model wordllama-l2-supercat ("
+    )
+    assert "cannot load its model wordllama-l2-supercat" in caplog.text
+    monkeypatch.setitem(local_models.WORDLLAMA_MODELS, "wordllama-l2-supercat", "l2_supercat")
+    assert _call({"input": "x"})["usage"]["prompt_tokens"] == 1
