@@ -66,10 +66,33 @@ def main(argv: list[str]) -> int:
         help="ogem: gateway.vectors.VectorIndex (default); all: the comparison table",
     )
     parser.add_argument("--dtype", choices=["f32", "f16", "bf16", "i8"], default="f32")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE.npy",
+        help="vectors from a file (rows: the entries, then the queries, then 1000 to add; "
+        "--dimensions is the file's) instead of clustered random ones, e.g. embeddings of texts",
+    )
+    parser.add_argument(
+        "--crossover",
+        action="store_true",
+        help="VectorIndex's exact store against its graph at small sizes (sets EXACT_LIMIT)",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.data is not None and not args.json:  # the subprocess is told the dimensions
+        import numpy as np
+
+        shape = np.load(args.data, mmap_mode="r").shape
+        if len(shape) != 2 or shape[0] < args.entries + args.queries + 1000:
+            parser.error(f"{args.data}: {shape}, wanted ({args.entries + args.queries + 1000}, d)")
+        args.dimensions = shape[1]
     if args.json:
         return _measure_and_print(args)
+    if args.crossover:
+        text = _crossover(args)
+        print(text)
+        return 0
     variants = VARIANTS if args.library == "all" else ((args.library, args.dtype),)
     results = [_in_subprocess(args, library, dtype) for library, dtype in variants]
     text = _report(args, results)
@@ -89,6 +112,7 @@ def _in_subprocess(args: argparse.Namespace, library: str, dtype: str) -> dict[s
         "--library", library, "--dtype", dtype,
         "--entries", str(args.entries), "--dimensions", str(args.dimensions),
         "--queries", str(args.queries), "--rounds", str(args.rounds),
+        *(["--data", str(args.data)] if args.data else []),
     ]  # fmt: skip
     env = {**os.environ, **SINGLE_THREAD_ENV}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
@@ -154,7 +178,8 @@ class _Ogem(_Adapter):
         return self.index.memory_bytes()
 
     def isa(self) -> str:
-        return self.index._index.hardware_acceleration
+        graph = self.index._graph
+        return f"{self.index.kind}, {graph.hardware_acceleration if graph else 'numpy'}"
 
 
 class _Usearch(_Adapter):
@@ -376,7 +401,7 @@ def _measure_and_print(args: argparse.Namespace) -> int:
     result["installed_mb"] = _installed_mb(args.library)
     import numpy as np
 
-    data, queries, extra = _dataset(args.entries, args.queries, args.dimensions)
+    data, queries, extra = _dataset(args.entries, args.queries, args.dimensions, args.data)
     truth = _exact(data, queries, 10)
     labels = np.arange(args.entries, dtype=np.uint64)
     gc.collect()
@@ -433,10 +458,18 @@ def _measure_and_print(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset(entries: int, queries: int, dimensions: int) -> tuple[Any, Any, Any]:
+def _dataset(
+    entries: int, queries: int, dimensions: int, path: Path | None = None
+) -> tuple[Any, Any, Any]:
     """Unit vectors around CLUSTERS centres (cosine to their centre about 0.6, like related
-    texts'), queries from the same centres but not in the index, and extra entries to add."""
+    texts'), queries from the same centres but not in the index, and extra entries to add; or
+    the rows of the file at `path`, in that order."""
     import numpy as np
+
+    if path is not None:
+        rows = np.load(path).astype(np.float32)[: entries + queries + 1000]
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows[:entries], rows[entries : entries + queries], rows[entries + queries :]
 
     centres = np.random.default_rng(SEED).standard_normal((CLUSTERS, dimensions))
 
@@ -539,15 +572,68 @@ def _version(library: str) -> str:
     return "?"
 
 
+def _crossover(args: argparse.Namespace) -> str:
+    """Search and add times of both of VectorIndex's stores at the sizes around EXACT_LIMIT."""
+    from gateway import vectors
+
+    load = os.getloadavg()
+    lines = [
+        f"# Vector index: exact store or graph, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"{args.dimensions} dimensions, k=10, {args.queries} queries a round, best of "
+        f"{args.rounds} rounds by p99; load average {load[0]:.2f}. Times in µs.",
+        "",
+        "| vectors | exact search p50 / p99 | graph search p50 / p99 | graph recall@10 | "
+        "exact add p50 | graph add p50 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    saved = vectors.EXACT_LIMIT
+    try:
+        for size in (256, 512, 1024, 2048, 4096, 8192, 16384):
+            data, queries, extra = _dataset(size, args.queries, args.dimensions)
+            truth = _exact(data, queries, 10)
+            row = [f"{size:,}"]
+            adds = []
+            for limit in (2**62, 0):  # exact store only, then graph only
+                vectors.EXACT_LIMIT = limit
+                index = vectors.VectorIndex(dimensions=args.dimensions)
+                index.add_many(range(size), data)
+                adapter = _Ogem.__new__(_Ogem)
+                adapter.index = index
+                best: tuple[float, float] | None = None
+                for _ in range(args.rounds):
+                    latencies, found = _query_round(adapter, queries, 10)
+                    result = _percentiles(latencies)
+                    best = result if best is None or result[1] < best[1] else best
+                assert best is not None
+                row.append(f"{best[0] * 1000:.0f} / {best[1] * 1000:.0f}")
+                if limit == 0:
+                    hits = sum(
+                        len(set(f) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
+                    )
+                    row.append(f"{hits / (10 * len(queries)):.3f}")
+                timings = []
+                for offset, vector in enumerate(extra[:200]):
+                    started = time.perf_counter_ns()
+                    index.add(size + offset, vector)
+                    timings.append(time.perf_counter_ns() - started)
+                adds.append(f"{_percentiles(timings)[0] * 1000:.0f}")
+            lines.append("| " + " | ".join(row + adds) + " |")
+    finally:
+        vectors.EXACT_LIMIT = saved
+    return "\n".join(lines)
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
 def _report(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
     load = os.getloadavg()
+    kind = f"vectors from {args.data.name}" if args.data else "clustered unit vectors"
     lines = [
         f"# Vector index, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"{args.entries:,} clustered unit vectors of {args.dimensions} dimensions, cosine; "
+        f"{args.entries:,} {kind} of {args.dimensions} dimensions, cosine; "
         f"{args.queries} single queries a round, {args.rounds} rounds (best and median round "
         f"by p99); one thread. {os.cpu_count()} CPUs, load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}. Times in ms unless marked.",

@@ -7,7 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from gateway.vectors import VectorIndex
+from gateway import vectors
+from gateway.vectors import EXACT_LIMIT, VectorIndex
+
+# The graph stores float16: its similarities are good to about 1e-3.
+GRAPH = 2e-3
 
 
 def _clustered(
@@ -194,3 +198,95 @@ def test_concurrent_adds_and_searches_from_threads_stay_consistent() -> None:
     assert errors == []
     assert len(index) == 2000
     assert index.search(points[1999], k=1)[0][0] == 1999
+
+
+def test_a_small_index_is_exact_and_moves_into_the_graph_as_it_grows() -> None:
+    points = _clustered(EXACT_LIMIT + 400, 16, clusters=40, seed=4)
+    index = VectorIndex(dimensions=16)
+    for label in range(EXACT_LIMIT):
+        index.add(label, points[label])
+    assert index.kind == "exact"
+
+    # Past the limit the graph fills a few vectors per add; meanwhile the exact store answers,
+    # and removals and replacements reach both.
+    index.add(EXACT_LIMIT, points[EXACT_LIMIT])
+    assert index.kind == "migrating"
+    index.remove(3)
+    index.add(4, points[EXACT_LIMIT + 399])
+    for label in range(EXACT_LIMIT + 1, EXACT_LIMIT + 399):
+        index.add(label, points[label])
+
+    assert index.kind == "hnsw"
+    assert len(index) == EXACT_LIMIT + 398
+    assert 3 not in index
+    assert all(index.search(points[label])[0][0] == label for label in (0, 5, 1500, 2200))
+    assert index.search(points[EXACT_LIMIT + 399])[0] == (4, pytest.approx(1.0, abs=GRAPH))
+    assert index.search(points[3], k=3)[0][0] != 3
+
+
+def test_a_large_batch_goes_straight_into_the_graph() -> None:
+    points = _clustered(EXACT_LIMIT * 2, 16, clusters=40, seed=5)
+    index = VectorIndex(dimensions=16)
+    index.add_many(range(10), points[:10])
+    index.add_many(range(len(points)), points)
+    assert index.kind == "hnsw"
+    assert len(index) == len(points)
+    assert index.search(points[7], k=1)[0][0] == 7
+
+
+def test_an_index_stays_exact_where_the_cpu_cannot_run_the_graphs_kernels(monkeypatch) -> None:
+    # usearch picks kernels by CPUID; Linux's flags are what the OS really enabled.
+    monkeypatch.setattr(vectors, "_cpu_flags", lambda: frozenset({"sse2"}))
+    vectors._graph_ok.cache_clear()
+    try:
+        points = _clustered(EXACT_LIMIT + 100, 8, clusters=10, seed=6)
+        index = VectorIndex(dimensions=8)
+        index.add_many(range(len(points)), points)
+        assert index.kind == "exact"
+        assert len(index) == len(points)
+        assert index.search(points[EXACT_LIMIT + 50])[0][0] == EXACT_LIMIT + 50
+    finally:
+        vectors._graph_ok.cache_clear()
+
+
+@pytest.mark.parametrize("size", [100, EXACT_LIMIT * 3], ids=["exact", "hnsw"])
+def test_search_among_given_labels_only(size: int) -> None:
+    points = _unit(_clustered(size, 16, clusters=20, seed=7))
+    index = VectorIndex(dimensions=16)
+    index.add_many(range(size), points)
+    query = points[10]
+    scores = points @ query
+
+    def best_of(allowed: list[int], k: int) -> list[int]:
+        return sorted(allowed, key=lambda label: -scores[label])[:k]
+
+    few = [1, 2, 3, 10, 50]
+    assert [label for label, _ in index.search(query, k=3, labels=few)] == best_of(few, 3)
+    odd = list(range(1, size, 2))  # half the index: the graph is asked for more neighbours
+    found = [label for label, _ in index.search(query, k=5, labels=odd)]
+    assert len(found) == 5
+    assert set(found) <= set(odd)
+    assert found[0] == best_of(odd, 1)[0]
+    assert index.search(query, k=3, labels=[]) == []
+    assert index.search(query, k=3, labels=[size + 5, -1]) == []
+    similarities = [similarity for _, similarity in index.search(query, k=2, labels=[10, 11])]
+    assert similarities[0] == pytest.approx(1.0, abs=GRAPH)
+    assert similarities[1] == pytest.approx(float(scores[11]), abs=GRAPH)
+
+
+def test_replace_and_remove_in_the_graph() -> None:
+    points = _unit(_clustered(EXACT_LIMIT + 10, 16, clusters=20, seed=8))
+    index = VectorIndex(dimensions=16)
+    index.add_many(range(len(points)), points)
+    assert index.kind == "hnsw"
+    fresh = -points[0]
+
+    index.add(1, fresh)
+    index.remove(2)
+    index.remove(2)
+    index.remove(10**9)
+
+    assert len(index) == len(points) - 1
+    assert 2 not in index
+    assert index.search(fresh)[0] == (1, pytest.approx(1.0, abs=GRAPH))
+    assert 2 not in [label for label, _ in index.search(points[2], k=10)]
