@@ -580,3 +580,14 @@ def admin_client_root():  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(user)
     return client
+
+
+def test_s_maxage_refuses_an_older_semantic_entry(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
+    _ready(sdk)
+    _ask(sdk, QUESTION)
+    time.sleep(1.1)
+    young = _ask(sdk, PARAPHRASE, extra_body={"cache": {"s-maxage": 0.5, "no-store": True}})
+    assert young.headers["x-ogem-cache"] == "miss"
+    old = _ask(sdk, PARAPHRASE, extra_headers={"Cache-Control": "max-age=60"})
+    assert old.headers["x-ogem-cache"] == "semantic-hit"
+    assert int(old.headers["x-ogem-cache-age"]) >= 1
