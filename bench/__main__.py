@@ -61,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"open the slow streams evenly over S seconds (default {SLOW_RAMP_SECONDS:g})",
     )
     parser.add_argument(
+        "--realtime",
+        type=int,
+        metavar="N",
+        help="N idle Realtime sessions (their memory), then the relay's cost per frame",
+    )
+    parser.add_argument(
+        "--realtime-active",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --realtime: sessions sending events at once (default 100)",
+    )
+    parser.add_argument(
         "--asgi-servers", action="store_true", help="compare uvicorn and granian instead"
     )
     parser.add_argument("--rounds", type=int, default=3, help="--asgi-servers rounds (default 3)")
@@ -187,6 +200,11 @@ def _run(
     )
     ogem: Ogem | None = None
     redis: RedisServer | None = None
+    echo = None
+    if args.realtime:
+        from bench.realtime import EchoUpstream
+
+        echo = EchoUpstream()
     try:
         redis_url = args.redis_url
         if redis_url is None:
@@ -201,7 +219,20 @@ def _run(
             redis_url=redis_url,
             deployment_limits=args.deployment_limits,
             cache=args.cache,
+            realtime_api_base=echo.api_base if echo is not None else "",
         )
+        if echo is not None:
+            from bench.realtime import realtime_run
+
+            return realtime_run(
+                ogem_url=ogem.url,
+                key=ogem.key,
+                upstream=echo,
+                pids=ogem.server_pids(),
+                sessions=args.realtime,
+                active=args.realtime_active,
+                frames=200,
+            )
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
         if args.slow_streams:
@@ -228,6 +259,8 @@ def _run(
             ogem.stop()
         if redis is not None:
             redis.stop()
+        if echo is not None:
+            echo.stop()
         upstream.stop()
 
 

@@ -78,7 +78,12 @@ class Ogem:
 
 
 def write_config(
-    path: Path, upstream: MockUpstream, *, deployment_limits: bool = False, cache: str = "off"
+    path: Path,
+    upstream: MockUpstream,
+    *,
+    deployment_limits: bool = False,
+    cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
@@ -115,6 +120,17 @@ def write_config(
             "cooldown_time": 30,
         },
     }
+    if realtime_api_base:  # `--realtime`: one Realtime deployment on the echo upstream
+        config["model_list"].append(
+            {
+                "model_name": "bench-voice",
+                "litellm_params": {
+                    "model": "openai/gpt-realtime",
+                    "api_base": realtime_api_base,
+                    "api_key": "sk-bench",
+                },
+            }
+        )
     if cache != "off":
         config["litellm_settings"] = {"cache": True, "cache_params": {"type": cache}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -153,10 +169,15 @@ def start_ogem(
     redis_url: str,
     deployment_limits: bool = False,
     cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
-        workdir / "config.yaml", upstream, deployment_limits=deployment_limits, cache=cache
+        workdir / "config.yaml",
+        upstream,
+        deployment_limits=deployment_limits,
+        cache=cache,
+        realtime_api_base=realtime_api_base,
     )
     env = _environment(workdir, config, redis_url)
     _manage(["migrate", "--noinput"], env)

@@ -164,3 +164,30 @@ class SemanticCacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"semantic cache entry {self.label} ({self.scope}:{self.namespace})"
+
+
+class RealtimeClientSecret(models.Model):
+    """An ephemeral client secret for the Realtime API (`ek_...`), minted by a virtual key through
+    `POST /v1/realtime/client_secrets` (or `/v1/realtime/sessions`) for a browser or a phone.
+
+    Only its HMAC digest is kept (ogem_site/hashing.py), found by its public prefix. It is bound
+    to the key that minted it (the session is that key's: its limits, budgets, allow-lists), to
+    one model and to a session configuration, and refused once expired or once the key is revoked.
+    """
+
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    pepper_id = models.PositiveSmallIntegerField()
+    key = models.ForeignKey(
+        "keys.VirtualKey", on_delete=models.CASCADE, related_name="realtime_client_secrets"
+    )
+    model = models.CharField(max_length=200, help_text="The public model name it may connect to")
+    session = models.JSONField(default=dict, blank=True, help_text="Applied when a session opens")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"ek_{self.prefix}…"

@@ -10,7 +10,13 @@ from django.db.models.fields.json import KeyTransform
 
 from gateway.config.credentials import REDACTED
 from gateway.context import Caller
-from gateway.models import Credential, ModelDeployment, SemanticCacheEntry, StoredCompletion
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    RealtimeClientSecret,
+    SemanticCacheEntry,
+    StoredCompletion,
+)
 from gateway.registry import registry_get
 from providers.base import Deployment, param_is_secret
 from tenants.principals import Principal
@@ -176,3 +182,16 @@ def semantic_cache_entry_get(*, label: int) -> bytes | None:
     """A stored entry's JSON (the answer and its times), or None when it is gone."""
     entry = SemanticCacheEntry.objects.filter(label=label).values_list("entry", flat=True).first()
     return bytes(entry) if entry is not None else None
+
+
+def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientSecret | None:
+    """The unexpired client secret `secret` is (compared in constant time), else None."""
+    from ogem_site.hashing import secret_matches, secret_prefix
+
+    prefix = secret_prefix(secret, kind_prefix="ek_")
+    if prefix is None:
+        return None
+    row = RealtimeClientSecret.objects.filter(prefix=prefix, expires_at__gt=now).first()
+    if row is None or not secret_matches(secret=secret, digest=row.digest, pepper_id=row.pepper_id):
+        return None
+    return row

@@ -11,7 +11,13 @@ from django.db import transaction
 from django.db.models import Count
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
-from gateway.models import Credential, ModelDeployment, SemanticCacheEntry, StoredCompletion
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    RealtimeClientSecret,
+    SemanticCacheEntry,
+    StoredCompletion,
+)
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 logger = logging.getLogger(__name__)
@@ -286,3 +292,27 @@ def semantic_cache_expire(*, now: datetime, max_entries: int | None) -> int:
             ).delete()
             deleted += removed
     return deleted
+
+
+REALTIME_SECRET_PREFIX = "ek_"
+
+
+def realtime_client_secret_create(
+    *, key_id: int, model: str, session: dict[str, Any], expires_at: datetime, now: datetime
+) -> tuple[str, RealtimeClientSecret]:
+    """Mint an ephemeral Realtime secret bound to a key, a model and a session configuration;
+    returns the secret (shown this once) and its row. Expired secrets are deleted on the way."""
+    from ogem_site.hashing import secret_generate
+
+    RealtimeClientSecret.objects.filter(expires_at__lte=now).delete()
+    new = secret_generate(kind_prefix=REALTIME_SECRET_PREFIX)
+    row = RealtimeClientSecret.objects.create(
+        prefix=new.prefix,
+        digest=new.digest,
+        pepper_id=new.pepper_id,
+        key_id=key_id,
+        model=model,
+        session=session,
+        expires_at=expires_at,
+    )
+    return new.secret, row

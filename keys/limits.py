@@ -22,6 +22,7 @@ ENDPOINTS = (
     "audio/speech",
     "moderations",
     "rerank",
+    "realtime",
 )
 METRICS = ("rpm", "tpm")
 _MAX = 2**31 - 1

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
+from files.rest import FileViewSet
 from gateway.rest import (
     CachePurgeView,
     ModelDeploymentViewSet,
@@ -39,6 +40,7 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("keys", KeyViewSet, basename="key")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", ModelDeploymentViewSet, basename="model")
+router.register("files", FileViewSet, basename="file")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),

@@ -26,6 +26,13 @@ class Endpoint(StrEnum):
     AUDIO_SPEECH = "audio/speech"
     MODERATIONS = "moderations"
     RERANK = "rerank"
+    # A WebSocket session (gateway/realtime/), not an HTTP call: adapters that can relay one
+    # name it in `endpoints` and build its upstream address (`realtime_target`).
+    REALTIME = "realtime"
+
+
+# Every endpoint served by an HTTP request to the adapter.
+HTTP_ENDPOINTS = frozenset(Endpoint) - {Endpoint.REALTIME}
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "keys",
     "billing",
     "gateway",
+    "files",
     "providers",
 ]
 
@@ -247,6 +248,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
     # The response cache's semantic tier: expired entries, and namespaces past their bound.
     "semantic-cache-expire": {"task": "gateway.tasks.semantic_cache_expire", "schedule": 300.0},
+    # Files past their expires_at and uploads past theirs: rows and stored contents removed.
+    "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -280,6 +283,18 @@ OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
 OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
 # A parallel-request slot not released by then frees itself, whatever its worker's lease says.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# The Realtime API (/v1/realtime, docs/realtime.md): a session with no frame either way for
+# IDLE seconds, or open for MAX_SECONDS, is closed; a client frame over MAX_MESSAGE_BYTES is
+# refused with an `error` event; an upstream that does not open within CONNECT_TIMEOUT seconds
+# is failed over; a response in progress when the client leaves is given DRAIN seconds to end
+# (cancelled) so that its real usage is recorded; client secrets last SECRET_TTL seconds unless
+# the request asks otherwise (10 to 7200).
+OGEM_REALTIME_IDLE_TIMEOUT = env_int("OGEM_REALTIME_IDLE_TIMEOUT", 600)
+OGEM_REALTIME_MAX_SECONDS = env_int("OGEM_REALTIME_MAX_SECONDS", 3600)
+OGEM_REALTIME_MAX_MESSAGE_BYTES = env_int("OGEM_REALTIME_MAX_MESSAGE_BYTES", 15 * 1024 * 1024)
+OGEM_REALTIME_CONNECT_TIMEOUT = env_float("OGEM_REALTIME_CONNECT_TIMEOUT", 10.0)
+OGEM_REALTIME_DRAIN = env_float("OGEM_REALTIME_DRAIN", 5.0)
+OGEM_REALTIME_SECRET_TTL = env_int("OGEM_REALTIME_SECRET_TTL", 600)
 # Seconds a web worker's lease on its parallel slots outlives the worker (gateway/leases.py): a
 # SIGKILLed worker's slots are free again this long after its death. Refreshed every TTL / 2.5.
 OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)
@@ -374,6 +389,76 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# /v1/files and /v1/uploads (docs/files.md): where file contents are kept. "local": a directory
+# (OGEM_FILES_DIR, default var/files); "s3": a bucket through django-storages, with AWS's own
+# credential chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, an instance role, ...).
+OGEM_FILES_STORAGE = env_str("OGEM_FILES_STORAGE", "local")
+env_require(OGEM_FILES_STORAGE in ("local", "s3"), "OGEM_FILES_STORAGE must be `local` or `s3`")
+OGEM_FILES_DIR = env_str("OGEM_FILES_DIR", str(VAR_DIR / "files"))
+OGEM_FILES_S3_BUCKET = env_str("OGEM_FILES_S3_BUCKET")
+env_require(
+    OGEM_FILES_STORAGE != "s3" or bool(OGEM_FILES_S3_BUCKET),
+    "OGEM_FILES_S3_BUCKET is required when OGEM_FILES_STORAGE=s3",
+)
+
+
+def _s3_client_config() -> object:
+    # Imported only with OGEM_FILES_STORAGE=s3: botocore costs every other process its start-up.
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=env_float("OGEM_FILES_S3_CONNECT_TIMEOUT", 5.0),
+        read_timeout=env_float("OGEM_FILES_S3_READ_TIMEOUT", 30.0),
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+
+
+_FILES_STORAGE = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": OGEM_FILES_S3_BUCKET,
+            "location": env_str("OGEM_FILES_S3_PREFIX", "ogem-files"),
+            "region_name": env_str("OGEM_FILES_S3_REGION") or None,
+            "endpoint_url": env_str("OGEM_FILES_S3_ENDPOINT_URL") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": False,
+            # A bucket that is away fails a request within seconds (503), not botocore's minute.
+            "client_config": _s3_client_config(),
+        },
+    }
+    if OGEM_FILES_STORAGE == "s3"
+    else {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": OGEM_FILES_DIR, "file_permissions_mode": 0o600},
+    }
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "files": _FILES_STORAGE,
+}
+# The largest file per purpose, in bytes (OpenAI's limits: 512 MB a file, 200 MB a batch input);
+# OGEM_FILES_MAX_BYTES sets every purpose's, OGEM_FILES_MAX_BYTES_<PURPOSE> one purpose's
+# (`FINE_TUNE` for fine-tune). A /v1/files body may be this big, past OGEM_MAX_REQUEST_BYTES.
+OGEM_FILES_MAX_BYTES_DEFAULT = env_int("OGEM_FILES_MAX_BYTES", 512 * 1024 * 1024)
+OGEM_FILES_MAX_BYTES = {
+    purpose: env_int(
+        f"OGEM_FILES_MAX_BYTES_{purpose.upper().replace('-', '_')}",
+        min(OGEM_FILES_MAX_BYTES_DEFAULT, 200 * 1024 * 1024)
+        if purpose == "batch"
+        else OGEM_FILES_MAX_BYTES_DEFAULT,
+    )
+    for purpose in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+}
+# One part of a /v1/uploads upload (OpenAI: 64 MB), and a whole upload (OpenAI: 8 GB).
+OGEM_UPLOAD_PART_MAX_BYTES = env_int("OGEM_UPLOAD_PART_MAX_BYTES", 64 * 1024 * 1024)
+OGEM_UPLOAD_MAX_BYTES = env_int("OGEM_UPLOAD_MAX_BYTES", 8 * 1024 * 1024 * 1024)
+# A batch input file may name more than one model (Ogem runs such a batch itself); off, as OpenAI
+# and the providers' own batch APIs want one model a file.
+OGEM_FILES_BATCH_MIXED_MODELS = env_bool("OGEM_FILES_BATCH_MIXED_MODELS", default=False)
 
 # Seconds `manage.py serve` lets open requests, streams and Celery tasks finish after SIGTERM or
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).

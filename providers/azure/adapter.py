@@ -11,15 +11,18 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import quote
 
-from providers.base import Deployment, Endpoint
+from providers.base import HTTP_ENDPOINTS, Deployment, Endpoint
 from providers.errors import InvalidRequestError
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 
 DEFAULT_API_VERSION = "2024-10-21"
+# Azure's Realtime API is served under a preview api-version (2024-10-21 has none).
+REALTIME_API_VERSION = "2024-10-01-preview"
 
 
 class AzureOpenAIAdapter(OpenAICompatibleAdapter):
     name: ClassVar[str] = "azure"
+    endpoints: ClassVar[frozenset[Endpoint]] = HTTP_ENDPOINTS | {Endpoint.REALTIME}
 
     def api_base(self, deployment: Deployment) -> str:
         if not deployment.api_base:
@@ -36,6 +39,21 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
             f"{self.api_base(deployment)}/openai/deployments/{name}/{endpoint.value}"
             f"?api-version={version}"
         )
+
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """`wss://<resource>/openai/realtime?api-version=...&deployment=<name>`, `api-key` auth."""
+        base = self.api_base(deployment)
+        scheme, sep, rest = base.partition("://")
+        ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+        name = quote(str(deployment.params.get("deployment") or deployment.upstream_model), safe="")
+        version = deployment.params.get("realtime_api_version") or deployment.api_version
+        if not version or version == DEFAULT_API_VERSION:
+            version = REALTIME_API_VERSION
+        url = (
+            f"{ws_scheme}{sep}{rest}/openai/realtime"
+            f"?api-version={quote(str(version), safe='')}&deployment={name}"
+        )
+        return url, self.headers(deployment)
 
     def auth_headers(self, deployment: Deployment) -> dict[str, str]:
         if deployment.api_key:

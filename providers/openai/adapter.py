@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from providers.base import Deployment, Endpoint
+from providers.base import HTTP_ENDPOINTS, Deployment, Endpoint
 from providers.events import EVENT_STREAM_ENDPOINTS
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 
@@ -12,6 +12,7 @@ from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 class OpenAIAdapter(OpenAICompatibleAdapter):
     name: ClassVar[str] = "openai"
     default_api_base: ClassVar[str] = "https://api.openai.com/v1"
+    endpoints: ClassVar[frozenset[Endpoint]] = HTTP_ENDPOINTS | {Endpoint.REALTIME}
     event_stream_endpoints: ClassVar[frozenset[Endpoint]] = EVENT_STREAM_ENDPOINTS
 
     def auth_headers(self, deployment: Deployment) -> dict[str, str]:

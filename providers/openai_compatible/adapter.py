@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import orjson
 
 from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
-from providers.base import Deployment, Endpoint
+from providers.base import HTTP_ENDPOINTS, Deployment, Endpoint
 from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.events import EVENT_STREAM_ENDPOINTS, event_is_final
 from providers.sse import sse_data
@@ -24,7 +25,7 @@ STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 class OpenAICompatibleAdapter(ProviderAdapter):
     name: ClassVar[str] = "openai_compatible"
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = HTTP_ENDPOINTS
     default_api_base: ClassVar[str] = ""
     # Parameters the upstream answers with a 400 (or ignores badly): dropped before sending.
     rejected_params: ClassVar[frozenset[str]] = frozenset()
@@ -46,6 +47,15 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         if not deployment.api_key:
             return {}
         return {"Authorization": f"Bearer {deployment.api_key}"}
+
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """The WebSocket URL and headers of a Realtime session on this deployment (OpenAI's
+        form: `wss://<api_base>/realtime?model=<upstream model>`)."""
+        base = self.api_base(deployment)
+        scheme, sep, rest = base.partition("://")
+        ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+        url = f"{ws_scheme}{sep}{rest}/realtime?model={quote(deployment.upstream_model, safe='')}"
+        return url, self.headers(deployment)
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = self.auth_headers(deployment)
