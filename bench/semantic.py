@@ -34,6 +34,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--entries", type=int, default=100_000, help="(default 100000)")
     parser.add_argument("--dimensions", type=int, default=256, help="(default 256: local-embed's)")
     parser.add_argument("--queries", type=int, default=2000, help="per source (default 2000)")
+    parser.add_argument(
+        "--lru-mib", type=float, default=32, help="the answers' LRU (default 32, as a worker's)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ogem-bench-semantic-") as workdir:
         _setup(Path(workdir))
@@ -147,6 +150,7 @@ async def _measure(args: argparse.Namespace) -> str:
 
     await sync_to_async(rows, thread_sensitive=False)()
     # The LRU holds the most recent answers (32 MiB of them); the rest are read from the database.
+    semantic._bodies.max_bytes = int(args.lru_mib * 1024 * 1024)
     for i in range(count):
         semantic._bodies.set(int(labels[i]), raw[i], ttl=3600)
     in_lru = [i for i in range(count) if semantic._bodies.get(int(labels[i])) is not None]
