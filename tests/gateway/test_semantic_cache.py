@@ -442,7 +442,7 @@ def test_a_slow_embedding_is_given_up_on(  # type: ignore[no-untyped-def]
 
     semantic_on(model="slow-embed", timeout=0.2)
     install_deployments(
-        slow_mock("slow-embed", latency_ms=5000, upstream_model="mock-embed"),
+        slow_mock("slow-embed", latency_ms=20_000, upstream_model="mock-embed"),
         Deployment(
             id="test:emulated",
             model_name="emulated",
@@ -455,7 +455,7 @@ def test_a_slow_embedding_is_given_up_on(  # type: ignore[no-untyped-def]
     started = time.monotonic()
     answer = _ask(sdk, QUESTION)
     assert answer.headers["x-ogem-cache"] == "miss"
-    assert time.monotonic() - started < 4  # not the embedding's five seconds
+    assert time.monotonic() - started < 10  # not the embedding's twenty seconds
     assert _upstream_calls(openai_emulator) == 1
 
 
