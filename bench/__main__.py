@@ -12,7 +12,14 @@ import threading
 import time
 from pathlib import Path
 
-from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
+from bench.bodies import (
+    CHUNKS,
+    REQUEST_HOSTED_CHAT,
+    REQUEST_HOSTED_RESPONSE,
+    REQUEST_HOSTED_RESPONSE_STORED,
+    REQUEST_JSON,
+    REQUEST_STREAM,
+)
 from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem
@@ -105,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         default=CONCURRENCY,
         metavar="N,N",
         help="the matrix's concurrencies (default 1,10,50)",
+    )
+    parser.add_argument(
+        "--responses",
+        action="store_true",
+        help="the Responses API on a non-OpenAI model (served over chat) against the "
+        "equivalent chat completion, at concurrency 1 (docs/responses.md)",
     )
     parser.add_argument(
         "--redis-url",
@@ -235,6 +248,8 @@ def _run(
             )
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
+        if args.responses and not args.cpu:
+            return _responses_rows(ogem, tools["wrk"], workdir, args.seconds, load_core)
         if args.slow_streams:
             return _slow_streams(ogem, upstream, args.slow_streams, args.slow_rate, args.slow_ramp)
         if args.cpu:
@@ -245,6 +260,7 @@ def _run(
                 core=ogem_core,
                 callgrind=args.callgrind.resolve() if args.callgrind else None,
                 cache=args.cache,
+                responses=args.responses,
             )
         report = _matrix(
             ogem, upstream, tools["wrk"], workdir, args.seconds, load_core, args.concurrency
@@ -352,6 +368,43 @@ def _matrix(
             *ttfb,
         ]
     )
+
+
+def _responses_rows(
+    ogem: Ogem, wrk: str, workdir: Path, seconds: float, load_core: int | None
+) -> str:
+    """A Responses request on a model Ogem serves over chat (`bench-hosted`, a hosted_vllm
+    deployment on the same nginx) against the equivalent chat completion, one at a time:
+    `store: false` (the same work plus the translation) and the default `store: true` (plus
+    the response's database write before the answer)."""
+    cases = [
+        ("chat completion", f"{ogem.url}/v1/chat/completions", REQUEST_HOSTED_CHAT),
+        ("response, store: false", f"{ogem.url}/v1/responses", REQUEST_HOSTED_RESPONSE),
+        ("response, stored", f"{ogem.url}/v1/responses", REQUEST_HOSTED_RESPONSE_STORED),
+    ]
+    print("warming up ...", flush=True)
+    for _, url, body in cases:
+        wrk_run(
+            wrk=wrk, url=url, connections=1, seconds=2, workdir=workdir,
+            body=body, headers=ogem.headers, core=load_core,
+        )  # fmt: skip
+    rows = [
+        "| request (concurrency 1) | p50 / p99 ms | added p50 ms | errors |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    base_p50 = 0.0
+    for name, url, body in cases:
+        print(f"{name} ...", flush=True)
+        probe = stream_probe(
+            url=url, body=body, headers=ogem.headers, concurrency=1, seconds=min(seconds, 5)
+        )
+        if not base_p50:
+            base_p50 = probe.total_p50_ms
+        rows.append(
+            f"| {name} | {probe.total_p50_ms:.2f} / {probe.total_p99_ms:.2f} | "
+            f"{probe.total_p50_ms - base_p50:.2f} | {probe.errors} |"
+        )
+    return "\n".join(["## The Responses API over chat (probe)", "", *rows])
 
 
 def _cache_rows(

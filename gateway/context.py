@@ -113,6 +113,9 @@ class RequestContext:
     request_id: str
     endpoint: Endpoint
     caller: Caller
+    # The endpoint the client called, when Ogem serves it over another one (a Responses request
+    # over chat completions): the request log and the key's per-endpoint limits name it.
+    recorded_as: Endpoint | None = None
     model: str = ""
     stream: bool = False
     end_customer: str | None = None  # the request's `user` field

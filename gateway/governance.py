@@ -78,7 +78,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.REALTIME})
+_OUTPUT_ENDPOINTS = frozenset(
+    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.REALTIME, Endpoint.RESPONSES}
+)
 # billing.models.BudgetScope / BudgetMode values (kept as strings: no model import on this path).
 _ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
     "organization",
@@ -376,13 +378,14 @@ def _rules(
                 tokens=tokens,
             )
         if caller.endpoint_limits:
-            endpoint = caller.endpoint_limits.get(ctx.endpoint.value)
+            called = ctx.recorded_as or ctx.endpoint
+            endpoint = caller.endpoint_limits.get(called.value)
             if endpoint:
                 rpm, tpm = endpoint.get("rpm"), endpoint.get("tpm")
                 rules += _window_rules(
                     tenant=org_tenant,
-                    entity=f"key:{caller.key_id}:endpoint:{ctx.endpoint.value}",
-                    label=f"/v1/{ctx.endpoint.value}",
+                    entity=f"key:{caller.key_id}:endpoint:{called.value}",
+                    label=f"/v1/{called.value}",
                     rpm=int(rpm) if rpm is not None else None,
                     tpm=int(tpm) if tpm is not None else None,
                     parallel=None,

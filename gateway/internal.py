@@ -45,9 +45,10 @@ async def internal_call(
     body: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    recorded_as: Endpoint | None = None,
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had."""
+    comes back as the answer a client would have had. `recorded_as`: as `relay`'s."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -58,7 +59,13 @@ async def internal_call(
     payload = {name: value for name, value in body.items() if name != "stream"}
     request._body = orjson.dumps(payload)  # type: ignore[attr-defined]
     try:
-        response = await relay(request, endpoint=endpoint, reader=body_read_json, caller=caller)
+        response = await relay(
+            request,
+            endpoint=endpoint,
+            reader=body_read_json,
+            caller=caller,
+            recorded_as=recorded_as,
+        )
     except GatewayError as error:
         return InternalAnswer(
             status=error.status, body=error.to_body(), headers=dict(error.headers)

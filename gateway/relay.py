@@ -65,15 +65,20 @@ async def relay(
     reader: Reader,
     default_model: Callable[[RequestContext], str | None] | None = None,
     caller: Caller | None = None,
+    recorded_as: Endpoint | None = None,
 ) -> HttpResponse:
     """Answer one /v1 request. `caller` is given for work Ogem does on a caller's behalf
-    (gateway/internal.py); otherwise the request's credential says who calls."""
+    (gateway/internal.py); otherwise the request's credential says who calls. `recorded_as`
+    names the endpoint the client called when Ogem serves it over `endpoint` (the Responses API
+    over chat completions)."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
     if caller is None:
         caller = await caller_authenticate(request)
     inbound = reader(request)
-    ctx = RequestContext(request_id=request_id, endpoint=endpoint, caller=caller)
+    ctx = RequestContext(
+        request_id=request_id, endpoint=endpoint, caller=caller, recorded_as=recorded_as
+    )
     ctx.started_at = started
     checked = body_check(
         endpoint=endpoint,

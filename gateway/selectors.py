@@ -16,6 +16,7 @@ from gateway.models import (
     RealtimeClientSecret,
     SemanticCacheEntry,
     StoredCompletion,
+    StoredResponse,
 )
 from gateway.registry import registry_get
 from providers.base import Deployment, param_is_secret
@@ -195,3 +196,26 @@ def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientS
     if row is None or not secret_matches(secret=secret, digest=row.digest, pepper_id=row.pepper_id):
         return None
     return row
+
+
+# ---- Stored responses (the Responses API) -------------------------------------------------------
+
+
+def stored_responses_visible(*, caller: Caller) -> QuerySet[StoredResponse]:
+    """The stored responses a /v1 caller may see, scoped as stored completions are: a team's
+    key, its team's; an organization's key (no team), its organization's; the master key, all;
+    any other key, its own."""
+    stored = StoredResponse.objects.all()
+    if caller.is_master:
+        return stored
+    if caller.team_id is not None:
+        return stored.filter(organization_id=caller.organization_id, team_id=caller.team_id)
+    if caller.organization_id is not None:
+        return stored.filter(organization_id=caller.organization_id)
+    if caller.key_id is not None:
+        return stored.filter(organization__isnull=True, key_id=caller.key_id)
+    return stored.none()
+
+
+def stored_response_get(*, caller: Caller, response_id: str) -> StoredResponse | None:
+    return stored_responses_visible(caller=caller).filter(response_id=response_id).first()

@@ -23,6 +23,7 @@ ENDPOINTS = (
     "moderations",
     "rerank",
     "realtime",
+    "responses",
 )
 METRICS = ("rpm", "tpm")
 _MAX = 2**31 - 1

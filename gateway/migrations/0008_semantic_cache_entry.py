@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0006_realtime_client_secret'),
+        ('gateway', '0007_stored_responses'),
     ]
 
     operations = [
