@@ -398,6 +398,10 @@ def _measure_and_print(args: argparse.Namespace) -> int:
         return 0
     result["import_ms"] = (time.perf_counter() - started) * 1000
     result["version"] = _version(args.library)
+    if args.library == "ogem":
+        from gateway import vectors
+
+        result["dtype"] = f"{vectors._GRAPH_DTYPE} graph"
     result["installed_mb"] = _installed_mb(args.library)
     import numpy as np
 

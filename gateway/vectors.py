@@ -78,7 +78,10 @@ _ISA_FLAGS: dict[str, frozenset[str]] = {
 
 
 class VectorIndex:
-    """Labelled vectors searched by cosine similarity; a label holds at most one vector."""
+    """Labelled vectors searched by cosine similarity; a label holds at most one vector.
+
+    `capacity` sizes the first allocation only: the index grows as vectors are added.
+    """
 
     def __init__(self, *, dimensions: int, capacity: int = 1024) -> None:
         if dimensions < 1:
@@ -101,7 +104,8 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """ "exact", "migrating" (the exact store still answers) or "hnsw"."""
+        """Which store answers: exact, migrating (the exact store, while the graph fills) or
+        hnsw."""
         if self._graph is None:
             return "exact"
         return "migrating" if self._matrix is not None else "hnsw"
