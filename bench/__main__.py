@@ -35,7 +35,21 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["vectors"]:
+        from bench.vectors import main as vectors_main
+
+        return vectors_main(argv[1:])
+    if argv[:1] == ["semantic"]:
+        from bench.semantic import main as semantic_main
+
+        return semantic_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
+        "stores); `python -m bench semantic --help`: the semantic cache's lookup path",
+    )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")

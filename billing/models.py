@@ -168,9 +168,10 @@ class RequestLog(models.Model):
     usage_estimated = models.BooleanField(default=False)
     # Answered by the response cache (docs/caching.md): no upstream call was made.
     cache_hit = models.BooleanField(default=False)
-    # What the cache stage did: "hit", "miss", "bypass", or "" (no cache configured, or the request
-    # never reached it). Cache analytics (/api/v1/cache/stats) count hits and misses from it.
-    cache_result = models.CharField(max_length=8, blank=True, default="")
+    # What the cache stage did: "hit", "semantic-hit", "miss", "bypass", or "" (no cache
+    # configured, or the request never reached it). Cache analytics (/api/v1/cache/stats) count
+    # hits and misses from it.
+    cache_result = models.CharField(max_length=16, blank=True, default="")
     # A hit's savings: what the upstream call would have cost (the group's price for the stored
     # usage, whatever `charge_hits` says), its tokens, and the original answer's upstream latency.
     cache_saved_cost = models.DecimalField(**USD, null=True, blank=True)

@@ -62,8 +62,9 @@ from providers.base import Endpoint
 logger = logging.getLogger(__name__)
 
 HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
+SEMANTIC_HIT = "semantic-hit"  # answered by the semantic tier (gateway/semantic.py)
 # Body fields that never change the answer (or are Ogem's own): not part of the key.
-_NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
+NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
 _CONTROLS = frozenset({"no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache"})
 _FLAGS = ("no-cache", "no-store", "use-cache")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -84,7 +85,12 @@ class CachePlan:
     charge: bool  # a hit costs its price against budgets
     include_usage: bool
     labels: tuple[str, str, str]  # model group, organization, team (metrics)
+    scope: str  # the tenant scope and namespace of the key (the semantic tier's too)
+    namespace: str
     failed: bool = False  # Redis failed on the lookup: the request is counted as an error
+    # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
+    # runs after an exact miss, and `cache_store` hands it the answer to keep.
+    semantic: Any = None
 
 
 # ---- the plan: controls and key ------------------------------------------------------------------
@@ -114,7 +120,7 @@ def cache_plan(
         _bypass(ctx, labels)
         return
     # The most general first: the model group's, the owner's metadata, the request, its headers.
-    owner = caller.cache if isinstance(caller.cache, dict) else {}
+    owner = owner_cache_settings(ctx)
     group_setting = (
         (candidates[0].params.get("model_info") or {}).get("cache") if candidates else None
     )
@@ -165,7 +171,7 @@ def cache_plan(
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         namespace = "-"
     scope = _scope(ctx, owner.get("scope") if owner.get("scope") else config.scope)
-    fields = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
+    fields = {name: value for name, value in body.items() if name not in NOT_IN_KEY}
     try:
         canonical = orjson.dumps([ctx.endpoint.value, group, fields], option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
@@ -183,11 +189,19 @@ def cache_plan(
         charge=config.charge_hits,
         include_usage=include_usage,
         labels=labels,
+        scope=scope,
+        namespace=namespace,
     )
     ctx.cache_status = MISS if read else BYPASS
     if not read:
         cache_request_record(result=BYPASS, model=group, organization=organization, team=team)
     _local_resize(config.local_max_bytes)
+
+
+def owner_cache_settings(ctx: RequestContext) -> dict[str, Any]:
+    """The `cache` object of the caller's key, team and organization metadata, merged."""
+    cache = ctx.caller.cache
+    return cache if isinstance(cache, dict) else {}
 
 
 def _bypass(ctx: RequestContext, labels: tuple[str, str, str]) -> None:
@@ -336,7 +350,7 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
             ctx.cache_age = age
             latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
             ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
-    if found is None:  # a hit is counted once it is admitted (cache_respond)
+    if found is None and plan.semantic is None:  # a hit is counted once admitted (cache_respond)
         model, organization, team = plan.labels
         result = ERROR if plan.failed else MISS
         cache_request_record(result=result, model=model, organization=organization, team=team)
@@ -370,6 +384,8 @@ def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
     latency = int(ctx.upstream_seconds * 1000)  # what a hit on this entry saves (analytics)
     raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": response})
     _local.set(plan.key, raw, ttl=plan.ttl)
+    if plan.semantic is not None:
+        plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
     if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
         _write(s3_put(plan.s3, plan.key, raw, now + plan.ttl))
@@ -420,17 +436,18 @@ def _storable(response: dict[str, Any]) -> bool:
 
 
 def cache_respond(
-    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]
+    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str], *, result: str = HIT
 ) -> HttpResponse:
-    """Answer from the cache: the stored JSON, or a stream replayed from it."""
+    """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
+    tier found it (`hit`, or `semantic-hit`)."""
     plan: CachePlan = ctx.cache
-    ctx.cache_status = HIT
+    ctx.cache_status = result
     ctx.cache_free = not plan.charge
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")
     model, organization, team = plan.labels
-    cache_request_record(result=HIT, model=model, organization=organization, team=team)
+    cache_request_record(result=result, model=model, organization=organization, team=team)
     _saved(ctx, plan)
     http: HttpResponse
     if ctx.stream:

@@ -151,6 +151,7 @@ class RequestContext:
     cache: Any = None
     cache_status: str = ""
     cache_age: float | None = None
+    cache_similarity: float | None = None  # a semantic hit's cosine similarity
     cache_free: bool = False
     # A hit's savings (gateway.cache._saved), recorded in the usage event for cache analytics.
     cache_saved_cost: Decimal | None = None

@@ -210,7 +210,7 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     if deployment is not None:
         price = deployment_price(deployment=deployment)
         return deployment.provider, deployment.upstream_model, price
-    if ctx.cache_status == "hit" and ctx.candidates:
+    if ctx.cache_status in ("hit", "semantic-hit") and ctx.candidates:
         # A charged cache hit costs what the model group's first deployment would have.
         return "", ctx.model, deployment_price(deployment=ctx.candidates[0])
     return "", ctx.model, shipped_price_by_name(model=ctx.model)

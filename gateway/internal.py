@@ -20,6 +20,7 @@ from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError
 from gateway.relay import relay
+from gateway.semantic import semantic_embedder_set
 from providers.base import Endpoint
 
 
@@ -78,3 +79,8 @@ async def internal_call(
         body=answer if isinstance(answer, dict) else {"data": answer},
         headers={name.lower(): value for name, value in response.items()},
     )
+
+
+# The semantic cache embeds prompts through this pipeline; it cannot import this module (the
+# pipeline runs it), so it is given the call here. /v1's views import this module.
+semantic_embedder_set(internal_call)

@@ -1,10 +1,10 @@
 """The /v1 pipeline, one straight line per request:
 
 authenticate -> resolve the model -> (the response cache's plan) -> governance_admit_start ->
-(a cache hit answers here, once admitted) -> choose a deployment (the admission confirmed
-meanwhile: gateway.resilience.admitted) and call its adapter (or open its stream), with retries
-and fallbacks (gateway.resilience) -> relay (a miss stored) -> governance_settle (exactly once,
-in a finally)
+(a cache hit answers here, once admitted; after an exact miss, the semantic tier's) -> choose a
+deployment (the admission confirmed meanwhile: gateway.resilience.admitted) and call its adapter
+(or open its stream), with retries and fallbacks (gateway.resilience) -> relay (a miss stored) ->
+governance_settle (exactly once, in a finally)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for
+from gateway.semantic import semantic_lookup, semantic_plan, semantic_respond
 from gateway.stored import StreamKeeper, stored_completion_keep, stored_request_build
 from gateway.streaming import (
     ChunkObserver,
@@ -99,6 +100,8 @@ async def relay(
             inbound=inbound,
             include_usage=checked.include_usage,
         )
+        if cache_config.semantic is not None:
+            semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
     admission = await governance_admit_start(ctx)
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
@@ -109,6 +112,11 @@ async def relay(
             if stored is not None:
                 await admission_confirm(ctx, admission)  # a hit counts against rate limits
                 return cache_respond(ctx, stored, admission.headers)
+            if ctx.cache.semantic is not None:
+                stored = await semantic_lookup(ctx)
+                if stored is not None:
+                    await admission_confirm(ctx, admission)
+                    return semantic_respond(ctx, stored, admission.headers)
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment

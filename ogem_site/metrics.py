@@ -104,8 +104,8 @@ USAGE_DEAD_LETTERS = Counter(
 
 CACHE_REQUESTS = Counter(
     "ogem_cache_requests",
-    "Requests the response cache saw, by result (hit, miss, bypass, or error: its Redis tier "
-    "failed or is away, served uncached), model group, organization and team id.",
+    "Requests the response cache saw, by result (hit, semantic-hit, miss, bypass, or error: a "
+    "tier or the embedding call failed, served uncached), model group, organization and team id.",
     ["result", "model", "organization", "team"],
 )
 CACHE_SAVED_TOKENS = Counter(
@@ -127,6 +127,20 @@ CACHE_S3_ERRORS = Counter(
     "ogem_cache_s3_errors",
     "Response cache reads and writes on the S3 tier that failed or timed out (served anyway).",
     ["operation"],
+)
+
+CACHE_SEMANTIC_ERRORS = Counter(
+    "ogem_cache_semantic_errors",
+    "Failures of the semantic tier, by operation: embed (the embedding call failed or timed "
+    "out), fetch (an entry's answer could not be read), write (entries not stored), load (the "
+    "index could not be rebuilt or caught up), dropped (the write queue was full). The request "
+    "was served anyway.",
+    ["operation"],
+)
+CACHE_SEMANTIC_ENTRIES = Gauge(
+    "ogem_cache_semantic_entries",
+    "Entries in a process's semantic vector indexes (every worker indexes them all: the largest).",
+    multiprocess_mode="livemax",
 )
 
 
@@ -172,6 +186,10 @@ def cache_redis_error_record(*, operation: str) -> None:
 
 def cache_s3_error_record(*, operation: str) -> None:
     CACHE_S3_ERRORS.labels(operation=operation).inc()
+
+
+def cache_semantic_error_record(*, operation: str) -> None:
+    CACHE_SEMANTIC_ERRORS.labels(operation=operation).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

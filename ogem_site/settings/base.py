@@ -246,6 +246,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
+    # The response cache's semantic tier: expired entries, and namespaces past their bound.
+    "semantic-cache-expire": {"task": "gateway.tasks.semantic_cache_expire", "schedule": 300.0},
     # Files past their expires_at and uploads past theirs: rows and stored contents removed.
     "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
 }
