@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0007_stored_responses'),
+        ('gateway', '0008_semantic_cache_entry'),
     ]
 
     operations = [
