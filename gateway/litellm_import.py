@@ -119,7 +119,7 @@ _VOLATILE = frozenset(
 )
 
 
-class ImportError_(Exception):
+class LiteLLMImportError(Exception):
     """The source cannot be imported (unreachable, not a LiteLLM database)."""
 
 
@@ -164,11 +164,11 @@ def litellm_import(*, options: ImportOptions) -> ImportSummary:
     try:
         source = psycopg.connect(options.database_url, row_factory=dict_row, connect_timeout=10)
     except psycopg.Error as exc:
-        raise ImportError_(f"cannot connect to the LiteLLM database: {exc}") from None
+        raise LiteLLMImportError(f"cannot connect to the LiteLLM database: {exc}") from None
     try:
         source.read_only = True  # the source is only ever read
         if _table_missing(source, "LiteLLM_VerificationToken"):
-            raise ImportError_("not a LiteLLM database: LiteLLM_VerificationToken is missing")
+            raise LiteLLMImportError("not a LiteLLM database: LiteLLM_VerificationToken is missing")
         with transaction.atomic():
             _Importer(source=source, summary=summary, salt_key=options.salt_key).run()
             if options.dry_run:
@@ -239,15 +239,20 @@ class _Importer:
 
     # ---- the mapping table ---------------------------------------------------------------
 
-    def mapped(self, kind: str, external_id: str, model: type[Any]) -> tuple[Any, bool]:
-        """(the Ogem object made from this source row, whether the row is unchanged since)."""
+    def lookup(
+        self, kind: str, external_id: str, row: dict[str, Any], model: type[Any]
+    ) -> tuple[Any, bool]:
+        """(the Ogem object made from this source row before, or None; whether the row is
+        unchanged since). The row's fingerprint is kept for `remember`."""
+        self._pending_fp = _fingerprint(row)
         mapping = self.mappings.get((kind, external_id))
         if mapping is None:
             return None, False
         found = model.objects.filter(pk=mapping.object_id).first()
-        return found, False if found is None else mapping.fingerprint == self._pending_fp
+        return found, found is not None and mapping.fingerprint == self._pending_fp
 
     def remember(self, kind: str, external_id: str, obj: Any) -> None:
+        """Record (or refresh) the mapping of a source row to the Ogem object made from it."""
         known = self.mappings.get((kind, external_id))
         if known is not None and (known.object_id, known.fingerprint) == (obj.pk, self._pending_fp):
             return
@@ -258,10 +263,6 @@ class _Importer:
             defaults={"object_id": obj.pk, "fingerprint": self._pending_fp},
         )
         self.mappings[(kind, external_id)] = mapping
-
-    def lookup(self, kind: str, external_id: str, row: dict[str, Any], model: type[Any]) -> Any:
-        self._pending_fp = _fingerprint(row)
-        return self.mapped(kind, external_id, model)
 
     # ---- the import ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway.litellm_import import ImportError_, ImportOptions, litellm_import
+from gateway.litellm_import import ImportOptions, LiteLLMImportError, litellm_import
 
 
 def salt_key_find(config_path: str | None) -> str | None:
@@ -63,7 +63,7 @@ class Command(BaseCommand):
                     salt_key=salt_key,
                 )
             )
-        except ImportError_ as exc:
+        except LiteLLMImportError as exc:
             raise CommandError(str(exc)) from None
         for line in summary.lines():
             self.stdout.write(line)
