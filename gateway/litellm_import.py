@@ -129,6 +129,8 @@ class ImportSummary:
         default_factory=lambda: {kind: Counter() for kind in KINDS}
     )
     skipped: list[str] = field(default_factory=list)
+    # Imported, but not exactly as LiteLLM had it.
+    notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
     def count(self, kind: str, outcome: str, reason: str = "") -> None:
@@ -146,6 +148,7 @@ class ImportSummary:
                 f"unchanged {c['unchanged']}, skipped {c['skipped']}"
             )
         out.extend(f"  skipped {reason}" for reason in self.skipped)
+        out.extend(f"  note {note}" for note in self.notes)
         return out
 
 
@@ -298,7 +301,7 @@ class _Importer:
         duration_raw = str(limits.get("budget_duration") or "")
         duration = _DURATIONS.get(duration_raw)
         if duration is None:
-            self.summary.skipped.append(
+            self.summary.notes.append(
                 f"{what}: budget_duration {duration_raw!r} has no Ogem period; it never resets"
             )
             duration = ""

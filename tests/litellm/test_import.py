@@ -120,8 +120,8 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
     )
     run(
         'INSERT INTO "LiteLLM_TeamTable" ("team_id", "team_alias", "organization_id", '
-        '"tpm_limit") VALUES (%s, %s, %s, %s)',
-        ("team-ml", "ML", "org-acme", 100000),
+        '"tpm_limit", "budget_duration") VALUES (%s, %s, %s, %s, %s)',
+        ("team-ml", "ML", "org-acme", 100000, "2h"),
     )
     run(
         'INSERT INTO "LiteLLM_OrganizationMembership" ("user_id", "organization_id", '
@@ -364,7 +364,9 @@ def test_import_maps_every_object_type(
         600,
     )
     ml = Team.objects.get(organization=acme, name="ML")
-    assert Budget.objects.get(scope=BudgetScope.TEAM, team=ml).tpm_limit == 100000
+    ml_budget = Budget.objects.get(scope=BudgetScope.TEAM, team=ml)
+    assert (ml_budget.tpm_limit, ml_budget.duration) == (100000, "")
+    assert "note team team-ml: budget_duration '2h' has no Ogem period; it never resets" in output
 
     alice = User.objects.get(username="alice")
     bob = User.objects.get(username="bob@acme.test")
