@@ -44,9 +44,12 @@ async def internal_call(
     body: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    batch_id: str = "",
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had."""
+    comes back as the answer a client would have had. `batch_id` makes it a line of that batch:
+    its cost is recorded at the batch price factor, and its usage once per `request_id` however
+    often the line is run again (a resumed batch)."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -57,7 +60,9 @@ async def internal_call(
     payload = {name: value for name, value in body.items() if name != "stream"}
     request._body = orjson.dumps(payload)  # type: ignore[attr-defined]
     try:
-        response = await relay(request, endpoint=endpoint, reader=body_read_json, caller=caller)
+        response = await relay(
+            request, endpoint=endpoint, reader=body_read_json, caller=caller, batch_id=batch_id
+        )
     except GatewayError as error:
         return InternalAnswer(
             status=error.status, body=error.to_body(), headers=dict(error.headers)

@@ -64,9 +64,11 @@ async def relay(
     reader: Reader,
     default_model: Callable[[RequestContext], str | None] | None = None,
     caller: Caller | None = None,
+    batch_id: str = "",
 ) -> HttpResponse:
     """Answer one /v1 request. `caller` is given for work Ogem does on a caller's behalf
-    (gateway/internal.py); otherwise the request's credential says who calls."""
+    (gateway/internal.py); otherwise the request's credential says who calls. `batch_id` marks
+    a line of that batch (priced and settled as one, gateway/governance.py)."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
     if caller is None:
@@ -74,6 +76,7 @@ async def relay(
     inbound = reader(request)
     ctx = RequestContext(request_id=request_id, endpoint=endpoint, caller=caller)
     ctx.started_at = started
+    ctx.batch_id = batch_id
     checked = body_check(
         endpoint=endpoint,
         inbound=inbound,
