@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # Attempts of the embedded default's thread at a batch whose database was busy.
 THREAD_ATTEMPTS = 100
+# How often a running batch checks that its key is still active (revoked, expired, deleted).
+CALLER_RECHECK_SECONDS = 2.0
 # A line refused by a rate limit waits this long at most before it tries again.
 RATE_LIMIT_WAIT_MAX = 30.0
 
@@ -158,14 +160,11 @@ async def _clients_close() -> None:
 def _run_held(batch: Batch, *, owner: str, loop: asyncio.AbstractEventLoop) -> str:
     if batch.status == Batch.Status.IN_PROGRESS and timezone.now() < batch.expires_at:
         caller = loop.run_until_complete(_batch_caller(batch))
-        if caller is None:
+        if caller is None or not _lines_run(batch, caller=caller, owner=owner, loop=loop):
+            # The key was revoked, expired or deleted: the batch fails with what it answered.
             return _finish(
                 batch,
-                caller=Caller(
-                    key_id=batch.key_id,
-                    organization_id=batch.organization_id,
-                    team_id=batch.team_id,
-                ),
+                caller=_owner_of(batch),
                 status=Batch.Status.FAILED,
                 errors=[
                     {
@@ -176,12 +175,9 @@ def _run_held(batch: Batch, *, owner: str, loop: asyncio.AbstractEventLoop) -> s
                     }
                 ],
             )
-        _lines_run(batch, caller=caller, owner=owner, loop=loop)
         batch.refresh_from_db()
     else:
-        caller = loop.run_until_complete(_batch_caller(batch)) or Caller(
-            key_id=batch.key_id, organization_id=batch.organization_id, team_id=batch.team_id
-        )
+        caller = loop.run_until_complete(_batch_caller(batch)) or _owner_of(batch)
     if batch.status == Batch.Status.CANCELLING:
         return _finish(batch, caller=caller, status=Batch.Status.CANCELLED)
     if timezone.now() >= batch.expires_at and batch.status != Batch.Status.FINALIZING:
@@ -191,6 +187,16 @@ def _run_held(batch: Batch, *, owner: str, loop: asyncio.AbstractEventLoop) -> s
             return batch.status  # another worker took over meanwhile: it finishes
         return _finish(batch, caller=caller, status=Batch.Status.COMPLETED)
     return batch.status
+
+
+def _owner_of(batch: Batch) -> Caller:
+    """Whom the output files belong to when the key is gone: the batch's tenant."""
+    return Caller(
+        is_master=batch.by_master,
+        key_id=batch.key_id,
+        organization_id=batch.organization_id,
+        team_id=batch.team_id,
+    )
 
 
 async def _batch_caller(batch: Batch) -> Caller | None:
@@ -218,9 +224,10 @@ def _chunks(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tupl
 
 def _lines_run(
     batch: Batch, *, caller: Caller, owner: str, loop: asyncio.AbstractEventLoop
-) -> None:
+) -> bool:
     """Answer every line that has no answer yet, a chunk at a time, until done, cancelled,
-    expired, or the hold lost."""
+    expired, or the hold lost; False when the key stopped being active meanwhile (checked
+    every CALLER_RECHECK_SECONDS, as a revoked key is refused on /v1)."""
     input_file = File.objects.filter(file_id=batch.input_file_id).first()
     if input_file is None:
         Batch.objects.filter(pk=batch.pk).update(
@@ -235,12 +242,19 @@ def _lines_run(
                 }
             ],
         )
-        return
+        return True
     stop = asyncio.Event()
+    checked = time.monotonic()
     for chunk in _chunks(file_lines(file=input_file), settings.OGEM_BATCH_CONCURRENCY):
         status = batch_lease_renew(batch=batch, owner=owner)
         if status != Batch.Status.IN_PROGRESS or timezone.now() >= batch.expires_at:
-            return
+            return True
+        if time.monotonic() - checked >= CALLER_RECHECK_SECONDS:
+            checked = time.monotonic()
+            fresh = loop.run_until_complete(_batch_caller(batch))
+            if fresh is None:
+                return False
+            caller = fresh
         answered = batch_lines_answered(batch=batch, numbers=[number for number, _ in chunk])
         todo = [(number, line) for number, line in chunk if number not in answered]
         if not todo:
@@ -248,7 +262,8 @@ def _lines_run(
         results = loop.run_until_complete(_chunk_run(batch, caller, owner, todo, stop))
         _results_record(batch, results)
         if stop.is_set():
-            return
+            return True
+    return True
 
 
 async def _chunk_run(

@@ -120,6 +120,12 @@ def test_create_poll_and_read_the_output_through_the_sdk(key_sdk) -> None:  # ty
     full = (Decimal(2) * Decimal("1.00") + Decimal(6) * Decimal("2.00")) / Decimal(1_000_000)
     assert {log.cost for log in logs} == {full / 2}
     assert {log.status_code for log in logs} == {200}
+    # Prometheus counts the lines.
+    from ogem_site.metrics import metrics_render
+
+    assert b'ogem_batch_lines_total{endpoint="/v1/chat/completions",outcome="ok"}' in (
+        metrics_render()
+    )
 
 
 def test_the_batch_price_factor_is_a_setting(key_sdk, settings) -> None:  # type: ignore[no-untyped-def]
@@ -353,3 +359,27 @@ def test_embeddings_batches_run_too(key_sdk) -> None:  # type: ignore[no-untyped
     output = jsonl(client.files.content(done.output_file_id).read())
     assert [line["custom_id"] for line in output] == ["e-0", "e-1", "e-2"]
     assert all(line["response"]["body"]["object"] == "list" for line in output)
+
+
+def test_a_key_revoked_mid_run_fails_its_batch_with_the_partial_output(  # type: ignore[no-untyped-def]
+    key_sdk, sdk, install_deployments, settings
+) -> None:
+    from batches.models import Batch
+    from keys.models import VirtualKey
+    from keys.services import key_revoke
+
+    install_deployments(slow_mock("slow-chat", latency_ms=200, upstream_model="mock-chat"))
+    settings.OGEM_BATCH_CONCURRENCY = 1
+    client = key_sdk()
+    batch = _create(client, chat_lines(40, model="slow-chat"))
+    wait_for(
+        lambda: client.batches.retrieve(batch.id).request_counts.completed >= 1,
+        what="a first line",
+    )
+    key_revoke(key=VirtualKey.objects.get(pk=Batch.objects.get(batch_id=batch.id).key_id))
+    done = _ended(sdk, batch.id)  # the owner's key is refused now; the master key reads it
+    assert done.status == "failed"
+    assert done.failed_at is not None
+    assert done.errors.data[0].code == "invalid_api_key"
+    kept = jsonl(sdk.files.content(done.output_file_id).read())
+    assert 1 <= len(kept) == done.request_counts.completed < 40
