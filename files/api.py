@@ -9,11 +9,13 @@ spooled to disk by Django, never held whole in memory, and stored chunk by chunk
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -30,17 +32,21 @@ from files.services import (
     upload_create,
     upload_part_add,
 )
-from files.storage import CHUNK, blob_open
+from files.storage import CHUNK, blob_open, storage_failed
+from files.tasks import files_expired_purge
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.context import Caller
-from gateway.errors import InvalidRequestError, RequestTooLargeError
+from gateway.errors import GatewayError, InvalidRequestError, RequestTooLargeError
 from gateway.responses import json_response, request_id_for
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 LIST_LIMIT_DEFAULT = 10_000  # OpenAI's default and maximum page
 LIST_LIMIT_MAX = 10_000
+PURGE_INTERVAL = 300.0  # seconds, as beat's schedule
+_purged_at: float | None = None
 
 
 async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
@@ -53,6 +59,16 @@ async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
         close_old_connections()
         try:
             return function(**kwargs)
+        except Exception as exc:
+            if storage_failed(exc):
+                logger.warning("file storage failed on /v1: %r", exc)
+                raise GatewayError(
+                    "The file storage is unavailable; retry shortly.",
+                    status=503,
+                    code="storage_unavailable",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            raise
         finally:
             connection.close()
 
@@ -180,7 +196,7 @@ async def files_create(request: HttpRequest) -> HttpResponse:
         if uploaded is None:
             raise InvalidRequestError("Missing required parameter: `file`.", param="file")
         try:
-            return file_upload(
+            created = file_upload(
                 caller=caller,
                 content=uploaded,
                 size=uploaded.size,
@@ -191,8 +207,21 @@ async def files_create(request: HttpRequest) -> HttpResponse:
         finally:
             for item in uploads.values():
                 item.close()  # a spooled temporary file is removed now, not when collected
+        _purge_when_due()
+        return created
 
     return _answer(request, file_object(await _thread(create)))
+
+
+def _purge_when_due() -> None:
+    """Without Redis (the embedded default) no beat runs: an upload runs the expiry purge, at
+    most once a PURGE_INTERVAL in this process (eagerly: the same task beat runs)."""
+    global _purged_at
+    now = time.monotonic()
+    if settings.REDIS_URL or (_purged_at is not None and now - _purged_at < PURGE_INTERVAL):
+        return
+    _purged_at = now
+    files_expired_purge.delay()
 
 
 def _page(request: HttpRequest) -> tuple[str | None, int, bool]:
@@ -261,7 +290,7 @@ async def files_delete(request: HttpRequest, file_id: str) -> HttpResponse:
 async def files_content(request: HttpRequest, file_id: str) -> StreamingHttpResponse:
     caller = await _caller(request)
     file = await _thread(file_get_visible, caller=caller, file_id=file_id)
-    blob = await sync_to_async(blob_open, thread_sensitive=False)(name=file.storage_name)
+    blob = await _thread(blob_open, name=file.storage_name)
 
     async def content() -> AsyncIterator[bytes]:
         read = sync_to_async(blob.read, thread_sensitive=False)
@@ -322,7 +351,7 @@ async def uploads_parts_add(request: HttpRequest, upload_id: str) -> HttpRespons
         if data is None:
             raise InvalidRequestError("Missing required parameter: `data`.", param="data")
         try:
-            return upload_part_add(caller=caller, upload=upload, chunks=data)
+            return upload_part_add(caller=caller, upload=upload, content=data)
         finally:
             for item in uploads.values():
                 item.close()

@@ -4,6 +4,7 @@ management API and admin (a Principal's scope)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -97,7 +98,7 @@ def file_list(*, principal: Principal) -> QuerySet[File]:
     )
 
 
-def files_expired(*, now: object | None = None) -> QuerySet[File]:
+def files_expired(*, now: datetime | None = None) -> QuerySet[File]:
     return File.objects.filter(expires_at__lte=now or timezone.now())
 
 
@@ -129,7 +130,7 @@ def upload_parts_ordered(*, upload: Upload, part_ids: list[str]) -> list[UploadP
     return [found[part_id] for part_id in part_ids]
 
 
-def uploads_expired(*, now: object | None = None) -> QuerySet[Upload]:
+def uploads_expired(*, now: datetime | None = None) -> QuerySet[Upload]:
     """Pending uploads past their expiry, and finished ones still holding parts."""
     moment = now or timezone.now()
     return Upload.objects.filter(

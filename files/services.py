@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -64,6 +65,13 @@ def _blob_name(*, caller: Caller, object_id: str) -> str:
     return f"{caller.organization_id or 'none'}/{object_id}"
 
 
+class ChunkSource(Protocol):
+    """Contents that can be read from their start again: Django's uploaded files (`chunks()`
+    seeks back first), or the joined parts of an upload."""
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 class _Counter:
     """Counts the bytes that pass and refuses the chunk that crosses `limit`."""
 
@@ -92,12 +100,10 @@ def file_create(
     purpose's default (docs/files.md). Over `max_bytes`, 413 and nothing is kept."""
     file_id = _new_id("file-")
     counter = _Counter(max_bytes)
+    name = _blob_name(caller=caller, object_id=file_id)
     stored_as = None
     try:
-        stored_as = blob_save(
-            name=_blob_name(caller=caller, object_id=file_id),
-            content=ChunksReader(chunks, observe=counter),
-        )
+        stored_as = blob_save(name=name, content=ChunksReader(chunks, observe=counter))
         created_at = timezone.now()
         seconds = expires_after if expires_after is not None else EXPIRES_AFTER_DEFAULT.get(purpose)
         with transaction.atomic():
@@ -115,17 +121,17 @@ def file_create(
                 batch_summary=batch_summary.as_json() if batch_summary else None,
             )
     except BaseException:
-        # A stream cut short or a row that could not be written leaves no blob behind; a blob
-        # the storage began but never named is the storage's to drop (a failed S3 upload is).
-        if stored_as is not None:
-            blob_delete(name=stored_as)
+        # A stream cut short or a row that could not be written leaves no blob behind: a local
+        # file written halfway stays under its name (ids are unique: nobody else's); a failed
+        # S3 upload is aborted by boto3 itself.
+        blob_delete(name=stored_as or name)
         raise
 
 
 def file_upload(
     *,
     caller: Caller,
-    content: Iterable[bytes],
+    content: ChunkSource,
     size: int,
     filename: str,
     purpose: str,
@@ -154,10 +160,8 @@ def file_upload(
     )
 
 
-def _replayable(content: Iterable[bytes]) -> Iterator[bytes]:
-    """Chunks from the start: an uploaded file (Django's `chunks()` seeks back) or chunks."""
-    chunks = getattr(content, "chunks", None)
-    return iter(chunks()) if callable(chunks) else iter(content)
+def _replayable(content: ChunkSource) -> Iterator[bytes]:
+    return iter(content.chunks())
 
 
 def file_delete(*, file: File) -> None:
@@ -239,15 +243,19 @@ def _upload_open_check(upload: Upload) -> None:
         )
 
 
-def upload_part_add(*, caller: Caller, upload: Upload, chunks: Iterable[bytes]) -> UploadPart:
+def upload_part_add(*, caller: Caller, upload: Upload, content: ChunkSource) -> UploadPart:
     """Store one part (at most OGEM_UPLOAD_PART_MAX_BYTES) of a pending upload."""
     _upload_open_check(upload)
     part_id = _new_id("part_")
     counter = _Counter(settings.OGEM_UPLOAD_PART_MAX_BYTES)
-    stored_as = blob_save(
-        name=_blob_name(caller=caller, object_id=f"{upload.upload_id}/{part_id}"),
-        content=ChunksReader(_replayable(chunks), observe=counter),
-    )
+    name = _blob_name(caller=caller, object_id=f"{upload.upload_id}/{part_id}")
+    try:
+        stored_as = blob_save(
+            name=name, content=ChunksReader(_replayable(content), observe=counter)
+        )
+    except BaseException:
+        blob_delete(name=name)  # a part written halfway (see file_create)
+        raise
     try:
         with transaction.atomic():
             # Locked, so a part added while the upload completes or is cancelled is refused.
@@ -319,11 +327,11 @@ def upload_complete(
 class _Rereadable:
     """Chunks that can be read from the start more than once (a validation pass, then a store)."""
 
-    def __init__(self, make: object) -> None:
+    def __init__(self, make: Callable[[], Iterator[bytes]]) -> None:
         self._make = make
 
     def chunks(self) -> Iterator[bytes]:
-        return self._make()  # type: ignore[operator,no-any-return]
+        return self._make()
 
 
 def upload_cancel(*, upload: Upload) -> Upload:

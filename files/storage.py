@@ -7,6 +7,7 @@ Contents move in chunks of CHUNK bytes: nothing here holds a whole file in memor
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
@@ -71,3 +72,15 @@ class ChunksReader(io.RawIOBase):
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+
+def storage_failed(exc: BaseException) -> bool:
+    """Whether an exception is the storage's: a local disk's error, or S3's (botocore is only
+    looked at once something loaded it: local storage never does)."""
+    if isinstance(exc, OSError):
+        return True
+    if "botocore.exceptions" in sys.modules:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return isinstance(exc, BotoCoreError | ClientError)
+    return False

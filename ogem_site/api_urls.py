@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from batches.rest import BatchViewSet
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
+from files.rest import FileViewSet
 from gateway.rest import (
     CachePurgeView,
     ModelDeploymentViewSet,
@@ -41,6 +42,7 @@ router.register("keys", KeyViewSet, basename="key")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", ModelDeploymentViewSet, basename="model")
 router.register("batches", BatchViewSet, basename="batch")
+router.register("files", FileViewSet, basename="file")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),

@@ -416,6 +416,19 @@ env_require(
     OGEM_FILES_STORAGE != "s3" or bool(OGEM_FILES_S3_BUCKET),
     "OGEM_FILES_S3_BUCKET is required when OGEM_FILES_STORAGE=s3",
 )
+
+
+def _s3_client_config() -> object:
+    # Imported only with OGEM_FILES_STORAGE=s3: botocore costs every other process its start-up.
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=env_float("OGEM_FILES_S3_CONNECT_TIMEOUT", 5.0),
+        read_timeout=env_float("OGEM_FILES_S3_READ_TIMEOUT", 30.0),
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+
+
 _FILES_STORAGE = (
     {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -427,6 +440,8 @@ _FILES_STORAGE = (
             "file_overwrite": False,
             "default_acl": None,
             "querystring_auth": False,
+            # A bucket that is away fails a request within seconds (503), not botocore's minute.
+            "client_config": _s3_client_config(),
         },
     }
     if OGEM_FILES_STORAGE == "s3"

@@ -133,6 +133,15 @@ def test_a_team_shares_its_files_and_the_master_key_sees_all(key_sdk, sdk, make_
     with pytest.raises(openai.NotFoundError):
         other_team.files.retrieve(created.id)
     assert sdk.files.retrieve(created.id).id == created.id
+    # A key of the organization without a team sees every team's files.
+    organization_key = key_sdk(organization=team.organization)
+    assert organization_key.files.retrieve(created.id).id == created.id
+    # The master key's own files belong to no tenant: no tenant's key sees them.
+    own = _upload(sdk, b"operator's")
+    for client in (first, other_team):
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(own.id)
+    assert {f.id for f in sdk.files.list()} >= {created.id, own.id}
 
 
 def test_bad_uploads_are_openai_shaped_400s(key_sdk, live_ogem, files_dir) -> None:  # type: ignore[no-untyped-def]
