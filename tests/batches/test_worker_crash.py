@@ -101,6 +101,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(  # type: i
     )
     env = cluster_env(tmp=tmp_path, emulator_url="http://127.0.0.1:9", usage_stream=broker)
     env.update(
+        # Not the test settings, whose file storage is a directory of each test process: the
+        # workers read the input and write the results where this test process stores files.
+        DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
         OGEM_CONFIG=str(config),
         OGEM_BATCH_RUNNER="celery",
         OGEM_BATCH_LEASE_SECONDS="2",
