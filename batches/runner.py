@@ -33,7 +33,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from batches.models import Batch, BatchLine
@@ -573,11 +573,7 @@ def _finish(
 def batches_due(*, now: datetime | None = None) -> list[str]:
     """Ids of the batches to (re)start: not ended, held by no live worker."""
     moment = now or timezone.now()
-    return list(
-        batches_resumable(now=moment)
-        .filter(Q(created_at__lt=moment) | Q(lease_owner=""))
-        .values_list("batch_id", flat=True)[:1000]
-    )
+    return list(batches_resumable(now=moment).values_list("batch_id", flat=True)[:1000])
 
 
 def batch_run_in_thread(*, batch_id: str) -> threading.Thread:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.batches import batch_run
 from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
 from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="an N-line batch on one Celery worker (lines/s, RSS)"
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -188,6 +192,8 @@ def _run(
             deployment_limits=args.deployment_limits,
             cache=args.cache,
         )
+        if args.batch:
+            return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
         if args.slow_streams:
