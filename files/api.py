@@ -22,7 +22,7 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 
 from files.models import UPLOAD_PURPOSES, File, Upload, UploadPart
-from files.selectors import file_get, file_get_visible, file_page, upload_get_visible
+from files.selectors import file_get, file_get_visible, file_open, file_page, upload_get_visible
 from files.services import (
     expires_after_check,
     file_delete,
@@ -32,7 +32,7 @@ from files.services import (
     upload_create,
     upload_part_add,
 )
-from files.storage import CHUNK, blob_open, storage_failed
+from files.storage import CHUNK, storage_failed
 from files.tasks import files_expired_purge
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
@@ -290,7 +290,7 @@ async def files_delete(request: HttpRequest, file_id: str) -> HttpResponse:
 async def files_content(request: HttpRequest, file_id: str) -> StreamingHttpResponse:
     caller = await _caller(request)
     file = await _thread(file_get_visible, caller=caller, file_id=file_id)
-    blob = await _thread(blob_open, name=file.storage_name)
+    blob = await _thread(file_open, file=file)
 
     async def content() -> AsyncIterator[bytes]:
         read = sync_to_async(blob.read, thread_sensitive=False)

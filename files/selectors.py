@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import IO
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from files.batch_input import batch_lines
 from files.models import File, Upload, UploadPart
-from files.storage import blob_chunks
+from files.storage import blob_chunks, blob_open
 from gateway.context import Caller
 from gateway.errors import NotFoundError
 from tenants.principals import Principal
@@ -73,6 +74,11 @@ def file_page(
     order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
     rows = list(files.order_by(*order)[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def file_open(*, file: File) -> IO[bytes]:
+    """The file's contents as a binary stream (read it in pieces; close it)."""
+    return blob_open(name=file.storage_name)
 
 
 def file_chunks(*, file: File) -> Iterator[bytes]:

@@ -124,8 +124,17 @@ def file_create(
         # A stream cut short or a row that could not be written leaves no blob behind: a local
         # file written halfway stays under its name (ids are unique: nobody else's); a failed
         # S3 upload is aborted by boto3 itself.
-        blob_delete(name=stored_as or name)
+        _blob_discard(name=stored_as or name)
         raise
+
+
+def _blob_discard(*, name: str) -> None:
+    """Clean-up after a failure: a storage that fails again here must not hide the first
+    error (the blob is then an orphan, logged)."""
+    try:
+        blob_delete(name=name)
+    except Exception:
+        logger.exception("could not delete the blob %s after a failed write", name)
 
 
 def file_upload(
@@ -254,7 +263,7 @@ def upload_part_add(*, caller: Caller, upload: Upload, content: ChunkSource) -> 
             name=name, content=ChunksReader(_replayable(content), observe=counter)
         )
     except BaseException:
-        blob_delete(name=name)  # a part written halfway (see file_create)
+        _blob_discard(name=name)  # a part written halfway (see file_create)
         raise
     try:
         with transaction.atomic():
@@ -269,7 +278,7 @@ def upload_part_add(*, caller: Caller, upload: Upload, content: ChunkSource) -> 
                 created_at=timezone.now(),
             )
     except BaseException:
-        blob_delete(name=stored_as)
+        _blob_discard(name=stored_as)
         raise
 
 

@@ -124,7 +124,7 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 "the same model group."
             )
         else:
-            origin = "the built-in offline mock models"
+            origin = "the built-in offline models"
             note = (
                 "OGEM_CONFIG is unset, so Ogem serves these offline mock models. They cannot be "
                 "edited here: set OGEM_CONFIG to a configuration file, or add deployments below."

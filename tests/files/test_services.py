@@ -11,7 +11,7 @@ from django.db import IntegrityError
 
 from files.batch_input import batch_lines
 from files.models import File
-from files.selectors import file_chunks, file_get_visible, file_lines
+from files.selectors import file_chunks, file_get_visible, file_lines, file_open
 from files.services import file_create
 from gateway.context import Caller
 from gateway.errors import NotFoundError, RequestTooLargeError
@@ -42,6 +42,8 @@ def test_a_file_from_a_stream_reads_back_in_chunks_and_lines(files_dir: Path) ->
     assert (file.purpose, file.expires_at, file.team_id) == ("batch_output", None, team.pk)
     assert file.bytes == sum(len(c) for c in output())
     assert b"".join(file_chunks(file=file)) == b"".join(output())
+    with file_open(file=file) as stream:
+        assert stream.read(18) == b'{"custom_id": "0"}'
     lines = list(file_lines(file=file))
     assert lines[0] == (1, b'{"custom_id": "0"}')
     assert lines[-1] == (3000, b'{"custom_id": "2999"}')

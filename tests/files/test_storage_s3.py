@@ -169,3 +169,23 @@ def test_a_bucket_that_is_away_is_503_within_seconds(key_sdk, settings) -> None:
     assert failed.value.status_code == 503
     assert failed.value.body["code"] == "storage_unavailable"  # type: ignore[index]
     assert failed.value.response.headers["retry-after"] == "1"
+
+
+def test_a_file_larger_than_one_s3_part_is_stored_from_a_stream(
+    s3_files: str, moto_s3: str
+) -> None:
+    from files.selectors import file_chunks
+    from files.services import file_create
+    from gateway.context import Caller
+
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    file = file_create(
+        caller=Caller(is_master=True),
+        chunks=(chunk for _ in range(10)),  # past boto3's 8 MiB multipart threshold
+        filename="big.bin",
+        purpose="batch_output",
+    )
+    assert file.bytes == 10 * len(chunk)
+    (key,) = _objects(moto_s3, s3_files)
+    assert _client(moto_s3).head_object(Bucket=BUCKET, Key=key)["ContentLength"] == file.bytes
+    assert b"".join(file_chunks(file=file)) == chunk * 10
