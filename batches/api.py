@@ -21,6 +21,7 @@ from batches.models import Batch
 from batches.selectors import batch_get_visible, batch_object, batch_page, batches_visible
 from batches.services import COMPLETION_WINDOWS, batch_cancel, batch_create, batch_resume_stale
 from files.batch_input import BATCH_ENDPOINTS
+from files.services import expires_after_check
 from gateway.auth import caller_authenticate
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.context import Caller
@@ -99,6 +100,7 @@ async def batches_create(request: HttpRequest) -> HttpResponse:
             code="invalid_value",
         )
     metadata = stored_metadata_check(body.get("metadata"))
+    output_expires_after = _expires_after(body.get("output_expires_after"))
     batch = await _thread(
         batch_create,
         caller=caller,
@@ -106,8 +108,25 @@ async def batches_create(request: HttpRequest) -> HttpResponse:
         endpoint=endpoint,
         completion_window=window,
         metadata=metadata,
+        output_expires_after=output_expires_after,
     )
     return _answer(request, batch_object(batch))
+
+
+def _expires_after(value: Any) -> int | None:
+    """`output_expires_after` (`{"anchor": "created_at", "seconds": N}`, bounded as a file's
+    `expires_after`): the seconds, or None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            "`output_expires_after` must be an object.", param="output_expires_after"
+        )
+    try:
+        return expires_after_check(anchor=value.get("anchor"), seconds=value.get("seconds"))
+    except InvalidRequestError as error:
+        error.param = f"output_{error.param}" if error.param else "output_expires_after"
+        raise
 
 
 async def batches_list(request: HttpRequest) -> HttpResponse:

@@ -50,6 +50,9 @@ class Batch(models.Model):
     output_file_id = models.CharField(max_length=64, blank=True)
     error_file_id = models.CharField(max_length=64, blank=True)
     errors = models.JSONField(null=True, blank=True)  # OpenAI's `errors.data` when it failed
+    # `output_expires_after.seconds`: the output and error files expire this long after they are
+    # written; null: the files' default.
+    output_expires_after = models.PositiveIntegerField(null=True, blank=True)
     request_total = models.PositiveIntegerField(default=0)
     request_completed = models.PositiveIntegerField(default=0)
     request_failed = models.PositiveIntegerField(default=0)

@@ -508,6 +508,7 @@ def _file_write(*, batch: Batch, caller: Caller, kind: str, chunks: Iterator[byt
         chunks=all_chunks(),
         filename=f"{batch.batch_id}_{kind}.jsonl",
         purpose="batch_output",
+        expires_after=batch.output_expires_after,
     )
     return created.file_id
 

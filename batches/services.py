@@ -27,6 +27,7 @@ def batch_create(
     endpoint: str,
     completion_window: str,
     metadata: dict[str, str] | None,
+    output_expires_after: int | None = None,
 ) -> Batch:
     """A new batch of `caller`'s input file, `validating` until a worker starts it. The file
     must be the caller's (404 otherwise), of purpose `batch`, and its lines must name `endpoint`;
@@ -72,6 +73,7 @@ def batch_create(
             input_file_id=input_file.file_id,
             completion_window=completion_window,
             metadata=metadata or None,
+            output_expires_after=output_expires_after,
             model=models[0] if len(models) == 1 else "",
             request_total=int(summary["lines"]),
             created_at=now,

@@ -293,6 +293,8 @@ def test_bad_input_is_openai_shaped_and_writes_nothing(key_sdk, live_ogem) -> No
         ({"metadata": {"k": 1}}, 400, "metadata.k"),
         ({"input_file_id": None}, 400, "input_file_id"),
         ({"surprise": True}, 400, "surprise"),
+        ({"output_expires_after": {"anchor": "created_at", "seconds": 5}}, 400, None),
+        ({"output_expires_after": "soon"}, 400, "output_expires_after"),
     ]
     headers = {"Authorization": f"Bearer {client.api_key}"}
     for change, status, param in cases:
@@ -307,7 +309,8 @@ def test_bad_input_is_openai_shaped_and_writes_nothing(key_sdk, live_ogem) -> No
         assert answer.status_code == status, (change, answer.text)
         error = answer.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}
-        assert error["param"] == param, change
+        if param is not None:
+            assert error["param"] == param, change
     assert not Batch.objects.exists()
     for path in ("/v1/batches/batch_nope", "/v1/batches/batch_nope/cancel"):
         method = httpx.post if path.endswith("cancel") else httpx.get
@@ -383,3 +386,17 @@ def test_a_key_revoked_mid_run_fails_its_batch_with_the_partial_output(  # type:
     assert done.errors.data[0].code == "invalid_api_key"
     kept = jsonl(sdk.files.content(done.output_file_id).read())
     assert 1 <= len(kept) == done.request_counts.completed < 40
+
+
+def test_output_expires_after_sets_the_output_files_expiry(key_sdk) -> None:  # type: ignore[no-untyped-def]
+    client = key_sdk()
+    source = upload(client, chat_lines(1))
+    batch = client.batches.create(
+        input_file_id=source.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        output_expires_after={"anchor": "created_at", "seconds": 7200},
+    )
+    done = _ended(client, batch.id)
+    output = client.files.retrieve(done.output_file_id)
+    assert output.expires_at == output.created_at + 7200
