@@ -78,7 +78,12 @@ class Ogem:
 
 
 def write_config(
-    path: Path, upstream: MockUpstream, *, deployment_limits: bool = False, cache: str = "off"
+    path: Path,
+    upstream: MockUpstream,
+    *,
+    deployment_limits: bool = False,
+    cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
@@ -87,11 +92,11 @@ def write_config(
     and one at the settle). `cache` `local` or `redis` turns the response cache on
     (docs/caching.md), as LiteLLM's `litellm_settings` says it."""
 
-    def entry(name: str, port: int, *, weight: int) -> dict:
+    def entry(name: str, port: int, *, weight: int, provider: str = "openai") -> dict:
         return {
             "model_name": name,
             "litellm_params": {
-                "model": "openai/gpt-4o-mini",
+                "model": f"{provider}/gpt-4o-mini",
                 "api_base": upstream.base(port),
                 "api_key": "sk-bench",
                 "weight": weight,
@@ -106,7 +111,12 @@ def write_config(
     )
     config = {
         "model_list": [
-            entry(name, port, weight=weight) for name, port in models for weight in (1, 2)
+            *(entry(name, port, weight=weight) for name, port in models for weight in (1, 2)),
+            # Not OpenAI: the Responses API is served by Ogem over its chat completions.
+            *(
+                entry("bench-hosted", upstream.json_port, weight=weight, provider="hosted_vllm")
+                for weight in (1, 2)
+            ),
         ],
         "router_settings": {
             "routing_strategy": "simple-shuffle",
@@ -115,6 +125,17 @@ def write_config(
             "cooldown_time": 30,
         },
     }
+    if realtime_api_base:  # `--realtime`: one Realtime deployment on the echo upstream
+        config["model_list"].append(
+            {
+                "model_name": "bench-voice",
+                "litellm_params": {
+                    "model": "openai/gpt-realtime",
+                    "api_base": realtime_api_base,
+                    "api_key": "sk-bench",
+                },
+            }
+        )
     if cache != "off":
         config["litellm_settings"] = {"cache": True, "cache_params": {"type": cache}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -153,10 +174,15 @@ def start_ogem(
     redis_url: str,
     deployment_limits: bool = False,
     cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
-        workdir / "config.yaml", upstream, deployment_limits=deployment_limits, cache=cache
+        workdir / "config.yaml",
+        upstream,
+        deployment_limits=deployment_limits,
+        cache=cache,
+        realtime_api_base=realtime_api_base,
     )
     env = _environment(workdir, config, redis_url)
     _manage(["migrate", "--noinput"], env)
@@ -199,6 +225,7 @@ def cpu_run(
     core: int | None,
     callgrind: Path | None = None,
     cache: str = "off",
+    responses: bool = False,
 ) -> str:
     """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core. With
     `callgrind`, under valgrind's callgrind (non-streaming requests only, counted after 100
@@ -216,6 +243,8 @@ def cpu_run(
             report = _cpu_once(ogem, requests, profile, core, where, extra)
             parts.append(f"### {name} ({cache})\n\n{report}")
         return "\n".join(parts)
+    if responses:
+        return _cpu_once(ogem, requests, profile, core, None, ["--mode", "responses"])
     return _cpu_once(ogem, requests, profile, core, callgrind, [])
 
 
@@ -228,7 +257,7 @@ def _cpu_once(
     extra: list[str],
 ) -> str:
     argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests), *extra]
-    if extra:
+    if extra and "--mode" not in extra:
         argv += ["--mode", "json"]
     if profile:
         argv.append("--profile")

@@ -124,6 +124,10 @@ class ModelPrice(models.Model):
     # {"1024x1024/standard": 0.04, ...}: size/quality to USD per image.
     cost_per_image = models.JSONField(default=dict, blank=True)
     input_cost_per_audio_second = models.DecimalField(**USD, null=True, blank=True)
+    # Audio tokens (the Realtime API), priced apart from text tokens; empty: text prices.
+    input_cost_per_audio_token = models.DecimalField(**USD, null=True, blank=True)
+    output_cost_per_audio_token = models.DecimalField(**USD, null=True, blank=True)
+    cache_read_input_audio_token_cost = models.DecimalField(**USD, null=True, blank=True)
     output_cost_per_character = models.DecimalField(**USD, null=True, blank=True)
     cost_per_request = models.DecimalField(**USD, null=True, blank=True)
     effective_from = models.DateTimeField(null=True, blank=True)

@@ -40,7 +40,7 @@ def usage_event_build(
         "key_id": caller.key_id,
         "user_id": caller.user_id,
         "end_customer": ctx.end_customer or "",
-        "endpoint": str(ctx.endpoint),
+        "endpoint": str(ctx.recorded_as or ctx.endpoint),
         "model": ctx.model or model,
         "provider": provider,
         "deployment": deployment.id if deployment is not None else "",

@@ -18,7 +18,7 @@ from django.urls import URLPattern, path
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
 from gateway.config import config_current
 from gateway.model_health import deployments_health_check, health_deployments_visible
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import Credential, ModelDeployment, StoredCompletion, StoredResponse
 from gateway.selectors import (
     SOURCE_CONFIG,
     config_deployment_list,
@@ -224,6 +224,38 @@ class StoredCompletionAdmin(admin.ModelAdmin):
     list_filter = ["model"]
     list_select_related = ["organization", "team", "key"]
     search_fields = ["completion_id", "model", "request_model"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(StoredResponse)
+class StoredResponseAdmin(admin.ModelAdmin):
+    """Responses API responses (`/v1/responses`), tenants' conversations: for the operator's eyes
+    only, as stored completions; nobody edits them."""
+
+    list_display = [
+        "response_id",
+        "created_at",
+        "model",
+        "status",
+        "background",
+        "deployment_id",
+        "organization",
+        "team",
+        "key",
+    ]
+    list_filter = ["status", "background", "model"]
+    list_select_related = ["organization", "team", "key"]
+    search_fields = ["response_id", "model", "previous_response_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 

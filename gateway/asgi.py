@@ -37,6 +37,7 @@ from gateway.api import api
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
+from gateway.responses_api import views as responses_api
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
@@ -204,6 +205,7 @@ def _direct_views() -> dict[str, View]:
                 V1_PREFIX + "chat/completions": inference.chat_completions,
                 V1_PREFIX + "completions": inference.completions,
                 V1_PREFIX + "embeddings": inference.embeddings,
+                V1_PREFIX + "responses": responses_api.responses_create,
             }
         )
     return _direct_table

@@ -44,12 +44,13 @@ async def internal_call(
     body: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    recorded_as: Endpoint | None = None,
     batch_id: str = "",
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had. `batch_id` makes it a line of that batch:
-    its cost is recorded at the batch price factor, and its usage once per `request_id` however
-    often the line is run again (a resumed batch)."""
+    comes back as the answer a client would have had. `recorded_as`: as `relay`'s. `batch_id`
+    makes it a line of that batch: its cost is recorded at the batch price factor, and its usage
+    once per `request_id` however often the line is run again (a resumed batch)."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -61,7 +62,12 @@ async def internal_call(
     request._body = orjson.dumps(payload)  # type: ignore[attr-defined]
     try:
         response = await relay(
-            request, endpoint=endpoint, reader=body_read_json, caller=caller, batch_id=batch_id
+            request,
+            endpoint=endpoint,
+            reader=body_read_json,
+            caller=caller,
+            recorded_as=recorded_as,
+            batch_id=batch_id,
         )
     except GatewayError as error:
         return InternalAnswer(

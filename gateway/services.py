@@ -8,9 +8,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    RealtimeClientSecret,
+    StoredCompletion,
+    StoredResponse,
+)
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 logger = logging.getLogger(__name__)
@@ -196,3 +203,90 @@ def response_cache_purge(
 
 class CachePurgeError(Exception):
     """A tier of the response cache could not be purged (the others were)."""
+
+
+REALTIME_SECRET_PREFIX = "ek_"
+
+
+def realtime_client_secret_create(
+    *, key_id: int, model: str, session: dict[str, Any], expires_at: datetime, now: datetime
+) -> tuple[str, RealtimeClientSecret]:
+    """Mint an ephemeral Realtime secret bound to a key, a model and a session configuration;
+    returns the secret (shown this once) and its row. Expired secrets are deleted on the way."""
+    from ogem_site.hashing import secret_generate
+
+    RealtimeClientSecret.objects.filter(expires_at__lte=now).delete()
+    new = secret_generate(kind_prefix=REALTIME_SECRET_PREFIX)
+    row = RealtimeClientSecret.objects.create(
+        prefix=new.prefix,
+        digest=new.digest,
+        pepper_id=new.pepper_id,
+        key_id=key_id,
+        model=model,
+        session=session,
+        expires_at=expires_at,
+    )
+    return new.secret, row
+
+
+# ---- Stored responses (the Responses API) -------------------------------------------------------
+
+# A background response's states in which it can still change (be finished or cancelled).
+RESPONSE_RUNNING = ("queued", "in_progress")
+
+
+def stored_response_create(
+    *,
+    response_id: str,
+    organization_id: int | None,
+    team_id: int | None,
+    key_id: int | None,
+    model: str,
+    status: str,
+    background: bool,
+    deployment_id: str,
+    previous_response_id: str,
+    created_at: datetime,
+    input_items: list[Any],
+    history: list[Any],
+    response: dict[str, Any],
+) -> StoredResponse:
+    return StoredResponse.objects.create(
+        response_id=response_id,
+        organization_id=organization_id,
+        team_id=team_id,
+        key_id=key_id,
+        model=model,
+        status=status,
+        background=background,
+        deployment_id=deployment_id,
+        previous_response_id=previous_response_id,
+        created_at=created_at,
+        input_items=input_items,
+        history=history,
+        response=response,
+    )
+
+
+def stored_response_progress(*, response_id: str, response: dict[str, Any]) -> bool:
+    """A running background response's new state (in progress, finished or failed). Only while
+    it still runs: a response cancelled meanwhile, on any worker, stays cancelled."""
+    updated = StoredResponse.objects.filter(
+        response_id=response_id, status__in=RESPONSE_RUNNING
+    ).update(status=response["status"], response=response, updated_at=timezone.now())
+    return updated == 1
+
+
+def stored_response_cancel(*, stored: StoredResponse) -> bool:
+    """Cancel a running background response; False when it was no longer running."""
+    response = {**stored.response, "status": "cancelled"}
+    updated = StoredResponse.objects.filter(pk=stored.pk, status__in=RESPONSE_RUNNING).update(
+        status="cancelled", response=response, updated_at=timezone.now()
+    )
+    if updated:
+        stored.status, stored.response = "cancelled", response
+    return updated == 1
+
+
+def stored_response_delete(*, stored: StoredResponse) -> None:
+    stored.delete()

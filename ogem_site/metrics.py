@@ -62,6 +62,16 @@ UNPRICED_MODEL = Counter(
     "Requests whose model has no price, so their cost was recorded as zero.",
     ["model"],
 )
+REALTIME_SESSIONS = Gauge(
+    "ogem_realtime_sessions",
+    "Realtime sessions open right now (/v1/realtime).",
+    multiprocess_mode="livesum",
+)
+REALTIME_SESSIONS_ENDED = Counter(
+    "ogem_realtime_sessions_ended",
+    "Realtime sessions ended, by why they ended.",
+    ["reason"],
+)
 ROUTING_QUEUE_DEPTH = Gauge(
     "ogem_routing_queue_depth",
     "Requests waiting for a free deployment, by model group.",

@@ -286,6 +286,18 @@ OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
 OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
 # A parallel-request slot not released by then frees itself, whatever its worker's lease says.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# The Realtime API (/v1/realtime, docs/realtime.md): a session with no frame either way for
+# IDLE seconds, or open for MAX_SECONDS, is closed; a client frame over MAX_MESSAGE_BYTES is
+# refused with an `error` event; an upstream that does not open within CONNECT_TIMEOUT seconds
+# is failed over; a response in progress when the client leaves is given DRAIN seconds to end
+# (cancelled) so that its real usage is recorded; client secrets last SECRET_TTL seconds unless
+# the request asks otherwise (10 to 7200).
+OGEM_REALTIME_IDLE_TIMEOUT = env_int("OGEM_REALTIME_IDLE_TIMEOUT", 600)
+OGEM_REALTIME_MAX_SECONDS = env_int("OGEM_REALTIME_MAX_SECONDS", 3600)
+OGEM_REALTIME_MAX_MESSAGE_BYTES = env_int("OGEM_REALTIME_MAX_MESSAGE_BYTES", 15 * 1024 * 1024)
+OGEM_REALTIME_CONNECT_TIMEOUT = env_float("OGEM_REALTIME_CONNECT_TIMEOUT", 10.0)
+OGEM_REALTIME_DRAIN = env_float("OGEM_REALTIME_DRAIN", 5.0)
+OGEM_REALTIME_SECRET_TTL = env_int("OGEM_REALTIME_SECRET_TTL", 600)
 # Seconds a web worker's lease on its parallel slots outlives the worker (gateway/leases.py): a
 # SIGKILLed worker's slots are free again this long after its death. Refreshed every TTL / 2.5.
 OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.services import budget_upsert
 from files.models import File, Upload
-from gateway.models import StoredCompletion
+from gateway.models import StoredCompletion, StoredResponse
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
 from keys.services import key_create
@@ -134,11 +134,18 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
-    # The request log, stored completions and files are written by the data plane, SCIM tokens
-    # are issued by an action and the audit log only by the services it records.
-    assert add.status_code == (
-        403 if model in (RequestLog, ScimToken, AuditEvent, StoredCompletion, File, Upload) else 200
+    # The request log, stored completions and responses and files are written by the data plane,
+    # SCIM tokens are issued by an action and the audit log only by the services it records.
+    written_elsewhere = (
+        RequestLog,
+        ScimToken,
+        AuditEvent,
+        StoredCompletion,
+        StoredResponse,
+        File,
+        Upload,
     )
+    assert add.status_code == (403 if model in written_elsewhere else 200)
     instance = model.objects.first()
     if instance is not None:
         change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[instance.pk])
