@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.batches import batch_run
 from bench.bodies import (
     CHUNKS,
     REQUEST_HOSTED_CHAT,
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="an N-line batch on one Celery worker (lines/s, RSS)"
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -234,6 +238,8 @@ def _run(
             cache=args.cache,
             realtime_api_base=echo.api_base if echo is not None else "",
         )
+        if args.batch:
+            return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
         if echo is not None:
             from bench.realtime import realtime_run
 

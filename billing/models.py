@@ -178,6 +178,9 @@ class RequestLog(models.Model):
     cache_saved_tokens = models.PositiveIntegerField(null=True, blank=True)
     cache_saved_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # A line of a batch Ogem ran (docs/batches.md): the batch's id; its cost is already the
+    # batch-priced one. "" for every other request.
+    batch_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -185,6 +188,12 @@ class RequestLog(models.Model):
             models.Index(fields=["key_id", "created_at"]),
             models.Index(fields=["team_id", "created_at"]),
             models.Index(fields=["organization_id", "created_at"]),
+            # A batch's cost is the sum of its lines; partial: live requests never enter it.
+            models.Index(
+                fields=["batch_id"],
+                condition=~models.Q(batch_id=""),
+                name="billing_requestlog_batch",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -307,6 +307,7 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         cache_saved_tokens=_int_or_none(event.get("cache_saved_tokens")),
         cache_saved_latency_ms=_int_or_none(event.get("cache_saved_latency_ms")),
         tags=list(event.get("tags") or []),
+        batch_id=str(event.get("batch_id") or "")[:64],
     )
 
 

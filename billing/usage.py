@@ -54,6 +54,7 @@ class UsageEvent(TypedDict):
     cache_saved_tokens: int | None  # a hit: the stored answer's tokens
     cache_saved_latency_ms: int | None  # a hit: the stored answer's upstream latency, if known
     tags: list[str]
+    batch_id: str  # a line of this batch run by Ogem (docs/batches.md), "" otherwise
 
 
 def usage_event_encode(event: UsageEvent | dict[str, Any]) -> bytes:

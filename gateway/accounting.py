@@ -59,6 +59,7 @@ def usage_event_build(
         "cache_saved_tokens": ctx.cache_saved_tokens,
         "cache_saved_latency_ms": ctx.cache_saved_latency_ms,
         "tags": sorted({*caller.tags, *ctx.tags}),
+        "batch_id": ctx.batch_id,
     }
 
 

@@ -157,3 +157,6 @@ class RequestContext:
     cache_saved_cost: Decimal | None = None
     cache_saved_tokens: int | None = None
     cache_saved_latency_ms: int | None = None
+    # A line of a batch run by Ogem (batches/runner.py): its batch's id. Its cost is recorded at
+    # OGEM_BATCH_PRICE_FACTOR and its settle applied once per request id (a resumed line).
+    batch_id: str = ""

@@ -62,6 +62,7 @@ from gateway.limits import (
     local_limiter,
     outage_limiter,
     rule_key,
+    settle_marked,
     settle_script,
 )
 from gateway.limits import now_ms as clock_ms
@@ -747,6 +748,9 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
         cost = Decimal(0)
     else:
         cost = cost_from_price(price=price, usage=ctx.usage)
+    if ctx.batch_id:
+        # Providers charge batch requests less; Ogem's own batches are priced the same way.
+        cost *= settings.OGEM_BATCH_PRICE_FACTOR
     cost_units = usd_to_units(cost)
     settlements = []
     for rule in reservation.rules:
@@ -774,6 +778,10 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     keys, args = settle_script(
         settlements, request_id=request_id, bucket=reservation.bucket, event=event, mode=mode
     )
+    if ctx.batch_id:
+        # A batch line keeps its request id when a resumed batch runs it again: its spend and
+        # usage event are applied once (the marker), whichever run settles first.
+        keys, args = settle_marked(keys, args)
     if redis_outage.down:
         redis_outage_watch()
         usage_spool_append(keys, args)

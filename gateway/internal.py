@@ -46,9 +46,12 @@ async def internal_call(
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
     recorded_as: Endpoint | None = None,
+    batch_id: str = "",
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had. `recorded_as`: as `relay`'s."""
+    comes back as the answer a client would have had. `recorded_as`: as `relay`'s. `batch_id`
+    makes it a line of that batch: its cost is recorded at the batch price factor, and its usage
+    once per `request_id` however often the line is run again (a resumed batch)."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -65,6 +68,7 @@ async def internal_call(
             reader=body_read_json,
             caller=caller,
             recorded_as=recorded_as,
+            batch_id=batch_id,
         )
     except GatewayError as error:
         return InternalAnswer(

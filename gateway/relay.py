@@ -66,11 +66,13 @@ async def relay(
     default_model: Callable[[RequestContext], str | None] | None = None,
     caller: Caller | None = None,
     recorded_as: Endpoint | None = None,
+    batch_id: str = "",
 ) -> HttpResponse:
     """Answer one /v1 request. `caller` is given for work Ogem does on a caller's behalf
     (gateway/internal.py); otherwise the request's credential says who calls. `recorded_as`
     names the endpoint the client called when Ogem serves it over `endpoint` (the Responses API
-    over chat completions)."""
+    over chat completions). `batch_id` marks a line of that batch (priced and settled as one,
+    gateway/governance.py)."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
     if caller is None:
@@ -80,6 +82,7 @@ async def relay(
         request_id=request_id, endpoint=endpoint, caller=caller, recorded_as=recorded_as
     )
     ctx.started_at = started
+    ctx.batch_id = batch_id
     checked = body_check(
         endpoint=endpoint,
         inbound=inbound,

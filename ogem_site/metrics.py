@@ -146,6 +146,27 @@ CACHE_SEMANTIC_ENTRIES = Gauge(
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
 _upstream_children: dict[tuple[str, str], Any] = {}
+BATCH_LINES = Counter(
+    "ogem_batch_lines",
+    "Lines of batches run by Ogem, answered, by endpoint and outcome (ok, failed).",
+    ["endpoint", "outcome"],
+)
+BATCHES_ENDED = Counter(
+    "ogem_batches_ended",
+    "Batches run by Ogem that ended, by final status.",
+    ["status"],
+)
+
+
+def batch_lines_record(*, endpoint: str, ok: int, failed: int) -> None:
+    if ok:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="ok").inc(ok)
+    if failed:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="failed").inc(failed)
+
+
+def batch_ended_record(*, status: str) -> None:
+    BATCHES_ENDED.labels(status=status).inc()
 
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0012_model_price_audio_tokens'),
+        ('billing', '0013_request_log_batch'),
     ]
 
     operations = [
