@@ -541,7 +541,9 @@ class _Importer:
                 key = key_revoke(key=key)
             self.keys[token] = key
             limits = {
-                "max_budget": row.get("max_budget", budget_row.get("max_budget")),
+                "max_budget": row["max_budget"]
+                if row.get("max_budget") is not None
+                else budget_row.get("max_budget"),
                 "soft_budget": budget_row.get("soft_budget"),
                 "budget_duration": row.get("budget_duration") or budget_row.get("budget_duration"),
                 "budget_reset_at": row.get("budget_reset_at"),

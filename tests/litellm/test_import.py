@@ -168,9 +168,9 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
     )
     # A key of the UI's pseudo team (no row) and LiteLLM's proxy-budget pseudo user.
     run(
-        'INSERT INTO "LiteLLM_VerificationToken" ("token", "key_alias", "team_id") '
-        "VALUES (%s, %s, %s)",
-        (_sha256(keys["orphan"]), "dashboard", "litellm-dashboard"),
+        'INSERT INTO "LiteLLM_VerificationToken" ("token", "key_alias", "team_id", "budget_id") '
+        "VALUES (%s, %s, %s, %s)",
+        (_sha256(keys["orphan"]), "dashboard", "litellm-dashboard", "budget-org"),
     )
     run(
         'INSERT INTO "LiteLLM_UserTable" ("user_id", "max_budget") VALUES (%s, %s)',
@@ -414,6 +414,8 @@ def test_import_maps_every_object_type(
     assert VirtualKey.objects.get(name="ml-batch").expires_at is not None
     orphan = VirtualKey.objects.get(name="dashboard")
     assert (orphan.team, orphan.organization.slug) == (None, "litellm")
+    orphan_budget = Budget.objects.get(scope=BudgetScope.KEY, key=orphan)  # its budget row's
+    assert (orphan_budget.max_budget, orphan_budget.duration) == (Decimal("100"), "30d")
 
     deployment = ModelDeployment.objects.get(model_name="imported-chat")
     assert (deployment.provider, deployment.upstream_model, deployment.organization) == (
