@@ -708,7 +708,10 @@ class _Importer:
         start, end = _aware(row["startTime"]), _aware(row["endTime"])
         status = str(row.get("status") or "success")
         metadata = row.get("metadata") or {}
-        user = self.users.get(str(metadata.get("user_api_key_user_id") or ""))
+        # The key's owner: the `user` column, else what LiteLLM put in the row's metadata.
+        user = self.users.get(str(row.get("user") or "")) or self.users.get(
+            str(metadata.get("user_api_key_user_id") or "")
+        )
         tags = row.get("request_tags") or []
         return RequestLog(
             request_id=request_id,
