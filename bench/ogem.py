@@ -84,8 +84,9 @@ def write_config(
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
     configured. `--deployment-limits` also gives each deployment its own rpm/tpm, far above what a
     run reaches, so that the router's capacity count runs (one more Redis round trip at the pick
-    and one at the settle). `cache` `local` or `redis` turns the response cache on
-    (docs/caching.md), as LiteLLM's `litellm_settings` says it."""
+    and one at the settle). `cache` `local`, `redis` or `redis-l2` (Redis without the in-process
+    tier) turns the response cache on (docs/caching.md), as LiteLLM's `litellm_settings` says
+    it."""
 
     def entry(name: str, port: int, *, weight: int) -> dict:
         return {
@@ -116,7 +117,10 @@ def write_config(
         },
     }
     if cache != "off":
-        config["litellm_settings"] = {"cache": True, "cache_params": {"type": cache}}
+        params: dict[str, object] = {"type": cache}
+        if cache == "redis-l2":  # no in-process tier: every hit is read from Redis
+            params = {"type": "redis", "local_max_bytes": 0}
+        config["litellm_settings"] = {"cache": True, "cache_params": params}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -490,15 +490,19 @@ def _redis_get_failed(plan: CachePlan, exc: Exception) -> None:
     plan.failed = True
 
 
-def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
+def cache_store(
+    ctx: RequestContext, response: dict[str, Any], *, encoded: bytes | None = None
+) -> None:
     """Keep a complete answer (L1 now; Redis, or S3 for a large one, in the background), unless
-    it must not be."""
+    it must not be. `encoded`: the answer's JSON as sent, when the caller has it."""
     plan: CachePlan | None = ctx.cache
     if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
         return
     now = time.time()
     latency = int(ctx.upstream_seconds * 1000)  # what a hit on this entry saves (analytics)
-    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": response})
+    # The answer's bytes as sent, when given, are not written a second time.
+    answer = response if encoded is None else orjson.Fragment(encoded)
+    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": answer})
     _local.set(plan.key, raw, ttl=plan.ttl)
     if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
