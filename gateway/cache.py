@@ -9,15 +9,18 @@ still settles it, at no cost unless `charge_hits`.
 - The key: the tenant scope (organization, team or key; never shared across organizations), the
   namespace, the endpoint, the model group and every field of the body that can change the
   answer, in a canonical form (orjson, sorted keys) hashed with BLAKE2b. `user`, `stream`,
-  `stream_options`, `metadata` and `cache` are left out, so a stream and a plain request share
-  their entry. The name is `redis_key`'s (one key per entry: Cluster-safe).
+  `stream_options`, `metadata`, `cache` and the `ignore_params` that apply are left out, so a
+  stream and a plain request share their entry. The name is `redis_key`'s (one key per entry:
+  Cluster-safe). `sampled: false` keeps sampled completions out (bypass).
 - Up to three tiers, read through in order with promotion to L1: L1 in this process
   (`BytesLRU`, bounded by bytes), L2 Redis (any REDIS_URL) and, when configured, L3 an
   S3-compatible bucket (gateway/cache_s3.py) that takes the answers of `s3.min_bytes` or more
   instead of Redis. A failing or absent tier makes a miss, never an error.
 - Controls: the body's `cache` object (LiteLLM's `no-cache`, `no-store`, `ttl`, `s-maxage`,
   `namespace`, `use-cache`), `Cache-Control` (`no-cache`, `no-store`, `max-age`), the `cache`
-  object of key, team and organization metadata, and the model group's `model_info.cache`.
+  object of key, team and organization metadata, and the model group's `model_info.cache`; the
+  settings that do not depend on the request are kept per caller and group (`_Policy`), since a
+  miss must cost within a few percent of no cache (docs/benchmark.md).
 - Stored: complete answers only (a stream is assembled as it passes), never errors, refusals
   (`finish_reason: content_filter`) or cut streams.
 """
