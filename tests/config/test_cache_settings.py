@@ -336,3 +336,23 @@ def test_bad_ignore_params_and_sampled_are_errors(write_config) -> None:  # type
         f"{path}:11:14: error: litellm_settings.cache_params.sampled: "
         "expected true or false, got a string ('yes')",
     ]
+
+
+def test_ogem_format_model_group_cache_is_checked(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - name: a
+            provider: mock
+            model: a
+            params: {model_info: {cache: {ignore_params: [input]}}}
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:6:50: error: models[0].params.model_info.cache.ignore_params: "
+        '"input" cannot be left out of the cache key '
+        "(never: documents, input, messages, model, prompt, query, system)"
+    ]
