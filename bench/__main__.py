@@ -12,7 +12,15 @@ import threading
 import time
 from pathlib import Path
 
-from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
+from bench.batches import batch_run
+from bench.bodies import (
+    CHUNKS,
+    REQUEST_HOSTED_CHAT,
+    REQUEST_HOSTED_RESPONSE,
+    REQUEST_HOSTED_RESPONSE_STORED,
+    REQUEST_JSON,
+    REQUEST_STREAM,
+)
 from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem
@@ -28,9 +36,26 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["vectors"]:
+        from bench.vectors import main as vectors_main
+
+        return vectors_main(argv[1:])
+    if argv[:1] == ["semantic"]:
+        from bench.semantic import main as semantic_main
+
+        return semantic_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
+        "stores); `python -m bench semantic --help`: the semantic cache's lookup path",
+    )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="an N-line batch on one Celery worker (lines/s, RSS)"
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -45,6 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         default=SLOW_RAMP_SECONDS,
         metavar="S",
         help=f"open the slow streams evenly over S seconds (default {SLOW_RAMP_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--realtime",
+        type=int,
+        metavar="N",
+        help="N idle Realtime sessions (their memory), then the relay's cost per frame",
+    )
+    parser.add_argument(
+        "--realtime-active",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --realtime: sessions sending events at once (default 100)",
     )
     parser.add_argument(
         "--asgi-servers", action="store_true", help="compare uvicorn and granian instead"
@@ -79,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         default=CONCURRENCY,
         metavar="N,N",
         help="the matrix's concurrencies (default 1,10,50)",
+    )
+    parser.add_argument(
+        "--responses",
+        action="store_true",
+        help="the Responses API on a non-OpenAI model (served over chat) against the "
+        "equivalent chat completion, at concurrency 1 (docs/responses.md)",
     )
     parser.add_argument(
         "--redis-url",
@@ -174,6 +218,11 @@ def _run(
     )
     ogem: Ogem | None = None
     redis: RedisServer | None = None
+    echo = None
+    if args.realtime:
+        from bench.realtime import EchoUpstream
+
+        echo = EchoUpstream()
     try:
         redis_url = args.redis_url
         if redis_url is None:
@@ -188,9 +237,26 @@ def _run(
             redis_url=redis_url,
             deployment_limits=args.deployment_limits,
             cache=args.cache,
+            realtime_api_base=echo.api_base if echo is not None else "",
         )
+        if args.batch:
+            return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
+        if echo is not None:
+            from bench.realtime import realtime_run
+
+            return realtime_run(
+                ogem_url=ogem.url,
+                key=ogem.key,
+                upstream=echo,
+                pids=ogem.server_pids(),
+                sessions=args.realtime,
+                active=args.realtime_active,
+                frames=200,
+            )
         if args.soak:
             return _soak(ogem, tools["wrk"], workdir, args.soak, load_core)
+        if args.responses and not args.cpu:
+            return _responses_rows(ogem, tools["wrk"], workdir, args.seconds, load_core)
         if args.slow_streams:
             return _slow_streams(ogem, upstream, args.slow_streams, args.slow_rate, args.slow_ramp)
         if args.cpu:
@@ -201,6 +267,7 @@ def _run(
                 core=ogem_core,
                 callgrind=args.callgrind.resolve() if args.callgrind else None,
                 cache=args.cache,
+                responses=args.responses,
             )
         report = _matrix(
             ogem, upstream, tools["wrk"], workdir, args.seconds, load_core, args.concurrency
@@ -215,6 +282,8 @@ def _run(
             ogem.stop()
         if redis is not None:
             redis.stop()
+        if echo is not None:
+            echo.stop()
         upstream.stop()
 
 
@@ -306,6 +375,43 @@ def _matrix(
             *ttfb,
         ]
     )
+
+
+def _responses_rows(
+    ogem: Ogem, wrk: str, workdir: Path, seconds: float, load_core: int | None
+) -> str:
+    """A Responses request on a model Ogem serves over chat (`bench-hosted`, a hosted_vllm
+    deployment on the same nginx) against the equivalent chat completion, one at a time:
+    `store: false` (the same work plus the translation) and the default `store: true` (plus
+    the response's database write before the answer)."""
+    cases = [
+        ("chat completion", f"{ogem.url}/v1/chat/completions", REQUEST_HOSTED_CHAT),
+        ("response, store: false", f"{ogem.url}/v1/responses", REQUEST_HOSTED_RESPONSE),
+        ("response, stored", f"{ogem.url}/v1/responses", REQUEST_HOSTED_RESPONSE_STORED),
+    ]
+    print("warming up ...", flush=True)
+    for _, url, body in cases:
+        wrk_run(
+            wrk=wrk, url=url, connections=1, seconds=2, workdir=workdir,
+            body=body, headers=ogem.headers, core=load_core,
+        )  # fmt: skip
+    rows = [
+        "| request (concurrency 1) | p50 / p99 ms | added p50 ms | errors |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    base_p50 = 0.0
+    for name, url, body in cases:
+        print(f"{name} ...", flush=True)
+        probe = stream_probe(
+            url=url, body=body, headers=ogem.headers, concurrency=1, seconds=min(seconds, 5)
+        )
+        if not base_p50:
+            base_p50 = probe.total_p50_ms
+        rows.append(
+            f"| {name} | {probe.total_p50_ms:.2f} / {probe.total_p99_ms:.2f} | "
+            f"{probe.total_p50_ms - base_p50:.2f} | {probe.errors} |"
+        )
+    return "\n".join(["## The Responses API over chat (probe)", "", *rows])
 
 
 def _cache_rows(

@@ -18,6 +18,15 @@ REQUEST_STREAM = orjson.dumps(
     }
 )
 
+# The Responses API on a model Ogem serves over chat, and the equivalent chat completion.
+REQUEST_HOSTED_CHAT = orjson.dumps(
+    {"model": "bench-hosted", "messages": [{"role": "user", "content": "Say hello."}]}
+)
+REQUEST_HOSTED_RESPONSE = orjson.dumps(
+    {"model": "bench-hosted", "input": "Say hello.", "store": False}
+)
+REQUEST_HOSTED_RESPONSE_STORED = orjson.dumps({"model": "bench-hosted", "input": "Say hello."})
+
 
 def request_unique(number: int) -> bytes:
     """REQUEST_JSON with a numbered prompt: a body the response cache has never seen."""

@@ -98,6 +98,7 @@ async def _measure(
     profile: bool,
     concurrency: int = 1,
     unique: bool = False,
+    path: str = "/v1/chat/completions",
 ) -> tuple[CpuResult, str]:
     from bench.bodies import request_unique
 
@@ -120,7 +121,6 @@ async def _measure(
         chosen = numbered.pop()
         return chosen, headers_for(chosen)
 
-    path = "/v1/chat/completions"
     for _ in range(warmup):
         sent, headers = next_request()
         status, answer = await asgi_request(app, path=path, body=sent, headers=headers)
@@ -207,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
-    parser.add_argument("--mode", choices=["all", "json", "stream"], default="all")
+    parser.add_argument(
+        "--mode",
+        choices=["all", "json", "stream", "responses"],
+        default="all",
+        help="responses: the Responses API on a model Ogem serves over chat, and the same chat",
+    )
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument(
         "--cache",
@@ -218,7 +223,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvloop
 
-    from bench.bodies import CHUNKS, REQUEST_JSON, REQUEST_STREAM
+    from bench.bodies import (
+        CHUNKS,
+        REQUEST_HOSTED_CHAT,
+        REQUEST_HOSTED_RESPONSE,
+        REQUEST_HOSTED_RESPONSE_STORED,
+        REQUEST_JSON,
+        REQUEST_STREAM,
+    )
     from ogem_site.asgi import application
 
     async def run() -> list[str]:
@@ -227,12 +239,16 @@ def main(argv: list[str] | None = None) -> int:
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         listings = []
+        chat = "/v1/chat/completions"
         modes = [
-            ("json", "non-streaming", REQUEST_JSON),
-            ("stream", f"streaming ({CHUNKS} chunks)", REQUEST_STREAM),
+            ("json", "non-streaming", REQUEST_JSON, chat),
+            ("stream", f"streaming ({CHUNKS} chunks)", REQUEST_STREAM, chat),
+            ("responses", "chat completion (hosted_vllm)", REQUEST_HOSTED_CHAT, chat),
+            ("responses", "response, store: false", REQUEST_HOSTED_RESPONSE, "/v1/responses"),
+            ("responses", "response, stored", REQUEST_HOSTED_RESPONSE_STORED, "/v1/responses"),
         ]
-        for name, mode, body in modes:
-            if args.mode not in ("all", name):
+        for name, mode, body, path in modes:
+            if args.mode != name and not (args.mode == "all" and name != "responses"):
                 continue
             result, listing = await _measure(
                 application,
@@ -243,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile=args.profile,
                 concurrency=args.concurrency,
                 unique=args.cache == "miss",
+                path=path,
             )
             lines.append(
                 f"| {mode} | {args.concurrency} | {result.requests:,} | {result.cpu_us:,.0f} | "

@@ -78,7 +78,12 @@ class Ogem:
 
 
 def write_config(
-    path: Path, upstream: MockUpstream, *, deployment_limits: bool = False, cache: str = "off"
+    path: Path,
+    upstream: MockUpstream,
+    *,
+    deployment_limits: bool = False,
+    cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
@@ -88,11 +93,11 @@ def write_config(
     tier) turns the response cache on (docs/caching.md), as LiteLLM's `litellm_settings` says
     it."""
 
-    def entry(name: str, port: int, *, weight: int) -> dict:
+    def entry(name: str, port: int, *, weight: int, provider: str = "openai") -> dict:
         return {
             "model_name": name,
             "litellm_params": {
-                "model": "openai/gpt-4o-mini",
+                "model": f"{provider}/gpt-4o-mini",
                 "api_base": upstream.base(port),
                 "api_key": "sk-bench",
                 "weight": weight,
@@ -107,7 +112,12 @@ def write_config(
     )
     config = {
         "model_list": [
-            entry(name, port, weight=weight) for name, port in models for weight in (1, 2)
+            *(entry(name, port, weight=weight) for name, port in models for weight in (1, 2)),
+            # Not OpenAI: the Responses API is served by Ogem over its chat completions.
+            *(
+                entry("bench-hosted", upstream.json_port, weight=weight, provider="hosted_vllm")
+                for weight in (1, 2)
+            ),
         ],
         "router_settings": {
             "routing_strategy": "simple-shuffle",
@@ -116,6 +126,17 @@ def write_config(
             "cooldown_time": 30,
         },
     }
+    if realtime_api_base:  # `--realtime`: one Realtime deployment on the echo upstream
+        config["model_list"].append(
+            {
+                "model_name": "bench-voice",
+                "litellm_params": {
+                    "model": "openai/gpt-realtime",
+                    "api_base": realtime_api_base,
+                    "api_key": "sk-bench",
+                },
+            }
+        )
     if cache != "off":
         params: dict[str, object] = {"type": cache}
         if cache == "redis-l2":  # no in-process tier: every hit is read from Redis
@@ -157,10 +178,15 @@ def start_ogem(
     redis_url: str,
     deployment_limits: bool = False,
     cache: str = "off",
+    realtime_api_base: str = "",
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
-        workdir / "config.yaml", upstream, deployment_limits=deployment_limits, cache=cache
+        workdir / "config.yaml",
+        upstream,
+        deployment_limits=deployment_limits,
+        cache=cache,
+        realtime_api_base=realtime_api_base,
     )
     env = _environment(workdir, config, redis_url)
     _manage(["migrate", "--noinput"], env)
@@ -212,6 +238,7 @@ def cpu_run(
     core: int | None,
     callgrind: Path | None = None,
     cache: str = "off",
+    responses: bool = False,
 ) -> str:
     """`bench/cpu.py` in a child process with Ogem's environment, pinned to Ogem's core. With
     `callgrind`, under valgrind's callgrind (non-streaming requests only, counted after 100
@@ -229,6 +256,8 @@ def cpu_run(
             report = _cpu_once(ogem, requests, profile, core, where, extra)
             parts.append(f"### {name} ({cache})\n\n{report}")
         return "\n".join(parts)
+    if responses:
+        return _cpu_once(ogem, requests, profile, core, None, ["--mode", "responses"])
     return _cpu_once(ogem, requests, profile, core, callgrind, [])
 
 
@@ -241,7 +270,7 @@ def _cpu_once(
     extra: list[str],
 ) -> str:
     argv = [python(), "-m", "bench.cpu", "--key", ogem.key, "--requests", str(requests), *extra]
-    if extra:
+    if extra and "--mode" not in extra:
         argv += ["--mode", "json"]
     if profile:
         argv.append("--profile")

@@ -62,6 +62,9 @@ class Usage(Protocol):
     cache_creation_tokens: int
     cache_creation_1h_tokens: int
     reasoning_tokens: int
+    audio_prompt_tokens: int
+    audio_cached_tokens: int
+    audio_completion_tokens: int
     images: int
     audio_seconds: float
     characters: int
@@ -104,6 +107,10 @@ class Price:
     # Anthropic's one-hour cache writes (twice the input price, where five minutes cost 1.25x).
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
+    # Audio tokens (the Realtime API, audio chat models); None: priced as text tokens.
+    audio_input: Decimal | None = None
+    audio_output: Decimal | None = None
+    audio_cache_read: Decimal | None = None
     image: dict[str, Decimal] = field(default_factory=dict)
     audio_second: Decimal | None = None
     tts_character: Decimal | None = None
@@ -135,6 +142,9 @@ def _entry_price(entry: dict[str, Any], *, source: str, as_of: str) -> Price:
         cache_write=per_token("cache_write"),
         cache_write_1h=per_token("cache_write_1h"),
         reasoning=per_token("reasoning"),
+        audio_input=per_token("audio_input"),
+        audio_output=per_token("audio_output"),
+        audio_cache_read=per_token("audio_cache_read"),
         image={size: _dec(usd) for size, usd in (entry.get("image") or {}).items()},
         audio_second=audio,
         tts_character=per_token("tts_character"),
@@ -261,6 +271,9 @@ def _override_rows_load() -> list[_Override]:
                     reasoning=opt(row.reasoning_cost_per_token),
                     image={k: _dec(v) for k, v in (row.cost_per_image or {}).items()},
                     audio_second=opt(row.input_cost_per_audio_second),
+                    audio_input=opt(row.input_cost_per_audio_token),
+                    audio_output=opt(row.output_cost_per_audio_token),
+                    audio_cache_read=opt(row.cache_read_input_audio_token_cost),
                     tts_character=opt(row.output_cost_per_character),
                     request=opt(row.cost_per_request),
                     source=row.source or "billing.ModelPrice",
@@ -278,6 +291,9 @@ MODEL_PRICE_FIELDS = (
     "reasoning_cost_per_token",
     "cost_per_image",
     "input_cost_per_audio_second",
+    "input_cost_per_audio_token",
+    "output_cost_per_audio_token",
+    "cache_read_input_audio_token_cost",
     "output_cost_per_character",
     "cost_per_request",
 )
@@ -397,6 +413,9 @@ _PARAM_FIELDS = {
     "cache_creation_input_token_cost": "cache_write",
     "cache_creation_input_token_cost_above_1hr": "cache_write_1h",
     "output_cost_per_reasoning_token": "reasoning",
+    "input_cost_per_audio_token": "audio_input",
+    "output_cost_per_audio_token": "audio_output",
+    "cache_read_input_audio_token_cost": "audio_cache_read",
     "input_cost_per_second": "audio_second",
     "output_cost_per_character": "tts_character",
     "input_cost_per_request": "request",
@@ -554,10 +573,20 @@ def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_creation_tokens, usage.prompt_tokens - cached)
     fresh = usage.prompt_tokens - cached - written
-    cost = fresh * price.input
+    # Audio tokens are part of those counts (OpenAI's *_token_details), at their own prices.
+    audio_cached = min(usage.audio_cached_tokens, cached)
+    audio_fresh = min(max(usage.audio_prompt_tokens - audio_cached, 0), fresh)
+    cost = (fresh - audio_fresh) * price.input
     # Decimal arithmetic is slow next to the rest of a request: skip the terms that are zero.
+    if audio_fresh:
+        cost += audio_fresh * (price.audio_input if price.audio_input is not None else price.input)
+    read = price.cache_read if price.cache_read is not None else price.input
     if cached:
-        cost += cached * (price.cache_read if price.cache_read is not None else price.input)
+        cost += (cached - audio_cached) * read
+    if audio_cached:
+        cost += audio_cached * (
+            price.audio_cache_read if price.audio_cache_read is not None else read
+        )
     if written:
         write = price.cache_write if price.cache_write is not None else price.input
         hour = min(usage.cache_creation_1h_tokens, written)
@@ -565,7 +594,10 @@ def cost_from_price(*, price: Price, usage: Usage) -> Decimal:
         if hour:
             cost += hour * (price.cache_write_1h if price.cache_write_1h is not None else write)
     reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
-    cost += (usage.completion_tokens - reasoning) * price.output
+    audio_out = min(usage.audio_completion_tokens, usage.completion_tokens - reasoning)
+    cost += (usage.completion_tokens - reasoning - audio_out) * price.output
+    if audio_out:
+        cost += audio_out * (price.audio_output if price.audio_output is not None else price.output)
     if reasoning:
         cost += reasoning * (price.reasoning if price.reasoning is not None else price.output)
     if usage.images:
@@ -618,8 +650,9 @@ def cost_worst_case(
         price.cache_write or ZERO,
         price.cache_write_1h or ZERO,
         price.cache_read or ZERO,
+        price.audio_input or ZERO,
     )
-    output_price = max(price.output, price.reasoning or ZERO)
+    output_price = max(price.output, price.reasoning or ZERO, price.audio_output or ZERO)
     cost = prompt_tokens * input_price + outputs * max_tokens * output_price
     # Decimal arithmetic is slow next to the rest of a request: skip the terms that are zero.
     if images and price.image:

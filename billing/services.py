@@ -283,11 +283,12 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         cancelled=bool(event.get("cancelled", False)),
         usage_estimated=bool(event.get("usage_estimated", False)),
         cache_hit=bool(event.get("cache_hit", False)),
-        cache_result=str(event.get("cache_result") or "")[:8],
+        cache_result=str(event.get("cache_result") or "")[:16],
         cache_saved_cost=_decimal_or_none(event.get("cache_saved_cost")),
         cache_saved_tokens=_int_or_none(event.get("cache_saved_tokens")),
         cache_saved_latency_ms=_int_or_none(event.get("cache_saved_latency_ms")),
         tags=list(event.get("tags") or []),
+        batch_id=str(event.get("batch_id") or "")[:64],
     )
 
 

@@ -23,7 +23,8 @@ from gateway.errors import (
     NotFoundError,
 )
 from gateway.responses import error_response, request_id_for
-from gateway.views import cost, inference, models, stored
+from gateway.responses_api import views as responses_api
+from gateway.views import cost, inference, models, realtime, stored
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,37 @@ api.get("/models/{path:model}", summary="Retrieve a model", operation_id="models
     models.models_retrieve
 )
 
+_post(
+    "/realtime/client_secrets",
+    realtime.realtime_client_secrets,
+    summary="Create a Realtime client secret (an ephemeral key for one model)",
+)
+_post(
+    "/realtime/sessions",
+    realtime.realtime_sessions,
+    summary="Create a Realtime session's ephemeral key (the beta's form)",
+)
+_post("/responses", responses_api.responses_create, summary="Create a model response")
+api.get(
+    "/responses/{response_id}",
+    summary="Retrieve a model response",
+    operation_id="responses_retrieve",
+)(responses_api.response_retrieve)
+api.delete(
+    "/responses/{response_id}",
+    summary="Delete a model response",
+    operation_id="responses_delete",
+)(responses_api.response_delete)
+api.post(
+    "/responses/{response_id}/cancel",
+    summary="Cancel a background response",
+    operation_id="responses_cancel",
+)(responses_api.response_cancel)
+api.get(
+    "/responses/{response_id}/input_items",
+    summary="List a response's input items",
+    operation_id="responses_input_items_list",
+)(responses_api.response_input_items)
 _post("/cost/estimate", cost.cost_estimate, summary="Estimate the most a request would cost")
 api.post(
     "/deployments/{deployment}/{path:operation}",
@@ -119,11 +151,16 @@ api.post(
 ingress_mount(api)  # Anthropic-compatible /v1/messages, before the catch-all
 
 
-@api.api_operation(
-    ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:path}", include_in_schema=False
-)
 async def unknown_route(request: HttpRequest, path: str) -> HttpResponse:
     raise NotFoundError(f"Unknown request URL: {request.method} /v1/{path}.", code="unknown_url")
+
+
+def api_routes_end() -> None:
+    """The catch-all 404 route, added last: the URL configuration (ogem_site/urls.py) mounts the
+    apps above the gateway that serve /v1 routes (files/api.py) first, then calls this."""
+    api.api_operation(
+        ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:path}", include_in_schema=False
+    )(unknown_route)
 
 
 @api.exception_handler(Exception)

@@ -37,6 +37,7 @@ from gateway.api import api
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
+from gateway.responses_api import views as responses_api
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
@@ -77,6 +78,8 @@ class V1Handler(ASGIHandler):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = settings.OGEM_MAX_REQUEST_BYTES
+        if scope["method"] == "POST" and scope["path"].startswith(_UPLOAD_PREFIXES):
+            limit = _upload_body_limit(scope["path"], limit)
         expected = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit():
@@ -172,6 +175,22 @@ class V1Handler(ASGIHandler):
             await send({"type": "http.response.body", "body": response.content})
 
 
+# File uploads have bounds of their own (files/api.py, docs/files.md): a /v1/files body may be as
+# large as the largest file of any purpose (the view then applies its purpose's), an upload's part
+# as OGEM_UPLOAD_PART_MAX_BYTES; both plus room for the multipart form around the file.
+_UPLOAD_PREFIXES = (V1_PREFIX + "files", V1_PREFIX + "uploads/")
+_MULTIPART_ROOM = 1024 * 1024
+
+
+def _upload_body_limit(path: str, limit: int) -> int:
+    if path in (V1_PREFIX + "files", V1_PREFIX + "files/"):
+        largest = max(settings.OGEM_FILES_MAX_BYTES.values(), default=0)
+        return max(limit, largest + _MULTIPART_ROOM)
+    if path.endswith("/parts"):
+        return max(limit, settings.OGEM_UPLOAD_PART_MAX_BYTES + _MULTIPART_ROOM)
+    return limit
+
+
 View = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 _direct_table: dict[str, View] = {}
 
@@ -186,6 +205,7 @@ def _direct_views() -> dict[str, View]:
                 V1_PREFIX + "chat/completions": inference.chat_completions,
                 V1_PREFIX + "completions": inference.completions,
                 V1_PREFIX + "embeddings": inference.embeddings,
+                V1_PREFIX + "responses": responses_api.responses_create,
             }
         )
     return _direct_table

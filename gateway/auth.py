@@ -79,6 +79,12 @@ async def caller_authenticate(request: HttpRequest) -> Caller:
             "Missing API key: send it as `Authorization: Bearer KEY`, `api-key` or `x-api-key`.",
             code="missing_api_key",
         )
+    return await caller_from_secret(secret=secret)
+
+
+async def caller_from_secret(*, secret: str) -> Caller:
+    """The Caller a credential is: the master key, an identity provider's JWT or a virtual key
+    (the Realtime API's WebSocket handshake calls it with the key it found)."""
     if master_key_matches(secret):
         return MASTER_CALLER
     if (idp_caller := await jwt_caller_authenticate(token=secret)) is not None:
@@ -178,6 +184,7 @@ def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
         endpoint_limits=dict(key.endpoint_limits or {}),
         expires_at=min(e.timestamp() for e in expires) if expires else None,
         cache=_cache_settings(key),
+        realtime_sessions=_realtime_sessions(key),
     )
 
 
@@ -211,6 +218,17 @@ def _cache_settings(key: Any) -> dict[str, Any]:
                 (name, item) for name, item in value.items() if cache_setting_valid(name, item)
             )
     return merged
+
+
+def _realtime_sessions(key: Any) -> dict[str, int]:
+    """`max_realtime_sessions` of the key's, its team's and its organization's metadata: each a
+    limit of its own (a whole number from 0; anything else is no limit)."""
+    limits: dict[str, int] = {}
+    for scope, owner in (("key", key), ("team", key.team), ("organization", key.organization)):
+        value = (owner.metadata or {}).get("max_realtime_sessions") if owner is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            limits[scope] = value
+    return limits
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

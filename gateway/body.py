@@ -207,7 +207,10 @@ def body_check(
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequestError("`user` must be a string.", param="user")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if endpoint == Endpoint.RESPONSES:
+        max_tokens = body.get("max_output_tokens")
+    else:
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
         raise InvalidRequestError("`max_tokens` must be an integer.", param="max_tokens")
     tags: list[str] = []

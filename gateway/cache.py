@@ -72,8 +72,9 @@ from providers.base import Deployment, Endpoint
 logger = logging.getLogger(__name__)
 
 HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
+SEMANTIC_HIT = "semantic-hit"  # answered by the semantic tier (gateway/semantic.py)
 # Body fields that never change the answer (or are Ogem's own): not part of the key.
-_NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
+NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
 _CONTROLS = frozenset({"no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache"})
 _FLAGS = ("no-cache", "no-store", "use-cache")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -94,7 +95,12 @@ class CachePlan:
     charge: bool  # a hit costs its price against budgets
     include_usage: bool
     labels: tuple[str, str, str]  # model group, organization, team (metrics)
+    scope: str  # the tenant scope and namespace of the key (the semantic tier's too)
+    namespace: str
     failed: bool = False  # Redis failed on the lookup: the request is counted as an error
+    # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
+    # runs after an exact miss, and `cache_store` hands it the answer to keep.
+    semantic: Any = None
     # What the plan found before admission: the L1 entry, or the Redis GET sent with the
     # admission script (`PipelinedRedis.hold`), so that the lookup waits for no round trip
     # of its own.
@@ -121,6 +127,7 @@ class _Policy:
     ttl: float
     max_age: float | None
     scope: str
+    namespace: str  # the default namespace ("-": none)
     prefix: str  # the Redis key up to the digest, in the default namespace
     head: bytes  # the endpoint and the model group, hashed before the body
     ignored: frozenset[str]  # body fields left out of the key
@@ -191,6 +198,7 @@ def cache_plan(
     ttl = policy.ttl
     max_age = policy.max_age
     prefix = policy.prefix
+    namespace = policy.namespace
     if controls:
         if controls.get("use-cache") is True:
             read = write = True
@@ -203,7 +211,8 @@ def cache_plan(
         if "s-maxage" in controls:
             max_age = float(controls["s-maxage"])
         if "namespace" in controls:
-            prefix = redis_key(f"cache:{policy.scope}:{controls['namespace']}:")
+            namespace = controls["namespace"]
+            prefix = redis_key(f"cache:{policy.scope}:{namespace}:")
     header = request.META.get("HTTP_CACHE_CONTROL")
     if header:
         for directive in header.lower().split(","):
@@ -235,7 +244,7 @@ def cache_plan(
     # Positional: a dataclass called with keywords builds a dict of them first (3x the cost).
     plan = ctx.cache = CachePlan(
         key, read, write, ttl, max_age, redis, config.s3, config.charge_hits, include_usage,
-        policy.labels, False, None, None, None, policy.miss,
+        policy.labels, policy.scope, namespace, False, None, None, None, None, policy.miss,
     )  # fmt: skip
     if read:
         ctx.cache_status = MISS
@@ -298,13 +307,20 @@ def _policy_build(
         ttl=ttl,
         max_age=_number(owner.get("s-maxage")),
         scope=scope,
+        namespace=namespace,
         prefix=redis_key(f"cache:{scope}:{namespace}:"),
         head=orjson.dumps([ctx.endpoint, group]),
-        ignored=_NOT_IN_KEY.union(ignore),
+        ignored=NOT_IN_KEY.union(ignore),
         unsampled=not sampled,
         redis=config.type == "redis" and bool(settings.REDIS_URL),
         miss=cache_request_counter(result=MISS, labels=labels),
     )
+
+
+def owner_cache_settings(ctx: RequestContext) -> dict[str, Any]:
+    """The `cache` object of the caller's key, team and organization metadata, merged."""
+    cache = ctx.caller.cache
+    return cache if isinstance(cache, dict) else {}
 
 
 def _bypass(ctx: RequestContext, labels: tuple[str, str, str]) -> None:
@@ -463,7 +479,9 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
             ctx.cache_age = age
             latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
             ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
-    if found is None:  # a hit is counted once it is admitted (cache_respond)
+    # A hit is counted once it is admitted (cache_respond); after an exact miss, the semantic
+    # tier counts its own result.
+    if found is None and plan.semantic is None:
         if plan.failed or plan.miss is None:
             model, organization, team = plan.labels
             result = ERROR if plan.failed else MISS
@@ -507,6 +525,8 @@ def cache_store(
     answer = response if encoded is None else orjson.Fragment(encoded)
     raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": answer})
     _local.set(plan.key, raw, ttl=plan.ttl)
+    if plan.semantic is not None:
+        plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
     if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
         _write(s3_put(plan.s3, plan.key, raw, now + plan.ttl))
@@ -576,17 +596,18 @@ def _storable(response: dict[str, Any]) -> bool:
 
 
 def cache_respond(
-    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]
+    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str], *, result: str = HIT
 ) -> HttpResponse:
-    """Answer from the cache: the stored JSON, or a stream replayed from it."""
+    """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
+    tier found it (`hit`, or `semantic-hit`)."""
     plan: CachePlan = ctx.cache
-    ctx.cache_status = HIT
+    ctx.cache_status = result
     ctx.cache_free = not plan.charge
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")
     model, organization, team = plan.labels
-    cache_request_record(result=HIT, model=model, organization=organization, team=team)
+    cache_request_record(result=result, model=model, organization=organization, team=team)
     _saved(ctx, plan)
     http: HttpResponse
     if ctx.stream:

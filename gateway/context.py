@@ -43,6 +43,9 @@ class Caller:
     # The response cache's settings in metadata (`cache`), the key's over its team's over its
     # organization's, field by field (gateway/cache.py, docs/caching.md).
     cache: dict[str, Any] = field(default_factory=dict)
+    # Concurrent Realtime sessions allowed, by scope ("key", "team", "organization"): each
+    # level's `max_realtime_sessions` metadata (gateway/realtime/, docs/realtime.md).
+    realtime_sessions: dict[str, int] = field(default_factory=dict)
 
 
 def routing_settings_resolve(
@@ -78,6 +81,10 @@ class Usage:
     cache_creation_tokens: int = 0
     cache_creation_1h_tokens: int = 0  # of the cache writes, those kept for an hour
     reasoning_tokens: int = 0
+    # Of the tokens above, those that were audio (the Realtime API), priced apart.
+    audio_prompt_tokens: int = 0
+    audio_cached_tokens: int = 0
+    audio_completion_tokens: int = 0
     # Non-token units for images, audio and TTS endpoints.
     images: int = 0
     audio_seconds: float = 0.0
@@ -106,6 +113,9 @@ class RequestContext:
     request_id: str
     endpoint: Endpoint
     caller: Caller
+    # The endpoint the client called, when Ogem serves it over another one (a Responses request
+    # over chat completions): the request log and the key's per-endpoint limits name it.
+    recorded_as: Endpoint | None = None
     model: str = ""
     stream: bool = False
     end_customer: str | None = None  # the request's `user` field
@@ -141,8 +151,12 @@ class RequestContext:
     cache: Any = None
     cache_status: str = ""
     cache_age: float | None = None
+    cache_similarity: float | None = None  # a semantic hit's cosine similarity
     cache_free: bool = False
     # A hit's savings (gateway.cache._saved), recorded in the usage event for cache analytics.
     cache_saved_cost: Decimal | None = None
     cache_saved_tokens: int | None = None
     cache_saved_latency_ms: int | None = None
+    # A line of a batch run by Ogem (batches/runner.py): its batch's id. Its cost is recorded at
+    # OGEM_BATCH_PRICE_FACTOR and its settle applied once per request id (a resumed line).
+    batch_id: str = ""

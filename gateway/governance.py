@@ -62,6 +62,7 @@ from gateway.limits import (
     local_limiter,
     outage_limiter,
     rule_key,
+    settle_marked,
     settle_script,
 )
 from gateway.limits import now_ms as clock_ms
@@ -78,7 +79,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+_OUTPUT_ENDPOINTS = frozenset(
+    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.REALTIME, Endpoint.RESPONSES}
+)
 # billing.models.BudgetScope / BudgetMode values (kept as strings: no model import on this path).
 _ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
     "organization",
@@ -88,6 +91,8 @@ _ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
     "end_customer",
 )
 _AUDIT = "audit"
+# The parallel rules of Realtime sessions (gateway/realtime/): one slot per open session.
+SESSIONS_METRIC = "realtime_sessions"
 
 
 @dataclass(slots=True)
@@ -206,7 +211,7 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     if deployment is not None:
         price = deployment_price(deployment=deployment)
         return deployment.provider, deployment.upstream_model, price
-    if ctx.cache_status == "hit" and ctx.candidates:
+    if ctx.cache_status in ("hit", "semantic-hit") and ctx.candidates:
         # A charged cache hit costs what the model group's first deployment would have.
         return "", ctx.model, deployment_price(deployment=ctx.candidates[0])
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
@@ -374,13 +379,14 @@ def _rules(
                 tokens=tokens,
             )
         if caller.endpoint_limits:
-            endpoint = caller.endpoint_limits.get(ctx.endpoint.value)
+            called = ctx.recorded_as or ctx.endpoint
+            endpoint = caller.endpoint_limits.get(called.value)
             if endpoint:
                 rpm, tpm = endpoint.get("rpm"), endpoint.get("tpm")
                 rules += _window_rules(
                     tenant=org_tenant,
-                    entity=f"key:{caller.key_id}:endpoint:{ctx.endpoint.value}",
-                    label=f"/v1/{ctx.endpoint.value}",
+                    entity=f"key:{caller.key_id}:endpoint:{called.value}",
+                    label=f"/v1/{called.value}",
                     rpm=int(rpm) if rpm is not None else None,
                     tpm=int(tpm) if tpm is not None else None,
                     parallel=None,
@@ -516,9 +522,11 @@ def _refusal(rule: Rule, decision: Decision, headers: dict[str, str]) -> RateLim
             f"${units_to_usd(rule.limit)} has no room for this request.",
             headers=headers,
         )
-    what = {"rpm": "requests per minute", "tpm": "tokens per minute"}.get(
-        metric, "requests in parallel"
-    )
+    what = {
+        "rpm": "requests per minute",
+        "tpm": "tokens per minute",
+        SESSIONS_METRIC: "concurrent Realtime sessions",
+    }.get(metric, "requests in parallel")
     return RateLimitError(
         f"Rate limit reached for {scope.replace('_', ' ')}: {rule.limit} {what}.",
         headers=headers,
@@ -740,6 +748,9 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
         cost = Decimal(0)
     else:
         cost = cost_from_price(price=price, usage=ctx.usage)
+    if ctx.batch_id:
+        # Providers charge batch requests less; Ogem's own batches are priced the same way.
+        cost *= settings.OGEM_BATCH_PRICE_FACTOR
     cost_units = usd_to_units(cost)
     settlements = []
     for rule in reservation.rules:
@@ -767,6 +778,10 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     keys, args = settle_script(
         settlements, request_id=request_id, bucket=reservation.bucket, event=event, mode=mode
     )
+    if ctx.batch_id:
+        # A batch line keeps its request id when a resumed batch runs it again: its spend and
+        # usage event are applied once (the marker), whichever run settles first.
+        keys, args = settle_marked(keys, args)
     if redis_outage.down:
         redis_outage_watch()
         usage_spool_append(keys, args)
@@ -794,4 +809,110 @@ async def _settle_awaited(
     except Exception as exc:
         # The usage must not be lost with Redis: the spool keeps it until Redis is back.
         _redis_failed(ctx, exc, what="usage")
+        usage_spool_append(keys, args)
+
+
+# ---- Realtime sessions (gateway/realtime/) -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SessionHold:
+    """The concurrent-session slots an open Realtime session holds, released when it ends."""
+
+    rules: list[Rule]
+    bucket: int
+    local: bool = False
+    released: bool = False
+
+
+def session_rules(
+    *, ctx: RequestContext, limits: list[tuple[str, int, int]], lifetime_seconds: int
+) -> list[Rule]:
+    """One parallel rule per (scope, id, limit) of `limits` ("key", "team", "organization"): a
+    slot lasts at most `lifetime_seconds` even if its worker never releases it."""
+    org_tenant = (
+        f"o:{ctx.caller.organization_id if ctx.caller.organization_id is not None else '-'}"
+    )
+    return [
+        Rule(
+            "p",
+            rule_key(tenant=org_tenant, entity=f"{scope}:{target}", metric=SESSIONS_METRIC),
+            limit,
+            1,
+            f"{scope}:{SESSIONS_METRIC}",
+            ttl_ms=lifetime_seconds * 1000,
+        )
+        for scope, target, limit in limits
+    ]
+
+
+async def session_admit(ctx: RequestContext, *, slots: list[Rule]) -> SessionHold:
+    """Admit a Realtime session: take its concurrent-session slots and check that every budget
+    of the caller still has room (a reservation of the smallest unit, released at once). Raises
+    RateLimitError or BudgetExceededError (or a 503 under the closed Redis policy)."""
+    if not settings.OGEM_GOVERNANCE_ENABLED or ctx.caller.is_master:
+        return SessionHold(rules=[], bucket=0)
+    await price_overrides_ensure()
+    now = clock_ms()
+    snapshots = await _snapshots_get(_entity_keys(ctx))
+    budgets = [
+        rule
+        for rule in _rules(ctx, snapshots, worst_case=Decimal("0.00000001"), now=now)
+        if rule.kind == "b" and rule.limit != UNLIMITED
+    ]
+    rules = slots + budgets
+    if not rules:
+        return SessionHold(rules=[], bucket=0)
+    admission = Admission()
+    store = limiter()
+    if store is local_limiter:
+        decision = store.admit_now(rules, now_ms=now, request_id=ctx.request_id)
+        _decided(ctx, admission, rules, None, decision)
+    elif redis_outage.down:
+        redis_outage_watch()
+        _admit_without_redis(ctx, admission, rules, None, now=now)
+    else:
+        try:
+            decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
+        except Exception as exc:
+            _redis_failed(ctx, exc, what="limits")
+            _admit_without_redis(ctx, admission, rules, None, now=now)
+        else:
+            _decided(ctx, admission, rules, None, decision)
+    reservation = admission.reservation
+    assert isinstance(reservation, Reservation)
+    hold = SessionHold(rules=rules, bucket=reservation.bucket, local=reservation.local)
+    if budgets:  # the check is done: give the budgets' smallest unit back now
+        await _hold_release(ctx, hold, budgets)
+    hold.rules = slots
+    return hold
+
+
+async def session_release(ctx: RequestContext, hold: SessionHold) -> None:
+    """Free an ended session's slots (once)."""
+    if hold.released or not hold.rules:
+        return
+    hold.released = True
+    await _hold_release(ctx, hold, hold.rules)
+
+
+async def _hold_release(ctx: RequestContext, hold: SessionHold, rules: list[Rule]) -> None:
+    settlements = [Settlement(rule, 0) for rule in rules]
+    store = limiter()
+    if store is local_limiter:
+        store.settle_now(settlements, request_id=ctx.request_id, bucket=hold.bucket)
+        return
+    if hold.local:
+        outage_limiter.settle_now(settlements, request_id=ctx.request_id, bucket=hold.bucket)
+        return
+    keys, args = settle_script(
+        settlements, request_id=ctx.request_id, bucket=hold.bucket, event=b""
+    )
+    if redis_outage.down:
+        usage_spool_append(keys, args)
+        return
+    try:
+        await store.settle_run(keys, args)
+    except Exception as exc:
+        _redis_failed(ctx, exc, what="limits")
         usage_spool_append(keys, args)

@@ -20,6 +20,7 @@ from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError
 from gateway.relay import relay
+from gateway.semantic import semantic_embedder_set
 from providers.base import Endpoint
 
 
@@ -44,9 +45,13 @@ async def internal_call(
     body: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    recorded_as: Endpoint | None = None,
+    batch_id: str = "",
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had."""
+    comes back as the answer a client would have had. `recorded_as`: as `relay`'s. `batch_id`
+    makes it a line of that batch: its cost is recorded at the batch price factor, and its usage
+    once per `request_id` however often the line is run again (a resumed batch)."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -57,7 +62,14 @@ async def internal_call(
     payload = {name: value for name, value in body.items() if name != "stream"}
     request._body = orjson.dumps(payload)  # type: ignore[attr-defined]
     try:
-        response = await relay(request, endpoint=endpoint, reader=body_read_json, caller=caller)
+        response = await relay(
+            request,
+            endpoint=endpoint,
+            reader=body_read_json,
+            caller=caller,
+            recorded_as=recorded_as,
+            batch_id=batch_id,
+        )
     except GatewayError as error:
         return InternalAnswer(
             status=error.status, body=error.to_body(), headers=dict(error.headers)
@@ -71,3 +83,8 @@ async def internal_call(
         body=answer if isinstance(answer, dict) else {"data": answer},
         headers={name.lower(): value for name, value in response.items()},
     )
+
+
+# The semantic cache embeds prompts through this pipeline; it cannot import this module (the
+# pipeline runs it), so it is given the call here. /v1's views import this module.
+semantic_embedder_set(internal_call)

@@ -16,7 +16,11 @@ from gateway.errors import GatewayError
 from gateway.registry import registry_get
 from providers.adapter import ProviderAdapter, UploadFile
 from providers.base import Deployment, Endpoint
+from providers.realtime import realtime_probe
 from providers.registry import adapter_get
+
+# A Realtime check's bound on opening its WebSocket and on the first event.
+REALTIME_PROBE_SECONDS = 10.0
 
 # LiteLLM's `model_info.mode` names the kind of model, hence the endpoint a check calls.
 MODE_ENDPOINTS: dict[str, Endpoint] = {
@@ -28,9 +32,11 @@ MODE_ENDPOINTS: dict[str, Endpoint] = {
     "audio_transcription": Endpoint.AUDIO_TRANSCRIPTIONS,
     "moderation": Endpoint.MODERATIONS,
     "rerank": Endpoint.RERANK,
+    "realtime": Endpoint.REALTIME,
 }
 # Without a mode, the model's name says what it is, as far as names go; otherwise chat.
 _NAME_HINTS: tuple[tuple[tuple[str, ...], Endpoint], ...] = (
+    (("realtime",), Endpoint.REALTIME),
     (("embed",), Endpoint.EMBEDDINGS),
     (("whisper", "transcri"), Endpoint.AUDIO_TRANSCRIPTIONS),
     (("tts", "speech"), Endpoint.AUDIO_SPEECH),
@@ -94,6 +100,9 @@ async def deployment_probe(
     *, deployment: Deployment, adapter: ProviderAdapter, endpoint: Endpoint
 ) -> None:
     """One small real request to `deployment`; raises GatewayError when it fails."""
+    if endpoint == Endpoint.REALTIME:  # a session opened (session.created), then closed
+        await realtime_probe(adapter=adapter, deployment=deployment, seconds=REALTIME_PROBE_SECONDS)
+        return
     body = {"model": deployment.upstream_model, **PROBE_BODIES[endpoint]}
     if endpoint == Endpoint.AUDIO_SPEECH:
         stream = await adapter.open_binary(endpoint=endpoint, deployment=deployment, body=body)

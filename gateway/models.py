@@ -127,3 +127,122 @@ class StoredCompletion(models.Model):
 
     def __str__(self) -> str:
         return self.completion_id
+
+
+class SemanticCacheEntry(models.Model):
+    """One answer of the response cache's semantic tier (gateway/semantic.py, docs/caching.md):
+    the embedding of its prompt and the answer, durable so that every worker rebuilds its vector
+    index from here on start and catches up by id.
+
+    Written in batches off the request path; deleted when it expires (gateway.tasks), when its
+    tenant scope is purged, or when its namespace holds more than `max_entries`.
+    """
+
+    # The vector index's label for it: chosen by the worker that answered, before the row exists,
+    # so that the worker indexes it at once.
+    label = models.BigIntegerField(unique=True)
+    # No foreign key: a batch holds many tenants' rows, and a row outliving its organization is
+    # only ever found under that organization's scope (ids are never reused).
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    scope = models.CharField(max_length=64, help_text="o12, o12.t7, o12.k40 or master")
+    namespace = models.CharField(max_length=64)
+    # Endpoint, model group and every non-message parameter, hashed: only entries of the same
+    # partition may answer a request.
+    partition = models.CharField(max_length=40)
+    model = models.CharField(max_length=200, help_text="The model group")
+    vector = models.BinaryField(help_text="The prompt's embedding, float32 little-endian")
+    # The stored entry as the exact cache keeps it (JSON: stored, expires, latency, response).
+    entry = models.BinaryField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization_id", "scope"], name="gateway_sem_scope_idx"),
+            models.Index(fields=["scope", "namespace", "id"], name="gateway_sem_space_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"semantic cache entry {self.label} ({self.scope}:{self.namespace})"
+
+
+class RealtimeClientSecret(models.Model):
+    """An ephemeral client secret for the Realtime API (`ek_...`), minted by a virtual key through
+    `POST /v1/realtime/client_secrets` (or `/v1/realtime/sessions`) for a browser or a phone.
+
+    Only its HMAC digest is kept (ogem_site/hashing.py), found by its public prefix. It is bound
+    to the key that minted it (the session is that key's: its limits, budgets, allow-lists), to
+    one model and to a session configuration, and refused once expired or once the key is revoked.
+    """
+
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    pepper_id = models.PositiveSmallIntegerField()
+    key = models.ForeignKey(
+        "keys.VirtualKey", on_delete=models.CASCADE, related_name="realtime_client_secrets"
+    )
+    model = models.CharField(max_length=200, help_text="The public model name it may connect to")
+    session = models.JSONField(default=dict, blank=True, help_text="Applied when a session opens")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"ek_{self.prefix}…"
+
+
+class StoredResponse(models.Model):
+    """A Responses API response (`/v1/responses`) kept for the caller's tenant.
+
+    Served by Ogem over chat completions: the request's input items, the items inherited through
+    `previous_response_id` (`history`) and the Response object. Passed through to OpenAI or Azure
+    (`deployment_id` set): who owns it and which deployment holds it; the upstream keeps the rest.
+    Nothing is kept for `store: false`. A team's or an organization's deletion takes its
+    responses with it, a key's leaves them to its team.
+    """
+
+    response_id = models.CharField(max_length=100, unique=True)
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="stored_responses",
+    )
+    team = models.ForeignKey(
+        "tenants.Team",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="stored_responses",
+    )
+    key = models.ForeignKey(
+        "keys.VirtualKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stored_responses",
+    )
+    model = models.CharField(max_length=200, help_text="The model name the client asked for")
+    status = models.CharField(max_length=20)
+    background = models.BooleanField(default=False)
+    deployment_id = models.CharField(
+        max_length=300, blank=True, help_text="Passed through: the deployment that holds it"
+    )
+    previous_response_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(help_text="When the request arrived")
+    updated_at = models.DateTimeField(auto_now=True)
+    input_items = models.JSONField(default=list, help_text="The request's input items")
+    history = models.JSONField(
+        default=list, help_text="The items inherited through previous_response_id"
+    )
+    response = models.JSONField(default=dict, help_text="The Response object")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["organization", "team", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.response_id

@@ -245,6 +245,14 @@ PARAMS: dict[Endpoint, dict[str, Check]] = {
     Endpoint.AUDIO_TRANSCRIPTIONS: _TRANSCRIPTION,
     Endpoint.AUDIO_TRANSLATIONS: _TRANSCRIPTION,
     Endpoint.MODERATIONS: {"input": Items(MAX_BATCH_INPUTS, or_text=True)},
+    Endpoint.RESPONSES: {
+        "temperature": _num(0, 2),
+        "top_p": _num(0, 1),
+        "max_output_tokens": _int(1, MAX_OUTPUT_TOKENS),
+        "top_logprobs": _int(0, 20),
+        "tools": Items(MAX_TOOLS),
+        "user": Text(256),
+    },
     Endpoint.RERANK: {
         "query": Text(100_000),
         "documents": Items(MAX_RERANK_DOCUMENTS),

@@ -38,6 +38,11 @@ MOCK_DEPLOYMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mock-moderation", {"model_info": {"mode": "moderation"}}),
     ("mock-rerank", {"model_info": {"mode": "rerank"}}),
 )
+# Served by the in-process `local` provider (providers/local/): real embeddings, still offline,
+# for the semantic cache and vector stores of an Ogem with nothing configured.
+LOCAL_DEPLOYMENTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("local-embed", "wordllama-l2-supercat", {"model_info": {"mode": "embedding"}}),
+)
 
 
 def registry_install(deployments: list[Deployment], *, source: str) -> DeploymentRegistry:
@@ -69,7 +74,7 @@ def registry_get() -> DeploymentRegistry:
 
 def registry_load_initial() -> list[Deployment]:
     """The deployments Ogem starts with: OGEM_CONFIG's (or, when it is unset, the built-in
-    offline `mock` models) plus the database's, hot-reloaded by gateway.config into this
+    offline `mock` and `local` models) plus the database's, hot-reloaded by gateway.config into this
     registry."""
     return config_deployments(builtin=registry_builtin(), install=_reload_install)
 
@@ -79,8 +84,8 @@ def _reload_install(deployments: list[Deployment], source: str) -> None:
 
 
 def registry_builtin() -> list[Deployment]:
-    """The built-in offline `mock` deployments of the embedded default."""
-    return [
+    """The built-in offline deployments of the embedded default: `mock`'s, then `local`'s."""
+    mock = [
         Deployment(
             id=f"builtin:{name}",
             model_name=name,
@@ -90,3 +95,19 @@ def registry_builtin() -> list[Deployment]:
         )
         for name, params in MOCK_DEPLOYMENTS
     ]
+    local = [
+        Deployment(
+            id=f"builtin:{name}",
+            model_name=name,
+            provider="local",
+            upstream_model=upstream,
+            params=dict(params),
+        )
+        for name, upstream, params in LOCAL_DEPLOYMENTS
+    ]
+    return [*mock, *local]
+
+
+def registry_builtin_names() -> list[str]:
+    """The public model names of the built-in deployments (what `registry_builtin` serves)."""
+    return [name for name, _ in MOCK_DEPLOYMENTS] + [name for name, _, _ in LOCAL_DEPLOYMENTS]

@@ -55,6 +55,8 @@ def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, 
         response.headers._store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)
         if ctx.cache_age is not None:
             _header_set(response, "x-ogem-cache-age", str(int(ctx.cache_age)))
+        if ctx.cache_similarity is not None:
+            _header_set(response, "x-ogem-cache-similarity", f"{ctx.cache_similarity:.3f}")
     _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
 
 

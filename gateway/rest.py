@@ -25,6 +25,7 @@ from gateway.config.credentials import (
     deployment_params_shown,
     deployment_write_problem,
 )
+from gateway.config.provider_names import provider_canonical, provider_model_problem
 from gateway.deployments import deployment_problems
 from gateway.model_health import (
     CHECK_TIMEOUT_DEFAULT,
@@ -180,6 +181,15 @@ class ModelDeploymentSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organization = attrs.get("organization", getattr(self.instance, "organization", None))
+        provider = attrs.get("provider", getattr(self.instance, "provider", ""))
+        upstream = attrs.get("upstream_model", getattr(self.instance, "upstream_model", ""))
+        unservable = provider_model_problem(
+            provider=provider_canonical(provider), upstream_model=upstream
+        )
+        if unservable is not None:
+            raise serializers.ValidationError(
+                {"upstream_model": [f"{unservable[0].upper()}{unservable[1:]}."]}
+            )
         problem = deployment_write_problem(
             deployment=self.instance,
             organization_id=organization.pk if organization else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -9,7 +10,14 @@ from django.db.models.fields.json import KeyTransform
 
 from gateway.config.credentials import REDACTED
 from gateway.context import Caller
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    RealtimeClientSecret,
+    SemanticCacheEntry,
+    StoredCompletion,
+    StoredResponse,
+)
 from gateway.registry import registry_get
 from providers.base import Deployment, param_is_secret
 from tenants.principals import Principal
@@ -152,3 +160,62 @@ def stored_completion_page(
     order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
     rows = list(stored.order_by(*order)[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+# ---- The response cache's semantic tier (gateway/semantic.py) ----------------------------------
+
+# What a worker's vector index needs of an entry (never its answer: fetched on a hit).
+SEMANTIC_INDEX_FIELDS = ("id", "label", "scope", "namespace", "partition", "vector", "expires_at")
+
+
+def semantic_cache_entries_after(
+    *, after_id: int, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Unexpired entries with an id above `after_id`, oldest first (index rebuilds and catch-up)."""
+    return list(
+        SemanticCacheEntry.objects.filter(id__gt=after_id, expires_at__gt=now)
+        .order_by("id")
+        .values(*SEMANTIC_INDEX_FIELDS)[:limit]
+    )
+
+
+def semantic_cache_entry_get(*, label: int) -> bytes | None:
+    """A stored entry's JSON (the answer and its times), or None when it is gone."""
+    entry = SemanticCacheEntry.objects.filter(label=label).values_list("entry", flat=True).first()
+    return bytes(entry) if entry is not None else None
+
+
+def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientSecret | None:
+    """The unexpired client secret `secret` is (compared in constant time), else None."""
+    from ogem_site.hashing import secret_matches, secret_prefix
+
+    prefix = secret_prefix(secret, kind_prefix="ek_")
+    if prefix is None:
+        return None
+    row = RealtimeClientSecret.objects.filter(prefix=prefix, expires_at__gt=now).first()
+    if row is None or not secret_matches(secret=secret, digest=row.digest, pepper_id=row.pepper_id):
+        return None
+    return row
+
+
+# ---- Stored responses (the Responses API) -------------------------------------------------------
+
+
+def stored_responses_visible(*, caller: Caller) -> QuerySet[StoredResponse]:
+    """The stored responses a /v1 caller may see, scoped as stored completions are: a team's
+    key, its team's; an organization's key (no team), its organization's; the master key, all;
+    any other key, its own."""
+    stored = StoredResponse.objects.all()
+    if caller.is_master:
+        return stored
+    if caller.team_id is not None:
+        return stored.filter(organization_id=caller.organization_id, team_id=caller.team_id)
+    if caller.organization_id is not None:
+        return stored.filter(organization_id=caller.organization_id)
+    if caller.key_id is not None:
+        return stored.filter(organization__isnull=True, key_id=caller.key_id)
+    return stored.none()
+
+
+def stored_response_get(*, caller: Caller, response_id: str) -> StoredResponse | None:
+    return stored_responses_visible(caller=caller).filter(response_id=response_id).first()

@@ -8,9 +8,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
-from gateway.models import Credential, ModelDeployment, StoredCompletion
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    RealtimeClientSecret,
+    SemanticCacheEntry,
+    StoredCompletion,
+    StoredResponse,
+)
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 
 logger = logging.getLogger(__name__)
@@ -169,7 +178,9 @@ def response_cache_purge(
     from ogem_site.broadcast import RESPONSE_CACHE, broadcast_publish
     from ogem_site.redis import redis_client_sync
 
-    deleted = 0
+    deleted = semantic_cache_purge(
+        organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
+    )
     patterns = cache_purge_patterns(
         organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
     )
@@ -196,3 +207,177 @@ def response_cache_purge(
 
 class CachePurgeError(Exception):
     """A tier of the response cache could not be purged (the others were)."""
+
+
+# ---- The response cache's semantic tier (gateway/semantic.py) ----------------------------------
+
+
+def semantic_cache_entries_create(*, rows: list[dict[str, Any]]) -> list[int]:
+    """Write a batch of semantic entries (a label already written is skipped); their ids, in
+    the order given (None for a skipped one: ids are then read back)."""
+    entries = [SemanticCacheEntry(**row) for row in rows]
+    created = SemanticCacheEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    ids = [entry.pk for entry in created]
+    if any(pk is None for pk in ids):  # ignore_conflicts: some backends return no ids
+        found = dict(
+            SemanticCacheEntry.objects.filter(label__in=[row["label"] for row in rows]).values_list(
+                "label", "id"
+            )
+        )
+        ids = [found.get(row["label"]) for row in rows]
+    return ids
+
+
+def semantic_cache_purge(
+    *,
+    organization_id: int,
+    team_id: int | None = None,
+    key_id: int | None = None,
+    namespace: str | None = None,
+) -> int:
+    """Delete the semantic entries of an organization (or of a team's or key's scope in it), in
+    one namespace or all, and tell every worker to drop them from its index; how many went."""
+    from ogem_site.broadcast import SEMANTIC_CACHE, broadcast_publish
+
+    entries = SemanticCacheEntry.objects.filter(organization_id=organization_id)
+    scope: str | None = None
+    if key_id is not None:
+        scope = f"o{organization_id}.k{key_id}"
+    elif team_id is not None:
+        scope = f"o{organization_id}.t{team_id}"
+    if scope is not None:
+        entries = entries.filter(scope=scope)
+    if namespace:
+        entries = entries.filter(namespace=namespace)
+    deleted, _ = entries.delete()
+    message = {
+        "op": "purge",
+        "organization": organization_id,
+        "scope": scope,
+        "namespace": namespace or None,
+    }
+    broadcast_publish(topic=SEMANTIC_CACHE, message=message)
+    return deleted
+
+
+def semantic_cache_entries_delete(*, labels: list[int]) -> int:
+    """Delete these semantic entries (the admin's action) and tell every worker to drop them;
+    how many went."""
+    from ogem_site.broadcast import SEMANTIC_CACHE, broadcast_publish
+
+    deleted, _ = SemanticCacheEntry.objects.filter(label__in=labels).delete()
+    broadcast_publish(topic=SEMANTIC_CACHE, message={"op": "remove", "labels": labels})
+    return deleted
+
+
+def semantic_cache_expire(*, now: datetime, max_entries: int | None) -> int:
+    """Delete expired semantic entries, and the oldest of a namespace past `max_entries`
+    (idempotent: Celery beat, or the embedded default's worker, runs it); how many went."""
+    deleted, _ = SemanticCacheEntry.objects.filter(expires_at__lte=now).delete()
+    if max_entries is None:
+        return deleted
+    full = (
+        SemanticCacheEntry.objects.values("scope", "namespace")
+        .annotate(count=Count("id"))
+        .filter(count__gt=max_entries)
+    )
+    for space in full:
+        newest = (
+            SemanticCacheEntry.objects.filter(scope=space["scope"], namespace=space["namespace"])
+            .order_by("-id")
+            .values_list("id", flat=True)[max_entries : max_entries + 1]
+        )
+        boundary = next(iter(newest), None)
+        if boundary is not None:
+            removed, _ = SemanticCacheEntry.objects.filter(
+                scope=space["scope"], namespace=space["namespace"], id__lte=boundary
+            ).delete()
+            deleted += removed
+    return deleted
+
+
+REALTIME_SECRET_PREFIX = "ek_"
+
+
+def realtime_client_secret_create(
+    *, key_id: int, model: str, session: dict[str, Any], expires_at: datetime, now: datetime
+) -> tuple[str, RealtimeClientSecret]:
+    """Mint an ephemeral Realtime secret bound to a key, a model and a session configuration;
+    returns the secret (shown this once) and its row. Expired secrets are deleted on the way."""
+    from ogem_site.hashing import secret_generate
+
+    RealtimeClientSecret.objects.filter(expires_at__lte=now).delete()
+    new = secret_generate(kind_prefix=REALTIME_SECRET_PREFIX)
+    row = RealtimeClientSecret.objects.create(
+        prefix=new.prefix,
+        digest=new.digest,
+        pepper_id=new.pepper_id,
+        key_id=key_id,
+        model=model,
+        session=session,
+        expires_at=expires_at,
+    )
+    return new.secret, row
+
+
+# ---- Stored responses (the Responses API) -------------------------------------------------------
+
+# A background response's states in which it can still change (be finished or cancelled).
+RESPONSE_RUNNING = ("queued", "in_progress")
+
+
+def stored_response_create(
+    *,
+    response_id: str,
+    organization_id: int | None,
+    team_id: int | None,
+    key_id: int | None,
+    model: str,
+    status: str,
+    background: bool,
+    deployment_id: str,
+    previous_response_id: str,
+    created_at: datetime,
+    input_items: list[Any],
+    history: list[Any],
+    response: dict[str, Any],
+) -> StoredResponse:
+    return StoredResponse.objects.create(
+        response_id=response_id,
+        organization_id=organization_id,
+        team_id=team_id,
+        key_id=key_id,
+        model=model,
+        status=status,
+        background=background,
+        deployment_id=deployment_id,
+        previous_response_id=previous_response_id,
+        created_at=created_at,
+        input_items=input_items,
+        history=history,
+        response=response,
+    )
+
+
+def stored_response_progress(*, response_id: str, response: dict[str, Any]) -> bool:
+    """A running background response's new state (in progress, finished or failed). Only while
+    it still runs: a response cancelled meanwhile, on any worker, stays cancelled."""
+    updated = StoredResponse.objects.filter(
+        response_id=response_id, status__in=RESPONSE_RUNNING
+    ).update(status=response["status"], response=response, updated_at=timezone.now())
+    return updated == 1
+
+
+def stored_response_cancel(*, stored: StoredResponse) -> bool:
+    """Cancel a running background response; False when it was no longer running."""
+    response = {**stored.response, "status": "cancelled"}
+    updated = StoredResponse.objects.filter(pk=stored.pk, status__in=RESPONSE_RUNNING).update(
+        status="cancelled", response=response, updated_at=timezone.now()
+    )
+    if updated:
+        stored.status, stored.response = "cancelled", response
+    return updated == 1
+
+
+def stored_response_delete(*, stored: StoredResponse) -> None:
+    stored.delete()

@@ -87,14 +87,19 @@ def usage_fill(usage: Usage, reported: dict[str, Any], *, provider: str) -> None
         usage.completion_reported = True
     total = count("total_tokens")
     usage.total_tokens = total or usage.prompt_tokens + usage.completion_tokens
-    prompt_details = reported.get("prompt_tokens_details") or {}
+    # Chat's detail blocks, or the Responses API's (input_/output_tokens_details).
+    prompt_details = reported.get("prompt_tokens_details") or reported.get("input_tokens_details")
+    prompt_details = prompt_details or {}
     if isinstance(prompt_details, dict):
         usage.cached_tokens = _detail(prompt_details, "cached_tokens", provider)
         usage.cache_creation_tokens = _detail(prompt_details, "cache_creation_tokens", provider)
         usage.cache_creation_1h_tokens = _detail(
             prompt_details, "cache_creation_1h_tokens", provider
         )
-    completion_details = reported.get("completion_tokens_details") or {}
+    completion_details = reported.get("completion_tokens_details") or reported.get(
+        "output_tokens_details"
+    )
+    completion_details = completion_details or {}
     if isinstance(completion_details, dict):
         usage.reasoning_tokens = _detail(completion_details, "reasoning_tokens", provider)
 
@@ -333,16 +338,18 @@ async def event_relay(
     """The typed events of an image or transcription stream (providers/events.py), each as
     `event: <type>` and its `data:`, as OpenAI sends them; no `[DONE]` follows. Each completed
     image counts one image, and a final event's `usage` is the request's (the last one wins);
-    the rest is as `sse_relay`."""
+    the rest is as `sse_relay`. A Responses stream (passed through) is billed at the usage of its
+    final event's `response`."""
     event = first
+    images = ctx.endpoint != Endpoint.RESPONSES
     provider = ctx.deployment.provider if ctx.deployment is not None else ""
     failure: BaseException | None = None
     try:
         while event is not None:
             if event_is_final(event):
-                if str(event.get("type")).endswith(".completed"):
+                if images and str(event.get("type")).endswith(".completed"):
                     ctx.usage.images += 1
-                usage = event.get("usage")
+                usage = event.get("usage") if images else _response_usage(event)
                 if isinstance(usage, dict):
                     usage_fill(ctx.usage, usage, provider=provider)
             yield _typed_event(event)
@@ -416,6 +423,11 @@ async def binary_relay(
             await upstream.aclose()  # type: ignore[attr-defined]
         finally:
             await settle()
+
+
+def _response_usage(event: dict[str, Any]) -> Any:
+    response = event.get("response")
+    return response.get("usage") if isinstance(response, dict) else None
 
 
 def _usage_chunk(last: dict[str, Any], usage: Usage) -> dict[str, Any]:

@@ -22,6 +22,8 @@ ENDPOINTS = (
     "audio/speech",
     "moderations",
     "rerank",
+    "realtime",
+    "responses",
 )
 METRICS = ("rpm", "tpm")
 _MAX = 2**31 - 1

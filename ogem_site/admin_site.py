@@ -49,7 +49,7 @@ def _is_scoped(model_admin: Any) -> bool:
 
 # Ogem's own apps lead the admin index and sidebar, in the order of their layers; Django's and
 # third parties' (auth, sites, allauth, ...) follow, alphabetically as Django lists them.
-OGEM_APPS = ("tenants", "keys", "billing", "gateway")
+OGEM_APPS = ("tenants", "keys", "billing", "gateway", "files")
 
 
 class OgemAdminSite(AdminSite):

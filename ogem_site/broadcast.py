@@ -38,6 +38,9 @@ GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 PRICES = "prices"  # {}: billing.ModelPrice rows changed
 TENANTS = "tenants"  # {}: a team or an organization changed (its models, routing metadata)
 RESPONSE_CACHE = "response_cache"  # {}: entries purged (gateway/cache.py drops its L1)
+# {"op": "add", "entries": [...]} new semantic entries written; {"op": "purge", "organization",
+# "scope", "namespace"} entries deleted (gateway/semantic.py updates its vector indexes)
+SEMANTIC_CACHE = "semantic_cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +50,15 @@ class BroadcastTopic:
     resync: Callable[[], None] | None = None
 
 
-_topics: dict[str, BroadcastTopic] = {}
+# Topic name -> its receivers: one per module that holds a cache (or open sessions) to forget.
+_topics: dict[str, list[BroadcastTopic]] = {}
 
 
 def broadcast_topic_register(topic: BroadcastTopic) -> None:
-    _topics[topic.name] = topic
+    receivers = _topics.setdefault(topic.name, [])
+    # Registered once per module: a re-import (tests) replaces its earlier registration.
+    receivers[:] = [r for r in receivers if r.receive.__module__ != topic.receive.__module__]
+    receivers.append(topic)
 
 
 def broadcast_channel() -> str:
@@ -63,8 +70,7 @@ def broadcast_channel() -> str:
 def broadcast_publish(*, topic: str, message: Message | None = None) -> None:
     """Apply `message` here and tell every other worker (synchronous: call it on commit)."""
     message = message or {}
-    registered = _topics.get(topic)
-    if registered is not None:
+    for registered in _topics.get(topic, ()):
         registered.receive(message)
     if not settings.REDIS_URL:
         return
@@ -81,15 +87,15 @@ def _dispatch(raw: bytes) -> None:
         return
     if not isinstance(message, dict):
         return
-    registered = _topics.get(str(message.pop("topic", "")))
-    if registered is not None:
+    for registered in _topics.get(str(message.pop("topic", "")), ()):
         registered.receive(message)
 
 
 def _resync() -> None:
-    for topic in list(_topics.values()):
-        if topic.resync is not None:
-            topic.resync()
+    for receivers in list(_topics.values()):
+        for topic in receivers:
+            if topic.resync is not None:
+                topic.resync()
 
 
 _listeners: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}

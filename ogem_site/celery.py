@@ -26,6 +26,6 @@ def _configuration_reported(**_: object) -> None:
     # pool processes load the configuration quietly (gateway/config/report.py). Imported here:
     # this module loads before Django's apps, which gateway's modules need.
     from gateway.config.report import config_report, config_report_log
-    from gateway.registry import MOCK_DEPLOYMENTS
+    from gateway.registry import registry_builtin_names
 
-    config_report_log(config_report(builtin=[name for name, _ in MOCK_DEPLOYMENTS]))
+    config_report_log(config_report(builtin=registry_builtin_names()))

@@ -63,6 +63,16 @@ UNPRICED_MODEL = Counter(
     "Requests whose model has no price, so their cost was recorded as zero.",
     ["model"],
 )
+REALTIME_SESSIONS = Gauge(
+    "ogem_realtime_sessions",
+    "Realtime sessions open right now (/v1/realtime).",
+    multiprocess_mode="livesum",
+)
+REALTIME_SESSIONS_ENDED = Counter(
+    "ogem_realtime_sessions_ended",
+    "Realtime sessions ended, by why they ended.",
+    ["reason"],
+)
 ROUTING_QUEUE_DEPTH = Gauge(
     "ogem_routing_queue_depth",
     "Requests waiting for a free deployment, by model group.",
@@ -95,8 +105,8 @@ USAGE_DEAD_LETTERS = Counter(
 
 CACHE_REQUESTS = Counter(
     "ogem_cache_requests",
-    "Requests the response cache saw, by result (hit, miss, bypass, or error: its Redis tier "
-    "failed or is away, served uncached), model group, organization and team id.",
+    "Requests the response cache saw, by result (hit, semantic-hit, miss, bypass, or error: a "
+    "tier or the embedding call failed, served uncached), model group, organization and team id.",
     ["result", "model", "organization", "team"],
 )
 CACHE_SAVED_TOKENS = Counter(
@@ -120,9 +130,44 @@ CACHE_S3_ERRORS = Counter(
     ["operation"],
 )
 
+CACHE_SEMANTIC_ERRORS = Counter(
+    "ogem_cache_semantic_errors",
+    "Failures of the semantic tier, by operation: embed (the embedding call failed or timed "
+    "out), fetch (an entry's answer could not be read), write (entries not stored), load (the "
+    "index could not be rebuilt or caught up), dropped (the write queue was full). The request "
+    "was served anyway.",
+    ["operation"],
+)
+CACHE_SEMANTIC_ENTRIES = Gauge(
+    "ogem_cache_semantic_entries",
+    "Entries in a process's semantic vector indexes (every worker indexes them all: the largest).",
+    multiprocess_mode="livemax",
+)
+
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
 _upstream_children: dict[tuple[str, str], Any] = {}
+BATCH_LINES = Counter(
+    "ogem_batch_lines",
+    "Lines of batches run by Ogem, answered, by endpoint and outcome (ok, failed).",
+    ["endpoint", "outcome"],
+)
+BATCHES_ENDED = Counter(
+    "ogem_batches_ended",
+    "Batches run by Ogem that ended, by final status.",
+    ["status"],
+)
+
+
+def batch_lines_record(*, endpoint: str, ok: int, failed: int) -> None:
+    if ok:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="ok").inc(ok)
+    if failed:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="failed").inc(failed)
+
+
+def batch_ended_record(*, status: str) -> None:
+    BATCHES_ENDED.labels(status=status).inc()
 
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
@@ -177,6 +222,10 @@ def cache_redis_error_record(*, operation: str) -> None:
 
 def cache_s3_error_record(*, operation: str) -> None:
     CACHE_S3_ERRORS.labels(operation=operation).inc()
+
+
+def cache_semantic_error_record(*, operation: str) -> None:
+    CACHE_SEMANTIC_ERRORS.labels(operation=operation).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

@@ -185,6 +185,11 @@ class ProviderAdapter:
             secrets=deployment.secrets,
         )
 
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """The WebSocket URL and headers of a Realtime session (adapters with
+        `Endpoint.REALTIME` in `endpoints` override it)."""
+        raise InvalidRequestError(f"Provider {self.name} does not serve the Realtime API.")
+
     def stream_usage(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         """The usage block a translated stream chunk carries, if any."""
         return chunk.get("usage")

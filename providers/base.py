@@ -26,6 +26,19 @@ class Endpoint(StrEnum):
     AUDIO_SPEECH = "audio/speech"
     MODERATIONS = "moderations"
     RERANK = "rerank"
+    # A WebSocket session (gateway/realtime/), not an HTTP call: adapters that can relay one
+    # name it in `endpoints` and build its upstream address (`realtime_target`).
+    REALTIME = "realtime"
+    # OpenAI's Responses API: native on OpenAI and Azure (passed through); Ogem serves it on every
+    # other provider over chat completions (gateway/responses_api/).
+    RESPONSES = "responses"
+
+
+# Every endpoint served by an HTTP request to the adapter.
+HTTP_ENDPOINTS = frozenset(Endpoint) - {Endpoint.REALTIME}
+# The endpoints an adapter that speaks OpenAI's wire format serves by default: every HTTP one but
+# the Responses API, which only OpenAI's and Azure's upstreams have.
+CHAT_FAMILY_ENDPOINTS = HTTP_ENDPOINTS - {Endpoint.RESPONSES}
 
 
 @dataclass(frozen=True, slots=True)

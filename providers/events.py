@@ -17,8 +17,15 @@ from typing import Any
 from providers.base import Endpoint
 
 EVENT_STREAM_ENDPOINTS = frozenset(
-    {Endpoint.IMAGES_GENERATIONS, Endpoint.IMAGES_EDITS, Endpoint.AUDIO_TRANSCRIPTIONS}
+    {
+        Endpoint.IMAGES_GENERATIONS,
+        Endpoint.IMAGES_EDITS,
+        Endpoint.AUDIO_TRANSCRIPTIONS,
+        Endpoint.RESPONSES,
+    }
 )
+# The events that end a Responses stream (`response.created` ... one of these).
+RESPONSE_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # The request fields that ask for a stream: not sent to an upstream answered in full.
 STREAM_FIELDS = ("stream", "stream_options", "partial_images")
 _IMAGE_EVENT = {
@@ -31,7 +38,11 @@ _WORDS = re.compile(r"\S+\s*")
 def event_is_final(event: dict[str, Any]) -> bool:
     """Whether `event` ends its stream's answer (an image completed, the transcript done)."""
     kind = event.get("type")
-    return isinstance(kind, str) and kind.endswith((".completed", "transcript.text.done"))
+    if not isinstance(kind, str):
+        return False
+    if kind.startswith("response."):  # a Responses stream's tool calls also end in .completed
+        return kind in RESPONSE_FINAL_EVENTS
+    return kind.endswith((".completed", "transcript.text.done"))
 
 
 def image_event(

@@ -20,6 +20,7 @@ from providers.huggingface.adapter import HuggingFaceAdapter
 from providers.jina_ai.adapter import JinaAIAdapter
 from providers.llamafile.adapter import LlamafileAdapter
 from providers.lm_studio.adapter import LMStudioAdapter
+from providers.local.adapter import LocalAdapter
 from providers.mistral.adapter import MistralAdapter
 from providers.mock.adapter import MockAdapter
 from providers.ollama.adapter import OllamaAdapter
@@ -36,6 +37,7 @@ from providers.xai.adapter import XAIAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "mock": MockAdapter(),
+    "local": LocalAdapter(),
     "openai": OpenAIAdapter(),
     "openai_compatible": OpenAICompatibleAdapter(),
     "azure": AzureOpenAIAdapter(),

@@ -8,7 +8,7 @@ from typing import Any
 
 from billing.pricing import price_is_named, price_value_problem
 from gateway.config.fields import Reader
-from gateway.config.provider_names import provider_is_servable
+from gateway.config.provider_names import provider_is_servable, provider_model_problem
 from gateway.config.secrets import secret_is_reference
 from gateway.config.types import ROUTING_STRATEGIES, CacheSettings, RouterSettings
 from gateway.config.yamltree import YNode
@@ -76,6 +76,12 @@ def drafts_to_deployments(
                 f'provider "{draft.provider}" is not available in this Ogem build; '
                 "deployment skipped",
             )
+            continue
+        problem = provider_model_problem(
+            provider=draft.provider, upstream_model=draft.upstream_model
+        )
+        if problem is not None:
+            reader.warning(draft.node, f"{problem}; deployment skipped")
             continue
         organization_id = None
         if draft.organization_slug is not None:

@@ -24,7 +24,11 @@ from gateway.config.credentials import (
     credential_secret,
 )
 from gateway.config.problems import Location, Problems
-from gateway.config.provider_names import provider_canonical, provider_is_servable
+from gateway.config.provider_names import (
+    provider_canonical,
+    provider_is_servable,
+    provider_model_problem,
+)
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
 from gateway.deployments import organization_address_policy
 from gateway.models import Credential, ModelDeployment
@@ -75,6 +79,10 @@ def database_deployments(
             problems.warning(
                 where, f'provider "{row.provider}" is not available in this Ogem build; skipped'
             )
+            continue
+        unservable = provider_model_problem(provider=provider, upstream_model=row.upstream_model)
+        if unservable is not None:
+            problems.warning(where, f"{unservable}; skipped")
             continue
         # Checked here too, so a row written before the rule (or behind the API) reads nothing.
         problem = credential_problem(

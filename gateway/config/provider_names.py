@@ -11,7 +11,8 @@ import difflib
 
 from providers.base import model_string_split
 
-# The prefixes CONTRACTS.md promises, plus the rest of the OpenAI-compatible family.
+# The prefixes CONTRACTS.md promises, the rest of the OpenAI-compatible family, and Ogem's own
+# in-process `local` provider (not a LiteLLM name).
 KNOWN_PROVIDERS = frozenset(
     {
         "openai",
@@ -44,6 +45,7 @@ KNOWN_PROVIDERS = frozenset(
         "assemblyai",
         "deepgram",
         "mock",
+        "local",
     }
 )
 
@@ -136,3 +138,17 @@ def provider_is_servable(name: str) -> bool:
     if adapters is not None:
         return name in adapters
     return name in KNOWN_PROVIDERS
+
+
+def provider_model_problem(*, provider: str, upstream_model: str) -> str | None:
+    """Why a provider cannot serve `upstream_model`, for the providers whose models are a fixed
+    set known before any request (the in-process `local` one); None otherwise."""
+    if provider != "local":
+        return None
+    # Imported on use: the model catalogue only, not the models (which load on first embedding).
+    from providers.local.models import WORDLLAMA_MODELS
+
+    if upstream_model in WORDLLAMA_MODELS:
+        return None
+    served = ", ".join(f'"local/{name}"' for name in WORDLLAMA_MODELS)
+    return f'the local provider has no model "{upstream_model}"; it serves {served}'

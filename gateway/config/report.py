@@ -32,7 +32,7 @@ _FORMATS = {"litellm": "LiteLLM config.yaml", "ogem": "Ogem format"}
 class ConfigReport:
     source: str  # OGEM_CONFIG: a path or URL, "" when unset
     format: str  # "litellm", "ogem", or "" (unset, or unreadable)
-    file_deployments: int  # the file's (or the built-in mock models' when unset)
+    file_deployments: int  # the file's (or the built-in offline models' when unset)
     database_deployments: int
     groups: int  # model groups, file and database together
     problems: tuple[ConfigProblem, ...]
@@ -45,7 +45,7 @@ class ConfigReport:
         """One line for a banner: counts and origins."""
         database = f"{self.database_deployments} from the database"
         if not self.source:
-            origin = f"{self.file_deployments} built-in offline mock models (OGEM_CONFIG unset)"
+            origin = f"{self.file_deployments} built-in offline models (OGEM_CONFIG unset)"
         elif self.format:
             origin = (
                 f"{self.file_deployments} from {self.source} ({_FORMATS[self.format]}; "
@@ -58,7 +58,7 @@ class ConfigReport:
 
 def config_report(*, builtin: Iterable[str] = ()) -> ConfigReport:
     """Read and check OGEM_CONFIG and the database's deployments now. `builtin`: the model
-    names of the built-in mock deployments, served when OGEM_CONFIG is unset."""
+    names of the built-in offline deployments, served when OGEM_CONFIG is unset."""
     source = settings.OGEM_CONFIG
     problems: list[ConfigProblem] = []
     names: set[str] = set()

@@ -75,6 +75,25 @@ class S3CacheSettings:
     timeout: float = 1.0  # seconds to connect and to read, each; one attempt, then a miss
 
 
+# Endpoints the semantic tier serves by default: those whose prompt is text a model can embed.
+SEMANTIC_ENDPOINTS = ("chat/completions", "completions")
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticCacheSettings:
+    """The response cache's semantic tier (`cache.semantic` in Ogem's format, `type:
+    redis-semantic` in LiteLLM's); gateway/semantic.py serves it."""
+
+    model: str  # the embedding model group, called through Ogem's own /v1 pipeline
+    similarity_threshold: float = 0.9  # cosine similarity a stored prompt needs to answer
+    endpoints: tuple[str, ...] = SEMANTIC_ENDPOINTS
+    max_entries: int = 100_000  # entries kept per tenant scope and namespace (oldest go first)
+    timeout: float = 2.0  # seconds the embedding call may take; then the request goes uncached
+    # Vector index memory a process may hold (every partition); past it, new entries are kept in
+    # the database but not indexed by this process until expiries make room.
+    max_index_bytes: int = 512 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The exact response cache (`cache:` in Ogem's format, `litellm_settings.cache` and
@@ -95,6 +114,7 @@ class CacheSettings:
     ignore_params: tuple[str, ...] = ()
     # False: a sampled chat or text completion (temperature absent or above 0) bypasses.
     sampled: bool = True
+    semantic: SemanticCacheSettings | None = None  # the semantic tier, after an exact miss
 
 
 @dataclass(frozen=True, slots=True)

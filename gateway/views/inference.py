@@ -10,10 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from gateway.body import Inbound, body_read_json, body_read_multipart
 from gateway.context import RequestContext
 from gateway.errors import NotFoundError
+from gateway.internal import internal_call  # noqa: F401  (it gives the semantic cache its embedder)
 from gateway.registry import registry_get
 from gateway.relay import Reader, relay
 from gateway.router import image_model_default, models_visible
-from providers.base import Endpoint
+from providers.base import HTTP_ENDPOINTS, Endpoint
 
 DefaultModel = Callable[[RequestContext], str | None]
 
@@ -75,7 +76,7 @@ audio_speech = _relay_view(Endpoint.AUDIO_SPEECH)
 moderations = _relay_view(Endpoint.MODERATIONS, default_model=_default_moderation_model)
 rerank = _relay_view(Endpoint.RERANK)
 
-_BY_PATH = {endpoint.value: endpoint for endpoint in Endpoint}
+_BY_PATH = {endpoint.value: endpoint for endpoint in HTTP_ENDPOINTS}
 
 
 async def azure_deployment(request: HttpRequest, deployment: str, operation: str) -> HttpResponse:

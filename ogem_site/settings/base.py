@@ -6,6 +6,8 @@ for the checks it adds).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
@@ -98,7 +100,9 @@ INSTALLED_APPS = [
     "keys",
     "billing",
     "gateway",
+    "files",
     "providers",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -245,6 +249,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
+    # The response cache's semantic tier: expired entries, and namespaces past their bound.
+    "semantic-cache-expire": {"task": "gateway.tasks.semantic_cache_expire", "schedule": 300.0},
+    # Files past their expires_at and uploads past theirs: rows and stored contents removed.
+    "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
+    # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
+    "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -278,6 +288,18 @@ OGEM_TPM_OUTPUT_RESERVE = env_int("OGEM_TPM_OUTPUT_RESERVE", 1024)
 OGEM_DEPLOYMENT_LIMIT_WINDOW = env_int("OGEM_DEPLOYMENT_LIMIT_WINDOW", 60)
 # A parallel-request slot not released by then frees itself, whatever its worker's lease says.
 OGEM_PARALLEL_SLOT_TTL = env_int("OGEM_PARALLEL_SLOT_TTL", 900)
+# The Realtime API (/v1/realtime, docs/realtime.md): a session with no frame either way for
+# IDLE seconds, or open for MAX_SECONDS, is closed; a client frame over MAX_MESSAGE_BYTES is
+# refused with an `error` event; an upstream that does not open within CONNECT_TIMEOUT seconds
+# is failed over; a response in progress when the client leaves is given DRAIN seconds to end
+# (cancelled) so that its real usage is recorded; client secrets last SECRET_TTL seconds unless
+# the request asks otherwise (10 to 7200).
+OGEM_REALTIME_IDLE_TIMEOUT = env_int("OGEM_REALTIME_IDLE_TIMEOUT", 600)
+OGEM_REALTIME_MAX_SECONDS = env_int("OGEM_REALTIME_MAX_SECONDS", 3600)
+OGEM_REALTIME_MAX_MESSAGE_BYTES = env_int("OGEM_REALTIME_MAX_MESSAGE_BYTES", 15 * 1024 * 1024)
+OGEM_REALTIME_CONNECT_TIMEOUT = env_float("OGEM_REALTIME_CONNECT_TIMEOUT", 10.0)
+OGEM_REALTIME_DRAIN = env_float("OGEM_REALTIME_DRAIN", 5.0)
+OGEM_REALTIME_SECRET_TTL = env_int("OGEM_REALTIME_SECRET_TTL", 600)
 # Seconds a web worker's lease on its parallel slots outlives the worker (gateway/leases.py): a
 # SIGKILLed worker's slots are free again this long after its death. Refreshed every TTL / 2.5.
 OGEM_WORKER_LEASE_TTL = env_int("OGEM_WORKER_LEASE_TTL", 5)
@@ -293,6 +315,30 @@ OGEM_USAGE_BATCH_SIZE = env_int("OGEM_USAGE_BATCH_SIZE", 500)
 OGEM_USAGE_AUTOFLUSH = env_bool("OGEM_USAGE_AUTOFLUSH", default=True)
 # Pending usage entries idle this long belong to a dead drain consumer and are claimed.
 OGEM_USAGE_CLAIM_IDLE_MS = env_int("OGEM_USAGE_CLAIM_IDLE_MS", 60_000)
+
+# Batches run by Ogem (docs/batches.md). The cost of a batch line is its price times this factor.
+OGEM_BATCH_PRICE_FACTOR = Decimal(str(env_float("OGEM_BATCH_PRICE_FACTOR", 0.5)))
+env_require(OGEM_BATCH_PRICE_FACTOR >= 0, "OGEM_BATCH_PRICE_FACTOR must be 0 or more")
+# Lines of one batch in flight at once, and batches of one organization running at once.
+OGEM_BATCH_CONCURRENCY = env_int("OGEM_BATCH_CONCURRENCY", 32)
+OGEM_BATCH_TENANT_RUNNING = env_int("OGEM_BATCH_TENANT_RUNNING", 2)
+env_require(
+    OGEM_BATCH_CONCURRENCY >= 1 and OGEM_BATCH_TENANT_RUNNING >= 1,
+    "OGEM_BATCH_CONCURRENCY and OGEM_BATCH_TENANT_RUNNING must be 1 or more",
+)
+# Batches an organization (or a key outside one) may have open (not yet ended); one more is 429.
+OGEM_BATCH_OPEN_LIMIT = env_int("OGEM_BATCH_OPEN_LIMIT", 20)
+# The queue priority of batch lines (gateway/queueing.py: lower first; live traffic's default 100).
+OGEM_BATCH_QUEUE_PRIORITY = env_int("OGEM_BATCH_QUEUE_PRIORITY", 1000)
+# Seconds a worker's hold on a running batch lasts unless renewed (every third of it); a batch
+# whose worker died is resumed by another once it lapsed (beat's batch sweep).
+OGEM_BATCH_LEASE_SECONDS = env_int("OGEM_BATCH_LEASE_SECONDS", 60)
+# Where batches run: `celery` (a worker, with a broker) or `thread` (a thread of the process that
+# created the batch: the embedded default, whose Celery tasks are eager).
+OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thread")
+env_require(
+    OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -372,6 +418,76 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# /v1/files and /v1/uploads (docs/files.md): where file contents are kept. "local": a directory
+# (OGEM_FILES_DIR, default var/files); "s3": a bucket through django-storages, with AWS's own
+# credential chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, an instance role, ...).
+OGEM_FILES_STORAGE = env_str("OGEM_FILES_STORAGE", "local")
+env_require(OGEM_FILES_STORAGE in ("local", "s3"), "OGEM_FILES_STORAGE must be `local` or `s3`")
+OGEM_FILES_DIR = env_str("OGEM_FILES_DIR", str(VAR_DIR / "files"))
+OGEM_FILES_S3_BUCKET = env_str("OGEM_FILES_S3_BUCKET")
+env_require(
+    OGEM_FILES_STORAGE != "s3" or bool(OGEM_FILES_S3_BUCKET),
+    "OGEM_FILES_S3_BUCKET is required when OGEM_FILES_STORAGE=s3",
+)
+
+
+def _s3_client_config() -> object:
+    # Imported only with OGEM_FILES_STORAGE=s3: botocore costs every other process its start-up.
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=env_float("OGEM_FILES_S3_CONNECT_TIMEOUT", 5.0),
+        read_timeout=env_float("OGEM_FILES_S3_READ_TIMEOUT", 30.0),
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+
+
+_FILES_STORAGE = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": OGEM_FILES_S3_BUCKET,
+            "location": env_str("OGEM_FILES_S3_PREFIX", "ogem-files"),
+            "region_name": env_str("OGEM_FILES_S3_REGION") or None,
+            "endpoint_url": env_str("OGEM_FILES_S3_ENDPOINT_URL") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": False,
+            # A bucket that is away fails a request within seconds (503), not botocore's minute.
+            "client_config": _s3_client_config(),
+        },
+    }
+    if OGEM_FILES_STORAGE == "s3"
+    else {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": OGEM_FILES_DIR, "file_permissions_mode": 0o600},
+    }
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "files": _FILES_STORAGE,
+}
+# The largest file per purpose, in bytes (OpenAI's limits: 512 MB a file, 200 MB a batch input);
+# OGEM_FILES_MAX_BYTES sets every purpose's, OGEM_FILES_MAX_BYTES_<PURPOSE> one purpose's
+# (`FINE_TUNE` for fine-tune). A /v1/files body may be this big, past OGEM_MAX_REQUEST_BYTES.
+OGEM_FILES_MAX_BYTES_DEFAULT = env_int("OGEM_FILES_MAX_BYTES", 512 * 1024 * 1024)
+OGEM_FILES_MAX_BYTES = {
+    purpose: env_int(
+        f"OGEM_FILES_MAX_BYTES_{purpose.upper().replace('-', '_')}",
+        min(OGEM_FILES_MAX_BYTES_DEFAULT, 200 * 1024 * 1024)
+        if purpose == "batch"
+        else OGEM_FILES_MAX_BYTES_DEFAULT,
+    )
+    for purpose in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+}
+# One part of a /v1/uploads upload (OpenAI: 64 MB), and a whole upload (OpenAI: 8 GB).
+OGEM_UPLOAD_PART_MAX_BYTES = env_int("OGEM_UPLOAD_PART_MAX_BYTES", 64 * 1024 * 1024)
+OGEM_UPLOAD_MAX_BYTES = env_int("OGEM_UPLOAD_MAX_BYTES", 8 * 1024 * 1024 * 1024)
+# A batch input file may name more than one model (Ogem runs such a batch itself); off, as OpenAI
+# and the providers' own batch APIs want one model a file.
+OGEM_FILES_BATCH_MIXED_MODELS = env_bool("OGEM_FILES_BATCH_MIXED_MODELS", default=False)
 
 # Seconds `manage.py serve` lets open requests, streams and Celery tasks finish after SIGTERM or
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from providers.adapter import BinaryStream, ProviderAdapter, UploadFile, translating
-from providers.base import Deployment, Endpoint
+from providers.base import CHAT_FAMILY_ENDPOINTS, Deployment, Endpoint
 from providers.errors import GatewayError, InvalidRequestError, UpstreamFailure, upstream_error
 from providers.events import EVENT_STREAM_ENDPOINTS, image_event, transcript_events
 from providers.mock.tools import structured_reply, tool_call_choose
@@ -121,7 +121,7 @@ MAX_PARTIAL_IMAGES = 3
 
 class MockAdapter(ProviderAdapter):
     name: ClassVar[str] = "mock"
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = CHAT_FAMILY_ENDPOINTS
     event_stream_endpoints: ClassVar[frozenset[Endpoint]] = EVENT_STREAM_ENDPOINTS
 
     async def call(

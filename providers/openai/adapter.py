@@ -1,4 +1,5 @@
-"""OpenAI itself: bearer auth, optional organization and project headers."""
+"""OpenAI itself: bearer auth, optional organization and project headers. The Responses API is
+passed through, its stored responses' routes too (`response_route`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 class OpenAIAdapter(OpenAICompatibleAdapter):
     name: ClassVar[str] = "openai"
     default_api_base: ClassVar[str] = "https://api.openai.com/v1"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)  # Realtime and Responses too
     event_stream_endpoints: ClassVar[frozenset[Endpoint]] = EVENT_STREAM_ENDPOINTS
 
     def auth_headers(self, deployment: Deployment) -> dict[str, str]:

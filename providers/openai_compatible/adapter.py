@@ -8,13 +8,20 @@ responses (Perplexity's citations, Groq's x_groq) are kept.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote, urlencode
 
 import orjson
 
-from providers.adapter import ProviderAdapter, UploadFile, UpstreamRequest, UpstreamResponse
-from providers.base import Deployment, Endpoint
+from providers.adapter import (
+    ProviderAdapter,
+    UploadFile,
+    UpstreamRequest,
+    UpstreamResponse,
+    json_parse,
+)
+from providers.base import CHAT_FAMILY_ENDPOINTS, Deployment, Endpoint
 from providers.errors import InvalidRequestError, UpstreamError, error_object_parse, upstream_error
 from providers.events import EVENT_STREAM_ENDPOINTS, event_is_final
 from providers.sse import sse_data
@@ -24,7 +31,7 @@ STREAMING_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 class OpenAICompatibleAdapter(ProviderAdapter):
     name: ClassVar[str] = "openai_compatible"
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    endpoints: ClassVar[frozenset[Endpoint]] = CHAT_FAMILY_ENDPOINTS
     default_api_base: ClassVar[str] = ""
     # Parameters the upstream answers with a 400 (or ignores badly): dropped before sending.
     rejected_params: ClassVar[frozenset[str]] = frozenset()
@@ -46,6 +53,15 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         if not deployment.api_key:
             return {}
         return {"Authorization": f"Bearer {deployment.api_key}"}
+
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """The WebSocket URL and headers of a Realtime session on this deployment (OpenAI's
+        form: `wss://<api_base>/realtime?model=<upstream model>`)."""
+        base = self.api_base(deployment)
+        scheme, sep, rest = base.partition("://")
+        ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+        url = f"{ws_scheme}{sep}{rest}/realtime?model={quote(deployment.upstream_model, safe='')}"
+        return url, self.headers(deployment)
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = self.auth_headers(deployment)
@@ -101,6 +117,65 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         else:
             request.json = prepared
         return request
+
+    def _response_request(
+        self,
+        *,
+        deployment: Deployment,
+        method: str,
+        response_id: str,
+        suffix: str,
+        query: Mapping[str, str] | None,
+    ) -> UpstreamRequest:
+        head, _, version = self.url(endpoint=Endpoint.RESPONSES, deployment=deployment).partition(
+            "?"
+        )
+        url = f"{head}/{quote(response_id, safe='')}{suffix}"
+        params = "&".join(part for part in (version, urlencode(query or {})) if part)
+        if params:
+            url = f"{url}?{params}"
+        return UpstreamRequest(method=method, url=url, headers=self.headers(deployment))
+
+    async def response_route(
+        self,
+        *,
+        deployment: Deployment,
+        method: str,
+        response_id: str,
+        suffix: str = "",
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One of a stored response's routes upstream (`GET /responses/{id}`, its `DELETE`,
+        `/cancel`, `/input_items`), for adapters that serve the Responses API natively."""
+        request = self._response_request(
+            deployment=deployment,
+            method=method,
+            response_id=response_id,
+            suffix=suffix,
+            query=query,
+        )
+        response = await self.exchange(request, deployment=deployment)
+        answer = json_parse(response.body, provider=self.name) if response.body else {}
+        return answer if isinstance(answer, dict) else {}
+
+    async def response_replay(
+        self, *, deployment: Deployment, response_id: str, query: Mapping[str, str]
+    ) -> AsyncIterator[bytes]:
+        """A background response's event stream again (`GET /responses/{id}?stream=true`), its
+        bytes as the upstream sends them; raises before the first byte on an error status."""
+        request = self._response_request(
+            deployment=deployment, method="GET", response_id=response_id, suffix="", query=query
+        )
+        response = await self.exchange_open(request, deployment=deployment)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self.body_chunks(response):
+                    yield chunk
+            finally:
+                response.close()
+
+        return chunks()
 
     def parse_response(
         self, *, endpoint: Endpoint, deployment: Deployment, response: UpstreamResponse

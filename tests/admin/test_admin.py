@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.services import budget_upsert
-from gateway.models import StoredCompletion
+from files.models import File, Upload
+from gateway.models import SemanticCacheEntry, StoredCompletion, StoredResponse
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
 from keys.services import key_create
@@ -97,8 +98,8 @@ def test_index_and_sidebar_list_ogem_apps_first(admin_client: Client) -> None:
     page = admin_client.get("/admin/")
     assert page.status_code == 200
     labels = [app["app_label"] for app in page.context["app_list"]]
-    assert labels[:4] == ["tenants", "keys", "billing", "gateway"]
-    others = labels[4:]
+    assert labels[:5] == ["tenants", "keys", "billing", "gateway", "files"]
+    others = labels[5:]
     assert {"auth", "sites", "account", "socialaccount"} <= set(others)
     assert others == sorted(others, key=lambda label: _app_name(page, label).lower())
     # The index's tables follow the same order: Ogem's models before Django's Groups.
@@ -107,7 +108,7 @@ def test_index_and_sidebar_list_ogem_apps_first(admin_client: Client) -> None:
     assert content.index('class="app-gateway module') < content.index('class="app-account module')
     # The sidebar of every other admin page lists them the same way.
     sidebar = admin_client.get("/admin/tenants/organization/").context["available_apps"]
-    assert [app["app_label"] for app in sidebar][:4] == labels[:4]
+    assert [app["app_label"] for app in sidebar][:5] == labels[:5]
 
 
 def _app_name(page, label: str) -> str:  # type: ignore[no-untyped-def]
@@ -116,7 +117,11 @@ def _app_name(page, label: str) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "model",
-    [m for m in site._registry if m._meta.app_label in {"tenants", "keys", "billing", "gateway"}],
+    [
+        m
+        for m in site._registry
+        if m._meta.app_label in {"tenants", "keys", "billing", "gateway", "files"}
+    ],
     ids=lambda m: m._meta.label,
 )
 def test_every_changelist_and_add_page_renders(admin_client: Client, model: type) -> None:
@@ -129,11 +134,20 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
-    # The request log and stored completions are written by the data plane, SCIM tokens are
-    # issued by an action and the audit log only by the services it records.
-    assert add.status_code == (
-        403 if model in (RequestLog, ScimToken, AuditEvent, StoredCompletion) else 200
+    # The request log, stored completions and responses, files and semantic cache entries are
+    # written by the data plane, SCIM tokens are issued by an action and the audit log only by
+    # the services it records.
+    written_elsewhere = (
+        RequestLog,
+        ScimToken,
+        AuditEvent,
+        StoredCompletion,
+        StoredResponse,
+        File,
+        Upload,
+        SemanticCacheEntry,
     )
+    assert add.status_code == (403 if model in written_elsewhere else 200)
     instance = model.objects.first()
     if instance is not None:
         change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[instance.pk])

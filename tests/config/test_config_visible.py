@@ -105,9 +105,9 @@ def test_api_lists_the_files_deployments_read_only_and_without_secrets(served, m
 def test_api_lists_the_builtin_mock_models_of_the_embedded_default(served, master_key) -> None:
     served(None)
     body = _api(master_key).get("/api/v1/models").json()
-    assert body["count"] == 7
+    assert body["count"] == 8
     assert {item["source"] for item in body["results"]} == {"builtin"}
-    assert "mock-chat" in {item["model_name"] for item in body["results"]}
+    assert {"mock-chat", "local-embed"} <= {item["model_name"] for item in body["results"]}
 
 
 @pytest.fixture
@@ -134,5 +134,5 @@ def test_admin_lists_the_files_deployments_as_read_only(served, admin_client, se
 def test_admin_names_the_builtin_mock_models(served, admin_client) -> None:
     served(None)
     html = admin_client.get("/admin/gateway/modeldeployment/").content.decode()
-    assert "7 model deployments from the built-in offline mock models" in html
-    assert "builtin:mock-chat" in html
+    assert "8 model deployments from the built-in offline models" in html
+    assert "builtin:mock-chat" in html and "builtin:local-embed" in html

@@ -12,6 +12,7 @@ from gateway import registry as deployment_registry
 from gateway.registry import registry_builtin, registry_install
 from providers.base import Deployment
 from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.realtime_api import RealtimeEmulator
 from tests.live import LiveServer
 
 UPSTREAM_KEY = "sk-upstream-test"
@@ -43,6 +44,21 @@ def openai_emulator(_emulator_server: OpenAIEmulator) -> Iterator[OpenAIEmulator
     yield _emulator_server
     _emulator_server.flavor = "openai"
     _emulator_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _realtime_server() -> Iterator[RealtimeEmulator]:
+    emulator = RealtimeEmulator(api_key=UPSTREAM_KEY).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def realtime_emulator(_realtime_server: RealtimeEmulator) -> Iterator[RealtimeEmulator]:
+    """The Realtime API emulator (OpenAI's and Azure's URLs), reset for each test."""
+    _realtime_server.reset()
+    yield _realtime_server
+    _realtime_server.reset()
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ least, then 128-token steps) shared with an earlier prompt of the same model in
 `prompt_cache_hit_tokens` (an earlier request's whole input, or input and output, when it is a
 prefix of this prompt, 64 tokens at least) and `prompt_cache_miss_tokens`, and no
 `prompt_tokens_details`.
+The Responses API (`/v1/responses` and its routes; Azure's `/openai/v1/responses`) is
+tests/emulators/openai_responses.py's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.prompt_cache import PrefixCache
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -134,6 +137,7 @@ class OpenAIEmulator:
         self.usage_override: dict[str, Any] | None = None
         self.prompt_cache = PrefixCache(minimum=1024, unit=128)
         self.deepseek_cache = PrefixCache(minimum=64, unit=1, whole_prompts=True)
+        self.responses_api = ResponsesAPI()
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,6 +187,7 @@ class OpenAIEmulator:
         self.usage_override = None
         self.prompt_cache.clear()
         self.deepseek_cache.clear()
+        self.responses_api.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -257,6 +262,8 @@ class OpenAIEmulator:
                 headers=fault.headers,
                 dumps=lambda v: orjson.dumps(v).decode(),
             )
+        if endpoint.split("/")[0] == "responses":
+            return await self.responses_api.route(request, endpoint, body)
         invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
         if invalid is not None:
             return invalid
@@ -312,14 +319,14 @@ class OpenAIEmulator:
             "audio/translations",
             "models",
         }
-        if endpoint not in known:
+        if endpoint not in known and endpoint.split("/")[0] != "responses":
             return "", _error(
                 404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
             )
         return endpoint, None
 
     def _authorized(self, request: web.Request) -> bool:
-        if request.path.startswith("/openai/deployments/"):
+        if request.path.startswith("/openai/"):  # Azure: deployment paths and its v1 API
             return (
                 request.headers.get("api-key") == self.api_key
                 or request.headers.get("Authorization") == f"Bearer {self.api_key}"

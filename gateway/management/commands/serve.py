@@ -40,7 +40,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from gateway.config.report import config_report, config_report_log
-from gateway.registry import MOCK_DEPLOYMENTS
+from gateway.registry import registry_builtin_names
 from ogem_site.env import VAR_DIR, ConfigurationError, env_bool
 from ogem_site.supervision import (
     DRAIN_MARKER_ENV,
@@ -329,7 +329,7 @@ class Command(BaseCommand):
         metrics_dir = prepare_metrics_dir(workers)
         # Read once here, so the banner says where the models come from and every problem is
         # logged now, once: the workers (this process's children) then load it quietly.
-        report = config_report(builtin=[name for name, _ in MOCK_DEPLOYMENTS])
+        report = config_report(builtin=registry_builtin_names())
         self._print_banner(
             host=host, port=port, workers=workers, server=server, with_celery=with_celery
         )
