@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cache",
-        choices=["off", "local", "redis"],
+        choices=["off", "local", "redis", "redis-l2"],
         default="off",
         help="the response cache (docs/caching.md): the matrix and --cpu add all-hit (one body) "
-        "and all-miss (a new body each request) runs (default off)",
+        "and all-miss (a new body each request) runs (default off); redis-l2: Redis with the "
+        "in-process tier off (local_max_bytes 0), so that every hit is read from Redis",
     )
     parser.add_argument(
         "--deployment-limits",

@@ -24,6 +24,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
+from gateway.config.cache import cache_setting_valid
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
@@ -218,7 +219,10 @@ def _cache_settings(key: Any) -> dict[str, Any]:
     for owner in (key.organization, key.team, key):
         value = (owner.metadata or {}).get("cache") if owner is not None else None
         if isinstance(value, dict):
-            merged.update(value)
+            # A bad `ignore_params` or `sampled` leaves the less specific level's standing.
+            merged.update(
+                (name, item) for name, item in value.items() if cache_setting_valid(name, item)
+            )
     return merged
 
 

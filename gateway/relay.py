@@ -160,7 +160,7 @@ async def relay(
             upstream_call_ended(ctx, started=waited, error=None)
             response = _complete(ctx, result, admission)
             if ctx.cache is not None and isinstance(result, dict):
-                cache_store(ctx, result)
+                cache_store(ctx, result, encoded=response.content)
             return response
 
         async def settle() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import hmac
 import os
 import re
@@ -190,6 +191,20 @@ def cache_request_record(*, result: str, model: str, organization: str, team: st
             _cache_children.clear()
         child = _cache_children[labels] = CACHE_REQUESTS.labels(*labels)
     child.inc()
+
+
+def cache_request_counter(*, result: str, labels: tuple[str, str, str]) -> Callable[[], None]:
+    """`cache_request_record` of these labels, found once (the response cache keeps it for a
+    caller's model group, gateway/cache.py)."""
+    key = (result, *labels)
+    child = _cache_children.get(key)
+    if child is None:
+        if len(_cache_children) > 10_000:
+            _cache_children.clear()
+        child = _cache_children[key] = CACHE_REQUESTS.labels(*key)
+    # The child's value itself: a labelled child is observable by construction, and
+    # `Counter.inc`'s checks are three Python calls on a path that runs on every request.
+    return functools.partial(child._value.inc, 1)
 
 
 def cache_saved_record(

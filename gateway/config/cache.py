@@ -12,6 +12,7 @@ from django.conf import settings
 from gateway.config.fields import Reader
 from gateway.config.types import (
     CACHE_ENDPOINTS,
+    CACHE_KEY_REQUIRED,
     CACHE_SCOPES,
     SEMANTIC_ENDPOINTS,
     CacheSettings,
@@ -30,6 +31,8 @@ _SHARED_KEYS = (
     "mode",
     "local_max_bytes",
     "charge_hits",
+    "ignore_params",
+    "sampled",
 )
 NATIVE_KEYS = frozenset({*_SHARED_KEYS, "enabled", "endpoints", "s3", "semantic"})
 _SEMANTIC_KEYS = frozenset(
@@ -350,6 +353,7 @@ def _settings(
     if mode not in ("default_on", "default_off"):
         reader.error(fields["mode"], f'unknown mode "{mode}" (default_on or default_off)')
     local_max_bytes = reader.integer(fields.get("local_max_bytes"), minimum=0)
+    sampled = reader.boolean(fields.get("sampled"))
     return CacheSettings(
         type=kind,
         ttl=ttl if ttl is not None else min(defaults.ttl, max_ttl),
@@ -363,5 +367,60 @@ def _settings(
         ),
         charge_hits=bool(reader.boolean(fields.get("charge_hits"))),
         s3=s3,
+        ignore_params=_ignore_params(reader, fields.get("ignore_params")),
+        sampled=sampled if sampled is not None else defaults.sampled,
         semantic=semantic,
     )
+
+
+def _ignore_params(reader: Reader, node: YNode | None) -> tuple[str, ...]:
+    """A list of body field names; what makes the request (CACHE_KEY_REQUIRED) is an error."""
+    if node is None or node.value is None:
+        return ()
+    if not node.is_list:
+        reader.error(node, "expected a list of body field names")
+        return ()
+    names = reader.strings(node)
+    for name in names:
+        if name in CACHE_KEY_REQUIRED:
+            reader.error(
+                node,
+                f'"{name}" cannot be left out of the cache key '
+                f"(never: {', '.join(sorted(CACHE_KEY_REQUIRED))})",
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def cache_setting_valid(name: str, value: object) -> bool:
+    """Whether a model group's or an owner's `ignore_params` or `sampled` is one (a bad one is
+    ignored, as if that level had not set it); other names are not checked here."""
+    if name == "sampled":
+        return isinstance(value, bool)
+    if name == "ignore_params":
+        return isinstance(value, list) and all(
+            isinstance(item, str) and item not in CACHE_KEY_REQUIRED for item in value
+        )
+    return True
+
+
+# `semantic` and `similarity_threshold` are the semantic tier's (gateway/semantic.py reads them).
+_GROUP_KEYS = frozenset(
+    {"enabled", "ttl", "ignore_params", "sampled", "semantic", "similarity_threshold"}
+)
+
+
+def cache_check_model_info(reader: Reader, node: YNode | None) -> None:
+    """A deployment's `model_info.cache`: false, true, or a mapping of `enabled`, `ttl` (at
+    most `max_ttl`, applied when served), `ignore_params` and `sampled`."""
+    if node is None or node.value is None or isinstance(node.value, bool):
+        return
+    fields = reader.mapping(node)
+    if fields is None:
+        return
+    reader.unknown_keys(node, _GROUP_KEYS, section="model_info.cache")  # type: ignore[arg-type]
+    reader.boolean(fields.get("enabled"))
+    reader.boolean(fields.get("sampled"))
+    ttl = reader.number(fields.get("ttl"), positive=False)
+    if ttl is not None and ttl < 0:
+        reader.error(fields["ttl"], f"must be at least 0, got {ttl:g}")
+    _ignore_params(reader, fields.get("ignore_params"))

@@ -52,6 +52,10 @@ class RouterSettings:
 # Endpoints the response cache serves by default (docs/caching.md): the paths after /v1/.
 CACHE_ENDPOINTS = ("chat/completions", "completions", "embeddings", "moderations", "rerank")
 CACHE_SCOPES = ("organization", "team", "key")
+# What a request is made of: never left out of a response cache key (`ignore_params`).
+CACHE_KEY_REQUIRED = frozenset(
+    {"model", "messages", "prompt", "input", "query", "documents", "system"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,11 @@ class CacheSettings:
     local_max_bytes: int = 64 * 1024 * 1024  # the in-process tier's bound, per process
     charge_hits: bool = False  # whether a hit costs its original price against budgets
     s3: S3CacheSettings | None = None  # the object-store tier, for large answers
+    # Body fields left out of the key (never CACHE_KEY_REQUIRED's); a model group's or an
+    # owner's `ignore_params` replaces this list.
+    ignore_params: tuple[str, ...] = ()
+    # False: a sampled chat or text completion (temperature absent or above 0) bypasses.
+    sampled: bool = True
     semantic: SemanticCacheSettings | None = None  # the semantic tier, after an exact miss
 
 

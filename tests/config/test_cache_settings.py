@@ -400,3 +400,96 @@ def test_bad_semantic_values_are_errors(write_config) -> None:  # type: ignore[n
         '"embeddings" has no prompt to embed (one of chat/completions, completions)',
         f"{path}:9:18: error: cache.semantic.max_entries: must be at least 1, got 0",
     ]
+
+
+def test_ignore_params_and_sampled_in_both_formats(write_config, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    native = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          ignore_params: [temperature, seed, temperature]
+          sampled: false
+        """
+    )
+    config = config_load(native)
+    assert config.cache is not None
+    assert config.cache.ignore_params == ("temperature", "seed")
+    assert config.cache.sampled is False
+    litellm = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+            model_info:
+              cache: {ttl: 60, ignore_params: [top_p], sampled: false}
+        litellm_settings:
+          cache: true
+          cache_params: {type: local, ignore_params: [seed]}
+        """
+    )
+    config, problems = config_check(litellm)
+    assert config is not None and config.cache is not None
+    assert (config.cache.ignore_params, config.cache.sampled) == (("seed",), True)
+    assert problems == []
+    assert config.deployments[0].params["model_info"]["cache"] == {
+        "ttl": 60,
+        "ignore_params": ["top_p"],
+        "sampled": False,
+    }
+
+
+def test_bad_ignore_params_and_sampled_are_errors(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+            model_info:
+              cache: {ttl: -1, ignore_params: [model], sampled: 3, size: 2}
+        litellm_settings:
+          cache: true
+          cache_params:
+            type: local
+            ignore_params: [messages, seed]
+            sampled: "yes"
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    never = "(never: documents, input, messages, model, prompt, query, system)"
+    assert [str(p) for p in problems] == [
+        f"{path}:5:20: error: model_list[0].model_info.cache.ttl: must be at least 0, got -1",
+        f"{path}:5:39: error: model_list[0].model_info.cache.ignore_params: "
+        f'"model" cannot be left out of the cache key {never}',
+        f"{path}:5:57: error: model_list[0].model_info.cache.sampled: "
+        "expected true or false, got an integer (3)",
+        f"{path}:5:60: warning: model_list[0].model_info.cache.size: "
+        "unknown key in model_info.cache, ignored",
+        f"{path}:10:20: error: litellm_settings.cache_params.ignore_params: "
+        f'"messages" cannot be left out of the cache key {never}',
+        f"{path}:11:14: error: litellm_settings.cache_params.sampled: "
+        "expected true or false, got a string ('yes')",
+    ]
+
+
+def test_ogem_format_model_group_cache_is_checked(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - name: a
+            provider: mock
+            model: a
+            params: {model_info: {cache: {ignore_params: [input]}}}
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:6:50: error: models[0].params.model_info.cache.ignore_params: "
+        '"input" cannot be left out of the cache key '
+        "(never: documents, input, messages, model, prompt, query, system)"
+    ]
