@@ -88,8 +88,9 @@ def test_named_tool_choice_and_none() -> None:
     base = {"messages": [{"role": "user", "content": "x"}], "tools": tools}
     forced = chat_request_to_converse(body={**base, "tool_choice": named}, deployment=DEPLOYMENT)
     assert forced["toolConfig"]["toolChoice"] == {"tool": {"name": "f"}}
+    # Converse has no "none": declaring no tool is what guarantees no call.
     unforced = chat_request_to_converse(body={**base, "tool_choice": "none"}, deployment=DEPLOYMENT)
-    assert "toolChoice" not in unforced["toolConfig"]
+    assert "toolConfig" not in unforced
 
 
 def test_pdf_file_becomes_a_document_block() -> None:
@@ -196,6 +197,9 @@ def test_response_with_reasoning_and_a_tool_call() -> None:
                         }
                     ],
                     "reasoning_content": "Think.",
+                    "thinking_blocks": [
+                        {"type": "thinking", "thinking": "Think.", "signature": "s"}
+                    ],
                 },
                 "logprobs": None,
                 "finish_reason": "tool_calls",
