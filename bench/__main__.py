@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.batches import batch_run
 from bench.bodies import (
     CHUNKS,
     REQUEST_HOSTED_CHAT,
@@ -35,9 +36,26 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["vectors"]:
+        from bench.vectors import main as vectors_main
+
+        return vectors_main(argv[1:])
+    if argv[:1] == ["semantic"]:
+        from bench.semantic import main as semantic_main
+
+        return semantic_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
+        "stores); `python -m bench semantic --help`: the semantic cache's lookup path",
+    )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="an N-line batch on one Celery worker (lines/s, RSS)"
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -82,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cache",
-        choices=["off", "local", "redis"],
+        choices=["off", "local", "redis", "redis-l2"],
         default="off",
         help="the response cache (docs/caching.md): the matrix and --cpu add all-hit (one body) "
-        "and all-miss (a new body each request) runs (default off)",
+        "and all-miss (a new body each request) runs (default off); redis-l2: Redis with the "
+        "in-process tier off (local_max_bytes 0), so that every hit is read from Redis",
     )
     parser.add_argument(
         "--deployment-limits",
@@ -220,6 +239,8 @@ def _run(
             cache=args.cache,
             realtime_api_base=echo.api_base if echo is not None else "",
         )
+        if args.batch:
+            return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
         if echo is not None:
             from bench.realtime import realtime_run
 

@@ -134,6 +134,8 @@ async def _measure(
             return prepared.pop()
 
     gc.collect()
+    if os.environ.get("OGEM_BENCH_CALLGRIND"):
+        _timers_still()
     _callgrind_instrument(on=True)
     profiler = cProfile.Profile() if profile else None
     size = 0
@@ -160,6 +162,9 @@ async def _measure(
     _callgrind_instrument(on=False)
     listing = ""
     if profiler is not None:
+        dump = os.environ.get("OGEM_BENCH_PSTATS")
+        if dump:  # the whole profile, for pstats (the listing below shows its top only)
+            profiler.dump_stats(f"{dump}.{'miss' if unique else 'same'}.{len(body)}.{os.getpid()}")
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(35)
         listing = out.getvalue()
@@ -170,6 +175,23 @@ async def _measure(
         body_bytes=size,
     )
     return result, listing
+
+
+def _timers_still() -> None:
+    """Under valgrind a request takes some fifty times its native time, more on a loaded
+    machine, so the in-process caches' TTLs (prices, circuits, keys: `ogem_site.caching`) would
+    expire inside the counted window as often as the host is slow, and the configuration
+    watcher would poll: instruction counts then followed the machine's load (up to +25 % on the
+    same tree). Their clock stands still for the window instead, as it nearly does for 200
+    requests at native speed, and the watcher stops (the worker lease's refresh is taken out by
+    OGEM_WORKER_LEASE_TTL, bench/ogem.py)."""
+    import itertools
+
+    from gateway.config.watch import config_watch_stop
+    from ogem_site import caching
+
+    config_watch_stop()
+    caching._clock = itertools.repeat(time.monotonic()).__next__  # a C call, like monotonic
 
 
 def _callgrind_instrument(*, on: bool) -> None:

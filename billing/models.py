@@ -168,15 +168,19 @@ class RequestLog(models.Model):
     usage_estimated = models.BooleanField(default=False)
     # Answered by the response cache (docs/caching.md): no upstream call was made.
     cache_hit = models.BooleanField(default=False)
-    # What the cache stage did: "hit", "miss", "bypass", or "" (no cache configured, or the request
-    # never reached it). Cache analytics (/api/v1/cache/stats) count hits and misses from it.
-    cache_result = models.CharField(max_length=8, blank=True, default="")
+    # What the cache stage did: "hit", "semantic-hit", "miss", "bypass", or "" (no cache
+    # configured, or the request never reached it). Cache analytics (/api/v1/cache/stats) count
+    # hits and misses from it.
+    cache_result = models.CharField(max_length=16, blank=True, default="")
     # A hit's savings: what the upstream call would have cost (the group's price for the stored
     # usage, whatever `charge_hits` says), its tokens, and the original answer's upstream latency.
     cache_saved_cost = models.DecimalField(**USD, null=True, blank=True)
     cache_saved_tokens = models.PositiveIntegerField(null=True, blank=True)
     cache_saved_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # A line of a batch Ogem ran (docs/batches.md): the batch's id; its cost is already the
+    # batch-priced one. "" for every other request.
+    batch_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,6 +188,12 @@ class RequestLog(models.Model):
             models.Index(fields=["key_id", "created_at"]),
             models.Index(fields=["team_id", "created_at"]),
             models.Index(fields=["organization_id", "created_at"]),
+            # A batch's cost is the sum of its lines; partial: live requests never enter it.
+            models.Index(
+                fields=["batch_id"],
+                condition=~models.Q(batch_id=""),
+                name="billing_requestlog_batch",
+            ),
         ]
 
     def __str__(self) -> str:

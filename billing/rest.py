@@ -370,7 +370,8 @@ class CacheStatsQuerySerializer(SpendQuerySerializer):
 
 class CacheStatsTotalsSerializer(serializers.Serializer):
     requests = serializers.IntegerField(help_text="Requests the cache saw: hits, misses, bypasses.")
-    hits = serializers.IntegerField()
+    hits = serializers.IntegerField(help_text="Exact and semantic hits.")
+    semantic_hits = serializers.IntegerField(help_text="Of the hits, the semantic tier's.")
     misses = serializers.IntegerField()
     bypasses = serializers.IntegerField()
     hit_rate = serializers.FloatField(

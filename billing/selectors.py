@@ -527,7 +527,8 @@ CACHE_STATS_GROUPS = {
     "day": "day",
 }
 _CACHE_SUMS = {
-    "hits": Count("pk", filter=Q(cache_result="hit")),
+    "hits": Count("pk", filter=Q(cache_result__in=("hit", "semantic-hit"))),
+    "semantic_hits": Count("pk", filter=Q(cache_result="semantic-hit")),
     "misses": Count("pk", filter=Q(cache_result="miss")),
     "bypasses": Count("pk", filter=Q(cache_result="bypass")),
     "saved_cost": Sum("cache_saved_cost"),
@@ -547,6 +548,7 @@ def cache_stats_summary(
     """Response cache hits, misses, hit rate and savings of the caller's requests (the spend
     API's scope), grouped by one dimension, from the request log: a row there says what the cache
     did (``cache_result``) and what a hit saved. Requests the cache did not see are not counted.
+    Hits count the semantic tier's too (``semantic_hits`` says how many of them it answered).
     The hit rate is hits / (hits + misses), null without either. Money is a decimal string."""
     if group_by not in CACHE_STATS_GROUPS:
         raise ValueError(f"group_by must be one of {sorted(CACHE_STATS_GROUPS)}")
@@ -591,6 +593,7 @@ def _cache_totals(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "requests": hits + misses + bypasses,
         "hits": hits,
+        "semantic_hits": row["semantic_hits"] or 0,
         "misses": misses,
         "bypasses": bypasses,
         "hit_rate": round(hits / looked_up, 4) if looked_up else None,

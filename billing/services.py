@@ -86,6 +86,25 @@ def budget_upsert(
     return budget
 
 
+def budget_period_restore(
+    *,
+    budget: Budget,
+    spend: Decimal,
+    reset_at: datetime | None,
+) -> Budget:
+    """Continue a period another gateway started (an import): its spend so far and its end. The
+    period's start is its end less the duration, so the live counter starts a period of its own,
+    seeded with that spend."""
+    budget.spend = max(spend, Decimal("0")).quantize(Decimal("0.00000001"))
+    days = _DURATION_DAYS.get(BudgetDuration(budget.duration))
+    if reset_at is not None and days:
+        budget.reset_at = reset_at
+        budget.period_started_at = reset_at - timedelta(days=days)
+    budget.save(update_fields=["spend", "reset_at", "period_started_at", "updated_at"])
+    budget_changes_broadcast()
+    return budget
+
+
 def key_budget_set(key: VirtualKey, budget: KeyBudget) -> None:
     """The key's own budget, as keys writes it (keys.budgets' store)."""
     budget_upsert(
@@ -283,11 +302,12 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         cancelled=bool(event.get("cancelled", False)),
         usage_estimated=bool(event.get("usage_estimated", False)),
         cache_hit=bool(event.get("cache_hit", False)),
-        cache_result=str(event.get("cache_result") or "")[:8],
+        cache_result=str(event.get("cache_result") or "")[:16],
         cache_saved_cost=_decimal_or_none(event.get("cache_saved_cost")),
         cache_saved_tokens=_int_or_none(event.get("cache_saved_tokens")),
         cache_saved_latency_ms=_int_or_none(event.get("cache_saved_latency_ms")),
         tags=list(event.get("tags") or []),
+        batch_id=str(event.get("batch_id") or "")[:64],
     )
 
 

@@ -48,11 +48,13 @@ class UsageEvent(TypedDict):
     cancelled: bool
     usage_estimated: bool
     cache_hit: bool  # answered by the response cache (gateway/cache.py): no upstream call
-    cache_result: str  # the cache stage's x-ogem-cache ("hit", "miss", "bypass"), "" without
+    # the cache stage's x-ogem-cache ("hit", "semantic-hit", "miss", "bypass"), "" without
+    cache_result: str
     cache_saved_cost: str | None  # a hit: USD the upstream call would have cost, a decimal string
     cache_saved_tokens: int | None  # a hit: the stored answer's tokens
     cache_saved_latency_ms: int | None  # a hit: the stored answer's upstream latency, if known
     tags: list[str]
+    batch_id: str  # a line of this batch run by Ogem (docs/batches.md), "" otherwise
 
 
 def usage_event_encode(event: UsageEvent | dict[str, Any]) -> bytes:

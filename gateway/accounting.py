@@ -53,12 +53,13 @@ def usage_event_build(
         "stream": ctx.stream,
         "cancelled": ctx.cancelled,
         "usage_estimated": usage.estimated,
-        "cache_hit": ctx.cache_status == "hit",
+        "cache_hit": ctx.cache_status in ("hit", "semantic-hit"),
         "cache_result": ctx.cache_status,
         "cache_saved_cost": None if ctx.cache_saved_cost is None else str(ctx.cache_saved_cost),
         "cache_saved_tokens": ctx.cache_saved_tokens,
         "cache_saved_latency_ms": ctx.cache_saved_latency_ms,
         "tags": sorted({*caller.tags, *ctx.tags}),
+        "batch_id": ctx.batch_id,
     }
 
 

@@ -18,7 +18,13 @@ from django.urls import URLPattern, path
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
 from gateway.config import config_current
 from gateway.model_health import deployments_health_check, health_deployments_visible
-from gateway.models import Credential, ModelDeployment, StoredCompletion, StoredResponse
+from gateway.models import (
+    Credential,
+    ModelDeployment,
+    SemanticCacheEntry,
+    StoredCompletion,
+    StoredResponse,
+)
 from gateway.selectors import (
     SOURCE_CONFIG,
     config_deployment_list,
@@ -26,7 +32,7 @@ from gateway.selectors import (
     credential_list,
     deployment_list,
 )
-from gateway.services import credential_save, deployment_update
+from gateway.services import credential_save, deployment_update, semantic_cache_entries_delete
 from tenants.admin_scope import ScopedAdminMixin, request_principal
 from tenants.principals import Principal
 from tenants.selectors import organization_list
@@ -235,6 +241,43 @@ class StoredCompletionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(SemanticCacheEntry)
+class SemanticCacheEntryAdmin(admin.ModelAdmin):
+    """The response cache's semantic entries (docs/caching.md): tenants' prompts' embeddings and
+    answers, for the operator only. Deleting goes through the service, so that every worker drops
+    them from its index; a tenant's whole scope is purged with DELETE /api/v1/cache."""
+
+    list_display = ["label", "scope", "namespace", "model", "created_at", "expires_at"]
+    list_filter = ["model", "namespace"]
+    search_fields = ["scope", "namespace", "model"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [*list_display[:4], "organization_id", "partition", "created_at", "expires_at"]
+    readonly_fields = fields
+    actions = ["delete_entries"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # Django's delete would leave them in every worker's index: the action
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:  # the operator's: deleting tenants' entries
+            actions.pop("delete_entries", None)
+        return actions
+
+    @admin.action(description="Delete the selected entries (every worker forgets them)")
+    def delete_entries(self, request: HttpRequest, queryset: Any) -> None:
+        labels = list(queryset.values_list("label", flat=True))
+        deleted = semantic_cache_entries_delete(labels=labels)
+        self.message_user(request, f"{deleted} semantic cache entries deleted.")
 
 
 @admin.register(StoredResponse)

@@ -24,13 +24,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
+from gateway.config.cache import cache_setting_valid
 from gateway.context import Caller, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_entry, key_cache_index, key_cache_invalidations_flush
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.caching import LocalCache
-from ogem_site.hashing import master_key_matches, secret_prefix
+from ogem_site.hashing import LEGACY_SHA256, key_lookup_prefix, master_key_matches
 from ogem_site.redis import (
     redis_client,
     redis_failed,
@@ -97,7 +98,9 @@ async def caller_from_secret(*, secret: str) -> Caller:
 
 
 async def caller_resolve(*, secret: str) -> Caller | None:
-    prefix = secret_prefix(secret)
+    # An Ogem secret's prefix is a slice of it; only an `sk-` secret of another shape (a key
+    # imported from LiteLLM) costs a SHA-256 more here.
+    prefix = key_lookup_prefix(secret)
     if prefix is None:
         return None
     digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -124,13 +127,17 @@ def _caller_from_database(secret: str) -> Caller | None:
     from django.db import close_old_connections, connection
 
     from keys.selectors import key_authenticate
+    from keys.services import key_digest_upgrade
 
     close_old_connections()
     try:
         key = key_authenticate(secret=secret)
         if key is None:
             return None
-        rotated = key.prefix != secret_prefix(secret)  # the pre-rotation secret
+        prefix = key_lookup_prefix(secret)
+        if key.prefix == prefix and key.pepper_id == LEGACY_SHA256:
+            key_digest_upgrade(key=key, secret=secret)  # LiteLLM's SHA-256 -> Ogem's HMAC
+        rotated = key.prefix != prefix  # the pre-rotation secret
         return _caller_of_key(key, previous_secret=rotated)
     finally:
         connection.close()
@@ -212,7 +219,10 @@ def _cache_settings(key: Any) -> dict[str, Any]:
     for owner in (key.organization, key.team, key):
         value = (owner.metadata or {}).get("cache") if owner is not None else None
         if isinstance(value, dict):
-            merged.update(value)
+            # A bad `ignore_params` or `sampled` leaves the less specific level's standing.
+            merged.update(
+                (name, item) for name, item in value.items() if cache_setting_valid(name, item)
+            )
     return merged
 
 

@@ -9,15 +9,18 @@ still settles it, at no cost unless `charge_hits`.
 - The key: the tenant scope (organization, team or key; never shared across organizations), the
   namespace, the endpoint, the model group and every field of the body that can change the
   answer, in a canonical form (orjson, sorted keys) hashed with BLAKE2b. `user`, `stream`,
-  `stream_options`, `metadata` and `cache` are left out, so a stream and a plain request share
-  their entry. The name is `redis_key`'s (one key per entry: Cluster-safe).
+  `stream_options`, `metadata`, `cache` and the `ignore_params` that apply are left out, so a
+  stream and a plain request share their entry. The name is `redis_key`'s (one key per entry:
+  Cluster-safe). `sampled: false` keeps sampled completions out (bypass).
 - Up to three tiers, read through in order with promotion to L1: L1 in this process
   (`BytesLRU`, bounded by bytes), L2 Redis (any REDIS_URL) and, when configured, L3 an
   S3-compatible bucket (gateway/cache_s3.py) that takes the answers of `s3.min_bytes` or more
   instead of Redis. A failing or absent tier makes a miss, never an error.
 - Controls: the body's `cache` object (LiteLLM's `no-cache`, `no-store`, `ttl`, `s-maxage`,
   `namespace`, `use-cache`), `Cache-Control` (`no-cache`, `no-store`, `max-age`), the `cache`
-  object of key, team and organization metadata, and the model group's `model_info.cache`.
+  object of key, team and organization metadata, and the model group's `model_info.cache`; the
+  settings that do not depend on the request are kept per caller and group (`_Policy`), since a
+  miss must cost within a few percent of no cache (docs/benchmark.md).
 - Stored: complete answers only (a stream is assembled as it passes), never errors, refusals
   (`finish_reason: content_filter`) or cut streams.
 """
@@ -25,13 +28,13 @@ still settles it, at no cost unless `charge_hits`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -41,6 +44,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from billing.pricing import cost_from_price, deployment_price
 from gateway.body import Inbound
 from gateway.cache_s3 import s3_get, s3_put
+from gateway.config.cache import cache_setting_valid
 from gateway.config.types import CacheSettings, S3CacheSettings
 from gateway.context import RequestContext
 from gateway.errors import InvalidRequestError
@@ -48,7 +52,12 @@ from gateway.responses import headers_apply, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
 from ogem_site.broadcast import RESPONSE_CACHE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import BytesLRU
-from ogem_site.metrics import cache_redis_error_record, cache_request_record, cache_saved_record
+from ogem_site.metrics import (
+    cache_redis_error_record,
+    cache_request_counter,
+    cache_request_record,
+    cache_saved_record,
+)
 from ogem_site.redis import (
     redis_client,
     redis_failed,
@@ -57,13 +66,15 @@ from ogem_site.redis import (
     redis_outage,
     redis_outage_watch,
 )
-from providers.base import Endpoint
+from ogem_site.redis_pipeline import PipelinedRedis
+from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
 
 HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
+SEMANTIC_HIT = "semantic-hit"  # answered by the semantic tier (gateway/semantic.py)
 # Body fields that never change the answer (or are Ogem's own): not part of the key.
-_NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
+NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "metadata", "cache"})
 _CONTROLS = frozenset({"no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache"})
 _FLAGS = ("no-cache", "no-store", "use-cache")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -84,7 +95,52 @@ class CachePlan:
     charge: bool  # a hit costs its price against budgets
     include_usage: bool
     labels: tuple[str, str, str]  # model group, organization, team (metrics)
+    scope: str  # the tenant scope and namespace of the key (the semantic tier's too)
+    namespace: str
     failed: bool = False  # Redis failed on the lookup: the request is counted as an error
+    # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
+    # runs after an exact miss, and `cache_store` hands it the answer to keep.
+    semantic: Any = None
+    # What the plan found before admission: the L1 entry, or the Redis GET sent with the
+    # admission script (`PipelinedRedis.hold`), so that the lookup waits for no round trip
+    # of its own.
+    local: bytes | None = None
+    lean: PipelinedRedis | None = None
+    pending: asyncio.Future[Any] | None = None
+    miss: Callable[[], None] | None = None  # counts a miss (the Prometheus child, found once)
+
+
+@dataclass(slots=True)
+class _Policy:
+    """What the cache does for one caller, endpoint and model group before the request's own
+    controls: built on a caller's first request and kept while the configuration, the group's
+    first deployment and the caller's `cache` metadata stay the same objects (a reload or a
+    changed key makes new ones), so that a request pays only for its body's key."""
+
+    config: CacheSettings
+    owner: dict[str, Any]
+    deployment: Deployment | None
+    labels: tuple[str, str, str]
+    bypass: bool  # the endpoint or the model group is not cached
+    read: bool
+    write: bool
+    ttl: float
+    max_age: float | None
+    scope: str
+    namespace: str  # the default namespace ("-": none)
+    prefix: str  # the Redis key up to the digest, in the default namespace
+    head: bytes  # the endpoint and the model group, hashed before the body
+    ignored: frozenset[str]  # body fields left out of the key
+    unsampled: bool  # only unsampled requests are cached (`sampled: false`)
+    redis: bool
+    miss: Callable[[], None]
+
+
+_policies: dict[tuple[Any, ...], _Policy] = {}
+_EMPTY: dict[str, Any] = {}
+# The endpoints where a sampled request (temperature absent, which providers take as 1, or
+# above 0) may answer differently each time: what `sampled: false` keeps out of the cache.
+_GENERATING = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 # ---- the plan: controls and key ------------------------------------------------------------------
@@ -101,93 +157,170 @@ def cache_plan(
     """Read the controls (400 on a bad `cache` object) and set `ctx.cache` to the plan, or mark
     the request bypassed."""
     body = inbound.body
-    controls = _controls(body.get("cache"), config=config)
+    value = body.get("cache")
+    controls = _controls(value, config=config) if value is not None else _EMPTY
     caller = ctx.caller
     candidates = ctx.candidates
-    group = candidates[0].model_name if candidates else ctx.model
-    organization = str(caller.organization_id) if caller.organization_id is not None else ""
-    team = str(caller.team_id) if caller.team_id is not None else ""
-    labels = (group, organization, team)
-    if ctx.endpoint.value not in config.endpoints or inbound.form or ctx.stored is not None:
+    deployment = candidates[0] if candidates else None
+    group = deployment.model_name if deployment is not None else ctx.model
+    memo = (
+        ctx.endpoint,
+        group,
+        caller.organization_id,
+        caller.team_id,
+        caller.key_id,
+        caller.user_id,
+        caller.is_master,
+    )
+    policy = _policies.get(memo)
+    if (
+        policy is None
+        or policy.config is not config
+        or policy.owner is not caller.cache
+        or policy.deployment is not deployment
+    ):
+        policy = _policy_build(ctx, config=config, group=group, deployment=deployment)
+        if len(_policies) >= 4096:
+            _policies.clear()
+        _policies[memo] = policy
+    if policy.bypass or inbound.form or ctx.stored is not None:
         # A stored completion (`store: true`) is a completion of its own, under its own id, that
         # its owner can list and fetch: never answered from, nor written to, the cache.
-        _bypass(ctx, labels)
+        _bypass(ctx, policy.labels)
         return
-    # The most general first: the model group's, the owner's metadata, the request, its headers.
-    owner = caller.cache if isinstance(caller.cache, dict) else {}
-    group_setting = (
-        (candidates[0].params.get("model_info") or {}).get("cache") if candidates else None
-    )
-    if group_setting is False or (
-        isinstance(group_setting, dict) and group_setting.get("enabled") is False
-    ):
-        _bypass(ctx, labels)
-        return
-    ttl = config.ttl
-    if isinstance(group_setting, dict) and _number(group_setting.get("ttl")) is not None:
-        ttl = min(float(group_setting["ttl"]), config.max_ttl)
-    if _number(owner.get("ttl")) is not None:
-        ttl = min(float(owner["ttl"]), config.max_ttl)
-    read = config.default_on
-    write = config.default_on
-    if owner.get("no-cache") is True:
-        read = False
-    if owner.get("no-store") is True:
-        write = False
-    max_age = _number(owner.get("s-maxage"))
-    if controls.get("use-cache") is True:
-        read = write = True
-    if controls.get("no-cache") is True:
-        read = False
-    if controls.get("no-store") is True:
-        write = False
-    if "ttl" in controls:
-        ttl = float(controls["ttl"])
-    if "s-maxage" in controls:
-        max_age = float(controls["s-maxage"])
+    if policy.unsampled and ctx.endpoint in _GENERATING:
+        temperature = body.get("temperature")
+        if temperature is None or _number(temperature) != 0.0:
+            _bypass(ctx, policy.labels)
+            return
+    read = policy.read
+    write = policy.write
+    ttl = policy.ttl
+    max_age = policy.max_age
+    prefix = policy.prefix
+    namespace = policy.namespace
+    if controls:
+        if controls.get("use-cache") is True:
+            read = write = True
+        if controls.get("no-cache") is True:
+            read = False
+        if controls.get("no-store") is True:
+            write = False
+        if "ttl" in controls:
+            ttl = float(controls["ttl"])
+        if "s-maxage" in controls:
+            max_age = float(controls["s-maxage"])
+        if "namespace" in controls:
+            namespace = controls["namespace"]
+            prefix = redis_key(f"cache:{policy.scope}:{namespace}:")
     header = request.META.get("HTTP_CACHE_CONTROL")
     if header:
         for directive in header.lower().split(","):
-            name, _, value = directive.strip().partition("=")
+            name, _, number = directive.strip().partition("=")
             if name == "no-cache":
                 read = False
             elif name == "no-store":
                 write = False
-            elif name == "max-age" and value.strip().isdigit():
-                age = float(value.strip())
+            elif name == "max-age" and number.strip().isdigit():
+                age = float(number.strip())
                 max_age = age if max_age is None else min(max_age, age)
     if ttl <= 0:
         write = False
     if not read and not write:
-        _bypass(ctx, labels)
+        _bypass(ctx, policy.labels)
         return
-    namespace = controls.get("namespace") or owner.get("namespace") or config.namespace
+    ignored = policy.ignored
+    try:
+        if ignored.isdisjoint(body):
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        else:
+            fields = {name: item for name, item in body.items() if name not in ignored}
+            canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
+        _bypass(ctx, policy.labels)
+        return
+    key = prefix + blake2b(policy.head + canonical, digest_size=20).hexdigest()
+    redis = policy.redis
+    # Positional: a dataclass called with keywords builds a dict of them first (3x the cost).
+    plan = ctx.cache = CachePlan(
+        key, read, write, ttl, max_age, redis, config.s3, config.charge_hits, include_usage,
+        policy.labels, policy.scope, namespace, False, None, None, None, None, policy.miss,
+    )  # fmt: skip
+    if read:
+        ctx.cache_status = MISS
+        local = plan.local = _local.get(key)
+        if local is None and redis and not redis_outage.down:
+            lean = plan.lean = redis_lean()
+            if lean is not None:
+                # Written with the admission script that follows (one send, one wake-up for
+                # both replies).
+                plan.pending = lean.hold("GET", key)
+    else:
+        ctx.cache_status = BYPASS
+        labels = policy.labels
+        cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+
+
+def _policy_build(
+    ctx: RequestContext, *, config: CacheSettings, group: str, deployment: Deployment | None
+) -> _Policy:
+    """The model group's settings, then the owner's metadata (the key's over its team's over
+    its organization's, auth.py), over the configuration's. Bad metadata values are ignored."""
+    caller = ctx.caller
+    owner = caller.cache if isinstance(caller.cache, dict) else {}
+    organization = str(caller.organization_id) if caller.organization_id is not None else ""
+    team = str(caller.team_id) if caller.team_id is not None else ""
+    labels = (group, organization, team)
+    _local_resize(config.local_max_bytes)
+    setting = (deployment.params.get("model_info") or {}).get("cache") if deployment else None
+    group_setting = setting if isinstance(setting, dict) else {}
+    bypass = (
+        ctx.endpoint not in config.endpoints
+        or setting is False
+        or group_setting.get("enabled") is False
+    )
+    ttl = config.ttl
+    if _number(group_setting.get("ttl")) is not None:
+        ttl = min(float(group_setting["ttl"]), config.max_ttl)
+    if _number(owner.get("ttl")) is not None:
+        ttl = min(float(owner["ttl"]), config.max_ttl)
+    ignore = list(config.ignore_params)
+    sampled = config.sampled
+    for level in (group_setting, owner):
+        names = level.get("ignore_params")
+        if names is not None and cache_setting_valid("ignore_params", names):
+            ignore = names
+        if cache_setting_valid("sampled", level.get("sampled")):
+            sampled = level["sampled"]
+    namespace = owner.get("namespace") or config.namespace
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         namespace = "-"
     scope = _scope(ctx, owner.get("scope") if owner.get("scope") else config.scope)
-    fields = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
-    try:
-        canonical = orjson.dumps([ctx.endpoint.value, group, fields], option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
-        _bypass(ctx, labels)
-        return
-    digest = hashlib.blake2b(canonical, digest_size=20).hexdigest()
-    ctx.cache = CachePlan(
-        key=redis_key(f"cache:{scope}:{namespace}:{digest}"),
-        read=read,
-        write=write,
-        ttl=ttl,
-        max_age=max_age,
-        redis=config.type == "redis" and bool(settings.REDIS_URL),
-        s3=config.s3,
-        charge=config.charge_hits,
-        include_usage=include_usage,
+    return _Policy(
+        config=config,
+        owner=caller.cache,
+        deployment=deployment,
         labels=labels,
+        bypass=bypass,
+        read=config.default_on and owner.get("no-cache") is not True,
+        write=config.default_on and owner.get("no-store") is not True,
+        ttl=ttl,
+        max_age=_number(owner.get("s-maxage")),
+        scope=scope,
+        namespace=namespace,
+        prefix=redis_key(f"cache:{scope}:{namespace}:"),
+        head=orjson.dumps([ctx.endpoint, group]),
+        ignored=NOT_IN_KEY.union(ignore),
+        unsampled=not sampled,
+        redis=config.type == "redis" and bool(settings.REDIS_URL),
+        miss=cache_request_counter(result=MISS, labels=labels),
     )
-    ctx.cache_status = MISS if read else BYPASS
-    if not read:
-        cache_request_record(result=BYPASS, model=group, organization=organization, team=team)
-    _local_resize(config.local_max_bytes)
+
+
+def owner_cache_settings(ctx: RequestContext) -> dict[str, Any]:
+    """The `cache` object of the caller's key, team and organization metadata, merged."""
+    cache = ctx.caller.cache
+    return cache if isinstance(cache, dict) else {}
 
 
 def _bypass(ctx: RequestContext, labels: tuple[str, str, str]) -> None:
@@ -308,10 +441,20 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
     """The stored answer for this request (L1, then Redis, then S3), or None (counted as a
     miss)."""
     plan: CachePlan = ctx.cache
-    raw = _local.get(plan.key)
+    raw = plan.local
     promote = False
     if raw is None and plan.redis:
-        raw = await _redis_get(plan)
+        pending = plan.pending
+        if pending is not None:  # sent with the admission (cache_plan)
+            plan.pending = None
+            try:
+                raw = await pending
+                if isinstance(raw, Exception):  # a Redis error reply
+                    raise raw
+            except Exception as exc:
+                raw = _redis_get_failed(plan, exc)
+        else:
+            raw = await _redis_get(plan)
         promote = raw is not None
     if raw is None and plan.s3 is not None:
         raw, failed = await s3_get(plan.s3, plan.key)
@@ -336,10 +479,15 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
             ctx.cache_age = age
             latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
             ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
-    if found is None:  # a hit is counted once it is admitted (cache_respond)
-        model, organization, team = plan.labels
-        result = ERROR if plan.failed else MISS
-        cache_request_record(result=result, model=model, organization=organization, team=team)
+    # A hit is counted once it is admitted (cache_respond); after an exact miss, the semantic
+    # tier counts its own result.
+    if found is None and plan.semantic is None:
+        if plan.failed or plan.miss is None:
+            model, organization, team = plan.labels
+            result = ERROR if plan.failed else MISS
+            cache_request_record(result=result, model=model, organization=organization, team=team)
+        else:
+            plan.miss()
     return found
 
 
@@ -354,27 +502,44 @@ async def _redis_get(plan: CachePlan) -> bytes | None:
             return await lean.execute("GET", plan.key)
         return await redis_client().get(plan.key)
     except Exception as exc:
-        redis_failed(exc, what="cache")
-        cache_redis_error_record(operation="get")
-        plan.failed = True
-        return None
+        return _redis_get_failed(plan, exc)
 
 
-def cache_store(ctx: RequestContext, response: dict[str, Any]) -> None:
+def _redis_get_failed(plan: CachePlan, exc: Exception) -> None:
+    redis_failed(exc, what="cache")
+    cache_redis_error_record(operation="get")
+    plan.failed = True
+
+
+def cache_store(
+    ctx: RequestContext, response: dict[str, Any], *, encoded: bytes | None = None
+) -> None:
     """Keep a complete answer (L1 now; Redis, or S3 for a large one, in the background), unless
-    it must not be."""
+    it must not be. `encoded`: the answer's JSON as sent, when the caller has it."""
     plan: CachePlan | None = ctx.cache
     if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
         return
     now = time.time()
     latency = int(ctx.upstream_seconds * 1000)  # what a hit on this entry saves (analytics)
-    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": response})
+    # The answer's bytes as sent, when given, are not written a second time.
+    answer = response if encoded is None else orjson.Fragment(encoded)
+    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": answer})
     _local.set(plan.key, raw, ttl=plan.ttl)
+    if plan.semantic is not None:
+        plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
     if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
         _write(s3_put(plan.s3, plan.key, raw, now + plan.ttl))
     elif plan.redis and not redis_outage.down:
-        _write(_redis_set(plan.key, raw, plan.ttl))
+        lean = plan.lean or redis_lean()
+        written = None
+        if lean is not None:
+            # Written with the settle script (one send), or at the end of this loop turn.
+            written = lean.hold("SET", plan.key, raw, "PX", max(int(plan.ttl * 1000), 1))
+        if written is None:
+            _write(_redis_set(plan.key, raw, plan.ttl))
+        else:
+            written.add_done_callback(_redis_set_done)
 
 
 def _write(write: Coroutine[Any, Any, None]) -> None:
@@ -392,6 +557,17 @@ async def _redis_set(key: str, raw: bytes, ttl: float) -> None:
         await redis_client().set(key, raw, px=max(int(ttl * 1000), 1))
     except Exception as exc:
         redis_failed(exc, what="cache")
+        cache_redis_error_record(operation="set")
+
+
+def _redis_set_done(written: asyncio.Future[Any]) -> None:
+    if written.cancelled():
+        return
+    error = written.exception()
+    if error is None and isinstance(written.result(), Exception):  # a Redis error reply
+        error = written.result()
+    if error is not None:
+        redis_failed(error, what="cache")
         cache_redis_error_record(operation="set")
 
 
@@ -420,17 +596,18 @@ def _storable(response: dict[str, Any]) -> bool:
 
 
 def cache_respond(
-    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str]
+    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str], *, result: str = HIT
 ) -> HttpResponse:
-    """Answer from the cache: the stored JSON, or a stream replayed from it."""
+    """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
+    tier found it (`hit`, or `semantic-hit`)."""
     plan: CachePlan = ctx.cache
-    ctx.cache_status = HIT
+    ctx.cache_status = result
     ctx.cache_free = not plan.charge
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")
     model, organization, team = plan.labels
-    cache_request_record(result=HIT, model=model, organization=organization, team=team)
+    cache_request_record(result=result, model=model, organization=organization, team=team)
     _saved(ctx, plan)
     http: HttpResponse
     if ctx.stream:

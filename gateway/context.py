@@ -151,8 +151,12 @@ class RequestContext:
     cache: Any = None
     cache_status: str = ""
     cache_age: float | None = None
+    cache_similarity: float | None = None  # a semantic hit's cosine similarity
     cache_free: bool = False
     # A hit's savings (gateway.cache._saved), recorded in the usage event for cache analytics.
     cache_saved_cost: Decimal | None = None
     cache_saved_tokens: int | None = None
     cache_saved_latency_ms: int | None = None
+    # A line of a batch run by Ogem (batches/runner.py): its batch's id. Its cost is recorded at
+    # OGEM_BATCH_PRICE_FACTOR and its settle applied once per request id (a resumed line).
+    batch_id: str = ""

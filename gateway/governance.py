@@ -62,6 +62,7 @@ from gateway.limits import (
     local_limiter,
     outage_limiter,
     rule_key,
+    settle_marked,
     settle_script,
 )
 from gateway.limits import now_ms as clock_ms
@@ -210,7 +211,7 @@ def _price_for(ctx: RequestContext) -> tuple[str, str, Price | None]:
     if deployment is not None:
         price = deployment_price(deployment=deployment)
         return deployment.provider, deployment.upstream_model, price
-    if ctx.cache_status == "hit" and ctx.candidates:
+    if ctx.cache_status in ("hit", "semantic-hit") and ctx.candidates:
         # A charged cache hit costs what the model group's first deployment would have.
         return "", ctx.model, deployment_price(deployment=ctx.candidates[0])
     return "", ctx.model, shipped_price_by_name(model=ctx.model)
@@ -748,6 +749,9 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
         cost = Decimal(0)
     else:
         cost = cost_from_price(price=price, usage=ctx.usage)
+    if ctx.batch_id:
+        # Providers charge batch requests less; Ogem's own batches are priced the same way.
+        cost *= settings.OGEM_BATCH_PRICE_FACTOR
     cost_units = usd_to_units(cost)
     settlements = []
     for rule in reservation.rules:
@@ -775,6 +779,10 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     keys, args = settle_script(
         settlements, request_id=request_id, bucket=reservation.bucket, event=event, mode=mode
     )
+    if ctx.batch_id:
+        # A batch line keeps its request id when a resumed batch runs it again: its spend and
+        # usage event are applied once (the marker), whichever run settles first.
+        keys, args = settle_marked(keys, args)
     if redis_outage.down:
         redis_outage_watch()
         usage_spool_append(keys, args)

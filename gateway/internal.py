@@ -20,6 +20,7 @@ from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError
 from gateway.relay import relay
+from gateway.semantic import semantic_embedder_set
 from providers.base import Endpoint
 
 
@@ -45,9 +46,12 @@ async def internal_call(
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
     recorded_as: Endpoint | None = None,
+    batch_id: str = "",
 ) -> InternalAnswer:
     """Run one request through the pipeline as `caller`. Never raises a GatewayError: the error
-    comes back as the answer a client would have had. `recorded_as`: as `relay`'s."""
+    comes back as the answer a client would have had. `recorded_as`: as `relay`'s. `batch_id`
+    makes it a line of that batch: its cost is recorded at the batch price factor, and its usage
+    once per `request_id` however often the line is run again (a resumed batch)."""
     request = HttpRequest()
     request.method = "POST"
     request.path = request.path_info = f"/v1/{endpoint.value}"
@@ -64,6 +68,7 @@ async def internal_call(
             reader=body_read_json,
             caller=caller,
             recorded_as=recorded_as,
+            batch_id=batch_id,
         )
     except GatewayError as error:
         return InternalAnswer(
@@ -78,3 +83,8 @@ async def internal_call(
         body=answer if isinstance(answer, dict) else {"data": answer},
         headers={name.lower(): value for name, value in response.items()},
     )
+
+
+# The semantic cache embeds prompts through this pipeline; it cannot import this module (the
+# pipeline runs it), so it is given the call here. /v1's views import this module.
+semantic_embedder_set(internal_call)

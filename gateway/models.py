@@ -129,6 +129,43 @@ class StoredCompletion(models.Model):
         return self.completion_id
 
 
+class SemanticCacheEntry(models.Model):
+    """One answer of the response cache's semantic tier (gateway/semantic.py, docs/caching.md):
+    the embedding of its prompt and the answer, durable so that every worker rebuilds its vector
+    index from here on start and catches up by id.
+
+    Written in batches off the request path; deleted when it expires (gateway.tasks), when its
+    tenant scope is purged, or when its namespace holds more than `max_entries`.
+    """
+
+    # The vector index's label for it: chosen by the worker that answered, before the row exists,
+    # so that the worker indexes it at once.
+    label = models.BigIntegerField(unique=True)
+    # No foreign key: a batch holds many tenants' rows, and a row outliving its organization is
+    # only ever found under that organization's scope (ids are never reused).
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    scope = models.CharField(max_length=64, help_text="o12, o12.t7, o12.k40 or master")
+    namespace = models.CharField(max_length=64)
+    # Endpoint, model group and every non-message parameter, hashed: only entries of the same
+    # partition may answer a request.
+    partition = models.CharField(max_length=40)
+    model = models.CharField(max_length=200, help_text="The model group")
+    vector = models.BinaryField(help_text="The prompt's embedding, float32 little-endian")
+    # The stored entry as the exact cache keeps it (JSON: stored, expires, latency, response).
+    entry = models.BinaryField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization_id", "scope"], name="gateway_sem_scope_idx"),
+            models.Index(fields=["scope", "namespace", "id"], name="gateway_sem_space_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"semantic cache entry {self.label} ({self.scope}:{self.namespace})"
+
+
 class RealtimeClientSecret(models.Model):
     """An ephemeral client secret for the Realtime API (`ek_...`), minted by a virtual key through
     `POST /v1/realtime/client_secrets` (or `/v1/realtime/sessions`) for a browser or a phone.
@@ -209,3 +246,28 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return self.response_id
+
+
+class ImportedObject(models.Model):
+    """An Ogem object made from another gateway's database (``manage.py import_litellm``): the
+    source's id of the row, the Ogem object's id, and a fingerprint of what was imported, so a
+    rerun updates what changed and leaves the rest alone."""
+
+    source = models.CharField(max_length=30)
+    kind = models.CharField(max_length=30)
+    # For a key: its lookup prefix (16 hex of LiteLLM's SHA-256), never the SHA-256 itself.
+    external_id = models.CharField(max_length=255)
+    object_id = models.BigIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source", "kind", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "kind", "external_id"], name="imported_object_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.external_id} -> {self.object_id}"

@@ -1,10 +1,10 @@
 """The /v1 pipeline, one straight line per request:
 
 authenticate -> resolve the model -> (the response cache's plan) -> governance_admit_start ->
-(a cache hit answers here, once admitted) -> choose a deployment (the admission confirmed
-meanwhile: gateway.resilience.admitted) and call its adapter (or open its stream), with retries
-and fallbacks (gateway.resilience) -> relay (a miss stored) -> governance_settle (exactly once,
-in a finally)
+(a cache hit answers here, once admitted; after an exact miss, the semantic tier's) -> choose a
+deployment (the admission confirmed meanwhile: gateway.resilience.admitted) and call its adapter
+(or open its stream), with retries and fallbacks (gateway.resilience) -> relay (a miss stored) ->
+governance_settle (exactly once, in a finally)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
 from gateway.router import deployments_for, mock_candidates
+from gateway.semantic import semantic_lookup, semantic_plan, semantic_respond
 from gateway.stored import StreamKeeper, stored_completion_keep, stored_request_build
 from gateway.streaming import (
     ChunkObserver,
@@ -65,11 +66,13 @@ async def relay(
     default_model: Callable[[RequestContext], str | None] | None = None,
     caller: Caller | None = None,
     recorded_as: Endpoint | None = None,
+    batch_id: str = "",
 ) -> HttpResponse:
     """Answer one /v1 request. `caller` is given for work Ogem does on a caller's behalf
     (gateway/internal.py); otherwise the request's credential says who calls. `recorded_as`
     names the endpoint the client called when Ogem serves it over `endpoint` (the Responses API
-    over chat completions)."""
+    over chat completions). `batch_id` marks a line of that batch (priced and settled as one,
+    gateway/governance.py)."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
     if caller is None:
@@ -79,6 +82,7 @@ async def relay(
         request_id=request_id, endpoint=endpoint, caller=caller, recorded_as=recorded_as
     )
     ctx.started_at = started
+    ctx.batch_id = batch_id
     checked = body_check(
         endpoint=endpoint,
         inbound=inbound,
@@ -101,6 +105,8 @@ async def relay(
             inbound=inbound,
             include_usage=checked.include_usage,
         )
+        if cache_config.semantic is not None:
+            semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
     admission = await governance_admit_start(ctx)
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
@@ -111,6 +117,11 @@ async def relay(
             if stored is not None:
                 await admission_confirm(ctx, admission)  # a hit counts against rate limits
                 return cache_respond(ctx, stored, admission.headers)
+            if ctx.cache.semantic is not None:
+                stored = await semantic_lookup(ctx)
+                if stored is not None:
+                    await admission_confirm(ctx, admission)
+                    return semantic_respond(ctx, stored, admission.headers)
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment
@@ -151,7 +162,7 @@ async def relay(
             upstream_call_ended(ctx, started=waited, error=None)
             response = _complete(ctx, result, admission)
             if ctx.cache is not None and isinstance(result, dict):
-                cache_store(ctx, result)
+                cache_store(ctx, result, encoded=response.content)
             return response
 
         async def settle() -> None:

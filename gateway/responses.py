@@ -51,9 +51,12 @@ def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, 
     for name, value in extra.items():
         _header_set(response, name, value)
     if ctx.cache_status:  # a response cache is configured (gateway/cache.py)
-        _header_set(response, "x-ogem-cache", ctx.cache_status)
+        # One of gateway/cache.py's own constants: plain ASCII, nothing to check.
+        response.headers._store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)
         if ctx.cache_age is not None:
             _header_set(response, "x-ogem-cache-age", str(int(ctx.cache_age)))
+        if ctx.cache_similarity is not None:
+            _header_set(response, "x-ogem-cache-similarity", f"{ctx.cache_similarity:.3f}")
     _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
 
 

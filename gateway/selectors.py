@@ -14,6 +14,7 @@ from gateway.models import (
     Credential,
     ModelDeployment,
     RealtimeClientSecret,
+    SemanticCacheEntry,
     StoredCompletion,
     StoredResponse,
 )
@@ -159,6 +160,29 @@ def stored_completion_page(
     order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
     rows = list(stored.order_by(*order)[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+# ---- The response cache's semantic tier (gateway/semantic.py) ----------------------------------
+
+# What a worker's vector index needs of an entry (never its answer: fetched on a hit).
+SEMANTIC_INDEX_FIELDS = ("id", "label", "scope", "namespace", "partition", "vector", "expires_at")
+
+
+def semantic_cache_entries_after(
+    *, after_id: int, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Unexpired entries with an id above `after_id`, oldest first (index rebuilds and catch-up)."""
+    return list(
+        SemanticCacheEntry.objects.filter(id__gt=after_id, expires_at__gt=now)
+        .order_by("id")
+        .values(*SEMANTIC_INDEX_FIELDS)[:limit]
+    )
+
+
+def semantic_cache_entry_get(*, label: int) -> bytes | None:
+    """A stored entry's JSON (the answer and its times), or None when it is gone."""
+    entry = SemanticCacheEntry.objects.filter(label=label).values_list("entry", flat=True).first()
+    return bytes(entry) if entry is not None else None
 
 
 def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientSecret | None:

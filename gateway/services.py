@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
@@ -15,6 +16,7 @@ from gateway.models import (
     Credential,
     ModelDeployment,
     RealtimeClientSecret,
+    SemanticCacheEntry,
     StoredCompletion,
     StoredResponse,
 )
@@ -176,7 +178,9 @@ def response_cache_purge(
     from ogem_site.broadcast import RESPONSE_CACHE, broadcast_publish
     from ogem_site.redis import redis_client_sync
 
-    deleted = 0
+    deleted = semantic_cache_purge(
+        organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
+    )
     patterns = cache_purge_patterns(
         organization_id=organization_id, team_id=team_id, key_id=key_id, namespace=namespace
     )
@@ -203,6 +207,93 @@ def response_cache_purge(
 
 class CachePurgeError(Exception):
     """A tier of the response cache could not be purged (the others were)."""
+
+
+# ---- The response cache's semantic tier (gateway/semantic.py) ----------------------------------
+
+
+def semantic_cache_entries_create(*, rows: list[dict[str, Any]]) -> list[int]:
+    """Write a batch of semantic entries (a label already written is skipped); their ids, in
+    the order given (None for a skipped one: ids are then read back)."""
+    entries = [SemanticCacheEntry(**row) for row in rows]
+    created = SemanticCacheEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    ids = [entry.pk for entry in created]
+    if any(pk is None for pk in ids):  # ignore_conflicts: some backends return no ids
+        found = dict(
+            SemanticCacheEntry.objects.filter(label__in=[row["label"] for row in rows]).values_list(
+                "label", "id"
+            )
+        )
+        ids = [found.get(row["label"]) for row in rows]
+    return ids
+
+
+def semantic_cache_purge(
+    *,
+    organization_id: int,
+    team_id: int | None = None,
+    key_id: int | None = None,
+    namespace: str | None = None,
+) -> int:
+    """Delete the semantic entries of an organization (or of a team's or key's scope in it), in
+    one namespace or all, and tell every worker to drop them from its index; how many went."""
+    from ogem_site.broadcast import SEMANTIC_CACHE, broadcast_publish
+
+    entries = SemanticCacheEntry.objects.filter(organization_id=organization_id)
+    scope: str | None = None
+    if key_id is not None:
+        scope = f"o{organization_id}.k{key_id}"
+    elif team_id is not None:
+        scope = f"o{organization_id}.t{team_id}"
+    if scope is not None:
+        entries = entries.filter(scope=scope)
+    if namespace:
+        entries = entries.filter(namespace=namespace)
+    deleted, _ = entries.delete()
+    message = {
+        "op": "purge",
+        "organization": organization_id,
+        "scope": scope,
+        "namespace": namespace or None,
+    }
+    broadcast_publish(topic=SEMANTIC_CACHE, message=message)
+    return deleted
+
+
+def semantic_cache_entries_delete(*, labels: list[int]) -> int:
+    """Delete these semantic entries (the admin's action) and tell every worker to drop them;
+    how many went."""
+    from ogem_site.broadcast import SEMANTIC_CACHE, broadcast_publish
+
+    deleted, _ = SemanticCacheEntry.objects.filter(label__in=labels).delete()
+    broadcast_publish(topic=SEMANTIC_CACHE, message={"op": "remove", "labels": labels})
+    return deleted
+
+
+def semantic_cache_expire(*, now: datetime, max_entries: int | None) -> int:
+    """Delete expired semantic entries, and the oldest of a namespace past `max_entries`
+    (idempotent: Celery beat, or the embedded default's worker, runs it); how many went."""
+    deleted, _ = SemanticCacheEntry.objects.filter(expires_at__lte=now).delete()
+    if max_entries is None:
+        return deleted
+    full = (
+        SemanticCacheEntry.objects.values("scope", "namespace")
+        .annotate(count=Count("id"))
+        .filter(count__gt=max_entries)
+    )
+    for space in full:
+        newest = (
+            SemanticCacheEntry.objects.filter(scope=space["scope"], namespace=space["namespace"])
+            .order_by("-id")
+            .values_list("id", flat=True)[max_entries : max_entries + 1]
+        )
+        boundary = next(iter(newest), None)
+        if boundary is not None:
+            removed, _ = SemanticCacheEntry.objects.filter(
+                scope=space["scope"], namespace=space["namespace"], id__lte=boundary
+            ).delete()
+            deleted += removed
+    return deleted
 
 
 REALTIME_SECRET_PREFIX = "ek_"

@@ -33,3 +33,20 @@ def usage_spool_replay() -> int:
     from gateway.spool import usage_spool_replay as spool_replay  # on use, like the above
 
     return spool_replay()
+
+
+@shared_task(name="gateway.tasks.semantic_cache_expire", ignore_result=True)
+def semantic_cache_expire() -> int:
+    """Delete expired semantic cache entries and those past their namespace's bound
+    (gateway/semantic.py; idempotent)."""
+    # On use, like the above: the configuration says the bound.
+    from datetime import UTC, datetime
+
+    from gateway.config import config_current
+    from gateway.registry import registry_get
+    from gateway.services import semantic_cache_expire as expire
+
+    registry_get()  # a process that has not served /v1 loads its configuration here
+    cache = config_current().cache
+    semantic = cache.semantic if cache is not None else None
+    return expire(now=datetime.now(tz=UTC), max_entries=semantic.max_entries if semantic else None)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from ogem_site.hashing import PUBLIC_PREFIX_LENGTH
+
 
 class VirtualKey(models.Model):
     """An API key for /v1. Only an HMAC-SHA256 digest of the secret is stored.
@@ -81,6 +83,8 @@ class VirtualKey(models.Model):
 
     @property
     def display_prefix(self) -> str:
+        if len(self.prefix) > PUBLIC_PREFIX_LENGTH:  # imported: the prefix is not in the secret
+            return "sk-… (imported)"
         return f"sk-{self.prefix}…"
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from keys.budgets import key_budget_store
 from keys.models import VirtualKey
-from ogem_site.hashing import secret_matches, secret_prefix
+from ogem_site.hashing import key_lookup_prefix, secret_matches
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
 if TYPE_CHECKING:
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 def key_authenticate(*, secret: str) -> VirtualKey | None:
-    """The active key for a secret (current or in its rotation grace period), else None."""
-    prefix = secret_prefix(secret)
+    """The active key for a secret (current or in its rotation grace period), else None. A key
+    imported from LiteLLM is found by its legacy prefix and checked against its SHA-256."""
+    prefix = key_lookup_prefix(secret)
     if prefix is None:
         return None
     key = (

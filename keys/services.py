@@ -21,7 +21,7 @@ from keys.permissions import (
     key_settings_changeable,
 )
 from keys.selectors import key_prefixes_list
-from ogem_site.hashing import secret_generate
+from ogem_site.hashing import LEGACY_SHA256, current_pepper_id, secret_digest, secret_generate
 from tenants.audit import audit_record
 from tenants.models import Organization, Team, User
 from tenants.principals import Principal
@@ -84,6 +84,46 @@ def key_create(
             ),
         )
     return IssuedKey(key=key, secret=new.secret)
+
+
+def key_legacy_create(
+    *,
+    lookup_prefix: str,
+    sha256_digest: str,
+    organization: Organization | None,
+    team: Team | None,
+    **fields: Any,
+) -> VirtualKey:
+    """A key imported from another gateway, which stored sha256(secret): it keeps working with
+    the secret its holder has (ogem_site/hashing.py, LEGACY_SHA256)."""
+    unknown = set(fields) - set(KEY_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot set {sorted(unknown)}")
+    if team is not None:
+        organization = team.organization
+    return VirtualKey.objects.create(
+        prefix=lookup_prefix,
+        digest=sha256_digest,
+        pepper_id=LEGACY_SHA256,
+        organization=organization,
+        team=team,
+        **fields,
+    )
+
+
+def key_digest_upgrade(*, key: VirtualKey, secret: str) -> bool:
+    """Replace an imported key's LiteLLM SHA-256 with Ogem's HMAC under the current pepper, once
+    its secret has been verified. Conditional on the row still holding that SHA-256, so two
+    workers upgrading at once write once. The lookup prefix stays (the secret has no other)."""
+    if key.pepper_id != LEGACY_SHA256:
+        return False
+    pepper_id = current_pepper_id()
+    digest = secret_digest(secret=secret, pepper_id=pepper_id)
+    updated = VirtualKey.objects.filter(
+        pk=key.pk, pepper_id=LEGACY_SHA256, digest=key.digest
+    ).update(digest=digest, pepper_id=pepper_id)
+    key.digest, key.pepper_id = digest, pepper_id
+    return bool(updated)
 
 
 def key_revoke(*, key: VirtualKey) -> VirtualKey:

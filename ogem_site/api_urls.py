@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from batches.rest import BatchViewSet
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
 from files.rest import FileViewSet
 from gateway.rest import (
@@ -40,6 +41,7 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("keys", KeyViewSet, basename="key")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", ModelDeploymentViewSet, basename="model")
+router.register("batches", BatchViewSet, basename="batch")
 router.register("files", FileViewSet, basename="file")
 
 resources = [

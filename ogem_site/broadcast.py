@@ -38,6 +38,9 @@ GOVERNANCE = "governance"  # {}: budgets or entity limits changed
 PRICES = "prices"  # {}: billing.ModelPrice rows changed
 TENANTS = "tenants"  # {}: a team or an organization changed (its models, routing metadata)
 RESPONSE_CACHE = "response_cache"  # {}: entries purged (gateway/cache.py drops its L1)
+# {"op": "add", "entries": [...]} new semantic entries written; {"op": "purge", "organization",
+# "scope", "namespace"} entries deleted (gateway/semantic.py updates its vector indexes)
+SEMANTIC_CACHE = "semantic_cache"
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,8 +155,10 @@ class BytesLRU:
         if len(value) > self.max_bytes or ttl <= 0:
             return
         with self.lock:
-            self._remove(key)
-            while self._entries and self.size + len(value) > self.max_bytes:
+            entries = self._entries
+            if key in entries:  # the common new key costs no call
+                self._remove(key)
+            while entries and self.size + len(value) > self.max_bytes:
                 self._remove(next(iter(self._entries)))
             self._entries[key] = (value, _clock() + ttl)
             self.size += len(value)

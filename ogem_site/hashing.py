@@ -22,6 +22,9 @@ KEY_PREFIX = "sk-"
 PUBLIC_PREFIX_LENGTH = 8
 BODY_LENGTH = 40
 _ALPHABET = string.ascii_letters + string.digits
+# Pepper ID of a digest imported from LiteLLM: sha256(secret) hex, no pepper. Never configurable.
+LEGACY_SHA256 = 0
+LEGACY_PREFIX_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,10 @@ def _peppers(raw: str, secret_key: str) -> dict[int, bytes]:
             raise ImproperlyConfigured(
                 "OGEM_KEY_PEPPERS must be 'ID:VALUE,...' with numeric IDs and values of 16+ chars"
             )
+        if int(pepper_id) == LEGACY_SHA256:
+            raise ImproperlyConfigured(
+                "OGEM_KEY_PEPPERS: pepper ID 0 is reserved for keys imported from LiteLLM"
+            )
         peppers[int(pepper_id)] = value.encode()
     return peppers
 
@@ -64,6 +71,9 @@ def secret_digest(*, secret: str, pepper_id: int) -> str:
 
 
 def secret_matches(*, secret: str, digest: str, pepper_id: int) -> bool:
+    if pepper_id == LEGACY_SHA256:
+        candidate = hashlib.sha256(secret.encode()).hexdigest()
+        return hmac.compare_digest(candidate, digest)
     try:
         candidate = secret_digest(secret=secret, pepper_id=pepper_id)
     except ImproperlyConfigured:
@@ -92,6 +102,23 @@ def secret_prefix(secret: str, *, kind_prefix: str = KEY_PREFIX) -> str | None:
     if len(rest) != PUBLIC_PREFIX_LENGTH + BODY_LENGTH or not rest.isalnum():
         return None
     return rest[:PUBLIC_PREFIX_LENGTH]
+
+
+def legacy_key_prefix(secret: str) -> str | None:
+    """The lookup prefix of a LiteLLM-style secret (``sk-`` and no Ogem prefix), else None."""
+    if not secret.startswith(KEY_PREFIX) or secret_prefix(secret) is not None:
+        return None
+    return legacy_prefix_of(hashlib.sha256(secret.encode()).hexdigest())
+
+
+def legacy_prefix_of(sha256_hex: str) -> str:
+    """The lookup prefix of a key LiteLLM stored as this SHA-256 hex digest."""
+    return sha256_hex[:LEGACY_PREFIX_LENGTH]
+
+
+def key_lookup_prefix(secret: str) -> str | None:
+    """The prefix a virtual key is looked up by: Ogem's public prefix, or an imported key's."""
+    return secret_prefix(secret) or legacy_key_prefix(secret)
 
 
 def master_key_matches(secret: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import hmac
 import os
 import re
@@ -104,8 +105,8 @@ USAGE_DEAD_LETTERS = Counter(
 
 CACHE_REQUESTS = Counter(
     "ogem_cache_requests",
-    "Requests the response cache saw, by result (hit, miss, bypass, or error: its Redis tier "
-    "failed or is away, served uncached), model group, organization and team id.",
+    "Requests the response cache saw, by result (hit, semantic-hit, miss, bypass, or error: a "
+    "tier or the embedding call failed, served uncached), model group, organization and team id.",
     ["result", "model", "organization", "team"],
 )
 CACHE_SAVED_TOKENS = Counter(
@@ -129,9 +130,44 @@ CACHE_S3_ERRORS = Counter(
     ["operation"],
 )
 
+CACHE_SEMANTIC_ERRORS = Counter(
+    "ogem_cache_semantic_errors",
+    "Failures of the semantic tier, by operation: embed (the embedding call failed or timed "
+    "out), fetch (an entry's answer could not be read), write (entries not stored), load (the "
+    "index could not be rebuilt or caught up), dropped (the write queue was full). The request "
+    "was served anyway.",
+    ["operation"],
+)
+CACHE_SEMANTIC_ENTRIES = Gauge(
+    "ogem_cache_semantic_entries",
+    "Entries in a process's semantic vector indexes (every worker indexes them all: the largest).",
+    multiprocess_mode="livemax",
+)
+
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
 _upstream_children: dict[tuple[str, str], Any] = {}
+BATCH_LINES = Counter(
+    "ogem_batch_lines",
+    "Lines of batches run by Ogem, answered, by endpoint and outcome (ok, failed).",
+    ["endpoint", "outcome"],
+)
+BATCHES_ENDED = Counter(
+    "ogem_batches_ended",
+    "Batches run by Ogem that ended, by final status.",
+    ["status"],
+)
+
+
+def batch_lines_record(*, endpoint: str, ok: int, failed: int) -> None:
+    if ok:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="ok").inc(ok)
+    if failed:
+        BATCH_LINES.labels(endpoint=endpoint, outcome="failed").inc(failed)
+
+
+def batch_ended_record(*, status: str) -> None:
+    BATCHES_ENDED.labels(status=status).inc()
 
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
@@ -157,6 +193,20 @@ def cache_request_record(*, result: str, model: str, organization: str, team: st
     child.inc()
 
 
+def cache_request_counter(*, result: str, labels: tuple[str, str, str]) -> Callable[[], None]:
+    """`cache_request_record` of these labels, found once (the response cache keeps it for a
+    caller's model group, gateway/cache.py)."""
+    key = (result, *labels)
+    child = _cache_children.get(key)
+    if child is None:
+        if len(_cache_children) > 10_000:
+            _cache_children.clear()
+        child = _cache_children[key] = CACHE_REQUESTS.labels(*key)
+    # The child's value itself: a labelled child is observable by construction, and
+    # `Counter.inc`'s checks are three Python calls on a path that runs on every request.
+    return functools.partial(child._value.inc, 1)
+
+
 def cache_saved_record(
     *, model: str, organization: str, team: str, tokens: int, cost_usd: float
 ) -> None:
@@ -172,6 +222,10 @@ def cache_redis_error_record(*, operation: str) -> None:
 
 def cache_s3_error_record(*, operation: str) -> None:
     CACHE_S3_ERRORS.labels(operation=operation).inc()
+
+
+def cache_semantic_error_record(*, operation: str) -> None:
+    CACHE_SEMANTIC_ERRORS.labels(operation=operation).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

@@ -164,6 +164,7 @@ class PipelinedRedis:
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._written_waiters: list[asyncio.Future[None]] = []
+        self._held = 0  # commands in _outgoing that `hold` queued (they make no one wait)
         self._scripts: dict[str, bytes] = {}  # sha1 -> source, for NOSCRIPT
         self._shas: dict[str, str] = {}  # source -> sha1
 
@@ -200,6 +201,7 @@ class PipelinedRedis:
                 protocol.transport.close()  # type: ignore[union-attr]
                 raise ConnectionError(f"Redis refused {command[0]}: {reply}")
         self._outgoing.clear()
+        self._held = 0
         self._protocol = protocol
         return protocol
 
@@ -235,6 +237,7 @@ class PipelinedRedis:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._held = 0
         protocol = self._protocol
         outgoing, self._outgoing = self._outgoing, []
         if protocol is not None and protocol.lost is None and outgoing:
@@ -249,7 +252,9 @@ class PipelinedRedis:
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future = _KeptFuture(loop=loop) if kept else loop.create_future()
-        busy = bool(protocol.pending or self._outgoing)  # before ours joins either
+        # Before ours joins either; held commands wait for a write, they do not delay one.
+        held = self._held
+        busy = len(protocol.pending) > held or len(self._outgoing) > held
         protocol.expect(future)
         self._outgoing.append(_encode(args))
         if not busy:
@@ -259,6 +264,25 @@ class PipelinedRedis:
         elif not self._flush_scheduled:
             # Others are waiting too (concurrent requests): write with every other command
             # queued in this event-loop turn, one send for all.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def hold(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Queue one command without writing it: it goes out in the same send as the next
+        command written on this connection (the response cache's GET with the admission script,
+        its SET with the settle script), and at the end of this event-loop turn at the latest.
+        The future's result is the reply, a Redis error reply included. None while not
+        connected."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        protocol.expect(future)
+        self._outgoing.append(hiredis.pack_command(args))
+        self._held += 1
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return future

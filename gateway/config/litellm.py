@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from gateway.config.cache import cache_read_litellm
+from gateway.config.cache import cache_check_model_info, cache_read_litellm
 from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
@@ -219,6 +219,7 @@ def _model_entry(
     info = reader.mapping(mapping.get("model_info")) or {}
     check_prices(reader, params)
     check_prices(reader, info)
+    cache_check_model_info(reader, info.get("cache"))
 
     draft = DeploymentDraft(
         node=entry, model_name=model_name, provider=provider, upstream_model=upstream

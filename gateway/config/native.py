@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config.cache import cache_read_native
+from gateway.config.cache import cache_check_model_info, cache_read_native
 from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
@@ -156,6 +156,9 @@ def _model(reader: Reader, entry: YNode) -> DeploymentDraft | None:
     params = reader.mapping(params_node)
     if params is not None:
         check_prices(reader, params)
+        cache_check_model_info(
+            reader, (reader.mapping(params.get("model_info")) or {}).get("cache")
+        )
         draft.params = reader.resolved(params_node)  # type: ignore[arg-type]
     return draft
 

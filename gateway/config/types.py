@@ -52,6 +52,10 @@ class RouterSettings:
 # Endpoints the response cache serves by default (docs/caching.md): the paths after /v1/.
 CACHE_ENDPOINTS = ("chat/completions", "completions", "embeddings", "moderations", "rerank")
 CACHE_SCOPES = ("organization", "team", "key")
+# What a request is made of: never left out of a response cache key (`ignore_params`).
+CACHE_KEY_REQUIRED = frozenset(
+    {"model", "messages", "prompt", "input", "query", "documents", "system"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,25 @@ class S3CacheSettings:
     timeout: float = 1.0  # seconds to connect and to read, each; one attempt, then a miss
 
 
+# Endpoints the semantic tier serves by default: those whose prompt is text a model can embed.
+SEMANTIC_ENDPOINTS = ("chat/completions", "completions")
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticCacheSettings:
+    """The response cache's semantic tier (`cache.semantic` in Ogem's format, `type:
+    redis-semantic` in LiteLLM's); gateway/semantic.py serves it."""
+
+    model: str  # the embedding model group, called through Ogem's own /v1 pipeline
+    similarity_threshold: float = 0.9  # cosine similarity a stored prompt needs to answer
+    endpoints: tuple[str, ...] = SEMANTIC_ENDPOINTS
+    max_entries: int = 100_000  # entries kept per tenant scope and namespace (oldest go first)
+    timeout: float = 2.0  # seconds the embedding call may take; then the request goes uncached
+    # Vector index memory a process may hold (every partition); past it, new entries are kept in
+    # the database but not indexed by this process until expiries make room.
+    max_index_bytes: int = 512 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The exact response cache (`cache:` in Ogem's format, `litellm_settings.cache` and
@@ -86,6 +109,12 @@ class CacheSettings:
     local_max_bytes: int = 64 * 1024 * 1024  # the in-process tier's bound, per process
     charge_hits: bool = False  # whether a hit costs its original price against budgets
     s3: S3CacheSettings | None = None  # the object-store tier, for large answers
+    # Body fields left out of the key (never CACHE_KEY_REQUIRED's); a model group's or an
+    # owner's `ignore_params` replaces this list.
+    ignore_params: tuple[str, ...] = ()
+    # False: a sampled chat or text completion (temperature absent or above 0) bypasses.
+    sampled: bool = True
+    semantic: SemanticCacheSettings | None = None  # the semantic tier, after an exact miss
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from gateway.body import Inbound, body_read_json, body_read_multipart
 from gateway.context import RequestContext
 from gateway.errors import NotFoundError
+from gateway.internal import internal_call  # noqa: F401  (it gives the semantic cache its embedder)
 from gateway.registry import registry_get
 from gateway.relay import Reader, relay
 from gateway.router import image_model_default, models_visible

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from batches.selectors import batch_list
 from billing.models import BudgetScope
 from billing.selectors import budget_list, cache_stats_summary, spend_summary
 from gateway.model_health import deployment_kind
@@ -22,6 +23,17 @@ from tenants.selectors import principal_can_create_own_key, team_list
 
 # The chat model the portal offers first when it is served (the embedded default's).
 PREFERRED_CHAT_MODEL = "mock-chat"
+
+
+def portal_batch_rows(*, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest batches the principal may see, with their progress (done and percent)."""
+    rows = []
+    for batch in batch_list(principal=principal).order_by("-created_at", "-pk")[:limit]:
+        done = batch.request_completed + batch.request_failed
+        total = batch.request_total
+        percent = min(100, round(100 * done / total)) if total else 0
+        rows.append({"batch": batch, "done": done, "percent": percent})
+    return rows
 
 
 def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("usage/", views.usage, name="usage"),
     path("teams/", views.teams, name="teams"),
     path("models/", views.models, name="models"),
+    path("batches/", views.batches, name="batches"),
     path("playground/", views.playground, name="playground"),
     path("sso/", views.sso_discover, name="sso_discover"),
 ]

@@ -17,11 +17,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from batches.selectors import ENDED as BATCH_ENDED
 from keys.permissions import key_change_allowed
 from keys.selectors import key_status
 from keys.services import IssuedKey
 from ogem_site.portal.forms import KeyCreateForm
 from ogem_site.portal.selectors import (
+    portal_batch_rows,
     portal_chat_model_default,
     portal_key_get,
     portal_key_list,
@@ -218,6 +220,14 @@ def models(request: HttpRequest) -> HttpResponse:
     return _render(
         request, "portal/models.html", {"models": portal_model_list(principal=_principal(request))}
     )
+
+
+@login_required
+@require_GET
+def batches(request: HttpRequest) -> HttpResponse:
+    rows = portal_batch_rows(principal=_principal(request))
+    active = any(row["batch"].status not in BATCH_ENDED for row in rows)
+    return _render(request, "portal/batches.html", {"rows": rows, "active": active})
 
 
 @login_required

@@ -6,6 +6,8 @@ for the checks it adds).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
@@ -100,6 +102,7 @@ INSTALLED_APPS = [
     "gateway",
     "files",
     "providers",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -246,8 +249,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Usage spooled by web workers that died during a Redis outage, on this host (docs/redis.md).
     "usage-spool-replay": {"task": "gateway.tasks.usage_spool_replay", "schedule": 30.0},
+    # The response cache's semantic tier: expired entries, and namespaces past their bound.
+    "semantic-cache-expire": {"task": "gateway.tasks.semantic_cache_expire", "schedule": 300.0},
     # Files past their expires_at and uploads past theirs: rows and stored contents removed.
     "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
+    # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
+    "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -308,6 +315,30 @@ OGEM_USAGE_BATCH_SIZE = env_int("OGEM_USAGE_BATCH_SIZE", 500)
 OGEM_USAGE_AUTOFLUSH = env_bool("OGEM_USAGE_AUTOFLUSH", default=True)
 # Pending usage entries idle this long belong to a dead drain consumer and are claimed.
 OGEM_USAGE_CLAIM_IDLE_MS = env_int("OGEM_USAGE_CLAIM_IDLE_MS", 60_000)
+
+# Batches run by Ogem (docs/batches.md). The cost of a batch line is its price times this factor.
+OGEM_BATCH_PRICE_FACTOR = Decimal(str(env_float("OGEM_BATCH_PRICE_FACTOR", 0.5)))
+env_require(OGEM_BATCH_PRICE_FACTOR >= 0, "OGEM_BATCH_PRICE_FACTOR must be 0 or more")
+# Lines of one batch in flight at once, and batches of one organization running at once.
+OGEM_BATCH_CONCURRENCY = env_int("OGEM_BATCH_CONCURRENCY", 32)
+OGEM_BATCH_TENANT_RUNNING = env_int("OGEM_BATCH_TENANT_RUNNING", 2)
+env_require(
+    OGEM_BATCH_CONCURRENCY >= 1 and OGEM_BATCH_TENANT_RUNNING >= 1,
+    "OGEM_BATCH_CONCURRENCY and OGEM_BATCH_TENANT_RUNNING must be 1 or more",
+)
+# Batches an organization (or a key outside one) may have open (not yet ended); one more is 429.
+OGEM_BATCH_OPEN_LIMIT = env_int("OGEM_BATCH_OPEN_LIMIT", 20)
+# The queue priority of batch lines (gateway/queueing.py: lower first; live traffic's default 100).
+OGEM_BATCH_QUEUE_PRIORITY = env_int("OGEM_BATCH_QUEUE_PRIORITY", 1000)
+# Seconds a worker's hold on a running batch lasts unless renewed (every third of it); a batch
+# whose worker died is resumed by another once it lapsed (beat's batch sweep).
+OGEM_BATCH_LEASE_SECONDS = env_int("OGEM_BATCH_LEASE_SECONDS", 60)
+# Where batches run: `celery` (a worker, with a broker) or `thread` (a thread of the process that
+# created the batch: the embedded default, whose Celery tasks are eager).
+OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thread")
+env_require(
+    OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

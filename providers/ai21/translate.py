@@ -2,7 +2,8 @@
 
 Jamba's API looks like OpenAI's with differences that matter: message `content` is a plain
 string (text parts are joined; Jamba has no vision, so image parts are refused), tools are
-function tools without `tool_choice` (only `auto`, its behaviour, is accepted), `response_format`
+function tools without `tool_choice` (`auto` is its behaviour; for `none` the tools are not sent,
+so no tool can be called; a forced choice is refused), `response_format`
 knows `text` and `json_object` only, `max_tokens` is at most 4096 (OpenAI's
 `max_completion_tokens` is renamed), `n` is 1-16, and AI21's own `documents` pass through.
 Parameters Jamba has no equivalent for (`user`, `logprobs`, `seed`, penalties, ...) are not
@@ -91,14 +92,15 @@ def chat_request_to_ai21(
         "model": deployment.upstream_model,
         "messages": [_message(m, i) for i, m in enumerate(body["messages"])],
     }
-    if body.get("tools"):
-        payload["tools"] = _tools(body["tools"])
     choice = body.get("tool_choice")
-    if choice not in (None, "auto"):
+    if choice not in (None, "auto", "none"):
         raise InvalidRequestError(
-            "ai21 Jamba models choose tools themselves; only `tool_choice: auto` is supported.",
+            "ai21 Jamba models choose tools themselves; only `tool_choice` auto or none is "
+            "supported.",
             param="tool_choice",
         )
+    if body.get("tools") and choice != "none":
+        payload["tools"] = _tools(body["tools"])
     response_format = body.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, dict) else None

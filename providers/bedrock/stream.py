@@ -4,7 +4,9 @@ One `StreamTranslator` per response, fed decoded eventstream messages. `messageS
 assistant message; `contentBlockStart` with a `toolUse` opens a tool call (OpenAI's `index`
 counts tool calls, not Bedrock's block index; id and name come in the first delta); text deltas
 become `content`, tool input deltas `arguments` (the JSON-mode tool's input streams as
-`content`), reasoning text `reasoning_content`; `messageStop` gives the finish reason and
+`content`), reasoning text `reasoning_content`, and a reasoning block's signature (or redacted
+content) a `thinking_blocks` delta holding the whole block, as the Anthropic adapter streams it;
+`messageStop` gives the finish reason and
 `metadata` ends with a usage-only chunk. `exception` messages raise.
 """
 
@@ -22,6 +24,7 @@ from providers.bedrock.translate import (
     JSON_TOOL_NAME,
     completion_id,
     finish_reason,
+    thinking_block,
     usage_to_openai,
 )
 from providers.errors import UpstreamError, secret_redact
@@ -43,6 +46,7 @@ class StreamTranslator:
         self.stopped = False
         self.finished = False
         self._blocks: dict[int, dict[str, Any]] = {}
+        self._thinking: dict[int, str] = {}  # reasoning text so far, per content block
         self._tool_calls = 0
         self._stop_reason: str | None = None
 
@@ -126,7 +130,14 @@ class StreamTranslator:
             return [self._chunk({"tool_calls": [call]})]
         reasoning = delta.get("reasoningContent") or {}
         if reasoning.get("text"):
+            self._thinking[index] = self._thinking.get(index, "") + reasoning["text"]
             return [self._chunk({"reasoning_content": reasoning["text"]})]
+        if reasoning.get("signature"):
+            block = thinking_block(self._thinking.get(index, ""), reasoning["signature"])
+            return [self._chunk({"thinking_blocks": [block]})]
+        if reasoning.get("redactedContent"):
+            block = {"type": "redacted_thinking", "data": reasoning["redactedContent"]}
+            return [self._chunk({"thinking_blocks": [block]})]
         return []
 
     def premature_end_error(self) -> UpstreamError:

@@ -5,10 +5,20 @@ turns alternate starting with a user turn (consecutive roles merged; tool result
 `toolResult` blocks in a user turn); images are sent as bytes (base64 in JSON) from data URLs
 (the adapter first downloads http(s) image URLs into data URLs, through the SSRF guard);
 `max_tokens`/`temperature`/`top_p`/`stop` go to `inferenceConfig`; tools become
-`toolConfig.tools[].toolSpec` with `inputSchema.json`. Converse has no tool_choice "none": the
-tools are still declared (Converse requires them when the history holds tool calls) and the
-model chooses. JSON mode is a forced tool named `JSON_TOOL_NAME` whose input is the answer.
+`toolConfig.tools[].toolSpec` with `inputSchema.json`. Converse has no tool_choice "none", so
+such a request declares no tools at all: a model can only call a declared tool. Converse
+refuses `toolUse`/`toolResult` blocks without a `toolConfig`, so when no client tool is declared
+(tool_choice "none", or no `tools`) the history's tool calls and results are sent as text.
+JSON mode is a forced tool named `JSON_TOOL_NAME` whose input is the answer.
 `params.additional_model_request_fields` is passed through as `additionalModelRequestFields`.
+
+Reasoning: on Claude models with extended thinking (3.7 Sonnet and the 4 family, see
+`thinking_supported`), `reasoning_effort` becomes `additionalModelRequestFields.thinking` with
+the Anthropic adapter's budgets (`REASONING_BUDGETS`), and an explicit Anthropic-style `thinking`
+object is sent as it is; `maxTokens`, when the request sets none, is raised above the budget as
+for Anthropic direct. Other models have no thinking budget: `reasoning_effort` is not sent.
+Reasoning comes back as `reasoning_content` and `thinking_blocks` (with their signatures, which a
+client sends back on the assistant turn of a tool-use loop, where they become `reasoningContent`).
 
 Prompt caching: an OpenAI-format `cache_control` marker (Anthropic's, as LiteLLM users write it)
 on a content part, a message, a tool call or a tool becomes a `cachePoint` block right after what
@@ -22,12 +32,14 @@ cache reads in `prompt_tokens_details.cached_tokens` and writes in `cache_creati
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 from typing import Any
 
 import orjson
 
+from providers.anthropic.translate import DEFAULT_MAX_TOKENS, REASONING_BUDGETS
 from providers.base import Deployment
 from providers.errors import InvalidRequestError
 from providers.turns import turn_append
@@ -58,6 +70,9 @@ FINISH_REASONS: dict[str, str] = {
 # LiteLLM's route prefixes inside the model id ("bedrock/converse/<model id>").
 ROUTE_PREFIXES = ("converse/", "invoke/")
 COHERE_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+# Claude models with extended thinking (3.7 Sonnet, then Opus/Sonnet/Haiku 4 and later), in
+# Bedrock ids such as "us.anthropic.claude-sonnet-4-20250514-v1:0".
+THINKING_MODEL_RE = re.compile(r"anthropic\.claude-(3-7-sonnet|(opus|sonnet|haiku)-[4-9])")
 
 
 def _invalid(message: str, *, param: str | None = "messages") -> InvalidRequestError:
@@ -170,13 +185,40 @@ def _tool_arguments(raw: Any) -> dict[str, Any]:
     return parsed
 
 
-def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    blocks = _content_blocks(message.get("content"))
+def _reasoning_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message's `thinking_blocks` (as the client got them) → `reasoningContent`."""
+    blocks: list[dict[str, Any]] = []
+    for block in message.get("thinking_blocks") or []:
+        if not isinstance(block, dict):
+            raise _invalid("thinking_blocks must hold objects.")
+        if block.get("type") == "redacted_thinking":
+            blocks.append({"reasoningContent": {"redactedContent": block.get("data", "")}})
+        elif block.get("type") == "thinking" and block.get("thinking"):
+            text: dict[str, Any] = {"text": block["thinking"]}
+            if block.get("signature"):
+                text["signature"] = block["signature"]
+            blocks.append({"reasoningContent": {"reasoningText": text}})
+    return blocks
+
+
+def _call_text(call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments or {}).decode()
+    return {"text": f"[tool call {call.get('id')}: {function.get('name')}({arguments})]"}
+
+
+def _assistant_blocks(message: dict[str, Any], *, tools_as_text: bool) -> list[dict[str, Any]]:
+    blocks = _reasoning_blocks(message) + _content_blocks(message.get("content"))
     calls = message.get("tool_calls") or []
     if not calls:
         return blocks + _cache_point(message) if blocks else blocks
     for call in calls:
         function = call.get("function") or {}
+        if tools_as_text:
+            blocks += [_call_text(call), *_cache_point(call)]
+            continue
         blocks.append(
             {
                 "toolUse": {
@@ -190,12 +232,15 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks + _cache_point(message)
 
 
-def _tool_result_block(message: dict[str, Any]) -> dict[str, Any]:
+def _tool_result_block(message: dict[str, Any], *, tools_as_text: bool) -> dict[str, Any]:
     content = message.get("content")
     if isinstance(content, list):
         parts = [{"text": p.get("text", "")} for p in content if p.get("type") == "text"]
     else:
         parts = [{"text": "" if content is None else str(content)}]
+    if tools_as_text:
+        text = "".join(p["text"] for p in parts)
+        return {"text": f"[tool result {message.get('tool_call_id')}: {text}]"}
     return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": parts}}
 
 
@@ -223,9 +268,11 @@ def _system_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def messages_convert(
-    messages: list[dict[str, Any]],
+    messages: list[dict[str, Any]], *, tools_as_text: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """OpenAI messages → (system blocks, alternating Converse turns starting with a user turn)."""
+    """OpenAI messages → (system blocks, alternating Converse turns starting with a user turn);
+    with `tools_as_text`, tool calls and results become text blocks (for a request that
+    declares no tools, which Converse refuses with tool blocks in it)."""
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
@@ -238,9 +285,11 @@ def messages_convert(
         elif role == "user":
             turn_append(turns, "user", _message_blocks(message))
         elif role == "assistant":
-            turn_append(turns, "assistant", _assistant_blocks(message))
+            blocks = _assistant_blocks(message, tools_as_text=tools_as_text)
+            turn_append(turns, "assistant", blocks)
         elif role == "tool":
-            turn_append(turns, "user", [_tool_result_block(message), *_cache_point(message)])
+            result = _tool_result_block(message, tools_as_text=tools_as_text)
+            turn_append(turns, "user", [result, *_cache_point(message)])
         else:
             raise _invalid(f"Message role {role!r} is not supported by Bedrock.")
     if not turns:
@@ -275,7 +324,7 @@ def _tool_spec(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_choice(choice: Any) -> dict[str, Any] | None:
-    if choice is None or choice in ("auto", "none"):
+    if choice is None or choice == "auto":
         return {"auto": {}} if choice == "auto" else None
     if choice == "required":
         return {"any": {}}
@@ -310,17 +359,41 @@ def _json_tool(response_format: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def thinking_supported(model: str) -> bool:
+    """Whether a Bedrock model id is a Claude model with extended thinking."""
+    return THINKING_MODEL_RE.search(model) is not None
+
+
+def _thinking(body: dict[str, Any], *, model: str) -> dict[str, Any] | None:
+    if isinstance(body.get("thinking"), dict):
+        return dict(body["thinking"])
+    effort = body.get("reasoning_effort")
+    if effort is None or effort == "none" or not thinking_supported(model):
+        return None
+    if effort not in REASONING_BUDGETS:
+        raise _invalid(f"Unsupported reasoning_effort {effort!r}.", param="reasoning_effort")
+    return {"type": "enabled", "budget_tokens": REASONING_BUDGETS[effort]}
+
+
 def chat_request_to_converse(*, body: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
     """An OpenAI chat completions request → a Converse (or ConverseStream) request body."""
     if body.get("n") not in (None, 1):
         raise _invalid("Bedrock returns one choice; n must be 1.", param="n")
-    system, turns = messages_convert(body.get("messages") or [])
+    # tool_choice "none": no tool is declared, the only way Converse guarantees no call.
+    declared = body.get("tools") if body.get("tool_choice") != "none" else None
+    system, turns = messages_convert(body.get("messages") or [], tools_as_text=not declared)
     payload: dict[str, Any] = {"messages": turns}
     if system:
         payload["system"] = system
+    thinking = _thinking(body, model=model_id(deployment))
+    thinking_on = thinking is not None and thinking.get("type") != "disabled"
     config: dict[str, Any] = {}
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    max_tokens = max_tokens or deployment.params.get("max_tokens")
+    if not max_tokens:
+        max_tokens = deployment.params.get("max_tokens")
+        budget = int((thinking or {}).get("budget_tokens") or 0)
+        if thinking_on and int(max_tokens or 0) <= budget:
+            max_tokens = budget + DEFAULT_MAX_TOKENS  # the budget must stay below maxTokens
     if max_tokens:
         config["maxTokens"] = int(max_tokens)
     if body.get("temperature") is not None:
@@ -333,11 +406,12 @@ def chat_request_to_converse(*, body: dict[str, Any], deployment: Deployment) ->
     if config:
         payload["inferenceConfig"] = config
 
-    tools = [entry for t in body.get("tools") or [] for entry in _tool_entries(t)]
+    tools = [entry for t in declared or [] for entry in _tool_entries(t)]
     choice = _tool_choice(body.get("tool_choice")) if tools else None
     json_tool = _json_tool(body.get("response_format") or {})
     if json_tool is not None:
-        if not tools:
+        # Forcing a tool is refused while thinking is enabled; the model then picks it itself.
+        if not tools and not thinking_on:
             choice = {"tool": {"name": JSON_TOOL_NAME}}
         tools.append(json_tool)
     if body.get("cache_control") is not None and turns[-1]["content"]:
@@ -348,8 +422,11 @@ def chat_request_to_converse(*, body: dict[str, Any], deployment: Deployment) ->
         if choice is not None:
             payload["toolConfig"]["toolChoice"] = choice
     extra = deployment.params.get("additional_model_request_fields")
-    if isinstance(extra, dict) and extra:
-        payload["additionalModelRequestFields"] = extra
+    fields = dict(extra) if isinstance(extra, dict) else {}
+    if thinking is not None:
+        fields["thinking"] = thinking
+    if fields:
+        payload["additionalModelRequestFields"] = fields
     return payload
 
 
@@ -375,6 +452,11 @@ def finish_reason(stop_reason: str | None, *, tool_calls: bool) -> str:
     return FINISH_REASONS.get(stop_reason or "", "stop")
 
 
+def thinking_block(text: str, signature: str | None) -> dict[str, Any]:
+    """A reasoning block as the Anthropic adapter returns it (`thinking_blocks`)."""
+    return {"type": "thinking", "thinking": str(text), "signature": str(signature or "")}
+
+
 def completion_id(request_id: str) -> str:
     return f"chatcmpl-{request_id}"
 
@@ -385,6 +467,7 @@ def converse_response_to_chat(
     """A Converse response → an OpenAI chat completion."""
     texts: list[str] = []
     reasoning: list[str] = []
+    thinking_blocks: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     message = (response.get("output") or {}).get("message") or {}
     for block in message.get("content") or []:
@@ -404,9 +487,15 @@ def converse_response_to_chat(
                 }
             )
         elif "reasoningContent" in block:
-            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
-            if text:
-                reasoning.append(str(text))
+            content = block["reasoningContent"]
+            if content.get("redactedContent"):
+                data = content["redactedContent"]
+                thinking_blocks.append({"type": "redacted_thinking", "data": data})
+                continue
+            text = content.get("reasoningText") or {}
+            if text.get("text"):
+                reasoning.append(str(text["text"]))
+                thinking_blocks.append(thinking_block(text["text"], text.get("signature")))
     chat_message: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts or not tool_calls else None,
@@ -417,6 +506,8 @@ def converse_response_to_chat(
         chat_message["tool_calls"] = tool_calls
     if reasoning:
         chat_message["reasoning_content"] = "".join(reasoning)
+    if thinking_blocks:
+        chat_message["thinking_blocks"] = thinking_blocks
     return {
         "id": completion_id(request_id),
         "object": "chat.completion",

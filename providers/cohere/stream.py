@@ -1,7 +1,8 @@
 """Cohere v2 chat stream events → OpenAI `chat.completion.chunk` dicts.
 
 `message-start` opens the message (its `id` names the completion); `content-delta` text becomes
-`content`; `tool-plan-delta` becomes `reasoning_content`; `tool-call-start` opens a tool call
+`content` (a thinking block's deltas `reasoning_content`); `tool-plan-delta` becomes
+`reasoning_content`; `tool-call-start` opens a tool call
 (id and name in its first delta), `tool-call-delta` streams its arguments; `citation-start`
 passes the citation through as a `citations` delta; `message-end` gives the finish reason and
 then a usage-only chunk. Events without content (`content-start`/`-end`, `tool-call-end`,
@@ -44,7 +45,10 @@ class StreamTranslator:
             self.id = completion_id(str(event.get("id", "")))
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content-delta":
-            text = (message.get("content") or {}).get("text") or ""
+            part = message.get("content") or {}
+            if part.get("thinking"):  # a reasoning model's thinking block
+                return [self._chunk({"reasoning_content": part["thinking"]})]
+            text = part.get("text") or ""
             return [self._chunk({"content": text})] if text else []
         if kind == "tool-plan-delta":
             plan = message.get("tool_plan") or ""

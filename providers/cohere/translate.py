@@ -9,6 +9,15 @@ fields a client sends through `extra_body` (`documents`, `citation_options`, `sa
 `strict_tools`, `thinking`) are passed through. Citations are kept: the message carries Cohere's
 `citations` list (an Ogem extension beside OpenAI's fields), and the tool plan comes back as
 `reasoning_content`.
+
+Reasoning: on Cohere's reasoning models (`command-a-reasoning-*`), `reasoning_effort` becomes
+`thinking: {"type": "enabled", "token_budget": N}` with the Anthropic adapter's budgets ("none"
+disables thinking); the model's `thinking` content blocks come back as `reasoning_content`. Other
+Command models have no thinking: the field is not sent to them.
+
+Usage: `prompt_tokens`/`completion_tokens` are `usage.tokens` (all tokens processed; else
+`billed_units`), and `usage.cached_tokens` ("prompt tokens that hit the inference cache", a part
+of the prompt) is `prompt_tokens_details.cached_tokens`.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import struct
 import time
 from typing import Any
 
+from providers.anthropic.translate import REASONING_BUDGETS
 from providers.base import Deployment
 from providers.errors import InvalidRequestError
 
@@ -136,6 +146,22 @@ def _response_format(response_format: dict[str, Any]) -> dict[str, Any] | None:
     raise _invalid(f"Unsupported response_format type {kind!r}.", param="response_format")
 
 
+def thinking_supported(model: str) -> bool:
+    """Whether a Cohere model reasons (`command-a-reasoning-08-2025` and its successors)."""
+    return "reasoning" in model
+
+
+def _thinking(body: dict[str, Any], *, model: str) -> dict[str, Any] | None:
+    effort = body.get("reasoning_effort")
+    if effort is None or not thinking_supported(model):
+        return None
+    if effort == "none":
+        return {"type": "disabled"}
+    if effort not in REASONING_BUDGETS:
+        raise _invalid(f"Unsupported reasoning_effort {effort!r}.", param="reasoning_effort")
+    return {"type": "enabled", "token_budget": REASONING_BUDGETS[effort]}
+
+
 def chat_request_to_cohere(
     *, body: dict[str, Any], deployment: Deployment, stream: bool
 ) -> dict[str, Any]:
@@ -166,6 +192,9 @@ def chat_request_to_cohere(
     response_format = _response_format(body.get("response_format") or {})
     if response_format is not None:
         payload["response_format"] = response_format
+    thinking = _thinking(body, model=deployment.upstream_model)
+    if thinking is not None:
+        payload["thinking"] = thinking
     for name in PASSTHROUGH_FIELDS:
         if body.get(name) is not None:
             payload[name] = body[name]
@@ -182,6 +211,7 @@ def usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": int(usage.get("cached_tokens") or 0)},
     }
 
 
@@ -218,8 +248,9 @@ def chat_response_to_openai(
     }
     if tool_calls:
         converted["tool_calls"] = tool_calls
-    if message.get("tool_plan"):
-        converted["reasoning_content"] = message["tool_plan"]
+    thoughts = [str(p.get("thinking") or "") for p in content if p.get("type") == "thinking"]
+    if message.get("tool_plan") or any(thoughts):
+        converted["reasoning_content"] = "".join(thoughts) + (message.get("tool_plan") or "")
     if message.get("citations"):
         converted["citations"] = message["citations"]
     return {

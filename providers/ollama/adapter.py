@@ -4,12 +4,13 @@ No key is needed (one configured is sent as a bearer token, for Ollama behind an
 proxy or ollama.com). LiteLLM configurations point ``api_base`` at the server root
 (``http://localhost:11434``) because LiteLLM's ollama provider speaks Ollama's native API; ``/v1``
 is appended when missing. Ollama does not support ``tool_choice``, ``logit_bias``, ``user`` or
-``n`` (dropped).
+``n`` (dropped); since a model offered tools may call them, ``tool_choice: "none"`` is honoured
+by not sending the tools.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from providers.base import Deployment, Endpoint
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
@@ -33,3 +34,13 @@ class OllamaAdapter(OpenAICompatibleAdapter):
 
     def api_base(self, deployment: Deployment) -> str:
         return api_base_with_v1(super().api_base(deployment))
+
+    def prepare_body(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        prepared = super().prepare_body(
+            endpoint=endpoint, deployment=deployment, body=body, stream=stream
+        )
+        if body.get("tool_choice") == "none":
+            prepared.pop("tools", None)
+        return prepared

@@ -6,8 +6,9 @@ conversation the `prompt`: the last user turn alone, or earlier turns written as
 "User: ...\\n\\nAssistant: ..." before it. The first image part becomes the `image` input (vision
 models; Replicate downloads it). `max_tokens`, `temperature`, `top_p` and `seed` keep their names,
 `stop` becomes the comma-separated `stop_sequences`. Replicate models have no tool calling or
-JSON mode: such requests are refused rather than silently degraded. A request's `input` object
-(`extra_body`) is merged into the prediction's input for model-specific options.
+JSON mode: such requests are refused rather than silently degraded (tools offered with
+`tool_choice: "none"` are accepted: no call was asked for, none can happen). A request's
+`input` object (`extra_body`) is merged into the prediction's input for model-specific options.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _text_and_image(content: Any, index: int) -> tuple[str, str | None]:
 
 
 def chat_input(body: dict[str, Any]) -> dict[str, Any]:
-    if body.get("tools"):
+    if body.get("tools") and body.get("tool_choice") != "none":
         raise InvalidRequestError("replicate models do not support tool calling.", param="tools")
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") != "text":

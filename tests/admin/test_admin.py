@@ -14,7 +14,7 @@ from django.urls import reverse
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.services import budget_upsert
 from files.models import File, Upload
-from gateway.models import StoredCompletion, StoredResponse
+from gateway.models import SemanticCacheEntry, StoredCompletion, StoredResponse
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
 from keys.services import key_create
@@ -134,8 +134,9 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
-    # The request log, stored completions and responses and files are written by the data plane,
-    # SCIM tokens are issued by an action and the audit log only by the services it records.
+    # The request log, stored completions and responses, files and semantic cache entries are
+    # written by the data plane, SCIM tokens are issued by an action and the audit log only by
+    # the services it records.
     written_elsewhere = (
         RequestLog,
         ScimToken,
@@ -144,6 +145,7 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
         StoredResponse,
         File,
         Upload,
+        SemanticCacheEntry,
     )
     assert add.status_code == (403 if model in written_elsewhere else 200)
     instance = model.objects.first()

@@ -429,7 +429,12 @@ def test_the_warning_links_to_the_deployment_behind_the_usage(world) -> None:
 def test_the_response_cache_hit_rate_and_saved_cost_are_shown() -> None:
     """Cache analytics on the dashboard: hits, hit rate and the cost the hits saved, per day."""
     team = TeamFactory(organization=OrganizationFactory(name="Acme"), name="Search")
-    for result, saved in (("miss", None), ("hit", "0.00002706"), ("hit", "0.5"), ("bypass", None)):
+    for result, saved in (
+        ("miss", None),
+        ("hit", "0.00002706"),
+        ("semantic-hit", "0.5"),
+        ("bypass", None),
+    ):
         RequestLog.objects.create(
             request_id=f"dash-{next(_ids)}",
             created_at=datetime.combine(_today(), time(12), tzinfo=UTC),
@@ -439,7 +444,7 @@ def test_the_response_cache_hit_rate_and_saved_cost_are_shown() -> None:
             model="gpt-4o-mini",
             status_code=200,
             total_tokens=10,
-            cache_hit=result == "hit",
+            cache_hit=result.endswith("hit"),
             cache_result=result,
             cache_saved_cost=Decimal(saved) if saved else None,
             cache_saved_tokens=10 if saved else None,
@@ -448,6 +453,8 @@ def test_the_response_cache_hit_rate_and_saved_cost_are_shown() -> None:
     page = _client(root).get(URL)
     cache = _payload(page)["cache"]
     assert (cache["total"]["hits"], cache["total"]["misses"]) == (2, 1)
+    assert cache["total"]["semantic_hits"] == 1
+    assert b"Of them semantic<strong>1</strong>" in page.content
     assert cache["total"]["saved_cost"] == "0.50002706"
     assert cache["series"][0]["spend"][-1] == "0.50002706"
     assert cache["series"][0]["tokens"][-1] == 20

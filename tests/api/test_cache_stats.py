@@ -16,7 +16,7 @@ _ids = count()
 
 
 def _log(tenant: Tenant, *, day: int, result: str, saved: str | None = None) -> RequestLog:
-    hit = result == "hit"
+    hit = result in ("hit", "semantic-hit")
     return RequestLog.objects.create(
         request_id=f"cache-{next(_ids)}",
         created_at=datetime(2026, 3, day, 12, 0, tzinfo=UTC),
@@ -43,7 +43,7 @@ def _log(tenant: Tenant, *, day: int, result: str, saved: str | None = None) -> 
 def logs(world: World) -> World:
     _log(world.a, day=1, result="miss")
     _log(world.a, day=1, result="hit", saved="0.25")
-    _log(world.a, day=2, result="hit", saved="0.00002706")
+    _log(world.a, day=2, result="semantic-hit", saved="0.00002706")
     _log(world.a, day=2, result="bypass")
     _log(world.b, day=1, result="hit", saved="7")
     RequestLog.objects.create(  # no cache configured: not counted
@@ -63,6 +63,7 @@ def test_org_admin_sees_only_their_organization(logs: World) -> None:
     totals = {
         "requests": 4,
         "hits": 2,
+        "semantic_hits": 1,
         "misses": 1,
         "bypasses": 1,
         "hit_rate": 0.6667,

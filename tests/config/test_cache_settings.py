@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import config_check, config_load
-from gateway.config.types import CACHE_ENDPOINTS, CacheSettings, S3CacheSettings
+from gateway.config.types import (
+    CACHE_ENDPOINTS,
+    CacheSettings,
+    S3CacheSettings,
+    SemanticCacheSettings,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -262,4 +267,229 @@ def test_bad_s3_values_are_errors(write_config) -> None:  # type: ignore[no-unty
         "must be at least 0, got -1",
         f"{litellm}:6:58: error: litellm_settings.cache_params.s3_timeout: "
         "must be greater than 0, got 0",
+    ]
+
+
+def test_litellm_redis_semantic_turns_the_semantic_tier_on(write_config, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+        litellm_settings:
+          cache: true
+          cache_params:
+            type: redis-semantic
+            similarity_threshold: 0.85
+            redis_semantic_cache_embedding_model: local-embed
+            redis_semantic_cache_index_name: mine
+            semantic_max_entries: 500
+        """
+    )
+    config, problems = config_check(path)
+    assert config is not None
+    assert config.cache == CacheSettings(
+        type="redis",
+        semantic=SemanticCacheSettings(
+            model="local-embed",
+            similarity_threshold=0.85,
+            endpoints=("chat/completions", "completions"),
+            max_entries=500,
+        ),
+    )
+    assert [str(p) for p in problems] == [
+        f"{path}:10:5: warning: litellm_settings.cache_params.redis_semantic_cache_index_name: "
+        "ignored: Ogem keeps semantic entries in its database",
+    ]
+
+
+def test_litellm_qdrant_semantic_without_a_model_uses_litellms_default(  # type: ignore[no-untyped-def]
+    write_config, settings
+) -> None:
+    settings.REDIS_URL = ""
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+        litellm_settings:
+          cache: true
+          cache_params:
+            type: qdrant-semantic
+            qdrant_api_base: http://qdrant:6333
+        """
+    )
+    config, problems = config_check(path)
+    assert config is not None and config.cache is not None
+    assert config.cache.type == "local"
+    assert config.cache.semantic == SemanticCacheSettings(model="text-embedding-ada-002")
+    assert [str(p) for p in problems] == [
+        f"{path}:7:11: warning: litellm_settings.cache_params.type: no embedding model group "
+        "named (`redis_semantic_cache_embedding_model`): LiteLLM's default "
+        '"text-embedding-ada-002" is used',
+        f"{path}:8:5: warning: litellm_settings.cache_params.qdrant_api_base: ignored: Ogem keeps "
+        "semantic entries in its database, indexed in each worker",
+    ]
+
+
+def test_ogem_format_semantic_section(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          semantic:
+            model: local-embed
+            similarity_threshold: 0.93
+            endpoints: [chat/completions]
+            max_entries: 1000
+            timeout: 0.5
+        """
+    )
+    config = config_load(path)
+    assert config.cache is not None
+    assert config.cache.semantic == SemanticCacheSettings(
+        model="local-embed",
+        similarity_threshold=0.93,
+        endpoints=("chat/completions",),
+        max_entries=1000,
+        timeout=0.5,
+    )
+
+
+def test_bad_semantic_values_are_errors(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          semantic:
+            similarity_threshold: 1.5
+            endpoints: [embeddings]
+            max_entries: 0
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:6:5: error: cache.semantic: the semantic tier needs an embedding model group "
+        "(`model`)",
+    ]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          semantic:
+            model: local-embed
+            similarity_threshold: 1.5
+            endpoints: [embeddings]
+            max_entries: 0
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:7:27: error: cache.semantic.similarity_threshold: "
+        "must be above 0 and at most 1, got 1.5",
+        f"{path}:8:16: error: cache.semantic.endpoints: "
+        '"embeddings" has no prompt to embed (one of chat/completions, completions)',
+        f"{path}:9:18: error: cache.semantic.max_entries: must be at least 1, got 0",
+    ]
+
+
+def test_ignore_params_and_sampled_in_both_formats(write_config, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    native = write_config(
+        """
+        version: 1
+        models:
+          - {name: a, provider: mock, model: a}
+        cache:
+          ignore_params: [temperature, seed, temperature]
+          sampled: false
+        """
+    )
+    config = config_load(native)
+    assert config.cache is not None
+    assert config.cache.ignore_params == ("temperature", "seed")
+    assert config.cache.sampled is False
+    litellm = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+            model_info:
+              cache: {ttl: 60, ignore_params: [top_p], sampled: false}
+        litellm_settings:
+          cache: true
+          cache_params: {type: local, ignore_params: [seed]}
+        """
+    )
+    config, problems = config_check(litellm)
+    assert config is not None and config.cache is not None
+    assert (config.cache.ignore_params, config.cache.sampled) == (("seed",), True)
+    assert problems == []
+    assert config.deployments[0].params["model_info"]["cache"] == {
+        "ttl": 60,
+        "ignore_params": ["top_p"],
+        "sampled": False,
+    }
+
+
+def test_bad_ignore_params_and_sampled_are_errors(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        model_list:
+          - model_name: a
+            litellm_params: {model: mock/a}
+            model_info:
+              cache: {ttl: -1, ignore_params: [model], sampled: 3, size: 2}
+        litellm_settings:
+          cache: true
+          cache_params:
+            type: local
+            ignore_params: [messages, seed]
+            sampled: "yes"
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    never = "(never: documents, input, messages, model, prompt, query, system)"
+    assert [str(p) for p in problems] == [
+        f"{path}:5:20: error: model_list[0].model_info.cache.ttl: must be at least 0, got -1",
+        f"{path}:5:39: error: model_list[0].model_info.cache.ignore_params: "
+        f'"model" cannot be left out of the cache key {never}',
+        f"{path}:5:57: error: model_list[0].model_info.cache.sampled: "
+        "expected true or false, got an integer (3)",
+        f"{path}:5:60: warning: model_list[0].model_info.cache.size: "
+        "unknown key in model_info.cache, ignored",
+        f"{path}:10:20: error: litellm_settings.cache_params.ignore_params: "
+        f'"messages" cannot be left out of the cache key {never}',
+        f"{path}:11:14: error: litellm_settings.cache_params.sampled: "
+        "expected true or false, got a string ('yes')",
+    ]
+
+
+def test_ogem_format_model_group_cache_is_checked(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        version: 1
+        models:
+          - name: a
+            provider: mock
+            model: a
+            params: {model_info: {cache: {ignore_params: [input]}}}
+        """
+    )
+    config, problems = config_check(path)
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:6:50: error: models[0].params.model_info.cache.ignore_params: "
+        '"input" cannot be left out of the cache key '
+        "(never: documents, input, messages, model, prompt, query, system)"
     ]

@@ -8,6 +8,7 @@ of `temperature`/`top_p`, unknown fields refused with 422) and answers with Jamb
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,10 @@ class AI21Emulator(ScriptedEmulator):
         reply = self.next_reply() or Reply()
         if isinstance(reply, Fault):
             return reply.response()
+        # The model can only call a tool the request declares.
+        declared = {t["function"]["name"] for t in body.get("tools") or []}
+        if any(c["function"]["name"] not in declared for c in reply.tool_calls):
+            reply = dataclasses.replace(reply, content=reply.content or "No tool.", tool_calls=[])
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.content}
             if reply.tool_calls:

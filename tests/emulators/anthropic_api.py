@@ -84,6 +84,24 @@ class Reply:
     message_id: str = "msg_01EmulatorReply"
 
 
+def callable_only(body: dict[str, Any], reply: Reply) -> Reply:
+    """The model calls only a tool the request declares, and none under tool_choice "none": a
+    scripted call it could not make becomes text."""
+    choice = body.get("tool_choice") or {}
+    names = (
+        set() if choice.get("type") == "none" else {t.get("name") for t in body.get("tools") or []}
+    )
+    content: list[dict[str, Any]] = []
+    for block in reply.content:
+        if block.get("type") == "tool_use" and block.get("name") not in names:
+            content.append({"type": "text", "text": f"(I may not call {block.get('name')}.)"})
+        else:
+            content.append(block)
+    called = any(b.get("type") == "tool_use" for b in content)
+    stop = "end_turn" if reply.stop_reason == "tool_use" and not called else reply.stop_reason
+    return dataclasses.replace(reply, content=content, stop_reason=stop)
+
+
 def reply_text(text: str, **kwargs: Any) -> Reply:
     return Reply(content=[{"type": "text", "text": text}], **kwargs)
 
@@ -527,6 +545,7 @@ class AnthropicEmulator:
             return _error_response(
                 reply.status, reply.error_type, reply.error_message, **reply.headers
             )
+        reply = callable_only(body, reply)
         if reply.usage is None:
             reply = dataclasses.replace(reply, usage=self._cached_usage(body, reply))
         with self._lock:

@@ -12,6 +12,14 @@ uses, toolConfig present when the history holds tools, image bytes and formats, 
 ConverseStream answers in real `application/vnd.amazon.eventstream` frames with correct CRCs,
 encoded here independently of Ogem's decoder. Tests script replies and read `requests`.
 
+Tools and reasoning, as the model behaves: a scripted `toolUse` naming a tool the request does not
+declare becomes a text answer (a model can only call a declared tool). Extended thinking
+(`additionalModelRequestFields.thinking`) is accepted only on the Claude models that have it, with
+the API's rules: `budget_tokens` at least 1024 and below `maxTokens`, no forced tool choice, no
+`temperature` other than 1 nor `topP` below 0.95, and in a tool-use loop the last assistant turn
+must start with its `reasoningContent`. With thinking on, a reply without reasoning gets one
+(text and signature) before its answer; with it off, scripted reasoning is left out.
+
 Prompt caching: `cachePoint` blocks (`{"type": "default"}`, optional `ttl` 5m or 1h, at most
 four, each after some content) are accepted in `system`, turns and `toolConfig.tools`. A reply
 scripted with `usage=None` (`reply_cached`) reports the usage the emulator's prompt cache counts
@@ -86,6 +94,9 @@ TITAN_DIMENSIONS = {256, 512, 1024}
 # A tiny image served at GET /images/pixel.png (for image-URL downloads through the SSRF guard).
 PIXEL_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01emulator"
 COHERE_INPUT_TYPES = {"search_document", "search_query", "classification", "clustering"}
+THINKING_MODEL_RE = re.compile(r"anthropic\.claude-(3-7-sonnet|(opus|sonnet|haiku)-[4-9])")
+DEFAULT_MAX_TOKENS = 4096  # what the emulator's Claude models produce when maxTokens is unset
+SIGNATURE = "EmulatorSignature0001"
 
 
 @dataclass
@@ -209,6 +220,20 @@ def stream_events(reply: Reply) -> list[tuple[str, dict[str, Any]]]:
             for piece in _pieces(raw, 8):
                 delta = {"toolUse": {"input": piece}}
                 events.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+        elif "reasoningContent" in block:
+            reasoning = block["reasoningContent"]
+            if "redactedContent" in reasoning:
+                delta = {"reasoningContent": {"redactedContent": reasoning["redactedContent"]}}
+                events.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+            else:
+                text = reasoning["reasoningText"]
+                for piece in _pieces(text["text"], 6):
+                    delta = {"reasoningContent": {"text": piece}}
+                    events.append(
+                        ("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+                    )
+                delta = {"reasoningContent": {"signature": text.get("signature", SIGNATURE)}}
+                events.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
         elif "text" in block:
             for piece in _pieces(block["text"], 5):
                 delta = {"text": piece}
@@ -266,6 +291,8 @@ def _check_block(block: Any, where: str, *, role: str) -> str:
         or not (value.get("source") or {}).get("bytes")
     ):
         raise _invalid(f"{where}.document: format, name and source.bytes are required")
+    if kind == "reasoningContent" and role != "assistant":
+        raise _invalid(f"{where}: reasoningContent blocks are only allowed in assistant messages")
     if kind == "toolUse":
         if role != "assistant":
             raise _invalid(f"{where}: toolUse blocks are only allowed in assistant messages")
@@ -282,7 +309,80 @@ def _check_block(block: Any, where: str, *, role: str) -> str:
     return kind
 
 
-def validate_converse(body: Any) -> None:
+def thinking_of(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's extended thinking settings when thinking is enabled."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    return thinking if isinstance(thinking, dict) and thinking.get("type") == "enabled" else None
+
+
+def _check_thinking(body: dict[str, Any], model: str) -> None:
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if thinking is None:
+        return
+    if not THINKING_MODEL_RE.search(model):
+        raise _invalid(
+            "The model returned the following errors: thinking: Extra inputs are not permitted"
+        )
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+        raise _invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+    if thinking["type"] == "disabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
+        raise _invalid(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        )
+    config = body.get("inferenceConfig") or {}
+    if budget >= config.get("maxTokens", DEFAULT_MAX_TOKENS):
+        raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    if config.get("temperature", 1) != 1:
+        raise _invalid("`temperature` may only be set to 1 when thinking is enabled.")
+    if config.get("topP", 1) < 0.95:
+        raise _invalid("`top_p` must be greater than or equal to 0.95 when thinking is enabled.")
+    choice = (body.get("toolConfig") or {}).get("toolChoice") or {}
+    if "any" in choice or "tool" in choice:
+        raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    assistants = [m for m in body["messages"] if m["role"] == "assistant"]
+    last = assistants[-1]["content"] if assistants else []
+    if any("toolUse" in b for b in last) and "reasoningContent" not in last[0]:
+        raise _invalid(
+            "Expected `thinking` or `redacted_thinking`, but found `text`. When `thinking` is "
+            "enabled, a final `assistant` message must start with a thinking block."
+        )
+
+
+def declared_tools(body: dict[str, Any]) -> set[str]:
+    tools = (body.get("toolConfig") or {}).get("tools") or []
+    return {t["toolSpec"]["name"] for t in tools if "toolSpec" in t}
+
+
+def model_answer(body: dict[str, Any], reply: Reply) -> Reply:
+    """What the model answers given the request: it calls only declared tools, and reasons
+    exactly when thinking is enabled."""
+    names = declared_tools(body)
+    content: list[dict[str, Any]] = []
+    called = False
+    for block in reply.content:
+        if "toolUse" in block and block["toolUse"]["name"] not in names:
+            content.append({"text": f"(I have no tool named {block['toolUse']['name']}.)"})
+            continue
+        called = called or "toolUse" in block
+        content.append(block)
+    thinking = thinking_of(body)
+    if thinking is None:
+        content = [b for b in content if "reasoningContent" not in b]
+    elif not any("reasoningContent" in b for b in content):
+        last = body["messages"][-1]["content"]
+        asked = " ".join(b["text"] for b in last if "text" in b) or "the tool results"
+        reasoning = {"reasoningText": {"text": f"Thinking about {asked}.", "signature": SIGNATURE}}
+        content.insert(0, {"reasoningContent": reasoning})
+    stop = reply.stop_reason
+    if stop == "tool_use" and not called:
+        stop = "end_turn"
+    return dataclasses.replace(reply, content=content, stop_reason=stop)
+
+
+def validate_converse(body: Any, model: str = "") -> None:
     if not isinstance(body, dict):
         raise _invalid("Request body must be a JSON object")
     for name in body:
@@ -386,6 +486,7 @@ def validate_converse(body: Any) -> None:
                 raise _invalid("toolConfig.toolChoice.tool.name: no such tool")
     if points > 4:
         raise _invalid(f"A maximum of 4 cachePoint blocks may be provided. Found {points}.")
+    _check_thinking(body, model)
 
 
 def prompt_blocks(body: dict[str, Any]) -> list[Block]:
@@ -609,13 +710,14 @@ class BedrockEmulator:
                 return self._invoke(model, body)
             if action not in ("converse", "converse-stream"):
                 raise Refused(404, "UnknownOperationException", "Unknown operation")
-            validate_converse(body)
+            validate_converse(body, model)
         except Refused as refused:
             return _error_response(refused.status, refused.exception, refused.message)
         with self._lock:
             reply = self._script.popleft() if self._script else _default_reply(body)
         if reply.status != 200:
             return _error_response(reply.status, reply.exception, reply.message, **reply.headers)
+        reply = model_answer(body, reply)
         if reply.usage is None:
             reply = dataclasses.replace(reply, usage=self._cached_usage(model, body, reply))
         with self._lock:

@@ -5,11 +5,18 @@ It serves `POST /v2/chat` (JSON, or SSE with `event: <type>` / `data: <json>` fr
 bodies the way the real API does (unknown fields refused, roles, tool messages answering the
 previous assistant turn's tool calls, ranges, required `input_type` and `embedding_types`) and
 answers errors as `{"message": ...}`. Tests script chat replies and read `requests`.
+
+Reasoning: `thinking` (`type` enabled/disabled, a positive `token_budget`) is accepted only by
+reasoning models (`command-a-reasoning-*`), which think unless it is disabled: a scripted
+`thinking` text is then sent as a `thinking` content block (and streamed as its deltas) before
+the text. A reply's `usage` is sent as scripted, `cached_tokens` included (the count of prompt
+tokens that hit Cohere's automatic inference cache).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import threading
 from collections import deque
@@ -64,6 +71,8 @@ class Reply:
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     tool_plan: str = ""
+    # A reasoning model's thinking, sent when the model reasons (thinking on, the default).
+    thinking: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str = "COMPLETE"
     usage: dict[str, Any] = field(
@@ -175,6 +184,15 @@ def validate_chat(body: Any) -> None:
     for tool in body.get("tools") or []:
         if tool.get("type") != "function" or not (tool.get("function") or {}).get("name"):
             raise Invalid("invalid request: tools must be functions with a name")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if "reasoning" not in str(body["model"]):
+            raise Invalid(f"invalid request: thinking is not supported by model {body['model']}")
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            raise Invalid("invalid request: thinking.type must be enabled or disabled")
+        budget = thinking.get("token_budget")
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise Invalid("invalid request: thinking.token_budget must be a positive integer")
     response_format = body.get("response_format")
     if response_format is not None and response_format.get("type") not in ("text", "json_object"):
         raise Invalid("invalid request: response_format.type must be text or json_object")
@@ -185,10 +203,19 @@ def validate_chat(body: Any) -> None:
             raise Invalid("invalid request: documents must be strings or objects with data")
 
 
+def reasons(body: dict[str, Any]) -> bool:
+    """Reasoning models think unless the request disables it; the others never do."""
+    thinking = body.get("thinking") or {}
+    return "reasoning" in str(body.get("model")) and thinking.get("type") != "disabled"
+
+
 def _message(reply: Reply) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant"}
+    content = [{"type": "thinking", "thinking": reply.thinking}] if reply.thinking else []
     if reply.text:
-        message["content"] = [{"type": "text", "text": reply.text}]
+        content.append({"type": "text", "text": reply.text})
+    if content:
+        message["content"] = content
     if reply.tool_plan:
         message["tool_plan"] = reply.tool_plan
     if reply.tool_calls:
@@ -233,23 +260,25 @@ def stream_events(reply: Reply) -> list[dict[str, Any]]:
             delta = {"message": {"tool_calls": {"function": {"arguments": piece}}}}
             events.append({"type": "tool-call-delta", "index": index, "delta": delta})
         events.append({"type": "tool-call-end", "index": index})
-    if reply.text:
+    parts = [("thinking", reply.thinking)] if reply.thinking else []
+    parts += [("text", reply.text)] if reply.text else []
+    for index, (kind, text) in enumerate(parts):
         events.append(
             {
                 "type": "content-start",
-                "index": 0,
-                "delta": {"message": {"content": {"type": "text", "text": ""}}},
+                "index": index,
+                "delta": {"message": {"content": {"type": kind, kind: ""}}},
             }
         )
-        for piece in _pieces(reply.text, 5):
+        for piece in _pieces(text, 5):
             events.append(
                 {
                     "type": "content-delta",
-                    "index": 0,
-                    "delta": {"message": {"content": {"text": piece}}},
+                    "index": index,
+                    "delta": {"message": {"content": {kind: piece}}},
                 }
             )
-        events.append({"type": "content-end", "index": 0})
+        events.append({"type": "content-end", "index": index})
     for index, citation in enumerate(reply.citations):
         events.append(
             {
@@ -346,6 +375,8 @@ class CohereEmulator:
             reply = Reply(text=f"Echo: {last}" if isinstance(last, str) else "Echo")
         if reply.status != 200:
             return _error(reply.status, reply.message, **reply.headers)
+        if not reasons(body):
+            reply = dataclasses.replace(reply, thinking="")
         if not body.get("stream"):
             answer = {
                 "id": reply.id,

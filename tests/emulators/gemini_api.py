@@ -155,6 +155,28 @@ class Reply:
     prompt_block_reason: str | None = None
 
 
+def callable_only(body: dict[str, Any], reply: Reply) -> Reply:
+    """The model calls only a declared function, none in mode NONE, and in mode ANY only the
+    `allowedFunctionNames`: a scripted call it could not make becomes text."""
+    config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    names = {
+        d.get("name")
+        for tool in body.get("tools") or []
+        for d in tool.get("functionDeclarations") or []
+    }
+    if config.get("mode") == "NONE":
+        names = set()
+    elif config.get("allowedFunctionNames"):
+        names &= set(config["allowedFunctionNames"])
+    parts = [
+        {"text": f"(I may not call {p['functionCall'].get('name')}.)"}
+        if "functionCall" in p and p["functionCall"].get("name") not in names
+        else p
+        for p in reply.parts
+    ]
+    return dataclasses.replace(reply, parts=parts)
+
+
 def reply_text(text: str, **kwargs: Any) -> Reply:
     return Reply(parts=[{"text": text}], **kwargs)
 
@@ -524,7 +546,8 @@ class EmulatorBase:
 
     def next_reply(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            return self._script.popleft() if self._script else default_reply(body)
+            reply = self._script.popleft() if self._script else default_reply(body)
+        return callable_only(body, reply)
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError

@@ -10,6 +10,7 @@ errors are `{"error": "...", "error_type": ...}`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,7 @@ class ChatReply:
     content: str | None = "Hello from TGI."
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str = "stop"
-    usage: dict[str, int] = field(
+    usage: dict[str, Any] = field(
         default_factory=lambda: {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
     )
 
@@ -119,6 +120,14 @@ class HuggingFaceEmulator(ScriptedEmulator):
             if message.get("role") not in ("system", "user", "assistant", "tool"):
                 return hf_error(422, f"unknown variant `{message.get('role')}`").response()
         reply = scripted if isinstance(scripted, ChatReply) else ChatReply()
+        # The model calls only a declared tool, and none under tool_choice "none".
+        declared = {t["function"]["name"] for t in body.get("tools") or []}
+        if body.get("tool_choice") == "none":
+            declared = set()
+        if any(c["function"]["name"] not in declared for c in reply.tool_calls):
+            reply = dataclasses.replace(
+                reply, content=reply.content or "No tool.", tool_calls=[], finish_reason="stop"
+            )
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.content}
             if reply.tool_calls:

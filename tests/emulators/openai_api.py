@@ -16,7 +16,11 @@ Images (generations, edits) and transcriptions asked with `stream` answer OpenAI
 (`image_generation.partial_image`/`.completed`, `transcript.text.delta`/`.done`), except
 transcriptions by `whisper-1`, which OpenAI answers in full.
 `flavor` adds a provider's strictness: "mistral" answers 422 to fields Mistral does not know,
-"groq" 400 to the fields Groq rejects.
+"groq" 400 to the fields Groq rejects. A chat request with `tools` gets a call of each tool,
+except under `tool_choice: "none"`, where the model calls none. Under the "mistral" flavor a
+`reasoning_effort` other than "none" makes the answer's `content` Mistral's list of chunks, a
+`thinking` chunk (its own list of text chunks) before the text; streamed, the thinking comes
+first as one such chunk list.
 Chat completions are prompt-cached automatically, as the providers document it
 (tests/emulators/prompt_cache.py): the "openai" flavor reports the longest prefix (1,024 tokens at
 least, then 128-token steps) shared with an earlier prompt of the same model in
@@ -403,10 +407,22 @@ class OpenAIEmulator:
             usage["completion_tokens_details"] = {"reasoning_tokens": 0}
         return usage
 
+    def _mistral_thinking(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Mistral's `thinking` chunk for a request asking for reasoning, else None."""
+        if self.flavor != "mistral" or body.get("reasoning_effort") in (None, "none"):
+            return None
+        asked = self._reply_text("chat/completions", body)[0].removeprefix("Emulated reply to: ")
+        text = f"Thinking about {asked}."
+        return {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+
     async def _chat_completions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
         reply, _ = self._reply_text("chat/completions", body)
         message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
-        if body.get("tools"):
+        thinking = self._mistral_thinking(body)
+        if thinking is not None:
+            message["content"] = [thinking, {"type": "text", "text": reply}]
+        calls = body.get("tools") and body.get("tool_choice") != "none"
+        if calls:
             message = {
                 "role": "assistant",
                 "content": None,
@@ -433,7 +449,7 @@ class OpenAIEmulator:
                         "index": i,
                         "message": message,
                         "logprobs": None,
-                        "finish_reason": "tool_calls" if body.get("tools") else "stop",
+                        "finish_reason": "tool_calls" if calls else "stop",
                     }
                     for i in range(int(body.get("n") or 1))
                 ],
@@ -581,6 +597,11 @@ class OpenAIEmulator:
                     ],
                 }
             )
+            thinking = self._mistral_thinking(body)
+            if thinking is not None:
+                delta = {"content": [thinking]}
+                choice0 = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                events.append({**base, "choices": [choice0]})
         for word in words:
             choice: dict[str, Any] = (
                 {"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}
@@ -622,7 +643,7 @@ class OpenAIEmulator:
                     await asyncio.sleep(delay)
                 for choice in event.get("choices") or []:
                     text = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
-                    entry.completion_tokens += tokens(text)
+                    entry.completion_tokens += tokens(text if isinstance(text, str) else "")
                 if continuous and event.get("choices"):
                     event = {
                         **event,

@@ -200,6 +200,7 @@ class VertexEmulator(EmulatorBase):
             return anthropic_api._error_response(
                 reply.status, reply.error_type, reply.error_message, **reply.headers
             )
+        reply = anthropic_api.callable_only(checked, reply)
         if not stream:
             return web.json_response(anthropic_api._message(checked, reply))
         response = web.StreamResponse(

@@ -608,6 +608,7 @@ def test_cache_stats_equal_the_hits_the_requests_produced(  # type: ignore[no-un
     expected = {
         "requests": 5,
         "hits": 3,
+        "semantic_hits": 0,
         "misses": 2,
         "bypasses": 0,
         "hit_rate": 0.6,

@@ -150,6 +150,37 @@ async def test_commands_issued_in_one_loop_turn_share_one_send() -> None:
     assert [await reply for reply in issued] == [str(i).encode() for i in range(20)]
 
 
+async def test_a_held_command_goes_out_with_the_next_one_or_at_the_end_of_the_turn() -> None:
+    client = PipelinedRedis(REDIS_URL)
+    assert client.hold("PING") is None  # not connected: the caller uses execute
+    await client.execute("PING")
+    transport = client._protocol.transport  # type: ignore[union-attr]
+    sends: list[bytes] = []
+    write = transport.write
+
+    def counted(data: bytes) -> None:
+        sends.append(data)
+        write(data)
+
+    transport.write = counted
+    try:
+        held = client.hold("ECHO", "held")
+        assert held is not None and sends == []  # queued, not written
+        # The next command is written at once, as a lone one would be, and takes it along.
+        issued = await client.issue("ECHO", "next")
+        assert len(sends) == 1 and b"held" in sends[0] and b"next" in sends[0]
+        assert (await held, await issued) == (b"held", b"next")
+        # Alone, it goes out at the end of this loop turn.
+        alone = client.hold("ECHO", "alone")
+        assert await asyncio.wait_for(alone, 5) == b"alone"  # type: ignore[arg-type]
+        assert len(sends) == 2
+        # A Redis error reply is its result, not an exception.
+        failing = client.hold("NOSUCHCOMMAND")
+        assert isinstance(await failing, hiredis.ReplyError)  # type: ignore[misc]
+    finally:
+        transport.write = write
+
+
 async def test_an_issued_unknown_script_is_loaded_on_noscript() -> None:
     client = PipelinedRedis(REDIS_URL)
     await client.execute("PING")

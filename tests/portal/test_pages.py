@@ -84,7 +84,7 @@ def test_usage_shows_my_cache_hit_rate_and_saved_cost() -> None:
     team = TeamFactory()
     me = MembershipFactory(organization=team.organization, team=team, role=Role.MEMBER).user
     mine = key_create(name="notebook", team=team, user=me).key
-    for n, result in enumerate(("miss", "hit", "hit", "hit")):
+    for n, result in enumerate(("miss", "hit", "semantic-hit", "hit")):
         RequestLog.objects.create(
             request_id=f"cached-{n}",
             created_at=timezone.now(),
@@ -94,14 +94,16 @@ def test_usage_shows_my_cache_hit_rate_and_saved_cost() -> None:
             endpoint="chat/completions",
             model="mock-chat",
             status_code=200,
-            cache_hit=result == "hit",
+            cache_hit=result != "miss",
             cache_result=result,
-            cache_saved_cost=Decimal("0.0125") if result == "hit" else None,
-            cache_saved_tokens=40 if result == "hit" else None,
+            cache_saved_cost=Decimal("0.0125") if result != "miss" else None,
+            cache_saved_tokens=40 if result != "miss" else None,
         )
     page = _client(me).get("/usage/")
     cache = page.context["usage"]["cache"]
     assert (cache["total"]["hits"], cache["total"]["hit_rate"]) == (3, 0.75)
+    assert cache["results"][0]["semantic_hits"] == 1
+    assert b"Of them semantic" in page.content
     assert cache["total"]["saved_cost"] == "0.03750000"
     assert b"75%" in page.content
     assert b"$0.0375" in page.content

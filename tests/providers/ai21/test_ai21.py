@@ -370,3 +370,23 @@ def test_mid_stream_error_arrives_as_an_error_event(
     with pytest.raises(openai.APIError) as caught:
         list(stream)
     assert "ai21 returned 502: Internal server error" in str(caught.value)
+
+
+@pytest.mark.live
+def test_tool_choice_none_sends_no_tools_so_none_is_called(
+    sdk: openai.OpenAI, jamba: str, ai21_emulator: AI21Emulator
+) -> None:
+    # Jamba has no tool_choice field (the emulator refuses it like the API): without the tools
+    # the model cannot call one.
+    ai21_emulator.script(Reply(content="It is cold in Oslo."))
+    completion = sdk.chat.completions.create(
+        model=jamba,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="none",
+    )
+    [received] = ai21_emulator.requests
+    assert "tools" not in received.body
+    assert "tool_choice" not in received.body
+    assert completion.choices[0].message.content == "It is cold in Oslo."
+    assert completion.choices[0].message.tool_calls is None

@@ -13,6 +13,7 @@ from providers.bedrock.translate import (
     converse_response_to_chat,
     embedding_family,
     model_id,
+    thinking_supported,
 )
 from tests.emulators.bedrock_api import frame_encode
 
@@ -88,8 +89,9 @@ def test_named_tool_choice_and_none() -> None:
     base = {"messages": [{"role": "user", "content": "x"}], "tools": tools}
     forced = chat_request_to_converse(body={**base, "tool_choice": named}, deployment=DEPLOYMENT)
     assert forced["toolConfig"]["toolChoice"] == {"tool": {"name": "f"}}
+    # Converse has no "none": declaring no tool is what guarantees no call.
     unforced = chat_request_to_converse(body={**base, "tool_choice": "none"}, deployment=DEPLOYMENT)
-    assert "toolChoice" not in unforced["toolConfig"]
+    assert "toolConfig" not in unforced
 
 
 def test_pdf_file_becomes_a_document_block() -> None:
@@ -196,6 +198,9 @@ def test_response_with_reasoning_and_a_tool_call() -> None:
                         }
                     ],
                     "reasoning_content": "Think.",
+                    "thinking_blocks": [
+                        {"type": "thinking", "thinking": "Think.", "signature": "s"}
+                    ],
                 },
                 "logprobs": None,
                 "finish_reason": "tool_calls",
@@ -256,3 +261,62 @@ def test_stream_exception_keeps_its_status_and_message() -> None:
     with pytest.raises(RateLimitError) as caught:
         translator.feed(message)
     assert caught.value.message == "bedrock returned 429 ThrottlingException: Too many tokens"
+
+
+SONNET_4 = Deployment(
+    id="t4",
+    model_name="s",
+    provider="bedrock",
+    upstream_model="us.anthropic.claude-sonnet-4-20250514-v1:0",
+    params={"max_tokens": 1000, "additional_model_request_fields": {"top_k": 5}},
+)
+
+
+def test_thinking_models_are_recognised() -> None:
+    assert thinking_supported("anthropic.claude-3-7-sonnet-20250219-v1:0")
+    assert thinking_supported("us.anthropic.claude-opus-4-1-20250805-v1:0")
+    assert thinking_supported("global.anthropic.claude-haiku-4-5-20251001-v1:0")
+    assert not thinking_supported("anthropic.claude-3-5-sonnet-20241022-v2:0")
+    assert not thinking_supported("amazon.nova-pro-v1:0")
+
+
+def test_reasoning_effort_merges_with_the_deployments_fields_and_raises_max_tokens() -> None:
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "high",
+        "response_format": {"type": "json_object"},
+    }
+    payload = chat_request_to_converse(body=body, deployment=SONNET_4)
+    assert payload["additionalModelRequestFields"] == {
+        "top_k": 5,
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+    }
+    # The deployment's 1000 is below the budget: raised above it, as for Anthropic direct.
+    assert payload["inferenceConfig"] == {"maxTokens": 4096 + 4096}
+    # A forced tool is refused while thinking: the JSON tool is offered, not forced.
+    assert "toolChoice" not in payload["toolConfig"]
+    with pytest.raises(InvalidRequestError):
+        chat_request_to_converse(body={**body, "reasoning_effort": "max"}, deployment=SONNET_4)
+
+
+def test_thinking_blocks_go_back_as_reasoning_content() -> None:
+    body = {
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": "ok",
+                "thinking_blocks": [
+                    {"type": "thinking", "thinking": "T", "signature": "S"},
+                    {"type": "redacted_thinking", "data": "R"},
+                ],
+            },
+            {"role": "user", "content": "y"},
+        ]
+    }
+    payload = chat_request_to_converse(body=body, deployment=SONNET_4)
+    assert payload["messages"][1]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "T", "signature": "S"}}},
+        {"reasoningContent": {"redactedContent": "R"}},
+        {"text": "ok"},
+    ]

@@ -359,3 +359,15 @@ def test_llamafile_default_key_and_single_choice(
         "code": None,
     }
     assert len(keyless_emulator.requests) == 1  # the refused request never went upstream
+
+
+def test_ollama_honours_tool_choice_none_by_not_sending_the_tools(sdk, family) -> None:  # type: ignore[no-untyped-def]
+    completion = sdk.chat.completions.create(
+        model="fam-ollama-root",
+        messages=HELLO,
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        tool_choice="none",
+    )
+    assert not {"tools", "tool_choice"} & set(family.last.json)
+    assert completion.choices[0].message.tool_calls is None
+    assert completion.choices[0].finish_reason == "stop"

@@ -380,3 +380,33 @@ def test_text_to_speech(
     ]
     assert response.content == TTS_AUDIO + b"Hello there"
     assert response.response.headers["content-type"] == "audio/flac"
+
+
+@pytest.mark.live
+def test_chat_tool_choice_none_reasoning_effort_and_cached_tokens(
+    sdk: openai.OpenAI, hf_models: None, hf_emulator: HuggingFaceEmulator
+) -> None:
+    # tool_choice "none" is part of TGI's Messages API (its model then calls no tool);
+    # reasoning_effort is not (TGI refuses unknown fields); usage is relayed as reported.
+    call = {"id": "0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    usage = {
+        "prompt_tokens": 900,
+        "completion_tokens": 4,
+        "total_tokens": 904,
+        "prompt_tokens_details": {"cached_tokens": 640},
+    }
+    hf_emulator.script(ChatReply(content=None, tool_calls=[call], usage=usage))
+    completion = sdk.chat.completions.create(
+        model="hf-llama",
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="none",
+        reasoning_effort="low",
+    )
+    [body] = hf_emulator.bodies("/v1/chat/completions")
+    assert body["tool_choice"] == "none"
+    assert "reasoning_effort" not in body
+    assert completion.choices[0].message.tool_calls is None
+    assert completion.choices[0].message.content == "No tool."
+    assert completion.usage is not None and completion.usage.prompt_tokens_details is not None
+    assert completion.usage.prompt_tokens_details.cached_tokens == 640

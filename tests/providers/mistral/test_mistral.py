@@ -91,3 +91,44 @@ def test_mistral_rejection_is_400_naming_the_provider(sdk: openai.OpenAI, mistra
         sdk.chat.completions.create(model="mistral-small", messages=HELLO)
     assert caught.value.body["message"] == "mistral returned 422: Extra inputs are not permitted"
     assert "Extra inputs are not permitted" in caught.value.body["message"]
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {}}}
+
+
+def test_tool_choice_none_passes_through_and_no_tool_is_called(
+    sdk: openai.OpenAI,
+    mistral,  # type: ignore[no-untyped-def]
+) -> None:
+    completion = sdk.chat.completions.create(
+        model="mistral-small", messages=HELLO, tools=[TOOL], tool_choice="none"
+    )
+    assert mistral.last.json["tool_choice"] == "none"
+    assert completion.choices[0].message.tool_calls is None
+    assert completion.choices[0].message.content == "Emulated reply to: Bonjour"
+
+
+def test_reasoning_chunks_become_reasoning_content_and_cached_tokens_are_kept(
+    sdk: openai.OpenAI,
+    mistral,  # type: ignore[no-untyped-def]
+) -> None:
+    first = sdk.chat.completions.create(
+        model="mistral-small",
+        messages=HELLO,
+        reasoning_effort="high",  # type: ignore[arg-type]
+    )
+    assert mistral.last.json["reasoning_effort"] == "high"  # Mistral's own parameter
+    message = first.choices[0].message.model_dump()
+    assert message["content"] == "Emulated reply to: Bonjour"
+    assert message["reasoning_content"] == "Thinking about Bonjour."
+    assert first.usage is not None and first.usage.prompt_tokens_details is not None
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+
+    chunks = list(
+        sdk.chat.completions.create(
+            model="mistral-small", messages=HELLO, reasoning_effort="high", stream=True
+        )
+    )
+    deltas = [c.choices[0].delta.model_dump() for c in chunks if c.choices]
+    assert "".join(d.get("reasoning_content") or "" for d in deltas) == "Thinking about Bonjour."
+    assert "".join(d.get("content") or "" for d in deltas) == "Emulated reply to: Bonjour"

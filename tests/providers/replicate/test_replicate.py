@@ -374,3 +374,20 @@ def test_b64_download_of_a_private_url_is_refused_by_default(
     with pytest.raises(openai.BadRequestError):
         sdk.images.generate(model="flux-guarded", prompt="a fox", response_format="b64_json")
     assert not any(r.path.startswith("/files/") for r in replicate_emulator.requests)
+
+
+@pytest.mark.live
+def test_tools_with_tool_choice_none_are_accepted_and_not_sent(
+    sdk: openai.OpenAI, replicate_models: None, replicate_emulator: ReplicateEmulator
+) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    completion = sdk.chat.completions.create(
+        model="llama",
+        messages=[{"role": "user", "content": "Hi"}],
+        tools=[tool],
+        tool_choice="none",
+    )
+    (create,) = replicate_emulator.requests
+    assert create.body == {"input": {"prompt": "Hi"}}
+    assert completion.choices[0].message.content == "Echo: Hi"
+    assert completion.choices[0].message.tool_calls is None

@@ -1,0 +1,155 @@
+"""The response cache's semantic tier across the web workers of `manage.py serve --workers 2`
+(docs/caching.md): an entry stored by one worker answers a paraphrase in the other (the
+`semantic_cache` broadcast), and after a restart both rebuild their indexes from the database."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from tests.emulators.fixtures import UPSTREAM_KEY
+from tests.emulators.openai_api import OpenAIEmulator
+from tests.live import free_port
+from tests.site.serve_processes import alive, descendants, manage, parent, wait_ready
+from tests.site.test_serve_cache import _redis_url, _server_socket_inode, _socket_owner
+
+MASTER = "sk-master-" + "d" * 32
+QUESTION = "How do I reset my password?"
+PARAPHRASE = "How can I reset my password?"  # 0.984 under local-embed
+
+
+def _workers(server_pid: int) -> list[int]:
+    granian = [pid for pid in descendants(server_pid) if parent(pid) == server_pid]
+    workers: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = [p for p in descendants(server_pid) if parent(p) in granian and alive(p)]
+        time.sleep(0.1)
+    assert len(workers) == 2, workers
+    return workers
+
+
+def _asker(url: str, port: int, workers: list[int]) -> Callable[..., tuple[str, int | None]]:
+    def ask(text: str, **cache: bool) -> tuple[str, int | None]:
+        """(x-ogem-cache, the worker that answered), on a fresh connection each time: the kernel
+        hands it to either worker's accept."""
+        body = {"model": "emulated", "messages": [{"role": "user", "content": text}]}
+        if cache:
+            body["cache"] = cache
+        headers = {"Authorization": f"Bearer {MASTER}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            response = client.post("/v1/chat/completions", json=body)
+            assert response.status_code == 200, response.text
+            stream = response.extensions["network_stream"]
+            client_port = stream.get_extra_info("client_addr")[1]
+            inode = _server_socket_inode(port, client_port)
+            worker = _socket_owner(inode, workers) if inode is not None else None
+            return response.headers["x-ogem-cache"], worker
+
+    return ask
+
+
+def _warm(ask: Callable[..., tuple[str, int | None]], workers: list[int]) -> None:
+    """Each worker rebuilds its index once it serves a semantic request: make both serve one,
+    then give them a moment to finish (lookups miss until then)."""
+    seen: set[int | None] = set()
+    deadline = time.monotonic() + 30
+    while not seen >= set(workers):
+        assert time.monotonic() < deadline, "one worker answered everything"
+        _, worker = ask(f"warm-up {time.time_ns()}", **{"no-store": True})
+        seen.add(worker)
+    time.sleep(0.5)
+
+
+def _both_hit(ask: Callable[..., tuple[str, int | None]], workers: list[int]) -> list[str]:
+    """Ask the paraphrase (never stored) until each worker answered it from the cache."""
+    hit_by: set[int | None] = set()
+    results: list[str] = []
+    deadline = time.monotonic() + 30
+    while not hit_by >= set(workers):
+        assert time.monotonic() < deadline, f"not every worker hit: {results}"
+        result, worker = ask(PARAPHRASE, **{"no-store": True})
+        results.append(result)
+        if result == "semantic-hit":
+            hit_by.add(worker)
+    return results
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_semantic_entries_are_shared_by_workers_and_survive_a_restart(  # type: ignore[no-untyped-def]
+    tmp_path, migrated_env, started, openai_emulator: OpenAIEmulator
+) -> None:
+    redis_url = _redis_url()
+    if redis_url is None:
+        pytest.skip("no Redis reachable")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: emulated\n"
+        "    litellm_params:\n"
+        "      model: openai/gpt-4o-mini\n"
+        f"      api_base: {openai_emulator.url}/v1\n"
+        f"      api_key: {UPSTREAM_KEY}\n"
+        "  - model_name: local-embed\n"
+        "    litellm_params:\n"
+        "      model: local/wordllama-l2-supercat\n"
+        "litellm_settings:\n"
+        "  cache: true\n"
+        "  cache_params:\n"
+        "    type: redis-semantic\n"
+        "    similarity_threshold: 0.9\n"
+        "    redis_semantic_cache_embedding_model: local-embed\n"
+    )
+    prefix = f"serve-semantic-{os.getpid()}-{time.time_ns()}"
+    env = {
+        **migrated_env,
+        "REDIS_URL": redis_url,
+        "OGEM_CACHE_PREFIX": prefix,
+        "OGEM_CONFIG": str(config),
+        "OGEM_MASTER_KEY": MASTER,
+    }
+
+    def chat_calls() -> int:
+        return sum(1 for r in openai_emulator.requests if r.path.endswith("/chat/completions"))
+
+    try:
+        for restart in (False, True):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            process = manage(
+                "serve",
+                "--no-migrate",
+                "--no-celery",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                env=env,
+            )
+            started.append(process)
+            wait_ready(url, process)
+            workers = _workers(process.pid)
+            ask = _asker(url, port, workers)
+            _warm(ask, workers)
+            if not restart:
+                result, _ = ask(QUESTION)
+                assert result == "miss"
+            calls = chat_calls()
+            results = _both_hit(ask, workers)
+            # Every answer was the entry's or a miss that asked upstream (not stored: no-store);
+            # the worker that did not store the entry hit it too.
+            assert set(results) <= {"semantic-hit", "miss"}
+            assert chat_calls() - calls == results.count("miss")
+            process.terminate()
+            process.wait(timeout=30)
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        stale = list(client.scan_iter(match=f"{prefix}:*"))
+        if stale:
+            client.delete(*stale)
