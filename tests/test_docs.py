@@ -64,6 +64,19 @@ def test_every_relative_link_resolves(page):
     assert broken == []
 
 
+def _braces_expanded(path: str) -> list[str]:
+    """`tests/{a,b}/c.py` names `tests/a/c.py` and `tests/b/c.py`."""
+    found = re.search(r"\{([^{}]*)\}", path)
+    if found is None:
+        return [path]
+    head, tail = path[: found.start()], path[found.end() :]
+    return [
+        named
+        for part in found.group(1).split(",")
+        for named in _braces_expanded(head + part + tail)
+    ]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_relative)
 def test_every_repository_path_named_exists(page):
     missing = []
@@ -71,6 +84,7 @@ def test_every_repository_path_named_exists(page):
         path = span.split("::")[0].rstrip(".,:")
         if path.split("/")[0] not in TOP_LEVEL or "/" not in path or "<" in path:
             continue  # not a path of the repository, or a pattern (`providers/<name>/`)
-        if path not in NOT_IN_THE_REPOSITORY and not (ROOT / path).exists():
-            missing.append(path)
+        if path in NOT_IN_THE_REPOSITORY:
+            continue
+        missing.extend(named for named in _braces_expanded(path) if not (ROOT / named).exists())
     assert missing == []
