@@ -3,7 +3,8 @@
 Where a price comes from, most specific first:
 
 1. a deployment's ``params`` (``input_cost_per_token``, ``output_cost_per_token`` and the other
-   per-unit names of LiteLLM's config), applied over whatever 2-4 resolve;
+   per-unit names of LiteLLM's config, in ``litellm_params`` or ``model_info``), applied over
+   whatever 2-4 resolve;
 2. a ``billing.ModelPrice`` row for that deployment, effective now;
 3. a ``billing.ModelPrice`` row for the model (any deployment), effective now;
 4. the shipped table, ``billing/prices/prices.yaml`` (loaded once per process).
@@ -470,11 +471,15 @@ def price_params_problems(params: dict[str, Any]) -> list[str]:
 
 
 def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
-    # A price that is not a number >= 0 is never applied (loaders refuse such deployments).
+    # LiteLLM's custom pricing sits in `model_info` or in `litellm_params` (the params); the
+    # params win when both name a price. A price that is not a number >= 0 is never applied
+    # (loaders refuse such deployments).
+    info = params.get("model_info")
+    named = {**(info if isinstance(info, dict) else {}), **params}
     updates = {
-        ours: _dec(params[theirs])
+        ours: _dec(named[theirs])
         for theirs, ours in _PARAM_FIELDS.items()
-        if theirs in params and price_value_problem(theirs, params[theirs]) is None
+        if theirs in named and price_value_problem(theirs, named[theirs]) is None
     }
     if not updates:
         return base

@@ -241,9 +241,10 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
     )
     config, problems = config_check(path)
     assert [str(p) for p in problems] == [
+        # meta_llama is Meta's Llama API (LiteLLM's prefix), a likely meaning of the typo.
         f'{path}:4:14: warning: model_list[0].litellm_params.model: "meta-llama" is not a known '
-        'provider; treated as the OpenAI model "meta-llama/Llama-3-8b" '
-        '(write "openai/meta-llama/Llama-3-8b" to say so)',
+        'provider; did you mean "meta_llama/Llama-3-8b"? It is treated as the OpenAI model '
+        '"meta-llama/Llama-3-8b"',
         f'{path}:5:5: warning: model_list[1]: provider "sagemaker" is not available in this '
         "Ogem build; deployment skipped",
         f"{path}:8:5: warning: model_list[2]: wildcard model names are not supported yet; "
