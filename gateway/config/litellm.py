@@ -23,7 +23,7 @@ from gateway.config.common import (
     read_strategy,
 )
 from gateway.config.fields import Reader
-from gateway.config.provider_names import provider_split, provider_suggest
+from gateway.config.provider_names import WILDCARD_MODEL_PARAM, provider_split, provider_suggest
 from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
@@ -212,8 +212,12 @@ def _model_entry(
                 else f'treated as the OpenAI model "{model}" (write "openai/{model}" to say so)'
             ),
         )
-    if "*" in model_name or "*" in upstream:
-        reader.warning(entry, "wildcard model names are not supported yet; deployment skipped")
+    if "*" in upstream and "*" not in model_name:
+        reader.warning(
+            model_node,  # type: ignore[arg-type]
+            f'a wildcard model "{model}" needs a wildcard model_name (such as "*"); '
+            "deployment skipped",
+        )
         return None
     check_literal_key(reader, params.get("api_key"))
     info = reader.mapping(mapping.get("model_info")) or {}
@@ -255,6 +259,9 @@ def _model_entry(
     }
     if model_info:
         extra["model_info"] = model_info
+    if "*" in model_name:
+        # LiteLLM's wildcard routing: the registry serves each matching name from this template.
+        extra[WILDCARD_MODEL_PARAM] = model
     draft.params = extra
     return draft
 

@@ -107,6 +107,10 @@ OTHER_LITELLM_PREFIXES = frozenset(
     }
 )
 
+# The params key holding a wildcard deployment's LiteLLM model template (`*`, `openai/*`): the
+# registry builds the deployment serving each requested name from it (gateway/registry.py).
+WILDCARD_MODEL_PARAM = "wildcard_model"
+
 _SPLIT_NAMES = KNOWN_PROVIDERS | frozenset(PROVIDER_ALIASES) | OTHER_LITELLM_PREFIXES
 
 
