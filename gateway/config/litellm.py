@@ -114,8 +114,9 @@ _MODEL_ENTRY_KEYS = frozenset({"model_name", "litellm_params", "model_info", "rp
 
 
 def litellm_environment(reader: Reader, root: YNode) -> dict[str, str]:
-    """`environment_variables`: values that `os.environ/NAME` falls back to (the process
-    environment wins, so operators can override a value without editing the file)."""
+    """`environment_variables`: the values `os.environ/NAME` takes, over the process
+    environment's (LiteLLM sets them into its environment at start, replacing what was there).
+    They are not written into Ogem's process environment: only references read them."""
     mapping = reader.mapping(root.get("environment_variables")) or {}
     environ: dict[str, str] = {}
     for name, node in mapping.items():

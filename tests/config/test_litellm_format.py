@@ -182,7 +182,8 @@ def test_environment_variables_and_credentials(write_config, monkeypatch) -> Non
     )
     a, b = config_load(path).deployments
     assert (a.api_key, a.api_base) == ("from-file", "https://shared.example.com/v1")
-    assert (b.api_key, b.api_base) == ("from-process", "https://shared.example.com/v1")
+    # The file's environment_variables win over the process environment, as in LiteLLM.
+    assert (b.api_key, b.api_base) == ("from-file", "https://shared.example.com/v1")
     assert a.params == {} and b.params == {}
 
 
