@@ -481,6 +481,15 @@ def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
         for theirs, ours in _PARAM_FIELDS.items()
         if theirs in named and price_value_problem(theirs, named[theirs]) is None
     }
+    # The output limit a worst-case reservation assumes when a request sets no max_tokens:
+    # LiteLLM's `max_output_tokens` (either place), or `model_info.max_tokens` (its older name;
+    # a `litellm_params.max_tokens` is a request default sent upstream, not a limit).
+    limit = named.get("max_output_tokens")
+    if limit is None and isinstance(info, dict):
+        limit = info.get("max_tokens")
+    valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+    if valid and (base is not None or updates):  # a limit alone does not price a model
+        updates["max_output_tokens"] = limit
     if not updates:
         return base
     return replace(base or Price(), source="deployment params", **updates)

@@ -326,3 +326,27 @@ def test_providers_without_a_public_default_need_an_api_base(provider: str) -> N
     deployment = Deployment(id="x", model_name="x", provider=provider, upstream_model="m")
     with pytest.raises(Exception, match="has no api_base"):
         adapter.build_request(endpoint=Endpoint.CHAT, deployment=deployment, body={}, stream=False)
+
+
+def test_model_info_output_limit_bounds_the_worst_case(db) -> None:  # type: ignore[no-untyped-def]
+    from billing.pricing import cost_worst_case, price_resolve
+
+    info = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002, "max_tokens": 100}
+    deployment = Deployment(
+        id="x",
+        model_name="x",
+        provider="cerebras",
+        upstream_model="unpriced-model",
+        params={"model_info": info, "max_tokens": 5000},  # the params' one is a request default
+    )
+    price = price_resolve(model="unpriced-model", provider="cerebras", deployment=deployment)
+    assert price is not None and price.max_output_tokens == 100
+    assert cost_worst_case(price=price, prompt_tokens=10, max_tokens=None) == Decimal("0.21")
+    alone = Deployment(
+        id="y",
+        model_name="y",
+        provider="cerebras",
+        upstream_model="unpriced-model",
+        params={"model_info": {"max_output_tokens": 100}},
+    )
+    assert price_resolve(model="unpriced-model", provider="cerebras", deployment=alone) is None
