@@ -105,9 +105,9 @@ _LITELLM_HINTS = {
     "set_verbose": "use OGEM_LOG_LEVEL",
     "json_logs": "use OGEM_LOG_LEVEL",
 }
-_GENERAL_KEYS = frozenset({"max_parallel_requests", "global_max_parallel_requests"})
+# master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
+_GENERAL_KEYS = frozenset({"max_parallel_requests", "global_max_parallel_requests", "master_key"})
 _GENERAL_HINTS = {
-    "master_key": "Ogem reads the master key from OGEM_MASTER_KEY",
     "database_url": "Ogem reads the database from DATABASE_URL",
 }
 _MODEL_ENTRY_KEYS = frozenset({"model_name", "litellm_params", "model_info", "rpm", "tpm"})
@@ -317,12 +317,20 @@ def _settings(
         model_group_alias=aliases,
         hidden_aliases=hidden,
     )
+    master_key = general_map.get("master_key")
+    check_literal_key(reader, master_key)
+    if master_key is not None and str(master_key.value).startswith("secret://"):
+        reader.warning(
+            master_key,
+            "a secret manager reference cannot hold the master key (it is read before they "
+            "load); ignored: use OGEM_MASTER_KEY, os.environ/NAME or file:///path",
+        )
     general: dict[str, Any] = {}
     for key in ("drop_params", "modify_params"):
         value = reader.boolean(litellm.get(key))
         if value is not None:
             general[key] = value
-    for key in _GENERAL_KEYS:
+    for key in ("max_parallel_requests", "global_max_parallel_requests"):
         value = reader.integer(general_map.get(key), minimum=1)
         if value is not None:
             general[key] = value

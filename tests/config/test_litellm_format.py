@@ -216,8 +216,9 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
         f"{path}:10:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
         f"{path}:11:3: warning: litellm_settings.success_callback: "
         "unknown key in litellm_settings, ignored",
-        f"{path}:13:3: warning: general_settings.master_key: "
-        "ignored: Ogem reads the master key from OGEM_MASTER_KEY",
+        # The master key when OGEM_MASTER_KEY is unset (ogem_site/env.py), written literally.
+        f"{path}:13:15: warning: general_settings.master_key: the key is written in the file; "
+        "prefer os.environ/NAME or file:///path",
         f"{path}:14:1: warning: guardrails: unknown key in the LiteLLM configuration, ignored",
     ]
 
