@@ -3,7 +3,8 @@
 Where a price comes from, most specific first:
 
 1. a deployment's ``params`` (``input_cost_per_token``, ``output_cost_per_token`` and the other
-   per-unit names of LiteLLM's config), applied over whatever 2-4 resolve;
+   per-unit names of LiteLLM's config, in ``litellm_params`` or ``model_info``), applied over
+   whatever 2-4 resolve;
 2. a ``billing.ModelPrice`` row for that deployment, effective now;
 3. a ``billing.ModelPrice`` row for the model (any deployment), effective now;
 4. the shipped table, ``billing/prices/prices.yaml`` (loaded once per process).
@@ -470,12 +471,25 @@ def price_params_problems(params: dict[str, Any]) -> list[str]:
 
 
 def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
-    # A price that is not a number >= 0 is never applied (loaders refuse such deployments).
+    # LiteLLM's custom pricing sits in `model_info` or in `litellm_params` (the params); the
+    # params win when both name a price. A price that is not a number >= 0 is never applied
+    # (loaders refuse such deployments).
+    info = params.get("model_info")
+    named = {**(info if isinstance(info, dict) else {}), **params}
     updates = {
-        ours: _dec(params[theirs])
+        ours: _dec(named[theirs])
         for theirs, ours in _PARAM_FIELDS.items()
-        if theirs in params and price_value_problem(theirs, params[theirs]) is None
+        if theirs in named and price_value_problem(theirs, named[theirs]) is None
     }
+    # The output limit a worst-case reservation assumes when a request sets no max_tokens:
+    # LiteLLM's `max_output_tokens` (either place), or `model_info.max_tokens` (its older name;
+    # a `litellm_params.max_tokens` is a request default sent upstream, not a limit).
+    limit = named.get("max_output_tokens")
+    if limit is None and isinstance(info, dict):
+        limit = info.get("max_tokens")
+    valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+    if valid and (base is not None or updates):  # a limit alone does not price a model
+        updates["max_output_tokens"] = limit
     if not updates:
         return base
     return replace(base or Price(), source="deployment params", **updates)

@@ -28,7 +28,7 @@ from gateway.auth import caller_authenticate
 from gateway.body import Inbound, body_read_json
 from gateway.errors import GatewayError
 from gateway.health import health_available
-from gateway.registry import registry_get
+from gateway.registry import registry_get, wildcard_match
 from gateway.relay import relay
 from gateway.responses import request_id_for
 from gateway.router import deployment_choose, deployments_for
@@ -96,7 +96,8 @@ def _anthropic_fields_kept(model: str) -> bool:
     """Whether every deployment of `model` maps Anthropic-only fields (`cache_control`,
     `thinking_blocks`) itself: Anthropic, Claude on Vertex AI, Bedrock's cache points, Gemini,
     which drops them; an upstream that is passed the body as it is would refuse them."""
-    group = registry_get().by_model.get(model, ())
+    registry = registry_get()
+    group = registry.by_model.get(model) or wildcard_match(registry, model)
 
     def maps(provider: str) -> bool:
         adapter = adapter_get(provider)

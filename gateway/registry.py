@@ -6,14 +6,19 @@ Readers call `registry_get()` once per request and keep the snapshot they got, s
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from gateway.config import config_deployments
+from gateway.config.provider_names import WILDCARD_MODEL_PARAM, provider_split
 from providers.base import Deployment
+
+# Deployments built from wildcards, kept per snapshot (stable identity for prices and limits).
+_DERIVED_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,53 @@ class DeploymentRegistry:
     by_id: MappingProxyType[str, Deployment]
     source: str
     installed_at: float
+    # LiteLLM's wildcard deployments (`model_name: "*"`, `"openai/*"`): templates, never served
+    # as they are, most specific pattern first; `wildcard_match` builds the served deployment.
+    patterns: tuple[tuple[str, re.Pattern[str], tuple[Deployment, ...]], ...] = ()
+    derived: dict[tuple[str, str], Deployment] = field(default_factory=dict)
+
+
+def _pattern(model_name: str) -> re.Pattern[str]:
+    return re.compile("(.*)".join(re.escape(part) for part in model_name.split("*")))
+
+
+def _wildcard_build(template: Deployment, *, model: str, parts: tuple[str, ...]) -> Deployment:
+    """The deployment serving `model` from a wildcard template: the parts `*` matched in the
+    model name fill the template model's `*`s in order (LiteLLM's rule; a template with more
+    `*`s than parts reuses the last part)."""
+    params = {k: v for k, v in template.params.items() if k != WILDCARD_MODEL_PARAM}
+    pieces = str(template.params.get(WILDCARD_MODEL_PARAM, "*")).split("*")
+    filled = pieces[0]
+    for index, piece in enumerate(pieces[1:]):
+        filled += (parts[index] if index < len(parts) else parts[-1] if parts else "") + piece
+    provider, upstream, _ = provider_split(filled)
+    return replace(
+        template,
+        id=f"{template.id}[{model}]",
+        model_name=model,
+        provider=provider,
+        upstream_model=upstream,
+        params=params,
+    )
+
+
+def wildcard_match(registry: DeploymentRegistry, model: str) -> tuple[Deployment, ...]:
+    """The deployments a wildcard serves `model` with (the first matching pattern's), or ()."""
+    for _, pattern, templates in registry.patterns:
+        match = pattern.fullmatch(model)
+        if match is None:
+            continue
+        built = []
+        for template in templates:
+            key = (template.id, model)
+            deployment = registry.derived.get(key)
+            if deployment is None:
+                deployment = _wildcard_build(template, model=model, parts=match.groups())
+                if len(registry.derived) < _DERIVED_MAX:
+                    registry.derived[key] = deployment
+            built.append(deployment)
+        return tuple(built)
+    return ()
 
 
 _current: DeploymentRegistry | None = None
@@ -49,13 +101,18 @@ def registry_install(deployments: list[Deployment], *, source: str) -> Deploymen
     """Replace the snapshot; deployments of one model keep their given order."""
     global _current
     grouped: dict[str, list[Deployment]] = {}
+    wildcards: dict[str, list[Deployment]] = {}
     for deployment in deployments:
-        grouped.setdefault(deployment.model_name, []).append(deployment)
+        target = wildcards if "*" in deployment.model_name else grouped
+        target.setdefault(deployment.model_name, []).append(deployment)
+    # LiteLLM tries the most specific pattern first: the one with the most literal characters.
+    ordered = sorted(wildcards, key=lambda name: -len(name.replace("*", "")))
     snapshot = DeploymentRegistry(
         by_model=MappingProxyType({name: tuple(group) for name, group in grouped.items()}),
-        by_id=MappingProxyType({d.id: d for d in deployments}),
+        by_id=MappingProxyType({d.id: d for group in grouped.values() for d in group}),
         source=source,
         installed_at=time.time(),
+        patterns=tuple((name, _pattern(name), tuple(wildcards[name])) for name in ordered),
     )
     with _lock:
         _current = snapshot

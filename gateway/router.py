@@ -16,11 +16,13 @@ allowed to use is 403 `model_not_allowed`.
 from __future__ import annotations
 
 import dataclasses
+from fnmatch import fnmatchcase
 
 from gateway.config import config_current
+from gateway.config.provider_names import WILDCARD_MODEL_PARAM
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from gateway.registry import DeploymentRegistry
+from gateway.registry import DeploymentRegistry, wildcard_match
 from gateway.strategies.base import weighted_shuffle
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
@@ -35,11 +37,13 @@ def deployment_visible(*, caller: Caller, deployment: Deployment) -> bool:
 
 
 def _listed(allowed: tuple[str, ...], deployment: Deployment) -> bool:
-    """An empty allow-list bounds nothing; else it names the model or one of its access groups."""
+    """An empty allow-list bounds nothing; else it names the model or one of its access groups,
+    or holds a LiteLLM wildcard the model matches (`openai/*`)."""
     return (
         not allowed
         or deployment.model_name in allowed
         or any(g in allowed for g in deployment.access_groups)
+        or any("*" in name and fnmatchcase(deployment.model_name, name) for name in allowed)
     )
 
 
@@ -64,17 +68,54 @@ def _refuser(*, caller: Caller, deployments: list[Deployment]) -> str:
     return "This key"
 
 
-def models_visible(*, caller: Caller, registry: DeploymentRegistry) -> list[str]:
-    """Public model names the caller may use, in registry order."""
-    return [
-        name
-        for name, group in registry.by_model.items()
-        if any(
-            deployment_visible(caller=caller, deployment=d)
-            and deployment_allowed(caller=caller, deployment=d)
-            for d in group
+def _usable(*, caller: Caller, group: tuple[Deployment, ...]) -> bool:
+    return any(
+        deployment_visible(caller=caller, deployment=d)
+        and deployment_allowed(caller=caller, deployment=d)
+        for d in group
+    )
+
+
+def _wildcard_names(registry: DeploymentRegistry) -> list[str]:
+    """The names a provider wildcard (`openai/*`, or `*` routed to `openai/*`) serves that Ogem
+    knows of: the provider's models in the shipped price table, as LiteLLM lists a wildcard's
+    provider's known models. A bare `*` to `*` names no provider, so it lists nothing."""
+    from billing.pricing import price_table  # the shipped table, parsed once per process
+
+    known = price_table().prices
+    names: list[str] = []
+    for name, _, templates in registry.patterns:
+        template = templates[0]
+        if name.count("*") != 1 or template.upstream_model != "*":
+            continue
+        if "/" not in str(template.params.get(WILDCARD_MODEL_PARAM, "")):
+            continue
+        prefix, _, suffix = name.partition("*")
+        names.extend(
+            f"{prefix}{model}{suffix}" for provider, model in known if provider == template.provider
         )
+    return names
+
+
+def models_visible(*, caller: Caller, registry: DeploymentRegistry) -> list[str]:
+    """Public model names the caller may use, in registry order, then the known models of its
+    wildcards."""
+    names = [
+        name for name, group in registry.by_model.items() if _usable(caller=caller, group=group)
     ]
+    if registry.patterns:
+        seen = set(names)
+        for name in _wildcard_names(registry):
+            if name not in seen and _usable(caller=caller, group=wildcard_match(registry, name)):
+                seen.add(name)
+                names.append(name)
+    return names
+
+
+def model_usable(*, caller: Caller, registry: DeploymentRegistry, model: str) -> bool:
+    """Whether the caller may use `model`: a deployment's name or one a wildcard serves."""
+    group = registry.by_model.get(model) or wildcard_match(registry, model)
+    return _usable(caller=caller, group=group)
 
 
 # OpenAI's default image model, taken when this install serves it under that name.
@@ -106,6 +147,9 @@ def deployments_for(
         # LiteLLM's model_group_alias: a second public name for a model group.
         target = config_current().router.model_group_alias.get(model)
         group = registry.by_model.get(target, ()) if target else ()
+    if not group and registry.patterns:
+        # LiteLLM's wildcard routing: a name no deployment has, matched by `*`/`openai/*`.
+        group = wildcard_match(registry, model)
     visible = [d for d in group if deployment_visible(caller=caller, deployment=d)]
     if not visible:
         raise NotFoundError(

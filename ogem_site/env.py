@@ -148,3 +148,40 @@ def persistent_secret(filename: str, *, nbytes: int = 32, prefix: str = "") -> s
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def config_master_key() -> tuple[str, str]:
+    """A LiteLLM config's `general_settings.master_key` (a literal or `os.environ/NAME`, the
+    file's `environment_variables` first, as LiteLLM) and where it came from, for when
+    OGEM_MASTER_KEY is unset; ("", "") when OGEM_CONFIG is not a readable local file or sets
+    none. Read with PyYAML alone: settings load before the configuration code."""
+    source = env_str("OGEM_CONFIG")
+    if not source or "://" in source:
+        return "", ""
+    try:
+        import yaml
+
+        document = yaml.safe_load(Path(source).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return "", ""  # check_config and the loader report a bad file
+    if not isinstance(document, dict) or not isinstance(document.get("general_settings"), dict):
+        return "", ""
+    value = document["general_settings"].get("master_key")
+    if not isinstance(value, str) or not value:
+        return "", ""
+    where = f"general_settings.master_key in {source}"
+    if value.startswith("os.environ/"):
+        name = value.removeprefix("os.environ/")
+        file_env = document.get("environment_variables")
+        file_env = file_env if isinstance(file_env, dict) else {}
+        resolved = file_env.get(name)
+        value = str(resolved) if resolved is not None else os.environ.get(name, "")
+        where = f"{where} ({name})"
+    elif value.startswith("file://"):
+        try:
+            value = Path(value.removeprefix("file://")).read_text().strip()
+        except OSError:
+            return "", ""
+    elif value.startswith("secret://"):
+        return "", ""  # secret managers load after the settings; the loader warns
+    return value, where if value else ""

@@ -26,6 +26,7 @@ from providers.mock.adapter import MockAdapter
 from providers.ollama.adapter import OllamaAdapter
 from providers.openai.adapter import OpenAIAdapter
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
+from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
 from providers.perplexity.adapter import PerplexityAdapter
 from providers.replicate.adapter import ReplicateAdapter
@@ -67,6 +68,8 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "assemblyai": AssemblyAIAdapter(),
     "huggingface": HuggingFaceAdapter(),
     "replicate": ReplicateAdapter(),
+    # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
+    **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }
 
 

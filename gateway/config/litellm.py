@@ -23,7 +23,7 @@ from gateway.config.common import (
     read_strategy,
 )
 from gateway.config.fields import Reader
-from gateway.config.provider_names import provider_split, provider_suggest
+from gateway.config.provider_names import WILDCARD_MODEL_PARAM, provider_split, provider_suggest
 from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
@@ -105,17 +105,18 @@ _LITELLM_HINTS = {
     "set_verbose": "use OGEM_LOG_LEVEL",
     "json_logs": "use OGEM_LOG_LEVEL",
 }
-_GENERAL_KEYS = frozenset({"max_parallel_requests", "global_max_parallel_requests"})
+# master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
+_GENERAL_KEYS = frozenset({"max_parallel_requests", "global_max_parallel_requests", "master_key"})
 _GENERAL_HINTS = {
-    "master_key": "Ogem reads the master key from OGEM_MASTER_KEY",
     "database_url": "Ogem reads the database from DATABASE_URL",
 }
 _MODEL_ENTRY_KEYS = frozenset({"model_name", "litellm_params", "model_info", "rpm", "tpm"})
 
 
 def litellm_environment(reader: Reader, root: YNode) -> dict[str, str]:
-    """`environment_variables`: values that `os.environ/NAME` falls back to (the process
-    environment wins, so operators can override a value without editing the file)."""
+    """`environment_variables`: the values `os.environ/NAME` takes, over the process
+    environment's (LiteLLM sets them into its environment at start, replacing what was there).
+    They are not written into Ogem's process environment: only references read them."""
     mapping = reader.mapping(root.get("environment_variables")) or {}
     environ: dict[str, str] = {}
     for name, node in mapping.items():
@@ -212,8 +213,12 @@ def _model_entry(
                 else f'treated as the OpenAI model "{model}" (write "openai/{model}" to say so)'
             ),
         )
-    if "*" in model_name or "*" in upstream:
-        reader.warning(entry, "wildcard model names are not supported yet; deployment skipped")
+    if "*" in upstream and "*" not in model_name:
+        reader.warning(
+            model_node,  # type: ignore[arg-type]
+            f'a wildcard model "{model}" needs a wildcard model_name (such as "*"); '
+            "deployment skipped",
+        )
         return None
     check_literal_key(reader, params.get("api_key"))
     info = reader.mapping(mapping.get("model_info")) or {}
@@ -256,6 +261,9 @@ def _model_entry(
     }
     if model_info:
         extra["model_info"] = model_info
+    if "*" in model_name:
+        # LiteLLM's wildcard routing: the registry serves each matching name from this template.
+        extra[WILDCARD_MODEL_PARAM] = model
     draft.params = extra
     return draft
 
@@ -310,12 +318,20 @@ def _settings(
         model_group_alias=aliases,
         hidden_aliases=hidden,
     )
+    master_key = general_map.get("master_key")
+    check_literal_key(reader, master_key)
+    if master_key is not None and str(master_key.value).startswith("secret://"):
+        reader.warning(
+            master_key,
+            "a secret manager reference cannot hold the master key (it is read before they "
+            "load); ignored: use OGEM_MASTER_KEY, os.environ/NAME or file:///path",
+        )
     general: dict[str, Any] = {}
     for key in ("drop_params", "modify_params"):
         value = reader.boolean(litellm.get(key))
         if value is not None:
             general[key] = value
-    for key in _GENERAL_KEYS:
+    for key in ("max_parallel_requests", "global_max_parallel_requests"):
         value = reader.integer(general_map.get(key), minimum=1)
         if value is not None:
             general[key] = value

@@ -46,6 +46,30 @@ KNOWN_PROVIDERS = frozenset(
         "deepgram",
         "mock",
         "local",
+        # Hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
+        "cerebras",
+        "sambanova",
+        "nvidia_nim",
+        "databricks",
+        "azure_ai",
+        "github",
+        "codestral",
+        "text-completion-codestral",
+        "nebius",
+        "novita",
+        "hyperbolic",
+        "lambda_ai",
+        "featherless_ai",
+        "nscale",
+        "dashscope",
+        "friendliai",
+        "galadriel",
+        "deepinfra",
+        "moonshot",
+        "meta_llama",
+        "volcengine",
+        "xinference",
+        "litellm_proxy",
     }
 )
 
@@ -55,47 +79,37 @@ PROVIDER_ALIASES = {
     "text-completion-openai": "openai",
     "custom_openai": "openai_compatible",
     "text_generation_webui": "oobabooga",
+    # LiteLLM's second names for an upstream Ogem's adapter already speaks.
+    "cohere_chat": "cohere",
+    "ai21_chat": "ai21",
+    "vertex_ai_beta": "vertex_ai",
+    "azure_text": "azure",
+    # LiteLLM's `vllm/` runs the vllm library in-process; Ogem reaches a vLLM server instead.
+    "vllm": "hosted_vllm",
 }
 
-# Other LiteLLM prefixes: recognised so their model strings split correctly, not served yet.
+# Other LiteLLM prefixes, with protocols of their own: recognised so their model strings split
+# correctly (and the deployment is reported), not served yet.
 OTHER_LITELLM_PREFIXES = frozenset(
     {
         "sagemaker",
         "sagemaker_chat",
-        "vertex_ai_beta",
         "watsonx",
-        "databricks",
         "cloudflare",
-        "nvidia_nim",
-        "cerebras",
-        "sambanova",
-        "ai21_chat",
         "nlp_cloud",
         "aleph_alpha",
         "baseten",
         "predibase",
         "triton",
         "clarifai",
-        "friendliai",
-        "github",
-        "codestral",
-        "text-completion-codestral",
-        "azure_ai",
-        "azure_text",
         "palm",
-        "vllm",
         "petals",
-        "litellm_proxy",
-        "dashscope",
-        "nscale",
-        "featherless_ai",
-        "novita",
-        "lambda_ai",
-        "hyperbolic",
-        "nebius",
-        "galadriel",
     }
 )
+
+# The params key holding a wildcard deployment's LiteLLM model template (`*`, `openai/*`): the
+# registry builds the deployment serving each requested name from it (gateway/registry.py).
+WILDCARD_MODEL_PARAM = "wildcard_model"
 
 _SPLIT_NAMES = KNOWN_PROVIDERS | frozenset(PROVIDER_ALIASES) | OTHER_LITELLM_PREFIXES
 

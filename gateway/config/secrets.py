@@ -26,10 +26,12 @@ def _resolve_env(reference: str, environ: Mapping[str, str]) -> str:
     name = reference.removeprefix(ENV_PREFIX)
     if not name:
         raise SecretError(f'"{reference}" names no environment variable')
-    if name in os.environ:
-        return os.environ[name]
+    # A LiteLLM file's `environment_variables` win over the process environment, as LiteLLM
+    # sets them into its environment at start (over what was there).
     if name in environ:
         return environ[name]
+    if name in os.environ:
+        return os.environ[name]
     raise SecretError(f"environment variable {name} is not set")
 
 

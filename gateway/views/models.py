@@ -9,17 +9,18 @@ from django.http import HttpRequest, HttpResponse
 
 from gateway.auth import caller_authenticate
 from gateway.errors import NotFoundError
-from gateway.registry import DeploymentRegistry, registry_get
+from gateway.registry import DeploymentRegistry, registry_get, wildcard_match
 from gateway.responses import json_response, request_id_for
-from gateway.router import models_visible
+from gateway.router import model_usable, models_visible
 
 
 def _model_object(name: str, registry: DeploymentRegistry) -> dict[str, Any]:
+    group = registry.by_model.get(name) or wildcard_match(registry, name)
     return {
         "id": name,
         "object": "model",
         "created": int(registry.installed_at),
-        "owned_by": registry.by_model[name][0].provider,
+        "owned_by": group[0].provider,
     }
 
 
@@ -42,7 +43,7 @@ async def models_retrieve(request: HttpRequest, model: str) -> HttpResponse:
     request.ogem_started = time.perf_counter()  # type: ignore[attr-defined]
     caller = await caller_authenticate(request)
     registry = registry_get()
-    if model not in models_visible(caller=caller, registry=registry):
+    if not model_usable(caller=caller, registry=registry, model=model):
         raise NotFoundError(
             f"The model `{model}` does not exist or you do not have access to it.",
             param="model",

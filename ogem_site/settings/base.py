@@ -11,6 +11,7 @@ from decimal import Decimal
 from ogem_site.env import (
     BASE_DIR,
     VAR_DIR,
+    config_master_key,
     env_bool,
     env_collect_begin,
     env_collect_end,
@@ -34,6 +35,9 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY") or persistent_secret("secret_key", nby
 # The proxy admin's key. Generated once under var/ in the embedded default; production requires it.
 OGEM_MASTER_KEY = env_str("OGEM_MASTER_KEY")
 OGEM_MASTER_KEY_SOURCE = "OGEM_MASTER_KEY"
+if not OGEM_MASTER_KEY:
+    # A LiteLLM config.yaml's general_settings.master_key, when OGEM_MASTER_KEY is unset.
+    OGEM_MASTER_KEY, OGEM_MASTER_KEY_SOURCE = config_master_key()
 if not OGEM_MASTER_KEY:
     OGEM_MASTER_KEY = persistent_secret("master_key", nbytes=32, prefix="sk-master-")
     OGEM_MASTER_KEY_SOURCE = str(VAR_DIR / "master_key")

@@ -1,6 +1,14 @@
 """Production: the same settings, refusing to start with a default secret or DEBUG on."""
 
-from ogem_site.env import env_bool, env_collect_end, env_int, env_list, env_require, env_str
+from ogem_site.env import (
+    config_master_key,
+    env_bool,
+    env_collect_end,
+    env_int,
+    env_list,
+    env_require,
+    env_str,
+)
 from ogem_site.settings.base import *  # noqa: F403
 from ogem_site.settings.base import DATABASES
 
@@ -10,8 +18,9 @@ env_require(
     "DJANGO_SECRET_KEY must be at least 32 characters in production",
 )
 env_require(
-    len(env_str("OGEM_MASTER_KEY")) >= 20,
-    "OGEM_MASTER_KEY must be set to at least 20 characters in production",
+    len(env_str("OGEM_MASTER_KEY") or config_master_key()[0]) >= 20,
+    "OGEM_MASTER_KEY (or a LiteLLM config's general_settings.master_key) must be set to at "
+    "least 20 characters in production",
 )
 _encryption_keys = env_list("OGEM_ENCRYPTION_KEYS")
 env_require(

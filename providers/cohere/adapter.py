@@ -1,8 +1,10 @@
 """The Cohere v2 adapter: chat (`/v2/chat`), embeddings (`/v2/embed`), rerank (`/v2/rerank`).
 
 Deployment settings: `api_base` (default https://api.cohere.com; a base ending in `/v2` works
-too), `api_key` (sent as a bearer token), and `params`: `max_tokens`, `input_type` (embeddings'
-default, else search_document), `dimensions`, `truncate`, `extra_headers`.
+too, and so does LiteLLM's `cohere_chat` form, the full endpoint URL such as
+`https://api.cohere.ai/v1/chat`: its host is used with the v2 API), `api_key` (sent as a bearer
+token), and `params`: `max_tokens`, `input_type` (embeddings' default, else search_document),
+`dimensions`, `truncate`, `extra_headers`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ PATHS = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embed", Endpoint.RERANK: "
 
 def cohere_url(api_base: str, *, path: str) -> str:
     base = (api_base or DEFAULT_API_BASE).rstrip("/")
+    # LiteLLM's `cohere_chat/` takes the full endpoint URL (`https://api.cohere.ai/v1/chat`):
+    # its host is kept and the v2 path Ogem speaks is used.
+    for endpoint in PATHS.values():
+        base = base.removesuffix(f"/{endpoint}")
+    base = base.removesuffix("/v1")
     if not base.endswith("/v2"):
         base = f"{base}/v2"
     return f"{base}/{path}"

@@ -127,3 +127,56 @@ def test_fallbacks_to_unknown_groups_and_provider_typos_are_flagged(write_config
     assert sum('"nowhere" is not a model group' in line for line in lines) == 1, output
     # Groups and aliases the file defines are not flagged.
     assert not any('"backup" is not' in line or '"main" is not' in line for line in lines)
+
+
+def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config) -> None:
+    path = write_config(
+        """
+        model_list:
+          - model_name: fast
+            litellm_params:
+              model: cohere_chat/command-r-plus
+              api_base: https://api.cohere.ai/v1/chat
+              order: 2
+              temperature: 0.2
+            model_info:
+              input_cost_per_token: 0.000001
+              max_input_tokens: 128000
+          - model_name: sm
+            litellm_params:
+              model: sagemaker/my-endpoint
+        litellm_settings:
+          set_verbose: true
+          num_retries: 2
+        """
+    )
+    code, output = _run(path, "--keys")
+    assert code == 0
+    assert output.splitlines() == [
+        f'{path}:11:5: warning: model_list[1]: provider "sagemaker" is not available in this '
+        "Ogem build; deployment skipped",
+        f"{path}:15:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
+        f"{path}:1:1: used: model_list",
+        f"{path}:2:5: used: model_list[0].model_name (the public model name)",
+        f"{path}:3:5: used: model_list[0].litellm_params",
+        f'{path}:4:7: translated: model_list[0].litellm_params.model (provider "cohere", '
+        'upstream model "command-r-plus")',
+        f"{path}:5:7: used: model_list[0].litellm_params.api_base (the upstream base URL)",
+        f"{path}:6:7: translated: model_list[0].litellm_params.order (priority)",
+        f"{path}:7:7: used: model_list[0].litellm_params.temperature (a deployment parameter, "
+        "for its adapter)",
+        f"{path}:8:5: used: model_list[0].model_info",
+        f"{path}:9:7: translated: model_list[0].model_info.input_cost_per_token (the "
+        "deployment's price, in spend and budgets)",
+        f"{path}:10:7: ignored: model_list[0].model_info.max_input_tokens (kept in "
+        "params.model_info, not used)",
+        f'{path}:11:5: ignored: model_list[1].model_name (provider "sagemaker" is not '
+        "available in this Ogem build; deployment skipped)",
+        f"{path}:12:5: used: model_list[1].litellm_params",
+        f'{path}:13:7: translated: model_list[1].litellm_params.model (provider "sagemaker", '
+        'upstream model "my-endpoint")',
+        f"{path}:14:1: used: litellm_settings",
+        f"{path}:15:3: ignored: litellm_settings.set_verbose (ignored: use OGEM_LOG_LEVEL)",
+        f"{path}:16:3: used: litellm_settings.num_retries",
+        f"{path}: OK, litellm format, 1 deployment in 1 model group (0 errors, 2 warnings)",
+    ]

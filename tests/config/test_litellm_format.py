@@ -182,7 +182,8 @@ def test_environment_variables_and_credentials(write_config, monkeypatch) -> Non
     )
     a, b = config_load(path).deployments
     assert (a.api_key, a.api_base) == ("from-file", "https://shared.example.com/v1")
-    assert (b.api_key, b.api_base) == ("from-process", "https://shared.example.com/v1")
+    # The file's environment_variables win over the process environment, as in LiteLLM.
+    assert (b.api_key, b.api_base) == ("from-file", "https://shared.example.com/v1")
     assert a.params == {} and b.params == {}
 
 
@@ -215,8 +216,9 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
         f"{path}:10:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
         f"{path}:11:3: warning: litellm_settings.success_callback: "
         "unknown key in litellm_settings, ignored",
-        f"{path}:13:3: warning: general_settings.master_key: "
-        "ignored: Ogem reads the master key from OGEM_MASTER_KEY",
+        # The master key when OGEM_MASTER_KEY is unset (ogem_site/env.py), written literally.
+        f"{path}:13:15: warning: general_settings.master_key: the key is written in the file; "
+        "prefer os.environ/NAME or file:///path",
         f"{path}:14:1: warning: guardrails: unknown key in the LiteLLM configuration, ignored",
     ]
 
@@ -241,17 +243,17 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
     )
     config, problems = config_check(path)
     assert [str(p) for p in problems] == [
+        # meta_llama is Meta's Llama API (LiteLLM's prefix), a likely meaning of the typo.
         f'{path}:4:14: warning: model_list[0].litellm_params.model: "meta-llama" is not a known '
-        'provider; treated as the OpenAI model "meta-llama/Llama-3-8b" '
-        '(write "openai/meta-llama/Llama-3-8b" to say so)',
+        'provider; did you mean "meta_llama/Llama-3-8b"? It is treated as the OpenAI model '
+        '"meta-llama/Llama-3-8b"',
         f'{path}:5:5: warning: model_list[1]: provider "sagemaker" is not available in this '
         "Ogem build; deployment skipped",
-        f"{path}:8:5: warning: model_list[2]: wildcard model names are not supported yet; "
-        "deployment skipped",
     ]
     assert config is not None
     assert [(d.id, d.provider, d.upstream_model) for d in config.deployments] == [
         ("config:llama#0", "openai", "meta-llama/Llama-3-8b"),
+        ("config:*#0", "openai", "*"),  # a wildcard: tests/routing/test_wildcards.py
         ("config:instruct#0", "openai", "gpt-3.5-turbo-instruct"),
     ]
 

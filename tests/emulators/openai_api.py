@@ -67,6 +67,8 @@ GROQ_REJECTS = frozenset({"logprobs", "logit_bias", "top_logprobs"})
 REQUIRED = {
     "chat/completions": ("model", "messages"),
     "completions": ("model", "prompt"),
+    # Mistral's (Codestral's) fill-in-the-middle completions, answered in chat's shape.
+    "fim/completions": ("model", "prompt"),
     "embeddings": ("model", "input"),
     "images/generations": ("prompt",),
     "audio/speech": ("model", "input", "voice"),
@@ -467,6 +469,30 @@ class OpenAIEmulator:
                 "created": int(time.time()),
                 "model": body["model"],
                 "choices": [{"index": 0, "text": reply, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": tokens(reply),
+                    "total_tokens": prompt_tokens + tokens(reply),
+                },
+            }
+        )
+
+    async def _fim_completions(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        reply, prompt_tokens = self._reply_text("completions", body)
+        reply = f"{reply} before {body['suffix']}" if body.get("suffix") else reply
+        return self._json(
+            {
+                "id": "fim-emulated",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply},
+                        "finish_reason": "stop",
+                    }
+                ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": tokens(reply),

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from gateway.config import Severity, config_check
+from gateway.config.inventory import config_key_inventory
+from gateway.config.sources import SourceError, source_read
 
 
 class Command(BaseCommand):
@@ -23,6 +25,11 @@ class Command(BaseCommand):
             "--skip-secrets",
             action="store_true",
             help="check os.environ/ and file:// references without reading them",
+        )
+        parser.add_argument(
+            "--keys",
+            action="store_true",
+            help="for a LiteLLM config.yaml, also print each key as used, translated or ignored",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -41,12 +48,22 @@ class Command(BaseCommand):
         if config is None:
             self.stdout.write(f"{source}: invalid ({counts})")
             raise SystemExit(1)
+        if options["keys"] and config.format == "litellm":
+            self._keys(source, problems)
         groups = config.model_groups()
         self.stdout.write(
             f"{source}: OK, {config.format} format, "
             f"{_plural(len(config.deployments), 'deployment')} in "
             f"{_plural(len(groups), 'model group')} ({counts})"
         )
+
+    def _keys(self, source: str, problems: list[Any]) -> None:
+        try:
+            text = source_read(source, token=settings.OGEM_CONFIG_TOKEN).text
+        except SourceError:
+            return  # read a moment ago; a file gone since has nothing to list
+        for use in config_key_inventory(text, source=source, problems=problems):
+            self.stdout.write(str(use))
 
 
 def _plural(count: int, noun: str) -> str:

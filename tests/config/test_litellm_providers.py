@@ -1,0 +1,352 @@
+"""A LiteLLM config.yaml naming every provider prefix Ogem serves loads with no deployment skipped,
+and a request to each, through the live server with the official SDK, reaches its emulator in that
+provider's wire format; `model_info` prices are what the request costs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import openai
+import pytest
+
+from billing.models import RequestLog
+from billing.services import usage_drain
+from gateway.config import config_check
+from gateway.governance import governance_snapshot_flush
+from providers.base import Deployment, Endpoint
+from providers.registry import adapter_get
+from tests.emulators import ai21_api, anthropic_api, cohere_api, gemini_api
+from tests.emulators.fixtures import UPSTREAM_KEY
+from tests.emulators.openai_api import OpenAIEmulator
+
+pytestmark = pytest.mark.live
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+REPLY = "Emulated reply to: Hello there"
+
+# LiteLLM prefix -> the upstream model id in the config (each served over OpenAI's wire format).
+OPENAI_WIRE = {
+    "cerebras": "llama3.1-8b",
+    "sambanova": "Meta-Llama-3.1-8B-Instruct",
+    "nvidia_nim": "meta/llama3-70b-instruct",
+    "databricks": "databricks-meta-llama-3-3-70b-instruct",
+    "azure_ai": "command-r-plus",
+    "github": "Llama-3.2-11B-Vision-Instruct",
+    "codestral": "codestral-latest",
+    "vllm": "facebook/opt-125m",
+    "nebius": "Qwen/Qwen3-235B-A22B",
+    "novita": "deepseek/deepseek-r1",
+    "hyperbolic": "Qwen/Qwen2.5-Coder-32B-Instruct",
+    "lambda_ai": "llama3.1-8b-instruct",
+    "featherless_ai": "featherless-ai/Qwerky-72B",
+    "nscale": "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    "dashscope": "qwen-turbo",
+    "friendliai": "meta-llama-3.1-8b-instruct",
+    "galadriel": "llama3.1",
+    "deepinfra": "meta-llama/Meta-Llama-3.1-8B-Instruct",
+    "moonshot": "moonshot-v1-8k",
+    "meta_llama": "Llama-3.3-70B-Instruct",
+    "volcengine": "doubao-pro-32k",
+    "xinference": "qwen2.5-instruct",
+    "litellm_proxy": "gpt-4o-mini",
+}
+# Prefixes served by one of the family under another name.
+CANONICAL = {"vllm": "hosted_vllm"}
+
+
+def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
+                 ai21_url: str) -> str:  # fmt: skip
+    entries = [
+        f"""
+  - model_name: lp-{prefix}
+    litellm_params:
+      model: {prefix}/{model}
+      api_base: {openai_url}/v1
+      api_key: os.environ/LPROV_UPSTREAM_KEY"""
+        for prefix, model in OPENAI_WIRE.items()
+    ]
+    entries.append(
+        f"""
+  - model_name: lp-fim
+    litellm_params:
+      model: text-completion-codestral/codestral-2405
+      api_base: {openai_url}/v1
+      api_key: os.environ/LPROV_UPSTREAM_KEY
+  - model_name: lp-cohere_chat
+    litellm_params:
+      model: cohere_chat/command-r-plus
+      api_base: {cohere_url}/v1/chat
+      api_key: os.environ/LPROV_COHERE_KEY
+  - model_name: lp-ai21_chat
+    litellm_params:
+      model: ai21_chat/jamba-1.5-mini
+      api_base: {ai21_url}/studio/v1
+      api_key: os.environ/LPROV_AI21_KEY
+  - model_name: lp-anthropic
+    litellm_params:
+      model: anthropic/claude-3-5-haiku-20241022
+      api_base: {anthropic_url}
+      api_key: os.environ/LPROV_ANTHROPIC_KEY
+  - model_name: lp-gemini
+    litellm_params:
+      model: gemini/gemini-2.0-flash
+      api_base: {gemini_url}/v1beta
+      api_key: os.environ/LPROV_GEMINI_KEY
+  - model_name: lp-priced
+    litellm_params:
+      model: cerebras/llama3.1-8b
+      api_base: {openai_url}/v1
+      api_key: os.environ/LPROV_UPSTREAM_KEY
+    model_info:
+      input_cost_per_token: 0.001
+      output_cost_per_token: 0.002
+      max_input_tokens: 8192"""
+    )
+    return "model_list:" + "".join(entries) + "\n"
+
+
+@pytest.fixture
+def emulators() -> Iterator[dict[str, object]]:
+    found = {
+        "cohere": cohere_api.cohere_emulator_get(),
+        "anthropic": anthropic_api.anthropic_emulator_get(),
+        "gemini": gemini_api.gemini_emulator_get(),
+        "ai21": ai21_api.ai21_emulator_get(),
+    }
+    for emulator in found.values():
+        emulator.reset()  # type: ignore[attr-defined]
+    yield found
+    for emulator in found.values():
+        emulator.reset()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def config_path(
+    openai_emulator: OpenAIEmulator,
+    emulators: dict[str, object],
+    write_config: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    monkeypatch.setenv("LPROV_UPSTREAM_KEY", UPSTREAM_KEY)
+    monkeypatch.setenv("LPROV_COHERE_KEY", cohere_api.API_KEY)
+    monkeypatch.setenv("LPROV_AI21_KEY", ai21_api.API_KEY)
+    monkeypatch.setenv("LPROV_ANTHROPIC_KEY", anthropic_api.API_KEY)
+    monkeypatch.setenv("LPROV_GEMINI_KEY", gemini_api.API_KEY)
+    return write_config(
+        _config_text(
+            openai_url=openai_emulator.url,
+            cohere_url=emulators["cohere"].url,  # type: ignore[attr-defined]
+            anthropic_url=emulators["anthropic"].url,  # type: ignore[attr-defined]
+            gemini_url=emulators["gemini"].url,  # type: ignore[attr-defined]
+            ai21_url=emulators["ai21"].url,  # type: ignore[attr-defined]
+        )
+    )
+
+
+@pytest.fixture
+def served(config_path: str, install_deployments: Callable[..., None]) -> list[Deployment]:
+    config, problems = config_check(config_path)
+    assert [str(p) for p in problems] == []
+    assert config is not None
+    install_deployments(*config.deployments)
+    return list(config.deployments)
+
+
+def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment]) -> None:
+    providers = {d.model_name.removeprefix("lp-"): d.provider for d in served}
+    assert providers == {
+        **{prefix: CANONICAL.get(prefix, prefix) for prefix in OPENAI_WIRE},
+        "fim": "text-completion-codestral",
+        "cohere_chat": "cohere",
+        "ai21_chat": "ai21",
+        "anthropic": "anthropic",
+        "gemini": "gemini",
+        "priced": "cerebras",
+    }
+
+
+@pytest.mark.parametrize("prefix", list(OPENAI_WIRE))
+def test_each_openai_wire_prefix_reaches_its_upstream(
+    prefix: str, served: list[Deployment], sdk: openai.OpenAI, openai_emulator: OpenAIEmulator
+) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
+    assert raw.headers["x-ogem-provider"] == CANONICAL.get(prefix, prefix)
+    assert raw.parse().choices[0].message.content == REPLY
+    sent = openai_emulator.last
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert sent.json["model"] == OPENAI_WIRE[prefix]
+    assert sent.json["messages"] == HELLO
+
+
+def test_codestral_text_completions_go_to_fill_in_the_middle(
+    served: list[Deployment], sdk: openai.OpenAI, openai_emulator: OpenAIEmulator
+) -> None:
+    completion = sdk.completions.create(
+        model="lp-fim", prompt="def is_odd(n):", suffix="return True", max_tokens=10
+    )
+    assert completion.object == "text_completion"
+    assert completion.choices[0].text == "Emulated reply to: def is_odd(n): before return True"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    sent = openai_emulator.last
+    assert sent.path == "/v1/fim/completions"
+    assert sent.json == {
+        "model": "codestral-2405",
+        "prompt": "def is_odd(n):",
+        "suffix": "return True",
+        "max_tokens": 10,
+    }
+
+
+def test_cohere_chat_takes_the_full_endpoint_url(
+    served: list[Deployment], sdk: openai.OpenAI, emulators: dict[str, object]
+) -> None:
+    reply = sdk.chat.completions.create(model="lp-cohere_chat", messages=HELLO)
+    assert reply.choices[0].message.content
+    cohere = emulators["cohere"]
+    assert [r.path for r in cohere.requests] == ["/v2/chat"]  # type: ignore[attr-defined]
+    assert cohere.requests[0].body["model"] == "command-r-plus"  # type: ignore[attr-defined]
+
+
+def test_ai21_chat_anthropic_and_gemini_bases_as_litellm_writes_them(
+    served: list[Deployment], sdk: openai.OpenAI, emulators: dict[str, object]
+) -> None:
+    for name in ("lp-ai21_chat", "lp-anthropic", "lp-gemini"):
+        reply = sdk.chat.completions.create(model=name, messages=HELLO, max_tokens=20)
+        assert reply.choices[0].message.content is not None
+    paths = {
+        name: [r.path for r in emulators[name].requests]  # type: ignore[attr-defined]
+        for name in ("ai21", "anthropic", "gemini")
+    }
+    assert paths == {
+        "ai21": ["/studio/v1/chat/completions"],
+        "anthropic": ["/v1/messages"],
+        "gemini": ["/v1beta/models/gemini-2.0-flash:generateContent"],
+    }
+
+
+def test_model_info_prices_are_what_the_request_costs(
+    served: list[Deployment],
+    live_ogem,
+    make_key: Callable[..., str],  # type: ignore[no-untyped-def]
+) -> None:
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    reply = client.chat.completions.create(model="lp-priced", messages=HELLO)
+    usage_drain()
+    assert reply.usage is not None
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal("0.001") + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal("0.002")
+    assert [row.cost for row in RequestLog.objects.filter(model="lp-priced")] == [expected]
+    governance_snapshot_flush()
+
+
+# -- defaults and headers, without a request ------------------------------------------------------
+
+DEFAULT_URLS = {
+    "cerebras": "https://api.cerebras.ai/v1/chat/completions",
+    "sambanova": "https://api.sambanova.ai/v1/chat/completions",
+    "nvidia_nim": "https://integrate.api.nvidia.com/v1/chat/completions",
+    "github": "https://models.inference.ai.azure.com/chat/completions",
+    "codestral": "https://codestral.mistral.ai/v1/chat/completions",
+    "nebius": "https://api.studio.nebius.ai/v1/chat/completions",
+    "novita": "https://api.novita.ai/v3/openai/chat/completions",
+    "hyperbolic": "https://api.hyperbolic.xyz/v1/chat/completions",
+    "lambda_ai": "https://api.lambda.ai/v1/chat/completions",
+    "featherless_ai": "https://api.featherless.ai/v1/chat/completions",
+    "nscale": "https://inference.api.nscale.com/v1/chat/completions",
+    "dashscope": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions",
+    "friendliai": "https://api.friendli.ai/serverless/v1/chat/completions",
+    "galadriel": "https://api.galadriel.com/v1/chat/completions",
+    "deepinfra": "https://api.deepinfra.com/v1/openai/chat/completions",
+    "moonshot": "https://api.moonshot.ai/v1/chat/completions",
+    "meta_llama": "https://api.llama.com/compat/v1/chat/completions",
+    "volcengine": "https://ark.cn-beijing.volces.com/api/v3/chat/completions",
+}
+
+
+@pytest.mark.parametrize("provider", sorted(DEFAULT_URLS))
+def test_default_api_base(provider: str) -> None:
+    adapter = adapter_get(provider)
+    assert adapter is not None and adapter.name == provider
+    deployment = Deployment(
+        id="x", model_name="x", provider=provider, upstream_model="m", api_key="k"
+    )
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert request.url == DEFAULT_URLS[provider]
+    assert request.headers["Authorization"] == "Bearer k"
+
+
+@pytest.mark.parametrize(
+    ("api_base", "api_version", "url", "headers"),
+    [
+        (
+            "https://acme.services.ai.azure.com/models",
+            "2024-05-01-preview",
+            "https://acme.services.ai.azure.com/models/chat/completions"
+            "?api-version=2024-05-01-preview",
+            {"api-key": "k"},
+        ),
+        (
+            "https://Mistral-large-x.eastus2.inference.ai.azure.com/",
+            "",
+            "https://Mistral-large-x.eastus2.inference.ai.azure.com/chat/completions",
+            {"Authorization": "Bearer k"},
+        ),
+    ],
+)
+def test_azure_ai_auth_follows_the_resource_kind(
+    api_base: str, api_version: str, url: str, headers: dict[str, str]
+) -> None:
+    adapter = adapter_get("azure_ai")
+    assert adapter is not None
+    deployment = Deployment(
+        id="x",
+        model_name="x",
+        provider="azure_ai",
+        upstream_model="m",
+        api_base=api_base,
+        api_key="k",
+        api_version=api_version,
+    )
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert (request.url, request.headers) == (url, headers)
+
+
+@pytest.mark.parametrize("provider", ["databricks", "azure_ai", "litellm_proxy", "xinference"])
+def test_providers_without_a_public_default_need_an_api_base(provider: str) -> None:
+    adapter = adapter_get(provider)
+    assert adapter is not None
+    deployment = Deployment(id="x", model_name="x", provider=provider, upstream_model="m")
+    with pytest.raises(Exception, match="has no api_base"):
+        adapter.build_request(endpoint=Endpoint.CHAT, deployment=deployment, body={}, stream=False)
+
+
+def test_model_info_output_limit_bounds_the_worst_case(db) -> None:  # type: ignore[no-untyped-def]
+    from billing.pricing import cost_worst_case, price_resolve
+
+    info = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002, "max_tokens": 100}
+    deployment = Deployment(
+        id="x",
+        model_name="x",
+        provider="cerebras",
+        upstream_model="unpriced-model",
+        params={"model_info": info, "max_tokens": 5000},  # the params' one is a request default
+    )
+    price = price_resolve(model="unpriced-model", provider="cerebras", deployment=deployment)
+    assert price is not None and price.max_output_tokens == 100
+    assert cost_worst_case(price=price, prompt_tokens=10, max_tokens=None) == Decimal("0.21")
+    alone = Deployment(
+        id="y",
+        model_name="y",
+        provider="cerebras",
+        upstream_model="unpriced-model",
+        params={"model_info": {"max_output_tokens": 100}},
+    )
+    assert price_resolve(model="unpriced-model", provider="cerebras", deployment=alone) is None
