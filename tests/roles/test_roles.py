@@ -732,6 +732,8 @@ ORG_ADMIN_PAGES = {
     "billing.ModelPrice": (403, 403),
     "billing.RequestLog": (200, 403),
     "gateway.ModelDeployment": (200, 200),
+    "files.File": (200, 403),  # their organization's files (tests/files/test_admin.py)
+    "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),
