@@ -8,11 +8,8 @@ never existed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -22,50 +19,15 @@ from batches.selectors import batch_get_visible, batch_object, batch_page, batch
 from batches.services import COMPLETION_WINDOWS, batch_cancel, batch_create, batch_resume_stale
 from files.batch_input import BATCH_ENDPOINTS
 from files.services import expires_after_check
-from gateway.auth import caller_authenticate
 from gateway.body import body_read_json, stored_metadata_check
-from gateway.context import Caller
 from gateway.errors import InvalidRequestError
-from gateway.responses import json_response, request_id_for
+from gateway.views.common import blocking_run, object_answer, object_caller
 
 T = TypeVar("T")
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 _FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
-
-
-async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
-    """Run blocking work (the ORM, file storage) in a worker thread that hands its connection
-    back."""
-
-    def run() -> T:
-        from django.db import close_old_connections, connection
-
-        close_old_connections()
-        try:
-            return function(**kwargs)
-        finally:
-            connection.close()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
-async def _caller(request: HttpRequest) -> Caller:
-    request.ogem_started = time.perf_counter()  # type: ignore[attr-defined]
-    caller = await caller_authenticate(request)
-    for name, value in request.GET.items():
-        if "\x00" in name or "\x00" in value:
-            raise InvalidRequestError("Query parameters cannot hold NUL characters.", param=name)
-    return caller
-
-
-def _answer(request: HttpRequest, payload: Any) -> HttpResponse:
-    response = json_response(payload)
-    response["x-request-id"] = request_id_for(request)
-    started = request.ogem_started  # type: ignore[attr-defined]
-    response["x-ogem-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
-    return response
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -78,7 +40,7 @@ def _string(body: dict[str, Any], name: str) -> str:
 
 
 async def batches_create(request: HttpRequest) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     body = body_read_json(request).body
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
@@ -101,7 +63,7 @@ async def batches_create(request: HttpRequest) -> HttpResponse:
         )
     metadata = stored_metadata_check(body.get("metadata"))
     output_expires_after = _expires_after(body.get("output_expires_after"))
-    batch = await _thread(
+    batch = await blocking_run(
         batch_create,
         caller=caller,
         input_file_id=input_file_id,
@@ -110,7 +72,7 @@ async def batches_create(request: HttpRequest) -> HttpResponse:
         metadata=metadata,
         output_expires_after=output_expires_after,
     )
-    return _answer(request, batch_object(batch))
+    return object_answer(request, batch_object(batch))
 
 
 def _expires_after(value: Any) -> int | None:
@@ -130,7 +92,7 @@ def _expires_after(value: Any) -> int | None:
 
 
 async def batches_list(request: HttpRequest) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     raw_limit = request.GET.get("limit")
     limit = LIMIT_DEFAULT
     if raw_limit is not None:
@@ -149,9 +111,9 @@ async def batches_list(request: HttpRequest) -> HttpResponse:
                 raise InvalidRequestError(f"No batch found with id '{after_id}'.", param="after")
         return batch_page(caller=caller, after=after, limit=limit)
 
-    rows, has_more = await _thread(read)
+    rows, has_more = await blocking_run(read)
     data = [batch_object(row) for row in rows]
-    return _answer(
+    return object_answer(
         request,
         {
             "object": "list",
@@ -164,7 +126,7 @@ async def batches_list(request: HttpRequest) -> HttpResponse:
 
 
 async def batches_retrieve(request: HttpRequest, batch_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def read() -> Batch:
         batch = batch_get_visible(caller=caller, batch_id=batch_id)
@@ -174,16 +136,16 @@ async def batches_retrieve(request: HttpRequest, batch_id: str) -> HttpResponse:
             batch_resume_stale(batch=batch)
         return batch
 
-    return _answer(request, batch_object(await _thread(read)))
+    return object_answer(request, batch_object(await blocking_run(read)))
 
 
 async def batches_cancel(request: HttpRequest, batch_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def cancel() -> Batch:
         return batch_cancel(batch=batch_get_visible(caller=caller, batch_id=batch_id))
 
-    return _answer(request, batch_object(await _thread(cancel)))
+    return object_answer(request, batch_object(await blocking_run(cancel)))
 
 
 def batches_mount(api: NinjaAPI) -> None:

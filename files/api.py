@@ -34,11 +34,9 @@ from files.services import (
 )
 from files.storage import CHUNK, storage_failed
 from files.tasks import files_expired_purge
-from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
-from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError, RequestTooLargeError
-from gateway.responses import json_response, request_id_for
+from gateway.views.common import answer_headers, blocking_run, object_answer, object_caller
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -49,51 +47,20 @@ PURGE_INTERVAL = 300.0  # seconds, as beat's schedule
 _purged_at: float | None = None
 
 
+def _storage_error(exc: Exception) -> None:
+    if storage_failed(exc):
+        logger.warning("file storage failed on /v1: %r", exc)
+        raise GatewayError(
+            "The file storage is unavailable; retry shortly.",
+            status=503,
+            code="storage_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
 async def _thread(function: Callable[..., T], **kwargs: Any) -> T:
-    """Run blocking work (ORM, storage, multipart parsing) in a worker thread of its own, which
-    hands its database connection back."""
-
-    def run() -> T:
-        from django.db import close_old_connections, connection
-
-        close_old_connections()
-        try:
-            return function(**kwargs)
-        except Exception as exc:
-            if storage_failed(exc):
-                logger.warning("file storage failed on /v1: %r", exc)
-                raise GatewayError(
-                    "The file storage is unavailable; retry shortly.",
-                    status=503,
-                    code="storage_unavailable",
-                    headers={"Retry-After": "1"},
-                ) from exc
-            raise
-        finally:
-            connection.close()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
-async def _caller(request: HttpRequest) -> Caller:
-    request.ogem_started = time.perf_counter()  # type: ignore[attr-defined]
-    caller = await caller_authenticate(request)
-    for name, value in request.GET.items():
-        if "\x00" in name or "\x00" in value:
-            raise InvalidRequestError("Query parameters cannot hold NUL characters.", param=name)
-    return caller
-
-
-def _answer(request: HttpRequest, payload: Any) -> HttpResponse:
-    response = json_response(payload)
-    _headers(request, response)
-    return response
-
-
-def _headers(request: HttpRequest, response: HttpResponse | StreamingHttpResponse) -> None:
-    response["x-request-id"] = request_id_for(request)
-    started = request.ogem_started  # type: ignore[attr-defined]
-    response["x-ogem-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
+    """Blocking work (ORM, storage, multipart parsing); a storage failure answers 503."""
+    return await blocking_run(function, on_error=_storage_error, **kwargs)
 
 
 def file_object(file: File) -> dict[str, Any]:
@@ -186,7 +153,7 @@ def _expires_after_json(value: object) -> int | None:
 
 
 async def files_create(request: HttpRequest) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def create() -> File:
         form, uploads = _form(request)
@@ -210,7 +177,7 @@ async def files_create(request: HttpRequest) -> HttpResponse:
         _purge_when_due()
         return created
 
-    return _answer(request, file_object(await _thread(create)))
+    return object_answer(request, file_object(await _thread(create)))
 
 
 def _purge_when_due() -> None:
@@ -243,7 +210,7 @@ def _page(request: HttpRequest) -> tuple[str | None, int, bool]:
 
 
 async def files_list(request: HttpRequest) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     after_id, limit, descending = _page(request)
     purpose = request.GET.get("purpose") or None
 
@@ -259,7 +226,7 @@ async def files_list(request: HttpRequest) -> HttpResponse:
 
     rows, has_more = await _thread(read)
     data = [file_object(row) for row in rows]
-    return _answer(
+    return object_answer(
         request,
         {
             "object": "list",
@@ -272,23 +239,23 @@ async def files_list(request: HttpRequest) -> HttpResponse:
 
 
 async def files_retrieve(request: HttpRequest, file_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     file = await _thread(file_get_visible, caller=caller, file_id=file_id)
-    return _answer(request, file_object(file))
+    return object_answer(request, file_object(file))
 
 
 async def files_delete(request: HttpRequest, file_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def delete() -> None:
         file_delete(file=file_get_visible(caller=caller, file_id=file_id))
 
     await _thread(delete)
-    return _answer(request, {"id": file_id, "object": "file", "deleted": True})
+    return object_answer(request, {"id": file_id, "object": "file", "deleted": True})
 
 
 async def files_content(request: HttpRequest, file_id: str) -> StreamingHttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     file = await _thread(file_get_visible, caller=caller, file_id=file_id)
     blob = await _thread(file_open, file=file)
 
@@ -303,7 +270,7 @@ async def files_content(request: HttpRequest, file_id: str) -> StreamingHttpResp
     response = StreamingHttpResponse(content(), content_type="application/octet-stream")
     response["Content-Length"] = str(file.bytes)
     response["Content-Disposition"] = f'attachment; filename="{_quoted(file.filename)}"'
-    _headers(request, response)
+    answer_headers(request, response)
     return response
 
 
@@ -315,7 +282,7 @@ def _quoted(filename: str) -> str:
 
 
 async def uploads_create(request: HttpRequest) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     body = body_read_json(request).body
     for name in ("filename", "purpose", "bytes", "mime_type"):
         if body.get(name) is None:
@@ -338,11 +305,11 @@ async def uploads_create(request: HttpRequest) -> HttpResponse:
         mime_type=mime_type,
         expires_after=expires_after,
     )
-    return _answer(request, upload_object(upload))
+    return object_answer(request, upload_object(upload))
 
 
 async def uploads_parts_add(request: HttpRequest, upload_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def add() -> UploadPart:
         upload = upload_get_visible(caller=caller, upload_id=upload_id)
@@ -356,11 +323,11 @@ async def uploads_parts_add(request: HttpRequest, upload_id: str) -> HttpRespons
             for item in uploads.values():
                 item.close()
 
-    return _answer(request, part_object(await _thread(add)))
+    return object_answer(request, part_object(await _thread(add)))
 
 
 async def uploads_complete(request: HttpRequest, upload_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
     body = body_read_json(request).body
     part_ids = body.get("part_ids")
     if not isinstance(part_ids, list) or not all(
@@ -375,16 +342,16 @@ async def uploads_complete(request: HttpRequest, upload_id: str) -> HttpResponse
         upload = upload_get_visible(caller=caller, upload_id=upload_id)
         return upload_complete(caller=caller, upload=upload, part_ids=part_ids, md5=md5 or None)
 
-    return _answer(request, upload_object(await _thread(complete)))
+    return object_answer(request, upload_object(await _thread(complete)))
 
 
 async def uploads_cancel(request: HttpRequest, upload_id: str) -> HttpResponse:
-    caller = await _caller(request)
+    caller = await object_caller(request)
 
     def cancel() -> Upload:
         return upload_cancel(upload=upload_get_visible(caller=caller, upload_id=upload_id))
 
-    return _answer(request, upload_object(await _thread(cancel)))
+    return object_answer(request, upload_object(await _thread(cancel)))
 
 
 _JSON_BODY = {

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
@@ -56,6 +55,7 @@ from gateway.services import (
     stored_response_delete,
     stored_response_progress,
 )
+from gateway.views.common import blocking_run, object_answer, request_timing_start
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
 from providers.sse import SSEParser
@@ -72,33 +72,6 @@ BACKGROUND_LIMIT_SECONDS = 3600.0
 _NOT_COPIED = frozenset({"content-type", "content-length"})
 # Background responses running in this process: response id -> its task (a strong reference).
 _running: dict[str, asyncio.Task[None]] = {}
-
-
-async def database(function: Callable[..., T], **kwargs: Any) -> T:
-    """Run an ORM read or write in a worker thread of its own, which hands its connection back."""
-
-    def run() -> T:
-        from django.db import close_old_connections, connection
-
-        close_old_connections()
-        try:
-            return function(**kwargs)
-        finally:
-            connection.close()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
-def _start(request: HttpRequest) -> None:
-    request.ogem_started = time.perf_counter()  # type: ignore[attr-defined]
-
-
-def _answer(request: HttpRequest, payload: Any) -> HttpResponse:
-    response = json_response(payload)
-    response["x-request-id"] = request_id_for(request)
-    started = request.ogem_started  # type: ignore[attr-defined]
-    response["x-ogem-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
-    return response
 
 
 def _copy_headers(source: HttpResponse, target: HttpResponse) -> HttpResponse:
@@ -124,7 +97,7 @@ def _native(candidates: tuple[Deployment, ...]) -> bool:
 
 
 async def _caller(request: HttpRequest, response_id: str = "") -> Caller:
-    _start(request)
+    request_timing_start(request)
     caller = await caller_authenticate(request)
     if "\x00" in response_id:  # in no id, and PostgreSQL refuses it in a query
         raise _not_found(response_id)
@@ -132,7 +105,7 @@ async def _caller(request: HttpRequest, response_id: str = "") -> Caller:
 
 
 async def _owned(caller: Caller, response_id: str) -> StoredResponse:
-    stored = await database(stored_response_get, caller=caller, response_id=response_id)
+    stored = await blocking_run(stored_response_get, caller=caller, response_id=response_id)
     if stored is None:
         raise _not_found(response_id)
     if (
@@ -142,7 +115,7 @@ async def _owned(caller: Caller, response_id: str) -> StoredResponse:
         and (timezone.now() - stored.created_at).total_seconds() > BACKGROUND_LIMIT_SECONDS
     ):
         failed = _failed(stored.response, _LOST)
-        if await database(stored_response_progress, response_id=response_id, response=failed):
+        if await blocking_run(stored_response_progress, response_id=response_id, response=failed):
             stored.status, stored.response = "failed", failed
         else:  # it changed meanwhile: read it again
             return await _owned(caller, response_id)
@@ -170,7 +143,7 @@ def _failed(shell: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
 
 
 async def responses_create(request: HttpRequest) -> HttpResponse:
-    _start(request)
+    request_timing_start(request)
     caller = await caller_authenticate(request)
     inbound = body_read_json(request)
     params_check(endpoint=Endpoint.RESPONSES, body=inbound.body)
@@ -247,7 +220,7 @@ async def _previous(caller: Caller, previous_id: str) -> StoredResponse:
     """The response `previous_response_id` names, the caller's, finished."""
     stored = None
     if "\x00" not in previous_id:
-        stored = await database(stored_response_get, caller=caller, response_id=previous_id)
+        stored = await blocking_run(stored_response_get, caller=caller, response_id=previous_id)
     if stored is None:
         raise InvalidRequestError(
             f"Previous response with id '{previous_id}' not found.",
@@ -276,7 +249,7 @@ async def _keep(
     *,
     deployment_id: str = "",
 ) -> None:
-    await database(
+    await blocking_run(
         stored_response_create,
         response_id=response["id"],
         organization_id=caller.organization_id,
@@ -362,7 +335,7 @@ async def _background_start(
     )
     _running[response_id] = task
     task.add_done_callback(lambda _: _running.pop(response_id, None))
-    return _answer(request, shell)
+    return object_answer(request, shell)
 
 
 async def _background_run(
@@ -371,7 +344,9 @@ async def _background_run(
     response_id = shell["id"]
     try:
         running = {**shell, "status": "in_progress"}
-        if not await database(stored_response_progress, response_id=response_id, response=running):
+        if not await blocking_run(
+            stored_response_progress, response_id=response_id, response=running
+        ):
             return  # cancelled before it started
         try:
             async with asyncio.timeout(BACKGROUND_LIMIT_SECONDS):
@@ -389,14 +364,14 @@ async def _background_run(
                 final = _final(shell, answer.body)
             else:
                 final = _failed(shell, answer.body.get("error") or {})
-        await database(stored_response_progress, response_id=response_id, response=final)
+        await blocking_run(stored_response_progress, response_id=response_id, response=final)
     except asyncio.CancelledError:
         raise  # cancelled: the row says so already
     except Exception:
         logger.exception("background response %s failed", response_id)
         failed = _failed(shell, {})
         try:
-            await database(stored_response_progress, response_id=response_id, response=failed)
+            await blocking_run(stored_response_progress, response_id=response_id, response=failed)
         except Exception:
             logger.exception("background response %s: its failure not stored", response_id)
 
@@ -513,8 +488,8 @@ async def response_retrieve(request: HttpRequest, response_id: str) -> HttpRespo
             )
         return await _replay(request, stored)
     if stored.deployment_id:
-        return _answer(request, await _upstream(stored, method="GET"))
-    return _answer(request, stored.response)
+        return object_answer(request, await _upstream(stored, method="GET"))
+    return object_answer(request, stored.response)
 
 
 async def _replay(request: HttpRequest, stored: StoredResponse) -> HttpResponse:
@@ -552,8 +527,8 @@ async def response_delete(request: HttpRequest, response_id: str) -> HttpRespons
     task = _running.pop(response_id, None)
     if task is not None:
         task.cancel()
-    await database(stored_response_delete, stored=stored)
-    return _answer(request, {"id": response_id, "object": "response", "deleted": True})
+    await blocking_run(stored_response_delete, stored=stored)
+    return object_answer(request, {"id": response_id, "object": "response", "deleted": True})
 
 
 async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponse:
@@ -565,8 +540,10 @@ async def response_cancel(request: HttpRequest, response_id: str) -> HttpRespons
             param="response_id",
         )
     if stored.deployment_id:
-        return _answer(request, await _upstream(stored, method="POST", suffix="/cancel"))
-    if stored.status != "cancelled" and not await database(stored_response_cancel, stored=stored):
+        return object_answer(request, await _upstream(stored, method="POST", suffix="/cancel"))
+    if stored.status != "cancelled" and not await blocking_run(
+        stored_response_cancel, stored=stored
+    ):
         raise InvalidRequestError(
             f"Cannot cancel a response that is {stored.status}.",
             param="response_id",
@@ -575,7 +552,7 @@ async def response_cancel(request: HttpRequest, response_id: str) -> HttpRespons
     if task is not None:
         task.cancel()
     stored = await _owned(caller, response_id)
-    return _answer(request, stored.response)
+    return object_answer(request, stored.response)
 
 
 async def response_input_items(request: HttpRequest, response_id: str) -> HttpResponse:
@@ -597,7 +574,7 @@ async def response_input_items(request: HttpRequest, response_id: str) -> HttpRe
     if stored.deployment_id:
         forwarded = {"limit": str(limit), "order": order, **({"after": after} if after else {})}
         page = await _upstream(stored, method="GET", suffix="/input_items", query=forwarded)
-        return _answer(request, page)
+        return object_answer(request, page)
     items = [*stored.history, *stored.input_items]
     if order == "desc":
         items.reverse()
@@ -607,7 +584,7 @@ async def response_input_items(request: HttpRequest, response_id: str) -> HttpRe
             raise InvalidRequestError(f"No input item found with id '{after}'.", param="after")
         items = items[position + 1 :]
     data = items[:limit]
-    return _answer(
+    return object_answer(
         request,
         {
             "object": "list",

@@ -9,22 +9,18 @@ writes (gateway/stored.py), so a completion is found as soon as its answer was r
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from gateway.auth import caller_authenticate
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.models import StoredCompletion
-from gateway.responses import json_response, request_id_for
 from gateway.selectors import stored_completion_get, stored_completion_page
 from gateway.services import stored_completion_delete, stored_completion_metadata_update
 from gateway.stored import stored_writes_wait
+from gateway.views.common import blocking_run, object_answer, object_caller
 
 T = TypeVar("T")
 
@@ -33,40 +29,13 @@ LIMIT_MAX = 100
 _METADATA_FILTER = re.compile(r"^metadata\[(.+)\]$")
 
 
-async def _database(function: Callable[..., T], **kwargs: Any) -> T:
-    """Run an ORM read or write in a worker thread of its own, which hands its connection back."""
-
-    def run() -> T:
-        from django.db import close_old_connections, connection
-
-        close_old_connections()
-        try:
-            return function(**kwargs)
-        finally:
-            connection.close()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
 async def _caller(request: HttpRequest, completion_id: str = "") -> Caller:
-    request.ogem_started = time.perf_counter()  # type: ignore[attr-defined]
-    caller = await caller_authenticate(request)
+    caller = await object_caller(request)
     # NUL is in no id, and PostgreSQL refuses it in a query.
     if "\x00" in completion_id:
         raise _not_found(completion_id)
-    for name, value in request.GET.items():
-        if "\x00" in name or "\x00" in value:
-            raise InvalidRequestError("Query parameters cannot hold NUL characters.", param=name)
     await stored_writes_wait()
     return caller
-
-
-def _answer(request: HttpRequest, payload: Any) -> HttpResponse:
-    response = json_response(payload)
-    response["x-request-id"] = request_id_for(request)
-    started = request.ogem_started  # type: ignore[attr-defined]
-    response["x-ogem-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
-    return response
 
 
 def _not_found(completion_id: str) -> NotFoundError:
@@ -136,16 +105,16 @@ async def chat_completions_list(request: HttpRequest) -> HttpResponse:
             descending=descending,
         )
 
-    rows, has_more = await _database(read)
-    return _answer(request, _list([_completion_object(row) for row in rows], has_more))
+    rows, has_more = await blocking_run(read)
+    return object_answer(request, _list([_completion_object(row) for row in rows], has_more))
 
 
 async def chat_completion_retrieve(request: HttpRequest, completion_id: str) -> HttpResponse:
     caller = await _caller(request, completion_id)
-    stored = await _database(stored_completion_get, caller=caller, completion_id=completion_id)
+    stored = await blocking_run(stored_completion_get, caller=caller, completion_id=completion_id)
     if stored is None:
         raise _not_found(completion_id)
-    return _answer(request, _completion_object(stored))
+    return object_answer(request, _completion_object(stored))
 
 
 async def chat_completion_update(request: HttpRequest, completion_id: str) -> HttpResponse:
@@ -166,10 +135,10 @@ async def chat_completion_update(request: HttpRequest, completion_id: str) -> Ht
             return None
         return stored_completion_metadata_update(stored=stored, metadata=metadata)
 
-    stored = await _database(update)
+    stored = await blocking_run(update)
     if stored is None:
         raise _not_found(completion_id)
-    return _answer(request, _completion_object(stored))
+    return object_answer(request, _completion_object(stored))
 
 
 async def chat_completion_delete(request: HttpRequest, completion_id: str) -> HttpResponse:
@@ -182,9 +151,9 @@ async def chat_completion_delete(request: HttpRequest, completion_id: str) -> Ht
         stored_completion_delete(stored=stored)
         return True
 
-    if not await _database(delete):
+    if not await blocking_run(delete):
         raise _not_found(completion_id)
-    return _answer(
+    return object_answer(
         request, {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
     )
 
@@ -192,7 +161,7 @@ async def chat_completion_delete(request: HttpRequest, completion_id: str) -> Ht
 async def chat_completion_messages(request: HttpRequest, completion_id: str) -> HttpResponse:
     caller = await _caller(request, completion_id)
     after_id, limit, descending = _page(request)
-    stored = await _database(stored_completion_get, caller=caller, completion_id=completion_id)
+    stored = await blocking_run(stored_completion_get, caller=caller, completion_id=completion_id)
     if stored is None:
         raise _not_found(completion_id)
     messages = [_message(completion_id, i, m) for i, m in enumerate(stored.messages)]
@@ -203,7 +172,7 @@ async def chat_completion_messages(request: HttpRequest, completion_id: str) -> 
         if position is None:
             raise InvalidRequestError(f"No message found with id '{after_id}'.", param="after")
         messages = messages[position + 1 :]
-    return _answer(request, _list(messages[:limit], len(messages) > limit))
+    return object_answer(request, _list(messages[:limit], len(messages) > limit))
 
 
 def _message(completion_id: str, index: int, message: dict[str, Any]) -> dict[str, Any]:
