@@ -42,8 +42,11 @@ migrate: $(RUNTIME_STAMP)
 run: $(RUNTIME_STAMP)
 	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(OGEM_WORKERS)
 
+# One test process per core (pytest-xdist), a file's tests in one process (they share its fixtures).
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 worker: $(RUNTIME_STAMP)
 	@$(BIN)/celery -A ogem_site worker --loglevel=INFO

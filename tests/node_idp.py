@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -15,11 +16,14 @@ IDP_DIR = Path(__file__).resolve().parent / "idp"
 
 
 def _npm_ci() -> None:
-    if (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
-        return
-    npm = shutil.which("npm")
-    assert npm, "npm (Node 20) is needed to run the local OpenID Connect provider"
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, timeout=600)
+    # Parallel test workers install once: the others wait on the lock, then find the package.
+    with open(IDP_DIR / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
+            return
+        npm = shutil.which("npm")
+        assert npm, "npm (Node 20) is needed to run the local OpenID Connect provider"
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, timeout=600)
 
 
 @contextmanager

@@ -5,9 +5,18 @@ import os
 import shutil
 import tempfile
 
-from ogem_site.env import env_collect_end
-from ogem_site.settings.base import *  # noqa: F403
-from ogem_site.settings.base import CACHES, REDIS_URL, STORAGES
+# Parallel test workers (pytest-xdist) share one Redis: each gets a key prefix of its own, under
+# which every key, stream, pub/sub channel and Celery queue of Ogem's lies. Set in the environment
+# before the settings read it, so that the servers and workers a test starts inherit it.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _XDIST_WORKER and not os.environ.get("OGEM_CACHE_PREFIX", "").endswith(f"-{_XDIST_WORKER}"):
+    os.environ["OGEM_CACHE_PREFIX"] = (
+        f"{os.environ.get('OGEM_CACHE_PREFIX', 'ogem')}-{_XDIST_WORKER}"
+    )
+
+from ogem_site.env import env_collect_end  # noqa: E402
+from ogem_site.settings.base import *  # noqa: E402, F403
+from ogem_site.settings.base import CACHES, REDIS_URL, STORAGES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True

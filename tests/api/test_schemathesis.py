@@ -13,7 +13,9 @@ from tests.api.conftest import World
 from tests.fuzz import server_errors
 from tests.live import LiveServer
 
-pytestmark = pytest.mark.live
+# Some 700 requests on a live server: beside parallel test workers on a loaded machine it takes
+# longer than the suite's default 300 s timeout.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(900)]
 
 EXAMPLES = 15  # fuzzed cases per operation, besides the coverage phase's
 

@@ -20,7 +20,7 @@ def _settings(config: Path, **env: str) -> list[str]:
     environ.update(
         OGEM_CONFIG=str(config),
         DJANGO_SETTINGS_MODULE="ogem_site.settings.test",
-        PYTHONPATH=f"/tmp/noedit:{REPO}",
+        PYTHONPATH=str(REPO),
         **env,
     )
     done = subprocess.run(
