@@ -85,7 +85,9 @@ def _outcome(
     if wait is not None:
         return False, wait
     if response is None:
-        raise OgemConnectionError(f"{call.method} {call.path}: {error}") from error
+        raise OgemConnectionError(
+            f"Ogem could not be reached ({call.method} {call.path}): {error}"
+        ) from error
     return True, answer_read(response)
 
 
