@@ -23,15 +23,15 @@ $(VENV):
 		test $${PIPESTATUS[0]} -eq 0
 
 # A dev install (make test, CI) has everything run needs: no second install.
-$(RUNTIME_STAMP): pyproject.toml | $(VENV)
+$(RUNTIME_STAMP): pyproject.toml sdk/python/pyproject.toml | $(VENV)
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
 		echo "Installing Ogem's runtime dependencies..."; \
-		$(BIN)/pip install --progress-bar off -e . 2>&1 | $(PIP_PROGRESS); \
+		$(BIN)/pip install --progress-bar off -e . -e ./sdk/python 2>&1 | $(PIP_PROGRESS); \
 		test $${PIPESTATUS[0]} -eq 0 && touch $@; fi
 
-$(STAMP): pyproject.toml | $(VENV)
+$(STAMP): pyproject.toml sdk/python/pyproject.toml | $(VENV)
 	@echo "Installing Ogem with its test and development tools..."
-	@$(BIN)/pip install --progress-bar off -e '.[dev]' 2>&1 | $(PIP_PROGRESS); \
+	@$(BIN)/pip install --progress-bar off -e '.[dev]' -e ./sdk/python 2>&1 | $(PIP_PROGRESS); \
 		test $${PIPESTATUS[0]} -eq 0 && touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)

@@ -62,3 +62,15 @@ def start_live_server(app: object) -> LiveServer:
             raise RuntimeError("live Ogem server did not start")
         time.sleep(0.01)
     return LiveServer(url=f"http://127.0.0.1:{port}", server=server, thread=thread)
+
+
+def usage_record_now() -> None:
+    """Usage is accounted after the response: write it now, as the worker or the flush would."""
+    from django.conf import settings
+
+    from billing.services import usage_buffer_flush, usage_drain
+
+    if settings.REDIS_URL:
+        usage_drain()
+    else:
+        usage_buffer_flush()

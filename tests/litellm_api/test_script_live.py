@@ -10,27 +10,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from django.conf import settings
 
-from billing.services import usage_buffer_flush, usage_drain
 from providers.base import Deployment
-from tests.live import LiveServer
+from tests.live import LiveServer, usage_record_now
 
 pytestmark = pytest.mark.live
-
-
-def _record_usage() -> None:
-    """Usage is accounted after the response: write it now, as the worker would."""
-    if settings.REDIS_URL:
-        usage_drain()
-    else:
-        usage_buffer_flush()
 
 
 def _spend_logs(proxy: httpx.Client, token: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 5
     while True:
-        _record_usage()
+        usage_record_now()
         logs = proxy.get("/spend/logs", params={"api_key": token}).json()
         if logs or time.monotonic() > deadline:
             return logs

@@ -1,0 +1,414 @@
+"""`ogem`: the management API and a chat from a terminal (docs/cli.md).
+
+The URL and key come from `--url`/`--key`, then OGEM_BASE_URL/OGEM_API_KEY, then the file
+`ogem login` wrote (readable by its owner only). Errors print the API's message and exit 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from ogem_sdk.client import Ogem
+from ogem_sdk.errors import OgemError
+
+ENV_URL = "OGEM_BASE_URL"
+ENV_KEY = "OGEM_API_KEY"
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ogem" / "config.json"
+
+
+def config_read() -> dict[str, str]:
+    path = config_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{path} is unreadable ({exc}); run `ogem login` again") from exc
+    return {name: str(value) for name, value in data.items()} if isinstance(data, dict) else {}
+
+
+def config_write(*, url: str, key: str) -> Path:
+    """Write the login where only its owner can read it (0600 in a 0700 directory)."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"url": url, "key": key}, handle)
+    os.chmod(path, 0o600)
+    return path
+
+
+class Context:
+    def __init__(self, *, url: str | None, key: str | None, output: str) -> None:
+        saved = config_read()
+        self.url = (url or os.environ.get(ENV_URL) or saved.get("url") or "").rstrip("/")
+        self.key = key or os.environ.get(ENV_KEY) or saved.get("key") or ""
+        self.output = output
+
+    def require(self) -> None:
+        if not self.url or not self.key:
+            raise click.ClickException(
+                f"not logged in: run `ogem login`, or set {ENV_URL} and {ENV_KEY}"
+            )
+
+    def client(self) -> Ogem:
+        self.require()
+        return Ogem(base_url=self.url, api_key=self.key)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def rows_show(rows: Iterable[dict[str, Any]], *, columns: list[str], output: str) -> None:
+    """Rows as an aligned table, CSV or JSON."""
+    rows = list(rows)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(row.get(column)) for column in columns] for row in rows])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
+    ]
+    click.echo(
+        "  ".join(column.upper().ljust(widths[i]) for i, column in enumerate(columns)).rstrip()
+    )
+    for line in cells:
+        click.echo("  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip())
+
+
+def object_show(obj: Any, *, output: str) -> None:
+    if output == "json" or not isinstance(obj, dict):
+        click.echo(json.dumps(obj, indent=2, default=str))
+        return
+    rows_show(
+        [{"field": name, "value": value} for name, value in obj.items()],
+        columns=["field", "value"],
+        output=output,
+    )
+
+
+class CLIGroup(click.Group):
+    """API errors end the command with their message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OgemError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"Ogem could not be reached: {exc}") from exc
+
+
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="How results are printed.",
+)
+
+
+@click.group(cls=CLIGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", help=f"Ogem's base URL (else {ENV_URL}, else `ogem login`'s).")
+@click.option("--key", help=f"The API key (else {ENV_KEY}, else `ogem login`'s).")
+@output_option
+@click.version_option(package_name="ogem-sdk", prog_name="ogem")
+@click.pass_context
+def main(ctx: click.Context, url: str | None, key: str | None, output: str) -> None:
+    """Ogem from the terminal: keys, teams, budgets, spend, models and chat."""
+    ctx.obj = Context(url=url, key=key, output=output)
+
+
+@main.command()
+@click.option("--url", "login_url", prompt="Ogem URL", default="http://127.0.0.1:8000")
+@click.option("--key", "login_key", prompt="API key", hide_input=True)
+def login(login_url: str, login_key: str) -> None:
+    """Check a URL and key against Ogem, then remember them for the next commands."""
+    url = login_url.rstrip("/")
+    try:
+        answer = httpx.get(
+            f"{url}/v1/models", headers={"Authorization": f"Bearer {login_key}"}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"{url} could not be reached: {exc}") from exc
+    if answer.status_code in (401, 403):
+        raise click.ClickException("Ogem refused this key")
+    if answer.status_code >= 400:
+        raise click.ClickException(f"{url} answered {answer.status_code}: is it Ogem?")
+    path = config_write(url=url, key=login_key)
+    click.echo(f"Logged in to {url}; saved in {path} (only you can read it).")
+
+
+# ---- keys -----------------------------------------------------------------------------------
+
+KEY_COLUMNS = ["id", "name", "key_prefix", "status", "team", "spend", "max_budget", "models"]
+
+
+@main.group()
+def keys() -> None:
+    """Virtual keys: create, list, rotate, revoke."""
+
+
+@keys.command("list")
+@click.option("--team", help="Only this team's keys (id or slug).")
+@click.option("--status", type=click.Choice(["active", "revoked", "expired"]))
+@click.pass_obj
+def keys_list(obj: Context, team: str | None, status: str | None) -> None:
+    """The keys you may see."""
+    rows = obj.client().keys.list(team=team, status=status)
+    rows_show(rows, columns=KEY_COLUMNS, output=obj.output)
+
+
+@keys.command("create")
+@click.option("--name", required=True)
+@click.option("--team", help="Team id or slug.")
+@click.option("--model", "models", multiple=True, help="A model it may use (repeat).")
+@click.option("--max-budget", help="USD per budget period.")
+@click.option("--budget-duration", help="e.g. 1d, 30d, 1mo.")
+@click.pass_obj
+def keys_create(
+    obj: Context,
+    name: str,
+    team: str | None,
+    models: tuple[str, ...],
+    max_budget: str | None,
+    budget_duration: str | None,
+) -> None:
+    """Create a key; its secret is printed once."""
+    fields: dict[str, Any] = {"name": name, "models": list(models)}
+    for field, value in (("team", team), ("max_budget", max_budget)):
+        if value is not None:
+            fields[field] = value
+    if budget_duration is not None:
+        fields["budget_duration"] = budget_duration
+    created = obj.client().keys.create(**fields)
+    object_show(created, output=obj.output)
+    if obj.output == "table":
+        click.echo("\nThe secret (`key`) is shown this once: store it now.", err=True)
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option("--grace", type=int, default=None, help="Seconds the old secret keeps working.")
+@click.pass_obj
+def keys_rotate(obj: Context, key_id: str, grace: int | None) -> None:
+    """Issue a new secret for a key; printed once."""
+    object_show(obj.client().keys.rotate(key_id, grace_period_seconds=grace), output=obj.output)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_obj
+def keys_revoke(obj: Context, key_id: str) -> None:
+    """Revoke a key: /v1 refuses it from now on."""
+    revoked = obj.client().keys.revoke(key_id)
+    click.echo(f"Revoked key {revoked['id']} ({revoked['name']}).")
+
+
+# ---- teams and budgets ----------------------------------------------------------------------
+
+
+@main.group()
+def teams() -> None:
+    """Teams: list and create."""
+
+
+@teams.command("list")
+@click.option("--organization", help="Only this organization's teams (id or slug).")
+@click.pass_obj
+def teams_list(obj: Context, organization: str | None) -> None:
+    rows = obj.client().teams.list(organization=organization)
+    rows_show(rows, columns=["id", "name", "slug", "organization", "models"], output=obj.output)
+
+
+@teams.command("create")
+@click.option("--organization", required=True, help="Organization id or slug.")
+@click.option("--name", required=True)
+@click.option("--slug")
+@click.pass_obj
+def teams_create(obj: Context, organization: str, name: str, slug: str | None) -> None:
+    fields = {"organization": organization, "name": name}
+    if slug:
+        fields["slug"] = slug
+    object_show(obj.client().teams.create(**fields), output=obj.output)
+
+
+@main.group()
+def budgets() -> None:
+    """Budgets: list and reset."""
+
+
+@budgets.command("list")
+@click.option("--team", help="Only this team's budgets (id).")
+@click.pass_obj
+def budgets_list(obj: Context, team: str | None) -> None:
+    rows = obj.client().budgets.list(team=team)
+    columns = ["id", "scope", "organization", "team", "key", "max_budget", "spend", "reset_at"]
+    rows_show(rows, columns=columns, output=obj.output)
+
+
+@budgets.command("reset")
+@click.argument("budget_id")
+@click.pass_obj
+def budgets_reset(obj: Context, budget_id: str) -> None:
+    """Start a new period now."""
+    object_show(obj.client().budgets.reset(budget_id), output=obj.output)
+
+
+# ---- spend, models, chat --------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--group-by",
+    default="key",
+    show_default=True,
+    help="key, team, organization, model, ...",
+)
+@click.option("--since", help="How far back: 30d, 2w, 12h.")
+@click.option("--start", help="First UTC day (YYYY-MM-DD).")
+@click.option("--end", help="Last UTC day (YYYY-MM-DD).")
+@click.option("--team", type=int)
+@click.option("--model")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+def spend(
+    obj: Context,
+    group_by: str,
+    since: str | None,
+    start: str | None,
+    end: str | None,
+    team: int | None,
+    model: str | None,
+    as_csv: bool,
+    as_json: bool,
+) -> None:
+    """Spend and tokens per group, with a total line."""
+    try:
+        answer = obj.client().spend(
+            group_by=group_by, since=since, start=start, end=end, team=team, model=model
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    output = "csv" if as_csv else "json" if as_json else obj.output
+    if output == "json":
+        click.echo(json.dumps(answer, indent=2))
+        return
+    rows = list(answer["results"])
+    columns = [group_by, *[name for name in (rows[0] if rows else {}) if name != group_by]]
+    if not rows:
+        columns = [group_by, "requests", "spend"]
+    total = {group_by: "total", **answer.get("total", {})}
+    rows_show([*rows, total], columns=columns, output=output)
+
+
+@main.command()
+@click.pass_obj
+def models(obj: Context) -> None:
+    """The models your key may call on /v1."""
+    obj.require()
+    answer = httpx.get(
+        f"{obj.url}/v1/models", headers={"Authorization": f"Bearer {obj.key}"}, timeout=30
+    )
+    if answer.status_code >= 400:
+        raise click.ClickException(f"{answer.status_code}: {answer.text[:500]}")
+    rows = answer.json().get("data", [])
+    rows_show(rows, columns=["id", "owned_by"], output=obj.output)
+
+
+def _stream_text(lines: Iterator[str]) -> Iterator[str]:
+    """The content deltas of an OpenAI chat completion stream."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        event = json.loads(data)
+        if "error" in event:
+            raise click.ClickException(event["error"].get("message", "the stream failed"))
+        for choice in event.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                yield content
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="A model your key may call.")
+@click.option("--system", help="A system message.")
+@click.argument("prompt", required=False)
+@click.pass_obj
+def chat(obj: Context, model: str, system: str | None, prompt: str | None) -> None:
+    """Chat with a model, streamed. With PROMPT: one answer; without: a conversation (an empty
+    line or Ctrl-D ends it)."""
+    obj.require()
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    interactive = prompt is None
+    with httpx.Client(
+        base_url=obj.url, headers={"Authorization": f"Bearer {obj.key}"}, timeout=120
+    ) as http:
+        while True:
+            if interactive:
+                try:
+                    prompt = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+                except (EOFError, click.Abort):
+                    prompt = ""
+                if not prompt:
+                    return
+            messages.append({"role": "user", "content": prompt or ""})
+            body = {"model": model, "messages": messages, "stream": True}
+            with http.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise click.ClickException(_error_text(response))
+                if interactive:
+                    click.echo(f"{model}> ", nl=False)
+                answer = []
+                for piece in _stream_text(response.iter_lines()):
+                    answer.append(piece)
+                    click.echo(piece, nl=False)
+                    sys.stdout.flush()
+                click.echo()
+            messages.append({"role": "assistant", "content": "".join(answer)})
+            if not interactive:
+                return
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        return f"{response.status_code}: {response.json()['error']['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code}: {response.text[:500]}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
