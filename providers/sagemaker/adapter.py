@@ -13,7 +13,8 @@ The payload is the model container's. Two of LiteLLM's prefixes, two formats:
   `{"text_inputs": [...]}` with `{"embedding": [[...]]}`.
 
 Deployment settings (LiteLLM's names): `region` / `params.aws_region_name`, AWS credentials as for
-Bedrock, `api_base` (default `https://runtime.sagemaker.{region}.amazonaws.com`), and
+Bedrock, `api_base` (the runtime's root, default `https://runtime.sagemaker.{region}.amazonaws.com`,
+or an endpoint's whole `.../endpoints/<name>/invocations` URL), and
 `params.model_id` for an inference component (sent as `X-Amzn-SageMaker-Inference-Component`).
 """
 
@@ -72,10 +73,14 @@ def invocation_request(
     component = deployment.params.get("model_id")
     if component:
         headers["X-Amzn-SageMaker-Inference-Component"] = str(component)
-    endpoint_name = quote(deployment.upstream_model, safe="")
+    base = runtime_base(deployment)
+    if "/endpoints/" in base:  # a whole invocation URL, as some LiteLLM configs give
+        url = f"{base.rsplit('/', 1)[0]}/{action}"
+    else:
+        url = f"{base}/endpoints/{quote(deployment.upstream_model, safe='')}/{action}"
     return UpstreamRequest(
         method="POST",
-        url=f"{runtime_base(deployment)}/endpoints/{endpoint_name}/{action}",
+        url=url,
         headers=headers,
         content=orjson.dumps(payload),
     )

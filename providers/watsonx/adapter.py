@@ -5,12 +5,15 @@
 (providers/watsonx/auth.py), or a ready token.
 
 Deployment settings (LiteLLM's names): `api_base` or `params.url` (the region's URL, default
-Dallas), `api_key` (IBM Cloud API key) or `params.token`, `params.project_id` / `params.space_id`,
+Dallas), `api_key` / `params.apikey` (IBM Cloud API key) or `params.token`, `params.project_id` /
+`params.space_id`; each falls back to LiteLLM's environment variable (WATSONX_URL, WATSONX_APIKEY,
+WATSONX_TOKEN, WATSONX_PROJECT_ID, WATSONX_DEPLOYMENT_SPACE_ID) when the deployment leaves it out;
 `api_version` (default 2024-03-13), `params.iam_url` (IAM's token URL, for a private IAM).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -52,17 +55,32 @@ CHAT_FIELDS = (
 DEPLOYMENT_PREFIX = "deployment/"
 
 
+def setting(deployment: Deployment, name: str, *variables: str) -> str:
+    """A deployment parameter, else the first of LiteLLM's environment variables that is set
+    (a LiteLLM config may leave them to the environment)."""
+    value = deployment.params.get(name)
+    if value:
+        return str(value)
+    return next((os.environ[v] for v in variables if os.environ.get(v)), "")
+
+
 def api_base(deployment: Deployment) -> str:
-    base = deployment.api_base or str(deployment.params.get("url") or "") or DEFAULT_URL
+    base = (
+        deployment.api_base
+        or setting(deployment, "url", "WATSONX_URL", "WATSONX_API_BASE")
+        or DEFAULT_URL
+    )
     return base.rstrip("/")
 
 
 def _space(deployment: Deployment) -> dict[str, str]:
     """Where the model runs: the project or the deployment space (one is required)."""
-    for name in ("project_id", "space_id"):
-        value = deployment.params.get(name)
-        if value:
-            return {name: str(value)}
+    project = setting(deployment, "project_id", "WATSONX_PROJECT_ID")
+    if project:
+        return {"project_id": project}
+    space = setting(deployment, "space_id", "WATSONX_DEPLOYMENT_SPACE_ID", "WATSONX_SPACE_ID")
+    if space:
+        return {"space_id": space}
     raise InvalidRequestError(
         f"The watsonx deployment {deployment.id} needs params.project_id or params.space_id."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -70,17 +71,23 @@ def _refused(status: int, body: bytes) -> GatewayError:
 
 async def bearer_token(deployment: Deployment, *, send: Send) -> str:
     """The bearer token for the deployment's calls: its own `token`, else its API key's."""
-    ready = deployment.params.get("token")
+    ready = deployment.params.get("token") or os.environ.get("WATSONX_TOKEN")
     if isinstance(ready, str) and ready:
         return ready
-    if not deployment.api_key:
+    api_key = (
+        deployment.api_key
+        or str(deployment.params.get("apikey") or "")
+        or os.environ.get("WATSONX_APIKEY")
+        or os.environ.get("WATSONX_API_KEY")
+    )
+    if not api_key:
         raise UpstreamError(
             f"The watsonx deployment {deployment.id} has neither an API key nor a token.",
             provider=PROVIDER,
             code="upstream_credentials_missing",
         )
     url = iam_url(deployment)
-    key = (url, hashlib.sha256(deployment.api_key.encode()).hexdigest())
+    key = (url, hashlib.sha256(api_key.encode()).hexdigest())
     with _tokens_lock:
         cached = _tokens.get(key)
         lock = _locks.setdefault(key, asyncio.Lock())
@@ -91,7 +98,7 @@ async def bearer_token(deployment: Deployment, *, send: Send) -> str:
             cached = _tokens.get(key)
         if cached is not None:
             return cached[0]
-        status, body = await send(token_request(url=url, api_key=deployment.api_key))
+        status, body = await send(token_request(url=url, api_key=api_key))
         if status >= 400:
             raise _refused(status, body)
         try:
