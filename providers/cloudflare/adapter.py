@@ -90,7 +90,8 @@ def chat_request(*, body: dict[str, Any], stream: bool) -> dict[str, Any]:
             payload[name] = body[name]
     if body.get("max_completion_tokens") is not None:
         payload["max_tokens"] = body["max_completion_tokens"]
-    if body.get("tools"):
+    # Workers AI has no tool_choice: with "none" the tools are left out, so none can be called.
+    if body.get("tools") and body.get("tool_choice") != "none":
         payload["tools"] = body["tools"]
     if stream:
         payload["stream"] = True

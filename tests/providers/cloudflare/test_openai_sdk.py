@@ -67,6 +67,8 @@ def test_chat(client: openai.OpenAI, cloudflare_emulator: CloudflareEmulator) ->
         ],
         max_tokens=30,
         temperature=0.2,
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        tool_choice="none",
     )
     assert completion.choices[0].message.content == "Hello from Workers AI."
     assert completion.choices[0].finish_reason == "stop"
