@@ -36,12 +36,19 @@ from billing.models import (
     SCOPE_FIELDS,
     Budget,
     BudgetScope,
+    BudgetTemplate,
     RequestLog,
     UsageRollup,
     UsageRollupDay,
 )
 from billing.rollups import rollup_day, rollup_watermark
-from billing.services import EntityLimits, budget_period_restore, budget_upsert
+from billing.services import (
+    EntityLimits,
+    budget_period_restore,
+    budget_template_create,
+    budget_template_update,
+    budget_upsert,
+)
 from gateway.config.provider_names import provider_is_servable, provider_split
 from gateway.models import ImportedObject, ModelDeployment
 from gateway.services import deployment_create, deployment_update
@@ -64,6 +71,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "litellm"
 KINDS = (
+    "budget",
     "organization",
     "team",
     "user",
@@ -281,6 +289,7 @@ class _Importer:
         self.budgets = {
             row["budget_id"]: row for row in self.rows("LiteLLM_BudgetTable", '"budget_id"')
         }
+        self.import_budgets()
         self.import_organizations()
         self.import_users()
         self.import_teams()
@@ -290,6 +299,39 @@ class _Importer:
         self.import_models()
         self.import_spend_logs()
         self.import_daily_spend()
+
+    def import_budgets(self) -> None:
+        """LiteLLM_BudgetTable rows as budget templates (`/budget/list` shows them; a
+        `budget_id` given later copies them), besides the limits of the entities that use them."""
+        for budget_id, row in self.budgets.items():
+            duration_raw = str(row.get("budget_duration") or "")
+            duration = _DURATIONS.get(duration_raw)
+            if duration is None:
+                self.summary.notes.append(
+                    f"budget {budget_id}: budget_duration {duration_raw!r} has no Ogem period; "
+                    "its template never resets"
+                )
+            values = {
+                "max_budget": _decimal(row.get("max_budget")),
+                "soft_budget": _decimal(row.get("soft_budget")),
+                "duration": duration or "",
+                "rpm_limit": _positive_int(row.get("rpm_limit")),
+                "tpm_limit": _positive_int(row.get("tpm_limit")),
+                "max_parallel_requests": _positive_int(row.get("max_parallel_requests")),
+            }
+            template = BudgetTemplate.objects.filter(budget_id=str(budget_id)[:100]).first()
+            if template is None:
+                budget_template_create(
+                    budget_id=str(budget_id)[:100],
+                    created_by=str(row.get("created_by") or "")[:150],
+                    values=values,
+                )
+                self.summary.count("budget", "created")
+            elif all(getattr(template, k) == v for k, v in values.items()):
+                self.summary.count("budget", "unchanged")
+            else:
+                budget_template_update(template=template, values=values)
+                self.summary.count("budget", "updated")
 
     def budget_of(self, budget_id: str | None) -> dict[str, Any]:
         return self.budgets.get(budget_id or "", {})

@@ -26,7 +26,14 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
-from billing.models import Budget, BudgetScope, RequestLog, UsageRollup, UsageRollupDay
+from billing.models import (
+    Budget,
+    BudgetScope,
+    BudgetTemplate,
+    RequestLog,
+    UsageRollup,
+    UsageRollupDay,
+)
 from gateway.config.database import database_deployments
 from gateway.config.problems import Problems
 from gateway.models import ImportedObject, ModelDeployment
@@ -321,6 +328,7 @@ def _state() -> dict[str, list[dict[str, Any]]]:
         "end_customers": EndCustomer,
         "keys": VirtualKey,
         "budgets": Budget,
+        "budget_templates": BudgetTemplate,
         "deployments": ModelDeployment,
         "request_logs": RequestLog,
         "rollups": UsageRollup,
@@ -365,6 +373,15 @@ def test_import_maps_every_object_type(
     url, keys = litellm_db
     output = _import(url)
 
+    assert "budget        created 3, updated 0, unchanged 0, skipped 0" in output
+    templates = {
+        t.budget_id: (t.max_budget, t.soft_budget, t.duration) for t in BudgetTemplate.objects.all()
+    }
+    assert templates == {
+        "budget-org": (Decimal("100"), None, "30d"),
+        "budget-key-soft": (None, Decimal("5"), ""),
+        "budget-customer": (Decimal("2"), None, ""),
+    }
     assert "organization  created 1, updated 0, unchanged 0, skipped 0" in output
     assert "team          created 2, updated 0, unchanged 0, skipped 0" in output
     assert "user          created 2, updated 0, unchanged 0, skipped 1" in output
@@ -570,7 +587,17 @@ def test_second_import_changes_nothing(
     before = _state()
     output = _import(url)
     assert _state() == before
-    kinds = ("organization", "team", "user", "end_user", "key", "model", "spend_log", "daily_spend")
+    kinds = (
+        "budget",
+        "organization",
+        "team",
+        "user",
+        "end_user",
+        "key",
+        "model",
+        "spend_log",
+        "daily_spend",
+    )
     for kind in kinds:
         line = next(line for line in output.splitlines() if line.strip().startswith(kind + " "))
         assert " created 0, updated 0," in line, line
