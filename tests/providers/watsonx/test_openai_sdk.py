@@ -158,3 +158,24 @@ def test_errors_are_mapped(client: openai.OpenAI, watsonx_emulator: WatsonxEmula
             model="no-project", messages=[{"role": "user", "content": "Hi"}]
         )
     assert "project_id or params.space_id" in missing.value.message
+
+
+def test_litellm_environment_variables_fill_what_the_deployment_leaves_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from providers.base import Endpoint
+    from providers.watsonx.adapter import WatsonxAdapter
+
+    monkeypatch.setenv("WATSONX_URL", "https://eu-de.ml.cloud.ibm.com/")
+    monkeypatch.setenv("WATSONX_PROJECT_ID", "project-from-env")
+    deployment = Deployment(
+        id="x", model_name="x", provider="watsonx", upstream_model=MODEL, api_version="2025-01-01"
+    )
+    request = WatsonxAdapter().build_request(
+        endpoint=Endpoint.CHAT,
+        deployment=deployment,
+        body={"messages": [{"role": "user", "content": "Hi"}]},
+        stream=True,
+    )
+    assert request.url == "https://eu-de.ml.cloud.ibm.com/ml/v1/text/chat_stream?version=2025-01-01"
+    assert request.json["project_id"] == "project-from-env"
