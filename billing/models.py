@@ -33,6 +33,31 @@ SCOPE_FIELDS = {
 }
 
 
+class BudgetTemplate(models.Model):
+    """A named set of limits: LiteLLM's budget table row (`/budget/new`). An organization, end
+    customer or key created or updated with its `budget_id` gets these limits on its own
+    Budget (copied then: a later change to the template does not reach it)."""
+
+    budget_id = models.CharField(max_length=100, unique=True)
+    max_budget = models.DecimalField(**USD, null=True, blank=True)
+    soft_budget = models.DecimalField(**USD, null=True, blank=True)
+    duration = models.CharField(
+        "budget duration", max_length=4, choices=BudgetDuration.choices, blank=True, default=""
+    )
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["budget_id"]
+
+    def __str__(self) -> str:
+        return self.budget_id
+
+
 class Budget(models.Model):
     """A spending limit on exactly one entity, named by ``scope``."""
 

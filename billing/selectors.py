@@ -8,7 +8,14 @@ from typing import Any
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import Budget, BudgetScope, RequestLog, UnpricedUsage, UsageRollup
+from billing.models import (
+    Budget,
+    BudgetScope,
+    BudgetTemplate,
+    RequestLog,
+    UnpricedUsage,
+    UsageRollup,
+)
 from billing.pricing import deployment_pk_from_id, price_known
 from billing.rollups import rollup_watermark
 from keys.budgets import KeyBudget, usd_str
@@ -636,3 +643,11 @@ def cache_chart_data(
         ],
         "hits": [per_day.get(day, {}).get("hits", 0) for day in labels],
     }
+
+
+def budget_template_list() -> QuerySet[BudgetTemplate]:
+    return BudgetTemplate.objects.all()
+
+
+def budget_template_get(*, budget_id: str) -> BudgetTemplate | None:
+    return BudgetTemplate.objects.filter(budget_id=budget_id).first()

@@ -20,6 +20,7 @@ from billing.models import (
     BudgetDuration,
     BudgetMode,
     BudgetScope,
+    BudgetTemplate,
     RequestLog,
     UnpricedUsage,
 )
@@ -474,3 +475,38 @@ def budget_soft_alert_enqueue(*, budget: Budget) -> bool:
     transaction.on_commit(lambda: budget_alert_webhook.delay(**arguments))
     transaction.on_commit(lambda: budget_alert_email.delay(**arguments))
     return True
+
+
+# LiteLLM's budget table (`/budget/*`): templates of limits, not budgets of an entity.
+BUDGET_TEMPLATE_FIELDS = (
+    "max_budget",
+    "soft_budget",
+    "duration",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel_requests",
+)
+
+
+def budget_template_create(
+    *, budget_id: str, created_by: str, values: dict[str, Any]
+) -> BudgetTemplate:
+    """Raises IntegrityError when the id is taken (the caller's transaction stays usable)."""
+    with transaction.atomic():
+        return BudgetTemplate.objects.create(
+            budget_id=budget_id,
+            created_by=created_by,
+            **{k: v for k, v in values.items() if k in BUDGET_TEMPLATE_FIELDS},
+        )
+
+
+def budget_template_update(*, template: BudgetTemplate, values: dict[str, Any]) -> BudgetTemplate:
+    for name, value in values.items():
+        if name in BUDGET_TEMPLATE_FIELDS:
+            setattr(template, name, value)
+    template.save()
+    return template
+
+
+def budget_template_delete(*, template: BudgetTemplate) -> None:
+    template.delete()

@@ -275,15 +275,54 @@ def _close_quietly(response: HttpResponseBase) -> None:
     response.closed = True
 
 
+# LiteLLM also serves its OpenAI routes without the /v1 prefix (`/chat/completions`,
+# `/embeddings`, `/models`, ...): they are their /v1 twins. A bare `/<root>/` stays the portal's
+# (its `/models/` and `/batches/` pages).
+V1_TWIN_ROOTS = frozenset(
+    {
+        "chat",
+        "completions",
+        "embeddings",
+        "models",
+        "moderations",
+        "images",
+        "audio",
+        "rerank",
+        "responses",
+        "files",
+        "uploads",
+        "batches",
+    }
+)
+
+
+def v1_twin(path: str) -> str | None:
+    """The /v1 path a LiteLLM-style root path stands for, if it is one."""
+    root, slash, rest = path[1:].partition("/")
+    if root in V1_TWIN_ROOTS and (rest or not slash):
+        return "/v1" + path
+    return None
+
+
 class V1Split:
-    """Send /v1/ HTTP requests to the lean handler and everything else to `app`."""
+    """Send /v1/ HTTP requests (and their LiteLLM root twins) to the lean handler and everything
+    else to `app`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.v1 = V1Handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(V1_PREFIX):
-            await self.v1(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path.startswith(V1_PREFIX):
+            await self.v1(scope, receive, send)
+            return
+        twin = v1_twin(path)
+        if twin is None:
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or path.encode()
+        await self.v1({**scope, "path": twin, "raw_path": b"/v1" + raw}, receive, send)

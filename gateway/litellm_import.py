@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Sum
 from django.utils import timezone
 from django.utils.text import slugify
 from psycopg.rows import dict_row
@@ -36,12 +36,19 @@ from billing.models import (
     SCOPE_FIELDS,
     Budget,
     BudgetScope,
+    BudgetTemplate,
     RequestLog,
     UsageRollup,
     UsageRollupDay,
 )
 from billing.rollups import rollup_day, rollup_watermark
-from billing.services import EntityLimits, budget_period_restore, budget_upsert
+from billing.services import (
+    EntityLimits,
+    budget_period_restore,
+    budget_template_create,
+    budget_template_update,
+    budget_upsert,
+)
 from gateway.config.provider_names import provider_is_servable, provider_split
 from gateway.models import ImportedObject, ModelDeployment
 from gateway.services import deployment_create, deployment_update
@@ -64,6 +71,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "litellm"
 KINDS = (
+    "budget",
     "organization",
     "team",
     "user",
@@ -204,6 +212,11 @@ def _models(value: Any) -> list[str]:
     return [] if ALL_MODELS & set(models) else models
 
 
+def _model_of(row: dict[str, Any]) -> str:
+    """A daily row's model as Ogem's rollups name it: the public model group, else the model."""
+    return str(row.get("model_group") or row.get("model") or "")
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -220,6 +233,9 @@ class _Importer:
         self.budgets: dict[str, dict[str, Any]] = {}
         self.organizations: dict[str, Organization] = {}
         self.teams: dict[str, Team] = {}
+        # The daily totals' bounds: the request log's first day and the rollup watermark.
+        self.first_day: date | None = None
+        self.watermark: date | None = None
         self.users: dict[str, User] = {}
         self.keys: dict[str, VirtualKey] = {}
         self.default_organization: Organization | None = None
@@ -273,6 +289,7 @@ class _Importer:
         self.budgets = {
             row["budget_id"]: row for row in self.rows("LiteLLM_BudgetTable", '"budget_id"')
         }
+        self.import_budgets()
         self.import_organizations()
         self.import_users()
         self.import_teams()
@@ -282,6 +299,39 @@ class _Importer:
         self.import_models()
         self.import_spend_logs()
         self.import_daily_spend()
+
+    def import_budgets(self) -> None:
+        """LiteLLM_BudgetTable rows as budget templates (`/budget/list` shows them; a
+        `budget_id` given later copies them), besides the limits of the entities that use them."""
+        for budget_id, row in self.budgets.items():
+            duration_raw = str(row.get("budget_duration") or "")
+            duration = _DURATIONS.get(duration_raw)
+            if duration is None:
+                self.summary.notes.append(
+                    f"budget {budget_id}: budget_duration {duration_raw!r} has no Ogem period; "
+                    "its template never resets"
+                )
+            values = {
+                "max_budget": _decimal(row.get("max_budget")),
+                "soft_budget": _decimal(row.get("soft_budget")),
+                "duration": duration or "",
+                "rpm_limit": _positive_int(row.get("rpm_limit")),
+                "tpm_limit": _positive_int(row.get("tpm_limit")),
+                "max_parallel_requests": _positive_int(row.get("max_parallel_requests")),
+            }
+            template = BudgetTemplate.objects.filter(budget_id=str(budget_id)[:100]).first()
+            if template is None:
+                budget_template_create(
+                    budget_id=str(budget_id)[:100],
+                    created_by=str(row.get("created_by") or "")[:150],
+                    values=values,
+                )
+                self.summary.count("budget", "created")
+            elif all(getattr(template, k) == v for k, v in values.items()):
+                self.summary.count("budget", "unchanged")
+            else:
+                budget_template_update(template=template, values=values)
+                self.summary.count("budget", "updated")
 
     def budget_of(self, budget_id: str | None) -> dict[str, Any]:
         return self.budgets.get(budget_id or "", {})
@@ -749,65 +799,93 @@ class _Importer:
         return {log.created_at.astimezone(UTC).date() for log in new}
 
     def import_daily_spend(self) -> None:
-        """LiteLLM_DailyUserSpend (one row per day, user, key and model: every request counted
-        once) for the days Ogem's request log has nothing of, such as days whose spend logs
-        LiteLLM's retention deleted: written as those days' rollups. A day the request log
-        covers is rolled up from it instead; a day after the rollup watermark that the log does
-        not precede would make the watermark skip days, so it is skipped and reported."""
+        """LiteLLM's daily totals (LiteLLM_DailyUserSpend, LiteLLM_DailyTeamSpend,
+        LiteLLM_DailyTagSpend) for the days Ogem's request log has nothing of, such as days whose
+        spend logs LiteLLM's retention deleted: written as those days' rollups. A day the request
+        log covers is rolled up from it instead; a day after the rollup watermark that the log
+        does not precede would make the watermark skip days, so it is skipped and reported.
+
+        The user and team tables count the same requests (each row is a day, key and model, per
+        user or per team): the user table's rows are the day's partition, and a team row fills in
+        only a (day, key, model) the user table has no row for. Tag rows repeat a request once
+        per tag, as Ogem's tagged rollups do."""
         first = RequestLog.objects.aggregate(first=Min("created_at"))["first"]
-        first_day = first.astimezone(UTC).date() if first is not None else None
-        watermark = rollup_watermark()
+        self.first_day = first.astimezone(UTC).date() if first is not None else None
+        self.watermark = rollup_watermark()
         rows_by_day: dict[date, list[UsageRollup]] = {}
-        for row in self.rows("LiteLLM_DailyUserSpend", '"date", "id"'):
-            external = str(row["id"])
+        users = list(self.rows("LiteLLM_DailyUserSpend", '"date", "id"'))
+        covered = {(str(r["date"]), str(r.get("api_key") or ""), _model_of(r)) for r in users}
+        sources: list[tuple[str, str, dict[str, Any]]] = [("", "user", r) for r in users]
+        for table, kind in (("LiteLLM_DailyTeamSpend", "team"), ("LiteLLM_DailyTagSpend", "tag")):
+            for row in self.rows(table, '"date", "id"'):
+                key = (str(row["date"]), str(row.get("api_key") or ""), _model_of(row))
+                if kind == "team" and key in covered:
+                    continue  # the user table counted these requests
+                sources.append((f"{kind}:", kind, row))
+        for prefix, kind, row in sources:
+            external = f"{prefix}{row['id']}"
             if ("daily_spend", external) in self.mappings:
                 self.summary.count("daily_spend", "unchanged")
                 continue
-            try:
-                day = date.fromisoformat(str(row["date"]))
-            except ValueError:
-                self.summary.count("daily_spend", "skipped", f"{external}: date {row['date']!r}")
+            day = self.daily_day(row, external)
+            if day is None:
                 continue
-            if first_day is not None and day >= first_day:
-                self.summary.count("daily_spend", "skipped", f"{day}: rolled up from spend logs")
-                continue
-            if watermark is not None and day > watermark:
-                self.summary.count(
-                    "daily_spend", "skipped", f"{day}: after the rollup watermark {watermark}"
-                )
-                continue
-            key = self.keys.get(str(row.get("api_key") or ""))
-            user = self.users.get(str(row.get("user_id") or ""))
-            prompt = max(int(row.get("prompt_tokens") or 0), 0)
-            completion = max(int(row.get("completion_tokens") or 0), 0)
-            rollup = UsageRollup(
-                day=day,
-                organization_id=key.organization_id if key is not None else None,
-                team_id=key.team_id if key is not None else None,
-                key_id=key.pk if key is not None else None,
-                user_id=user.pk if user is not None else (key.user_id if key else None),
-                model=str(row.get("model_group") or row.get("model") or "")[:200],
-                requests=max(int(row.get("api_requests") or 0), 0),
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                total_tokens=prompt + completion,
-                spend=_decimal(row.get("spend")) or Decimal("0"),
-            )
-            rows_by_day.setdefault(day, []).append(rollup)
+            rows_by_day.setdefault(day, []).append(self.daily_rollup(row, kind=kind, day=day))
             # Recorded so a rerun skips it; the rollup rows are the day's, with no id of their own.
             self.mappings[("daily_spend", external)] = ImportedObject(
                 source=SOURCE, kind="daily_spend", external_id=external, object_id=0, fingerprint=""
             )
         for day, rollups in sorted(rows_by_day.items()):
             UsageRollup.objects.bulk_create(rollups)
+            # A day's request count is its partition's: tagged rows repeat requests.
+            partition = UsageRollup.objects.filter(day=day, tag="").aggregate(n=Sum("requests"))
             UsageRollupDay.objects.update_or_create(
-                day=day,
-                defaults={
-                    "rolled_at": timezone.now(),
-                    "requests": sum(r.requests for r in rollups),
-                },
+                day=day, defaults={"rolled_at": timezone.now(), "requests": partition["n"] or 0}
             )
             self.summary.counts["daily_spend"]["created"] += len(rollups)
         ImportedObject.objects.bulk_create(
             [m for (kind, _), m in self.mappings.items() if kind == "daily_spend" and m.pk is None]
+        )
+
+    def daily_day(self, row: dict[str, Any], external: str) -> date | None:
+        """The UTC day a daily row totals, or None (counted as skipped) when it is not imported."""
+        try:
+            day = date.fromisoformat(str(row["date"]))
+        except ValueError:
+            self.summary.count("daily_spend", "skipped", f"{external}: date {row['date']!r}")
+            return None
+        if self.first_day is not None and day >= self.first_day:
+            self.summary.count("daily_spend", "skipped", f"{day}: rolled up from spend logs")
+            return None
+        if self.watermark is not None and day > self.watermark:
+            self.summary.count(
+                "daily_spend", "skipped", f"{day}: after the rollup watermark {self.watermark}"
+            )
+            return None
+        return day
+
+    def daily_rollup(self, row: dict[str, Any], *, kind: str, day: date) -> UsageRollup:
+        key = self.keys.get(str(row.get("api_key") or ""))
+        user = self.users.get(str(row.get("user_id") or "")) if kind == "user" else None
+        team = self.teams.get(str(row.get("team_id") or "")) if kind == "team" else None
+        prompt = max(int(row.get("prompt_tokens") or 0), 0)
+        completion = max(int(row.get("completion_tokens") or 0), 0)
+        organization_id = key.organization_id if key is not None else None
+        team_id = key.team_id if key is not None else None
+        if team is not None:
+            organization_id = organization_id or team.organization_id
+            team_id = team_id or team.pk
+        return UsageRollup(
+            day=day,
+            organization_id=organization_id,
+            team_id=team_id,
+            key_id=key.pk if key is not None else None,
+            user_id=user.pk if user is not None else (key.user_id if key else None),
+            model=_model_of(row)[:200],
+            tag=str(row.get("tag") or "")[:200] if kind == "tag" else "",
+            requests=max(int(row.get("api_requests") or 0), 0),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            spend=_decimal(row.get("spend")) or Decimal("0"),
         )

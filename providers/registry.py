@@ -9,6 +9,7 @@ from providers.anyscale.adapter import AnyscaleAdapter
 from providers.assemblyai.adapter import AssemblyAIAdapter
 from providers.azure.adapter import AzureOpenAIAdapter
 from providers.bedrock.adapter import BedrockAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
 from providers.cohere.adapter import CohereAdapter
 from providers.deepgram.adapter import DeepgramAdapter
 from providers.deepseek.adapter import DeepSeekAdapter
@@ -30,10 +31,12 @@ from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
 from providers.perplexity.adapter import PerplexityAdapter
 from providers.replicate.adapter import ReplicateAdapter
+from providers.sagemaker.adapter import SageMakerAdapter, SageMakerChatAdapter
 from providers.text_generation_webui.adapter import TextGenerationWebUIAdapter
 from providers.together_ai.adapter import TogetherAIAdapter
 from providers.vertex_ai.adapter import VertexAIAdapter
 from providers.voyage.adapter import VoyageAdapter
+from providers.watsonx.adapter import WatsonxAdapter
 from providers.xai.adapter import XAIAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
@@ -68,6 +71,10 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "assemblyai": AssemblyAIAdapter(),
     "huggingface": HuggingFaceAdapter(),
     "replicate": ReplicateAdapter(),
+    "watsonx": WatsonxAdapter(),
+    "sagemaker": SageMakerAdapter(),
+    "sagemaker_chat": SageMakerChatAdapter(),
+    "cloudflare": CloudflareAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

@@ -1,7 +1,7 @@
 """Provider names a configuration may use, and how LiteLLM's `provider/model` strings split.
 
 Adapters are registered in `providers/registry.py`; until a provider's adapter exists, its
-LiteLLM prefix is still recognised (so `sagemaker/my-endpoint` is not mistaken for an OpenAI model
+LiteLLM prefix is still recognised (so `triton/my-model` is not mistaken for an OpenAI model
 id) and the deployment is skipped with a warning.
 """
 
@@ -70,6 +70,11 @@ KNOWN_PROVIDERS = frozenset(
         "volcengine",
         "xinference",
         "litellm_proxy",
+        # LiteLLM prefixes with protocols of their own (providers/<name>/).
+        "watsonx",
+        "sagemaker",
+        "sagemaker_chat",
+        "cloudflare",
     }
 )
 
@@ -92,10 +97,6 @@ PROVIDER_ALIASES = {
 # correctly (and the deployment is reported), not served yet.
 OTHER_LITELLM_PREFIXES = frozenset(
     {
-        "sagemaker",
-        "sagemaker_chat",
-        "watsonx",
-        "cloudflare",
         "nlp_cloud",
         "aleph_alpha",
         "baseten",

@@ -150,7 +150,10 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     candidates = deployments_for(
         caller=caller, model=model_check(inbound.body), endpoint=None, registry=registry_get()
     )
-    native = _native(candidates)
+    # LiteLLM's mock_response, where the key allows it, is answered by the mock provider over
+    # chat (the relay's rule), never by a pass-through upstream.
+    mocked = "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True
+    native = _native(candidates) and not mocked
     checked = request_check(inbound.body, passthrough=native)
     previous = None
     if checked.previous_response_id is not None:

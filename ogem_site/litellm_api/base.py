@@ -32,6 +32,18 @@ _ERROR_TYPES = {
 }
 
 
+_DURATION_ALIASES = {"24h": "1d", "1w": "7d", "1mo": "30d"}
+
+
+def budget_duration_to_ogem(value: Any) -> Any:
+    """LiteLLM also writes "24h", "1w" and "1mo"; Ogem's periods are a day, a week, 30 days."""
+    return _DURATION_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def money(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
 class LiteLLMKeyAuthentication(ManagementKeyAuthentication):
     """`Authorization: Bearer KEY`, or LiteLLM's own `x-litellm-api-key: KEY` (with or without
     "Bearer "), for the master key or a user's virtual key."""

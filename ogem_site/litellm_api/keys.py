@@ -16,7 +16,16 @@ from billing.services import budget_live_spend
 from tenants.rest.base import request_principal
 from tenants.selectors import user_list
 
-from .base import LiteLLMError, LiteLLMView, answer_or_raise, key_by_litellm_id, user_by_litellm_id
+from .base import (
+    LiteLLMError,
+    LiteLLMView,
+    answer_or_raise,
+    budget_duration_to_ogem,
+    key_by_litellm_id,
+    money,
+    user_by_litellm_id,
+)
+from .budgets import template_values
 from .dispatch import resource_call
 
 # LiteLLM's names for the settings that Ogem's keys have under the same meaning.
@@ -32,7 +41,6 @@ _SAME_NAME = (
     "tags",
 )
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
-_DURATION_ALIASES = {"24h": "1d", "1w": "7d", "1mo": "30d"}
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -44,12 +52,9 @@ def duration_parse(value: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def money(value: Any) -> float | None:
-    return float(value) if value is not None else None
-
-
 def key_fields_to_ogem(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    """A LiteLLM key body as /api/v1/keys takes it."""
+    """A LiteLLM key body as /api/v1/keys takes it (a `budget_id`'s limits filled in)."""
+    body = template_values(body)
     data: dict[str, Any] = {name: body[name] for name in _SAME_NAME if name in body}
     if body.get("key_alias") is not None:
         data["name"] = body["key_alias"]
@@ -66,11 +71,6 @@ def key_fields_to_ogem(request: Request, body: dict[str, Any]) -> dict[str, Any]
     if "budget_duration" in data:
         data["budget_duration"] = budget_duration_to_ogem(data["budget_duration"])
     return data
-
-
-def budget_duration_to_ogem(value: Any) -> Any:
-    """LiteLLM also writes "24h", "1w" and "1mo"; Ogem's periods are a day, a week, 30 days."""
-    return _DURATION_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 def usernames(request: Request, user_ids: set[int]) -> dict[int, str]:

@@ -24,6 +24,7 @@ from tenants.selectors import organization_list, principal_user_id, team_list, u
 from tenants.services import TenancyError, end_customer_create
 
 from .base import LiteLLMError, LiteLLMView, answer_or_raise, user_by_litellm_id
+from .budgets import template_values
 from .dispatch import resource_call
 from .keys import budget_duration_to_ogem, key_to_litellm, money, usernames
 
@@ -40,7 +41,9 @@ _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 
 
 def _budget_set(request: Request, *, scope: str, target: Any, body: dict[str, Any]) -> None:
-    """Give the entity the budget and limits the LiteLLM body names (create or change)."""
+    """Give the entity the budget and limits the LiteLLM body names (create or change), with
+    its `budget_id`'s limits where the body does not set them."""
+    body = template_values(body)
     wanted = {name: body[name] for name in _BUDGET_FIELDS if name in body}
     if "budget_duration" in wanted:
         wanted["budget_duration"] = budget_duration_to_ogem(wanted["budget_duration"])

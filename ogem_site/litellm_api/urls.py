@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import keys, models, spend, tenancy
+from . import budgets, keys, models, spend, tenancy
 
 urlpatterns = [
     path("key/generate", keys.KeyGenerateView.as_view(), name="litellm-key-generate"),
@@ -26,6 +26,11 @@ urlpatterns = [
     path("organization/list", tenancy.OrganizationListView.as_view()),
     path("organization/member_add", tenancy.OrganizationMemberAddView.as_view()),
     path("customer/new", tenancy.CustomerNewView.as_view()),
+    path("budget/new", budgets.BudgetNewView.as_view()),
+    path("budget/info", budgets.BudgetInfoView.as_view()),
+    path("budget/list", budgets.BudgetListView.as_view()),
+    path("budget/update", budgets.BudgetUpdateView.as_view()),
+    path("budget/delete", budgets.BudgetDeleteView.as_view()),
     path("spend/logs", spend.SpendLogsView.as_view()),
     path("global/spend/report", spend.GlobalSpendReportView.as_view()),
     path("model/info", models.ModelInfoView.as_view()),

@@ -187,11 +187,13 @@ def request_sign(
     headers: dict[str, str],
     credentials: AwsCredentials,
     region: str,
+    service: str = SERVICE,
 ) -> dict[str, str]:
-    """The headers to send: `headers` plus X-Amz-Date, X-Amz-Security-Token and Authorization."""
+    """The headers to send: `headers` plus X-Amz-Date, X-Amz-Security-Token and Authorization
+    (`service`: the signing name, `sagemaker` for SageMaker's runtime)."""
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
     signer_credentials = Credentials(
         credentials.access_key, credentials.secret_key, credentials.token
     )
-    SigV4Auth(signer_credentials, SERVICE, region).add_auth(request)
+    SigV4Auth(signer_credentials, service, region).add_auth(request)
     return dict(request.headers.items())

@@ -144,7 +144,7 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
               max_input_tokens: 128000
           - model_name: sm
             litellm_params:
-              model: sagemaker/my-endpoint
+              model: triton/my-endpoint
         litellm_settings:
           set_verbose: true
           num_retries: 2
@@ -153,7 +153,7 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
     code, output = _run(path, "--keys")
     assert code == 0
     assert output.splitlines() == [
-        f'{path}:11:5: warning: model_list[1]: provider "sagemaker" is not available in this '
+        f'{path}:11:5: warning: model_list[1]: provider "triton" is not available in this '
         "Ogem build; deployment skipped",
         f"{path}:15:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
         f"{path}:1:1: used: model_list",
@@ -170,10 +170,10 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
         "deployment's price, in spend and budgets)",
         f"{path}:10:7: ignored: model_list[0].model_info.max_input_tokens (kept in "
         "params.model_info, not used)",
-        f'{path}:11:5: ignored: model_list[1].model_name (provider "sagemaker" is not '
+        f'{path}:11:5: ignored: model_list[1].model_name (provider "triton" is not '
         "available in this Ogem build; deployment skipped)",
         f"{path}:12:5: used: model_list[1].litellm_params",
-        f'{path}:13:7: translated: model_list[1].litellm_params.model (provider "sagemaker", '
+        f'{path}:13:7: translated: model_list[1].litellm_params.model (provider "triton", '
         'upstream model "my-endpoint")',
         f"{path}:14:1: used: litellm_settings",
         f"{path}:15:3: ignored: litellm_settings.set_verbose (ignored: use OGEM_LOG_LEVEL)",

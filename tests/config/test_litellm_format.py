@@ -232,7 +232,7 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
               model: meta-llama/Llama-3-8b
           - model_name: sm
             litellm_params:
-              model: sagemaker/my-endpoint
+              model: triton/my-endpoint
           - model_name: "*"
             litellm_params:
               model: openai/*
@@ -247,7 +247,7 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
         f'{path}:4:14: warning: model_list[0].litellm_params.model: "meta-llama" is not a known '
         'provider; did you mean "meta_llama/Llama-3-8b"? It is treated as the OpenAI model '
         '"meta-llama/Llama-3-8b"',
-        f'{path}:5:5: warning: model_list[1]: provider "sagemaker" is not available in this '
+        f'{path}:5:5: warning: model_list[1]: provider "triton" is not available in this '
         "Ogem build; deployment skipped",
     ]
     assert config is not None

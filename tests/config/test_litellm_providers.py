@@ -15,8 +15,18 @@ from billing.services import usage_drain
 from gateway.config import config_check
 from gateway.governance import governance_snapshot_flush
 from providers.base import Deployment, Endpoint
+from providers.bedrock.auth import credentials_forget
 from providers.registry import adapter_get
-from tests.emulators import ai21_api, anthropic_api, cohere_api, gemini_api
+from tests.emulators import (
+    ai21_api,
+    anthropic_api,
+    bedrock_api,
+    cloudflare_api,
+    cohere_api,
+    gemini_api,
+    sagemaker_api,
+    watsonx_api,
+)
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 
@@ -56,7 +66,8 @@ CANONICAL = {"vllm": "hosted_vllm"}
 
 
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
-                 ai21_url: str) -> str:  # fmt: skip
+                 ai21_url: str, watsonx_url: str, sagemaker_url: str,
+                 cloudflare_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -101,7 +112,44 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
     model_info:
       input_cost_per_token: 0.001
       output_cost_per_token: 0.002
-      max_input_tokens: 8192"""
+      max_input_tokens: 8192
+  - model_name: lp-watsonx
+    litellm_params:
+      model: watsonx/ibm/granite-3-8b-instruct
+      api_base: {watsonx_url}
+      token: os.environ/LPROV_WATSONX_TOKEN
+      project_id: {watsonx_api.PROJECT_ID}
+    model_info:
+      input_cost_per_token: 0.0000002
+      output_cost_per_token: 0.0000006
+  - model_name: lp-sagemaker_chat
+    litellm_params:
+      model: sagemaker_chat/tgi-chat
+      api_base: {sagemaker_url}
+      aws_access_key_id: os.environ/LPROV_AWS_KEY
+      aws_secret_access_key: os.environ/LPROV_AWS_SECRET
+      aws_region_name: {bedrock_api.REGION}
+    model_info:
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000004
+  - model_name: lp-sagemaker
+    litellm_params:
+      model: sagemaker/tgi-generate
+      api_base: {sagemaker_url}
+      aws_access_key_id: os.environ/LPROV_AWS_KEY
+      aws_secret_access_key: os.environ/LPROV_AWS_SECRET
+      aws_region_name: {bedrock_api.REGION}
+    model_info:
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000001
+  - model_name: lp-cloudflare
+    litellm_params:
+      model: cloudflare/@cf/meta/llama-3.1-8b-instruct
+      api_base: {cloudflare_url}/client/v4/accounts/{cloudflare_api.ACCOUNT_ID}/ai/run/
+      api_key: os.environ/LPROV_CLOUDFLARE_KEY
+    model_info:
+      input_cost_per_token: 0.00000005
+      output_cost_per_token: 0.0000001"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -113,7 +161,11 @@ def emulators() -> Iterator[dict[str, object]]:
         "anthropic": anthropic_api.anthropic_emulator_get(),
         "gemini": gemini_api.gemini_emulator_get(),
         "ai21": ai21_api.ai21_emulator_get(),
+        "watsonx": watsonx_api.watsonx_emulator_get(),
+        "sagemaker": sagemaker_api.sagemaker_emulator_get(),
+        "cloudflare": cloudflare_api.cloudflare_emulator_get(),
     }
+    credentials_forget()
     for emulator in found.values():
         emulator.reset()  # type: ignore[attr-defined]
     yield found
@@ -133,6 +185,10 @@ def config_path(
     monkeypatch.setenv("LPROV_AI21_KEY", ai21_api.API_KEY)
     monkeypatch.setenv("LPROV_ANTHROPIC_KEY", anthropic_api.API_KEY)
     monkeypatch.setenv("LPROV_GEMINI_KEY", gemini_api.API_KEY)
+    monkeypatch.setenv("LPROV_WATSONX_TOKEN", watsonx_api.TOKEN)
+    monkeypatch.setenv("LPROV_AWS_KEY", bedrock_api.ACCESS_KEY)
+    monkeypatch.setenv("LPROV_AWS_SECRET", bedrock_api.SECRET_KEY)
+    monkeypatch.setenv("LPROV_CLOUDFLARE_KEY", cloudflare_api.API_TOKEN)
     return write_config(
         _config_text(
             openai_url=openai_emulator.url,
@@ -140,6 +196,9 @@ def config_path(
             anthropic_url=emulators["anthropic"].url,  # type: ignore[attr-defined]
             gemini_url=emulators["gemini"].url,  # type: ignore[attr-defined]
             ai21_url=emulators["ai21"].url,  # type: ignore[attr-defined]
+            watsonx_url=emulators["watsonx"].url,  # type: ignore[attr-defined]
+            sagemaker_url=emulators["sagemaker"].url,  # type: ignore[attr-defined]
+            cloudflare_url=emulators["cloudflare"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -163,6 +222,10 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "anthropic": "anthropic",
         "gemini": "gemini",
         "priced": "cerebras",
+        "watsonx": "watsonx",
+        "sagemaker_chat": "sagemaker_chat",
+        "sagemaker": "sagemaker",
+        "cloudflare": "cloudflare",
     }
 
 
@@ -240,6 +303,57 @@ def test_model_info_prices_are_what_the_request_costs(
         reply.usage.completion_tokens
     ) * Decimal("0.002")
     assert [row.cost for row in RequestLog.objects.filter(model="lp-priced")] == [expected]
+    governance_snapshot_flush()
+
+
+# Own-protocol prefixes: (emulator, the path each request reaches, the body's tell-tale field).
+OWN_PROTOCOL = {
+    "watsonx": ("watsonx", "/ml/v1/text/chat", "model_id"),
+    "sagemaker_chat": ("sagemaker", "/endpoints/tgi-chat/invocations", "messages"),
+    "sagemaker": ("sagemaker", "/endpoints/tgi-generate/invocations", "inputs"),
+    "cloudflare": (
+        "cloudflare",
+        f"/client/v4/accounts/{cloudflare_api.ACCOUNT_ID}/ai/run/@cf/meta/llama-3.1-8b-instruct",
+        "messages",
+    ),
+}
+
+
+# The config's model_info prices per token (input, output).
+OWN_PROTOCOL_PRICES = {
+    "watsonx": ("0.0000002", "0.0000006"),
+    "sagemaker_chat": ("0.000003", "0.000004"),
+    "sagemaker": ("0.000001", "0.000001"),
+    "cloudflare": ("0.00000005", "0.0000001"),
+}
+
+
+@pytest.mark.parametrize("prefix", list(OWN_PROTOCOL))
+def test_own_protocol_prefixes_reach_their_upstream_priced_by_the_config(
+    prefix: str,
+    served: list[Deployment],
+    emulators: dict[str, object],
+    live_ogem,  # type: ignore[no-untyped-def]
+    make_key: Callable[..., str],
+) -> None:
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
+    reply = raw.parse()
+    assert raw.headers["x-ogem-provider"] == prefix
+    assert reply.choices[0].message.content
+    name, path, field = OWN_PROTOCOL[prefix]
+    [sent] = emulators[name].requests  # type: ignore[attr-defined]
+    assert sent.path == path
+    assert field in sent.body
+    usage_drain()
+    assert reply.usage is not None
+    inputs, outputs = OWN_PROTOCOL_PRICES[prefix]
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal(inputs) + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal(outputs)
+    assert expected > 0
+    assert [row.cost for row in RequestLog.objects.filter(model=f"lp-{prefix}")] == [expected]
     governance_snapshot_flush()
 
 

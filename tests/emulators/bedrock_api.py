@@ -204,6 +204,74 @@ def exception_frame(exception: str, message: str) -> bytes:
     return frame_encode(headers, orjson.dumps({"message": message}))
 
 
+def sigv4_verify(
+    request: web.Request,
+    raw: bytes,
+    *,
+    keys: dict[str, tuple[str, str | None]],
+    region: str,
+    service: str,
+) -> str:
+    """Check a request's SigV4 signature (`keys`: access key -> (secret, session token));
+    return the access key that signed, or raise `Refused` as AWS answers."""
+    match = AUTH_RE.match(request.headers.get("Authorization", ""))
+    if match is None:
+        raise Refused(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    key = match["key"]
+    known = keys.get(key)
+    if known is None:
+        raise Refused(
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
+    secret, token = known
+    if token is not None and request.headers.get("X-Amz-Security-Token") != token:
+        raise Refused(
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
+    if match["service"] != service or match["region"] != region:
+        raise Refused(
+            403,
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region and service {service}.",
+        )
+    stamp = request.headers.get("X-Amz-Date", "")
+    try:
+        when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError as exc:
+        raise Refused(403, "InvalidSignatureException", "X-Amz-Date is missing or invalid") from exc
+    if (
+        abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300
+        or stamp[:8] != match["date"]
+    ):
+        raise Refused(403, "InvalidSignatureException", "Signature expired or scope date mismatch")
+    signed = match["signed"].split(";")
+    if "host" not in signed or (token is not None and "x-amz-security-token" not in signed):
+        raise Refused(403, "InvalidSignatureException", "host and the session token must be signed")
+    headers = {name: request.headers.get(name, "") for name in signed}
+    rebuilt = AWSRequest(
+        method=request.method,
+        url=f"http://{request.headers['Host']}{request.raw_path}",
+        data=raw,
+        headers=headers,
+    )
+    rebuilt.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials(key, secret, token), service, region)
+    expected = signer.signature(
+        signer.string_to_sign(rebuilt, signer.canonical_request(rebuilt)), rebuilt
+    )
+    if not hmac.compare_digest(expected, match["signature"]):
+        raise Refused(
+            403,
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    return key
+
+
 def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
@@ -572,71 +640,9 @@ class BedrockEmulator:
 
     def _verify(self, request: web.Request, raw: bytes, *, service: str) -> str:
         """Check the SigV4 signature; return the access key that signed."""
-        match = AUTH_RE.match(request.headers.get("Authorization", ""))
-        if match is None:
-            raise Refused(
-                403, "MissingAuthenticationTokenException", "Missing Authentication Token"
-            )
-        key = match["key"]
         with self._lock:
-            known = self.keys.get(key)
-        if known is None:
-            raise Refused(
-                403,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        secret, token = known
-        if token is not None and request.headers.get("X-Amz-Security-Token") != token:
-            raise Refused(
-                403,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        if match["service"] != service or match["region"] != self.region:
-            raise Refused(
-                403,
-                "InvalidSignatureException",
-                f"Credential should be scoped to a valid region and service {service}.",
-            )
-        stamp = request.headers.get("X-Amz-Date", "")
-        try:
-            when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
-        except ValueError as exc:
-            raise Refused(
-                403, "InvalidSignatureException", "X-Amz-Date is missing or invalid"
-            ) from exc
-        if (
-            abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300
-            or stamp[:8] != match["date"]
-        ):
-            raise Refused(
-                403, "InvalidSignatureException", "Signature expired or scope date mismatch"
-            )
-        signed = match["signed"].split(";")
-        if "host" not in signed or (token is not None and "x-amz-security-token" not in signed):
-            raise Refused(
-                403, "InvalidSignatureException", "host and the session token must be signed"
-            )
-        headers = {name: request.headers.get(name, "") for name in signed}
-        rebuilt = AWSRequest(
-            method=request.method,
-            url=f"http://{request.headers['Host']}{request.raw_path}",
-            data=raw,
-            headers=headers,
-        )
-        rebuilt.context["timestamp"] = stamp
-        signer = SigV4Auth(Credentials(key, secret, token), service, self.region)
-        expected = signer.signature(
-            signer.string_to_sign(rebuilt, signer.canonical_request(rebuilt)), rebuilt
-        )
-        if not hmac.compare_digest(expected, match["signature"]):
-            raise Refused(
-                403,
-                "InvalidSignatureException",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        return key
+            keys = dict(self.keys)
+        return sigv4_verify(request, raw, keys=keys, region=self.region, service=service)
 
     async def _receive(self, request: web.Request, *, service: str) -> tuple[Any, str]:
         raw = await request.read()

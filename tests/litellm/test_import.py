@@ -26,7 +26,14 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
-from billing.models import Budget, BudgetScope, RequestLog, UsageRollup, UsageRollupDay
+from billing.models import (
+    Budget,
+    BudgetScope,
+    BudgetTemplate,
+    RequestLog,
+    UsageRollup,
+    UsageRollupDay,
+)
 from gateway.config.database import database_deployments
 from gateway.config.problems import Problems
 from gateway.models import ImportedObject, ModelDeployment
@@ -220,6 +227,34 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
                 now,
             ),
         )
+    # The team table counts the same requests as the user table (its row for the old day is
+    # covered by alice's); a day only it knows of, and a tag's total of the old day.
+    for table, column, row_id, owner, key, days_ago, spend, requests in (
+        ("LiteLLM_DailyTeamSpend", "team_id", "team-old", "team-search", "search", 10, 2.5, 40),
+        ("LiteLLM_DailyTeamSpend", "team_id", "team-older", "team-ml", "ml", 12, 1.25, 5),
+        ("LiteLLM_DailyTagSpend", "tag", "tag-old", "prod", "search", 10, 2.5, 40),
+    ):
+        run(
+            f'INSERT INTO "{table}" ("id", "{column}", "date", "api_key", "model", '
+            '"model_group", "custom_llm_provider", "prompt_tokens", "completion_tokens", "spend", '
+            '"api_requests", "successful_requests", "updated_at") '
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                row_id,
+                owner,
+                (now - timedelta(days=days_ago)).date().isoformat(),
+                _sha256(keys[key]),
+                "mock-chat",
+                "mock-chat",
+                "mock",
+                30000,
+                12000,
+                spend,
+                requests,
+                requests,
+                now,
+            ),
+        )
     day = now - timedelta(days=3)
     for index, (key, spend, end_user) in enumerate(
         (("search", 3.0, None), ("search", 6.9995, None), ("ml", 0.25, "customer-42"))
@@ -293,6 +328,7 @@ def _state() -> dict[str, list[dict[str, Any]]]:
         "end_customers": EndCustomer,
         "keys": VirtualKey,
         "budgets": Budget,
+        "budget_templates": BudgetTemplate,
         "deployments": ModelDeployment,
         "request_logs": RequestLog,
         "rollups": UsageRollup,
@@ -337,6 +373,15 @@ def test_import_maps_every_object_type(
     url, keys = litellm_db
     output = _import(url)
 
+    assert "budget        created 3, updated 0, unchanged 0, skipped 0" in output
+    templates = {
+        t.budget_id: (t.max_budget, t.soft_budget, t.duration) for t in BudgetTemplate.objects.all()
+    }
+    assert templates == {
+        "budget-org": (Decimal("100"), None, "30d"),
+        "budget-key-soft": (None, Decimal("5"), ""),
+        "budget-customer": (Decimal("2"), None, ""),
+    }
     assert "organization  created 1, updated 0, unchanged 0, skipped 0" in output
     assert "team          created 2, updated 0, unchanged 0, skipped 0" in output
     assert "user          created 2, updated 0, unchanged 0, skipped 1" in output
@@ -439,9 +484,10 @@ def test_import_maps_every_object_type(
         850,
     )
 
-    assert "daily_spend   created 1, updated 0, unchanged 0, skipped 1" in output
+    assert "daily_spend   created 3, updated 0, unchanged 0, skipped 1" in output
     old_day = (datetime.now(UTC) - timedelta(days=10)).date()
-    rollup = UsageRollup.objects.get()
+    older_day = (datetime.now(UTC) - timedelta(days=12)).date()
+    rollup = UsageRollup.objects.get(day=old_day, tag="")
     assert (rollup.day, rollup.key_id, rollup.team_id, rollup.organization_id, rollup.user_id) == (
         old_day,
         key.pk,
@@ -450,7 +496,26 @@ def test_import_maps_every_object_type(
         alice.pk,
     )
     assert (rollup.requests, rollup.total_tokens, rollup.spend) == (40, 42000, Decimal("2.5"))
-    assert UsageRollupDay.objects.get().day == old_day
+    ml_key = VirtualKey.objects.get(name="ml-batch")
+    team_rollup = UsageRollup.objects.get(day=older_day)
+    assert (team_rollup.key_id, team_rollup.team_id, team_rollup.tag, team_rollup.spend) == (
+        ml_key.pk,
+        ml_key.team_id,
+        "",
+        Decimal("1.25"),
+    )
+    tagged = UsageRollup.objects.get(tag="prod")
+    assert (tagged.day, tagged.key_id, tagged.requests, tagged.spend) == (
+        old_day,
+        key.pk,
+        40,
+        Decimal("2.5"),
+    )
+    # A day's request count is its partition's (the tag row repeats alice's requests).
+    assert dict(UsageRollupDay.objects.values_list("day", "requests")) == {
+        old_day: 40,
+        older_day: 5,
+    }
 
 
 def test_imported_key_answers_within_its_budget_and_models(
@@ -522,7 +587,17 @@ def test_second_import_changes_nothing(
     before = _state()
     output = _import(url)
     assert _state() == before
-    kinds = ("organization", "team", "user", "end_user", "key", "model", "spend_log", "daily_spend")
+    kinds = (
+        "budget",
+        "organization",
+        "team",
+        "user",
+        "end_user",
+        "key",
+        "model",
+        "spend_log",
+        "daily_spend",
+    )
     for kind in kinds:
         line = next(line for line in output.splitlines() if line.strip().startswith(kind + " "))
         assert " created 0, updated 0," in line, line
