@@ -74,6 +74,8 @@ def config_write(path: Path, urls: dict[str, str]) -> Path:
             "api_base": fields["api_base"],
             "api_key": fields["api_key"],
             **fields["params"],
+            "input_cost_per_token": float(INPUT_PRICE),
+            "output_cost_per_token": float(OUTPUT_PRICE),
         }
         if fields["api_version"]:
             params["api_version"] = fields["api_version"]
