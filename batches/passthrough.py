@@ -55,7 +55,6 @@ from providers.registry import batch_api_get
 
 logger = logging.getLogger(__name__)
 
-BATCH_MODES = ("ogem", "passthrough")
 # The key a line is known by upstream: its line number (custom ids need not fit a provider's
 # rules, e.g. Anthropic's 64 characters of [a-zA-Z0-9_-]).
 _KEY_PREFIX = "line-"
@@ -81,7 +80,11 @@ def batch_passthrough_target(
         except GatewayError:
             continue  # the lines were checked on upload; the runner answers what changed since
         chosen = sorted(
-            (d for d in group if deployment_batch_mode(d) == "passthrough"),
+            (
+                d
+                for d in group
+                if deployment_batch_mode(d) == "passthrough" and batch_api_get(d.provider)
+            ),
             key=lambda d: (d.priority, d.id),
         )
         if not chosen:
@@ -95,7 +98,7 @@ def batch_passthrough_target(
                 code="invalid_batch_input",
             )
         api = batch_api_get(deployment.provider)
-        if api is None or target not in api.endpoints:
+        if api is None or target not in api.endpoints:  # api: never None (chosen above)
             raise InvalidRequestError(
                 f"The model `{model}` passes batches through to {deployment.provider}, whose "
                 f"batch API does not take {endpoint}.",

@@ -76,7 +76,8 @@ def line_request_id(*, batch_id: str, line: int) -> str:
 
 def batch_lease_take(*, batch_id: str, owner: str) -> Batch | None:
     """Hold the batch for this worker, unless it ended, another live worker holds it, or its
-    organization already runs `OGEM_BATCH_TENANT_RUNNING` batches (then the sweep retries)."""
+    organization already runs `OGEM_BATCH_TENANT_RUNNING` batches run by Ogem (then the sweep
+    retries)."""
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(batch_id=batch_id).first()
@@ -85,12 +86,16 @@ def batch_lease_take(*, batch_id: str, owner: str) -> Batch | None:
         held = batch.lease_owner and batch.lease_owner != owner
         if held and batch.lease_expires_at and batch.lease_expires_at > now:
             return None
-        if batch.organization_id is not None:
-            # One taker at a time per organization, so that the count below holds.
+        if batch.organization_id is not None and batch.mode == Batch.Mode.OGEM:
+            # One taker at a time per organization, so that the count below holds. A
+            # pass-through batch's step is a few upstream calls: it neither waits for nor
+            # counts against the organization's running batches.
             Organization.objects.select_for_update().filter(pk=batch.organization_id).first()
             running = (
                 Batch.objects.filter(
-                    organization_id=batch.organization_id, lease_expires_at__gt=now
+                    organization_id=batch.organization_id,
+                    lease_expires_at__gt=now,
+                    mode=Batch.Mode.OGEM,
                 )
                 .exclude(status__in=ENDED)
                 .exclude(pk=batch.pk)
