@@ -14,6 +14,7 @@ import pytest
 
 from batches.models import Batch
 from billing.models import RequestLog
+from ogem_site.metrics import metrics_render
 from tests.batches.conftest import jsonl, upload, wait_for
 from tests.batches.passthrough import (
     PROVIDERS,
@@ -108,6 +109,10 @@ def test_a_batch_passes_through_and_its_output_reads_as_openais(  # type: ignore
         assert log.cost == line_cost(line["response"]["body"], factor)
         assert log.cost > 0
     assert sorted(log.status_code for log in logs.values()) == [200, 200, 200, 400]
+    rendered = metrics_render()
+    for outcome in ("ok", "failed"):
+        line = f'ogem_batch_lines_total{{endpoint="/v1/chat/completions",outcome="{outcome}"}}'
+        assert line.encode() in rendered
     # Reading the ended batch again records nothing twice.
     client.batches.retrieve(done.id)
     assert RequestLog.objects.filter(batch_id=done.id).count() == 4
@@ -166,6 +171,13 @@ def test_cancel_is_forwarded_to_the_provider(  # type: ignore[no-untyped-def]
     wait_for(
         lambda: Batch.objects.filter(batch_id=batch.id).exclude(upstream_batch_id="").exists(),
         what="the batch to reach the provider",
+    )
+    # The open batches gauge counts it (set after each step).
+    wait_for(
+        lambda: (
+            b'ogem_batches_open{mode="passthrough",status="in_progress"} 1.0' in metrics_render()
+        ),
+        what="the open batches gauge",
     )
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status == "cancelling"
