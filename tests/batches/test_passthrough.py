@@ -254,3 +254,32 @@ def test_a_passthrough_group_takes_one_model_and_its_providers_endpoints(  # typ
         )
     assert refused.value.body["param"] == "endpoint"  # type: ignore[index]
     assert not Batch.objects.exists()
+
+
+def test_a_provider_error_is_retried_or_fails_the_batch(  # type: ignore[no-untyped-def]
+    passthrough, key_sdk, emulators
+) -> None:
+    emulator = emulators["openai"]
+    client = key_sdk()
+    # A 503 on the upload: the batch waits for the next step, which sends it.
+    emulator.inject(status=503)
+    source = upload(client, input_lines("openai", 1, failing=False))
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = _ended(client, batch.id)
+    assert done.status == "completed", done.errors
+    assert done.request_counts.completed == 1
+    uploads = [r for r in emulator.requests if r.path == "/v1/files" and r.method == "POST"]
+    assert len(uploads) == 2  # the refused one, then the one that went through
+    # A 400: the provider refuses the batch, which fails with the provider's reason.
+    emulator.inject(status=400)
+    source = upload(client, input_lines("openai", 1, failing=False))
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    failed = _ended(client, batch.id)
+    assert failed.status == "failed"
+    assert failed.failed_at is not None
+    assert "Injected failure 400" in failed.errors.data[0].message
+    assert failed.output_file_id is None and failed.error_file_id is None

@@ -238,19 +238,13 @@ class OpenAIEmulator:
         self.requests.append(recorded)
         fault = self.faults.pop(0) if self.faults else Fault()
 
+        # The Files and Batch APIs (tests/emulators/openai_batches.py), faults included.
         batch_route = self.batches_api.match(path)
-        if batch_route is not None:
-            if not self._authorized(request):
-                return _error(
-                    401,
-                    "Incorrect API key provided.",
-                    type_="invalid_request_error",
-                    code="invalid_api_key",
-                )
-            return await self.batches_api.route(request, recorded, body, batch_route)
-        endpoint, problem = self._route(request)
-        if problem is not None:
-            return problem
+        endpoint = ""
+        if batch_route is None:
+            endpoint, problem = self._route(request)
+            if problem is not None:
+                return problem
         if not self._authorized(request):
             return _error(
                 401,
@@ -282,6 +276,8 @@ class OpenAIEmulator:
                 headers=fault.headers,
                 dumps=lambda v: orjson.dumps(v).decode(),
             )
+        if batch_route is not None:
+            return await self.batches_api.route(request, recorded, body, batch_route)
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
         invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
