@@ -37,7 +37,7 @@ from batches.runner import (
     line_request_id,
 )
 from batches.runner import batch_run as ogem_batch_run
-from batches.selectors import batch_lines_answered, batches_open_counts
+from batches.selectors import ENDED, batch_lines_answered, batches_open_counts
 from billing.pricing import cost_from_price, deployment_price
 from billing.services import usage_events_record
 from files.batch_input import BATCH_ENDPOINTS, BatchInputError, batch_line_parse
@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 # The key a line is known by upstream: its line number (custom ids need not fit a provider's
 # rules, e.g. Anthropic's 64 characters of [a-zA-Z0-9_-]).
 _KEY_PREFIX = "line-"
+KEY_GONE = "The key that created this batch is no longer active."
 
 
 def deployment_batch_mode(deployment: Deployment) -> str:
@@ -161,6 +162,11 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
             "is no longer configured.",
         )
     endpoint = BATCH_ENDPOINTS[batch.endpoint]
+    # A key revoked (expired, deleted) stops its batch, as for a batch run by Ogem: the cancel
+    # is forwarded, and the batch fails with what the provider answered until then.
+    revoked = not loop.run_until_complete(_key_active(batch))
+    if revoked and not batch.upstream_batch_id:
+        return _fail(batch, code="invalid_api_key", message=KEY_GONE)
     try:
         if not batch.upstream_batch_id:
             if batch.status == Batch.Status.CANCELLING:
@@ -185,14 +191,15 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
             api.poll(deployment=deployment, batch_id=batch.upstream_batch_id)
         )
         batch.refresh_from_db(fields=["status"])
-        if batch.status == Batch.Status.CANCELLING and state.status == "in_progress":
+        stopping = revoked or batch.status == Batch.Status.CANCELLING
+        if stopping and state.status == "in_progress":
             loop.run_until_complete(
                 api.cancel(deployment=deployment, batch_id=batch.upstream_batch_id)
             )
         if state.status != "ended":
-            Batch.objects.filter(pk=batch.pk).exclude(
-                status__in=(Batch.Status.COMPLETED, Batch.Status.CANCELLED)
-            ).update(request_completed=state.completed, request_failed=state.failed)
+            Batch.objects.filter(pk=batch.pk).exclude(status__in=ENDED).update(
+                request_completed=state.completed, request_failed=state.failed
+            )
             return batch.status
         results = loop.run_until_complete(
             api.results(deployment=deployment, endpoint=endpoint, batch=state)
@@ -203,7 +210,17 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
             logger.warning("batch %s: %s (next poll retries)", batch.batch_id, error.message)
             return batch.status
         return _fail(batch, code=error.code or "upstream_error", message=error.message)
-    return _end(batch, deployment=deployment, state=state, results=results)
+    return _end(batch, deployment=deployment, state=state, results=results, revoked=revoked)
+
+
+async def _key_active(batch: Batch) -> bool:
+    from gateway.auth import caller_by_key_id  # on use: it loads the key cache and Redis
+
+    if batch.by_master:
+        return True
+    if batch.key_id is None:
+        return False
+    return await caller_by_key_id(key_id=batch.key_id) is not None
 
 
 def _requests(batch: Batch) -> list[BatchRequest] | None:
@@ -233,9 +250,15 @@ def _custom_ids(batch: Batch) -> dict[int, str]:
 
 
 def _end(
-    batch: Batch, *, deployment: Deployment, state: UpstreamBatch, results: list[BatchResult]
+    batch: Batch,
+    *,
+    deployment: Deployment,
+    state: UpstreamBatch,
+    results: list[BatchResult],
+    revoked: bool = False,
 ) -> str:
-    """Keep the provider's results (once) and end the batch as the provider did."""
+    """Keep the provider's results (once) and end the batch as the provider did (failed, when
+    its key stopped being active)."""
     custom_ids = _custom_ids(batch)
     by_line: dict[int, BatchResult] = {}
     for result in results:
@@ -266,6 +289,8 @@ def _end(
             )
     ok = sum(1 for result in fresh.values() if result.status_code == 200)
     batch_lines_record(endpoint=batch.endpoint, ok=ok, failed=len(fresh) - ok)
+    if revoked:
+        return _fail(batch, code="invalid_api_key", message=KEY_GONE)
     status = {
         "completed": Batch.Status.COMPLETED,
         "cancelled": Batch.Status.CANCELLED,

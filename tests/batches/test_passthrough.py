@@ -283,3 +283,28 @@ def test_a_provider_error_is_retried_or_fails_the_batch(  # type: ignore[no-unty
     assert failed.failed_at is not None
     assert "Injected failure 400" in failed.errors.data[0].message
     assert failed.output_file_id is None and failed.error_file_id is None
+
+
+def test_a_key_revoked_mid_batch_cancels_it_upstream_and_fails_it(  # type: ignore[no-untyped-def]
+    passthrough, key_sdk, sdk, emulators
+) -> None:
+    from keys.models import VirtualKey
+    from keys.services import key_revoke
+
+    emulators["gemini"].batches.hold = True
+    client = key_sdk()
+    source = upload(client, input_lines("gemini", 2, failing=False))
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_for(
+        lambda: Batch.objects.filter(batch_id=batch.id).exclude(upstream_batch_id="").exists(),
+        what="the batch to reach the provider",
+    )
+    row = Batch.objects.get(batch_id=batch.id)
+    key_revoke(key=VirtualKey.objects.get(pk=row.key_id))
+    done = _ended(sdk, batch.id)  # the owner's key is refused now; the master key reads it
+    assert done.status == "failed"
+    assert done.errors.data[0].code == "invalid_api_key"
+    upstream = emulators["gemini"].batches.items[row.upstream_batch_id]
+    assert upstream["state"] == "BATCH_STATE_CANCELLED"
