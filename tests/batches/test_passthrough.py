@@ -7,8 +7,10 @@ line at the batch price factor. test_passthrough_celery.py runs them on a real C
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -66,7 +68,7 @@ def _ended(client: openai.OpenAI, batch_id: str) -> Any:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_batch_passes_through_and_its_output_reads_as_openais(  # type: ignore[no-untyped-def]
-    provider: str, passthrough, key_sdk, emulators, settings
+    provider: str, passthrough, key_sdk, emulators, settings, live_ogem, master_key
 ) -> None:
     client = key_sdk()
     source = upload(client, input_lines(provider, 3))
@@ -116,6 +118,13 @@ def test_a_batch_passes_through_and_its_output_reads_as_openais(  # type: ignore
     # Reading the ended batch again records nothing twice.
     client.batches.retrieve(done.id)
     assert RequestLog.objects.filter(batch_id=done.id).count() == 4
+    # The management API shows its mode and its cost, the sum of its lines'.
+    managed = httpx.get(
+        f"{live_ogem.url}/api/v1/batches/{done.id}",
+        headers={"Authorization": f"Bearer {master_key}"},
+    ).json()
+    assert managed["mode"] == "passthrough"
+    assert Decimal(managed["cost"]) == sum(log.cost for log in logs.values())
 
 
 def _upstream_check(provider: str, emulators: dict[str, Any], row: Batch) -> None:
@@ -218,7 +227,6 @@ def test_another_tenant_gets_404(passthrough, key_sdk) -> None:  # type: ignore[
 def test_a_passthrough_group_takes_one_model_and_its_providers_endpoints(  # type: ignore[no-untyped-def]
     passthrough, key_sdk, settings, live_ogem
 ) -> None:
-    import httpx
     import orjson
 
     settings.OGEM_FILES_BATCH_MIXED_MODELS = True
