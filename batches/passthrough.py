@@ -118,7 +118,10 @@ def batch_step(*, batch_id: str, owner: str | None = None) -> str | None:
     may not hold it now. Idempotent."""
     mode = Batch.objects.filter(batch_id=batch_id).values_list("mode", flat=True).first()
     if mode != Batch.Mode.PASSTHROUGH:
-        return ogem_batch_run(batch_id=batch_id, owner=owner)
+        try:
+            return ogem_batch_run(batch_id=batch_id, owner=owner)
+        finally:
+            batches_open_set(counts=batches_open_counts())
     owner = owner or uuid.uuid4().hex
     batch = batch_lease_take(batch_id=batch_id, owner=owner)
     if batch is None:
