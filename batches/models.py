@@ -85,6 +85,9 @@ class Batch(models.Model):
     deployment_id = models.CharField(max_length=200, blank=True)
     upstream_batch_id = models.CharField(max_length=200, blank=True)
     upstream_file_id = models.CharField(max_length=200, blank=True)
+    # When it was first sent: a step that finds no upstream id after it looks the batch up at
+    # the provider (by Ogem's batch id) before it sends it again.
+    submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from batches.models import Batch, BatchLine
 from batches.runner import (
@@ -183,9 +184,23 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
                     code="invalid_file",
                     message=f"The input file {batch.input_file_id} no longer exists.",
                 )
-            upstream_id, file_id = loop.run_until_complete(
-                api.submit(deployment=deployment, endpoint=endpoint, requests=requests)
-            )
+            found = None
+            if batch.submitted_at is not None:
+                # Sent before, its id not kept (the worker died in between): look it up first.
+                found = loop.run_until_complete(
+                    api.find(deployment=deployment, marker=batch.batch_id)
+                )
+            if found is None:
+                Batch.objects.filter(pk=batch.pk).update(submitted_at=timezone.now())
+                found = loop.run_until_complete(
+                    api.submit(
+                        deployment=deployment,
+                        endpoint=endpoint,
+                        requests=requests,
+                        marker=batch.batch_id,
+                    )
+                )
+            upstream_id, file_id = found
             Batch.objects.filter(pk=batch.pk).update(
                 upstream_batch_id=upstream_id, upstream_file_id=file_id
             )

@@ -99,11 +99,22 @@ class ProviderBatches:
         self.adapter = adapter
 
     async def submit(
-        self, *, deployment: Deployment, endpoint: Endpoint, requests: list[BatchRequest]
+        self,
+        *,
+        deployment: Deployment,
+        endpoint: Endpoint,
+        requests: list[BatchRequest],
+        marker: str,
     ) -> tuple[str, str]:
-        """Send the requests as one batch; the provider's batch id and the id of the input file
-        it keeps ("" when it takes the requests inline)."""
+        """Send the requests as one batch, marked with `marker` where the provider keeps one
+        (metadata, a display name); the provider's batch id and the id of the input file it
+        keeps ("" when it takes the requests inline)."""
         raise NotImplementedError
+
+    async def find(self, *, deployment: Deployment, marker: str) -> tuple[str, str] | None:
+        """The batch sent earlier with `marker` (as `submit` answers), or None: not found, or a
+        provider that keeps no marker (Anthropic)."""
+        return None
 
     async def poll(self, *, deployment: Deployment, batch_id: str) -> UpstreamBatch:
         raise NotImplementedError

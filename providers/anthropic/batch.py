@@ -42,7 +42,12 @@ class AnthropicBatches(ProviderBatches):
         return answer
 
     async def submit(
-        self, *, deployment: Deployment, endpoint: Endpoint, requests: list[BatchRequest]
+        self,
+        *,
+        deployment: Deployment,
+        endpoint: Endpoint,
+        requests: list[BatchRequest],
+        marker: str,
     ) -> tuple[str, str]:
         with translating(PROVIDER):
             payload = [

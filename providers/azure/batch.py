@@ -16,7 +16,9 @@ class AzureBatches(OpenAIBatches):
 
     def route(self, deployment: Deployment, path: str) -> str:
         version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
-        return f"{self.adapter.api_base(deployment)}/openai/{path}?api-version={version}"
+        path, _, query = path.partition("?")
+        query = f"&{query}" if query else ""
+        return f"{self.adapter.api_base(deployment)}/openai/{path}?api-version={version}{query}"
 
     def line_url(self, endpoint: Endpoint) -> str:
         return f"/{endpoint.value}"

@@ -66,7 +66,12 @@ class GeminiBatches(ProviderBatches):
         return f"{self._base(deployment)}/{name.strip('/')}{suffix}"
 
     async def submit(
-        self, *, deployment: Deployment, endpoint: Endpoint, requests: list[BatchRequest]
+        self,
+        *,
+        deployment: Deployment,
+        endpoint: Endpoint,
+        requests: list[BatchRequest],
+        marker: str,
     ) -> tuple[str, str]:
         with translating(self.adapter.name):
             inlined = [
@@ -80,7 +85,7 @@ class GeminiBatches(ProviderBatches):
             ]
         payload = {
             "batch": {
-                "displayName": f"ogem-{len(inlined)}-requests",
+                "displayName": f"ogem-{marker}",
                 "inputConfig": {"requests": {"requests": inlined}},
             }
         }
@@ -94,6 +99,20 @@ class GeminiBatches(ProviderBatches):
             ),
         )
         return str(answer["name"]), ""
+
+    async def find(self, *, deployment: Deployment, marker: str) -> tuple[str, str] | None:
+        answer = await self._json(
+            deployment,
+            UpstreamRequest(
+                method="GET",
+                url=f"{self._base(deployment)}/batches?pageSize=100",
+                headers=self.adapter.headers(deployment),
+            ),
+        )
+        for operation in answer.get("operations") or []:
+            if (operation.get("metadata") or {}).get("displayName") == f"ogem-{marker}":
+                return str(operation["name"]), ""
+        return None
 
     async def poll(self, *, deployment: Deployment, batch_id: str) -> UpstreamBatch:
         answer = await self._json(

@@ -22,6 +22,8 @@ from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 # An ended batch's status in OpenAI's lifecycle, and Ogem's outcome for it.
 _ENDED = {"completed": "completed", "cancelled": "cancelled", "expired": "expired"}
 _ENDED_FAILED = "failed"
+# The metadata key naming Ogem's batch on the provider's.
+MARKER = "ogem_batch_id"
 
 
 class OpenAIBatches(ProviderBatches):
@@ -58,7 +60,12 @@ class OpenAIBatches(ProviderBatches):
 
     # -- the interface ----------------------------------------------------------------------------
     async def submit(
-        self, *, deployment: Deployment, endpoint: Endpoint, requests: list[BatchRequest]
+        self,
+        *,
+        deployment: Deployment,
+        endpoint: Endpoint,
+        requests: list[BatchRequest],
+        marker: str,
     ) -> tuple[str, str]:
         url = self.line_url(endpoint)
         content = b"".join(
@@ -85,9 +92,22 @@ class OpenAIBatches(ProviderBatches):
             deployment,
             "POST",
             "batches",
-            json={"input_file_id": file_id, "endpoint": url, "completion_window": "24h"},
+            json={
+                "input_file_id": file_id,
+                "endpoint": url,
+                "completion_window": "24h",
+                "metadata": {MARKER: marker},
+            },
         )
         return str((await self._json(deployment, create))["id"]), file_id
+
+    async def find(self, *, deployment: Deployment, marker: str) -> tuple[str, str] | None:
+        # The newest batches first: one sent moments ago is on the first page.
+        answer = await self._json(deployment, self._request(deployment, "GET", "batches"))
+        for batch in answer.get("data") or []:
+            if (batch.get("metadata") or {}).get(MARKER) == marker:
+                return str(batch["id"]), str(batch.get("input_file_id") or "")
+        return None
 
     async def poll(self, *, deployment: Deployment, batch_id: str) -> UpstreamBatch:
         answer = await self._json(

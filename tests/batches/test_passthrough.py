@@ -316,3 +316,33 @@ def test_a_key_revoked_mid_batch_cancels_it_upstream_and_fails_it(  # type: igno
     assert done.errors.data[0].code == "invalid_api_key"
     upstream = emulators["gemini"].batches.items[row.upstream_batch_id]
     assert upstream["state"] == "BATCH_STATE_CANCELLED"
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure", "gemini"])
+def test_a_batch_sent_but_not_recorded_is_found_not_sent_again(  # type: ignore[no-untyped-def]
+    provider: str, passthrough, key_sdk, emulators
+) -> None:
+    """A worker that died after the provider took the batch, before it kept the provider's id:
+    the next step finds the batch by Ogem's id (metadata, display name) and sends nothing."""
+    holder = (
+        emulators["gemini"].batches if provider == "gemini" else emulators["openai"].batches_api
+    )
+    holder.hold = True
+    client = key_sdk()
+    source = upload(client, input_lines(provider, 2, failing=False))
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_for(
+        lambda: Batch.objects.filter(batch_id=batch.id).exclude(upstream_batch_id="").exists(),
+        what="the batch to reach the provider",
+    )
+    upstream_id = Batch.objects.get(batch_id=batch.id).upstream_batch_id
+    # What a worker killed between the provider's answer and its own write leaves.
+    Batch.objects.filter(batch_id=batch.id).update(upstream_batch_id="", upstream_file_id="")
+    holder.hold = False
+    done = _ended(client, batch.id)
+    assert done.status == "completed", done.errors
+    assert done.request_counts.completed == 2
+    assert Batch.objects.get(batch_id=batch.id).upstream_batch_id == upstream_id
+    assert len(holder.items if provider == "gemini" else holder.batches) == 1

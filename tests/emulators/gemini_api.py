@@ -650,6 +650,7 @@ class GeminiEmulator(EmulatorBase):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/models/{target}", self._models)
         app.router.add_post("/{version}/cachedContents", self._cached_contents_create)
+        app.router.add_get("/{version}/batches", self.batches.list)
         app.router.add_get("/{version}/batches/{batch}", self.batches.retrieve)
         app.router.add_post("/{version}/batches/{target}", self.batches.cancel)
 
@@ -837,6 +838,16 @@ class GeminiBatches:
                 "inlinedResponses": {"inlinedResponses": answers},
             }
         return operation
+
+    async def list(self, request: web.Request) -> web.Response:
+        """`batches.list`: the operations, newest first, `pageSize` at a time."""
+        await self.emulator.receive(request)
+        refused = self.emulator.key_refusal(request)
+        if refused is not None:
+            return refused
+        size = int(request.query.get("pageSize") or 50)
+        newest = list(self.items.values())[::-1][:size]
+        return web.json_response({"operations": [self._operation(item) for item in newest]})
 
     async def retrieve(self, request: web.Request) -> web.Response:
         await self.emulator.receive(request)

@@ -2,13 +2,14 @@
 OpenAI's (`/openai/files`, `/openai/batches`, each with `api-version`), from their references.
 
 `POST /files` (multipart: `purpose`, `file`) keeps a file; `GET /files/{id}/content` reads it.
-`POST /batches` (`input_file_id`, `endpoint`, `completion_window`) checks the input file (purpose
-`batch`, every line `{custom_id, method: POST, url: endpoint, body}`, unique custom ids; Azure's
-`url` is the path without `/v1` and its `body.model` a deployment name) and answers the batch,
-`validating`. Each `GET /batches/{id}` is one step of work: `validating` → `in_progress` →
-(after `polls_to_end` reads, unless `hold`) `completed`, its lines answered by the emulator's own
-endpoints into an output file and an error file in OpenAI's formats. `POST /batches/{id}/cancel`
-makes it `cancelling`, and the next read `cancelled` (no line run).
+`POST /batches` (`input_file_id`, `endpoint`, `completion_window`, `metadata`) checks the input
+file (purpose `batch`, every line `{custom_id, method: POST, url: endpoint, body}`, unique custom
+ids; Azure's `url` is the path without `/v1` and its `body.model` a deployment name) and answers
+the batch, `validating`. Each `GET /batches/{id}` is one step of work: `validating` →
+`in_progress` → (after `polls_to_end` reads, unless `hold`) `completed`, its lines answered by the
+emulator's own endpoints into an output file and an error file in OpenAI's formats.
+`POST /batches/{id}/cancel` makes it `cancelling`, and the next read `cancelled` (no line run).
+`GET /batches` lists them, newest first.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class BatchesAPI:
         elif kind == "batches":
             if object_id is None and method == "POST":
                 return self._batch_create(body, azure=azure)
+            if object_id is None and method == "GET":
+                return self._batch_list(request)
             batch = self.batches.get(object_id or "")
             if batch is None:
                 return _error(404, f"No batch found with id '{object_id}'.", param="batch_id")
@@ -178,8 +181,24 @@ class BatchesAPI:
             "metadata": body.get("metadata"),
             "_lines": lines,
             "_polls": 0,
+            "_order": len(self.batches),
         }
         return _json(self._public(self.batches[batch_id]))
+
+    def _batch_list(self, request: web.Request) -> web.Response:
+        """Newest first, `limit` (default 20) at a time (no `after` cursor here)."""
+        limit = int(request.query.get("limit") or 20)
+        newest = sorted(self.batches.values(), key=lambda b: b["_order"], reverse=True)
+        data = [self._public(batch) for batch in newest[:limit]]
+        return _json(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": len(newest) > limit,
+            }
+        )
 
     @staticmethod
     def _public(batch: dict[str, Any]) -> dict[str, Any]:
