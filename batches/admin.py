@@ -37,12 +37,13 @@ class BatchAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "progress",
         "endpoint",
         "model",
+        "mode",
         "organization",
         "team",
         "cost",
         "created_at",
     ]
-    list_filter = ["status", "endpoint"]
+    list_filter = ["status", "mode", "endpoint"]
     list_select_related = ["organization", "team", "key"]
     search_fields = ["batch_id", "input_file_id", "model"]
     date_hierarchy = "created_at"

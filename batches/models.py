@@ -20,6 +20,10 @@ class Batch(models.Model):
         CANCELLING = "cancelling"
         CANCELLED = "cancelled"
 
+    class Mode(models.TextChoices):
+        OGEM = "ogem"
+        PASSTHROUGH = "passthrough"
+
     batch_id = models.CharField(max_length=64, unique=True)
     organization = models.ForeignKey(
         "tenants.Organization",
@@ -74,6 +78,16 @@ class Batch(models.Model):
     # runs); a lapsed hold lets another worker resume the batch (batches/runner.py).
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Who runs the lines: Ogem itself, or the provider's own batch API (docs/batches.md).
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.OGEM)
+    # Pass-through only: the deployment it was sent to, and the provider's ids for it (its batch,
+    # and the input file it was uploaded as where the provider takes files).
+    deployment_id = models.CharField(max_length=200, blank=True)
+    upstream_batch_id = models.CharField(max_length=200, blank=True)
+    upstream_file_id = models.CharField(max_length=200, blank=True)
+    # When it was first sent: a step that finds no upstream id after it looks the batch up at
+    # the provider (by Ogem's batch id) before it sends it again.
+    submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -26,6 +26,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "key",
             "endpoint",
             "model",
+            "mode",
             "input_file_id",
             "output_file_id",
             "error_file_id",

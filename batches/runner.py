@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -76,7 +76,8 @@ def line_request_id(*, batch_id: str, line: int) -> str:
 
 def batch_lease_take(*, batch_id: str, owner: str) -> Batch | None:
     """Hold the batch for this worker, unless it ended, another live worker holds it, or its
-    organization already runs `OGEM_BATCH_TENANT_RUNNING` batches (then the sweep retries)."""
+    organization already runs `OGEM_BATCH_TENANT_RUNNING` batches run by Ogem (then the sweep
+    retries)."""
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(batch_id=batch_id).first()
@@ -85,12 +86,16 @@ def batch_lease_take(*, batch_id: str, owner: str) -> Batch | None:
         held = batch.lease_owner and batch.lease_owner != owner
         if held and batch.lease_expires_at and batch.lease_expires_at > now:
             return None
-        if batch.organization_id is not None:
-            # One taker at a time per organization, so that the count below holds.
+        if batch.organization_id is not None and batch.mode == Batch.Mode.OGEM:
+            # One taker at a time per organization, so that the count below holds. A
+            # pass-through batch's step is a few upstream calls: it neither waits for nor
+            # counts against the organization's running batches.
             Organization.objects.select_for_update().filter(pk=batch.organization_id).first()
             running = (
                 Batch.objects.filter(
-                    organization_id=batch.organization_id, lease_expires_at__gt=now
+                    organization_id=batch.organization_id,
+                    lease_expires_at__gt=now,
+                    mode=Batch.Mode.OGEM,
                 )
                 .exclude(status__in=ENDED)
                 .exclude(pk=batch.pk)
@@ -162,9 +167,9 @@ def _run_held(batch: Batch, *, owner: str, loop: asyncio.AbstractEventLoop) -> s
         caller = loop.run_until_complete(_batch_caller(batch))
         if caller is None or not _lines_run(batch, caller=caller, owner=owner, loop=loop):
             # The key was revoked, expired or deleted: the batch fails with what it answered.
-            return _finish(
+            return batch_finish(
                 batch,
-                caller=_owner_of(batch),
+                caller=batch_owner_of(batch),
                 status=Batch.Status.FAILED,
                 errors=[
                     {
@@ -177,19 +182,19 @@ def _run_held(batch: Batch, *, owner: str, loop: asyncio.AbstractEventLoop) -> s
             )
         batch.refresh_from_db()
     else:
-        caller = loop.run_until_complete(_batch_caller(batch)) or _owner_of(batch)
+        caller = loop.run_until_complete(_batch_caller(batch)) or batch_owner_of(batch)
     if batch.status == Batch.Status.CANCELLING:
-        return _finish(batch, caller=caller, status=Batch.Status.CANCELLED)
+        return batch_finish(batch, caller=caller, status=Batch.Status.CANCELLED)
     if timezone.now() >= batch.expires_at and batch.status != Batch.Status.FINALIZING:
-        return _finish(batch, caller=caller, status=Batch.Status.EXPIRED)
+        return batch_finish(batch, caller=caller, status=Batch.Status.EXPIRED)
     if batch.status in (Batch.Status.IN_PROGRESS, Batch.Status.FINALIZING):
         if batch_lease_renew(batch=batch, owner=owner) is None:
             return batch.status  # another worker took over meanwhile: it finishes
-        return _finish(batch, caller=caller, status=Batch.Status.COMPLETED)
+        return batch_finish(batch, caller=caller, status=Batch.Status.COMPLETED)
     return batch.status
 
 
-def _owner_of(batch: Batch) -> Caller:
+def batch_owner_of(batch: Batch) -> Caller:
     """Whom the output files belong to when the key is gone: the batch's tenant."""
     return Caller(
         is_master=batch.by_master,
@@ -513,7 +518,7 @@ def _file_write(*, batch: Batch, caller: Caller, kind: str, chunks: Iterator[byt
     return created.file_id
 
 
-def _finish(
+def batch_finish(
     batch: Batch,
     *,
     caller: Caller,
@@ -577,16 +582,18 @@ def batches_due(*, now: datetime | None = None) -> list[str]:
     return list(batches_resumable(now=moment).values_list("batch_id", flat=True)[:1000])
 
 
-def batch_run_in_thread(*, batch_id: str) -> threading.Thread:
-    """The embedded default's runner (no broker): the batch runs in a daemon thread of this
-    process, so that creating it answers at once."""
+def batch_run_in_thread(
+    *, batch_id: str, step: Callable[..., str | None] = batch_run
+) -> threading.Thread:
+    """The embedded default's runner (no broker): the batch runs (`step`: as far as it goes) in a
+    daemon thread of this process, so that creating it answers at once."""
 
     def run() -> None:
         owner = uuid.uuid4().hex
         for _ in range(THREAD_ATTEMPTS):
             close_old_connections()
             try:
-                batch_run(batch_id=batch_id, owner=owner)
+                step(batch_id=batch_id, owner=owner)
                 return
             except OperationalError:
                 # SQLite busy past its timeout: again, with the hold this thread may still have.

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from batches.models import Batch, BatchLine
@@ -111,6 +111,16 @@ def batch_lines_ordered(*, batch: Batch, ok: bool) -> Iterator[BatchLine]:
     lines = BatchLine.objects.filter(batch=batch)
     lines = lines.filter(status_code=200) if ok else lines.exclude(status_code=200)
     return lines.order_by("line").iterator(chunk_size=500)
+
+
+def batches_open_counts() -> dict[tuple[str, str], int]:
+    """Batches not ended, by (mode, status): the open batches gauge."""
+    rows = (
+        Batch.objects.exclude(status__in=ENDED)
+        .values_list("mode", "status")
+        .annotate(count=Count("pk"))
+    )
+    return {(mode, status): count for mode, status, count in rows}
 
 
 def batches_resumable(*, now: datetime) -> QuerySet[Batch]:

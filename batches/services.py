@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from batches.models import Batch
+from batches.passthrough import batch_passthrough_target
 from batches.selectors import ENDED, batches_open_count
 from batches.tasks import batch_run_enqueue
 from files.selectors import file_get_visible
@@ -54,6 +55,7 @@ def batch_create(
             code="empty_file",
         )
     models = summary.get("models") or []
+    passthrough = batch_passthrough_target(caller=caller, models=models, endpoint=endpoint)
     now = timezone.now()
     with transaction.atomic():
         if batches_open_count(caller=caller) >= settings.OGEM_BATCH_OPEN_LIMIT:
@@ -75,6 +77,8 @@ def batch_create(
             metadata=metadata or None,
             output_expires_after=output_expires_after,
             model=models[0] if len(models) == 1 else "",
+            mode=Batch.Mode.PASSTHROUGH if passthrough is not None else Batch.Mode.OGEM,
+            deployment_id=passthrough.id if passthrough is not None else "",
             request_total=int(summary["lines"]),
             created_at=now,
             expires_at=now + COMPLETION_WINDOWS[completion_window],
@@ -86,7 +90,8 @@ def batch_create(
 
 def batch_cancel(*, batch: Batch) -> Batch:
     """Ask a batch to stop: `cancelling` now, `cancelled` once its worker finished the lines in
-    flight and wrote the partial output. A batch that ended is left as it is (OpenAI answers
+    flight and wrote the partial output (a pass-through batch: once the worker forwarded the
+    cancel and the provider ended it). A batch that ended is left as it is (OpenAI answers
     it unchanged too, except a cancelled one)."""
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)

@@ -149,14 +149,32 @@ CACHE_SEMANTIC_ENTRIES = Gauge(
 _upstream_children: dict[tuple[str, str], Any] = {}
 BATCH_LINES = Counter(
     "ogem_batch_lines",
-    "Lines of batches run by Ogem, answered, by endpoint and outcome (ok, failed).",
+    "Lines of batches answered (run by Ogem or passed through), by endpoint and outcome.",
     ["endpoint", "outcome"],
 )
 BATCHES_ENDED = Counter(
     "ogem_batches_ended",
-    "Batches run by Ogem that ended, by final status.",
+    "Batches that ended (run by Ogem or passed through), by final status.",
     ["status"],
 )
+
+
+BATCHES_OPEN = Gauge(
+    "ogem_batches_open",
+    "Batches not ended, by mode (ogem, passthrough) and status; set by the batches sweep.",
+    ["mode", "status"],
+    multiprocess_mode="mostrecent",
+)
+# The (mode, status) pairs last set, so that a pair with no batch left goes back to 0.
+_open_labels: set[tuple[str, str]] = set()
+
+
+def batches_open_set(*, counts: dict[tuple[str, str], int]) -> None:
+    for labels in _open_labels - counts.keys():
+        BATCHES_OPEN.labels(mode=labels[0], status=labels[1]).set(0)
+    for (mode, status), count in counts.items():
+        BATCHES_OPEN.labels(mode=mode, status=status).set(count)
+    _open_labels.update(counts)
 
 
 def batch_lines_record(*, endpoint: str, ok: int, failed: int) -> None:

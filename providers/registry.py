@@ -5,9 +5,12 @@ from __future__ import annotations
 from providers.adapter import ProviderAdapter
 from providers.ai21.adapter import AI21Adapter
 from providers.anthropic.adapter import AnthropicAdapter
+from providers.anthropic.batch import AnthropicBatches
 from providers.anyscale.adapter import AnyscaleAdapter
 from providers.assemblyai.adapter import AssemblyAIAdapter
 from providers.azure.adapter import AzureOpenAIAdapter
+from providers.azure.batch import AzureBatches
+from providers.batch import ProviderBatches
 from providers.bedrock.adapter import BedrockAdapter
 from providers.cloudflare.adapter import CloudflareAdapter
 from providers.cohere.adapter import CohereAdapter
@@ -15,6 +18,7 @@ from providers.deepgram.adapter import DeepgramAdapter
 from providers.deepseek.adapter import DeepSeekAdapter
 from providers.fireworks_ai.adapter import FireworksAIAdapter
 from providers.gemini.adapter import GeminiAdapter
+from providers.gemini.batch import GeminiBatches
 from providers.groq.adapter import GroqAdapter
 from providers.hosted_vllm.adapter import HostedVLLMAdapter
 from providers.huggingface.adapter import HuggingFaceAdapter
@@ -26,6 +30,7 @@ from providers.mistral.adapter import MistralAdapter
 from providers.mock.adapter import MockAdapter
 from providers.ollama.adapter import OllamaAdapter
 from providers.openai.adapter import OpenAIAdapter
+from providers.openai.batch import OpenAIBatches
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
@@ -82,3 +87,16 @@ ADAPTERS: dict[str, ProviderAdapter] = {
 
 def adapter_get(provider: str) -> ProviderAdapter | None:
     return ADAPTERS.get(provider)
+
+
+# The providers whose own batch API Ogem can pass batches through to (docs/batches.md).
+BATCH_APIS: dict[str, ProviderBatches] = {
+    "openai": OpenAIBatches(ADAPTERS["openai"]),
+    "azure": AzureBatches(ADAPTERS["azure"]),
+    "anthropic": AnthropicBatches(ADAPTERS["anthropic"]),
+    "gemini": GeminiBatches(ADAPTERS["gemini"]),
+}
+
+
+def batch_api_get(provider: str) -> ProviderBatches | None:
+    return BATCH_APIS.get(provider)

@@ -83,6 +83,8 @@ def drafts_to_deployments(
         if problem is not None:
             reader.warning(draft.node, f"{problem}; deployment skipped")
             continue
+        if not batch_mode_check(reader, draft):
+            continue
         organization_id = None
         if draft.organization_slug is not None:
             organization_id = organizations.get(draft.organization_slug)
@@ -114,6 +116,32 @@ def drafts_to_deployments(
             )
         )
     return deployments
+
+
+BATCH_MODES = ("ogem", "passthrough")
+
+
+def batch_mode_check(reader: Reader, draft: DeploymentDraft) -> bool:
+    """A deployment's `batch_mode` (docs/batches.md): "ogem" or "passthrough", the latter only on
+    a provider with a batch API. False (an error, deployment skipped) for another value."""
+    mode = draft.params.get("batch_mode")
+    if mode is None:
+        return True
+    if mode not in BATCH_MODES:
+        reader.error(
+            draft.node,
+            f'batch_mode "{mode}" is not one of {", ".join(BATCH_MODES)}; deployment skipped',
+        )
+        return False
+    from providers.registry import BATCH_APIS  # on use: it loads every adapter
+
+    if mode == "passthrough" and draft.provider not in BATCH_APIS:
+        reader.warning(
+            draft.node,
+            f'provider "{draft.provider}" has no batch API Ogem passes batches to '
+            f"({', '.join(BATCH_APIS)}); its batches are run by Ogem",
+        )
+    return True
 
 
 def read_deployment_flags(

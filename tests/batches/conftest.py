@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,22 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str) ->
 
 def jsonl(content: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in content.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def broker(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Batches go to the broker's default queue (emptied first), and usage to a stream of this
+    test's own; the workers share both."""
+    from ogem_site.celery import app
+
+    settings.OGEM_BATCH_RUNNER = "celery"
+    settings.OGEM_USAGE_STREAM = f"usage-batches-{uuid.uuid4().hex[:8]}"
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    app.control.purge()
+    yield settings.OGEM_USAGE_STREAM
+    app.conf.task_always_eager = eager
+    app.control.purge()
+    from ogem_site.redis import redis_client_sync, redis_slot_key
+
+    redis_client_sync().delete(redis_slot_key(settings.OGEM_USAGE_STREAM))

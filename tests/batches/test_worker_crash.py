@@ -6,8 +6,7 @@ worker's hold lapsed, and every custom_id is answered exactly once with its usag
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -52,25 +51,6 @@ def _events(batch_id: str) -> list[str]:
         for _, fields in redis_client_sync().xrange(usage_stream_key())
     ]
     return [event["request_id"] for event in events if event.get("batch_id") == batch_id]
-
-
-@pytest.fixture
-def broker(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """Batches go to the broker's default queue (emptied first), and usage to a stream of this
-    test's own; the workers share both."""
-    from ogem_site.celery import app
-
-    settings.OGEM_BATCH_RUNNER = "celery"
-    settings.OGEM_USAGE_STREAM = f"usage-batches-{uuid.uuid4().hex[:8]}"
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    app.control.purge()
-    yield settings.OGEM_USAGE_STREAM
-    app.conf.task_always_eager = eager
-    app.control.purge()
-    from ogem_site.redis import redis_client_sync, redis_slot_key
-
-    redis_client_sync().delete(redis_slot_key(settings.OGEM_USAGE_STREAM))
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(  # type: ignore[no-untyped-def]

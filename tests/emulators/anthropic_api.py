@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -453,6 +454,7 @@ class AnthropicEmulator:
         self.usages: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self.batches = MessageBatches(self)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -477,6 +479,7 @@ class AnthropicEmulator:
             self.requests.clear()
             self.usages.clear()
         self.prompt_cache.clear()
+        self.batches.clear()
 
     @property
     def bodies(self) -> list[Any]:
@@ -489,6 +492,7 @@ class AnthropicEmulator:
         app = web.Application(client_max_size=40 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        self.batches.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -499,7 +503,7 @@ class AnthropicEmulator:
     async def _receive(self, request: web.Request) -> tuple[Any, web.Response | None]:
         raw = await request.read()
         try:
-            body: Any = orjson.loads(raw)
+            body: Any = orjson.loads(raw) if raw else None  # a GET has no body
         except orjson.JSONDecodeError:
             body = raw.decode("utf-8", errors="replace")
         with self._lock:
@@ -583,6 +587,170 @@ class AnthropicEmulator:
             "output_tokens": sum(block_tokens(b.get("text", b)) for b in reply.content),
             "service_tier": "standard",
         }
+
+
+# A batch request whose last user turn says this is answered `errored` (a request that failed).
+BATCH_FAIL_TEXT = "emulate error"
+_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def _stamp(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + ".000000Z"
+
+
+class MessageBatches:
+    """The Message Batches API (`/v1/messages/batches`): create, retrieve, cancel, results.
+
+    A batch is `in_progress` until it was retrieved `polls_to_end` times (each retrieval is one
+    step of work), then `ended`; with `hold` it stays `in_progress` until cancelled. A cancelled
+    batch is `canceling` until the next retrieval, then `ended` with its requests `canceled`.
+    Requests are checked as the Messages API checks them, and a bad one is `errored` in the
+    results, as the API reports it (not refused at creation)."""
+
+    def __init__(self, emulator: AnthropicEmulator) -> None:
+        self.emulator = emulator
+        self.items: dict[str, dict[str, Any]] = {}
+        self.hold = False
+        self.polls_to_end = 1
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.hold = False
+        self.polls_to_end = 1
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages/batches", self._create)
+        app.router.add_get("/v1/messages/batches/{batch_id}", self._retrieve)
+        app.router.add_post("/v1/messages/batches/{batch_id}/cancel", self._cancel)
+        app.router.add_get("/v1/messages/batches/{batch_id}/results", self._results)
+
+    def _object(self, item: dict[str, Any], base: str) -> dict[str, Any]:
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for result in item["results"]:
+            if item["status"] != "ended":
+                counts["processing"] += 1
+            else:
+                counts[result["type"]] += 1
+        ended = item["status"] == "ended"
+        return {
+            "id": item["id"],
+            "type": "message_batch",
+            "processing_status": item["status"],
+            "request_counts": counts,
+            "ended_at": _stamp(item["ended_at"]),
+            "created_at": _stamp(item["created_at"]),
+            "expires_at": _stamp(item["created_at"] + 24 * 3600),
+            "archived_at": None,
+            "cancel_initiated_at": _stamp(item["cancel_initiated_at"]),
+            "results_url": f"{base}/v1/messages/batches/{item['id']}/results" if ended else None,
+        }
+
+    def _result(self, params: Any) -> dict[str, Any]:
+        try:
+            validate_messages_request(params)
+            if params.get("stream"):
+                raise InvalidRequest("params.stream: streaming is not supported in batches")
+        except InvalidRequest as exc:
+            error = {"type": "invalid_request_error", "message": str(exc)}
+            return {"type": "errored", "error": {"type": "error", "error": error}}
+        if _default_reply(params).content[0]["text"] == f"Echo: {BATCH_FAIL_TEXT}":
+            error = {"type": "invalid_request_error", "message": "The emulator refused it."}
+            return {"type": "errored", "error": {"type": "error", "error": error}}
+        return {"type": "succeeded", "message": _message(params, _default_reply(params))}
+
+    async def _create(self, request: web.Request) -> web.Response:
+        body, refused = await self.emulator._receive(request)
+        if refused is not None:
+            return refused
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            return _error_response(400, "invalid_request_error", "requests: Field required")
+        seen: set[str] = set()
+        results = []
+        for index, entry in enumerate(requests):
+            custom_id = entry.get("custom_id") if isinstance(entry, dict) else None
+            if not isinstance(custom_id, str) or not _CUSTOM_ID.fullmatch(custom_id):
+                return _error_response(
+                    400,
+                    "invalid_request_error",
+                    f"requests.{index}.custom_id: String should match pattern "
+                    "'^[a-zA-Z0-9_-]{1,64}$'",
+                )
+            if custom_id in seen:
+                return _error_response(
+                    400, "invalid_request_error", f"Duplicate custom_id: {custom_id}"
+                )
+            seen.add(custom_id)
+            if not isinstance(entry.get("params"), dict):
+                return _error_response(
+                    400, "invalid_request_error", f"requests.{index}.params: Field required"
+                )
+            results.append({"custom_id": custom_id, **self._result(entry["params"])})
+        batch_id = f"msgbatch_{len(self.items) + 1:04d}emulator"
+        self.items[batch_id] = {
+            "id": batch_id,
+            "status": "in_progress",
+            "results": results,
+            "created_at": time.time(),
+            "ended_at": None,
+            "cancel_initiated_at": None,
+            "polls": 0,
+        }
+        return web.json_response(self._object(self.items[batch_id], self.emulator.url))
+
+    def _get(self, request: web.Request) -> dict[str, Any] | None:
+        return self.items.get(request.match_info["batch_id"])
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        _, refused = await self.emulator._receive(request)
+        if refused is not None:
+            return refused
+        item = self._get(request)
+        if item is None:
+            return _error_response(404, "not_found_error", "Message batch not found")
+        item["polls"] += 1
+        if item["status"] == "canceling":
+            item["results"] = [
+                {"custom_id": result["custom_id"], "type": "canceled"} for result in item["results"]
+            ]
+            item["status"], item["ended_at"] = "ended", time.time()
+        elif item["status"] == "in_progress" and not self.hold:
+            if item["polls"] >= self.polls_to_end:
+                item["status"], item["ended_at"] = "ended", time.time()
+        return web.json_response(self._object(item, self.emulator.url))
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        _, refused = await self.emulator._receive(request)
+        if refused is not None:
+            return refused
+        item = self._get(request)
+        if item is None:
+            return _error_response(404, "not_found_error", "Message batch not found")
+        if item["status"] == "in_progress":
+            item["status"], item["cancel_initiated_at"] = "canceling", time.time()
+        return web.json_response(self._object(item, self.emulator.url))
+
+    async def _results(self, request: web.Request) -> web.Response:
+        _, refused = await self.emulator._receive(request)
+        if refused is not None:
+            return refused
+        item = self._get(request)
+        if item is None:
+            return _error_response(404, "not_found_error", "Message batch not found")
+        if item["status"] != "ended":
+            return _error_response(
+                400, "invalid_request_error", "Batch is still processing; no results yet."
+            )
+        lines = []
+        for result in item["results"]:
+            kind = result["type"]
+            payload = {key: value for key, value in result.items() if key not in ("custom_id",)}
+            if kind in ("canceled", "expired"):
+                payload = {"type": kind}
+            lines.append(orjson.dumps({"custom_id": result["custom_id"], "result": payload}))
+        return web.Response(body=b"\n".join(lines) + b"\n", content_type="application/binary")
 
 
 _emulator: AnthropicEmulator | None = None

@@ -639,9 +639,30 @@ class EmulatorBase:
 class GeminiEmulator(EmulatorBase):
     thread_name = "gemini-emulator"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = GeminiBatches(self)
+
+    def reset(self) -> None:
+        super().reset()
+        self.batches.clear()
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/models/{target}", self._models)
         app.router.add_post("/{version}/cachedContents", self._cached_contents_create)
+        app.router.add_get("/{version}/batches", self.batches.list)
+        app.router.add_get("/{version}/batches/{batch}", self.batches.retrieve)
+        app.router.add_post("/{version}/batches/{target}", self.batches.cancel)
+
+    def key_refusal(self, request: web.Request) -> web.Response | None:
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if not key:
+            return error_response(
+                403, "Method doesn't allow unregistered callers. Please use an API key."
+            )
+        if key != API_KEY:
+            return error_response(400, "API key not valid. Please pass a valid API key.")
+        return None
 
     async def _cached_contents_create(self, request: web.Request) -> web.Response:
         body = await self.receive(request)
@@ -708,7 +729,156 @@ class GeminiEmulator(EmulatorBase):
             return await self.generate(request, body, model=model, stream=True, extra=frozenset())
         if method in ("embedContent", "batchEmbedContents"):
             return await self.embed(body, model=model, batch=method == "batchEmbedContents")
+        if method == "batchGenerateContent":
+            return self.batches.create(body, model=model)
         return error_response(404, f"Method {method!r} not found for models/{model}")
+
+
+# A batch request whose last user text says this is answered with an error (a failed request).
+BATCH_FAIL_TEXT = "emulate error"
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+
+
+class GeminiBatches:
+    """Batch mode (`models/{model}:batchGenerateContent` with inlined requests; the batch is a
+    long-running operation `batches/{id}`, read with GET and cancelled with `:cancel`).
+
+    A batch is BATCH_STATE_PENDING when created, RUNNING at its first read, and SUCCEEDED (the
+    operation `done`, with `response.inlinedResponses`, in input order) once it was read
+    `polls_to_end` times, unless `hold`. A cancelled batch is BATCH_STATE_CANCELLED at once, its
+    operation done with the responses of no request."""
+
+    def __init__(self, emulator: GeminiEmulator) -> None:
+        self.emulator = emulator
+        self.items: dict[str, dict[str, Any]] = {}
+        self.hold = False
+        self.polls_to_end = 2
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.hold = False
+        self.polls_to_end = 2
+
+    def _answer(self, request: Any, *, model: str) -> dict[str, Any]:
+        try:
+            validate_generate_request(request)
+        except InvalidRequest as exc:
+            return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
+        reply = default_reply(request)
+        if reply.parts[0]["text"] == f"Echo: {BATCH_FAIL_TEXT}":
+            return {
+                "error": {
+                    "code": 400,
+                    "message": "The emulator refused it.",
+                    "status": "INVALID_ARGUMENT",
+                }
+            }
+        reply = dataclasses.replace(
+            reply, usage=self.emulator.counted_usage(request, reply, cached=0)
+        )
+        return {"response": response_body(reply, model=model)}
+
+    def create(self, body: Any, *, model: str) -> web.Response:
+        batch = body.get("batch") if isinstance(body, dict) else None
+        if not isinstance(batch, dict):
+            return error_response(400, "* BatchGenerateContentRequest.batch: batch is required")
+        if not batch.get("displayName"):
+            return error_response(400, "* GenerateContentBatch.display_name: required")
+        inlined = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests")
+        if not isinstance(inlined, list) or not inlined:
+            return error_response(400, "* GenerateContentBatch.input_config: required")
+        answers = []
+        for index, item in enumerate(inlined):
+            if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
+                return error_response(400, f"inlinedRequests[{index}].request: required")
+            answer = self._answer(item["request"], model=model)
+            if "metadata" in item:
+                answer["metadata"] = item["metadata"]
+            answers.append(answer)
+        name = f"batches/emulator{len(self.items) + 1:04d}"
+        self.items[name] = {
+            "name": name,
+            "model": f"models/{model}",
+            "displayName": batch["displayName"],
+            "state": "BATCH_STATE_PENDING",
+            "answers": answers,
+            "polls": 0,
+        }
+        return web.json_response(self._operation(self.items[name]))
+
+    def _operation(self, item: dict[str, Any]) -> dict[str, Any]:
+        state = item["state"]
+        done = state in ("BATCH_STATE_SUCCEEDED", "BATCH_STATE_CANCELLED")
+        answers = item["answers"] if state == "BATCH_STATE_SUCCEEDED" else []
+        failed = sum(1 for answer in answers if "error" in answer)
+        stats = {
+            "requestCount": str(len(item["answers"])),
+            "successfulRequestCount": str(len(answers) - failed),
+            "failedRequestCount": str(failed),
+            "pendingRequestCount": str(0 if done else len(item["answers"])),
+        }
+        operation: dict[str, Any] = {
+            "name": item["name"],
+            "metadata": {
+                "@type": _BATCH_TYPE,
+                "model": item["model"],
+                "displayName": item["displayName"],
+                "createTime": "2026-12-06T00:00:00Z",
+                "updateTime": "2026-12-06T00:00:00Z",
+                "batchStats": stats,
+                "state": state,
+                "name": item["name"],
+            },
+        }
+        if done:
+            operation["done"] = True
+            operation["response"] = {
+                "@type": _OUTPUT_TYPE,
+                "inlinedResponses": {"inlinedResponses": answers},
+            }
+        return operation
+
+    async def list(self, request: web.Request) -> web.Response:
+        """`batches.list`: the operations, newest first, `pageSize` at a time."""
+        await self.emulator.receive(request)
+        refused = self.emulator.key_refusal(request)
+        if refused is not None:
+            return refused
+        size = int(request.query.get("pageSize") or 50)
+        newest = list(self.items.values())[::-1][:size]
+        return web.json_response({"operations": [self._operation(item) for item in newest]})
+
+    async def retrieve(self, request: web.Request) -> web.Response:
+        await self.emulator.receive(request)
+        refused = self.emulator.key_refusal(request)
+        if refused is not None:
+            return refused
+        item = self.items.get(f"batches/{request.match_info['batch']}")
+        if item is None:
+            return error_response(404, "Requested entity was not found.")
+        item["polls"] += 1
+        if item["state"] == "BATCH_STATE_PENDING":
+            item["state"] = "BATCH_STATE_RUNNING"
+        if item["state"] == "BATCH_STATE_RUNNING" and not self.hold:
+            if item["polls"] >= self.polls_to_end:
+                item["state"] = "BATCH_STATE_SUCCEEDED"
+        return web.json_response(self._operation(item))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        await self.emulator.receive(request)
+        refused = self.emulator.key_refusal(request)
+        if refused is not None:
+            return refused
+        batch, _, method = request.match_info["target"].partition(":")
+        item = self.items.get(f"batches/{batch}")
+        if method != "cancel":
+            return error_response(404, f"Method {method!r} not found")
+        if item is None:
+            return error_response(404, "Requested entity was not found.")
+        if item["state"] in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
+            item["state"] = "BATCH_STATE_CANCELLED"
+        return web.json_response({})
 
 
 _emulator: GeminiEmulator | None = None

@@ -29,7 +29,8 @@ least, then 128-token steps) shared with an earlier prompt of the same model in
 prefix of this prompt, 64 tokens at least) and `prompt_cache_miss_tokens`, and no
 `prompt_tokens_details`.
 The Responses API (`/v1/responses` and its routes; Azure's `/openai/v1/responses`) is
-tests/emulators/openai_responses.py's.
+tests/emulators/openai_responses.py's; the Files and Batch APIs (OpenAI's and Azure's)
+tests/emulators/openai_batches.py's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulators.openai_batches import BatchesAPI
 from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.prompt_cache import PrefixCache
 
@@ -144,6 +146,7 @@ class OpenAIEmulator:
         self.prompt_cache = PrefixCache(minimum=1024, unit=128)
         self.deepseek_cache = PrefixCache(minimum=64, unit=1, whole_prompts=True)
         self.responses_api = ResponsesAPI()
+        self.batches_api = BatchesAPI(self)
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +197,7 @@ class OpenAIEmulator:
         self.prompt_cache.clear()
         self.deepseek_cache.clear()
         self.responses_api.clear()
+        self.batches_api.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -234,9 +238,13 @@ class OpenAIEmulator:
         self.requests.append(recorded)
         fault = self.faults.pop(0) if self.faults else Fault()
 
-        endpoint, problem = self._route(request)
-        if problem is not None:
-            return problem
+        # The Files and Batch APIs (tests/emulators/openai_batches.py), faults included.
+        batch_route = self.batches_api.match(path)
+        endpoint = ""
+        if batch_route is None:
+            endpoint, problem = self._route(request)
+            if problem is not None:
+                return problem
         if not self._authorized(request):
             return _error(
                 401,
@@ -268,6 +276,8 @@ class OpenAIEmulator:
                 headers=fault.headers,
                 dumps=lambda v: orjson.dumps(v).decode(),
             )
+        if batch_route is not None:
+            return await self.batches_api.route(request, recorded, body, batch_route)
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
         invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
