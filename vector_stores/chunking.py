@@ -18,6 +18,7 @@ DEFAULT_OVERLAP_TOKENS = 400
 MIN_MAX_TOKENS = 100
 MAX_MAX_TOKENS = 4096
 _TOKENIZER_MODEL = "wordllama-l2-supercat"
+_WORD_SLACK = 16  # tokens a window may grow by to keep its words whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,22 @@ def text_chunks(text: str, *, chunking: Chunking) -> list[str]:
     chunks: list[str] = []
     start = 0
     while True:
-        window = offsets[start : start + chunking.max_tokens]
-        piece = text[window[0][0] : window[-1][1]].strip()
+        end = min(start + chunking.max_tokens, len(offsets))
+        # Whole words: a window that starts or ends inside a word takes in its rest (a few
+        # tokens at most), so no chunk begins with half a word.
+        first, last = start, end
+        while first > max(0, start - _WORD_SLACK) and not _word_starts(text, offsets, first):
+            first -= 1
+        while last < min(len(offsets), end + _WORD_SLACK) and not _word_starts(text, offsets, last):
+            last += 1
+        piece = text[offsets[first][0] : offsets[last - 1][1]].strip()
         if piece:
             chunks.append(piece)
-        if start + chunking.max_tokens >= len(offsets):
+        if end >= len(offsets):
             return chunks
         start += step
+
+
+def _word_starts(text: str, offsets: list[tuple[int, int]], token: int) -> bool:
+    begin = offsets[token][0]
+    return begin == 0 or text[begin - 1].isspace() or not text[begin].isalnum()

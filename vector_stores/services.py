@@ -211,11 +211,15 @@ def batch_create(
 
 
 def batch_cancel(*, batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
-    """Files of the batch not yet indexed are cancelled; those done stay."""
+    """Files of the batch not yet indexed are cancelled, those done stay; a batch with nothing
+    left to cancel stays as it is."""
     with transaction.atomic():
-        batch.cancelled = True
-        batch.save(update_fields=["cancelled"])
-        batch.files.filter(status=FileStatus.IN_PROGRESS).update(status=FileStatus.CANCELLED)
+        stopped = batch.files.filter(status=FileStatus.IN_PROGRESS).update(
+            status=FileStatus.CANCELLED
+        )
+        if stopped:
+            batch.cancelled = True
+            batch.save(update_fields=["cancelled"])
     return batch
 
 
