@@ -54,8 +54,8 @@ class VectorStore(models.Model):
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.BUILTIN)
     embedding_model = models.CharField(max_length=200)
     dimensions = models.IntegerField(null=True, blank=True)
-    # Bumped in the transaction of every change to the store's chunks: a worker whose in-process
-    # index has another version brings it up to date before searching.
+    # Bumped in the transaction of every change to the store's chunks or its files' attributes:
+    # a worker whose index (or file list) has another version brings it up to date first.
     index_version = models.BigIntegerField(default=0)
     usage_bytes = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()

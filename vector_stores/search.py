@@ -9,9 +9,11 @@ search-result shape.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from django.utils import timezone
 
 from gateway.context import Caller
@@ -35,6 +37,29 @@ class _Target:
     filtered: bool
 
 
+# Each store's searchable files (completed: pk -> (file_id, filename, attributes)) at a version
+# of the store: a search of an unchanged store reads only the store's row.
+_FileTable = dict[int, tuple[str, str, dict[str, Any] | None]]
+_files_cache: LRUCache[int, tuple[int, _FileTable]] = LRUCache(maxsize=1024)
+_files_lock = threading.Lock()
+
+
+def _files_of(store: VectorStore) -> _FileTable:
+    with _files_lock:
+        cached = _files_cache.get(store.pk)
+    if cached is not None and cached[0] == store.index_version:
+        return cached[1]
+    files = {
+        pk: (file_id, filename, attributes)
+        for pk, file_id, filename, attributes in store.files.filter(
+            status=FileStatus.COMPLETED
+        ).values_list("pk", "file_id", "filename", "attributes")
+    }
+    with _files_lock:
+        _files_cache[store.pk] = (store.index_version, files)
+    return files
+
+
 def _targets(
     *, caller: Caller, vector_store_ids: list[str], filters: dict[str, Any] | None
 ) -> list[_Target]:
@@ -45,13 +70,9 @@ def _targets(
             raise InvalidRequestError(
                 f"Vector store {store_id} has expired.", param="vector_store_id", code="expired"
             )
-        files = {
-            pk: (file_id, filename, attributes)
-            for pk, file_id, filename, attributes in store.files.filter(
-                status=FileStatus.COMPLETED
-            ).values_list("pk", "file_id", "filename", "attributes")
-            if filters is None or filters_match(filters, attributes)
-        }
+        files = _files_of(store)
+        if filters is not None:
+            files = {pk: row for pk, row in files.items() if filters_match(filters, row[2])}
         store_touch(store=store)
         targets.append(_Target(store=store, files=files, filtered=filters is not None))
     return targets

@@ -31,7 +31,9 @@ def store_get_visible(
     """The caller's store, or a 404 that reads the same for another tenant's and a missing one."""
     found = None
     if "\x00" not in store_id:
-        found = stores_visible(caller=caller).filter(store_id=store_id).first()
+        # No ORDER BY (first() would add one): a search reads this row every time.
+        rows = stores_visible(caller=caller).filter(store_id=store_id).order_by()
+        found = next(iter(rows[:1]), None)
     if found is None:
         raise NotFoundError(f"No vector store found with id '{store_id}'.", param=param)
     return found

@@ -176,8 +176,13 @@ def _index_enqueue(store_file_pk: int) -> None:
 
 
 def store_file_update(*, store_file: VectorStoreFile, attributes: dict[str, Any] | None) -> None:
-    store_file.attributes = attributes
-    store_file.save(update_fields=["attributes"])
+    """New attributes; the store's version moves, so every worker's searches see them."""
+    with transaction.atomic():
+        store_file.attributes = attributes
+        store_file.save(update_fields=["attributes"])
+        VectorStore.objects.filter(pk=store_file.store_id).update(
+            index_version=F("index_version") + 1
+        )
 
 
 def store_file_delete(*, store_file: VectorStoreFile) -> None:
