@@ -114,3 +114,45 @@ def test_every_worker_catches_up_with_the_store_version(caller: Caller) -> None:
         assert [label for label, _ in found] == list(
             VectorChunk.objects.values_list("pk", flat=True)
         )
+
+
+def test_a_large_store_is_searched_exactly_until_its_graph_is_built(caller: Caller) -> None:
+    import numpy as np
+
+    from gateway.vectors import EXACT_LIMIT
+
+    store = store_create(caller=caller, name="s", metadata={}, expires_after_days=None, files=[])
+    attached = batch_create(
+        caller=caller,
+        store=store,
+        files=[FileSpec(file_id=_file(caller, "one")), FileSpec(file_id=_file(caller, "two"))],
+    )
+    first, second = list(attached.files.order_by("pk"))
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((EXACT_LIMIT + 500, 256)).astype(np.float32)
+    VectorChunk.objects.bulk_create(
+        VectorChunk(
+            store=store,
+            store_file=first if n % 2 else second,
+            position=n,
+            text=f"chunk {n}",
+            vector=vectors[n].tobytes(),
+        )
+        for n in range(len(vectors))
+    )
+    VectorStore.objects.filter(pk=store.pk).update(index_version=99)
+    store.refresh_from_db()
+    worker = BuiltinBackend()
+    loaded = worker.index_synced(store=store)
+    query = vectors[10] + 0.01
+    # Right away (exactly, or by the graph if its build already finished): the nearest chunk,
+    # and with a filter only the file's chunks.
+    assert worker.search(store=store, vector=query, k=1, file_pks=None)[0][1] > 0.99
+    found = worker.search(store=store, vector=query, k=5, file_pks=[second.pk])
+    labels = dict(VectorChunk.objects.filter(store=store).values_list("pk", "store_file_id"))
+    assert {labels[label] for label, _ in found} == {second.pk}
+    assert worker.graph_wait(store=store, timeout=120)
+    assert loaded.exact is None and loaded.index.kind == "hnsw"
+    graph = worker.search(store=store, vector=query, k=1, file_pks=None)
+    exact_best = int(np.argmax(vectors @ query / np.linalg.norm(vectors, axis=1)))
+    assert graph[0][0] == VectorChunk.objects.get(store=store, position=exact_best).pk
