@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +34,9 @@ def key_sdk(live_ogem: LiveServer, make_key: Callable[..., str]) -> Callable[...
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Chroma's real server from its pip package (`chroma run`), on a fresh directory."""
-    chroma = shutil.which("chroma") or str(Path(__file__).resolve().parents[2] / ".venv/bin/chroma")
+    # The command beside this Python (the venv's), else one on PATH.
+    beside = Path(sys.executable).parent / "chroma"
+    chroma = str(beside) if beside.exists() else shutil.which("chroma") or str(beside)
     if not Path(chroma).exists():
         pytest.fail("the `chroma` command is missing: pip install 'chromadb' (the dev extra)")
     path = tmp_path_factory.mktemp("chroma")

@@ -148,3 +148,23 @@ def test_cancelling_a_batch(key_sdk) -> None:  # type: ignore[no-untyped-def]
     )
     # Indexing ran eagerly: the file was done before the cancel, which leaves the batch so.
     assert cancelled.status == "completed" and cancelled.file_counts.completed == 1
+
+
+def test_an_expired_store_says_so_and_cannot_be_searched(key_sdk) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vector_stores.models import VectorStore
+
+    client = key_sdk()
+    store = client.vector_stores.create(
+        name="s", file_ids=[_upload(client)], expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    VectorStore.objects.filter(store_id=store.id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.vector_stores.search(vector_store_id=store.id, query="tides")
+    assert refused.value.body["code"] == "expired"  # type: ignore[index]
