@@ -9,6 +9,7 @@ search-result shape.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from vector_stores.filters import filters_check, filters_match
 from vector_stores.models import FileStatus, VectorChunk, VectorStore
 from vector_stores.selectors import store_get_visible
 from vector_stores.services import store_touch
+
+logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 50
 
@@ -82,17 +85,27 @@ def _nearest(*, target: _Target, vectors: Any, k: int) -> dict[int, float]:
     """The store's best chunks for any of the queries: label -> best similarity."""
     if target.store.dimensions is None or not target.files:
         return {}
-    backend = backend_get(target.store.backend)
     best: dict[int, float] = {}
-    for vector in vectors:
-        for label, score in backend.search(
-            store=target.store,
-            vector=vector,
-            k=k,
-            file_pks=list(target.files) if target.filtered else None,
-        ):
-            if score > best.get(label, -2.0):
-                best[label] = score
+    try:
+        backend = backend_get(target.store.backend)
+        for vector in vectors:
+            for label, score in backend.search(
+                store=target.store,
+                vector=vector,
+                k=k,
+                file_pks=list(target.files) if target.filtered else None,
+            ):
+                if score > best.get(label, -2.0):
+                    best[label] = score
+    except Exception as exc:
+        # An external backend away (Chroma down): the caller may retry, as with any upstream.
+        logger.warning("vector store %s: search failed (%r)", target.store.store_id, exc)
+        raise GatewayError(
+            "The vector store's backend is unavailable; retry shortly.",
+            status=503,
+            code="vector_store_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
     return best
 
 

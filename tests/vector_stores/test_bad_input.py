@@ -168,3 +168,16 @@ def test_an_expired_store_says_so_and_cannot_be_searched(key_sdk) -> None:  # ty
     with pytest.raises(openai.BadRequestError) as refused:
         client.vector_stores.search(vector_store_id=store.id, query="tides")
     assert refused.value.body["code"] == "expired"  # type: ignore[index]
+
+
+def test_a_chroma_server_away_is_a_503(key_sdk, settings, chroma_server: str) -> None:  # type: ignore[no-untyped-def]
+    settings.OGEM_VECTOR_STORES_BACKEND = "chroma"
+    settings.OGEM_VECTOR_STORES_CHROMA_URL = chroma_server
+    client = key_sdk()
+    store = client.vector_stores.create(name="s", file_ids=[_upload(client)])
+    assert client.vector_stores.search(vector_store_id=store.id, query="moon").data
+    settings.OGEM_VECTOR_STORES_CHROMA_URL = "http://127.0.0.1:22538"  # nothing listens there
+    with pytest.raises(openai.InternalServerError) as away:
+        client.vector_stores.search(vector_store_id=store.id, query="moon")
+    assert away.value.status_code == 503
+    assert away.value.body["code"] == "vector_store_unavailable"  # type: ignore[index]
