@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.vectors import main as vectors_main
 
         return vectors_main(argv[1:])
+    if argv[:1] == ["vector-stores"]:
+        from bench.vector_stores import main as vector_stores_main
+
+        return vector_stores_main(argv[1:])
     if argv[:1] == ["semantic"]:
         from bench.semantic import main as semantic_main
 
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench",
         description=__doc__,
         epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
-        "stores); `python -m bench semantic --help`: the semantic cache's lookup path",
+        "stores); `python -m bench semantic --help`: the semantic cache's lookup path; "
+        "`python -m bench vector-stores --help`: a vector store's search",
     )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")

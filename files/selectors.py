@@ -19,7 +19,7 @@ from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
 
-def _tenant_scope(queryset: QuerySet, *, caller: Caller) -> QuerySet:
+def tenant_scope(queryset: QuerySet, *, caller: Caller) -> QuerySet:
     """A team's key sees its team's rows; an organization's key (no team), its organization's;
     the master key, every row; any other key (no organization), its own."""
     if caller.is_master:
@@ -36,7 +36,7 @@ def _tenant_scope(queryset: QuerySet, *, caller: Caller) -> QuerySet:
 def files_visible(*, caller: Caller) -> QuerySet[File]:
     """The files a /v1 caller may see: its tenant's, not expired."""
     live = File.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-    return _tenant_scope(live, caller=caller)
+    return tenant_scope(live, caller=caller)
 
 
 def file_get(*, caller: Caller, file_id: str) -> File | None:
@@ -111,7 +111,7 @@ def files_expired(*, now: datetime | None = None) -> QuerySet[File]:
 def upload_get(*, caller: Caller, upload_id: str) -> Upload | None:
     if "\x00" in upload_id:
         return None
-    return _tenant_scope(Upload.objects.all(), caller=caller).filter(upload_id=upload_id).first()
+    return tenant_scope(Upload.objects.all(), caller=caller).filter(upload_id=upload_id).first()
 
 
 def upload_get_visible(*, caller: Caller, upload_id: str) -> Upload:

@@ -246,7 +246,7 @@ async def _embed(ctx: RequestContext, semantic: SemanticPlan) -> np.ndarray | No
     try:
         answer = await asyncio.wait_for(
             _embedder(
-                caller=_embedding_caller(ctx.caller, settings.model),
+                caller=embedding_caller(ctx.caller, settings.model),
                 endpoint=Endpoint.EMBEDDINGS,
                 body=body,
             ),
@@ -278,9 +278,10 @@ class _EmbedError(Exception):
     pass
 
 
-def _embedding_caller(caller: Caller, model: str) -> Caller:
-    """The caller, allowed the embedding model group: the operator chose it for the cache, so a
-    key limited to chat models still has its prompts embedded (and pays for them)."""
+def embedding_caller(caller: Caller, model: str) -> Caller:
+    """The caller, allowed the embedding model group: the operator chose it (for the cache, for
+    vector stores), so a key limited to chat models still has its texts embedded (and pays for
+    them)."""
     changes: dict[str, tuple[str, ...]] = {}
     for name in ("allowed_models", "team_models", "organization_models"):
         models: tuple[str, ...] = getattr(caller, name)

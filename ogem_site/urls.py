@@ -5,10 +5,12 @@ from batches.api import batches_mount
 from files.api import files_mount
 from gateway.api import api as gateway_api
 from gateway.api import api_routes_end
+from vector_stores.api import vector_stores_mount
 
 # /v1 routes of the apps above the gateway, then the gateway's catch-all 404 (last: first match).
 files_mount(gateway_api)
 batches_mount(gateway_api)
+vector_stores_mount(gateway_api)
 api_routes_end()
 
 urlpatterns = [

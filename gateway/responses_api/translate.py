@@ -18,15 +18,17 @@ import orjson
 
 from gateway.body import stored_metadata_check
 from gateway.errors import InvalidRequestError
+from gateway.responses_api.file_search import CHAT_FUNCTION, TOOL_NAME, file_search_runner
 
 # The input item types Ogem translates, and the content parts of a message.
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "file_search_call")
 PART_TYPES = ("input_text", "input_image", "input_file", "output_text", "refusal")
 ROLES = ("user", "assistant", "system", "developer")
 TOOL_CHOICE_MODES = ("auto", "none", "required")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
-# Tools the Responses API hosts. Ogem will serve `file_search` from its vector stores (issue 22);
-# until then every hosted tool is refused on a model Ogem serves over chat completions.
+# Tools the Responses API hosts. Ogem serves `file_search` from its vector stores (file_search.py,
+# once the vector_stores app registers its search); the others are refused on a model Ogem serves
+# over chat completions.
 HOSTED_TOOLS = (
     "file_search",
     "web_search",
@@ -44,6 +46,7 @@ _ID_PREFIX = {
     "function_call": "fc",
     "function_call_output": "fco",
     "reasoning": "rs",
+    "file_search_call": "fs",
 }
 
 
@@ -272,6 +275,8 @@ def _tools_check(tools: Any) -> list[dict[str, Any]]:
                     f"tools[{index}].parameters",
                     "invalid_type",
                 )
+        elif kind == TOOL_NAME and file_search_runner() is not None:
+            _file_search_check(tool, index)
         elif kind in HOSTED_TOOLS:
             raise _invalid(
                 f"The `{kind}` tool is not available on this model through Ogem; function "
@@ -282,6 +287,49 @@ def _tools_check(tools: Any) -> list[dict[str, Any]]:
         else:
             raise _invalid(f"Invalid value: {kind!r} is not a tool type.", f"tools[{index}].type")
     return tools
+
+
+def _file_search_check(tool: dict[str, Any], index: int) -> None:
+    where = f"tools[{index}]"
+    ids = tool.get("vector_store_ids")
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(i, str) and i and "\x00" not in i for i in ids)
+    ):
+        raise _invalid(
+            f"`{where}.vector_store_ids` must be a non-empty array of vector store ids.",
+            f"{where}.vector_store_ids",
+            _MISSING if ids is None else "invalid_type",
+        )
+    count = tool.get("max_num_results")
+    if count is not None and (
+        isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 50
+    ):
+        raise _invalid(
+            f"`{where}.max_num_results` must be an integer from 1 to 50.",
+            f"{where}.max_num_results",
+        )
+    ranking = tool.get("ranking_options")
+    if ranking is not None:
+        threshold = ranking.get("score_threshold", 0) if isinstance(ranking, dict) else None
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not 0 <= threshold <= 1
+        ):
+            raise _invalid(
+                f"`{where}.ranking_options.score_threshold` must be a number from 0 to 1.",
+                f"{where}.ranking_options.score_threshold",
+            )
+
+
+def file_search_tool(request: ResponsesRequest) -> dict[str, Any] | None:
+    """The request's `file_search` tool, if it has one (checked)."""
+    for tool in request.tools:
+        if tool.get("type") == TOOL_NAME:
+            return tool
+    return None
 
 
 def _tool_choice_check(choice: Any) -> Any:
@@ -297,6 +345,8 @@ def _tool_choice_check(choice: Any) -> Any:
     if isinstance(choice, dict) and choice.get("type") == "function":
         if not isinstance(choice.get("name"), str):
             raise _invalid("`tool_choice.name` must be a string.", "tool_choice.name")
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == TOOL_NAME:
         return choice
     raise _invalid(
         '`tool_choice` must be auto, none, required or {"type": "function", "name": ...}.',
@@ -355,7 +405,7 @@ def chat_body_build(
         body["tool_choice"] = (
             choice
             if isinstance(choice, str)
-            else {"type": "function", "function": {"name": choice["name"]}}
+            else {"type": "function", "function": {"name": choice.get("name", TOOL_NAME)}}
         )
     text_format = request.text_format
     if text_format["type"] == "json_object":
@@ -373,6 +423,8 @@ def chat_body_build(
 
 
 def _chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") == TOOL_NAME:  # the hosted tool, as a function the model may call
+        return {"type": "function", "function": CHAT_FUNCTION}
     function = {
         name: tool[name]
         for name in ("name", "description", "parameters", "strict")

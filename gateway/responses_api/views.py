@@ -34,10 +34,12 @@ from gateway.params import params_check
 from gateway.registry import registry_get
 from gateway.relay import relay
 from gateway.responses import json_response, request_id_for
+from gateway.responses_api.file_search import file_search_rounds
 from gateway.responses_api.stream import EventTranslator, sse
 from gateway.responses_api.translate import (
     ResponsesRequest,
     chat_body_build,
+    file_search_tool,
     model_check,
     new_id,
     output_from_completion,
@@ -177,6 +179,11 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     response_id = new_id("resp")
     created = int(time.time())
     chat = chat_body_build(checked, history=history, stream=checked.stream)
+    search_tool = file_search_tool(checked)
+    if search_tool is not None:
+        return await _file_search_create(
+            request, caller, checked, chat, response_id, created, history, search_tool
+        )
     if checked.background:
         return await _background_start(request, caller, checked, chat, response_id, history)
     size = len(orjson.dumps(chat)) if history else inbound.size
@@ -206,6 +213,59 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     final = _final(shell, orjson.loads(answer.content))
     await keep(final)
     return _copy_headers(answer, json_response(final))
+
+
+async def _file_search_create(
+    request: HttpRequest,
+    caller: Caller,
+    checked: ResponsesRequest,
+    chat: dict[str, Any],
+    response_id: str,
+    created: int,
+    history: list[dict[str, Any]],
+    tool: dict[str, Any],
+) -> HttpResponse:
+    """A response whose model may search vector stores: the search round trips run here
+    (file_search.py), then the Response carries a `file_search_call` item per search before the
+    answer. Not streamed, not in the background (yet): such a request is refused."""
+    for name in ("stream", "background"):
+        if getattr(checked, name):
+            raise InvalidRequestError(
+                f"The `file_search` tool cannot be combined with `{name}` on this model "
+                "through Ogem yet.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    include = checked.body.get("include")
+    rounds = await file_search_rounds(
+        caller=caller,
+        chat={name: value for name, value in chat.items() if name != "stream_options"},
+        tool=tool,
+        include_results=isinstance(include, list) and "file_search_call.results" in include,
+        request_id=request_id_for(request),
+    )
+    if rounds.status != 200:
+        response = json_response(rounds.completion, status=rounds.status)
+    else:
+        shell = response_shell(
+            checked, response_id=response_id, created_at=created, status="in_progress"
+        )
+        output, finish_reason = output_from_completion(rounds.completion)
+        final = response_finish(
+            shell,
+            output=[*rounds.items, *output],
+            usage=usage_from_chat(rounds.usage),
+            finish_reason=finish_reason,
+            model=rounds.completion.get("model"),
+        )
+        if checked.store:
+            await _keep(caller, checked, final, history)
+        response = json_response(final)
+    for name, value in rounds.headers.items():
+        if name.startswith(("x-ogem-", "x-ratelimit-")) or name == "retry-after":
+            response[name] = value
+    response["x-request-id"] = request_id_for(request)
+    return response
 
 
 def _final(shell: dict[str, Any], completion: dict[str, Any]) -> dict[str, Any]:

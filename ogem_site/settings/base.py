@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "files",
     "providers",
     "batches",
+    "vector_stores",
 ]
 
 MIDDLEWARE = [
@@ -492,6 +493,19 @@ OGEM_UPLOAD_MAX_BYTES = env_int("OGEM_UPLOAD_MAX_BYTES", 8 * 1024 * 1024 * 1024)
 # A batch input file may name more than one model (Ogem runs such a batch itself); off, as OpenAI
 # and the providers' own batch APIs want one model a file.
 OGEM_FILES_BATCH_MIXED_MODELS = env_bool("OGEM_FILES_BATCH_MIXED_MODELS", default=False)
+
+# Vector stores (docs/vector-stores.md): where a new store's vectors go (`builtin`: the database
+# and an in-process index; `chroma`: a Chroma server at OGEM_VECTOR_STORES_CHROMA_URL), the model
+# group that embeds chunks and queries, and what one tenant (organization) may hold, in bytes.
+OGEM_VECTOR_STORES_BACKEND = env_str("OGEM_VECTOR_STORES_BACKEND", "builtin")
+env_require(
+    OGEM_VECTOR_STORES_BACKEND in ("builtin", "chroma"),
+    "OGEM_VECTOR_STORES_BACKEND must be `builtin` or `chroma`",
+)
+OGEM_VECTOR_STORES_CHROMA_URL = env_str("OGEM_VECTOR_STORES_CHROMA_URL", "http://127.0.0.1:8000")
+OGEM_VECTOR_STORES_EMBEDDING_MODEL = env_str("OGEM_VECTOR_STORES_EMBEDDING_MODEL", "local-embed")
+OGEM_VECTOR_STORES_MAX_BYTES = env_int("OGEM_VECTOR_STORES_MAX_BYTES", 1024 * 1024 * 1024)
+env_require(OGEM_VECTOR_STORES_MAX_BYTES >= 0, "OGEM_VECTOR_STORES_MAX_BYTES must be 0 or more")
 
 # Seconds `manage.py serve` lets open requests, streams and Celery tasks finish after SIGTERM or
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).

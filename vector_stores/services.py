@@ -1,0 +1,238 @@
+"""Writes of vector stores, their files and batches. An attached file is indexed once its row is
+committed, by a Celery task (vector_stores/indexing.py)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from files.selectors import file_get_visible
+from gateway.context import Caller
+from gateway.errors import RequestTooLargeError
+from vector_stores.backends import backend_get
+from vector_stores.chunking import Chunking
+from vector_stores.models import (
+    FileStatus,
+    VectorChunk,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
+from vector_stores.selectors import tenant_usage_bytes
+
+logger = logging.getLogger(__name__)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One file to attach: its id, attributes and chunking."""
+
+    file_id: str
+    attributes: dict[str, Any] | None = None
+    chunking: Chunking = field(default_factory=Chunking)
+
+
+def _expires_at(store: VectorStore) -> None:
+    days = store.expires_after_days
+    store.expires_at = store.last_active_at + timedelta(days=days) if days else None
+
+
+def store_create(
+    *,
+    caller: Caller,
+    name: str,
+    metadata: dict[str, str],
+    expires_after_days: int | None,
+    files: list[FileSpec],
+) -> VectorStore:
+    """A new store of `caller`'s tenant, with `files` attached (indexed once committed)."""
+    now = timezone.now()
+    with transaction.atomic():
+        store = VectorStore(
+            store_id=_new_id("vs_"),
+            organization_id=caller.organization_id,
+            team_id=caller.team_id,
+            key_id=caller.key_id,
+            by_master=caller.is_master,
+            name=name[:512],
+            metadata=metadata,
+            backend=settings.OGEM_VECTOR_STORES_BACKEND,
+            embedding_model=settings.OGEM_VECTOR_STORES_EMBEDDING_MODEL,
+            created_at=now,
+            last_active_at=now,
+            expires_after_days=expires_after_days,
+        )
+        _expires_at(store)
+        store.save()
+        for spec in files:
+            store_file_attach(caller=caller, store=store, spec=spec)
+    return store
+
+
+def store_update(
+    *,
+    store: VectorStore,
+    name: str | None = None,
+    metadata: dict[str, str] | None = None,
+    expires_after_days: int | bool | None = False,
+) -> VectorStore:
+    """`expires_after_days`: False leaves it, None removes it, a number sets it."""
+    fields = []
+    if name is not None:
+        store.name = name[:512]
+        fields.append("name")
+    if metadata is not None:
+        store.metadata = metadata
+        fields.append("metadata")
+    if expires_after_days is not False:
+        store.expires_after_days = expires_after_days  # type: ignore[assignment]
+        _expires_at(store)
+        fields += ["expires_after_days", "expires_at"]
+    if fields:
+        store.save(update_fields=fields)
+    return store
+
+
+def store_touch(*, store: VectorStore) -> None:
+    """Mark the store active now (a search), moving its expiry; at most once a minute."""
+    now = timezone.now()
+    if now - store.last_active_at < timedelta(minutes=1):
+        return
+    store.last_active_at = now
+    _expires_at(store)
+    VectorStore.objects.filter(pk=store.pk).update(last_active_at=now, expires_at=store.expires_at)
+
+
+def store_delete(*, store: VectorStore) -> None:
+    """The rows now (chunks by cascade), the backend's vectors once committed."""
+    backend = backend_get(store.backend)
+    with transaction.atomic():
+        store.delete()
+        transaction.on_commit(lambda: _quietly(backend.store_drop, store=store))
+
+
+def _quietly(function: Any, **kwargs: Any) -> None:
+    try:
+        function(**kwargs)
+    except Exception:
+        # The rows are gone, so nothing searches these vectors again; they are only space.
+        logger.exception("vector store backend clean-up failed")
+
+
+def store_file_attach(
+    *,
+    caller: Caller,
+    store: VectorStore,
+    spec: FileSpec,
+    batch: VectorStoreFileBatch | None = None,
+) -> VectorStoreFile:
+    """Attach a /v1/files file of the caller's tenant (404 otherwise) and index it once
+    committed. Attaching a file already there answers the one there (as OpenAI does). Over the
+    tenant's storage bound (OGEM_VECTOR_STORES_MAX_BYTES), 413 and nothing is attached."""
+    file = file_get_visible(caller=caller, file_id=spec.file_id)
+    existing = store.files.filter(file_id=file.file_id).first()
+    if existing is not None:
+        return existing
+    limit = settings.OGEM_VECTOR_STORES_MAX_BYTES
+    used = tenant_usage_bytes(store=store)
+    if used + file.bytes > limit:
+        raise RequestTooLargeError(
+            f"This file ({file.bytes} bytes) would take the vector storage of your organization "
+            f"past its limit of {limit} bytes ({used} in use).",
+        )
+    with transaction.atomic():
+        store_file = VectorStoreFile.objects.create(
+            store=store,
+            file_id=file.file_id,
+            source=file,
+            filename=file.filename,
+            batch=batch,
+            max_chunk_size_tokens=spec.chunking.max_tokens,
+            chunk_overlap_tokens=spec.chunking.overlap_tokens,
+            attributes=spec.attributes,
+            created_at=timezone.now(),
+        )
+        pk = store_file.pk
+        transaction.on_commit(lambda: _index_enqueue(pk))
+    return store_file
+
+
+def _index_enqueue(store_file_pk: int) -> None:
+    from vector_stores.tasks import vector_store_file_index
+
+    vector_store_file_index.delay(store_file_pk)
+
+
+def store_file_update(*, store_file: VectorStoreFile, attributes: dict[str, Any] | None) -> None:
+    """New attributes; the store's version moves, so every worker's searches see them."""
+    with transaction.atomic():
+        store_file.attributes = attributes
+        store_file.save(update_fields=["attributes"])
+        VectorStore.objects.filter(pk=store_file.store_id).update(
+            index_version=F("index_version") + 1
+        )
+
+
+def store_file_delete(*, store_file: VectorStoreFile) -> None:
+    """Detach the file: its chunks and their usage go, the /v1/files file stays."""
+    store = store_file.store
+    backend = backend_get(store.backend)
+    with transaction.atomic():
+        locked = VectorStore.objects.select_for_update().get(pk=store.pk)
+        VectorChunk.objects.filter(store_file=store_file).delete()
+        VectorStore.objects.filter(pk=locked.pk).update(
+            usage_bytes=F("usage_bytes") - store_file.usage_bytes,
+            index_version=F("index_version") + 1,
+        )
+        file_pk = store_file.pk
+        store_file.delete()
+        transaction.on_commit(
+            lambda: _quietly(backend.vectors_remove, store=locked, file_pk=file_pk)
+        )
+
+
+def batch_create(
+    *, caller: Caller, store: VectorStore, files: list[FileSpec]
+) -> VectorStoreFileBatch:
+    with transaction.atomic():
+        batch = VectorStoreFileBatch.objects.create(
+            batch_id=_new_id("vsfb_"), store=store, created_at=timezone.now()
+        )
+        for spec in files:
+            store_file_attach(caller=caller, store=store, spec=spec, batch=batch)
+    return batch
+
+
+def batch_cancel(*, batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
+    """Files of the batch not yet indexed are cancelled, those done stay; a batch with nothing
+    left to cancel stays as it is."""
+    with transaction.atomic():
+        stopped = batch.files.filter(status=FileStatus.IN_PROGRESS).update(
+            status=FileStatus.CANCELLED
+        )
+        if stopped:
+            batch.cancelled = True
+            batch.save(update_fields=["cancelled"])
+    return batch
+
+
+def batch_status(*, batch: VectorStoreFileBatch, counts: dict[str, int]) -> str:
+    if counts["in_progress"]:
+        return "in_progress"
+    if batch.cancelled:
+        return "cancelled"
+    if counts["total"] and counts["failed"] == counts["total"]:
+        return "failed"
+    return "completed"
