@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from assistants.api import assistants_mount
 from batches.api import batches_mount
 from files.api import files_mount
 from gateway.api import api as gateway_api
@@ -9,6 +10,7 @@ from gateway.api import api_routes_end
 # /v1 routes of the apps above the gateway, then the gateway's catch-all 404 (last: first match).
 files_mount(gateway_api)
 batches_mount(gateway_api)
+assistants_mount(gateway_api)
 api_routes_end()
 
 urlpatterns = [
