@@ -757,6 +757,9 @@ def assistants_mount(api: NinjaAPI) -> None:
     ]
     for method, path, view, summary in routes:
         extra = json_body if method == "post" and "{" not in path.rsplit("/", 1)[-1] else None
-        getattr(api, method)(
-            path, summary=summary, operation_id=view.__name__, openapi_extra=extra
-        )(view)
+        # Unique among /v1's operations (`messages_create` is Anthropic's Messages API).
+        name = view.__name__
+        operation = name if name.startswith(("assistants_", "threads_")) else f"threads_{name}"
+        getattr(api, method)(path, summary=summary, operation_id=operation, openapi_extra=extra)(
+            view
+        )

@@ -453,3 +453,62 @@ def test_runs_are_accounted_to_the_key(key_sdk: Callable[..., openai.OpenAI]) ->
     logs = RequestLog.objects.filter(key_id=row.key_id, model="mock-chat")
     assert logs.count() == 2
     assert sum(log.prompt_tokens + log.completion_tokens for log in logs) == done.usage.total_tokens
+
+
+def test_threads_and_messages_read_change_and_delete(sdk: openai.OpenAI) -> None:
+    thread = sdk.beta.threads.create(
+        messages=[
+            {"role": "user", "content": "one", "metadata": {"n": "1"}},
+            {"role": "assistant", "content": "two"},
+        ],
+        metadata={"topic": "t"},
+    )
+    assert thread.metadata == {"topic": "t"}
+    assert thread.tool_resources is not None
+    changed = sdk.beta.threads.update(
+        thread.id,
+        metadata={"topic": "u"},
+        tool_resources={"file_search": {"vector_store_ids": ["vs_1"]}},
+    )
+    assert changed.metadata == {"topic": "u"}
+    assert changed.tool_resources.file_search.vector_store_ids == ["vs_1"]
+
+    raw = sdk.beta.threads.messages.with_raw_response.create(
+        thread_id=thread.id,
+        role="user",
+        content=[
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        ],
+        attachments=[{"file_id": "file-abc", "tools": [{"type": "file_search"}]}],
+    )
+    body = raw.http_response.json()
+    schema_validate("MessageObject", body)
+    assert body["content"] == [
+        {"type": "text", "text": {"value": "look", "annotations": []}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "auto"}},
+    ]
+    assert body["attachments"] == [{"file_id": "file-abc", "tools": [{"type": "file_search"}]}]
+    message = raw.parse()
+    listed = sdk.beta.threads.messages.list(thread_id=thread.id)
+    assert [m.content[0].text.value for m in listed.data] == ["look", "two", "one"]
+    page = sdk.beta.threads.messages.list(thread_id=thread.id, order="asc", limit=2)
+    assert [m.content[0].text.value for m in page.data] == ["one", "two"] and page.has_more
+    rest = sdk.beta.threads.messages.list(thread_id=thread.id, order="asc", after=page.last_id)
+    assert [m.id for m in rest.data] == [message.id] and not rest.has_more
+
+    updated = sdk.beta.threads.messages.update(message.id, thread_id=thread.id, metadata={"a": "b"})
+    assert updated.metadata == {"a": "b"}
+    assert sdk.beta.threads.messages.retrieve(message.id, thread_id=thread.id).metadata == {
+        "a": "b"
+    }
+    gone = sdk.beta.threads.messages.delete(message.id, thread_id=thread.id)
+    assert (gone.id, gone.object, gone.deleted) == (message.id, "thread.message.deleted", True)
+    assert len(sdk.beta.threads.messages.list(thread_id=thread.id).data) == 2
+
+    deleted = sdk.beta.threads.delete(thread.id)
+    assert (deleted.object, deleted.deleted) == ("thread.deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        sdk.beta.threads.retrieve(thread.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.beta.threads.messages.list(thread_id=thread.id)
