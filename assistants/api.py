@@ -54,6 +54,7 @@ from assistants.services import (
     thread_create,
     thread_delete,
     thread_update,
+    tool_resources_merge,
 )
 from gateway.body import body_read_json
 from gateway.context import Caller
@@ -530,7 +531,7 @@ async def threads_runs_create(request: HttpRequest) -> HttpResponse:
                 enqueue=not rest["stream"],
             )
             if run_resources:
-                run.tool_resources = {**run.tool_resources, **run_resources}
+                run.tool_resources = tool_resources_merge(run.tool_resources, run_resources)
                 run.save(update_fields=["tool_resources"])
         return thread, run
 

@@ -143,7 +143,7 @@ def run_create(
             )
         for message in additional_messages:
             message_write(thread=thread, **message)
-        resources = {**assistant.tool_resources, **thread.tool_resources}
+        resources = tool_resources_merge(assistant.tool_resources, thread.tool_resources)
         run = Run.objects.create(
             run_id=object_id_new("run"),
             thread=thread,
@@ -158,6 +158,17 @@ def run_create(
             run_id = run.run_id
             transaction.on_commit(lambda: run_advance_enqueue(run_id=run_id))
     return run
+
+
+def tool_resources_merge(*sources: dict[str, Any]) -> dict[str, Any]:
+    """A run's tool resources: the vector stores of the assistant and of the thread (and of a
+    create-and-run request), all of them searched, as OpenAI does."""
+    stores: list[str] = []
+    for source in sources:
+        for store in (source.get("file_search") or {}).get("vector_store_ids") or []:
+            if store not in stores:
+                stores.append(store)
+    return {"file_search": {"vector_store_ids": stores}} if stores else {}
 
 
 def run_update(*, run: Run, metadata: dict[str, str]) -> Run:
