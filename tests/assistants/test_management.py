@@ -91,3 +91,17 @@ def test_the_admin_pages_list_and_cancel_runs(assistants: World) -> None:
     assert answer.status_code == 302
     run.refresh_from_db()
     assert run.status == "cancelled"
+
+
+def test_an_org_admin_sees_their_runs_in_admin_and_cancels_them(assistants: World) -> None:
+    client = Client()
+    client.force_login(assistants.users["org_admin"])
+    html = client.get("/admin/assistants/run/").content.decode()
+    assert "run_aaa1" in html and "run_bbb1" not in html
+    theirs = Run.objects.get(run_id="run_bbb1")
+    # Not in their queryset: admin answers as for a missing object (a redirect to the index).
+    assert client.get(f"/admin/assistants/run/{theirs.pk}/change/").status_code == 302
+    mine = Run.objects.get(run_id="run_aaa1")
+    client.post("/admin/assistants/run/", {"action": "cancel_runs", "_selected_action": [mine.pk]})
+    mine.refresh_from_db()
+    assert mine.status == "cancelled"
