@@ -99,8 +99,8 @@ def test_an_org_admin_sees_their_runs_in_admin_and_cancels_them(assistants: Worl
     html = client.get("/admin/assistants/run/").content.decode()
     assert "run_aaa1" in html and "run_bbb1" not in html
     theirs = Run.objects.get(run_id="run_bbb1")
-    # Not in their queryset: admin answers as for a missing object (a redirect to the index).
-    assert client.get(f"/admin/assistants/run/{theirs.pk}/change/").status_code == 302
+    # Not in their queryset: admin answers as for a missing object.
+    assert client.get(f"/admin/assistants/run/{theirs.pk}/change/").status_code == 404
     mine = Run.objects.get(run_id="run_aaa1")
     client.post("/admin/assistants/run/", {"action": "cancel_runs", "_selected_action": [mine.pk]})
     mine.refresh_from_db()
