@@ -163,6 +163,7 @@ def _assistant_fields(caller: Caller, body: dict[str, Any], *, partial: bool) ->
         "temperature": lambda v: checks.number_check(v, param="temperature", low=0, high=2),
         "top_p": lambda v: checks.number_check(v, param="top_p", low=0, high=1),
         "response_format": checks.response_format_check,
+        "reasoning_effort": checks.reasoning_effort_check,
     }
     for name, make in makers.items():
         if not partial or name in body:
@@ -384,6 +385,8 @@ def _run_request(
         overrides["top_p"] = checks.number_check(body["top_p"], param="top_p", low=0, high=1)
     if body.get("response_format") is not None:
         overrides["response_format"] = checks.response_format_check(body["response_format"])
+    if body.get("reasoning_effort") is not None:
+        overrides["reasoning_effort"] = checks.reasoning_effort_check(body["reasoning_effort"])
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequestError("Invalid type for 'stream': expected a boolean.", param="stream")
@@ -432,6 +435,7 @@ def _run_fields(
         "temperature": overrides.get("temperature", assistant.temperature),
         "top_p": overrides.get("top_p", assistant.top_p),
         "response_format": overrides.get("response_format", assistant.response_format),
+        "reasoning_effort": overrides.get("reasoning_effort", assistant.reasoning_effort),
         "metadata": rest["metadata"],
         "max_prompt_tokens": rest["max_prompt_tokens"],
         "max_completion_tokens": rest["max_completion_tokens"],

@@ -396,3 +396,19 @@ def order_check(raw: str | None) -> str:
             "Invalid 'order': expected 'asc' or 'desc'.", param="order", code="invalid_value"
         )
     return raw
+
+
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+
+
+def reasoning_effort_check(value: Any) -> str | None:
+    """Passed on to the chat call (`reasoning_effort`), where the provider has reasoning."""
+    if value is None:
+        return None
+    if value not in REASONING_EFFORTS:
+        raise InvalidRequestError(
+            f"Invalid 'reasoning_effort': expected one of {', '.join(REASONING_EFFORTS)}.",
+            param="reasoning_effort",
+            code="invalid_value",
+        )
+    return str(value)

@@ -43,6 +43,7 @@ class Assistant(Owned):
     temperature = models.FloatField(null=True, blank=True)
     top_p = models.FloatField(null=True, blank=True)
     response_format = models.JSONField(null=True, blank=True)
+    reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -120,6 +121,7 @@ class Run(Owned):
     tool_choice = models.JSONField(null=True, blank=True)
     parallel_tool_calls = models.BooleanField(default=True)
     response_format = models.JSONField(null=True, blank=True)
+    reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
     required_action = models.JSONField(null=True, blank=True)
     last_error = models.JSONField(null=True, blank=True)
     incomplete_details = models.JSONField(null=True, blank=True)

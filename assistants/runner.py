@@ -208,7 +208,7 @@ def chat_body_build(*, run: Run) -> dict[str, Any]:
         if choice is not None:
             body["tool_choice"] = choice
         body["parallel_tool_calls"] = run.parallel_tool_calls
-    for name in ("temperature", "top_p", "response_format"):
+    for name in ("temperature", "top_p", "response_format", "reasoning_effort"):
         value = getattr(run, name)
         if value is not None:
             body[name] = value

@@ -226,6 +226,7 @@ def assistant_object(assistant: Assistant) -> dict[str, Any]:
         "temperature": assistant.temperature,
         "top_p": assistant.top_p,
         "response_format": assistant.response_format or "auto",
+        "reasoning_effort": assistant.reasoning_effort,
     }
 
 
@@ -287,6 +288,7 @@ def run_object(run: Run, *, thread_id: str | None = None) -> dict[str, Any]:
         "tool_choice": run.tool_choice if run.tool_choice is not None else "auto",
         "parallel_tool_calls": run.parallel_tool_calls,
         "response_format": run.response_format or "auto",
+        "reasoning_effort": run.reasoning_effort,
     }
 
 

@@ -254,10 +254,13 @@ def test_create_and_run_poll_with_run_settings(sdk: openai.OpenAI) -> None:
     run2 = sdk.beta.threads.runs.create_and_poll(
         thread_id=run.thread_id,
         assistant_id=assistant.id,
+        reasoning_effort="low",
         additional_instructions="Extra.",
         additional_messages=[{"role": "user", "content": "second"}],
     )
     assert run2.instructions == "Base.\n\nExtra."
+    assert run2.status == "completed"
+    assert run2.model_extra is not None and run2.model_extra["reasoning_effort"] == "low"
     messages = sdk.beta.threads.messages.list(thread_id=run.thread_id, order="asc")
     assert _texts(messages.data) == [
         ("user", "first"),
