@@ -232,7 +232,12 @@ async def file_search_run(
 ) -> tuple[list[dict[str, Any]], str]:
     """One file_search call: the step's results (OpenAI's shape) and the text the model reads.
     Vector stores are the `vector_stores` app's (imported on use: it is optional here)."""
-    from vector_stores.search import vector_stores_search  # type: ignore[import-not-found]
+    try:
+        from vector_stores.search import vector_stores_search  # type: ignore[import-not-found]
+    except ImportError as error:
+        raise GatewayError(
+            "file_search is not available on this server (no vector stores)."
+        ) from error
 
     try:
         query = orjson.loads(arguments or "{}").get("query")
@@ -562,6 +567,9 @@ async def run_advance(
             choice = (answer.body.get("choices") or [{}])[0]
             message = choice.get("message") or {}
             calls = [call for call in message.get("tool_calls") or [] if isinstance(call, dict)]
+            for call in calls:
+                if not isinstance(call.get("id"), str) or not call["id"]:
+                    call["id"] = object_id_new("call")
             if calls:
                 options = _file_search(checked)
                 searched: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -621,15 +629,22 @@ async def run_advance(
         )
         if ended is not None:
             yield _run_event(ended)
-    except (GatewayError, ImportError) as error:
+    except GatewayError as error:
         # A file_search that cannot run (a vector store not found, or no vector stores here).
-        message_text = (
-            error.message
-            if isinstance(error, GatewayError)
-            else ("file_search is not available on this server (no vector stores).")
-        )
         ended = await blocking_run(
-            run_fail, run_id=run_id, owner=owner, code="server_error", message=message_text
+            run_fail, run_id=run_id, owner=owner, code="server_error", message=error.message
+        )
+        if ended is not None:
+            yield _run_event(ended)
+    except Exception:
+        # A bug must not leave the run to be retried by every sweep until it expires.
+        logger.exception("run %s failed", run_id)
+        ended = await blocking_run(
+            run_fail,
+            run_id=run_id,
+            owner=owner,
+            code="server_error",
+            message="The run stopped on a server error.",
         )
         if ended is not None:
             yield _run_event(ended)

@@ -5,6 +5,7 @@ run steps, limits, bad input, accounting and tenant isolation."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -515,3 +516,21 @@ def test_threads_and_messages_read_change_and_delete(sdk: openai.OpenAI) -> None
         sdk.beta.threads.retrieve(thread.id)
     with pytest.raises(openai.NotFoundError):
         sdk.beta.threads.messages.list(thread_id=thread.id)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vector_stores") is not None,
+    reason="the vector_stores app is installed: tests/assistants/test_file_search.py covers it",
+)
+def test_file_search_without_vector_stores_fails_the_run_clearly(sdk: openai.OpenAI) -> None:
+    assistant = sdk.beta.assistants.create(
+        model="mock-chat",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": ["vs_abc"]}},
+    )
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "find it"}])
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "failed"
+    assert (
+        run.last_error.message == "file_search is not available on this server (no vector stores)."
+    )
