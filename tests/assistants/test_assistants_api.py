@@ -534,3 +534,64 @@ def test_file_search_without_vector_stores_fails_the_run_clearly(sdk: openai.Ope
     assert (
         run.last_error.message == "file_search is not available on this server (no vector stores)."
     )
+
+
+def test_a_streamed_run_whose_model_call_fails_ends_failed(
+    sdk: openai.OpenAI, live_ogem: LiveServer
+) -> None:
+    from assistants.models import Assistant
+
+    assistant = sdk.beta.assistants.create(model="mock-chat")
+    Assistant.objects.filter(assistant_id=assistant.id).update(model="mock-gone")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    with httpx.stream(
+        "POST",
+        f"{live_ogem.url}/v1/threads/{thread.id}/runs",
+        headers={"Authorization": f"Bearer {sdk.api_key}", **BETA},
+        json={"assistant_id": assistant.id, "stream": True},
+    ) as answer:
+        body = answer.read().decode()
+    names = [line[len("event: ") :] for line in body.splitlines() if line.startswith("event: ")]
+    assert names == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.failed",
+        "done",
+    ]
+    run = sdk.beta.threads.runs.list(thread_id=thread.id).data[0]
+    assert run.status == "failed" and "mock-gone" in run.last_error.message
+
+
+def test_a_run_cancelled_while_its_model_call_is_in_flight_ends_cancelled(
+    sdk: openai.OpenAI, install_deployments: Callable[..., None]
+) -> None:
+    import threading
+
+    from tests.emulators.fixtures import slow_mock
+
+    install_deployments(slow_mock("slow-chat", latency_ms=1500, upstream_model="mock-chat"))
+    assistant = sdk.beta.assistants.create(model="slow-chat")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "slowly"}])
+    events: list[str] = []
+
+    def consume() -> None:
+        with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+            events.extend(event.event for event in stream)
+
+    streaming = threading.Thread(target=consume)
+    streaming.start()
+    deadline = time.monotonic() + 10
+    while not Run.objects.filter(thread__thread_id=thread.id, status="in_progress").exists():
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.02)
+    run_id = Run.objects.get(thread__thread_id=thread.id).run_id
+    asked = sdk.beta.threads.runs.cancel(run_id, thread_id=thread.id)
+    assert asked.status == "cancelling"
+    streaming.join(timeout=30)
+    assert events[-1] == "thread.run.cancelled"
+    run = sdk.beta.threads.runs.retrieve(run_id, thread_id=thread.id)
+    assert run.status == "cancelled" and run.cancelled_at is not None
+    # The answer that arrived after the cancel is dropped; its tokens are counted.
+    assert sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run_id).data == []
+    assert run.usage is not None and run.usage.completion_tokens > 0
