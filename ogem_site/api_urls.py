@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from assistants.rest import AssistantViewSet, RunViewSet, ThreadViewSet
 from batches.rest import BatchViewSet
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
 from files.rest import FileViewSet
@@ -43,6 +44,9 @@ router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", ModelDeploymentViewSet, basename="model")
 router.register("batches", BatchViewSet, basename="batch")
 router.register("files", FileViewSet, basename="file")
+router.register("assistants", AssistantViewSet, basename="assistant")
+router.register("threads", ThreadViewSet, basename="thread")
+router.register("assistant-runs", RunViewSet, basename="assistant-run")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from assistants.api import assistants_mount
 from batches.api import batches_mount
 from files.api import files_mount
 from gateway.api import api as gateway_api
@@ -11,6 +12,7 @@ from vector_stores.api import vector_stores_mount
 files_mount(gateway_api)
 batches_mount(gateway_api)
 vector_stores_mount(gateway_api)
+assistants_mount(gateway_api)
 api_routes_end()
 
 urlpatterns = [

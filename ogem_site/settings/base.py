@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "providers",
     "batches",
     "vector_stores",
+    "assistants",
 ]
 
 MIDDLEWARE = [
@@ -260,6 +261,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
     # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
+    "assistants-runs-sweep": {"task": "assistants.tasks.runs_sweep", "schedule": 30.0},
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -343,6 +345,16 @@ OGEM_BATCH_LEASE_SECONDS = env_int("OGEM_BATCH_LEASE_SECONDS", 60)
 OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thread")
 env_require(
     OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
+)
+
+# Assistants runs (docs/assistants.md): seconds a run may take from creation, and again from each
+# wait for tool outputs, before it expires; seconds a worker's hold on a run lasts unless renewed
+# (before each model call), after which another worker resumes it.
+OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS = env_int("OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS", 600)
+OGEM_ASSISTANTS_RUN_LEASE_SECONDS = env_int("OGEM_ASSISTANTS_RUN_LEASE_SECONDS", 300)
+env_require(
+    OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS >= 1 and OGEM_ASSISTANTS_RUN_LEASE_SECONDS >= 1,
+    "OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS and OGEM_ASSISTANTS_RUN_LEASE_SECONDS must be 1 or more",
 )
 
 AUTH_PASSWORD_VALIDATORS = [

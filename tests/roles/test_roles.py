@@ -736,6 +736,10 @@ ORG_ADMIN_PAGES = {
     "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)
     # Their organization's vector stores (tests/vector_stores/test_admin.py).
     "vector_stores.VectorStore": (200, 403),
+    # Their organization's assistants, threads and runs (tests/assistants/test_management.py).
+    "assistants.Assistant": (200, 403),
+    "assistants.Thread": (200, 403),
+    "assistants.Run": (200, 403),
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),

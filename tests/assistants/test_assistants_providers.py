@@ -1,0 +1,113 @@
+"""Assistants runs on a non-OpenAI provider: the Anthropic emulator (its real Messages wire
+format over a socket) behind Ogem, through the live server and the official `openai` SDK. A
+function call becomes Anthropic's tool_use, the submitted output its tool_result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+
+from providers.base import Deployment
+from tests.emulators import anthropic_api
+from tests.emulators.anthropic_api import AnthropicEmulator, anthropic_emulator_get
+
+pytestmark = pytest.mark.live
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+TOOL_USE = anthropic_api.Reply(
+    content=[
+        {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Oslo"}}
+    ],
+    stop_reason="tool_use",
+)
+
+
+@pytest.fixture
+def anthropic() -> Iterator[AnthropicEmulator]:
+    emulator = anthropic_emulator_get()
+    emulator.reset()
+    yield emulator
+    emulator.reset()
+
+
+@pytest.fixture
+def claude(anthropic: AnthropicEmulator, install_deployments: Callable[..., None]) -> str:
+    install_deployments(
+        Deployment(
+            id="test:claude-assistants:0",
+            model_name="claude-assistants",
+            provider="anthropic",
+            upstream_model="claude-3-5-haiku-20241022",
+            api_base=anthropic.url,
+            api_key=anthropic_api.API_KEY,
+        )
+    )
+    return "claude-assistants"
+
+
+def test_polling_run_with_a_tool_call_on_anthropic(
+    sdk: openai.OpenAI, claude: str, anthropic: AnthropicEmulator
+) -> None:
+    anthropic.script(TOOL_USE, anthropic_api.reply_text("It is 3°C in Oslo."))
+    assistant = sdk.beta.assistants.create(
+        model=claude, instructions="You report the weather.", tools=[WEATHER]
+    )
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action"
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "toolu_01",
+        "get_weather",
+        '{"city":"Oslo"}',
+    )
+    first = anthropic.bodies[-1]
+    assert first["system"] in (
+        "You report the weather.",
+        [{"type": "text", "text": "You report the weather."}],
+    )
+    assert first["tools"][0]["name"] == "get_weather"
+    assert first["messages"] == [{"role": "user", "content": "Weather in Oslo?"}]
+
+    done = sdk.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": "toolu_01", "output": "3°C"}],
+    )
+    assert done.status == "completed"
+    assert done.usage is not None and done.usage.prompt_tokens > 0
+    sent = anthropic.bodies[-1]
+    assert sent["messages"][1]["content"][0]["type"] == "tool_use"
+    assert sent["messages"][2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_01",
+        "content": "3°C",
+    }
+    messages = sdk.beta.threads.messages.list(thread_id=thread.id, order="asc")
+    assert [(m.role, m.content[0].text.value) for m in messages.data] == [
+        ("user", "Weather in Oslo?"),
+        ("assistant", "It is 3°C in Oslo."),
+    ]
+
+
+def test_streamed_run_on_anthropic(
+    sdk: openai.OpenAI, claude: str, anthropic: AnthropicEmulator
+) -> None:
+    anthropic.script(anthropic_api.reply_text("Hello Ada."))
+    assistant = sdk.beta.assistants.create(model=claude)
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "I am Ada."}])
+    with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        stream.until_done()
+        text = "".join(part.text.value for m in stream.get_final_messages() for part in m.content)
+        run = stream.current_run
+    assert text == "Hello Ada."
+    assert run is not None and run.status == "completed"
+    assert anthropic.bodies[-1]["messages"] == [{"role": "user", "content": "I am Ada."}]
