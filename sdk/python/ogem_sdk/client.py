@@ -69,6 +69,9 @@ def _attach(
     client.models = resources.Models(client)
     client.batches = resources.Batches(client)
     client.files = resources.Files(client)
+    client.assistants = resources.Assistants(client)
+    client.threads = resources.Threads(client)
+    client.assistant_runs = resources.AssistantRuns(client)
     client.cache = resources.Cache(client)
 
 
@@ -104,6 +107,9 @@ class Ogem:
     models: resources.Models[Any, Iterator[Any]]
     batches: resources.Batches[Any, Iterator[Any]]
     files: resources.Files[Any, Iterator[Any]]
+    assistants: resources.Assistants[Any, Iterator[Any]]
+    threads: resources.Threads[Any, Iterator[Any]]
+    assistant_runs: resources.AssistantRuns[Any, Iterator[Any]]
     cache: resources.Cache[Any, Iterator[Any]]
 
     def __init__(
@@ -184,6 +190,9 @@ class AsyncOgem:
     models: resources.Models[Awaitable[Any], AsyncIterator[Any]]
     batches: resources.Batches[Awaitable[Any], AsyncIterator[Any]]
     files: resources.Files[Awaitable[Any], AsyncIterator[Any]]
+    assistants: resources.Assistants[Awaitable[Any], AsyncIterator[Any]]
+    threads: resources.Threads[Awaitable[Any], AsyncIterator[Any]]
+    assistant_runs: resources.AssistantRuns[Awaitable[Any], AsyncIterator[Any]]
     cache: resources.Cache[Awaitable[Any], AsyncIterator[Any]]
 
     def __init__(

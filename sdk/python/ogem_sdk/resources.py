@@ -125,6 +125,22 @@ class Batches(Collection[Result, Rows]):
     name = "batches"
 
 
+class Assistants(Collection[Result, Rows]):
+    """Assistants made on /v1/assistants, per tenant."""
+
+    name = "assistants"
+
+
+class Threads(Collection[Result, Rows]):
+    name = "threads"
+
+
+class AssistantRuns(Collection[Result, Rows]):
+    """Runs of assistants on threads, with their status and usage."""
+
+    name = "assistant-runs"
+
+
 class Files(Listing[Result, Rows]):
     """Files uploaded on /v1/files (uploads go through the OpenAI SDK)."""
 
@@ -157,6 +173,9 @@ OPERATIONS: frozenset[tuple[str, str]] = frozenset(
             "budgets",
             "models",
             "batches",
+            "assistants",
+            "threads",
+            "assistant-runs",
         )
         for method, suffix in (
             ("GET", ""),
