@@ -9,6 +9,7 @@ from rest_framework.routers import DefaultRouter
 from batches.rest import BatchViewSet
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
 from files.rest import FileViewSet
+from fine_tuning.rest import FineTuningJobViewSet
 from gateway.rest import (
     CachePurgeView,
     ModelDeploymentViewSet,
@@ -43,6 +44,7 @@ router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", ModelDeploymentViewSet, basename="model")
 router.register("batches", BatchViewSet, basename="batch")
 router.register("files", FileViewSet, basename="file")
+router.register("fine_tuning/jobs", FineTuningJobViewSet, basename="fine-tuning-job")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),

@@ -3,12 +3,14 @@ from django.urls import include, path
 
 from batches.api import batches_mount
 from files.api import files_mount
+from fine_tuning.api import fine_tuning_mount
 from gateway.api import api as gateway_api
 from gateway.api import api_routes_end
 
 # /v1 routes of the apps above the gateway, then the gateway's catch-all 404 (last: first match).
 files_mount(gateway_api)
 batches_mount(gateway_api)
+fine_tuning_mount(gateway_api)
 api_routes_end()
 
 urlpatterns = [

@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "files",
     "providers",
     "batches",
+    "fine_tuning",
 ]
 
 MIDDLEWARE = [
@@ -259,6 +260,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "files-expired-purge": {"task": "files.tasks.files_expired_purge", "schedule": 300.0},
     # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
+    # Fine-tuning jobs not ended: their status, events and checkpoints from the provider.
+    "fine-tuning-poll": {
+        "task": "fine_tuning.tasks.fine_tuning_jobs_poll",
+        "schedule": float(env_int("OGEM_FINE_TUNING_POLL_SECONDS", 30)),
+    },
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -343,6 +349,9 @@ OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thr
 env_require(
     OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
 )
+# Fine-tuning (docs/fine-tuning.md): with no beat to poll the providers (the embedded default),
+# a job not ended is synced with its provider when a client looks at it.
+OGEM_FINE_TUNING_SYNC_ON_READ = env_bool("OGEM_FINE_TUNING_SYNC_ON_READ", not REDIS_URL)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -29,7 +29,9 @@ least, then 128-token steps) shared with an earlier prompt of the same model in
 prefix of this prompt, 64 tokens at least) and `prompt_cache_miss_tokens`, and no
 `prompt_tokens_details`.
 The Responses API (`/v1/responses` and its routes; Azure's `/openai/v1/responses`) is
-tests/emulators/openai_responses.py's.
+tests/emulators/openai_responses.py's; files, fine-tuning jobs and the deletion of fine-tuned
+models (`/v1/files`, `/v1/fine_tuning/jobs`, `DELETE /v1/models/{model}`; Azure's
+`/openai/files`, `/openai/fine_tuning/jobs`) are tests/emulators/openai_fine_tuning.py's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.emulators.openai_fine_tuning import FineTuningAPI
 from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.prompt_cache import PrefixCache
 
@@ -126,6 +129,10 @@ def _error(status: int, message: str, *, type_: str, code: str | None = None, pa
     return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
 
 
+def _fine_tuning_route(endpoint: str) -> bool:
+    return endpoint.split("/")[0] in ("files", "fine_tuning") or endpoint.startswith("models/")
+
+
 class OpenAIEmulator:
     def __init__(self, *, api_key: str = "sk-upstream-test", flavor: str = "openai") -> None:
         self.api_key = api_key
@@ -144,6 +151,7 @@ class OpenAIEmulator:
         self.prompt_cache = PrefixCache(minimum=1024, unit=128)
         self.deepseek_cache = PrefixCache(minimum=64, unit=1, whole_prompts=True)
         self.responses_api = ResponsesAPI()
+        self.fine_tuning = FineTuningAPI()
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +202,7 @@ class OpenAIEmulator:
         self.prompt_cache.clear()
         self.deepseek_cache.clear()
         self.responses_api.clear()
+        self.fine_tuning.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -270,6 +279,10 @@ class OpenAIEmulator:
             )
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
+        if _fine_tuning_route(endpoint):
+            return await self.fine_tuning.route(
+                request, endpoint, body, recorded.files, azure=path.startswith("/openai/")
+            )
         invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
         if invalid is not None:
             return invalid
@@ -303,13 +316,15 @@ class OpenAIEmulator:
 
     def _route(self, request: web.Request) -> tuple[str, web.Response | None]:
         path = request.path
-        match = re.fullmatch(r"/openai/deployments/([^/]+)/(.+)", path)
+        match = re.fullmatch(r"/openai/deployments/([^/]+)/(.+)", path) or re.fullmatch(
+            r"/openai/((?:files|fine_tuning)(?:/.*)?)", path
+        )
         if match:
             if "api-version" not in request.query:
                 return "", _error(
                     404, "Resource not found", type_="invalid_request_error", code="404"
                 )
-            endpoint = match.group(2)
+            endpoint = match.group(match.lastindex or 1)
         else:
             match = re.fullmatch(r"(?:/openai)?/v1/(.+)", path)
             if not match:
@@ -325,7 +340,11 @@ class OpenAIEmulator:
             "audio/translations",
             "models",
         }
-        if endpoint not in known and endpoint.split("/")[0] != "responses":
+        if (
+            endpoint not in known
+            and endpoint.split("/")[0] != "responses"
+            and not _fine_tuning_route(endpoint)
+        ):
             return "", _error(
                 404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
             )

@@ -734,6 +734,8 @@ ORG_ADMIN_PAGES = {
     "gateway.ModelDeployment": (200, 200),
     "files.File": (200, 403),  # their organization's files (tests/files/test_admin.py)
     "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)
+    # Their organization's jobs (tests/fine_tuning/test_management.py).
+    "fine_tuning.FineTuningJob": (200, 403),
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),
