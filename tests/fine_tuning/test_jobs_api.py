@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 from django.core import mail
 
@@ -365,3 +366,54 @@ def test_bad_input_gets_openai_errors(
     with pytest.raises(openai.NotFoundError) as model_missing:
         owner.client.models.delete("ft:gpt-4o-mini-2024-07-18:org::nope")
     assert model_missing.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+def test_without_beat_a_job_is_followed_when_read_and_its_end_is_a_signed_webhook(
+    settings,  # type: ignore[no-untyped-def]
+    live_ogem: Any,
+    base_deployments: Callable[..., None],
+    emulator: OpenAIEmulator,
+) -> None:
+    """The embedded default has no beat: reading a job syncs it. The end goes to the webhook
+    (signed as budget alerts are) and by email to the alert list and the key's owner."""
+    from billing.alerts import alert_signature
+    from keys.services import key_create
+    from tenants.models import Membership
+    from tests.billing.test_alerts import Receiver
+    from tests.factories import OrganizationFactory, TeamFactory, UserFactory
+
+    settings.OGEM_FINE_TUNING_SYNC_ON_READ = True
+    receiver = Receiver().start()
+    settings.OGEM_ALERT_WEBHOOK_URL = f"{receiver.url}/hooks/ogem"
+    settings.OGEM_ALERT_WEBHOOK_SECRET = "whsec-test"
+    try:
+        base_deployments()
+        organization = OrganizationFactory(upstream_networks=["127.0.0.0/8"])
+        team = TeamFactory(organization=organization)
+        owner = UserFactory(email="owner@example.com")
+        Membership.objects.create(user=owner, organization=organization, team=team)
+        client = openai.OpenAI(
+            base_url=f"{live_ogem.url}/v1",
+            api_key=key_create(name="mine", team=team, user=owner).secret,
+            max_retries=0,
+        )
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=upload(client).id)
+
+        def ended() -> Any:
+            found = client.fine_tuning.jobs.retrieve(job.id)
+            return found if found.status in ENDED else None
+
+        done = wait_for(ended, what="the job to end, followed by its reads")
+        assert done.status == "succeeded"
+        (hook,) = receiver.requests
+        assert hook.headers["X-Ogem-Event"] == "fine_tuning.job.succeeded"
+        assert hook.headers["X-Ogem-Signature"] == alert_signature(
+            secret="whsec-test", timestamp=hook.headers["X-Ogem-Timestamp"], body=hook.body
+        )
+        payload = orjson.loads(hook.body)
+        assert payload["job"]["id"] == job.id
+        assert payload["job"]["fine_tuned_model"] == done.fine_tuned_model
+        (email,) = mail.outbox
+        assert email.to == ["ops@example.com", "owner@example.com"]
+    finally:
+        receiver.stop()
