@@ -89,3 +89,14 @@ def test_the_admin_page_lists_jobs_and_org_admins_see_theirs(jobs: World) -> Non
     admin.force_login(User.objects.get(pk=jobs.users["org_admin"].pk))
     theirs = admin.get("/admin/fine_tuning/finetuningjob/").content.decode()
     assert "ftjob-aaa1" in theirs and "ftjob-bbb1" not in theirs
+
+
+def test_the_portal_page_shows_the_callers_jobs(jobs: World) -> None:
+    client = Client()
+    client.force_login(User.objects.get(pk=jobs.users["org_admin"].pk))
+    page = client.get("/fine-tuning/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "ftjob-aaa1" in html and "ftjob-bbb1" not in html
+    assert "$0.003" in html
+    assert 'http-equiv="refresh"' not in html  # its one job ended: nothing to follow
