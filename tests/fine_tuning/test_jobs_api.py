@@ -253,6 +253,7 @@ def test_pause_and_resume_are_forwarded(
     base_deployments()
     owner = tenant()
     emulator.fine_tuning.step_seconds = 0.3
+    emulator.fine_tuning.steps = 100  # running for 30 s: paused while it runs
     job = owner.client.fine_tuning.jobs.create(model=BASE, training_file=upload(owner.client).id)
 
     def running() -> Any:
