@@ -31,6 +31,19 @@ def _moment(value: Any) -> datetime | None:
     return None
 
 
+# What job_copy writes.
+COPIED_FIELDS = [
+    "status",
+    "hyperparameters",
+    "method",
+    "fine_tuned_model",
+    "trained_tokens",
+    "error",
+    "finished_at",
+    "estimated_finish",
+]
+
+
 def job_copy(*, job: FineTuningJob, answer: dict[str, Any]) -> None:
     """The provider's view of the job onto the row (status, results, hyperparameters)."""
     status = answer.get("status")
@@ -120,11 +133,19 @@ def job_sync(*, job_id: str) -> FineTuningJob | None:
         job = FineTuningJob.objects.select_for_update().get(pk=job.pk)
         job_copy(job=job, answer=answer)
         job.synced_at = timezone.now()
+        fields = [*COPIED_FIELDS, "synced_at"]
         _events_store(job=job, events=events)
         _checkpoints_store(job=job, checkpoints=checkpoints)
         if job.status in ENDED and not job.ended_notified:
-            _job_end(job=job, upstream=upstream)
-        job.save()
+            # Claimed by a conditional update, not the lock alone: SQLite (the embedded default)
+            # has no row locks, and two threads may sync the same job.
+            claimed = FineTuningJob.objects.filter(pk=job.pk, ended_notified=False).update(
+                ended_notified=True
+            )
+            if claimed:
+                _job_end(job=job, upstream=upstream)
+                fields += ["cost", "served_by", "ended_notified"]
+        job.save(update_fields=fields)
     return job
 
 

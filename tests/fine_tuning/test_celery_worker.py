@@ -58,6 +58,7 @@ def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
     from ogem_site.celery import app
 
     base_deployments()
+    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
     owner, other = tenant(), tenant()
     receiver = Receiver().start()
     env = cluster_env(tmp=tmp_path, emulator_url=emulator.url, usage_stream="usage-ft")

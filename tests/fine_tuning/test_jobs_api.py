@@ -63,6 +63,7 @@ def test_a_job_from_creation_to_success_then_its_model_for_its_owner_only(
     watched_registry: None,
 ) -> None:
     base_deployments()
+    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
     owner, other = tenant(), tenant()
     training = upload(owner.client)
     validation = upload(owner.client)
