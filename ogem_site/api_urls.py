@@ -10,6 +10,7 @@ from assistants.rest import AssistantViewSet, RunViewSet, ThreadViewSet
 from batches.rest import BatchViewSet
 from billing.rest import BudgetViewSet, CacheStatsView, SpendView
 from files.rest import FileViewSet
+from fine_tuning.rest import FineTuningJobViewSet
 from gateway.rest import (
     CachePurgeView,
     ModelDeploymentViewSet,
@@ -47,6 +48,7 @@ router.register("files", FileViewSet, basename="file")
 router.register("assistants", AssistantViewSet, basename="assistant")
 router.register("threads", ThreadViewSet, basename="thread")
 router.register("assistant-runs", RunViewSet, basename="assistant-run")
+router.register("fine_tuning/jobs", FineTuningJobViewSet, basename="fine-tuning-job")
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),

@@ -4,6 +4,7 @@ from django.urls import include, path
 from assistants.api import assistants_mount
 from batches.api import batches_mount
 from files.api import files_mount
+from fine_tuning.api import fine_tuning_mount
 from gateway.api import api as gateway_api
 from gateway.api import api_routes_end
 from vector_stores.api import vector_stores_mount
@@ -13,6 +14,7 @@ files_mount(gateway_api)
 batches_mount(gateway_api)
 vector_stores_mount(gateway_api)
 assistants_mount(gateway_api)
+fine_tuning_mount(gateway_api)
 api_routes_end()
 
 urlpatterns = [

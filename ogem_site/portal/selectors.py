@@ -11,6 +11,8 @@ from django.utils import timezone
 from batches.selectors import batch_list
 from billing.models import BudgetScope
 from billing.selectors import budget_list, cache_stats_summary, spend_summary
+from fine_tuning.models import FineTuningJob
+from fine_tuning.selectors import job_list
 from gateway.model_health import deployment_kind
 from gateway.registry import registry_get
 from keys.budgets import usd_str
@@ -34,6 +36,11 @@ def portal_batch_rows(*, principal: Principal, limit: int = 50) -> list[dict[str
         percent = min(100, round(100 * done / total)) if total else 0
         rows.append({"batch": batch, "done": done, "percent": percent})
     return rows
+
+
+def portal_fine_tuning_jobs(*, principal: Principal, limit: int = 50) -> list[FineTuningJob]:
+    """The newest fine-tuning jobs the principal may see."""
+    return list(job_list(principal=principal).order_by("-created_at", "-pk")[:limit])
 
 
 def portal_key_list(*, principal: Principal) -> QuerySet[VirtualKey]:

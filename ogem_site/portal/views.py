@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from batches.selectors import ENDED as BATCH_ENDED
+from fine_tuning.selectors import ENDED as FINE_TUNING_ENDED
 from keys.permissions import key_change_allowed
 from keys.selectors import key_status
 from keys.services import IssuedKey
@@ -25,6 +26,7 @@ from ogem_site.portal.forms import KeyCreateForm
 from ogem_site.portal.selectors import (
     portal_batch_rows,
     portal_chat_model_default,
+    portal_fine_tuning_jobs,
     portal_key_get,
     portal_key_list,
     portal_key_teams,
@@ -228,6 +230,14 @@ def batches(request: HttpRequest) -> HttpResponse:
     rows = portal_batch_rows(principal=_principal(request))
     active = any(row["batch"].status not in BATCH_ENDED for row in rows)
     return _render(request, "portal/batches.html", {"rows": rows, "active": active})
+
+
+@login_required
+@require_GET
+def fine_tuning(request: HttpRequest) -> HttpResponse:
+    jobs = portal_fine_tuning_jobs(principal=_principal(request))
+    active = any(job.status not in FINE_TUNING_ENDED for job in jobs)
+    return _render(request, "portal/fine_tuning.html", {"jobs": jobs, "active": active})
 
 
 @login_required

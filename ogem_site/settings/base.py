@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "batches",
     "vector_stores",
     "assistants",
+    "fine_tuning",
 ]
 
 MIDDLEWARE = [
@@ -262,6 +263,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
     "assistants-runs-sweep": {"task": "assistants.tasks.runs_sweep", "schedule": 30.0},
+    # Fine-tuning jobs not ended: their status, events and checkpoints from the provider.
+    "fine-tuning-poll": {
+        "task": "fine_tuning.tasks.fine_tuning_jobs_poll",
+        "schedule": float(env_int("OGEM_FINE_TUNING_POLL_SECONDS", 30)),
+    },
 }
 
 # Soft-budget alerts (billing/alerts.py): a signed webhook and/or email, once per budget period.
@@ -346,6 +352,9 @@ OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thr
 env_require(
     OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
 )
+# Fine-tuning (docs/fine-tuning.md): with no beat to poll the providers (the embedded default),
+# a job not ended is synced with its provider when a client looks at it.
+OGEM_FINE_TUNING_SYNC_ON_READ = env_bool("OGEM_FINE_TUNING_SYNC_ON_READ", not REDIS_URL)
 
 # Assistants runs (docs/assistants.md): seconds a run may take from creation, and again from each
 # wait for tool outputs, before it expires; seconds a worker's hold on a run lasts unless renewed

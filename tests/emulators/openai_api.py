@@ -31,6 +31,9 @@ prefix of this prompt, 64 tokens at least) and `prompt_cache_miss_tokens`, and n
 The Responses API (`/v1/responses` and its routes; Azure's `/openai/v1/responses`) is
 tests/emulators/openai_responses.py's; the Files and Batch APIs (OpenAI's and Azure's)
 tests/emulators/openai_batches.py's.
+Fine-tuning jobs and the deletion of fine-tuned models (`/v1/fine_tuning/jobs`,
+`DELETE /v1/models/{model}`, Azure's `/openai/fine_tuning/jobs`) are
+tests/emulators/openai_fine_tuning.py's, on the Files API's store.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import orjson
 from aiohttp import web
 
 from tests.emulators.openai_batches import BatchesAPI
+from tests.emulators.openai_fine_tuning import FineTuningAPI
 from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.prompt_cache import PrefixCache
 
@@ -128,6 +132,11 @@ def _error(status: int, message: str, *, type_: str, code: str | None = None, pa
     return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
 
 
+def _fine_tuning_route(endpoint: str) -> bool:
+    # Files are the Files API's (batch_route), which the fine-tuning jobs read.
+    return endpoint.split("/")[0] == "fine_tuning" or endpoint.startswith("models/")
+
+
 class OpenAIEmulator:
     def __init__(self, *, api_key: str = "sk-upstream-test", flavor: str = "openai") -> None:
         self.api_key = api_key
@@ -147,6 +156,7 @@ class OpenAIEmulator:
         self.deepseek_cache = PrefixCache(minimum=64, unit=1, whole_prompts=True)
         self.responses_api = ResponsesAPI()
         self.batches_api = BatchesAPI(self)
+        self.fine_tuning = FineTuningAPI(self.batches_api.files)
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -198,6 +208,7 @@ class OpenAIEmulator:
         self.deepseek_cache.clear()
         self.responses_api.clear()
         self.batches_api.clear()
+        self.fine_tuning.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -280,6 +291,10 @@ class OpenAIEmulator:
             return await self.batches_api.route(request, recorded, body, batch_route)
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
+        if _fine_tuning_route(endpoint):
+            return await self.fine_tuning.route(
+                request, endpoint, body, recorded.files, azure=path.startswith("/openai/")
+            )
         invalid = self._validate(endpoint, body, azure=path.startswith("/openai/deployments/"))
         if invalid is not None:
             return invalid
@@ -313,13 +328,15 @@ class OpenAIEmulator:
 
     def _route(self, request: web.Request) -> tuple[str, web.Response | None]:
         path = request.path
-        match = re.fullmatch(r"/openai/deployments/([^/]+)/(.+)", path)
+        match = re.fullmatch(r"/openai/deployments/([^/]+)/(.+)", path) or re.fullmatch(
+            r"/openai/((?:files|fine_tuning)(?:/.*)?)", path
+        )
         if match:
             if "api-version" not in request.query:
                 return "", _error(
                     404, "Resource not found", type_="invalid_request_error", code="404"
                 )
-            endpoint = match.group(2)
+            endpoint = match.group(match.lastindex or 1)
         else:
             match = re.fullmatch(r"(?:/openai)?/v1/(.+)", path)
             if not match:
@@ -335,7 +352,11 @@ class OpenAIEmulator:
             "audio/translations",
             "models",
         }
-        if endpoint not in known and endpoint.split("/")[0] != "responses":
+        if (
+            endpoint not in known
+            and endpoint.split("/")[0] != "responses"
+            and not _fine_tuning_route(endpoint)
+        ):
             return "", _error(
                 404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
             )

@@ -740,6 +740,8 @@ ORG_ADMIN_PAGES = {
     "assistants.Assistant": (200, 403),
     "assistants.Thread": (200, 403),
     "assistants.Run": (200, 403),
+    # Their organization's jobs (tests/fine_tuning/test_management.py).
+    "fine_tuning.FineTuningJob": (200, 403),
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),

@@ -1,0 +1,157 @@
+"""The providers' fine-tuning APIs, called from the control plane (a /v1 view's worker thread,
+Celery): OpenAI's (`{api_base}/files`, `{api_base}/fine_tuning/jobs/...`, `{api_base}/models/...`)
+and Azure OpenAI's data plane (`{resource}/openai/files?api-version=...`, `.../fine_tuning/jobs`).
+
+Blocking httpx on purpose: nothing here runs on the /v1 event loop. An upstream error becomes
+Ogem's error the same way as on /v1 (providers.errors.upstream_error), secrets redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+import httpx
+import orjson
+
+from providers.addresses import AddressRefusedError, url_host_check
+from providers.base import Deployment
+from providers.errors import (
+    GatewayError,
+    InvalidRequestError,
+    UpstreamUnavailableError,
+    error_body_parse,
+    upstream_error,
+)
+from providers.registry import adapter_get
+
+PROVIDERS = ("openai", "azure")
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# Azure's data-plane version with fine-tuning (files, jobs, events, checkpoints, pause, resume).
+AZURE_API_VERSION = "2025-04-01-preview"
+
+
+@dataclass(frozen=True, slots=True)
+class FineTuningUpstream:
+    """One provider account's fine-tuning API, from the deployment a job goes through."""
+
+    deployment: Deployment
+
+    @property
+    def azure(self) -> bool:
+        return self.deployment.provider == "azure"
+
+    def _base(self) -> str:
+        adapter = adapter_get(self.deployment.provider)
+        base = adapter.api_base(self.deployment) if adapter is not None else ""  # type: ignore[attr-defined]
+        return f"{base.rstrip('/')}/openai" if self.azure else base.rstrip("/")
+
+    @property
+    def account(self) -> str:
+        """Names the account (provider, API base, key digest): files forwarded to one account
+        are reused by every job of that account."""
+        digest = hashlib.sha256((self.deployment.api_key or "").encode()).hexdigest()[:16]
+        return f"{self.deployment.provider}|{self._base()}|{digest}"
+
+    def _headers(self) -> dict[str, str]:
+        adapter = adapter_get(self.deployment.provider)
+        return dict(adapter.auth_headers(self.deployment)) if adapter is not None else {}  # type: ignore[attr-defined]
+
+    def _params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        params = dict(extra or {})
+        if self.azure:
+            params["api-version"] = (
+                self.deployment.params.get("fine_tuning_api_version") or AZURE_API_VERSION
+            )
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        query: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> Any:
+        url = f"{self._base()}{path}"
+        policy = self.deployment.address_policy
+        try:
+            if policy is not None:
+                url_host_check(url, policy=policy)
+            response = httpx.request(
+                method,
+                url,
+                params=self._params(query),
+                headers=self._headers(),
+                content=orjson.dumps(json) if json is not None else None,
+                files=files,
+                data=data,
+                timeout=TIMEOUT,
+                follow_redirects=False,
+            )
+        except AddressRefusedError as exc:
+            raise InvalidRequestError(
+                f"The deployment's upstream address is refused: {exc}"
+            ) from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise UpstreamUnavailableError(
+                f"{self.deployment.provider} could not be reached ({type(exc).__name__}).",
+                provider=self.deployment.provider,
+            ) from None
+        if response.status_code >= 400:
+            raise upstream_error(
+                provider=self.deployment.provider,
+                status=response.status_code,
+                failure=error_body_parse(response.content, response.headers),
+                secrets=self.deployment.secrets,
+            )
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                f"{self.deployment.provider} answered a body that is not JSON.",
+                status=502,
+                code="upstream_error",
+            ) from None
+
+    def file_upload(self, *, filename: str, stream: IO[bytes]) -> str:
+        """Upload a training or validation file (purpose `fine-tune`); its upstream id."""
+        answer = self._call(
+            "POST",
+            "/files",
+            files={"file": (filename, stream, "application/jsonl")},
+            data={"purpose": "fine-tune"},
+        )
+        return str(answer["id"])
+
+    def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]:
+        payload = {k: v for k, v in body.items() if v is not None}
+        return self._call("POST", "/fine_tuning/jobs", json=payload)
+
+    def job_get(self, *, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/fine_tuning/jobs/{job_id}")
+
+    def job_action(self, *, job_id: str, action: str) -> dict[str, Any]:
+        """`cancel`, `pause` or `resume`."""
+        return self._call("POST", f"/fine_tuning/jobs/{job_id}/{action}")
+
+    def job_events(self, *, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The job's latest events, newest first (the provider's order)."""
+        answer = self._call("GET", f"/fine_tuning/jobs/{job_id}/events", query={"limit": limit})
+        return list(answer.get("data") or [])
+
+    def job_checkpoints(self, *, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        answer = self._call(
+            "GET", f"/fine_tuning/jobs/{job_id}/checkpoints", query={"limit": limit}
+        )
+        return list(answer.get("data") or [])
+
+    def model_delete(self, *, model: str) -> None:
+        """Delete a fine-tuned model upstream. Azure has no data-plane call for it (a model is
+        deleted with its Azure deployment, in Azure's control plane): nothing is sent there."""
+        if self.azure:
+            return
+        self._call("DELETE", f"/models/{model}")

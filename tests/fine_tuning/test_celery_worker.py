@@ -1,0 +1,104 @@
+"""A fine-tuning job followed by a real Celery worker (`celery -A ogem_site worker`, broker: the
+run's Redis): beat's poll task sent through the broker, the worker syncing the job from the
+emulator, serving its model and posting the end alert; the live server then routes the
+fine-tuned model for its owner only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from django.db import connection
+
+from fine_tuning.models import FineTuningJob
+from gateway.registry import registry_get
+from tests.batches.conftest import wait_for
+from tests.billing.test_alerts import Receiver
+from tests.emulators.openai_api import OpenAIEmulator
+from tests.fine_tuning.conftest import BASE, Tenant, upload
+from tests.governance.cluster import Process, celery_worker_start, cluster_env
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL") or "postgres" not in os.environ.get("DATABASE_URL", ""),
+        reason="a real Celery worker needs the run's Redis (broker) and PostgreSQL",
+    ),
+    pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
+]
+
+
+@pytest.fixture
+def broker(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    from ogem_site.celery import app
+
+    settings.OGEM_FINE_TUNING_SYNC_ON_READ = False
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    app.control.purge()
+    yield
+    app.conf.task_always_eager = eager
+    app.control.purge()
+
+
+def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
+    broker: None,
+    tenant: Callable[[], Tenant],
+    base_deployments: Callable[..., None],
+    emulator: OpenAIEmulator,
+    watched_registry: None,
+    tmp_path: Path,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    from ogem_site.celery import app
+
+    base_deployments()
+    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
+    owner, other = tenant(), tenant()
+    receiver = Receiver().start()
+    env = cluster_env(tmp=tmp_path, emulator_url=emulator.url, usage_stream="usage-ft")
+    env.update(
+        OGEM_ALERT_WEBHOOK_URL=f"{receiver.url}/hooks/ogem",
+        OGEM_ALERT_EMAILS="",
+        # The worker decrypts the deployments' keys this process stored.
+        OGEM_ENCRYPTION_KEYS=",".join(settings.OGEM_ENCRYPTION_KEYS),
+    )
+    worker: Process | None = None
+    try:
+        worker = celery_worker_start(env, name="fine-tuner", queue="celery")
+        job = owner.client.fine_tuning.jobs.create(
+            model=BASE, training_file=upload(owner.client).id
+        )
+
+        def ended() -> Any:
+            app.send_task("fine_tuning.tasks.fine_tuning_jobs_poll")  # what beat sends
+            found = owner.client.fine_tuning.jobs.retrieve(job.id)
+            return found if found.status in ("succeeded", "failed", "cancelled") else None
+
+        done = wait_for(ended, timeout=90, what="the worker to follow the job to its end")
+        wait_for(lambda: receiver.requests, timeout=30, what="the end alert")
+    finally:
+        if worker is not None:
+            worker.kill()
+        receiver.stop()
+        connection.close()
+
+    assert done.status == "succeeded"
+    (hook,) = receiver.requests
+    assert orjson.loads(hook.body)["job"]["id"] == job.id
+    assert FineTuningJob.objects.get(job_id=job.id).events.count() >= 5
+    model = done.fine_tuned_model
+    wait_for(lambda: model in registry_get().by_model, what="the fine-tuned model served")
+    answer = owner.client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Ahoy?"}]
+    )
+    assert answer.model
+    with pytest.raises(openai.NotFoundError):
+        other.client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Ahoy?"}]
+        )
