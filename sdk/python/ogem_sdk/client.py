@@ -72,6 +72,7 @@ def _attach(
     client.assistants = resources.Assistants(client)
     client.threads = resources.Threads(client)
     client.assistant_runs = resources.AssistantRuns(client)
+    client.fine_tuning_jobs = resources.FineTuningJobs(client)
     client.cache = resources.Cache(client)
 
 
@@ -110,6 +111,7 @@ class Ogem:
     assistants: resources.Assistants[Any, Iterator[Any]]
     threads: resources.Threads[Any, Iterator[Any]]
     assistant_runs: resources.AssistantRuns[Any, Iterator[Any]]
+    fine_tuning_jobs: resources.FineTuningJobs[Any, Iterator[Any]]
     cache: resources.Cache[Any, Iterator[Any]]
 
     def __init__(
@@ -193,6 +195,7 @@ class AsyncOgem:
     assistants: resources.Assistants[Awaitable[Any], AsyncIterator[Any]]
     threads: resources.Threads[Awaitable[Any], AsyncIterator[Any]]
     assistant_runs: resources.AssistantRuns[Awaitable[Any], AsyncIterator[Any]]
+    fine_tuning_jobs: resources.FineTuningJobs[Awaitable[Any], AsyncIterator[Any]]
     cache: resources.Cache[Awaitable[Any], AsyncIterator[Any]]
 
     def __init__(

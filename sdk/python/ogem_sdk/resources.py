@@ -141,6 +141,12 @@ class AssistantRuns(Collection[Result, Rows]):
     name = "assistant-runs"
 
 
+class FineTuningJobs(Collection[Result, Rows]):
+    """Fine-tuning jobs made on /v1/fine_tuning/jobs, with their cost."""
+
+    name = "fine_tuning/jobs"
+
+
 class Files(Listing[Result, Rows]):
     """Files uploaded on /v1/files (uploads go through the OpenAI SDK)."""
 
@@ -176,6 +182,7 @@ OPERATIONS: frozenset[tuple[str, str]] = frozenset(
             "assistants",
             "threads",
             "assistant-runs",
+            "fine_tuning/jobs",
         )
         for method, suffix in (
             ("GET", ""),
