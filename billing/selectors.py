@@ -8,7 +8,14 @@ from typing import Any
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 
-from billing.models import Budget, BudgetScope, RequestLog, UnpricedUsage, UsageRollup
+from billing.models import (
+    Budget,
+    BudgetScope,
+    GuardrailDecision,
+    RequestLog,
+    UnpricedUsage,
+    UsageRollup,
+)
 from billing.pricing import deployment_pk_from_id, price_known
 from billing.rollups import rollup_watermark
 from keys.budgets import KeyBudget, usd_str
@@ -67,6 +74,18 @@ def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
     scope = _spend_scope(principal=principal)
     logs = RequestLog.objects.all()
     return logs if scope is None else logs.filter(scope)
+
+
+def guardrail_decision_list(
+    *, principal: Principal, filters: dict[str, Any] | None = None
+) -> QuerySet[GuardrailDecision]:
+    """Guardrail decisions of the requests the principal may see (scoped like spend), newest
+    first; `filters`: field lookups (guardrail, action, category, request_id, key_id, ...)."""
+    scope = _spend_scope(principal=principal)
+    decisions = GuardrailDecision.objects.all()
+    if scope is not None:
+        decisions = decisions.filter(scope)
+    return decisions.filter(**(filters or {})).order_by("-created_at", "-pk")
 
 
 _TOTALS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests")

@@ -191,6 +191,7 @@ def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
         expires_at=min(e.timestamp() for e in expires) if expires else None,
         cache=_cache_settings(key),
         realtime_sessions=_realtime_sessions(key),
+        guardrails=_guardrail_settings(key),
     )
 
 
@@ -235,6 +236,26 @@ def _realtime_sessions(key: Any) -> dict[str, int]:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             limits[scope] = value
     return limits
+
+
+def _guardrail_settings(key: Any) -> dict[str, list[str]]:
+    """The guardrails of the organization's, team's and key's metadata (docs/guardrails.md):
+    `guardrails` (on), `guardrails_off` and `guardrails_optional`, lists of names, each level
+    adding to the others. What a higher level turns on stays on whatever a lower one says (the
+    stage never lets `off` remove an `on` name): a key cannot switch off its team's guardrails."""
+    merged: dict[str, list[str]] = {}
+    for owner in (key.organization, key.team, key):
+        metadata = (owner.metadata or {}) if owner is not None else {}
+        for field_name, kind in (
+            ("guardrails", "on"),
+            ("guardrails_off", "off"),
+            ("guardrails_optional", "optional"),
+        ):
+            names = metadata.get(field_name)
+            if isinstance(names, list):
+                bucket = merged.setdefault(kind, [])
+                bucket.extend(str(n) for n in names if isinstance(n, str) and str(n) not in bucket)
+    return merged
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from batches.rest import BatchViewSet
-from billing.rest import BudgetViewSet, CacheStatsView, SpendView
+from billing.rest import BudgetViewSet, CacheStatsView, GuardrailDecisionListView, SpendView
 from files.rest import FileViewSet
 from gateway.rest import (
     CachePurgeView,
@@ -48,6 +48,11 @@ resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
     re_path(r"^cache/?$", CachePurgeView.as_view(), name="cache"),
     re_path(r"^cache/stats/?$", CacheStatsView.as_view(), name="cache-stats"),
+    re_path(
+        r"^guardrails/decisions/?$",
+        GuardrailDecisionListView.as_view(),
+        name="guardrail-decisions",
+    ),
     re_path(r"^routing/status/?$", RoutingStatusView.as_view(), name="routing-status"),
     # Before the router's `models/{id}`, which would take "health" for an id.
     re_path(r"^models/health/?$", ModelHealthView.as_view(), name="model-health"),
