@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.vectors import main as vectors_main
 
         return vectors_main(argv[1:])
+    if argv[:1] == ["guardrails"]:
+        from bench.guardrails import main as guardrails_main
+
+        return guardrails_main(argv[1:])
     if argv[:1] == ["semantic"]:
         from bench.semantic import main as semantic_main
 
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench",
         description=__doc__,
         epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
-        "stores); `python -m bench semantic --help`: the semantic cache's lookup path",
+        "stores); `python -m bench semantic --help`: the semantic cache's lookup path; "
+        "`python -m bench guardrails --help`: the guardrail detectors' cost",
     )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")

@@ -24,7 +24,8 @@ from gateway.guardrails.types import Finding
 # Presidio's entity names, so LiteLLM's pii_entities_config reads as written.
 EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS = PII_ENTITIES
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(r"(?<![\w-])\d{3}[- ]\d{2}[- ]\d{4}(?![\w-])")
@@ -32,6 +33,11 @@ _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # Phone-like runs: digits with the separators people write, 7 digits at least.
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\d ().-]{5,18})\d(?![\w])")
+# Where the numbers are: every numeric entity holds a run like this (a scan at C speed that
+# starts with a character class). The entities' own patterns then read only the windows around
+# the runs, so ordinary prose costs one scan, not one per entity (docs/benchmark.md).
+_NUMERIC_RUN = re.compile(r"\d[\d ().:+/-]{5,}\d")
+_WINDOW_BEFORE = 42  # an IBAN's country code, check digits and bank code precede its digit run
 
 Validator = Callable[[str], bool]
 
@@ -57,15 +63,13 @@ def _ip_valid(candidate: str) -> bool:
     return True
 
 
-# In priority order: a span taken by one entity is not reported again by a later one (a card
-# number is not also a phone number).
-_RECOGNIZERS: tuple[tuple[str, re.Pattern[str], Validator | None, str], ...] = (
-    (EMAIL_ADDRESS, _EMAIL, None, "@"),
-    (IBAN_CODE, _IBAN, _iban_valid, ""),
-    (CREDIT_CARD, _CARD, _card_valid, ""),
-    (US_SSN, _SSN, _ssn_valid, ""),
-    (IP_ADDRESS, _IPV4, _ip_valid, "."),
-    (IP_ADDRESS, _IPV6, _ip_valid, ":"),
+# The numeric entities in priority order: a span taken by one is not reported again by a later
+# one (a card number is not also a phone number).
+_NUMERIC: tuple[tuple[str, re.Pattern[str], Validator], ...] = (
+    (IBAN_CODE, _IBAN, _iban_valid),
+    (CREDIT_CARD, _CARD, _card_valid),
+    (US_SSN, _SSN, _ssn_valid),
+    (IP_ADDRESS, _IPV4, _ip_valid),
 )
 
 
@@ -76,31 +80,54 @@ class PIIDetector:
     def __init__(self, *, entities: Iterable[str] = PII_ENTITIES, region: str = "US") -> None:
         self.entities = frozenset(entities)
         self.region = region.upper()
-        self._recognizers = tuple(r for r in _RECOGNIZERS if r[0] in self.entities)
+        self._numeric = tuple(r for r in _NUMERIC if r[0] in self.entities)
+        if PHONE_NUMBER in self.entities:
+            self._numeric += ((PHONE_NUMBER, _PHONE, self._phone_valid),)
 
     def find(self, text: str, *, index: int = 0) -> list[Finding]:
-        taken: list[tuple[int, int]] = []
         found: list[Finding] = []
-
-        def free(start: int, end: int) -> bool:
-            return all(end <= s or start >= e for s, e in taken)
-
-        for entity, pattern, valid, hint in self._recognizers:
-            if hint and hint not in text:
-                continue  # the pattern cannot match: skip its scan
-            for match in pattern.finditer(text):
+        if EMAIL_ADDRESS in self.entities and "@" in text:
+            found.extend(self._emails(text, index))
+        if self._numeric:
+            windows = _windows(text)
+            if windows:
+                found.extend(self._numbers(text, index, windows, taken=found))
+        if IP_ADDRESS in self.entities and ("::" in text or text.count(":") >= 2):
+            for match in _IPV6.finditer(text):
                 start, end = match.span()
-                if not free(start, end) or (valid is not None and not valid(match.group())):
-                    continue
-                taken.append((start, end))
-                found.append(Finding(entity, 1.0, index, start, end))
-        if PHONE_NUMBER in self.entities:
-            for match in _PHONE.finditer(text):
-                start, end = match.span()
-                if free(start, end) and self._phone_valid(match.group()):
-                    taken.append((start, end))
-                    found.append(Finding(PHONE_NUMBER, 0.9, index, start, end))
+                if _free(found, start, end) and _ip_valid(match.group()):
+                    found.append(Finding(IP_ADDRESS, 1.0, index, start, end))
         found.sort(key=lambda finding: finding.start)
+        return found
+
+    def _emails(self, text: str, index: int) -> list[Finding]:
+        found = []
+        at = text.find("@")
+        while at > 0:
+            start = at
+            while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
+                start -= 1
+            domain = _DOMAIN.match(text, at + 1)
+            if start < at and domain is not None:
+                found.append(Finding(EMAIL_ADDRESS, 1.0, index, start, domain.end()))
+            at = text.find("@", at + 1)
+        return found
+
+    def _numbers(
+        self, text: str, index: int, windows: list[tuple[int, int]], *, taken: list[Finding]
+    ) -> list[Finding]:
+        found: list[Finding] = []
+        for entity, pattern, valid in self._numeric:
+            confidence = 0.9 if entity == PHONE_NUMBER else 1.0
+            for window_start, window_end in windows:
+                for match in pattern.finditer(text, window_start, window_end):
+                    start, end = match.span()
+                    if (
+                        _free(taken, start, end)
+                        and _free(found, start, end)
+                        and valid(match.group())
+                    ):
+                        found.append(Finding(entity, confidence, index, start, end))
         return found
 
     def _phone_valid(self, candidate: str) -> bool:
@@ -114,3 +141,21 @@ class PIIDetector:
         return [
             finding for index, text in enumerate(texts) for finding in self.find(text, index=index)
         ]
+
+
+def _free(findings: list[Finding], start: int, end: int) -> bool:
+    return all(end <= f.start or start >= f.end for f in findings)
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """The merged stretches of `text` around its numeric runs (with the character after each,
+    so that the entities' look-aheads see it)."""
+    windows: list[tuple[int, int]] = []
+    for match in _NUMERIC_RUN.finditer(text):
+        start = max(match.start() - _WINDOW_BEFORE, 0)
+        end = min(match.end() + 1, len(text))
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows

@@ -212,7 +212,9 @@ def test_warn_lets_the_request_through_and_records_the_decision(
     from tests.factories import OrganizationFactory, UserFactory
 
     stranger = UserFactory()
-    Membership.objects.create(user=stranger, organization=OrganizationFactory(), role=Role.ORG_ADMIN)
+    Membership.objects.create(
+        user=stranger, organization=OrganizationFactory(), role=Role.ORG_ADMIN
+    )
     from rest_framework.test import APIClient
 
     api = APIClient()
