@@ -61,16 +61,21 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "topics": frozenset({"topics", "case_sensitive"}),
     "json_schema": frozenset({"schema"}),
     "custom": frozenset({"path", "options"}),
+    "lakera": frozenset({"api_key", "api_base", "project_id"}),
 }
 _NATIVE_KEYS = _COMMON_KEYS | {"name", "kind", "models"}
 
 # LiteLLM's `guardrail` values Ogem reads as one of its kinds.
-_LITELLM_KINDS = {"presidio": "pii", "hide-secrets": "secrets", "hide_secrets": "secrets"}
+_LITELLM_KINDS = {
+    "presidio": "pii",
+    "hide-secrets": "secrets",
+    "hide_secrets": "secrets",
+    "lakera_v2": "lakera",
+}
 # LiteLLM's integrations over HTTP that this build does not have yet.
 _LITELLM_VENDORS = frozenset(
     {
-        "lakera",
-        "lakera_v2",
+        "lakera",  # v1 (/v1/prompt_injection); lakera_v2 is read
         "aporia",
         "bedrock",
         "guardrails_ai",
@@ -164,7 +169,9 @@ def guardrails_read_litellm(
             continue
         action = "mask" if kind in ("pii", "secrets") else "block"  # LiteLLM masks PII and secrets
         for key, child in params.items():
-            if key in _COMMON_KEYS or key == "guardrail" or key in _LITELLM_IGNORED:
+            if key in _COMMON_KEYS or key == "guardrail":
+                continue
+            if key in _LITELLM_IGNORED and key not in _KIND_KEYS.get(kind, ()):
                 continue
             if key == "pii_entities_config" and kind == "pii":
                 entity_actions = {
@@ -287,6 +294,12 @@ def _options_check(
             Draft202012Validator.check_schema(options.get("schema") or None)  # type: ignore[arg-type]
         except SchemaError as exc:
             return bad(f"schema is not a valid JSON schema: {exc.message}")
+    elif kind == "lakera":
+        if not options.get("api_key") and not options.get("api_base"):
+            return bad(
+                "a lakera guardrail needs api_key (os.environ/LAKERA_API_KEY), or an "
+                "api_base of a self-hosted Lakera Guard"
+            )
     elif kind == "custom":
         path = options.get("path")
         if not isinstance(path, str) or "." not in path:

@@ -119,7 +119,16 @@ class CacheSettings:
 
 # The guardrail kinds this build runs (gateway/guardrails/checks.py builds each); `custom` is a
 # class named by a dotted path.
-GUARDRAIL_KINDS = ("pii", "secrets", "regex", "words", "topics", "json_schema", "custom")
+GUARDRAIL_KINDS = (
+    "pii",
+    "secrets",
+    "regex",
+    "words",
+    "topics",
+    "json_schema",
+    "custom",
+    "lakera",  # Lakera Guard over HTTP
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +146,7 @@ class GuardrailSpec:
     fail_open: bool = False  # a check that fails or times out lets the request through
     timeout: float = 5.0  # seconds a check may take
     # The kind's own settings (entities, patterns, words, topics, schema, path, ...).
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from gateway.guardrails.detectors.patterns import PatternDetector, words_detecto
 from gateway.guardrails.detectors.pii import PIIDetector
 from gateway.guardrails.detectors.schema import SchemaDetector
 from gateway.guardrails.detectors.secrets import SecretsDetector
+from gateway.guardrails.lakera import LakeraCheck
 from gateway.guardrails.types import Finding, GuardrailCheck
 
 
@@ -121,6 +122,7 @@ CHECK_BUILDERS: dict[str, Callable[[GuardrailSpec], GuardrailCheck]] = {
     "topics": _topics,
     "json_schema": _json_schema,
     "custom": CustomCheck,
+    "lakera": LakeraCheck,
 }
 
 # name -> (the spec it was built from, its check): rebuilt when a reload changes the spec.

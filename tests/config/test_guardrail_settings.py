@@ -176,3 +176,32 @@ def test_json_schema_checks_answers_only(write_config) -> None:  # type: ignore[
     config, problems = config_check(path)
     assert config is None
     assert any("its mode is post_call" in str(p) for p in problems)
+
+
+def test_litellm_lakera_v2(write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LAKERA_API_KEY", "lk-test")
+    path = write_config(
+        """
+        model_list:
+          - {model_name: a, litellm_params: {model: mock/a}}
+        guardrails:
+          - guardrail_name: lakera-guard
+            litellm_params:
+              guardrail: lakera_v2
+              mode: during_call
+              api_key: os.environ/LAKERA_API_KEY
+              api_base: https://lakera.internal
+              project_id: project-7
+        """
+    )
+    config, problems = config_check(path)
+    assert [str(p) for p in problems] == []
+    assert config is not None and config.guardrails is not None
+    spec = config.guardrails.guardrails["lakera-guard"]
+    assert (spec.kind, spec.modes, spec.action) == ("lakera", ("during_call",), "block")
+    assert spec.options == {
+        "api_key": "lk-test",
+        "api_base": "https://lakera.internal",
+        "project_id": "project-7",
+    }
+    assert "lk-test" not in repr(spec)

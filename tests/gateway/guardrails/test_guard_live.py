@@ -117,6 +117,10 @@ def test_mask_applies_to_completions_embeddings_and_messages(
     assert answer.status_code == 200, answer.text
     assert _upstream_text(emulated).endswith("mail <EMAIL_ADDRESS_1>")
     assert answer.json()["content"][0]["text"] == "Emulated reply to: mail jane@example.com"
+    # /v1/responses, passed through to OpenAI (the emulator), and served over chat (mock).
+    response = client.responses.create(model="emulated", input="mail jane@example.com")
+    assert emulated.last.json["input"] == "mail <EMAIL_ADDRESS_1>"
+    assert response.output_text == "Emulated reply to: mail jane@example.com"
 
 
 def test_block_is_a_content_filter_error_naming_guardrail_and_category(
