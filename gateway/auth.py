@@ -25,7 +25,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from gateway.config.cache import cache_setting_valid
-from gateway.context import Caller, routing_settings_resolve
+from gateway.context import Caller, guardrail_settings_resolve, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_entry, key_cache_index, key_cache_invalidations_flush
@@ -239,23 +239,14 @@ def _realtime_sessions(key: Any) -> dict[str, int]:
 
 
 def _guardrail_settings(key: Any) -> dict[str, list[str]]:
-    """The guardrails of the organization's, team's and key's metadata (docs/guardrails.md):
-    `guardrails` (on), `guardrails_off` and `guardrails_optional`, lists of names, each level
-    adding to the others. What a higher level turns on stays on whatever a lower one says (the
-    stage never lets `off` remove an `on` name): a key cannot switch off its team's guardrails."""
-    merged: dict[str, list[str]] = {}
-    for owner in (key.organization, key.team, key):
-        metadata = (owner.metadata or {}) if owner is not None else {}
-        for field_name, kind in (
-            ("guardrails", "on"),
-            ("guardrails_off", "off"),
-            ("guardrails_optional", "optional"),
-        ):
-            names = metadata.get(field_name)
-            if isinstance(names, list):
-                bucket = merged.setdefault(kind, [])
-                bucket.extend(str(n) for n in names if isinstance(n, str) and str(n) not in bucket)
-    return merged
+    """The guardrails of the key's organization's, team's and own metadata (loaded with the
+    key's row: no query)."""
+    return guardrail_settings_resolve(
+        levels=[
+            (owner.metadata or {}) if owner is not None else {}
+            for owner in (key.organization, key.team, key)
+        ]
+    )
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

@@ -77,6 +77,26 @@ def routing_settings_resolve(
     )
 
 
+def guardrail_settings_resolve(*, levels: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The guardrails of the organization's, team's and key's metadata, in that order
+    (docs/guardrails.md): `guardrails` (on), `guardrails_off` and `guardrails_optional`, lists of
+    names, each level adding to the others. What any level turns on stays on whatever another
+    says (the guard stage never lets `off` remove an `on` name): a key cannot switch off its
+    team's guardrails."""
+    merged: dict[str, list[str]] = {}
+    for metadata in levels:
+        for field_name, kind in (
+            ("guardrails", "on"),
+            ("guardrails_off", "off"),
+            ("guardrails_optional", "optional"),
+        ):
+            names = metadata.get(field_name)
+            if isinstance(names, list):
+                bucket = merged.setdefault(kind, [])
+                bucket.extend(n for n in names if isinstance(n, str) and n not in bucket)
+    return merged
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
