@@ -335,7 +335,9 @@ async def guard_chunks(
                 if choice.get("finish_reason"):
                     finishing = True
                     if restorer is not None and slot is not None and index in restorer.pending:
-                        slot[0][slot[1]] = restorer.flush(index) + (slot[0].get(slot[1]) or "")
+                        # What the window still holds goes out after this chunk's own text.
+                        holder, key = slot
+                        holder[key] = (holder.get(key) or "") + restorer.flush(index)
             if finishing and plan.post and not checked:
                 checked = True
                 await _stream_post(plan, texts)
