@@ -380,3 +380,44 @@ def test_model_group_guardrails(guardrails, emulated, client) -> None:  # type: 
         model="mock-chat", messages=[{"role": "user", "content": "mail jane@example.com"}]
     )
     assert answer.choices
+
+
+def test_a_block_is_final_no_content_policy_fallback(  # type: ignore[no-untyped-def]
+    guardrails, openai_emulator, install_deployments, client
+) -> None:
+    from providers.base import Deployment
+    from tests.emulators.fixtures import UPSTREAM_KEY
+
+    install_deployments(
+        *(
+            Deployment(
+                id=f"test:{name}",
+                model_name=name,
+                provider="openai",
+                upstream_model="gpt-4o-mini",
+                api_base=f"{openai_emulator.url}/v1",
+                api_key=UPSTREAM_KEY,
+            )
+            for name in ("emulated", "emulated-2")
+        )
+    )
+    guardrails(
+        GuardrailSpec(
+            name="no-pirates",
+            kind="words",
+            modes=("post_call",),
+            default_on=True,
+            options={"words": ["arr"]},
+        )
+    )
+    current = config_watch._current
+    config_watch._current = replace(
+        current,
+        router=replace(current.router, content_policy_fallbacks={"emulated": ("emulated-2",)}),
+    )
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="emulated", messages=[{"role": "user", "content": "say arr"}]
+        )
+    assert raised.value.code == "content_filter"
+    assert len(openai_emulator.requests) == 1  # no fallback to emulated-2
