@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.vector_stores import main as vector_stores_main
 
         return vector_stores_main(argv[1:])
+    if argv[:1] == ["guardrails"]:
+        from bench.guardrails import main as guardrails_main
+
+        return guardrails_main(argv[1:])
     if argv[:1] == ["semantic"]:
         from bench.semantic import main as semantic_main
 
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
         "stores); `python -m bench semantic --help`: the semantic cache's lookup path; "
-        "`python -m bench vector-stores --help`: a vector store's search",
+        "`python -m bench vector-stores --help`: a vector store's search; "
+        "`python -m bench guardrails --help`: the guardrail detectors' cost",
     )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")

@@ -17,11 +17,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.models import SCOPE_FIELDS, Budget, BudgetScope, ModelPrice, RequestLog
+from billing.models import (
+    SCOPE_FIELDS,
+    Budget,
+    BudgetScope,
+    GuardrailDecision,
+    ModelPrice,
+    RequestLog,
+)
 from billing.pricing import MODEL_PRICE_FIELDS, price_value_problem
 from billing.selectors import (
     budget_list,
     cache_chart_data,
+    guardrail_decision_list,
     request_log_list,
     spend_chart_data,
     unpriced_usage_list,
@@ -370,6 +378,42 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "cache_result",
     ]
     search_fields = ["request_id", "model", "deployment", "end_customer"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GuardrailDecision)
+class GuardrailDecisionAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Guardrail decisions (docs/guardrails.md), written by the usage drain: read-only, each
+    organization's admins see their own."""
+
+    selector = staticmethod(guardrail_decision_list)
+    scoped_access = "org"
+    list_display = [
+        "created_at",
+        "request_id",
+        "guardrail",
+        "phase",
+        "action",
+        "category",
+        "count",
+        "confidence",
+        "model",
+        "organization_id",
+        "team_id",
+        "key_id",
+    ]
+    list_filter = ["action", "phase", "guardrail", "category", "endpoint"]
+    search_fields = ["request_id", "guardrail", "category", "model"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 

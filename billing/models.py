@@ -225,6 +225,43 @@ class RequestLog(models.Model):
         return self.request_id
 
 
+class GuardrailDecision(models.Model):
+    """What a guardrail decided on one request (docs/guardrails.md): written by the usage drain
+    from the request's usage event, never the text that matched. One row per (request,
+    guardrail, phase, category), with how many findings it had; idempotent like RequestLog."""
+
+    request_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_index=True)
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    key_id = models.BigIntegerField(null=True, blank=True)
+    endpoint = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    guardrail = models.CharField(max_length=100)
+    phase = models.CharField(max_length=16)  # pre_call, during_call, post_call
+    action = models.CharField(max_length=8)  # block, mask, warn
+    category = models.CharField(max_length=64)
+    count = models.PositiveIntegerField(default=1)
+    confidence = models.FloatField(default=1.0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request_id", "guardrail", "phase", "category"],
+                name="billing_guardrail_decision_once",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization_id", "created_at"]),
+            models.Index(fields=["team_id", "created_at"]),
+            models.Index(fields=["key_id", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.guardrail} {self.action} {self.category}"
+
+
 class UsageRollup(models.Model):
     """Totals of one UTC day of RequestLog for one combination of dimensions.
 

@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -17,13 +17,22 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from billing.models import SCOPE_FIELDS, USD, Budget, BudgetDuration, BudgetMode, BudgetScope
+from billing.models import (
+    SCOPE_FIELDS,
+    USD,
+    Budget,
+    BudgetDuration,
+    BudgetMode,
+    BudgetScope,
+    GuardrailDecision,
+)
 from billing.selectors import (
     CACHE_STATS_GROUPS,
     SPEND_GROUPS,
     SPEND_NAMED_GROUPS,
     budget_list,
     cache_stats_summary,
+    guardrail_decision_list,
     spend_summary,
 )
 from billing.services import EntityLimits, budget_delete, budget_reset, budget_upsert
@@ -438,3 +447,69 @@ class CacheStatsView(APIView):
             filters=filters,
         )
         return Response(summary)
+
+
+class GuardrailDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GuardrailDecision
+        fields = [
+            "id",
+            "created_at",
+            "request_id",
+            "organization_id",
+            "team_id",
+            "key_id",
+            "endpoint",
+            "model",
+            "guardrail",
+            "phase",
+            "action",
+            "category",
+            "count",
+            "confidence",
+        ]
+
+
+class GuardrailDecisionQuerySerializer(serializers.Serializer):
+    guardrail = serializers.CharField(required=False)
+    action = serializers.ChoiceField(choices=["block", "mask", "warn"], required=False)
+    phase = serializers.ChoiceField(
+        choices=["pre_call", "during_call", "post_call"], required=False
+    )
+    category = serializers.CharField(required=False)
+    request_id = serializers.CharField(required=False)
+    organization = serializers.IntegerField(required=False)
+    team = serializers.IntegerField(required=False)
+    key = serializers.IntegerField(required=False)
+
+
+class GuardrailDecisionListView(generics.ListAPIView):
+    """Guardrail decisions (docs/guardrails.md) of the requests the caller may see, scoped like
+    /api/v1/spend, newest first, paginated (`limit`, `offset`)."""
+
+    serializer_class = GuardrailDecisionSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(name, kind)
+            for name, kind in (
+                ("guardrail", str),
+                ("action", str),
+                ("phase", str),
+                ("category", str),
+                ("request_id", str),
+                ("organization", int),
+                ("team", int),
+                ("key", int),
+            )
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        query = GuardrailDecisionQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        names = {"organization": "organization_id", "team": "team_id", "key": "key_id"}
+        filters = {names.get(name, name): value for name, value in query.validated_data.items()}
+        return guardrail_decision_list(principal=request_principal(self.request), filters=filters)

@@ -12,6 +12,7 @@ from billing.models import (
     Budget,
     BudgetScope,
     BudgetTemplate,
+    GuardrailDecision,
     RequestLog,
     UnpricedUsage,
     UsageRollup,
@@ -74,6 +75,18 @@ def request_log_list(*, principal: Principal) -> QuerySet[RequestLog]:
     scope = _spend_scope(principal=principal)
     logs = RequestLog.objects.all()
     return logs if scope is None else logs.filter(scope)
+
+
+def guardrail_decision_list(
+    *, principal: Principal, filters: dict[str, Any] | None = None
+) -> QuerySet[GuardrailDecision]:
+    """Guardrail decisions of the requests the principal may see (scoped like spend), newest
+    first; `filters`: field lookups (guardrail, action, category, request_id, key_id, ...)."""
+    scope = _spend_scope(principal=principal)
+    decisions = GuardrailDecision.objects.all()
+    if scope is not None:
+        decisions = decisions.filter(scope)
+    return decisions.filter(**(filters or {})).order_by("-created_at", "-pk")
 
 
 _TOTALS = ("spend", "prompt_tokens", "completion_tokens", "total_tokens", "requests")

@@ -21,6 +21,7 @@ from billing.models import (
     BudgetMode,
     BudgetScope,
     BudgetTemplate,
+    GuardrailDecision,
     RequestLog,
     UnpricedUsage,
 )
@@ -173,16 +174,49 @@ def usage_events_record(*, events: list[dict[str, Any]]) -> int:
     unique: dict[str, dict[str, Any]] = {}
     for event in events:
         unique.setdefault(str(event["request_id"]), event)
-    return _request_logs_insert(rows=[_request_log_from(event=event) for event in unique.values()])
+    return _request_logs_insert(
+        rows=[_request_log_from(event=event) for event in unique.values()],
+        decisions=[d for event in unique.values() for d in _guardrail_decisions_from(event=event)],
+    )
 
 
-def _request_logs_insert(*, rows: list[RequestLog]) -> int:
+def _request_logs_insert(
+    *, rows: list[RequestLog], decisions: list[GuardrailDecision] | None = None
+) -> int:
     if rows:
         unpriced = _unpriced_usage_rows(logs=rows)
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=len(rows))
         if unpriced:
             UnpricedUsage.objects.bulk_create(unpriced)
+    if decisions:
+        GuardrailDecision.objects.bulk_create(decisions, ignore_conflicts=True)
     return len(rows)
+
+
+def _guardrail_decisions_from(*, event: dict[str, Any]) -> list[GuardrailDecision]:
+    """The guardrail decisions an event carries (docs/guardrails.md); most carry none."""
+    items = event.get("guardrails")
+    if not items:
+        return []
+    created = datetime.fromtimestamp(float(event["ts"]), tz=UTC)
+    return [
+        GuardrailDecision(
+            request_id=str(event["request_id"])[:64],
+            created_at=created,
+            organization_id=event.get("organization_id"),
+            team_id=event.get("team_id"),
+            key_id=event.get("key_id"),
+            endpoint=str(event.get("endpoint", ""))[:64],
+            model=str(event.get("model", ""))[:200],
+            guardrail=str(item["guardrail"])[:100],
+            phase=str(item["phase"])[:16],
+            action=str(item["action"])[:8],
+            category=str(item["category"])[:64],
+            count=max(int(item.get("count", 1)), 1),
+            confidence=float(item.get("confidence", 1.0)),
+        )
+        for item in items
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,24 +235,30 @@ def usage_payloads_record(*, payloads: list[tuple[str, bytes]]) -> tuple[int, li
     insert, and when the database refuses it, each event is inserted in its own savepoint.
     A database that is down still raises (the batch stays undrained and is retried)."""
     dead: list[DeadEvent] = []
-    rows: dict[str, tuple[str, bytes, RequestLog]] = {}
+    rows: dict[str, tuple[str, bytes, RequestLog, list[GuardrailDecision]]] = {}
     for source_id, payload in payloads:
         try:
-            row = _request_log_from(event=usage_event_decode(payload))
+            event = usage_event_decode(payload)
+            row = _request_log_from(event=event)
+            decisions = _guardrail_decisions_from(event=event)
         except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, OSError) as exc:
             dead.append(DeadEvent(payload, f"unreadable: {exc!r}"[:500], source_id))
             continue
-        rows.setdefault(row.request_id, (source_id, payload, row))
+        rows.setdefault(row.request_id, (source_id, payload, row, decisions))
     try:
         with transaction.atomic():
-            return _request_logs_insert(rows=[row for _, _, row in rows.values()]), dead
+            written = _request_logs_insert(
+                rows=[row for _, _, row, _ in rows.values()],
+                decisions=[d for _, _, _, found in rows.values() for d in found],
+            )
+            return written, dead
     except (IntegrityError, DataError):
         pass
     written = 0
-    for source_id, payload, row in rows.values():
+    for source_id, payload, row, decisions in rows.values():
         try:
             with transaction.atomic():
-                written += _request_logs_insert(rows=[row])
+                written += _request_logs_insert(rows=[row], decisions=decisions)
         except (IntegrityError, DataError) as exc:
             error = f"refused by the database: {exc}".strip()[:500]
             dead.append(DeadEvent(payload, error, source_id))

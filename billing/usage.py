@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 from django.conf import settings
@@ -55,6 +55,9 @@ class UsageEvent(TypedDict):
     cache_saved_latency_ms: int | None  # a hit: the stored answer's upstream latency, if known
     tags: list[str]
     batch_id: str  # a line of this batch run by Ogem (docs/batches.md), "" otherwise
+    # Guardrail decisions (docs/guardrails.md), only when there were some: {guardrail, phase,
+    # action, category, count, confidence} each, never the text that matched.
+    guardrails: NotRequired[list[dict[str, Any]]]
 
 
 def usage_event_encode(event: UsageEvent | dict[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ def usage_event_build(
     caller = ctx.caller
     deployment = ctx.deployment
     total = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-    return {
+    event: UsageEvent = {
         "request_id": ctx.request_id,
         "ts": ctx.created_unix,
         "organization_id": caller.organization_id,
@@ -61,6 +61,9 @@ def usage_event_build(
         "tags": sorted({*caller.tags, *ctx.tags}),
         "batch_id": ctx.batch_id,
     }
+    if ctx.guard is not None and ctx.guard.decisions:
+        event["guardrails"] = ctx.guard.decisions_list()  # billing.GuardrailDecision rows
+    return event
 
 
 # ---- The in-process buffer (no Redis), flushed in the background --------------------------------

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from gateway.config.cache import cache_setting_valid
-from gateway.context import Caller, routing_settings_resolve
+from gateway.context import Caller, guardrail_settings_resolve, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_entry, key_cache_index, key_cache_invalidations_flush
@@ -191,6 +191,7 @@ def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
         expires_at=min(e.timestamp() for e in expires) if expires else None,
         cache=_cache_settings(key),
         realtime_sessions=_realtime_sessions(key),
+        guardrails=_guardrail_settings(key),
     )
 
 
@@ -235,6 +236,17 @@ def _realtime_sessions(key: Any) -> dict[str, int]:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             limits[scope] = value
     return limits
+
+
+def _guardrail_settings(key: Any) -> dict[str, list[str]]:
+    """The guardrails of the key's organization's, team's and own metadata (loaded with the
+    key's row: no query)."""
+    return guardrail_settings_resolve(
+        levels=[
+            (owner.metadata or {}) if owner is not None else {}
+            for owner in (key.organization, key.team, key)
+        ]
+    )
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

@@ -46,6 +46,11 @@ class Caller:
     # Concurrent Realtime sessions allowed, by scope ("key", "team", "organization"): each
     # level's `max_realtime_sessions` metadata (gateway/realtime/, docs/realtime.md).
     realtime_sessions: dict[str, int] = field(default_factory=dict)
+    # Guardrails from the organization's, team's and key's metadata (gateway/auth.py):
+    # "on" (run on every request; the organization's and team's cannot be switched off below),
+    # "off" (default_on guardrails switched off), "optional" (may be requested by name). Empty:
+    # none set, and the guard stage costs nothing unless the configuration has guardrails.
+    guardrails: dict[str, list[str]] = field(default_factory=dict)
 
 
 def routing_settings_resolve(
@@ -70,6 +75,26 @@ def routing_settings_resolve(
         tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else (),
         priority,
     )
+
+
+def guardrail_settings_resolve(*, levels: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The guardrails of the organization's, team's and key's metadata, in that order
+    (docs/guardrails.md): `guardrails` (on), `guardrails_off` and `guardrails_optional`, lists of
+    names, each level adding to the others. What any level turns on stays on whatever another
+    says (the guard stage never lets `off` remove an `on` name): a key cannot switch off its
+    team's guardrails."""
+    merged: dict[str, list[str]] = {}
+    for metadata in levels:
+        for field_name, kind in (
+            ("guardrails", "on"),
+            ("guardrails_off", "off"),
+            ("guardrails_optional", "optional"),
+        ):
+            names = metadata.get(field_name)
+            if isinstance(names, list):
+                bucket = merged.setdefault(kind, [])
+                bucket.extend(n for n in names if isinstance(n, str) and n not in bucket)
+    return merged
 
 
 @dataclass(slots=True)
@@ -160,3 +185,6 @@ class RequestContext:
     # A line of a batch run by Ogem (batches/runner.py): its batch's id. Its cost is recorded at
     # OGEM_BATCH_PRICE_FACTOR and its settle applied once per request id (a resumed line).
     batch_id: str = ""
+    # The guard stage's plan for this request (gateway/guardrails/stage.py), None without
+    # guardrails; its decisions go into the usage event.
+    guard: Any = None

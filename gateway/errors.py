@@ -22,6 +22,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
     "GatewayError",
+    "GuardrailBlockedError",
     "InvalidRequestError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -46,3 +47,10 @@ class PermissionDeniedError(GatewayError):
 
 class BudgetExceededError(RateLimitError):
     code = "budget_exceeded"
+
+
+class GuardrailBlockedError(InvalidRequestError):
+    """A guardrail refused the request or its answer (docs/guardrails.md). The message names the
+    guardrail and the category, never the text that matched. Final: no retry, no fallback."""
+
+    code = "content_filter"

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 
-from gateway.context import Caller, routing_settings_resolve
+from gateway.context import Caller, guardrail_settings_resolve, routing_settings_resolve
 from gateway.errors import AuthenticationError
 from ogem_site.broadcast import TENANTS, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
@@ -46,6 +46,7 @@ class _Tenant:
     routing: Routing
     team_models: tuple[str, ...] = ()
     organization_models: tuple[str, ...] = ()
+    guardrails: dict[str, list[str]] = field(default_factory=dict)  # docs/guardrails.md
 
 
 _slugs: LocalCache[tuple[str, tuple[str, ...]], _Tenant] = LocalCache(
@@ -89,6 +90,7 @@ def _resolve_slugs(organization: str, teams: tuple[str, ...]) -> _Tenant:
         routing=routing_settings_resolve(levels=levels),
         team_models=tuple(str(m) for m in (team or {}).get("allowed_models") or ()),
         organization_models=tuple(str(m) for m in (found or {}).get("allowed_models") or ()),
+        guardrails=guardrail_settings_resolve(levels=levels[::-1]),  # organization, then team
     )
 
 
@@ -121,6 +123,7 @@ def _caller(claims: ValidatedClaims, tenant: _Tenant | None) -> Caller:
         regions=regions,
         priority=priority,
         expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+        guardrails=tenant.guardrails if tenant else {},
     )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -22,7 +23,7 @@ from gateway.body import Checked, Inbound, body_check, body_for_upstream
 from gateway.cache import cache_lookup, cache_plan, cache_recorder, cache_respond, cache_store
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
-from gateway.errors import GatewayError, InvalidRequestError
+from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
 from gateway.governance import (
     Admission,
     admission_confirm,
@@ -30,6 +31,13 @@ from gateway.governance import (
     governance_settle,
     request_bounds_fill,
     speech_characters,
+)
+from gateway.guardrails.stage import (
+    guard_answer,
+    guard_chunks,
+    guard_during,
+    guard_input,
+    guard_plan,
 )
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
@@ -96,7 +104,12 @@ async def relay(
     if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
         candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
     ctx.candidates = candidates
-    cache_config = config_current().cache
+    config = config_current()
+    if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
+        ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
+        if body is not inbound.body:
+            inbound = replace(inbound, body=body)
+    cache_config = config.cache
     if cache_config is not None:
         cache_plan(
             ctx,
@@ -112,6 +125,8 @@ async def relay(
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
     try:
+        if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
+            inbound = replace(inbound, body=await guard_input(ctx, ctx.guard, inbound.body))
         if ctx.cache is not None and ctx.cache.read:
             stored = await cache_lookup(ctx)
             if stored is not None:
@@ -160,6 +175,8 @@ async def relay(
                 upstream_call_ended(ctx, started=waited, error=error)
                 raise
             upstream_call_ended(ctx, started=waited, error=None)
+            if ctx.guard is not None and isinstance(result, dict):
+                await guard_answer(ctx, ctx.guard, result)  # post_call, placeholders restored
             response = _complete(ctx, result, admission)
             if ctx.cache is not None and isinstance(result, dict):
                 cache_store(ctx, result, encoded=response.content)
@@ -168,13 +185,17 @@ async def relay(
         async def settle() -> None:
             await governance_settle(ctx, admission)
 
-        response = await resilience_run(
-            ctx, candidates=candidates, attempt=attempt, body=inbound.body
-        )
+        run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
+        if ctx.guard is not None and ctx.guard.during_task is not None:
+            response = await guard_during(ctx, ctx.guard, run)
+        else:
+            response = await run
         handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
         return response
     except GatewayError as error:
         ctx.status_code = error.status
+        if isinstance(error, GuardrailBlockedError) and ctx.deployment is not None:
+            usage_estimate_cancelled(ctx)  # an upstream had the prompt: never record zero
         if ctx.cache_status:  # errors say what the cache did too (never stored)
             error.headers = {**error.headers, "x-ogem-cache": ctx.cache_status}
         raise
@@ -187,6 +208,8 @@ async def relay(
         ctx.status_code = 500
         raise
     finally:
+        if ctx.guard is not None and ctx.guard.during_task is not None:
+            ctx.guard.during_task.cancel()  # a request that failed before its call started
         if not handed_off:
             await governance_settle(ctx, admission)
 
@@ -306,6 +329,8 @@ async def _open_stream(
     stall = config_current().router.stream_timeout
     if stall:
         upstream = stream_bounded(upstream, seconds=stall, provider=ctx.deployment.provider)
+    if ctx.guard is not None:
+        upstream = guard_chunks(ctx, ctx.guard, upstream)
     since = ctx.upstream_seconds
     waited = time.perf_counter()
     try:

@@ -40,6 +40,7 @@ from gateway.config import RouterSettings, config_current
 from gateway.context import RequestContext
 from gateway.errors import (
     GatewayError,
+    GuardrailBlockedError,
     RateLimitError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -102,6 +103,8 @@ class _GroupFailed(Exception):
 
 def error_classify(error: GatewayError) -> str:
     """Which class of failure an attempt's error is; it decides retry, fallback or return."""
+    if isinstance(error, GuardrailBlockedError):
+        return CLIENT  # Ogem's own refusal: another deployment would be refused the same
     if isinstance(error, UpstreamTimeoutError):
         return TIMEOUT
     if isinstance(error, UpstreamUnavailableError):

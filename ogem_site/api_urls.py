@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from assistants.rest import AssistantViewSet, RunViewSet, ThreadViewSet
 from batches.rest import BatchViewSet
-from billing.rest import BudgetViewSet, CacheStatsView, SpendView
+from billing.rest import BudgetViewSet, CacheStatsView, GuardrailDecisionListView, SpendView
 from files.rest import FileViewSet
 from fine_tuning.rest import FineTuningJobViewSet
 from gateway.rest import (
@@ -54,6 +54,11 @@ resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
     re_path(r"^cache/?$", CachePurgeView.as_view(), name="cache"),
     re_path(r"^cache/stats/?$", CacheStatsView.as_view(), name="cache-stats"),
+    re_path(
+        r"^guardrails/decisions/?$",
+        GuardrailDecisionListView.as_view(),
+        name="guardrail-decisions",
+    ),
     re_path(r"^routing/status/?$", RoutingStatusView.as_view(), name="routing-status"),
     # Before the router's `models/{id}`, which would take "health" for an id.
     re_path(r"^models/health/?$", ModelHealthView.as_view(), name="model-health"),

@@ -91,6 +91,13 @@ SHADOW_REQUESTS = Counter(
     ["model", "outcome"],
 )
 
+GUARDRAIL_DECISIONS = Counter(
+    "ogem_guardrail_decisions",
+    "Guardrail decisions, by guardrail, phase (pre_call, during_call, post_call), action (block, "
+    "mask, warn) and category (EMAIL_ADDRESS, OPENAI_API_KEY, a topic, ...).",
+    ["guardrail", "phase", "action", "category"],
+)
+
 USAGE_IMPOSSIBLE = Counter(
     "ogem_usage_impossible",
     "Usage counts an upstream reported that cannot be (negative, not an integer, over 10^9 "
@@ -244,6 +251,10 @@ def cache_s3_error_record(*, operation: str) -> None:
 
 def cache_semantic_error_record(*, operation: str) -> None:
     CACHE_SEMANTIC_ERRORS.labels(operation=operation).inc()
+
+
+def guardrail_decision_record(*, guardrail: str, phase: str, action: str, category: str) -> None:
+    GUARDRAIL_DECISIONS.labels(guardrail, phase, action, category).inc()
 
 
 def unpriced_model_record(*, model: str) -> None:

@@ -10,7 +10,12 @@ from billing.pricing import price_is_named, price_value_problem
 from gateway.config.fields import Reader
 from gateway.config.provider_names import provider_is_servable, provider_model_problem
 from gateway.config.secrets import secret_is_reference
-from gateway.config.types import ROUTING_STRATEGIES, CacheSettings, RouterSettings
+from gateway.config.types import (
+    ROUTING_STRATEGIES,
+    CacheSettings,
+    GuardrailSettings,
+    RouterSettings,
+)
 from gateway.config.yamltree import YNode
 from providers.base import Deployment, Timeouts
 
@@ -41,6 +46,7 @@ class DeploymentDraft:
     max_parallel_requests: int | None = None
     drop_params: bool | None = None
     modify_params: bool | None = None
+    guardrails: tuple[str, ...] = ()  # guardrails every request to this model group runs
 
 
 @dataclass(slots=True)
@@ -49,6 +55,7 @@ class ParsedFile:
     router: RouterSettings = field(default_factory=RouterSettings)
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None
+    guardrails: GuardrailSettings | None = None
 
 
 def drafts_to_deployments(

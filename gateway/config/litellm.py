@@ -23,6 +23,7 @@ from gateway.config.common import (
     read_strategy,
 )
 from gateway.config.fields import Reader
+from gateway.config.guardrails import guardrails_read_litellm
 from gateway.config.provider_names import WILDCARD_MODEL_PARAM, provider_split, provider_suggest
 from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
@@ -37,6 +38,7 @@ TOP_LEVEL_KEYS = frozenset(
         "environment_variables",
         "credential_list",
         "include",
+        "guardrails",
     }
 )
 
@@ -60,6 +62,7 @@ _DEPLOYMENT_PARAMS = frozenset(
         "max_parallel_requests",
         "drop_params",
         "modify_params",
+        "guardrails",
     }
 )
 # Region-like params that stay in params too, because their adapters read them there.
@@ -165,6 +168,9 @@ def litellm_parse(reader: Reader, root: YNode, *, included: Sequence[YNode] = ()
     parsed.cache = cache_read_litellm(
         reader, litellm_settings.get("cache"), litellm_settings.get("cache_params")
     )
+    parsed.guardrails = guardrails_read_litellm(
+        reader, root.get("guardrails"), drafts=parsed.drafts
+    )
     return parsed
 
 
@@ -242,6 +248,7 @@ def _model_entry(
     draft.priority = order if order is not None else 0
     draft.tags = reader.strings(params.get("tags"))
     read_deployment_flags(reader, draft, params)
+    draft.guardrails = reader.strings(params.get("guardrails"))  # LiteLLM's model-level guardrails
     region = reader.string(params.get("region_name"))
     for name in _REGION_PARAMS:
         region = region or reader.string(params.get(name))

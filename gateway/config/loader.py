@@ -27,7 +27,8 @@ OGEM_MARKERS = frozenset({"models", "router", "settings", "version"})
 
 def _detect(reader: Reader, root: YNode) -> str | None:
     keys = set(root.value)
-    litellm, ogem = keys & LITELLM_KEYS, keys & OGEM_MARKERS
+    # `guardrails` is a section of both formats: it says nothing about which one a file is.
+    litellm, ogem = keys & (LITELLM_KEYS - {"guardrails"}), keys & OGEM_MARKERS
     if litellm and ogem:
         reader.error(
             root,
@@ -129,6 +130,7 @@ def config_parse(
         router=parsed.router,
         general=parsed.general,
         cache=parsed.cache,
+        guardrails=parsed.guardrails,
         source=source,
         format=kind,
         digest=digest,

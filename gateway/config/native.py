@@ -15,12 +15,13 @@ from gateway.config.common import (
     read_strategy,
 )
 from gateway.config.fields import Reader
+from gateway.config.guardrails import guardrails_read_native
 from gateway.config.provider_names import provider_canonical, provider_split
 from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
 
-TOP_LEVEL_KEYS = frozenset({"version", "models", "router", "settings", "cache"})
+TOP_LEVEL_KEYS = frozenset({"version", "models", "router", "settings", "cache", "guardrails"})
 _MODEL_KEYS = frozenset(
     {
         "id",
@@ -44,6 +45,7 @@ _MODEL_KEYS = frozenset(
         "max_parallel_requests",
         "drop_params",
         "modify_params",
+        "guardrails",
     }
 )
 _TIMEOUT_KEYS = ("connect", "first_byte", "total")
@@ -84,6 +86,7 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
     groups = frozenset(draft.model_name for draft in parsed.drafts)
     parsed.router = _router(reader, root.get("router"), groups=groups)
     parsed.cache = cache_read_native(reader, root.get("cache"))
+    parsed.guardrails = guardrails_read_native(reader, root.get("guardrails"), drafts=parsed.drafts)
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:
@@ -144,6 +147,7 @@ def _model(reader: Reader, entry: YNode) -> DeploymentDraft | None:
     draft.proxy = reader.string(fields.get("proxy"))
     draft.organization_slug = reader.string(fields.get("organization"), secret=False)
     read_deployment_flags(reader, draft, fields)
+    draft.guardrails = reader.strings(fields.get("guardrails"))
     timeouts_node = fields.get("timeouts")
     timeouts = reader.mapping(timeouts_node) or {}
     if timeouts:

@@ -117,6 +117,48 @@ class CacheSettings:
     semantic: SemanticCacheSettings | None = None  # the semantic tier, after an exact miss
 
 
+# The guardrail kinds this build runs (gateway/guardrails/checks.py builds each); `custom` is a
+# class named by a dotted path.
+GUARDRAIL_KINDS = (
+    "pii",
+    "secrets",
+    "regex",
+    "words",
+    "topics",
+    "json_schema",
+    "custom",
+    "lakera",  # Lakera Guard over HTTP
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailSpec:
+    """One guardrail of the configuration (`guardrails:` in both formats, docs/guardrails.md)."""
+
+    name: str
+    kind: str  # one of GUARDRAIL_KINDS
+    modes: tuple[str, ...] = ("pre_call",)  # pre_call, during_call, post_call
+    action: str = "block"  # block, mask or warn: what a finding does unless its category says
+    default_on: bool = False  # runs on every request (unless a tenant switches it off)
+    enforced: bool = False  # with default_on: no tenant can switch it off
+    requestable: bool = True  # a request may ask for it by name (`guardrails` in the body)
+    restore: bool = True  # masked values are put back in the answer the caller sees
+    fail_open: bool = False  # a check that fails or times out lets the request through
+    timeout: float = 5.0  # seconds a check may take
+    # The kind's own settings (entities, patterns, words, topics, schema, path, ...).
+    options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailSettings:
+    """The configuration's guardrails by name (in file order), those on by default, and the
+    model groups that always run some (a model entry's `guardrails`, a guardrail's `models`)."""
+
+    guardrails: dict[str, GuardrailSpec] = field(default_factory=dict)
+    default_on: tuple[str, ...] = ()
+    model_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
@@ -125,6 +167,7 @@ class GatewayConfig:
     # global_max_parallel_requests (the whole proxy's cap).
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None  # None: no response cache (the stage costs nothing)
+    guardrails: GuardrailSettings | None = None  # None: no guardrails (the stage costs nothing)
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text

@@ -70,6 +70,10 @@ def key_fields_to_ogem(request: Request, body: dict[str, Any]) -> dict[str, Any]
         data["expires_at"] = (timezone.now() + duration_parse(body["duration"])).isoformat()
     if "budget_duration" in data:
         data["budget_duration"] = budget_duration_to_ogem(data["budget_duration"])
+    if isinstance(body.get("guardrails"), list):
+        # LiteLLM's per-key guardrails: Ogem reads them from the key's metadata
+        # (docs/guardrails.md), which only the key's admins may write.
+        data["metadata"] = {**(data.get("metadata") or {}), "guardrails": body["guardrails"]}
     return data
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from billing.models import Budget, BudgetScope, RequestLog
+from billing.models import Budget, BudgetScope, GuardrailDecision, RequestLog
 from billing.services import budget_upsert
 from files.models import File, Upload
 from gateway.models import SemanticCacheEntry, StoredCompletion, StoredResponse
@@ -134,11 +134,12 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
-    # The request log, stored completions and responses, files and semantic cache entries are
-    # written by the data plane, SCIM tokens are issued by an action and the audit log only by
-    # the services it records.
+    # The request log, guardrail decisions, stored completions and responses, files and semantic
+    # cache entries are written by the data plane, SCIM tokens are issued by an action and the
+    # audit log only by the services it records.
     written_elsewhere = (
         RequestLog,
+        GuardrailDecision,
         ScimToken,
         AuditEvent,
         StoredCompletion,

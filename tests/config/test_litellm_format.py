@@ -203,7 +203,7 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
           success_callback: ["langfuse"]
         general_settings:
           master_key: sk-1234
-        guardrails: []
+        mcp_servers: {}
         """
     )
     config, problems = config_check(path)
@@ -219,7 +219,7 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
         # The master key when OGEM_MASTER_KEY is unset (ogem_site/env.py), written literally.
         f"{path}:13:15: warning: general_settings.master_key: the key is written in the file; "
         "prefer os.environ/NAME or file:///path",
-        f"{path}:14:1: warning: guardrails: unknown key in the LiteLLM configuration, ignored",
+        f"{path}:14:1: warning: mcp_servers: unknown key in the LiteLLM configuration, ignored",
     ]
 
 

@@ -150,6 +150,9 @@ class OpenAIEmulator:
         self.stream_chunk_delay = 0.0
         # Hold every stream after this many chunks until the reader goes away.
         self.stream_hold_after: int | None = None
+        # Stream the reply in pieces of this many characters instead of word by word (pieces
+        # that cut through words and placeholders alike).
+        self.stream_piece_chars: int | None = None
         self.report_usage = True
         self.usage_override: dict[str, Any] | None = None
         self.prompt_cache = PrefixCache(minimum=1024, unit=128)
@@ -202,6 +205,7 @@ class OpenAIEmulator:
         self.model_delays.clear()
         self.stream_chunk_delay = 0.0
         self.stream_hold_after = None
+        self.stream_piece_chars = None
         self.report_usage = True
         self.usage_override = None
         self.prompt_cache.clear()
@@ -630,6 +634,9 @@ class OpenAIEmulator:
         chat = endpoint == "chat/completions"
         reply, prompt_tokens = self._reply_text(endpoint, body)
         words = re.findall(r"\S+\s*", reply)
+        if self.stream_piece_chars:
+            size = self.stream_piece_chars
+            words = [reply[at : at + size] for at in range(0, len(reply), size)]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         base = {

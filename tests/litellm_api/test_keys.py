@@ -53,6 +53,18 @@ def test_generate_answers_litellm_fields_and_the_secret_once(world: World) -> No
     assert by_token.json()["info"]["max_budget"] == 10.0
 
 
+def test_generate_with_guardrails_puts_them_in_the_keys_metadata(world: World) -> None:
+    created = _generate(
+        world.clients["master"],
+        team_id=str(world.a.team.pk),
+        metadata={"env": "test"},
+        guardrails=["pii-mask"],
+    )
+    assert created.status_code == 200, created.content
+    key = VirtualKey.objects.get(pk=int(created.json()["token"]))
+    assert key.metadata == {"env": "test", "guardrails": ["pii-mask"]}
+
+
 def test_no_key_is_litellm_auth_error(world: World) -> None:
     answer = APIClient().get("/key/list")
     assert answer.status_code == 401

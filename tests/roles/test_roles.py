@@ -731,6 +731,7 @@ ORG_ADMIN_PAGES = {
     "billing.Budget": (200, 200),
     "billing.ModelPrice": (403, 403),
     "billing.RequestLog": (200, 403),
+    "billing.GuardrailDecision": (200, 403),
     "gateway.ModelDeployment": (200, 200),
     "files.File": (200, 403),  # their organization's files (tests/files/test_admin.py)
     "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)

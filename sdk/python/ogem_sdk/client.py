@@ -74,6 +74,7 @@ def _attach(
     client.assistant_runs = resources.AssistantRuns(client)
     client.fine_tuning_jobs = resources.FineTuningJobs(client)
     client.cache = resources.Cache(client)
+    client.guardrails = resources.Guardrails(client)
 
 
 def _outcome(
@@ -113,6 +114,7 @@ class Ogem:
     assistant_runs: resources.AssistantRuns[Any, Iterator[Any]]
     fine_tuning_jobs: resources.FineTuningJobs[Any, Iterator[Any]]
     cache: resources.Cache[Any, Iterator[Any]]
+    guardrails: resources.Guardrails[Any, Iterator[Any]]
 
     def __init__(
         self,
@@ -197,6 +199,7 @@ class AsyncOgem:
     assistant_runs: resources.AssistantRuns[Awaitable[Any], AsyncIterator[Any]]
     fine_tuning_jobs: resources.FineTuningJobs[Awaitable[Any], AsyncIterator[Any]]
     cache: resources.Cache[Awaitable[Any], AsyncIterator[Any]]
+    guardrails: resources.Guardrails[Awaitable[Any], AsyncIterator[Any]]
 
     def __init__(
         self,

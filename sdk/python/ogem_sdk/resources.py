@@ -166,6 +166,15 @@ class Cache(Generic[Result, Rows]):
         return self._client.send(Call("DELETE", f"{API}cache/", scope))
 
 
+class Guardrails(Generic[Result, Rows]):
+    def __init__(self, client: Sender[Result, Rows]) -> None:
+        self._client = client
+
+    def decisions(self, **filters: Any) -> Result:
+        """The guardrails' decisions on the caller's requests (no matched text is ever kept)."""
+        return self._client.send(Call("GET", f"{API}guardrails/decisions/", filters))
+
+
 # Every (method, path) the package calls, in the schema's spelling (tests/sdk checks it).
 OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -207,5 +216,6 @@ OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("DELETE", f"{API}cache/"),
         ("GET", f"{API}spend/"),
         ("GET", f"{API}routing/status/"),
+        ("GET", f"{API}guardrails/decisions/"),
     }
 )

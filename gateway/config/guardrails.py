@@ -1,0 +1,339 @@
+"""The `guardrails:` section in both formats (docs/guardrails.md).
+
+Ogem's format names the kind and its settings directly; LiteLLM's puts them under
+`litellm_params` (`guardrail`, `mode`, `default_on`, Presidio's `pii_entities_config` and
+`output_parse_pii`, ...). Both produce GuardrailSpecs. A guardrail that this build cannot run is an
+error, not a warning: a file that asks for a check must never load without it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from gateway.config.common import DeploymentDraft
+from gateway.config.fields import Reader
+from gateway.config.types import GUARDRAIL_KINDS, GuardrailSettings, GuardrailSpec
+from gateway.config.yamltree import YNode
+
+# The vocabulary of the built-in detectors (gateway/guardrails/detectors/): Presidio's entity
+# names, so LiteLLM's pii_entities_config reads as written, and the secret categories.
+PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+SECRET_CATEGORIES = (
+    "PRIVATE_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+    "SLACK_TOKEN",
+    "GOOGLE_API_KEY",
+    "STRIPE_API_KEY",
+    "HUGGINGFACE_TOKEN",
+    "JWT",
+    "HIGH_ENTROPY_SECRET",
+)
+MODES = ("pre_call", "during_call", "post_call")
+ACTIONS = ("block", "mask", "warn")
+
+_COMMON_KEYS = frozenset(
+    {
+        "mode",
+        "action",
+        "default_on",
+        "enforced",
+        "requestable",
+        "restore",
+        "fail_open",
+        "timeout",
+    }
+)
+# Each kind's own settings; `custom` passes every other key to its class.
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "pii": frozenset({"entities", "entity_actions", "region"}),
+    "secrets": frozenset({"categories", "entropy"}),
+    "regex": frozenset({"patterns"}),
+    "words": frozenset({"words", "lists", "case_sensitive"}),
+    "topics": frozenset({"topics", "case_sensitive"}),
+    "json_schema": frozenset({"schema"}),
+    "custom": frozenset({"path", "options"}),
+    "lakera": frozenset({"api_key", "api_base", "project_id"}),
+}
+_NATIVE_KEYS = _COMMON_KEYS | {"name", "kind", "models"}
+
+# LiteLLM's `guardrail` values Ogem reads as one of its kinds.
+_LITELLM_KINDS = {
+    "presidio": "pii",
+    "hide-secrets": "secrets",
+    "hide_secrets": "secrets",
+    "lakera_v2": "lakera",
+}
+# LiteLLM's integrations over HTTP that this build does not have yet.
+_LITELLM_VENDORS = frozenset(
+    {
+        "lakera",  # v1 (/v1/prompt_injection); lakera_v2 is read
+        "aporia",
+        "bedrock",
+        "guardrails_ai",
+        "aim",
+        "azure/text_moderations",
+        "azure/prompt_shield",
+        "openai_moderation",
+        "pangea",
+        "panw_prisma_airs",
+        "noma",
+        "lasso",
+    }
+)
+_LITELLM_IGNORED = frozenset(
+    {"presidio_language", "presidio_score_thresholds", "api_key", "api_base"}
+)
+_ENTITY_ACTIONS = {"MASK": "mask", "BLOCK": "block", "WARN": "warn"}
+
+
+def guardrails_read_native(
+    reader: Reader, node: YNode | None, *, drafts: Sequence[DeploymentDraft]
+) -> GuardrailSettings | None:
+    """Ogem's `guardrails:` list: `{name, kind, mode, action, default_on, models, ...}`."""
+    specs: list[GuardrailSpec] = []
+    models: dict[str, list[str]] = {}
+    for entry in reader.items(node):
+        fields = reader.mapping(entry)
+        if fields is None:
+            continue
+        name = reader.string(fields.get("name"), secret=False)
+        kind = reader.string(fields.get("kind"), secret=False)
+        if not name or not kind:
+            reader.error(entry, 'a guardrail needs "name" and "kind"')
+            continue
+        if kind not in GUARDRAIL_KINDS:
+            reader.error(
+                fields["kind"],
+                f'unknown guardrail kind "{kind}" (one of {", ".join(GUARDRAIL_KINDS)})',
+            )
+            continue
+        known = _NATIVE_KEYS | _KIND_KEYS[kind]
+        if kind != "custom":
+            reader.unknown_keys(entry, known, section="a guardrail")
+        options = {
+            key: reader.resolved(child) for key, child in fields.items() if key not in _NATIVE_KEYS
+        }
+        spec = _spec(reader, entry, fields, name=name, kind=kind, options=options, action="block")
+        if spec is not None:
+            specs.append(spec)
+            for group in reader.strings(fields.get("models")):
+                models.setdefault(group, []).append(name)
+    return _settings(reader, node, specs, models, drafts)
+
+
+def guardrails_read_litellm(
+    reader: Reader, node: YNode | None, *, drafts: Sequence[DeploymentDraft]
+) -> GuardrailSettings | None:
+    """LiteLLM's `guardrails:` list: `{guardrail_name, litellm_params: {guardrail, mode, ...}}`."""
+    specs: list[GuardrailSpec] = []
+    for entry in reader.items(node):
+        fields = reader.mapping(entry)
+        if fields is None:
+            continue
+        reader.unknown_keys(
+            entry, ("guardrail_name", "litellm_params", "guardrail_info"), section="a guardrail"
+        )
+        name = reader.string(fields.get("guardrail_name"), secret=False)
+        params_node = fields.get("litellm_params")
+        params = reader.mapping(params_node)
+        if not name or params is None:
+            reader.error(entry, 'a guardrail needs "guardrail_name" and "litellm_params"')
+            continue
+        vendor = reader.string(params.get("guardrail"), secret=False)
+        if not vendor:
+            reader.error(params_node, 'missing required key "guardrail"')  # type: ignore[arg-type]
+            continue
+        if vendor in _LITELLM_VENDORS:
+            reader.error(
+                params["guardrail"],
+                f'the "{vendor}" guardrail is not available in this Ogem build; remove it, or use '
+                "a built-in kind or a custom class (docs/guardrails.md)",
+            )
+            continue
+        kind = _LITELLM_KINDS.get(vendor, vendor)
+        options: dict[str, Any] = {}
+        if "." in vendor:  # LiteLLM's custom guardrail: `module.ClassName`
+            kind = "custom"
+            options["path"] = vendor
+        elif kind not in GUARDRAIL_KINDS:
+            reader.error(params["guardrail"], f'unknown guardrail "{vendor}"')
+            continue
+        action = "mask" if kind in ("pii", "secrets") else "block"  # LiteLLM masks PII and secrets
+        for key, child in params.items():
+            if key in _COMMON_KEYS or key == "guardrail":
+                continue
+            if key in _LITELLM_IGNORED and key not in _KIND_KEYS.get(kind, ()):
+                continue
+            if key == "pii_entities_config" and kind == "pii":
+                entity_actions = {
+                    entity: _ENTITY_ACTIONS.get(str(value).upper(), "mask")
+                    for entity, value in (reader.resolved(child) or {}).items()
+                }
+                options["entities"] = list(entity_actions)
+                options["entity_actions"] = entity_actions
+            elif key == "output_parse_pii":
+                continue  # read below, as `restore`
+            elif kind == "custom" or key in _KIND_KEYS[kind]:
+                options[key] = reader.resolved(child)
+            else:
+                reader.warning(
+                    child, "unknown key in a guardrail's litellm_params, ignored", at_key=True
+                )
+        mode_node = params.get("mode")
+        if mode_node is not None and mode_node.value == "logging_only":
+            action = "warn"  # LiteLLM's logging-only mode: record, never change the request
+        spec = _spec(
+            reader, params_node, params, name=name, kind=kind, options=options, action=action
+        )  # type: ignore[arg-type]
+        if spec is not None:
+            specs.append(spec)
+    return _settings(reader, node, specs, {}, drafts)
+
+
+def _spec(
+    reader: Reader,
+    node: YNode,
+    fields: Mapping[str, YNode],
+    *,
+    name: str,
+    kind: str,
+    options: dict[str, Any],
+    action: str,
+) -> GuardrailSpec | None:
+    modes = _modes(reader, fields.get("mode"))
+    action = reader.string(fields.get("action"), secret=False) or action
+    if action not in ACTIONS:
+        reader.error(fields["action"], f'unknown action "{action}" (one of block, mask, warn)')
+        return None
+    if not _options_check(reader, node, kind=kind, options=options, modes=modes):
+        return None
+    restore = reader.boolean(fields.get("restore"))
+    if restore is None:
+        restore = reader.boolean(fields.get("output_parse_pii"))
+    timeout = reader.number(fields.get("timeout"))
+    return GuardrailSpec(
+        name=name,
+        kind=kind,
+        modes=modes,
+        action=action,
+        default_on=bool(reader.boolean(fields.get("default_on"))),
+        enforced=bool(reader.boolean(fields.get("enforced"))),
+        requestable=reader.boolean(fields.get("requestable")) is not False,
+        restore=restore is not False,
+        fail_open=bool(reader.boolean(fields.get("fail_open"))),
+        timeout=timeout or 5.0,
+        options=options,
+    )
+
+
+def _modes(reader: Reader, node: YNode | None) -> tuple[str, ...]:
+    if node is None or node.value is None:
+        return ("pre_call",)
+    if node.value == "logging_only":
+        return ("pre_call", "post_call")
+    modes = reader.strings(node)
+    for mode in modes:
+        if mode not in MODES:
+            reader.error(node, f'unknown mode "{mode}" (one of {", ".join(MODES)})')
+            return ()
+    return modes or ("pre_call",)
+
+
+def _options_check(
+    reader: Reader, node: YNode, *, kind: str, options: dict[str, Any], modes: tuple[str, ...]
+) -> bool:
+    """The kind's settings, checked where the file wrote them."""
+    if not modes:
+        return False
+
+    def bad(message: str) -> bool:
+        reader.error(node, message)
+        return False
+
+    if kind == "pii":
+        unknown = set(options.get("entities") or ()) - set(PII_ENTITIES)
+        if unknown:
+            return bad(f"unknown PII entities {sorted(unknown)} (known: {', '.join(PII_ENTITIES)})")
+        actions = options.get("entity_actions") or {}
+        if not isinstance(actions, dict) or any(a not in ACTIONS for a in actions.values()):
+            return bad("entity_actions maps an entity to block, mask or warn")
+    elif kind == "secrets":
+        unknown = set(options.get("categories") or ()) - set(SECRET_CATEGORIES)
+        if unknown:
+            return bad(f"unknown secret categories {sorted(unknown)}")
+    elif kind == "regex":
+        patterns = options.get("patterns")
+        if not isinstance(patterns, list) or not patterns:
+            return bad('a regex guardrail needs "patterns": a list of patterns or {name, pattern}')
+        for item in patterns:
+            pattern = item.get("pattern") if isinstance(item, dict) else item
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                return bad(f"pattern {pattern!r} does not compile: {exc}")
+    elif kind == "words":
+        if not options.get("words") and not options.get("lists"):
+            return bad('a words guardrail needs "words" (a list) or "lists" ({name: [words]})')
+    elif kind == "topics":
+        topics = options.get("topics")
+        if not isinstance(topics, dict) or not topics:
+            return bad('a topics guardrail needs "topics": {topic: [phrases, ...]}')
+    elif kind == "json_schema":
+        if modes != ("post_call",):
+            return bad("a json_schema guardrail checks answers: its mode is post_call")
+        try:
+            Draft202012Validator.check_schema(options.get("schema") or None)  # type: ignore[arg-type]
+        except SchemaError as exc:
+            return bad(f"schema is not a valid JSON schema: {exc.message}")
+    elif kind == "lakera":
+        if not options.get("api_key") and not options.get("api_base"):
+            return bad(
+                "a lakera guardrail needs api_key (os.environ/LAKERA_API_KEY), or an "
+                "api_base of a self-hosted Lakera Guard"
+            )
+    elif kind == "custom":
+        path = options.get("path")
+        if not isinstance(path, str) or "." not in path:
+            return bad('a custom guardrail needs "path": module.ClassName')
+    return True
+
+
+def _settings(
+    reader: Reader,
+    node: YNode | None,
+    specs: list[GuardrailSpec],
+    models: dict[str, list[str]],
+    drafts: Sequence[DeploymentDraft],
+) -> GuardrailSettings | None:
+    by_name: dict[str, GuardrailSpec] = {}
+    for spec in specs:
+        if spec.name in by_name:
+            reader.error(node, f'two guardrails are named "{spec.name}"')  # type: ignore[arg-type]
+        by_name[spec.name] = spec
+    for draft in drafts:
+        for name in draft.guardrails:
+            models.setdefault(draft.model_name, [])
+            if name not in models[draft.model_name]:
+                models[draft.model_name].append(name)
+    for group, names in models.items():
+        for name in names:
+            if name not in by_name:
+                reader.error(
+                    node or drafts[0].node, f'model group "{group}" names no guardrail "{name}"'
+                )
+    if not by_name:
+        return None
+    return GuardrailSettings(
+        guardrails=by_name,
+        default_on=tuple(spec.name for spec in by_name.values() if spec.default_on),
+        model_groups={group: tuple(names) for group, names in models.items()},
+    )

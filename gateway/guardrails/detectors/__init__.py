@@ -1,0 +1,1 @@
+"""Ogem's offline detectors: regular expressions narrowed by validators (docs/guardrails.md)."""
