@@ -578,6 +578,13 @@ async def _drain_watch(loop: asyncio.AbstractEventLoop) -> None:
         await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
+def sessions_key_recheck_all() -> None:
+    """The broadcast listener subscribed again: what was published while it was away is lost, so
+    every open session reads its key again (a query per session, only on a resubscription)."""
+    for session in list(_open):
+        session.key_changed()
+
+
 def sessions_key_changed(prefixes: list[str]) -> None:
     """Keys changed (revoked, updated, their team or organization changed): the sessions they
     hold read them again, and end when they are no longer valid. Any thread."""
@@ -710,5 +717,6 @@ broadcast_topic_register(
     BroadcastTopic(
         name=KEYS,
         receive=lambda message: sessions_key_changed([str(p) for p in message.get("prefixes", ())]),
+        resync=sessions_key_recheck_all,
     )
 )
