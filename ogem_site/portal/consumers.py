@@ -4,8 +4,8 @@ and receives the events ogem_site/live.py describes, as JSON text frames.
 
 Authenticated by the portal session cookie (Channels' AuthMiddlewareStack) and reachable only
 from the portal's own origin (AllowedHostsOriginValidator, ogem_site/asgi.py): a page of another
-site cannot open it with the user's cookie. Anonymous: refused (the handshake is answered 403). The client sends
-nothing; what it sends is ignored.
+site cannot open it with the user's cookie. Anonymous: refused (the handshake is answered
+403). The client sends nothing; what it sends is ignored.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from tenants.selectors import (
     principal_org_read_ids,
     principal_team_read_ids,
 )
-
-CLOSE_UNAUTHENTICATED = 4401
 
 
 def live_groups_for_user(*, user: Any) -> list[str]:
@@ -46,7 +44,7 @@ class PortalLiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.groups_joined = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close()  # before accept: the handshake is refused (403)
             return
         live_home_loop_set(asyncio.get_running_loop())
         self.groups_joined = await database_sync_to_async(live_groups_for_user)(user=user)

@@ -14,5 +14,10 @@ urlpatterns = [
     path("models/", views.models, name="models"),
     path("batches/", views.batches, name="batches"),
     path("playground/", views.playground, name="playground"),
+    path(
+        "playground/realtime-secret/",
+        views.playground_realtime_secret,
+        name="playground_realtime_secret",
+    ),
     path("sso/", views.sso_discover, name="sso_discover"),
 ]
