@@ -36,7 +36,7 @@ from billing.usage import (
 from keys.budgets import KeyBudget
 from keys.models import VirtualKey
 from ogem_site.broadcast import GOVERNANCE, PRICES, broadcast_publish
-from ogem_site.live import live_publish
+from ogem_site.live import LiveEvent, live_publish_many
 from ogem_site.redis import redis_client_sync
 
 logger = logging.getLogger(__name__)
@@ -214,20 +214,24 @@ def _key_usage_deltas(*, rows: list[RequestLog]) -> list[dict[str, Any]]:
 
 
 def _key_usage_publish(*, usage: list[dict[str, Any]]) -> None:
-    for entry in usage:
-        live_publish(
-            event={
-                "type": "key.usage",
-                "key_id": entry["key_id"],
-                "requests": entry["requests"],
-                "prompt_tokens": entry["prompt_tokens"],
-                "completion_tokens": entry["completion_tokens"],
-                "cost": str(entry["cost"]),
-            },
-            organization_id=entry["organization_id"],
-            team_id=entry["team_id"],
-            user_id=entry["user_id"],
-        )
+    live_publish_many(
+        events=[
+            LiveEvent(
+                event={
+                    "type": "key.usage",
+                    "key_id": entry["key_id"],
+                    "requests": entry["requests"],
+                    "prompt_tokens": entry["prompt_tokens"],
+                    "completion_tokens": entry["completion_tokens"],
+                    "cost": str(entry["cost"]),
+                },
+                organization_id=entry["organization_id"],
+                team_id=entry["team_id"],
+                user_id=entry["user_id"],
+            )
+            for entry in usage
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -59,12 +60,21 @@ def live_home_loop_set(loop: asyncio.AbstractEventLoop) -> None:
         _home_loop = loop
 
 
-async def _send(groups: list[str], message: dict[str, Any]) -> None:
+async def _send(messages: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        await layer.group_send(group, message)
+    for groups, message in messages:
+        for group in groups:
+            await layer.group_send(group, message)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    event: dict[str, Any]
+    organization_id: int | None
+    team_id: int | None
+    user_id: int | None
 
 
 def live_publish(
@@ -75,8 +85,28 @@ def live_publish(
     user_id: int | None,
 ) -> None:
     """Send `event` to the groups that may see it (synchronous; call it after commit)."""
-    groups = live_group_names(organization_id=organization_id, team_id=team_id, user_id=user_id)
-    message = {"type": EVENT_TYPE, "event": event}
+    live_publish_many(
+        events=[
+            LiveEvent(
+                event=event, organization_id=organization_id, team_id=team_id, user_id=user_id
+            )
+        ]
+    )
+
+
+def live_publish_many(*, events: list[LiveEvent]) -> None:
+    """Send several events in one go (one connection to the layer, not one per event)."""
+    if not events:
+        return
+    messages = [
+        (
+            live_group_names(
+                organization_id=item.organization_id, team_id=item.team_id, user_id=item.user_id
+            ),
+            {"type": EVENT_TYPE, "event": item.event},
+        )
+        for item in events
+    ]
     try:
         layer = get_channel_layer()
         if layer is None:
@@ -90,12 +120,12 @@ def live_publish(
             if loop is None or loop.is_closed():
                 return  # no page is listening in this process
             if running is loop:
-                loop.create_task(_send(groups, message))
+                loop.create_task(_send(messages))
             else:  # fire and forget: the publisher never waits for the pages
-                asyncio.run_coroutine_threadsafe(_send(groups, message), loop)
+                asyncio.run_coroutine_threadsafe(_send(messages), loop)
         elif running is not None:
-            running.create_task(_send(groups, message))
+            running.create_task(_send(messages))
         else:
-            async_to_sync(_send)(groups, message)
+            async_to_sync(_send)(messages)
     except Exception:
-        logger.warning("live update %s not published", event.get("type"), exc_info=True)
+        logger.warning("%d live updates not published", len(events), exc_info=True)
