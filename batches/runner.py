@@ -36,6 +36,7 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from django.db.models import F
 from django.utils import timezone
 
+from batches.live import batch_progress_publish
 from batches.models import Batch, BatchLine
 from batches.selectors import ENDED, batch_lines_answered, batch_lines_ordered, batches_resumable
 from files.batch_input import BATCH_ENDPOINTS, BatchInputError, batch_line_parse
@@ -108,6 +109,7 @@ def batch_lease_take(*, batch_id: str, owner: str) -> Batch | None:
         if batch.status == Batch.Status.VALIDATING:
             batch.status = Batch.Status.IN_PROGRESS
             batch.in_progress_at = now
+            batch_progress_publish(batch_pk=batch.pk)
         batch.save(update_fields=["lease_owner", "lease_expires_at", "status", "in_progress_at"])
         return batch
 
@@ -266,6 +268,7 @@ def _lines_run(
             continue
         results = loop.run_until_complete(_chunk_run(batch, caller, owner, todo, stop))
         _results_record(batch, results)
+        batch_progress_publish(batch_pk=batch.pk)
         if stop.is_set():
             return True
     return True
@@ -570,6 +573,7 @@ def batch_finish(
     ended = Batch.objects.filter(pk=batch.pk).exclude(status__in=ENDED).update(**fields)
     if ended:
         batch_ended_record(status=status)
+        batch_progress_publish(batch_pk=batch.pk)
     return status
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from batches.live import batch_progress_publish
 from batches.models import Batch
 from batches.passthrough import batch_passthrough_target
 from batches.selectors import ENDED, batches_open_count
@@ -99,6 +100,7 @@ def batch_cancel(*, batch: Batch) -> Batch:
             locked.status = Batch.Status.CANCELLING
             locked.cancelling_at = timezone.now()
             locked.save(update_fields=["status", "cancelling_at"])
+            batch_progress_publish(batch_pk=locked.pk)
             batch_id = locked.batch_id
             # A batch no worker holds is finished by whoever takes it; one held notices.
             transaction.on_commit(lambda: batch_run_enqueue(batch_id=batch_id))

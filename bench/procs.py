@@ -18,10 +18,29 @@ class BenchError(RuntimeError):
     """A step of the benchmark failed; the message says which and what to do."""
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free local port: any, or one of OGEM_BENCH_PORTS ("LOW-HIGH") when set (a machine
+    shared by several benches gives each its own range)."""
+    span = os.environ.get("OGEM_BENCH_PORTS", "")
+    if not span:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    low, _, high = span.partition("-")
+    for port in range(int(low), int(high) + 1):
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise BenchError(f"no free port in OGEM_BENCH_PORTS={span}")
 
 
 def ensure_tools(names: dict[str, str]) -> dict[str, str]:

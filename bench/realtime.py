@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import threading
 import time
+from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -90,6 +92,16 @@ async def _round_trips(ws: ClientConnection, frames: int) -> list[float]:
     return times
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the server's processes used so far (/proc/PID/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)] * 1000
@@ -119,7 +131,11 @@ async def _measure(
     await asyncio.sleep(2)
     after = sum(rss_kib(pid) for pid in pids)
     per_session = (after - before) / sessions
+    cpu_before = _cpu_seconds(pids)
     runs = await asyncio.gather(*(_round_trips(ws, frames) for ws in opened[:active]))
+    # Each round trip is two relayed frames (client to upstream, and back): CPU per frame does
+    # not move with the machine's load the way the wall-clock round trip does.
+    cpu_per_frame = (_cpu_seconds(pids) - cpu_before) / (active * frames * 2) * 1e6
     relayed = [t for run in runs for t in run]
     baseline_sockets = await asyncio.gather(*(_open(direct, {}) for _ in range(active)))
     runs = await asyncio.gather(*(_round_trips(ws, frames) for ws in baseline_sockets))
@@ -142,6 +158,8 @@ async def _measure(
             f"| round trip through Ogem, p50 / p99 | {_p(relayed, 0.5):.2f} / "
             f"{_p(relayed, 0.99):.2f} ms |",
             f"| added per relayed frame, p50 (half the round trip's) | {added / 2:.2f} ms |",
+            f"| server CPU per relayed frame (governance reads included) | "
+            f"{cpu_per_frame:.0f} µs |",
         ]
     )
 

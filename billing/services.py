@@ -38,6 +38,7 @@ from billing.usage import (
 from keys.budgets import KeyBudget
 from keys.models import VirtualKey
 from ogem_site.broadcast import GOVERNANCE, PRICES, broadcast_publish
+from ogem_site.live import LiveEvent, live_publish_many
 from ogem_site.redis import redis_client_sync
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ def _request_logs_insert(
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=len(rows))
         if unpriced:
             UnpricedUsage.objects.bulk_create(unpriced)
+        usage = _key_usage_deltas(rows=rows)
+        transaction.on_commit(lambda: _key_usage_publish(usage=usage))
     if decisions:
         GuardrailDecision.objects.bulk_create(decisions, ignore_conflicts=True)
     return len(rows)
@@ -217,6 +220,53 @@ def _guardrail_decisions_from(*, event: dict[str, Any]) -> list[GuardrailDecisio
         )
         for item in items
     ]
+
+
+def _key_usage_deltas(*, rows: list[RequestLog]) -> list[dict[str, Any]]:
+    """What these rows add to each key's usage, for the portal's live updates."""
+    keys: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.key_id is None:
+            continue
+        entry = keys.setdefault(
+            row.key_id,
+            {
+                "key_id": row.key_id,
+                "organization_id": row.organization_id,
+                "team_id": row.team_id,
+                "user_id": row.user_id,
+                "requests": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cost": Decimal(0),
+            },
+        )
+        entry["requests"] += 1
+        entry["prompt_tokens"] += row.prompt_tokens or 0
+        entry["completion_tokens"] += row.completion_tokens or 0
+        entry["cost"] += row.cost or Decimal(0)
+    return list(keys.values())
+
+
+def _key_usage_publish(*, usage: list[dict[str, Any]]) -> None:
+    live_publish_many(
+        events=[
+            LiveEvent(
+                event={
+                    "type": "key.usage",
+                    "key_id": entry["key_id"],
+                    "requests": entry["requests"],
+                    "prompt_tokens": entry["prompt_tokens"],
+                    "completion_tokens": entry["completion_tokens"],
+                    "cost": str(entry["cost"]),
+                },
+                organization_id=entry["organization_id"],
+                team_id=entry["team_id"],
+                user_id=entry["user_id"],
+            )
+            for entry in usage
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,6 +116,12 @@ _post(
     summary="Create a Realtime client secret (an ephemeral key for one model)",
 )
 _post(
+    "/realtime/calls",
+    realtime.realtime_calls,
+    multipart=True,
+    summary="Set up a WebRTC Realtime call (SDP offer in, SDP answer out; OpenAI deployments)",
+)
+_post(
     "/realtime/sessions",
     realtime.realtime_sessions,
     summary="Create a Realtime session's ephemeral key (the beta's form)",

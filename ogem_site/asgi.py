@@ -24,9 +24,12 @@ django_http = get_asgi_application()
 
 from collections.abc import Iterable  # noqa: E402
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import path  # noqa: E402
 
 from gateway.asgi import V1Split  # noqa: E402
 from gateway.cors import cors_wrap  # noqa: E402
@@ -35,6 +38,7 @@ from gateway.realtime.routing import websocket_urlpatterns  # noqa: E402
 from ogem_site.asgi_types import ASGIApp  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
 from ogem_site.metrics import MetricsASGI  # noqa: E402
+from ogem_site.portal.consumers import PortalLiveConsumer  # noqa: E402
 
 
 def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
@@ -48,7 +52,18 @@ def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
 application = ProtocolTypeRouter(
     {
         "http": http_application(cors_origins=settings.OGEM_CORS_ORIGINS),
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter(
+            [
+                # The portal's live updates: its session cookie, from its own origin only.
+                path(
+                    "portal/ws/live",
+                    AllowedHostsOriginValidator(
+                        AuthMiddlewareStack(PortalLiveConsumer.as_asgi())  # type: ignore[no-untyped-call]
+                    ),
+                ),
+                *websocket_urlpatterns,
+            ]
+        ),
     }
 )
 

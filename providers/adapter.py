@@ -190,6 +190,22 @@ class ProviderAdapter:
         `Endpoint.REALTIME` in `endpoints` override it)."""
         raise InvalidRequestError(f"Provider {self.name} does not serve the Realtime API.")
 
+    async def realtime_address(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """`realtime_target`, for adapters whose credentials must be awaited (Vertex AI)."""
+        return self.realtime_target(deployment)
+
+    async def realtime_call(
+        self, *, deployment: Deployment, sdp: str, session: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """Set up a WebRTC Realtime call: the SDP answer and the call's `Location` (OpenAI's
+        `POST /realtime/calls`, overridden where the provider serves it)."""
+        raise InvalidRequestError(f"Provider {self.name} does not serve WebRTC Realtime calls.")
+
+    def realtime_live_model(self, deployment: Deployment) -> str | None:
+        """The model resource of a Gemini Live API session (`setup.model`); None for an
+        upstream that speaks OpenAI's Realtime protocol itself."""
+        return None
+
     def stream_usage(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         """The usage block a translated stream chunk carries, if any."""
         return chunk.get("usage")

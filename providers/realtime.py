@@ -15,19 +15,25 @@ from providers.adapter import ProviderAdapter
 from providers.addresses import AddressRefusedError, addresses_resolve
 from providers.base import Deployment
 from providers.errors import UpstreamError, UpstreamUnavailableError
+from providers.gemini.live import LiveConnection
 
 logger = logging.getLogger(__name__)
+
+# What the relay talks to: an OpenAI-protocol WebSocket, or a Live API one behind its translation.
+RealtimeUpstream = ClientConnection | LiveConnection
 
 
 async def realtime_connect(
     *, adapter: ProviderAdapter, deployment: Deployment, beta: bool, open_timeout: float
-) -> ClientConnection:
-    """An open WebSocket; raises UpstreamUnavailableError (naming no secret) when it cannot."""
-    url, headers = adapter.realtime_target(deployment)
-    if beta:
-        headers = {**headers, "OpenAI-Beta": "realtime=v1"}
+) -> RealtimeUpstream:
+    """An open WebSocket (a Gemini Live API one wrapped in its translation); raises
+    UpstreamUnavailableError (naming no secret) when it cannot."""
+    live_model = adapter.realtime_live_model(deployment)
     options: dict[str, object] = {}
     try:
+        url, headers = await adapter.realtime_address(deployment)
+        if beta and live_model is None:
+            headers = {**headers, "OpenAI-Beta": "realtime=v1"}
         if deployment.address_policy is not None:
             # An organization's deployment: connect only to an address its policy allows.
             parts = urlsplit(url)
@@ -36,7 +42,7 @@ async def realtime_connect(
                 parts.hostname or "", port, policy=deployment.address_policy
             )
             options = {"host": addresses[0][0], "port": addresses[0][1]}
-        return await websockets.connect(
+        connection = await websockets.connect(
             url,
             additional_headers=headers,
             open_timeout=open_timeout,
@@ -60,6 +66,11 @@ async def realtime_connect(
             f"The Realtime upstream of deployment {deployment.id} could not be reached.",
             provider=deployment.provider,
         ) from exc
+    if live_model is not None:  # Gemini's Live API, translated to OpenAI's protocol
+        return LiveConnection(
+            connection, model=live_model, upstream_model=deployment.upstream_model, beta=beta
+        )
+    return connection
 
 
 async def realtime_probe(

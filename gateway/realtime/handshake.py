@@ -81,30 +81,7 @@ async def opening_resolve(scope: dict[str, Any]) -> Opening:
             "`openai-insecure-api-key.KEY` subprotocol.",
             code="missing_api_key",
         )
-    session: dict[str, Any] = {}
-    if secret.startswith(SECRET_PREFIX):
-        bound = await sync_to_async(_client_secret_read, thread_sensitive=False)(secret)
-        if bound is None:
-            raise AuthenticationError(
-                "Invalid or expired client secret.", code="invalid_client_secret"
-            )
-        key_id, bound_model, session = bound
-        caller = await caller_by_key_id(key_id=key_id)
-        if caller is None:  # the key that minted it was revoked, expired or deleted
-            raise AuthenticationError(
-                "Invalid or expired client secret.", code="invalid_client_secret"
-            )
-        if model and model != bound_model:
-            raise PermissionDeniedError(
-                f"This client secret was issued for the model `{bound_model}`.",
-                param="model",
-                code="model_not_allowed",
-            )
-        model = bound_model
-    else:
-        caller = await caller_from_secret(secret=secret)
-        if caller.expires_at is not None and caller.expires_at <= time.time():
-            raise AuthenticationError("This API key has expired.", code="expired_api_key")
+    caller, model, session = await credential_resolve(secret, model=model)
     if not model:
         raise InvalidRequestError(
             "Name the model in the URL: /v1/realtime?model=MODEL.", param="model"
@@ -116,6 +93,30 @@ async def opening_resolve(scope: dict[str, Any]) -> Opening:
         subprotocol=_subprotocol(protocols),
         session=session,
     )
+
+
+async def credential_resolve(secret: str, *, model: str) -> tuple[Caller, str, dict[str, Any]]:
+    """The Caller of a key or client secret, the model (a secret's own: another named one is
+    403) and the secret's session configuration ({} for a key). Raises GatewayError (401, 403)."""
+    if not secret.startswith(SECRET_PREFIX):
+        caller = await caller_from_secret(secret=secret)
+        if caller.expires_at is not None and caller.expires_at <= time.time():
+            raise AuthenticationError("This API key has expired.", code="expired_api_key")
+        return caller, model, {}
+    bound = await sync_to_async(_client_secret_read, thread_sensitive=False)(secret)
+    if bound is None:
+        raise AuthenticationError("Invalid or expired client secret.", code="invalid_client_secret")
+    key_id, bound_model, session = bound
+    found = await caller_by_key_id(key_id=key_id)
+    if found is None:  # the key that minted it was revoked, expired or deleted
+        raise AuthenticationError("Invalid or expired client secret.", code="invalid_client_secret")
+    if model and model != bound_model:
+        raise PermissionDeniedError(
+            f"This client secret was issued for the model `{bound_model}`.",
+            param="model",
+            code="model_not_allowed",
+        )
+    return found, bound_model, session
 
 
 def _client_secret_read(secret: str) -> tuple[int, str, dict[str, Any]] | None:

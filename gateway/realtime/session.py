@@ -39,7 +39,6 @@ import orjson
 import websockets
 from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
-from websockets.asyncio.client import ClientConnection
 
 from billing.pricing import cost_from_price, deployment_price
 from gateway.auth import caller_by_key_id
@@ -63,6 +62,7 @@ from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcas
 from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
 from ogem_site.supervision import draining
 from providers.base import Deployment, Endpoint
+from providers.realtime import RealtimeUpstream
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class _Turn:
 class RealtimeSession:
     opening: Opening
     deployment: Deployment
-    upstream: ClientConnection
+    upstream: RealtimeUpstream
     receive: Receive
     send: Send
     hold: SessionHold
@@ -344,7 +344,14 @@ class RealtimeSession:
         status = str(response.get("status") or "")
         if isinstance(usage, dict):
             usage_from_realtime(usage, into=turn.ctx.usage)
-            self.context_tokens = turn.ctx.usage.prompt_tokens + turn.ctx.usage.completion_tokens
+        else:  # an upstream that did not report it (a Live API turn without usageMetadata)
+            usage_estimate(
+                into=turn.ctx.usage,
+                prompt_tokens=turn.ctx.estimated_prompt_tokens,
+                text_bytes=turn.text_bytes,
+                audio_chars=turn.audio_chars,
+            )
+        self.context_tokens = turn.ctx.usage.prompt_tokens + turn.ctx.usage.completion_tokens
         await self.turn_settle(turn, status=status)
         if not self._running:
             self._idle.set()
@@ -578,6 +585,13 @@ async def _drain_watch(loop: asyncio.AbstractEventLoop) -> None:
         await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
+def sessions_key_recheck_all() -> None:
+    """The broadcast listener subscribed again: what was published while it was away is lost, so
+    every open session reads its key again (a query per session, only on a resubscription)."""
+    for session in list(_open):
+        session.key_changed()
+
+
 def sessions_key_changed(prefixes: list[str]) -> None:
     """Keys changed (revoked, updated, their team or organization changed): the sessions they
     hold read them again, and end when they are no longer valid. Any thread."""
@@ -710,5 +724,6 @@ broadcast_topic_register(
     BroadcastTopic(
         name=KEYS,
         receive=lambda message: sessions_key_changed([str(p) for p in message.get("prefixes", ())]),
+        resync=sessions_key_recheck_all,
     )
 )

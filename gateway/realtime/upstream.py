@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from websockets.asyncio.client import ClientConnection
 
 from gateway.config import config_current
 from gateway.context import Caller
@@ -21,7 +20,7 @@ from gateway.registry import registry_get
 from gateway.router import deployments_for
 from gateway.strategies.base import weighted_shuffle
 from providers.base import Deployment, Endpoint
-from providers.realtime import realtime_connect
+from providers.realtime import RealtimeUpstream, realtime_connect
 from providers.registry import adapter_get
 
 logger = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 async def upstream_open(
     *, caller: Caller, model: str, beta: bool
-) -> tuple[ClientConnection, Deployment]:
+) -> tuple[RealtimeUpstream, Deployment]:
     """An open upstream WebSocket and the deployment it belongs to; raises a GatewayError (404 or
     403 for the model, 502 when no deployment could be connected)."""
     router = config_current().router
@@ -66,7 +65,7 @@ async def upstream_open(
     )
 
 
-async def _connect(deployment: Deployment, *, beta: bool) -> ClientConnection:
+async def _connect(deployment: Deployment, *, beta: bool) -> RealtimeUpstream:
     adapter = adapter_get(deployment.provider)
     assert adapter is not None  # deployments_for keeps only deployments with an adapter
     return await realtime_connect(

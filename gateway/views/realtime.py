@@ -24,6 +24,7 @@ from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError
+from gateway.realtime.calls import call_create
 from gateway.registry import registry_get
 from gateway.responses import json_response
 from gateway.router import deployments_for
@@ -154,3 +155,12 @@ def _create(key_id: int, model: str, session: dict[str, Any], expires: int) -> s
         return value
     finally:
         connection.close()
+
+
+async def realtime_calls(request: HttpRequest) -> HttpResponse:
+    """WebRTC call setup (gateway/realtime/calls.py): the SDP answer, 201."""
+    answer, location = await call_create(request)
+    response = HttpResponse(answer, status=201, content_type="application/sdp")
+    if location:
+        response["Location"] = location
+    return response

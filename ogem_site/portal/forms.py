@@ -14,3 +14,8 @@ class KeyCreateForm(forms.Form):
     def __init__(self, *args: Any, teams: list[Team], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = Team.objects.filter(pk__in=[t.pk for t in teams])
+
+
+class RealtimeSecretForm(forms.Form):
+    key_id = forms.IntegerField(min_value=1)
+    model = forms.CharField(max_length=200)

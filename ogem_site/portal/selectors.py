@@ -17,8 +17,9 @@ from gateway.model_health import deployment_kind
 from gateway.registry import registry_get
 from keys.budgets import usd_str
 from keys.models import VirtualKey
-from keys.selectors import key_list
+from keys.selectors import key_list, key_status
 from providers.base import Endpoint
+from providers.registry import adapter_get
 from tenants.models import Role, Team
 from tenants.principals import Principal
 from tenants.selectors import principal_can_create_own_key, team_list
@@ -108,8 +109,28 @@ def portal_model_list(*, principal: Principal) -> list[dict[str, Any]]:
                 "providers": sorted({d.provider for d in usable}),
                 "deployments": len(usable),
                 "chat": any(deployment_kind(d) == Endpoint.CHAT for d in usable),
+                # A provider that can hold a Realtime session (the playground's realtime mode).
+                "realtime": any(_realtime_capable(d.provider) for d in usable),
             }
     return list(models.values())
+
+
+def _realtime_capable(provider: str) -> bool:
+    adapter = adapter_get(provider)
+    return adapter is not None and Endpoint.REALTIME in adapter.endpoints
+
+
+def portal_realtime_keys(*, principal: Principal) -> list[VirtualKey]:
+    """The caller's own active keys: those the playground may mint a Realtime secret for."""
+    user_id = getattr(principal.user, "pk", None)
+    if user_id is None:
+        return []
+    now = timezone.now()
+    return [
+        key
+        for key in key_list(principal=principal).filter(user_id=user_id).order_by("-created_at")
+        if key_status(key=key, now=now) == "active"
+    ]
 
 
 def portal_chat_model_default(*, models: list[dict[str, Any]]) -> str | None:

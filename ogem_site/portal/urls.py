@@ -15,5 +15,10 @@ urlpatterns = [
     path("batches/", views.batches, name="batches"),
     path("fine-tuning/", views.fine_tuning, name="fine_tuning"),
     path("playground/", views.playground, name="playground"),
+    path(
+        "playground/realtime-secret/",
+        views.playground_realtime_secret,
+        name="playground_realtime_secret",
+    ),
     path("sso/", views.sso_discover, name="sso_discover"),
 ]

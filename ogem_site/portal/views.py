@@ -13,16 +13,17 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from batches.selectors import ENDED as BATCH_ENDED
 from fine_tuning.selectors import ENDED as FINE_TUNING_ENDED
+from gateway.errors import GatewayError
 from keys.permissions import key_change_allowed
 from keys.selectors import key_status
 from keys.services import IssuedKey
-from ogem_site.portal.forms import KeyCreateForm
+from ogem_site.portal.forms import KeyCreateForm, RealtimeSecretForm
 from ogem_site.portal.selectors import (
     portal_batch_rows,
     portal_chat_model_default,
@@ -31,10 +32,16 @@ from ogem_site.portal.selectors import (
     portal_key_list,
     portal_key_teams,
     portal_model_list,
+    portal_realtime_keys,
     portal_team_rows,
     portal_usage,
 )
-from ogem_site.portal.services import portal_key_create, portal_key_revoke, portal_key_rotate
+from ogem_site.portal.services import (
+    portal_key_create,
+    portal_key_revoke,
+    portal_key_rotate,
+    portal_realtime_secret_create,
+)
 from tenants.audit import audit_actor, audit_actor_name, audit_client_ip
 from tenants.models import AuditSurface
 from tenants.portal.forms import SsoDiscoveryForm
@@ -243,12 +250,43 @@ def fine_tuning(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def playground(request: HttpRequest) -> HttpResponse:
-    chat = [m for m in portal_model_list(principal=_principal(request)) if m["chat"]]
+    principal = _principal(request)
+    models = portal_model_list(principal=principal)
+    chat = [m for m in models if m["chat"]]
     return _render(
         request,
         "portal/playground.html",
-        {"models": chat, "selected": portal_chat_model_default(models=chat)},
+        {
+            "models": chat,
+            "selected": portal_chat_model_default(models=chat),
+            "realtime_models": [m for m in models if m["realtime"]],
+            "realtime_keys": portal_realtime_keys(principal=principal),
+        },
     )
+
+
+@login_required
+@require_POST
+def playground_realtime_secret(request: HttpRequest) -> HttpResponse:
+    """A one-minute Realtime client secret for one of the user's keys, as JSON (the playground's
+    realtime mode opens its browser WebSocket with it)."""
+    principal = _principal(request)
+    form = RealtimeSecretForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse(
+            {"error": {"message": "Choose a key and a model.", "type": "invalid_request_error"}},
+            status=400,
+        )
+    key = portal_key_get(principal=principal, key_id=form.cleaned_data["key_id"])
+    if key is None:
+        raise Http404
+    try:
+        value, expires_at = portal_realtime_secret_create(
+            principal=principal, key=key, model=form.cleaned_data["model"]
+        )
+    except GatewayError as error:
+        return JsonResponse(error.to_body(), status=error.status)
+    return JsonResponse({"value": value, "expires_at": expires_at})
 
 
 @require_GET

@@ -45,7 +45,10 @@ def _model_id(upstream_model: str) -> str:
 class GeminiAdapter(ProviderAdapter):
     name: ClassVar[str] = "gemini"
     maps_anthropic_fields: ClassVar[bool] = True
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    # Realtime sessions are translated to the Live API (providers/gemini/live.py).
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.REALTIME}
+    )
     # Remote media the upstream fetches itself (not downloaded by Ogem).
     kept_media_prefixes: ClassVar[tuple[str, ...]] = (FILES_API_PREFIX,)
 
@@ -56,6 +59,22 @@ class GeminiAdapter(ProviderAdapter):
         if not base.endswith(f"/{version}"):
             base = f"{base}/{version}"
         return f"{base}/models/{_model_id(deployment.upstream_model)}:{method}"
+
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """The Live API's WebSocket (`BidiGenerateContent`), the key in `x-goog-api-key`."""
+        base = (deployment.api_base or DEFAULT_API_BASE).rstrip("/")
+        version = deployment.api_version or DEFAULT_API_VERSION
+        base = base.removesuffix(f"/{version}")
+        scheme, sep, rest = base.partition("://")
+        ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+        url = (
+            f"{ws_scheme}{sep}{rest}/ws/google.ai.generativelanguage.{version}"
+            ".GenerativeService.BidiGenerateContent"
+        )
+        return url, self.headers(deployment)
+
+    def realtime_live_model(self, deployment: Deployment) -> str | None:
+        return f"models/{_model_id(deployment.upstream_model)}"
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers: dict[str, str] = {}

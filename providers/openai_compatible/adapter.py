@@ -63,6 +63,26 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         url = f"{ws_scheme}{sep}{rest}/realtime?model={quote(deployment.upstream_model, safe='')}"
         return url, self.headers(deployment)
 
+    async def realtime_call(
+        self, *, deployment: Deployment, sdp: str, session: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """`POST <api_base>/realtime/calls` as multipart (`sdp`, `session` with the upstream
+        model): the SDP answer (201) and the call's `Location`; an error answer is mapped."""
+        request = UpstreamRequest(
+            method="POST",
+            url=f"{self.api_base(deployment)}/realtime/calls",
+            headers=self.headers(deployment),
+            form={
+                "session": orjson.dumps({**session, "model": deployment.upstream_model}).decode()
+            },
+            # The offer as a part of its own, as OpenAI's SDKs send it (and multipart for sure).
+            files=[UploadFile("sdp", "offer.sdp", sdp.encode(), "application/sdp")],
+        )
+        response = await self._read(await self._open(request, deployment=deployment))
+        if response.status >= 400:
+            raise self.map_error(deployment=deployment, response=response)
+        return response.body.decode("utf-8", "replace"), response.headers.get("Location")
+
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = self.auth_headers(deployment)
         headers.update(deployment.params.get("extra_headers") or {})

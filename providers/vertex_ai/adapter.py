@@ -52,11 +52,12 @@ def _region(deployment: Deployment) -> str:
 
 class VertexAIAdapter(GeminiAdapter):
     name: ClassVar[str] = PROVIDER
-    endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.REALTIME}
+    )
     kept_media_prefixes: ClassVar[tuple[str, ...]] = ()
 
-    def model_url(self, deployment: Deployment, method: str) -> str:
-        region = _region(deployment)
+    def _project(self, deployment: Deployment) -> str:
         project = deployment.params.get("vertex_project")
         if not project:
             credential = deployment_credentials(deployment)
@@ -65,17 +66,43 @@ class VertexAIAdapter(GeminiAdapter):
             raise InvalidRequestError(
                 f"The Vertex AI deployment {deployment.id} names no vertex_project."
             )
+        return str(project)
+
+    def _base(self, deployment: Deployment) -> str:
+        region = _region(deployment)
         host = (
             "aiplatform.googleapis.com"
             if region == "global"
             else (f"{region}-aiplatform.googleapis.com")
         )
-        base = (deployment.api_base or f"https://{host}").rstrip("/")
-        version = deployment.api_version or DEFAULT_API_VERSION
+        return (deployment.api_base or f"https://{host}").rstrip("/")
+
+    def _model_path(self, deployment: Deployment) -> str:
         return (
-            f"{base}/{version}/projects/{project}/locations/{region}/publishers/"
-            f"{_publisher(deployment)}/models/{deployment.upstream_model}:{method}"
+            f"projects/{self._project(deployment)}/locations/{_region(deployment)}/publishers/"
+            f"{_publisher(deployment)}/models/{deployment.upstream_model}"
         )
+
+    def model_url(self, deployment: Deployment, method: str) -> str:
+        version = deployment.api_version or DEFAULT_API_VERSION
+        return f"{self._base(deployment)}/{version}/{self._model_path(deployment)}:{method}"
+
+    def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        """Vertex AI's Live API WebSocket (`LlmBidiService/BidiGenerateContent`); the bearer
+        token is added by `realtime_address`."""
+        version = deployment.api_version or DEFAULT_API_VERSION
+        scheme, sep, rest = self._base(deployment).partition("://")
+        ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+        service = f"google.cloud.aiplatform.{version}.LlmBidiService"
+        url = f"{ws_scheme}{sep}{rest}/ws/{service}/BidiGenerateContent"
+        return url, self.headers(deployment)
+
+    async def realtime_address(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        url, headers = self.realtime_target(deployment)
+        return url, {**headers, "Authorization": f"Bearer {await self._token(deployment)}"}
+
+    def realtime_live_model(self, deployment: Deployment) -> str | None:
+        return self._model_path(deployment)
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         # The Authorization header is added in `_open`, where the token can be awaited.

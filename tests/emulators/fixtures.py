@@ -11,6 +11,7 @@ import pytest
 from gateway import registry as deployment_registry
 from gateway.registry import registry_builtin, registry_install
 from providers.base import Deployment
+from tests.emulators.gemini_live_api import GeminiLiveEmulator
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.realtime_api import RealtimeEmulator
 from tests.live import LiveServer
@@ -59,6 +60,21 @@ def realtime_emulator(_realtime_server: RealtimeEmulator) -> Iterator[RealtimeEm
     _realtime_server.reset()
     yield _realtime_server
     _realtime_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _gemini_live_server() -> Iterator[GeminiLiveEmulator]:
+    emulator = GeminiLiveEmulator(api_key=UPSTREAM_KEY).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def gemini_live_emulator(_gemini_live_server: GeminiLiveEmulator) -> Iterator[GeminiLiveEmulator]:
+    """The Gemini Live API emulator (the Gemini API's and Vertex AI's URLs), reset per test."""
+    _gemini_live_server.reset()
+    yield _gemini_live_server
+    _gemini_live_server.reset()
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ import re
 import struct
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +143,7 @@ class OpenAIEmulator:
         self.api_key = api_key
         self.flavor = flavor
         self.requests: list[Recorded] = []
+        self.calls: list[dict[str, Any]] = []  # WebRTC offers and their sessions
         self.ledger: list[Reported] = []
         self.faults: list[Fault] = []
         # Upstream model name -> seconds every request for it waits before answering.
@@ -200,6 +202,7 @@ class OpenAIEmulator:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.calls.clear()
         self.ledger.clear()
         self.faults.clear()
         self.model_delays.clear()
@@ -232,14 +235,17 @@ class OpenAIEmulator:
             query=dict(request.query),
             headers={k.lower(): v for k, v in request.headers.items()},
         )
-        if request.content_type == "multipart/form-data":
+        if request.content_type == "application/sdp":  # a WebRTC offer, as it is
+            recorded.form["sdp"] = (await request.read()).decode()
+            body: dict[str, Any] = dict(recorded.form)
+        elif request.content_type == "multipart/form-data":
             form = await request.post()
             for name, value in form.items():
                 if isinstance(value, web.FileField):
                     recorded.files[name] = (value.filename, value.file.read())
                 else:
                     recorded.form[name] = str(value)
-            body: dict[str, Any] = dict(recorded.form)
+            body = dict(recorded.form)
         else:
             raw = await request.read()
             try:
@@ -295,6 +301,8 @@ class OpenAIEmulator:
             return await self.batches_api.route(request, recorded, body, batch_route)
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
+        if endpoint == "realtime/calls":
+            return self._realtime_calls(body, recorded)
         if _fine_tuning_route(endpoint):
             return await self.fine_tuning.route(
                 request, endpoint, body, recorded.files, azure=path.startswith("/openai/")
@@ -355,6 +363,7 @@ class OpenAIEmulator:
             "audio/transcriptions",
             "audio/translations",
             "models",
+            "realtime/calls",
         }
         if (
             endpoint not in known
@@ -365,6 +374,46 @@ class OpenAIEmulator:
                 404, f"Invalid URL ({request.method} {path})", type_="invalid_request_error"
             )
         return endpoint, None
+
+    def _realtime_calls(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        """WebRTC call setup: an SDP offer (and, multipart, the session with its model) in, the
+        SDP answer out (201, `application/sdp`, the call's URL in `Location`)."""
+        offer = str(body.get("sdp") or "")
+        if "sdp" in recorded.files:  # a part of its own (`application/sdp`), as the SDK sends it
+            offer = recorded.files["sdp"][1].decode()
+        try:
+            session = orjson.loads(body.get("session") or "{}")
+        except orjson.JSONDecodeError:
+            return _error(400, "`session` is not valid JSON.", type_="invalid_request_error")
+        if not offer.startswith("v=0") or "m=" not in offer:
+            return _error(400, "Invalid SDP offer.", type_="invalid_request_error", param="sdp")
+        if not isinstance(session, dict) or not session.get("model"):
+            return _error(
+                400, "Missing required parameter: 'session.model'.", type_="invalid_request_error"
+            )
+        self.calls.append({"sdp": offer, "session": session})
+        call_id = f"rtc_{uuid.uuid4().hex[:24]}"
+        lines = [
+            "v=0",
+            f"o=- {len(self.calls)} 2 IN IP4 127.0.0.1",
+            "s=-",
+            "t=0 0",
+            "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+        ]
+        for media in re.findall(r"^m=(\w+) .*$", offer, flags=re.MULTILINE):
+            mid = len([line for line in lines if line.startswith("m=")])
+            if media == "audio":
+                lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=rtpmap:111 opus/48000/2"]
+            else:
+                lines += [f"m={media} 9 UDP/DTLS/SCTP webrtc-datachannel", "a=sctp-port:5000"]
+            lines += [f"a=mid:{mid}", "a=setup:active", "a=ice-ufrag:emul", "a=ice-pwd:" + "x" * 24]
+        answer = "\r\n".join(lines) + "\r\n"
+        return web.Response(
+            status=201,
+            body=answer.encode(),
+            content_type="application/sdp",
+            headers={"Location": f"/v1/realtime/calls/{call_id}"},
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         if request.path.startswith("/openai/"):  # Azure: deployment paths and its v1 API

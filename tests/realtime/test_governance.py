@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import time
 from decimal import Decimal
 
 import pytest
@@ -130,15 +132,79 @@ def test_a_revoked_key_closes_its_open_session_and_opens_no_new_one(  # type: ig
     secret = make_key()
     with raw_connect(live_ogem, key=secret) as ws:
         events_until(ws, "session.created")
+        started = time.monotonic()
         key_revoke(key=key_of(secret))
-        error = events_until(ws, "error", timeout=5)[-1]["error"]
+        error = events_until(ws, "error", timeout=1)[-1]["error"]
         assert error["code"] == "invalid_api_key"
         with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
+            ws.recv(timeout=1)
+        assert time.monotonic() - started < 1.0  # the issue's bound, revocation to close
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert emulator.connections[0].closed.wait(10)
     status, error = _refusal(live_ogem, secret)
     assert status == 401
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (pub/sub)")
+def test_a_key_revoked_by_another_worker_closes_the_session_within_a_second(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    """Another process's revocation reaches the session only through Redis: the row is changed
+    with a bare UPDATE (nothing in this process hears of it) and the broadcast is published the
+    way another worker's key_revoke publishes it."""
+    import orjson
+    import redis
+    from django.conf import settings
+    from django.utils import timezone
+
+    from keys.models import VirtualKey
+    from ogem_site.broadcast import KEYS, broadcast_channel
+
+    realtime_model()
+    secret = make_key()
+    with raw_connect(live_ogem, key=secret) as ws:
+        events_until(ws, "session.created")
+        time.sleep(0.3)  # the listener starts with the first session
+        key = key_of(secret)
+        VirtualKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            started = time.monotonic()
+            client.publish(
+                broadcast_channel(), orjson.dumps({"topic": KEYS, "prefixes": [key.prefix]})
+            )
+        finally:
+            client.close()
+        assert events_until(ws, "error", timeout=1)[-1]["error"]["code"] == "invalid_api_key"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=1)
+        assert time.monotonic() - started < 1.0
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_a_resubscribed_listener_rechecks_every_open_sessions_key(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    """Revocations published while a worker's listener was away are lost: when it subscribes
+    again, every open session reads its key again (the KEYS topic's resync)."""
+    from django.utils import timezone
+
+    from keys.models import VirtualKey
+    from ogem_site.broadcast import _resync
+
+    realtime_model()
+    secret, kept = make_key(), make_key()
+    with raw_connect(live_ogem, key=secret) as ws, raw_connect(live_ogem, key=kept) as other:
+        events_until(ws, "session.created")
+        events_until(other, "session.created")
+        VirtualKey.objects.filter(pk=key_of(secret).pk).update(revoked_at=timezone.now())
+        _resync()
+        assert events_until(ws, "error", timeout=1)[-1]["error"]["code"] == "invalid_api_key"
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=1)
+        send(other, user_text("Hi"))
+        send(other, {"type": "response.create"})
+        assert events_until(other, "response.done")[-1]["response"]["status"] == "completed"
 
 
 def test_a_key_change_that_keeps_it_valid_leaves_the_session_open(  # type: ignore[no-untyped-def]
