@@ -18,7 +18,27 @@ class BenchError(RuntimeError):
     """A step of the benchmark failed; the message says which and what to do."""
 
 
+_next_port: list[int] = []
+
+
 def free_port() -> int:
+    """A free loopback port: from `OGEM_BENCH_PORTS` ("LOW-HIGH") when set (a machine shared with
+    other runs gives each its own range), else any the system picks."""
+    span = os.environ.get("OGEM_BENCH_PORTS", "")
+    if span:
+        low, _, high = span.partition("-")
+        if not _next_port:
+            _next_port.append(int(low))
+        while _next_port[0] <= int(high):
+            port = _next_port[0]
+            _next_port[0] += 1
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise BenchError(f"no free port left in OGEM_BENCH_PORTS={span}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
