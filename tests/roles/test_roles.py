@@ -734,6 +734,7 @@ ORG_ADMIN_PAGES = {
     "gateway.ModelDeployment": (200, 200),
     "files.File": (200, 403),  # their organization's files (tests/files/test_admin.py)
     "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)
+    "gateway.ResponseCacheOrganization": (200, 403),  # their cache (tests/gateway/test_cache.py)
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),
