@@ -117,8 +117,9 @@ class CachePlan:
 class _Policy:
     """What the cache does for one caller, endpoint and model group before the request's own
     controls: built on a caller's first request and kept while the configuration, the group's
-    first deployment and the caller's `cache` metadata stay the same objects (a reload or a
-    changed key makes new ones), so that a request pays only for its body's key."""
+    first deployment and the Caller (the key resolver's object, with its `cache` metadata) stay
+    the same objects (a reload or a changed key makes new ones), so that a request pays only for
+    its body's key."""
 
     config: CacheSettings
     caller: Caller
