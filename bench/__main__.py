@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         "in-process tier off (local_max_bytes 0), so that every hit is read from Redis",
     )
     parser.add_argument(
+        "--cache-targets",
+        action="store_true",
+        help="the response cache's hit targets (issue 18): a hit's added p50 over direct nginx "
+        "at concurrency 1, and hits/s on Ogem's one core from L1 (`local`) and from Redis "
+        "(`redis-l2`), each against its target",
+    )
+    parser.add_argument(
         "--deployment-limits",
         action="store_true",
         help="give each bench deployment its own rpm/tpm (the router's capacity count runs)",
@@ -208,7 +215,8 @@ def _header(args: argparse.Namespace) -> str:
     return (
         f"# Ogem benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; {place} on "
-        f"another. Database {database}, cache {cache}, response cache {args.cache}. "
+        f"another. Database {database}, cache {cache}, response cache "
+        f"{'local and redis-l2 (hit targets)' if args.cache_targets else args.cache}. "
         f"{args.seconds:.0f} s per measurement."
     )
 
@@ -240,6 +248,10 @@ def _run(
                 redis_server=tools["redis-server"], workdir=workdir / "redis", core=load_core
             )
             redis_url = redis.url
+        if args.cache_targets:
+            return _cache_targets(
+                upstream, tools["wrk"], workdir, args.seconds, ogem_core, load_core, redis_url
+            )
         ogem = start_ogem(
             workdir=workdir,
             upstream=upstream,
@@ -453,6 +465,81 @@ def _cache_rows(
                 f"{result.p50_ms:.2f} / {result.p99_ms:.2f} | {result.errors} |"
             )
     return "\n".join([f"## The response cache ({cache}): non-streaming, wrk", "", *rows])
+
+
+# The issue's targets for a hit (docs/benchmark.md): added p50 over direct nginx at concurrency
+# 1, and hits/s on Ogem's one core, from L1 and from Redis.
+HIT_ADDED_P50_MS = 0.3
+HIT_RPS = {"local": 3000, "redis-l2": 2000}
+
+
+def _cache_targets(
+    upstream: MockUpstream,
+    wrk: str,
+    workdir: Path,
+    seconds: float,
+    ogem_core: int,
+    load_core: int | None,
+    redis_url: str,
+) -> str:
+    """Every request a hit (one body), from L1 (`local`) and then from Redis alone (`redis-l2`),
+    each Ogem started afresh: the probe's p50 against direct nginx's at concurrency 1, and wrk's
+    requests/s at concurrency 1, 10 and 50 (the best of them is the core's capacity)."""
+    direct = f"{upstream.base(upstream.json_port)}/chat/completions"
+    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    rows = [
+        "| tier | added p50 / p99 ms, conc. 1 (target p50) | hits/s conc. 1 / 10 / 50 "
+        "(target, best) | errors |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    probe_seconds = min(seconds, 5)
+    for tier in ("local", "redis-l2"):
+        (workdir / tier).mkdir(parents=True, exist_ok=True)
+        ogem = start_ogem(
+            workdir=workdir / tier, upstream=upstream, core=ogem_core, redis_url=redis_url,
+            cache=tier,
+        )  # fmt: skip
+        try:
+            through = f"{ogem.url}/v1/chat/completions"
+            print(f"cache {tier}: warming up ...", flush=True)
+            wrk_run(
+                wrk=wrk, url=through, connections=10, seconds=2, workdir=workdir,
+                body=REQUEST_JSON, headers=ogem.headers, core=load_core,
+            )  # fmt: skip
+            print(f"cache {tier}: latency at concurrency 1 ...", flush=True)
+            base = stream_probe(
+                url=direct, body=REQUEST_JSON, headers=direct_headers, concurrency=1,
+                seconds=probe_seconds,
+            )  # fmt: skip
+            gate = stream_probe(
+                url=through, body=REQUEST_JSON, headers=ogem.headers, concurrency=1,
+                seconds=probe_seconds,
+            )  # fmt: skip
+            errors = base.errors + gate.errors
+            rates = []
+            for conns in (1, 10, 50):
+                print(f"cache {tier}: hits/s at concurrency {conns} ...", flush=True)
+                result = wrk_run(
+                    wrk=wrk, url=through, connections=conns, seconds=seconds, workdir=workdir,
+                    body=REQUEST_JSON, headers=ogem.headers, core=load_core,
+                )  # fmt: skip
+                rates.append(result.requests_per_second)
+                errors += result.errors
+        finally:
+            ogem.stop()
+        added = gate.total_p50_ms - base.total_p50_ms
+        best = max(rates)
+        target = HIT_RPS[tier]
+        rows.append(
+            f"| {'L1 (local)' if tier == 'local' else 'L2 Redis (redis-l2)'} | "
+            f"{added:.2f} / {gate.total_p99_ms - base.total_p99_ms:.2f} "
+            f"(≤ {HIT_ADDED_P50_MS}: {'met' if added <= HIT_ADDED_P50_MS else 'NOT met'}) | "
+            f"{' / '.join(f'{rate:,.0f}' for rate in rates)} "
+            f"(≥ {target:,}: {'met' if best >= target else 'NOT met'}) | {errors} |"
+        )
+    return "\n".join(
+        ["## The response cache's hit targets (every request a hit, non-streaming)", "", *rows]
+    )
 
 
 def _soak(ogem: Ogem, wrk: str, workdir: Path, total: int, load_core: int | None) -> str:

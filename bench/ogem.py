@@ -198,7 +198,7 @@ def start_ogem(
     process = subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
     ogem = Ogem(process=process, url=f"http://127.0.0.1:{port}", key=key, env=env)
     try:
-        wait_port(port, process, "Ogem")
+        wait_port(port, process, "Ogem", timeout=120)  # slow to start on a loaded machine
         _check(ogem, workdir)
     except BaseException:
         ogem.stop()

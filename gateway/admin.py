@@ -6,7 +6,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import ForeignKey, QuerySet
@@ -21,6 +22,7 @@ from gateway.model_health import deployments_health_check, health_deployments_vi
 from gateway.models import (
     Credential,
     ModelDeployment,
+    ResponseCacheOrganization,
     SemanticCacheEntry,
     StoredCompletion,
     StoredResponse,
@@ -31,8 +33,15 @@ from gateway.selectors import (
     config_deployment_shown,
     credential_list,
     deployment_list,
+    response_cache_namespaces,
 )
-from gateway.services import credential_save, deployment_update, semantic_cache_entries_delete
+from gateway.services import (
+    CachePurgeError,
+    credential_save,
+    deployment_update,
+    response_cache_purge,
+    semantic_cache_entries_delete,
+)
 from tenants.admin_scope import ScopedAdminMixin, request_principal
 from tenants.principals import Principal
 from tenants.selectors import organization_list
@@ -278,6 +287,84 @@ class SemanticCacheEntryAdmin(admin.ModelAdmin):
         labels = list(queryset.values_list("label", flat=True))
         deleted = semantic_cache_entries_delete(labels=labels)
         self.message_user(request, f"{deleted} semantic cache entries deleted.")
+
+
+class CachePurgeActionForm(ActionForm):
+    namespace = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="Only this namespace (“-”: the default one); empty: every namespace.",
+    )
+
+
+@admin.register(ResponseCacheOrganization)
+class ResponseCacheAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """The response cache of each organization (docs/caching.md): its namespaces with their
+    entries in Redis and in the semantic tier, and a purge of every tier, like
+    DELETE /api/v1/cache. Organization admins see and purge their own organizations'."""
+
+    selector = staticmethod(organization_list)
+    scoped_access = "org"
+    scoped_can_add = False
+    scoped_can_delete = False
+    list_display = ["name", "namespaces"]
+    search_fields = ["name", "slug"]
+    fields = ["name", "namespaces"]
+    readonly_fields = fields
+    actions = ["purge"]
+    action_form = CachePurgeActionForm
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_active and (request.user.is_superuser or self.scoped_user(request))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # The purge is an action of the page (not a model permission: nobody edits the rows).
+        return {
+            name: entry
+            for name, entry in super().get_actions(request).items()
+            if name != "delete_selected"
+        }
+
+    @admin.display(description="namespaces (entries: Redis / semantic)")
+    def namespaces(self, obj: ResponseCacheOrganization) -> str:
+        spaces = response_cache_namespaces(organization_id=obj.pk)
+        if not spaces:
+            return "—"
+        return "; ".join(
+            f"{name}: {counts['exact']} / {counts['semantic']}" for name, counts in spaces.items()
+        )
+
+    @admin.action(description="Purge the response cache (every tier) of the selected organizations")
+    def purge(self, request: HttpRequest, queryset: Any) -> None:
+        from gateway.cache import cache_namespace_valid  # the /v1 pipeline's: loaded on use
+
+        organizations = self.writable_or_deny(request, queryset)
+        namespace = (request.POST.get("namespace") or "").strip() or None
+        if namespace is not None and not cache_namespace_valid(namespace):
+            self.message_user(
+                request, "A namespace is 1 to 64 letters, digits, `_`, `.` or `-`.", messages.ERROR
+            )
+            return
+        deleted = 0
+        try:
+            for organization in organizations:
+                deleted += response_cache_purge(
+                    organization_id=organization.pk, namespace=namespace
+                )
+        except CachePurgeError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        where = f"namespace {namespace}" if namespace else "every namespace"
+        self.message_user(request, f"{deleted} response cache entries purged ({where}).")
 
 
 @admin.register(StoredResponse)

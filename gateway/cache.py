@@ -46,7 +46,7 @@ from gateway.body import Inbound
 from gateway.cache_s3 import s3_get, s3_put
 from gateway.config.cache import cache_setting_valid
 from gateway.config.types import CacheSettings, S3CacheSettings
-from gateway.context import RequestContext
+from gateway.context import Caller, RequestContext
 from gateway.errors import InvalidRequestError
 from gateway.responses import headers_apply, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
@@ -66,7 +66,6 @@ from ogem_site.redis import (
     redis_outage,
     redis_outage_watch,
 )
-from ogem_site.redis_pipeline import PipelinedRedis
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -83,47 +82,54 @@ _TEXT = {Endpoint.CHAT: "chat.completion.chunk", Endpoint.COMPLETIONS: "text_com
 
 @dataclass(slots=True)
 class CachePlan:
-    """What the cache does for one request."""
+    """What the cache does for one request: the request's own key and controls over its
+    caller's `_Policy` (labels, scope, tiers), which it keeps rather than copies (a request
+    builds one: every field costs)."""
 
     key: str  # the entry's Redis key name (also its L1 key)
     read: bool
     write: bool
     ttl: float
     max_age: float | None  # s-maxage / max-age: older entries are not served
-    redis: bool  # L2 in use
-    s3: S3CacheSettings | None  # L3, when configured
-    charge: bool  # a hit costs its price against budgets
-    include_usage: bool
-    labels: tuple[str, str, str]  # model group, organization, team (metrics)
-    scope: str  # the tenant scope and namespace of the key (the semantic tier's too)
     namespace: str
+    include_usage: bool
+    policy: _Policy
+    # What the plan found before admission: the L1 entry (else the Redis entry is read by the
+    # admission script, `RequestContext.fetch_key`, or by the lookup).
+    local: bytes | None
     failed: bool = False  # Redis failed on the lookup: the request is counted as an error
     # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
     # runs after an exact miss, and `cache_store` hands it the answer to keep.
     semantic: Any = None
-    # What the plan found before admission: the L1 entry, or the Redis GET sent with the
-    # admission script (`PipelinedRedis.hold`), so that the lookup waits for no round trip
-    # of its own.
-    local: bytes | None = None
-    lean: PipelinedRedis | None = None
-    pending: asyncio.Future[Any] | None = None
-    miss: Callable[[], None] | None = None  # counts a miss (the Prometheus child, found once)
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        """Model group, organization, team (metrics)."""
+        return self.policy.labels
+
+    @property
+    def scope(self) -> str:
+        """The tenant scope of the key (the semantic tier's too)."""
+        return self.policy.scope
 
 
 @dataclass(slots=True)
 class _Policy:
     """What the cache does for one caller, endpoint and model group before the request's own
     controls: built on a caller's first request and kept while the configuration, the group's
-    first deployment and the caller's `cache` metadata stay the same objects (a reload or a
-    changed key makes new ones), so that a request pays only for its body's key."""
+    first deployment and the Caller (the key resolver's object, with its `cache` metadata) stay
+    the same objects (a reload or a changed key makes new ones), so that a request pays only for
+    its body's key."""
 
     config: CacheSettings
-    owner: dict[str, Any]
+    caller: Caller
     deployment: Deployment | None
     labels: tuple[str, str, str]
     bypass: bool  # the endpoint or the model group is not cached
+    active: bool  # without controls of its own, a request reads or writes
     read: bool
     write: bool
+    writes: bool  # without controls of its own, a request writes (`write` with a ttl above 0)
     ttl: float
     max_age: float | None
     scope: str
@@ -132,8 +138,13 @@ class _Policy:
     head: bytes  # the endpoint and the model group, hashed before the body
     ignored: frozenset[str]  # body fields left out of the key
     unsampled: bool  # only unsampled requests are cached (`sampled: false`)
-    redis: bool
-    miss: Callable[[], None]
+    redis: bool  # L2 in use
+    s3: S3CacheSettings | None  # L3, when configured
+    charge: bool  # a hit costs its price against budgets
+    miss: Callable[[], None]  # counts a miss (the Prometheus child, found once)
+    # The key's hash with the endpoint and the model group already in: a request copies it and
+    # adds its body (no hasher to set up).
+    hasher: Any = None
 
 
 _policies: dict[tuple[Any, ...], _Policy] = {}
@@ -163,20 +174,14 @@ def cache_plan(
     candidates = ctx.candidates
     deployment = candidates[0] if candidates else None
     group = deployment.model_name if deployment is not None else ctx.model
-    memo = (
-        ctx.endpoint,
-        group,
-        caller.organization_id,
-        caller.team_id,
-        caller.key_id,
-        caller.user_id,
-        caller.is_master,
-    )
+    # The caller by identity: the key resolver keeps one Caller per key while it is cached, and
+    # the policy holds it, so its id is not reused meanwhile.
+    memo = (ctx.endpoint, group, id(caller))
     policy = _policies.get(memo)
     if (
         policy is None
+        or policy.caller is not caller
         or policy.config is not config
-        or policy.owner is not caller.cache
         or policy.deployment is not deployment
     ):
         policy = _policy_build(ctx, config=config, group=group, deployment=deployment)
@@ -193,6 +198,55 @@ def cache_plan(
         if temperature is None or _number(temperature) != 0.0:
             _bypass(ctx, policy.labels)
             return
+    header = request.META.get("HTTP_CACHE_CONTROL")
+    if not controls and not header:  # the common case: the policy as it is
+        if not policy.active:
+            _bypass(ctx, policy.labels)
+            return
+        read = policy.read
+        write = policy.writes
+        ttl = policy.ttl
+        max_age = policy.max_age
+        prefix = policy.prefix
+        namespace = policy.namespace
+    else:
+        read, write, ttl, max_age, prefix, namespace = _controlled(policy, controls, header)
+        if not read and not write:
+            _bypass(ctx, policy.labels)
+            return
+    ignored = policy.ignored
+    try:
+        if ignored.isdisjoint(body):
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        else:
+            fields = {name: item for name, item in body.items() if name not in ignored}
+            canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
+        _bypass(ctx, policy.labels)
+        return
+    hasher = policy.hasher.copy()
+    hasher.update(canonical)
+    key = prefix + hasher.hexdigest()
+    local = _local.get(key) if read else None
+    # Positional: a dataclass called with keywords builds a dict of them first (3x the cost).
+    ctx.cache = CachePlan(key, read, write, ttl, max_age, namespace, include_usage, policy, local)
+    if read:
+        ctx.cache_status = MISS
+        if local is None and policy.redis:
+            # Read by the admission script when it runs in Redis (gateway/limits.py: no command,
+            # send or reply of its own), else by `cache_lookup`.
+            ctx.fetch_key = key
+    else:
+        ctx.cache_status = BYPASS
+        labels = policy.labels
+        cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+
+
+def _controlled(
+    policy: _Policy, controls: dict[str, Any], header: str | None
+) -> tuple[bool, bool, float, float | None, str, str]:
+    """Read, write, ttl, max age, key prefix and namespace: the policy's, as the request's
+    `cache` object and `Cache-Control` header change them."""
     read = policy.read
     write = policy.write
     ttl = policy.ttl
@@ -213,7 +267,6 @@ def cache_plan(
         if "namespace" in controls:
             namespace = controls["namespace"]
             prefix = redis_key(f"cache:{policy.scope}:{namespace}:")
-    header = request.META.get("HTTP_CACHE_CONTROL")
     if header:
         for directive in header.lower().split(","):
             name, _, number = directive.strip().partition("=")
@@ -226,39 +279,7 @@ def cache_plan(
                 max_age = age if max_age is None else min(max_age, age)
     if ttl <= 0:
         write = False
-    if not read and not write:
-        _bypass(ctx, policy.labels)
-        return
-    ignored = policy.ignored
-    try:
-        if ignored.isdisjoint(body):
-            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        else:
-            fields = {name: item for name, item in body.items() if name not in ignored}
-            canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
-        _bypass(ctx, policy.labels)
-        return
-    key = prefix + blake2b(policy.head + canonical, digest_size=20).hexdigest()
-    redis = policy.redis
-    # Positional: a dataclass called with keywords builds a dict of them first (3x the cost).
-    plan = ctx.cache = CachePlan(
-        key, read, write, ttl, max_age, redis, config.s3, config.charge_hits, include_usage,
-        policy.labels, policy.scope, namespace, False, None, None, None, None, policy.miss,
-    )  # fmt: skip
-    if read:
-        ctx.cache_status = MISS
-        local = plan.local = _local.get(key)
-        if local is None and redis and not redis_outage.down:
-            lean = plan.lean = redis_lean()
-            if lean is not None:
-                # Written with the admission script that follows (one send, one wake-up for
-                # both replies).
-                plan.pending = lean.hold("GET", key)
-    else:
-        ctx.cache_status = BYPASS
-        labels = policy.labels
-        cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+    return read, write, ttl, max_age, prefix, namespace
 
 
 def _policy_build(
@@ -296,24 +317,32 @@ def _policy_build(
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         namespace = "-"
     scope = _scope(ctx, owner.get("scope") if owner.get("scope") else config.scope)
+    head = orjson.dumps([ctx.endpoint, group])
+    read = config.default_on and owner.get("no-cache") is not True
+    write = config.default_on and owner.get("no-store") is not True
     return _Policy(
         config=config,
-        owner=caller.cache,
+        caller=caller,
         deployment=deployment,
         labels=labels,
         bypass=bypass,
-        read=config.default_on and owner.get("no-cache") is not True,
-        write=config.default_on and owner.get("no-store") is not True,
+        active=read or (write and ttl > 0),
+        read=read,
+        write=write,
+        writes=write and ttl > 0,
         ttl=ttl,
         max_age=_number(owner.get("s-maxage")),
         scope=scope,
         namespace=namespace,
         prefix=redis_key(f"cache:{scope}:{namespace}:"),
-        head=orjson.dumps([ctx.endpoint, group]),
+        head=head,
         ignored=NOT_IN_KEY.union(ignore),
         unsampled=not sampled,
         redis=config.type == "redis" and bool(settings.REDIS_URL),
+        s3=config.s3,
+        charge=config.charge_hits,
         miss=cache_request_counter(result=MISS, labels=labels),
+        hasher=blake2b(head, digest_size=20),
     )
 
 
@@ -437,29 +466,51 @@ def cache_namespace_valid(namespace: str) -> bool:
     return bool(_NAMESPACE.match(namespace))
 
 
+def cache_lookup_waits(ctx: RequestContext) -> bool:
+    """Whether the lookup waits on a tier (`cache_lookup`), or has what it needs in hand
+    (`cache_found`): the L1 entry, or the Redis one the admission script read, and no S3."""
+    plan: CachePlan = ctx.cache
+    if plan.local is not None:
+        return False
+    policy = plan.policy
+    return policy.s3 is not None or (policy.redis and not ctx.fetch_taken)
+
+
+def cache_found(ctx: RequestContext) -> dict[str, Any] | None:
+    """`cache_lookup` when `cache_lookup_waits` says it need not wait: a coroutine less on every
+    request, and on a miss that is a share of the few percent the cache may cost."""
+    plan: CachePlan = ctx.cache
+    raw = plan.local
+    if raw is None and ctx.fetch_taken:  # read by the admission script (the relay awaited it)
+        raw = ctx.fetched
+        return _found(ctx, plan, raw, raw is not None)
+    return _found(ctx, plan, raw, False)
+
+
 async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
     """The stored answer for this request (L1, then Redis, then S3), or None (counted as a
     miss)."""
     plan: CachePlan = ctx.cache
+    policy = plan.policy
     raw = plan.local
     promote = False
-    if raw is None and plan.redis:
-        pending = plan.pending
-        if pending is not None:  # sent with the admission (cache_plan)
-            plan.pending = None
-            try:
-                raw = await pending
-                if isinstance(raw, Exception):  # a Redis error reply
-                    raise raw
-            except Exception as exc:
-                raw = _redis_get_failed(plan, exc)
+    if raw is None and policy.redis:
+        if ctx.fetch_taken:  # read by the admission script, whose decision the relay awaited
+            raw = ctx.fetched
         else:
             raw = await _redis_get(plan)
         promote = raw is not None
-    if raw is None and plan.s3 is not None:
-        raw, failed = await s3_get(plan.s3, plan.key)
+    if raw is None and policy.s3 is not None:
+        raw, failed = await s3_get(policy.s3, plan.key)
         plan.failed = plan.failed or failed
         promote = raw is not None
+    return _found(ctx, plan, raw, promote)
+
+
+def _found(
+    ctx: RequestContext, plan: CachePlan, raw: bytes | None, promote: bool
+) -> dict[str, Any] | None:
+    """The answer in a tier's entry `raw` (promoted to L1 when `promote`), or None, counted."""
     found: dict[str, Any] | None = None
     if raw is not None:
         try:
@@ -482,12 +533,11 @@ async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
     # A hit is counted once it is admitted (cache_respond); after an exact miss, the semantic
     # tier counts its own result.
     if found is None and plan.semantic is None:
-        if plan.failed or plan.miss is None:
-            model, organization, team = plan.labels
-            result = ERROR if plan.failed else MISS
-            cache_request_record(result=result, model=model, organization=organization, team=team)
+        if plan.failed:
+            model, organization, team = plan.policy.labels
+            cache_request_record(result=ERROR, model=model, organization=organization, team=team)
         else:
-            plan.miss()
+            plan.policy.miss()
     return found
 
 
@@ -502,13 +552,10 @@ async def _redis_get(plan: CachePlan) -> bytes | None:
             return await lean.execute("GET", plan.key)
         return await redis_client().get(plan.key)
     except Exception as exc:
-        return _redis_get_failed(plan, exc)
-
-
-def _redis_get_failed(plan: CachePlan, exc: Exception) -> None:
-    redis_failed(exc, what="cache")
-    cache_redis_error_record(operation="get")
-    plan.failed = True
+        redis_failed(exc, what="cache")
+        cache_redis_error_record(operation="get")
+        plan.failed = True
+        return None
 
 
 def cache_store(
@@ -527,19 +574,31 @@ def cache_store(
     _local.set(plan.key, raw, ttl=plan.ttl)
     if plan.semantic is not None:
         plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
-    if plan.s3 is not None and len(raw) >= plan.s3.min_bytes:
+    policy = plan.policy
+    s3 = policy.s3
+    if s3 is not None and len(raw) >= s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
-        _write(s3_put(plan.s3, plan.key, raw, now + plan.ttl))
-    elif plan.redis and not redis_outage.down:
-        lean = plan.lean or redis_lean()
-        written = None
-        if lean is not None:
-            # Written with the settle script (one send), or at the end of this loop turn.
-            written = lean.hold("SET", plan.key, raw, "PX", max(int(plan.ttl * 1000), 1))
-        if written is None:
-            _write(_redis_set(plan.key, raw, plan.ttl))
-        else:
-            written.add_done_callback(_redis_set_done)
+        _write(s3_put(s3, plan.key, raw, now + plan.ttl))
+    elif policy.redis and not redis_outage.down:
+        # Written by the settle script (gateway/governance.py), else by `cache_write_flush`.
+        ctx.settle_write = (plan.key, raw, max(int(plan.ttl * 1000), 1))
+
+
+def cache_write_flush(ctx: RequestContext) -> None:
+    """Write the Redis entry `cache_store` left for the settle script, which did not take it
+    (no Redis admission, a replayed or cancelled settle): with the next command written on the
+    pipelined connection, at the end of this loop turn at the latest."""
+    write = ctx.settle_write
+    if write is None:
+        return
+    ctx.settle_write = None
+    key, raw, ttl_ms = write
+    lean = redis_lean()
+    written = lean.hold("SET", key, raw, "PX", ttl_ms) if lean is not None else None
+    if written is None:
+        _write(_redis_set(key, raw, ttl_ms))
+    else:
+        written.add_done_callback(_redis_set_done)
 
 
 def _write(write: Coroutine[Any, Any, None]) -> None:
@@ -548,13 +607,13 @@ def _write(write: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_writes.discard)
 
 
-async def _redis_set(key: str, raw: bytes, ttl: float) -> None:
+async def _redis_set(key: str, raw: bytes, ttl_ms: int) -> None:
     try:
         lean = redis_lean()
         if lean is not None:
-            await lean.execute("SET", key, raw, "PX", max(int(ttl * 1000), 1))
+            await lean.execute("SET", key, raw, "PX", ttl_ms)
             return
-        await redis_client().set(key, raw, px=max(int(ttl * 1000), 1))
+        await redis_client().set(key, raw, px=ttl_ms)
     except Exception as exc:
         redis_failed(exc, what="cache")
         cache_redis_error_record(operation="set")
@@ -582,12 +641,12 @@ def _storable(response: dict[str, Any]) -> bool:
     if "error" in response:
         return False
     choices = response.get("choices")
-    if isinstance(choices, list):
+    if type(choices) is list:  # exact types: an upstream's JSON, and cheaper than isinstance
         for choice in choices:
-            if not isinstance(choice, dict) or choice.get("finish_reason") in (
-                None,
-                "content_filter",
-            ):
+            if type(choice) is not dict:
+                return False
+            reason = choice.get("finish_reason")
+            if reason is None or reason == "content_filter":
                 return False
     return True
 
@@ -602,7 +661,7 @@ def cache_respond(
     tier found it (`hit`, or `semantic-hit`)."""
     plan: CachePlan = ctx.cache
     ctx.cache_status = result
-    ctx.cache_free = not plan.charge
+    ctx.cache_free = not plan.policy.charge
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")

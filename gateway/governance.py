@@ -53,6 +53,7 @@ from gateway.capacity import capacity_settle
 from gateway.config import config_current
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
+    SETTLE_WRITE_FAILED,
     UNLIMITED,
     Decision,
     PendingDecision,
@@ -64,11 +65,14 @@ from gateway.limits import (
     rule_key,
     settle_marked,
     settle_script,
+    settle_unwrite,
+    settle_write,
 )
 from gateway.limits import now_ms as clock_ms
 from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
+from ogem_site.metrics import cache_redis_error_record
 from ogem_site.redis import redis_failed, redis_outage, redis_outage_watch, redis_unreachable
 from providers.base import Endpoint
 
@@ -622,9 +626,11 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
         _admit_without_redis(ctx, admission, rules, price, now=now)
         return admission
     try:
-        issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id)
+        fetch = ctx.fetch_key
+        issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id, fetch=fetch)
         if issued is not None:
             admission.pending = _Pending(decision=issued, rules=rules, price=price)
+            ctx.fetch_taken = fetch is not None
             return admission
         decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
     except Exception as exc:
@@ -644,10 +650,12 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
         decision = await pending.decision
     except Exception as exc:
         admission.pending = None
+        ctx.fetch_taken = False  # the response cache reads its entry itself (and fails)
         _redis_failed(ctx, exc, what="limits")
         _admit_without_redis(ctx, admission, pending.rules, pending.price, now=clock_ms())
         return
     admission.pending = None
+    ctx.fetched = decision.fetched
     _decided(ctx, admission, pending.rules, pending.price, decision)
 
 
@@ -790,27 +798,51 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     deferred = settle_deferred.get()
     # A cancelled request's handler is gone and awaits nothing: it waits here, as without Redis.
     if deferred is not None and not ctx.cancelled:
+        write = ctx.settle_write
+        wrote = write is not None and not mode and not ctx.batch_id
+        if wrote:
+            # The response cache's entry rides along (not into the spool: only the settle is
+            # kept for a replay).
+            ctx.settle_write = None
+            settle_write(keys, args, key=write[0], value=write[1], ttl_ms=write[2])
         try:
             reply = await store.settle_issue(keys, args)
         except Exception as exc:
+            if wrote:
+                keys, args = settle_unwrite(keys, args)
+                cache_redis_error_record(operation="set")
             _redis_failed(ctx, exc, what="usage")
             usage_spool_append(keys, args)
             return
         if reply is not None:
-            deferred.append(asyncio.ensure_future(_settle_awaited(ctx, reply, keys, args)))
+            deferred.append(asyncio.ensure_future(_settle_awaited(ctx, reply, keys, args, wrote)))
             return
-    await _settle_awaited(ctx, store.settle_run(keys, args), keys, args)
+        if wrote:  # not sent: the cache writes it itself
+            keys, args = settle_unwrite(keys, args)
+            ctx.settle_write = write
+    await _settle_awaited(ctx, store.settle_run(keys, args), keys, args, False)
 
 
 async def _settle_awaited(
-    ctx: RequestContext, reply: Awaitable[Any], keys: list[str], args: list[Any]
+    ctx: RequestContext,
+    reply: Awaitable[Any],
+    keys: list[str],
+    args: list[Any],
+    wrote: bool,
 ) -> None:
+    """`wrote`: the settle carries a response cache entry (`settle_write`)."""
     try:
-        await reply
+        done = await reply
     except Exception as exc:
+        if wrote:
+            keys, args = settle_unwrite(keys, args)
+            cache_redis_error_record(operation="set")
         # The usage must not be lost with Redis: the spool keeps it until Redis is back.
         _redis_failed(ctx, exc, what="usage")
         usage_spool_append(keys, args)
+        return
+    if wrote and done == SETTLE_WRITE_FAILED:
+        cache_redis_error_record(operation="set")
 
 
 # ---- Realtime sessions (gateway/realtime/) -------------------------------------------------------

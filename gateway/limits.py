@@ -92,6 +92,7 @@ class Decision:
     states: list[RuleState]
     audit_exceeded: list[int]  # budgets in audit mode this request went over
     available: list[int]  # per rule: what was left before this request (limit - used)
+    fetched: bytes | None = None  # the entry the admission read (`fetch`); None: none there
 
 
 @dataclass(slots=True)
@@ -114,11 +115,16 @@ def settled_marker_key(request_id: str) -> str:
 
 _ADMIT_LUA = """
 local now = tonumber(ARGV[1])
+-- One key past the rules' and the leases': a response cache entry (gateway/cache.py) to read
+-- once admitted, so that a cache lookup costs no command of its own.
+local n = (#ARGV - 6) / 6
+local fetch = nil
+if #KEYS == n + 2 then fetch = KEYS[#KEYS] end
 -- Worker leases (gateway/leases.py): lease id -> expiry. A slot whose lease expired belongs to a
 -- dead worker; one whose lease is unknown too, once older than a new worker's first refresh.
 -- The admitting worker's own lease is alive whatever the set says (its refresh may not have run
 -- yet on this event loop).
-local leases = KEYS[#KEYS]
+local leases = KEYS[n + 1]
 local lease_expiry = {}
 local function slots_reclaim(key, own)
   local held = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
@@ -145,7 +151,6 @@ local grace = tonumber(ARGV[4])
 local no_reset_wait = tonumber(ARGV[5])
 local stale_before = now - tonumber(ARGV[6])
 local sec = math.floor(now / 1000)
-local n = #KEYS - 1
 local refused = 0
 local retry = 0
 local out = {}
@@ -358,7 +363,9 @@ if refused == 0 then
     end
   end
 end
-return {refused, retry, sec, out, audit}
+local entry = false
+if fetch and refused == 0 then entry = redis.call('GET', fetch) end
+return {refused, retry, sec, out, audit, entry}
 """.replace("LEASE_UNKNOWN_GRACE_MS", str(LEASE_UNKNOWN_GRACE_MS))
 
 _SETTLE_LUA = """
@@ -369,6 +376,14 @@ local event = ARGV[4]
 -- '': a settle as it happens; 'm' and 'n': marked (KEYS[#KEYS] is the marker), applied once.
 local mode = ARGV[5]
 local n = #KEYS - 1
+-- Two arguments past the settlements': a response cache entry to write (gateway/cache.py), its
+-- key after the usage stream's. First, and protected: its failure spoils nothing of the settle.
+local done = 1
+if (#ARGV - 6) % 3 == 2 then
+  n = n - 1
+  local written = redis.pcall('SET', KEYS[n + 2], ARGV[#ARGV - 1], 'PX', ARGV[#ARGV])
+  if type(written) == 'table' and written.err then done = 2 end
+end
 if mode ~= '' then
   n = n - 1
   if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[6]) then return 0 end
@@ -409,8 +424,12 @@ if event ~= '' then
     redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', stream_len, '*', 'e', event)
   end
 end
-return 1
+return done
 """
+
+# What the settle script answers when it settled but could not write the response cache entry
+# it carried (`settle_write`).
+SETTLE_WRITE_FAILED = 2
 
 
 def _admit_args(
@@ -437,7 +456,7 @@ def _admit_args(
 
 def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
     # Lua numbers arrive as Redis integers: ints already, nothing to convert.
-    refused, retry, sec, flat, audit = raw
+    refused, retry, sec, flat, audit, fetched = raw if len(raw) == 6 else (*raw, None)
     states = [
         RuleState(flat[i], flat[i + 1], flat[i + 2] if flat[i + 2] > 0 else 0)
         for i in range(0, 4 * len(rules), 4)
@@ -450,6 +469,7 @@ def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
         states=states,
         audit_exceeded=[i - 1 for i in audit],
         available=flat[3::4],
+        fetched=fetched,
     )
 
 
@@ -489,6 +509,20 @@ def settle_script(
     if mode:
         keys.append(settled_marker_key(request_id))
     return keys, args
+
+
+def settle_write(keys: list[str], args: list[Any], *, key: str, value: bytes, ttl_ms: int) -> None:
+    """Make a settle as it happens also write `key` (a response cache entry, plain Redis only:
+    on a Cluster it lives in another slot) for `ttl_ms`, so that the write costs no command of
+    its own. A settle kept for a replay (the spool) is the one without it: `settle_unwrite`."""
+    keys.append(key)
+    args.append(value)
+    args.append(ttl_ms)
+
+
+def settle_unwrite(keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
+    """The settle that `settle_write` changed, without its write."""
+    return keys[:-1], args[:-2]
 
 
 def settle_marked(keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
@@ -541,16 +575,19 @@ class RedisLimiter:
         return _decision(raw, rules)
 
     async def admit_issue(
-        self, rules: list[Rule], *, now_ms: int, request_id: str
+        self, rules: list[Rule], *, now_ms: int, request_id: str, fetch: str | None = None
     ) -> PendingDecision | None:
         """`admit`, returning once the script is written to Redis, with its decision left to
         await (again after a cancelled wait, if need be); None when that is not possible without
-        waiting for a connection (use `admit`)."""
+        waiting for a connection (use `admit`). `fetch`: a key the script reads once it admits
+        (a response cache entry: `Decision.fetched`)."""
         lean = redis_lean()
         if lean is None:
             return None
         keys = _admit_keys(rules)
         args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=WINDOW_SECONDS)
+        if fetch is not None:
+            keys.append(fetch)
         reply = await lean.evalsha_issue(lean.script(_ADMIT_LUA), keys, args)
         if reply is None:
             return None

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from tenants.models import Organization
+
 
 class Credential(models.Model):
     """A provider credential the operator names once and grants to organizations.
@@ -271,3 +273,13 @@ class ImportedObject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.kind} {self.external_id} -> {self.object_id}"
+
+
+class ResponseCacheOrganization(Organization):
+    """An organization as the response cache's admin page shows it (gateway/admin.py: its cache
+    namespaces, and a purge); a proxy, no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "response cache"
+        verbose_name_plural = "response cache"

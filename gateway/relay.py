@@ -20,7 +20,16 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
-from gateway.cache import cache_lookup, cache_plan, cache_recorder, cache_respond, cache_store
+from gateway.cache import (
+    cache_found,
+    cache_lookup,
+    cache_lookup_waits,
+    cache_plan,
+    cache_recorder,
+    cache_respond,
+    cache_store,
+    cache_write_flush,
+)
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
@@ -128,7 +137,10 @@ async def relay(
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
             inbound = replace(inbound, body=await guard_input(ctx, ctx.guard, inbound.body))
         if ctx.cache is not None and ctx.cache.read:
-            stored = await cache_lookup(ctx)
+            if ctx.fetch_taken:  # the entry comes with the admission's decision
+                ctx.admission_wait = None
+                await admission_confirm(ctx, admission)
+            stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
             if stored is not None:
                 await admission_confirm(ctx, admission)  # a hit counts against rate limits
                 return cache_respond(ctx, stored, admission.headers)
@@ -183,7 +195,11 @@ async def relay(
             return response
 
         async def settle() -> None:
-            await governance_settle(ctx, admission)
+            try:
+                await governance_settle(ctx, admission)
+            finally:
+                if ctx.settle_write is not None:  # the settle did not carry the cache's write
+                    cache_write_flush(ctx)
 
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
         if ctx.guard is not None and ctx.guard.during_task is not None:
@@ -211,7 +227,11 @@ async def relay(
         if ctx.guard is not None and ctx.guard.during_task is not None:
             ctx.guard.during_task.cancel()  # a request that failed before its call started
         if not handed_off:
-            await governance_settle(ctx, admission)
+            try:
+                await governance_settle(ctx, admission)
+            finally:
+                if ctx.settle_write is not None:  # the settle did not carry the cache's write
+                    cache_write_flush(ctx)
 
 
 # OpenAI's optional request parameters, which drop_params may leave out when a provider (its

@@ -185,6 +185,39 @@ def semantic_cache_entry_get(*, label: int) -> bytes | None:
     return bytes(entry) if entry is not None else None
 
 
+def response_cache_namespaces(*, organization_id: int) -> dict[str, dict[str, int]]:
+    """The response cache's namespaces of an organization (every scope inside it), each with
+    its entries in Redis (`exact`) and in the semantic tier (`semantic`); "-" is the default
+    namespace. A worker's in-process entries are copies of these and S3 objects are not
+    counted."""
+    from django.conf import settings
+    from django.db.models import Count
+
+    from gateway.cache import cache_purge_patterns
+    from ogem_site.redis import redis_client_sync, redis_key
+
+    spaces: dict[str, dict[str, int]] = {}
+    if settings.REDIS_URL:
+        start = len(redis_key("cache:"))
+        client = redis_client_sync()
+        for pattern in cache_purge_patterns(organization_id=organization_id):
+            for key in client.scan_iter(match=pattern, count=1000):
+                name = key.decode() if isinstance(key, bytes) else key
+                # <prefix>:cache:<scope>:<namespace>:<digest>
+                namespace = name[start:].split(":")[1]
+                space = spaces.setdefault(namespace, {"exact": 0, "semantic": 0})
+                space["exact"] += 1
+    semantic = (
+        SemanticCacheEntry.objects.filter(organization_id=organization_id)
+        .values("namespace")
+        .annotate(count=Count("id"))
+    )
+    for row in semantic:
+        space = spaces.setdefault(row["namespace"] or "-", {"exact": 0, "semantic": 0})
+        space["semantic"] += row["count"]
+    return dict(sorted(spaces.items()))
+
+
 def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientSecret | None:
     """The unexpired client secret `secret` is (compared in constant time), else None."""
     from ogem_site.hashing import secret_matches, secret_prefix

@@ -152,16 +152,21 @@ class BytesLRU:
 
     def set(self, key: Hashable, value: bytes, *, ttl: float) -> None:
         """Keep `value` for `ttl` seconds; a value larger than the whole bound is not kept."""
-        if len(value) > self.max_bytes or ttl <= 0:
+        size = len(value)
+        if size > self.max_bytes or ttl <= 0:
             return
+        entry = (value, _clock() + ttl)
         with self.lock:
             entries = self._entries
             if key in entries:  # the common new key costs no call
                 self._remove(key)
-            while entries and self.size + len(value) > self.max_bytes:
-                self._remove(next(iter(self._entries)))
-            self._entries[key] = (value, _clock() + ttl)
-            self.size += len(value)
+            total = self.size + size
+            if total > self.max_bytes:
+                while entries and self.size + size > self.max_bytes:
+                    self._remove(next(iter(entries)))
+                total = self.size + size
+            entries[key] = entry
+            self.size = total
 
     def pop(self, key: Hashable) -> None:
         with self.lock:

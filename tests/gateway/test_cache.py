@@ -624,3 +624,63 @@ def test_cache_stats_equal_the_hits_the_requests_produced(  # type: ignore[no-un
         headers={"Authorization": f"Bearer {master_key}"},
     ).json()
     assert by_model["results"] == [{"model": "mock-chat", **expected}]
+
+
+def test_admin_lists_and_purges_an_organizations_namespaces(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, settings
+) -> None:
+    """The admin page (gateway.admin.ResponseCacheAdmin): an organization's admin sees their
+    organization's namespaces and purges them, in one namespace or all; another organization's
+    admin neither sees nor purges them."""
+    from django.test import Client
+
+    from tenants.models import Role
+    from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+    mine, theirs = TeamFactory(), TeamFactory()
+    secret = make_key(team=mine)
+    sdk = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+    messages = _messages()
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+    other = [{"role": "user", "content": "Another namespace, please."}]
+    named = sdk.chat.completions.with_raw_response.create(
+        model="emulated", messages=other, extra_body={"cache": {"namespace": "docs"}}
+    )
+    assert named.headers["x-ogem-cache"] == "miss"
+    if settings.REDIS_URL:
+        _redis_entry_wait(settings)
+
+    def admin_of(organization: Any) -> Client:
+        user = UserFactory()
+        user.save(update_fields=["password"])
+        MembershipFactory(user=user, organization=organization, role=Role.ORG_ADMIN)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    page = "/admin/gateway/responsecacheorganization/"
+    outsider = admin_of(theirs.organization)
+    listing = outsider.get(page).content.decode()
+    assert theirs.organization.name in listing
+    assert mine.organization.name not in listing
+    action = {"action": "purge", "_selected_action": [mine.organization_id], "namespace": ""}
+    outsider.post(page, action)
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "hit"  # not theirs to purge
+
+    owner = admin_of(mine.organization)
+    listing = owner.get(page).content.decode()
+    if settings.REDIS_URL:  # L1 entries are per process: only Redis's are listed
+        assert "-: 1 / 0" in listing and "docs: 1 / 0" in listing
+    refused = owner.post(page, {**action, "namespace": "no spaces"}, follow=True)
+    assert "A namespace is 1 to 64 letters" in refused.content.decode()
+    done = owner.post(page, {**action, "namespace": "docs"}, follow=True)
+    assert f"{1 if settings.REDIS_URL else 0} response cache entries purged" in (
+        done.content.decode()
+    )
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == ("hit" if settings.REDIS_URL else "miss")
+    again = sdk.chat.completions.with_raw_response.create(
+        model="emulated", messages=other, extra_body={"cache": {"namespace": "docs"}}
+    )
+    assert again.headers["x-ogem-cache"] == "miss"
+    owner.post(page, action)  # every namespace
+    assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"

@@ -195,3 +195,48 @@ async def test_redis_window_decides_as_the_in_process_store(backend: str, tenant
                 settlements, request_id=f"r{step}", bucket=decided.bucket, event=b""
             )
     assert step == 699
+
+
+async def test_scripts_read_and_write_a_response_cache_entry(backend: str, tenant: str) -> None:
+    """The response cache's Redis entry rides in the scripts (gateway/cache.py): the admission
+    returns it once it admits (never for a refused request), the settle writes it with its
+    expiry, and the settle kept for a replay is the one without the write."""
+    if backend != "redis":
+        pytest.skip("the scripts are Redis's")
+    from gateway.limits import settle_script, settle_unwrite, settle_write
+    from ogem_site.redis import redis_client_sync, redis_key, redis_lean
+
+    store = RedisLimiter()
+    entry_key = redis_key(f"cache:{tenant}:-:entry")
+    redis_client_sync().set(entry_key, b"stored entry", px=60_000)
+    missing_key = redis_key(f"cache:{tenant}:-:missing")
+    rule = rpm(tenant, 1)
+    now = int(time.time() * 1000)
+    await redis_lean().execute("PING")  # connected: admit_issue writes without waiting
+
+    issued = await store.admit_issue([rule], now_ms=now, request_id="r1", fetch=entry_key)
+    assert issued is not None
+    decision = await issued
+    assert (decision.allowed, decision.fetched) == (True, b"stored entry")
+    refused = await store.admit_issue([rule], now_ms=now, request_id="r2", fetch=entry_key)
+    decision = await refused
+    assert (decision.allowed, decision.fetched) == (False, None)
+    plain = await (await store.admit_issue([rpm(tenant + "x", 5)], now_ms=now, request_id="r3"))
+    assert (plain.allowed, plain.fetched) == (True, None)
+    fetched = await store.admit_issue([rpm(tenant + "y", 5)], now_ms=now, request_id="r4",
+                                      fetch=missing_key)  # fmt: skip
+    assert (await fetched).fetched is None
+
+    keys, args = settle_script(
+        [Settlement(rule, 1)], request_id="r1", bucket=now // 1000, event=b""
+    )
+    plain_keys, plain_args = list(keys), list(args)
+    new_key = redis_key(f"cache:{tenant}:-:new")
+    settle_write(keys, args, key=new_key, value=b"new entry", ttl_ms=5_000)
+    assert settle_unwrite(keys, args) == (plain_keys, plain_args)
+    reply = await store.settle_issue(keys, args)
+    assert reply is not None
+    assert await reply == 1
+    client = redis_client_sync()
+    assert client.get(new_key) == b"new entry"
+    assert 0 < client.pttl(new_key) <= 5_000

@@ -743,6 +743,7 @@ ORG_ADMIN_PAGES = {
     "assistants.Run": (200, 403),
     # Their organization's jobs (tests/fine_tuning/test_management.py).
     "fine_tuning.FineTuningJob": (200, 403),
+    "gateway.ResponseCacheOrganization": (200, 403),  # their cache (tests/gateway/test_cache.py)
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),
