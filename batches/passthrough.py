@@ -11,7 +11,12 @@ worker holds. In the embedded default (no beat), reading the batch runs a step.
 
 Exactly once: a line's answer is its `BatchLine` row and its usage its RequestLog row (unique on
 the line's request id), written in one transaction; a step repeated after a crash writes nothing
-twice.
+twice. Its cost and tokens then go to the key's, team's, user's and organization's budget
+counters and tpm windows (`gateway.governance.governance_charge`) under the same request id, a
+marked settle applied once however often a step charges it again.
+
+Budgets: nothing is reserved up front; a batch is refused at creation when a budget of its key is
+already spent, and cancelled at the provider at the poll that finds one spent.
 """
 
 from __future__ import annotations
@@ -39,18 +44,19 @@ from batches.runner import (
 )
 from batches.runner import batch_run as ogem_batch_run
 from batches.selectors import ENDED, batch_lines_answered, batches_open_counts
-from billing.pricing import cost_from_price, deployment_price
+from billing.pricing import Price, cost_from_price, deployment_price
 from billing.services import usage_events_record
 from files.batch_input import BATCH_ENDPOINTS, BatchInputError, batch_line_parse
 from files.models import File
 from files.selectors import file_lines
 from gateway.context import Caller, Usage
-from gateway.errors import GatewayError, InvalidRequestError
+from gateway.errors import BudgetExceededError, GatewayError, InvalidRequestError
+from gateway.governance import Charge, governance_budget_check, governance_charge
 from gateway.registry import registry_get
 from gateway.router import deployments_for
 from gateway.streaming import usage_fill
 from ogem_site.metrics import batch_lines_record, batches_open_set
-from providers.base import Deployment
+from providers.base import Deployment, Endpoint
 from providers.batch import BatchRequest, BatchResult, UpstreamBatch
 from providers.registry import batch_api_get
 
@@ -168,9 +174,12 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
     endpoint = BATCH_ENDPOINTS[batch.endpoint]
     # A key revoked (expired, deleted) stops its batch, as for a batch run by Ogem: the cancel
     # is forwarded, and the batch fails with what the provider answered until then.
-    revoked = not loop.run_until_complete(_key_active(batch))
+    caller = loop.run_until_complete(_batch_caller(batch))
+    revoked = caller is None
     if revoked and not batch.upstream_batch_id:
         return _fail(batch, code="invalid_api_key", message=KEY_GONE)
+    if caller is not None and batch.status not in (Batch.Status.CANCELLING, *ENDED):
+        _budget_stop(batch, caller=caller, endpoint=endpoint, loop=loop)
     try:
         if not batch.upstream_batch_id:
             if batch.status == Batch.Status.CANCELLING:
@@ -228,17 +237,53 @@ def _step_held(batch: Batch, *, loop: asyncio.AbstractEventLoop) -> str:
             logger.warning("batch %s: %s (next poll retries)", batch.batch_id, error.message)
             return batch.status
         return _fail(batch, code=error.code or "upstream_error", message=error.message)
-    return _end(batch, deployment=deployment, state=state, results=results, revoked=revoked)
+    return _end(
+        batch,
+        deployment=deployment,
+        state=state,
+        results=results,
+        caller=caller or batch_owner_of(batch),
+        loop=loop,
+        revoked=revoked,
+    )
 
 
-async def _key_active(batch: Batch) -> bool:
+async def _batch_caller(batch: Batch) -> Caller | None:
+    """The key that created the batch, as a live request of it is admitted; None once it is
+    no longer active."""
     from gateway.auth import caller_by_key_id  # on use: it loads the key cache and Redis
 
     if batch.by_master:
-        return True
+        return Caller(is_master=True)
     if batch.key_id is None:
-        return False
-    return await caller_by_key_id(key_id=batch.key_id) is not None
+        return None
+    return await caller_by_key_id(key_id=batch.key_id)
+
+
+def _budget_stop(
+    batch: Batch, *, caller: Caller, endpoint: Endpoint, loop: asyncio.AbstractEventLoop
+) -> bool:
+    """Whether a budget of the batch's key ran out: then the batch is `cancelling` (the
+    provider's batch is cancelled), with the reason in its errors. Nothing was reserved for it
+    (docs/batches.md), so other spend may exhaust the budget while the provider runs it."""
+    try:
+        loop.run_until_complete(
+            governance_budget_check(caller=caller, model=batch.model, endpoint=endpoint)
+        )
+    except BudgetExceededError as error:
+        now = timezone.now()
+        Batch.objects.filter(
+            pk=batch.pk, status__in=(Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS)
+        ).update(
+            status=Batch.Status.CANCELLING,
+            cancelling_at=now,
+            errors=[{"code": error.code, "message": error.message, "param": None, "line": None}],
+        )
+        batch.refresh_from_db(fields=["status", "cancelling_at", "errors"])
+        return True
+    except GatewayError as error:  # Redis away under policy `closed`: the next poll checks
+        logger.warning("batch %s: %s", batch.batch_id, error.message)
+    return False
 
 
 def _requests(batch: Batch) -> list[BatchRequest] | None:
@@ -256,15 +301,20 @@ def _requests(batch: Batch) -> list[BatchRequest] | None:
     return requests
 
 
-def _custom_ids(batch: Batch) -> dict[int, str]:
+def _custom_ids(batch: Batch) -> tuple[dict[int, str], dict[int, str]]:
+    """Each line's custom id, and the end customer (its body's `user`) of the lines naming one."""
     input_file = File.objects.filter(file_id=batch.input_file_id).first()
     found: dict[int, str] = {}
+    users: dict[int, str] = {}
     for number, line in file_lines(file=input_file) if input_file is not None else ():
         try:
-            found[number] = batch_line_parse(number=number, line=line)[0]
+            found[number], _, body = batch_line_parse(number=number, line=line)
         except BatchInputError:
             found[number] = f"line-{number}"
-    return found
+            continue
+        if isinstance(body.get("user"), str) and body["user"]:
+            users[number] = body["user"]
+    return found, users
 
 
 def _end(
@@ -273,11 +323,13 @@ def _end(
     deployment: Deployment,
     state: UpstreamBatch,
     results: list[BatchResult],
+    caller: Caller,
+    loop: asyncio.AbstractEventLoop,
     revoked: bool = False,
 ) -> str:
-    """Keep the provider's results (once) and end the batch as the provider did (failed, when
-    its key stopped being active)."""
-    custom_ids = _custom_ids(batch)
+    """Keep the provider's results (once), charge them to the key's budgets (once) and end the
+    batch as the provider did (failed, when its key stopped being active)."""
+    custom_ids, end_customers = _custom_ids(batch)
     by_line: dict[int, BatchResult] = {}
     for result in results:
         number = result.key.removeprefix(_KEY_PREFIX)
@@ -300,11 +352,25 @@ def _end(
             ],
             ignore_conflicts=True,
         )
-        totals = _usage_record(batch, deployment=deployment, results=fresh)
+        totals = _usage_record(
+            batch, deployment=deployment, results=fresh, end_customers=end_customers
+        )
         if fresh:
             Batch.objects.filter(pk=batch.pk).update(
                 **{name: F(name) + value for name, value in totals.items()}
             )
+    # Every line answered, not only the fresh ones: a step that died after the rows were written
+    # charges them now, and a charge already applied is not applied again (its request id).
+    loop.run_until_complete(
+        governance_charge(
+            caller=caller,
+            model=batch.model,
+            endpoint=BATCH_ENDPOINTS[batch.endpoint],
+            charges=_charges(
+                batch, deployment=deployment, results=by_line, end_customers=end_customers
+            ),
+        )
+    )
     ok = sum(1 for result in fresh.values() if result.status_code == 200)
     batch_lines_record(endpoint=batch.endpoint, ok=ok, failed=len(fresh) - ok)
     if revoked:
@@ -323,8 +389,52 @@ def _end(
     return batch_finish(batch, caller=batch_owner_of(batch), status=status)
 
 
+def _line_usage(
+    result: BatchResult, *, deployment: Deployment, price: Price | None
+) -> tuple[Usage, Decimal]:
+    """A line's usage as the provider reported it, and its cost at the batch price factor."""
+    usage = Usage()
+    reported = result.body.get("usage")
+    if result.status_code == 200 and isinstance(reported, dict):
+        usage_fill(usage, reported, provider=deployment.provider)
+    cost = Decimal(0)
+    if price is not None and result.status_code == 200:
+        cost = cost_from_price(price=price, usage=usage) * settings.OGEM_BATCH_PRICE_FACTOR
+    return usage, cost
+
+
+def _charges(
+    batch: Batch,
+    *,
+    deployment: Deployment,
+    results: dict[int, BatchResult],
+    end_customers: dict[int, str],
+) -> list[Charge]:
+    """What each answered line spent, for the key's budgets and tpm (under its request id)."""
+    price = deployment_price(deployment=deployment)
+    charges = []
+    for number, result in results.items():
+        usage, cost = _line_usage(result, deployment=deployment, price=price)
+        if cost or usage.total_tokens:
+            request_id = line_request_id(batch_id=batch.batch_id, line=number)
+            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+            charges.append(
+                Charge(
+                    request_id=request_id,
+                    tokens=tokens,
+                    cost=cost,
+                    end_customer=end_customers.get(number),
+                )
+            )
+    return charges
+
+
 def _usage_record(
-    batch: Batch, *, deployment: Deployment, results: dict[int, BatchResult]
+    batch: Batch,
+    *,
+    deployment: Deployment,
+    results: dict[int, BatchResult],
+    end_customers: dict[int, str],
 ) -> dict[str, int]:
     """One request log row per answered line (idempotent on its request id), costed from the
     provider's usage at the batch price factor; the batch's token totals."""
@@ -334,13 +444,7 @@ def _usage_record(
     totals = {"input": 0, "cached": 0, "output": 0, "reasoning": 0, "total": 0}
     now = time.time()
     for number, result in results.items():
-        usage = Usage()
-        reported = result.body.get("usage")
-        if result.status_code == 200 and isinstance(reported, dict):
-            usage_fill(usage, reported, provider=deployment.provider)
-        cost = Decimal(0)
-        if price is not None and result.status_code == 200:
-            cost = cost_from_price(price=price, usage=usage) * settings.OGEM_BATCH_PRICE_FACTOR
+        usage, cost = _line_usage(result, deployment=deployment, price=price)
         if result.status_code == 200:
             totals["input"] += usage.prompt_tokens
             totals["cached"] += usage.cached_tokens
@@ -355,6 +459,7 @@ def _usage_record(
                 "team_id": batch.team_id,
                 "key_id": batch.key_id,
                 "user_id": user_id,
+                "end_customer": end_customers.get(number, ""),
                 "endpoint": BATCH_ENDPOINTS[batch.endpoint].value,
                 "model": batch.model,
                 "provider": deployment.provider,

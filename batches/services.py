@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -15,9 +16,11 @@ from batches.models import Batch
 from batches.passthrough import batch_passthrough_target
 from batches.selectors import ENDED, batches_open_count
 from batches.tasks import batch_run_enqueue
+from files.batch_input import BATCH_ENDPOINTS
 from files.selectors import file_get_visible
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, RateLimitError
+from gateway.governance import governance_budget_check
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 
@@ -57,6 +60,12 @@ def batch_create(
         )
     models = summary.get("models") or []
     passthrough = batch_passthrough_target(caller=caller, models=models, endpoint=endpoint)
+    if passthrough is not None:
+        # Nothing is reserved for a pass-through batch (docs/batches.md): it is refused only when
+        # a budget has nothing left, as a live request would be.
+        async_to_sync(governance_budget_check)(
+            caller=caller, model=models[0], endpoint=BATCH_ENDPOINTS[endpoint]
+        )
     now = timezone.now()
     with transaction.atomic():
         if batches_open_count(caller=caller) >= settings.OGEM_BATCH_OPEN_LIMIT:

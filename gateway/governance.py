@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ from providers.base import Endpoint
 if TYPE_CHECKING:
     from billing.selectors import BudgetSnapshot, SnapshotKey
     from gateway.body import Inbound
-    from gateway.context import RequestContext
+    from gateway.context import Caller, RequestContext
 
 logger = logging.getLogger(__name__)
 
@@ -949,3 +950,186 @@ async def _hold_release(ctx: RequestContext, hold: SessionHold, rules: list[Rule
     except Exception as exc:
         _redis_failed(ctx, exc, what="limits")
         usage_spool_append(keys, args)
+
+
+# ---- usage learned after the fact (batches passed through to a provider) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One request's usage that Ogem learned only after the fact: its id, tokens and cost."""
+
+    request_id: str
+    tokens: int
+    cost: Decimal  # USD
+    end_customer: str | None = None  # the request's `user`: its end customer's budget too
+
+
+async def _caller_rules(
+    *,
+    caller: Caller,
+    model: str,
+    endpoint: Endpoint,
+    request_id: str,
+    now: int,
+    end_customer: str | None = None,
+) -> list[Rule]:
+    """The budget and tpm rules a live request of `caller` to `model` would be admitted by."""
+    from gateway.context import RequestContext
+
+    ctx = RequestContext(
+        request_id=request_id,
+        endpoint=endpoint,
+        caller=caller,
+        model=model,
+        end_customer=end_customer,
+    )
+    snapshots = await _snapshots_get(_entity_keys(ctx))
+    return [
+        rule
+        for rule in _rules(ctx, snapshots, worst_case=Decimal(0), now=now)
+        if rule.kind == "b" or rule.name.endswith(":tpm")
+    ]
+
+
+async def governance_budget_check(*, caller: Caller, model: str, endpoint: Endpoint) -> None:
+    """Raise BudgetExceededError (as a live request gets it) when a budget of `caller` has no
+    room left at all; reserve nothing. Redis away: admitted under policy `open`, else a 503."""
+    if not settings.OGEM_GOVERNANCE_ENABLED or caller.is_master:
+        return
+    now = clock_ms()
+    request_id = f"check-{uuid.uuid4().hex}"
+    rules = await _caller_rules(
+        caller=caller, model=model, endpoint=endpoint, request_id=request_id, now=now
+    )
+    rules = [rule for rule in rules if rule.kind == "b"]
+    if not rules:
+        return
+    for rule in rules:
+        rule.amount = 1  # the smallest spend: refused once nothing is left
+    release = [Settlement(rule, 0) for rule in rules]
+    store = limiter()
+    if store is local_limiter:
+        decision = store.admit_now(rules, now_ms=now, request_id=request_id)
+        if decision.refused is None:
+            store.settle_now(release, request_id=request_id, bucket=decision.bucket)
+    else:
+        try:
+            if redis_outage.down:
+                raise ConnectionError("Redis is away")
+            decision = await store.admit(rules, now_ms=now, request_id=request_id)
+            if decision.refused is None:
+                await store.settle(
+                    release, request_id=request_id, bucket=decision.bucket, event=b""
+                )
+        except Exception as exc:
+            if settings.OGEM_REDIS_FAILURE_POLICY == "closed":
+                raise GatewayError(
+                    "Redis is unavailable, so budgets cannot be checked; retry shortly.",
+                    status=503,
+                    code="governance_unavailable",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            logger.warning("budget check of %s skipped: %s", caller.key_id, exc)
+            return
+    if decision.refused is not None:
+        raise _refusal(rules[decision.refused], decision, {})
+
+
+async def governance_charge(
+    *, caller: Caller, model: str, endpoint: Endpoint, charges: list[Charge]
+) -> None:
+    """Apply usage learned after the fact to `caller`'s budget counters and tpm windows (and
+    each charge's end customer's), as a live request's settle would: once per request id however
+    often it is applied again (the marked settle of gateway/limits.py). The usage events are the
+    caller's to record (RequestLog, unique on the request id)."""
+    if not settings.OGEM_GOVERNANCE_ENABLED or caller.is_master or not charges:
+        return
+    groups: dict[str | None, list[Charge]] = {}
+    for charge in charges:
+        groups.setdefault(charge.end_customer, []).append(charge)
+    for end_customer, group in groups.items():
+        await _charges_apply(
+            caller=caller, model=model, endpoint=endpoint, end_customer=end_customer, charges=group
+        )
+
+
+async def _charges_apply(
+    *,
+    caller: Caller,
+    model: str,
+    endpoint: Endpoint,
+    end_customer: str | None,
+    charges: list[Charge],
+) -> None:
+    now = clock_ms()
+    request_id = f"charge-{uuid.uuid4().hex}"
+    rules = await _caller_rules(
+        caller=caller,
+        model=model,
+        endpoint=endpoint,
+        request_id=request_id,
+        now=now,
+        end_customer=end_customer,
+    )
+    if not rules:
+        return
+    for rule in rules:
+        # Count only: what the provider already served cannot be refused.
+        rule.limit, rule.amount, rule.audit = UNLIMITED, 0, False
+
+    def settlements(charge: Charge) -> list[Settlement]:
+        units = usd_to_units(charge.cost)
+        return [Settlement(rule, units if rule.kind == "b" else charge.tokens) for rule in rules]
+
+    # An admission that takes nothing starts what a settle adds to: a new period's budget
+    # counter (seeded from the durable spend) and this second's tpm bucket.
+    store = limiter()
+    if store is local_limiter:
+        decision = store.admit_now(rules, now_ms=now, request_id=request_id)
+        for charge in charges:
+            store.settle_once(
+                settlements(charge), request_id=charge.request_id, bucket=decision.bucket
+            )
+        return
+    bucket = now // 1000
+    admitted = False
+    if not redis_outage.down:
+        try:
+            bucket = (await store.admit(rules, now_ms=now, request_id=request_id)).bucket
+            admitted = True
+        except Exception as exc:
+            logger.warning("usage of %d requests goes to the spool: %s", len(charges), exc)
+    scripts = [
+        settle_script(
+            settlements(charge), request_id=charge.request_id, bucket=bucket, event=b"", mode="m"
+        )
+        for charge in charges
+    ]
+    if admitted:
+        # Release the admission's (empty) reservation notes.
+        scripts.append(
+            settle_script(
+                [Settlement(rule, 0) for rule in rules],
+                request_id=request_id,
+                bucket=bucket,
+                event=b"",
+            )
+        )
+
+    async def run(keys: list[str], args: list[Any]) -> None:
+        if not admitted:
+            usage_spool_append(keys, args)
+            return
+        try:
+            await store.settle_run(keys, args)
+        except Exception as exc:
+            logger.warning("a settle goes to the spool: %s", exc)
+            usage_spool_append(keys, args)
+
+    for start in range(0, len(scripts), _CHARGE_CONCURRENCY):
+        await asyncio.gather(*(run(k, a) for k, a in scripts[start : start + _CHARGE_CONCURRENCY]))
+
+
+# Settles of one charge in flight at once (each its own script: its own marker).
+_CHARGE_CONCURRENCY = 64

@@ -641,7 +641,13 @@ class _Store:
     windows: dict[str, dict[int, int]] = field(default_factory=dict)
     slots: dict[str, dict[str, int]] = field(default_factory=dict)
     budgets: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Request ids whose usage was applied once (`settle_once`), oldest first.
+    marked: dict[str, None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+# How many request ids the in-process store remembers as settled once.
+_MARKED_MAX = 1_000_000
 
 
 class LocalLimiter:
@@ -753,6 +759,19 @@ class LocalLimiter:
         self.settle_now(settlements, request_id=request_id, bucket=bucket)
         if event:
             usage_buffered(event)
+
+    def settle_once(self, settlements: list[Settlement], *, request_id: str, bucket: int) -> bool:
+        """`settle_now`, applied once per request id (the marked settle of the Lua script);
+        whether it was applied now."""
+        store = self.store
+        with store.lock:
+            if request_id in store.marked:
+                return False
+            store.marked[request_id] = None
+            if len(store.marked) > _MARKED_MAX:
+                del store.marked[next(iter(store.marked))]
+        self.settle_now(settlements, request_id=request_id, bucket=bucket)
+        return True
 
 
 _redis_limiter = RedisLimiter()
