@@ -15,6 +15,7 @@ import redis
 
 from tests.live import free_port
 from tests.site.serve_processes import (
+    TcpProxy,
     alive,
     cmdline,
     descendants,
@@ -368,63 +369,13 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
     assert process.returncode == 0, output
 
 
-class _TcpProxy:
-    """Forwards a local port to PostgreSQL until `stop`: then the database is gone."""
-
-    def __init__(self, target_port: int) -> None:
-        import socket
-        import threading
-
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, sink) -> None:  # type: ignore[no-untyped-def]
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                sock.close()
-
-    def stop(self) -> None:
-        import socket
-
-        self.listener.close()
-        for sock in self.sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path, started):
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL")
-    proxy = _TcpProxy(int(connection.settings_dict["PORT"] or 5432))
+    proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432))
     master = "sk-master-" + "d" * 30
     env = serve_env(tmp_path, DATABASE_URL=_postgres_url(port=proxy.port), OGEM_MASTER_KEY=master)
     port = free_port()
