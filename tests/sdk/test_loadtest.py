@@ -52,8 +52,7 @@ def _loadtest(home: Path, *args: str, core: int | None = None) -> dict:
 @pytest.mark.skipif(not WRK, reason="needs wrk")
 def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: Path) -> None:
     """Same target, body, connections and duration, both pinned to the same core; alternated
-    ROUNDS times and the best of each compared (the other load only ever slows a run), so a burst of the machine's other load does not
-    decide."""
+    ROUNDS times and the best of each compared: the machine's other load only ever slows a run."""
     url = f"{nginx.base(nginx.json_port)}/chat/completions"
     body_file = tmp_path / "body.json"
     body_file.write_bytes(REQUEST_JSON)
@@ -109,7 +108,9 @@ def test_streams_open_loop_errors_and_compare(nginx: MockUpstream, tmp_path: Pat
     assert rows["requests"]["change"] == f"{(opened['requests'] - 200) / 200 * 100:+.1f}%"
     assert "TTFT p99" in rows
     (tmp_path / "bad.json").write_text("[]")
-    bad = _ogem(tmp_path, "loadtest", "compare", str(tmp_path / "a.json"), str(tmp_path / "bad.json"))
+    bad = _ogem(
+        tmp_path, "loadtest", "compare", str(tmp_path / "a.json"), str(tmp_path / "bad.json")
+    )
     assert bad.returncode == 1 and "is not an `ogem loadtest --json` report" in bad.stderr
 
     missing = _ogem(tmp_path, "loadtest", "--url", f"{nginx.base(nginx.json_port)}/nowhere",
