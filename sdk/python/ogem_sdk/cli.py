@@ -565,5 +565,63 @@ def loadtest_compare(obj: Context, first: str, second: str) -> None:
     rows_show(compare_rows(a, b), columns=columns, output=obj.output)
 
 
+# ---- config ---------------------------------------------------------------------------------
+
+SCHEMA_FILE = Path(__file__).with_name("config.schema.json")
+
+
+def _manage_py() -> Path | None:
+    """Ogem's manage.py, when Ogem's code is importable here (or the current directory is it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("ogem_site")
+    except (ImportError, ValueError):
+        spec = None
+    candidates = [Path.cwd() / "manage.py"]
+    if spec is not None and spec.origin:
+        candidates.insert(0, Path(spec.origin).resolve().parent.parent / "manage.py")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Ogem's configuration file: check one, or print its JSON Schema."""
+
+
+@config_group.command("check")
+@click.argument("file")
+@click.option("--skip-secrets", is_flag=True, help="Check os.environ/ and file:// references only.")
+@click.option("--keys", "list_keys", is_flag=True, help="LiteLLM config: how each key is used.")
+def config_check(file: str, skip_secrets: bool, list_keys: bool) -> None:
+    """Every problem of an Ogem or LiteLLM config FILE (or https:// URL) as file:line:column;
+    exits 1 on any error. Runs Ogem's own `manage.py check_config`, so it needs Ogem's code."""
+    manage = _manage_py()
+    if manage is None:
+        raise click.ClickException(
+            "Ogem's code is not importable here, and checking needs it: run this where Ogem is "
+            "installed (or from its checkout), or `python manage.py check_config FILE` there"
+        )
+    import subprocess
+
+    argv = [sys.executable, str(manage), "check_config", file]
+    argv += ["--skip-secrets"] if skip_secrets else []
+    argv += ["--keys"] if list_keys else []
+    done = subprocess.run(argv, check=False)  # noqa: S603 - our interpreter, Ogem's manage.py
+    if done.returncode:
+        sys.exit(1 if done.returncode == 1 else done.returncode)
+
+
+@config_group.command("schema")
+@click.option("--output", "-o", "path", help="Write it to this file instead of stdout.")
+def config_schema(path: str | None) -> None:
+    """The JSON Schema of Ogem's configuration format (for editors and CI)."""
+    text = SCHEMA_FILE.read_text()
+    if path:
+        Path(path).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
