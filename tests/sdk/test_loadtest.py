@@ -153,3 +153,20 @@ def test_loadtest_in_a_terminal_against_ogem(
     finally:
         terminal.close()
     assert terminal.exitstatus == 0
+
+    # Ctrl-C ends a long run early with the report of what it measured.
+    terminal = pexpect.spawn(
+        sys.executable,
+        ["-m", "ogem_sdk.cli", "loadtest", "-m", "mock-chat", "-c", "2", "-d", "5m"],
+        env=environ,
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        terminal.expect(r"\r\[#*\.+\]\s+\d+% .* [1-9]\d* ok")
+        terminal.sendintr()
+        terminal.expect(r"requests    [1-9]\d* in \d+\.\d\ds")
+        terminal.expect(pexpect.EOF)
+    finally:
+        terminal.close()
+    assert terminal.exitstatus == 0

@@ -355,9 +355,15 @@ def loadtest_run(
     try:
         import uvloop  # optional: cheaper per request than asyncio's loop
 
-        tally = uvloop.run(runner.run())
+        runs: Callable[[Any], Tally] = uvloop.run
     except ImportError:
-        tally = asyncio.run(runner.run())
+        runs = asyncio.run
+    try:
+        tally = runs(runner.run())
+    except KeyboardInterrupt:
+        # Ctrl-C ends the run early; what was measured so far is still reported.
+        tally = runner.tally
+        tally.finished = tally.finished or time.perf_counter()
     return report_from(plan, tally)
 
 
