@@ -3,8 +3,11 @@ the same target, and in a real terminal against a live Ogem."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,38 +52,60 @@ def _loadtest(home: Path, *args: str, core: int | None = None) -> dict:
     return json.loads((home / "report.json").read_text())
 
 
+@contextlib.contextmanager
+def _ahead_of_the_machine(upstream: MockUpstream) -> Iterator[None]:
+    """As root, the generators (children inherit it) and nginx's worker run at nice -10 while
+    they are compared, so the other load on this shared machine sways the rounds less."""
+    if os.geteuid() != 0:
+        yield
+        return
+    pid = upstream.process.pid
+    workers = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    for process in (0, *workers):
+        os.setpriority(os.PRIO_PROCESS, process, -10)
+    try:
+        yield
+    finally:
+        for process in (0, *workers):
+            os.setpriority(os.PRIO_PROCESS, process, before)
+
+
 @pytest.mark.skipif(not WRK, reason="needs wrk")
 def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: Path) -> None:
-    """Same target, body, connections and duration, both pinned to the same core; alternated
-    ROUNDS times and the best of each compared: the machine's other load only ever slows a run."""
+    """Same target, body, connections and duration, both pinned to the same core, one after the
+    other, ROUNDS times; the median of the rounds' ratios is compared (a pair is close in time, so
+    shares the machine's load; the median ignores a round a burst of that load hit)."""
     url = f"{nginx.base(nginx.json_port)}/chat/completions"
     body_file = tmp_path / "body.json"
     body_file.write_bytes(REQUEST_JSON)
     core = _cores()[1]
     ours: list[float] = []
     theirs: list[float] = []
-    for _ in range(ROUNDS):
-        result = wrk_run(
-            wrk=WRK or "wrk",
-            url=url,
-            connections=20,
-            seconds=2,
-            workdir=tmp_path,
-            body=REQUEST_JSON,
-            headers={"Content-Type": "application/json"},
-            core=core,
-        )
-        assert result.errors == 0
-        theirs.append(result.requests_per_second)
-        report = _loadtest(
-            tmp_path, "--url", url, "--body", str(body_file), "-c", "20", "-d", "2s",
-            "--json", str(tmp_path / "report.json"), core=core,
-        )  # fmt: skip
-        assert report["errors"] == 0 and report["concurrency"] == 20
-        assert report["bytes_in"] >= report["requests"] * 400  # each answer read whole
-        ours.append(report["throughput"])
-    print(f"ogem loadtest {ours} req/s, wrk {theirs} req/s")
-    assert abs(max(ours) - max(theirs)) / max(theirs) <= 0.10, (ours, theirs)
+    with _ahead_of_the_machine(nginx):
+        for _ in range(ROUNDS):
+            result = wrk_run(
+                wrk=WRK or "wrk",
+                url=url,
+                connections=20,
+                seconds=2,
+                workdir=tmp_path,
+                body=REQUEST_JSON,
+                headers={"Content-Type": "application/json"},
+                core=core,
+            )
+            assert result.errors == 0
+            theirs.append(result.requests_per_second)
+            report = _loadtest(
+                tmp_path, "--url", url, "--body", str(body_file), "-c", "20", "-d", "2s",
+                "--json", str(tmp_path / "report.json"), core=core,
+            )  # fmt: skip
+            assert report["errors"] == 0 and report["concurrency"] == 20
+            assert report["bytes_in"] >= report["requests"] * 400  # each answer read whole
+            ours.append(report["throughput"])
+    ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+    print(f"ogem loadtest {ours} req/s, wrk {theirs} req/s, median ratio {ratio:.3f}")
+    assert 0.9 <= ratio <= 1.1, (ours, theirs)
 
 
 def test_streams_open_loop_errors_and_compare(nginx: MockUpstream, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ class Tally:
     finished: float = 0.0
     latencies: list[float] = field(default_factory=list)
     ttfts: list[float] = field(default_factory=list)
-    statuses: Counter[str] = field(default_factory=Counter)
+    statuses: dict[int, int] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     dropped: int = 0  # open loop: starts skipped because `concurrency` were in flight
     bytes_in: int = 0
@@ -72,20 +72,25 @@ def request_bytes(plan: Plan) -> tuple[bytes, str, int, bool]:
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; `on_free` is called when it can take the next request."""
+    """One keep-alive connection; `on_free(connection, now)` is called when it can take the next
+    request. The per-request path is kept short on purpose: it bounds the rate one core reaches."""
 
     def __init__(
-        self, request: bytes, tally: Tally, on_free: Callable[[_Connection], None]
+        self,
+        request: bytes,
+        tally: Tally,
+        on_free: Callable[[_Connection, float], None],
+        *,
+        stream: bool,
     ) -> None:
         self.request = request
         self.tally = tally
         self.on_free = on_free
+        self.stream = stream
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
         self.busy = False
-        self._reset()
-
-    def _reset(self) -> None:
+        self.at = 0.0
         self.buffer = b""
         self.status = 0
         self.remaining = -1  # body bytes left (Content-Length); -1: reading the head
@@ -107,14 +112,17 @@ class _Connection(asyncio.Protocol):
         """`at`: when the request was due (open loop: its schedule, so queueing counts)."""
         self.busy = True
         self.at = at
-        self._reset()
-        assert self.transport is not None
-        self.transport.write(self.request)
+        self.remaining = -1
+        self.chunked = False
+        self.first_event = 0.0
+        self.transport.write(self.request)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
         self.tally.bytes_in += len(data)
         if self.remaining < 0 and not self.chunked:
-            data = self.buffer + data
+            if self.buffer:
+                data = self.buffer + data
+                self.buffer = b""
             end = data.find(_HEAD_END)
             if end < 0:
                 self.buffer = data
@@ -122,18 +130,17 @@ class _Connection(asyncio.Protocol):
             head = data[:end].lower()
             self.status = int(data[9:12])
             self.close_after = b"\r\nconnection: close" in head
-            if b"\r\ntransfer-encoding: chunked" in head:
-                self.chunked = True
-                self.buffer = b""
-            else:
-                at = head.find(b"\r\ncontent-length:")
-                if at < 0:
-                    self._fail("no Content-Length")
-                    return
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
                 line_end = head.find(b"\r\n", at + 17)
                 self.remaining = int(head[at + 17 : line_end if line_end > 0 else len(head)])
+            elif b"\r\ntransfer-encoding: chunked" in head:
+                self.chunked = True
+            else:
+                self._fail("no Content-Length")
+                return
             data = data[end + 4 :]
-        if data and not self.first_event and b"data:" in data:
+        if self.stream and data and not self.first_event and b"data:" in data:
             self.first_event = time.perf_counter()
         if self.chunked:
             if self._chunks(data):
@@ -167,17 +174,18 @@ class _Connection(asyncio.Protocol):
         now = time.perf_counter()
         tally = self.tally
         self.busy = False
-        if self.status < 400:
+        status = self.status
+        if status < 400:
             tally.latencies.append(now - self.at)
             if self.first_event:
                 tally.ttfts.append(self.first_event - self.at)
         else:
-            tally.errors[str(self.status)] += 1
-        tally.statuses[str(self.status)] += 1
-        if self.close_after and self.transport is not None:
-            self.transport.close()
+            tally.errors[str(status)] += 1
+        tally.statuses[status] = tally.statuses.get(status, 0) + 1
+        if self.close_after:
+            self.transport.close()  # type: ignore[union-attr]
             return
-        self.on_free(self)
+        self.on_free(self, now)
 
     def _fail(self, reason: str) -> None:
         self.busy = False
@@ -203,9 +211,7 @@ class Runner:
         self.pending: set[asyncio.Future[None]] = set()
 
     def _may_issue(self) -> bool:
-        if self.stopping:
-            return False
-        if self.plan.requests is not None and self.issued >= self.plan.requests:
+        if self.stopping or (self.plan.requests is not None and self.issued >= self.plan.requests):
             return False
         self.issued += 1
         return True
@@ -222,19 +228,20 @@ class Runner:
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
 
-    def _closed_free(self, connection: _Connection) -> None:
-        self._check_end()
+    def _closed_free(self, connection: _Connection, now: float) -> None:
+        if self.plan.requests is not None:
+            self._check_end()
         if self._may_issue():
-            connection.send(time.perf_counter())
+            connection.send(now)
 
-    def _open_free(self, connection: _Connection) -> None:
+    def _open_free(self, connection: _Connection, now: float) -> None:
         self._check_end()
         self.idle.append(connection)
 
-    async def _connect(self, on_free: Callable[[_Connection], None]) -> _Connection:
+    async def _connect(self, on_free: Callable[[_Connection, float], None]) -> _Connection:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: _Connection(self.request, self.tally, on_free),
+            lambda: _Connection(self.request, self.tally, on_free, stream=self.plan.stream),
             self.host,
             self.port,
             ssl=self.ssl,
@@ -261,7 +268,7 @@ class Runner:
                 except OSError as exc:
                     self.tally.errors[type(exc).__name__] += 1
                     continue
-                self._closed_free(fresh)
+                self._closed_free(fresh, time.perf_counter())
 
     async def _open_loop(self) -> None:
         assert self.plan.rate
@@ -401,7 +408,7 @@ def report_from(plan: Plan, tally: Tally) -> dict[str, Any]:
         "requests": len(tally.latencies),
         "errors": sum(tally.errors.values()),
         "errors_by_kind": dict(sorted(tally.errors.items())),
-        "statuses": dict(sorted(tally.statuses.items())),
+        "statuses": {str(status): count for status, count in sorted(tally.statuses.items())},
         "throughput": round(len(tally.latencies) / elapsed, 2),
         "latency_ms": _latency_ms(tally.latencies),
         "bytes_in": tally.bytes_in,
