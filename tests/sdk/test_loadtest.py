@@ -26,21 +26,21 @@ from tests.sdk.test_cli import _environment, _ogem
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 WRK = shutil.which("wrk")
 ROUNDS = 5
+CONNECTIONS = 50
 
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[MockUpstream]:
     if not NGINX:
         pytest.skip("needs nginx")
-    upstream = start_nginx(nginx=NGINX, workdir=tmp_path / "nginx", core=_cores()[0])
+    upstream = start_nginx(nginx=NGINX, workdir=tmp_path / "nginx", core=CORE)
     yield upstream
     upstream.stop()
 
 
-def _cores() -> tuple[int | None, int | None]:
-    """nginx on one core, the load generators (one after the other) on another."""
-    available = cores()
-    return (available[0], available[1]) if len(available) > 1 else (None, None)
+# nginx and the load generators (one after the other) share one core: each generator's speed
+# is then what it leaves nginx, and the machine's other core does not sway the result.
+CORE = cores()[-1]
 
 
 def _loadtest(home: Path, *args: str, core: int | None = None) -> dict:
@@ -54,14 +54,18 @@ def _loadtest(home: Path, *args: str, core: int | None = None) -> dict:
 
 @contextlib.contextmanager
 def _ahead_of_the_machine(upstream: MockUpstream) -> Iterator[None]:
-    """As root, the generators (children inherit it) and nginx's worker run at nice -10 while
-    they are compared, so the other load on this shared machine sways the rounds less."""
+    """As root, this session's scheduler group (Linux autogroup: other sessions are the other
+    helpers' load) and nginx's worker run at nice -10 while the tools are compared, then back."""
     if os.geteuid() != 0:
         yield
         return
+    autogroup = Path("/proc/self/autogroup")
+    group_nice = autogroup.read_text().split()[-1] if autogroup.exists() else None
     pid = upstream.process.pid
     workers = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     before = os.getpriority(os.PRIO_PROCESS, 0)
+    if group_nice is not None:
+        autogroup.write_text("-10")
     for process in (0, *workers):
         os.setpriority(os.PRIO_PROCESS, process, -10)
     try:
@@ -69,17 +73,19 @@ def _ahead_of_the_machine(upstream: MockUpstream) -> Iterator[None]:
     finally:
         for process in (0, *workers):
             os.setpriority(os.PRIO_PROCESS, process, before)
+        if group_nice is not None:
+            autogroup.write_text(group_nice)
 
 
 @pytest.mark.skipif(not WRK, reason="needs wrk")
 def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: Path) -> None:
-    """Same target, body, connections and duration, both pinned to the same core, one after the
-    other, ROUNDS times; the median of the rounds' ratios is compared (a pair is close in time, so
-    shares the machine's load; the median ignores a round a burst of that load hit)."""
+    """Same target, body, connections and duration, on nginx's core, one after the other, ROUNDS
+    times; the median of the rounds' ratios is compared (a pair is close in time, so shares the
+    machine's load; the median ignores a round a burst of that load hit)."""
     url = f"{nginx.base(nginx.json_port)}/chat/completions"
     body_file = tmp_path / "body.json"
     body_file.write_bytes(REQUEST_JSON)
-    core = _cores()[1]
+    core = CORE
     ours: list[float] = []
     theirs: list[float] = []
     with _ahead_of_the_machine(nginx):
@@ -87,7 +93,7 @@ def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: 
             result = wrk_run(
                 wrk=WRK or "wrk",
                 url=url,
-                connections=20,
+                connections=CONNECTIONS,
                 seconds=2,
                 workdir=tmp_path,
                 body=REQUEST_JSON,
@@ -97,10 +103,10 @@ def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: 
             assert result.errors == 0
             theirs.append(result.requests_per_second)
             report = _loadtest(
-                tmp_path, "--url", url, "--body", str(body_file), "-c", "20", "-d", "2s",
-                "--json", str(tmp_path / "report.json"), core=core,
+                tmp_path, "--url", url, "--body", str(body_file), "-c", str(CONNECTIONS),
+                "-d", "2s", "--json", str(tmp_path / "report.json"), core=core,
             )  # fmt: skip
-            assert report["errors"] == 0 and report["concurrency"] == 20
+            assert report["errors"] == 0 and report["concurrency"] == CONNECTIONS
             assert report["bytes_in"] >= report["requests"] * 400  # each answer read whole
             ours.append(report["throughput"])
     ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 _HEAD_END = b"\r\n\r\n"
+_now = time.perf_counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ class Tally:
     finished: float = 0.0
     latencies: list[float] = field(default_factory=list)
     ttfts: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
+    statuses: list[int] = field(default_factory=lambda: [0] * 1000)  # count per status
     errors: Counter[str] = field(default_factory=Counter)
     dropped: int = 0  # open loop: starts skipped because `concurrency` were in flight
     bytes_in: int = 0
@@ -97,11 +98,14 @@ class _Connection(asyncio.Protocol):
         self.chunked = False
         self.close_after = False
         self.first_event = 0.0
+        self.bytes_in = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.tally.bytes_in += self.bytes_in
+        self.bytes_in = 0
         if self.busy:
             self.busy = False
             self.tally.errors[type(exc).__name__ if exc else "connection closed"] += 1
@@ -118,7 +122,8 @@ class _Connection(asyncio.Protocol):
         self.transport.write(self.request)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
-        self.tally.bytes_in += len(data)
+        self.bytes_in += len(data)
+        start = 0  # where the body starts in `data`
         if self.remaining < 0 and not self.chunked:
             if self.buffer:
                 data = self.buffer + data
@@ -127,26 +132,33 @@ class _Connection(asyncio.Protocol):
             if end < 0:
                 self.buffer = data
                 return
-            head = data[:end].lower()
-            self.status = int(data[9:12])
-            self.close_after = b"\r\nconnection: close" in head
-            at = head.find(b"\r\ncontent-length:")
+            try:
+                self.status = int(data[9:12])
+            except ValueError:
+                self._fail("not an HTTP answer")
+                return
+            # Servers' usual spelling first: lowering every head would cost a copy.
+            at = data.find(b"\r\nContent-Length:", 0, end)
+            head = data if at >= 0 else data[:end].lower()
+            if at < 0:
+                at = head.find(b"\r\ncontent-length:")
             if at >= 0:
-                line_end = head.find(b"\r\n", at + 17)
-                self.remaining = int(head[at + 17 : line_end if line_end > 0 else len(head)])
+                line_end = head.find(b"\r\n", at + 17, end)
+                self.remaining = int(head[at + 17 : line_end if line_end > 0 else end])
             elif b"\r\ntransfer-encoding: chunked" in head:
                 self.chunked = True
             else:
                 self._fail("no Content-Length")
                 return
-            data = data[end + 4 :]
-        if self.stream and data and not self.first_event and b"data:" in data:
+            self.close_after = head.find(b"onnection: close", 0, end) >= 0
+            start = end + 4
+        if self.stream and not self.first_event and data.find(b"data:", start) >= 0:
             self.first_event = time.perf_counter()
         if self.chunked:
-            if self._chunks(data):
+            if self._chunks(data[start:] if start else data):
                 self._complete()
             return
-        self.remaining -= len(data)
+        self.remaining -= len(data) - start
         if self.remaining <= 0:
             self._complete()
 
@@ -171,7 +183,7 @@ class _Connection(asyncio.Protocol):
         return False
 
     def _complete(self) -> None:
-        now = time.perf_counter()
+        now = _now()
         tally = self.tally
         self.busy = False
         status = self.status
@@ -181,7 +193,7 @@ class _Connection(asyncio.Protocol):
                 tally.ttfts.append(self.first_event - self.at)
         else:
             tally.errors[str(status)] += 1
-        tally.statuses[status] = tally.statuses.get(status, 0) + 1
+        tally.statuses[status] += 1
         if self.close_after:
             self.transport.close()  # type: ignore[union-attr]
             return
@@ -231,8 +243,11 @@ class Runner:
     def _closed_free(self, connection: _Connection, now: float) -> None:
         if self.plan.requests is not None:
             self._check_end()
-        if self._may_issue():
-            connection.send(now)
+            if not self._may_issue():
+                return
+        elif self.stopping:
+            return
+        connection.send(now)
 
     def _open_free(self, connection: _Connection, now: float) -> None:
         self._check_end()
@@ -346,6 +361,8 @@ class Runner:
                 task.cancel()
             for connection in self.connections:
                 connection.busy = False  # in flight at the end: neither done nor failed
+                self.tally.bytes_in += connection.bytes_in
+                connection.bytes_in = 0
                 if connection.transport is not None:
                     connection.transport.close()
             await asyncio.gather(driver, ticker, began, return_exceptions=True)
@@ -408,7 +425,7 @@ def report_from(plan: Plan, tally: Tally) -> dict[str, Any]:
         "requests": len(tally.latencies),
         "errors": sum(tally.errors.values()),
         "errors_by_kind": dict(sorted(tally.errors.items())),
-        "statuses": {str(status): count for status, count in sorted(tally.statuses.items())},
+        "statuses": {str(status): count for status, count in enumerate(tally.statuses) if count},
         "throughput": round(len(tally.latencies) / elapsed, 2),
         "latency_ms": _latency_ms(tally.latencies),
         "bytes_in": tally.bytes_in,
