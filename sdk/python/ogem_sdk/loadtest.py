@@ -299,7 +299,8 @@ class Runner:
                 await asyncio.sleep(delay)
             while self.idle and self.idle[-1].closed.done():
                 self.idle.pop()
-            self.connections = [c for c in self.connections if not c.closed.done()]
+            if not self.idle and len(self.connections) + self.opening >= self.plan.concurrency:
+                self.connections = [c for c in self.connections if not c.closed.done()]
             if self.idle:
                 self.idle.pop().send(due)
             elif len(self.connections) + self.opening < self.plan.concurrency:
