@@ -112,7 +112,10 @@ def test_login_then_keys_teams_spend_and_models(
 
 
 def test_help_everywhere_and_a_dead_server_is_a_clear_error(tmp_path: Path) -> None:
-    for command in ([], ["keys"], ["keys", "create"], ["spend"], ["chat"], ["login"]):
+    for command in (
+        [], ["keys"], ["keys", "create"], ["spend"], ["chat"], ["login"], ["loadtest"],
+        ["loadtest", "compare"], ["config"], ["config", "check"], ["config", "schema"],
+    ):  # fmt: skip
         shown = _ogem(tmp_path, *command, "--help")
         assert shown.returncode == 0 and "Usage: " in shown.stdout, command
     dead = _ogem(tmp_path, "--url", "http://127.0.0.1:9", "--key", "k", "keys", "list")

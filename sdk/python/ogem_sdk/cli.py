@@ -410,5 +410,218 @@ def _error_text(response: httpx.Response) -> str:
         return f"{response.status_code}: {response.text[:500]}"
 
 
+# ---- loadtest -------------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * units[unit]
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration (10, 30s, 2m)") from None
+
+
+def _loadtest_body(
+    *, body_file: str | None, model: str | None, prompt: str, max_tokens: int | None, stream: bool
+) -> bytes:
+    if body_file is not None:
+        try:
+            raw = sys.stdin.read() if body_file == "-" else Path(body_file).read_text()
+            body = json.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(f"{body_file}: {exc}", param_hint="--body") from exc
+        if not isinstance(body, dict):
+            raise click.BadParameter("the body must be a JSON object", param_hint="--body")
+    else:
+        if not model:
+            raise click.UsageError("give --model (or a whole request with --body)")
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    if model:
+        body["model"] = model
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if stream:
+        body["stream"] = True
+        body.setdefault("stream_options", {"include_usage": True})
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+@main.group(invoke_without_command=True)
+@click.option(
+    "--url",
+    "target",
+    help="The URL to POST to (default: /v1/chat/completions of the Ogem you logged in to).",
+)
+@click.option("--model", "-m", help="The request's model.")
+@click.option("--prompt", default="Say hello.", show_default=True, help="The user message.")
+@click.option("--max-tokens", type=int, help="The request's max_tokens.")
+@click.option("--body", "body_file", help="A JSON file (- for stdin): the whole request body.")
+@click.option("--header", "-H", "headers", multiple=True, help="'Name: value' (repeat).")
+@click.option("--stream", is_flag=True, help="Streamed answers; the report adds TTFT.")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    help="Connections (closed loop, default 10); with --rate, the most in flight (default 1000).",
+)
+@click.option(
+    "--rate", "-r", type=click.FloatRange(min=0, min_open=True), help="Open loop: requests/s."
+)
+@click.option("--duration", "-d", help="How long: 30s, 2m (default 10s unless --requests).")
+@click.option("--requests", "-n", "count", type=click.IntRange(min=1), help="Stop after N.")
+@click.option("--timeout", type=float, default=60, show_default=True, help="Per request, s.")
+@click.option("--json", "json_path", help="Also write the report as JSON to this file.")
+@click.option(
+    "--progress/--no-progress", default=None, help="The progress line (default: on a terminal)."
+)
+@click.pass_context
+def loadtest(
+    ctx: click.Context,
+    target: str | None,
+    model: str | None,
+    prompt: str,
+    max_tokens: int | None,
+    body_file: str | None,
+    headers: tuple[str, ...],
+    stream: bool,
+    concurrency: int | None,
+    rate: float | None,
+    duration: str | None,
+    count: int | None,
+    timeout: float,
+    json_path: str | None,
+    progress: bool | None,
+) -> None:
+    """Load an endpoint: closed loop (--concurrency) or open loop (--rate), for a --duration
+    or a number of --requests; reports throughput, latency and TTFT percentiles and errors.
+    `ogem loadtest compare A.json B.json` compares two --json reports."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ogem_sdk.loadtest import Plan, loadtest_run, progress_printer, report_text
+
+    obj: Context = ctx.obj
+    extra: dict[str, str] = {}
+    if target is None:
+        obj.require()
+        target = f"{obj.url}/v1/chat/completions"
+    if obj.key:
+        extra["Authorization"] = f"Bearer {obj.key}"
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="--header")
+        extra[name.strip()] = value.strip()
+    body = _loadtest_body(
+        body_file=body_file, model=model, prompt=prompt, max_tokens=max_tokens, stream=stream
+    )
+    seconds = _seconds(duration) if duration else (None if count else 10.0)
+    plan = Plan(
+        url=target,
+        body=body,
+        headers=extra,
+        stream=stream,
+        concurrency=concurrency or (1000 if rate else 10),
+        rate=rate,
+        duration=seconds,
+        requests=count,
+        timeout=timeout,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        report = loadtest_run(plan, progress=progress_printer(plan) if show else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from exc
+    except OSError as exc:
+        raise click.ClickException(f"{target} could not be reached: {exc}") from exc
+    if show:
+        click.echo(err=True)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    if obj.output == "json":
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(report_text(report))
+    if report["requests"] == 0:
+        raise click.ClickException("no request succeeded")
+
+
+@loadtest.command("compare")
+@click.argument("first", type=click.Path(exists=True, dir_okay=False))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def loadtest_compare(obj: Context, first: str, second: str) -> None:
+    """Two `ogem loadtest --json` reports side by side: A, B, the change and whether it is
+    better or worse."""
+    from ogem_sdk.loadtest import compare_rows, report_load
+
+    try:
+        a, b = report_load(first), report_load(second)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    columns = ["metric", "a", "b", "delta", "change", "verdict"]
+    rows_show(compare_rows(a, b), columns=columns, output=obj.output)
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+SCHEMA_FILE = Path(__file__).with_name("config.schema.json")
+
+
+def _manage_py() -> Path | None:
+    """Ogem's manage.py, when Ogem's code is importable here (or the current directory is it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("ogem_site")
+    except (ImportError, ValueError):
+        spec = None
+    candidates = [Path.cwd() / "manage.py"]
+    if spec is not None and spec.origin:
+        candidates.insert(0, Path(spec.origin).resolve().parent.parent / "manage.py")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Ogem's configuration file: check one, or print its JSON Schema."""
+
+
+@config_group.command("check")
+@click.argument("file")
+@click.option("--skip-secrets", is_flag=True, help="Check os.environ/ and file:// references only.")
+@click.option("--keys", "list_keys", is_flag=True, help="LiteLLM config: how each key is used.")
+def config_check(file: str, skip_secrets: bool, list_keys: bool) -> None:
+    """Every problem of an Ogem or LiteLLM config FILE (or https:// URL) as file:line:column;
+    exits 1 on any error. Runs Ogem's own `manage.py check_config`, so it needs Ogem's code."""
+    manage = _manage_py()
+    if manage is None:
+        raise click.ClickException(
+            "Ogem's code is not importable here, and checking needs it: run this where Ogem is "
+            "installed (or from its checkout), or `python manage.py check_config FILE` there"
+        )
+    import subprocess
+
+    argv = [sys.executable, str(manage), "check_config", file]
+    argv += ["--skip-secrets"] if skip_secrets else []
+    argv += ["--keys"] if list_keys else []
+    done = subprocess.run(argv, check=False)  # noqa: S603 - our interpreter, Ogem's manage.py
+    if done.returncode:
+        sys.exit(1 if done.returncode == 1 else done.returncode)
+
+
+@config_group.command("schema")
+@click.option("--output", "-o", "path", help="Write it to this file instead of stdout.")
+def config_schema(path: str | None) -> None:
+    """The JSON Schema of Ogem's configuration format (for editors and CI)."""
+    text = SCHEMA_FILE.read_text()
+    if path:
+        Path(path).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
