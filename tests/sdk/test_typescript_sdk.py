@@ -40,8 +40,20 @@ def built() -> Path:
             subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund"], cwd=PACKAGE, check=True, timeout=600
             )
-        subprocess.run([npm, "run", "--silent", "build"], cwd=PACKAGE, check=True, timeout=600)
+        if not _dist_fresh():
+            subprocess.run([npm, "run", "--silent", "build"], cwd=PACKAGE, check=True, timeout=600)
     return PACKAGE
+
+
+def _dist_fresh() -> bool:
+    """Built after every source: another worker may be running tests on it, leave it be."""
+    builds = [PACKAGE / "dist" / build / "index.js" for build in ("esm", "cjs")]
+    if not all(path.is_file() for path in builds):
+        return False
+    sources = [*(PACKAGE / "src").glob("*.ts"), *PACKAGE.glob("*.json"), *PACKAGE.glob("scripts/*")]
+    return min(path.stat().st_mtime for path in builds) > max(
+        path.stat().st_mtime for path in sources
+    )
 
 
 def _node(

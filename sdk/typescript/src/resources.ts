@@ -44,8 +44,8 @@ export class Listing {
     return this.client.send({ method: "GET", path: `${this.path}${id}/` });
   }
 
-  /** Resolves to null: the API answers 204 No Content. */
-  delete(id: Id): Promise<null> {
+  /** Resolves to null when the API answers 204 No Content. */
+  delete(id: Id): Promise<JsonObject | null> {
     return this.client.send({ method: "DELETE", path: `${this.path}${id}/` });
   }
 }
