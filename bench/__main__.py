@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.batches import batch_run
+from bench.batches import batch_during_run, batch_run
 from bench.bodies import (
     CHUNKS,
     REQUEST_HOSTED_CHAT,
@@ -21,7 +21,7 @@ from bench.bodies import (
     REQUEST_JSON,
     REQUEST_STREAM,
 )
-from bench.load import SlowStreamResult, slow_stream_probe, stream_probe, wrk_run
+from bench.load import SlowStreamResult, WrkResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem
 from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, rss_kib
@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
     parser.add_argument(
         "--batch", type=int, metavar="N", help="an N-line batch on one Celery worker (lines/s, RSS)"
+    )
+    parser.add_argument(
+        "--batch-during",
+        type=int,
+        metavar="N",
+        help="/v1 at concurrency 1 and 50 alone, then while an N-line batch runs",
     )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
@@ -263,6 +269,20 @@ def _run(
         )
         if args.batch:
             return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
+        if args.batch_during:
+            running = ogem
+
+            def measure(concurrency: int) -> WrkResult:
+                return wrk_run(
+                    wrk=tools["wrk"], url=f"{running.url}/v1/chat/completions",
+                    connections=concurrency, seconds=args.seconds, workdir=workdir,
+                    body=REQUEST_JSON,
+                    headers=running.headers, core=load_core,
+                )  # fmt: skip
+
+            return batch_during_run(
+                ogem, lines=args.batch_during, workdir=workdir, core=ogem_core, measure=measure
+            )
         if echo is not None:
             from bench.realtime import realtime_run
 

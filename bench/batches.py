@@ -1,16 +1,19 @@
 """`python -m bench --batch N`: an N-line chat batch run by one Celery worker process against the
-nginx mock (docs/batches.md, docs/benchmark.md): lines per second and the worker's peak RSS."""
+nginx mock (docs/batches.md, docs/benchmark.md): lines per second and the worker's peak RSS.
+`--batch-during N`: the web worker's /v1 figures (wrk) alone, then while such a batch runs."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 
+from bench.load import WrkResult
 from bench.ogem import Ogem
 from bench.procs import ROOT, BenchError, pinned, python, rss_kib, stop
 
@@ -33,36 +36,48 @@ def _input(lines: int) -> bytes:
     )
 
 
-def batch_run(ogem: Ogem, *, lines: int, workdir: Path, core: int | None) -> str:
-    """Upload the file, start one worker, create the batch and time it from `in_progress` to
-    `completed`, sampling the worker's RSS (its pool process's too) twice a second."""
+def _worker_start(
+    ogem: Ogem, workdir: Path, core: int | None, *, nice: int = 0
+) -> subprocess.Popen:
     env = {**ogem.env, "OGEM_BATCH_RUNNER": "celery"}
     argv = [python(), "-m", "celery", "-A", "ogem_site", "worker", "--pool", "solo"]
     argv += ["--concurrency", "1", "--loglevel", "WARNING", "--without-heartbeat"]
     argv += ["--without-gossip", "--without-mingle"]
+    if nice:
+        argv = ["nice", "-n", str(nice), *argv]
     log = (workdir / "worker.log").open("w")
-    worker = subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
+    return subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def _batch_create(client: httpx.Client, lines: int) -> str:
+    upload = client.post(
+        "/files",
+        data={"purpose": "batch"},
+        files={"file": ("bench.jsonl", io.BytesIO(_input(lines)), "application/jsonl")},
+    )
+    if upload.status_code != 200:
+        raise BenchError(f"upload answered {upload.status_code}: {upload.text[:300]}")
+    created = client.post(
+        "/batches",
+        json={
+            "input_file_id": upload.json()["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    )
+    if created.status_code != 200:
+        raise BenchError(f"batch create answered {created.status_code}: {created.text[:300]}")
+    return str(created.json()["id"])
+
+
+def batch_run(ogem: Ogem, *, lines: int, workdir: Path, core: int | None) -> str:
+    """Upload the file, start one worker, create the batch and time it from `in_progress` to
+    `completed`, sampling the worker's RSS (its pool process's too) twice a second."""
+    worker = _worker_start(ogem, workdir, core)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
     try:
-        upload = client.post(
-            "/files",
-            data={"purpose": "batch"},
-            files={"file": ("bench.jsonl", io.BytesIO(_input(lines)), "application/jsonl")},
-        )
-        if upload.status_code != 200:
-            raise BenchError(f"upload answered {upload.status_code}: {upload.text[:300]}")
-        created = client.post(
-            "/batches",
-            json={
-                "input_file_id": upload.json()["id"],
-                "endpoint": "/v1/chat/completions",
-                "completion_window": "24h",
-            },
-        )
-        if created.status_code != 200:
-            raise BenchError(f"batch create answered {created.status_code}: {created.text[:300]}")
-        batch_id = created.json()["id"]
+        batch_id = _batch_create(client, lines)
         peak = 0
         started = None
         while True:
@@ -89,3 +104,58 @@ def batch_run(ogem: Ogem, *, lines: int, workdir: Path, core: int | None) -> str
     finally:
         client.close()
         stop(worker)
+
+
+def batch_during_run(
+    ogem: Ogem,
+    *,
+    lines: int,
+    workdir: Path,
+    core: int | None,
+    measure: Callable[[int], WrkResult],
+    concurrencies: tuple[int, ...] = (1, 50),
+) -> str:
+    """The web worker's /v1 figures (`measure(concurrency)`: wrk) alone, then while an N-line
+    batch runs on a Celery worker that shares its core at the lowest CPU priority (nice 19:
+    batch work yields to live traffic, as Ogem's batch rate limits do), with the lines the batch
+    answered during each measurement."""
+    alone = {concurrency: measure(concurrency) for concurrency in concurrencies}
+    worker = _worker_start(ogem, workdir, core, nice=19)
+    auth = {"Authorization": ogem.headers["Authorization"]}
+    client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
+    during: dict[int, tuple[WrkResult, int]] = {}
+    try:
+        batch_id = _batch_create(client, lines)
+
+        def answered() -> int:
+            batch = client.get(f"/batches/{batch_id}").json()
+            if batch["status"] not in ("validating", "in_progress"):
+                raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
+            return int(batch["request_counts"]["completed"])
+
+        while answered() == 0:  # the worker has started on the batch
+            time.sleep(0.2)
+        for concurrency in concurrencies:
+            before = answered()
+            result = measure(concurrency)
+            during[concurrency] = (result, answered() - before)
+    finally:
+        client.close()
+        stop(worker)
+    rows = [
+        f"## /v1 while a {lines:,}-line batch runs (its Celery worker on Ogem's core, nice 19)",
+        "",
+        "| concurrency | req/s alone | req/s during | change | p50 ms alone / during | "
+        "batch lines answered during |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for concurrency in concurrencies:
+        base = alone[concurrency]
+        result, done = during[concurrency]
+        change = (result.requests_per_second / base.requests_per_second - 1) * 100
+        rows.append(
+            f"| {concurrency} | {base.requests_per_second:,.0f} | "
+            f"{result.requests_per_second:,.0f} | {change:+.1f}% | "
+            f"{base.p50_ms:.2f} / {result.p50_ms:.2f} | {done:,} |"
+        )
+    return "\n".join(rows)

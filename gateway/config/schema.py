@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.config import cache, native
-from gateway.config.types import CACHE_SCOPES, ROUTING_STRATEGIES
+from gateway.config import cache, guardrails, native
+from gateway.config.types import CACHE_SCOPES, GUARDRAIL_KINDS, ROUTING_STRATEGIES
 
 SCHEMA_ID = "https://ogem.dev/schemas/config.schema.json"
 
@@ -73,6 +73,7 @@ def config_schema() -> dict[str, Any]:
             "max_parallel_requests": _POSITIVE_COUNT,
             "drop_params": _BOOLEAN,
             "modify_params": _BOOLEAN,
+            "guardrails": {**_STRINGS, "description": "Guardrails every request to it runs."},
         },
         description="One deployment of a model group.",
     )
@@ -173,6 +174,24 @@ def config_schema() -> dict[str, Any]:
         },
         description="The response cache.",
     )
+    guardrail = {
+        "type": "object",
+        "description": "One guardrail (docs/guardrails.md); each kind adds its own settings.",
+        "required": ["name", "kind"],
+        "properties": {
+            "name": _STRING,
+            "kind": {"enum": list(GUARDRAIL_KINDS)},
+            "models": _STRINGS,
+            "mode": {"enum": list(guardrails.MODES)},
+            "action": {"enum": list(guardrails.ACTIONS)},
+            "default_on": _BOOLEAN,
+            "enforced": _BOOLEAN,
+            "requestable": _BOOLEAN,
+            "restore": _BOOLEAN,
+            "fail_open": _BOOLEAN,
+            "timeout": _SECONDS,
+        },
+    }
     root = _object(
         native.TOP_LEVEL_KEYS,
         {
@@ -181,6 +200,7 @@ def config_schema() -> dict[str, Any]:
             "router": router,
             "settings": settings,
             "cache": cache_schema,
+            "guardrails": {"type": "array", "items": guardrail},
         },
         description="Ogem's configuration file (docs/configuration.md).",
     )

@@ -5,6 +5,7 @@ import {
   API,
   Budgets,
   Cache,
+  Guardrails,
   Collection,
   Keys,
   Listing,
@@ -82,7 +83,9 @@ export class Ogem implements Sender {
   readonly assistants: Collection;
   readonly threads: Collection;
   readonly assistantRuns: Collection;
+  readonly fineTuningJobs: Collection;
   readonly cache: Cache;
+  readonly guardrails: Guardrails;
   readonly #apiKey: string;
   readonly #timeout: number;
   readonly #fetch: typeof globalThis.fetch;
@@ -110,7 +113,9 @@ export class Ogem implements Sender {
     this.assistants = new Collection(this, "assistants");
     this.threads = new Collection(this, "threads");
     this.assistantRuns = new Collection(this, "assistant-runs");
+    this.fineTuningJobs = new Collection(this, "fine_tuning/jobs");
     this.cache = new Cache(this);
+    this.guardrails = new Guardrails(this);
   }
 
   /** Send one call, retrying it as the module comment of transport.ts says. */

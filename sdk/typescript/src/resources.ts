@@ -124,6 +124,15 @@ export class Cache {
   }
 }
 
+export class Guardrails {
+  constructor(private readonly client: Sender) {}
+
+  /** The guardrails' decisions on the caller's requests (no matched text is ever kept). */
+  decisions(filters: Query = {}): Promise<any> {
+    return this.client.send({ method: "GET", path: `${API}guardrails/decisions/`, params: filters });
+  }
+}
+
 const COLLECTIONS = [
   "organizations",
   "teams",
@@ -136,6 +145,7 @@ const COLLECTIONS = [
   "assistants",
   "threads",
   "assistant-runs",
+  "fine_tuning/jobs",
 ] as const;
 
 const COLLECTION_OPERATIONS: readonly (readonly [Method, string])[] = [
@@ -165,4 +175,5 @@ export const OPERATIONS: readonly (readonly [Method, string])[] = Object.freeze(
   ["DELETE", `${API}cache/`],
   ["GET", `${API}spend/`],
   ["GET", `${API}routing/status/`],
+  ["GET", `${API}guardrails/decisions/`],
 ] as const);
