@@ -70,6 +70,8 @@ KNOWN_PROVIDERS = frozenset(
         "volcengine",
         "xinference",
         "litellm_proxy",
+        "baseten",
+        "clarifai",
         # LiteLLM prefixes with protocols of their own (providers/<name>/).
         "watsonx",
         "sagemaker",
@@ -99,10 +101,8 @@ OTHER_LITELLM_PREFIXES = frozenset(
     {
         "nlp_cloud",
         "aleph_alpha",
-        "baseten",
         "predibase",
         "triton",
-        "clarifai",
         "palm",
         "petals",
     }

@@ -60,7 +60,12 @@ OPENAI_WIRE = {
     "volcengine": "doubao-pro-32k",
     "xinference": "qwen2.5-instruct",
     "litellm_proxy": "gpt-4o-mini",
+    "baseten": "openai/gpt-oss-120b",
+    "clarifai": "openai.chat-completion.gpt-oss-20b",
 }
+# The model id a prefix sends when it is not the config's: Clarifai's OpenAI endpoint takes
+# the model's URL, which LiteLLM builds from its `user.app.model` id.
+OPENAI_WIRE_SENT = {"clarifai": "https://clarifai.com/openai/chat-completion/models/gpt-oss-20b"}
 # Prefixes served by one of the family under another name.
 CANONICAL = {"vllm": "hosted_vllm"}
 
@@ -239,7 +244,7 @@ def test_each_openai_wire_prefix_reaches_its_upstream(
     sent = openai_emulator.last
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    assert sent.json["model"] == OPENAI_WIRE[prefix]
+    assert sent.json["model"] == OPENAI_WIRE_SENT.get(prefix, OPENAI_WIRE[prefix])
     assert sent.json["messages"] == HELLO
 
 
@@ -378,6 +383,8 @@ DEFAULT_URLS = {
     "moonshot": "https://api.moonshot.ai/v1/chat/completions",
     "meta_llama": "https://api.llama.com/compat/v1/chat/completions",
     "volcengine": "https://ark.cn-beijing.volces.com/api/v3/chat/completions",
+    "baseten": "https://inference.baseten.co/v1/chat/completions",
+    "clarifai": "https://api.clarifai.com/v2/ext/openai/v1/chat/completions",
 }
 
 
@@ -393,6 +400,50 @@ def test_default_api_base(provider: str) -> None:
     )
     assert request.url == DEFAULT_URLS[provider]
     assert request.headers["Authorization"] == "Bearer k"
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "url"),
+    [
+        (
+            "abcd1234",
+            "",
+            "https://model-abcd1234.api.baseten.co/environments/production/sync/v1/chat/completions",
+        ),
+        ("deepseek-ai/DeepSeek-V3-0324", "", "https://inference.baseten.co/v1/chat/completions"),
+        ("abcd1234", "http://127.0.0.1:9/sync/v1", "http://127.0.0.1:9/sync/v1/chat/completions"),
+    ],
+)
+def test_baseten_dedicated_deployments_by_their_id(model: str, api_base: str, url: str) -> None:
+    adapter = adapter_get("baseten")
+    assert adapter is not None
+    deployment = Deployment(
+        id="x", model_name="x", provider="baseten", upstream_model=model, api_base=api_base
+    )
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert request.url == url
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        ("meta.Llama-3.Llama-3_2-3B", "https://clarifai.com/meta/Llama-3/models/Llama-3_2-3B"),
+        (
+            "https://clarifai.com/openai/chat-completion/models/o4-mini",
+            "https://clarifai.com/openai/chat-completion/models/o4-mini",
+        ),
+    ],
+)
+def test_clarifai_sends_the_model_url(model: str, sent: str) -> None:
+    adapter = adapter_get("clarifai")
+    assert adapter is not None
+    deployment = Deployment(id="x", model_name="x", provider="clarifai", upstream_model=model)
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert request.json["model"] == sent
 
 
 @pytest.mark.parametrize(
