@@ -108,6 +108,14 @@ OTHER_LITELLM_PREFIXES = frozenset(
     }
 )
 
+# LiteLLM prefixes whose upstream no longer exists: no adapter will come, and a deployment
+# naming one is reported with the reason (and what to use instead).
+RETIRED_PROVIDERS = {
+    "palm": "Google shut the PaLM API down in 2024; use gemini/ (e.g. gemini/gemini-2.0-flash)",
+    "petals": "the public Petals swarm no longer runs; serve the model with an OpenAI-compatible "
+    "server (hosted_vllm/, ollama/) instead",
+}
+
 # The params key holding a wildcard deployment's LiteLLM model template (`*`, `openai/*`): the
 # registry builds the deployment serving each requested name from it (gateway/registry.py).
 WILDCARD_MODEL_PARAM = "wildcard_model"
@@ -145,6 +153,14 @@ def provider_suggest(name: str) -> str | None:
 
 def provider_canonical(name: str) -> str:
     return PROVIDER_ALIASES.get(name, name)
+
+
+def provider_unservable_reason(name: str) -> str:
+    """Why a deployment of provider `name` is skipped (`provider_is_servable` said False)."""
+    retired = RETIRED_PROVIDERS.get(name)
+    if retired is not None:
+        return f'provider "{name}" is not served: {retired}'
+    return f'provider "{name}" is not available in this Ogem build'
 
 
 def provider_is_servable(name: str) -> bool:
