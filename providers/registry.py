@@ -35,6 +35,7 @@ from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
 from providers.perplexity.adapter import PerplexityAdapter
+from providers.predibase.adapter import PredibaseAdapter
 from providers.replicate.adapter import ReplicateAdapter
 from providers.sagemaker.adapter import SageMakerAdapter, SageMakerChatAdapter
 from providers.text_generation_webui.adapter import TextGenerationWebUIAdapter
@@ -80,6 +81,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "sagemaker": SageMakerAdapter(),
     "sagemaker_chat": SageMakerChatAdapter(),
     "cloudflare": CloudflareAdapter(),
+    "predibase": PredibaseAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

@@ -77,6 +77,7 @@ KNOWN_PROVIDERS = frozenset(
         "sagemaker",
         "sagemaker_chat",
         "cloudflare",
+        "predibase",
     }
 )
 
@@ -101,7 +102,6 @@ OTHER_LITELLM_PREFIXES = frozenset(
     {
         "nlp_cloud",
         "aleph_alpha",
-        "predibase",
         "triton",
         "palm",
         "petals",

@@ -24,6 +24,7 @@ from tests.emulators import (
     cloudflare_api,
     cohere_api,
     gemini_api,
+    predibase_api,
     sagemaker_api,
     watsonx_api,
 )
@@ -72,7 +73,7 @@ CANONICAL = {"vllm": "hosted_vllm"}
 
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
                  ai21_url: str, watsonx_url: str, sagemaker_url: str,
-                 cloudflare_url: str) -> str:  # fmt: skip
+                 cloudflare_url: str, predibase_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -154,7 +155,16 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       api_key: os.environ/LPROV_CLOUDFLARE_KEY
     model_info:
       input_cost_per_token: 0.00000005
-      output_cost_per_token: 0.0000001"""
+      output_cost_per_token: 0.0000001
+  - model_name: lp-predibase
+    litellm_params:
+      model: predibase/llama-3-8b-instruct
+      api_base: {predibase_url}
+      api_key: os.environ/LPROV_PREDIBASE_KEY
+      tenant_id: {predibase_api.TENANT_ID}
+    model_info:
+      input_cost_per_token: 0.0000002
+      output_cost_per_token: 0.0000002"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -169,6 +179,7 @@ def emulators() -> Iterator[dict[str, object]]:
         "watsonx": watsonx_api.watsonx_emulator_get(),
         "sagemaker": sagemaker_api.sagemaker_emulator_get(),
         "cloudflare": cloudflare_api.cloudflare_emulator_get(),
+        "predibase": predibase_api.predibase_emulator_get(),
     }
     credentials_forget()
     for emulator in found.values():
@@ -194,6 +205,7 @@ def config_path(
     monkeypatch.setenv("LPROV_AWS_KEY", bedrock_api.ACCESS_KEY)
     monkeypatch.setenv("LPROV_AWS_SECRET", bedrock_api.SECRET_KEY)
     monkeypatch.setenv("LPROV_CLOUDFLARE_KEY", cloudflare_api.API_TOKEN)
+    monkeypatch.setenv("LPROV_PREDIBASE_KEY", predibase_api.API_TOKEN)
     return write_config(
         _config_text(
             openai_url=openai_emulator.url,
@@ -204,6 +216,7 @@ def config_path(
             watsonx_url=emulators["watsonx"].url,  # type: ignore[attr-defined]
             sagemaker_url=emulators["sagemaker"].url,  # type: ignore[attr-defined]
             cloudflare_url=emulators["cloudflare"].url,  # type: ignore[attr-defined]
+            predibase_url=emulators["predibase"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -231,6 +244,7 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "sagemaker_chat": "sagemaker_chat",
         "sagemaker": "sagemaker",
         "cloudflare": "cloudflare",
+        "predibase": "predibase",
     }
 
 
@@ -321,6 +335,11 @@ OWN_PROTOCOL = {
         f"/client/v4/accounts/{cloudflare_api.ACCOUNT_ID}/ai/run/@cf/meta/llama-3.1-8b-instruct",
         "messages",
     ),
+    "predibase": (
+        "predibase",
+        f"/{predibase_api.TENANT_ID}/deployments/v2/llms/llama-3-8b-instruct/generate",
+        "inputs",
+    ),
 }
 
 
@@ -330,6 +349,7 @@ OWN_PROTOCOL_PRICES = {
     "sagemaker_chat": ("0.000003", "0.000004"),
     "sagemaker": ("0.000001", "0.000001"),
     "cloudflare": ("0.00000005", "0.0000001"),
+    "predibase": ("0.0000002", "0.0000002"),
 }
 
 
