@@ -40,6 +40,7 @@ from providers.replicate.adapter import ReplicateAdapter
 from providers.sagemaker.adapter import SageMakerAdapter, SageMakerChatAdapter
 from providers.text_generation_webui.adapter import TextGenerationWebUIAdapter
 from providers.together_ai.adapter import TogetherAIAdapter
+from providers.triton.adapter import TritonAdapter
 from providers.vertex_ai.adapter import VertexAIAdapter
 from providers.voyage.adapter import VoyageAdapter
 from providers.watsonx.adapter import WatsonxAdapter
@@ -82,6 +83,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "sagemaker_chat": SageMakerChatAdapter(),
     "cloudflare": CloudflareAdapter(),
     "predibase": PredibaseAdapter(),
+    "triton": TritonAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

@@ -1,7 +1,7 @@
 """Provider names a configuration may use, and how LiteLLM's `provider/model` strings split.
 
 Adapters are registered in `providers/registry.py`; until a provider's adapter exists, its
-LiteLLM prefix is still recognised (so `triton/my-model` is not mistaken for an OpenAI model
+LiteLLM prefix is still recognised (so `nlp_cloud/dolphin` is not mistaken for an OpenAI model
 id) and the deployment is skipped with a warning.
 """
 
@@ -78,6 +78,7 @@ KNOWN_PROVIDERS = frozenset(
         "sagemaker_chat",
         "cloudflare",
         "predibase",
+        "triton",
     }
 )
 
@@ -102,7 +103,6 @@ OTHER_LITELLM_PREFIXES = frozenset(
     {
         "nlp_cloud",
         "aleph_alpha",
-        "triton",
         "palm",
         "petals",
     }

@@ -26,6 +26,7 @@ from tests.emulators import (
     gemini_api,
     predibase_api,
     sagemaker_api,
+    triton_api,
     watsonx_api,
 )
 from tests.emulators.fixtures import UPSTREAM_KEY
@@ -73,7 +74,8 @@ CANONICAL = {"vllm": "hosted_vllm"}
 
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
                  ai21_url: str, watsonx_url: str, sagemaker_url: str,
-                 cloudflare_url: str, predibase_url: str) -> str:  # fmt: skip
+                 cloudflare_url: str, predibase_url: str,
+                 triton_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -164,7 +166,14 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       tenant_id: {predibase_api.TENANT_ID}
     model_info:
       input_cost_per_token: 0.0000002
-      output_cost_per_token: 0.0000002"""
+      output_cost_per_token: 0.0000002
+  - model_name: lp-triton
+    litellm_params:
+      model: triton/ensemble
+      api_base: {triton_url}/v2/models/ensemble/generate
+    model_info:
+      input_cost_per_token: 0.0000001
+      output_cost_per_token: 0.0000003"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -180,6 +189,7 @@ def emulators() -> Iterator[dict[str, object]]:
         "sagemaker": sagemaker_api.sagemaker_emulator_get(),
         "cloudflare": cloudflare_api.cloudflare_emulator_get(),
         "predibase": predibase_api.predibase_emulator_get(),
+        "triton": triton_api.triton_emulator_get(),
     }
     credentials_forget()
     for emulator in found.values():
@@ -217,6 +227,7 @@ def config_path(
             sagemaker_url=emulators["sagemaker"].url,  # type: ignore[attr-defined]
             cloudflare_url=emulators["cloudflare"].url,  # type: ignore[attr-defined]
             predibase_url=emulators["predibase"].url,  # type: ignore[attr-defined]
+            triton_url=emulators["triton"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -245,6 +256,7 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "sagemaker": "sagemaker",
         "cloudflare": "cloudflare",
         "predibase": "predibase",
+        "triton": "triton",
     }
 
 
@@ -340,6 +352,7 @@ OWN_PROTOCOL = {
         f"/{predibase_api.TENANT_ID}/deployments/v2/llms/llama-3-8b-instruct/generate",
         "inputs",
     ),
+    "triton": ("triton", "/v2/models/ensemble/generate", "text_input"),
 }
 
 
@@ -350,6 +363,7 @@ OWN_PROTOCOL_PRICES = {
     "sagemaker": ("0.000001", "0.000001"),
     "cloudflare": ("0.00000005", "0.0000001"),
     "predibase": ("0.0000002", "0.0000002"),
+    "triton": ("0.0000001", "0.0000003"),
 }
 
 
