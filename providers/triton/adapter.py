@@ -19,7 +19,6 @@ used. Triton reports no token counts: Ogem estimates them (docs/governance.md). 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -38,6 +37,7 @@ from providers.base import Deployment, Endpoint
 from providers.errors import InvalidRequestError, UpstreamError, UpstreamFailure, upstream_error
 from providers.huggingface.tgi import chat_prompt
 from providers.sse import sse_data
+from providers.whole import answer_as_stream, chat_chunk, chat_completion
 
 PROVIDER = "triton"
 # LiteLLM's default output budget for Triton (its models need one).
@@ -108,33 +108,6 @@ def infer_text(answer: Any) -> str:
     return str(data or "")
 
 
-def _completion(*, text: str, model: str, identity: str) -> dict[str, Any]:
-    return {
-        "id": identity,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-    }
-
-
-def _chunk(*, identity: str, model: str, delta: dict[str, Any], finish: str | None) -> dict:
-    return {
-        "id": identity,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
 class TritonAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT})
@@ -173,7 +146,7 @@ class TritonAdapter(ProviderAdapter):
             text = answer["text_output"]
         else:
             raise UpstreamError("triton answered without text_output.", provider=self.name)
-        return _completion(
+        return chat_completion(
             text=text, model=deployment.upstream_model, identity=f"chatcmpl-{uuid.uuid4().hex}"
         )
 
@@ -195,15 +168,8 @@ class TritonAdapter(ProviderAdapter):
         # /infer has no stream: the whole answer, as the one chunk it makes.
         answer = await self.call(endpoint=endpoint, deployment=deployment, body=body)
         assert isinstance(answer, dict)
-        identity, model = answer["id"], answer["model"]
-        text = answer["choices"][0]["message"]["content"]
-        yield _chunk(
-            identity=identity,
-            model=model,
-            delta={"role": "assistant", "content": text},
-            finish=None,
-        )
-        yield _chunk(identity=identity, model=model, delta={}, finish="stop")
+        async for chunk in answer_as_stream(answer):
+            yield chunk
 
     async def translate_stream(
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
@@ -230,6 +196,6 @@ class TritonAdapter(ProviderAdapter):
             if first:
                 delta["role"] = "assistant"
                 first = False
-            yield _chunk(identity=identity, model=model, delta=delta, finish=None)
+            yield chat_chunk(identity=identity, model=model, delta=delta, finish=None)
         # The stream ends when Triton's response does: that is the end of generation.
-        yield _chunk(identity=identity, model=model, delta={}, finish="stop")
+        yield chat_chunk(identity=identity, model=model, delta={}, finish="stop")
