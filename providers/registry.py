@@ -28,6 +28,7 @@ from providers.lm_studio.adapter import LMStudioAdapter
 from providers.local.adapter import LocalAdapter
 from providers.mistral.adapter import MistralAdapter
 from providers.mock.adapter import MockAdapter
+from providers.nlp_cloud.adapter import NLPCloudAdapter
 from providers.ollama.adapter import OllamaAdapter
 from providers.openai.adapter import OpenAIAdapter
 from providers.openai.batch import OpenAIBatches
@@ -84,6 +85,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "cloudflare": CloudflareAdapter(),
     "predibase": PredibaseAdapter(),
     "triton": TritonAdapter(),
+    "nlp_cloud": NLPCloudAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

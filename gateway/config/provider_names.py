@@ -79,6 +79,7 @@ KNOWN_PROVIDERS = frozenset(
         "cloudflare",
         "predibase",
         "triton",
+        "nlp_cloud",
     }
 )
 
@@ -101,7 +102,6 @@ PROVIDER_ALIASES = {
 # correctly (and the deployment is reported), not served yet.
 OTHER_LITELLM_PREFIXES = frozenset(
     {
-        "nlp_cloud",
         "aleph_alpha",
         "palm",
         "petals",

@@ -24,6 +24,7 @@ from tests.emulators import (
     cloudflare_api,
     cohere_api,
     gemini_api,
+    nlp_cloud_api,
     predibase_api,
     sagemaker_api,
     triton_api,
@@ -75,7 +76,7 @@ CANONICAL = {"vllm": "hosted_vllm"}
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
                  ai21_url: str, watsonx_url: str, sagemaker_url: str,
                  cloudflare_url: str, predibase_url: str,
-                 triton_url: str) -> str:  # fmt: skip
+                 triton_url: str, nlp_cloud_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -173,7 +174,15 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       api_base: {triton_url}/v2/models/ensemble/generate
     model_info:
       input_cost_per_token: 0.0000001
-      output_cost_per_token: 0.0000003"""
+      output_cost_per_token: 0.0000003
+  - model_name: lp-nlp_cloud
+    litellm_params:
+      model: nlp_cloud/finetuned-llama-3-70b
+      api_base: {nlp_cloud_url}/v1/gpu/
+      api_key: os.environ/LPROV_NLP_CLOUD_KEY
+    model_info:
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -190,6 +199,7 @@ def emulators() -> Iterator[dict[str, object]]:
         "cloudflare": cloudflare_api.cloudflare_emulator_get(),
         "predibase": predibase_api.predibase_emulator_get(),
         "triton": triton_api.triton_emulator_get(),
+        "nlp_cloud": nlp_cloud_api.nlp_cloud_emulator_get(),
     }
     credentials_forget()
     for emulator in found.values():
@@ -216,6 +226,7 @@ def config_path(
     monkeypatch.setenv("LPROV_AWS_SECRET", bedrock_api.SECRET_KEY)
     monkeypatch.setenv("LPROV_CLOUDFLARE_KEY", cloudflare_api.API_TOKEN)
     monkeypatch.setenv("LPROV_PREDIBASE_KEY", predibase_api.API_TOKEN)
+    monkeypatch.setenv("LPROV_NLP_CLOUD_KEY", nlp_cloud_api.API_KEY)
     return write_config(
         _config_text(
             openai_url=openai_emulator.url,
@@ -228,6 +239,7 @@ def config_path(
             cloudflare_url=emulators["cloudflare"].url,  # type: ignore[attr-defined]
             predibase_url=emulators["predibase"].url,  # type: ignore[attr-defined]
             triton_url=emulators["triton"].url,  # type: ignore[attr-defined]
+            nlp_cloud_url=emulators["nlp_cloud"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -257,6 +269,7 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "cloudflare": "cloudflare",
         "predibase": "predibase",
         "triton": "triton",
+        "nlp_cloud": "nlp_cloud",
     }
 
 
@@ -353,6 +366,7 @@ OWN_PROTOCOL = {
         "inputs",
     ),
     "triton": ("triton", "/v2/models/ensemble/generate", "text_input"),
+    "nlp_cloud": ("nlp_cloud", "/v1/gpu/finetuned-llama-3-70b/generation", "text"),
 }
 
 
@@ -364,6 +378,7 @@ OWN_PROTOCOL_PRICES = {
     "cloudflare": ("0.00000005", "0.0000001"),
     "predibase": ("0.0000002", "0.0000002"),
     "triton": ("0.0000001", "0.0000003"),
+    "nlp_cloud": ("0.000001", "0.000002"),
 }
 
 
