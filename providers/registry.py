@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from providers.adapter import ProviderAdapter
 from providers.ai21.adapter import AI21Adapter
+from providers.aleph_alpha.adapter import AlephAlphaAdapter
 from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.batch import AnthropicBatches
 from providers.anyscale.adapter import AnyscaleAdapter
@@ -86,6 +87,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "predibase": PredibaseAdapter(),
     "triton": TritonAdapter(),
     "nlp_cloud": NLPCloudAdapter(),
+    "aleph_alpha": AlephAlphaAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

@@ -1,8 +1,8 @@
 """Provider names a configuration may use, and how LiteLLM's `provider/model` strings split.
 
-Adapters are registered in `providers/registry.py`; until a provider's adapter exists, its
-LiteLLM prefix is still recognised (so `nlp_cloud/dolphin` is not mistaken for an OpenAI model
-id) and the deployment is skipped with a warning.
+Adapters are registered in `providers/registry.py`. LiteLLM prefixes without one (upstreams
+that no longer exist) are still recognised, so `palm/chat-bison` is not mistaken for an OpenAI
+model id, and the deployment is skipped with a warning saying why.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ KNOWN_PROVIDERS = frozenset(
         "predibase",
         "triton",
         "nlp_cloud",
+        "aleph_alpha",
     }
 )
 
@@ -98,23 +99,15 @@ PROVIDER_ALIASES = {
     "vllm": "hosted_vllm",
 }
 
-# Other LiteLLM prefixes, with protocols of their own: recognised so their model strings split
-# correctly (and the deployment is reported), not served yet.
-OTHER_LITELLM_PREFIXES = frozenset(
-    {
-        "aleph_alpha",
-        "palm",
-        "petals",
-    }
-)
-
-# LiteLLM prefixes whose upstream no longer exists: no adapter will come, and a deployment
-# naming one is reported with the reason (and what to use instead).
+# LiteLLM prefixes whose upstream no longer exists: recognised so their model strings split
+# correctly; no adapter will come, and a deployment naming one is reported with the reason
+# (and what to use instead).
 RETIRED_PROVIDERS = {
     "palm": "Google shut the PaLM API down in 2024; use gemini/ (e.g. gemini/gemini-2.0-flash)",
     "petals": "the public Petals swarm no longer runs; serve the model with an OpenAI-compatible "
     "server (hosted_vllm/, ollama/) instead",
 }
+OTHER_LITELLM_PREFIXES = frozenset(RETIRED_PROVIDERS)
 
 # The params key holding a wildcard deployment's LiteLLM model template (`*`, `openai/*`): the
 # registry builds the deployment serving each requested name from it (gateway/registry.py).

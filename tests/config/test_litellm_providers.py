@@ -19,6 +19,7 @@ from providers.bedrock.auth import credentials_forget
 from providers.registry import adapter_get
 from tests.emulators import (
     ai21_api,
+    aleph_alpha_api,
     anthropic_api,
     bedrock_api,
     cloudflare_api,
@@ -76,7 +77,8 @@ CANONICAL = {"vllm": "hosted_vllm"}
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
                  ai21_url: str, watsonx_url: str, sagemaker_url: str,
                  cloudflare_url: str, predibase_url: str,
-                 triton_url: str, nlp_cloud_url: str) -> str:  # fmt: skip
+                 triton_url: str, nlp_cloud_url: str,
+                 aleph_alpha_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -182,7 +184,15 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       api_key: os.environ/LPROV_NLP_CLOUD_KEY
     model_info:
       input_cost_per_token: 0.000001
-      output_cost_per_token: 0.000002"""
+      output_cost_per_token: 0.000002
+  - model_name: lp-aleph_alpha
+    litellm_params:
+      model: aleph_alpha/luminous-base
+      api_base: {aleph_alpha_url}/complete
+      api_key: os.environ/LPROV_ALEPH_ALPHA_KEY
+    model_info:
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000004"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -200,6 +210,7 @@ def emulators() -> Iterator[dict[str, object]]:
         "predibase": predibase_api.predibase_emulator_get(),
         "triton": triton_api.triton_emulator_get(),
         "nlp_cloud": nlp_cloud_api.nlp_cloud_emulator_get(),
+        "aleph_alpha": aleph_alpha_api.aleph_alpha_emulator_get(),
     }
     credentials_forget()
     for emulator in found.values():
@@ -227,6 +238,7 @@ def config_path(
     monkeypatch.setenv("LPROV_CLOUDFLARE_KEY", cloudflare_api.API_TOKEN)
     monkeypatch.setenv("LPROV_PREDIBASE_KEY", predibase_api.API_TOKEN)
     monkeypatch.setenv("LPROV_NLP_CLOUD_KEY", nlp_cloud_api.API_KEY)
+    monkeypatch.setenv("LPROV_ALEPH_ALPHA_KEY", aleph_alpha_api.API_TOKEN)
     return write_config(
         _config_text(
             openai_url=openai_emulator.url,
@@ -240,6 +252,7 @@ def config_path(
             predibase_url=emulators["predibase"].url,  # type: ignore[attr-defined]
             triton_url=emulators["triton"].url,  # type: ignore[attr-defined]
             nlp_cloud_url=emulators["nlp_cloud"].url,  # type: ignore[attr-defined]
+            aleph_alpha_url=emulators["aleph_alpha"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -270,6 +283,7 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "predibase": "predibase",
         "triton": "triton",
         "nlp_cloud": "nlp_cloud",
+        "aleph_alpha": "aleph_alpha",
     }
 
 
@@ -367,6 +381,7 @@ OWN_PROTOCOL = {
     ),
     "triton": ("triton", "/v2/models/ensemble/generate", "text_input"),
     "nlp_cloud": ("nlp_cloud", "/v1/gpu/finetuned-llama-3-70b/generation", "text"),
+    "aleph_alpha": ("aleph_alpha", "/complete", "maximum_tokens"),
 }
 
 
@@ -379,6 +394,7 @@ OWN_PROTOCOL_PRICES = {
     "predibase": ("0.0000002", "0.0000002"),
     "triton": ("0.0000001", "0.0000003"),
     "nlp_cloud": ("0.000001", "0.000002"),
+    "aleph_alpha": ("0.000003", "0.000004"),
 }
 
 
