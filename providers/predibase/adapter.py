@@ -2,7 +2,8 @@
 /deployments/v2/llms/{model}/generate` (or `/generate_stream`), bearer API token, in Text
 Generation Inference's format (providers/huggingface/tgi.py): the chat messages become one
 prompt, `{"inputs", "parameters"}` is answered `{"generated_text", "details"}`, the stream is
-server-sent token events whose last carries `details`. A fine-tuned adapter is chosen with
+server-sent token events whose last carries `details`; `max_new_tokens` is 4096 (LiteLLM's) when
+the client sets no limit. A fine-tuned adapter is chosen with
 `params.adapter_id` (and `params.adapter_source`: `pbase`, `hub`, `s3`), sent in `parameters`.
 
 Deployment settings (LiteLLM's names): `params.tenant_id` (or `params.predibase_tenant_id`, else
@@ -40,6 +41,9 @@ from providers.sse import sse_data
 
 DEFAULT_API_BASE = "https://serving.app.predibase.com"
 ADAPTER_PARAMS = ("adapter_id", "adapter_source")
+# LoRAX stops at 20 new tokens unless told otherwise; LiteLLM asks for 4096 when the client sets
+# no limit, and so does Ogem, so answers are not cut short.
+DEFAULT_MAX_NEW_TOKENS = 4096
 
 
 def tenant_for(deployment: Deployment) -> str:
@@ -79,6 +83,7 @@ class PredibaseAdapter(ProviderAdapter):
         if endpoint is not Endpoint.CHAT:
             raise InvalidRequestError(f"predibase deployments do not serve /v1/{endpoint.value}.")
         payload = chat_generate_request(body=body, stream=stream)
+        payload["parameters"].setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
         for name in ADAPTER_PARAMS:
             if deployment.params.get(name):
                 payload["parameters"][name] = deployment.params[name]

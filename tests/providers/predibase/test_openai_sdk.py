@@ -109,7 +109,9 @@ def test_stream(client: openai.OpenAI, predibase_emulator: PredibaseEmulator) ->
     assert [(c.usage.prompt_tokens, c.usage.completion_tokens) for c in chunks if c.usage] == [
         (4, 5)
     ]
-    assert predibase_emulator.requests[0].path == GENERATE + "_stream"
+    [call] = predibase_emulator.requests
+    assert call.path == GENERATE + "_stream"
+    assert call.body["parameters"]["max_new_tokens"] == 4096  # no limit given: LiteLLM's
 
 
 def test_fine_tuned_adapter(client: openai.OpenAI, predibase_emulator: PredibaseEmulator) -> None:
