@@ -49,7 +49,11 @@ from billing.services import (
     budget_template_update,
     budget_upsert,
 )
-from gateway.config.provider_names import provider_is_servable, provider_split
+from gateway.config.provider_names import (
+    provider_is_servable,
+    provider_split,
+    provider_unservable_reason,
+)
 from gateway.models import ImportedObject, ModelDeployment
 from gateway.services import deployment_create, deployment_update
 from keys.models import VirtualKey
@@ -690,9 +694,12 @@ class _Importer:
                 continue
             provider, upstream, recognised = provider_split(model)
             if not recognised or not provider_is_servable(provider):
-                self.summary.count(
-                    "model", "skipped", f"{row['model_name']}: provider of {model!r} not served"
+                reason = (
+                    provider_unservable_reason(provider)
+                    if recognised
+                    else f"provider of {model!r} not served"
                 )
+                self.summary.count("model", "skipped", f"{row['model_name']}: {reason}")
                 continue
             api_key = params.pop("api_key", None)
             data: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from providers.adapter import ProviderAdapter
 from providers.ai21.adapter import AI21Adapter
+from providers.aleph_alpha.adapter import AlephAlphaAdapter
 from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.batch import AnthropicBatches
 from providers.anyscale.adapter import AnyscaleAdapter
@@ -28,6 +29,7 @@ from providers.lm_studio.adapter import LMStudioAdapter
 from providers.local.adapter import LocalAdapter
 from providers.mistral.adapter import MistralAdapter
 from providers.mock.adapter import MockAdapter
+from providers.nlp_cloud.adapter import NLPCloudAdapter
 from providers.ollama.adapter import OllamaAdapter
 from providers.openai.adapter import OpenAIAdapter
 from providers.openai.batch import OpenAIBatches
@@ -35,10 +37,12 @@ from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
 from providers.perplexity.adapter import PerplexityAdapter
+from providers.predibase.adapter import PredibaseAdapter
 from providers.replicate.adapter import ReplicateAdapter
 from providers.sagemaker.adapter import SageMakerAdapter, SageMakerChatAdapter
 from providers.text_generation_webui.adapter import TextGenerationWebUIAdapter
 from providers.together_ai.adapter import TogetherAIAdapter
+from providers.triton.adapter import TritonAdapter
 from providers.vertex_ai.adapter import VertexAIAdapter
 from providers.voyage.adapter import VoyageAdapter
 from providers.watsonx.adapter import WatsonxAdapter
@@ -80,6 +84,10 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "sagemaker": SageMakerAdapter(),
     "sagemaker_chat": SageMakerChatAdapter(),
     "cloudflare": CloudflareAdapter(),
+    "predibase": PredibaseAdapter(),
+    "triton": TritonAdapter(),
+    "nlp_cloud": NLPCloudAdapter(),
+    "aleph_alpha": AlephAlphaAdapter(),
     # The hosted OpenAI-compatible upstreams (providers/openai_compatible/hosted.py).
     **{adapter.name: adapter() for adapter in HOSTED_ADAPTERS},
 }

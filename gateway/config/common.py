@@ -8,7 +8,11 @@ from typing import Any
 
 from billing.pricing import price_is_named, price_value_problem
 from gateway.config.fields import Reader
-from gateway.config.provider_names import provider_is_servable, provider_model_problem
+from gateway.config.provider_names import (
+    provider_is_servable,
+    provider_model_problem,
+    provider_unservable_reason,
+)
 from gateway.config.secrets import secret_is_reference
 from gateway.config.types import (
     ROUTING_STRATEGIES,
@@ -79,9 +83,7 @@ def drafts_to_deployments(
         seen[deployment_id] = draft.node
         if not provider_is_servable(draft.provider):
             reader.warning(
-                draft.node,
-                f'provider "{draft.provider}" is not available in this Ogem build; '
-                "deployment skipped",
+                draft.node, f"{provider_unservable_reason(draft.provider)}; deployment skipped"
             )
             continue
         problem = provider_model_problem(

@@ -28,6 +28,7 @@ from gateway.config.provider_names import (
     provider_canonical,
     provider_is_servable,
     provider_model_problem,
+    provider_unservable_reason,
 )
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
 from gateway.deployments import organization_address_policy
@@ -76,9 +77,7 @@ def database_deployments(
             continue
         provider = provider_canonical(row.provider)
         if not provider_is_servable(provider):
-            problems.warning(
-                where, f'provider "{row.provider}" is not available in this Ogem build; skipped'
-            )
+            problems.warning(where, f"{provider_unservable_reason(provider)}; skipped")
             continue
         unservable = provider_model_problem(provider=provider, upstream_model=row.upstream_model)
         if unservable is not None:

@@ -1,8 +1,8 @@
 """Provider names a configuration may use, and how LiteLLM's `provider/model` strings split.
 
-Adapters are registered in `providers/registry.py`; until a provider's adapter exists, its
-LiteLLM prefix is still recognised (so `triton/my-model` is not mistaken for an OpenAI model
-id) and the deployment is skipped with a warning.
+Adapters are registered in `providers/registry.py`. LiteLLM prefixes without one (upstreams
+that no longer exist) are still recognised, so `palm/chat-bison` is not mistaken for an OpenAI
+model id, and the deployment is skipped with a warning saying why.
 """
 
 from __future__ import annotations
@@ -70,11 +70,17 @@ KNOWN_PROVIDERS = frozenset(
         "volcengine",
         "xinference",
         "litellm_proxy",
+        "baseten",
+        "clarifai",
         # LiteLLM prefixes with protocols of their own (providers/<name>/).
         "watsonx",
         "sagemaker",
         "sagemaker_chat",
         "cloudflare",
+        "predibase",
+        "triton",
+        "nlp_cloud",
+        "aleph_alpha",
     }
 )
 
@@ -93,20 +99,15 @@ PROVIDER_ALIASES = {
     "vllm": "hosted_vllm",
 }
 
-# Other LiteLLM prefixes, with protocols of their own: recognised so their model strings split
-# correctly (and the deployment is reported), not served yet.
-OTHER_LITELLM_PREFIXES = frozenset(
-    {
-        "nlp_cloud",
-        "aleph_alpha",
-        "baseten",
-        "predibase",
-        "triton",
-        "clarifai",
-        "palm",
-        "petals",
-    }
-)
+# LiteLLM prefixes whose upstream no longer exists: recognised so their model strings split
+# correctly; no adapter will come, and a deployment naming one is reported with the reason
+# (and what to use instead).
+RETIRED_PROVIDERS = {
+    "palm": "Google shut the PaLM API down in 2024; use gemini/ (e.g. gemini/gemini-2.0-flash)",
+    "petals": "the public Petals swarm no longer runs; serve the model with an OpenAI-compatible "
+    "server (hosted_vllm/, ollama/) instead",
+}
+OTHER_LITELLM_PREFIXES = frozenset(RETIRED_PROVIDERS)
 
 # The params key holding a wildcard deployment's LiteLLM model template (`*`, `openai/*`): the
 # registry builds the deployment serving each requested name from it (gateway/registry.py).
@@ -145,6 +146,14 @@ def provider_suggest(name: str) -> str | None:
 
 def provider_canonical(name: str) -> str:
     return PROVIDER_ALIASES.get(name, name)
+
+
+def provider_unservable_reason(name: str) -> str:
+    """Why a deployment of provider `name` is skipped (`provider_is_servable` said False)."""
+    retired = RETIRED_PROVIDERS.get(name)
+    if retired is not None:
+        return f'provider "{name}" is not served: {retired}'
+    return f'provider "{name}" is not available in this Ogem build'
 
 
 def provider_is_servable(name: str) -> bool:

@@ -43,6 +43,64 @@ def generate_request(*, body: dict[str, Any], stream: bool) -> dict[str, Any]:
     return {"inputs": prompt, "parameters": parameters}
 
 
+def _text(content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text") or "") for p in content if isinstance(p, dict) and "text" in p
+        )
+    raise InvalidRequestError("A message's content must be a string or a list of parts.")
+
+
+def chat_prompt(messages: Any) -> str:
+    """Chat messages as one generation prompt (`Role: text` lines, then `Assistant:`), for
+    servers of TGI's text generation format behind a chat deployment (SageMaker, Predibase)."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("`messages` must be a non-empty list.", param="messages")
+    lines = [
+        f"{str(m.get('role') or 'user').capitalize()}: {_text(m.get('content'))}"
+        for m in messages
+        if isinstance(m, dict)
+    ]
+    return "\n".join([*lines, "Assistant:"])
+
+
+def chat_generate_request(*, body: dict[str, Any], stream: bool) -> dict[str, Any]:
+    """A chat completion request as TGI's `{"inputs", "parameters"}`."""
+    generation = {**body, "prompt": chat_prompt(body.get("messages"))}
+    if body.get("max_completion_tokens") is not None:
+        generation["max_tokens"] = body["max_completion_tokens"]
+    return generate_request(body=generation, stream=stream)
+
+
+def completion_as_chat(text: dict[str, Any]) -> dict[str, Any]:
+    """`generate_response`'s text completion as a chat completion."""
+    [choice] = text["choices"]
+    return text | {
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": choice["text"]},
+                "finish_reason": choice["finish_reason"],
+                "logprobs": None,
+            }
+        ],
+    }
+
+
+def chunk_as_chat(chunk: dict[str, Any], *, first: bool) -> dict[str, Any]:
+    """A `GenerateStreamTranslator` chunk as a chat completion chunk (the role on the first)."""
+    choices = []
+    for choice in chunk["choices"]:
+        delta: dict[str, Any] = {"content": choice["text"]} if choice["text"] else {}
+        if first:
+            delta["role"] = "assistant"
+        choices.append({"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]})
+    return chunk | {"object": "chat.completion.chunk", "choices": choices}
+
+
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt,

@@ -8,6 +8,7 @@ workspaces, Azure AI resources, a LiteLLM proxy, Xinference servers) need an `ap
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -291,6 +292,55 @@ class LiteLLMProxyAdapter(OpenAICompatibleAdapter):
     endpoints: ClassVar[frozenset[Endpoint]] = CHAT_FAMILY_ENDPOINTS
 
 
+# A Baseten dedicated deployment's id (LiteLLM routes an 8-character alphanumeric model there).
+_BASETEN_DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8}")
+
+
+class BasetenAdapter(OpenAICompatibleAdapter):
+    """Baseten Model APIs (`baseten/openai/gpt-oss-120b`), or, as LiteLLM routes an
+    8-character model id such as `baseten/abcd1234`, that dedicated deployment's production
+    environment (`https://model-<id>.api.baseten.co/environments/production/sync/v1`)."""
+
+    name: ClassVar[str] = "baseten"
+    default_api_base: ClassVar[str] = "https://inference.baseten.co/v1"
+    endpoints: ClassVar[frozenset[Endpoint]] = CHAT_AND_COMPLETIONS
+    rejected_params: ClassVar[frozenset[str]] = OPENAI_ONLY
+
+    def api_base(self, deployment: Deployment) -> str:
+        model = deployment.upstream_model
+        if not deployment.api_base and _BASETEN_DEPLOYMENT_ID.fullmatch(model):
+            return f"https://model-{model}.api.baseten.co/environments/production/sync/v1"
+        return super().api_base(deployment)
+
+
+def clarifai_model_url(model: str) -> str:
+    """LiteLLM's `user.app.model` Clarifai id as the model URL Clarifai's OpenAI endpoint takes
+    (`https://clarifai.com/user/app/models/model`); a URL already is one."""
+    parts = model.split(".")
+    if "://" in model or len(parts) != 3 or not all(parts):
+        return model
+    user, app, model_id = parts
+    return f"https://clarifai.com/{user}/{app}/models/{model_id}"
+
+
+class ClarifaiAdapter(OpenAICompatibleAdapter):
+    """Clarifai's OpenAI-compatible endpoint; the key is a personal access token (bearer)."""
+
+    name: ClassVar[str] = "clarifai"
+    default_api_base: ClassVar[str] = "https://api.clarifai.com/v2/ext/openai/v1"
+    endpoints: ClassVar[frozenset[Endpoint]] = CHAT
+    rejected_params: ClassVar[frozenset[str]] = OPENAI_ONLY
+
+    def prepare_body(
+        self, *, endpoint: Endpoint, deployment: Deployment, body: dict[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        prepared = super().prepare_body(
+            endpoint=endpoint, deployment=deployment, body=body, stream=stream
+        )
+        prepared["model"] = clarifai_model_url(deployment.upstream_model)
+        return prepared
+
+
 HOSTED_ADAPTERS: tuple[type[OpenAICompatibleAdapter], ...] = (
     CerebrasAdapter,
     SambaNovaAdapter,
@@ -315,4 +365,6 @@ HOSTED_ADAPTERS: tuple[type[OpenAICompatibleAdapter], ...] = (
     VolcengineAdapter,
     XinferenceAdapter,
     LiteLLMProxyAdapter,
+    BasetenAdapter,
+    ClarifaiAdapter,
 )

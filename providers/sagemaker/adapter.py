@@ -46,7 +46,13 @@ from providers.errors import (
     upstream_error,
 )
 from providers.http import UpstreamHTTPResponse
-from providers.huggingface.tgi import GenerateStreamTranslator, generate_request, generate_response
+from providers.huggingface.tgi import (
+    GenerateStreamTranslator,
+    chat_generate_request,
+    chunk_as_chat,
+    completion_as_chat,
+    generate_response,
+)
 from providers.sse import sse_data
 
 SERVICE = "sagemaker"
@@ -84,27 +90,6 @@ def invocation_request(
         headers=headers,
         content=orjson.dumps(payload),
     )
-
-
-def _text(content: Any) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text") or "") for p in content if isinstance(p, dict) and "text" in p
-        )
-    raise InvalidRequestError("A message's content must be a string or a list of parts.")
-
-
-def messages_prompt(messages: Any) -> str:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("`messages` must be a non-empty list.", param="messages")
-    lines = [
-        f"{str(m.get('role') or 'user').capitalize()}: {_text(m.get('content'))}"
-        for m in messages
-        if isinstance(m, dict)
-    ]
-    return "\n".join([*lines, "Assistant:"])
 
 
 async def payload_bytes(
@@ -155,10 +140,7 @@ class SageMakerAdapter(ProviderAdapter):
                 )
             payload: dict[str, Any] = {"text_inputs": texts}
         elif endpoint is Endpoint.CHAT:
-            generation = {**body, "prompt": messages_prompt(body.get("messages"))}
-            if body.get("max_completion_tokens") is not None:
-                generation["max_tokens"] = body["max_completion_tokens"]
-            payload = generate_request(body=generation, stream=stream)
+            payload = chat_generate_request(body=body, stream=stream)
             if stream:
                 payload["stream"] = True
         else:
@@ -187,18 +169,7 @@ class SageMakerAdapter(ProviderAdapter):
         text = generate_response(
             answer, model=deployment.upstream_model, identity=f"chatcmpl-{uuid.uuid4().hex}"
         )
-        [choice] = text["choices"]
-        return text | {
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": choice["text"]},
-                    "finish_reason": choice["finish_reason"],
-                    "logprobs": None,
-                }
-            ],
-        }
+        return completion_as_chat(text)
 
     async def translate_stream(
         self, *, endpoint: Endpoint, deployment: Deployment, chunks: AsyncIterator[bytes]
@@ -222,18 +193,11 @@ class SageMakerAdapter(ProviderAdapter):
                     secrets=deployment.secrets,
                 )
             for chunk in translator.feed(event if isinstance(event, dict) else {}):
-                chunk["object"] = "chat.completion.chunk"
-                choices = []
-                for choice in chunk["choices"]:
-                    delta: dict[str, Any] = {"content": choice["text"]} if choice["text"] else {}
-                    if first:
-                        delta["role"] = "assistant"
-                        first = False
-                    choices.append(
-                        {"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}
-                    )
-                chunk["choices"] = choices
-                yield chunk
+                if chunk["choices"]:
+                    yield chunk_as_chat(chunk, first=first)
+                    first = False
+                else:
+                    yield chunk_as_chat(chunk, first=False)
             if translator.finished:
                 return
         raise UpstreamError("sagemaker ended the stream early.", provider=self.name)

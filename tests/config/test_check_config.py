@@ -14,6 +14,7 @@ from django.core.management import call_command
 pytestmark = pytest.mark.django_db
 
 REPO = Path(__file__).resolve().parents[2]
+PALM_GONE = "Google shut the PaLM API down in 2024; use gemini/ (e.g. gemini/gemini-2.0-flash)"
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -144,7 +145,7 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
               max_input_tokens: 128000
           - model_name: sm
             litellm_params:
-              model: triton/my-endpoint
+              model: palm/chat-bison
         litellm_settings:
           set_verbose: true
           num_retries: 2
@@ -153,8 +154,8 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
     code, output = _run(path, "--keys")
     assert code == 0
     assert output.splitlines() == [
-        f'{path}:11:5: warning: model_list[1]: provider "triton" is not available in this '
-        "Ogem build; deployment skipped",
+        f'{path}:11:5: warning: model_list[1]: provider "palm" is not served: {PALM_GONE}; '
+        "deployment skipped",
         f"{path}:15:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
         f"{path}:1:1: used: model_list",
         f"{path}:2:5: used: model_list[0].model_name (the public model name)",
@@ -170,11 +171,11 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
         "deployment's price, in spend and budgets)",
         f"{path}:10:7: ignored: model_list[0].model_info.max_input_tokens (kept in "
         "params.model_info, not used)",
-        f'{path}:11:5: ignored: model_list[1].model_name (provider "triton" is not '
-        "available in this Ogem build; deployment skipped)",
+        f'{path}:11:5: ignored: model_list[1].model_name (provider "palm" is not served: '
+        f"{PALM_GONE}; deployment skipped)",
         f"{path}:12:5: used: model_list[1].litellm_params",
-        f'{path}:13:7: translated: model_list[1].litellm_params.model (provider "triton", '
-        'upstream model "my-endpoint")',
+        f'{path}:13:7: translated: model_list[1].litellm_params.model (provider "palm", '
+        'upstream model "chat-bison")',
         f"{path}:14:1: used: litellm_settings",
         f"{path}:15:3: ignored: litellm_settings.set_verbose (ignored: use OGEM_LOG_LEVEL)",
         f"{path}:16:3: used: litellm_settings.num_retries",

@@ -53,7 +53,7 @@ def test_rows_become_deployments(monkeypatch) -> None:
     ModelDeploymentFactory(model_name="off", enabled=False)
     literal = ModelDeploymentFactory(model_name="literal", credential_ref="sk-raw")
     missing = ModelDeploymentFactory(model_name="missing", credential_ref="os.environ/H3_ABSENT")
-    unsupported = ModelDeploymentFactory(model_name="sm", provider="triton")
+    unsupported = ModelDeploymentFactory(model_name="sm", provider="petals")
     monkeypatch.delenv("H3_ABSENT", raising=False)
 
     problems = Problems()
@@ -97,8 +97,9 @@ def test_rows_become_deployments(monkeypatch) -> None:
         "(os.environ/NAME, file:///path); skipped",
         f"database:ModelDeployment#{missing.pk}: error: environment variable H3_ABSENT is not "
         "set; skipped",
-        f'database:ModelDeployment#{unsupported.pk}: warning: provider "triton" is not '
-        "available in this Ogem build; skipped",
+        f'database:ModelDeployment#{unsupported.pk}: warning: provider "petals" is not '
+        "served: the public Petals swarm no longer runs; serve the model with an "
+        "OpenAI-compatible server (hosted_vllm/, ollama/) instead; skipped",
     ]
 
 

@@ -232,7 +232,7 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
               model: meta-llama/Llama-3-8b
           - model_name: sm
             litellm_params:
-              model: triton/my-endpoint
+              model: palm/chat-bison
           - model_name: "*"
             litellm_params:
               model: openai/*
@@ -247,8 +247,8 @@ def test_unknown_prefix_unsupported_provider_and_wildcards(write_config) -> None
         f'{path}:4:14: warning: model_list[0].litellm_params.model: "meta-llama" is not a known '
         'provider; did you mean "meta_llama/Llama-3-8b"? It is treated as the OpenAI model '
         '"meta-llama/Llama-3-8b"',
-        f'{path}:5:5: warning: model_list[1]: provider "triton" is not available in this '
-        "Ogem build; deployment skipped",
+        f'{path}:5:5: warning: model_list[1]: provider "palm" is not served: Google shut the '
+        "PaLM API down in 2024; use gemini/ (e.g. gemini/gemini-2.0-flash); deployment skipped",
     ]
     assert config is not None
     assert [(d.id, d.provider, d.upstream_model) for d in config.deployments] == [

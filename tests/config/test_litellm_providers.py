@@ -19,12 +19,16 @@ from providers.bedrock.auth import credentials_forget
 from providers.registry import adapter_get
 from tests.emulators import (
     ai21_api,
+    aleph_alpha_api,
     anthropic_api,
     bedrock_api,
     cloudflare_api,
     cohere_api,
     gemini_api,
+    nlp_cloud_api,
+    predibase_api,
     sagemaker_api,
+    triton_api,
     watsonx_api,
 )
 from tests.emulators.fixtures import UPSTREAM_KEY
@@ -60,14 +64,21 @@ OPENAI_WIRE = {
     "volcengine": "doubao-pro-32k",
     "xinference": "qwen2.5-instruct",
     "litellm_proxy": "gpt-4o-mini",
+    "baseten": "openai/gpt-oss-120b",
+    "clarifai": "openai.chat-completion.gpt-oss-20b",
 }
+# The model id a prefix sends when it is not the config's: Clarifai's OpenAI endpoint takes
+# the model's URL, which LiteLLM builds from its `user.app.model` id.
+OPENAI_WIRE_SENT = {"clarifai": "https://clarifai.com/openai/chat-completion/models/gpt-oss-20b"}
 # Prefixes served by one of the family under another name.
 CANONICAL = {"vllm": "hosted_vllm"}
 
 
 def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini_url: str,
                  ai21_url: str, watsonx_url: str, sagemaker_url: str,
-                 cloudflare_url: str) -> str:  # fmt: skip
+                 cloudflare_url: str, predibase_url: str,
+                 triton_url: str, nlp_cloud_url: str,
+                 aleph_alpha_url: str) -> str:  # fmt: skip
     entries = [
         f"""
   - model_name: lp-{prefix}
@@ -149,7 +160,39 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       api_key: os.environ/LPROV_CLOUDFLARE_KEY
     model_info:
       input_cost_per_token: 0.00000005
-      output_cost_per_token: 0.0000001"""
+      output_cost_per_token: 0.0000001
+  - model_name: lp-predibase
+    litellm_params:
+      model: predibase/llama-3-8b-instruct
+      api_base: {predibase_url}
+      api_key: os.environ/LPROV_PREDIBASE_KEY
+      tenant_id: {predibase_api.TENANT_ID}
+    model_info:
+      input_cost_per_token: 0.0000002
+      output_cost_per_token: 0.0000002
+  - model_name: lp-triton
+    litellm_params:
+      model: triton/ensemble
+      api_base: {triton_url}/v2/models/ensemble/generate
+    model_info:
+      input_cost_per_token: 0.0000001
+      output_cost_per_token: 0.0000003
+  - model_name: lp-nlp_cloud
+    litellm_params:
+      model: nlp_cloud/finetuned-llama-3-70b
+      api_base: {nlp_cloud_url}/v1/gpu/
+      api_key: os.environ/LPROV_NLP_CLOUD_KEY
+    model_info:
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+  - model_name: lp-aleph_alpha
+    litellm_params:
+      model: aleph_alpha/luminous-base
+      api_base: {aleph_alpha_url}/complete
+      api_key: os.environ/LPROV_ALEPH_ALPHA_KEY
+    model_info:
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000004"""
     )
     return "model_list:" + "".join(entries) + "\n"
 
@@ -164,6 +207,10 @@ def emulators() -> Iterator[dict[str, object]]:
         "watsonx": watsonx_api.watsonx_emulator_get(),
         "sagemaker": sagemaker_api.sagemaker_emulator_get(),
         "cloudflare": cloudflare_api.cloudflare_emulator_get(),
+        "predibase": predibase_api.predibase_emulator_get(),
+        "triton": triton_api.triton_emulator_get(),
+        "nlp_cloud": nlp_cloud_api.nlp_cloud_emulator_get(),
+        "aleph_alpha": aleph_alpha_api.aleph_alpha_emulator_get(),
     }
     credentials_forget()
     for emulator in found.values():
@@ -189,6 +236,9 @@ def config_path(
     monkeypatch.setenv("LPROV_AWS_KEY", bedrock_api.ACCESS_KEY)
     monkeypatch.setenv("LPROV_AWS_SECRET", bedrock_api.SECRET_KEY)
     monkeypatch.setenv("LPROV_CLOUDFLARE_KEY", cloudflare_api.API_TOKEN)
+    monkeypatch.setenv("LPROV_PREDIBASE_KEY", predibase_api.API_TOKEN)
+    monkeypatch.setenv("LPROV_NLP_CLOUD_KEY", nlp_cloud_api.API_KEY)
+    monkeypatch.setenv("LPROV_ALEPH_ALPHA_KEY", aleph_alpha_api.API_TOKEN)
     return write_config(
         _config_text(
             openai_url=openai_emulator.url,
@@ -199,6 +249,10 @@ def config_path(
             watsonx_url=emulators["watsonx"].url,  # type: ignore[attr-defined]
             sagemaker_url=emulators["sagemaker"].url,  # type: ignore[attr-defined]
             cloudflare_url=emulators["cloudflare"].url,  # type: ignore[attr-defined]
+            predibase_url=emulators["predibase"].url,  # type: ignore[attr-defined]
+            triton_url=emulators["triton"].url,  # type: ignore[attr-defined]
+            nlp_cloud_url=emulators["nlp_cloud"].url,  # type: ignore[attr-defined]
+            aleph_alpha_url=emulators["aleph_alpha"].url,  # type: ignore[attr-defined]
         )
     )
 
@@ -226,6 +280,10 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
         "sagemaker_chat": "sagemaker_chat",
         "sagemaker": "sagemaker",
         "cloudflare": "cloudflare",
+        "predibase": "predibase",
+        "triton": "triton",
+        "nlp_cloud": "nlp_cloud",
+        "aleph_alpha": "aleph_alpha",
     }
 
 
@@ -239,7 +297,7 @@ def test_each_openai_wire_prefix_reaches_its_upstream(
     sent = openai_emulator.last
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    assert sent.json["model"] == OPENAI_WIRE[prefix]
+    assert sent.json["model"] == OPENAI_WIRE_SENT.get(prefix, OPENAI_WIRE[prefix])
     assert sent.json["messages"] == HELLO
 
 
@@ -316,6 +374,14 @@ OWN_PROTOCOL = {
         f"/client/v4/accounts/{cloudflare_api.ACCOUNT_ID}/ai/run/@cf/meta/llama-3.1-8b-instruct",
         "messages",
     ),
+    "predibase": (
+        "predibase",
+        f"/{predibase_api.TENANT_ID}/deployments/v2/llms/llama-3-8b-instruct/generate",
+        "inputs",
+    ),
+    "triton": ("triton", "/v2/models/ensemble/generate", "text_input"),
+    "nlp_cloud": ("nlp_cloud", "/v1/gpu/finetuned-llama-3-70b/generation", "text"),
+    "aleph_alpha": ("aleph_alpha", "/complete", "maximum_tokens"),
 }
 
 
@@ -325,6 +391,10 @@ OWN_PROTOCOL_PRICES = {
     "sagemaker_chat": ("0.000003", "0.000004"),
     "sagemaker": ("0.000001", "0.000001"),
     "cloudflare": ("0.00000005", "0.0000001"),
+    "predibase": ("0.0000002", "0.0000002"),
+    "triton": ("0.0000001", "0.0000003"),
+    "nlp_cloud": ("0.000001", "0.000002"),
+    "aleph_alpha": ("0.000003", "0.000004"),
 }
 
 
@@ -378,6 +448,8 @@ DEFAULT_URLS = {
     "moonshot": "https://api.moonshot.ai/v1/chat/completions",
     "meta_llama": "https://api.llama.com/compat/v1/chat/completions",
     "volcengine": "https://ark.cn-beijing.volces.com/api/v3/chat/completions",
+    "baseten": "https://inference.baseten.co/v1/chat/completions",
+    "clarifai": "https://api.clarifai.com/v2/ext/openai/v1/chat/completions",
 }
 
 
@@ -393,6 +465,50 @@ def test_default_api_base(provider: str) -> None:
     )
     assert request.url == DEFAULT_URLS[provider]
     assert request.headers["Authorization"] == "Bearer k"
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "url"),
+    [
+        (
+            "abcd1234",
+            "",
+            "https://model-abcd1234.api.baseten.co/environments/production/sync/v1/chat/completions",
+        ),
+        ("deepseek-ai/DeepSeek-V3-0324", "", "https://inference.baseten.co/v1/chat/completions"),
+        ("abcd1234", "http://127.0.0.1:9/sync/v1", "http://127.0.0.1:9/sync/v1/chat/completions"),
+    ],
+)
+def test_baseten_dedicated_deployments_by_their_id(model: str, api_base: str, url: str) -> None:
+    adapter = adapter_get("baseten")
+    assert adapter is not None
+    deployment = Deployment(
+        id="x", model_name="x", provider="baseten", upstream_model=model, api_base=api_base
+    )
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert request.url == url
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        ("meta.Llama-3.Llama-3_2-3B", "https://clarifai.com/meta/Llama-3/models/Llama-3_2-3B"),
+        (
+            "https://clarifai.com/openai/chat-completion/models/o4-mini",
+            "https://clarifai.com/openai/chat-completion/models/o4-mini",
+        ),
+    ],
+)
+def test_clarifai_sends_the_model_url(model: str, sent: str) -> None:
+    adapter = adapter_get("clarifai")
+    assert adapter is not None
+    deployment = Deployment(id="x", model_name="x", provider="clarifai", upstream_model=model)
+    request = adapter.build_request(
+        endpoint=Endpoint.CHAT, deployment=deployment, body={"messages": HELLO}, stream=False
+    )
+    assert request.json["model"] == sent
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,7 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
             {"model": _encrypt("mock/mock-chat"), "api_key": _encrypt(UPSTREAM_SECRET)},
         ),
         ("model-2", "exotic", {"model": _encrypt("madeup_provider/x-model")}),
+        ("model-3", "old-palm", {"model": _encrypt("palm/chat-bison")}),
     ):
         run(
             'INSERT INTO "LiteLLM_ProxyModelTable" ("model_id", "model_name", "litellm_params", '
@@ -388,8 +389,11 @@ def test_import_maps_every_object_type(
     assert "litellm-proxy-budget: LiteLLM's own, not a person" in output
     assert "membership    created 5, updated 0, unchanged 0, skipped 0" in output
     assert "end_user      created 1, updated 0, unchanged 0, skipped 0" in output
-    assert "model         created 1, updated 0, unchanged 0, skipped 1" in output
+    assert "model         created 1, updated 0, unchanged 0, skipped 2" in output
     assert "exotic: provider of 'madeup_provider/x-model' not served" in output
+    # A LiteLLM prefix whose upstream is gone says so, and what to use instead.
+    assert 'old-palm: provider "palm" is not served: Google shut the PaLM API down' in output
+    assert "use gemini/" in output
     assert UPSTREAM_SECRET not in output
 
     acme = Organization.objects.get(name="Acme")
