@@ -71,8 +71,8 @@ async def _measure(args: argparse.Namespace) -> str:
     from asgiref.sync import sync_to_async
 
     from gateway import semantic
-    from gateway.cache import CachePlan
-    from gateway.config.types import SemanticCacheSettings
+    from gateway.cache import CachePlan, _Policy
+    from gateway.config.types import CacheSettings, SemanticCacheSettings
     from gateway.context import Caller, RequestContext
     from gateway.models import SemanticCacheEntry
     from providers.base import Endpoint
@@ -156,6 +156,32 @@ async def _measure(args: argparse.Namespace) -> str:
     in_lru = [i for i in range(count) if semantic._bodies.get(int(labels[i])) is not None]
     cold = sorted(set(range(count)) - set(in_lru))
 
+    # What the cache stage keeps per caller and model group (gateway/cache.py): only its labels,
+    # scope and tiers are read on the semantic path.
+    policy = _Policy(
+        config=CacheSettings(type="local"),
+        caller=Caller(),
+        deployment=None,
+        labels=("bench", "1", ""),
+        bypass=False,
+        active=True,
+        read=True,
+        write=False,
+        writes=False,
+        ttl=3600,
+        max_age=None,
+        scope=key[0],
+        namespace=key[1],
+        prefix="",
+        head=b"",
+        ignored=frozenset(),
+        unsampled=False,
+        redis=False,
+        s3=None,
+        charge=False,
+        miss=lambda: None,
+    )
+
     def ctx_for() -> RequestContext:
         ctx = RequestContext(request_id="bench", endpoint=Endpoint.CHAT, caller=Caller())
         ctx.cache = CachePlan(
@@ -164,13 +190,10 @@ async def _measure(args: argparse.Namespace) -> str:
             write=False,
             ttl=3600,
             max_age=None,
-            redis=False,
-            s3=None,
-            charge=False,
-            include_usage=False,
-            labels=("bench", "1", ""),
-            scope=key[0],
             namespace=key[1],
+            include_usage=False,
+            policy=policy,
+            local=None,
         )
         ctx.cache.semantic = semantic.SemanticPlan(
             settings=settings,
