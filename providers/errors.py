@@ -189,12 +189,27 @@ def error_body_parse(body: bytes, headers: Mapping[str, str] | None = None) -> U
 
 def error_object_parse(parsed: Any, *, retry_after: str | None = None) -> UpstreamFailure:
     """A parsed error body or event: `{"error": {"message", "type" or "status", "code",
-    "param"}}` (OpenAI, Anthropic, Google; Google's front ends may wrap it in a list), or a
-    message under `detail` (FastAPI, RFC 7807), `error`, `err_msg`, `message` or `title`."""
+    "param"}}` (OpenAI, Anthropic, Google; Google's front ends may wrap it in a list), a list of
+    `{"code", "message"}` under `errors` (Cloudflare, watsonx: the first), or a message under
+    `detail` (FastAPI, RFC 7807), `error`, `err_msg`, `message` or `title`."""
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     if not isinstance(parsed, dict):
         return UpstreamFailure(message=_text(parsed), retry_after=retry_after)
+    errors = parsed.get("errors")
+    if (
+        "error" not in parsed
+        and isinstance(errors, list)
+        and errors
+        and isinstance(errors[0], dict)
+    ):
+        # `{"errors": [{"code", "message"}]}` (Cloudflare, IBM watsonx): the first one.
+        first = errors[0]
+        return UpstreamFailure(
+            message=_text(first.get("message") or ""),
+            label=str(first.get("code") or ""),
+            retry_after=retry_after,
+        )
     error = parsed.get("error")
     fields = error if isinstance(error, dict) else parsed
     # The upstream's name for the error, from an error object only (a top-level `type` may be an
@@ -235,3 +250,17 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return "; ".join(part for part in (_text(item) for item in value) if part)
     return ""
+
+
+def embedding_texts(body: Mapping[str, Any], *, provider: str) -> list[str]:
+    """`input` as the list of strings an embedding API takes (a single string is a list of one);
+    token arrays and other shapes are the request's fault (400)."""
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        raise InvalidRequestError(
+            f"{provider} embeds strings: `input` must be a string or a list of strings.",
+            param="input",
+        )
+    return texts

@@ -28,8 +28,8 @@ from providers.errors import (
     InvalidRequestError,
     UpstreamError,
     UpstreamFailure,
+    embedding_texts,
     error_body_parse,
-    header_get,
     upstream_error,
 )
 from providers.http import UpstreamRequest
@@ -134,21 +134,6 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]] | None:
     return calls
 
 
-def cloudflare_error_parse(body: bytes, headers: Any) -> UpstreamFailure:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return error_body_parse(body, headers)
-    errors = parsed.get("errors") if isinstance(parsed, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return UpstreamFailure(
-            message=str(errors[0].get("message") or ""),
-            label=str(errors[0].get("code") or ""),
-            retry_after=header_get(headers, "retry-after"),
-        )
-    return error_body_parse(body, headers)
-
-
 class CloudflareAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
@@ -163,14 +148,7 @@ class CloudflareAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> UpstreamRequest:
         if endpoint is Endpoint.EMBEDDINGS:
-            texts = body.get("input")
-            if isinstance(texts, str):
-                texts = [texts]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise InvalidRequestError(
-                    "Workers AI embeds strings: `input` must be a string or a list of strings.",
-                    param="input",
-                )
+            texts = embedding_texts(body, provider="Workers AI")
             payload: dict[str, Any] = {"text": texts}
         elif endpoint is Endpoint.CHAT:
             payload = chat_request(body=body, stream=stream)
@@ -263,7 +241,7 @@ class CloudflareAdapter(ProviderAdapter):
                 raise upstream_error(
                     provider=PROVIDER,
                     status=502,
-                    failure=cloudflare_error_parse(data.encode(), None),
+                    failure=error_body_parse(data.encode(), None),
                     secrets=deployment.secrets,
                 )
             usage = _usage(event.get("usage")) or usage
@@ -277,4 +255,4 @@ class CloudflareAdapter(ProviderAdapter):
         raise UpstreamError("cloudflare ended the stream early.", provider=PROVIDER)
 
     def error_parse(self, response: UpstreamResponse) -> UpstreamFailure:
-        return cloudflare_error_parse(response.body, response.headers)
+        return error_body_parse(response.body, response.headers)

@@ -43,6 +43,7 @@ from providers.errors import (
     InvalidRequestError,
     UpstreamError,
     UpstreamFailure,
+    embedding_texts,
     upstream_error,
 )
 from providers.http import UpstreamHTTPResponse
@@ -131,13 +132,7 @@ class SageMakerAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> UpstreamRequest:
         if endpoint is Endpoint.EMBEDDINGS:
-            texts = body.get("input")
-            if isinstance(texts, str):
-                texts = [texts]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise InvalidRequestError(
-                    "`input` must be a string or a list of strings.", param="input"
-                )
+            texts = embedding_texts(body, provider="SageMaker")
             payload: dict[str, Any] = {"text_inputs": texts}
         elif endpoint is Endpoint.CHAT:
             payload = chat_generate_request(body=body, stream=stream)

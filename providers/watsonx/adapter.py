@@ -27,8 +27,8 @@ from providers.errors import (
     InvalidRequestError,
     UpstreamError,
     UpstreamFailure,
+    embedding_texts,
     error_body_parse,
-    header_get,
     upstream_error,
 )
 from providers.http import UpstreamHTTPResponse, UpstreamRequest
@@ -137,23 +137,6 @@ def chat_response(answer: dict[str, Any], *, model: str) -> dict[str, Any]:
     }
 
 
-def watsonx_error_parse(body: bytes, headers: Any) -> UpstreamFailure:
-    """watsonx answers `{"errors": [{"code", "message"}], "trace", "status_code"}`."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return error_body_parse(body, headers)
-    errors = parsed.get("errors") if isinstance(parsed, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        first = errors[0]
-        return UpstreamFailure(
-            message=str(first.get("message") or ""),
-            label=str(first.get("code") or ""),
-            retry_after=header_get(headers, "retry-after"),
-        )
-    return error_body_parse(body, headers)
-
-
 class WatsonxAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
@@ -168,14 +151,7 @@ class WatsonxAdapter(ProviderAdapter):
         files: list[UploadFile] | None = None,
     ) -> UpstreamRequest:
         if endpoint is Endpoint.EMBEDDINGS:
-            texts = body.get("input")
-            if isinstance(texts, str):
-                texts = [texts]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise InvalidRequestError(
-                    "watsonx embeds strings: `input` must be a string or a list of strings.",
-                    param="input",
-                )
+            texts = embedding_texts(body, provider="watsonx")
             payload: dict[str, Any] = {
                 "inputs": texts,
                 "model_id": deployment.upstream_model,
@@ -238,7 +214,7 @@ class WatsonxAdapter(ProviderAdapter):
                 raise upstream_error(
                     provider=PROVIDER,
                     status=int(event.get("status_code") or 502),
-                    failure=watsonx_error_parse(data.encode(), None),
+                    failure=error_body_parse(data.encode(), None),
                     secrets=deployment.secrets,
                 )
             choices = event.get("choices") or []
@@ -265,7 +241,7 @@ class WatsonxAdapter(ProviderAdapter):
             raise UpstreamError("watsonx ended the stream early.", provider=PROVIDER)
 
     def error_parse(self, response: UpstreamResponse) -> UpstreamFailure:
-        return watsonx_error_parse(response.body, response.headers)
+        return error_body_parse(response.body, response.headers)
 
     async def _iam_send(
         self, request: UpstreamRequest, deployment: Deployment
