@@ -103,15 +103,11 @@ def _json_too_deep(body: dict[str, Any]) -> bool:
     return False
 
 
-def body_read_multipart(request: HttpRequest) -> Inbound:
-    _check_size(request)
-    if not request.content_type.startswith("multipart/form-data"):
-        raise InvalidRequestError(
-            "This endpoint expects multipart/form-data.", code="invalid_content_type"
-        )
+def multipart_parse(request: HttpRequest) -> tuple[Any, Any]:
+    """The request's multipart fields and files, Django's parser's failures as 400s (413 when
+    the body is too large), never a 500."""
     try:
-        form = request.POST
-        uploads = request.FILES
+        return request.POST, request.FILES
     except RequestDataTooBig as exc:
         raise RequestTooLargeError(
             f"The request body is larger than {settings.OGEM_MAX_REQUEST_BYTES} bytes."
@@ -122,6 +118,15 @@ def body_read_multipart(request: HttpRequest) -> Inbound:
         raise InvalidRequestError(
             "The multipart body has too many fields or files.", code="too_many_fields"
         ) from exc
+
+
+def body_read_multipart(request: HttpRequest) -> Inbound:
+    _check_size(request)
+    if not request.content_type.startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            "This endpoint expects multipart/form-data.", code="invalid_content_type"
+        )
+    form, uploads = multipart_parse(request)
     body: dict[str, Any] = {}
     for name, values in form.lists():
         body[name] = values[0] if len(values) == 1 else values

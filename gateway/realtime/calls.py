@@ -23,6 +23,7 @@ import orjson
 from django.http import HttpRequest
 
 from gateway.auth import credential_from_request
+from gateway.body import multipart_parse
 from gateway.context import RequestContext
 from gateway.errors import (
     AuthenticationError,
@@ -71,6 +72,7 @@ def _offer(request: HttpRequest) -> tuple[str, dict[str, Any]]:
             "Send the SDP offer as `application/sdp`, or multipart `sdp` and `session`.",
             code="unsupported_content_type",
         )
+    multipart_parse(request)  # a malformed body is a 400 before any field is read
     sdp = _field(request, "sdp")
     raw = _field(request, "session")
     if len(sdp) > SDP_MAX_BYTES or len(raw) > SESSION_MAX_BYTES:

@@ -14,7 +14,12 @@ from django.urls import reverse
 from billing.models import Budget, BudgetScope, GuardrailDecision, RequestLog
 from billing.services import budget_upsert
 from files.models import File, Upload
-from gateway.models import SemanticCacheEntry, StoredCompletion, StoredResponse
+from gateway.models import (
+    ResponseCacheOrganization,
+    SemanticCacheEntry,
+    StoredCompletion,
+    StoredResponse,
+)
 from keys.models import VirtualKey
 from keys.selectors import key_authenticate
 from keys.services import key_create
@@ -135,8 +140,8 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
     # The request log, guardrail decisions, stored completions and responses, files and semantic
-    # cache entries are written by the data plane, SCIM tokens are issued by an action and the
-    # audit log only by the services it records.
+    # cache entries are written by the data plane, SCIM tokens are issued by an action, the audit
+    # log only by the services it records, and the response cache page shows organizations' cache.
     written_elsewhere = (
         RequestLog,
         GuardrailDecision,
@@ -147,6 +152,7 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
         File,
         Upload,
         SemanticCacheEntry,
+        ResponseCacheOrganization,
     )
     assert add.status_code == (403 if model in written_elsewhere else 200)
     instance = model.objects.first()

@@ -108,6 +108,8 @@ def test_calls_are_refused_as_openai_refuses_them(  # type: ignore[no-untyped-de
         (sdp, "?model=nope", OFFER, 404),
         (sdp, "?model=voice", "hello", 400),  # not an SDP offer
         ({**sdp, "Content-Type": "text/plain"}, "?model=voice", OFFER, 400),
+        # A multipart body Django's parser cannot read (no boundary): 400, not 500.
+        ({**sdp, "Content-Type": "multipart/form-data"}, "?model=voice", OFFER, 400),
     ]
     for headers, query, body, status in cases:
         answer = httpx.post(url + query, headers=headers, content=body)
