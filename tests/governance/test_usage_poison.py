@@ -74,7 +74,13 @@ async def test_poison_events_go_to_the_dead_letters_and_the_good_ones_are_record
     assert rows["good-1"].cost == Decimal("0.000025")
     # Each poison event is counted for the alert and logged at ERROR with its payload.
     assert _dead_letters() - before == 3
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    # billing.services' only: asyncio logs at ERROR when it collects a client an earlier test
+    # left unclosed, which may happen meanwhile.
+    errors = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR and r.name == "billing.services"
+    ]
     assert len(errors) == 3
     for request_id in poison:
         assert sum(request_id in message for message in errors) == 1
