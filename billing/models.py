@@ -187,6 +187,8 @@ class RequestLog(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(**USD, default=Decimal("0"))
     latency_ms = models.PositiveIntegerField(default=0)
+    # Streams: milliseconds to the first chunk from the upstream (time to first token).
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     stream = models.BooleanField(default=False)
     cancelled = models.BooleanField(default=False)
     # The upstream reported no (possible) token counts: Ogem estimated them (docs/governance.md).

@@ -389,6 +389,7 @@ def _request_log_from(*, event: dict[str, Any]) -> RequestLog:
         total_tokens=int(event.get("total_tokens", 0)),
         cost=Decimal(str(event.get("cost", "0"))),
         latency_ms=int(event.get("latency_ms", 0)),
+        ttft_ms=_int_or_none(event.get("ttft_ms")),
         stream=bool(event.get("stream", False)),
         cancelled=bool(event.get("cancelled", False)),
         usage_estimated=bool(event.get("usage_estimated", False)),

@@ -44,6 +44,7 @@ class UsageEvent(TypedDict):
     total_tokens: int
     cost: str  # USD, a decimal string
     latency_ms: int
+    ttft_ms: NotRequired[int | None]  # streams: time to the first chunk; older events lack it
     stream: bool
     cancelled: bool
     usage_estimated: bool

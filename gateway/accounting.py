@@ -50,6 +50,9 @@ def usage_event_build(
         "total_tokens": total,
         "cost": str(cost),
         "latency_ms": max(int((time.perf_counter() - ctx.started_at) * 1000), 0),
+        "ttft_ms": None
+        if ctx.first_token_seconds is None
+        else max(int(ctx.first_token_seconds * 1000), 0),
         "stream": ctx.stream,
         "cancelled": ctx.cancelled,
         "usage_estimated": usage.estimated,

@@ -164,6 +164,9 @@ class RequestContext:
     cancelled: bool = False  # the client went away before the response finished
     started_at: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0  # time spent waiting on the upstream, excluded from overhead
+    # Streams: seconds from the request's start to the first chunk read from the upstream (the
+    # time to first token of the request log, metrics and traces); None otherwise.
+    first_token_seconds: float | None = None
     # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
     capacity_takes: list[Any] | None = None
     # Set while the admission's decision is on its way from Redis (gateway.governance): the

@@ -360,7 +360,9 @@ async def _open_stream(
         upstream_call_ended(ctx, started=waited, error=error)
         await upstream.aclose()  # type: ignore[attr-defined]
         raise
-    ctx.upstream_seconds += time.perf_counter() - waited
+    arrived = time.perf_counter()
+    ctx.upstream_seconds += arrived - waited
+    ctx.first_token_seconds = arrived - ctx.started_at
     if typed:
         relayed = event_relay(
             ctx=ctx, first=first, upstream=upstream, settle=settle, upstream_since=since

@@ -1,0 +1,90 @@
+"""What every callback sink receives and implements.
+
+A sink turns a batch of `CallbackEvent`s into its vendor's ingestion request and sends it with
+the dispatcher's shared client. It raises `SinkRetryable` for what a retry may fix (a timeout,
+a refused connection, 429, 5xx) and `SinkRejected` for what it cannot (4xx: a bad key, a shape
+the vendor refuses); the dispatcher retries, backs off and counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NotRequired, Protocol, TypedDict
+
+import httpx
+
+
+class CallbackError(TypedDict):
+    type: str  # the OpenAI error type: "rate_limit_error", "upstream_error", ...
+    message: str
+    status: int
+
+
+class CallbackEvent(TypedDict):
+    """One finished /v1 request, as the sinks see it. Content fields (`input`, `output`) are
+    present only when content logging is on, and already masked by the guardrails."""
+
+    kind: str  # "success" or "failure"
+    request_id: str
+    trace_id: str  # 32 hex characters (W3C trace context), "" when unknown
+    span_id: str  # 16 hex characters: the request's own span, "" when unknown
+    started_at: float  # unix seconds
+    ended_at: float  # unix seconds
+    endpoint: str  # "chat/completions", "embeddings", ...
+    model: str  # the model group the client asked for
+    response_model: str  # the model the upstream answered with, "" when unknown
+    provider: str
+    deployment: str
+    status_code: int
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    cost: str  # USD, a decimal string
+    latency_ms: int
+    ttft_ms: int | None
+    cache_hit: bool
+    organization_id: int | None
+    team_id: int | None
+    key_id: int | None
+    key_name: str
+    user_id: int | None
+    end_user: str  # the request's `user` field
+    tags: list[str]
+    # The request's `metadata` (LiteLLM's: trace_id, session_id, generation_name, ...), as sent.
+    metadata: dict[str, Any]
+    error: CallbackError | None
+    input: NotRequired[Any]  # messages, prompt or input
+    output: NotRequired[Any]  # the answer's choices / data, or the assembled stream
+
+
+class SinkRetryable(Exception):
+    """The send may succeed later (timeout, connection refused, 408, 429, 5xx)."""
+
+
+class SinkRejected(Exception):
+    """The vendor refused the batch for good (a 4xx other than 408 and 429)."""
+
+
+class Sink(Protocol):
+    """A vendor's ingestion. `settings` are the sink's resolved settings (API keys, host,
+    project), from the configuration (`os.environ/NAME` already read) or a team's metadata."""
+
+    name: ClassVar[str]
+    max_batch: ClassVar[int]  # events per send
+
+    def __init__(self, settings: Mapping[str, str]) -> None: ...
+
+    async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None: ...
+
+
+def response_check(response: httpx.Response) -> None:
+    """Raise the error a sink reports for a vendor's non-2xx answer."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = f"{response.request.url.host} answered {status}: {response.text[:200]}"
+    if status in (408, 429) or status >= 500:
+        raise SinkRetryable(message)
+    raise SinkRejected(message)
