@@ -167,6 +167,10 @@ class RequestContext:
     # Streams: seconds from the request's start to the first chunk read from the upstream (the
     # time to first token of the request log, metrics and traces); None otherwise.
     first_token_seconds: float | None = None
+    # W3C trace context of this request (32 and 16 hex characters): from the client's
+    # `traceparent` or made by Ogem; "" until the tracing stage sets them (docs/tracing.md).
+    trace_id: str = ""
+    span_id: str = ""
     # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
     capacity_takes: list[Any] | None = None
     # Set while the admission's decision is on its way from Redis (gateway.governance): the
