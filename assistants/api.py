@@ -504,7 +504,7 @@ async def runs_create(request: HttpRequest, thread_id: str) -> HttpResponse:
     return object_answer(request, created)
 
 
-async def threads_runs_create(request: HttpRequest) -> HttpResponse:
+async def threads_create_and_run(request: HttpRequest) -> HttpResponse:
     """Create a thread and run it in one request (POST /v1/threads/runs)."""
     caller = await _caller(request)
     body = _body(request)
@@ -721,7 +721,7 @@ def assistants_mount(api: NinjaAPI) -> None:
         ("get", "/assistants/{assistant_id}", assistants_retrieve, "Retrieve an assistant"),
         ("post", "/assistants/{assistant_id}", assistants_modify, "Modify an assistant"),
         ("delete", "/assistants/{assistant_id}", assistants_delete, "Delete an assistant"),
-        ("post", "/threads/runs", threads_runs_create, "Create a thread and run it"),
+        ("post", "/threads/runs", threads_create_and_run, "Create a thread and run it"),
         ("post", "/threads", threads_create, "Create a thread"),
         ("get", "/threads/{thread_id}", threads_retrieve, "Retrieve a thread"),
         ("post", "/threads/{thread_id}", threads_modify, "Modify a thread"),

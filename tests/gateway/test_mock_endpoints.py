@@ -198,3 +198,6 @@ def test_openapi_document(live_ogem) -> None:
     assert {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/audio/speech"} <= set(
         paths
     )
+    # Generated clients name methods by operation id: two routes may not share one.
+    operation_ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert sorted({o for o in operation_ids if operation_ids.count(o) > 1}) == []
