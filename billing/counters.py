@@ -65,6 +65,18 @@ def budget_counter_local_register(reader: Callable[[str], int | None]) -> None:
     _local_reader[:] = [reader]
 
 
+def budget_counters_spend(*, keys: list[str]) -> list[int | None]:
+    """Several live counters' settled spend in one round trip (None: no such counter)."""
+    if not keys:
+        return []
+    if settings.REDIS_URL:
+        pipe = redis_client_sync().pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(key, "s")
+        return [None if raw is None else int(raw) for raw in pipe.execute()]
+    return [_local_reader[0](key) if _local_reader else None for key in keys]
+
+
 def budget_counter_spend(*, key: str) -> int | None:
     """A live counter's settled spend, in units; None when there is no such counter."""
     if settings.REDIS_URL:

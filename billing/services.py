@@ -13,7 +13,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.alerts import budget_alert_email, budget_alert_webhook
-from billing.counters import budget_counter_key, budget_counter_spend, units_to_usd
+from billing.counters import (
+    budget_counter_key,
+    budget_counter_spend,
+    budget_counters_spend,
+    units_to_usd,
+)
 from billing.models import (
     SCOPE_FIELDS,
     Budget,
@@ -512,6 +517,32 @@ def budget_live_spend(*, budget: Budget) -> Decimal | None:
         key=budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
     )
     return None if units is None else units_to_usd(units)
+
+
+def key_period_spend_map(*, key_ids: list[int]) -> dict[int, Decimal]:
+    """The current period's spend of each given key's own budget (keys with a limited budget
+    only): the live counter's, which settles every request, else the persisted spend while the
+    counter is unreadable (Redis away) or not started. One query and one round trip."""
+    from billing.selectors import budget_snapshot_from
+
+    budgets = list(
+        Budget.objects.select_related("key")
+        .filter(scope=BudgetScope.KEY, key_id__in=key_ids)
+        .filter(Q(max_budget__isnull=False) | Q(soft_budget__isnull=False))
+    )
+    persisted = {budget.key_id: budget.spend for budget in budgets}
+    counters = [
+        budget_counter_key(snapshot=budget_snapshot_from(budget=budget)) for budget in budgets
+    ]
+    try:
+        live = budget_counters_spend(keys=counters)
+    except redis.exceptions.RedisError:
+        logger.warning("key spend: the live budget counters are unreadable; persisted spend shown")
+        return persisted
+    for budget, units in zip(budgets, live, strict=True):
+        if units is not None:
+            persisted[budget.key_id] = units_to_usd(units)
+    return persisted
 
 
 def budget_periods_reset(*, now: datetime | None = None) -> int:

@@ -53,6 +53,8 @@ class KeyBudgetStore:
     annotate: Callable[[QuerySet[VirtualKey]], QuerySet[VirtualKey]]
     # Everything each of the given keys has spent (USD, from the request log), budget or not.
     spend: Callable[[list[int]], dict[int, Decimal]]
+    # The current period's spend of each key's own limited budget, live (keys without one absent).
+    period_spend: Callable[[list[int]], dict[int, Decimal]]
 
 
 _store: KeyBudgetStore | None = None

@@ -97,15 +97,23 @@ def key_list(*, principal: Principal) -> QuerySet[VirtualKey]:
 def key_spend_attach(*, keys: list[VirtualKey]) -> list[VirtualKey]:
     """Give each key (from ``key_list``) its spend, one read for all of them, budget or not:
     ``total_spend``, everything it has spent; ``spend``, what it has spent in its current budget
-    period when its budget has a limit (the period's persisted spend), else ``total_spend``."""
-    totals = key_budget_store().spend([key.pk for key in keys])
+    period when its budget has a limit (the live counter's, so up to date mid-period), else
+    ``total_spend``."""
+    store = key_budget_store()
+    ids = [key.pk for key in keys]
+    totals = store.spend(ids)
+    limited_ids = [
+        key.pk
+        for key in keys
+        if getattr(key, "budget_max", None) is not None
+        or getattr(key, "budget_soft", None) is not None
+    ]
+    periods = store.period_spend(limited_ids) if limited_ids else {}
+    with_budget = set(limited_ids)
     for key in keys:
         key.total_spend = totals.get(key.pk, Decimal("0"))  # type: ignore[attr-defined]
-        limited = (
-            getattr(key, "budget_max", None) is not None
-            or getattr(key, "budget_soft", None) is not None
-        )
-        period = getattr(key, "budget_spend", None)
+        period = periods.get(key.pk, getattr(key, "budget_spend", None))
+        limited = key.pk in with_budget
         key.spend = period if limited and period is not None else key.total_spend  # type: ignore[attr-defined]
     return keys
 

@@ -6,15 +6,20 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from itertools import count
 
+import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from billing.counters import budget_counter_key, usd_to_units
 from billing.models import Budget, BudgetScope, RequestLog
 from billing.rollups import rollup_day
+from billing.selectors import budget_snapshot_from
 from keys.models import VirtualKey
 from keys.services import key_create
+from ogem_site.redis import redis_client_sync
 from tests.api.conftest import World
 
 _ids = count()
@@ -82,6 +87,32 @@ def test_a_budgeted_key_shows_its_period_and_its_total(world: World) -> None:
     assert (body["spend"], body["total_spend"]) == ("0.00000006", "0.00000306")
     budget = world.clients["master"].get("/api/v1/budgets", {"key": key.pk}).json()["results"]
     assert [(b["max_budget"], b["spend"]) for b in budget] == [("0.00001000", "0.00000006")]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the live counters are Redis's here")
+def test_a_budgeted_keys_period_spend_is_the_live_counters(world: World) -> None:
+    """Mid-period, the budget row's spend is what the last reset persisted; the live counter
+    has every settled request since: the key shows the counter's."""
+    created = world.clients["master"].post(
+        "/api/v1/keys",
+        {"name": "live", "team": world.a.team.pk, "max_budget": "10", "budget_duration": "1d"},
+        format="json",
+    )
+    key = VirtualKey.objects.get(pk=created.json()["id"])
+    budget = Budget.objects.select_related("key").get(scope=BudgetScope.KEY, key=key)
+    counter = budget_counter_key(snapshot=budget_snapshot_from(budget=budget))
+    redis_client_sync().hset(counter, "s", usd_to_units(Decimal("0.25")))
+    try:
+        client = world.clients["master"]
+        assert client.get(f"/api/v1/keys/{key.pk}").json()["spend"] == "0.25000000"
+        listed = {row["id"]: row for row in client.get("/api/v1/keys").json()["results"]}
+        assert listed[key.pk]["spend"] == "0.25000000"
+    finally:
+        redis_client_sync().delete(counter)
+    # No counter (a new period, or Redis flushed): the persisted spend.
+    Budget.objects.filter(pk=budget.pk).update(spend=Decimal("0.125"))
+    body = world.clients["master"].get(f"/api/v1/keys/{key.pk}").json()
+    assert body["spend"] == "0.12500000"
 
 
 def test_the_key_list_reads_spend_once_per_page(world: World) -> None:
