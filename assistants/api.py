@@ -61,7 +61,13 @@ from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.registry import registry_get
 from gateway.router import deployments_for
-from gateway.views.common import answer_headers, blocking_run, object_answer, object_caller
+from gateway.views.common import (
+    answer_headers,
+    blocking_run,
+    list_object,
+    object_answer,
+    object_caller,
+)
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -125,16 +131,6 @@ def _model_check(caller: Caller, model: Any) -> str:
     return str(model)
 
 
-def _list_answer(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
-
-
 def _page_params(request: HttpRequest) -> dict[str, Any]:
     return {
         "order": checks.order_check(request.GET.get("order")),
@@ -189,7 +185,7 @@ async def assistants_list(request: HttpRequest) -> HttpResponse:
         return object_page(assistants_visible(caller=caller), id_field="assistant_id", **params)
 
     rows, has_more = await blocking_run(read)
-    return object_answer(request, _list_answer([assistant_object(r) for r in rows], has_more))
+    return object_answer(request, list_object([assistant_object(r) for r in rows], has_more))
 
 
 async def assistants_retrieve(request: HttpRequest, assistant_id: str) -> HttpResponse:
@@ -316,7 +312,7 @@ async def messages_list(request: HttpRequest, thread_id: str) -> HttpResponse:
 
     rows, has_more = await blocking_run(read)
     data = [message_object(row, thread_id=thread_id) for row in rows]
-    return object_answer(request, _list_answer(data, has_more))
+    return object_answer(request, list_object(data, has_more))
 
 
 async def messages_retrieve(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
@@ -561,7 +557,7 @@ async def runs_list(request: HttpRequest, thread_id: str) -> HttpResponse:
 
     rows, has_more = await blocking_run(read)
     data = [run_object(row, thread_id=thread_id) for row in rows]
-    return object_answer(request, _list_answer(data, has_more))
+    return object_answer(request, list_object(data, has_more))
 
 
 def _run_current(caller: Caller, thread_id: str, run_id: str) -> Run:
@@ -685,7 +681,7 @@ async def run_steps_list(request: HttpRequest, thread_id: str, run_id: str) -> H
 
     run, rows, has_more = await blocking_run(read)
     data = [_step_answer(row, run, with_content=with_content) for row in rows]
-    return object_answer(request, _list_answer(data, has_more))
+    return object_answer(request, list_object(data, has_more))
 
 
 async def run_steps_retrieve(

@@ -12,6 +12,7 @@ from django.db.models import Model, Q, QuerySet
 from assistants.models import Assistant, Message, Run, RunStep, Thread
 from gateway.context import Caller
 from gateway.errors import NotFoundError
+from ogem_site.pagination import queryset_page
 from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
@@ -123,24 +124,22 @@ def object_page(
     and whether more follow."""
     from gateway.errors import InvalidRequestError
 
-    descending = order == "desc"
+    cursors: dict[str, M | None] = {}
     for name, cursor_id in (("after", after), ("before", before)):
-        if cursor_id is None:
-            continue
-        cursor = (
-            queryset.filter(**{id_field: cursor_id}).first() if "\x00" not in cursor_id else None
-        )
-        if cursor is None:
-            raise InvalidRequestError(f"No object found with id '{cursor_id}'.", param=name)
-        moment, pk = cursor.created_at, cursor.pk  # type: ignore[attr-defined]
-        later = Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk)
-        earlier = Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk)
-        # `after` follows the cursor in the list's order, `before` precedes it.
-        forward = (name == "after") != descending
-        queryset = queryset.filter(later if forward else earlier)
-    ordering = ("-created_at", "-pk") if descending else ("created_at", "pk")
-    rows = list(queryset.order_by(*ordering)[: limit + 1])
-    return rows[:limit], len(rows) > limit
+        cursor = None
+        if cursor_id is not None:
+            if "\x00" not in cursor_id:
+                cursor = queryset.filter(**{id_field: cursor_id}).first()
+            if cursor is None:
+                raise InvalidRequestError(f"No object found with id '{cursor_id}'.", param=name)
+        cursors[name] = cursor
+    return queryset_page(
+        queryset,
+        after=cursors["after"],
+        before=cursors["before"],
+        limit=limit,
+        descending=order == "desc",
+    )
 
 
 def assistants_visible(*, caller: Caller) -> QuerySet[Assistant]:

@@ -21,7 +21,7 @@ from files.batch_input import BATCH_ENDPOINTS
 from files.services import expires_after_check
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import InvalidRequestError
-from gateway.views.common import blocking_run, object_answer, object_caller
+from gateway.views.common import blocking_run, list_object, object_answer, object_caller
 
 T = TypeVar("T")
 
@@ -115,13 +115,7 @@ async def batches_list(request: HttpRequest) -> HttpResponse:
     data = [batch_object(row) for row in rows]
     return object_answer(
         request,
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        },
+        list_object(data, has_more),
     )
 
 

@@ -15,6 +15,7 @@ from batches.models import Batch, BatchLine
 from billing.models import RequestLog
 from gateway.context import Caller
 from gateway.errors import NotFoundError
+from ogem_site.pagination import queryset_page
 from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
@@ -56,11 +57,7 @@ def batch_page(*, caller: Caller, after: Batch | None, limit: int) -> tuple[list
     """One page of the caller's batches, newest first (OpenAI's order), after the cursor batch;
     and whether more follow."""
     batches = batches_visible(caller=caller)
-    if after is not None:
-        moment, pk = after.created_at, after.pk
-        batches = batches.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-    rows = list(batches.order_by("-created_at", "-pk")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(batches, after=after, limit=limit, descending=True)
 
 
 def batches_open_count(*, caller: Caller) -> int:

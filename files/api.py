@@ -36,7 +36,13 @@ from files.storage import CHUNK, storage_failed
 from files.tasks import files_expired_purge
 from gateway.body import body_read_json
 from gateway.errors import GatewayError, InvalidRequestError, RequestTooLargeError
-from gateway.views.common import answer_headers, blocking_run, object_answer, object_caller
+from gateway.views.common import (
+    answer_headers,
+    blocking_run,
+    list_object,
+    object_answer,
+    object_caller,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -228,13 +234,7 @@ async def files_list(request: HttpRequest) -> HttpResponse:
     data = [file_object(row) for row in rows]
     return object_answer(
         request,
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        },
+        list_object(data, has_more),
     )
 
 

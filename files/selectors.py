@@ -15,6 +15,7 @@ from files.models import File, Upload, UploadPart
 from files.storage import blob_chunks, blob_open
 from gateway.context import Caller
 from gateway.errors import NotFoundError
+from ogem_site.pagination import queryset_page
 from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
@@ -65,15 +66,7 @@ def file_page(
     files = files_visible(caller=caller)
     if purpose:
         files = files.filter(purpose=purpose)
-    if after is not None:
-        moment, pk = after.created_at, after.pk
-        if descending:
-            files = files.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-        else:
-            files = files.filter(Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk))
-    order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
-    rows = list(files.order_by(*order)[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(files, after=after, limit=limit, descending=descending)
 
 
 def file_open(*, file: File) -> IO[bytes]:

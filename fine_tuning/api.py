@@ -41,7 +41,7 @@ from fine_tuning.services import (
 )
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.views.common import blocking_run, object_answer, object_caller
+from gateway.views.common import blocking_run, list_object, object_answer, object_caller
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
@@ -275,13 +275,7 @@ async def jobs_checkpoints(request: HttpRequest, fine_tuning_job_id: str) -> Htt
         job = _visible(caller, fine_tuning_job_id)
         rows, has_more = checkpoint_page(job=job, after=after, limit=limit)
         data = [checkpoint_object(r, job=job) for r in rows]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
+        return list_object(data, has_more)
 
     return object_answer(request, await blocking_run(read))
 

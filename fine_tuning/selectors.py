@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from fine_tuning.models import FineTuningCheckpoint, FineTuningEvent, FineTuningJob
 from gateway.context import Caller
 from gateway.errors import NotFoundError
+from ogem_site.pagination import queryset_page
 from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 
@@ -57,11 +58,7 @@ def job_page(
     jobs = jobs_visible(caller=caller)
     for name, value in metadata.items():
         jobs = jobs.filter(**{f"metadata__{name}": value})
-    if after is not None:
-        moment, pk = after.created_at, after.pk
-        jobs = jobs.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-    rows = list(jobs.order_by("-created_at", "-pk")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(jobs, after=after, limit=limit, descending=True)
 
 
 def event_page(
@@ -69,29 +66,18 @@ def event_page(
 ) -> tuple[list[FineTuningEvent], bool]:
     """The job's events, newest first, after the event named by `after` (an unknown one: from
     the newest)."""
-    events = job.events.all()
     cursor = job.events.filter(event_id=after).first() if after else None
-    if cursor is not None:
-        events = events.filter(
-            Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, pk__lt=cursor.pk)
-        )
-    rows = list(events.order_by("-created_at", "-pk")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(job.events.all(), after=cursor, limit=limit, descending=True)
 
 
 def checkpoint_page(
     *, job: FineTuningJob, after: str | None, limit: int
 ) -> tuple[list[FineTuningCheckpoint], bool]:
     """The job's checkpoints, latest step first, after the checkpoint named by `after`."""
-    checkpoints = job.checkpoints.all()
     cursor = job.checkpoints.filter(checkpoint_id=after).first() if after else None
-    if cursor is not None:
-        checkpoints = checkpoints.filter(
-            Q(step_number__lt=cursor.step_number)
-            | Q(step_number=cursor.step_number, pk__lt=cursor.pk)
-        )
-    rows = list(checkpoints.order_by("-step_number", "-pk")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(
+        job.checkpoints.all(), after=cursor, limit=limit, descending=True, field="step_number"
+    )
 
 
 def jobs_open() -> QuerySet[FineTuningJob]:

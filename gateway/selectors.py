@@ -19,6 +19,7 @@ from gateway.models import (
     StoredResponse,
 )
 from gateway.registry import registry_get
+from ogem_site.pagination import queryset_page
 from providers.base import Deployment, param_is_secret
 from tenants.principals import Principal
 
@@ -151,15 +152,7 @@ def stored_completion_page(
         # compares JSON values on every database (KeyTextTransform breaks on SQLite).
         name = f"metadata_{number}"
         stored = stored.alias(**{name: KeyTransform(key, "metadata")}).filter(**{name: value})
-    if after is not None:
-        moment, pk = after.created_at, after.pk
-        if descending:
-            stored = stored.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-        else:
-            stored = stored.filter(Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk))
-    order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
-    rows = list(stored.order_by(*order)[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return queryset_page(stored, after=after, limit=limit, descending=descending)
 
 
 # ---- The response cache's semantic tier (gateway/semantic.py) ----------------------------------

@@ -16,7 +16,7 @@ from ninja import NinjaAPI
 from files.selectors import file_chunks
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import InvalidRequestError
-from gateway.views.common import blocking_run, object_answer, object_caller
+from gateway.views.common import blocking_run, list_object, object_answer, object_caller
 from vector_stores.chunking import chunking_parse
 from vector_stores.filters import attributes_check
 from vector_stores.models import FileStatus, VectorStore, VectorStoreFile, VectorStoreFileBatch
@@ -102,16 +102,6 @@ def batch_object(batch: VectorStoreFileBatch, *, store: VectorStore) -> dict[str
         "vector_store_id": store.store_id,
         "status": batch_status(batch=batch, counts=counts),
         "file_counts": counts,
-    }
-
-
-def _list(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
     }
 
 
@@ -282,7 +272,7 @@ async def stores_list(request: HttpRequest) -> HttpResponse:
             limit=limit,
             descending=descending,
         )
-        return _list([store_object(row) for row in rows], more)
+        return list_object([store_object(row) for row in rows], more)
 
     return object_answer(request, await _run(read))
 
@@ -444,7 +434,7 @@ def _files_list(
             limit=limit,
             descending=descending,
         )
-        return _list([store_file_object(row, store=store) for row in rows], more)
+        return list_object([store_file_object(row, store=store) for row in rows], more)
 
     return read
 

@@ -18,6 +18,7 @@ from gateway.context import Caller
 from vector_stores.backends import backend_get
 from vector_stores.chunking import Chunking, text_chunks
 from vector_stores.embed import EmbeddingFailed, texts_embed
+from vector_stores.extract import UnsupportedFile, file_text
 from vector_stores.models import FileStatus, VectorChunk, VectorStore, VectorStoreFile
 from vector_stores.selectors import tenant_usage_bytes
 
@@ -65,14 +66,9 @@ def _file_texts(store_file: VectorStoreFile) -> list[str]:
         raise _Failed("invalid_file", f"The file is larger than {TEXT_MAX_BYTES} bytes.")
     raw = b"".join(file_chunks(file=file))
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _Failed(
-            "unsupported_file",
-            "Only UTF-8 text files (text, Markdown, code, JSON, ...) are indexed.",
-        ) from None
-    if "\x00" in text:
-        raise _Failed("unsupported_file", "The file holds NUL characters: it is not text.")
+        text = file_text(raw, max_chars=TEXT_MAX_BYTES)
+    except UnsupportedFile as unsupported:
+        raise _Failed("unsupported_file", unsupported.message) from None
     chunking = Chunking(
         max_tokens=store_file.max_chunk_size_tokens,
         overlap_tokens=store_file.chunk_overlap_tokens,

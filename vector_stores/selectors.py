@@ -3,14 +3,13 @@ another's) and for admin."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from files.selectors import tenant_scope
 from gateway.context import Caller
 from gateway.errors import NotFoundError
+from ogem_site.pagination import queryset_page
 from tenants.principals import Principal
 from tenants.selectors import principal_org_read_ids, principal_owns, principal_team_read_ids
 from vector_stores.models import (
@@ -39,34 +38,6 @@ def store_get_visible(
     return found
 
 
-def _paged(
-    rows: QuerySet,
-    *,
-    after: Any | None,
-    before: Any | None,
-    limit: int,
-    descending: bool,
-) -> tuple[list[Any], bool]:
-    """One page by creation time (then pk) after `after` / before `before`, and whether more
-    follow in the page's direction."""
-    for cursor, later in ((after, not descending), (before, descending)):
-        if cursor is None:
-            continue
-        moment, pk = cursor.created_at, cursor.pk
-        if later:
-            rows = rows.filter(Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk))
-        else:
-            rows = rows.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-    order = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
-    if before is not None and after is None:
-        # The page just before the cursor: read backwards, then put back in order.
-        flipped = ["created_at", "pk"] if descending else ["-created_at", "-pk"]
-        found = list(rows.order_by(*flipped)[: limit + 1])
-        return list(reversed(found[:limit])), len(found) > limit
-    found = list(rows.order_by(*order)[: limit + 1])
-    return found[:limit], len(found) > limit
-
-
 def store_page(
     *,
     caller: Caller,
@@ -75,7 +46,7 @@ def store_page(
     limit: int,
     descending: bool,
 ) -> tuple[list[VectorStore], bool]:
-    return _paged(
+    return queryset_page(
         stores_visible(caller=caller),
         after=after,
         before=before,
@@ -115,7 +86,7 @@ def store_file_page(
         rows = rows.filter(batch=batch)
     if status:
         rows = rows.filter(status=status)
-    return _paged(rows, after=after, before=before, limit=limit, descending=descending)
+    return queryset_page(rows, after=after, before=before, limit=limit, descending=descending)
 
 
 def batch_get_visible(*, store: VectorStore, batch_id: str) -> VectorStoreFileBatch:

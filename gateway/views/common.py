@@ -73,3 +73,15 @@ def object_answer(request: HttpRequest, payload: Any) -> HttpResponse:
     response = json_response(payload)
     answer_headers(request, response)
     return response
+
+
+def list_object(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """OpenAI's cursor-paginated list: the page's objects, its first and last ids, and whether
+    more follow (`after=last_id` asks for them)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

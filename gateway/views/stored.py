@@ -20,7 +20,7 @@ from gateway.models import StoredCompletion
 from gateway.selectors import stored_completion_get, stored_completion_page
 from gateway.services import stored_completion_delete, stored_completion_metadata_update
 from gateway.stored import stored_writes_wait
-from gateway.views.common import blocking_run, object_answer, object_caller
+from gateway.views.common import blocking_run, list_object, object_answer, object_caller
 
 T = TypeVar("T")
 
@@ -67,16 +67,6 @@ def _page(request: HttpRequest) -> tuple[str | None, int, bool]:
     return query.get("after") or None, limit, order == "desc"
 
 
-def _list(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
-
-
 async def chat_completions_list(request: HttpRequest) -> HttpResponse:
     caller = await _caller(request)
     after_id, limit, descending = _page(request)
@@ -106,7 +96,7 @@ async def chat_completions_list(request: HttpRequest) -> HttpResponse:
         )
 
     rows, has_more = await blocking_run(read)
-    return object_answer(request, _list([_completion_object(row) for row in rows], has_more))
+    return object_answer(request, list_object([_completion_object(row) for row in rows], has_more))
 
 
 async def chat_completion_retrieve(request: HttpRequest, completion_id: str) -> HttpResponse:
@@ -172,7 +162,7 @@ async def chat_completion_messages(request: HttpRequest, completion_id: str) -> 
         if position is None:
             raise InvalidRequestError(f"No message found with id '{after_id}'.", param="after")
         messages = messages[position + 1 :]
-    return object_answer(request, _list(messages[:limit], len(messages) > limit))
+    return object_answer(request, list_object(messages[:limit], len(messages) > limit))
 
 
 def _message(completion_id: str, index: int, message: dict[str, Any]) -> dict[str, Any]:
