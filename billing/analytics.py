@@ -104,6 +104,21 @@ def _floor(moment: datetime, bucket: str) -> datetime:
     return moment.replace(hour=0) if bucket == "day" else moment
 
 
+# Leaves room for the last bucket's end (a date-time past year 9999 does not exist).
+_LATEST = datetime(9999, 12, 29, tzinfo=UTC)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(moment: datetime, *, field: str) -> datetime:
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise AnalyticsInputError(field, f"{field} is out of range.") from error
+    if not _EARLIEST <= moment <= _LATEST:
+        raise AnalyticsInputError(field, f"{field} must be between 1970 and 9999.")
+    return moment
+
+
 def analytics_range_check(
     *,
     start: datetime | None,
@@ -116,8 +131,8 @@ def analytics_range_check(
     ``end``. Raises AnalyticsInputError naming the parameter that is wrong."""
     if bucket not in BUCKETS:
         raise AnalyticsInputError("bucket", f"bucket must be one of {sorted(BUCKETS)}.")
-    end = (end or now or timezone.now()).astimezone(UTC)
-    start = (start or end - timedelta(days=default_days)).astimezone(UTC)
+    end = _utc(end or now or timezone.now(), field="end")
+    start = _utc(start or end - timedelta(days=default_days), field="start")
     if start >= end:
         raise AnalyticsInputError("end", "end must be after start.")
     longest = HOURLY_RANGE_MAX if bucket == "hour" else RANGE_MAX
@@ -187,14 +202,23 @@ _PERCENTILES = {
 def _percentiles(logs: QuerySet, columns: tuple[str, ...]) -> dict[tuple[Any, ...], dict]:
     """Latency and TTFT p50/p95 per combination of ``columns`` (of successful requests)."""
     if connection.vendor == "postgresql":
-        sums = {
-            name: PercentileCont(field, percentile=fraction, filter=condition)
-            for name, (field, fraction, condition) in _PERCENTILES.items()
-        }
-        rows = logs.values(*columns).annotate(**sums) if columns else [logs.aggregate(**sums)]
-        return {
-            tuple(row[c] for c in columns): {name: _ms(row[name]) for name in sums} for row in rows
-        }
+        return percentiles_sql(logs, columns)
+    return percentiles_python(logs, columns)
+
+
+def percentiles_sql(logs: QuerySet, columns: tuple[str, ...]) -> dict[tuple[Any, ...], dict]:
+    """PostgreSQL: ``percentile_cont`` in the database, one query."""
+    sums = {
+        name: PercentileCont(field, percentile=fraction, filter=condition)
+        for name, (field, fraction, condition) in _PERCENTILES.items()
+    }
+    rows = logs.values(*columns).annotate(**sums) if columns else [logs.aggregate(**sums)]
+    return {tuple(row[c] for c in columns): {name: _ms(row[name]) for name in sums} for row in rows}
+
+
+def percentiles_python(logs: QuerySet, columns: tuple[str, ...]) -> dict[tuple[Any, ...], dict]:
+    """Any database: the successful requests' latencies read (at most ``PERCENTILE_ROWS_MAX``)
+    and interpolated as ``percentile_cont`` does."""
     ok = logs.filter(_OK)
     if ok.count() > PERCENTILE_ROWS_MAX:
         raise AnalyticsInputError(

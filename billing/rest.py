@@ -531,16 +531,19 @@ class GuardrailDecisionListView(generics.ListAPIView):
 # ---- Analytics (docs/analytics.md) ---------------------------------------------------------------
 
 
+_ID_MAX = 2**63 - 1  # a database id (bigint)
+
+
 class AnalyticsQuerySerializer(serializers.Serializer):
     start = serializers.DateTimeField(
         required=False, help_text="ISO 8601 (a date is its UTC midnight); default: 7 days ago."
     )
     end = serializers.DateTimeField(required=False, help_text="Exclusive; default: now.")
     bucket = serializers.ChoiceField(choices=sorted(BUCKETS), default="day")
-    organization = serializers.IntegerField(required=False)
-    team = serializers.IntegerField(required=False)
-    key = serializers.IntegerField(required=False)
-    model = serializers.CharField(required=False)
+    organization = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    team = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    key = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    model = serializers.CharField(required=False, max_length=200)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
