@@ -315,6 +315,7 @@ def analytics_performance_get(
     labels = span.labels()
     whole = (span.end - span.start).total_seconds()
     providers: dict[str, str] = {}
+    models: dict[str, str] = {}
     if group_by == "deployment":
         rows = logs_kept.values_list("deployment", "provider", "model").distinct()
         providers = {deployment: provider for deployment, provider, _ in rows}
