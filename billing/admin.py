@@ -4,7 +4,7 @@ unpriced-model warning."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +17,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.analytics import (
+    AnalyticsInputError,
+    analytics_cache_get,
+    analytics_insights_get,
+    analytics_performance_get,
+    analytics_range_check,
+    analytics_usage_get,
+)
 from billing.models import (
     SCOPE_FIELDS,
     Budget,
@@ -121,6 +129,92 @@ def spend_dashboard_view(request: HttpRequest) -> HttpResponse:
         "team": form.cleaned_data.get("team") if chart else None,
     }
     return TemplateResponse(request, "admin/billing/spend_dashboard.html", context)
+
+
+ANALYTICS_DEFAULT_DAYS = 7
+
+
+class AnalyticsDashboardForm(forms.Form):
+    """The analytics page's filters: UTC days (inclusive), the bucket, and the caller's
+    organizations and teams only."""
+
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    bucket = forms.ChoiceField(choices=[("day", "Day"), ("hour", "Hour")])
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(), required=False, empty_label="All organizations"
+    )
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, empty_label="All teams"
+    )
+
+    def __init__(self, query: QueryDict, *, principal: Principal) -> None:
+        end = _today()
+        data = {
+            "end": end.isoformat(),
+            "start": (end - timedelta(days=ANALYTICS_DEFAULT_DAYS - 1)).isoformat(),
+            "bucket": "day",
+            **{name: value for name, value in query.items() if value},
+        }
+        super().__init__(data)
+        organizations = organization_list(principal=principal).order_by("name")
+        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        teams = team_list(principal=principal).select_related("organization").order_by("name")
+        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end, bucket = data.get("start"), data.get("end"), data.get("bucket")
+        if start and end and bucket:
+            try:
+                data["span"] = analytics_range_check(
+                    start=datetime.combine(start, time.min, tzinfo=UTC),
+                    end=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
+                    bucket=bucket,
+                )
+            except AnalyticsInputError as error:
+                self.add_error(error.field if error.field in self.fields else None, error.message)
+        return data
+
+
+def analytics_dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Performance, usage, cache and cost insights over time, scoped like the rest of admin."""
+    principal = request_principal(request)
+    form = AnalyticsDashboardForm(request.GET, principal=principal)
+    charts = insights = None
+    if form.is_valid():
+        data = form.cleaned_data
+        span = data["span"]
+        filters: dict[str, Any] = {}
+        if data["organization"]:
+            filters["organization_id"] = data["organization"].pk
+        if data["team"]:
+            filters["team_id"] = data["team"].pk
+        try:
+            charts = {
+                "performance": analytics_performance_get(
+                    principal=principal, span=span, filters=filters
+                ),
+                "teams": analytics_usage_get(
+                    principal=principal, span=span, group_by="team", filters=filters
+                ),
+                "models": analytics_usage_get(
+                    principal=principal, span=span, group_by="model", filters=filters
+                ),
+                "cache": analytics_cache_get(principal=principal, span=span, filters=filters),
+            }
+            insights = analytics_insights_get(principal=principal, span=span, filters=filters)
+        except AnalyticsInputError as error:
+            form.add_error(None, error.message)
+            charts = insights = None
+    context = {
+        **admin.site.each_context(request),
+        "title": "Analytics",
+        "form": form,
+        "charts": charts,
+        "insights": insights,
+    }
+    return TemplateResponse(request, "admin/billing/analytics.html", context)
 
 
 def unpriced_warning_add(request: HttpRequest) -> None:

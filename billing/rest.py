@@ -8,6 +8,7 @@ from dataclasses import fields
 from datetime import date
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
@@ -17,6 +18,18 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from billing.analytics import (
+    BUCKETS,
+    PERFORMANCE_GROUPS,
+    UNUSED_KEY_DAYS,
+    USAGE_GROUPS,
+    AnalyticsInputError,
+    analytics_cache_get,
+    analytics_insights_get,
+    analytics_performance_get,
+    analytics_range_check,
+    analytics_usage_get,
+)
 from billing.models import (
     SCOPE_FIELDS,
     USD,
@@ -513,3 +526,302 @@ class GuardrailDecisionListView(generics.ListAPIView):
         names = {"organization": "organization_id", "team": "team_id", "key": "key_id"}
         filters = {names.get(name, name): value for name, value in query.validated_data.items()}
         return guardrail_decision_list(principal=request_principal(self.request), filters=filters)
+
+
+# ---- Analytics (docs/analytics.md) ---------------------------------------------------------------
+
+
+_ID_MAX = 2**63 - 1  # a database id (bigint)
+
+
+class AnalyticsQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 (a date is its UTC midnight); default: 7 days ago."
+    )
+    end = serializers.DateTimeField(required=False, help_text="Exclusive; default: now.")
+    bucket = serializers.ChoiceField(choices=sorted(BUCKETS), default="day")
+    organization = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    team = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    key = serializers.IntegerField(required=False, min_value=1, max_value=_ID_MAX)
+    model = serializers.CharField(required=False, max_length=200)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["span"] = analytics_range_check(
+                start=attrs.get("start"), end=attrs.get("end"), bucket=attrs["bucket"]
+            )
+        except AnalyticsInputError as error:
+            raise serializers.ValidationError({error.field: [error.message]}) from error
+        return attrs
+
+
+class PerformanceQuerySerializer(AnalyticsQuerySerializer):
+    group_by = serializers.ChoiceField(choices=list(PERFORMANCE_GROUPS), default="model")
+
+
+class UsageQuerySerializer(AnalyticsQuerySerializer):
+    group_by = serializers.ChoiceField(choices=sorted(USAGE_GROUPS), default="team")
+
+
+class InsightsQuerySerializer(AnalyticsQuerySerializer):
+    unused_days = serializers.IntegerField(min_value=1, max_value=365, default=UNUSED_KEY_DAYS)
+
+
+_ANALYTICS_PARAMETERS = [
+    OpenApiParameter("start", OpenApiTypes.DATETIME),
+    OpenApiParameter("end", OpenApiTypes.DATETIME),
+    OpenApiParameter("bucket", str, enum=sorted(BUCKETS)),
+    OpenApiParameter("organization", int),
+    OpenApiParameter("team", int),
+    OpenApiParameter("key", int),
+    OpenApiParameter("model", str),
+]
+
+
+class PerformanceFiguresSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField(help_text="Status 5xx: Ogem's and upstream failures.")
+    client_errors = serializers.IntegerField(help_text="Status 4xx: refusals and bad input.")
+    error_rate = serializers.FloatField(allow_null=True, help_text="errors / requests.")
+    latency_p50_ms = serializers.FloatField(allow_null=True)
+    latency_p95_ms = serializers.FloatField(allow_null=True)
+    ttft_p50_ms = serializers.FloatField(allow_null=True, help_text="Streams only.")
+    ttft_p95_ms = serializers.FloatField(allow_null=True)
+    requests_per_minute = serializers.FloatField()
+    tokens_per_second = serializers.FloatField(help_text="Prompt + completion, wall clock.")
+    output_tokens_per_second = serializers.FloatField(
+        allow_null=True, help_text="Completion tokens per second of successful requests' latency."
+    )
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+
+
+class PerformanceBucketSerializer(PerformanceFiguresSerializer):
+    bucket = serializers.DateTimeField()
+
+
+class PerformanceRowSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The model group (for a deployment: its model).")
+    deployment = serializers.CharField(required=False)
+    provider = serializers.CharField(required=False)
+    total = PerformanceFiguresSerializer()
+    series = PerformanceBucketSerializer(many=True)
+
+
+class PerformanceSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    bucket = serializers.CharField()
+    group_by = serializers.CharField()
+    buckets = serializers.ListField(child=serializers.DateTimeField())
+    results = PerformanceRowSerializer(many=True)
+    other_groups = serializers.IntegerField(help_text="Groups beyond the busiest 20, left out.")
+    total = PerformanceFiguresSerializer()
+
+
+class UsageFiguresSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    spend = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+
+
+class UsageBucketSerializer(UsageFiguresSerializer):
+    bucket = serializers.DateTimeField()
+
+
+class UsageRowSerializer(serializers.Serializer):
+    team = serializers.IntegerField(required=False, allow_null=True)
+    team_name = serializers.CharField(required=False, allow_null=True)
+    model = serializers.CharField(required=False)
+    other = serializers.BooleanField(help_text="The groups beyond the 20 biggest, summed.")
+    total = UsageFiguresSerializer()
+    series = UsageBucketSerializer(many=True)
+
+
+class UsageSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    bucket = serializers.CharField()
+    group_by = serializers.CharField()
+    buckets = serializers.ListField(child=serializers.DateTimeField())
+    results = UsageRowSerializer(many=True)
+    total = UsageFiguresSerializer()
+
+
+class CacheBucketSerializer(CacheStatsTotalsSerializer):
+    bucket = serializers.DateTimeField()
+
+
+class CacheModelSerializer(CacheStatsTotalsSerializer):
+    model = serializers.CharField()
+
+
+class CacheAnalyticsSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    bucket = serializers.CharField()
+    buckets = serializers.ListField(child=serializers.DateTimeField())
+    series = CacheBucketSerializer(many=True)
+    models = CacheModelSerializer(many=True)
+    total = CacheStatsTotalsSerializer()
+
+
+class CheaperModelSerializer(serializers.Serializer):
+    organization = serializers.IntegerField(allow_null=True)
+    team = serializers.IntegerField(allow_null=True)
+    team_name = serializers.CharField(allow_null=True)
+    model = serializers.CharField()
+    mode = serializers.CharField()
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    cheaper_model = serializers.CharField()
+    estimated_cost = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    saving = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+
+
+class CheaperModelsSerializer(serializers.Serializer):
+    results = CheaperModelSerializer(many=True)
+    total_saving = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+
+
+class UnusedKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    organization = serializers.IntegerField(allow_null=True)
+    team = serializers.IntegerField(allow_null=True)
+    user = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True, help_text="null: never used.")
+
+
+class BudgetBurnSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    scope = serializers.ChoiceField(choices=BudgetScope.choices)
+    organization = serializers.IntegerField(required=False)
+    team = serializers.IntegerField(required=False)
+    user = serializers.IntegerField(required=False)
+    key = serializers.IntegerField(required=False)
+    end_customer = serializers.IntegerField(required=False)
+    target_name = serializers.CharField()
+    max_budget = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    spend = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    remaining = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    period_started_at = serializers.DateTimeField()
+    reset_at = serializers.DateTimeField(allow_null=True)
+    daily_burn_rate = serializers.DecimalField(**_USD_SUM, coerce_to_string=True)
+    exhausted = serializers.BooleanField()
+    projected_exhaustion_at = serializers.DateTimeField(allow_null=True)
+
+
+class InsightsSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    cheaper_models = CheaperModelsSerializer()
+    unused_keys = UnusedKeySerializer(many=True)
+    budgets = BudgetBurnSerializer(many=True)
+
+
+class _AnalyticsView(APIView):
+    query_class: type[AnalyticsQuerySerializer] = AnalyticsQuerySerializer
+
+    def params(self, request: Request) -> dict[str, Any]:
+        query = self.query_class(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
+    def answer(self, compute: Any) -> Response:
+        try:
+            return Response(compute())
+        except AnalyticsInputError as error:  # too many rows for the embedded database
+            raise serializers.ValidationError({error.field: [error.message]}) from error
+
+
+class PerformanceAnalyticsView(_AnalyticsView):
+    """Latency and TTFT p50/p95, error rate and throughput per model group or deployment over
+    time, of the caller's requests (scoped like /api/v1/spend)."""
+
+    query_class = PerformanceQuerySerializer
+
+    @extend_schema(
+        parameters=[
+            *_ANALYTICS_PARAMETERS,
+            OpenApiParameter("group_by", str, enum=list(PERFORMANCE_GROUPS)),
+        ],
+        responses=PerformanceSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        params = self.params(request)
+        return self.answer(
+            lambda: analytics_performance_get(
+                principal=request_principal(request),
+                span=params["span"],
+                group_by=params["group_by"],
+                filters=_usage_filters(params),
+            )
+        )
+
+
+class UsageAnalyticsView(_AnalyticsView):
+    """Requests, tokens and spend per team or model over time."""
+
+    query_class = UsageQuerySerializer
+
+    @extend_schema(
+        parameters=[
+            *_ANALYTICS_PARAMETERS,
+            OpenApiParameter("group_by", str, enum=["model", "team"]),
+        ],
+        responses=UsageSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        params = self.params(request)
+        return self.answer(
+            lambda: analytics_usage_get(
+                principal=request_principal(request),
+                span=params["span"],
+                group_by=params["group_by"],
+                filters=_usage_filters(params),
+            )
+        )
+
+
+class CacheAnalyticsView(_AnalyticsView):
+    """The response cache's hit rate and savings over time and per model."""
+
+    @extend_schema(parameters=_ANALYTICS_PARAMETERS, responses=CacheAnalyticsSerializer)
+    def get(self, request: Request) -> Response:
+        params = self.params(request)
+        return self.answer(
+            lambda: analytics_cache_get(
+                principal=request_principal(request),
+                span=params["span"],
+                filters=_usage_filters(params),
+            )
+        )
+
+
+class InsightsAnalyticsView(_AnalyticsView):
+    """Cost-optimisation insights: cheaper models of the same capability class per team and
+    model (over the range), keys unused for `unused_days` days, budgets' burn-down."""
+
+    query_class = InsightsQuerySerializer
+
+    @extend_schema(
+        parameters=[*_ANALYTICS_PARAMETERS, OpenApiParameter("unused_days", int)],
+        responses=InsightsSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        params = self.params(request)
+        return self.answer(
+            lambda: analytics_insights_get(
+                principal=request_principal(request),
+                span=params["span"],
+                filters=_usage_filters(params),
+                unused_days=params["unused_days"],
+            )
+        )

@@ -546,7 +546,7 @@ CACHE_STATS_GROUPS = {
     "model": "model",
     "day": "day",
 }
-_CACHE_SUMS = {
+CACHE_SUMS = {
     "hits": Count("pk", filter=Q(cache_result__in=("hit", "semantic-hit"))),
     "semantic_hits": Count("pk", filter=Q(cache_result="semantic-hit")),
     "misses": Count("pk", filter=Q(cache_result="miss")),
@@ -583,7 +583,7 @@ def cache_stats_summary(
     if group_by == "day":
         grouped = logs.annotate(day=TruncDate("created_at", tzinfo=UTC))
     rows = sorted(
-        grouped.values(column).annotate(**_CACHE_SUMS),
+        grouped.values(column).annotate(**CACHE_SUMS),
         key=lambda row: (row[column] is None, row[column]),
     )
     names = _group_names(group_by=group_by, values=[row[column] for row in rows])
@@ -592,22 +592,22 @@ def cache_stats_summary(
         value = row[column]
         named = {f"{group_by}_name": names.get(value)} if group_by in _NAMED_GROUPS else {}
         shown = value.isoformat() if isinstance(value, date) else value
-        results.append({group_by: shown, **named, **_cache_totals(row)})
+        results.append({group_by: shown, **named, **cache_totals(row)})
     requested = _requested_range(start=start, end=end)
     return {
         "group_by": group_by,
         "start": requested[0],
         "end": requested[1],
         "results": results,
-        "total": _cache_totals(_cache_sum(rows)),  # the groups do not overlap: one query
+        "total": cache_totals(_cache_sum(rows)),  # the groups do not overlap: one query
     }
 
 
 def _cache_sum(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {name: sum((row[name] or 0) for row in rows) for name in _CACHE_SUMS}
+    return {name: sum((row[name] or 0) for row in rows) for name in CACHE_SUMS}
 
 
-def _cache_totals(row: dict[str, Any]) -> dict[str, Any]:
+def cache_totals(row: dict[str, Any]) -> dict[str, Any]:
     hits, misses, bypasses = row["hits"] or 0, row["misses"] or 0, row["bypasses"] or 0
     looked_up = hits + misses
     return {

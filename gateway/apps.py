@@ -9,6 +9,7 @@ class GatewayConfig(AppConfig):
         # Imported here: they import models, which load after every AppConfig.
         from django.db import transaction
 
+        from billing.analytics import analytics_deployments_set
         from billing.pricing import price_deployment_lookup_set
         from gateway.catalog import model_catalog_build, provider_names
         from gateway.registry import registry_get
@@ -18,6 +19,8 @@ class GatewayConfig(AppConfig):
 
         # Admin's unpriced warning (billing) resolves logged deployment ids in the registry.
         price_deployment_lookup_set(lambda deployment_id: registry_get().by_id.get(deployment_id))
+        # Analytics' cheaper-model insight (billing) compares the deployments served now.
+        analytics_deployments_set(lambda: tuple(registry_get().by_id.values()))
         # Allow-lists and deployments are checked against what is served when they are written.
         model_catalog_set(lookup=model_catalog_build, providers=provider_names)
         # Identity provider tokens' callers carry their team's and organization's models and

@@ -62,10 +62,13 @@ class OgemAdminSite(AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         # Imported on use (here and in index): billing.admin registers its pages with admin.site,
         # which is this module's site: imported at load, it would run before the site exists.
-        from billing.admin import spend_dashboard_view
+        from billing.admin import analytics_dashboard_view, spend_dashboard_view
 
         spend = path("spend/", self.admin_view(spend_dashboard_view), name="spend_dashboard")
-        return [spend, *super().get_urls()]
+        analytics = path(
+            "analytics/", self.admin_view(analytics_dashboard_view), name="analytics_dashboard"
+        )
+        return [spend, analytics, *super().get_urls()]
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         from billing.admin import unpriced_warning_add

@@ -8,7 +8,16 @@ from rest_framework.routers import DefaultRouter
 
 from assistants.rest import AssistantViewSet, RunViewSet, ThreadViewSet
 from batches.rest import BatchViewSet
-from billing.rest import BudgetViewSet, CacheStatsView, GuardrailDecisionListView, SpendView
+from billing.rest import (
+    BudgetViewSet,
+    CacheAnalyticsView,
+    CacheStatsView,
+    GuardrailDecisionListView,
+    InsightsAnalyticsView,
+    PerformanceAnalyticsView,
+    SpendView,
+    UsageAnalyticsView,
+)
 from files.rest import FileViewSet
 from fine_tuning.rest import FineTuningJobViewSet
 from gateway.rest import (
@@ -52,6 +61,14 @@ router.register("fine_tuning/jobs", FineTuningJobViewSet, basename="fine-tuning-
 
 resources = [
     re_path(r"^spend/?$", SpendView.as_view(), name="spend"),
+    re_path(
+        r"^analytics/performance/?$",
+        PerformanceAnalyticsView.as_view(),
+        name="analytics-performance",
+    ),
+    re_path(r"^analytics/usage/?$", UsageAnalyticsView.as_view(), name="analytics-usage"),
+    re_path(r"^analytics/cache/?$", CacheAnalyticsView.as_view(), name="analytics-cache"),
+    re_path(r"^analytics/insights/?$", InsightsAnalyticsView.as_view(), name="analytics-insights"),
     re_path(r"^cache/?$", CachePurgeView.as_view(), name="cache"),
     re_path(r"^cache/stats/?$", CacheStatsView.as_view(), name="cache-stats"),
     re_path(

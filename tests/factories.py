@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import factory
 from factory.django import DjangoModelFactory
 
+from billing.models import RequestLog
 from gateway.models import ModelDeployment
 from tenants.models import Membership, Organization, Role, Team, User
 
@@ -51,3 +55,23 @@ class ModelDeploymentFactory(DjangoModelFactory):
     model_name = factory.Sequence(lambda n: f"model-{n}")
     provider = "mock"
     upstream_model = factory.LazyAttribute(lambda o: o.model_name)
+
+
+class RequestLogFactory(DjangoModelFactory):
+    """One finished /v1 request: a successful chat completion on `mock-chat` unless told."""
+
+    class Meta:
+        model = RequestLog
+
+    request_id = factory.Sequence(lambda n: f"req-{n}")
+    created_at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    endpoint = "chat/completions"
+    model = "mock-chat"
+    provider = "mock"
+    deployment = factory.LazyAttribute(lambda o: f"config:{o.model}:0")
+    status_code = 200
+    prompt_tokens = 0
+    completion_tokens = 0
+    total_tokens = factory.LazyAttribute(lambda o: o.prompt_tokens + o.completion_tokens)
+    cost = Decimal("0")
+    latency_ms = 0

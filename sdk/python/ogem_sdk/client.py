@@ -75,6 +75,7 @@ def _attach(
     client.fine_tuning_jobs = resources.FineTuningJobs(client)
     client.cache = resources.Cache(client)
     client.guardrails = resources.Guardrails(client)
+    client.analytics = resources.Analytics(client)
 
 
 def _outcome(
@@ -115,6 +116,7 @@ class Ogem:
     fine_tuning_jobs: resources.FineTuningJobs[Any, Iterator[Any]]
     cache: resources.Cache[Any, Iterator[Any]]
     guardrails: resources.Guardrails[Any, Iterator[Any]]
+    analytics: resources.Analytics[Any, Iterator[Any]]
 
     def __init__(
         self,
@@ -200,6 +202,7 @@ class AsyncOgem:
     fine_tuning_jobs: resources.FineTuningJobs[Awaitable[Any], AsyncIterator[Any]]
     cache: resources.Cache[Awaitable[Any], AsyncIterator[Any]]
     guardrails: resources.Guardrails[Awaitable[Any], AsyncIterator[Any]]
+    analytics: resources.Analytics[Awaitable[Any], AsyncIterator[Any]]
 
     def __init__(
         self,

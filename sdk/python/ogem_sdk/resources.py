@@ -175,6 +175,29 @@ class Guardrails(Generic[Result, Rows]):
         return self._client.send(Call("GET", f"{API}guardrails/decisions/", filters))
 
 
+class Analytics(Generic[Result, Rows]):
+    """Charts' figures over time (`start=`, `end=`, `bucket="hour"|"day"`, `team=`...)."""
+
+    def __init__(self, client: Sender[Result, Rows]) -> None:
+        self._client = client
+
+    def performance(self, **query: Any) -> Result:
+        """Latency and TTFT p50/p95, error rate, throughput per model (`group_by="deployment"`)."""
+        return self._client.send(Call("GET", f"{API}analytics/performance/", query))
+
+    def usage(self, **query: Any) -> Result:
+        """Requests, tokens and spend per team (`group_by="model"`: per model)."""
+        return self._client.send(Call("GET", f"{API}analytics/usage/", query))
+
+    def cache(self, **query: Any) -> Result:
+        """The response cache's hit rate and savings over time and per model."""
+        return self._client.send(Call("GET", f"{API}analytics/cache/", query))
+
+    def insights(self, **query: Any) -> Result:
+        """Cheaper models of the same class per team, unused keys, budgets' burn-down."""
+        return self._client.send(Call("GET", f"{API}analytics/insights/", query))
+
+
 # Every (method, path) the package calls, in the schema's spelling (tests/sdk checks it).
 OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -217,5 +240,9 @@ OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", f"{API}spend/"),
         ("GET", f"{API}routing/status/"),
         ("GET", f"{API}guardrails/decisions/"),
+        ("GET", f"{API}analytics/performance/"),
+        ("GET", f"{API}analytics/usage/"),
+        ("GET", f"{API}analytics/cache/"),
+        ("GET", f"{API}analytics/insights/"),
     }
 )

@@ -3,6 +3,7 @@
 import { OgemConnectionError } from "./errors.js";
 import {
   API,
+  Analytics,
   Budgets,
   Cache,
   Guardrails,
@@ -86,6 +87,7 @@ export class Ogem implements Sender {
   readonly fineTuningJobs: Collection;
   readonly cache: Cache;
   readonly guardrails: Guardrails;
+  readonly analytics: Analytics;
   readonly #apiKey: string;
   readonly #timeout: number;
   readonly #fetch: typeof globalThis.fetch;
@@ -116,6 +118,7 @@ export class Ogem implements Sender {
     this.fineTuningJobs = new Collection(this, "fine_tuning/jobs");
     this.cache = new Cache(this);
     this.guardrails = new Guardrails(this);
+    this.analytics = new Analytics(this);
   }
 
   /** Send one call, retrying it as the module comment of transport.ts says. */

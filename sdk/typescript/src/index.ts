@@ -4,6 +4,7 @@ export { Ogem, VERSION, sinceStart, type OgemOptions, type SpendOptions } from "
 export { OgemAPIError, OgemConnectionError, OgemError, errorMessage } from "./errors.js";
 export {
   API,
+  Analytics,
   Budgets,
   Cache,
   Collection,

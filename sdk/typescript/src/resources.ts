@@ -133,6 +133,31 @@ export class Guardrails {
   }
 }
 
+/** Charts' figures over time (`start`, `end`, `bucket: "hour" | "day"`, `team`, ...). */
+export class Analytics {
+  constructor(private readonly client: Sender) {}
+
+  /** Latency and TTFT p50/p95, error rate, throughput per model (`group_by: "deployment"`). */
+  performance(query: Query = {}): Promise<JsonObject> {
+    return this.client.send({ method: "GET", path: `${API}analytics/performance/`, params: query });
+  }
+
+  /** Requests, tokens and spend per team (`group_by: "model"`: per model). */
+  usage(query: Query = {}): Promise<JsonObject> {
+    return this.client.send({ method: "GET", path: `${API}analytics/usage/`, params: query });
+  }
+
+  /** The response cache's hit rate and savings over time and per model. */
+  cache(query: Query = {}): Promise<JsonObject> {
+    return this.client.send({ method: "GET", path: `${API}analytics/cache/`, params: query });
+  }
+
+  /** Cheaper models of the same class per team, unused keys, budgets' burn-down. */
+  insights(query: Query = {}): Promise<JsonObject> {
+    return this.client.send({ method: "GET", path: `${API}analytics/insights/`, params: query });
+  }
+}
+
 const COLLECTIONS = [
   "organizations",
   "teams",
@@ -176,4 +201,8 @@ export const OPERATIONS: readonly (readonly [Method, string])[] = Object.freeze(
   ["GET", `${API}spend/`],
   ["GET", `${API}routing/status/`],
   ["GET", `${API}guardrails/decisions/`],
+  ["GET", `${API}analytics/performance/`],
+  ["GET", `${API}analytics/usage/`],
+  ["GET", `${API}analytics/cache/`],
+  ["GET", `${API}analytics/insights/`],
 ] as const);
