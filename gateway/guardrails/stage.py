@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from gateway.config.types import GuardrailSettings, GuardrailSpec
-from gateway.context import RequestContext
+from gateway.context import Caller, RequestContext
 from gateway.errors import (
     GatewayError,
     GuardrailBlockedError,
@@ -37,6 +37,7 @@ from gateway.errors import (
 )
 from gateway.guardrails.checks import DetectorCheck, check_for
 from gateway.guardrails.masking import Masker, StreamRestorer, redact, spans_disjoint
+from gateway.guardrails.pipeline import guard_caller_as, guard_inside
 from gateway.guardrails.text import answer_slots, request_slots
 from gateway.guardrails.types import BLOCK, DURING_CALL, MASK, POST_CALL, PRE_CALL, WARN, Finding
 from ogem_site.metrics import guardrail_decision_record
@@ -52,6 +53,7 @@ class GuardPlan:
     pre: tuple[GuardrailSpec, ...] = ()
     during: tuple[GuardrailSpec, ...] = ()
     post: tuple[GuardrailSpec, ...] = ()
+    caller: Caller | None = None  # on whose behalf checks that call a model group call it
     masker: Masker | None = None  # set once pre_call masked something
     restore: bool = False  # put the masked values back in the answer
     during_task: asyncio.Task[None] | None = None
@@ -134,12 +136,13 @@ def guard_plan(
             )
         chosen[name] = spec
     body = cleaned if cleaned is not None else body
-    if not chosen:
+    if not chosen or guard_inside():  # a guardrail's own model call is not guarded again
         return None, body
     plan = GuardPlan(
         pre=tuple(s for s in chosen.values() if PRE_CALL in s.modes),
         during=tuple(s for s in chosen.values() if DURING_CALL in s.modes),
         post=tuple(s for s in chosen.values() if POST_CALL in s.modes),
+        caller=ctx.caller,
     )
     return plan, body
 
@@ -162,12 +165,13 @@ async def _scan(spec: GuardrailSpec, texts: Sequence[str], phase: str) -> list[F
 
 
 async def _scan_all(
-    specs: Sequence[GuardrailSpec], texts: Sequence[str], phase: str
+    plan: GuardPlan, specs: Sequence[GuardrailSpec], texts: Sequence[str], phase: str
 ) -> list[tuple[GuardrailSpec, list[Finding]]]:
-    if len(specs) == 1:
-        return [(specs[0], await _scan(specs[0], texts, phase))]
-    results = await asyncio.gather(*(_scan(spec, texts, phase) for spec in specs))
-    return list(zip(specs, results, strict=True))
+    with guard_caller_as(plan.caller or Caller()):
+        if len(specs) == 1:
+            return [(specs[0], await _scan(specs[0], texts, phase))]
+        results = await asyncio.gather(*(_scan(spec, texts, phase) for spec in specs))
+        return list(zip(specs, results, strict=True))
 
 
 def _record(
@@ -233,7 +237,7 @@ async def guard_input(ctx: RequestContext, plan: GuardPlan, body: dict[str, Any]
         plan.during_task = asyncio.ensure_future(_during(plan, texts))
     if not plan.pre:
         return body
-    masks = _decide(plan, await _scan_all(plan.pre, texts, PRE_CALL), PRE_CALL, can_mask=True)
+    masks = _decide(plan, await _scan_all(plan, plan.pre, texts, PRE_CALL), PRE_CALL, can_mask=True)
     if not masks:
         return body
     masked = orjson.loads(orjson.dumps(body))  # the client's body stays as it came
@@ -247,7 +251,9 @@ async def guard_input(ctx: RequestContext, plan: GuardPlan, body: dict[str, Any]
 
 
 async def _during(plan: GuardPlan, texts: list[str]) -> None:
-    _decide(plan, await _scan_all(plan.during, texts, DURING_CALL), DURING_CALL, can_mask=False)
+    _decide(
+        plan, await _scan_all(plan, plan.during, texts, DURING_CALL), DURING_CALL, can_mask=False
+    )
 
 
 async def guard_during(ctx: RequestContext, plan: GuardPlan, call: Awaitable[Any]) -> Any:
@@ -285,7 +291,7 @@ async def guard_answer(ctx: RequestContext, plan: GuardPlan, answer: dict[str, A
         return
     if plan.post:
         texts = [container[key] for container, key in slots]
-        results = await _scan_all(plan.post, texts, POST_CALL)
+        results = await _scan_all(plan, plan.post, texts, POST_CALL)
         masks = _decide(plan, results, POST_CALL, can_mask=True, answer=True)
         for index, findings in masks.items():
             container, key = slots[index]
@@ -355,7 +361,7 @@ async def _stream_post(plan: GuardPlan, texts: dict[int, list[str]]) -> None:
     # The text is on its way already: a mask can only be recorded (as a warning), not applied.
     results = [
         (spec, [f if (f.action or spec.action) != MASK else _as_warn(f) for f in found])
-        for spec, found in await _scan_all(plan.post, whole, POST_CALL)
+        for spec, found in await _scan_all(plan, plan.post, whole, POST_CALL)
     ]
     _decide(plan, results, POST_CALL, can_mask=False, answer=True)
 
