@@ -15,6 +15,7 @@ PII entity (`EMAIL`, `US_SOCIAL_SECURITY_NUMBER`, ...) or regex (its name), grou
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -39,14 +40,16 @@ class BedrockGuardrailCheck:
     def __init__(self, spec: GuardrailSpec) -> None:
         options = spec.options
         # A deployment in all but name: providers/bedrock/auth.py resolves and caches its
-        # credentials like a Bedrock model's.
+        # credentials like a Bedrock model's (by id: new settings are new credentials).
+        params = {name: options[name] for name in AWS_PARAMS if options.get(name)}
+        digest = hashlib.sha256(orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
         self.deployment = Deployment(
-            id=f"guardrail:{spec.name}",
+            id=f"guardrail:{spec.name}:{digest[:16]}",
             model_name=spec.name,
             provider="bedrock",
             upstream_model="",
             api_base=str(options.get("api_base") or ""),
-            params={name: options[name] for name in AWS_PARAMS if options.get(name)},
+            params=params,
         )
         base = self.deployment.api_base or str(options.get("aws_bedrock_runtime_endpoint") or "")
         region = region_for(self.deployment)
