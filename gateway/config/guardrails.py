@@ -398,6 +398,21 @@ def _settings(
             models.setdefault(draft.model_name, [])
             if name not in models[draft.model_name]:
                 models[draft.model_name].append(name)
+    groups = {draft.model_name for draft in drafts}
+    for spec in specs:
+        model = spec.options.get("model")
+        asks_a_group = spec.kind == "llm_judge" or (
+            spec.kind == "openai_moderation"
+            and not spec.options.get("api_base")
+            and not spec.options.get("api_key")
+        )
+        group = str(model or "omni-moderation-latest")
+        if asks_a_group and group not in groups:
+            reader.warning(  # type: ignore[arg-type]
+                node,
+                f'guardrail "{spec.name}" asks the model group "{group}", which this file does '
+                "not define (a database deployment must, or the check fails)",
+            )
     for group, names in models.items():
         for name in names:
             if name not in by_name:
