@@ -46,6 +46,7 @@ from providers.base import Endpoint
 logger = logging.getLogger(__name__)
 
 FAILED = "CHECK_FAILED"  # the category of a check that failed or timed out
+REALTIME_TEXT_PARTS = ("input_text", "text")  # a Realtime item's text content parts
 
 
 @dataclass(slots=True)
@@ -385,6 +386,56 @@ def _tail_chunk(last: dict[str, Any], restorer: StreamRestorer, *, chat: bool) -
         )
     chunk["choices"] = choices
     return chunk
+
+
+# ---- Realtime ------------------------------------------------------------------------------------
+
+
+def _realtime_slots(event: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    item = event.get("item")
+    if not isinstance(item, dict):
+        return []
+    return [
+        (part, "text")
+        for part in item.get("content") or ()
+        if isinstance(part, dict)
+        and part.get("type") in REALTIME_TEXT_PARTS
+        and isinstance(part.get("text"), str)
+    ]
+
+
+async def guard_realtime_item(plan: GuardPlan, event: dict[str, Any]) -> dict[str, Any]:
+    """The pre_call and during_call checks on the text a Realtime client adds to the conversation
+    (`conversation.item.create`'s text parts): the event to forward (masked when a guardrail
+    masked; Realtime answers are not restored), or GuardrailBlockedError. An item goes upstream
+    only once its checks passed, so during_call checks run as pre_call ones here."""
+    specs = tuple({spec.name: spec for spec in (*plan.pre, *plan.during)}.values())
+    slots = _realtime_slots(event)
+    if not specs or not slots:
+        return event
+    texts = [container[key] for container, key in slots]
+    results = await _scan_all(plan, specs, texts, PRE_CALL)
+    masks = _decide(plan, results, PRE_CALL, can_mask=True)
+    if not masks:
+        return event
+    masked = orjson.loads(orjson.dumps(event))
+    masked_slots = _realtime_slots(masked)
+    if plan.masker is None:
+        plan.masker = Masker()  # one per session: a value keeps its placeholder across items
+    for index, findings in masks.items():
+        container, key = masked_slots[index]
+        container[key] = plan.masker.mask(container[key], spans_disjoint(findings))
+    return masked
+
+
+def guard_decisions_take(plan: GuardPlan) -> GuardPlan | None:
+    """A Realtime session's decisions so far, moved to a plan of their own (recorded with the
+    session's next response), or None."""
+    if not plan.decisions:
+        return None
+    taken = GuardPlan(decisions=plan.decisions)
+    plan.decisions = {}
+    return taken
 
 
 def guard_decisions(ctx: RequestContext) -> list[dict[str, Any]]:
