@@ -86,7 +86,8 @@ class AzureTextModerationCheck(_AzureCheck):
     def __init__(self, spec: GuardrailSpec) -> None:
         super().__init__(spec)
         options = spec.options
-        self.threshold = int(options.get("severity_threshold") or DEFAULT_THRESHOLD)
+        threshold = options.get("severity_threshold")
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else int(threshold)
         self.thresholds = {
             str(name): int(value)
             for name, value in (options.get("severity_threshold_by_category") or {}).items()

@@ -65,6 +65,7 @@ async def pipeline_call(*, endpoint: Endpoint, model: str, body: Mapping[str, An
     finally:
         _inside.reset(token)
     if not answer.ok:
-        code = (answer.body.get("error") or {}).get("code") if answer.body else None
+        error = answer.body.get("error") if isinstance(answer.body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
         raise PipelineError(f"model group {model!r} answered {answer.status} ({code})")
     return answer.body

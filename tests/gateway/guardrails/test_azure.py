@@ -169,3 +169,31 @@ def test_failures_and_timeouts_follow_fail_open(
     install_guardrails(shield(silent_url, timeout=0.5, fail_open=True))
     assert _ask(client, "hello") == "Emulated reply to: hello"
     assert time.monotonic() - started < 3
+
+
+def test_long_texts_go_in_windows_azure_accepts(
+    azure_emulator, install_guardrails, emulated_model, client
+) -> None:  # type: ignore[no-untyped-def]
+    emulated_model()
+    install_guardrails(
+        moderation(azure_emulator.url, modes=("pre_call",)), shield(azure_emulator.url)
+    )
+    long = "word " * 5000  # 25,000 characters: three windows of at most 10,000
+    history = ["a" * 6000, "b" * 6000]
+    messages = [{"role": "system", "content": text} for text in history]
+    messages.append({"role": "user", "content": long + "something hateful"})
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="emulated", messages=messages)  # type: ignore[arg-type]
+    assert raised.value.body["message"].endswith("(category: Hate).")  # type: ignore[index]
+    prompt = long + "something hateful"
+    windows = [prompt[:10000], prompt[10000:20000], prompt[20000:]]
+    analyzed = sorted(body["text"] for body in azure_emulator.bodies(ANALYZE))  # concurrent
+    assert analyzed == sorted([*history, *windows])
+    # The two 6,000-character documents cannot share a call (10,000 in all): the prompt's three
+    # windows over three calls, the documents over the first two.
+    shielded = sorted(
+        (body["userPrompt"], body["documents"]) for body in azure_emulator.bodies(SHIELD)
+    )
+    assert shielded == sorted(
+        [(windows[0], [history[0]]), (windows[1], [history[1]]), (windows[2], [])]
+    )
