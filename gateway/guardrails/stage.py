@@ -109,6 +109,8 @@ def guard_plan(
 ) -> tuple[GuardPlan | None, dict[str, Any]]:
     """The request's guardrails, and its body without Ogem's `guardrails` fields."""
     requested, cleaned = _requested(body)
+    if guard_inside():  # a guardrail's own model call is not guarded again
+        return None, cleaned if cleaned is not None else body
     tenant = ctx.caller.guardrails
     specs = settings.guardrails if settings is not None else {}
     chosen: dict[str, GuardrailSpec] = {}
@@ -137,7 +139,7 @@ def guard_plan(
             )
         chosen[name] = spec
     body = cleaned if cleaned is not None else body
-    if not chosen or guard_inside():  # a guardrail's own model call is not guarded again
+    if not chosen:
         return None, body
     plan = GuardPlan(
         pre=tuple(s for s in chosen.values() if PRE_CALL in s.modes),
