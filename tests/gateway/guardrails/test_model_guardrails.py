@@ -169,6 +169,14 @@ def test_llm_judge_allows_blocks_and_is_not_judged_itself(
         ),
     }
     assert asked[1]["messages"][1]["content"].startswith("The text to judge is a model's answer.")
+    # The judge's calls are the caller's: in its request log, beside its own call.
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+    from tests.realtime.helpers import key_of
+
+    usage_drain()
+    logged = RequestLog.objects.filter(key_id=key_of(key).pk).order_by("created_at", "id")
+    assert sorted(row.model for row in logged) == ["emulated", "judge", "judge"]
     with pytest.raises(openai.APIStatusError):  # the key itself may not use the judge
         limited.chat.completions.create(model="judge", messages=[{"role": "user", "content": "x"}])
     assert _blocked(limited, "Is your competitor cheaper?") == (
