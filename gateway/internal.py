@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError
+from gateway.guardrails.pipeline import guard_pipeline_set
 from gateway.relay import relay
 from gateway.semantic import semantic_embedder_set
 from providers.base import Endpoint
@@ -85,6 +86,8 @@ async def internal_call(
     )
 
 
-# The semantic cache embeds prompts through this pipeline; it cannot import this module (the
-# pipeline runs it), so it is given the call here. /v1's views import this module.
+# The semantic cache embeds prompts through this pipeline, and guardrails ask model groups through
+# it; neither can import this module (the pipeline runs them), so they are given the call here.
+# /v1's views import this module.
 semantic_embedder_set(internal_call)
+guard_pipeline_set(internal_call)

@@ -37,6 +37,22 @@ SECRET_CATEGORIES = (
     "JWT",
     "HIGH_ENTROPY_SECRET",
 )
+# Azure AI Content Safety's harm categories and severity scales (gateway/guardrails/azure.py).
+HARM_CATEGORIES = ("Hate", "SelfHarm", "Sexual", "Violence")
+OUTPUT_TYPES = ("FourSeverityLevels", "EightSeverityLevels")
+# A bedrock guardrail's credentials: a Bedrock deployment's parameters (LiteLLM's names).
+AWS_PARAMS = (
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_profile_name",
+    "aws_role_name",
+    "aws_session_name",
+    "aws_external_id",
+    "aws_sts_endpoint",
+    "aws_bedrock_runtime_endpoint",
+)
 MODES = ("pre_call", "during_call", "post_call")
 ACTIONS = ("block", "mask", "warn")
 
@@ -62,6 +78,23 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "json_schema": frozenset({"schema"}),
     "custom": frozenset({"path", "options"}),
     "lakera": frozenset({"api_key", "api_base", "project_id"}),
+    "azure_text_moderation": frozenset(
+        {
+            "api_key",
+            "api_base",
+            "api_version",
+            "categories",
+            "severity_threshold",
+            "severity_threshold_by_category",
+            "blocklistNames",
+            "haltOnBlocklistHit",
+            "outputType",
+        }
+    ),
+    "azure_prompt_shield": frozenset({"api_key", "api_base", "api_version"}),
+    "bedrock": frozenset({"guardrailIdentifier", "guardrailVersion", "api_base", *AWS_PARAMS}),
+    "openai_moderation": frozenset({"model", "api_key", "api_base", "categories"}),
+    "llm_judge": frozenset({"model", "rubric", "max_tokens", "json_mode"}),
 }
 _NATIVE_KEYS = _COMMON_KEYS | {"name", "kind", "models"}
 
@@ -71,18 +104,16 @@ _LITELLM_KINDS = {
     "hide-secrets": "secrets",
     "hide_secrets": "secrets",
     "lakera_v2": "lakera",
+    "azure/text_moderations": "azure_text_moderation",
+    "azure/prompt_shield": "azure_prompt_shield",
 }
 # LiteLLM's integrations over HTTP that this build does not have yet.
 _LITELLM_VENDORS = frozenset(
     {
         "lakera",  # v1 (/v1/prompt_injection); lakera_v2 is read
         "aporia",
-        "bedrock",
         "guardrails_ai",
         "aim",
-        "azure/text_moderations",
-        "azure/prompt_shield",
-        "openai_moderation",
         "pangea",
         "panw_prisma_airs",
         "noma",
@@ -90,7 +121,15 @@ _LITELLM_VENDORS = frozenset(
     }
 )
 _LITELLM_IGNORED = frozenset(
-    {"presidio_language", "presidio_score_thresholds", "api_key", "api_base"}
+    {
+        "presidio_language",
+        "presidio_score_thresholds",
+        "api_key",
+        "api_base",
+        # Bedrock's: Ogem masks what Bedrock anonymized in requests and answers alike.
+        "mask_request_content",
+        "mask_response_content",
+    }
 )
 _ENTITY_ACTIONS = {"MASK": "mask", "BLOCK": "block", "WARN": "warn"}
 
@@ -300,10 +339,45 @@ def _options_check(
                 "a lakera guardrail needs api_key (os.environ/LAKERA_API_KEY), or an "
                 "api_base of a self-hosted Lakera Guard"
             )
+    elif kind in ("azure_text_moderation", "azure_prompt_shield"):
+        if not options.get("api_base") or not options.get("api_key"):
+            return bad(
+                f"an {kind} guardrail needs api_base (the Content Safety resource's endpoint) "
+                "and api_key (os.environ/AZURE_CONTENT_SAFETY_KEY)"
+            )
+        if kind == "azure_prompt_shield" and "post_call" in modes:
+            return bad("Prompt Shields screen requests: mode pre_call or during_call")
+        return _azure_check(bad, options)
+    elif kind == "bedrock":
+        if not options.get("guardrailIdentifier"):
+            return bad("a bedrock guardrail needs guardrailIdentifier (and guardrailVersion)")
+    elif kind == "openai_moderation":
+        if not isinstance(options.get("model") or "", str):
+            return bad("model is the name of a moderation model group (or of the API's model)")
+    elif kind == "llm_judge":
+        if not isinstance(options.get("model"), str) or not options.get("model"):
+            return bad('an llm_judge guardrail needs "model": a chat model group')
+        if not isinstance(options.get("rubric"), str) or not options["rubric"].strip():
+            return bad('an llm_judge guardrail needs "rubric": what the judge allows and refuses')
     elif kind == "custom":
         path = options.get("path")
         if not isinstance(path, str) or "." not in path:
             return bad('a custom guardrail needs "path": module.ClassName')
+    return True
+
+
+def _azure_check(bad: Any, options: dict[str, Any]) -> bool:
+    unknown = set(options.get("categories") or ()) - set(HARM_CATEGORIES)
+    if unknown:
+        return bool(bad(f"unknown categories {sorted(unknown)} (one of {HARM_CATEGORIES})"))
+    thresholds = dict(options.get("severity_threshold_by_category") or {})
+    if set(thresholds) - set(HARM_CATEGORIES):
+        return bool(bad(f"severity_threshold_by_category names one of {HARM_CATEGORIES}"))
+    for value in [options.get("severity_threshold"), *thresholds.values()]:
+        if value is not None and (not isinstance(value, int) or not 0 <= value <= 7):
+            return bool(bad("a severity threshold is a whole number from 0 to 7"))
+    if options.get("outputType") not in (None, *OUTPUT_TYPES):
+        return bool(bad(f"outputType is one of {OUTPUT_TYPES}"))
     return True
 
 
@@ -324,6 +398,21 @@ def _settings(
             models.setdefault(draft.model_name, [])
             if name not in models[draft.model_name]:
                 models[draft.model_name].append(name)
+    groups = {draft.model_name for draft in drafts}
+    for spec in specs:
+        model = spec.options.get("model")
+        asks_a_group = spec.kind == "llm_judge" or (
+            spec.kind == "openai_moderation"
+            and not spec.options.get("api_base")
+            and not spec.options.get("api_key")
+        )
+        group = str(model or "omni-moderation-latest")
+        if asks_a_group and group not in groups:
+            reader.warning(  # type: ignore[arg-type]
+                node,
+                f'guardrail "{spec.name}" asks the model group "{group}", which this file does '
+                "not define (a database deployment must, or the check fails)",
+            )
     for group, names in models.items():
         for name in names:
             if name not in by_name:

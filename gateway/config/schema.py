@@ -19,6 +19,7 @@ _STRING: dict[str, Any] = {"type": "string"}
 _BOOLEAN: dict[str, Any] = {"type": "boolean"}
 _COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
 _POSITIVE_COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
+_SEVERITY: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 7}
 _SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
 _SECONDS_OR_ZERO: dict[str, Any] = {"type": "number", "minimum": 0}
 # A single string is read as a list of one.
@@ -190,6 +191,28 @@ def config_schema() -> dict[str, Any]:
             "restore": _BOOLEAN,
             "fail_open": _BOOLEAN,
             "timeout": _SECONDS,
+            # The vendors' settings (docs/guardrails.md); each kind reads its own.
+            "api_key": _STRING,
+            "api_base": _STRING,
+            "api_version": _STRING,
+            "project_id": _STRING,
+            "categories": _STRINGS,
+            "severity_threshold": _SEVERITY,
+            "severity_threshold_by_category": {
+                "type": "object",
+                "propertyNames": {"enum": list(guardrails.HARM_CATEGORIES)},
+                "additionalProperties": _SEVERITY,
+            },
+            "blocklistNames": _STRINGS,
+            "haltOnBlocklistHit": _BOOLEAN,
+            "outputType": {"enum": list(guardrails.OUTPUT_TYPES)},
+            "guardrailIdentifier": _STRING,
+            "guardrailVersion": {"type": ["string", "integer"]},
+            **dict.fromkeys(guardrails.AWS_PARAMS, _STRING),
+            "model": _STRING,
+            "rubric": _STRING,
+            "max_tokens": _POSITIVE_COUNT,
+            "json_mode": _BOOLEAN,
         },
     }
     root = _object(

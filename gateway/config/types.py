@@ -128,6 +128,11 @@ GUARDRAIL_KINDS = (
     "json_schema",
     "custom",
     "lakera",  # Lakera Guard over HTTP
+    "azure_text_moderation",  # Azure AI Content Safety's text analysis
+    "azure_prompt_shield",  # Azure AI Content Safety's Prompt Shields
+    "bedrock",  # AWS Bedrock Guardrails' ApplyGuardrail
+    "openai_moderation",  # /v1/moderations, through a model group or an API
+    "llm_judge",  # a configured chat model group with a rubric
 )
 
 

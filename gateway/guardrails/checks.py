@@ -16,11 +16,15 @@ from typing import Any, Protocol
 from django.utils.module_loading import import_string
 
 from gateway.config.types import GuardrailSpec
+from gateway.guardrails.azure import AzurePromptShieldCheck, AzureTextModerationCheck
+from gateway.guardrails.bedrock import BedrockGuardrailCheck
 from gateway.guardrails.detectors.patterns import PatternDetector, words_detector
 from gateway.guardrails.detectors.pii import PIIDetector
 from gateway.guardrails.detectors.schema import SchemaDetector
 from gateway.guardrails.detectors.secrets import SecretsDetector
+from gateway.guardrails.judge import LLMJudgeCheck
 from gateway.guardrails.lakera import LakeraCheck
+from gateway.guardrails.moderation import OpenAIModerationCheck
 from gateway.guardrails.types import Finding, GuardrailCheck
 
 
@@ -123,6 +127,11 @@ CHECK_BUILDERS: dict[str, Callable[[GuardrailSpec], GuardrailCheck]] = {
     "json_schema": _json_schema,
     "custom": CustomCheck,
     "lakera": LakeraCheck,
+    "azure_text_moderation": AzureTextModerationCheck,
+    "azure_prompt_shield": AzurePromptShieldCheck,
+    "bedrock": BedrockGuardrailCheck,
+    "openai_moderation": OpenAIModerationCheck,
+    "llm_judge": LLMJudgeCheck,
 }
 
 # name -> (the spec it was built from, its check): rebuilt when a reload changes the spec.

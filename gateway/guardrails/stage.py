@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from gateway.config.types import GuardrailSettings, GuardrailSpec
-from gateway.context import RequestContext
+from gateway.context import Caller, RequestContext
 from gateway.errors import (
     GatewayError,
     GuardrailBlockedError,
@@ -37,6 +37,7 @@ from gateway.errors import (
 )
 from gateway.guardrails.checks import DetectorCheck, check_for
 from gateway.guardrails.masking import Masker, StreamRestorer, redact, spans_disjoint
+from gateway.guardrails.pipeline import guard_caller_as, guard_inside
 from gateway.guardrails.text import answer_slots, request_slots
 from gateway.guardrails.types import BLOCK, DURING_CALL, MASK, POST_CALL, PRE_CALL, WARN, Finding
 from ogem_site.metrics import guardrail_decision_record
@@ -45,6 +46,7 @@ from providers.base import Endpoint
 logger = logging.getLogger(__name__)
 
 FAILED = "CHECK_FAILED"  # the category of a check that failed or timed out
+REALTIME_TEXT_PARTS = ("input_text", "text")  # a Realtime item's text content parts
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class GuardPlan:
     pre: tuple[GuardrailSpec, ...] = ()
     during: tuple[GuardrailSpec, ...] = ()
     post: tuple[GuardrailSpec, ...] = ()
+    caller: Caller | None = None  # on whose behalf checks that call a model group call it
     masker: Masker | None = None  # set once pre_call masked something
     restore: bool = False  # put the masked values back in the answer
     during_task: asyncio.Task[None] | None = None
@@ -106,6 +109,8 @@ def guard_plan(
 ) -> tuple[GuardPlan | None, dict[str, Any]]:
     """The request's guardrails, and its body without Ogem's `guardrails` fields."""
     requested, cleaned = _requested(body)
+    if guard_inside():  # a guardrail's own model call is not guarded again
+        return None, cleaned if cleaned is not None else body
     tenant = ctx.caller.guardrails
     specs = settings.guardrails if settings is not None else {}
     chosen: dict[str, GuardrailSpec] = {}
@@ -140,6 +145,7 @@ def guard_plan(
         pre=tuple(s for s in chosen.values() if PRE_CALL in s.modes),
         during=tuple(s for s in chosen.values() if DURING_CALL in s.modes),
         post=tuple(s for s in chosen.values() if POST_CALL in s.modes),
+        caller=ctx.caller,
     )
     return plan, body
 
@@ -162,12 +168,13 @@ async def _scan(spec: GuardrailSpec, texts: Sequence[str], phase: str) -> list[F
 
 
 async def _scan_all(
-    specs: Sequence[GuardrailSpec], texts: Sequence[str], phase: str
+    plan: GuardPlan, specs: Sequence[GuardrailSpec], texts: Sequence[str], phase: str
 ) -> list[tuple[GuardrailSpec, list[Finding]]]:
-    if len(specs) == 1:
-        return [(specs[0], await _scan(specs[0], texts, phase))]
-    results = await asyncio.gather(*(_scan(spec, texts, phase) for spec in specs))
-    return list(zip(specs, results, strict=True))
+    with guard_caller_as(plan.caller or Caller()):
+        if len(specs) == 1:
+            return [(specs[0], await _scan(specs[0], texts, phase))]
+        results = await asyncio.gather(*(_scan(spec, texts, phase) for spec in specs))
+        return list(zip(specs, results, strict=True))
 
 
 def _record(
@@ -233,7 +240,7 @@ async def guard_input(ctx: RequestContext, plan: GuardPlan, body: dict[str, Any]
         plan.during_task = asyncio.ensure_future(_during(plan, texts))
     if not plan.pre:
         return body
-    masks = _decide(plan, await _scan_all(plan.pre, texts, PRE_CALL), PRE_CALL, can_mask=True)
+    masks = _decide(plan, await _scan_all(plan, plan.pre, texts, PRE_CALL), PRE_CALL, can_mask=True)
     if not masks:
         return body
     masked = orjson.loads(orjson.dumps(body))  # the client's body stays as it came
@@ -247,7 +254,9 @@ async def guard_input(ctx: RequestContext, plan: GuardPlan, body: dict[str, Any]
 
 
 async def _during(plan: GuardPlan, texts: list[str]) -> None:
-    _decide(plan, await _scan_all(plan.during, texts, DURING_CALL), DURING_CALL, can_mask=False)
+    _decide(
+        plan, await _scan_all(plan, plan.during, texts, DURING_CALL), DURING_CALL, can_mask=False
+    )
 
 
 async def guard_during(ctx: RequestContext, plan: GuardPlan, call: Awaitable[Any]) -> Any:
@@ -285,7 +294,7 @@ async def guard_answer(ctx: RequestContext, plan: GuardPlan, answer: dict[str, A
         return
     if plan.post:
         texts = [container[key] for container, key in slots]
-        results = await _scan_all(plan.post, texts, POST_CALL)
+        results = await _scan_all(plan, plan.post, texts, POST_CALL)
         masks = _decide(plan, results, POST_CALL, can_mask=True, answer=True)
         for index, findings in masks.items():
             container, key = slots[index]
@@ -355,7 +364,7 @@ async def _stream_post(plan: GuardPlan, texts: dict[int, list[str]]) -> None:
     # The text is on its way already: a mask can only be recorded (as a warning), not applied.
     results = [
         (spec, [f if (f.action or spec.action) != MASK else _as_warn(f) for f in found])
-        for spec, found in await _scan_all(plan.post, whole, POST_CALL)
+        for spec, found in await _scan_all(plan, plan.post, whole, POST_CALL)
     ]
     _decide(plan, results, POST_CALL, can_mask=False, answer=True)
 
@@ -379,6 +388,56 @@ def _tail_chunk(last: dict[str, Any], restorer: StreamRestorer, *, chat: bool) -
         )
     chunk["choices"] = choices
     return chunk
+
+
+# ---- Realtime ------------------------------------------------------------------------------------
+
+
+def _realtime_slots(event: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    item = event.get("item")
+    if not isinstance(item, dict):
+        return []
+    return [
+        (part, "text")
+        for part in item.get("content") or ()
+        if isinstance(part, dict)
+        and part.get("type") in REALTIME_TEXT_PARTS
+        and isinstance(part.get("text"), str)
+    ]
+
+
+async def guard_realtime_item(plan: GuardPlan, event: dict[str, Any]) -> dict[str, Any]:
+    """The pre_call and during_call checks on the text a Realtime client adds to the conversation
+    (`conversation.item.create`'s text parts): the event to forward (masked when a guardrail
+    masked; Realtime answers are not restored), or GuardrailBlockedError. An item goes upstream
+    only once its checks passed, so during_call checks run as pre_call ones here."""
+    specs = tuple({spec.name: spec for spec in (*plan.pre, *plan.during)}.values())
+    slots = _realtime_slots(event)
+    if not specs or not slots:
+        return event
+    texts = [container[key] for container, key in slots]
+    results = await _scan_all(plan, specs, texts, PRE_CALL)
+    masks = _decide(plan, results, PRE_CALL, can_mask=True)
+    if not masks:
+        return event
+    masked = orjson.loads(orjson.dumps(event))
+    masked_slots = _realtime_slots(masked)
+    if plan.masker is None:
+        plan.masker = Masker()  # one per session: a value keeps its placeholder across items
+    for index, findings in masks.items():
+        container, key = masked_slots[index]
+        container[key] = plan.masker.mask(container[key], spans_disjoint(findings))
+    return masked
+
+
+def guard_decisions_take(plan: GuardPlan) -> GuardPlan | None:
+    """A Realtime session's decisions so far, moved to a plan of their own (recorded with the
+    session's next response), or None."""
+    if not plan.decisions:
+        return None
+    taken = GuardPlan(decisions=plan.decisions)
+    plan.decisions = {}
+    return taken
 
 
 def guard_decisions(ctx: RequestContext) -> list[dict[str, Any]]:

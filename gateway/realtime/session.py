@@ -42,6 +42,7 @@ from django.db.utils import InterfaceError, OperationalError
 
 from billing.pricing import cost_from_price, deployment_price
 from gateway.auth import caller_by_key_id
+from gateway.config import config_current
 from gateway.context import Caller, RequestContext
 from gateway.errors import BudgetExceededError, GatewayError, NotFoundError
 from gateway.governance import (
@@ -52,6 +53,12 @@ from gateway.governance import (
     session_admit,
     session_release,
     session_rules,
+)
+from gateway.guardrails.stage import (
+    GuardPlan,
+    guard_decisions_take,
+    guard_plan,
+    guard_realtime_item,
 )
 from gateway.limits import Rule
 from gateway.realtime.handshake import Opening, opening_resolve
@@ -122,6 +129,7 @@ class RealtimeSession:
     send: Send
     hold: SessionHold
     session_id: str = field(default_factory=lambda: f"rt_{uuid.uuid4().hex}")
+    guard: GuardPlan | None = None  # the session's guardrails (pre/during call on item text)
     started: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     # The prompt tokens the next response can be billed for: the conversation so far.
@@ -228,6 +236,14 @@ class RealtimeSession:
                 if isinstance(audio, str):
                     self.context_tokens += (len(audio) * 3 // 4) // AUDIO_BYTES_PER_TOKEN + 1
             elif event_type in ("conversation.item.create", "session.update"):
+                if event_type == "conversation.item.create" and self.guard is not None:
+                    try:
+                        guarded = await guard_realtime_item(self.guard, event)
+                    except GatewayError as error:  # a block: the item never goes upstream
+                        await self.client_error(error, event_id=event_id)
+                        continue
+                    if guarded is not event:
+                        text = orjson.dumps(guarded).decode()
                 # Text counts at most a token a byte (instructions, tools, items).
                 self.context_tokens += len(text)
             try:
@@ -272,6 +288,8 @@ class RealtimeSession:
         ctx.max_tokens = max_tokens
         ctx.prompt_tokens_bound = max(self.context_tokens, 1)
         ctx.estimated_prompt_tokens = self.context_tokens
+        if self.guard is not None:
+            ctx.guard = guard_decisions_take(self.guard)  # recorded with this response
         admission = await governance_admit(ctx)
         return _Turn(ctx=ctx, admission=admission)
 
@@ -625,7 +643,11 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     ctx = RequestContext(request_id=session_id, endpoint=Endpoint.REALTIME, caller=opening.caller)
     ctx.model = opening.model
     hold: SessionHold | None = None
+    guard: GuardPlan | None = None
     try:
+        guardrails = config_current().guardrails
+        if guardrails is not None or opening.caller.guardrails:
+            guard, _ = guard_plan(ctx, settings=guardrails, body={})
         hold = await session_admit(ctx, slots=_session_slots(ctx))
         upstream, deployment = await upstream_open(
             caller=opening.caller, model=opening.model, beta=opening.beta
@@ -647,6 +669,7 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         send=send,
         hold=hold,
         session_id=session_id,
+        guard=guard,
     )
     try:
         await send(accept)

@@ -139,6 +139,38 @@ def test_ogem_guardrails(write_config) -> None:  # type: ignore[no-untyped-def]
             "patterns: ['(unclosed']}}",
             "does not compile",
         ),
+        (
+            "guardrails:\n  - {guardrail_name: a, litellm_params: {guardrail: "
+            "azure/text_moderations, api_base: 'https://cs.example'}}",
+            "needs api_base (the Content Safety resource's endpoint) and api_key",
+        ),
+        (
+            "guardrails:\n  - {guardrail_name: a, litellm_params: {guardrail: azure/prompt_shield,"
+            " api_base: 'https://cs.example', api_key: k, mode: post_call}}",
+            "Prompt Shields screen requests",
+        ),
+        (
+            "guardrails:\n  - {guardrail_name: a, litellm_params: {guardrail: "
+            "azure/text_moderations, api_base: 'https://cs.example', api_key: k, "
+            "severity_threshold_by_category: {Gore: 2}}}",
+            "severity_threshold_by_category names one of",
+        ),
+        (
+            "guardrails:\n  - {guardrail_name: a, litellm_params: {guardrail: "
+            "azure/text_moderations, api_base: 'https://cs.example', api_key: k, "
+            "severity_threshold: 9}}",
+            "a whole number from 0 to 7",
+        ),
+        (
+            "guardrails:\n  - {guardrail_name: b, litellm_params: {guardrail: bedrock, "
+            "guardrailVersion: DRAFT}}",
+            "needs guardrailIdentifier",
+        ),
+        (
+            "guardrails:\n  - {guardrail_name: j, litellm_params: {guardrail: llm_judge, "
+            "model: a}}",
+            'needs "rubric"',
+        ),
     ],
 )
 def test_litellm_guardrail_errors(write_config, section: str, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -205,3 +237,136 @@ def test_litellm_lakera_v2(write_config, monkeypatch) -> None:  # type: ignore[n
         "project_id": "project-7",
     }
     assert "lk-test" not in repr(spec)
+
+
+def test_litellm_vendor_guardrails(write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AZURE_GUARDRAIL_API_KEY", "az-test")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    path = write_config(
+        """
+        model_list:
+          - {model_name: a, litellm_params: {model: mock/a}}
+        guardrails:
+          - guardrail_name: azure-prompt-shield
+            litellm_params:
+              guardrail: azure/prompt_shield
+              mode: pre_call
+              api_key: os.environ/AZURE_GUARDRAIL_API_KEY
+              api_base: https://cs.example.com
+          - guardrail_name: azure-text-moderation
+            litellm_params:
+              guardrail: azure/text_moderations
+              mode: [pre_call, post_call]
+              api_key: os.environ/AZURE_GUARDRAIL_API_KEY
+              api_base: https://cs.example.com
+              default_on: true
+              severity_threshold: 4
+              severity_threshold_by_category: {Violence: 2}
+          - guardrail_name: bedrock-pre-guard
+            litellm_params:
+              guardrail: bedrock
+              mode: during_call
+              guardrailIdentifier: ff6ujrregl1q
+              guardrailVersion: "DRAFT"
+              aws_region_name: os.environ/AWS_REGION
+              mask_request_content: true
+          - guardrail_name: openai-moderation
+            litellm_params:
+              guardrail: openai_moderation
+              mode: pre_call
+              api_key: os.environ/OPENAI_API_KEY
+              model: omni-moderation-latest
+        """
+    )
+    config, problems = config_check(path)
+    assert [str(p) for p in problems] == []
+    assert config is not None and config.guardrails is not None
+    specs = config.guardrails.guardrails
+    assert {name: (s.kind, s.modes, s.action) for name, s in specs.items()} == {
+        "azure-prompt-shield": ("azure_prompt_shield", ("pre_call",), "block"),
+        "azure-text-moderation": (
+            "azure_text_moderation",
+            ("pre_call", "post_call"),
+            "block",
+        ),
+        "bedrock-pre-guard": ("bedrock", ("during_call",), "block"),
+        "openai-moderation": ("openai_moderation", ("pre_call",), "block"),
+    }
+    assert specs["azure-text-moderation"].options == {
+        "api_key": "az-test",
+        "api_base": "https://cs.example.com",
+        "severity_threshold": 4,
+        "severity_threshold_by_category": {"Violence": 2},
+    }
+    assert specs["bedrock-pre-guard"].options == {
+        "guardrailIdentifier": "ff6ujrregl1q",
+        "guardrailVersion": "DRAFT",
+        "aws_region_name": "eu-west-1",
+    }
+    assert specs["openai-moderation"].options == {
+        "api_key": "sk-test",
+        "model": "omni-moderation-latest",
+    }
+    assert config.guardrails.default_on == ("azure-text-moderation",)
+
+
+MISSING_JUDGE = (
+    'guardrails: guardrail "judge-elsewhere" asks the model group "missing", which this file '
+    "does not define (a database deployment must, or the check fails)"
+)
+
+
+def test_ogem_vendor_guardrails(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        """
+        models:
+          - {name: gpt, model: mock/gpt}
+          - {name: moderation, model: mock/omni-moderation-latest}
+        guardrails:
+          - name: shield
+            kind: azure_prompt_shield
+            mode: during_call
+            api_base: https://cs.example.com
+            api_key: k
+            fail_open: true
+            timeout: 1.5
+          - name: bedrock
+            kind: bedrock
+            mode: [pre_call, post_call]
+            guardrailIdentifier: arn:aws:bedrock:us-east-1:123456789012:guardrail/abc
+            guardrailVersion: 3
+            aws_access_key_id: AKIAEXAMPLE
+            aws_secret_access_key: secret
+          - {name: moderation, kind: openai_moderation, model: moderation, categories: [hate]}
+          - name: judge
+            kind: llm_judge
+            model: gpt
+            rubric: Refuse anything about competitors.
+            max_tokens: 64
+          - {name: judge-elsewhere, kind: llm_judge, model: missing, rubric: Be strict.}
+        """
+    )
+    config, problems = config_check(path)
+    assert [(p.severity, str(p).endswith(MISSING_JUDGE)) for p in problems] == [("warning", True)]
+    assert config is not None and config.guardrails is not None
+    specs = config.guardrails.guardrails
+    assert specs["shield"] == GuardrailSpec(
+        name="shield",
+        kind="azure_prompt_shield",
+        modes=("during_call",),
+        fail_open=True,
+        timeout=1.5,
+    )
+    assert specs["bedrock"].options == {
+        "guardrailIdentifier": "arn:aws:bedrock:us-east-1:123456789012:guardrail/abc",
+        "guardrailVersion": 3,
+        "aws_access_key_id": "AKIAEXAMPLE",
+        "aws_secret_access_key": "secret",
+    }
+    assert specs["moderation"].options == {"model": "moderation", "categories": ["hate"]}
+    assert specs["judge"].options == {
+        "model": "gpt",
+        "rubric": "Refuse anything about competitors.",
+        "max_tokens": 64,
+    }

@@ -647,18 +647,30 @@ class OpenAIEmulator:
         return web.Response(body=audio, content_type="audio/mpeg")
 
     async def _moderations(self, body: dict[str, Any], recorded: Recorded) -> web.Response:
+        """One result per input; its classifier flags "hateful" as hate (0.87) and "kill" as
+        violence (0.93)."""
         names = ["hate", "harassment", "self-harm", "sexual", "violence"]
+        flags = {"hate": "hateful", "violence": "kill"}
+        scores = {"hate": 0.87, "violence": 0.93}
+        inputs = body.get("input")
+        results = []
+        for text in inputs if isinstance(inputs, list) else [inputs]:
+            lowered = str(text).lower()
+            flagged = {name: name in flags and flags[name] in lowered for name in names}
+            results.append(
+                {
+                    "flagged": any(flagged.values()),
+                    "categories": flagged,
+                    "category_scores": {
+                        name: scores[name] if on else 0.0 for name, on in flagged.items()
+                    },
+                }
+            )
         return self._json(
             {
                 "id": "modr-emulated",
                 "model": body.get("model", "omni-moderation-latest"),
-                "results": [
-                    {
-                        "flagged": False,
-                        "categories": dict.fromkeys(names, False),
-                        "category_scores": dict.fromkeys(names, 0.0),
-                    }
-                ],
+                "results": results,
             }
         )
 
