@@ -95,11 +95,14 @@ def _names(
 
 def _specs_finish(
     reader: Reader, specs: dict[str, SinkSpec], environ: Mapping[str, str], node: YNode
-) -> None:
+) -> set[str]:
     """Each sink's settings: what its vendor's environment variables say, under what the file
-    says; a sink that cannot start with them (a key missing) is an error."""
+    says. A sink that cannot start with them (a key missing) is a warning and left out (a
+    LiteLLM file loads where its vendor keys are not set, as `check_config` on a laptop); the
+    names left out are returned."""
     from gateway.callbacks.registry import sink_class
 
+    left_out: set[str] = set()
     for name, spec in list(specs.items()):
         settings = {**sink_settings_from_environ(spec.kind, environ), **spec.settings}
         specs[name] = SinkSpec(name=name, kind=spec.kind, settings=settings)
@@ -109,7 +112,10 @@ def _specs_finish(
         try:
             cls(settings)
         except ValueError as exc:
-            reader.error(node, f'callback "{name}": {exc}')
+            reader.warning(node, f'callback "{name}": {exc}; left out', at_key=True)
+            left_out.add(name)
+            del specs[name]
+    return left_out
 
 
 def callbacks_read_litellm(
@@ -159,11 +165,11 @@ def callbacks_read_litellm(
         )
         if node is not None
     )
-    _specs_finish(reader, specs, _environ(reader), first)
+    left_out = _specs_finish(reader, specs, _environ(reader), first)
     off = reader.boolean(litellm_settings.get("turn_off_message_logging"))
     return CallbackSettings(
-        success=success,
-        failure=failure,
+        success=tuple(name for name in success if name not in left_out),
+        failure=tuple(name for name in failure if name not in left_out),
         sinks=specs,
         tracing=tuple(tracing),
         message_logging=not off,
@@ -189,7 +195,9 @@ def callbacks_read_native(reader: Reader, node: YNode | None) -> CallbackSetting
     failure = _names(reader, mapping.get("failure"), specs=specs, tracing=tracing)
     used = {*success, *failure}
     specs = {name: spec for name, spec in specs.items() if name in used}
-    _specs_finish(reader, specs, _environ(reader), node)
+    left_out = _specs_finish(reader, specs, _environ(reader), node)
+    success = tuple(name for name in success if name not in left_out)
+    failure = tuple(name for name in failure if name not in left_out)
     message_logging = reader.boolean(mapping.get("message_logging"))
     queue_size = reader.integer(mapping.get("queue_size"), minimum=1)
     flush_interval = reader.number(mapping.get("flush_interval"))
