@@ -120,7 +120,7 @@ def callbacks_emit(
     ctx: RequestContext, plan: CallbackPlan, *, body: dict[str, Any] | None, cost: Decimal
 ) -> None:
     """Build the request's event and queue it for its sinks; never raises, never waits."""
-    failed = ctx.error is not None or ctx.status_code >= 400
+    failed = ctx.error is not None or ctx.status_code >= 400 or ctx.cancelled
     sinks = plan.failure if failed else plan.success
     if not sinks:
         return
@@ -135,6 +135,8 @@ def callbacks_emit(
 def _error_of(ctx: RequestContext) -> CallbackError | None:
     error = ctx.error
     if error is None:
+        if ctx.cancelled:  # a stream whose client left (nginx's 499: client closed request)
+            return {"type": "cancelled", "message": "the client went away", "status": 499}
         if ctx.status_code < 400:
             return None
         return {"type": "api_error", "message": "", "status": ctx.status_code}

@@ -352,3 +352,29 @@ callbacks:
         time.sleep(0.05)
     assert hook.events == []
     hook.hang = False
+
+
+def test_a_rate_limited_request_is_a_failure_event(  # type: ignore[no-untyped-def]
+    callbacks_from, emulators, emulated_model, make_key, live_ogem
+) -> None:
+    hook = emulators["webhook"]
+    callbacks_from(
+        "model_list: []\nlitellm_settings:\n  failure_callback: [hook]\ncallback_settings:\n"
+        f"  hook: {{callback_type: generic_api, endpoint: '{hook.url}/hook', "
+        "secret: os.environ/TEST_HOOK_SECRET}\n"
+    )
+    emulated_model()
+    client = openai.OpenAI(
+        base_url=f"{live_ogem.url}/v1", api_key=make_key(rpm_limit=1), max_retries=0
+    )
+    client.chat.completions.create(model="emulated", messages=[{"role": "user", "content": "a"}])
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="emulated", messages=[{"role": "user", "content": "b"}]
+        )
+    assert callbacks_flush(timeout=10)
+    (event,) = hook.events  # failures only: the first request succeeded
+    assert event["kind"] == "failure"
+    assert event["error"]["status"] == 429 and event["error"]["type"] == "rate_limit_error"
+    assert event["key_id"] is not None and event["cost"] == "0"
+    assert event["input"] == [{"role": "user", "content": "b"}]
