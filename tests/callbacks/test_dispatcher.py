@@ -191,3 +191,34 @@ def test_a_wrong_langfuse_key_is_a_rejection(dispatcher, langfuse) -> None:  # t
     assert instance.flush(timeout=10)
     assert _count(CALLBACK_EVENTS_DROPPED, sink="langfuse-wrong", reason="rejected") == 1
     assert langfuse.generations("p") == []
+
+
+EXITING = """
+import sys, time, django
+django.setup()
+from gateway.callbacks.dispatcher import dispatcher_get
+from gateway.callbacks.settings import CallbackSettings, SinkSpec
+from tests.callbacks.test_dispatcher import _event
+
+dispatcher = dispatcher_get(CallbackSettings(flush_interval=30))
+spec = SinkSpec(name="exit", kind="webhook", settings={"generic_logger_endpoint": sys.argv[1]})
+dispatcher.submit(_event(request_id="at-exit"), [spec])
+"""
+
+
+def test_a_process_that_exits_delivers_what_it_holds(webhook) -> None:  # type: ignore[no-untyped-def]
+    """A worker process (web or Celery) that stops normally flushes its queue at exit, long
+    before the 30 s flush interval."""
+    import os
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", EXITING, f"{webhook.url}/hook"],
+        check=True,
+        timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ogem_site.settings.test"},
+    )
+    assert time.monotonic() - started < 25
+    assert [event["request_id"] for event in webhook.events] == ["at-exit"]
