@@ -187,6 +187,7 @@ class Dispatcher:
         self._wake: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._workers: dict[tuple[Any, ...], _SinkWorker] = {}
+        self._by_spec: dict[int, tuple[SinkSpec, _SinkWorker]] = {}
 
     def configure(self, settings: CallbackSettings | None) -> None:
         self.settings = settings
@@ -231,6 +232,7 @@ class Dispatcher:
             # A forked child inherits the parent's deque but not its thread: start afresh.
             self.queue = deque()
             self._workers = {}
+            self._by_spec = {}
             self._outstanding = 0
             self.stopping = False
             started = threading.Event()
@@ -276,20 +278,38 @@ class Dispatcher:
 
     def _distribute(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]) -> None:
         queue = self.queue
+        by_spec = self._by_spec
         while queue:
             event, sinks = queue.popleft()
             for spec in sinks:
-                key = (spec.name, spec.kind, tuple(sorted(spec.settings.items())))
-                worker = self._workers.get(key)
-                if worker is None:
-                    worker = self._workers[key] = _SinkWorker(spec, _sink_make(spec), self)
-                    task = asyncio.get_running_loop().create_task(worker.run(client))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                # By the spec object first (the configuration's and cached team plans' live on):
+                # the settings' key is built once per spec, not once per event.
+                known = by_spec.get(id(spec))
+                if known is not None and known[0] is spec:
+                    worker = known[1]
+                else:  # kept with its spec: an id is never taken for another object meanwhile
+                    worker = self._worker_for(spec, client, tasks)
+                    if len(by_spec) >= 4096:  # team plans come and go: a bounded memo
+                        by_spec.clear()
+                    by_spec[id(spec)] = (spec, worker)
                 worker.put(event)
         if self.flushing:
             for worker in self._workers.values():
                 worker.ready.set()
+
+    def _worker_for(
+        self, spec: SinkSpec, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]
+    ) -> _SinkWorker:
+        """The worker of these settings: one per platform destination, shared by equal specs
+        (a team's plan rebuilt after a cache eviction still sends through the same buffer)."""
+        key = (spec.name, spec.kind, spec.untrusted, tuple(sorted(spec.settings.items())))
+        worker = self._workers.get(key)
+        if worker is None:
+            worker = self._workers[key] = _SinkWorker(spec, _sink_make(spec), self)
+            task = asyncio.get_running_loop().create_task(worker.run(client))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        return worker
 
     # ---- flushing ----------------------------------------------------------------------------
 

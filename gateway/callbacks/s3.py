@@ -27,7 +27,7 @@ TIMEOUT = 10.0
 
 class S3Sink:
     name: ClassVar[str] = "s3"
-    max_batch: ClassVar[int] = 500
+    max_batch: ClassVar[int] = 1000
     # Read from s3_callback_params; botocore reads AWS_* itself when no key is given.
     environment: ClassVar[tuple[str, ...]] = ()
     environment_prefixes: ClassVar[tuple[str, ...]] = ("S3_CALLBACK_",)

@@ -49,7 +49,7 @@ def _headers(text: str) -> dict[str, str]:
 
 class WebhookSink:
     name: ClassVar[str] = "generic_api"
-    max_batch: ClassVar[int] = 100
+    max_batch: ClassVar[int] = 500
     environment: ClassVar[tuple[str, ...]] = (
         "GENERIC_LOGGER_ENDPOINT",
         "GENERIC_LOGGER_HEADERS",
