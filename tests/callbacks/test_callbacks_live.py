@@ -378,3 +378,32 @@ def test_a_rate_limited_request_is_a_failure_event(  # type: ignore[no-untyped-d
     assert event["error"]["status"] == 429 and event["error"]["type"] == "rate_limit_error"
     assert event["key_id"] is not None and event["cost"] == "0"
     assert event["input"] == [{"role": "user", "content": "b"}]
+
+
+def test_content_is_logged_after_the_guardrails_masking(  # type: ignore[no-untyped-def]
+    callbacks_from, emulators, emulated_model, sdk
+) -> None:
+    from gateway.config.types import GuardrailSettings, GuardrailSpec
+
+    hook = emulators["webhook"]
+    callbacks_from(
+        "model_list: []\nlitellm_settings:\n  success_callback: [hook]\ncallback_settings:\n"
+        f"  hook: {{callback_type: generic_api, endpoint: '{hook.url}/hook', "
+        "secret: os.environ/TEST_HOOK_SECRET}\n"
+    )
+    mask = GuardrailSpec(name="pii", kind="pii", action="mask", default_on=True)
+    config_watch._current = replace(
+        config_watch._current,
+        guardrails=GuardrailSettings(guardrails={"pii": mask}, default_on=("pii",)),
+    )
+    emulated_model()
+    prompt = "Write to jane.doe@example.com today."
+    answer = sdk.chat.completions.create(
+        model="emulated", messages=[{"role": "user", "content": prompt}]
+    )
+    assert "jane.doe@example.com" in answer.choices[0].message.content  # restored for the caller
+    assert callbacks_flush(timeout=10)
+    (event,) = hook.events
+    assert event["input"] == [{"role": "user", "content": "Write to <EMAIL_ADDRESS_1> today."}]
+    logged = event["output"][0]["message"]["content"]
+    assert "jane.doe@example.com" not in logged and "<EMAIL_ADDRESS_1>" in logged
