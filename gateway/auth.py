@@ -192,6 +192,7 @@ def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
         cache=_cache_settings(key),
         realtime_sessions=_realtime_sessions(key),
         guardrails=_guardrail_settings(key),
+        logging=_logging_settings(key),
     )
 
 
@@ -247,6 +248,16 @@ def _guardrail_settings(key: Any) -> dict[str, list[str]]:
             for owner in (key.organization, key.team, key)
         ]
     )
+
+
+def _logging_settings(key: Any) -> list[dict[str, Any]]:
+    """LiteLLM's team and key based logging: the key's `logging` metadata, else its team's (the
+    team is loaded with the key's row: no query)."""
+    for owner in (key, key.team):
+        value = (owner.metadata or {}).get("logging") if owner is not None else None
+        if isinstance(value, list) and value:
+            return [entry for entry in value if isinstance(entry, dict)]
+    return []
 
 
 def _caller_dump(caller: Caller | None) -> bytes:

@@ -51,6 +51,10 @@ class Caller:
     # "off" (default_on guardrails switched off), "optional" (may be requested by name). Empty:
     # none set, and the guard stage costs nothing unless the configuration has guardrails.
     guardrails: dict[str, list[str]] = field(default_factory=dict)
+    # Team and key based logging: LiteLLM's `logging` metadata (a list of `{callback_name,
+    # callback_type, callback_vars}`), the key's own, else its team's (gateway/callbacks/,
+    # docs/callbacks.md). Empty: the configuration's callbacks only.
+    logging: list[dict[str, Any]] = field(default_factory=list)
 
 
 def routing_settings_resolve(
@@ -203,3 +207,8 @@ class RequestContext:
     # The guard stage's plan for this request (gateway/guardrails/stage.py), None without
     # guardrails; its decisions go into the usage event.
     guard: Any = None
+    # Callbacks (gateway/callbacks/emit.py): the request's cost once settled, the error that
+    # ended it, what a stream assembled for the sinks (set only while callbacks deliver).
+    cost: Decimal | None = None
+    error: BaseException | None = None
+    callback_output: Any = None

@@ -761,6 +761,7 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     if ctx.batch_id:
         # Providers charge batch requests less; Ogem's own batches are priced the same way.
         cost *= settings.OGEM_BATCH_PRICE_FACTOR
+    ctx.cost = cost
     cost_units = usd_to_units(cost)
     settlements = []
     for rule in reservation.rules:
@@ -822,6 +823,23 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             keys, args = settle_unwrite(keys, args)
             ctx.settle_write = write
     await _settle_awaited(ctx, store.settle_run(keys, args), keys, args, False)
+
+
+async def request_cost(ctx: RequestContext) -> Decimal:
+    """What a request costs, as the settle computes it, for a request the settle did not price
+    (governance off, a refusal): the callbacks' event (gateway/callbacks/)."""
+    if ctx.cost is not None:
+        return ctx.cost
+    if ctx.deployment is None or ctx.cache_free:
+        return Decimal(0)
+    await price_overrides_ensure()
+    _, _, price = _price_for(ctx)
+    if price is None:
+        return Decimal(0)
+    cost = cost_from_price(price=price, usage=ctx.usage)
+    if ctx.batch_id:
+        cost *= settings.OGEM_BATCH_PRICE_FACTOR
+    return cost
 
 
 async def _settle_awaited(

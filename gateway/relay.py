@@ -14,6 +14,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -30,6 +31,7 @@ from gateway.cache import (
     cache_store,
     cache_write_flush,
 )
+from gateway.callbacks.emit import CallbackPlan, StreamText, callbacks_emit, callbacks_plan
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
@@ -39,6 +41,7 @@ from gateway.governance import (
     governance_admit_start,
     governance_settle,
     request_bounds_fill,
+    request_cost,
     speech_characters,
 )
 from gateway.guardrails.stage import (
@@ -100,36 +103,45 @@ async def relay(
     )
     ctx.started_at = started
     ctx.batch_id = batch_id
-    checked = body_check(
-        endpoint=endpoint,
-        inbound=inbound,
-        default_model=default_model(ctx) if default_model else None,
-    )
-    _context_fill(ctx, checked, inbound)
-    registry = registry_get()
-    candidates = deployments_for(
-        caller=caller, model=checked.model, endpoint=endpoint, registry=registry
-    )
-    if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
-        candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
-    ctx.candidates = candidates
     config = config_current()
-    if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
-        ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
-        if body is not inbound.body:
-            inbound = replace(inbound, body=body)
-    cache_config = config.cache
-    if cache_config is not None:
-        cache_plan(
-            ctx,
-            config=cache_config,
-            request=request,
+    callbacks = None
+    if config.callbacks is not None or caller.logging:
+        callbacks = callbacks_plan(settings=config.callbacks, caller=caller)
+    try:
+        checked = body_check(
+            endpoint=endpoint,
             inbound=inbound,
-            include_usage=checked.include_usage,
+            default_model=default_model(ctx) if default_model else None,
         )
-        if cache_config.semantic is not None:
-            semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
-    admission = await governance_admit_start(ctx)
+        _context_fill(ctx, checked, inbound)
+        registry = registry_get()
+        candidates = deployments_for(
+            caller=caller, model=checked.model, endpoint=endpoint, registry=registry
+        )
+        if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
+            candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
+        ctx.candidates = candidates
+        if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
+            ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
+            if body is not inbound.body:
+                inbound = replace(inbound, body=body)
+        cache_config = config.cache
+        if cache_config is not None:
+            cache_plan(
+                ctx,
+                config=cache_config,
+                request=request,
+                inbound=inbound,
+                include_usage=checked.include_usage,
+            )
+            if cache_config.semantic is not None:
+                semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
+        admission = await governance_admit_start(ctx)
+    except BaseException as error:
+        if callbacks is not None:  # refused before admission (a bad body, a limit)
+            ctx.error = error
+            await _callbacks_emit(ctx, callbacks, inbound.body)
+        raise
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
@@ -173,6 +185,8 @@ async def relay(
             adapter: ProviderAdapter, deployment: Deployment, body: dict[str, Any]
         ) -> HttpResponse:
             if ctx.stream:
+                if callbacks is not None:
+                    StreamText(ctx)  # the answer assembled for the sinks
                 return await _open_stream(
                     ctx, adapter, body, checked, admission, settle, files=inbound.files or None
                 )
@@ -190,6 +204,8 @@ async def relay(
             if ctx.guard is not None and isinstance(result, dict):
                 await guard_answer(ctx, ctx.guard, result)  # post_call, placeholders restored
             response = _complete(ctx, result, admission)
+            if callbacks is not None:
+                ctx.callback_output = result
             if ctx.cache is not None and isinstance(result, dict):
                 cache_store(ctx, result, encoded=response.content)
             return response
@@ -200,6 +216,8 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                if callbacks is not None:
+                    await _callbacks_emit(ctx, callbacks, inbound.body)
 
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
         if ctx.guard is not None and ctx.guard.during_task is not None:
@@ -210,18 +228,21 @@ async def relay(
         return response
     except GatewayError as error:
         ctx.status_code = error.status
+        ctx.error = error
         if isinstance(error, GuardrailBlockedError) and ctx.deployment is not None:
             usage_estimate_cancelled(ctx)  # an upstream had the prompt: never record zero
         if ctx.cache_status:  # errors say what the cache did too (never stored)
             error.headers = {**error.headers, "x-ogem-cache": ctx.cache_status}
         raise
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as error:
         ctx.cancelled = True  # the client went away while we waited on the upstream
+        ctx.error = error
         if ctx.deployment is not None:
             usage_estimate_cancelled(ctx)  # the upstream had the prompt: never record zero
         raise
-    except BaseException:
+    except BaseException as error:
         ctx.status_code = 500
+        ctx.error = error
         raise
     finally:
         if ctx.guard is not None and ctx.guard.during_task is not None:
@@ -232,6 +253,8 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                if callbacks is not None:
+                    await _callbacks_emit(ctx, callbacks, inbound.body)
 
 
 # OpenAI's optional request parameters, which drop_params may leave out when a provider (its
@@ -320,11 +343,24 @@ def _complete(
     return response
 
 
+async def _callbacks_emit(ctx: RequestContext, plan: CallbackPlan, body: dict[str, Any]) -> None:
+    """The request's callback event, once it is settled (gateway/callbacks/emit.py): its body is
+    the one sent upstream (after the guardrails' masking)."""
+    try:
+        cost = await request_cost(ctx)
+    except Exception:
+        cost = Decimal(0)
+    callbacks_emit(ctx, plan, body=body, cost=cost)
+
+
 def _stream_observers(ctx: RequestContext) -> tuple[ChunkObserver, ...]:
     """Who assembles the stream as it passes: a stored completion, the response cache."""
-    if ctx.stored is None and ctx.cache is None:
+    text = ctx.callback_output
+    if ctx.stored is None and ctx.cache is None and text is None:
         return ()
     observers: list[ChunkObserver] = []
+    if text is not None:
+        observers.append(text)
     if ctx.stored is not None:
         observers.append(StreamKeeper(ctx))
     if ctx.cache is not None:

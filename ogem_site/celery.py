@@ -1,7 +1,8 @@
 import os
+import sys
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown
 
 from ogem_site.supervision import supervised_process_init
 
@@ -29,3 +30,12 @@ def _configuration_reported(**_: object) -> None:
     from gateway.registry import registry_builtin_names
 
     config_report_log(config_report(builtin=registry_builtin_names()))
+
+
+@worker_process_shutdown.connect
+def _callbacks_delivered(**_: object) -> None:
+    # A pool process ends without atexit: deliver the callback events its tasks produced
+    # (internal calls: batch lines, assistants' runs), bounded by OGEM_CALLBACKS_FLUSH_SECONDS.
+    dispatcher = sys.modules.get("gateway.callbacks.dispatcher")  # loaded when events were
+    if dispatcher is not None:
+        dispatcher.callbacks_close()

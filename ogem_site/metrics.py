@@ -98,6 +98,19 @@ GUARDRAIL_DECISIONS = Counter(
     ["guardrail", "phase", "action", "category"],
 )
 
+CALLBACK_EVENTS_SENT = Counter(
+    "ogem_callback_events_sent",
+    "Callback events an observability platform accepted, by callback (gateway/callbacks/).",
+    ["sink"],
+)
+CALLBACK_EVENTS_DROPPED = Counter(
+    "ogem_callback_events_dropped",
+    "Callback events given up, by callback and reason: queue_full (the process's queue or the "
+    "callback's buffer was full), retries_exhausted, rejected (the platform refused them), "
+    "invalid (a team's callback without its keys), refused_url (a team's URL to a private "
+    "address), shutdown (still queued when the process stopped).",
+    ["sink", "reason"],
+)
 USAGE_IMPOSSIBLE = Counter(
     "ogem_usage_impossible",
     "Usage counts an upstream reported that cannot be (negative, not an integer, over 10^9 "

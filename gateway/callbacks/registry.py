@@ -6,11 +6,19 @@ Classes are imported when a configuration names them, so a process without callb
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
 from gateway.callbacks.base import Sink
 
 # name -> "module:Class"; LiteLLM's spellings where it has several.
-SINKS: dict[str, str] = {}
+SINKS: dict[str, str] = {
+    "langfuse": "gateway.callbacks.langfuse:LangfuseSink",
+    "langsmith": "gateway.callbacks.langsmith:LangSmithSink",
+    "generic_api": "gateway.callbacks.webhook:WebhookSink",
+    "generic": "gateway.callbacks.webhook:WebhookSink",
+    "webhook": "gateway.callbacks.webhook:WebhookSink",
+    "s3": "gateway.callbacks.s3:S3Sink",
+}
 
 
 def sink_class(name: str) -> type[Sink] | None:
@@ -19,3 +27,26 @@ def sink_class(name: str) -> type[Sink] | None:
         return None
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+
+
+def sink_environment(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(names, prefixes) of the environment variables a sink's settings come from: its class's
+    `environment` and `environment_prefixes` when it declares them, else every variable that
+    starts with its name in capitals (`langfuse` -> `LANGFUSE_`)."""
+    cls = sink_class(name)
+    names = tuple(getattr(cls, "environment", ()))
+    prefixes = tuple(getattr(cls, "environment_prefixes", ()))
+    if not names and not prefixes:
+        prefixes = (f"{name.upper()}_",)
+    return names, prefixes
+
+
+def sink_settings_from_environ(name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """A sink's settings from `environ`, keyed by the lowercase variable names (LiteLLM's
+    callback_vars spell them so: `LANGFUSE_PUBLIC_KEY` -> `langfuse_public_key`)."""
+    names, prefixes = sink_environment(name)
+    return {
+        key.lower(): value
+        for key, value in environ.items()
+        if value and (key in names or key.startswith(prefixes))
+    }

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.config.cache import cache_check_model_info, cache_read_litellm
+from gateway.config.callbacks import callbacks_read_litellm
 from gateway.config.common import (
     DeploymentDraft,
     ParsedFile,
@@ -39,6 +40,7 @@ TOP_LEVEL_KEYS = frozenset(
         "credential_list",
         "include",
         "guardrails",
+        "callback_settings",
     }
 )
 
@@ -102,6 +104,11 @@ _LITELLM_KEYS = frozenset(
         "modify_params",
         "cache",
         "cache_params",
+        "success_callback",
+        "failure_callback",
+        "callbacks",
+        "s3_callback_params",
+        "turn_off_message_logging",
     }
 )
 _LITELLM_HINTS = {
@@ -170,6 +177,9 @@ def litellm_parse(reader: Reader, root: YNode, *, included: Sequence[YNode] = ()
     )
     parsed.guardrails = guardrails_read_litellm(
         reader, root.get("guardrails"), drafts=parsed.drafts
+    )
+    parsed.callbacks = callbacks_read_litellm(
+        reader, litellm_settings, root.get("callback_settings")
     )
     return parsed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.config import cache, guardrails, native
+from gateway.config import cache, callbacks, guardrails, native
 from gateway.config.types import CACHE_SCOPES, GUARDRAIL_KINDS, ROUTING_STRATEGIES
 
 SCHEMA_ID = "https://ogem.dev/schemas/config.schema.json"
@@ -215,6 +215,27 @@ def config_schema() -> dict[str, Any]:
             "json_mode": _BOOLEAN,
         },
     }
+    sink = {
+        "type": "object",
+        "description": "A callback's settings: `type` (a callback name, when the key is a name "
+        "of one's own) and the vendor's settings as its environment variables are named, in "
+        "lowercase (langfuse_public_key, langsmith_project, generic_logger_endpoint, "
+        "s3_bucket_name, ...); values may be os.environ/NAME.",
+        "additionalProperties": {"anyOf": [_STRING, {"type": "number"}, {"type": "object"}]},
+    }
+    callbacks_schema = _object(
+        callbacks.NATIVE_KEYS,
+        {
+            "success": {**_STRINGS, "description": "Callbacks that get successful requests."},
+            "failure": {**_STRINGS, "description": "Callbacks that get failed requests."},
+            "sinks": {"type": "object", "additionalProperties": sink},
+            "message_logging": _BOOLEAN,
+            "queue_size": _POSITIVE_COUNT,
+            "flush_interval": _SECONDS,
+            "max_retries": _COUNT,
+        },
+        description="Callbacks to observability platforms (docs/callbacks.md).",
+    )
     root = _object(
         native.TOP_LEVEL_KEYS,
         {
@@ -224,6 +245,7 @@ def config_schema() -> dict[str, Any]:
             "settings": settings,
             "cache": cache_schema,
             "guardrails": {"type": "array", "items": guardrail},
+            "callbacks": callbacks_schema,
         },
         description="Ogem's configuration file (docs/configuration.md).",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.callbacks.settings import CallbackSettings
 from providers.base import Deployment
 
 # LiteLLM's routing strategy names; Ogem's router reads `strategy` and implements what it can.
@@ -173,6 +174,8 @@ class GatewayConfig:
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None  # None: no response cache (the stage costs nothing)
     guardrails: GuardrailSettings | None = None  # None: no guardrails (the stage costs nothing)
+    # None: no callbacks configured; team and key `logging` metadata still delivers.
+    callbacks: CallbackSettings | None = None
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text

@@ -532,6 +532,12 @@ env_require(OGEM_VECTOR_STORES_MAX_BYTES >= 0, "OGEM_VECTOR_STORES_MAX_BYTES mus
 # SIGINT before it kills what is left; everything is gone 5 s later at most (docs/deploy.md).
 OGEM_SHUTDOWN_GRACE = env_int("OGEM_SHUTDOWN_GRACE", 30)
 env_require(OGEM_SHUTDOWN_GRACE >= 0, "OGEM_SHUTDOWN_GRACE must be 0 or more seconds")
+
+# Callbacks (docs/callbacks.md): a team's or key's `logging` metadata may name its own platform
+# URLs; those reaching private or loopback addresses are refused unless this allows them.
+OGEM_CALLBACKS_ALLOW_PRIVATE_URLS = env_bool("OGEM_CALLBACKS_ALLOW_PRIVATE_URLS", default=False)
+# Seconds a stopping process spends delivering the callback events it still holds.
+OGEM_CALLBACKS_FLUSH_SECONDS = env_int("OGEM_CALLBACKS_FLUSH_SECONDS", 5)
 # Seconds before that during which /health/ready answers 503 and Ogem still serves, so that a load
 # balancer stops routing to it before the port closes (rolling deploys; docs/deploy.md).
 OGEM_SHUTDOWN_DELAY = env_int("OGEM_SHUTDOWN_DELAY", 0)

@@ -214,8 +214,10 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
         f"{path}:8:3: warning: router_settings.enable_pre_call_checks: "
         "unknown key in router_settings, ignored",
         f"{path}:10:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
+        # Without LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment.
         f"{path}:11:3: warning: litellm_settings.success_callback: "
-        "unknown key in litellm_settings, ignored",
+        'callback "langfuse": langfuse needs LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY; '
+        "left out",
         # The master key when OGEM_MASTER_KEY is unset (ogem_site/env.py), written literally.
         f"{path}:13:15: warning: general_settings.master_key: the key is written in the file; "
         "prefer os.environ/NAME or file:///path",

@@ -1,0 +1,94 @@
+"""A generic webhook (LiteLLM's `generic_api`): the events POSTed as JSON to an endpoint of one's
+own, signed like Ogem's budget alerts (billing/alerts.py): `X-Ogem-Timestamp` and
+`X-Ogem-Signature: sha256=<hex>`, HMAC-SHA256 over `<timestamp>.<body>` with the secret, so the
+receiver checks origin and freshness.
+
+Settings: `generic_logger_endpoint` (required), `generic_logger_headers` (a JSON object, or
+LiteLLM's `Name=value,Name=value`), `generic_logger_secret` (signs when set),
+`generic_logger_log_format`: `json_array` (default: a JSON array of events) or `ndjson` (one
+event a line). In LiteLLM's callback_settings they are `endpoint`, `headers`, `secret`,
+`log_format`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import httpx
+import orjson
+
+from billing.alerts import alert_signature
+from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
+from gateway.callbacks.common import json_bytes
+
+EVENT = "callback.events"
+
+
+def _headers(text: str) -> dict[str, str]:
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError("generic_logger_headers is not a JSON object") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError("generic_logger_headers is not a JSON object")
+        return {str(k): str(v) for k, v in parsed.items()}
+    headers = {}
+    for pair in text.split(","):
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError("generic_logger_headers: expected Name=value,Name=value")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+class WebhookSink:
+    name: ClassVar[str] = "generic_api"
+    max_batch: ClassVar[int] = 500
+    environment: ClassVar[tuple[str, ...]] = (
+        "GENERIC_LOGGER_ENDPOINT",
+        "GENERIC_LOGGER_HEADERS",
+        "GENERIC_LOGGER_SECRET",
+        "GENERIC_LOGGER_LOG_FORMAT",
+    )
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        url = settings.get("generic_logger_endpoint")
+        if not url or not url.startswith(("http://", "https://")):
+            raise ValueError("the webhook needs GENERIC_LOGGER_ENDPOINT, an http(s) URL")
+        self.url = url
+        self.headers = _headers(settings.get("generic_logger_headers") or "")
+        self.secret = settings.get("generic_logger_secret") or ""
+        self.ndjson = settings.get("generic_logger_log_format") == "ndjson"
+        if settings.get("generic_logger_log_format") not in (None, "", "json_array", "ndjson"):
+            raise ValueError("generic_logger_log_format is json_array or ndjson")
+
+    async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
+        if self.ndjson:
+            body = b"".join(json_bytes(event) + b"\n" for event in events)
+            kind = "application/x-ndjson"
+        else:
+            body = json_bytes(list(events))
+            kind = "application/json"
+        timestamp = str(int(time.time()))
+        headers = {
+            **self.headers,
+            "Content-Type": kind,
+            "User-Agent": "Ogem-Callbacks",
+            "X-Ogem-Event": EVENT,
+            "X-Ogem-Timestamp": timestamp,
+        }
+        if self.secret:
+            headers["X-Ogem-Signature"] = alert_signature(
+                secret=self.secret, timestamp=timestamp, body=body
+            )
+        try:
+            response = await client.post(self.url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise SinkRetryable(f"webhook: {type(exc).__name__}") from exc
+        response_check(response)

@@ -1,0 +1,224 @@
+"""The dispatcher's delivery policy (gateway/callbacks/dispatcher.py) against the emulators over
+real sockets: batches, retries with backoff on 5xx, a refusal dropped at once, a full queue
+counted, a refused connection retried then given up, and what is held delivered at close."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.dispatcher import Dispatcher
+from gateway.callbacks.settings import CallbackSettings, SinkSpec
+from ogem_site.metrics import CALLBACK_EVENTS_DROPPED, CALLBACK_EVENTS_SENT
+from tests.callbacks.emulators import LangfuseEmulator, WebhookEmulator
+from tests.emulators.scripted import Fault
+from tests.live import free_port
+
+
+@pytest.fixture(scope="module")
+def _servers() -> Iterator[tuple[LangfuseEmulator, WebhookEmulator]]:
+    yield LangfuseEmulator({"pk": ("sk", "p")}).start(), WebhookEmulator().start()
+
+
+@pytest.fixture
+def langfuse(_servers: tuple[LangfuseEmulator, WebhookEmulator]) -> Iterator[LangfuseEmulator]:
+    _servers[0].reset()
+    yield _servers[0]
+    _servers[0].reset()
+
+
+@pytest.fixture
+def webhook(_servers: tuple[LangfuseEmulator, WebhookEmulator]) -> Iterator[WebhookEmulator]:
+    _servers[1].reset()
+    yield _servers[1]
+    _servers[1].reset()
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[Any]:
+    made: list[Dispatcher] = []
+
+    def make(**fields: Any) -> Dispatcher:
+        instance = Dispatcher()
+        instance.configure(CallbackSettings(**{"flush_interval": 0.05, **fields}))
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.close(timeout=5)
+
+
+def _event(**fields: Any) -> CallbackEvent:
+    now = time.time()
+    event: dict[str, Any] = {
+        "kind": "success",
+        "request_id": uuid.uuid4().hex,
+        "trace_id": "",
+        "span_id": "",
+        "started_at": now - 0.2,
+        "ended_at": now,
+        "endpoint": "chat/completions",
+        "model": "m",
+        "response_model": "m-2024",
+        "provider": "openai",
+        "deployment": "config:m#0",
+        "status_code": 200,
+        "stream": False,
+        "prompt_tokens": 11,
+        "completion_tokens": 7,
+        "total_tokens": 18,
+        "cached_tokens": 0,
+        "cost": "0.000123",
+        "latency_ms": 200,
+        "ttft_ms": None,
+        "cache_hit": False,
+        "organization_id": None,
+        "team_id": None,
+        "key_id": None,
+        "key_name": "master",
+        "user_id": None,
+        "end_user": "",
+        "tags": [],
+        "metadata": {},
+        "error": None,
+        **fields,
+    }
+    return event  # type: ignore[return-value]
+
+
+def _hook(url: str, name: str | None = None) -> SinkSpec:
+    name = name or f"hook-{uuid.uuid4().hex[:8]}"
+    return SinkSpec(name=name, kind="webhook", settings={"generic_logger_endpoint": url})
+
+
+def _count(counter: Any, **labels: str) -> float:
+    return float(counter.labels(**labels)._value.get())
+
+
+def test_a_batch_retried_after_5xx_is_delivered_once(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    sink = _hook(f"{webhook.url}/hook")
+    webhook.script(Fault(503, {"error": "busy"}), Fault(502, {"error": "busy"}))
+    instance = dispatcher(max_retries=3)
+    events = [_event() for _ in range(3)]
+    for event in events:
+        instance.submit(event, [sink])
+    assert instance.flush(timeout=10)
+    assert len(webhook.requests) == 3  # two refused sends, then the one that got through
+    assert [e["request_id"] for e in webhook.events] == [e["request_id"] for e in events]
+    assert _count(CALLBACK_EVENTS_SENT, sink=sink.name) == 3
+
+
+def test_a_refusal_is_dropped_at_once_and_counted(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    sink = _hook(f"{webhook.url}/hook")
+    webhook.script(Fault(401, {"error": "bad key"}))
+    instance = dispatcher(max_retries=3)
+    instance.submit(_event(), [sink])
+    assert instance.flush(timeout=10)
+    assert len(webhook.requests) == 1
+    assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="rejected") == 1
+
+
+def test_a_platform_that_refuses_connections_is_retried_then_given_up(dispatcher) -> None:  # type: ignore[no-untyped-def]
+    sink = _hook(f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
+    instance = dispatcher(max_retries=1)
+    instance.submit(_event(), [sink])
+    assert instance.flush(timeout=10)
+    assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="retries_exhausted") == 1
+
+
+def test_a_full_queue_drops_and_counts(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    sink = _hook(f"{webhook.url}/hook")
+    instance = dispatcher(queue_size=2, flush_interval=30)
+    for _ in range(5):
+        instance.submit(_event(), [sink])
+    assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="queue_full") == 3
+    instance.close(timeout=5)  # what is held goes out at close, without waiting the interval
+    assert len(webhook.events) == 2
+
+
+def test_langfuse_gets_batches_of_trace_and_generation(dispatcher, langfuse) -> None:  # type: ignore[no-untyped-def]
+    spec = SinkSpec(
+        name="langfuse",
+        kind="langfuse",
+        settings={
+            "langfuse_public_key": "pk",
+            "langfuse_secret_key": "sk",
+            "langfuse_host": langfuse.url,
+        },
+    )
+    instance = dispatcher()
+    failed = _event(
+        kind="failure",
+        status_code=429,
+        error={"type": "rate_limit_error", "message": "slow down", "status": 429},
+    )
+    for event in (_event(ttft_ms=40, input=[{"role": "user", "content": "hi"}]), failed):
+        instance.submit(event, [spec])
+    assert instance.flush(timeout=10)
+    assert len(langfuse.requests) == 1  # one batch
+    generations = langfuse.generations("p")
+    assert [g["level"] for g in generations] == ["DEFAULT", "ERROR"]
+    assert generations[0]["usage"] == {
+        "input": 11,
+        "output": 7,
+        "total": 18,
+        "unit": "TOKENS",
+        "totalCost": 0.000123,
+    }
+    assert generations[0]["model"] == "m-2024"
+    assert generations[1]["statusMessage"] == "429 rate_limit_error: slow down"
+    assert len(langfuse.traces("p")) == 2
+
+
+def test_a_wrong_langfuse_key_is_a_rejection(dispatcher, langfuse) -> None:  # type: ignore[no-untyped-def]
+    spec = SinkSpec(
+        name="langfuse-wrong",
+        kind="langfuse",
+        settings={
+            "langfuse_public_key": "pk",
+            "langfuse_secret_key": "wrong",
+            "langfuse_host": langfuse.url,
+        },
+    )
+    instance = dispatcher()
+    instance.submit(_event(), [spec])
+    assert instance.flush(timeout=10)
+    assert _count(CALLBACK_EVENTS_DROPPED, sink="langfuse-wrong", reason="rejected") == 1
+    assert langfuse.generations("p") == []
+
+
+EXITING = """
+import sys, time, django
+django.setup()
+from gateway.callbacks.dispatcher import dispatcher_get
+from gateway.callbacks.settings import CallbackSettings, SinkSpec
+from tests.callbacks.test_dispatcher import _event
+
+dispatcher = dispatcher_get(CallbackSettings(flush_interval=30))
+spec = SinkSpec(name="exit", kind="webhook", settings={"generic_logger_endpoint": sys.argv[1]})
+dispatcher.submit(_event(request_id="at-exit"), [spec])
+"""
+
+
+def test_a_process_that_exits_delivers_what_it_holds(webhook) -> None:  # type: ignore[no-untyped-def]
+    """A worker process (web or Celery) that stops normally flushes its queue at exit, long
+    before the 30 s flush interval."""
+    import os
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", EXITING, f"{webhook.url}/hook"],
+        check=True,
+        timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ogem_site.settings.test"},
+    )
+    assert time.monotonic() - started < 25
+    assert [event["request_id"] for event in webhook.events] == ["at-exit"]
