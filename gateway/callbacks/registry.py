@@ -10,7 +10,17 @@ import importlib
 from gateway.callbacks.base import Sink
 
 # name -> "module:Class"; LiteLLM's spellings where it has several.
-SINKS: dict[str, str] = {}
+SINKS: dict[str, str] = {
+    # docs/callbacks-vendors.md
+    "datadog_llm_observability": "gateway.callbacks.datadog_llm_obs:DatadogLLMObsSink",
+    "newrelic": "gateway.callbacks.newrelic:NewRelicSink",
+    "arize": "gateway.callbacks.arize:ArizeSink",
+    "arize_phoenix": "gateway.callbacks.phoenix:PhoenixSink",
+    "weave": "gateway.callbacks.weave:WeaveSink",
+    "weave_otel": "gateway.callbacks.weave:WeaveSink",
+    "mlflow": "gateway.callbacks.mlflow:MlflowSink",
+    "helicone": "gateway.callbacks.helicone:HeliconeSink",
+}
 
 
 def sink_class(name: str) -> type[Sink] | None:
