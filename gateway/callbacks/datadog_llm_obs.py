@@ -7,7 +7,8 @@ each span has `trace_id`, `span_id`, `parent_id` (`"undefined"` for a root), `na
 `duration` (ns), `status` (`ok`/`error`), `meta` (`kind`, `model_name`, `model_provider`,
 `input`/`output` as `messages` or `value`, `metadata`, `error`) and `metrics` (`input_tokens`,
 `output_tokens`, `total_tokens`, `cache_read_input_tokens`, `time_to_first_token` in seconds,
-and `total_cost` in USD as LiteLLM sends it). Datadog answers 202.
+and `total_cost` in USD as LiteLLM sends it); the request's tags become `request_tag:` tags, as
+LiteLLM names them. Datadog answers 202.
 
 Settings (the names ddtrace and LiteLLM's `datadog_llm_observability` read): `DD_API_KEY`
 (required), `DD_SITE` (default `datadoghq.com`), `DD_LLMOBS_ML_APP` (else `DD_SERVICE`, else
@@ -29,6 +30,7 @@ from gateway.callbacks.vendor import (
     event_ids,
     input_messages,
     json_text,
+    nanos,
     output_messages,
     post,
     required,
@@ -87,7 +89,7 @@ def llm_obs_span(event: CallbackEvent) -> dict[str, Any]:
         f"model:{event['model']}",
         f"provider:{event['provider']}",
         f"endpoint:{event['endpoint']}",
-        *(str(tag) for tag in event["tags"]),
+        *(f"request_tag:{tag}" for tag in event["tags"]),
     ]
     tenancy = {
         "organization_id": event["organization_id"],
@@ -105,8 +107,8 @@ def llm_obs_span(event: CallbackEvent) -> dict[str, Any]:
         "trace_id": trace_id,
         "span_id": span_id,
         "name": span_name(event),
-        "start_ns": int(event["started_at"] * 1e9),
-        "duration": max(int((event["ended_at"] - event["started_at"]) * 1e9), 0),
+        "start_ns": nanos(event["started_at"]),
+        "duration": max(nanos(event["ended_at"]) - nanos(event["started_at"]), 0),
         "status": "error" if event["kind"] == "failure" else "ok",
         "meta": meta,
         "metrics": metrics,

@@ -25,6 +25,7 @@ from gateway.callbacks.vendor import (
     event_ids,
     input_messages,
     json_text,
+    nanos,
     output_messages,
     post,
     span_name,
@@ -119,8 +120,8 @@ def event_span(
         span_id=bytes.fromhex(span_id),
         name=span_name(event),
         kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=int(event["started_at"] * 1e9),
-        end_time_unix_nano=int(event["ended_at"] * 1e9),
+        start_time_unix_nano=nanos(event["started_at"]),
+        end_time_unix_nano=nanos(event["ended_at"]),
         attributes=key_values(attributes(event)),
         status=Status(
             code=Status.STATUS_CODE_ERROR if failed else Status.STATUS_CODE_OK,

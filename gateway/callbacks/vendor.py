@@ -68,6 +68,11 @@ def event_ids(event: CallbackEvent) -> tuple[str, str]:
     )
 
 
+def nanos(seconds: float) -> int:
+    """Unix seconds as nanoseconds, to the microsecond (a float holds no more)."""
+    return round(seconds * 1_000_000) * 1000
+
+
 def event_cost(event: CallbackEvent) -> float:
     try:
         return float(Decimal(event["cost"] or "0"))
