@@ -16,32 +16,39 @@ Settings (as the MLflow client names them): `MLFLOW_TRACKING_URI` (required, an 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
+import orjson
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.otlp import AttributeValue, export, export_request, openinference_attributes
-from gateway.callbacks.vendor import basic_auth, event_cost, json_text, required, setting
+from gateway.callbacks.vendor import TEXT_LIMIT, basic_auth, event_cost, required, setting
+
+
+def _json(value: Any) -> str:
+    """MLflow stores span attributes JSON-encoded; content past the limit becomes a cut string."""
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= TEXT_LIMIT else orjson.dumps(text[:TEXT_LIMIT]).decode()
 
 
 def mlflow_attributes(event: CallbackEvent) -> dict[str, AttributeValue]:
     attributes = openinference_attributes(event)
     span_type = "EMBEDDING" if event["endpoint"] == "embeddings" else "CHAT_MODEL"
-    attributes["mlflow.spanType"] = json_text(span_type)
-    attributes["mlflow.chat.tokenUsage"] = json_text(
+    attributes["mlflow.spanType"] = _json(span_type)
+    attributes["mlflow.chat.tokenUsage"] = _json(
         {
             "input_tokens": event["prompt_tokens"],
             "output_tokens": event["completion_tokens"],
             "total_tokens": event["total_tokens"],
         }
     )
-    attributes["mlflow.llm.cost"] = json_text({"total_cost": event_cost(event)})
-    attributes["mlflow.llm.model"] = json_text(event["response_model"] or event["model"])
+    attributes["mlflow.llm.cost"] = _json({"total_cost": event_cost(event)})
+    attributes["mlflow.llm.model"] = _json(event["response_model"] or event["model"])
     if "input" in event:
-        attributes["mlflow.spanInputs"] = json_text(event["input"])
+        attributes["mlflow.spanInputs"] = _json(event["input"])
     if "output" in event:
-        attributes["mlflow.spanOutputs"] = json_text(event["output"])
+        attributes["mlflow.spanOutputs"] = _json(event["output"])
     return attributes
 
 

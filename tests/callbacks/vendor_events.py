@@ -65,7 +65,7 @@ def callback_event(**overrides: Any) -> CallbackEvent:
 
 def content_event(**overrides: Any) -> CallbackEvent:
     """The same with content logging on."""
-    return callback_event(input=MESSAGES, output=CHOICES, **overrides)
+    return callback_event(**{"input": MESSAGES, "output": CHOICES, **overrides})
 
 
 def failure_event(**overrides: Any) -> CallbackEvent:
