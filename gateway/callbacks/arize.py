@@ -18,7 +18,7 @@ import httpx
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.otlp import export, export_request
-from gateway.callbacks.vendor import required, setting
+from gateway.callbacks.vendor import http_url, required, setting
 
 DEFAULT_ENDPOINT = "https://otlp.arize.com/v1/traces"
 
@@ -26,15 +26,22 @@ DEFAULT_ENDPOINT = "https://otlp.arize.com/v1/traces"
 class ArizeSink:
     name: ClassVar[str] = "arize"
     max_batch: ClassVar[int] = 100
+    environment: ClassVar[tuple[str, ...]] = (
+        "ARIZE_SPACE_ID",
+        "ARIZE_SPACE_KEY",
+        "ARIZE_API_KEY",
+        "ARIZE_HTTP_ENDPOINT",
+        "ARIZE_ENDPOINT",
+        "ARIZE_PROJECT_NAME",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         space = setting(settings, "ARIZE_SPACE_ID") or setting(settings, "ARIZE_SPACE_KEY")
         if not space:
             raise ValueError("the arize callback needs ARIZE_SPACE_ID (or ARIZE_SPACE_KEY)")
         grpc_or_http = setting(settings, "ARIZE_ENDPOINT")
-        self.url = setting(settings, "ARIZE_HTTP_ENDPOINT") or (
-            grpc_or_http if grpc_or_http.endswith("/traces") else DEFAULT_ENDPOINT
-        )
+        default = grpc_or_http if grpc_or_http.endswith("/traces") else DEFAULT_ENDPOINT
+        self.url = http_url(settings, "ARIZE_HTTP_ENDPOINT", default)
         self.headers = {"space_id": space, "api_key": required(settings, "ARIZE_API_KEY", "arize")}
         self.project = setting(settings, "ARIZE_PROJECT_NAME", "ogem")
 

@@ -18,6 +18,7 @@ a proxy or the Datadog Agent).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.vendor import (
     event_cost,
     event_ids,
+    http_url,
     input_messages,
     json_text,
     nanos,
@@ -39,6 +41,8 @@ from gateway.callbacks.vendor import (
 )
 
 INTAKE_PATH = "/api/intake/llm-obs/v1/trace/spans"
+# Datadog's sites (docs.datadoghq.com/getting_started/site): a site names a Datadog host only.
+SITE = re.compile(r"^([a-z0-9]+\.)?(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$")
 
 
 def _io(event: CallbackEvent, field: str) -> dict[str, Any] | None:
@@ -123,12 +127,21 @@ def llm_obs_span(event: CallbackEvent) -> dict[str, Any]:
 class DatadogLLMObsSink:
     name: ClassVar[str] = "datadog_llm_observability"
     max_batch: ClassVar[int] = 100
+    environment: ClassVar[tuple[str, ...]] = (
+        "DD_API_KEY",
+        "DD_SITE",
+        "DD_LLMOBS_ML_APP",
+        "DD_SERVICE",
+        "DD_ENV",
+        "DD_BASE_URL",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.api_key = required(settings, "DD_API_KEY", self.name)
-        site = setting(settings, "DD_SITE", "datadoghq.com")
-        base = setting(settings, "DD_BASE_URL", f"https://api.{site}").rstrip("/")
-        self.url = base + INTAKE_PATH
+        site = setting(settings, "DD_SITE", "datadoghq.com").lower()
+        if not SITE.match(site):
+            raise ValueError(f"DD_SITE is no Datadog site: {site}")
+        self.url = http_url(settings, "DD_BASE_URL", f"https://api.{site}") + INTAKE_PATH
         self.ml_app = setting(settings, "DD_LLMOBS_ML_APP") or setting(
             settings, "DD_SERVICE", "ogem"
         )

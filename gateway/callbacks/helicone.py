@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
-from gateway.callbacks.vendor import event_cost, post, required, setting
+from gateway.callbacks.vendor import event_cost, http_url, post, required
 
 DEFAULT_WORKER = "https://api.worker.helicone.ai"
 
@@ -96,10 +96,11 @@ def helicone_log(event: CallbackEvent) -> dict[str, Any]:
 class HeliconeSink:
     name: ClassVar[str] = "helicone"
     max_batch: ClassVar[int] = 1
+    environment: ClassVar[tuple[str, ...]] = ("HELICONE_API_KEY", "HELICONE_WORKER_URL")
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         api_key = required(settings, "HELICONE_API_KEY", self.name)
-        base = setting(settings, "HELICONE_WORKER_URL", DEFAULT_WORKER).rstrip("/")
+        base = http_url(settings, "HELICONE_WORKER_URL", DEFAULT_WORKER)
         self.url = f"{base}/custom/v1/log"
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 

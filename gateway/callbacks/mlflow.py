@@ -23,7 +23,14 @@ import orjson
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.otlp import AttributeValue, export, export_request, openinference_attributes
-from gateway.callbacks.vendor import TEXT_LIMIT, basic_auth, event_cost, required, setting
+from gateway.callbacks.vendor import (
+    TEXT_LIMIT,
+    basic_auth,
+    event_cost,
+    http_url,
+    required,
+    setting,
+)
 
 
 def _json(value: Any) -> str:
@@ -55,12 +62,17 @@ def mlflow_attributes(event: CallbackEvent) -> dict[str, AttributeValue]:
 class MlflowSink:
     name: ClassVar[str] = "mlflow"
     max_batch: ClassVar[int] = 100
+    environment: ClassVar[tuple[str, ...]] = (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        uri = required(settings, "MLFLOW_TRACKING_URI", "mlflow").rstrip("/")
-        if not uri.startswith(("http://", "https://")):
-            raise ValueError("the mlflow callback needs an http(s) MLFLOW_TRACKING_URI")
-        self.url = f"{uri}/v1/traces"
+        required(settings, "MLFLOW_TRACKING_URI", "mlflow")
+        self.url = http_url(settings, "MLFLOW_TRACKING_URI", "") + "/v1/traces"
         self.headers = {"x-mlflow-experiment-id": setting(settings, "MLFLOW_EXPERIMENT_ID", "0")}
         token = setting(settings, "MLFLOW_TRACKING_TOKEN")
         username = setting(settings, "MLFLOW_TRACKING_USERNAME")

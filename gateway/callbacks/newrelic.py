@@ -34,6 +34,7 @@ from gateway.callbacks.vendor import (
     error_text,
     event_cost,
     event_ids,
+    http_url,
     input_messages,
     json_text,
     output_messages,
@@ -130,6 +131,15 @@ def newrelic_events(event: CallbackEvent, *, app_name: str) -> list[dict[str, An
 class NewRelicSink:
     name: ClassVar[str] = "newrelic"
     max_batch: ClassVar[int] = 100  # each may add a message event per message: 2000 a request
+    environment: ClassVar[tuple[str, ...]] = (
+        "NEW_RELIC_LICENSE_KEY",
+        "NEW_RELIC_API_KEY",
+        "NEW_RELIC_INSERT_KEY",
+        "NEW_RELIC_ACCOUNT_ID",
+        "NEW_RELIC_REGION",
+        "NEW_RELIC_APP_NAME",
+        "NEW_RELIC_EVENT_API_URL",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         license_key = setting(settings, "NEW_RELIC_LICENSE_KEY") or setting(
@@ -150,7 +160,7 @@ class NewRelicSink:
         )
         if region not in HOSTS:
             raise ValueError("NEW_RELIC_REGION is us or eu")
-        base = setting(settings, "NEW_RELIC_EVENT_API_URL", HOSTS[region]).rstrip("/")
+        base = http_url(settings, "NEW_RELIC_EVENT_API_URL", HOSTS[region])
         self.url = f"{base}/v1/accounts/{account}/events"
         self.app_name = setting(settings, "NEW_RELIC_APP_NAME", "ogem")
 

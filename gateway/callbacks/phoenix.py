@@ -20,7 +20,7 @@ import httpx
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.otlp import export, export_request
-from gateway.callbacks.vendor import setting
+from gateway.callbacks.vendor import http_url, setting
 
 DEFAULT_COLLECTOR = "http://localhost:6006"
 
@@ -37,12 +37,18 @@ def traces_url(collector: str) -> str:
 class PhoenixSink:
     name: ClassVar[str] = "arize_phoenix"
     max_batch: ClassVar[int] = 100
+    environment: ClassVar[tuple[str, ...]] = (
+        "PHOENIX_COLLECTOR_HTTP_ENDPOINT",
+        "PHOENIX_COLLECTOR_ENDPOINT",
+        "PHOENIX_API_KEY",
+        "PHOENIX_PROJECT_NAME",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        collector = setting(settings, "PHOENIX_COLLECTOR_HTTP_ENDPOINT") or setting(
-            settings, "PHOENIX_COLLECTOR_ENDPOINT", DEFAULT_COLLECTOR
-        )
-        self.url = traces_url(collector)
+        name = "PHOENIX_COLLECTOR_HTTP_ENDPOINT"
+        if not setting(settings, name):
+            name = "PHOENIX_COLLECTOR_ENDPOINT"
+        self.url = traces_url(http_url(settings, name, DEFAULT_COLLECTOR))
         api_key = setting(settings, "PHOENIX_API_KEY")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.project = setting(settings, "PHOENIX_PROJECT_NAME", "default")

@@ -2,8 +2,11 @@
 ids for events that arrived without a trace context, and the event's fields as vendors want them
 (cost as a number, content as text or chat messages).
 
-A sink reads its settings from the `Mapping` it is given (names as each vendor's SDK spells its
-environment variables); `setting` and `required` read one, stripped, with a default or an error.
+A sink reads its settings from the `Mapping` it is given, by the names each vendor's SDK gives
+its environment variables, as written (`DD_API_KEY`) or in lower case (`dd_api_key`, LiteLLM's
+callback_vars spelling); `setting` and `required` read one, stripped, with a default or an error;
+`http_url` one that must be an http(s) URL. Each sink lists the variables it reads in its
+`environment` class attribute, for the configuration to collect from the process environment.
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ TEXT_LIMIT = 32_000
 
 
 def setting(settings: Mapping[str, str], name: str, default: str = "") -> str:
-    return (settings.get(name) or "").strip() or default
+    value = settings.get(name) or settings.get(name.lower()) or ""
+    return value.strip() or default
+
+
+def http_url(settings: Mapping[str, str], name: str, default: str) -> str:
+    """A URL setting without its trailing `/`; anything but http(s) is refused."""
+    url = setting(settings, name, default).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be an http(s) URL")
+    return url
 
 
 def required(settings: Mapping[str, str], name: str, sink: str) -> str:

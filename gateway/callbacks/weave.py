@@ -32,6 +32,7 @@ from gateway.callbacks.vendor import (
     error_text,
     event_cost,
     event_ids,
+    http_url,
     post,
     required,
     setting,
@@ -117,6 +118,13 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
 class WeaveSink:
     name: ClassVar[str] = "weave"
     max_batch: ClassVar[int] = 100
+    environment: ClassVar[tuple[str, ...]] = (
+        "WANDB_API_KEY",
+        "WANDB_PROJECT_ID",
+        "WANDB_ENTITY",
+        "WANDB_PROJECT",
+        "WF_TRACE_SERVER_URL",
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         api_key = required(settings, "WANDB_API_KEY", self.name)
@@ -127,8 +135,7 @@ class WeaveSink:
         if project_id.count("/") != 1 or not all(project_id.split("/")):
             raise ValueError("the weave callback needs WANDB_PROJECT_ID as entity/project")
         self.project_id = project_id
-        self.url = setting(settings, "WF_TRACE_SERVER_URL", DEFAULT_SERVER).rstrip("/")
-        self.url += "/call/upsert_batch"
+        self.url = http_url(settings, "WF_TRACE_SERVER_URL", DEFAULT_SERVER) + "/call/upsert_batch"
         self.headers = {"Authorization": basic_auth("api", api_key)}
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:

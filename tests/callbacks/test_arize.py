@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.arize import ArizeSink
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.arize import API_KEY, SPACE_ID, ArizeEmulator
+from tests.callbacks.vendor_emulators.arize import API_KEY, SPACE_ID, ArizeEmulator
 from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.datadog_llm_obs import DatadogLLMObsSink
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.datadog import API_KEY, DatadogEmulator
+from tests.callbacks.vendor_emulators.datadog import API_KEY, DatadogEmulator
 from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.helicone import HeliconeSink
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.helicone import API_KEY, HeliconeEmulator
+from tests.callbacks.vendor_emulators.helicone import API_KEY, HeliconeEmulator
 from tests.callbacks.vendor_events import (
     CHOICES,
     MESSAGES,

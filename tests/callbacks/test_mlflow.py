@@ -13,7 +13,7 @@ import pytest
 from gateway.callbacks.base import SinkRejected
 from gateway.callbacks.mlflow import MlflowSink
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.mlflow import TOKEN, MlflowEmulator
+from tests.callbacks.vendor_emulators.mlflow import TOKEN, MlflowEmulator
 from tests.callbacks.vendor_events import (
     callback_event,
     check_error_paths,

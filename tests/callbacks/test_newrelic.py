@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.newrelic import NewRelicSink
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.newrelic import (
+from tests.callbacks.vendor_emulators.newrelic import (
     ACCOUNT_ID,
     INSERT_KEY,
     LICENSE_KEY,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.phoenix import PhoenixSink, traces_url
 from gateway.callbacks.registry import sink_class
-from tests.callbacks.emulators.phoenix import API_KEY, PhoenixEmulator
+from tests.callbacks.vendor_emulators.phoenix import API_KEY, PhoenixEmulator
 from tests.callbacks.vendor_events import (
     callback_event,
     check_error_paths,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.weave import WeaveSink
-from tests.callbacks.emulators.weave import API_KEY, WeaveEmulator
+from tests.callbacks.vendor_emulators.weave import API_KEY, WeaveEmulator
 from tests.callbacks.vendor_events import (
     CHOICES,
     MESSAGES,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.callbacks.base import CallbackEvent, Sink, SinkRejected, SinkRetryable
-from tests.callbacks.emulators.ingest import IngestEmulator
+from tests.callbacks.vendor_emulators.ingest import IngestEmulator
 from tests.emulators.scripted import Fault
 from tests.live import free_port
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.callbacks.emulators.ingest import IngestEmulator, Refused, json_body, require
+from tests.callbacks.vendor_emulators.ingest import IngestEmulator, Refused, json_body, require
 from tests.emulators.scripted import Received
 
 API_KEY = "sk-helicone-emulator"

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.callbacks.emulators.ingest import IngestEmulator, Refused, json_body, require
+from tests.callbacks.vendor_emulators.ingest import IngestEmulator, Refused, json_body, require
 from tests.emulators.scripted import Received, json_response
 
 API_KEY = "dd-emulator-api-key"

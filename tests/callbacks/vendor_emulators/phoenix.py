@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.callbacks.emulators.ingest import OtlpEmulator, Refused
+from tests.callbacks.vendor_emulators.ingest import OtlpEmulator, Refused
 from tests.emulators.scripted import Received
 
 API_KEY = "phoenix-emulator-key"

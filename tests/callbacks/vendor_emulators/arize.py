@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.callbacks.emulators.ingest import OtlpEmulator, Refused, require
+from tests.callbacks.vendor_emulators.ingest import OtlpEmulator, Refused, require
 from tests.emulators.scripted import Received
 
 SPACE_ID = "U3BhY2U6MTIzNDU="

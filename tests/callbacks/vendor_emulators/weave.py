@@ -12,7 +12,7 @@ import base64
 import datetime
 from typing import Any
 
-from tests.callbacks.emulators.ingest import IngestEmulator, Refused, json_body, require
+from tests.callbacks.vendor_emulators.ingest import IngestEmulator, Refused, json_body, require
 from tests.emulators.scripted import Received
 
 API_KEY = "wandb-emulator-key-0123456789abcdef01234567"
