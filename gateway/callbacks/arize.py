@@ -25,7 +25,7 @@ DEFAULT_ENDPOINT = "https://otlp.arize.com/v1/traces"
 
 class ArizeSink:
     name: ClassVar[str] = "arize"
-    max_batch: ClassVar[int] = 100
+    max_batch: ClassVar[int] = 25  # spans of up to ~130 kB with content: ~3 MB a request
     environment: ClassVar[tuple[str, ...]] = (
         "ARIZE_SPACE_ID",
         "ARIZE_SPACE_KEY",

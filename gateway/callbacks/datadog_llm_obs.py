@@ -37,10 +37,12 @@ from gateway.callbacks.vendor import (
     post,
     required,
     setting,
+    size_chunks,
     span_name,
 )
 
 INTAKE_PATH = "/api/intake/llm-obs/v1/trace/spans"
+REQUEST_BYTES = 4_000_000  # the intake takes 5 MB a request
 # Datadog's sites (docs.datadoghq.com/getting_started/site): a site names a Datadog host only.
 SITE = re.compile(r"^([a-z0-9]+\.)?(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$")
 
@@ -151,15 +153,13 @@ class DatadogLLMObsSink:
             self.tags.append(f"env:{env}")
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        payload = {
-            "data": {
-                "type": "span",
-                "attributes": {
-                    "ml_app": self.ml_app,
-                    "tags": self.tags,
-                    "spans": [llm_obs_span(event) for event in events],
-                },
-            }
-        }
         headers = {"DD-API-KEY": self.api_key, "Content-Type": "application/json"}
-        await post(client, self.url, headers=headers, content=orjson.dumps(payload))
+        spans = [llm_obs_span(event) for event in events]
+        for chunk in size_chunks(spans, limit=REQUEST_BYTES, max_items=self.max_batch):
+            payload = {
+                "data": {
+                    "type": "span",
+                    "attributes": {"ml_app": self.ml_app, "tags": self.tags, "spans": chunk},
+                }
+            }
+            await post(client, self.url, headers=headers, content=orjson.dumps(payload))

@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
-from gateway.callbacks.vendor import event_cost, http_url, post, required
+from gateway.callbacks.vendor import bounded, event_cost, http_url, post, required
 
 DEFAULT_WORKER = "https://api.worker.helicone.ai"
 
@@ -39,7 +39,7 @@ def helicone_log(event: CallbackEvent) -> dict[str, Any]:
     request_json: dict[str, Any] = {"model": event["model"], "stream": event["stream"]}
     if "input" in event:
         key = "messages" if event["endpoint"].startswith("chat") else "input"
-        request_json[key] = event["input"]
+        request_json[key] = bounded(event["input"])
     meta = {
         "Helicone-Property-Ogem-Request-Id": event["request_id"],
         "Helicone-Property-Ogem-Cost-Usd": event["cost"] or "0",
@@ -76,7 +76,7 @@ def helicone_log(event: CallbackEvent) -> dict[str, Any]:
     }
     if "output" in event:
         key = "data" if event["endpoint"] == "embeddings" else "choices"
-        response_json[key] = event["output"]
+        response_json[key] = bounded(event["output"])
     error = event["error"]
     if error is not None:
         response_json["error"] = {"type": error["type"], "message": error["message"]}

@@ -61,7 +61,7 @@ def mlflow_attributes(event: CallbackEvent) -> dict[str, AttributeValue]:
 
 class MlflowSink:
     name: ClassVar[str] = "mlflow"
-    max_batch: ClassVar[int] = 100
+    max_batch: ClassVar[int] = 20  # spans of up to ~200 kB with content: ~4 MB a request
     environment: ClassVar[tuple[str, ...]] = (
         "MLFLOW_TRACKING_URI",
         "MLFLOW_EXPERIMENT_ID",

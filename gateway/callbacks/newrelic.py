@@ -41,6 +41,7 @@ from gateway.callbacks.vendor import (
     post,
     required,
     setting,
+    size_chunks,
 )
 
 HOSTS = {
@@ -48,6 +49,7 @@ HOSTS = {
     "eu": "https://insights-collector.eu01.nr-data.net",
 }
 STRING_LIMIT = 4096
+REQUEST_BYTES = 900_000  # the Event API takes 1 MB (uncompressed) and 2000 events a request
 
 
 def _text(value: str) -> str:
@@ -167,4 +169,5 @@ class NewRelicSink:
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
         records = [r for event in events for r in newrelic_events(event, app_name=self.app_name)]
         headers = {**self.headers, "Content-Type": "application/json"}
-        await post(client, self.url, headers=headers, content=orjson.dumps(records))
+        for chunk in size_chunks(records, limit=REQUEST_BYTES, max_items=2000):
+            await post(client, self.url, headers=headers, content=orjson.dumps(chunk))

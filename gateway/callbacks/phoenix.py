@@ -36,7 +36,7 @@ def traces_url(collector: str) -> str:
 
 class PhoenixSink:
     name: ClassVar[str] = "arize_phoenix"
-    max_batch: ClassVar[int] = 100
+    max_batch: ClassVar[int] = 25  # spans of up to ~130 kB with content: ~3 MB a request
     environment: ClassVar[tuple[str, ...]] = (
         "PHOENIX_COLLECTOR_HTTP_ENDPOINT",
         "PHOENIX_COLLECTOR_ENDPOINT",

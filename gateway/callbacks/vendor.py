@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,7 +22,9 @@ import orjson
 
 from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
 
-# Bounds on what one event may carry to a vendor: content beyond these is cut, never refused.
+# Bounds on what one event may carry to a vendor, so that a batch stays within the vendors'
+# request sizes: content beyond them is cut, never refused. TEXT_LIMIT bounds one side (the
+# input, or the output) of one event, in characters.
 TEXT_LIMIT = 32_000
 
 
@@ -115,6 +117,21 @@ def content_text(content: Any) -> str:
     return json_text(content)
 
 
+def bounded(value: Any) -> Any:
+    """`value` as it is when its JSON fits TEXT_LIMIT, else that JSON cut, as a string."""
+    text = orjson.dumps(value, default=str).decode()
+    return value if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT]
+
+
+def _within_budget(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages' contents cut to TEXT_LIMIT in all, the latest kept whole first."""
+    left = TEXT_LIMIT
+    for message in reversed(messages):
+        message["content"] = message["content"][:left]
+        left -= len(message["content"])
+    return messages
+
+
 def input_messages(event: CallbackEvent) -> list[dict[str, str]] | None:
     """The request's chat messages as `{"role", "content"}` text pairs, or None when the input
     is no chat (a prompt, an embedding input) or absent."""
@@ -123,7 +140,8 @@ def input_messages(event: CallbackEvent) -> list[dict[str, str]] | None:
         return None
     if not all(isinstance(m, dict) and "role" in m for m in value):
         return None
-    return [{"role": str(m["role"]), "content": content_text(m.get("content"))} for m in value]
+    messages = [{"role": str(m["role"]), "content": content_text(m.get("content"))} for m in value]
+    return _within_budget(messages)
 
 
 def output_messages(event: CallbackEvent) -> list[dict[str, str]] | None:
@@ -144,7 +162,25 @@ def output_messages(event: CallbackEvent) -> list[dict[str, str]] | None:
                 "content": content_text(message.get("content")),
             }
         )
-    return messages
+    return _within_budget(messages)
+
+
+def size_chunks(items: Sequence[Any], *, limit: int, max_items: int) -> list[list[Any]]:
+    """`items` in runs of at most `max_items` whose JSON stays under `limit` bytes (an item
+    alone over it still goes, alone), for vendors that cap a request's size."""
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    size = 0
+    for item in items:
+        item_size = len(orjson.dumps(item, default=str)) + 1
+        if current and (size + item_size > limit or len(current) >= max_items):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def error_text(event: CallbackEvent) -> str:

@@ -29,6 +29,7 @@ import orjson
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.vendor import (
     basic_auth,
+    bounded,
     error_text,
     event_cost,
     event_ids,
@@ -36,10 +37,12 @@ from gateway.callbacks.vendor import (
     post,
     required,
     setting,
+    size_chunks,
     span_name,
 )
 
 DEFAULT_SERVER = "https://trace.wandb.ai"
+REQUEST_BYTES = 4_000_000
 
 
 def _iso(seconds: float) -> str:
@@ -53,7 +56,8 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
     model = event["response_model"] or event["model"]
     inputs: dict[str, Any] = {"model": event["model"]}
     if "input" in event:
-        inputs["messages" if event["endpoint"].startswith("chat") else "input"] = event["input"]
+        key = "messages" if event["endpoint"].startswith("chat") else "input"
+        inputs[key] = bounded(event["input"])
     start: dict[str, Any] = {
         "project_id": project_id,
         "id": call_id,
@@ -89,7 +93,7 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
         "id": call_id,
         "ended_at": _iso(event["ended_at"]),
         "exception": error_text(event) or None,
-        "output": event.get("output"),
+        "output": bounded(event["output"]) if "output" in event else None,
         "summary": {
             "usage": {
                 model: {
@@ -139,6 +143,8 @@ class WeaveSink:
         self.headers = {"Authorization": basic_auth("api", api_key)}
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        batch = [c for event in events for c in weave_calls(event, project_id=self.project_id)]
         headers = {**self.headers, "Content-Type": "application/json"}
-        await post(client, self.url, headers=headers, content=orjson.dumps({"batch": batch}))
+        calls = [weave_calls(event, project_id=self.project_id) for event in events]
+        for chunk in size_chunks(calls, limit=REQUEST_BYTES, max_items=self.max_batch):
+            batch = [item for pair in chunk for item in pair]
+            await post(client, self.url, headers=headers, content=orjson.dumps({"batch": batch}))

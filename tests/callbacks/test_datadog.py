@@ -108,3 +108,25 @@ def test_registry_and_settings() -> None:
     assert sink.ml_app == "ogem"
     with pytest.raises(ValueError, match="DD_API_KEY"):
         DatadogLLMObsSink({"DD_SITE": "datadoghq.com"})
+
+
+async def test_large_batches_are_split_under_the_intakes_size(datadog: DatadogEmulator) -> None:
+    """Content is cut to 32,000 characters a side (the latest message kept whole first), and a
+    batch over the intake's 5 MB goes in several requests."""
+    big = [
+        {"role": "user", "content": "a" * 40_000},
+        {"role": "user", "content": "b" * 20_000},
+    ]
+    answer = [{"index": 0, "message": {"role": "assistant", "content": "c" * 50_000}}]
+    events = [
+        content_event(request_id=f"req-{i}", input=big, output=answer, trace_id="", span_id="")
+        for i in range(100)
+    ]
+    async with httpx.AsyncClient() as client:
+        await DatadogLLMObsSink(settings(datadog)).send(events, client=client)
+    assert len(datadog.requests) == 2
+    assert len(datadog.records) == 100
+    first, second = datadog.records[0]["meta"]["input"]["messages"]
+    assert (len(first["content"]), len(second["content"])) == (12_000, 20_000)
+    assert len(datadog.records[0]["meta"]["output"]["messages"][0]["content"]) == 32_000
+    assert len({span["span_id"] for span in datadog.records}) == 100

@@ -132,3 +132,17 @@ def test_registry_and_regions() -> None:
     assert eu.url == "https://insights-collector.eu01.nr-data.net/v1/accounts/1/events"
     with pytest.raises(ValueError, match="NEW_RELIC_ACCOUNT_ID"):
         NewRelicSink({"NEW_RELIC_LICENSE_KEY": "abc"})
+
+
+async def test_large_batches_are_split_under_the_event_apis_size(
+    newrelic: NewRelicEmulator,
+) -> None:
+    messages = [{"role": "user", "content": "m" * 4000} for _ in range(8)]
+    events = [content_event(request_id=f"req-{i}", input=messages) for i in range(100)]
+    async with httpx.AsyncClient() as client:
+        await NewRelicSink(settings(newrelic)).send(events, client=client)
+    assert len(newrelic.requests) > 1
+    assert all(len(request.raw) <= 1_000_000 for request in newrelic.requests)
+    summaries = [r for r in newrelic.records if r["eventType"] == "LlmChatCompletionSummary"]
+    assert len(summaries) == 100
+    assert len(newrelic.records) == 100 * (1 + 8 + 1)

@@ -96,3 +96,14 @@ def test_registry_and_settings() -> None:
     assert (sink.project_id, sink.url) == ("acme/bot", "https://trace.wandb.ai/call/upsert_batch")
     with pytest.raises(ValueError, match="entity/project"):
         WeaveSink({"WANDB_API_KEY": "k", "WANDB_PROJECT_ID": "bot"})
+
+
+async def test_oversized_content_is_sent_cut(weave: WeaveEmulator) -> None:
+    event = content_event(input=[{"role": "user", "content": "z" * 50_000}])
+    async with httpx.AsyncClient() as client:
+        await WeaveSink(settings(weave)).send([event], client=client)
+    (call,) = weave.records
+    messages = call["start"]["inputs"]["messages"]
+    assert isinstance(messages, str) and len(messages) == 32_000
+    assert messages.startswith('[{"role":"user","content":"zzz')
+    assert call["end"]["output"] == CHOICES

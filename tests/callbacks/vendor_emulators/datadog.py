@@ -4,7 +4,8 @@
 strings `trace_id`, `span_id`, `parent_id`, `name`, the integers `start_ns` and `duration`, and a
 `meta` object whose `kind` is a span kind; `status` is `ok` or `error`; `meta.input`/`output` are
 IO objects (`value`, `messages` of `{role, content}`, `documents`, `parameters`); `metrics` map
-names to numbers; `tags` are `key:value` strings. Accepted spans answer 202 with an empty body.
+names to numbers; `tags` are `key:value` strings. A body over 5 MB is 413. Accepted spans answer
+202 with an empty body.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class DatadogEmulator(IngestEmulator):
     def ingest(self, received: Received, match_info: dict[str, str]) -> list[Any]:
         if received.headers.get("dd-api-key") != API_KEY:
             raise Refused(403, "Forbidden")
+        if len(received.raw) > 5_000_000:
+            raise Refused(413, "Payload too large")
         body = json_body(received)
         data = body.get("data") if isinstance(body, dict) else None
         require(isinstance(data, dict), "data is required")

@@ -2,7 +2,7 @@
 license key in `Api-Key` (or an insert key in `X-Insert-Key`; 403 when wrong), a JSON array of
 at most 2000 events, each with an `eventType` matching `[a-zA-Z0-9:_ ]+` and at most 255
 attributes whose values are strings of at most 4096 characters, numbers or booleans, with no
-`nr.` names. Accepted events answer 200 `{"success": true, "uuid"}`."""
+`nr.` names; a body over 1 MB is 413. Accepted events answer 200 `{"success": true, "uuid"}`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class NewRelicEmulator(IngestEmulator):
         )
         if not key_ok or match_info["account"] != ACCOUNT_ID:
             raise Refused(403, "invalid key for this account")
+        if len(received.raw) > 1_000_000:
+            raise Refused(413, "Request Entity Too Large")
         body = json_body(received)
         require(isinstance(body, list) and 0 < len(body) <= 2000, "a list of 1-2000 events")
         for event in body:
