@@ -61,7 +61,8 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
     start: dict[str, Any] = {
         "project_id": project_id,
         "id": call_id,
-        "op_name": span_name(event),
+        # Weave reads `/` in an op name as a ref's path: `ogem.chat.completions`.
+        "op_name": span_name(event).replace("/", "."),
         "display_name": f"{event['provider']}/{model}",
         "trace_id": str(uuid.UUID(trace_id)),
         "parent_id": None,

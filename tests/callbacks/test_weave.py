@@ -48,7 +48,7 @@ async def test_calls_carry_usage_cost_and_exceptions(weave: WeaveEmulator) -> No
     ok, failed = weave.records
     start, end = ok["start"], ok["end"]
     assert start["project_id"] == end["project_id"] == "acme/gateway"
-    assert start["op_name"] == "ogem.chat/completions"
+    assert start["op_name"] == "ogem.chat.completions"
     assert start["display_name"] == "openai/gpt-4o-mini-2024-07-18"
     assert start["trace_id"] == "4bf92f35-77b3-4da6-a3ce-929d0e0e4736"
     assert start["thread_id"] == "sess-1"
