@@ -169,3 +169,50 @@ def test_every_vendor_gets_the_success_and_the_failure(  # type: ignore[no-untyp
     assert log["providerResponse"]["json"]["usage"]["prompt_tokens"] == prompt
     assert log["providerRequest"]["meta"]["Helicone-Session-Id"] == "s-9"
     assert sum("error" in entry["providerResponse"]["json"] for entry in logs.values()) == 1
+
+
+def test_a_team_logs_to_its_own_vendor_projects(  # type: ignore[no-untyped-def]
+    callbacks_from, vendors, emulated_model, make_key, live_ogem, settings
+) -> None:
+    """A team's `logging` metadata names vendors with LiteLLM's lowercase callback_vars: its
+    requests go to its own Weave project and Helicone key, not the operator's."""
+    from tests.factories import TeamFactory
+
+    settings.OGEM_CALLBACKS_ALLOW_PRIVATE_URLS = True  # the emulators listen on 127.0.0.1
+    callbacks_from("model_list: []\nlitellm_settings:\n  success_callback: [weave]\n")
+    emulated_model()
+    team = TeamFactory(
+        metadata={
+            "logging": [
+                {
+                    "callback_name": "weave",
+                    "callback_vars": {
+                        "wandb_api_key": weave.API_KEY,
+                        "wandb_project_id": "team-entity/team-project",
+                        "wf_trace_server_url": vendors["weave"].url,
+                    },
+                },
+                {
+                    "callback_name": "helicone",
+                    "callback_vars": {
+                        "helicone_api_key": helicone.API_KEY,
+                        "helicone_worker_url": vendors["helicone"].url,
+                    },
+                },
+            ]
+        }
+    )
+    client = openai.OpenAI(
+        base_url=f"{live_ogem.url}/v1", api_key=make_key(team=team), max_retries=0
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model="emulated", messages=[{"role": "user", "content": "team request"}]
+    )
+    assert dispatcher.callbacks_flush(timeout=10)
+    request_id = raw.headers["x-request-id"]
+    (call,) = vendors["weave"].records
+    assert call["start"]["project_id"] == "team-entity/team-project"
+    assert call["start"]["attributes"]["ogem"]["request_id"] == request_id
+    assert call["start"]["attributes"]["ogem"]["team_id"] == team.pk
+    (log,) = vendors["helicone"].records
+    assert log["providerRequest"]["meta"]["Helicone-Property-Ogem-Team-Id"] == str(team.pk)
