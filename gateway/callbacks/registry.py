@@ -18,6 +18,15 @@ SINKS: dict[str, str] = {
     "generic": "gateway.callbacks.webhook:WebhookSink",
     "webhook": "gateway.callbacks.webhook:WebhookSink",
     "s3": "gateway.callbacks.s3:S3Sink",
+    # docs/callbacks-vendors.md
+    "datadog_llm_observability": "gateway.callbacks.datadog_llm_obs:DatadogLLMObsSink",
+    "newrelic": "gateway.callbacks.newrelic:NewRelicSink",
+    "arize": "gateway.callbacks.arize:ArizeSink",
+    "arize_phoenix": "gateway.callbacks.phoenix:PhoenixSink",
+    "weave": "gateway.callbacks.weave:WeaveSink",
+    "weave_otel": "gateway.callbacks.weave:WeaveSink",
+    "mlflow": "gateway.callbacks.mlflow:MlflowSink",
+    "helicone": "gateway.callbacks.helicone:HeliconeSink",
 }
 
 
