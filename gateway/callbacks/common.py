@@ -25,7 +25,7 @@ def event_uuid(event: CallbackEvent, role: str = "") -> str:
 
 def cost_float(event: CallbackEvent) -> float:
     try:
-        return float(Decimal(event["cost"]))
+        return float(Decimal(event["cost"] or "0"))
     except (InvalidOperation, ValueError, TypeError):
         return 0.0
 

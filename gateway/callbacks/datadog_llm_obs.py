@@ -26,8 +26,8 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.common import cost_float
 from gateway.callbacks.vendor import (
-    event_cost,
     event_ids,
     http_url,
     input_messages,
@@ -87,7 +87,7 @@ def llm_obs_span(event: CallbackEvent) -> dict[str, Any]:
         "output_tokens": float(event["completion_tokens"]),
         "total_tokens": float(event["total_tokens"]),
         "cache_read_input_tokens": float(event["cached_tokens"]),
-        "total_cost": event_cost(event),
+        "total_cost": cost_float(event),
     }
     if event["ttft_ms"] is not None:
         metrics["time_to_first_token"] = event["ttft_ms"] / 1000

@@ -25,7 +25,8 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
-from gateway.callbacks.vendor import bounded, event_cost, http_url, post, required
+from gateway.callbacks.common import cost_float
+from gateway.callbacks.vendor import bounded, http_url, post, required
 
 DEFAULT_WORKER = "https://api.worker.helicone.ai"
 
@@ -71,7 +72,7 @@ def helicone_log(event: CallbackEvent) -> dict[str, Any]:
             "completion_tokens": event["completion_tokens"],
             "total_tokens": event["total_tokens"],
             "prompt_tokens_details": {"cached_tokens": event["cached_tokens"]},
-            "cost": event_cost(event),
+            "cost": cost_float(event),
         },
     }
     if "output" in event:

@@ -22,11 +22,11 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.common import cost_float
 from gateway.callbacks.otlp import AttributeValue, export, export_request, openinference_attributes
 from gateway.callbacks.vendor import (
     TEXT_LIMIT,
     basic_auth,
-    event_cost,
     http_url,
     required,
     setting,
@@ -50,7 +50,7 @@ def mlflow_attributes(event: CallbackEvent) -> dict[str, AttributeValue]:
             "total_tokens": event["total_tokens"],
         }
     )
-    attributes["mlflow.llm.cost"] = _json({"total_cost": event_cost(event)})
+    attributes["mlflow.llm.cost"] = _json({"total_cost": cost_float(event)})
     attributes["mlflow.llm.model"] = _json(event["response_model"] or event["model"])
     if "input" in event:
         attributes["mlflow.spanInputs"] = _json(event["input"])

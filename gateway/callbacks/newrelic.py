@@ -30,9 +30,9 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.common import cost_float
 from gateway.callbacks.vendor import (
     error_text,
-    event_cost,
     event_ids,
     http_url,
     input_messages,
@@ -83,7 +83,7 @@ def newrelic_events(event: CallbackEvent, *, app_name: str) -> list[dict[str, An
         "duration": event["latency_ms"],
         "http.statusCode": event["status_code"],
         "error": event["kind"] == "failure",
-        "ogem.cost_usd": event_cost(event),
+        "ogem.cost_usd": cost_float(event),
         "ogem.endpoint": event["endpoint"],
         "ogem.deployment": event["deployment"],
         "ogem.stream": event["stream"],

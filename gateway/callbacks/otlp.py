@@ -19,9 +19,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.common import cost_float
 from gateway.callbacks.vendor import (
     error_text,
-    event_cost,
     event_ids,
     input_messages,
     json_text,
@@ -53,7 +53,7 @@ def key_values(attributes: Mapping[str, AttributeValue]) -> list[KeyValue]:
 
 def openinference_attributes(event: CallbackEvent) -> dict[str, AttributeValue]:
     """The span attributes an OpenInference reader (Arize, Phoenix) shows for one request."""
-    cost = event_cost(event)
+    cost = cost_float(event)
     attributes: dict[str, AttributeValue] = {
         "openinference.span.kind": "EMBEDDING" if event["endpoint"] == "embeddings" else "LLM",
         "llm.model_name": event["response_model"] or event["model"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -85,13 +84,6 @@ def event_ids(event: CallbackEvent) -> tuple[str, str]:
 def nanos(seconds: float) -> int:
     """Unix seconds as nanoseconds, to the microsecond (a float holds no more)."""
     return round(seconds * 1_000_000) * 1000
-
-
-def event_cost(event: CallbackEvent) -> float:
-    try:
-        return float(Decimal(event["cost"] or "0"))
-    except (InvalidOperation, ValueError):
-        return 0.0
 
 
 def span_name(event: CallbackEvent) -> str:

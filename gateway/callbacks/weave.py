@@ -17,7 +17,6 @@ Settings: `WANDB_API_KEY` (required), `WANDB_PROJECT_ID` (`entity/project`, as L
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,11 +26,11 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.common import cost_float, iso
 from gateway.callbacks.vendor import (
     basic_auth,
     bounded,
     error_text,
-    event_cost,
     event_ids,
     http_url,
     post,
@@ -43,11 +42,6 @@ from gateway.callbacks.vendor import (
 
 DEFAULT_SERVER = "https://trace.wandb.ai"
 REQUEST_BYTES = 4_000_000
-
-
-def _iso(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]]:
@@ -66,7 +60,7 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
         "display_name": f"{event['provider']}/{model}",
         "trace_id": str(uuid.UUID(trace_id)),
         "parent_id": None,
-        "started_at": _iso(event["started_at"]),
+        "started_at": iso(event["started_at"]),
         "attributes": {
             "ogem": {
                 "request_id": event["request_id"],
@@ -92,7 +86,7 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
     end: dict[str, Any] = {
         "project_id": project_id,
         "id": call_id,
-        "ended_at": _iso(event["ended_at"]),
+        "ended_at": iso(event["ended_at"]),
         "exception": error_text(event) or None,
         "output": bounded(event["output"]) if "output" in event else None,
         "summary": {
@@ -106,7 +100,7 @@ def weave_calls(event: CallbackEvent, *, project_id: str) -> list[dict[str, Any]
                 }
             },
             "ogem": {
-                "cost_usd": event_cost(event),
+                "cost_usd": cost_float(event),
                 "latency_ms": event["latency_ms"],
                 "ttft_ms": event["ttft_ms"],
                 "status_code": event["status_code"],
