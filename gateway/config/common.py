@@ -16,6 +16,7 @@ from gateway.config.provider_names import (
 from gateway.config.secrets import secret_is_reference
 from gateway.config.types import (
     ROUTING_STRATEGIES,
+    AlertingSettings,
     CacheSettings,
     GuardrailSettings,
     RouterSettings,
@@ -60,6 +61,7 @@ class ParsedFile:
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None
     guardrails: GuardrailSettings | None = None
+    alerting: AlertingSettings | None = None
 
 
 def drafts_to_deployments(

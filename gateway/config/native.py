@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.config.alerting import alerting_read_native
 from gateway.config.cache import cache_check_model_info, cache_read_native
 from gateway.config.common import (
     DeploymentDraft,
@@ -21,7 +22,9 @@ from gateway.config.types import RouterSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
 
-TOP_LEVEL_KEYS = frozenset({"version", "models", "router", "settings", "cache", "guardrails"})
+TOP_LEVEL_KEYS = frozenset(
+    {"version", "models", "router", "settings", "cache", "guardrails", "alerting"}
+)
 _MODEL_KEYS = frozenset(
     {
         "id",
@@ -87,6 +90,7 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
     parsed.router = _router(reader, root.get("router"), groups=groups)
     parsed.cache = cache_read_native(reader, root.get("cache"))
     parsed.guardrails = guardrails_read_native(reader, root.get("guardrails"), drafts=parsed.drafts)
+    parsed.alerting = alerting_read_native(reader, root.get("alerting"))
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:
