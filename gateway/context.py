@@ -51,6 +51,9 @@ class Caller:
     # "off" (default_on guardrails switched off), "optional" (may be requested by name). Empty:
     # none set, and the guard stage costs nothing unless the configuration has guardrails.
     guardrails: dict[str, list[str]] = field(default_factory=dict)
+    # The key's debug mode (metadata `debug_until`), unix time: until then its requests and
+    # answers are captured (gateway/debugging.py, docs/debugging.md). None: off.
+    debug_until: float | None = None
 
 
 def routing_settings_resolve(
@@ -177,6 +180,7 @@ class RequestContext:
     # router awaits it once, before it takes anything from a deployment or calls one.
     admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)
+    debug: Any = None  # a DebugCapture while the request is captured (gateway/debugging.py)
     stored: StoredRequest | None = None  # `store: true`: the completion is kept (gateway/stored.py)
     # The response cache (gateway/cache.py): this request's plan, when a cache is configured and
     # serves it; what happened (the x-ogem-cache header); a hit that costs nothing.

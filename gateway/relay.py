@@ -32,6 +32,7 @@ from gateway.cache import (
 )
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
+from gateway.debugging import debug_answer, debug_error, debug_request_keep, debug_start
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
 from gateway.governance import (
     Admission,
@@ -100,42 +101,53 @@ async def relay(
     )
     ctx.started_at = started
     ctx.batch_id = batch_id
-    checked = body_check(
-        endpoint=endpoint,
-        inbound=inbound,
-        default_model=default_model(ctx) if default_model else None,
-    )
-    _context_fill(ctx, checked, inbound)
-    registry = registry_get()
-    candidates = deployments_for(
-        caller=caller, model=checked.model, endpoint=endpoint, registry=registry
-    )
-    if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
-        candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
-    ctx.candidates = candidates
-    config = config_current()
-    if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
-        ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
-        if body is not inbound.body:
-            inbound = replace(inbound, body=body)
-    cache_config = config.cache
-    if cache_config is not None:
-        cache_plan(
-            ctx,
-            config=cache_config,
-            request=request,
+    # Debugging can be on only for a key in debug mode or the master key (x-ogem-debug).
+    if caller.debug_until is not None or caller.is_master:
+        ctx.debug = debug_start(request, caller)
+    try:  # a refusal before the call is captured too when debugging (no cost otherwise)
+        checked = body_check(
+            endpoint=endpoint,
             inbound=inbound,
-            include_usage=checked.include_usage,
+            default_model=default_model(ctx) if default_model else None,
         )
-        if cache_config.semantic is not None:
-            semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
-    admission = await governance_admit_start(ctx)
+        _context_fill(ctx, checked, inbound)
+        registry = registry_get()
+        candidates = deployments_for(
+            caller=caller, model=checked.model, endpoint=endpoint, registry=registry
+        )
+        if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
+            candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
+        ctx.candidates = candidates
+        config = config_current()
+        if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
+            ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
+            if body is not inbound.body:
+                inbound = replace(inbound, body=body)
+        cache_config = config.cache
+        if cache_config is not None:
+            cache_plan(
+                ctx,
+                config=cache_config,
+                request=request,
+                inbound=inbound,
+                include_usage=checked.include_usage,
+            )
+            if cache_config.semantic is not None:
+                semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
+        admission = await governance_admit_start(ctx)
+    except GatewayError as error:
+        if ctx.debug is not None:
+            # The body is kept only when no guardrail was to mask it first.
+            debug_error(ctx, error, body=inbound.body if ctx.guard is None else None)
+        raise
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
     try:
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
             inbound = replace(inbound, body=await guard_input(ctx, ctx.guard, inbound.body))
+        if ctx.debug is not None:
+            debug_request_keep(ctx.debug, inbound.body)
         if ctx.cache is not None and ctx.cache.read:
             if ctx.fetch_taken:  # the entry comes with the admission's decision
                 ctx.admission_wait = None
@@ -143,12 +155,12 @@ async def relay(
             stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
             if stored is not None:
                 await admission_confirm(ctx, admission)  # a hit counts against rate limits
-                return cache_respond(ctx, stored, admission.headers)
+                return _answered(ctx, cache_respond(ctx, stored, admission.headers))
             if ctx.cache.semantic is not None:
                 stored = await semantic_lookup(ctx)
                 if stored is not None:
                     await admission_confirm(ctx, admission)
-                    return semantic_respond(ctx, stored, admission.headers)
+                    return _answered(ctx, semantic_respond(ctx, stored, admission.headers))
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment
@@ -207,9 +219,11 @@ async def relay(
         else:
             response = await run
         handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
-        return response
+        return _answered(ctx, response)
     except GatewayError as error:
         ctx.status_code = error.status
+        if ctx.debug is not None:
+            debug_error(ctx, error, body=None)
         if isinstance(error, GuardrailBlockedError) and ctx.deployment is not None:
             usage_estimate_cancelled(ctx)  # an upstream had the prompt: never record zero
         if ctx.cache_status:  # errors say what the cache did too (never stored)
@@ -232,6 +246,13 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+
+
+def _answered(ctx: RequestContext, response: HttpResponse) -> HttpResponse:
+    """The answer, captured first when the request is debugged (gateway/debugging.py)."""
+    if ctx.debug is None:
+        return response
+    return debug_answer(ctx, response)  # type: ignore[return-value]
 
 
 # OpenAI's optional request parameters, which drop_params may leave out when a provider (its

@@ -65,4 +65,4 @@ def debug_captures_purge() -> int:
     """Delete request-debugging captures past their retention (idempotent)."""
     from gateway.services import debug_captures_purge as purge
 
-    return purge()
+    return purge(now=None)
