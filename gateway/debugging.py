@@ -163,6 +163,7 @@ def _write_later(
     stream: bool = False,
 ) -> None:
     now = datetime.now(tz=UTC)
+    body = _masked_again(ctx, body)
     row = {
         "request_id": ctx.request_id,
         "organization_id": ctx.caller.organization_id,
@@ -188,6 +189,21 @@ def _write_later(
     task = loop.create_task(_write(row))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+
+
+def _masked_again(ctx: RequestContext, body: str) -> str:
+    """The answer with the values a guardrail masked in the request put back behind their
+    placeholders: the caller got them restored, the capture keeps them masked."""
+    masker = getattr(ctx.guard, "masker", None)
+    values = getattr(masker, "values", None)
+    if not values:
+        return body
+    for placeholder, original in sorted(values.items(), key=lambda item: -len(item[1])):
+        if not original:
+            continue
+        for form in {original, orjson.dumps(original).decode()[1:-1]}:
+            body = body.replace(form, f"<{placeholder}>")
+    return body
 
 
 async def _write(row: dict[str, Any]) -> None:
