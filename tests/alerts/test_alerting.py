@@ -369,3 +369,31 @@ general_settings:
         latency_threshold_ms=300_000,
     )
     assert any('alert type "db_exceptions"' in p for p in problems)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_beat_the_web_process_evaluates_once_an_interval(
+    alerting_on, channels, settings
+) -> None:
+    from gateway import alerting
+
+    settings.REDIS_URL = ""  # the embedded default: no beat
+    settings.OGEM_ALERT_INTERVAL = 60
+    alerting_on(alert_types=("error_rate",), channels=("slack",))
+    _logs(at=datetime.now(tz=UTC), count=10, status=500)
+    alerting._last_run = 0.0
+
+    def in_a_worker_thread() -> None:  # as gateway/accounting.py calls it, after a flush
+        thread = threading.Thread(target=alerting.alerts_evaluate_if_due)
+        thread.start()
+        thread.join()
+
+    in_a_worker_thread()
+    assert len(channels["slack"].messages) == 1
+    RequestLog.objects.all().delete()
+    in_a_worker_thread()  # within the interval: not evaluated, so not resolved yet
+    assert AlertIncident.objects.get().resolved_at is None
+    alerting._last_run -= 60
+    in_a_worker_thread()
+    assert AlertIncident.objects.get().resolved_at is not None
+    assert channels["slack"].messages[1]["text"].startswith("[Ogem] resolved:")
