@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
+
 from gateway.config.fields import Reader
 from gateway.config.types import ALERT_CHANNELS, ALERT_TYPES, AlertingSettings
 from gateway.config.yamltree import YNode
@@ -54,6 +56,31 @@ def _channels(reader: Reader, node: YNode | None) -> tuple[str, ...]:
     return tuple(name for name in names if name in ALERT_CHANNELS)
 
 
+# Where each channel's destination comes from when the configuration does not say.
+_DESTINATIONS = {
+    "slack": ("slack_webhook_url", "OGEM_ALERT_SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL"),
+    "webhook": ("webhook_url", "OGEM_ALERT_WEBHOOK_URL", "OGEM_ALERT_WEBHOOK_URL"),
+    "email": ("emails", "OGEM_ALERT_EMAILS", "OGEM_ALERT_EMAILS"),
+    "pagerduty": (
+        "pagerduty_routing_key",
+        "OGEM_ALERT_PAGERDUTY_ROUTING_KEY",
+        "PAGERDUTY_ROUTING_KEY",
+    ),
+}
+
+
+def _destinations_check(reader: Reader, node: YNode, alerting: AlertingSettings) -> None:
+    """Warn about a listed channel that has nowhere to send (it stays off)."""
+    for name in alerting.channels:
+        field, setting, variable = _DESTINATIONS[name]
+        if not getattr(alerting, field) and not getattr(settings, setting):
+            reader.warning(
+                node,
+                f'alerting channel "{name}" has no destination ({field} or {variable}); '
+                "it stays off",
+            )
+
+
 def alerting_read_native(reader: Reader, node: YNode | None) -> AlertingSettings | None:
     fields = reader.mapping(node)
     if fields is None:
@@ -77,7 +104,7 @@ def alerting_read_native(reader: Reader, node: YNode | None) -> AlertingSettings
     baseline = reader.number(fields.get("latency_baseline_hours"))
     spend = reader.number(fields.get("spend_multiplier"))
     spend_min = reader.number(fields.get("spend_min_usd"), positive=False)
-    return AlertingSettings(
+    alerting = AlertingSettings(
         channels=_channels(reader, fields.get("channels")),
         alert_types=tuple(name for name in types if name in ALERT_TYPES),
         window=window or defaults.window,
@@ -95,6 +122,8 @@ def alerting_read_native(reader: Reader, node: YNode | None) -> AlertingSettings
         pagerduty_routing_key=reader.string(fields.get("pagerduty_routing_key")),
         pagerduty_url=reader.string(fields.get("pagerduty_url"), secret=False),
     )
+    _destinations_check(reader, node, alerting)  # type: ignore[arg-type]
+    return alerting
 
 
 def alerting_read_litellm(reader: Reader, general: Mapping[str, YNode]) -> AlertingSettings | None:
@@ -114,8 +143,10 @@ def alerting_read_litellm(reader: Reader, general: Mapping[str, YNode]) -> Alert
         elif rule and rule not in types:
             types.append(rule)
     threshold = reader.number(general.get("alerting_threshold"))
-    return AlertingSettings(
+    alerting = AlertingSettings(
         channels=channels,
         alert_types=tuple(types) if types_node is not None else ALERT_TYPES,
         latency_threshold_ms=int(threshold * 1000) if threshold else None,
     )
+    _destinations_check(reader, node, alerting)
+    return alerting

@@ -371,6 +371,24 @@ general_settings:
     assert any('alert type "db_exceptions"' in p for p in problems)
 
 
+def test_a_channel_without_destination_is_reported(settings) -> None:
+    settings.OGEM_ALERT_SLACK_WEBHOOK_URL = ""
+    settings.OGEM_ALERT_EMAILS = ["ops@example.com"]
+    config, problems = _parse(
+        """
+models:
+  - {name: m, model: openai/gpt-4o-mini}
+alerting:
+  channels: [slack, email]
+"""
+    )
+    assert config is not None
+    assert [p for p in problems if "no destination" in p] == [
+        'alerting: alerting channel "slack" has no destination (slack_webhook_url or '
+        "SLACK_WEBHOOK_URL); it stays off"
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_without_beat_the_web_process_evaluates_once_an_interval(
     alerting_on, channels, settings
