@@ -85,7 +85,8 @@ def _bounded(capture: DebugCapture, raw: bytes) -> str:
     if len(raw) > limit:
         capture.truncated = True
         raw = raw[:limit]
-    return _SECRET_TEXT.sub(lambda m: m.group(1) + REDACTED, raw.decode("utf-8", "replace"))
+    text = raw.decode("utf-8", "replace").replace("\x00", "\\u0000")  # PostgreSQL refuses NUL
+    return _SECRET_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def _redacted(value: Any, depth: int = 0) -> Any:
