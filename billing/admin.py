@@ -27,6 +27,7 @@ from billing.analytics import (
 )
 from billing.models import (
     SCOPE_FIELDS,
+    AlertIncident,
     Budget,
     BudgetScope,
     GuardrailDecision,
@@ -474,6 +475,35 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
     search_fields = ["request_id", "model", "deployment", "end_customer"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AlertIncident)
+class AlertIncidentAdmin(admin.ModelAdmin):
+    """Alert incidents (docs/alerts.md), opened and resolved by the alert rules: the operator's,
+    read-only (deployments and spend across tenants)."""
+
+    list_display = [
+        "opened_at",
+        "rule",
+        "subject",
+        "severity",
+        "summary",
+        "resolved_at",
+        "last_notified_at",
+        "pending",
+    ]
+    list_filter = ["rule", "severity", "pending"]
+    search_fields = ["subject", "summary"]
+    date_hierarchy = "opened_at"
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False

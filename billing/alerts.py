@@ -64,21 +64,27 @@ def budget_alert_webhook_send(*, budget_id: int, spend: str) -> bool:
     if not url or budget is None:
         return False
     body = orjson.dumps(alert_payload(budget=budget, spend=Decimal(spend)))
+    alert_webhook_post(
+        url=url, secret=settings.OGEM_ALERT_WEBHOOK_SECRET, event=EVENT, body=body, timeout=10.0
+    )
+    return True
+
+
+def alert_webhook_post(*, url: str, secret: str, event: str, body: bytes, timeout: float) -> None:
+    """POST a signed alert (budget alerts, billing/incidents.py's); AlertDeliveryError unless
+    the receiver answers 2xx."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Ogem-Alerts",
-        "X-Ogem-Event": EVENT,
+        "X-Ogem-Event": event,
         "X-Ogem-Timestamp": timestamp,
     }
-    if settings.OGEM_ALERT_WEBHOOK_SECRET:
-        headers["X-Ogem-Signature"] = alert_signature(
-            secret=settings.OGEM_ALERT_WEBHOOK_SECRET, timestamp=timestamp, body=body
-        )
-    response = httpx.post(url, content=body, headers=headers, timeout=10.0)
+    if secret:
+        headers["X-Ogem-Signature"] = alert_signature(secret=secret, timestamp=timestamp, body=body)
+    response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     if not response.is_success:
         raise AlertDeliveryError(f"alert webhook answered {response.status_code}")
-    return True
 
 
 def budget_alert_email_send(*, budget_id: int, spend: str) -> bool:

@@ -335,3 +335,49 @@ class UnpricedUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.provider}/{self.model}: {self.requests}"
+
+
+class AlertRule(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate"
+    LATENCY = "latency", "Latency"
+    DEPLOYMENT_DOWN = "deployment_down", "Deployment down"
+    SPEND_ANOMALY = "spend_anomaly", "Spend anomaly"
+
+
+class AlertIncident(models.Model):
+    """One alert while its condition holds (docs/alerts.md): opened once per rule and subject
+    (a deployment id, `organization:<id>`, `team:<id>`), resolved when the condition clears.
+
+    At most one incident per (rule, subject) is open (a partial unique constraint), so concurrent
+    evaluations open it once. `notified` lists the channels that got its trigger and its resolve
+    message; while `pending`, each evaluation retries the others.
+    """
+
+    rule = models.CharField(max_length=32, choices=AlertRule.choices)
+    subject = models.CharField(max_length=255)
+    severity = models.CharField(max_length=16, default="error")
+    summary = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField(db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notified = models.JSONField(default=dict, blank=True)  # {"trigger": [...], "resolve": [...]}
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    pending = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="billing_alertincident_one_open",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["pending"], condition=models.Q(pending=True), name="billing_alert_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.subject}"

@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 
 from billing.models import (
@@ -664,3 +665,75 @@ def budget_template_list() -> QuerySet[BudgetTemplate]:
 
 def budget_template_get(*, budget_id: str) -> BudgetTemplate | None:
     return BudgetTemplate.objects.filter(budget_id=budget_id).first()
+
+
+# ---- alerts (gateway/alerting.py evaluates them, billing/incidents.py keeps the incidents) ----
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStats:
+    requests: int
+    errors: int  # answers of 500 and above
+    p95_latency_ms: float | None  # of the successful answers not served by the cache
+
+
+def deployment_request_stats(
+    *, since: datetime, until: datetime, max_samples: int = 20_000
+) -> dict[str, DeploymentStats]:
+    """Per deployment, the requests logged in [since, until): count, errors, p95 latency. The
+    p95 is PostgreSQL's percentile_cont, elsewhere computed here over at most `max_samples`
+    latencies per deployment (the embedded default's traffic)."""
+    logs = RequestLog.objects.filter(created_at__gte=since, created_at__lt=until).exclude(
+        deployment=""
+    )
+    counts = logs.values("deployment").annotate(
+        requests=Count("pk"), errors=Count("pk", filter=Q(status_code__gte=500))
+    )
+    ok = logs.filter(status_code__lt=400, cache_hit=False)
+    p95: dict[str, float] = {}
+    if connection.vendor == "postgresql":
+        for row in ok.values("deployment").annotate(p95=_Percentile95("latency_ms")):
+            p95[row["deployment"]] = float(row["p95"])
+    else:
+        samples: dict[str, list[int]] = {}
+        for deployment, latency in ok.values_list("deployment", "latency_ms")[:max_samples]:
+            samples.setdefault(deployment, []).append(latency)
+        p95 = {name: _p95(values) for name, values in samples.items()}
+    return {
+        row["deployment"]: DeploymentStats(
+            requests=row["requests"],
+            errors=row["errors"],
+            p95_latency_ms=p95.get(row["deployment"]),
+        )
+        for row in counts
+    }
+
+
+class _Percentile95(Aggregate):
+    function = "percentile_cont"
+    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _p95(values: list[int]) -> float:
+    """percentile_cont(0.95): linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = 0.95 * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def spend_by_day(*, scope: str, since: date, until: date) -> dict[tuple[int, date], Decimal]:
+    """Spend per (organization or team id, UTC day) over the days [since, until]."""
+    column = {"organization": "organization_id", "team": "team_id"}[scope]
+    rows = (
+        RequestLog.objects.filter(
+            created_at__gte=_day_start(since), created_at__lt=_day_start(until + timedelta(days=1))
+        )
+        .exclude(**{f"{column}__isnull": True})
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values(column, "day")
+        .annotate(spend=Sum("cost"))
+    )
+    return {(row[column], row["day"]): row["spend"] or Decimal("0") for row in rows}

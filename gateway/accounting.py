@@ -109,3 +109,7 @@ async def _flush_later() -> None:
         except Exception:
             logger.exception("usage flush failed; events stay buffered")
             await asyncio.sleep(FLUSH_DELAY_SECONDS)
+    # Without beat, alert rules are evaluated here, after the log they read was written.
+    from gateway.alerting import alerts_evaluate_if_due
+
+    await sync_to_async(alerts_evaluate_if_due, thread_sensitive=False)()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,12 +16,14 @@ from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.html import format_html
 
 from gateway.admin_forms import CredentialForm, ModelDeploymentForm
 from gateway.config import config_current
 from gateway.model_health import deployments_health_check, health_deployments_visible
 from gateway.models import (
     Credential,
+    DebugCapture,
     ModelDeployment,
     ResponseCacheOrganization,
     SemanticCacheEntry,
@@ -32,6 +35,7 @@ from gateway.selectors import (
     config_deployment_list,
     config_deployment_shown,
     credential_list,
+    debug_capture_list,
     deployment_list,
     response_cache_namespaces,
 )
@@ -250,6 +254,93 @@ class StoredCompletionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(DebugCapture)
+class DebugCaptureAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Request-debugging captures (docs/debugging.md): read-only; each organization's admins
+    see their own, until the capture expires; the proxy admin's own captures are theirs only."""
+
+    selector = staticmethod(debug_capture_list)
+    scoped_access = "org"
+    list_display = [
+        "created_at",
+        "request_id",
+        "reason",
+        "endpoint",
+        "model",
+        "deployment",
+        "status_code",
+        "stream",
+        "organization_id",
+        "team_id",
+        "key_id",
+        "expires_at",
+    ]
+    list_filter = ["reason", "endpoint", "status_code", "stream"]
+    search_fields = ["request_id", "model", "deployment"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ["request_body", "response_body", "request_headers"]
+    readonly_fields = [
+        "request_id",
+        "reason",
+        "endpoint",
+        "model",
+        "deployment",
+        "status_code",
+        "stream",
+        "organization_id",
+        "team_id",
+        "key_id",
+        "created_at",
+        "expires_at",
+        "truncated",
+        "headers_shown",
+        "request_shown",
+        "response_shown",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Expired captures are gone for everyone, the proxy admin too, before the purge runs.
+        return (
+            super()
+            .get_queryset(request)
+            .filter(pk__in=debug_capture_list(principal=request_principal(request)).values("pk"))
+        )
+
+    @admin.display(description="request headers")
+    def headers_shown(self, obj: DebugCapture) -> str:
+        return format_html("<pre>{}</pre>", _pretty(obj.request_headers))
+
+    @admin.display(description="request body")
+    def request_shown(self, obj: DebugCapture) -> str:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", _pretty(obj.request_body))
+
+    @admin.display(description="response body")
+    def response_shown(self, obj: DebugCapture) -> str:
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", _pretty(obj.response_body)
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _pretty(value: Any) -> str:
+    """JSON indented for reading; anything else (an SSE stream, a cut body) as it is."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 @admin.register(SemanticCacheEntry)

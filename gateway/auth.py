@@ -29,6 +29,7 @@ from gateway.context import Caller, guardrail_settings_resolve, routing_settings
 from gateway.errors import AuthenticationError
 from gateway.jwt_auth import jwt_caller_authenticate
 from keys.cache import key_cache_entry, key_cache_index, key_cache_invalidations_flush
+from keys.debug import debug_until_parse
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.hashing import LEGACY_SHA256, key_lookup_prefix, master_key_matches
@@ -193,6 +194,7 @@ def _caller_of_key(key: Any, *, previous_secret: bool) -> Caller:
         realtime_sessions=_realtime_sessions(key),
         guardrails=_guardrail_settings(key),
         logging=_logging_settings(key),
+        debug_until=debug_until_parse((key.metadata or {}).get("debug_until")),
     )
 
 

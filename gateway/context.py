@@ -55,6 +55,9 @@ class Caller:
     # callback_type, callback_vars}`), the key's own, else its team's (gateway/callbacks/,
     # docs/callbacks.md). Empty: the configuration's callbacks only.
     logging: list[dict[str, Any]] = field(default_factory=list)
+    # The key's debug mode (metadata `debug_until`), unix time: until then its requests and
+    # answers are captured (gateway/debugging.py, docs/debugging.md). None: off.
+    debug_until: float | None = None
 
 
 def routing_settings_resolve(
@@ -181,6 +184,7 @@ class RequestContext:
     # router awaits it once, before it takes anything from a deployment or calls one.
     admission_wait: Callable[[], Awaitable[None]] | None = None
     created_unix: float = field(default_factory=time.time)
+    debug: Any = None  # a DebugCapture while the request is captured (gateway/debugging.py)
     stored: StoredRequest | None = None  # `store: true`: the completion is kept (gateway/stored.py)
     # The response cache (gateway/cache.py): this request's plan, when a cache is configured and
     # serves it; what happened (the x-ogem-cache header); a hit that costs nothing.

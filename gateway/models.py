@@ -283,3 +283,37 @@ class ResponseCacheOrganization(Organization):
         proxy = True
         verbose_name = "response cache"
         verbose_name_plural = "response cache"
+
+
+class DebugCapture(models.Model):
+    """A request and its answer captured for debugging (docs/debugging.md): the key's debug
+    mode or an admin's `x-ogem-debug` header. Bodies as sent upstream (after guardrail masking)
+    and as answered, credentials redacted, each bounded; deleted past `expires_at`.
+
+    Written after the answer, off the request path (gateway/debugging.py). Tenant ids, not
+    foreign keys: like the request log, a capture outlives nothing and never blocks a delete.
+    """
+
+    request_id = models.CharField(max_length=128, db_index=True)
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    key_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=16)  # "key" (its debug mode) or "header"
+    endpoint = models.CharField(max_length=64)
+    model = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    status_code = models.PositiveSmallIntegerField(default=0)
+    stream = models.BooleanField(default=False)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+    truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization_id", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.request_id

@@ -34,6 +34,7 @@ from gateway.cache import (
 from gateway.callbacks.emit import CallbackPlan, StreamText, callbacks_emit, callbacks_plan
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
+from gateway.debugging import debug_answer, debug_error, debug_request_keep, debug_start
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
 from gateway.governance import (
     Admission,
@@ -107,7 +108,10 @@ async def relay(
     callbacks = None
     if config.callbacks is not None or caller.logging:
         callbacks = callbacks_plan(settings=config.callbacks, caller=caller)
-    try:
+    # Debugging can be on only for a key in debug mode or the master key (x-ogem-debug).
+    if caller.debug_until is not None or caller.is_master:
+        ctx.debug = debug_start(request, caller)
+    try:  # refusals before the call reach the callbacks and the debug capture too
         checked = body_check(
             endpoint=endpoint,
             inbound=inbound,
@@ -138,6 +142,9 @@ async def relay(
                 semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
         admission = await governance_admit_start(ctx)
     except BaseException as error:
+        if ctx.debug is not None and isinstance(error, GatewayError):
+            # The body is kept only when no guardrail was to mask it first.
+            debug_error(ctx, error, body=inbound.body if ctx.guard is None else None)
         if callbacks is not None:  # refused before admission (a bad body, a limit)
             ctx.error = error
             await _callbacks_emit(ctx, callbacks, inbound.body)
@@ -148,6 +155,8 @@ async def relay(
     try:
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
             inbound = replace(inbound, body=await guard_input(ctx, ctx.guard, inbound.body))
+        if ctx.debug is not None:
+            debug_request_keep(ctx.debug, inbound.body)
         if ctx.cache is not None and ctx.cache.read:
             if ctx.fetch_taken:  # the entry comes with the admission's decision
                 ctx.admission_wait = None
@@ -155,12 +164,12 @@ async def relay(
             stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
             if stored is not None:
                 await admission_confirm(ctx, admission)  # a hit counts against rate limits
-                return cache_respond(ctx, stored, admission.headers)
+                return _answered(ctx, cache_respond(ctx, stored, admission.headers))
             if ctx.cache.semantic is not None:
                 stored = await semantic_lookup(ctx)
                 if stored is not None:
                     await admission_confirm(ctx, admission)
-                    return semantic_respond(ctx, stored, admission.headers)
+                    return _answered(ctx, semantic_respond(ctx, stored, admission.headers))
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment
@@ -225,10 +234,12 @@ async def relay(
         else:
             response = await run
         handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
-        return response
+        return _answered(ctx, response)
     except GatewayError as error:
         ctx.status_code = error.status
         ctx.error = error
+        if ctx.debug is not None:
+            debug_error(ctx, error, body=None)
         if isinstance(error, GuardrailBlockedError) and ctx.deployment is not None:
             usage_estimate_cancelled(ctx)  # an upstream had the prompt: never record zero
         if ctx.cache_status:  # errors say what the cache did too (never stored)
@@ -255,6 +266,13 @@ async def relay(
                     cache_write_flush(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
+
+
+def _answered(ctx: RequestContext, response: HttpResponse) -> HttpResponse:
+    """The answer, captured first when the request is debugged (gateway/debugging.py)."""
+    if ctx.debug is None:
+        return response
+    return debug_answer(ctx, response)  # type: ignore[return-value]
 
 
 # OpenAI's optional request parameters, which drop_params may leave out when a provider (its

@@ -12,6 +12,7 @@ from gateway.config.credentials import REDACTED
 from gateway.context import Caller
 from gateway.models import (
     Credential,
+    DebugCapture,
     ModelDeployment,
     RealtimeClientSecret,
     SemanticCacheEntry,
@@ -245,3 +246,16 @@ def stored_responses_visible(*, caller: Caller) -> QuerySet[StoredResponse]:
 
 def stored_response_get(*, caller: Caller, response_id: str) -> StoredResponse | None:
     return stored_responses_visible(caller=caller).filter(response_id=response_id).first()
+
+
+def debug_capture_list(
+    *, principal: Principal, now: datetime | None = None
+) -> QuerySet[DebugCapture]:
+    """The request-debugging captures not yet expired that the principal may read: every one
+    for the proxy admin, else those of the organizations they administer (docs/debugging.md)."""
+    from django.utils import timezone
+
+    captures = DebugCapture.objects.filter(expires_at__gt=now or timezone.now())
+    if principal.is_proxy_admin:
+        return captures
+    return captures.filter(organization_id__in=principal.admin_org_ids())

@@ -14,6 +14,7 @@ from django.utils import timezone
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
 from gateway.models import (
     Credential,
+    DebugCapture,
     ModelDeployment,
     RealtimeClientSecret,
     SemanticCacheEntry,
@@ -381,3 +382,14 @@ def stored_response_cancel(*, stored: StoredResponse) -> bool:
 
 def stored_response_delete(*, stored: StoredResponse) -> None:
     stored.delete()
+
+
+def debug_capture_create(*, fields: dict[str, Any]) -> DebugCapture:
+    """Store one request-debugging capture (gateway/debugging.py writes it after the answer)."""
+    return DebugCapture.objects.create(**fields)
+
+
+def debug_captures_purge(*, now: datetime | None = None) -> int:
+    """Delete the captures past their retention; returns how many (idempotent)."""
+    deleted, _ = DebugCapture.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    return deleted

@@ -50,3 +50,19 @@ def semantic_cache_expire() -> int:
     cache = config_current().cache
     semantic = cache.semantic if cache is not None else None
     return expire(now=datetime.now(tz=UTC), max_entries=semantic.max_entries if semantic else None)
+
+
+@shared_task(name="gateway.tasks.alerts_evaluate", ignore_result=True)
+def alerts_evaluate() -> dict[str, int]:
+    """Alert rules: open and resolve incidents, send pending notifications (idempotent)."""
+    from gateway.alerting import alerts_evaluate as evaluate  # on use, like the above
+
+    return evaluate()
+
+
+@shared_task(name="gateway.tasks.debug_captures_purge", ignore_result=True)
+def debug_captures_purge() -> int:
+    """Delete request-debugging captures past their retention (idempotent)."""
+    from gateway.services import debug_captures_purge as purge
+
+    return purge(now=None)

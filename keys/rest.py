@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from keys.budgets import USD, BudgetDuration, usd_str
+from keys.debug import debug_until_problem
 from keys.limits import endpoint_limits_problem
 from keys.models import VirtualKey
 from keys.permissions import (
@@ -161,6 +162,9 @@ class KeySerializer(serializers.ModelSerializer):
     def validate_metadata(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Metadata must be an object.")
+        problem = debug_until_problem(value.get("debug_until"))
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

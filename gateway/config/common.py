@@ -16,6 +16,7 @@ from gateway.config.provider_names import (
 from gateway.config.secrets import secret_is_reference
 from gateway.config.types import (
     ROUTING_STRATEGIES,
+    AlertingSettings,
     CacheSettings,
     CallbackSettings,
     GuardrailSettings,
@@ -62,6 +63,7 @@ class ParsedFile:
     cache: CacheSettings | None = None
     guardrails: GuardrailSettings | None = None
     callbacks: CallbackSettings | None = None
+    alerting: AlertingSettings | None = None
 
 
 def drafts_to_deployments(

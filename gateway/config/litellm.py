@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from gateway.config.alerting import alerting_read_litellm
 from gateway.config.cache import cache_check_model_info, cache_read_litellm
 from gateway.config.callbacks import callbacks_read_litellm
 from gateway.config.common import (
@@ -116,7 +117,16 @@ _LITELLM_HINTS = {
     "json_logs": "use OGEM_LOG_LEVEL",
 }
 # master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
-_GENERAL_KEYS = frozenset({"max_parallel_requests", "global_max_parallel_requests", "master_key"})
+_GENERAL_KEYS = frozenset(
+    {
+        "max_parallel_requests",
+        "global_max_parallel_requests",
+        "master_key",
+        "alerting",
+        "alerting_threshold",
+        "alert_types",
+    }
+)
 _GENERAL_HINTS = {
     "database_url": "Ogem reads the database from DATABASE_URL",
 }
@@ -170,6 +180,9 @@ def litellm_parse(reader: Reader, root: YNode, *, included: Sequence[YNode] = ()
                 parsed.drafts.append(draft)
     groups = frozenset(draft.model_name for draft in parsed.drafts)
     parsed.router, parsed.general = _settings(reader, root, groups=groups)
+    general_node = root.get("general_settings")
+    if general_node is not None and general_node.is_mapping:
+        parsed.alerting = alerting_read_litellm(reader, general_node.value)
     node = root.get("litellm_settings")
     litellm_settings = (node.value or {}) if node is not None and node.is_mapping else {}
     parsed.cache = cache_read_litellm(

@@ -132,6 +132,7 @@ def config_parse(
         cache=parsed.cache,
         guardrails=parsed.guardrails,
         callbacks=parsed.callbacks,
+        alerting=parsed.alerting,
         source=source,
         format=kind,
         digest=digest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.config.alerting import alerting_read_native
 from gateway.config.cache import cache_check_model_info, cache_read_native
 from gateway.config.callbacks import callbacks_read_native
 from gateway.config.common import (
@@ -23,7 +24,7 @@ from gateway.config.yamltree import YNode
 from providers.base import Timeouts
 
 TOP_LEVEL_KEYS = frozenset(
-    {"version", "models", "router", "settings", "cache", "guardrails", "callbacks"}
+    {"version", "models", "router", "settings", "cache", "guardrails", "callbacks", "alerting"}
 )
 _MODEL_KEYS = frozenset(
     {
@@ -91,6 +92,7 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
     parsed.cache = cache_read_native(reader, root.get("cache"))
     parsed.guardrails = guardrails_read_native(reader, root.get("guardrails"), drafts=parsed.drafts)
     parsed.callbacks = callbacks_read_native(reader, root.get("callbacks"))
+    parsed.alerting = alerting_read_native(reader, root.get("alerting"))
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:

@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.config import cache, callbacks, guardrails, native
-from gateway.config.types import CACHE_SCOPES, GUARDRAIL_KINDS, ROUTING_STRATEGIES
+from gateway.config import alerting, cache, callbacks, guardrails, native
+from gateway.config.types import (
+    ALERT_CHANNELS,
+    ALERT_TYPES,
+    CACHE_SCOPES,
+    GUARDRAIL_KINDS,
+    ROUTING_STRATEGIES,
+)
 
 SCHEMA_ID = "https://ogem.dev/schemas/config.schema.json"
 
@@ -236,6 +242,28 @@ def config_schema() -> dict[str, Any]:
         },
         description="Callbacks to observability platforms (docs/callbacks.md).",
     )
+    alerting_schema = _object(
+        alerting.NATIVE_KEYS,
+        {
+            "channels": {"type": "array", "items": {"enum": list(ALERT_CHANNELS)}},
+            "alert_types": {"type": "array", "items": {"enum": list(ALERT_TYPES)}},
+            "window": {**_SECONDS, "description": "Seconds of request log the rules read."},
+            "min_requests": _POSITIVE_COUNT,
+            "error_rate_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "latency_multiplier": _SECONDS,
+            "latency_threshold_ms": _POSITIVE_COUNT,
+            "latency_baseline_hours": _SECONDS,
+            "spend_multiplier": _SECONDS,
+            "spend_min_usd": _SECONDS_OR_ZERO,
+            "slack_webhook_url": {**_STRING, "description": "os.environ/NAME: it is a secret."},
+            "webhook_url": _STRING,
+            "webhook_secret": {**_STRING, "description": "os.environ/NAME or file:///path."},
+            "emails": _STRINGS,
+            "pagerduty_routing_key": {**_STRING, "description": "os.environ/NAME."},
+            "pagerduty_url": _STRING,
+        },
+        description="Alert rules and their channels (docs/alerts.md).",
+    )
     root = _object(
         native.TOP_LEVEL_KEYS,
         {
@@ -246,6 +274,7 @@ def config_schema() -> dict[str, Any]:
             "cache": cache_schema,
             "guardrails": {"type": "array", "items": guardrail},
             "callbacks": callbacks_schema,
+            "alerting": alerting_schema,
         },
         description="Ogem's configuration file (docs/configuration.md).",
     )

@@ -165,6 +165,34 @@ class GuardrailSettings:
     model_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+ALERT_TYPES = ("error_rate", "latency", "deployment_down", "spend_anomaly")
+ALERT_CHANNELS = ("slack", "webhook", "email", "pagerduty")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingSettings:
+    """Alert rules and channels (`alerting:` in Ogem's format, `general_settings.alerting` in
+    LiteLLM's); gateway/alerting.py evaluates them (docs/alerts.md). A destination left unset
+    here comes from the environment (SLACK_WEBHOOK_URL, OGEM_ALERT_WEBHOOK_URL, ...)."""
+
+    channels: tuple[str, ...] = ()
+    alert_types: tuple[str, ...] = ALERT_TYPES
+    window: float = 300.0  # seconds of request log the deployment rules look at
+    min_requests: int = 10  # fewer requests in the window: no error-rate or latency alert
+    error_rate_threshold: float = 0.5  # share of 5xx answers that fires
+    latency_multiplier: float = 3.0  # p95 over this many times its baseline fires
+    latency_threshold_ms: int | None = None  # or p95 over this (LiteLLM's alerting_threshold)
+    latency_baseline_hours: float = 24.0  # the baseline: the p95 of this long before the window
+    spend_multiplier: float = 3.0  # today's spend over this many times the trailing average
+    spend_min_usd: float = 1.0  # ... and at least this much
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    emails: tuple[str, ...] = ()
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    pagerduty_url: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
@@ -176,6 +204,7 @@ class GatewayConfig:
     guardrails: GuardrailSettings | None = None  # None: no guardrails (the stage costs nothing)
     # None: no callbacks configured; team and key `logging` metadata still delivers.
     callbacks: CallbackSettings | None = None
+    alerting: AlertingSettings | None = None  # None: no alert rules run
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text

@@ -263,6 +263,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Batches whose worker died (their hold lapsed) are resumed; those past their window expire.
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 15.0},
     "assistants-runs-sweep": {"task": "assistants.tasks.runs_sweep", "schedule": 30.0},
+    # Alert rules: open and resolve incidents, send what is pending (gateway/alerting.py).
+    "alerts-evaluate": {"task": "gateway.tasks.alerts_evaluate", "schedule": 60.0},
+    # Request debugging: captures past their retention (gateway/debugging.py).
+    "debug-captures-purge": {"task": "gateway.tasks.debug_captures_purge", "schedule": 300.0},
     # Fine-tuning jobs not ended: their status, events and checkpoints from the provider.
     "fine-tuning-poll": {
         "task": "fine_tuning.tasks.fine_tuning_jobs_poll",
@@ -274,6 +278,18 @@ CELERY_BEAT_SCHEDULE: dict = {
 OGEM_ALERT_WEBHOOK_URL = env_str("OGEM_ALERT_WEBHOOK_URL")
 OGEM_ALERT_WEBHOOK_SECRET = env_str("OGEM_ALERT_WEBHOOK_SECRET")
 OGEM_ALERT_EMAILS = env_list("OGEM_ALERT_EMAILS", [])
+# Alert rules (gateway/alerting.py, docs/alerts.md): the destinations a configuration's
+# `alerting` section leaves unset. SLACK_WEBHOOK_URL and PAGERDUTY_API_KEY are LiteLLM's names.
+OGEM_ALERT_SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
+OGEM_ALERT_PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY") or env_str("PAGERDUTY_API_KEY")
+OGEM_ALERT_PAGERDUTY_URL = env_str("OGEM_PAGERDUTY_URL", "https://events.pagerduty.com")
+# Seconds between evaluations when there is no Celery beat (the embedded default).
+OGEM_ALERT_INTERVAL = env_int("OGEM_ALERT_INTERVAL", 60)
+
+# Request debugging (gateway/debugging.py, docs/debugging.md): hours a capture is kept, and the
+# most bytes of a request or response body it keeps.
+OGEM_DEBUG_RETENTION_HOURS = env_int("OGEM_DEBUG_RETENTION_HOURS", 24)
+OGEM_DEBUG_MAX_BYTES = env_int("OGEM_DEBUG_MAX_BYTES", 256 * 1024)
 
 # A UTC day is rolled up once it ended this many minutes ago (late usage lands first).
 OGEM_ROLLUP_GRACE_MINUTES = env_int("OGEM_ROLLUP_GRACE_MINUTES", 30)

@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from billing.models import Budget, BudgetScope, GuardrailDecision, RequestLog
+from billing.models import AlertIncident, Budget, BudgetScope, GuardrailDecision, RequestLog
 from billing.services import budget_upsert
 from files.models import File, Upload
 from gateway.models import (
+    DebugCapture,
     ResponseCacheOrganization,
     SemanticCacheEntry,
     StoredCompletion,
@@ -139,9 +140,10 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
     assert admin_client.get(changelist).status_code == 200
     assert admin_client.get(changelist, {"q": "k"}).status_code == 200
     add = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
-    # The request log, guardrail decisions, stored completions and responses, files and semantic
-    # cache entries are written by the data plane, SCIM tokens are issued by an action, the audit
-    # log only by the services it records, and the response cache page shows organizations' cache.
+    # The request log, guardrail decisions, stored completions and responses, files, semantic
+    # cache entries and debug captures are written by the data plane, alert incidents by the
+    # alert rules, SCIM tokens are issued by an action, the audit log only by the services it
+    # records, and the response cache page shows organizations' cache.
     written_elsewhere = (
         RequestLog,
         GuardrailDecision,
@@ -153,6 +155,8 @@ def test_every_changelist_and_add_page_renders(admin_client: Client, model: type
         Upload,
         SemanticCacheEntry,
         ResponseCacheOrganization,
+        AlertIncident,
+        DebugCapture,
     )
     assert add.status_code == (403 if model in written_elsewhere else 200)
     instance = model.objects.first()

@@ -421,3 +421,22 @@ def test_a_block_is_final_no_content_policy_fallback(  # type: ignore[no-untyped
         )
     assert raised.value.code == "content_filter"
     assert len(openai_emulator.requests) == 1  # no fallback to emulated-2
+
+
+def test_a_debug_capture_keeps_masked_values_masked(
+    guardrails, emulated, live_ogem, master_key
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.gateway.test_debugging import _captured, _sdk
+
+    guardrails(PII_MASK)
+    raw = _sdk(live_ogem, master_key).chat.completions.with_raw_response.create(
+        model="emulated",
+        messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"x-ogem-debug": "true", "x-request-id": "debug-masked-1"},
+    )
+    assert raw.parse().choices[0].message.content == f"Emulated reply to: {PROMPT}"
+    capture = _captured("debug-masked-1")
+    masked = "Email <EMAIL_ADDRESS_1> or call <PHONE_NUMBER_1> about card <CREDIT_CARD_1>."
+    assert masked in capture.request_body
+    assert f"Emulated reply to: {masked}" in capture.response_body
+    assert "jane.doe@example.com" not in capture.request_body + capture.response_body
