@@ -21,7 +21,7 @@ from gateway.config.overlays import overlays_apply
 from gateway.config.problems import ConfigError, ConfigProblem, Location, Problems
 from gateway.config.sources import SourceError, source_is_url, source_read
 from gateway.config.types import GatewayConfig
-from gateway.config.yamltree import YNode, yaml_compose
+from gateway.config.yamltree import YNode, yaml_compose, yaml_unset_report
 from providers.base import Deployment
 
 OGEM_MARKERS = frozenset({"models", "router", "settings", "version"})
@@ -93,6 +93,7 @@ def _includes(
         if not document.is_mapping:
             reader.error(document, "an included file must be a mapping of sections")
             continue
+        yaml_unset_report(document, reader.problems)
         documents.append((path, document))
     return documents
 
@@ -122,6 +123,7 @@ def config_parse(
     root, overlays = overlays_apply(
         reader, root, source=source, environment=environment, environ=environ
     )
+    yaml_unset_report(root, problems)
     kind = _detect(reader, root)
     if kind is None:
         return None

@@ -30,6 +30,7 @@ class YNode:
     path: str  # where in the document, for messages: "model_list[2].litellm_params.rpm"
     key_location: Location | None = None  # for mapping values: where their key is
     interpolated: bool = False  # the value came (partly) from `${NAME}` in the file
+    unset: tuple[str, ...] = ()  # names of `${NAME}` references that were not set (no default)
 
     @property
     def is_mapping(self) -> bool:
@@ -86,11 +87,27 @@ def yaml_interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[s
     return _REFERENCE.sub(replace, text), missing
 
 
+def yaml_unset_report(node: YNode, problems: Problems) -> None:
+    """Report every `${NAME}` left unset in the tree under `node`: after the overlays are merged,
+    so that a variable of an environment not in use is not asked for."""
+    for name in node.unset:
+        where = f"{node.path}: " if node.path else ""
+        problems.error(
+            node.location,
+            f"{where}the environment variable {name} is not set "
+            f"(write ${{{name}:-default}} to give a default)",
+        )
+    children = node.value.values() if node.is_mapping else node.value if node.is_list else ()
+    for child in children:
+        yaml_unset_report(child, problems)
+
+
 def yaml_compose(
     text: str, *, source: str, problems: Problems, environ: Mapping[str, str] | None = None
 ) -> YNode | None:
     """Parse one YAML document; report syntax errors into `problems` and return None on failure.
-    With `environ`, `${NAME}` references in string values are replaced (module docstring)."""
+    With `environ`, `${NAME}` references in string values are replaced (module docstring); those
+    not set are kept on their nodes for `yaml_unset_report`."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -161,14 +178,7 @@ def _convert(
         return YNode(items, here, path, key_location)
     if environ is not None and node.tag == _STR_TAG and "$" in node.value:
         text, missing = yaml_interpolate(node.value, environ)
-        for name in missing:
-            where = f"{path}: " if path else ""
-            problems.error(
-                here,
-                f"{where}the environment variable {name} is not set "
-                f"(write ${{{name}:-default}} to give a default)",
-            )
-        if text != node.value:
+        if text != node.value or missing:
             # A plain scalar resolves its type from the text it now has, as if written so.
             tag = (
                 loader.resolve(yaml.ScalarNode, text, (True, False))
@@ -177,5 +187,5 @@ def _convert(
             )
             scalar = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark, style=node.style)
             value = loader.construct_object(scalar, deep=True)
-            return YNode(value, here, path, key_location, interpolated=True)
+            return YNode(value, here, path, key_location, True, tuple(missing))
     return YNode(loader.construct_object(node, deep=True), here, path, key_location)

@@ -168,12 +168,19 @@ def test_environment_variables_are_interpolated(tmp_path: Path, monkeypatch) -> 
 
 def test_overlays_are_interpolated_too(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("OGEM_TEST_TIMEOUT", "75")
+    monkeypatch.delenv("OGEM_TEST_STAGING_ONLY", raising=False)
     base = tmp_path / "ogem.yaml"
-    base.write_text(NATIVE_BASE)
+    # A variable of another environment's section is not asked for.
+    base.write_text(NATIVE_BASE + "  qa:\n    router: {timeout: '${OGEM_TEST_STAGING_ONLY}'}\n")
     (tmp_path / "ogem.production.yaml").write_text("router: {timeout: '${OGEM_TEST_TIMEOUT}'}\n")
     config, problems = config_check(str(base), environment="production")
     assert config is not None, _problems(problems)
     assert config.router.timeout == 75
+    config, problems = config_check(str(base), environment="qa")
+    assert config is None
+    assert "environments.qa.router.timeout: the environment variable OGEM_TEST_STAGING_ONLY" in (
+        problems[0].message
+    )
 
 
 def _check_config(*args: str) -> tuple[int, str]:
