@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP goes to Django, WebSocket to Channels.
 
-HTTP passes through pure ASGI wrappers first, outermost first: metrics (`/metrics`, request
+HTTP passes through pure ASGI wrappers first, outermost first: `Connection: close` while serve
+drains (only under serve, docs/deploy.md "Rolling deploys"), metrics (`/metrics`, request
 timing), health (`/health/live`, `/health/ready`), CORS on /v1 (only when OGEM_CORS_ORIGINS is
 set) and static files (`/static/`, for the admin and portal), so none of them pays for Django's
 middleware and none of them slows the /v1 path beyond a prefix comparison.
@@ -39,13 +40,18 @@ from ogem_site.asgi_types import ASGIApp  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
 from ogem_site.metrics import MetricsASGI  # noqa: E402
 from ogem_site.portal.consumers import PortalLiveConsumer  # noqa: E402
+from ogem_site.supervision import connection_close_wrap  # noqa: E402
 
 
 def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
-    return MetricsASGI(
-        HealthASGI(cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)),
-        scraped=[usage_streams_render],
-        token=settings.OGEM_METRICS_TOKEN,
+    return connection_close_wrap(
+        MetricsASGI(
+            HealthASGI(
+                cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)
+            ),
+            scraped=[usage_streams_render],
+            token=settings.OGEM_METRICS_TOKEN,
+        )
     )
 
 

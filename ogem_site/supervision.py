@@ -25,8 +25,12 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ogem_site.asgi_types import ASGIApp
 
 # Set by serve in its children's environment: its pid.
 SUPERVISOR_ENV = "OGEM_SUPERVISOR_PID"
@@ -105,6 +109,49 @@ def draining() -> bool:
     """True in a process started under serve once serve has been asked to stop: a stat, on
     /health/ready only."""
     return _drain_marker is not None and os.path.exists(_drain_marker)
+
+
+# How often a request may look for the drain marker (a stat): the answer is kept that long.
+_DRAIN_CHECK_SECONDS = 0.25
+_drain_seen = False
+_drain_checked_at = 0.0
+
+
+def _draining_recently() -> bool:
+    """draining(), read at most every _DRAIN_CHECK_SECONDS; once draining, always."""
+    global _drain_seen, _drain_checked_at
+    if _drain_seen:
+        return True
+    now = time.monotonic()
+    if now - _drain_checked_at >= _DRAIN_CHECK_SECONDS:
+        _drain_checked_at = now
+        _drain_seen = draining()
+    return _drain_seen
+
+
+def connection_close_wrap(app: ASGIApp) -> ASGIApp:
+    """While serve drains (OGEM_SHUTDOWN_DELAY), every HTTP response says `Connection: close`,
+    so that clients and proxies end their keep-alive connections after the response they get and
+    open new ones, which reach the instances that stay (or the new one sharing the port). Without
+    it, a keep-alive connection lives until the port closes and is cut then, idle or about to be
+    used. Not under serve (no marker to watch): `app` itself, nothing added to a request."""
+    if _drain_marker is None:
+        return app
+
+    async def closing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _draining_recently():
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return closing
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

@@ -170,7 +170,7 @@ def read_deployment_flags(
 def check_literal_key(reader: Reader, node: YNode | None) -> None:
     if node is None or not isinstance(node.value, str) or not node.value:
         return
-    if not secret_is_reference(node.value):
+    if not node.interpolated and not secret_is_reference(node.value):
         reader.warning(
             node, "the key is written in the file; prefer os.environ/NAME or file:///path"
         )

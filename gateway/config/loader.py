@@ -5,6 +5,7 @@ Every problem is collected with its location; a configuration with any error is 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +17,11 @@ from gateway.config.fields import Reader
 from gateway.config.litellm import TOP_LEVEL_KEYS as LITELLM_KEYS
 from gateway.config.litellm import litellm_environment, litellm_parse
 from gateway.config.native import native_parse
+from gateway.config.overlays import overlays_apply
 from gateway.config.problems import ConfigError, ConfigProblem, Location, Problems
 from gateway.config.sources import SourceError, source_is_url, source_read
 from gateway.config.types import GatewayConfig
-from gateway.config.yamltree import YNode, yaml_compose
+from gateway.config.yamltree import YNode, yaml_compose, yaml_unset_report
 from providers.base import Deployment
 
 OGEM_MARKERS = frozenset({"models", "router", "settings", "version"})
@@ -64,7 +66,9 @@ def _organizations(reader: Reader, parsed: ParsedFile) -> dict[str, int]:
     return found
 
 
-def _includes(reader: Reader, root: YNode, *, source: str) -> list[tuple[str, YNode]]:
+def _includes(
+    reader: Reader, root: YNode, *, source: str, environ: Mapping[str, str] | None
+) -> list[tuple[str, YNode]]:
     """LiteLLM's `include: [file.yaml, ...]`: paths relative to the including file."""
     node = root.get("include")
     if node is None:
@@ -83,12 +87,13 @@ def _includes(reader: Reader, root: YNode, *, source: str) -> list[tuple[str, YN
         except SourceError as exc:
             reader.error(item, exc.message)
             continue
-        document = yaml_compose(text.text, source=path, problems=reader.problems)
+        document = yaml_compose(text.text, source=path, problems=reader.problems, environ=environ)
         if document is None:
             continue
         if not document.is_mapping:
             reader.error(document, "an included file must be a mapping of sections")
             continue
+        yaml_unset_report(document, reader.problems)
         documents.append((path, document))
     return documents
 
@@ -100,21 +105,31 @@ def config_parse(
     problems: Problems,
     digest: str = "",
     resolve_secrets: bool = True,
+    environment: str = "",
+    environ: Mapping[str, str] | None = None,
 ) -> GatewayConfig | None:
-    """Validate `text`; every problem goes to `problems`. Returns None when there is an error."""
-    root = yaml_compose(text, source=source, problems=problems)
+    """Validate `text`; every problem goes to `problems`. Returns None when there is an error.
+
+    `environment` (OGEM_ENV) selects the overlays merged over it (overlays.py); `environ` is what
+    `${NAME}` references read, the process environment by default."""
+    environ = os.environ if environ is None else environ
+    root = yaml_compose(text, source=source, problems=problems, environ=environ)
     if root is None:
         return None
     reader = Reader(problems, environ={}, resolve_secrets=resolve_secrets)
     if not root.is_mapping:
         reader.error(root, "the configuration must be a mapping of sections")
         return None
+    root, overlays = overlays_apply(
+        reader, root, source=source, environment=environment, environ=environ
+    )
+    yaml_unset_report(root, problems)
     kind = _detect(reader, root)
     if kind is None:
         return None
     includes: list[tuple[str, YNode]] = []
     if kind == "litellm":
-        includes = _includes(reader, root, source=source)
+        includes = _includes(reader, root, source=source, environ=environ)
         reader.environ = litellm_environment(reader, root)
         parsed = litellm_parse(reader, root, included=[document for _, document in includes])
     else:
@@ -137,6 +152,8 @@ def config_parse(
         format=kind,
         digest=digest,
         includes=tuple(path for path, _ in includes),
+        environment=environment,
+        overlays=overlays,
     )
 
 
@@ -146,6 +163,7 @@ def config_check(
     token: str = "",
     resolve_secrets: bool = True,
     allow_http_loopback: bool = False,
+    environment: str = "",
 ) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
     """Read and validate a configuration file or URL; never raises for a bad configuration."""
     problems = Problems()
@@ -160,6 +178,7 @@ def config_check(
         problems=problems,
         digest=text.digest,
         resolve_secrets=resolve_secrets,
+        environment=environment,
     )
     return config, sorted(problems.items, key=_position)
 
@@ -169,10 +188,12 @@ def _position(problem: ConfigProblem) -> tuple[str, int, int]:
 
 
 def config_load(
-    source: str, *, token: str = "", allow_http_loopback: bool = False
+    source: str, *, token: str = "", allow_http_loopback: bool = False, environment: str = ""
 ) -> GatewayConfig:
     """Like config_check, but raises ConfigError (with every problem) on any error."""
-    config, problems = config_check(source, token=token, allow_http_loopback=allow_http_loopback)
+    config, problems = config_check(
+        source, token=token, allow_http_loopback=allow_http_loopback, environment=environment
+    )
     if config is None:
         raise ConfigError(problems)
     return config

@@ -64,7 +64,9 @@ def config_report(*, builtin: Iterable[str] = ()) -> ConfigReport:
     names: set[str] = set()
     kind, count = "", 0
     if source:
-        config, found = config_check(source, token=settings.OGEM_CONFIG_TOKEN)
+        config, found = config_check(
+            source, token=settings.OGEM_CONFIG_TOKEN, environment=settings.OGEM_ENV
+        )
         problems += found
         if config is not None:
             kind, count = config.format, len(config.deployments)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.config import alerting, cache, callbacks, guardrails, native
+from gateway.config import alerting, cache, callbacks, guardrails, native, overlays
 from gateway.config.types import (
     ALERT_CHANNELS,
     ALERT_TYPES,
@@ -278,6 +278,17 @@ def config_schema() -> dict[str, Any]:
         },
         description="Ogem's configuration file (docs/configuration.md).",
     )
+    overlay = {
+        **root,
+        "properties": dict(root["properties"]),
+        "description": "Merged over the file when OGEM_ENV names it.",
+    }
+    root["properties"]["environments"] = {
+        "type": "object",
+        "description": "Per-environment overlays (docs/configuration.md, Environments).",
+        "propertyNames": {"pattern": overlays.ENVIRONMENT_NAME},
+        "additionalProperties": overlay,
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -209,6 +209,8 @@ class GatewayConfig:
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text
     includes: tuple[str, ...] = ()  # files named by LiteLLM's `include`, watched with the source
+    environment: str = ""  # OGEM_ENV, which selected the overlays
+    overlays: tuple[str, ...] = ()  # its overlay file (watched even before it exists)
 
     def model_groups(self) -> dict[str, tuple[Deployment, ...]]:
         groups: dict[str, list[Deployment]] = {}

@@ -4,10 +4,11 @@
 A per-process watcher then polls the file's mtime and size every `OGEM_CONFIG_POLL_SECONDS`
 (default 2 s; a URL every `OGEM_CONFIG_URL_POLL_SECONDS`, default 60 s) and the database's
 deployment rows, and when something really changed (the file's sha256 tells a touched file from an
-edited one) it validates the new configuration and hands its deployments to `install` (the
-registry's `registry_install`, passed in by gateway.registry, which sits above this module). A
-configuration with errors is logged and not installed: the previous one keeps serving. Requests
-in flight hold the Deployment objects they chose, so a reload never drops them.
+edited one; its included files and its OGEM_ENV overlay count as part of it) it validates the new
+configuration and hands its deployments to `install` (the registry's `registry_install`, passed in
+by gateway.registry, which sits above this module). A configuration with errors is logged and not
+installed: the previous one keeps serving. Requests in flight hold the Deployment objects they
+chose, so a reload never drops them.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ConfigWatcher:
     builtin: tuple[Deployment, ...]
     install: Install | None = None
     token: str = ""
+    environment: str = ""  # OGEM_ENV: selects the overlays (overlays.py)
     interval: float = 2.0
     stamp: tuple[object, ...] | None = None
     digest: str = ""
@@ -114,7 +116,8 @@ class ConfigWatcher:
         return config
 
     def _included(self) -> tuple[str, ...]:
-        return self.file_config.includes if self.file_config is not None else ()
+        """The files read with the source: LiteLLM's includes and the environment's overlay."""
+        return _watched(self.file_config) if self.file_config is not None else ()
 
     def _stamp(self) -> tuple[object, ...] | None:
         main = source_stamp(self.source)
@@ -152,7 +155,13 @@ class ConfigWatcher:
             return False
         self.digest = digest
         problems = Problems()
-        config = config_parse(text.text, source=self.source, problems=problems, digest=text.digest)
+        config = config_parse(
+            text.text,
+            source=self.source,
+            problems=problems,
+            digest=text.digest,
+            environment=self.environment,
+        )
         if config is None:
             _log(problems.items, action="rejected", quiet=self.quiet)
             return False
@@ -164,7 +173,7 @@ class ConfigWatcher:
             )
             return False
         _log(problems.items, action="loaded with warnings", quiet=self.quiet)
-        if config.includes != self._included():
+        if _watched(config) != self._included():
             self.file_config = config  # stamp and digest now cover the new set of includes
             self.stamp, self.digest = self._stamp(), self._content_digest(text.digest)
         self.file_config = config
@@ -212,6 +221,10 @@ class ConfigWatcher:
                 await asyncio.to_thread(self.poll)
             except Exception:  # the watcher must outlive any one bad reload
                 logger.exception("configuration reload failed; the previous one stays in use")
+
+
+def _watched(config: GatewayConfig) -> tuple[str, ...]:
+    return (*config.includes, *config.overlays)
 
 
 def _settling(stamp: tuple[object, ...] | None) -> bool:
@@ -264,6 +277,7 @@ def config_deployments(
         builtin=tuple(builtin),
         install=install,
         token=settings.OGEM_CONFIG_TOKEN,
+        environment=settings.OGEM_ENV,
         interval=_interval(settings.OGEM_CONFIG),
         quiet=problems_reported(),
     )

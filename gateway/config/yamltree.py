@@ -3,10 +3,16 @@
 PyYAML's `safe_load` throws the marks away; composing to nodes keeps them, so every problem can
 name `file:line:column`. Scalars are still built by PyYAML's safe constructor (ints, floats,
 booleans, nulls behave exactly as in `safe_load`), and merge keys (`<<: *anchor`) work.
+
+`${NAME}` and `${NAME:-default}` in string values are replaced with the process environment's
+values while composing (`$${` writes a literal `${`); a plain (unquoted) value that is one whole
+reference takes the type its text has (`rpm: ${RPM}` is an integer), as if written in the file.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +29,8 @@ class YNode:
     location: Location
     path: str  # where in the document, for messages: "model_list[2].litellm_params.rpm"
     key_location: Location | None = None  # for mapping values: where their key is
+    interpolated: bool = False  # the value came (partly) from `${NAME}` in the file
+    unset: tuple[str, ...] = ()  # names of `${NAME}` references that were not set (no default)
 
     @property
     def is_mapping(self) -> bool:
@@ -56,14 +64,56 @@ def _location(source: str, mark: yaml.Mark | None) -> Location:
     return Location(source, mark.line + 1, mark.column + 1)
 
 
-def yaml_compose(text: str, *, source: str, problems: Problems) -> YNode | None:
-    """Parse one YAML document; report syntax errors into `problems` and return None on failure."""
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def yaml_interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """`text` with its `${NAME}` / `${NAME:-default}` replaced, and the names that were unset
+    (with no default; they become empty)."""
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            return "${"  # `$${`: a literal
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    return _REFERENCE.sub(replace, text), missing
+
+
+def yaml_unset_report(node: YNode, problems: Problems) -> None:
+    """Report every `${NAME}` left unset in the tree under `node`: after the overlays are merged,
+    so that a variable of an environment not in use is not asked for."""
+    for name in node.unset:
+        where = f"{node.path}: " if node.path else ""
+        problems.error(
+            node.location,
+            f"{where}the environment variable {name} is not set "
+            f"(write ${{{name}:-default}} to give a default)",
+        )
+    children = node.value.values() if node.is_mapping else node.value if node.is_list else ()
+    for child in children:
+        yaml_unset_report(child, problems)
+
+
+def yaml_compose(
+    text: str, *, source: str, problems: Problems, environ: Mapping[str, str] | None = None
+) -> YNode | None:
+    """Parse one YAML document; report syntax errors into `problems` and return None on failure.
+    With `environ`, `${NAME}` references in string values are replaced (module docstring); those
+    not set are kept on their nodes for `yaml_unset_report`."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return YNode({}, Location(source, 1, 1), "")
-        return _convert(loader, root, source=source, path="", problems=problems)
+        return _convert(loader, root, source=source, path="", problems=problems, environ=environ)
     except yaml.MarkedYAMLError as exc:
         message = exc.problem or "invalid YAML"
         if exc.context:
@@ -86,6 +136,7 @@ def _convert(
     source: str,
     path: str,
     problems: Problems,
+    environ: Mapping[str, str] | None,
     key_location: Location | None = None,
 ) -> YNode:
     here = _location(source, node.start_mark)
@@ -108,13 +159,33 @@ def _convert(
                 source=source,
                 path=child_path,
                 problems=problems,
+                environ=environ,
                 key_location=key_at,
             )
         return YNode(mapping, here, path, key_location)
     if isinstance(node, yaml.SequenceNode):
         items = [
-            _convert(loader, item, source=source, path=f"{path}[{index}]", problems=problems)
+            _convert(
+                loader,
+                item,
+                source=source,
+                path=f"{path}[{index}]",
+                problems=problems,
+                environ=environ,
+            )
             for index, item in enumerate(node.value)
         ]
         return YNode(items, here, path, key_location)
+    if environ is not None and node.tag == _STR_TAG and "$" in node.value:
+        text, missing = yaml_interpolate(node.value, environ)
+        if text != node.value or missing:
+            # A plain scalar resolves its type from the text it now has, as if written so.
+            tag = (
+                loader.resolve(yaml.ScalarNode, text, (True, False))
+                if node.style is None
+                else _STR_TAG
+            )
+            scalar = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark, style=node.style)
+            value = loader.construct_object(scalar, deep=True)
+            return YNode(value, here, path, key_location, True, tuple(missing))
     return YNode(loader.construct_object(node, deep=True), here, path, key_location)

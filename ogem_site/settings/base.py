@@ -54,6 +54,8 @@ OGEM_ENCRYPTION_KEYS = env_list("OGEM_ENCRYPTION_KEYS") or [
 
 OGEM_CONFIG = env_str("OGEM_CONFIG")
 OGEM_CONFIG_TOKEN = env_str("OGEM_CONFIG_TOKEN")
+# The environment (staging, production, ...) whose overlay is merged over OGEM_CONFIG.
+OGEM_ENV = env_str("OGEM_ENV")
 # Hot reload takes a changed file once it has been left alone this long (not one caught mid-write),
 # and refuses one that would drop all or most of the file's deployments unless this allows it.
 OGEM_CONFIG_SETTLE_MS = env_int("OGEM_CONFIG_SETTLE_MS", 1000)

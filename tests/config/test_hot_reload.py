@@ -40,8 +40,15 @@ models:
 
 
 @pytest.fixture
-def watched_config(settings, tmp_path: Path) -> Iterator[Path]:
+def environment(settings) -> str:
+    """OGEM_ENV for the test (parametrize it indirectly); none by default."""
+    return ""
+
+
+@pytest.fixture
+def watched_config(settings, tmp_path: Path, environment: str) -> Iterator[Path]:
     """OGEM_CONFIG pointing at a file, loaded and watched (polled every 0.2 s) for one test."""
+    settings.OGEM_ENV = environment
     path = tmp_path / "ogem.yaml"
     path.write_text(V1)
     settings.OGEM_CONFIG = str(path)
@@ -206,3 +213,24 @@ def test_a_file_is_read_once_it_stops_changing(live_ogem, master_key, watched_co
     assert _models(client) == {"slow", "alpha"}
     assert _wait_for(lambda: _models(client) == {"alpha", "beta"})
     assert time.monotonic() - written >= 2.4
+
+
+@pytest.mark.parametrize("environment", ["production"])
+def test_edits_to_the_environment_overlay_are_reloaded(  # type: ignore[no-untyped-def]
+    live_ogem, master_key, watched_config, environment
+):
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=master_key, max_retries=0)
+    assert _models(client) == {"slow", "alpha"}  # no overlay yet: the base
+    overlay = watched_config.parent / "ogem.production.yaml"
+    # Created after the start: the watcher looks for it all along.
+    overlay.write_text("models:\n  - {name: prod-a, provider: mock, model: a}\n")
+    assert _wait_for(lambda: _models(client) == {"prod-a"})
+    overlay.write_text("models:\n  - {name: prod-b, provider: mock, model: b}\n")
+    assert _wait_for(lambda: _models(client) == {"prod-b"})
+    overlay.unlink()
+    assert _wait_for(lambda: _models(client) == {"slow", "alpha"})
+    # The base file's environments section is the other overlay.
+    watched_config.write_text(
+        V1 + "environments:\n  production:\n    models: [{name: sec, provider: mock, model: s}]\n"
+    )
+    assert _wait_for(lambda: _models(client) == {"sec"})

@@ -27,6 +27,11 @@ class Command(BaseCommand):
             help="check os.environ/ and file:// references without reading them",
         )
         parser.add_argument(
+            "--env",
+            default=None,
+            help="the environment whose overlays to merge (default: OGEM_ENV); '' for none",
+        )
+        parser.add_argument(
             "--keys",
             action="store_true",
             help="for a LiteLLM config.yaml, also print each key as used, translated or ignored",
@@ -34,10 +39,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         source: str = options["file"]
+        environment = settings.OGEM_ENV if options["env"] is None else options["env"]
         config, problems = config_check(
             source,
             token=settings.OGEM_CONFIG_TOKEN,
             resolve_secrets=not options["skip_secrets"],
+            environment=environment,
         )
         errors = [p for p in problems if p.severity is Severity.ERROR]
         warnings = [p for p in problems if p.severity is Severity.WARNING]
@@ -51,8 +58,9 @@ class Command(BaseCommand):
         if options["keys"] and config.format == "litellm":
             self._keys(source, problems)
         groups = config.model_groups()
+        overlay = f" for environment {environment}" if environment else ""
         self.stdout.write(
-            f"{source}: OK, {config.format} format, "
+            f"{source}{overlay}: OK, {config.format} format, "
             f"{_plural(len(config.deployments), 'deployment')} in "
             f"{_plural(len(groups), 'model group')} ({counts})"
         )

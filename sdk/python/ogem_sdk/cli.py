@@ -593,7 +593,13 @@ def config_group() -> None:
 @click.argument("file")
 @click.option("--skip-secrets", is_flag=True, help="Check os.environ/ and file:// references only.")
 @click.option("--keys", "list_keys", is_flag=True, help="LiteLLM config: how each key is used.")
-def config_check(file: str, skip_secrets: bool, list_keys: bool) -> None:
+@click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Merge this environment's overlays (default: OGEM_ENV).",
+)
+def config_check(file: str, skip_secrets: bool, list_keys: bool, environment: str | None) -> None:
     """Every problem of an Ogem or LiteLLM config FILE (or https:// URL) as file:line:column;
     exits 1 on any error. Runs Ogem's own `manage.py check_config`, so it needs Ogem's code."""
     manage = _manage_py()
@@ -607,6 +613,7 @@ def config_check(file: str, skip_secrets: bool, list_keys: bool) -> None:
     argv = [sys.executable, str(manage), "check_config", file]
     argv += ["--skip-secrets"] if skip_secrets else []
     argv += ["--keys"] if list_keys else []
+    argv += ["--env", environment] if environment is not None else []
     done = subprocess.run(argv, check=False)  # noqa: S603 - our interpreter, Ogem's manage.py
     if done.returncode:
         sys.exit(1 if done.returncode == 1 else done.returncode)
