@@ -19,6 +19,7 @@ from gateway.config.types import (
     CacheSettings,
     GuardrailSettings,
     RouterSettings,
+    TracingSettings,
 )
 from gateway.config.yamltree import YNode
 from providers.base import Deployment, Timeouts
@@ -60,6 +61,7 @@ class ParsedFile:
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None
     guardrails: GuardrailSettings | None = None
+    tracing: TracingSettings | None = None
 
 
 def drafts_to_deployments(

@@ -131,6 +131,7 @@ def config_parse(
         general=parsed.general,
         cache=parsed.cache,
         guardrails=parsed.guardrails,
+        tracing=parsed.tracing,
         source=source,
         format=kind,
         digest=digest,

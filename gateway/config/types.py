@@ -160,6 +160,19 @@ class GuardrailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """`tracing:` in Ogem's format (docs/tracing.md): OpenTelemetry traces of /v1 requests. What
+    is empty comes from the standard OTEL_* variables."""
+
+    enabled: bool = True
+    endpoint: str = ""
+    protocol: str = ""  # "http/protobuf" or "grpc"
+    service_name: str = ""
+    capture_content: bool | None = None
+    sample_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
     router: RouterSettings = field(default_factory=RouterSettings)
@@ -168,6 +181,7 @@ class GatewayConfig:
     general: dict[str, Any] = field(default_factory=dict)
     cache: CacheSettings | None = None  # None: no response cache (the stage costs nothing)
     guardrails: GuardrailSettings | None = None  # None: no guardrails (the stage costs nothing)
+    tracing: TracingSettings | None = None  # None: the environment decides (gateway/tracing.py)
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text
