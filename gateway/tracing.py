@@ -15,6 +15,7 @@ client's `traceparent`'s, else a random one) is still made at the ASGI edge for 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
@@ -219,6 +220,13 @@ def tracing_configure(
     if previous is not None and previous is not _active:
         previous.processor.shutdown()  # flushes what it holds, in its own thread's time
     return _active
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A worker that exits sends what its processor still holds (bounded by its timeout)."""
+    if _active is not None:
+        _active.processor.shutdown()
 
 
 def tracing_from_environment() -> None:
