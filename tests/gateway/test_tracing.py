@@ -353,3 +353,59 @@ def test_a_collector_that_is_down_does_not_slow_requests(groups, live_ogem, mast
         assert time.monotonic() - started < 10
     finally:
         tracing_configure(enabled=False)
+
+
+def test_the_tracing_section_of_ogems_format(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gateway.config import config_check
+    from gateway.config.types import TracingSettings
+
+    path = tmp_path / "ogem.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  - name: m\n    provider: mock\n    model: mock-chat\n"
+        "tracing:\n  endpoint: http://collector:4318\n  protocol: grpc\n"
+        "  service_name: edge\n  capture_content: true\n  sample_rate: 0.5\n"
+    )
+    config, problems = config_check(str(path))
+    assert config is not None, problems
+    assert config.tracing == TracingSettings(
+        enabled=True,
+        endpoint="http://collector:4318",
+        protocol="grpc",
+        service_name="edge",
+        capture_content=True,
+        sample_rate=0.5,
+    )
+    path.write_text(
+        "version: 1\nmodels:\n  - name: m\n    provider: mock\n    model: mock-chat\n"
+        "tracing:\n  protocol: zipkin\n  sample_rate: 2\n  colour: red\n"
+    )
+    config, problems = config_check(str(path))
+    assert config is None
+    messages = sorted(p.message for p in problems)
+    assert any("protocol must be one of http/protobuf, grpc" in m for m in messages)
+    assert any("sample_rate must be between 0 and 1" in m for m in messages)
+    assert any("colour" in m for m in messages)
+
+
+def test_the_configuration_section_turns_tracing_on_and_off(
+    groups, receiver, live_ogem, master_key
+) -> None:  # type: ignore[no-untyped-def]
+    from gateway.config.types import TracingSettings
+
+    previous = config_watch._current
+    section = TracingSettings(endpoint=receiver.http_url, service_name="from-config")
+    config_watch._current = replace(previous, tracing=section)
+    try:
+        response = _chat(live_ogem, master_key, model="backup")
+        assert response.status_code == 200
+        tracing_flush()
+        spans = receiver.trace(response.headers["x-ogem-trace-id"], count=4)
+        assert {s.resource["service.name"] for s in spans} == {"from-config"}
+        config_watch._current = replace(previous, tracing=replace(section, enabled=False))
+        response = _chat(live_ogem, master_key, model="backup")
+        assert tracing.tracing_active(config_watch._current.tracing) is None
+        assert "traceparent" not in groups.last.headers
+    finally:
+        config_watch._current = previous
+        tracing.tracing_active(None)  # the section removed: off again
+    assert tracing.tracing_active() is None
