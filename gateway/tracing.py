@@ -291,6 +291,7 @@ def _pipeline_build(
             except ValueError:
                 sample_rate = 1.0
     processor = BatchSpanProcessor(exporter, max_queue_size=4096, max_export_batch_size=512)
+    _drop_warnings_thin()
     logger.info("tracing on: OTLP %s to %s", protocol, endpoint_used)
     return Tracing(
         processor=processor,
@@ -301,6 +302,30 @@ def _pipeline_build(
         protocol=protocol,
         endpoint=endpoint_used,
     )
+
+
+class _OncePerMinute(logging.Filter):
+    """The batch processor warns once per span it drops when its queue is full (a collector
+    down, under load): one such line a minute says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Queue full"):
+            return True
+        now = time.monotonic()
+        if now - self.last < 60.0:
+            return False
+        self.last = now
+        return True
+
+
+def _drop_warnings_thin() -> None:
+    processor_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+    if not any(isinstance(f, _OncePerMinute) for f in processor_logger.filters):
+        processor_logger.addFilter(_OncePerMinute())
 
 
 def _sampled(tracing: Tracing, trace_id: int) -> bool:
@@ -592,6 +617,7 @@ def trace_end(ctx: RequestContext) -> None:
     if trace is None or trace.ended:
         return
     trace.ended = True
+    upstream_traceparent.set(None)  # a task that runs more requests starts each afresh
     tracing = _active
     now = time.time_ns()
     root = trace.root
@@ -671,33 +697,52 @@ def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
     return answered
 
 
-def _export(tracing: Tracing, trace: RequestTrace) -> None:
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+_sdk: Any = None  # OpenTelemetry's span classes, imported once tracing is on
 
-    kinds = {SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT, INTERNAL: SpanKind.INTERNAL}
-    flags = TraceFlags(1)
+
+def _sdk_load() -> Any:
+    global _sdk
+    if _sdk is None:
+        from types import SimpleNamespace
+
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        _sdk = SimpleNamespace(
+            Event=Event,
+            ReadableSpan=ReadableSpan,
+            SpanContext=SpanContext,
+            Status=Status,
+            error=StatusCode.ERROR,
+            unset=Status(StatusCode.UNSET),
+            sampled=TraceFlags(1),
+            kinds={SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT, INTERNAL: SpanKind.INTERNAL},
+        )
+    return _sdk
+
+
+def _export(tracing: Tracing, trace: RequestTrace) -> None:
+    sdk = _sdk or _sdk_load()
+    context, flags, kinds = sdk.SpanContext, sdk.sampled, sdk.kinds
     trace_id = trace.trace_id
-    processor = tracing.processor
-    ok = Status(StatusCode.UNSET)
-    for span in (trace.root, *trace.spans):
+    on_end = tracing.processor.on_end
+    root = trace.root
+    for span in (root, *trace.spans):
         parent = None
         if span.parent_id:
-            remote = span is trace.root
-            parent = SpanContext(trace_id, span.parent_id, remote, flags)
-        processor.on_end(
-            ReadableSpan(
+            parent = context(trace_id, span.parent_id, span is root, flags)
+        on_end(
+            sdk.ReadableSpan(
                 name=span.name,
-                context=SpanContext(trace_id, span.span_id, False, flags),
+                context=context(trace_id, span.span_id, False, flags),
                 parent=parent,
                 resource=tracing.resource,
                 attributes=span.attributes,
-                events=[
-                    Event(name, attributes, timestamp)
-                    for name, timestamp, attributes in span.events
-                ],
+                events=[sdk.Event(name, values, at) for name, at, values in span.events]
+                if span.events
+                else (),
                 kind=kinds[span.kind],
-                status=ok if span.error is None else Status(StatusCode.ERROR, span.error),
+                status=sdk.unset if span.error is None else sdk.Status(sdk.error, span.error),
                 start_time=span.start_ns,
                 end_time=span.end_ns,
                 instrumentation_scope=tracing.scope,

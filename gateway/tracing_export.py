@@ -132,9 +132,10 @@ def _any_value(value: Any) -> bytes:
     return _field(1, str(value).encode())
 
 
-# Encoded attributes by (key, value): most repeat from span to span (operation, provider,
-# model, deployment, status). Bounded: emptied when full, so unique values cost only a miss.
-_encoded: dict[tuple[str, Any], bytes] = {}
+# Encoded attributes by (field number, key, value), framed as that field: most repeat from
+# span to span (operation, provider, model, deployment, status). Bounded: emptied when full, so
+# unique values (ids) cost only a miss.
+_encoded: dict[tuple[int, str, str], bytes] = {}
 _ENCODED_MAX = 4096
 
 
@@ -143,19 +144,17 @@ def _key_values(number: int, attributes: Any) -> bytes:
         return b""
     parts = []
     cache = _encoded
-    for item in attributes.items():
-        try:
-            encoded = cache.get(item)
-        except TypeError:  # an unhashable value (a list)
-            encoded = None
+    for key, value in attributes.items():
+        if type(value) is not str:  # only strings: True == 1 == 1.0 would share an entry
+            parts.append(_field(number, _field(1, key.encode()) + _field(2, _any_value(value))))
+            continue
+        item = (number, key, value)
+        encoded = cache.get(item)
         if encoded is None:
-            encoded = _field(1, item[0].encode()) + _field(2, _any_value(item[1]))
+            encoded = _field(number, _field(1, key.encode()) + _field(2, _field(1, value.encode())))
             if len(cache) >= _ENCODED_MAX:
                 cache.clear()
-            if type(item[1]) is not list:
-                cache[item] = encoded
-        parts.append(_TAGS[number])
-        parts.append(_varint(len(encoded)))
+            cache[item] = encoded
         parts.append(encoded)
     return b"".join(parts)
 
