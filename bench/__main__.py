@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "equivalent chat completion, at concurrency 1 (docs/responses.md)",
     )
     parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="OpenTelemetry tracing on, exporting over OTLP/HTTP to a local sink on the load "
+        "core (docs/tracing.md); compare with a run without it",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="use this Redis (e.g. a remote one) instead of a private one started on the load "
@@ -223,6 +229,7 @@ def _header(args: argparse.Namespace) -> str:
         f"{os.cpu_count()} CPUs; Ogem: 1 worker pinned to its own core; {place} on "
         f"another. Database {database}, cache {cache}, response cache "
         f"{'local and redis-l2 (hit targets)' if args.cache_targets else args.cache}. "
+        f"{'Tracing on (OTLP/HTTP to a local sink). ' if args.tracing else ''}"
         f"{args.seconds:.0f} s per measurement."
     )
 
@@ -243,6 +250,11 @@ def _run(
     ogem: Ogem | None = None
     redis: RedisServer | None = None
     echo = None
+    sink = None
+    if args.tracing:
+        from bench.otlp_sink import OTLPSink
+
+        sink = OTLPSink()
     if args.realtime:
         from bench.realtime import EchoUpstream
 
@@ -266,6 +278,7 @@ def _run(
             deployment_limits=args.deployment_limits,
             cache=args.cache,
             realtime_api_base=echo.api_base if echo is not None else "",
+            environment=sink.environment() if sink is not None else None,
         )
         if args.batch:
             return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
@@ -314,6 +327,10 @@ def _run(
         report = _matrix(
             ogem, upstream, tools["wrk"], workdir, args.seconds, load_core, args.concurrency
         )
+        if sink is not None:
+            ogem.stop()  # its exporter flushes what it holds at exit
+            ogem = None
+            report += "\n\n" + sink.summary()
         if args.cache != "off":
             report += "\n\n" + _cache_rows(
                 ogem, tools["wrk"], workdir, args.seconds, load_core, args.concurrency, args.cache
@@ -326,6 +343,8 @@ def _run(
             redis.stop()
         if echo is not None:
             echo.stop()
+        if sink is not None:
+            sink.stop()
         upstream.stop()
 
 

@@ -179,6 +179,7 @@ def start_ogem(
     deployment_limits: bool = False,
     cache: str = "off",
     realtime_api_base: str = "",
+    environment: dict[str, str] | None = None,
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
@@ -189,6 +190,7 @@ def start_ogem(
         realtime_api_base=realtime_api_base,
     )
     env = _environment(workdir, config, redis_url)
+    env.update(environment or {})  # e.g. tracing's (bench/otlp_sink.py)
     _manage(["migrate", "--noinput"], env)
     key = _manage(["shell", "-c", KEY_SCRIPT], env).strip().splitlines()[-1]
     port = free_port()

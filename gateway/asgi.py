@@ -38,6 +38,7 @@ from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.responses import request_id_for
 from gateway.responses_api import views as responses_api
+from gateway.tracing import trace_context_parse, trace_id_new
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
@@ -81,26 +82,41 @@ class V1Handler(ASGIHandler):
         if scope["method"] == "POST" and scope["path"].startswith(_UPLOAD_PREFIXES):
             limit = _upload_body_limit(scope["path"], limit)
         expected = None
+        traceparent = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit():
                 expected = int(value)
-                if expected > limit:
-                    await _send_too_large(send, limit)
-                    return
+            elif name == b"traceparent":
+                traceparent = value
+        # Every answer carries its trace id: the client's traceparent's, else a new one.
+        parsed = trace_context_parse(traceparent) if traceparent is not None else None
+        if parsed is None:
+            parsed = (trace_id_new(), 0, 1)
+        trace_header = (b"x-ogem-trace-id", b"%032x" % parsed[0])
+        if expected is not None and expected > limit:
+            await _send_too_large(send, limit, trace_header)
+            return
         try:
             body_file, size = await _read_body(receive, limit, expected)
         except RequestAborted:
             return
         if size > limit:  # a chunked body without Content-Length
             body_file.close()
-            await _send_too_large(send, limit)
+            await _send_too_large(send, limit, trace_header)
             return
         set_script_prefix(get_script_prefix(scope))
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
+            error_response.headers._store["x-ogem-trace-id"] = (
+                "x-ogem-trace-id",
+                trace_header[1].decode(),
+            )
             await self.send_response(error_response, send)
             return
+        request.ogem_trace = parsed  # type: ignore[attr-defined]
+
+        trace_id = trace_header[1].decode()
 
         async def process() -> HttpResponseBase:
             # The settle's Redis reply is awaited once the response is sent (settle_deferred).
@@ -111,6 +127,7 @@ class V1Handler(ASGIHandler):
             finally:
                 settle_deferred.reset(token)
             response._handler_class = self.__class__
+            response.headers._store["x-ogem-trace-id"] = ("x-ogem-trace-id", trace_id)
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
@@ -256,11 +273,15 @@ async def _read_body(receive: Receive, limit: int, expected: int | None) -> tupl
     return body_file, size
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
+async def _send_too_large(send: Send, limit: int, trace_header: tuple[bytes, bytes]) -> None:
     body = orjson.dumps(
         RequestTooLargeError(f"The request body is larger than {limit} bytes.").to_body()
     )
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", uuid.uuid4().hex.encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-request-id", uuid.uuid4().hex.encode()),
+        trace_header,
+    ]
     await asgi_respond(send, status=413, body=body, headers=headers)
 
 

@@ -26,6 +26,8 @@ _ALLOWED_HEADERS = frozenset(
         "idempotency-key",
         "x-api-key",
         "x-request-id",
+        "traceparent",
+        "tracestate",
     }
 )
 # openai-organization, openai-project, openai-beta; anthropic-version, anthropic-beta and
@@ -34,7 +36,7 @@ _ALLOWED_HEADER_PREFIXES = ("openai-", "anthropic-", "x-stainless-")
 _ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 _EXPOSE_HEADERS = (
     b"x-request-id, x-ogem-overhead-ms, x-ogem-provider, x-ogem-deployment, x-ogem-cache, "
-    b"x-ogem-cache-age, x-ogem-debug, "
+    b"x-ogem-cache-age, x-ogem-debug, x-ogem-trace-id, "
     b"x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
     b"x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, "
     b"retry-after"

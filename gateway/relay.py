@@ -32,7 +32,7 @@ from gateway.cache import (
     cache_write_flush,
 )
 from gateway.callbacks.emit import CallbackPlan, StreamText, callbacks_emit, callbacks_plan
-from gateway.config import config_current
+from gateway.config import GatewayConfig, config_current
 from gateway.context import Caller, RequestContext
 from gateway.debugging import debug_answer, debug_error, debug_request_keep, debug_start
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
@@ -71,6 +71,23 @@ from gateway.streaming import (
     usage_estimate_unreported,
     usage_fill,
 )
+from gateway.tracing import (
+    TraceObserver,
+    trace_answer,
+    trace_attempt_done,
+    trace_attempt_failed,
+    trace_attempt_start,
+    trace_begin,
+    trace_cache,
+    trace_end,
+    trace_failed,
+    trace_first_token,
+    trace_id_new,
+    trace_request,
+    trace_routing,
+    trace_stage,
+    tracing_active,
+)
 from providers.adapter import ProviderAdapter, UploadFile
 from providers.base import Deployment, Endpoint
 from providers.events import EVENT_STREAM_ENDPOINTS
@@ -105,6 +122,35 @@ async def relay(
     ctx.started_at = started
     ctx.batch_id = batch_id
     config = config_current()
+    traced = getattr(request, "ogem_trace", None)  # (trace id, client's span, flags): asgi.py
+    tracing = tracing_active(config.tracing)
+    if tracing is None:
+        if traced is not None:
+            ctx.trace_id = f"{traced[0]:032x}"
+        return await _relay(ctx, request, inbound, default_model, config)
+    if traced is None:  # a request Ogem makes itself (gateway/internal.py)
+        traced = (trace_id_new(), 0, 1)
+    trace_begin(ctx, tracing=tracing, trace_id=traced[0], parent=traced[1], flags=traced[2])
+    if ctx.trace is None:  # not sampled
+        return await _relay(ctx, request, inbound, default_model, config)
+    try:
+        response = await _relay(ctx, request, inbound, default_model, config)
+    except BaseException as error:
+        trace_failed(ctx, error)
+        raise
+    if not ctx.trace.handed_off:  # a stream's trace ends with it (its settle)
+        trace_end(ctx)
+    return response
+
+
+async def _relay(
+    ctx: RequestContext,
+    request: HttpRequest,
+    inbound: Inbound,
+    default_model: Callable[[RequestContext], str | None] | None,
+    config: GatewayConfig,
+) -> HttpResponse:
+    endpoint, caller = ctx.endpoint, ctx.caller
     callbacks = None
     if config.callbacks is not None or caller.logging:
         callbacks = callbacks_plan(settings=config.callbacks, caller=caller)
@@ -118,6 +164,8 @@ async def relay(
             default_model=default_model(ctx) if default_model else None,
         )
         _context_fill(ctx, checked, inbound)
+        if ctx.trace is not None:
+            trace_request(ctx)
         registry = registry_get()
         candidates = deployments_for(
             caller=caller, model=checked.model, endpoint=endpoint, registry=registry
@@ -140,7 +188,10 @@ async def relay(
             )
             if cache_config.semantic is not None:
                 semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
-        admission = await governance_admit_start(ctx)
+        if ctx.trace is None:
+            admission = await governance_admit_start(ctx)
+        else:
+            admission = await trace_stage(ctx, "ogem.admission", governance_admit_start(ctx))
     except BaseException as error:
         if ctx.debug is not None and isinstance(error, GatewayError):
             # The body is kept only when no guardrail was to mask it first.
@@ -154,25 +205,32 @@ async def relay(
     handed_off = False
     try:
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
-            inbound = replace(inbound, body=await guard_input(ctx, ctx.guard, inbound.body))
+            checking = guard_input(ctx, ctx.guard, inbound.body)
+            if ctx.trace is not None:
+                checking = trace_stage(ctx, "ogem.guardrails", checking, phase="pre_call")
+            inbound = replace(inbound, body=await checking)
         if ctx.debug is not None:
             debug_request_keep(ctx.debug, inbound.body)
         if ctx.cache is not None and ctx.cache.read:
-            if ctx.fetch_taken:  # the entry comes with the admission's decision
-                ctx.admission_wait = None
-                await admission_confirm(ctx, admission)
-            stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
-            if stored is not None:
-                await admission_confirm(ctx, admission)  # a hit counts against rate limits
-                return _answered(ctx, cache_respond(ctx, stored, admission.headers))
-            if ctx.cache.semantic is not None:
-                stored = await semantic_lookup(ctx)
-                if stored is not None:
-                    await admission_confirm(ctx, admission)
-                    return _answered(ctx, semantic_respond(ctx, stored, admission.headers))
+            if ctx.trace is None:
+                hit = await _cache_lookup(ctx, admission)
+            else:
+                hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
+            if hit is not None:
+                return _answered(ctx, hit)
 
         async def attempt(deployment: Deployment) -> HttpResponse:
             ctx.deployment = deployment
+            if ctx.trace is None:
+                return await attempt_once(deployment)
+            trace_attempt_start(ctx, deployment)
+            try:
+                return await attempt_once(deployment)
+            except BaseException as error:
+                trace_attempt_failed(ctx, error)
+                raise
+
+        async def attempt_once(deployment: Deployment) -> HttpResponse:
             adapter = adapter_get(deployment.provider)
             if adapter is None:
                 raise InvalidRequestError(f"No adapter for provider {deployment.provider}.")
@@ -210,11 +268,18 @@ async def relay(
                 upstream_call_ended(ctx, started=waited, error=error)
                 raise
             upstream_call_ended(ctx, started=waited, error=None)
+            if ctx.trace is not None:  # before post_call: captured content stays masked
+                trace_answer(ctx, result, body=body)
             if ctx.guard is not None and isinstance(result, dict):
-                await guard_answer(ctx, ctx.guard, result)  # post_call, placeholders restored
+                answering = guard_answer(ctx, ctx.guard, result)  # post_call, placeholders restored
+                if ctx.trace is not None:
+                    answering = trace_stage(ctx, "ogem.guardrails", answering, phase="post_call")
+                await answering
             response = _complete(ctx, result, admission)
             if callbacks is not None:
                 ctx.callback_output = result
+            if ctx.trace is not None:
+                trace_attempt_done(ctx)
             if ctx.cache is not None and isinstance(result, dict):
                 cache_store(ctx, result, encoded=response.content)
             return response
@@ -225,15 +290,21 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                if ctx.trace is not None:
+                    trace_end(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
 
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
+        if ctx.trace is not None:
+            run = trace_routing(ctx, run)
         if ctx.guard is not None and ctx.guard.during_task is not None:
             response = await guard_during(ctx, ctx.guard, run)
         else:
             response = await run
         handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
+        if handed_off and ctx.trace is not None:
+            ctx.trace.handed_off = True
         return _answered(ctx, response)
     except GatewayError as error:
         ctx.status_code = error.status
@@ -313,6 +384,23 @@ DROPPABLE_PARAMS = frozenset(
 )
 
 
+async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpResponse | None:
+    """The response cache's answer (exact, then semantic), once admitted; None on a miss."""
+    if ctx.fetch_taken:  # the entry comes with the admission's decision
+        ctx.admission_wait = None
+        await admission_confirm(ctx, admission)
+    stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
+    if stored is not None:
+        await admission_confirm(ctx, admission)  # a hit counts against rate limits
+        return cache_respond(ctx, stored, admission.headers)
+    if ctx.cache.semantic is not None:
+        stored = await semantic_lookup(ctx)
+        if stored is not None:
+            await admission_confirm(ctx, admission)
+            return semantic_respond(ctx, stored, admission.headers)
+    return None
+
+
 def param_droppable(error: InvalidRequestError, body: dict[str, Any]) -> str | None:
     """The parameter of `body` that `error` refuses, when drop_params may leave it out."""
     name = error.param
@@ -374,9 +462,11 @@ async def _callbacks_emit(ctx: RequestContext, plan: CallbackPlan, body: dict[st
 def _stream_observers(ctx: RequestContext) -> tuple[ChunkObserver, ...]:
     """Who assembles the stream as it passes: a stored completion, the response cache."""
     text = ctx.callback_output
-    if ctx.stored is None and ctx.cache is None and text is None:
+    if ctx.stored is None and ctx.cache is None and ctx.trace is None and text is None:
         return ()
     observers: list[ChunkObserver] = []
+    if ctx.trace is not None:
+        observers.append(TraceObserver(ctx.trace))
     if text is not None:
         observers.append(text)
     if ctx.stored is not None:
@@ -417,6 +507,8 @@ async def _open_stream(
     arrived = time.perf_counter()
     ctx.upstream_seconds += arrived - waited
     ctx.first_token_seconds = arrived - ctx.started_at
+    if ctx.trace is not None:
+        trace_first_token(ctx, body=body)
     if typed:
         relayed = event_relay(
             ctx=ctx, first=first, upstream=upstream, settle=settle, upstream_since=since

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,12 @@ def http_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
 
 UpstreamHTTPResponse = aiohttp.ClientResponse | Http11Response
 
+# The W3C `traceparent` of the upstream call in flight, set by the gateway's tracing
+# (gateway/tracing.py) for its request's task; None: none sent.
+upstream_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "upstream_traceparent", default=None
+)
+
 
 async def upstream_send(
     *,
@@ -109,6 +116,9 @@ async def upstream_send(
     `encoded`: the URL is already escaped, send it as it is (a signed request's). The lean client
     never re-escapes what is escaped, nor the characters a signed path holds. `policy`: the
     addresses it may connect to (None: any)."""
+    traceparent = upstream_traceparent.get()
+    if traceparent is not None:
+        headers = {**headers, "traceparent": traceparent}
     if (
         proxy is None
         and (body is None or type(body) is bytes)

@@ -21,6 +21,7 @@ from gateway.config.types import (
     CallbackSettings,
     GuardrailSettings,
     RouterSettings,
+    TracingSettings,
 )
 from gateway.config.yamltree import YNode
 from providers.base import Deployment, Timeouts
@@ -64,6 +65,7 @@ class ParsedFile:
     guardrails: GuardrailSettings | None = None
     callbacks: CallbackSettings | None = None
     alerting: AlertingSettings | None = None
+    tracing: TracingSettings | None = None
 
 
 def drafts_to_deployments(

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gateway.callbacks.settings import CallbackSettings
 from gateway.config.common import ParsedFile, drafts_to_deployments
 from gateway.config.database import database_deployments, organization_ids, run_sync
 from gateway.config.fields import Reader
@@ -20,7 +21,7 @@ from gateway.config.native import native_parse
 from gateway.config.overlays import overlays_apply
 from gateway.config.problems import ConfigError, ConfigProblem, Location, Problems
 from gateway.config.sources import SourceError, source_is_url, source_read
-from gateway.config.types import GatewayConfig
+from gateway.config.types import GatewayConfig, TracingSettings
 from gateway.config.yamltree import YNode, yaml_compose, yaml_unset_report
 from providers.base import Deployment
 
@@ -140,14 +141,16 @@ def config_parse(
         problems.warning(root.location, "no models are configured")
     if problems.errors:
         return None
+    callbacks, tracing = _observability(parsed)
     return GatewayConfig(
         deployments=tuple(deployments),
         router=parsed.router,
         general=parsed.general,
         cache=parsed.cache,
         guardrails=parsed.guardrails,
-        callbacks=parsed.callbacks,
+        callbacks=callbacks,
         alerting=parsed.alerting,
+        tracing=tracing,
         source=source,
         format=kind,
         digest=digest,
@@ -232,3 +235,17 @@ def config_with_database(config: GatewayConfig, *, problems: Problems) -> Gatewa
         )
         rows = []
     return config_merge(config, rows)
+
+
+def _observability(parsed: ParsedFile) -> tuple[CallbackSettings | None, TracingSettings | None]:
+    """The callbacks the requests deliver to (None when the lists name no sink: the /v1 path then
+    skips them), and the tracing settings: the file's `tracing:` section, else on when LiteLLM's
+    callback lists name `otel` (its settings from the OTEL_* variables, docs/tracing.md)."""
+    callbacks, tracing = parsed.callbacks, parsed.tracing
+    if callbacks is None:
+        return None, tracing
+    if tracing is None and {"otel", "opentelemetry"} & set(callbacks.tracing):
+        tracing = TracingSettings()
+    if not callbacks.success and not callbacks.failure and callbacks.message_logging:
+        callbacks = None
+    return callbacks, tracing

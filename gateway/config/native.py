@@ -19,13 +19,27 @@ from gateway.config.common import (
 from gateway.config.fields import Reader
 from gateway.config.guardrails import guardrails_read_native
 from gateway.config.provider_names import provider_canonical, provider_split
-from gateway.config.types import RouterSettings
+from gateway.config.types import RouterSettings, TracingSettings
 from gateway.config.yamltree import YNode
 from providers.base import Timeouts
 
 TOP_LEVEL_KEYS = frozenset(
-    {"version", "models", "router", "settings", "cache", "guardrails", "callbacks", "alerting"}
+    {
+        "version",
+        "models",
+        "router",
+        "settings",
+        "cache",
+        "guardrails",
+        "callbacks",
+        "alerting",
+        "tracing",
+    }
 )
+TRACING_KEYS = frozenset(
+    {"enabled", "endpoint", "protocol", "service_name", "capture_content", "sample_rate"}
+)
+TRACING_PROTOCOLS = ("http/protobuf", "grpc")
 _MODEL_KEYS = frozenset(
     {
         "id",
@@ -77,6 +91,30 @@ _SETTINGS_KEYS = frozenset(
 )
 
 
+def _tracing(reader: Reader, node: YNode | None) -> TracingSettings | None:
+    """`tracing:` (docs/tracing.md); absent: the environment decides."""
+    fields = reader.mapping(node)
+    if fields is None:
+        return None
+    reader.unknown_keys(node, TRACING_KEYS, section="tracing")  # type: ignore[arg-type]
+    protocol = reader.string(fields.get("protocol"), secret=False) or ""
+    if protocol and protocol not in TRACING_PROTOCOLS:
+        reader.error(fields["protocol"], f"protocol must be one of {', '.join(TRACING_PROTOCOLS)}")
+        protocol = ""
+    rate = reader.number(fields.get("sample_rate"), positive=False)
+    if rate is not None and not 0.0 <= rate <= 1.0:
+        reader.error(fields["sample_rate"], "sample_rate must be between 0 and 1")
+        rate = None
+    return TracingSettings(
+        enabled=reader.boolean(fields.get("enabled")) is not False,
+        endpoint=reader.string(fields.get("endpoint")) or "",
+        protocol=protocol,
+        service_name=reader.string(fields.get("service_name"), secret=False) or "",
+        capture_content=reader.boolean(fields.get("capture_content")),
+        sample_rate=rate,
+    )
+
+
 def native_parse(reader: Reader, root: YNode) -> ParsedFile:
     parsed = ParsedFile()
     reader.unknown_keys(root, TOP_LEVEL_KEYS, section="the Ogem configuration")
@@ -93,6 +131,7 @@ def native_parse(reader: Reader, root: YNode) -> ParsedFile:
     parsed.guardrails = guardrails_read_native(reader, root.get("guardrails"), drafts=parsed.drafts)
     parsed.callbacks = callbacks_read_native(reader, root.get("callbacks"))
     parsed.alerting = alerting_read_native(reader, root.get("alerting"))
+    parsed.tracing = _tracing(reader, root.get("tracing"))
     settings_node = root.get("settings")
     settings = reader.mapping(settings_node) or {}
     if settings:

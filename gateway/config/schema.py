@@ -275,6 +275,18 @@ def config_schema() -> dict[str, Any]:
             "guardrails": {"type": "array", "items": guardrail},
             "callbacks": callbacks_schema,
             "alerting": alerting_schema,
+            "tracing": _object(
+                native.TRACING_KEYS,
+                {
+                    "enabled": _BOOLEAN,
+                    "endpoint": _STRING,
+                    "protocol": {"enum": list(native.TRACING_PROTOCOLS)},
+                    "service_name": _STRING,
+                    "capture_content": _BOOLEAN,
+                    "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                description="OpenTelemetry traces of /v1 requests (docs/tracing.md).",
+            ),
         },
         description="Ogem's configuration file (docs/configuration.md).",
     )

@@ -194,6 +194,19 @@ class AlertingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """`tracing:` in Ogem's format (docs/tracing.md): OpenTelemetry traces of /v1 requests. What
+    is empty comes from the standard OTEL_* variables."""
+
+    enabled: bool = True
+    endpoint: str = ""
+    protocol: str = ""  # "http/protobuf" or "grpc"
+    service_name: str = ""
+    capture_content: bool | None = None
+    sample_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     deployments: tuple[Deployment, ...] = ()
     router: RouterSettings = field(default_factory=RouterSettings)
@@ -205,6 +218,7 @@ class GatewayConfig:
     # None: no callbacks configured; team and key `logging` metadata still delivers.
     callbacks: CallbackSettings | None = None
     alerting: AlertingSettings | None = None  # None: no alert rules run
+    tracing: TracingSettings | None = None  # None: the environment decides (gateway/tracing.py)
     source: str = ""  # a path, a URL, or "" for the built-in default
     format: str = "default"  # "ogem", "litellm" or "default"
     digest: str = ""  # sha256 of the source text

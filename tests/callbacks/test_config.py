@@ -6,7 +6,7 @@ import pytest
 
 from gateway.config.loader import config_parse
 from gateway.config.problems import Problems
-from gateway.config.types import GatewayConfig
+from gateway.config.types import GatewayConfig, TracingSettings
 
 
 def _parse(text: str) -> tuple[GatewayConfig | None, list[str]]:
@@ -62,6 +62,18 @@ callback_settings:
     assert any('no callback "my_module.handler"' in p for p in problems)
 
 
+def test_otel_alone_turns_tracing_on_and_no_callbacks() -> None:
+    """`callbacks: ["otel"]` is LiteLLM's way to trace: tracing on from the OTEL_* variables, and
+    no callback stage on the /v1 path since no sink is named."""
+    config, _ = _parse("model_list: []\nlitellm_settings:\n  callbacks: [otel]\n")
+    assert config is not None
+    assert (config.callbacks, config.tracing) == (None, TracingSettings())
+    config, _ = _parse("model_list: []\nlitellm_settings:\n  callbacks: [prometheus]\n")
+    assert config is not None and (config.callbacks, config.tracing) == (None, None)
+    config, _ = _parse("models: []\ntracing: {enabled: false}\ncallbacks: {success: [otel]}\n")
+    assert config is not None and config.tracing == TracingSettings(enabled=False)
+
+
 def test_ogems_format(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_SECRET", "s3cret")
     config, problems = _parse(
@@ -104,6 +116,5 @@ callbacks:
     assert config is None
     assert any('no callback type "carrier-pigeon"' in p for p in problems)
     config, problems = _parse("models: []\ncallbacks:\n  success: [langsmith]\n")
-    assert config is not None and config.callbacks is not None
-    assert config.callbacks.success == ()
+    assert config is not None and config.callbacks is None  # nothing left to deliver to
     assert any("langsmith needs LANGSMITH_API_KEY" in p for p in problems)

@@ -1,0 +1,756 @@
+"""OpenTelemetry traces of /v1 requests, following the GenAI semantic conventions
+(docs/tracing.md).
+
+A request's spans are recorded as small `SpanRecord`s while it runs (a clock read and a few
+assignments each) and handed to OpenTelemetry's `BatchSpanProcessor` as SDK `ReadableSpan`s once
+it ends: the SDK's tracer, with its context attach and detach, costs several times as much a span
+(measured in docs/tracing.md), and a request's spans are all known to one task. Export happens in
+the processor's thread, never on the request path; its queue is bounded and drops when a collector
+is down or slow.
+
+Off (the default), a request costs one module-global read (`tracing_active`); its trace id (the
+client's `traceparent`'s, else a random one) is still made at the ASGI edge for the
+`x-ogem-trace-id` header (gateway/asgi.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway.context import RequestContext
+from providers.base import Deployment, Endpoint
+from providers.http import upstream_traceparent
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SERVER = 1
+CLIENT = 2
+INTERNAL = 0
+
+# Ogem's provider names (LiteLLM's prefixes) as the GenAI conventions' `gen_ai.provider.name`
+# well-known values; any other is reported as Ogem names it.
+PROVIDER_NAMES = {
+    "azure": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "bedrock": "aws.bedrock",
+    "gemini": "gcp.gemini",
+    "vertex_ai": "gcp.vertex_ai",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+    "watsonx": "ibm.watsonx.ai",
+}
+
+OPERATIONS = {
+    Endpoint.CHAT: "chat",
+    Endpoint.COMPLETIONS: "text_completion",
+    Endpoint.EMBEDDINGS: "embeddings",
+    Endpoint.RESPONSES: "chat",
+    Endpoint.IMAGES_GENERATIONS: "generate_content",
+    Endpoint.IMAGES_EDITS: "generate_content",
+    Endpoint.IMAGES_VARIATIONS: "generate_content",
+}
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def trace_context_parse(value: str | bytes | None) -> tuple[int, int, int] | None:
+    """(trace id, parent span id, flags) of a W3C `traceparent` header; None when absent or
+    invalid (all-zero ids, a bad version or length), which starts a new trace."""
+    if not value:
+        return None
+    if type(value) is bytes:
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    text = value.strip().lower()  # type: ignore[union-attr]
+    # version 00 is exactly 55 characters; a later version may append fields after a dash.
+    if len(text) < 55 or text[2] != "-" or text[35] != "-" or text[52] != "-":
+        return None
+    version, trace, parent, flags = text[:2], text[3:35], text[36:52], text[53:55]
+    if (
+        version == "ff"
+        or (version == "00" and len(text) != 55)
+        or (len(text) > 55 and text[55] != "-")
+    ):
+        return None
+    if not _HEX.issuperset(version + trace + parent + flags):
+        return None
+    trace_id, span_id = int(trace, 16), int(parent, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, int(flags, 16)
+
+
+def trace_id_new() -> int:
+    return random.getrandbits(128) or 1
+
+
+def _span_id() -> int:
+    return random.getrandbits(64) or 1
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    name: str
+    kind: int
+    span_id: int
+    parent_id: int
+    start_ns: int
+    end_ns: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    error: str | None = None  # the status description of a failed span
+
+    def fail(self, error: BaseException) -> None:
+        code = getattr(error, "code", None)
+        self.attributes["error.type"] = code or type(error).__name__
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            self.attributes["http.response.status_code"] = status
+        self.error = str(getattr(error, "message", "") or type(error).__name__)[:300]
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    trace_id: int
+    flags: int
+    remote_parent: int  # the client's span, 0 when Ogem started the trace
+    root: SpanRecord
+    spans: list[SpanRecord] = field(default_factory=list)
+    attempt: SpanRecord | None = None  # the upstream attempt in flight (a stream's until its end)
+    routing: SpanRecord | None = None
+    capture: bool = False
+    output: list[str] | None = None  # a stream's generated text, when content is captured
+    finish_reasons: list[str] = field(default_factory=list)
+    response_model: str = ""
+    response_id: str = ""
+    handed_off: bool = False  # a stream: the trace ends when it does
+    ended: bool = False
+
+    def span(
+        self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
+    ) -> SpanRecord:
+        record = SpanRecord(
+            name=name,
+            kind=kind,
+            span_id=_span_id(),
+            parent_id=(parent or self.root).span_id,
+            start_ns=time.time_ns(),
+        )
+        self.spans.append(record)
+        return record
+
+
+@dataclass(slots=True)
+class Tracing:
+    """The configured pipeline: the processor that exports, and what every span carries."""
+
+    processor: Any
+    resource: Any
+    scope: Any
+    capture_content: bool = False
+    ratio: float = 1.0
+    protocol: str = "http/protobuf"
+    endpoint: str = ""
+
+
+_active: Tracing | None = None
+_START = object()
+# The configuration file's `tracing:` section last applied (gateway/config): a reload that
+# changes it reconfigures; another source (the environment, tracing_configure) stays otherwise.
+# The first request of a process applies the environment's (OGEM_TRACING) when there is none.
+_applied_section: Any = _START
+
+
+def tracing_active(section: Any = None) -> Tracing | None:
+    """The pipeline when tracing is on, else None: the hot path's one check. `section` is the
+    current configuration's `tracing:` settings (None without one)."""
+    if section is not _applied_section:
+        _section_apply(section)
+    return _active
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def tracing_configure(
+    *,
+    enabled: bool = True,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    service_name: str | None = None,
+    capture_content: bool | None = None,
+    sample_rate: float | None = None,
+) -> Tracing | None:
+    """Turn tracing on (or off with `enabled=False`) in this process. What is not given comes from
+    the standard variables: OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT),
+    OTEL_EXPORTER_OTLP_PROTOCOL (`http/protobuf`, the default, or `grpc`), OTEL_SERVICE_NAME
+    (default `ogem`), OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (content, default off) and
+    OTEL_TRACES_SAMPLER_ARG (with a `traceidratio` OTEL_TRACES_SAMPLER). OTEL_SDK_DISABLED=true
+    keeps it off. LiteLLM's `callbacks: ["otel"]` and Ogem's `tracing:` section call this."""
+    global _active
+    previous = _active
+    if not enabled or _env_flag("OTEL_SDK_DISABLED"):
+        _active = None
+    else:
+        _active = _pipeline_build(
+            endpoint=endpoint,
+            protocol=protocol,
+            service_name=service_name,
+            capture_content=capture_content,
+            sample_rate=sample_rate,
+        )
+    if previous is not None and previous is not _active:
+        previous.processor.shutdown()  # flushes what it holds, in its own thread's time
+    return _active
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A worker that exits sends what its processor still holds (bounded by its timeout)."""
+    if _active is not None:
+        _active.processor.shutdown()
+
+
+def tracing_from_environment() -> None:
+    """At startup: OGEM_TRACING=true turns tracing on from the OTEL_* variables."""
+    if _env_flag("OGEM_TRACING"):
+        tracing_configure()
+
+
+def _section_apply(section: Any) -> None:
+    global _applied_section
+    previous, _applied_section = _applied_section, section
+    if section is None:
+        if previous is not _START:  # the section was removed from the file
+            tracing_configure(enabled=False)
+        tracing_from_environment()
+        return
+    tracing_configure(
+        enabled=section.enabled,
+        endpoint=section.endpoint or None,
+        protocol=section.protocol or None,
+        service_name=section.service_name or None,
+        capture_content=section.capture_content,
+        sample_rate=section.sample_rate,
+    )
+
+
+def _pipeline_build(
+    *,
+    endpoint: str | None,
+    protocol: str | None,
+    service_name: str | None,
+    capture_content: bool | None,
+    sample_rate: float | None,
+) -> Tracing:
+    # Imported when tracing is turned on: the SDK and its exporters are not loaded otherwise.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from gateway.tracing_export import exporter_build
+
+    protocol = (
+        protocol
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    exporter, endpoint_used = exporter_build(protocol=protocol, endpoint=endpoint)
+    attributes = {"service.name": service_name} if service_name else {}
+    resource = Resource.create(attributes)
+    if "service.name" not in attributes and resource.attributes.get("service.name", "").startswith(
+        "unknown_service"
+    ):
+        resource = resource.merge(Resource({"service.name": "ogem"}))
+    if capture_content is None:
+        capture_content = bool(_env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
+    if sample_rate is None:
+        sample_rate = 1.0
+        if "ratio" in os.environ.get("OTEL_TRACES_SAMPLER", ""):
+            try:
+                sample_rate = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1"))
+            except ValueError:
+                sample_rate = 1.0
+    processor = BatchSpanProcessor(exporter, max_queue_size=4096, max_export_batch_size=512)
+    _drop_warnings_thin()
+    logger.info("tracing on: OTLP %s to %s", protocol, endpoint_used)
+    return Tracing(
+        processor=processor,
+        resource=resource,
+        scope=InstrumentationScope("ogem.gateway"),
+        capture_content=capture_content,
+        ratio=min(max(sample_rate, 0.0), 1.0),
+        protocol=protocol,
+        endpoint=endpoint_used,
+    )
+
+
+class _OncePerMinute(logging.Filter):
+    """The batch processor warns once per span it drops when its queue is full (a collector
+    down, under load): one such line a minute says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Queue full"):
+            return True
+        now = time.monotonic()
+        if now - self.last < 60.0:
+            return False
+        self.last = now
+        return True
+
+
+def _drop_warnings_thin() -> None:
+    processor_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+    if not any(isinstance(f, _OncePerMinute) for f in processor_logger.filters):
+        processor_logger.addFilter(_OncePerMinute())
+
+
+def _sampled(tracing: Tracing, trace_id: int) -> bool:
+    if tracing.ratio >= 1.0:
+        return True
+    # The trace id's low 64 bits against the ratio, as OpenTelemetry's TraceIdRatioBased does.
+    return (trace_id & 0xFFFFFFFFFFFFFFFF) < int(tracing.ratio * (1 << 64))
+
+
+def trace_begin(
+    ctx: RequestContext, *, tracing: Tracing, trace_id: int, parent: int, flags: int
+) -> None:
+    """Start the request's trace: its root span (the request, as its server), the ids callbacks
+    read (ctx.trace_id, ctx.span_id) and the `traceparent` sent upstream."""
+    span_id = _span_id()
+    ctx.trace_id = f"{trace_id:032x}"
+    ctx.span_id = f"{span_id:016x}"
+    sampled = (flags & 1) if parent else _sampled(tracing, trace_id)
+    if not sampled:
+        # Not recorded; upstream hears the trace, not sampled, from the client's own span.
+        upstream_traceparent.set(f"00-{ctx.trace_id}-{(parent or span_id):016x}-00")
+        return
+    started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
+    operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint.value)
+    root = SpanRecord(
+        name=operation,
+        kind=SERVER,
+        span_id=span_id,
+        parent_id=parent,
+        start_ns=started,
+        attributes={
+            "gen_ai.operation.name": operation,
+            "http.request.method": "POST",
+            "url.path": "/v1/" + (ctx.recorded_as or ctx.endpoint).value,
+            "ogem.request_id": ctx.request_id,
+        },
+    )
+    caller = ctx.caller
+    if caller.key_id is not None:
+        root.attributes["ogem.key.prefix"] = caller.key_prefix
+    if caller.team_id is not None:
+        root.attributes["ogem.team.id"] = caller.team_id
+    if caller.organization_id is not None:
+        root.attributes["ogem.organization.id"] = caller.organization_id
+    ctx.trace = RequestTrace(
+        trace_id=trace_id,
+        flags=1,
+        remote_parent=parent,
+        root=root,
+        capture=tracing.capture_content,
+    )
+    upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
+
+
+def trace_request(ctx: RequestContext) -> None:
+    """The request's body is read: the model and parameters on the root span."""
+    root: SpanRecord = ctx.trace.root
+    root.name = f"{root.attributes['gen_ai.operation.name']} {ctx.model}"
+    root.attributes["gen_ai.request.model"] = ctx.model
+    if ctx.stream:
+        root.attributes["gen_ai.request.stream"] = True
+    if ctx.max_tokens is not None:
+        root.attributes["gen_ai.request.max_tokens"] = ctx.max_tokens
+
+
+def trace_failed(ctx: RequestContext, error: BaseException) -> None:
+    """The request failed (or was cancelled) before or without answering: its trace ends."""
+    trace: RequestTrace = ctx.trace
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        ctx.status_code = status
+    elif not ctx.cancelled and ctx.status_code < 400:
+        ctx.status_code = 500
+    if not ctx.cancelled:
+        trace.root.fail(error)
+    trace_end(ctx)
+
+
+async def trace_stage(ctx: RequestContext, name: str, stage: Awaitable[T], *, phase: str = "") -> T:
+    """Run `stage` (admission, guardrails) in a span of its own."""
+    trace: RequestTrace = ctx.trace
+    span = trace.span(name)
+    if phase:
+        span.attributes["ogem.guardrails.phase"] = phase
+    try:
+        return await stage
+    except BaseException as error:
+        span.fail(error)
+        raise
+    finally:
+        span.end_ns = time.time_ns()
+        if phase and ctx.guard is not None:
+            actions = sorted({key[2] for key in ctx.guard.decisions if key[1] == phase})
+            if actions:
+                span.attributes["ogem.guardrails.actions"] = tuple(actions)
+
+
+async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
+    """The response cache's lookup in a span: what it found (`ogem.cache.status`)."""
+    trace: RequestTrace = ctx.trace
+    span = trace.span("ogem.cache")
+    try:
+        return await lookup
+    except BaseException as error:
+        span.fail(error)
+        raise
+    finally:
+        span.end_ns = time.time_ns()
+        span.attributes["ogem.cache.status"] = ctx.cache_status or "miss"
+        if ctx.cache_similarity is not None:
+            span.attributes["ogem.cache.similarity"] = ctx.cache_similarity
+
+
+async def trace_routing(ctx: RequestContext, run: Awaitable[T]) -> T:
+    """The routing decision (retries, failover and fallbacks) in a span whose children are the
+    upstream attempts."""
+    trace: RequestTrace = ctx.trace
+    span = trace.span("ogem.routing")
+    span.attributes["ogem.routing.candidates"] = len(ctx.candidates)
+    trace.routing = span
+    try:
+        response = await run
+    except BaseException as error:
+        span.fail(error)
+        raise
+    finally:
+        span.end_ns = time.time_ns()
+        span.attributes["ogem.routing.attempts"] = sum(1 for s in trace.spans if s.kind == CLIENT)
+        if ctx.deployment is not None:
+            span.attributes["ogem.deployment.id"] = ctx.deployment.id
+    group = response.get("x-ogem-model-group")  # type: ignore[attr-defined]
+    span.attributes["ogem.model_group"] = group or ctx.model
+    return response
+
+
+def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
+    """An upstream attempt begins: its client span (a child of the routing span), and the
+    `traceparent` the adapter sends names it."""
+    trace: RequestTrace = ctx.trace
+    if trace.attempt is not None and not trace.attempt.end_ns:
+        trace.attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
+    operation = trace.root.attributes["gen_ai.operation.name"]
+    span = trace.span(f"{operation} {deployment.upstream_model}", kind=CLIENT, parent=trace.routing)
+    span.attributes.update(
+        {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+            "gen_ai.request.model": deployment.upstream_model,
+            "ogem.deployment.id": deployment.id,
+            "ogem.model_group": deployment.model_name,
+        }
+    )
+    address = _server_address(deployment.api_base)
+    if address:
+        span.attributes["server.address"] = address
+    trace.attempt = span
+    upstream_traceparent.set(f"00-{ctx.trace_id}-{span.span_id:016x}-01")
+
+
+def _server_address(api_base: str) -> str:
+    if not api_base:
+        return ""
+    rest = api_base.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+def trace_attempt_failed(ctx: RequestContext, error: BaseException) -> None:
+    trace: RequestTrace = ctx.trace
+    span = trace.attempt
+    if span is None or span.end_ns:
+        return
+    span.fail(error)
+    span.end_ns = time.time_ns()
+
+
+def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> None:
+    """A non-streamed answer arrived: its model, id and finish reasons on the attempt's span
+    (usage is added when the request ends), its content when captured."""
+    trace: RequestTrace = ctx.trace
+    if not isinstance(result, dict):
+        return
+    trace.response_model = str(result.get("model") or "")
+    trace.response_id = str(result.get("id") or "")
+    choices = result.get("choices")
+    if isinstance(choices, list):
+        trace.finish_reasons = [
+            str(c.get("finish_reason"))
+            for c in choices
+            if isinstance(c, dict) and c.get("finish_reason")
+        ]
+    if trace.capture and trace.attempt is not None:
+        _input_capture(trace.attempt, body)
+        if isinstance(choices, list):
+            outputs = [_output_message(c) for c in choices if isinstance(c, dict)]
+            trace.attempt.attributes["gen_ai.output.messages"] = _json(outputs)
+
+
+def trace_attempt_done(ctx: RequestContext) -> None:
+    """A non-streamed attempt answered: what it used, and its span ends."""
+    trace: RequestTrace = ctx.trace
+    span = trace.attempt
+    if span is not None and not span.end_ns:
+        span.attributes.update(_answered(ctx, trace))
+        span.end_ns = time.time_ns()
+
+
+def _input_capture(span: SpanRecord, body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        messages = body.get("prompt", body.get("input"))
+    if messages is not None:
+        span.attributes["gen_ai.input.messages"] = _json(messages)
+
+
+def _output_message(choice: dict[str, Any]) -> Any:
+    message = choice.get("message")
+    if isinstance(message, dict):
+        return {"role": message.get("role", "assistant"), "content": message.get("content"),
+                "finish_reason": choice.get("finish_reason")}  # fmt: skip
+    return {
+        "role": "assistant",
+        "content": choice.get("text"),
+        "finish_reason": choice.get("finish_reason"),
+    }
+
+
+def _json(value: Any) -> str:
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = str(value)
+    return text[:32768]  # a bound on what one attribute carries
+
+
+def trace_first_token(ctx: RequestContext, *, body: dict[str, Any]) -> None:
+    """The stream's first chunk arrived: the time to first token as an event; the request's
+    content when captured (as sent upstream: masked)."""
+    trace: RequestTrace = ctx.trace
+    if trace.capture and trace.attempt is not None:
+        _input_capture(trace.attempt, body)
+    seconds = ctx.first_token_seconds or 0.0
+    now = time.time_ns()
+    event = ("gen_ai.first_token", now, {"gen_ai.server.time_to_first_token": seconds})
+    trace.root.events.append(event)
+    trace.root.attributes["gen_ai.server.time_to_first_token"] = seconds
+    if trace.attempt is not None:
+        trace.attempt.events.append(event)
+
+
+class TraceObserver:
+    """Sees a traced stream's chunks (gateway/streaming.py's ChunkObserver): its model, id,
+    finish reasons and, when captured, its text."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self, trace: RequestTrace) -> None:
+        self.trace = trace
+        if trace.capture:
+            trace.output = []
+
+    def add(self, chunk: dict[str, Any], usage: dict[str, Any] | None) -> None:
+        trace = self.trace
+        if not trace.response_model and chunk.get("model"):
+            trace.response_model = str(chunk["model"])
+            trace.response_id = str(chunk.get("id") or "")
+        choices = chunk.get("choices")
+        if not choices or type(choices) is not list:
+            return
+        for choice in choices:
+            if type(choice) is not dict:
+                continue
+            reason = choice.get("finish_reason")
+            if reason:
+                trace.finish_reasons.append(str(reason))
+            if trace.output is not None:
+                delta = choice.get("delta")
+                text = delta.get("content") if type(delta) is dict else choice.get("text")
+                if type(text) is str:
+                    trace.output.append(text)
+
+    def finish(self) -> None:
+        pass
+
+
+def trace_end(ctx: RequestContext) -> None:
+    """The request is over (answered, failed or its stream ended): end its open spans, add what
+    it used, and hand every span to the exporter. Once per request."""
+    trace: RequestTrace | None = ctx.trace
+    if trace is None or trace.ended:
+        return
+    trace.ended = True
+    upstream_traceparent.set(None)  # a task that runs more requests starts each afresh
+    tracing = _active
+    now = time.time_ns()
+    root = trace.root
+    attributes = root.attributes
+    deployment = ctx.deployment
+    if deployment is not None:
+        attributes["gen_ai.provider.name"] = PROVIDER_NAMES.get(
+            deployment.provider, deployment.provider
+        )
+        attributes["ogem.deployment.id"] = deployment.id
+    answered = _answered(ctx, trace)
+    attributes.update(answered)
+    if ctx.guard is not None and ctx.guard.decisions:
+        attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
+    attributes["http.response.status_code"] = ctx.status_code
+    if ctx.cache_status:
+        attributes["ogem.cache.status"] = ctx.cache_status
+    if ctx.cancelled:
+        attributes["ogem.cancelled"] = True
+    if ctx.status_code >= 400 and root.error is None:
+        root.error = f"HTTP {ctx.status_code}"
+        attributes.setdefault("error.type", str(ctx.status_code))
+    attempt = trace.attempt
+    if attempt is not None and not attempt.end_ns:
+        attempt.attributes.update(answered)
+        if trace.output is not None:
+            text = _remask(ctx, "".join(trace.output))
+            attempt.attributes["gen_ai.output.messages"] = _json(
+                [{"role": "assistant", "content": text,
+                  "finish_reason": trace.finish_reasons[0] if trace.finish_reasons else None}]
+            )  # fmt: skip
+        if ctx.status_code >= 400 and attempt.error is None:
+            attempt.error = f"HTTP {ctx.status_code}"
+        attempt.end_ns = now
+    for span in trace.spans:
+        if not span.end_ns:
+            span.end_ns = now
+    root.end_ns = now
+    if tracing is None:
+        return  # turned off meanwhile
+    try:
+        _export(tracing, trace)
+    except Exception:  # never fail a request for its trace
+        logger.exception("could not record the trace of request %s", ctx.request_id)
+
+
+def _remask(ctx: RequestContext, text: str) -> str:
+    """A stream's text as the upstream sent it: the values pre_call masked, placeholders again
+    (guard_chunks restored them before the observers see the chunks)."""
+    masker = ctx.guard.masker if ctx.guard is not None else None
+    if masker is None:
+        return text
+    for (_, value), placeholder in masker.by_value.items():
+        text = text.replace(value, f"<{placeholder}>")
+    return text
+
+
+def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
+    """The answer's attributes: its model, id, finish reasons and usage."""
+    answered: dict[str, Any] = {}
+    if trace.response_model:
+        answered["gen_ai.response.model"] = trace.response_model
+    if trace.response_id:
+        answered["gen_ai.response.id"] = trace.response_id
+    if trace.finish_reasons:
+        answered["gen_ai.response.finish_reasons"] = tuple(trace.finish_reasons)
+    if ctx.status_code < 400 and not ctx.cancelled:
+        usage = ctx.usage
+        answered["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        answered["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        if usage.cached_tokens:
+            answered["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+        if usage.cache_creation_tokens:
+            answered["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
+        if usage.estimated:
+            answered["ogem.usage.estimated"] = True
+    return answered
+
+
+_sdk: Any = None  # OpenTelemetry's span classes, imported once tracing is on
+
+
+def _sdk_load() -> Any:
+    global _sdk
+    if _sdk is None:
+        from types import SimpleNamespace
+
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        _sdk = SimpleNamespace(
+            Event=Event,
+            ReadableSpan=ReadableSpan,
+            SpanContext=SpanContext,
+            Status=Status,
+            error=StatusCode.ERROR,
+            unset=Status(StatusCode.UNSET),
+            sampled=TraceFlags(1),
+            kinds={SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT, INTERNAL: SpanKind.INTERNAL},
+        )
+    return _sdk
+
+
+def _export(tracing: Tracing, trace: RequestTrace) -> None:
+    sdk = _sdk or _sdk_load()
+    context, flags, kinds = sdk.SpanContext, sdk.sampled, sdk.kinds
+    trace_id = trace.trace_id
+    on_end = tracing.processor.on_end
+    root = trace.root
+    for span in (root, *trace.spans):
+        parent = None
+        if span.parent_id:
+            parent = context(trace_id, span.parent_id, span is root, flags)
+        on_end(
+            sdk.ReadableSpan(
+                name=span.name,
+                context=context(trace_id, span.span_id, False, flags),
+                parent=parent,
+                resource=tracing.resource,
+                attributes=span.attributes,
+                events=[sdk.Event(name, values, at) for name, at, values in span.events]
+                if span.events
+                else (),
+                kind=kinds[span.kind],
+                status=sdk.unset if span.error is None else sdk.Status(sdk.error, span.error),
+                start_time=span.start_ns,
+                end_time=span.end_ns,
+                instrumentation_scope=tracing.scope,
+            )
+        )
+
+
+def tracing_flush(timeout_millis: int = 5000) -> bool:
+    """Export what is queued now (tests, shutdown)."""
+    tracing = _active
+    return tracing.processor.force_flush(timeout_millis) if tracing is not None else True
