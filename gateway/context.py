@@ -178,6 +178,7 @@ class RequestContext:
     # `traceparent` or made by Ogem; "" until the tracing stage sets them (docs/tracing.md).
     trace_id: str = ""
     span_id: str = ""
+    metrics_recorded: bool = False  # gateway.metrics.request_metrics_record ran (once a request)
     # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
     capacity_takes: list[Any] | None = None
     # Set while the admission's decision is on its way from Redis (gateway.governance): the

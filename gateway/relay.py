@@ -4,7 +4,7 @@ authenticate -> resolve the model -> (the response cache's plan) -> governance_a
 (a cache hit answers here, once admitted; after an exact miss, the semantic tier's) -> choose a
 deployment (the admission confirmed meanwhile: gateway.resilience.admitted) and call its adapter
 (or open its stream), with retries and fallbacks (gateway.resilience) -> relay (a miss stored) ->
-governance_settle (exactly once, in a finally)
+governance_settle and the request's metrics (exactly once, in a finally)
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from gateway.governance import (
     request_cost,
     speech_characters,
 )
+from gateway.metrics import request_metrics_record
 from gateway.guardrails.stage import (
     guard_answer,
     guard_chunks,
@@ -142,6 +143,9 @@ async def relay(
                 semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
         admission = await governance_admit_start(ctx)
     except BaseException as error:
+        if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
+            ctx.status_code = error.status
+            request_metrics_record(ctx)
         if ctx.debug is not None and isinstance(error, GatewayError):
             # The body is kept only when no guardrail was to mask it first.
             debug_error(ctx, error, body=inbound.body if ctx.guard is None else None)
@@ -225,6 +229,7 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                request_metrics_record(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
 
@@ -264,6 +269,7 @@ async def relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                request_metrics_record(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
 
