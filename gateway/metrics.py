@@ -248,7 +248,8 @@ async def celery_render() -> bytes:
     failed: dict[str, int] = dict(celery_failures_local)
     client = _celery_broker_client()
     if client is not None:
-        prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+        prefix = options.get("global_keyprefix", "")
         queues = _celery_queues()
         try:
             async with asyncio.timeout(max(settings.OGEM_REDIS_TIMEOUT * 2, 0.1)):
