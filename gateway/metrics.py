@@ -118,6 +118,17 @@ def request_metrics_record(ctx: RequestContext) -> None:
 
 # ---- read at scrape time -----------------------------------------------------------------------
 
+# The series the renders below write (docs/metrics.md; the Grafana dashboard's test checks them).
+SCRAPED_METRICS = (
+    "ogem_usage_stream_backlog",
+    "ogem_usage_dead_letter_backlog",
+    "ogem_deployment_up",
+    "ogem_deployment_circuit_state",
+    "ogem_deployment_circuit_failures",
+    "ogem_celery_queue_length",
+    "ogem_celery_task_failures_total",
+)
+
 
 def _label(value: str) -> str:
     """A label value in the text format: backslash, double quote and newline escaped."""
