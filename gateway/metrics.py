@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,22 +36,40 @@ if TYPE_CHECKING:
 # ---- one request's series ----------------------------------------------------------------------
 
 
+class _Histogram:
+    """A labelled histogram child's `observe` without its per-call checks: its sum, and the one
+    bucket a value falls in (prometheus_client keeps buckets uncounted and sums them at
+    collection; `observe` walks them in Python)."""
+
+    __slots__ = ("bounds", "buckets", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.buckets = [bucket.inc for bucket in child._buckets]
+        self.total = child._sum.inc
+
+    def observe(self, value: float) -> None:
+        self.total(value)
+        self.buckets[bisect_left(self.bounds, value)](1)
+
+
 @dataclass(slots=True)
 class _Series:
-    """The labelled children one kind of request writes, found once: `labels()` takes a lock and
-    checks its arguments on every call, which the hot path pays only for a new label set."""
+    """The labelled children one kind of request writes, found once, and written through their
+    values: `labels()` takes a lock and checks its arguments, `inc` and `observe` check theirs,
+    on every call; the hot path pays that only for a new label set (docs/metrics.md)."""
 
-    requests: Any
-    latency: Any
-    ttft: Any
-    tpot: Any
-    prompt_tokens: Any
-    completion_tokens: Any
-    spend: Any
+    requests: Callable[[float], None]
+    latency: _Histogram
+    ttft: _Histogram
+    tpot: _Histogram
+    prompt_tokens: Callable[[float], None]
+    completion_tokens: Callable[[float], None]
+    spend: Callable[[float], None]
 
 
 _SERIES_MAX = 10_000  # label sets kept before the cache starts over (the children stay exported)
-_series: dict[tuple[str, str, str, str, str, str], _Series] = {}
+_series: dict[tuple[str, str, int, bool, int | None, int | None, str], _Series] = {}
 _keys_labelled: set[int] = set()
 
 
@@ -66,18 +86,22 @@ def _key_label(key_id: int | None) -> str:
     return "other"
 
 
-def _series_for(labels: tuple[str, str, str, str, str, str]) -> _Series:
-    model, deployment, status, organization, team, key = labels
+def _series_for(key: tuple[str, str, int, bool, int | None, int | None, str]) -> _Series:
+    model, deployment, status_code, cancelled, organization_id, team_id, key_label = key
+    status = "499" if cancelled else str(status_code)
+    organization = "" if organization_id is None else str(organization_id)
+    team = "" if team_id is None else str(team_id)
     if len(_series) >= _SERIES_MAX:
         _series.clear()
-    series = _series[labels] = _Series(
-        requests=MODEL_REQUESTS.labels(model, deployment, status),
-        latency=MODEL_LATENCY.labels(model, deployment),
-        ttft=TIME_TO_FIRST_TOKEN.labels(model, deployment),
-        tpot=TIME_PER_OUTPUT_TOKEN.labels(model, deployment),
-        prompt_tokens=TOKENS.labels(model, organization, team, key, "prompt"),
-        completion_tokens=TOKENS.labels(model, organization, team, key, "completion"),
-        spend=SPEND.labels(model, organization, team, key),
+    tokens = (model, organization, team, key_label)
+    series = _series[key] = _Series(
+        requests=MODEL_REQUESTS.labels(model, deployment, status)._value.inc,
+        latency=_Histogram(MODEL_LATENCY.labels(model, deployment)),
+        ttft=_Histogram(TIME_TO_FIRST_TOKEN.labels(model, deployment)),
+        tpot=_Histogram(TIME_PER_OUTPUT_TOKEN.labels(model, deployment)),
+        prompt_tokens=TOKENS.labels(*tokens, "prompt")._value.inc,
+        completion_tokens=TOKENS.labels(*tokens, "completion")._value.inc,
+        spend=SPEND.labels(*tokens)._value.inc,
     )
     return series
 
@@ -91,16 +115,17 @@ def request_metrics_record(ctx: RequestContext) -> None:
     seconds = time.perf_counter() - ctx.started_at
     caller = ctx.caller
     deployment = ctx.deployment
-    labels = (
+    key = (
         ctx.model,
         deployment.id if deployment is not None else "",
-        "499" if ctx.cancelled else str(ctx.status_code),
-        "" if caller.organization_id is None else str(caller.organization_id),
-        "" if caller.team_id is None else str(caller.team_id),
-        _key_label(caller.key_id),
+        ctx.status_code,
+        ctx.cancelled,
+        caller.organization_id,
+        caller.team_id,
+        _key_label(caller.key_id) if caller.key_id is not None else "",
     )
-    series = _series.get(labels) or _series_for(labels)
-    series.requests.inc()
+    series = _series.get(key) or _series_for(key)
+    series.requests(1)
     series.latency.observe(seconds)
     usage = ctx.usage
     first = ctx.first_token_seconds
@@ -109,11 +134,11 @@ def request_metrics_record(ctx: RequestContext) -> None:
         if usage.completion_tokens > 1:
             series.tpot.observe(max(seconds - first, 0.0) / (usage.completion_tokens - 1))
     if usage.prompt_tokens:
-        series.prompt_tokens.inc(usage.prompt_tokens)
+        series.prompt_tokens(usage.prompt_tokens)
     if usage.completion_tokens:
-        series.completion_tokens.inc(usage.completion_tokens)
+        series.completion_tokens(usage.completion_tokens)
     if ctx.cost:
-        series.spend.inc(float(ctx.cost))
+        series.spend(float(ctx.cost))
 
 
 # ---- read at scrape time -----------------------------------------------------------------------

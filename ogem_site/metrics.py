@@ -429,6 +429,11 @@ async def _refuse_scrape(send: Send) -> None:
     )
 
 
+# (endpoint, status) -> their children of ogem_requests_total and ogem_request_duration_seconds:
+# both labels are bounded (endpoint_label), so is this.
+_request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 class MetricsASGI:
     """Serves /metrics and times every other HTTP request (health probes excepted).
 
@@ -479,8 +484,14 @@ class MetricsASGI:
         finally:
             IN_FLIGHT.dec()
             endpoint = endpoint_label(path, status)
-            REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
-            REQUEST_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+            children = _request_children.get((endpoint, status))
+            if children is None:
+                children = _request_children[(endpoint, status)] = (
+                    REQUESTS.labels(endpoint, str(status)),
+                    REQUEST_LATENCY.labels(endpoint),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
