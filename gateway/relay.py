@@ -45,7 +45,6 @@ from gateway.governance import (
     request_cost,
     speech_characters,
 )
-from gateway.metrics import request_metrics_record
 from gateway.guardrails.stage import (
     guard_answer,
     guard_chunks,
@@ -53,6 +52,7 @@ from gateway.guardrails.stage import (
     guard_input,
     guard_plan,
 )
+from gateway.metrics import request_metrics_record
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
