@@ -179,6 +179,7 @@ class RequestContext:
     trace_id: str = ""
     span_id: str = ""
     trace: Any = None  # the request's spans while tracing is on (gateway.tracing.RequestTrace)
+    metrics_recorded: bool = False  # gateway.metrics.request_metrics_record ran (once a request)
     # tpm taken from deployments' own limits, corrected at settlement (gateway.capacity)
     capacity_takes: list[Any] | None = None
     # Set while the admission's decision is on its way from Redis (gateway.governance): the

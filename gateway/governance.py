@@ -73,7 +73,7 @@ from gateway.limits import now_ms as clock_ms
 from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
-from ogem_site.metrics import cache_redis_error_record
+from ogem_site.metrics import cache_redis_error_record, refusal_record
 from ogem_site.redis import redis_failed, redis_outage, redis_outage_watch, redis_unreachable
 from providers.base import Endpoint
 
@@ -521,6 +521,7 @@ def _refusal(rule: Rule, decision: Decision, headers: dict[str, str]) -> RateLim
         "retry-after-ms": str(retry_ms),
     }
     scope, _, metric = rule.name.partition(":")
+    refusal_record(reason="budget" if rule.kind == "b" else "rate_limit", rule=rule.name)
     if rule.kind == "b":
         # LiteLLM's opening words: clients migrating from it match on them.
         return BudgetExceededError(

@@ -4,7 +4,7 @@ authenticate -> resolve the model -> (the response cache's plan) -> governance_a
 (a cache hit answers here, once admitted; after an exact miss, the semantic tier's) -> choose a
 deployment (the admission confirmed meanwhile: gateway.resilience.admitted) and call its adapter
 (or open its stream), with retries and fallbacks (gateway.resilience) -> relay (a miss stored) ->
-governance_settle (exactly once, in a finally)
+governance_settle and the request's metrics (exactly once, in a finally)
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from gateway.guardrails.stage import (
     guard_input,
     guard_plan,
 )
+from gateway.metrics import request_metrics_record
 from gateway.registry import registry_get
 from gateway.resilience import resilience_run
 from gateway.responses import headers_apply, json_response, request_id_for
@@ -193,6 +194,9 @@ async def _relay(
         else:
             admission = await trace_stage(ctx, "ogem.admission", governance_admit_start(ctx))
     except BaseException as error:
+        if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
+            ctx.status_code = error.status
+            request_metrics_record(ctx)
         if ctx.debug is not None and isinstance(error, GatewayError):
             # The body is kept only when no guardrail was to mask it first.
             debug_error(ctx, error, body=inbound.body if ctx.guard is None else None)
@@ -292,6 +296,7 @@ async def _relay(
                     cache_write_flush(ctx)
                 if ctx.trace is not None:
                     trace_end(ctx)
+                request_metrics_record(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
 
@@ -335,6 +340,7 @@ async def _relay(
             finally:
                 if ctx.settle_write is not None:  # the settle did not carry the cache's write
                     cache_write_flush(ctx)
+                request_metrics_record(ctx)
                 if callbacks is not None:
                     await _callbacks_emit(ctx, callbacks, inbound.body)
 

@@ -18,7 +18,7 @@ import orjson
 
 from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError, UpstreamTimeoutError
-from ogem_site.metrics import upstream_observe, usage_impossible_record
+from ogem_site.metrics import upstream_error_record, upstream_observe, usage_impossible_record
 from providers.base import Endpoint
 from providers.events import event_is_final
 
@@ -194,7 +194,13 @@ def upstream_record(ctx: RequestContext, *, seconds: float, error: BaseException
     """One upstream call ended (a response read, a stream finished or failed, `error` None when
     it succeeded) after `seconds` of waiting on it: ogem_upstream_duration_seconds."""
     provider = ctx.deployment.provider if ctx.deployment is not None else ""
-    upstream_observe(provider=provider, outcome=upstream_outcome(error), seconds=seconds)
+    outcome = upstream_outcome(error)
+    upstream_observe(provider=provider, outcome=outcome, seconds=seconds)
+    if outcome == "error":
+        status = getattr(error, "status", None)
+        upstream_error_record(provider=provider, status=str(status) if status else "error")
+    elif outcome == "timeout":
+        upstream_error_record(provider=provider, status="timeout")
 
 
 def upstream_call_ended(

@@ -34,7 +34,11 @@ from django.urls import path  # noqa: E402
 
 from gateway.asgi import V1Split  # noqa: E402
 from gateway.cors import cors_wrap  # noqa: E402
-from gateway.metrics import usage_streams_render  # noqa: E402
+from gateway.metrics import (  # noqa: E402
+    celery_render,
+    deployments_health_render,
+    usage_streams_render,
+)
 from gateway.realtime.routing import websocket_urlpatterns  # noqa: E402
 from ogem_site.asgi_types import ASGIApp  # noqa: E402
 from ogem_site.health import HealthASGI  # noqa: E402
@@ -49,7 +53,7 @@ def http_application(*, cors_origins: Iterable[str]) -> ASGIApp:
             HealthASGI(
                 cors_wrap(V1Split(ASGIStaticFilesHandler(django_http)), origins=cors_origins)
             ),
-            scraped=[usage_streams_render],
+            scraped=[usage_streams_render, deployments_health_render, celery_render],
             token=settings.OGEM_METRICS_TOKEN,
         )
     )

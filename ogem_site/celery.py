@@ -1,14 +1,45 @@
 import os
 import sys
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown
 
 from ogem_site.supervision import supervised_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ogem_site.settings.base")
 
-app = Celery("ogem")
+
+class OgemTask(Task):
+    """Every Ogem task's base class: a task that raises is counted (ogem_celery_task_failures_total,
+    docs/metrics.md). A worker reports it to `on_failure`; a task run eagerly (no Redis: in the
+    web process) raises through `__call__` (CELERY_TASK_EAGER_PROPAGATES skips `on_failure`).
+    Retries are not failures; a task that exhausts them is."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        eager = self.request.is_eager
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception:
+            if eager:
+                _failure_record(self.name)
+            raise
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if not self.request.is_eager:
+            _failure_record(self.name)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+def _failure_record(task: str) -> None:
+    from ogem_site.metrics import celery_task_failure_record
+
+    celery_task_failure_record(task=task)
+
+
+app = Celery("ogem", task_cls=OgemTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import functools
 import hmac
+import logging
 import os
 import re
 import time
@@ -29,6 +30,8 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
+
+logger = logging.getLogger(__name__)
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -123,6 +126,58 @@ USAGE_DEAD_LETTERS = Counter(
     "the dead-letter stream (alert on any increase).",
 )
 
+# Per model group and deployment, recorded once at each /v1 request's end (gateway/metrics.py).
+MODEL_REQUESTS = Counter(
+    "ogem_model_requests",
+    "/v1 requests that reached a model group, by group, deployment (empty: none was called) and "
+    "status code (499: the client went away).",
+    ["model", "deployment", "status"],
+)
+MODEL_LATENCY = Histogram(
+    "ogem_model_request_duration_seconds",
+    "Time from a /v1 request's start to its end (a stream's last byte), by model group and "
+    "deployment.",
+    ["model", "deployment"],
+    buckets=LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "ogem_time_to_first_token_seconds",
+    "Streams: time from the request's start to the upstream's first chunk.",
+    ["model", "deployment"],
+    buckets=LATENCY_BUCKETS,
+)
+TIME_PER_OUTPUT_TOKEN = Histogram(
+    "ogem_time_per_output_token_seconds",
+    "Streams of two or more completion tokens: (duration - time to first token) / (completion "
+    "tokens - 1).",
+    ["model", "deployment"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1),
+)
+TOKENS = Counter(
+    "ogem_tokens",
+    "Tokens of /v1 requests (as recorded in the request log), by model group, organization and "
+    "team id, key id (only with OGEM_METRICS_KEY_LABELS) and type (prompt, completion).",
+    ["model", "organization", "team", "key", "type"],
+)
+SPEND = Counter(
+    "ogem_spend_usd",
+    "What /v1 requests cost (as recorded in the request log; governance on), in USD, by model "
+    "group, organization and team id, key id (only with OGEM_METRICS_KEY_LABELS).",
+    ["model", "organization", "team", "key"],
+)
+UPSTREAM_ERRORS = Counter(
+    "ogem_upstream_errors",
+    "Upstream calls that failed, by provider and status (the HTTP status Ogem mapped the error "
+    "to, or timeout).",
+    ["provider", "status"],
+)
+REFUSALS = Counter(
+    "ogem_refusals",
+    "Requests refused by Ogem itself, by reason (rate_limit, budget, guardrail) and rule (the "
+    "limit's scope and metric, key:rpm, team:budget, ...; the guardrail's name).",
+    ["reason", "rule"],
+)
+
 CACHE_REQUESTS = Counter(
     "ogem_cache_requests",
     "Requests the response cache saw, by result (hit, semantic-hit, miss, bypass, or error: a "
@@ -206,6 +261,43 @@ def batch_lines_record(*, endpoint: str, ok: int, failed: int) -> None:
 
 def batch_ended_record(*, status: str) -> None:
     BATCHES_ENDED.labels(status=status).inc()
+
+
+_upstream_error_children: dict[tuple[str, str], Any] = {}
+
+
+def upstream_error_record(*, provider: str, status: str) -> None:
+    child = _upstream_error_children.get((provider, status))
+    if child is None:
+        child = _upstream_error_children[(provider, status)] = UPSTREAM_ERRORS.labels(
+            provider, status
+        )
+    child.inc()
+
+
+def refusal_record(*, reason: str, rule: str) -> None:
+    REFUSALS.labels(reason, rule).inc()
+
+
+# Celery task failures (ogem_site/celery.py's base task class): counted in Redis, where every
+# worker of every host adds to the same hash and any web worker reads it at scrape time
+# (gateway/metrics.py); without Redis tasks run in the web process, counted here.
+CELERY_FAILURES_KEY = "metrics:celery_task_failures"
+celery_failures_local: dict[str, int] = {}
+
+
+def celery_task_failure_record(*, task: str) -> None:
+    from django.conf import settings
+
+    from ogem_site.redis import redis_client_sync, redis_key
+
+    if not settings.REDIS_URL:
+        celery_failures_local[task] = celery_failures_local.get(task, 0) + 1
+        return
+    try:
+        redis_client_sync().hincrby(redis_key(CELERY_FAILURES_KEY), task, 1)
+    except Exception:  # Redis away (a task failing then may well be why): not counted
+        logger.warning("could not count the failure of Celery task %s: Redis is away", task)
 
 
 def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
@@ -337,6 +429,11 @@ async def _refuse_scrape(send: Send) -> None:
     )
 
 
+# (endpoint, status) -> their children of ogem_requests_total and ogem_request_duration_seconds:
+# both labels are bounded (endpoint_label), so is this.
+_request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 class MetricsASGI:
     """Serves /metrics and times every other HTTP request (health probes excepted).
 
@@ -387,13 +484,20 @@ class MetricsASGI:
         finally:
             IN_FLIGHT.dec()
             endpoint = endpoint_label(path, status)
-            REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
-            REQUEST_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+            children = _request_children.get((endpoint, status))
+            if children is None:
+                children = _request_children[(endpoint, status)] = (
+                    REQUESTS.labels(endpoint, str(status)),
+                    REQUEST_LATENCY.labels(endpoint),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
     async def _serve_metrics(self, send: Send) -> None:
         body = await asyncio.to_thread(metrics_render) if MULTIPROCESS else metrics_render()
-        for render in self.scraped:
-            body += await render()
+        # Each bounded in time by its own reads (Redis's timeouts); together, not one after another.
+        for part in await asyncio.gather(*(render() for render in self.scraped)):
+            body += part
         await asgi_respond(
             send,
             status=200,

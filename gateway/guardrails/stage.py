@@ -40,7 +40,7 @@ from gateway.guardrails.masking import Masker, StreamRestorer, redact, spans_dis
 from gateway.guardrails.pipeline import guard_caller_as, guard_inside
 from gateway.guardrails.text import answer_slots, request_slots
 from gateway.guardrails.types import BLOCK, DURING_CALL, MASK, POST_CALL, PRE_CALL, WARN, Finding
-from ogem_site.metrics import guardrail_decision_record
+from ogem_site.metrics import guardrail_decision_record, refusal_record
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def _blocked(
     spec: GuardrailSpec, finding: Finding, *, answer: bool = False
 ) -> GuardrailBlockedError:
     what = "answer" if answer else "request"
+    refusal_record(reason="guardrail", rule=spec.name)
     return GuardrailBlockedError(
         f"The {what} was blocked by the guardrail '{spec.name}' (category: {finding.category})."
     )

@@ -62,6 +62,10 @@ OGEM_CONFIG_SETTLE_MS = env_int("OGEM_CONFIG_SETTLE_MS", 1000)
 OGEM_CONFIG_ALLOW_SHRINK = env_bool("OGEM_CONFIG_ALLOW_SHRINK", default=False)
 # When set, /metrics answers only scrapes sending `Authorization: Bearer <token>`.
 OGEM_METRICS_TOKEN = env_str("OGEM_METRICS_TOKEN")
+# ogem_tokens_total and ogem_spend_usd_total get a `key` label (the key's id) when this is on,
+# for the first OGEM_METRICS_KEY_LABELS_MAX keys a worker sees; later keys count as "other".
+OGEM_METRICS_KEY_LABELS = env_bool("OGEM_METRICS_KEY_LABELS", default=False)
+OGEM_METRICS_KEY_LABELS_MAX = env_int("OGEM_METRICS_KEY_LABELS_MAX", 100)
 # Seconds a value read from a secret manager (secret://...) is reused before it is read again.
 OGEM_SECRET_TTL = env_int("OGEM_SECRET_TTL", 300)
 OGEM_MAX_REQUEST_BYTES = env_int("OGEM_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
