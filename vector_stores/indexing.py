@@ -19,6 +19,7 @@ from vector_stores.backends import backend_get
 from vector_stores.chunking import Chunking, text_chunks
 from vector_stores.embed import EmbeddingFailed, texts_embed
 from vector_stores.extract import UnsupportedFile, file_text
+from vector_stores.live import store_progress_publish
 from vector_stores.models import FileStatus, VectorChunk, VectorStore, VectorStoreFile
 from vector_stores.selectors import tenant_usage_bytes
 
@@ -47,6 +48,13 @@ def store_file_index(*, store_file_pk: int) -> str:
         return "gone"
     if store_file.status != FileStatus.IN_PROGRESS:
         return store_file.status
+    status = _index(store_file)
+    # The portal's page of vector stores follows it (after commit: there is none open here).
+    store_progress_publish(store_pk=store_file.store_id)
+    return status
+
+
+def _index(store_file: VectorStoreFile) -> str:
     try:
         texts = _file_texts(store_file)
         vectors = _embedded(store_file.store, texts) if texts else None

@@ -19,6 +19,7 @@ from gateway.context import Caller
 from gateway.errors import RequestTooLargeError
 from vector_stores.backends import backend_get
 from vector_stores.chunking import Chunking
+from vector_stores.live import store_progress_publish
 from vector_stores.models import (
     FileStatus,
     VectorChunk,
@@ -166,6 +167,7 @@ def store_file_attach(
         )
         pk = store_file.pk
         transaction.on_commit(lambda: _index_enqueue(pk))
+        store_progress_publish(store_pk=store.pk)
     return store_file
 
 
@@ -225,6 +227,7 @@ def batch_cancel(*, batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
         if stopped:
             batch.cancelled = True
             batch.save(update_fields=["cancelled"])
+            store_progress_publish(store_pk=batch.store_id)
     return batch
 
 
