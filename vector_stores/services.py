@@ -76,26 +76,31 @@ def store_create(
         upstream_id = upstream_store_create(
             model=model, name=name[:512], metadata=metadata, expires_after_days=expires_after_days
         )
-    with transaction.atomic():
-        store = VectorStore(
-            store_id=_new_id("vs_"),
-            upstream_id=upstream_id,
-            organization_id=caller.organization_id,
-            team_id=caller.team_id,
-            key_id=caller.key_id,
-            by_master=caller.is_master,
-            name=name[:512],
-            metadata=metadata,
-            backend=backend,
-            embedding_model=model,
-            created_at=now,
-            last_active_at=now,
-            expires_after_days=expires_after_days,
-        )
-        _expires_at(store)
-        store.save()
-        for spec in files:
-            store_file_attach(caller=caller, store=store, spec=spec)
+    store = VectorStore(
+        store_id=_new_id("vs_"),
+        upstream_id=upstream_id,
+        organization_id=caller.organization_id,
+        team_id=caller.team_id,
+        key_id=caller.key_id,
+        by_master=caller.is_master,
+        name=name[:512],
+        metadata=metadata,
+        backend=backend,
+        embedding_model=model,
+        created_at=now,
+        last_active_at=now,
+        expires_after_days=expires_after_days,
+    )
+    _expires_at(store)
+    try:
+        with transaction.atomic():
+            store.save()
+            for spec in files:
+                store_file_attach(caller=caller, store=store, spec=spec)
+    except Exception:
+        if upstream_id:  # a file refused (404, 413): the provider's store goes too
+            _quietly(upstream_store_drop, store=store, file_ids=[])
+        raise
     return store
 
 

@@ -526,6 +526,10 @@ env_require(
 # `openai`: stores passed through to the account of this model group's OpenAI or Azure OpenAI
 # deployment (its first by priority).
 OGEM_VECTOR_STORES_OPENAI_MODEL = env_str("OGEM_VECTOR_STORES_OPENAI_MODEL", "")
+env_require(
+    OGEM_VECTOR_STORES_BACKEND != "openai" or bool(OGEM_VECTOR_STORES_OPENAI_MODEL),
+    "OGEM_VECTOR_STORES_BACKEND=openai needs OGEM_VECTOR_STORES_OPENAI_MODEL (a model group)",
+)
 OGEM_VECTOR_STORES_CHROMA_URL = env_str("OGEM_VECTOR_STORES_CHROMA_URL", "http://127.0.0.1:8000")
 OGEM_VECTOR_STORES_EMBEDDING_MODEL = env_str("OGEM_VECTOR_STORES_EMBEDDING_MODEL", "local-embed")
 OGEM_VECTOR_STORES_MAX_BYTES = env_int("OGEM_VECTOR_STORES_MAX_BYTES", 1024 * 1024 * 1024)

@@ -170,3 +170,7 @@ def test_a_provider_that_refuses_the_store_answers_its_error(
     assert failed.value.status_code >= 500
     assert not upstream.vector_stores.stores
     assert client.vector_stores.list().data == []
+    # A file the caller cannot see: a 404, and the store made at the provider is deleted again.
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.create(name="orphan", file_ids=["file-missing"])
+    assert not upstream.vector_stores.stores
