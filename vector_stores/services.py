@@ -209,8 +209,9 @@ def store_file_attach(
             created_at=timezone.now(),
         )
         pk = store_file.pk
-        transaction.on_commit(lambda: _index_enqueue(pk))
+        # Published first: a page sees the file in progress even when indexing runs eagerly.
         store_progress_publish(store_pk=store.pk)
+        transaction.on_commit(lambda: _index_enqueue(pk))
     return store_file
 
 

@@ -102,3 +102,38 @@ def test_indexing_progress_reaches_only_its_tenants_pages(live_ogem: LiveServer)
             "total": 3,
         }
         _nothing(theirs)
+
+
+def test_the_vector_stores_page_progress_bar_follows_live_updates(
+    live_ogem: LiveServer,
+) -> None:
+    from django.conf import settings
+    from playwright.sync_api import expect
+
+    from tests.portal.conftest import chromium_page
+
+    member, _, secret, _ = _tenants()
+    cookie = _session_cookie(member)
+    client = _sdk(live_ogem, secret)
+    files = [_upload(client, f"Part {n}: indexing follows live. " * 10) for n in range(3)]
+    store = client.vector_stores.create(name="live")
+    with chromium_page() as page:
+        page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_ogem.url}]
+        )
+        page.goto(f"{live_ogem.url}/vector-stores/")
+        row = page.locator(f'tr[data-vector-store="{store.id}"]')
+        row.wait_for()
+        expect(page.locator("#vector-store-table")).to_have_attribute("data-live", "1")
+        page.evaluate("window.__sameDocument = true")
+        assert row.locator('[data-field="total"]').inner_text() == "0"
+        client.vector_stores.file_batches.create(
+            vector_store_id=store.id, file_ids=[f.id for f in files]
+        )
+        expect(row.locator('[data-field="completed"]')).to_have_text("3", timeout=60_000)
+        expect(row.locator('[data-field="status"]')).to_have_text("completed")
+        assert row.locator('[data-field="progress"]').get_attribute("value") == "100"
+        assert row.locator('[data-field="done"]').inner_text() == "3"
+        assert row.locator('[data-field="total"]').inner_text() == "3"
+        # Updated in place: the page was never reloaded.
+        assert page.evaluate("window.__sameDocument === true")
