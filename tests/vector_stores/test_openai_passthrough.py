@@ -174,3 +174,23 @@ def test_a_provider_that_refuses_the_store_answers_its_error(
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.create(name="orphan", file_ids=["file-missing"])
     assert not upstream.vector_stores.stores
+
+
+def test_a_file_the_provider_indexes_slowly_is_looked_at_again_never_uploaded_twice(
+    upstream: OpenAIEmulator, key_sdk: Callable[..., openai.OpenAI], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from vector_stores import upstream as passthrough
+
+    # One look of 0.2 s a task: the provider's 1 s of indexing takes several deliveries.
+    monkeypatch.setattr(passthrough, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(passthrough, "POLL_INTERVAL", 0.1)
+    upstream.vector_stores.index_seconds = 1.0
+    client = key_sdk()
+    file = _upload(client, b"Slow files are indexed in the end.", "slow.md")
+    store = client.vector_stores.create(file_ids=[file.id])
+    done = _settled(client, store.id)
+    assert (done.status, done.file_counts.completed) == ("completed", 1)
+    uploads = [r for r in upstream.requests if r.method == "POST" and r.path.endswith("/files")]
+    assert len([r for r in uploads if "vector_stores" not in r.path]) == 1
+    looks = [r for r in upstream.requests if r.method == "GET" and "/vector_stores/" in r.path]
+    assert len(looks) >= 3
