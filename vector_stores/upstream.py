@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from files.selectors import file_chunks
+from files.selectors import file_open
 from gateway.errors import GatewayError
 from gateway.registry import registry_get
 from providers.base import Deployment
@@ -117,8 +117,8 @@ def upstream_file_index(*, store_file: VectorStoreFile) -> str:
             return _end(
                 store_file, None, "invalid_file", f"The file is past {UPLOAD_MAX_BYTES} bytes."
             )
-        content = b"".join(file_chunks(file=source))
-        upstream_file_id = api.file_upload(filename=store_file.filename, content=content)
+        with file_open(file=source) as stream:
+            upstream_file_id = api.file_upload(filename=store_file.filename, stream=stream)
         # Kept now: a redelivered task attaches this upload, never uploads again.
         VectorStoreFile.objects.filter(pk=store_file.pk).update(upstream_file_id=upstream_file_id)
         store_file.upstream_file_id = upstream_file_id

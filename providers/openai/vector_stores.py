@@ -14,7 +14,7 @@ on /v1 (providers.errors.upstream_error), secrets redacted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -142,12 +142,12 @@ class OpenAIVectorStores:
         return self._call("POST", f"/vector_stores/{_id(store_id)}/search", json=body)
 
     # -- files -------------------------------------------------------------------------------------
-    def file_upload(self, *, filename: str, content: bytes) -> str:
-        """Upload a file (purpose `assistants`); its upstream id."""
+    def file_upload(self, *, filename: str, stream: IO[bytes]) -> str:
+        """Upload a file (purpose `assistants`), streamed from `stream`; its upstream id."""
         answer = self._call(
             "POST",
             "/files",
-            files={"file": (filename, content, "application/octet-stream")},
+            files={"file": (filename, stream, "application/octet-stream")},
             data={"purpose": "assistants"},
         )
         return str(answer["id"])

@@ -194,3 +194,18 @@ def test_a_file_the_provider_indexes_slowly_is_looked_at_again_never_uploaded_tw
     assert len([r for r in uploads if "vector_stores" not in r.path]) == 1
     looks = [r for r in upstream.requests if r.method == "GET" and "/vector_stores/" in r.path]
     assert len(looks) >= 3
+
+
+def test_a_provider_that_fails_the_upload_fails_the_file(
+    upstream: OpenAIEmulator, key_sdk: Callable[..., openai.OpenAI]
+) -> None:
+    client = key_sdk()
+    file = _upload(client, b"Never reaches the provider.", "lost.md")
+    store = client.vector_stores.create(name="unlucky")
+    upstream.inject(status=500)  # the upload
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=file.id)
+    done = _settled(client, store.id)
+    assert (done.file_counts.failed, done.file_counts.completed) == (1, 0)
+    failed = client.vector_stores.files.retrieve(file.id, vector_store_id=store.id)
+    assert failed.last_error.code == "server_error"
+    assert not upstream.vector_stores.store_files[next(iter(upstream.vector_stores.stores))]
