@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -14,9 +15,18 @@ from django.test import Client
 
 from tests.batches.test_live_updates import _events, _live, _nothing, _session_cookie, _tenants
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.live import LiveServer
+from tests.live import LiveServer, usage_record_now
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _usage_drained(live_ogem: LiveServer) -> Iterator[None]:
+    """The indexing's embedding calls are usage of the test's key: recorded before the next
+    test, whose keys may take the same ids."""
+    yield
+    time.sleep(0.3)  # accounted after the responses
+    usage_record_now()
 
 
 def _sdk(live: LiveServer, secret: str) -> openai.OpenAI:
