@@ -10,6 +10,8 @@ is `live.event`, the event in `event`):
 
 - `{"type": "batch.progress", "batch_id", "status", "request_counts": {total, completed,
   failed}}`: from the batch runner after each chunk and at every status change;
+- `{"type": "vector_store.progress", "vector_store_id", "status", "file_counts": {in_progress,
+  completed, cancelled, failed, total}}`: as a store's files are attached and indexed;
 - `{"type": "key.usage", "key_id", "requests", "prompt_tokens", "completion_tokens", "cost"}`:
   what the usage drain just recorded for a key (a delta, per drained batch).
 

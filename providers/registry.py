@@ -11,6 +11,7 @@ from providers.anyscale.adapter import AnyscaleAdapter
 from providers.assemblyai.adapter import AssemblyAIAdapter
 from providers.azure.adapter import AzureOpenAIAdapter
 from providers.azure.batch import AzureBatches
+from providers.base import Deployment
 from providers.batch import ProviderBatches
 from providers.bedrock.adapter import BedrockAdapter
 from providers.cloudflare.adapter import CloudflareAdapter
@@ -33,6 +34,8 @@ from providers.nlp_cloud.adapter import NLPCloudAdapter
 from providers.ollama.adapter import OllamaAdapter
 from providers.openai.adapter import OpenAIAdapter
 from providers.openai.batch import OpenAIBatches
+from providers.openai.vector_stores import PROVIDERS as VECTOR_STORE_PROVIDERS
+from providers.openai.vector_stores import OpenAIVectorStores
 from providers.openai_compatible.adapter import OpenAICompatibleAdapter
 from providers.openai_compatible.hosted import HOSTED_ADAPTERS
 from providers.openrouter.adapter import OpenRouterAdapter
@@ -108,3 +111,12 @@ BATCH_APIS: dict[str, ProviderBatches] = {
 
 def batch_api_get(provider: str) -> ProviderBatches | None:
     return BATCH_APIS.get(provider)
+
+
+def vector_store_api_get(deployment: Deployment) -> OpenAIVectorStores | None:
+    """The Vector Stores API of the deployment's account (OpenAI and Azure OpenAI: the ones
+    vector stores are passed through to, docs/vector-stores.md), or None."""
+    adapter = ADAPTERS.get(deployment.provider)
+    if deployment.provider not in VECTOR_STORE_PROVIDERS or adapter is None:
+        return None
+    return OpenAIVectorStores(deployment, adapter)

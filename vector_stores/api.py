@@ -346,6 +346,7 @@ async def stores_search(request: HttpRequest, vector_store_id: str) -> HttpRespo
         max_num_results=count,
         filters=body.get("filters"),
         score_threshold=threshold,
+        rewrite_query=bool(body.get("rewrite_query", False)),
     )
     return object_answer(
         request,

@@ -15,12 +15,15 @@ from django.db import transaction
 from files.models import File
 from files.selectors import file_chunks
 from gateway.context import Caller
+from gateway.errors import GatewayError
 from vector_stores.backends import backend_get
 from vector_stores.chunking import Chunking, text_chunks
 from vector_stores.embed import EmbeddingFailed, texts_embed
 from vector_stores.extract import UnsupportedFile, file_text
-from vector_stores.models import FileStatus, VectorChunk, VectorStore, VectorStoreFile
+from vector_stores.live import store_progress_publish
+from vector_stores.models import Backend, FileStatus, VectorChunk, VectorStore, VectorStoreFile
 from vector_stores.selectors import tenant_usage_bytes
+from vector_stores.upstream import Pending, upstream_file_index
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,15 @@ def store_file_index(*, store_file_pk: int) -> str:
         return "gone"
     if store_file.status != FileStatus.IN_PROGRESS:
         return store_file.status
+    status = _index(store_file)
+    # The portal's page of vector stores follows it (after commit: there is none open here).
+    store_progress_publish(store_pk=store_file.store_id)
+    return status
+
+
+def _index(store_file: VectorStoreFile) -> str:
+    if store_file.store.backend == Backend.OPENAI:
+        return _index_upstream(store_file)
     try:
         texts = _file_texts(store_file)
         vectors = _embedded(store_file.store, texts) if texts else None
@@ -55,6 +67,21 @@ def store_file_index(*, store_file_pk: int) -> str:
         return _fail(store_file, code=failure.code, message=failure.message)
     except Exception:
         logger.exception("indexing %s failed", store_file)
+        return _fail(store_file, code="server_error", message="The file could not be indexed.")
+
+
+def _index_upstream(store_file: VectorStoreFile) -> str:
+    """Forwarded to the provider, which indexes it (vector_stores/upstream.py). Its failure to
+    answer (or an answer refusing the file) fails the file, like an embedding call's."""
+    try:
+        return upstream_file_index(store_file=store_file)
+    except Pending:
+        raise
+    except GatewayError as failure:
+        code = "invalid_file" if failure.status in (400, 413, 415, 422) else "server_error"
+        return _fail(store_file, code=code, message=f"The provider refused it: {failure}")
+    except Exception:
+        logger.exception("forwarding %s failed", store_file)
         return _fail(store_file, code="server_error", message="The file could not be indexed.")
 
 

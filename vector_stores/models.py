@@ -13,6 +13,7 @@ from django.db import models
 class Backend(models.TextChoices):
     BUILTIN = "builtin"
     CHROMA = "chroma"
+    OPENAI = "openai"  # passed through to an OpenAI (or Azure OpenAI) account's vector stores
 
 
 class FileStatus(models.TextChoices):
@@ -52,7 +53,11 @@ class VectorStore(models.Model):
     name = models.CharField(max_length=512, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.BUILTIN)
+    # The model group embedding its chunks; for the `openai` backend, the model group whose
+    # OpenAI or Azure OpenAI deployment's account holds the store.
     embedding_model = models.CharField(max_length=200)
+    # The `openai` backend: the store's id at the provider (the client sees `store_id` only).
+    upstream_id = models.CharField(max_length=128, blank=True, default="")
     dimensions = models.IntegerField(null=True, blank=True)
     # Bumped in the transaction of every change to the store's chunks or its files' attributes:
     # a worker whose index (or file list) has another version brings it up to date first.
@@ -105,6 +110,8 @@ class VectorStoreFile(models.Model):
         max_length=16, choices=FileStatus.choices, default=FileStatus.IN_PROGRESS
     )
     last_error = models.JSONField(null=True, blank=True)
+    # The `openai` backend: the file's id at the provider (uploaded there, purpose assistants).
+    upstream_file_id = models.CharField(max_length=128, blank=True, default="")
     max_chunk_size_tokens = models.IntegerField(default=800)
     chunk_overlap_tokens = models.IntegerField(default=400)
     attributes = models.JSONField(null=True, blank=True)

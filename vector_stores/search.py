@@ -23,9 +23,10 @@ from gateway.views.common import blocking_run
 from vector_stores.backends import backend_get
 from vector_stores.embed import EmbeddingFailed, texts_embed
 from vector_stores.filters import filters_check, filters_match
-from vector_stores.models import FileStatus, VectorChunk, VectorStore
+from vector_stores.models import Backend, FileStatus, VectorChunk, VectorStore
 from vector_stores.selectors import store_get_visible
 from vector_stores.services import store_touch
+from vector_stores.upstream import upstream_search
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ async def vector_stores_search(
     max_num_results: int = 10,
     filters: dict | None = None,
     score_threshold: float = 0.0,
+    rewrite_query: bool = False,
 ) -> list[dict]:
     """The best chunks of the caller's stores for `query` (a string, or several searched
     together), as OpenAI's search results (`file_id`, `filename`, `score`, `attributes`,
@@ -184,6 +186,18 @@ async def vector_stores_search(
     results: list[dict[str, Any]] = []
     by_model: dict[str, list[_Target]] = {}
     for target in targets:
+        if target.store.backend == Backend.OPENAI:
+            # Searched by the provider (vector_stores/upstream.py): nothing embedded here.
+            results += await blocking_run(
+                upstream_search,
+                store=target.store,
+                queries=queries,
+                max_num_results=max_num_results,
+                filters=filters,
+                score_threshold=score_threshold,
+                rewrite_query=rewrite_query,
+            )
+            continue
         by_model.setdefault(target.store.embedding_model, []).append(target)
     for model, group in by_model.items():
         if not any(target.files and target.store.dimensions for target in group):

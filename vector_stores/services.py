@@ -19,7 +19,9 @@ from gateway.context import Caller
 from gateway.errors import RequestTooLargeError
 from vector_stores.backends import backend_get
 from vector_stores.chunking import Chunking
+from vector_stores.live import store_progress_publish
 from vector_stores.models import (
+    Backend,
     FileStatus,
     VectorChunk,
     VectorStore,
@@ -27,6 +29,12 @@ from vector_stores.models import (
     VectorStoreFileBatch,
 )
 from vector_stores.selectors import tenant_usage_bytes
+from vector_stores.upstream import (
+    store_api,
+    upstream_file_drop,
+    upstream_store_create,
+    upstream_store_drop,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +67,40 @@ def store_create(
 ) -> VectorStore:
     """A new store of `caller`'s tenant, with `files` attached (indexed once committed)."""
     now = timezone.now()
-    with transaction.atomic():
-        store = VectorStore(
-            store_id=_new_id("vs_"),
-            organization_id=caller.organization_id,
-            team_id=caller.team_id,
-            key_id=caller.key_id,
-            by_master=caller.is_master,
-            name=name[:512],
-            metadata=metadata,
-            backend=settings.OGEM_VECTOR_STORES_BACKEND,
-            embedding_model=settings.OGEM_VECTOR_STORES_EMBEDDING_MODEL,
-            created_at=now,
-            last_active_at=now,
-            expires_after_days=expires_after_days,
+    backend = settings.OGEM_VECTOR_STORES_BACKEND
+    model = settings.OGEM_VECTOR_STORES_EMBEDDING_MODEL
+    upstream_id = ""
+    if backend == Backend.OPENAI:
+        # Created at the provider first: a store Ogem lists always has one there.
+        model = settings.OGEM_VECTOR_STORES_OPENAI_MODEL
+        upstream_id = upstream_store_create(
+            model=model, name=name[:512], metadata=metadata, expires_after_days=expires_after_days
         )
-        _expires_at(store)
-        store.save()
-        for spec in files:
-            store_file_attach(caller=caller, store=store, spec=spec)
+    store = VectorStore(
+        store_id=_new_id("vs_"),
+        upstream_id=upstream_id,
+        organization_id=caller.organization_id,
+        team_id=caller.team_id,
+        key_id=caller.key_id,
+        by_master=caller.is_master,
+        name=name[:512],
+        metadata=metadata,
+        backend=backend,
+        embedding_model=model,
+        created_at=now,
+        last_active_at=now,
+        expires_after_days=expires_after_days,
+    )
+    _expires_at(store)
+    try:
+        with transaction.atomic():
+            store.save()
+            for spec in files:
+                store_file_attach(caller=caller, store=store, spec=spec)
+    except Exception:
+        if upstream_id:  # a file refused (404, 413): the provider's store goes too
+            _quietly(upstream_store_drop, store=store, file_ids=[])
+        raise
     return store
 
 
@@ -101,6 +124,19 @@ def store_update(
         _expires_at(store)
         fields += ["expires_after_days", "expires_at"]
     if fields:
+        if store.backend == Backend.OPENAI and store.upstream_id:
+            upstream: dict[str, Any] = {}
+            if name is not None:
+                upstream["name"] = store.name
+            if metadata is not None:
+                upstream["metadata"] = metadata
+            if expires_after_days is not False:
+                upstream["expires_after"] = (
+                    {"anchor": "last_active_at", "days": expires_after_days}
+                    if expires_after_days
+                    else None
+                )
+            store_api(store=store).store_update(store_id=store.upstream_id, body=upstream)
         store.save(update_fields=fields)
     return store
 
@@ -118,9 +154,17 @@ def store_touch(*, store: VectorStore) -> None:
 def store_delete(*, store: VectorStore) -> None:
     """The rows now (chunks by cascade), the backend's vectors once committed."""
     backend = backend_get(store.backend)
+    uploaded = list(
+        store.files.exclude(upstream_file_id="").values_list("upstream_file_id", flat=True)
+    )
     with transaction.atomic():
         store.delete()
-        transaction.on_commit(lambda: _quietly(backend.store_drop, store=store))
+        if store.backend == Backend.OPENAI:
+            transaction.on_commit(
+                lambda: _quietly(upstream_store_drop, store=store, file_ids=uploaded)
+            )
+        else:
+            transaction.on_commit(lambda: _quietly(backend.store_drop, store=store))
 
 
 def _quietly(function: Any, **kwargs: Any) -> None:
@@ -165,6 +209,8 @@ def store_file_attach(
             created_at=timezone.now(),
         )
         pk = store_file.pk
+        # Published first: a page sees the file in progress even when indexing runs eagerly.
+        store_progress_publish(store_pk=store.pk)
         transaction.on_commit(lambda: _index_enqueue(pk))
     return store_file
 
@@ -177,6 +223,11 @@ def _index_enqueue(store_file_pk: int) -> None:
 
 def store_file_update(*, store_file: VectorStoreFile, attributes: dict[str, Any] | None) -> None:
     """New attributes; the store's version moves, so every worker's searches see them."""
+    store = store_file.store
+    if store.backend == Backend.OPENAI and store_file.upstream_file_id:
+        store_api(store=store).store_file_update(
+            store_id=store.upstream_id, file_id=store_file.upstream_file_id, attributes=attributes
+        )
     with transaction.atomic():
         store_file.attributes = attributes
         store_file.save(update_fields=["attributes"])
@@ -197,10 +248,17 @@ def store_file_delete(*, store_file: VectorStoreFile) -> None:
             index_version=F("index_version") + 1,
         )
         file_pk = store_file.pk
+        upstream_file_id = store_file.upstream_file_id
         store_file.delete()
-        transaction.on_commit(
-            lambda: _quietly(backend.vectors_remove, store=locked, file_pk=file_pk)
-        )
+        if store.backend == Backend.OPENAI:
+            if upstream_file_id:
+                transaction.on_commit(
+                    lambda: _quietly(upstream_file_drop, store=locked, file_id=upstream_file_id)
+                )
+        else:
+            transaction.on_commit(
+                lambda: _quietly(backend.vectors_remove, store=locked, file_pk=file_pk)
+            )
 
 
 def batch_create(
@@ -219,12 +277,23 @@ def batch_cancel(*, batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
     """Files of the batch not yet indexed are cancelled, those done stay; a batch with nothing
     left to cancel stays as it is."""
     with transaction.atomic():
-        stopped = batch.files.filter(status=FileStatus.IN_PROGRESS).update(
-            status=FileStatus.CANCELLED
+        waiting = batch.files.filter(status=FileStatus.IN_PROGRESS)
+        forwarded = list(
+            waiting.exclude(upstream_file_id="").values_list("upstream_file_id", flat=True)
         )
+        stopped = waiting.update(status=FileStatus.CANCELLED)
+        store = batch.store
+        for upstream_file_id in forwarded if store.backend == Backend.OPENAI else []:
+            # Forwarded already: detached (and deleted) at the provider too.
+            transaction.on_commit(
+                lambda file_id=upstream_file_id: _quietly(  # type: ignore[misc]
+                    upstream_file_drop, store=store, file_id=file_id
+                )
+            )
         if stopped:
             batch.cancelled = True
             batch.save(update_fields=["cancelled"])
+            store_progress_publish(store_pk=batch.store_id)
     return batch
 
 

@@ -23,6 +23,7 @@ from providers.registry import adapter_get
 from tenants.models import Role, Team
 from tenants.principals import Principal
 from tenants.selectors import principal_can_create_own_key, team_list
+from vector_stores.selectors import store_file_counts_map, store_list, store_status
 
 # The chat model the portal offers first when it is served (the embedded default's).
 PREFERRED_CHAT_MODEL = "mock-chat"
@@ -36,6 +37,28 @@ def portal_batch_rows(*, principal: Principal, limit: int = 50) -> list[dict[str
         total = batch.request_total
         percent = min(100, round(100 * done / total)) if total else 0
         rows.append({"batch": batch, "done": done, "percent": percent})
+    return rows
+
+
+def portal_vector_store_rows(*, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest vector stores the principal may see (the same as admin's), with their files
+    by status and their indexing progress (files done and percent)."""
+    stores = list(store_list(principal=principal).order_by("-created_at", "-pk")[:limit])
+    counted = store_file_counts_map(store_pks=[store.pk for store in stores])
+    rows = []
+    for store in stores:
+        counts = counted[store.pk]
+        done = counts["total"] - counts["in_progress"]
+        percent = min(100, round(100 * done / counts["total"])) if counts["total"] else 100
+        rows.append(
+            {
+                "store": store,
+                "counts": counts,
+                "status": store_status(store=store, counts=counts),
+                "done": done,
+                "percent": percent,
+            }
+        )
     return rows
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("teams/", views.teams, name="teams"),
     path("models/", views.models, name="models"),
     path("batches/", views.batches, name="batches"),
+    path("vector-stores/", views.vector_stores, name="vector_stores"),
     path("fine-tuning/", views.fine_tuning, name="fine_tuning"),
     path("playground/", views.playground, name="playground"),
     path(

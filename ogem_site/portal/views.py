@@ -35,6 +35,7 @@ from ogem_site.portal.selectors import (
     portal_realtime_keys,
     portal_team_rows,
     portal_usage,
+    portal_vector_store_rows,
 )
 from ogem_site.portal.services import (
     portal_key_create,
@@ -237,6 +238,14 @@ def batches(request: HttpRequest) -> HttpResponse:
     rows = portal_batch_rows(principal=_principal(request))
     active = any(row["batch"].status not in BATCH_ENDED for row in rows)
     return _render(request, "portal/batches.html", {"rows": rows, "active": active})
+
+
+@login_required
+@require_GET
+def vector_stores(request: HttpRequest) -> HttpResponse:
+    rows = portal_vector_store_rows(principal=_principal(request))
+    active = any(row["status"] == "in_progress" for row in rows)
+    return _render(request, "portal/vector_stores.html", {"rows": rows, "active": active})
 
 
 @login_required

@@ -542,8 +542,15 @@ OGEM_FILES_BATCH_MIXED_MODELS = env_bool("OGEM_FILES_BATCH_MIXED_MODELS", defaul
 # group that embeds chunks and queries, and what one tenant (organization) may hold, in bytes.
 OGEM_VECTOR_STORES_BACKEND = env_str("OGEM_VECTOR_STORES_BACKEND", "builtin")
 env_require(
-    OGEM_VECTOR_STORES_BACKEND in ("builtin", "chroma"),
-    "OGEM_VECTOR_STORES_BACKEND must be `builtin` or `chroma`",
+    OGEM_VECTOR_STORES_BACKEND in ("builtin", "chroma", "openai"),
+    "OGEM_VECTOR_STORES_BACKEND must be `builtin`, `chroma` or `openai`",
+)
+# `openai`: stores passed through to the account of this model group's OpenAI or Azure OpenAI
+# deployment (its first by priority).
+OGEM_VECTOR_STORES_OPENAI_MODEL = env_str("OGEM_VECTOR_STORES_OPENAI_MODEL", "")
+env_require(
+    OGEM_VECTOR_STORES_BACKEND != "openai" or bool(OGEM_VECTOR_STORES_OPENAI_MODEL),
+    "OGEM_VECTOR_STORES_BACKEND=openai needs OGEM_VECTOR_STORES_OPENAI_MODEL (a model group)",
 )
 OGEM_VECTOR_STORES_CHROMA_URL = env_str("OGEM_VECTOR_STORES_CHROMA_URL", "http://127.0.0.1:8000")
 OGEM_VECTOR_STORES_EMBEDDING_MODEL = env_str("OGEM_VECTOR_STORES_EMBEDDING_MODEL", "local-embed")

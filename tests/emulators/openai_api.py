@@ -34,6 +34,8 @@ tests/emulators/openai_batches.py's.
 Fine-tuning jobs and the deletion of fine-tuned models (`/v1/fine_tuning/jobs`,
 `DELETE /v1/models/{model}`, Azure's `/openai/fine_tuning/jobs`) are
 tests/emulators/openai_fine_tuning.py's, on the Files API's store.
+Vector stores (`/v1/vector_stores`, Azure's `/openai/vector_stores`) are
+tests/emulators/openai_vector_stores.py's, on the Files API's store too.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from aiohttp import web
 from tests.emulators.openai_batches import BatchesAPI
 from tests.emulators.openai_fine_tuning import FineTuningAPI
 from tests.emulators.openai_responses import ResponsesAPI
+from tests.emulators.openai_vector_stores import VectorStoresAPI
 from tests.emulators.prompt_cache import PrefixCache
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -162,6 +165,7 @@ class OpenAIEmulator:
         self.responses_api = ResponsesAPI()
         self.batches_api = BatchesAPI(self)
         self.fine_tuning = FineTuningAPI(self.batches_api.files)
+        self.vector_stores = VectorStoresAPI(self.batches_api.files)
         self.disconnected = threading.Event()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -216,6 +220,7 @@ class OpenAIEmulator:
         self.responses_api.clear()
         self.batches_api.clear()
         self.fine_tuning.clear()
+        self.vector_stores.clear()
         self.disconnected.clear()
 
     def inject(self, **fault: Any) -> None:
@@ -261,8 +266,10 @@ class OpenAIEmulator:
 
         # The Files and Batch APIs (tests/emulators/openai_batches.py), faults included.
         batch_route = self.batches_api.match(path)
+        # The Vector Stores API (tests/emulators/openai_vector_stores.py), faults included.
+        stores_route = self.vector_stores.match(path)
         endpoint = ""
-        if batch_route is None:
+        if batch_route is None and stores_route is None:
             endpoint, problem = self._route(request)
             if problem is not None:
                 return problem
@@ -299,6 +306,8 @@ class OpenAIEmulator:
             )
         if batch_route is not None:
             return await self.batches_api.route(request, recorded, body, batch_route)
+        if stores_route is not None:
+            return await self.vector_stores.route(request, body, stores_route)
         if endpoint.split("/")[0] == "responses":
             return await self.responses_api.route(request, endpoint, body)
         if endpoint == "realtime/calls":

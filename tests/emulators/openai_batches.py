@@ -76,6 +76,9 @@ class BatchesAPI:
                 return web.Response(body=file["content"], content_type="application/octet-stream")
             if action is None and method == "GET":
                 return _json(file["object"])
+            if action is None and method == "DELETE":
+                del self.files[object_id or ""]
+                return _json({"id": object_id, "object": "file", "deleted": True})
         elif kind == "batches":
             if object_id is None and method == "POST":
                 return self._batch_create(body, azure=azure)
