@@ -154,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         "core (docs/tracing.md); compare with a run without it",
     )
     parser.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="two callbacks on (LiteLLM's generic_api webhooks) delivering to a local sink on the "
+        "load core (docs/callbacks.md); compare with a run without it",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="use this Redis (e.g. a remote one) instead of a private one started on the load "
@@ -230,6 +236,7 @@ def _header(args: argparse.Namespace) -> str:
         f"another. Database {database}, cache {cache}, response cache "
         f"{'local and redis-l2 (hit targets)' if args.cache_targets else args.cache}. "
         f"{'Tracing on (OTLP/HTTP to a local sink). ' if args.tracing else ''}"
+        f"{'Two callbacks on (webhooks to a local sink). ' if args.callbacks else ''}"
         f"{args.seconds:.0f} s per measurement."
     )
 
@@ -251,10 +258,10 @@ def _run(
     redis: RedisServer | None = None
     echo = None
     sink = None
-    if args.tracing:
+    if args.tracing or args.callbacks:
         from bench.otlp_sink import OTLPSink
 
-        sink = OTLPSink()
+        sink = OTLPSink()  # any POST is counted and answered 200: OTLP exports and webhooks
     if args.realtime:
         from bench.realtime import EchoUpstream
 
@@ -278,7 +285,8 @@ def _run(
             deployment_limits=args.deployment_limits,
             cache=args.cache,
             realtime_api_base=echo.api_base if echo is not None else "",
-            environment=sink.environment() if sink is not None else None,
+            environment=sink.environment() if sink is not None and args.tracing else None,
+            callbacks_url=sink.url if sink is not None and args.callbacks else "",
         )
         if args.batch:
             return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)

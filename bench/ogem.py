@@ -84,6 +84,7 @@ def write_config(
     deployment_limits: bool = False,
     cache: str = "off",
     realtime_api_base: str = "",
+    callbacks_url: str = "",
 ) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
@@ -142,6 +143,13 @@ def write_config(
         if cache == "redis-l2":  # no in-process tier: every hit is read from Redis
             params = {"type": "redis", "local_max_bytes": 0}
         config["litellm_settings"] = {"cache": True, "cache_params": params}
+    if callbacks_url:  # `--callbacks`: two generic webhooks (LiteLLM's generic_api) to a sink
+        settings = config.setdefault("litellm_settings", {})
+        settings["callbacks"] = ["bench-a", "bench-b"]
+        config["callback_settings"] = {
+            name: {"callback_type": "generic_api", "endpoint": f"{callbacks_url}/{name}"}
+            for name in ("bench-a", "bench-b")
+        }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -180,6 +188,7 @@ def start_ogem(
     cache: str = "off",
     realtime_api_base: str = "",
     environment: dict[str, str] | None = None,
+    callbacks_url: str = "",
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
@@ -188,6 +197,7 @@ def start_ogem(
         deployment_limits=deployment_limits,
         cache=cache,
         realtime_api_base=realtime_api_base,
+        callbacks_url=callbacks_url,
     )
     env = _environment(workdir, config, redis_url)
     env.update(environment or {})  # e.g. tracing's (bench/otlp_sink.py)

@@ -48,7 +48,10 @@ class OTLPSink:
         }
 
     def summary(self) -> str:
-        return f"Tracing on: the OTLP sink received {self.exports:,} exports, {self.bytes:,} bytes."
+        return (
+            f"The local sink received {self.exports:,} posts (OTLP exports, webhook batches), "
+            f"{self.bytes:,} bytes."
+        )
 
     def stop(self) -> None:
         self._server.shutdown()
