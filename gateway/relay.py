@@ -122,6 +122,7 @@ async def relay(
     )
     ctx.started_at = started
     ctx.batch_id = batch_id
+    registry_get()  # a process's first request loads the configuration file with its registry
     config = config_current()
     traced = getattr(request, "ogem_trace", None)  # (trace id, client's span, flags): asgi.py
     tracing = tracing_active(config.tracing)

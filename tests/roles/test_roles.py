@@ -744,6 +744,8 @@ ORG_ADMIN_PAGES = {
     # Their organization's jobs (tests/fine_tuning/test_management.py).
     "fine_tuning.FineTuningJob": (200, 403),
     "gateway.ResponseCacheOrganization": (200, 403),  # their cache (tests/gateway/test_cache.py)
+    # Their organization's debug captures, read-only (tests/gateway/test_debugging.py).
+    "gateway.DebugCapture": (200, 403),
     "auth.Group": (403, 403),
     "sites.Site": (403, 403),
     "account.EmailAddress": (403, 403),
