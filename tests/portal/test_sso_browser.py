@@ -9,6 +9,7 @@ import openai
 import pytest
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.contrib.sites.models import Site
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from keys.models import VirtualKey
 from ogem_site.hashing import secret_prefix
@@ -80,7 +81,11 @@ def test_sign_in_through_sso_create_a_key_and_use_it(
         page.fill("#pg-message", "stream to me")
         page.click("#pg-send")
         answer = page.locator(".msg-assistant .msg-body")
-        answer.filter(has_text="Mock reply to: stream to me").wait_for()
+        try:
+            answer.filter(has_text="Mock reply to: stream to me").wait_for()
+        except PlaywrightTimeout:  # once on a loaded CI machine: say what the page showed
+            shown = page.inner_text("#pg-status"), answer.all_inner_texts()
+            raise AssertionError(f"no streamed reply; status and replies: {shown}") from None
         assert answer.inner_text() == "Mock reply to: stream to me"
         page.locator("#pg-status", has_text="tokens").wait_for()
 
