@@ -76,6 +76,9 @@ def test_sign_in_through_sso_create_a_key_and_use_it(
 
         # The playground streams a reply from /v1 with that key, in the browser.
         page.click("nav >> text=Playground")
+        # Its script must have bound the form: a click before that submits the bare form, which
+        # reloads the page (seen on loaded CI runs: no status, no reply).
+        page.wait_for_load_state("load")
         page.fill("#pg-key", secret)
         page.select_option("#pg-model", "mock-chat")
         page.fill("#pg-message", "stream to me")
