@@ -107,4 +107,7 @@
     transcript.textContent = "";
     statusLine.textContent = "";
   });
+  // Send is disabled in the page until this script has bound the form: a click before that
+  // would submit the bare form and reload the page.
+  sendButton.disabled = false;
 })();
