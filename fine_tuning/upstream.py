@@ -12,22 +12,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import IO, Any
 
-import httpx
-import orjson
-
-from providers.addresses import AddressRefusedError, url_host_check
 from providers.base import Deployment
-from providers.errors import (
-    GatewayError,
-    InvalidRequestError,
-    UpstreamUnavailableError,
-    error_body_parse,
-    upstream_error,
-)
+from providers.blocking import upstream_json_exchange
 from providers.registry import adapter_get
 
 PROVIDERS = ("openai", "azure")
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # Azure's data-plane version with fine-tuning (files, jobs, events, checkpoints, pause, resume).
 AZURE_API_VERSION = "2025-04-01-preview"
 
@@ -76,46 +65,16 @@ class FineTuningUpstream:
         files: dict[str, Any] | None = None,
         data: dict[str, str] | None = None,
     ) -> Any:
-        url = f"{self._base()}{path}"
-        policy = self.deployment.address_policy
-        try:
-            if policy is not None:
-                url_host_check(url, policy=policy)
-            response = httpx.request(
-                method,
-                url,
-                params=self._params(query),
-                headers=self._headers(),
-                content=orjson.dumps(json) if json is not None else None,
-                files=files,
-                data=data,
-                timeout=TIMEOUT,
-                follow_redirects=False,
-            )
-        except AddressRefusedError as exc:
-            raise InvalidRequestError(
-                f"The deployment's upstream address is refused: {exc}"
-            ) from None
-        except (httpx.HTTPError, OSError) as exc:
-            raise UpstreamUnavailableError(
-                f"{self.deployment.provider} could not be reached ({type(exc).__name__}).",
-                provider=self.deployment.provider,
-            ) from None
-        if response.status_code >= 400:
-            raise upstream_error(
-                provider=self.deployment.provider,
-                status=response.status_code,
-                failure=error_body_parse(response.content, response.headers),
-                secrets=self.deployment.secrets,
-            )
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise GatewayError(
-                f"{self.deployment.provider} answered a body that is not JSON.",
-                status=502,
-                code="upstream_error",
-            ) from None
+        return upstream_json_exchange(
+            self.deployment,
+            method,
+            f"{self._base()}{path}",
+            params=self._params(query),
+            headers=self._headers(),
+            json=json,
+            files=files,
+            data=data,
+        )
 
     def file_upload(self, *, filename: str, stream: IO[bytes]) -> str:
         """Upload a training or validation file (purpose `fine-tune`); its upstream id."""

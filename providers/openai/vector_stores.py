@@ -17,21 +17,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
-import httpx
-import orjson
-
-from providers.addresses import AddressRefusedError, url_host_check
 from providers.base import Deployment
-from providers.errors import (
-    GatewayError,
-    InvalidRequestError,
-    UpstreamUnavailableError,
-    error_body_parse,
-    upstream_error,
-)
+from providers.blocking import upstream_json_exchange
 
 PROVIDERS = ("openai", "azure")
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # Azure's data-plane version with vector stores (and their search).
 AZURE_API_VERSION = "2025-04-01-preview"
 
@@ -76,54 +65,21 @@ class OpenAIVectorStores:
         files: dict[str, Any] | None = None,
         data: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        url = f"{self._base()}{path}"
-        policy = self.deployment.address_policy
         headers = self._headers()
         if json is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            if policy is not None:
-                url_host_check(url, policy=policy)
-            response = httpx.request(
-                method,
-                url,
-                params=self._params(),
-                headers=headers,
-                content=orjson.dumps(json) if json is not None else None,
-                files=files,
-                data=data,
-                timeout=TIMEOUT,
-                follow_redirects=False,
-            )
-        except AddressRefusedError as exc:
-            raise InvalidRequestError(
-                f"The deployment's upstream address is refused: {exc}"
-            ) from None
-        except (httpx.HTTPError, OSError) as exc:
-            raise UpstreamUnavailableError(
-                f"{self.deployment.provider} could not be reached ({type(exc).__name__}).",
-                provider=self.deployment.provider,
-            ) from None
-        if response.status_code >= 400:
-            raise upstream_error(
-                provider=self.deployment.provider,
-                status=response.status_code,
-                failure=error_body_parse(response.content, response.headers),
-                secrets=self.deployment.secrets,
-            )
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise GatewayError(
-                f"{self.deployment.provider} answered a body that is not a JSON object.",
-                status=502,
-                code="upstream_error",
-            )
-        return answer
+        return upstream_json_exchange(  # type: ignore[no-any-return]
+            self.deployment,
+            method,
+            f"{self._base()}{path}",
+            params=self._params(),
+            headers=headers,
+            json=json,
+            files=files,
+            data=data,
+            object_only=True,
+        )
 
-    # -- stores ------------------------------------------------------------------------------------
     def store_create(
         self, *, name: str, metadata: dict[str, str], expires_after_days: int | None
     ) -> dict[str, Any]:
