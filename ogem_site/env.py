@@ -126,7 +126,15 @@ def env_database(default_sqlite: Path) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(default_sqlite),
-            "OPTIONS": {"timeout": 20},
+            # The embedded default writes from background threads (usage, captures, batches) while
+            # requests read: WAL lets readers and one writer run together, and IMMEDIATE takes the
+            # write lock when a transaction begins, so a waiting writer waits out `timeout` instead
+            # of failing at once on a read lock it cannot upgrade.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            },
         }
     try:
         return _env.db_url_config(url)

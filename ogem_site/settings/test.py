@@ -16,7 +16,7 @@ if _XDIST_WORKER and not os.environ.get("OGEM_CACHE_PREFIX", "").endswith(f"-{_X
 
 from ogem_site.env import env_collect_end  # noqa: E402
 from ogem_site.settings.base import *  # noqa: E402, F403
-from ogem_site.settings.base import CACHES, REDIS_URL, STORAGES  # noqa: E402
+from ogem_site.settings.base import CACHES, DATABASES, REDIS_URL, STORAGES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
@@ -34,5 +34,16 @@ if STORAGES["files"]["BACKEND"].endswith("FileSystemStorage"):
     _FILES_DIR = tempfile.mkdtemp(prefix="ogem-test-files-")
     atexit.register(shutil.rmtree, _FILES_DIR, ignore_errors=True)
     STORAGES["files"] = {**STORAGES["files"], "OPTIONS": {"location": _FILES_DIR}}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, as `make run` uses, not Django's shared-cache in-memory database: there, a live
+    # server's or background thread's write fails at once with "database table is locked" where
+    # the file database waits for the lock. On tmpfs when there is one; pytest-xdist suffixes it
+    # per worker.
+    _TMPFS = "/dev/shm"  # noqa: S108 (mkdtemp makes a private, randomly named directory there)
+    _SQLITE_DIR = tempfile.mkdtemp(
+        prefix="ogem-test-db-", dir=_TMPFS if os.path.isdir(_TMPFS) else None
+    )
+    atexit.register(shutil.rmtree, _SQLITE_DIR, ignore_errors=True)
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_SQLITE_DIR, "ogem.sqlite3")}
 
 env_collect_end(module=__name__)

@@ -54,6 +54,10 @@ def semantic_on(settings) -> Iterator[Callable[..., CacheSettings]]:  # type: ig
         return config
 
     yield turn_on
+    # Let this test's queued entries reach the database now, not after the next test's flush.
+    deadline = time.monotonic() + 10
+    while not semantic_idle() and time.monotonic() < deadline:
+        time.sleep(0.02)
     config_watch._current = previous
     cache_local_clear()
     semantic_index_reset()
