@@ -47,6 +47,14 @@ REQUEST_BYTES = 4_000_000  # the intake takes 5 MB a request
 SITE = re.compile(r"^([a-z0-9]+\.)?(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$")
 
 
+def datadog_site(settings: Mapping[str, str]) -> str:
+    """`DD_SITE`, checked: it goes into a host name the API key is sent to."""
+    site = setting(settings, "DD_SITE", "datadoghq.com").lower()
+    if not SITE.match(site):
+        raise ValueError(f"DD_SITE is no Datadog site: {site}")
+    return site
+
+
 def _io(event: CallbackEvent, field: str) -> dict[str, Any] | None:
     if field not in event:
         return None
@@ -140,9 +148,7 @@ class DatadogLLMObsSink:
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.api_key = required(settings, "DD_API_KEY", self.name)
-        site = setting(settings, "DD_SITE", "datadoghq.com").lower()
-        if not SITE.match(site):
-            raise ValueError(f"DD_SITE is no Datadog site: {site}")
+        site = datadog_site(settings)
         self.url = http_url(settings, "DD_BASE_URL", f"https://api.{site}") + INTAKE_PATH
         self.ml_app = setting(settings, "DD_LLMOBS_ML_APP") or setting(
             settings, "DD_SERVICE", "ogem"

@@ -19,6 +19,7 @@ SINKS: dict[str, str] = {
     "webhook": "gateway.callbacks.webhook:WebhookSink",
     "s3": "gateway.callbacks.s3:S3Sink",
     # docs/callbacks-vendors.md
+    "datadog": "gateway.callbacks.datadog_logs:DatadogLogsSink",
     "datadog_llm_observability": "gateway.callbacks.datadog_llm_obs:DatadogLLMObsSink",
     "newrelic": "gateway.callbacks.newrelic:NewRelicSink",
     "arize": "gateway.callbacks.arize:ArizeSink",
