@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         "load core (docs/callbacks.md); compare with a run without it",
     )
     parser.add_argument(
+        "--callbacks-down",
+        action="store_true",
+        help="as --callbacks, but their sink is down (a port nothing listens on): /v1 must not "
+        "notice (the events are retried, then dropped and counted)",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="use this Redis (e.g. a remote one) instead of a private one started on the load "
@@ -215,6 +221,16 @@ def _concurrencies(text: str) -> tuple[int, ...]:
     return values
 
 
+def _closed_port_url() -> str:
+    """An http URL on a local port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def _raise_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else 65536
@@ -237,6 +253,7 @@ def _header(args: argparse.Namespace) -> str:
         f"{'local and redis-l2 (hit targets)' if args.cache_targets else args.cache}. "
         f"{'Tracing on (OTLP/HTTP to a local sink). ' if args.tracing else ''}"
         f"{'Two callbacks on (webhooks to a local sink). ' if args.callbacks else ''}"
+        f"{'Two callbacks on, their sink down. ' if args.callbacks_down else ''}"
         f"{args.seconds:.0f} s per measurement."
     )
 
@@ -286,7 +303,13 @@ def _run(
             cache=args.cache,
             realtime_api_base=echo.api_base if echo is not None else "",
             environment=sink.environment() if sink is not None and args.tracing else None,
-            callbacks_url=sink.url if sink is not None and args.callbacks else "",
+            callbacks_url=(
+                _closed_port_url()
+                if args.callbacks_down
+                else sink.url
+                if sink is not None and args.callbacks
+                else ""
+            ),
         )
         if args.batch:
             return batch_run(ogem, lines=args.batch, workdir=workdir, core=ogem_core)
