@@ -559,6 +559,12 @@ def deployment_price(*, deployment: Deployment) -> Price | None:
     return price if price is not None else shipped_price_by_name(model=deployment.model_name)
 
 
+def params_price(*, model: str, provider: str, params: dict[str, Any]) -> Price | None:
+    """The price of a deployment described by its names and params (a listed row, with no
+    Deployment at hand): the table's or an override's, then its own LiteLLM prices."""
+    return _params_price(price_resolve(model=model, provider=provider), params)
+
+
 def price_known(*, provider: str, model: str, deployment_id: str = "") -> bool:
     """Whether a request logged with these names would find a price now, resolved as the gateway
     does (`deployment_price`, else the model's); admin's unpriced warning asks this."""

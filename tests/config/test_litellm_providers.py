@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 
@@ -362,6 +363,35 @@ def test_model_info_prices_are_what_the_request_costs(
     ) * Decimal("0.002")
     assert [row.cost for row in RequestLog.objects.filter(model="lp-priced")] == [expected]
     governance_snapshot_flush()
+
+
+def test_model_info_routes_show_the_configs_prices_and_context_sizes(
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    master_key: str,
+) -> None:
+    proxy = httpx.Client(base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"})
+    rows = proxy.get("/model/info").json()["data"]
+    priced = next(row for row in rows if row["model_name"] == "lp-priced")
+    assert priced["litellm_params"]["model"] == "cerebras/llama3.1-8b"
+    assert {
+        "input_cost_per_token": 0.001,
+        "output_cost_per_token": 0.002,
+        "max_input_tokens": 8192,
+        "mode": "chat",
+        "litellm_provider": "cerebras",
+    }.items() <= priced["model_info"].items()
+    watsonx = next(row for row in rows if row["model_name"] == "lp-watsonx")
+    assert watsonx["model_info"]["input_cost_per_token"] == 0.0000002
+    assert proxy.get("/v2/model/info").json()["data"] == rows
+    groups = proxy.get("/model_group/info").json()["data"]
+    group = next(g for g in groups if g["model_group"] == "lp-priced")
+    assert {
+        "providers": ["cerebras"],
+        "input_cost_per_token": 0.001,
+        "output_cost_per_token": 0.002,
+        "max_input_tokens": 8192,
+    }.items() <= group.items()
 
 
 # Own-protocol prefixes: (emulator, the path each request reaches, the body's tell-tale field).
