@@ -87,11 +87,19 @@ _ROUTER_KEYS = frozenset(
         "model_group_alias",
     }
 )
+# LiteLLM keys with no setting here, and where Ogem's counterpart is, so a migrating user's
+# report says what to do instead of only "unknown key".
 _ROUTER_HINTS = {
     "redis_host": "Ogem uses REDIS_URL",
     "redis_port": "Ogem uses REDIS_URL",
     "redis_password": "Ogem uses REDIS_URL",
     "redis_url": "Ogem uses REDIS_URL",
+    "enable_pre_call_checks": "Ogem checks no prompt size before a call; an upstream "
+    "context-length error switches to context_window_fallbacks",
+    "retry_policy": "use num_retries (Ogem's backoff follows the error class, docs/routing.md)",
+    "model_group_retry_policy": "use num_retries (Ogem's backoff follows the error class, "
+    "docs/routing.md)",
+    "allowed_fails_policy": "use allowed_fails",
 }
 _LITELLM_KEYS = frozenset(
     {
@@ -115,6 +123,12 @@ _LITELLM_KEYS = frozenset(
 _LITELLM_HINTS = {
     "set_verbose": "use OGEM_LOG_LEVEL",
     "json_logs": "use OGEM_LOG_LEVEL",
+    "max_budget": "give organizations, teams, users or keys budgets (/budget/new, /api/v1/budgets)",
+    "budget_duration": "give organizations, teams, users or keys budgets (/budget/new, "
+    "/api/v1/budgets)",
+    "max_internal_user_budget": "give each user a budget (/user/new max_budget, /api/v1/budgets)",
+    "internal_user_budget_duration": "give each user a budget (/user/new budget_duration, "
+    "/api/v1/budgets)",
 }
 # master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
 _GENERAL_KEYS = frozenset(
@@ -129,6 +143,16 @@ _GENERAL_KEYS = frozenset(
 )
 _GENERAL_HINTS = {
     "database_url": "Ogem reads the database from DATABASE_URL",
+    "database_connection_pool_limit": "use OGEM_DB_POOL_MAX",
+    "max_request_size_mb": "use OGEM_MAX_REQUEST_BYTES",
+    "store_model_in_db": "Ogem always serves the database's deployments (/api/v1/models) "
+    "beside the file's",
+    "background_health_checks": "Ogem probes deployments whose circuit is open in the "
+    "background, and GET /health checks every deployment on demand",
+    "health_check_interval": "Ogem probes deployments whose circuit is open in the background, "
+    "and GET /health checks every deployment on demand",
+    "disable_spend_logs": "Ogem logs every request's spend (budgets are kept from it); "
+    "OGEM_LOG_RETENTION_DAYS bounds how long",
 }
 _MODEL_ENTRY_KEYS = frozenset({"model_name", "litellm_params", "model_info", "rpm", "tpm"})
 
