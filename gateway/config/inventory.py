@@ -83,7 +83,7 @@ def _entry_use(key: str, node: YNode, *, section: str) -> tuple[str, str]:
     if key == "base_model":
         return TRANSLATED, "the model whose table price the deployment is charged"
     if key == "max_input_tokens":
-        return USED, "shown by /model/info; Ogem checks no prompt size before a call"
+        return USED, "the context size of pre-call checks; shown by /model/info"
     return USED, "shown by /model/info"
 
 

@@ -85,6 +85,7 @@ _ROUTER_KEYS = frozenset(
         "content_policy_fallbacks",
         "default_fallbacks",
         "model_group_alias",
+        "enable_pre_call_checks",
     }
 )
 # LiteLLM keys with no setting here, and where Ogem's counterpart is, so a migrating user's
@@ -94,8 +95,6 @@ _ROUTER_HINTS = {
     "redis_port": "Ogem uses REDIS_URL",
     "redis_password": "Ogem uses REDIS_URL",
     "redis_url": "Ogem uses REDIS_URL",
-    "enable_pre_call_checks": "Ogem checks no prompt size before a call; an upstream "
-    "context-length error switches to context_window_fallbacks",
     "retry_policy": "use num_retries (Ogem's backoff follows the error class, docs/routing.md)",
     "model_group_retry_policy": "use num_retries (Ogem's backoff follows the error class, "
     "docs/routing.md)",
@@ -371,6 +370,7 @@ def _settings(
         default_fallbacks=reader.strings(pick("default_fallbacks")),
         model_group_alias=aliases,
         hidden_aliases=hidden,
+        pre_call_checks=bool(reader.boolean(router.get("enable_pre_call_checks"))),
     )
     master_key = general_map.get("master_key")
     check_literal_key(reader, master_key)

@@ -169,8 +169,8 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
         f"{path}:8:5: used: model_list[0].model_info",
         f"{path}:9:7: translated: model_list[0].model_info.input_cost_per_token (the "
         "deployment's price, in spend and budgets)",
-        f"{path}:10:7: used: model_list[0].model_info.max_input_tokens (shown by "
-        "/model/info; Ogem checks no prompt size before a call)",
+        f"{path}:10:7: used: model_list[0].model_info.max_input_tokens (the context size of "
+        "pre-call checks; shown by /model/info)",
         f'{path}:11:5: ignored: model_list[1].model_name (provider "palm" is not served: '
         f"{PALM_GONE}; deployment skipped)",
         f"{path}:12:5: used: model_list[1].litellm_params",
@@ -209,11 +209,7 @@ def test_litellm_keys_with_an_ogem_counterpart_name_it(write_config) -> None:
         f"{path}:6:7: translated: model_list[0].model_info.base_model (the model whose table "
         "price the deployment is charged)"
     ) in lines
-    assert (
-        f"{path}:8:3: ignored: router_settings.enable_pre_call_checks (ignored: Ogem checks no "
-        "prompt size before a call; an upstream context-length error switches to "
-        "context_window_fallbacks)"
-    ) in lines
+    assert f"{path}:8:3: used: router_settings.enable_pre_call_checks" in lines
     assert (
         f"{path}:10:3: ignored: litellm_settings.max_budget (ignored: give organizations, teams, "
         "users or keys budgets (/budget/new, /api/v1/budgets))"
