@@ -71,6 +71,8 @@ OPENAI_WIRE = {
 # The model id a prefix sends when it is not the config's: Clarifai's OpenAI endpoint takes
 # the model's URL, which LiteLLM builds from its `user.app.model` id.
 OPENAI_WIRE_SENT = {"clarifai": "https://clarifai.com/openai/chat-completion/models/gpt-oss-20b"}
+# The config's model_info prices per token (input, output) of each OpenAI-wire prefix's entry.
+OPENAI_WIRE_PRICES = ("0.0000011", "0.0000033")
 # Prefixes served by one of the family under another name.
 CANONICAL = {"vllm": "hosted_vllm"}
 
@@ -86,7 +88,10 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
     litellm_params:
       model: {prefix}/{model}
       api_base: {openai_url}/v1
-      api_key: os.environ/LPROV_UPSTREAM_KEY"""
+      api_key: os.environ/LPROV_UPSTREAM_KEY
+    model_info:
+      input_cost_per_token: {OPENAI_WIRE_PRICES[0]}
+      output_cost_per_token: {OPENAI_WIRE_PRICES[1]}"""
         for prefix, model in OPENAI_WIRE.items()
     ]
     entries.append(
@@ -290,15 +295,32 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
 
 @pytest.mark.parametrize("prefix", list(OPENAI_WIRE))
 def test_each_openai_wire_prefix_reaches_its_upstream(
-    prefix: str, served: list[Deployment], sdk: openai.OpenAI, openai_emulator: OpenAIEmulator
+    prefix: str,
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    make_key: Callable[..., str],
+    openai_emulator: OpenAIEmulator,
 ) -> None:
-    raw = sdk.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
     assert raw.headers["x-ogem-provider"] == CANONICAL.get(prefix, prefix)
-    assert raw.parse().choices[0].message.content == REPLY
+    reply = raw.parse()
+    assert reply.choices[0].message.content == REPLY
     sent = openai_emulator.last
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert sent.json["model"] == OPENAI_WIRE_SENT.get(prefix, OPENAI_WIRE[prefix])
+    # Recorded at the config's model_info prices.
+    usage_drain()
+    assert reply.usage is not None
+    inputs, outputs = OPENAI_WIRE_PRICES
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal(inputs) + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal(outputs)
+    assert expected > 0
+    assert [row.cost for row in RequestLog.objects.filter(model=f"lp-{prefix}")] == [expected]
+    governance_snapshot_flush()
     assert sent.json["messages"] == HELLO
 
 
