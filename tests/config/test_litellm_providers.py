@@ -73,6 +73,8 @@ OPENAI_WIRE = {
 OPENAI_WIRE_SENT = {"clarifai": "https://clarifai.com/openai/chat-completion/models/gpt-oss-20b"}
 # The config's model_info prices per token (input, output) of each OpenAI-wire prefix's entry.
 OPENAI_WIRE_PRICES = ("0.0000011", "0.0000033")
+# ... and of the native-protocol entries (cohere_chat, ai21_chat, anthropic, gemini).
+NATIVE_PRICES = ("0.0000021", "0.0000042")
 # Prefixes served by one of the family under another name.
 CANONICAL = {"vllm": "hosted_vllm"}
 
@@ -106,21 +108,33 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       model: cohere_chat/command-r-plus
       api_base: {cohere_url}/v1/chat
       api_key: os.environ/LPROV_COHERE_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-ai21_chat
     litellm_params:
       model: ai21_chat/jamba-1.5-mini
       api_base: {ai21_url}/studio/v1
       api_key: os.environ/LPROV_AI21_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-anthropic
     litellm_params:
       model: anthropic/claude-3-5-haiku-20241022
       api_base: {anthropic_url}
       api_key: os.environ/LPROV_ANTHROPIC_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-gemini
     litellm_params:
       model: gemini/gemini-2.0-flash
       api_base: {gemini_url}/v1beta
       api_key: os.environ/LPROV_GEMINI_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-priced
     litellm_params:
       model: cerebras/llama3.1-8b
@@ -368,6 +382,27 @@ def test_ai21_chat_anthropic_and_gemini_bases_as_litellm_writes_them(
         "anthropic": ["/v1/messages"],
         "gemini": ["/v1beta/models/gemini-2.0-flash:generateContent"],
     }
+
+
+@pytest.mark.parametrize("name", ["cohere_chat", "ai21_chat", "anthropic", "gemini"])
+def test_native_prefixes_are_recorded_at_the_configs_prices(
+    name: str,
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    make_key: Callable[..., str],
+) -> None:
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    reply = client.chat.completions.create(model=f"lp-{name}", messages=HELLO, max_tokens=20)
+    usage_drain()
+    assert reply.usage is not None
+    inputs, outputs = NATIVE_PRICES
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal(inputs) + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal(outputs)
+    assert expected > 0
+    assert [row.cost for row in RequestLog.objects.filter(model=f"lp-{name}")] == [expected]
+    governance_snapshot_flush()
 
 
 def test_model_info_prices_are_what_the_request_costs(
