@@ -128,6 +128,10 @@ _LITELLM_HINTS = {
     "max_internal_user_budget": "give each user a budget (/user/new max_budget, /api/v1/budgets)",
     "internal_user_budget_duration": "give each user a budget (/user/new budget_duration, "
     "/api/v1/budgets)",
+    "default_key_generate_params": "give /key/generate a budget_id (a /budget/new template) "
+    "for keys' default limits",
+    "upperbound_key_generate_params": "a team's or organization's budget bounds what its keys "
+    "spend (/api/v1/budgets)",
 }
 # master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
 _GENERAL_KEYS = frozenset(
