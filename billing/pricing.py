@@ -470,6 +470,18 @@ def price_params_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _base_model_price(params: dict[str, Any]) -> Price | None:
+    """The table's price for LiteLLM's `model_info.base_model` (`azure/gpt-4o`, `gpt-4o`): the
+    model a deployment's own name hides (an Azure deployment's name), which LiteLLM prices."""
+    info = params.get("model_info")
+    base_model = info.get("base_model") if isinstance(info, dict) else None
+    if not isinstance(base_model, str) or not base_model:
+        return None
+    provider, _, model = base_model.partition("/")
+    price = shipped_price(model=model, provider=provider) if model else None
+    return price if price is not None else shipped_price_by_name(model=base_model)
+
+
 def _params_price(base: Price | None, params: dict[str, Any]) -> Price | None:
     # LiteLLM's custom pricing sits in `model_info` or in `litellm_params` (the params); the
     # params win when both name a price. A price that is not a number >= 0 is never applied
@@ -543,6 +555,8 @@ def _price_resolve(
 ) -> Price | None:
     now = now or timezone.now()
     base = _override_price(model=model, provider=provider, deployment=deployment, now=now)
+    if base is None and deployment is not None and deployment.params:
+        base = _base_model_price(deployment.params)
     if base is None:
         base = shipped_price(model=model, provider=provider)
     if deployment is not None and deployment.params:
@@ -557,6 +571,17 @@ def deployment_price(*, deployment: Deployment) -> Price | None:
         model=deployment.upstream_model, provider=deployment.provider, deployment=deployment
     )
     return price if price is not None else shipped_price_by_name(model=deployment.model_name)
+
+
+def params_price(*, model: str, provider: str, params: dict[str, Any]) -> Price | None:
+    """The price of a deployment described by its names and params (a listed row, with no
+    Deployment at hand): the table's or an override's, then its own LiteLLM prices."""
+    base = _override_price(model=model, provider=provider, deployment=None, now=timezone.now())
+    if base is None:
+        base = _base_model_price(params)
+    if base is None:
+        base = shipped_price(model=model, provider=provider)
+    return _params_price(base, params)
 
 
 def price_known(*, provider: str, model: str, deployment_id: str = "") -> bool:

@@ -92,6 +92,20 @@ DEFAULT_ORGANIZATION = ("LiteLLM", "litellm")
 PSEUDO_USERS = frozenset({"litellm-proxy-budget", "default_user_id"})
 # LiteLLM's "every model" markers in a models list.
 ALL_MODELS = frozenset({"all-proxy-models", "*"})
+# LiteLLM's bookkeeping in a model table row's model_info (and access_groups, read apart).
+_MODEL_INFO_BOOKKEEPING = frozenset(
+    {
+        "id",
+        "db_model",
+        "access_groups",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "team_id",
+        "team_public_model_name",
+    }
+)
 # LiteLLM budget durations ("30d", "1mo", "24h", ...) as Ogem's periods.
 _DURATIONS = {
     "1d": "1d",
@@ -717,6 +731,11 @@ class _Importer:
             for price in ("input_cost_per_token", "output_cost_per_token"):
                 if info.get(price) is not None:
                     params[price] = info[price]
+            # The rest of model_info as a config file's (its other prices, context sizes, mode,
+            # base_model), less LiteLLM's bookkeeping of the row itself.
+            kept = {k: v for k, v in info.items() if k not in _MODEL_INFO_BOOKKEEPING}
+            if kept:
+                params["model_info"] = kept
             created = deployment is None
             if created:
                 deployment = deployment_create(data=data, params=params, api_key=api_key)

@@ -13,6 +13,8 @@
 3. Then the group's ordered `fallbacks` (or `default_fallbacks`), each run the same way.
    A context-length error switches to `context_window_fallbacks`, a content-policy refusal to
    `content_policy_fallbacks`; other client errors (400, 404, ...) are returned at once.
+   With `pre_call_checks` (gateway.precall), a group none of whose deployments has room for
+   the prompt fails that way before any call.
 
 A canary split (`router.groups.<group>.split`) sends its percentage of a group's requests to
 another group first, the requested group then being its first fallback; a shadow
@@ -56,6 +58,7 @@ from gateway.health import (
     health_probe_release,
     health_success,
 )
+from gateway.precall import precall_fitting, prompt_tokens_estimate
 from gateway.queueing import queue_priority, queue_wait
 from gateway.registry import registry_get
 from gateway.router import deployments_for
@@ -172,6 +175,7 @@ async def resilience_run(
         and ctx.model not in router.content_policy_fallbacks
         and ctx.model not in router.traffic_split
         and ctx.model not in router.shadow
+        and not router.pre_call_checks
     ):
         await admitted(ctx)
         return await attempt(candidates[0])  # the single-deployment fast path
@@ -184,12 +188,20 @@ async def resilience_run(
     seen: set[str] = set()
     last: GatewayError | None = None
     attempts = 0
+    prompt_tokens = prompt_tokens_estimate(body) if router.pre_call_checks else 0
     while groups:
         group = groups.pop(0)
         if group in seen:
             continue
         seen.add(group)
         pool = candidates if group == ctx.model else _group_candidates(ctx, group)
+        if router.pre_call_checks:
+            pool, too_long = precall_fitting(pool, tokens=prompt_tokens)
+            if too_long is not None:
+                # As an upstream's context-length error would: only a larger window helps.
+                last = too_long
+                groups = list(router.context_window_fallbacks.get(group, ()))
+                continue
         if not pool:
             continue
         began = time.perf_counter()

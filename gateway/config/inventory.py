@@ -79,8 +79,12 @@ def _entry_use(key: str, node: YNode, *, section: str) -> tuple[str, str]:
     if price_is_named(key):
         return TRANSLATED, "the deployment's price, in spend and budgets"
     if key in (*_OUTPUT_LIMITS, "max_tokens"):
-        return TRANSLATED, "the output limit of budget reservations"
-    return IGNORED, "kept in params.model_info, not used"
+        return TRANSLATED, "the output limit of budget reservations; shown by /model/info"
+    if key == "base_model":
+        return TRANSLATED, "the model whose table price the deployment is charged"
+    if key == "max_input_tokens":
+        return USED, "the context size of pre-call checks; shown by /model/info"
+    return USED, "shown by /model/info"
 
 
 def config_key_inventory(text: str, *, source: str, problems: list[ConfigProblem]) -> list[KeyUse]:

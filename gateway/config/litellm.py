@@ -85,13 +85,20 @@ _ROUTER_KEYS = frozenset(
         "content_policy_fallbacks",
         "default_fallbacks",
         "model_group_alias",
+        "enable_pre_call_checks",
     }
 )
+# LiteLLM keys with no setting here, and where Ogem's counterpart is, so a migrating user's
+# report says what to do instead of only "unknown key".
 _ROUTER_HINTS = {
     "redis_host": "Ogem uses REDIS_URL",
     "redis_port": "Ogem uses REDIS_URL",
     "redis_password": "Ogem uses REDIS_URL",
     "redis_url": "Ogem uses REDIS_URL",
+    "retry_policy": "use num_retries (Ogem's backoff follows the error class, docs/routing.md)",
+    "model_group_retry_policy": "use num_retries (Ogem's backoff follows the error class, "
+    "docs/routing.md)",
+    "allowed_fails_policy": "use allowed_fails",
 }
 _LITELLM_KEYS = frozenset(
     {
@@ -115,6 +122,16 @@ _LITELLM_KEYS = frozenset(
 _LITELLM_HINTS = {
     "set_verbose": "use OGEM_LOG_LEVEL",
     "json_logs": "use OGEM_LOG_LEVEL",
+    "max_budget": "give organizations, teams, users or keys budgets (/budget/new, /api/v1/budgets)",
+    "budget_duration": "give organizations, teams, users or keys budgets (/budget/new, "
+    "/api/v1/budgets)",
+    "max_internal_user_budget": "give each user a budget (/user/new max_budget, /api/v1/budgets)",
+    "internal_user_budget_duration": "give each user a budget (/user/new budget_duration, "
+    "/api/v1/budgets)",
+    "default_key_generate_params": "give /key/generate a budget_id (a /budget/new template) "
+    "for keys' default limits",
+    "upperbound_key_generate_params": "a team's or organization's budget bounds what its keys "
+    "spend (/api/v1/budgets)",
 }
 # master_key is read by the settings (ogem_site/env.py) when OGEM_MASTER_KEY is unset.
 _GENERAL_KEYS = frozenset(
@@ -129,6 +146,16 @@ _GENERAL_KEYS = frozenset(
 )
 _GENERAL_HINTS = {
     "database_url": "Ogem reads the database from DATABASE_URL",
+    "database_connection_pool_limit": "use OGEM_DB_POOL_MAX",
+    "max_request_size_mb": "use OGEM_MAX_REQUEST_BYTES",
+    "store_model_in_db": "Ogem always serves the database's deployments (/api/v1/models) "
+    "beside the file's",
+    "background_health_checks": "Ogem probes deployments whose circuit is open in the "
+    "background, and GET /health checks every deployment on demand",
+    "health_check_interval": "Ogem probes deployments whose circuit is open in the background, "
+    "and GET /health checks every deployment on demand",
+    "disable_spend_logs": "Ogem logs every request's spend (budgets are kept from it); "
+    "OGEM_LOG_RETENTION_DAYS bounds how long",
 }
 _MODEL_ENTRY_KEYS = frozenset({"model_name", "litellm_params", "model_info", "rpm", "tpm"})
 
@@ -347,6 +374,7 @@ def _settings(
         default_fallbacks=reader.strings(pick("default_fallbacks")),
         model_group_alias=aliases,
         hidden_aliases=hidden,
+        pre_call_checks=bool(reader.boolean(router.get("enable_pre_call_checks"))),
     )
     master_key = general_map.get("master_key")
     check_literal_key(reader, master_key)

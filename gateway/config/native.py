@@ -84,6 +84,7 @@ _ROUTER_KEYS = frozenset(
         "groups",
         "queue_timeout",
         "queue_depth",
+        "pre_call_checks",
     }
 )
 _SETTINGS_KEYS = frozenset(
@@ -263,4 +264,5 @@ def _router(reader: Reader, node: YNode | None, *, groups: frozenset[str]) -> Ro
         shadow=shadow,
         queue_timeout=reader.number(router.get("queue_timeout"), positive=False) or 0.0,
         queue_depth=reader.integer(router.get("queue_depth"), minimum=1) or 100,
+        pre_call_checks=bool(reader.boolean(router.get("pre_call_checks"))),
     )

@@ -126,6 +126,7 @@ def config_schema() -> dict[str, Any]:
             "groups": {"type": "object", "additionalProperties": group},
             "queue_timeout": _SECONDS_OR_ZERO,
             "queue_depth": _POSITIVE_COUNT,
+            "pre_call_checks": _BOOLEAN,
         },
         description="Routing, retries and fallbacks.",
     )

@@ -48,6 +48,8 @@ class RouterSettings:
     # Requests wait up to queue_timeout seconds (0: off) when every deployment is cooling down.
     queue_timeout: float = 0.0
     queue_depth: int = 100  # waiters per model group and process; more are refused at once
+    # LiteLLM's enable_pre_call_checks: skip deployments whose max_input_tokens the prompt exceeds
+    pre_call_checks: bool = False
 
 
 # Endpoints the response cache serves by default (docs/caching.md): the paths after /v1/.

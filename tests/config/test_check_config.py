@@ -169,8 +169,8 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
         f"{path}:8:5: used: model_list[0].model_info",
         f"{path}:9:7: translated: model_list[0].model_info.input_cost_per_token (the "
         "deployment's price, in spend and budgets)",
-        f"{path}:10:7: ignored: model_list[0].model_info.max_input_tokens (kept in "
-        "params.model_info, not used)",
+        f"{path}:10:7: used: model_list[0].model_info.max_input_tokens (the context size of "
+        "pre-call checks; shown by /model/info)",
         f'{path}:11:5: ignored: model_list[1].model_name (provider "palm" is not served: '
         f"{PALM_GONE}; deployment skipped)",
         f"{path}:12:5: used: model_list[1].litellm_params",
@@ -181,3 +181,46 @@ def test_keys_lists_each_litellm_key_as_used_translated_or_ignored(write_config)
         f"{path}:16:3: used: litellm_settings.num_retries",
         f"{path}: OK, litellm format, 1 deployment in 1 model group (0 errors, 2 warnings)",
     ]
+
+
+def test_litellm_keys_with_an_ogem_counterpart_name_it(write_config) -> None:
+    path = write_config(
+        """
+        model_list:
+          - model_name: fast
+            litellm_params:
+              model: openai/gpt-4o-mini
+            model_info:
+              base_model: gpt-4o-mini
+        router_settings:
+          enable_pre_call_checks: true
+        litellm_settings:
+          max_budget: 100
+        general_settings:
+          max_request_size_mb: 10
+          database_connection_pool_limit: 20
+          store_model_in_db: true
+        """
+    )
+    code, output = _run(path, "--keys")
+    assert code == 0
+    lines = output.splitlines()
+    assert (
+        f"{path}:6:7: translated: model_list[0].model_info.base_model (the model whose table "
+        "price the deployment is charged)"
+    ) in lines
+    assert f"{path}:8:3: used: router_settings.enable_pre_call_checks" in lines
+    assert (
+        f"{path}:10:3: ignored: litellm_settings.max_budget (ignored: give organizations, teams, "
+        "users or keys budgets (/budget/new, /api/v1/budgets))"
+    ) in lines
+    assert (
+        f"{path}:12:3: ignored: general_settings.max_request_size_mb (ignored: use "
+        "OGEM_MAX_REQUEST_BYTES)"
+    ) in lines
+    assert (
+        f"{path}:13:3: ignored: general_settings.database_connection_pool_limit (ignored: use "
+        "OGEM_DB_POOL_MAX)"
+    ) in lines
+    assert any("general_settings.store_model_in_db (ignored: Ogem always" in line for line in lines)
+    assert not any("unknown key" in line for line in lines)

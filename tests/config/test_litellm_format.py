@@ -197,7 +197,7 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
             extra: 1
         router_settings:
           redis_host: localhost
-          enable_pre_call_checks: true
+          provider_budget_config: {}
         litellm_settings:
           set_verbose: true
           success_callback: ["langfuse"]
@@ -211,7 +211,7 @@ def test_unknown_keys_are_warnings_with_locations(write_config) -> None:
     assert [str(p) for p in problems] == [
         f"{path}:5:5: warning: model_list[0].extra: unknown key in a model_list entry, ignored",
         f"{path}:7:3: warning: router_settings.redis_host: ignored: Ogem uses REDIS_URL",
-        f"{path}:8:3: warning: router_settings.enable_pre_call_checks: "
+        f"{path}:8:3: warning: router_settings.provider_budget_config: "
         "unknown key in router_settings, ignored",
         f"{path}:10:3: warning: litellm_settings.set_verbose: ignored: use OGEM_LOG_LEVEL",
         # Without LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the environment.

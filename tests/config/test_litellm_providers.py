@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 
@@ -70,6 +71,10 @@ OPENAI_WIRE = {
 # The model id a prefix sends when it is not the config's: Clarifai's OpenAI endpoint takes
 # the model's URL, which LiteLLM builds from its `user.app.model` id.
 OPENAI_WIRE_SENT = {"clarifai": "https://clarifai.com/openai/chat-completion/models/gpt-oss-20b"}
+# The config's model_info prices per token (input, output) of each OpenAI-wire prefix's entry.
+OPENAI_WIRE_PRICES = ("0.0000011", "0.0000033")
+# ... and of the native-protocol entries (cohere_chat, ai21_chat, anthropic, gemini).
+NATIVE_PRICES = ("0.0000021", "0.0000042")
 # Prefixes served by one of the family under another name.
 CANONICAL = {"vllm": "hosted_vllm"}
 
@@ -85,7 +90,10 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
     litellm_params:
       model: {prefix}/{model}
       api_base: {openai_url}/v1
-      api_key: os.environ/LPROV_UPSTREAM_KEY"""
+      api_key: os.environ/LPROV_UPSTREAM_KEY
+    model_info:
+      input_cost_per_token: {OPENAI_WIRE_PRICES[0]}
+      output_cost_per_token: {OPENAI_WIRE_PRICES[1]}"""
         for prefix, model in OPENAI_WIRE.items()
     ]
     entries.append(
@@ -100,21 +108,33 @@ def _config_text(*, openai_url: str, cohere_url: str, anthropic_url: str, gemini
       model: cohere_chat/command-r-plus
       api_base: {cohere_url}/v1/chat
       api_key: os.environ/LPROV_COHERE_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-ai21_chat
     litellm_params:
       model: ai21_chat/jamba-1.5-mini
       api_base: {ai21_url}/studio/v1
       api_key: os.environ/LPROV_AI21_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-anthropic
     litellm_params:
       model: anthropic/claude-3-5-haiku-20241022
       api_base: {anthropic_url}
       api_key: os.environ/LPROV_ANTHROPIC_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-gemini
     litellm_params:
       model: gemini/gemini-2.0-flash
       api_base: {gemini_url}/v1beta
       api_key: os.environ/LPROV_GEMINI_KEY
+    model_info:
+      input_cost_per_token: {NATIVE_PRICES[0]}
+      output_cost_per_token: {NATIVE_PRICES[1]}
   - model_name: lp-priced
     litellm_params:
       model: cerebras/llama3.1-8b
@@ -289,15 +309,32 @@ def test_every_prefix_loads_with_no_deployment_skipped(served: list[Deployment])
 
 @pytest.mark.parametrize("prefix", list(OPENAI_WIRE))
 def test_each_openai_wire_prefix_reaches_its_upstream(
-    prefix: str, served: list[Deployment], sdk: openai.OpenAI, openai_emulator: OpenAIEmulator
+    prefix: str,
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    make_key: Callable[..., str],
+    openai_emulator: OpenAIEmulator,
 ) -> None:
-    raw = sdk.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model=f"lp-{prefix}", messages=HELLO)
     assert raw.headers["x-ogem-provider"] == CANONICAL.get(prefix, prefix)
-    assert raw.parse().choices[0].message.content == REPLY
+    reply = raw.parse()
+    assert reply.choices[0].message.content == REPLY
     sent = openai_emulator.last
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert sent.json["model"] == OPENAI_WIRE_SENT.get(prefix, OPENAI_WIRE[prefix])
+    # Recorded at the config's model_info prices.
+    usage_drain()
+    assert reply.usage is not None
+    inputs, outputs = OPENAI_WIRE_PRICES
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal(inputs) + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal(outputs)
+    assert expected > 0
+    assert [row.cost for row in RequestLog.objects.filter(model=f"lp-{prefix}")] == [expected]
+    governance_snapshot_flush()
     assert sent.json["messages"] == HELLO
 
 
@@ -347,6 +384,27 @@ def test_ai21_chat_anthropic_and_gemini_bases_as_litellm_writes_them(
     }
 
 
+@pytest.mark.parametrize("name", ["cohere_chat", "ai21_chat", "anthropic", "gemini"])
+def test_native_prefixes_are_recorded_at_the_configs_prices(
+    name: str,
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    make_key: Callable[..., str],
+) -> None:
+    governance_snapshot_flush()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
+    reply = client.chat.completions.create(model=f"lp-{name}", messages=HELLO, max_tokens=20)
+    usage_drain()
+    assert reply.usage is not None
+    inputs, outputs = NATIVE_PRICES
+    expected = Decimal(reply.usage.prompt_tokens) * Decimal(inputs) + Decimal(
+        reply.usage.completion_tokens
+    ) * Decimal(outputs)
+    assert expected > 0
+    assert [row.cost for row in RequestLog.objects.filter(model=f"lp-{name}")] == [expected]
+    governance_snapshot_flush()
+
+
 def test_model_info_prices_are_what_the_request_costs(
     served: list[Deployment],
     live_ogem,
@@ -362,6 +420,35 @@ def test_model_info_prices_are_what_the_request_costs(
     ) * Decimal("0.002")
     assert [row.cost for row in RequestLog.objects.filter(model="lp-priced")] == [expected]
     governance_snapshot_flush()
+
+
+def test_model_info_routes_show_the_configs_prices_and_context_sizes(
+    served: list[Deployment],
+    live_ogem,  # type: ignore[no-untyped-def]
+    master_key: str,
+) -> None:
+    proxy = httpx.Client(base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"})
+    rows = proxy.get("/model/info").json()["data"]
+    priced = next(row for row in rows if row["model_name"] == "lp-priced")
+    assert priced["litellm_params"]["model"] == "cerebras/llama3.1-8b"
+    assert {
+        "input_cost_per_token": 0.001,
+        "output_cost_per_token": 0.002,
+        "max_input_tokens": 8192,
+        "mode": "chat",
+        "litellm_provider": "cerebras",
+    }.items() <= priced["model_info"].items()
+    watsonx = next(row for row in rows if row["model_name"] == "lp-watsonx")
+    assert watsonx["model_info"]["input_cost_per_token"] == 0.0000002
+    assert proxy.get("/v2/model/info").json()["data"] == rows
+    groups = proxy.get("/model_group/info").json()["data"]
+    group = next(g for g in groups if g["model_group"] == "lp-priced")
+    assert {
+        "providers": ["cerebras"],
+        "input_cost_per_token": 0.001,
+        "output_cost_per_token": 0.002,
+        "max_input_tokens": 8192,
+    }.items() <= group.items()
 
 
 # Own-protocol prefixes: (emulator, the path each request reaches, the body's tell-tale field).

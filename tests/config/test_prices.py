@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -104,3 +105,32 @@ def test_a_database_row_priced_below_zero_is_skipped(db) -> None:  # type: ignor
         "or more, got -1; model_info.output_cost_per_token must be a price of 0 or more, "
         "got '-2'; skipped"
     ]
+
+
+def test_litellm_base_model_prices_a_deployment_named_otherwise() -> None:
+    """LiteLLM's `model_info.base_model`: an Azure deployment's own name hides the model it
+    serves, and is charged that model's table price (the deployment's own prices still win)."""
+    from billing.pricing import deployment_price, shipped_price
+    from providers.base import Deployment
+
+    table = shipped_price(model="gpt-4o", provider="azure")
+    assert table is not None
+
+    def deployment(info: dict[str, object]) -> Deployment:
+        return Deployment(
+            id="test:azure-mine:0",
+            model_name="mine",
+            provider="azure",
+            upstream_model="my-gpt4o-deployment",
+            params={"model_info": info},
+        )
+
+    named = deployment_price(deployment=deployment({"base_model": "azure/gpt-4o"}))
+    assert named is not None and (named.input, named.output) == (table.input, table.output)
+    bare = deployment_price(deployment=deployment({"base_model": "gpt-4o"}))
+    assert bare is not None and bare.input > 0
+    own = deployment_price(
+        deployment=deployment({"base_model": "azure/gpt-4o", "input_cost_per_token": 0.5})
+    )
+    assert own is not None and (own.input, own.output) == (Decimal("0.5"), table.output)
+    assert deployment_price(deployment=deployment({})) is None

@@ -34,6 +34,7 @@ from billing.models import (
     UsageRollup,
     UsageRollupDay,
 )
+from billing.pricing import deployment_price
 from gateway.config.database import database_deployments
 from gateway.config.problems import Problems
 from gateway.models import ImportedObject, ModelDeployment
@@ -188,19 +189,33 @@ def _seed(conn: psycopg.Connection[Any], *, keys: dict[str, str], reset_at: date
         "VALUES (%s, %s, %s, %s)",
         (_sha256(keys["blocked"]), "old-intern", "team-ml", True),
     )
-    for model_id, name, params in (
+    for model_id, name, params, info in (
         (
             "model-1",
             "imported-chat",
             {"model": _encrypt("mock/mock-chat"), "api_key": _encrypt(UPSTREAM_SECRET)},
+            # As LiteLLM's UI saves a model with custom pricing and context sizes.
+            {
+                "id": "model-1",
+                "db_model": True,
+                "input_cost_per_token": 0.000002,
+                "output_cost_per_token": 0.000004,
+                "cache_read_input_token_cost": 0.0000005,
+                "max_input_tokens": 128000,
+                "max_tokens": 4096,
+                "mode": "chat",
+                "base_model": "gpt-4o-mini",
+                "updated_at": "2026-01-15T10:00:00Z",
+                "updated_by": "admin",
+            },
         ),
-        ("model-2", "exotic", {"model": _encrypt("madeup_provider/x-model")}),
-        ("model-3", "old-palm", {"model": _encrypt("palm/chat-bison")}),
+        ("model-2", "exotic", {"model": _encrypt("madeup_provider/x-model")}, {"id": "model-2"}),
+        ("model-3", "old-palm", {"model": _encrypt("palm/chat-bison")}, {"id": "model-3"}),
     ):
         run(
             'INSERT INTO "LiteLLM_ProxyModelTable" ("model_id", "model_name", "litellm_params", '
             '"model_info", "created_by", "updated_by") VALUES (%s, %s, %s, %s, %s, %s)',
-            (model_id, name, json.dumps(params), json.dumps({"id": model_id}), "admin", "admin"),
+            (model_id, name, json.dumps(params), json.dumps(info), "admin", "admin"),
         )
     # Daily totals: one day whose spend logs LiteLLM's retention deleted, one the logs cover.
     for row_id, days_ago, spend, requests in (
@@ -474,6 +489,16 @@ def test_import_maps_every_object_type(
     )
     assert "api_key" in deployment.encrypted_secrets
     assert UPSTREAM_SECRET not in json.dumps(deployment.encrypted_secrets)
+    # model_info kept as a config file's, less LiteLLM's bookkeeping of the row.
+    assert deployment.params["model_info"] == {
+        "input_cost_per_token": 0.000002,
+        "output_cost_per_token": 0.000004,
+        "cache_read_input_token_cost": 0.0000005,
+        "max_input_tokens": 128000,
+        "max_tokens": 4096,
+        "mode": "chat",
+        "base_model": "gpt-4o-mini",
+    }
 
     logs = RequestLog.objects.order_by("created_at")
     assert [(log.key_id, log.cost) for log in logs] == [
@@ -536,6 +561,15 @@ def test_imported_key_answers_within_its_budget_and_models(
     assert [(d.model_name, d.provider, d.api_key) for d in deployments] == [
         ("imported-chat", "mock", UPSTREAM_SECRET)
     ]
+    # Charged at the row's own prices, with its output limit for budget reservations.
+    price = deployment_price(deployment=deployments[0])
+    assert price is not None
+    assert (price.input, price.output, price.cache_read, price.max_output_tokens) == (
+        Decimal("0.000002"),
+        Decimal("0.000004"),
+        Decimal("0.0000005"),
+        4096,
+    )
     install_deployments(*deployments)
     ml = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=keys["ml"], max_retries=0)
     served = ml.chat.completions.with_raw_response.create(
