@@ -34,13 +34,8 @@ from gateway.params import params_check
 from gateway.registry import registry_get
 from gateway.relay import relay
 from gateway.responses import json_response, request_id_for
-from gateway.responses_api.file_search import (
-    Rounds,
-    file_search_check,
-    file_search_events,
-    file_search_rounds,
-    file_search_stream_open,
-)
+from gateway.responses_api.file_search import Rounds, file_search_check, file_search_rounds
+from gateway.responses_api.file_search_stream import file_search_events, file_search_stream_open
 from gateway.responses_api.stream import EventTranslator, sse
 from gateway.responses_api.translate import (
     ResponsesRequest,
