@@ -1,16 +1,24 @@
 """Assistants, threads and runs in admin, read-only; org and team admins see their own (the
-management API's selectors), and may cancel the runs they administer."""
+management API's selectors), and may cancel the runs they administer. Assistants and threads
+show their tenant's stored objects against OGEM_ASSISTANTS_MAX_OBJECTS."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from assistants.models import Assistant, Run, Thread
-from assistants.selectors import RUN_ENDED, assistant_list, run_list, thread_list
+from assistants.selectors import (
+    RUN_ENDED,
+    assistant_list,
+    run_list,
+    tenant_objects_count,
+    thread_list,
+)
 from assistants.services import run_cancel
 from tenants.admin_scope import ScopedAdminMixin, request_principal
 
@@ -31,7 +39,13 @@ class _ReadOnlyAdmin(ScopedAdminMixin, admin.ModelAdmin):
         return self.selector(principal=principal)  # type: ignore[attr-defined]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
+        return [field.name for field in self.model._meta.fields] + ["tenant_storage"]
+
+    @admin.display(description="Tenant storage (objects used / limit)")
+    def tenant_storage(self, obj: Assistant | Thread) -> str:
+        used = tenant_objects_count(organization_id=obj.organization_id, key_id=obj.key_id)
+        limit = settings.OGEM_ASSISTANTS_MAX_OBJECTS
+        return f"{used:,} / {limit:,} ({100 * used / limit if limit else 100:.1f}%)"
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
@@ -43,14 +57,22 @@ class _ReadOnlyAdmin(ScopedAdminMixin, admin.ModelAdmin):
 @admin.register(Assistant)
 class AssistantAdmin(_ReadOnlyAdmin):
     selector = staticmethod(assistant_list)
-    list_display = ["assistant_id", "name", "model", "organization", "team", "created_at"]
+    list_display = [
+        "assistant_id",
+        "name",
+        "model",
+        "organization",
+        "team",
+        "tenant_storage",
+        "created_at",
+    ]
     search_fields = ["assistant_id", "name", "model"]
 
 
 @admin.register(Thread)
 class ThreadAdmin(_ReadOnlyAdmin):
     selector = staticmethod(thread_list)
-    list_display = ["thread_id", "organization", "team", "created_at"]
+    list_display = ["thread_id", "organization", "team", "tenant_storage", "created_at"]
     search_fields = ["thread_id"]
 
 

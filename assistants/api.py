@@ -453,7 +453,7 @@ async def _run_stream(
     for event, data in opening:
         yield _sse(event, data)
     try:
-        async for event, data in run_advance(run_id=run_id, caller=caller):
+        async for event, data in run_advance(run_id=run_id, caller=caller, stream=True):
             yield _sse(event, data)
     except GatewayError as error:
         yield _sse("error", error.to_body()["error"])

@@ -29,12 +29,13 @@ def message_write(
     run_id: str = "",
     assistant_id: str = "",
     status: str = "completed",
+    message_id: str = "",
 ) -> Message:
     """A message row, no questions asked (a client's after `message_create`'s check, or a run's
-    own)."""
+    own; `message_id` the one its stream already announced)."""
     now = timezone.now()
     return Message.objects.create(
-        message_id=object_id_new("msg"),
+        message_id=message_id or object_id_new("msg"),
         thread=thread,
         created_at=now,
         role=role,

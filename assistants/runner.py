@@ -315,11 +315,60 @@ def run_incomplete(*, run_id: str, owner: str, reason: str, usage: dict[str, Any
     return run
 
 
+def _message_with_step(
+    *,
+    run: Run,
+    text: str,
+    usage: dict[str, int] | None,
+    truncated: bool,
+    message_id: str = "",
+    step_id: str = "",
+) -> tuple[Message, RunStep]:
+    """The assistant's message and its completed message_creation step (ids: the ones a stream
+    announced, else new)."""
+    now = timezone.now()
+    message = message_write(
+        thread=run.thread,
+        role="assistant",
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        run_id=run.run_id,
+        assistant_id=run.assistant_id,
+        status="incomplete" if truncated else "completed",
+        message_id=message_id,
+    )
+    if truncated:
+        message.incomplete_at = now
+        message.incomplete_details = {"reason": "max_tokens"}
+        message.save(update_fields=["incomplete_at", "incomplete_details"])
+    step = RunStep.objects.create(
+        step_id=step_id or object_id_new("step"),
+        run=run,
+        created_at=now,
+        type="message_creation",
+        status="completed",
+        step_details={
+            "type": "message_creation",
+            "message_creation": {"message_id": message.message_id},
+        },
+        usage=usage,
+        completed_at=now,
+    )
+    return message, step
+
+
 def run_text_record(
-    *, run_id: str, owner: str, text: str, usage: dict[str, int], truncated: bool
+    *,
+    run_id: str,
+    owner: str,
+    text: str,
+    usage: dict[str, int],
+    truncated: bool,
+    message_id: str = "",
+    step_id: str = "",
 ) -> tuple[Run | None, Message | None, RunStep | None]:
     """The model answered in text: the assistant's message, its message_creation step, and the
-    run ends (completed; incomplete when it stopped at `max_completion_tokens`)."""
+    run ends (completed; incomplete when it stopped at `max_completion_tokens`). `message_id`,
+    `step_id`: the ids a streamed run announced."""
     now = timezone.now()
     with transaction.atomic():
         run = _locked(run_id, owner)
@@ -329,30 +378,13 @@ def run_text_record(
         if run.status == Run.Status.CANCELLING:
             _end(run, Run.Status.CANCELLED, now, usage=total)
             return run, None, None
-        message = message_write(
-            thread=run.thread,
-            role="assistant",
-            content=[{"type": "text", "text": {"value": text, "annotations": []}}],
-            run_id=run.run_id,
-            assistant_id=run.assistant_id,
-            status="incomplete" if truncated else "completed",
-        )
-        if truncated:
-            message.incomplete_at = now
-            message.incomplete_details = {"reason": "max_tokens"}
-            message.save(update_fields=["incomplete_at", "incomplete_details"])
-        step = RunStep.objects.create(
-            step_id=object_id_new("step"),
+        message, step = _message_with_step(
             run=run,
-            created_at=now,
-            type="message_creation",
-            status="completed",
-            step_details={
-                "type": "message_creation",
-                "message_creation": {"message_id": message.message_id},
-            },
+            text=text,
             usage=usage,
-            completed_at=now,
+            truncated=truncated,
+            message_id=message_id,
+            step_id=step_id,
         )
         if truncated and run.max_completion_tokens is not None:
             _end(
@@ -376,10 +408,14 @@ def run_tools_record(
     file_search_options: dict[str, Any] | None,
     content: str | None,
     usage: dict[str, int],
+    step_id: str = "",
+    streamed_message: tuple[str, str] | None = None,
 ) -> tuple[Run | None, RunStep | None]:
     """The model called tools: one tool_calls step with every call. file_search calls carry
     their results already; function calls make the run `requires_action` (its step waits for
-    their outputs), else the step completes and the run goes on."""
+    their outputs), else the step completes and the run goes on. `step_id`: the id a streamed
+    run announced; `streamed_message`: (message id, step id) of the text a stream showed before
+    the calls, written as the run's message first."""
     now = timezone.now()
     with transaction.atomic():
         run = _locked(run_id, owner)
@@ -389,6 +425,16 @@ def run_tools_record(
         if run.status == Run.Status.CANCELLING:
             _end(run, Run.Status.CANCELLED, now, usage=total)
             return run, None
+        if streamed_message is not None:
+            _message_with_step(
+                run=run,
+                text=content or "",
+                usage=None,
+                truncated=False,
+                message_id=streamed_message[0],
+                step_id=streamed_message[1],
+            )
+            now = timezone.now()  # the tool step follows the message's
         details: list[dict[str, Any]] = []
         conversation: list[dict[str, Any]] = [
             {"role": "assistant", "content": content, "tool_calls": calls}
@@ -427,7 +473,7 @@ def run_tools_record(
                     }
                 )
         step = RunStep.objects.create(
-            step_id=object_id_new("step"),
+            step_id=step_id or object_id_new("step"),
             run=run,
             created_at=now,
             type="tool_calls",
@@ -509,12 +555,199 @@ def _run_event(run: Run) -> Event:
     return (f"thread.run.{run.status}", run_object(run))
 
 
+class _StreamedTurn:
+    """One model call streamed: its chunks become the run's events as they arrive (the message's
+    text as `thread.message.delta`s, the tool calls as `thread.run.step.delta`s), and what they
+    made is kept for the run's records, written under the ids the events announced."""
+
+    def __init__(self, run: Run, file_search: bool) -> None:
+        self.run = run
+        self.thread_id = run.thread.thread_id
+        self.file_search = file_search
+        self.text = ""
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.message: Message | None = None  # unsaved: what the events show
+        self.message_step: RunStep | None = None
+        self.message_closed = False
+        self.tool_step: RunStep | None = None
+
+    def completion(self) -> dict[str, Any]:
+        """The chat completion the chunks made (the shape `internal_call` answers)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.calls:
+            message["tool_calls"] = [self.calls[index] for index in sorted(self.calls)]
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason}
+        return {"choices": [choice], "usage": self.usage or {}}
+
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        events: list[Event] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                events.extend(self._text(text))
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    events.extend(self._call(call))
+        return events
+
+    def _text(self, text: str) -> list[Event]:
+        self.text += text
+        if self.tool_step is not None:  # text after the calls: kept for the model, not shown
+            return []
+        events = [] if self.message is not None else self.message_open()
+        part = {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
+        events.append(
+            (
+                "thread.message.delta",
+                {
+                    "id": self.message.message_id,  # type: ignore[union-attr]
+                    "object": "thread.message.delta",
+                    "delta": {"content": [part]},
+                },
+            )
+        )
+        return events
+
+    def message_open(self) -> list[Event]:
+        """The message_creation step and its message, in progress."""
+        now = timezone.now()
+        self.message = Message(
+            message_id=object_id_new("msg"),
+            created_at=now,
+            role="assistant",
+            status="in_progress",
+            content=[],
+            attachments=[],
+            metadata={},
+            run_id=self.run.run_id,
+            assistant_id=self.run.assistant_id,
+        )
+        self.message_step = RunStep(
+            step_id=object_id_new("step"),
+            created_at=now,
+            type="message_creation",
+            status="in_progress",
+            step_details={
+                "type": "message_creation",
+                "message_creation": {"message_id": self.message.message_id},
+            },
+            metadata={},
+        )
+        step = run_step_object(self.message_step, run=self.run)
+        message = message_object(self.message, thread_id=self.thread_id)
+        return [
+            ("thread.run.step.created", step),
+            ("thread.run.step.in_progress", step),
+            ("thread.message.created", message),
+            ("thread.message.in_progress", message),
+        ]
+
+    def message_close(self, written: Message | None = None) -> list[Event]:
+        """The message's and its step's end events (the written rows' when given)."""
+        if self.message is None or self.message_step is None or self.message_closed:
+            return []
+        self.message_closed = True
+        now = timezone.now()
+        if written is None:
+            self.message.status = "completed"
+            self.message.completed_at = now
+            self.message.content = [
+                {"type": "text", "text": {"value": self.text, "annotations": []}}
+            ]
+            written = self.message
+        self.message_step.status = "completed"
+        self.message_step.completed_at = now
+        return [
+            (f"thread.message.{written.status}", message_object(written, thread_id=self.thread_id)),
+            ("thread.run.step.completed", run_step_object(self.message_step, run=self.run)),
+        ]
+
+    def _call(self, call: dict[str, Any]) -> list[Event]:
+        events = self.message_close()
+        if self.tool_step is None:
+            self.tool_step = RunStep(
+                step_id=object_id_new("step"),
+                created_at=timezone.now(),
+                type="tool_calls",
+                status="in_progress",
+                step_details={"type": "tool_calls", "tool_calls": []},
+                metadata={},
+            )
+            step = run_step_object(self.tool_step, run=self.run)
+            events += [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
+        index = call.get("index", 0) if isinstance(call.get("index"), int) else 0
+        function = call.get("function") or {}
+        known = self.calls.get(index)
+        if known is None:
+            known = self.calls[index] = {
+                "id": call.get("id") or object_id_new("call"),
+                "type": "function",
+                "function": {"name": "", "arguments": ""},
+            }
+        first = not known["function"]["name"]
+        known["function"]["name"] += function.get("name") or ""
+        fragment = function.get("arguments") or ""
+        known["function"]["arguments"] += fragment
+        name = known["function"]["name"]
+        shown: dict[str, Any]
+        if self.file_search and name == "file_search":
+            if not first:
+                return events  # its query is not shown; its results come with the step
+            shown = {"index": index, "id": known["id"], "type": "file_search", "file_search": {}}
+        elif first:
+            shown = {
+                "index": index,
+                "id": known["id"],
+                "type": "function",
+                "function": {"name": name, "arguments": fragment, "output": None},
+            }
+        elif fragment:
+            shown = {"index": index, "type": "function", "function": {"arguments": fragment}}
+        else:
+            return events
+        events.append(
+            (
+                "thread.run.step.delta",
+                {
+                    "id": self.tool_step.step_id,
+                    "object": "thread.run.step.delta",
+                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": [shown]}},
+                },
+            )
+        )
+        return events
+
+
+class _Answer:
+    """A model call's answer, from `internal_call` or a streamed turn."""
+
+    __slots__ = ("body", "ok", "status")
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.ok = status == 200
+        self.body = body
+
+
 async def run_advance(
-    *, run_id: str, caller: Caller, owner: str | None = None
+    *, run_id: str, caller: Caller, owner: str | None = None, stream: bool = False
 ) -> AsyncIterator[Event]:
     """Advance the run as far as it goes now (completed, requires_action, failed, ...),
-    yielding OpenAI's stream events from `thread.run.in_progress` on."""
-    from gateway.internal import internal_call  # on use: it loads every adapter
+    yielding OpenAI's stream events from `thread.run.in_progress` on. `stream`: each model call
+    is streamed through the pipeline (`internal_stream`), its text and tool calls yielded as
+    deltas as they arrive; otherwise one JSON call each, shown whole."""
+    # On use: they load every adapter.
+    from gateway.internal import InternalStreamError, internal_call, internal_stream
 
     owner = owner or uuid.uuid4().hex
     run = await blocking_run(run_claim, run_id=run_id, owner=owner)
@@ -532,7 +765,19 @@ async def run_advance(
                 yield _run_event(checked)
                 return
             body = await blocking_run(chat_body_build, run=checked)
-            answer = await internal_call(caller=caller, endpoint=Endpoint.CHAT, body=body)
+            turn: _StreamedTurn | None = None
+            answer: Any
+            if stream:
+                turn = _StreamedTurn(checked, file_search=_file_search(checked) is not None)
+                try:
+                    async for chunk in internal_stream(caller=caller, body=body):
+                        for event in turn.feed(chunk):
+                            yield event
+                    answer = _Answer(200, turn.completion())
+                except InternalStreamError as error:
+                    answer = _Answer(error.answer.status, error.answer.body)
+            else:
+                answer = await internal_call(caller=caller, endpoint=Endpoint.CHAT, body=body)
             if not answer.ok:
                 error = answer.body.get("error") or {}
                 code = "rate_limit_exceeded" if answer.status == 429 else "server_error"
@@ -579,6 +824,10 @@ async def run_advance(
                         searched[call["id"]] = await file_search_run(
                             caller=caller, options=options, arguments=function.get("arguments", "")
                         )
+                streamed_message = None
+                if turn is not None and turn.message is not None:
+                    assert turn.message_step is not None
+                    streamed_message = (turn.message.message_id, turn.message_step.step_id)
                 recorded, step = await blocking_run(
                     run_tools_record,
                     run_id=run_id,
@@ -588,10 +837,15 @@ async def run_advance(
                     file_search_options=options,
                     content=message.get("content"),
                     usage=usage,
+                    step_id=turn.tool_step.step_id if turn and turn.tool_step else "",
+                    streamed_message=streamed_message,
                 )
                 if recorded is None:
                     return
-                if step is not None:
+                if step is not None and turn is not None:
+                    if step.status != "in_progress":  # file_search calls: run, with results
+                        yield ("thread.run.step.completed", run_step_object(step, run=recorded))
+                elif step is not None:
                     for event in _step_events(step, recorded):
                         yield event
                 if recorded.status != Run.Status.IN_PROGRESS:
@@ -599,6 +853,9 @@ async def run_advance(
                     return
                 continue
             text = message.get("content")
+            if turn is not None and turn.message is None:
+                for event in turn.message_open():  # no text came: the message is still shown
+                    yield event
             recorded, written, step = await blocking_run(
                 run_text_record,
                 run_id=run_id,
@@ -606,10 +863,16 @@ async def run_advance(
                 text=text if isinstance(text, str) else "",
                 usage=usage,
                 truncated=choice.get("finish_reason") == "length",
+                message_id=turn.message.message_id if turn and turn.message else "",
+                step_id=turn.message_step.step_id if turn and turn.message_step else "",
             )
             if recorded is None:
                 return
-            if written is not None and step is not None:
+            if turn is not None and written is not None and step is not None:
+                turn.message_step = step
+                for event in turn.message_close(written):
+                    yield event
+            elif written is not None and step is not None:
                 thread_id = recorded.thread.thread_id
                 step_events = _step_events(step, recorded)
                 for event in step_events[:2]:

@@ -176,6 +176,23 @@ def runs_past_expiry(*, now: datetime) -> QuerySet[Run]:
     return Run.objects.filter(status__in=RUN_ACTIVE, expires_at__lt=now)
 
 
+def tenant_objects_count(*, organization_id: int | None, key_id: int | None) -> int:
+    """What a tenant stores in the Assistants API: its assistants, threads and their messages
+    together (the tenant: the organization; a key without one, its own objects)."""
+    if organization_id is not None:
+        owned = Q(organization_id=organization_id)
+    elif key_id is not None:
+        owned = Q(organization__isnull=True, key_id=key_id)
+    else:
+        owned = Q(organization__isnull=True, key__isnull=True)
+    threads = Thread.objects.filter(owned)
+    return (
+        Assistant.objects.filter(owned).count()
+        + threads.count()
+        + Message.objects.filter(thread__in=threads).count()
+    )
+
+
 def _principal_scope(queryset: QuerySet[M], *, principal: Principal) -> QuerySet[M]:
     if principal.is_proxy_admin:
         return queryset

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Run, RunStep, Thread
 from assistants.records import message_write, object_id_new, run_expiry
-from assistants.selectors import RUN_ENDED, run_active
+from assistants.selectors import RUN_ENDED, run_active, tenant_objects_count
 from assistants.tasks import run_advance_enqueue
 from gateway.context import Caller
-from gateway.errors import InvalidRequestError
+from gateway.errors import GatewayError, InvalidRequestError
 
 
 def _owner(caller: Caller) -> dict[str, Any]:
@@ -26,12 +27,44 @@ def _owner(caller: Caller) -> dict[str, Any]:
     }
 
 
+# ---- the tenant's storage bound -----------------------------------------------------------------
+
+
+class StorageQuotaError(GatewayError):
+    """OpenAI's answer to an exhausted quota: 429 `insufficient_quota`."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+def storage_check(*, organization_id: int | None, key_id: int | None, adding: int) -> None:
+    """Refuse `adding` more objects (assistants, threads, messages) past the tenant's bound
+    (OGEM_ASSISTANTS_MAX_OBJECTS). Checked when a client adds them; a run's own answer is
+    always written (a run started under the bound finishes)."""
+    limit = settings.OGEM_ASSISTANTS_MAX_OBJECTS
+    if adding <= 0:
+        return
+    used = tenant_objects_count(organization_id=organization_id, key_id=key_id)
+    if used + adding > limit:
+        raise StorageQuotaError(
+            f"You exceeded your storage quota for the Assistants API: {used} of {limit} "
+            "assistants, threads and messages are stored. Delete some, or ask your "
+            "administrator to raise OGEM_ASSISTANTS_MAX_OBJECTS."
+        )
+
+
+def _caller_storage_check(caller: Caller, adding: int) -> None:
+    storage_check(organization_id=caller.organization_id, key_id=caller.key_id, adding=adding)
+
+
 # ---- assistants ---------------------------------------------------------------------------------
 
 
 def assistant_create(*, caller: Caller, fields: dict[str, Any]) -> Assistant:
     """`fields`: the checked body (model, name, description, instructions, tools,
     tool_resources, metadata, temperature, top_p, response_format)."""
+    _caller_storage_check(caller, 1)
     return Assistant.objects.create(
         assistant_id=object_id_new("asst"), created_at=timezone.now(), **_owner(caller), **fields
     )
@@ -60,6 +93,7 @@ def thread_create(
     tool_resources: dict[str, Any],
     metadata: dict[str, str],
 ) -> Thread:
+    _caller_storage_check(caller, 1 + len(messages))
     with transaction.atomic():
         thread = Thread.objects.create(
             thread_id=object_id_new("thread"),
@@ -93,7 +127,9 @@ def message_create(
     attachments: list[dict[str, Any]],
     metadata: dict[str, str],
 ) -> Message:
-    """A client's message; refused while a run holds the thread (OpenAI's 400)."""
+    """A client's message; refused while a run holds the thread (OpenAI's 400), and past the
+    tenant's storage bound (429)."""
+    storage_check(organization_id=thread.organization_id, key_id=thread.key_id, adding=1)
     with transaction.atomic():
         Thread.objects.select_for_update().filter(pk=thread.pk).first()
         active = run_active(thread=thread)
@@ -133,6 +169,7 @@ def run_create(
     instructions, tools, ...) as the request and the assistant give them. `enqueue`: hand it to
     a worker once committed (a streaming request advances it itself)."""
     now = timezone.now()
+    _caller_storage_check(caller, len(additional_messages))
     with transaction.atomic():
         Thread.objects.select_for_update().filter(pk=thread.pk).first()
         active = run_active(thread=thread)

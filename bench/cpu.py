@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument(
+        "--row", type=int, help="with --mode responses: only this row (0 chat, 1, 2)"
+    )
+    parser.add_argument(
         "--cache",
         choices=["miss", "hit"],
         help="with the response cache on: every request a new body (miss) or one body (hit)",
@@ -247,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             ("responses", "response, store: false", REQUEST_HOSTED_RESPONSE, "/v1/responses"),
             ("responses", "response, stored", REQUEST_HOSTED_RESPONSE_STORED, "/v1/responses"),
         ]
-        for name, mode, body, path in modes:
+        for index, (name, mode, body, path) in enumerate(modes):
             if args.mode != name and not (args.mode == "all" and name != "responses"):
+                continue
+            if args.row is not None and index - 2 != args.row:  # callgrind counts one row a run
                 continue
             result, listing = await _measure(
                 application,

@@ -269,7 +269,14 @@ def cpu_run(
             parts.append(f"### {name} ({cache})\n\n{report}")
         return "\n".join(parts)
     if responses:
-        return _cpu_once(ogem, requests, profile, core, None, ["--mode", "responses"])
+        if callgrind is None:
+            return _cpu_once(ogem, requests, profile, core, None, ["--mode", "responses"])
+        parts = []  # callgrind counts a whole run: one row each
+        for row, name in enumerate(("chat completion", "response, store: false", "stored")):
+            where = callgrind.with_name(f"{callgrind.name}.{row}")
+            extra = ["--mode", "responses", "--row", str(row)]
+            parts.append(f"### {name}\n\n{_cpu_once(ogem, requests, profile, core, where, extra)}")
+        return "\n".join(parts)
     return _cpu_once(ogem, requests, profile, core, callgrind, [])
 
 

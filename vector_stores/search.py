@@ -82,6 +82,21 @@ def _targets(
     return targets
 
 
+def _stores_check(*, caller: Caller, vector_store_ids: list[str]) -> None:
+    for store_id in dict.fromkeys(vector_store_ids):
+        store = store_get_visible(caller=caller, store_id=store_id)
+        if store.expires_at is not None and store.expires_at <= timezone.now():
+            raise InvalidRequestError(
+                f"Vector store {store_id} has expired.", param="vector_store_id", code="expired"
+            )
+
+
+async def vector_stores_check(*, caller: Caller, vector_store_ids: list[str]) -> None:
+    """The errors a search of these stores would meet first (a store of another tenant: 404,
+    an expired one: 400), raised before a streamed or background response starts."""
+    await blocking_run(_stores_check, caller=caller, vector_store_ids=vector_store_ids)
+
+
 def _nearest(*, target: _Target, vectors: Any, k: int) -> dict[int, float]:
     """The store's best chunks for any of the queries: label -> best similarity."""
     if target.store.dimensions is None or not target.files:

@@ -22,6 +22,9 @@ from providers.base import Endpoint
 # vector_stores.search.vector_stores_search's signature.
 SearchRunner = Callable[..., Awaitable[list[dict[str, Any]]]]
 _runner: SearchRunner | None = None
+# vector_stores.search.vector_stores_check's: the stores' errors, raised before a response starts.
+StoresCheck = Callable[..., Awaitable[None]]
+_check: StoresCheck | None = None
 
 TOOL_NAME = "file_search"
 # The function the model sees in place of the hosted tool.
@@ -46,9 +49,16 @@ CHAT_FUNCTION = {
 }
 
 
-def file_search_runner_set(runner: SearchRunner | None) -> None:
-    global _runner
-    _runner = runner
+def file_search_runner_set(runner: SearchRunner | None, check: StoresCheck | None = None) -> None:
+    global _runner, _check
+    _runner, _check = runner, check
+
+
+async def file_search_check(*, caller: Caller, tool: dict[str, Any]) -> None:
+    """A store the caller cannot see (404) or an expired one (400) refuses a streamed or
+    background response before it starts, as it refuses a plain one."""
+    if _check is not None:
+        await _check(caller=caller, vector_store_ids=tool["vector_store_ids"])
 
 
 def file_search_runner() -> SearchRunner | None:
@@ -125,7 +135,7 @@ async def file_search_rounds(
             return done  # an answer, or the client's own function calls: theirs to handle
         messages.append({"role": "assistant", "content": None, "tool_calls": calls})
         for call in calls:
-            queries = _queries(call, messages)
+            queries = queries_of(call, messages)
             results = await runner(
                 caller=caller,
                 vector_store_ids=tool["vector_store_ids"],
@@ -157,7 +167,26 @@ async def file_search_rounds(
     return done
 
 
-def _queries(call: dict[str, Any], messages: list[dict[str, Any]]) -> list[str]:
+def call_item(
+    item_id: str, queries: list[str], results: list[dict[str, Any]], include_results: bool
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "file_search_call",
+        "status": "completed",
+        "queries": queries,
+        "results": [_result_item(result) for result in results] if include_results else None,
+    }
+
+
+def usage_add(total: dict[str, int], usage: Any) -> None:
+    if isinstance(usage, dict):
+        for name, value in usage.items():
+            if isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+
+
+def queries_of(call: dict[str, Any], messages: list[dict[str, Any]]) -> list[str]:
     """The model's queries; arguments that are not what the function asks for search with the
     last user message instead."""
     try:

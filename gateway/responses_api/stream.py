@@ -60,6 +60,8 @@ class EventTranslator:
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
         self._thinking_blocks: list[Any] = []  # a provider's signed thinking (Anthropic's)
+        self._indices: dict[str, int] = {}  # item id -> output index
+        self.usage_total: dict[str, Any] | None = None  # several turns' usage, added up
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -76,6 +78,7 @@ class EventTranslator:
         self, kind: str, prefix: str, shown: dict[str, Any]
     ) -> tuple[_Item, dict[str, Any]]:
         item = _Item(kind, self._count, new_id(prefix))
+        self._indices[item.id] = item.index
         self._count += 1
         self._open.append(item)
         shown = {"id": item.id, **shown}
@@ -264,7 +267,7 @@ class EventTranslator:
         self.final = response_finish(
             self.shell,
             output=self.output,
-            usage=usage_from_chat(self._usage),
+            usage=usage_from_chat(self.usage_total or self._usage),
             finish_reason=self._finish_reason,
             model=self._model,
         )
@@ -275,10 +278,34 @@ class EventTranslator:
         return events
 
     def _index_of(self, item_id: str) -> int:
-        for item in (self._message, self._reasoning, *self._calls.values()):
-            if item is not None and item.id == item_id:
-                return item.index
-        return 0
+        return self._indices.get(item_id, 0)
+
+    # ---- the hosted file_search tool (file_search.py runs it between model turns) ----
+
+    def file_search_start(self, queries: list[str]) -> tuple[str, int, list[dict[str, Any]]]:
+        """A `file_search_call` item starts (what came before it is done): its id, its output
+        index, and its events up to `response.file_search_call.searching`."""
+        events = self._close(self._reasoning) + self._close(self._message)
+        self._message = self._reasoning = None  # the next turn's text is a message of its own
+        shown = {"type": "file_search_call", "status": "in_progress", "queries": queries}
+        item, added = self._item_start("file_search_call", "fs", {**shown, "results": None})
+        self._open.remove(item)  # finished by file_search_done, never by _close
+        where = {"item_id": item.id, "output_index": item.index}
+        events += [
+            added,
+            self._event("response.file_search_call.in_progress", **where),
+            self._event("response.file_search_call.searching", **where),
+        ]
+        return item.id, item.index, events
+
+    def file_search_done(self, done: dict[str, Any], output_index: int) -> list[dict[str, Any]]:
+        """The search ran: `done` is the finished `file_search_call` item."""
+        self.output.append(done)
+        where = {"item_id": done["id"], "output_index": output_index}
+        return [
+            self._event("response.file_search_call.completed", **where),
+            self._event("response.output_item.done", output_index=output_index, item=done),
+        ]
 
     def fail(self, error: dict[str, Any]) -> list[dict[str, Any]]:
         """The stream failed midway: `response.failed`, with the error as OpenAI reports one."""

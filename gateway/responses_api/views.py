@@ -28,13 +28,14 @@ from gateway.auth import caller_authenticate
 from gateway.body import Inbound, body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
-from gateway.internal import internal_call
+from gateway.internal import InternalStreamError, internal_call
 from gateway.models import StoredResponse
 from gateway.params import params_check
 from gateway.registry import registry_get
 from gateway.relay import relay
 from gateway.responses import json_response, request_id_for
-from gateway.responses_api.file_search import file_search_rounds
+from gateway.responses_api.file_search import Rounds, file_search_check, file_search_rounds
+from gateway.responses_api.file_search_stream import file_search_events, file_search_stream_open
 from gateway.responses_api.stream import EventTranslator, sse
 from gateway.responses_api.translate import (
     ResponsesRequest,
@@ -227,43 +228,104 @@ async def _file_search_create(
 ) -> HttpResponse:
     """A response whose model may search vector stores: the search round trips run here
     (file_search.py), then the Response carries a `file_search_call` item per search before the
-    answer. Not streamed, not in the background (yet): such a request is refused."""
-    for name in ("stream", "background"):
-        if getattr(checked, name):
-            raise InvalidRequestError(
-                f"The `file_search` tool cannot be combined with `{name}` on this model "
-                "through Ogem yet.",
-                param=name,
-                code="unsupported_parameter",
-            )
+    answer. Streamed, each turn's text comes as it is generated and each search as its events;
+    in the background, the round trips run after the queued response was answered."""
     include = checked.body.get("include")
+    include_results = isinstance(include, list) and "file_search_call.results" in include
+    chat = {name: value for name, value in chat.items() if name not in ("stream", "stream_options")}
+    if checked.background:
+        await file_search_check(caller=caller, tool=tool)
+        return await _background_start(
+            request,
+            caller,
+            checked,
+            chat,
+            response_id,
+            history,
+            search=(tool, include_results),
+        )
+    shell = response_shell(
+        checked, response_id=response_id, created_at=created, status="in_progress"
+    )
+    if checked.stream:
+        return await _file_search_streamed(
+            request, caller, checked, chat, shell, history, tool, include_results
+        )
     rounds = await file_search_rounds(
         caller=caller,
-        chat={name: value for name, value in chat.items() if name != "stream_options"},
+        chat=chat,
         tool=tool,
-        include_results=isinstance(include, list) and "file_search_call.results" in include,
+        include_results=include_results,
         request_id=request_id_for(request),
     )
     if rounds.status != 200:
         response = json_response(rounds.completion, status=rounds.status)
     else:
-        shell = response_shell(
-            checked, response_id=response_id, created_at=created, status="in_progress"
-        )
-        output, finish_reason = output_from_completion(rounds.completion)
-        final = response_finish(
-            shell,
-            output=[*rounds.items, *output],
-            usage=usage_from_chat(rounds.usage),
-            finish_reason=finish_reason,
-            model=rounds.completion.get("model"),
-        )
+        final = _searched_final(shell, rounds)
         if checked.store:
             await _keep(caller, checked, final, history)
         response = json_response(final)
     for name, value in rounds.headers.items():
         if name.startswith(("x-ogem-", "x-ratelimit-")) or name == "retry-after":
             response[name] = value
+    response["x-request-id"] = request_id_for(request)
+    return response
+
+
+def _searched_final(shell: dict[str, Any], rounds: Rounds) -> dict[str, Any]:
+    """The finished Response of file_search round trips: the searches, then the answer."""
+    output, finish_reason = output_from_completion(rounds.completion)
+    return response_finish(
+        shell,
+        output=[*rounds.items, *output],
+        usage=usage_from_chat(rounds.usage),
+        finish_reason=finish_reason,
+        model=rounds.completion.get("model"),
+    )
+
+
+async def _file_search_streamed(
+    request: HttpRequest,
+    caller: Caller,
+    checked: ResponsesRequest,
+    chat: dict[str, Any],
+    shell: dict[str, Any],
+    history: list[dict[str, Any]],
+    tool: dict[str, Any],
+    include_results: bool,
+) -> HttpResponse:
+    """The first turn is opened before answering, so a refusal has its status (a store not
+    found: 404, a budget: 429, ...); then every event follows as it comes."""
+    try:
+        search = await file_search_stream_open(
+            caller=caller,
+            chat=chat,
+            tool=tool,
+            include_results=include_results,
+            request_id=request_id_for(request),
+        )
+    except InternalStreamError as error:
+        refused = json_response(error.answer.body, status=error.answer.status)
+        for name, value in error.answer.headers.items():
+            if name.startswith(("x-ogem-", "x-ratelimit-")) or name == "retry-after":
+                refused[name] = value
+        refused["x-request-id"] = request_id_for(request)
+        return refused
+
+    async def events() -> AsyncIterator[bytes]:
+        translator = EventTranslator(shell)
+        for event in translator.start():
+            yield sse(event)
+        async for event in file_search_events(search, translator):
+            if event["type"] in ("response.completed", "response.incomplete", "response.failed"):
+                if checked.store:
+                    await _keep_quietly(
+                        lambda final: _keep(caller, checked, final, history), translator.final
+                    )
+            yield sse(event)
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
     response["x-request-id"] = request_id_for(request)
     return response
 
@@ -387,14 +449,16 @@ async def _background_start(
     chat: dict[str, Any],
     response_id: str,
     history: list[dict[str, Any]],
+    search: tuple[dict[str, Any], bool] | None = None,
 ) -> HttpResponse:
-    """Keep the response as queued, answer with it, and run it in this process's event loop."""
+    """Keep the response as queued, answer with it, and run it in this process's event loop.
+    `search`: the file_search tool and whether its results are included."""
     shell = response_shell(
         checked, response_id=response_id, created_at=int(time.time()), status="queued"
     )
     await _keep(caller, checked, shell, history)
     task = asyncio.get_running_loop().create_task(
-        _background_run(caller, shell, chat, request_id_for(request))
+        _background_run(caller, shell, chat, request_id_for(request), search)
     )
     _running[response_id] = task
     task.add_done_callback(lambda _: _running.pop(response_id, None))
@@ -402,7 +466,11 @@ async def _background_start(
 
 
 async def _background_run(
-    caller: Caller, shell: dict[str, Any], chat: dict[str, Any], request_id: str
+    caller: Caller,
+    shell: dict[str, Any],
+    chat: dict[str, Any],
+    request_id: str,
+    search: tuple[dict[str, Any], bool] | None = None,
 ) -> None:
     response_id = shell["id"]
     try:
@@ -413,17 +481,33 @@ async def _background_run(
             return  # cancelled before it started
         try:
             async with asyncio.timeout(BACKGROUND_LIMIT_SECONDS):
-                answer = await internal_call(
-                    caller=caller,
-                    endpoint=Endpoint.CHAT,
-                    body=chat,
-                    request_id=request_id,
-                    recorded_as=Endpoint.RESPONSES,
-                )
+                if search is not None:
+                    rounds = await file_search_rounds(
+                        caller=caller,
+                        chat=chat,
+                        tool=search[0],
+                        include_results=search[1],
+                        request_id=request_id,
+                    )
+                else:
+                    answer = await internal_call(
+                        caller=caller,
+                        endpoint=Endpoint.CHAT,
+                        body=chat,
+                        request_id=request_id,
+                        recorded_as=Endpoint.RESPONSES,
+                    )
         except TimeoutError:
             final = _failed(shell, {"message": "The response did not finish in time."})
+        except GatewayError as error:  # a search refused (a store deleted since the request)
+            final = _failed(shell, error.to_body()["error"])
         else:
-            if answer.ok:
+            if search is not None:
+                if rounds.status == 200:
+                    final = _searched_final(shell, rounds)
+                else:
+                    final = _failed(shell, rounds.completion.get("error") or {})
+            elif answer.ok:
                 final = _final(shell, answer.body)
             else:
                 final = _failed(shell, answer.body.get("error") or {})

@@ -383,6 +383,10 @@ OGEM_FINE_TUNING_SYNC_ON_READ = env_bool("OGEM_FINE_TUNING_SYNC_ON_READ", not RE
 # (before each model call), after which another worker resumes it.
 OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS = env_int("OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS", 600)
 OGEM_ASSISTANTS_RUN_LEASE_SECONDS = env_int("OGEM_ASSISTANTS_RUN_LEASE_SECONDS", 300)
+# What one tenant (an organization; a key without one) may store in the Assistants API:
+# assistants, threads and messages together (docs/assistants.md#storage-bound).
+OGEM_ASSISTANTS_MAX_OBJECTS = env_int("OGEM_ASSISTANTS_MAX_OBJECTS", 1_000_000)
+env_require(OGEM_ASSISTANTS_MAX_OBJECTS >= 0, "OGEM_ASSISTANTS_MAX_OBJECTS must be 0 or more")
 env_require(
     OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS >= 1 and OGEM_ASSISTANTS_RUN_LEASE_SECONDS >= 1,
     "OGEM_ASSISTANTS_RUN_EXPIRY_SECONDS and OGEM_ASSISTANTS_RUN_LEASE_SECONDS must be 1 or more",

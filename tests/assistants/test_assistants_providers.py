@@ -5,9 +5,11 @@ function call becomes Anthropic's tool_use, the submitted output its tool_result
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import openai
 import pytest
+from openai import AssistantEventHandler
 
 from providers.base import Deployment
 from tests.emulators import anthropic_api
@@ -111,3 +113,87 @@ def test_streamed_run_on_anthropic(
     assert text == "Hello Ada."
     assert run is not None and run.status == "completed"
     assert anthropic.bodies[-1]["messages"] == [{"role": "user", "content": "I am Ada."}]
+
+
+def test_a_streamed_run_on_anthropic_streams_its_text_and_tool_call_as_they_come(
+    sdk: openai.OpenAI, claude: str, anthropic: AnthropicEmulator
+) -> None:
+    """Anthropic's text_delta and input_json_delta events reach the SDK's handler one by one:
+    the text before the call as message deltas, the call's arguments as run step deltas."""
+    anthropic.script(
+        anthropic_api.Reply(
+            content=[{"type": "text", "text": "Let me check the weather."}, *TOOL_USE.content],
+            stop_reason="tool_use",
+        ),
+        anthropic_api.reply_text("It is 3°C in Oslo, wear a coat."),
+    )
+    assistant = sdk.beta.assistants.create(model=claude, tools=[WEATHER])
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    texts: list[str] = []
+    arguments: list[str] = []
+    events: list[str] = []
+
+    class Handler(AssistantEventHandler):
+        def on_event(self, event: Any) -> None:
+            events.append(event.event)
+
+        def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            texts.append(delta.value)
+
+        def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+            if delta.type == "function" and delta.function.arguments:
+                arguments.append(delta.function.arguments)
+
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+        run = stream.current_run
+    assert len(texts) > 1 and "".join(texts) == "Let me check the weather."
+    assert len(arguments) > 1 and "".join(arguments) == '{"city":"Oslo"}'
+    first_delta = events.index("thread.message.delta")
+    assert events[:first_delta] == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+    ]
+    last_delta = len(events) - 1 - events[::-1].index("thread.message.delta")
+    assert events[last_delta + 1 : last_delta + 5] == [
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+    ]
+    assert events[-1] == "thread.run.requires_action"
+    assert run is not None and run.status == "requires_action"
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    assert (call.id, call.function.arguments) == ("toolu_01", '{"city":"Oslo"}')
+    steps = sdk.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc")
+    assert [step.type for step in steps.data] == ["message_creation", "tool_calls"]
+
+    texts.clear()
+    with sdk.beta.threads.runs.submit_tool_outputs_stream(
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": "toolu_01", "output": "3°C"}],
+        event_handler=Handler(),
+    ) as stream:
+        stream.until_done()
+        done = stream.current_run
+    assert len(texts) > 1 and "".join(texts) == "It is 3°C in Oslo, wear a coat."
+    assert done is not None and done.status == "completed"
+    assert done.usage is not None and done.usage.prompt_tokens == 24  # both calls' input
+    sent = anthropic.bodies[-1]
+    assert sent["stream"] is True
+    said = {"type": "text", "text": "Let me check the weather."}
+    assert sent["messages"][1]["content"][0] == said
+    messages = sdk.beta.threads.messages.list(thread_id=thread.id, order="asc")
+    assert [(m.role, m.content[0].text.value) for m in messages.data] == [
+        ("user", "Weather in Oslo?"),
+        ("assistant", "Let me check the weather."),
+        ("assistant", "It is 3°C in Oslo, wear a coat."),
+    ]

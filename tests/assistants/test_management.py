@@ -105,3 +105,24 @@ def test_an_org_admin_sees_their_runs_in_admin_and_cancels_them(assistants: Worl
     client.post("/admin/assistants/run/", {"action": "cancel_runs", "_selected_action": [mine.pk]})
     mine.refresh_from_db()
     assert mine.status == "cancelled"
+
+
+def test_admin_shows_each_tenants_stored_objects_against_the_bound(
+    assistants: World, settings: object
+) -> None:
+    settings.OGEM_ASSISTANTS_MAX_OBJECTS = 40  # type: ignore[attr-defined]
+    thread = Thread.objects.get(thread_id="thread_aaa1")
+    for number in range(3):
+        thread.messages.create(
+            message_id=f"msg_aaa{number}", created_at=timezone.now(), role="user", content=[]
+        )
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    root.save(update_fields=["password"])
+    client = Client()
+    client.force_login(root)
+    html = client.get("/admin/assistants/thread/").content.decode()
+    # Tenant a: an assistant, a thread, 3 messages; tenant b: an assistant and a thread.
+    assert "5 / 40 (12.5%)" in html and "2 / 40 (5.0%)" in html
+    assistant = Assistant.objects.get(assistant_id="asst_aaa1")
+    page = client.get(f"/admin/assistants/assistant/{assistant.pk}/change/").content.decode()
+    assert "5 / 40 (12.5%)" in page

@@ -371,14 +371,6 @@ def test_cancel_of_a_response_not_in_the_background_is_refused(sdk: openai.OpenA
         ),
         ({"input": "hi", "tools": [{"type": "web_search_preview"}]}, "tools[0].type"),
         ({"input": "hi", "tools": [{"type": "file_search"}]}, "tools[0].vector_store_ids"),
-        (
-            {
-                "input": "hi",
-                "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}],
-                "stream": True,
-            },
-            "stream",
-        ),
         ({"input": "hi", "tool_choice": "sometimes"}, "tool_choice"),
         ({"input": "hi", "text": {"format": {"type": "xml"}}}, "text.format.type"),
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),

@@ -5,6 +5,7 @@ caller's vector store and hands the passages back, the Response reports a `file_
 from __future__ import annotations
 
 import io
+import time
 
 import openai
 import pytest
@@ -68,4 +69,88 @@ def test_another_tenants_store_is_404(key_sdk) -> None:  # type: ignore[no-untyp
             model="mock-chat",
             input="coffee?",
             tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+        )
+
+
+def test_a_streamed_file_search_shows_the_search_and_then_the_answer(key_sdk) -> None:  # type: ignore[no-untyped-def]
+    client = key_sdk()
+    store_id = _store(client)
+    question = "How is espresso coffee brewed?"
+    events = list(
+        client.responses.create(
+            model="mock-chat",
+            input=question,
+            tools=[{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 2}],
+            include=["file_search_call.results"],
+            stream=True,
+        )
+    )
+    kinds = [event.type for event in events]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert kinds[:7] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+        "response.output_item.done",
+    ]
+    added, done = events[2], events[6]
+    assert added.item.type == "file_search_call" and added.item.status == "in_progress"  # type: ignore[union-attr]
+    assert added.output_index == 0 and events[3].item_id == added.item.id  # type: ignore[union-attr]
+    assert done.item.status == "completed" and done.item.queries == [question]  # type: ignore[union-attr]
+    assert done.item.results[0].filename == "coffee.txt"  # type: ignore[union-attr]
+    # The answer's text comes as it is generated, in several deltas, as output item 1.
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and {e.output_index for e in deltas} == {1}
+    assert kinds[-1] == "response.completed"
+    final = events[-1].response  # type: ignore[union-attr]
+    assert [item.type for item in final.output] == ["file_search_call", "message"]
+    assert final.output[1].content[0].text == "".join(e.delta for e in deltas)  # type: ignore[union-attr]
+    assert final.usage is not None and final.usage.input_tokens > 0
+    # Stored as streamed.
+    stored = client.responses.retrieve(final.id)
+    assert [item.id for item in stored.output] == [item.id for item in final.output]
+
+
+def test_a_streamed_file_search_on_another_tenants_store_is_404_before_it_starts(key_sdk) -> None:  # type: ignore[no-untyped-def]
+    store_id = _store(key_sdk())
+    with pytest.raises(openai.NotFoundError):
+        key_sdk().responses.create(
+            model="mock-chat",
+            input="coffee?",
+            tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+            stream=True,
+        )
+
+
+def test_a_background_file_search_is_polled_to_its_answer(key_sdk) -> None:  # type: ignore[no-untyped-def]
+    client = key_sdk()
+    store_id = _store(client)
+    queued = client.responses.create(
+        model="mock-chat",
+        input="How is espresso coffee brewed?",
+        tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+        include=["file_search_call.results"],
+        background=True,
+    )
+    assert queued.status == "queued" and queued.background is True
+    response = queued
+    for _ in range(200):
+        response = client.responses.retrieve(queued.id)
+        if response.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.05)
+    assert response.status == "completed", response.error
+    search, answer = response.output
+    assert search.type == "file_search_call" and search.results  # type: ignore[union-attr]
+    assert search.results[0].filename == "coffee.txt"  # type: ignore[union-attr]
+    assert answer.type == "message"
+    with pytest.raises(openai.NotFoundError):
+        key_sdk().responses.create(
+            model="mock-chat",
+            input="coffee?",
+            tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+            background=True,
         )
