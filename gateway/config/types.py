@@ -151,6 +151,9 @@ class GuardrailSpec:
     restore: bool = True  # masked values are put back in the answer the caller sees
     fail_open: bool = False  # a check that fails or times out lets the request through
     timeout: float = 5.0  # seconds a check may take
+    # An admin-defined guardrail of one organization (gateway.GuardrailDefinition): only its
+    # requests run it, by default_on, model group, tenant metadata or by name. None: everyone's.
+    organization_id: int | None = None
     # The kind's own settings (entities, patterns, words, topics, schema, path, ...).
     options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -163,6 +166,8 @@ class GuardrailSettings:
     guardrails: dict[str, GuardrailSpec] = field(default_factory=dict)
     default_on: tuple[str, ...] = ()
     model_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Those defined in admin (gateway.GuardrailDefinition); the others are the file's.
+    from_database: frozenset[str] = frozenset()
 
 
 ALERT_TYPES = ("error_rate", "latency", "deployment_down", "spend_anomaly")
