@@ -215,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument(
+        "--prompt-size",
+        type=int,
+        default=0,
+        help="the user message: bench/guardrails.py's prose prompt of this many bytes, with "
+        "personal details in it (default: a short one)",
+    )
+    parser.add_argument(
         "--cache",
         choices=["miss", "hit"],
         help="with the response cache on: every request a new body (miss) or one body (hit)",
@@ -248,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             ("responses", "response, stored", REQUEST_HOSTED_RESPONSE_STORED, "/v1/responses"),
         ]
         for name, mode, body, path in modes:
+            if args.prompt_size:
+                body = _with_prompt(body, args.prompt_size)
             if args.mode != name and not (args.mode == "all" and name != "responses"):
                 continue
             result, listing = await _measure(
@@ -272,6 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = uvloop.run(run())
     print("\n".join(lines))
     return 0
+
+
+def _with_prompt(body: bytes, size: int) -> bytes:
+    import orjson
+
+    from bench.guardrails import prompt
+
+    data = orjson.loads(body)
+    if "messages" in data:
+        data["messages"] = [{"role": "user", "content": prompt(size)}]
+    else:
+        data["input"] = prompt(size)
+    return orjson.dumps(data)
 
 
 if __name__ == "__main__":
