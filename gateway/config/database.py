@@ -199,7 +199,8 @@ def database_guardrails(
     own guardrail reader: (spec, the model groups that run it, where). A row with a problem is
     skipped and reported: its tenants' requests then fail closed, as for any missing guardrail."""
     found: list[tuple[GuardrailSpec, tuple[str, ...], Location]] = []
-    for row in GuardrailDefinition.objects.filter(enabled=True).order_by("id"):
+    rows = GuardrailDefinition.objects.filter(enabled=True).select_related("organization")
+    for row in rows.order_by("id"):
         where = Location(f"database:GuardrailDefinition#{row.pk}")
         try:
             secrets = secrets_decrypt(row.encrypted_secrets or {})
@@ -227,7 +228,9 @@ def database_guardrails(
         if spec is None:
             problems.error(where, f'guardrail "{row.name}" skipped')
             continue
-        found.append((replace(spec, organization_id=row.organization_id), groups, where))
+        policy = None if row.organization is None else organization_address_policy(row.organization)
+        spec = replace(spec, organization_id=row.organization_id, address_policy=policy)
+        found.append((spec, groups, where))
     return found
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.callbacks.settings import CallbackSettings
+from providers.addresses import AddressPolicy
 from providers.base import Deployment
 
 # LiteLLM's routing strategy names; Ogem's router reads `strategy` and implements what it can.
@@ -154,6 +155,8 @@ class GuardrailSpec:
     # An admin-defined guardrail of one organization (gateway.GuardrailDefinition): only its
     # requests run it, by default_on, model group, tenant metadata or by name. None: everyone's.
     organization_id: int | None = None
+    # Its organization's address policy, which its vendor checks connect under (None: anywhere).
+    address_policy: AddressPolicy | None = field(default=None, compare=False, repr=False)
     # The kind's own settings (entities, patterns, words, topics, schema, path, ...).
     options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -127,3 +127,35 @@ def test_an_organizations_guardrail_runs_for_its_requests_only(write_config) -> 
     # Attached to another organization's tenant anyway (written around the checks): fail closed.
     with pytest.raises(GatewayError, match="'ours' this key requires is not configured"):
         plan(Caller(organization_id=theirs.pk, guardrails={"on": ["ours"]}))
+
+
+def test_an_organizations_vendor_check_connects_under_its_address_policy(write_config) -> None:  # type: ignore[no-untyped-def]
+    """Written around the admin's save-time check (or a name that resolves elsewhere later): the
+    connect itself is refused, and nothing reaches the address."""
+    import asyncio
+    import socket
+
+    from gateway.guardrails.checks import check_for
+    from providers.addresses import AddressRefusedError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.setblocking(False)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    org = OrganizationFactory()
+    GuardrailDefinition.objects.create(
+        name="inside",
+        kind="lakera",
+        options={"api_base": url},
+        encrypted_secrets=secrets_encrypt({"api_key": "lk-1"}),
+        organization=org,
+    )
+    settings, _ = _merged(write_config)
+    spec = settings.guardrails["inside"]
+    assert spec.address_policy is not None
+    with pytest.raises(AddressRefusedError):
+        asyncio.run(check_for(spec).scan(["hello"], phase="pre_call"))
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing connected
+    listener.close()
