@@ -228,11 +228,6 @@ class GuardrailDefinitionAdmin(ScopedAdminMixin, admin.ModelAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
-                 **kwargs: Any) -> type[forms.ModelForm]:  # fmt: skip
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"operator": self._is_proxy_admin(request)})
-
     def save_model(
         self,
         request: HttpRequest,

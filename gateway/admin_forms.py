@@ -163,7 +163,6 @@ class GuardrailDefinitionForm(forms.ModelForm):
     """An admin-defined guardrail, checked by the configuration file's own guardrail reader; its
     vendor secrets are write-only, stored encrypted."""
 
-    operator = False  # set per request by GuardrailDefinitionAdmin.get_form
     kind = forms.ChoiceField(choices=[(kind, kind) for kind in GUARDRAIL_KINDS])
     modes = forms.MultipleChoiceField(
         choices=[(mode, mode) for mode in MODES],
@@ -245,7 +244,8 @@ class GuardrailDefinitionForm(forms.ModelForm):
                 "options", f"A {data.get('kind')} guardrail has no setting {', '.join(unknown)}."
             )
         if organization is not None:
-            self._tenant_check(data, organization=organization, options=options)
+            present = {name for name in SECRET_OPTIONS if given[name] or name in kept}
+            self._tenant_check(data, organization=organization, options=options, present=present)
         name = data.get("name") or ""
         current = config_current().guardrails
         if current is not None and name in set(current.guardrails) - current.from_database:
@@ -270,7 +270,12 @@ class GuardrailDefinitionForm(forms.ModelForm):
         return data
 
     def _tenant_check(
-        self, data: dict[str, Any], *, organization: Any, options: dict[str, Any]
+        self,
+        data: dict[str, Any],
+        *,
+        organization: Any,
+        options: dict[str, Any],
+        present: set[str],
     ) -> None:
         """An organization's guardrail reads nothing of the server: no code, no secret
         references, no address outside its policy, no cloud identity but its own."""
@@ -278,7 +283,8 @@ class GuardrailDefinitionForm(forms.ModelForm):
             self.add_error(
                 "kind", "A custom guardrail runs code on the server: the operator's only (shared)."
             )
-        references = sorted(guardrail_references(options))
+        given = {name: data[name] for name in SECRET_OPTIONS if data.get(name)}
+        references = sorted(guardrail_references({**options, **given}))
         if references:
             self.add_error(
                 "options",
@@ -292,8 +298,7 @@ class GuardrailDefinitionForm(forms.ModelForm):
                 ).values():
                     self.add_error("options", [f"{name}: {message}" for message in messages])
         if data.get("kind") == "bedrock" and not (
-            (data.get("aws_access_key_id") or "aws_access_key_id" in self._kept(data))
-            and (data.get("aws_secret_access_key") or "aws_secret_access_key" in self._kept(data))
+            {"aws_access_key_id", "aws_secret_access_key"} <= present
         ):
             self.add_error(
                 None,
@@ -302,9 +307,6 @@ class GuardrailDefinitionForm(forms.ModelForm):
             )
         if "aws_profile_name" in options or "aws_role_name" in options:
             self.add_error("options", "aws_profile_name and aws_role_name are the operator's.")
-
-    def _kept(self, data: dict[str, Any]) -> dict[str, str]:
-        return {} if data.get("clear_secrets") else dict(self.instance.encrypted_secrets or {})
 
     def secret_changes(self) -> tuple[dict[str, str | None], bool]:
         """(secret options given: None keeps the stored one, whether to clear the stored ones)."""

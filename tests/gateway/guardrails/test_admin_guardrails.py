@@ -340,6 +340,27 @@ def test_an_org_admin_defines_guardrails_for_their_organization_only() -> None:
         ),
     )
     assert "secret references read the server" in reference.content.decode()
+    in_the_field = client.post(
+        ADD,
+        _form(
+            name="ref2",
+            kind="lakera",
+            organization=str(mine.pk),
+            options="{}",
+            api_key="os.environ/OPENAI_API_KEY",
+        ),
+    )
+    assert "secret references read the server" in in_the_field.content.decode()
+    bedrock = client.post(
+        ADD,
+        _form(
+            name="aws",
+            kind="bedrock",
+            organization=str(mine.pk),
+            options='{"guardrailIdentifier": "gr-1", "aws_region_name": "us-east-1"}',
+        ),
+    )
+    assert "needs its own AWS access key id" in bedrock.content.decode()
     inside = client.post(
         ADD,
         _form(
