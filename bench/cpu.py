@@ -218,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         "--row", type=int, help="with --mode responses: only this row (0 chat, 1, 2)"
     )
     parser.add_argument(
+        "--prompt-size",
+        type=int,
+        default=0,
+        help="the user message: bench/guardrails.py's prose prompt of this many bytes, with "
+        "personal details in it (default: a short one)",
+    )
+    parser.add_argument(
         "--cache",
         choices=["miss", "hit"],
         help="with the response cache on: every request a new body (miss) or one body (hit)",
@@ -251,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             ("responses", "response, stored", REQUEST_HOSTED_RESPONSE_STORED, "/v1/responses"),
         ]
         for index, (name, mode, body, path) in enumerate(modes):
+            if args.prompt_size:
+                body = _with_prompt(body, args.prompt_size)
             if args.mode != name and not (args.mode == "all" and name != "responses"):
                 continue
             if args.row is not None and index - 2 != args.row:  # callgrind counts one row a run
@@ -277,6 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = uvloop.run(run())
     print("\n".join(lines))
     return 0
+
+
+def _with_prompt(body: bytes, size: int) -> bytes:
+    import orjson
+
+    from bench.guardrails import prompt
+
+    data = orjson.loads(body)
+    if "messages" in data:
+        data["messages"] = [{"role": "user", "content": prompt(size)}]
+    else:
+        data["input"] = prompt(size)
+    return orjson.dumps(data)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def write_config(
     cache: str = "off",
     realtime_api_base: str = "",
     callbacks_url: str = "",
+    guardrails: list[dict] | None = None,
 ) -> Path:
     """A LiteLLM-format config with routing on: each bench model is a group of two weighted
     deployments (weighted shuffle, health and circuit checks per pick) with retries and cooldowns
@@ -150,6 +151,8 @@ def write_config(
             name: {"callback_type": "generic_api", "endpoint": f"{callbacks_url}/{name}"}
             for name in ("bench-a", "bench-b")
         }
+    if guardrails:  # `bench guardrails --ttfb`: LiteLLM's `guardrails:` section
+        config["guardrails"] = guardrails
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -189,6 +192,7 @@ def start_ogem(
     realtime_api_base: str = "",
     environment: dict[str, str] | None = None,
     callbacks_url: str = "",
+    guardrails: list[dict] | None = None,
 ) -> Ogem:
     """Ogem on `redis_url` ("" for local memory), its response cache `cache` (off, local, redis)."""
     config = write_config(
@@ -198,6 +202,7 @@ def start_ogem(
         cache=cache,
         realtime_api_base=realtime_api_base,
         callbacks_url=callbacks_url,
+        guardrails=guardrails,
     )
     env = _environment(workdir, config, redis_url)
     env.update(environment or {})  # e.g. tracing's (bench/otlp_sink.py)
@@ -278,6 +283,14 @@ def cpu_run(
             parts.append(f"### {name}\n\n{_cpu_once(ogem, requests, profile, core, where, extra)}")
         return "\n".join(parts)
     return _cpu_once(ogem, requests, profile, core, callgrind, [])
+
+
+def cpu_stream_run(ogem: Ogem, *, requests: int, prompt_size: int) -> str:
+    """bench/cpu.py's streaming mode with a prompt of `prompt_size` bytes (bench/guardrails.py's
+    prose with personal details in it): CPU time per streamed request, in process."""
+    return _cpu_once(
+        ogem, requests, False, None, None, ["--mode", "stream", "--prompt-size", str(prompt_size)]
+    )
 
 
 def _cpu_once(

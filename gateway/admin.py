@@ -18,12 +18,18 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 
-from gateway.admin_forms import CredentialForm, ModelDeploymentForm
+from gateway.admin_forms import (
+    SECRET_LABELS,
+    CredentialForm,
+    GuardrailDefinitionForm,
+    ModelDeploymentForm,
+)
 from gateway.config import config_current
 from gateway.model_health import deployments_health_check, health_deployments_visible
 from gateway.models import (
     Credential,
     DebugCapture,
+    GuardrailDefinition,
     ModelDeployment,
     ResponseCacheOrganization,
     SemanticCacheEntry,
@@ -37,12 +43,14 @@ from gateway.selectors import (
     credential_list,
     debug_capture_list,
     deployment_list,
+    guardrail_definition_list,
     response_cache_namespaces,
 )
 from gateway.services import (
     CachePurgeError,
     credential_save,
     deployment_update,
+    guardrail_definition_save,
     response_cache_purge,
     semantic_cache_entries_delete,
 )
@@ -192,6 +200,43 @@ class ModelDeploymentAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "health": health,
         }
         return TemplateResponse(request, "admin/gateway/routing_status.html", context)
+
+
+@admin.register(GuardrailDefinition)
+class GuardrailDefinitionAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Guardrails defined here rather than in the configuration file (docs/guardrails.md): merged
+    with the file's at reload, within seconds, in every worker. Org admins manage their
+    organization's own, which only its organizations, teams, keys and requests can use."""
+
+    selector = staticmethod(guardrail_definition_list)
+    scoped_access = "org"
+    form = GuardrailDefinitionForm
+    list_display = ["name", "kind", "modes", "action", "default_on", "organization", "enabled"]
+    list_filter = ["enabled", "kind", "action", "default_on", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "kind"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "organization", "enabled")}),
+        ("Behaviour", {"fields": ("modes", "action", "default_on", "enforced", "requestable")}),
+        ("Checks", {"fields": ("options", "restore", "fail_open", "timeout", "model_groups")}),
+        (
+            "Secrets (stored encrypted, never shown)",
+            {"fields": (*SECRET_LABELS, "clear_secrets")},
+        ),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: GuardrailDefinition,
+        form: GuardrailDefinitionForm,
+        change: bool,
+    ) -> None:
+        secrets, clear = form.secret_changes()
+        guardrail_definition_save(definition=obj, secrets=secrets, clear=clear)
 
 
 @admin.register(Credential)

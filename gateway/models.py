@@ -5,6 +5,10 @@ from django.db import models
 from tenants.models import Organization
 
 
+def default_guardrail_modes() -> list[str]:
+    return ["pre_call"]
+
+
 class Credential(models.Model):
     """A provider credential the operator names once and grants to organizations.
 
@@ -80,6 +84,59 @@ class ModelDeployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} → {self.provider}/{self.upstream_model}"
+
+
+class GuardrailDefinition(models.Model):
+    """A guardrail defined in admin rather than in the configuration file (docs/guardrails.md).
+
+    Read on load and on reload only, like ModelDeployment rows, and merged with the file's
+    `guardrails:`; a name the file defines wins. `options` are the kind's settings as the file
+    writes them; secret ones (vendor keys) live encrypted in `encrypted_secrets`.
+    """
+
+    ACTIONS = [("block", "block"), ("mask", "mask"), ("warn", "warn")]
+
+    name = models.SlugField(
+        max_length=100, unique=True, help_text="The name tenants, requests and decisions use"
+    )
+    # One of gateway.config.types.GUARDRAIL_KINDS (the admin form offers them).
+    kind = models.CharField(max_length=40)
+    modes = models.JSONField(
+        default=default_guardrail_modes,
+        help_text='A list of pre_call, during_call, post_call, e.g. ["pre_call"]',
+    )
+    action = models.CharField(max_length=10, choices=ACTIONS, default="block")
+    default_on = models.BooleanField(default=False, help_text="Runs on every request")
+    enforced = models.BooleanField(default=False, help_text="With default_on: nobody turns it off")
+    requestable = models.BooleanField(default=True, help_text="A request may ask for it by name")
+    restore = models.BooleanField(default=True, help_text="Masked values come back in the answer")
+    fail_open = models.BooleanField(
+        default=False, help_text="A check that fails or times out lets the request through"
+    )
+    timeout = models.FloatField(default=5.0, help_text="Seconds a vendor check may take")
+    model_groups = models.JSONField(
+        default=list, blank=True, help_text="Model groups whose every request runs it"
+    )
+    options = models.JSONField(default=dict, blank=True, help_text="The kind's settings")
+    # Secret options (api_key, aws_secret_access_key, ...): name -> value encrypted.
+    encrypted_secrets = models.JSONField(default=dict, blank=True)
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="guardrails",
+        help_text="Empty: the operator's, for every organization",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class StoredCompletion(models.Model):

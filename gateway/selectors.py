@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from gateway.context import Caller
 from gateway.models import (
     Credential,
     DebugCapture,
+    GuardrailDefinition,
     ModelDeployment,
     RealtimeClientSecret,
     SemanticCacheEntry,
@@ -37,6 +39,23 @@ def deployment_list(*, principal: Principal) -> QuerySet[ModelDeployment]:
         return deployments
     return deployments.filter(
         Q(organization__isnull=True) | Q(organization_id__in=principal.visible_org_ids())
+    )
+
+
+def guardrail_definition_list(*, principal: Principal) -> QuerySet[GuardrailDefinition]:
+    """Every admin-defined guardrail for proxy admins; their organizations' own otherwise."""
+    guardrails = GuardrailDefinition.objects.select_related("organization")
+    if principal.is_proxy_admin:
+        return guardrails
+    return guardrails.filter(organization_id__in=principal.admin_org_ids())
+
+
+def guardrail_definition_owners(*, names: Iterable[str]) -> dict[str, int]:
+    """name -> organization id, for those of `names` that are an organization's own guardrail."""
+    return dict(
+        GuardrailDefinition.objects.filter(
+            name__in=list(names), organization__isnull=False
+        ).values_list("name", "organization_id")
     )
 
 

@@ -15,6 +15,7 @@ from gateway.config.credentials import API_KEY, REDACTED, deployment_params_spli
 from gateway.models import (
     Credential,
     DebugCapture,
+    GuardrailDefinition,
     ModelDeployment,
     RealtimeClientSecret,
     SemanticCacheEntry,
@@ -87,6 +88,21 @@ def deployment_delete(*, deployment: ModelDeployment) -> None:
     deployment.delete()
 
 
+def guardrail_definition_save(
+    *, definition: GuardrailDefinition, secrets: dict[str, str | None], clear: bool = False
+) -> GuardrailDefinition:
+    """Save an admin-defined guardrail; `secrets` are its secret options, each None to keep what
+    is stored or a value to store encrypted; `clear` removes the stored ones first. Workers pick
+    it up when they next compare the database's fingerprint (gateway.config.database)."""
+    tokens: dict[str, str] = {} if clear else dict(definition.encrypted_secrets or {})
+    for name, value in secrets.items():
+        if value:
+            tokens[name] = secret_value_encrypt(value)
+    definition.encrypted_secrets = tokens
+    definition.save()
+    return definition
+
+
 def credential_save(*, credential: Credential, value: str | None = None) -> Credential:
     """Save a named credential; `value` (None keeps it, "" removes it) is stored encrypted.
 
@@ -102,14 +118,16 @@ def credential_save(*, credential: Credential, value: str | None = None) -> Cred
 
 @transaction.atomic
 def deployment_secrets_reencrypt() -> int:
-    """Every deployment and credential secret re-encrypted under the first key; how many."""
+    """Every deployment's, admin-defined guardrail's and credential's secret re-encrypted under
+    the first key; how many rows."""
     count = 0
-    for deployment in ModelDeployment.objects.select_for_update().exclude(encrypted_secrets={}):
-        deployment.encrypted_secrets = {
-            name: secret_reencrypt(token) for name, token in deployment.encrypted_secrets.items()
-        }
-        deployment.save(update_fields=["encrypted_secrets"])
-        count += 1
+    for model in (ModelDeployment, GuardrailDefinition):
+        for row in model.objects.select_for_update().exclude(encrypted_secrets={}):
+            row.encrypted_secrets = {
+                name: secret_reencrypt(token) for name, token in row.encrypted_secrets.items()
+            }
+            row.save(update_fields=["encrypted_secrets"])
+            count += 1
     for credential in Credential.objects.select_for_update().exclude(encrypted_value=""):
         credential.encrypted_value = secret_reencrypt(credential.encrypted_value)
         credential.save(update_fields=["encrypted_value"])

@@ -29,6 +29,7 @@ from tenants.admin_scope import (
     request_principal,
 )
 from tenants.audit import audit_record
+from tenants.catalog import guardrails_foreign_message
 from tenants.models import Team
 from tenants.principals import Principal
 
@@ -84,6 +85,8 @@ class VirtualKeyCreateForm(forms.ModelForm):
             )
             if problem:
                 self.add_error("allowed_models", problem)
+        owner = team.organization if team is not None else organization
+        _guardrails_check(self, data, organization_id=owner.pk if owner is not None else None)
         return data
 
 
@@ -107,7 +110,19 @@ class VirtualKeyChangeForm(forms.ModelForm):
             )
             if problem:
                 self.add_error("allowed_models", problem)
+        if "metadata" in self.changed_data:
+            _guardrails_check(self, data, organization_id=self.instance.organization_id)
         return data
+
+
+def _guardrails_check(
+    form: forms.ModelForm, data: dict[str, Any], *, organization_id: int | None
+) -> None:
+    problem = guardrails_foreign_message(
+        metadata=data.get("metadata"), organization_id=organization_id
+    )
+    if problem:
+        form.add_error("metadata" if "metadata" in form.fields else None, problem)
 
 
 class KeyStatusFilter(admin.SimpleListFilter):

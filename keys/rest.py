@@ -27,6 +27,7 @@ from keys.permissions import (
 from keys.selectors import key_list, key_spend_attach, key_status
 from keys.services import key_change, key_create, key_delete, key_revoke, key_rotate
 from tenants.audit import audit_snapshot
+from tenants.catalog import guardrails_foreign_message
 from tenants.models import Organization, Team, User
 from tenants.rest.base import JSONObjectField, ScopedRelatedField, ScopedViewSet, request_user
 from tenants.selectors import organization_list, team_list, user_list
@@ -190,6 +191,13 @@ class KeySerializer(serializers.ModelSerializer):
     def _models_check(
         self, attrs: dict[str, Any], *, team: Team | None, organization: Organization | None
     ) -> None:
+        if "metadata" in attrs:
+            owner = organization or (team.organization if team is not None else None)
+            problem = guardrails_foreign_message(
+                metadata=attrs["metadata"], organization_id=owner.pk if owner else None
+            )
+            if problem:
+                raise serializers.ValidationError({"metadata": [problem]})
         if "allowed_models" not in attrs:
             return
         problem = key_models_problem(

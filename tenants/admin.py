@@ -24,7 +24,11 @@ from tenants.admin_scope import (
     admin_scope_ids,
     render_secrets,
 )
-from tenants.catalog import models_outside_message, models_unknown_message
+from tenants.catalog import (
+    guardrails_foreign_message,
+    models_outside_message,
+    models_unknown_message,
+)
 from tenants.dependents import tenant_changed
 from tenants.models import (
     EndCustomer,
@@ -86,6 +90,13 @@ class OrganizationForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return value
 
+    def clean_metadata(self) -> Any:
+        value = self.cleaned_data.get("metadata")
+        problem = guardrails_foreign_message(metadata=value, organization_id=self.instance.pk)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
 
 class TeamForm(forms.ModelForm):
     class Meta:
@@ -106,6 +117,13 @@ class TeamForm(forms.ModelForm):
             )
             if problem:
                 self.add_error("allowed_models", problem)
+        if "metadata" in self.changed_data or "organization" in self.changed_data:
+            problem = guardrails_foreign_message(
+                metadata=data.get("metadata"),
+                organization_id=organization.pk if organization is not None else None,
+            )
+            if problem:
+                self.add_error("metadata", problem)
         return data
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,42 @@ def models_outside_message(
             names = ", ".join(f"`{entry}`" for entry in outside)
             return f"The {whose}'s models do not include {names}."
     return None
+
+
+# Admin-defined guardrails of one organization (gateway.GuardrailDefinition) are attachable within
+# that organization only. The gateway hands its lookup here, as it does the model catalog:
+# names -> the owning organization's id, for the names that belong to one.
+GuardrailOwners = Callable[[Iterable[str]], Mapping[str, int]]
+GUARDRAIL_METADATA = ("guardrails", "guardrails_off", "guardrails_optional")
+
+_guardrail_owners: GuardrailOwners | None = None
+
+
+def guardrail_owners_set(*, lookup: GuardrailOwners) -> None:
+    global _guardrail_owners
+    _guardrail_owners = lookup
+
+
+def guardrails_foreign_message(*, metadata: Any, organization_id: int | None) -> str | None:
+    """Why a tenant's metadata is refused: it names another organization's guardrail (in
+    `guardrails`, `guardrails_off` or `guardrails_optional`); None when it does not. The message
+    does not tell another organization's guardrail from a name nobody defined."""
+    if _guardrail_owners is None or not isinstance(metadata, dict):
+        return None
+    names: list[str] = []
+    for field_name in GUARDRAIL_METADATA:
+        value = metadata.get(field_name)
+        if isinstance(value, list):
+            names.extend(name for name in value if isinstance(name, str))
+    if not names:
+        return None
+    owners = _guardrail_owners(names)
+    foreign = [
+        name
+        for name in dict.fromkeys(names)
+        if owners.get(name, organization_id) != organization_id
+    ]
+    if not foreign:
+        return None
+    listed = ", ".join(f"`{name}`" for name in foreign)
+    return f"No guardrail named {listed} is available to this organization."

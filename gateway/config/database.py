@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from django.db import connections
@@ -23,6 +24,11 @@ from gateway.config.credentials import (
     credential_problem,
     credential_secret,
 )
+from gateway.config.guardrails import (
+    guardrail_definition_read,
+    guardrail_entry,
+    guardrail_references,
+)
 from gateway.config.problems import Location, Problems
 from gateway.config.provider_names import (
     provider_canonical,
@@ -31,8 +37,9 @@ from gateway.config.provider_names import (
     provider_unservable_reason,
 )
 from gateway.config.secrets import SecretError, secret_is_reference, secret_resolve
+from gateway.config.types import GuardrailSpec
 from gateway.deployments import organization_address_policy
-from gateway.models import Credential, ModelDeployment
+from gateway.models import Credential, GuardrailDefinition, ModelDeployment
 from ogem_site.crypto import DecryptionError, secrets_decrypt
 from providers.base import Deployment, Timeouts
 from tenants.models import Organization
@@ -170,6 +177,63 @@ def _flags_pop(params: dict[str, Any]) -> dict[str, Any]:
     return flags
 
 
+GUARDRAIL_COLUMNS = (
+    "name",
+    "kind",
+    "modes",
+    "action",
+    "default_on",
+    "enforced",
+    "requestable",
+    "restore",
+    "fail_open",
+    "timeout",
+    "model_groups",
+)
+
+
+def database_guardrails(
+    *, problems: Problems
+) -> list[tuple[GuardrailSpec, tuple[str, ...], Location]]:
+    """Enabled admin-defined guardrails (gateway.GuardrailDefinition), each read by the file's
+    own guardrail reader: (spec, the model groups that run it, where). A row with a problem is
+    skipped and reported: its tenants' requests then fail closed, as for any missing guardrail."""
+    found: list[tuple[GuardrailSpec, tuple[str, ...], Location]] = []
+    rows = GuardrailDefinition.objects.filter(enabled=True).select_related("organization")
+    for row in rows.order_by("id"):
+        where = Location(f"database:GuardrailDefinition#{row.pk}")
+        try:
+            secrets = secrets_decrypt(row.encrypted_secrets or {})
+        except DecryptionError as exc:
+            problems.error(where, f"encrypted_secrets: {exc}; skipped")
+            continue
+        options = row.options if isinstance(row.options, dict) else {}
+        if row.organization_id is not None:
+            # Checked on load too, so a row written before the rule reads nothing of the server.
+            if row.kind == "custom":
+                problems.error(where, "a custom guardrail is the operator's (shared); skipped")
+                continue
+            references = sorted(guardrail_references({**options, **secrets}))
+            if references:
+                problems.error(where, f"{', '.join(references)}: secret references; skipped")
+                continue
+        entry = guardrail_entry(
+            fields={column: getattr(row, column) for column in GUARDRAIL_COLUMNS},
+            options=options,
+            secrets=secrets,
+        )
+        read = Problems()
+        spec, groups = guardrail_definition_read(fields=entry, source=where.source, problems=read)
+        problems.items.extend(read.items)
+        if spec is None:
+            problems.error(where, f'guardrail "{row.name}" skipped')
+            continue
+        policy = None if row.organization is None else organization_address_policy(row.organization)
+        spec = replace(spec, organization_id=row.organization_id, address_policy=policy)
+        found.append((spec, groups, where))
+    return found
+
+
 def database_fingerprint() -> tuple[object, ...]:
     """Changes whenever a row or a credential is added, edited, enabled, disabled or deleted."""
 
@@ -183,7 +247,13 @@ def database_fingerprint() -> tuple[object, ...]:
     # A credential's new value or a grant given or taken back changes what rows may use.
     credentials = Credential.objects.aggregate(count=Count("id"), last_edit=Max("updated_at"))
     grants = Credential.organizations.through.objects.count()
+    guardrails = GuardrailDefinition.objects.aggregate(
+        count=Count("id"), last_edit=Max("updated_at"), last_id=Max("id")
+    )
     return (
+        guardrails["count"],
+        guardrails["last_edit"],
+        guardrails["last_id"],
         stats["count"],
         stats["last_edit"],
         stats["last_id"],

@@ -8,8 +8,9 @@ error, not a warning: a file that asks for a check must never load without it.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -17,8 +18,10 @@ from jsonschema.exceptions import SchemaError
 
 from gateway.config.common import DeploymentDraft
 from gateway.config.fields import Reader
+from gateway.config.problems import Problems
+from gateway.config.secrets import secret_is_reference
 from gateway.config.types import GUARDRAIL_KINDS, GuardrailSettings, GuardrailSpec
-from gateway.config.yamltree import YNode
+from gateway.config.yamltree import YNode, yaml_compose
 
 # The vocabulary of the built-in detectors (gateway/guardrails/detectors/): Presidio's entity
 # names, so LiteLLM's pii_entities_config reads as written, and the secret categories.
@@ -55,6 +58,12 @@ AWS_PARAMS = (
 )
 MODES = ("pre_call", "during_call", "post_call")
 ACTIONS = ("block", "mask", "warn")
+# The vendor settings an admin-defined guardrail keeps encrypted (gateway.GuardrailDefinition):
+# never shown back, never in its plain `options`.
+SECRET_OPTIONS = ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+# The settings that name an address the gateway connects to (an organization's are checked
+# against its address policy when written, as its deployments' are).
+URL_OPTIONS = ("api_base", "aws_bedrock_runtime_endpoint", "aws_sts_endpoint")
 
 _COMMON_KEYS = frozenset(
     {
@@ -426,3 +435,63 @@ def _settings(
         default_on=tuple(spec.name for spec in by_name.values() if spec.default_on),
         model_groups={group: tuple(names) for group, names in models.items()},
     )
+
+
+def guardrail_definition_read(
+    *,
+    fields: Mapping[str, Any],
+    source: str,
+    problems: Problems,
+    resolve_secrets: bool = True,
+) -> tuple[GuardrailSpec | None, tuple[str, ...]]:
+    """One guardrail given as Ogem's format writes a `guardrails:` entry (an admin-defined one,
+    gateway.GuardrailDefinition), read by the file's own reader: the same keys, kinds and checks.
+    Returns the spec and the model groups that run it; (None, ()) with an error in `problems`."""
+    text = json.dumps({"guardrails": [dict(fields)]})
+    root = yaml_compose(text, source=source, problems=problems)
+    if root is None:
+        return None, ()
+    reader = Reader(problems, environ={}, resolve_secrets=resolve_secrets)
+    settings = guardrails_read_native(reader, root.get("guardrails"), drafts=())
+    if problems.errors or settings is None:
+        return None, ()
+    spec = next(iter(settings.guardrails.values()))
+    return spec, tuple(settings.model_groups)
+
+
+def guardrail_references(options: Mapping[str, Any]) -> Iterator[str]:
+    """The option names whose value is a secret reference (os.environ/NAME, file:///path, ...):
+    they read the server's secrets, which only the operator's guardrails may."""
+    for name, value in options.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and secret_is_reference(item) for item in values):
+            yield name
+
+
+def guardrail_entry(
+    *, fields: Mapping[str, Any], options: Mapping[str, Any], secrets: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An admin-defined guardrail's columns (name, kind, modes, action, the flags, timeout,
+    model_groups) with its options and decrypted secrets, as a `guardrails:` entry."""
+    entry: dict[str, Any] = {**options, **secrets}
+    for key in ("name", "kind", "action", "default_on", "enforced", "requestable", "restore"):
+        entry[key] = fields[key]
+    entry["fail_open"] = fields["fail_open"]
+    entry["timeout"] = fields["timeout"]
+    entry["mode"] = list(fields["modes"] or ()) or ["pre_call"]
+    if fields.get("model_groups"):
+        entry["models"] = list(fields["model_groups"])
+    return entry
+
+
+def guardrail_options_reserved(options: Mapping[str, Any]) -> list[str]:
+    """Option names that are a guardrail's own fields (written there, not in options)."""
+    return sorted(set(options) & (_NATIVE_KEYS | {"models"}))
+
+
+def guardrail_options_unknown(*, kind: str, options: Mapping[str, Any]) -> list[str]:
+    """Option names the kind does not read (a file gets a warning; admin refuses them). A custom
+    guardrail's options are its class's."""
+    if kind == "custom" or kind not in _KIND_KEYS:
+        return []
+    return sorted(set(options) - _KIND_KEYS[kind] - _NATIVE_KEYS)

@@ -13,7 +13,12 @@ from typing import Any
 
 from gateway.callbacks.settings import CallbackSettings
 from gateway.config.common import ParsedFile, drafts_to_deployments
-from gateway.config.database import database_deployments, organization_ids, run_sync
+from gateway.config.database import (
+    database_deployments,
+    database_guardrails,
+    organization_ids,
+    run_sync,
+)
 from gateway.config.fields import Reader
 from gateway.config.litellm import TOP_LEVEL_KEYS as LITELLM_KEYS
 from gateway.config.litellm import litellm_environment, litellm_parse
@@ -21,7 +26,7 @@ from gateway.config.native import native_parse
 from gateway.config.overlays import overlays_apply
 from gateway.config.problems import ConfigError, ConfigProblem, Location, Problems
 from gateway.config.sources import SourceError, source_is_url, source_read
-from gateway.config.types import GatewayConfig, TracingSettings
+from gateway.config.types import GatewayConfig, GuardrailSettings, GuardrailSpec, TracingSettings
 from gateway.config.yamltree import YNode, yaml_compose, yaml_unset_report
 from providers.base import Deployment
 
@@ -234,7 +239,49 @@ def config_with_database(config: GatewayConfig, *, problems: Problems) -> Gatewa
             Location("database"), f"cannot read model deployments ({type(exc).__name__})"
         )
         rows = []
-    return config_merge(config, rows)
+    try:
+        guardrails = run_sync(lambda: database_guardrails(problems=problems))
+    except Exception as exc:  # as above: the file's guardrails still apply
+        problems.error(Location("database"), f"cannot read guardrails ({type(exc).__name__})")
+        guardrails = []
+    return guardrails_merge(config_merge(config, rows), guardrails, problems=problems)
+
+
+def guardrails_merge(
+    config: GatewayConfig,
+    database: Iterable[tuple[GuardrailSpec, tuple[str, ...], Location]],
+    *,
+    problems: Problems,
+) -> GatewayConfig:
+    """The file's guardrails plus the admin-defined ones. A name the file defines is the file's:
+    the row is skipped and reported (admin refuses to save one; the file may gain it later)."""
+    database = list(database)
+    if not database:
+        return config
+    base = config.guardrails or GuardrailSettings()
+    guardrails = dict(base.guardrails)
+    default_on = list(base.default_on)
+    groups = {group: list(names) for group, names in base.model_groups.items()}
+    for spec, models, where in database:
+        if spec.name in base.guardrails:
+            problems.error(
+                where, f'the configuration file defines a guardrail "{spec.name}"; row skipped'
+            )
+            continue
+        guardrails[spec.name] = spec
+        if spec.default_on:
+            default_on.append(spec.name)
+        for group in models:
+            groups.setdefault(group, []).append(spec.name)
+    if len(guardrails) == len(base.guardrails):
+        return config
+    settings = GuardrailSettings(
+        guardrails=guardrails,
+        default_on=tuple(default_on),
+        model_groups={group: tuple(names) for group, names in groups.items()},
+        from_database=frozenset(guardrails) - frozenset(base.guardrails),
+    )
+    return replace(config, guardrails=settings)
 
 
 def _observability(parsed: ParsedFile) -> tuple[CallbackSettings | None, TracingSettings | None]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.callbacks.settings import CallbackSettings
+from providers.addresses import AddressPolicy
 from providers.base import Deployment
 
 # LiteLLM's routing strategy names; Ogem's router reads `strategy` and implements what it can.
@@ -153,6 +154,11 @@ class GuardrailSpec:
     restore: bool = True  # masked values are put back in the answer the caller sees
     fail_open: bool = False  # a check that fails or times out lets the request through
     timeout: float = 5.0  # seconds a check may take
+    # An admin-defined guardrail of one organization (gateway.GuardrailDefinition): only its
+    # requests run it, by default_on, model group, tenant metadata or by name. None: everyone's.
+    organization_id: int | None = None
+    # Its organization's address policy, which its vendor checks connect under (None: anywhere).
+    address_policy: AddressPolicy | None = field(default=None, compare=False, repr=False)
     # The kind's own settings (entities, patterns, words, topics, schema, path, ...).
     options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -165,6 +171,8 @@ class GuardrailSettings:
     guardrails: dict[str, GuardrailSpec] = field(default_factory=dict)
     default_on: tuple[str, ...] = ()
     model_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Those defined in admin (gateway.GuardrailDefinition); the others are the file's.
+    from_database: frozenset[str] = frozenset()
 
 
 ALERT_TYPES = ("error_rate", "latency", "deployment_down", "spend_anomaly")

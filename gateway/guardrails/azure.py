@@ -26,7 +26,7 @@ import orjson
 
 from gateway.config.types import GuardrailSpec
 from gateway.guardrails.types import Finding
-from providers.http import http_session
+from gateway.guardrails.vendor import vendor_session
 
 API_VERSION = "2024-09-01"
 DEFAULT_THRESHOLD = 2  # Azure's "low" severity and above
@@ -47,6 +47,7 @@ class _AzureCheck:
     operation = ""
 
     def __init__(self, spec: GuardrailSpec) -> None:
+        self.spec = spec
         options = spec.options
         base = str(options.get("api_base") or "").rstrip("/")
         version = str(options.get("api_version") or API_VERSION)
@@ -58,7 +59,7 @@ class _AzureCheck:
         self.timeout = aiohttp.ClientTimeout(total=spec.timeout)
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        async with http_session().post(
+        async with vendor_session(self.spec, self.url).post(
             self.url, data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
         ) as response:
             raw = await response.read()

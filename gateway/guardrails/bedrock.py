@@ -27,9 +27,9 @@ from yarl import URL
 from gateway.config.guardrails import AWS_PARAMS
 from gateway.config.types import GuardrailSpec
 from gateway.guardrails.types import MASK, POST_CALL, WARN, Finding
+from gateway.guardrails.vendor import vendor_session
 from providers.base import Deployment
 from providers.bedrock.auth import credentials_resolve, region_for, request_sign
-from providers.http import http_session
 
 
 class BedrockGuardrailError(Exception):
@@ -38,6 +38,7 @@ class BedrockGuardrailError(Exception):
 
 class BedrockGuardrailCheck:
     def __init__(self, spec: GuardrailSpec) -> None:
+        self.spec = spec
         options = spec.options
         # A deployment in all but name: providers/bedrock/auth.py resolves and caches its
         # credentials like a Bedrock model's (by id: new settings are new credentials).
@@ -79,7 +80,7 @@ class BedrockGuardrailCheck:
             region=self.region,
         )
         # The path goes exactly as signed (identifiers may be ARNs, escaped).
-        async with http_session().post(
+        async with vendor_session(self.spec, URL(self.url, encoded=True)).post(
             URL(self.url, encoded=True), data=body, headers=headers, timeout=self.timeout
         ) as response:
             raw = await response.read()

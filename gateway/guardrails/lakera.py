@@ -14,7 +14,7 @@ import orjson
 
 from gateway.config.types import GuardrailSpec
 from gateway.guardrails.types import POST_CALL, Finding
-from providers.http import http_session
+from gateway.guardrails.vendor import vendor_session
 
 DEFAULT_API_BASE = "https://api.lakera.ai"
 # Lakera's confidence levels, L1 (confident) to L5 (unlikely), as Ogem's 0-1 confidence.
@@ -27,6 +27,7 @@ class LakeraError(Exception):
 
 class LakeraCheck:
     def __init__(self, spec: GuardrailSpec) -> None:
+        self.spec = spec
         options = spec.options
         self.url = str(options.get("api_base") or DEFAULT_API_BASE).rstrip("/") + "/v2/guard"
         self.api_key = str(options.get("api_key") or "")
@@ -46,7 +47,7 @@ class LakeraCheck:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        async with http_session().post(
+        async with vendor_session(self.spec, self.url).post(
             self.url, data=orjson.dumps(body), headers=headers, timeout=self.timeout
         ) as response:
             raw = await response.read()

@@ -21,8 +21,8 @@ import orjson
 from gateway.config.types import GuardrailSpec
 from gateway.guardrails.pipeline import pipeline_call
 from gateway.guardrails.types import Finding
+from gateway.guardrails.vendor import vendor_session
 from providers.base import Endpoint
-from providers.http import http_session
 
 DEFAULT_MODEL = "omni-moderation-latest"
 DEFAULT_API_BASE = "https://api.openai.com/v1"
@@ -35,6 +35,7 @@ class ModerationError(Exception):
 
 class OpenAIModerationCheck:
     def __init__(self, spec: GuardrailSpec) -> None:
+        self.spec = spec
         options = spec.options
         self.model = str(options.get("model") or DEFAULT_MODEL)
         self.categories = frozenset(options.get("categories") or ())
@@ -74,7 +75,7 @@ class OpenAIModerationCheck:
         return await pipeline_call(endpoint=Endpoint.MODERATIONS, model=self.model, body=body)
 
     async def _direct(self, body: dict[str, Any]) -> Any:
-        async with http_session().post(
+        async with vendor_session(self.spec, self.url).post(
             self.url, data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
         ) as response:
             raw = await response.read()

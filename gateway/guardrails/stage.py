@@ -113,25 +113,32 @@ def guard_plan(
         return None, cleaned if cleaned is not None else body
     tenant = ctx.caller.guardrails
     specs = settings.guardrails if settings is not None else {}
+    organization_id = ctx.caller.organization_id
+
+    def visible(spec: GuardrailSpec | None) -> bool:
+        # An organization's own guardrail (admin-defined) exists for its requests only.
+        return spec is not None and spec.organization_id in (None, organization_id)
+
     chosen: dict[str, GuardrailSpec] = {}
     if settings is not None:
         off = set(tenant.get("off") or ())
         for name in settings.default_on:
             spec = specs[name]
-            if spec.enforced or name not in off:
+            if (spec.enforced or name not in off) and visible(spec):
                 chosen[name] = spec
         for name in settings.model_groups.get(ctx.model, ()):
-            chosen[name] = specs[name]
+            if visible(specs[name]):
+                chosen[name] = specs[name]
     for name in tenant.get("on") or ():
         spec = specs.get(name)
-        if spec is None:  # fail closed: a tenant's guardrail that is not configured
+        if spec is None or not visible(spec):  # fail closed: a tenant's guardrail not configured
             logger.error("guardrail %r attached to a tenant is not configured", name)
             raise GatewayError(f"The guardrail '{name}' this key requires is not configured.")
         chosen[name] = spec
     optional = set(tenant.get("optional") or ())
     for name in requested:
         spec = specs.get(name)
-        if spec is None:
+        if spec is None or not visible(spec):
             raise InvalidRequestError(f"No guardrail named '{name}'.", param="guardrails")
         if not spec.requestable and name not in optional:
             raise PermissionDeniedError(

@@ -10,7 +10,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.catalog import models_outside_message, models_unknown_message
+from tenants.catalog import (
+    guardrails_foreign_message,
+    models_outside_message,
+    models_unknown_message,
+)
 from tenants.models import MEMBERSHIP_ROLES, Membership, Organization, Role, ScimToken, Team, User
 from tenants.rest.base import JSONObjectField, ScopedRelatedField, ScopedViewSet
 from tenants.scim.services import scim_token_create
@@ -80,6 +84,13 @@ class OrganizationSerializer(serializers.ModelSerializer):
             )
             if problem:
                 raise serializers.ValidationError({"models": [problem]})
+        if "metadata" in attrs:
+            problem = guardrails_foreign_message(
+                metadata=attrs["metadata"],
+                organization_id=self.instance.pk if self.instance is not None else None,
+            )
+            if problem:
+                raise serializers.ValidationError({"metadata": [problem]})
         return attrs
 
 
@@ -203,6 +214,13 @@ class TeamSerializer(serializers.ModelSerializer):
             )
             if problem:
                 raise serializers.ValidationError({"models": [problem]})
+        if "metadata" in attrs:
+            organization = attrs.get("organization") or self.instance.organization
+            problem = guardrails_foreign_message(
+                metadata=attrs["metadata"], organization_id=organization.pk
+            )
+            if problem:
+                raise serializers.ValidationError({"metadata": [problem]})
         return attrs
 
 

@@ -733,6 +733,8 @@ ORG_ADMIN_PAGES = {
     "billing.RequestLog": (200, 403),
     "billing.GuardrailDecision": (200, 403),
     "gateway.ModelDeployment": (200, 200),
+    # Their organization's own guardrails (tests/gateway/guardrails/test_admin_guardrails.py).
+    "gateway.GuardrailDefinition": (200, 200),
     "files.File": (200, 403),  # their organization's files (tests/files/test_admin.py)
     "batches.Batch": (200, 403),  # their organization's batches (tests/batches/test_management.py)
     # Their organization's vector stores (tests/vector_stores/test_admin.py).
