@@ -342,6 +342,41 @@ def trace_begin(
     upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
 
 
+def trace_refused(
+    *, tracing: Tracing, traced: tuple[int, int, int], path: str, error: Any, started_ns: int
+) -> None:
+    """A request refused before it has a context (authentication, a body too large): its
+    request span alone, failed; nothing of its key. `traced` is the edge's (trace id, client's
+    span, flags) (gateway/asgi.py)."""
+    trace_id, parent, flags = traced
+    if not ((flags & 1) if parent else _sampled(tracing, trace_id)):
+        return
+    try:
+        operation = OPERATIONS.get(Endpoint(path.removeprefix("/v1/")), "")
+    except ValueError:
+        operation = ""
+    operation = operation or path.removeprefix("/v1/")
+    root = SpanRecord(
+        name=operation,
+        kind=SERVER,
+        span_id=_span_id(),
+        parent_id=parent,
+        start_ns=min(started_ns, time.time_ns()),
+        attributes={
+            "gen_ai.operation.name": operation,
+            "http.request.method": "POST",
+            "url.path": path,
+        },
+    )
+    root.fail(error)
+    root.end_ns = time.time_ns()
+    trace = RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root, ended=True)
+    try:
+        _export(tracing, trace)
+    except Exception:  # never fail a request for its trace
+        logger.exception("could not record the trace of a refused request")
+
+
 def trace_request(ctx: RequestContext) -> None:
     """The request's body is read: the model and parameters on the root span."""
     root: SpanRecord = ctx.trace.root
@@ -674,6 +709,147 @@ def _export(tracing: Tracing, trace: RequestTrace) -> None:
              span.end_ns, span.attributes, span.events, span.error)
         )  # fmt: skip
     tracing.pipe.put(spans)
+
+
+# -- Realtime sessions (gateway/realtime/session.py) ------------------------------------------
+# A session is a trace: its span (SERVER) is the root, each response (a response.create, or a
+# response the upstream started itself, until its response.done) a CLIENT span under it. A
+# response's span is exported when it is settled, the session's when the session ends: a session
+# may last an hour.
+
+
+def realtime_trace_begin(
+    *,
+    tracing: Tracing,
+    headers: Any,
+    session_id: str,
+    model: str,
+    deployment: Deployment,
+    caller: Any,
+) -> RequestTrace | None:
+    """A Realtime session's trace, None when it is not sampled. `headers`: the WebSocket
+    handshake's (ASGI) headers, for the client's `traceparent`."""
+    traced = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traced = trace_context_parse(value)
+    trace_id, parent, flags = traced or (trace_id_new(), 0, 1)
+    if not ((flags & 1) if parent else _sampled(tracing, trace_id)):
+        return None
+    root = SpanRecord(
+        name=f"realtime {model}",
+        kind=SERVER,
+        span_id=_span_id(),
+        parent_id=parent,
+        start_ns=time.time_ns(),
+        attributes={
+            "gen_ai.operation.name": "realtime",
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+            "ogem.deployment.id": deployment.id,
+            "url.path": "/v1/realtime",
+            "ogem.realtime.session_id": session_id,
+        },
+    )
+    address = _server_address(deployment.api_base)
+    if address:
+        root.attributes["server.address"] = address
+    if caller.key_id is not None:
+        root.attributes["ogem.key.prefix"] = caller.key_prefix
+    if caller.team_id is not None:
+        root.attributes["ogem.team.id"] = caller.team_id
+    if caller.organization_id is not None:
+        root.attributes["ogem.organization.id"] = caller.organization_id
+    return RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root)
+
+
+def realtime_response_start(trace: RequestTrace, deployment: Deployment) -> SpanRecord:
+    """A response begins (admitted): its span."""
+    span = SpanRecord(
+        name=f"realtime {deployment.upstream_model}",
+        kind=CLIENT,
+        span_id=_span_id(),
+        parent_id=trace.root.span_id,
+        start_ns=time.time_ns(),
+        attributes={
+            "gen_ai.operation.name": "realtime",
+            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+            "gen_ai.request.model": deployment.upstream_model,
+            "ogem.deployment.id": deployment.id,
+        },
+    )
+    trace.spans.append(span)
+    return span
+
+
+def realtime_response_end(
+    trace: RequestTrace,
+    span: SpanRecord,
+    ctx: RequestContext,
+    *,
+    status: str,
+    response_id: str | None,
+    error: BaseException | None = None,
+) -> None:
+    """A response is settled (response.done, an upstream error, the session's end) or was
+    refused at admission (`error`): its usage and status on its span, which is exported."""
+    attributes = span.attributes
+    if response_id:
+        attributes["gen_ai.response.id"] = response_id
+    if status:
+        attributes["ogem.realtime.response.status"] = status
+    if error is not None:
+        span.fail(error)
+    elif ctx.status_code >= 400:
+        span.error = f"HTTP {ctx.status_code}"
+        attributes["error.type"] = str(ctx.status_code)
+        attributes["http.response.status_code"] = ctx.status_code
+    else:
+        usage = ctx.usage
+        attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        if usage.cached_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+        if usage.audio_prompt_tokens:
+            attributes["ogem.usage.audio_input_tokens"] = usage.audio_prompt_tokens
+        if usage.audio_completion_tokens:
+            attributes["ogem.usage.audio_output_tokens"] = usage.audio_completion_tokens
+        if usage.estimated:
+            attributes["ogem.usage.estimated"] = True
+        trace.root.attributes["gen_ai.usage.input_tokens"] = (
+            trace.root.attributes.get("gen_ai.usage.input_tokens", 0) + usage.prompt_tokens
+        )
+        trace.root.attributes["gen_ai.usage.output_tokens"] = (
+            trace.root.attributes.get("gen_ai.usage.output_tokens", 0) + usage.completion_tokens
+        )
+    if ctx.cancelled:
+        attributes["ogem.cancelled"] = True
+    span.end_ns = time.time_ns()
+    tracing = _active
+    if span in trace.spans:
+        trace.spans.remove(span)
+    if tracing is not None:
+        trace_id = trace.trace_id
+        tracing.pipe.put(
+            [(trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
+              span.end_ns, attributes, span.events, span.error)]
+        )  # fmt: skip
+
+
+def realtime_trace_end(trace: RequestTrace, *, reason: str, responses: int) -> None:
+    """The session ended: its span, with why and how many responses, is exported."""
+    if trace.ended:
+        return
+    trace.ended = True
+    root = trace.root
+    root.attributes["ogem.realtime.close_reason"] = reason
+    root.attributes["ogem.realtime.responses"] = responses
+    root.end_ns = time.time_ns()
+    for span in trace.spans:  # responses never settled (should not be): closed with the session
+        span.end_ns = span.end_ns or root.end_ns
+    tracing = _active
+    if tracing is not None:
+        _export(tracing, trace)
 
 
 def tracing_flush(timeout_millis: int = 5000) -> bool:
