@@ -1,6 +1,6 @@
 """The OTLP exporter process of tracing (gateway/tracing.py, gateway/tracing_pipe.py).
 
-A web worker records its spans as plain tuples and writes them, pickled in batches, down a pipe
+A web worker records its spans as plain tuples and writes them, marshalled in batches, down a pipe
 to this process (`python -m gateway.tracing_export`, one per worker), which encodes them as
 OTLP protobuf and sends them to the collector over HTTP (`http/protobuf`, the default) or gRPC
 with OpenTelemetry's exporters (they read the standard OTEL_EXPORTER_OTLP_* variables: headers,
@@ -12,7 +12,7 @@ A span, as the pipe carries it (`SPAN_FIELDS`): (trace id, span id, parent span 
 parent is remote, name, kind (the protocol's: 1 internal, 2 server, 3 client), start ns, end
 ns, attributes dict, events [(name, ns, attributes)], error description or None).
 
-Messages down the pipe: a 4-byte little-endian length, then a pickled tuple: ("spans", [span,
+Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
 ...]) or ("flush", n). The process answers a flush, once everything before it is exported, with
 the line `flushed n FAILED` on its standard output (FAILED: spans it could not export so far).
 """
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 import os
-import pickle
 import struct
 import sys
 from collections.abc import Sequence
@@ -271,7 +271,7 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
         payload = _read_exact(inbound, struct.unpack("<I", header)[0])
         if payload is None:
             break
-        kind, body = pickle.loads(payload)  # noqa: S301 - from the worker that started us
+        kind, body = marshal.loads(payload)  # noqa: S302 - from the worker that started us
         if kind == "flush":
             outbound.write(f"flushed {body} {failed}\n".encode())
             outbound.flush()

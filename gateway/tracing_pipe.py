@@ -2,18 +2,18 @@
 
 A finished request's spans (tuples) are appended to a bounded queue: an append, nothing more,
 on the request path. A thread of the worker takes the queue every second, or sooner when a
-batch is waiting, pickles it (C code) and writes it down a pipe to the exporter process, which
-encodes and sends. When the collector is down or slow the exporter stops reading, the pipe
-fills, the thread waits on it (outside the GIL) and the queue fills: new spans are then
-dropped and counted, never waited for.
+batch is waiting, marshals it (C code; cheaper than pickle, which tracks every object) and
+writes it down a pipe to the exporter process, which encodes and sends. When the collector is
+down or slow the exporter stops reading, the pipe fills, the thread waits on it (outside the
+GIL) and the queue fills: new spans are then dropped and counted, never waited for.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import marshal
 import os
-import pickle
 import select
 import struct
 import subprocess
@@ -91,7 +91,12 @@ class SpanPipe:
         spans: list[tuple[Any, ...]] = []
         for _ in range(len(queue)):
             spans += queue.popleft()
-        if not self._send(("spans", spans)):
+        try:
+            sent = self._send(("spans", spans))
+        except Exception:  # what it held is lost, and counted
+            logger.exception("tracing: could not hand %d spans to the exporter", len(spans))
+            sent = False
+        if not sent:
             self.dropped += len(spans)
 
     def _send(self, message: tuple[str, Any]) -> bool:
@@ -106,7 +111,10 @@ class SpanPipe:
             process = self._process = self._spawn()
             if process is None:
                 return False
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            data = marshal.dumps(message)
+        except ValueError:  # an attribute of a type marshal does not know: sent as its text
+            data = marshal.dumps(_plain(message))
         try:
             process.stdin.write(struct.pack("<I", len(data)) + data)  # type: ignore[union-attr]
             process.stdin.flush()  # type: ignore[union-attr]
@@ -191,3 +199,27 @@ class SpanPipe:
         finally:
             if killer is not None:
                 killer.cancel()
+
+
+_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
+
+
+def _plain(message: tuple[str, Any]) -> tuple[str, Any]:
+    """A message whose attribute values are all of marshal's types (others as their text)."""
+    kind, spans = message
+    if kind != "spans":
+        return message
+    return kind, [
+        (*span[:8], {k: _value(v) for k, v in span[8].items()}, [
+            (name, at, {k: _value(v) for k, v in values.items()}) for name, at, values in span[9]
+        ], span[10])
+        for span in spans
+    ]  # fmt: skip
+
+
+def _value(value: Any) -> Any:
+    if type(value) in _PLAIN:  # exactly: marshal refuses subclasses (a StrEnum)
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(_value(item) for item in value)
+    return str(value)

@@ -4,14 +4,20 @@ decoded from protobuf, when the pipe is flushed or closed."""
 
 from __future__ import annotations
 
+import enum
 import socket
 import time
+import uuid
 
 from gateway.tracing_export import exporter_target
 from gateway.tracing_pipe import MAX_TRACES, SpanPipe
 from tests.emulators.otlp_receiver import OTLPReceiver
 
 TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
 
 
 def _spans(number: int) -> list[tuple[object, ...]]:
@@ -49,9 +55,15 @@ def test_what_is_queued_is_exported_at_close() -> None:
         )
         for number in range(10):
             pipe.put(_spans(number))
+        # A value of another type than the protocol's (an id object, an enum): sent as text.
+        (odd,) = _spans(10)
+        odd[8]["odd"] = (Colour.RED, uuid.UUID(int=7))
+        pipe.put([odd])
         pipe.close(wait=10.0)
-        spans = receiver.trace(f"{TRACE:032x}", count=10, timeout=0)
-        assert sorted(int(s.span_id, 16) for s in spans) == list(range(1, 11))
+        spans = receiver.trace(f"{TRACE:032x}", count=11, timeout=0)
+        assert sorted(int(s.span_id, 16) for s in spans) == list(range(1, 12))
+        (received,) = [s for s in spans if s.span_id == f"{11:016x}"]
+        assert received.attributes["odd"] == ["red", str(uuid.UUID(int=7))]
         assert {s.resource["service.name"] for s in spans} == {"closing"}
         assert pipe.lost == 0
     finally:
