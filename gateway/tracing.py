@@ -231,6 +231,16 @@ def _flush_at_exit() -> None:
         _active.pipe.close(wait=10.0)
 
 
+def _forget_after_fork() -> None:
+    """A process forked from a traced worker does not share its pipe (its writes would mix with
+    the worker's): it configures tracing afresh, with an exporter of its own."""
+    global _active, _applied_section
+    _active, _applied_section = None, _START
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def tracing_from_environment() -> None:
     """At startup: OGEM_TRACING=true turns tracing on from the OTEL_* variables."""
     if _env_flag("OGEM_TRACING"):

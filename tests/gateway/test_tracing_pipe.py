@@ -68,3 +68,28 @@ def test_what_is_queued_is_exported_at_close() -> None:
         assert pipe.lost == 0
     finally:
         receiver.stop()
+
+
+def test_a_forked_process_does_not_write_to_its_parents_exporter() -> None:
+    import os
+
+    from gateway import tracing
+
+    receiver = OTLPReceiver().start()
+    tracing.tracing_configure(endpoint=receiver.http_url)
+    try:
+        parent = tracing.tracing_active()
+        assert parent is not None
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe
+            os.write(write, b"off" if tracing._active is None else b"on")
+            os._exit(0)
+        os.close(write)
+        assert os.read(read, 8) == b"off"
+        os.waitpid(child, 0)
+        os.close(read)
+        assert tracing.tracing_active() is parent
+    finally:
+        tracing.tracing_configure(enabled=False)
+        receiver.stop()
