@@ -25,6 +25,7 @@ import marshal
 import os
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -263,7 +264,7 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
     """Read span batches from `inbound` until it closes, export them; answer flushes."""
     exporter = exporter_build(protocol=config["protocol"], target=config["target"])
     resource = _resource(config.get("service_name") or "")
-    failed = 0
+    failed, warned = 0, -60.0
     while True:
         header = _read_exact(inbound, 4)
         if header is None:
@@ -285,6 +286,9 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
                 sent = False
             if not sent:
                 failed += len(chunk)
+                if time.monotonic() - warned > 60.0:  # a collector down: a line a minute
+                    logger.warning("could not send %d spans so far", failed)
+                    warned = time.monotonic()
     exporter.shutdown()
 
 
