@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -34,11 +35,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
 from gateway.api import api
+from gateway.config import config_current
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
+from gateway.registry import registry_get
 from gateway.responses import request_id_for
 from gateway.responses_api import views as responses_api
-from gateway.tracing import trace_context_parse, trace_id_new
+from gateway.tracing import trace_context_parse, trace_id_new, trace_refused, tracing_active
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
@@ -94,7 +97,7 @@ class V1Handler(ASGIHandler):
             parsed = (trace_id_new(), 0, 1)
         trace_header = (b"x-ogem-trace-id", b"%032x" % parsed[0])
         if expected is not None and expected > limit:
-            await _send_too_large(send, limit, trace_header)
+            await _send_too_large(send, limit, trace_header, scope=scope, traced=parsed)
             return
         try:
             body_file, size = await _read_body(receive, limit, expected)
@@ -102,7 +105,7 @@ class V1Handler(ASGIHandler):
             return
         if size > limit:  # a chunked body without Content-Length
             body_file.close()
-            await _send_too_large(send, limit, trace_header)
+            await _send_too_large(send, limit, trace_header, scope=scope, traced=parsed)
             return
         set_script_prefix(get_script_prefix(scope))
         request, error_response = self.create_request(scope, body_file)
@@ -273,16 +276,34 @@ async def _read_body(receive: Receive, limit: int, expected: int | None) -> tupl
     return body_file, size
 
 
-async def _send_too_large(send: Send, limit: int, trace_header: tuple[bytes, bytes]) -> None:
-    body = orjson.dumps(
-        RequestTooLargeError(f"The request body is larger than {limit} bytes.").to_body()
-    )
+async def _send_too_large(
+    send: Send,
+    limit: int,
+    trace_header: tuple[bytes, bytes],
+    *,
+    scope: Scope,
+    traced: tuple[int, int, int],
+) -> None:
+    error = RequestTooLargeError(f"The request body is larger than {limit} bytes.")
+    body = orjson.dumps(error.to_body())
     headers = [
         (b"content-type", b"application/json"),
         (b"x-request-id", uuid.uuid4().hex.encode()),
         trace_header,
     ]
+    if scope["path"].startswith(V1_PREFIX):
+        _refusal_trace(scope["path"], traced=traced, error=error)
     await asgi_respond(send, status=413, body=body, headers=headers)
+
+
+def _refusal_trace(path: str, *, traced: tuple[int, int, int], error: Exception) -> None:
+    """A /v1 request refused here: its request span, when tracing is on (gateway/tracing.py)."""
+    registry_get()  # a process's first request loads the configuration file
+    tracing = tracing_active(config_current().tracing)
+    if tracing is not None:
+        trace_refused(
+            tracing=tracing, traced=traced, path=path, error=error, started_ns=time.time_ns()
+        )
 
 
 def _close_quietly(response: HttpResponseBase) -> None:

@@ -84,6 +84,7 @@ from gateway.tracing import (
     trace_failed,
     trace_first_token,
     trace_id_new,
+    trace_refused,
     trace_request,
     trace_routing,
     trace_stage,
@@ -115,7 +116,11 @@ async def relay(
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
     if caller is None:
-        caller = await caller_authenticate(request)
+        try:
+            caller = await caller_authenticate(request)
+        except GatewayError as error:
+            _refusal_trace(request, endpoint=recorded_as or endpoint, error=error, started=started)
+            raise
     inbound = reader(request)
     ctx = RequestContext(
         request_id=request_id, endpoint=endpoint, caller=caller, recorded_as=recorded_as
@@ -143,6 +148,25 @@ async def relay(
     if not ctx.trace.handed_off:  # a stream's trace ends with it (its settle)
         trace_end(ctx)
     return response
+
+
+def _refusal_trace(
+    request: HttpRequest, *, endpoint: Endpoint, error: GatewayError, started: float
+) -> None:
+    """A request refused at authentication: its request span alone, when tracing is on."""
+    traced = getattr(request, "ogem_trace", None)
+    if traced is None:
+        return
+    registry_get()  # a process's first request loads the configuration file
+    tracing = tracing_active(config_current().tracing)
+    if tracing is not None:
+        trace_refused(
+            tracing=tracing,
+            traced=traced,
+            path="/v1/" + endpoint.value,
+            error=error,
+            started_ns=time.time_ns() - int((time.perf_counter() - started) * 1e9),
+        )
 
 
 async def _relay(

@@ -2,11 +2,12 @@
 (docs/tracing.md).
 
 A request's spans are recorded as small `SpanRecord`s while it runs (a clock read and a few
-assignments each) and handed to OpenTelemetry's `BatchSpanProcessor` as SDK `ReadableSpan`s once
-it ends: the SDK's tracer, with its context attach and detach, costs several times as much a span
-(measured in docs/tracing.md), and a request's spans are all known to one task. Export happens in
-the processor's thread, never on the request path; its queue is bounded and drops when a collector
-is down or slow.
+assignments each) and queued as plain tuples once it ends (OpenTelemetry's SDK objects are never
+built: its tracer, with its context attach and detach, costs several times as much a span). A
+thread of the worker hands the queue to an exporter process (gateway/tracing_pipe.py), which
+encodes and sends it over OTLP (gateway/tracing_export.py): neither costs the request path, nor
+the worker's CPU beyond a pickling. The queue is bounded and drops (counted) when a collector is
+down or slow.
 
 Off (the default), a request costs one module-global read (`tracing_active`); its trace id (the
 client's `traceparent`'s, else a random one) is still made at the ASGI edge for the
@@ -27,15 +28,18 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.context import RequestContext
+from gateway.tracing_export import exporter_target
+from gateway.tracing_pipe import SpanPipe
 from providers.base import Deployment, Endpoint
 from providers.http import upstream_traceparent
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SERVER = 1
-CLIENT = 2
-INTERNAL = 0
+# Span kinds as OTLP numbers them.
+INTERNAL = 1
+SERVER = 2
+CLIENT = 3
 
 # Ogem's provider names (LiteLLM's prefixes) as the GenAI conventions' `gen_ai.provider.name`
 # well-known values; any other is reported as Ogem names it.
@@ -154,11 +158,9 @@ class RequestTrace:
 
 @dataclass(slots=True)
 class Tracing:
-    """The configured pipeline: the processor that exports, and what every span carries."""
+    """The configured pipeline: where spans go, and what is recorded."""
 
-    processor: Any
-    resource: Any
-    scope: Any
+    pipe: SpanPipe
     capture_content: bool = False
     ratio: float = 1.0
     protocol: str = "http/protobuf"
@@ -218,15 +220,25 @@ def tracing_configure(
             sample_rate=sample_rate,
         )
     if previous is not None and previous is not _active:
-        previous.processor.shutdown()  # flushes what it holds, in its own thread's time
+        previous.pipe.close()  # its exporter sends what it holds, then exits
     return _active
 
 
 @atexit.register
 def _flush_at_exit() -> None:
-    """A worker that exits sends what its processor still holds (bounded by its timeout)."""
+    """A worker that exits sends what it still holds (bounded by a timeout)."""
     if _active is not None:
-        _active.processor.shutdown()
+        _active.pipe.close(wait=10.0)
+
+
+def _forget_after_fork() -> None:
+    """A process forked from a traced worker does not share its pipe (its writes would mix with
+    the worker's): it configures tracing afresh, with an exporter of its own."""
+    global _active, _applied_section
+    _active, _applied_section = None, _START
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def tracing_from_environment() -> None:
@@ -261,26 +273,13 @@ def _pipeline_build(
     capture_content: bool | None,
     sample_rate: float | None,
 ) -> Tracing:
-    # Imported when tracing is turned on: the SDK and its exporters are not loaded otherwise.
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-    from gateway.tracing_export import exporter_build
-
     protocol = (
         protocol
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     ).strip()
-    exporter, endpoint_used = exporter_build(protocol=protocol, endpoint=endpoint)
-    attributes = {"service.name": service_name} if service_name else {}
-    resource = Resource.create(attributes)
-    if "service.name" not in attributes and resource.attributes.get("service.name", "").startswith(
-        "unknown_service"
-    ):
-        resource = resource.merge(Resource({"service.name": "ogem"}))
+    target = exporter_target(protocol=protocol, endpoint=endpoint)
     if capture_content is None:
         capture_content = bool(_env_flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
     if sample_rate is None:
@@ -290,42 +289,15 @@ def _pipeline_build(
                 sample_rate = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1"))
             except ValueError:
                 sample_rate = 1.0
-    processor = BatchSpanProcessor(exporter, max_queue_size=4096, max_export_batch_size=512)
-    _drop_warnings_thin()
-    logger.info("tracing on: OTLP %s to %s", protocol, endpoint_used)
+    pipe = SpanPipe(protocol=protocol, target=target, service_name=service_name or "")
+    logger.info("tracing on: OTLP %s to %s", protocol, target)
     return Tracing(
-        processor=processor,
-        resource=resource,
-        scope=InstrumentationScope("ogem.gateway"),
+        pipe=pipe,
         capture_content=capture_content,
         ratio=min(max(sample_rate, 0.0), 1.0),
         protocol=protocol,
-        endpoint=endpoint_used,
+        endpoint=target,
     )
-
-
-class _OncePerMinute(logging.Filter):
-    """The batch processor warns once per span it drops when its queue is full (a collector
-    down, under load): one such line a minute says as much."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = 0.0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Queue full"):
-            return True
-        now = time.monotonic()
-        if now - self.last < 60.0:
-            return False
-        self.last = now
-        return True
-
-
-def _drop_warnings_thin() -> None:
-    processor_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
-    if not any(isinstance(f, _OncePerMinute) for f in processor_logger.filters):
-        processor_logger.addFilter(_OncePerMinute())
 
 
 def _sampled(tracing: Tracing, trace_id: int) -> bool:
@@ -378,6 +350,41 @@ def trace_begin(
         capture=tracing.capture_content,
     )
     upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
+
+
+def trace_refused(
+    *, tracing: Tracing, traced: tuple[int, int, int], path: str, error: Any, started_ns: int
+) -> None:
+    """A request refused before it has a context (authentication, a body too large): its
+    request span alone, failed; nothing of its key. `traced` is the edge's (trace id, client's
+    span, flags) (gateway/asgi.py)."""
+    trace_id, parent, flags = traced
+    if not ((flags & 1) if parent else _sampled(tracing, trace_id)):
+        return
+    try:
+        operation = OPERATIONS.get(Endpoint(path.removeprefix("/v1/")), "")
+    except ValueError:
+        operation = ""
+    operation = operation or path.removeprefix("/v1/")
+    root = SpanRecord(
+        name=operation,
+        kind=SERVER,
+        span_id=_span_id(),
+        parent_id=parent,
+        start_ns=min(started_ns, time.time_ns()),
+        attributes={
+            "gen_ai.operation.name": operation,
+            "http.request.method": "POST",
+            "url.path": path,
+        },
+    )
+    root.fail(error)
+    root.end_ns = time.time_ns()
+    trace = RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root, ended=True)
+    try:
+        _export(tracing, trace)
+    except Exception:  # never fail a request for its trace
+        logger.exception("could not record the trace of a refused request")
 
 
 def trace_request(ctx: RequestContext) -> None:
@@ -697,60 +704,165 @@ def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
     return answered
 
 
-_sdk: Any = None  # OpenTelemetry's span classes, imported once tracing is on
-
-
-def _sdk_load() -> Any:
-    global _sdk
-    if _sdk is None:
-        from types import SimpleNamespace
-
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
-        _sdk = SimpleNamespace(
-            Event=Event,
-            ReadableSpan=ReadableSpan,
-            SpanContext=SpanContext,
-            Status=Status,
-            error=StatusCode.ERROR,
-            unset=Status(StatusCode.UNSET),
-            sampled=TraceFlags(1),
-            kinds={SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT, INTERNAL: SpanKind.INTERNAL},
-        )
-    return _sdk
-
-
 def _export(tracing: Tracing, trace: RequestTrace) -> None:
-    sdk = _sdk or _sdk_load()
-    context, flags, kinds = sdk.SpanContext, sdk.sampled, sdk.kinds
+    """The trace's spans as tuples (gateway/tracing_export.py's SPAN_FIELDS), queued."""
     trace_id = trace.trace_id
-    on_end = tracing.processor.on_end
     root = trace.root
-    for span in (root, *trace.spans):
-        parent = None
-        if span.parent_id:
-            parent = context(trace_id, span.parent_id, span is root, flags)
-        on_end(
-            sdk.ReadableSpan(
-                name=span.name,
-                context=context(trace_id, span.span_id, False, flags),
-                parent=parent,
-                resource=tracing.resource,
-                attributes=span.attributes,
-                events=[sdk.Event(name, values, at) for name, at, values in span.events]
-                if span.events
-                else (),
-                kind=kinds[span.kind],
-                status=sdk.unset if span.error is None else sdk.Status(sdk.error, span.error),
-                start_time=span.start_ns,
-                end_time=span.end_ns,
-                instrumentation_scope=tracing.scope,
-            )
+    remote = trace.remote_parent != 0
+    spans = [
+        (trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
+         root.end_ns, root.attributes, root.events, root.error)
+    ]  # fmt: skip
+    for span in trace.spans:
+        spans.append(
+            (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
+             span.end_ns, span.attributes, span.events, span.error)
+        )  # fmt: skip
+    tracing.pipe.put(spans)
+
+
+# -- Realtime sessions (gateway/realtime/session.py) ------------------------------------------
+# A session is a trace: its span (SERVER) is the root, each response (a response.create, or a
+# response the upstream started itself, until its response.done) a CLIENT span under it. A
+# response's span is exported when it is settled, the session's when the session ends: a session
+# may last an hour.
+
+
+def realtime_trace_begin(
+    *,
+    tracing: Tracing,
+    headers: Any,
+    session_id: str,
+    model: str,
+    deployment: Deployment,
+    caller: Any,
+) -> RequestTrace | None:
+    """A Realtime session's trace, None when it is not sampled. `headers`: the WebSocket
+    handshake's (ASGI) headers, for the client's `traceparent`."""
+    traced = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traced = trace_context_parse(value)
+    trace_id, parent, flags = traced or (trace_id_new(), 0, 1)
+    if not ((flags & 1) if parent else _sampled(tracing, trace_id)):
+        return None
+    root = SpanRecord(
+        name=f"realtime {model}",
+        kind=SERVER,
+        span_id=_span_id(),
+        parent_id=parent,
+        start_ns=time.time_ns(),
+        attributes={
+            "gen_ai.operation.name": "realtime",
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+            "ogem.deployment.id": deployment.id,
+            "url.path": "/v1/realtime",
+            "ogem.realtime.session_id": session_id,
+        },
+    )
+    address = _server_address(deployment.api_base)
+    if address:
+        root.attributes["server.address"] = address
+    if caller.key_id is not None:
+        root.attributes["ogem.key.prefix"] = caller.key_prefix
+    if caller.team_id is not None:
+        root.attributes["ogem.team.id"] = caller.team_id
+    if caller.organization_id is not None:
+        root.attributes["ogem.organization.id"] = caller.organization_id
+    return RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root)
+
+
+def realtime_response_start(trace: RequestTrace, deployment: Deployment) -> SpanRecord:
+    """A response begins (admitted): its span."""
+    span = SpanRecord(
+        name=f"realtime {deployment.upstream_model}",
+        kind=CLIENT,
+        span_id=_span_id(),
+        parent_id=trace.root.span_id,
+        start_ns=time.time_ns(),
+        attributes={
+            "gen_ai.operation.name": "realtime",
+            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+            "gen_ai.request.model": deployment.upstream_model,
+            "ogem.deployment.id": deployment.id,
+        },
+    )
+    trace.spans.append(span)
+    return span
+
+
+def realtime_response_end(
+    trace: RequestTrace,
+    span: SpanRecord,
+    ctx: RequestContext,
+    *,
+    status: str,
+    response_id: str | None,
+    error: BaseException | None = None,
+) -> None:
+    """A response is settled (response.done, an upstream error, the session's end) or was
+    refused at admission (`error`): its usage and status on its span, which is exported."""
+    attributes = span.attributes
+    if response_id:
+        attributes["gen_ai.response.id"] = response_id
+    if status:
+        attributes["ogem.realtime.response.status"] = status
+    if error is not None:
+        span.fail(error)
+    elif ctx.status_code >= 400:
+        span.error = f"HTTP {ctx.status_code}"
+        attributes["error.type"] = str(ctx.status_code)
+        attributes["http.response.status_code"] = ctx.status_code
+    else:
+        usage = ctx.usage
+        attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        if usage.cached_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+        if usage.audio_prompt_tokens:
+            attributes["ogem.usage.audio_input_tokens"] = usage.audio_prompt_tokens
+        if usage.audio_completion_tokens:
+            attributes["ogem.usage.audio_output_tokens"] = usage.audio_completion_tokens
+        if usage.estimated:
+            attributes["ogem.usage.estimated"] = True
+        trace.root.attributes["gen_ai.usage.input_tokens"] = (
+            trace.root.attributes.get("gen_ai.usage.input_tokens", 0) + usage.prompt_tokens
         )
+        trace.root.attributes["gen_ai.usage.output_tokens"] = (
+            trace.root.attributes.get("gen_ai.usage.output_tokens", 0) + usage.completion_tokens
+        )
+    if ctx.cancelled:
+        attributes["ogem.cancelled"] = True
+    span.end_ns = time.time_ns()
+    tracing = _active
+    if span in trace.spans:
+        trace.spans.remove(span)
+    if tracing is not None:
+        trace_id = trace.trace_id
+        tracing.pipe.put(
+            [(trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
+              span.end_ns, attributes, span.events, span.error)]
+        )  # fmt: skip
+
+
+def realtime_trace_end(trace: RequestTrace, *, reason: str, responses: int) -> None:
+    """The session ended: its span, with why and how many responses, is exported."""
+    if trace.ended:
+        return
+    trace.ended = True
+    root = trace.root
+    root.attributes["ogem.realtime.close_reason"] = reason
+    root.attributes["ogem.realtime.responses"] = responses
+    root.end_ns = time.time_ns()
+    for span in trace.spans:  # responses never settled (should not be): closed with the session
+        span.end_ns = span.end_ns or root.end_ns
+    tracing = _active
+    if tracing is not None:
+        _export(tracing, trace)
 
 
 def tracing_flush(timeout_millis: int = 5000) -> bool:
-    """Export what is queued now (tests, shutdown)."""
+    """Export what is queued now and wait for the collector to have it (tests, shutdown)."""
     tracing = _active
-    return tracing.processor.force_flush(timeout_millis) if tracing is not None else True
+    return tracing.pipe.flush(timeout_millis / 1000) if tracing is not None else True

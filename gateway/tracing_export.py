@@ -1,43 +1,74 @@
-"""The OTLP exporter that tracing (gateway/tracing.py) hands its batches to: over HTTP
-(`http/protobuf`, the default) or gRPC, from OpenTelemetry's exporter packages, which read the
-standard OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout, certificates) themselves."""
+"""The OTLP exporter process of tracing (gateway/tracing.py, gateway/tracing_pipe.py).
+
+A web worker records its spans as plain tuples and writes them, marshalled in batches, down a pipe
+to this process (`python -m gateway.tracing_export`, one per worker), which encodes them as
+OTLP protobuf and sends them to the collector over HTTP (`http/protobuf`, the default) or gRPC
+with OpenTelemetry's exporters (they read the standard OTEL_EXPORTER_OTLP_* variables: headers,
+timeout, compression, certificates). Encoding and sending so take none of the worker's CPU
+time or GIL. The process ends when its pipe closes (the worker stopped or reconfigured), after
+sending what it has read.
+
+A span, as the pipe carries it (`SPAN_FIELDS`): (trace id, span id, parent span id or 0,
+parent is remote, name, kind (the protocol's: 1 internal, 2 server, 3 client), start ns, end
+ns, attributes dict, events [(name, ns, attributes)], error description or None).
+
+Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
+...]) or ("flush", n). The process answers a flush, once everything before it is exported, with
+the line `flushed n FAILED` on its standard output (FAILED: spans it could not export so far).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import marshal
 import os
 import struct
+import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 logger = logging.getLogger(__name__)
 
 HTTP_PATH = "/v1/traces"
+SCOPE = "ogem.gateway"
+BATCH_SPANS = 512  # spans per export request, as OpenTelemetry's BatchSpanProcessor
+SPAN_FIELDS = (
+    "trace_id", "span_id", "parent_id", "remote", "name", "kind",
+    "start_ns", "end_ns", "attributes", "events", "error",
+)  # fmt: skip
 
 
-def exporter_build(*, protocol: str, endpoint: str | None) -> tuple[Any, str]:
-    """(the exporter, where it sends) for `protocol`; `endpoint` as OTEL_EXPORTER_OTLP_ENDPOINT
-    means it (the collector's base URL: `/v1/traces` is added over HTTP), None: the variables'."""
+def exporter_target(*, protocol: str, endpoint: str | None) -> str:
+    """Where the exporter sends, for `protocol`: `endpoint` as OTEL_EXPORTER_OTLP_ENDPOINT means
+    it (the collector's base URL: `/v1/traces` is added over HTTP), None: the variables'."""
     if protocol == "grpc":
-        target = (
+        return (
             endpoint
             or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             or "http://localhost:4317"
         )
-        insecure = target.startswith("http://") or None
-        return _grpc_exporter_class()(endpoint=target, insecure=insecure), target
     if protocol not in ("http/protobuf", "http"):
         raise ValueError(f"OTLP protocol {protocol!r} is not supported: use http/protobuf or grpc")
     if endpoint:
         base = endpoint.rstrip("/")
-        url = base if base.endswith(HTTP_PATH) else base + HTTP_PATH
-    else:
-        url = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
-            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
-            + HTTP_PATH
+        return base if base.endswith(HTTP_PATH) else base + HTTP_PATH
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
+        + HTTP_PATH
+    )
+
+
+def exporter_build(*, protocol: str, target: str) -> Any:
+    """OpenTelemetry's exporter for `protocol`, taking encoded requests: `export_bytes(data,
+    count)` is True when the collector took them."""
+    if protocol == "grpc":
+        return _grpc_exporter_class()(
+            endpoint=target, insecure=target.startswith("http://") or None
         )
-    return _http_exporter_class()(endpoint=url), url
+    return _http_exporter_class()(endpoint=target)
 
 
 def _grpc_exporter_class() -> type:
@@ -46,52 +77,47 @@ def _grpc_exporter_class() -> type:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+    from opentelemetry.sdk.trace.export import SpanExportResult
 
-    class LeanGrpcExporter(OTLPSpanExporter):
-        """OpenTelemetry's gRPC exporter (channel, retries, headers, TLS) with the lean
-        encoder: its bytes parsed into the request message by protobuf's C code."""
+    class BytesGrpcExporter(OTLPSpanExporter):
+        """OpenTelemetry's gRPC exporter (channel, retries, headers, TLS) fed encoded bytes,
+        parsed into the request message by protobuf's C code."""
 
-        def _translate_data(self, data: Sequence[Any]) -> Any:
-            return ExportTraceServiceRequest.FromString(spans_encode(data))
+        def _translate_data(self, data: Any) -> Any:
+            return ExportTraceServiceRequest.FromString(data[0])
 
-    return LeanGrpcExporter
+        def _count_data(self, data: Any) -> int:
+            return data[1]
+
+        def export_bytes(self, data: bytes, count: int) -> bool:
+            return self._export((data, count)) == SpanExportResult.SUCCESS
+
+    return BytesGrpcExporter
 
 
 def _http_exporter_class() -> type:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import SpanExportResult
 
-    class LeanHttpExporter(OTLPSpanExporter):
-        """OpenTelemetry's HTTP exporter (session, retries, headers, compression, TLS) with the
-        lean encoder. It sends through the exporter's own client; a release without one falls
-        back to the exporter's whole export."""
+    class BytesHttpExporter(OTLPSpanExporter):
+        """OpenTelemetry's HTTP exporter (session, retries, headers, compression, TLS) fed
+        encoded bytes, sent through its own client."""
 
-        def export(self, spans: Sequence[Any]) -> Any:
-            client = getattr(self, "_client", None)
-            if self._shutdown or not hasattr(client, "export"):
-                return super().export(spans)
-            try:
-                data = spans_encode(spans)
-            except Exception:
-                logger.exception("could not encode %d spans", len(spans))
-                return SpanExportResult.FAILURE
+        def export_bytes(self, data: bytes, count: int) -> bool:
+            if self._shutdown:
+                return False
             if len(data) > getattr(self, "_max_request_size", len(data)):
-                logger.warning("dropped a batch of %d spans: %d bytes", len(spans), len(data))
-                return SpanExportResult.FAILURE
-            result = client.export(data)  # type: ignore[union-attr]
-            if getattr(result, "success", False):
-                return SpanExportResult.SUCCESS
-            return SpanExportResult.FAILURE
+                logger.warning("dropped a batch of %d spans: %d bytes", count, len(data))
+                return False
+            return bool(getattr(self._client.export(data), "success", False))
 
-    return LeanHttpExporter
+    return BytesHttpExporter
 
 
-# -- a lean OTLP encoder ----------------------------------------------------------------------
-# OpenTelemetry's encoder builds a protobuf object per span, attribute and value, about eight
-# times the CPU of writing the same bytes directly (docs/tracing.md); the export thread shares
-# the worker's core with the requests, so its cost is theirs. Written from
-# opentelemetry-proto's trace.proto and common.proto; tests decode what it writes with
-# opentelemetry-proto.
+# -- the OTLP encoder -------------------------------------------------------------------------
+# Written from opentelemetry-proto's trace.proto and common.proto; tests decode what it writes
+# with opentelemetry-proto and compare it with OpenTelemetry's own encoder's. It writes the
+# bytes directly: OpenTelemetry's encoder builds a protobuf object per span, attribute and
+# value, several times the CPU.
 
 
 def _varint(value: int) -> bytes:
@@ -161,76 +187,116 @@ def _key_values(number: int, attributes: Any) -> bytes:
 
 _STATUS_UNSET = _field(15, b"")
 _TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (7) and end_time_unix_nano (8), fixed64
+_KINDS = [b"\x30" + _varint(value) for value in range(6)]  # kind (6)
+# flags (16, fixed32): CONTEXT_HAS_IS_REMOTE, and CONTEXT_IS_REMOTE for a remote parent
+_LOCAL, _REMOTE = b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00"
 
 
-def _span(span: Any) -> bytes:
-    context = span.context
-    parent = span.parent
+def span_encode(span: Sequence[Any]) -> bytes:
+    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS)."""
+    trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = span
     parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),  # trace_id (1): 16 bytes
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),  # span_id (2): 8 bytes
+        b"\x0a\x10" + trace_id.to_bytes(16, "big"),  # trace_id (1): 16 bytes
+        b"\x12\x08" + span_id.to_bytes(8, "big"),  # span_id (2): 8 bytes
     ]
-    flags = b"\x85\x01\x00\x01\x00\x00"  # flags (16): CONTEXT_HAS_IS_REMOTE, as the SDK's
-    if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))  # parent_span_id (4)
-        if parent.is_remote:
-            flags = b"\x85\x01\x00\x03\x00\x00"  # ... and CONTEXT_IS_REMOTE
-    parts.append(_field(5, span.name.encode()))
-    parts.append(_KINDS[span.kind.value])
-    parts.append(_TIMES.pack(0x39, span.start_time, 0x41, span.end_time))
-    parts.append(_key_values(9, span.attributes))
-    for event in span.events:
+    if parent_id:
+        parts.append(b"\x22\x08" + parent_id.to_bytes(8, "big"))  # parent_span_id (4)
+    parts.append(_field(5, name.encode()))
+    parts.append(_KINDS[kind])
+    parts.append(_TIMES.pack(0x39, start, 0x41, end))
+    parts.append(_key_values(9, attributes))
+    for event_name, at, values in events:
         parts.append(
             _field(
                 11,
                 b"\x09"
-                + struct.pack("<Q", event.timestamp)
-                + _field(2, event.name.encode())
-                + _key_values(3, event.attributes),
+                + struct.pack("<Q", at)
+                + _field(2, event_name.encode())
+                + _key_values(3, values),
             )
         )
-    status = span.status
-    code = status.status_code.value
-    if code or status.description:
-        message = _field(2, status.description.encode()) if status.description else b""
-        parts.append(_field(15, message + (b"\x18" + _varint(code) if code else b"")))
+    if error is not None:  # status ERROR (code 2) with its description
+        parts.append(_field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02"))
     else:
         parts.append(_STATUS_UNSET)
-    parts.append(flags)
+    parts.append(_REMOTE if remote else _LOCAL)
     return b"".join(parts)
 
 
-# kind (6): the SDK's SpanKind starts at INTERNAL = 0, the protocol's at UNSPECIFIED = 0.
-_KINDS = [b"\x30" + _varint(value + 1) for value in range(5)]
+def resource_encode(attributes: dict[str, Any], schema_url: str = "") -> bytes:
+    """The Resource field (1) of a ResourceSpans message, written once a process."""
+    encoded = _field(1, _key_values(1, attributes))
+    return encoded + (_field(3, schema_url.encode()) if schema_url else b"")
 
 
-def spans_encode(spans: Sequence[Any]) -> bytes:
-    """An ExportTraceServiceRequest of `spans` (SDK ReadableSpans), grouped by resource and by
-    instrumentation scope as the protocol wants."""
-    # By identity: a Resource hashes by serializing its attributes to JSON, and Ogem's spans
-    # share one Resource and one scope object.
-    grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for span in spans:
-        resource = span.resource
-        by_scope = grouped.get(id(resource))
-        if by_scope is None:
-            by_scope = grouped[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope
-        entry = by_scope[1].get(id(scope))
-        if entry is None:
-            entry = by_scope[1][id(scope)] = (scope, [])
-        entry[1].append(_field(2, _span(span)))
-    out = []
-    for resource, by_scope in grouped.values():
-        body = [_field(1, _key_values(1, resource.attributes))]
-        if resource.schema_url:
-            body.append(_field(3, resource.schema_url.encode()))
-        for scope, encoded in by_scope.values():
-            scope_fields = b""
-            if scope is not None:
-                scope_fields = _field(1, scope.name.encode())
-                if scope.version:
-                    scope_fields += _field(2, scope.version.encode())
-            body.append(_field(2, _field(1, scope_fields) + b"".join(encoded)))
-        out.append(_field(1, b"".join(body)))
-    return b"".join(out)
+def spans_encode(spans: Sequence[Sequence[Any]], *, resource: bytes, scope: str = SCOPE) -> bytes:
+    """An ExportTraceServiceRequest of span tuples, all of one resource (`resource_encode`'s)
+    and one instrumentation scope."""
+    scope_spans = _field(1, _field(1, scope.encode())) + b"".join(
+        _field(2, span_encode(span)) for span in spans
+    )
+    return _field(1, resource + _field(2, scope_spans))
+
+
+# -- the exporter process ---------------------------------------------------------------------
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def _resource(service_name: str) -> bytes:
+    """The resource as OpenTelemetry's SDK makes it (OTEL_RESOURCE_ATTRIBUTES, the SDK's own
+    attributes), its `service.name` Ogem's setting, else OTEL_SERVICE_NAME, else `ogem`."""
+    from opentelemetry.sdk.resources import Resource
+
+    attributes = {"service.name": service_name} if service_name else {}
+    resource = Resource.create(attributes)
+    if "service.name" not in attributes and str(
+        resource.attributes.get("service.name", "")
+    ).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "ogem"}))
+    return resource_encode(dict(resource.attributes), resource.schema_url)
+
+
+def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO) -> None:
+    """Read span batches from `inbound` until it closes, export them; answer flushes."""
+    exporter = exporter_build(protocol=config["protocol"], target=config["target"])
+    resource = _resource(config.get("service_name") or "")
+    failed, warned = 0, -60.0
+    while True:
+        header = _read_exact(inbound, 4)
+        if header is None:
+            break
+        payload = _read_exact(inbound, struct.unpack("<I", header)[0])
+        if payload is None:
+            break
+        kind, body = marshal.loads(payload)  # noqa: S302 - from the worker that started us
+        if kind == "flush":
+            outbound.write(f"flushed {body} {failed}\n".encode())
+            outbound.flush()
+            continue
+        for start in range(0, len(body), BATCH_SPANS):
+            chunk = body[start : start + BATCH_SPANS]
+            try:
+                sent = exporter.export_bytes(spans_encode(chunk, resource=resource), len(chunk))
+            except Exception:  # a bad span or a transport bug: that batch, not the process
+                logger.exception("could not export %d spans", len(chunk))
+                sent = False
+            if not sent:
+                failed += len(chunk)
+                if time.monotonic() - warned > 60.0:  # a collector down: a line a minute
+                    logger.warning("could not send %d spans so far", failed)
+                    warned = time.monotonic()
+    exporter.shutdown()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="ogem tracing exporter: %(message)s")
+    config = json.loads(sys.argv[1])
+    exporter_main(config, sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,6 +64,15 @@ from gateway.limits import Rule
 from gateway.realtime.handshake import Opening, opening_resolve
 from gateway.realtime.upstream import upstream_open
 from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_from_realtime
+from gateway.tracing import (
+    RequestTrace,
+    SpanRecord,
+    realtime_response_end,
+    realtime_response_start,
+    realtime_trace_begin,
+    realtime_trace_end,
+    tracing_active,
+)
 from ogem_site.asgi_types import Receive, Scope, Send
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
@@ -118,6 +127,7 @@ class _Turn:
     text_bytes: int = 0
     audio_chars: int = 0
     settled: bool = False
+    span: SpanRecord | None = None  # its span, when the session is traced
 
 
 @dataclass(eq=False)
@@ -146,6 +156,7 @@ class RealtimeSession:
     _ending_code: int = CLOSE_NORMAL
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _recheck: asyncio.Task[None] | None = None
+    trace: RequestTrace | None = None  # the session's, when traced (gateway/tracing.py)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 
     @property
@@ -290,8 +301,18 @@ class RealtimeSession:
         ctx.estimated_prompt_tokens = self.context_tokens
         if self.guard is not None:
             ctx.guard = guard_decisions_take(self.guard)  # recorded with this response
-        admission = await governance_admit(ctx)
-        return _Turn(ctx=ctx, admission=admission)
+        span = None
+        if self.trace is not None:
+            span = realtime_response_start(self.trace, self.deployment)
+        try:
+            admission = await governance_admit(ctx)
+        except BaseException as error:
+            if span is not None and self.trace is not None:
+                realtime_response_end(
+                    self.trace, span, ctx, status="refused", response_id=None, error=error
+                )
+            raise
+        return _Turn(ctx=ctx, admission=admission, span=span)
 
     # ---- the upstream side ----------------------------------------------------------------
 
@@ -398,6 +419,10 @@ class RealtimeSession:
         if status == "failed" and ctx.status_code == 200:
             ctx.status_code = 502
         await governance_settle(ctx, turn.admission)
+        if turn.span is not None and self.trace is not None:
+            realtime_response_end(
+                self.trace, turn.span, ctx, status=status, response_id=turn.response_id
+            )
         self.responses += 1
         price = deployment_price(deployment=self.deployment)
         if price is not None:
@@ -503,6 +528,12 @@ class RealtimeSession:
             await self._drain(tasks[1])
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._settle_rest()
+            if self.trace is not None:
+                realtime_trace_end(
+                    self.trace,
+                    reason=self.close_reason or "relay stopped",
+                    responses=self.responses,
+                )
             self.log()
 
     def _stopped(self, task: asyncio.Future[None]) -> None:
@@ -671,6 +702,16 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         session_id=session_id,
         guard=guard,
     )
+    tracing = tracing_active(config_current().tracing)
+    if tracing is not None:
+        session.trace = realtime_trace_begin(
+            tracing=tracing,
+            headers=scope.get("headers", ()),
+            session_id=session_id,
+            model=opening.model,
+            deployment=deployment,
+            caller=opening.caller,
+        )
     try:
         await send(accept)
     except Exception:  # the client left before the accept

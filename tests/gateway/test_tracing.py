@@ -288,21 +288,42 @@ def test_errors_carry_the_trace_id_and_a_failed_span(
     assert root.status_code == ERROR
     assert root.attributes["http.response.status_code"] == 404
     assert root.attributes["error.type"] == "model_not_found"
-    # Refused before any span of Ogem's: authentication, a body too large.
-    bad_key = _chat(live_ogem, "sk-wrong")
+    # Refused before the body is read (authentication, a body too large): the request span
+    # alone, failed, with nothing of the key.
+    refused_trace = secrets.token_hex(16)
+    bad_key = _chat(
+        live_ogem,
+        "sk-wrong-secret",
+        headers={"traceparent": f"00-{refused_trace}-{secrets.token_hex(8)}-01"},
+    )
     assert bad_key.status_code == 401
-    assert TRACE_ID.match(bad_key.headers["x-ogem-trace-id"])
+    assert bad_key.headers["x-ogem-trace-id"] == refused_trace
+    too_large_trace = secrets.token_hex(16)
     too_large = httpx.post(
         f"{live_ogem.url}/v1/chat/completions",
         content=b"x" * (64 * 1024 * 1024),
         headers={
             "Authorization": f"Bearer {master_key}",
-            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+            "traceparent": f"00-{too_large_trace}-{secrets.token_hex(8)}-01",
         },
         timeout=30,
     )
     assert too_large.status_code == 413
-    assert too_large.headers["x-ogem-trace-id"] == trace_id
+    assert too_large.headers["x-ogem-trace-id"] == too_large_trace
+    tracing_flush()
+    (unauthenticated,) = receiver.trace(refused_trace, count=1)
+    (oversized,) = receiver.trace(too_large_trace, count=1)
+    for span, status in ((unauthenticated, 401), (oversized, 413)):
+        assert span.name == "chat"
+        assert span.kind == SERVER
+        assert span.status_code == ERROR
+        assert span.attributes["http.response.status_code"] == status
+        assert span.attributes["url.path"] == "/v1/chat/completions"
+        assert span.end_ns >= span.start_ns > 0
+        assert not any(name.startswith("ogem.key") for name in span.attributes)
+        assert "sk-wrong" not in repr(span.attributes)
+    assert unauthenticated.attributes["error.type"] == "invalid_api_key"
+    assert oversized.attributes["error.type"] == "request_too_large"
 
 
 def test_tracing_off_still_answers_with_the_trace_id(groups, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
@@ -339,18 +360,25 @@ def test_unsampled_parent_is_not_recorded_but_propagated(
     assert receiver.trace(trace_id, count=1, timeout=0.5) == []
 
 
-def test_a_collector_that_is_down_does_not_slow_requests(groups, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
+def test_a_collector_that_is_down_does_not_slow_requests(
+    groups, live_ogem, master_key, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     import socket
 
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
+    # The exporter process gives up on a batch after a second (OpenTelemetry's variable).
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")
     tracing_configure(endpoint=f"http://127.0.0.1:{port}")
     try:
         started = time.monotonic()
         for _ in range(20):
             assert _chat(live_ogem, master_key, model="backup").status_code == 200
         assert time.monotonic() - started < 10
+        # What could not be sent is counted: four spans a request.
+        assert tracing_flush(20_000)
+        assert tracing.tracing_active().pipe.lost == 20 * 4  # type: ignore[union-attr]
     finally:
         tracing_configure(enabled=False)
 

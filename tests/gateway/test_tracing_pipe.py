@@ -1,0 +1,95 @@
+"""The worker's end of tracing's export (gateway/tracing_pipe.py): bounded when the collector
+hangs (spans dropped and counted, never waited for), and what is queued reaches the collector,
+decoded from protobuf, when the pipe is flushed or closed."""
+
+from __future__ import annotations
+
+import enum
+import socket
+import time
+import uuid
+
+from gateway.tracing_export import exporter_target
+from gateway.tracing_pipe import MAX_TRACES, SpanPipe
+from tests.emulators.otlp_receiver import OTLPReceiver
+
+TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+def _spans(number: int) -> list[tuple[object, ...]]:
+    start = time.time_ns()
+    attributes = {"gen_ai.operation.name": "chat", "ogem.request_id": f"req-{number}" + "x" * 500}
+    return [(TRACE, number + 1, 0, False, "chat m", 2, start, start + 1000, attributes, [], None)]
+
+
+def test_a_collector_that_hangs_fills_the_queue_and_drops_are_counted() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        target = exporter_target(protocol="http/protobuf", endpoint=f"http://127.0.0.1:{port}")
+        pipe = SpanPipe(protocol="http/protobuf", target=target, service_name="t")
+        try:
+            started = time.monotonic()
+            for number in range(20 * MAX_TRACES):
+                pipe.put(_spans(number))
+            assert time.monotonic() - started < 5  # never waits for the collector
+            assert len(pipe.queue) <= MAX_TRACES
+            assert pipe.dropped > 0
+            assert pipe.lost >= pipe.dropped
+        finally:
+            pipe.close(wait=2.0)  # the exporter, still waiting, is stopped at the deadline
+
+
+def test_what_is_queued_is_exported_at_close() -> None:
+    receiver = OTLPReceiver().start()
+    try:
+        pipe = SpanPipe(
+            protocol="http/protobuf",
+            target=exporter_target(protocol="http/protobuf", endpoint=receiver.http_url),
+            service_name="closing",
+        )
+        for number in range(10):
+            pipe.put(_spans(number))
+        # A value of another type than the protocol's (an id object, an enum): sent as text.
+        (odd,) = _spans(10)
+        odd[8]["odd"] = (Colour.RED, uuid.UUID(int=7))
+        pipe.put([odd])
+        pipe.close(wait=10.0)
+        spans = receiver.trace(f"{TRACE:032x}", count=11, timeout=0)
+        assert sorted(int(s.span_id, 16) for s in spans) == list(range(1, 12))
+        (received,) = [s for s in spans if s.span_id == f"{11:016x}"]
+        assert received.attributes["odd"] == ["red", str(uuid.UUID(int=7))]
+        assert {s.resource["service.name"] for s in spans} == {"closing"}
+        assert pipe.lost == 0
+    finally:
+        receiver.stop()
+
+
+def test_a_forked_process_does_not_write_to_its_parents_exporter() -> None:
+    import os
+
+    from gateway import tracing
+
+    receiver = OTLPReceiver().start()
+    tracing.tracing_configure(endpoint=receiver.http_url)
+    try:
+        parent = tracing.tracing_active()
+        assert parent is not None
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe
+            os.write(write, b"off" if tracing._active is None else b"on")
+            os._exit(0)
+        os.close(write)
+        assert os.read(read, 8) == b"off"
+        os.waitpid(child, 0)
+        os.close(read)
+        assert tracing.tracing_active() is parent
+    finally:
+        tracing.tracing_configure(enabled=False)
+        receiver.stop()
