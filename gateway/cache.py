@@ -56,6 +56,7 @@ from ogem_site.metrics import (
     cache_redis_error_record,
     cache_request_counter,
     cache_request_record,
+    cache_saved_counters,
     cache_saved_record,
 )
 from ogem_site.redis import (
@@ -98,6 +99,8 @@ class CachePlan:
     # admission script, `RequestContext.fetch_key`, or by the lookup).
     local: bytes | None
     failed: bool = False  # Redis failed on the lookup: the request is counted as an error
+    # The tier's entry that answers (`_found`): a plain hit sends its answer's bytes as stored.
+    entry: bytes | None = None
     # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
     # runs after an exact miss, and `cache_store` hands it the answer to keep.
     semantic: Any = None
@@ -145,6 +148,9 @@ class _Policy:
     # The key's hash with the endpoint and the model group already in: a request copies it and
     # adds its body (no hasher to set up).
     hasher: Any = None
+    # A hit's counters (the Prometheus children, found once): hits, saved tokens, saved USD.
+    hit: Callable[[], None] | None = None
+    saved: tuple[Callable[[float], None], Callable[[float], None]] | None = None
 
 
 _policies: dict[tuple[Any, ...], _Policy] = {}
@@ -343,6 +349,8 @@ def _policy_build(
         charge=config.charge_hits,
         miss=cache_request_counter(result=MISS, labels=labels),
         hasher=blake2b(head, digest_size=20),
+        hit=cache_request_counter(result=HIT, labels=labels),
+        saved=cache_saved_counters(labels=labels),
     )
 
 
@@ -527,6 +535,7 @@ def _found(
         age = max(now - stored, 0.0)
         if response is not None and (plan.max_age is None or age <= plan.max_age):
             found = response
+            plan.entry = raw
             ctx.cache_age = age
             latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
             ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
@@ -660,13 +669,17 @@ def cache_respond(
     """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
     tier found it (`hit`, or `semantic-hit`)."""
     plan: CachePlan = ctx.cache
+    policy = plan.policy
     ctx.cache_status = result
-    ctx.cache_free = not plan.policy.charge
+    ctx.cache_free = not policy.charge
     usage = response.get("usage")
     if isinstance(usage, dict):
         usage_fill(ctx.usage, usage, provider="")
-    model, organization, team = plan.labels
-    cache_request_record(result=result, model=model, organization=organization, team=team)
+    if result == HIT and policy.hit is not None:
+        policy.hit()
+    else:
+        model, organization, team = plan.labels
+        cache_request_record(result=result, model=model, organization=organization, team=team)
     _saved(ctx, plan)
     http: HttpResponse
     if ctx.stream:
@@ -674,9 +687,26 @@ def cache_respond(
         http["Cache-Control"] = "no-cache"
         http["X-Accel-Buffering"] = "no"
     else:
-        http = json_response(response)
+        answer = _answer_bytes(plan.entry) if result == HIT else None
+        if answer is None:
+            http = json_response(response)
+        else:  # the answer's bytes as stored: what the miss sent, not encoded a second time
+            http = HttpResponse(answer, content_type="application/json")
     headers_apply(http, ctx, headers)
     return http
+
+
+def _answer_bytes(entry: bytes | None) -> bytes | None:
+    """The answer's JSON in a tier's entry, as written by `cache_store`: `{"t":…,"x":…,"l":…,
+    "r":<answer>}`, the answer last and only numbers before it, so its bytes run from the first
+    `"r":` (outside a string a quote is escaped, so it can only be that key) to the closing
+    brace. None for anything else (the answer is then encoded from the parsed entry)."""
+    if entry is None or not entry.startswith(b'{"t":') or not entry.endswith(b"}"):
+        return None
+    start = entry.find(b'"r":')
+    if start < 0:
+        return None
+    return entry[start + 4 : -1]
 
 
 def _saved(ctx: RequestContext, plan: CachePlan) -> None:
@@ -689,10 +719,17 @@ def _saved(ctx: RequestContext, plan: CachePlan) -> None:
             cost = cost_from_price(price=price, usage=usage)
     ctx.cache_saved_cost = cost
     ctx.cache_saved_tokens = tokens
-    model, organization, team = plan.labels
-    cache_saved_record(
-        model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
-    )
+    saved = plan.policy.saved
+    if saved is None:
+        model, organization, team = plan.labels
+        cache_saved_record(
+            model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
+        )
+        return
+    if tokens > 0:
+        saved[0](tokens)
+    if cost > 0:
+        saved[1](float(cost))
 
 
 def _event(payload: Any) -> bytes:

@@ -745,13 +745,17 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     if reservation.settled:
         return
     reservation.settled = True
-    await price_overrides_ensure()
-    provider, model, price = _price_for(ctx)
     usage = ctx.usage
     tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-    if ctx.cache_free:
+    if ctx.cache_free and ctx.deployment is None:
         # A response cache hit: no upstream call, so nothing against budgets or tpm windows
-        # (gateway/cache.py; `charge_hits` makes it cost its price like any other request).
+        # (gateway/cache.py; `charge_hits` makes it cost its price like any other request), and
+        # no price to look up (`_price_for`'s provider and model for a hit).
+        provider, model, price = "", ctx.model, None
+    else:
+        await price_overrides_ensure()
+        provider, model, price = _price_for(ctx)
+    if ctx.cache_free:
         cost = Decimal(0)
         tokens = 0
     elif price is None:

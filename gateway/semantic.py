@@ -29,6 +29,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -74,6 +75,9 @@ _CATCH_UP_SECONDS = 10.0  # how often a worker reads entries it may have missed
 _CATCH_UP_SLACK = 1000  # ids below the highest seen that are read again (commits out of order)
 _SWEEP_SECONDS = 60.0  # how often a worker drops expired entries from its indexes
 _LOAD_BATCH = 2000
+# usearch's insert threads for a rebuild's new indexes (it releases the GIL, so the event loop
+# goes on serving meanwhile): half the cores, at most 4, leaving the others to the workers.
+_REBUILD_THREADS = max(1, min((os.cpu_count() or 1) // 2, 4))
 _WRITE_BATCH = 200
 _QUEUE_MAX = 10_000  # entries waiting for the database; past it new ones are dropped (counted)
 _BROADCAST_BATCH = 100
@@ -431,8 +435,9 @@ class _Indexes:
             self._memory = (total, now)
         return self._memory[0]
 
-    def add(self, entries: list[Entry]) -> int:
-        """Index the entries not indexed yet; how many were new."""
+    def add(self, entries: list[Entry], *, threads: int = 1) -> int:
+        """Index the entries not indexed yet; how many were new. `threads`: usearch's insert
+        threads (a rebuild's indexes, searched by nobody yet)."""
         now = time.time()
         fresh: dict[PartitionKey, list[tuple[int, np.ndarray, float]]] = {}
         for label, key, vector, expires in entries:
@@ -451,7 +456,9 @@ class _Indexes:
             items = [item for item in items if item[1].shape[0] == partition.dimensions]
             if not items:
                 continue
-            partition.index.add_many([item[0] for item in items], [item[1] for item in items])
+            partition.index.add_many(
+                [item[0] for item in items], [item[1] for item in items], threads=threads
+            )
             space = self.spaces.setdefault((key[0], key[1]), OrderedDict())
             for label, _, expires in items:
                 partition.expires[label] = expires
@@ -465,6 +472,11 @@ class _Indexes:
                     self.evicted.clear()
                 self.evicted.add(oldest)
         return added
+
+    def migrate_all(self, *, threads: int) -> None:
+        """Every partition's index wholly in its graph (a rebuild's, before it goes live)."""
+        for partition in self.partitions.values():
+            partition.index.migrate_all(threads=threads)
 
     def forget(self, label: int) -> None:
         key = self.labels.pop(label, None)
@@ -680,7 +692,7 @@ def _load_in_thread(generation: int, after: int, full: bool) -> None:
             )
             entries = [_row_entry(row) for row in rows]
             if target is not None:
-                target.add(entries)
+                target.add(entries, threads=_REBUILD_THREADS)
             else:
                 _entries_add(entries)
             if rows:
@@ -692,6 +704,7 @@ def _load_in_thread(generation: int, after: int, full: bool) -> None:
         connection.close()
     if target is None:
         return
+    target.migrate_all(threads=_REBUILD_THREADS)
     with _lock:
         if generation != _state.generation:
             return

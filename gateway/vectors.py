@@ -128,8 +128,15 @@ class VectorIndex:
         self.add_many([label], [vector])
 
     def add_many(
-        self, labels: Iterable[int], vectors: Sequence[Sequence[float]] | np.ndarray
+        self,
+        labels: Iterable[int],
+        vectors: Sequence[Sequence[float]] | np.ndarray,
+        *,
+        threads: int = 1,
     ) -> None:
+        """Store each vector under its label. `threads`: how many threads usearch inserts into
+        the graph with (it releases the GIL meanwhile): more than one only where nothing else
+        waits on the cores, such as a rebuild's worker thread filling an index not searched yet."""
         import numpy as np
 
         keys = np.fromiter((_checked_label(label) for label in labels), dtype=np.uint64)
@@ -145,15 +152,34 @@ class VectorIndex:
             keys, matrix = keys[keep], matrix[keep]
         with self._lock:
             if self._graph is None and self._size() + len(keys) > EXACT_LIMIT and _graph_ok():
-                self._start_graph(batch=len(keys))
+                self._start_graph(batch=len(keys), threads=threads)
             if self._matrix is not None:
                 self._exact_add(keys, matrix)
             if self._graph is not None:
                 present = self._graph.contains(keys)
                 if present.any():
                     self._graph.remove(keys[present])
-                self._graph.add(keys, matrix, threads=1)
+                self._graph.add(keys, matrix, threads=threads)
                 self._migrate_some()
+
+    def migrate_all(self, *, threads: int = 1) -> None:
+        """Move every vector still waiting in the exact store into the graph now, in one batch
+        (a rebuild, before its index is searched: otherwise they move `MIGRATE_STEP` per later
+        add, and meanwhile a search reads the exact store)."""
+        import numpy as np
+
+        with self._lock:
+            if self._graph is None or self._matrix is None:
+                return
+            graph, row_of = self._graph, self._row_of
+            moving = [key for key in self._pending if key in row_of and not graph.contains(key)]
+            if moving:
+                rows = [self._row_of[key] for key in moving]
+                keys = np.array(moving, dtype=np.uint64)
+                self._graph.add(keys, self._matrix[rows], threads=threads)
+            self._pending = []
+            self._matrix = self._labels = None
+            self._row_of = {}
 
     def remove(self, label: int) -> None:
         """Forget `label`; nothing happens if it is absent."""
@@ -269,7 +295,7 @@ class VectorIndex:
 
     # --- the graph -----------------------------------------------------------------------------
 
-    def _start_graph(self, *, batch: int) -> None:
+    def _start_graph(self, *, batch: int, threads: int = 1) -> None:
         from usearch.index import Index
 
         assert self._matrix is not None and self._labels is not None
@@ -285,7 +311,7 @@ class VectorIndex:
         if batch >= count:
             # A batch at least as large as what is stored (a rebuild, say) pays for it all now.
             if count:
-                self._graph.add(self._labels[:count], self._matrix[:count], threads=1)
+                self._graph.add(self._labels[:count], self._matrix[:count], threads=threads)
             self._matrix = self._labels = None
             self._row_of = {}
         else:

@@ -346,6 +346,18 @@ def cache_saved_record(
         CACHE_SAVED_COST.labels(model, organization, team).inc(cost_usd)
 
 
+def cache_saved_counters(
+    *, labels: tuple[str, str, str]
+) -> tuple[Callable[[float], None], Callable[[float], None]]:
+    """`cache_saved_record`'s two counters of these labels (tokens, cost in USD), found once: the
+    response cache keeps them for a caller's model group (gateway/cache.py). Each takes an amount
+    above 0 (`Counter.inc`'s checks left out, as `cache_request_counter` does)."""
+    return (
+        CACHE_SAVED_TOKENS.labels(*labels)._value.inc,
+        CACHE_SAVED_COST.labels(*labels)._value.inc,
+    )
+
+
 def cache_redis_error_record(*, operation: str) -> None:
     CACHE_REDIS_ERRORS.labels(operation=operation).inc()
 

@@ -87,6 +87,9 @@ def test_a_repeated_request_is_answered_from_the_cache(emulated, sdk) -> None:  
     assert second.headers["x-ogem-cache-age"] == "0"
     assert "x-ogem-deployment" not in second.headers
     assert second.parse().model_dump() == first.parse().model_dump()
+    # The hit sends the stored bytes: what the miss sent, byte for byte.
+    assert second.http_response.content == first.http_response.content
+    assert second.headers["content-type"] == first.headers["content-type"]
     assert _upstream_calls(emulated) == 1
     # A field that changes the answer changes the key.
     third = _chat(sdk, messages, temperature=0.3)

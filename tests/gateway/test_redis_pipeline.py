@@ -287,3 +287,33 @@ async def test_a_connection_made_while_the_loop_was_busy_is_not_a_timeout() -> N
     await asyncio.sleep(0)  # connecting
     time.sleep(0.3)
     assert await pending == b"PONG"
+
+
+async def test_every_argument_type_reaches_redis_as_sent_the_first_time_and_the_next() -> None:
+    """Commands are encoded from pieces kept by value (`_encode`): what Redis receives is the
+    argument itself, for each type, whether its piece was made now or kept from before, a long
+    one (never kept) included; a value Redis has no form for is a TypeError."""
+    client = PipelinedRedis(REDIS_URL)
+    values: list[Any] = ["plain", "ünïcode ✓", "", 0, -17, 10**20, 2.5, b"\x00\r\n", b"x" * 5000]
+    values.append(memoryview(b"a view"))
+    for _ in range(2):
+        for value in values:
+            echoed = await client.execute("ECHO", value)
+            expected = bytes(value) if isinstance(value, memoryview) else value
+            if isinstance(expected, str):
+                expected = expected.encode()
+            elif not isinstance(expected, bytes):
+                expected = repr(expected).encode() if isinstance(value, float) else b"%d" % value
+            assert echoed == expected
+    key = f"ogem:test-pipeline:{uuid.uuid4().hex}"
+    try:
+        assert await client.execute("SET", key, b"v" * 300, "PX", 60_000) == b"OK"
+        assert await client.execute("GET", key) == b"v" * 300
+        assert 0 < await client.execute("PTTL", key) <= 60_000
+    finally:
+        await client.execute("DEL", key)
+    with pytest.raises(TypeError):
+        await client.execute("ECHO", object())
+    with pytest.raises(TypeError):
+        await client.execute("ECHO", None)
+    assert await client.execute("ECHO", "still in step") == b"still in step"

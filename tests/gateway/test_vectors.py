@@ -294,3 +294,30 @@ def test_replace_and_remove_in_the_graph() -> None:
     assert 2 not in index
     assert index.search(fresh)[0] == (1, pytest.approx(1.0, abs=GRAPH))
     assert 2 not in [label for label, _ in index.search(points[2], k=10)]
+
+
+def test_migrate_all_moves_what_is_left_into_the_graph_at_once() -> None:
+    """A rebuild adds batches smaller than what is stored, so the graph starts by migrating; its
+    `migrate_all` (before the index is searched) leaves the whole index in the graph, each
+    vector findable, with removals before it kept."""
+    points = _clustered(EXACT_LIMIT + 2000, 16, clusters=40, seed=6)
+    index = VectorIndex(dimensions=16)
+    for start in range(0, len(points), 2000):
+        index.add_many(range(start, min(start + 2000, len(points))), points[start : start + 2000])
+    assert index.kind == "migrating"
+    index.remove(11)
+    index.migrate_all(threads=2)
+    assert index.kind == "hnsw"
+    assert len(index) == len(points) - 1
+    assert 11 not in index
+    assert all(index.search(points[label])[0][0] == label for label in (0, 7, 3000, 5000))
+    index.migrate_all()  # nothing left: a no-op
+    assert index.kind == "hnsw"
+
+
+def test_a_batch_added_with_several_threads_is_searched_alike() -> None:
+    points = _clustered(EXACT_LIMIT * 2, 16, clusters=40, seed=7)
+    index = VectorIndex(dimensions=16)
+    index.add_many(range(len(points)), points, threads=2)
+    assert index.kind == "hnsw"
+    assert all(index.search(points[label])[0][0] == label for label in (1, 99, 4095, 8000))
