@@ -27,6 +27,7 @@ their usage; what never reports is recorded from what was relayed (marked estima
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -44,7 +45,7 @@ from billing.pricing import cost_from_price, deployment_price
 from gateway.auth import caller_by_key_id
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
-from gateway.errors import BudgetExceededError, GatewayError, NotFoundError
+from gateway.errors import BudgetExceededError, GatewayError, NotFoundError, RateLimitError
 from gateway.governance import (
     Admission,
     SessionHold,
@@ -52,7 +53,6 @@ from gateway.governance import (
     governance_settle,
     session_admit,
     session_release,
-    session_rules,
 )
 from gateway.guardrails.stage import (
     GuardPlan,
@@ -60,9 +60,10 @@ from gateway.guardrails.stage import (
     guard_plan,
     guard_realtime_item,
 )
-from gateway.limits import Rule
+from gateway.realtime.call_records import call_end
 from gateway.realtime.handshake import Opening, opening_resolve
-from gateway.realtime.upstream import upstream_open
+from gateway.realtime.slots import call_sideband_slot, session_slots
+from gateway.realtime.upstream import upstream_open, upstream_open_call
 from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_from_realtime
 from ogem_site.asgi_types import Receive, Scope, Send
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
@@ -70,6 +71,7 @@ from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
 from ogem_site.supervision import draining
 from providers.base import Deployment, Endpoint
 from providers.realtime import RealtimeUpstream
+from providers.registry import adapter_get
 
 logger = logging.getLogger(__name__)
 
@@ -461,13 +463,7 @@ class RealtimeSession:
         if caller is None:
             await self.key_refused(expired=False)
             return
-        self.opening = Opening(
-            caller=caller,
-            model=self.opening.model,
-            beta=self.opening.beta,
-            subprotocol=self.opening.subprotocol,
-            session=self.opening.session,
-        )
+        self.opening = dataclasses.replace(self.opening, caller=caller)
 
     async def key_refused(self, *, expired: bool) -> None:
         what = "has expired" if expired else "was revoked"
@@ -503,6 +499,7 @@ class RealtimeSession:
             await self._drain(tasks[1])
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._settle_rest()
+            await self._call_after()
             self.log()
 
     def _stopped(self, task: asyncio.Future[None]) -> None:
@@ -513,10 +510,14 @@ class RealtimeSession:
         self.end("relay stopped", CLOSE_INTERNAL)
 
     async def _drain(self, upstream_task: asyncio.Future[None]) -> None:
-        """Cancel the responses still running and wait (bounded) for their usage."""
+        """Cancel the responses still running and wait (bounded) for their usage (a call's
+        sideband cancels nothing: the call goes on without it)."""
         if self._running and self.upstream.close_code is None:
-            for response_id in list(self._running):
-                await self._upstream_send({"type": "response.cancel", "response_id": response_id})
+            if self.opening.call is None:
+                for response_id in list(self._running):
+                    await self._upstream_send(
+                        {"type": "response.cancel", "response_id": response_id}
+                    )
             self._idle.clear()
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout=settings.OGEM_REALTIME_DRAIN)
@@ -528,6 +529,23 @@ class RealtimeSession:
             await self.upstream.close(code=code)
         except Exception:  # the connection is gone already
             logger.debug("realtime: upstream close failed")
+
+    async def _call_after(self) -> None:
+        """A call's sideband ended: the call ended with it when the upstream closed it; when
+        Ogem's governance closed it (budget, key), Ogem hangs the call up too."""
+        call = self.opening.call
+        if call is None:
+            return
+        if self.close_reason in ("budget exceeded", "key revoked", "key expired"):
+            adapter = adapter_get(self.deployment.provider)
+            try:
+                assert adapter is not None
+                await adapter.realtime_call_hangup(deployment=self.deployment, call_id=call.call_id)
+            except Exception:  # the call may have ended already; its slots expire anyway
+                logger.warning("realtime call %s: the hang-up failed", call.call_id)
+        elif self.close_reason != "upstream closed":
+            return  # the sideband client left: the call goes on
+        await call_end(call, caller=self.caller)
 
     async def _settle_rest(self) -> None:
         """Responses that never reported their usage: recorded from what was relayed."""
@@ -548,7 +566,7 @@ class RealtimeSession:
     def log(self) -> None:
         logger.info(
             "realtime session %s ended (%s): key=%s model=%s deployment=%s duration=%.1fs "
-            "responses=%d cost=%s",
+            "responses=%d cost=%s%s",
             self.session_id,
             self.close_reason,
             self.caller.key_prefix or self.caller.key_name,
@@ -557,6 +575,7 @@ class RealtimeSession:
             time.monotonic() - self.started,
             self.responses,
             self.cost,
+            f" call={self.opening.call.call_id}" if self.opening.call is not None else "",
         )
 
 
@@ -648,10 +667,21 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         guardrails = config_current().guardrails
         if guardrails is not None or opening.caller.guardrails:
             guard, _ = guard_plan(ctx, settings=guardrails, body={})
-        hold = await session_admit(ctx, slots=_session_slots(ctx))
-        upstream, deployment = await upstream_open(
-            caller=opening.caller, model=opening.model, beta=opening.beta
-        )
+        if opening.call is None:
+            hold = await session_admit(ctx, slots=session_slots(ctx))
+            upstream, deployment = await upstream_open(
+                caller=opening.caller, model=opening.model, beta=opening.beta
+            )
+        else:
+            # A call's sideband: the call holds the session slots already.
+            hold = await _sideband_admit(ctx, call_id=opening.call.call_id)
+            upstream, deployment = await upstream_open_call(
+                caller=opening.caller,
+                model=opening.model,
+                deployment_id=opening.call.deployment_id,
+                call_id=opening.call.call_id,
+                beta=opening.beta,
+            )
     except Exception as exc:
         if hold is not None:
             await session_release(ctx, hold)
@@ -699,18 +729,17 @@ async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> Non
     )
 
 
-def _session_slots(ctx: RequestContext) -> list[Rule]:
-    """The concurrent-session rules of the caller's key, team and organization."""
-    caller = ctx.caller
-    ids = {"key": caller.key_id, "team": caller.team_id, "organization": caller.organization_id}
-    limits = [
-        (scope, target, limit)
-        for scope, limit in caller.realtime_sessions.items()
-        if (target := ids.get(scope)) is not None
-    ]
-    return session_rules(
-        ctx=ctx, limits=limits, lifetime_seconds=settings.OGEM_REALTIME_MAX_SECONDS + 60
-    )
+async def _sideband_admit(ctx: RequestContext, *, call_id: str) -> SessionHold:
+    try:
+        return await session_admit(ctx, slots=call_sideband_slot(ctx, call_id=call_id))
+    except BudgetExceededError:
+        raise
+    except RateLimitError as exc:  # the call's one sideband slot is taken
+        raise GatewayError(
+            "This call has a sideband connection through Ogem already.",
+            status=409,
+            code="call_sideband_open",
+        ) from exc
 
 
 def _unexpected(exc: Exception, *, session_id: str) -> GatewayError:
