@@ -61,6 +61,7 @@ from gateway.guardrails.stage import (
     guard_realtime_item,
 )
 from gateway.realtime.call_records import call_end
+from gateway.realtime.frames import audio_delta, event_type
 from gateway.realtime.handshake import Opening, opening_resolve
 from gateway.realtime.slots import call_sideband_slot, session_slots
 from gateway.realtime.upstream import upstream_open, upstream_open_call
@@ -95,6 +96,8 @@ _TEXT_DELTAS = frozenset(
     }
 )
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
+# Upstream events whose contents Ogem reads (the rest pass unread, gateway/realtime/frames.py).
+_PARSED_UPSTREAM = _TEXT_DELTAS | {"response.created", "response.done", "error"}
 
 
 def _sendable(code: int | None) -> bool:
@@ -159,9 +162,13 @@ class RealtimeSession:
     async def client_send(self, text: str) -> None:
         if not self.client_open:
             return
-        async with self._send_lock:
+        lock = self._send_lock  # acquired and released by hand: once a frame, no `async with`
+        await lock.acquire()
+        try:
             if self.client_open:
                 await self.send({"type": "websocket.send", "text": text})
+        finally:
+            lock.release()
 
     async def client_error(
         self, error: GatewayError, *, event_id: str | None = None, code: str | None = None
@@ -216,6 +223,16 @@ class RealtimeSession:
                     _invalid(f"The event is larger than {limit} bytes.", code="message_too_large")
                 )
                 continue
+            if text.endswith("}") and event_type(text) == "input_audio_buffer.append":
+                # The frame a voice session sends most, kilobytes of base64: forwarded unparsed
+                # (a malformed one inside gets the upstream's own error event); its size bounds
+                # the audio it adds to the next response's prompt.
+                self.context_tokens += (len(text) * 3 // 4) // AUDIO_BYTES_PER_TOKEN + 1
+                try:
+                    await self.upstream.send(text)
+                except websockets.ConnectionClosed:
+                    return
+                continue
             try:
                 event = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -229,16 +246,16 @@ class RealtimeSession:
                 )
                 continue
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-            event_type = event["type"]
-            if event_type == "response.create":
+            kind = event["type"]
+            if kind == "response.create":
                 if not await self.response_admit(event, event_id=event_id):
                     continue
-            elif event_type == "input_audio_buffer.append":
+            elif kind == "input_audio_buffer.append":
                 audio = event.get("audio")
                 if isinstance(audio, str):
                     self.context_tokens += (len(audio) * 3 // 4) // AUDIO_BYTES_PER_TOKEN + 1
-            elif event_type in ("conversation.item.create", "session.update"):
-                if event_type == "conversation.item.create" and self.guard is not None:
+            elif kind in ("conversation.item.create", "session.update"):
+                if kind == "conversation.item.create" and self.guard is not None:
                     try:
                         guarded = await guard_realtime_item(self.guard, event)
                     except GatewayError as error:  # a block: the item never goes upstream
@@ -307,34 +324,51 @@ class RealtimeSession:
                             if self.client_open:
                                 await self.send({"type": "websocket.send", "bytes": message})
                     continue
-                await self.upstream_event(message)
+                kind = event_type(message)
+                if kind is None or kind in _PARSED_UPSTREAM or kind in _AUDIO_DELTAS:
+                    await self.upstream_event(message, kind)
                 await self.client_send(message)
         except websockets.ConnectionClosed:
             pass
         code = self.upstream.close_code
         self.end("upstream closed", _passed_code(code))
 
-    async def upstream_event(self, text: str) -> None:
+    async def upstream_event(self, text: str, kind: str | None) -> None:
+        """Read what governance needs of an upstream event whose `type` (`kind`, None when the
+        frame's start did not show it: gateway/realtime/frames.py) Ogem governs: the whole
+        event is parsed for a response's creation and end, an error and text deltas (a few
+        bytes); an audio delta's response and length are read off the flat frame. Other events
+        never get here: they pass unread."""
+        if kind is not None and kind not in _PARSED_UPSTREAM:
+            if kind in _AUDIO_DELTAS and self._running:
+                read = audio_delta(text)
+                if read is not None:
+                    turn = self._running.get(read[0])
+                    if turn is not None:
+                        turn.audio_chars += read[1]
+                    return
+            else:
+                return  # an event Ogem does not govern: relayed unread
         try:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
             return
         if not isinstance(event, dict):
             return
-        event_type = event.get("type")
-        if event_type in _AUDIO_DELTAS or event_type in _TEXT_DELTAS:
+        kind = event.get("type")
+        if kind in _AUDIO_DELTAS or kind in _TEXT_DELTAS:
             turn = self._running.get(str(event.get("response_id")))
             delta = event.get("delta")
             if turn is not None and isinstance(delta, str):
-                if event_type in _AUDIO_DELTAS:
+                if kind in _AUDIO_DELTAS:
                     turn.audio_chars += len(delta)
                 else:
                     turn.text_bytes += len(delta)
-        elif event_type == "response.created":
+        elif kind == "response.created":
             await self.response_created(event)
-        elif event_type == "response.done":
+        elif kind == "response.done":
             await self.response_done(event)
-        elif event_type == "error":
+        elif kind == "error":
             await self.upstream_error(event)
 
     async def response_created(self, event: dict[str, Any]) -> None:

@@ -334,7 +334,15 @@ class LiveConnection:
             await self._upstream(setup_message(model=self.model, session=self.session))
 
     async def send(self, text: str) -> None:
-        event = orjson.loads(text)
+        try:
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # The relay forwards audio appends unparsed (gateway/realtime/frames.py).
+            self._error("The event is not valid JSON.", code="invalid_json", event_id=None)
+            return
+        if not isinstance(event, dict):
+            self._error("An event is a JSON object.", code="invalid_event", event_id=None)
+            return
         kind = event.get("type")
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         if kind == "session.update":

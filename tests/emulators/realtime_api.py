@@ -18,7 +18,8 @@ What it does with each client event:
   usage (input/output, text/audio, cached) — a second `response.create` while one runs is an
   `error` (`conversation_already_has_active_response`)
 - `response.cancel`: the running response stops and ends with status `cancelled`, its usage so far
-- anything else: an `error` event (`invalid_request_error`)
+- anything else, or a frame that is not JSON: an `error` event (`invalid_request_error`; the
+  session goes on)
 
 WebRTC calls (`RealtimeCalls`, served by OpenAI's HTTP emulator, tests/emulators/openai_api.py,
 on the same host as `POST /v1/realtime/calls`): each answered offer mints a call id (`rtc_...`,
@@ -65,6 +66,7 @@ class Connection:
     beta: bool
     model: str
     events: list[dict[str, Any]] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)  # frames that were not JSON
     close_code: int | None = None  # the code the client closed with
     closed: threading.Event = field(default_factory=threading.Event)
 
@@ -146,7 +148,14 @@ class _Session:
             await self.ws.close(code=self.emulator.close_after_created, reason="emulated close")
             return
         async for raw in self.ws:
-            event = json.loads(raw)
+            try:
+                event = json.loads(raw)
+            except ValueError:  # the session goes on: the client gets an error event
+                self.conn.malformed.append(raw)
+                await self.error(
+                    "The event could not be parsed as JSON.", code="invalid_json", event_id=None
+                )
+                continue
             self.conn.events.append(event)
             await self.handle(event)
 

@@ -495,3 +495,17 @@ def test_function_results_and_tools_that_do_not_translate_get_error_events(  # t
         send(ws, {"type": "response.create"})
         assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
     assert "tools" not in emulator.connections[0].setup
+
+
+def test_an_audio_append_that_is_not_json_gets_an_error_from_the_translation(  # type: ignore[no-untyped-def]
+    live_model, live_ogem, make_key
+) -> None:
+    live_model()
+    with raw_connect(live_ogem, query="model=gem", key=make_key()) as ws:
+        events_until(ws, "session.created")
+        ws.send('{"type": "input_audio_buffer.append", "audio": "AAAA",}')
+        assert events_until(ws, "error")[-1]["error"]["code"] == "invalid_json"
+        send(ws, {"type": "session.update", "session": {"output_modalities": ["text"]}})
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
