@@ -61,7 +61,7 @@ from gateway.guardrails.stage import (
     guard_realtime_item,
 )
 from gateway.realtime.call_records import call_end
-from gateway.realtime.frames import audio_delta, event_type
+from gateway.realtime.frames import delta_read, event_type
 from gateway.realtime.handshake import Opening, opening_resolve
 from gateway.realtime.slots import call_sideband_slot, session_slots
 from gateway.realtime.upstream import upstream_open, upstream_open_call
@@ -96,8 +96,10 @@ _TEXT_DELTAS = frozenset(
     }
 )
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
-# Upstream events whose contents Ogem reads (the rest pass unread, gateway/realtime/frames.py).
+# Upstream events Ogem parses (audio deltas, kilobytes each, are read off the frame; the rest
+# pass unread, gateway/realtime/frames.py).
 _PARSED_UPSTREAM = _TEXT_DELTAS | {"response.created", "response.done", "error"}
+_GOVERNED_UPSTREAM = _PARSED_UPSTREAM | _TEXT_DELTAS | _AUDIO_DELTAS
 
 
 def _sendable(code: int | None) -> bool:
@@ -325,7 +327,7 @@ class RealtimeSession:
                                 await self.send({"type": "websocket.send", "bytes": message})
                     continue
                 kind = event_type(message)
-                if kind is None or kind in _PARSED_UPSTREAM or kind in _AUDIO_DELTAS:
+                if kind is None or kind in _GOVERNED_UPSTREAM:
                     await self.upstream_event(message, kind)
                 await self.client_send(message)
         except websockets.ConnectionClosed:
@@ -335,20 +337,21 @@ class RealtimeSession:
 
     async def upstream_event(self, text: str, kind: str | None) -> None:
         """Read what governance needs of an upstream event whose `type` (`kind`, None when the
-        frame's start did not show it: gateway/realtime/frames.py) Ogem governs: the whole
-        event is parsed for a response's creation and end, an error and text deltas (a few
-        bytes); an audio delta's response and length are read off the flat frame. Other events
-        never get here: they pass unread."""
-        if kind is not None and kind not in _PARSED_UPSTREAM:
-            if kind in _AUDIO_DELTAS and self._running:
-                read = audio_delta(text)
-                if read is not None:
-                    turn = self._running.get(read[0])
-                    if turn is not None:
-                        turn.audio_chars += read[1]
-                    return
-            else:
-                return  # an event Ogem does not govern: relayed unread
+        frame's start did not show it: gateway/realtime/frames.py) Ogem governs: an audio
+        delta's response and length are read off the flat frame (kilobytes of base64 a JSON
+        parse would read whole); text deltas (a few bytes), a response's creation and end and
+        an error are parsed. Other events never get here: they pass unread."""
+        if kind in _AUDIO_DELTAS:
+            if not self._running:
+                return  # no response of this session is running: nothing to count
+            read = delta_read(text)
+            if read is not None:
+                turn = self._running.get(read[0])
+                if turn is not None:
+                    turn.audio_chars += read[1]
+                return
+        elif kind is not None and kind not in _PARSED_UPSTREAM:
+            return  # an event Ogem does not govern: relayed unread
         try:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:

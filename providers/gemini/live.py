@@ -310,7 +310,8 @@ class LiveConnection:
     # ---- OpenAI client events -> the Live API ------------------------------------------------
 
     def _event(self, event: dict[str, Any]) -> str:
-        return orjson.dumps({"event_id": _id("event"), **event}).decode()
+        # `type` first, as OpenAI writes it: the relay reads it off the frame's start.
+        return orjson.dumps({"type": event["type"], "event_id": _id("event"), **event}).decode()
 
     def _emit(self, event: dict[str, Any]) -> None:
         self._out.put_nowait(self._event(event))
