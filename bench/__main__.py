@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.vector_stores import main as vector_stores_main
 
         return vector_stores_main(argv[1:])
+    if argv[:1] == ["realtime-frames"]:
+        from bench.realtime_frames import main as realtime_frames_main
+
+        return realtime_frames_main(argv[1:])
     if argv[:1] == ["guardrails"]:
         from bench.guardrails import main as guardrails_main
 
@@ -92,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         metavar="N",
         help="N idle Realtime sessions (their memory), then the relay's cost per frame",
+    )
+    parser.add_argument(
+        "--realtime-audio",
+        action="store_true",
+        help="with --realtime: the events are 100 ms audio appends, echoed as audio deltas",
     )
     parser.add_argument(
         "--realtime-active",
@@ -282,7 +291,7 @@ def _run(
     if args.realtime:
         from bench.realtime import EchoUpstream
 
-        echo = EchoUpstream()
+        echo = EchoUpstream(audio=args.realtime_audio)
     try:
         redis_url = args.redis_url
         if redis_url is None:

@@ -5,12 +5,15 @@ An echo upstream speaking the Realtime protocol's shape (`session.created` on co
 core. Ogem holds N idle sessions (their memory: the server processes' RSS before and after,
 divided by N); then `active` of them each send `frames` events one after another, waiting for
 each echo, through Ogem and directly to the upstream: the added round-trip time, halved, is what
-relaying one frame costs (a round trip crosses Ogem twice).
+relaying one frame costs (a round trip crosses Ogem twice). With `audio` the events are what a
+voice session relays most: 100 ms `input_audio_buffer.append`s, each echoed as a 100 ms
+`response.output_audio.delta`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import statistics
@@ -34,12 +37,27 @@ EVENT = json.dumps(
     }
 )
 ECHO = json.dumps({"type": "conversation.item.added", "item": {"id": "item_1", "status": "ok"}})
+AUDIO_100MS = base64.b64encode(bytes(4800)).decode()  # 24 kHz PCM16
+AUDIO_EVENT = json.dumps({"type": "input_audio_buffer.append", "audio": AUDIO_100MS})
+AUDIO_ECHO = json.dumps(
+    {
+        "type": "response.output_audio.delta",
+        "event_id": "event_bench",
+        "response_id": "resp_bench",
+        "item_id": "item_bench",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": AUDIO_100MS,
+    }
+)
 CREATED = json.dumps({"type": "session.created", "session": {"id": "sess_bench"}})
 
 
 class EchoUpstream:
-    def __init__(self) -> None:
+    def __init__(self, *, audio: bool = False) -> None:
         self.port = free_port()
+        self.audio = audio
+        echo = AUDIO_ECHO if audio else ECHO
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
@@ -47,7 +65,7 @@ class EchoUpstream:
         async def handler(ws: ServerConnection) -> None:
             await ws.send(CREATED)
             async for _ in ws:
-                await ws.send(ECHO)
+                await ws.send(echo)
 
         async def main() -> None:
             self._stop = asyncio.Event()
@@ -82,11 +100,11 @@ async def _open(url: str, headers: dict[str, str]) -> ClientConnection:
     return ws
 
 
-async def _round_trips(ws: ClientConnection, frames: int) -> list[float]:
+async def _round_trips(ws: ClientConnection, frames: int, event: str = EVENT) -> list[float]:
     times = []
     for _ in range(frames):
         started = time.perf_counter()
-        await ws.send(EVENT)
+        await ws.send(event)
         await ws.recv()
         times.append(time.perf_counter() - started)
     return times
@@ -132,13 +150,14 @@ async def _measure(
     after = sum(rss_kib(pid) for pid in pids)
     per_session = (after - before) / sessions
     cpu_before = _cpu_seconds(pids)
-    runs = await asyncio.gather(*(_round_trips(ws, frames) for ws in opened[:active]))
+    event = AUDIO_EVENT if upstream.audio else EVENT
+    runs = await asyncio.gather(*(_round_trips(ws, frames, event) for ws in opened[:active]))
     # Each round trip is two relayed frames (client to upstream, and back): CPU per frame does
     # not move with the machine's load the way the wall-clock round trip does.
     cpu_per_frame = (_cpu_seconds(pids) - cpu_before) / (active * frames * 2) * 1e6
     relayed = [t for run in runs for t in run]
     baseline_sockets = await asyncio.gather(*(_open(direct, {}) for _ in range(active)))
-    runs = await asyncio.gather(*(_round_trips(ws, frames) for ws in baseline_sockets))
+    runs = await asyncio.gather(*(_round_trips(ws, frames, event) for ws in baseline_sockets))
     straight = [t for run in runs for t in run]
     for ws in [warm, *opened, *baseline_sockets]:
         await ws.close()
@@ -146,7 +165,8 @@ async def _measure(
     return "\n".join(
         [
             f"Realtime: {sessions} idle sessions held by one worker; {active} of them then send "
-            f"{frames} events each, one after another, waiting for each echo.",
+            f"{frames} events each, one after another, waiting for each echo"
+            f"{' (100 ms audio both ways)' if upstream.audio else ''}.",
             "",
             "| measure | value |",
             "| --- | ---: |",

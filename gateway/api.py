@@ -121,6 +121,11 @@ _post(
     multipart=True,
     summary="Set up a WebRTC Realtime call (SDP offer in, SDP answer out; OpenAI deployments)",
 )
+api.post(
+    "/realtime/calls/{call_id}/hangup",
+    summary="End a WebRTC Realtime call set up through Ogem",
+    operation_id="realtime_calls_hangup",
+)(realtime.realtime_call_hangup)
 _post(
     "/realtime/sessions",
     realtime.realtime_sessions,

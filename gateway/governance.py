@@ -883,7 +883,7 @@ class SessionHold:
 
 
 def session_rules(
-    *, ctx: RequestContext, limits: list[tuple[str, int, int]], lifetime_seconds: int
+    *, ctx: RequestContext, limits: list[tuple[str, int | str, int]], lifetime_seconds: int
 ) -> list[Rule]:
     """One parallel rule per (scope, id, limit) of `limits` ("key", "team", "organization"): a
     slot lasts at most `lifetime_seconds` even if its worker never releases it."""

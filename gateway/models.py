@@ -252,6 +252,33 @@ class RealtimeClientSecret(models.Model):
         return f"ek_{self.prefix}…"
 
 
+class RealtimeCall(models.Model):
+    """A WebRTC Realtime call set up through Ogem (`POST /v1/realtime/calls`), kept while it may
+    run: whose it is (its key, the master key's when none), its model and the deployment that
+    answered, and the concurrent-session slots it holds (taken under `hold_id`, released when
+    the call ends: hung up through Ogem, or seen ending on its sideband; else they expire).
+    A sideband WebSocket (`/v1/realtime?call_id=`) joins it only with the same key."""
+
+    call_id = models.CharField(max_length=128, unique=True)
+    key = models.ForeignKey(
+        "keys.VirtualKey", on_delete=models.CASCADE, null=True, related_name="realtime_calls"
+    )
+    model = models.CharField(max_length=200, help_text="The public model name")
+    deployment_id = models.CharField(max_length=200)
+    hold_id = models.CharField(max_length=64, help_text="The request id its slots were taken under")
+    hold_bucket = models.BigIntegerField(default=0)
+    hold_local = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.call_id
+
+
 class StoredResponse(models.Model):
     """A Responses API response (`/v1/responses`) kept for the caller's tenant.
 

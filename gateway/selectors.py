@@ -16,6 +16,7 @@ from gateway.models import (
     DebugCapture,
     GuardrailDefinition,
     ModelDeployment,
+    RealtimeCall,
     RealtimeClientSecret,
     SemanticCacheEntry,
     StoredCompletion,
@@ -242,6 +243,13 @@ def realtime_client_secret_get(*, secret: str, now: datetime) -> RealtimeClientS
     if row is None or not secret_matches(secret=secret, digest=row.digest, pepper_id=row.pepper_id):
         return None
     return row
+
+
+def realtime_call_get(*, call_id: str, now: datetime) -> RealtimeCall | None:
+    """The WebRTC call `call_id` while it may still run (not ended, not expired), else None."""
+    return RealtimeCall.objects.filter(
+        call_id=call_id, ended_at__isnull=True, expires_at__gt=now
+    ).first()
 
 
 # ---- Stored responses (the Responses API) -------------------------------------------------------

@@ -17,6 +17,7 @@ from gateway.models import (
     DebugCapture,
     GuardrailDefinition,
     ModelDeployment,
+    RealtimeCall,
     RealtimeClientSecret,
     SemanticCacheEntry,
     StoredCompletion,
@@ -337,6 +338,39 @@ def realtime_client_secret_create(
         expires_at=expires_at,
     )
     return new.secret, row
+
+
+def realtime_call_create(
+    *,
+    call_id: str,
+    key_id: int | None,
+    model: str,
+    deployment_id: str,
+    hold_id: str,
+    hold_bucket: int,
+    hold_local: bool,
+    expires_at: datetime,
+    now: datetime,
+) -> RealtimeCall:
+    """Record a WebRTC call set up through Ogem; calls past their expiry are deleted on the way."""
+    RealtimeCall.objects.filter(expires_at__lte=now).delete()
+    return RealtimeCall.objects.create(
+        call_id=call_id,
+        key_id=key_id,
+        model=model,
+        deployment_id=deployment_id,
+        hold_id=hold_id,
+        hold_bucket=hold_bucket,
+        hold_local=hold_local,
+        expires_at=expires_at,
+    )
+
+
+def realtime_call_end(*, call_id: str, now: datetime) -> bool:
+    """Mark a call ended; True for the one caller that ended it (who then frees its slots)."""
+    return bool(
+        RealtimeCall.objects.filter(call_id=call_id, ended_at__isnull=True).update(ended_at=now)
+    )
 
 
 # ---- Stored responses (the Responses API) -------------------------------------------------------

@@ -201,6 +201,10 @@ class ProviderAdapter:
         `POST /realtime/calls`, overridden where the provider serves it)."""
         raise InvalidRequestError(f"Provider {self.name} does not serve WebRTC Realtime calls.")
 
+    async def realtime_call_hangup(self, *, deployment: Deployment, call_id: str) -> None:
+        """End a WebRTC call (OpenAI's `POST /realtime/calls/{call_id}/hangup`)."""
+        raise InvalidRequestError(f"Provider {self.name} does not serve WebRTC Realtime calls.")
+
     def realtime_live_model(self, deployment: Deployment) -> str | None:
         """The model resource of a Gemini Live API session (`setup.model`); None for an
         upstream that speaks OpenAI's Realtime protocol itself."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -24,14 +24,22 @@ RealtimeUpstream = ClientConnection | LiveConnection
 
 
 async def realtime_connect(
-    *, adapter: ProviderAdapter, deployment: Deployment, beta: bool, open_timeout: float
+    *,
+    adapter: ProviderAdapter,
+    deployment: Deployment,
+    beta: bool,
+    open_timeout: float,
+    call_id: str | None = None,
 ) -> RealtimeUpstream:
-    """An open WebSocket (a Gemini Live API one wrapped in its translation); raises
+    """An open WebSocket (a Gemini Live API one wrapped in its translation; with `call_id`, the
+    sideband of that WebRTC call: `?call_id=` instead of `?model=`); raises
     UpstreamUnavailableError (naming no secret) when it cannot."""
     live_model = adapter.realtime_live_model(deployment)
     options: dict[str, object] = {}
     try:
         url, headers = await adapter.realtime_address(deployment)
+        if call_id is not None:
+            url = f"{url.partition('?')[0]}?call_id={quote(call_id, safe='')}"
         if beta and live_model is None:
             headers = {**headers, "OpenAI-Beta": "realtime=v1"}
         if deployment.address_policy is not None:

@@ -9,8 +9,11 @@ over), and sends the offer upstream with the deployment's key and upstream model
 client secret's session configuration first, the client's over it). The SDP answer comes back as
 it came (201, `application/sdp`, the upstream's `Location`).
 
-The call's audio and events then flow between the client and OpenAI directly: Ogem sees none of
-them, so neither per-response limits nor usage apply to a call (docs/realtime.md).
+The call takes the caller's concurrent-session slots (as a WebSocket session does) and is
+recorded (gateway/realtime/call_records.py: key, model, deployment) so that its sideband
+WebSocket (`/v1/realtime?call_id=`) can join it through Ogem, governed like a session, and
+`POST /v1/realtime/calls/{call_id}/hangup` can end it. Its audio and data channel flow between
+the client and OpenAI directly: what Ogem sees of the call is what its sideband sees.
 """
 
 from __future__ import annotations
@@ -29,15 +32,19 @@ from gateway.errors import (
     AuthenticationError,
     GatewayError,
     InvalidRequestError,
+    NotFoundError,
     UpstreamUnavailableError,
 )
 from gateway.governance import session_admit, session_release
 from gateway.health import health_available, health_failure, health_policy, health_success
+from gateway.realtime.call_records import call_end, call_find, call_id_from_location, call_record
 from gateway.realtime.handshake import credential_resolve
+from gateway.realtime.slots import session_slots
+from gateway.realtime.upstream import call_deployment
 from gateway.registry import registry_get
 from gateway.router import deployments_for
 from gateway.strategies.base import weighted_shuffle
-from providers.base import Endpoint
+from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
 
 logger = logging.getLogger(__name__)
@@ -118,9 +125,42 @@ async def call_create(request: HttpRequest) -> tuple[str, str | None]:
         request_id=f"rtc_{uuid.uuid4().hex}", endpoint=Endpoint.REALTIME, caller=caller
     )
     ctx.model = model
-    # Every budget must have room, as for a WebSocket session; a call holds no slot (Ogem
-    # cannot see it end).
-    await session_release(ctx, await session_admit(ctx, slots=[]))
+    # Every budget must have room and the call takes its concurrent-session slots, as a
+    # WebSocket session does; they are freed when the call ends (or expire).
+    hold = await session_admit(ctx, slots=session_slots(ctx))
+    try:
+        answer, deployment_id = await _offer_pass(
+            ctx, pool=pool, sdp=sdp, session=session, bound=bound
+        )
+    except BaseException:
+        await session_release(ctx, hold)
+        raise
+    call_id = call_id_from_location(answer[1])
+    if not call_id:  # an upstream that names no call: nothing to follow it by
+        await session_release(ctx, hold)
+        return answer
+    await call_record(
+        call_id=call_id,
+        caller=caller,
+        model=model,
+        deployment_id=deployment_id,
+        hold_id=ctx.request_id,
+        hold=hold,
+    )
+    return answer
+
+
+async def _offer_pass(
+    ctx: RequestContext,
+    *,
+    pool: list[Deployment],
+    sdp: str,
+    session: dict[str, Any],
+    bound: dict[str, Any],
+) -> tuple[tuple[str, str | None], str]:
+    """The offer through routing's order of the OpenAI deployments: the answer and the id of
+    the deployment that gave it."""
+    caller, model = ctx.caller, ctx.model
     config = {"type": "realtime", **bound, **session}
     usable, circuits, _ = await health_available(pool)
     remaining = list(usable)
@@ -146,7 +186,34 @@ async def call_create(request: HttpRequest) -> tuple[str, str | None]:
             model,
             deployment.id,
         )
-        return answer
+        return answer, deployment.id
     raise last or UpstreamUnavailableError(
         f"No deployment of `{model}` is available for WebRTC calls.", provider="ogem"
     )
+
+
+async def call_hangup(request: HttpRequest, *, call_id: str) -> None:
+    """`POST /v1/realtime/calls/{call_id}/hangup`: passed to the call's deployment, by the key
+    that set the call up (another key's call is 404); the call's slots are freed."""
+    secret = credential_from_request(request)
+    if secret is None:
+        raise AuthenticationError(
+            "Missing API key: send it as `Authorization: Bearer KEY`.", code="missing_api_key"
+        )
+    caller, _, _ = await credential_resolve(secret, model="")
+    call = await call_find(call_id)
+    if call is None or not call.owned_by(caller):
+        raise NotFoundError(
+            f"No WebRTC call `{call_id}` of this key is in progress.",
+            code="call_not_found",
+            param="call_id",
+        )
+    deployment = call_deployment(caller=caller, model=call.model, deployment_id=call.deployment_id)
+    adapter = adapter_get(deployment.provider)
+    assert adapter is not None
+    try:
+        await adapter.realtime_call_hangup(deployment=deployment, call_id=call.call_id)
+    except GatewayError as error:
+        if error.status != 404:  # a call the upstream has ended already is over all the same
+            raise
+    await call_end(call, caller=caller)

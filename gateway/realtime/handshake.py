@@ -17,7 +17,13 @@ from asgiref.sync import sync_to_async
 
 from gateway.auth import caller_by_key_id, caller_from_secret
 from gateway.context import Caller
-from gateway.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
+from gateway.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from gateway.realtime.call_records import CallRef, call_find
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
@@ -32,6 +38,8 @@ class Opening:
     subprotocol: str | None  # the one to accept: never the one that carries the key
     # A client secret's session configuration, sent upstream as the session opens.
     session: dict[str, Any] = field(default_factory=dict)
+    # The WebRTC call a sideband connection (`?call_id=`) joins.
+    call: CallRef | None = None
 
 
 def scope_headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -80,6 +88,24 @@ async def opening_resolve(scope: dict[str, Any]) -> Opening:
             "Missing API key: send it as `Authorization: Bearer KEY` or in the "
             "`openai-insecure-api-key.KEY` subprotocol.",
             code="missing_api_key",
+        )
+    call_id = (query.get("call_id") or [""])[0].strip()
+    if call_id:
+        caller, _, _ = await credential_resolve(secret, model="")
+        call = await call_find(call_id)
+        if call is None or not call.owned_by(caller):
+            # Another key's call is as unknown as one that never was.
+            raise NotFoundError(
+                f"No WebRTC call `{call_id}` of this key is in progress.",
+                code="call_not_found",
+                param="call_id",
+            )
+        return Opening(
+            caller=caller,
+            model=call.model,
+            beta=beta,
+            subprotocol=_subprotocol(protocols),
+            call=call,
         )
     caller, model, session = await credential_resolve(secret, model=model)
     if not model:

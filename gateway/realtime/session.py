@@ -27,6 +27,7 @@ their usage; what never reports is recorded from what was relayed (marked estima
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -44,7 +45,7 @@ from billing.pricing import cost_from_price, deployment_price
 from gateway.auth import caller_by_key_id
 from gateway.config import config_current
 from gateway.context import Caller, RequestContext
-from gateway.errors import BudgetExceededError, GatewayError, NotFoundError
+from gateway.errors import BudgetExceededError, GatewayError, NotFoundError, RateLimitError
 from gateway.governance import (
     Admission,
     SessionHold,
@@ -52,7 +53,6 @@ from gateway.governance import (
     governance_settle,
     session_admit,
     session_release,
-    session_rules,
 )
 from gateway.guardrails.stage import (
     GuardPlan,
@@ -60,9 +60,11 @@ from gateway.guardrails.stage import (
     guard_plan,
     guard_realtime_item,
 )
-from gateway.limits import Rule
+from gateway.realtime.call_records import call_end
+from gateway.realtime.frames import delta_read, event_type
 from gateway.realtime.handshake import Opening, opening_resolve
-from gateway.realtime.upstream import upstream_open
+from gateway.realtime.slots import call_sideband_slot, session_slots
+from gateway.realtime.upstream import upstream_open, upstream_open_call
 from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_from_realtime
 from gateway.tracing import (
     RequestTrace,
@@ -79,6 +81,7 @@ from ogem_site.metrics import REALTIME_SESSIONS, REALTIME_SESSIONS_ENDED
 from ogem_site.supervision import draining
 from providers.base import Deployment, Endpoint
 from providers.realtime import RealtimeUpstream
+from providers.registry import adapter_get
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,10 @@ _TEXT_DELTAS = frozenset(
     }
 )
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
+# Upstream events Ogem parses (audio deltas, kilobytes each, are read off the frame; the rest
+# pass unread, gateway/realtime/frames.py).
+_PARSED_UPSTREAM = _TEXT_DELTAS | {"response.created", "response.done", "error"}
+_GOVERNED_UPSTREAM = _PARSED_UPSTREAM | _TEXT_DELTAS | _AUDIO_DELTAS
 
 
 def _sendable(code: int | None) -> bool:
@@ -168,9 +175,13 @@ class RealtimeSession:
     async def client_send(self, text: str) -> None:
         if not self.client_open:
             return
-        async with self._send_lock:
+        lock = self._send_lock  # acquired and released by hand: once a frame, no `async with`
+        await lock.acquire()
+        try:
             if self.client_open:
                 await self.send({"type": "websocket.send", "text": text})
+        finally:
+            lock.release()
 
     async def client_error(
         self, error: GatewayError, *, event_id: str | None = None, code: str | None = None
@@ -225,6 +236,16 @@ class RealtimeSession:
                     _invalid(f"The event is larger than {limit} bytes.", code="message_too_large")
                 )
                 continue
+            if text.endswith("}") and event_type(text) == "input_audio_buffer.append":
+                # The frame a voice session sends most, kilobytes of base64: forwarded unparsed
+                # (a malformed one inside gets the upstream's own error event); its size bounds
+                # the audio it adds to the next response's prompt.
+                self.context_tokens += (len(text) * 3 // 4) // AUDIO_BYTES_PER_TOKEN + 1
+                try:
+                    await self.upstream.send(text)
+                except websockets.ConnectionClosed:
+                    return
+                continue
             try:
                 event = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -238,16 +259,16 @@ class RealtimeSession:
                 )
                 continue
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-            event_type = event["type"]
-            if event_type == "response.create":
+            kind = event["type"]
+            if kind == "response.create":
                 if not await self.response_admit(event, event_id=event_id):
                     continue
-            elif event_type == "input_audio_buffer.append":
+            elif kind == "input_audio_buffer.append":
                 audio = event.get("audio")
                 if isinstance(audio, str):
                     self.context_tokens += (len(audio) * 3 // 4) // AUDIO_BYTES_PER_TOKEN + 1
-            elif event_type in ("conversation.item.create", "session.update"):
-                if event_type == "conversation.item.create" and self.guard is not None:
+            elif kind in ("conversation.item.create", "session.update"):
+                if kind == "conversation.item.create" and self.guard is not None:
                     try:
                         guarded = await guard_realtime_item(self.guard, event)
                     except GatewayError as error:  # a block: the item never goes upstream
@@ -326,34 +347,52 @@ class RealtimeSession:
                             if self.client_open:
                                 await self.send({"type": "websocket.send", "bytes": message})
                     continue
-                await self.upstream_event(message)
+                kind = event_type(message)
+                if kind is None or kind in _GOVERNED_UPSTREAM:
+                    await self.upstream_event(message, kind)
                 await self.client_send(message)
         except websockets.ConnectionClosed:
             pass
         code = self.upstream.close_code
         self.end("upstream closed", _passed_code(code))
 
-    async def upstream_event(self, text: str) -> None:
+    async def upstream_event(self, text: str, kind: str | None) -> None:
+        """Read what governance needs of an upstream event whose `type` (`kind`, None when the
+        frame's start did not show it: gateway/realtime/frames.py) Ogem governs: an audio
+        delta's response and length are read off the flat frame (kilobytes of base64 a JSON
+        parse would read whole); text deltas (a few bytes), a response's creation and end and
+        an error are parsed. Other events never get here: they pass unread."""
+        if kind in _AUDIO_DELTAS:
+            if not self._running:
+                return  # no response of this session is running: nothing to count
+            read = delta_read(text)
+            if read is not None:
+                turn = self._running.get(read[0])
+                if turn is not None:
+                    turn.audio_chars += read[1]
+                return
+        elif kind is not None and kind not in _PARSED_UPSTREAM:
+            return  # an event Ogem does not govern: relayed unread
         try:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
             return
         if not isinstance(event, dict):
             return
-        event_type = event.get("type")
-        if event_type in _AUDIO_DELTAS or event_type in _TEXT_DELTAS:
+        kind = event.get("type")
+        if kind in _AUDIO_DELTAS or kind in _TEXT_DELTAS:
             turn = self._running.get(str(event.get("response_id")))
             delta = event.get("delta")
             if turn is not None and isinstance(delta, str):
-                if event_type in _AUDIO_DELTAS:
+                if kind in _AUDIO_DELTAS:
                     turn.audio_chars += len(delta)
                 else:
                     turn.text_bytes += len(delta)
-        elif event_type == "response.created":
+        elif kind == "response.created":
             await self.response_created(event)
-        elif event_type == "response.done":
+        elif kind == "response.done":
             await self.response_done(event)
-        elif event_type == "error":
+        elif kind == "error":
             await self.upstream_error(event)
 
     async def response_created(self, event: dict[str, Any]) -> None:
@@ -486,13 +525,7 @@ class RealtimeSession:
         if caller is None:
             await self.key_refused(expired=False)
             return
-        self.opening = Opening(
-            caller=caller,
-            model=self.opening.model,
-            beta=self.opening.beta,
-            subprotocol=self.opening.subprotocol,
-            session=self.opening.session,
-        )
+        self.opening = dataclasses.replace(self.opening, caller=caller)
 
     async def key_refused(self, *, expired: bool) -> None:
         what = "has expired" if expired else "was revoked"
@@ -534,6 +567,7 @@ class RealtimeSession:
                     reason=self.close_reason or "relay stopped",
                     responses=self.responses,
                 )
+            await self._call_after()
             self.log()
 
     def _stopped(self, task: asyncio.Future[None]) -> None:
@@ -544,10 +578,14 @@ class RealtimeSession:
         self.end("relay stopped", CLOSE_INTERNAL)
 
     async def _drain(self, upstream_task: asyncio.Future[None]) -> None:
-        """Cancel the responses still running and wait (bounded) for their usage."""
+        """Cancel the responses still running and wait (bounded) for their usage (a call's
+        sideband cancels nothing: the call goes on without it)."""
         if self._running and self.upstream.close_code is None:
-            for response_id in list(self._running):
-                await self._upstream_send({"type": "response.cancel", "response_id": response_id})
+            if self.opening.call is None:
+                for response_id in list(self._running):
+                    await self._upstream_send(
+                        {"type": "response.cancel", "response_id": response_id}
+                    )
             self._idle.clear()
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout=settings.OGEM_REALTIME_DRAIN)
@@ -559,6 +597,23 @@ class RealtimeSession:
             await self.upstream.close(code=code)
         except Exception:  # the connection is gone already
             logger.debug("realtime: upstream close failed")
+
+    async def _call_after(self) -> None:
+        """A call's sideband ended: the call ended with it when the upstream closed it; when
+        Ogem's governance closed it (budget, key), Ogem hangs the call up too."""
+        call = self.opening.call
+        if call is None:
+            return
+        if self.close_reason in ("budget exceeded", "key revoked", "key expired"):
+            adapter = adapter_get(self.deployment.provider)
+            try:
+                assert adapter is not None
+                await adapter.realtime_call_hangup(deployment=self.deployment, call_id=call.call_id)
+            except Exception:  # the call may have ended already; its slots expire anyway
+                logger.warning("realtime call %s: the hang-up failed", call.call_id)
+        elif self.close_reason != "upstream closed":
+            return  # the sideband client left: the call goes on
+        await call_end(call, caller=self.caller)
 
     async def _settle_rest(self) -> None:
         """Responses that never reported their usage: recorded from what was relayed."""
@@ -579,7 +634,7 @@ class RealtimeSession:
     def log(self) -> None:
         logger.info(
             "realtime session %s ended (%s): key=%s model=%s deployment=%s duration=%.1fs "
-            "responses=%d cost=%s",
+            "responses=%d cost=%s%s",
             self.session_id,
             self.close_reason,
             self.caller.key_prefix or self.caller.key_name,
@@ -588,6 +643,7 @@ class RealtimeSession:
             time.monotonic() - self.started,
             self.responses,
             self.cost,
+            f" call={self.opening.call.call_id}" if self.opening.call is not None else "",
         )
 
 
@@ -679,10 +735,21 @@ async def realtime_asgi(scope: Scope, receive: Receive, send: Send) -> None:
         guardrails = config_current().guardrails
         if guardrails is not None or opening.caller.guardrails:
             guard, _ = guard_plan(ctx, settings=guardrails, body={})
-        hold = await session_admit(ctx, slots=_session_slots(ctx))
-        upstream, deployment = await upstream_open(
-            caller=opening.caller, model=opening.model, beta=opening.beta
-        )
+        if opening.call is None:
+            hold = await session_admit(ctx, slots=session_slots(ctx))
+            upstream, deployment = await upstream_open(
+                caller=opening.caller, model=opening.model, beta=opening.beta
+            )
+        else:
+            # A call's sideband: the call holds the session slots already.
+            hold = await _sideband_admit(ctx, call_id=opening.call.call_id)
+            upstream, deployment = await upstream_open_call(
+                caller=opening.caller,
+                model=opening.model,
+                deployment_id=opening.call.deployment_id,
+                call_id=opening.call.call_id,
+                beta=opening.beta,
+            )
     except Exception as exc:
         if hold is not None:
             await session_release(ctx, hold)
@@ -740,18 +807,17 @@ async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> Non
     )
 
 
-def _session_slots(ctx: RequestContext) -> list[Rule]:
-    """The concurrent-session rules of the caller's key, team and organization."""
-    caller = ctx.caller
-    ids = {"key": caller.key_id, "team": caller.team_id, "organization": caller.organization_id}
-    limits = [
-        (scope, target, limit)
-        for scope, limit in caller.realtime_sessions.items()
-        if (target := ids.get(scope)) is not None
-    ]
-    return session_rules(
-        ctx=ctx, limits=limits, lifetime_seconds=settings.OGEM_REALTIME_MAX_SECONDS + 60
-    )
+async def _sideband_admit(ctx: RequestContext, *, call_id: str) -> SessionHold:
+    try:
+        return await session_admit(ctx, slots=call_sideband_slot(ctx, call_id=call_id))
+    except BudgetExceededError:
+        raise
+    except RateLimitError as exc:  # the call's one sideband slot is taken
+        raise GatewayError(
+            "This call has a sideband connection through Ogem already.",
+            status=409,
+            code="call_sideband_open",
+        ) from exc
 
 
 def _unexpected(exc: Exception, *, session_id: str) -> GatewayError:

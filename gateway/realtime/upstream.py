@@ -65,7 +65,33 @@ async def upstream_open(
     )
 
 
-async def _connect(deployment: Deployment, *, beta: bool) -> RealtimeUpstream:
+def call_deployment(*, caller: Caller, model: str, deployment_id: str) -> Deployment:
+    """The deployment a WebRTC call was set up on (the caller must still be allowed the model:
+    404/403 as for a session); 503 when it is no longer configured."""
+    pool = deployments_for(
+        caller=caller, model=model, endpoint=Endpoint.REALTIME, registry=registry_get()
+    )
+    for deployment in pool:
+        if deployment.id == deployment_id:
+            return deployment
+    raise UpstreamUnavailableError(
+        f"The deployment of this call is no longer configured for `{model}`.", provider="ogem"
+    )
+
+
+async def upstream_open_call(
+    *, caller: Caller, model: str, deployment_id: str, call_id: str, beta: bool
+) -> tuple[RealtimeUpstream, Deployment]:
+    """The sideband WebSocket of a WebRTC call, on the deployment that answered its offer (a
+    call lives there: there is no other to fail over to)."""
+    deployment = call_deployment(caller=caller, model=model, deployment_id=deployment_id)
+    connection = await _connect(deployment, beta=beta, call_id=call_id)
+    return connection, deployment
+
+
+async def _connect(
+    deployment: Deployment, *, beta: bool, call_id: str | None = None
+) -> RealtimeUpstream:
     adapter = adapter_get(deployment.provider)
     assert adapter is not None  # deployments_for keeps only deployments with an adapter
     return await realtime_connect(
@@ -73,4 +99,5 @@ async def _connect(deployment: Deployment, *, beta: bool) -> RealtimeUpstream:
         deployment=deployment,
         beta=beta,
         open_timeout=settings.OGEM_REALTIME_CONNECT_TIMEOUT,
+        call_id=call_id,
     )

@@ -24,7 +24,7 @@ from gateway.auth import caller_authenticate
 from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError
-from gateway.realtime.calls import call_create
+from gateway.realtime.calls import call_create, call_hangup
 from gateway.registry import registry_get
 from gateway.responses import json_response
 from gateway.router import deployments_for
@@ -164,3 +164,9 @@ async def realtime_calls(request: HttpRequest) -> HttpResponse:
     if location:
         response["Location"] = location
     return response
+
+
+async def realtime_call_hangup(request: HttpRequest, call_id: str) -> HttpResponse:
+    """End a WebRTC call set up through Ogem (gateway/realtime/calls.py): 200, no body."""
+    await call_hangup(request, call_id=call_id)
+    return HttpResponse(status=200)

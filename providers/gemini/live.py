@@ -29,7 +29,17 @@ Server messages: `serverContent.modelTurn` text parts -> `response.output_text.d
 (`inlineData`, 24 kHz PCM16) -> `response.output_audio.delta`; `outputTranscription` ->
 `response.output_audio_transcript.delta`; `turnComplete` (with `usageMetadata`, which may come
 in the same message or just after) -> the `.done` events and `response.done` with the usage
-in OpenAI's shape; `interrupted` -> the response ends `cancelled`. Tool calls are not translated.
+in OpenAI's shape; `interrupted` -> the response ends `cancelled`.
+
+Function tools: the session's `tools` (OpenAI's flat `{"type": "function", "name", "description",
+"parameters"}`) go into `setup.tools[].functionDeclarations` (the JSON Schema converted as for
+chat completions; none under `tool_choice: "none"`). A `toolCall` ends the running response with
+one `function_call` output item per call (`response.output_item.added`,
+`response.function_call_arguments.delta` and `.done`, `response.output_item.done`), then
+`response.done` once the usage is known; the call's `call_id` is Gemini's call `id` (Vertex AI
+gives none: Ogem makes one and answers by name). A client `function_call_output` item is kept
+and sent as `toolResponse.functionResponses` with the next `response.create` (its `output`, a
+JSON object as it is, else `{"output": text}`), when Gemini goes on with the turn.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+
+from providers.errors import InvalidRequestError
+from providers.gemini.translate import schema_to_gemini
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +165,34 @@ def _max_output(session: dict[str, Any]) -> int | None:
 
 
 # What `setup` fixes: changing these once it went out is refused.
-_FIXED = ("instructions", "output_modalities", "modalities", "max_output_tokens")
+_FIXED = ("instructions", "output_modalities", "modalities", "max_output_tokens", "tools")
+
+
+def _declarations(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The session's function tools as Live API `functionDeclarations` (none under
+    `tool_choice: "none"`: the Live API's setup has no tool choice of its own). Raises
+    InvalidRequestError for a tool that is not a named function."""
+    tools = session.get("tools") or []
+    if session.get("tool_choice") == "none" or not isinstance(tools, list):
+        return []
+    declarations = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise InvalidRequestError(
+                "Only function tools are translated to the Gemini Live API.", param="tools"
+            )
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise InvalidRequestError("A function tool needs a `name`.", param="tools")
+        declaration: dict[str, Any] = {"name": tool["name"]}
+        if tool.get("description"):
+            declaration["description"] = str(tool["description"])
+        parameters = schema_to_gemini(tool.get("parameters") or {})
+        # Gemini refuses an OBJECT schema without properties: a function without parameters
+        # leaves it out.
+        if parameters.get("properties"):
+            declaration["parameters"] = parameters
+        declarations.append(declaration)
+    return declarations
 
 
 def setup_message(*, model: str, session: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +209,8 @@ def setup_message(*, model: str, session: dict[str, Any]) -> dict[str, Any]:
         setup["outputAudioTranscription"] = {}  # OpenAI's audio responses carry a transcript
     if not _turn_detection(session):
         setup["realtimeInputConfig"] = {"automaticActivityDetection": {"disabled": True}}
+    if declarations := _declarations(session):
+        setup["tools"] = [{"functionDeclarations": declarations}]
     return {"setup": setup}
 
 
@@ -183,10 +225,22 @@ def _item_text(item: dict[str, Any]) -> str:
 
 
 @dataclass
+class _Call:
+    """A function call of the model: its OpenAI item, and what answers it upstream."""
+
+    item_id: str
+    call_id: str
+    name: str
+    gemini_id: str | None  # the Live API's call id (the Gemini API's; Vertex AI gives none)
+    arguments: str
+
+
+@dataclass
 class _Response:
     id: str
     item_id: str
     audio: bool
+    calls: list[_Call] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
     usage: dict[str, Any] | None = None
@@ -220,6 +274,8 @@ class LiveConnection:
         self._turns: list[dict[str, Any]] = []  # items not yet sent upstream
         self._items: list[str] = []  # item ids, for previous_item_id
         self._audio_open = False  # manual activity: activityStart sent, no activityEnd yet
+        self._calls: dict[str, _Call] = {}  # call_id -> the call, until it is answered
+        self._tool_responses: list[dict[str, Any]] = []  # answers not yet sent upstream
         self._response: _Response | None = None
         self._out: asyncio.Queue[str | None] = asyncio.Queue()
         self._out.put_nowait(self._event({"type": "session.created", "session": self.session}))
@@ -254,7 +310,8 @@ class LiveConnection:
     # ---- OpenAI client events -> the Live API ------------------------------------------------
 
     def _event(self, event: dict[str, Any]) -> str:
-        return orjson.dumps({"event_id": _id("event"), **event}).decode()
+        # `type` first, as OpenAI writes it: the relay reads it off the frame's start.
+        return orjson.dumps({"type": event["type"], "event_id": _id("event"), **event}).decode()
 
     def _emit(self, event: dict[str, Any]) -> None:
         self._out.put_nowait(self._event(event))
@@ -278,7 +335,15 @@ class LiveConnection:
             await self._upstream(setup_message(model=self.model, session=self.session))
 
     async def send(self, text: str) -> None:
-        event = orjson.loads(text)
+        try:
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # The relay forwards audio appends unparsed (gateway/realtime/frames.py).
+            self._error("The event is not valid JSON.", code="invalid_json", event_id=None)
+            return
+        if not isinstance(event, dict):
+            self._error("An event is a JSON object.", code="invalid_event", event_id=None)
+            return
         kind = event.get("type")
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         if kind == "session.update":
@@ -322,6 +387,12 @@ class LiveConnection:
                     event_id=event_id,
                 )
                 return
+        merged = {**self.session, **update}
+        try:
+            _declarations(merged)
+        except InvalidRequestError as error:
+            self._error(error.message, code="invalid_value", event_id=event_id)
+            return
         self.session.update({k: v for k, v in update.items() if k not in ("id", "object")})
         self._emit({"type": "session.updated", "session": self.session})
 
@@ -335,6 +406,9 @@ class LiveConnection:
             )
 
     async def _item_create(self, item: Any, *, event_id: str | None) -> None:
+        if isinstance(item, dict) and item.get("type") == "function_call_output":
+            await self._call_output(item, event_id=event_id)
+            return
         if not isinstance(item, dict) or item.get("type", "message") != "message":
             self._error(
                 "Only message items are translated to the Gemini Live API.",
@@ -346,6 +420,40 @@ class LiveConnection:
         role = "model" if item.get("role") == "assistant" else "user"
         self._turns.append({"role": role, "parts": [{"text": _item_text(item)}]})
         await self._setup()
+        self._item_added(item)
+
+    async def _call_output(self, item: dict[str, Any], *, event_id: str | None) -> None:
+        """A function's result: kept for the next response.create (as OpenAI waits for one)."""
+        call = self._calls.pop(str(item.get("call_id") or ""), None)
+        if call is None:
+            self._error(
+                f"No function call of this session has the call_id {item.get('call_id')!r}.",
+                code="invalid_value",
+                event_id=event_id,
+            )
+            return
+        output = item.get("output")
+        text = output if isinstance(output, str) else orjson.dumps(output).decode()
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parsed = None
+        # `response` is an object: a JSON object goes as it is, anything else under "output",
+        # the key Gemini reads a function's output from.
+        answer: dict[str, Any] = {
+            "name": call.name,
+            "response": parsed if isinstance(parsed, dict) else {"output": text},
+        }
+        if call.gemini_id is not None:
+            answer = {"id": call.gemini_id, **answer}
+        self._tool_responses.append(answer)
+        item = {
+            "id": _id("item"),
+            "object": "realtime.item",
+            "status": "completed",
+            **item,
+            "output": text,
+        }
         self._item_added(item)
 
     async def _audio_append(self, audio: Any) -> None:
@@ -392,7 +500,14 @@ class LiveConnection:
             return
         await self._setup()
         self._response_start()
-        if self._audio_open:
+        if self._tool_responses:
+            # The model goes on with the turn its calls paused once it has their results.
+            if self._turns:
+                await self._upstream({"clientContent": {"turns": self._turns}})
+                self._turns = []
+            responses, self._tool_responses = self._tool_responses, []
+            await self._upstream({"toolResponse": {"functionResponses": responses}})
+        elif self._audio_open:
             if self._turns:  # text items first, without ending the turn: the audio ends it
                 await self._upstream({"clientContent": {"turns": self._turns}})
             self._turns = []
@@ -510,7 +625,12 @@ class LiveConnection:
     def _server_message(self, message: dict[str, Any]) -> None:
         content = message.get("serverContent")
         usage = message.get("usageMetadata")
+        tool_call = message.get("toolCall")
         response = self._response
+        if isinstance(tool_call, dict):
+            if response is None or response.finished:
+                response = self._response_start()  # a call the model made by itself
+            self._tool_call(response, tool_call)
         if isinstance(content, dict):
             if response is None or response.finished:
                 if not (content.get("modelTurn") or content.get("outputTranscription")):
@@ -549,6 +669,85 @@ class LiveConnection:
                 loop = asyncio.get_running_loop()
                 response.grace = loop.call_later(USAGE_GRACE_SECONDS, self._finish, response)
 
+    def _tool_call(self, response: _Response, tool_call: dict[str, Any]) -> None:
+        """The model's function calls: each an output item with its arguments; they end the
+        response (as OpenAI's do), reported once its usage is known."""
+        for call in tool_call.get("functionCalls") or ():
+            if not isinstance(call, dict) or response.cancelled:
+                continue
+            gemini_id = call.get("id") if isinstance(call.get("id"), str) else None
+            args = call.get("args") if isinstance(call.get("args"), dict) else {}
+            entry = _Call(
+                item_id=_id("item"),
+                call_id=gemini_id or _id("call"),
+                name=str(call.get("name") or ""),
+                gemini_id=gemini_id,
+                arguments=orjson.dumps(args).decode(),
+            )
+            response.calls.append(entry)
+            self._calls[entry.call_id] = entry
+            where = {
+                "response_id": response.id,
+                "item_id": entry.item_id,
+                "output_index": self._call_index(response, entry),
+            }
+            self._emit(
+                {
+                    "type": "response.output_item.added",
+                    "response_id": response.id,
+                    "output_index": where["output_index"],
+                    "item": self._call_item(entry, "in_progress"),
+                }
+            )
+            self._emit(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    **where,
+                    "call_id": entry.call_id,
+                    "delta": entry.arguments,
+                }
+            )
+            self._emit(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **where,
+                    "call_id": entry.call_id,
+                    "name": entry.name,
+                    "arguments": entry.arguments,
+                }
+            )
+            self._emit(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": response.id,
+                    "output_index": where["output_index"],
+                    "item": self._call_item(entry, "completed"),
+                }
+            )
+            self._items.append(entry.item_id)
+        if not response.turn_complete:
+            # The turn waits for the results: the response is over once its usage is known.
+            response.turn_complete = True
+            if response.usage is not None:
+                self._finish(response)
+            else:
+                loop = asyncio.get_running_loop()
+                response.grace = loop.call_later(USAGE_GRACE_SECONDS, self._finish, response)
+
+    def _call_index(self, response: _Response, call: _Call) -> int:
+        return (1 if response.started_parts else 0) + response.calls.index(call)
+
+    def _call_item(self, call: _Call, status: str) -> dict[str, Any]:
+        return {
+            "id": call.item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": status,
+            "name": call.name,
+            "call_id": call.call_id,
+            "arguments": call.arguments if status == "completed" else "",
+        }
+
     def _finish(self, response: _Response) -> None:
         if response.finished:
             return
@@ -584,6 +783,7 @@ class LiveConnection:
             output = [item]
         else:
             output = []
+        output += [self._call_item(call, "completed") for call in response.calls]
         self._emit(
             {
                 "type": "response.done",

@@ -83,6 +83,18 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             raise self.map_error(deployment=deployment, response=response)
         return response.body.decode("utf-8", "replace"), response.headers.get("Location")
 
+    async def realtime_call_hangup(self, *, deployment: Deployment, call_id: str) -> None:
+        """`POST <api_base>/realtime/calls/{call_id}/hangup`; an error answer is mapped."""
+        request = UpstreamRequest(
+            method="POST",
+            url=f"{self.api_base(deployment)}/realtime/calls/{quote(call_id, safe='')}/hangup",
+            headers=self.headers(deployment),
+            json={},
+        )
+        response = await self._read(await self._open(request, deployment=deployment))
+        if response.status >= 400:
+            raise self.map_error(deployment=deployment, response=response)
+
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = self.auth_headers(deployment)
         headers.update(deployment.params.get("extra_headers") or {})

@@ -12,6 +12,13 @@ the end making the model answer; `audioStreamEnd` with automatic detection, take
 speech) and `toolResponse`. A message while the model answers interrupts it
 (`serverContent.interrupted`, then `turnComplete`).
 
+Function calling: with `tool_call` set to (name, args) and a function of that name among
+`setup.tools[].functionDeclarations`, a turn's answer is first a `toolCall` (`functionCalls`
+with that call: an `id` on the Gemini API path, none on Vertex AI's, whose responses are matched
+by name) carrying the turn's `usageMetadata` so far (per `usage_mode`); the turn then waits for
+the `toolResponse` whose `functionResponses` answer it (an unknown id or name closes with 1007),
+reads each `response` as prompt text and goes on with the reply as usual.
+
 An answer: the reply's words as `serverContent.modelTurn.parts` (`text`, or `inlineData`
 24 kHz PCM16 with `outputTranscription` when asked for), `generationComplete`, then
 `turnComplete` with `usageMetadata` in the same message (`usage_mode` "separate": in a message
@@ -77,6 +84,8 @@ class _Session:
         self.audio_rate = 16000
         self.running: asyncio.Task[None] | None = None
         self.stop = False
+        self.pending_calls: list[dict[str, Any]] = []  # calls waiting for their toolResponse
+        self.calls_made = 0
 
     async def out(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
@@ -141,11 +150,32 @@ class _Session:
             if "activityEnd" in data or ("audioStreamEnd" in data and self._automatic()):
                 self.answer()
         elif "toolResponse" in message:
-            pass
+            answers = message["toolResponse"].get("functionResponses") or []
+            for answer in answers:
+                match = [
+                    call
+                    for call in self.pending_calls
+                    if call.get("id", call["name"]) == answer.get("id", answer.get("name"))
+                    and call["name"] == answer.get("name")
+                ]
+                if not match or not isinstance(answer.get("response"), dict):
+                    await self.ws.close(1007, "Request contains an invalid argument.")
+                    return
+                self.pending_calls.remove(match[0])
+                self.pending_text += _tokens(json.dumps(answer["response"]))
+            if answers and not self.pending_calls:
+                self.answer(calls=False)
         else:
             await self.ws.close(1007, "Unknown message.")
 
-    def answer(self) -> None:
+    def _declared(self, name: str) -> bool:
+        for tool in self.setup.get("tools") or ():
+            for declaration in tool.get("functionDeclarations") or ():
+                if declaration.get("name") == name:
+                    return True
+        return False
+
+    def answer(self, *, calls: bool = True) -> None:
         seconds = len(self.audio) / (2 * self.audio_rate)
         audio_tokens = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
         self.audio.clear()
@@ -156,7 +186,49 @@ class _Session:
         cached = dict(self.history_tokens)
         self.pending_text = 0
         self.stop = False
+        wanted = self.emulator.tool_call
+        if calls and wanted is not None and self._declared(wanted[0]):
+            self.running = asyncio.ensure_future(self.call(prompt, cached, *wanted))
+            return
         self.running = asyncio.ensure_future(self.generate(prompt, cached))
+
+    def _usage(
+        self, prompt: dict[str, int], cached: dict[str, int], out_tokens: int, modality: str
+    ) -> dict[str, Any]:
+        prompt_count = prompt["TEXT"] + prompt["AUDIO"]
+        return {
+            "promptTokenCount": prompt_count,
+            "cachedContentTokenCount": cached["TEXT"] + cached["AUDIO"],
+            "responseTokenCount": out_tokens,
+            "totalTokenCount": prompt_count + out_tokens,
+            "promptTokensDetails": [
+                {"modality": name, "tokenCount": count} for name, count in prompt.items() if count
+            ],
+            "cacheTokensDetails": [
+                {"modality": name, "tokenCount": count} for name, count in cached.items() if count
+            ],
+            "responseTokensDetails": [{"modality": modality, "tokenCount": out_tokens}],
+        }
+
+    async def call(
+        self, prompt: dict[str, int], cached: dict[str, int], name: str, args: dict[str, Any]
+    ) -> None:
+        """The model calls a function: the turn pauses until its toolResponse."""
+        self.calls_made += 1
+        call: dict[str, Any] = {"name": name, "args": args}
+        if self.conn.path.startswith(GEMINI_PATH):  # Vertex AI's calls carry no id
+            call = {"id": f"function-call-{self.calls_made}", **call}
+        self.pending_calls.append(call)
+        out_tokens = _tokens(json.dumps(args))
+        usage = self._usage(prompt, cached, out_tokens, "TEXT")
+        self.emulator.usages.append(usage)
+        self.history_tokens = {"TEXT": prompt["TEXT"] + out_tokens, "AUDIO": prompt["AUDIO"]}
+        message: dict[str, Any] = {"toolCall": {"functionCalls": [call]}}
+        if self.emulator.usage_mode == "same":
+            message["usageMetadata"] = usage
+        await self.out(message)
+        if self.emulator.usage_mode == "separate":
+            await self.out({"usageMetadata": usage})
 
     async def generate(self, prompt: dict[str, int], cached: dict[str, int]) -> None:
         audio = "AUDIO" in (self.setup.get("generationConfig") or {}).get(
@@ -196,20 +268,7 @@ class _Session:
             if self.emulator.delta_delay:
                 await asyncio.sleep(self.emulator.delta_delay)
         modality = "AUDIO" if audio else "TEXT"
-        prompt_count = prompt["TEXT"] + prompt["AUDIO"]
-        usage = {
-            "promptTokenCount": prompt_count,
-            "cachedContentTokenCount": cached["TEXT"] + cached["AUDIO"],
-            "responseTokenCount": out_tokens,
-            "totalTokenCount": prompt_count + out_tokens,
-            "promptTokensDetails": [
-                {"modality": name, "tokenCount": count} for name, count in prompt.items() if count
-            ],
-            "cacheTokensDetails": [
-                {"modality": name, "tokenCount": count} for name, count in cached.items() if count
-            ],
-            "responseTokensDetails": [{"modality": modality, "tokenCount": out_tokens}],
-        }
+        usage = self._usage(prompt, cached, out_tokens, modality)
         self.emulator.usages.append(usage)
         # The answer is part of the conversation the next turn reads.
         self.history_tokens = {
@@ -245,6 +304,7 @@ class GeminiLiveEmulator:
         self.delta_delay = 0.0
         self.usage_mode = "same"  # "same", "separate" or "none"
         self.close_after_setup: tuple[int, str] | None = None  # (code, reason) after setup
+        self.tool_call: tuple[str, dict[str, Any]] | None = None  # (name, args) to call
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)

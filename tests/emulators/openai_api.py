@@ -46,7 +46,6 @@ import re
 import struct
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +57,7 @@ from tests.emulators.openai_fine_tuning import FineTuningAPI
 from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.openai_vector_stores import VectorStoresAPI
 from tests.emulators.prompt_cache import PrefixCache
+from tests.emulators.realtime_api import RealtimeCalls
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -147,6 +147,8 @@ class OpenAIEmulator:
         self.flavor = flavor
         self.requests: list[Recorded] = []
         self.calls: list[dict[str, Any]] = []  # WebRTC offers and their sessions
+        # The calls' ids, conversations and sideband WebSockets (tests/emulators/realtime_api.py).
+        self.realtime_calls = RealtimeCalls(api_key=api_key)
         self.ledger: list[Reported] = []
         self.faults: list[Fault] = []
         # Upstream model name -> seconds every request for it waits before answering.
@@ -207,6 +209,7 @@ class OpenAIEmulator:
     def reset(self) -> None:
         self.requests.clear()
         self.calls.clear()
+        self.realtime_calls.clear()
         self.ledger.clear()
         self.faults.clear()
         self.model_delays.clear()
@@ -234,6 +237,20 @@ class OpenAIEmulator:
     # -- request handling ------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        sideband = path == "/v1/realtime" and "call_id" in request.query
+        hangup = re.fullmatch(r"/v1/realtime/calls/([^/]+)/hangup", path)
+        if (sideband or hangup) and not self._authorized(request):
+            return _error(
+                401,
+                "Incorrect API key provided.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+            )
+        if sideband:  # a WebRTC call's sideband WebSocket
+            return await self.realtime_calls.sideband(request)
+        if hangup and request.method == "POST":
+            self.requests.append(Recorded(method="POST", path=path, query={}, headers={}))
+            return await self.realtime_calls.hangup(hangup.group(1))
         recorded = Recorded(
             method=request.method,
             path=path,
@@ -401,7 +418,7 @@ class OpenAIEmulator:
                 400, "Missing required parameter: 'session.model'.", type_="invalid_request_error"
             )
         self.calls.append({"sdp": offer, "session": session})
-        call_id = f"rtc_{uuid.uuid4().hex[:24]}"
+        call_id = self.realtime_calls.mint(session)
         lines = [
             "v=0",
             f"o=- {len(self.calls)} 2 IN IP4 127.0.0.1",

@@ -18,7 +18,16 @@ What it does with each client event:
   usage (input/output, text/audio, cached) — a second `response.create` while one runs is an
   `error` (`conversation_already_has_active_response`)
 - `response.cancel`: the running response stops and ends with status `cancelled`, its usage so far
-- anything else: an `error` event (`invalid_request_error`)
+- anything else, or a frame that is not JSON: an `error` event (`invalid_request_error`; the
+  session goes on)
+
+WebRTC calls (`RealtimeCalls`, served by OpenAI's HTTP emulator, tests/emulators/openai_api.py,
+on the same host as `POST /v1/realtime/calls`): each answered offer mints a call id (`rtc_...`,
+in `Location`) with the offer's session; `GET /v1/realtime?call_id=...` with the API key opens
+the call's sideband WebSocket (404 for an unknown or ended call), which speaks as above on the
+call's conversation; `inject` plays an event the WebRTC peer sends on its data channel (its
+output reaches the sideband too); `POST /v1/realtime/calls/{call_id}/hangup` ends the call
+(200; 404 unknown) and closes its sideband (1000).
 
 Counting rules (exact, so tests can assert costs): a text item costs ceil(chars / 4) tokens, its
 instructions too; committed audio costs one token per 4,800 bytes (100 ms of PCM16 at 24 kHz),
@@ -39,6 +48,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from aiohttp import WSMsgType, web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -56,6 +66,7 @@ class Connection:
     beta: bool
     model: str
     events: list[dict[str, Any]] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)  # frames that were not JSON
     close_code: int | None = None  # the code the client closed with
     closed: threading.Event = field(default_factory=threading.Event)
 
@@ -137,7 +148,14 @@ class _Session:
             await self.ws.close(code=self.emulator.close_after_created, reason="emulated close")
             return
         async for raw in self.ws:
-            event = json.loads(raw)
+            try:
+                event = json.loads(raw)
+            except ValueError:  # the session goes on: the client gets an error event
+                self.conn.malformed.append(raw)
+                await self.error(
+                    "The event could not be parsed as JSON.", code="invalid_json", event_id=None
+                )
+                continue
             self.conn.events.append(event)
             await self.handle(event)
 
@@ -424,3 +442,108 @@ class RealtimeEmulator:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class _AiohttpSocket:
+    """An aiohttp WebSocket as `_Session` uses a websockets one: send, iterate, close."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, text: str) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.ws.close(code=code, message=reason.encode())
+
+    def __aiter__(self):  # type: ignore[no-untyped-def]
+        return self._texts()
+
+    async def _texts(self):  # type: ignore[no-untyped-def]
+        async for message in self.ws:
+            if message.type == WSMsgType.TEXT:
+                yield message.data
+
+
+@dataclass
+class Call:
+    call_id: str
+    session: dict[str, Any]
+    ended: bool = False
+    conversation: _Session | None = None  # the call's session, once a sideband opened it
+    sidebands: list[Connection] = field(default_factory=list)
+
+
+class RealtimeCalls:
+    """The WebRTC calls OpenAI's HTTP emulator answered, and their sideband WebSockets."""
+
+    def __init__(self, *, api_key: str) -> None:
+        # The Realtime behaviour (reply, delays, usages) of the calls' conversations.
+        self.realtime = RealtimeEmulator(api_key=api_key)
+        self.calls: dict[str, Call] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def clear(self) -> None:
+        self.realtime.reset()
+        self.calls.clear()
+
+    def mint(self, session: dict[str, Any]) -> str:
+        call_id = f"rtc_{uuid.uuid4().hex[:24]}"
+        self.calls[call_id] = Call(call_id=call_id, session=session)
+        return call_id
+
+    async def sideband(self, request: web.Request) -> web.StreamResponse:
+        call = self.calls.get(request.query.get("call_id", ""))
+        if call is None or call.ended:
+            return web.json_response(
+                {"error": {"message": "Call not found.", "type": "invalid_request_error"}},
+                status=404,
+            )
+        self.loop = asyncio.get_running_loop()
+        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        conn = Connection(
+            path=request.path_qs,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            beta=request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1",
+            model=str(call.session.get("model") or ""),
+        )
+        call.sidebands.append(conn)
+        self.realtime.connections.append(conn)
+        session = call.conversation
+        if session is None:
+            session = _Session(self.realtime, _AiohttpSocket(ws), conn)  # type: ignore[arg-type]
+            session.session.update(call.session)
+            call.conversation = session
+        else:  # the call goes on: this sideband takes over its events
+            session.ws, session.conn = _AiohttpSocket(ws), conn  # type: ignore[assignment]
+        try:
+            await session.serve()
+        except Exception:  # the client went away mid-send
+            pass
+        conn.close_code = ws.close_code
+        conn.closed.set()
+        return ws
+
+    async def hangup(self, call_id: str) -> web.Response:
+        call = self.calls.get(call_id)
+        if call is None or call.ended:
+            return web.json_response(
+                {"error": {"message": "Call not found.", "type": "invalid_request_error"}},
+                status=404,
+            )
+        call.ended = True
+        session = call.conversation
+        if session is not None:
+            if session.running is not None:
+                session.cancelled = True
+                await asyncio.gather(session.running, return_exceptions=True)
+            await session.ws.close(code=1000, reason="call ended")
+        return web.Response(status=200)
+
+    def inject(self, call_id: str, event: dict[str, Any]) -> None:
+        """An event from the call's WebRTC peer (its data channel), from any thread."""
+        call = self.calls[call_id]
+        assert call.conversation is not None and self.loop is not None
+        asyncio.run_coroutine_threadsafe(call.conversation.handle(event), self.loop).result(10)

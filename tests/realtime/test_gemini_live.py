@@ -347,3 +347,165 @@ def test_a_wrong_upstream_key_fails_the_handshake(  # type: ignore[no-untyped-de
         raw_connect(live_ogem, query="model=gem", key=secret)
     assert refused.value.response.status_code == 503
     assert emulator.connections == []
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
+
+
+def _tool_round_trip(live_ogem, secret: str) -> tuple[list[Any], Any, str, Any]:  # type: ignore[no-untyped-def]
+    """What an application with a function tool does: the call's events and response, then
+    the reply to the function's result and its response."""
+    with _client(live_ogem, secret).realtime.connect(model="gem") as conn:
+        conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "tools": [WEATHER_TOOL]}
+        )
+        conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Weather in Paris?"}],
+            }
+        )
+        conn.response.create()
+        call_events = []
+        for event in conn:
+            if event.type.startswith("response.function_call_arguments") or (
+                event.type.startswith("response.output_item")
+            ):
+                call_events.append(event)
+            if event.type == "response.done":
+                called = event.response
+                break
+        call = called.output[0]
+        conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call.call_id, "output": '{"temp": 21}'}
+        )
+        conn.response.create()
+        text = ""
+        for event in conn:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            if event.type == "response.done":
+                return call_events, called, text, event.response
+    raise AssertionError("no response.done")
+
+
+@pytest.mark.parametrize("provider", ["gemini", "vertex_ai"])
+def test_the_sdk_calls_a_function_through_the_live_api_and_both_responses_are_billed(  # type: ignore[no-untyped-def]
+    live_model, live_ogem, make_key, provider
+) -> None:
+    emulator = live_model(provider)
+    emulator.tool_call = ("get_weather", {"city": "Paris"})
+    secret = make_key()
+    call_events, called, text, answered = _tool_round_trip(live_ogem, secret)
+    # The call: one function_call item, its arguments streamed and done, in OpenAI's events.
+    assert [e.type for e in call_events] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ]
+    done = call_events[2]
+    assert (done.name, done.arguments) == ("get_weather", '{"city":"Paris"}')
+    assert called.status == "completed"
+    [item] = called.output
+    assert (item.type, item.name, item.arguments) == (
+        "function_call",
+        "get_weather",
+        '{"city":"Paris"}',
+    )
+    assert item.call_id == done.call_id == call_events[1].call_id
+    assert text == LIVE_REPLY and answered.status == "completed"
+    [upstream] = emulator.connections
+    # The tool went into setup as a function declaration (JSON Schema in Gemini's subset).
+    assert upstream.setup["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "The weather in a city",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                }
+            ]
+        }
+    ]
+    [tool_response] = upstream.of_kind("toolResponse")
+    expected = {"name": "get_weather", "response": {"temp": 21}}
+    if provider == "gemini":  # the Gemini API's call id is the client's call_id
+        assert item.call_id == "function-call-1"
+        expected = {"id": "function-call-1", **expected}
+    assert tool_response == {"functionResponses": [expected]}
+    # Two responses, each billed with the usage the Live API reported for its part of the turn:
+    # "Weather in Paris?" (5) in, the arguments (5) out; then those 10 cached + the result (3)
+    # in, six words out.
+    first, second = realtime_logs(key_id=key_of(secret).pk)
+    assert (first.prompt_tokens, first.completion_tokens, first.usage_estimated) == (5, 5, False)
+    assert (second.prompt_tokens, second.completion_tokens) == (13, 6)
+    assert (called.usage.input_tokens, called.usage.output_tokens) == (5, 5)
+    assert second.cost == 3 * TEXT_IN + 10 * CACHED + 6 * TEXT_OUT
+
+
+def test_function_results_and_tools_that_do_not_translate_get_error_events(  # type: ignore[no-untyped-def]
+    live_model, live_ogem, make_key
+) -> None:
+    emulator = live_model()
+    secret = make_key()
+    with raw_connect(live_ogem, query="model=gem", key=secret) as ws:
+        send(
+            ws,
+            {
+                "type": "session.update",
+                "event_id": "ev1",
+                "session": {"tools": [{"type": "mcp", "server_label": "x"}]},
+            },
+        )
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["code"], error["event_id"]) == ("invalid_value", "ev1")
+        unknown = {"type": "function_call_output", "call_id": "call_nope", "output": "1"}
+        send(ws, {"type": "conversation.item.create", "event_id": "ev2", "item": unknown})
+        error = events_until(ws, "error")[-1]["error"]
+        assert (error["code"], error["event_id"]) == ("invalid_value", "ev2")
+        # tool_choice "none": the model gets no tools at all.
+        send(
+            ws,
+            {
+                "type": "session.update",
+                "session": {
+                    "output_modalities": ["text"],
+                    "tools": [WEATHER_TOOL],
+                    "tool_choice": "none",
+                },
+            },
+        )
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"
+    assert "tools" not in emulator.connections[0].setup
+
+
+def test_an_audio_append_that_is_not_json_gets_an_error_from_the_translation(  # type: ignore[no-untyped-def]
+    live_model, live_ogem, make_key
+) -> None:
+    live_model()
+    with raw_connect(live_ogem, query="model=gem", key=make_key()) as ws:
+        events_until(ws, "session.created")
+        ws.send('{"type": "input_audio_buffer.append", "audio": "AAAA",}')
+        assert events_until(ws, "error")[-1]["error"]["code"] == "invalid_json"
+        send(ws, {"type": "session.update", "session": {"output_modalities": ["text"]}})
+        send(ws, user_text("Hi"))
+        send(ws, {"type": "response.create"})
+        assert events_until(ws, "response.done")[-1]["response"]["status"] == "completed"

@@ -264,6 +264,28 @@ def test_malformed_events_get_error_events_and_the_session_goes_on(  # type: ign
         "conversation.item.create",
         "response.create",
     ]
+    assert emulator.connections[0].malformed == []
+
+
+def test_an_audio_append_is_relayed_unparsed_and_the_upstream_judges_it(  # type: ignore[no-untyped-def]
+    realtime_model, live_ogem, make_key
+) -> None:
+    emulator = realtime_model()
+    bad = '{"type": "input_audio_buffer.append", "audio": "AAAA",}'  # a trailing comma
+    with raw_connect(live_ogem, key=make_key()) as ws:
+        events_until(ws, "session.created")
+        ws.send(bad)
+        error = events_until(ws, "error")[-1]["error"]
+        assert error["type"] == "invalid_request_error"
+        send(ws, {"type": "input_audio_buffer.append", "audio": "AAAA"})
+        send(ws, {"type": "input_audio_buffer.commit"})
+        assert events_until(ws, "input_audio_buffer.committed")
+    # The frame reached the upstream as it came, the valid one after it too.
+    assert emulator.connections[0].malformed == [bad]
+    assert [e["type"] for e in emulator.connections[0].events] == [
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+    ]
 
 
 def test_the_upstream_closing_closes_the_client_with_its_code(  # type: ignore[no-untyped-def]
