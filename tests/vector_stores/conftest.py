@@ -13,10 +13,7 @@ import openai
 import pytest
 
 from tests.files.conftest import files_dir  # noqa: F401  (every test stores files apart)
-from tests.live import LiveServer
-
-# A port of this suite's own: the Chroma server is one process for the session.
-CHROMA_PORT = 22537
+from tests.live import LiveServer, free_port
 
 
 @pytest.fixture
@@ -40,9 +37,13 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not Path(chroma).exists():
         pytest.fail("the `chroma` command is missing: pip install 'chromadb' (the dev extra)")
     path = tmp_path_factory.mktemp("chroma")
-    url = f"http://127.0.0.1:{CHROMA_PORT}"
+    # A free port per test process: with a fixed one, a second xdist worker's server failed to
+    # bind, its heartbeat was answered by the first's, and its tests lost their server when the
+    # first worker's session ended.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(CHROMA_PORT)],
+        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

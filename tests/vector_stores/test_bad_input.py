@@ -9,6 +9,8 @@ import httpx
 import openai
 import pytest
 
+from tests.live import free_port
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -176,7 +178,7 @@ def test_a_chroma_server_away_is_a_503(key_sdk, settings, chroma_server: str) ->
     client = key_sdk()
     store = client.vector_stores.create(name="s", file_ids=[_upload(client)])
     assert client.vector_stores.search(vector_store_id=store.id, query="moon").data
-    settings.OGEM_VECTOR_STORES_CHROMA_URL = "http://127.0.0.1:22538"  # nothing listens there
+    settings.OGEM_VECTOR_STORES_CHROMA_URL = f"http://127.0.0.1:{free_port()}"  # nothing there
     with pytest.raises(openai.InternalServerError) as away:
         client.vector_stores.search(vector_store_id=store.id, query="moon")
     assert away.value.status_code == 503
