@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="/v1 at concurrency 1 and 50 alone, then while an N-line batch runs",
     )
+    parser.add_argument(
+        "--batch-core",
+        choices=["ogem", "load"],
+        default="ogem",
+        help="with --batch-during: the batch's worker on Ogem's core at nice 19 (default), or on "
+        "the load's core at normal priority (a core of its own, as production runs it)",
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -333,8 +340,14 @@ def _run(
                     headers=running.headers, core=load_core,
                 )  # fmt: skip
 
+            own_core = args.batch_core == "load"
             return batch_during_run(
-                ogem, lines=args.batch_during, workdir=workdir, core=ogem_core, measure=measure
+                ogem,
+                lines=args.batch_during,
+                workdir=workdir,
+                core=load_core if own_core else ogem_core,
+                measure=measure,
+                own_core=own_core,
             )
         if echo is not None:
             from bench.realtime import realtime_run

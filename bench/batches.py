@@ -114,13 +114,15 @@ def batch_during_run(
     core: int | None,
     measure: Callable[[int], WrkResult],
     concurrencies: tuple[int, ...] = (1, 50),
+    own_core: bool = False,
 ) -> str:
     """The web worker's /v1 figures (`measure(concurrency)`: wrk) alone, then while an N-line
     batch runs on a Celery worker that shares its core at the lowest CPU priority (nice 19:
     batch work yields to live traffic, as Ogem's batch rate limits do), with the lines the batch
-    answered during each measurement."""
+    answered during each measurement. `own_core`: the worker runs at normal priority on `core`,
+    the load's (as on a machine with a core for it), not Ogem's."""
     alone = {concurrency: measure(concurrency) for concurrency in concurrencies}
-    worker = _worker_start(ogem, workdir, core, nice=19)
+    worker = _worker_start(ogem, workdir, core, nice=0 if own_core else 19)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
     during: dict[int, tuple[WrkResult, int]] = {}
@@ -143,7 +145,12 @@ def batch_during_run(
         client.close()
         stop(worker)
     rows = [
-        f"## /v1 while a {lines:,}-line batch runs (its Celery worker on Ogem's core, nice 19)",
+        f"## /v1 while a {lines:,}-line batch runs "
+        + (
+            "(its Celery worker on the load's core, normal priority)"
+            if own_core
+            else "(its Celery worker on Ogem's core, nice 19)"
+        ),
         "",
         "| concurrency | req/s alone | req/s during | change | p50 ms alone / during | "
         "batch lines answered during |",
