@@ -292,8 +292,19 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
     exporter.shutdown()
 
 
+def _unpinned() -> None:
+    """Leave the worker's CPU pinning behind (a child inherits it): the export is moved out of
+    the worker so that it need not take the worker's core."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:  # a cgroup or a sandbox that refuses: stay where we are
+            pass
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem tracing exporter: %(message)s")
+    _unpinned()
     config = json.loads(sys.argv[1])
     exporter_main(config, sys.stdin.buffer, sys.stdout.buffer)
 
