@@ -45,8 +45,11 @@ run: $(RUNTIME_STAMP)
 # One test process per core (pytest-xdist), a file's tests in one process (they share its fixtures).
 TEST_WORKERS ?= auto
 
+# Tests marked `alone` compare wall-clock figures with another tool's: they run after the
+# parallel suite, by themselves, so no other test shares their cores.
 test: $(STAMP)
-	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	@$(BIN)/python -m pytest -m alone
 
 worker: $(RUNTIME_STAMP)
 	@$(BIN)/celery -A ogem_site worker --loglevel=INFO

@@ -107,6 +107,7 @@ def _ahead_of_the_machine(upstream: MockUpstream) -> Iterator[None]:
             _autogroup_write(autogroup, group_nice, restore=group_nice)
 
 
+@pytest.mark.alone
 @pytest.mark.skipif(not WRK, reason="needs wrk")
 def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: Path) -> None:
     """Same target, body, connections and duration, on nginx's core, one after the other, ROUNDS
