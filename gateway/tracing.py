@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.context import RequestContext
+from gateway.context import Caller, RequestContext, Usage
 from gateway.tracing_export import exporter_target
 from gateway.tracing_pipe import SpanPipe
 from providers.base import Deployment, Endpoint
@@ -335,13 +335,7 @@ def trace_begin(
             "ogem.request_id": ctx.request_id,
         },
     )
-    caller = ctx.caller
-    if caller.key_id is not None:
-        root.attributes["ogem.key.prefix"] = caller.key_prefix
-    if caller.team_id is not None:
-        root.attributes["ogem.team.id"] = caller.team_id
-    if caller.organization_id is not None:
-        root.attributes["ogem.organization.id"] = caller.organization_id
+    _caller_attributes(root.attributes, ctx.caller)
     ctx.trace = RequestTrace(
         trace_id=trace_id,
         flags=1,
@@ -682,6 +676,28 @@ def _remask(ctx: RequestContext, text: str) -> str:
     return text
 
 
+def _caller_attributes(attributes: dict[str, Any], caller: Caller) -> None:
+    """Who made the request: the key's prefix (never the key), its team and organization."""
+    if caller.key_id is not None:
+        attributes["ogem.key.prefix"] = caller.key_prefix
+    if caller.team_id is not None:
+        attributes["ogem.team.id"] = caller.team_id
+    if caller.organization_id is not None:
+        attributes["ogem.organization.id"] = caller.organization_id
+
+
+def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
+    """The GenAI conventions' token counts (cached and cache-creation ones when there are)."""
+    attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+    attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+    if usage.cached_tokens:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+    if usage.cache_creation_tokens:
+        attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
+    if usage.estimated:
+        attributes["ogem.usage.estimated"] = True
+
+
 def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
     """The answer's attributes: its model, id, finish reasons and usage."""
     answered: dict[str, Any] = {}
@@ -692,15 +708,7 @@ def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
     if trace.finish_reasons:
         answered["gen_ai.response.finish_reasons"] = tuple(trace.finish_reasons)
     if ctx.status_code < 400 and not ctx.cancelled:
-        usage = ctx.usage
-        answered["gen_ai.usage.input_tokens"] = usage.prompt_tokens
-        answered["gen_ai.usage.output_tokens"] = usage.completion_tokens
-        if usage.cached_tokens:
-            answered["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
-        if usage.cache_creation_tokens:
-            answered["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
-        if usage.estimated:
-            answered["ogem.usage.estimated"] = True
+        _usage_attributes(answered, ctx.usage)
     return answered
 
 
@@ -764,12 +772,7 @@ def realtime_trace_begin(
     address = _server_address(deployment.api_base)
     if address:
         root.attributes["server.address"] = address
-    if caller.key_id is not None:
-        root.attributes["ogem.key.prefix"] = caller.key_prefix
-    if caller.team_id is not None:
-        root.attributes["ogem.team.id"] = caller.team_id
-    if caller.organization_id is not None:
-        root.attributes["ogem.organization.id"] = caller.organization_id
+    _caller_attributes(root.attributes, caller)
     return RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root)
 
 
@@ -816,16 +819,11 @@ def realtime_response_end(
         attributes["http.response.status_code"] = ctx.status_code
     else:
         usage = ctx.usage
-        attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
-        attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
-        if usage.cached_tokens:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+        _usage_attributes(attributes, usage)
         if usage.audio_prompt_tokens:
             attributes["ogem.usage.audio_input_tokens"] = usage.audio_prompt_tokens
         if usage.audio_completion_tokens:
             attributes["ogem.usage.audio_output_tokens"] = usage.audio_completion_tokens
-        if usage.estimated:
-            attributes["ogem.usage.estimated"] = True
         trace.root.attributes["gen_ai.usage.input_tokens"] = (
             trace.root.attributes.get("gen_ai.usage.input_tokens", 0) + usage.prompt_tokens
         )
