@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from gateway.config.credentials import API_KEY, deployment_params_shown, deployment_write_problem
+from gateway.config.database import GUARDRAIL_COLUMNS
 from gateway.config.guardrails import (
     MODES,
     SECRET_OPTIONS,
@@ -178,22 +179,8 @@ class GuardrailDefinitionForm(forms.ModelForm):
 
     class Meta:
         model = GuardrailDefinition
-        fields = [
-            "name",
-            "kind",
-            "modes",
-            "action",
-            "default_on",
-            "enforced",
-            "requestable",
-            "restore",
-            "fail_open",
-            "timeout",
-            "model_groups",
-            "options",
-            "organization",
-            "enabled",
-        ]
+        # The columns the reload reads into a guardrail, and those around them.
+        fields = [*GUARDRAIL_COLUMNS, "options", "organization", "enabled"]
         help_texts = {
             "options": "The kind's settings as the configuration file writes them, e.g. "
             '{"entities": ["EMAIL_ADDRESS"]} for pii, {"patterns": [...]} for regex '
