@@ -24,7 +24,7 @@ from bench.bodies import (
 from bench.load import SlowStreamResult, WrkResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem
-from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, rss_kib
+from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, free_port, rss_kib
 from bench.redis_server import RedisServer, start_redis
 
 CONCURRENCY = (1, 10, 50)
@@ -237,16 +237,6 @@ def _concurrencies(text: str) -> tuple[int, ...]:
     return values
 
 
-def _closed_port_url() -> str:
-    """An http URL on a local port nothing listens on (bound, then closed)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def _raise_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else 65536
@@ -320,7 +310,7 @@ def _run(
             realtime_api_base=echo.api_base if echo is not None else "",
             environment=sink.environment() if sink is not None and args.tracing else None,
             callbacks_url=(
-                _closed_port_url()
+                f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
                 if args.callbacks_down
                 else sink.url
                 if sink is not None and args.callbacks
