@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-core",
         choices=["ogem", "load"],
         default="ogem",
-        help="with --batch-during: the batch's worker on Ogem's core at nice 19 (default), or on "
+        help="with --batch-during: the batch's worker on Ogem's core at the idle CPU priority "
+        "(OGEM_CELERY_CPU_PRIORITY=idle; the default), or on "
         "the load's core at normal priority (a core of its own, as production runs it)",
     )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")

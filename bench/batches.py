@@ -37,14 +37,14 @@ def _input(lines: int) -> bytes:
 
 
 def _worker_start(
-    ogem: Ogem, workdir: Path, core: int | None, *, nice: int = 0
+    ogem: Ogem, workdir: Path, core: int | None, *, idle: bool = False
 ) -> subprocess.Popen:
     env = {**ogem.env, "OGEM_BATCH_RUNNER": "celery"}
+    if idle:
+        env["OGEM_CELERY_CPU_PRIORITY"] = "idle"
     argv = [python(), "-m", "celery", "-A", "ogem_site", "worker", "--pool", "solo"]
     argv += ["--concurrency", "1", "--loglevel", "WARNING", "--without-heartbeat"]
     argv += ["--without-gossip", "--without-mingle"]
-    if nice:
-        argv = ["nice", "-n", str(nice), *argv]
     log = (workdir / "worker.log").open("w")
     return subprocess.Popen(pinned(argv, core), cwd=ROOT, env=env, stdout=log, stderr=log)
 
@@ -117,12 +117,13 @@ def batch_during_run(
     own_core: bool = False,
 ) -> str:
     """The web worker's /v1 figures (`measure(concurrency)`: wrk) alone, then while an N-line
-    batch runs on a Celery worker that shares its core at the lowest CPU priority (nice 19:
-    batch work yields to live traffic, as Ogem's batch rate limits do), with the lines the batch
+    batch runs on a Celery worker that shares its core at the idle CPU priority
+    (OGEM_CELERY_CPU_PRIORITY=idle: batch work takes only the CPU live traffic leaves, as
+    Ogem's batch queue priority yields to live requests), with the lines the batch
     answered during each measurement. `own_core`: the worker runs at normal priority on `core`,
     the load's (as on a machine with a core for it), not Ogem's."""
     alone = {concurrency: measure(concurrency) for concurrency in concurrencies}
-    worker = _worker_start(ogem, workdir, core, nice=0 if own_core else 19)
+    worker = _worker_start(ogem, workdir, core, idle=not own_core)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
     during: dict[int, tuple[WrkResult, int]] = {}
@@ -149,7 +150,7 @@ def batch_during_run(
         + (
             "(its Celery worker on the load's core, normal priority)"
             if own_core
-            else "(its Celery worker on Ogem's core, nice 19)"
+            else "(its Celery worker on Ogem's core, OGEM_CELERY_CPU_PRIORITY=idle)"
         ),
         "",
         "| concurrency | req/s alone | req/s during | change | p50 ms alone / during | "

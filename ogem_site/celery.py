@@ -61,6 +61,12 @@ def _configuration_reported(**_: object) -> None:
     from gateway.registry import registry_builtin_names
 
     config_report_log(config_report(builtin=registry_builtin_names()))
+    # Before the pool starts: its processes inherit the priority.
+    from django.conf import settings
+
+    from ogem_site.cpu_priority import cpu_priority_apply
+
+    cpu_priority_apply(priority=settings.OGEM_CELERY_CPU_PRIORITY)
 
 
 @worker_process_shutdown.connect

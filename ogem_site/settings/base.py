@@ -374,6 +374,13 @@ OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thr
 env_require(
     OGEM_BATCH_RUNNER in ("celery", "thread"), "OGEM_BATCH_RUNNER must be `celery` or `thread`"
 )
+# The CPU priority of Celery's workers (ogem_site/cpu_priority.py): `idle` runs background work
+# (batch lines among it) only on CPU time the web workers leave unused.
+OGEM_CELERY_CPU_PRIORITY = env_str("OGEM_CELERY_CPU_PRIORITY", "normal")
+env_require(
+    OGEM_CELERY_CPU_PRIORITY in ("normal", "idle"),
+    "OGEM_CELERY_CPU_PRIORITY must be `normal` or `idle`",
+)
 # Fine-tuning (docs/fine-tuning.md): with no beat to poll the providers (the embedded default),
 # a job not ended is synced with its provider when a client looks at it.
 OGEM_FINE_TUNING_SYNC_ON_READ = env_bool("OGEM_FINE_TUNING_SYNC_ON_READ", not REDIS_URL)
