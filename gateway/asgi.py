@@ -36,7 +36,7 @@ from django.urls import set_script_prefix, set_urlconf
 
 from gateway.api import api
 from gateway.config import config_current
-from gateway.errors import InvalidRequestError, RequestTooLargeError
+from gateway.errors import AuthenticationError, InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.registry import registry_get
 from gateway.responses import request_id_for
@@ -131,6 +131,16 @@ class V1Handler(ASGIHandler):
                 settle_deferred.reset(token)
             response._handler_class = self.__class__
             response.headers._store["x-ogem-trace-id"] = ("x-ogem-trace-id", trace_id)
+            if response.status_code == 401 and request.ogem_trace is not None:
+                # Refused by an endpoint the relay does not serve (files, batches, vector
+                # stores...): its request span is recorded here.
+                if request.path.startswith(V1_PREFIX):
+                    _refusal_trace(
+                        request.path,
+                        traced=request.ogem_trace,
+                        error=AuthenticationError("Invalid API key."),
+                        method=request.method or "GET",
+                    )
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
@@ -296,13 +306,20 @@ async def _send_too_large(
     await asgi_respond(send, status=413, body=body, headers=headers)
 
 
-def _refusal_trace(path: str, *, traced: tuple[int, int, int], error: Exception) -> None:
+def _refusal_trace(
+    path: str, *, traced: tuple[int, int, int], error: Exception, method: str = "POST"
+) -> None:
     """A /v1 request refused here: its request span, when tracing is on (gateway/tracing.py)."""
     registry_get()  # a process's first request loads the configuration file
     tracing = tracing_active(config_current().tracing)
     if tracing is not None:
         trace_refused(
-            tracing=tracing, traced=traced, path=path, error=error, started_ns=time.time_ns()
+            tracing=tracing,
+            traced=traced,
+            path=path,
+            error=error,
+            started_ns=time.time_ns(),
+            method=method,
         )
 
 

@@ -157,6 +157,7 @@ def _refusal_trace(
     traced = getattr(request, "ogem_trace", None)
     if traced is None:
         return
+    request.ogem_trace = None  # type: ignore[attr-defined]  # recorded: the edge adds none
     registry_get()  # a process's first request loads the configuration file
     tracing = tracing_active(config_current().tracing)
     if tracing is not None:

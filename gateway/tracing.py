@@ -347,7 +347,13 @@ def trace_begin(
 
 
 def trace_refused(
-    *, tracing: Tracing, traced: tuple[int, int, int], path: str, error: Any, started_ns: int
+    *,
+    tracing: Tracing,
+    traced: tuple[int, int, int],
+    path: str,
+    error: Any,
+    started_ns: int,
+    method: str = "POST",
 ) -> None:
     """A request refused before it has a context (authentication, a body too large): its
     request span alone, failed; nothing of its key. `traced` is the edge's (trace id, client's
@@ -368,7 +374,7 @@ def trace_refused(
         start_ns=min(started_ns, time.time_ns()),
         attributes={
             "gen_ai.operation.name": operation,
-            "http.request.method": "POST",
+            "http.request.method": method,
             "url.path": path,
         },
     )

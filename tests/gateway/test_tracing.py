@@ -324,6 +324,25 @@ def test_errors_carry_the_trace_id_and_a_failed_span(
         assert "sk-wrong" not in repr(span.attributes)
     assert unauthenticated.attributes["error.type"] == "invalid_api_key"
     assert oversized.attributes["error.type"] == "request_too_large"
+    # Endpoints the relay does not serve (files here) record theirs at the edge: one span.
+    files_trace = secrets.token_hex(16)
+    files = httpx.get(
+        f"{live_ogem.url}/v1/files",
+        headers={
+            "Authorization": "Bearer sk-wrong-secret",
+            "traceparent": f"00-{files_trace}-{secrets.token_hex(8)}-01",
+        },
+    )
+    assert files.status_code == 401
+    assert files.headers["x-ogem-trace-id"] == files_trace
+    tracing_flush()
+    (listing,) = receiver.trace(files_trace, count=1)
+    assert listing.status_code == ERROR
+    assert listing.attributes["http.request.method"] == "GET"
+    assert listing.attributes["url.path"] == "/v1/files"
+    assert listing.attributes["http.response.status_code"] == 401
+    # The relay's own refusals are not recorded twice.
+    assert len(receiver.trace(refused_trace, count=1)) == 1
 
 
 def test_tracing_off_still_answers_with_the_trace_id(groups, live_ogem, master_key) -> None:  # type: ignore[no-untyped-def]
