@@ -73,6 +73,9 @@ from gateway.tracing import (
     realtime_response_start,
     realtime_trace_begin,
     realtime_trace_end,
+    trace_context_parse,
+    trace_id_new,
+    trace_refused,
     tracing_active,
 )
 from ogem_site.asgi_types import Receive, Scope, Send
@@ -837,10 +840,28 @@ def _unexpected(exc: Exception, *, session_id: str) -> GatewayError:
 
 async def _refuse(scope: Scope, send: Send, error: GatewayError) -> None:
     """Refuse the handshake: with the error's status and OpenAI's body when the server supports
-    ASGI's WebSocket denial response, else by closing it (an HTTP 403)."""
+    ASGI's WebSocket denial response, else by closing it (an HTTP 403). Its request span is
+    recorded when tracing is on, and the denial carries its trace id, as /v1's answers do."""
+    traceparent = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
+    traced = trace_context_parse(traceparent) if traceparent is not None else None
+    if traced is None:
+        traced = (trace_id_new(), 0, 1)
+    tracing = tracing_active(config_current().tracing)
+    if tracing is not None:
+        trace_refused(
+            tracing=tracing,
+            traced=traced,
+            path=scope.get("path", ""),
+            error=error,
+            started_ns=time.time_ns(),
+            method="GET",
+        )
     if "websocket.http.response" in (scope.get("extensions") or {}):
         body = orjson.dumps(error.to_body())
-        headers = [(b"content-type", b"application/json")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-ogem-trace-id", b"%032x" % traced[0]),
+        ]
         headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
         await send(
             {"type": "websocket.http.response.start", "status": error.status, "headers": headers}

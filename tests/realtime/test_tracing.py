@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from gateway.tracing import tracing_configure, tracing_flush
 from tests.emulators.otlp_receiver import OTLPReceiver
@@ -89,3 +90,27 @@ def test_an_unsampled_session_is_not_recorded(  # type: ignore[no-untyped-def]
     assert len(receiver.trace(sampled, count=2)) == 2
     assert tracing_flush()
     assert receiver.trace(unsampled, count=1, timeout=0.5) == []
+
+
+def test_a_refused_handshake_has_its_request_span_and_trace_id(  # type: ignore[no-untyped-def]
+    receiver, realtime_model, live_ogem
+) -> None:
+    realtime_model()
+    trace_id = secrets.token_hex(16)
+    with pytest.raises(InvalidStatus) as refused:
+        raw_connect(
+            live_ogem,
+            key="sk-not-a-key",
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["x-ogem-trace-id"] == trace_id
+    assert tracing_flush()
+    (span,) = receiver.trace(trace_id, count=1)
+    assert span.kind == SERVER
+    assert span.status_code == ERROR
+    assert span.attributes["url.path"] == "/v1/realtime"
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["http.response.status_code"] == 401
+    assert span.attributes["error.type"] == "invalid_api_key"
+    assert "sk-not" not in repr(span.attributes)
