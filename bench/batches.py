@@ -136,7 +136,13 @@ def batch_during_run(
                 raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
             return int(batch["request_counts"]["completed"])
 
+        deadline = time.monotonic() + 120
         while answered() == 0:  # the worker has started on the batch
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    "the batch had not started after 120 s: at the idle CPU priority its worker "
+                    "gets no CPU on a saturated machine (run it quiet, or --batch-core load)"
+                )
             time.sleep(0.2)
         for concurrency in concurrencies:
             before = answered()
