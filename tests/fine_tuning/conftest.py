@@ -18,6 +18,12 @@ from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.factories import OrganizationFactory, TeamFactory
 from tests.live import LiveServer
+from tests.providers.vertex_ai.conftest import (  # noqa: F401 (Vertex AI's emulator, for its jobs)
+    _vertex_server,
+    service_account,
+    vertex_emulator,
+    vertex_keys,
+)
 
 # The public name of the base model, served by the OpenAI emulator (and Azure's).
 BASE = "gpt-4o-mini"
