@@ -12,7 +12,8 @@ dict, a JSON string or a file path; where credentials come from otherwise: auth.
 ready OAuth access token when no credentials JSON is configured.
 
 Models live at `/{version}/projects/{project}/locations/{region}/publishers/{publisher}/models/
-{model}`: Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
+{model}` (a model that is a resource name, a tuned model's `projects/.../endpoints/{id}`, at
+`/{version}/{model}`): Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
 (embeddings); Claude's `:rawPredict` and `:streamRawPredict`, whose body is Anthropic's Messages
 request without `model` and with `anthropic_version`, translated by `providers/anthropic`.
 """
