@@ -368,8 +368,9 @@ class _BlockingTransport(_TransportBase):
     """google-auth's HTTP calls from the control plane (Celery, a view's worker thread), where
     there is no event loop: blocking httpx, the deployment's address policy checked first."""
 
-    def __init__(self, *, policy: AddressPolicy | None) -> None:
+    def __init__(self, *, policy: AddressPolicy | None, timeouts: Timeouts) -> None:
         self._policy = policy
+        self._timeouts = timeouts
 
     def _exchange(
         self, url: str, method: str, body: bytes | None, headers: dict[str, str]
@@ -382,7 +383,7 @@ class _BlockingTransport(_TransportBase):
                 url,
                 content=body,
                 headers=headers,
-                timeout=Timeouts().total,
+                timeout=httpx.Timeout(self._timeouts.first_byte, connect=self._timeouts.connect),
                 follow_redirects=False,
             )
         except (AddressRefusedError, httpx.HTTPError, OSError) as exc:
@@ -436,7 +437,10 @@ def deployment_token_blocking(deployment: Deployment) -> str:
     if credential is None:
         return _api_key_token(deployment)
     if credential.fresh_until <= time.time():
-        _refresh_blocking(credential, _BlockingTransport(policy=deployment.address_policy))
+        transport = _BlockingTransport(
+            policy=deployment.address_policy, timeouts=deployment.timeouts
+        )
+        _refresh_blocking(credential, transport)
     return credential.token
 
 

@@ -7,6 +7,7 @@ errors."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -21,10 +22,13 @@ from billing.models import ModelPrice
 from fine_tuning.models import FineTuningJob, ForwardedFile
 from fine_tuning.tasks import fine_tuning_jobs_poll
 from gateway.registry import registry_get
+from providers.base import Deployment
+from providers.errors import InvalidRequestError
+from providers.vertex_ai.tuning import dataset_convert
 from tests.batches.conftest import wait_for
 from tests.emulators.vertex_api import PROJECT, PROJECT_NUMBER, VertexEmulator
-from tests.emulators.vertex_tuning import BUCKET
-from tests.fine_tuning.conftest import Tenant, training_lines, upload
+from tests.emulators.vertex_tuning import BUCKET, dataset_check
+from tests.fine_tuning.conftest import GEMINI, REGION, Tenant, training_lines, upload
 from tests.fine_tuning.test_jobs_api import (  # noqa: F401 (beat_polls: its settings here too)
     _error,
     _polled_until_ended,
@@ -34,46 +38,10 @@ from tests.schemas import schema_validate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-GEMINI = "gemini-tunable"
-REGION = "europe-west4"
-
 
 @pytest.fixture
-def emulator(vertex_emulator: VertexEmulator) -> VertexEmulator:
-    vertex_emulator.tuning.step_seconds = 0.15
-    return vertex_emulator
-
-
-@pytest.fixture
-def vertex_deployment(
-    emulator: VertexEmulator, service_account: dict[str, Any]
-) -> Callable[..., None]:
-    """A shared database deployment of a Gemini model on the emulator, with a bucket."""
-
-    def create(
-        *, name: str = GEMINI, model: str = "gemini-2.0-flash", bucket: str | None = None
-    ) -> None:
-        from gateway.services import deployment_create
-
-        params: dict[str, Any] = {
-            "vertex_credentials": service_account,
-            "gcs_api_base": emulator.url,
-        }
-        if bucket != "":
-            params["gcs_bucket_name"] = bucket or f"gs://{BUCKET}/tenants"
-        deployment_create(
-            data={
-                "model_name": name,
-                "provider": "vertex_ai",
-                "upstream_model": model,
-                "api_base": emulator.url,
-                "region": REGION,
-            },
-            params=params,
-            api_key="",
-        )
-
-    return create
+def emulator(vertex: VertexEmulator) -> VertexEmulator:
+    return vertex
 
 
 def _tuning_requests(emulator: VertexEmulator, method: str = "POST") -> list[Any]:
@@ -368,3 +336,65 @@ def test_the_emulator_fails_a_job_on_a_dataset_not_in_geminis_format(
     assert job["error"] == {"code": 3, "message": reason}
     listed = httpx.get(jobs, params={"pageSize": 1}, headers=headers).json()
     assert [j["name"] for j in listed["tuningJobs"]] == [created["name"]]
+
+
+def test_a_chat_example_with_tool_calls_converts_to_what_vertex_accepts() -> None:
+    deployment = Deployment(
+        id="test:gemini",
+        model_name=GEMINI,
+        provider="vertex_ai",
+        upstream_model="gemini-2.0-flash",
+    )
+    weather = {"type": "object", "properties": {"city": {"type": "string"}}}
+    example = {
+        "messages": [
+            {"role": "developer", "content": "Use the tools."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"celsius": 3}'},
+            {"role": "assistant", "content": "3 degrees.", "weight": 1},
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": weather}}],
+    }
+    converted = dataset_convert(
+        io.BytesIO(orjson.dumps(example) + b"\n"), deployment=deployment, param="training_file"
+    )
+    line = orjson.loads(converted)
+    assert line["systemInstruction"] == {"parts": [{"text": "Use the tools."}]}
+    assert [c["role"] for c in line["contents"]] == ["user", "model", "user", "model"]
+    assert line["contents"][1]["parts"] == [
+        {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}
+    ]
+    assert line["contents"][2]["parts"] == [
+        {"functionResponse": {"name": "weather", "response": {"celsius": 3}}}
+    ]
+    assert line["tools"][0]["functionDeclarations"][0]["name"] == "weather"
+    assert dataset_check(converted) == (1, 8)
+
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+    inline = {
+        "messages": [
+            {"role": "user", "content": [image]},
+            {"role": "assistant", "content": "A dot."},
+        ]
+    }
+    with pytest.raises(InvalidRequestError) as refused:
+        dataset_convert(
+            io.BytesIO(orjson.dumps(inline)), deployment=deployment, param="validation_file"
+        )
+    assert (refused.value.param, refused.value.code) == (
+        "validation_file",
+        "invalid_validation_file",
+    )
+    assert refused.value.message == (
+        "Line 1 of `validation_file` has media Vertex AI tuning cannot read: use gs:// URIs."
+    )
