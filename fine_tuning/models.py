@@ -1,5 +1,6 @@
-"""Fine-tuning jobs run by a provider (OpenAI, Azure OpenAI) for a tenant, their events and
-checkpoints as the provider reported them, and the provider's copies of the tenant's files."""
+"""Fine-tuning jobs run by a provider (OpenAI, Azure OpenAI, Vertex AI) for a tenant, their
+events and checkpoints as the provider reported them, and the provider's copies of the tenant's
+files."""
 
 from __future__ import annotations
 

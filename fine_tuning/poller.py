@@ -15,14 +15,13 @@ from billing.models import ModelPrice
 from billing.services import model_price_changed
 from fine_tuning.alerts import job_alert_enqueue
 from fine_tuning.models import FineTuningCheckpoint, FineTuningEvent, FineTuningJob
-from fine_tuning.prices import MILLION, SOURCE, fine_tuned_price
+from fine_tuning.prices import MILLION, fine_tuned_price, price_source
 from fine_tuning.selectors import ENDED
-from fine_tuning.upstream import FineTuningUpstream
+from fine_tuning.upstream import FineTuningAPI, fine_tuning_api
 from gateway.errors import GatewayError
 from gateway.models import ModelDeployment
 from gateway.registry import registry_get
 from gateway.services import deployment_create
-from providers.base import Deployment
 
 
 def _moment(value: Any) -> datetime | None:
@@ -103,7 +102,7 @@ def _checkpoints_store(*, job: FineTuningJob, checkpoints: list[dict[str, Any]])
     FineTuningCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def job_upstream(*, job: FineTuningJob) -> FineTuningUpstream:
+def job_upstream(*, job: FineTuningJob) -> FineTuningAPI:
     """The provider account the job runs on, through its deployment as the registry has it
     now (a deployment removed since: 503, the job cannot be followed)."""
     deployment = registry_get().by_id.get(job.deployment_id)
@@ -113,7 +112,7 @@ def job_upstream(*, job: FineTuningJob) -> FineTuningUpstream:
             status=503,
             code="deployment_unavailable",
         )
-    return FineTuningUpstream(deployment=deployment)
+    return fine_tuning_api(deployment)
 
 
 def job_sync(*, job_id: str) -> FineTuningJob | None:
@@ -149,23 +148,24 @@ def job_sync(*, job_id: str) -> FineTuningJob | None:
     return job
 
 
-def _job_end(*, job: FineTuningJob, upstream: FineTuningUpstream) -> None:
+def _job_end(*, job: FineTuningJob, upstream: FineTuningAPI) -> None:
     """In the job's locked transaction: its cost, its model served, its owner alerted."""
-    price = fine_tuned_price(job.base_model)
+    price = fine_tuned_price(job.base_model, provider=job.provider)
     if price is not None and job.trained_tokens:
         job.cost = price.training * job.trained_tokens / MILLION
     job.finished_at = job.finished_at or timezone.now()
     if job.status == FineTuningJob.Status.SUCCEEDED and job.fine_tuned_model:
-        job.served_by = fine_tuned_model_serve(job=job, base=upstream.deployment)
+        job.served_by = fine_tuned_model_serve(job=job, upstream=upstream)
     job.ended_notified = True
     job_id = job.job_id
     transaction.on_commit(lambda: job_alert_enqueue(job_id=job_id))
 
 
-def fine_tuned_model_serve(*, job: FineTuningJob, base: Deployment) -> ModelDeployment:
+def fine_tuned_model_serve(*, job: FineTuningJob, upstream: FineTuningAPI) -> ModelDeployment:
     """A deployment of the job's organization serving its fine-tuned model through the same
     provider account, priced at the provider's fine-tuned price. Every worker's registry loads
     it at its next database check (gateway/config/watch.py), without a restart."""
+    base = upstream.deployment
     deployment = deployment_create(
         data={
             "model_name": job.fine_tuned_model,
@@ -176,10 +176,10 @@ def fine_tuned_model_serve(*, job: FineTuningJob, base: Deployment) -> ModelDepl
             "organization_id": job.organization_id,
             "region": base.region,
         },
-        params={k: base.params[k] for k in ("organization", "project") if k in base.params},
+        params=upstream.served_params(),
         api_key=base.api_key or "",
     )
-    price = fine_tuned_price(job.base_model)
+    price = fine_tuned_price(job.base_model, provider=job.provider)
     if price is not None:
         ModelPrice.objects.create(
             model=job.fine_tuned_model,
@@ -190,7 +190,7 @@ def fine_tuned_model_serve(*, job: FineTuningJob, base: Deployment) -> ModelDepl
             cache_read_input_cost_per_token=(
                 price.cached_input / MILLION if price.cached_input is not None else None
             ),
-            source=SOURCE,
+            source=price_source(job.provider),
         )
         model_price_changed()
     return deployment

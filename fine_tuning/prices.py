@@ -3,8 +3,11 @@ of the fine-tuned model per token, by base model (USD per million tokens).
 
 Source: OpenAI's pricing page, "Fine-tuning" table (https://platform.openai.com/docs/pricing),
 as of 2025-10-01; Azure OpenAI bills its own rates per region, which an operator sets by editing
-the fine-tuned deployment's price row (admin: Billing > Model prices). A fine-tuned model's
-price row (`billing.ModelPrice`, `source` naming this table) is written when its job succeeds.
+the fine-tuned deployment's price row (admin: Billing > Model prices). Vertex AI: its pricing
+page's Gemini tuning prices (https://cloud.google.com/vertex-ai/generative-ai/pricing, as of
+2025-10-01), a tuned model's requests at its base model's price (billing/prices/prices.yaml).
+A fine-tuned model's price row (`billing.ModelPrice`, `source` naming the table) is written when
+its job succeeds.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from billing.pricing import shipped_price
+from providers.vertex_ai.tuning import tunable_model
+
 SOURCE = "OpenAI fine-tuning prices (platform.openai.com/docs/pricing, 2025-10-01)"
+VERTEX_SOURCE = (
+    "Vertex AI Gemini tuning prices (cloud.google.com/vertex-ai/generative-ai/pricing, "
+    "2025-10-01); requests at the base model's price"
+)
 MILLION = Decimal(1_000_000)
 
 
@@ -64,6 +74,36 @@ def fine_tunable_snapshot(model: str) -> str | None:
     return model if model in FINE_TUNED_PRICES else None
 
 
-def fine_tuned_price(model: str) -> FineTunedPrice | None:
+# Vertex AI's training price by tuned model, per million tokens trained.
+VERTEX_TRAINING = {
+    "gemini-2.5-pro": Decimal("25.00"),
+    "gemini-2.5-flash": Decimal("5.00"),
+    "gemini-2.5-flash-lite": Decimal("1.50"),
+    "gemini-2.0-flash-001": Decimal("3.00"),
+    "gemini-2.0-flash-lite-001": Decimal("1.00"),
+}
+
+
+def fine_tuned_price(model: str, *, provider: str) -> FineTunedPrice | None:
+    """The price of fine-tuning `model` (the base model) at `provider`, and of the result."""
+    if provider == "vertex_ai":
+        return _vertex_price(model)
     snapshot = fine_tunable_snapshot(model)
     return FINE_TUNED_PRICES[snapshot] if snapshot is not None else None
+
+
+def _vertex_price(model: str) -> FineTunedPrice | None:
+    tuned = tunable_model(model)
+    base = shipped_price(model=tuned, provider="vertex_ai") if tuned else None
+    if tuned is None or base is None:
+        return None
+    return FineTunedPrice(
+        training=VERTEX_TRAINING[tuned],
+        input=base.input * MILLION,
+        cached_input=base.cache_read * MILLION if base.cache_read is not None else None,
+        output=base.output * MILLION,
+    )
+
+
+def price_source(provider: str) -> str:
+    return VERTEX_SOURCE if provider == "vertex_ai" else SOURCE

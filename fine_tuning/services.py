@@ -17,10 +17,9 @@ from files.models import File, FilePurpose
 from files.selectors import file_get_visible, file_open
 from fine_tuning.models import FineTuningJob, ForwardedFile
 from fine_tuning.poller import job_copy, job_upstream
-from fine_tuning.prices import fine_tunable_snapshot
 from fine_tuning.selectors import ENDED, fine_tuned_job_for_model
 from fine_tuning.tasks import job_sync_enqueue
-from fine_tuning.upstream import PROVIDERS, FineTuningUpstream
+from fine_tuning.upstream import FineTuningAPI, base_model_tunable, fine_tuning_api
 from gateway.context import Caller
 from gateway.errors import (
     InvalidRequestError,
@@ -55,10 +54,8 @@ def fine_tuning_deployment(*, caller: Caller, model: str) -> Deployment:
             f"This key may not use the model `{model}`.", param="model", code="model_not_allowed"
         )
     for deployment in visible:
-        if (
-            deployment.provider in PROVIDERS
-            and deployment_allowed(caller=caller, deployment=deployment)
-            and fine_tunable_snapshot(_base_model(deployment)) is not None
+        if deployment_allowed(caller=caller, deployment=deployment) and base_model_tunable(
+            deployment=deployment, model=_base_model(deployment)
         ):
             return deployment
     raise InvalidRequestError(
@@ -80,13 +77,14 @@ def _fine_tune_file(*, caller: Caller, file_id: str, param: str) -> File:
     return file
 
 
-def file_forward(*, file: File, upstream: FineTuningUpstream) -> str:
-    """The provider's id of `file` on this account: uploaded once, then reused."""
+def file_forward(*, file: File, upstream: FineTuningAPI, param: str) -> str:
+    """The provider's id of `file` on this account: uploaded once, then reused. `param`: the
+    job's parameter naming it, for the provider's refusal of its content."""
     known = ForwardedFile.objects.filter(file=file, upstream=upstream.account).first()
     if known is not None:
         return known.upstream_file_id
     with file_open(file=file) as stream:
-        upstream_id = upstream.file_upload(filename=file.filename, stream=stream)
+        upstream_id = upstream.file_upload(filename=file.filename, stream=stream, param=param)
     try:
         ForwardedFile.objects.create(
             file=file,
@@ -126,11 +124,15 @@ def job_create(
         else None
     )
     deployment = fine_tuning_deployment(caller=caller, model=model)
-    upstream = FineTuningUpstream(deployment=deployment)
+    upstream = fine_tuning_api(deployment)
     body: dict[str, Any] = {
         "model": _base_model(deployment),
-        "training_file": file_forward(file=training, upstream=upstream),
-        "validation_file": file_forward(file=validation, upstream=upstream) if validation else None,
+        "training_file": file_forward(file=training, upstream=upstream, param="training_file"),
+        "validation_file": (
+            file_forward(file=validation, upstream=upstream, param="validation_file")
+            if validation
+            else None
+        ),
         "suffix": suffix,
         "seed": seed,
         "metadata": metadata,

@@ -1,6 +1,7 @@
 """The providers' fine-tuning APIs, called from the control plane (a /v1 view's worker thread,
-Celery): OpenAI's (`{api_base}/files`, `{api_base}/fine_tuning/jobs/...`, `{api_base}/models/...`)
-and Azure OpenAI's data plane (`{resource}/openai/files?api-version=...`, `.../fine_tuning/jobs`).
+Celery): OpenAI's (`{api_base}/files`, `{api_base}/fine_tuning/jobs/...`, `{api_base}/models/...`),
+Azure OpenAI's data plane (`{resource}/openai/files?api-version=...`, `.../fine_tuning/jobs`),
+and Vertex AI's tuning jobs (providers/vertex_ai/tuning.py, which answers in OpenAI's shapes).
 
 Blocking httpx on purpose: nothing here runs on the /v1 event loop. An upstream error becomes
 Ogem's error the same way as on /v1 (providers.errors.upstream_error), secrets redacted.
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
+from fine_tuning.prices import fine_tunable_snapshot
 from providers.base import Deployment
 from providers.blocking import upstream_json_exchange
 from providers.registry import adapter_get
+from providers.vertex_ai.tuning import VertexTuning, tunable_model
 
-PROVIDERS = ("openai", "azure")
+PROVIDERS = ("openai", "azure", "vertex_ai")
 # Azure's data-plane version with fine-tuning (files, jobs, events, checkpoints, pause, resume).
 AZURE_API_VERSION = "2025-04-01-preview"
 
@@ -76,7 +79,7 @@ class FineTuningUpstream:
             data=data,
         )
 
-    def file_upload(self, *, filename: str, stream: IO[bytes]) -> str:
+    def file_upload(self, *, filename: str, stream: IO[bytes], param: str = "training_file") -> str:
         """Upload a training or validation file (purpose `fine-tune`); its upstream id."""
         answer = self._call(
             "POST",
@@ -114,3 +117,47 @@ class FineTuningUpstream:
         if self.azure:
             return
         self._call("DELETE", f"/models/{model}")
+
+    def served_params(self) -> dict[str, Any]:
+        """The deployment params the fine-tuned model's deployment keeps."""
+        kept = ("organization", "project")
+        return {k: self.deployment.params[k] for k in kept if k in self.deployment.params}
+
+
+class FineTuningAPI(Protocol):
+    """What fine_tuning calls at a provider, in OpenAI's shapes (ids are the provider's)."""
+
+    deployment: Deployment
+
+    @property
+    def account(self) -> str: ...
+
+    def file_upload(self, *, filename: str, stream: IO[bytes], param: str = ...) -> str: ...
+
+    def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def job_get(self, *, job_id: str) -> dict[str, Any]: ...
+
+    def job_action(self, *, job_id: str, action: str) -> dict[str, Any]: ...
+
+    def job_events(self, *, job_id: str, limit: int = ...) -> list[dict[str, Any]]: ...
+
+    def job_checkpoints(self, *, job_id: str, limit: int = ...) -> list[dict[str, Any]]: ...
+
+    def model_delete(self, *, model: str) -> None: ...
+
+    def served_params(self) -> dict[str, Any]: ...
+
+
+def fine_tuning_api(deployment: Deployment) -> FineTuningAPI:
+    if deployment.provider == "vertex_ai":
+        return VertexTuning(deployment=deployment)
+    return FineTuningUpstream(deployment=deployment)
+
+
+def base_model_tunable(*, deployment: Deployment, model: str) -> bool:
+    """Whether the deployment's provider fine-tunes `model` (its base model) here. A Vertex AI
+    deployment needs a Cloud Storage bucket for the training data, and a Gemini model."""
+    if deployment.provider == "vertex_ai":
+        return tunable_model(model) is not None and bool(VertexTuning(deployment).bucket()[0])
+    return deployment.provider in PROVIDERS and fine_tunable_snapshot(model) is not None

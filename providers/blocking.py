@@ -30,12 +30,14 @@ def upstream_json_exchange(
     params: dict[str, Any],
     headers: dict[str, str],
     json: Any = None,
+    content: bytes | None = None,
     files: dict[str, Any] | None = None,
     data: dict[str, str] | None = None,
     object_only: bool = False,
 ) -> Any:
-    """The decoded JSON answer of one request to `url` (with `object_only`, it must be an
-    object); errors as Ogem's."""
+    """The decoded JSON answer of one request to `url` with a JSON body (`json`), raw bytes
+    (`content`) or a form (`files`, `data`); with `object_only`, the answer must be an object.
+    Errors as Ogem's."""
     policy = deployment.address_policy
     try:
         if policy is not None:
@@ -45,7 +47,7 @@ def upstream_json_exchange(
             url,
             params=params,
             headers=headers,
-            content=orjson.dumps(json) if json is not None else None,
+            content=orjson.dumps(json) if json is not None else content,
             files=files,
             data=data,
             timeout=TIMEOUT,

@@ -12,7 +12,8 @@ dict, a JSON string or a file path; where credentials come from otherwise: auth.
 ready OAuth access token when no credentials JSON is configured.
 
 Models live at `/{version}/projects/{project}/locations/{region}/publishers/{publisher}/models/
-{model}`: Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
+{model}` (a model that is a resource name, a tuned model's `projects/.../endpoints/{id}`, at
+`/{version}/{model}`): Gemini's `:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`
 (embeddings); Claude's `:rawPredict` and `:streamRawPredict`, whose body is Anthropic's Messages
 request without `model` and with `anthropic_version`, translated by `providers/anthropic`.
 """
@@ -26,12 +27,12 @@ from providers.adapter import UploadFile, UpstreamRequest, UpstreamResponse
 from providers.anthropic.stream import StreamTranslator as ClaudeStreamTranslator
 from providers.anthropic.translate import chat_request_to_messages, messages_response_to_chat
 from providers.base import Deployment, Endpoint
-from providers.errors import InvalidRequestError, UpstreamError
+from providers.errors import InvalidRequestError
 from providers.gemini import translate
 from providers.gemini.adapter import GeminiAdapter
 from providers.http import UpstreamHTTPResponse
 from providers.sse import sse_data
-from providers.vertex_ai.auth import access_token, deployment_credentials
+from providers.vertex_ai.auth import deployment_credentials, deployment_token
 
 PROVIDER = "vertex_ai"
 DEFAULT_REGION = "us-central1"
@@ -78,14 +79,25 @@ class VertexAIAdapter(GeminiAdapter):
         return (deployment.api_base or f"https://{host}").rstrip("/")
 
     def _model_path(self, deployment: Deployment) -> str:
+        if deployment.upstream_model.startswith("projects/"):
+            # A resource name: a tuned model's endpoint (`projects/.../endpoints/{id}`).
+            return deployment.upstream_model
         return (
             f"projects/{self._project(deployment)}/locations/{_region(deployment)}/publishers/"
             f"{_publisher(deployment)}/models/{deployment.upstream_model}"
         )
 
-    def model_url(self, deployment: Deployment, method: str) -> str:
+    def resource_url(self, deployment: Deployment, name: str) -> str:
+        """The REST URL of a resource name (`projects/...`) at the deployment's endpoint."""
         version = deployment.api_version or DEFAULT_API_VERSION
-        return f"{self._base(deployment)}/{version}/{self._model_path(deployment)}:{method}"
+        return f"{self._base(deployment)}/{version}/{name}"
+
+    def location_name(self, deployment: Deployment) -> str:
+        """`projects/{project}/locations/{region}`: the parent of the deployment's resources."""
+        return f"projects/{self._project(deployment)}/locations/{_region(deployment)}"
+
+    def model_url(self, deployment: Deployment, method: str) -> str:
+        return f"{self.resource_url(deployment, self._model_path(deployment))}:{method}"
 
     def realtime_target(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
         """Vertex AI's Live API WebSocket (`LlmBidiService/BidiGenerateContent`); the bearer
@@ -202,16 +214,4 @@ class VertexAIAdapter(GeminiAdapter):
         return await super()._open(request, deployment=deployment)
 
     async def _token(self, deployment: Deployment) -> str:
-        credential = deployment_credentials(deployment)
-        if credential is not None:
-            return await access_token(
-                credential, timeouts=deployment.timeouts, policy=deployment.address_policy
-            )
-        if deployment.api_key:
-            return deployment.api_key
-        raise UpstreamError(
-            f"The Vertex AI deployment {deployment.id} has no credentials "
-            "(vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or an access token).",
-            provider=PROVIDER,
-            code="upstream_rejected_credentials",
-        )
+        return await deployment_token(deployment)

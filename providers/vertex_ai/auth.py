@@ -38,12 +38,13 @@ import google.auth
 import google.auth.credentials
 import google.auth.exceptions
 import google.auth.transport
+import httpx
 import orjson
 from cachetools import LRUCache
 from google.oauth2 import service_account
 
 from providers.adapter import upstream_refusal
-from providers.addresses import AddressPolicy, AddressRefusedError
+from providers.addresses import AddressPolicy, AddressRefusedError, url_host_check
 from providers.base import Deployment, Timeouts
 from providers.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from providers.http import http_session, http_timeout
@@ -113,17 +114,10 @@ class _Response(google.auth.transport.Response):
     data: bytes
 
 
-class _Transport(google.auth.transport.Request):
-    """google-auth's HTTP calls, made from its refresh thread through the event loop's pooled
-    session: the deployment's address policy and timeouts apply as to every upstream call."""
+class _TransportBase(google.auth.transport.Request):
+    """google-auth's HTTP calls (`_exchange` makes one), its last status kept."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, policy: AddressPolicy | None, timeouts: Timeouts
-    ) -> None:
-        self._loop = loop
-        self._policy = policy
-        self._timeouts = timeouts
-        self.status = 0  # the token endpoint's last answer, for the error message
+    status = 0  # the token endpoint's last answer, for the error message
 
     def __call__(
         self,
@@ -134,16 +128,38 @@ class _Transport(google.auth.transport.Request):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> _Response:
+        response = self._exchange(url, method, body, dict(headers or {}))
+        self.status = response.status
+        return response
+
+    def _exchange(
+        self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Response:
+        raise NotImplementedError
+
+
+class _Transport(_TransportBase):
+    """google-auth's HTTP calls, made from its refresh thread through the event loop's pooled
+    session: the deployment's address policy and timeouts apply as to every upstream call."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, policy: AddressPolicy | None, timeouts: Timeouts
+    ) -> None:
+        self._loop = loop
+        self._policy = policy
+        self._timeouts = timeouts
+
+    def _exchange(
+        self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Response:
         future = asyncio.run_coroutine_threadsafe(
-            self._send(url, method, body, dict(headers or {})), self._loop
+            self._send(url, method, body, headers), self._loop
         )
         try:
-            response = future.result(timeout=self._timeouts.total + 5)
+            return future.result(timeout=self._timeouts.total + 5)
         except concurrent.futures.TimeoutError as exc:
             future.cancel()
             raise google.auth.exceptions.TransportError("TimeoutError") from exc
-        self.status = response.status
-        return response
 
     async def _send(
         self, url: str, method: str, body: bytes | None, headers: dict[str, str]
@@ -318,8 +334,13 @@ def _landed(
 
 
 async def _refresh(credential: GoogleCredential, transport: _Transport) -> None:
+    await asyncio.to_thread(_refresh_blocking, credential, transport)
+
+
+def _refresh_blocking(credential: GoogleCredential, transport: _TransportBase) -> None:
+    """Refresh the token (blocks), google-auth's failures as Ogem's errors."""
     try:
-        await asyncio.to_thread(credential.refresh_blocking, transport)
+        credential.refresh_blocking(transport)
     except google.auth.exceptions.DefaultCredentialsError as exc:
         raise UpstreamError(
             f"{PROVIDER}: no Google credentials found (vertex_credentials, "
@@ -341,6 +362,33 @@ async def _refresh(credential: GoogleCredential, transport: _Transport) -> None:
             provider=PROVIDER,
             code="upstream_rejected_credentials",
         ) from exc
+
+
+class _BlockingTransport(_TransportBase):
+    """google-auth's HTTP calls from the control plane (Celery, a view's worker thread), where
+    there is no event loop: blocking httpx, the deployment's address policy checked first."""
+
+    def __init__(self, *, policy: AddressPolicy | None, timeouts: Timeouts) -> None:
+        self._policy = policy
+        self._timeouts = timeouts
+
+    def _exchange(
+        self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Response:
+        try:
+            if self._policy is not None:
+                url_host_check(url, policy=self._policy)
+            response = httpx.request(
+                method,
+                url,
+                content=body,
+                headers=headers,
+                timeout=httpx.Timeout(self._timeouts.first_byte, connect=self._timeouts.connect),
+                follow_redirects=False,
+            )
+        except (AddressRefusedError, httpx.HTTPError, OSError) as exc:
+            raise google.auth.exceptions.TransportError(type(exc).__name__) from exc
+        return _Response(response.status_code, response.headers, response.content)
 
 
 def _transport_failure(exc: BaseException) -> google.auth.exceptions.TransportError | None:
@@ -369,6 +417,42 @@ def _refusal(exc: google.auth.exceptions.GoogleAuthError, *, status: int) -> str
     if isinstance(answer, dict):
         reason = str(answer.get("error_description") or answer.get("error") or "")
     return f": {status} {reason}".rstrip()
+
+
+async def deployment_token(deployment: Deployment) -> str:
+    """The bearer token of a deployment's calls: its credentials' access token, else its
+    `api_key` used as one."""
+    credential = deployment_credentials(deployment)
+    if credential is not None:
+        return await access_token(
+            credential, timeouts=deployment.timeouts, policy=deployment.address_policy
+        )
+    return _api_key_token(deployment)
+
+
+def deployment_token_blocking(deployment: Deployment) -> str:
+    """`deployment_token` for the control plane (no event loop): the same cached credential,
+    refreshed in this thread when it is stale."""
+    credential = deployment_credentials(deployment)
+    if credential is None:
+        return _api_key_token(deployment)
+    if credential.fresh_until <= time.time():
+        transport = _BlockingTransport(
+            policy=deployment.address_policy, timeouts=deployment.timeouts
+        )
+        _refresh_blocking(credential, transport)
+    return credential.token
+
+
+def _api_key_token(deployment: Deployment) -> str:
+    if deployment.api_key:
+        return deployment.api_key
+    raise UpstreamError(
+        f"The Vertex AI deployment {deployment.id} has no credentials "
+        "(vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or an access token).",
+        provider=PROVIDER,
+        code="upstream_rejected_credentials",
+    )
 
 
 def tokens_forget() -> None:

@@ -6,7 +6,8 @@ issuer, audience (Google's token endpoint, whatever URI it is posted to, as Goog
 scope and lifetime, and issues an access token with a scripted lifetime (`issue_token` mints
 one for the identity emulator's metadata server and STS).
 `POST /v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{method}`
-checks that bearer token (issued here and unexpired), the project and the region, then serves:
+checks that bearer token (issued here and unexpired), the project (by id or number) and the
+region, then serves:
 
 - publisher `google`: `generateContent`, `streamGenerateContent?alt=sse` (the Gemini request
   checks and reply framing of `tests.emulators.gemini_api`, plus Vertex's `labels`) and
@@ -14,6 +15,9 @@ checks that bearer token (issued here and unexpired), the project and the region
 - publisher `anthropic`: `rawPredict` and `streamRawPredict`: Anthropic's Messages request with
   `anthropic_version: vertex-2023-10-16` and no `model` (checked with the Anthropic emulator's
   validator), answered in Anthropic's JSON or SSE events.
+
+Supervised tuning of Gemini (`tuningJobs`), the Cloud Storage upload it reads its data from, and
+the tuned models' endpoints are tests/emulators/vertex_tuning.py's, behind the same token check.
 
 Errors are Google-shaped for the platform (auth, quota) and Anthropic-shaped for Claude's own.
 """
@@ -35,6 +39,7 @@ from tests.emulators.gemini_api import (
     embedding_values,
     error_response,
 )
+from tests.emulators.vertex_tuning import PROJECT_NUMBER, VertexTuningAPI
 
 PROJECT = "ogem-test-project"
 CLIENT_EMAIL = "ogem-gateway@ogem-test-project.iam.gserviceaccount.com"
@@ -54,6 +59,7 @@ class VertexEmulator(EmulatorBase):
         self.tokens: dict[str, float] = {}  # issued access token → expiry
         self.assertions: list[dict[str, Any]] = []  # verified JWT claims, in order
         self._anthropic_script: list[anthropic_api.Reply] = []
+        self.tuning = VertexTuningAPI()
 
     @property
     def token_uri(self) -> str:
@@ -71,6 +77,7 @@ class VertexEmulator(EmulatorBase):
             self.assertions.clear()
             self.token_lifetime = 3600
             self.token_delay = 0.0
+        self.tuning.clear()
 
     @property
     def model_requests(self) -> list[Any]:
@@ -81,6 +88,14 @@ class VertexEmulator(EmulatorBase):
         app.router.add_post(
             "/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{target}",
             self._model,
+        )
+        self.tuning.routes(app, guard=self._guard, generate=self._tuned_generate)
+
+    async def _tuned_generate(
+        self, request: web.Request, body: Any, *, model: str, stream: bool
+    ) -> web.StreamResponse:
+        return await self.generate(
+            request, body, model=model, stream=stream, extra=frozenset({"labels"})
         )
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -118,8 +133,18 @@ class VertexEmulator(EmulatorBase):
             self.tokens[token] = time.time() + self.token_lifetime
         return token, self.token_lifetime
 
-    async def _model(self, request: web.Request) -> web.StreamResponse:
-        body = await self.receive(request)
+    async def _guard(
+        self, request: web.Request, *, project: str | None = None, region: str | None = None
+    ) -> web.Response | None:
+        """Log the request and check it (`_refusal`)."""
+        await self.receive(request)
+        return self._refusal(request, project=project, region=region)
+
+    def _refusal(
+        self, request: web.Request, *, project: str | None, region: str | None
+    ) -> web.Response | None:
+        """The error answer to a request without a token issued here and unexpired, or for
+        another project (by id or number) or an unknown region; None when it may go on."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         expiry = self.tokens.get(token)
         if expiry is None or expiry < time.time():
@@ -128,11 +153,18 @@ class VertexEmulator(EmulatorBase):
                 "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                 "login cookie or other valid authentication credential.",
             )
+        if project is not None and project not in (PROJECT, PROJECT_NUMBER):
+            return error_response(403, f"Permission denied on resource project {project}.")
+        if region is not None and region not in REGIONS:
+            return error_response(400, f"Unsupported region: {region}")
+        return None
+
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        body = await self.receive(request)
         info = request.match_info
-        if info["project"] != PROJECT:
-            return error_response(403, f"Permission denied on resource project {info['project']}.")
-        if info["region"] not in REGIONS:
-            return error_response(400, f"Unsupported region: {info['region']}")
+        refused = self._refusal(request, project=info["project"], region=info["region"])
+        if refused is not None:
+            return refused
         if not isinstance(body, dict):
             return error_response(400, "Invalid JSON payload received.")
         model, _, method = info["target"].partition(":")
@@ -220,4 +252,4 @@ def _oauth_error(error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=400)
 
 
-__all__ = ["CLIENT_EMAIL", "PROJECT", "Reply", "VertexEmulator"]
+__all__ = ["CLIENT_EMAIL", "PROJECT", "PROJECT_NUMBER", "Reply", "VertexEmulator"]

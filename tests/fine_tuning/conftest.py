@@ -16,11 +16,22 @@ from gateway.registry import registry_install, registry_load_initial
 from tests.batches.conftest import sdk_retries
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.vertex_api import VertexEmulator
+from tests.emulators.vertex_tuning import BUCKET
 from tests.factories import OrganizationFactory, TeamFactory
 from tests.live import LiveServer
+from tests.providers.vertex_ai import conftest as vertex_fixtures
 
 # The public name of the base model, served by the OpenAI emulator (and Azure's).
 BASE = "gpt-4o-mini"
+# A Gemini model on the Vertex AI emulator, and its region.
+GEMINI = "gemini-tunable"
+REGION = "europe-west4"
+# The Vertex AI emulator and its service account (tests/providers/vertex_ai's fixtures).
+_vertex_server = vertex_fixtures._vertex_server
+vertex_keys = vertex_fixtures.vertex_keys
+vertex_emulator = vertex_fixtures.vertex_emulator
+service_account = vertex_fixtures.service_account
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +93,45 @@ def base_deployments(emulator: OpenAIEmulator) -> Callable[..., None]:
                 "api_base": f"{emulator.url}/v1",
             },
             api_key=UPSTREAM_KEY,
+        )
+
+    return create
+
+
+@pytest.fixture
+def vertex(vertex_emulator: VertexEmulator) -> VertexEmulator:
+    vertex_emulator.tuning.step_seconds = 0.15
+    return vertex_emulator
+
+
+@pytest.fixture
+def vertex_deployment(
+    vertex: VertexEmulator, service_account: dict[str, Any]
+) -> Callable[..., None]:
+    """A shared database deployment of a Gemini model on the Vertex emulator, with a bucket
+    (`bucket=""`: none)."""
+
+    def create(
+        *, name: str = GEMINI, model: str = "gemini-2.0-flash", bucket: str | None = None
+    ) -> None:
+        from gateway.services import deployment_create
+
+        params: dict[str, Any] = {
+            "vertex_credentials": service_account,
+            "gcs_api_base": vertex.url,
+        }
+        if bucket != "":
+            params["gcs_bucket_name"] = bucket or f"gs://{BUCKET}/tenants"
+        deployment_create(
+            data={
+                "model_name": name,
+                "provider": "vertex_ai",
+                "upstream_model": model,
+                "api_base": vertex.url,
+                "region": REGION,
+            },
+            params=params,
+            api_key="",
         )
 
     return create

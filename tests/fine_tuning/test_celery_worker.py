@@ -20,7 +20,8 @@ from gateway.registry import registry_get
 from tests.batches.conftest import wait_for
 from tests.billing.test_alerts import Receiver
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.fine_tuning.conftest import BASE, Tenant, upload
+from tests.emulators.vertex_api import VertexEmulator
+from tests.fine_tuning.conftest import BASE, GEMINI, Tenant, upload
 from tests.governance.cluster import Process, celery_worker_start, cluster_env
 
 pytestmark = [
@@ -46,22 +47,16 @@ def broker(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     app.control.purge()
 
 
-def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
-    broker: None,
-    tenant: Callable[[], Tenant],
-    base_deployments: Callable[..., None],
-    emulator: OpenAIEmulator,
-    watched_registry: None,
-    tmp_path: Path,
-    settings,  # type: ignore[no-untyped-def]
-) -> None:
+def _followed_by_a_worker(
+    *, tenant: Callable[[], Tenant], model: str, emulator_url: str, tmp_path: Path, settings: Any
+) -> Any:
+    """A job on `model` followed to its end by a real worker (the only one syncing it), beat's
+    poll sent through the broker; its model then served to its owner only. The job as it ended."""
     from ogem_site.celery import app
 
-    base_deployments()
-    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
     owner, other = tenant(), tenant()
     receiver = Receiver().start()
-    env = cluster_env(tmp=tmp_path, emulator_url=emulator.url, usage_stream="usage-ft")
+    env = cluster_env(tmp=tmp_path, emulator_url=emulator_url, usage_stream="usage-ft")
     env.update(
         OGEM_ALERT_WEBHOOK_URL=f"{receiver.url}/hooks/ogem",
         OGEM_ALERT_EMAILS="",
@@ -72,7 +67,7 @@ def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
     try:
         worker = celery_worker_start(env, name="fine-tuner", queue="celery")
         job = owner.client.fine_tuning.jobs.create(
-            model=BASE, training_file=upload(owner.client).id
+            model=model, training_file=upload(owner.client).id
         )
 
         def ended() -> Any:
@@ -91,14 +86,52 @@ def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
     assert done.status == "succeeded"
     (hook,) = receiver.requests
     assert orjson.loads(hook.body)["job"]["id"] == job.id
-    assert FineTuningJob.objects.get(job_id=job.id).events.count() >= 5
-    model = done.fine_tuned_model
-    wait_for(lambda: model in registry_get().by_model, what="the fine-tuned model served")
+    fine_tuned = done.fine_tuned_model
+    wait_for(lambda: fine_tuned in registry_get().by_model, what="the fine-tuned model served")
     answer = owner.client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Ahoy?"}]
+        model=fine_tuned, messages=[{"role": "user", "content": "Ahoy?"}]
     )
     assert answer.model
     with pytest.raises(openai.NotFoundError):
         other.client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Ahoy?"}]
+            model=fine_tuned, messages=[{"role": "user", "content": "Ahoy?"}]
         )
+    return done
+
+
+def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
+    broker: None,
+    tenant: Callable[[], Tenant],
+    base_deployments: Callable[..., None],
+    emulator: OpenAIEmulator,
+    watched_registry: None,
+    tmp_path: Path,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    base_deployments()
+    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
+    done = _followed_by_a_worker(
+        tenant=tenant, model=BASE, emulator_url=emulator.url, tmp_path=tmp_path, settings=settings
+    )
+    assert FineTuningJob.objects.get(job_id=done.id).events.count() >= 5
+
+
+def test_a_worker_follows_a_vertex_job(
+    broker: None,
+    tenant: Callable[[], Tenant],
+    vertex_deployment: Callable[..., None],
+    vertex: VertexEmulator,
+    emulator: OpenAIEmulator,
+    watched_registry: None,
+    tmp_path: Path,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    vertex_deployment()
+    wait_for(lambda: GEMINI in registry_get().by_model, what="the watcher to load the model")
+    done = _followed_by_a_worker(
+        tenant=tenant, model=GEMINI, emulator_url=emulator.url, tmp_path=tmp_path, settings=settings
+    )
+    job = FineTuningJob.objects.get(job_id=done.id)
+    assert job.events.count() == 4
+    tuned = vertex.tuning.jobs[job.upstream_job_id].tuned_model
+    assert tuned is not None and done.fine_tuned_model == tuned["endpoint"]
