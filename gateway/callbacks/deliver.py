@@ -8,7 +8,8 @@ The worker writes down the pipe (gateway/child_pipe.py's frames):
 - ("sink", number, name, kind, settings, untrusted): a sink spec, once per process; events name
   it by its number (a team's keys so cross the pipe, never a command line nor a log);
 - ("forget",): the worker has renumbered its specs (its memo is bounded);
-- ("events", [(event, (number, ...)), ...]): CallbackEvents and the sinks of each;
+- ("events", [(event, (number, ...)), ...]): events (base.EVENT_FIELDS' tuples) and the sinks
+  of each;
 - ("flush", n).
 
 Each sink destination has its buffer, bounded too, and a task that sends batches of up to its
@@ -40,7 +41,13 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from gateway.callbacks.base import CallbackEvent, Sink, SinkRejected, SinkRetryable
+from gateway.callbacks.base import (
+    CallbackEvent,
+    Sink,
+    SinkRejected,
+    SinkRetryable,
+    event_from_values,
+)
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import child_unpinned
@@ -49,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
 BACKOFF_MAX = 30.0
-REPORT_EVERY = 0.2  # seconds between counts lines
+REPORT_EVERY = 1.0  # seconds between counts lines (a flush is answered with its own)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
@@ -201,7 +208,8 @@ class Delivery:
         kind = message[0]
         if kind == "events":
             specs = self.specs
-            for event, numbers in message[1]:
+            for values, numbers in message[1]:
+                event = event_from_values(values)
                 for number in numbers:
                     self.outstanding += 1
                     specs[number].put(event)

@@ -35,14 +35,14 @@ from typing import Any
 import orjson
 from django.conf import settings as django_settings
 
-from gateway.callbacks.base import CallbackEvent
+from gateway.callbacks.base import CallbackEvent, EventValues
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import ChildPipe, frame
 from ogem_site.metrics import CALLBACK_EVENTS_DROPPED, CALLBACK_EVENTS_SENT
 
 logger = logging.getLogger(__name__)
 
-BATCH_EVENTS = 16  # queued events that wake the pipe's thread before its interval
+BATCH_EVENTS = 32  # queued events that wake the pipe's thread before its interval
 SPECS_MAX = 4096  # sink specs numbered per delivery process (team plans come and go)
 
 
@@ -64,7 +64,7 @@ class CallbackPipe(ChildPipe):
         self._pending: dict[str, int] = {}  # events (per sink) handed over, not yet reported
         super().__init__()
 
-    def put(self, event: CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
+    def put(self, event: EventValues | CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
         queue = self.queue
         if len(queue) >= self.dispatcher.queue_size or self._closing:
             for spec in sinks:
@@ -85,34 +85,47 @@ class CallbackPipe(ChildPipe):
                 for spec in sinks:
                     _dropped(spec.name, "exited")
             return
-        frames = []
+        frames: list[bytes] = []
         config = self.dispatcher.config()
         if config != self._config:
             frames.append(frame(("config", *config)))
             self._config = config
-        numbers, pending = self._numbers, self._pending
+        # Requests share their plan's sinks tuple: numbered once a batch, counted once a batch.
+        plans: dict[int, list[Any]] = {}  # id(sinks) -> [sinks, numbers, events]
         batch = []
-        for event, sinks in items:
-            numbered = []
+        for values, sinks in items:
+            plan = plans.get(id(sinks))
+            if plan is None:
+                plan = plans[id(sinks)] = [sinks, self._numbered(sinks, frames), 0]
+            plan[2] += 1
+            batch.append((values, plan[1]))
+        pending = self._pending
+        for sinks, _, count in plans.values():
             for spec in sinks:
-                known = numbers.get(id(spec))
-                if known is not None and known[0] is spec:
-                    number = known[1]
-                else:  # kept with its spec: an id is never taken for another object meanwhile
-                    if len(numbers) >= SPECS_MAX:
-                        numbers.clear()
-                        frames.append(frame(("forget",)))
-                    number = next(self._counter)
-                    numbers[id(spec)] = (spec, number)
-                    frames.append(
-                        frame(("sink", number, spec.name, spec.kind, spec.settings, spec.untrusted))
-                    )
-                numbered.append(number)
-                pending[spec.name] = pending.get(spec.name, 0) + 1
-            batch.append((event, tuple(numbered)))
+                pending[spec.name] = pending.get(spec.name, 0) + count
         frames.append(_events_frame(batch))
         if not self._send(process, b"".join(frames)):
             self._exited("exited")
+
+    def _numbered(self, sinks: Sequence[SinkSpec], frames: list[bytes]) -> tuple[int, ...]:
+        """The sinks' numbers; a spec the delivery process does not know yet is sent first."""
+        numbers = self._numbers
+        numbered = []
+        for spec in sinks:
+            known = numbers.get(id(spec))
+            if known is not None and known[0] is spec:
+                numbered.append(known[1])
+                continue
+            # Kept with its spec: an id is never taken for another object meanwhile.
+            if len(numbers) >= SPECS_MAX:
+                numbers.clear()
+                frames.append(frame(("forget",)))
+            number = next(self._counter)
+            numbers[id(spec)] = (spec, number)
+            told = ("sink", number, spec.name, spec.kind, spec.settings, spec.untrusted)
+            frames.append(frame(told))
+            numbered.append(number)
+        return tuple(numbered)
 
     def _answer(self, words: list[bytes]) -> None:
         if words[0] == b"counts":
@@ -146,7 +159,7 @@ class CallbackPipe(ChildPipe):
         return sum(number for number in self._pending.values() if number > 0)
 
 
-def _events_frame(batch: list[tuple[CallbackEvent, tuple[int, ...]]]) -> bytes:
+def _events_frame(batch: list[tuple[Any, tuple[int, ...]]]) -> bytes:
     message = ("events", batch)
     try:
         data = marshal.dumps(message)
@@ -163,7 +176,7 @@ class Dispatcher:
         self.flush_interval = defaults.flush_interval
         self.max_retries = defaults.max_retries
         self.settings: CallbackSettings | None = None
-        self._pid = 0
+        self._registered = False
         self._pipe: CallbackPipe | None = None
 
     def configure(self, settings: CallbackSettings | None) -> None:
@@ -178,34 +191,36 @@ class Dispatcher:
         allow_private = bool(getattr(django_settings, "OGEM_CALLBACKS_ALLOW_PRIVATE_URLS", False))
         return (self.queue_size, self.flush_interval, self.max_retries, allow_private)
 
-    def submit(self, event: CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
+    def submit(self, event: EventValues | CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
         pipe = self._pipe
-        if pipe is None or self._pid != os.getpid():
+        if pipe is None:
             pipe = self._start()
         pipe.put(event, sinks)
 
     def _start(self) -> CallbackPipe:
-        # A forked child inherits its parent's pipe object, not its thread: it starts its own
-        # (the parent's process stays the parent's).
         self._pipe = CallbackPipe(self)
-        if self._pid == 0:
+        if not self._registered:
             atexit.register(self.close)
-        self._pid = os.getpid()
+            # A forked child inherits the pipe object, not its thread: it starts its own (the
+            # parent's delivery process stays the parent's).
+            os.register_at_fork(after_in_child=self._forget)
+            self._registered = True
         return self._pipe
+
+    def _forget(self) -> None:
+        self._pipe = None
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send everything queued now, without waiting for the interval; True once every event
         was sent or dropped (tests, Celery tasks that want their events out)."""
         pipe = self._pipe
-        if pipe is None or self._pid != os.getpid():
-            return True
-        return pipe.flush(timeout)
+        return pipe.flush(timeout) if pipe is not None else True
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is held, for up to `timeout` seconds (OGEM_CALLBACKS_FLUSH_SECONDS),
         then stop the delivery process; what is left is counted as dropped (`shutdown`)."""
         pipe = self._pipe
-        if pipe is None or self._pid != os.getpid():
+        if pipe is None:
             return
         if timeout is None:
             timeout = float(getattr(django_settings, "OGEM_CALLBACKS_FLUSH_SECONDS", 5))
