@@ -271,3 +271,24 @@ def test_a_full_buffer_in_the_delivery_process_drops_and_counts(dispatcher, webh
     assert instance.flush(timeout=10)
     assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="queue_full") == 4
     assert len(webhook.events) == 2
+
+
+def test_a_forked_process_starts_its_own_delivery_process(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    instance = dispatcher()
+    instance.submit(_event(), [_hook(f"{webhook.url}/hook")])
+    parent = instance._pipe
+    assert parent is not None
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, b"fresh" if instance._pipe is None else b"shared")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 8) == b"fresh"
+    os.waitpid(child, 0)
+    os.close(read)
+    assert instance._pipe is parent
+    assert instance.flush(timeout=10)
+    assert len(webhook.events) == 1
