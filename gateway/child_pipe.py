@@ -97,6 +97,14 @@ class ChildPipe:
             logger.warning("%s exited (%s)", self.module, process.returncode)
             self._process = None
             self._died_at = time.monotonic()
+            with self._read:
+                for stream in (process.stdin, process.stdout):
+                    try:
+                        if stream is not None:
+                            stream.close()
+                    except OSError:  # a write it never read
+                        pass
+                self._answers = b""  # a line it left unfinished
             self._exited("exited")
         if self._closing or time.monotonic() - self._died_at < RESPAWN_AFTER:
             return None
