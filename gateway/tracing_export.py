@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
-import marshal
 import os
 import struct
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
+
+from gateway.child_pipe import child_unpinned, frame_read
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +242,6 @@ def spans_encode(spans: Sequence[Sequence[Any]], *, resource: bytes, scope: str 
 # -- the exporter process ---------------------------------------------------------------------
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
-    data = stream.read(size)
-    return data if data is not None and len(data) == size else None
-
-
 def _resource(service_name: str) -> bytes:
     """The resource as OpenTelemetry's SDK makes it (OTEL_RESOURCE_ATTRIBUTES, the SDK's own
     attributes), its `service.name` Ogem's setting, else OTEL_SERVICE_NAME, else `ogem`."""
@@ -265,14 +261,8 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
     exporter = exporter_build(protocol=config["protocol"], target=config["target"])
     resource = _resource(config.get("service_name") or "")
     failed, warned = 0, -60.0
-    while True:
-        header = _read_exact(inbound, 4)
-        if header is None:
-            break
-        payload = _read_exact(inbound, struct.unpack("<I", header)[0])
-        if payload is None:
-            break
-        kind, body = marshal.loads(payload)  # noqa: S302 - from the worker that started us
+    while (message := frame_read(inbound)) is not None:
+        kind, body = message
         if kind == "flush":
             outbound.write(f"flushed {body} {failed}\n".encode())
             outbound.flush()
@@ -292,19 +282,9 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
     exporter.shutdown()
 
 
-def _unpinned() -> None:
-    """Leave the worker's CPU pinning behind (a child inherits it): the export is moved out of
-    the worker so that it need not take the worker's core."""
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, range(os.cpu_count() or 1))
-        except OSError:  # a cgroup or a sandbox that refuses: stay where we are
-            pass
-
-
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem tracing exporter: %(message)s")
-    _unpinned()
+    child_unpinned()
     config = json.loads(sys.argv[1])
     exporter_main(config, sys.stdin.buffer, sys.stdout.buffer)
 

@@ -111,7 +111,8 @@ CALLBACK_EVENTS_DROPPED = Counter(
     "Callback events given up, by callback and reason: queue_full (the process's queue or the "
     "callback's buffer was full), retries_exhausted, rejected (the platform refused them), "
     "invalid (a team's callback without its keys), refused_url (a team's URL to a private "
-    "address), shutdown (still queued when the process stopped).",
+    "address), exited (the delivery process died), shutdown (still held when the process "
+    "stopped).",
     ["sink", "reason"],
 )
 USAGE_IMPOSSIBLE = Counter(

@@ -59,6 +59,26 @@ class CallbackEvent(TypedDict):
     output: NotRequired[Any]  # the answer's choices / data, or the assembled stream
 
 
+# A CallbackEvent as the worker hands it to the delivery process (a tuple: cheaper to build and
+# to marshal than the dict): its values in this order, `tags` as (the caller's, the request's)
+# or () when neither has any, `input` and `output` `...` when absent.
+EVENT_FIELDS: tuple[str, ...] = tuple(CallbackEvent.__annotations__)
+EventValues = tuple[Any, ...]
+
+
+def event_from_values(values: EventValues | CallbackEvent) -> CallbackEvent:
+    """The CallbackEvent of the worker's tuple (a dict, as tests and tools may hand over, as is)."""
+    if isinstance(values, dict):
+        return values
+    event: dict[str, Any] = dict(zip(EVENT_FIELDS, values, strict=True))
+    tags = event["tags"]
+    event["tags"] = sorted({*tags[0], *tags[1]}) if tags else []
+    for name in ("input", "output"):
+        if event[name] is ...:
+            del event[name]
+    return event  # type: ignore[return-value]
+
+
 class SinkRetryable(Exception):
     """The send may succeed later (timeout, connection refused, 408, 429, 5xx)."""
 

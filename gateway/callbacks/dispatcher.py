@@ -1,193 +1,183 @@
-"""Delivery of callback events, off the request path: one dispatcher per process.
+"""The worker's end of callback delivery: one dispatcher per process, feeding a delivery process of
+its own (deliver.py) through a pipe (gateway/child_pipe.py), as tracing feeds its exporter.
 
 `submit` is all a request pays: an append to a bounded deque (when it is full the event is
 dropped and counted in `ogem_callback_events_dropped_total{reason="queue_full"}`), and, once a
-batch's worth waits, a wake-up of the delivery thread. The delivery runs in a daemon thread with
-its own asyncio loop and HTTP client, so it works the same in a web worker, a Celery worker
-(internal calls: batch lines, assistants' runs) or a management command, and a slow platform
-never takes time from the event loop serving /v1.
-
-In that thread each configured sink (a team's own Langfuse project is a sink of its own) has its
-buffer, bounded too, and a task that sends batches of up to its `max_batch` events, at once when
-a batch is full, else after `flush_interval` seconds. `SinkRetryable` (a timeout, 429, 5xx) is
-retried `max_retries` times with exponential backoff and jitter, then the batch is dropped and
-counted (`retries_exhausted`); `SinkRejected` (a bad key, a shape refused) drops it at once
-(`rejected`), logged without its settings. Accepted events count in
-`ogem_callback_events_sent_total{sink}`.
+batch's worth waits, a wake-up of the pipe's thread. That thread marshals the queued events down
+the pipe, each with the numbers of its sinks (a sink's spec, with its keys, crosses the pipe once
+per delivery process). The delivery process formats each vendor's payload, batches, retries and
+sends, on its own CPU time and GIL: a slow or unreachable platform never takes time from the
+event loop serving /v1. It reports what it sent and dropped; the thread adds that to
+ogem_callback_events_sent_total{sink} and ogem_callback_events_dropped_total{sink,reason}, so
+the worker's /metrics shows them. A delivery process that dies is started again (its events are
+counted as dropped, `exited`); while none runs, new events are dropped the same way. This works
+the same in a web worker, a Celery worker (internal calls: batch lines, assistants' runs) or a
+management command.
 
 A process that stops flushes what it holds for up to OGEM_CALLBACKS_FLUSH_SECONDS: at exit
 (`atexit`: uvicorn's and granian's workers return from their server on SIGTERM once requests
 drained) and in Celery's pool processes at `worker_process_shutdown` (ogem_site/celery.py). What
-is still queued then is counted as dropped (`shutdown`). After a fork the child starts its own
-thread at its first event.
+is still undelivered then is counted as dropped (`shutdown`). After a fork the child starts its
+own delivery process at its first event.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
+import itertools
 import logging
+import marshal
 import os
-import random
-import threading
-import time
-from collections import deque
+import struct
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
+import orjson
 from django.conf import settings as django_settings
 
-from gateway.callbacks.base import CallbackEvent, Sink, SinkRejected, SinkRetryable
-from gateway.callbacks.registry import sink_class
+from gateway.callbacks.base import CallbackEvent, EventValues
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
+from gateway.child_pipe import ChildPipe, frame
 from ogem_site.metrics import CALLBACK_EVENTS_DROPPED, CALLBACK_EVENTS_SENT
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
-BACKOFF_MAX = 30.0
-WAKE_AT = 64  # queued events that wake the delivery thread before its interval
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-_Item = tuple[CallbackEvent, tuple[SinkSpec, ...]]
+BATCH_EVENTS = 32  # queued events that wake the pipe's thread before its interval
+SPECS_MAX = 4096  # sink specs numbered per delivery process (team plans come and go)
 
 
 def _dropped(sink: str, reason: str, count: int = 1) -> None:
     CALLBACK_EVENTS_DROPPED.labels(sink=sink, reason=reason).inc(count)
 
 
-class _SinkWorker:
-    """One sink's buffer and the task that sends it."""
+class CallbackPipe(ChildPipe):
+    """The queue of (event, sinks), the thread that empties it and the delivery process."""
 
-    def __init__(self, spec: SinkSpec, sink: Sink | None, dispatcher: Dispatcher) -> None:
-        self.spec = spec
-        self.sink = sink
+    module = "gateway.callbacks.deliver"
+    thread_name = "ogem-callbacks"
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self.buffer: deque[CallbackEvent] = deque()
-        self.ready = asyncio.Event()
-        self.checked = not spec.untrusted
-        self.refused = False
+        self._numbers: dict[int, tuple[SinkSpec, int]] = {}  # id(spec) -> (spec, its number)
+        self._counter = itertools.count(1)
+        self._config: tuple[Any, ...] | None = None  # as the delivery process has it
+        self._pending: dict[str, int] = {}  # events (per sink) handed over, not yet reported
+        super().__init__()
 
-    def put(self, event: CallbackEvent) -> None:
-        if len(self.buffer) >= self.dispatcher.queue_size:
-            _dropped(self.spec.name, "queue_full")
-            self.dispatcher.done(1)
+    def put(self, event: EventValues | CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
+        queue = self.queue
+        if len(queue) >= self.dispatcher.queue_size or self._closing:
+            for spec in sinks:
+                _dropped(spec.name, "queue_full")
             return
-        self.buffer.append(event)
-        self.ready.set()
+        queue.append((event, sinks))
+        if len(queue) >= BATCH_EVENTS and not self._wake.is_set():
+            self._wake.set()
 
-    async def run(self, client: httpx.AsyncClient) -> None:
-        dispatcher = self.dispatcher
-        while True:
-            await self.ready.wait()
-            if self.sink is not None and not dispatcher.stopping:
-                batch_size = self.sink.max_batch
-                deadline = time.monotonic() + dispatcher.flush_interval
-                # A partial batch waits for more, up to the flush interval.
-                while (
-                    len(self.buffer) < batch_size
-                    and not dispatcher.stopping
-                    and not dispatcher.flushing
-                    and (left := deadline - time.monotonic()) > 0
-                ):
-                    self.ready.clear()
-                    try:
-                        await asyncio.wait_for(self.ready.wait(), timeout=left)
-                    except TimeoutError:
-                        break
-            while self.buffer:
-                size = self.sink.max_batch if self.sink is not None else len(self.buffer)
-                batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
-                await self._deliver(batch, client)
-            self.ready.clear()
+    def _send_queued(self) -> None:
+        queue = self.queue
+        if not queue:
+            return
+        items = [queue.popleft() for _ in range(len(queue))]
+        process = self._child()
+        if process is None:
+            for _, sinks in items:
+                for spec in sinks:
+                    _dropped(spec.name, "exited")
+            return
+        frames: list[bytes] = []
+        config = self.dispatcher.config()
+        if config != self._config:
+            frames.append(frame(("config", *config)))
+            self._config = config
+        # Requests share their plan's sinks tuple: numbered once a batch, counted once a batch.
+        plans: dict[int, list[Any]] = {}  # id(sinks) -> [sinks, numbers, events]
+        batch = []
+        for values, sinks in items:
+            plan = plans.get(id(sinks))
+            if plan is None:
+                plan = plans[id(sinks)] = [sinks, self._numbered(sinks, frames), 0]
+            plan[2] += 1
+            batch.append((values, plan[1]))
+        pending = self._pending
+        for sinks, _, count in plans.values():
+            for spec in sinks:
+                pending[spec.name] = pending.get(spec.name, 0) + count
+        frames.append(_events_frame(batch))
+        if not self._send(process, b"".join(frames)):
+            self._exited("exited")
 
-    async def _deliver(self, batch: list[CallbackEvent], client: httpx.AsyncClient) -> None:
-        name = self.spec.name
-        try:
-            if self.sink is None:
-                _dropped(name, "invalid", len(batch))
-                return
-            if not self.checked:
-                self.refused = not await _urls_allowed(self.spec)
-                self.checked = True
-                if self.refused:
-                    logger.warning("callback %s: a team's URL reaches a private address", name)
-            if self.refused:
-                _dropped(name, "refused_url", len(batch))
-                return
-            attempt = 0
-            while True:
-                try:
-                    await self.sink.send(batch, client=client)
-                except SinkRejected as exc:
-                    logger.warning("callback %s refused %d events: %s", name, len(batch), exc)
-                    _dropped(name, "rejected", len(batch))
-                    return
-                except (SinkRetryable, httpx.TransportError) as exc:
-                    attempt += 1
-                    if attempt > self.dispatcher.max_retries or self.dispatcher.stopping:
-                        logger.warning(
-                            "callback %s: %d events dropped after %d attempts (%s)",
-                            name,
-                            len(batch),
-                            attempt,
-                            type(exc).__name__,
-                        )
-                        _dropped(name, "retries_exhausted", len(batch))
-                        return
-                    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_MAX)
-                    await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                    continue
-                except Exception:
-                    logger.exception("callback %s failed on %d events", name, len(batch))
-                    _dropped(name, "rejected", len(batch))
-                    return
-                CALLBACK_EVENTS_SENT.labels(sink=name).inc(len(batch))
-                return
-        finally:
-            self.dispatcher.done(len(batch))
+    def _numbered(self, sinks: Sequence[SinkSpec], frames: list[bytes]) -> tuple[int, ...]:
+        """The sinks' numbers; a spec the delivery process does not know yet is sent first."""
+        numbers = self._numbers
+        numbered = []
+        for spec in sinks:
+            known = numbers.get(id(spec))
+            if known is not None and known[0] is spec:
+                numbered.append(known[1])
+                continue
+            # Kept with its spec: an id is never taken for another object meanwhile.
+            if len(numbers) >= SPECS_MAX:
+                numbers.clear()
+                frames.append(frame(("forget",)))
+            number = next(self._counter)
+            numbers[id(spec)] = (spec, number)
+            told = ("sink", number, spec.name, spec.kind, spec.settings, spec.untrusted)
+            frames.append(frame(told))
+            numbered.append(number)
+        return tuple(numbered)
+
+    def _answer(self, words: list[bytes]) -> None:
+        if words[0] == b"counts":
+            pending = self._pending
+            for sink, outcome, number in orjson.loads(b" ".join(words[1:])):
+                pending[sink] = pending.get(sink, 0) - number
+                if outcome == "sent":
+                    CALLBACK_EVENTS_SENT.labels(sink=sink).inc(number)
+                else:
+                    _dropped(sink, outcome, number)
+        elif words[0] == b"flushed":
+            self._flushed = int(words[1])
+
+    def _idle(self) -> None:
+        self._answers_read(0)
+
+    def _exited(self, reason: str) -> None:
+        """What the delivery process held is lost: counted, and its specs sent again to the
+        next one."""
+        for sink, number in self._pending.items():
+            if number > 0:
+                _dropped(sink, reason, number)
+        if any(number > 0 for number in self._pending.values()):
+            logger.warning("callbacks: %d events not delivered (%s)", self.undelivered, reason)
+        self._pending = {}
+        self._numbers = {}
+        self._config = None
+
+    @property
+    def undelivered(self) -> int:
+        return sum(number for number in self._pending.values() if number > 0)
 
 
-async def _urls_allowed(spec: SinkSpec) -> bool:
-    """A team's settings: every http(s) URL among them must reach public addresses only (unless
-    OGEM_CALLBACKS_ALLOW_PRIVATE_URLS)."""
-    from providers.addresses import address_forbidden
-
-    allow_private = bool(getattr(django_settings, "OGEM_CALLBACKS_ALLOW_PRIVATE_URLS", False))
-    loop = asyncio.get_running_loop()
-    for value in spec.settings.values():
-        if not value.startswith(("http://", "https://")):
-            continue
-        parts = urlsplit(value)
-        if not parts.hostname:
-            return False
-        try:
-            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443)
-        except OSError:
-            return False
-        if any(address_forbidden(str(info[4][0]), allow_private=allow_private) for info in infos):
-            return False
-    return True
+def _events_frame(batch: list[tuple[Any, tuple[int, ...]]]) -> bytes:
+    message = ("events", batch)
+    try:
+        data = marshal.dumps(message)
+    except ValueError:  # a value of a type marshal does not know (request metadata): as JSON
+        plain = [(orjson.loads(orjson.dumps(event, default=str)), sinks) for event, sinks in batch]
+        data = marshal.dumps(("events", plain))
+    return struct.pack("<I", len(data)) + data
 
 
 class Dispatcher:
     def __init__(self) -> None:
-        self.queue: deque[_Item] = deque()
-        self.queue_size = CallbackSettings().queue_size
-        self.flush_interval = CallbackSettings().flush_interval
-        self.max_retries = CallbackSettings().max_retries
+        defaults = CallbackSettings()
+        self.queue_size = defaults.queue_size
+        self.flush_interval = defaults.flush_interval
+        self.max_retries = defaults.max_retries
         self.settings: CallbackSettings | None = None
-        self.stopping = False
-        self.flushing = False
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._outstanding = 0  # submitted events (per sink) not yet sent nor dropped
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._workers: dict[tuple[Any, ...], _SinkWorker] = {}
-        self._by_spec: dict[int, tuple[SinkSpec, _SinkWorker]] = {}
+        self._registered = False
+        self._pipe: CallbackPipe | None = None
 
     def configure(self, settings: CallbackSettings | None) -> None:
         self.settings = settings
@@ -196,170 +186,46 @@ class Dispatcher:
             self.flush_interval = settings.flush_interval
             self.max_retries = settings.max_retries
 
-    # ---- the request's side ----------------------------------------------------------------
+    def config(self) -> tuple[Any, ...]:
+        """What the delivery process is told (read by the pipe's thread, not per request)."""
+        allow_private = bool(getattr(django_settings, "OGEM_CALLBACKS_ALLOW_PRIVATE_URLS", False))
+        return (self.queue_size, self.flush_interval, self.max_retries, allow_private)
 
-    def submit(self, event: CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
-        if self._pid != os.getpid():
-            self._start()
-        if len(self.queue) >= self.queue_size or self.stopping:
-            for spec in sinks:
-                _dropped(spec.name, "queue_full")
-            return
-        with self._lock:
-            self._outstanding += len(sinks)
-        self.queue.append((event, tuple(sinks)))
-        if len(self.queue) >= WAKE_AT:
-            self._wake_up()
+    def submit(self, event: EventValues | CallbackEvent, sinks: Sequence[SinkSpec]) -> None:
+        pipe = self._pipe
+        if pipe is None:
+            pipe = self._start()
+        pipe.put(event, sinks)
 
-    def _wake_up(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop closed (the process is stopping)
-                pass
+    def _start(self) -> CallbackPipe:
+        self._pipe = CallbackPipe(self)
+        if not self._registered:
+            atexit.register(self.close)
+            # A forked child inherits the pipe object, not its thread: it starts its own (the
+            # parent's delivery process stays the parent's).
+            os.register_at_fork(after_in_child=self._forget)
+            self._registered = True
+        return self._pipe
 
-    def done(self, count: int) -> None:
-        with self._lock:
-            self._outstanding -= count
-
-    # ---- the delivery thread ---------------------------------------------------------------
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            # A forked child inherits the parent's deque but not its thread: start afresh.
-            self.queue = deque()
-            self._workers = {}
-            self._by_spec = {}
-            self._outstanding = 0
-            self.stopping = False
-            started = threading.Event()
-            self._thread = threading.Thread(
-                target=self._thread_main, args=(started,), name="ogem-callbacks", daemon=True
-            )
-            self._thread.start()
-            started.wait(timeout=5)
-            self._pid = os.getpid()
-        atexit.register(self.close)
-
-    def _thread_main(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(started))
-        finally:
-            loop.close()
-            self._loop = None
-
-    async def _main(self, started: threading.Event) -> None:
-        self._wake = asyncio.Event()
-        started.set()
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            tasks: set[asyncio.Task[None]] = set()
-            while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
-                self._distribute(client, tasks)
-                if self.stopping:
-                    break
-            # Stopping: every buffer sends what it holds (no waiting, no new retries).
-            for worker in self._workers.values():
-                worker.ready.set()
-            # The count moves in both threads (submit, done): polled, not an asyncio.Event.
-            while self._outstanding > 0:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            for task in tasks:
-                task.cancel()
-
-    def _distribute(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]) -> None:
-        queue = self.queue
-        by_spec = self._by_spec
-        while queue:
-            event, sinks = queue.popleft()
-            for spec in sinks:
-                # By the spec object first (the configuration's and cached team plans' live on):
-                # the settings' key is built once per spec, not once per event.
-                known = by_spec.get(id(spec))
-                if known is not None and known[0] is spec:
-                    worker = known[1]
-                else:  # kept with its spec: an id is never taken for another object meanwhile
-                    worker = self._worker_for(spec, client, tasks)
-                    if len(by_spec) >= 4096:  # team plans come and go: a bounded memo
-                        by_spec.clear()
-                    by_spec[id(spec)] = (spec, worker)
-                worker.put(event)
-        if self.flushing:
-            for worker in self._workers.values():
-                worker.ready.set()
-
-    def _worker_for(
-        self, spec: SinkSpec, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]
-    ) -> _SinkWorker:
-        """The worker of these settings: one per platform destination, shared by equal specs
-        (a team's plan rebuilt after a cache eviction still sends through the same buffer)."""
-        key = (spec.name, spec.kind, spec.untrusted, tuple(sorted(spec.settings.items())))
-        worker = self._workers.get(key)
-        if worker is None:
-            worker = self._workers[key] = _SinkWorker(spec, _sink_make(spec), self)
-            task = asyncio.get_running_loop().create_task(worker.run(client))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        return worker
-
-    # ---- flushing ----------------------------------------------------------------------------
+    def _forget(self) -> None:
+        self._pipe = None
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send everything queued now, without waiting for the interval; True once every event
         was sent or dropped (tests, Celery tasks that want their events out)."""
-        if self._pid != os.getpid() or self._loop is None:
-            return True
-        self.flushing = True
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                self._wake_up()
-                if self._outstanding <= 0 and not self.queue:
-                    return True
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.01)
-        finally:
-            self.flushing = False
+        pipe = self._pipe
+        return pipe.flush(timeout) if pipe is not None else True
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is held, for up to `timeout` seconds (OGEM_CALLBACKS_FLUSH_SECONDS),
-        then stop the thread; what is left is counted as dropped (`shutdown`)."""
-        if self._pid != os.getpid() or self._thread is None:
+        then stop the delivery process; what is left is counted as dropped (`shutdown`)."""
+        pipe = self._pipe
+        if pipe is None:
             return
         if timeout is None:
             timeout = float(getattr(django_settings, "OGEM_CALLBACKS_FLUSH_SECONDS", 5))
-        self.stopping = True
-        self._wake_up()
-        self._thread.join(timeout=timeout)
-        if self._thread.is_alive():
-            left = sum(len(w.buffer) for w in self._workers.values())
-            for event_sinks in self.queue:
-                left += len(event_sinks[1])
-            if left:
-                logger.warning("callbacks: %d events not delivered before exit", left)
-                _dropped("*", "shutdown", left)
-        self._pid = 0
-
-
-def _sink_make(spec: SinkSpec) -> Sink | None:
-    cls = sink_class(spec.kind)
-    if cls is None:
-        return None
-    try:
-        return cls(spec.settings)
-    except (ValueError, KeyError) as exc:
-        logger.warning("callback %s cannot start: %s", spec.name, exc)
-        return None
+        self._pipe = None
+        pipe.close(wait=max(timeout, 0.01))
 
 
 _dispatcher = Dispatcher()

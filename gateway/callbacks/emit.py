@@ -2,8 +2,9 @@
 
 The relay (gateway/relay.py) asks `callbacks_plan` once per request; None (no callback configured,
 no team or key `logging`) means the request does nothing more for callbacks. Otherwise, when the
-request has settled (a stream: when it ended), `callbacks_emit` builds one `CallbackEvent` and
-hands it to this process's dispatcher, which delivers it in the background (dispatcher.py).
+request has settled (a stream: when it ended), `callbacks_emit` reads the request's event off its
+context (a tuple of raw facts) and hands it to this process's dispatcher, whose delivery process
+makes the `CallbackEvent` and delivers it (dispatcher.py, deliver.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.callbacks.base import CallbackError, CallbackEvent
+from gateway.callbacks.base import CallbackError, EventValues
 from gateway.callbacks.dispatcher import dispatcher_get
 from gateway.callbacks.registry import SINKS
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
@@ -147,9 +148,9 @@ def _error_of(ctx: RequestContext) -> CallbackError | None:
     return {"type": kind, "message": str(error)[:1000], "status": status}
 
 
-def event_build(
-    ctx: RequestContext, *, cost: Decimal, body: dict[str, Any] | None
-) -> CallbackEvent:
+def event_build(ctx: RequestContext, *, cost: Decimal, body: dict[str, Any] | None) -> EventValues:
+    """The request's event as the delivery process takes it (base.EVENT_FIELDS' order): the raw
+    facts, read off the context; the process makes the `CallbackEvent` (`event_from_values`)."""
     usage = ctx.usage
     caller = ctx.caller
     deployment = ctx.deployment
@@ -157,50 +158,43 @@ def event_build(
     now = time.time()
     latency = max(time.perf_counter() - ctx.started_at, 0.0)
     metadata = body.get("metadata") if body is not None else None
-    event: CallbackEvent = {
-        "kind": "failure" if error is not None else "success",
-        "request_id": ctx.request_id,
-        "trace_id": ctx.trace_id,
-        "span_id": ctx.span_id,
-        "started_at": now - latency,
-        "ended_at": now,
-        "endpoint": str(ctx.recorded_as or ctx.endpoint),
-        "model": ctx.model,
-        "response_model": "",
-        "provider": deployment.provider if deployment is not None else "",
-        "deployment": deployment.id if deployment is not None else "",
-        "status_code": error["status"] if error is not None else ctx.status_code,
-        "stream": ctx.stream,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "cost": str(cost),
-        "latency_ms": int(latency * 1000),
-        "ttft_ms": None
-        if ctx.first_token_seconds is None
-        else max(int(ctx.first_token_seconds * 1000), 0),
-        "cache_hit": ctx.cache_status in ("hit", "semantic-hit"),
-        "organization_id": caller.organization_id,
-        "team_id": caller.team_id,
-        "key_id": caller.key_id,
-        "key_name": caller.key_name,
-        "user_id": caller.user_id,
-        "end_user": ctx.end_customer or "",
-        "tags": sorted({*caller.tags, *ctx.tags}),
-        "metadata": dict(metadata) if isinstance(metadata, dict) else {},
-        "error": error,
-    }
     output = ctx.callback_output
     if isinstance(output, StreamText):
         output = output.result()
-    if isinstance(output, dict):
-        event["response_model"] = str(output.get("model") or "")
-    if body is not None:
-        event["input"] = _input_of(body)
-        if output is not None:
-            event["output"] = _output_of(ctx, output)
-    return event
+    return (
+        "failure" if error is not None else "success",
+        ctx.request_id,
+        ctx.trace_id,
+        ctx.span_id,
+        now - latency,
+        now,
+        str(ctx.recorded_as or ctx.endpoint),
+        ctx.model,
+        str(output.get("model") or "") if isinstance(output, dict) else "",
+        deployment.provider if deployment is not None else "",
+        deployment.id if deployment is not None else "",
+        error["status"] if error is not None else ctx.status_code,
+        ctx.stream,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+        usage.cached_tokens,
+        str(cost),
+        int(latency * 1000),
+        None if ctx.first_token_seconds is None else max(int(ctx.first_token_seconds * 1000), 0),
+        ctx.cache_status in ("hit", "semantic-hit"),
+        caller.organization_id,
+        caller.team_id,
+        caller.key_id,
+        caller.key_name,
+        caller.user_id,
+        ctx.end_customer or "",
+        (caller.tags, ctx.tags) if caller.tags or ctx.tags else (),
+        dict(metadata) if isinstance(metadata, dict) else {},
+        error,
+        ... if body is None else _input_of(body),
+        ... if body is None or output is None else _output_of(ctx, output),
+    )
 
 
 def _input_of(body: dict[str, Any]) -> Any:

@@ -97,6 +97,15 @@ def _hook(url: str, name: str | None = None) -> SinkSpec:
     return SinkSpec(name=name, kind="webhook", settings={"generic_logger_endpoint": url})
 
 
+def _langfuse(emulator: LangfuseEmulator, name: str, *, secret: str = "sk") -> SinkSpec:
+    settings = {
+        "langfuse_public_key": "pk",
+        "langfuse_secret_key": secret,
+        "langfuse_host": emulator.url,
+    }
+    return SinkSpec(name=name, kind="langfuse", settings=settings)
+
+
 def _count(counter: Any, **labels: str) -> float:
     return float(counter.labels(**labels)._value.get())
 
@@ -143,15 +152,7 @@ def test_a_full_queue_drops_and_counts(dispatcher, webhook) -> None:  # type: ig
 
 
 def test_langfuse_gets_batches_of_trace_and_generation(dispatcher, langfuse) -> None:  # type: ignore[no-untyped-def]
-    spec = SinkSpec(
-        name="langfuse",
-        kind="langfuse",
-        settings={
-            "langfuse_public_key": "pk",
-            "langfuse_secret_key": "sk",
-            "langfuse_host": langfuse.url,
-        },
-    )
+    spec = _langfuse(langfuse, "langfuse")
     instance = dispatcher()
     failed = _event(
         kind="failure",
@@ -177,15 +178,7 @@ def test_langfuse_gets_batches_of_trace_and_generation(dispatcher, langfuse) -> 
 
 
 def test_a_wrong_langfuse_key_is_a_rejection(dispatcher, langfuse) -> None:  # type: ignore[no-untyped-def]
-    spec = SinkSpec(
-        name="langfuse-wrong",
-        kind="langfuse",
-        settings={
-            "langfuse_public_key": "pk",
-            "langfuse_secret_key": "wrong",
-            "langfuse_host": langfuse.url,
-        },
-    )
+    spec = _langfuse(langfuse, "langfuse-wrong", secret="wrong")
     instance = dispatcher()
     instance.submit(_event(), [spec])
     assert instance.flush(timeout=10)
@@ -222,3 +215,80 @@ def test_a_process_that_exits_delivers_what_it_holds(webhook) -> None:  # type: 
     )
     assert time.monotonic() - started < 25
     assert [event["request_id"] for event in webhook.events] == ["at-exit"]
+
+
+def test_a_delivery_process_that_dies_is_restarted(dispatcher, webhook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What the dead process held is counted as dropped (`exited`); the next events start a new
+    one, which is told the sink's settings again."""
+    from gateway import child_pipe
+
+    monkeypatch.setattr(child_pipe, "RESPAWN_AFTER", 0.0)
+    sink = _hook(f"{webhook.url}/hook")
+    instance = dispatcher(flush_interval=30)
+    instance.submit(_event(request_id="first"), [sink])
+    assert instance.flush(timeout=10)
+    first = instance._pipe._process
+    instance.submit(_event(request_id="held"), [sink])
+    instance._pipe._wake.set()  # handed over, then held for its 30 s interval
+    deadline = time.monotonic() + 10
+    while instance._pipe._pending.get(sink.name) != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.kill()
+    first.wait()
+    instance.submit(_event(request_id="after"), [sink])
+    assert instance.flush(timeout=10)
+    assert instance._pipe._process.pid != first.pid
+    assert [e["request_id"] for e in webhook.events] == ["first", "after"]
+    assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="exited") == 1
+    assert _count(CALLBACK_EVENTS_SENT, sink=sink.name) == 2
+
+
+def test_a_sinks_keys_go_down_the_pipe_not_on_a_command_line(dispatcher, langfuse) -> None:  # type: ignore[no-untyped-def]
+    spec = _langfuse(langfuse, "langfuse-team")
+    instance = dispatcher()
+    instance.submit(_event(), [spec])
+    assert instance.flush(timeout=10)
+    assert len(langfuse.generations("p")) == 1
+    process = instance._pipe._process
+    with open(f"/proc/{process.pid}/cmdline", "rb") as cmdline:
+        arguments = cmdline.read().split(b"\0")
+    assert b"gateway.callbacks.deliver" in arguments
+    assert not any(b"sk" == argument or langfuse.url.encode() in argument for argument in arguments)
+
+
+def test_a_full_buffer_in_the_delivery_process_drops_and_counts(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    """A platform slower than the events: its buffer in the delivery process fills, and the
+    drops it counts there show in this process's metrics."""
+    sink = _hook(f"{webhook.url}/hook")
+    instance = dispatcher(queue_size=2, flush_interval=30)
+    for _ in range(3):
+        for _ in range(2):
+            instance.submit(_event(), [sink])
+        instance._pipe._wake.set()
+        deadline = time.monotonic() + 10
+        while instance._pipe.queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert instance.flush(timeout=10)
+    assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="queue_full") == 4
+    assert len(webhook.events) == 2
+
+
+def test_a_forked_process_starts_its_own_delivery_process(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    instance = dispatcher()
+    instance.submit(_event(), [_hook(f"{webhook.url}/hook")])
+    parent = instance._pipe
+    assert parent is not None
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, b"fresh" if instance._pipe is None else b"shared")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 8) == b"fresh"
+    os.waitpid(child, 0)
+    os.close(read)
+    assert instance._pipe is parent
+    assert instance.flush(timeout=10)
+    assert len(webhook.events) == 1

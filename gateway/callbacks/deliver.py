@@ -1,0 +1,311 @@
+"""The callbacks' delivery process: `python -m gateway.callbacks.deliver`, one per process that
+emits events (a web worker, a Celery worker, a management command), started by its dispatcher
+(dispatcher.py) at its first event.
+
+The worker writes down the pipe (gateway/child_pipe.py's frames):
+- ("config", queue_size, flush_interval, max_retries, allow_private): before the first events,
+  and again when the configuration changes;
+- ("sink", number, name, kind, settings, untrusted): a sink spec, once per process; events name
+  it by its number (a team's keys so cross the pipe, never a command line nor a log);
+- ("forget",): the worker has renumbered its specs (its memo is bounded);
+- ("events", [(event, (number, ...)), ...]): events (base.EVENT_FIELDS' tuples) and the sinks
+  of each;
+- ("flush", n).
+
+Each sink destination has its buffer, bounded too, and a task that sends batches of up to its
+`max_batch` events, at once when a batch is full, else after `flush_interval` seconds.
+`SinkRetryable` (a timeout, 429, 5xx) is retried `max_retries` times with exponential backoff
+and jitter, then the batch is dropped (`retries_exhausted`); `SinkRejected` (a bad key, a shape
+refused) drops it at once (`rejected`), logged without its settings. A team's sink's URLs are
+checked first (`refused_url` when one reaches a private address).
+
+It answers on its standard output, a line each: `counts [[sink, outcome, n], ...]` (JSON;
+outcome `sent` or a drop's reason) every REPORT_EVERY seconds while there is something to say,
+and `flushed n` once every event received before the flush was sent or dropped. When the pipe
+closes it sends what its buffers hold (no new retries), reports and exits. The worker adds the
+counts to its ogem_callback_events_sent_total and ogem_callback_events_dropped_total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import random
+import sys
+import time
+from collections import deque
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from gateway.callbacks.base import (
+    CallbackEvent,
+    Sink,
+    SinkRejected,
+    SinkRetryable,
+    event_from_values,
+)
+from gateway.callbacks.registry import sink_class
+from gateway.callbacks.settings import CallbackSettings, SinkSpec
+from gateway.child_pipe import child_unpinned
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
+BACKOFF_MAX = 30.0
+REPORT_EVERY = 1.0  # seconds between counts lines (a flush is answered with its own)
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class _SinkWorker:
+    """One sink's buffer and the task that sends it."""
+
+    def __init__(self, spec: SinkSpec, sink: Sink | None, delivery: Delivery) -> None:
+        self.spec = spec
+        self.sink = sink
+        self.delivery = delivery
+        self.buffer: deque[CallbackEvent] = deque()
+        self.ready = asyncio.Event()
+        self.checked = not spec.untrusted
+        self.refused = False
+
+    def put(self, event: CallbackEvent) -> None:
+        if len(self.buffer) >= self.delivery.queue_size:
+            self.delivery.count(self.spec.name, "queue_full")
+            return
+        self.buffer.append(event)
+        self.ready.set()
+
+    async def run(self, client: httpx.AsyncClient) -> None:
+        delivery = self.delivery
+        while True:
+            await self.ready.wait()
+            if self.sink is not None and not delivery.stopping:
+                batch_size = self.sink.max_batch
+                deadline = time.monotonic() + delivery.flush_interval
+                # A partial batch waits for more, up to the flush interval.
+                while (
+                    len(self.buffer) < batch_size
+                    and not delivery.stopping
+                    and not delivery.flushing
+                    and (left := deadline - time.monotonic()) > 0
+                ):
+                    self.ready.clear()
+                    try:
+                        await asyncio.wait_for(self.ready.wait(), timeout=left)
+                    except TimeoutError:
+                        break
+            while self.buffer:
+                size = self.sink.max_batch if self.sink is not None else len(self.buffer)
+                batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
+                await self._deliver(batch, client)
+            self.ready.clear()
+
+    async def _deliver(self, batch: list[CallbackEvent], client: httpx.AsyncClient) -> None:
+        name = self.spec.name
+        count = self.delivery.count
+        if self.sink is None:
+            count(name, "invalid", len(batch))
+            return
+        if not self.checked:
+            self.refused = not await _urls_allowed(self.spec, self.delivery.allow_private)
+            self.checked = True
+            if self.refused:
+                logger.warning("callback %s: a team's URL reaches a private address", name)
+        if self.refused:
+            count(name, "refused_url", len(batch))
+            return
+        attempt = 0
+        while True:
+            try:
+                await self.sink.send(batch, client=client)
+            except SinkRejected as exc:
+                logger.warning("callback %s refused %d events: %s", name, len(batch), exc)
+                count(name, "rejected", len(batch))
+                return
+            except (SinkRetryable, httpx.TransportError) as exc:
+                attempt += 1
+                if attempt > self.delivery.max_retries or self.delivery.stopping:
+                    logger.warning(
+                        "callback %s: %d events dropped after %d attempts (%s)",
+                        name,
+                        len(batch),
+                        attempt,
+                        type(exc).__name__,
+                    )
+                    count(name, "retries_exhausted", len(batch))
+                    return
+                delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_MAX)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                continue
+            except Exception:
+                logger.exception("callback %s failed on %d events", name, len(batch))
+                count(name, "rejected", len(batch))
+                return
+            count(name, "sent", len(batch))
+            return
+
+
+async def _urls_allowed(spec: SinkSpec, allow_private: bool) -> bool:
+    """A team's settings: every http(s) URL among them must reach public addresses only (unless
+    OGEM_CALLBACKS_ALLOW_PRIVATE_URLS)."""
+    from providers.addresses import address_forbidden
+
+    loop = asyncio.get_running_loop()
+    for value in spec.settings.values():
+        if not value.startswith(("http://", "https://")):
+            continue
+        parts = urlsplit(value)
+        if not parts.hostname:
+            return False
+        try:
+            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443)
+        except OSError:
+            return False
+        if any(address_forbidden(str(info[4][0]), allow_private=allow_private) for info in infos):
+            return False
+    return True
+
+
+class Delivery:
+    """The process's buffers and counts."""
+
+    def __init__(self, outbound: BinaryIO) -> None:
+        defaults = CallbackSettings()
+        self.queue_size = defaults.queue_size
+        self.flush_interval = defaults.flush_interval
+        self.max_retries = defaults.max_retries
+        self.allow_private = False
+        self.stopping = False
+        self.flushing = 0  # flushes waiting
+        self.outstanding = 0  # events (per sink) received, not yet sent nor dropped
+        self.outbound = outbound
+        self.counts: dict[tuple[str, str], int] = {}
+        self.specs: dict[int, _SinkWorker] = {}
+        self.workers: dict[tuple[Any, ...], _SinkWorker] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.client: httpx.AsyncClient | None = None
+
+    def count(self, sink: str, outcome: str, number: int = 1) -> None:
+        key = (sink, outcome)
+        self.counts[key] = self.counts.get(key, 0) + number
+        self.outstanding -= number
+
+    def report(self) -> None:
+        if self.counts:
+            counts = [[sink, outcome, n] for (sink, outcome), n in self.counts.items()]
+            self.counts = {}
+            self._write(b"counts " + orjson.dumps(counts))
+
+    def _write(self, line: bytes) -> None:
+        self.outbound.write(line + b"\n")
+        self.outbound.flush()
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "events":
+            specs = self.specs
+            for values, numbers in message[1]:
+                event = event_from_values(values)
+                for number in numbers:
+                    self.outstanding += 1
+                    specs[number].put(event)
+        elif kind == "sink":
+            _, number, name, sink_kind, settings, untrusted = message
+            spec = SinkSpec(name=name, kind=sink_kind, settings=settings, untrusted=untrusted)
+            self.specs[number] = self._worker_for(spec)
+        elif kind == "config":
+            _, self.queue_size, self.flush_interval, self.max_retries, self.allow_private = message
+        elif kind == "forget":
+            self.specs.clear()
+        elif kind == "flush":
+            task = asyncio.get_running_loop().create_task(self._flush(message[1]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _worker_for(self, spec: SinkSpec) -> _SinkWorker:
+        """The worker of these settings: one per platform destination, shared by equal specs
+        (a team's plan rebuilt after a cache eviction still sends through the same buffer)."""
+        key = (spec.name, spec.kind, spec.untrusted, tuple(sorted(spec.settings.items())))
+        worker = self.workers.get(key)
+        if worker is None:
+            worker = self.workers[key] = _SinkWorker(spec, _sink_make(spec), self)
+            assert self.client is not None
+            task = asyncio.get_running_loop().create_task(worker.run(self.client))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return worker
+
+    async def _flush(self, number: int) -> None:
+        """Send every buffer now, without waiting for the interval; answer once all is done."""
+        self.flushing += 1
+        try:
+            for worker in self.workers.values():
+                worker.ready.set()
+            while self.outstanding > 0:  # noqa: ASYNC110 - moved by every send task
+                await asyncio.sleep(0.01)
+        finally:
+            self.flushing -= 1
+        self.report()
+        self._write(f"flushed {number}".encode())
+
+    async def _reporting(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_EVERY)
+            self.report()
+
+    async def main(self, inbound: BinaryIO) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**20, loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), inbound)
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            self.client = client
+            reporting = loop.create_task(self._reporting())
+            while (message := await _message(reader)) is not None:
+                try:
+                    self.handle(message)
+                except Exception:  # one bad message, not the process
+                    logger.exception("callbacks: a message not understood")
+            # The pipe closed: every buffer sends what it holds (no waiting, no new retries).
+            self.stopping = True
+            for worker in self.workers.values():
+                worker.ready.set()
+            while self.outstanding > 0:  # noqa: ASYNC110 - moved by every send task
+                await asyncio.sleep(0.01)
+            reporting.cancel()
+            for task in self.tasks:
+                task.cancel()
+            self.report()
+
+
+async def _message(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    try:
+        header = await reader.readexactly(4)
+        payload = await reader.readexactly(int.from_bytes(header, "little"))
+    except asyncio.IncompleteReadError:
+        return None
+    return marshal.loads(payload)  # type: ignore[no-any-return]  # noqa: S302 - our worker's
+
+
+def _sink_make(spec: SinkSpec) -> Sink | None:
+    cls = sink_class(spec.kind)
+    if cls is None:
+        return None
+    try:
+        return cls(spec.settings)
+    except (ValueError, KeyError) as exc:
+        logger.warning("callback %s cannot start: %s", spec.name, exc)
+        return None
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="ogem callbacks: %(message)s")
+    child_unpinned()
+    asyncio.run(Delivery(sys.stdout.buffer).main(sys.stdin.buffer))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""A worker's pipe to a helper process of its own: tracing's exporter (gateway/tracing_pipe.py) and
+the callbacks' delivery (gateway/callbacks/dispatcher.py).
+
+The request path appends to a bounded queue, nothing more. A thread of the worker takes the queue
+every DELAY seconds, or sooner when a batch is waiting (`_wake`), marshals it (C code; cheaper
+than pickle, which tracks every object) and writes it down the child's standard input, framed:
+a 4-byte little-endian length, then a marshalled tuple whose first item names the message. The
+child does the costly part (encoding, HTTP, retries) on its own CPU time and GIL, and answers on
+its standard output, a line at a time; a flush (`("flush", n)`) is answered `flushed n ...` once
+everything before it is done. A child that dies is started again, at most once every
+RESPAWN_AFTER seconds; closing the pipe (at exit, on reconfiguration) lets it finish and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+logger = logging.getLogger(__name__)
+
+DELAY = 0.2  # seconds between the thread's turns when no batch wakes it
+RESPAWN_AFTER = 10.0  # seconds between restarts of a child that died
+
+
+class ChildPipe:
+    """The queue, the thread that empties it and the child process it feeds. Subclasses name the
+    child's module and say what a queued item becomes (`_send_queued`) and what an answer line
+    means (`_answer`)."""
+
+    module: ClassVar[str]  # run as `python -m module *args`
+    thread_name: ClassVar[str]
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.queue: deque[Any] = deque()
+        self._answers = b""
+        self._wake = threading.Event()
+        self._write = threading.Lock()  # one writer at a time: the thread, or a flush
+        self._read = threading.Lock()  # one reader of the answers at a time
+        self._closing = False
+        self._flushes = 0
+        self._flushed = 0  # the last flush the child answered
+        self._died_at = 0.0
+        self._process: subprocess.Popen[bytes] | None = self._spawn()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    # -- what subclasses say ------------------------------------------------------------------
+
+    def _send_queued(self) -> None:
+        """Take the queue and write it to the child (`_child`, `_send`); under `_write`."""
+        raise NotImplementedError
+
+    def _answer(self, words: list[bytes]) -> None:
+        """One line of the child's answers, split; `flushed n ...` sets `_flushed` here."""
+        raise NotImplementedError
+
+    def _idle(self) -> None:
+        """The thread's turn after writing."""
+
+    def _exited(self, reason: str) -> None:
+        """The child is gone with what it held: `exited` (it died) or `shutdown` (closed)."""
+
+    # -- the child --------------------------------------------------------------------------
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        # The worker's own import path, so that the process runs this tree's code.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        try:
+            return subprocess.Popen(  # noqa: S603 - this interpreter, this module
+                [sys.executable, "-m", self.module, *self.args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                close_fds=True,
+            )
+        except OSError:
+            logger.exception("could not start %s", self.module)
+            self._died_at = time.monotonic()
+            return None
+
+    def _child(self) -> subprocess.Popen[bytes] | None:
+        """The running child, started again if it died (not more often than RESPAWN_AFTER)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            return process
+        if process is not None:
+            logger.warning("%s exited (%s)", self.module, process.returncode)
+            self._process = None
+            self._died_at = time.monotonic()
+            with self._read:
+                for stream in (process.stdin, process.stdout):
+                    try:
+                        if stream is not None:
+                            stream.close()
+                    except OSError:  # a write it never read
+                        pass
+                self._answers = b""  # a line it left unfinished
+            self._exited("exited")
+        if self._closing or time.monotonic() - self._died_at < RESPAWN_AFTER:
+            return None
+        self._process = self._spawn()
+        return self._process
+
+    def _send(self, process: subprocess.Popen[bytes], data: bytes) -> bool:
+        """Write frames (`frame`'s) to the child: False when it is gone."""
+        try:
+            process.stdin.write(data)  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(DELAY)
+            self._wake.clear()
+            with self._write:
+                self._send_queued()
+            self._idle()
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def _answers_read(self, timeout: float) -> bool:
+        """Handle what the child writes within `timeout` seconds; False once its output closed."""
+        process = self._process
+        if process is None or process.stdout is None:
+            return False
+        with self._read:
+            fd = process.stdout.fileno()  # read raw: a buffered reader hides lines from select
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+                data = os.read(fd, 65536) if ready else None
+            except (OSError, ValueError):  # closed meanwhile
+                return False
+            if data is None:
+                return True
+            if not data:
+                return False
+            self._answers += data
+            while b"\n" in self._answers:
+                line, self._answers = self._answers.split(b"\n", 1)
+                self._answer(line.split(b" ", 2))
+            return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send what is queued and wait until the child has done it (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._write:
+            self._send_queued()
+            process = self._child()
+            self._flushes += 1
+            number = self._flushes
+            if process is None or not self._send(process, frame(("flush", number))):
+                return False
+            # In short waits: the thread may read the answer (`_idle`) while this one waits.
+            while self._flushed < number:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._answers_read(min(left, 0.05)):
+                    return False
+            return True
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self, *, wait: float = 0.0) -> None:
+        """Send what is queued and close the pipe: the child finishes what it has and exits.
+        `wait`: seconds to wait for that (at exit); 0 leaves it to a thread."""
+        self._closing = True
+        self._wake.set()
+        if wait > 0:
+            self._close(wait)
+        else:
+            threading.Thread(target=self._close, args=(30.0,), daemon=True).start()
+
+    def _close(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = self._process
+        # The thread may wait on a full pipe (a child stuck on a platform that hangs): past the
+        # deadline the child is stopped, which ends that wait.
+        killer = threading.Timer(timeout, process.kill) if process is not None else None
+        if killer is not None:
+            killer.daemon = True
+            killer.start()
+        try:
+            self._thread.join(timeout=timeout)
+            with self._write:
+                self._send_queued()
+                process = self._process
+                if process is not None and process.stdin is not None:
+                    try:
+                        process.stdin.close()
+                    except OSError:
+                        pass
+            if process is None:
+                return
+            # Its last answers (counts) until its output closes: it has finished.
+            while (left := deadline - time.monotonic()) > 0 and self._answers_read(left):
+                pass
+            if process.poll() is None and deadline - time.monotonic() <= 0:
+                process.kill()
+            process.wait()
+            self._process = None
+            if process.stdout is not None:
+                process.stdout.close()
+            self._exited("shutdown")
+        finally:
+            if killer is not None:
+                killer.cancel()
+
+
+def frame(message: tuple[Any, ...]) -> bytes:
+    """A message as the pipe carries it: its length, then its marshalled form."""
+    data = marshal.dumps(message)
+    return struct.pack("<I", len(data)) + data
+
+
+def frame_read(stream: Any) -> tuple[Any, ...] | None:
+    """The child's side: the next message from `stream` (a binary file), None at its end."""
+    header = stream.read(4)
+    if header is None or len(header) < 4:
+        return None
+    size = struct.unpack("<I", header)[0]
+    payload = stream.read(size)
+    if payload is None or len(payload) < size:
+        return None
+    return marshal.loads(payload)  # type: ignore[no-any-return]  # noqa: S302 - our worker's
+
+
+def child_unpinned() -> None:
+    """The child's side, first: leave the worker's CPU pinning behind (a child inherits it). The
+    work is moved out of the worker so that it need not take the worker's core."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:  # a cgroup or a sandbox that refuses: stay where we are
+            pass
