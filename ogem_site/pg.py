@@ -4,11 +4,12 @@ the answer goes out (a stored Response, which a follow-up on any worker reads at
 The ORM in a worker thread costs a thread hand-off each way, a checkout from Django's pool and
 the ORM's compilation of the query, about 0.7 ms of CPU per write. Here a statement is sent on an
 asyncio psycopg connection of this event loop, in autocommit: one round trip, no transaction
-around it, nothing compiled. Each event loop keeps its own connections (they belong to the loop
-that opened them: a test server's thread, async_to_sync), at most the Django pool's `max_size`
-of them in use at once; the others wait. A connection found broken (the server restarted, an
-idle timeout) is dropped and the statement sent once more on a new one, so statements given
-here must be idempotent (an INSERT of a new unique id with ON CONFLICT DO NOTHING).
+around it, nothing compiled (with OGEM_DB_ASYNC_COMMIT, no wait for the WAL flush either:
+docs/deploy.md). Each event loop keeps its own connections (they belong to the loop that opened
+them: a test server's thread, async_to_sync), at most the Django pool's `max_size` of them in
+use at once; the others wait. A connection found broken (the server restarted, an idle timeout)
+is dropped and the statement sent once more on a new one, so statements given here must be
+idempotent (an INSERT of a new unique id with ON CONFLICT DO NOTHING).
 
 PostgreSQL only (`pg_enabled`); the embedded SQLite keeps the ORM.
 """
@@ -72,7 +73,10 @@ def _here() -> _Connections:
 
 
 async def _connect() -> psycopg.AsyncConnection[Any]:
-    return await psycopg.AsyncConnection.connect(**_params(), autocommit=True)
+    conn = await psycopg.AsyncConnection.connect(**_params(), autocommit=True)
+    if settings.OGEM_DB_ASYNC_COMMIT:
+        await conn.execute("SET synchronous_commit = off")  # this session's commits only
+    return conn
 
 
 async def pg_execute(sql: str, params: tuple[Any, ...]) -> None:
