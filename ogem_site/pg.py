@@ -17,6 +17,7 @@ PostgreSQL only (`pg_enabled`); the embedded SQLite keeps the ORM.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any
 
@@ -24,6 +25,8 @@ import psycopg
 from django.conf import settings
 from django.db import connections
 from django.db.utils import OperationalError
+
+logger = logging.getLogger(__name__)
 
 POOL_MAX_DEFAULT = 10
 
@@ -81,7 +84,29 @@ async def _connect() -> psycopg.AsyncConnection[Any]:
 
 async def pg_execute(sql: str, params: tuple[Any, ...]) -> None:
     """Run one idempotent statement, committed when this returns. A database that cannot be
-    reached raises Django's OperationalError (the /v1 error handler's 503)."""
+    reached raises Django's OperationalError (the /v1 error handler's 503). A caller cancelled
+    meanwhile (its client gone) does not cut the statement off: it still lands, and its
+    connection stays usable."""
+    task = asyncio.get_running_loop().create_task(_execute(sql, params))
+    _running.add(task)  # the loop holds tasks weakly
+    task.add_done_callback(_running.discard)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_orphan_failed)
+        raise
+
+
+_running: set[asyncio.Task[None]] = set()
+
+
+def _orphan_failed(task: asyncio.Task[None]) -> None:
+    """A failure no caller hears of any more is said here."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("a statement of a cancelled request failed: %r", task.exception())
+
+
+async def _execute(sql: str, params: tuple[Any, ...]) -> None:
     held = _here()
     async with held.slots:
         conn = held.idle.pop() if held.idle else None

@@ -306,6 +306,17 @@ def test_max_completion_tokens_ends_the_run_incomplete(sdk: openai.OpenAI) -> No
     assert run.incomplete_details.reason == "max_prompt_tokens"
 
 
+class _Texts(AssistantEventHandler):
+    """The SDK's handler, keeping each text delta."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+        self.into.append(delta.value)
+
+
 def test_a_streamed_run_that_ends_incomplete_closes_its_message(sdk: openai.OpenAI) -> None:
     """As OpenAI streams it: the shown message ends with `thread.message.incomplete` (its step
     completed), then `thread.run.incomplete`; the SDK's helpers follow."""
@@ -325,13 +336,8 @@ def test_a_streamed_run_that_ends_incomplete_closes_its_message(sdk: openai.Open
         ({"max_prompt_tokens": 256}, "max_prompt_tokens"),
     ):
         texts: list[str] = []
-
-        class Handler(AssistantEventHandler):
-            def on_text_delta(self, delta: Any, snapshot: Any) -> None:
-                texts.append(delta.value)
-
         with sdk.beta.threads.runs.stream(
-            thread_id=thread.id, assistant_id=assistant.id, event_handler=Handler(), **limit
+            thread_id=thread.id, assistant_id=assistant.id, event_handler=_Texts(texts), **limit
         ) as stream:
             events = list(stream)
             final_messages = stream.get_final_messages()
