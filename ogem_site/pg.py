@@ -69,6 +69,10 @@ def _here() -> _Connections:
         return last[1]
     held = _by_loop.get(loop)
     if held is None:
+        # Connections of loops that ended (a finished asyncio.run) are closed here, not left
+        # to the garbage collector.
+        for closed in [other for other in _by_loop if other.is_closed()]:
+            _finish(_by_loop.pop(closed))
         pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool") or {}
         held = _by_loop[loop] = _Connections(int(pool.get("max_size") or POOL_MAX_DEFAULT))
     _last = (loop, held)
@@ -142,6 +146,10 @@ def pg_connections_close() -> None:
     global _last
     _last = None
     for held in list(_by_loop.values()):
-        while held.idle:
-            held.idle.pop().pgconn.finish()  # the loop may be gone: no await
+        _finish(held)
     _by_loop.clear()
+
+
+def _finish(held: _Connections) -> None:
+    while held.idle:
+        held.idle.pop().pgconn.finish()  # the loop may be gone: no await

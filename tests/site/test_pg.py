@@ -95,3 +95,20 @@ def test_a_cancelled_caller_does_not_cut_its_statement_off() -> None:
 def _admin() -> dict:
     params = connection.get_connection_params()
     return {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+
+
+def test_the_connections_of_an_ended_loop_are_closed_by_the_next_loop() -> None:
+    async def first() -> object:
+        await pg_execute(INSERT, ("resp_f",))
+        return _here().idle[0]
+
+    async def second() -> None:
+        await pg_execute(INSERT, ("resp_g",))
+
+    try:
+        kept = asyncio.run(first())
+        asyncio.run(second())
+    finally:
+        pg_connections_close()
+    assert kept.closed  # type: ignore[attr-defined]
+    assert _stored("resp_f", "resp_g") == ["resp_f", "resp_g"]
