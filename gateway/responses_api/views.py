@@ -50,7 +50,7 @@ from gateway.responses_api.translate import (
     usage_from_chat,
 )
 from gateway.router import deployments_for
-from gateway.selectors import stored_response_get
+from gateway.selectors import stored_response_find, stored_response_get
 from gateway.services import (
     RESPONSE_RUNNING,
     stored_response_cancel,
@@ -349,7 +349,10 @@ async def _previous(caller: Caller, previous_id: str) -> StoredResponse:
     """The response `previous_response_id` names, the caller's, finished."""
     stored = None
     if "\x00" not in previous_id:
-        stored = await blocking_run(stored_response_get, caller=caller, response_id=previous_id)
+        if pg_enabled():
+            stored = await stored_response_find(caller=caller, response_id=previous_id)
+        else:
+            stored = await blocking_run(stored_response_get, caller=caller, response_id=previous_id)
     if stored is None:
         raise InvalidRequestError(
             f"Previous response with id '{previous_id}' not found.",

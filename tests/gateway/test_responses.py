@@ -461,6 +461,50 @@ def test_another_organization_gets_404(live_ogem: LiveServer) -> None:
     assert owner.responses.retrieve(response.id).id == response.id
 
 
+def test_previous_response_id_is_found_only_where_the_response_is_visible(
+    live_ogem: LiveServer, master_key: str
+) -> None:
+    """Who may continue a response: its team's keys, its organization's keys without a team, the
+    master key; neither another team of the organization nor a key of no organization."""
+    organization = OrganizationFactory()
+    team = TeamFactory(organization=organization)
+    owner = _sdk(live_ogem, key_create(name="owner", team=team).secret)
+    allowed = {
+        "a teammate": _sdk(live_ogem, key_create(name="mate", team=team).secret),
+        "the organization's key": _sdk(
+            live_ogem, key_create(name="org", organization=organization).secret
+        ),
+        "the master key": _sdk(live_ogem, master_key),
+    }
+    refused = {
+        "another team": _sdk(
+            live_ogem, key_create(name="other", team=TeamFactory(organization=organization)).secret
+        ),
+        "a key of no organization": _sdk(live_ogem, key_create(name="lone").secret),
+    }
+    response = owner.responses.create(model="mock-chat", input="My name is Ada.")
+    for who, client in allowed.items():
+        follow = client.responses.create(
+            model="mock-chat", input="And?", previous_response_id=response.id
+        )
+        assert follow.status == "completed", who
+    for who, client in refused.items():
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.responses.create(
+                model="mock-chat", input="And?", previous_response_id=response.id
+            )
+        assert _error(raised)["code"] == "previous_response_not_found", who
+    # A key of no organization continues its own.
+    lone = refused["a key of no organization"]
+    own = lone.responses.create(model="mock-chat", input="Hi.")
+    assert (
+        lone.responses.create(
+            model="mock-chat", input="Again.", previous_response_id=own.id
+        ).previous_response_id
+        == own.id
+    )
+
+
 def test_a_stream_that_fails_midway_ends_with_response_failed(sdk: openai.OpenAI) -> None:
     failing = {"error": {"status": 500, "message": "boom", "after_chunks": 3}}
     events = list(
