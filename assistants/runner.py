@@ -299,12 +299,33 @@ def run_fail(
     return run
 
 
-def run_incomplete(*, run_id: str, owner: str, reason: str, usage: dict[str, Any]) -> Run | None:
+def run_incomplete(
+    *,
+    run_id: str,
+    owner: str,
+    reason: str,
+    usage: dict[str, Any],
+    streamed_message: tuple[str, str, str] | None = None,
+) -> tuple[Run | None, Message | None, RunStep | None]:
+    """The run ends incomplete (`max_prompt_tokens`). `streamed_message`: (message id, step id,
+    text) of the text a stream showed meanwhile, written as the run's incomplete message with
+    its completed step, so that the thread holds what the client saw."""
+    message = step = None
     with transaction.atomic():
         run = _locked(run_id, owner)
         if run is None:
-            return None
+            return None, None, None
         status = Run.Status.CANCELLED if run.status == Run.Status.CANCELLING else None
+        if streamed_message is not None and status is None:
+            message_id, step_id, text = streamed_message
+            message, step = _message_with_step(
+                run=run,
+                text=text,
+                usage=_usage_add(None, usage),
+                truncated=True,
+                message_id=message_id,
+                step_id=step_id,
+            )
         _end(
             run,
             status or Run.Status.INCOMPLETE,
@@ -312,7 +333,7 @@ def run_incomplete(*, run_id: str, owner: str, reason: str, usage: dict[str, Any
             usage=_usage_add(run.usage, usage),
             incomplete_details=None if status else {"reason": reason},
         )
-    return run
+    return run, message, step
 
 
 def _message_with_step(
@@ -799,15 +820,25 @@ async def run_advance(
                 checked.max_prompt_tokens is not None
                 and prompt_used + usage["prompt_tokens"] > checked.max_prompt_tokens
             ):
-                ended = await blocking_run(
+                shown = None
+                if turn is not None and turn.message is not None and not turn.message_closed:
+                    assert turn.message_step is not None
+                    shown = (turn.message.message_id, turn.message_step.step_id, turn.text)
+                ended, written, step = await blocking_run(
                     run_incomplete,
                     run_id=run_id,
                     owner=owner,
                     reason="max_prompt_tokens",
                     usage=usage,
+                    streamed_message=shown,
                 )
-                if ended is not None:
-                    yield _run_event(ended)
+                if ended is None:
+                    return
+                if turn is not None and written is not None and step is not None:
+                    turn.message_step = step
+                    for event in turn.message_close(written):
+                        yield event
+                yield _run_event(ended)
                 return
             choice = (answer.body.get("choices") or [{}])[0]
             message = choice.get("message") or {}

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
@@ -24,6 +25,7 @@ from gateway.models import (
 )
 from gateway.registry import registry_get
 from ogem_site.pagination import queryset_page
+from ogem_site.pg import pg_fetchone
 from providers.base import Deployment, param_is_secret
 from tenants.principals import Principal
 
@@ -273,6 +275,63 @@ def stored_responses_visible(*, caller: Caller) -> QuerySet[StoredResponse]:
 
 def stored_response_get(*, caller: Caller, response_id: str) -> StoredResponse | None:
     return stored_responses_visible(caller=caller).filter(response_id=response_id).first()
+
+
+# The columns `stored_response_find` reads: every field the model has, by attribute name.
+_RESPONSE_FIELDS = (
+    "id",
+    "response_id",
+    "organization_id",
+    "team_id",
+    "key_id",
+    "model",
+    "status",
+    "background",
+    "deployment_id",
+    "previous_response_id",
+    "created_at",
+    "updated_at",
+    "input_items",
+    "history",
+    "response",
+)
+
+
+_response_select_sql = ""
+
+
+def _response_select() -> str:
+    global _response_select_sql
+    if not _response_select_sql:
+        quote = connection.ops.quote_name
+        meta = StoredResponse._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in _RESPONSE_FIELDS)
+        # The model's own names, quoted; the values go as parameters.
+        _response_select_sql = (
+            f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608
+            f"WHERE {quote(meta.get_field('response_id').column)} = %s"
+        )
+    return _response_select_sql
+
+
+async def stored_response_find(*, caller: Caller, response_id: str) -> StoredResponse | None:
+    """`stored_response_get` on PostgreSQL from the event loop (the `previous_response_id` of a
+    /v1 request): one SELECT on the unique id, scoped as `stored_responses_visible`, no ORM."""
+    if caller.is_master:
+        scope, params = "", ()
+    elif caller.team_id is not None:
+        scope = " AND organization_id IS NOT DISTINCT FROM %s AND team_id = %s"
+        params = (caller.organization_id, caller.team_id)
+    elif caller.organization_id is not None:
+        scope, params = " AND organization_id = %s", (caller.organization_id,)
+    elif caller.key_id is not None:
+        scope, params = " AND organization_id IS NULL AND key_id = %s", (caller.key_id,)
+    else:
+        return None
+    row = await pg_fetchone(_response_select() + scope, (response_id, *params))
+    if row is None:
+        return None
+    return StoredResponse(**dict(zip(_RESPONSE_FIELDS, row, strict=True)))
 
 
 def debug_capture_list(

@@ -16,13 +16,17 @@ os.environ.setdefault("NO_GCE_CHECK", "true")
 
 
 @pytest.fixture(scope="session")
-def ogem_server() -> Iterator[LiveServer]:
-    """One live Ogem server for the whole session; pair it with `transactional_db`."""
+def ogem_server(django_db_setup: None) -> Iterator[LiveServer]:
+    """One live Ogem server for the whole session; pair it with `transactional_db`. It stops
+    before the test database is dropped, and closes the connections its loop opened there."""
     from ogem_site.asgi import application
 
     server = start_live_server(application)
     yield server
     server.stop()
+    from ogem_site.pg import pg_connections_close
+
+    pg_connections_close()
 
 
 @pytest.fixture

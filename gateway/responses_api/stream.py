@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.responses_api.translate import (
+    INCOMPLETE_REASONS,
     function_call_item,
     new_id,
     output_text_part,
@@ -198,8 +199,9 @@ class EventTranslator:
             )
         return events
 
-    def _close(self, item: _Item | None) -> list[dict[str, Any]]:
-        """The events that finish an item; none when it is not open."""
+    def _close(self, item: _Item | None, status: str = "completed") -> list[dict[str, Any]]:
+        """The events that finish an item; none when it is not open. `status`: a message's or a
+        function call's (`incomplete`: the one the model was writing when cut short)."""
         if item is None or item not in self._open:
             return []
         self._open.remove(item)
@@ -222,7 +224,7 @@ class EventTranslator:
             done = {
                 "id": item.id,
                 "type": "message",
-                "status": "completed",
+                "status": status,
                 "role": "assistant",
                 "content": [part],
             }
@@ -243,7 +245,7 @@ class EventTranslator:
                 )
             )
             done = function_call_item(
-                item.id, call_id=item.call_id, name=item.name, arguments=item.text
+                item.id, call_id=item.call_id, name=item.name, arguments=item.text, status=status
             )
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
@@ -255,8 +257,10 @@ class EventTranslator:
         events: list[dict[str, Any]] = []
         if self._count == 0:  # an empty answer is still one (empty) message
             events += self._message_open()
+        cut = INCOMPLETE_REASONS.get(self._finish_reason or "") is not None
+        last = max(self._open, key=lambda item: item.index, default=None)
         for item in list(self._open):
-            events += self._close(item)
+            events += self._close(item, "incomplete" if cut and item is last else "completed")
         self.output.sort(key=lambda item: self._index_of(item["id"]))
         if self._reasoning is not None and self._thinking_blocks:  # blocks after the item closed
             for index, done in enumerate(self.output):

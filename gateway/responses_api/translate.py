@@ -572,6 +572,8 @@ def usage_from_chat(usage: Any) -> dict[str, Any]:
 
 # A chat finish reason that cut the answer short, as the Response's incomplete_details.reason.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# The output items an incomplete response's last one is marked `incomplete` in.
+CUT_SHORT_TYPES = frozenset({"message", "function_call"})
 
 
 def response_finish(
@@ -593,6 +595,9 @@ def response_finish(
     else:
         finished["status"] = "incomplete"
         finished["incomplete_details"] = {"reason": reason}
+        if output and output[-1].get("type") in CUT_SHORT_TYPES:
+            # The item the model was writing when it stopped (OpenAI's shape).
+            finished["output"] = [*output[:-1], {**output[-1], "status": "incomplete"}]
     return finished
 
 

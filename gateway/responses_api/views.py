@@ -50,15 +50,17 @@ from gateway.responses_api.translate import (
     usage_from_chat,
 )
 from gateway.router import deployments_for
-from gateway.selectors import stored_response_get
+from gateway.selectors import stored_response_find, stored_response_get
 from gateway.services import (
     RESPONSE_RUNNING,
     stored_response_cancel,
     stored_response_create,
     stored_response_delete,
+    stored_response_insert,
     stored_response_progress,
 )
 from gateway.views.common import blocking_run, object_answer, request_timing_start
+from ogem_site.pg import pg_enabled
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
 from providers.sse import SSEParser
@@ -212,8 +214,10 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     if answer.status_code != 200:
         return answer
     final = _final(shell, orjson.loads(answer.content))
-    await keep(final)
-    return _copy_headers(answer, json_response(final))
+    content = orjson.dumps(final)  # once: the answer's body and the stored row's
+    if checked.store:
+        await _keep(caller, checked, final, history, encoded=content)
+    return _copy_headers(answer, HttpResponse(content, content_type="application/json"))
 
 
 async def _file_search_create(
@@ -345,7 +349,10 @@ async def _previous(caller: Caller, previous_id: str) -> StoredResponse:
     """The response `previous_response_id` names, the caller's, finished."""
     stored = None
     if "\x00" not in previous_id:
-        stored = await blocking_run(stored_response_get, caller=caller, response_id=previous_id)
+        if pg_enabled():
+            stored = await stored_response_find(caller=caller, response_id=previous_id)
+        else:
+            stored = await blocking_run(stored_response_get, caller=caller, response_id=previous_id)
     if stored is None:
         raise InvalidRequestError(
             f"Previous response with id '{previous_id}' not found.",
@@ -373,23 +380,32 @@ async def _keep(
     history: list[dict[str, Any]],
     *,
     deployment_id: str = "",
+    encoded: bytes | None = None,
 ) -> None:
-    await blocking_run(
-        stored_response_create,
-        response_id=response["id"],
-        organization_id=caller.organization_id,
-        team_id=caller.team_id,
-        key_id=caller.key_id,
-        model=checked.model,
-        status=str(response.get("status") or "completed"),
-        background=checked.background,
-        deployment_id=deployment_id,
-        previous_response_id=checked.previous_response_id or "",
-        created_at=datetime.fromtimestamp(response.get("created_at") or time.time(), tz=UTC),
-        input_items=[] if deployment_id else checked.input_items,
-        history=history,
-        response={} if deployment_id else response,
-    )
+    """Keep the response, committed before its answer goes out (read-your-writes on any worker):
+    on PostgreSQL one INSERT from the event loop, else through the ORM in a thread. `encoded`:
+    the response's JSON when the answer has it already."""
+    row: dict[str, Any] = {
+        "response_id": response["id"],
+        "organization_id": caller.organization_id,
+        "team_id": caller.team_id,
+        "key_id": caller.key_id,
+        "model": checked.model,
+        "status": str(response.get("status") or "completed"),
+        "background": checked.background,
+        "deployment_id": deployment_id,
+        "previous_response_id": checked.previous_response_id or "",
+        "created_at": datetime.fromtimestamp(response.get("created_at") or time.time(), tz=UTC),
+        "input_items": [] if deployment_id else checked.input_items,
+        "history": history,
+        "response": {} if deployment_id else response,
+    }
+    if not pg_enabled():
+        await blocking_run(stored_response_create, **row)
+        return
+    if encoded is not None and not deployment_id:
+        row["response"] = encoded
+    await stored_response_insert(**row)
 
 
 async def _events(

@@ -163,6 +163,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": env_int("OGEM_DB_POOL_TIMEOUT", 5),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The writes /v1 makes from the event loop before answering (a stored Response, ogem_site/pg.py)
+# commit without waiting for PostgreSQL's WAL flush: still read at once by every worker, but a
+# crash of PostgreSQL itself (not of a worker) may lose the last fraction of a second of them.
+OGEM_DB_ASYNC_COMMIT = env_bool("OGEM_DB_ASYNC_COMMIT", False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"

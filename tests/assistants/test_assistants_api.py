@@ -306,6 +306,61 @@ def test_max_completion_tokens_ends_the_run_incomplete(sdk: openai.OpenAI) -> No
     assert run.incomplete_details.reason == "max_prompt_tokens"
 
 
+class _Texts(AssistantEventHandler):
+    """The SDK's handler, keeping each text delta."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+        self.into.append(delta.value)
+
+
+def test_a_streamed_run_that_ends_incomplete_closes_its_message(sdk: openai.OpenAI) -> None:
+    """As OpenAI streams it: the shown message ends with `thread.message.incomplete` (its step
+    completed), then `thread.run.incomplete`; the SDK's helpers follow."""
+    assistant = sdk.beta.assistants.create(model="mock-chat")
+    thread = sdk.beta.threads.create(
+        messages=[{"role": "user", "content": " ".join(f"word{i}" for i in range(600))}]
+    )
+    ended = {
+        "thread.message.completed",
+        "thread.message.incomplete",
+        "thread.run.step.completed",
+        "thread.run.completed",
+        "thread.run.incomplete",
+    }
+    for limit, reason in (
+        ({"max_completion_tokens": 256}, "max_completion_tokens"),
+        ({"max_prompt_tokens": 256}, "max_prompt_tokens"),
+    ):
+        texts: list[str] = []
+        with sdk.beta.threads.runs.stream(
+            thread_id=thread.id, assistant_id=assistant.id, event_handler=_Texts(texts), **limit
+        ) as stream:
+            events = list(stream)
+            final_messages = stream.get_final_messages()
+            final_run = stream.current_run
+        kinds = [event.event for event in events]
+        assert [kind for kind in kinds if kind in ended] == [
+            "thread.message.incomplete",
+            "thread.run.step.completed",
+            "thread.run.incomplete",
+        ], reason
+        closing = next(e.data for e in events if e.event == "thread.message.incomplete")
+        assert closing.status == "incomplete"
+        assert closing.incomplete_at is not None and closing.completed_at is None
+        assert closing.content[0].text.value == "".join(texts) != ""
+        assert [m.id for m in final_messages] == [closing.id]
+        assert final_run is not None and final_run.status == "incomplete"
+        assert final_run.incomplete_details.reason == reason
+        # What the stream showed is the thread's message.
+        kept = sdk.beta.threads.messages.retrieve(closing.id, thread_id=thread.id)
+        assert (kept.status, kept.content[0].text.value) == ("incomplete", "".join(texts))
+        assert kept.incomplete_details is not None and kept.run_id == final_run.id
+
+
 def test_cancel_and_wrong_state_answers(sdk: openai.OpenAI) -> None:
     assistant = sdk.beta.assistants.create(model="mock-chat", tools=[WEATHER])
     thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Oslo?"}])

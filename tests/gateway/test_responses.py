@@ -298,6 +298,34 @@ def test_max_output_tokens_cuts_the_answer_short(sdk: openai.OpenAI) -> None:
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.usage is not None and response.usage.output_tokens == 2
+    assert [item.status for item in response.output] == ["incomplete"]  # the message cut short
+    assert sdk.responses.retrieve(response.id).output[0].status == "incomplete"
+
+
+def test_a_stream_cut_short_ends_with_response_incomplete(sdk: openai.OpenAI) -> None:
+    """OpenAI's order: the text and its part done, the message done `incomplete`, then
+    `response.incomplete` (the SDK's stream helper follows it; its get_final_response
+    wants a `response.completed`, as it does from OpenAI)."""
+    with sdk.responses.stream(
+        model="mock-chat", input="Hello, world!", max_output_tokens=2
+    ) as stream:
+        events = list(stream)
+    assert _collapsed([event.type for event in events]) == [
+        *TEXT_EVENTS[:-1],
+        "response.incomplete",
+    ]
+    texts = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    done = next(e for e in events if e.type == "response.output_item.done")
+    assert done.item.status == "incomplete"  # type: ignore[union-attr]
+    assert done.item.content[0].text == texts != ""  # type: ignore[union-attr]
+    ended = events[-1].response  # type: ignore[union-attr]
+    assert (ended.status, ended.incomplete_details.reason) == ("incomplete", "max_output_tokens")
+    assert ended.output[0].status == "incomplete" and ended.output_text == texts
+    stored = sdk.responses.retrieve(ended.id)
+    assert stored.status == "incomplete" and stored.output[0].status == "incomplete"
+    # A cut-short response can be continued.
+    follow = sdk.responses.create(model="mock-chat", input="Go on.", previous_response_id=ended.id)
+    assert follow.status == "completed"
 
 
 def test_image_and_file_parts_reach_the_model(sdk: openai.OpenAI) -> None:
@@ -431,6 +459,50 @@ def test_another_organization_gets_404(live_ogem: LiveServer) -> None:
     # The team's other keys share its responses; the owner still has it.
     assert teammate.responses.retrieve(response.id).output_text == response.output_text
     assert owner.responses.retrieve(response.id).id == response.id
+
+
+def test_previous_response_id_is_found_only_where_the_response_is_visible(
+    live_ogem: LiveServer, master_key: str
+) -> None:
+    """Who may continue a response: its team's keys, its organization's keys without a team, the
+    master key; neither another team of the organization nor a key of no organization."""
+    organization = OrganizationFactory()
+    team = TeamFactory(organization=organization)
+    owner = _sdk(live_ogem, key_create(name="owner", team=team).secret)
+    allowed = {
+        "a teammate": _sdk(live_ogem, key_create(name="mate", team=team).secret),
+        "the organization's key": _sdk(
+            live_ogem, key_create(name="org", organization=organization).secret
+        ),
+        "the master key": _sdk(live_ogem, master_key),
+    }
+    refused = {
+        "another team": _sdk(
+            live_ogem, key_create(name="other", team=TeamFactory(organization=organization)).secret
+        ),
+        "a key of no organization": _sdk(live_ogem, key_create(name="lone").secret),
+    }
+    response = owner.responses.create(model="mock-chat", input="My name is Ada.")
+    for who, client in allowed.items():
+        follow = client.responses.create(
+            model="mock-chat", input="And?", previous_response_id=response.id
+        )
+        assert follow.status == "completed", who
+    for who, client in refused.items():
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.responses.create(
+                model="mock-chat", input="And?", previous_response_id=response.id
+            )
+        assert _error(raised)["code"] == "previous_response_not_found", who
+    # A key of no organization continues its own.
+    lone = refused["a key of no organization"]
+    own = lone.responses.create(model="mock-chat", input="Hi.")
+    assert (
+        lone.responses.create(
+            model="mock-chat", input="Again.", previous_response_id=own.id
+        ).previous_response_id
+        == own.id
+    )
 
 
 def test_a_stream_that_fails_midway_ends_with_response_failed(sdk: openai.OpenAI) -> None:
