@@ -239,7 +239,7 @@ model_list:
     litellm_params:
       model: mock/stalling
       chunks: 4
-      chunk_delay_ms: 1500
+      chunk_delay_ms: 10000
   - model_name: late
     litellm_params:
       model: mock/late
@@ -263,7 +263,7 @@ def test_stream_timeout_ends_a_stream_that_stalls_between_chunks(
     load_config(STALLING)
     started = time.monotonic()
     response = _post(live_ogem.url, master_key, model="stalling", stream=True)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 5  # not the 10 s stall
     assert response.status_code == 200
     events = _events(response)
     assert events[0]["choices"]  # the first chunk came in time
