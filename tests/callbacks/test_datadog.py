@@ -3,14 +3,13 @@ of Datadog's spans intake."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.datadog_llm_obs import DatadogLLMObsSink
 from gateway.callbacks.registry import sink_class
 from tests.callbacks.vendor_emulators.datadog import API_KEY, DatadogEmulator
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,
@@ -20,16 +19,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> DatadogEmulator:
-    return DatadogEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def datadog(_server: DatadogEmulator) -> Iterator[DatadogEmulator]:
-    _server.reset()
-    yield _server
+datadog = emulator_fixture(DatadogEmulator)
 
 
 def settings(emulator: DatadogEmulator, **extra: str) -> dict[str, str]:
