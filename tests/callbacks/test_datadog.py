@@ -14,6 +14,7 @@ from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,
     callback_event,
+    check_datadog_agent,
     check_error_paths,
     content_event,
     failure_event,
@@ -120,3 +121,7 @@ async def test_large_batches_are_split_under_the_intakes_size(datadog: DatadogEm
     assert (len(first["content"]), len(second["content"])) == (12_000, 20_000)
     assert len(datadog.records[0]["meta"]["output"]["messages"][0]["content"]) == 32_000
     assert len({span["span_id"] for span in datadog.records}) == 100
+
+
+async def test_the_datadog_agent_by_litellms_names(datadog: DatadogEmulator) -> None:
+    await check_datadog_agent(datadog, DatadogLLMObsSink, key=API_KEY)

@@ -14,6 +14,7 @@ from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     TRACE_ID,
     callback_event,
+    check_datadog_agent,
     check_error_paths,
     content_event,
     failure_event,
@@ -95,3 +96,7 @@ def test_registry_and_settings() -> None:
         DatadogLogsSink({"DD_SITE": "datadoghq.com"})
     with pytest.raises(ValueError, match="Datadog site"):
         DatadogLogsSink({"DD_API_KEY": "k", "DD_SITE": "evil.example"})
+
+
+async def test_the_datadog_agent_by_litellms_names(logs: DatadogLogsEmulator) -> None:
+    await check_datadog_agent(logs, DatadogLogsSink, key=API_KEY)
