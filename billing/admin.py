@@ -50,7 +50,12 @@ from billing.services import (
     budget_upsert,
     model_price_changed,
 )
-from tenants.admin_scope import ScopedAdminMixin, organization_id_of, request_principal
+from tenants.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedAdminMixin,
+    organization_id_of,
+    request_principal,
+)
 from tenants.audit import audit_record, audit_snapshot
 from tenants.models import Organization, Team
 from tenants.principals import Principal
@@ -443,7 +448,7 @@ class ModelPriceAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class RequestLogAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """The request log is written by the data plane only: read it here, never edit it."""
 
     selector = staticmethod(request_log_list)
@@ -476,18 +481,9 @@ class RequestLogAdmin(ScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(AlertIncident)
-class AlertIncidentAdmin(admin.ModelAdmin):
+class AlertIncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Alert incidents (docs/alerts.md), opened and resolved by the alert rules: the operator's,
     read-only (deployments and spend across tenants)."""
 
@@ -505,18 +501,9 @@ class AlertIncidentAdmin(admin.ModelAdmin):
     search_fields = ["subject", "summary"]
     date_hierarchy = "opened_at"
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(GuardrailDecision)
-class GuardrailDecisionAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class GuardrailDecisionAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Guardrail decisions (docs/guardrails.md), written by the usage drain: read-only, each
     organization's admins see their own."""
 
@@ -540,12 +527,3 @@ class GuardrailDecisionAdmin(ScopedAdminMixin, admin.ModelAdmin):
     search_fields = ["request_id", "guardrail", "category", "model"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from files.models import File, Upload
 from files.selectors import file_list
 from files.services import file_delete
-from tenants.admin_scope import ScopedAdminMixin
+from tenants.admin_scope import ReadOnlyAdminMixin, ScopedAdminMixin
 
 
 @admin.register(File)
@@ -53,17 +53,8 @@ class FileAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Upload)
-class UploadAdmin(admin.ModelAdmin):
+class UploadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["upload_id", "filename", "purpose", "bytes", "status", "created_at", "file"]
     list_filter = ["status", "purpose"]
     search_fields = ["upload_id", "filename"]
     readonly_fields = [field.name for field in Upload._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -54,7 +54,7 @@ from gateway.services import (
     response_cache_purge,
     semantic_cache_entries_delete,
 )
-from tenants.admin_scope import ScopedAdminMixin, request_principal
+from tenants.admin_scope import ReadOnlyAdminMixin, ScopedAdminMixin, request_principal
 from tenants.principals import Principal
 from tenants.selectors import organization_list
 
@@ -280,7 +280,7 @@ class CredentialAdmin(admin.ModelAdmin):
 
 
 @admin.register(StoredCompletion)
-class StoredCompletionAdmin(admin.ModelAdmin):
+class StoredCompletionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Stored chat completions (`store: true`) hold tenants' prompts and answers: the operator
     may read them here, and only the operator (tenants use /v1's own routes); nobody edits them."""
 
@@ -291,18 +291,9 @@ class StoredCompletionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(DebugCapture)
-class DebugCaptureAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class DebugCaptureAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Request-debugging captures (docs/debugging.md): read-only; each organization's admins
     see their own, until the capture expires; the proxy admin's own captures are theirs only."""
 
@@ -368,15 +359,6 @@ class DebugCaptureAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "<pre style='white-space: pre-wrap'>{}</pre>", _pretty(obj.response_body)
         )
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 def _pretty(value: Any) -> str:
     """JSON indented for reading; anything else (an SSE stream, a cut body) as it is."""
@@ -389,7 +371,7 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(SemanticCacheEntry)
-class SemanticCacheEntryAdmin(admin.ModelAdmin):
+class SemanticCacheEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The response cache's semantic entries (docs/caching.md): tenants' prompts' embeddings and
     answers, for the operator only. Deleting goes through the service, so that every worker drops
     them from its index; a tenant's whole scope is purged with DELETE /api/v1/cache."""
@@ -402,15 +384,6 @@ class SemanticCacheEntryAdmin(admin.ModelAdmin):
     fields = [*list_display[:4], "organization_id", "partition", "created_at", "expires_at"]
     readonly_fields = fields
     actions = ["delete_entries"]
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # Django's delete would leave them in every worker's index: the action
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -434,7 +407,7 @@ class CachePurgeActionForm(ActionForm):
 
 
 @admin.register(ResponseCacheOrganization)
-class ResponseCacheAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class ResponseCacheAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """The response cache of each organization (docs/caching.md): its namespaces with their
     entries in Redis and in the semantic tier, and a purge of every tier, like
     DELETE /api/v1/cache. Organization admins see and purge their own organizations'."""
@@ -449,15 +422,6 @@ class ResponseCacheAdmin(ScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     actions = ["purge"]
     action_form = CachePurgeActionForm
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_active and (request.user.is_superuser or self.scoped_user(request))
@@ -504,7 +468,7 @@ class ResponseCacheAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StoredResponse)
-class StoredResponseAdmin(admin.ModelAdmin):
+class StoredResponseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Responses API responses (`/v1/responses`), tenants' conversations: for the operator's eyes
     only, as stored completions; nobody edits them."""
 
@@ -524,12 +488,3 @@ class StoredResponseAdmin(admin.ModelAdmin):
     search_fields = ["response_id", "model", "previous_response_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

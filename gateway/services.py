@@ -121,22 +121,28 @@ def credential_save(*, credential: Credential, value: str | None = None) -> Cred
 
 
 @transaction.atomic
-def deployment_secrets_reencrypt() -> int:
+def deployment_secrets_reencrypt() -> dict[str, int]:
     """Every deployment's, admin-defined guardrail's and credential's secret re-encrypted under
-    the first key; how many rows."""
-    count = 0
-    for model in (ModelDeployment, GuardrailDefinition):
+    the first key: how many rows of each ("model deployments", "guardrail definitions",
+    "credentials"); a row without a secret has none to re-encrypt."""
+    counts: dict[str, int] = {}
+    for label, model in (
+        ("model deployments", ModelDeployment),
+        ("guardrail definitions", GuardrailDefinition),
+    ):
+        counts[label] = 0
         for row in model.objects.select_for_update().exclude(encrypted_secrets={}):
             row.encrypted_secrets = {
                 name: secret_reencrypt(token) for name, token in row.encrypted_secrets.items()
             }
             row.save(update_fields=["encrypted_secrets"])
-            count += 1
+            counts[label] += 1
+    counts["credentials"] = 0
     for credential in Credential.objects.select_for_update().exclude(encrypted_value=""):
         credential.encrypted_value = secret_reencrypt(credential.encrypted_value)
         credential.save(update_fields=["encrypted_value"])
-        count += 1
-    return count
+        counts["credentials"] += 1
+    return counts
 
 
 # ---- Stored chat completions (gateway/stored.py writes them; /v1 updates and deletes) ----------

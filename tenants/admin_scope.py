@@ -72,6 +72,21 @@ def organization_id_of(obj: Any) -> int | None:
     return organization_id
 
 
+class ReadOnlyAdminMixin:
+    """For rows that /v1, the router or Celery write (logs, captures, stored answers): shown,
+    never added, changed or deleted in the admin. First among the bases, so that it overrides
+    ScopedAdminMixin's permissions."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ScopedAdminMixin:
     """Admin pages scoped to the caller's Principal (the same selectors as the REST API).
 

@@ -74,3 +74,21 @@ def usage_record_now() -> None:
         usage_drain()
     else:
         usage_buffer_flush()
+
+
+def broadcast_listening(timeout: float = 30.0) -> None:
+    """Wait until this process's broadcast listener (started by the first /v1 request or
+    Realtime session) hears the channel: a probe is published until it arrives, so a test never
+    guesses how long the subscription takes on a busy machine."""
+    import orjson
+
+    from ogem_site.broadcast import BroadcastTopic, broadcast_channel, broadcast_topic_register
+    from ogem_site.redis import redis_client_sync
+
+    heard = threading.Event()
+    broadcast_topic_register(BroadcastTopic("test-probe", lambda message: heard.set()))
+    deadline = time.monotonic() + timeout
+    while not heard.is_set():
+        assert time.monotonic() < deadline, "the broadcast listener never subscribed"
+        redis_client_sync().publish(broadcast_channel(), orjson.dumps({"topic": "test-probe"}))
+        heard.wait(0.05)

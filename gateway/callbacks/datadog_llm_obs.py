@@ -13,7 +13,8 @@ LiteLLM names them. Datadog answers 202.
 Settings (the names ddtrace and LiteLLM's `datadog_llm_observability` read): `DD_API_KEY`
 (required), `DD_SITE` (default `datadoghq.com`), `DD_LLMOBS_ML_APP` (else `DD_SERVICE`, else
 `ogem`), `DD_ENV` (an `env:` tag when set), `DD_BASE_URL` (replaces `https://api.{DD_SITE}`, for
-a proxy or the Datadog Agent).
+a proxy), `LITELLM_DD_AGENT_HOST` with `LITELLM_DD_LLM_OBS_PORT` (default 8126): the Datadog
+Agent, `http://{host}:{port}`, unless `DD_BASE_URL` is set.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def datadog_site(settings: Mapping[str, str]) -> str:
     if not SITE.match(site):
         raise ValueError(f"DD_SITE is no Datadog site: {site}")
     return site
+
+
+def datadog_base(settings: Mapping[str, str], *, direct: str, port: str, default_port: str) -> str:
+    """`DD_BASE_URL`; else, as LiteLLM reads them, the Datadog Agent at `LITELLM_DD_AGENT_HOST`
+    on this product's own port setting (`port`: the Logs and LLM Observability intakes listen
+    on different ones); else `direct`, Datadog's own intake."""
+    host = setting(settings, "LITELLM_DD_AGENT_HOST")
+    if host:
+        number = setting(settings, port, default_port)
+        if not number.isdigit():
+            raise ValueError(f"{port} must be a port number")
+        direct = f"http://{host}:{number}"
+    return http_url(settings, "DD_BASE_URL", direct)
 
 
 def _io(event: CallbackEvent, field: str) -> dict[str, Any] | None:
@@ -144,12 +158,22 @@ class DatadogLLMObsSink:
         "DD_SERVICE",
         "DD_ENV",
         "DD_BASE_URL",
+        "LITELLM_DD_AGENT_HOST",
+        "LITELLM_DD_LLM_OBS_PORT",
     )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.api_key = required(settings, "DD_API_KEY", self.name)
         site = datadog_site(settings)
-        self.url = http_url(settings, "DD_BASE_URL", f"https://api.{site}") + INTAKE_PATH
+        self.url = (
+            datadog_base(
+                settings,
+                direct=f"https://api.{site}",
+                port="LITELLM_DD_LLM_OBS_PORT",
+                default_port="8126",
+            )
+            + INTAKE_PATH
+        )
         self.ml_app = setting(settings, "DD_LLMOBS_ML_APP") or setting(
             settings, "DD_SERVICE", "ogem"
         )

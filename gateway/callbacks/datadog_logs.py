@@ -11,7 +11,9 @@ built on LiteLLM's logs keep working. Datadog answers 202.
 Settings (the names LiteLLM's `datadog` callback reads): `DD_API_KEY` (required), `DD_SITE`
 (default `datadoghq.com`), `DD_SOURCE` (default `ogem`), `DD_SERVICE` (default `ogem`), `DD_ENV`,
 `DD_VERSION` (tags when set), `HOSTNAME`, `DD_BASE_URL` (replaces
-`https://http-intake.logs.{DD_SITE}`, for a proxy or the Datadog Agent).
+`https://http-intake.logs.{DD_SITE}`, for a proxy), `LITELLM_DD_AGENT_HOST` with
+`LITELLM_DD_AGENT_PORT` (default 10518): the Datadog Agent, `http://{host}:{port}`, unless
+`DD_BASE_URL` is set.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ import orjson
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.common import cost_float, iso
-from gateway.callbacks.datadog_llm_obs import datadog_site
+from gateway.callbacks.datadog_llm_obs import datadog_base, datadog_site
 from gateway.callbacks.vendor import (
     bounded,
     error_text,
-    http_url,
     post,
     required,
     setting,
@@ -98,12 +99,19 @@ class DatadogLogsSink:
         "DD_VERSION",
         "HOSTNAME",
         "DD_BASE_URL",
+        "LITELLM_DD_AGENT_HOST",
+        "LITELLM_DD_AGENT_PORT",
     )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.api_key = required(settings, "DD_API_KEY", self.name)
         site = datadog_site(settings)
-        base = http_url(settings, "DD_BASE_URL", f"https://http-intake.logs.{site}")
+        base = datadog_base(
+            settings,
+            direct=f"https://http-intake.logs.{site}",
+            port="LITELLM_DD_AGENT_PORT",
+            default_port="10518",
+        )
         self.url = base + INTAKE_PATH
         self.source = setting(settings, "DD_SOURCE", "ogem")
         self.service = setting(settings, "DD_SERVICE", "ogem")

@@ -56,17 +56,19 @@ def social_app_secret_set(*, app: SocialApp, secret: str | None) -> None:
 
 
 @transaction.atomic
-def social_app_secrets_reencrypt() -> tuple[int, int]:
-    """Every client secret (re-)encrypted under the first key: (how many, how many too long)."""
-    count = too_long = 0
+def social_app_secrets_reencrypt() -> tuple[int, int, int]:
+    """Every client secret (re-)encrypted under the first key: how many were re-encrypted, how
+    many were in clear and are now encrypted, how many stay in clear (too long to encrypt)."""
+    reencrypted = encrypted = too_long = 0
     for app in SocialApp.objects.select_for_update().exclude(secret=""):
         if secret_is_encrypted(app.secret):
             app.secret = secret_reencrypt(app.secret)
+            reencrypted += 1
         elif len(app.secret) <= SOCIAL_APP_SECRET_MAX:
             app.secret = secret_encrypt(app.secret)  # written in clear before encryption
+            encrypted += 1
         else:
             too_long += 1
             continue
         app.save(update_fields=["secret"])
-        count += 1
-    return count, too_long
+    return reencrypted, encrypted, too_long

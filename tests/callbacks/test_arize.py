@@ -3,14 +3,13 @@ Arize's OTLP/HTTP traces endpoint, which decodes the protobuf."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.arize import ArizeSink
 from gateway.callbacks.registry import sink_class
 from tests.callbacks.vendor_emulators.arize import API_KEY, SPACE_ID, ArizeEmulator
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,
@@ -23,15 +22,7 @@ from tests.callbacks.vendor_events import (
 STATUS_OK, STATUS_ERROR, KIND_CLIENT = 1, 2, 3
 
 
-@pytest.fixture(scope="module")
-def _server() -> ArizeEmulator:
-    return ArizeEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def arize(_server: ArizeEmulator) -> Iterator[ArizeEmulator]:
-    _server.reset()
-    yield _server
+arize = emulator_fixture(ArizeEmulator)
 
 
 def settings(emulator: ArizeEmulator, **extra: str) -> dict[str, str]:

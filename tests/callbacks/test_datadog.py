@@ -3,33 +3,24 @@ of Datadog's spans intake."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.datadog_llm_obs import DatadogLLMObsSink
 from gateway.callbacks.registry import sink_class
 from tests.callbacks.vendor_emulators.datadog import API_KEY, DatadogEmulator
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     SPAN_ID,
     TRACE_ID,
     callback_event,
+    check_datadog_agent,
     check_error_paths,
     content_event,
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> DatadogEmulator:
-    return DatadogEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def datadog(_server: DatadogEmulator) -> Iterator[DatadogEmulator]:
-    _server.reset()
-    yield _server
+datadog = emulator_fixture(DatadogEmulator)
 
 
 def settings(emulator: DatadogEmulator, **extra: str) -> dict[str, str]:
@@ -130,3 +121,7 @@ async def test_large_batches_are_split_under_the_intakes_size(datadog: DatadogEm
     assert (len(first["content"]), len(second["content"])) == (12_000, 20_000)
     assert len(datadog.records[0]["meta"]["output"]["messages"][0]["content"]) == 32_000
     assert len({span["span_id"] for span in datadog.records}) == 100
+
+
+async def test_the_datadog_agent_by_litellms_names(datadog: DatadogEmulator) -> None:
+    await check_datadog_agent(datadog, DatadogLLMObsSink, key=API_KEY)

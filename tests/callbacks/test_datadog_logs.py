@@ -3,8 +3,6 @@ against an emulator of Datadog's Logs HTTP intake."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import orjson
 import pytest
@@ -12,24 +10,17 @@ import pytest
 from gateway.callbacks.datadog_logs import DatadogLogsSink
 from gateway.callbacks.registry import sink_class
 from tests.callbacks.vendor_emulators.datadog_logs import API_KEY, DatadogLogsEmulator
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     TRACE_ID,
     callback_event,
+    check_datadog_agent,
     check_error_paths,
     content_event,
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> DatadogLogsEmulator:
-    return DatadogLogsEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def logs(_server: DatadogLogsEmulator) -> Iterator[DatadogLogsEmulator]:
-    _server.reset()
-    yield _server
+logs = emulator_fixture(DatadogLogsEmulator)
 
 
 def settings(emulator: DatadogLogsEmulator, **extra: str) -> dict[str, str]:
@@ -105,3 +96,7 @@ def test_registry_and_settings() -> None:
         DatadogLogsSink({"DD_SITE": "datadoghq.com"})
     with pytest.raises(ValueError, match="Datadog site"):
         DatadogLogsSink({"DD_API_KEY": "k", "DD_SITE": "evil.example"})
+
+
+async def test_the_datadog_agent_by_litellms_names(logs: DatadogLogsEmulator) -> None:
+    await check_datadog_agent(logs, DatadogLogsSink, key=API_KEY)

@@ -3,14 +3,13 @@ logging API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.helicone import HeliconeSink
 from gateway.callbacks.registry import sink_class
 from tests.callbacks.vendor_emulators.helicone import API_KEY, HeliconeEmulator
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_events import (
     CHOICES,
     MESSAGES,
@@ -20,16 +19,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> HeliconeEmulator:
-    return HeliconeEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def helicone(_server: HeliconeEmulator) -> Iterator[HeliconeEmulator]:
-    _server.reset()
-    yield _server
+helicone = emulator_fixture(HeliconeEmulator)
 
 
 def settings(emulator: HeliconeEmulator) -> dict[str, str]:

@@ -4,7 +4,6 @@ server's OTLP endpoint."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -13,6 +12,7 @@ import pytest
 from gateway.callbacks.base import SinkRejected
 from gateway.callbacks.mlflow import MlflowSink
 from gateway.callbacks.registry import sink_class
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_emulators.mlflow import TOKEN, MlflowEmulator
 from tests.callbacks.vendor_events import (
     callback_event,
@@ -21,16 +21,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> MlflowEmulator:
-    return MlflowEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def mlflow(_server: MlflowEmulator) -> Iterator[MlflowEmulator]:
-    _server.reset()
-    yield _server
+mlflow = emulator_fixture(MlflowEmulator)
 
 
 def settings(emulator: MlflowEmulator, **extra: str) -> dict[str, str]:

@@ -3,13 +3,12 @@ API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.newrelic import NewRelicSink
 from gateway.callbacks.registry import sink_class
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_emulators.newrelic import (
     ACCOUNT_ID,
     INSERT_KEY,
@@ -25,16 +24,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> NewRelicEmulator:
-    return NewRelicEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def newrelic(_server: NewRelicEmulator) -> Iterator[NewRelicEmulator]:
-    _server.reset()
-    yield _server
+newrelic = emulator_fixture(NewRelicEmulator)
 
 
 def settings(emulator: NewRelicEmulator, **extra: str) -> dict[str, str]:

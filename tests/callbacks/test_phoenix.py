@@ -3,13 +3,11 @@ collector."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from gateway.callbacks.phoenix import PhoenixSink, traces_url
 from gateway.callbacks.registry import sink_class
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_emulators.phoenix import API_KEY, PhoenixEmulator
 from tests.callbacks.vendor_events import (
     callback_event,
@@ -18,16 +16,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> PhoenixEmulator:
-    return PhoenixEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def phoenix(_server: PhoenixEmulator) -> Iterator[PhoenixEmulator]:
-    _server.reset()
-    yield _server
+phoenix = emulator_fixture(PhoenixEmulator)
 
 
 def settings(emulator: PhoenixEmulator, **extra: str) -> dict[str, str]:

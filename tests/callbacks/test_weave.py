@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.weave import WeaveSink
+from tests.callbacks.vendor_emulators.ingest import emulator_fixture
 from tests.callbacks.vendor_emulators.weave import API_KEY, WeaveEmulator
 from tests.callbacks.vendor_events import (
     CHOICES,
@@ -20,16 +19,7 @@ from tests.callbacks.vendor_events import (
     failure_event,
 )
 
-
-@pytest.fixture(scope="module")
-def _server() -> WeaveEmulator:
-    return WeaveEmulator().start()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def weave(_server: WeaveEmulator) -> Iterator[WeaveEmulator]:
-    _server.reset()
-    yield _server
+weave = emulator_fixture(WeaveEmulator)
 
 
 def settings(emulator: WeaveEmulator, **extra: str) -> dict[str, str]:

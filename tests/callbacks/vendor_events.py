@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -120,3 +121,30 @@ async def check_error_paths(
         closed = {**good, url_setting: f"http://127.0.0.1:{free_port()}{url_suffix}"}
         with pytest.raises(SinkRetryable):
             await make_sink(closed).send([callback_event()], client=client)
+
+
+# LiteLLM's Datadog Agent port settings, one per intake, and their defaults.
+DATADOG_AGENT_PORTS = {"LITELLM_DD_AGENT_PORT": 10518, "LITELLM_DD_LLM_OBS_PORT": 8126}
+
+
+async def check_datadog_agent(emulator: IngestEmulator, make_sink: Any, *, key: str) -> None:
+    """LiteLLM's Datadog Agent settings: LITELLM_DD_AGENT_HOST with the port setting of this
+    sink's intake (the other intake's is not read); DD_BASE_URL wins; a port is a number."""
+    (port,) = set(DATADOG_AGENT_PORTS) & set(make_sink.environment)
+    (other,) = set(DATADOG_AGENT_PORTS) - {port}
+    emulator.reset()
+    agent = {
+        "DD_API_KEY": key,
+        "LITELLM_DD_AGENT_HOST": "127.0.0.1",
+        port: str(urlsplit(emulator.url).port),
+        other: "1",
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        await make_sink(agent).send([callback_event()], client=client)
+    assert len(emulator.records) == 1
+    default = make_sink({"DD_API_KEY": "k", "LITELLM_DD_AGENT_HOST": "dd-agent"})
+    assert default.url == f"http://dd-agent:{DATADOG_AGENT_PORTS[port]}{emulator.path}"
+    proxied = make_sink({**agent, "DD_BASE_URL": "https://proxy.example"})
+    assert proxied.url == f"https://proxy.example{emulator.path}"
+    with pytest.raises(ValueError, match=port):
+        make_sink({**agent, port: "http"})

@@ -49,9 +49,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import WSMsgType, web
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from tests.emulators.websocket_server import WebSocketEmulator
 
 AUDIO_BYTES_PER_TOKEN = 4800
 REPLY = "Hello from the realtime emulator."
@@ -345,13 +347,12 @@ class _Session:
         )
 
 
-class RealtimeEmulator:
+class RealtimeEmulator(WebSocketEmulator):
+    thread_name = "realtime-emulator"
+
     def __init__(self, *, api_key: str) -> None:
+        super().__init__()
         self.api_key = api_key
-        self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop: asyncio.Event | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -407,41 +408,6 @@ class RealtimeEmulator:
             received = ws.protocol.close_rcvd
             conn.close_code = received.code if received is not None else None
             conn.closed.set()
-
-    def start(self) -> RealtimeEmulator:
-        ready = threading.Event()
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with serve(
-                self._handler,
-                "127.0.0.1",
-                0,
-                process_request=self._process_request,
-                max_size=None,
-                compression=None,
-            ) as server:
-                port = next(iter(server.sockets)).getsockname()[1]
-                self.url = f"http://127.0.0.1:{port}"
-                ready.set()
-                await self._stop.wait()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(main())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="realtime-emulator", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
 
 class _AiohttpSocket:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.pricing import price_overrides_load
 from keys.models import VirtualKey
 from keys.services import key_revoke, key_rotate, key_update
+from tests.live import broadcast_listening
 
 BODY = {"model": "mock-chat", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -156,7 +157,7 @@ def test_invalidation_reaches_workers_through_redis_pubsub(live_ogem, make_key) 
     secret = make_key()
     headers = {"Authorization": f"Bearer {secret}"}
     assert _chat(live_ogem, headers).status_code == 200
-    time.sleep(0.3)  # the listener starts with the first request and begins with a clean cache
+    broadcast_listening()  # it starts with the first request, and with a clean cache
     assert _chat(live_ogem, headers).status_code == 200
     prefix = secret[3:11]
     VirtualKey.objects.filter(prefix=prefix).update(revoked_at=timezone.now())

@@ -261,11 +261,11 @@ async def test_a_connection_that_is_never_accepted_fails_at_the_connect_timeout(
     port = listener.getsockname()[1]
     queued = socket.create_connection(("127.0.0.1", port))  # the accept queue is now full
     try:
-        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", connect_timeout=0.25, timeout=5)
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", connect_timeout=0.25, timeout=30)
         started = time.perf_counter()
         with pytest.raises(TimeoutError, match=r"did not accept a connection within 0\.25 s"):
             await client.execute("PING")
-        assert time.perf_counter() - started < 0.25 + 0.1
+        assert time.perf_counter() - started < 5  # the connect timeout, not the 30 s one
     finally:
         queued.close()
         listener.close()

@@ -14,7 +14,7 @@ from billing.services import usage_drain
 from gateway.governance import governance_snapshot_flush
 from keys.services import key_create
 from tests.factories import TeamFactory
-from tests.live import LiveServer
+from tests.live import LiveServer, broadcast_listening
 
 MESSAGES = [{"role": "user", "content": "Hello there, how are you today?"}]
 
@@ -210,7 +210,7 @@ def test_a_budget_change_in_another_process_reaches_this_worker_at_once(
     team = TeamFactory()
     client = _client(live, key_create(name="lim", team=team).secret)
     assert client.chat.completions.create(model="mock-chat", messages=MESSAGES).usage
-    time.sleep(0.3)  # the listener starts with the first request
+    broadcast_listening()  # the listener starts with the first request
     # Another process (admin, API, Celery beat) limits the team: a bare UPDATE here, so only the
     # broadcast can make this worker drop the snapshot it holds for the next 10 s.
     Budget.objects.create(scope=BudgetScope.TEAM, team=team, rpm_limit=1)

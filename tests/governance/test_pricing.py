@@ -22,6 +22,7 @@ from billing.pricing import (
 )
 from gateway.context import Usage
 from providers.base import Deployment
+from tests.live import broadcast_listening
 
 
 def _deployment(**extra: object) -> Deployment:
@@ -220,7 +221,7 @@ def test_a_price_edit_reaches_every_worker_at_once(live_ogem, make_key) -> None:
     body = {"model": "mock-chat", "messages": [{"role": "user", "content": "Hi"}]}
     headers = {"Authorization": f"Bearer {make_key()}"}
     assert httpx.post(f"{live_ogem.url}/v1/chat/completions", json=body, headers=headers).is_success
-    time.sleep(0.3)  # the broadcast listener starts with the first request
+    broadcast_listening()  # the broadcast listener starts with the first request
     usage = Usage(prompt_tokens=100, completion_tokens=100)
 
     def cost() -> Decimal:

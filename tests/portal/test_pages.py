@@ -291,5 +291,5 @@ def test_static_assets_are_served_without_a_cdn() -> None:
     with open(chart, encoding="utf-8") as handle:
         assert "Released under the MIT License" in handle.read(300)
     assert finders.find("vendor/chart.js.LICENSE.md") is not None
-    for name in ("portal.css", "charts.js", "keys.js", "playground.js"):
+    for name in ("portal.css", "charts.js", "keys.js", "transcript.js", "playground.js"):
         assert finders.find(f"portal/{name}") is not None

@@ -250,7 +250,7 @@ def test_usage_reported_after_the_turn_or_never(  # type: ignore[no-untyped-def]
         started = time.monotonic()
         done = events_until(ws, "response.done")[-1]["response"]
         assert done["usage"] is None and done["status"] == "completed"
-        assert time.monotonic() - started < 3  # the grace for a late usageMetadata is bounded
+        assert time.monotonic() - started < 10  # the grace for a late usageMetadata (1 s) ends
     first, second = realtime_logs(key_id=key_of(secret).pk)
     assert (first.completion_tokens, first.usage_estimated) == (6, False)
     # Estimated from what was relayed: 33 characters of text, a token per 4 bytes.

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.live import broadcast_listening
 from tests.realtime.helpers import (
     events_until,
     key_of,
@@ -164,7 +165,7 @@ def test_a_key_revoked_by_another_worker_closes_the_session_within_a_second(  # 
     secret = make_key()
     with raw_connect(live_ogem, key=secret) as ws:
         events_until(ws, "session.created")
-        time.sleep(0.3)  # the listener starts with the first session
+        broadcast_listening()  # the listener starts with the first session
         key = key_of(secret)
         VirtualKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
         client = redis.Redis.from_url(settings.REDIS_URL)

@@ -4,6 +4,7 @@ groups on the OpenAI emulator and an upstream that never accepts connections."""
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,12 +16,19 @@ import pytest
 from gateway.config import RouterSettings
 from gateway.config import watch as config_watch
 from gateway.health import local_health
+from ogem_site.metrics import ROUTING_QUEUE_DEPTH
 from providers.base import Deployment, Timeouts
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.live import LiveServer
 
 HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "window(seconds): the deployments' limit window in tests/routing/test_capacity"
+    )
 
 
 @pytest.fixture
@@ -107,6 +115,15 @@ def chat(live_ogem: LiveServer, master_key: str) -> Callable[..., httpx.Response
 def served_by(emulator: OpenAIEmulator) -> list[str]:
     """The upstream model of every request the emulator received, in order."""
     return [r.json["model"] for r in emulator.requests if isinstance(r.json, dict)]
+
+
+def queued(model: str, depth: int, *, timeout: float = 30.0) -> None:
+    """Wait until `depth` requests wait in `model`'s queue: a test that needs a request queued
+    before the next one polls for it rather than sleeping, however slow the machine."""
+    deadline = time.monotonic() + timeout
+    while ROUTING_QUEUE_DEPTH.labels(model=model)._value.get() < depth:
+        assert time.monotonic() < deadline, f"{depth} requests never waited for {model}"
+        time.sleep(0.01)
 
 
 FAST_TIMEOUTS = Timeouts(connect=0.5, first_byte=0.5, total=5)

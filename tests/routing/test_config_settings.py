@@ -55,12 +55,11 @@ def _post(url: str, key: str, **body: object) -> httpx.Response:
 
 
 def _together(url: str, key: str, count: int, **body: object) -> list[httpx.Response]:
+    """`count` requests at once, by status: which of them took a slot first does not matter
+    (on a busy machine a later one may), only how many did."""
     with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = []
-        for _ in range(count):
-            futures.append(pool.submit(_post, url, key, **body))
-            time.sleep(0.2)  # the first holds its slot before the next arrives
-        return [future.result() for future in futures]
+        futures = [pool.submit(_post, url, key, **body) for _ in range(count)]
+        return sorted((future.result() for future in futures), key=lambda r: r.status_code)
 
 
 # ---- drop_params -------------------------------------------------------------------------------
@@ -191,10 +190,10 @@ def test_a_deployment_serves_at_most_max_parallel_requests_at_once(
     load_config, live_ogem, master_key
 ) -> None:
     load_config(SLOW.format(own="      max_parallel_requests: 1", settings=""))
-    first, second = _together(live_ogem.url, master_key, 2, model="slow")
-    assert first.status_code == 200, first.text
-    assert second.status_code == 429
-    assert second.json()["error"]["type"] == "rate_limit_error"
+    served, refused = _together(live_ogem.url, master_key, 2, model="slow")
+    assert served.status_code == 200, served.text
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "rate_limit_error"
     # Other deployments are not limited; and the slot is given back when the request ends.
     assert [r.status_code for r in _together(live_ogem.url, master_key, 2, model="other")] == [
         200,
@@ -208,8 +207,8 @@ def test_general_max_parallel_requests_is_every_deployments_default(
 ) -> None:
     load_config(SLOW.format(own="", settings="general_settings:\n  max_parallel_requests: 1"))
     for model in ("slow", "other"):
-        first, second = _together(live_ogem.url, master_key, 2, model=model)
-        assert (first.status_code, second.status_code) == (200, 429)
+        served, refused = _together(live_ogem.url, master_key, 2, model=model)
+        assert (served.status_code, refused.status_code) == (200, 429)
 
 
 def test_global_max_parallel_requests_caps_the_whole_proxy(
@@ -218,16 +217,18 @@ def test_global_max_parallel_requests_caps_the_whole_proxy(
     cap = "general_settings:\n  global_max_parallel_requests: 2"
     load_config(SLOW.format(own="", settings=cap))
     with ThreadPoolExecutor(max_workers=3) as pool:
-        first = pool.submit(_post, live_ogem.url, master_key, model="slow")
-        second = pool.submit(_post, live_ogem.url, master_key, model="other")
-        time.sleep(0.4)
-        third = _post(live_ogem.url, master_key, model="slow")
-        assert third.status_code == 429
-        error = third.json()["error"]
-        assert error["type"] == "rate_limit_error"
-        assert "proxy: 2 requests in parallel" in error["message"]
-        assert third.headers["Retry-After"] == "1"
-        assert first.result().status_code == second.result().status_code == 200
+        futures = [
+            pool.submit(_post, live_ogem.url, master_key, model=model)
+            for model in ("slow", "other", "slow")
+        ]
+        # Whichever came third, across both models, is refused.
+        *served, third = sorted((f.result() for f in futures), key=lambda r: r.status_code)
+    assert [r.status_code for r in served] == [200, 200]
+    assert third.status_code == 429
+    error = third.json()["error"]
+    assert error["type"] == "rate_limit_error"
+    assert "proxy: 2 requests in parallel" in error["message"]
+    assert third.headers["Retry-After"] == "1"
     assert _post(live_ogem.url, master_key, model="slow").status_code == 200
 
 
@@ -239,7 +240,7 @@ model_list:
     litellm_params:
       model: mock/stalling
       chunks: 4
-      chunk_delay_ms: 1500
+      chunk_delay_ms: 10000
   - model_name: late
     litellm_params:
       model: mock/late
@@ -263,7 +264,7 @@ def test_stream_timeout_ends_a_stream_that_stalls_between_chunks(
     load_config(STALLING)
     started = time.monotonic()
     response = _post(live_ogem.url, master_key, model="stalling", stream=True)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 5  # not the 10 s stall
     assert response.status_code == 200
     events = _events(response)
     assert events[0]["choices"]  # the first chunk came in time

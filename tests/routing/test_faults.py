@@ -115,12 +115,12 @@ def test_429_retry_after_is_honoured(
 def test_429_retry_after_beyond_the_budget_returns_the_429(
     openai_emulator, install_deployments, deployment, router_settings, chat
 ) -> None:
-    router_settings(num_retries=3, timeout=2.0)
+    router_settings(num_retries=3, timeout=10.0)
     install_deployments(deployment("only"))
     openai_emulator.inject(status=429, headers={"Retry-After": "30"})
     started = time.monotonic()
     response = chat()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # at once, not at the end of the 10 s budget
     assert response.status_code == 429
     assert response.headers["retry-after"] == "30"
     assert response.json()["error"]["type"] == "rate_limit_error"

@@ -11,18 +11,19 @@ import pytest
 
 from gateway.health import HealthPolicy, health_failure, health_store
 from ogem_site.metrics import ROUTING_QUEUE_WAIT
-from tests.routing.conftest import served_by
+from tests.routing.conftest import queued, served_by
 
 
 @pytest.fixture
 def cool(openai_emulator, install_deployments, deployment, router_settings, chat):
-    """Call to rate-limit both deployments upstream for 1.5 s: later requests must wait."""
-    router_settings(queue_timeout=5.0, queue_depth=10)
+    """Call to rate-limit both deployments upstream for 3 s: later requests must wait (longer
+    than a busy machine takes to queue two of them)."""
+    router_settings(queue_timeout=30.0, queue_depth=10)
     install_deployments(deployment("only-a", priority=0), deployment("only-b", priority=1))
 
     def apply():
-        openai_emulator.inject(status=429, headers={"Retry-After": "1.5"})
-        openai_emulator.inject(status=429, headers={"Retry-After": "1.5"})
+        openai_emulator.inject(status=429, headers={"Retry-After": "3"})
+        openai_emulator.inject(status=429, headers={"Retry-After": "3"})
         assert chat().status_code == 429  # both cooled down by their 429s
         openai_emulator.requests.clear()
         return openai_emulator
@@ -49,7 +50,7 @@ def test_requests_wait_for_a_deployment_and_leave_by_priority(cool, live_ogem, m
     started = time.monotonic()
     first = threading.Thread(target=_post, args=(live_ogem.url, low, results, "low"))
     first.start()
-    time.sleep(0.3)  # the low-priority request is queued first ...
+    queued("group", 1)  # the low-priority request is queued first ...
     second = threading.Thread(target=_post, args=(live_ogem.url, high, results, "high"))
     second.start()
     first.join(30)
@@ -64,14 +65,14 @@ def test_requests_wait_for_a_deployment_and_leave_by_priority(cool, live_ogem, m
 
 def test_a_full_queue_refuses_at_once(cool, router_settings, chat) -> None:
     cooling = cool()
-    router_settings(queue_timeout=5.0, queue_depth=1)
+    router_settings(queue_timeout=30.0, queue_depth=1)
     results: dict = {}
     waiting = threading.Thread(target=lambda: results.setdefault("first", chat()))
     waiting.start()
-    time.sleep(0.3)
+    queued("group", 1)
     started = time.monotonic()
     refused = chat()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # not the queue's 30 s
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "upstream_unavailable"
     assert int(refused.headers["retry-after"]) >= 1
@@ -86,7 +87,7 @@ def test_waiting_gives_up_at_the_queue_timeout(cool, router_settings, chat) -> N
     started = time.monotonic()
     response = chat()
     elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 1.4
+    assert 0.5 <= elapsed < 2.5  # before the cooldown's 3 s ended
     assert response.status_code == 503
     assert served_by(cooling) == []
 

@@ -232,3 +232,66 @@ def test_loadtest_in_a_terminal_against_ogem(
     finally:
         terminal.close()
     assert terminal.exitstatus == 0
+
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+)
+REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+
+
+def test_answers_whose_heads_repeat_change_or_arrive_in_pieces(tmp_path: Path) -> None:
+    """The generator reuses a repeated head's parse: a chunked one, an answer split across reads
+    (in its head or its body) and a different answer between the same ones are read right."""
+    import asyncio
+    import threading
+
+    from ogem_sdk.loadtest import Plan, loadtest_run
+
+    served = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the generator closed the connection
+                return
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            served += 1
+            reply = REFUSED if served % 3 == 0 else CHUNKED
+            # In two reads: the head cut (odd answers) or the body (even ones).
+            cut = 20 if served % 2 else reply.index(b"\r\n\r\n") + 7
+            writer.write(reply[:cut])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(reply[cut:])
+            await writer.drain()
+
+    ready: list[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = []
+    up = threading.Event()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        stop = asyncio.Event()
+        ready.append((asyncio.get_running_loop(), stop, server.sockets[0].getsockname()[1]))
+        up.set()
+        async with server:
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    assert up.wait(10)
+    loop, stop, port = ready[0]
+    try:
+        report = loadtest_run(
+            Plan(url=f"http://127.0.0.1:{port}/v1/x", body=b"{}", concurrency=2, duration=None,
+                 requests=30, timeout=5)
+        )  # fmt: skip
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+    assert report["statuses"] == {"200": 20, "503": 10}
+    assert report["requests"] == 20 and report["errors_by_kind"] == {"503": 10}
+    assert report["bytes_in"] == 20 * len(CHUNKED) + 10 * len(REFUSED)

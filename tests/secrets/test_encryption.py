@@ -16,11 +16,22 @@ from gateway.config.problems import Problems
 from gateway.models import Credential
 from gateway.services import credential_save, deployment_create
 from ogem_site.crypto import DecryptionError, secret_decrypt, secrets_decrypt
-from tenants.portal.services import social_app_secret_set
+from tenants.portal.services import SOCIAL_APP_SECRET_MAX, social_app_secret_set
 from tests.factories import OrganizationFactory
 
 OLD = "old-key-0123456789abcdefghijklmnopqrstuvwxyz"
 NEW = "new-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _reencrypted(*, deployments: int, guardrails: int, credentials: int, clients: int) -> str:
+    """What `secrets_reencrypt` prints first: the rows it re-encrypted, by kind."""
+    return (
+        "Re-encrypted under the first key of OGEM_ENCRYPTION_KEYS (rows):\n"
+        f"  model deployments: {deployments}\n"
+        f"  guardrail definitions: {guardrails}\n"
+        f"  credentials: {credentials}\n"
+        f"  IdP client secrets: {clients}\n"
+    )
 
 
 @pytest.mark.django_db
@@ -63,9 +74,7 @@ def test_rotation_keeps_every_secret_readable(settings) -> None:  # type: ignore
     # Step 2: re-encrypt under the new key.
     out = StringIO()
     call_command("secrets_reencrypt", stdout=out)
-    assert out.getvalue() == (
-        "Re-encrypted 2 deployment and credential secret(s) and 1 client secret(s).\n"
-    )
+    assert out.getvalue() == _reencrypted(deployments=1, guardrails=0, credentials=1, clients=1)
     own.refresh_from_db()
     credential.refresh_from_db()
     app.refresh_from_db()
@@ -88,6 +97,25 @@ def test_rotation_keeps_every_secret_readable(settings) -> None:  # type: ignore
         f"database:ModelDeployment#{granted.pk}: error: no key in OGEM_ENCRYPTION_KEYS decrypts "
         "this value; skipped",
     ]
+
+
+@pytest.mark.django_db
+def test_reencrypt_reports_client_secrets_it_encrypts_or_leaves_in_clear(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OGEM_ENCRYPTION_KEYS = [NEW]
+    too_long = "x" * (SOCIAL_APP_SECRET_MAX + 1)
+    for provider_id, secret in (("clear", "in-clear"), ("long", too_long)):
+        SocialApp.objects.create(
+            provider="openid_connect", provider_id=provider_id, name=provider_id, secret=secret
+        )
+    out = StringIO()
+    call_command("secrets_reencrypt", stdout=out)
+    assert out.getvalue() == _reencrypted(deployments=0, guardrails=0, credentials=0, clients=0) + (
+        "Encrypted 1 IdP client secret(s) that were in clear.\n"
+        f"Left 1 IdP client secret(s) in clear: longer than {SOCIAL_APP_SECRET_MAX} characters, "
+        "which the column cannot hold encrypted.\n"
+    )
+    assert secret_decrypt(SocialApp.objects.get(provider_id="clear").secret) == "in-clear"
+    assert SocialApp.objects.get(provider_id="long").secret == too_long
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,18 +20,22 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            deployments = deployment_secrets_reencrypt()
-            apps, too_long = social_app_secrets_reencrypt()
+            counts = deployment_secrets_reencrypt()
+            reencrypted, encrypted, too_long = social_app_secrets_reencrypt()
         except DecryptionError as exc:
             raise CommandError(f"{exc}: keep the old key in OGEM_ENCRYPTION_KEYS") from exc
-        self.stdout.write(
-            f"Re-encrypted {deployments} deployment and credential secret(s) and {apps} client "
-            "secret(s)."
-        )
+        counts["IdP client secrets"] = reencrypted
+        # Every row that holds a secret is counted on one of these lines; rows without one have
+        # nothing to re-encrypt.
+        self.stdout.write("Re-encrypted under the first key of OGEM_ENCRYPTION_KEYS (rows):")
+        for label, count in counts.items():
+            self.stdout.write(f"  {label}: {count}")
+        if encrypted:
+            self.stdout.write(f"Encrypted {encrypted} IdP client secret(s) that were in clear.")
         if too_long:
             self.stdout.write(
                 self.style.WARNING(
-                    f"{too_long} client secret(s) longer than {SOCIAL_APP_SECRET_MAX} characters "
-                    "stay unencrypted: the column cannot hold them encrypted."
+                    f"Left {too_long} IdP client secret(s) in clear: longer than "
+                    f"{SOCIAL_APP_SECRET_MAX} characters, which the column cannot hold encrypted."
                 )
             )

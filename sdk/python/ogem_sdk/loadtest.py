@@ -41,9 +41,11 @@ class Plan:
 class Tally:
     started: float = 0.0
     finished: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    ttfts: list[float] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=lambda: [0] * 1000)  # count per status
+    # Out of the repr: asyncio writes the run's result into a task's repr at the end, and a
+    # million floats took seconds.
+    latencies: list[float] = field(default_factory=list, repr=False)
+    ttfts: list[float] = field(default_factory=list, repr=False)
+    statuses: list[int] = field(default_factory=lambda: [0] * 1000, repr=False)  # per status
     errors: Counter[str] = field(default_factory=Counter)
     dropped: int = 0  # open loop: starts skipped because `concurrency` were in flight
     bytes_in: int = 0
@@ -99,6 +101,11 @@ class _Connection(asyncio.Protocol):
         self.close_after = False
         self.first_event = 0.0
         self.bytes_in = 0
+        # The last head parsed, whole, and its Content-Length (-1: chunked): a server answers
+        # the same request with the same head (until its Date changes), which is then
+        # recognised by one comparison instead of parsed again.
+        self.head = b"\x00"
+        self.head_length = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -128,30 +135,16 @@ class _Connection(asyncio.Protocol):
             if self.buffer:
                 data = self.buffer + data
                 self.buffer = b""
-            end = data.find(_HEAD_END)
-            if end < 0:
-                self.buffer = data
-                return
-            try:
-                self.status = int(data[9:12])
-            except ValueError:
-                self._fail("not an HTTP answer")
-                return
-            # Servers' usual spelling first: lowering every head would cost a copy.
-            at = data.find(b"\r\nContent-Length:", 0, end)
-            head = data if at >= 0 else data[:end].lower()
-            if at < 0:
-                at = head.find(b"\r\ncontent-length:")
-            if at >= 0:
-                line_end = head.find(b"\r\n", at + 17, end)
-                self.remaining = int(head[at + 17 : line_end if line_end > 0 else end])
-            elif b"\r\ntransfer-encoding: chunked" in head:
-                self.chunked = True
+            if data.startswith(self.head):  # status and close_after are the last head's too
+                start = len(self.head)
+                if self.head_length < 0:
+                    self.chunked = True
+                else:
+                    self.remaining = self.head_length
             else:
-                self._fail("no Content-Length")
-                return
-            self.close_after = head.find(b"onnection: close", 0, end) >= 0
-            start = end + 4
+                start = self._head(data)
+                if start <= 0:
+                    return
         if self.stream and not self.first_event and data.find(b"data:", start) >= 0:
             self.first_event = time.perf_counter()
         if self.chunked:
@@ -161,6 +154,36 @@ class _Connection(asyncio.Protocol):
         self.remaining -= len(data) - start
         if self.remaining <= 0:
             self._complete()
+
+    def _head(self, data: bytes) -> int:
+        """Parse the answer's head; where its body starts in `data`, or 0 (incomplete, or the
+        connection failed)."""
+        end = data.find(_HEAD_END)
+        if end < 0:
+            self.buffer = data
+            return 0
+        try:
+            self.status = int(data[9:12])
+        except ValueError:
+            self._fail("not an HTTP answer")
+            return 0
+        # Servers' usual spelling first: lowering every head would cost a copy.
+        at = data.find(b"\r\nContent-Length:", 0, end)
+        head = data if at >= 0 else data[:end].lower()
+        if at < 0:
+            at = head.find(b"\r\ncontent-length:")
+        if at >= 0:
+            line_end = head.find(b"\r\n", at + 17, end)
+            self.remaining = int(head[at + 17 : line_end if line_end > 0 else end])
+        elif b"\r\ntransfer-encoding: chunked" in head:
+            self.chunked = True
+        else:
+            self._fail("no Content-Length")
+            return 0
+        self.close_after = head.find(b"onnection: close", 0, end) >= 0
+        self.head = data[: end + 4]
+        self.head_length = -1 if self.chunked else self.remaining
+        return end + 4
 
     def _chunks(self, data: bytes) -> bool:
         """Skip chunked-encoding body bytes; True at the last (empty) chunk."""
@@ -173,6 +196,7 @@ class _Connection(asyncio.Protocol):
             size = int(buffer[position:line_end].split(b";", 1)[0], 16)
             if size == 0:
                 if buffer.find(_HEAD_END, line_end - 2 if line_end >= 2 else 0) >= 0:
+                    self.buffer = b""  # not the next answer's start
                     return True
                 break
             next_position = line_end + 2 + size + 2

@@ -17,20 +17,7 @@
   keyInput.value = sessionStorage.getItem("ogem-playground-key") || "";
   keyInput.addEventListener("change", function () { sessionStorage.setItem("ogem-playground-key", keyInput.value); });
 
-  function bubble(role, text) {
-    var item = document.createElement("li");
-    item.className = "msg msg-" + role;
-    var who = document.createElement("span");
-    who.className = "msg-role";
-    who.textContent = role === "user" ? "You" : role === "assistant" ? modelInput.value : "Error";
-    var body = document.createElement("p");
-    body.className = "msg-body";
-    body.textContent = text;
-    item.appendChild(who);
-    item.appendChild(body);
-    transcript.appendChild(item);
-    return body;
-  }
+  function bubble(role, text) { return window.ogemBubble(transcript, role, text, modelInput.value); }
 
   function busy(on) {
     sendButton.disabled = on;

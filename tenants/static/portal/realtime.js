@@ -17,20 +17,7 @@
   var opened = null; // key|model of the open session
   var answer = null;
 
-  function bubble(role, text) {
-    var item = document.createElement("li");
-    item.className = "msg msg-" + role;
-    var who = document.createElement("span");
-    who.className = "msg-role";
-    who.textContent = role === "user" ? "You" : role === "assistant" ? modelSelect.value : "Error";
-    var body = document.createElement("p");
-    body.className = "msg-body";
-    body.textContent = text;
-    item.appendChild(who);
-    item.appendChild(body);
-    transcript.appendChild(item);
-    return body;
-  }
+  function bubble(role, text) { return window.ogemBubble(transcript, role, text, modelSelect.value); }
 
   function status(text) { statusLine.textContent = text; }
 

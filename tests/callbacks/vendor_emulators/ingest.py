@@ -10,8 +10,10 @@ MLflow share: it decodes the protobuf `ExportTraceServiceRequest` and records on
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
 
+import pytest
 from aiohttp import web
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -164,3 +166,22 @@ class OtlpEmulator(IngestEmulator):
             body=ExportTraceServiceResponse().SerializeToString(),
             content_type="application/x-protobuf",
         )
+
+
+E = TypeVar("E", bound="IngestEmulator")
+_started: dict[type[IngestEmulator], IngestEmulator] = {}
+
+
+def emulator_fixture(cls: type[E]) -> Callable[[], Iterator[E]]:
+    """A test module's fixture for `cls` (`datadog = emulator_fixture(DatadogEmulator)`): one
+    server per test process, started at its first use, reset before each test."""
+
+    @pytest.fixture
+    def fixture() -> Iterator[E]:
+        server = _started.get(cls)
+        if server is None:
+            server = _started[cls] = cls().start()  # type: ignore[assignment]
+        server.reset()
+        yield server  # type: ignore[misc]
+
+    return fixture

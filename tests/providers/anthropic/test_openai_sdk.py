@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 import openai
-import orjson
 import pytest
 
 from providers.base import Deployment
@@ -21,7 +19,7 @@ from tests.emulators.anthropic_api import (
     reply_text,
 )
 from tests.live import LiveServer
-from tests.schemas import schema_validate
+from tests.providers.openai_sdk import assistant_turn, chat_schemas_check, stream_collect
 
 pytestmark = pytest.mark.live
 
@@ -159,21 +157,7 @@ def test_streamed_tool_call_and_its_result(
         stream=True,
         stream_options={"include_usage": True},
     )
-    text = ""
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            finish = choice.finish_reason or finish
-            for call in choice.delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] += call.id or ""
-                slot["name"] += (call.function and call.function.name) or ""
-                slot["arguments"] += (call.function and call.function.arguments) or ""
+    text, calls, finish, usage = stream_collect(stream)
     assert text == "Checking."
     assert calls == {
         0: {"id": "toolu_01A", "name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -198,18 +182,7 @@ def test_streamed_tool_call_and_its_result(
         tools=[WEATHER_TOOL],
         messages=[
             question,
-            {
-                "role": "assistant",
-                "content": text,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls.values()
-                ],
-            },
+            assistant_turn(text, calls),
             {"role": "tool", "tool_call_id": "toolu_01A", "content": "18C, cloudy"},
             {"role": "tool", "tool_call_id": "toolu_01B", "content": "24C, sunny"},
         ],
@@ -550,18 +523,4 @@ def test_answers_match_openais_schemas(
         "messages": [{"role": "user", "content": "Weather in Nice?"}],
         "tools": [WEATHER_TOOL],
     }
-    headers = {"Authorization": f"Bearer {master_key}"}
-    url = f"{live_ogem.url}/v1/chat/completions"
-    completion = httpx.post(url, headers=headers, json=request)
-    assert completion.status_code == 200
-    schema_validate("CreateChatCompletionResponse", completion.json())
-    streamed = httpx.post(
-        url,
-        headers=headers,
-        json={**request, "stream": True, "stream_options": {"include_usage": True}},
-    )
-    frames = [f for f in streamed.text.split("\n\n") if f.startswith("data: {")]
-    assert len(frames) == 10
-    for frame in frames:
-        schema_validate("CreateChatCompletionStreamResponse", orjson.loads(frame[6:]))
-    assert streamed.text.endswith("data: [DONE]\n\n")
+    chat_schemas_check(base_url=live_ogem.url, key=master_key, request=request, frames=10)

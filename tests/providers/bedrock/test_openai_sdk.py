@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import openai
-import orjson
 import pytest
 
 from tests.emulators.bedrock_api import (
@@ -26,7 +26,7 @@ from tests.emulators.bedrock_api import (
 )
 from tests.live import LiveServer
 from tests.providers.bedrock.conftest import CLAUDE, bedrock_deployment
-from tests.schemas import schema_validate
+from tests.providers.openai_sdk import assistant_turn, chat_schemas_check, stream_collect
 
 pytestmark = pytest.mark.live
 
@@ -151,24 +151,9 @@ def test_streamed_tool_call_and_its_result(
         stream=True,
         stream_options={"include_usage": True},
     )
-    text = ""
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = None
-    ids = set()
-    for chunk in stream:
-        ids.add(chunk.id)
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            finish = choice.finish_reason or finish
-            for call in choice.delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] += call.id or ""
-                slot["name"] += (call.function and call.function.name) or ""
-                slot["arguments"] += (call.function and call.function.arguments) or ""
-    assert ids == {f"chatcmpl-{REQUEST_ID}"}
+    chunks: list[Any] = []
+    text, calls, finish, usage = stream_collect(stream, chunks)
+    assert {chunk.id for chunk in chunks} == {f"chatcmpl-{REQUEST_ID}"}
     assert text == "Checking."
     assert calls == {
         0: {"id": "tooluse_A", "name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -198,18 +183,7 @@ def test_streamed_tool_call_and_its_result(
         tools=[WEATHER_TOOL],
         messages=[
             question,
-            {
-                "role": "assistant",
-                "content": text,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls.values()
-                ],
-            },
+            assistant_turn(text, calls),
             {"role": "tool", "tool_call_id": "tooluse_A", "content": "18C, cloudy"},
             {"role": "tool", "tool_call_id": "tooluse_B", "content": "24C, sunny"},
         ],
@@ -731,22 +705,8 @@ def test_answers_match_openais_schemas(
         "messages": [{"role": "user", "content": "Weather in Nice?"}],
         "tools": [WEATHER_TOOL],
     }
-    headers = {"Authorization": f"Bearer {master_key}"}
-    url = f"{live_ogem.url}/v1/chat/completions"
-    completion = httpx.post(url, headers=headers, json=request)
-    assert completion.status_code == 200
-    schema_validate("CreateChatCompletionResponse", completion.json())
-    streamed = httpx.post(
-        url,
-        headers=headers,
-        json={**request, "stream": True, "stream_options": {"include_usage": True}},
-    )
-    frames = [f for f in streamed.text.split("\n\n") if f.startswith("data: {")]
     # role, 2 text pieces, tool call opening, 2 argument pieces, finish, usage
-    assert len(frames) == 8
-    for frame in frames:
-        schema_validate("CreateChatCompletionStreamResponse", orjson.loads(frame[6:]))
-    assert streamed.text.endswith("data: [DONE]\n\n")
+    chat_schemas_check(base_url=live_ogem.url, key=master_key, request=request, frames=8)
 
 
 def test_refused_assume_role_is_an_upstream_credentials_error(

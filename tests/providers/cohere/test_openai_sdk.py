@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import openai
-import orjson
 import pytest
 
 from tests.emulators.cohere_api import API_KEY, CohereEmulator, Reply, reply_error
 from tests.live import LiveServer
-from tests.schemas import schema_validate
+from tests.providers.openai_sdk import assistant_turn, chat_schemas_check, stream_collect
 
 pytestmark = pytest.mark.live
 
@@ -122,21 +122,13 @@ def test_streamed_tool_call_and_its_result(
         stream=True,
         stream_options={"include_usage": True},
     )
-    plan = ""
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            plan += (choice.delta.model_extra or {}).get("reasoning_content") or ""
-            finish = choice.finish_reason or finish
-            for call in choice.delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] += call.id or ""
-                slot["name"] += (call.function and call.function.name) or ""
-                slot["arguments"] += (call.function and call.function.arguments) or ""
+    chunks: list[Any] = []
+    _, calls, finish, usage = stream_collect(stream, chunks)
+    plan = "".join(
+        (choice.delta.model_extra or {}).get("reasoning_content") or ""
+        for chunk in chunks
+        for choice in chunk.choices
+    )
     assert plan == "I will check both."
     assert calls == {
         0: {"id": "get_weather_a1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -155,18 +147,7 @@ def test_streamed_tool_call_and_its_result(
         tools=[WEATHER_TOOL],
         messages=[
             question,
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls.values()
-                ],
-            },
+            assistant_turn(None, calls),
             {"role": "tool", "tool_call_id": "get_weather_a1", "content": "18C, cloudy"},
             {"role": "tool", "tool_call_id": "get_weather_b2", "content": "24C, sunny"},
         ],
@@ -487,19 +468,5 @@ def test_answers_match_openais_schemas(
         "messages": [{"role": "user", "content": "Weather in Nice?"}],
         "tools": [WEATHER_TOOL],
     }
-    headers = {"Authorization": f"Bearer {master_key}"}
-    url = f"{live_ogem.url}/v1/chat/completions"
-    completion = httpx.post(url, headers=headers, json=request)
-    assert completion.status_code == 200
-    schema_validate("CreateChatCompletionResponse", completion.json())
-    streamed = httpx.post(
-        url,
-        headers=headers,
-        json={**request, "stream": True, "stream_options": {"include_usage": True}},
-    )
-    frames = [f for f in streamed.text.split("\n\n") if f.startswith("data: {")]
     # role, tool call opening, 3 argument pieces, 2 text pieces, finish, usage
-    assert len(frames) == 9
-    for frame in frames:
-        schema_validate("CreateChatCompletionStreamResponse", orjson.loads(frame[6:]))
-    assert streamed.text.endswith("data: [DONE]\n\n")
+    chat_schemas_check(base_url=live_ogem.url, key=master_key, request=request, frames=9)

@@ -10,9 +10,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-import httpx
 import openai
-import orjson
 import pytest
 
 from providers.base import Deployment
@@ -26,7 +24,7 @@ from tests.emulators.gemini_api import (
 )
 from tests.live import LiveServer
 from tests.providers.gemini.media_server import PNG_BYTES, MediaServer
-from tests.schemas import schema_validate
+from tests.providers.openai_sdk import assistant_turn, chat_schemas_check, stream_collect
 
 pytestmark = pytest.mark.live
 
@@ -170,21 +168,7 @@ def test_streamed_tool_call_and_its_result(
         stream=True,
         stream_options={"include_usage": True},
     )
-    text = ""
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            finish = choice.finish_reason or finish
-            for call in choice.delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] += call.id or ""
-                slot["name"] += (call.function and call.function.name) or ""
-                slot["arguments"] += (call.function and call.function.arguments) or ""
+    text, calls, finish, usage = stream_collect(stream)
     assert text == "Checking both."
     assert [c["name"] for c in calls.values()] == ["get_weather", "get_weather"]
     assert [c["arguments"] for c in calls.values()] == ['{"city":"Paris"}', '{"city":"Rome"}']
@@ -204,18 +188,7 @@ def test_streamed_tool_call_and_its_result(
         tools=[WEATHER_TOOL],
         messages=[
             question,
-            {
-                "role": "assistant",
-                "content": text,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls.values()
-                ],
-            },
+            assistant_turn(text, calls),
             {"role": "tool", "tool_call_id": calls[0]["id"], "content": "18C, cloudy"},
             {"role": "tool", "tool_call_id": calls[1]["id"], "content": '{"temp": 24}'},
         ],
@@ -656,22 +629,8 @@ def test_answers_match_openais_schemas(
         "messages": [{"role": "user", "content": "Weather in Nice?"}],
         "tools": [WEATHER_TOOL],
     }
-    headers = {"Authorization": f"Bearer {master_key}"}
-    url = f"{live_ogem.url}/v1/chat/completions"
-    completion = httpx.post(url, headers=headers, json=request)
-    assert completion.status_code == 200
-    schema_validate("CreateChatCompletionResponse", completion.json())
-    streamed = httpx.post(
-        url,
-        headers=headers,
-        json={**request, "stream": True, "stream_options": {"include_usage": True}},
-    )
-    frames = [f for f in streamed.text.split("\n\n") if f.startswith("data: {")]
     # role+reasoning, "Callin", "g.", the tool call, the finish, the usage.
-    assert len(frames) == 6
-    for frame in frames:
-        schema_validate("CreateChatCompletionStreamResponse", orjson.loads(frame[6:]))
-    assert streamed.text.endswith("data: [DONE]\n\n")
+    chat_schemas_check(base_url=live_ogem.url, key=master_key, request=request, frames=6)
 
 
 def test_the_anthropic_sdk_reaches_gemini_through_v1_messages(

@@ -23,6 +23,7 @@ from tests.emulators.gemini_api import Reply, embedding_values, reply_error, rep
 from tests.emulators.vertex_api import CLIENT_EMAIL, PROJECT, SCOPE, VertexEmulator
 from tests.live import LiveServer
 from tests.providers.gemini.media_server import PNG_BYTES, MediaServer
+from tests.providers.openai_sdk import stream_collect
 from tests.schemas import schema_validate
 
 pytestmark = pytest.mark.live
@@ -65,25 +66,6 @@ def media_server() -> Iterator[MediaServer]:
     server = MediaServer().start()
     yield server
     server.stop()
-
-
-def _collect(stream: Any) -> tuple[str, dict[int, dict[str, str]], str | None, Any]:
-    text = ""
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            finish = choice.finish_reason or finish
-            for call in choice.delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] += call.id or ""
-                slot["name"] += (call.function and call.function.name) or ""
-                slot["arguments"] += (call.function and call.function.arguments) or ""
-    return text, calls, finish, usage
 
 
 # -- service-account authentication -----------------------------------------------------------
@@ -226,7 +208,7 @@ def test_gemini_streamed_tool_call_and_its_result(
         reply_text("Mild."),
     )
     question = {"role": "user", "content": "Weather in Paris?"}
-    text, calls, finish, usage = _collect(
+    text, calls, finish, usage = stream_collect(
         client.chat.completions.create(
             model="vertex-gemini",
             messages=[question],
@@ -422,7 +404,7 @@ def test_claude_streamed_tool_call_and_its_result(
         anthropic_api.reply_text("Sunny in Rome."),
     )
     question = {"role": "user", "content": "Weather in Rome?"}
-    _, calls, finish, _ = _collect(
+    _, calls, finish, _ = stream_collect(
         client.chat.completions.create(
             model="vertex-claude", messages=[question], tools=[WEATHER_TOOL], stream=True
         )
