@@ -46,7 +46,7 @@ from gateway.body import Inbound
 from gateway.cache_s3 import s3_get, s3_put
 from gateway.config.cache import cache_setting_valid
 from gateway.config.types import CacheSettings, S3CacheSettings
-from gateway.context import Caller, RequestContext
+from gateway.context import Caller, RequestContext, Usage
 from gateway.errors import InvalidRequestError
 from gateway.responses import headers_apply, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
@@ -104,6 +104,9 @@ class CachePlan:
     # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
     # runs after an exact miss, and `cache_store` hands it the answer to keep.
     semantic: Any = None
+    # A hit's usage and what it saved, found by `cache_answer` before the admission's decision.
+    usage: Usage | None = None
+    saved_cost: Decimal = Decimal(0)
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -663,35 +666,71 @@ def _storable(response: dict[str, Any]) -> bool:
 # ---- a hit ---------------------------------------------------------------------------------------
 
 
-def cache_respond(
-    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str], *, result: str = HIT
+def cache_answer(
+    ctx: RequestContext, response: dict[str, Any], *, result: str = HIT
 ) -> HttpResponse:
-    """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
-    tier found it (`hit`, or `semantic-hit`)."""
+    """The response to a hit, without its headers (the stored JSON, or a stream replayed from
+    it), and the hit's usage and savings, kept on the plan. Nothing of the request's changes, so
+    the relay does this while the admission's decision is on its way; `cache_respond` applies it
+    once admitted."""
     plan: CachePlan = ctx.cache
+    usage = Usage()
+    reported = response.get("usage")
+    if isinstance(reported, dict):
+        usage_fill(usage, reported, provider="")
+    plan.usage = usage
+    plan.saved_cost = _saved_cost(ctx, usage)
+    if ctx.stream:
+        http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
+        http["Cache-Control"] = "no-cache"
+        http["X-Accel-Buffering"] = "no"
+        return http
+    answer = _answer_bytes(plan.entry) if result == HIT else None
+    if answer is None:
+        return json_response(response)
+    # The answer's bytes as stored: what the miss sent, not encoded a second time.
+    return HttpResponse(answer, content_type="application/json")
+
+
+def cache_respond(
+    ctx: RequestContext,
+    response: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    result: str = HIT,
+    http: HttpResponse | None = None,
+) -> HttpResponse:
+    """Answer from the cache, once admitted: the hit counted, its usage and savings noted, the
+    response (`http`: `cache_answer`'s when built already) given its headers. `result` says
+    which tier found it (`hit`, or `semantic-hit`)."""
+    plan: CachePlan = ctx.cache
+    if http is None:
+        http = cache_answer(ctx, response, result=result)
     policy = plan.policy
     ctx.cache_status = result
     ctx.cache_free = not policy.charge
-    usage = response.get("usage")
-    if isinstance(usage, dict):
-        usage_fill(ctx.usage, usage, provider="")
+    usage = plan.usage if plan.usage is not None else ctx.usage
+    ctx.usage = usage
     if result == HIT and policy.hit is not None:
         policy.hit()
     else:
         model, organization, team = plan.labels
         cache_request_record(result=result, model=model, organization=organization, team=team)
-    _saved(ctx, plan)
-    http: HttpResponse
-    if ctx.stream:
-        http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
-        http["Cache-Control"] = "no-cache"
-        http["X-Accel-Buffering"] = "no"
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    cost = plan.saved_cost
+    ctx.cache_saved_cost = cost
+    ctx.cache_saved_tokens = tokens
+    saved = policy.saved
+    if saved is None:
+        model, organization, team = plan.labels
+        cache_saved_record(
+            model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
+        )
     else:
-        answer = _answer_bytes(plan.entry) if result == HIT else None
-        if answer is None:
-            http = json_response(response)
-        else:  # the answer's bytes as stored: what the miss sent, not encoded a second time
-            http = HttpResponse(answer, content_type="application/json")
+        if tokens > 0:
+            saved[0](tokens)
+        if cost > 0:
+            saved[1](float(cost))
     headers_apply(http, ctx, headers)
     return http
 
@@ -709,27 +748,13 @@ def _answer_bytes(entry: bytes | None) -> bytes | None:
     return entry[start + 4 : -1]
 
 
-def _saved(ctx: RequestContext, plan: CachePlan) -> None:
-    usage = ctx.usage
-    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-    cost = Decimal(0)
+def _saved_cost(ctx: RequestContext, usage: Usage) -> Decimal:
+    """What the answer would have cost from the model group's first deployment."""
     if ctx.candidates:
         price = deployment_price(deployment=ctx.candidates[0])
         if price is not None:
-            cost = cost_from_price(price=price, usage=usage)
-    ctx.cache_saved_cost = cost
-    ctx.cache_saved_tokens = tokens
-    saved = plan.policy.saved
-    if saved is None:
-        model, organization, team = plan.labels
-        cache_saved_record(
-            model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
-        )
-        return
-    if tokens > 0:
-        saved[0](tokens)
-    if cost > 0:
-        saved[1](float(cost))
+            return cost_from_price(price=price, usage=usage)
+    return Decimal(0)
 
 
 def _event(payload: Any) -> bytes:
