@@ -22,10 +22,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
 from gateway.cache import (
+    LOOKUP,
     cache_answer,
     cache_found,
     cache_lookup,
-    cache_lookup_waits,
     cache_plan,
     cache_recorder,
     cache_respond,
@@ -437,7 +437,9 @@ async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpRespon
     if ctx.fetch_taken:  # the entry comes with the admission's decision
         ctx.admission_wait = None
         await admission_confirm(ctx, admission)
-    stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
+    stored = cache_found(ctx)
+    if stored is LOOKUP:
+        stored = await cache_lookup(ctx)
     if stored is not None:
         # Built while the admission's decision is on its way (an L1 hit's is).
         http = cache_answer(ctx, stored)
