@@ -142,7 +142,13 @@ class V1Handler(ASGIHandler):
             except asyncio.CancelledError:
                 pass  # the client went away while we were sending
             finally:
-                await _deferred_run(deferred, watch)
+                # The answer is out: a client leaving no longer cancels what follows.
+                watch.finished = True
+                for item in deferred:
+                    if isinstance(item, asyncio.Future):
+                        await asyncio.shield(item)  # a settle's reply
+                    else:
+                        await _after_answer(item)  # a response cache hit's settle
             return response
 
         # The work runs in this task, not a second one as in Django (a task and a loop turn less a
@@ -244,26 +250,17 @@ async def _direct(view: View, request: HttpRequest) -> HttpResponseBase:
         return api.on_exception(request, exc)
 
 
-async def _deferred_run(deferred: list[Awaitable[None]], watch: _DisconnectWatch) -> None:
-    """The view's work left for after its answer, in order: a task (a settle's reply) is awaited
-    shielded, a coroutine (a response cache hit's settle) runs in this task, which a client
-    leaving no longer cancels (the answer is sent)."""
-    watch.finished = True
-    yielded = False
-    for item in deferred:
-        try:
-            if isinstance(item, asyncio.Future):
-                await asyncio.shield(item)
-                continue
-            if not yielded:
-                # The server's I/O thread writes the answer, and it may share this core (one
-                # worker per core): give it the core (and the GIL) before the work that follows,
-                # or the answer waits for that work, which would be all the deferring gained.
-                _sched_yield()
-                yielded = True
-            await item
-        except Exception:
-            logger.exception("work after a /v1 answer failed")
+async def _after_answer(work: Awaitable[None]) -> None:
+    """Work the view left for after its answer (a response cache hit's settle), in the
+    handler's task."""
+    # The server's I/O thread writes the answer, and it may share this core (one worker per
+    # core): give it the core (and the GIL) first, or the answer waits for this work, which
+    # would be all the deferring gained.
+    _sched_yield()
+    try:
+        await work
+    except Exception:
+        logger.exception("work after a /v1 answer failed")
 
 
 class _DisconnectWatch:
