@@ -262,7 +262,16 @@ async def _relay(
             debug_request_keep(ctx.debug, inbound.body)
         if ctx.cache is not None and ctx.cache.read:
             if ctx.trace is None:
-                hit = await _cache_lookup(ctx, admission)
+                # `_cache_lookup` inline: a miss found in hand (the common one) awaits nothing
+                # more, a coroutine less where a miss may cost only a few percent.
+                if ctx.fetch_taken:  # the entry comes with the admission's decision
+                    ctx.admission_wait = None
+                    await admission_confirm(ctx, admission)
+                found = cache_found(ctx)
+                if found is None and ctx.cache.semantic is None:
+                    hit = None
+                else:
+                    hit = await _cache_answer(ctx, admission, found)
             else:
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
             if hit is not None:
@@ -437,7 +446,13 @@ async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpRespon
     if ctx.fetch_taken:  # the entry comes with the admission's decision
         ctx.admission_wait = None
         await admission_confirm(ctx, admission)
-    stored = cache_found(ctx)
+    return await _cache_answer(ctx, admission, cache_found(ctx))
+
+
+async def _cache_answer(
+    ctx: RequestContext, admission: Admission, stored: dict[str, Any] | None
+) -> HttpResponse | None:
+    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s)."""
     if stored is LOOKUP:
         stored = await cache_lookup(ctx)
     if stored is not None:
