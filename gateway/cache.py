@@ -227,10 +227,10 @@ def cache_plan(
     ignored = policy.ignored
     try:
         if ignored.isdisjoint(body):
-            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            canonical = orjson.dumps(body, None, orjson.OPT_SORT_KEYS)  # positional: cheaper
         else:
             fields = {name: item for name, item in body.items() if name not in ignored}
-            canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+            canonical = orjson.dumps(fields, None, orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
         _bypass(ctx, policy.labels)
         return

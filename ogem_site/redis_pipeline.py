@@ -64,12 +64,8 @@ class Encoded:
     __slots__ = ("piece",)
 
     def __init__(self, value: bytes) -> None:
-        self.piece = _bulk(value)
-
-
-def _bulk(data: bytes) -> bytes:
-    size = len(data)
-    return _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, data, b"\r\n"))
+        size = len(value)
+        self.piece = _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, value, b"\r\n"))
 
 
 def _piece(arg: Any) -> bytes:
