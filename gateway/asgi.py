@@ -19,6 +19,8 @@ ALLOWED_HOSTS is not checked on /v1: nothing there builds a URL from the Host he
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import tempfile
 import time
 import uuid
@@ -46,6 +48,9 @@ from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 
 V1_PREFIX = "/v1/"
+
+logger = logging.getLogger(__name__)
+_sched_yield = getattr(os, "sched_yield", lambda: None)  # Unix; elsewhere nothing to yield to
 
 
 class V1Handler(ASGIHandler):
@@ -122,8 +127,9 @@ class V1Handler(ASGIHandler):
         trace_id = trace_header[1].decode()
 
         async def process() -> HttpResponseBase:
-            # The settle's Redis reply is awaited once the response is sent (settle_deferred).
-            deferred: list[asyncio.Task[None]] = []
+            # What the view left for once the response is sent (settle_deferred): the settle's
+            # Redis reply, or a response cache hit's whole settle.
+            deferred: list[Awaitable[None]] = []
             token = settle_deferred.set(deferred)
             try:
                 response = await self.get_response_async(request)
@@ -145,8 +151,14 @@ class V1Handler(ASGIHandler):
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client went away while we were sending
-            for task in deferred:
-                await asyncio.shield(task)  # a client leaving now must not cancel the settle
+            finally:
+                # The answer is out: a client leaving no longer cancels what follows.
+                watch.finished = True
+                for item in deferred:
+                    if isinstance(item, asyncio.Future):
+                        await asyncio.shield(item)  # a settle's reply
+                    else:
+                        await _after_answer(item)  # a response cache hit's settle
             return response
 
         # The work runs in this task, not a second one as in Django (a task and a loop turn less a
@@ -246,6 +258,19 @@ async def _direct(view: View, request: HttpRequest) -> HttpResponseBase:
         return await view(request)
     except Exception as exc:
         return api.on_exception(request, exc)
+
+
+async def _after_answer(work: Awaitable[None]) -> None:
+    """Work the view left for after its answer (a response cache hit's settle), in the
+    handler's task."""
+    # The server's I/O thread writes the answer, and it may share this core (one worker per
+    # core): give it the core (and the GIL) first, or the answer waits for this work, which
+    # would be all the deferring gained.
+    _sched_yield()
+    try:
+        await work
+    except Exception:
+        logger.exception("work after a /v1 answer failed")
 
 
 class _DisconnectWatch:

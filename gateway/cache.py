@@ -46,7 +46,7 @@ from gateway.body import Inbound
 from gateway.cache_s3 import s3_get, s3_put
 from gateway.config.cache import cache_setting_valid
 from gateway.config.types import CacheSettings, S3CacheSettings
-from gateway.context import Caller, RequestContext
+from gateway.context import Caller, RequestContext, Usage
 from gateway.errors import InvalidRequestError
 from gateway.responses import headers_apply, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
@@ -104,6 +104,9 @@ class CachePlan:
     # The semantic tier's plan (gateway/semantic.py), when it serves this request: its lookup
     # runs after an exact miss, and `cache_store` hands it the answer to keep.
     semantic: Any = None
+    # A hit's usage and what it saved, found by `cache_answer` before the admission's decision.
+    usage: Usage | None = None
+    saved_cost: Decimal = Decimal(0)
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -142,6 +145,7 @@ class _Policy:
     ignored: frozenset[str]  # body fields left out of the key
     unsampled: bool  # only unsampled requests are cached (`sampled: false`)
     redis: bool  # L2 in use
+    lean: bool  # L2 on the pipelined connection (a plain redis:// server): its SET rides the settle
     s3: S3CacheSettings | None  # L3, when configured
     charge: bool  # a hit costs its price against budgets
     miss: Callable[[], None]  # counts a miss (the Prometheus child, found once)
@@ -223,10 +227,10 @@ def cache_plan(
     ignored = policy.ignored
     try:
         if ignored.isdisjoint(body):
-            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            canonical = orjson.dumps(body, None, orjson.OPT_SORT_KEYS)  # positional: cheaper
         else:
             fields = {name: item for name, item in body.items() if name not in ignored}
-            canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+            canonical = orjson.dumps(fields, None, orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
         _bypass(ctx, policy.labels)
         return
@@ -345,6 +349,7 @@ def _policy_build(
         ignored=NOT_IN_KEY.union(ignore),
         unsampled=not sampled,
         redis=config.type == "redis" and bool(settings.REDIS_URL),
+        lean=settings.REDIS_URL.startswith("redis://"),
         s3=config.s3,
         charge=config.charge_hits,
         miss=cache_request_counter(result=MISS, labels=labels),
@@ -474,25 +479,33 @@ def cache_namespace_valid(namespace: str) -> bool:
     return bool(_NAMESPACE.match(namespace))
 
 
-def cache_lookup_waits(ctx: RequestContext) -> bool:
-    """Whether the lookup waits on a tier (`cache_lookup`), or has what it needs in hand
-    (`cache_found`): the L1 entry, or the Redis one the admission script read, and no S3."""
-    plan: CachePlan = ctx.cache
-    if plan.local is not None:
-        return False
-    policy = plan.policy
-    return policy.s3 is not None or (policy.redis and not ctx.fetch_taken)
+# `cache_found`'s answer when the lookup has to wait on a tier: `cache_lookup` then.
+LOOKUP: Any = object()
 
 
 def cache_found(ctx: RequestContext) -> dict[str, Any] | None:
-    """`cache_lookup` when `cache_lookup_waits` says it need not wait: a coroutine less on every
-    request, and on a miss that is a share of the few percent the cache may cost."""
+    """The stored answer when the lookup has what it needs in hand (the L1 entry, or the Redis
+    one the admission script read, and no S3), None on a miss (counted), else `LOOKUP`: await
+    `cache_lookup`. One call where a miss found in hand, the common one, may cost only a few
+    percent more than no cache (docs/benchmark.md)."""
     plan: CachePlan = ctx.cache
     raw = plan.local
-    if raw is None and ctx.fetch_taken:  # read by the admission script (the relay awaited it)
+    if raw is not None:
+        return _found(ctx, plan, raw, False)
+    policy = plan.policy
+    if policy.s3 is not None or (policy.redis and not ctx.fetch_taken):
+        return LOOKUP  # type: ignore[no-any-return]
+    if ctx.fetch_taken:  # read by the admission script (the relay awaited it)
         raw = ctx.fetched
-        return _found(ctx, plan, raw, raw is not None)
-    return _found(ctx, plan, raw, False)
+        if raw is not None:
+            return _found(ctx, plan, raw, True)
+    if plan.semantic is None:  # `_found`'s count of a miss, without its call
+        if plan.failed:
+            model, organization, team = policy.labels
+            cache_request_record(result=ERROR, model=model, organization=organization, team=team)
+        else:
+            policy.miss()
+    return None
 
 
 async def cache_lookup(ctx: RequestContext) -> dict[str, Any] | None:
@@ -570,8 +583,9 @@ async def _redis_get(plan: CachePlan) -> bytes | None:
 def cache_store(
     ctx: RequestContext, response: dict[str, Any], *, encoded: bytes | None = None
 ) -> None:
-    """Keep a complete answer (L1 now; Redis, or S3 for a large one, in the background), unless
-    it must not be. `encoded`: the answer's JSON as sent, when the caller has it."""
+    """Keep a complete answer (Redis with the settle, or L1 now and S3 for a large one, in the
+    background), unless it must not be. `encoded`: the answer's JSON as sent, when the caller
+    has it."""
     plan: CachePlan | None = ctx.cache
     if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
         return
@@ -580,17 +594,25 @@ def cache_store(
     # The answer's bytes as sent, when given, are not written a second time.
     answer = response if encoded is None else orjson.Fragment(encoded)
     raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": answer})
-    _local.set(plan.key, raw, ttl=plan.ttl)
     if plan.semantic is not None:
         plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
     policy = plan.policy
     s3 = policy.s3
     if s3 is not None and len(raw) >= s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
+        _local.set(plan.key, raw, ttl=plan.ttl)
         _write(s3_put(s3, plan.key, raw, now + plan.ttl))
     elif policy.redis and not redis_outage.down:
         # Written by the settle script (gateway/governance.py), else by `cache_write_flush`.
         ctx.settle_write = (plan.key, raw, max(int(plan.ttl * 1000), 1))
+        if not policy.lean:  # redis-py's SET, in the background: L1 answers meanwhile
+            _local.set(plan.key, raw, ttl=plan.ttl)
+        # On the pipelined connection the entry is in Redis before this worker reads another
+        # request's admission, which returns it (no round trip of its own): L1 takes it when it
+        # is first read back (`_found`), so L1 holds the answers asked again and a miss makes
+        # no copy (a few percent of a miss's instructions, docs/benchmark.md).
+    else:
+        _local.set(plan.key, raw, ttl=plan.ttl)
 
 
 def cache_write_flush(ctx: RequestContext) -> None:
@@ -663,35 +685,71 @@ def _storable(response: dict[str, Any]) -> bool:
 # ---- a hit ---------------------------------------------------------------------------------------
 
 
-def cache_respond(
-    ctx: RequestContext, response: dict[str, Any], headers: dict[str, str], *, result: str = HIT
+def cache_answer(
+    ctx: RequestContext, response: dict[str, Any], *, result: str = HIT
 ) -> HttpResponse:
-    """Answer from the cache: the stored JSON, or a stream replayed from it. `result` says which
-    tier found it (`hit`, or `semantic-hit`)."""
+    """The response to a hit, without its headers (the stored JSON, or a stream replayed from
+    it), and the hit's usage and savings, kept on the plan. Nothing of the request's changes, so
+    the relay does this while the admission's decision is on its way; `cache_respond` applies it
+    once admitted."""
     plan: CachePlan = ctx.cache
+    usage = Usage()
+    reported = response.get("usage")
+    if isinstance(reported, dict):
+        usage_fill(usage, reported, provider="")
+    plan.usage = usage
+    plan.saved_cost = _saved_cost(ctx, usage)
+    if ctx.stream:
+        http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
+        http["Cache-Control"] = "no-cache"
+        http["X-Accel-Buffering"] = "no"
+        return http
+    answer = _answer_bytes(plan.entry) if result == HIT else None
+    if answer is None:
+        return json_response(response)
+    # The answer's bytes as stored: what the miss sent, not encoded a second time.
+    return HttpResponse(answer, content_type="application/json")
+
+
+def cache_respond(
+    ctx: RequestContext,
+    response: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    result: str = HIT,
+    http: HttpResponse | None = None,
+) -> HttpResponse:
+    """Answer from the cache, once admitted: the hit counted, its usage and savings noted, the
+    response (`http`: `cache_answer`'s when built already) given its headers. `result` says
+    which tier found it (`hit`, or `semantic-hit`)."""
+    plan: CachePlan = ctx.cache
+    if http is None:
+        http = cache_answer(ctx, response, result=result)
     policy = plan.policy
     ctx.cache_status = result
     ctx.cache_free = not policy.charge
-    usage = response.get("usage")
-    if isinstance(usage, dict):
-        usage_fill(ctx.usage, usage, provider="")
+    usage = plan.usage if plan.usage is not None else ctx.usage
+    ctx.usage = usage
     if result == HIT and policy.hit is not None:
         policy.hit()
     else:
         model, organization, team = plan.labels
         cache_request_record(result=result, model=model, organization=organization, team=team)
-    _saved(ctx, plan)
-    http: HttpResponse
-    if ctx.stream:
-        http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
-        http["Cache-Control"] = "no-cache"
-        http["X-Accel-Buffering"] = "no"
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    cost = plan.saved_cost
+    ctx.cache_saved_cost = cost
+    ctx.cache_saved_tokens = tokens
+    saved = policy.saved
+    if saved is None:
+        model, organization, team = plan.labels
+        cache_saved_record(
+            model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
+        )
     else:
-        answer = _answer_bytes(plan.entry) if result == HIT else None
-        if answer is None:
-            http = json_response(response)
-        else:  # the answer's bytes as stored: what the miss sent, not encoded a second time
-            http = HttpResponse(answer, content_type="application/json")
+        if tokens > 0:
+            saved[0](tokens)
+        if cost > 0:
+            saved[1](float(cost))
     headers_apply(http, ctx, headers)
     return http
 
@@ -709,27 +767,13 @@ def _answer_bytes(entry: bytes | None) -> bytes | None:
     return entry[start + 4 : -1]
 
 
-def _saved(ctx: RequestContext, plan: CachePlan) -> None:
-    usage = ctx.usage
-    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-    cost = Decimal(0)
+def _saved_cost(ctx: RequestContext, usage: Usage) -> Decimal:
+    """What the answer would have cost from the model group's first deployment."""
     if ctx.candidates:
         price = deployment_price(deployment=ctx.candidates[0])
         if price is not None:
-            cost = cost_from_price(price=price, usage=usage)
-    ctx.cache_saved_cost = cost
-    ctx.cache_saved_tokens = tokens
-    saved = plan.policy.saved
-    if saved is None:
-        model, organization, team = plan.labels
-        cache_saved_record(
-            model=model, organization=organization, team=team, tokens=tokens, cost_usd=float(cost)
-        )
-        return
-    if tokens > 0:
-        saved[0](tokens)
-    if cost > 0:
-        saved[1](float(cost))
+            return cost_from_price(price=price, usage=usage)
+    return Decimal(0)
 
 
 def _event(payload: Any) -> bytes:

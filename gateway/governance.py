@@ -721,7 +721,9 @@ def _admit_without_redis(
 # one send with the other settles and admissions of the same event-loop turn) and leaves the wait
 # for Redis's reply in that list. The client no longer waits that round trip, and the usage still
 # reaches Redis before the answer leaves Ogem. Streams settle while they are sent: not deferred.
-settle_deferred: ContextVar[list[asyncio.Task[None]] | None] = ContextVar(
+# A response cache hit leaves its whole settle there (a coroutine, run once the answer is sent:
+# gateway/relay.py), since it waits on no upstream whose time would hide it.
+settle_deferred: ContextVar[list[Awaitable[None]] | None] = ContextVar(
     "ogem_settle_deferred", default=None
 )
 

@@ -22,9 +22,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream
 from gateway.cache import (
+    LOOKUP,
+    cache_answer,
     cache_found,
     cache_lookup,
-    cache_lookup_waits,
     cache_plan,
     cache_recorder,
     cache_respond,
@@ -43,6 +44,7 @@ from gateway.governance import (
     governance_settle,
     request_bounds_fill,
     request_cost,
+    settle_deferred,
     speech_characters,
 )
 from gateway.guardrails.stage import (
@@ -115,6 +117,9 @@ async def relay(
     gateway/governance.py)."""
     started = getattr(request, "ogem_started", None) or time.perf_counter()
     request_id = request_id_for(request)
+    # A client's request (not Ogem's own, gateway/internal.py, which may run in a task that
+    # outlives the handler whose `settle_deferred` it inherited): its hit may settle after it.
+    client = caller is None
     if caller is None:
         try:
             caller = await caller_authenticate(request)
@@ -134,14 +139,14 @@ async def relay(
     if tracing is None:
         if traced is not None:
             ctx.trace_id = f"{traced[0]:032x}"
-        return await _relay(ctx, request, inbound, default_model, config)
+        return await _relay(ctx, request, inbound, default_model, config, client)
     if traced is None:  # a request Ogem makes itself (gateway/internal.py)
         traced = (trace_id_new(), 0, 1)
     trace_begin(ctx, tracing=tracing, trace_id=traced[0], parent=traced[1], flags=traced[2])
     if ctx.trace is None:  # not sampled
-        return await _relay(ctx, request, inbound, default_model, config)
+        return await _relay(ctx, request, inbound, default_model, config, client)
     try:
-        response = await _relay(ctx, request, inbound, default_model, config)
+        response = await _relay(ctx, request, inbound, default_model, config, client)
     except BaseException as error:
         trace_failed(ctx, error)
         raise
@@ -176,6 +181,7 @@ async def _relay(
     inbound: Inbound,
     default_model: Callable[[RequestContext], str | None] | None,
     config: GatewayConfig,
+    client: bool,
 ) -> HttpResponse:
     endpoint, caller = ctx.endpoint, ctx.caller
     callbacks = None
@@ -233,6 +239,20 @@ async def _relay(
     if admission.pending is not None:
         ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
     handed_off = False
+
+    async def settle() -> None:
+        """The settle of an answer sent before it: a stream's or a cache hit's."""
+        try:
+            await governance_settle(ctx, admission)
+        finally:
+            if ctx.settle_write is not None:  # the settle did not carry the cache's write
+                cache_write_flush(ctx)
+            if ctx.trace is not None:
+                trace_end(ctx)
+            request_metrics_record(ctx)
+            if callbacks is not None:
+                await _callbacks_emit(ctx, callbacks, inbound.body)
+
     try:
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
             checking = guard_input(ctx, ctx.guard, inbound.body)
@@ -243,10 +263,28 @@ async def _relay(
             debug_request_keep(ctx.debug, inbound.body)
         if ctx.cache is not None and ctx.cache.read:
             if ctx.trace is None:
-                hit = await _cache_lookup(ctx, admission)
+                # `_cache_lookup` inline: a miss found in hand (the common one) awaits nothing
+                # more, a coroutine less where a miss may cost only a few percent.
+                if ctx.fetch_taken:  # the entry comes with the admission's decision
+                    ctx.admission_wait = None
+                    await admission_confirm(ctx, admission)
+                found = cache_found(ctx)
+                if found is None and ctx.cache.semantic is None:
+                    hit = None
+                else:
+                    hit = await _cache_answer(ctx, admission, found)
             else:
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
             if hit is not None:
+                deferred = settle_deferred.get() if client else None
+                if deferred is not None and ctx.debug is None:
+                    # The answer leaves first: the lean handler (gateway/asgi.py) runs its
+                    # settle, metrics and callbacks once it is sent. A hit waits on no upstream
+                    # whose time would hide them, so at concurrency 1 they were its latency.
+                    handed_off = True
+                    if ctx.trace is not None:
+                        ctx.trace.handed_off = True
+                    deferred.append(settle())
                 return _answered(ctx, hit)
 
         async def attempt(deployment: Deployment) -> HttpResponse:
@@ -313,18 +351,6 @@ async def _relay(
             if ctx.cache is not None and isinstance(result, dict):
                 cache_store(ctx, result, encoded=response.content)
             return response
-
-        async def settle() -> None:
-            try:
-                await governance_settle(ctx, admission)
-            finally:
-                if ctx.settle_write is not None:  # the settle did not carry the cache's write
-                    cache_write_flush(ctx)
-                if ctx.trace is not None:
-                    trace_end(ctx)
-                request_metrics_record(ctx)
-                if callbacks is not None:
-                    await _callbacks_emit(ctx, callbacks, inbound.body)
 
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
         if ctx.trace is not None:
@@ -421,10 +447,20 @@ async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpRespon
     if ctx.fetch_taken:  # the entry comes with the admission's decision
         ctx.admission_wait = None
         await admission_confirm(ctx, admission)
-    stored = await cache_lookup(ctx) if cache_lookup_waits(ctx) else cache_found(ctx)
+    return await _cache_answer(ctx, admission, cache_found(ctx))
+
+
+async def _cache_answer(
+    ctx: RequestContext, admission: Admission, stored: dict[str, Any] | None
+) -> HttpResponse | None:
+    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s)."""
+    if stored is LOOKUP:
+        stored = await cache_lookup(ctx)
     if stored is not None:
+        # Built while the admission's decision is on its way (an L1 hit's is).
+        http = cache_answer(ctx, stored)
         await admission_confirm(ctx, admission)  # a hit counts against rate limits
-        return cache_respond(ctx, stored, admission.headers)
+        return cache_respond(ctx, stored, admission.headers, http=http)
     if ctx.cache.semantic is not None:
         stored = await semantic_lookup(ctx)
         if stored is not None:

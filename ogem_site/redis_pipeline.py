@@ -40,6 +40,10 @@ _piece_get = _pieces.get
 _PIECES_MAX = 8192
 _PIECE_BYTES_MAX = 256  # longer arguments (a usage event, a cache entry) are not kept
 _HEADS = [b"*%d\r\n" % count for count in range(256)]
+# A bulk string's length line by length: a list index instead of a `%` format (half a piece's
+# cost for a new value: a request id, a cache key).
+_LENGTHS = [b"$%d\r\n" % size for size in range(2048)]
+_join = b"".join
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
@@ -53,6 +57,17 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     return (_HEADS[count] if count < 256 else b"*%d\r\n" % count) + b"".join(parts)
 
 
+class Encoded:
+    """A command argument given as its RESP bytes already: a large value (a response cache
+    entry) is then neither hashed for the kept pieces nor formatted again (`_encode`)."""
+
+    __slots__ = ("piece",)
+
+    def __init__(self, value: bytes) -> None:
+        size = len(value)
+        self.piece = _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, value, b"\r\n"))
+
+
 def _piece(arg: Any) -> bytes:
     kind = type(arg)
     if kind is str:
@@ -63,10 +78,14 @@ def _piece(arg: Any) -> bytes:
         data = arg
     elif kind is float:
         data = repr(arg).encode()
+    elif kind is Encoded:
+        return arg.piece
     else:
         raise TypeError(f"A command argument is str, int, float or bytes, not {kind.__name__}.")
-    piece = b"$%d\r\n%b\r\n" % (len(data), data)
-    if len(data) <= _PIECE_BYTES_MAX:
+    size = len(data)
+    # A join of exact bytes: no buffer protocol, unlike `+` (callgrind: 40 % of a `%` format).
+    piece = _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, data, b"\r\n"))
+    if size <= _PIECE_BYTES_MAX:
         if len(_pieces) >= _PIECES_MAX:
             _pieces.clear()
         _pieces[arg] = piece

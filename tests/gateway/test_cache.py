@@ -430,6 +430,31 @@ def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[n
     assert hit.total_tokens == miss.total_tokens
 
 
+def test_back_to_back_hits_of_a_one_at_a_time_key_are_all_served(  # type: ignore[no-untyped-def]
+    cache_on, make_key, live_ogem
+) -> None:
+    """A hit is answered before its settle (gateway/relay.py): the settle still releases the
+    key's one slot before the client's next request is admitted, and records every hit."""
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+
+    cache_on()
+    secret = make_key(max_parallel_requests=1)
+    messages = _messages()
+    ids = []
+    with httpx.Client(base_url=f"{live_ogem.url}/v1", timeout=10) as client:
+        body = {"model": "mock-chat", "messages": messages}
+        headers = {"Authorization": f"Bearer {secret}"}
+        for _ in range(30):  # one connection, each request sent as soon as the answer is read
+            response = client.post("/chat/completions", json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            ids.append(response.headers["x-request-id"])
+    assert response.headers["x-ogem-cache"] == "hit"
+    usage_drain()
+    rows = RequestLog.objects.filter(request_id__in=ids)
+    assert sorted(row.cache_hit for row in rows) == [False] + [True] * 29
+
+
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
 def test_redis_away_serves_uncached(emulated, sdk, settings, live_ogem) -> None:  # type: ignore[no-untyped-def]
     from tests.gateway.test_auth import _redis_unreachable

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from gateway import tracing
+from gateway.cache import cache_local_clear
 from gateway.config import RouterSettings
 from gateway.config import watch as config_watch
-from gateway.config.types import GuardrailSettings, GuardrailSpec
+from gateway.config.types import CacheSettings, GuardrailSettings, GuardrailSpec
 from gateway.health import local_health
 from gateway.registry import registry_get
 from gateway.tracing import trace_context_parse, tracing_configure, tracing_flush
@@ -199,6 +200,33 @@ def test_failed_attempt_and_fallback_trace(traced, groups, receiver, live_ogem, 
         f"00-{trace_id}-{failed.span_id}-01",
         f"00-{trace_id}-{served.span_id}-01",
     ]
+
+
+def test_a_cache_hit_is_traced_once_its_settle_ran(  # type: ignore[no-untyped-def]
+    traced, groups, receiver, live_ogem, master_key, settings
+) -> None:
+    """A hit is answered before its settle (gateway/relay.py), which ends its trace: the request
+    span still comes, with the admission's and the cache's."""
+    traced()
+    previous = config_watch._current
+    kind = "redis" if settings.REDIS_URL else "local"
+    config_watch._current = replace(previous, cache=CacheSettings(type=kind))
+    try:
+        seed = secrets.randbelow(1 << 30)  # a body no other test cached
+        assert _chat(live_ogem, master_key, seed=seed).headers["x-ogem-cache"] == "miss"
+        trace_id = secrets.token_hex(16)
+        traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+        hit = _chat(live_ogem, master_key, seed=seed, headers={"traceparent": traceparent})
+        assert hit.headers["x-ogem-cache"] == "hit"
+        time.sleep(0.2)  # the settle, then the trace's end, follow the answer
+        tracing_flush()
+        named = _by_name(receiver.trace(trace_id, count=3))
+        assert sorted(named) == ["chat primary", "ogem.admission", "ogem.cache"]
+        assert named["ogem.cache"][0].attributes["ogem.cache.status"] == "hit"
+        assert named["chat primary"][0].attributes["http.response.status_code"] == 200
+    finally:
+        config_watch._current = previous
+        cache_local_clear()
 
 
 def test_stream_has_time_to_first_token_event_over_grpc(
