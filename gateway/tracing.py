@@ -104,17 +104,45 @@ def _span_id() -> int:
     return random.getrandbits(64) or 1
 
 
-@dataclass(slots=True)
+_MASK64 = (1 << 64) - 1
+_ID_STEP = 0x9E3779B97F4A7C15  # odd: a request's span ids differ, spread over 64 bits
+
+
 class SpanRecord:
-    name: str
-    kind: int
-    span_id: int
-    parent_id: int
-    start_ns: int
-    end_ns: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
-    error: str | None = None  # the status description of a failed span
+    """A span while its request runs. `shared`: attribute dicts shared with other spans and
+    requests (a deployment's, a caller's: built once, written once per batch by marshal's
+    references), exported before `attributes`, the span's own; no key is in both."""
+
+    __slots__ = ("attributes", "end_ns", "error", "events", "kind", "name", "parent_id", "shared",
+                 "span_id", "start_ns")  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        kind: int,
+        span_id: int,
+        parent_id: int,
+        start_ns: int,
+        attributes: dict[str, Any] | None = None,
+        shared: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.start_ns = start_ns
+        self.end_ns = 0
+        self.attributes: dict[str, Any] = {} if attributes is None else attributes
+        self.shared = shared
+        self.events: list[tuple[str, int, dict[str, Any]]] = []
+        self.error: str | None = None  # the status description of a failed span
+
+    def wire(self, trace_id: int, remote: bool) -> tuple[Any, ...]:
+        """The span as the pipe carries it (gateway/tracing_export.py's SPAN_FIELDS)."""
+        shared = self.shared
+        return (trace_id, self.span_id, self.parent_id, remote, self.name, self.kind,
+                self.start_ns, self.end_ns, (*shared, self.attributes) if shared else
+                self.attributes, self.events, self.error)  # fmt: skip
 
     def fail(self, error: BaseException) -> None:
         code = getattr(error, "code", None)
@@ -141,17 +169,15 @@ class RequestTrace:
     response_id: str = ""
     handed_off: bool = False  # a stream: the trace ends when it does
     ended: bool = False
+    operation: str = ""
+    answered: dict[str, Any] | None = None  # the answered attempt's (`_answered`), shared
 
     def span(
         self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
     ) -> SpanRecord:
-        record = SpanRecord(
-            name=name,
-            kind=kind,
-            span_id=_span_id(),
-            parent_id=(parent or self.root).span_id,
-            start_ns=time.time_ns(),
-        )
+        # Its id from the root's (one random a request): a step apart, never zero.
+        span_id = (self.root.span_id + (len(self.spans) + 1) * _ID_STEP) & _MASK64 or 1
+        record = SpanRecord(name, kind, span_id, (parent or self.root).span_id, time.time_ns())
         self.spans.append(record)
         return record
 
@@ -323,27 +349,68 @@ def trace_begin(
     started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
     operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint.value)
     root = SpanRecord(
-        name=operation,
-        kind=SERVER,
-        span_id=span_id,
-        parent_id=parent,
-        start_ns=started,
-        attributes={
-            "gen_ai.operation.name": operation,
-            "http.request.method": "POST",
-            "url.path": "/v1/" + (ctx.recorded_as or ctx.endpoint).value,
-            "ogem.request_id": ctx.request_id,
-        },
+        operation,
+        SERVER,
+        span_id,
+        parent,
+        started,
+        {"ogem.request_id": ctx.request_id},
+        (_request_constants(ctx.recorded_as or ctx.endpoint, operation, ctx.caller),),
     )
-    _caller_attributes(root.attributes, ctx.caller)
     ctx.trace = RequestTrace(
         trace_id=trace_id,
         flags=1,
         remote_parent=parent,
         root=root,
         capture=tracing.capture_content,
+        operation=operation,
     )
     upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
+
+
+# Attribute dicts that repeat from request to request, built once (SpanRecord.shared), by the
+# identity of what they describe (a configuration's deployment, a resolver's cached caller);
+# bounded: emptied when full.
+_constants: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
+_CONSTANTS_MAX = 4096
+
+
+def _request_constants(endpoint: Endpoint, operation: str, caller: Caller) -> dict[str, Any]:
+    """The request span's attributes of its endpoint and caller."""
+    found = _constants.get((id(caller), endpoint))
+    if found is not None and found[0] is caller:
+        return found[2]
+    attributes = {
+        "gen_ai.operation.name": operation,
+        "http.request.method": "POST",
+        "url.path": "/v1/" + endpoint.value,
+    }
+    _caller_attributes(attributes, caller)
+    if len(_constants) >= _CONSTANTS_MAX:
+        _constants.clear()
+    _constants[(id(caller), endpoint)] = (caller, endpoint, attributes)
+    return attributes
+
+
+def _attempt_constants(deployment: Deployment, operation: str) -> dict[str, Any]:
+    """An upstream attempt's attributes of its deployment."""
+    found = _constants.get((id(deployment), operation))
+    if found is not None and found[0] is deployment:
+        return found[2]
+    attributes = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+        "gen_ai.request.model": deployment.upstream_model,
+        "ogem.deployment.id": deployment.id,
+        "ogem.model_group": deployment.model_name,
+    }
+    address = _server_address(deployment.api_base)
+    if address:
+        attributes["server.address"] = address
+    if len(_constants) >= _CONSTANTS_MAX:
+        _constants.clear()
+    _constants[(id(deployment), operation)] = (deployment, operation, attributes)
+    return attributes
 
 
 def trace_refused(
@@ -390,7 +457,7 @@ def trace_refused(
 def trace_request(ctx: RequestContext) -> None:
     """The request's body is read: the model and parameters on the root span."""
     root: SpanRecord = ctx.trace.root
-    root.name = f"{root.attributes['gen_ai.operation.name']} {ctx.model}"
+    root.name = f"{ctx.trace.operation} {ctx.model}"
     root.attributes["gen_ai.request.model"] = ctx.model
     if ctx.stream:
         root.attributes["gen_ai.request.stream"] = True
@@ -474,20 +541,9 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     trace: RequestTrace = ctx.trace
     if trace.attempt is not None and not trace.attempt.end_ns:
         trace.attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
-    operation = trace.root.attributes["gen_ai.operation.name"]
+    operation = trace.operation
     span = trace.span(f"{operation} {deployment.upstream_model}", kind=CLIENT, parent=trace.routing)
-    span.attributes.update(
-        {
-            "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
-            "gen_ai.request.model": deployment.upstream_model,
-            "ogem.deployment.id": deployment.id,
-            "ogem.model_group": deployment.model_name,
-        }
-    )
-    address = _server_address(deployment.api_base)
-    if address:
-        span.attributes["server.address"] = address
+    span.shared = (_attempt_constants(deployment, operation),)
     trace.attempt = span
     upstream_traceparent.set(f"00-{ctx.trace_id}-{span.span_id:016x}-01")
 
@@ -535,7 +591,8 @@ def trace_attempt_done(ctx: RequestContext) -> None:
     trace: RequestTrace = ctx.trace
     span = trace.attempt
     if span is not None and not span.end_ns:
-        span.attributes.update(_answered(ctx, trace))
+        trace.answered = answered = _answered(ctx, trace)
+        span.shared = (*span.shared, answered)
         span.end_ns = time.time_ns()
 
 
@@ -635,8 +692,11 @@ def trace_end(ctx: RequestContext) -> None:
             deployment.provider, deployment.provider
         )
         attributes["ogem.deployment.id"] = deployment.id
-    answered = _answered(ctx, trace)
-    attributes.update(answered)
+    # The answered attempt's attributes, shared when they still hold (no failure since).
+    answered = trace.answered
+    if answered is None or ctx.status_code >= 400 or ctx.cancelled:
+        answered = _answered(ctx, trace)
+    root.shared = (*root.shared, answered)
     if ctx.guard is not None and ctx.guard.decisions:
         attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
     attributes["http.response.status_code"] = ctx.status_code
@@ -649,7 +709,7 @@ def trace_end(ctx: RequestContext) -> None:
         attributes.setdefault("error.type", str(ctx.status_code))
     attempt = trace.attempt
     if attempt is not None and not attempt.end_ns:
-        attempt.attributes.update(answered)
+        attempt.shared = (*attempt.shared, answered)
         if trace.output is not None:
             text = _remask(ctx, "".join(trace.output))
             attempt.attributes["gen_ai.output.messages"] = _json(
@@ -723,15 +783,9 @@ def _export(tracing: Tracing, trace: RequestTrace) -> None:
     trace_id = trace.trace_id
     root = trace.root
     remote = trace.remote_parent != 0
-    spans = [
-        (trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
-         root.end_ns, root.attributes, root.events, root.error)
-    ]  # fmt: skip
+    spans = [root.wire(trace_id, remote)]
     for span in trace.spans:
-        spans.append(
-            (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
-             span.end_ns, span.attributes, span.events, span.error)
-        )  # fmt: skip
+        spans.append(span.wire(trace_id, False))
     tracing.pipe.put(spans)
 
 

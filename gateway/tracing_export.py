@@ -10,7 +10,9 @@ sending what it has read.
 
 A span, as the pipe carries it (`SPAN_FIELDS`): (trace id, span id, parent span id or 0,
 parent is remote, name, kind (the protocol's: 1 internal, 2 server, 3 client), start ns, end
-ns, attributes dict, events [(name, ns, attributes)], error description or None).
+ns, attributes: a dict, or a tuple of dicts with no key in two (a worker shares the dicts that
+repeat: marshal writes each once a batch), events [(name, ns, attributes)], error description or
+None).
 
 Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
 ...]) or ("flush", n). The process answers a flush, once everything before it is exported, with
@@ -169,6 +171,8 @@ _ENCODED_MAX = 4096
 def _key_values(number: int, attributes: Any) -> bytes:
     if not attributes:
         return b""
+    if type(attributes) is tuple:  # dicts in turn (SPAN_FIELDS)
+        return b"".join(_key_values(number, part) for part in attributes)
     parts = []
     cache = _encoded
     for key, value in attributes.items():

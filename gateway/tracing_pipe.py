@@ -103,11 +103,17 @@ def _plain(message: tuple[str, Any]) -> tuple[str, Any]:
     if kind != "spans":
         return message
     return kind, [
-        (*span[:8], {k: _value(v) for k, v in span[8].items()}, [
+        (*span[:8], _plain_attributes(span[8]), [
             (name, at, {k: _value(v) for k, v in values.items()}) for name, at, values in span[9]
         ], span[10])
         for span in spans
     ]  # fmt: skip
+
+
+def _plain_attributes(attributes: Any) -> Any:
+    if type(attributes) is tuple:  # shared dicts, then the span's own (SPAN_FIELDS)
+        return tuple(_plain_attributes(part) for part in attributes)
+    return {k: _value(v) for k, v in attributes.items()}
 
 
 def _value(value: Any) -> Any:
