@@ -137,13 +137,6 @@ class SpanRecord:
         self.events: list[tuple[str, int, dict[str, Any]]] = []
         self.error: str | None = None  # the status description of a failed span
 
-    def wire(self, trace_id: int, remote: bool) -> tuple[Any, ...]:
-        """The span as the pipe carries it (gateway/tracing_export.py's SPAN_FIELDS)."""
-        shared = self.shared
-        return (trace_id, self.span_id, self.parent_id, remote, self.name, self.kind,
-                self.start_ns, self.end_ns, (*shared, self.attributes) if shared else
-                self.attributes, self.events, self.error)  # fmt: skip
-
     def fail(self, error: BaseException) -> None:
         code = getattr(error, "code", None)
         self.attributes["error.type"] = code or type(error).__name__
@@ -170,7 +163,8 @@ class RequestTrace:
     handed_off: bool = False  # a stream: the trace ends when it does
     ended: bool = False
     operation: str = ""
-    answered: dict[str, Any] | None = None  # the answered attempt's (`_answered`), shared
+    attempts: int = 0  # upstream attempts begun
+    answered: tuple[Any, ...] | None = None  # the answered attempt's (`_answered`), shared
 
     def span(
         self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
@@ -341,13 +335,13 @@ def trace_begin(
     span_id = _span_id()
     ctx.trace_id = f"{trace_id:032x}"
     ctx.span_id = f"{span_id:016x}"
-    sampled = (flags & 1) if parent else _sampled(tracing, trace_id)
+    sampled = (flags & 1) if parent else (tracing.ratio >= 1.0 or _sampled(tracing, trace_id))
     if not sampled:
         # Not recorded; upstream hears the trace, not sampled, from the client's own span.
         upstream_traceparent.set(f"00-{ctx.trace_id}-{(parent or span_id):016x}-00")
         return
     started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
-    operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint.value)
+    operation = OPERATIONS.get(ctx.endpoint) or ctx.endpoint.value
     root = SpanRecord(
         operation,
         SERVER,
@@ -527,7 +521,7 @@ async def trace_routing(ctx: RequestContext, run: Awaitable[T]) -> T:
         raise
     finally:
         span.end_ns = time.time_ns()
-        span.attributes["ogem.routing.attempts"] = sum(1 for s in trace.spans if s.kind == CLIENT)
+        span.attributes["ogem.routing.attempts"] = trace.attempts
         if ctx.deployment is not None:
             span.attributes["ogem.deployment.id"] = ctx.deployment.id
     group = response.get("x-ogem-model-group")  # type: ignore[attr-defined]
@@ -545,6 +539,7 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     span = trace.span(f"{operation} {deployment.upstream_model}", kind=CLIENT, parent=trace.routing)
     span.shared = (_attempt_constants(deployment, operation),)
     trace.attempt = span
+    trace.attempts += 1
     upstream_traceparent.set(f"00-{ctx.trace_id}-{span.span_id:016x}-01")
 
 
@@ -687,23 +682,23 @@ def trace_end(ctx: RequestContext) -> None:
     root = trace.root
     attributes = root.attributes
     deployment = ctx.deployment
-    if deployment is not None:
-        attributes["gen_ai.provider.name"] = PROVIDER_NAMES.get(
-            deployment.provider, deployment.provider
-        )
-        attributes["ogem.deployment.id"] = deployment.id
     # The answered attempt's attributes, shared when they still hold (no failure since).
     answered = trace.answered
     if answered is None or ctx.status_code >= 400 or ctx.cancelled:
         answered = _answered(ctx, trace)
-    root.shared = (*root.shared, answered)
+    attributes.pop("http.response.status_code", None)  # a failure's: the request's below
+    provider = None if deployment is None else deployment.provider
+    ended = (
+        "request",
+        PROVIDER_NAMES.get(provider, provider) if deployment is not None else None,
+        None if deployment is None else deployment.id,
+        ctx.status_code,
+        ctx.cache_status or None,
+        True if ctx.cancelled else None,
+    )
+    root.shared = (*root.shared, answered, ended)
     if ctx.guard is not None and ctx.guard.decisions:
         attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
-    attributes["http.response.status_code"] = ctx.status_code
-    if ctx.cache_status:
-        attributes["ogem.cache.status"] = ctx.cache_status
-    if ctx.cancelled:
-        attributes["ogem.cancelled"] = True
     if ctx.status_code >= 400 and root.error is None:
         root.error = f"HTTP {ctx.status_code}"
         attributes.setdefault("error.type", str(ctx.status_code))
@@ -764,18 +759,30 @@ def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
         attributes["ogem.usage.estimated"] = True
 
 
-def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
-    """The answer's attributes: its model, id, finish reasons and usage."""
-    answered: dict[str, Any] = {}
-    if trace.response_model:
-        answered["gen_ai.response.model"] = trace.response_model
-    if trace.response_id:
-        answered["gen_ai.response.id"] = trace.response_id
-    if trace.finish_reasons:
-        answered["gen_ai.response.finish_reasons"] = tuple(trace.finish_reasons)
-    if ctx.status_code < 400 and not ctx.cancelled:
-        _usage_attributes(answered, ctx.usage)
-    return answered
+_NO_USAGE = (None, None, None, None, None)
+
+
+def _answered(ctx: RequestContext, trace: RequestTrace) -> tuple[Any, ...]:
+    """The answer's attributes as facts (gateway/tracing_export.py's FACTS["answered"]): its
+    model, id, finish reasons and usage."""
+    usage = ctx.usage if ctx.status_code < 400 and not ctx.cancelled else None
+    return (
+        "answered",
+        trace.response_model or None,
+        trace.response_id or None,
+        tuple(trace.finish_reasons) or None,
+        *(
+            _NO_USAGE
+            if usage is None
+            else (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens or None,
+                usage.cache_creation_tokens or None,
+                usage.estimated or None,
+            )
+        ),
+    )
 
 
 def _export(tracing: Tracing, trace: RequestTrace) -> None:
@@ -783,9 +790,15 @@ def _export(tracing: Tracing, trace: RequestTrace) -> None:
     trace_id = trace.trace_id
     root = trace.root
     remote = trace.remote_parent != 0
-    spans = [root.wire(trace_id, remote)]
+    spans = [(trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
+              root.end_ns, (*root.shared, root.attributes) if root.shared else root.attributes,
+              root.events, root.error)]  # fmt: skip
     for span in trace.spans:
-        spans.append(span.wire(trace_id, False))
+        spans.append(
+            (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
+             span.end_ns, (*span.shared, span.attributes) if span.shared else span.attributes,
+             span.events, span.error)
+        )  # fmt: skip
     tracing.pipe.put(spans)
 
 

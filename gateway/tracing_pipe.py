@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_TRACES = 1024  # the queue's bound, in requests (a request has 3 to 8 spans)
 # The thread is woken at BATCH_TRACES queued requests, else every DELAY seconds (child_pipe.py):
 # small batches often, so that no marshal holds the GIL long enough to show in a request's p99.
-BATCH_TRACES = 16
+BATCH_TRACES = 32
 
 
 class SpanPipe(ChildPipe):
@@ -111,8 +111,11 @@ def _plain(message: tuple[str, Any]) -> tuple[str, Any]:
 
 
 def _plain_attributes(attributes: Any) -> Any:
-    if type(attributes) is tuple:  # shared dicts, then the span's own (SPAN_FIELDS)
-        return tuple(_plain_attributes(part) for part in attributes)
+    if type(attributes) is tuple:  # parts (SPAN_FIELDS): dicts and facts
+        return tuple(
+            tuple(_value(v) for v in part) if type(part) is tuple else _plain_attributes(part)
+            for part in attributes
+        )
     return {k: _value(v) for k, v in attributes.items()}
 
 
