@@ -134,7 +134,7 @@ class SpanRecord:
         self.end_ns = 0
         self.attributes: dict[str, Any] = {} if attributes is None else attributes
         self.shared = shared
-        self.events: list[tuple[str, int, dict[str, Any]]] = []
+        self.events: tuple[tuple[str, int, dict[str, Any]], ...] = ()  # few: a stream's one
         self.error: str | None = None  # the status description of a failed span
 
     def fail(self, error: BaseException) -> None:
@@ -628,10 +628,10 @@ def trace_first_token(ctx: RequestContext, *, body: dict[str, Any]) -> None:
     seconds = ctx.first_token_seconds or 0.0
     now = time.time_ns()
     event = ("gen_ai.first_token", now, {"gen_ai.server.time_to_first_token": seconds})
-    trace.root.events.append(event)
+    trace.root.events += (event,)
     trace.root.attributes["gen_ai.server.time_to_first_token"] = seconds
     if trace.attempt is not None:
-        trace.attempt.events.append(event)
+        trace.attempt.events += (event,)
 
 
 class TraceObserver:
