@@ -104,17 +104,38 @@ def _span_id() -> int:
     return random.getrandbits(64) or 1
 
 
-@dataclass(slots=True)
+_MASK64 = (1 << 64) - 1
+_ID_STEP = 0x9E3779B97F4A7C15  # odd: a request's span ids differ, spread over 64 bits
+
+
 class SpanRecord:
-    name: str
-    kind: int
-    span_id: int
-    parent_id: int
-    start_ns: int
-    end_ns: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
-    error: str | None = None  # the status description of a failed span
+    """A span while its request runs. `shared`: attribute dicts shared with other spans and
+    requests (a deployment's, a caller's: built once, written once per batch by marshal's
+    references), exported before `attributes`, the span's own; no key is in both."""
+
+    __slots__ = ("attributes", "end_ns", "error", "events", "kind", "name", "parent_id", "shared",
+                 "span_id", "start_ns")  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        kind: int,
+        span_id: int,
+        parent_id: int,
+        start_ns: int,
+        attributes: dict[str, Any] | None = None,
+        shared: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.start_ns = start_ns
+        self.end_ns = 0
+        self.attributes: dict[str, Any] = {} if attributes is None else attributes
+        self.shared = shared
+        self.events: tuple[tuple[str, int, dict[str, Any]], ...] = ()  # few: a stream's one
+        self.error: str | None = None  # the status description of a failed span
 
     def fail(self, error: BaseException) -> None:
         code = getattr(error, "code", None)
@@ -141,17 +162,16 @@ class RequestTrace:
     response_id: str = ""
     handed_off: bool = False  # a stream: the trace ends when it does
     ended: bool = False
+    operation: str = ""
+    attempts: int = 0  # upstream attempts begun
+    answered: tuple[Any, ...] | None = None  # the answered attempt's (`_answered`), shared
 
     def span(
         self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
     ) -> SpanRecord:
-        record = SpanRecord(
-            name=name,
-            kind=kind,
-            span_id=_span_id(),
-            parent_id=(parent or self.root).span_id,
-            start_ns=time.time_ns(),
-        )
+        # Its id from the root's (one random a request): a step apart, never zero.
+        span_id = (self.root.span_id + (len(self.spans) + 1) * _ID_STEP) & _MASK64 or 1
+        record = SpanRecord(name, kind, span_id, (parent or self.root).span_id, time.time_ns())
         self.spans.append(record)
         return record
 
@@ -315,35 +335,76 @@ def trace_begin(
     span_id = _span_id()
     ctx.trace_id = f"{trace_id:032x}"
     ctx.span_id = f"{span_id:016x}"
-    sampled = (flags & 1) if parent else _sampled(tracing, trace_id)
+    sampled = (flags & 1) if parent else (tracing.ratio >= 1.0 or _sampled(tracing, trace_id))
     if not sampled:
         # Not recorded; upstream hears the trace, not sampled, from the client's own span.
         upstream_traceparent.set(f"00-{ctx.trace_id}-{(parent or span_id):016x}-00")
         return
     started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
-    operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint.value)
+    operation = OPERATIONS.get(ctx.endpoint) or ctx.endpoint.value
     root = SpanRecord(
-        name=operation,
-        kind=SERVER,
-        span_id=span_id,
-        parent_id=parent,
-        start_ns=started,
-        attributes={
-            "gen_ai.operation.name": operation,
-            "http.request.method": "POST",
-            "url.path": "/v1/" + (ctx.recorded_as or ctx.endpoint).value,
-            "ogem.request_id": ctx.request_id,
-        },
+        operation,
+        SERVER,
+        span_id,
+        parent,
+        started,
+        {"ogem.request_id": ctx.request_id},
+        (_request_constants(ctx.recorded_as or ctx.endpoint, operation, ctx.caller),),
     )
-    _caller_attributes(root.attributes, ctx.caller)
     ctx.trace = RequestTrace(
         trace_id=trace_id,
         flags=1,
         remote_parent=parent,
         root=root,
         capture=tracing.capture_content,
+        operation=operation,
     )
     upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
+
+
+# Attribute dicts that repeat from request to request, built once (SpanRecord.shared), by the
+# identity of what they describe (a configuration's deployment, a resolver's cached caller);
+# bounded: emptied when full.
+_constants: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
+_CONSTANTS_MAX = 4096
+
+
+def _request_constants(endpoint: Endpoint, operation: str, caller: Caller) -> dict[str, Any]:
+    """The request span's attributes of its endpoint and caller."""
+    found = _constants.get((id(caller), endpoint))
+    if found is not None and found[0] is caller:
+        return found[2]
+    attributes = {
+        "gen_ai.operation.name": operation,
+        "http.request.method": "POST",
+        "url.path": "/v1/" + endpoint.value,
+    }
+    _caller_attributes(attributes, caller)
+    if len(_constants) >= _CONSTANTS_MAX:
+        _constants.clear()
+    _constants[(id(caller), endpoint)] = (caller, endpoint, attributes)
+    return attributes
+
+
+def _attempt_constants(deployment: Deployment, operation: str) -> dict[str, Any]:
+    """An upstream attempt's attributes of its deployment."""
+    found = _constants.get((id(deployment), operation))
+    if found is not None and found[0] is deployment:
+        return found[2]
+    attributes = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
+        "gen_ai.request.model": deployment.upstream_model,
+        "ogem.deployment.id": deployment.id,
+        "ogem.model_group": deployment.model_name,
+    }
+    address = _server_address(deployment.api_base)
+    if address:
+        attributes["server.address"] = address
+    if len(_constants) >= _CONSTANTS_MAX:
+        _constants.clear()
+    _constants[(id(deployment), operation)] = (deployment, operation, attributes)
+    return attributes
 
 
 def trace_refused(
@@ -390,7 +451,7 @@ def trace_refused(
 def trace_request(ctx: RequestContext) -> None:
     """The request's body is read: the model and parameters on the root span."""
     root: SpanRecord = ctx.trace.root
-    root.name = f"{root.attributes['gen_ai.operation.name']} {ctx.model}"
+    root.name = f"{ctx.trace.operation} {ctx.model}"
     root.attributes["gen_ai.request.model"] = ctx.model
     if ctx.stream:
         root.attributes["gen_ai.request.stream"] = True
@@ -460,7 +521,7 @@ async def trace_routing(ctx: RequestContext, run: Awaitable[T]) -> T:
         raise
     finally:
         span.end_ns = time.time_ns()
-        span.attributes["ogem.routing.attempts"] = sum(1 for s in trace.spans if s.kind == CLIENT)
+        span.attributes["ogem.routing.attempts"] = trace.attempts
         if ctx.deployment is not None:
             span.attributes["ogem.deployment.id"] = ctx.deployment.id
     group = response.get("x-ogem-model-group")  # type: ignore[attr-defined]
@@ -474,21 +535,11 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     trace: RequestTrace = ctx.trace
     if trace.attempt is not None and not trace.attempt.end_ns:
         trace.attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
-    operation = trace.root.attributes["gen_ai.operation.name"]
+    operation = trace.operation
     span = trace.span(f"{operation} {deployment.upstream_model}", kind=CLIENT, parent=trace.routing)
-    span.attributes.update(
-        {
-            "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": PROVIDER_NAMES.get(deployment.provider, deployment.provider),
-            "gen_ai.request.model": deployment.upstream_model,
-            "ogem.deployment.id": deployment.id,
-            "ogem.model_group": deployment.model_name,
-        }
-    )
-    address = _server_address(deployment.api_base)
-    if address:
-        span.attributes["server.address"] = address
+    span.shared = (_attempt_constants(deployment, operation),)
     trace.attempt = span
+    trace.attempts += 1
     upstream_traceparent.set(f"00-{ctx.trace_id}-{span.span_id:016x}-01")
 
 
@@ -535,7 +586,8 @@ def trace_attempt_done(ctx: RequestContext) -> None:
     trace: RequestTrace = ctx.trace
     span = trace.attempt
     if span is not None and not span.end_ns:
-        span.attributes.update(_answered(ctx, trace))
+        trace.answered = answered = _answered(ctx, trace)
+        span.shared = (*span.shared, answered)
         span.end_ns = time.time_ns()
 
 
@@ -576,10 +628,10 @@ def trace_first_token(ctx: RequestContext, *, body: dict[str, Any]) -> None:
     seconds = ctx.first_token_seconds or 0.0
     now = time.time_ns()
     event = ("gen_ai.first_token", now, {"gen_ai.server.time_to_first_token": seconds})
-    trace.root.events.append(event)
+    trace.root.events += (event,)
     trace.root.attributes["gen_ai.server.time_to_first_token"] = seconds
     if trace.attempt is not None:
-        trace.attempt.events.append(event)
+        trace.attempt.events += (event,)
 
 
 class TraceObserver:
@@ -630,26 +682,29 @@ def trace_end(ctx: RequestContext) -> None:
     root = trace.root
     attributes = root.attributes
     deployment = ctx.deployment
-    if deployment is not None:
-        attributes["gen_ai.provider.name"] = PROVIDER_NAMES.get(
-            deployment.provider, deployment.provider
-        )
-        attributes["ogem.deployment.id"] = deployment.id
-    answered = _answered(ctx, trace)
-    attributes.update(answered)
+    # The answered attempt's attributes, shared when they still hold (no failure since).
+    answered = trace.answered
+    if answered is None or ctx.status_code >= 400 or ctx.cancelled:
+        answered = _answered(ctx, trace)
+    attributes.pop("http.response.status_code", None)  # a failure's: the request's below
+    provider = None if deployment is None else deployment.provider
+    ended = (
+        "request",
+        PROVIDER_NAMES.get(provider, provider) if deployment is not None else None,
+        None if deployment is None else deployment.id,
+        ctx.status_code,
+        ctx.cache_status or None,
+        True if ctx.cancelled else None,
+    )
+    root.shared = (*root.shared, answered, ended)
     if ctx.guard is not None and ctx.guard.decisions:
         attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
-    attributes["http.response.status_code"] = ctx.status_code
-    if ctx.cache_status:
-        attributes["ogem.cache.status"] = ctx.cache_status
-    if ctx.cancelled:
-        attributes["ogem.cancelled"] = True
     if ctx.status_code >= 400 and root.error is None:
         root.error = f"HTTP {ctx.status_code}"
         attributes.setdefault("error.type", str(ctx.status_code))
     attempt = trace.attempt
     if attempt is not None and not attempt.end_ns:
-        attempt.attributes.update(answered)
+        attempt.shared = (*attempt.shared, answered)
         if trace.output is not None:
             text = _remask(ctx, "".join(trace.output))
             attempt.attributes["gen_ai.output.messages"] = _json(
@@ -704,18 +759,30 @@ def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
         attributes["ogem.usage.estimated"] = True
 
 
-def _answered(ctx: RequestContext, trace: RequestTrace) -> dict[str, Any]:
-    """The answer's attributes: its model, id, finish reasons and usage."""
-    answered: dict[str, Any] = {}
-    if trace.response_model:
-        answered["gen_ai.response.model"] = trace.response_model
-    if trace.response_id:
-        answered["gen_ai.response.id"] = trace.response_id
-    if trace.finish_reasons:
-        answered["gen_ai.response.finish_reasons"] = tuple(trace.finish_reasons)
-    if ctx.status_code < 400 and not ctx.cancelled:
-        _usage_attributes(answered, ctx.usage)
-    return answered
+_NO_USAGE = (None, None, None, None, None)
+
+
+def _answered(ctx: RequestContext, trace: RequestTrace) -> tuple[Any, ...]:
+    """The answer's attributes as facts (gateway/tracing_export.py's FACTS["answered"]): its
+    model, id, finish reasons and usage."""
+    usage = ctx.usage if ctx.status_code < 400 and not ctx.cancelled else None
+    return (
+        "answered",
+        trace.response_model or None,
+        trace.response_id or None,
+        tuple(trace.finish_reasons) or None,
+        *(
+            _NO_USAGE
+            if usage is None
+            else (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens or None,
+                usage.cache_creation_tokens or None,
+                usage.estimated or None,
+            )
+        ),
+    )
 
 
 def _export(tracing: Tracing, trace: RequestTrace) -> None:
@@ -723,14 +790,14 @@ def _export(tracing: Tracing, trace: RequestTrace) -> None:
     trace_id = trace.trace_id
     root = trace.root
     remote = trace.remote_parent != 0
-    spans = [
-        (trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
-         root.end_ns, root.attributes, root.events, root.error)
-    ]  # fmt: skip
+    spans = [(trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
+              root.end_ns, (*root.shared, root.attributes) if root.shared else root.attributes,
+              root.events, root.error)]  # fmt: skip
     for span in trace.spans:
         spans.append(
             (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
-             span.end_ns, span.attributes, span.events, span.error)
+             span.end_ns, (*span.shared, span.attributes) if span.shared else span.attributes,
+             span.events, span.error)
         )  # fmt: skip
     tracing.pipe.put(spans)
 

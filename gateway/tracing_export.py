@@ -10,7 +10,9 @@ sending what it has read.
 
 A span, as the pipe carries it (`SPAN_FIELDS`): (trace id, span id, parent span id or 0,
 parent is remote, name, kind (the protocol's: 1 internal, 2 server, 3 client), start ns, end
-ns, attributes dict, events [(name, ns, attributes)], error description or None).
+ns, attributes: a dict, or a tuple of parts with no key in two (dicts, which a worker shares when
+they repeat: marshal writes each once a batch; or facts, a tuple of a `FACTS` name and its values
+in order, None for one absent), events [(name, ns, attributes)], error description or None).
 
 Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
 ...]) or ("flush", n). The process answers a flush, once everything before it is exported, with
@@ -166,9 +168,48 @@ _encoded: dict[tuple[int, str, str], bytes] = {}
 _ENCODED_MAX = 4096
 
 
+# The attribute names of the facts a worker sends as values only (SPAN_FIELDS): named here once
+# rather than in every span.
+FACTS = {
+    "answered": (
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "ogem.usage.estimated",
+    ),
+    "request": (
+        "gen_ai.provider.name",
+        "ogem.deployment.id",
+        "http.response.status_code",
+        "ogem.cache.status",
+        "ogem.cancelled",
+    ),
+}
+
+
+def attributes_dict(attributes: Any) -> dict[str, Any]:
+    """A span's attributes (SPAN_FIELDS) as one dict."""
+    if type(attributes) is not tuple:
+        return attributes or {}
+    merged: dict[str, Any] = {}
+    for part in attributes:
+        if type(part) is tuple:
+            names = FACTS[part[0]]
+            merged.update((k, v) for k, v in zip(names, part[1:], strict=True) if v is not None)
+        else:
+            merged.update(part)
+    return merged
+
+
 def _key_values(number: int, attributes: Any) -> bytes:
     if not attributes:
         return b""
+    if type(attributes) is tuple:  # parts (SPAN_FIELDS)
+        attributes = attributes_dict(attributes)
     parts = []
     cache = _encoded
     for key, value in attributes.items():

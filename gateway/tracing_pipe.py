@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_TRACES = 1024  # the queue's bound, in requests (a request has 3 to 8 spans)
 # The thread is woken at BATCH_TRACES queued requests, else every DELAY seconds (child_pipe.py):
 # small batches often, so that no marshal holds the GIL long enough to show in a request's p99.
-BATCH_TRACES = 16
+BATCH_TRACES = 32
 
 
 class SpanPipe(ChildPipe):
@@ -103,11 +103,20 @@ def _plain(message: tuple[str, Any]) -> tuple[str, Any]:
     if kind != "spans":
         return message
     return kind, [
-        (*span[:8], {k: _value(v) for k, v in span[8].items()}, [
+        (*span[:8], _plain_attributes(span[8]), [
             (name, at, {k: _value(v) for k, v in values.items()}) for name, at, values in span[9]
         ], span[10])
         for span in spans
     ]  # fmt: skip
+
+
+def _plain_attributes(attributes: Any) -> Any:
+    if type(attributes) is tuple:  # parts (SPAN_FIELDS): dicts and facts
+        return tuple(
+            tuple(_value(v) for v in part) if type(part) is tuple else _plain_attributes(part)
+            for part in attributes
+        )
+    return {k: _value(v) for k, v in attributes.items()}
 
 
 def _value(value: Any) -> Any:
