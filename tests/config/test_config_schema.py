@@ -99,8 +99,21 @@ def _cli(*args: str, cwd: Path, pythonpath: str) -> subprocess.CompletedProcess[
     )
 
 
+# A `sitecustomize` that drops the editable install's finder, which would import Ogem's code
+# from the checkout whatever PYTHONPATH says: the CLI then sees only the paths the test gives.
+NO_EDITABLE_FINDER = (
+    "import sys\n"
+    "sys.meta_path[:] = [\n"
+    "    f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')\n"
+    "]\n"
+)
+
+
 def test_ogem_config_check_and_schema(tmp_path: Path) -> None:
-    with_ogem = os.pathsep.join(["/tmp/noedit", str(REPO), str(REPO / "sdk" / "python")])
+    no_editable = tmp_path / "no-editable"
+    no_editable.mkdir()
+    (no_editable / "sitecustomize.py").write_text(NO_EDITABLE_FINDER)
+    with_ogem = os.pathsep.join([str(no_editable), str(REPO), str(REPO / "sdk" / "python")])
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "models:\n  - {name: a, provider: mock}\n  - name: b\n    model: mock/b\n    rpm: x\n"
@@ -120,7 +133,7 @@ def test_ogem_config_check_and_schema(tmp_path: Path) -> None:
         "OK, litellm format, 1 deployment in 1 model group (0 errors, 0 warnings)"
     )
 
-    sdk_only = os.pathsep.join(["/tmp/noedit", str(REPO / "sdk" / "python")])
+    sdk_only = os.pathsep.join([str(no_editable), str(REPO / "sdk" / "python")])
     alone = _cli("config", "check", str(litellm), cwd=tmp_path, pythonpath=sdk_only)
     assert alone.returncode == 1 and "Ogem's code is not importable here" in alone.stderr
 
