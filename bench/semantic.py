@@ -183,6 +183,7 @@ async def _measure(args: argparse.Namespace) -> str:
         read=True,
         write=False,
         writes=False,
+        lean=False,
         ttl=3600,
         max_age=None,
         scope=key[0],
