@@ -10,11 +10,11 @@ each span has `trace_id`, `span_id`, `parent_id` (`"undefined"` for a root), `na
 and `total_cost` in USD as LiteLLM sends it); the request's tags become `request_tag:` tags, as
 LiteLLM names them. Datadog answers 202.
 
-Settings (the names ddtrace and LiteLLM's `datadog_llm_observability` read): `DD_API_KEY`
-(required), `DD_SITE` (default `datadoghq.com`), `DD_LLMOBS_ML_APP` (else `DD_SERVICE`, else
-`ogem`), `DD_ENV` (an `env:` tag when set), `DD_BASE_URL` (replaces `https://api.{DD_SITE}`, for
-a proxy), `LITELLM_DD_AGENT_HOST` with `LITELLM_DD_LLM_OBS_PORT` (default 8126): the Datadog
-Agent, `http://{host}:{port}`, unless `DD_BASE_URL` is set.
+Settings (the names ddtrace and LiteLLM's `datadog_llm_observability` read): `DD_API_KEY` (required
+unless the Agent is used: it adds its own), `DD_SITE` (default `datadoghq.com`), `DD_LLMOBS_ML_APP`
+(else `DD_SERVICE`, else `ogem`), `DD_ENV` (an `env:` tag when set), `DD_BASE_URL` (replaces
+`https://api.{DD_SITE}`, for a proxy), `LITELLM_DD_AGENT_HOST` with `LITELLM_DD_LLM_OBS_PORT`
+(default 8126): the Datadog Agent, `http://{host}:{port}`, unless `DD_BASE_URL` is set.
 """
 
 from __future__ import annotations
@@ -54,6 +54,21 @@ def datadog_site(settings: Mapping[str, str]) -> str:
     if not SITE.match(site):
         raise ValueError(f"DD_SITE is no Datadog site: {site}")
     return site
+
+
+def datadog_api_key(settings: Mapping[str, str], sink: str) -> str:
+    """`DD_API_KEY`: required for Datadog's own intake; optional through the Agent
+    (`LITELLM_DD_AGENT_HOST`), which signs what it forwards with its own key, as LiteLLM allows."""
+    if setting(settings, "LITELLM_DD_AGENT_HOST"):
+        return setting(settings, "DD_API_KEY")
+    return required(settings, "DD_API_KEY", sink)
+
+
+def datadog_headers(api_key: str) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["DD-API-KEY"] = api_key
+    return headers
 
 
 def datadog_base(settings: Mapping[str, str], *, direct: str, port: str, default_port: str) -> str:
@@ -163,7 +178,7 @@ class DatadogLLMObsSink:
     )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        self.api_key = required(settings, "DD_API_KEY", self.name)
+        self.api_key = datadog_api_key(settings, self.name)
         site = datadog_site(settings)
         self.url = (
             datadog_base(
@@ -183,7 +198,7 @@ class DatadogLLMObsSink:
             self.tags.append(f"env:{env}")
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        headers = {"DD-API-KEY": self.api_key, "Content-Type": "application/json"}
+        headers = datadog_headers(self.api_key)
         spans = [llm_obs_span(event) for event in events]
         for chunk in size_chunks(spans, limit=REQUEST_BYTES, max_items=self.max_batch):
             payload = {

@@ -8,9 +8,9 @@ JSON array of entries (at most 1,000 a request, 5 MB uncompressed, 1 MB an entry
 logging payload (`response_cost`, `model_group`, `startTime`...) so Datadog facets and monitors
 built on LiteLLM's logs keep working. Datadog answers 202.
 
-Settings (the names LiteLLM's `datadog` callback reads): `DD_API_KEY` (required), `DD_SITE`
-(default `datadoghq.com`), `DD_SOURCE` (default `ogem`), `DD_SERVICE` (default `ogem`), `DD_ENV`,
-`DD_VERSION` (tags when set), `HOSTNAME`, `DD_BASE_URL` (replaces
+Settings (the names LiteLLM's `datadog` callback reads): `DD_API_KEY` (required unless the Agent is
+used), `DD_SITE` (default `datadoghq.com`), `DD_SOURCE` (default `ogem`), `DD_SERVICE` (default
+`ogem`), `DD_ENV`, `DD_VERSION` (tags when set), `HOSTNAME`, `DD_BASE_URL` (replaces
 `https://http-intake.logs.{DD_SITE}`, for a proxy), `LITELLM_DD_AGENT_HOST` with
 `LITELLM_DD_AGENT_PORT` (default 10518): the Datadog Agent, `http://{host}:{port}`, unless
 `DD_BASE_URL` is set.
@@ -27,12 +27,16 @@ import orjson
 
 from gateway.callbacks.base import CallbackEvent
 from gateway.callbacks.common import cost_float, iso
-from gateway.callbacks.datadog_llm_obs import datadog_base, datadog_site
+from gateway.callbacks.datadog_llm_obs import (
+    datadog_api_key,
+    datadog_base,
+    datadog_headers,
+    datadog_site,
+)
 from gateway.callbacks.vendor import (
     bounded,
     error_text,
     post,
-    required,
     setting,
     size_chunks,
 )
@@ -104,7 +108,7 @@ class DatadogLogsSink:
     )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        self.api_key = required(settings, "DD_API_KEY", self.name)
+        self.api_key = datadog_api_key(settings, self.name)
         site = datadog_site(settings)
         base = datadog_base(
             settings,
@@ -134,7 +138,7 @@ class DatadogLogsSink:
         }
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        headers = {"DD-API-KEY": self.api_key, "Content-Type": "application/json"}
+        headers = datadog_headers(self.api_key)
         entries = [self.entry(event) for event in events]
         for chunk in size_chunks(entries, limit=REQUEST_BYTES, max_items=MAX_ENTRIES):
             await post(client, self.url, headers=headers, content=orjson.dumps(chunk))

@@ -148,3 +148,16 @@ async def check_datadog_agent(emulator: IngestEmulator, make_sink: Any, *, key: 
     assert proxied.url == f"https://proxy.example{emulator.path}"
     with pytest.raises(ValueError, match=port):
         make_sink({**agent, port: "http"})
+    # Through the Agent the key is optional (it signs with its own): none is sent.
+    keyless = {k: v for k, v in agent.items() if k != "DD_API_KEY"}
+    emulator.reset()
+    emulator.agent = True
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await make_sink(keyless).send([callback_event()], client=client)
+    finally:
+        emulator.agent = False
+    assert len(emulator.records) == 1
+    assert "dd-api-key" not in emulator.requests[-1].headers
+    with pytest.raises(ValueError, match="DD_API_KEY"):
+        make_sink({k: v for k, v in keyless.items() if k != "LITELLM_DD_AGENT_HOST"})
