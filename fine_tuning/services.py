@@ -127,12 +127,6 @@ def job_create(
     upstream = fine_tuning_api(deployment)
     body: dict[str, Any] = {
         "model": _base_model(deployment),
-        "training_file": file_forward(file=training, upstream=upstream, param="training_file"),
-        "validation_file": (
-            file_forward(file=validation, upstream=upstream, param="validation_file")
-            if validation
-            else None
-        ),
         "suffix": suffix,
         "seed": seed,
         "metadata": metadata,
@@ -141,6 +135,14 @@ def job_create(
         body["hyperparameters"] = hyperparameters
     if method:
         body["method"] = method
+    # A job the provider cannot run uploads nothing.
+    upstream.job_check(body=body)
+    body["training_file"] = file_forward(file=training, upstream=upstream, param="training_file")
+    body["validation_file"] = (
+        file_forward(file=validation, upstream=upstream, param="validation_file")
+        if validation
+        else None
+    )
     answer = upstream.job_create(body=body)
     with transaction.atomic():
         job = FineTuningJob(

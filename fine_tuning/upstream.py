@@ -89,6 +89,9 @@ class FineTuningUpstream:
         )
         return str(answer["id"])
 
+    def job_check(self, *, body: dict[str, Any]) -> None:
+        """OpenAI checks a job's parameters itself, when it is created."""
+
     def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]:
         payload = {k: v for k, v in body.items() if v is not None}
         return self._call("POST", "/fine_tuning/jobs", json=payload)
@@ -133,6 +136,9 @@ class FineTuningAPI(Protocol):
     def account(self) -> str: ...
 
     def file_upload(self, *, filename: str, stream: IO[bytes], param: str = ...) -> str: ...
+
+    def job_check(self, *, body: dict[str, Any]) -> None:
+        """Refuse, before any file is forwarded, what the provider is known not to take."""
 
     def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -250,7 +250,11 @@ class VertexTuning:
         )
         return f"gs://{answer.get('bucket') or bucket}/{answer.get('name') or name}"
 
-    def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]:
+    def job_check(self, *, body: dict[str, Any]) -> None:
+        """Refuse what Vertex AI tuning cannot do before any file is uploaded for it."""
+        self._hyperparameters(body)
+
+    def _hyperparameters(self, body: dict[str, Any]) -> dict[str, Any]:
         hyperparameters = dict(body.get("hyperparameters") or {})
         method = body.get("method")
         if method:
@@ -268,6 +272,10 @@ class VertexTuning:
                 param="hyperparameters.batch_size",
                 code="unsupported_parameter",
             )
+        return hyperparameters
+
+    def job_create(self, *, body: dict[str, Any]) -> dict[str, Any]:
+        hyperparameters = self._hyperparameters(body)
         tuning: dict[str, Any] = {}
         if hyperparameters.get("n_epochs", "auto") != "auto":
             tuning["epochCount"] = hyperparameters["n_epochs"]

@@ -260,6 +260,20 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
         assert (status, error["code"], error["param"]) == (400, "model_not_available", "model")
     status, error = _error(owner.client, model=GEMINI, training_file=others.id)
     assert (status, error["type"], error["param"]) == (404, "not_found_error", "training_file")
+    status, error = _error(
+        owner.client, model=GEMINI, training_file=training.id, hyperparameters={"batch_size": 8}
+    )
+    assert (status, error["code"], error["param"]) == (
+        400,
+        "unsupported_parameter",
+        "hyperparameters.batch_size",
+    )
+    status, error = _error(
+        owner.client, model=GEMINI, training_file=training.id, method={"type": "dpo"}
+    )
+    assert (status, error["param"]) == (400, "method.type")
+    # Refused before its file was uploaded: nothing is left in the bucket.
+    assert not [r for r in emulator.requests if r.path.startswith("/upload/")]
     status, error = _error(owner.client, model=GEMINI, training_file=legacy.id)
     assert (status, error["code"], error["param"]) == (
         400,
@@ -280,18 +294,6 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
     assert "must end with an assistant message" in error["message"]
     status, error = _error(owner.client, model=GEMINI, training_file=not_json.id)
     assert (status, error["message"]) == (400, "Line 1 of `training_file` is not JSON.")
-    status, error = _error(
-        owner.client, model=GEMINI, training_file=training.id, hyperparameters={"batch_size": 8}
-    )
-    assert (status, error["code"], error["param"]) == (
-        400,
-        "unsupported_parameter",
-        "hyperparameters.batch_size",
-    )
-    status, error = _error(
-        owner.client, model=GEMINI, training_file=training.id, method={"type": "dpo"}
-    )
-    assert (status, error["param"]) == (400, "method.type")
     assert not _tuning_requests(emulator)
     assert not FineTuningJob.objects.exists()
 
