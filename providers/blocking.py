@@ -4,6 +4,7 @@ Ogem's, its secrets kept out of them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -30,7 +31,7 @@ def upstream_json_exchange(
     params: dict[str, Any],
     headers: dict[str, str],
     json: Any = None,
-    content: bytes | None = None,
+    content: bytes | Iterable[bytes] | None = None,
     files: dict[str, Any] | None = None,
     data: dict[str, str] | None = None,
     object_only: bool = False,

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -40,6 +42,9 @@ from providers.vertex_ai.auth import deployment_credentials, deployment_token_bl
 
 GCS_API_BASE = "https://storage.googleapis.com"
 OBJECT_PREFIX = "ogem-fine-tuning"
+# A converted training file is held in memory up to this size, then on disk.
+SPOOL_BYTES = 8 * 1024 * 1024
+UPLOAD_CHUNK = 256 * 1024
 # The Gemini models Vertex tunes (supervised), by the names Ogem accepts for them: 2.0 models
 # are tuned by their versioned name only.
 TUNABLE = {
@@ -119,10 +124,14 @@ def _example_convert(example: Any, *, deployment: Deployment) -> dict[str, Any]:
     return converted
 
 
-def dataset_convert(stream: IO[bytes], *, deployment: Deployment, param: str) -> bytes:
-    """An OpenAI chat-format JSONL file → Vertex's Gemini tuning JSONL; a bad line is a 400
-    naming the file's parameter and the line."""
-    lines: list[bytes] = []
+def dataset_convert(
+    stream: IO[bytes], *, deployment: Deployment, param: str, into: IO[bytes]
+) -> str:
+    """An OpenAI chat-format JSONL file → Vertex's Gemini tuning JSONL, written to `into` a line
+    at a time (a file may be hundreds of MB); its SHA-256. A bad line is a 400 naming the file's
+    parameter and the line."""
+    digest = hashlib.sha256()
+    examples = 0
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
@@ -131,12 +140,21 @@ def dataset_convert(stream: IO[bytes], *, deployment: Deployment, param: str) ->
         except orjson.JSONDecodeError:
             raise _invalid_file(param, f"Line {number} of `{param}` is not JSON.") from None
         try:
-            lines.append(orjson.dumps(_example_convert(example, deployment=deployment)))
+            line = orjson.dumps(_example_convert(example, deployment=deployment)) + b"\n"
         except ValueError as exc:
             raise _invalid_file(param, f"Line {number} of `{param}` {exc}.") from None
-    if not lines:
+        digest.update(line)
+        into.write(line)
+        examples += 1
+    if not examples:
         raise _invalid_file(param, f"`{param}` has no examples.")
-    return b"\n".join(lines) + b"\n"
+    return digest.hexdigest()
+
+
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    file.seek(0)
+    while chunk := file.read(UPLOAD_CHUNK):
+        yield chunk
 
 
 def _unix(value: Any) -> int | None:
@@ -211,12 +229,15 @@ class VertexTuning:
         url: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: Iterator[bytes] | None = None,
+        length: int = 0,
         query: dict[str, Any] | None = None,
     ) -> Any:
         headers = {"Authorization": f"Bearer {deployment_token_blocking(self.deployment)}"}
         if content is not None:
+            # A known length: GCS's simple upload wants it, not a chunked body.
             headers["Content-Type"] = "application/jsonl"
+            headers["Content-Length"] = str(length)
         return upstream_json_exchange(
             self.deployment,
             method,
@@ -238,16 +259,19 @@ class VertexTuning:
                 status=503,
                 code="deployment_unavailable",
             )
-        content = dataset_convert(stream, deployment=self.deployment, param=param)
-        digest = hashlib.sha256(content).hexdigest()
-        name = "/".join(p for p in (prefix, OBJECT_PREFIX, f"{digest}.jsonl") if p)
-        base = str(self.deployment.params.get("gcs_api_base") or GCS_API_BASE).rstrip("/")
-        answer = self._call(
-            "POST",
-            f"{base}/upload/storage/v1/b/{bucket}/o",
-            query={"uploadType": "media", "name": name},
-            content=content,
-        )
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as converted:
+            digest = dataset_convert(
+                stream, deployment=self.deployment, param=param, into=converted
+            )
+            name = "/".join(p for p in (prefix, OBJECT_PREFIX, f"{digest}.jsonl") if p)
+            base = str(self.deployment.params.get("gcs_api_base") or GCS_API_BASE).rstrip("/")
+            answer = self._call(
+                "POST",
+                f"{base}/upload/storage/v1/b/{bucket}/o",
+                query={"uploadType": "media", "name": name},
+                content=_chunks(converted),
+                length=converted.tell(),
+            )
         return f"gs://{answer.get('bucket') or bucket}/{answer.get('name') or name}"
 
     def job_check(self, *, body: dict[str, Any]) -> None:

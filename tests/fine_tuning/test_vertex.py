@@ -7,6 +7,7 @@ errors."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 from decimal import Decimal
@@ -367,9 +368,15 @@ def test_a_chat_example_with_tool_calls_converts_to_what_vertex_accepts() -> Non
         ],
         "tools": [{"type": "function", "function": {"name": "weather", "parameters": weather}}],
     }
-    converted = dataset_convert(
-        io.BytesIO(orjson.dumps(example) + b"\n"), deployment=deployment, param="training_file"
+    written = io.BytesIO()
+    digest = dataset_convert(
+        io.BytesIO(orjson.dumps(example) + b"\n"),
+        deployment=deployment,
+        param="training_file",
+        into=written,
     )
+    converted = written.getvalue()
+    assert digest == hashlib.sha256(converted).hexdigest()
     line = orjson.loads(converted)
     assert line["systemInstruction"] == {"parts": [{"text": "Use the tools."}]}
     assert [c["role"] for c in line["contents"]] == ["user", "model", "user", "model"]
@@ -391,7 +398,10 @@ def test_a_chat_example_with_tool_calls_converts_to_what_vertex_accepts() -> Non
     }
     with pytest.raises(InvalidRequestError) as refused:
         dataset_convert(
-            io.BytesIO(orjson.dumps(inline)), deployment=deployment, param="validation_file"
+            io.BytesIO(orjson.dumps(inline)),
+            deployment=deployment,
+            param="validation_file",
+            into=io.BytesIO(),
         )
     assert (refused.value.param, refused.value.code) == (
         "validation_file",
