@@ -23,7 +23,7 @@ from bench.bodies import (
 )
 from bench.load import SlowStreamResult, WrkResult, slow_stream_probe, stream_probe, wrk_run
 from bench.nginx import MockUpstream, start_nginx
-from bench.ogem import Ogem, cpu_run, start_ogem
+from bench.ogem import Ogem, cpu_run, start_ogem, write_config
 from bench.procs import ROOT, BenchError, cores, cpu_seconds, ensure_tools, free_port, rss_kib
 from bench.redis_server import RedisServer, start_redis
 
@@ -83,6 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         help="with --batch-during: the batch's worker on Ogem's core at the idle CPU priority "
         "(OGEM_CELERY_CPU_PRIORITY=idle; the default), or on "
         "the load's core at normal priority (a core of its own, as production runs it)",
+    )
+    parser.add_argument(
+        "--batch-upstream",
+        choices=["own", "shared"],
+        default="own",
+        help="with --batch-during: the batch's lines go to an nginx mock of their own at the idle "
+        "CPU priority on the load's core (the default: a provider's CPU is not Ogem's), or to "
+        "the nginx that /v1 calls (its time then counts against /v1)",
+    )
+    parser.add_argument(
+        "--batch-db-core",
+        choices=["load", "any"],
+        default="load",
+        help="with --batch-during and PostgreSQL on this machine: the batch worker's backends "
+        "kept on the load's core (the default: a database host's CPU is not Ogem's), or left "
+        "where the kernel puts them (Ogem's core too)",
     )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
@@ -280,6 +296,7 @@ def _run(
     )
     ogem: Ogem | None = None
     redis: RedisServer | None = None
+    batch_upstream: MockUpstream | None = None
     echo = None
     sink = None
     if args.tracing or args.callbacks:
@@ -332,6 +349,17 @@ def _run(
                 )  # fmt: skip
 
             own_core = args.batch_core == "load"
+            worker_config = None
+            if args.batch_upstream == "own":
+                batch_upstream = start_nginx(
+                    nginx=tools["nginx"], workdir=workdir / "nginx-batch", core=load_core, idle=True
+                )
+                worker_config = write_config(
+                    workdir / "config-batch.yaml",
+                    batch_upstream,
+                    deployment_limits=args.deployment_limits,
+                    cache=args.cache,
+                )
             return batch_during_run(
                 ogem,
                 lines=args.batch_during,
@@ -339,6 +367,8 @@ def _run(
                 core=load_core if own_core else ogem_core,
                 measure=measure,
                 own_core=own_core,
+                worker_config=worker_config,
+                database_core=load_core if args.batch_db_core == "load" else None,
             )
         if echo is not None:
             from bench.realtime import realtime_run
@@ -389,6 +419,8 @@ def _run(
             echo.stop()
         if sink is not None:
             sink.stop()
+        if batch_upstream is not None:
+            batch_upstream.stop()
         upstream.stop()
 
 

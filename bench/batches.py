@@ -1,9 +1,28 @@
 """`python -m bench --batch N`: an N-line chat batch run by one Celery worker process against the
 nginx mock (docs/batches.md, docs/benchmark.md): lines per second and the worker's peak RSS.
-`--batch-during N`: the web worker's /v1 figures (wrk) alone, then while such a batch runs."""
+
+`--batch-during N`: the web worker's /v1 figures (wrk) alone, then while such a batch runs. What
+it measures is issue 21's acceptance: Ogem's /v1 while Ogem's batch worker runs beside it. So
+only Ogem's processes share the measured cores as they would in production:
+- the worker shares the web worker's core at OGEM_CELERY_CPU_PRIORITY=idle (SCHED_IDLE), or
+  with `--batch-core load` runs at normal priority on the load's core;
+- the batch's lines go to an nginx mock of their own (the worker's own OGEM_CONFIG: the same
+  models on that upstream), at SCHED_IDLE on the load's core: a provider's CPU is the
+  provider's, while on the nginx /v1 calls (`--batch-upstream shared`) every line's answer
+  took load-core time from /v1's answers. Being idle, that nginx answers the batch only on
+  time the load leaves, so the batch's pace is set by both cores' spare time;
+- the worker's PostgreSQL backends are kept on the load's core (bench/pg_backends.py;
+  `--batch-db-core any` leaves them to the kernel): the machine's PostgreSQL is shared, its
+  backends float onto Ogem's core at normal priority, where no database host's CPU is.
+Redis stays shared, as in production: its limits, budgets and usage stream are the web
+worker's too, and the batch's commands are served by the same Redis on the load's core.
+The report gives, per concurrency, the change in requests per second, the web worker's CPU
+time a request alone and during (a batch that only costs CPU elsewhere leaves it as it was),
+and the batch lines answered meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import time
@@ -15,7 +34,8 @@ import orjson
 
 from bench.load import WrkResult
 from bench.ogem import Ogem
-from bench.procs import ROOT, BenchError, pinned, python, rss_kib, stop
+from bench.pg_backends import APPLICATION_NAME, BackendsPinned
+from bench.procs import ROOT, BenchError, cpu_seconds, pinned, python, rss_kib, stop
 
 
 def _input(lines: int) -> bytes:
@@ -37,11 +57,20 @@ def _input(lines: int) -> bytes:
 
 
 def _worker_start(
-    ogem: Ogem, workdir: Path, core: int | None, *, idle: bool = False
+    ogem: Ogem,
+    workdir: Path,
+    core: int | None,
+    *,
+    idle: bool = False,
+    config: Path | None = None,
 ) -> subprocess.Popen:
-    env = {**ogem.env, "OGEM_BATCH_RUNNER": "celery"}
+    """One Celery worker process with Ogem's environment; `config`: its own OGEM_CONFIG (the
+    same models on another upstream)."""
+    env = {**ogem.env, "OGEM_BATCH_RUNNER": "celery", "PGAPPNAME": APPLICATION_NAME}
     if idle:
         env["OGEM_CELERY_CPU_PRIORITY"] = "idle"
+    if config is not None:
+        env["OGEM_CONFIG"] = str(config)
     argv = [python(), "-m", "celery", "-A", "ogem_site", "worker", "--pool", "solo"]
     argv += ["--concurrency", "1", "--loglevel", "WARNING", "--without-heartbeat"]
     argv += ["--without-gossip", "--without-mingle"]
@@ -115,61 +144,94 @@ def batch_during_run(
     measure: Callable[[int], WrkResult],
     concurrencies: tuple[int, ...] = (1, 50),
     own_core: bool = False,
+    worker_config: Path | None = None,
+    database_core: int | None = None,
 ) -> str:
     """The web worker's /v1 figures (`measure(concurrency)`: wrk) alone, then while an N-line
     batch runs on a Celery worker that shares its core at the idle CPU priority
     (OGEM_CELERY_CPU_PRIORITY=idle: batch work takes only the CPU live traffic leaves, as
     Ogem's batch queue priority yields to live requests), with the lines the batch
-    answered during each measurement. `own_core`: the worker runs at normal priority on `core`,
-    the load's (as on a machine with a core for it), not Ogem's."""
-    alone = {concurrency: measure(concurrency) for concurrency in concurrencies}
-    worker = _worker_start(ogem, workdir, core, idle=not own_core)
+    answered during each measurement and the web worker's CPU time a request. `own_core`: the
+    worker runs at normal priority on `core`, the load's (as on a machine with a core for it),
+    not Ogem's. `worker_config`: the worker's OGEM_CONFIG, the batch's models on an upstream of
+    their own (None: Ogem's, on the nginx that /v1 calls too). `database_core`: where the
+    worker's PostgreSQL backends are kept (bench/pg_backends.py)."""
+    servers = ogem.server_pids()
+
+    def measured(concurrency: int) -> tuple[WrkResult, float]:
+        before = sum(cpu_seconds(pid) for pid in servers)
+        result = measure(concurrency)
+        spent = sum(cpu_seconds(pid) for pid in servers) - before
+        return result, spent * 1000 / max(result.requests, 1)
+
+    alone = {concurrency: measured(concurrency) for concurrency in concurrencies}
+    database_url = ogem.env.get("DATABASE_URL", "")
+    pinning = (
+        BackendsPinned(database_url=database_url, core=database_core)
+        if database_core is not None and database_url.startswith("postgres")
+        else contextlib.nullcontext()
+    )
+    worker = _worker_start(ogem, workdir, core, idle=not own_core, config=worker_config)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
-    during: dict[int, tuple[WrkResult, int]] = {}
+    during: dict[int, tuple[WrkResult, float, int]] = {}
     try:
-        batch_id = _batch_create(client, lines)
+        with pinning:
+            batch_id = _batch_create(client, lines)
 
-        def answered() -> int:
-            batch = client.get(f"/batches/{batch_id}").json()
-            if batch["status"] not in ("validating", "in_progress"):
-                raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
-            return int(batch["request_counts"]["completed"])
+            def answered() -> int:
+                batch = client.get(f"/batches/{batch_id}").json()
+                if batch["status"] not in ("validating", "in_progress"):
+                    raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
+                return int(batch["request_counts"]["completed"])
 
-        deadline = time.monotonic() + 120
-        while answered() == 0:  # the worker has started on the batch
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    "the batch had not started after 120 s: at the idle CPU priority its worker "
-                    "gets no CPU on a saturated machine (run it quiet, or --batch-core load)"
-                )
-            time.sleep(0.2)
-        for concurrency in concurrencies:
-            before = answered()
-            result = measure(concurrency)
-            during[concurrency] = (result, answered() - before)
+            _started(answered)
+            for concurrency in concurrencies:
+                before = answered()
+                result, cpu_ms = measured(concurrency)
+                during[concurrency] = (result, cpu_ms, answered() - before)
     finally:
         client.close()
         stop(worker)
+    where = (
+        "its Celery worker on the load's core, normal priority"
+        if own_core
+        else "its Celery worker on Ogem's core, OGEM_CELERY_CPU_PRIORITY=idle"
+    )
+    where += (
+        "; its upstream an nginx of its own at SCHED_IDLE on the load's core"
+        if worker_config is not None
+        else "; its upstream the nginx /v1 calls"
+    )
+    if isinstance(pinning, BackendsPinned):
+        where += f"; its {pinning.pinned} PostgreSQL backends on the load's core"
     rows = [
-        f"## /v1 while a {lines:,}-line batch runs "
-        + (
-            "(its Celery worker on the load's core, normal priority)"
-            if own_core
-            else "(its Celery worker on Ogem's core, OGEM_CELERY_CPU_PRIORITY=idle)"
-        ),
+        f"## /v1 while a {lines:,}-line batch runs ({where})",
         "",
         "| concurrency | req/s alone | req/s during | change | p50 ms alone / during | "
-        "batch lines answered during |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "web worker CPU ms a request alone / during | batch lines answered during |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for concurrency in concurrencies:
-        base = alone[concurrency]
-        result, done = during[concurrency]
+        base, base_cpu_ms = alone[concurrency]
+        result, cpu_ms, done = during[concurrency]
         change = (result.requests_per_second / base.requests_per_second - 1) * 100
         rows.append(
             f"| {concurrency} | {base.requests_per_second:,.0f} | "
             f"{result.requests_per_second:,.0f} | {change:+.1f}% | "
-            f"{base.p50_ms:.2f} / {result.p50_ms:.2f} | {done:,} |"
+            f"{base.p50_ms:.2f} / {result.p50_ms:.2f} | {base_cpu_ms:.3f} / {cpu_ms:.3f} | "
+            f"{done:,} |"
         )
     return "\n".join(rows)
+
+
+def _started(answered: Callable[[], int]) -> None:
+    """Return once the worker answered the batch's first lines."""
+    deadline = time.monotonic() + 120
+    while answered() == 0:
+        if time.monotonic() > deadline:
+            raise BenchError(
+                "the batch had not started after 120 s: at the idle CPU priority its worker "
+                "gets no CPU on a saturated machine (run it quiet, or --batch-core load)"
+            )
+        time.sleep(0.2)

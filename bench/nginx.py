@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bodies import completion_json, completion_sse
-from bench.procs import ROOT, free_port, pinned, python, stop, wait_port
+from bench.procs import ROOT, at_idle_priority, free_port, pinned, python, stop, wait_port
 
 CONFIG = """
 {user}
@@ -64,8 +64,20 @@ class MockUpstream:
 
 
 def start_nginx(
-    *, nginx: str, workdir: Path, core: int | None, slow_events_per_second: float = 2
+    *,
+    nginx: str,
+    workdir: Path,
+    core: int | None,
+    slow_events_per_second: float = 2,
+    idle: bool = False,
 ) -> MockUpstream:
+    """nginx (JSON and SSE ports) and the slow upstream, on `core`. `idle`: both under SCHED_IDLE,
+    for a provider whose CPU is not one of the cores measured (`--batch-during`'s batch upstream,
+    bench/batches.py)."""
+
+    def placed(argv: list[str]) -> list[str]:
+        return pinned(at_idle_priority(argv) if idle else argv, core)
+
     workdir.mkdir(parents=True, exist_ok=True)
     sse = completion_sse()
     (workdir / "completion.json").write_bytes(completion_json())
@@ -81,16 +93,15 @@ def start_nginx(
     conf = workdir / "nginx.conf"
     conf.write_text(config)
     process = subprocess.Popen(
-        pinned([nginx, "-p", str(workdir), "-c", str(conf), "-e", "stderr"], core),
+        placed([nginx, "-p", str(workdir), "-c", str(conf), "-e", "stderr"]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     slow_port = free_port()
     slow = subprocess.Popen(
-        pinned(
+        placed(
             [python(), "-m", "bench.slow_upstream", "--port", str(slow_port), "--rate",
              str(slow_events_per_second)],
-            core,
         ),
         cwd=ROOT,
     )  # fmt: skip

@@ -74,6 +74,15 @@ def pinned(argv: list[str], core: int | None) -> list[str]:
     return ["taskset", "-c", str(core), *argv]
 
 
+def at_idle_priority(argv: list[str]) -> list[str]:
+    """`argv` under Linux's SCHED_IDLE policy (util-linux's `chrt`; its children inherit it):
+    it runs only on CPU time that every other process of its core leaves unused."""
+    chrt = shutil.which("chrt")
+    if chrt is None or not hasattr(os, "SCHED_IDLE"):
+        raise BenchError("the idle CPU priority needs Linux and `chrt` (util-linux)")
+    return [chrt, "--idle", "0", *argv]
+
+
 def wait_port(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,7 +3,12 @@ import sys
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    beat_init,
+    celeryd_after_setup,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from ogem_site.supervision import supervised_process_init
 
@@ -62,6 +67,17 @@ def _configuration_reported(**_: object) -> None:
 
     config_report_log(config_report(builtin=registry_builtin_names()))
     # Before the pool starts: its processes inherit the priority.
+    _cpu_priority_apply()
+
+
+@beat_init.connect
+def _beat_cpu_priority(**_: object) -> None:
+    # Beat is Celery's too: at `idle` its ticks (every 2 s, the usage drain's) wait for idle CPU
+    # as the worker's tasks do, rather than preempting a web worker on a shared core.
+    _cpu_priority_apply()
+
+
+def _cpu_priority_apply() -> None:
     from django.conf import settings
 
     from ogem_site.cpu_priority import cpu_priority_apply

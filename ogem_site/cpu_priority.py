@@ -1,9 +1,10 @@
-"""The CPU priority of Celery's worker processes (OGEM_CELERY_CPU_PRIORITY, docs/batches.md).
+"""The CPU priority of Celery's processes (OGEM_CELERY_CPU_PRIORITY, docs/batches.md).
 
 `idle` puts every thread of the worker under Linux's SCHED_IDLE policy before its pool starts
-(pool processes inherit it): batch lines, indexing and rollups then run only on CPU time that
-the web workers leave unused, so a batch sharing a machine with live traffic takes nothing from
-/v1 (`python -m bench --batch-during`). SCHED_IDLE is stronger than `nice 19`, which still takes
+(pool processes inherit it), and beat's before it sends its first task (ogem_site/celery.py):
+batch lines, indexing, rollups and beat's ticks then run only on CPU time that the web workers
+leave unused, so a batch sharing a machine with live traffic takes nothing from /v1
+(`python -m bench --batch-during`). SCHED_IDLE is stronger than `nice 19`, which still takes
 about 1.5 % of a busy core and wins wake-ups against the web worker. Where the policy does not
 exist (not Linux), `idle` falls back to nice 19. An unprivileged process cannot leave SCHED_IDLE
 again, so it is set once, for the whole worker, never per task.

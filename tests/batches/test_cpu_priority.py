@@ -1,10 +1,11 @@
 """OGEM_CELERY_CPU_PRIORITY=idle (ogem_site/cpu_priority.py, docs/batches.md): a real Celery
-worker puts every one of its threads under SCHED_IDLE before it takes tasks; `normal` leaves the
-policy alone."""
+worker puts every one of its threads under SCHED_IDLE before it takes tasks, and beat before it
+sends any; `normal` leaves the policy alone."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.governance.cluster import celery_worker_start, cluster_env
+from tests.governance.cluster import REPO, celery_worker_start, cluster_env
 
 pytestmark = [
     pytest.mark.live,
@@ -37,12 +38,22 @@ def _answers_ping(hostname: str) -> bool:
     return any(hostname in reply for reply in replies)
 
 
+def _beat_start(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "celery", "-A", "ogem_site", "beat", "--loglevel", "WARNING"]
+    argv += ["--schedule", str(tmp_path / "beat-schedule")]
+    return subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 @pytest.mark.parametrize(
     ("priority", "policy"), [("idle", os.SCHED_IDLE), ("normal", os.SCHED_OTHER)]
 )
-def test_worker_runs_at_the_configured_cpu_priority(
+def test_worker_and_beat_run_at_the_configured_cpu_priority(
     tmp_path: Path, priority: str, policy: int
 ) -> None:
+    import redis
+
     name = f"prio-{priority}-{uuid.uuid4().hex[:6]}"
     env = cluster_env(
         tmp=tmp_path,
@@ -51,12 +62,28 @@ def test_worker_runs_at_the_configured_cpu_priority(
         OGEM_CELERY_CPU_PRIORITY=priority,
     )
     worker = celery_worker_start(env, name=name, queue=f"q-{name}")
+    # Beat with a prefix of its own, so that the broker queue it sends to is this test's alone,
+    # and the base settings: the test settings' eager tasks would run in beat, not be sent.
+    beat = _beat_start(
+        {**env, "OGEM_CACHE_PREFIX": name, "DJANGO_SETTINGS_MODULE": "ogem_site.settings.base"},
+        tmp_path,
+    )
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
     try:
         deadline = time.monotonic() + 60
         # It answers a ping once it consumes: the priority is set before that.
         while not _answers_ping(f"{name}@soak"):
             assert worker.alive(), "the worker exited"
             assert time.monotonic() < deadline, "the worker never answered"
+        # Beat's first task sent (the usage drain's, 2 s in): its priority is set before that.
+        while not client.blpop([f"{name}:celery:celery"], timeout=1):
+            assert beat.poll() is None, "beat exited"
+            assert time.monotonic() < deadline, "beat sent nothing"
         assert _policies(worker.popen.pid) == {policy}
+        assert _policies(beat.pid) == {policy}
     finally:
         worker.kill()
+        beat.kill()
+        beat.wait()
+        for key in client.scan_iter(f"{name}:*"):
+            client.delete(key)

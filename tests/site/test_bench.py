@@ -3,7 +3,9 @@ real sockets)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import httpx
 import orjson
@@ -73,6 +75,34 @@ def test_mock_upstream_answers_posts_with_static_openai_bodies(tmp_path):
     finally:
         upstream.stop()
     assert upstream.process.returncode is not None
+
+
+@pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="needs nginx")
+@pytest.mark.skipif(
+    not hasattr(os, "SCHED_IDLE") or not shutil.which("chrt"), reason="needs Linux's chrt"
+)
+def test_idle_mock_upstream_runs_every_process_under_sched_idle(tmp_path):
+    """`--batch-during`'s batch upstream: a provider's CPU is not one of the cores measured."""
+    upstream = start_nginx(
+        nginx=shutil.which("nginx", path="/usr/sbin:/usr/bin"),
+        workdir=tmp_path,
+        core=None,
+        idle=True,
+    )
+    try:
+        response = httpx.post(
+            f"{upstream.base(upstream.json_port)}/chat/completions", content=REQUEST_JSON
+        )
+        assert response.status_code == 200
+        assert response.json()["object"] == "chat.completion"
+        master = upstream.process.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        assert workers  # the one that answered
+        assert upstream.slow is not None
+        pids = [master, *map(int, workers), upstream.slow.pid]
+        assert {os.sched_getscheduler(pid) for pid in pids} == {os.SCHED_IDLE}
+    finally:
+        upstream.stop()
 
 
 @pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="needs nginx")
@@ -154,3 +184,31 @@ def test_bench_config_turns_the_response_cache_on_as_litellm_says_it(tmp_path):
     assert "litellm_settings" not in off
     on = yaml.safe_load(write_config(tmp_path / "on.yaml", upstream, cache="redis").read_text())
     assert on["litellm_settings"] == {"cache": True, "cache_params": {"type": "redis"}}
+
+
+@pytest.mark.skipif(
+    "postgres" not in os.environ.get("DATABASE_URL", "") or os.geteuid() != 0,
+    reason="needs a PostgreSQL on this machine and root to move its backends",
+)
+def test_batch_workers_database_backends_are_kept_on_the_given_core():
+    """`--batch-during`: the batch worker's backends (its PGAPPNAME) run on the load's core."""
+    import psycopg
+
+    from bench.pg_backends import APPLICATION_NAME, BackendsPinned
+
+    url = os.environ["DATABASE_URL"]
+    core = max(os.sched_getaffinity(0))
+    with (
+        psycopg.connect(url, application_name=APPLICATION_NAME) as worker,
+        psycopg.connect(url, application_name="someone-else") as other,
+    ):
+        backend = worker.info.backend_pid
+        cmdline = Path(f"/proc/{backend}/cmdline")
+        if not cmdline.exists() or not cmdline.read_bytes().startswith(b"postgres"):
+            pytest.skip("the PostgreSQL server is not a process of this machine")
+        left = os.sched_getaffinity(other.info.backend_pid)
+        with BackendsPinned(database_url=url, core=core) as pinning:
+            assert pinning.scanned.wait(timeout=30)
+        assert pinning.pinned == 1
+        assert os.sched_getaffinity(backend) == {core}
+        assert os.sched_getaffinity(other.info.backend_pid) == left
