@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--asgi-servers", action="store_true", help="compare uvicorn and granian instead"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="--asgi-servers rounds (default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="--asgi-servers rounds; --batch-during: pairs of paused/running windows (default 3)",
+    )
     parser.add_argument(
         "--cpu", type=int, metavar="N", help="CPU time per request, in process, over N requests"
     )
@@ -366,6 +371,7 @@ def _run(
                 workdir=workdir,
                 core=load_core if own_core else ogem_core,
                 measure=measure,
+                rounds=args.rounds,
                 own_core=own_core,
                 worker_config=worker_config,
                 database_core=load_core if args.batch_db_core == "load" else None,

@@ -1,7 +1,8 @@
 """`python -m bench --batch N`: an N-line chat batch run by one Celery worker process against the
 nginx mock (docs/batches.md, docs/benchmark.md): lines per second and the worker's peak RSS.
 
-`--batch-during N`: the web worker's /v1 figures (wrk) alone, then while such a batch runs. What
+`--batch-during N`: the web worker's /v1 figures (wrk) while such a batch runs, in windows with
+its worker paused and running in turn (`--rounds` pairs a concurrency). What
 it measures is issue 21's acceptance: Ogem's /v1 while Ogem's batch worker runs beside it. So
 only Ogem's processes share the measured cores as they would in production:
 - the worker shares the web worker's core at OGEM_CELERY_CPU_PRIORITY=idle (SCHED_IDLE), or
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -143,19 +147,24 @@ def batch_during_run(
     core: int | None,
     measure: Callable[[int], WrkResult],
     concurrencies: tuple[int, ...] = (1, 50),
+    rounds: int = 3,
     own_core: bool = False,
     worker_config: Path | None = None,
     database_core: int | None = None,
 ) -> str:
-    """The web worker's /v1 figures (`measure(concurrency)`: wrk) alone, then while an N-line
-    batch runs on a Celery worker that shares its core at the idle CPU priority
-    (OGEM_CELERY_CPU_PRIORITY=idle: batch work takes only the CPU live traffic leaves, as
-    Ogem's batch queue priority yields to live requests), with the lines the batch
-    answered during each measurement and the web worker's CPU time a request. `own_core`: the
-    worker runs at normal priority on `core`, the load's (as on a machine with a core for it),
-    not Ogem's. `worker_config`: the worker's OGEM_CONFIG, the batch's models on an upstream of
-    their own (None: Ogem's, on the nginx that /v1 calls too). `database_core`: where the
-    worker's PostgreSQL backends are kept (bench/pg_backends.py)."""
+    """The web worker's /v1 figures (`measure(concurrency)`: wrk) with the batch's Celery worker
+    paused and running in turn, `rounds` pairs a concurrency, once the batch has started: the
+    worker shares Ogem's core at the idle CPU priority (OGEM_CELERY_CPU_PRIORITY=idle: batch
+    work takes only the CPU live traffic leaves, as Ogem's batch queue priority yields to live
+    requests). Neighbouring windows compare like with like: a machine whose speed drifts over a
+    run (another tenant of the host, a warming cache) moves both, where "alone, then during"
+    read the drift as the batch's effect. The worker is paused with SIGSTOP (its threads and
+    connections kept), resumed with SIGCONT. Also given: the lines the batch answered while
+    running and the web worker's CPU time a request. `own_core`: the worker runs at normal
+    priority on `core`, the load's (as on a machine with a core for it), not Ogem's.
+    `worker_config`: the worker's OGEM_CONFIG, the batch's models on an upstream of their own
+    (None: Ogem's, on the nginx that /v1 calls too). `database_core`: where the worker's
+    PostgreSQL backends are kept (bench/pg_backends.py)."""
     servers = ogem.server_pids()
 
     def measured(concurrency: int) -> tuple[WrkResult, float]:
@@ -164,7 +173,6 @@ def batch_during_run(
         spent = sum(cpu_seconds(pid) for pid in servers) - before
         return result, spent * 1000 / max(result.requests, 1)
 
-    alone = {concurrency: measured(concurrency) for concurrency in concurrencies}
     database_url = ogem.env.get("DATABASE_URL", "")
     pinning = (
         BackendsPinned(database_url=database_url, core=database_core)
@@ -174,7 +182,9 @@ def batch_during_run(
     worker = _worker_start(ogem, workdir, core, idle=not own_core, config=worker_config)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
-    during: dict[int, tuple[WrkResult, float, int]] = {}
+    paused: dict[int, list[tuple[WrkResult, float]]] = {c: [] for c in concurrencies}
+    running: dict[int, list[tuple[WrkResult, float]]] = {c: [] for c in concurrencies}
+    answered_running = dict.fromkeys(concurrencies, 0)
     try:
         with pinning:
             batch_id = _batch_create(client, lines)
@@ -187,11 +197,19 @@ def batch_during_run(
 
             _started(answered)
             for concurrency in concurrencies:
-                before = answered()
-                result, cpu_ms = measured(concurrency)
-                during[concurrency] = (result, cpu_ms, answered() - before)
+                for _ in range(rounds):
+                    os.kill(worker.pid, signal.SIGSTOP)
+                    try:
+                        paused[concurrency].append(measured(concurrency))
+                    finally:
+                        os.kill(worker.pid, signal.SIGCONT)
+                    before = answered()
+                    running[concurrency].append(measured(concurrency))
+                    answered_running[concurrency] += answered() - before
     finally:
         client.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGCONT)
         stop(worker)
     where = (
         "its Celery worker on the load's core, normal priority"
@@ -208,21 +226,35 @@ def batch_during_run(
     rows = [
         f"## /v1 while a {lines:,}-line batch runs ({where})",
         "",
-        "| concurrency | req/s alone | req/s during | change | p50 ms alone / during | "
-        "web worker CPU ms a request alone / during | batch lines answered during |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"{rounds} pairs of windows a concurrency, the worker paused (SIGSTOP) then running; "
+        "medians of each.",
+        "",
+        "| concurrency | req/s paused | req/s running | change | pairs' changes | "
+        "p50 ms paused / running | web worker CPU ms a request paused / running | "
+        "batch lines answered running |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for concurrency in concurrencies:
-        base, base_cpu_ms = alone[concurrency]
-        result, cpu_ms, done = during[concurrency]
-        change = (result.requests_per_second / base.requests_per_second - 1) * 100
+        base = statistics.median(r.requests_per_second for r, _ in paused[concurrency])
+        result = statistics.median(r.requests_per_second for r, _ in running[concurrency])
+        pairs = ", ".join(
+            _change(b.requests_per_second, r.requests_per_second)
+            for (b, _), (r, _) in zip(paused[concurrency], running[concurrency], strict=True)
+        )
         rows.append(
-            f"| {concurrency} | {base.requests_per_second:,.0f} | "
-            f"{result.requests_per_second:,.0f} | {change:+.1f}% | "
-            f"{base.p50_ms:.2f} / {result.p50_ms:.2f} | {base_cpu_ms:.3f} / {cpu_ms:.3f} | "
-            f"{done:,} |"
+            f"| {concurrency} | {base:,.0f} | {result:,.0f} | "
+            f"{_change(base, result)} | {pairs} | "
+            f"{statistics.median(r.p50_ms for r, _ in paused[concurrency]):.2f} / "
+            f"{statistics.median(r.p50_ms for r, _ in running[concurrency]):.2f} | "
+            f"{statistics.median(c for _, c in paused[concurrency]):.3f} / "
+            f"{statistics.median(c for _, c in running[concurrency]):.3f} | "
+            f"{answered_running[concurrency]:,} |"
         )
     return "\n".join(rows)
+
+
+def _change(base: float, value: float) -> str:
+    return f"{(value / base - 1) * 100:+.1f}%" if base else "n/a"
 
 
 def _started(answered: Callable[[], int]) -> None:
