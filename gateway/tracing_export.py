@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import struct
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 HTTP_PATH = "/v1/traces"
 SCOPE = "ogem.gateway"
 BATCH_SPANS = 512  # spans per export request, as OpenTelemetry's BatchSpanProcessor
+EXPORT_DELAY = 1.0  # seconds a span may wait for others to share its export (OpenTelemetry: 5)
+READ_AHEAD = 64  # batches read from the pipe and not yet exported
 SPAN_FIELDS = (
     "trace_id", "span_id", "parent_id", "remote", "name", "kind",
     "start_ns", "end_ns", "attributes", "events", "error",
@@ -298,29 +302,85 @@ def _resource(service_name: str) -> bytes:
 
 
 def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO) -> None:
-    """Read span batches from `inbound` until it closes, export them; answer flushes."""
-    exporter = exporter_build(protocol=config["protocol"], target=config["target"])
-    resource = _resource(config.get("service_name") or "")
-    failed, warned = 0, -60.0
-    while (message := frame_read(inbound)) is not None:
-        kind, body = message
+    """Read span batches from `inbound` until it closes, export them; answer flushes. A worker
+    writes a batch every 0.2 s or 32 requests: they are gathered here into exports of up to
+    BATCH_SPANS spans, at most EXPORT_DELAY seconds late, as OpenTelemetry's BatchSpanProcessor
+    gathers (an export's HTTP request costs this process more than encoding a few hundred
+    spans, docs/benchmark.md)."""
+    exports = _Exports(
+        exporter_build(protocol=config["protocol"], target=config["target"]),
+        _resource(config.get("service_name") or ""),
+    )
+    # Read by a thread of its own, so that waiting for a batch has a deadline. It never stops
+    # reading (the worker's hand-over thread must not wait on a collector): past READ_AHEAD
+    # batches waiting, a batch is dropped and counted.
+    messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=READ_AHEAD)
+    reader = threading.Thread(target=_read, args=(inbound, messages, exports), daemon=True)
+    reader.start()
+    pending: list[Any] = []
+    due = 0.0  # when the oldest pending span must be exported
+    while True:
+        try:
+            message = messages.get(timeout=max(due - time.monotonic(), 0.0) if pending else None)
+        except queue.Empty:
+            message = ("due",)
+        if message is None:
+            break
+        kind = message[0]
+        if kind == "spans":
+            if not pending:
+                due = time.monotonic() + EXPORT_DELAY
+            pending += message[1]
+            if len(pending) < BATCH_SPANS:
+                continue
+        exports.send(pending)
+        pending = []
         if kind == "flush":
-            outbound.write(f"flushed {body} {failed}\n".encode())
+            lost = exports.failed + exports.overflowed
+            outbound.write(f"flushed {message[1]} {lost}\n".encode())
             outbound.flush()
+    exports.send(pending)
+    exports.exporter.shutdown()
+
+
+def _read(
+    inbound: BinaryIO, messages: queue.Queue[tuple[Any, ...] | None], exports: _Exports
+) -> None:
+    while (message := frame_read(inbound)) is not None:
+        if message[0] != "spans":
+            messages.put(message)  # a flush waits its turn, never dropped
             continue
-        for start in range(0, len(body), BATCH_SPANS):
-            chunk = body[start : start + BATCH_SPANS]
+        try:
+            messages.put_nowait(message)
+        except queue.Full:
+            exports.overflowed += len(message[1])
+    messages.put(None)
+
+
+class _Exports:
+    """The exporter, the encoded resource, and the spans that could not be sent so far."""
+
+    def __init__(self, exporter: Any, resource: bytes) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.failed = 0  # spans the collector did not take
+        self.overflowed = 0  # spans dropped unread while it was slow (the reading thread's)
+        self._warned = -60.0
+
+    def send(self, spans: list[Any]) -> None:
+        for start in range(0, len(spans), BATCH_SPANS):
+            chunk = spans[start : start + BATCH_SPANS]
             try:
-                sent = exporter.export_bytes(spans_encode(chunk, resource=resource), len(chunk))
+                data = spans_encode(chunk, resource=self.resource)
+                sent = self.exporter.export_bytes(data, len(chunk))
             except Exception:  # a bad span or a transport bug: that batch, not the process
                 logger.exception("could not export %d spans", len(chunk))
                 sent = False
             if not sent:
-                failed += len(chunk)
-                if time.monotonic() - warned > 60.0:  # a collector down: a line a minute
-                    logger.warning("could not send %d spans so far", failed)
-                    warned = time.monotonic()
-    exporter.shutdown()
+                self.failed += len(chunk)
+                if time.monotonic() - self._warned > 60.0:  # a collector down: a line a minute
+                    logger.warning("could not send %d spans so far", self.failed)
+                    self._warned = time.monotonic()
 
 
 def main() -> None:
