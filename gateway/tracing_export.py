@@ -195,25 +195,32 @@ FACTS = {
 }
 
 
-def attributes_dict(attributes: Any) -> dict[str, Any]:
-    """A span's attributes (SPAN_FIELDS) as one dict."""
+def _facts_dict(facts: tuple[Any, ...]) -> dict[str, Any]:
+    names = FACTS[facts[0]]
+    return {k: v for k, v in zip(names, facts[1:], strict=True) if v is not None}
+
+
+def _parts_encode(number: int, attributes: Any, memo: dict[int, bytes]) -> bytes:
+    """A span's attributes (SPAN_FIELDS), a part at a time: a part shared by several spans of
+    the batch (marshal hands it over as one object) is encoded once, found by its identity in
+    `memo` (alive while the batch is). Its parts have no key in common, so the fields are those
+    of the merged dict, in its order."""
     if type(attributes) is not tuple:
-        return attributes or {}
-    merged: dict[str, Any] = {}
+        return _key_values(number, attributes)
+    encoded = []
     for part in attributes:
-        if type(part) is tuple:
-            names = FACTS[part[0]]
-            merged.update((k, v) for k, v in zip(names, part[1:], strict=True) if v is not None)
-        else:
-            merged.update(part)
-    return merged
+        found = memo.get(id(part))
+        if found is None:
+            found = memo[id(part)] = _key_values(
+                number, _facts_dict(part) if type(part) is tuple else part
+            )
+        encoded.append(found)
+    return b"".join(encoded)
 
 
-def _key_values(number: int, attributes: Any) -> bytes:
+def _key_values(number: int, attributes: dict[str, Any]) -> bytes:
     if not attributes:
         return b""
-    if type(attributes) is tuple:  # parts (SPAN_FIELDS)
-        attributes = attributes_dict(attributes)
     parts = []
     cache = _encoded
     for key, value in attributes.items():
@@ -238,8 +245,9 @@ _KINDS = [b"\x30" + _varint(value) for value in range(6)]  # kind (6)
 _LOCAL, _REMOTE = b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00"
 
 
-def span_encode(span: Sequence[Any]) -> bytes:
-    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS)."""
+def span_encode(span: Sequence[Any], memo: dict[int, bytes] | None = None) -> bytes:
+    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS); `memo`: the encoded
+    attribute parts of its batch (`_parts_encode`)."""
     trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = span
     parts = [
         b"\x0a\x10" + trace_id.to_bytes(16, "big"),  # trace_id (1): 16 bytes
@@ -250,7 +258,7 @@ def span_encode(span: Sequence[Any]) -> bytes:
     parts.append(_field(5, name.encode()))
     parts.append(_KINDS[kind])
     parts.append(_TIMES.pack(0x39, start, 0x41, end))
-    parts.append(_key_values(9, attributes))
+    parts.append(_parts_encode(9, attributes, {} if memo is None else memo))
     for event_name, at, values in events:
         parts.append(
             _field(
@@ -278,8 +286,9 @@ def resource_encode(attributes: dict[str, Any], schema_url: str = "") -> bytes:
 def spans_encode(spans: Sequence[Sequence[Any]], *, resource: bytes, scope: str = SCOPE) -> bytes:
     """An ExportTraceServiceRequest of span tuples, all of one resource (`resource_encode`'s)
     and one instrumentation scope."""
+    memo: dict[int, bytes] = {}
     scope_spans = _field(1, _field(1, scope.encode())) + b"".join(
-        _field(2, span_encode(span)) for span in spans
+        _field(2, span_encode(span, memo)) for span in spans
     )
     return _field(1, resource + _field(2, scope_spans))
 
