@@ -355,15 +355,17 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
 def _read(
     inbound: BinaryIO, messages: queue.Queue[tuple[Any, ...] | None], exports: _Exports
 ) -> None:
-    while (message := frame_read(inbound)) is not None:
-        if message[0] != "spans":
-            messages.put(message)  # a flush waits its turn, never dropped
-            continue
-        try:
-            messages.put_nowait(message)
-        except queue.Full:
-            exports.overflowed += len(message[1])
-    messages.put(None)
+    try:
+        while (message := frame_read(inbound)) is not None:
+            if message[0] != "spans":
+                messages.put(message)  # a flush waits its turn, never dropped
+                continue
+            try:
+                messages.put_nowait(message)
+            except queue.Full:
+                exports.overflowed += len(message[1])
+    finally:  # the pipe's end, or a message not understood: the process sends what it has
+        messages.put(None)
 
 
 class _Exports:
@@ -388,7 +390,11 @@ class _Exports:
             if not sent:
                 self.failed += len(chunk)
                 if time.monotonic() - self._warned > 60.0:  # a collector down: a line a minute
-                    logger.warning("could not send %d spans so far", self.failed)
+                    logger.warning(
+                        "could not send %d spans so far (%d more dropped unsent meanwhile)",
+                        self.failed,
+                        self.overflowed,
+                    )
                     self._warned = time.monotonic()
 
 
