@@ -38,7 +38,7 @@ class CpuResult:
     wall_us: float  # wall microseconds per request (includes the upstream's time)
     # CPU microseconds per request of the worker's helper processes (`_helpers_replay`), and of
     # each by its module
-    children_us: float
+    children_us: float | None  # None: not measured (no helper, or under callgrind)
     children: dict[str, float]
     body_bytes: int
 
@@ -180,7 +180,7 @@ async def _measure(
         requests=requests,
         cpu_us=cpu / requests * 1e6,
         wall_us=wall / requests * 1e6,
-        children_us=sum(children.values()),
+        children_us=sum(children.values()) if children else None,
         children=children,
         body_bytes=size,
     )
@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             lines.append(
                 f"| {mode} | {args.concurrency} | {result.requests:,} | {result.cpu_us:,.0f} | "
-                f"{result.children_us:,.1f} | {result.wall_us:,.0f} | {result.body_bytes:,} |"
+                f"{'-' if result.children_us is None else f'{result.children_us:,.1f}'} | "
+                f"{result.wall_us:,.0f} | {result.body_bytes:,} |"
             )
             if result.children:
                 helpers = ", ".join(f"{n} {us:,.1f}" for n, us in sorted(result.children.items()))

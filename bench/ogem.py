@@ -331,8 +331,6 @@ def _cpu_once(
             "## Instructions per request, in process (callgrind)\n\n"
             f"non-streaming: {counted / 1e6:.3f} M instructions a request over {requests:,} "
             f"requests (CPU time under valgrind is meaningless); profile: {callgrind} "
-            "(`callgrind_annotate` reads it)\n\n" + result.stdout
-            # The helper processes run outside valgrind: their CPU time (small batches, as the
-            # worker runs fifty times slower) is in the table.
+            "(`callgrind_annotate` reads it)\n"
         )
     return "## CPU time per request, in process (ASGI app driven directly)\n\n" + result.stdout
