@@ -36,6 +36,10 @@ class CpuResult:
     requests: int
     cpu_us: float  # CPU microseconds per request (process_time)
     wall_us: float  # wall microseconds per request (includes the upstream's time)
+    # CPU microseconds per request of the worker's helper processes (`_helpers_replay`), and of
+    # each by its module
+    children_us: float | None  # None: not measured (no helper, or under callgrind)
+    children: dict[str, float]
     body_bytes: int
 
 
@@ -133,6 +137,9 @@ async def _measure(
         def next_request() -> tuple[bytes, list[tuple[bytes, bytes]]]:
             return prepared.pop()
 
+    # What the request path hands to the helper processes, kept to be handed again at a fixed
+    # rate (`_helpers_replay`); not under callgrind, whose count it would add to.
+    handed = None if os.environ.get("OGEM_BENCH_CALLGRIND") else _handed_capture()
     gc.collect()
     if os.environ.get("OGEM_BENCH_CALLGRIND"):
         _timers_still()
@@ -160,6 +167,7 @@ async def _measure(
     cpu = time.process_time() - cpu
     wall = time.perf_counter() - wall
     _callgrind_instrument(on=False)
+    children = _helpers_replay(handed) if handed is not None else {}
     listing = ""
     if profiler is not None:
         dump = os.environ.get("OGEM_BENCH_PSTATS")
@@ -172,9 +180,108 @@ async def _measure(
         requests=requests,
         cpu_us=cpu / requests * 1e6,
         wall_us=wall / requests * 1e6,
+        children_us=sum(children.values()) if children else None,
+        children=children,
         body_bytes=size,
     )
     return result, listing
+
+
+REPLAY_RATE = 1000  # requests a second: between one worker's rate at concurrency 1 and at 50
+
+
+def _handed_capture() -> dict[str, list[Any]] | None:
+    """Keep what the request path hands to tracing's and the callbacks' pipes (their `put`),
+    besides handing it. None when neither is on."""
+    from gateway.callbacks import dispatcher
+    from gateway.tracing import tracing_active
+
+    tracing = tracing_active()
+    pipes = {
+        "tracing": tracing.pipe if tracing is not None else None,
+        "callbacks": dispatcher._dispatcher._pipe,
+    }
+    handed: dict[str, list[Any]] = {}
+    for name, pipe in pipes.items():
+        if pipe is None:
+            continue
+        kept = handed[name] = []
+        put = pipe.put
+
+        def capturing(*args: Any, kept: list[Any] = kept, put: Any = put) -> None:
+            kept.append(args)
+            put(*args)
+
+        pipe.put = capturing  # type: ignore[method-assign]
+    return handed or None
+
+
+def _helpers_replay(handed: dict[str, list[Any]]) -> dict[str, float]:
+    """CPU µs per request of the helper processes (tracing's exporter, the callbacks' delivery),
+    by module: what the measured requests handed over, handed again to fresh pipes at
+    REPLAY_RATE requests a second, in BATCH-sized turns. Their batching follows the time, so
+    the requests' own pace (a loaded machine's) would make the figure vary; the scheduler's CPU
+    time (ns, no tick rounding) of each process is read before and after, once each has done
+    everything handed to it."""
+    from gateway.callbacks import dispatcher
+    from gateway.tracing import tracing_active
+    from gateway.tracing_pipe import SpanPipe
+
+    tracing = tracing_active()
+    fresh: dict[str, Any] = {}
+    if "tracing" in handed and tracing is not None:
+        del tracing.pipe.put  # the measured pipe as it was
+        fresh["tracing"] = SpanPipe(**tracing.pipe.config)
+    if "callbacks" in handed and dispatcher._dispatcher._pipe is not None:
+        del dispatcher._dispatcher._pipe.put
+        replaying = dispatcher.Dispatcher()
+        replaying.configure(dispatcher._dispatcher.settings)
+        fresh["callbacks"] = replaying
+    step = 32  # the pipes' batch (tracing_pipe.BATCH_TRACES, dispatcher.BATCH_EVENTS)
+
+    def hand(first: int) -> None:
+        for name, kept in handed.items():
+            target = fresh[name]
+            put = target.put if name == "tracing" else target.submit
+            for args in kept[first : first + step]:
+                put(*args)
+
+    hand(0)  # a first batch: the processes start, load what they send with and connect
+    for target in fresh.values():
+        target.flush(60.0)
+    processes = {
+        name: (target if name == "tracing" else target._pipe)._process
+        for name, target in fresh.items()
+    }
+    before = {name: _cpu_ns(process.pid) for name, process in processes.items()}
+    count = max(len(kept) for kept in handed.values()) - step
+    started = time.monotonic()
+    for first in range(step, count + step, step):
+        hand(first)
+        time.sleep(max(started + first / REPLAY_RATE - time.monotonic(), 0.0))
+    for target in fresh.values():
+        target.flush(60.0)
+    spent = {
+        str(process.args[2]): (_cpu_ns(process.pid) - before[name]) / count / 1e3
+        for name, process in processes.items()
+    }
+    if "tracing" in fresh:
+        fresh["tracing"].close(wait=30.0)
+    if "callbacks" in fresh:
+        fresh["callbacks"].close(30.0)
+    return spent
+
+
+def _cpu_ns(pid: int) -> int:
+    """The CPU time of a process, all its threads, in ns (the scheduler's count)."""
+    total = 0
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            with open(f"{task.path}/schedstat") as schedstat:
+                total += int(schedstat.read().split()[0])
+        except OSError:  # a thread gone meanwhile
+            continue
+    return total
 
 
 def _timers_still() -> None:
@@ -245,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> list[str]:
         lines = [
-            "| mode | in flight | requests | CPU µs / request | wall µs / request | body bytes |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| mode | in flight | requests | CPU µs / request | helpers' CPU µs / request "
+            "| wall µs / request | body bytes |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         listings = []
         chat = "/v1/chat/completions"
@@ -277,8 +385,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             lines.append(
                 f"| {mode} | {args.concurrency} | {result.requests:,} | {result.cpu_us:,.0f} | "
+                f"{'-' if result.children_us is None else f'{result.children_us:,.1f}'} | "
                 f"{result.wall_us:,.0f} | {result.body_bytes:,} |"
             )
+            if result.children:
+                helpers = ", ".join(f"{n} {us:,.1f}" for n, us in sorted(result.children.items()))
+                replayed = f"what the requests handed over, again at {REPLAY_RATE:,} requests/s"
+                listings += ["", f"helpers' CPU µs / request ({replayed}), {mode}: {helpers}"]
             if listing:
                 listings += ["", f"### cProfile, {mode} (by own time)", "", "```", listing, "```"]
         return [*lines, *listings]

@@ -1,9 +1,10 @@
 """A worker's pipe to a helper process of its own: tracing's exporter (gateway/tracing_pipe.py) and
 the callbacks' delivery (gateway/callbacks/dispatcher.py).
 
-The request path appends to a bounded queue, nothing more. A thread of the worker takes the queue
-every DELAY seconds, or sooner when a batch is waiting (`_wake`), marshals it (C code; cheaper
-than pickle, which tracks every object) and writes it down the child's standard input, framed:
+The request path appends to a bounded queue, nothing more. One thread of the worker, shared by its
+pipes (`_HandOver`: one wake-up a turn for tracing and callbacks together), takes the queues
+every DELAY seconds, or sooner when a batch is waiting (`_wake`), marshals them (C code; cheaper
+than pickle, which tracks every object) and writes them down the children's standard input, framed:
 a 4-byte little-endian length, then a marshalled tuple whose first item names the message. The
 child does the costly part (encoding, HTTP, retries) on its own CPU time and GIL, and answers on
 its standard output, a line at a time; a flush (`("flush", n)`) is answered `flushed n ...` once
@@ -27,7 +28,9 @@ from typing import Any, ClassVar
 
 logger = logging.getLogger(__name__)
 
-DELAY = 0.2  # seconds between the thread's turns when no batch wakes it
+# Seconds between the thread's turns when no batch wakes it: a turn's fixed cost (a wake-up, a
+# poll of each child, a write each) is shared by the requests of a turn (docs/benchmark.md).
+DELAY = 1.0
 RESPAWN_AFTER = 10.0  # seconds between restarts of a child that died
 
 
@@ -37,13 +40,11 @@ class ChildPipe:
     means (`_answer`)."""
 
     module: ClassVar[str]  # run as `python -m module *args`
-    thread_name: ClassVar[str]
 
     def __init__(self, *args: str) -> None:
         self.args = args
         self.queue: deque[Any] = deque()
         self._answers = b""
-        self._wake = threading.Event()
         self._write = threading.Lock()  # one writer at a time: the thread, or a flush
         self._read = threading.Lock()  # one reader of the answers at a time
         self._closing = False
@@ -51,8 +52,9 @@ class ChildPipe:
         self._flushed = 0  # the last flush the child answered
         self._died_at = 0.0
         self._process: subprocess.Popen[bytes] | None = self._spawn()
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
+        self._hand_over = _hand_over
+        self._wake = _hand_over.wake
+        _hand_over.add(self)
 
     # -- what subclasses say ------------------------------------------------------------------
 
@@ -120,13 +122,11 @@ class ChildPipe:
             return False
         return True
 
-    def _run(self) -> None:
-        while not self._closing:
-            self._wake.wait(DELAY)
-            self._wake.clear()
-            with self._write:
-                self._send_queued()
-            self._idle()
+    def _turn(self) -> None:
+        """The hand-over thread's turn at this pipe."""
+        with self._write:
+            self._send_queued()
+        self._idle()
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -184,15 +184,15 @@ class ChildPipe:
     def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         process = self._process
-        # The thread may wait on a full pipe (a child stuck on a platform that hangs): past the
-        # deadline the child is stopped, which ends that wait.
+        self._hand_over.remove(self)
+        # The thread may wait on a full pipe (a child that no longer reads): past the deadline
+        # the child is stopped, which ends that wait.
         killer = threading.Timer(timeout, process.kill) if process is not None else None
         if killer is not None:
             killer.daemon = True
             killer.start()
         try:
-            self._thread.join(timeout=timeout)
-            with self._write:
+            with self._write:  # after a turn the thread may be taking
                 self._send_queued()
                 process = self._process
                 if process is not None and process.stdin is not None:
@@ -215,6 +215,50 @@ class ChildPipe:
         finally:
             if killer is not None:
                 killer.cancel()
+
+
+class _HandOver:
+    """The thread that empties every pipe of the process, in turns."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.pipes: tuple[ChildPipe, ...] = ()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, pipe: ChildPipe) -> None:
+        with self._lock:
+            self.pipes = (*self.pipes, pipe)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ogem-handover", daemon=True)
+                self._thread.start()
+
+    def remove(self, pipe: ChildPipe) -> None:
+        with self._lock:
+            self.pipes = tuple(p for p in self.pipes if p is not pipe)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(DELAY)
+            self.wake.clear()
+            for pipe in self.pipes:
+                if not pipe._closing:
+                    try:
+                        pipe._turn()
+                    except Exception:  # one pipe's bug, not the others' hand-over
+                        logger.exception("%s: a turn failed", pipe.module)
+
+
+_hand_over = _HandOver()
+
+
+def _forget_after_fork() -> None:
+    """A forked process has no thread: its pipes (its own, started afresh) get a new one."""
+    global _hand_over
+    _hand_over = _HandOver()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def frame(message: tuple[Any, ...]) -> bytes:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import struct
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 HTTP_PATH = "/v1/traces"
 SCOPE = "ogem.gateway"
 BATCH_SPANS = 512  # spans per export request, as OpenTelemetry's BatchSpanProcessor
+EXPORT_DELAY = 1.0  # seconds a span may wait for others to share its export (OpenTelemetry: 5)
+READ_AHEAD = 64  # batches read from the pipe and not yet exported
 SPAN_FIELDS = (
     "trace_id", "span_id", "parent_id", "remote", "name", "kind",
     "start_ns", "end_ns", "attributes", "events", "error",
@@ -191,25 +195,32 @@ FACTS = {
 }
 
 
-def attributes_dict(attributes: Any) -> dict[str, Any]:
-    """A span's attributes (SPAN_FIELDS) as one dict."""
+def _facts_dict(facts: tuple[Any, ...]) -> dict[str, Any]:
+    names = FACTS[facts[0]]
+    return {k: v for k, v in zip(names, facts[1:], strict=True) if v is not None}
+
+
+def _parts_encode(number: int, attributes: Any, memo: dict[int, bytes]) -> bytes:
+    """A span's attributes (SPAN_FIELDS), a part at a time: a part shared by several spans of
+    the batch (marshal hands it over as one object) is encoded once, found by its identity in
+    `memo` (alive while the batch is). Its parts have no key in common, so the fields are those
+    of the merged dict, in its order."""
     if type(attributes) is not tuple:
-        return attributes or {}
-    merged: dict[str, Any] = {}
+        return _key_values(number, attributes)
+    encoded = []
     for part in attributes:
-        if type(part) is tuple:
-            names = FACTS[part[0]]
-            merged.update((k, v) for k, v in zip(names, part[1:], strict=True) if v is not None)
-        else:
-            merged.update(part)
-    return merged
+        found = memo.get(id(part))
+        if found is None:
+            found = memo[id(part)] = _key_values(
+                number, _facts_dict(part) if type(part) is tuple else part
+            )
+        encoded.append(found)
+    return b"".join(encoded)
 
 
-def _key_values(number: int, attributes: Any) -> bytes:
+def _key_values(number: int, attributes: dict[str, Any]) -> bytes:
     if not attributes:
         return b""
-    if type(attributes) is tuple:  # parts (SPAN_FIELDS)
-        attributes = attributes_dict(attributes)
     parts = []
     cache = _encoded
     for key, value in attributes.items():
@@ -234,8 +245,9 @@ _KINDS = [b"\x30" + _varint(value) for value in range(6)]  # kind (6)
 _LOCAL, _REMOTE = b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00"
 
 
-def span_encode(span: Sequence[Any]) -> bytes:
-    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS)."""
+def span_encode(span: Sequence[Any], memo: dict[int, bytes] | None = None) -> bytes:
+    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS); `memo`: the encoded
+    attribute parts of its batch (`_parts_encode`)."""
     trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = span
     parts = [
         b"\x0a\x10" + trace_id.to_bytes(16, "big"),  # trace_id (1): 16 bytes
@@ -246,7 +258,7 @@ def span_encode(span: Sequence[Any]) -> bytes:
     parts.append(_field(5, name.encode()))
     parts.append(_KINDS[kind])
     parts.append(_TIMES.pack(0x39, start, 0x41, end))
-    parts.append(_key_values(9, attributes))
+    parts.append(_parts_encode(9, attributes, {} if memo is None else memo))
     for event_name, at, values in events:
         parts.append(
             _field(
@@ -274,8 +286,9 @@ def resource_encode(attributes: dict[str, Any], schema_url: str = "") -> bytes:
 def spans_encode(spans: Sequence[Sequence[Any]], *, resource: bytes, scope: str = SCOPE) -> bytes:
     """An ExportTraceServiceRequest of span tuples, all of one resource (`resource_encode`'s)
     and one instrumentation scope."""
+    memo: dict[int, bytes] = {}
     scope_spans = _field(1, _field(1, scope.encode())) + b"".join(
-        _field(2, span_encode(span)) for span in spans
+        _field(2, span_encode(span, memo)) for span in spans
     )
     return _field(1, resource + _field(2, scope_spans))
 
@@ -298,29 +311,91 @@ def _resource(service_name: str) -> bytes:
 
 
 def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO) -> None:
-    """Read span batches from `inbound` until it closes, export them; answer flushes."""
-    exporter = exporter_build(protocol=config["protocol"], target=config["target"])
-    resource = _resource(config.get("service_name") or "")
-    failed, warned = 0, -60.0
-    while (message := frame_read(inbound)) is not None:
-        kind, body = message
+    """Read span batches from `inbound` until it closes, export them; answer flushes. A worker
+    writes a batch every 0.2 s or 32 requests: they are gathered here into exports of up to
+    BATCH_SPANS spans, at most EXPORT_DELAY seconds late, as OpenTelemetry's BatchSpanProcessor
+    gathers (an export's HTTP request costs this process more than encoding a few hundred
+    spans, docs/benchmark.md)."""
+    exports = _Exports(
+        exporter_build(protocol=config["protocol"], target=config["target"]),
+        _resource(config.get("service_name") or ""),
+    )
+    # Read by a thread of its own, so that waiting for a batch has a deadline. It never stops
+    # reading (the worker's hand-over thread must not wait on a collector): past READ_AHEAD
+    # batches waiting, a batch is dropped and counted.
+    messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=READ_AHEAD)
+    reader = threading.Thread(target=_read, args=(inbound, messages, exports), daemon=True)
+    reader.start()
+    pending: list[Any] = []
+    due = 0.0  # when the oldest pending span must be exported
+    while True:
+        try:
+            message = messages.get(timeout=max(due - time.monotonic(), 0.0) if pending else None)
+        except queue.Empty:
+            message = ("due",)
+        if message is None:
+            break
+        kind = message[0]
+        if kind == "spans":
+            if not pending:
+                due = time.monotonic() + EXPORT_DELAY
+            pending += message[1]
+            if len(pending) < BATCH_SPANS:
+                continue
+        exports.send(pending)
+        pending = []
         if kind == "flush":
-            outbound.write(f"flushed {body} {failed}\n".encode())
+            lost = exports.failed + exports.overflowed
+            outbound.write(f"flushed {message[1]} {lost}\n".encode())
             outbound.flush()
-            continue
-        for start in range(0, len(body), BATCH_SPANS):
-            chunk = body[start : start + BATCH_SPANS]
+    exports.send(pending)
+    exports.exporter.shutdown()
+
+
+def _read(
+    inbound: BinaryIO, messages: queue.Queue[tuple[Any, ...] | None], exports: _Exports
+) -> None:
+    try:
+        while (message := frame_read(inbound)) is not None:
+            if message[0] != "spans":
+                messages.put(message)  # a flush waits its turn, never dropped
+                continue
             try:
-                sent = exporter.export_bytes(spans_encode(chunk, resource=resource), len(chunk))
+                messages.put_nowait(message)
+            except queue.Full:
+                exports.overflowed += len(message[1])
+    finally:  # the pipe's end, or a message not understood: the process sends what it has
+        messages.put(None)
+
+
+class _Exports:
+    """The exporter, the encoded resource, and the spans that could not be sent so far."""
+
+    def __init__(self, exporter: Any, resource: bytes) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.failed = 0  # spans the collector did not take
+        self.overflowed = 0  # spans dropped unread while it was slow (the reading thread's)
+        self._warned = -60.0
+
+    def send(self, spans: list[Any]) -> None:
+        for start in range(0, len(spans), BATCH_SPANS):
+            chunk = spans[start : start + BATCH_SPANS]
+            try:
+                data = spans_encode(chunk, resource=self.resource)
+                sent = self.exporter.export_bytes(data, len(chunk))
             except Exception:  # a bad span or a transport bug: that batch, not the process
                 logger.exception("could not export %d spans", len(chunk))
                 sent = False
             if not sent:
-                failed += len(chunk)
-                if time.monotonic() - warned > 60.0:  # a collector down: a line a minute
-                    logger.warning("could not send %d spans so far", failed)
-                    warned = time.monotonic()
-    exporter.shutdown()
+                self.failed += len(chunk)
+                if time.monotonic() - self._warned > 60.0:  # a collector down: a line a minute
+                    logger.warning(
+                        "could not send %d spans so far (%d more dropped unsent meanwhile)",
+                        self.failed,
+                        self.overflowed,
+                    )
+                    self._warned = time.monotonic()
 
 
 def main() -> None:

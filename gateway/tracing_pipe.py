@@ -1,11 +1,12 @@
 """The worker's end of tracing's export (gateway/tracing_export.py's process).
 
 A finished request's spans (tuples) are appended to a bounded queue: an append, nothing more,
-on the request path. A thread of the worker takes the queue every 0.2 s, or sooner when a
-batch is waiting, marshals it (C code; cheaper than pickle, which tracks every object) and
-writes it down a pipe to the exporter process, which encodes and sends. When the collector is
-down or slow the exporter stops reading, the pipe fills, the thread waits on it (outside the
-GIL) and the queue fills: new spans are then dropped and counted, never waited for.
+on the request path. The worker's hand-over thread (gateway/child_pipe.py, shared with the
+callbacks' pipe) takes the queue every second, or sooner when a batch is waiting, marshals it
+(C code; cheaper than pickle, which tracks every object) and writes it down a pipe to the
+exporter process, which gathers, encodes and sends. When the collector is down or slow the
+exporter drops what waits past its bound and counts it (`lost`); when the exporter itself does not
+keep up, the queue fills: new spans are then dropped and counted, never waited for.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class SpanPipe(ChildPipe):
     """The queue of spans, the thread that empties it and the exporter process it feeds."""
 
     module = "gateway.tracing_export"
-    thread_name = "ogem-tracing"
 
     def __init__(self, *, protocol: str, target: str, service_name: str) -> None:
         self.config = {"protocol": protocol, "target": target, "service_name": service_name}

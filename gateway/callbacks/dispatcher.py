@@ -1,18 +1,18 @@
 """The worker's end of callback delivery: one dispatcher per process, feeding a delivery process of
 its own (deliver.py) through a pipe (gateway/child_pipe.py), as tracing feeds its exporter.
 
-`submit` is all a request pays: an append to a bounded deque (when it is full the event is
-dropped and counted in `ogem_callback_events_dropped_total{reason="queue_full"}`), and, once a
-batch's worth waits, a wake-up of the pipe's thread. That thread marshals the queued events down
-the pipe, each with the numbers of its sinks (a sink's spec, with its keys, crosses the pipe once
-per delivery process). The delivery process formats each vendor's payload, batches, retries and
-sends, on its own CPU time and GIL: a slow or unreachable platform never takes time from the
-event loop serving /v1. It reports what it sent and dropped; the thread adds that to
-ogem_callback_events_sent_total{sink} and ogem_callback_events_dropped_total{sink,reason}, so
-the worker's /metrics shows them. A delivery process that dies is started again (its events are
-counted as dropped, `exited`); while none runs, new events are dropped the same way. This works
-the same in a web worker, a Celery worker (internal calls: batch lines, assistants' runs) or a
-management command.
+`submit` is all a request pays: an append to a bounded deque (when it is full the event is dropped
+and counted in `ogem_callback_events_dropped_total{reason="queue_full"}`), and, once a batch's
+worth waits, a wake-up of the worker's hand-over thread (gateway/child_pipe.py, shared with
+tracing's pipe). That thread marshals the queued events down the pipe, each with the numbers of its
+sinks (a sink's spec, with its keys, crosses the pipe once per delivery process). The delivery
+process formats each vendor's payload, batches, retries and sends, on its own CPU time and GIL: a
+slow or unreachable platform never takes time from the event loop serving /v1. It reports what it
+sent and dropped; the thread adds that to ogem_callback_events_sent_total{sink} and
+ogem_callback_events_dropped_total{sink,reason}, so the worker's /metrics shows them. A delivery
+process that dies is started again (its events are counted as dropped, `exited`); while none runs,
+new events are dropped the same way. This works the same in a web worker, a Celery worker (internal
+calls: batch lines, assistants' runs) or a management command.
 
 A process that stops flushes what it holds for up to OGEM_CALLBACKS_FLUSH_SECONDS: at exit
 (`atexit`: uvicorn's and granian's workers return from their server on SIGTERM once requests
@@ -54,7 +54,6 @@ class CallbackPipe(ChildPipe):
     """The queue of (event, sinks), the thread that empties it and the delivery process."""
 
     module = "gateway.callbacks.deliver"
-    thread_name = "ogem-callbacks"
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher

@@ -5,10 +5,17 @@ decoded from protobuf, when the pipe is flushed or closed."""
 from __future__ import annotations
 
 import enum
+import io
+import os
 import socket
+import threading
 import time
 import uuid
 
+import pytest
+
+from gateway import tracing_export
+from gateway.child_pipe import frame
 from gateway.tracing_export import exporter_target
 from gateway.tracing_pipe import MAX_TRACES, SpanPipe
 from tests.emulators.otlp_receiver import OTLPReceiver
@@ -71,8 +78,6 @@ def test_what_is_queued_is_exported_at_close() -> None:
 
 
 def test_a_forked_process_does_not_write_to_its_parents_exporter() -> None:
-    import os
-
     from gateway import tracing
 
     receiver = OTLPReceiver().start()
@@ -93,3 +98,42 @@ def test_a_forked_process_does_not_write_to_its_parents_exporter() -> None:
     finally:
         tracing.tracing_configure(enabled=False)
         receiver.stop()
+
+
+def test_an_exporter_whose_collector_hangs_keeps_reading_and_counts_what_it_drops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exporter process's loop (`exporter_main`) against a collector that never answers:
+    it goes on reading the pipe (the worker's hand-over thread, shared with the callbacks, never
+    waits on a collector), drops what waits past its bound, and answers a flush with every span
+    it did not send."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setattr(tracing_export, "READ_AHEAD", 4)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        target = exporter_target(
+            protocol="http/protobuf", endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        read, write = os.pipe()
+        outbound = io.BytesIO()
+        with os.fdopen(read, "rb") as inbound:
+            config = {"protocol": "http/protobuf", "target": target, "service_name": "t"}
+            loop = threading.Thread(
+                target=tracing_export.exporter_main, args=(config, inbound, outbound)
+            )
+            loop.start()
+            first = [
+                span for number in range(tracing_export.BATCH_SPANS) for span in _spans(number)
+            ]
+            data = frame(("spans", first))  # a full export: sent at once, and hangs
+            data += b"".join(frame(("spans", _spans(number))) for number in range(40))
+            data += frame(("flush", 1))
+            started = time.monotonic()
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(data)  # then closed: all of it read while the first export hangs
+            loop.join(timeout=60)
+        assert not loop.is_alive()
+    # Two exports waited for (the full one, then what was kept), not one a batch (41 s).
+    assert time.monotonic() - started < 20
+    assert outbound.getvalue() == f"flushed 1 {tracing_export.BATCH_SPANS + 40}\n".encode()
