@@ -190,11 +190,9 @@ class V1Handler(ASGIHandler):
 
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
         # The header store directly: response.items() goes through two generic mapping layers.
+        # It holds strings only (Django's ResponseHeaders converts, and so do Ogem's writes).
         headers = [
-            (
-                name.encode("ascii") if type(name) is str else name,
-                value.encode("latin1") if type(value) is str else value,
-            )
+            (name.encode("ascii"), value.encode("latin1"))
             for name, value in response.headers._store.values()
         ]
         await send(

@@ -53,20 +53,25 @@ def _header_set(response: HttpResponse, name: str, value: str) -> None:
 
 
 def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
+    store = response.headers._store
     _header_set(response, "x-request-id", ctx.request_id)
     if ctx.deployment is not None:
         _header_set(response, "x-ogem-provider", ctx.deployment.provider)
         _header_set(response, "x-ogem-deployment", ctx.deployment.id)
-    for name, value in extra.items():
-        _header_set(response, name, value)
+    for name, value in extra.items():  # `_header_set` inline: six a request with rate limits
+        if type(value) is str and value.isascii() and value.isprintable():
+            store[name.lower()] = (name, value)
+        else:
+            response[name] = value
+    # Below, Ogem's own names and values made of digits: plain ASCII, nothing to check.
     if ctx.cache_status:  # a response cache is configured (gateway/cache.py)
-        # One of gateway/cache.py's own constants: plain ASCII, nothing to check.
-        response.headers._store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)
+        store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)  # one of its constants
         if ctx.cache_age is not None:
-            _header_set(response, "x-ogem-cache-age", str(int(ctx.cache_age)))
+            store["x-ogem-cache-age"] = ("x-ogem-cache-age", str(int(ctx.cache_age)))
         if ctx.cache_similarity is not None:
-            _header_set(response, "x-ogem-cache-similarity", f"{ctx.cache_similarity:.3f}")
-    _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
+            similarity = f"{ctx.cache_similarity:.3f}"
+            store["x-ogem-cache-similarity"] = ("x-ogem-cache-similarity", similarity)
+    store["x-ogem-overhead-ms"] = ("x-ogem-overhead-ms", overhead_ms(ctx))
 
 
 def json_response(payload: Any, *, status: int = 200) -> HttpResponse:
