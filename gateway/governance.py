@@ -332,9 +332,9 @@ _Part = tuple[str, str, int, str, bool, int, int, bool]
 class _RulePlan:
     """The rules of one caller, model and endpoint under one set of budget snapshots, less what
     each request brings (its token estimate, its worst case, the time left to a budget's reset):
-    built on the first request and kept while the Caller (the key resolver's object), the
-    snapshots and the settings stay the same objects, so that a request does not name its
-    limits' Redis keys again."""
+    built on the first request and kept while the Caller (the key resolver's object) and the
+    settings stay the same objects and the snapshots the same or equal ones, so that a request
+    does not name its limits' Redis keys again."""
 
     caller: Caller
     snapshots: tuple[BudgetSnapshot | None, ...]
