@@ -17,8 +17,8 @@ from collections import deque
 from typing import Any, NotRequired, TypedDict
 
 import orjson
-from django.conf import settings
 
+from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_slot_key
 
 USAGE_GROUP = "ogem-usage-drain"
@@ -72,7 +72,7 @@ def usage_event_decode(raw: bytes | str) -> dict[str, Any]:
 def usage_stream_key() -> str:
     """The usage stream of this installation (``OGEM_USAGE_STREAM`` under its key prefix, in the
     hot path's hash slot: the settle script appends to it)."""
-    return redis_slot_key(settings.OGEM_USAGE_STREAM)
+    return redis_slot_key(hot_settings().OGEM_USAGE_STREAM)
 
 
 def usage_dead_stream() -> str:

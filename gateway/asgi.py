@@ -46,6 +46,7 @@ from gateway.responses_api import views as responses_api
 from gateway.tracing import trace_context_parse, trace_id_new, trace_refused, tracing_active
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
+from ogem_site.hot_settings import hot_settings
 
 V1_PREFIX = "/v1/"
 
@@ -61,7 +62,7 @@ class V1Handler(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        set_urlconf(settings.ROOT_URLCONF)
+        set_urlconf(hot_settings().ROOT_URLCONF)
         view = _direct_views().get(request.path_info) if request.method == "POST" else None
         if view is not None:
             response = await _direct(view, request)
@@ -86,7 +87,7 @@ class V1Handler(ASGIHandler):
         return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = settings.OGEM_MAX_REQUEST_BYTES
+        limit = hot_settings().OGEM_MAX_REQUEST_BYTES
         if scope["method"] == "POST" and scope["path"].startswith(_UPLOAD_PREFIXES):
             limit = _upload_body_limit(scope["path"], limit)
         expected = None
@@ -189,11 +190,9 @@ class V1Handler(ASGIHandler):
 
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
         # The header store directly: response.items() goes through two generic mapping layers.
+        # It holds strings only (Django's ResponseHeaders converts, and so do Ogem's writes).
         headers = [
-            (
-                name.encode("ascii") if type(name) is str else name,
-                value.encode("latin1") if type(value) is str else value,
-            )
+            (name.encode("ascii"), value.encode("latin1"))
             for name, value in response.headers._store.values()
         ]
         await send(
@@ -293,7 +292,7 @@ async def _read_body(receive: Receive, limit: int, expected: int | None) -> tupl
     Content-Length it stops once that much has arrived: some servers (granian) send the body and
     then an empty last message, and waiting for that costs a round trip to the server's thread."""
     body_file = tempfile.SpooledTemporaryFile(
-        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        max_size=hot_settings().FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
     )
     size = 0
     while True:

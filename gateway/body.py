@@ -19,6 +19,7 @@ from django.http.multipartparser import MultiPartParserError
 
 from gateway.errors import InvalidRequestError, RequestTooLargeError
 from gateway.params import form_fields_parse, params_check
+from ogem_site.hot_settings import hot_settings
 from providers.adapter import UploadFile
 from providers.base import Endpoint
 from providers.events import EVENT_STREAM_ENDPOINTS
@@ -55,7 +56,7 @@ class Inbound:
 
 
 def _check_size(request: HttpRequest) -> None:
-    limit = settings.OGEM_MAX_REQUEST_BYTES
+    limit = hot_settings().OGEM_MAX_REQUEST_BYTES
     length = request.META.get("CONTENT_LENGTH")
     if length and length.isdigit() and int(length) > limit:
         raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
@@ -69,7 +70,7 @@ def body_read_json(request: HttpRequest) -> Inbound:
         raise RequestTooLargeError(
             f"The request body is larger than {settings.OGEM_MAX_REQUEST_BYTES} bytes."
         ) from exc
-    if len(raw) > settings.OGEM_MAX_REQUEST_BYTES:
+    if len(raw) > hot_settings().OGEM_MAX_REQUEST_BYTES:
         raise RequestTooLargeError(
             f"The request body is larger than {settings.OGEM_MAX_REQUEST_BYTES} bytes."
         )

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from hashlib import blake2b
 from typing import Any
@@ -155,6 +156,9 @@ class _Policy:
     # A hit's counters (the Prometheus children, found once): hits, saved tokens, saved USD.
     hit: Callable[[], None] | None = None
     saved: tuple[Callable[[float], None], Callable[[float], None]] | None = None
+    # The last hit's stored usage block, the price it was valued at, the usage and what it saved
+    # (`_hit_usage`): a caller's hits on a group mostly repeat one answer.
+    hit_usage: tuple[dict[str, Any], Any, Usage, Decimal] | None = None
 
 
 _policies: dict[tuple[Any, ...], _Policy] = {}
@@ -693,12 +697,7 @@ def cache_answer(
     the relay does this while the admission's decision is on its way; `cache_respond` applies it
     once admitted."""
     plan: CachePlan = ctx.cache
-    usage = Usage()
-    reported = response.get("usage")
-    if isinstance(reported, dict):
-        usage_fill(usage, reported, provider="")
-    plan.usage = usage
-    plan.saved_cost = _saved_cost(ctx, usage)
+    plan.usage, plan.saved_cost = _hit_usage(ctx, plan.policy, response.get("usage"))
     if ctx.stream:
         http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
         http["Cache-Control"] = "no-cache"
@@ -767,13 +766,26 @@ def _answer_bytes(entry: bytes | None) -> bytes | None:
     return entry[start + 4 : -1]
 
 
-def _saved_cost(ctx: RequestContext, usage: Usage) -> Decimal:
-    """What the answer would have cost from the model group's first deployment."""
-    if ctx.candidates:
-        price = deployment_price(deployment=ctx.candidates[0])
-        if price is not None:
-            return cost_from_price(price=price, usage=usage)
-    return Decimal(0)
+_usage_values = operator.attrgetter(*(item.name for item in fields(Usage)))
+
+
+def _hit_usage(ctx: RequestContext, policy: _Policy, reported: Any) -> tuple[Usage, Decimal]:
+    """A hit's usage (its stored answer's) and what it saved: what the answer would have cost
+    from the model group's first deployment. Taken from the policy's last hit when the usage
+    block and the price are the same (a new Usage each time: the request's own)."""
+    price = deployment_price(deployment=ctx.candidates[0]) if ctx.candidates else None
+    held = policy.hit_usage
+    if held is not None and (held[1] is price or held[1] == price) and held[0] == reported:
+        return Usage(*_usage_values(held[2])), held[3]
+    usage = Usage()
+    if isinstance(reported, dict):
+        usage_fill(usage, reported, provider="")
+    saved = cost_from_price(price=price, usage=usage) if price is not None else Decimal(0)
+    # Kept when the prompt and completion counts were reported and possible (an impossible one
+    # is counted and logged by `usage_fill`, hit after hit).
+    if usage.prompt_reported and usage.completion_reported:
+        policy.hit_usage = (reported, price, Usage(*_usage_values(usage)), saved)
+    return usage, saved
 
 
 def _event(payload: Any) -> bytes:

@@ -73,6 +73,7 @@ from gateway.limits import now_ms as clock_ms
 from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
+from ogem_site.hot_settings import hot_settings
 from ogem_site.metrics import cache_redis_error_record, refusal_record
 from ogem_site.redis import redis_failed, redis_outage, redis_outage_watch, redis_unreachable
 from providers.base import Endpoint
@@ -316,11 +317,37 @@ def _worst_case(ctx: RequestContext, price: Price | None) -> Decimal:
 def _token_estimate(ctx: RequestContext) -> int:
     tokens = ctx.estimated_prompt_tokens
     if ctx.endpoint in _OUTPUT_ENDPOINTS:
-        tokens += ctx.max_tokens or settings.OGEM_TPM_OUTPUT_RESERVE
+        tokens += ctx.max_tokens or hot_settings().OGEM_TPM_OUTPUT_RESERVE
     return max(tokens, 1)
 
 
-def _window_rules(
+# One rule of a caller's plan (`_rule_plan`): kind, key, limit, name, budget audit mode, budget
+# seed, then `when` (a budget's reset time in ms since the epoch, 0 for none; a parallel slot's
+# lifetime) and whether the request's token estimate is its amount (a tpm window). A budget's
+# amount is the request's worst case, any other rule's 1.
+_Part = tuple[str, str, int, str, bool, int, int, bool]
+
+
+@dataclass(slots=True)
+class _RulePlan:
+    """The rules of one caller, model and endpoint under one set of budget snapshots, less what
+    each request brings (its token estimate, its worst case, the time left to a budget's reset):
+    built on the first request and kept while the Caller (the key resolver's object) and the
+    settings stay the same objects and the snapshots the same or equal ones, so that a request
+    does not name its limits' Redis keys again."""
+
+    caller: Caller
+    snapshots: tuple[BudgetSnapshot | None, ...]
+    settings: Any
+    parts: list[_Part]
+    budgets: bool  # a budget rule is among them: the worst case is its amount
+
+
+_rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
+_RULE_PLANS_MAX = 4096
+
+
+def _window_parts(
     *,
     tenant: str,
     entity: str,
@@ -328,21 +355,19 @@ def _window_rules(
     rpm: int | None,
     tpm: int | None,
     parallel: int | None,
-    tokens: int,
-) -> list[Rule]:
-    rules = []
+) -> list[_Part]:
+    parts: list[_Part] = []
     if rpm is not None:
-        rules.append(
-            Rule("w", rule_key(tenant=tenant, entity=entity, metric="rpm"), rpm, 1, f"{label}:rpm")
-        )
+        key = rule_key(tenant=tenant, entity=entity, metric="rpm")
+        parts.append(("w", key, rpm, f"{label}:rpm", False, 0, 0, False))
     if tpm is not None:
         key = rule_key(tenant=tenant, entity=entity, metric="tpm")
-        rules.append(Rule("w", key, tpm, tokens, f"{label}:tpm"))
+        parts.append(("w", key, tpm, f"{label}:tpm", False, 0, 0, True))
     if parallel is not None:
         key = rule_key(tenant=tenant, entity=entity, metric="parallel")
-        ttl = settings.OGEM_PARALLEL_SLOT_TTL * 1000
-        rules.append(Rule("p", key, parallel, 1, f"{label}:parallel", ttl_ms=ttl))
-    return rules
+        ttl = hot_settings().OGEM_PARALLEL_SLOT_TTL * 1000
+        parts.append(("p", key, parallel, f"{label}:parallel", False, 0, ttl, False))
+    return parts
 
 
 def _rules(
@@ -352,15 +377,66 @@ def _rules(
     worst_case: Decimal,
     now: int,
 ) -> list[Rule]:
-    caller = ctx.caller
+    plan = _rule_plan(ctx, snapshots)
     tokens = _token_estimate(ctx)
+    amount = 0
+    if plan.budgets:
+        amount = min(usd_to_units(worst_case, round_up=True), _RESERVATION_MAX_UNITS)
+    rules = []
+    for kind, key, limit, name, audit, seed, when, per_token in plan.parts:
+        # Positional: a dataclass called with keywords builds a dict of them first.
+        if kind == "b":
+            reset_in = max(when - now, 1) if when else 0
+            rules.append(Rule(kind, key, limit, amount, name, audit, seed, reset_in))
+        else:
+            rules.append(Rule(kind, key, limit, tokens if per_token else 1, name, False, 0, when))
+    return rules
+
+
+def _rule_plan(
+    ctx: RequestContext, snapshots: dict[SnapshotKey, BudgetSnapshot | None]
+) -> _RulePlan:
+    caller = ctx.caller
+    called = ctx.recorded_as or ctx.endpoint
+    memo = (id(caller), ctx.model, called)
+    held = tuple(snapshots.values())
+    current = hot_settings()  # `override_settings` makes another: the keys may change with it
+    plan = _rule_plans.get(memo)
+    if (
+        plan is not None
+        and plan.caller is caller
+        and plan.settings is current
+        and plan.snapshots == held  # the same objects, or equal ones (a refresh of the same row)
+    ):
+        return plan
+    parts = _rule_parts(ctx, snapshots, called=called)
+    plan = _RulePlan(
+        caller=caller,
+        snapshots=held,
+        settings=current,
+        parts=parts,
+        budgets=any(part[0] == "b" for part in parts),
+    )
+    if len(_rule_plans) >= _RULE_PLANS_MAX:
+        _rule_plans.clear()
+    _rule_plans[memo] = plan
+    return plan
+
+
+def _rule_parts(
+    ctx: RequestContext,
+    snapshots: dict[SnapshotKey, BudgetSnapshot | None],
+    *,
+    called: Endpoint,
+) -> list[_Part]:
+    caller = ctx.caller
     org_tenant = f"o:{caller.organization_id if caller.organization_id is not None else '-'}"
-    rules: list[Rule] = []
+    parts: list[_Part] = []
     # A key's limits can be set on the key and on its budget row: one rule per metric, the
     # stricter limit (two rules on one counter would count every request twice).
     own = snapshots.get((_KEY, caller.key_id)) if caller.key_id is not None else None
     if caller.key_id is not None:
-        rules += _window_rules(
+        parts += _window_parts(
             tenant=org_tenant,
             entity=f"key:{caller.key_id}",
             label="key",
@@ -369,67 +445,60 @@ def _rules(
             parallel=_stricter(
                 caller.max_parallel_requests, own.max_parallel_requests if own else None
             ),
-            tokens=tokens,
         )
         model_rpm = (caller.metadata.get("model_rpm_limit") or {}).get(ctx.model)
         model_tpm = (caller.metadata.get("model_tpm_limit") or {}).get(ctx.model)
         if model_rpm is not None or model_tpm is not None:
-            rules += _window_rules(
+            parts += _window_parts(
                 tenant=org_tenant,
                 entity=f"key:{caller.key_id}:model:{ctx.model}",
                 label="model",
                 rpm=int(model_rpm) if model_rpm is not None else None,
                 tpm=int(model_tpm) if model_tpm is not None else None,
                 parallel=None,
-                tokens=tokens,
             )
         if caller.endpoint_limits:
-            called = ctx.recorded_as or ctx.endpoint
             endpoint = caller.endpoint_limits.get(called.value)
             if endpoint:
                 rpm, tpm = endpoint.get("rpm"), endpoint.get("tpm")
-                rules += _window_rules(
+                parts += _window_parts(
                     tenant=org_tenant,
                     entity=f"key:{caller.key_id}:endpoint:{called.value}",
                     label=f"/v1/{called.value}",
                     rpm=int(rpm) if rpm is not None else None,
                     tpm=int(tpm) if tpm is not None else None,
                     parallel=None,
-                    tokens=tokens,
                 )
     for snapshot in snapshots.values():
         if snapshot is None or snapshot is own:
             continue
         tenant = f"u:{snapshot.target_id}" if snapshot.scope == _USER else org_tenant
-        rules += _window_rules(
+        parts += _window_parts(
             tenant=tenant,
             entity=f"{snapshot.scope}:{snapshot.target_id}",
             label=snapshot.scope,
             rpm=snapshot.rpm_limit,
             tpm=snapshot.tpm_limit,
             parallel=snapshot.max_parallel_requests,
-            tokens=tokens,
         )
     # A deployment's own rpm/tpm are counted when the router picks it (gateway/capacity.py).
-    amount = min(usd_to_units(worst_case, round_up=True), _RESERVATION_MAX_UNITS)
     for snapshot in snapshots.values():
         if snapshot is None or (snapshot.max_budget is None and snapshot.soft_budget is None):
             continue
         budget = _budget_fixed(snapshot)
-        reset_in = max(budget.reset_at_ms - now, 1) if budget.reset_at_ms else 0
-        rules.append(
-            Rule(
+        parts.append(
+            (
                 "b",
                 budget.key,
                 budget.limit,
-                amount,
                 budget.name,
-                audit=budget.audit,
-                seed=budget.seed,
-                ttl_ms=reset_in,
+                budget.audit,
+                budget.seed,
+                budget.reset_at_ms,
+                False,
             )
         )
-    return rules
+    return parts
 
 
 def _proxy_rules() -> list[Rule]:
@@ -545,7 +614,7 @@ _period_tasks: set[asyncio.Task[None]] = set()
 
 def _periods_reset_if_due(snapshots: dict[SnapshotKey, BudgetSnapshot | None], *, now: int) -> None:
     """Without Redis there is no Celery beat: reset ended budget periods here, in the background."""
-    if settings.REDIS_URL:
+    if hot_settings().REDIS_URL:
         return
     loop = asyncio.get_running_loop()
     # One reset at a time per event loop; a task left by a loop that ended (its done callback
@@ -591,7 +660,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     meanwhile and calls `admission_confirm` before it takes anything from it or calls it, so the
     reservation is still made before the upstream call and the routing work overlaps the round
     trip. A refusal known at once (no Redis) is raised here."""
-    if not settings.OGEM_GOVERNANCE_ENABLED:
+    if not hot_settings().OGEM_GOVERNANCE_ENABLED:
         return Admission()
     await price_overrides_ensure()
     proxy = _proxy_rules()
@@ -732,7 +801,7 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
     """Settle reservations with the real usage in ctx and record the usage event once."""
     if ctx.capacity_takes:
         await capacity_settle(ctx)  # the deployments' own tpm (routing, with or without governance)
-    if not settings.OGEM_GOVERNANCE_ENABLED:
+    if not hot_settings().OGEM_GOVERNANCE_ENABLED:
         return
     if admission.pending is not None:  # the request ended before the router confirmed it
         try:

@@ -44,12 +44,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from billing.counters import budget_counter_local_register
 from billing.usage import usage_stream_key
 from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
+from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_client, redis_lean, redis_slot_key
 from ogem_site.redis_pipeline import Encoded
 
@@ -442,7 +441,7 @@ def _admit_args(
     lease: Callable[[], str] = worker_lease,
 ) -> list[Any]:
     # The last one: a budget reservation older than this belongs to a crashed worker.
-    slot_ms = settings.OGEM_PARALLEL_SLOT_TTL * 1000
+    slot_ms = hot_settings().OGEM_PARALLEL_SLOT_TTL * 1000
     args: list[Any] = [now_ms, request_id, window, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS, slot_ms]
     for rule in rules:
         if rule.kind == "b":
@@ -496,7 +495,7 @@ def settle_script(
     """The settle script's keys and arguments; `mode` "m" or "n" marks it (applied once)."""
     keys = [s.rule.key for s in settlements]
     args: list[Any] = [
-        request_id, bucket, settings.OGEM_USAGE_STREAM_MAXLEN, event, mode, SETTLED_MARKER_MS
+        request_id, bucket, hot_settings().OGEM_USAGE_STREAM_MAXLEN, event, mode, SETTLED_MARKER_MS
     ]  # fmt: skip
     for item in settlements:
         rule = item.rule
@@ -792,7 +791,7 @@ budget_counter_local_register(_local_spend)
 
 def limiter() -> RedisLimiter | LocalLimiter:
     """Redis when REDIS_URL is set, else the in-process store (read per call: tests switch it)."""
-    return _redis_limiter if settings.REDIS_URL else local_limiter
+    return _redis_limiter if hot_settings().REDIS_URL else local_limiter
 
 
 def now_ms() -> int:

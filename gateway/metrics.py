@@ -18,6 +18,7 @@ from django.conf import settings
 from billing.usage import usage_dead_stream, usage_stream_key
 from gateway.health import OPEN, health_store
 from gateway.registry import registry_get
+from ogem_site.hot_settings import hot_settings
 from ogem_site.metrics import (
     CELERY_FAILURES_KEY,
     MODEL_LATENCY,
@@ -76,7 +77,7 @@ _keys_labelled: set[int] = set()
 def _key_label(key_id: int | None) -> str:
     """The key's id when OGEM_METRICS_KEY_LABELS is on, for the first
     OGEM_METRICS_KEY_LABELS_MAX keys this process sees; "other" beyond; "" when off."""
-    if key_id is None or not settings.OGEM_METRICS_KEY_LABELS:
+    if key_id is None or not hot_settings().OGEM_METRICS_KEY_LABELS:
         return ""
     if key_id in _keys_labelled:
         return str(key_id)

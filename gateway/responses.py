@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -13,6 +13,15 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+# A random UUID's version (4) and variant (RFC 4122) bits.
+_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def request_id_new() -> str:
+    """`uuid.uuid4().hex` without a UUID object, whose checks took half the time (a hundred
+    bytecodes a request)."""
+    return "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_KEEP | _UUID4_BITS)
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -24,7 +33,7 @@ def request_id_for(request: HttpRequest) -> str:
     if sent and len(sent) <= 128 and all(c in _REQUEST_ID_OK for c in sent):
         request_id = sent
     else:
-        request_id = uuid.uuid4().hex
+        request_id = request_id_new()
     request.ogem_request_id = request_id  # type: ignore[attr-defined]
     return request_id
 
@@ -44,20 +53,25 @@ def _header_set(response: HttpResponse, name: str, value: str) -> None:
 
 
 def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
+    store = response.headers._store
     _header_set(response, "x-request-id", ctx.request_id)
     if ctx.deployment is not None:
         _header_set(response, "x-ogem-provider", ctx.deployment.provider)
         _header_set(response, "x-ogem-deployment", ctx.deployment.id)
-    for name, value in extra.items():
-        _header_set(response, name, value)
+    for name, value in extra.items():  # `_header_set` inline: six a request with rate limits
+        if type(value) is str and value.isascii() and value.isprintable():
+            store[name.lower()] = (name, value)
+        else:
+            response[name] = value
+    # Below, Ogem's own names and values made of digits: plain ASCII, nothing to check.
     if ctx.cache_status:  # a response cache is configured (gateway/cache.py)
-        # One of gateway/cache.py's own constants: plain ASCII, nothing to check.
-        response.headers._store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)
+        store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)  # one of its constants
         if ctx.cache_age is not None:
-            _header_set(response, "x-ogem-cache-age", str(int(ctx.cache_age)))
+            store["x-ogem-cache-age"] = ("x-ogem-cache-age", str(int(ctx.cache_age)))
         if ctx.cache_similarity is not None:
-            _header_set(response, "x-ogem-cache-similarity", f"{ctx.cache_similarity:.3f}")
-    _header_set(response, "x-ogem-overhead-ms", overhead_ms(ctx))
+            similarity = f"{ctx.cache_similarity:.3f}"
+            store["x-ogem-cache-similarity"] = ("x-ogem-cache-similarity", similarity)
+    store["x-ogem-overhead-ms"] = ("x-ogem-overhead-ms", overhead_ms(ctx))
 
 
 def json_response(payload: Any, *, status: int = 200) -> HttpResponse:

@@ -18,6 +18,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ogem_site.hot_settings import hot_settings
+
 KEY_PREFIX = "sk-"
 PUBLIC_PREFIX_LENGTH = 8
 BODY_LENGTH = 40
@@ -122,5 +124,5 @@ def key_lookup_prefix(secret: str) -> str | None:
 
 
 def master_key_matches(secret: str) -> bool:
-    master = settings.OGEM_MASTER_KEY
+    master = hot_settings().OGEM_MASTER_KEY
     return bool(master) and hmac.compare_digest(secret.encode(), master.encode())

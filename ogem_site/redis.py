@@ -44,6 +44,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode
 from redis.retry import Retry
 
+from ogem_site.hot_settings import hot_settings
 from ogem_site.redis_pipeline import PipelinedRedis
 
 logger = logging.getLogger(__name__)
@@ -147,8 +148,9 @@ def redis_slot_key(name: str) -> str:
     one node of a Redis Cluster, so there they share the hash tag ``{<prefix>}``. Elsewhere the
     name is `redis_key`'s, as it always was (no key moves for an existing installation)."""
     global _slot_prefix
-    url = settings.REDIS_URL
-    prefix = settings.OGEM_CACHE_PREFIX
+    current = hot_settings()
+    url = current.REDIS_URL
+    prefix = current.OGEM_CACHE_PREFIX
     cached = _slot_prefix
     if cached[0] != url or cached[1] != prefix:
         cluster = bool(url) and redis_target(url).kind == CLUSTER
@@ -321,7 +323,7 @@ def redis_lean() -> PipelinedRedis | None:
     the scripts of the hot path; None unless it is a plain ``redis://`` server (TLS, Unix
     sockets, Sentinel and Cluster go through `redis_client`)."""
     global _lean_last
-    url = settings.REDIS_URL
+    url = hot_settings().REDIS_URL
     loop = asyncio.get_running_loop()
     last = _lean_last
     if last is not None and last[0] is loop and last[1] == url:

@@ -521,6 +521,87 @@ def test_a_hit_from_a_redis_cluster(  # type: ignore[no-untyped-def]
         redis_clients_forget()
 
 
+def _settled(log: redis.Redis, requests: int) -> None:
+    """Wait until `requests` usage events are in the stream: their settles, each request's last
+    command, have run (nothing drains the stream here)."""
+    from billing.usage import usage_stream_key
+
+    deadline = time.monotonic() + 5
+    while log.xlen(usage_stream_key()) < requests:
+        assert time.monotonic() < deadline, "a settle never reached Redis"
+        time.sleep(0.02)
+
+
+def _scripts_and_gets(log: redis.Redis, prefix: str) -> tuple[int, int]:
+    """The scripts and the GETs of response cache entries that clients sent (not those a script
+    ran: logged as from `?:0`), in Redis's slow log."""
+    entry = f"{prefix}:cache:".encode()
+    sent = [
+        item["command"].split(b" ")
+        for item in log.slowlog_get(100_000)
+        if item["client_address"] != b"?:0"
+    ]
+    scripts = sum(1 for command in sent if command[0] in (b"EVALSHA", b"EVAL"))
+    gets = sum(1 for command in sent if command[0] == b"GET" and command[1].startswith(entry))
+    return scripts, gets
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+@pytest.mark.parametrize(
+    ("limits", "tier", "commands"),
+    [
+        # No limit, no budget: no admission; the settle after the answer (its usage event).
+        ({}, "L1", (1, 0)),
+        ({}, "L2", (1, 1)),  # and the entry's GET
+        # An rpm limit: the admission script, which reads the entry too (no GET of its own).
+        ({"rpm_limit": 1000}, "L1", (2, 0)),
+        ({"rpm_limit": 1000}, "L2", (2, 0)),
+    ],
+)
+def test_the_redis_commands_of_a_hit(  # type: ignore[no-untyped-def]
+    emulated, cache_on, make_key, live_ogem, settings, tmp_path_factory, limits, tier, commands
+) -> None:
+    """A hit sends Redis only what its limits need: on a plain Redis server of the test's own,
+    whose slow log keeps every command."""
+    from gateway.governance import governance_snapshot_flush
+    from ogem_site.redis import redis_clients_forget
+    from tests.governance.redis_servers import RedisProcess
+
+    server = RedisProcess(
+        directory=tmp_path_factory.mktemp("hit-commands"),
+        extra=("--slowlog-log-slower-than", "0", "--slowlog-max-len", "100000"),
+    ).start()
+    log = redis.Redis.from_url(server.url)
+    try:
+        settings.REDIS_URL = server.url
+        redis_clients_forget()
+        governance_snapshot_flush()
+        cache_on(type="redis")
+        client = openai.OpenAI(
+            base_url=f"{live_ogem.url}/v1", api_key=make_key(**limits), max_retries=0
+        )
+        messages = _messages()
+        assert _chat(client, messages).headers["x-ogem-cache"] == "miss"
+        _redis_entry_wait(settings)
+        requests = 1
+        if tier == "L1":  # read back from Redis once, L1 keeps it
+            assert _chat(client, messages).headers["x-ogem-cache"] == "hit"
+            requests += 1
+        else:
+            cache_local_clear()
+        _settled(log, requests)
+        log.slowlog_reset()
+        assert _chat(client, messages).headers["x-ogem-cache"] == "hit"
+        _settled(log, requests + 1)
+        assert _scripts_and_gets(log, settings.OGEM_CACHE_PREFIX) == commands
+        assert _upstream_calls(emulated) == 1
+    finally:
+        log.close()
+        server.stop()
+        redis_clients_forget()
+        governance_snapshot_flush()
+
+
 def test_purging_an_organization_forgets_its_entries_only(  # type: ignore[no-untyped-def]
     emulated, make_key, live_ogem, master_key, settings
 ) -> None:
