@@ -86,7 +86,7 @@ _TEXT = {Endpoint.CHAT: "chat.completion.chunk", Endpoint.COMPLETIONS: "text_com
 class CachePlan:
     """What the cache does for one request: the request's own key and controls over its
     caller's `_Policy` (labels, scope, tiers), which it keeps rather than copies (a request
-    builds one: every field costs)."""
+    builds one: every field costs). `cache_plan` sets every field on a bare instance."""
 
     key: str  # the entry's Redis key name (also its L1 key)
     read: bool
@@ -131,6 +131,8 @@ class _Policy:
     config: CacheSettings
     caller: Caller
     deployment: Deployment | None
+    endpoint: Endpoint
+    group: str
     labels: tuple[str, str, str]
     bypass: bool  # the endpoint or the model group is not cached
     active: bool  # without controls of its own, a request reads or writes
@@ -138,6 +140,7 @@ class _Policy:
     write: bool
     writes: bool  # without controls of its own, a request writes (`write` with a ttl above 0)
     ttl: float
+    ttl_ms: int  # `ttl` in Redis's milliseconds (at least 1)
     max_age: float | None
     scope: str
     namespace: str  # the default namespace ("-": none)
@@ -161,7 +164,12 @@ class _Policy:
     hit_usage: tuple[dict[str, Any], Any, Usage, Decimal] | None = None
 
 
+_new = object.__new__
+_ZERO = Decimal(0)
 _policies: dict[tuple[Any, ...], _Policy] = {}
+# Each caller's latest policy, by the Caller's identity: a request finds it without building and
+# hashing a tuple key (`_policies` holds the others, a caller of several groups or endpoints).
+_latest: dict[int, _Policy] = {}
 _EMPTY: dict[str, Any] = {}
 # The endpoints where a sampled request (temperature absent, which providers take as 1, or
 # above 0) may answer differently each time: what `sampled: false` keeps out of the cache.
@@ -187,21 +195,18 @@ def cache_plan(
     caller = ctx.caller
     candidates = ctx.candidates
     deployment = candidates[0] if candidates else None
-    group = deployment.model_name if deployment is not None else ctx.model
     # The caller by identity: the key resolver keeps one Caller per key while it is cached, and
     # the policy holds it, so its id is not reused meanwhile.
-    memo = (ctx.endpoint, group, id(caller))
-    policy = _policies.get(memo)
+    policy = _latest.get(id(caller))
     if (
         policy is None
         or policy.caller is not caller
-        or policy.config is not config
         or policy.deployment is not deployment
+        or policy.config is not config
+        or policy.endpoint != ctx.endpoint
+        or (deployment is None and policy.group != ctx.model)  # else the deployment's group
     ):
-        policy = _policy_build(ctx, config=config, group=group, deployment=deployment)
-        if len(_policies) >= 4096:
-            _policies.clear()
-        _policies[memo] = policy
+        policy = _policy_find(ctx, config=config, deployment=deployment)
     if policy.bypass or inbound.form or ctx.stored is not None:
         # A stored completion (`store: true`) is a completion of its own, under its own id, that
         # its owner can list and fetch: never answered from, nor written to, the cache.
@@ -241,9 +246,25 @@ def cache_plan(
     hasher = policy.hasher.copy()
     hasher.update(canonical)
     key = prefix + hasher.hexdigest()
-    local = _local.get(key) if read else None
-    # Positional: a dataclass called with keywords builds a dict of them first (3x the cost).
-    ctx.cache = CachePlan(key, read, write, ttl, max_age, namespace, include_usage, policy, local)
+    # `holds` first: a C call where `get` (a Python one) would find nothing, as on most misses.
+    local = _local.get(key) if read and _local.holds(key) else None
+    # Each field set on a bare instance: a class call runs its Python __init__ through
+    # `slot_tp_init`, a third of the plan's cost again (callgrind).
+    plan = ctx.cache = _new(CachePlan)
+    plan.key = key
+    plan.read = read
+    plan.write = write
+    plan.ttl = ttl
+    plan.max_age = max_age
+    plan.namespace = namespace
+    plan.include_usage = include_usage
+    plan.policy = policy
+    plan.local = local
+    plan.failed = False
+    plan.entry = None
+    plan.semantic = None
+    plan.usage = None
+    plan.saved_cost = _ZERO
     if read:
         ctx.cache_status = MISS
         if local is None and policy.redis:
@@ -254,6 +275,31 @@ def cache_plan(
         ctx.cache_status = BYPASS
         labels = policy.labels
         cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+
+
+def _policy_find(
+    ctx: RequestContext, *, config: CacheSettings, deployment: Deployment | None
+) -> _Policy:
+    """The caller's policy for this endpoint and group, built when there is none or it is stale,
+    and kept as the caller's latest."""
+    caller = ctx.caller
+    group = deployment.model_name if deployment is not None else ctx.model
+    memo = (ctx.endpoint, group, id(caller))
+    policy = _policies.get(memo)
+    if (
+        policy is None
+        or policy.caller is not caller
+        or policy.config is not config
+        or policy.deployment is not deployment
+    ):
+        policy = _policy_build(ctx, config=config, group=group, deployment=deployment)
+        if len(_policies) >= 4096:
+            _policies.clear()
+        _policies[memo] = policy
+    if len(_latest) >= 4096:
+        _latest.clear()
+    _latest[id(caller)] = policy
+    return policy
 
 
 def _controlled(
@@ -338,6 +384,8 @@ def _policy_build(
         config=config,
         caller=caller,
         deployment=deployment,
+        endpoint=ctx.endpoint,
+        group=group,
         labels=labels,
         bypass=bypass,
         active=read or (write and ttl > 0),
@@ -345,6 +393,7 @@ def _policy_build(
         write=write,
         writes=write and ttl > 0,
         ttl=ttl,
+        ttl_ms=max(int(ttl * 1000), 1),
         max_age=_number(owner.get("s-maxage")),
         scope=scope,
         namespace=namespace,
@@ -608,7 +657,8 @@ def cache_store(
         _write(s3_put(s3, plan.key, raw, now + plan.ttl))
     elif policy.redis and not redis_outage.down:
         # Written by the settle script (gateway/governance.py), else by `cache_write_flush`.
-        ctx.settle_write = (plan.key, raw, max(int(plan.ttl * 1000), 1))
+        ttl_ms = policy.ttl_ms if plan.ttl == policy.ttl else max(int(plan.ttl * 1000), 1)
+        ctx.settle_write = (plan.key, raw, ttl_ms)
         if not policy.lean:  # redis-py's SET, in the background: L1 answers meanwhile
             _local.set(plan.key, raw, ttl=plan.ttl)
         # On the pipelined connection the entry is in Redis before this worker reads another

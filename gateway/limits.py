@@ -50,7 +50,7 @@ from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
 from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_client, redis_lean, redis_slot_key
-from ogem_site.redis_pipeline import Encoded
+from ogem_site.redis_pipeline import encoded
 
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.
@@ -516,7 +516,7 @@ def settle_write(keys: list[str], args: list[Any], *, key: str, value: bytes, tt
     on a Cluster it lives in another slot) for `ttl_ms`, so that the write costs no command of
     its own. A settle kept for a replay (the spool) is the one without it: `settle_unwrite`."""
     keys.append(key)
-    args.append(Encoded(value))  # sent once: not hashed for the kept pieces (redis_pipeline.py)
+    args.append(encoded(value))  # sent once: not hashed for the kept pieces (redis_pipeline.py)
     args.append(ttl_ms)
 
 

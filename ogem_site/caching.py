@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -129,7 +129,7 @@ class BytesLRU:
 
     Reads move the entry to the end under `lock` (an LRU needs it), so threads may share one."""
 
-    __slots__ = ("_entries", "lock", "max_bytes", "size")
+    __slots__ = ("_entries", "holds", "lock", "max_bytes", "size")
 
     def __init__(self, *, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -137,6 +137,9 @@ class BytesLRU:
         self.lock = threading.Lock()
         # key -> (value, monotonic deadline); dict order is use order, oldest first.
         self._entries: dict[Hashable, tuple[bytes, float]] = {}
+        # Whether an entry, live or expired, is held: one C call, where `get` is a Python one
+        # (a caller that mostly finds nothing asks this first).
+        self.holds: Callable[[Hashable], bool] = self._entries.__contains__
 
     def get(self, key: Hashable) -> bytes | None:
         entry = self._entries.get(key)
