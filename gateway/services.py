@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -25,6 +25,7 @@ from gateway.models import (
     StoredCompletion,
     StoredResponse,
 )
+from gateway.stored_response_columns import stored_response_names
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
 from ogem_site.pg import pg_execute
 
@@ -421,39 +422,21 @@ def stored_response_create(
     )
 
 
-# The columns `stored_response_insert` writes, in its parameters' order.
-_RESPONSE_COLUMNS = (
-    "response_id",
-    "organization",
-    "team",
-    "key",
-    "model",
-    "status",
-    "background",
-    "deployment_id",
-    "previous_response_id",
-    "created_at",
-    "updated_at",
-    "input_items",
-    "history",
-    "response",
-)
 _response_insert_sql = ""
 
 
 def _response_insert() -> str:
     global _response_insert_sql
     if not _response_insert_sql:
-        quote = connection.ops.quote_name
-        meta = StoredResponse._meta
-        columns = [quote(meta.get_field(name).column) for name in _RESPONSE_COLUMNS]
-        # Names of the model's own, quoted; the values go as parameters.
+        names = stored_response_names()
+        # Names of the model's own, quoted; the values go as parameters, in the order of
+        # STORED_RESPONSE_FIELDS.
         _response_insert_sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"INSERT INTO {names.table} ({names.written}) "  # noqa: S608
+            f"VALUES ({names.written_params}) "
             # A new random id: a conflict is this very row, written by a first attempt whose
             # connection broke before it answered (ogem_site/pg.py sends it once more).
-            f"ON CONFLICT ({quote(meta.get_field('response_id').column)}) DO NOTHING"
+            f"ON CONFLICT ({names.response_id}) DO NOTHING"
         )
     return _response_insert_sql
 
