@@ -33,9 +33,9 @@ from assistants.selectors import (
     run_step_object,
     run_steps_of,
 )
+from gateway.blocking import blocking_run
 from gateway.context import Caller
 from gateway.errors import GatewayError
-from gateway.views.common import blocking_run
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
