@@ -693,6 +693,11 @@ class _StreamedTurn:
             ("thread.run.step.completed", run_step_object(self.message_step, run=self.run)),
         ]
 
+    def message_recorded(self, written: Message, step: RunStep) -> list[Event]:
+        """The message's end events as the run's records wrote it, with its step."""
+        self.message_step = step
+        return self.message_close(written)
+
     def _call(self, call: dict[str, Any]) -> list[Event]:
         events = self.message_close()
         if self.tool_step is None:
@@ -835,8 +840,7 @@ async def run_advance(
                 if ended is None:
                     return
                 if turn is not None and written is not None and step is not None:
-                    turn.message_step = step
-                    for event in turn.message_close(written):
+                    for event in turn.message_recorded(written, step):
                         yield event
                 yield _run_event(ended)
                 return
@@ -900,8 +904,7 @@ async def run_advance(
             if recorded is None:
                 return
             if turn is not None and written is not None and step is not None:
-                turn.message_step = step
-                for event in turn.message_close(written):
+                for event in turn.message_recorded(written, step):
                     yield event
             elif written is not None and step is not None:
                 thread_id = recorded.thread.thread_id
