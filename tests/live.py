@@ -10,9 +10,13 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import uvicorn
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -92,3 +96,15 @@ def broadcast_listening(timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, "the broadcast listener never subscribed"
         redis_client_sync().publish(broadcast_channel(), orjson.dumps({"topic": "test-probe"}))
         heard.wait(0.05)
+
+
+def wait_until(
+    check: Callable[[], T], *, what: str, timeout: float = 30.0, every: float = 0.02
+) -> T:
+    """`check()` once it is true, polled every `every` s: a test waits for the event itself,
+    never a guessed time, and fails saying `what` did not happen within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(every)
+    return value
