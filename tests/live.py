@@ -98,13 +98,14 @@ def broadcast_listening(timeout: float = 30.0) -> None:
         heard.wait(0.05)
 
 
-def wait_until(
-    check: Callable[[], T], *, what: str, timeout: float = 30.0, every: float = 0.02
+def wait_for(
+    condition: Callable[[], T], *, what: str, timeout: float = 30.0, every: float = 0.02
 ) -> T:
-    """`check()` once it is true, polled every `every` s: a test waits for the event itself,
-    never a guessed time, and fails saying `what` did not happen within `timeout` s."""
+    """`condition()` once it is true, polled every `every` s: a test waits for the event
+    itself, never a guessed time, and fails naming `what` when it does not come in time."""
     deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(every)
     return value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live import wait_until
+from tests.live import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def server_workers(server_pid: int) -> list[int]:
         workers = [p for p in descendants(server_pid) if parent(p) in granian and alive(p)]
         return workers if len(workers) >= 2 else []
 
-    workers = wait_until(running, what="two web workers")
+    workers = wait_for(running, what="two web workers")
     assert len(workers) == 2, workers
     return workers
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from tests.live import free_port, wait_until
+from tests.live import free_port, wait_for
 from tests.site.serve_processes import (
     TcpProxy,
     alive,
@@ -130,7 +130,7 @@ def test_reuse_port_lets_a_second_serve_share_the_port(tmp_path, migrated_env, s
         assert new.poll() is None, new.communicate()[0]
         return [pid for pid in descendants(new.pid) if "granian" in cmdline(pid)][1:]
 
-    wait_until(new_worker, what="the second server's start", timeout=60, every=0.1)
+    wait_for(new_worker, what="the second server's start", timeout=60, every=0.1)
 
     old.send_signal(signal.SIGTERM)
     old.communicate(timeout=10)
@@ -191,7 +191,7 @@ def test_with_redis_runs_celery_and_stops_every_process(tmp_path, migrated_env, 
         worker = any(" worker " in c for c in commands)
         return commands if worker and any(" beat " in c for c in commands) else []
 
-    commands = wait_until(all_running, what="the worker's and beat's start", timeout=20, every=0.2)
+    commands = wait_for(all_running, what="the worker's and beat's start", timeout=20, every=0.2)
     assert any("granian --interface asginl" in c for c in commands)
     assert any("celery -A ogem_site --quiet worker" in c for c in commands)
     assert any("celery -A ogem_site --quiet beat" in c for c in commands)
@@ -299,7 +299,7 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
             assert answer.status_code in (200, 429), answer.text
             return answer if answer.status_code == 200 else None
 
-        answer = wait_until(
+        answer = wait_for(
             answered,
             what="the dead worker's slot's release",
             timeout=killed_at + 15 - time.monotonic(),
@@ -372,7 +372,7 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
         assert process.poll() is None, process.communicate()[0]
         return list(var_dir.glob("celerybeat-schedule*"))
 
-    wait_until(schedule, what="celery beat's schedule", every=0.2)
+    wait_for(schedule, what="celery beat's schedule", every=0.2)
     beat = [p for p in descendants(process.pid) if " beat " in cmdline(p) and alive(p)]
     assert len(beat) == 1
     process.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ import redis
 
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.live import free_port, wait_until
+from tests.live import free_port, wait_for
 from tests.site.serve_processes import manage, server_workers, wait_ready
 
 MASTER = "sk-master-" + "c" * 32
@@ -120,7 +120,7 @@ def test_repeat_requests_hit_across_two_web_workers(  # type: ignore[no-untyped-
             if len(results) >= 20 and set(answered_by) >= set(workers):
                 break
             if len(results) == 1:  # the entry reaches Redis after the answer has left
-                wait_until(
+                wait_for(
                     lambda: next(stored.scan_iter(match=f"{prefix}:cache:*"), None),
                     what="the cached answer's write to Redis",
                 )

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.files.conftest import files_dir  # noqa: F401  (every test stores files apart)
-from tests.live import LiveServer, free_port, wait_until
+from tests.live import LiveServer, free_port, wait_for
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return False
 
     try:
-        wait_until(up, what="the Chroma server's start", every=0.2)
+        wait_for(up, what="the Chroma server's start", every=0.2)
         yield url
     finally:
         process.terminate()

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.live import wait_until
+from tests.live import wait_for
 from tests.schemas import schema_validate
 from tests.vector_stores.corpus import DOCUMENTS
 
@@ -142,7 +142,7 @@ def test_a_background_file_search_is_polled_to_its_answer(key_sdk) -> None:  # t
         response = client.responses.retrieve(queued.id)
         return response if response.status not in ("queued", "in_progress") else None
 
-    response = wait_until(ended, what="the background response's end", every=0.05)
+    response = wait_for(ended, what="the background response's end", every=0.05)
     assert response.status == "completed", response.error
     search, answer = response.output
     assert search.type == "file_search_call" and search.results  # type: ignore[union-attr]

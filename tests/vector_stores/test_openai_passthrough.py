@@ -16,7 +16,7 @@ import pytest
 from providers.base import Deployment
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.live import wait_until
+from tests.live import wait_for
 from tests.schemas import schema_validate
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -58,7 +58,7 @@ def _settled(client: openai.OpenAI, store_id: str) -> Any:
         store = client.vector_stores.retrieve(store_id)
         return store if store.status != "in_progress" else None
 
-    return wait_until(settled, what="the store's indexing", every=0.1)
+    return wait_for(settled, what="the store's indexing", every=0.1)
 
 
 def test_a_store_lives_at_the_provider_behind_ogems_ids(
