@@ -56,6 +56,7 @@ from assistants.services import (
     thread_update,
     tool_resources_merge,
 )
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError
@@ -63,7 +64,6 @@ from gateway.registry import registry_get
 from gateway.router import deployments_for
 from gateway.views.common import (
     answer_headers,
-    blocking_run,
     list_object,
     object_answer,
     object_caller,

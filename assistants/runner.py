@@ -33,9 +33,9 @@ from assistants.selectors import (
     run_step_object,
     run_steps_of,
 )
+from gateway.blocking import blocking_run
 from gateway.context import Caller
 from gateway.errors import GatewayError
-from gateway.views.common import blocking_run
 from providers.base import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -279,13 +279,25 @@ async def file_search_run(
 
 
 def run_fail(
-    *, run_id: str, owner: str, code: str, message: str, usage: dict[str, Any] | None = None
-) -> Run | None:
+    *,
+    run_id: str,
+    owner: str,
+    code: str,
+    message: str,
+    usage: dict[str, Any] | None = None,
+    streamed_message: tuple[str, str, str] | None = None,
+) -> tuple[Run | None, Message | None, RunStep | None]:
+    """The run fails (is cancelled, when asked to stop meanwhile). `streamed_message`: (message
+    id, step id, text) of a message a stream was showing, written incomplete with its completed
+    step, so that the thread holds what the client saw."""
+    written = step = None
     with transaction.atomic():
         run = _locked(run_id, owner)
         if run is None:
-            return None
+            return None, None, None
         total = _usage_add(run.usage, usage) if usage else run.usage
+        if streamed_message is not None:
+            written, step = _shown_write(run, streamed_message, usage=usage)
         if run.status == Run.Status.CANCELLING:
             _end(run, Run.Status.CANCELLED, timezone.now(), usage=total)
         else:
@@ -296,7 +308,7 @@ def run_fail(
                 last_error={"code": code, "message": message},
                 usage=total,
             )
-    return run
+    return run, written, step
 
 
 def run_incomplete(
@@ -307,24 +319,17 @@ def run_incomplete(
     usage: dict[str, Any],
     streamed_message: tuple[str, str, str] | None = None,
 ) -> tuple[Run | None, Message | None, RunStep | None]:
-    """The run ends incomplete (`max_prompt_tokens`). `streamed_message`: (message id, step id,
-    text) of the text a stream showed meanwhile, written as the run's incomplete message with
-    its completed step, so that the thread holds what the client saw."""
+    """The run ends incomplete (`max_prompt_tokens`; cancelled, when asked to stop meanwhile).
+    `streamed_message`: as `run_fail`'s."""
     message = step = None
     with transaction.atomic():
         run = _locked(run_id, owner)
         if run is None:
             return None, None, None
         status = Run.Status.CANCELLED if run.status == Run.Status.CANCELLING else None
-        if streamed_message is not None and status is None:
-            message_id, step_id, text = streamed_message
-            message, step = _message_with_step(
-                run=run,
-                text=text,
-                usage=_usage_add(None, usage),
-                truncated=True,
-                message_id=message_id,
-                step_id=step_id,
+        if streamed_message is not None:
+            message, step = _shown_write(
+                run, streamed_message, usage=_usage_add(None, usage), reason="max_tokens"
             )
         _end(
             run,
@@ -341,12 +346,12 @@ def _message_with_step(
     run: Run,
     text: str,
     usage: dict[str, int] | None,
-    truncated: bool,
+    incomplete: str = "",
     message_id: str = "",
     step_id: str = "",
 ) -> tuple[Message, RunStep]:
     """The assistant's message and its completed message_creation step (ids: the ones a stream
-    announced, else new)."""
+    announced, else new). `incomplete`: why the message stopped short, if it did."""
     now = timezone.now()
     message = message_write(
         thread=run.thread,
@@ -354,12 +359,12 @@ def _message_with_step(
         content=[{"type": "text", "text": {"value": text, "annotations": []}}],
         run_id=run.run_id,
         assistant_id=run.assistant_id,
-        status="incomplete" if truncated else "completed",
+        status="incomplete" if incomplete else "completed",
         message_id=message_id,
     )
-    if truncated:
+    if incomplete:
         message.incomplete_at = now
-        message.incomplete_details = {"reason": "max_tokens"}
+        message.incomplete_details = {"reason": incomplete}
         message.save(update_fields=["incomplete_at", "incomplete_details"])
     step = RunStep.objects.create(
         step_id=step_id or object_id_new("step"),
@@ -377,6 +382,28 @@ def _message_with_step(
     return message, step
 
 
+def _shown_write(
+    run: Run,
+    streamed_message: tuple[str, str, str],
+    *,
+    usage: dict[str, int] | None,
+    reason: str = "run_failed",
+) -> tuple[Message, RunStep]:
+    """A message a stream showed, kept incomplete under its ids: `reason` why, unless the run
+    was asked to stop (OpenAI's `run_cancelled`)."""
+    message_id, step_id, text = streamed_message
+    if run.status == Run.Status.CANCELLING:
+        reason = "run_cancelled"
+    return _message_with_step(
+        run=run,
+        text=text,
+        usage=usage,
+        incomplete=reason,
+        message_id=message_id,
+        step_id=step_id,
+    )
+
+
 def run_text_record(
     *,
     run_id: str,
@@ -389,7 +416,8 @@ def run_text_record(
 ) -> tuple[Run | None, Message | None, RunStep | None]:
     """The model answered in text: the assistant's message, its message_creation step, and the
     run ends (completed; incomplete when it stopped at `max_completion_tokens`). `message_id`,
-    `step_id`: the ids a streamed run announced."""
+    `step_id`: the ids a streamed run announced. A run asked to stop meanwhile is cancelled: its
+    answer is dropped, unless a stream showed it (then kept incomplete)."""
     now = timezone.now()
     with transaction.atomic():
         run = _locked(run_id, owner)
@@ -397,13 +425,16 @@ def run_text_record(
             return None, None, None
         total = _usage_add(run.usage, usage)
         if run.status == Run.Status.CANCELLING:
+            message = step = None
+            if message_id:
+                message, step = _shown_write(run, (message_id, step_id, text), usage=usage)
             _end(run, Run.Status.CANCELLED, now, usage=total)
-            return run, None, None
+            return run, message, step
         message, step = _message_with_step(
             run=run,
             text=text,
             usage=usage,
-            truncated=truncated,
+            incomplete="max_tokens" if truncated else "",
             message_id=message_id,
             step_id=step_id,
         )
@@ -451,7 +482,6 @@ def run_tools_record(
                 run=run,
                 text=content or "",
                 usage=None,
-                truncated=False,
                 message_id=streamed_message[0],
                 step_id=streamed_message[1],
             )
@@ -693,6 +723,17 @@ class _StreamedTurn:
             ("thread.run.step.completed", run_step_object(self.message_step, run=self.run)),
         ]
 
+    def shown(self) -> tuple[str, str, str] | None:
+        """(message id, step id, text) of the message the events show and have not closed."""
+        if self.message is None or self.message_step is None or self.message_closed:
+            return None
+        return self.message.message_id, self.message_step.step_id, self.text
+
+    def message_recorded(self, written: Message, step: RunStep) -> list[Event]:
+        """The message's end events as the run's records wrote it, with its step."""
+        self.message_step = step
+        return self.message_close(written)
+
     def _call(self, call: dict[str, Any]) -> list[Event]:
         events = self.message_close()
         if self.tool_step is None:
@@ -777,6 +818,7 @@ async def run_advance(
     yield _run_event(run)
     if run.status != Run.Status.IN_PROGRESS:
         return
+    turn: _StreamedTurn | None = None
     try:
         for _ in range(ROUNDS_MAX):
             checked = await blocking_run(run_checkpoint, run_id=run_id, owner=owner)
@@ -786,7 +828,7 @@ async def run_advance(
                 yield _run_event(checked)
                 return
             body = await blocking_run(chat_body_build, run=checked)
-            turn: _StreamedTurn | None = None
+            turn = None
             answer: Any
             if stream:
                 turn = _StreamedTurn(checked, file_search=_file_search(checked) is not None)
@@ -801,18 +843,16 @@ async def run_advance(
                 answer = await internal_call(caller=caller, endpoint=Endpoint.CHAT, body=body)
             if not answer.ok:
                 error = answer.body.get("error") or {}
-                code = "rate_limit_exceeded" if answer.status == 429 else "server_error"
-                ended = await blocking_run(
-                    run_fail,
+                async for event in _failed(
                     run_id=run_id,
                     owner=owner,
-                    code=code,
+                    turn=turn,
+                    code="rate_limit_exceeded" if answer.status == 429 else "server_error",
                     message=str(
                         error.get("message") or f"The model call failed ({answer.status})."
                     ),
-                )
-                if ended is not None:
-                    yield _run_event(ended)
+                ):
+                    yield event
                 return
             usage = _call_usage(answer.body)
             prompt_used = int((checked.usage or {}).get("prompt_tokens") or 0)
@@ -820,25 +860,17 @@ async def run_advance(
                 checked.max_prompt_tokens is not None
                 and prompt_used + usage["prompt_tokens"] > checked.max_prompt_tokens
             ):
-                shown = None
-                if turn is not None and turn.message is not None and not turn.message_closed:
-                    assert turn.message_step is not None
-                    shown = (turn.message.message_id, turn.message_step.step_id, turn.text)
                 ended, written, step = await blocking_run(
                     run_incomplete,
                     run_id=run_id,
                     owner=owner,
                     reason="max_prompt_tokens",
                     usage=usage,
-                    streamed_message=shown,
+                    streamed_message=turn.shown() if turn is not None else None,
                 )
-                if ended is None:
-                    return
-                if turn is not None and written is not None and step is not None:
-                    turn.message_step = step
-                    for event in turn.message_close(written):
+                if ended is not None:
+                    for event in _ended_events(ended, turn, written, step):
                         yield event
-                yield _run_event(ended)
                 return
             choice = (answer.body.get("choices") or [{}])[0]
             message = choice.get("message") or {}
@@ -899,11 +931,7 @@ async def run_advance(
             )
             if recorded is None:
                 return
-            if turn is not None and written is not None and step is not None:
-                turn.message_step = step
-                for event in turn.message_close(written):
-                    yield event
-            elif written is not None and step is not None:
+            if turn is None and written is not None and step is not None:
                 thread_id = recorded.thread.thread_id
                 step_events = _step_events(step, recorded)
                 for event in step_events[:2]:
@@ -912,36 +940,63 @@ async def run_advance(
                     yield event
                 for event in step_events[2:]:
                     yield event
-            yield _run_event(recorded)
+            for event in _ended_events(recorded, turn, written, step):
+                yield event
             return
-        ended = await blocking_run(
-            run_fail,
+        async for event in _failed(
             run_id=run_id,
             owner=owner,
+            turn=turn,
             code="server_error",
             message=f"The run made {ROUNDS_MAX} model calls without an answer.",
-        )
-        if ended is not None:
-            yield _run_event(ended)
+        ):
+            yield event
     except GatewayError as error:
         # A file_search that cannot run (a vector store not found, or no vector stores here).
-        ended = await blocking_run(
-            run_fail, run_id=run_id, owner=owner, code="server_error", message=error.message
-        )
-        if ended is not None:
-            yield _run_event(ended)
+        async for event in _failed(
+            run_id=run_id, owner=owner, turn=turn, code="server_error", message=error.message
+        ):
+            yield event
     except Exception:
         # A bug must not leave the run to be retried by every sweep until it expires.
         logger.exception("run %s failed", run_id)
-        ended = await blocking_run(
-            run_fail,
+        async for event in _failed(
             run_id=run_id,
             owner=owner,
+            turn=turn,
             code="server_error",
             message="The run stopped on a server error.",
-        )
-        if ended is not None:
-            yield _run_event(ended)
+        ):
+            yield event
+
+
+def _ended_events(
+    run: Run, turn: _StreamedTurn | None, written: Message | None, step: RunStep | None
+) -> list[Event]:
+    """A run's last events: the close of the message its stream showed (as the records wrote
+    it), then the run's own."""
+    events: list[Event] = []
+    if turn is not None and written is not None and step is not None:
+        events = turn.message_recorded(written, step)
+    return [*events, _run_event(run)]
+
+
+async def _failed(
+    *, run_id: str, owner: str, turn: _StreamedTurn | None, code: str, message: str
+) -> AsyncIterator[Event]:
+    """The run fails (or is cancelled, when asked to stop): a message its stream was showing
+    ends incomplete before the run's last event."""
+    ended, written, step = await blocking_run(
+        run_fail,
+        run_id=run_id,
+        owner=owner,
+        code=code,
+        message=message,
+        streamed_message=turn.shown() if turn is not None else None,
+    )
+    if ended is not None:
+        for event in _ended_events(ended, turn, written, step):
+            yield event
 
 
 # ---- outside a request --------------------------------------------------------------------------

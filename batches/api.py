@@ -19,9 +19,10 @@ from batches.selectors import batch_get_visible, batch_object, batch_page, batch
 from batches.services import COMPLETION_WINDOWS, batch_cancel, batch_create, batch_resume_stale
 from files.batch_input import BATCH_ENDPOINTS
 from files.services import expires_after_check
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import InvalidRequestError
-from gateway.views.common import blocking_run, list_object, object_answer, object_caller
+from gateway.views.common import list_object, object_answer, object_caller
 
 T = TypeVar("T")
 

@@ -34,11 +34,11 @@ from files.services import (
 )
 from files.storage import CHUNK, storage_failed
 from files.tasks import files_expired_purge
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json
 from gateway.errors import GatewayError, InvalidRequestError, RequestTooLargeError
 from gateway.views.common import (
     answer_headers,
-    blocking_run,
     list_object,
     object_answer,
     object_caller,

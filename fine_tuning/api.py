@@ -39,9 +39,10 @@ from fine_tuning.services import (
     job_pause,
     job_resume,
 )
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.views.common import blocking_run, list_object, object_answer, object_caller
+from gateway.views.common import list_object, object_answer, object_caller
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100

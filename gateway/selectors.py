@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
@@ -24,6 +23,7 @@ from gateway.models import (
     StoredResponse,
 )
 from gateway.registry import registry_get
+from gateway.stored_response_columns import STORED_RESPONSE_FIELDS, stored_response_names
 from ogem_site.pagination import queryset_page
 from ogem_site.pg import pg_fetchone
 from providers.base import Deployment, param_is_secret
@@ -277,39 +277,17 @@ def stored_response_get(*, caller: Caller, response_id: str) -> StoredResponse |
     return stored_responses_visible(caller=caller).filter(response_id=response_id).first()
 
 
-# The columns `stored_response_find` reads: every field the model has, by attribute name.
-_RESPONSE_FIELDS = (
-    "id",
-    "response_id",
-    "organization_id",
-    "team_id",
-    "key_id",
-    "model",
-    "status",
-    "background",
-    "deployment_id",
-    "previous_response_id",
-    "created_at",
-    "updated_at",
-    "input_items",
-    "history",
-    "response",
-)
-
-
 _response_select_sql = ""
 
 
 def _response_select() -> str:
     global _response_select_sql
     if not _response_select_sql:
-        quote = connection.ops.quote_name
-        meta = StoredResponse._meta
-        columns = ", ".join(quote(meta.get_field(name).column) for name in _RESPONSE_FIELDS)
+        names = stored_response_names()
         # The model's own names, quoted; the values go as parameters.
         _response_select_sql = (
-            f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608
-            f"WHERE {quote(meta.get_field('response_id').column)} = %s"
+            f"SELECT {names.columns} FROM {names.table} "  # noqa: S608
+            f"WHERE {names.response_id} = %s"
         )
     return _response_select_sql
 
@@ -331,7 +309,7 @@ async def stored_response_find(*, caller: Caller, response_id: str) -> StoredRes
     row = await pg_fetchone(_response_select() + scope, (response_id, *params))
     if row is None:
         return None
-    return StoredResponse(**dict(zip(_RESPONSE_FIELDS, row, strict=True)))
+    return StoredResponse(**dict(zip(STORED_RESPONSE_FIELDS, row, strict=True)))
 
 
 def debug_capture_list(

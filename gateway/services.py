@@ -8,11 +8,12 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from gateway.blocking import blocking_run
 from gateway.config.credentials import API_KEY, REDACTED, deployment_params_split
 from gateway.models import (
     Credential,
@@ -25,8 +26,9 @@ from gateway.models import (
     StoredCompletion,
     StoredResponse,
 )
+from gateway.stored_response_columns import STORED_RESPONSE_FIELDS, stored_response_names
 from ogem_site.crypto import secret_encrypt, secret_reencrypt, secret_value_encrypt
-from ogem_site.pg import pg_execute
+from ogem_site.pg import pg_enabled, pg_execute
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +390,25 @@ def realtime_call_end(*, call_id: str, now: datetime) -> bool:
 RESPONSE_RUNNING = ("queued", "in_progress")
 
 
-def stored_response_create(
+_response_insert_sql = ""
+
+
+def _response_insert() -> str:
+    global _response_insert_sql
+    if not _response_insert_sql:
+        names = stored_response_names()
+        # Names of the model's own, quoted; the values go as parameters.
+        _response_insert_sql = (
+            f"INSERT INTO {names.table} ({names.written}) "  # noqa: S608
+            f"VALUES ({names.written_params}) "
+            # A new random id: a conflict is this very row, written by a first attempt whose
+            # connection broke before it answered (ogem_site/pg.py sends it once more).
+            f"ON CONFLICT ({names.response_id}) DO NOTHING"
+        )
+    return _response_insert_sql
+
+
+async def stored_response_write(
     *,
     response_id: str,
     organization_id: int | None,
@@ -403,100 +423,38 @@ def stored_response_create(
     input_items: list[Any],
     history: list[Any],
     response: dict[str, Any],
-) -> StoredResponse:
-    return StoredResponse.objects.create(
-        response_id=response_id,
-        organization_id=organization_id,
-        team_id=team_id,
-        key_id=key_id,
-        model=model,
-        status=status,
-        background=background,
-        deployment_id=deployment_id,
-        previous_response_id=previous_response_id,
-        created_at=created_at,
-        input_items=input_items,
-        history=history,
-        response=response,
-    )
-
-
-# The columns `stored_response_insert` writes, in its parameters' order.
-_RESPONSE_COLUMNS = (
-    "response_id",
-    "organization",
-    "team",
-    "key",
-    "model",
-    "status",
-    "background",
-    "deployment_id",
-    "previous_response_id",
-    "created_at",
-    "updated_at",
-    "input_items",
-    "history",
-    "response",
-)
-_response_insert_sql = ""
-
-
-def _response_insert() -> str:
-    global _response_insert_sql
-    if not _response_insert_sql:
-        quote = connection.ops.quote_name
-        meta = StoredResponse._meta
-        columns = [quote(meta.get_field(name).column) for name in _RESPONSE_COLUMNS]
-        # Names of the model's own, quoted; the values go as parameters.
-        _response_insert_sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) "
-            # A new random id: a conflict is this very row, written by a first attempt whose
-            # connection broke before it answered (ogem_site/pg.py sends it once more).
-            f"ON CONFLICT ({quote(meta.get_field('response_id').column)}) DO NOTHING"
-        )
-    return _response_insert_sql
-
-
-async def stored_response_insert(
-    *,
-    response_id: str,
-    organization_id: int | None,
-    team_id: int | None,
-    key_id: int | None,
-    model: str,
-    status: str,
-    background: bool,
-    deployment_id: str,
-    previous_response_id: str,
-    created_at: datetime,
-    input_items: list[Any],
-    history: list[Any],
-    response: dict[str, Any] | bytes,
+    encoded: bytes | None = None,
 ) -> None:
-    """`stored_response_create` on PostgreSQL, from the event loop: one INSERT in autocommit,
-    committed when this returns (ogem_site/pg.py). `response` may come encoded already (the
-    answer's own body)."""
-    encoded = response if isinstance(response, bytes) else orjson.dumps(response)
-    await pg_execute(
-        _response_insert(),
-        (
-            response_id,
-            organization_id,
-            team_id,
-            key_id,
-            model,
-            status,
-            background,
-            deployment_id,
-            previous_response_id,
-            created_at,
-            timezone.now(),
-            Jsonb(input_items, dumps=orjson.dumps),
-            Jsonb(history, dumps=orjson.dumps),
-            Jsonb(encoded, dumps=_encoded),
-        ),
-    )
+    """Keep a new response, committed when this returns (read-your-writes on any worker): on
+    PostgreSQL one INSERT in autocommit from the event loop (ogem_site/pg.py), else through the
+    ORM in a worker thread. `encoded`: `response` as JSON already (the answer's own body)."""
+    fields: dict[str, Any] = {
+        "response_id": response_id,
+        "organization_id": organization_id,
+        "team_id": team_id,
+        "key_id": key_id,
+        "model": model,
+        "status": status,
+        "background": background,
+        "deployment_id": deployment_id,
+        "previous_response_id": previous_response_id,
+        "created_at": created_at,
+        "input_items": input_items,
+        "history": history,
+        "response": response,
+    }
+    if not pg_enabled():
+        await blocking_run(StoredResponse.objects.create, **fields)
+        return
+    # The INSERT's parameters go in the order of STORED_RESPONSE_FIELDS; `updated_at` is the
+    # ORM's auto_now.
+    fields["updated_at"] = timezone.now()
+    fields["input_items"] = Jsonb(input_items, dumps=orjson.dumps)
+    fields["history"] = Jsonb(history, dumps=orjson.dumps)
+    if encoded is None:
+        encoded = orjson.dumps(response)
+    fields["response"] = Jsonb(encoded, dumps=_encoded)
+    await pg_execute(_response_insert(), tuple(fields[name] for name in STORED_RESPONSE_FIELDS[1:]))
 
 
 def _encoded(value: bytes) -> bytes:

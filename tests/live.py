@@ -10,9 +10,13 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import uvicorn
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -92,3 +96,16 @@ def broadcast_listening(timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, "the broadcast listener never subscribed"
         redis_client_sync().publish(broadcast_channel(), orjson.dumps({"topic": "test-probe"}))
         heard.wait(0.05)
+
+
+def wait_for(
+    condition: Callable[[], T], *, what: str, timeout: float = 30.0, every: float = 0.02
+) -> T:
+    """`condition()` once it is true, polled every `every` s: a test waits for the event
+    itself, never a guessed time, and fails naming `what` when it does not come in time."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    return value

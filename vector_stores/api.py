@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
 from files.selectors import file_chunks
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.errors import InvalidRequestError
-from gateway.views.common import blocking_run, list_object, object_answer, object_caller
+from gateway.views.common import list_object, object_answer, object_caller
 from vector_stores.chunking import chunking_parse
 from vector_stores.filters import attributes_check
 from vector_stores.models import FileStatus, VectorStore, VectorStoreFile, VectorStoreFileBatch

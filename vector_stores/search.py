@@ -17,9 +17,9 @@ from typing import Any
 from cachetools import LRUCache
 from django.utils import timezone
 
+from gateway.blocking import blocking_run
 from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.views.common import blocking_run
 from vector_stores.backends import backend_get
 from vector_stores.embed import EmbeddingFailed, texts_embed
 from vector_stores.filters import filters_check, filters_match

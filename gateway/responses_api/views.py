@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from gateway.auth import caller_authenticate
+from gateway.blocking import blocking_run
 from gateway.body import Inbound, body_read_json
 from gateway.context import Caller
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
@@ -54,12 +55,11 @@ from gateway.selectors import stored_response_find, stored_response_get
 from gateway.services import (
     RESPONSE_RUNNING,
     stored_response_cancel,
-    stored_response_create,
     stored_response_delete,
-    stored_response_insert,
     stored_response_progress,
+    stored_response_write,
 )
-from gateway.views.common import blocking_run, object_answer, request_timing_start
+from gateway.views.common import object_answer, request_timing_start
 from ogem_site.pg import pg_enabled
 from providers.base import Deployment, Endpoint
 from providers.registry import adapter_get
@@ -382,30 +382,25 @@ async def _keep(
     deployment_id: str = "",
     encoded: bytes | None = None,
 ) -> None:
-    """Keep the response, committed before its answer goes out (read-your-writes on any worker):
-    on PostgreSQL one INSERT from the event loop, else through the ORM in a thread. `encoded`:
-    the response's JSON when the answer has it already."""
-    row: dict[str, Any] = {
-        "response_id": response["id"],
-        "organization_id": caller.organization_id,
-        "team_id": caller.team_id,
-        "key_id": caller.key_id,
-        "model": checked.model,
-        "status": str(response.get("status") or "completed"),
-        "background": checked.background,
-        "deployment_id": deployment_id,
-        "previous_response_id": checked.previous_response_id or "",
-        "created_at": datetime.fromtimestamp(response.get("created_at") or time.time(), tz=UTC),
-        "input_items": [] if deployment_id else checked.input_items,
-        "history": history,
-        "response": {} if deployment_id else response,
-    }
-    if not pg_enabled():
-        await blocking_run(stored_response_create, **row)
-        return
-    if encoded is not None and not deployment_id:
-        row["response"] = encoded
-    await stored_response_insert(**row)
+    """Keep the response, committed before its answer goes out (stored_response_write).
+    `encoded`: the response's JSON when the answer has it already."""
+    passed_through = bool(deployment_id)  # the upstream keeps its input and the response
+    await stored_response_write(
+        response_id=response["id"],
+        organization_id=caller.organization_id,
+        team_id=caller.team_id,
+        key_id=caller.key_id,
+        model=checked.model,
+        status=str(response.get("status") or "completed"),
+        background=checked.background,
+        deployment_id=deployment_id,
+        previous_response_id=checked.previous_response_id or "",
+        created_at=datetime.fromtimestamp(response.get("created_at") or time.time(), tz=UTC),
+        input_items=[] if passed_through else checked.input_items,
+        history=history,
+        response={} if passed_through else response,
+        encoded=None if passed_through else encoded,
+    )
 
 
 async def _events(

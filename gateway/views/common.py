@@ -1,6 +1,6 @@
-"""What the /v1 object APIs (stored completions, responses, files, batches, ...) share: blocking
-work in a worker thread, authentication with the request's timing started, and JSON answers
-carrying the request id and Ogem's overhead.
+"""What the /v1 object APIs (stored completions, responses, files, batches, ...) share:
+authentication with the request's timing started, and JSON answers carrying the request id and
+Ogem's overhead (their blocking work runs through gateway/blocking.py).
 
 These are not the inference hot path: object reads and writes are the database's.
 """
@@ -8,44 +8,14 @@ These are not the inference hot path: object reads and writes are the database's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.auth import caller_authenticate
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError
 from gateway.responses import json_response, request_id_for
-
-T = TypeVar("T")
-
-
-async def blocking_run(
-    function: Callable[..., T],
-    /,
-    *,
-    on_error: Callable[[Exception], None] | None = None,
-    **kwargs: Any,
-) -> T:
-    """Run blocking work (the ORM, file storage) in a worker thread of its own, which hands its
-    database connection back. `on_error` may turn an exception into another (by raising)."""
-
-    def run() -> T:
-        from django.db import close_old_connections, connection
-
-        close_old_connections()
-        try:
-            return function(**kwargs)
-        except Exception as exc:
-            if on_error is not None:
-                on_error(exc)
-            raise
-        finally:
-            connection.close()
-
-    return await sync_to_async(run, thread_sensitive=False)()
 
 
 def request_timing_start(request: HttpRequest) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 
+from gateway.blocking import blocking_run
 from gateway.body import body_read_json, stored_metadata_check
 from gateway.context import Caller
 from gateway.errors import InvalidRequestError, NotFoundError
@@ -20,7 +21,7 @@ from gateway.models import StoredCompletion
 from gateway.selectors import stored_completion_get, stored_completion_page
 from gateway.services import stored_completion_delete, stored_completion_metadata_update
 from gateway.stored import stored_writes_wait
-from gateway.views.common import blocking_run, list_object, object_answer, object_caller
+from gateway.views.common import list_object, object_answer, object_caller
 
 T = TypeVar("T")
 

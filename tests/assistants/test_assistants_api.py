@@ -18,6 +18,8 @@ from openai import AssistantEventHandler
 from assistants.models import Run
 from billing.models import RequestLog
 from billing.services import usage_drain
+from providers.base import Deployment
+from tests.emulators.openai_api import OpenAIEmulator
 from tests.live import LiveServer
 from tests.schemas import schema_validate
 
@@ -307,58 +309,126 @@ def test_max_completion_tokens_ends_the_run_incomplete(sdk: openai.OpenAI) -> No
 
 
 class _Texts(AssistantEventHandler):
-    """The SDK's handler, keeping each text delta."""
+    """The SDK's handler, keeping each text delta; `on_first(the run)` after the first."""
 
-    def __init__(self, into: list[str]) -> None:
+    def __init__(self, into: list[str], on_first: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.into = into
+        self.on_first = on_first
 
     def on_text_delta(self, delta: Any, snapshot: Any) -> None:
         self.into.append(delta.value)
+        if self.on_first is not None and len(self.into) == 1:
+            self.on_first(self.current_run)
+
+
+_ENDED = {
+    "thread.message.completed",
+    "thread.message.incomplete",
+    "thread.run.step.completed",
+    *(f"thread.run.{status}" for status in ("completed", "incomplete", "cancelled", "failed")),
+}
+
+
+def _streamed_run_closes_its_message(
+    sdk: openai.OpenAI,
+    *,
+    model: str,
+    content: str,
+    ends: tuple[str, str],
+    on_first_text: Callable[[Any], None] | None = None,
+    **settings: Any,
+) -> Any:
+    """Stream a run of `model` on a thread of `content` through the SDK; as OpenAI streams it,
+    the message it showed ends with `thread.message.incomplete` (its step completed), then the
+    run's last event; the SDK's helpers follow and the thread keeps the message as shown.
+    `ends`: the run's status and the message's incomplete reason. Returns the run."""
+    run_status, message_reason = ends
+    assistant_id = sdk.beta.assistants.create(model=model).id
+    thread_id = sdk.beta.threads.create(messages=[{"role": "user", "content": content}]).id
+    texts: list[str] = []
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        event_handler=_Texts(texts, on_first_text),
+        **settings,
+    ) as stream:
+        events = list(stream)
+        final_messages = stream.get_final_messages()
+        final_run = stream.current_run
+    kinds = [event.event for event in events]
+    assert [kind for kind in kinds if kind in _ENDED] == [
+        "thread.message.incomplete",
+        "thread.run.step.completed",
+        f"thread.run.{run_status}",
+    ]
+    closing = next(e.data for e in events if e.event == "thread.message.incomplete")
+    assert closing.status == "incomplete"
+    assert closing.incomplete_details is not None
+    assert closing.incomplete_details.reason == message_reason
+    assert closing.incomplete_at is not None and closing.completed_at is None
+    assert closing.content[0].text.value == "".join(texts) != ""
+    assert [m.id for m in final_messages] == [closing.id]
+    assert final_run is not None and final_run.status == run_status
+    # What the stream showed is the thread's message.
+    kept = sdk.beta.threads.messages.retrieve(closing.id, thread_id=thread_id)
+    assert (kept.status, kept.content[0].text.value) == ("incomplete", "".join(texts))
+    assert kept.incomplete_details is not None and kept.run_id == final_run.id
+    assert kept.incomplete_details.reason == message_reason
+    return final_run
 
 
 def test_a_streamed_run_that_ends_incomplete_closes_its_message(sdk: openai.OpenAI) -> None:
-    """As OpenAI streams it: the shown message ends with `thread.message.incomplete` (its step
-    completed), then `thread.run.incomplete`; the SDK's helpers follow."""
-    assistant = sdk.beta.assistants.create(model="mock-chat")
-    thread = sdk.beta.threads.create(
-        messages=[{"role": "user", "content": " ".join(f"word{i}" for i in range(600))}]
-    )
-    ended = {
-        "thread.message.completed",
-        "thread.message.incomplete",
-        "thread.run.step.completed",
-        "thread.run.completed",
-        "thread.run.incomplete",
-    }
+    long = " ".join(f"word{i}" for i in range(600))
     for limit, reason in (
         ({"max_completion_tokens": 256}, "max_completion_tokens"),
         ({"max_prompt_tokens": 256}, "max_prompt_tokens"),
     ):
-        texts: list[str] = []
-        with sdk.beta.threads.runs.stream(
-            thread_id=thread.id, assistant_id=assistant.id, event_handler=_Texts(texts), **limit
-        ) as stream:
-            events = list(stream)
-            final_messages = stream.get_final_messages()
-            final_run = stream.current_run
-        kinds = [event.event for event in events]
-        assert [kind for kind in kinds if kind in ended] == [
-            "thread.message.incomplete",
-            "thread.run.step.completed",
-            "thread.run.incomplete",
-        ], reason
-        closing = next(e.data for e in events if e.event == "thread.message.incomplete")
-        assert closing.status == "incomplete"
-        assert closing.incomplete_at is not None and closing.completed_at is None
-        assert closing.content[0].text.value == "".join(texts) != ""
-        assert [m.id for m in final_messages] == [closing.id]
-        assert final_run is not None and final_run.status == "incomplete"
-        assert final_run.incomplete_details.reason == reason
-        # What the stream showed is the thread's message.
-        kept = sdk.beta.threads.messages.retrieve(closing.id, thread_id=thread.id)
-        assert (kept.status, kept.content[0].text.value) == ("incomplete", "".join(texts))
-        assert kept.incomplete_details is not None and kept.run_id == final_run.id
+        run = _streamed_run_closes_its_message(
+            sdk, model="mock-chat", content=long, ends=("incomplete", "max_tokens"), **limit
+        )
+        assert run.incomplete_details.reason == reason
+
+
+def test_a_streamed_run_cancelled_mid_message_closes_it(
+    sdk: openai.OpenAI, install_deployments: Callable[..., None]
+) -> None:
+    """A cancel that arrives while the text streams: the run ends cancelled once the model call
+    ends, the message shown closed with OpenAI's `run_cancelled`."""
+    install_deployments(
+        Deployment(
+            id="test:paced-chat",
+            model_name="paced-chat",
+            provider="mock",
+            upstream_model="mock-chat",
+            params={"chunk_delay_ms": 300},  # the cancel lands while the text still streams
+        )
+    )
+    cancels: list[str] = []
+
+    def cancel(run: Any) -> None:
+        cancels.append(sdk.beta.threads.runs.cancel(run.id, thread_id=run.thread_id).status)
+
+    run = _streamed_run_closes_its_message(
+        sdk,
+        model="paced-chat",
+        content="one two three four five six seven",
+        ends=("cancelled", "run_cancelled"),
+        on_first_text=cancel,
+    )
+    assert cancels == ["cancelling"]
+    assert run.cancelled_at is not None
+
+
+def test_a_streamed_run_whose_model_call_fails_mid_message_closes_it(
+    sdk: openai.OpenAI, emulated_model: Callable[..., OpenAIEmulator]
+) -> None:
+    # Its role, two words of text, then the connection cut.
+    emulated_model().inject(cut_after_chunks=3)
+    run = _streamed_run_closes_its_message(
+        sdk, model="emulated", content="hi", ends=("failed", "run_failed")
+    )
+    assert run.last_error is not None and run.last_error.code == "server_error"
 
 
 def test_cancel_and_wrong_state_answers(sdk: openai.OpenAI) -> None:
@@ -653,11 +723,21 @@ def test_a_run_cancelled_while_its_model_call_is_in_flight_ends_cancelled(
     asked = sdk.beta.threads.runs.cancel(run_id, thread_id=thread.id)
     assert asked.status == "cancelling"
     streaming.join(timeout=30)
-    assert events[-1] == "thread.run.cancelled"
+    assert events[-3:] == [
+        "thread.message.incomplete",
+        "thread.run.step.completed",
+        "thread.run.cancelled",
+    ]
     run = sdk.beta.threads.runs.retrieve(run_id, thread_id=thread.id)
     assert run.status == "cancelled" and run.cancelled_at is not None
-    # The answer that arrived after the cancel is dropped; its tokens are counted.
-    assert sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run_id).data == []
+    # The answer that arrived after the cancel was streamed: kept as shown, incomplete; its
+    # tokens are counted.
+    kept = sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run_id).data
+    assert [(m.status, m.content[0].text.value) for m in kept] == [
+        ("incomplete", "Mock reply to: slowly")
+    ]
+    assert kept[0].incomplete_details is not None
+    assert kept[0].incomplete_details.reason == "run_cancelled"
     assert run.usage is not None and run.usage.completion_tokens > 0
 
 

@@ -92,10 +92,9 @@ def test_a_held_run_is_left_to_its_worker_and_resumed_once_the_hold_lapsed() -> 
     assert run.status == "completed"
     assert _answers(run.thread) == ["Mock reply to: Hello"]
     # The dead worker's late write is refused: it no longer holds the run.
-    assert (
-        runner.run_fail(run_id=run.run_id, owner="worker-1", code="server_error", message="x")
-        is None
-    )
+    assert runner.run_fail(
+        run_id=run.run_id, owner="worker-1", code="server_error", message="x"
+    ) == (None, None, None)
 
 
 def test_a_cancel_reaches_a_run_in_progress_at_its_next_checkpoint() -> None:

@@ -87,18 +87,6 @@ def upload(client: openai.OpenAI, content: bytes, *, purpose: str = "batch") -> 
     return client.files.create(file=("input.jsonl", io.BytesIO(content)), purpose=purpose)  # type: ignore[arg-type]
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str) -> Any:
-    """Poll until `condition()` is truthy (never a fixed sleep); its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def jsonl(content: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in content.splitlines() if line.strip()]
 

@@ -15,9 +15,10 @@ import pytest
 
 from billing.models import RequestLog
 from billing.services import usage_drain
-from tests.batches.conftest import chat_lines, jsonl, upload, wait_for
+from tests.batches.conftest import chat_lines, jsonl, upload
 from tests.emulators.fixtures import slow_mock
 from tests.factories import OrganizationFactory, TeamFactory
+from tests.live import wait_for
 from tests.schemas import schema_validate
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,6 @@ in Chromium."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +83,7 @@ def test_a_batch_progress_and_key_usage_reach_only_their_tenants_pages(
         _live(live_ogem, cookie=_session_cookie(member)) as mine,
         _live(live_ogem, cookie=_session_cookie(other)) as theirs,
     ):
-        time.sleep(0.2)  # both joined their groups
+        # Both pages joined their groups: the socket is accepted only after they did.
         source = upload(client, chat_lines(5))
         batch = client.batches.create(
             input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"

@@ -17,7 +17,7 @@ import pytest
 from batches.models import Batch
 from billing.models import RequestLog
 from ogem_site.metrics import metrics_render
-from tests.batches.conftest import jsonl, upload, wait_for
+from tests.batches.conftest import jsonl, upload
 from tests.batches.passthrough import (
     PROVIDERS,
     deployment_of,
@@ -31,6 +31,7 @@ from tests.emulators.anthropic_api import AnthropicEmulator, anthropic_emulator_
 from tests.emulators.gemini_api import GeminiEmulator, gemini_emulator_get
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.factories import OrganizationFactory, TeamFactory
+from tests.live import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

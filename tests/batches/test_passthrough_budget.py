@@ -28,9 +28,10 @@ from ogem_site.redis import redis_client_sync
 from providers.base import Endpoint
 from tenants.models import EndCustomer
 from tests.batches import test_passthrough
-from tests.batches.conftest import sdk_retries, upload, wait_for
+from tests.batches.conftest import sdk_retries, upload
 from tests.batches.passthrough import input_lines
 from tests.factories import TeamFactory
+from tests.live import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

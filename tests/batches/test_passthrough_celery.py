@@ -17,7 +17,7 @@ from django.db import connection
 
 from batches.models import Batch
 from billing.models import RequestLog
-from tests.batches.conftest import jsonl, upload, wait_for
+from tests.batches.conftest import jsonl, upload
 from tests.batches.passthrough import (
     PROVIDERS,
     config_write,
@@ -31,6 +31,7 @@ from tests.emulators.anthropic_api import anthropic_emulator_get
 from tests.emulators.gemini_api import gemini_emulator_get
 from tests.factories import OrganizationFactory, TeamFactory
 from tests.governance.cluster import Process, celery_worker_start, cluster_env
+from tests.live import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -16,9 +16,10 @@ from django.db import connection
 from batches.models import Batch, BatchLine
 from billing.models import RequestLog
 from billing.services import usage_drain
-from tests.batches.conftest import chat_lines, jsonl, upload, wait_for
+from tests.batches.conftest import chat_lines, jsonl, upload
 from tests.emulators.fixtures import slow_mock
 from tests.governance.cluster import Process, celery_worker_start, cluster_env
+from tests.live import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -17,7 +17,8 @@ from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from ogem_site.metrics import CALLBACK_EVENTS_DROPPED, CALLBACK_EVENTS_SENT
 from tests.callbacks.emulators import LangfuseEmulator, WebhookEmulator
 from tests.emulators.scripted import Fault
-from tests.live import free_port
+from tests.forked import in_forked_child
+from tests.live import free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -232,9 +233,7 @@ def test_a_delivery_process_that_dies_is_restarted(dispatcher, webhook, monkeypa
     first = instance._pipe._process
     instance.submit(_event(request_id="held"), [sink])
     instance._pipe._wake.set()  # handed over, then held for its 30 s interval
-    deadline = time.monotonic() + 10
-    while instance._pipe._pending.get(sink.name) != 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: instance._pipe._pending.get(sink.name) == 1, what="the hand-over")
     first.kill()
     first.wait()
     instance.submit(_event(request_id="after"), [sink])
@@ -267,30 +266,18 @@ def test_a_full_buffer_in_the_delivery_process_drops_and_counts(dispatcher, webh
         for _ in range(2):
             instance.submit(_event(), [sink])
         instance._pipe._wake.set()
-        deadline = time.monotonic() + 10
-        while instance._pipe.queue and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: not instance._pipe.queue, what="the hand-over")
     assert instance.flush(timeout=10)
     assert _count(CALLBACK_EVENTS_DROPPED, sink=sink.name, reason="queue_full") == 4
     assert len(webhook.events) == 2
 
 
 def test_a_forked_process_starts_its_own_delivery_process(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
-    import os
-
     instance = dispatcher()
     instance.submit(_event(), [_hook(f"{webhook.url}/hook")])
     parent = instance._pipe
     assert parent is not None
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child reports through the pipe
-        os.write(write, b"fresh" if instance._pipe is None else b"shared")
-        os._exit(0)
-    os.close(write)
-    assert os.read(read, 8) == b"fresh"
-    os.waitpid(child, 0)
-    os.close(read)
+    assert in_forked_child(lambda: instance._pipe is None)  # a delivery process of its own
     assert instance._pipe is parent
     assert instance.flush(timeout=10)
     assert len(webhook.events) == 1

@@ -90,6 +90,31 @@ def install_deployments() -> Iterator[Callable[..., None]]:
 
 
 @pytest.fixture
+def emulated_model(
+    openai_emulator: OpenAIEmulator, install_deployments: Callable[..., None]
+) -> Callable[..., OpenAIEmulator]:
+    """Installs model `emulated`: one deployment on the OpenAI emulator (`fields` override), with
+    `others` next to it."""
+
+    def install(*others: Deployment, **fields: Any) -> OpenAIEmulator:
+        install_deployments(
+            Deployment(
+                id="test:emulated",
+                model_name="emulated",
+                provider="openai",
+                upstream_model="gpt-4o-mini",
+                api_base=f"{openai_emulator.url}/v1",
+                api_key=UPSTREAM_KEY,
+                **fields,
+            ),
+            *others,
+        )
+        return openai_emulator
+
+    return install
+
+
+@pytest.fixture
 def sdk(live_ogem: LiveServer, master_key: str) -> openai.OpenAI:
     """The official OpenAI SDK pointed at the live Ogem, with the master key."""
     return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=master_key, max_retries=0)

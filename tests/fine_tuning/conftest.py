@@ -6,20 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
 
+from fine_tuning.tasks import fine_tuning_jobs_poll
 from gateway import registry as deployment_registry
 from gateway.config import config_watch_stop
-from gateway.registry import registry_install, registry_load_initial
+from gateway.registry import registry_get, registry_install, registry_load_initial
 from tests.batches.conftest import sdk_retries
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.vertex_api import VertexEmulator
 from tests.emulators.vertex_tuning import BUCKET
 from tests.factories import OrganizationFactory, TeamFactory
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 from tests.providers.vertex_ai import conftest as vertex_fixtures
 
 # The public name of the base model, served by the OpenAI emulator (and Azure's).
@@ -27,6 +29,7 @@ BASE = "gpt-4o-mini"
 # A Gemini model on the Vertex AI emulator, and its region.
 GEMINI = "gemini-tunable"
 REGION = "europe-west4"
+ENDED = ("succeeded", "failed", "cancelled")
 # The Vertex AI emulator and its service account (tests/providers/vertex_ai's fixtures).
 _vertex_server = vertex_fixtures._vertex_server
 vertex_keys = vertex_fixtures.vertex_keys
@@ -186,3 +189,38 @@ def upload(
         file=("train.jsonl", io.BytesIO(content or training_lines())),
         purpose=purpose,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def beat_polls(settings) -> None:  # type: ignore[no-untyped-def]
+    """No sync when a job is read: only beat's poller (called by the tests) follows jobs."""
+    settings.OGEM_FINE_TUNING_SYNC_ON_READ = False
+    settings.OGEM_ALERT_EMAILS = ["ops@example.com"]
+    settings.OGEM_ALERT_WEBHOOK_URL = ""
+
+
+def polled_until_ended(client: openai.OpenAI, job_id: str) -> Any:
+    def check() -> Any:
+        fine_tuning_jobs_poll.delay()  # what beat runs every OGEM_FINE_TUNING_POLL_SECONDS
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        return job if job.status in ENDED else None
+
+    return wait_for(check, timeout=30, what=f"fine-tuning job {job_id} to end")
+
+
+def model_served(model: str, *, served: bool = True) -> None:
+    """Wait until the (watched) registry serves `model`, or no longer does."""
+    wait_for(
+        lambda: (model in registry_get().by_model) == served,
+        what=f"{model} {'served' if served else 'no longer served'}",
+    )
+
+
+def create_error(client: openai.OpenAI, **body: Any) -> tuple[int, dict[str, Any]]:
+    """The status and OpenAI error of a job creation the SDK would refuse to send."""
+    response = httpx.post(
+        f"{client.base_url}fine_tuning/jobs",
+        json=body,
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
+    return response.status_code, response.json()["error"]

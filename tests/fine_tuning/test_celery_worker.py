@@ -16,13 +16,12 @@ import pytest
 from django.db import connection
 
 from fine_tuning.models import FineTuningJob
-from gateway.registry import registry_get
-from tests.batches.conftest import wait_for
 from tests.billing.test_alerts import Receiver
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.vertex_api import VertexEmulator
-from tests.fine_tuning.conftest import BASE, GEMINI, Tenant, upload
+from tests.fine_tuning.conftest import BASE, GEMINI, Tenant, model_served, upload
 from tests.governance.cluster import Process, celery_worker_start, cluster_env
+from tests.live import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -87,7 +86,7 @@ def _followed_by_a_worker(
     (hook,) = receiver.requests
     assert orjson.loads(hook.body)["job"]["id"] == job.id
     fine_tuned = done.fine_tuned_model
-    wait_for(lambda: fine_tuned in registry_get().by_model, what="the fine-tuned model served")
+    model_served(fine_tuned)
     answer = owner.client.chat.completions.create(
         model=fine_tuned, messages=[{"role": "user", "content": "Ahoy?"}]
     )
@@ -109,7 +108,7 @@ def test_a_worker_follows_the_job_and_the_model_is_served_to_its_owner(
     settings,  # type: ignore[no-untyped-def]
 ) -> None:
     base_deployments()
-    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
+    model_served(BASE)
     done = _followed_by_a_worker(
         tenant=tenant, model=BASE, emulator_url=emulator.url, tmp_path=tmp_path, settings=settings
     )
@@ -127,7 +126,7 @@ def test_a_worker_follows_a_vertex_job(
     settings,  # type: ignore[no-untyped-def]
 ) -> None:
     vertex_deployment()
-    wait_for(lambda: GEMINI in registry_get().by_model, what="the watcher to load the model")
+    model_served(GEMINI)
     done = _followed_by_a_worker(
         tenant=tenant, model=GEMINI, emulator_url=emulator.url, tmp_path=tmp_path, settings=settings
     )

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
@@ -19,31 +18,20 @@ from billing.models import ModelPrice
 from fine_tuning.models import FineTuningJob, ForwardedFile
 from fine_tuning.tasks import fine_tuning_jobs_poll
 from gateway.registry import registry_get
-from tests.batches.conftest import wait_for
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.fine_tuning.conftest import BASE, Tenant, upload
+from tests.fine_tuning.conftest import (
+    BASE,
+    ENDED,
+    Tenant,
+    create_error,
+    model_served,
+    polled_until_ended,
+    upload,
+)
+from tests.live import wait_for
 from tests.schemas import schema_validate
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-ENDED = ("succeeded", "failed", "cancelled")
-
-
-@pytest.fixture(autouse=True)
-def beat_polls(settings) -> None:  # type: ignore[no-untyped-def]
-    """No sync when a job is read: only beat's poller (called by the tests) follows jobs."""
-    settings.OGEM_FINE_TUNING_SYNC_ON_READ = False
-    settings.OGEM_ALERT_EMAILS = ["ops@example.com"]
-    settings.OGEM_ALERT_WEBHOOK_URL = ""
-
-
-def _polled_until_ended(client: openai.OpenAI, job_id: str) -> Any:
-    def check() -> Any:
-        fine_tuning_jobs_poll.delay()  # what beat runs every OGEM_FINE_TUNING_POLL_SECONDS
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        return job if job.status in ENDED else None
-
-    return wait_for(check, timeout=30, what=f"fine-tuning job {job_id} to end")
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("beat_polls")]
 
 
 def _job_validate(payload: dict[str, Any]) -> None:
@@ -63,7 +51,7 @@ def test_a_job_from_creation_to_success_then_its_model_for_its_owner_only(
     watched_registry: None,
 ) -> None:
     base_deployments()
-    wait_for(lambda: BASE in registry_get().by_model, what="the watcher to load the base model")
+    model_served(BASE)
     owner, other = tenant(), tenant()
     training = upload(owner.client)
     validation = upload(owner.client)
@@ -100,7 +88,7 @@ def test_a_job_from_creation_to_success_then_its_model_for_its_owner_only(
     assert upstream_job["model"] == "gpt-4o-mini-2024-07-18"
     assert upstream_job["hyperparameters"] == {"n_epochs": 2}
 
-    done = _polled_until_ended(owner.client, created.id)
+    done = polled_until_ended(owner.client, created.id)
     assert done.status == "succeeded"
     model = done.fine_tuned_model
     assert model is not None and model.startswith("ft:gpt-4o-mini-2024-07-18:org:pirate:")
@@ -145,7 +133,7 @@ def test_a_job_from_creation_to_success_then_its_model_for_its_owner_only(
         Decimal("0.0000012"),
     )
     assert job.cost == Decimal("3.00") * job.trained_tokens / 1_000_000
-    wait_for(lambda: model in registry_get().by_model, what="the fine-tuned model served")
+    model_served(model)
     answer = _chat(owner.client, model)
     assert answer.choices[0].message.content
     assert emulator.requests[-1].json["model"] == model
@@ -169,7 +157,7 @@ def test_a_job_from_creation_to_success_then_its_model_for_its_owner_only(
     schema_validate("DeleteModelResponse", deleted.http_response.json())
     assert (deleted.parse().id, deleted.parse().deleted) == (model, True)
     assert emulator.fine_tuning.models_deleted == [model]
-    wait_for(lambda: model not in registry_get().by_model, what="the deleted model unserved")
+    model_served(model, served=False)
     with pytest.raises(openai.NotFoundError):
         _chat(owner.client, model)
     with pytest.raises(openai.NotFoundError):
@@ -277,7 +265,7 @@ def test_a_failed_job_keeps_the_providers_error_and_serves_nothing(
     owner = tenant()
     emulator.fine_tuning.fail_next = "The training file has fewer than 10 examples."
     job = owner.client.fine_tuning.jobs.create(model=BASE, training_file=upload(owner.client).id)
-    done = _polled_until_ended(owner.client, job.id)
+    done = polled_until_ended(owner.client, job.id)
     assert done.status == "failed"
     assert done.error is not None
     assert (done.error.code, done.error.param) == ("invalid_training_file", "training_file")
@@ -296,7 +284,7 @@ def test_an_azure_job_goes_to_azures_data_plane_with_its_api_version(
     job = owner.client.fine_tuning.jobs.create(
         model="azure-mini", training_file=upload(owner.client).id
     )
-    done = _polled_until_ended(owner.client, job.id)
+    done = polled_until_ended(owner.client, job.id)
     assert done.status == "succeeded"
     assert done.fine_tuned_model is not None
     assert done.fine_tuned_model.startswith("gpt-4o-mini-2024-07-18.ft-")
@@ -315,15 +303,6 @@ def test_an_azure_job_goes_to_azures_data_plane_with_its_api_version(
     )
 
 
-def _error(client: openai.OpenAI, **body: Any) -> tuple[int, dict[str, Any]]:
-    response = httpx.post(
-        f"{client.base_url}fine_tuning/jobs",
-        json=body,
-        headers={"Authorization": f"Bearer {client.api_key}"},
-    )
-    return response.status_code, response.json()["error"]
-
-
 def test_bad_input_gets_openai_errors(
     tenant: Callable[[], Tenant], base_deployments: Callable[..., None], emulator: OpenAIEmulator
 ) -> None:
@@ -332,33 +311,35 @@ def test_bad_input_gets_openai_errors(
     training = upload(owner.client)
     batch_file = upload(owner.client, purpose="user_data")
 
-    status, error = _error(owner.client, model=BASE)
+    status, error = create_error(owner.client, model=BASE)
     assert (status, error["param"], error["type"]) == (
         400,
         "training_file",
         "invalid_request_error",
     )
-    status, error = _error(owner.client, model=BASE, training_file="file-missing")
+    status, error = create_error(owner.client, model=BASE, training_file="file-missing")
     assert (status, error["type"], error["param"]) == (404, "not_found_error", "training_file")
-    status, error = _error(owner.client, model=BASE, training_file=batch_file.id)
+    status, error = create_error(owner.client, model=BASE, training_file=batch_file.id)
     assert (status, error["code"], error["param"]) == (400, "invalid_file_purpose", "training_file")
-    status, error = _error(
+    status, error = create_error(
         owner.client, model=BASE, training_file=training.id, validation_file="file-nope"
     )
     assert (status, error["param"]) == (404, "validation_file")
-    status, error = _error(owner.client, model="mock-chat", training_file=training.id)
+    status, error = create_error(owner.client, model="mock-chat", training_file=training.id)
     assert (status, error["code"], error["param"]) == (400, "model_not_available", "model")
-    status, error = _error(owner.client, model="no-such-model", training_file=training.id)
+    status, error = create_error(owner.client, model="no-such-model", training_file=training.id)
     assert (status, error["code"]) == (400, "model_not_available")
-    status, error = _error(owner.client, model=BASE, training_file=training.id, epochs=3)
+    status, error = create_error(owner.client, model=BASE, training_file=training.id, epochs=3)
     assert (status, error["param"]) == (400, "epochs")
-    status, error = _error(
+    status, error = create_error(
         owner.client, model=BASE, training_file=training.id, hyperparameters={"n_epochs": 0}
     )
     assert (status, error["param"]) == (400, "hyperparameters.n_epochs")
-    status, error = _error(owner.client, model=BASE, training_file=training.id, suffix="x" * 65)
+    status, error = create_error(
+        owner.client, model=BASE, training_file=training.id, suffix="x" * 65
+    )
     assert (status, error["param"]) == (400, "suffix")
-    status, error = _error(owner.client, model=BASE, training_file=training.id, seed=-1)
+    status, error = create_error(owner.client, model=BASE, training_file=training.id, seed=-1)
     assert (status, error["param"]) == (400, "seed")
     # Nothing reached the provider, and nothing was stored.
     assert not [r for r in emulator.requests if "fine_tuning" in r.path]

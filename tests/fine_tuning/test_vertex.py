@@ -22,22 +22,25 @@ from django.core import mail
 from billing.models import ModelPrice
 from fine_tuning.models import FineTuningJob, ForwardedFile
 from fine_tuning.tasks import fine_tuning_jobs_poll
-from gateway.registry import registry_get
 from providers.base import Deployment
 from providers.errors import InvalidRequestError
 from providers.vertex_ai.tuning import dataset_convert
-from tests.batches.conftest import wait_for
 from tests.emulators.vertex_api import PROJECT, PROJECT_NUMBER, VertexEmulator
 from tests.emulators.vertex_tuning import BUCKET, dataset_check
-from tests.fine_tuning.conftest import GEMINI, REGION, Tenant, training_lines, upload
-from tests.fine_tuning.test_jobs_api import (  # noqa: F401 (beat_polls: its settings here too)
-    _error,
-    _polled_until_ended,
-    beat_polls,
+from tests.fine_tuning.conftest import (
+    GEMINI,
+    REGION,
+    Tenant,
+    create_error,
+    model_served,
+    polled_until_ended,
+    training_lines,
+    upload,
 )
+from tests.live import wait_for
 from tests.schemas import schema_validate
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("beat_polls")]
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_a_vertex_job_from_conversion_to_its_tuned_endpoint_for_its_owner_only(
     watched_registry: None,
 ) -> None:
     vertex_deployment()
-    wait_for(lambda: GEMINI in registry_get().by_model, what="the watcher to load the model")
+    model_served(GEMINI)
     owner, other = tenant(), tenant()
     training = upload(owner.client)
     validation = upload(owner.client, content=training_lines(3))
@@ -114,7 +117,7 @@ def test_a_vertex_job_from_conversion_to_its_tuned_endpoint_for_its_owner_only(
         f"projects/{PROJECT_NUMBER}/locations/{REGION}/tuningJobs/"
     )
 
-    done = _polled_until_ended(owner.client, created.id)
+    done = polled_until_ended(owner.client, created.id)
     assert done.status == "succeeded"
     model = done.fine_tuned_model
     assert model is not None
@@ -159,7 +162,7 @@ def test_a_vertex_job_from_conversion_to_its_tuned_endpoint_for_its_owner_only(
         Decimal("0.0000004"),
     )
     assert job.cost == Decimal("3.00") * done.trained_tokens / 1_000_000
-    wait_for(lambda: model in registry_get().by_model, what="the tuned model served")
+    model_served(model)
     answer = owner.client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Ahoy?"}]
     )
@@ -179,7 +182,7 @@ def test_a_vertex_job_from_conversion_to_its_tuned_endpoint_for_its_owner_only(
     before = len(emulator.requests)
     assert owner.client.models.delete(model).deleted
     assert len(emulator.requests) == before
-    wait_for(lambda: model not in registry_get().by_model, what="the deleted model unserved")
+    model_served(model, served=False)
 
 
 def test_cancel_pause_and_a_failed_job(
@@ -226,7 +229,7 @@ def test_cancel_pause_and_a_failed_job(
     emulator.tuning.step_seconds = 0.15
     emulator.tuning.fail_next = "line 4: contents[0].parts: must be a non-empty list"
     failing = owner.client.fine_tuning.jobs.create(model=GEMINI, training_file=training.id)
-    failed = _polled_until_ended(owner.client, failing.id)
+    failed = polled_until_ended(owner.client, failing.id)
     assert failed.status == "failed" and failed.fine_tuned_model is None
     assert failed.error is not None
     assert (failed.error.code, failed.error.message) == (
@@ -257,11 +260,11 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
     others = upload(other.client)
 
     for model in ("old-gemini", "no-bucket"):
-        status, error = _error(owner.client, model=model, training_file=training.id)
+        status, error = create_error(owner.client, model=model, training_file=training.id)
         assert (status, error["code"], error["param"]) == (400, "model_not_available", "model")
-    status, error = _error(owner.client, model=GEMINI, training_file=others.id)
+    status, error = create_error(owner.client, model=GEMINI, training_file=others.id)
     assert (status, error["type"], error["param"]) == (404, "not_found_error", "training_file")
-    status, error = _error(
+    status, error = create_error(
         owner.client, model=GEMINI, training_file=training.id, hyperparameters={"batch_size": 8}
     )
     assert (status, error["code"], error["param"]) == (
@@ -269,13 +272,13 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
         "unsupported_parameter",
         "hyperparameters.batch_size",
     )
-    status, error = _error(
+    status, error = create_error(
         owner.client, model=GEMINI, training_file=training.id, method={"type": "dpo"}
     )
     assert (status, error["param"]) == (400, "method.type")
     # Refused before its file was uploaded: nothing is left in the bucket.
     assert not [r for r in emulator.requests if r.path.startswith("/upload/")]
-    status, error = _error(owner.client, model=GEMINI, training_file=legacy.id)
+    status, error = create_error(owner.client, model=GEMINI, training_file=legacy.id)
     assert (status, error["code"], error["param"]) == (
         400,
         "invalid_training_file",
@@ -284,7 +287,7 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
     assert error["message"] == (
         "Line 1 of `training_file` has no `messages`: Vertex AI tunes on chat-format files only."
     )
-    status, error = _error(
+    status, error = create_error(
         owner.client, model=GEMINI, training_file=training.id, validation_file=unanswered.id
     )
     assert (status, error["code"], error["param"]) == (
@@ -293,7 +296,7 @@ def test_bad_input_gets_openai_errors_and_nothing_reaches_vertex(
         "validation_file",
     )
     assert "must end with an assistant message" in error["message"]
-    status, error = _error(owner.client, model=GEMINI, training_file=not_json.id)
+    status, error = create_error(owner.client, model=GEMINI, training_file=not_json.id)
     assert (status, error["message"]) == (400, "Line 1 of `training_file` is not JSON.")
     assert not _tuning_requests(emulator)
     assert not FineTuningJob.objects.exists()

@@ -562,23 +562,15 @@ def test_a_background_response_whose_worker_stopped_is_failed_in_time(
     from django.utils import timezone
 
     from gateway.responses_api.views import BACKGROUND_LIMIT_SECONDS
-    from gateway.services import stored_response_create
 
     started = timezone.now() - timedelta(seconds=BACKGROUND_LIMIT_SECONDS + 60)
     shell = {"id": "resp_lost", "object": "response", "status": "in_progress", "output": []}
-    stored_response_create(
+    StoredResponse.objects.create(
         response_id="resp_lost",
-        organization_id=None,
-        team_id=None,
-        key_id=None,
         model="mock-chat",
         status="in_progress",
         background=True,
-        deployment_id="",
-        previous_response_id="",
         created_at=started,
-        input_items=[],
-        history=[],
         response=shell,
     )
     response = sdk.responses.retrieve("resp_lost")

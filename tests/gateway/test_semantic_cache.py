@@ -439,22 +439,13 @@ def test_the_embedding_failing_serves_uncached(emulated_model, semantic_on, sdk,
 
 
 def test_a_slow_embedding_is_given_up_on(  # type: ignore[no-untyped-def]
-    emulated_model, semantic_on, install_deployments, openai_emulator, sdk
+    emulated_model, semantic_on, sdk
 ) -> None:
-    from providers.base import Deployment
-    from tests.emulators.fixtures import UPSTREAM_KEY, slow_mock
+    from tests.emulators.fixtures import slow_mock
 
     semantic_on(model="slow-embed", timeout=0.2)
-    install_deployments(
-        slow_mock("slow-embed", latency_ms=20_000, upstream_model="mock-embed"),
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key=UPSTREAM_KEY,
-        ),
+    openai_emulator = emulated_model(
+        slow_mock("slow-embed", latency_ms=20_000, upstream_model="mock-embed")
     )
     started = time.monotonic()
     answer = _ask(sdk, QUESTION)

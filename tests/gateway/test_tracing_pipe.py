@@ -19,6 +19,7 @@ from gateway.child_pipe import frame
 from gateway.tracing_export import exporter_target
 from gateway.tracing_pipe import MAX_TRACES, SpanPipe
 from tests.emulators.otlp_receiver import OTLPReceiver
+from tests.forked import in_forked_child
 
 TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 
@@ -85,15 +86,7 @@ def test_a_forked_process_does_not_write_to_its_parents_exporter() -> None:
     try:
         parent = tracing.tracing_active()
         assert parent is not None
-        read, write = os.pipe()
-        child = os.fork()
-        if child == 0:  # pragma: no cover - the child reports through the pipe
-            os.write(write, b"off" if tracing._active is None else b"on")
-            os._exit(0)
-        os.close(write)
-        assert os.read(read, 8) == b"off"
-        os.waitpid(child, 0)
-        os.close(read)
+        assert in_forked_child(lambda: tracing._active is None)
         assert tracing.tracing_active() is parent
     finally:
         tracing.tracing_configure(enabled=False)

@@ -13,9 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,20 +21,11 @@ from django.db import connection
 
 from gateway.management.commands.serve import server_argv
 from tests.emulators.fixtures import UPSTREAM_KEY
-from tests.live import free_port
+from tests.live import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "soak-gpt"
 UPSTREAM_MODEL = "gpt-4o-mini"
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll a condition (never a fixed sleep): fail with `what` when it does not hold in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def governance_counters_clear() -> None:

@@ -16,8 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.governance.cluster import wait_for
-from tests.live import free_port
+from tests.live import free_port, wait_for
 
 
 def _answers(port: int) -> bool:

@@ -28,9 +28,8 @@ from gateway.limits import outage_limiter
 from keys.services import IssuedKey, key_create
 from ogem_site.redis import redis_clients_forget
 from tests.factories import TeamFactory
-from tests.governance.cluster import wait_for
 from tests.governance.redis_servers import FaultProxy, RedisProcess
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

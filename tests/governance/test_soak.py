@@ -52,9 +52,9 @@ from tests.governance.cluster import (
     celery_worker_start,
     cluster_env,
     governance_counters_clear,
-    wait_for,
     web_worker_start,
 )
+from tests.live import wait_for
 
 REQUESTS = 5000
 CONCURRENCY = 50

@@ -12,7 +12,6 @@ import openai
 import pytest
 
 from gateway.asgi import v1_twin
-from providers.base import Deployment
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.live import LiveServer
 
@@ -72,20 +71,8 @@ def test_the_sdk_without_v1_reaches_the_same_routes(live_ogem: LiveServer, maste
 
 
 @pytest.fixture
-def emulated(
-    openai_emulator: OpenAIEmulator, install_deployments: Callable[..., None]
-) -> OpenAIEmulator:
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key="sk-upstream-test",
-        )
-    )
-    return openai_emulator
+def emulated(emulated_model: Callable[..., OpenAIEmulator]) -> OpenAIEmulator:
+    return emulated_model()
 
 
 def _keys(live_ogem: LiveServer, master_key: str) -> tuple[str, str]:

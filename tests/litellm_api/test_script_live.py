@@ -11,7 +11,6 @@ import httpx
 import openai
 import pytest
 
-from providers.base import Deployment
 from tests.live import LiveServer, usage_record_now
 
 pytestmark = pytest.mark.live
@@ -136,18 +135,9 @@ def test_a_key_over_its_budget_answers_litellms_words(
 
 
 def test_mock_response_only_for_keys_that_allow_it(
-    live_ogem: LiveServer, master_key: str, openai_emulator: Any, install_deployments: Any
+    live_ogem: LiveServer, master_key: str, emulated_model: Any
 ) -> None:
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=f"{openai_emulator.url}/v1",
-            api_key="sk-upstream-test",
-        )
-    )
+    openai_emulator = emulated_model()
     proxy = httpx.Client(
         base_url=live_ogem.url, headers={"Authorization": f"Bearer {master_key}"}, timeout=30
     )

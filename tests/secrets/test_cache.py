@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from gateway.secrets import (
@@ -12,6 +10,7 @@ from gateway.secrets import (
     secret_manager_resolve,
     secret_refresh_due,
 )
+from tests.live import wait_for
 
 REF = "secret://vault/kv/openai#api_key"
 PATH = "/v1/kv/data/openai"
@@ -31,8 +30,7 @@ def test_read_once_per_ttl(stocked, settings) -> None:
     assert not secret_refresh_due()
     stocked.put("kv", "openai", {"api_key": "sk-2"})
     assert secret_manager_resolve(REF) == "sk-1"  # within the TTL: still the cached value
-    time.sleep(0.6)
-    assert secret_refresh_due()
+    wait_for(secret_refresh_due, what="the TTL's end")
     assert secret_manager_resolve(REF) == "sk-2"
     assert stocked.reads(PATH) == 2
     assert not secret_refresh_due()
@@ -41,7 +39,7 @@ def test_read_once_per_ttl(stocked, settings) -> None:
 def test_outage_keeps_the_last_value(stocked, settings, caplog) -> None:
     settings.OGEM_SECRET_TTL = 0.2
     assert secret_manager_resolve(REF) == "sk-1"
-    time.sleep(0.3)
+    wait_for(secret_refresh_due, what="the TTL's end")
     stocked.fail_with = 503
     with caplog.at_level("WARNING", logger="ogem.secrets"):
         assert secret_manager_resolve(REF) == "sk-1"
@@ -51,7 +49,7 @@ def test_outage_keeps_the_last_value(stocked, settings, caplog) -> None:
     ]
     assert "sk-1" not in caplog.text
     stocked.fail_with = None
-    time.sleep(0.3)  # the retry waits min(TTL, 30 s)
+    wait_for(secret_refresh_due, what="the retry's time")  # min(TTL, 30 s) after the failure
     stocked.put("kv", "openai", {"api_key": "sk-2"})
     assert secret_manager_resolve(REF) == "sk-2"
 
@@ -65,8 +63,7 @@ def test_outage_without_a_cached_value_fails(stocked) -> None:
 def test_prune_forgets_what_is_no_longer_read(stocked, settings) -> None:
     settings.OGEM_SECRET_TTL = 0.1
     secret_manager_resolve(REF)
-    time.sleep(0.2)
-    assert secret_refresh_due()
+    wait_for(secret_refresh_due, what="the TTL's end")
     secret_cache_prune()
     assert not secret_refresh_due()
     assert secret_manager_resolve(REF) == "sk-1"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.live import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -108,6 +110,19 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) ->
             pass
         time.sleep(0.1)
     raise AssertionError("serve did not answer /health/live in time")
+
+
+def server_workers(server_pid: int) -> list[int]:
+    """The two web workers granian runs under `serve --workers 2`, once both are up."""
+    granian = [pid for pid in descendants(server_pid) if parent(pid) == server_pid]
+
+    def running() -> list[int]:
+        workers = [p for p in descendants(server_pid) if parent(p) in granian and alive(p)]
+        return workers if len(workers) >= 2 else []
+
+    workers = wait_for(running, what="two web workers")
+    assert len(workers) == 2, workers
+    return workers
 
 
 def listening(port: int) -> bool:

@@ -8,12 +8,13 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from tests.live import free_port
+from tests.live import free_port, wait_for
 from tests.site.serve_processes import (
     TcpProxy,
     alive,
@@ -124,11 +125,12 @@ def test_reuse_port_lets_a_second_serve_share_the_port(tmp_path, migrated_env, s
     )
     started.append(new)
     # serve prints its banner before it starts the server: wait until the new one's worker runs.
-    deadline = time.monotonic() + 60
-    while not [pid for pid in descendants(new.pid) if "granian" in cmdline(pid)][1:]:
+
+    def new_worker() -> list[int]:
         assert new.poll() is None, new.communicate()[0]
-        assert time.monotonic() < deadline, "the second server did not start"
-        time.sleep(0.1)
+        return [pid for pid in descendants(new.pid) if "granian" in cmdline(pid)][1:]
+
+    wait_for(new_worker, what="the second server's start", timeout=60, every=0.1)
 
     old.send_signal(signal.SIGTERM)
     old.communicate(timeout=10)
@@ -183,13 +185,13 @@ def test_with_redis_runs_celery_and_stops_every_process(tmp_path, migrated_env, 
     assert ready.json()["checks"] == {"database": "ok", "cache": "ok"}
 
     # The web server, a Celery worker and beat, each with its own processes under it.
-    deadline = time.monotonic() + 20
-    commands: list[str] = []
-    while time.monotonic() < deadline:
+
+    def all_running() -> list[str]:
         commands = [cmdline(pid) for pid in descendants(process.pid) if alive(pid)]
-        if any(" worker " in c for c in commands) and any(" beat " in c for c in commands):
-            break
-        time.sleep(0.2)
+        worker = any(" worker " in c for c in commands)
+        return commands if worker and any(" beat " in c for c in commands) else []
+
+    commands = wait_for(all_running, what="the worker's and beat's start", timeout=20, every=0.2)
     assert any("granian --interface asginl" in c for c in commands)
     assert any("celery -A ogem_site --quiet worker" in c for c in commands)
     assert any("celery -A ogem_site --quiet beat" in c for c in commands)
@@ -291,10 +293,18 @@ def test_a_killed_workers_parallel_slots_come_back_within_seconds(tmp_path, migr
         # granian starts a new worker; the dead one's slot is free once its lease has expired
         # (OGEM_WORKER_LEASE_TTL, 5 s), not after OGEM_PARALLEL_SLOT_TTL (900 s).
         wait_ready(url, process)
-        while (answer := chat("fast-chat")).status_code != 200:
-            assert answer.status_code == 429, answer.text
-            assert time.monotonic() - killed_at < 15, "the dead worker's slot is still taken"
-            time.sleep(0.2)
+
+        def answered() -> httpx.Response | None:
+            answer = chat("fast-chat")
+            assert answer.status_code in (200, 429), answer.text
+            return answer if answer.status_code == 200 else None
+
+        answer = wait_for(
+            answered,
+            what="the dead worker's slot's release",
+            timeout=killed_at + 15 - time.monotonic(),
+            every=0.2,
+        )
         assert answer.json()["object"] == "chat.completion"
     finally:
         client = redis.Redis.from_url(redis_url)
@@ -357,11 +367,12 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
     process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     started.append(process)
     wait_ready(f"http://127.0.0.1:{port}", process, timeout=60)
-    deadline = time.monotonic() + 30
-    while not list(var_dir.glob("celerybeat-schedule*")):
+
+    def schedule() -> list[Path]:
         assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "celery beat wrote no schedule"
-        time.sleep(0.2)
+        return list(var_dir.glob("celerybeat-schedule*"))
+
+    wait_for(schedule, what="celery beat's schedule", every=0.2)
     beat = [p for p in descendants(process.pid) if " beat " in cmdline(p) and alive(p)]
     assert len(beat) == 1
     process.send_signal(signal.SIGTERM)

@@ -14,8 +14,8 @@ import redis
 
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.live import free_port
-from tests.site.serve_processes import alive, descendants, manage, parent, wait_ready
+from tests.live import free_port, wait_for
+from tests.site.serve_processes import manage, server_workers, wait_ready
 
 MASTER = "sk-master-" + "c" * 32
 
@@ -100,17 +100,12 @@ def test_repeat_requests_hit_across_two_web_workers(  # type: ignore[no-untyped-
     started.append(process)
     try:
         wait_ready(url, process)
-        granian = [pid for pid in descendants(process.pid) if parent(pid) == process.pid]
-        workers: list[int] = []
-        deadline = time.monotonic() + 30
-        while len(workers) < 2 and time.monotonic() < deadline:
-            workers = [p for p in descendants(process.pid) if parent(p) in granian and alive(p)]
-            time.sleep(0.1)
-        assert len(workers) == 2, workers
+        workers = server_workers(process.pid)
 
         body = {"model": "emulated", "messages": [{"role": "user", "content": "Same question"}]}
         headers = {"Authorization": f"Bearer {MASTER}"}
         answered_by: list[int | None] = []
+        stored = redis.Redis.from_url(redis_url)
         results: list[str] = []
         for _ in range(60):
             # A fresh connection each time: the kernel hands it to either worker's accept.
@@ -124,8 +119,11 @@ def test_repeat_requests_hit_across_two_web_workers(  # type: ignore[no-untyped-
                 answered_by.append(_socket_owner(inode, workers) if inode is not None else None)
             if len(results) >= 20 and set(answered_by) >= set(workers):
                 break
-            if len(results) == 1:
-                time.sleep(0.3)  # the entry reaches Redis after the answer has left
+            if len(results) == 1:  # the entry reaches Redis after the answer has left
+                wait_for(
+                    lambda: next(stored.scan_iter(match=f"{prefix}:cache:*"), None),
+                    what="the cached answer's write to Redis",
+                )
 
         assert set(answered_by) >= set(workers), f"one worker answered all: {answered_by}"
         assert results[0] == "miss"

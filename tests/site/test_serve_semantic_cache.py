@@ -16,23 +16,12 @@ import redis
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.live import free_port
-from tests.site.serve_processes import alive, descendants, manage, parent, wait_ready
+from tests.site.serve_processes import manage, server_workers, wait_ready
 from tests.site.test_serve_cache import _redis_url, _server_socket_inode, _socket_owner
 
 MASTER = "sk-master-" + "d" * 32
 QUESTION = "How do I reset my password?"
 PARAPHRASE = "How can I reset my password?"  # 0.984 under local-embed
-
-
-def _workers(server_pid: int) -> list[int]:
-    granian = [pid for pid in descendants(server_pid) if parent(pid) == server_pid]
-    workers: list[int] = []
-    deadline = time.monotonic() + 30
-    while len(workers) < 2 and time.monotonic() < deadline:
-        workers = [p for p in descendants(server_pid) if parent(p) in granian and alive(p)]
-        time.sleep(0.1)
-    assert len(workers) == 2, workers
-    return workers
 
 
 def _asker(url: str, port: int, workers: list[int]) -> Callable[..., tuple[str, int | None]]:
@@ -134,7 +123,7 @@ def test_semantic_entries_are_shared_by_workers_and_survive_a_restart(  # type: 
             )
             started.append(process)
             wait_ready(url, process)
-            workers = _workers(process.pid)
+            workers = server_workers(process.pid)
             ask = _asker(url, port, workers)
             _warm(ask, workers)
             if not restart:

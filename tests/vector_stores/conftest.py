@@ -3,7 +3,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import openai
 import pytest
 
 from tests.files.conftest import files_dir  # noqa: F401  (every test stores files apart)
-from tests.live import LiveServer, free_port
+from tests.live import LiveServer, free_port, wait_for
 
 
 @pytest.fixture
@@ -47,17 +46,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("the Chroma server did not start")
+        try:
+            return httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the Chroma server did not start")
-            time.sleep(0.2)
+        wait_for(up, what="the Chroma server's start", every=0.2)
         yield url
     finally:
         process.terminate()

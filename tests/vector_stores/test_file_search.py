@@ -5,11 +5,12 @@ caller's vector store and hands the passages back, the Response reports a `file_
 from __future__ import annotations
 
 import io
-import time
+from typing import Any
 
 import openai
 import pytest
 
+from tests.live import wait_for
 from tests.schemas import schema_validate
 from tests.vector_stores.corpus import DOCUMENTS
 
@@ -136,12 +137,12 @@ def test_a_background_file_search_is_polled_to_its_answer(key_sdk) -> None:  # t
         background=True,
     )
     assert queued.status == "queued" and queued.background is True
-    response = queued
-    for _ in range(200):
+
+    def ended() -> Any:
         response = client.responses.retrieve(queued.id)
-        if response.status not in ("queued", "in_progress"):
-            break
-        time.sleep(0.05)
+        return response if response.status not in ("queued", "in_progress") else None
+
+    response = wait_for(ended, what="the background response's end", every=0.05)
     assert response.status == "completed", response.error
     search, answer = response.output
     assert search.type == "file_search_call" and search.results  # type: ignore[union-attr]

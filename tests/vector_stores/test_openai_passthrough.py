@@ -7,7 +7,6 @@ its results given Ogem's file ids; deletes reach the provider; another tenant ge
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from providers.base import Deployment
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
+from tests.live import wait_for
 from tests.schemas import schema_validate
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -54,12 +54,11 @@ def _upload(client: openai.OpenAI, content: bytes, name: str) -> Any:
 
 
 def _settled(client: openai.OpenAI, store_id: str) -> Any:
-    deadline = time.monotonic() + 30
-    while True:
+    def settled() -> Any:
         store = client.vector_stores.retrieve(store_id)
-        if store.status != "in_progress" or time.monotonic() > deadline:
-            return store
-        time.sleep(0.1)
+        return store if store.status != "in_progress" else None
+
+    return wait_for(settled, what="the store's indexing", every=0.1)
 
 
 def test_a_store_lives_at_the_provider_behind_ogems_ids(

@@ -93,7 +93,7 @@ def test_indexing_progress_reaches_only_its_tenants_pages(live_ogem: LiveServer)
         _live(live_ogem, cookie=_session_cookie(member)) as mine,
         _live(live_ogem, cookie=_session_cookie(other)) as theirs,
     ):
-        time.sleep(0.2)  # both joined their groups
+        # Both pages joined their groups: the socket is accepted only after they did.
         store = client.vector_stores.create(file_ids=[f.id for f in files])
         events = _events(
             mine,

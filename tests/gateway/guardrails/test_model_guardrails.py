@@ -35,18 +35,10 @@ def judge(judge_server: JudgeModelEmulator) -> JudgeModelEmulator:
 
 
 @pytest.fixture
-def models(openai_emulator, judge, install_deployments) -> OpenAIEmulator:  # type: ignore[no-untyped-def]
+def models(openai_emulator, judge, emulated_model) -> OpenAIEmulator:  # type: ignore[no-untyped-def]
     """`emulated` (chat) and `moderation` on the OpenAI emulator, `judge` on the judge's."""
     base = f"{openai_emulator.url}/v1"
-    install_deployments(
-        Deployment(
-            id="test:emulated",
-            model_name="emulated",
-            provider="openai",
-            upstream_model="gpt-4o-mini",
-            api_base=base,
-            api_key=UPSTREAM_KEY,
-        ),
+    return emulated_model(  # type: ignore[no-any-return]
         Deployment(
             id="test:moderation",
             model_name="moderation",
@@ -64,7 +56,6 @@ def models(openai_emulator, judge, install_deployments) -> OpenAIEmulator:  # ty
             api_key=JUDGE_KEY,
         ),
     )
-    return openai_emulator  # type: ignore[no-any-return]
 
 
 def moderation(**options) -> GuardrailSpec:  # type: ignore[no-untyped-def]

@@ -1,3 +1,0 @@
-from tests.gateway.conftest import emulated_model
-
-__all__ = ["emulated_model"]
