@@ -104,6 +104,15 @@ def _timed_probe(url: str, connections: int) -> StreamResult:
     return stream_probe(url=url, body=b"", headers={}, concurrency=connections, seconds=4)
 
 
+def floor_start(*, core: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """granian as `manage.py serve` runs it, serving the tiny app's JSON on any path: what the
+    server alone adds over nginx, before any of Ogem's Python runs. The caller stops it."""
+    port = free_port()
+    process = _start(SERVERS["granian"]("bench.asgi_app:application", port), core, workdir)
+    wait_port(port, process, "granian")
+    return process, f"http://127.0.0.1:{port}/json"
+
+
 def _start(argv: list[str], core: int, workdir: Path) -> subprocess.Popen:
     env_log = (workdir / "server.log").open("a")
     return subprocess.Popen(pinned(argv, core), cwd=ROOT, stdout=env_log, stderr=env_log)
