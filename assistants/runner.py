@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -467,16 +467,15 @@ def run_tools_record(
     their results already; function calls make the run `requires_action` (its step waits for
     their outputs), else the step completes and the run goes on. `step_id`: the id a streamed
     run announced; `streamed_message`: (message id, step id) of the text a stream showed before
-    the calls, written as the run's message first."""
+    the calls, written as the run's message first. A run asked to stop meanwhile is cancelled:
+    what a stream showed is kept as it showed it, the text completed (its stream closed it when
+    the calls began) and the calls' step cancelled."""
     now = timezone.now()
     with transaction.atomic():
         run = _locked(run_id, owner)
         if run is None:
             return None, None
         total = _usage_add(run.usage, usage)
-        if run.status == Run.Status.CANCELLING:
-            _end(run, Run.Status.CANCELLED, now, usage=total)
-            return run, None
         if streamed_message is not None:
             _message_with_step(
                 run=run,
@@ -486,6 +485,22 @@ def run_tools_record(
                 step_id=streamed_message[1],
             )
             now = timezone.now()  # the tool step follows the message's
+        if run.status == Run.Status.CANCELLING:
+            cancelled = None
+            if step_id:
+                shown = _calls_shown(calls, searched)
+                cancelled = RunStep.objects.create(
+                    step_id=step_id,
+                    run=run,
+                    created_at=now,
+                    type="tool_calls",
+                    status="cancelled",
+                    step_details={"type": "tool_calls", "tool_calls": shown},
+                    usage=usage,
+                    cancelled_at=now,
+                )
+            _end(run, Run.Status.CANCELLED, now, usage=total)
+            return run, cancelled
         details: list[dict[str, Any]] = []
         conversation: list[dict[str, Any]] = [
             {"role": "assistant", "content": content, "tool_calls": calls}
@@ -548,6 +563,28 @@ def run_tools_record(
             run.lease_expires_at = now + _lease()
             run.save(update_fields=["usage", "lease_expires_at"])
     return run, step
+
+
+def _calls_shown(calls: list[dict[str, Any]], searched: Iterable[str]) -> list[dict[str, Any]]:
+    """A cancelled step's calls as the stream showed them, without outputs or results."""
+    shown: list[dict[str, Any]] = []
+    for call in calls:
+        if call["id"] in searched:
+            shown.append({"id": call["id"], "type": "file_search", "file_search": {}})
+            continue
+        function = call.get("function") or {}
+        shown.append(
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {
+                    "name": function.get("name", ""),
+                    "arguments": function.get("arguments", ""),
+                    "output": None,
+                },
+            }
+        )
+    return shown
 
 
 # ---- the loop -----------------------------------------------------------------------------------
@@ -905,7 +942,9 @@ async def run_advance(
                 )
                 if recorded is None:
                     return
-                if step is not None and turn is not None:
+                if step is not None and step.status == "cancelled":  # the stream showed it
+                    yield ("thread.run.step.cancelled", run_step_object(step, run=recorded))
+                elif step is not None and turn is not None:
                     if step.status != "in_progress":  # file_search calls: run, with results
                         yield ("thread.run.step.completed", run_step_object(step, run=recorded))
                 elif step is not None:

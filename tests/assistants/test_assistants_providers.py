@@ -197,3 +197,62 @@ def test_a_streamed_run_on_anthropic_streams_its_text_and_tool_call_as_they_come
         ("assistant", "Let me check the weather."),
         ("assistant", "It is 3°C in Oslo, wear a coat."),
     ]
+
+
+def test_a_streamed_run_cancelled_while_its_text_and_call_stream_keeps_what_it_showed(
+    sdk: openai.OpenAI, claude: str, anthropic: AnthropicEmulator
+) -> None:
+    """A cancel that lands while the model streams text and then a call: the run ends cancelled
+    once the model call ends, and the thread keeps what the stream showed, the text completed
+    (its stream closed it when the call began) and the call's step cancelled, never run."""
+    anthropic.script(
+        anthropic_api.Reply(
+            content=[{"type": "text", "text": "Let me check the weather."}, *TOOL_USE.content],
+            stop_reason="tool_use",
+            stream_event_delay_ms=100,  # the cancel lands while the answer still streams
+        )
+    )
+    assistant = sdk.beta.assistants.create(model=claude, tools=[WEATHER])
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    events: list[str] = []
+    cancels: list[str] = []
+
+    class Handler(AssistantEventHandler):
+        def on_event(self, event: Any) -> None:
+            events.append(event.event)
+            if event.event == "thread.message.delta" and not cancels:
+                run = self.current_run
+                assert run is not None
+                cancels.append(sdk.beta.threads.runs.cancel(run.id, thread_id=thread.id).status)
+
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=Handler()
+    ) as stream:
+        stream.until_done()
+        run = stream.current_run
+    assert cancels == ["cancelling"]
+    assert run is not None and run.status == "cancelled" and run.required_action is None
+    assert events[-2:] == ["thread.run.step.cancelled", "thread.run.cancelled"]
+    closed = events.index("thread.message.completed")
+    assert events[closed + 1 : closed + 4] == [
+        "thread.run.step.completed",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+    ]
+    messages = sdk.beta.threads.messages.list(thread_id=thread.id, order="asc")
+    assert [(m.role, m.status, m.content[0].text.value) for m in messages.data] == [
+        ("user", "completed", "Weather in Oslo?"),
+        ("assistant", "completed", "Let me check the weather."),
+    ]
+    steps = sdk.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc")
+    assert [(step.type, step.status) for step in steps.data] == [
+        ("message_creation", "completed"),
+        ("tool_calls", "cancelled"),
+    ]
+    call = steps.data[1].step_details.tool_calls[0]
+    assert (call.id, call.function.arguments, call.function.output) == (
+        "toolu_01",
+        '{"city":"Oslo"}',
+        None,
+    )
+    assert steps.data[1].cancelled_at is not None

@@ -82,6 +82,8 @@ class Reply:
     stream_error_after: int | None = None
     # Streaming only: end the body after this many events, without message_stop or an error.
     stream_cut_after: int | None = None
+    # Streaming only: a pause before each event after the first, as a model producing slowly.
+    stream_event_delay_ms: int = 0
     message_id: str = "msg_01EmulatorReply"
 
 
@@ -569,7 +571,9 @@ class AnthropicEmulator:
             }
         )
         await response.prepare(request)
-        for name, data in stream_events(body, reply):
+        for number, (name, data) in enumerate(stream_events(body, reply)):
+            if number and reply.stream_event_delay_ms:
+                await asyncio.sleep(reply.stream_event_delay_ms / 1000)
             await response.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
         await response.write_eof()
         return response
