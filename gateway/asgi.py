@@ -19,6 +19,7 @@ ALLOWED_HOSTS is not checked on /v1: nothing there builds a URL from the Host he
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import tempfile
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
@@ -62,11 +63,13 @@ class V1Handler(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        set_urlconf(hot_settings().ROOT_URLCONF)
         view = _direct_views().get(request.path_info) if request.method == "POST" else None
         if view is not None:
+            # No URL resolution on this path, so no urlconf to set (Django sets the default one,
+            # which is what an unset one means).
             response = await _direct(view, request)
         else:
+            set_urlconf(hot_settings().ROOT_URLCONF)
             response = await self._middleware_chain(request)
         if response.status_code == 405 and not response.get("Content-Type", "").endswith("json"):
             allowed = response.get("Allow", "")
@@ -106,15 +109,20 @@ class V1Handler(ASGIHandler):
             await _send_too_large(send, limit, trace_header, scope=scope, traced=parsed)
             return
         try:
-            body_file, size = await _read_body(receive, limit, expected)
+            body_file, size, body = await _read_body(receive, limit, expected)
         except RequestAborted:
             return
         if size > limit:  # a chunked body without Content-Length
             body_file.close()
             await _send_too_large(send, limit, trace_header, scope=scope, traced=parsed)
             return
-        set_script_prefix(get_script_prefix(scope))
-        request, error_response = self.create_request(scope, body_file)
+        script_name = hot_settings().FORCE_SCRIPT_NAME or scope.get("root_path", "") or ""
+        set_script_prefix(script_name)
+        try:
+            request = V1Request(scope, body_file, script_name=script_name, body=body)
+            error_response = None
+        except UnicodeDecodeError:  # Django's own answer to it (a 400), and its log line
+            request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
             error_response.headers._store["x-ogem-trace-id"] = (
@@ -165,7 +173,7 @@ class V1Handler(ASGIHandler):
         # The work runs in this task, not a second one as in Django (a task and a loop turn less a
         # request): the client leaving cancels it; any other cancellation propagates.
         watch = _DisconnectWatch(asyncio.current_task())  # type: ignore[arg-type]
-        disconnect = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        disconnect = watch.task.get_loop().create_task(self.listen_for_disconnect(receive))
         disconnect.add_done_callback(watch.client_left)
         response = None
         try:
@@ -287,27 +295,135 @@ class _DisconnectWatch:
             self.task.cancel()
 
 
-async def _read_body(receive: Receive, limit: int, expected: int | None) -> tuple[Any, int]:
+async def _read_body(
+    receive: Receive, limit: int, expected: int | None
+) -> tuple[Any, int, bytes | None]:
     """Django's spooled body, but bytes past `limit` are counted and not kept. With a
     Content-Length it stops once that much has arrived: some servers (granian) send the body and
-    then an empty last message, and waiting for that costs a round trip to the server's thread."""
-    body_file = tempfile.SpooledTemporaryFile(
-        max_size=hot_settings().FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
-    )
+    then an empty last message, and waiting for that costs a round trip to the server's thread.
+
+    A body within FILE_UPLOAD_MAX_MEMORY_SIZE, which Django's spooled file would keep in memory,
+    is a BytesIO (whose methods are C; the spooled file's are Python) and is returned as bytes
+    too, for the request's `body`; a larger one is spooled as Django does (None then)."""
+    memory = hot_settings().FILE_UPLOAD_MAX_MEMORY_SIZE
+    chunks: list[bytes] = []
+    kept = 0
+    spooled: Any = None
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            body_file.close()
+            if spooled is not None:
+                spooled.close()
             raise RequestAborted()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size <= limit:
-            body_file.write(chunk)
+            if spooled is not None:
+                spooled.write(chunk)
+            else:
+                chunks.append(chunk)
+                kept += len(chunk)
+                if kept > memory:
+                    spooled = tempfile.SpooledTemporaryFile(max_size=memory, mode="w+b")
+                    spooled.write(b"".join(chunks))
+                    chunks.clear()
         if not message.get("more_body", False) or (expected is not None and size >= expected):
             break
-    body_file.seek(0)
-    return body_file, size
+    if spooled is not None:
+        spooled.seek(0)
+        return spooled, size, None
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return io.BytesIO(body), size, body
+
+
+# Header names as ASGI sends them -> their META keys (Django's: CONTENT_LENGTH, CONTENT_TYPE,
+# HTTP_<NAME>; "" for a name with an underscore, which Django drops). Bounded: names are the
+# client's to choose.
+_meta_keys: dict[bytes, str] = {}
+_META_KEYS_MAX = 512
+
+
+def _meta_key(name: bytes) -> str:
+    text = name.decode("latin1")
+    if "_" in text:  # Django's guard against spoofing through `-` and `_` meaning the same
+        key = ""
+    elif text == "content-length":
+        key = "CONTENT_LENGTH"
+    elif text == "content-type":
+        key = "CONTENT_TYPE"
+    else:
+        key = "HTTP_" + text.upper().replace("-", "_")
+    if len(_meta_keys) < _META_KEYS_MAX:
+        _meta_keys[name] = key
+    return key
+
+
+class V1Request(ASGIRequest):
+    """Django's ASGIRequest, with the same attributes and META, built with less work: the
+    script prefix given (read once, from the settings object itself), header names' META keys
+    remembered, and a body read into memory handed over as `body` (Django would read it back
+    from the stream, checking DATA_UPLOAD_MAX_MEMORY_SIZE with four reads of the lazy settings;
+    the same check is made here, and a body over it is left for Django to refuse as before)."""
+
+    def __init__(
+        self, scope: Scope, body_file: Any, *, script_name: str, body: bytes | None
+    ) -> None:
+        self.scope = scope
+        self._post_parse_error = False
+        self._read_started = False
+        self.resolver_match = None
+        path = scope["path"]
+        self.path = path
+        self.script_name = script_name
+        self.path_info = path.removeprefix(script_name) if script_name else path
+        self.method = method = scope["method"].upper()
+        query_string = scope.get("query_string", "")
+        if isinstance(query_string, bytes):
+            query_string = query_string.decode()
+        meta: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "QUERY_STRING": query_string,
+            "SCRIPT_NAME": script_name,
+            "PATH_INFO": self.path_info,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+        }
+        client = scope.get("client")
+        if client:
+            meta["REMOTE_ADDR"] = meta["REMOTE_HOST"] = client[0]
+            meta["REMOTE_PORT"] = client[1]
+        server = scope.get("server")
+        if server:
+            meta["SERVER_NAME"] = server[0]
+            meta["SERVER_PORT"] = str(server[1])
+        else:
+            meta["SERVER_NAME"] = "unknown"
+            meta["SERVER_PORT"] = "0"
+        headers: dict[str, str] = {}
+        keys = _meta_keys
+        for name, value in scope.get("headers", ()):
+            key = keys.get(name)
+            if key is None:
+                key = _meta_key(name)
+            if not key:
+                continue
+            text = value.decode("latin1")
+            if key in headers:  # a repeated header: its values joined, as Django does
+                headers[key] += "," + text
+            else:
+                headers[key] = text
+        meta.update(headers)
+        self.META = meta
+        self._set_content_type_params(meta)
+        self._stream = body_file
+        if body is not None and self.content_type != "multipart/form-data":
+            cap = hot_settings().DATA_UPLOAD_MAX_MEMORY_SIZE
+            length = meta.get("CONTENT_LENGTH") or "0"
+            if cap is None or (
+                len(body) <= cap and length.isascii() and length.isdigit() and int(length) <= cap
+            ):
+                self._body = body
 
 
 async def _send_too_large(

@@ -49,7 +49,7 @@ from gateway.config.cache import cache_setting_valid
 from gateway.config.types import CacheSettings, S3CacheSettings
 from gateway.context import Caller, RequestContext, Usage
 from gateway.errors import InvalidRequestError
-from gateway.responses import headers_apply, json_response, overhead_ms
+from gateway.responses import headers_apply, json_bytes_response, json_response, overhead_ms
 from gateway.streaming import DONE, usage_block, usage_fill
 from ogem_site.broadcast import RESPONSE_CACHE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import BytesLRU
@@ -757,7 +757,7 @@ def cache_answer(
     if answer is None:
         return json_response(response)
     # The answer's bytes as stored: what the miss sent, not encoded a second time.
-    return HttpResponse(answer, content_type="application/json")
+    return json_bytes_response(answer)
 
 
 def cache_respond(

@@ -574,11 +574,14 @@ def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
         elif name.endswith(":tpm") and (tokens is None or state.remaining < tokens.remaining):
             tokens = state
     headers: dict[str, str] = {}
-    for suffix, state in (("requests", requests), ("tokens", tokens)):
-        if state is not None:
-            headers[f"x-ratelimit-limit-{suffix}"] = str(state.limit)
-            headers[f"x-ratelimit-remaining-{suffix}"] = str(max(state.remaining, 0))
-            headers[f"x-ratelimit-reset-{suffix}"] = _duration(state.reset_ms)
+    if requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(requests.limit)
+        headers["x-ratelimit-remaining-requests"] = str(max(requests.remaining, 0))
+        headers["x-ratelimit-reset-requests"] = _duration(requests.reset_ms)
+    if tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(tokens.limit)
+        headers["x-ratelimit-remaining-tokens"] = str(max(tokens.remaining, 0))
+        headers["x-ratelimit-reset-tokens"] = _duration(tokens.reset_ms)
     return headers
 
 

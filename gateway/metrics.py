@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,9 @@ from ogem_site.metrics import (
     TIME_PER_OUTPUT_TOKEN,
     TIME_TO_FIRST_TOKEN,
     TOKENS,
+    HistogramWriter,
     celery_failures_local,
+    value_counter,
 )
 from ogem_site.redis import redis_client, redis_key, redis_outage
 
@@ -37,33 +38,16 @@ if TYPE_CHECKING:
 # ---- one request's series ----------------------------------------------------------------------
 
 
-class _Histogram:
-    """A labelled histogram child's `observe` without its per-call checks: its sum, and the one
-    bucket a value falls in (prometheus_client keeps buckets uncounted and sums them at
-    collection; `observe` walks them in Python)."""
-
-    __slots__ = ("bounds", "buckets", "total")
-
-    def __init__(self, child: Any) -> None:
-        self.bounds: list[float] = list(child._upper_bounds)
-        self.buckets = [bucket.inc for bucket in child._buckets]
-        self.total = child._sum.inc
-
-    def observe(self, value: float) -> None:
-        self.total(value)
-        self.buckets[bisect_left(self.bounds, value)](1)
-
-
 @dataclass(slots=True)
 class _Series:
     """The labelled children one kind of request writes, found once, and written through their
     values: `labels()` takes a lock and checks its arguments, `inc` and `observe` check theirs,
     on every call; the hot path pays that only for a new label set (docs/metrics.md)."""
 
-    requests: Callable[[float], None]
-    latency: _Histogram
-    ttft: _Histogram
-    tpot: _Histogram
+    requests: Callable[[], Any]
+    latency: HistogramWriter
+    ttft: HistogramWriter
+    tpot: HistogramWriter
     prompt_tokens: Callable[[float], None]
     completion_tokens: Callable[[float], None]
     spend: Callable[[float], None]
@@ -96,10 +80,10 @@ def _series_for(key: tuple[str, str, int, bool, int | None, int | None, str]) ->
         _series.clear()
     tokens = (model, organization, team, key_label)
     series = _series[key] = _Series(
-        requests=MODEL_REQUESTS.labels(model, deployment, status)._value.inc,
-        latency=_Histogram(MODEL_LATENCY.labels(model, deployment)),
-        ttft=_Histogram(TIME_TO_FIRST_TOKEN.labels(model, deployment)),
-        tpot=_Histogram(TIME_PER_OUTPUT_TOKEN.labels(model, deployment)),
+        requests=value_counter(MODEL_REQUESTS.labels(model, deployment, status)._value),
+        latency=HistogramWriter(MODEL_LATENCY.labels(model, deployment)),
+        ttft=HistogramWriter(TIME_TO_FIRST_TOKEN.labels(model, deployment)),
+        tpot=HistogramWriter(TIME_PER_OUTPUT_TOKEN.labels(model, deployment)),
         prompt_tokens=TOKENS.labels(*tokens, "prompt")._value.inc,
         completion_tokens=TOKENS.labels(*tokens, "completion")._value.inc,
         spend=SPEND.labels(*tokens)._value.inc,
@@ -126,7 +110,7 @@ def request_metrics_record(ctx: RequestContext) -> None:
         _key_label(caller.key_id) if caller.key_id is not None else "",
     )
     series = _series.get(key) or _series_for(key)
-    series.requests(1)
+    series.requests()
     series.latency.observe(seconds)
     usage = ctx.usage
     first = ctx.first_token_seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import bisect
 import functools
 import hmac
 import itertools
@@ -224,7 +225,7 @@ CACHE_SEMANTIC_ENTRIES = Gauge(
 
 
 # The labelled children, so that a call on the /v1 hot path skips `labels()`'s validation.
-_upstream_children: dict[tuple[str, str], Any] = {}
+_upstream_children: dict[tuple[str, str], HistogramWriter] = {}
 BATCH_LINES = Counter(
     "ogem_batch_lines",
     "Lines of batches answered (run by Ogem or passed through), by endpoint and outcome.",
@@ -307,7 +308,7 @@ def upstream_observe(*, provider: str, outcome: str, seconds: float) -> None:
     """Record one upstream call: "ok", "error", "timeout" or "cancelled" (gateway.streaming)."""
     child = _upstream_children.get((provider, outcome))
     if child is None:
-        child = UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome)
+        child = HistogramWriter(UPSTREAM_LATENCY.labels(provider=provider, outcome=outcome))
         _upstream_children[(provider, outcome)] = child
     child.observe(seconds)
 
@@ -349,7 +350,9 @@ class _Tally:
                 self._inc(pending)
 
 
-_tallies: dict[tuple[str, str, str, str], _Tally] = {}
+# A tally per value (a child's, or a histogram bucket's), kept as long as the value is: children
+# stay exported once made, and so does what was counted on them.
+_tallies: dict[Any, _Tally] = {}
 
 
 def _tallies_fold() -> None:
@@ -357,7 +360,45 @@ def _tallies_fold() -> None:
         tally.fold()
 
 
-def cache_request_counter(*, result: str, labels: tuple[str, str, str]) -> Callable[[], None]:
+def value_counter(value: Any, *, step: int = 1) -> Callable[[], Any]:
+    """A call that adds `step` (1, or -1 for a gauge going down) to a child's value (`_value`, or
+    a histogram bucket): on every /v1 request, so without `Counter.inc`'s checks (three Python
+    calls; a labelled child is observable by construction) and, in one process, without
+    prometheus_client's lock either: tallied, and folded in at each scrape. With several
+    processes (PROMETHEUS_MULTIPROC_DIR) the value is written through, since a scrape reads
+    every worker's file."""
+    if MULTIPROCESS:
+        return functools.partial(value.inc, step)
+    key = (value, step)
+    tally = _tallies.get(key)
+    if tally is None:
+        inc = value.inc if step == 1 else functools.partial(_value_add, value, step)
+        tally = _tallies[key] = _Tally(inc)
+    return tally.add
+
+
+def _value_add(value: Any, step: int, calls: float) -> None:
+    value.inc(step * calls)
+
+
+class HistogramWriter:
+    """A labelled histogram child's `observe` without its per-call checks: its sum, and the one
+    bucket a value falls in (prometheus_client keeps buckets uncounted and sums them at
+    collection; `observe` walks them in Python), that bucket counted by `value_counter`."""
+
+    __slots__ = ("bounds", "buckets", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.buckets = [value_counter(bucket) for bucket in child._buckets]
+        self.total = child._sum.inc
+
+    def observe(self, value: float) -> None:
+        self.total(value)
+        self.buckets[bisect.bisect_left(self.bounds, value)]()
+
+
+def cache_request_counter(*, result: str, labels: tuple[str, str, str]) -> Callable[[], Any]:
     """`cache_request_record` of these labels, found once (the response cache keeps it for a
     caller's model group, gateway/cache.py)."""
     key = (result, *labels)
@@ -366,17 +407,9 @@ def cache_request_counter(*, result: str, labels: tuple[str, str, str]) -> Calla
         if len(_cache_children) > 10_000:
             _cache_children.clear()
         child = _cache_children[key] = CACHE_REQUESTS.labels(*key)
-    # The child's value itself: a labelled child is observable by construction, and
-    # `Counter.inc`'s checks are three Python calls on a path that runs on every request.
-    if MULTIPROCESS:
-        return functools.partial(child._value.inc, 1)
     # One process: counted without prometheus_client's lock and call (a miss's largest piece
-    # after its key, docs/benchmark.md), folded in at each scrape. A tally per label set, kept
-    # as long as prometheus_client keeps the child.
-    tally = _tallies.get(key)
-    if tally is None:
-        tally = _tallies[key] = _Tally(child._value.inc)
-    return tally.add
+    # after its key, docs/benchmark.md), folded in at each scrape.
+    return value_counter(child._value)
 
 
 def cache_saved_record(
@@ -484,9 +517,24 @@ async def _refuse_scrape(send: Send) -> None:
     )
 
 
-# (endpoint, status) -> their children of ogem_requests_total and ogem_request_duration_seconds:
-# both labels are bounded (endpoint_label), so is this.
-_request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+# (path, status) -> the writers of their children of ogem_requests_total and
+# ogem_request_duration_seconds (by `endpoint_label`, bounded; the paths are not: the cache starts
+# over when full).
+_request_children: dict[tuple[str, int], tuple[Callable[[], Any], HistogramWriter]] = {}
+_REQUEST_CHILDREN_MAX = 4096
+_in_flight_up = value_counter(IN_FLIGHT._value)
+_in_flight_down = value_counter(IN_FLIGHT._value, step=-1)
+
+
+def _request_writers(path: str, status: int) -> tuple[Callable[[], Any], HistogramWriter]:
+    endpoint = endpoint_label(path, status)
+    if len(_request_children) >= _REQUEST_CHILDREN_MAX:
+        _request_children.clear()
+    writers = _request_children[(path, status)] = (
+        value_counter(REQUESTS.labels(endpoint, str(status))._value),
+        HistogramWriter(REQUEST_LATENCY.labels(endpoint)),
+    )
+    return writers
 
 
 class MetricsASGI:
@@ -533,19 +581,15 @@ class MetricsASGI:
                 status = message["status"]
             await send(message)
 
-        IN_FLIGHT.inc()
+        _in_flight_up()
         try:
             await self.app(scope, receive, send_and_observe)
         finally:
-            IN_FLIGHT.dec()
-            endpoint = endpoint_label(path, status)
-            children = _request_children.get((endpoint, status))
+            _in_flight_down()
+            children = _request_children.get((path, status))
             if children is None:
-                children = _request_children[(endpoint, status)] = (
-                    REQUESTS.labels(endpoint, str(status)),
-                    REQUEST_LATENCY.labels(endpoint),
-                )
-            children[0].inc()
+                children = _request_writers(path, status)
+            children[0]()
             children[1].observe(time.perf_counter() - started)
 
     async def _serve_metrics(self, send: Send) -> None:

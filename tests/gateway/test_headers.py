@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.emulators.fixtures import slow_mock
 
@@ -44,3 +45,28 @@ def test_error_responses_carry_request_id(live_ogem) -> None:
     assert response.status_code == 401
     assert response.headers["x-request-id"] == "mine"
     assert "x-ogem-overhead-ms" in response.headers
+
+
+@pytest.mark.parametrize("status", [200, 400, 429])
+def test_a_json_answer_is_the_response_django_builds(status: int) -> None:
+    """`json_bytes_response` skips HttpResponse's constructor: what it builds must be what the
+    constructor builds, attribute for attribute, and answer the same bytes."""
+    from django.http import HttpResponse
+
+    from gateway.responses import json_bytes_response
+
+    content = b'{"id":"x"}'
+    built = json_bytes_response(content, status=status)
+    django = HttpResponse(content, status=status, content_type="application/json")
+    assert type(built) is HttpResponse
+    assert vars(built).keys() == vars(django).keys()
+    for name, value in vars(django).items():
+        if name == "headers":
+            assert vars(built.headers) == vars(value)
+        elif name == "cookies":
+            assert type(built.cookies) is type(value) and not built.cookies
+        else:
+            assert getattr(built, name) == value, name
+    assert built.serialize() == django.serialize()
+    built["x-request-id"] = "abc"  # headers are still Django's to set
+    assert built.headers["X-Request-Id"] == "abc"

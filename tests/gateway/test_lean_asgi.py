@@ -124,3 +124,87 @@ async def test_a_server_cancelling_the_request_is_not_taken_for_the_client_leavi
     served.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(served, timeout=2)
+
+
+_SCOPES = [
+    # the common one: a JSON body, its length, a client and a server
+    {"headers": [(b"content-type", b"application/json"), (b"content-length", b"13")]},
+    # repeated headers joined, names with an underscore dropped, a charset, a query string
+    {
+        "headers": [
+            (b"x-forwarded-for", b"10.0.0.1"),
+            (b"x_forwarded_for", b"spoofed"),
+            (b"x-forwarded-for", b"10.0.0.2"),
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"x-latin", "caf\xe9".encode("latin1")),
+        ],
+        "query_string": b"api-version=2024-02-01&x=%C3%A9",
+    },
+    # no client, no server, a script prefix, lower-case method, a multipart body
+    {
+        "headers": [(b"content-type", b"multipart/form-data; boundary=xyz")],
+        "client": None,
+        "server": None,
+        "root_path": "/ogem",
+        "path": "/ogem/v1/files",
+        "method": "post",
+    },
+    # a Content-Length Django cannot read: left for Django's own body
+    {"headers": [(b"content-length", b"thirteen")]},
+]
+
+
+@pytest.mark.parametrize("extra", _SCOPES)
+def test_the_lean_request_is_djangos_request(extra: dict[str, Any]) -> None:
+    """`V1Request` builds what Django's ASGIRequest builds from the same scope: META, path, method,
+    content type and parameters, encoding, and the same body."""
+    import io
+
+    from django.core.handlers.asgi import ASGIRequest
+
+    from gateway.asgi import V1Request
+
+    body = b'{"model":"m"}'
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "query_string": b"",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        **extra,
+    }
+    django_request = ASGIRequest(scope, io.BytesIO(body))
+    script_name = scope.get("root_path", "")
+    lean = V1Request(scope, io.BytesIO(body), script_name=script_name, body=body)
+    assert lean.META == django_request.META
+    assert list(lean.META) == list(django_request.META)
+    for name in ("path", "path_info", "script_name", "method", "content_type", "encoding"):
+        assert getattr(lean, name) == getattr(django_request, name), name
+    assert lean.content_params == django_request.content_params
+    assert lean.headers == django_request.headers
+    assert lean.GET == django_request.GET
+    if lean.META.get("CONTENT_LENGTH", "0").isdigit():
+        assert lean.body == django_request.body == body
+        assert lean.read() == body
+    else:
+        with pytest.raises(ValueError):
+            django_request.body  # noqa: B018
+        with pytest.raises(ValueError):
+            lean.body  # noqa: B018
+
+
+def test_a_body_over_the_upload_limit_is_refused_as_django_refuses_it(settings: Any) -> None:
+    import io
+
+    from django.core.exceptions import RequestDataTooBig
+
+    from gateway.asgi import V1Request
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 8
+    body = b'{"model":"m"}'
+    for length in (str(len(body)).encode(), b"4"):  # the header says too much, or too little
+        scope = _scope("/v1/chat/completions", [(b"content-length", length)])
+        lean = V1Request(scope, io.BytesIO(body), script_name="", body=body)
+        with pytest.raises(RequestDataTooBig):
+            lean.body  # noqa: B018

@@ -141,3 +141,54 @@ def test_metrics_token_guards_the_scrape(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def test_tallied_counts_reach_the_scrape_once() -> None:
+    """In one process a request's counts, its latency bucket and the in-flight gauge are tallied
+    without a lock and folded in when /metrics renders: each request once, whatever the number
+    of scrapes, and a request still being served counted in flight."""
+    import asyncio
+
+    from ogem_site.metrics import MetricsASGI, metrics_render
+
+    path = "/api/tallied"
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["path"] == path + "/slow":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def sent(message):  # type: ignore[no-untyped-def]
+        return None
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {"type": "http.request"}
+
+    wrapped = MetricsASGI(app)
+
+    def call(where: str):  # type: ignore[no-untyped-def]
+        return wrapped({"type": "http", "path": where, "headers": []}, receive, sent)
+
+    endpoint = endpoint_label(path, 204)
+    key = _requests(endpoint, "204")
+    bucket = ("ogem_request_duration_seconds_bucket", (("endpoint", endpoint), ("le", "+Inf")))
+
+    async def run() -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
+        before = _samples(metrics_render().decode())
+        for _ in range(5):
+            await call(path)
+        slow = asyncio.ensure_future(call(path + "/slow"))
+        await asyncio.sleep(0)
+        during = _samples(metrics_render().decode())
+        release.set()
+        await slow
+        return before, during, _samples(metrics_render().decode())
+
+    before, during, after = asyncio.run(run())
+    assert during[key] - before.get(key, 0.0) == 5
+    assert during[("ogem_requests_in_flight", ())] - before[("ogem_requests_in_flight", ())] == 1
+    assert after[key] - before.get(key, 0.0) == 5  # the slow one has an endpoint of its own
+    assert after[bucket] - before.get(bucket, 0.0) == 5
+    assert after[("ogem_requests_in_flight", ())] == before[("ogem_requests_in_flight", ())]
