@@ -201,25 +201,41 @@ def _any_value(value: Any) -> bytes:
 
 # Encoded attributes (KeyValue messages framed as the field they are written in: a span's 9, an
 # event's 3, a resource's 1), by that field number, then by (key, value) as a dict's items()
-# hands them: string values in `_strings`, int values in `_ints`, looked up only for an int (a
-# found entry must be the value's own: True == 1 == 1.0 would share one). Most repeat from span
-# to span (operation, provider, model, deployment, route, status, counts). Bounded: emptied
-# when full, so unique values (ids) cost only a miss.
+# hands them: string values in `_strings`, int values in `_ints` and tuples of strings in
+# `_tuples`, each looked up only for a value of its type (a found entry must be the value's
+# own: True == 1 == 1.0 would share one). Most repeat from span to span (operation, provider,
+# model, deployment, route, status, counts, finish reasons). Bounded: emptied when full, so
+# unique values (ids) cost only a miss.
 _strings: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]
 _ints: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]
+_tuples: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]  # of strings only
 _KNOWN_MAX = 4096
 
 
 def _attribute(number: int, item: tuple[str, Any]) -> bytes:
-    """One attribute as a KeyValue field `number`, not found in `_strings`."""
+    """One attribute as a KeyValue field `number`, found in neither table (kept in its own)."""
     key, value = item
     kind = type(value)
-    known = _strings[number] if kind is str else _ints[number] if kind is int else None
-    if known is not None and kind is int:
-        encoded = known.get(item)
-        if encoded is not None:
-            return encoded
-    encoded = _field(number, _field(1, key.encode()) + _field(2, _any_value(value)))
+    if kind is str:  # the common miss (an id), written out: a call fewer for each length
+        data = value.encode()
+        size = len(data)
+        any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else _varint(size)) + data
+        size = len(any_value)
+        payload = (
+            _field(1, key.encode()) + b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size))
+        ) + any_value
+        known = _strings[number]
+    else:
+        payload = _field(1, key.encode()) + _field(2, _any_value(value))
+        known = (
+            _ints[number]
+            if kind is int
+            else _tuples[number]
+            if kind is tuple and all(type(part) is str for part in value)
+            else None
+        )
+    size = len(payload)
+    encoded = _TAGS[number] + (_SMALL[size] if size < 0x80 else _varint(size)) + payload
     if known is not None:
         if len(known) >= _KNOWN_MAX:
             known.clear()
@@ -230,11 +246,15 @@ def _attribute(number: int, item: tuple[str, Any]) -> bytes:
 def _key_values(number: int, attributes: dict[str, Any]) -> bytes:
     if not attributes:
         return b""
-    known = _strings[number]
+    strings, ints = _strings[number], _ints[number]
     parts = []
     for item in attributes.items():
-        encoded = known.get(item)
-        parts.append(encoded if encoded is not None else _attribute(number, item))
+        encoded = strings.get(item)
+        if encoded is None:
+            encoded = ints.get(item) if type(item[1]) is int else None
+            if encoded is None:
+                encoded = _attribute(number, item)
+        parts.append(encoded)
     return b"".join(parts)
 
 
@@ -267,21 +287,37 @@ _FACTS_MAX = 4096
 
 
 def _facts_encode(facts: tuple[Any, ...]) -> bytes:
+    """Facts (SPAN_FIELDS) as span attributes: the fields of their dict without the Nones."""
     try:
         encoded = _facts.get(facts)
     except TypeError:  # a value that is no key (a list): not kept
-        return _key_values(9, _facts_dict(facts))
-    if encoded is None:
-        encoded = _key_values(9, _facts_dict(facts))
-        if len(_facts) >= _FACTS_MAX:
-            _facts.clear()
-        _facts[facts] = encoded
+        return _key_values(9, {k: v for k, v in _facts_items(facts) if v is not None})
+    if encoded is not None:
+        return encoded
+    strings, ints, tuples = _strings[9], _ints[9], _tuples[9]
+    parts = []
+    for item in _facts_items(facts):
+        kind = type(item[1])
+        if kind is str:
+            found = strings.get(item)
+        elif kind is int:
+            found = ints.get(item)
+        elif kind is tuple:
+            found = tuples.get(item)
+        elif item[1] is None:
+            continue
+        else:
+            found = None
+        parts.append(found if found is not None else _attribute(9, item))
+    encoded = b"".join(parts)
+    if len(_facts) >= _FACTS_MAX:
+        _facts.clear()
+    _facts[facts] = encoded
     return encoded
 
 
-def _facts_dict(facts: tuple[Any, ...]) -> dict[str, Any]:
-    names = FACTS[facts[0]]
-    return {k: v for k, v in zip(names, facts[1:], strict=True) if v is not None}
+def _facts_items(facts: tuple[Any, ...]) -> Any:
+    return zip(FACTS[facts[0]], facts[1:], strict=True)
 
 
 # Span names as their field (5), by name (an operation and a model: few), bounded.
@@ -304,16 +340,15 @@ def _spans_fields(spans: Sequence[Sequence[Any]], memo: dict[int, bytes]) -> lis
     field 2. `memo`: what the batch has encoded of objects its spans share, by their identity
     (alive while the batch is)."""
     names = _names
-    strings = _strings[9]
     facts_known = _facts
     fields = []
+    last_trace, trace = None, b""
     for span in spans:
         trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = (
             span
         )
-        trace = memo.get(id(trace_id))
-        if trace is None:  # the spans of a trace share its id
-            trace = memo[id(trace_id)] = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        if trace_id is not last_trace:  # a trace's spans come together
+            last_trace, trace = trace_id, b"\x0a\x10" + trace_id.to_bytes(16, "big")
         named = names.get(name)
         if named is None:
             if len(names) >= _NAMES_MAX:
@@ -340,31 +375,29 @@ def _spans_fields(spans: Sequence[Sequence[Any]], memo: dict[int, bytes]) -> lis
                 pieces.append(found)
             encoded = b"".join(pieces)
         else:
-            pieces = []
-            for item in attributes.items():
-                found = strings.get(item)
-                pieces.append(found if found is not None else _attribute(9, item))
-            encoded = b"".join(pieces)
-        data = [
-            trace,
-            _IDS_PARENT.pack(0x12, 8, span_id, 0x22, 8, parent_id)
-            if parent_id
-            else _IDS.pack(0x12, 8, span_id),
-            named,
-            _KIND_TIMES.pack(0x30, kind, 0x39, start, 0x41, end),
-            encoded,
-        ]
+            encoded = _key_values(9, attributes)
+        if error is None:
+            tail = _UNSET_REMOTE if remote else _UNSET_LOCAL
+        else:  # status ERROR (code 2) with its description
+            status = _field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02")
+            tail = status + (_REMOTE if remote else _LOCAL)
         if events:
             found = memo.get(id(events))
             if found is None:
                 found = memo[id(events)] = _events_encode(events)
-            data.append(found)
-        if error is None:
-            data.append(_UNSET_REMOTE if remote else _UNSET_LOCAL)
-        else:  # status ERROR (code 2) with its description
-            data.append(_field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02"))
-            data.append(_REMOTE if remote else _LOCAL)
-        message = b"".join(data)
+            tail = found + tail
+        message = b"".join(
+            (
+                trace,
+                _IDS_PARENT.pack(0x12, 8, span_id, 0x22, 8, parent_id)
+                if parent_id
+                else _IDS.pack(0x12, 8, span_id),
+                named,
+                _KIND_TIMES.pack(0x30, kind, 0x39, start, 0x41, end),
+                encoded,
+                tail,
+            )
+        )
         size = len(message)
         fields.append(b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + message)
     return fields
