@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from gateway.child_pipe import child_unpinned, frame_read
+from gateway.child_pipe import child_collector, child_unpinned, frame_read
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,16 @@ def _http_exporter_class() -> type:
         """OpenTelemetry's HTTP exporter (session, retries, headers, compression, TLS) fed
         encoded bytes, sent through its own client."""
 
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # Its requests session, when it has one (OpenTelemetry's default transport).
+            transport = getattr(getattr(self, "_client", None), "_transport", None)
+            session = getattr(transport, "_session", None)
+            if session is not None and hasattr(session, "merge_environment_settings"):
+                session.merge_environment_settings = _settings_once(
+                    session.merge_environment_settings
+                )
+
         def export_bytes(self, data: bytes, count: int) -> bool:
             if self._shutdown:
                 return False
@@ -120,16 +130,39 @@ def _http_exporter_class() -> type:
     return BytesHttpExporter
 
 
+def _settings_once(merge: Any) -> Any:
+    """requests' `Session.merge_environment_settings`, read once per URL: requests reads the
+    proxy and CA bundle variables on every request (a walk over the whole environment, twice; a
+    third of an export's CPU), and this process's environment does not change."""
+    known: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merged(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        if proxies:  # a request's own proxies: as requests does
+            return merge(url, proxies, stream, verify, cert)  # type: ignore[no-any-return]
+        key = (url, stream, verify, cert if not isinstance(cert, list) else tuple(cert))
+        settings = known.get(key)
+        if settings is None:
+            settings = known[key] = merge(url, proxies, stream, verify, cert)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    return merged
+
+
 # -- the OTLP encoder -------------------------------------------------------------------------
 # Written from opentelemetry-proto's trace.proto and common.proto; tests decode what it writes
 # with opentelemetry-proto and compare it with OpenTelemetry's own encoder's. It writes the
 # bytes directly: OpenTelemetry's encoder builds a protobuf object per span, attribute and
-# value, several times the CPU.
+# value, several times the CPU. A Python call or loop turn is what costs here, so what repeats
+# is encoded once and looked up whole: an attribute (key and string value), a facts tuple, a
+# span name, and within a batch each object spans share (an attribute dict, events, a trace id:
+# marshal hands a shared object over as one).
 
 
 def _varint(value: int) -> bytes:
     if value < 0x80:
         return _SMALL[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -140,6 +173,7 @@ def _varint(value: int) -> bytes:
 
 _SMALL = [bytes((i,)) for i in range(0x80)]
 _TAGS = [_varint(number << 3 | 2) for number in range(16)]  # length-delimited fields 0-15
+_SEQUENCES = (list, tuple)
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -160,20 +194,73 @@ def _any_value(value: Any) -> bytes:
         return b"\x21" + struct.pack("<d", value)
     if kind is bytes:
         return _field(7, value)
-    if isinstance(value, list | tuple):
-        return _field(5, b"".join(_field(1, _any_value(item)) for item in value))
+    if isinstance(value, _SEQUENCES):
+        return _field(5, b"".join([_field(1, _any_value(item)) for item in value]))
     return _field(1, str(value).encode())
 
 
-# Encoded attributes by (field number, key, value), framed as that field: most repeat from
-# span to span (operation, provider, model, deployment, status). Bounded: emptied when full, so
+# Encoded attributes (KeyValue messages framed as the field they are written in: a span's 9, an
+# event's 3, a resource's 1), by that field number, then by (key, value) as a dict's items()
+# hands them: string values in `_strings`, int values in `_ints` and tuples of strings in
+# `_tuples`, each looked up only for a value of its type (a found entry must be the value's
+# own: True == 1 == 1.0 would share one). Most repeat from span to span (operation, provider,
+# model, deployment, route, status, counts, finish reasons). Bounded: emptied when full, so
 # unique values (ids) cost only a miss.
-_encoded: dict[tuple[int, str, str], bytes] = {}
-_ENCODED_MAX = 4096
+_strings: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]
+_ints: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]
+_tuples: list[dict[tuple[str, Any], bytes]] = [{} for _ in range(16)]  # of strings only
+_KNOWN_MAX = 4096
+
+
+def _attribute(number: int, item: tuple[str, Any]) -> bytes:
+    """One attribute as a KeyValue field `number`, found in neither table (kept in its own)."""
+    key, value = item
+    kind = type(value)
+    if kind is str:  # the common miss (an id), written out: a call fewer for each length
+        data = value.encode()
+        size = len(data)
+        any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else _varint(size)) + data
+        size = len(any_value)
+        payload = (
+            _field(1, key.encode()) + b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size))
+        ) + any_value
+        known = _strings[number]
+    else:
+        payload = _field(1, key.encode()) + _field(2, _any_value(value))
+        known = (
+            _ints[number]
+            if kind is int
+            else _tuples[number]
+            if kind is tuple and all(type(part) is str for part in value)
+            else None
+        )
+    size = len(payload)
+    encoded = _TAGS[number] + (_SMALL[size] if size < 0x80 else _varint(size)) + payload
+    if known is not None:
+        if len(known) >= _KNOWN_MAX:
+            known.clear()
+        known[item] = encoded
+    return encoded
+
+
+def _key_values(number: int, attributes: dict[str, Any]) -> bytes:
+    if not attributes:
+        return b""
+    strings, ints = _strings[number], _ints[number]
+    parts = []
+    for item in attributes.items():
+        encoded = strings.get(item)
+        if encoded is None:
+            encoded = ints.get(item) if type(item[1]) is int else None
+            if encoded is None:
+                encoded = _attribute(number, item)
+        parts.append(encoded)
+    return b"".join(parts)
 
 
 # The attribute names of the facts a worker sends as values only (SPAN_FIELDS): named here once
-# rather than in every span.
+# rather than in every span. Each position holds values of one type (or None), so equal facts
+# encode alike.
 FACTS = {
     "answered": (
         "gen_ai.response.model",
@@ -193,88 +280,135 @@ FACTS = {
         "ogem.cancelled",
     ),
 }
+# Encoded facts (as span attributes), by the facts tuple: the request's (provider, deployment,
+# status) repeat, as does an answer's but for its id. Bounded as `_strings`.
+_facts: dict[tuple[Any, ...], bytes] = {}
+_FACTS_MAX = 4096
 
 
-def _facts_dict(facts: tuple[Any, ...]) -> dict[str, Any]:
-    names = FACTS[facts[0]]
-    return {k: v for k, v in zip(names, facts[1:], strict=True) if v is not None}
-
-
-def _parts_encode(number: int, attributes: Any, memo: dict[int, bytes]) -> bytes:
-    """A span's attributes (SPAN_FIELDS), a part at a time: a part shared by several spans of
-    the batch (marshal hands it over as one object) is encoded once, found by its identity in
-    `memo` (alive while the batch is). Its parts have no key in common, so the fields are those
-    of the merged dict, in its order."""
-    if type(attributes) is not tuple:
-        return _key_values(number, attributes)
-    encoded = []
-    for part in attributes:
-        found = memo.get(id(part))
-        if found is None:
-            found = memo[id(part)] = _key_values(
-                number, _facts_dict(part) if type(part) is tuple else part
-            )
-        encoded.append(found)
-    return b"".join(encoded)
-
-
-def _key_values(number: int, attributes: dict[str, Any]) -> bytes:
-    if not attributes:
-        return b""
+def _facts_encode(facts: tuple[Any, ...]) -> bytes:
+    """Facts (SPAN_FIELDS) as span attributes: the fields of their dict without the Nones."""
+    try:
+        encoded = _facts.get(facts)
+    except TypeError:  # a value that is no key (a list): not kept
+        return _key_values(9, {k: v for k, v in _facts_items(facts) if v is not None})
+    if encoded is not None:
+        return encoded
+    strings, ints, tuples = _strings[9], _ints[9], _tuples[9]
     parts = []
-    cache = _encoded
-    for key, value in attributes.items():
-        if type(value) is not str:  # only strings: True == 1 == 1.0 would share an entry
-            parts.append(_field(number, _field(1, key.encode()) + _field(2, _any_value(value))))
+    for item in _facts_items(facts):
+        kind = type(item[1])
+        if kind is str:
+            found = strings.get(item)
+        elif kind is int:
+            found = ints.get(item)
+        elif kind is tuple:
+            found = tuples.get(item)
+        elif item[1] is None:
             continue
-        item = (number, key, value)
-        encoded = cache.get(item)
-        if encoded is None:
-            encoded = _field(number, _field(1, key.encode()) + _field(2, _field(1, value.encode())))
-            if len(cache) >= _ENCODED_MAX:
-                cache.clear()
-            cache[item] = encoded
-        parts.append(encoded)
-    return b"".join(parts)
+        else:
+            found = None
+        parts.append(found if found is not None else _attribute(9, item))
+    encoded = b"".join(parts)
+    if len(_facts) >= _FACTS_MAX:
+        _facts.clear()
+    _facts[facts] = encoded
+    return encoded
 
 
-_STATUS_UNSET = _field(15, b"")
-_TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (7) and end_time_unix_nano (8), fixed64
-_KINDS = [b"\x30" + _varint(value) for value in range(6)]  # kind (6)
-# flags (16, fixed32): CONTEXT_HAS_IS_REMOTE, and CONTEXT_IS_REMOTE for a remote parent
+def _facts_items(facts: tuple[Any, ...]) -> Any:
+    return zip(FACTS[facts[0]], facts[1:], strict=True)
+
+
+# Span names as their field (5), by name (an operation and a model: few), bounded.
+_names: dict[str, bytes] = {}
+_NAMES_MAX = 1024
+_IDS = struct.Struct(">BBQ")  # span_id (2): 8 bytes, big-endian as W3C writes ids
+_IDS_PARENT = struct.Struct(">BBQBBQ")  # span_id (2) and parent_span_id (4)
+# kind (6, a varint of one byte: 1 to 5), start_time_unix_nano (7) and end_time_unix_nano (8)
+_KIND_TIMES = struct.Struct("<BBBQBQ")
+_EVENT_TIME = struct.Struct("<BQ")  # an event's time_unix_nano (1), fixed64
+# status (15), then flags (16, fixed32): CONTEXT_HAS_IS_REMOTE, and CONTEXT_IS_REMOTE for a
+# remote parent
 _LOCAL, _REMOTE = b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00"
+_STATUS_UNSET = _field(15, b"")
+_UNSET_LOCAL, _UNSET_REMOTE = _STATUS_UNSET + _LOCAL, _STATUS_UNSET + _REMOTE
 
 
-def span_encode(span: Sequence[Any], memo: dict[int, bytes] | None = None) -> bytes:
-    """One Span message (trace.proto) of a span tuple (SPAN_FIELDS); `memo`: the encoded
-    attribute parts of its batch (`_parts_encode`)."""
-    trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = span
-    parts = [
-        b"\x0a\x10" + trace_id.to_bytes(16, "big"),  # trace_id (1): 16 bytes
-        b"\x12\x08" + span_id.to_bytes(8, "big"),  # span_id (2): 8 bytes
-    ]
-    if parent_id:
-        parts.append(b"\x22\x08" + parent_id.to_bytes(8, "big"))  # parent_span_id (4)
-    parts.append(_field(5, name.encode()))
-    parts.append(_KINDS[kind])
-    parts.append(_TIMES.pack(0x39, start, 0x41, end))
-    parts.append(_parts_encode(9, attributes, {} if memo is None else memo))
-    for event_name, at, values in events:
-        parts.append(
-            _field(
-                11,
-                b"\x09"
-                + struct.pack("<Q", at)
-                + _field(2, event_name.encode())
-                + _key_values(3, values),
+def _spans_fields(spans: Sequence[Sequence[Any]], memo: dict[int, bytes]) -> list[bytes]:
+    """Span messages (trace.proto) of span tuples (SPAN_FIELDS), each framed as a ScopeSpans'
+    field 2. `memo`: what the batch has encoded of objects its spans share, by their identity
+    (alive while the batch is)."""
+    names = _names
+    facts_known = _facts
+    fields = []
+    last_trace, trace = None, b""
+    for span in spans:
+        trace_id, span_id, parent_id, remote, name, kind, start, end, attributes, events, error = (
+            span
+        )
+        if trace_id is not last_trace:  # a trace's spans come together
+            last_trace, trace = trace_id, b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        named = names.get(name)
+        if named is None:
+            if len(names) >= _NAMES_MAX:
+                names.clear()
+            named = names[name] = _field(5, name.encode())
+        if not attributes:
+            encoded = b""
+        elif type(attributes) is tuple:
+            # Parts (SPAN_FIELDS) with no key in common: the fields of the merged dict, in its
+            # order. A dict is found by its identity (the batch's), facts by their values.
+            pieces = []
+            for part in attributes:
+                if type(part) is tuple:
+                    try:
+                        found = facts_known.get(part)
+                    except TypeError:  # a value that is no key (a list)
+                        found = None
+                    if found is None:
+                        found = _facts_encode(part)
+                else:
+                    found = memo.get(id(part))
+                    if found is None:
+                        found = memo[id(part)] = _key_values(9, part)
+                pieces.append(found)
+            encoded = b"".join(pieces)
+        else:
+            encoded = _key_values(9, attributes)
+        if error is None:
+            tail = _UNSET_REMOTE if remote else _UNSET_LOCAL
+        else:  # status ERROR (code 2) with its description
+            status = _field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02")
+            tail = status + (_REMOTE if remote else _LOCAL)
+        if events:
+            found = memo.get(id(events))
+            if found is None:
+                found = memo[id(events)] = _events_encode(events)
+            tail = found + tail
+        message = b"".join(
+            (
+                trace,
+                _IDS_PARENT.pack(0x12, 8, span_id, 0x22, 8, parent_id)
+                if parent_id
+                else _IDS.pack(0x12, 8, span_id),
+                named,
+                _KIND_TIMES.pack(0x30, kind, 0x39, start, 0x41, end),
+                encoded,
+                tail,
             )
         )
-    if error is not None:  # status ERROR (code 2) with its description
-        parts.append(_field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02"))
-    else:
-        parts.append(_STATUS_UNSET)
-    parts.append(_REMOTE if remote else _LOCAL)
-    return b"".join(parts)
+        size = len(message)
+        fields.append(b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + message)
+    return fields
+
+
+def _events_encode(events: Sequence[Any]) -> bytes:
+    fields = []
+    for event_name, at, values in events:
+        message = _EVENT_TIME.pack(0x09, at) + _field(2, event_name.encode())
+        fields.append(_field(11, message + _key_values(3, values)))
+    return b"".join(fields)
 
 
 def resource_encode(attributes: dict[str, Any], schema_url: str = "") -> bytes:
@@ -286,11 +420,9 @@ def resource_encode(attributes: dict[str, Any], schema_url: str = "") -> bytes:
 def spans_encode(spans: Sequence[Sequence[Any]], *, resource: bytes, scope: str = SCOPE) -> bytes:
     """An ExportTraceServiceRequest of span tuples, all of one resource (`resource_encode`'s)
     and one instrumentation scope."""
-    memo: dict[int, bytes] = {}
-    scope_spans = _field(1, _field(1, scope.encode())) + b"".join(
-        _field(2, span_encode(span, memo)) for span in spans
-    )
-    return _field(1, resource + _field(2, scope_spans))
+    fields = _spans_fields(spans, {})
+    fields.insert(0, _field(1, _field(1, scope.encode())))
+    return _field(1, resource + _field(2, b"".join(fields)))
 
 
 # -- the exporter process ---------------------------------------------------------------------
@@ -401,6 +533,7 @@ class _Exports:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem tracing exporter: %(message)s")
     child_unpinned()
+    child_collector()
     config = json.loads(sys.argv[1])
     exporter_main(config, sys.stdin.buffer, sys.stdout.buffer)
 

@@ -50,7 +50,7 @@ from gateway.callbacks.base import (
 )
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
-from gateway.child_pipe import child_unpinned
+from gateway.child_pipe import child_collector, child_unpinned
 
 logger = logging.getLogger(__name__)
 
@@ -69,40 +69,49 @@ class _SinkWorker:
         self.delivery = delivery
         self.buffer: deque[CallbackEvent] = deque()
         self.ready = asyncio.Event()
+        self.since = 0.0  # when the buffer last started (its first event since it was empty)
         self.checked = not spec.untrusted
         self.refused = False
 
-    def put(self, event: CallbackEvent) -> None:
-        if len(self.buffer) >= self.delivery.queue_size:
-            self.delivery.count(self.spec.name, "queue_full")
-            return
-        self.buffer.append(event)
-        self.ready.set()
+    def put(self, events: list[CallbackEvent]) -> None:
+        """Buffer events (those past the bound are dropped). The task is woken when the buffer
+        starts (the interval's clock), when a batch is full, and by a flush or the end, not at
+        every event."""
+        buffer = self.buffer
+        room = self.delivery.queue_size - len(buffer)
+        if room < len(events):
+            self.delivery.count(self.spec.name, "queue_full", len(events) - max(room, 0))
+            events = events[: max(room, 0)]
+            if not events:
+                return
+        if not buffer:
+            self.since = time.monotonic()
+            self.ready.set()
+        buffer.extend(events)
+        if self.sink is None or len(buffer) >= self.sink.max_batch:
+            self.ready.set()
 
     async def run(self, client: httpx.AsyncClient) -> None:
         delivery = self.delivery
+        buffer = self.buffer
         while True:
             await self.ready.wait()
-            if self.sink is not None and not delivery.stopping:
-                batch_size = self.sink.max_batch
-                deadline = time.monotonic() + delivery.flush_interval
-                # A partial batch waits for more, up to the flush interval.
-                while (
-                    len(self.buffer) < batch_size
-                    and not delivery.stopping
-                    and not delivery.flushing
-                    and (left := deadline - time.monotonic()) > 0
-                ):
-                    self.ready.clear()
-                    try:
-                        await asyncio.wait_for(self.ready.wait(), timeout=left)
-                    except TimeoutError:
-                        break
-            while self.buffer:
-                size = self.sink.max_batch if self.sink is not None else len(self.buffer)
-                batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
-                await self._deliver(batch, client)
             self.ready.clear()
+            while buffer:
+                size = self.sink.max_batch if self.sink is not None else len(buffer)
+                # Full batches go at once; a partial one waits for more, up to the flush
+                # interval from when the buffer started (what a full batch left included).
+                if len(buffer) < size and not delivery.stopping and not delivery.flushing:
+                    left = self.since + delivery.flush_interval - time.monotonic()
+                    if left > 0:
+                        try:
+                            await asyncio.wait_for(self.ready.wait(), timeout=left)
+                        except TimeoutError:
+                            pass
+                        self.ready.clear()
+                        continue
+                batch = [buffer.popleft() for _ in range(min(size, len(buffer)))]
+                await self._deliver(batch, client)
 
     async def _deliver(self, batch: list[CallbackEvent], client: httpx.AsyncClient) -> None:
         name = self.spec.name
@@ -207,12 +216,19 @@ class Delivery:
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "events":
-            specs = self.specs
+            # Each sink's events of the message, in order, buffered in one step.
+            buckets: dict[int, list[CallbackEvent]] = {}
             for values, numbers in message[1]:
                 event = event_from_values(values)
                 for number in numbers:
-                    self.outstanding += 1
-                    specs[number].put(event)
+                    bucket = buckets.get(number)
+                    if bucket is None:
+                        bucket = buckets[number] = []
+                    bucket.append(event)
+            specs = self.specs
+            for number, events in buckets.items():
+                self.outstanding += len(events)
+                specs[number].put(events)
         elif kind == "sink":
             _, number, name, sink_kind, settings, untrusted = message
             spec = SinkSpec(name=name, kind=sink_kind, settings=settings, untrusted=untrusted)
@@ -304,6 +320,7 @@ def _sink_make(spec: SinkSpec) -> Sink | None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem callbacks: %(message)s")
     child_unpinned()
+    child_collector()
     asyncio.run(Delivery(sys.stdout.buffer).main(sys.stdin.buffer))
 
 
