@@ -165,6 +165,8 @@ class _Policy:
 
 
 _new = object.__new__
+_dumps = orjson.dumps
+_fragment = orjson.Fragment
 _ZERO = Decimal(0)
 _policies: dict[tuple[Any, ...], _Policy] = {}
 # Each caller's latest policy, by the Caller's identity: a request finds it without building and
@@ -640,33 +642,54 @@ def cache_store(
     background), unless it must not be. `encoded`: the answer's JSON as sent, when the caller
     has it."""
     plan: CachePlan | None = ctx.cache
-    if plan is None or not plan.write or ctx.status_code != 200 or not _storable(response):
+    if plan is None or not plan.write or ctx.status_code != 200 or "error" in response:
         return
+    # Never an error, nor a choice cut short or refused; checked here rather than in a function
+    # of its own (a call less on every miss). Exact types: an upstream's JSON, and cheaper than
+    # isinstance.
+    choices = response.get("choices")
+    if type(choices) is list:
+        for choice in choices:
+            if type(choice) is not dict:
+                return
+            reason = choice.get("finish_reason")
+            if reason is None or reason == "content_filter":
+                return
     now = time.time()
-    latency = int(ctx.upstream_seconds * 1000)  # what a hit on this entry saves (analytics)
-    # The answer's bytes as sent, when given, are not written a second time.
-    answer = response if encoded is None else orjson.Fragment(encoded)
-    raw = orjson.dumps({"t": now, "x": now + plan.ttl, "l": latency, "r": answer})
+    ttl = plan.ttl
+    # The answer's bytes as sent, when given, are not written a second time. `l`: what a hit on
+    # this entry saves (analytics).
+    raw = _dumps(
+        {
+            "t": now,
+            "x": now + ttl,
+            "l": int(ctx.upstream_seconds * 1000),
+            "r": response if encoded is None else _fragment(encoded),
+        }
+    )
     if plan.semantic is not None:
-        plan.semantic.keep(ctx, raw, now=now, ttl=plan.ttl)
+        plan.semantic.keep(ctx, raw, now=now, ttl=ttl)
     policy = plan.policy
     s3 = policy.s3
     if s3 is not None and len(raw) >= s3.min_bytes:
         # Large: the bucket only; Redis keeps nothing (its memory is for the many small ones).
-        _local.set(plan.key, raw, ttl=plan.ttl)
-        _write(s3_put(s3, plan.key, raw, now + plan.ttl))
+        _local.set(plan.key, raw, ttl=ttl)
+        _write(s3_put(s3, plan.key, raw, now + ttl))
     elif policy.redis and not redis_outage.down:
         # Written by the settle script (gateway/governance.py), else by `cache_write_flush`.
-        ttl_ms = policy.ttl_ms if plan.ttl == policy.ttl else max(int(plan.ttl * 1000), 1)
-        ctx.settle_write = (plan.key, raw, ttl_ms)
+        ctx.settle_write = (
+            plan.key,
+            raw,
+            policy.ttl_ms if ttl == policy.ttl else max(int(ttl * 1000), 1),
+        )
         if not policy.lean:  # redis-py's SET, in the background: L1 answers meanwhile
-            _local.set(plan.key, raw, ttl=plan.ttl)
+            _local.set(plan.key, raw, ttl=ttl)
         # On the pipelined connection the entry is in Redis before this worker reads another
         # request's admission, which returns it (no round trip of its own): L1 takes it when it
         # is first read back (`_found`), so L1 holds the answers asked again and a miss makes
         # no copy (a few percent of a miss's instructions, docs/benchmark.md).
     else:
-        _local.set(plan.key, raw, ttl=plan.ttl)
+        _local.set(plan.key, raw, ttl=ttl)
 
 
 def cache_write_flush(ctx: RequestContext) -> None:
@@ -720,20 +743,6 @@ async def cache_writes_wait() -> None:
     pending = [task for task in _writes if not task.done()]
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _storable(response: dict[str, Any]) -> bool:
-    if "error" in response:
-        return False
-    choices = response.get("choices")
-    if type(choices) is list:  # exact types: an upstream's JSON, and cheaper than isinstance
-        for choice in choices:
-            if type(choice) is not dict:
-                return False
-            reason = choice.get("finish_reason")
-            if reason is None or reason == "content_filter":
-                return False
-    return True
 
 
 # ---- a hit ---------------------------------------------------------------------------------------

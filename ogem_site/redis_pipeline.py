@@ -54,7 +54,10 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     except TypeError:  # unhashable (a memoryview) or not a Redis value: hiredis's way
         return hiredis.pack_command(args)
     count = len(args)
-    return (_HEADS[count] if count < 256 else b"*%d\r\n" % count) + b"".join(parts)
+    # The head joined with the pieces, not added to their join: the command (a settle with its
+    # response cache entry: a kilobyte) is allocated and copied once.
+    parts.insert(0, _HEADS[count] if count < 256 else b"*%d\r\n" % count)
+    return _join(parts)
 
 
 class Encoded:
