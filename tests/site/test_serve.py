@@ -366,7 +366,7 @@ def test_production_start_without_var_dir_runs_celery_beat(tmp_path, started):
     port = free_port()
     process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     started.append(process)
-    wait_ready(f"http://127.0.0.1:{port}", process, timeout=60)
+    wait_ready(f"http://127.0.0.1:{port}", process)
 
     def schedule() -> list[Path]:
         assert process.poll() is None, process.communicate()[0]
@@ -394,7 +394,7 @@ def test_v1_answers_503_database_unavailable_once_the_database_is_gone(tmp_path,
     process = manage("serve", "--no-migrate", "--port", str(port), env=env)
     started.append(process)
     try:
-        wait_ready(url, process, timeout=60)
+        wait_ready(url, process)
         # Well-formed keys no worker has cached: authenticating one needs the database.
         first, second = ("sk-" + letter * 48 for letter in "ab")
         seen = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {first}"})
