@@ -245,6 +245,8 @@ class SlowStreamResult:
     all_open: float
     # Per completed stream: perf_counter() at its first and at its last read.
     spans: list[tuple[float, float]]
+    # Per completed stream, in spans' order: perf_counter() before its connection was opened.
+    opened: list[float]
 
 
 async def _slow_streams(
@@ -271,6 +273,7 @@ async def _slow_streams(
     gaps: list[tuple[float, float]] = []  # (when the gap began, its length in ms)
     firsts: list[float] = []
     spans: list[tuple[float, float]] = []
+    opened: list[float] = []
     errors: dict[str, int] = {}
 
     def fail(reason: str) -> None:
@@ -319,6 +322,7 @@ async def _slow_streams(
                 fail("incomplete stream")
             elif previous is not None:
                 spans.append((first, previous))
+                opened.append(started)
         except (OSError, TimeoutError) as exc:
             fail(type(exc).__name__)
         finally:
@@ -338,6 +342,7 @@ async def _slow_streams(
         ramp_started=begin,
         all_open=all_open,
         spans=spans,
+        opened=opened,
     )
 
 

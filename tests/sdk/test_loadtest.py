@@ -25,7 +25,8 @@ from tests.sdk.test_cli import _environment, _ogem
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 WRK = shutil.which("wrk")
-ROUNDS = 5
+ROUNDS = 8
+SECONDS = 1
 CONNECTIONS = 50
 
 
@@ -111,9 +112,9 @@ def _ahead_of_the_machine(upstream: MockUpstream) -> Iterator[None]:
 @pytest.mark.skipif(not WRK, reason="needs wrk")
 def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: Path) -> None:
     """Same target, body, connections and duration, on nginx's core, one after the other, ROUNDS
-    times; the median of the rounds' ratios is compared (a pair is close in time, so shares the
-    machine's load; the median ignores a round a burst of that load hit). Which goes first
-    alternates, so a machine whose speed drifts over the run favours neither."""
+    short rounds; each tool's best round is compared. Load only ever slows a run, so a tool's best
+    round is its least disturbed one, and the rounds interleave (which goes first alternates), so
+    a machine whose speed drifts over the run gives both tools its fast stretches alike."""
     url = f"{nginx.base(nginx.json_port)}/chat/completions"
     body_file = tmp_path / "body.json"
     body_file.write_bytes(REQUEST_JSON)
@@ -128,8 +129,9 @@ def test_throughput_is_within_ten_percent_of_wrk(nginx: MockUpstream, tmp_path: 
             ours.append(_loadtest_throughput(url, body_file, tmp_path, core))
             if not wrk_first:
                 theirs.append(_wrk_throughput(url, tmp_path, core))
-    ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
-    print(f"ogem loadtest {ours} req/s, wrk {theirs} req/s, median ratio {ratio:.3f}")
+    ratio = max(ours) / max(theirs)
+    median = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+    print(f"ogem loadtest {ours} req/s, wrk {theirs} req/s: best {ratio:.3f}, median {median:.3f}")
     assert 0.9 <= ratio <= 1.1, (ours, theirs)
 
 
@@ -138,7 +140,7 @@ def _wrk_throughput(url: str, tmp_path: Path, core: int | None) -> float:
         wrk=WRK or "wrk",
         url=url,
         connections=CONNECTIONS,
-        seconds=2,
+        seconds=SECONDS,
         workdir=tmp_path,
         body=REQUEST_JSON,
         headers={"Content-Type": "application/json"},
@@ -151,7 +153,7 @@ def _wrk_throughput(url: str, tmp_path: Path, core: int | None) -> float:
 def _loadtest_throughput(url: str, body_file: Path, tmp_path: Path, core: int | None) -> float:
     report = _loadtest(
         tmp_path, "--url", url, "--body", str(body_file), "-c", str(CONNECTIONS),
-        "-d", "2s", "--json", str(tmp_path / "report.json"), core=core,
+        "-d", f"{SECONDS}s", "--json", str(tmp_path / "report.json"), core=core,
     )  # fmt: skip
     assert report["errors"] == 0 and report["concurrency"] == CONNECTIONS
     assert report["bytes_in"] >= report["requests"] * 400  # each answer read whole

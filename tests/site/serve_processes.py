@@ -98,7 +98,8 @@ def processes_with_var_dir(var_dir: str) -> list[int]:
     return found
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 180) -> None:
+    # Generous: a start on a loaded 2-core machine (the suite's workers beside it) took over 60 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

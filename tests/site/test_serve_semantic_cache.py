@@ -15,7 +15,7 @@ import redis
 
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.live import free_port
+from tests.live import free_port, wait_for
 from tests.site.serve_processes import manage, server_workers, wait_ready
 from tests.site.test_serve_cache import _redis_url, _server_socket_inode, _socket_owner
 
@@ -24,14 +24,16 @@ QUESTION = "How do I reset my password?"
 PARAPHRASE = "How can I reset my password?"  # 0.984 under local-embed
 
 
-def _asker(url: str, port: int, workers: list[int]) -> Callable[..., tuple[str, int | None]]:
+def _asker(
+    url: str, port: int, workers: list[int], secret: str
+) -> Callable[..., tuple[str, int | None]]:
     def ask(text: str, **cache: bool) -> tuple[str, int | None]:
         """(x-ogem-cache, the worker that answered), on a fresh connection each time: the kernel
         hands it to either worker's accept."""
         body = {"model": "emulated", "messages": [{"role": "user", "content": text}]}
         if cache:
             body["cache"] = cache
-        headers = {"Authorization": f"Bearer {MASTER}"}
+        headers = {"Authorization": f"Bearer {secret}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             response = client.post("/v1/chat/completions", json=body)
             assert response.status_code == 200, response.text
@@ -44,29 +46,56 @@ def _asker(url: str, port: int, workers: list[int]) -> Callable[..., tuple[str, 
     return ask
 
 
-def _warm(ask: Callable[..., tuple[str, int | None]], workers: list[int]) -> None:
-    """Each worker rebuilds its index once it serves a semantic request: make both serve one,
-    then give them a moment to finish (lookups miss until then)."""
-    seen: set[int | None] = set()
-    deadline = time.monotonic() + 30
-    while not seen >= set(workers):
-        assert time.monotonic() < deadline, "one worker answered everything"
-        _, worker = ask(f"warm-up {time.time_ns()}", **{"no-store": True})
-        seen.add(worker)
-    time.sleep(0.5)
+def _key_create(url: str) -> str:
+    """A virtual key's secret: a worker subscribes to the broadcasts when it first authenticates
+    one (gateway/auth.py), never for the master key alone."""
+    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=30)
+    org = admin.post("/api/v1/organizations", json={"name": "Semantic", "slug": "semantic"})
+    team = admin.post("/api/v1/teams", json={"organization": org.json()["id"], "name": "T"})
+    created = admin.post("/api/v1/keys", json={"name": "asker", "team": team.json()["id"]})
+    assert created.status_code == 201, created.text
+    return created.json()["key"]
+
+
+def _warm(
+    ask: Callable[..., tuple[str, int | None]], workers: list[int], listeners: Callable[[], int]
+) -> None:
+    """Each worker starts its index's rebuild and its broadcast listener on its first semantic
+    request: ask until each has answered one whose embedding worked (a miss, not the error of an
+    embedding model still loading past the tier's timeout) and both listen for the other's new
+    entries. Lookups miss until a rebuild ends: `_both_hit` asks again until they hit."""
+    answered: set[int | None] = set()
+
+    def warm() -> bool:
+        result, worker = ask(f"warm-up {time.time_ns()}", **{"no-store": True})
+        if result == "miss":
+            answered.add(worker)
+        return answered >= set(workers) and listeners() >= len(workers)
+
+    try:
+        wait_for(warm, what="both workers' embeddings and listeners", timeout=60, every=0)
+    except AssertionError as timeout:
+        raise AssertionError(
+            f"{timeout}; a miss from {answered} of {workers}, {listeners()} listening"
+        ) from None
 
 
 def _both_hit(ask: Callable[..., tuple[str, int | None]], workers: list[int]) -> list[str]:
     """Ask the paraphrase (never stored) until each worker answered it from the cache."""
     hit_by: set[int | None] = set()
     results: list[str] = []
-    deadline = time.monotonic() + 30
-    while not hit_by >= set(workers):
-        assert time.monotonic() < deadline, f"not every worker hit: {results}"
+
+    def both() -> bool:
         result, worker = ask(PARAPHRASE, **{"no-store": True})
         results.append(result)
         if result == "semantic-hit":
             hit_by.add(worker)
+        return hit_by >= set(workers)
+
+    try:
+        wait_for(both, what="a hit in every worker", timeout=60, every=0)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; the answers: {results}") from None
     return results
 
 
@@ -104,6 +133,13 @@ def test_semantic_entries_are_shared_by_workers_and_survive_a_restart(  # type: 
         "OGEM_MASTER_KEY": MASTER,
     }
 
+    client = redis.Redis.from_url(redis_url)
+    channel = f"{prefix}:broadcast"  # ogem_site.broadcast.broadcast_channel
+
+    def listeners() -> int:
+        ((_, count),) = client.pubsub_numsub(channel)
+        return int(count)
+
     def chat_calls() -> int:
         return sum(1 for r in openai_emulator.requests if r.path.endswith("/chat/completions"))
 
@@ -124,8 +160,10 @@ def test_semantic_entries_are_shared_by_workers_and_survive_a_restart(  # type: 
             started.append(process)
             wait_ready(url, process)
             workers = server_workers(process.pid)
-            ask = _asker(url, port, workers)
-            _warm(ask, workers)
+            if not restart:
+                secret = _key_create(url)
+            ask = _asker(url, port, workers, secret)
+            _warm(ask, workers, listeners)
             if not restart:
                 result, _ = ask(QUESTION)
                 assert result == "miss"
@@ -138,7 +176,6 @@ def test_semantic_entries_are_shared_by_workers_and_survive_a_restart(  # type: 
             process.terminate()
             process.wait(timeout=30)
     finally:
-        client = redis.Redis.from_url(redis_url)
         stale = list(client.scan_iter(match=f"{prefix}:*"))
         if stale:
             client.delete(*stale)

@@ -5,7 +5,6 @@ their files by status and a progress bar; indexing progress reaches their page's
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from django.test import Client
 
 from tests.batches.test_live_updates import _events, _live, _nothing, _session_cookie, _tenants
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.live import LiveServer, usage_record_now
+from tests.live import LiveServer, usage_record_now, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -24,8 +23,11 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 def _usage_drained(live_ogem: LiveServer) -> Iterator[None]:
     """The indexing's embedding calls are usage of the test's key: recorded before the next
     test, whose keys may take the same ids."""
+    tasks = live_ogem.server.server_state.tasks  # uvicorn's: one per request or socket
+    before = set(tasks)
     yield
-    time.sleep(0.3)  # accounted after the responses
+    # Usage is accounted after a response, in its request's task: once the test's tasks ended.
+    wait_for(lambda: not set(tasks) - before, what="the test's requests' ends")
     usage_record_now()
 
 
