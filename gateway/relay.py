@@ -400,7 +400,10 @@ async def _relay(
                     cache_write_flush(ctx)
                 request_metrics_record(ctx)
                 if callbacks is not None:
-                    await _callbacks_emit(ctx, callbacks, inbound.body)
+                    if ctx.cost is not None:  # priced by the settle: no coroutine to await
+                        callbacks_emit(ctx, callbacks, body=inbound.body, cost=ctx.cost)
+                    else:
+                        await _callbacks_emit(ctx, callbacks, inbound.body)
 
 
 def _answered(ctx: RequestContext, response: HttpResponse) -> HttpResponse:
