@@ -88,7 +88,9 @@ from gateway.tracing import (
     trace_id_new,
     trace_refused,
     trace_request,
-    trace_routing,
+    trace_routing_end,
+    trace_routing_start,
+    trace_span_start,
     trace_stage,
     tracing_active,
 )
@@ -224,7 +226,9 @@ async def _relay(
         if ctx.trace is None:
             admission = await governance_admit_start(ctx)
         else:
-            admission = await trace_stage(ctx, "ogem.admission", governance_admit_start(ctx))
+            stage = trace_span_start(ctx, "ogem.admission")  # failed, if so, by trace_failed
+            admission = await governance_admit_start(ctx)
+            stage.end_ns = time.time_ns()
     except BaseException as error:
         if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
             ctx.status_code = error.status
@@ -353,12 +357,14 @@ async def _relay(
             return response
 
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
-        if ctx.trace is not None:
-            run = trace_routing(ctx, run)
+        if ctx.trace is not None:  # its span ends below, or fails at trace_failed
+            trace_routing_start(ctx)
         if ctx.guard is not None and ctx.guard.during_task is not None:
             response = await guard_during(ctx, ctx.guard, run)
         else:
             response = await run
+        if ctx.trace is not None:
+            trace_routing_end(ctx, response)
         handed_off = ctx.stream or endpoint == Endpoint.AUDIO_SPEECH
         if handed_off and ctx.trace is not None:
             ctx.trace.handed_off = True
@@ -394,7 +400,10 @@ async def _relay(
                     cache_write_flush(ctx)
                 request_metrics_record(ctx)
                 if callbacks is not None:
-                    await _callbacks_emit(ctx, callbacks, inbound.body)
+                    if ctx.cost is not None:  # priced by the settle: no coroutine to await
+                        callbacks_emit(ctx, callbacks, body=inbound.body, cost=ctx.cost)
+                    else:
+                        await _callbacks_emit(ctx, callbacks, inbound.body)
 
 
 def _answered(ctx: RequestContext, response: HttpResponse) -> HttpResponse:
@@ -520,10 +529,12 @@ def _complete(
 async def _callbacks_emit(ctx: RequestContext, plan: CallbackPlan, body: dict[str, Any]) -> None:
     """The request's callback event, once it is settled (gateway/callbacks/emit.py): its body is
     the one sent upstream (after the guardrails' masking)."""
-    try:
-        cost = await request_cost(ctx)
-    except Exception:
-        cost = Decimal(0)
+    cost = ctx.cost  # the settle's price, most often: no request_cost coroutine
+    if cost is None:
+        try:
+            cost = await request_cost(ctx)
+        except Exception:
+            cost = Decimal(0)
     callbacks_emit(ctx, plan, body=body, cost=cost)
 
 

@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -65,6 +65,8 @@ OPERATIONS = {
 }
 
 _HEX = frozenset("0123456789abcdef")
+# Each endpoint's operation, by the endpoint's identity (Endpoint's hash is Enum's, in Python).
+_OPERATION_OF = {id(endpoint): OPERATIONS.get(endpoint) or endpoint.value for endpoint in Endpoint}
 
 
 def trace_context_parse(value: str | bytes | None) -> tuple[int, int, int] | None:
@@ -96,12 +98,15 @@ def trace_context_parse(value: str | bytes | None) -> tuple[int, int, int] | Non
     return trace_id, span_id, int(flags, 16)
 
 
+_getrandbits = random.getrandbits
+
+
 def trace_id_new() -> int:
-    return random.getrandbits(128) or 1
+    return _getrandbits(128) or 1
 
 
 def _span_id() -> int:
-    return random.getrandbits(64) or 1
+    return _getrandbits(64) or 1
 
 
 _MASK64 = (1 << 64) - 1
@@ -146,25 +151,41 @@ class SpanRecord:
         self.error = str(getattr(error, "message", "") or type(error).__name__)[:300]
 
 
-@dataclass(slots=True)
 class RequestTrace:
-    trace_id: int
-    flags: int
-    remote_parent: int  # the client's span, 0 when Ogem started the trace
-    root: SpanRecord
-    spans: list[SpanRecord] = field(default_factory=list)
-    attempt: SpanRecord | None = None  # the upstream attempt in flight (a stream's until its end)
-    routing: SpanRecord | None = None
-    capture: bool = False
-    output: list[str] | None = None  # a stream's generated text, when content is captured
-    finish_reasons: list[str] = field(default_factory=list)
-    response_model: str = ""
-    response_id: str = ""
-    handed_off: bool = False  # a stream: the trace ends when it does
-    ended: bool = False
-    operation: str = ""
-    attempts: int = 0  # upstream attempts begun
-    answered: tuple[Any, ...] | None = None  # the answered attempt's (`_answered`), shared
+    """A request's (or a Realtime session's) trace while it runs: its root span, the spans under
+    it, and what the answer said (its model, id, finish reasons)."""
+
+    __slots__ = ("answered", "attempt", "attempts", "capture", "ended", "finish_reasons", "flags",
+                 "handed_off", "operation", "output", "remote_parent", "response_id",
+                 "response_model", "root", "routing", "spans", "trace_id")  # fmt: skip
+
+    def __init__(
+        self,
+        trace_id: int,
+        flags: int,
+        remote_parent: int,  # the client's span, 0 when Ogem started the trace
+        root: SpanRecord,
+        capture: bool = False,
+        operation: str = "",
+        ended: bool = False,
+    ) -> None:
+        self.trace_id = trace_id
+        self.flags = flags
+        self.remote_parent = remote_parent
+        self.root = root
+        self.spans: list[SpanRecord] = []
+        self.attempt: SpanRecord | None = None  # the upstream attempt in flight (a stream's)
+        self.routing: SpanRecord | None = None
+        self.capture = capture
+        self.output: list[str] | None = None  # a stream's generated text, when captured
+        self.finish_reasons: list[str] = []
+        self.response_model = ""
+        self.response_id = ""
+        self.handed_off = False  # a stream: the trace ends when it does
+        self.ended = ended
+        self.operation = operation
+        self.attempts = 0  # upstream attempts begun
+        self.answered: tuple[Any, ...] | None = None  # the answered attempt's (`_answered`)
 
     def span(
         self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
@@ -332,16 +353,19 @@ def trace_begin(
 ) -> None:
     """Start the request's trace: its root span (the request, as its server), the ids callbacks
     read (ctx.trace_id, ctx.span_id) and the `traceparent` sent upstream."""
-    span_id = _span_id()
-    ctx.trace_id = f"{trace_id:032x}"
-    ctx.span_id = f"{span_id:016x}"
-    sampled = (flags & 1) if parent else (tracing.ratio >= 1.0 or _sampled(tracing, trace_id))
-    if not sampled:
+    span_id = _getrandbits(64) or 1
+    # %-formatting: an f-string's format spec costs a __format__ call more (half again)
+    ctx.trace_id = trace_hex = "%032x" % trace_id  # noqa: UP031
+    ctx.span_id = span_hex = "%016x" % span_id  # noqa: UP031
+    if not ((flags & 1) if parent else (tracing.ratio >= 1.0 or _sampled(tracing, trace_id))):
         # Not recorded; upstream hears the trace, not sampled, from the client's own span.
-        upstream_traceparent.set(f"00-{ctx.trace_id}-{(parent or span_id):016x}-00")
+        upstream_traceparent.set(f"00-{trace_hex}-{(parent or span_id):016x}-00")
         return
     started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
-    operation = OPERATIONS.get(ctx.endpoint) or ctx.endpoint.value
+    endpoint = ctx.endpoint
+    # By identity: an Endpoint's hash is Enum's, a Python call
+    operation = _OPERATION_OF[id(endpoint)]
+    recorded_as = ctx.recorded_as
     root = SpanRecord(
         operation,
         SERVER,
@@ -349,17 +373,10 @@ def trace_begin(
         parent,
         started,
         {"ogem.request_id": ctx.request_id},
-        (_request_constants(ctx.recorded_as or ctx.endpoint, operation, ctx.caller),),
+        (_request_constants(recorded_as or endpoint, operation, ctx.caller),),
     )
-    ctx.trace = RequestTrace(
-        trace_id=trace_id,
-        flags=1,
-        remote_parent=parent,
-        root=root,
-        capture=tracing.capture_content,
-        operation=operation,
-    )
-    upstream_traceparent.set(f"00-{ctx.trace_id}-{ctx.span_id}-01")
+    ctx.trace = RequestTrace(trace_id, 1, parent, root, tracing.capture_content, operation)
+    upstream_traceparent.set("00-" + trace_hex + "-" + span_hex + "-01")
 
 
 # Attribute dicts that repeat from request to request, built once (SpanRecord.shared), by the
@@ -371,7 +388,8 @@ _CONSTANTS_MAX = 4096
 
 def _request_constants(endpoint: Endpoint, operation: str, caller: Caller) -> dict[str, Any]:
     """The request span's attributes of its endpoint and caller."""
-    found = _constants.get((id(caller), endpoint))
+    key = (id(caller), id(endpoint))
+    found = _constants.get(key)
     if found is not None and found[0] is caller:
         return found[2]
     attributes = {
@@ -382,7 +400,7 @@ def _request_constants(endpoint: Endpoint, operation: str, caller: Caller) -> di
     _caller_attributes(attributes, caller)
     if len(_constants) >= _CONSTANTS_MAX:
         _constants.clear()
-    _constants[(id(caller), endpoint)] = (caller, endpoint, attributes)
+    _constants[key] = (caller, endpoint, attributes)
     return attributes
 
 
@@ -450,13 +468,16 @@ def trace_refused(
 
 def trace_request(ctx: RequestContext) -> None:
     """The request's body is read: the model and parameters on the root span."""
-    root: SpanRecord = ctx.trace.root
-    root.name = f"{ctx.trace.operation} {ctx.model}"
-    root.attributes["gen_ai.request.model"] = ctx.model
+    trace: RequestTrace = ctx.trace
+    root = trace.root
+    model = ctx.model
+    root.name = trace.operation + " " + model
+    attributes = root.attributes
+    attributes["gen_ai.request.model"] = model
     if ctx.stream:
-        root.attributes["gen_ai.request.stream"] = True
+        attributes["gen_ai.request.stream"] = True
     if ctx.max_tokens is not None:
-        root.attributes["gen_ai.request.max_tokens"] = ctx.max_tokens
+        attributes["gen_ai.request.max_tokens"] = ctx.max_tokens
 
 
 def trace_failed(ctx: RequestContext, error: BaseException) -> None:
@@ -469,6 +490,15 @@ def trace_failed(ctx: RequestContext, error: BaseException) -> None:
         ctx.status_code = 500
     if not ctx.cancelled:
         trace.root.fail(error)
+    # The stages in flight when it failed (trace_span_start's, the routing) fail with it.
+    routing = trace.routing
+    if routing is not None and not routing.end_ns:
+        trace_routing_end(ctx, None, error)
+    attempt = trace.attempt
+    for span in trace.spans:
+        if not span.end_ns and span is not attempt:
+            span.fail(error)
+            span.end_ns = time.time_ns()
     trace_end(ctx)
 
 
@@ -507,40 +537,106 @@ async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
             span.attributes["ogem.cache.similarity"] = ctx.cache_similarity
 
 
-async def trace_routing(ctx: RequestContext, run: Awaitable[T]) -> T:
-    """The routing decision (retries, failover and fallbacks) in a span whose children are the
-    upstream attempts."""
+def trace_span_start(ctx: RequestContext, name: str) -> SpanRecord:
+    """A stage's span (admission) begins; the caller ends it (`end_ns`) once the stage is done.
+    A stage that raises leaves it open: trace_failed fails and ends it. (No coroutine around
+    the stage, as trace_stage has: that costs a frame on each of its resumptions.)"""
     trace: RequestTrace = ctx.trace
-    span = trace.span("ogem.routing")
-    span.attributes["ogem.routing.candidates"] = len(ctx.candidates)
-    trace.routing = span
-    try:
-        response = await run
-    except BaseException as error:
+    spans = trace.spans
+    root_id = trace.root.span_id
+    # RequestTrace.span's work inline: a call fewer
+    span = SpanRecord(name, INTERNAL, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1,
+                      root_id, time.time_ns())  # fmt: skip
+    spans.append(span)
+    return span
+
+
+# A routing span's attributes (trace_routing_end), by (candidates, attempts, deployment, group).
+_routed: dict[tuple[int, int, int, str], tuple[Any, dict[str, Any]]] = {}
+
+
+def trace_routing_start(ctx: RequestContext) -> None:
+    """The routing decision (retries, failover and fallbacks) begins: its span, whose children
+    are the upstream attempts. It ends at trace_routing_end, or fails at trace_failed."""
+    trace: RequestTrace = ctx.trace
+    spans = trace.spans
+    root_id = trace.root.span_id
+    trace.routing = span = SpanRecord(
+        "ogem.routing",
+        INTERNAL,
+        (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1,
+        root_id,
+        time.time_ns(),
+        {"ogem.routing.candidates": len(ctx.candidates)},
+    )
+    spans.append(span)
+
+
+def trace_routing_end(
+    ctx: RequestContext, response: Any, error: BaseException | None = None
+) -> None:
+    """The routing answered (`response`) or failed (`error`): its span ends."""
+    trace: RequestTrace = ctx.trace
+    span = trace.routing
+    if span is None or span.end_ns:
+        return
+    span.end_ns = time.time_ns()
+    deployment = ctx.deployment
+    if error is None:
+        # Its attributes repeat from request to request: shared (SpanRecord.shared), a batch
+        # carries them once.
+        group = response.get("x-ogem-model-group") or ctx.model
+        key = (len(ctx.candidates), trace.attempts, id(deployment), group)
+        found = _routed.get(key)
+        if found is None or found[0] is not deployment:
+            attributes = {
+                "ogem.routing.candidates": key[0],
+                "ogem.routing.attempts": key[1],
+            }
+            if deployment is not None:
+                attributes["ogem.deployment.id"] = deployment.id
+            attributes["ogem.model_group"] = group
+            if len(_routed) >= _CONSTANTS_MAX:
+                _routed.clear()
+            found = _routed[key] = (deployment, attributes)
+        if len(span.attributes) == 1:  # its candidates alone, which the shared part has
+            span.shared = (found[1],)
+            span.attributes = {}
+            return
+    else:
         span.fail(error)
-        raise
-    finally:
-        span.end_ns = time.time_ns()
-        span.attributes["ogem.routing.attempts"] = trace.attempts
-        if ctx.deployment is not None:
-            span.attributes["ogem.deployment.id"] = ctx.deployment.id
-    group = response.get("x-ogem-model-group")  # type: ignore[attr-defined]
-    span.attributes["ogem.model_group"] = group or ctx.model
-    return response
+    attributes = span.attributes
+    attributes["ogem.routing.attempts"] = trace.attempts
+    if deployment is not None:
+        attributes["ogem.deployment.id"] = deployment.id
+    if error is None:
+        attributes["ogem.model_group"] = found[1]["ogem.model_group"]
 
 
 def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     """An upstream attempt begins: its client span (a child of the routing span), and the
     `traceparent` the adapter sends names it."""
     trace: RequestTrace = ctx.trace
-    if trace.attempt is not None and not trace.attempt.end_ns:
-        trace.attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
+    attempt = trace.attempt
+    if attempt is not None and not attempt.end_ns:
+        attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
     operation = trace.operation
-    span = trace.span(f"{operation} {deployment.upstream_model}", kind=CLIENT, parent=trace.routing)
-    span.shared = (_attempt_constants(deployment, operation),)
-    trace.attempt = span
+    spans = trace.spans
+    # The span inline (RequestTrace.span's): the attempt is every request's
+    span_id = (trace.root.span_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1
+    routing = trace.routing
+    trace.attempt = span = SpanRecord(
+        operation + " " + deployment.upstream_model,
+        CLIENT,
+        span_id,
+        (routing or trace.root).span_id,
+        time.time_ns(),
+        None,
+        (_attempt_constants(deployment, operation),),
+    )
+    spans.append(span)
     trace.attempts += 1
-    upstream_traceparent.set(f"00-{ctx.trace_id}-{span.span_id:016x}-01")
+    upstream_traceparent.set("00-" + ctx.trace_id + "-" + "%016x" % span_id + "-01")  # noqa: UP031
 
 
 def _server_address(api_base: str) -> str:
@@ -565,15 +661,19 @@ def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> N
     trace: RequestTrace = ctx.trace
     if not isinstance(result, dict):
         return
-    trace.response_model = str(result.get("model") or "")
-    trace.response_id = str(result.get("id") or "")
+    model = result.get("model")
+    trace.response_model = model if type(model) is str else str(model or "")
+    response_id = result.get("id")
+    trace.response_id = response_id if type(response_id) is str else str(response_id or "")
     choices = result.get("choices")
-    if isinstance(choices, list):
-        trace.finish_reasons = [
-            str(c.get("finish_reason"))
-            for c in choices
-            if isinstance(c, dict) and c.get("finish_reason")
-        ]
+    if type(choices) is list:
+        reasons = []  # a loop, not a comprehension: its frame costs more than one choice
+        for c in choices:
+            if type(c) is dict:
+                reason = c.get("finish_reason")
+                if reason:
+                    reasons.append(reason if type(reason) is str else str(reason))
+        trace.finish_reasons = reasons
     if trace.capture and trace.attempt is not None:
         _input_capture(trace.attempt, body)
         if isinstance(choices, list):
@@ -687,16 +787,7 @@ def trace_end(ctx: RequestContext) -> None:
     if answered is None or ctx.status_code >= 400 or ctx.cancelled:
         answered = _answered(ctx, trace)
     attributes.pop("http.response.status_code", None)  # a failure's: the request's below
-    provider = None if deployment is None else deployment.provider
-    ended = (
-        "request",
-        PROVIDER_NAMES.get(provider, provider) if deployment is not None else None,
-        None if deployment is None else deployment.id,
-        ctx.status_code,
-        ctx.cache_status or None,
-        True if ctx.cancelled else None,
-    )
-    root.shared = (*root.shared, answered, ended)
+    root.shared = (*root.shared, answered, _ended_facts(ctx, deployment))
     if ctx.guard is not None and ctx.guard.decisions:
         attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
     if ctx.status_code >= 400 and root.error is None:
@@ -724,6 +815,31 @@ def trace_end(ctx: RequestContext) -> None:
         _export(tracing, trace)
     except Exception:  # never fail a request for its trace
         logger.exception("could not record the trace of request %s", ctx.request_id)
+
+
+# The request span's facts of how it ended (FACTS["request"]), shared like _constants: they
+# repeat from request to request, and a batch then carries them once.
+_ended: dict[tuple[int, int, str, bool], tuple[Any, tuple[Any, ...]]] = {}
+
+
+def _ended_facts(ctx: RequestContext, deployment: Deployment | None) -> tuple[Any, ...]:
+    key = (id(deployment), ctx.status_code, ctx.cache_status, ctx.cancelled)
+    found = _ended.get(key)
+    if found is not None and found[0] is deployment:
+        return found[1]
+    provider = None if deployment is None else deployment.provider
+    facts = (
+        "request",
+        PROVIDER_NAMES.get(provider, provider) if deployment is not None else None,
+        None if deployment is None else deployment.id,
+        ctx.status_code,
+        ctx.cache_status or None,
+        True if ctx.cancelled else None,
+    )
+    if len(_ended) >= _CONSTANTS_MAX:
+        _ended.clear()
+    _ended[key] = (deployment, facts)
+    return facts
 
 
 def _remask(ctx: RequestContext, text: str) -> str:
@@ -759,44 +875,40 @@ def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
         attributes["ogem.usage.estimated"] = True
 
 
-_NO_USAGE = (None, None, None, None, None)
-
-
 def _answered(ctx: RequestContext, trace: RequestTrace) -> tuple[Any, ...]:
     """The answer's attributes as facts (gateway/tracing_export.py's FACTS["answered"]): its
     model, id, finish reasons and usage."""
-    usage = ctx.usage if ctx.status_code < 400 and not ctx.cancelled else None
-    return (
-        "answered",
-        trace.response_model or None,
-        trace.response_id or None,
-        tuple(trace.finish_reasons) or None,
-        *(
-            _NO_USAGE
-            if usage is None
-            else (
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.cached_tokens or None,
-                usage.cache_creation_tokens or None,
-                usage.estimated or None,
-            )
-        ),
-    )
+    reasons = trace.finish_reasons
+    if ctx.status_code >= 400 or ctx.cancelled:
+        return ("answered", trace.response_model or None, trace.response_id or None,
+                tuple(reasons) if reasons else None, None, None, None, None, None)  # fmt: skip
+    usage = ctx.usage
+    return ("answered", trace.response_model or None, trace.response_id or None,
+            tuple(reasons) if reasons else None, usage.prompt_tokens, usage.completion_tokens,
+            usage.cached_tokens or None, usage.cache_creation_tokens or None,
+            usage.estimated or None)  # fmt: skip
+
+
+_NO_ATTRIBUTES: dict[str, Any] = {}  # a span's without any (never written to)
 
 
 def _export(tracing: Tracing, trace: RequestTrace) -> None:
-    """The trace's spans as tuples (gateway/tracing_export.py's SPAN_FIELDS), queued."""
+    """The trace's spans as tuples (gateway/tracing_export.py's SPAN_FIELDS), queued. A span
+    with shared parts and no attribute of its own is sent its parts alone."""
     trace_id = trace.trace_id
     root = trace.root
-    remote = trace.remote_parent != 0
-    spans = [(trace_id, root.span_id, root.parent_id, remote, root.name, root.kind, root.start_ns,
-              root.end_ns, (*root.shared, root.attributes) if root.shared else root.attributes,
+    shared, attributes = root.shared, root.attributes
+    spans = [(trace_id, root.span_id, root.parent_id, trace.remote_parent != 0, root.name,
+              root.kind, root.start_ns, root.end_ns,
+              ((*shared, attributes) if attributes else shared) if shared else attributes,
               root.events, root.error)]  # fmt: skip
+    empty = _NO_ATTRIBUTES
     for span in trace.spans:
+        shared, attributes = span.shared, span.attributes
         spans.append(
             (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
-             span.end_ns, (*span.shared, span.attributes) if span.shared else span.attributes,
+             span.end_ns,
+             ((*shared, attributes) if attributes else shared) if shared else attributes or empty,
              span.events, span.error)
         )  # fmt: skip
     tracing.pipe.put(spans)
