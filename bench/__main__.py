@@ -89,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--batch-core",
-        choices=["ogem", "load"],
+        choices=["ogem", "load", "load-idle"],
         default="ogem",
         help="with --batch-during: the batch's worker on Ogem's core at the idle CPU priority "
-        "(OGEM_CELERY_CPU_PRIORITY=idle; the default), or on "
-        "the load's core at normal priority (a core of its own, as production runs it)",
+        "(OGEM_CELERY_CPU_PRIORITY=idle; the default), on "
+        "the load's core at normal priority (a core of its own, as production runs it), or "
+        "on the load's core at the idle priority (load-idle: it takes only what wrk, nginx and "
+        "Redis leave there, none of Ogem's core)",
     )
     parser.add_argument(
         "--batch-upstream",
@@ -364,7 +366,7 @@ def _run(
                     headers=running.headers, core=load_core,
                 )  # fmt: skip
 
-            own_core = args.batch_core == "load"
+            own_core = args.batch_core in ("load", "load-idle")
             worker_config = None
             if args.batch_upstream == "own":
                 batch_upstream = start_nginx(
@@ -384,6 +386,7 @@ def _run(
                 measure=measure,
                 rounds=args.rounds,
                 own_core=own_core,
+                idle=args.batch_core != "load",
                 worker_config=worker_config,
                 database_core=load_core if args.batch_db_core == "load" else None,
             )

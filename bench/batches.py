@@ -149,6 +149,7 @@ def batch_during_run(
     concurrencies: tuple[int, ...] = (1, 50),
     rounds: int = 3,
     own_core: bool = False,
+    idle: bool = True,
     worker_config: Path | None = None,
     database_core: int | None = None,
 ) -> str:
@@ -160,8 +161,9 @@ def batch_during_run(
     run (another tenant of the host, a warming cache) moves both, where "alone, then during"
     read the drift as the batch's effect. The worker is paused with SIGSTOP (its threads and
     connections kept), resumed with SIGCONT. Also given: the lines the batch answered while
-    running and the web worker's CPU time a request. `own_core`: the worker runs at normal
-    priority on `core`, the load's (as on a machine with a core for it), not Ogem's.
+    running and the web worker's CPU time a request. `own_core`: the worker runs on `core`,
+    the load's (as on a machine with a core for it), not Ogem's; `idle`: at
+    OGEM_CELERY_CPU_PRIORITY=idle (SCHED_IDLE), else at normal priority.
     `worker_config`: the worker's OGEM_CONFIG, the batch's models on an upstream of their own
     (None: Ogem's, on the nginx that /v1 calls too). `database_core`: where the worker's
     PostgreSQL backends are kept (bench/pg_backends.py)."""
@@ -179,7 +181,7 @@ def batch_during_run(
         if database_core is not None and database_url.startswith("postgres")
         else contextlib.nullcontext()
     )
-    worker = _worker_start(ogem, workdir, core, idle=not own_core, config=worker_config)
+    worker = _worker_start(ogem, workdir, core, idle=idle, config=worker_config)
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
     paused: dict[int, list[tuple[WrkResult, float]]] = {c: [] for c in concurrencies}
@@ -211,10 +213,8 @@ def batch_during_run(
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker.pid, signal.SIGCONT)
         stop(worker)
-    where = (
-        "its Celery worker on the load's core, normal priority"
-        if own_core
-        else "its Celery worker on Ogem's core, OGEM_CELERY_CPU_PRIORITY=idle"
+    where = f"its Celery worker on {'the load' if own_core else 'Ogem'}'s core, " + (
+        "OGEM_CELERY_CPU_PRIORITY=idle" if idle else "normal priority"
     )
     where += (
         "; its upstream an nginx of its own at SCHED_IDLE on the load's core"
