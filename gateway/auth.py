@@ -33,6 +33,7 @@ from keys.debug import debug_until_parse
 from ogem_site.broadcast import KEYS, BroadcastTopic, broadcast_listen, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.hashing import LEGACY_SHA256, key_lookup_prefix, master_key_matches
+from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import (
     redis_client,
     redis_failed,
@@ -87,6 +88,8 @@ async def caller_from_secret(*, secret: str) -> Caller:
     """The Caller a credential is: the master key, an identity provider's JWT or a virtual key
     (the Realtime API's WebSocket handshake calls it with the key it found)."""
     if master_key_matches(secret):
+        if hot_settings().REDIS_URL:
+            broadcast_listen()  # a worker only the master key reaches hears the others too
         return MASTER_CALLER
     if (idp_caller := await jwt_caller_authenticate(token=secret)) is not None:
         return idp_caller  # an identity provider's JWT (gateway/jwt_auth.py)

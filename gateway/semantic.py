@@ -785,9 +785,20 @@ def _receive(message: dict[str, Any]) -> None:
 
 
 def _resync() -> None:
-    # Messages may have been lost while the listener was away: rebuild from the database.
-    if _state.ready:
+    # Messages may have been lost while the listener was away: rebuild from the database. A
+    # ready index goes on answering while its successor is built, then is swapped for it; one
+    # being rebuilt, or a process without a loop here, starts over at the next lookup.
+    if not _state.ready:
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
         semantic_index_reset()
+        return
+    if _state.rebuilding:
+        semantic_index_reset()
+        return
+    _state.loader = _spawn(_load(_state.generation, full=True))
 
 
 broadcast_topic_register(BroadcastTopic(name=SEMANTIC_CACHE, receive=_receive, resync=_resync))

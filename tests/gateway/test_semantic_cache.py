@@ -393,6 +393,52 @@ def test_an_entry_from_another_worker_arrives_by_broadcast_or_catch_up(  # type:
     assert hit.parse().id == "chatcmpl-other-worker"
 
 
+def test_a_resubscribed_listener_rebuilds_while_the_index_answers(  # type: ignore[no-untyped-def]
+    emulated, sdk, live_ogem, settings
+) -> None:
+    """Broadcasts may have been lost while the listener was away: on resubscribing, the index
+    is rebuilt from the database beside the one that answers, so no lookup misses meanwhile."""
+    import asyncio
+
+    import orjson
+
+    from gateway import semantic
+    from ogem_site import broadcast
+    from ogem_site.redis import redis_client_sync
+    from tests.live import wait_for
+
+    if not settings.REDIS_URL:
+        pytest.skip("the broadcast listener needs Redis")
+    _ready(sdk)  # the master key's requests start the listener too (gateway/auth.py)
+    _ask(sdk, QUESTION)
+    _written()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def heard(message: dict[str, Any]) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    broadcast.broadcast_topic_register(broadcast.BroadcastTopic("test-loop", heard))
+
+    def listening() -> bool:
+        channel = broadcast.broadcast_channel()
+        redis_client_sync().publish(channel, orjson.dumps({"topic": "test-loop"}))
+        return bool(loops)
+
+    wait_for(listening, what="the live server's broadcast listener", every=0.05)
+    size = semantic_index_size()
+
+    async def resubscribed() -> bool:
+        broadcast._resync()  # what the listener runs when it subscribes again
+        return semantic_index_ready()
+
+    assert asyncio.run_coroutine_threadsafe(resubscribed(), loops[0]).result(10)
+    assert _ask(sdk, PARAPHRASE).headers["x-ogem-cache"] == "semantic-hit"
+    rebuild = semantic._state.loader
+    assert rebuild is not None
+    wait_for(rebuild.done, what="the rebuild")
+    assert semantic_index_ready() and semantic_index_size() == size
+
+
 def test_purging_an_organization_removes_its_semantic_entries(  # type: ignore[no-untyped-def]
     emulated, make_key, live_ogem, master_key
 ) -> None:
