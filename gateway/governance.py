@@ -553,6 +553,19 @@ def _budget_fixed(snapshot: BudgetSnapshot) -> _BudgetFixed:
     return fixed
 
 
+# The names, not formatted per request.
+_REQUEST_HEADERS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+)
+_TOKEN_HEADERS = (
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+
+
 def _duration(ms: int) -> str:
     """OpenAI's reset format: "20ms", "1s", "6m0s"."""
     if ms < 1000:
@@ -574,14 +587,12 @@ def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
         elif name.endswith(":tpm") and (tokens is None or state.remaining < tokens.remaining):
             tokens = state
     headers: dict[str, str] = {}
-    if requests is not None:
-        headers["x-ratelimit-limit-requests"] = str(requests.limit)
-        headers["x-ratelimit-remaining-requests"] = str(max(requests.remaining, 0))
-        headers["x-ratelimit-reset-requests"] = _duration(requests.reset_ms)
-    if tokens is not None:
-        headers["x-ratelimit-limit-tokens"] = str(tokens.limit)
-        headers["x-ratelimit-remaining-tokens"] = str(max(tokens.remaining, 0))
-        headers["x-ratelimit-reset-tokens"] = _duration(tokens.reset_ms)
+    for names, state in ((_REQUEST_HEADERS, requests), (_TOKEN_HEADERS, tokens)):
+        if state is not None:
+            limit, remaining, reset = names
+            headers[limit] = str(state.limit)
+            headers[remaining] = str(max(state.remaining, 0))
+            headers[reset] = _duration(state.reset_ms)
     return headers
 
 

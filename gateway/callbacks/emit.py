@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.callbacks import dispatcher as _dispatcher_module
 from gateway.callbacks.base import CallbackError, EventValues
+from gateway.callbacks.dispatcher import dispatcher_get
 from gateway.callbacks.registry import SINKS
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 
@@ -138,14 +138,7 @@ def callbacks_emit(
     except Exception:
         logger.exception("callback event of request %s not built", ctx.request_id)
         return
-    # dispatcher_get's and submit's work inline: a request's two calls fewer
-    dispatcher = _dispatcher_module._dispatcher
-    if plan.settings is not None and plan.settings is not dispatcher.settings:
-        dispatcher.configure(plan.settings)
-    pipe = dispatcher._pipe
-    if pipe is None:
-        pipe = dispatcher._start()
-    pipe.put(event, sinks)
+    dispatcher_get(plan.settings).submit(event, sinks)
 
 
 def _error_of(ctx: RequestContext) -> CallbackError | None:
@@ -201,7 +194,7 @@ def event_build(ctx: RequestContext, *, cost: Decimal, body: dict[str, Any] | No
         now,
         str(ctx.recorded_as or ctx.endpoint),
         ctx.model,
-        str(output.get("model") or "") if type(output) is dict or isinstance(output, dict) else "",
+        str(output.get("model") or "") if isinstance(output, dict) else "",
         deployment.provider if deployment is not None else "",
         deployment.id if deployment is not None else "",
         error["status"] if error is not None else ctx.status_code,
