@@ -9,7 +9,11 @@ uploaded with the GCS JSON API's simple upload (`POST {gcs}/upload/storage/v1/b/
 (`POST {base}/v1/projects/{p}/locations/{l}/tuningJobs`, `GET {base}/v1/{name}`,
 `POST {base}/v1/{name}:cancel`); its state maps to OpenAI's status, its tuned model's endpoint
 (`projects/{p}/locations/{l}/endpoints/{id}`) is the fine-tuned model, called through the Vertex
-AI adapter like any Gemini model.
+AI adapter like any Gemini model. Deleting it undeploys the model from the endpoint
+(`POST {base}/v1/{endpoint}:undeployModel`, a long-running Operation read at `GET {base}/v1/
+{operation}` until done: Vertex refuses to delete a deployed model), then deletes the model
+(`DELETE {base}/v1/projects/{p}/locations/{l}/models/{id}`) and the endpoint (`DELETE {base}/v1/
+{endpoint}`), whose Operations Vertex finishes on its own.
 
 Vertex has no events API: the events are the job's state changes, read from the times it
 records (`createTime`, `startTime`, `endTime`), with ids derived from the job's name so that
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +40,13 @@ import orjson
 
 from providers.base import Deployment
 from providers.blocking import upstream_json_exchange
-from providers.errors import GatewayError, InvalidRequestError
+from providers.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from providers.gemini.translate import chat_request_to_gemini
 from providers.vertex_ai.adapter import VertexAIAdapter
 from providers.vertex_ai.auth import deployment_credentials, deployment_token_blocking
@@ -82,6 +93,10 @@ RPC_CODES = {
 }
 # What a Vertex tuning example may hold (parts: text, Cloud Storage files, function calls).
 PART_KINDS = ("text", "fileData", "functionCall", "functionResponse")
+# How long a model's delete waits for Vertex to undeploy it, and the longest pause between reads
+# of that operation.
+UNDEPLOY_WAIT_SECONDS = 120.0
+UNDEPLOY_POLL_MAX_SECONDS = 5.0
 
 
 def tunable_model(model: str) -> str | None:
@@ -392,8 +407,48 @@ class VertexTuning:
         return checkpoints[:limit]
 
     def model_delete(self, *, model: str) -> None:
-        """Nothing is sent: a tuned model is undeployed from its endpoint and deleted in
-        Vertex's Model Registry, long-running operations of Google's control plane."""
+        """Delete the tuned model whose endpoint is `model`: undeploy it (awaited: Vertex
+        refuses to delete a deployed model), delete it from the Model Registry, then delete
+        the emptied endpoint. An endpoint already gone is NotFoundError; a delete retried after
+        a failure part way (once Vertex finished what it had started) resumes from what is
+        left."""
+        url = self._adapter.resource_url(self.deployment, model)
+        endpoint = self._call("GET", url)
+        for deployed in endpoint.get("deployedModels") or []:
+            undeploying = self._call(
+                "POST", f"{url}:undeployModel", json={"deployedModelId": deployed.get("id")}
+            )
+            self._operation_wait(undeploying, what=f"undeploying {model}")
+            # `projects/.../models/{id}`, maybe with `@{version}`: the model goes, every version.
+            name = str(deployed.get("model") or "").partition("@")[0]
+            if name:
+                try:
+                    self._call("DELETE", self._adapter.resource_url(self.deployment, name))
+                except NotFoundError:
+                    pass  # deleted already
+        self._call("DELETE", url)
+
+    def _operation_wait(self, operation: dict[str, Any], *, what: str) -> None:
+        """Read a long-running Operation until it is done; its error, or a wait past
+        UNDEPLOY_WAIT_SECONDS, is an UpstreamError (a later delete resumes it)."""
+        deadline = time.monotonic() + UNDEPLOY_WAIT_SECONDS
+        pause = 0.2
+        while not operation.get("done"):
+            if time.monotonic() > deadline:
+                raise UpstreamTimeoutError(
+                    f"Vertex AI is still {what}; delete the model again later.",
+                    provider="vertex_ai",
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, UNDEPLOY_POLL_MAX_SECONDS)
+            name = str(operation.get("name") or "")
+            operation = self._call("GET", self._adapter.resource_url(self.deployment, name))
+        error = operation.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else None
+            raise UpstreamError(
+                f"Vertex AI failed {what}: {message or 'no reason given'}", provider="vertex_ai"
+            )
 
     def served_params(self) -> dict[str, Any]:
         """The deployment params the fine-tuned model's deployment keeps: the same project,

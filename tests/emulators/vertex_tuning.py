@@ -17,6 +17,12 @@ tests/emulators/vertex_api.py (same socket, same bearer tokens). From Google's p
   `endTime` and `tunedModel{model, endpoint, checkpoints}` (a checkpoint per epoch).
 - The tuned model's endpoint, `POST /v1/projects/{p}/locations/{l}/endpoints/{id}:generateContent`,
   answers like the base model once its job succeeded (404 before, and for any other endpoint).
+- Its deletion, as `projects.locations.endpoints` and `.models` have it: `GET .../endpoints/{id}`
+  (an Endpoint with its `deployedModels[{id, model}]`); `POST .../endpoints/{id}:undeployModel`
+  (`{deployedModelId}`: an Operation not yet done; the model is deployed until a `GET` of the
+  operation finds it done); `DELETE .../models/{id}` (400 while the model is deployed, 400 for a
+  versioned name) and `DELETE .../endpoints/{id}` (400 while a model is deployed on it), each an
+  Operation; a deleted resource is 404.
 
 Resource names carry the project's number, as Vertex's do; requests may name the project by id
 or number.
@@ -166,6 +172,9 @@ class VertexTuningAPI:
         self.running_steps = 2
         self.fail_next: str | None = None
         self._ids = itertools.count(4000)
+        self.undeploying: dict[str, str] = {}  # operation name -> the endpoint it empties
+        self.undeployed: set[str] = set()  # endpoints whose tuned model was undeployed
+        self.deleted: list[str] = []  # resource names, in the order they were deleted
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -191,18 +200,33 @@ class VertexTuningAPI:
         app.router.add_get(jobs, guarded(self._list))
         app.router.add_get(jobs + "/{job}", guarded(self._get))
         app.router.add_post(jobs + "/{job}", guarded(self._cancel))
-        app.router.add_post(
-            "/v1/projects/{project}/locations/{region}/endpoints/{target}",
-            guarded(self._endpoint),
+        endpoints = "/v1/projects/{project}/locations/{region}/endpoints/{target}"
+        app.router.add_post(endpoints, guarded(self._endpoint))
+        app.router.add_get(endpoints, guarded(self._endpoint_get))
+        app.router.add_delete(endpoints, guarded(self._endpoint_delete))
+        app.router.add_get(endpoints + "/operations/{operation}", guarded(self._operation_get))
+        app.router.add_delete(
+            "/v1/projects/{project}/locations/{region}/models/{model}",
+            guarded(self._model_delete),
         )
 
     def endpoint_job(self, endpoint: str) -> TuningJob | None:
         """The succeeded job whose tuned model the endpoint serves."""
+        if endpoint in self.undeployed:
+            return None
         for job in self.jobs.values():
             self._advance(job)
             if job.tuned_model and job.tuned_model["endpoint"] == endpoint:
                 return job
         return None
+
+    def _endpoint_exists(self, endpoint: str) -> bool:
+        if endpoint in self.deleted:
+            return False
+        return any(
+            job.tuned_model and job.tuned_model["endpoint"] == endpoint
+            for job in self.jobs.values()
+        )
 
     # -- Cloud Storage ---------------------------------------------------------------------------
     async def _upload(self, request: web.Request) -> web.Response:
@@ -429,6 +453,8 @@ class VertexTuningAPI:
         info = request.match_info
         endpoint_id, _, method = info["target"].partition(":")
         endpoint = f"projects/{PROJECT_NUMBER}/locations/{info['region']}/endpoints/{endpoint_id}"
+        if method == "undeployModel" and self._endpoint_exists(endpoint):
+            return await self._undeploy(request, endpoint)
         job = self.endpoint_job(endpoint)
         if job is None or method not in ("generateContent", "streamGenerateContent"):
             return error_response(404, f"Endpoint {endpoint} not found.")
@@ -438,3 +464,100 @@ class VertexTuningAPI:
             model=job.request["baseModel"],
             stream=method == "streamGenerateContent",
         )
+
+    # -- deleting the tuned model ----------------------------------------------------------------
+    def _endpoint_name(self, request: web.Request) -> str:
+        info = request.match_info
+        return f"projects/{PROJECT_NUMBER}/locations/{info['region']}/endpoints/{info['target']}"
+
+    def _deployed(self, endpoint: str) -> dict[str, Any] | None:
+        """The DeployedModel of the endpoint's tuned model, while it is deployed."""
+        job = self.endpoint_job(endpoint)
+        if job is None or job.tuned_model is None:
+            return None
+        model = job.tuned_model["model"]
+        return {"id": "9" + model.rsplit("/", 1)[1].partition("@")[0], "model": model}
+
+    def _operation(self, parent: str, kind: str, *, done: bool) -> dict[str, Any]:
+        now = _timestamp(time.time())
+        operation: dict[str, Any] = {
+            "name": f"{parent}/operations/{next(self._ids)}",
+            "metadata": {
+                "@type": f"type.googleapis.com/google.cloud.aiplatform.v1.{kind}OperationMetadata",
+                "genericMetadata": {"createTime": now, "updateTime": now},
+            },
+        }
+        if done:
+            operation["done"] = True
+            operation["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+        return operation
+
+    async def _endpoint_get(self, request: web.Request) -> web.Response:
+        endpoint = self._endpoint_name(request)
+        if not self._endpoint_exists(endpoint):
+            return error_response(404, f"Endpoint {endpoint} not found.")
+        deployed = self._deployed(endpoint)
+        resource: dict[str, Any] = {
+            "name": endpoint,
+            "displayName": endpoint.rsplit("/", 1)[1],
+            "deployedModels": [deployed] if deployed else [],
+        }
+        if deployed:
+            resource["trafficSplit"] = {deployed["id"]: 100}
+        return web.json_response(resource)
+
+    async def _undeploy(self, request: web.Request, endpoint: str) -> web.Response:
+        body = await request.json()
+        deployed = self._deployed(endpoint)
+        wanted = body.get("deployedModelId") if isinstance(body, dict) else None
+        if deployed is None or wanted != deployed["id"]:
+            return error_response(404, f"DeployedModel {wanted} not found on {endpoint}.")
+        operation = self._operation(endpoint, "UndeployModel", done=False)
+        self.undeploying[operation["name"]] = endpoint
+        return web.json_response(operation)
+
+    async def _operation_get(self, request: web.Request) -> web.Response:
+        name = f"{self._endpoint_name(request)}/operations/{request.match_info['operation']}"
+        endpoint = self.undeploying.pop(name, None)
+        if endpoint is None:
+            return error_response(404, f"Operation {name} not found.")
+        self.undeployed.add(endpoint)  # done once read: the model has left the endpoint
+        return web.json_response(
+            {
+                "name": name,
+                "done": True,
+                "response": {
+                    "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UndeployModelResponse"
+                },
+            }
+        )
+
+    async def _endpoint_delete(self, request: web.Request) -> web.Response:
+        endpoint = self._endpoint_name(request)
+        if not self._endpoint_exists(endpoint):
+            return error_response(404, f"Endpoint {endpoint} not found.")
+        if self._deployed(endpoint) is not None:
+            return error_response(
+                400, f"Endpoint {endpoint} has deployed models: undeploy them first."
+            )
+        self.deleted.append(endpoint)
+        return web.json_response(self._operation(endpoint, "DeleteOperation", done=True))
+
+    async def _model_delete(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        name = f"projects/{PROJECT_NUMBER}/locations/{info['region']}/models/{info['model']}"
+        if "@" in name:
+            return error_response(400, "A model version is deleted with models.deleteVersion.")
+        tuned = [
+            job.tuned_model
+            for job in self.jobs.values()
+            if job.tuned_model and job.tuned_model["model"].partition("@")[0] == name
+        ]
+        if not tuned or name in self.deleted:
+            return error_response(404, f"Model {name} not found.")
+        if self._deployed(tuned[0]["endpoint"]) is not None:
+            return error_response(
+                400, f"Model {name} is deployed on {tuned[0]['endpoint']}: undeploy it first."
+            )
+        self.deleted.append(name)
+        return web.json_response(self._operation(name, "DeleteOperation", done=True))

@@ -178,11 +178,30 @@ def test_a_vertex_job_from_conversion_to_its_tuned_endpoint_for_its_owner_only(
         )
     assert refused.value.body["code"] == "model_not_found"  # type: ignore[index]
 
-    # Deleted by its owner: Ogem stops serving it (Vertex's endpoint is Google's to delete).
+    # Deleted by its owner, at Vertex too: the tuned model is undeployed from its endpoint
+    # (awaited: Vertex refuses to delete a deployed model), deleted from the Model Registry
+    # (every version), then the emptied endpoint; Ogem stops serving it.
+    [registered] = [j.tuned_model["model"] for j in emulator.tuning.jobs.values() if j.tuned_model]
+    registry_name = registered.partition("@")[0]
     before = len(emulator.requests)
-    assert owner.client.models.delete(model).deleted
-    assert len(emulator.requests) == before
+    deleted = owner.client.models.with_raw_response.delete(model)
+    schema_validate("DeleteModelResponse", deleted.http_response.json())
+    assert (deleted.parse().id, deleted.parse().object, deleted.parse().deleted) == (
+        model,
+        "model",
+        True,
+    )
+    sent = [r for r in emulator.requests[before:] if r.path != "/token"]
+    assert [r.path for r in sent[:2]] == [f"/v1/{model}", f"/v1/{model}:undeployModel"]
+    assert sent[1].body == {"deployedModelId": "9" + registry_name.rsplit("/", 1)[1]}
+    assert sent[2].path.startswith(f"/v1/{model}/operations/")  # read until done
+    assert [r.path for r in sent[3:]] == [f"/v1/{registry_name}", f"/v1/{model}"]
+    assert emulator.tuning.deleted == [registry_name, model]
+    assert all(r.headers["authorization"].startswith("Bearer ya29.") for r in sent)
     model_served(model, served=False)
+    with pytest.raises(openai.NotFoundError):  # gone here: nothing more is sent
+        owner.client.models.delete(model)
+    assert len([r for r in emulator.requests[before:] if r.path != "/token"]) == len(sent)
 
 
 def test_cancel_pause_and_a_failed_job(

@@ -5,7 +5,6 @@ shows each organization its own."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,12 +13,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from gateway import debugging
 from gateway.models import DebugCapture
 from gateway.tasks import debug_captures_purge
 from keys.services import key_create
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 
 HELLO = [{"role": "user", "content": "Hello, world!"}]
 
@@ -29,17 +29,17 @@ def _sdk(live: LiveServer, secret: str) -> openai.OpenAI:
 
 
 def _captured(request_id: str) -> DebugCapture:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        capture = DebugCapture.objects.filter(request_id=request_id).first()
-        if capture is not None:
-            return capture
-        time.sleep(0.05)
-    raise AssertionError(f"no capture of {request_id}")
+    return wait_for(
+        lambda: DebugCapture.objects.filter(request_id=request_id).first(),
+        what=f"the capture of {request_id}",
+        every=0.05,
+    )
 
 
 def _none_of(request_id: str) -> None:
-    time.sleep(0.3)  # a write would have landed by now
+    # A capture's write is scheduled before its answer leaves (debug_answer) and stays pending
+    # until its row is in: once none is pending, a capture of this request would be there.
+    wait_for(lambda: not debugging._pending, what="the pending capture writes")
     assert not DebugCapture.objects.filter(request_id=request_id).exists()
 
 

@@ -6,7 +6,6 @@ emulator (checking what reached the upstream after the round trip through the Op
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import anthropic
@@ -27,7 +26,8 @@ from tests.emulators.anthropic_api import (
     reply_text,
 )
 from tests.factories import TeamFactory
-from tests.live import LiveServer
+from tests.gateway.test_streaming import Settlements, settlements  # noqa: F401 - a fixture
+from tests.live import LiveServer, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -354,36 +354,11 @@ def test_count_tokens(
     assert approximated.input_tokens == mock_token_count(messages[0]["content"])
 
 
-@pytest.fixture
-def settlements(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Every request context the pipeline settles (accounts) on the server."""
-    from gateway import relay
-
-    calls: list = []
-    original = relay.governance_settle
-
-    async def recording(ctx, admission):  # type: ignore[no-untyped-def]
-        calls.append(ctx)
-        await original(ctx, admission)
-
-    monkeypatch.setattr(relay, "governance_settle", recording)
-    return calls
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_accounting_sees_anthropic_usage_with_cache_tokens(
     messages_client: anthropic.Anthropic,
     claude: str,
     emulator: AnthropicEmulator,
-    settlements: list,
+    settlements: Settlements,  # noqa: F811
 ) -> None:
     emulator.script(
         reply_text(
@@ -405,7 +380,7 @@ def test_accounting_sees_anthropic_usage_with_cache_tokens(
         "cache_read_input_tokens": 200,
         "cache_creation_input_tokens": 50,
     }
-    assert _wait(lambda: len(settlements) == 1)
+    wait_for(lambda: len(settlements) == 1, what="the request's settle")
     usage = settlements[0].usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (260, 4, 264)
     assert (usage.cached_tokens, usage.cache_creation_tokens) == (200, 50)
@@ -416,7 +391,7 @@ def test_client_disconnect_mid_stream_settles_once(
     live_ogem: LiveServer,
     master_key: str,
     install_deployments: Callable[..., None],
-    settlements: list,
+    settlements: Settlements,  # noqa: F811
 ) -> None:
     install_deployments(
         Deployment(
@@ -439,7 +414,8 @@ def test_client_disconnect_mid_stream_settles_once(
         },
     ) as response:
         assert next(response.iter_lines()) == "event: message_start"
-    assert _wait(lambda: len(settlements) == 1)
-    time.sleep(0.3)
+    # The stream's settle is the last thing its relay does (a settle of the request itself
+    # would have come before the stream began): once it returned, none can follow.
+    wait_for(lambda: settlements.ended == 1, what="the stream's settle to return")
     assert len(settlements) == 1
     assert settlements[0].cancelled is True

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -21,6 +20,7 @@ from gateway.config import watch as config_watch
 from gateway.config.types import GuardrailSettings, GuardrailSpec
 from gateway.health import HealthPolicy, health_store
 from gateway.registry import registry_get
+from tests.live import wait_for
 from tests.site.test_metrics import _scrape
 
 pytestmark = pytest.mark.live
@@ -163,9 +163,15 @@ def test_deployment_circuits_are_read_at_scrape(live_ogem, emulated) -> None:  #
 
     asyncio.run(fail())
     try:
-        time.sleep(0.3)  # a worker's view of the circuits may be a quarter second old
-        scraped = _scrape(live_ogem.url)
-        assert scraped[_sample("ogem_deployment_up", **labels)] == 0
+        # A worker's view of the circuits may be a quarter second old: scraped until it is not.
+        scraped = wait_for(
+            lambda: (
+                (now := _scrape(live_ogem.url))[_sample("ogem_deployment_up", **labels)] == 0
+                and now
+            ),
+            what="the open circuit on /metrics",
+            every=0.05,
+        )
         assert scraped[_sample("ogem_deployment_circuit_state", **labels, state="open")] == 1
         assert scraped[_sample("ogem_deployment_circuit_state", **labels, state="closed")] == 0
         assert _sample("ogem_deployment_circuit_failures", **labels) in scraped

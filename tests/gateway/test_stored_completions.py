@@ -3,8 +3,6 @@ mock provider: create, retrieve, update, delete, list, messages, bounds, tenant 
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import openai
 import pytest
@@ -16,7 +14,7 @@ from keys.services import key_create
 from tenants.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from tests.gateway.test_auth import queries_by_server  # noqa: F401 - a fixture
-from tests.live import LiveServer
+from tests.live import LiveServer, broadcast_listening
 from tests.schemas import schema_validate
 
 HELLO = [{"role": "user", "content": "Hello, world!"}]
@@ -340,12 +338,14 @@ def test_only_a_stored_request_touches_the_database(
     live_ogem: LiveServer,
     make_key,  # type: ignore[no-untyped-def]
     queries_by_server,  # noqa: F811
+    settings,
 ) -> None:
     sdk = _sdk(live_ogem, make_key())
     # Warming up reads the key (and starts the invalidation listener, which begins with an
-    # empty cache): twice, as tests/routing/test_team_routing.py does.
+    # empty cache): once it listens, the next request fills the cache for good.
     sdk.chat.completions.create(model="mock-chat", messages=HELLO)
-    time.sleep(0.2)
+    if settings.REDIS_URL:
+        broadcast_listening()
     sdk.chat.completions.create(model="mock-chat", messages=HELLO)
     queries_by_server.clear()
     sdk.chat.completions.create(model="mock-chat", messages=HELLO, store=False)

@@ -27,7 +27,7 @@ from providers.base import Deployment
 from tests.emulators.fixtures import UPSTREAM_KEY
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.emulators.otlp_receiver import OTLPReceiver, ReceivedSpan
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -218,9 +218,14 @@ def test_a_cache_hit_is_traced_once_its_settle_ran(  # type: ignore[no-untyped-d
         traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
         hit = _chat(live_ogem, master_key, seed=seed, headers={"traceparent": traceparent})
         assert hit.headers["x-ogem-cache"] == "hit"
-        time.sleep(0.2)  # the settle, then the trace's end, follow the answer
-        tracing_flush()
-        named = _by_name(receiver.trace(trace_id, count=3))
+
+        def exported() -> list[ReceivedSpan] | None:
+            # The settle, then the trace's end, follow the answer: flushed until they came.
+            tracing_flush()
+            spans = receiver.trace(trace_id, count=3, timeout=0)
+            return spans if len(spans) >= 3 else None
+
+        named = _by_name(wait_for(exported, what="the cache hit's three spans", every=0.05))
         assert sorted(named) == ["chat primary", "ogem.admission", "ogem.cache"]
         assert named["ogem.cache"][0].attributes["ogem.cache.status"] == "hit"
         assert named["chat primary"][0].attributes["http.response.status_code"] == 200

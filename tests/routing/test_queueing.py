@@ -87,7 +87,8 @@ def test_waiting_gives_up_at_the_queue_timeout(cool, router_settings, chat) -> N
     started = time.monotonic()
     response = chat()
     elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 2.5  # before the cooldown's 3 s ended
+    assert elapsed >= 0.5  # it waited in the queue ...
+    # ... and gave up: had it waited for the cooldown's end (3 s), a deployment would have served.
     assert response.status_code == 503
     assert served_by(cooling) == []
 
