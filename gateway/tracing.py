@@ -1,8 +1,8 @@
 """OpenTelemetry traces of /v1 requests, following the GenAI semantic conventions
 (docs/tracing.md).
 
-A request's spans are recorded as small `SpanRecord`s while it runs (a clock read and a few
-assignments each) and queued as plain tuples once it ends (OpenTelemetry's SDK objects are never
+A request's spans are recorded as small lists while it runs (`SpanRecord`s: a clock read and a
+list literal each) and queued as they are once it ends (OpenTelemetry's SDK objects are never
 built: its tracer, with its context attach and detach, costs several times as much a span). A
 thread of the worker hands the queue to an exporter process (gateway/tracing_pipe.py), which
 encodes and sends it over OTLP (gateway/tracing_export.py): neither costs the request path, nor
@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -113,42 +113,41 @@ _MASK64 = (1 << 64) - 1
 _ID_STEP = 0x9E3779B97F4A7C15  # odd: a request's span ids differ, spread over 64 bits
 
 
-class SpanRecord:
-    """A span while its request runs. `shared`: attribute dicts shared with other spans and
-    requests (a deployment's, a caller's: built once, written once per batch by marshal's
-    references), exported before `attributes`, the span's own; no key is in both."""
+# A span while its request runs: a list (a literal: several times cheaper than an object's
+# __init__, and handed over as it is), in the exporter's SPAN_FIELDS order
+# (gateway/tracing_export.py) with its own attributes last. `SHARED`: attribute dicts shared with
+# other spans and requests (a deployment's, a caller's: built once, written once per batch by
+# marshal's references) and facts, exported before its own; no key is in both. At export its own
+# attributes are popped and joined to the shared parts (`_export`): the list is then a span as
+# the exporter reads it.
+SpanRecord: TypeAlias = list[Any]
+TRACE, SPAN_ID, PARENT, REMOTE, NAME, KIND, START, END, SHARED, EVENTS, ERROR, ATTRS = range(12)
 
-    __slots__ = ("attributes", "end_ns", "error", "events", "kind", "name", "parent_id", "shared",
-                 "span_id", "start_ns")  # fmt: skip
 
-    def __init__(
-        self,
-        name: str,
-        kind: int,
-        span_id: int,
-        parent_id: int,
-        start_ns: int,
-        attributes: dict[str, Any] | None = None,
-        shared: tuple[dict[str, Any], ...] = (),
-    ) -> None:
-        self.name = name
-        self.kind = kind
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.start_ns = start_ns
-        self.end_ns = 0
-        self.attributes: dict[str, Any] = {} if attributes is None else attributes
-        self.shared = shared
-        self.events: tuple[tuple[str, int, dict[str, Any]], ...] = ()  # few: a stream's one
-        self.error: str | None = None  # the status description of a failed span
+def span_new(
+    trace_id: int,
+    name: str,
+    kind: int,
+    span_id: int,
+    parent_id: int,
+    start_ns: int,
+    attributes: dict[str, Any] | None = None,
+    shared: tuple[Any, ...] = (),
+    remote: bool = False,
+) -> list[Any]:
+    return [trace_id, span_id, parent_id, remote, name, kind, start_ns, 0, shared, (), None,
+            {} if attributes is None else attributes]  # fmt: skip
 
-    def fail(self, error: BaseException) -> None:
-        code = getattr(error, "code", None)
-        self.attributes["error.type"] = code or type(error).__name__
-        status = getattr(error, "status", None)
-        if isinstance(status, int):
-            self.attributes["http.response.status_code"] = status
-        self.error = str(getattr(error, "message", "") or type(error).__name__)[:300]
+
+def span_fail(span: list[Any], error: BaseException) -> None:
+    """The span failed with `error`: its type, HTTP status and description."""
+    attributes = span[ATTRS]
+    code = getattr(error, "code", None)
+    attributes["error.type"] = code or type(error).__name__
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        attributes["http.response.status_code"] = status
+    span[ERROR] = str(getattr(error, "message", "") or type(error).__name__)[:300]
 
 
 class RequestTrace:
@@ -191,8 +190,9 @@ class RequestTrace:
         self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
     ) -> SpanRecord:
         # Its id from the root's (one random a request): a step apart, never zero.
-        span_id = (self.root.span_id + (len(self.spans) + 1) * _ID_STEP) & _MASK64 or 1
-        record = SpanRecord(name, kind, span_id, (parent or self.root).span_id, time.time_ns())
+        span_id = (self.root[SPAN_ID] + (len(self.spans) + 1) * _ID_STEP) & _MASK64 or 1
+        record = [self.trace_id, span_id, (parent or self.root)[SPAN_ID], False, name, kind,
+                  time.time_ns(), 0, (), (), None, {}]  # fmt: skip
         self.spans.append(record)
         return record
 
@@ -366,20 +366,22 @@ def trace_begin(
     # By identity: an Endpoint's hash is Enum's, a Python call
     operation = _OPERATION_OF[id(endpoint)]
     recorded_as = ctx.recorded_as
-    root = SpanRecord(
-        operation,
-        SERVER,
-        span_id,
-        parent,
-        started,
-        {"ogem.request_id": ctx.request_id},
-        (_request_constants(recorded_as or endpoint, operation, ctx.caller),),
+    # span_new's list, inline
+    caller = ctx.caller
+    described = recorded_as or endpoint
+    found = _constants.get((id(caller), id(described)))  # _request_constants' lookup, inline
+    constants = (
+        found[2]
+        if found is not None and found[0] is caller
+        else _request_constants(described, operation, caller)
     )
+    root = [trace_id, span_id, parent, parent != 0, operation, SERVER, started, 0, (constants,),
+            (), None, {"ogem.request_id": ctx.request_id}]  # fmt: skip
     ctx.trace = RequestTrace(trace_id, 1, parent, root, tracing.capture_content, operation)
     upstream_traceparent.set("00-" + trace_hex + "-" + span_hex + "-01")
 
 
-# Attribute dicts that repeat from request to request, built once (SpanRecord.shared), by the
+# Attribute dicts that repeat from request to request, built once (a span's SHARED), by the
 # identity of what they describe (a configuration's deployment, a resolver's cached caller);
 # bounded: emptied when full.
 _constants: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
@@ -445,7 +447,9 @@ def trace_refused(
     except ValueError:
         operation = ""
     operation = operation or path.removeprefix("/v1/")
-    root = SpanRecord(
+    root = span_new(
+        trace_id=trace_id,
+        remote=parent != 0,
         name=operation,
         kind=SERVER,
         span_id=_span_id(),
@@ -457,11 +461,11 @@ def trace_refused(
             "url.path": path,
         },
     )
-    root.fail(error)
-    root.end_ns = time.time_ns()
+    span_fail(root, error)
+    root[END] = time.time_ns()
     trace = RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root, ended=True)
     try:
-        _export(tracing, trace)
+        _export(tracing, trace, root[END])
     except Exception:  # never fail a request for its trace
         logger.exception("could not record the trace of a refused request")
 
@@ -471,8 +475,8 @@ def trace_request(ctx: RequestContext) -> None:
     trace: RequestTrace = ctx.trace
     root = trace.root
     model = ctx.model
-    root.name = trace.operation + " " + model
-    attributes = root.attributes
+    root[NAME] = trace.operation + " " + model
+    attributes = root[ATTRS]
     attributes["gen_ai.request.model"] = model
     if ctx.stream:
         attributes["gen_ai.request.stream"] = True
@@ -489,16 +493,16 @@ def trace_failed(ctx: RequestContext, error: BaseException) -> None:
     elif not ctx.cancelled and ctx.status_code < 400:
         ctx.status_code = 500
     if not ctx.cancelled:
-        trace.root.fail(error)
+        span_fail(trace.root, error)
     # The stages in flight when it failed (trace_span_start's, the routing) fail with it.
     routing = trace.routing
-    if routing is not None and not routing.end_ns:
+    if routing is not None and not routing[END]:
         trace_routing_end(ctx, None, error)
     attempt = trace.attempt
     for span in trace.spans:
-        if not span.end_ns and span is not attempt:
-            span.fail(error)
-            span.end_ns = time.time_ns()
+        if not span[END] and span is not attempt:
+            span_fail(span, error)
+            span[END] = time.time_ns()
     trace_end(ctx)
 
 
@@ -507,18 +511,18 @@ async def trace_stage(ctx: RequestContext, name: str, stage: Awaitable[T], *, ph
     trace: RequestTrace = ctx.trace
     span = trace.span(name)
     if phase:
-        span.attributes["ogem.guardrails.phase"] = phase
+        span[ATTRS]["ogem.guardrails.phase"] = phase
     try:
         return await stage
     except BaseException as error:
-        span.fail(error)
+        span_fail(span, error)
         raise
     finally:
-        span.end_ns = time.time_ns()
+        span[END] = time.time_ns()
         if phase and ctx.guard is not None:
             actions = sorted({key[2] for key in ctx.guard.decisions if key[1] == phase})
             if actions:
-                span.attributes["ogem.guardrails.actions"] = tuple(actions)
+                span[ATTRS]["ogem.guardrails.actions"] = tuple(actions)
 
 
 async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
@@ -528,13 +532,13 @@ async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
     try:
         return await lookup
     except BaseException as error:
-        span.fail(error)
+        span_fail(span, error)
         raise
     finally:
-        span.end_ns = time.time_ns()
-        span.attributes["ogem.cache.status"] = ctx.cache_status or "miss"
+        span[END] = time.time_ns()
+        span[ATTRS]["ogem.cache.status"] = ctx.cache_status or "miss"
         if ctx.cache_similarity is not None:
-            span.attributes["ogem.cache.similarity"] = ctx.cache_similarity
+            span[ATTRS]["ogem.cache.similarity"] = ctx.cache_similarity
 
 
 def trace_span_start(ctx: RequestContext, name: str) -> SpanRecord:
@@ -543,10 +547,10 @@ def trace_span_start(ctx: RequestContext, name: str) -> SpanRecord:
     the stage, as trace_stage has: that costs a frame on each of its resumptions.)"""
     trace: RequestTrace = ctx.trace
     spans = trace.spans
-    root_id = trace.root.span_id
+    root_id = trace.root[SPAN_ID]
     # RequestTrace.span's work inline: a call fewer
-    span = SpanRecord(name, INTERNAL, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1,
-                      root_id, time.time_ns())  # fmt: skip
+    span = [trace.trace_id, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1, root_id,
+            False, name, INTERNAL, time.time_ns(), 0, (), (), None, {}]  # fmt: skip
     spans.append(span)
     return span
 
@@ -560,15 +564,12 @@ def trace_routing_start(ctx: RequestContext) -> None:
     are the upstream attempts. It ends at trace_routing_end, or fails at trace_failed."""
     trace: RequestTrace = ctx.trace
     spans = trace.spans
-    root_id = trace.root.span_id
-    trace.routing = span = SpanRecord(
-        "ogem.routing",
-        INTERNAL,
-        (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1,
-        root_id,
-        time.time_ns(),
+    root_id = trace.root[SPAN_ID]
+    trace.routing = span = [
+        trace.trace_id, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1, root_id, False,
+        "ogem.routing", INTERNAL, time.time_ns(), 0, (), (), None,
         {"ogem.routing.candidates": len(ctx.candidates)},
-    )
+    ]  # fmt: skip
     spans.append(span)
 
 
@@ -578,12 +579,12 @@ def trace_routing_end(
     """The routing answered (`response`) or failed (`error`): its span ends."""
     trace: RequestTrace = ctx.trace
     span = trace.routing
-    if span is None or span.end_ns:
+    if span is None or span[END]:
         return
-    span.end_ns = time.time_ns()
+    span[END] = time.time_ns()
     deployment = ctx.deployment
     if error is None:
-        # Its attributes repeat from request to request: shared (SpanRecord.shared), a batch
+        # Its attributes repeat from request to request: shared (a span's SHARED), a batch
         # carries them once.
         group = response.get("x-ogem-model-group") or ctx.model
         key = (len(ctx.candidates), trace.attempts, id(deployment), group)
@@ -599,13 +600,13 @@ def trace_routing_end(
             if len(_routed) >= _CONSTANTS_MAX:
                 _routed.clear()
             found = _routed[key] = (deployment, attributes)
-        if len(span.attributes) == 1:  # its candidates alone, which the shared part has
-            span.shared = (found[1],)
-            span.attributes = {}
+        if len(span[ATTRS]) == 1:  # its candidates alone, which the shared part has
+            span[SHARED] = (found[1],)
+            span[ATTRS] = {}
             return
     else:
-        span.fail(error)
-    attributes = span.attributes
+        span_fail(span, error)
+    attributes = span[ATTRS]
     attributes["ogem.routing.attempts"] = trace.attempts
     if deployment is not None:
         attributes["ogem.deployment.id"] = deployment.id
@@ -618,22 +619,24 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     `traceparent` the adapter sends names it."""
     trace: RequestTrace = ctx.trace
     attempt = trace.attempt
-    if attempt is not None and not attempt.end_ns:
-        attempt.end_ns = time.time_ns()  # a retry after a drop_params resend
+    if attempt is not None and not attempt[END]:
+        attempt[END] = time.time_ns()  # a retry after a drop_params resend
     operation = trace.operation
     spans = trace.spans
     # The span inline (RequestTrace.span's): the attempt is every request's
-    span_id = (trace.root.span_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1
+    span_id = (trace.root[SPAN_ID] + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1
     routing = trace.routing
-    trace.attempt = span = SpanRecord(
-        operation + " " + deployment.upstream_model,
-        CLIENT,
-        span_id,
-        (routing or trace.root).span_id,
-        time.time_ns(),
-        None,
-        (_attempt_constants(deployment, operation),),
+    found = _constants.get((id(deployment), operation))  # _attempt_constants' lookup, inline
+    constants = (
+        found[2]
+        if found is not None and found[0] is deployment
+        else _attempt_constants(deployment, operation)
     )
+    trace.attempt = span = [
+        trace.trace_id, span_id, (routing or trace.root)[SPAN_ID], False,
+        operation + " " + deployment.upstream_model, CLIENT, time.time_ns(), 0, (constants,), (),
+        None, {},
+    ]  # fmt: skip
     spans.append(span)
     trace.attempts += 1
     upstream_traceparent.set("00-" + ctx.trace_id + "-" + "%016x" % span_id + "-01")  # noqa: UP031
@@ -649,10 +652,10 @@ def _server_address(api_base: str) -> str:
 def trace_attempt_failed(ctx: RequestContext, error: BaseException) -> None:
     trace: RequestTrace = ctx.trace
     span = trace.attempt
-    if span is None or span.end_ns:
+    if span is None or span[END]:
         return
-    span.fail(error)
-    span.end_ns = time.time_ns()
+    span_fail(span, error)
+    span[END] = time.time_ns()
 
 
 def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> None:
@@ -678,17 +681,26 @@ def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> N
         _input_capture(trace.attempt, body)
         if isinstance(choices, list):
             outputs = [_output_message(c) for c in choices if isinstance(c, dict)]
-            trace.attempt.attributes["gen_ai.output.messages"] = _json(outputs)
+            trace.attempt[ATTRS]["gen_ai.output.messages"] = _json(outputs)
 
 
 def trace_attempt_done(ctx: RequestContext) -> None:
     """A non-streamed attempt answered: what it used, and its span ends."""
     trace: RequestTrace = ctx.trace
     span = trace.attempt
-    if span is not None and not span.end_ns:
-        trace.answered = answered = _answered(ctx, trace)
-        span.shared = (*span.shared, answered)
-        span.end_ns = time.time_ns()
+    if span is not None and not span[END]:
+        if ctx.status_code >= 400 or ctx.cancelled:
+            answered = _answered(ctx, trace)
+        else:  # _answered's, inline (every answer's)
+            usage = ctx.usage
+            reasons = trace.finish_reasons
+            answered = ("answered", trace.response_model or None, trace.response_id or None,
+                        tuple(reasons) if reasons else None, usage.prompt_tokens,
+                        usage.completion_tokens, usage.cached_tokens or None,
+                        usage.cache_creation_tokens or None, usage.estimated or None)  # fmt: skip
+        trace.answered = answered
+        span[SHARED] = (*span[SHARED], answered)
+        span[END] = time.time_ns()
 
 
 def _input_capture(span: SpanRecord, body: dict[str, Any]) -> None:
@@ -696,7 +708,7 @@ def _input_capture(span: SpanRecord, body: dict[str, Any]) -> None:
     if messages is None:
         messages = body.get("prompt", body.get("input"))
     if messages is not None:
-        span.attributes["gen_ai.input.messages"] = _json(messages)
+        span[ATTRS]["gen_ai.input.messages"] = _json(messages)
 
 
 def _output_message(choice: dict[str, Any]) -> Any:
@@ -728,10 +740,10 @@ def trace_first_token(ctx: RequestContext, *, body: dict[str, Any]) -> None:
     seconds = ctx.first_token_seconds or 0.0
     now = time.time_ns()
     event = ("gen_ai.first_token", now, {"gen_ai.server.time_to_first_token": seconds})
-    trace.root.events += (event,)
-    trace.root.attributes["gen_ai.server.time_to_first_token"] = seconds
+    trace.root[EVENTS] += (event,)
+    trace.root[ATTRS]["gen_ai.server.time_to_first_token"] = seconds
     if trace.attempt is not None:
-        trace.attempt.events += (event,)
+        trace.attempt[EVENTS] += (event,)
 
 
 class TraceObserver:
@@ -780,39 +792,38 @@ def trace_end(ctx: RequestContext) -> None:
     tracing = _active
     now = time.time_ns()
     root = trace.root
-    attributes = root.attributes
+    attributes = root[ATTRS]
     deployment = ctx.deployment
     # The answered attempt's attributes, shared when they still hold (no failure since).
     answered = trace.answered
     if answered is None or ctx.status_code >= 400 or ctx.cancelled:
         answered = _answered(ctx, trace)
     attributes.pop("http.response.status_code", None)  # a failure's: the request's below
-    root.shared = (*root.shared, answered, _ended_facts(ctx, deployment))
+    found = _ended.get((id(deployment), ctx.status_code, ctx.cache_status, ctx.cancelled))
+    facts = found[1] if found is not None and found[0] is deployment else None
     if ctx.guard is not None and ctx.guard.decisions:
         attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
-    if ctx.status_code >= 400 and root.error is None:
-        root.error = f"HTTP {ctx.status_code}"
+    if ctx.status_code >= 400 and root[ERROR] is None:
+        root[ERROR] = f"HTTP {ctx.status_code}"
         attributes.setdefault("error.type", str(ctx.status_code))
     attempt = trace.attempt
-    if attempt is not None and not attempt.end_ns:
-        attempt.shared = (*attempt.shared, answered)
+    if attempt is not None and not attempt[END]:
+        attempt[SHARED] = (*attempt[SHARED], answered)
         if trace.output is not None:
             text = _remask(ctx, "".join(trace.output))
-            attempt.attributes["gen_ai.output.messages"] = _json(
+            attempt[ATTRS]["gen_ai.output.messages"] = _json(
                 [{"role": "assistant", "content": text,
                   "finish_reason": trace.finish_reasons[0] if trace.finish_reasons else None}]
             )  # fmt: skip
-        if ctx.status_code >= 400 and attempt.error is None:
-            attempt.error = f"HTTP {ctx.status_code}"
-        attempt.end_ns = now
-    for span in trace.spans:
-        if not span.end_ns:
-            span.end_ns = now
-    root.end_ns = now
+        if ctx.status_code >= 400 and attempt[ERROR] is None:
+            attempt[ERROR] = f"HTTP {ctx.status_code}"
+        attempt[END] = now
+    root[END] = now
+    root[SHARED] = (*root[SHARED], answered, facts or _ended_facts(ctx, deployment))
     if tracing is None:
         return  # turned off meanwhile
     try:
-        _export(tracing, trace)
+        _export(tracing, trace, now)
     except Exception:  # never fail a request for its trace
         logger.exception("could not record the trace of request %s", ctx.request_id)
 
@@ -892,25 +903,22 @@ def _answered(ctx: RequestContext, trace: RequestTrace) -> tuple[Any, ...]:
 _NO_ATTRIBUTES: dict[str, Any] = {}  # a span's without any (never written to)
 
 
-def _export(tracing: Tracing, trace: RequestTrace) -> None:
-    """The trace's spans as tuples (gateway/tracing_export.py's SPAN_FIELDS), queued. A span
-    with shared parts and no attribute of its own is sent its parts alone."""
-    trace_id = trace.trace_id
-    root = trace.root
-    shared, attributes = root.shared, root.attributes
-    spans = [(trace_id, root.span_id, root.parent_id, trace.remote_parent != 0, root.name,
-              root.kind, root.start_ns, root.end_ns,
-              ((*shared, attributes) if attributes else shared) if shared else attributes,
-              root.events, root.error)]  # fmt: skip
+def _export(tracing: Tracing, trace: RequestTrace, now: int) -> None:
+    """The trace's spans queued, as the exporter reads them (gateway/tracing_export.py's
+    SPAN_FIELDS): those still open ended at `now`, each list's own attributes popped and joined
+    to its shared parts (a span with shared parts and no attribute of its own is sent its parts
+    alone). Once a trace."""
+    spans = [trace.root, *trace.spans]
     empty = _NO_ATTRIBUTES
-    for span in trace.spans:
-        shared, attributes = span.shared, span.attributes
-        spans.append(
-            (trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
-             span.end_ns,
-             ((*shared, attributes) if attributes else shared) if shared else attributes or empty,
-             span.events, span.error)
-        )  # fmt: skip
+    for span in spans:
+        if not span[END]:
+            span[END] = now
+        attributes = span.pop()
+        shared = span[SHARED]
+        if not shared:
+            span[SHARED] = attributes or empty
+        elif attributes:
+            span[SHARED] = (*shared, attributes)
     tracing.pipe.put(spans)
 
 
@@ -939,7 +947,9 @@ def realtime_trace_begin(
     trace_id, parent, flags = traced or (trace_id_new(), 0, 1)
     if not ((flags & 1) if parent else _sampled(tracing, trace_id)):
         return None
-    root = SpanRecord(
+    root = span_new(
+        trace_id=trace_id,
+        remote=parent != 0,
         name=f"realtime {model}",
         kind=SERVER,
         span_id=_span_id(),
@@ -956,18 +966,19 @@ def realtime_trace_begin(
     )
     address = _server_address(deployment.api_base)
     if address:
-        root.attributes["server.address"] = address
-    _caller_attributes(root.attributes, caller)
+        root[ATTRS]["server.address"] = address
+    _caller_attributes(root[ATTRS], caller)
     return RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root)
 
 
 def realtime_response_start(trace: RequestTrace, deployment: Deployment) -> SpanRecord:
     """A response begins (admitted): its span."""
-    span = SpanRecord(
+    span = span_new(
+        trace_id=trace.trace_id,
         name=f"realtime {deployment.upstream_model}",
         kind=CLIENT,
         span_id=_span_id(),
-        parent_id=trace.root.span_id,
+        parent_id=trace.root[SPAN_ID],
         start_ns=time.time_ns(),
         attributes={
             "gen_ai.operation.name": "realtime",
@@ -991,15 +1002,15 @@ def realtime_response_end(
 ) -> None:
     """A response is settled (response.done, an upstream error, the session's end) or was
     refused at admission (`error`): its usage and status on its span, which is exported."""
-    attributes = span.attributes
+    attributes = span[ATTRS]
     if response_id:
         attributes["gen_ai.response.id"] = response_id
     if status:
         attributes["ogem.realtime.response.status"] = status
     if error is not None:
-        span.fail(error)
+        span_fail(span, error)
     elif ctx.status_code >= 400:
-        span.error = f"HTTP {ctx.status_code}"
+        span[ERROR] = f"HTTP {ctx.status_code}"
         attributes["error.type"] = str(ctx.status_code)
         attributes["http.response.status_code"] = ctx.status_code
     else:
@@ -1009,24 +1020,21 @@ def realtime_response_end(
             attributes["ogem.usage.audio_input_tokens"] = usage.audio_prompt_tokens
         if usage.audio_completion_tokens:
             attributes["ogem.usage.audio_output_tokens"] = usage.audio_completion_tokens
-        trace.root.attributes["gen_ai.usage.input_tokens"] = (
-            trace.root.attributes.get("gen_ai.usage.input_tokens", 0) + usage.prompt_tokens
+        trace.root[ATTRS]["gen_ai.usage.input_tokens"] = (
+            trace.root[ATTRS].get("gen_ai.usage.input_tokens", 0) + usage.prompt_tokens
         )
-        trace.root.attributes["gen_ai.usage.output_tokens"] = (
-            trace.root.attributes.get("gen_ai.usage.output_tokens", 0) + usage.completion_tokens
+        trace.root[ATTRS]["gen_ai.usage.output_tokens"] = (
+            trace.root[ATTRS].get("gen_ai.usage.output_tokens", 0) + usage.completion_tokens
         )
     if ctx.cancelled:
         attributes["ogem.cancelled"] = True
-    span.end_ns = time.time_ns()
+    span[END] = time.time_ns()
     tracing = _active
     if span in trace.spans:
         trace.spans.remove(span)
     if tracing is not None:
-        trace_id = trace.trace_id
-        tracing.pipe.put(
-            [(trace_id, span.span_id, span.parent_id, False, span.name, span.kind, span.start_ns,
-              span.end_ns, attributes, span.events, span.error)]
-        )  # fmt: skip
+        span[SHARED] = span.pop()  # its own attributes alone (_export's)
+        tracing.pipe.put([span])
 
 
 def realtime_trace_end(trace: RequestTrace, *, reason: str, responses: int) -> None:
@@ -1035,14 +1043,12 @@ def realtime_trace_end(trace: RequestTrace, *, reason: str, responses: int) -> N
         return
     trace.ended = True
     root = trace.root
-    root.attributes["ogem.realtime.close_reason"] = reason
-    root.attributes["ogem.realtime.responses"] = responses
-    root.end_ns = time.time_ns()
-    for span in trace.spans:  # responses never settled (should not be): closed with the session
-        span.end_ns = span.end_ns or root.end_ns
+    root[ATTRS]["ogem.realtime.close_reason"] = reason
+    root[ATTRS]["ogem.realtime.responses"] = responses
+    root[END] = time.time_ns()
     tracing = _active
-    if tracing is not None:
-        _export(tracing, trace)
+    if tracing is not None:  # responses never settled (should not be): closed with the session
+        _export(tracing, trace, root[END])
 
 
 def tracing_flush(timeout_millis: int = 5000) -> bool:

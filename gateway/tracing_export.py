@@ -1,6 +1,6 @@
 """The OTLP exporter process of tracing (gateway/tracing.py, gateway/tracing_pipe.py).
 
-A web worker records its spans as plain tuples and writes them, marshalled in batches, down a pipe
+A web worker records its spans as plain lists and writes them, marshalled in batches, down a pipe
 to this process (`python -m gateway.tracing_export`, one per worker), which encodes them as
 OTLP protobuf and sends them to the collector over HTTP (`http/protobuf`, the default) or gRPC
 with OpenTelemetry's exporters (they read the standard OTEL_EXPORTER_OTLP_* variables: headers,
@@ -8,11 +8,12 @@ timeout, compression, certificates). Encoding and sending so take none of the wo
 time or GIL. The process ends when its pipe closes (the worker stopped or reconfigured), after
 sending what it has read.
 
-A span, as the pipe carries it (`SPAN_FIELDS`): (trace id, span id, parent span id or 0,
-parent is remote, name, kind (the protocol's: 1 internal, 2 server, 3 client), start ns, end
-ns, attributes: a dict, or a tuple of parts with no key in two (dicts, which a worker shares when
-they repeat: marshal writes each once a batch; or facts, a tuple of a `FACTS` name and its values
-in order, None for one absent), events [(name, ns, attributes)], error description or None).
+A span, as the pipe carries it (`SPAN_FIELDS`; a worker's are lists, a tuple reads the same):
+(trace id, span id, parent span id or 0, parent is remote, name, kind (the protocol's: 1
+internal, 2 server, 3 client), start ns, end ns, attributes: a dict, or a tuple of parts with no
+key in two (dicts, which a worker shares when they repeat: marshal writes each once a batch; or
+facts, a tuple of a `FACTS` name and its values in order, None for one absent), events [(name,
+ns, attributes)], error description or None).
 
 Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
 ...]) or ("flush", n). The process answers a flush, once everything before it is exported, with

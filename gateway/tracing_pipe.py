@@ -1,10 +1,10 @@
 """The worker's end of tracing's export (gateway/tracing_export.py's process).
 
-A finished request's spans (tuples) are appended to a bounded queue: an append, nothing more,
-on the request path. The worker's hand-over thread (gateway/child_pipe.py, shared with the
-callbacks' pipe) takes the queue every second, or sooner when a batch is waiting, marshals it
-(C code; cheaper than pickle, which tracks every object) and writes it down a pipe to the
-exporter process, which gathers, encodes and sends. When the collector is down or slow the
+A finished request's spans (lists, gateway/tracing.py's) are appended to a bounded queue: an
+append, nothing more, on the request path. The worker's hand-over thread (gateway/child_pipe.py,
+shared with the callbacks' pipe) takes the queue every second, or sooner when a batch is waiting,
+marshals it (C code; cheaper than pickle, which tracks every object) and writes it down a pipe
+to the exporter process, which gathers, encodes and sends. When the collector is down or slow the
 exporter drops what waits past its bound and counts it (`lost`); when the exporter itself does not
 keep up, the queue fills: new spans are then dropped and counted, never waited for.
 """
@@ -41,7 +41,7 @@ class SpanPipe(ChildPipe):
         self._reported_at = 0.0
         super().__init__(json.dumps(self.config))
 
-    def put(self, spans: list[tuple[Any, ...]]) -> None:
+    def put(self, spans: list[Any]) -> None:
         """The request path's part: a request's spans queued, or dropped when full."""
         queue = self.queue
         if len(queue) >= MAX_TRACES:
