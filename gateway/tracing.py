@@ -112,6 +112,9 @@ def _span_id() -> int:
 
 _MASK64 = (1 << 64) - 1
 _ID_STEP = 0x9E3779B97F4A7C15  # odd: a request's span ids differ, spread over 64 bits
+# n steps, for the first numbers (a request's stages and attempts): a lookup, not a product of
+# multi-digit ints
+_STEPS = tuple(n * _ID_STEP & _MASK64 for n in range(64))
 
 
 # A span while its request runs: a list (a literal: several times cheaper than an object's
@@ -174,9 +177,9 @@ STAGES = (
 ATTEMPT_FIRST = 6  # the first attempt's number
 _clock = time.perf_counter  # the marks' clock: ctx.started_at's, so the root's start is free
 # An attempt while the request runs (a list; as the record carries it):
-# its span id, parent span id, name, deployment's attributes (shared), start, end marks, the
-# answer's facts, its own attributes (content) or None, its failure (`_failure`) or None.
-A_ID, A_PARENT, A_NAME, A_SHARED, A_START, A_END, A_ANSWERED, A_ATTRS, A_ERROR = range(9)
+# its span id, parent span id, deployment's attributes (shared), start, end marks, the answer's
+# facts, its own attributes (content) or None, its failure (`_failure`) or None.
+A_ID, A_PARENT, A_SHARED, A_START, A_END, A_ANSWERED, A_ATTRS, A_ERROR = range(8)
 
 
 def _failure(error: BaseException) -> tuple[str, int | None, str]:
@@ -650,16 +653,17 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
             attempt[A_END] = now  # a retry after a drop_params resend
     operation = trace.operation
     root_id = trace.span_id
-    span_id = (root_id + (ATTEMPT_FIRST + len(attempts)) * _ID_STEP) & _MASK64 or 1
+    number = ATTEMPT_FIRST + len(attempts)
+    span_id = (root_id + (_STEPS[number] if number < 64 else number * _ID_STEP)) & _MASK64 or 1
     found = _constants.get((id(deployment), operation))  # _attempt_constants' lookup, inline
     constants = (
         found[2]
         if found is not None and found[0] is deployment
         else _attempt_constants(deployment, operation)
     )
-    parent = (root_id + 4 * _ID_STEP) & _MASK64 or 1 if trace.marks[ROUTING_START] else root_id
-    trace.attempt = attempt = [span_id, parent, operation + " " + deployment.upstream_model,
-                               constants, now, 0.0, None, None, None]  # fmt: skip
+    parent = (root_id + _STEPS[4]) & _MASK64 or 1 if trace.marks[ROUTING_START] else root_id
+    # (its name, "operation model", is made by the exporter of its shared attributes)
+    trace.attempt = attempt = [span_id, parent, constants, now, 0.0, None, None, None]
     attempts.append(attempt)
     upstream_traceparent.set("00-" + ctx.trace_id + "-" + "%016x" % span_id + "-01")  # noqa: UP031
 

@@ -413,7 +413,8 @@ def record_spans(record: Sequence[Any], anchor: int) -> list[list[Any]]:
                       None if failure is None else failure[2]])  # fmt: skip
     if attempts:
         last = attempts[-1]
-        for span_id, parent_id, name, shared, began, finished, facts, own, failure in attempts:
+        for span_id, parent_id, shared, began, finished, facts, own, failure in attempts:
+            name = shared["gen_ai.operation.name"] + " " + shared["gen_ai.request.model"]
             attributes = dict(own or ())
             parts = (shared,) if facts is None else (shared, facts)
             spans.append([trace_id, span_id, parent_id, False, name, 3,
