@@ -854,7 +854,7 @@ def trace_end(ctx: RequestContext) -> None:
     # gateway/tracing_export.py's RECORD_FIELDS
     record = (
         trace.trace_id, trace.span_id, trace.parent, trace.operation, trace.constants,
-        ("asked", ctx.request_id, ctx.model or None, True if ctx.stream else None, ctx.max_tokens),
+        (ctx.request_id, ctx.model or None, True if ctx.stream else None, ctx.max_tokens),
         answered, facts or _ended_facts(ctx, deployment), marks, trace.attempts, trace.routing,
         trace.cache, extra, trace.errors, trace.first_token,
     )  # fmt: skip

@@ -277,7 +277,6 @@ FACTS = {
         "ogem.usage.estimated",
     ),
     "asked": (
-        "ogem.request_id",
         "gen_ai.request.model",
         "gen_ai.request.stream",
         "gen_ai.request.max_tokens",
@@ -338,11 +337,12 @@ def _facts_items(facts: tuple[Any, ...]) -> Any:
 
 # -- a request's flat record (gateway/tracing.py's trace_end) as its spans -----------------------
 # (trace id, root span id, client's span or 0, operation, the request's shared attributes (a
-# dict), facts "asked", "answered" and "request", marks (perf_counter seconds by the marks'
-# slots, 0.0: the stage did not run), attempts or None, the routing's facts or None, the cache's
-# (status, similarity) or None, stages' own attributes {start mark: dict} or None, stages'
-# failures {start mark: (error.type or None, HTTP status or None, description)} or None, a
-# stream's time to first token (seconds) or None)
+# dict), what it asked (request id, model, stream or None, max tokens or None), facts "answered"
+# and "request", marks (perf_counter seconds by the marks' slots, 0.0: the stage did not run),
+# attempts or None, the routing's facts or None, the cache's (status, similarity) or None,
+# stages' own attributes {start mark: dict} or None, stages' failures {start mark: (error.type or
+# None, HTTP status or None, description)} or None, a stream's time to first token (seconds) or
+# None)
 RECORD_FIELDS = (
     "trace_id", "span_id", "parent_id", "operation", "constants", "asked", "answered", "ended",
     "marks", "attempts", "routing", "cache", "extra", "errors", "first_token",
@@ -370,7 +370,12 @@ def record_spans(record: Sequence[Any], anchor: int) -> list[list[Any]]:
     extra = extra or {}
     errors = errors or {}
     root_end = int(marks[ROOT_END] * 1e9) + anchor
+    # The request's id on its own: the rest of what it asked repeats, and its facts are then
+    # found encoded (`_facts`) rather than filling that table with unique entries.
     own = dict(extra.get(ROOT_START) or ())
+    own["ogem.request_id"] = asked[0]
+    model = asked[1]
+    asked = ("asked", *asked[1:])
     events: Any = ()
     if first_token is not None:
         own["gen_ai.server.time_to_first_token"] = first_token
@@ -382,7 +387,6 @@ def record_spans(record: Sequence[Any], anchor: int) -> list[list[Any]]:
             ),
         )
     failure = errors.get(ROOT_START)
-    model = asked[2]
     root = [trace_id, root_id, parent, parent != 0,
             operation + " " + model if model else operation, 2,
             int(marks[ROOT_START] * 1e9) + anchor, root_end,
