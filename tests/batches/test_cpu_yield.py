@@ -17,6 +17,7 @@ import pytest
 
 from batches.cpu_yield import CpuSampler, LinePacer, process_cpu_seconds
 from tests.batches.conftest import chat_lines, upload
+from tests.emulators.fixtures import slow_mock
 from tests.live import wait_for
 
 pytestmark = [
@@ -142,15 +143,19 @@ async def _busy_then_quiet(cpu: int, sampler: CpuSampler, ambient: float) -> Non
         assert time.monotonic() < deadline, "lines never ran together again"
 
 
-def test_a_batch_on_a_busy_cpu_yields_and_still_completes(key_sdk, settings, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_on_a_busy_cpu_yields_and_still_completes(  # type: ignore[no-untyped-def]
+    key_sdk, install_deployments, settings, caplog
+) -> None:
     """The embedded default's runner (a thread of the server process) beside a busy loop on its
     one CPU: its lines start at the minimum pace, and the batch completes."""
+    # Lines of 50 ms: the run outlasts the pacer's first reading of the CPUs (0.1 s in).
+    install_deployments(slow_mock("slow-chat", latency_ms=50, upstream_model="mock-chat"))
     settings.OGEM_BATCH_YIELD_CPU = 0.5
     settings.OGEM_BATCH_YIELD_PACE = 0.05
     settings.OGEM_BATCH_CONCURRENCY = 4
     caplog.set_level(logging.INFO, logger="batches.runner")
     client = key_sdk()
-    source = upload(client, chat_lines(6))
+    source = upload(client, chat_lines(12, model="slow-chat"))
     cpu = _quietest_cpu()
     with _pinned(cpu, every_thread=True), _burner(cpu):
         batch = client.batches.create(
@@ -160,6 +165,6 @@ def test_a_batch_on_a_busy_cpu_yields_and_still_completes(key_sdk, settings, cap
             lambda: (found := client.batches.retrieve(batch.id)).status == "completed" and found,
             what="the batch to complete",
         )
-    assert done.request_counts.completed == 6
+    assert done.request_counts.completed == 12
     yielded = [r for r in caplog.records if "yielded the CPU" in r.getMessage()]
     assert yielded and batch.id in yielded[0].getMessage()
