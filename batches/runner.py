@@ -12,6 +12,10 @@ Exactly once, whatever dies when:
 
 Memory is bounded: the input is read as a stream, `OGEM_BATCH_CONCURRENCY` lines at a time, and
 the output files are written from the rows as a stream.
+
+Live traffic first: a line waits behind live requests in the routing queue
+(`OGEM_BATCH_QUEUE_PRIORITY`), and for the CPU while other processes keep the worker's CPUs busy
+(`OGEM_BATCH_YIELD_CPU`, batches/cpu_yield.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from django.db.models import F
 from django.utils import timezone
 
+from batches.cpu_yield import LinePacer, line_pacer, process_cpu_seconds
 from batches.live import batch_progress_publish
 from batches.models import Batch, BatchLine
 from batches.selectors import ENDED, batch_lines_answered, batch_lines_ordered, batches_resumable
@@ -252,26 +257,46 @@ def _lines_run(
         return True
     stop = asyncio.Event()
     checked = time.monotonic()
-    for chunk in _chunks(file_lines(file=input_file), settings.OGEM_BATCH_CONCURRENCY):
-        status = batch_lease_renew(batch=batch, owner=owner)
-        if status != Batch.Status.IN_PROGRESS or timezone.now() >= batch.expires_at:
-            return True
-        if time.monotonic() - checked >= CALLER_RECHECK_SECONDS:
-            checked = time.monotonic()
-            fresh = loop.run_until_complete(_batch_caller(batch))
-            if fresh is None:
-                return False
-            caller = fresh
-        answered = batch_lines_answered(batch=batch, numbers=[number for number, _ in chunk])
-        todo = [(number, line) for number, line in chunk if number not in answered]
-        if not todo:
-            continue
-        results = loop.run_until_complete(_chunk_run(batch, caller, owner, todo, stop))
-        _results_record(batch, results)
-        batch_progress_publish(batch_pk=batch.pk)
-        if stop.is_set():
-            return True
-    return True
+    pacer = line_pacer(
+        concurrency=settings.OGEM_BATCH_CONCURRENCY,
+        threshold=settings.OGEM_BATCH_YIELD_CPU,
+        pace=settings.OGEM_BATCH_YIELD_PACE,
+        # In the embedded default the server's live requests share this process: only the
+        # batch's thread is its own.
+        own_seconds=time.thread_time
+        if settings.OGEM_BATCH_RUNNER == "thread"
+        else process_cpu_seconds,
+    )
+    try:
+        for chunk in _chunks(file_lines(file=input_file), settings.OGEM_BATCH_CONCURRENCY):
+            status = batch_lease_renew(batch=batch, owner=owner)
+            if status != Batch.Status.IN_PROGRESS or timezone.now() >= batch.expires_at:
+                return True
+            if time.monotonic() - checked >= CALLER_RECHECK_SECONDS:
+                checked = time.monotonic()
+                fresh = loop.run_until_complete(_batch_caller(batch))
+                if fresh is None:
+                    return False
+                caller = fresh
+            answered = batch_lines_answered(batch=batch, numbers=[number for number, _ in chunk])
+            todo = [(number, line) for number, line in chunk if number not in answered]
+            if not todo:
+                continue
+            results = loop.run_until_complete(_chunk_run(batch, caller, owner, todo, stop, pacer))
+            _results_record(batch, results)
+            batch_progress_publish(batch_pk=batch.pk)
+            if stop.is_set():
+                return True
+        return True
+    finally:
+        if pacer is not None and pacer.busy_samples:
+            logger.info(
+                "batch %s yielded the CPU to other processes in %d samples; %d lines started "
+                "at the minimum pace",
+                batch.batch_id,
+                pacer.busy_samples,
+                pacer.paced_starts,
+            )
 
 
 async def _chunk_run(
@@ -280,11 +305,12 @@ async def _chunk_run(
     owner: str,
     todo: list[tuple[int, bytes]],
     stop: asyncio.Event,
+    pacer: LinePacer | None = None,
 ) -> list[LineResult]:
     keeper = asyncio.ensure_future(_lease_keep(batch, owner, stop))
     try:
         answers = await asyncio.gather(
-            *(_line_run(batch, caller, number, line, stop) for number, line in todo)
+            *(_line_paced(batch, caller, number, line, stop, pacer) for number, line in todo)
         )
     finally:
         keeper.cancel()
@@ -311,6 +337,25 @@ def _renew_in_thread(batch: Batch, owner: str) -> str | None:
         return batch_lease_renew(batch=batch, owner=owner)
     finally:
         connection.close()
+
+
+async def _line_paced(
+    batch: Batch,
+    caller: Caller,
+    number: int,
+    line: bytes,
+    stop: asyncio.Event,
+    pacer: LinePacer | None,
+) -> LineResult | None:
+    """One line's answer, once the pacer lets it start (None: the batch stopped first)."""
+    if pacer is None:
+        return await _line_run(batch, caller, number, line, stop)
+    if not await pacer.acquire(stop):
+        return None
+    try:
+        return await _line_run(batch, caller, number, line, stop)
+    finally:
+        pacer.release()
 
 
 async def _line_run(
