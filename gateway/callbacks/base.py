@@ -64,22 +64,92 @@ class CallbackEvent(TypedDict):
 # or () when neither has any, `input` and `output` `...` when absent.
 EVENT_FIELDS: tuple[str, ...] = tuple(CallbackEvent.__annotations__)
 EventValues = tuple[Any, ...]
-_EVENT_KEYS: dict[str, Any] = dict.fromkeys(EVENT_FIELDS)
+
+
+class SharedEvent(dict):  # type: ignore[type-arg]
+    """A CallbackEvent as the delivery process builds it, once for all the sinks it goes to.
+    `encoded`: its JSON, kept by the first sink of the raw format (webhook, S3) for the others
+    (common.event_json); the sinks never change an event."""
+
+    __slots__ = ("encoded",)
 
 
 def event_from_values(values: EventValues | CallbackEvent) -> CallbackEvent:
     """The CallbackEvent of the worker's tuple (a dict, as tests and tools may hand over, as is)."""
     if isinstance(values, dict):
         return values
-    # A copy of a dict of these keys, updated: no resizing, a sixth fewer instructions than
-    # dict(zip(...)).
-    event: dict[str, Any] = _EVENT_KEYS.copy()
-    event.update(zip(EVENT_FIELDS, values, strict=True))
-    tags = event["tags"]
-    event["tags"] = sorted({*tags[0], *tags[1]}) if tags else []
-    for name in ("input", "output"):
-        if event[name] is ...:
-            del event[name]
+    # Unpacked (a tuple of another length raises) and passed by name: one dict sized at once, a
+    # third fewer instructions than a copy updated from zip(EVENT_FIELDS, values).
+    (
+        kind,
+        request_id,
+        trace_id,
+        span_id,
+        started_at,
+        ended_at,
+        endpoint,
+        model,
+        response_model,
+        provider,
+        deployment,
+        status_code,
+        stream,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        cached_tokens,
+        cost,
+        latency_ms,
+        ttft_ms,
+        cache_hit,
+        organization_id,
+        team_id,
+        key_id,
+        key_name,
+        user_id,
+        end_user,
+        tags,
+        metadata,
+        error,
+        logged_input,
+        logged_output,
+    ) = values
+    event = SharedEvent(
+        kind=kind,
+        request_id=request_id,
+        trace_id=trace_id,
+        span_id=span_id,
+        started_at=started_at,
+        ended_at=ended_at,
+        endpoint=endpoint,
+        model=model,
+        response_model=response_model,
+        provider=provider,
+        deployment=deployment,
+        status_code=status_code,
+        stream=stream,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=total_tokens,
+        cached_tokens=cached_tokens,
+        cost=cost,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        cache_hit=cache_hit,
+        organization_id=organization_id,
+        team_id=team_id,
+        key_id=key_id,
+        key_name=key_name,
+        user_id=user_id,
+        end_user=end_user,
+        tags=sorted({*tags[0], *tags[1]}) if tags else [],
+        metadata=metadata,
+        error=error,
+    )
+    if logged_input is not ...:
+        event["input"] = logged_input
+    if logged_output is not ...:
+        event["output"] = logged_output
     return event  # type: ignore[return-value]
 
 

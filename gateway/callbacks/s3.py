@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from gateway.callbacks.base import CallbackEvent, SinkRejected, SinkRetryable
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import events_ndjson
 
 TIMEOUT = 10.0
 
@@ -87,5 +87,5 @@ class S3Sink:
             raise SinkRetryable(f"s3: {type(exc).__name__}") from exc
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        body = b"".join(json_bytes(event) + b"\n" for event in events)
+        body = events_ndjson(events)
         await asyncio.to_thread(self._put, body)

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import event_json, events_ndjson
 
 EVENT = "callback.events"
 
@@ -78,10 +78,10 @@ class WebhookSink:
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
         if self.ndjson:
-            body = b"".join(json_bytes(event) + b"\n" for event in events)
+            body = events_ndjson(events)
             kind = "application/x-ndjson"
-        else:
-            body = json_bytes(list(events))
+        else:  # orjson's array of the events, joined from their shared encodings
+            body = b"[" + b",".join([event_json(event) for event in events]) + b"]"
             kind = "application/json"
         timestamp = str(int(time.time()))
         headers = {
