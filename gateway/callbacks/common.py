@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 import orjson
 
-from gateway.callbacks.base import CallbackEvent, SharedEvent
+from gateway.callbacks.base import CallbackEvent
 
 
 def iso(seconds: float) -> str:
@@ -34,19 +33,3 @@ def cost_float(event: CallbackEvent) -> float:
 def json_bytes(value: object) -> bytes:
     # default=str: a Decimal or another odd value in a request's metadata is sent as text.
     return orjson.dumps(value, default=str)
-
-
-def event_json(event: CallbackEvent) -> bytes:
-    """The event as JSON, encoded once for every sink that sends it raw (the bench's two webhooks
-    encoded each event twice: a third of their delivery process's instructions)."""
-    encoded: bytes | None = getattr(event, "encoded", None)
-    if encoded is None:
-        encoded = json_bytes(event)
-        if type(event) is SharedEvent:
-            event.encoded = encoded
-    return encoded
-
-
-def events_ndjson(events: Sequence[CallbackEvent]) -> bytes:
-    """One event a line (JSON Lines)."""
-    return b"".join([event_json(event) + b"\n" for event in events])

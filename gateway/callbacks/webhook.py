@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
-from gateway.callbacks.common import event_json, events_ndjson
+from gateway.callbacks.common import json_bytes
 
 EVENT = "callback.events"
 
@@ -77,11 +77,15 @@ class WebhookSink:
             raise ValueError("generic_logger_log_format is json_array or ndjson")
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
+        await self.send_encoded([json_bytes(event) for event in events], client=client)
+
+    async def send_encoded(self, encoded: Sequence[bytes], *, client: httpx.AsyncClient) -> None:
+        """The events as JSON already (deliver.py encodes an event once for all such sinks)."""
         if self.ndjson:
-            body = events_ndjson(events)
+            body = b"\n".join(encoded) + b"\n" if encoded else b""
             kind = "application/x-ndjson"
-        else:  # orjson's array of the events, joined from their shared encodings
-            body = b"[" + b",".join([event_json(event) for event in events]) + b"]"
+        else:  # orjson's array of the events, byte for byte
+            body = b"[%b]" % b",".join(encoded)
             kind = "application/json"
         timestamp = str(int(time.time()))
         headers = {
