@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from gateway.callbacks.base import CallbackEvent, SinkRejected, SinkRetryable
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import events_ndjson, json_bytes
 
 TIMEOUT = 10.0
 
@@ -91,5 +91,5 @@ class S3Sink:
 
     async def send_encoded(self, encoded: Sequence[bytes], *, client: httpx.AsyncClient) -> None:
         """The events as JSON already (deliver.py encodes an event once for all such sinks)."""
-        body = b"\n".join(encoded) + b"\n" if encoded else b""
+        body = events_ndjson(encoded)
         await asyncio.to_thread(self._put, body)

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import events_array, events_ndjson, json_bytes
 
 EVENT = "callback.events"
 
@@ -82,10 +82,10 @@ class WebhookSink:
     async def send_encoded(self, encoded: Sequence[bytes], *, client: httpx.AsyncClient) -> None:
         """The events as JSON already (deliver.py encodes an event once for all such sinks)."""
         if self.ndjson:
-            body = b"\n".join(encoded) + b"\n" if encoded else b""
+            body = events_ndjson(encoded)
             kind = "application/x-ndjson"
-        else:  # orjson's array of the events, byte for byte
-            body = b"[%b]" % b",".join(encoded)
+        else:
+            body = events_array(encoded)
             kind = "application/json"
         timestamp = str(int(time.time()))
         headers = {
