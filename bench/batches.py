@@ -22,7 +22,10 @@ Redis stays shared, as in production: its limits, budgets and usage stream are t
 worker's too, and the batch's commands are served by the same Redis on the load's core.
 The report gives, per concurrency, the change in requests per second, the web worker's CPU
 time a request alone and during (a batch that only costs CPU elsewhere leaves it as it was),
-and the batch lines answered meanwhile."""
+and the batch lines answered meanwhile: read from the batch's `request_counts` (completed and
+failed: a line that failed ran too), which the runner keeps within a second of each answer even
+while a chunk's lines start at the minimum pace (batches/runner.py PROGRESS_SECONDS), so a
+window's count is right to within a second's lines at either end."""
 
 from __future__ import annotations
 
@@ -208,7 +211,8 @@ def batch_during_run(
                 batch = client.get(f"/batches/{batch_id}").json()
                 if batch["status"] not in ("validating", "in_progress"):
                     raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
-                return int(batch["request_counts"]["completed"])
+                counts = batch["request_counts"]
+                return int(counts["completed"]) + int(counts["failed"])
 
             _started(answered)
             for concurrency in concurrencies:

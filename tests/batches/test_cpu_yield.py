@@ -168,3 +168,35 @@ def test_a_batch_on_a_busy_cpu_yields_and_still_completes(  # type: ignore[no-un
     assert done.request_counts.completed == 12
     yielded = [r for r in caplog.records if "yielded the CPU" in r.getMessage()]
     assert yielded and batch.id in yielded[0].getMessage()
+
+
+def test_request_counts_follow_the_lines_started_at_the_minimum_pace(  # type: ignore[no-untyped-def]
+    key_sdk, install_deployments, settings
+) -> None:
+    """A chunk of 32 lines started one at a time at the minimum pace lasts seconds: its answers
+    are counted while it runs, not once it ends (batches.runner.PROGRESS_SECONDS)."""
+    install_deployments(slow_mock("slow-chat", latency_ms=50, upstream_model="mock-chat"))
+    settings.OGEM_BATCH_YIELD_CPU = 0.5
+    settings.OGEM_BATCH_YIELD_PACE = 0.25  # 32 lines: 8 s at least
+    settings.OGEM_BATCH_CONCURRENCY = 32
+    client = key_sdk()
+    source = upload(client, chat_lines(32, model="slow-chat"))
+    cpu = _quietest_cpu()
+    with _pinned(cpu, every_thread=True), _burner(cpu):
+        batch = client.batches.create(
+            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        midway = wait_for(
+            lambda: (
+                (found := client.batches.retrieve(batch.id)).request_counts.completed > 0 and found
+            ),
+            what="the first answers to be counted",
+        )
+        assert midway.status == "in_progress"
+        assert midway.request_counts.completed < 32
+        done = wait_for(
+            lambda: (found := client.batches.retrieve(batch.id)).status == "completed" and found,
+            what="the batch to complete",
+            timeout=60,
+        )
+    assert (done.request_counts.completed, done.request_counts.failed) == (32, 0)
