@@ -11,7 +11,12 @@ Exactly once, whatever dies when:
   are applied once (gateway/governance.py), and RequestLog is unique on the request id.
 
 Memory is bounded: the input is read as a stream, `OGEM_BATCH_CONCURRENCY` lines at a time, and
-the output files are written from the rows as a stream.
+the output files are written from the rows as a stream. A chunk's answers are kept when it ends,
+or every PROGRESS_SECONDS while it runs longer: `request_counts` follows the answers.
+
+Live traffic first: a line waits behind live requests in the routing queue
+(`OGEM_BATCH_QUEUE_PRIORITY`), and for the CPU while other processes keep the worker's CPUs busy
+(`OGEM_BATCH_YIELD_CPU`, batches/cpu_yield.py).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from django.db.models import F
 from django.utils import timezone
 
+from batches.cpu_yield import LinePacer, line_pacer, process_cpu_seconds
 from batches.live import batch_progress_publish
 from batches.models import Batch, BatchLine
 from batches.selectors import ENDED, batch_lines_answered, batch_lines_ordered, batches_resumable
@@ -56,6 +62,10 @@ THREAD_ATTEMPTS = 100
 CALLER_RECHECK_SECONDS = 2.0
 # A line refused by a rate limit waits this long at most before it tries again.
 RATE_LIMIT_WAIT_MAX = 30.0
+# A chunk still running after this long keeps the answers it has so far, and again as often:
+# `request_counts` then grows while lines start at the pacer's minimum pace or an upstream is
+# slow, and a chunk that ends sooner (full speed) is still kept in one write.
+PROGRESS_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -252,45 +262,82 @@ def _lines_run(
         return True
     stop = asyncio.Event()
     checked = time.monotonic()
-    for chunk in _chunks(file_lines(file=input_file), settings.OGEM_BATCH_CONCURRENCY):
-        status = batch_lease_renew(batch=batch, owner=owner)
-        if status != Batch.Status.IN_PROGRESS or timezone.now() >= batch.expires_at:
-            return True
-        if time.monotonic() - checked >= CALLER_RECHECK_SECONDS:
-            checked = time.monotonic()
-            fresh = loop.run_until_complete(_batch_caller(batch))
-            if fresh is None:
-                return False
-            caller = fresh
-        answered = batch_lines_answered(batch=batch, numbers=[number for number, _ in chunk])
-        todo = [(number, line) for number, line in chunk if number not in answered]
-        if not todo:
-            continue
-        results = loop.run_until_complete(_chunk_run(batch, caller, owner, todo, stop))
-        _results_record(batch, results)
-        batch_progress_publish(batch_pk=batch.pk)
-        if stop.is_set():
-            return True
-    return True
+    pacer = line_pacer(
+        concurrency=settings.OGEM_BATCH_CONCURRENCY,
+        threshold=settings.OGEM_BATCH_YIELD_CPU,
+        pace=settings.OGEM_BATCH_YIELD_PACE,
+        # In the embedded default the server's live requests share this process: only the
+        # batch's thread is its own.
+        own_seconds=time.thread_time
+        if settings.OGEM_BATCH_RUNNER == "thread"
+        else process_cpu_seconds,
+    )
+    try:
+        for chunk in _chunks(file_lines(file=input_file), settings.OGEM_BATCH_CONCURRENCY):
+            status = batch_lease_renew(batch=batch, owner=owner)
+            if status != Batch.Status.IN_PROGRESS or timezone.now() >= batch.expires_at:
+                return True
+            if time.monotonic() - checked >= CALLER_RECHECK_SECONDS:
+                checked = time.monotonic()
+                fresh = loop.run_until_complete(_batch_caller(batch))
+                if fresh is None:
+                    return False
+                caller = fresh
+            answered = batch_lines_answered(batch=batch, numbers=[number for number, _ in chunk])
+            todo = [(number, line) for number, line in chunk if number not in answered]
+            if not todo:
+                continue
+            _chunk_run(batch, caller, owner, todo, stop, pacer, loop=loop)
+            if stop.is_set():
+                return True
+        return True
+    finally:
+        if pacer is not None and pacer.busy_samples:
+            logger.info(
+                "batch %s yielded the CPU to other processes in %d samples; %d lines started "
+                "at the minimum pace",
+                batch.batch_id,
+                pacer.busy_samples,
+                pacer.paced_starts,
+            )
 
 
-async def _chunk_run(
+def _chunk_run(
     batch: Batch,
     caller: Caller,
     owner: str,
     todo: list[tuple[int, bytes]],
     stop: asyncio.Event,
-) -> list[LineResult]:
-    keeper = asyncio.ensure_future(_lease_keep(batch, owner, stop))
+    pacer: LinePacer | None,
+    *,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Run a chunk's lines and keep their answers: all at once when the chunk ends within
+    PROGRESS_SECONDS (at full speed, one write a chunk), else those answered so far every
+    PROGRESS_SECONDS while the rest run (lines started at the pacer's minimum pace, a slow
+    upstream), so that `request_counts` grows as lines are answered."""
+    lines = [
+        loop.create_task(_line_paced(batch, caller, number, line, stop, pacer))
+        for number, line in todo
+    ]
+    keeper = loop.create_task(_lease_keep(batch, owner, stop))
+    pending: set[asyncio.Task[LineResult | None]] = set(lines)
     try:
-        answers = await asyncio.gather(
-            *(_line_run(batch, caller, number, line, stop) for number, line in todo)
-        )
+        while pending:
+            done, pending = loop.run_until_complete(asyncio.wait(pending, timeout=PROGRESS_SECONDS))
+            # Written between two waits of the loop (the lines in flight pause meanwhile); each
+            # line is in one `done` only, so its answer is kept once, as ever.
+            results = [task.result() for task in done if task.exception() is None]
+            _results_record(batch, [result for result in results if result is not None])
+            if any(result is not None for result in results):
+                batch_progress_publish(batch_pk=batch.pk)
+            for task in done:
+                if (error := task.exception()) is not None:
+                    raise error
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
-    return [answer for answer in answers if answer is not None]
+        for task in (*pending, keeper):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, keeper, return_exceptions=True))
 
 
 async def _lease_keep(batch: Batch, owner: str, stop: asyncio.Event) -> None:
@@ -311,6 +358,25 @@ def _renew_in_thread(batch: Batch, owner: str) -> str | None:
         return batch_lease_renew(batch=batch, owner=owner)
     finally:
         connection.close()
+
+
+async def _line_paced(
+    batch: Batch,
+    caller: Caller,
+    number: int,
+    line: bytes,
+    stop: asyncio.Event,
+    pacer: LinePacer | None,
+) -> LineResult | None:
+    """One line's answer, once the pacer lets it start (None: the batch stopped first)."""
+    if pacer is None:
+        return await _line_run(batch, caller, number, line, stop)
+    if not await pacer.acquire(stop):
+        return None
+    try:
+        return await _line_run(batch, caller, number, line, stop)
+    finally:
+        pacer.release()
 
 
 async def _line_run(
@@ -367,7 +433,8 @@ def _usage_of(body: dict[str, Any]) -> dict[str, int]:
 
 
 def _results_record(batch: Batch, results: list[LineResult]) -> None:
-    """Keep a chunk's answers (a line answered already keeps its first answer) and count them."""
+    """Keep answers of a chunk, all or those so far (a line answered already keeps its first
+    answer), and count them."""
     if not results:
         return
     answered = batch_lines_answered(batch=batch, numbers=[result.line for result in results])

@@ -113,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         "kept on the load's core (the default: a database host's CPU is not Ogem's), or left "
         "where the kernel puts them (Ogem's core too)",
     )
+    parser.add_argument(
+        "--batch-yield",
+        choices=["on", "off"],
+        default="on",
+        help="with --batch-during: the batch's lines yield the CPU while other processes keep "
+        "its worker's CPUs busy (OGEM_BATCH_YIELD_CPU at its default; the default), or never "
+        "(off: OGEM_BATCH_YIELD_CPU=off, SCHED_IDLE alone)",
+    )
     parser.add_argument("--slow-streams", type=int, metavar="N", help="N concurrent slow streams")
     parser.add_argument(
         "--slow-rate",
@@ -389,6 +397,7 @@ def _run(
                 idle=args.batch_core != "load",
                 worker_config=worker_config,
                 database_core=load_core if args.batch_db_core == "load" else None,
+                cpu_yield=args.batch_yield == "on",
             )
         if echo is not None:
             from bench.realtime import realtime_run

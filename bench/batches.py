@@ -15,11 +15,17 @@ only Ogem's processes share the measured cores as they would in production:
 - the worker's PostgreSQL backends are kept on the load's core (bench/pg_backends.py;
   `--batch-db-core any` leaves them to the kernel): the machine's PostgreSQL is shared, its
   backends float onto Ogem's core at normal priority, where no database host's CPU is.
+- the worker's lines yield the CPU while other processes keep its CPUs busy (batches/cpu_yield.py,
+  OGEM_BATCH_YIELD_CPU at its default), as in production; `--batch-yield off` measures SCHED_IDLE
+  alone.
 Redis stays shared, as in production: its limits, budgets and usage stream are the web
 worker's too, and the batch's commands are served by the same Redis on the load's core.
 The report gives, per concurrency, the change in requests per second, the web worker's CPU
 time a request alone and during (a batch that only costs CPU elsewhere leaves it as it was),
-and the batch lines answered meanwhile."""
+and the batch lines answered meanwhile: read from the batch's `request_counts` (completed and
+failed: a line that failed ran too), which the runner keeps within a second of each answer even
+while a chunk's lines start at the minimum pace (batches/runner.py PROGRESS_SECONDS), so a
+window's count is right to within a second's lines at either end."""
 
 from __future__ import annotations
 
@@ -67,10 +73,15 @@ def _worker_start(
     *,
     idle: bool = False,
     config: Path | None = None,
+    cpu_yield: bool = True,
 ) -> subprocess.Popen:
     """One Celery worker process with Ogem's environment; `config`: its own OGEM_CONFIG (the
-    same models on another upstream)."""
+    same models on another upstream); `cpu_yield`: its lines yield the CPU to other processes
+    (OGEM_BATCH_YIELD_CPU at its default), or never."""
     env = {**ogem.env, "OGEM_BATCH_RUNNER": "celery", "PGAPPNAME": APPLICATION_NAME}
+    env.pop("OGEM_BATCH_YIELD_CPU", None)
+    if not cpu_yield:
+        env["OGEM_BATCH_YIELD_CPU"] = "off"
     if idle:
         env["OGEM_CELERY_CPU_PRIORITY"] = "idle"
     if config is not None:
@@ -152,6 +163,7 @@ def batch_during_run(
     idle: bool = True,
     worker_config: Path | None = None,
     database_core: int | None = None,
+    cpu_yield: bool = True,
 ) -> str:
     """The web worker's /v1 figures (`measure(concurrency)`: wrk) with the batch's Celery worker
     paused and running in turn, `rounds` pairs a concurrency, once the batch has started: the
@@ -166,7 +178,9 @@ def batch_during_run(
     OGEM_CELERY_CPU_PRIORITY=idle (SCHED_IDLE), else at normal priority.
     `worker_config`: the worker's OGEM_CONFIG, the batch's models on an upstream of their own
     (None: Ogem's, on the nginx that /v1 calls too). `database_core`: where the worker's
-    PostgreSQL backends are kept (bench/pg_backends.py)."""
+    PostgreSQL backends are kept (bench/pg_backends.py). `cpu_yield`: the batch's lines yield
+    the CPU while other processes keep the worker's CPUs busy (batches/cpu_yield.py; the
+    default, as in production), or never (`--batch-yield off`: SCHED_IDLE alone)."""
     servers = ogem.server_pids()
 
     def measured(concurrency: int) -> tuple[WrkResult, float]:
@@ -181,7 +195,9 @@ def batch_during_run(
         if database_core is not None and database_url.startswith("postgres")
         else contextlib.nullcontext()
     )
-    worker = _worker_start(ogem, workdir, core, idle=idle, config=worker_config)
+    worker = _worker_start(
+        ogem, workdir, core, idle=idle, config=worker_config, cpu_yield=cpu_yield
+    )
     auth = {"Authorization": ogem.headers["Authorization"]}
     client = httpx.Client(base_url=f"{ogem.url}/v1", headers=auth, timeout=600)
     paused: dict[int, list[tuple[WrkResult, float]]] = {c: [] for c in concurrencies}
@@ -195,7 +211,8 @@ def batch_during_run(
                 batch = client.get(f"/batches/{batch_id}").json()
                 if batch["status"] not in ("validating", "in_progress"):
                     raise BenchError(f"the batch was {batch['status']} mid-run: use more lines")
-                return int(batch["request_counts"]["completed"])
+                counts = batch["request_counts"]
+                return int(counts["completed"]) + int(counts["failed"])
 
             _started(answered)
             for concurrency in concurrencies:
@@ -215,6 +232,11 @@ def batch_during_run(
         stop(worker)
     where = f"its Celery worker on {'the load' if own_core else 'Ogem'}'s core, " + (
         "OGEM_CELERY_CPU_PRIORITY=idle" if idle else "normal priority"
+    )
+    where += (
+        ", its lines yielding the CPU (OGEM_BATCH_YIELD_CPU default)"
+        if cpu_yield
+        else ", OGEM_BATCH_YIELD_CPU=off"
     )
     where += (
         "; its upstream an nginx of its own at SCHED_IDLE on the load's core"

@@ -162,6 +162,9 @@ class _Policy:
     # The last hit's stored usage block, the price it was valued at, the usage and what it saved
     # (`_hit_usage`): a caller's hits on a group mostly repeat one answer.
     hit_usage: tuple[dict[str, Any], Any, Usage, Decimal] | None = None
+    # The last entry read (`_found`): its bytes, stored and expiry times, answer and upstream
+    # wait. Hits on a group mostly repeat one entry, whose answer is only read, never changed.
+    parsed: tuple[bytes, float, float, Any, Any] | None = None
 
 
 _new = object.__new__
@@ -173,6 +176,8 @@ _policies: dict[tuple[Any, ...], _Policy] = {}
 # hashing a tuple key (`_policies` holds the others, a caller of several groups or endpoints).
 _latest: dict[int, _Policy] = {}
 _EMPTY: dict[str, Any] = {}
+# The largest entry a policy keeps parsed (`_Policy.parsed`): up to 4,096 policies hold one each.
+_PARSED_MAX_BYTES = 16 * 1024
 # The endpoints where a sampled request (temperature absent, which providers take as 1, or
 # above 0) may answer differently each time: what `sampled: false` keeps out of the cache.
 _GENERATING = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
@@ -589,12 +594,20 @@ def _found(
     """The answer in a tier's entry `raw` (promoted to L1 when `promote`), or None, counted."""
     found: dict[str, Any] | None = None
     if raw is not None:
-        try:
-            entry = orjson.loads(raw)
-            stored, expires, response = float(entry["t"]), float(entry["x"]), entry["r"]
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            logger.warning("unreadable response cache entry %s: ignored", plan.key)
-            stored, expires, response = 0.0, 0.0, None
+        policy = plan.policy
+        held = policy.parsed
+        if held is not None and held[0] == raw:  # a memcmp where a parse costs the whole entry
+            _, stored, expires, response, latency = held
+        else:
+            try:
+                entry = orjson.loads(raw)
+                stored, expires, response = float(entry["t"]), float(entry["x"]), entry["r"]
+                latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                logger.warning("unreadable response cache entry %s: ignored", plan.key)
+                stored, expires, response, latency = 0.0, 0.0, None, None
+            if response is not None and len(raw) <= _PARSED_MAX_BYTES:
+                policy.parsed = (raw, stored, expires, response, latency)
         now = time.time()
         if expires <= now:  # an S3 object outlives its deadline until a lifecycle rule runs
             response = None
@@ -605,7 +618,6 @@ def _found(
             found = response
             plan.entry = raw
             ctx.cache_age = age
-            latency = entry.get("l")  # the answer's upstream wait (analytics); older: none
             ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
     # A hit is counted once it is admitted (cache_respond); after an exact miss, the semantic
     # tier counts its own result.

@@ -56,6 +56,7 @@ from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
 from gateway.limits import (
     SETTLE_WRITE_FAILED,
     UNLIMITED,
+    AdmitPacking,
     Decision,
     PendingDecision,
     Rule,
@@ -341,6 +342,8 @@ class _RulePlan:
     settings: Any
     parts: list[_Part]
     budgets: bool  # a budget rule is among them: the worst case is its amount
+    # The admission command's fixed part for these rules (gateway/limits.py), on first use.
+    packing: AdmitPacking | None = None
 
 
 _rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
@@ -377,7 +380,13 @@ def _rules(
     worst_case: Decimal,
     now: int,
 ) -> list[Rule]:
-    plan = _rule_plan(ctx, snapshots)
+    return _plan_rules(ctx, _rule_plan(ctx, snapshots), worst_case=worst_case, now=now)
+
+
+def _plan_rules(
+    ctx: RequestContext, plan: _RulePlan, *, worst_case: Decimal, now: int
+) -> list[Rule]:
+    """A plan's rules with this request's amounts."""
     tokens = _token_estimate(ctx)
     amount = 0
     if plan.budgets:
@@ -679,6 +688,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     await price_overrides_ensure()
     proxy = _proxy_rules()
     now = clock_ms()
+    plan = None
     if ctx.caller.is_master:
         if not proxy:
             return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
@@ -689,7 +699,8 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
         worst_case = Decimal(0)
         if any(s is not None and s.max_budget is not None for s in snapshots.values()):
             worst_case = _worst_case(ctx, price)
-        rules = _rules(ctx, snapshots, worst_case=worst_case, now=now)
+        plan = _rule_plan(ctx, snapshots)
+        rules = _plan_rules(ctx, plan, worst_case=worst_case, now=now)
         if proxy:
             rules += proxy
         if not rules:
@@ -712,7 +723,14 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
         return admission
     try:
         fetch = ctx.fetch_key
-        issued = await store.admit_issue(rules, now_ms=now, request_id=ctx.request_id, fetch=fetch)
+        packing = None
+        if plan is not None and not proxy:
+            packing = plan.packing
+            if packing is None:
+                packing = plan.packing = AdmitPacking(rules)
+        issued = await store.admit_issue(
+            rules, now_ms=now, request_id=ctx.request_id, fetch=fetch, packing=packing
+        )
         if issued is not None:
             admission.pending = _Pending(decision=issued, rules=rules, price=price)
             ctx.fetch_taken = fetch is not None

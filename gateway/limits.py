@@ -50,7 +50,7 @@ from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
 from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_client, redis_lean, redis_slot_key
-from ogem_site.redis_pipeline import encoded
+from ogem_site.redis_pipeline import ScriptCall, encoded, packed, pieces
 
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.
@@ -440,18 +440,77 @@ def _admit_args(
     window: int = WINDOW_SECONDS,
     lease: Callable[[], str] = worker_lease,
 ) -> list[Any]:
+    runs = _admit_fixed(rules, window=window)
+    values = _admit_values(rules, now_ms=now_ms, request_id=request_id, lease=lease)
+    args: list[Any] = []
+    for run, value in zip(runs[:-1], values, strict=True):
+        args += run
+        args.append(value)
+    args += runs[-1]
+    return args
+
+
+def _admit_fixed(rules: list[Rule], *, window: int) -> list[list[Any]]:
+    """The admission's arguments that do not change from one request to the next, as the runs
+    between `_admit_values`' (one run more): after the time and the request id, the script's
+    settings; then each rule's kind, limit, amount*, first extra, second extra*, audit mode
+    (* `_admit_values`')."""
     # The last one: a budget reservation older than this belongs to a crashed worker.
     slot_ms = hot_settings().OGEM_PARALLEL_SLOT_TTL * 1000
-    args: list[Any] = [now_ms, request_id, window, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS, slot_ms]
+    runs: list[list[Any]] = [[], []]
+    run: list[Any] = [window, BUDGET_KEY_GRACE_MS, NO_RESET_RETRY_MS, slot_ms]
     for rule in rules:
-        if rule.kind == "b":
-            extra, extra2 = rule.seed, rule.ttl_ms
-        elif rule.kind == "p":
-            extra, extra2 = rule.ttl_ms, lease()
+        extra = rule.seed if rule.kind == "b" else rule.ttl_ms if rule.kind == "p" else 0
+        run += [rule.kind, rule.limit]
+        runs += [run, [extra]]
+        run = ["a" if rule.audit else "e"]
+    runs.append(run)
+    return runs
+
+
+def _admit_values(
+    rules: list[Rule], *, now_ms: int, request_id: str, lease: Callable[[], str]
+) -> list[Any]:
+    """The admission's arguments that change from one request to the next (`_admit_fixed`):
+    the time, the request id, and each rule's amount and second extra (a budget's time to its
+    reset, a parallel slot's lease)."""
+    values: list[Any] = [now_ms, request_id]
+    for rule in rules:
+        kind = rule.kind
+        values += (rule.amount, rule.ttl_ms if kind == "b" else lease() if kind == "p" else 0)
+    return values
+
+
+class AdmitPacking:
+    """The admission's EVALSHA for one list of rules with what does not change from one request
+    to the next (the keys, the rules' kinds, limits, seeds and audit modes, the script's
+    settings) encoded once: a request encodes only its `_admit_values` (`call`). Valid while
+    the rules' fixed fields and the settings stay the same: governance keeps one with a caller's
+    rule plan (gateway/governance.py), for the plan's rules."""
+
+    __slots__ = ("_fetching", "_plain", "size")
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.size = len(rules)
+        fixed = _admit_fixed(rules, window=WINDOW_SECONDS)
+        runs = [pieces(*run) for run in fixed]
+        keys = _admit_keys(rules)
+        # numkeys, the keys, the fixed arguments and one value between each two runs.
+        count = 1 + len(keys) + sum(map(len, fixed)) + len(fixed) - 1
+        self._plain = (count, (pieces(len(keys), *keys), *runs[1:]))
+        # With a key to read (`fetch`) after the others: one key and one value more.
+        self._fetching = (count + 1, (pieces(len(keys) + 1, *keys), b"", *runs[1:]))
+
+    def call(
+        self, rules: list[Rule], *, now_ms: int, request_id: str, fetch: str | None
+    ) -> ScriptCall:
+        values = _admit_values(rules, now_ms=now_ms, request_id=request_id, lease=worker_lease)
+        if fetch is None:
+            count, runs = self._plain
         else:
-            extra, extra2 = 0, 0
-        args += [rule.kind, rule.limit, rule.amount, extra, extra2, "a" if rule.audit else "e"]
-    return args
+            count, runs = self._fetching
+            values.insert(0, fetch)
+        return ScriptCall(count, packed(runs, values))
 
 
 def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
@@ -575,20 +634,26 @@ class RedisLimiter:
         return _decision(raw, rules)
 
     async def admit_issue(
-        self, rules: list[Rule], *, now_ms: int, request_id: str, fetch: str | None = None
+        self,
+        rules: list[Rule],
+        *,
+        now_ms: int,
+        request_id: str,
+        fetch: str | None = None,
+        packing: AdmitPacking | None = None,
     ) -> PendingDecision | None:
         """`admit`, returning once the script is written to Redis, with its decision left to
         await (again after a cancelled wait, if need be); None when that is not possible without
         waiting for a connection (use `admit`). `fetch`: a key the script reads once it admits
-        (a response cache entry: `Decision.fetched`)."""
+        (a response cache entry: `Decision.fetched`). `packing`: the command's fixed part for
+        the first `packing.size` rules, used when there are no others."""
         lean = redis_lean()
         if lean is None:
             return None
-        keys = _admit_keys(rules)
-        args = _admit_args(rules, now_ms=now_ms, request_id=request_id, window=WINDOW_SECONDS)
-        if fetch is not None:
-            keys.append(fetch)
-        reply = await lean.evalsha_issue(lean.script(_ADMIT_LUA), keys, args)
+        if packing is None or packing.size != len(rules):
+            packing = AdmitPacking(rules)
+        call = packing.call(rules, now_ms=now_ms, request_id=request_id, fetch=fetch)
+        reply = await lean.call_issue(lean.script(_ADMIT_LUA), call)
         if reply is None:
             return None
         return PendingDecision(reply, rules)

@@ -260,6 +260,7 @@ async def _relay(
 
     try:
         if ctx.guard is not None:  # pre_call: before the cache, so a refused prompt is never cached
+            _client_watch(request)  # a guardrail may call out
             checking = guard_input(ctx, ctx.guard, inbound.body)
             if ctx.trace is not None:
                 checking = trace_stage(ctx, "ogem.guardrails", checking, phase="pre_call")
@@ -273,12 +274,19 @@ async def _relay(
                 if ctx.fetch_taken:  # the entry comes with the admission's decision
                     ctx.admission_wait = None
                     await admission_confirm(ctx, admission)
+                plan = ctx.cache
                 found = cache_found(ctx)
-                if found is None and ctx.cache.semantic is None:
+                if found is None and plan.semantic is None:
                     hit = None
                 else:
+                    if found is None or (
+                        found is LOOKUP
+                        and (plan.semantic is not None or plan.policy.s3 is not None)
+                    ):
+                        _client_watch(request)  # an embedding, or an S3 read, may follow
                     hit = await _cache_answer(ctx, admission, found)
             else:
+                _client_watch(request)
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
             if hit is not None:
                 deferred = settle_deferred.get() if client else None
@@ -357,6 +365,7 @@ async def _relay(
                 cache_store(ctx, result, encoded=response.content)
             return response
 
+        _client_watch(request)  # the upstream's wait
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
         if ctx.trace is not None:  # its span ends below, or fails at trace_failed
             trace_routing_start(ctx)
@@ -405,6 +414,15 @@ async def _relay(
                         callbacks_emit(ctx, callbacks, body=inbound.body, cost=ctx.cost)
                     else:
                         await _callbacks_emit(ctx, callbacks, inbound.body)
+
+
+def _client_watch(request: HttpRequest) -> None:
+    """From here the request may wait on more than Redis (a guardrail, a cache tier's read, an
+    embedding, the upstream): the lean handler starts noticing the client leaving, which
+    cancels the work (gateway/asgi.py). A hit answered from memory or Redis never gets here."""
+    start = getattr(request, "ogem_watch", None)
+    if start is not None:
+        start()
 
 
 def _answered(ctx: RequestContext, response: HttpResponse) -> HttpResponse:

@@ -24,7 +24,7 @@ import os
 import select
 import socket
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import hiredis
 from redis.connection import parse_url
@@ -49,14 +49,35 @@ _join = b"".join
 def _encode(args: tuple[Any, ...]) -> bytes:
     """A command's RESP bytes, as `hiredis.pack_command` makes them (an int equal to a float
     argument stands for it: `2.0` may be sent as `2`)."""
-    try:
-        parts = [_piece_get(arg) or _piece(arg) for arg in args]
-    except TypeError:  # unhashable (a memoryview) or not a Redis value: hiredis's way
-        return hiredis.pack_command(args)
     count = len(args)
     # The head joined with the pieces, not added to their join: the command (a settle with its
     # response cache entry: a kilobyte) is allocated and copied once.
-    parts.insert(0, _HEADS[count] if count < 256 else b"*%d\r\n" % count)
+    return _run(args, _HEADS[count] if count < 256 else b"*%d\r\n" % count)
+
+
+def _run(args: tuple[Any, ...] | list[Any], head: bytes = b"") -> bytes:
+    """`head` and the RESP pieces of `args`, joined."""
+    try:
+        parts = [_piece_get(arg) or _piece(arg) for arg in args]
+    except TypeError:  # unhashable (a memoryview) or not a Redis value: hiredis's way
+        command = hiredis.pack_command(tuple(args))
+        return head + command[command.index(b"\r\n") + 2 :]
+    parts.insert(0, head)
+    return _join(parts)
+
+
+def pieces(*args: Any) -> bytes:
+    """The RESP pieces of `args`, joined: arguments that a command repeats request after request,
+    encoded once for `packed`."""
+    return _run(args)
+
+
+def packed(runs: tuple[bytes, ...], values: list[Any]) -> bytes:
+    """A command's arguments whose constant ones were encoded once: `runs` (from `pieces`), with
+    each of `values` encoded between two of them (len(runs) == len(values) + 1)."""
+    parts: list[Any] = [None] * (2 * len(values) + 1)
+    parts[0::2] = runs
+    parts[1::2] = [_piece_get(value) or _piece(value) for value in values]
     return _join(parts)
 
 
@@ -186,20 +207,33 @@ class _KeptFuture(asyncio.Future):  # type: ignore[type-arg]
         return False
 
 
+class ScriptCall(NamedTuple):
+    """A script's keys and arguments after its SHA or source, as EVALSHA and EVAL take them:
+    how many (numkeys included) and their RESP bytes (`script_call`, or `packed`)."""
+
+    count: int
+    body: bytes
+
+
+def script_call(keys: list[str], args: list[Any]) -> ScriptCall:
+    """The ScriptCall of these keys and arguments."""
+    return ScriptCall(len(keys) + len(args) + 1, _run([len(keys), *keys, *args]))
+
+
 class IssuedScript:
     """An EVALSHA already written to Redis. Awaiting it waits for its reply (running EVAL, once,
     when Redis did not know the script); it may be awaited again, after a cancelled wait too:
     the reply is not lost with the waiter."""
 
-    __slots__ = ("_args", "_eval", "_future", "_keys", "_redis", "_sha")
+    __slots__ = ("_call", "_eval", "_future", "_redis", "_sha")
 
-    def __init__(self, redis: PipelinedRedis, future: asyncio.Future[Any], sha: str,
-                 keys: list[str], args: list[Any]) -> None:  # fmt: skip
+    def __init__(
+        self, redis: PipelinedRedis, future: asyncio.Future[Any], sha: str, call: ScriptCall
+    ) -> None:
         self._redis = redis
         self._future = future
         self._sha = sha
-        self._keys = keys
-        self._args = args
+        self._call = call
         self._eval: asyncio.Future[Any] | None = None
 
     def __await__(self) -> Any:
@@ -212,7 +246,7 @@ class IssuedScript:
                 return reply
             if not _unknown_script(reply):
                 raise reply
-            self._eval = asyncio.ensure_future(self._redis.eval(self._sha, self._keys, self._args))
+            self._eval = asyncio.ensure_future(self._redis.eval_call(self._sha, self._call))
         return await asyncio.shield(self._eval)
 
 
@@ -317,14 +351,15 @@ class PipelinedRedis:
                 waiter.set_result(None)
 
     def _queue(
-        self, protocol: _Protocol, args: tuple[Any, ...], *, kept: bool = False
+        self, protocol: _Protocol, command: bytes, *, kept: bool = False
     ) -> asyncio.Future[Any]:
+        """Queue a command's bytes (encoded first: an argument `_encode` refuses must leave no
+        reply expected)."""
         loop = asyncio.get_running_loop()
         future = _KeptFuture(loop=loop) if kept else loop.create_future()
         # Before ours joins either; held commands wait for a write, they do not delay one.
         held = self._held
         busy = len(protocol.pending) > held or len(self._outgoing) > held
-        command = _encode(args)  # first: an argument it refuses must leave no reply expected
         protocol.expect(future)
         self._outgoing.append(command)
         if not busy:
@@ -360,8 +395,11 @@ class PipelinedRedis:
 
     async def execute(self, *args: Any) -> Any:
         """One command; Redis error replies are raised as hiredis.ReplyError."""
+        return await self._execute(_encode(args))
+
+    async def _execute(self, command: bytes) -> Any:
         protocol = await self._connection()
-        reply = await self._queue(protocol, args)
+        reply = await self._queue(protocol, command)
         if isinstance(reply, hiredis.ReplyError):
             raise reply
         return reply
@@ -371,10 +409,13 @@ class PipelinedRedis:
         else this loop turn queued), with the future of its reply, a Redis error reply included
         as the result; None while not connected. Cancelling a wait for that future does not
         cancel it: the reply stays for a later await."""
+        return await self._issue(_encode(args))
+
+    async def _issue(self, command: bytes) -> asyncio.Future[Any] | None:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
-        future = self._queue(protocol, args, kept=True)
+        future = self._queue(protocol, command, kept=True)
         if self._outgoing:  # not written yet: wait for this turn's send
             waiter = asyncio.get_running_loop().create_future()
             self._written_waiters.append(waiter)
@@ -386,10 +427,14 @@ class PipelinedRedis:
     ) -> IssuedScript | None:
         """EVALSHA, returning once it is written; awaiting the returned IssuedScript waits for
         the reply (EVAL on NOSCRIPT). None while not connected: use `evalsha`."""
-        future = await self.issue("EVALSHA", sha, len(keys), *keys, *args)
+        return await self.call_issue(sha, script_call(keys, args))
+
+    async def call_issue(self, sha: str, call: ScriptCall) -> IssuedScript | None:
+        """`evalsha_issue` of a ScriptCall."""
+        future = await self._issue(_script_command(b"EVALSHA", sha, call))
         if future is None:
             return None
-        return IssuedScript(self, future, sha, keys, args)
+        return IssuedScript(self, future, sha, call)
 
     def script(self, source: str) -> str:
         """Register a Lua script (once); returns its SHA1 for `evalsha`."""
@@ -402,16 +447,28 @@ class PipelinedRedis:
 
     async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA, loading the script with EVAL when Redis does not know it (NOSCRIPT)."""
+        return await self.call(sha, script_call(keys, args))
+
+    async def call(self, sha: str, call: ScriptCall) -> Any:
+        """`evalsha` of a ScriptCall."""
         try:
-            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+            return await self._execute(_script_command(b"EVALSHA", sha, call))
         except hiredis.ReplyError as exc:
             if not _unknown_script(exc):
                 raise
-        return await self.eval(sha, keys, args)
+        return await self.eval_call(sha, call)
 
-    async def eval(self, sha: str, keys: list[str], args: list[Any]) -> Any:
+    async def eval_call(self, sha: str, call: ScriptCall) -> Any:
         """EVAL of a registered script (which loads it into Redis)."""
-        return await self.execute("EVAL", self._scripts[sha], len(keys), *keys, *args)
+        return await self._execute(_script_command(b"EVAL", self._scripts[sha], call))
+
+
+def _script_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes:
+    count = call.count + 2
+    head = _HEADS[count] if count < 256 else b"*%d\r\n" % count
+    return _join(
+        (head, _piece_get(name) or _piece(name), _piece_get(script) or _piece(script), call.body)
+    )
 
 
 def _unknown_script(error: hiredis.ReplyError) -> bool:

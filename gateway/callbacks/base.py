@@ -64,23 +64,86 @@ class CallbackEvent(TypedDict):
 # or () when neither has any, `input` and `output` `...` when absent.
 EVENT_FIELDS: tuple[str, ...] = tuple(CallbackEvent.__annotations__)
 EventValues = tuple[Any, ...]
-_EVENT_KEYS: dict[str, Any] = dict.fromkeys(EVENT_FIELDS)
+_EVENT_KEYS: dict[str, Any] = dict.fromkeys(f for f in EVENT_FIELDS if f not in ("input", "output"))
 
 
 def event_from_values(values: EventValues | CallbackEvent) -> CallbackEvent:
     """The CallbackEvent of the worker's tuple (a dict, as tests and tools may hand over, as is)."""
     if isinstance(values, dict):
         return values
-    # A copy of a dict of these keys, updated: no resizing, a sixth fewer instructions than
-    # dict(zip(...)).
-    event: dict[str, Any] = _EVENT_KEYS.copy()
-    event.update(zip(EVENT_FIELDS, values, strict=True))
-    tags = event["tags"]
+    # Unpacked (a tuple of another length raises), then stored into a copy of a dict of these keys
+    # (no resizing, no pairs): a third less time than that copy updated from zip(EVENT_FIELDS,
+    # values), or a literal (CPython builds one of 28 items in two parts, then merges them).
+    (
+        kind,
+        request_id,
+        trace_id,
+        span_id,
+        started_at,
+        ended_at,
+        endpoint,
+        model,
+        response_model,
+        provider,
+        deployment,
+        status_code,
+        stream,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        cached_tokens,
+        cost,
+        latency_ms,
+        ttft_ms,
+        cache_hit,
+        organization_id,
+        team_id,
+        key_id,
+        key_name,
+        user_id,
+        end_user,
+        tags,
+        metadata,
+        error,
+        logged_input,
+        logged_output,
+    ) = values
+    event: CallbackEvent = _EVENT_KEYS.copy()  # type: ignore[assignment]
+    event["kind"] = kind
+    event["request_id"] = request_id
+    event["trace_id"] = trace_id
+    event["span_id"] = span_id
+    event["started_at"] = started_at
+    event["ended_at"] = ended_at
+    event["endpoint"] = endpoint
+    event["model"] = model
+    event["response_model"] = response_model
+    event["provider"] = provider
+    event["deployment"] = deployment
+    event["status_code"] = status_code
+    event["stream"] = stream
+    event["prompt_tokens"] = prompt_tokens
+    event["completion_tokens"] = completion_tokens
+    event["total_tokens"] = total_tokens
+    event["cached_tokens"] = cached_tokens
+    event["cost"] = cost
+    event["latency_ms"] = latency_ms
+    event["ttft_ms"] = ttft_ms
+    event["cache_hit"] = cache_hit
+    event["organization_id"] = organization_id
+    event["team_id"] = team_id
+    event["key_id"] = key_id
+    event["key_name"] = key_name
+    event["user_id"] = user_id
+    event["end_user"] = end_user
     event["tags"] = sorted({*tags[0], *tags[1]}) if tags else []
-    for name in ("input", "output"):
-        if event[name] is ...:
-            del event[name]
-    return event  # type: ignore[return-value]
+    event["metadata"] = metadata
+    event["error"] = error
+    if logged_input is not ...:
+        event["input"] = logged_input
+    if logged_output is not ...:
+        event["output"] = logged_output
+    return event
 
 
 class SinkRetryable(Exception):
@@ -101,6 +164,15 @@ class Sink(Protocol):
     def __init__(self, settings: Mapping[str, str]) -> None: ...
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None: ...
+
+
+class EncodedSink(Sink, Protocol):
+    """A sink that sends the events themselves as JSON (the webhook, S3 files): the delivery
+    process encodes an event once for all such sinks and hands them its bytes (`json_bytes`'s)."""
+
+    async def send_encoded(
+        self, encoded: Sequence[bytes], *, client: httpx.AsyncClient
+    ) -> None: ...
 
 
 def response_check(response: httpx.Response) -> None:

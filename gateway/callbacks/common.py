@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 import orjson
@@ -33,3 +34,19 @@ def cost_float(event: CallbackEvent) -> float:
 def json_bytes(value: object) -> bytes:
     # default=str: a Decimal or another odd value in a request's metadata is sent as text.
     return orjson.dumps(value, default=str)
+
+
+# A batch's body is one join of its events' JSON: no copy of the whole added for its brackets or
+# its last newline (a body of 500 events is some 400 KB).
+
+
+def events_array(encoded: Sequence[bytes]) -> bytes:
+    """A JSON array of encoded values: what orjson makes of the list, byte for byte."""
+    if len(encoded) < 2:
+        return b"[%b]" % (encoded[0] if encoded else b"")
+    return b",".join([b"[" + encoded[0], *encoded[1:-1], encoded[-1] + b"]"])
+
+
+def events_ndjson(encoded: Sequence[bytes]) -> bytes:
+    """JSON Lines: a value a line, each line ended."""
+    return b"\n".join([*encoded, b""]) if encoded else b""

@@ -48,6 +48,7 @@ from gateway.callbacks.base import (
     SinkRetryable,
     event_from_values,
 )
+from gateway.callbacks.common import json_bytes
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import child_collector, child_unpinned
@@ -59,21 +60,25 @@ BACKOFF_MAX = 30.0
 REPORT_EVERY = 1.0  # seconds between counts lines (a flush is answered with its own)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
+Held = CallbackEvent | bytes  # what a sink's buffer holds: an event, or its JSON (EncodedSink)
+
 
 class _SinkWorker:
-    """One sink's buffer and the task that sends it."""
+    """One sink's buffer and the task that sends it. An `EncodedSink`'s buffer holds its events'
+    JSON (bytes), encoded once for every such sink of the event; another's, the events."""
 
     def __init__(self, spec: SinkSpec, sink: Sink | None, delivery: Delivery) -> None:
         self.spec = spec
         self.sink = sink
         self.delivery = delivery
-        self.buffer: deque[CallbackEvent] = deque()
+        self.encoded = sink is not None and hasattr(sink, "send_encoded")
+        self.buffer: deque[Held] = deque()
         self.ready = asyncio.Event()
         self.since = 0.0  # when the buffer last started (its first event since it was empty)
         self.checked = not spec.untrusted
         self.refused = False
 
-    def put(self, events: list[CallbackEvent]) -> None:
+    def put(self, events: list[Held]) -> None:
         """Buffer events (those past the bound are dropped). The task is woken when the buffer
         starts (the interval's clock), when a batch is full, and by a flush or the end, not at
         every event."""
@@ -113,7 +118,7 @@ class _SinkWorker:
                 batch = [buffer.popleft() for _ in range(min(size, len(buffer)))]
                 await self._deliver(batch, client)
 
-    async def _deliver(self, batch: list[CallbackEvent], client: httpx.AsyncClient) -> None:
+    async def _deliver(self, batch: list[Held], client: httpx.AsyncClient) -> None:
         name = self.spec.name
         count = self.delivery.count
         if self.sink is None:
@@ -130,7 +135,10 @@ class _SinkWorker:
         attempt = 0
         while True:
             try:
-                await self.sink.send(batch, client=client)
+                if self.encoded:
+                    await self.sink.send_encoded(batch, client=client)  # type: ignore[attr-defined]
+                else:
+                    await self.sink.send(batch, client=client)  # type: ignore[arg-type]
             except SinkRejected as exc:
                 logger.warning("callback %s refused %d events: %s", name, len(batch), exc)
                 count(name, "rejected", len(batch))
@@ -216,19 +224,7 @@ class Delivery:
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "events":
-            # Each sink's events of the message, in order, buffered in one step.
-            buckets: dict[int, list[CallbackEvent]] = {}
-            for values, numbers in message[1]:
-                event = event_from_values(values)
-                for number in numbers:
-                    bucket = buckets.get(number)
-                    if bucket is None:
-                        bucket = buckets[number] = []
-                    bucket.append(event)
-            specs = self.specs
-            for number, events in buckets.items():
-                self.outstanding += len(events)
-                specs[number].put(events)
+            self._events(message[1])
         elif kind == "sink":
             _, number, name, sink_kind, settings, untrusted = message
             spec = SinkSpec(name=name, kind=sink_kind, settings=settings, untrusted=untrusted)
@@ -241,6 +237,31 @@ class Delivery:
             task = asyncio.get_running_loop().create_task(self._flush(message[1]))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def _events(self, items: list[tuple[Any, tuple[int, ...]]]) -> None:
+        """Each sink's events of the message, in order, buffered in one step. An event is built
+        once, and encoded once when one of its sinks sends it as JSON (the webhook, S3)."""
+        specs = self.specs
+        buckets: dict[int, list[Held]] = {}
+        # Per sinks tuple (a plan's, the same for most events): [(bucket, encoded?)], any encoded
+        routes: dict[tuple[int, ...], tuple[list[tuple[list[Held], bool]], bool]] = {}
+        for values, numbers in items:
+            route = routes.get(numbers)
+            if route is None:
+                targets = []
+                for number in numbers:
+                    bucket = buckets.get(number)
+                    if bucket is None:
+                        bucket = buckets[number] = []
+                    targets.append((bucket, specs[number].encoded))
+                route = routes[numbers] = (targets, any(encoded for _, encoded in targets))
+            event = event_from_values(values)
+            data = json_bytes(event) if route[1] else None
+            for bucket, encoded in route[0]:
+                bucket.append(data if encoded else event)
+        for number, events in buckets.items():
+            self.outstanding += len(events)
+            specs[number].put(events)
 
     def _worker_for(self, spec: SinkSpec) -> _SinkWorker:
         """The worker of these settings: one per platform destination, shared by equal specs

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from gateway.callbacks.base import CallbackEvent, SinkRejected, SinkRetryable
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import events_ndjson, json_bytes
 
 TIMEOUT = 10.0
 
@@ -87,5 +87,9 @@ class S3Sink:
             raise SinkRetryable(f"s3: {type(exc).__name__}") from exc
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
-        body = b"".join(json_bytes(event) + b"\n" for event in events)
+        await self.send_encoded([json_bytes(event) for event in events], client=client)
+
+    async def send_encoded(self, encoded: Sequence[bytes], *, client: httpx.AsyncClient) -> None:
+        """The events as JSON already (deliver.py encodes an event once for all such sinks)."""
+        body = events_ndjson(encoded)
         await asyncio.to_thread(self._put, body)

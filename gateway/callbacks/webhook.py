@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from gateway.callbacks.base import CallbackEvent, SinkRetryable, response_check
-from gateway.callbacks.common import json_bytes
+from gateway.callbacks.common import events_array, events_ndjson, json_bytes
 
 EVENT = "callback.events"
 
@@ -77,11 +77,15 @@ class WebhookSink:
             raise ValueError("generic_logger_log_format is json_array or ndjson")
 
     async def send(self, events: Sequence[CallbackEvent], *, client: httpx.AsyncClient) -> None:
+        await self.send_encoded([json_bytes(event) for event in events], client=client)
+
+    async def send_encoded(self, encoded: Sequence[bytes], *, client: httpx.AsyncClient) -> None:
+        """The events as JSON already (deliver.py encodes an event once for all such sinks)."""
         if self.ndjson:
-            body = b"".join(json_bytes(event) + b"\n" for event in events)
+            body = events_ndjson(encoded)
             kind = "application/x-ndjson"
         else:
-            body = json_bytes(list(events))
+            body = events_array(encoded)
             kind = "application/json"
         timestamp = str(int(time.time()))
         headers = {

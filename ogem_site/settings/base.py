@@ -372,6 +372,16 @@ OGEM_BATCH_QUEUE_PRIORITY = env_int("OGEM_BATCH_QUEUE_PRIORITY", 1000)
 # Seconds a worker's hold on a running batch lasts unless renewed (every third of it); a batch
 # whose worker died is resumed by another once it lapsed (beat's batch sweep).
 OGEM_BATCH_LEASE_SECONDS = env_int("OGEM_BATCH_LEASE_SECONDS", 60)
+# Batch lines yield the CPU to live traffic (batches/cpu_yield.py): while other processes keep
+# more than this share (0 to 1) of the batch worker's CPUs busy, its lines start only one every
+# OGEM_BATCH_YIELD_PACE seconds. `off` (or 0): lines never yield.
+_BATCH_YIELD_CPU = env_str("OGEM_BATCH_YIELD_CPU", "0.5").strip().lower()
+OGEM_BATCH_YIELD_CPU = 0.0 if _BATCH_YIELD_CPU == "off" else env_float("OGEM_BATCH_YIELD_CPU", 0.5)
+env_require(
+    0 <= OGEM_BATCH_YIELD_CPU <= 1, "OGEM_BATCH_YIELD_CPU must be `off` or a share from 0 to 1"
+)
+OGEM_BATCH_YIELD_PACE = env_float("OGEM_BATCH_YIELD_PACE", 0.5)
+env_require(OGEM_BATCH_YIELD_PACE > 0, "OGEM_BATCH_YIELD_PACE must be more than 0 seconds")
 # Where batches run: `celery` (a worker, with a broker) or `thread` (a thread of the process that
 # created the batch: the embedded default, whose Celery tasks are eager).
 OGEM_BATCH_RUNNER = env_str("OGEM_BATCH_RUNNER", "celery" if REDIS_URL else "thread")

@@ -46,4 +46,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     atexit.register(shutil.rmtree, _SQLITE_DIR, ignore_errors=True)
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(_SQLITE_DIR, "ogem.sqlite3")}
 
+# Batch lines never yield the CPU unless a test asks (tests/batches/test_cpu_yield.py): on a
+# loaded CI machine they would yield all the time and every batch test would crawl at the pace.
+if not os.environ.get("OGEM_BATCH_YIELD_CPU"):
+    OGEM_BATCH_YIELD_CPU = 0.0
+
 env_collect_end(module=__name__)

@@ -3,6 +3,7 @@ official openai SDK; the OpenAI emulator counts the upstream calls."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -793,3 +794,61 @@ def test_admin_lists_and_purges_an_organizations_namespaces(  # type: ignore[no-
     assert again.headers["x-ogem-cache"] == "miss"
     owner.post(page, action)  # every namespace
     assert _chat(sdk, messages).headers["x-ogem-cache"] == "miss"
+
+
+async def test_a_hit_whose_client_left_at_once_is_answered_and_recorded(  # type: ignore[no-untyped-def]
+    cache_on, make_key
+) -> None:
+    """A hit answered from memory or Redis never listens for its client leaving (gateway/asgi.py,
+    gateway/relay.py `_client_watch`): a client gone right after its body still has its hit
+    answered (into the void, as a server takes it), settled and recorded, once."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+    from tests.gateway.test_lean_asgi import _request
+
+    cache_on()
+    secret = await sync_to_async(make_key)(max_parallel_requests=1)
+    scope, body = _request(secret, "mock-chat")
+    _, first = await _served(scope, body, leave=False)
+    assert first[b"x-ogem-cache"] == b"miss"
+    status, hit = await _served(scope, body, leave=True)
+    assert (status, hit[b"x-ogem-cache"]) == (200, b"hit")
+    # Its settle released the key's one slot: the next hit is admitted.
+    status, again = await _served(scope, body, leave=False)
+    assert (status, again[b"x-ogem-cache"]) == (200, b"hit")
+    request_id = hit[b"x-request-id"].decode()
+
+    def recorded() -> list[bool]:
+        usage_drain()
+        try:
+            return [row.cache_hit for row in RequestLog.objects.filter(request_id=request_id)]
+        finally:
+            connections.close_all()  # sync_to_async's thread's, before the test database goes
+
+    assert await sync_to_async(recorded)() == [True]
+
+
+async def _served(scope: dict[str, Any], body: bytes, *, leave: bool) -> tuple[int, dict]:
+    """One request through the ASGI application in process: its status and headers. `leave`:
+    the client is gone as soon as its body is sent, else it stays."""
+    from ogem_site.asgi import application
+
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    start: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        for message in messages:
+            return message
+        if not leave:
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+
+    await asyncio.wait_for(application(scope, receive, send), timeout=10)
+    return start.get("status", 0), dict(start.get("headers", ()))

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.limits import LocalLimiter, RedisLimiter, Rule, Settlement, limiter, rule_key
+from gateway.limits import (
+    AdmitPacking,
+    LocalLimiter,
+    RedisLimiter,
+    Rule,
+    Settlement,
+    limiter,
+    rule_key,
+)
+from ogem_site.redis import redis_client_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +47,60 @@ async def test_burst_admits_exactly_the_rpm(backend: str, tenant: str) -> None:
     expected_wait = (now // 1000 + 60) * 1000 - now
     assert {d.retry_after_ms for d in refused} == {expected_wait}
     assert {d.refused for d in refused} == {0}
+
+
+async def test_admission_from_kept_runs_decides_as_one_encoded_whole(
+    backend: str, tenant: str
+) -> None:
+    """The /v1 admission is written from its rules' fixed arguments encoded once (`AdmitPacking`,
+    kept with a caller's rule plan) and only each request's own values: it counts, reserves,
+    refuses and reads the cache entry exactly as an admission encoded argument by argument."""
+    if backend != "redis":
+        pytest.skip("the pipelined connection's command")
+
+    def rules(entity: str, tokens: int, reset_in: int) -> list[Rule]:
+        def key(metric: str) -> str:
+            return rule_key(tenant=tenant, entity=entity, metric=metric)
+
+        return [
+            Rule("w", key("rpm"), 5, 1, "key:rpm"),
+            Rule("w", key("tpm"), 100, tokens, "key:tpm"),
+            Rule("b", key("budget"), 1_000, 300, "key:budget", False, 50, reset_in),
+            Rule("p", key("parallel"), 3, 1, "key:parallel", ttl_ms=60_000),
+        ]
+
+    store = limiter()
+    now = int(time.time() * 1000)
+    await store.admit(rules("warm", 1, 0), now_ms=now, request_id="warm")  # connects
+    entry = rule_key(tenant=tenant, entity="cache", metric="entry")
+    redis_client_sync().set(entry, b"stored answer", px=60_000)
+    packing = AdmitPacking(rules("packed", 10, 86_400_000))
+    refusals = []
+    for i, tokens in enumerate([10, 40, 30, 50, 1]):
+        reset_in = 86_400_000 - i * 1_000
+        issued = await store.admit_issue(
+            rules("packed", tokens, reset_in),
+            now_ms=now + i,
+            request_id=f"r{i}",
+            fetch=entry,
+            packing=packing,
+        )
+        assert issued is not None
+        packed = await issued
+        whole = await store.admit(
+            rules("whole", tokens, reset_in), now_ms=now + i, request_id=f"r{i}"
+        )
+        assert (packed.refused, packed.states, packed.available, packed.bucket) == (
+            whole.refused,
+            whole.states,
+            whole.available,
+            whole.bucket,
+        )
+        assert packed.fetched == (b"stored answer" if packed.allowed else None)
+        refusals.append(packed.refused)
+    # The tpm window refuses the 4th (130 tokens of 100), the budget the 5th (1,250 units of
+    # 1,000, from its seed of 50).
+    assert refusals == [None, None, None, 1, 2]
 
 
 async def test_window_slides_per_second(backend: str, tenant: str) -> None:
