@@ -74,8 +74,8 @@ from gateway.streaming import (
     usage_estimate_unreported,
     usage_fill,
 )
-from gateway.tracing import END as SPAN_END
 from gateway.tracing import (
+    ADMITTED,
     TraceObserver,
     trace_answer,
     trace_attempt_done,
@@ -229,7 +229,7 @@ async def _relay(
         else:
             stage = trace_span_start(ctx, "ogem.admission")  # failed, if so, by trace_failed
             admission = await governance_admit_start(ctx)
-            stage[SPAN_END] = time.time_ns()
+            stage[ADMITTED] = time.perf_counter()  # the trace's marks' clock
     except BaseException as error:
         if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
             ctx.status_code = error.status

@@ -1,12 +1,13 @@
 """OpenTelemetry traces of /v1 requests, following the GenAI semantic conventions
 (docs/tracing.md).
 
-A request's spans are recorded as small lists while it runs (`SpanRecord`s: a clock read and a
-list literal each) and queued as they are once it ends (OpenTelemetry's SDK objects are never
-built: its tracer, with its context attach and detach, costs several times as much a span). A
-thread of the worker hands the queue to an exporter process (gateway/tracing_pipe.py), which
-encodes and sends it over OTLP (gateway/tracing_export.py): neither costs the request path, nor
-the worker's CPU beyond a pickling. The queue is bounded and drops (counted) when a collector is
+A request's trace is recorded as a flat record while it runs (a clock read a stage into one
+list, the facts of its answer as tuples; `RequestTrace`) and queued as one tuple once it ends:
+no span exists in the worker (OpenTelemetry's SDK objects are never built: its tracer, with its
+context attach and detach, costs several times as much a span). A thread of the worker hands the
+queue to an exporter process (gateway/tracing_pipe.py), which makes the record's spans, encodes
+and sends them over OTLP (gateway/tracing_export.py): neither costs the request path, nor the
+worker's CPU beyond a marshalling. The queue is bounded and drops (counted) when a collector is
 down or slow.
 
 Off (the default), a request costs one module-global read (`tracing_active`); its trace id (the
@@ -111,6 +112,9 @@ def _span_id() -> int:
 
 _MASK64 = (1 << 64) - 1
 _ID_STEP = 0x9E3779B97F4A7C15  # odd: a request's span ids differ, spread over 64 bits
+# n steps, for the first numbers (a request's stages and attempts): a lookup, not a product of
+# multi-digit ints
+_STEPS = tuple(n * _ID_STEP & _MASK64 for n in range(64))
 
 
 # A span while its request runs: a list (a literal: several times cheaper than an object's
@@ -150,51 +154,82 @@ def span_fail(span: list[Any], error: BaseException) -> None:
     span[ERROR] = str(getattr(error, "message", "") or type(error).__name__)[:300]
 
 
+# A request's trace is a flat record (docs/tracing.md): its stages' clock readings in one list
+# (`MARKS`, perf_counter seconds; 0.0: the stage did not run), its upstream attempts, and facts
+# read off the context when it ends. No span exists in the worker: the exporter process expands
+# the record (gateway/tracing_export.py's `record_spans`) into the spans of the trace, their ids
+# derived from the root's (one random a request) as the root's plus n steps, n the stage's
+# number here (`STAGES`) or 6 + the attempt's. Only what leaves the process at once is made here:
+# the ids as hex (the answer's trace id, the traceparent sent upstream, the callbacks' span id).
+ROOT_START, ROOT_END = 0, 1
+ADMISSION_START, ADMITTED = 2, 3  # relay.py writes ADMITTED (trace_span_start's marks)
+PRE_START, PRE_END, CACHE_START, CACHE_END = 4, 5, 6, 7
+ROUTING_START, ROUTING_END, POST_START, POST_END = 8, 9, 10, 11
+FIRST_TOKEN = 12
+# (its start mark, its span's name, its number): the end mark follows the start's
+STAGES = (
+    (ADMISSION_START, "ogem.admission", 1),
+    (PRE_START, "ogem.guardrails", 2),
+    (CACHE_START, "ogem.cache", 3),
+    (ROUTING_START, "ogem.routing", 4),
+    (POST_START, "ogem.guardrails", 5),
+)
+ATTEMPT_FIRST = 6  # the first attempt's number
+_clock = time.perf_counter  # the marks' clock: ctx.started_at's, so the root's start is free
+# An attempt while the request runs (a list; as the record carries it):
+# its span id, parent span id, deployment's attributes (shared), start, end marks, the answer's
+# facts, its own attributes (content) or None, its failure (`_failure`) or None.
+A_ID, A_PARENT, A_SHARED, A_START, A_END, A_ANSWERED, A_ATTRS, A_ERROR = range(8)
+
+
+def _failure(error: BaseException) -> tuple[str, int | None, str]:
+    """A failed span's (error.type, http status or None, description)."""
+    status = getattr(error, "status", None)
+    return (
+        getattr(error, "code", None) or type(error).__name__,
+        status if isinstance(status, int) else None,
+        str(getattr(error, "message", "") or type(error).__name__)[:300],
+    )
+
+
 class RequestTrace:
-    """A request's (or a Realtime session's) trace while it runs: its root span, the spans under
-    it, and what the answer said (its model, id, finish reasons)."""
+    """A /v1 request's trace while it runs (the flat record's parts). Attributes not set on an
+    instance read the class's defaults: a trace sets only what its request did."""
 
-    __slots__ = ("answered", "attempt", "attempts", "capture", "ended", "finish_reasons", "flags",
-                 "handed_off", "operation", "output", "remote_parent", "response_id",
-                 "response_model", "root", "routing", "spans", "trace_id")  # fmt: skip
+    trace_id = 0
+    span_id = 0  # the root span's
+    parent = 0  # the client's span, 0 when Ogem started the trace
+    operation = ""
+    constants: Any = None  # the request span's attributes of its endpoint and caller (shared)
+    marks: list[float]
+    attempts: list[list[Any]] | None = None
+    attempt: list[Any] | None = None  # the one in flight
+    answered: tuple[Any, ...] | None = None  # the answered attempt's facts (`_answered`)
+    routing: tuple[Any, ...] | None = None  # the routing's facts
+    cache: tuple[str, float | None] | None = None  # what the cache lookup found
+    extra: dict[int, dict[str, Any]] | None = None  # a stage's own attributes, by start mark
+    errors: dict[int, tuple[Any, ...]] | None = None  # a stage's failure, by start mark
+    first_token: float | None = None  # a stream's time to first token, seconds
+    capture = False
+    output: list[str] | None = None  # a stream's generated text, when captured
+    finish_reasons: list[str] | tuple[str, ...] = ()
+    response_model = ""
+    response_id = ""
+    handed_off = False  # a stream: the trace ends when it does
+    ended = False
 
-    def __init__(
-        self,
-        trace_id: int,
-        flags: int,
-        remote_parent: int,  # the client's span, 0 when Ogem started the trace
-        root: SpanRecord,
-        capture: bool = False,
-        operation: str = "",
-        ended: bool = False,
-    ) -> None:
+
+class SessionTrace:
+    """A Realtime session's trace (or a refused request's) while it runs: its root span and the
+    spans under it, as span lists."""
+
+    __slots__ = ("ended", "root", "spans", "trace_id")
+
+    def __init__(self, trace_id: int, root: SpanRecord, ended: bool = False) -> None:
         self.trace_id = trace_id
-        self.flags = flags
-        self.remote_parent = remote_parent
         self.root = root
         self.spans: list[SpanRecord] = []
-        self.attempt: SpanRecord | None = None  # the upstream attempt in flight (a stream's)
-        self.routing: SpanRecord | None = None
-        self.capture = capture
-        self.output: list[str] | None = None  # a stream's generated text, when captured
-        self.finish_reasons: list[str] = []
-        self.response_model = ""
-        self.response_id = ""
-        self.handed_off = False  # a stream: the trace ends when it does
         self.ended = ended
-        self.operation = operation
-        self.attempts = 0  # upstream attempts begun
-        self.answered: tuple[Any, ...] | None = None  # the answered attempt's (`_answered`)
-
-    def span(
-        self, name: str, *, kind: int = INTERNAL, parent: SpanRecord | None = None
-    ) -> SpanRecord:
-        # Its id from the root's (one random a request): a step apart, never zero.
-        span_id = (self.root[SPAN_ID] + (len(self.spans) + 1) * _ID_STEP) & _MASK64 or 1
-        record = [self.trace_id, span_id, (parent or self.root)[SPAN_ID], False, name, kind,
-                  time.time_ns(), 0, (), (), None, {}]  # fmt: skip
-        self.spans.append(record)
-        return record
 
 
 @dataclass(slots=True)
@@ -348,11 +383,14 @@ def _sampled(tracing: Tracing, trace_id: int) -> bool:
     return (trace_id & 0xFFFFFFFFFFFFFFFF) < int(tracing.ratio * (1 << 64))
 
 
+_new_trace = object.__new__
+
+
 def trace_begin(
     ctx: RequestContext, *, tracing: Tracing, trace_id: int, parent: int, flags: int
 ) -> None:
-    """Start the request's trace: its root span (the request, as its server), the ids callbacks
-    read (ctx.trace_id, ctx.span_id) and the `traceparent` sent upstream."""
+    """Start the request's trace: its record, the ids callbacks read (ctx.trace_id, ctx.span_id)
+    and the `traceparent` sent upstream."""
     span_id = _getrandbits(64) or 1
     # %-formatting: an f-string's format spec costs a __format__ call more (half again)
     ctx.trace_id = trace_hex = "%032x" % trace_id  # noqa: UP031
@@ -361,27 +399,29 @@ def trace_begin(
         # Not recorded; upstream hears the trace, not sampled, from the client's own span.
         upstream_traceparent.set(f"00-{trace_hex}-{(parent or span_id):016x}-00")
         return
-    started = time.time_ns() - int((time.perf_counter() - ctx.started_at) * 1e9)
-    endpoint = ctx.endpoint
+    trace = _new_trace(RequestTrace)
+    trace.trace_id = trace_id
+    trace.span_id = span_id
+    if parent:
+        trace.parent = parent
     # By identity: an Endpoint's hash is Enum's, a Python call
-    operation = _OPERATION_OF[id(endpoint)]
-    recorded_as = ctx.recorded_as
-    # span_new's list, inline
+    endpoint = ctx.endpoint
+    trace.operation = operation = _OPERATION_OF[id(endpoint)]
     caller = ctx.caller
-    described = recorded_as or endpoint
+    described = ctx.recorded_as or endpoint
     found = _constants.get((id(caller), id(described)))  # _request_constants' lookup, inline
-    constants = (
+    trace.constants = (
         found[2]
         if found is not None and found[0] is caller
         else _request_constants(described, operation, caller)
     )
-    root = [trace_id, span_id, parent, parent != 0, operation, SERVER, started, 0, (constants,),
-            (), None, {"ogem.request_id": ctx.request_id}]  # fmt: skip
-    ctx.trace = RequestTrace(trace_id, 1, parent, root, tracing.capture_content, operation)
+    trace.marks = [ctx.started_at, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    if tracing.capture_content:
+        trace.capture = True
+    ctx.trace = trace
     upstream_traceparent.set("00-" + trace_hex + "-" + span_hex + "-01")
 
 
-# Attribute dicts that repeat from request to request, built once (a span's SHARED), by the
 # identity of what they describe (a configuration's deployment, a resolver's cached caller);
 # bounded: emptied when full.
 _constants: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
@@ -463,7 +503,7 @@ def trace_refused(
     )
     span_fail(root, error)
     root[END] = time.time_ns()
-    trace = RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root, ended=True)
+    trace = SessionTrace(trace_id, root, ended=True)
     try:
         _export(tracing, trace, root[END])
     except Exception:  # never fail a request for its trace
@@ -471,17 +511,8 @@ def trace_refused(
 
 
 def trace_request(ctx: RequestContext) -> None:
-    """The request's body is read: the model and parameters on the root span."""
-    trace: RequestTrace = ctx.trace
-    root = trace.root
-    model = ctx.model
-    root[NAME] = trace.operation + " " + model
-    attributes = root[ATTRS]
-    attributes["gen_ai.request.model"] = model
-    if ctx.stream:
-        attributes["gen_ai.request.stream"] = True
-    if ctx.max_tokens is not None:
-        attributes["gen_ai.request.max_tokens"] = ctx.max_tokens
+    """The request's body is read: its model and parameters are read off the context when the
+    request ends (`trace_end`), so there is nothing to record now."""
 
 
 def trace_failed(ctx: RequestContext, error: BaseException) -> None:
@@ -492,85 +523,91 @@ def trace_failed(ctx: RequestContext, error: BaseException) -> None:
         ctx.status_code = status
     elif not ctx.cancelled and ctx.status_code < 400:
         ctx.status_code = 500
-    if not ctx.cancelled:
-        span_fail(trace.root, error)
+    failure = _failure(error)
+    errors = trace.errors
+    if errors is None:
+        errors = trace.errors = {}
+    if not ctx.cancelled:  # the request's status is its ended facts'
+        errors[ROOT_START] = (failure[0], None, failure[2])
     # The stages in flight when it failed (trace_span_start's, the routing) fail with it.
-    routing = trace.routing
-    if routing is not None and not routing[END]:
+    if trace.marks[ROUTING_START] and not trace.marks[ROUTING_END]:
         trace_routing_end(ctx, None, error)
-    attempt = trace.attempt
-    for span in trace.spans:
-        if not span[END] and span is not attempt:
-            span_fail(span, error)
-            span[END] = time.time_ns()
+    marks = trace.marks
+    now = _clock()
+    for start, _, _ in STAGES:
+        if marks[start] and not marks[start + 1]:
+            errors[start] = failure
+            marks[start + 1] = now
     trace_end(ctx)
 
 
+_PHASES = {"pre_call": PRE_START, "post_call": POST_START}
+
+
 async def trace_stage(ctx: RequestContext, name: str, stage: Awaitable[T], *, phase: str = "") -> T:
-    """Run `stage` (admission, guardrails) in a span of its own."""
+    """Run `stage` (guardrails: `phase` pre_call or post_call) in a span of its own."""
     trace: RequestTrace = ctx.trace
-    span = trace.span(name)
-    if phase:
-        span[ATTRS]["ogem.guardrails.phase"] = phase
+    start = _PHASES[phase]
+    marks = trace.marks
+    marks[start] = _clock()
     try:
         return await stage
     except BaseException as error:
-        span_fail(span, error)
+        _stage_fail(trace, start, error)
         raise
     finally:
-        span[END] = time.time_ns()
-        if phase and ctx.guard is not None:
+        marks[start + 1] = _clock()
+        if ctx.guard is not None:
             actions = sorted({key[2] for key in ctx.guard.decisions if key[1] == phase})
             if actions:
-                span[ATTRS]["ogem.guardrails.actions"] = tuple(actions)
+                _stage_attributes(trace, start)["ogem.guardrails.actions"] = tuple(actions)
+
+
+def _stage_fail(trace: RequestTrace, start: int, error: BaseException) -> None:
+    if trace.errors is None:
+        trace.errors = {}
+    trace.errors[start] = _failure(error)
+
+
+def _stage_attributes(trace: RequestTrace, start: int) -> dict[str, Any]:
+    if trace.extra is None:
+        trace.extra = {}
+    return trace.extra.setdefault(start, {})
 
 
 async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
     """The response cache's lookup in a span: what it found (`ogem.cache.status`)."""
     trace: RequestTrace = ctx.trace
-    span = trace.span("ogem.cache")
+    marks = trace.marks
+    marks[CACHE_START] = _clock()
     try:
         return await lookup
     except BaseException as error:
-        span_fail(span, error)
+        _stage_fail(trace, CACHE_START, error)
         raise
     finally:
-        span[END] = time.time_ns()
-        span[ATTRS]["ogem.cache.status"] = ctx.cache_status or "miss"
-        if ctx.cache_similarity is not None:
-            span[ATTRS]["ogem.cache.similarity"] = ctx.cache_similarity
+        marks[CACHE_END] = _clock()
+        trace.cache = (ctx.cache_status or "miss", ctx.cache_similarity)
 
 
-def trace_span_start(ctx: RequestContext, name: str) -> SpanRecord:
-    """A stage's span (admission) begins; the caller ends it (`end_ns`) once the stage is done.
-    A stage that raises leaves it open: trace_failed fails and ends it. (No coroutine around
-    the stage, as trace_stage has: that costs a frame on each of its resumptions.)"""
-    trace: RequestTrace = ctx.trace
-    spans = trace.spans
-    root_id = trace.root[SPAN_ID]
-    # RequestTrace.span's work inline: a call fewer
-    span = [trace.trace_id, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1, root_id,
-            False, name, INTERNAL, time.time_ns(), 0, (), (), None, {}]  # fmt: skip
-    spans.append(span)
-    return span
+def trace_span_start(ctx: RequestContext, name: str) -> list[float]:
+    """The admission's span begins (`name` is "ogem.admission"): the trace's marks, returned,
+    in which the caller writes `_clock()` at ADMITTED once admitted. A stage that raises leaves it
+    open: trace_failed fails and ends it. (No coroutine around the stage, as trace_stage has:
+    that costs a frame on each of its resumptions.)"""
+    marks: list[float] = ctx.trace.marks
+    marks[ADMISSION_START] = _clock()
+    return marks
 
 
-# A routing span's attributes (trace_routing_end), by (candidates, attempts, deployment, group).
-_routed: dict[tuple[int, int, int, str], tuple[Any, dict[str, Any]]] = {}
+# A routing span's facts (trace_routing_end), by (candidates, attempts, deployment, group).
+_routed: dict[tuple[int, int, int, str], tuple[Any, tuple[Any, ...]]] = {}
 
 
 def trace_routing_start(ctx: RequestContext) -> None:
     """The routing decision (retries, failover and fallbacks) begins: its span, whose children
     are the upstream attempts. It ends at trace_routing_end, or fails at trace_failed."""
-    trace: RequestTrace = ctx.trace
-    spans = trace.spans
-    root_id = trace.root[SPAN_ID]
-    trace.routing = span = [
-        trace.trace_id, (root_id + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1, root_id, False,
-        "ogem.routing", INTERNAL, time.time_ns(), 0, (), (), None,
-        {"ogem.routing.candidates": len(ctx.candidates)},
-    ]  # fmt: skip
-    spans.append(span)
+    ctx.trace.marks[ROUTING_START] = _clock()
 
 
 def trace_routing_end(
@@ -578,67 +615,56 @@ def trace_routing_end(
 ) -> None:
     """The routing answered (`response`) or failed (`error`): its span ends."""
     trace: RequestTrace = ctx.trace
-    span = trace.routing
-    if span is None or span[END]:
+    marks = trace.marks
+    if not marks[ROUTING_START] or marks[ROUTING_END]:
         return
-    span[END] = time.time_ns()
+    marks[ROUTING_END] = _clock()
     deployment = ctx.deployment
-    if error is None:
-        # Its attributes repeat from request to request: shared (a span's SHARED), a batch
-        # carries them once.
-        group = response.get("x-ogem-model-group") or ctx.model
-        key = (len(ctx.candidates), trace.attempts, id(deployment), group)
-        found = _routed.get(key)
-        if found is None or found[0] is not deployment:
-            attributes = {
-                "ogem.routing.candidates": key[0],
-                "ogem.routing.attempts": key[1],
-            }
-            if deployment is not None:
-                attributes["ogem.deployment.id"] = deployment.id
-            attributes["ogem.model_group"] = group
-            if len(_routed) >= _CONSTANTS_MAX:
-                _routed.clear()
-            found = _routed[key] = (deployment, attributes)
-        if len(span[ATTRS]) == 1:  # its candidates alone, which the shared part has
-            span[SHARED] = (found[1],)
-            span[ATTRS] = {}
-            return
-    else:
-        span_fail(span, error)
-    attributes = span[ATTRS]
-    attributes["ogem.routing.attempts"] = trace.attempts
-    if deployment is not None:
-        attributes["ogem.deployment.id"] = deployment.id
-    if error is None:
-        attributes["ogem.model_group"] = found[1]["ogem.model_group"]
+    attempts = len(trace.attempts) if trace.attempts is not None else 0
+    if error is not None:
+        _stage_fail(trace, ROUTING_START, error)
+        trace.routing = ("routing", len(ctx.candidates), attempts,
+                         None if deployment is None else deployment.id, None)  # fmt: skip
+        return
+    # Its facts repeat from request to request: shared, a batch carries them once.
+    group = response.get("x-ogem-model-group") or ctx.model
+    key = (len(ctx.candidates), attempts, id(deployment), group)
+    found = _routed.get(key)
+    if found is None or found[0] is not deployment:
+        facts = ("routing", key[0], attempts,
+                 None if deployment is None else deployment.id, group)  # fmt: skip
+        if len(_routed) >= _CONSTANTS_MAX:
+            _routed.clear()
+        found = _routed[key] = (deployment, facts)
+    trace.routing = found[1]
 
 
 def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     """An upstream attempt begins: its client span (a child of the routing span), and the
     `traceparent` the adapter sends names it."""
     trace: RequestTrace = ctx.trace
-    attempt = trace.attempt
-    if attempt is not None and not attempt[END]:
-        attempt[END] = time.time_ns()  # a retry after a drop_params resend
+    now = _clock()
+    attempts = trace.attempts
+    if attempts is None:
+        attempts = trace.attempts = []
+    else:
+        attempt = trace.attempt
+        if attempt is not None and not attempt[A_END]:
+            attempt[A_END] = now  # a retry after a drop_params resend
     operation = trace.operation
-    spans = trace.spans
-    # The span inline (RequestTrace.span's): the attempt is every request's
-    span_id = (trace.root[SPAN_ID] + (len(spans) + 1) * _ID_STEP) & _MASK64 or 1
-    routing = trace.routing
+    root_id = trace.span_id
+    number = ATTEMPT_FIRST + len(attempts)
+    span_id = (root_id + (_STEPS[number] if number < 64 else number * _ID_STEP)) & _MASK64 or 1
     found = _constants.get((id(deployment), operation))  # _attempt_constants' lookup, inline
     constants = (
         found[2]
         if found is not None and found[0] is deployment
         else _attempt_constants(deployment, operation)
     )
-    trace.attempt = span = [
-        trace.trace_id, span_id, (routing or trace.root)[SPAN_ID], False,
-        operation + " " + deployment.upstream_model, CLIENT, time.time_ns(), 0, (constants,), (),
-        None, {},
-    ]  # fmt: skip
-    spans.append(span)
-    trace.attempts += 1
+    parent = (root_id + _STEPS[4]) & _MASK64 or 1 if trace.marks[ROUTING_START] else root_id
+    # (its name, "operation model", is made by the exporter of its shared attributes)
+    trace.attempt = attempt = [span_id, parent, constants, now, 0.0, None, None, None]
+    attempts.append(attempt)
     upstream_traceparent.set("00-" + ctx.trace_id + "-" + "%016x" % span_id + "-01")  # noqa: UP031
 
 
@@ -650,17 +676,16 @@ def _server_address(api_base: str) -> str:
 
 
 def trace_attempt_failed(ctx: RequestContext, error: BaseException) -> None:
-    trace: RequestTrace = ctx.trace
-    span = trace.attempt
-    if span is None or span[END]:
+    attempt = ctx.trace.attempt
+    if attempt is None or attempt[A_END]:
         return
-    span_fail(span, error)
-    span[END] = time.time_ns()
+    attempt[A_ERROR] = _failure(error)
+    attempt[A_END] = _clock()
 
 
 def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> None:
-    """A non-streamed answer arrived: its model, id and finish reasons on the attempt's span
-    (usage is added when the request ends), its content when captured."""
+    """A non-streamed answer arrived: its model, id and finish reasons (usage is added when the
+    attempt ends), its content when captured."""
     trace: RequestTrace = ctx.trace
     if not isinstance(result, dict):
         return
@@ -681,14 +706,14 @@ def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> N
         _input_capture(trace.attempt, body)
         if isinstance(choices, list):
             outputs = [_output_message(c) for c in choices if isinstance(c, dict)]
-            trace.attempt[ATTRS]["gen_ai.output.messages"] = _json(outputs)
+            _attempt_attributes(trace.attempt)["gen_ai.output.messages"] = _json(outputs)
 
 
 def trace_attempt_done(ctx: RequestContext) -> None:
     """A non-streamed attempt answered: what it used, and its span ends."""
     trace: RequestTrace = ctx.trace
-    span = trace.attempt
-    if span is not None and not span[END]:
+    attempt = trace.attempt
+    if attempt is not None and not attempt[A_END]:
         if ctx.status_code >= 400 or ctx.cancelled:
             answered = _answered(ctx, trace)
         else:  # _answered's, inline (every answer's)
@@ -698,17 +723,22 @@ def trace_attempt_done(ctx: RequestContext) -> None:
                         tuple(reasons) if reasons else None, usage.prompt_tokens,
                         usage.completion_tokens, usage.cached_tokens or None,
                         usage.cache_creation_tokens or None, usage.estimated or None)  # fmt: skip
-        trace.answered = answered
-        span[SHARED] = (*span[SHARED], answered)
-        span[END] = time.time_ns()
+        trace.answered = attempt[A_ANSWERED] = answered
+        attempt[A_END] = _clock()
 
 
-def _input_capture(span: SpanRecord, body: dict[str, Any]) -> None:
+def _attempt_attributes(attempt: list[Any]) -> dict[str, Any]:
+    if attempt[A_ATTRS] is None:
+        attempt[A_ATTRS] = {}
+    return attempt[A_ATTRS]  # type: ignore[no-any-return]
+
+
+def _input_capture(attempt: list[Any], body: dict[str, Any]) -> None:
     messages = body.get("messages")
     if messages is None:
         messages = body.get("prompt", body.get("input"))
     if messages is not None:
-        span[ATTRS]["gen_ai.input.messages"] = _json(messages)
+        _attempt_attributes(attempt)["gen_ai.input.messages"] = _json(messages)
 
 
 def _output_message(choice: dict[str, Any]) -> Any:
@@ -737,13 +767,8 @@ def trace_first_token(ctx: RequestContext, *, body: dict[str, Any]) -> None:
     trace: RequestTrace = ctx.trace
     if trace.capture and trace.attempt is not None:
         _input_capture(trace.attempt, body)
-    seconds = ctx.first_token_seconds or 0.0
-    now = time.time_ns()
-    event = ("gen_ai.first_token", now, {"gen_ai.server.time_to_first_token": seconds})
-    trace.root[EVENTS] += (event,)
-    trace.root[ATTRS]["gen_ai.server.time_to_first_token"] = seconds
-    if trace.attempt is not None:
-        trace.attempt[EVENTS] += (event,)
+    trace.marks[FIRST_TOKEN] = _clock()
+    trace.first_token = ctx.first_token_seconds or 0.0
 
 
 class TraceObserver:
@@ -754,6 +779,7 @@ class TraceObserver:
 
     def __init__(self, trace: RequestTrace) -> None:
         self.trace = trace
+        trace.finish_reasons = []
         if trace.capture:
             trace.output = []
 
@@ -770,7 +796,7 @@ class TraceObserver:
                 continue
             reason = choice.get("finish_reason")
             if reason:
-                trace.finish_reasons.append(str(reason))
+                trace.finish_reasons.append(str(reason))  # type: ignore[union-attr]
             if trace.output is not None:
                 delta = choice.get("delta")
                 text = delta.get("content") if type(delta) is dict else choice.get("text")
@@ -782,48 +808,58 @@ class TraceObserver:
 
 
 def trace_end(ctx: RequestContext) -> None:
-    """The request is over (answered, failed or its stream ended): end its open spans, add what
-    it used, and hand every span to the exporter. Once per request."""
+    """The request is over (answered, failed or its stream ended): its record (its marks, its
+    attempts, the facts of its answer and of how it ended) is handed to the exporter, which
+    makes its spans. Once per request."""
     trace: RequestTrace | None = ctx.trace
     if trace is None or trace.ended:
         return
     trace.ended = True
     upstream_traceparent.set(None)  # a task that runs more requests starts each afresh
     tracing = _active
-    now = time.time_ns()
-    root = trace.root
-    attributes = root[ATTRS]
+    marks = trace.marks
+    marks[ROOT_END] = now = _clock()
     deployment = ctx.deployment
-    # The answered attempt's attributes, shared when they still hold (no failure since).
+    status = ctx.status_code
+    # The answered attempt's facts, shared when they still hold (no failure since).
     answered = trace.answered
-    if answered is None or ctx.status_code >= 400 or ctx.cancelled:
+    if answered is None or status >= 400 or ctx.cancelled:
         answered = _answered(ctx, trace)
-    attributes.pop("http.response.status_code", None)  # a failure's: the request's below
-    found = _ended.get((id(deployment), ctx.status_code, ctx.cache_status, ctx.cancelled))
+    found = _ended.get((id(deployment), status, ctx.cache_status, ctx.cancelled))
     facts = found[1] if found is not None and found[0] is deployment else None
+    extra = trace.extra
     if ctx.guard is not None and ctx.guard.decisions:
-        attributes["ogem.guardrails.decisions"] = _json(ctx.guard.decisions_list())
-    if ctx.status_code >= 400 and root[ERROR] is None:
-        root[ERROR] = f"HTTP {ctx.status_code}"
-        attributes.setdefault("error.type", str(ctx.status_code))
+        decisions = _json(ctx.guard.decisions_list())
+        _stage_attributes(trace, ROOT_START)["ogem.guardrails.decisions"] = decisions
+        extra = trace.extra
+    if status >= 400 and (trace.errors is None or ROOT_START not in trace.errors):
+        if trace.errors is None:
+            trace.errors = {}
+        trace.errors[ROOT_START] = (str(status), None, f"HTTP {status}")
     attempt = trace.attempt
-    if attempt is not None and not attempt[END]:
-        attempt[SHARED] = (*attempt[SHARED], answered)
+    if attempt is not None and not attempt[A_END]:
+        attempt[A_ANSWERED] = answered
         if trace.output is not None:
             text = _remask(ctx, "".join(trace.output))
-            attempt[ATTRS]["gen_ai.output.messages"] = _json(
+            reasons = trace.finish_reasons
+            _attempt_attributes(attempt)["gen_ai.output.messages"] = _json(
                 [{"role": "assistant", "content": text,
-                  "finish_reason": trace.finish_reasons[0] if trace.finish_reasons else None}]
+                  "finish_reason": reasons[0] if reasons else None}]
             )  # fmt: skip
-        if ctx.status_code >= 400 and attempt[ERROR] is None:
-            attempt[ERROR] = f"HTTP {ctx.status_code}"
-        attempt[END] = now
-    root[END] = now
-    root[SHARED] = (*root[SHARED], answered, facts or _ended_facts(ctx, deployment))
+        if status >= 400 and attempt[A_ERROR] is None:
+            attempt[A_ERROR] = (None, None, f"HTTP {status}")
+        attempt[A_END] = now
     if tracing is None:
         return  # turned off meanwhile
+    # gateway/tracing_export.py's RECORD_FIELDS
+    record = (
+        trace.trace_id, trace.span_id, trace.parent, trace.operation, trace.constants,
+        (ctx.request_id, ctx.model or None, True if ctx.stream else None, ctx.max_tokens),
+        answered, facts or _ended_facts(ctx, deployment), marks, trace.attempts, trace.routing,
+        trace.cache, extra, trace.errors, trace.first_token,
+    )  # fmt: skip
     try:
-        _export(tracing, trace, now)
+        tracing.pipe.put(record)
     except Exception:  # never fail a request for its trace
         logger.exception("could not record the trace of request %s", ctx.request_id)
 
@@ -903,11 +939,10 @@ def _answered(ctx: RequestContext, trace: RequestTrace) -> tuple[Any, ...]:
 _NO_ATTRIBUTES: dict[str, Any] = {}  # a span's without any (never written to)
 
 
-def _export(tracing: Tracing, trace: RequestTrace, now: int) -> None:
-    """The trace's spans queued, as the exporter reads them (gateway/tracing_export.py's
-    SPAN_FIELDS): those still open ended at `now`, each list's own attributes popped and joined
-    to its shared parts (a span with shared parts and no attribute of its own is sent its parts
-    alone). Once a trace."""
+def _export(tracing: Tracing, trace: SessionTrace, now: int) -> None:
+    """A Realtime session's (or a refused request's) spans queued, as the exporter reads them
+    (gateway/tracing_export.py's SPAN_FIELDS): those still open ended at `now`, each list's own
+    attributes popped and joined to its shared parts. Once a trace."""
     spans = [trace.root, *trace.spans]
     empty = _NO_ATTRIBUTES
     for span in spans:
@@ -922,7 +957,6 @@ def _export(tracing: Tracing, trace: RequestTrace, now: int) -> None:
     tracing.pipe.put(spans)
 
 
-# -- Realtime sessions (gateway/realtime/session.py) ------------------------------------------
 # A session is a trace: its span (SERVER) is the root, each response (a response.create, or a
 # response the upstream started itself, until its response.done) a CLIENT span under it. A
 # response's span is exported when it is settled, the session's when the session ends: a session
@@ -937,7 +971,7 @@ def realtime_trace_begin(
     model: str,
     deployment: Deployment,
     caller: Any,
-) -> RequestTrace | None:
+) -> SessionTrace | None:
     """A Realtime session's trace, None when it is not sampled. `headers`: the WebSocket
     handshake's (ASGI) headers, for the client's `traceparent`."""
     traced = None
@@ -968,10 +1002,10 @@ def realtime_trace_begin(
     if address:
         root[ATTRS]["server.address"] = address
     _caller_attributes(root[ATTRS], caller)
-    return RequestTrace(trace_id=trace_id, flags=1, remote_parent=parent, root=root)
+    return SessionTrace(trace_id, root)
 
 
-def realtime_response_start(trace: RequestTrace, deployment: Deployment) -> SpanRecord:
+def realtime_response_start(trace: SessionTrace, deployment: Deployment) -> SpanRecord:
     """A response begins (admitted): its span."""
     span = span_new(
         trace_id=trace.trace_id,
@@ -992,7 +1026,7 @@ def realtime_response_start(trace: RequestTrace, deployment: Deployment) -> Span
 
 
 def realtime_response_end(
-    trace: RequestTrace,
+    trace: SessionTrace,
     span: SpanRecord,
     ctx: RequestContext,
     *,
@@ -1037,7 +1071,7 @@ def realtime_response_end(
         tracing.pipe.put([span])
 
 
-def realtime_trace_end(trace: RequestTrace, *, reason: str, responses: int) -> None:
+def realtime_trace_end(trace: SessionTrace, *, reason: str, responses: int) -> None:
     """The session ended: its span, with why and how many responses, is exported."""
     if trace.ended:
         return

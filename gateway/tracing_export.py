@@ -15,9 +15,12 @@ key in two (dicts, which a worker shares when they repeat: marshal writes each o
 facts, a tuple of a `FACTS` name and its values in order, None for one absent), events [(name,
 ns, attributes)], error description or None).
 
-Messages down the pipe: a 4-byte little-endian length, then a marshalled tuple: ("spans", [span,
-...]) or ("flush", n). The process answers a flush, once everything before it is exported, with
-the line `flushed n FAILED` on its standard output (FAILED: spans it could not export so far).
+A request's trace comes as one flat record (`RECORD_FIELDS`), which this process expands into its
+spans (`record_spans`): the worker makes none. Messages down the pipe: a 4-byte little-endian
+length, then a marshalled tuple: ("spans", [span, ...], [record, ...], anchor: the worker's wall
+clock less its perf_counter, in ns, which dates the records' marks) or ("flush", n). The process
+answers a flush, once everything before it is exported, with the line `flushed n FAILED` on its
+standard output (FAILED: spans it could not export so far).
 """
 
 from __future__ import annotations
@@ -273,6 +276,17 @@ FACTS = {
         "gen_ai.usage.cache_creation.input_tokens",
         "ogem.usage.estimated",
     ),
+    "asked": (
+        "gen_ai.request.model",
+        "gen_ai.request.stream",
+        "gen_ai.request.max_tokens",
+    ),
+    "routing": (
+        "ogem.routing.candidates",
+        "ogem.routing.attempts",
+        "ogem.deployment.id",
+        "ogem.model_group",
+    ),
     "request": (
         "gen_ai.provider.name",
         "ogem.deployment.id",
@@ -319,6 +333,117 @@ def _facts_encode(facts: tuple[Any, ...]) -> bytes:
 
 def _facts_items(facts: tuple[Any, ...]) -> Any:
     return zip(FACTS[facts[0]], facts[1:], strict=True)
+
+
+# -- a request's flat record (gateway/tracing.py's trace_end) as its spans -----------------------
+# (trace id, root span id, client's span or 0, operation, the request's shared attributes (a
+# dict), what it asked (request id, model, stream or None, max tokens or None), facts "answered"
+# and "request", marks (perf_counter seconds by the marks' slots, 0.0: the stage did not run),
+# attempts or None, the routing's facts or None, the cache's (status, similarity) or None,
+# stages' own attributes {start mark: dict} or None, stages' failures {start mark: (error.type or
+# None, HTTP status or None, description)} or None, a stream's time to first token (seconds) or
+# None)
+RECORD_FIELDS = (
+    "trace_id", "span_id", "parent_id", "operation", "constants", "asked", "answered", "ended",
+    "marks", "attempts", "routing", "cache", "extra", "errors", "first_token",
+)  # fmt: skip
+# The marks' slots and the stages' spans: gateway/tracing.py's (kept in step by its tests: the
+# exported spans are what they assert).
+ROOT_START, ROOT_END, FIRST_TOKEN = 0, 1, 12
+STAGES = (
+    (2, "ogem.admission", 1, None),
+    (4, "ogem.guardrails", 2, "pre_call"),
+    (6, "ogem.cache", 3, None),
+    (8, "ogem.routing", 4, None),
+    (10, "ogem.guardrails", 5, "post_call"),
+)
+CACHE_START, ROUTING_START = 6, 8
+_ID_STEP = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def record_spans(record: Sequence[Any], anchor: int) -> list[list[Any]]:
+    """A request's spans (SPAN_FIELDS) of its record; `anchor`: the worker's wall clock less its
+    perf_counter, in ns (a mark `m` is at `int(m * 1e9) + anchor`)."""
+    (trace_id, root_id, parent, operation, constants, asked, answered, ended, marks, attempts,
+     routing, cache, extra, errors, first_token) = record  # fmt: skip
+    extra = extra or {}
+    errors = errors or {}
+    root_end = int(marks[ROOT_END] * 1e9) + anchor
+    # The request's id on its own: the rest of what it asked repeats, and its facts are then
+    # found encoded (`_facts`) rather than filling that table with unique entries.
+    own = dict(extra.get(ROOT_START) or ())
+    own["ogem.request_id"] = asked[0]
+    model = asked[1]
+    asked = ("asked", *asked[1:])
+    events: Any = ()
+    if first_token is not None:
+        own["gen_ai.server.time_to_first_token"] = first_token
+        events = (
+            (
+                "gen_ai.first_token",
+                int(marks[FIRST_TOKEN] * 1e9) + anchor,
+                {"gen_ai.server.time_to_first_token": first_token},
+            ),
+        )
+    failure = errors.get(ROOT_START)
+    root = [trace_id, root_id, parent, parent != 0,
+            operation + " " + model if model else operation, 2,
+            int(marks[ROOT_START] * 1e9) + anchor, root_end,
+            (constants, asked, answered, ended, _failed(own, failure)), events,
+            None if failure is None else failure[2]]  # fmt: skip
+    spans = [root]
+    for start, name, number, phase in STAGES:
+        began = marks[start]
+        if not began:
+            continue
+        attributes = dict(extra.get(start) or ())
+        if phase is not None:
+            attributes["ogem.guardrails.phase"] = phase
+        parts: tuple[Any, ...] = ()
+        if start == CACHE_START:
+            status, similarity = cache or ("miss", None)
+            attributes["ogem.cache.status"] = status
+            if similarity is not None:
+                attributes["ogem.cache.similarity"] = similarity
+        elif start == ROUTING_START and routing is not None:
+            parts = (routing,)
+        failure = errors.get(start)
+        finished = marks[start + 1]
+        spans.append([trace_id, (root_id + number * _ID_STEP) & _MASK64 or 1, root_id, False,
+                      name, 1, int(began * 1e9) + anchor,
+                      int(finished * 1e9) + anchor if finished else root_end,
+                      (*parts, _failed(attributes, failure)), (),
+                      None if failure is None else failure[2]])  # fmt: skip
+    if attempts:
+        last = attempts[-1]
+        for span_id, parent_id, shared, began, finished, facts, own, failure in attempts:
+            name = shared["gen_ai.operation.name"] + " " + shared["gen_ai.request.model"]
+            attributes = dict(own or ())
+            parts = (shared,) if facts is None else (shared, facts)
+            spans.append([trace_id, span_id, parent_id, False, name, 3,
+                          int(began * 1e9) + anchor,
+                          int(finished * 1e9) + anchor if finished else root_end,
+                          (*parts, _failed(attributes, failure)),
+                          events if first_token is not None and span_id == last[0] else (),
+                          None if failure is None else failure[2]])  # fmt: skip
+    return spans
+
+
+def _failed(attributes: dict[str, Any], failure: Sequence[Any] | None) -> dict[str, Any]:
+    """A span's own attributes, with its failure's type and HTTP status when it failed."""
+    if failure is not None:
+        if failure[0] is not None:
+            attributes["error.type"] = failure[0]
+        if failure[1] is not None:
+            attributes["http.response.status_code"] = failure[1]
+    return attributes
+
+
+def record_span_count(record: Sequence[Any]) -> int:
+    """How many spans a record makes (what its loss counts)."""
+    marks = record[8]
+    return 1 + sum(1 for start, *_ in STAGES if marks[start]) + len(record[9] or ())
 
 
 # Span names as their field (5), by name (an operation and a model: few), bounded.
@@ -473,6 +598,12 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
             if not pending:
                 due = time.monotonic() + EXPORT_DELAY
             pending += message[1]
+            for record in message[2] if len(message) > 2 else ():
+                try:
+                    pending += record_spans(record, message[3])
+                except Exception:  # a record not understood: that request's spans, counted
+                    logger.exception("could not read a request's trace")
+                    exports.failed += 1
             if len(pending) < BATCH_SPANS:
                 continue
         exports.send(pending)
@@ -497,6 +628,8 @@ def _read(
                 messages.put_nowait(message)
             except queue.Full:
                 exports.overflowed += len(message[1])
+                if len(message) > 2:
+                    exports.overflowed += sum(map(record_span_count, message[2]))
     finally:  # the pipe's end, or a message not understood: the process sends what it has
         messages.put(None)
 

@@ -1,12 +1,13 @@
 """The worker's end of tracing's export (gateway/tracing_export.py's process).
 
-A finished request's spans (lists, gateway/tracing.py's) are appended to a bounded queue: an
-append, nothing more, on the request path. The worker's hand-over thread (gateway/child_pipe.py,
-shared with the callbacks' pipe) takes the queue every second, or sooner when a batch is waiting,
-marshals it (C code; cheaper than pickle, which tracks every object) and writes it down a pipe
-to the exporter process, which gathers, encodes and sends. When the collector is down or slow the
-exporter drops what waits past its bound and counts it (`lost`); when the exporter itself does not
-keep up, the queue fills: new spans are then dropped and counted, never waited for.
+A finished request's record (a tuple, gateway/tracing.py's; a Realtime session's spans, lists)
+is appended to a bounded queue: an append, nothing more, on the request path. The worker's
+hand-over thread (gateway/child_pipe.py, shared with the callbacks' pipe) takes the queue every
+second, or sooner when a batch is waiting, marshals it (C code; cheaper than pickle, which tracks
+every object) and writes it down a pipe to the exporter process, which makes the records' spans,
+gathers, encodes and sends. When the collector is down or slow the exporter drops what waits
+past its bound and counts it (`lost`); when the exporter itself does not keep up, the queue
+fills: new spans are then dropped and counted, never waited for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from typing import Any
 
 from gateway.child_pipe import ChildPipe
+from gateway.tracing_export import record_span_count
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +43,13 @@ class SpanPipe(ChildPipe):
         self._reported_at = 0.0
         super().__init__(json.dumps(self.config))
 
-    def put(self, spans: list[Any]) -> None:
-        """The request path's part: a request's spans queued, or dropped when full."""
+    def put(self, spans: list[Any] | tuple[Any, ...]) -> None:
+        """The request path's part: a request's record (a tuple, gateway/tracing.py's trace_end)
+        or a list of spans (a Realtime session's, a refused request's) queued, or dropped when
+        full."""
         queue = self.queue
         if len(queue) >= MAX_TRACES:
-            self.dropped += len(spans)
+            self.dropped += record_span_count(spans) if type(spans) is tuple else len(spans)
             return
         queue.append(spans)
         if len(queue) >= BATCH_TRACES and not self._wake.is_set():
@@ -55,17 +59,24 @@ class SpanPipe(ChildPipe):
         queue = self.queue
         if not queue:
             return
-        spans: list[tuple[Any, ...]] = []
+        spans: list[Any] = []
+        records: list[tuple[Any, ...]] = []
         for _ in range(len(queue)):
-            spans += queue.popleft()
+            item = queue.popleft()
+            if type(item) is tuple:
+                records.append(item)
+            else:
+                spans += item
+        # What dates the records' marks: read here, once a batch, not on the request path.
+        anchor = time.time_ns() - int(time.perf_counter() * 1e9)
         try:
             process = self._child()
-            sent = process is not None and self._send(process, _spans_frame(spans))
+            sent = process is not None and self._send(process, _spans_frame(spans, records, anchor))
         except Exception:  # what it held is lost, and counted
-            logger.exception("tracing: could not hand %d spans to the exporter", len(spans))
+            logger.exception("tracing: could not hand %d traces to the exporter", len(records))
             sent = False
         if not sent:
-            self.dropped += len(spans)
+            self.dropped += len(spans) + sum(map(record_span_count, records))
 
     def _answer(self, words: list[bytes]) -> None:
         if words[0] == b"flushed":  # flushed N FAILED
@@ -85,8 +96,8 @@ class SpanPipe(ChildPipe):
         return self.dropped + self._failed
 
 
-def _spans_frame(spans: list[tuple[Any, ...]]) -> bytes:
-    message = ("spans", spans)
+def _spans_frame(spans: list[Any], records: list[tuple[Any, ...]], anchor: int) -> bytes:
+    message = ("spans", spans, records, anchor)
     try:
         data = marshal.dumps(message)
     except ValueError:  # an attribute of a type marshal does not know: sent as its text
@@ -97,17 +108,27 @@ def _spans_frame(spans: list[tuple[Any, ...]]) -> bytes:
 _PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
 
 
-def _plain(message: tuple[str, Any]) -> tuple[str, Any]:
+def _plain(message: tuple[Any, ...]) -> tuple[Any, ...]:
     """A message whose attribute values are all of marshal's types (others as their text)."""
-    kind, spans = message
-    if kind != "spans":
-        return message
+    kind, spans, records, anchor = message
     return kind, [
         (*span[:8], _plain_attributes(span[8]), [
             (name, at, {k: _value(v) for k, v in values.items()}) for name, at, values in span[9]
         ], span[10])
         for span in spans
-    ]  # fmt: skip
+    ], [_plain_value(record) for record in records], anchor  # fmt: skip
+
+
+def _plain_value(value: Any) -> Any:
+    """A record's values, all of marshal's types: its containers walked, others as `_value`."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _plain_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_plain_value(item) for item in value]
+    if kind is tuple:
+        return tuple(_plain_value(item) for item in value)
+    return _value(value)
 
 
 def _plain_attributes(attributes: Any) -> Any:

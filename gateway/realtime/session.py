@@ -67,7 +67,7 @@ from gateway.realtime.slots import call_sideband_slot, session_slots
 from gateway.realtime.upstream import upstream_open, upstream_open_call
 from gateway.realtime.usage import AUDIO_BYTES_PER_TOKEN, usage_estimate, usage_from_realtime
 from gateway.tracing import (
-    RequestTrace,
+    SessionTrace,
     SpanRecord,
     realtime_response_end,
     realtime_response_start,
@@ -166,7 +166,7 @@ class RealtimeSession:
     _ending_code: int = CLOSE_NORMAL
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _recheck: asyncio.Task[None] | None = None
-    trace: RequestTrace | None = None  # the session's, when traced (gateway/tracing.py)
+    trace: SessionTrace | None = None  # the session's, when traced (gateway/tracing.py)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 
     @property
