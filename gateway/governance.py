@@ -8,7 +8,8 @@ requests in flight of the key, its user, team and organization, the end customer
 per-model limits (``model_rpm_limit``/``model_tpm_limit`` in key metadata, as LiteLLM has them),
 the key's per-endpoint limits (``endpoint_limits``, keys/limits.py) and
 the deployment when already chosen; and it reserves the worst-case cost of the request on every
-budget that applies (organization, team, user, key, end customer). Settling applies the real token
+budget that applies (organization, team, user, key, end customer); a free response cache hit
+known before admission reserves none of that (`Admission.rest`). Settling applies the real token
 count and cost, releases the parallel slots and emits the usage event in the same step.
 
 Budgets and entity limits come from a per-process snapshot of the Budget rows, trusted for
