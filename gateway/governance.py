@@ -8,7 +8,8 @@ requests in flight of the key, its user, team and organization, the end customer
 per-model limits (``model_rpm_limit``/``model_tpm_limit`` in key metadata, as LiteLLM has them),
 the key's per-endpoint limits (``endpoint_limits``, keys/limits.py) and
 the deployment when already chosen; and it reserves the worst-case cost of the request on every
-budget that applies (organization, team, user, key, end customer). Settling applies the real token
+budget that applies (organization, team, user, key, end customer); a free response cache hit
+known before admission reserves none of that (`Admission.rest`). Settling applies the real token
 count and cost, releases the parallel slots and emits the usage event in the same step.
 
 Budgets and entity limits come from a per-process snapshot of the Budget rows, trusted for
@@ -111,6 +112,11 @@ class Admission:
     # The decision still on its way from Redis: `admission_confirm` awaits it.
     pending: _Pending | None = None
     refused: bool = False
+    # A free response cache hit known before admission (its L1 entry) is admitted by its request
+    # rate and parallel rules alone (its token windows at zero, for their headers): the rest of
+    # its plan, its budgets' worst case and its token estimate, is admitted by `admission_complete`
+    # only if the entry does not answer after all and the request goes upstream.
+    rest: _RulePlan | None = None
 
 
 @dataclass(slots=True)
@@ -344,6 +350,8 @@ class _RulePlan:
     budgets: bool  # a budget rule is among them: the worst case is its amount
     # The admission command's fixed part for these rules (gateway/limits.py), on first use.
     packing: AdmitPacking | None = None
+    # The same for a free cache hit's rules (`_hit_rules`).
+    hit_packing: AdmitPacking | None = None
 
 
 _rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
@@ -400,6 +408,21 @@ def _plan_rules(
         else:
             rules.append(Rule(kind, key, limit, tokens if per_token else 1, name, False, 0, when))
     return rules
+
+
+def _hit_rules(plan: _RulePlan) -> list[Rule]:
+    """A free cache hit's rules (`Admission.rest`): no budget, a token window's amount 0."""
+    return [
+        Rule(kind, key, limit, 0 if per_token else 1, name, False, 0, when)
+        for kind, key, limit, name, _, _, when, per_token in plan.parts
+        if kind != "b"
+    ]
+
+
+def _hit_free_known(ctx: RequestContext) -> bool:
+    """The request has an L1 entry (gateway/cache.py) whose hit would cost nothing."""
+    plan = ctx.cache
+    return plan is not None and plan.local is not None and not plan.policy.charge
 
 
 def _rule_plan(
@@ -688,24 +711,54 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     await price_overrides_ensure()
     proxy = _proxy_rules()
     now = clock_ms()
-    plan = None
+    packing = None
+    rest = None
     if ctx.caller.is_master:
         if not proxy:
             return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
         rules, price = proxy, None  # the proxy-wide cap holds for the master key too
     else:
         snapshots = await _snapshots_get(_entity_keys(ctx))
-        _, _, price = _price_for(ctx)
-        worst_case = Decimal(0)
-        if any(s is not None and s.max_budget is not None for s in snapshots.values()):
-            worst_case = _worst_case(ctx, price)
         plan = _rule_plan(ctx, snapshots)
-        rules = _plan_rules(ctx, plan, worst_case=worst_case, now=now)
+        if _hit_free_known(ctx):
+            # No worst case, price or token estimate: a free hit reserves none of them.
+            rules, price = _hit_rules(plan), None
+            if plan.budgets or any(part[7] for part in plan.parts):
+                rest = plan
+            if not proxy:
+                packing = plan.hit_packing
+                if packing is None or packing.size != len(rules):
+                    packing = plan.hit_packing = AdmitPacking(rules)
+        else:
+            _, _, price = _price_for(ctx)
+            worst_case = Decimal(0)
+            if any(s is not None and s.max_budget is not None for s in snapshots.values()):
+                worst_case = _worst_case(ctx, price)
+            rules = _plan_rules(ctx, plan, worst_case=worst_case, now=now)
+            if not proxy:
+                packing = plan.packing
+                if packing is None:
+                    packing = plan.packing = AdmitPacking(rules)
         if proxy:
             rules += proxy
         if not rules:
-            return Admission(reservation=Reservation(rules=[], bucket=0, price=price))
+            admission = Admission(reservation=Reservation(rules=[], bucket=0, price=price))
+            admission.rest = rest
+            return admission
         _periods_reset_if_due(snapshots, now=now)
+    admission = await _admission_start(ctx, rules, price, now=now, packing=packing)
+    admission.rest = rest
+    return admission
+
+
+async def _admission_start(
+    ctx: RequestContext,
+    rules: list[Rule],
+    price: Price | None,
+    *,
+    now: int,
+    packing: AdmitPacking | None,
+) -> Admission:
     admission = Admission()
     store = limiter()
     if store is local_limiter:  # no Redis
@@ -723,11 +776,6 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
         return admission
     try:
         fetch = ctx.fetch_key
-        packing = None
-        if plan is not None and not proxy:
-            packing = plan.packing
-            if packing is None:
-                packing = plan.packing = AdmitPacking(rules)
         issued = await store.admit_issue(
             rules, now_ms=now, request_id=ctx.request_id, fetch=fetch, packing=packing
         )
@@ -760,6 +808,54 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
     admission.pending = None
     ctx.fetched = decision.fetched
     _decided(ctx, admission, pending.rules, pending.price, decision)
+
+
+async def admission_complete(ctx: RequestContext, admission: Admission) -> None:
+    """`admission_confirm`, then, for a request admitted as a free cache hit that goes upstream
+    after all (`Admission.rest`), the rest of its rules: its budgets' worst case and its token
+    estimate, reserved before the upstream call as for any request. The router awaits it."""
+    await admission_confirm(ctx, admission)
+    plan = admission.rest
+    if plan is None:
+        return
+    admission.rest = None
+    held = admission.reservation
+    if not isinstance(held, Reservation):
+        return
+    now = clock_ms()
+    _, _, price = _price_for(ctx)
+    worst_case = Decimal(0)
+    if any(s is not None and s.max_budget is not None for s in plan.snapshots):
+        worst_case = _worst_case(ctx, price)
+    rules = [
+        rule
+        for rule in _plan_rules(ctx, plan, worst_case=worst_case, now=now)
+        if rule.kind == "b" or rule.name.endswith(":tpm")
+    ]
+    if not rules:
+        return
+    fetch = ctx.fetch_key
+    ctx.fetch_key = None  # the entry was read already
+    try:
+        extra = await _admission_start(ctx, rules, price, now=now, packing=None)
+        await admission_confirm(ctx, extra)
+    except GatewayError:
+        # Refused as a whole, as one admission would have been: the hit's rules given back.
+        admission.refused = True
+        hold = SessionHold(rules=held.rules, bucket=held.bucket, local=held.local)
+        await _hold_release(ctx, hold, held.rules)
+        raise
+    finally:
+        ctx.fetch_key = fetch
+    reservation = extra.reservation
+    assert isinstance(reservation, Reservation)
+    # The token windows' zero amounts give way to the estimate's rules (settled once).
+    held.rules = [rule for rule in held.rules if not rule.name.endswith(":tpm")]
+    held.rules += reservation.rules
+    held.bucket = reservation.bucket
+    held.price = price
+    held.local = held.local or reservation.local
+    admission.headers.update(extra.headers)
 
 
 def _decided(
@@ -877,7 +973,7 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             settlements.append(Settlement(rule, cost_units))
         elif rule.kind == "p":
             settlements.append(Settlement(rule, 0))
-        elif rule.name.endswith(":tpm"):
+        elif tokens != rule.amount and rule.name.endswith(":tpm"):  # else nothing to apply
             settlements.append(Settlement(rule, tokens))
     event = usage_event_encode(usage_event_build(ctx, cost=cost, provider=provider, model=model))
     store = limiter()

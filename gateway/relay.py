@@ -39,6 +39,7 @@ from gateway.debugging import debug_answer, debug_error, debug_request_keep, deb
 from gateway.errors import GatewayError, GuardrailBlockedError, InvalidRequestError
 from gateway.governance import (
     Admission,
+    admission_complete,
     admission_confirm,
     governance_admit_start,
     governance_settle,
@@ -241,8 +242,8 @@ async def _relay(
             ctx.error = error
             await _callbacks_emit(ctx, callbacks, inbound.body)
         raise
-    if admission.pending is not None:
-        ctx.admission_wait = functools.partial(admission_confirm, ctx, admission)
+    if admission.pending is not None or admission.rest is not None:
+        ctx.admission_wait = functools.partial(admission_complete, ctx, admission)
     handed_off = False
 
     async def settle() -> None:

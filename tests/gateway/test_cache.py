@@ -431,6 +431,39 @@ def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[n
     assert hit.total_tokens == miss.total_tokens
 
 
+def test_a_free_hit_needs_no_budget_room_but_a_request_that_misses_does(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, settings
+) -> None:
+    """A free hit known before admission (its L1 entry) reserves nothing against budgets; when
+    the entry does not answer after all (too old for the request), the budget is checked before
+    the upstream call, and the refusal frees the key's one slot."""
+    from tests.factories import TeamFactory
+
+    team = TeamFactory()
+
+    def client(**options: Any) -> openai.OpenAI:
+        secret = make_key(team=team, **options)
+        return openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+
+    messages = _messages()
+    rich = client()
+    assert _chat(rich, messages).headers["x-ogem-cache"] == "miss"
+    if settings.REDIS_URL:  # the entry goes to Redis; a hit read from there keeps it in L1
+        _redis_entry_wait(settings)
+        assert _chat(rich, messages).headers["x-ogem-cache"] == "hit"
+    # Far below any request's worst case: only a free hit is served.
+    broke = client(max_budget=Decimal("0.00000001"), max_parallel_requests=1)
+    for _ in range(2):
+        hit = _chat(broke, messages)
+        assert hit.headers["x-ogem-cache"] == "hit"
+    for _ in range(2):  # each refusal gave its slot back: the next one is refused by the budget
+        with pytest.raises(openai.RateLimitError) as refused:
+            _chat(broke, messages, extra_body={"cache": {"s-maxage": 0}})
+        assert refused.value.code == "budget_exceeded"
+    assert _chat(broke, messages).headers["x-ogem-cache"] == "hit"
+    assert _upstream_calls(emulated) == 1
+
+
 def test_back_to_back_hits_of_a_one_at_a_time_key_are_all_served(  # type: ignore[no-untyped-def]
     cache_on, make_key, live_ogem
 ) -> None:
