@@ -363,7 +363,8 @@ async def _relay(
             if ctx.trace is not None:
                 trace_attempt_done(ctx)
             if ctx.cache is not None and isinstance(result, dict):
-                cache_store(ctx, result, encoded=response.content)
+                # The body's one piece (`json_response`'s): `content` would join it again.
+                cache_store(ctx, result, encoded=response._container[0])
             return response
 
         _client_watch(request)  # the upstream's wait
