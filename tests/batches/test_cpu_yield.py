@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from openai import OpenAI
+from openai.types import Batch
 
 from batches.cpu_yield import CpuSampler, LinePacer, process_cpu_seconds
 from tests.batches.conftest import chat_lines, upload
@@ -143,6 +145,18 @@ async def _busy_then_quiet(cpu: int, sampler: CpuSampler, ambient: float) -> Non
         assert time.monotonic() < deadline, "lines never ran together again"
 
 
+@contextmanager
+def _batch_beside_a_busy_loop(client: OpenAI, *, lines: int) -> Iterator[Batch]:
+    """A batch of `lines` slow-chat lines created while this process (the live server and its
+    batch thread) and a busy loop share one CPU, which they keep sharing until the block ends."""
+    source = upload(client, chat_lines(lines, model="slow-chat"))
+    cpu = _quietest_cpu()
+    with _pinned(cpu, every_thread=True), _burner(cpu):
+        yield client.batches.create(
+            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+
+
 def test_a_batch_on_a_busy_cpu_yields_and_still_completes(  # type: ignore[no-untyped-def]
     key_sdk, install_deployments, settings, caplog
 ) -> None:
@@ -155,12 +169,7 @@ def test_a_batch_on_a_busy_cpu_yields_and_still_completes(  # type: ignore[no-un
     settings.OGEM_BATCH_CONCURRENCY = 4
     caplog.set_level(logging.INFO, logger="batches.runner")
     client = key_sdk()
-    source = upload(client, chat_lines(12, model="slow-chat"))
-    cpu = _quietest_cpu()
-    with _pinned(cpu, every_thread=True), _burner(cpu):
-        batch = client.batches.create(
-            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
+    with _batch_beside_a_busy_loop(client, lines=12) as batch:
         done = wait_for(
             lambda: (found := client.batches.retrieve(batch.id)).status == "completed" and found,
             what="the batch to complete",
@@ -180,12 +189,7 @@ def test_request_counts_follow_the_lines_started_at_the_minimum_pace(  # type: i
     settings.OGEM_BATCH_YIELD_PACE = 0.25  # 32 lines: 8 s at least
     settings.OGEM_BATCH_CONCURRENCY = 32
     client = key_sdk()
-    source = upload(client, chat_lines(32, model="slow-chat"))
-    cpu = _quietest_cpu()
-    with _pinned(cpu, every_thread=True), _burner(cpu):
-        batch = client.batches.create(
-            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
+    with _batch_beside_a_busy_loop(client, lines=32) as batch:
         midway = wait_for(
             lambda: (
                 (found := client.batches.retrieve(batch.id)).request_counts.completed > 0 and found
