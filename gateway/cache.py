@@ -156,10 +156,6 @@ class _Policy:
     # The key's hash with the endpoint and the model group already in: a request copies it and
     # adds its body (no hasher to set up).
     hasher: Any = None
-    # Without controls of its own, a request's read, write, ttl, max age, key prefix and
-    # namespace, in one piece (an unpacking where six attribute reads cost a miss more); None
-    # when such a request neither reads nor writes.
-    plain: tuple[bool, bool, float, float | None, str, str] | None = None
     # A hit's counters (the Prometheus children, found once): hits, saved tokens, saved USD.
     hit: Callable[[], None] | None = None
     saved: tuple[Callable[[float], None], Callable[[float], None]] | None = None
@@ -230,11 +226,15 @@ def cache_plan(
             return
     header = request.META.get("HTTP_CACHE_CONTROL")
     if not controls and not header:  # the common case: the policy as it is
-        plain = policy.plain
-        if plain is None:
+        if not policy.active:
             _bypass(ctx, policy.labels)
             return
-        read, write, ttl, max_age, prefix, namespace = plain
+        read = policy.read
+        write = policy.writes
+        ttl = policy.ttl
+        max_age = policy.max_age
+        prefix = policy.prefix
+        namespace = policy.namespace
     else:
         read, write, ttl, max_age, prefix, namespace = _controlled(policy, controls, header)
         if not read and not write:
@@ -387,9 +387,6 @@ def _policy_build(
     head = orjson.dumps([ctx.endpoint, group])
     read = config.default_on and owner.get("no-cache") is not True
     write = config.default_on and owner.get("no-store") is not True
-    max_age = _number(owner.get("s-maxage"))
-    prefix = redis_key(f"cache:{scope}:{namespace}:")
-    active = read or (write and ttl > 0)
     return _Policy(
         config=config,
         caller=caller,
@@ -398,16 +395,16 @@ def _policy_build(
         group=group,
         labels=labels,
         bypass=bypass,
-        active=active,
+        active=read or (write and ttl > 0),
         read=read,
         write=write,
         writes=write and ttl > 0,
         ttl=ttl,
         ttl_ms=max(int(ttl * 1000), 1),
-        max_age=max_age,
+        max_age=_number(owner.get("s-maxage")),
         scope=scope,
         namespace=namespace,
-        prefix=prefix,
+        prefix=redis_key(f"cache:{scope}:{namespace}:"),
         head=head,
         ignored=NOT_IN_KEY.union(ignore),
         unsampled=not sampled,
@@ -419,7 +416,6 @@ def _policy_build(
         hasher=blake2b(head, digest_size=20),
         hit=cache_request_counter(result=HIT, labels=labels),
         saved=cache_saved_counters(labels=labels),
-        plain=(read, write and ttl > 0, ttl, max_age, prefix, namespace) if active else None,
     )
 
 
