@@ -315,6 +315,10 @@ class Delivery:
             reporting.cancel()
             for task in self.tasks:
                 task.cancel()
+            for worker in self.workers.values():  # the sinks' own connections (the webhook's)
+                close = getattr(worker.sink, "close", None)
+                if close is not None:
+                    await close()
             self.report()
 
 
