@@ -2,9 +2,9 @@
 
 A sink turns a batch of `CallbackEvent`s into its vendor's ingestion request and sends it with
 the dispatcher's shared client (the webhook: over a connection of its own, poster.py, closed by
-its `close()` when the delivery process ends). It raises `SinkRetryable` for what a retry may fix (a timeout,
-a refused connection, 429, 5xx) and `SinkRejected` for what it cannot (4xx: a bad key, a shape
-the vendor refuses); the dispatcher retries, backs off and counts.
+its `close()` when the delivery process ends). It raises `SinkRetryable` for what a retry may
+fix (a timeout, a refused connection, 429, 5xx) and `SinkRejected` for what it cannot (4xx: a
+bad key, a shape the vendor refuses); the dispatcher retries, backs off and counts.
 """
 
 from __future__ import annotations
