@@ -554,6 +554,8 @@ def _spans_fields(spans: Sequence[Sequence[Any]], memo: dict[int, bytes]) -> lis
                         found = None
                     if found is None:
                         found = _facts_encode(part)
+                elif not part:  # an empty dict (most stages' own attributes): nothing to write
+                    continue
                 else:
                     found = memo.get(id(part))
                     if found is None:
