@@ -48,7 +48,6 @@ from gateway.callbacks.base import (
     SinkRetryable,
     event_from_values,
 )
-from gateway.callbacks.common import json_bytes
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import child_collector, child_unpinned
@@ -242,6 +241,7 @@ class Delivery:
         """Each sink's events of the message, in order, buffered in one step. An event is built
         once, and encoded once when one of its sinks sends it as JSON (the webhook, S3)."""
         specs = self.specs
+        dumps = orjson.dumps
         buckets: dict[int, list[Held]] = {}
         # Per sinks tuple (a plan's, the same for most events): [(bucket, encoded?)], any encoded
         routes: dict[tuple[int, ...], tuple[list[tuple[list[Held], bool]], bool]] = {}
@@ -256,7 +256,8 @@ class Delivery:
                     targets.append((bucket, specs[number].encoded))
                 route = routes[numbers] = (targets, any(encoded for _, encoded in targets))
             event = event_from_values(values)
-            data = json_bytes(event) if route[1] else None
+            # common.json_bytes, inlined: a Python call an event saved
+            data = dumps(event, default=str) if route[1] else None
             for bucket, encoded in route[0]:
                 bucket.append(data if encoded else event)
         for number, events in buckets.items():
