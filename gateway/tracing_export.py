@@ -160,7 +160,8 @@ def _http_exporter_class() -> type:
             adapter.cert_verify(self._pool, url, settings["verify"], settings["cert"])
             self._target = adapter.request_url(prepared, settings["proxies"])
             self._retries = adapter.max_retries
-            self._defaults = dict(session.headers)
+            # Names in lower case, as OpenTelemetry's: merged as requests merges them (once a name).
+            self._defaults = {name.lower(): value for name, value in session.headers.items()}
             self._errors = (HTTPError, OSError)
 
         def request(
@@ -181,7 +182,10 @@ def _http_exporter_class() -> type:
                     method=method,
                     url=self._target,
                     body=data,
-                    headers={**self._defaults, **(headers or {})},
+                    headers={
+                        **self._defaults,
+                        **{name.lower(): value for name, value in (headers or {}).items()},
+                    },
                     redirect=False,
                     assert_same_host=False,
                     retries=self._retries,
