@@ -13,7 +13,8 @@ The worker writes down the pipe (gateway/child_pipe.py's frames):
 - ("flush", n).
 
 Each sink destination has its buffer, bounded too, and a task that sends batches of up to its
-`max_batch` events, at once when a batch is full, else after `flush_interval` seconds.
+`max_batch` events (and `max_bytes` of JSON, for a sink that declares it), at once when a batch
+is full, else after `flush_interval` seconds.
 `SinkRetryable` (a timeout, 429, 5xx) is retried `max_retries` times with exponential backoff
 and jitter, then the batch is dropped (`retries_exhausted`); `SinkRejected` (a bad key, a shape
 refused) drops it at once (`rejected`), logged without its settings. A team's sink's URLs are
@@ -71,6 +72,9 @@ class _SinkWorker:
         self.sink = sink
         self.delivery = delivery
         self.encoded = sink is not None and hasattr(sink, "send_encoded")
+        # A bound in bytes on an encoded batch (the webhook's): its buffer's bytes are counted.
+        self.limit: int = getattr(sink, "max_bytes", 0) if self.encoded else 0
+        self.held = 0
         self.buffer: deque[Held] = deque()
         self.ready = asyncio.Event()
         self.since = 0.0  # when the buffer last started (its first event since it was empty)
@@ -92,8 +96,36 @@ class _SinkWorker:
             self.since = time.monotonic()
             self.ready.set()
         buffer.extend(events)
-        if self.sink is None or len(buffer) >= self.sink.max_batch:
+        if self.limit:
+            self.held += sum(map(len, events))  # type: ignore[arg-type]
+        if self.sink is None or len(buffer) >= self.sink.max_batch or self._over_limit():
             self.ready.set()
+
+    def _over_limit(self) -> bool:
+        return bool(self.limit) and self.held >= self.limit
+
+    def _batch(self, size: int) -> list[Held]:
+        """The next batch: `size` events, fewer when the bytes bound comes first (an event
+        alone over it still goes, alone)."""
+        buffer = self.buffer
+        if len(buffer) <= size and self.held <= self.limit:  # all of it (no bound: held is 0)
+            batch = list(buffer)
+            buffer.clear()
+            self.held = 0
+            return batch
+        if not self.limit:
+            return [buffer.popleft() for _ in range(size)]
+        batch = []
+        total = 0
+        limit = self.limit
+        while buffer and len(batch) < size:
+            length = len(buffer[0])  # type: ignore[arg-type]
+            if batch and total + length > limit:
+                break
+            batch.append(buffer.popleft())
+            total += length
+        self.held -= total
+        return batch
 
     async def run(self, client: httpx.AsyncClient) -> None:
         delivery = self.delivery
@@ -105,7 +137,8 @@ class _SinkWorker:
                 size = self.sink.max_batch if self.sink is not None else len(buffer)
                 # Full batches go at once; a partial one waits for more, up to the flush
                 # interval from when the buffer started (what a full batch left included).
-                if len(buffer) < size and not delivery.stopping and not delivery.flushing:
+                full = len(buffer) >= size or self._over_limit()
+                if not full and not delivery.stopping and not delivery.flushing:
                     left = self.since + delivery.flush_interval - time.monotonic()
                     if left > 0:
                         try:
@@ -114,8 +147,7 @@ class _SinkWorker:
                             pass
                         self.ready.clear()
                         continue
-                batch = [buffer.popleft() for _ in range(min(size, len(buffer)))]
-                await self._deliver(batch, client)
+                await self._deliver(self._batch(size), client)
 
     async def _deliver(self, batch: list[Held], client: httpx.AsyncClient) -> None:
         name = self.spec.name

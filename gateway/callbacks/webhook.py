@@ -58,7 +58,10 @@ def _headers(text: str) -> dict[str, str]:
 
 class WebhookSink:
     name: ClassVar[str] = "generic_api"
-    max_batch: ClassVar[int] = 500
+    # Posts a second cost the delivery process more than bytes (docs/benchmark.md): events that
+    # come fast go in one post a flush interval, up to 2,000 and 1 MB (a common receiver's limit).
+    max_batch: ClassVar[int] = 2000
+    max_bytes: ClassVar[int] = 1_000_000
     environment: ClassVar[tuple[str, ...]] = (
         "GENERIC_LOGGER_ENDPOINT",
         "GENERIC_LOGGER_HEADERS",
