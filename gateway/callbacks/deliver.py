@@ -35,7 +35,9 @@ import marshal
 import random
 import sys
 import time
+from bisect import bisect_right
 from collections import deque
+from itertools import accumulate, islice
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -115,17 +117,11 @@ class _SinkWorker:
             return batch
         if not self.limit:
             return [buffer.popleft() for _ in range(size)]
-        batch = []
-        total = 0
-        limit = self.limit
-        while buffer and len(batch) < size:
-            length = len(buffer[0])  # type: ignore[arg-type]
-            if batch and total + length > limit:
-                break
-            batch.append(buffer.popleft())
-            total += length
-        self.held -= total
-        return batch
+        # The running total of the next events' bytes: as many as stay within the bound.
+        totals = list(accumulate(map(len, islice(buffer, size))))  # type: ignore[arg-type]
+        count = max(bisect_right(totals, self.limit), 1)
+        self.held -= totals[count - 1]
+        return [buffer.popleft() for _ in range(count)]
 
     async def run(self, client: httpx.AsyncClient) -> None:
         delivery = self.delivery
