@@ -25,6 +25,7 @@ standard output (FAILED: spans it could not export so far).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -107,21 +108,19 @@ def _grpc_exporter_class() -> type:
 
 
 def _http_exporter_class() -> type:
+    from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     class BytesHttpExporter(OTLPSpanExporter):
-        """OpenTelemetry's HTTP exporter (session, retries, headers, compression, TLS) fed
-        encoded bytes, sent through its own client."""
+        """OpenTelemetry's HTTP exporter (retries, headers, compression, TLS) fed encoded bytes,
+        sent through its own client, over its session's urllib3 pool (`pooled_transport`)."""
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            # Its requests session, when it has one (OpenTelemetry's default transport).
-            transport = getattr(getattr(self, "_client", None), "_transport", None)
-            session = getattr(transport, "_session", None)
-            if session is not None and hasattr(session, "merge_environment_settings"):
-                session.merge_environment_settings = _settings_once(
-                    session.merge_environment_settings
-                )
+            client = getattr(self, "_client", None)
+            pooled = pooled_transport(getattr(client, "_transport", None), self._endpoint)
+            if pooled is not None:
+                client._transport = pooled  # type: ignore[union-attr]
 
         def export_bytes(self, data: bytes, count: int) -> bool:
             if self._shutdown:
@@ -131,25 +130,90 @@ def _http_exporter_class() -> type:
                 return False
             return bool(getattr(self._client.export(data), "success", False))
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class PooledResult(BaseHTTPResult):  # type: ignore[misc]
+        response: Any = dataclasses.field(default=None, hash=False, compare=False)
+
+        def content(self) -> bytes:
+            return self.response.data if self.response is not None else b""
+
+        def headers(self) -> Any:
+            return self.response.headers if self.response is not None else {}
+
+    class PooledTransport(BaseHTTPTransport):  # type: ignore[misc]
+        """The export's POST on the urllib3 pool that requests' adapter would pick for the
+        collector's URL (its TLS, proxy and proxy credentials, CA bundle from the environment,
+        all read once), without requests' per-request work around it."""
+
+        def __init__(self, session: Any, url: str) -> None:
+            import requests
+            from urllib3.exceptions import HTTPError
+
+            self._session = session
+            self._url = url
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            prepared = requests.Request("POST", url).prepare()
+            adapter = session.get_adapter(url)
+            self._pool = adapter.get_connection_with_tls_context(
+                prepared, settings["verify"], proxies=settings["proxies"], cert=settings["cert"]
+            )
+            adapter.cert_verify(self._pool, url, settings["verify"], settings["cert"])
+            self._target = adapter.request_url(prepared, settings["proxies"])
+            self._retries = adapter.max_retries
+            # Names in lower case, as OpenTelemetry's: merged as requests merges them (once a name).
+            self._defaults = {name.lower(): value for name, value in session.headers.items()}
+            self._errors = (HTTPError, OSError)
+
+        def request(
+            self,
+            method: str,
+            url: str,
+            *,
+            headers: dict[str, str] | None = None,
+            timeout: float | None = None,
+            data: bytes | None = None,
+        ) -> Any:
+            from urllib3 import Timeout
+
+            if url != self._url:  # not the collector this pool was made for
+                raise ValueError(f"this transport posts to {self._url} only")
+            try:
+                response = self._pool.urlopen(
+                    method=method,
+                    url=self._target,
+                    body=data,
+                    headers={
+                        **self._defaults,
+                        **{name.lower(): value for name, value in (headers or {}).items()},
+                    },
+                    redirect=False,
+                    assert_same_host=False,
+                    retries=self._retries,
+                    timeout=Timeout(connect=timeout, read=timeout),
+                )
+            except Exception as error:  # as requests' transport: a result, not a raise
+                return PooledResult(error=error)
+            return PooledResult(
+                status_code=response.status, reason=response.reason, response=response
+            )
+
+        def is_connection_error(self, exception: Exception | None) -> bool:
+            return isinstance(exception, self._errors)
+
+        def close(self) -> None:
+            self._session.close()
+
+    def pooled_transport(transport: Any, url: str) -> Any:
+        # Only over OpenTelemetry's default session: a credential provider's may sign or
+        # authenticate each request, which only requests' own path does.
+        session = getattr(transport, "_session", None)
+        if type(session).__name__ != "Session" or type(session).__module__ != "requests.sessions":
+            return None
+        if session.auth is not None or session.hooks.get("response"):
+            return None
+        return PooledTransport(session, url)
+
     return BytesHttpExporter
-
-
-def _settings_once(merge: Any) -> Any:
-    """requests' `Session.merge_environment_settings`, read once per URL: requests reads the
-    proxy and CA bundle variables on every request (a walk over the whole environment, twice; a
-    third of an export's CPU), and this process's environment does not change."""
-    known: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merged(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        if proxies:  # a request's own proxies: as requests does
-            return merge(url, proxies, stream, verify, cert)  # type: ignore[no-any-return]
-        key = (url, stream, verify, cert if not isinstance(cert, list) else tuple(cert))
-        settings = known.get(key)
-        if settings is None:
-            settings = known[key] = merge(url, proxies, stream, verify, cert)
-        return {**settings, "proxies": dict(settings["proxies"])}
-
-    return merged
 
 
 # -- the OTLP encoder -------------------------------------------------------------------------
@@ -494,6 +558,8 @@ def _spans_fields(spans: Sequence[Sequence[Any]], memo: dict[int, bytes]) -> lis
                         found = None
                     if found is None:
                         found = _facts_encode(part)
+                elif not part:  # an empty dict (most stages' own attributes): nothing to write
+                    continue
                 else:
                     found = memo.get(id(part))
                     if found is None:
@@ -586,6 +652,9 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
     reader.start()
     pending: list[Any] = []
     due = 0.0  # when the oldest pending span must be exported
+    # Where each message's spans begin in `pending`, and when it came: what is left after full
+    # exports keeps the deadline of its own oldest span.
+    arrivals: list[tuple[int, float]] = []
     while True:
         try:
             message = messages.get(timeout=max(due - time.monotonic(), 0.0) if pending else None)
@@ -596,7 +665,9 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
         kind = message[0]
         if kind == "spans":
             if not pending:
-                due = time.monotonic() + EXPORT_DELAY
+                arrivals = []
+            arrivals.append((len(pending), time.monotonic()))
+            due = arrivals[0][1] + EXPORT_DELAY
             pending += message[1]
             for record in message[2] if len(message) > 2 else ():
                 try:
@@ -606,8 +677,18 @@ def exporter_main(config: dict[str, Any], inbound: BinaryIO, outbound: BinaryIO)
                     exports.failed += 1
             if len(pending) < BATCH_SPANS:
                 continue
+            # Full exports only: a remainder sent at once would double the posts (a post costs
+            # about what encoding its 512 spans does); it waits for more, or its deadline.
+            cut = len(pending) - len(pending) % BATCH_SPANS
+            exports.send(pending[:cut])
+            pending = pending[cut:]
+            first = max(i for i, (at, _) in enumerate(arrivals) if at <= cut)
+            arrivals = [(max(at - cut, 0), when) for at, when in arrivals[first:]]
+            due = arrivals[0][1] + EXPORT_DELAY
+            continue
         exports.send(pending)
         pending = []
+        arrivals = []
         if kind == "flush":
             lost = exports.failed + exports.overflowed
             outbound.write(f"flushed {message[1]} {lost}\n".encode())

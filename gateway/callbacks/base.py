@@ -1,9 +1,10 @@
 """What every callback sink receives and implements.
 
 A sink turns a batch of `CallbackEvent`s into its vendor's ingestion request and sends it with
-the dispatcher's shared client. It raises `SinkRetryable` for what a retry may fix (a timeout,
-a refused connection, 429, 5xx) and `SinkRejected` for what it cannot (4xx: a bad key, a shape
-the vendor refuses); the dispatcher retries, backs off and counts.
+the dispatcher's shared client (the webhook: over a connection of its own, poster.py, closed by
+its `close()` when the delivery process ends). It raises `SinkRetryable` for what a retry may
+fix (a timeout, a refused connection, 429, 5xx) and `SinkRejected` for what it cannot (4xx: a
+bad key, a shape the vendor refuses); the dispatcher retries, backs off and counts.
 """
 
 from __future__ import annotations
@@ -178,9 +179,15 @@ class EncodedSink(Sink, Protocol):
 def response_check(response: httpx.Response) -> None:
     """Raise the error a sink reports for a vendor's non-2xx answer."""
     status = response.status_code
+    if not 200 <= status < 300:
+        status_check(status, response.request.url.host, response.text)
+
+
+def status_check(status: int, host: str, text: str) -> None:
+    """`response_check` of an answer's parts (a sink that posts without httpx)."""
     if 200 <= status < 300:
         return
-    message = f"{response.request.url.host} answered {status}: {response.text[:200]}"
+    message = f"{host} answered {status}: {text[:200]}"
     if status in (408, 429) or status >= 500:
         raise SinkRetryable(message)
     raise SinkRejected(message)

@@ -13,7 +13,8 @@ The worker writes down the pipe (gateway/child_pipe.py's frames):
 - ("flush", n).
 
 Each sink destination has its buffer, bounded too, and a task that sends batches of up to its
-`max_batch` events, at once when a batch is full, else after `flush_interval` seconds.
+`max_batch` events (and `max_bytes` of JSON, for a sink that declares it), at once when a batch
+is full, else after `flush_interval` seconds.
 `SinkRetryable` (a timeout, 429, 5xx) is retried `max_retries` times with exponential backoff
 and jitter, then the batch is dropped (`retries_exhausted`); `SinkRejected` (a bad key, a shape
 refused) drops it at once (`rejected`), logged without its settings. A team's sink's URLs are
@@ -34,7 +35,9 @@ import marshal
 import random
 import sys
 import time
+from bisect import bisect_right
 from collections import deque
+from itertools import accumulate, islice
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -48,7 +51,6 @@ from gateway.callbacks.base import (
     SinkRetryable,
     event_from_values,
 )
-from gateway.callbacks.common import json_bytes
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import child_collector, child_unpinned
@@ -72,6 +74,9 @@ class _SinkWorker:
         self.sink = sink
         self.delivery = delivery
         self.encoded = sink is not None and hasattr(sink, "send_encoded")
+        # A bound in bytes on an encoded batch (the webhook's): its buffer's bytes are counted.
+        self.limit: int = getattr(sink, "max_bytes", 0) if self.encoded else 0
+        self.held = 0
         self.buffer: deque[Held] = deque()
         self.ready = asyncio.Event()
         self.since = 0.0  # when the buffer last started (its first event since it was empty)
@@ -93,8 +98,30 @@ class _SinkWorker:
             self.since = time.monotonic()
             self.ready.set()
         buffer.extend(events)
-        if self.sink is None or len(buffer) >= self.sink.max_batch:
+        if self.limit:
+            self.held += sum(map(len, events))  # type: ignore[arg-type]
+        if self.sink is None or len(buffer) >= self.sink.max_batch or self._over_limit():
             self.ready.set()
+
+    def _over_limit(self) -> bool:
+        return bool(self.limit) and self.held >= self.limit
+
+    def _batch(self, size: int) -> list[Held]:
+        """The next batch: `size` events, fewer when the bytes bound comes first (an event
+        alone over it still goes, alone)."""
+        buffer = self.buffer
+        if len(buffer) <= size and self.held <= self.limit:  # all of it (no bound: held is 0)
+            batch = list(buffer)
+            buffer.clear()
+            self.held = 0
+            return batch
+        if not self.limit:
+            return [buffer.popleft() for _ in range(size)]
+        # The running total of the next events' bytes: as many as stay within the bound.
+        totals = list(accumulate(map(len, islice(buffer, size))))  # type: ignore[arg-type]
+        count = max(bisect_right(totals, self.limit), 1)
+        self.held -= totals[count - 1]
+        return [buffer.popleft() for _ in range(count)]
 
     async def run(self, client: httpx.AsyncClient) -> None:
         delivery = self.delivery
@@ -106,7 +133,8 @@ class _SinkWorker:
                 size = self.sink.max_batch if self.sink is not None else len(buffer)
                 # Full batches go at once; a partial one waits for more, up to the flush
                 # interval from when the buffer started (what a full batch left included).
-                if len(buffer) < size and not delivery.stopping and not delivery.flushing:
+                full = len(buffer) >= size or self._over_limit()
+                if not full and not delivery.stopping and not delivery.flushing:
                     left = self.since + delivery.flush_interval - time.monotonic()
                     if left > 0:
                         try:
@@ -115,8 +143,7 @@ class _SinkWorker:
                             pass
                         self.ready.clear()
                         continue
-                batch = [buffer.popleft() for _ in range(min(size, len(buffer)))]
-                await self._deliver(batch, client)
+                await self._deliver(self._batch(size), client)
 
     async def _deliver(self, batch: list[Held], client: httpx.AsyncClient) -> None:
         name = self.spec.name
@@ -242,6 +269,7 @@ class Delivery:
         """Each sink's events of the message, in order, buffered in one step. An event is built
         once, and encoded once when one of its sinks sends it as JSON (the webhook, S3)."""
         specs = self.specs
+        dumps = orjson.dumps
         buckets: dict[int, list[Held]] = {}
         # Per sinks tuple (a plan's, the same for most events): [(bucket, encoded?)], any encoded
         routes: dict[tuple[int, ...], tuple[list[tuple[list[Held], bool]], bool]] = {}
@@ -256,7 +284,8 @@ class Delivery:
                     targets.append((bucket, specs[number].encoded))
                 route = routes[numbers] = (targets, any(encoded for _, encoded in targets))
             event = event_from_values(values)
-            data = json_bytes(event) if route[1] else None
+            # common.json_bytes, inlined: a Python call an event saved
+            data = dumps(event, default=str) if route[1] else None
             for bucket, encoded in route[0]:
                 bucket.append(data if encoded else event)
         for number, events in buckets.items():
@@ -296,16 +325,12 @@ class Delivery:
 
     async def main(self, inbound: BinaryIO) -> None:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=2**20, loop=loop)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), inbound)
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             self.client = client
             reporting = loop.create_task(self._reporting())
-            while (message := await _message(reader)) is not None:
-                try:
-                    self.handle(message)
-                except Exception:  # one bad message, not the process
-                    logger.exception("callbacks: a message not understood")
+            pipe = _Inbound(self)
+            await loop.connect_read_pipe(lambda: pipe, inbound)
+            await pipe.closed
             # The pipe closed: every buffer sends what it holds (no waiting, no new retries).
             self.stopping = True
             for worker in self.workers.values():
@@ -315,16 +340,58 @@ class Delivery:
             reporting.cancel()
             for task in self.tasks:
                 task.cancel()
+            for worker in self.workers.values():  # the sinks' own connections (the webhook's)
+                close = getattr(worker.sink, "close", None)
+                if close is not None:
+                    await close()
             self.report()
 
 
-async def _message(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
-    try:
-        header = await reader.readexactly(4)
-        payload = await reader.readexactly(int.from_bytes(header, "little"))
-    except asyncio.IncompleteReadError:
-        return None
-    return marshal.loads(payload)  # type: ignore[no-any-return]  # noqa: S302 - our worker's
+class _Inbound(asyncio.Protocol):
+    """The worker's pipe: each frame handled in the loop's read callback as it completes, with
+    no task woken nor copy made per frame (a StreamReader's two `readexactly` did both)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.held = bytearray()  # the start of a frame not whole yet
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        held = self.held
+        if held:
+            held += data
+            with memoryview(held) as view:
+                used = self._frames(view)
+            del held[:used]
+            return
+        with memoryview(data) as view:
+            used = self._frames(view)
+            if used < len(data):
+                held += view[used:]
+
+    def _frames(self, view: memoryview) -> int:
+        """Handle the whole frames at the start of `view`; how many bytes they took."""
+        start, end = 0, len(view)
+        handle = self.delivery.handle
+        while end - start >= 4:
+            size = int.from_bytes(view[start : start + 4], "little")
+            if end - start - 4 < size:
+                break
+            message = marshal.loads(view[start + 4 : start + 4 + size])  # noqa: S302 - our worker's
+            start += 4 + size
+            try:
+                handle(message)
+            except Exception:  # one bad message, not the process
+                logger.exception("callbacks: a message not understood")
+        return start
+
+    def eof_received(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 def _sink_make(spec: SinkSpec) -> Sink | None:

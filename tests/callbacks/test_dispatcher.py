@@ -124,6 +124,19 @@ def test_a_batch_retried_after_5xx_is_delivered_once(dispatcher, webhook) -> Non
     assert _count(CALLBACK_EVENTS_SENT, sink=sink.name) == 3
 
 
+def test_a_webhook_batch_stays_within_its_bytes_bound(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
+    sink = _hook(f"{webhook.url}/hook")
+    instance = dispatcher()
+    events = [_event(input="x" * 400_000) for _ in range(3)]  # 1.2 MB of JSON in all
+    for event in events:
+        instance.submit(event, [sink])
+    assert instance.flush(timeout=10)
+    assert [len(received.body) for received in webhook.requests] == [2, 1]
+    assert all(len(received.raw) < 1_000_000 for received in webhook.requests)
+    assert [e["request_id"] for e in webhook.events] == [e["request_id"] for e in events]
+    assert _count(CALLBACK_EVENTS_SENT, sink=sink.name) == 3
+
+
 def test_a_refusal_is_dropped_at_once_and_counted(dispatcher, webhook) -> None:  # type: ignore[no-untyped-def]
     sink = _hook(f"{webhook.url}/hook")
     webhook.script(Fault(401, {"error": "bad key"}))
