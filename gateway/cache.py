@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
@@ -71,6 +71,7 @@ from ogem_site.redis import (
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
 SEMANTIC_HIT = "semantic-hit"  # answered by the semantic tier (gateway/semantic.py)
@@ -797,19 +798,13 @@ def cache_respond(
     if http is None:
         http = cache_answer(ctx, response, result=result)
     policy = plan.policy
-    ctx.cache_status = result
-    ctx.cache_free = not policy.charge
-    usage = plan.usage if plan.usage is not None else ctx.usage
-    ctx.usage = usage
+    tokens = _hit_mark(ctx, plan, result)
     if result == HIT and policy.hit is not None:
         policy.hit()
     else:
         model, organization, team = plan.labels
         cache_request_record(result=result, model=model, organization=organization, team=team)
-    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
     cost = plan.saved_cost
-    ctx.cache_saved_cost = cost
-    ctx.cache_saved_tokens = tokens
     saved = policy.saved
     if saved is None:
         model, organization, team = plan.labels
@@ -823,6 +818,33 @@ def cache_respond(
             saved[1](float(cost))
     headers_apply(http, ctx, headers)
     return http
+
+
+def _hit_mark(ctx: RequestContext, plan: CachePlan, result: str) -> int:
+    """Note the hit on the request (its status, usage and savings, for the headers and the usage
+    event); its saved tokens."""
+    ctx.cache_status = result
+    ctx.cache_free = not plan.policy.charge
+    usage = plan.usage if plan.usage is not None else ctx.usage
+    ctx.usage = usage
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    ctx.cache_saved_cost = plan.saved_cost
+    ctx.cache_saved_tokens = tokens
+    return tokens
+
+
+def cache_hit_shown(ctx: RequestContext, build: Callable[[], T]) -> T:
+    """`build()` run with the request as `cache_respond` will leave a hit whose answer
+    `cache_answer` built, and left as it was: the hit's usage event, made before the admission
+    that lets it answer (gateway/governance.py), while a refusal must still say `miss`."""
+    kept = (ctx.cache_status, ctx.cache_free, ctx.usage, ctx.cache_saved_cost)
+    saved_tokens = ctx.cache_saved_tokens
+    _hit_mark(ctx, ctx.cache, HIT)
+    try:
+        return build()
+    finally:
+        ctx.cache_status, ctx.cache_free, ctx.usage, ctx.cache_saved_cost = kept
+        ctx.cache_saved_tokens = saved_tokens
 
 
 def _answer_bytes(entry: bytes | None) -> bytes | None:

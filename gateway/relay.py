@@ -188,6 +188,10 @@ async def _relay(
     client: bool,
 ) -> HttpResponse:
     endpoint, caller = ctx.endpoint, ctx.caller
+    # The exact tier's answer when it was looked up before the admission (an L1 entry):
+    # `LOOKUP` while not.
+    early: Any = LOOKUP
+    early_http = None
     callbacks = None
     if config.callbacks is not None or caller.logging:
         callbacks = callbacks_plan(settings=config.callbacks, caller=caller)
@@ -225,6 +229,16 @@ async def _relay(
             )
             if cache_config.semantic is not None:
                 semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
+            plan = ctx.cache
+            if plan is not None and plan.local is not None and ctx.trace is None:
+                # An L1 entry: whether it answers is known now, and its answer built before the
+                # admission (a free hit's usage event then goes with the admission script: no
+                # settle of its own, gateway/governance.py). After any guardrail's plan: a hit
+                # that a pre_call guardrail may still refuse is only found once admitted.
+                if ctx.guard is None:
+                    early = cache_found(ctx)
+                    if early is not None:
+                        early_http = cache_answer(ctx, early)
         if ctx.trace is None:
             admission = await governance_admit_start(ctx)
         else:
@@ -276,7 +290,7 @@ async def _relay(
                     ctx.admission_wait = None
                     await admission_confirm(ctx, admission)
                 plan = ctx.cache
-                found = cache_found(ctx)
+                found = cache_found(ctx) if early is LOOKUP else early
                 if found is None and plan.semantic is None:
                     hit = None
                 else:
@@ -285,7 +299,7 @@ async def _relay(
                         and (plan.semantic is not None or plan.policy.s3 is not None)
                     ):
                         _client_watch(request)  # an embedding, or an S3 read, may follow
-                    hit = await _cache_answer(ctx, admission, found)
+                    hit = await _cache_answer(ctx, admission, found, early_http)
             else:
                 _client_watch(request)
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
@@ -481,14 +495,18 @@ async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpRespon
 
 
 async def _cache_answer(
-    ctx: RequestContext, admission: Admission, stored: dict[str, Any] | None
+    ctx: RequestContext,
+    admission: Admission,
+    stored: dict[str, Any] | None,
+    http: HttpResponse | None = None,
 ) -> HttpResponse | None:
-    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s)."""
+    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s); `http`: its
+    answer (`cache_answer`'s), when built before the admission."""
     if stored is LOOKUP:
         stored = await cache_lookup(ctx)
     if stored is not None:
-        # Built while the admission's decision is on its way (an L1 hit's is).
-        http = cache_answer(ctx, stored)
+        if http is None:  # built while the admission's decision is on its way
+            http = cache_answer(ctx, stored)
         await admission_confirm(ctx, admission)  # a hit counts against rate limits
         return cache_respond(ctx, stored, admission.headers, http=http)
     if ctx.cache.semantic is not None:
