@@ -247,6 +247,46 @@ def test_no_store_and_no_cache(emulated, sdk) -> None:  # type: ignore[no-untype
     assert _upstream_calls(emulated) == 6
 
 
+def test_a_hits_plan_memo_gives_way_to_what_it_depends_on(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, cache_on
+) -> None:
+    """A hit's body check, routing and cache key are kept for the same body and caller
+    (gateway/cache.py `PlanMemo`); each thing they depend on is still seen: the request's
+    Cache-Control, a purge, the key's settings (a changed key is a new caller), a revoked key,
+    the configuration."""
+    from gateway import cache
+    from keys.models import VirtualKey
+    from keys.services import key_revoke, key_update
+
+    cache_on(type="local")  # L1 only: every repeat is found before its admission
+    secret = make_key()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+    messages = _messages()
+
+    def answered(**options: Any) -> str:
+        return str(_chat(client, messages, **options).headers["x-ogem-cache"])
+
+    assert [answered() for _ in range(3)] == ["miss", "hit", "hit"]
+    assert any(memo.caller.key_prefix == secret[3:11] for memo in cache._memos.values())
+    assert answered(extra_headers={"Cache-Control": "no-cache"}) == "bypass"
+    assert answered(extra_headers={"Cache-Control": "max-age=60"}) == "hit"
+    assert answered() == "hit"
+    cache_local_clear()  # a purge
+    assert [answered(), answered()] == ["miss", "hit"]
+    key = VirtualKey.objects.get(prefix=secret[3:11])
+    key_update(key=key, allowed_models=["mock-embed"])
+    with pytest.raises(openai.PermissionDeniedError):
+        _chat(client, messages)
+    key_update(key=key, allowed_models=[])
+    assert answered() == "hit"
+    cache_on(type="local", namespace="elsewhere")  # a new configuration: a new key prefix
+    assert [answered(), answered()] == ["miss", "hit"]
+    key_revoke(key=key)
+    with pytest.raises(openai.AuthenticationError):
+        _chat(client, messages)
+    assert _upstream_calls(emulated) == 4
+
+
 def test_max_age_and_s_maxage_refuse_older_entries(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
     messages = _messages()
     _chat(sdk, messages)
