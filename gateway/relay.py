@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from gateway.auth import caller_authenticate
 from gateway.body import Checked, Inbound, body_check, body_for_upstream, body_read_json
 from gateway.cache import (
+    HIT,
     LOOKUP,
     cache_answer,
     cache_found,
@@ -280,15 +281,6 @@ async def _relay(
                     early = cache_found(ctx)
                     if early is not None:
                         early_http = cache_answer(ctx, early)
-                        if raw is not None and memo is None and ctx.stored is None:
-                            cache_memo_keep(
-                                ctx,
-                                body=raw,
-                                header=header,
-                                config=config,
-                                registry=registry,
-                                checked=checked,
-                            )
         if ctx.trace is None:
             admission = await governance_admit_start(ctx)
         else:
@@ -354,6 +346,22 @@ async def _relay(
                 _client_watch(request)
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
             if hit is not None:
+                if (
+                    raw is not None
+                    and memo is None
+                    and ctx.guard is None
+                    and ctx.cache_status == HIT
+                ):
+                    # An exact hit (L1 or Redis): the next request with this body may skip what
+                    # this one worked out before its admission.
+                    cache_memo_keep(
+                        ctx,
+                        body=raw,
+                        header=header,
+                        config=config,
+                        registry=registry,
+                        checked=checked,
+                    )
                 deferred = settle_deferred.get() if client else None
                 if deferred is not None and ctx.debug is None:
                     # The answer leaves first: the lean handler (gateway/asgi.py) runs its
