@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
@@ -53,6 +53,7 @@ from gateway.responses import headers_apply, json_bytes_response, json_response,
 from gateway.streaming import DONE, usage_block, usage_fill
 from ogem_site.broadcast import RESPONSE_CACHE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import BytesLRU
+from ogem_site.hot_settings import hot_settings
 from ogem_site.metrics import (
     cache_redis_error_record,
     cache_request_counter,
@@ -71,6 +72,7 @@ from ogem_site.redis import (
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HIT, MISS, BYPASS, ERROR = "hit", "miss", "bypass", "error"
 SEMANTIC_HIT = "semantic-hit"  # answered by the semantic tier (gateway/semantic.py)
@@ -253,6 +255,21 @@ def cache_plan(
     hasher = policy.hasher.copy()
     hasher.update(canonical)
     key = prefix + hasher.hexdigest()
+    _plan_set(ctx, policy, key, read, write, ttl, max_age, namespace, include_usage)
+
+
+def _plan_set(
+    ctx: RequestContext,
+    policy: _Policy,
+    key: str,
+    read: bool,
+    write: bool,
+    ttl: float,
+    max_age: float | None,
+    namespace: str,
+    include_usage: bool,
+) -> None:
+    """`ctx.cache`: the plan of a request that reads or writes, its L1 entry looked up."""
     # `holds` first: a C call where `get` (a Python one) would find nothing, as on most misses.
     local = _local.get(key) if read and _local.holds(key) else None
     # Each field set on a bare instance: a class call runs its Python __init__ through
@@ -282,6 +299,94 @@ def cache_plan(
         ctx.cache_status = BYPASS
         labels = policy.labels
         cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+
+
+# ---- the plan memo: a repeated request's checks, routing and key, kept ------------------------
+
+
+@dataclass(slots=True)
+class PlanMemo:
+    """What a request that a hit answered worked out before its admission, kept for the same
+    body on the same endpoint (`cache_memo_find`): its checked fields and candidates (opaque here:
+    the relay's), its plan's key and controls. Valid while the caller, the configuration, the
+    registry and the settings are the same objects (a changed or revoked key, a reload or a
+    settings change makes new ones) and the request's `Cache-Control` is the same; the entry
+    itself is looked up in L1 on every use (a purge, an expiry or `max-age` still count)."""
+
+    caller: Caller
+    config: Any  # the GatewayConfig
+    registry: Any
+    settings: Any
+    header: str | None  # Cache-Control
+    checked: Any
+    candidates: tuple[Deployment, ...]
+    policy: _Policy
+    # The plan's key, read, write, ttl, max age, namespace and include_usage (`_plan_set`'s).
+    plan: tuple[str, bool, bool, float, float | None, str, bool]
+
+
+# (endpoint, body bytes) -> its memo. Bounded in entries and in each body's size: the bodies are
+# the keys, and hits repeat a few of them.
+_memos: dict[tuple[Endpoint, bytes], PlanMemo] = {}
+_MEMOS_MAX = 1024
+MEMO_BODY_MAX_BYTES = 8 * 1024
+
+
+def cache_memo_find(
+    ctx: RequestContext, *, body: bytes, header: str | None, config: Any, registry: Any
+) -> PlanMemo | None:
+    """The memo of this body on this endpoint when it still holds (`PlanMemo`), else None."""
+    memo = _memos.get((ctx.endpoint, body))
+    if (
+        memo is None
+        or memo.caller is not ctx.caller
+        or memo.config is not config
+        or memo.registry is not registry
+        or memo.settings is not hot_settings()
+        or memo.header != header
+    ):
+        return None
+    return memo
+
+
+def cache_memo_plan(ctx: RequestContext, memo: PlanMemo) -> None:
+    """`cache_plan` from a memo: the same plan, its L1 entry looked up now."""
+    _plan_set(ctx, memo.policy, *memo.plan)
+
+
+def cache_memo_keep(
+    ctx: RequestContext,
+    *,
+    body: bytes,
+    header: str | None,
+    config: Any,
+    registry: Any,
+    checked: Any,
+) -> None:
+    """Keep what this request worked out for the next one with the same body: called for a
+    request answered by the exact tier, whose plan reads."""
+    if len(body) > MEMO_BODY_MAX_BYTES:
+        return
+    if len(_memos) >= _MEMOS_MAX:
+        _memos.clear()
+    plan: CachePlan = ctx.cache
+    fields = (plan.key, plan.read, plan.write, plan.ttl, plan.max_age, plan.namespace)
+    _memos[(ctx.endpoint, body)] = PlanMemo(
+        ctx.caller,
+        config,
+        registry,
+        hot_settings(),
+        header,
+        checked,
+        ctx.candidates,
+        plan.policy,
+        (*fields, plan.include_usage),
+    )
+
+
+def cache_memo_clear() -> None:
+    """Forget every plan memo of this process."""
+    _memos.clear()
 
 
 def _policy_find(
@@ -797,19 +902,13 @@ def cache_respond(
     if http is None:
         http = cache_answer(ctx, response, result=result)
     policy = plan.policy
-    ctx.cache_status = result
-    ctx.cache_free = not policy.charge
-    usage = plan.usage if plan.usage is not None else ctx.usage
-    ctx.usage = usage
+    tokens = _hit_mark(ctx, plan, result)
     if result == HIT and policy.hit is not None:
         policy.hit()
     else:
         model, organization, team = plan.labels
         cache_request_record(result=result, model=model, organization=organization, team=team)
-    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
     cost = plan.saved_cost
-    ctx.cache_saved_cost = cost
-    ctx.cache_saved_tokens = tokens
     saved = policy.saved
     if saved is None:
         model, organization, team = plan.labels
@@ -823,6 +922,33 @@ def cache_respond(
             saved[1](float(cost))
     headers_apply(http, ctx, headers)
     return http
+
+
+def _hit_mark(ctx: RequestContext, plan: CachePlan, result: str) -> int:
+    """Note the hit on the request (its status, usage and savings, for the headers and the usage
+    event); its saved tokens."""
+    ctx.cache_status = result
+    ctx.cache_free = not plan.policy.charge
+    usage = plan.usage if plan.usage is not None else ctx.usage
+    ctx.usage = usage
+    tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    ctx.cache_saved_cost = plan.saved_cost
+    ctx.cache_saved_tokens = tokens
+    return tokens
+
+
+def cache_hit_shown(ctx: RequestContext, build: Callable[[], T]) -> T:
+    """`build()` run with the request as `cache_respond` will leave a hit whose answer
+    `cache_answer` built, and left as it was: the hit's usage event, made before the admission
+    that lets it answer (gateway/governance.py), while a refusal must still say `miss`."""
+    kept = (ctx.cache_status, ctx.cache_free, ctx.usage, ctx.cache_saved_cost)
+    saved_tokens = ctx.cache_saved_tokens
+    _hit_mark(ctx, ctx.cache, HIT)
+    try:
+        return build()
+    finally:
+        ctx.cache_status, ctx.cache_free, ctx.usage, ctx.cache_saved_cost = kept
+        ctx.cache_saved_tokens = saved_tokens
 
 
 def _answer_bytes(entry: bytes | None) -> bytes | None:

@@ -51,6 +51,7 @@ from billing.pricing import (
 )
 from billing.usage import usage_event_encode
 from gateway.accounting import usage_event_build
+from gateway.cache import cache_hit_shown
 from gateway.capacity import capacity_settle
 from gateway.config import config_current
 from gateway.errors import BudgetExceededError, GatewayError, RateLimitError
@@ -99,6 +100,7 @@ _ORGANIZATION, _TEAM, _USER, _KEY, _END_CUSTOMER = (
     "end_customer",
 )
 _AUDIT = "audit"
+_ZERO = Decimal(0)
 # The parallel rules of Realtime sessions (gateway/realtime/): one slot per open session.
 SESSIONS_METRIC = "realtime_sessions"
 
@@ -124,6 +126,9 @@ class _Pending:
     decision: PendingDecision
     rules: list[Rule]
     price: Price | None
+    # The admission script records the request's usage event once it admits (a free response
+    # cache hit whose answer is built: `_hit_event`): admitted, it is settled.
+    settles: bool = False
 
 
 @dataclass(slots=True)
@@ -352,6 +357,8 @@ class _RulePlan:
     packing: AdmitPacking | None = None
     # The same for a free cache hit's rules (`_hit_rules`).
     hit_packing: AdmitPacking | None = None
+    # A free cache hit's rules, the same for every hit (nothing changes a Rule once built).
+    hit_rules: tuple[Rule, ...] | None = None
 
 
 _rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
@@ -411,18 +418,37 @@ def _plan_rules(
 
 
 def _hit_rules(plan: _RulePlan) -> list[Rule]:
-    """A free cache hit's rules (`Admission.rest`): no budget, a token window's amount 0."""
-    return [
-        Rule(kind, key, limit, 0 if per_token else 1, name, False, 0, when)
-        for kind, key, limit, name, _, _, when, per_token in plan.parts
-        if kind != "b"
-    ]
+    """A free cache hit's rules (`Admission.rest`): no budget, a token window's amount 0. Built
+    once per plan; a new list each time (an admission may add the proxy's rules to it)."""
+    rules = plan.hit_rules
+    if rules is None:
+        rules = plan.hit_rules = tuple(
+            Rule(kind, key, limit, 0 if per_token else 1, name, False, 0, when)
+            for kind, key, limit, name, _, _, when, per_token in plan.parts
+            if kind != "b"
+        )
+    return list(rules)
 
 
 def _hit_free_known(ctx: RequestContext) -> bool:
     """The request has an L1 entry (gateway/cache.py) whose hit would cost nothing."""
     plan = ctx.cache
     return plan is not None and plan.local is not None and not plan.policy.charge
+
+
+def _hit_event(ctx: RequestContext) -> bytes | None:
+    """The usage event of a free hit whose answer is built before its admission (an L1 entry
+    found fresh, gateway/relay.py), as its settle would record it: the admission script records
+    it once it admits, so that the hit has no settle, a script and a round trip less after its
+    answer (docs/benchmark.md). None for any other request (and a batch line, settled once)."""
+    if ctx.cache.usage is None or ctx.batch_id:
+        return None
+    return cache_hit_shown(
+        ctx,
+        lambda: usage_event_encode(
+            usage_event_build(ctx, cost=_ZERO, provider="", model=ctx.model)
+        ),
+    )
 
 
 def _rule_plan(
@@ -713,6 +739,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     now = clock_ms()
     packing = None
     rest = None
+    event = None
     if ctx.caller.is_master:
         if not proxy:
             return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
@@ -725,6 +752,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
             rules, price = _hit_rules(plan), None
             if plan.budgets or any(part[7] for part in plan.parts):
                 rest = plan
+            event = _hit_event(ctx)
             if not proxy:
                 packing = plan.hit_packing
                 if packing is None or packing.size != len(rules):
@@ -746,7 +774,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
             admission.rest = rest
             return admission
         _periods_reset_if_due(snapshots, now=now)
-    admission = await _admission_start(ctx, rules, price, now=now, packing=packing)
+    admission = await _admission_start(ctx, rules, price, now=now, packing=packing, event=event)
     admission.rest = rest
     return admission
 
@@ -758,7 +786,10 @@ async def _admission_start(
     *,
     now: int,
     packing: AdmitPacking | None,
+    event: bytes | None = None,
 ) -> Admission:
+    """`event`: the request's usage event when its admission may record it (`_hit_event`);
+    only the pipelined Redis connection's does, else it is settled as any request."""
     admission = Admission()
     store = limiter()
     if store is local_limiter:  # no Redis
@@ -777,10 +808,15 @@ async def _admission_start(
     try:
         fetch = ctx.fetch_key
         issued = await store.admit_issue(
-            rules, now_ms=now, request_id=ctx.request_id, fetch=fetch, packing=packing
+            rules,
+            now_ms=now,
+            request_id=ctx.request_id,
+            fetch=fetch,
+            packing=packing,
+            event=event,
         )
         if issued is not None:
-            admission.pending = _Pending(decision=issued, rules=rules, price=price)
+            admission.pending = _Pending(issued, rules, price, event is not None)
             ctx.fetch_taken = fetch is not None
             return admission
         decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
@@ -808,6 +844,9 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
     admission.pending = None
     ctx.fetched = decision.fetched
     _decided(ctx, admission, pending.rules, pending.price, decision)
+    if pending.settles:  # its usage event is recorded: nothing left to settle
+        admission.reservation.settled = True  # type: ignore[union-attr]
+        ctx.cost = _ZERO
 
 
 async def admission_complete(ctx: RequestContext, admission: Admission) -> None:

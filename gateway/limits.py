@@ -115,11 +115,19 @@ def settled_marker_key(request_id: str) -> str:
 
 _ADMIT_LUA = """
 local now = tonumber(ARGV[1])
--- One key past the rules' and the leases': a response cache entry (gateway/cache.py) to read
--- once admitted, so that a cache lookup costs no command of its own.
-local n = (#ARGV - 6) / 6
+-- Two arguments past the rules' (the usage stream's length bound and a usage event): a free
+-- response cache hit that answers once admitted (gateway/governance.py), whose event is
+-- recorded here, the usage stream's key after the leases': it has no settle of its own, and
+-- its parallel slots are checked but not taken (it holds none once answered).
+local settling = (#ARGV - 6) % 6 == 2
+local n = math.floor((#ARGV - 6) / 6)
+-- Else one key past the rules' and the leases': a response cache entry (gateway/cache.py) to
+-- read once admitted, so that a cache lookup costs no command of its own.
 local fetch = nil
-if #KEYS == n + 2 then fetch = KEYS[#KEYS] end
+local stream = nil
+if #KEYS == n + 2 then
+  if settling then stream = KEYS[#KEYS] else fetch = KEYS[#KEYS] end
+end
 -- Worker leases (gateway/leases.py): lease id -> expiry. A slot whose lease expired belongs to a
 -- dead worker; one whose lease is unknown too, once older than a new worker's first refresh.
 -- The admitting worker's own lease is alive whatever the set says (its refresh may not have run
@@ -353,14 +361,24 @@ if refused == 0 then
       end
       written[key] = true
     elseif kind == 'p' then
-      redis.call('ZADD', key, now, ARGV[a + 5] .. '|' .. rid)
-      redis.call('PEXPIRE', key, ARGV[a + 4])
+      if not settling then
+        redis.call('ZADD', key, now, ARGV[a + 5] .. '|' .. rid)
+        redis.call('PEXPIRE', key, ARGV[a + 4])
+      end
     else
       -- The reservation and its note in one write (in-flight reservations stay far below 2^53,
       -- where a Lua number stops being exact).
       local reserved = string.format('%d', reserved_now[i] + tonumber(ARGV[a + 3]))
       redis.call('HSET', key, 'r', reserved, 'q:' .. rid, ARGV[a + 3] .. ':' .. ARGV[1])
     end
+  end
+end
+if stream and refused == 0 then
+  local stream_len = ARGV[#ARGV - 1]
+  if stream_len == '0' then
+    redis.call('XADD', stream, '*', 'e', ARGV[#ARGV])
+  else
+    redis.call('XADD', stream, 'MAXLEN', '~', stream_len, '*', 'e', ARGV[#ARGV])
   end
 end
 local entry = false
@@ -488,29 +506,53 @@ class AdmitPacking:
     the rules' fixed fields and the settings stay the same: governance keeps one with a caller's
     rule plan (gateway/governance.py), for the plan's rules."""
 
-    __slots__ = ("_fetching", "_plain", "size")
+    __slots__ = ("_fetching", "_keys", "_plain", "_settling", "size")
 
     def __init__(self, rules: list[Rule]) -> None:
         self.size = len(rules)
         fixed = _admit_fixed(rules, window=WINDOW_SECONDS)
         runs = [pieces(*run) for run in fixed]
-        keys = _admit_keys(rules)
+        keys = self._keys = _admit_keys(rules)
         # numkeys, the keys, the fixed arguments and one value between each two runs.
         count = 1 + len(keys) + sum(map(len, fixed)) + len(fixed) - 1
         self._plain = (count, (pieces(len(keys), *keys), *runs[1:]))
         # With a key to read (`fetch`) after the others: one key and one value more.
         self._fetching = (count + 1, (pieces(len(keys) + 1, *keys), b"", *runs[1:]))
+        self._settling: tuple[int, tuple[bytes, ...]] | None = None  # made on first use
 
     def call(
-        self, rules: list[Rule], *, now_ms: int, request_id: str, fetch: str | None
+        self,
+        rules: list[Rule],
+        *,
+        now_ms: int,
+        request_id: str,
+        fetch: str | None,
+        event: bytes | None = None,
     ) -> ScriptCall:
+        """`event`: a free cache hit's usage event, recorded by the script once it admits (and
+        no `fetch` then: the hit's entry is in hand)."""
         values = _admit_values(rules, now_ms=now_ms, request_id=request_id, lease=worker_lease)
-        if fetch is None:
+        if event is not None:
+            settling = self._settling
+            if settling is None:
+                settling = self._settling = self._settling_runs()
+            count, runs = settling
+            values.append(encoded(event))  # sent once: not hashed for the kept pieces
+        elif fetch is None:
             count, runs = self._plain
         else:
             count, runs = self._fetching
             values.insert(0, fetch)
         return ScriptCall(count, packed(runs, values))
+
+    def _settling_runs(self) -> tuple[int, tuple[bytes, ...]]:
+        """The runs with a usage event: the usage stream's key after the others, its length
+        bound after the fixed arguments, then the event (one key and two values more)."""
+        count, runs = self._plain
+        keys = self._keys
+        head = pieces(len(keys) + 1, *keys, usage_stream_key())
+        tail = runs[-1] + pieces(hot_settings().OGEM_USAGE_STREAM_MAXLEN)
+        return count + 3, (head, *runs[1:-1], tail, b"")
 
 
 def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
@@ -641,18 +683,21 @@ class RedisLimiter:
         request_id: str,
         fetch: str | None = None,
         packing: AdmitPacking | None = None,
+        event: bytes | None = None,
     ) -> PendingDecision | None:
         """`admit`, returning once the script is written to Redis, with its decision left to
         await (again after a cancelled wait, if need be); None when that is not possible without
         waiting for a connection (use `admit`). `fetch`: a key the script reads once it admits
         (a response cache entry: `Decision.fetched`). `packing`: the command's fixed part for
-        the first `packing.size` rules, used when there are no others."""
+        the first `packing.size` rules, used when there are no others. `event`: a free response
+        cache hit's usage event, recorded once admitted (its parallel slots are then checked,
+        not taken): that hit has no settle."""
         lean = redis_lean()
         if lean is None:
             return None
         if packing is None or packing.size != len(rules):
             packing = AdmitPacking(rules)
-        call = packing.call(rules, now_ms=now_ms, request_id=request_id, fetch=fetch)
+        call = packing.call(rules, now_ms=now_ms, request_id=request_id, fetch=fetch, event=event)
         reply = await lean.call_issue(lean.script(_ADMIT_LUA), call)
         if reply is None:
             return None

@@ -20,12 +20,16 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.auth import caller_authenticate
-from gateway.body import Checked, Inbound, body_check, body_for_upstream
+from gateway.body import Checked, Inbound, body_check, body_for_upstream, body_read_json
 from gateway.cache import (
+    HIT,
     LOOKUP,
     cache_answer,
     cache_found,
     cache_lookup,
+    cache_memo_find,
+    cache_memo_keep,
+    cache_memo_plan,
     cache_plan,
     cache_recorder,
     cache_respond,
@@ -143,7 +147,16 @@ async def relay(
     if tracing is None:
         if traced is not None:
             ctx.trace_id = f"{traced[0]:032x}"
-        return await _relay(ctx, request, inbound, default_model, config, client)
+        raw = None
+        if (
+            reader is body_read_json
+            and default_model is None
+            and recorded_as is None
+            and client
+            and not batch_id
+        ):
+            raw = getattr(request, "_body", None)  # in memory, as the reader took it
+        return await _relay(ctx, request, inbound, default_model, config, client, raw)
     if traced is None:  # a request Ogem makes itself (gateway/internal.py)
         traced = (trace_id_new(), 0, 1)
     trace_begin(ctx, tracing=tracing, trace_id=traced[0], parent=traced[1], flags=traced[2])
@@ -186,45 +199,88 @@ async def _relay(
     default_model: Callable[[RequestContext], str | None] | None,
     config: GatewayConfig,
     client: bool,
+    raw: bytes | None = None,
 ) -> HttpResponse:
+    """`raw`: the request's body bytes when a plan memo may stand for its checks, routing and
+    cache key (a client's JSON body, nothing but the body and the caller deciding them)."""
     endpoint, caller = ctx.endpoint, ctx.caller
+    # The exact tier's answer when it was looked up before the admission (an L1 entry):
+    # `LOOKUP` while not.
+    early: Any = LOOKUP
+    early_http = None
     callbacks = None
     if config.callbacks is not None or caller.logging:
         callbacks = callbacks_plan(settings=config.callbacks, caller=caller)
     # Debugging can be on only for a key in debug mode or the master key (x-ogem-debug).
     if caller.debug_until is not None or caller.is_master:
         ctx.debug = debug_start(request, caller)
+    cache_config = config.cache
+    registry = registry_get()
+    memo = None
+    header = None
+    if (
+        raw is not None
+        and cache_config is not None
+        and ctx.trace is None
+        and config.guardrails is None
+        and not caller.guardrails
+    ):
+        # The same body again (a hit's): its checks, routing and cache key as they were, while
+        # everything they depend on is the same (gateway/cache.py `PlanMemo`).
+        header = request.META.get("HTTP_CACHE_CONTROL")
+        memo = cache_memo_find(ctx, body=raw, header=header, config=config, registry=registry)
+    else:
+        raw = None
     try:  # refusals before the call reach the callbacks and the debug capture too
-        checked = body_check(
-            endpoint=endpoint,
-            inbound=inbound,
-            default_model=default_model(ctx) if default_model else None,
-        )
-        _context_fill(ctx, checked, inbound)
-        if ctx.trace is not None:
-            trace_request(ctx)
-        registry = registry_get()
-        candidates = deployments_for(
-            caller=caller, model=checked.model, endpoint=endpoint, registry=registry
-        )
-        if "mock_response" in inbound.body and caller.metadata.get("allow_mock_response") is True:
-            candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
-        ctx.candidates = candidates
-        if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
-            ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
-            if body is not inbound.body:
-                inbound = replace(inbound, body=body)
-        cache_config = config.cache
-        if cache_config is not None:
-            cache_plan(
-                ctx,
-                config=cache_config,
-                request=request,
+        if memo is not None:
+            checked = memo.checked
+            _context_fill(ctx, checked, inbound)
+            candidates = ctx.candidates = memo.candidates
+        else:
+            checked = body_check(
+                endpoint=endpoint,
                 inbound=inbound,
-                include_usage=checked.include_usage,
+                default_model=default_model(ctx) if default_model else None,
             )
+            _context_fill(ctx, checked, inbound)
+            if ctx.trace is not None:
+                trace_request(ctx)
+            candidates = deployments_for(
+                caller=caller, model=checked.model, endpoint=endpoint, registry=registry
+            )
+            if (
+                "mock_response" in inbound.body
+                and caller.metadata.get("allow_mock_response") is True
+            ):
+                candidates = mock_candidates(candidates=candidates, endpoint=endpoint)
+            ctx.candidates = candidates
+            if config.guardrails is not None or caller.guardrails or "guardrails" in inbound.body:
+                ctx.guard, body = guard_plan(ctx, settings=config.guardrails, body=inbound.body)
+                if body is not inbound.body:
+                    inbound = replace(inbound, body=body)
+        if cache_config is not None:
+            if memo is not None:
+                cache_memo_plan(ctx, memo)
+            else:
+                cache_plan(
+                    ctx,
+                    config=cache_config,
+                    request=request,
+                    inbound=inbound,
+                    include_usage=checked.include_usage,
+                )
             if cache_config.semantic is not None:
                 semantic_plan(ctx, settings=cache_config.semantic, body=inbound.body)
+            plan = ctx.cache
+            if plan is not None and plan.local is not None and ctx.trace is None:
+                # An L1 entry: whether it answers is known now, and its answer built before the
+                # admission (a free hit's usage event then goes with the admission script: no
+                # settle of its own, gateway/governance.py). After any guardrail's plan: a hit
+                # that a pre_call guardrail may still refuse is only found once admitted.
+                if ctx.guard is None:
+                    early = cache_found(ctx)
+                    if early is not None:
+                        early_http = cache_answer(ctx, early)
         if ctx.trace is None:
             admission = await governance_admit_start(ctx)
         else:
@@ -276,7 +332,7 @@ async def _relay(
                     ctx.admission_wait = None
                     await admission_confirm(ctx, admission)
                 plan = ctx.cache
-                found = cache_found(ctx)
+                found = cache_found(ctx) if early is LOOKUP else early
                 if found is None and plan.semantic is None:
                     hit = None
                 else:
@@ -285,11 +341,27 @@ async def _relay(
                         and (plan.semantic is not None or plan.policy.s3 is not None)
                     ):
                         _client_watch(request)  # an embedding, or an S3 read, may follow
-                    hit = await _cache_answer(ctx, admission, found)
+                    hit = await _cache_answer(ctx, admission, found, early_http)
             else:
                 _client_watch(request)
                 hit = await trace_cache(ctx, _cache_lookup(ctx, admission))
             if hit is not None:
+                if (
+                    raw is not None
+                    and memo is None
+                    and ctx.guard is None
+                    and ctx.cache_status == HIT
+                ):
+                    # An exact hit (L1 or Redis): the next request with this body may skip what
+                    # this one worked out before its admission.
+                    cache_memo_keep(
+                        ctx,
+                        body=raw,
+                        header=header,
+                        config=config,
+                        registry=registry,
+                        checked=checked,
+                    )
                 deferred = settle_deferred.get() if client else None
                 if deferred is not None and ctx.debug is None:
                     # The answer leaves first: the lean handler (gateway/asgi.py) runs its
@@ -481,14 +553,18 @@ async def _cache_lookup(ctx: RequestContext, admission: Admission) -> HttpRespon
 
 
 async def _cache_answer(
-    ctx: RequestContext, admission: Admission, stored: dict[str, Any] | None
+    ctx: RequestContext,
+    admission: Admission,
+    stored: dict[str, Any] | None,
+    http: HttpResponse | None = None,
 ) -> HttpResponse | None:
-    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s)."""
+    """`_cache_lookup` once the exact tier's entry is in hand (`cache_found`'s); `http`: its
+    answer (`cache_answer`'s), when built before the admission."""
     if stored is LOOKUP:
         stored = await cache_lookup(ctx)
     if stored is not None:
-        # Built while the admission's decision is on its way (an L1 hit's is).
-        http = cache_answer(ctx, stored)
+        if http is None:  # built while the admission's decision is on its way
+            http = cache_answer(ctx, stored)
         await admission_confirm(ctx, admission)  # a hit counts against rate limits
         return cache_respond(ctx, stored, admission.headers, http=http)
     if ctx.cache.semantic is not None:

@@ -247,6 +247,46 @@ def test_no_store_and_no_cache(emulated, sdk) -> None:  # type: ignore[no-untype
     assert _upstream_calls(emulated) == 6
 
 
+def test_a_hits_plan_memo_gives_way_to_what_it_depends_on(  # type: ignore[no-untyped-def]
+    emulated, make_key, live_ogem, cache_on
+) -> None:
+    """A hit's body check, routing and cache key are kept for the same body and caller
+    (gateway/cache.py `PlanMemo`); each thing they depend on is still seen: the request's
+    Cache-Control, a purge, the key's settings (a changed key is a new caller), a revoked key,
+    the configuration."""
+    from gateway import cache
+    from keys.models import VirtualKey
+    from keys.services import key_revoke, key_update
+
+    cache_on(type="local")  # L1 only: every repeat is found before its admission
+    secret = make_key()
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+    messages = _messages()
+
+    def answered(**options: Any) -> str:
+        return str(_chat(client, messages, **options).headers["x-ogem-cache"])
+
+    assert [answered() for _ in range(3)] == ["miss", "hit", "hit"]
+    assert any(memo.caller.key_prefix == secret[3:11] for memo in cache._memos.values())
+    assert answered(extra_headers={"Cache-Control": "no-cache"}) == "bypass"
+    assert answered(extra_headers={"Cache-Control": "max-age=60"}) == "hit"
+    assert answered() == "hit"
+    cache_local_clear()  # a purge
+    assert [answered(), answered()] == ["miss", "hit"]
+    key = VirtualKey.objects.get(prefix=secret[3:11])
+    key_update(key=key, allowed_models=["mock-embed"])
+    with pytest.raises(openai.PermissionDeniedError):
+        _chat(client, messages)
+    key_update(key=key, allowed_models=[])
+    assert answered() == "hit"
+    cache_on(type="local", namespace="elsewhere")  # a new configuration: a new key prefix
+    assert [answered(), answered()] == ["miss", "hit"]
+    key_revoke(key=key)
+    with pytest.raises(openai.AuthenticationError):
+        _chat(client, messages)
+    assert _upstream_calls(emulated) == 4
+
+
 def test_max_age_and_s_maxage_refuse_older_entries(emulated, sdk) -> None:  # type: ignore[no-untyped-def]
     messages = _messages()
     _chat(sdk, messages)
@@ -431,6 +471,38 @@ def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[n
     assert hit.total_tokens == miss.total_tokens
 
 
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  # type: ignore[no-untyped-def]
+    cache_on, make_key, live_ogem
+) -> None:
+    """An L1 hit's answer is built before its admission, whose script records its usage event
+    (gateway/governance.py `_hit_event`): one free row per hit, with the stored answer's tokens,
+    its one parallel slot never held; a hit the rpm refuses records nothing and says `miss`."""
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+
+    cache_on(type="local")
+    secret = make_key(rpm_limit=4, max_parallel_requests=1)
+    client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=secret, max_retries=0)
+    messages = _messages()
+    ids = []
+    for expected in ("miss", "hit", "hit", "hit"):
+        raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=messages)
+        assert raw.headers["x-ogem-cache"] == expected
+        ids.append(raw.headers["x-request-id"])
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="mock-chat", messages=messages)
+    assert refused.value.response.headers["x-ogem-cache"] == "miss"
+    refused_id = refused.value.response.headers["x-request-id"]
+    usage_drain()
+    rows = {row.request_id: row for row in RequestLog.objects.filter(request_id__in=ids)}
+    assert [rows[request_id].cache_hit for request_id in ids] == [False, True, True, True]
+    assert [rows[request_id].cost for request_id in ids[1:]] == [0, 0, 0]
+    assert {rows[request_id].total_tokens for request_id in ids} == {rows[ids[0]].total_tokens}
+    assert {rows[request_id].status_code for request_id in ids} == {200}
+    assert not RequestLog.objects.filter(request_id=refused_id).exists()
+
+
 def test_a_free_hit_needs_no_budget_room_but_a_request_that_misses_does(  # type: ignore[no-untyped-def]
     emulated, make_key, live_ogem, settings
 ) -> None:
@@ -587,8 +659,12 @@ def _scripts_and_gets(log: redis.Redis, prefix: str) -> tuple[int, int]:
         # No limit, no budget: no admission; the settle after the answer (its usage event).
         ({}, "L1", (1, 0)),
         ({}, "L2", (1, 1)),  # and the entry's GET
-        # An rpm limit: the admission script, which reads the entry too (no GET of its own).
-        ({"rpm_limit": 1000}, "L1", (2, 0)),
+        # An rpm limit: the admission script, which records an L1 hit's usage event (no
+        # settle of its own: its answer is built before the admission, parallel slots checked
+        # and not held)...
+        ({"rpm_limit": 1000}, "L1", (1, 0)),
+        ({"rpm_limit": 1000, "max_parallel_requests": 5}, "L1", (1, 0)),
+        # ... and reads an L2 hit's entry (no GET of its own), which settles after its answer.
         ({"rpm_limit": 1000}, "L2", (2, 0)),
     ],
 )

@@ -260,6 +260,53 @@ async def test_redis_window_decides_as_the_in_process_store(backend: str, tenant
     assert step == 699
 
 
+async def test_an_admission_records_a_free_hits_usage_event(backend: str, tenant: str) -> None:
+    """A free response cache hit whose answer is built before its admission has its usage event
+    recorded by the admission script once it admits (gateway/governance.py `_hit_event`), never
+    for a refusal; its parallel slot is checked, not taken (it holds none once answered)."""
+    if backend != "redis":
+        pytest.skip("the scripts are Redis's")
+    from billing.usage import usage_stream_key
+    from ogem_site.redis import redis_lean
+
+    def key(metric: str) -> str:
+        return rule_key(tenant=tenant, entity="key:9", metric=metric)
+
+    rules = [
+        Rule("w", key("rpm"), 5, 1, "key:rpm"),
+        Rule("p", key("parallel"), 1, 1, "key:parallel", ttl_ms=60_000),
+    ]
+    store = RedisLimiter()
+    client = redis_client_sync()
+    now = int(time.time() * 1000)
+    await redis_lean().execute("PING")  # connected: admit_issue writes without waiting
+    packing = AdmitPacking(rules)
+    decisions = []
+    for i in range(2):  # one slot, two hits: neither holds it
+        event = json.dumps({"request_id": f"{tenant}-hit{i}"}).encode()
+        issued = await store.admit_issue(
+            rules, now_ms=now, request_id=f"hit{i}", packing=packing, event=event
+        )
+        assert issued is not None
+        decisions.append(await issued)
+    assert client.zcard(key("parallel")) == 0
+    held = await store.admit(rules, now_ms=now, request_id="plain")  # takes the slot
+    assert held.allowed
+    event = json.dumps({"request_id": f"{tenant}-refused"}).encode()
+    issued = await store.admit_issue(rules, now_ms=now, request_id="hit2", event=event)
+    assert issued is not None
+    decisions.append(await issued)
+    assert [decision.refused for decision in decisions] == [None, None, 1]
+    assert [state.remaining for state in decisions[1].states] == [3, 0]
+    recorded = [
+        json.loads(fields[b"e"])["request_id"]
+        for _, fields in client.xrange(usage_stream_key())
+        if tenant.encode() in fields[b"e"]
+    ]
+    assert recorded == [f"{tenant}-hit0", f"{tenant}-hit1"]
+    assert client.zcard(key("parallel")) == 1  # the plain admission's
+
+
 async def test_scripts_read_and_write_a_response_cache_entry(backend: str, tenant: str) -> None:
     """The response cache's Redis entry rides in the scripts (gateway/cache.py): the admission
     returns it once it admits (never for a refused request), the settle writes it with its
