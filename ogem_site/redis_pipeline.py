@@ -223,11 +223,13 @@ class ScriptCall(NamedTuple):
     tail: tuple[bytes, ...] = ()
 
 
-def script_call(keys: list[str], args: list[Any], framed_last: bool = False) -> ScriptCall:
-    """The ScriptCall of these keys and arguments; `framed_last`: the last argument is a
-    `Framed`."""
-    if not framed_last:
-        return ScriptCall(len(keys) + len(args) + 1, _run([len(keys), *keys, *args]))
+def script_call(keys: list[str], args: list[Any]) -> ScriptCall:
+    """The ScriptCall of these keys and arguments."""
+    return ScriptCall(len(keys) + len(args) + 1, _run([len(keys), *keys, *args]))
+
+
+def _framed_call(keys: list[str], args: list[Any]) -> ScriptCall:
+    """`script_call` when the last argument is a `Framed`: its pieces are the tail."""
     listed = [len(keys), *keys, *args]
     last: Framed = listed.pop()
     return ScriptCall(len(listed) + last.count, _run(listed), last.pieces)
@@ -441,7 +443,13 @@ class PipelinedRedis:
         """EVALSHA, returning once it is written; awaiting the returned IssuedScript waits for
         the reply (EVAL on NOSCRIPT). None while not connected: use `evalsha`. `framed_last`:
         the last argument is a `Framed`."""
-        return await self.call_issue(sha, script_call(keys, args, framed_last))
+        if not framed_last:
+            return await self.call_issue(sha, script_call(keys, args))
+        call = _framed_call(keys, args)
+        future = await self._issue(_framed_command(b"EVALSHA", sha, call))
+        if future is None:
+            return None
+        return IssuedScript(self, future, sha, call)
 
     async def call_issue(self, sha: str, call: ScriptCall) -> IssuedScript | None:
         """`evalsha_issue` of a ScriptCall."""
@@ -474,18 +482,26 @@ class PipelinedRedis:
 
     async def eval_call(self, sha: str, call: ScriptCall) -> Any:
         """EVAL of a registered script (which loads it into Redis)."""
-        return await self._execute(_script_command(b"EVAL", self._scripts[sha], call))
+        command = _framed_command if call.tail else _script_command
+        return await self._execute(command(b"EVAL", self._scripts[sha], call))
 
 
 def _script_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes:
     count = call.count + 2
     head = _HEADS[count] if count < 256 else b"*%d\r\n" % count
+    return _join(
+        (head, _piece_get(name) or _piece(name), _piece_get(script) or _piece(script), call.body)
+    )
+
+
+def _framed_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes:
+    """`_script_command` of a call with a tail (`_framed_call`), joined once: a large value in
+    it (a response cache entry) is copied once. Apart, so that the other calls test nothing."""
+    count = call.count + 2
+    head = _HEADS[count] if count < 256 else b"*%d\r\n" % count
     name_piece = _piece_get(name) or _piece(name)
     script_piece = _piece_get(script) or _piece(script)
-    tail = call.tail
-    if tail:  # one join: a large value in it (a response cache entry) is copied once
-        return _join((head, name_piece, script_piece, call.body, *tail))
-    return _join((head, name_piece, script_piece, call.body))
+    return _join((head, name_piece, script_piece, call.body, *call.tail))
 
 
 def _unknown_script(error: hiredis.ReplyError) -> bool:
