@@ -69,6 +69,7 @@ from ogem_site.redis import (
     redis_outage,
     redis_outage_watch,
 )
+from ogem_site.redis_pipeline import framed
 from providers.base import Deployment, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -794,12 +795,10 @@ def cache_store(
         _local.set(plan.key, raw, ttl=ttl)
         _write(s3_put(s3, plan.key, raw, now + ttl))
     elif policy.redis and not redis_outage.down:
-        # Written by the settle script (gateway/governance.py), else by `cache_write_flush`.
-        ctx.settle_write = (
-            plan.key,
-            raw,
-            policy.ttl_ms if ttl == policy.ttl else max(int(ttl * 1000), 1),
-        )
+        # Written by the settle script (gateway/governance.py), else by `cache_write_flush`;
+        # framed here for the settle, whose command then copies the entry once.
+        ttl_ms = policy.ttl_ms if ttl == policy.ttl else max(int(ttl * 1000), 1)
+        ctx.settle_write = (plan.key, raw, ttl_ms, framed(raw, ttl_ms))
         if not policy.lean:  # redis-py's SET, in the background: L1 answers meanwhile
             _local.set(plan.key, raw, ttl=ttl)
         # On the pipelined connection the entry is in Redis before this worker reads another
@@ -818,7 +817,7 @@ def cache_write_flush(ctx: RequestContext) -> None:
     if write is None:
         return
     ctx.settle_write = None
-    key, raw, ttl_ms = write
+    key, raw, ttl_ms, _ = write
     lean = redis_lean()
     written = lean.hold("SET", key, raw, "PX", ttl_ms) if lean is not None else None
     if written is None:

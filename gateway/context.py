@@ -201,12 +201,13 @@ class RequestContext:
     cache_saved_latency_ms: int | None = None
     # The response cache's Redis entry, read and written by the governance scripts rather than
     # by commands of its own (gateway/limits.py): the key the admission script may read (the
-    # cache's plan sets it), whether it took it, what it read; the write (key, entry, ttl ms)
-    # the settle script may carry, left here for the cache to send when it did not.
+    # cache's plan sets it), whether it took it, what it read; the write (key, entry, ttl ms,
+    # and the entry with its ttl framed for the settle: `redis_pipeline.Framed`) the settle
+    # script may carry, left here for the cache to send when it did not.
     fetch_key: str | None = None
     fetch_taken: bool = False
     fetched: bytes | None = None
-    settle_write: tuple[str, bytes, int] | None = None
+    settle_write: tuple[str, bytes, int, Any] | None = None
     # A line of a batch run by Ogem (batches/runner.py): its batch's id. Its cost is recorded at
     # OGEM_BATCH_PRICE_FACTOR and its settle applied once per request id (a resumed line).
     batch_id: str = ""

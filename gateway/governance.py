@@ -1049,9 +1049,9 @@ async def governance_settle(ctx: RequestContext, admission: Admission) -> None:
             # The response cache's entry rides along (not into the spool: only the settle is
             # kept for a replay).
             ctx.settle_write = None
-            settle_write(keys, args, key=write[0], value=write[1], ttl_ms=write[2])
+            settle_write(keys, args, key=write[0], entry=write[3])
         try:
-            reply = await store.settle_issue(keys, args)
+            reply = await store.settle_issue(keys, args, wrote)
         except Exception as exc:
             if wrote:
                 keys, args = settle_unwrite(keys, args)

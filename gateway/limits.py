@@ -50,7 +50,7 @@ from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
 from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_client, redis_lean, redis_slot_key
-from ogem_site.redis_pipeline import ScriptCall, encoded, packed, pieces
+from ogem_site.redis_pipeline import Framed, ScriptCall, packed, pieces
 
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.
@@ -612,18 +612,19 @@ def settle_script(
     return keys, args
 
 
-def settle_write(keys: list[str], args: list[Any], *, key: str, value: bytes, ttl_ms: int) -> None:
+def settle_write(keys: list[str], args: list[Any], *, key: str, entry: Framed) -> None:
     """Make a settle as it happens also write `key` (a response cache entry, plain Redis only:
-    on a Cluster it lives in another slot) for `ttl_ms`, so that the write costs no command of
-    its own. A settle kept for a replay (the spool) is the one without it: `settle_unwrite`."""
+    on a Cluster it lives in another slot), so that the write costs no command of its own.
+    `entry`: the value and its TTL in milliseconds, framed (`redis_pipeline.framed`: joined
+    once with the command); `settle_issue(..., wrote=True)` sends it. A settle kept for a
+    replay (the spool) is the one without it: `settle_unwrite`."""
     keys.append(key)
-    args.append(encoded(value))  # sent once: not hashed for the kept pieces (redis_pipeline.py)
-    args.append(ttl_ms)
+    args.append(entry)
 
 
 def settle_unwrite(keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
     """The settle that `settle_write` changed, without its write."""
-    return keys[:-1], args[:-2]
+    return keys[:-1], args[:-1]
 
 
 def settle_marked(keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
@@ -718,14 +719,17 @@ class RedisLimiter:
         _, settle = self._bound()
         await settle(keys=keys, args=args)
 
-    async def settle_issue(self, keys: list[str], args: list[Any]) -> Awaitable[Any] | None:
+    async def settle_issue(
+        self, keys: list[str], args: list[Any], wrote: bool = False
+    ) -> Awaitable[Any] | None:
         """`settle_run`, returning once the script is written to Redis (with the other commands
         of this event-loop turn), with only its reply left to await; None when that is not
-        possible without waiting for a connection (use `settle_run`)."""
+        possible without waiting for a connection (use `settle_run`). `wrote`: the settle
+        carries a write (`settle_write`)."""
         lean = redis_lean()
         if lean is None:
             return None
-        return await lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args)
+        return await lean.evalsha_issue(lean.script(_SETTLE_LUA), keys, args, wrote)
 
 
 def redis_settle_sync(client: Any, keys: list[str], args: list[Any]) -> Any:

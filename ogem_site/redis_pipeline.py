@@ -81,24 +81,32 @@ def packed(runs: tuple[bytes, ...], values: list[Any]) -> bytes:
     return _join(parts)
 
 
-class Encoded:
-    """A command argument given as its RESP bytes already: a large value (a response cache
-    entry) is then neither hashed for the kept pieces nor formatted again (`_encode`). Made by
-    `encoded`."""
+class Framed:
+    """A command's last arguments given as their RESP pieces (`framed`), joined once with the rest
+    of the command (`ScriptCall.tail`): a large value (a response cache entry) is neither hashed
+    for the kept pieces nor copied on its own before the command is."""
 
-    __slots__ = ("piece",)
-    piece: bytes
+    __slots__ = ("count", "pieces")
+    count: int  # how many arguments
+    pieces: tuple[bytes, ...]
 
 
 _new = object.__new__
 
 
-def encoded(value: bytes) -> Encoded:
-    """`value` as an `Encoded` argument. A bare instance given its piece: a class call with a
-    Python __init__ costs about twice a function call (one a response cache miss)."""
-    made: Encoded = _new(Encoded)
+def framed(value: bytes, then: Any) -> Framed:
+    """`value` (bytes of any size) and the small argument `then` after it (a cache entry and its
+    TTL), as a `Framed`. A bare instance: a class call with a Python __init__ costs about twice a
+    function call (one a response cache miss)."""
+    made: Framed = _new(Framed)
+    made.count = 2
     size = len(value)
-    made.piece = _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, value, b"\r\n"))
+    made.pieces = (
+        _LENGTHS[size] if size < 2048 else b"$%d\r\n" % size,
+        value,
+        b"\r\n",
+        _piece_get(then) or _piece(then),
+    )
     return made
 
 
@@ -112,8 +120,6 @@ def _piece(arg: Any) -> bytes:
         data = arg
     elif kind is float:
         data = repr(arg).encode()
-    elif kind is Encoded:
-        return arg.piece
     else:
         raise TypeError(f"A command argument is str, int, float or bytes, not {kind.__name__}.")
     size = len(data)
@@ -209,15 +215,24 @@ class _KeptFuture(asyncio.Future):  # type: ignore[type-arg]
 
 class ScriptCall(NamedTuple):
     """A script's keys and arguments after its SHA or source, as EVALSHA and EVAL take them:
-    how many (numkeys included) and their RESP bytes (`script_call`, or `packed`)."""
+    how many (numkeys included) and their RESP bytes (`script_call`, or `packed`), the last ones
+    possibly as pieces still to join (`Framed`: joined once, with the whole command)."""
 
     count: int
     body: bytes
+    tail: tuple[bytes, ...] = ()
 
 
 def script_call(keys: list[str], args: list[Any]) -> ScriptCall:
     """The ScriptCall of these keys and arguments."""
     return ScriptCall(len(keys) + len(args) + 1, _run([len(keys), *keys, *args]))
+
+
+def _framed_call(keys: list[str], args: list[Any]) -> ScriptCall:
+    """`script_call` when the last argument is a `Framed`: its pieces are the tail."""
+    listed = [len(keys), *keys, *args]
+    last: Framed = listed.pop()
+    return ScriptCall(len(listed) + last.count, _run(listed), last.pieces)
 
 
 class IssuedScript:
@@ -423,11 +438,18 @@ class PipelinedRedis:
         return future
 
     async def evalsha_issue(
-        self, sha: str, keys: list[str], args: list[Any]
+        self, sha: str, keys: list[str], args: list[Any], framed_last: bool = False
     ) -> IssuedScript | None:
         """EVALSHA, returning once it is written; awaiting the returned IssuedScript waits for
-        the reply (EVAL on NOSCRIPT). None while not connected: use `evalsha`."""
-        return await self.call_issue(sha, script_call(keys, args))
+        the reply (EVAL on NOSCRIPT). None while not connected: use `evalsha`. `framed_last`:
+        the last argument is a `Framed`."""
+        if not framed_last:
+            return await self.call_issue(sha, script_call(keys, args))
+        call = _framed_call(keys, args)
+        future = await self._issue(_framed_command(b"EVALSHA", sha, call))
+        if future is None:
+            return None
+        return IssuedScript(self, future, sha, call)
 
     async def call_issue(self, sha: str, call: ScriptCall) -> IssuedScript | None:
         """`evalsha_issue` of a ScriptCall."""
@@ -460,7 +482,8 @@ class PipelinedRedis:
 
     async def eval_call(self, sha: str, call: ScriptCall) -> Any:
         """EVAL of a registered script (which loads it into Redis)."""
-        return await self._execute(_script_command(b"EVAL", self._scripts[sha], call))
+        command = _framed_command if call.tail else _script_command
+        return await self._execute(command(b"EVAL", self._scripts[sha], call))
 
 
 def _script_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes:
@@ -469,6 +492,16 @@ def _script_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes
     return _join(
         (head, _piece_get(name) or _piece(name), _piece_get(script) or _piece(script), call.body)
     )
+
+
+def _framed_command(name: bytes, script: str | bytes, call: ScriptCall) -> bytes:
+    """`_script_command` of a call with a tail (`_framed_call`), joined once: a large value in
+    it (a response cache entry) is copied once. Apart, so that the other calls test nothing."""
+    count = call.count + 2
+    head = _HEADS[count] if count < 256 else b"*%d\r\n" % count
+    name_piece = _piece_get(name) or _piece(name)
+    script_piece = _piece_get(script) or _piece(script)
+    return _join((head, name_piece, script_piece, call.body, *call.tail))
 
 
 def _unknown_script(error: hiredis.ReplyError) -> bool:

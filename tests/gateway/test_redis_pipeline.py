@@ -14,7 +14,7 @@ import hiredis
 import pytest
 
 from ogem_site.redis import redis_lean
-from ogem_site.redis_pipeline import PipelinedRedis
+from ogem_site.redis_pipeline import PipelinedRedis, framed
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -189,6 +189,22 @@ async def test_an_issued_unknown_script_is_loaded_on_noscript() -> None:
     assert reply is not None
     assert await reply == 42
     assert await reply == 42  # awaited again: the same reply, no second EVAL
+
+
+async def test_a_scripts_framed_last_arguments_reach_it_as_sent() -> None:
+    """A script's last arguments may come framed (`framed`: a response cache entry and its
+    TTL): the script gets them as it would plain, a value of any length, on EVALSHA and on the
+    EVAL run after NOSCRIPT alike."""
+    client = PipelinedRedis(REDIS_URL)
+    await client.execute("PING")
+    last = "ARGV[#ARGV - 1], ARGV[#ARGV]"
+    source = f"-- {uuid.uuid4().hex}\nreturn {{#KEYS, KEYS[1], ARGV[1], {last}}}"
+    sha = client.script(source)
+    for value in (b"", b"entry\r\n", b"e" * 5000):
+        for _ in range(2):  # NOSCRIPT first (EVAL), then EVALSHA
+            reply = await client.evalsha_issue(sha, ["k"], ["a", framed(value, 60_000)], True)
+            assert reply is not None
+            assert await reply == [1, b"k", b"a", value, b"60000"]
 
 
 async def test_an_issued_script_keeps_its_reply_for_a_wait_after_a_cancelled_one() -> None:

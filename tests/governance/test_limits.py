@@ -315,6 +315,7 @@ async def test_scripts_read_and_write_a_response_cache_entry(backend: str, tenan
         pytest.skip("the scripts are Redis's")
     from gateway.limits import settle_script, settle_unwrite, settle_write
     from ogem_site.redis import redis_client_sync, redis_key, redis_lean
+    from ogem_site.redis_pipeline import framed
 
     store = RedisLimiter()
     entry_key = redis_key(f"cache:{tenant}:-:entry")
@@ -342,9 +343,9 @@ async def test_scripts_read_and_write_a_response_cache_entry(backend: str, tenan
     )
     plain_keys, plain_args = list(keys), list(args)
     new_key = redis_key(f"cache:{tenant}:-:new")
-    settle_write(keys, args, key=new_key, value=b"new entry", ttl_ms=5_000)
+    settle_write(keys, args, key=new_key, entry=framed(b"new entry", 5_000))
     assert settle_unwrite(keys, args) == (plain_keys, plain_args)
-    reply = await store.settle_issue(keys, args)
+    reply = await store.settle_issue(keys, args, True)
     assert reply is not None
     assert await reply == 1
     client = redis_client_sync()
