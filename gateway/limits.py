@@ -50,7 +50,7 @@ from gateway.accounting import usage_buffered
 from gateway.leases import LEASE_UNKNOWN_GRACE_MS, leases_key, worker_lease, worker_lease_id
 from ogem_site.hot_settings import hot_settings
 from ogem_site.redis import redis_client, redis_lean, redis_slot_key
-from ogem_site.redis_pipeline import Framed, ScriptCall, packed, pieces
+from ogem_site.redis_pipeline import Framed, ScriptCall, encoded, packed, pieces
 
 WINDOW_SECONDS = 60
 # A period counter outlives its period by this much, so the last spend can still be persisted.

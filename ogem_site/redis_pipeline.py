@@ -91,7 +91,23 @@ class Framed:
     pieces: tuple[bytes, ...]
 
 
+class Encoded:
+    """A command argument given as its RESP bytes already (`encoded`): a value sent once (a
+    cache hit's usage event) is then neither hashed for the kept pieces nor kept among them."""
+
+    __slots__ = ("piece",)
+    piece: bytes
+
+
 _new = object.__new__
+
+
+def encoded(value: bytes) -> Encoded:
+    """`value` as an `Encoded` argument (a bare instance, as `framed`'s)."""
+    made: Encoded = _new(Encoded)
+    size = len(value)
+    made.piece = _join((_LENGTHS[size] if size < 2048 else b"$%d\r\n" % size, value, b"\r\n"))
+    return made
 
 
 def framed(value: bytes, then: Any) -> Framed:
@@ -120,6 +136,8 @@ def _piece(arg: Any) -> bytes:
         data = arg
     elif kind is float:
         data = repr(arg).encode()
+    elif kind is Encoded:
+        return arg.piece
     else:
         raise TypeError(f"A command argument is str, int, float or bytes, not {kind.__name__}.")
     size = len(data)
