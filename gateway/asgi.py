@@ -136,6 +136,8 @@ class V1Handler(ASGIHandler):
             await self.send_response(error_response, send)
             return
         request.ogem_trace = parsed  # type: ignore[attr-defined]
+        trace_id = trace_header[1].decode()
+        request.ogem_trace_hex = trace_id  # type: ignore[attr-defined]  # the relay's, made once
         # The client leaving cancels the work (`_DisconnectWatch`). The relay's own routes start
         # watching when they first wait on more than Redis (gateway/relay.py `_client_watch`):
         # a response cache hit, answered from memory or Redis, never does, a listener task
@@ -145,8 +147,6 @@ class V1Handler(ASGIHandler):
             request.ogem_watch = watch.start  # type: ignore[attr-defined]
         else:
             watch.start()
-
-        trace_id = trace_header[1].decode()
 
         async def process() -> HttpResponseBase:
             # What the view left for once the response is sent (settle_deferred): the settle's

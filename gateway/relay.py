@@ -80,7 +80,9 @@ from gateway.streaming import (
     usage_fill,
 )
 from gateway.tracing import (
+    ADMISSION_START,
     ADMITTED,
+    ROUTING_START,
     TraceObserver,
     trace_answer,
     trace_attempt_done,
@@ -93,10 +95,7 @@ from gateway.tracing import (
     trace_first_token,
     trace_id_new,
     trace_refused,
-    trace_request,
     trace_routing_end,
-    trace_routing_start,
-    trace_span_start,
     trace_stage,
     tracing_active,
 )
@@ -146,7 +145,7 @@ async def relay(
     tracing = tracing_active(config.tracing)
     if tracing is None:
         if traced is not None:
-            ctx.trace_id = f"{traced[0]:032x}"
+            ctx.trace_id = request.ogem_trace_hex  # type: ignore[attr-defined]  # asgi.py's
         raw = None
         if (
             reader is body_read_json
@@ -158,8 +157,10 @@ async def relay(
             raw = getattr(request, "_body", None)  # in memory, as the reader took it
         return await _relay(ctx, request, inbound, default_model, config, client, raw)
     if traced is None:  # a request Ogem makes itself (gateway/internal.py)
-        traced = (trace_id_new(), 0, 1)
-    trace_begin(ctx, tracing=tracing, trace_id=traced[0], parent=traced[1], flags=traced[2])
+        trace_id = trace_id_new()
+        trace_begin(ctx, tracing=tracing, traced=(trace_id, 0, 1), trace_hex="%032x" % trace_id)  # noqa: UP031
+    else:
+        trace_begin(ctx, tracing=tracing, traced=traced, trace_hex=request.ogem_trace_hex)  # type: ignore[attr-defined]
     if ctx.trace is None:  # not sampled
         return await _relay(ctx, request, inbound, default_model, config, client)
     try:
@@ -243,8 +244,6 @@ async def _relay(
                 default_model=default_model(ctx) if default_model else None,
             )
             _context_fill(ctx, checked, inbound)
-            if ctx.trace is not None:
-                trace_request(ctx)
             candidates = deployments_for(
                 caller=caller, model=checked.model, endpoint=endpoint, registry=registry
             )
@@ -284,9 +283,12 @@ async def _relay(
         if ctx.trace is None:
             admission = await governance_admit_start(ctx)
         else:
-            stage = trace_span_start(ctx, "ogem.admission")  # failed, if so, by trace_failed
+            # The admission's span: its marks (the trace's clock); trace_failed fails and ends
+            # it if the admission raises.
+            marks = ctx.trace.marks
+            marks[ADMISSION_START] = time.perf_counter()
             admission = await governance_admit_start(ctx)
-            stage[ADMITTED] = time.perf_counter()  # the trace's marks' clock
+            marks[ADMITTED] = time.perf_counter()
     except BaseException as error:
         if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
             ctx.status_code = error.status
@@ -422,18 +424,24 @@ async def _relay(
                 upstream_call_ended(ctx, started=waited, error=error)
                 raise
             upstream_call_ended(ctx, started=waited, error=None)
-            if ctx.trace is not None:  # before post_call: captured content stays masked
-                trace_answer(ctx, result, body=body)
-            if ctx.guard is not None and isinstance(result, dict):
-                answering = guard_answer(ctx, ctx.guard, result)  # post_call, placeholders restored
-                if ctx.trace is not None:
-                    answering = trace_stage(ctx, "ogem.guardrails", answering, phase="post_call")
-                await answering
+            if ctx.guard is not None:
+                if ctx.trace is not None:  # before post_call: captured content stays masked
+                    trace_answer(ctx, result, body=body)
+                if isinstance(result, dict):
+                    answering = guard_answer(ctx, ctx.guard, result)  # post_call: restored
+                    if ctx.trace is not None:
+                        answering = trace_stage(
+                            ctx, "ogem.guardrails", answering, phase="post_call"
+                        )
+                    await answering
             response = _complete(ctx, result, admission)
             if callbacks is not None:
                 ctx.callback_output = result
             if ctx.trace is not None:
-                trace_attempt_done(ctx)
+                if ctx.guard is None:  # no post_call between: the answer and its end in one call
+                    trace_answer(ctx, result, body=body, done=True)
+                else:
+                    trace_attempt_done(ctx)
             if ctx.cache is not None and isinstance(result, dict):
                 # The body's one piece (`json_response`'s): `content` would join it again.
                 cache_store(ctx, result, encoded=response._container[0])
@@ -442,7 +450,7 @@ async def _relay(
         _client_watch(request)  # the upstream's wait
         run = resilience_run(ctx, candidates=candidates, attempt=attempt, body=inbound.body)
         if ctx.trace is not None:  # its span ends below, or fails at trace_failed
-            trace_routing_start(ctx)
+            ctx.trace.marks[ROUTING_START] = time.perf_counter()
         if ctx.guard is not None and ctx.guard.during_task is not None:
             response = await guard_during(ctx, ctx.guard, run)
         else:

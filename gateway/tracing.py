@@ -162,7 +162,7 @@ def span_fail(span: list[Any], error: BaseException) -> None:
 # number here (`STAGES`) or 6 + the attempt's. Only what leaves the process at once is made here:
 # the ids as hex (the answer's trace id, the traceparent sent upstream, the callbacks' span id).
 ROOT_START, ROOT_END = 0, 1
-ADMISSION_START, ADMITTED = 2, 3  # relay.py writes ADMITTED (trace_span_start's marks)
+ADMISSION_START, ADMITTED = 2, 3  # relay.py writes both, and ROUTING_START
 PRE_START, PRE_END, CACHE_START, CACHE_END = 4, 5, 6, 7
 ROUTING_START, ROUTING_END, POST_START, POST_END = 8, 9, 10, 11
 FIRST_TOKEN = 12
@@ -216,6 +216,7 @@ class RequestTrace:
     response_model = ""
     response_id = ""
     handed_off = False  # a stream: the trace ends when it does
+    traceparent: list[str | None]  # the upstream_traceparent variable's list (trace_begin's)
     ended = False
 
 
@@ -387,18 +388,23 @@ _new_trace = object.__new__
 
 
 def trace_begin(
-    ctx: RequestContext, *, tracing: Tracing, trace_id: int, parent: int, flags: int
+    ctx: RequestContext, *, tracing: Tracing, traced: tuple[int, int, int], trace_hex: str
 ) -> None:
     """Start the request's trace: its record, the ids callbacks read (ctx.trace_id, ctx.span_id)
-    and the `traceparent` sent upstream."""
+    and the `traceparent` sent upstream. `traced`: (trace id, the client's span or 0, flags),
+    `trace_hex` the trace id's 32 hex digits (gateway/asgi.py made them for its header)."""
+    trace_id, parent, flags = traced
     span_id = _getrandbits(64) or 1
-    # %-formatting: an f-string's format spec costs a __format__ call more (half again)
-    ctx.trace_id = trace_hex = "%032x" % trace_id  # noqa: UP031
-    ctx.span_id = span_hex = "%016x" % span_id  # noqa: UP031
+    ctx.trace_id = trace_hex
     if not ((flags & 1) if parent else (tracing.ratio >= 1.0 or _sampled(tracing, trace_id))):
+        ctx.span_id = "%016x" % span_id  # noqa: UP031
         # Not recorded; upstream hears the trace, not sampled, from the client's own span.
-        upstream_traceparent.set(f"00-{trace_hex}-{(parent or span_id):016x}-00")
+        upstream_traceparent.set([f"00-{trace_hex}-{(parent or span_id):016x}-00"])
         return
+    # The traceparent in one %-format, the span's hex its slice: a format and four joins less
+    # (an f-string's format spec costs a __format__ call more)
+    traceparent = "00-%s-%016x-01" % (trace_hex, span_id)  # noqa: UP031
+    ctx.span_id = traceparent[36:52]
     trace = _new_trace(RequestTrace)
     trace.trace_id = trace_id
     trace.span_id = span_id
@@ -419,7 +425,9 @@ def trace_begin(
     if tracing.capture_content:
         trace.capture = True
     ctx.trace = trace
-    upstream_traceparent.set("00-" + trace_hex + "-" + span_hex + "-01")
+    # One variable's setting a request: its attempts and its end rewrite the list's item
+    trace.traceparent = held = [traceparent]
+    upstream_traceparent.set(held)
 
 
 # identity of what they describe (a configuration's deployment, a resolver's cached caller);
@@ -510,11 +518,6 @@ def trace_refused(
         logger.exception("could not record the trace of a refused request")
 
 
-def trace_request(ctx: RequestContext) -> None:
-    """The request's body is read: its model and parameters are read off the context when the
-    request ends (`trace_end`), so there is nothing to record now."""
-
-
 def trace_failed(ctx: RequestContext, error: BaseException) -> None:
     """The request failed (or was cancelled) before or without answering: its trace ends."""
     trace: RequestTrace = ctx.trace
@@ -529,7 +532,7 @@ def trace_failed(ctx: RequestContext, error: BaseException) -> None:
         errors = trace.errors = {}
     if not ctx.cancelled:  # the request's status is its ended facts'
         errors[ROOT_START] = (failure[0], None, failure[2])
-    # The stages in flight when it failed (trace_span_start's, the routing) fail with it.
+    # The stages in flight when it failed (the admission, the routing) fail with it.
     if trace.marks[ROUTING_START] and not trace.marks[ROUTING_END]:
         trace_routing_end(ctx, None, error)
     marks = trace.marks
@@ -590,30 +593,15 @@ async def trace_cache(ctx: RequestContext, lookup: Awaitable[T]) -> T:
         trace.cache = (ctx.cache_status or "miss", ctx.cache_similarity)
 
 
-def trace_span_start(ctx: RequestContext, name: str) -> list[float]:
-    """The admission's span begins (`name` is "ogem.admission"): the trace's marks, returned,
-    in which the caller writes `_clock()` at ADMITTED once admitted. A stage that raises leaves it
-    open: trace_failed fails and ends it. (No coroutine around the stage, as trace_stage has:
-    that costs a frame on each of its resumptions.)"""
-    marks: list[float] = ctx.trace.marks
-    marks[ADMISSION_START] = _clock()
-    return marks
-
-
 # A routing span's facts (trace_routing_end), by (candidates, attempts, deployment, group).
 _routed: dict[tuple[int, int, int, str], tuple[Any, tuple[Any, ...]]] = {}
-
-
-def trace_routing_start(ctx: RequestContext) -> None:
-    """The routing decision (retries, failover and fallbacks) begins: its span, whose children
-    are the upstream attempts. It ends at trace_routing_end, or fails at trace_failed."""
-    ctx.trace.marks[ROUTING_START] = _clock()
 
 
 def trace_routing_end(
     ctx: RequestContext, response: Any, error: BaseException | None = None
 ) -> None:
-    """The routing answered (`response`) or failed (`error`): its span ends."""
+    """The routing answered (`response`) or failed (`error`): its span ends. It began when
+    relay.py wrote its start mark (ROUTING_START); its children are the upstream attempts."""
     trace: RequestTrace = ctx.trace
     marks = trace.marks
     if not marks[ROUTING_START] or marks[ROUTING_END]:
@@ -627,7 +615,10 @@ def trace_routing_end(
                          None if deployment is None else deployment.id, None)  # fmt: skip
         return
     # Its facts repeat from request to request: shared, a batch carries them once.
-    group = response.get("x-ogem-model-group") or ctx.model
+    # The header as gateway/resilience.py set it: Django's case-insensitive read costs more
+    # than the rest of this function
+    found_group = response.headers._store.get("x-ogem-model-group")
+    group = found_group[1] if found_group is not None else ctx.model
     key = (len(ctx.candidates), attempts, id(deployment), group)
     found = _routed.get(key)
     if found is None or found[0] is not deployment:
@@ -665,7 +656,7 @@ def trace_attempt_start(ctx: RequestContext, deployment: Deployment) -> None:
     # (its name, "operation model", is made by the exporter of its shared attributes)
     trace.attempt = attempt = [span_id, parent, constants, now, 0.0, None, None, None]
     attempts.append(attempt)
-    upstream_traceparent.set("00-" + ctx.trace_id + "-" + "%016x" % span_id + "-01")  # noqa: UP031
+    trace.traceparent[0] = "00-%s-%016x-01" % (ctx.trace_id, span_id)  # noqa: UP031
 
 
 def _server_address(api_base: str) -> str:
@@ -683,17 +674,25 @@ def trace_attempt_failed(ctx: RequestContext, error: BaseException) -> None:
     attempt[A_END] = _clock()
 
 
-def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> None:
+def trace_answer(
+    ctx: RequestContext, result: Any, *, body: dict[str, Any], done: bool = False
+) -> None:
     """A non-streamed answer arrived: its model, id and finish reasons (usage is added when the
-    attempt ends), its content when captured."""
+    attempt ends), its content when captured. `done`: nothing runs between it and the attempt's
+    end (no post_call guardrail): the attempt ends here (`trace_attempt_done`'s), a call less."""
     trace: RequestTrace = ctx.trace
     if not isinstance(result, dict):
+        if done:
+            trace_attempt_done(ctx)
         return
     model = result.get("model")
-    trace.response_model = model if type(model) is str else str(model or "")
+    trace.response_model = model = model if type(model) is str else str(model or "")
     response_id = result.get("id")
-    trace.response_id = response_id if type(response_id) is str else str(response_id or "")
+    trace.response_id = response_id = (
+        response_id if type(response_id) is str else str(response_id or "")
+    )
     choices = result.get("choices")
+    reasons: list[str] | tuple[str, ...] = ()
     if type(choices) is list:
         reasons = []  # a loop, not a comprehension: its frame costs more than one choice
         for c in choices:
@@ -702,11 +701,23 @@ def trace_answer(ctx: RequestContext, result: Any, *, body: dict[str, Any]) -> N
                 if reason:
                     reasons.append(reason if type(reason) is str else str(reason))
         trace.finish_reasons = reasons
-    if trace.capture and trace.attempt is not None:
-        _input_capture(trace.attempt, body)
+    attempt = trace.attempt
+    if trace.capture and attempt is not None:
+        _input_capture(attempt, body)
         if isinstance(choices, list):
             outputs = [_output_message(c) for c in choices if isinstance(c, dict)]
-            _attempt_attributes(trace.attempt)["gen_ai.output.messages"] = _json(outputs)
+            _attempt_attributes(attempt)["gen_ai.output.messages"] = _json(outputs)
+    if done and attempt is not None and not attempt[A_END]:  # trace_attempt_done's, inline
+        if ctx.status_code >= 400 or ctx.cancelled:
+            answered = _answered(ctx, trace)
+        else:
+            usage = ctx.usage
+            answered = ("answered", model or None, response_id or None,
+                        tuple(reasons) if reasons else None, usage.prompt_tokens,
+                        usage.completion_tokens, usage.cached_tokens or None,
+                        usage.cache_creation_tokens or None, usage.estimated or None)  # fmt: skip
+        trace.answered = attempt[A_ANSWERED] = answered
+        attempt[A_END] = _clock()
 
 
 def trace_attempt_done(ctx: RequestContext) -> None:
@@ -815,7 +826,7 @@ def trace_end(ctx: RequestContext) -> None:
     if trace is None or trace.ended:
         return
     trace.ended = True
-    upstream_traceparent.set(None)  # a task that runs more requests starts each afresh
+    trace.traceparent[0] = None  # a task that runs more requests starts each afresh
     tracing = _active
     marks = trace.marks
     marks[ROOT_END] = now = _clock()

@@ -237,6 +237,19 @@ def dispatcher_get(settings: CallbackSettings | None = None) -> Dispatcher:
     return _dispatcher
 
 
+def dispatcher_submit(
+    event: EventValues, sinks: Sequence[SinkSpec], settings: CallbackSettings | None
+) -> None:
+    """`dispatcher_get(settings).submit(event, sinks)` in one call (the request path's)."""
+    dispatcher = _dispatcher
+    if settings is not None and settings is not dispatcher.settings:
+        dispatcher.configure(settings)
+    pipe = dispatcher._pipe
+    if pipe is None:
+        pipe = dispatcher._start()
+    pipe.put(event, sinks)
+
+
 def callbacks_flush(timeout: float = 5.0) -> bool:
     return _dispatcher.flush(timeout)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.callbacks.base import CallbackError, EventValues
-from gateway.callbacks.dispatcher import dispatcher_get
+from gateway.callbacks.dispatcher import dispatcher_submit
 from gateway.callbacks.registry import SINKS
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 
@@ -134,11 +134,11 @@ def callbacks_emit(
     if not sinks:
         return
     try:
-        event = event_build(ctx, cost=cost, body=body if plan.message_logging else None)
+        event = _event(ctx, cost, body if plan.message_logging else None)
     except Exception:
         logger.exception("callback event of request %s not built", ctx.request_id)
         return
-    dispatcher_get(plan.settings).submit(event, sinks)
+    dispatcher_submit(event, sinks, plan.settings)
 
 
 def _error_of(ctx: RequestContext) -> CallbackError | None:
@@ -159,6 +159,11 @@ def _error_of(ctx: RequestContext) -> CallbackError | None:
 def event_build(ctx: RequestContext, *, cost: Decimal, body: dict[str, Any] | None) -> EventValues:
     """The request's event as the delivery process takes it (base.EVENT_FIELDS' order): the raw
     facts, read off the context; the process makes the `CallbackEvent` (`event_from_values`)."""
+    return _event(ctx, cost, body)
+
+
+def _event(ctx: RequestContext, cost: Decimal, body: dict[str, Any] | None) -> EventValues:
+    """`event_build`'s, its arguments positional (the request path's: a cheaper call)."""
     usage = ctx.usage
     caller = ctx.caller
     deployment = ctx.deployment
