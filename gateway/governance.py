@@ -73,6 +73,7 @@ from gateway.limits import (
     settle_write,
 )
 from gateway.limits import now_ms as clock_ms
+from gateway.responses import PlainHeaders
 from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
@@ -658,7 +659,7 @@ def _duration(ms: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s"
 
 
-def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
+def _headers(rules: list[Rule], decision: Decision) -> PlainHeaders:
     # Per metric, the rule with the least room left speaks for the request (the first on a tie).
     requests = tokens = None
     for rule, state in zip(rules, decision.states, strict=True):
@@ -668,7 +669,7 @@ def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
                 requests = state
         elif name.endswith(":tpm") and (tokens is None or state.remaining < tokens.remaining):
             tokens = state
-    headers: dict[str, str] = {}
+    headers = PlainHeaders()  # lowercase names, digits and a duration's letters
     for names, state in ((_REQUEST_HEADERS, requests), (_TOKEN_HEADERS, tokens)):
         if state is not None:
             limit, remaining, reset = names
