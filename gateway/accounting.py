@@ -49,7 +49,7 @@ def usage_event_build(
         "completion_tokens": usage.completion_tokens,
         "total_tokens": total,
         "cost": str(cost),
-        "latency_ms": max(int((time.perf_counter() - ctx.started_at) * 1000), 0),
+        "latency_ms": _latency_ms(ctx),
         "ttft_ms": None
         if ctx.first_token_seconds is None
         else max(int(ctx.first_token_seconds * 1000), 0),
@@ -67,6 +67,21 @@ def usage_event_build(
     if ctx.guard is not None and ctx.guard.decisions:
         event["guardrails"] = ctx.guard.decisions_list()  # billing.GuardrailDecision rows
     return event
+
+
+def _latency_ms(ctx: RequestContext) -> int:
+    return max(int((time.perf_counter() - ctx.started_at) * 1000), 0)
+
+
+def usage_event_renew(event: UsageEvent, ctx: RequestContext) -> UsageEvent:
+    """`event` (`usage_event_build`'s for another request whose other inputs were the same) as
+    `usage_event_build` would make it for `ctx`: its request id, time and latency; a copy, in
+    the same key order (the same encoded bytes)."""
+    renewed = event.copy()
+    renewed["request_id"] = ctx.request_id
+    renewed["ts"] = ctx.created_unix
+    renewed["latency_ms"] = _latency_ms(ctx)
+    return renewed
 
 
 # ---- The in-process buffer (no Redis), flushed in the background --------------------------------

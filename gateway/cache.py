@@ -111,6 +111,10 @@ class CachePlan:
     # A hit's usage and what it saved, found by `cache_answer` before the admission's decision.
     usage: Usage | None = None
     saved_cost: Decimal = Decimal(0)
+    # The policy's `hit_usage` they are the values of (None: worked out for this hit alone): a
+    # hit whose usage comes from the same one has the same usage event, but for its request id
+    # and times (gateway/governance.py `_hit_event`).
+    usage_source: tuple[dict[str, Any], Any, Usage, Decimal] | None = None
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -873,7 +877,9 @@ def cache_answer(
     the relay does this while the admission's decision is on its way; `cache_respond` applies it
     once admitted."""
     plan: CachePlan = ctx.cache
-    plan.usage, plan.saved_cost = _hit_usage(ctx, plan.policy, response.get("usage"))
+    plan.usage, plan.saved_cost, plan.usage_source = _hit_usage(
+        ctx, plan.policy, response.get("usage")
+    )
     if ctx.stream:
         http = StreamingHttpResponse(_replay(ctx, response), content_type="text/event-stream")
         http["Cache-Control"] = "no-cache"
@@ -966,14 +972,17 @@ def _answer_bytes(entry: bytes | None) -> bytes | None:
 _usage_values = operator.attrgetter(*(item.name for item in fields(Usage)))
 
 
-def _hit_usage(ctx: RequestContext, policy: _Policy, reported: Any) -> tuple[Usage, Decimal]:
+def _hit_usage(
+    ctx: RequestContext, policy: _Policy, reported: Any
+) -> tuple[Usage, Decimal, tuple[dict[str, Any], Any, Usage, Decimal] | None]:
     """A hit's usage (its stored answer's) and what it saved: what the answer would have cost
     from the model group's first deployment. Taken from the policy's last hit when the usage
-    block and the price are the same (a new Usage each time: the request's own)."""
+    block and the price are the same (a new Usage each time: the request's own), and then that
+    hit's `hit_usage` too (else the one this hit leaves, if any)."""
     price = deployment_price(deployment=ctx.candidates[0]) if ctx.candidates else None
     held = policy.hit_usage
     if held is not None and (held[1] is price or held[1] == price) and held[0] == reported:
-        return Usage(*_usage_values(held[2])), held[3]
+        return Usage(*_usage_values(held[2])), held[3], held
     usage = Usage()
     if isinstance(reported, dict):
         usage_fill(usage, reported, provider="")
@@ -981,8 +990,9 @@ def _hit_usage(ctx: RequestContext, policy: _Policy, reported: Any) -> tuple[Usa
     # Kept when the prompt and completion counts were reported and possible (an impossible one
     # is counted and logged by `usage_fill`, hit after hit).
     if usage.prompt_reported and usage.completion_reported:
-        policy.hit_usage = (reported, price, Usage(*_usage_values(usage)), saved)
-    return usage, saved
+        held = policy.hit_usage = (reported, price, Usage(*_usage_values(usage)), saved)
+        return usage, saved, held
+    return usage, saved, None
 
 
 def _event(payload: Any) -> bytes:

@@ -49,8 +49,8 @@ from billing.pricing import (
     shipped_price_by_name,
     unpriced_record,
 )
-from billing.usage import usage_event_encode
-from gateway.accounting import usage_event_build
+from billing.usage import UsageEvent, usage_event_encode
+from gateway.accounting import usage_event_build, usage_event_renew
 from gateway.cache import cache_hit_shown
 from gateway.capacity import capacity_settle
 from gateway.config import config_current
@@ -73,6 +73,7 @@ from gateway.limits import (
     settle_write,
 )
 from gateway.limits import now_ms as clock_ms
+from gateway.responses import PlainHeaders
 from gateway.spool import usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
@@ -359,6 +360,9 @@ class _RulePlan:
     hit_packing: AdmitPacking | None = None
     # A free cache hit's rules, the same for every hit (nothing changes a Rule once built).
     hit_rules: tuple[Rule, ...] | None = None
+    # The last free cache hit's usage event, with what it was built from besides the plan's
+    # caller, model and endpoint (`_hit_event`).
+    hit_event: tuple[tuple[Any, ...], UsageEvent] | None = None
 
 
 _rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
@@ -436,19 +440,40 @@ def _hit_free_known(ctx: RequestContext) -> bool:
     return plan is not None and plan.local is not None and not plan.policy.charge
 
 
-def _hit_event(ctx: RequestContext) -> bytes | None:
+def _hit_event(ctx: RequestContext, plan: _RulePlan) -> bytes | None:
     """The usage event of a free hit whose answer is built before its admission (an L1 entry
     found fresh, gateway/relay.py), as its settle would record it: the admission script records
     it once it admits, so that the hit has no settle, a script and a round trip less after its
-    answer (docs/benchmark.md). None for any other request (and a batch line, settled once)."""
-    if ctx.cache.usage is None or ctx.batch_id:
+    answer (docs/benchmark.md). None for any other request (and a batch line, settled once).
+    The plan's last one renewed when made from the same values: the same caller (a frozen
+    Caller), model and endpoint (the plan's), the same usage (the cache policy's `hit_usage`
+    object) and the same request fields below; built afresh otherwise."""
+    cache = ctx.cache
+    if cache.usage is None or ctx.batch_id:
         return None
-    return cache_hit_shown(
-        ctx,
-        lambda: usage_event_encode(
-            usage_event_build(ctx, cost=_ZERO, provider="", model=ctx.model)
-        ),
+    source = cache.usage_source
+    if source is None or ctx.guard is not None or ctx.first_token_seconds is not None:
+        return usage_event_encode(cache_hit_shown(ctx, lambda: _hit_event_build(ctx)))
+    shape = (
+        source,
+        ctx.end_customer,
+        ctx.status_code,
+        ctx.stream,
+        ctx.cancelled,
+        ctx.deployment,
+        ctx.cache_saved_latency_ms,
+        *ctx.tags,
     )
+    held = plan.hit_event
+    if held is not None and held[0] == shape:
+        return usage_event_encode(usage_event_renew(held[1], ctx))
+    event = cache_hit_shown(ctx, lambda: _hit_event_build(ctx))
+    plan.hit_event = (shape, event)
+    return usage_event_encode(event)
+
+
+def _hit_event_build(ctx: RequestContext) -> UsageEvent:
+    return usage_event_build(ctx, cost=_ZERO, provider="", model=ctx.model)
 
 
 def _rule_plan(
@@ -634,7 +659,7 @@ def _duration(ms: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s"
 
 
-def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
+def _headers(rules: list[Rule], decision: Decision) -> PlainHeaders:
     # Per metric, the rule with the least room left speaks for the request (the first on a tie).
     requests = tokens = None
     for rule, state in zip(rules, decision.states, strict=True):
@@ -644,7 +669,7 @@ def _headers(rules: list[Rule], decision: Decision) -> dict[str, str]:
                 requests = state
         elif name.endswith(":tpm") and (tokens is None or state.remaining < tokens.remaining):
             tokens = state
-    headers: dict[str, str] = {}
+    headers = PlainHeaders()  # lowercase names, digits and a duration's letters
     for names, state in ((_REQUEST_HEADERS, requests), (_TOKEN_HEADERS, tokens)):
         if state is not None:
             limit, remaining, reset = names
@@ -752,7 +777,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
             rules, price = _hit_rules(plan), None
             if plan.budgets or any(part[7] for part in plan.parts):
                 rest = plan
-            event = _hit_event(ctx)
+            event = _hit_event(ctx, plan)
             if not proxy:
                 packing = plan.hit_packing
                 if packing is None or packing.size != len(rules):

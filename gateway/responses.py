@@ -54,17 +54,28 @@ def _header_set(response: HttpResponse, name: str, value: str) -> None:
         response[name] = value
 
 
+class PlainHeaders(dict[str, str]):
+    """Headers whose names are lowercase and whose values plain printable ASCII by construction
+    (the rate-limit headers, gateway/governance.py): `headers_apply` stores them unchecked."""
+
+    __slots__ = ()
+
+
 def headers_apply(response: HttpResponse, ctx: RequestContext, extra: dict[str, str]) -> None:
     store = response.headers._store
     _header_set(response, "x-request-id", ctx.request_id)
     if ctx.deployment is not None:
         _header_set(response, "x-ogem-provider", ctx.deployment.provider)
         _header_set(response, "x-ogem-deployment", ctx.deployment.id)
-    for name, value in extra.items():  # `_header_set` inline: six a request with rate limits
-        if type(value) is str and value.isascii() and value.isprintable():
-            store[name.lower()] = (name, value)
-        else:
-            response[name] = value
+    if type(extra) is PlainHeaders:  # six a request with rate limits
+        for name, value in extra.items():
+            store[name] = (name, value)
+    else:
+        for name, value in extra.items():  # `_header_set` inline
+            if type(value) is str and value.isascii() and value.isprintable():
+                store[name.lower()] = (name, value)
+            else:
+                response[name] = value
     # Below, Ogem's own names and values made of digits: plain ASCII, nothing to check.
     if ctx.cache_status:  # a response cache is configured (gateway/cache.py)
         store["x-ogem-cache"] = ("x-ogem-cache", ctx.cache_status)  # one of its constants

@@ -477,7 +477,8 @@ def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  #
 ) -> None:
     """An L1 hit's answer is built before its admission, whose script records its usage event
     (gateway/governance.py `_hit_event`): one free row per hit, with the stored answer's tokens,
-    its one parallel slot never held; a hit the rpm refuses records nothing and says `miss`."""
+    its one parallel slot never held; a hit the rpm refuses records nothing and says `miss`.
+    Hits differ in their request id and times only."""
     from billing.models import RequestLog
     from billing.services import usage_drain
 
@@ -501,6 +502,15 @@ def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  #
     assert {rows[request_id].total_tokens for request_id in ids} == {rows[ids[0]].total_tokens}
     assert {rows[request_id].status_code for request_id in ids} == {200}
     assert not RequestLog.objects.filter(request_id=refused_id).exists()
+    # Hit after hit, the admission's event is the last one renewed (`_hit_event`): each row its
+    # own request id, and the same in every column that does not count time.
+    timed = {"id", "request_id", "created_at", "latency_ms"}
+    hits = [
+        {k: v for k, v in vars(rows[request_id]).items() if k not in timed and k[0] != "_"}
+        for request_id in ids[1:]
+    ]
+    assert hits[0]["cache_result"] == "hit" and hits[0]["cache_saved_tokens"] > 0
+    assert hits[1] == hits[0] and hits[2] == hits[0]
 
 
 def test_a_free_hit_needs_no_budget_room_but_a_request_that_misses_does(  # type: ignore[no-untyped-def]
