@@ -35,6 +35,7 @@ from gateway.cache import (
     cache_respond,
     cache_store,
     cache_write_flush,
+    memo_sizes,
 )
 from gateway.callbacks.emit import CallbackPlan, StreamText, callbacks_emit, callbacks_plan
 from gateway.config import GatewayConfig, config_current
@@ -218,7 +219,6 @@ async def _relay(
     cache_config = config.cache
     registry = registry_get()
     memo = None
-    header = None
     if (
         raw is not None
         and cache_config is not None
@@ -226,10 +226,16 @@ async def _relay(
         and config.guardrails is None
         and not caller.guardrails
     ):
-        # The same body again (a hit's): its checks, routing and cache key as they were, while
-        # everything they depend on is the same (gateway/cache.py `PlanMemo`).
-        header = request.META.get("HTTP_CACHE_CONTROL")
-        memo = cache_memo_find(ctx, body=raw, header=header, config=config, registry=registry)
+        if len(raw) in memo_sizes:  # a body of no kept size (most misses) is not hashed
+            # The same body again (a hit's): its checks, routing and cache key as they were,
+            # while everything they depend on is the same (gateway/cache.py `PlanMemo`).
+            memo = cache_memo_find(
+                ctx,
+                body=raw,
+                header=request.META.get("HTTP_CACHE_CONTROL"),
+                config=config,
+                registry=registry,
+            )
     else:
         raw = None
     try:  # refusals before the call reach the callbacks and the debug capture too
@@ -359,7 +365,7 @@ async def _relay(
                     cache_memo_keep(
                         ctx,
                         body=raw,
-                        header=header,
+                        header=request.META.get("HTTP_CACHE_CONTROL"),
                         config=config,
                         registry=registry,
                         checked=checked,
