@@ -108,15 +108,23 @@ def _grpc_exporter_class() -> type:
 
 
 def _http_exporter_class() -> type:
-    from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    try:  # a module of OpenTelemetry's own (1.45): without it, the exporter's requests path
+        from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
+    except ImportError:
+        BaseHTTPResult = BaseHTTPTransport = None
 
     class BytesHttpExporter(OTLPSpanExporter):
         """OpenTelemetry's HTTP exporter (retries, headers, compression, TLS) fed encoded bytes,
         sent through its own client, over its session's urllib3 pool (`pooled_transport`)."""
 
+        pooled = True  # `_unpooled` turns it off
+
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
+            if not self.pooled:
+                return
             client = getattr(self, "_client", None)
             pooled = pooled_transport(getattr(client, "_transport", None), self._endpoint)
             if pooled is not None:
@@ -129,6 +137,9 @@ def _http_exporter_class() -> type:
                 logger.warning("dropped a batch of %d spans: %d bytes", count, len(data))
                 return False
             return bool(getattr(self._client.export(data), "success", False))
+
+    if BaseHTTPTransport is None:
+        return _unpooled(BytesHttpExporter)
 
     @dataclasses.dataclass(frozen=True, slots=True)
     class PooledResult(BaseHTTPResult):  # type: ignore[misc]
@@ -211,9 +222,20 @@ def _http_exporter_class() -> type:
             return None
         if session.auth is not None or session.hooks.get("response"):
             return None
-        return PooledTransport(session, url)
+        try:
+            return PooledTransport(session, url)
+        except (AttributeError, TypeError):  # another requests than 2.32's adapter API
+            logger.warning("tracing: the exporter posts through requests (no pooled transport)")
+            return None
 
     return BytesHttpExporter
+
+
+def _unpooled(exporter: type) -> type:
+    """The exporter on requests' own path: an OpenTelemetry without the transport module."""
+    logger.warning("tracing: the exporter posts through requests (no pooled transport)")
+    exporter.pooled = False  # type: ignore[attr-defined]
+    return exporter
 
 
 # -- the OTLP encoder -------------------------------------------------------------------------
