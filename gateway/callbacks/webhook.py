@@ -58,9 +58,9 @@ def _headers(text: str) -> dict[str, str]:
 
 class WebhookSink:
     name: ClassVar[str] = "generic_api"
-    # Posts a second cost the delivery process more than bytes (docs/benchmark.md): events that
-    # come fast go in one post a flush interval, up to 2,000 and 1 MB (a common receiver's limit).
-    max_batch: ClassVar[int] = 2000
+    # Up to 500 events and 1 MB (a common receiver's limit) a post. 2,000 made fewer posts, but
+    # /v1 at concurrency 50 looked slower with it in quiet runs (docs/benchmark.md, 7 December).
+    max_batch: ClassVar[int] = 500
     max_bytes: ClassVar[int] = 1_000_000
     environment: ClassVar[tuple[str, ...]] = (
         "GENERIC_LOGGER_ENDPOINT",
