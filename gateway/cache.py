@@ -377,8 +377,7 @@ def cache_memo_keep(
     if len(body) > MEMO_BODY_MAX_BYTES:
         return
     if len(_memos) >= _MEMOS_MAX:
-        _memos.clear()
-        memo_sizes.clear()
+        cache_memo_clear()
     memo_sizes.add(len(body))
     plan: CachePlan = ctx.cache
     fields = (plan.key, plan.read, plan.write, plan.ttl, plan.max_age, plan.namespace)
