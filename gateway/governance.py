@@ -15,7 +15,8 @@ count and cost, releases the parallel slots and emits the usage event in the sam
 Budgets and entity limits come from a per-process snapshot of the Budget rows, trusted for
 ``OGEM_GOVERNANCE_SNAPSHOT_TTL`` seconds (then refreshed in the background) and dropped by
 `governance_snapshot_flush`. In steady state a request makes no database query and at most one
-Redis round trip in each hook.
+Redis round trip in each hook; most free response cache hits of a busy key make none, admitted on
+a lease of request allowance its worker took from Redis (`_HitLease`).
 
 While Redis is away (`ogem_site.redis.redis_outage`, docs/redis.md), ``OGEM_REDIS_FAILURE_POLICY``
 decides: ``open`` admits against this process's own counts (`gateway.limits.outage_limiter`, its
@@ -387,10 +388,11 @@ class _HitLease:
     (gateway/limits.py), so a unit spent in that same second is counted where a request of its
     own would have been, and the 60 s windows hold exactly; the lease is void once the second
     has passed (what it had left stays counted: the slack, docs/caching.md). A lease asks for no
-    more than the hits of the plan this second so far (the first hit of a second asks none):
-    a worker that sees one hit a second leases nothing."""
+    more than the hits of the plan this second so far, or those of the second before still to
+    come: a worker that sees one hit a second leases nothing."""
 
     second: int  # the unix second whose buckets hold the units
+    before: int = 0  # free hits of the plan in the second before
     served: int = 0  # free hits of the plan this second (leased or not)
     left: int = 0  # units not yet spent
     asking: bool = False  # an admission asking for units is on its way
@@ -526,7 +528,8 @@ def _hit_lease(plan: _RulePlan, rules: list[Rule], now: int) -> _HitLease | None
     second = now // 1000
     lease = plan.hit_lease
     if lease is None or lease.second != second:
-        lease = plan.hit_lease = _HitLease(second)
+        before = lease.served if lease is not None and lease.second == second - 1 else 0
+        lease = plan.hit_lease = _HitLease(second, before)
     lease.served += 1
     return lease
 
@@ -868,7 +871,9 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
                 rest = plan
             event = _hit_event(ctx, plan)
             if not proxy:
-                if event is not None:
+                if event is not None and settle_deferred.get() is not None:
+                    # Served by a web worker's lean handler, whose event loop lives on: the
+                    # hit's event may wait there for its batch (a lease, `_HitLease`).
                     hits = plan
                 packing = plan.hit_packing
                 if packing is None or packing.size != len(rules):
@@ -935,7 +940,8 @@ async def _admission_start(
                 _hit_leased(ctx, admission, rules, lease, now=now, event=event)
                 return admission
             if not lease.asking:
-                units = min(hits.hit_lease_max or 0, lease.served - 1)
+                served = lease.served
+                units = min(hits.hit_lease_max or 0, max(served - 1, lease.before - served))
     try:
         fetch = ctx.fetch_key
         issued = await store.admit_issue(

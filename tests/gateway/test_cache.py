@@ -605,8 +605,8 @@ def test_l1_hits_on_a_lease_make_no_admission_round_trip_and_are_recorded_once( 
                 ids.append(hit.headers["x-request-id"])
                 remaining.append(int(hit.headers["x-ratelimit-remaining-requests"]))
             seconds = int(time.time()) - int(started) + 1
-    # A second's hits ask Redis at their 1st, 2nd, 4th, 8th, 16th and 32nd (each lease as large
-    # as the hits so far, at most 16), then once per 17.
+    # A second's hits ask Redis at most at their 1st, 2nd, 4th, 8th, 16th and 32nd (each lease at
+    # least as large as the hits so far, at most 16), then once per 17.
     assert admissions.count <= 6 * seconds
     assert admissions.count < 20
     assert remaining[0] == 6_399
