@@ -19,7 +19,7 @@ one is often a network's, which takes both), and it keeps nothing in memory to l
 Usage events written later (`usage_event_later`): a free response cache hit admitted on its
 worker's lease of request allowance (gateway/governance.py) makes no Redis command of its own;
 its event waits in this process, at most ``LATER_DELAY_SECONDS`` or until ``LATER_BATCH`` are
-waiting, then goes to the usage stream in one pipelined send (an XADD each). What Redis did not
+waiting, then goes to the usage stream with them in one script (an XADD each). What Redis did not
 take (unreachable, an error reply, a batch cut short) goes to the spool like any settle; what is
 still waiting when the process exits is written then (`usage_events_later_exit`), or spooled.
 An event written twice (a reply lost after Redis took it, then spooled) is recorded once: the
@@ -58,6 +58,7 @@ from ogem_site.redis import (
     redis_recovery_register,
     redis_unreachable,
 )
+from ogem_site.redis_pipeline import encoded
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,19 @@ redis_recovery_register(_recovered)
 LATER_DELAY_SECONDS = 0.02
 LATER_BATCH = 64
 
+_EVENTS_LUA = """
+-- The usage stream; its length bound (0: none), then the events.
+local bound = ARGV[1]
+for i = 2, #ARGV do
+  if bound == '0' then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', bound, '*', 'e', ARGV[i])
+  end
+end
+return #ARGV - 1
+"""
+
 
 class _Later:
     events: list[tuple[str, bytes]] = []  # (request id, usage event), not yet sent
@@ -279,30 +293,22 @@ async def _later_write(events: list[tuple[str, bytes]]) -> None:
             redis_outage_watch()
             return
         lean = redis_lean()
+        if lean is not None:
+            # One script for the batch: one command to encode and one reply. A failure spools it
+            # whole (an event it wrote already is recorded once: the drain is idempotent).
+            length = hot_settings().OGEM_USAGE_STREAM_MAXLEN
+            await lean.evalsha(
+                lean.script(_EVENTS_LUA),
+                [usage_stream_key()],
+                [length, *(encoded(event) for _, event in events)],
+            )
+            failed = []
+            return
+        pipe = redis_client().pipeline(transaction=False)
         xadd = _xadd()
-        if lean is None:
-            pipe = redis_client().pipeline(transaction=False)
-            for _, event in events:
-                pipe.execute_command(*xadd, event)
-            replies = await pipe.execute(raise_on_error=False)
-        else:
-            replies = []
-            first = lean.hold(*xadd, events[0][1])
-            if first is None:  # not connected: the first connects, the others follow it
-                try:
-                    replies.append(await lean.execute(*xadd, events[0][1]))
-                except Exception as exc:
-                    replies.append(exc)
-                futures = [lean.hold(*xadd, event) for _, event in events[1:]]
-            else:
-                futures = [first, *(lean.hold(*xadd, event) for _, event in events[1:])]
-            for future in futures:
-                try:
-                    if future is None:
-                        raise ConnectionError("Redis is not connected")
-                    replies.append(await future)
-                except Exception as exc:
-                    replies.append(exc)
+        for _, event in events:
+            pipe.execute_command(*xadd, event)
+        replies = await pipe.execute(raise_on_error=False)
         failed = []
         for item, reply in zip(events, replies, strict=True):
             if isinstance(reply, Exception):
