@@ -330,7 +330,7 @@ class PlanMemo:
     plan: tuple[str, bool, bool, float, float | None, str, bool]
     # What the body check left on the request: its estimated prompt tokens and its bounds (the
     # relay's `memo_hit`, which reads no body: they depend on the body alone).
-    bounds: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+    bounds: tuple[int, int, int, int, int, int]
 
 
 # (endpoint, body bytes) -> its memo. Bounded in entries and in each body's size: the bodies are

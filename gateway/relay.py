@@ -517,7 +517,7 @@ async def relay_memo_hit(
     trace_id: str,
 ) -> tuple[RequestContext, bytes, dict[str, str]] | None:
     """`_relay` for a client's memo'd request that its L1 entry answers, at the lean edge
-    (gateway/asgi.py `_memo_hit`) and without a Django request: the edge checked what `relay`
+    (gateway/asgi.py `memo_answer`) and without a Django request: the edge checked what `relay`
     and `_relay` check before the memo is used (no tracing, guardrails, callbacks nor debug
     capture; the caller from the key cache; the memo's body, key and header), and the same
     steps run on the same context. None, with nothing done, when the entry does not answer

@@ -5,6 +5,7 @@ the same answer as the relay's hit, and everything the relay's path would see st
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -146,6 +147,26 @@ def test_what_the_relay_would_see_still_counts_at_the_edge(  # type: ignore[no-u
     assert revoked.status_code == 401
     assert revoked.json()["error"]["type"] == "authentication_error"
     assert len(edge_hits) == 2
+
+
+def test_an_expired_key_is_refused_on_a_memod_body(  # type: ignore[no-untyped-def]
+    local_cache, edge_hits, make_key, live_ogem
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    secret = make_key(expires_at=datetime.now(UTC) + timedelta(seconds=2))
+    body = _body()
+    assert [_post(live_ogem, secret, body).headers["x-ogem-cache"] for _ in range(3)] == [
+        "miss",
+        "hit",
+        "hit",
+    ]
+    assert len(edge_hits) == 1
+    time.sleep(2.1)
+    expired = _post(live_ogem, secret, body)
+    assert expired.status_code == 401
+    assert expired.json()["error"]["code"] == "expired_api_key"
+    assert len(edge_hits) == 1
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
