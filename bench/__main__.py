@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -22,12 +23,20 @@ from bench.bodies import (
     REQUEST_JSON,
     REQUEST_STREAM,
 )
-from bench.load import SlowStreamResult, WrkResult, slow_stream_probe, stream_probe, wrk_run
+from bench.load import (
+    SlowStreamResult,
+    WrkResult,
+    concurrencies,
+    slow_stream_probe,
+    stream_probe,
+    wrk_run,
+)
 from bench.nginx import MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem, write_config
 from bench.procs import (
     ROOT,
     BenchError,
+    Placed,
     cores,
     cpu_seconds,
     ensure_tools,
@@ -68,13 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         from bench.semantic import main as semantic_main
 
         return semantic_main(argv[1:])
+    if argv[:1] == ["ab"]:
+        from bench.ab import WANTED, header, paired, parse
+
+        ab_args = parse(argv[1:])
+        return _placed(
+            WANTED, partial(paired, ab_args), partial(header, ab_args), f"ab-{ab_args.variant}-"
+        )
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
         epilog="`python -m bench vectors --help`: the vector index (semantic cache, vector "
         "stores); `python -m bench semantic --help`: the semantic cache's lookup path; "
         "`python -m bench vector-stores --help`: a vector store's search; "
-        "`python -m bench guardrails --help`: the guardrail detectors' cost",
+        "`python -m bench guardrails --help`: the guardrail detectors' cost; "
+        "`python -m bench ab --help`: a baseline and a variant Ogem measured in alternation",
     )
     parser.add_argument("--seconds", type=float, default=5, help="per measurement (default 5)")
     parser.add_argument("--soak", type=int, metavar="N", help="RSS before/after N requests")
@@ -195,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--concurrency",
-        type=_concurrencies,
+        type=concurrencies,
         default=CONCURRENCY,
         metavar="N,N",
         help="the matrix's concurrencies (default 1,10,50)",
@@ -231,11 +248,37 @@ def main(argv: list[str] | None = None) -> int:
         "core; an empty URL runs Ogem on local memory",
     )
     args = parser.parse_args(argv)
+    wanted = {"nginx": "nginx", "wrk": "wrk"}
+    if args.redis_url is None and not args.asgi_servers:
+        wanted["redis-server"] = "redis-server"
+
+    def run(place: Placed) -> str:
+        if args.asgi_servers:
+            from bench.servers import compare
+
+            return compare(
+                wrk=place.tools["wrk"],
+                workdir=place.workdir,
+                seconds=args.seconds,
+                server_core=place.ogem_core,
+                load_core=place.load_core,
+                rounds=args.rounds,
+            )
+        return _run(args, place.tools, place.workdir, place.ogem_core, place.load_core)
+
+    return _placed(wanted, run, partial(_header, args))
+
+
+def _placed(
+    wanted: dict[str, str],
+    run: Callable[[Placed], str],
+    header: Callable[[], str],
+    name: str = "",
+) -> int:
+    """`run` with the `wanted` tools, this process on the load core, in a temporary directory;
+    its report under `header()`, printed and written to bench/results/<name><timestamp>.md."""
     _raise_file_limit()
     try:
-        wanted = {"nginx": "nginx", "wrk": "wrk"}
-        if args.redis_url is None and not args.asgi_servers:
-            wanted["redis-server"] = "redis-server"
         tools = ensure_tools(wanted)
         available = cores()
         ogem_core = available[0]
@@ -246,38 +289,17 @@ def main(argv: list[str] | None = None) -> int:
         if load_core is not None:
             os.sched_setaffinity(0, {load_core})
         with tempfile.TemporaryDirectory(prefix="ogem-bench-") as tmp:
-            workdir = Path(tmp)
-            if args.asgi_servers:
-                from bench.servers import compare
-
-                report = compare(
-                    wrk=tools["wrk"],
-                    workdir=workdir,
-                    seconds=args.seconds,
-                    server_core=ogem_core,
-                    load_core=load_core,
-                    rounds=args.rounds,
-                )
-            else:
-                report = _run(args, tools, workdir, ogem_core, load_core)
+            report = run(Placed(tools, Path(tmp), ogem_core, load_core))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    header = _header(args)
-    text = f"{header}\n\n{report}\n"
+    text = f"{header()}\n\n{report}\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md"
+    path = RESULTS / f"{name}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md"
     path.write_text(text)
     print(f"written to {path.relative_to(ROOT)}")
     return 0
-
-
-def _concurrencies(text: str) -> tuple[int, ...]:
-    values = tuple(int(part) for part in text.split(","))  # ValueError: argparse says so
-    if any(value < 1 for value in values):
-        raise ValueError(text)
-    return values
 
 
 def _raise_file_limit() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import statistics
 import subprocess
 import time
@@ -36,17 +37,27 @@ def _lua(path: Path, *, body: bytes | None, headers: dict[str, str], unique: boo
         lines.append(f'wrk.headers["{name}"] = "{value}"')
     if unique and body is not None:
         # Every request a body never sent before (a response cache miss): the prompt's last
-        # word numbered per request.
+        # word numbered per request, after a mark of this run (the numbers start again at 1 in
+        # each run, and a cache still holds the last run's bodies).
         lines += [
             "local counter = 0",
             "request = function()",
             "  counter = counter + 1",
-            '  local body = string.gsub(wrk.body, "Say hello%.", "Say hello. #" .. counter, 1)',
+            f'  local mark = "Say hello. #{secrets.token_hex(6)}-" .. counter',
+            '  local body = string.gsub(wrk.body, "Say hello%.", mark, 1)',
             "  return wrk.format(nil, nil, nil, body)",
             "end",
         ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def concurrencies(text: str) -> tuple[int, ...]:
+    """`--concurrency 1,10,50`."""
+    values = tuple(int(part) for part in text.split(","))  # ValueError: argparse says so
+    if any(value < 1 for value in values):
+        raise ValueError(text)
+    return values
 
 
 def _ms(text: str) -> float:
@@ -140,21 +151,28 @@ async def _streams(
     concurrency: int,
     seconds: float,
     once: bool,
+    unique: bool = False,
 ) -> StreamResult:
     ttfbs: list[float] = []
     totals: list[float] = []
     gaps: list[float] = []
     errors = 0
+    sent = 0
+    mark = f"Say hello. #{secrets.token_hex(6)}-".encode()
     deadline = time.perf_counter() + seconds
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one() -> None:
-            nonlocal errors
+            nonlocal errors, sent
+            data = body
+            if unique:  # as wrk's script numbers it (`_lua`)
+                sent += 1
+                data = body.replace(b"Say hello.", mark + str(sent).encode(), 1)
             started = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=headers) as response:
+                async with session.post(url, data=data, headers=headers) as response:
                     if response.status != 200:
                         errors += 1
                         await response.read()
@@ -201,8 +219,10 @@ def stream_probe(
     concurrency: int,
     seconds: float = 5.0,
     once: bool = False,
+    unique: bool = False,
 ) -> StreamResult:
-    """Stream timing from the client's side. `once`: each of `concurrency` clients streams once."""
+    """Stream timing from the client's side. `once`: each of `concurrency` clients streams once.
+    `unique`: a body never sent before each request (the prompt numbered, as wrk's `unique`)."""
     return asyncio.run(
         _streams(
             url=url,
@@ -211,6 +231,7 @@ def stream_probe(
             concurrency=concurrency,
             seconds=seconds,
             once=once,
+            unique=unique,
         )
     )
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -12,6 +13,7 @@ class OTLPSink:
     def __init__(self) -> None:
         self.exports = 0
         self.bytes = 0
+        self.last_post = 0.0  # time.monotonic() at the last POST
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,6 +24,7 @@ class OTLPSink:
                 self.rfile.read(size)
                 sink.exports += 1
                 sink.bytes += size
+                sink.last_post = time.monotonic()
                 # An empty ExportTraceServiceResponse is zero bytes of protobuf.
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")

@@ -9,9 +9,21 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a run goes: the tools it found, its temporary directory, Ogem's core and the load's
+    (None on a one-core machine)."""
+
+    tools: dict[str, str]
+    workdir: Path
+    ogem_core: int
+    load_core: int | None
 
 
 class BenchError(RuntimeError):

@@ -38,16 +38,28 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
 from gateway.api import api
+from gateway.auth import caller_known
+from gateway.cache import HIT, PlanMemo, cache_memo_get, memo_sizes
 from gateway.config import config_current
+from gateway.context import Caller
 from gateway.errors import AuthenticationError, InvalidRequestError, RequestTooLargeError
 from gateway.governance import settle_deferred
 from gateway.registry import registry_get
-from gateway.responses import request_id_for
+from gateway.relay import relay_memo_hit
+from gateway.responses import (
+    PlainHeaders,
+    headers_apply,
+    json_bytes_response,
+    overhead_ms,
+    request_id_chosen,
+    request_id_for,
+)
 from gateway.responses_api import views as responses_api
 from gateway.tracing import trace_context_parse, trace_id_new, trace_refused, tracing_active
 from gateway.views import inference
 from ogem_site.asgi_types import ASGIApp, Receive, Scope, Send, asgi_respond
 from ogem_site.hot_settings import hot_settings
+from providers.base import Endpoint
 
 V1_PREFIX = "/v1/"
 
@@ -117,6 +129,22 @@ class V1Handler(ASGIHandler):
             await _send_too_large(send, limit, trace_header, scope=scope, traced=parsed)
             return
         script_name = hot_settings().FORCE_SCRIPT_NAME or scope.get("root_path", "") or ""
+        if (
+            body is not None
+            and len(body) in memo_sizes  # a body of no memo'd size (most misses): no more
+            and not script_name
+            and (expected is None or expected == size)
+            and scope["method"] == "POST"
+        ):
+            endpoint = _MEMO_ROUTES.get(scope["path"])
+            if endpoint is not None:
+                started = time.perf_counter()  # the view's start, which authenticates first
+                memo_hit = _memo_request(scope, endpoint, body)
+                if memo_hit is not None and await self.memo_answer(
+                    scope, send, body_file, body, memo_hit, parsed, trace_header, started
+                ):
+                    body_file.close()
+                    return
         if script_name:
             # Else the prefix is Django's default ("/", what "" sets): each request runs in a
             # task of its own, whose context no other request's setting reaches, and setting
@@ -199,6 +227,85 @@ class V1Handler(ASGIHandler):
         if response is not None:
             _close_quietly(response)
         body_file.close()
+
+    async def memo_answer(
+        self,
+        scope: Scope,
+        send: Send,
+        body_file: Any,
+        body: bytes,
+        memo_hit: tuple[Endpoint, Caller, PlanMemo, str],
+        traced: tuple[int, int, int],
+        trace_header: tuple[bytes, bytes],
+        started: float,
+    ) -> bool:
+        """A memo'd request answered by its L1 entry (`_memo_request` found it), without Django's
+        request or response: the relay's `relay_memo_hit`, its answer's headers as the relay's
+        path sets them (`headers_apply`) and `send_response` encodes them, its settle after the
+        answer as `process` runs it. False, with nothing done, when the entry does not answer:
+        the request takes the usual path."""
+        endpoint, caller, memo, sent_id = memo_hit
+        request_id = request_id_chosen(sent_id)
+        trace_id = trace_header[1].decode()
+        deferred: list[Awaitable[None]] = []
+        response: HttpResponseBase | None = None
+        headers = None
+        token = settle_deferred.set(deferred)
+        try:
+            try:
+                done = await relay_memo_hit(
+                    endpoint=endpoint,
+                    caller=caller,
+                    memo=memo,
+                    request_id=request_id,
+                    started=started,
+                    trace_id=trace_id,
+                )
+            finally:
+                settle_deferred.reset(token)
+        except Exception as exc:  # a refusal: answered as the view's (`_direct`)
+            request = V1Request(scope, body_file, script_name="", body=body)
+            request.ogem_request_id = request_id  # type: ignore[attr-defined]
+            request.ogem_started = started  # type: ignore[attr-defined]
+            request.ogem_trace = traced  # type: ignore[attr-defined]
+            request.ogem_trace_hex = trace_id  # type: ignore[attr-defined]
+            response = api.on_exception(request, exc)
+            response._resource_closers.append(request.close)
+            response.headers._store["x-ogem-trace-id"] = ("x-ogem-trace-id", trace_id)
+        else:
+            if done is None:
+                return False
+            ctx, answer, extra = done
+            if not extra or type(extra) is PlainHeaders:
+                headers = [_JSON_TYPE, (b"x-request-id", request_id.encode())]
+                for name, value in extra.items():
+                    headers.append((name.encode(), value.encode()))
+                headers.append(_CACHE_HIT)
+                if ctx.cache_age is not None:
+                    headers.append((b"x-ogem-cache-age", b"%d" % int(ctx.cache_age)))
+                headers.append((b"x-ogem-overhead-ms", overhead_ms(ctx).encode()))
+                headers.append(trace_header)
+            else:  # headers Django converts: through its response
+                response = json_bytes_response(answer)
+                headers_apply(response, ctx, extra)
+                response.headers._store["x-ogem-trace-id"] = ("x-ogem-trace-id", trace_id)
+        try:
+            if response is not None:
+                await self.send_response(response, send)
+            else:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": answer})
+        except asyncio.CancelledError:
+            pass  # the client went away while we were sending
+        finally:
+            for item in deferred:
+                if isinstance(item, asyncio.Future):
+                    await asyncio.shield(item)  # a settle's reply
+                else:
+                    await _after_answer(item)  # a response cache hit's settle
+        if response is not None:
+            _close_quietly(response)
+        return True
 
     async def listen_for_disconnect(self, receive: Receive) -> None:
         while True:
@@ -289,6 +396,86 @@ async def _after_answer(work: Awaitable[None]) -> None:
         await work
     except Exception:
         logger.exception("work after a /v1 answer failed")
+
+
+# The relay's JSON routes whose view may answer from a plan memo (gateway/relay.py `relay`).
+_MEMO_ROUTES = {
+    V1_PREFIX + "chat/completions": Endpoint.CHAT,
+    V1_PREFIX + "completions": Endpoint.COMPLETIONS,
+    V1_PREFIX + "embeddings": Endpoint.EMBEDDINGS,
+}
+_JSON_TYPE = (b"Content-Type", b"application/json")  # `json_bytes_response`'s, encoded
+_CACHE_HIT = (b"x-ogem-cache", HIT.encode())
+# The headers the relay reads on a memo'd hit (its credential, Cache-Control, x-request-id).
+_MEMO_HEADERS = frozenset(
+    {b"authorization", b"api-key", b"x-api-key", b"cache-control", b"x-request-id"}
+)
+
+
+def _memo_request(
+    scope: Scope, endpoint: Endpoint, body: bytes
+) -> tuple[Endpoint, Caller, PlanMemo, str] | None:
+    """What `relay` would use a plan memo for with this request, found without awaiting
+    anything or changing anything: its endpoint, caller (from the in-process key cache), memo
+    and x-request-id. None when the request is not one (the usual path then decides): no such
+    memo, a caller the key cache does not hold, anything that takes the relay's memo or its
+    early hit away (tracing, guardrails, callbacks, a debug capture, the semantic tier, a
+    stream, a stored completion), or headers the usual path would read otherwise (a repeated
+    one, a name not in lowercase, a multipart body, a query string not ASCII)."""
+    query = scope.get("query_string", b"")
+    if isinstance(query, bytes) and not query.isascii():
+        return None
+    found: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if not name.islower():
+            return None
+        if name in _MEMO_HEADERS:
+            if name in found:
+                return None
+            found[name] = value
+        elif name == b"content-type" and b"multipart" in value:
+            return None
+    secret = None  # `credential_from_request`'s, in its order
+    authorization = found.get(b"authorization")
+    if authorization:
+        scheme, _, token = authorization.decode("latin1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            secret = token.strip()
+    if secret is None:
+        for name in (b"api-key", b"x-api-key"):
+            value = found.get(name)
+            if value and value.strip():
+                secret = value.decode("latin1").strip()
+                break
+    if secret is None:
+        return None
+    caller = caller_known(secret)
+    if caller is None or caller.debug_until is not None or caller.guardrails or caller.logging:
+        return None
+    registry = registry_get()
+    config = config_current()
+    cache = config.cache
+    if (
+        cache is None
+        or cache.semantic is not None
+        or config.guardrails is not None
+        or config.callbacks is not None
+        or tracing_active(config.tracing) is not None
+    ):
+        return None
+    cache_control = found.get(b"cache-control")
+    memo = cache_memo_get(
+        endpoint,
+        caller,
+        body=body,
+        header=cache_control.decode("latin1") if cache_control is not None else None,
+        config=config,
+        registry=registry,
+    )
+    if memo is None or memo.checked.stream or memo.checked.store:
+        return None
+    request_id = found.get(b"x-request-id")
+    return endpoint, caller, memo, request_id.decode("latin1") if request_id is not None else ""
 
 
 # The routes whose view is the relay's (`_direct_views`), which starts the disconnect watch itself.

@@ -328,6 +328,9 @@ class PlanMemo:
     policy: _Policy
     # The plan's key, read, write, ttl, max age, namespace and include_usage (`_plan_set`'s).
     plan: tuple[str, bool, bool, float, float | None, str, bool]
+    # What the body check left on the request: its estimated prompt tokens and its bounds (the
+    # relay's `memo_hit`, which reads no body: they depend on the body alone).
+    bounds: tuple[int, int, int, int, int, int]
 
 
 # (endpoint, body bytes) -> its memo. Bounded in entries and in each body's size: the bodies are
@@ -345,10 +348,26 @@ def cache_memo_find(
     ctx: RequestContext, *, body: bytes, header: str | None, config: Any, registry: Any
 ) -> PlanMemo | None:
     """The memo of this body on this endpoint when it still holds (`PlanMemo`), else None."""
-    memo = _memos.get((ctx.endpoint, body))
+    return cache_memo_get(
+        ctx.endpoint, ctx.caller, body=body, header=header, config=config, registry=registry
+    )
+
+
+def cache_memo_get(
+    endpoint: Endpoint,
+    caller: Caller,
+    *,
+    body: bytes,
+    header: str | None,
+    config: Any,
+    registry: Any,
+) -> PlanMemo | None:
+    """`cache_memo_find` by the request's endpoint and caller, before there is a request
+    context (the lean edge's memo'd hit, gateway/asgi.py)."""
+    memo = _memos.get((endpoint, body))
     if (
         memo is None
-        or memo.caller is not ctx.caller
+        or memo.caller is not caller
         or memo.config is not config
         or memo.registry is not registry
         or memo.settings is not hot_settings()
@@ -391,6 +410,14 @@ def cache_memo_keep(
         ctx.candidates,
         plan.policy,
         (*fields, plan.include_usage),
+        (
+            ctx.estimated_prompt_tokens,
+            ctx.prompt_tokens_bound,
+            ctx.outputs_bound,
+            ctx.images_bound,
+            ctx.characters_bound,
+            ctx.audio_seconds_bound,
+        ),
     )
 
 
@@ -909,9 +936,17 @@ def cache_respond(
     """Answer from the cache, once admitted: the hit counted, its usage and savings noted, the
     response (`http`: `cache_answer`'s when built already) given its headers. `result` says
     which tier found it (`hit`, or `semantic-hit`)."""
-    plan: CachePlan = ctx.cache
     if http is None:
         http = cache_answer(ctx, response, result=result)
+    cache_hit_count(ctx, result)
+    headers_apply(http, ctx, headers)
+    return http
+
+
+def cache_hit_count(ctx: RequestContext, result: str = HIT) -> None:
+    """A hit admitted: counted, its usage and savings noted on the request (`cache_respond`'s
+    work but the headers)."""
+    plan: CachePlan = ctx.cache
     policy = plan.policy
     tokens = _hit_mark(ctx, plan, result)
     if result == HIT and policy.hit is not None:
@@ -931,8 +966,44 @@ def cache_respond(
             saved[0](tokens)
         if cost > 0:
             saved[1](float(cost))
-    headers_apply(http, ctx, headers)
-    return http
+
+
+def cache_memo_hit(ctx: RequestContext, memo: PlanMemo) -> bytes | None:
+    """A memo'd request answered by its L1 entry: its plan set (`cache_memo_plan`), the entry
+    found as `_found` finds it, the hit's usage and savings noted as `cache_answer` notes them;
+    the answer's bytes. None, with nothing counted, when the entry is not in L1, unreadable,
+    expired or older than the request's max age: the request then takes the relay's path,
+    which counts (and logs) it."""
+    _plan_set(ctx, memo.policy, *memo.plan)
+    plan: CachePlan = ctx.cache
+    raw = plan.local
+    if raw is None:
+        return None
+    policy = plan.policy
+    held = policy.parsed
+    if held is not None and held[0] == raw:
+        _, stored, expires, response, latency = held
+    else:  # parsed as `_found` parses it; an unreadable entry is the relay's to log
+        try:
+            entry = orjson.loads(raw)
+            stored, expires, response = float(entry["t"]), float(entry["x"]), entry["r"]
+            latency = entry.get("l")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        if response is None:
+            return None
+        if len(raw) <= _PARSED_MAX_BYTES:
+            policy.parsed = (raw, stored, expires, response, latency)
+    now = time.time()
+    age = max(now - stored, 0.0)
+    if expires <= now or (plan.max_age is not None and age > plan.max_age):
+        return None
+    plan.entry = raw
+    ctx.cache_age = age
+    ctx.cache_saved_latency_ms = latency if isinstance(latency, int) else None
+    plan.usage, plan.saved_cost, plan.usage_source = _hit_usage(ctx, policy, response.get("usage"))
+    answer = _answer_bytes(raw)
+    return answer if answer is not None else orjson.dumps(response)
 
 
 def _hit_mark(ctx: RequestContext, plan: CachePlan, result: str) -> int:

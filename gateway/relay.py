@@ -24,10 +24,13 @@ from gateway.body import Checked, Inbound, body_check, body_for_upstream, body_r
 from gateway.cache import (
     HIT,
     LOOKUP,
+    PlanMemo,
     cache_answer,
     cache_found,
+    cache_hit_count,
     cache_lookup,
     cache_memo_find,
+    cache_memo_hit,
     cache_memo_keep,
     cache_memo_plan,
     cache_plan,
@@ -502,6 +505,90 @@ async def _relay(
                         callbacks_emit(ctx, callbacks, body=inbound.body, cost=ctx.cost)
                     else:
                         await _callbacks_emit(ctx, callbacks, inbound.body)
+
+
+async def relay_memo_hit(
+    *,
+    endpoint: Endpoint,
+    caller: Caller,
+    memo: PlanMemo,
+    request_id: str,
+    started: float,
+    trace_id: str,
+) -> tuple[RequestContext, bytes, dict[str, str]] | None:
+    """`_relay` for a client's memo'd request that its L1 entry answers, at the lean edge
+    (gateway/asgi.py `memo_answer`) and without a Django request: the edge checked what `relay`
+    and `_relay` check before the memo is used (no tracing, guardrails, callbacks nor debug
+    capture; the caller from the key cache; the memo's body, key and header), and the same
+    steps run on the same context. None, with nothing done, when the entry does not answer
+    (the relay's path then counts it). Else the context, the answer's bytes and the admission's
+    headers; the hit's settle, metrics included, is appended to `settle_deferred`'s list. A
+    refusal raises as `_relay`'s, settled the same way."""
+    ctx = RequestContext(request_id=request_id, endpoint=endpoint, caller=caller)
+    ctx.started_at = started
+    ctx.trace_id = trace_id
+    checked = memo.checked  # `_context_fill`, its bounds the memo's
+    ctx.model = checked.model
+    ctx.stream = checked.stream
+    ctx.end_customer = checked.end_customer
+    ctx.tags = checked.tags
+    ctx.max_tokens = checked.max_tokens
+    (
+        ctx.estimated_prompt_tokens,
+        ctx.prompt_tokens_bound,
+        ctx.outputs_bound,
+        ctx.images_bound,
+        ctx.characters_bound,
+        ctx.audio_seconds_bound,
+    ) = memo.bounds
+    ctx.candidates = memo.candidates
+    answer = cache_memo_hit(ctx, memo)
+    if answer is None:
+        return None
+    try:
+        admission = await governance_admit_start(ctx)
+    except BaseException as error:
+        if ctx.candidates and isinstance(error, GatewayError):  # refused at admission
+            ctx.status_code = error.status
+            request_metrics_record(ctx)
+        raise
+    if admission.pending is not None or admission.rest is not None:
+        ctx.admission_wait = functools.partial(admission_complete, ctx, admission)
+    handed_off = False
+
+    async def settle() -> None:  # `_relay`'s, without a trace or callbacks
+        try:
+            await governance_settle(ctx, admission)
+        finally:
+            if ctx.settle_write is not None:
+                cache_write_flush(ctx)
+            request_metrics_record(ctx)
+
+    try:
+        await admission_confirm(ctx, admission)  # a hit counts against rate limits
+        cache_hit_count(ctx)
+        deferred = settle_deferred.get()
+        if deferred is not None:
+            handed_off = True
+            deferred.append(settle())
+        return ctx, answer, admission.headers
+    except GatewayError as error:
+        ctx.status_code = error.status
+        ctx.error = error
+        if ctx.cache_status:  # errors say what the cache did too (never stored)
+            error.headers = {**error.headers, "x-ogem-cache": ctx.cache_status}
+        raise
+    except asyncio.CancelledError as error:
+        ctx.cancelled = True
+        ctx.error = error
+        raise
+    except BaseException as error:
+        ctx.status_code = 500
+        ctx.error = error
+        raise
+    finally:
+        if not handed_off:
+            await settle()
 
 
 def _client_watch(request: HttpRequest) -> None:

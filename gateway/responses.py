@@ -31,13 +31,17 @@ def request_id_for(request: HttpRequest) -> str:
     existing = getattr(request, "ogem_request_id", None)
     if existing:
         return existing
-    sent = request.META.get("HTTP_X_REQUEST_ID", "")
-    if sent and len(sent) <= 128 and all(c in _REQUEST_ID_OK for c in sent):
-        request_id = sent
-    else:
-        request_id = request_id_new()
+    request_id = request_id_chosen(request.META.get("HTTP_X_REQUEST_ID", ""))
     request.ogem_request_id = request_id  # type: ignore[attr-defined]
     return request_id
+
+
+def request_id_chosen(sent: str) -> str:
+    """The client's x-request-id `sent` when it is sane (short, plain characters), else a new
+    one."""
+    if sent and len(sent) <= 128 and all(c in _REQUEST_ID_OK for c in sent):
+        return sent
+    return request_id_new()
 
 
 def overhead_ms(ctx: RequestContext) -> str:

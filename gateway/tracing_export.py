@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from gateway.child_pipe import child_collector, child_unpinned, frame_read
+from gateway.child_pipe import child_collector, child_scheduled, frame_read
 
 logger = logging.getLogger(__name__)
 
@@ -769,7 +769,7 @@ class _Exports:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem tracing exporter: %(message)s")
-    child_unpinned()
+    child_scheduled()
     child_collector()
     config = json.loads(sys.argv[1])
     exporter_main(config, sys.stdin.buffer, sys.stdout.buffer)

@@ -53,7 +53,7 @@ from gateway.callbacks.base import (
 )
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
-from gateway.child_pipe import child_collector, child_unpinned
+from gateway.child_pipe import child_collector, child_scheduled
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ def _sink_make(spec: SinkSpec) -> Sink | None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="ogem callbacks: %(message)s")
-    child_unpinned()
+    child_scheduled()
     child_collector()
     asyncio.run(Delivery(sys.stdout.buffer).main(sys.stdin.buffer))
 

@@ -395,6 +395,15 @@ env_require(
     OGEM_CELERY_CPU_PRIORITY in ("normal", "idle"),
     "OGEM_CELERY_CPU_PRIORITY must be `normal` or `idle`",
 )
+# The CPU priority of each web worker's helper processes, tracing's exporter and the callbacks'
+# delivery (gateway/child_pipe.py): `idle` (SCHED_IDLE) sends telemetry only on CPU time that
+# serving /v1 leaves unused, so that it never slows /v1; a machine that never has any lets their
+# bounded queues fill and drop (counted). `normal`: they compete with the web workers as equals.
+OGEM_TELEMETRY_CPU_PRIORITY = env_str("OGEM_TELEMETRY_CPU_PRIORITY", "idle")
+env_require(
+    OGEM_TELEMETRY_CPU_PRIORITY in ("normal", "idle"),
+    "OGEM_TELEMETRY_CPU_PRIORITY must be `normal` or `idle`",
+)
 # Fine-tuning (docs/fine-tuning.md): with no beat to poll the providers (the embedded default),
 # a job not ended is synced with its provider when a client looks at it.
 OGEM_FINE_TUNING_SYNC_ON_READ = env_bool("OGEM_FINE_TUNING_SYNC_ON_READ", not REDIS_URL)

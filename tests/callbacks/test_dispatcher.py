@@ -4,6 +4,7 @@ counted, a refused connection retried then given up, and what is held delivered 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from ogem_site.metrics import CALLBACK_EVENTS_DROPPED, CALLBACK_EVENTS_SENT
 from tests.callbacks.emulators import LangfuseEmulator, WebhookEmulator
 from tests.emulators.scripted import Fault
 from tests.forked import in_forked_child
+from tests.gateway.test_tracing_pipe import threads_policies
 from tests.live import free_port, wait_for
 
 
@@ -294,3 +296,20 @@ def test_a_forked_process_starts_its_own_delivery_process(dispatcher, webhook) -
     assert instance._pipe is parent
     assert instance.flush(timeout=10)
     assert len(webhook.events) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize(
+    ("priority", "policy"), [("idle", "SCHED_IDLE"), ("normal", "SCHED_OTHER")]
+)
+def test_the_delivery_process_runs_at_the_telemetry_cpu_priority(  # type: ignore[no-untyped-def]
+    dispatcher, webhook, settings, priority: str, policy: str
+) -> None:
+    """OGEM_TELEMETRY_CPU_PRIORITY: `idle` (the default) runs every thread of the delivery
+    process under SCHED_IDLE; `normal` leaves it as the worker is."""
+    settings.OGEM_TELEMETRY_CPU_PRIORITY = priority
+    instance = dispatcher()
+    instance.submit(_event(), [_hook(f"{webhook.url}/hook")])
+    assert instance.flush(timeout=10)
+    assert len(webhook.events) == 1
+    assert threads_policies(instance._pipe._process.pid) == {getattr(os, policy)}

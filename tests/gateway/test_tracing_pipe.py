@@ -130,3 +130,35 @@ def test_an_exporter_whose_collector_hangs_keeps_reading_and_counts_what_it_drop
     # Two exports waited for (the full one, then what was kept), not one a batch (41 s).
     assert time.monotonic() - started < 20
     assert outbound.getvalue() == f"flushed 1 {tracing_export.BATCH_SPANS + 40}\n".encode()
+
+
+def threads_policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(task)) for task in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize(
+    ("priority", "policy"), [("idle", "SCHED_IDLE"), ("normal", "SCHED_OTHER")]
+)
+def test_the_exporter_runs_at_the_telemetry_cpu_priority(
+    settings: object, priority: str, policy: str
+) -> None:
+    """OGEM_TELEMETRY_CPU_PRIORITY (docs/observability.md): `idle`, the default, puts the
+    exporter (every thread of it) under SCHED_IDLE, so that it takes only CPU time that serving
+    /v1 leaves; `normal` leaves it as the worker is."""
+    settings.OGEM_TELEMETRY_CPU_PRIORITY = priority  # type: ignore[attr-defined]
+    receiver = OTLPReceiver().start()
+    pipe = SpanPipe(
+        protocol="http/protobuf",
+        target=exporter_target(protocol="http/protobuf", endpoint=receiver.http_url),
+        service_name="priority",
+    )
+    try:
+        pipe.put(_spans(1))
+        assert pipe.flush(timeout=10)  # answered: the exporter runs, its threads started
+        assert receiver.trace(f"{TRACE:032x}", count=1, timeout=5)
+        assert pipe._process is not None
+        assert threads_policies(pipe._process.pid) == {getattr(os, policy)}
+    finally:
+        pipe.close(wait=5.0)
+        receiver.stop()

@@ -1,0 +1,379 @@
+"""`python -m bench ab --variant tracing|cache-miss`: a baseline Ogem (A) and a variant (B) in
+the same run, measured in alternation, for the targets that are ratios between two
+configurations (docs/benchmark.md, "Paired runs").
+
+Two servers, each set up as `python -m bench` sets up one (the same config and key, a private
+Redis of its own, one worker pinned to Ogem's core, the nginx mock upstream), B with the variant's
+options. Then for N rounds, at each concurrency, A and B in turn (which goes first alternates
+round by round): wrk after a short warm-up, and at concurrency 1 the latency probe, direct nginx
+first; a gap after each server's turn, so that B's helper processes (an exporter, the callbacks'
+delivery) have flushed before A is measured. The machine's drift over minutes falls on both
+alike; the report is per round, with the median ratio B/A and the median added p50 of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import httpx
+
+from bench.bodies import REQUEST_JSON
+from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk_run
+from bench.nginx import start_nginx
+from bench.ogem import Ogem, start_ogem
+from bench.otlp_sink import OTLPSink
+from bench.procs import Placed
+from bench.redis_server import start_redis
+
+WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
+WARMUP_SECONDS = 1  # wrk at the measurement's concurrency, before each measurement
+QUIET_SECONDS = 0.5  # after the gap, until the sink has had no post for this long
+QUIET_MAX_SECONDS = 10
+DIRECT_HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    issue: str
+    what: str  # B's options, in the words of `python -m bench`
+    tracing: bool = False
+    callbacks: bool = False
+    cache: str = "off"
+    unique: bool = False  # every request of A and B a new body (the prompt numbered)
+    min_ratio: float = 1.0  # median B/A req/s at each concurrency, at least
+    added_p50_ms: float | None = None  # B's added p50 minus A's, at most (ms)
+    added_p50_share: float | None = None  # ... at most this share of A's p50 through Ogem
+
+
+VARIANTS = {
+    "tracing": Variant(
+        name="tracing",
+        issue="issue 19",
+        what="`--tracing --callbacks`: OpenTelemetry tracing exporting over OTLP/HTTP and two "
+        "generic_api webhook callbacks, both to a sink in the bench process (load core)",
+        tracing=True,
+        callbacks=True,
+        min_ratio=0.90,
+        added_p50_ms=0.15,
+    ),
+    "cache-miss": Variant(
+        name="cache-miss",
+        issue="issue 18",
+        what="`--cache redis`: the response cache on (Redis with its in-process tier); A and B "
+        "both sent a new body each request (the prompt numbered), every one a miss on B",
+        cache="redis",
+        unique=True,
+        min_ratio=0.97,
+        added_p50_share=0.03,
+    ),
+}
+
+
+@dataclass
+class Pair:
+    """One round at one concurrency: wrk's requests/s of A and of B."""
+
+    round: int
+    concurrency: int
+    first: str  # "A" or "B"
+    a_rps: float
+    b_rps: float
+    errors: int
+
+
+@dataclass
+class Latency:
+    """One round at concurrency 1: the probe's p50 direct to nginx, through A, through B."""
+
+    round: int
+    direct_ms: float
+    a_ms: float
+    b_ms: float
+
+    @property
+    def a_added(self) -> float:
+        return self.a_ms - self.direct_ms
+
+    @property
+    def b_added(self) -> float:
+        return self.b_ms - self.direct_ms
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench ab", description=__doc__)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True, help="B's options")
+    parser.add_argument("--rounds", type=int, default=10, help="(default 10)")
+    parser.add_argument(
+        "--concurrency",
+        type=concurrencies,
+        default=(1, 50),
+        metavar="N,N",
+        help="(default 1,50; the probe's p50 at 1 only)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=3, help="per wrk measurement and probe (default 3)"
+    )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=1.5,
+        help="seconds after each server's turn (default 1.5; then until the sink is quiet)",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def header(args: argparse.Namespace) -> str:
+    variant = VARIANTS[args.variant]
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    return (
+        f"# Ogem paired benchmark (`ab --variant {variant.name}`), "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"{os.cpu_count()} CPUs. Two Ogem servers, each 1 worker, both pinned to the same core "
+        f"(each idle while the other is measured): A the baseline, B {variant.what}. nginx, a "
+        f"private Redis for each and the load on another core. Database "
+        f"{'PostgreSQL (one, both servers)' if postgres else 'SQLite (one each)'}. "
+        f"{args.rounds} rounds, A and B in turn (the first alternating), {args.seconds:g} s per "
+        f"measurement after a {WARMUP_SECONDS} s warm-up, {args.gap:g} s gap after each. "
+        "Non-streaming."
+    )
+
+
+def paired(args: argparse.Namespace, place: Placed) -> str:
+    variant = VARIANTS[args.variant]
+    tools, workdir, load_core = place.tools, place.workdir, place.load_core
+    with ExitStack() as stack:
+        upstream = start_nginx(nginx=tools["nginx"], workdir=workdir / "nginx", core=load_core)
+        stack.callback(upstream.stop)
+        sink = None
+        if variant.tracing or variant.callbacks:
+            sink = OTLPSink()  # any POST counted and answered 200: OTLP exports and webhooks
+            stack.callback(sink.stop)
+        servers: dict[str, Ogem] = {}
+        for name in ("A", "B"):
+            print(f"starting Ogem {name} ...", flush=True)
+            (workdir / name).mkdir()
+            redis = start_redis(
+                redis_server=tools["redis-server"], workdir=workdir / name / "redis", core=load_core
+            )
+            stack.callback(redis.stop)
+            variant_on = name == "B"
+            servers[name] = start_ogem(
+                workdir=workdir / name,
+                upstream=upstream,
+                core=place.ogem_core,
+                redis_url=redis.url,
+                cache=variant.cache if variant_on else "off",
+                environment=sink.environment() if sink and variant_on and variant.tracing else None,
+                callbacks_url=sink.url if sink and variant_on and variant.callbacks else "",
+            )
+            stack.callback(servers[name].stop)
+        run = _Rounds(args, variant, servers, place, sink)
+        direct = f"{upstream.base(upstream.json_port)}/chat/completions"
+        pairs, latencies = run.all(direct)
+        notes = _cache_seen(servers) if variant.cache != "off" else ""
+        if sink is not None:
+            servers["B"].stop()  # its exporter flushes what it holds at exit
+            notes = sink.summary()
+            if not sink.exports:
+                notes += " Nothing reached it: B's variant was not on, the figures are void."
+    return report(variant, pairs, latencies, seconds=args.seconds, notes=notes)
+
+
+def _cache_seen(servers: dict[str, Ogem]) -> str:
+    """After the rounds, a body never sent before, twice to each server: B's cache must answer
+    a miss and then a hit, A must have none."""
+    body = REQUEST_JSON.replace(b"Say hello.", f"Say hello. #{time.time_ns()}".encode())
+    seen = {}
+    for name, ogem in servers.items():
+        url = f"{ogem.url}/v1/chat/completions"
+        answers = [httpx.post(url, content=body, headers=ogem.headers, timeout=30) for _ in "12"]
+        seen[name] = [answer.headers.get("x-ogem-cache", "none") for answer in answers]
+    said = (
+        "A new body sent twice after the rounds: `x-ogem-cache` "
+        + "; ".join(f"{name} {', '.join(values)}" for name, values in seen.items())
+        + "."
+    )
+    if seen["B"] != ["miss", "hit"] or set(seen["A"]) - {"none"}:
+        said += " B's cache was not on, or A's was: the figures are void."
+    return said
+
+
+class _Rounds:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        variant: Variant,
+        servers: dict[str, Ogem],
+        place: Placed,
+        sink: OTLPSink | None,
+    ) -> None:
+        self.args, self.variant, self.servers, self.sink = args, variant, servers, sink
+        self.wrk, self.workdir, self.load_core = place.tools["wrk"], place.workdir, place.load_core
+
+    def load(self, name: str, connections: int, seconds: float) -> WrkResult:
+        ogem = self.servers[name]
+        return wrk_run(
+            wrk=self.wrk, url=f"{ogem.url}/v1/chat/completions", connections=connections,
+            seconds=seconds, workdir=self.workdir, body=REQUEST_JSON, headers=ogem.headers,
+            core=self.load_core, unique=self.variant.unique,
+        )  # fmt: skip
+
+    def probe(self, url: str, headers: dict[str, str]) -> StreamResult:
+        return stream_probe(
+            url=url, body=REQUEST_JSON, headers=headers, concurrency=1,
+            seconds=min(self.args.seconds, 5), unique=self.variant.unique,
+        )  # fmt: skip
+
+    def settle(self) -> None:
+        """The gap, then until the sink has had no post for QUIET_SECONDS (B's exporter and
+        callbacks flush within about a second of their last request)."""
+        time.sleep(self.args.gap)
+        if self.sink is None:
+            return
+        deadline = time.monotonic() + QUIET_MAX_SECONDS
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self.sink.last_post
+            if quiet >= QUIET_SECONDS:
+                return
+            time.sleep(QUIET_SECONDS - quiet)
+
+    def all(self, direct: str) -> tuple[list[Pair], list[Latency]]:
+        print("warming up ...", flush=True)
+        for name in ("A", "B"):
+            self.load(name, 10, 2)
+            self.settle()
+        pairs: list[Pair] = []
+        latencies: list[Latency] = []
+        rounds = self.args.rounds
+        for number in range(1, rounds + 1):
+            order = ("A", "B") if number % 2 else ("B", "A")
+            for conns in self.args.concurrency:
+                rps: dict[str, float] = {}
+                p50: dict[str, float] = {}
+                errors = 0
+                if conns == 1:
+                    base = self.probe(direct, DIRECT_HEADERS)
+                    errors += base.errors
+                for name in order:
+                    print(f"round {number}/{rounds}, concurrency {conns}: {name} ...", flush=True)
+                    self.load(name, conns, WARMUP_SECONDS)
+                    result = self.load(name, conns, self.args.seconds)
+                    rps[name] = result.requests_per_second
+                    errors += result.errors
+                    if conns == 1:
+                        ogem = self.servers[name]
+                        timed = self.probe(f"{ogem.url}/v1/chat/completions", ogem.headers)
+                        p50[name] = timed.total_p50_ms
+                        errors += timed.errors
+                    self.settle()
+                pairs.append(Pair(number, conns, order[0], rps["A"], rps["B"], errors))
+                if conns == 1:
+                    latencies.append(Latency(number, base.total_p50_ms, p50["A"], p50["B"]))
+        return pairs, latencies
+
+
+def ratio(a: float, b: float) -> float:
+    """B/A, NaN when A did nothing."""
+    return b / a if a else math.nan
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(values), min(values), max(values)
+
+
+def p50_limit(variant: Variant, a_ms: float) -> float:
+    """The most B's added p50 may exceed A's (ms), A's p50 through Ogem being `a_ms`."""
+    if variant.added_p50_ms is not None:
+        return variant.added_p50_ms
+    assert variant.added_p50_share is not None
+    return variant.added_p50_share * a_ms
+
+
+def report(
+    variant: Variant,
+    pairs: list[Pair],
+    latencies: list[Latency],
+    *,
+    seconds: float,
+    notes: str = "",
+) -> str:
+    """The Markdown report: per concurrency, each round's requests/s and B/A and the median,
+    min and max of the ratio; at concurrency 1, each round's p50s and the median added p50 of A
+    and of B over direct nginx; then whether the variant's target holds."""
+    lines: list[str] = []
+    checks: list[tuple[str, bool]] = []
+    errors = sum(pair.errors for pair in pairs)
+    for conns in dict.fromkeys(pair.concurrency for pair in pairs):
+        rows = [pair for pair in pairs if pair.concurrency == conns]
+        ratios = [ratio(pair.a_rps, pair.b_rps) for pair in rows]
+        mid, low, high = spread(ratios)
+        lines += [
+            f"## Concurrency {conns}: non-streaming requests/s (wrk, {seconds:g} s each)",
+            "",
+            "| round | first | A req/s | B req/s | B/A | errors |",
+            "| ---: | :---: | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {pair.round} | {pair.first} | {pair.a_rps:,.0f} | {pair.b_rps:,.0f} | "
+                f"{value:.3f} | {pair.errors} |"
+                for pair, value in zip(rows, ratios, strict=True)
+            ),
+            "",
+            f"B/A: median {mid:.3f} (min {low:.3f}, max {high:.3f}) over {len(rows)} rounds.",
+            "",
+        ]
+        judged = f"median B/A at concurrency {conns} {mid:.3f} ≥ {variant.min_ratio:.2f}"
+        checks.append((judged, mid >= variant.min_ratio))
+    if latencies:
+        a_added = statistics.median(row.a_added for row in latencies)
+        b_added = statistics.median(row.b_added for row in latencies)
+        a_ms = statistics.median(row.a_ms for row in latencies)
+        paired_delta = statistics.median(row.b_ms - row.a_ms for row in latencies)
+        delta = b_added - a_added
+        limit = p50_limit(variant, a_ms)
+        lines += [
+            "## Concurrency 1: p50 latency (probe), ms",
+            "",
+            "| round | direct | A | B | A added | B added | B - A |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {row.round} | {row.direct_ms:.3f} | {row.a_ms:.3f} | {row.b_ms:.3f} | "
+                f"{row.a_added:.3f} | {row.b_added:.3f} | {row.b_ms - row.a_ms:+.3f} |"
+                for row in latencies
+            ),
+            "",
+            f"Median added p50 over direct nginx: A {a_added:.3f} ms, B {b_added:.3f} ms; "
+            f"Δp50 (B's minus A's) {delta:+.3f} ms (the median of each round's B - A: "
+            f"{paired_delta:+.3f} ms). A's median p50 through Ogem {a_ms:.3f} ms.",
+            "",
+        ]
+        if variant.added_p50_ms is not None:
+            bound = f"{variant.added_p50_ms:.2f} ms"
+        else:
+            bound = f"{variant.added_p50_share:.0%} of A's p50 through Ogem, {limit:.3f} ms"
+        checks.append((f"Δp50 {delta:+.3f} ms ≤ +{bound}", delta <= limit))
+    else:
+        lines += ["No latency: concurrency 1 was not measured, Δp50 not judged.", ""]
+    held = all(ok for _, ok in checks)
+    lines += [
+        f"## Target ({variant.issue}): {'met' if held else 'NOT met'}",
+        "",
+        *(f"- {'met' if ok else 'NOT met'}: {what}" for what, ok in checks),
+    ]
+    if errors:
+        lines += ["", f"{errors} errors (wrk and probe, all rounds): the figures are suspect."]
+    if notes:
+        lines += ["", notes]
+    return "\n".join(lines)

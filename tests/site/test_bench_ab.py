@@ -1,0 +1,99 @@
+"""`python -m bench ab` (bench/ab.py): its arithmetic and its report, from figures given here (no
+timed run)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from bench.ab import VARIANTS, Latency, Pair, p50_limit, parse, ratio, report, spread
+from bench.bodies import REQUEST_JSON
+from bench.load import _lua
+
+
+def test_ratio_is_b_over_a_and_nan_when_a_did_nothing():
+    assert ratio(1000.0, 900.0) == pytest.approx(0.9)
+    assert math.isnan(ratio(0.0, 900.0))
+
+
+def test_spread_is_median_min_max():
+    assert spread([0.95, 0.80, 1.02, 0.91]) == (pytest.approx(0.93), 0.80, 1.02)
+    assert spread([0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_the_p50_limit_is_absolute_for_tracing_and_a_share_of_a_for_the_cache():
+    assert p50_limit(VARIANTS["tracing"], 1.2) == 0.15
+    assert p50_limit(VARIANTS["cache-miss"], 1.2) == pytest.approx(0.036)
+
+
+def test_defaults_are_ten_rounds_at_1_and_50_for_3_seconds():
+    args = parse(["--variant", "tracing"])
+    assert (args.rounds, args.concurrency, args.seconds, args.gap) == (10, (1, 50), 3, 1.5)
+    with pytest.raises(SystemExit):
+        parse(["--variant", "tracing", "--rounds", "0"])
+
+
+def _pairs(a: list[float], b: list[float], concurrency: int) -> list[Pair]:
+    return [
+        Pair(round=n + 1, concurrency=concurrency, first="AB"[n % 2], a_rps=x, b_rps=y, errors=0)
+        for n, (x, y) in enumerate(zip(a, b, strict=True))
+    ]
+
+
+def test_the_report_gives_each_round_the_median_ratio_and_the_verdict():
+    pairs = _pairs([1000, 1100, 900], [920, 990, 850], 1)  # 0.92, 0.90, 0.944
+    pairs += _pairs([2000, 2200, 2100], [1700, 2100, 1890], 50)  # 0.85, 0.955, 0.90
+    latencies = [
+        Latency(round=1, direct_ms=0.20, a_ms=1.00, b_ms=1.10),
+        Latency(round=2, direct_ms=0.30, a_ms=1.20, b_ms=1.30),
+        Latency(round=3, direct_ms=0.25, a_ms=1.05, b_ms=1.25),
+    ]
+    text = report(VARIANTS["tracing"], pairs, latencies, seconds=3)
+    said = [
+        "| 1 | A | 1,000 | 920 | 0.920 | 0 |",
+        "| 2 | B | 2,200 | 2,100 | 0.955 | 0 |",
+        "B/A: median 0.920 (min 0.900, max 0.944) over 3 rounds.",
+        "B/A: median 0.900 (min 0.850, max 0.955) over 3 rounds.",
+        # Added p50s: A 0.80, 0.90, 0.80 (median 0.80); B 0.90, 1.00, 1.00 (median 1.00).
+        "A 0.800 ms, B 1.000 ms; Δp50 (B's minus A's) +0.200 ms",
+        "- met: median B/A at concurrency 1 0.920 ≥ 0.90",
+        "- met: median B/A at concurrency 50 0.900 ≥ 0.90",
+        "- NOT met: Δp50 +0.200 ms ≤ +0.15 ms",
+    ]
+    assert [line for line in said if line not in text] == []
+    assert re.search(r"^## Target \(issue 19\): NOT met$", text, re.MULTILINE)
+    assert "errors" not in text.split("## Target")[1]
+
+
+def test_the_cache_target_holds_within_three_percent_of_a():
+    pairs = _pairs([1000, 1000], [980, 990], 1) + _pairs([2000, 2000], [1960, 1950], 50)
+    latencies = [
+        Latency(round=1, direct_ms=0.2, a_ms=1.0, b_ms=1.02),
+        Latency(round=2, direct_ms=0.2, a_ms=1.0, b_ms=1.02),
+    ]
+    text = report(VARIANTS["cache-miss"], pairs, latencies, seconds=3, notes="a note")
+    assert "- met: Δp50 +0.020 ms ≤ +3% of A's p50 through Ogem, 0.030 ms" in text
+    assert re.search(r"^## Target \(issue 18\): met$", text, re.MULTILINE)
+    assert text.endswith("a note")
+
+
+def test_without_concurrency_1_the_latency_is_not_judged_and_errors_are_said():
+    pairs = _pairs([2000], [1990], 50)
+    pairs[0].errors = 3
+    text = report(VARIANTS["cache-miss"], pairs, [], seconds=3)
+    assert "Δp50 not judged" in text
+    assert "3 errors" in text
+
+
+def test_each_wrk_script_of_unique_bodies_marks_its_own_run(tmp_path):
+    """The numbers start again at 1 in each wrk run: a mark of the run keeps them misses."""
+    marks = {
+        re.search(r'"Say hello\. #([0-9a-f]+)-"', script.read_text()).group(1)
+        for script in (
+            _lua(tmp_path / f"{n}.lua", body=REQUEST_JSON, headers={}, unique=True)
+            for n in range(2)
+        )
+    }
+    assert len(marks) == 2
