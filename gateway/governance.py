@@ -15,7 +15,8 @@ count and cost, releases the parallel slots and emits the usage event in the sam
 Budgets and entity limits come from a per-process snapshot of the Budget rows, trusted for
 ``OGEM_GOVERNANCE_SNAPSHOT_TTL`` seconds (then refreshed in the background) and dropped by
 `governance_snapshot_flush`. In steady state a request makes no database query and at most one
-Redis round trip in each hook.
+Redis round trip in each hook; most free response cache hits of a busy key make none, admitted on
+a lease of request allowance its worker took from Redis (`_HitLease`).
 
 While Redis is away (`ogem_site.redis.redis_outage`, docs/redis.md), ``OGEM_REDIS_FAILURE_POLICY``
 decides: ``open`` admits against this process's own counts (`gateway.limits.outage_limiter`, its
@@ -62,6 +63,7 @@ from gateway.limits import (
     Decision,
     PendingDecision,
     Rule,
+    RuleState,
     Settlement,
     limiter,
     local_limiter,
@@ -74,7 +76,7 @@ from gateway.limits import (
 )
 from gateway.limits import now_ms as clock_ms
 from gateway.responses import PlainHeaders
-from gateway.spool import usage_spool_append
+from gateway.spool import usage_event_later, usage_spool_append
 from ogem_site.broadcast import GOVERNANCE, BroadcastTopic, broadcast_topic_register
 from ogem_site.caching import LocalCache
 from ogem_site.hot_settings import hot_settings
@@ -130,6 +132,9 @@ class _Pending:
     # The admission script records the request's usage event once it admits (a free response
     # cache hit whose answer is built: `_hit_event`): admitted, it is settled.
     settles: bool = False
+    # The lease of request allowance this admission asked for (`_HitLease`), and its time.
+    lease: _HitLease | None = None
+    now: int = 0
 
 
 @dataclass(slots=True)
@@ -363,6 +368,39 @@ class _RulePlan:
     # The last free cache hit's usage event, with what it was built from besides the plan's
     # caller, model and endpoint (`_hit_event`).
     hit_event: tuple[tuple[Any, ...], UsageEvent] | None = None
+    # The most a lease of its free hits' request allowance may hold (`_HitLease`), on first use
+    # (0: none, its hits are admitted by Redis one by one), and this second's lease.
+    hit_lease_max: int | None = None
+    hit_lease: _HitLease | None = None
+
+
+# A lease holds at most this many requests, and at most a 64th of the smallest limit it counts
+# against: a limit below 64 a minute is checked request by request.
+_HIT_LEASE_MAX = 16
+_HIT_LEASE_SHARE = 64
+
+
+@dataclass(slots=True)
+class _HitLease:
+    """Request allowance a worker took from Redis for the free cache hits of one rule plan, to
+    admit them without a round trip each (`_hit_leased`). The admission script counts the units
+    in the current second's bucket of each of the plan's request windows as it admits a hit
+    (gateway/limits.py), so a unit spent in that same second is counted where a request of its
+    own would have been, and the 60 s windows hold exactly; the lease is void once the second
+    has passed (what it had left stays counted: the slack, docs/caching.md). A lease asks for no
+    more than the hits of the plan this second so far, or those of the second before still to
+    come: a worker that sees one hit a second leases nothing."""
+
+    second: int  # the unix second whose buckets hold the units
+    before: int = 0  # free hits of the plan in the second before
+    served: int = 0  # free hits of the plan this second (leased or not)
+    left: int = 0  # units not yet spent
+    asking: bool = False  # an admission asking for units is on its way
+    # The last admission's view of the rules, its time, and the units spent since (negative: what
+    # an earlier lease of the second still had, counted in that view already).
+    states: list[RuleState] = field(default_factory=list)
+    at: int = 0
+    spent: int = 0
 
 
 _rule_plans: dict[tuple[int, str, Endpoint], _RulePlan] = {}
@@ -470,6 +508,59 @@ def _hit_event(ctx: RequestContext, plan: _RulePlan) -> bytes | None:
     event = cache_hit_shown(ctx, lambda: _hit_event_build(ctx))
     plan.hit_event = (shape, event)
     return usage_event_encode(event)
+
+
+def _hit_lease(plan: _RulePlan, rules: list[Rule], now: int) -> _HitLease | None:
+    """This second's lease of a plan's free hits (counting this hit), None when they take none:
+    a parallel slot to check or a request window under 64 a minute (`_HIT_LEASE_SHARE`)."""
+    most = plan.hit_lease_max
+    if most is None:
+        limits = [rule.limit for rule in rules if rule.amount]
+        if all(rule.kind == "w" for rule in rules) and limits:
+            smallest = min(limit for limit in limits if limit >= 0) if max(limits) >= 0 else None
+            most = _HIT_LEASE_MAX if smallest is None else smallest // _HIT_LEASE_SHARE
+            most = min(most, _HIT_LEASE_MAX)
+        else:
+            most = 0
+        plan.hit_lease_max = most
+    if not most:
+        return None
+    second = now // 1000
+    lease = plan.hit_lease
+    if lease is None or lease.second != second:
+        before = lease.served if lease is not None and lease.second == second - 1 else 0
+        lease = plan.hit_lease = _HitLease(second, before)
+    lease.served += 1
+    return lease
+
+
+def _hit_leased(
+    ctx: RequestContext,
+    admission: Admission,
+    rules: list[Rule],
+    lease: _HitLease,
+    *,
+    now: int,
+    event: bytes,
+) -> None:
+    """Admit a free hit on its plan's lease: no Redis command. Its headers say what the lease's
+    last admission saw, less the units spent since; its usage event goes to the usage stream in
+    the background (gateway/spool.py `usage_event_later`)."""
+    lease.left -= 1
+    spent = lease.spent = lease.spent + 1
+    elapsed = now - lease.at
+    states = [
+        RuleState(
+            state.limit,
+            state.remaining - spent if rule.amount and state.limit >= 0 else state.remaining,
+            state.reset_ms - elapsed if state.reset_ms > elapsed else 0,
+        )
+        for rule, state in zip(rules, lease.states, strict=True)
+    ]
+    admission.headers = _headers(rules, states)
+    admission.reservation = Reservation(rules, lease.second, None, settled=True)
+    ctx.cost = _ZERO
+    usage_event_later(ctx.request_id, event)
 
 
 def _hit_event_build(ctx: RequestContext) -> UsageEvent:
@@ -659,10 +750,10 @@ def _duration(ms: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s"
 
 
-def _headers(rules: list[Rule], decision: Decision) -> PlainHeaders:
+def _headers(rules: list[Rule], states: list[RuleState]) -> PlainHeaders:
     # Per metric, the rule with the least room left speaks for the request (the first on a tie).
     requests = tokens = None
-    for rule, state in zip(rules, decision.states, strict=True):
+    for rule, state in zip(rules, states, strict=True):
         name = rule.name
         if name.endswith(":rpm"):
             if requests is None or state.remaining < requests.remaining:
@@ -765,6 +856,7 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
     packing = None
     rest = None
     event = None
+    hits = None
     if ctx.caller.is_master:
         if not proxy:
             return Admission(reservation=Reservation(rules=[], bucket=0, price=None))
@@ -779,6 +871,10 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
                 rest = plan
             event = _hit_event(ctx, plan)
             if not proxy:
+                if event is not None and settle_deferred.get() is not None:
+                    # Served by a web worker's lean handler, whose event loop lives on: the
+                    # hit's event may wait there for its batch (a lease, `_HitLease`).
+                    hits = plan
                 packing = plan.hit_packing
                 if packing is None or packing.size != len(rules):
                     packing = plan.hit_packing = AdmitPacking(rules)
@@ -799,7 +895,9 @@ async def governance_admit_start(ctx: RequestContext) -> Admission:
             admission.rest = rest
             return admission
         _periods_reset_if_due(snapshots, now=now)
-    admission = await _admission_start(ctx, rules, price, now=now, packing=packing, event=event)
+    admission = await _admission_start(
+        ctx, rules, price, now=now, packing=packing, event=event, hits=hits
+    )
     admission.rest = rest
     return admission
 
@@ -812,9 +910,12 @@ async def _admission_start(
     now: int,
     packing: AdmitPacking | None,
     event: bytes | None = None,
+    hits: _RulePlan | None = None,
 ) -> Admission:
     """`event`: the request's usage event when its admission may record it (`_hit_event`);
-    only the pipelined Redis connection's does, else it is settled as any request."""
+    only the pipelined Redis connection's does, else it is settled as any request. `hits`: the
+    rule plan of such a free hit, whose rules are `rules`: it may be admitted on the plan's lease
+    (`_HitLease`), or ask for one."""
     admission = Admission()
     store = limiter()
     if store is local_limiter:  # no Redis
@@ -830,6 +931,17 @@ async def _admission_start(
         redis_outage_watch()
         _admit_without_redis(ctx, admission, rules, price, now=now)
         return admission
+    lease = None
+    units = 0
+    if hits is not None and event is not None:
+        lease = _hit_lease(hits, rules, now)
+        if lease is not None:
+            if lease.left:
+                _hit_leased(ctx, admission, rules, lease, now=now, event=event)
+                return admission
+            if not lease.asking:
+                served = lease.served
+                units = min(hits.hit_lease_max or 0, max(served - 1, lease.before - served))
     try:
         fetch = ctx.fetch_key
         issued = await store.admit_issue(
@@ -839,9 +951,14 @@ async def _admission_start(
             fetch=fetch,
             packing=packing,
             event=event,
+            lease_units=units,
         )
         if issued is not None:
-            admission.pending = _Pending(issued, rules, price, event is not None)
+            if lease is not None and units:
+                lease.asking = True
+                admission.pending = _Pending(issued, rules, price, True, lease, now)
+            else:
+                admission.pending = _Pending(issued, rules, price, event is not None)
             ctx.fetch_taken = fetch is not None
             return admission
         decision = await store.admit(rules, now_ms=now, request_id=ctx.request_id)
@@ -861,6 +978,8 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
     try:
         decision = await pending.decision
     except Exception as exc:
+        if pending.lease is not None:
+            pending.lease.asking = False
         admission.pending = None
         ctx.fetch_taken = False  # the response cache reads its entry itself (and fails)
         _redis_failed(ctx, exc, what="limits")
@@ -868,6 +987,14 @@ async def admission_confirm(ctx: RequestContext, admission: Admission) -> None:
         return
     admission.pending = None
     ctx.fetched = decision.fetched
+    lease = pending.lease
+    if lease is not None:
+        lease.asking = False
+        if decision.leased:
+            lease.spent = -lease.left  # counted in this view already
+            lease.left += decision.leased
+            lease.states = decision.states
+            lease.at = pending.now
     _decided(ctx, admission, pending.rules, pending.price, decision)
     if pending.settles:  # its usage event is recorded: nothing left to settle
         admission.reservation.settled = True  # type: ignore[union-attr]
@@ -931,7 +1058,7 @@ def _decided(
     *,
     local: bool = False,
 ) -> None:
-    headers = _headers(rules, decision)
+    headers = _headers(rules, decision.states)
     for index in decision.audit_exceeded:
         logger.warning(
             "budget %s (audit mode) would have refused request %s: worst case %s, left %s",

@@ -93,6 +93,7 @@ class Decision:
     audit_exceeded: list[int]  # budgets in audit mode this request went over
     available: list[int]  # per rule: what was left before this request (limit - used)
     fetched: bytes | None = None  # the entry the admission read (`fetch`); None: none there
+    leased: int = 0  # units taken beyond the amounts on the rules that asked for a lease
 
 
 @dataclass(slots=True)
@@ -123,6 +124,9 @@ local settling = (#ARGV - 6) % 6 == 2
 local n = math.floor((#ARGV - 6) / 6)
 -- Else one key past the rules' and the leases': a response cache entry (gateway/cache.py) to
 -- read once admitted, so that a cache lookup costs no command of its own.
+-- A window rule's second extra (0 otherwise): a lease asked for (gateway/governance.py), units
+-- taken beyond the amount once admitted, as many on each rule that asks, at most what every such
+-- rule has room for; the worker spends them on its next free cache hits of the same second.
 local fetch = nil
 local stream = nil
 if #KEYS == n + 2 then
@@ -170,6 +174,7 @@ local totals = {}
 local counted = {}
 local reserved_now = {}
 local written = {}
+local room = {}
 for i = 1, n do
   local a = 6 + (i - 1) * 6
   local kind = ARGV[a + 1]
@@ -267,6 +272,7 @@ for i = 1, n do
         end
       end
     end
+    if limit >= 0 and tonumber(ARGV[a + 5]) > 0 then room[i] = limit - used - amount end
   elseif kind == 'p' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - extra)
     used = redis.call('ZCARD', key)
@@ -329,6 +335,20 @@ for i = 1, n do
   out[#out + 1] = reset
   out[#out + 1] = limit - used
 end
+local leased = -1
+if refused == 0 then
+  for i = 1, n do
+    local a = 6 + (i - 1) * 6
+    if ARGV[a + 1] == 'w' then
+      local want = tonumber(ARGV[a + 5])
+      if want > 0 then
+        if leased < 0 or want < leased then leased = want end
+        if room[i] and room[i] < leased then leased = room[i] end
+      end
+    end
+  end
+end
+if leased < 0 then leased = 0 end
 if refused == 0 then
   for i = 1, n do
     local a = 6 + (i - 1) * 6
@@ -339,6 +359,7 @@ if refused == 0 then
       -- runs alone, so what the check read is still there. Integers as strings: Lua may give a
       -- large number in exponent form.
       local amount = tonumber(ARGV[a + 3])
+      if ARGV[a + 5] ~= '0' then amount = amount + leased end
       if written[key] then
         -- The same key twice in one admission: count both, as increments.
         redis.call('HINCRBY', key, sec, amount)
@@ -383,7 +404,7 @@ if stream and refused == 0 then
 end
 local entry = false
 if fetch and refused == 0 then entry = redis.call('GET', fetch) end
-return {refused, retry, sec, out, audit, entry}
+return {refused, retry, sec, out, audit, leased, entry}
 """.replace("LEASE_UNKNOWN_GRACE_MS", str(LEASE_UNKNOWN_GRACE_MS))
 
 _SETTLE_LUA = """
@@ -487,15 +508,24 @@ def _admit_fixed(rules: list[Rule], *, window: int) -> list[list[Any]]:
 
 
 def _admit_values(
-    rules: list[Rule], *, now_ms: int, request_id: str, lease: Callable[[], str]
+    rules: list[Rule],
+    *,
+    now_ms: int,
+    request_id: str,
+    lease: Callable[[], str],
+    units: int = 0,
 ) -> list[Any]:
     """The admission's arguments that change from one request to the next (`_admit_fixed`):
     the time, the request id, and each rule's amount and second extra (a budget's time to its
-    reset, a parallel slot's lease)."""
+    reset, a parallel slot's lease; `units`, a lease of request allowance asked of each window
+    rule whose amount is not 0: `Decision.leased`)."""
     values: list[Any] = [now_ms, request_id]
     for rule in rules:
         kind = rule.kind
-        values += (rule.amount, rule.ttl_ms if kind == "b" else lease() if kind == "p" else 0)
+        if kind == "w":
+            values += (rule.amount, units if rule.amount else 0)
+        else:
+            values += (rule.amount, rule.ttl_ms if kind == "b" else lease())
     return values
 
 
@@ -528,10 +558,14 @@ class AdmitPacking:
         request_id: str,
         fetch: str | None,
         event: bytes | None = None,
+        lease_units: int = 0,
     ) -> ScriptCall:
         """`event`: a free cache hit's usage event, recorded by the script once it admits (and
-        no `fetch` then: the hit's entry is in hand)."""
-        values = _admit_values(rules, now_ms=now_ms, request_id=request_id, lease=worker_lease)
+        no `fetch` then: the hit's entry is in hand). `lease_units`: request allowance to take
+        beyond the amounts (`_admit_values`' `units`)."""
+        values = _admit_values(
+            rules, now_ms=now_ms, request_id=request_id, lease=worker_lease, units=lease_units
+        )
         if event is not None:
             settling = self._settling
             if settling is None:
@@ -557,7 +591,7 @@ class AdmitPacking:
 
 def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
     # Lua numbers arrive as Redis integers: ints already, nothing to convert.
-    refused, retry, sec, flat, audit, fetched = raw if len(raw) == 6 else (*raw, None)
+    refused, retry, sec, flat, audit, leased, fetched = raw if len(raw) == 7 else (*raw, None)
     states = [
         RuleState(flat[i], flat[i + 1], flat[i + 2] if flat[i + 2] > 0 else 0)
         for i in range(0, 4 * len(rules), 4)
@@ -571,6 +605,7 @@ def _decision(raw: list[Any], rules: list[Rule]) -> Decision:
         audit_exceeded=[i - 1 for i in audit],
         available=flat[3::4],
         fetched=fetched,
+        leased=leased,
     )
 
 
@@ -685,6 +720,7 @@ class RedisLimiter:
         fetch: str | None = None,
         packing: AdmitPacking | None = None,
         event: bytes | None = None,
+        lease_units: int = 0,
     ) -> PendingDecision | None:
         """`admit`, returning once the script is written to Redis, with its decision left to
         await (again after a cancelled wait, if need be); None when that is not possible without
@@ -692,13 +728,21 @@ class RedisLimiter:
         (a response cache entry: `Decision.fetched`). `packing`: the command's fixed part for
         the first `packing.size` rules, used when there are no others. `event`: a free response
         cache hit's usage event, recorded once admitted (its parallel slots are then checked,
-        not taken): that hit has no settle."""
+        not taken): that hit has no settle. `lease_units`: request allowance to take beyond the
+        amounts (`AdmitPacking.call`), granted in `Decision.leased`."""
         lean = redis_lean()
         if lean is None:
             return None
         if packing is None or packing.size != len(rules):
             packing = AdmitPacking(rules)
-        call = packing.call(rules, now_ms=now_ms, request_id=request_id, fetch=fetch, event=event)
+        call = packing.call(
+            rules,
+            now_ms=now_ms,
+            request_id=request_id,
+            fetch=fetch,
+            event=event,
+            lease_units=lease_units,
+        )
         reply = await lean.call_issue(lean.script(_ADMIT_LUA), call)
         if reply is None:
             return None

@@ -15,11 +15,21 @@ reaches the usage stream, whose drain records it once (idempotent on the request
 beat task `gateway.tasks.usage_spool_replay` replays the files of workers that died on its host.
 Why a file rather than the database: it needs neither Redis nor PostgreSQL to be up (an outage of
 one is often a network's, which takes both), and it keeps nothing in memory to lose meanwhile.
+
+Usage events written later (`usage_event_later`): a free response cache hit admitted on its
+worker's lease of request allowance (gateway/governance.py) makes no Redis command of its own;
+its event waits in this process, at most ``LATER_DELAY_SECONDS`` or until ``LATER_BATCH`` are
+waiting, then goes to the usage stream with them in one script (an XADD each). What Redis did not
+take (unreachable, an error reply, a batch cut short) goes to the spool like any settle; what is
+still waiting when the process exits is written then (`usage_events_later_exit`), or spooled.
+An event written twice (a reply lost after Redis took it, then spooled) is recorded once: the
+drain's insert is idempotent on the request id (billing/services.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import fcntl
 import logging
 import os
@@ -34,10 +44,21 @@ import orjson
 import redis
 from django.conf import settings
 
-from billing.usage import usage_dead_stream
+from billing.usage import usage_dead_stream, usage_stream_key
 from gateway.accounting import usage_buffered
-from gateway.limits import outage_limiter, redis_settle_sync, settle_marked
-from ogem_site.redis import redis_client_sync, redis_outage, redis_recovery_register
+from gateway.limits import outage_limiter, redis_settle_sync, settle_marked, settle_script
+from ogem_site.hot_settings import hot_settings
+from ogem_site.redis import (
+    redis_client,
+    redis_client_sync,
+    redis_failed,
+    redis_lean,
+    redis_outage,
+    redis_outage_watch,
+    redis_recovery_register,
+    redis_unreachable,
+)
+from ogem_site.redis_pipeline import encoded
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +212,151 @@ async def _recovered() -> None:
 
 
 redis_recovery_register(_recovered)
+
+
+# ---- Usage events written later -----------------------------------------------------------------
+
+LATER_DELAY_SECONDS = 0.02
+LATER_BATCH = 64
+
+_EVENTS_LUA = """
+-- The usage stream; its length bound (0: none), then the events.
+local bound = ARGV[1]
+for i = 2, #ARGV do
+  if bound == '0' then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', bound, '*', 'e', ARGV[i])
+  end
+end
+return #ARGV - 1
+"""
+
+
+class _Later:
+    events: list[tuple[str, bytes]] = []  # (request id, usage event), not yet sent
+    writing: list[list[tuple[str, bytes]]] = []  # batches sent, Redis's replies awaited
+    timer: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    tasks: set[asyncio.Task[None]] = set()
+
+
+def _later_after_fork() -> None:
+    # The parent writes its own events; a forked worker starts with none.
+    _Later.events, _Later.writing, _Later.timer, _Later.loop = [], [], None, None
+    _Later.tasks = set()
+
+
+os.register_at_fork(after_in_child=_later_after_fork)
+
+
+def usage_event_later(request_id: str, event: bytes) -> None:
+    """Send a usage event to the usage stream soon, with others (on the running event loop)."""
+    events = _Later.events
+    events.append((request_id, event))
+    if len(events) >= LATER_BATCH:
+        _later_send()
+        return
+    loop = asyncio.get_running_loop()
+    if _Later.timer is None or _Later.loop is not loop:
+        _Later.loop = loop
+        _Later.timer = loop.call_later(LATER_DELAY_SECONDS, _later_send)
+
+
+def _later_send() -> None:
+    timer = _Later.timer
+    if timer is not None:
+        timer.cancel()
+        _Later.timer = None
+    events = _Later.events
+    _Later.events = []
+    if not events:
+        return
+    _Later.writing.append(events)
+    task = asyncio.get_running_loop().create_task(_later_write(events))
+    _Later.tasks.add(task)
+    task.add_done_callback(_Later.tasks.discard)
+
+
+def _xadd() -> tuple[Any, ...]:
+    """An XADD of an event to the usage stream, less the event (the settle script's)."""
+    length = hot_settings().OGEM_USAGE_STREAM_MAXLEN
+    if not length:
+        return ("XADD", usage_stream_key(), "*", "e")
+    return ("XADD", usage_stream_key(), "MAXLEN", "~", length, "*", "e")
+
+
+async def _later_write(events: list[tuple[str, bytes]]) -> None:
+    failed = events
+    try:
+        if redis_outage.down:
+            redis_outage_watch()
+            return
+        lean = redis_lean()
+        if lean is not None:
+            # One script for the batch: one command to encode and one reply. A failure spools it
+            # whole (an event it wrote already is recorded once: the drain is idempotent).
+            length = hot_settings().OGEM_USAGE_STREAM_MAXLEN
+            await lean.evalsha(
+                lean.script(_EVENTS_LUA),
+                [usage_stream_key()],
+                [length, *(encoded(event) for _, event in events)],
+            )
+            failed = []
+            return
+        pipe = redis_client().pipeline(transaction=False)
+        xadd = _xadd()
+        for _, event in events:
+            pipe.execute_command(*xadd, event)
+        replies = await pipe.execute(raise_on_error=False)
+        failed = []
+        for item, reply in zip(events, replies, strict=True):
+            if isinstance(reply, Exception):
+                _later_failed(reply, item[0])
+                failed.append(item)
+    except Exception as exc:
+        _later_failed(exc, events[0][0])
+    finally:
+        _Later.writing.remove(events)
+        _later_spool(failed)
+
+
+def _later_failed(exc: Exception, request_id: str) -> None:
+    if redis_unreachable(exc):
+        redis_failed(exc, what="usage")  # logged once for the whole outage
+    else:
+        logger.error("Redis refused request %s's usage event: %s", request_id, exc)
+
+
+def _later_spool(events: list[tuple[str, bytes]]) -> None:
+    for request_id, event in events:
+        usage_spool_append(*settle_script([], request_id=request_id, bucket=0, event=event))
+
+
+def usage_events_later_exit() -> None:
+    """At exit: write the events still waiting (`usage_event_later`), and those of a batch whose
+    replies have not come (again, then), with the synchronous client, or spool them."""
+    events = _Later.events
+    _Later.events = []
+    events = [item for batch in _Later.writing for item in batch] + events
+    if not events:
+        return
+    if redis_outage.down:
+        _later_spool(events)
+        return
+    try:
+        pipe = redis_client_sync().pipeline(transaction=False)
+        xadd = _xadd()
+        for _, event in events:
+            pipe.execute_command(*xadd, event)
+        replies = pipe.execute(raise_on_error=False)
+    except Exception as exc:
+        _later_failed(exc, events[0][0])
+        _later_spool(events)
+        return
+    _later_spool(
+        [item for item, reply in zip(events, replies, strict=True) if isinstance(reply, Exception)]
+    )
+
+
+atexit.register(usage_events_later_exit)

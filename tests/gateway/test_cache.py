@@ -4,8 +4,11 @@ official openai SDK; the OpenAI emulator counts the upstream calls."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +18,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 import redis
 
@@ -511,6 +515,152 @@ def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  #
     ]
     assert hits[0]["cache_result"] == "hit" and hits[0]["cache_saved_tokens"] > 0
     assert hits[1] == hits[0] and hits[2] == hits[0]
+
+
+class _Admissions:
+    """Counts the admission scripts Redis runs on the test's database while in use (MONITOR sees
+    every command of the server; other databases' are left out)."""
+
+    def __init__(self) -> None:
+        from gateway.limits import _ADMIT_LUA
+
+        self.client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self.db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        self.sha = hashlib.sha1(_ADMIT_LUA.encode(), usedforsecurity=False).hexdigest()
+        self.end = f"admissions-counted-{uuid.uuid4().hex}"
+        self.count = 0
+
+    def __enter__(self) -> _Admissions:
+        self.monitor = self.client.monitor().__enter__()
+        self.thread = threading.Thread(target=self._listen)
+        self.thread.start()
+        return self
+
+    def _listen(self) -> None:
+        for command in self.monitor.listen():
+            if command["db"] != self.db:
+                continue
+            if command["command"].startswith(f"EVALSHA {self.sha}"):
+                self.count += 1
+            elif self.end in command["command"]:
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.echo(self.end)
+        self.thread.join(10)
+        self.monitor.__exit__(*exc)
+
+
+def _second_start() -> None:
+    """Wait for the start of a second: a burst right after stays in one second's lease."""
+    time.sleep(1 - time.time() % 1 + 0.01)
+
+
+def _lease_key(rpm_limit: int) -> tuple[str, str]:
+    """A key with this rpm limit: its secret and its rpm window's Redis key."""
+    from gateway.limits import rule_key
+    from keys.services import key_create
+    from tests.factories import TeamFactory
+
+    team = TeamFactory()
+    issued = key_create(name="lease", team=team, rpm_limit=rpm_limit)
+    tenant = f"o:{team.organization_id if team.organization_id is not None else '-'}"
+    window = rule_key(tenant=tenant, entity=f"key:{issued.key.pk}", metric="rpm")
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(window)  # an earlier run's key of that id
+    return issued.secret, window
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_l1_hits_on_a_lease_make_no_admission_round_trip_and_are_recorded_once(  # type: ignore[no-untyped-def]
+    cache_on, live_ogem
+) -> None:
+    """After a second's first hits, a worker takes request allowance from Redis beyond each
+    hit's own request (a lease, gateway/governance.py `_HitLease`) and admits the next hits of
+    that second on it, without an admission script. They count as requests all the same, their
+    x-ratelimit-* headers go on counting down, and their usage events reach the usage stream
+    soon after, each once."""
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+    from billing.usage import usage_stream_key
+
+    cache_on(type="local")
+    secret, window = _lease_key(6_400)  # leases of up to 16 requests
+    stream = redis.Redis.from_url(os.environ["REDIS_URL"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"model": "mock-chat", "messages": _messages()}
+    with httpx.Client(base_url=f"{live_ogem.url}/v1", headers=headers, timeout=10) as client:
+        miss = client.post("/chat/completions", json=body)
+        assert miss.headers["x-ogem-cache"] == "miss"
+        ids = [miss.headers["x-request-id"]]
+        remaining = [int(miss.headers["x-ratelimit-remaining-requests"])]
+        _second_start()
+        with _Admissions() as admissions:
+            started = time.time()
+            for _ in range(40):
+                hit = client.post("/chat/completions", json=body)
+                assert hit.status_code == 200, hit.text
+                assert hit.headers["x-ogem-cache"] == "hit"
+                assert hit.headers["x-ratelimit-limit-requests"] == "6400"
+                assert hit.headers["x-ratelimit-reset-requests"]
+                ids.append(hit.headers["x-request-id"])
+                remaining.append(int(hit.headers["x-ratelimit-remaining-requests"]))
+            seconds = int(time.time()) - int(started) + 1
+    # A second's hits ask Redis at most at their 1st, 2nd, 4th, 8th, 16th and 32nd (each lease at
+    # least as large as the hits so far, at most 16), then once per 17.
+    assert admissions.count <= 6 * seconds
+    assert admissions.count < 20
+    assert remaining[0] == 6_399
+    # Counted once each, in order, as if each had been admitted alone.
+    assert all(later < earlier for earlier, later in itertools.pairwise(remaining))
+    counted = int(stream.hget(window, "t"))
+    assert len(ids) <= counted <= len(ids) + 16 * seconds
+
+    def recorded() -> list[str]:
+        entries = stream.xrange(usage_stream_key())
+        return [orjson.loads(fields[b"e"])["request_id"] for _, fields in entries]
+
+    deadline = time.monotonic() + 5
+    while len(recorded()) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(recorded()) == sorted(ids)  # each once
+    usage_drain()
+    rows = RequestLog.objects.filter(request_id__in=ids)
+    assert sorted(row.cache_hit for row in rows) == [False] + [True] * 40
+    assert {row.cost for row in rows if row.cache_hit} == {0}
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+@pytest.mark.parametrize("limit", [63, 128])
+def test_hits_on_a_lease_count_against_the_rpm(cache_on, live_ogem, limit: int) -> None:  # type: ignore[no-untyped-def]
+    """A limit under 64 a minute leases nothing: the request after the limit-th is refused. A
+    larger one leases at most a 64th of itself per second (docs/caching.md): what a lease holds
+    unspent when its second ends counts against the limit, so the refusal may come that much
+    earlier, never later."""
+    cache_on(type="local")
+    secret, window = _lease_key(limit)
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"model": "mock-chat", "messages": _messages()}
+    served = 0
+    with httpx.Client(base_url=f"{live_ogem.url}/v1", headers=headers, timeout=10) as client:
+        _second_start()
+        started = time.time()
+        for _ in range(limit + 1):
+            response = client.post("/chat/completions", json=body)
+            if response.status_code == 429:
+                break
+            assert response.status_code == 200, response.text
+            served += 1
+        seconds = int(time.time()) - int(started) + 1
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limit_exceeded"
+        again = client.post("/chat/completions", json=body)
+        assert again.status_code == 429
+    counted = int(redis.Redis.from_url(os.environ["REDIS_URL"]).hget(window, "t"))
+    assert counted == limit
+    if limit < 64:
+        assert served == limit
+    else:
+        assert limit - (limit // 64) * seconds <= served <= limit
 
 
 def test_a_free_hit_needs_no_budget_room_but_a_request_that_misses_does(  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.limits import (
     AdmitPacking,
+    Decision,
     LocalLimiter,
     RedisLimiter,
     Rule,
@@ -23,7 +24,7 @@ from gateway.limits import (
     limiter,
     rule_key,
 )
-from ogem_site.redis import redis_client_sync
+from ogem_site.redis import redis_client_sync, redis_clients_forget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -351,3 +352,130 @@ async def test_scripts_read_and_write_a_response_cache_entry(backend: str, tenan
     client = redis_client_sync()
     assert client.get(new_key) == b"new entry"
     assert 0 < client.pttl(new_key) <= 5_000
+
+
+async def test_an_admission_takes_a_lease_of_request_allowance(backend: str, tenant: str) -> None:
+    """A free hit's admission may ask for units beyond its amount (gateway/governance.py
+    `_HitLease`): the same number on every request window it counts against, at most what each
+    has room for, none on a token window (amount 0) and none for a refusal. The decision's view
+    is the hit's own (its remaining leaves the units out)."""
+    if backend != "redis":
+        pytest.skip("the scripts are Redis's")
+    from ogem_site.redis import redis_lean
+
+    def key(metric: str) -> str:
+        return rule_key(tenant=tenant, entity="key:7", metric=metric)
+
+    rules = [
+        Rule("w", key("rpm"), 100, 1, "key:rpm"),
+        Rule("w", key("tpm"), 1_000, 0, "key:tpm"),
+        Rule("w", key("team-rpm"), 8, 1, "team:rpm"),
+    ]
+    store = RedisLimiter()
+    client = redis_client_sync()
+    now = int(time.time() * 1000)
+    await redis_lean().execute("PING")
+
+    async def admit(units: int) -> Decision:
+        issued = await store.admit_issue(
+            rules, now_ms=now, request_id=uuid.uuid4().hex, event=b"{}", lease_units=units
+        )
+        assert issued is not None
+        return await issued
+
+    first = await admit(5)
+    assert (first.refused, first.leased) == (None, 5)
+    assert [state.remaining for state in first.states] == [99, 1_000, 7]
+    assert [client.hget(key(m), "t") for m in ("rpm", "team-rpm")] == [b"6", b"6"]
+    assert client.exists(key("tpm")) == 0 or client.hget(key("tpm"), "t") == b"0"
+    second = await admit(5)  # the team's window has room for one request and one unit more
+    assert (second.refused, second.leased) == (None, 1)
+    assert [client.hget(key(m), "t") for m in ("rpm", "team-rpm")] == [b"8", b"8"]
+    third = await admit(5)
+    assert (third.refused, third.leased) == (2, 0)
+    assert [client.hget(key(m), "t") for m in ("rpm", "team-rpm")] == [b"8", b"8"]
+    plain = await admit(0)  # no lease asked: none taken
+    assert (plain.refused, plain.leased) == (2, 0)
+
+
+async def test_usage_events_written_later_reach_the_stream_once(
+    backend: str, usage_stream: str
+) -> None:
+    """Events of hits admitted on a lease (gateway/spool.py `usage_event_later`) are sent in
+    batches, after a short delay or once a batch is full, each once."""
+    if backend != "redis":
+        pytest.skip("the usage stream is Redis's")
+    from gateway import spool
+
+    client = redis_client_sync()
+    ids = [f"later-{uuid.uuid4().hex}" for _ in range(spool.LATER_BATCH + 3)]
+    for request_id in ids[: spool.LATER_BATCH]:  # a full batch: sent at once
+        spool.usage_event_later(request_id, json.dumps({"request_id": request_id}).encode())
+    assert not spool._Later.events
+    for request_id in ids[spool.LATER_BATCH :]:  # the rest: after the delay
+        spool.usage_event_later(request_id, json.dumps({"request_id": request_id}).encode())
+    assert len(spool._Later.events) == 3
+    await asyncio.sleep(spool.LATER_DELAY_SECONDS * 3)
+    while spool._Later.tasks:
+        await asyncio.gather(*spool._Later.tasks)
+    recorded = [json.loads(fields[b"e"])["request_id"] for _, fields in client.xrange(usage_stream)]
+    assert sorted(recorded) == sorted(ids)  # each once (two batches: in either order)
+    assert not spool._Later.writing
+
+
+async def test_usage_events_written_later_are_spooled_when_redis_fails(
+    backend: str, usage_stream: str, settings, tmp_path: Path
+) -> None:
+    """Redis unreachable when the batch is sent: the events go to the usage spool, whose replay
+    brings each into the stream once."""
+    if backend != "redis":
+        pytest.skip("the usage stream is Redis's")
+    from gateway import spool
+    from ogem_site.redis import redis_outage_reset
+
+    settings.OGEM_USAGE_SPOOL_DIR = str(tmp_path / "spool")
+    real = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:9/11"  # the discard port: nothing listens
+    redis_clients_forget()
+    ids = [f"spooled-{uuid.uuid4().hex}" for _ in range(3)]  # marked once replayed: new ones
+    for request_id in ids:
+        spool.usage_event_later(request_id, json.dumps({"request_id": request_id}).encode())
+    await asyncio.sleep(spool.LATER_DELAY_SECONDS * 3)
+    while spool._Later.tasks:
+        await asyncio.gather(*spool._Later.tasks)
+    records = [
+        json.loads(line)
+        for path in (tmp_path / "spool").glob("*.spool")
+        for line in path.read_text().splitlines()
+    ]
+    assert [record["a"][0] for record in records] == ids
+    settings.REDIS_URL = real
+    redis_clients_forget()
+    redis_outage_reset()
+    with spool._Spool.lock:
+        spool._release()
+    assert spool.usage_spool_replay() == 3
+    assert spool.usage_spool_replay() == 0
+    client = redis_client_sync()
+    recorded = [json.loads(fields[b"e"])["request_id"] for _, fields in client.xrange(usage_stream)]
+    assert recorded == ids
+
+
+async def test_usage_events_still_waiting_at_exit_are_written(
+    backend: str, usage_stream: str
+) -> None:
+    """The process exits before the delay has passed: its exit hook writes them (once: the
+    timer then finds nothing left)."""
+    if backend != "redis":
+        pytest.skip("the usage stream is Redis's")
+    from gateway import spool
+
+    ids = [f"exit-{uuid.uuid4().hex}" for _ in range(2)]
+    for request_id in ids:
+        spool.usage_event_later(request_id, json.dumps({"request_id": request_id}).encode())
+    spool.usage_events_later_exit()
+    await asyncio.sleep(spool.LATER_DELAY_SECONDS * 3)
+    assert not spool._Later.tasks
+    client = redis_client_sync()
+    recorded = [json.loads(fields[b"e"])["request_id"] for _, fields in client.xrange(usage_stream)]
+    assert recorded == ids

@@ -9,6 +9,7 @@ exactly the usage served (nothing lost, nothing counted twice), and so is the bu
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -262,3 +263,62 @@ def _outage_checked_killed(served: Served, *, policy: str, timeout: float) -> No
             _refusal_checked(status, body)
     if policy == "closed":
         assert statuses.count(503) >= len(statuses) - 3  # at most those in flight at the kill
+
+
+def test_hits_on_a_lease_are_spooled_while_redis_is_away_and_recorded_once(  # type: ignore[no-untyped-def]
+    redis_server: RedisProcess, ogem_on, settings
+) -> None:
+    """Free L1 hits admitted on their worker's lease of request allowance (gateway/governance.py
+    `_HitLease`) need no Redis: when it refuses connections, their usage events, which could not
+    be written, go to the usage spool and are recorded once it is back, as those of hits admitted
+    while it is away (once something opened the breaker, by the outage path: not leased)."""
+    from dataclasses import replace
+
+    from gateway.cache import cache_local_clear
+    from gateway.config import watch as config_watch
+    from gateway.config.types import CacheSettings
+    from gateway.registry import registry_get
+
+    registry_get()  # the first load installs its configuration: before this test's
+    previous = config_watch._current
+    proxy = FaultProxy(redis_server.port)
+    try:
+        live = ogem_on(proxy.url, policy="open")
+        config_watch._current = replace(previous, cache=CacheSettings(type="local"))
+        issued = _key()  # rpm 10,000: leases of up to 16
+        ids = []
+        with _client(live, issued.secret) as client:
+
+            def ask() -> str:
+                response = client.post("/v1/chat/completions", json=BODY)
+                assert response.status_code == 200, response.text
+                ids.append(response.headers["x-request-id"])
+                return response.headers["x-ogem-cache"]
+
+            assert ask() == "miss"
+            time.sleep(1 - time.time() % 1 + 0.01)  # a second's start: its hits share its lease
+            # Its 1st hit asks for no lease, its 2nd for one unit, its 4th for three.
+            assert [ask() for _ in range(4)] == ["hit"] * 4
+            proxy.refuse()
+            assert [ask() for _ in range(3)] == ["hit"] * 3  # on the lease, or by the outage path
+        spool = Path(settings.OGEM_USAGE_SPOOL_DIR)
+
+        def spooled() -> list[str]:
+            return [
+                json.loads(line)["a"][0]
+                for path in spool.glob("*.spool")
+                for line in path.read_text().splitlines()
+            ]
+
+        wait_for(lambda: set(ids[-3:]) <= set(spooled()), timeout=10, what="the events spooled")
+        proxy.heal()
+        _recovered(live, spool)
+        while usage_drain():
+            pass
+        rows = list(RequestLog.objects.filter(key_id=issued.key.pk))
+        assert sorted(row.request_id for row in rows) == sorted(ids)
+        assert [row.cache_hit for row in rows].count(True) == 7
+    finally:
+        config_watch._current = previous
+        cache_local_clear()
+        proxy.close()
