@@ -457,6 +457,7 @@ def _memo_request(
     cache = config.cache
     if (
         cache is None
+        or not cache.local_max_bytes  # no L1 (`redis-l2`): its entries are read in the relay
         or cache.semantic is not None
         or config.guardrails is not None
         or config.callbacks is not None

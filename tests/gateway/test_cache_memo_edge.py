@@ -185,3 +185,34 @@ def test_a_hit_refused_at_the_edge_is_the_relays_refusal(  # type: ignore[no-unt
     assert len(refused.headers["x-ogem-trace-id"]) == 32
     assert refused.headers["x-request-id"]
     assert edge_hits == [answers[2].headers["x-request-id"]]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="an L2-only cache needs Redis")
+def test_without_an_l1_tier_the_edge_leaves_hits_to_the_relay(  # type: ignore[no-untyped-def]
+    settings, make_key, live_ogem, monkeypatch
+) -> None:
+    """`local_max_bytes: 0` (Redis alone): the edge has no entry to answer from, so it does not
+    try (each try built a context for nothing: a tenth of an L2 hit's instructions); the relay
+    answers every hit from Redis."""
+    from gateway import asgi
+
+    tried: list[str] = []
+    original = asgi.relay_memo_hit
+
+    async def counted(**options: Any) -> Any:
+        tried.append(options["request_id"])
+        return await original(**options)
+
+    monkeypatch.setattr(asgi, "relay_memo_hit", counted)
+    registry_get()
+    previous = config_watch._current
+    config_watch._current = replace(previous, cache=CacheSettings(type="redis", local_max_bytes=0))
+    try:
+        secret = make_key()
+        body = _body()
+        answers = [_post(live_ogem, secret, body) for _ in range(4)]
+        assert [r.headers["x-ogem-cache"] for r in answers] == ["miss", "hit", "hit", "hit"]
+        assert tried == []
+    finally:
+        config_watch._current = previous
+        cache_local_clear()
