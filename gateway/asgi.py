@@ -422,6 +422,18 @@ def _memo_request(
     early hit away (tracing, guardrails, callbacks, a debug capture, the semantic tier, a
     stream, a stored completion), or headers the usual path would read otherwise (a repeated
     one, a name not in lowercase, a multipart body, a query string not ASCII)."""
+    registry = registry_get()
+    config = config_current()
+    cache = config.cache
+    if (
+        cache is None
+        or not cache.local_max_bytes  # no L1 (`redis-l2`): its entries are read in the relay
+        or cache.semantic is not None
+        or config.guardrails is not None
+        or config.callbacks is not None
+        or tracing_active(config.tracing) is not None
+    ):
+        return None
     query = scope.get("query_string", b"")
     if isinstance(query, bytes) and not query.isascii():
         return None
@@ -451,18 +463,6 @@ def _memo_request(
         return None
     caller = caller_known(secret)
     if caller is None or caller.debug_until is not None or caller.guardrails or caller.logging:
-        return None
-    registry = registry_get()
-    config = config_current()
-    cache = config.cache
-    if (
-        cache is None
-        or not cache.local_max_bytes  # no L1 (`redis-l2`): its entries are read in the relay
-        or cache.semantic is not None
-        or config.guardrails is not None
-        or config.callbacks is not None
-        or tracing_active(config.tracing) is not None
-    ):
         return None
     cache_control = found.get(b"cache-control")
     memo = cache_memo_get(
