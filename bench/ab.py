@@ -30,7 +30,7 @@ from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk
 from bench.nginx import start_nginx
 from bench.ogem import Ogem, start_ogem
 from bench.otlp_sink import OTLPSink
-from bench.procs import Placed
+from bench.procs import Placed, cpu_ns
 from bench.redis_server import start_redis
 
 WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
@@ -59,7 +59,7 @@ VARIANTS = {
         name="tracing",
         issue="issue 19",
         what="`--tracing --callbacks`: OpenTelemetry tracing exporting over OTLP/HTTP and two "
-        "generic_api webhook callbacks, both to a sink in the bench process (load core)",
+        "generic_api webhook callbacks, both to a sink in a process of its own (load core)",
         tracing=True,
         callbacks=True,
         min_ratio=0.90,
@@ -71,6 +71,16 @@ VARIANTS = {
         what="`--cache redis`: the response cache on (Redis with its in-process tier); A and B "
         "both sent a new body each request (the prompt numbered), every one a miss on B",
         cache="redis",
+        unique=True,
+        min_ratio=0.97,
+        added_p50_share=0.03,
+    ),
+    "cache-miss-local": Variant(
+        name="cache-miss-local",
+        issue="issue 18",
+        what="`--cache local`: the response cache on, in process only (no Redis tier); A and B "
+        "both sent a new body each request (the prompt numbered), every one a miss on B",
+        cache="local",
         unique=True,
         min_ratio=0.97,
         added_p50_share=0.03,
@@ -88,6 +98,11 @@ class Pair:
     a_rps: float
     b_rps: float
     errors: int
+    # CPU µs per request of each server's processes (worker and helpers, the scheduler's count)
+    # over the same wrk run; NaN when not read
+    a_cpu_us: float = math.nan
+    b_cpu_us: float = math.nan
+    b_helpers_us: float = math.nan  # of b_cpu_us, B's helper processes'
 
 
 @dataclass
@@ -158,7 +173,7 @@ def paired(args: argparse.Namespace, place: Placed) -> str:
         stack.callback(upstream.stop)
         sink = None
         if variant.tracing or variant.callbacks:
-            sink = OTLPSink()  # any POST counted and answered 200: OTLP exports and webhooks
+            sink = OTLPSink(core=load_core)  # its own process: any POST counted, answered 200
             stack.callback(sink.stop)
         servers: dict[str, Ogem] = {}
         for name in ("A", "B"):
@@ -230,6 +245,15 @@ class _Rounds:
             core=self.load_core, unique=self.variant.unique,
         )  # fmt: skip
 
+    def server_cpu_ns(self, name: str) -> int:
+        """The CPU time so far of every process of the server (its helpers included: they take
+        their time from the same core), in ns. The helpers' work left from the warm-up falls in
+        the window as their work of the window's end falls out of it: it evens out."""
+        return sum(cpu_ns(pid) for pid in self.servers[name].server_pids())
+
+    def helpers_cpu_ns(self, name: str) -> int:
+        return sum(cpu_ns(pid) for pid in self.servers[name].helper_pids())
+
     def probe(self, url: str, headers: dict[str, str]) -> StreamResult:
         return stream_probe(
             url=url, body=REQUEST_JSON, headers=headers, concurrency=1,
@@ -261,6 +285,7 @@ class _Rounds:
             order = ("A", "B") if number % 2 else ("B", "A")
             for conns in self.args.concurrency:
                 rps: dict[str, float] = {}
+                cpu: dict[str, float] = {}
                 p50: dict[str, float] = {}
                 errors = 0
                 if conns == 1:
@@ -269,8 +294,13 @@ class _Rounds:
                 for name in order:
                     print(f"round {number}/{rounds}, concurrency {conns}: {name} ...", flush=True)
                     self.load(name, conns, WARMUP_SECONDS)
+                    before = self.server_cpu_ns(name), self.helpers_cpu_ns(name)
                     result = self.load(name, conns, self.args.seconds)
+                    spent = self.server_cpu_ns(name) - before[0]
+                    helpers = self.helpers_cpu_ns(name) - before[1]
                     rps[name] = result.requests_per_second
+                    count = result.requests or math.nan
+                    cpu[name], cpu[name + "h"] = spent / count / 1e3, helpers / count / 1e3
                     errors += result.errors
                     if conns == 1:
                         ogem = self.servers[name]
@@ -278,7 +308,19 @@ class _Rounds:
                         p50[name] = timed.total_p50_ms
                         errors += timed.errors
                     self.settle()
-                pairs.append(Pair(number, conns, order[0], rps["A"], rps["B"], errors))
+                pairs.append(
+                    Pair(
+                        number,
+                        conns,
+                        order[0],
+                        rps["A"],
+                        rps["B"],
+                        errors,
+                        cpu["A"],
+                        cpu["B"],
+                        cpu["Bh"],
+                    )
+                )
                 if conns == 1:
                     latencies.append(Latency(number, base.total_p50_ms, p50["A"], p50["B"]))
         return pairs, latencies
@@ -287,6 +329,11 @@ class _Rounds:
 def ratio(a: float, b: float) -> float:
     """B/A, NaN when A did nothing."""
     return b / a if a else math.nan
+
+
+def _cell(value: float, spec: str) -> str:
+    """A figure, or a dash when it was not read (NaN)."""
+    return "-" if math.isnan(value) else format(value, spec)
 
 
 def spread(values: Sequence[float]) -> tuple[float, float, float]:
@@ -323,17 +370,30 @@ def report(
         lines += [
             f"## Concurrency {conns}: non-streaming requests/s (wrk, {seconds:g} s each)",
             "",
-            "| round | first | A req/s | B req/s | B/A | errors |",
-            "| ---: | :---: | ---: | ---: | ---: | ---: |",
+            "| round | first | A req/s | B req/s | B/A | A CPU µs | B CPU µs | of which helpers "
+            "| A/B CPU | errors |",
+            "| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             *(
                 f"| {pair.round} | {pair.first} | {pair.a_rps:,.0f} | {pair.b_rps:,.0f} | "
-                f"{value:.3f} | {pair.errors} |"
+                f"{value:.3f} | {_cell(pair.a_cpu_us, '.0f')} | {_cell(pair.b_cpu_us, '.0f')} | "
+                f"{_cell(pair.b_helpers_us, '.0f')} | "
+                f"{_cell(ratio(pair.b_cpu_us, pair.a_cpu_us), '.3f')} | {pair.errors} |"
                 for pair, value in zip(rows, ratios, strict=True)
             ),
             "",
             f"B/A: median {mid:.3f} (min {low:.3f}, max {high:.3f}) over {len(rows)} rounds.",
             "",
         ]
+        capacity = [ratio(pair.b_cpu_us, pair.a_cpu_us) for pair in rows]
+        capacity = [value for value in capacity if not math.isnan(value)]
+        if capacity:
+            cap_mid, cap_low, cap_high = spread(capacity)
+            lines += [
+                f"CPU per request, A's over B's (the share of A's requests/s that B's cost lets "
+                f"one core serve; each server's processes, helpers included, over the same wrk "
+                f"run): median {cap_mid:.3f} (min {cap_low:.3f}, max {cap_high:.3f}).",
+                "",
+            ]
         judged = f"median B/A at concurrency {conns} {mid:.3f} ≥ {variant.min_ratio:.2f}"
         checks.append((judged, mid >= variant.min_ratio))
     if latencies:

@@ -23,6 +23,7 @@ import orjson
 
 from bench.bodies import completion_json
 from bench.otlp_sink import OTLPSink
+from bench.procs import cpu_ns
 
 REPLAY_RATE = 1000  # events a second: bench/cpu.py's REPLAY_RATE
 STEP = 32  # events a frame: gateway/callbacks/dispatcher.BATCH_EVENTS
@@ -87,12 +88,6 @@ def _frames(url: str, events: int) -> list[bytes]:
     return frames
 
 
-def _cpu_ns(pid: int) -> int:
-    from bench.cpu import _cpu_ns as cpu_ns
-
-    return cpu_ns(pid)
-
-
 def _user_system(pid: int) -> tuple[int, int]:
     """The process's user and system CPU time, in clock ticks (/proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -116,7 +111,7 @@ def replay(*, events: int, command: list[str]) -> tuple[float, float, int]:
     process.stdin.flush()
     _answer(process, b"flushed 1")
     _instrument(command, process.pid, on=True)
-    before = _cpu_ns(process.pid)
+    before = cpu_ns(process.pid)
     user, system = _user_system(process.pid)
     started = time.monotonic()
     for index, data in enumerate(frames[4:], start=1):
@@ -126,7 +121,7 @@ def replay(*, events: int, command: list[str]) -> tuple[float, float, int]:
     process.stdin.write(_flush(2))
     process.stdin.flush()
     _answer(process, b"flushed 2")
-    spent = _cpu_ns(process.pid) - before
+    spent = cpu_ns(process.pid) - before
     _instrument(command, process.pid, on=False)
     user_after, system_after = _user_system(process.pid)
     ticks = (user_after - user) + (system_after - system)

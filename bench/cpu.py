@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.procs import cpu_ns
+
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -253,7 +255,7 @@ def _helpers_replay(handed: dict[str, list[Any]]) -> dict[str, float]:
         name: (target if name == "tracing" else target._pipe)._process
         for name, target in fresh.items()
     }
-    before = {name: _cpu_ns(process.pid) for name, process in processes.items()}
+    before = {name: cpu_ns(process.pid) for name, process in processes.items()}
     count = max(len(kept) for kept in handed.values()) - step
     started = time.monotonic()
     for first in range(step, count + step, step):
@@ -262,7 +264,7 @@ def _helpers_replay(handed: dict[str, list[Any]]) -> dict[str, float]:
     for target in fresh.values():
         target.flush(60.0)
     spent = {
-        str(process.args[2]): (_cpu_ns(process.pid) - before[name]) / count / 1e3
+        str(process.args[2]): (cpu_ns(process.pid) - before[name]) / count / 1e3
         for name, process in processes.items()
     }
     if "tracing" in fresh:
@@ -270,18 +272,6 @@ def _helpers_replay(handed: dict[str, list[Any]]) -> dict[str, float]:
     if "callbacks" in fresh:
         fresh["callbacks"].close(30.0)
     return spent
-
-
-def _cpu_ns(pid: int) -> int:
-    """The CPU time of a process, all its threads, in ns (the scheduler's count)."""
-    total = 0
-    for task in os.scandir(f"/proc/{pid}/task"):
-        try:
-            with open(f"{task.path}/schedstat") as schedstat:
-                total += int(schedstat.read().split()[0])
-        except OSError:  # a thread gone meanwhile
-            continue
-    return total
 
 
 def _timers_still() -> None:

@@ -73,6 +73,19 @@ class Ogem:
             raise BenchError("no server process under `manage.py serve`")
         return found
 
+    def helper_pids(self) -> list[int]:
+        """The helper processes its workers started (`python -m gateway....`: tracing's
+        exporter, the callbacks' delivery)."""
+        found = []
+        for pid in self.server_pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            if argv[1:2] == [b"-m"] and argv[2:3] and argv[2].startswith(b"gateway."):
+                found.append(pid)
+        return found
+
     def stop(self) -> None:
         stop(self.process, timeout=40)
 

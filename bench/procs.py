@@ -130,6 +130,18 @@ def python() -> str:
     return sys.executable
 
 
+def cpu_ns(pid: int) -> int:
+    """The CPU time of a process, all its threads, in ns (the scheduler's count)."""
+    total = 0
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            with open(f"{task.path}/schedstat") as schedstat:
+                total += int(schedstat.read().split()[0])
+        except OSError:  # a thread gone meanwhile
+            continue
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (from /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

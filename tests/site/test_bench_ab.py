@@ -4,13 +4,17 @@ timed run)."""
 from __future__ import annotations
 
 import math
+import os
 import re
+import time
+import urllib.request
 
 import pytest
 
 from bench.ab import VARIANTS, Latency, Pair, p50_limit, parse, ratio, report, spread
 from bench.bodies import REQUEST_JSON
 from bench.load import _lua
+from bench.otlp_sink import OTLPSink
 
 
 def test_ratio_is_b_over_a_and_nan_when_a_did_nothing():
@@ -52,8 +56,8 @@ def test_the_report_gives_each_round_the_median_ratio_and_the_verdict():
     ]
     text = report(VARIANTS["tracing"], pairs, latencies, seconds=3)
     said = [
-        "| 1 | A | 1,000 | 920 | 0.920 | 0 |",
-        "| 2 | B | 2,200 | 2,100 | 0.955 | 0 |",
+        "| 1 | A | 1,000 | 920 | 0.920 | - | - | - | - | 0 |",
+        "| 2 | B | 2,200 | 2,100 | 0.955 | - | - | - | - | 0 |",
         "B/A: median 0.920 (min 0.900, max 0.944) over 3 rounds.",
         "B/A: median 0.900 (min 0.850, max 0.955) over 3 rounds.",
         # Added p50s: A 0.80, 0.90, 0.80 (median 0.80); B 0.90, 1.00, 1.00 (median 1.00).
@@ -97,3 +101,31 @@ def test_each_wrk_script_of_unique_bodies_marks_its_own_run(tmp_path):
         )
     }
     assert len(marks) == 2
+
+
+def test_the_report_gives_cpu_per_request_and_its_ratio():
+    pairs = _pairs([1000, 1000, 1000], [900, 950, 1000], 50)
+    for pair, (a_cpu, b_cpu) in zip(pairs, [(400, 500), (400, 440), (400, 400)], strict=True):
+        pair.a_cpu_us, pair.b_cpu_us, pair.b_helpers_us = a_cpu, b_cpu, 30
+    text = report(VARIANTS["tracing"], pairs, [], seconds=3)
+    assert "| 1 | A | 1,000 | 900 | 0.900 | 400 | 500 | 30 | 0.800 | 0 |" in text
+    # A's µs over B's: 0.800, 0.909, 1.000; the verdict stays wrk's.
+    assert "helpers included, over the same wrk run): median 0.909 (min 0.800, max 1.000)" in text
+    assert "- met: median B/A at concurrency 50 0.950 ≥ 0.90" in text
+
+
+def test_the_sink_counts_posts_in_a_process_of_its_own():
+    sink = OTLPSink()
+    try:
+        assert (sink.exports, sink.last_post) == (0, 0.0)
+        for size in (3, 5):
+            request = urllib.request.Request(f"{sink.url}/v1/traces", data=b"x" * size)
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert (answer.status, answer.read()) == (200, b"")
+        assert sink.exports == 2
+        assert 0 < time.monotonic() - sink.last_post < 10  # one clock for every process
+        assert "2 posts (OTLP exports, webhook batches), 8 bytes" in sink.summary()
+        assert sink._process.pid != os.getpid()
+    finally:
+        sink.stop()
+    assert sink._process.poll() is not None
