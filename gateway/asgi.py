@@ -38,8 +38,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
 from gateway.api import api
-from gateway.auth import caller_known
-from gateway.cache import HIT, PlanMemo, cache_memo_get, memo_sizes
+from gateway.auth import caller_known, credential_pick
+from gateway.cache import HIT, PlanMemo, cache_memo_get, cache_memo_held, memo_sizes
 from gateway.config import config_current
 from gateway.context import Caller
 from gateway.errors import AuthenticationError, InvalidRequestError, RequestTooLargeError
@@ -412,6 +412,11 @@ _MEMO_HEADERS = frozenset(
 )
 
 
+def _latin1(value: bytes | None) -> str | None:
+    """A raw header's value as Django's request holds it (latin-1, as WSGI and ASGI say)."""
+    return value.decode("latin1") if value is not None else None
+
+
 def _memo_request(
     scope: Scope, endpoint: Endpoint, body: bytes
 ) -> tuple[Endpoint, Caller, PlanMemo, str] | None:
@@ -447,33 +452,25 @@ def _memo_request(
             found[name] = value
         elif name == b"content-type" and b"multipart" in value:
             return None
-    secret = None  # `credential_from_request`'s, in its order
-    authorization = found.get(b"authorization")
-    if authorization:
-        scheme, _, token = authorization.decode("latin1").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            secret = token.strip()
-    if secret is None:
-        for name in (b"api-key", b"x-api-key"):
-            value = found.get(name)
-            if value and value.strip():
-                secret = value.decode("latin1").strip()
-                break
+    secret = credential_pick(
+        authorization=_latin1(found.get(b"authorization")),
+        api_key=_latin1(found.get(b"api-key")),
+        x_api_key=_latin1(found.get(b"x-api-key")),
+    )
     if secret is None:
         return None
     caller = caller_known(secret)
     if caller is None or caller.debug_until is not None or caller.guardrails or caller.logging:
         return None
-    cache_control = found.get(b"cache-control")
     memo = cache_memo_get(
         endpoint,
         caller,
         body=body,
-        header=cache_control.decode("latin1") if cache_control is not None else None,
+        header=_latin1(found.get(b"cache-control")),
         config=config,
         registry=registry,
     )
-    if memo is None or memo.checked.stream or memo.checked.store:
+    if memo is None or memo.checked.stream or memo.checked.store or not cache_memo_held(memo):
         return None
     request_id = found.get(b"x-request-id")
     return endpoint, caller, memo, request_id.decode("latin1") if request_id is not None else ""

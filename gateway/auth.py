@@ -63,13 +63,24 @@ _local: LocalCache[str, Caller | None] = LocalCache(maxsize=100_000, ttl=LOCAL_T
 def credential_from_request(request: HttpRequest) -> str | None:
     """The key from `Authorization: Bearer`, `api-key` or `x-api-key`, in that order."""
     meta = request.META
-    authorization = meta.get("HTTP_AUTHORIZATION")
+    return credential_pick(
+        authorization=meta.get("HTTP_AUTHORIZATION"),
+        api_key=meta.get("HTTP_API_KEY"),
+        x_api_key=meta.get("HTTP_X_API_KEY"),
+    )
+
+
+def credential_pick(
+    *, authorization: str | None, api_key: str | None, x_api_key: str | None
+) -> str | None:
+    """The key among the three headers that may carry it (their values, None when absent):
+    `Authorization: Bearer`, then `api-key`, then `x-api-key`. The one rule for Django's request
+    and the lean edge's raw headers (gateway/asgi.py)."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    for header in ("HTTP_API_KEY", "HTTP_X_API_KEY"):
-        value = meta.get(header)
+    for value in (api_key, x_api_key):
         if value and value.strip():
             return value.strip()
     return None

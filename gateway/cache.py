@@ -377,6 +377,13 @@ def cache_memo_get(
     return memo
 
 
+def cache_memo_held(memo: PlanMemo) -> bool:
+    """Whether this worker's L1 holds the memo's entry (expired or not: the hit checks): an entry
+    in Redis alone (evicted here, or written by another worker) is read on the relay's path, so
+    the edge need not try."""
+    return _local.holds(memo.plan[0])
+
+
 def cache_memo_plan(ctx: RequestContext, memo: PlanMemo) -> None:
     """`cache_plan` from a memo: the same plan, its L1 entry looked up now."""
     _plan_set(ctx, memo.policy, *memo.plan)

@@ -216,3 +216,38 @@ def test_without_an_l1_tier_the_edge_leaves_hits_to_the_relay(  # type: ignore[n
     finally:
         config_watch._current = previous
         cache_local_clear()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="an L1 + L2 cache needs Redis")
+def test_an_entry_gone_from_l1_is_read_from_redis_without_an_edge_try(  # type: ignore[no-untyped-def]
+    settings, make_key, live_ogem, monkeypatch
+) -> None:
+    """L1 + Redis: a memo'd body whose entry this worker's L1 no longer holds (evicted, or written
+    by another worker) goes straight to the relay, which reads Redis and promotes the entry; the
+    next one is the edge's."""
+    from gateway import asgi
+
+    tried: list[str] = []
+    original = asgi.relay_memo_hit
+
+    async def counted(**options: Any) -> Any:
+        done = await original(**options)
+        tried.append(f"{options['request_id']} {'answered' if done else 'fell back'}")
+        return done
+
+    monkeypatch.setattr(asgi, "relay_memo_hit", counted)
+    registry_get()
+    previous = config_watch._current
+    config_watch._current = replace(previous, cache=CacheSettings(type="redis"))
+    try:
+        secret = make_key()
+        body = _body()
+        # A miss (written to Redis), a hit read from Redis (promoted, its memo kept), an edge hit.
+        answers = [_post(live_ogem, secret, body) for _ in range(3)]
+        cache_local_clear()
+        answers += [_post(live_ogem, secret, body) for _ in range(2)]
+        assert [r.headers["x-ogem-cache"] for r in answers] == ["miss", *["hit"] * 4]
+        assert tried == [f"{answers[n].headers['x-request-id']} answered" for n in (2, 4)]
+    finally:
+        config_watch._current = previous
+        cache_local_clear()

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from django.conf import settings
 
 from billing.usage import usage_buffer_take
 from gateway.governance import governance_snapshot_flush
@@ -72,7 +73,8 @@ def live(live_ogem: LiveServer, backend: str) -> Iterator[LiveServer]:
     governance_snapshot_flush()
     if backend == "redis":
         client = redis_client_sync()
-        for pattern in ("ogem:o:*:rl:*", "ogem:u:*:rl:*", "ogem:o:*:budget:*"):
+        prefix = settings.OGEM_CACHE_PREFIX  # `ogem-gw0` under pytest-xdist
+        for pattern in (f"{prefix}:o:*:rl:*", f"{prefix}:u:*:rl:*", f"{prefix}:o:*:budget:*"):
             stale = list(client.scan_iter(match=pattern, count=1000))
             if stale:
                 client.delete(*stale)
