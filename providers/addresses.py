@@ -18,9 +18,12 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import httpcore
+import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -145,3 +148,64 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's connections (httpx's transports) under the policy: every TCP connection
+    resolves its host, checks the addresses and connects to a checked one, so a DNS answer
+    cannot change between check and connect (a rebinding name gets nothing). IP literals are
+    checked the same way; Unix sockets are refused. TLS still names the URL's host (httpcore
+    starts it with the origin's name, not the address)."""
+
+    def __init__(
+        self, *, policy: AddressPolicy, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._policy = policy
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await asyncio.wait_for(
+                addresses_resolve(host, port, policy=self._policy), timeout
+            )
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"{host}: resolving timed out") from exc
+        failure: Exception = httpcore.ConnectError(f"{host}: no address")
+        for address, _ in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("a Unix socket is not a URL Ogem may connect to")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_transport(*, policy: AddressPolicy) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with every connection under the policy (`GuardedNetworkBackend`). A
+    refused host raises AddressRefusedError from the request. httpx takes no network backend
+    in its constructor: its pool's is wrapped (tests/providers/test_addresses.py holds it)."""
+    transport = httpx.AsyncHTTPTransport()
+    pool = transport._pool
+    pool._network_backend = GuardedNetworkBackend(policy=policy, inner=pool._network_backend)
+    return transport

@@ -17,8 +17,9 @@ Each sink destination has its buffer, bounded too, and a task that sends batches
 is full, else after `flush_interval` seconds.
 `SinkRetryable` (a timeout, 429, 5xx) is retried `max_retries` times with exponential backoff
 and jitter, then the batch is dropped (`retries_exhausted`); `SinkRejected` (a bad key, a shape
-refused) drops it at once (`rejected`), logged without its settings. A team's sink's URLs are
-checked first (`refused_url` when one reaches a private address).
+refused) drops it at once (`rejected`), logged without its settings. A team's sink
+connects only to addresses the policy allows, checked at each connection, and its URLs are
+checked before its first send (`refused_url`).
 
 It answers on its standard output, a line each: `counts [[sink, outcome, n], ...]` (JSON;
 outcome `sent` or a drop's reason) every REPORT_EVERY seconds while there is something to say,
@@ -51,9 +52,16 @@ from gateway.callbacks.base import (
     SinkRetryable,
     event_from_values,
 )
+from gateway.callbacks.poster import Poster
 from gateway.callbacks.registry import sink_class
 from gateway.callbacks.settings import CallbackSettings, SinkSpec
 from gateway.child_pipe import child_collector, child_scheduled
+from providers.addresses import (
+    AddressPolicy,
+    AddressRefusedError,
+    addresses_resolve,
+    guarded_transport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +88,15 @@ class _SinkWorker:
         self.buffer: deque[Held] = deque()
         self.ready = asyncio.Event()
         self.since = 0.0  # when the buffer last started (its first event since it was empty)
-        self.checked = not spec.untrusted
-        self.refused = False
+        # A team's sink connects only to addresses the policy allows, checked at each connection
+        # (providers/addresses.py): its URLs are the team's, not the operator's.
+        self.policy = (
+            AddressPolicy(allow_private=delivery.allow_private) if spec.untrusted else None
+        )
+        poster = getattr(sink, "poster", None)  # a sink's own connection (the webhook's)
+        if self.policy is not None and isinstance(poster, Poster):
+            poster.policy = self.policy
+        self.checked = self.refused = self.warned = False
 
     def put(self, events: list[Held]) -> None:
         """Buffer events (those past the bound are dropped). The task is woken when the buffer
@@ -151,14 +166,16 @@ class _SinkWorker:
         if self.sink is None:
             count(name, "invalid", len(batch))
             return
-        if not self.checked:
-            self.refused = not await _urls_allowed(self.spec, self.delivery.allow_private)
-            self.checked = True
+        if self.policy is not None:
+            if not self.checked:
+                # Every URL among its settings, once up front: the only check of those no
+                # guarded connection makes (boto3's, to a team's `s3_endpoint_url`).
+                self.refused = not await _urls_allowed(self.spec, self.policy)
+                self.checked = True
             if self.refused:
-                logger.warning("callback %s: a team's URL reaches a private address", name)
-        if self.refused:
-            count(name, "refused_url", len(batch))
-            return
+                self._refused(len(batch))
+                return
+            client = self.delivery.guarded_client(self.policy)
         attempt = 0
         while True:
             try:
@@ -169,6 +186,9 @@ class _SinkWorker:
             except SinkRejected as exc:
                 logger.warning("callback %s refused %d events: %s", name, len(batch), exc)
                 count(name, "rejected", len(batch))
+                return
+            except AddressRefusedError:
+                self._refused(len(batch))
                 return
             except (SinkRetryable, httpx.TransportError) as exc:
                 attempt += 1
@@ -192,13 +212,15 @@ class _SinkWorker:
             count(name, "sent", len(batch))
             return
 
+    def _refused(self, events: int) -> None:
+        if not self.warned:  # once per sink: the count says how often
+            logger.warning("callback %s: a team's URL reaches a private address", self.spec.name)
+            self.warned = True
+        self.delivery.count(self.spec.name, "refused_url", events)
 
-async def _urls_allowed(spec: SinkSpec, allow_private: bool) -> bool:
-    """A team's settings: every http(s) URL among them must reach public addresses only (unless
-    OGEM_CALLBACKS_ALLOW_PRIVATE_URLS)."""
-    from providers.addresses import address_forbidden
 
-    loop = asyncio.get_running_loop()
+async def _urls_allowed(spec: SinkSpec, policy: AddressPolicy) -> bool:
+    """A team's settings: every http(s) URL among them must reach allowed addresses only."""
     for value in spec.settings.values():
         if not value.startswith(("http://", "https://")):
             continue
@@ -206,10 +228,8 @@ async def _urls_allowed(spec: SinkSpec, allow_private: bool) -> bool:
         if not parts.hostname:
             return False
         try:
-            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443)
-        except OSError:
-            return False
-        if any(address_forbidden(str(info[4][0]), allow_private=allow_private) for info in infos):
+            await addresses_resolve(parts.hostname, parts.port or 443, policy=policy)
+        except (OSError, AddressRefusedError):
             return False
     return True
 
@@ -232,6 +252,15 @@ class Delivery:
         self.workers: dict[tuple[Any, ...], _SinkWorker] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.client: httpx.AsyncClient | None = None
+        self.guarded: dict[AddressPolicy, httpx.AsyncClient] = {}  # teams' sinks' clients
+
+    def guarded_client(self, policy: AddressPolicy) -> httpx.AsyncClient:
+        """The client of the teams' sinks: each connection checked by `policy`."""
+        client = self.guarded.get(policy)
+        if client is None:
+            transport = guarded_transport(policy=policy)
+            client = self.guarded[policy] = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
+        return client
 
     def count(self, sink: str, outcome: str, number: int = 1) -> None:
         key = (sink, outcome)
@@ -344,6 +373,8 @@ class Delivery:
                 close = getattr(worker.sink, "close", None)
                 if close is not None:
                     await close()
+            for guarded in self.guarded.values():
+                await guarded.aclose()
             self.report()
 
 

@@ -19,6 +19,7 @@ import aiohttp
 import httpx
 
 from gateway.callbacks.base import SinkRetryable
+from providers.addresses import AddressPolicy, AddressRefusedError, GuardedResolver
 
 # No write timeout in aiohttp: `total` bounds a post whose receiver stops reading.
 TIMEOUT = aiohttp.ClientTimeout(total=30.0, sock_connect=5.0, sock_read=10.0)
@@ -38,10 +39,13 @@ class Poster:
         self.url = url
         self.host = urlsplit(url).hostname or ""
         self.proxy = env_proxy(url)
+        # A team's URL (deliver.py sets it before the first post): each connection's addresses
+        # checked by it. Through a proxy, the proxy resolves and is the operator's egress control.
+        self.policy: AddressPolicy | None = None
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        """The answer's status and body."""
+        """The answer's status and body. AddressRefusedError when the policy refuses the host."""
         session = self._session
         if session is None or session.closed:
             session = self._session = self._open()
@@ -50,13 +54,22 @@ class Poster:
                 self.url, data=body, headers=headers, allow_redirects=False, proxy=self.proxy
             ) as response:
                 return response.status, await response.read()
+        except AddressRefusedError:
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SinkRetryable(f"{self.host}: {type(exc).__name__}") from exc
 
     def _open(self) -> aiohttp.ClientSession:
         # Created in the delivery process's running loop, at the first post.
+        policy = self.policy if self.proxy is None else None
+        resolver = None
+        if policy is not None:
+            policy.check_literal(self.host)  # an address in the URL: no resolver sees it
+            resolver = GuardedResolver(policy=policy)
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=httpx.create_ssl_context(), limit=4),
+            connector=aiohttp.TCPConnector(
+                ssl=httpx.create_ssl_context(), limit=4, resolver=resolver
+            ),
             timeout=TIMEOUT,
             cookie_jar=aiohttp.DummyCookieJar(),  # a receiver's cookies are not sent back
         )
