@@ -112,11 +112,15 @@ def broadcast_listen() -> None:
 async def _listen() -> None:
     delay = 0.1
     while True:
-        # The factory's subscription client: it connects within the connect timeout (a Cluster:
-        # one seed node, which receives every node's publishes) and waits for messages forever.
-        client = redis_pubsub_client()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        client: Any = None
+        pubsub: Any = None
         try:
+            # The factory's subscription client: it connects within the connect timeout (a
+            # Cluster: one seed node, which receives every node's publishes) and waits for
+            # messages forever. Made inside the retry: a REDIS_URL it cannot read (changed by a
+            # reload) is retried like a lost connection, not the end of the listener.
+            client = redis_pubsub_client()
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             await pubsub.subscribe(broadcast_channel())
             # Anything published while we were not listening is lost: start clean.
             _resync()
@@ -132,7 +136,9 @@ async def _listen() -> None:
             delay = min(delay * 2, 5.0)
         finally:
             try:
-                await pubsub.aclose()
-                await client.aclose()
+                if pubsub is not None:
+                    await pubsub.aclose()
+                if client is not None:
+                    await client.aclose()
             except Exception:
                 logger.debug("broadcast: error closing the listener")
