@@ -33,7 +33,7 @@ from bench.load import (
     stream_probe,
     wrk_run,
 )
-from bench.nginx import MockUpstream, start_nginx
+from bench.nginx import DIRECT_HEADERS, MockUpstream, start_nginx
 from bench.ogem import Ogem, cpu_run, start_ogem, write_config
 from bench.procs import (
     ROOT,
@@ -490,7 +490,6 @@ def _matrix(
     through = f"{ogem.url}/v1/chat/completions"
     json_direct = f"{upstream.base(upstream.json_port)}/chat/completions"
     sse_direct = f"{upstream.base(upstream.sse_port)}/chat/completions"
-    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     print("warming up ...", flush=True)
     for body in (REQUEST_JSON, REQUEST_STREAM):
         wrk_run(
@@ -525,14 +524,14 @@ def _matrix(
             # when it shares a core with nginx, see docs/benchmark.md).
             base = wrk_run(
                 wrk=wrk, url=direct_url, connections=conns, seconds=seconds,
-                workdir=workdir, body=body, headers=direct_headers, core=load_core,
+                workdir=workdir, body=body, headers=DIRECT_HEADERS, core=load_core,
             )  # fmt: skip
             gate = wrk_run(
                 wrk=wrk, url=through, connections=conns, seconds=seconds,
                 workdir=workdir, body=body, headers=ogem.headers, core=load_core,
             )  # fmt: skip
             base_t = stream_probe(
-                url=direct_url, body=body, headers=direct_headers,
+                url=direct_url, body=body, headers=DIRECT_HEADERS,
                 concurrency=conns, seconds=probe_seconds,
             )  # fmt: skip
             gate_t = stream_probe(
@@ -663,7 +662,6 @@ def _cache_targets(
     of an idle core (tens of microseconds on these virtual machines, each way). The target is
     judged against it, by the probe and by wrk alike."""
     wrk = tools["wrk"]
-    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     across = start_nginx(nginx=tools["nginx"], workdir=workdir / "nginx-ogem-core", core=ogem_core)
     rows = [
         "| tier | added p50 ms, conc. 1: probe / wrk, over nginx on Ogem's core (target p50) "
@@ -684,15 +682,15 @@ def _cache_targets(
             body=REQUEST_JSON, headers=headers, core=load_core,
         )  # fmt: skip
 
-    # wrk's own p50 at concurrency 1 too: a C client, where the probe is Python sharing the
-    # load core with nginx.
     directs = {
         where: f"{server.base(server.json_port)}/chat/completions"
         for where, server in (("load", upstream), ("ogem", across))
     }
     try:
+        # wrk's own p50 at concurrency 1 too: a C client, where the probe is Python sharing the
+        # load core with nginx.
         direct_wrk = {
-            where: wrk_at(url, direct_headers, 1, seconds) for where, url in directs.items()
+            where: wrk_at(url, DIRECT_HEADERS, 1, seconds) for where, url in directs.items()
         }
         for tier in ("floor", "local", "redis-l2"):
             rows.append(
@@ -719,11 +717,10 @@ def _cache_target_row(
     probe: Callable[[str, dict[str, str]], StreamResult],
     wrk_at: Callable[[str, dict[str, str], int, float], WrkResult],
 ) -> str:
-    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     (workdir / tier).mkdir(parents=True, exist_ok=True)
     if tier == "floor":
         server, through = floor_start(core=ogem_core, workdir=workdir / tier)
-        headers, stop_server = direct_headers, partial(stop, server)
+        headers, stop_server = DIRECT_HEADERS, partial(stop, server)
     else:
         ogem = start_ogem(
             workdir=workdir / tier, upstream=upstream, core=ogem_core, redis_url=redis_url,
@@ -735,7 +732,7 @@ def _cache_target_row(
         print(f"cache {tier}: warming up ...", flush=True)
         wrk_at(through, headers, 10, 2)
         print(f"cache {tier}: latency at concurrency 1 ...", flush=True)
-        base = {where: probe(url, direct_headers) for where, url in directs.items()}
+        base = {where: probe(url, DIRECT_HEADERS) for where, url in directs.items()}
         gate = probe(through, headers)
         errors = gate.errors + sum(result.errors for result in base.values())
         rates = []
@@ -820,11 +817,10 @@ def _soak(ogem: Ogem, wrk: str, workdir: Path, total: int, load_core: int | None
 
 def _slow_streams(ogem: Ogem, upstream: MockUpstream, count: int, rate: float, ramp: float) -> str:
     slow = REQUEST_STREAM.replace(b'"bench-stream"', b'"bench-slow"')
-    direct_headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     direct_url = f"{upstream.base(upstream.slow_port)}/chat/completions"
     print(f"{count} slow streams, direct ...", flush=True)
     base = slow_stream_probe(
-        url=direct_url, body=slow, headers=direct_headers, count=count, ramp_seconds=ramp
+        url=direct_url, body=slow, headers=DIRECT_HEADERS, count=count, ramp_seconds=ramp
     )
     print(f"{count} slow streams, through Ogem ...", flush=True)
     pids = ogem.server_pids()

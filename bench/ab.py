@@ -27,8 +27,8 @@ import httpx
 
 from bench.bodies import REQUEST_JSON
 from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk_run
-from bench.nginx import start_nginx
-from bench.ogem import Ogem, start_ogem
+from bench.nginx import DIRECT_HEADERS, start_nginx
+from bench.ogem import Ogem, is_helper, start_ogem
 from bench.otlp_sink import OTLPSink
 from bench.procs import Placed, cpu_ns
 from bench.redis_server import start_redis
@@ -37,7 +37,6 @@ WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
 WARMUP_SECONDS = 1  # wrk at the measurement's concurrency, before each measurement
 QUIET_SECONDS = 0.5  # after the gap, until the sink has had no post for this long
 QUIET_MAX_SECONDS = 10
-DIRECT_HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -245,14 +244,13 @@ class _Rounds:
             core=self.load_core, unique=self.variant.unique,
         )  # fmt: skip
 
-    def server_cpu_ns(self, name: str) -> int:
+    def server_cpu_ns(self, name: str) -> tuple[int, int]:
         """The CPU time so far of every process of the server (its helpers included: they take
-        their time from the same core), in ns. The helpers' work left from the warm-up falls in
-        the window as their work of the window's end falls out of it: it evens out."""
-        return sum(cpu_ns(pid) for pid in self.servers[name].server_pids())
-
-    def helpers_cpu_ns(self, name: str) -> int:
-        return sum(cpu_ns(pid) for pid in self.servers[name].helper_pids())
+        their time from the same core), and of its helpers alone, in ns. The helpers' work left
+        from the warm-up falls in the window as their work of the window's end falls out of it:
+        it evens out."""
+        spent = {pid: cpu_ns(pid) for pid in self.servers[name].server_pids()}
+        return sum(spent.values()), sum(ns for pid, ns in spent.items() if is_helper(pid))
 
     def probe(self, url: str, headers: dict[str, str]) -> StreamResult:
         return stream_probe(
@@ -285,7 +283,8 @@ class _Rounds:
             order = ("A", "B") if number % 2 else ("B", "A")
             for conns in self.args.concurrency:
                 rps: dict[str, float] = {}
-                cpu: dict[str, float] = {}
+                cpu: dict[str, float] = {}  # µs per request, all the server's processes
+                helpers_us: dict[str, float] = {}  # of which its helpers'
                 p50: dict[str, float] = {}
                 errors = 0
                 if conns == 1:
@@ -294,13 +293,13 @@ class _Rounds:
                 for name in order:
                     print(f"round {number}/{rounds}, concurrency {conns}: {name} ...", flush=True)
                     self.load(name, conns, WARMUP_SECONDS)
-                    before = self.server_cpu_ns(name), self.helpers_cpu_ns(name)
+                    before = self.server_cpu_ns(name)
                     result = self.load(name, conns, self.args.seconds)
-                    spent = self.server_cpu_ns(name) - before[0]
-                    helpers = self.helpers_cpu_ns(name) - before[1]
+                    after = self.server_cpu_ns(name)
                     rps[name] = result.requests_per_second
                     count = result.requests or math.nan
-                    cpu[name], cpu[name + "h"] = spent / count / 1e3, helpers / count / 1e3
+                    cpu[name] = (after[0] - before[0]) / count / 1e3
+                    helpers_us[name] = (after[1] - before[1]) / count / 1e3
                     errors += result.errors
                     if conns == 1:
                         ogem = self.servers[name]
@@ -318,7 +317,7 @@ class _Rounds:
                         errors,
                         cpu["A"],
                         cpu["B"],
-                        cpu["Bh"],
+                        helpers_us["B"],
                     )
                 )
                 if conns == 1:

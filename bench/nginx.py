@@ -10,6 +10,9 @@ from pathlib import Path
 from bench.bodies import completion_json, completion_sse
 from bench.procs import ROOT, at_idle_priority, free_port, pinned, python, stop, wait_port
 
+# What a client sends nginx directly (the mock answers any key): the baselines' requests.
+DIRECT_HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+
 CONFIG = """
 {user}
 worker_processes 1;

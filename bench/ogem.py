@@ -73,21 +73,18 @@ class Ogem:
             raise BenchError("no server process under `manage.py serve`")
         return found
 
-    def helper_pids(self) -> list[int]:
-        """The helper processes its workers started (`python -m gateway....`: tracing's
-        exporter, the callbacks' delivery)."""
-        found = []
-        for pid in self.server_pids():
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:  # gone meanwhile
-                continue
-            if argv[1:2] == [b"-m"] and argv[2:3] and argv[2].startswith(b"gateway."):
-                found.append(pid)
-        return found
-
     def stop(self) -> None:
         stop(self.process, timeout=40)
+
+
+def is_helper(pid: int) -> bool:
+    """Whether the process is a helper a worker started (`python -m gateway....`: tracing's
+    exporter, the callbacks' delivery)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # gone meanwhile
+        return False
+    return argv[1:2] == [b"-m"] and argv[2:3] != [] and argv[2].startswith(b"gateway.")
 
 
 def write_config(
