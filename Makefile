@@ -48,7 +48,7 @@ TEST_WORKERS ?= auto
 # Tests marked `alone` compare wall-clock figures with another tool's: they run after the
 # parallel suite, by themselves, so no other test shares their cores.
 test: $(STAMP)
-	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not alone"
 	@$(BIN)/python -m pytest -m alone
 
 worker: $(RUNTIME_STAMP)

@@ -14,6 +14,33 @@ pytest_plugins = ["tests.emulators.fixtures"]
 # imported; tests that emulate the metadata server lift it: tests/emulators/google_identity_api).
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
+# The slowest files (seconds of setup, call and teardown summed per file, `--durations=0` with two
+# workers on 7 December 2026) run first: a parallel run then ends on short files, not on one of
+# these alone. `make test` passes `--no-loadscope-reorder`, which keeps this order (xdist's own
+# order puts files with few tests last: the schemathesis file, one test of three minutes, ran
+# alone at the end).
+SLOW_FIRST = (
+    "tests/site/test_serve.py",  # 224 s
+    "tests/api/test_schemathesis.py",  # 193 s, one test
+    "tests/site/test_shutdown.py",  # 147 s
+    "tests/gateway/test_bad_input.py",  # 51 s
+    "tests/gateway/test_cache.py",  # 51 s
+    "tests/governance/test_soak.py",  # 41 s
+    "tests/site/test_metrics_workers.py",  # 38 s
+    "tests/governance/test_live.py",  # 37 s
+    "tests/batches/test_worker_crash.py",  # 35 s
+    "tests/config/test_litellm_providers.py",  # 35 s
+    "tests/site/test_metrics.py",  # 32 s
+    "tests/batches/test_batches_api.py",  # 30 s
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(SLOW_FIRST)}
+    last = len(rank)
+    # A stable sort: the other files, and every file's own tests, keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
+
 
 @pytest.fixture(scope="session")
 def ogem_server(django_db_setup: None) -> Iterator[LiveServer]:

@@ -15,6 +15,7 @@ import httpx
 from tests.live import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+DATABASE_FILE = "ogem.sqlite3"  # in the test's directory
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -26,7 +27,7 @@ def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
         OGEM_VAR_DIR=str(tmp_path / "var"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'ogem.sqlite3'}",
+        DATABASE_URL=f"sqlite:///{tmp_path / DATABASE_FILE}",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

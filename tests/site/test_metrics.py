@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ogem_site.metrics import endpoint_label, unpriced_model_record, upstream_observe
 from tests.live import free_port
-from tests.site.serve_processes import manage, serve_env, wait_ready
+from tests.site.serve_processes import manage, wait_ready
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -87,10 +87,8 @@ def test_shared_instruments_are_exported(live_ogem):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
-def test_workers_share_one_view_of_the_metrics(tmp_path):
-    env = serve_env(tmp_path)
-    migrate = manage("migrate", "--noinput", env=env)
-    assert migrate.wait(timeout=120) == 0
+def test_workers_share_one_view_of_the_metrics(tmp_path, migrated_env):
+    env = migrated_env
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = manage("serve", "--no-migrate", "--port", str(port), "--workers", "2", env=env)
@@ -112,10 +110,8 @@ def test_workers_share_one_view_of_the_metrics(tmp_path):
     assert process.returncode == 0
 
 
-def test_metrics_token_guards_the_scrape(tmp_path):
-    env = serve_env(tmp_path, OGEM_METRICS_TOKEN="scrape-secret-123")
-    migrate = manage("migrate", "--noinput", env=env)
-    assert migrate.wait(timeout=120) == 0
+def test_metrics_token_guards_the_scrape(migrated_env):
+    env = {**migrated_env, "OGEM_METRICS_TOKEN": "scrape-secret-123"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = manage("serve", "--no-migrate", "--port", str(port), env=env)
