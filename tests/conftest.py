@@ -42,6 +42,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_of_an_earlier_run_dropped() -> None:
+    """Under parallel workers each one's Redis keys lie under a prefix of its own (`ogem-gw0`,
+    ogem_site/settings/test.py) that every run reuses, as a recreated test database reuses its
+    row ids: limit counters an earlier run left there (they live for minutes) refused a rerun's
+    requests. Dropped when the worker starts; never without a worker's prefix (`ogem` alone may
+    be a developer's own `make run` on the same Redis)."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    prefix = settings.OGEM_CACHE_PREFIX
+    if not worker or not settings.REDIS_URL or not prefix.endswith(f"-{worker}"):
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    try:
+        for pattern in (f"{prefix}:*", f"{{{prefix}}}:*"):  # plain, and a Cluster's hash tag
+            names = list(client.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(names), 1000):
+                client.unlink(*names[start : start + 1000])
+    except (redis.RedisError, ValueError):  # no Redis here, or a URL redis-py cannot read
+        pass  # the tests that need Redis say so themselves
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def ogem_server(django_db_setup: None) -> Iterator[LiveServer]:
     """One live Ogem server for the whole session; pair it with `transactional_db`. It stops
