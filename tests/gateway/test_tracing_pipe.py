@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from gateway import tracing_export
-from gateway.child_pipe import frame
+from gateway.child_pipe import child_cpus, frame
 from gateway.tracing_export import exporter_target
 from gateway.tracing_pipe import MAX_TRACES, SpanPipe
 from tests.emulators.otlp_receiver import OTLPReceiver
@@ -159,6 +159,43 @@ def test_the_exporter_runs_at_the_telemetry_cpu_priority(
         assert receiver.trace(f"{TRACE:032x}", count=1, timeout=5)
         assert pipe._process is not None
         assert threads_policies(pipe._process.pid) == {getattr(os, policy)}
+    finally:
+        pipe.close(wait=5.0)
+        receiver.stop()
+
+
+def test_a_helper_keeps_off_the_cpus_its_worker_is_pinned_to() -> None:
+    assert child_cpus(worker={0, 1, 2, 3}, every={0, 1, 2, 3}) == {0, 1, 2, 3}  # not pinned
+    assert child_cpus(worker={1}, every={0, 1, 2, 3}) == {0, 2, 3}
+    assert child_cpus(worker={0, 1}, every={0, 1}) == {0, 1}
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity and two CPUs",
+)
+def test_the_exporter_of_a_pinned_worker_runs_on_the_other_cpus() -> None:
+    """A worker pinned to a core (as `python -m bench` pins it, or an operator's taskset) keeps
+    it: its exporter, which inherits the pinning, moves to the other CPUs; the worker's own
+    pinning is untouched."""
+    allowed = os.sched_getaffinity(0)
+    core = max(allowed)
+    receiver = OTLPReceiver().start()
+    os.sched_setaffinity(0, {core})  # this thread only: the child is forked from it
+    try:
+        pipe = SpanPipe(
+            protocol="http/protobuf",
+            target=exporter_target(protocol="http/protobuf", endpoint=receiver.http_url),
+            service_name="pinned",
+        )
+    finally:
+        os.sched_setaffinity(0, allowed)
+    try:
+        pipe.put(_spans(1))
+        assert pipe.flush(timeout=10)  # answered: the exporter has placed itself
+        assert pipe._process is not None
+        placed = os.sched_getaffinity(pipe._process.pid)
+        assert placed and core not in placed
     finally:
         pipe.close(wait=5.0)
         receiver.stop()
