@@ -176,8 +176,7 @@ def test_a_helper_keeps_off_the_cpus_its_worker_is_pinned_to() -> None:
 )
 def test_the_exporter_of_a_pinned_worker_runs_on_the_other_cpus() -> None:
     """A worker pinned to a core (as `python -m bench` pins it, or an operator's taskset) keeps
-    it: its exporter, which inherits the pinning, moves to the other CPUs; the worker's own
-    pinning is untouched."""
+    it: its exporter, which inherits the pinning, moves to the other CPUs."""
     allowed = os.sched_getaffinity(0)
     core = max(allowed)
     receiver = OTLPReceiver().start()
