@@ -1,4 +1,4 @@
-"""`python -m bench ab --variant tracing|cache-miss`: a baseline Ogem (A) and a variant (B) in
+"""`python -m bench ab --variant NAME` (`VARIANTS`): a baseline Ogem (A) and a variant (B) in
 the same run, measured in alternation, for the targets that are ratios between two
 configurations (docs/benchmark.md, "Paired runs").
 
@@ -30,7 +30,7 @@ from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk
 from bench.nginx import DIRECT_HEADERS, start_nginx
 from bench.ogem import Ogem, is_helper, start_ogem
 from bench.otlp_sink import OTLPSink
-from bench.procs import Placed, cpu_ns
+from bench.procs import Placed, cpu_ns, free_port
 from bench.redis_server import start_redis
 
 WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
@@ -51,6 +51,8 @@ class Variant:
     min_ratio: float = 1.0  # median B/A req/s at each concurrency, at least
     added_p50_ms: float | None = None  # B's added p50 minus A's, at most (ms)
     added_p50_share: float | None = None  # ... at most this share of A's p50 through Ogem
+    baseline_callbacks: bool = False  # A has B's callbacks too, to the live sink
+    sink_down: bool = False  # B's callbacks go to a port nothing listens on
 
 
 VARIANTS = {
@@ -63,6 +65,19 @@ VARIANTS = {
         callbacks=True,
         min_ratio=0.90,
         added_p50_ms=0.15,
+    ),
+    "callbacks-down": Variant(
+        name="callbacks-down",
+        issue="issue 19",
+        what="`--callbacks-down`: the two generic_api webhook callbacks with their sink down (a "
+        "port nothing listens on); A has the same callbacks delivering to a live sink in a "
+        "process of its own (load core)",
+        callbacks=True,
+        baseline_callbacks=True,
+        sink_down=True,
+        # "no change to /v1 latency": within the spread of two equal servers here
+        min_ratio=0.95,
+        added_p50_ms=0.05,
     ),
     "cache-miss": Variant(
         name="cache-miss",
@@ -190,7 +205,7 @@ def paired(args: argparse.Namespace, place: Placed) -> str:
                 redis_url=redis.url,
                 cache=variant.cache if variant_on else "off",
                 environment=sink.environment() if sink and variant_on and variant.tracing else None,
-                callbacks_url=sink.url if sink and variant_on and variant.callbacks else "",
+                callbacks_url=_callbacks_url(variant, sink, variant_on=variant_on),
             )
             stack.callback(servers[name].stop)
         run = _Rounds(args, variant, servers, place, sink)
@@ -203,6 +218,16 @@ def paired(args: argparse.Namespace, place: Placed) -> str:
             if not sink.exports:
                 notes += " Nothing reached it: B's variant was not on, the figures are void."
     return report(variant, pairs, latencies, seconds=args.seconds, notes=notes)
+
+
+def _callbacks_url(variant: Variant, sink: OTLPSink | None, *, variant_on: bool) -> str:
+    """Where a server's callbacks deliver: B's to the sink, or to a dead port when the variant
+    has its sink down; A's to the sink only when the variant gives A the callbacks too."""
+    if sink is None or not (variant.callbacks if variant_on else variant.baseline_callbacks):
+        return ""
+    if variant_on and variant.sink_down:
+        return f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+    return sink.url
 
 
 def _cache_seen(servers: dict[str, Ogem]) -> str:

@@ -129,3 +129,19 @@ def test_the_sink_counts_posts_in_a_process_of_its_own():
     finally:
         sink.stop()
     assert sink._process.poll() is not None
+
+
+def test_the_sink_down_variant_compares_with_the_same_callbacks_on_a_live_sink() -> None:
+    from bench.ab import _callbacks_url
+
+    class Sink:
+        url = "http://127.0.0.1:1/sink"
+
+    variant = VARIANTS["callbacks-down"]
+    assert parse(["--variant", "callbacks-down"]).variant == "callbacks-down"
+    assert _callbacks_url(variant, Sink(), variant_on=False) == Sink.url  # type: ignore[arg-type]
+    down = _callbacks_url(variant, Sink(), variant_on=True)  # type: ignore[arg-type]
+    assert down.startswith("http://127.0.0.1:") and down != Sink.url
+    assert _callbacks_url(VARIANTS["tracing"], Sink(), variant_on=False) == ""  # type: ignore[arg-type]
+    assert _callbacks_url(VARIANTS["tracing"], Sink(), variant_on=True) == Sink.url  # type: ignore[arg-type]
+    assert p50_limit(variant, 1.2) == 0.05
