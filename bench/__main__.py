@@ -41,8 +41,8 @@ from bench.procs import (
     Placed,
     cores,
     cpu_seconds,
+    dead_url,
     ensure_tools,
-    free_port,
     rss_kib,
     stop,
 )
@@ -379,7 +379,7 @@ def _run(
             realtime_api_base=echo.api_base if echo is not None else "",
             environment=sink.environment() if sink is not None and args.tracing else None,
             callbacks_url=(
-                f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+                dead_url()
                 if args.callbacks_down
                 else sink.url
                 if sink is not None and args.callbacks

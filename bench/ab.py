@@ -30,7 +30,7 @@ from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk
 from bench.nginx import DIRECT_HEADERS, start_nginx
 from bench.ogem import Ogem, is_helper, start_ogem
 from bench.otlp_sink import OTLPSink
-from bench.procs import Placed, cpu_ns, free_port
+from bench.procs import Placed, cpu_ns, dead_url
 from bench.redis_server import start_redis
 
 WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
@@ -226,7 +226,7 @@ def _callbacks_url(variant: Variant, sink: OTLPSink | None, *, variant_on: bool)
     if sink is None or not (variant.callbacks if variant_on else variant.baseline_callbacks):
         return ""
     if variant_on and variant.sink_down:
-        return f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+        return dead_url()
     return sink.url
 
 

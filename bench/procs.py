@@ -33,6 +33,11 @@ class BenchError(RuntimeError):
 _handed_out: set[int] = set()
 
 
+def dead_url() -> str:
+    """The URL of a local port nothing listens on: a sink that is down (`--callbacks-down`)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def free_port() -> int:
     """A free local port: any, or one of OGEM_BENCH_PORTS ("LOW-HIGH") when set (a machine
     shared by several benches gives each its own range)."""
