@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cachetools import LRUCache
@@ -42,16 +43,20 @@ class _Target:
 
 
 # Each store's searchable files (completed: pk -> (file_id, filename, attributes)) at a version
-# of the store: a search of an unchanged store reads only the store's row.
+# of the store: a search of an unchanged store reads only the store's row. Kept with the store's
+# `store_id` and creation time as well as its version: its primary key may name another store
+# later (ids restart when tables are made again, or a database is flushed or restored).
 _FileTable = dict[int, tuple[str, str, dict[str, Any] | None]]
-_files_cache: LRUCache[int, tuple[int, _FileTable]] = LRUCache(maxsize=1024)
+_Stamp = tuple[str, datetime, int]
+_files_cache: LRUCache[int, tuple[_Stamp, _FileTable]] = LRUCache(maxsize=1024)
 _files_lock = threading.Lock()
 
 
 def _files_of(store: VectorStore) -> _FileTable:
+    stamp = (store.store_id, store.created_at, store.index_version)
     with _files_lock:
         cached = _files_cache.get(store.pk)
-    if cached is not None and cached[0] == store.index_version:
+    if cached is not None and cached[0] == stamp:
         return cached[1]
     files = {
         pk: (file_id, filename, attributes)
@@ -60,7 +65,7 @@ def _files_of(store: VectorStore) -> _FileTable:
         ).values_list("pk", "file_id", "filename", "attributes")
     }
     with _files_lock:
-        _files_cache[store.pk] = (store.index_version, files)
+        _files_cache[store.pk] = (stamp, files)
     return files
 
 

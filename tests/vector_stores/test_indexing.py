@@ -156,3 +156,67 @@ def test_a_large_store_is_searched_exactly_until_its_graph_is_built(caller: Call
     graph = worker.search(store=store, vector=query, k=1, file_pks=None)
     exact_best = int(np.argmax(vectors @ query / np.linalg.norm(vectors, axis=1)))
     assert graph[0][0] == VectorChunk.objects.get(store=store, position=exact_best).pk
+
+
+def test_a_store_with_a_reused_primary_key_is_never_served_the_earlier_stores_index(
+    caller: Caller,
+) -> None:
+    """Ids restart when the tables are made again (migrations run backwards then forwards, as
+    tests/secrets does), or a database is flushed or restored, while a process keeps its indexes:
+    a new store with an earlier store's primary key, at the same version, is searched in its own
+    chunks and files, not the earlier store's."""
+    import numpy as np
+
+    from vector_stores.search import _search_blocking, _targets
+
+    old = store_create(
+        caller=caller,
+        name="old",
+        metadata={},
+        expires_after_days=None,
+        files=[FileSpec(file_id=_file(caller, "The moon pulls the tides."))],
+    )
+    old.refresh_from_db()
+    vector = np.frombuffer(bytes(VectorChunk.objects.get(store=old).vector), dtype=np.float32)
+    worker = BuiltinBackend()
+    assert len(worker.search(store=old, vector=vector, k=5, file_pks=None)) == 1
+
+    def found(store_id: str) -> list[str]:
+        targets = _targets(caller=caller, vector_store_ids=[store_id], filters=None)
+        results = _search_blocking(
+            targets=targets, vectors=vector[None, :], k=5, score_threshold=0.0
+        )
+        return [result["filename"] for result in results]
+
+    assert found(old.store_id) == ["doc.txt"]
+    # Its rows go without the backend hearing of it (as in a flush), and a store of other
+    # content takes its primary key, at the same version.
+    VectorStore.objects.filter(pk=old.pk).delete()
+    now = timezone.now()
+    new = VectorStore.objects.create(
+        pk=old.pk,
+        store_id="vs_reused0000000000000000",
+        organization_id=old.organization_id,
+        team_id=old.team_id,
+        key_id=old.key_id,
+        name="new",
+        embedding_model=old.embedding_model,
+        dimensions=old.dimensions,
+        index_version=old.index_version,
+        created_at=now,
+        last_active_at=now,
+    )
+    attached = VectorStoreFile.objects.create(
+        store=new,
+        file_id=_file(caller, "Bees make honey."),
+        filename="bees.txt",
+        status="completed",
+        created_at=now,
+    )
+    chunk = VectorChunk.objects.create(
+        store=new, store_file=attached, position=0, text="Bees make honey.", vector=vector.tobytes()
+    )
+    assert [label for label, _ in worker.search(store=new, vector=vector, k=5, file_pks=None)] == [
+        chunk.pk
+    ]
+    assert found(new.store_id) == ["bees.txt"]

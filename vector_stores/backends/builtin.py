@@ -10,6 +10,13 @@ transaction, and a search reads the store's row anyway (its tenant check), so a 
 index has another version brings it up to date first: it reads the store's chunk ids, drops the
 ones gone and loads the new ones. Every worker thus answers from what is committed, without
 messages between workers.
+
+A primary key can name another store later: ids restart when the tables are dropped and made
+again (migrations run backwards then forwards), or when a database is flushed or restored, while
+a worker keeps its indexes. So a loaded index belongs to the store it was loaded from (its
+`store_id`, random, and its creation time), never to whichever store has that primary key now: a
+store of the same key and an equal or lower version is loaded afresh, not served another store's
+chunks.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.vectors import EXACT_LIMIT, VectorIndex
@@ -30,6 +38,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _LOAD_BATCH = 2000
+
+# Which store an index was loaded from: its primary key may be another store's later.
+_Identity = tuple[str, datetime]
+
+
+def _identity(store: VectorStore) -> _Identity:
+    return (store.store_id, store.created_at)
 
 
 @dataclass(slots=True)
@@ -63,6 +78,7 @@ class _Exact:
 
 @dataclass(slots=True)
 class _Loaded:
+    identity: _Identity
     version: int
     index: VectorIndex
     # Set while the graph is built: searches use it instead of `index`.
@@ -94,6 +110,12 @@ class _Loaded:
                 self.labels_of[file_pk] = kept
             else:
                 del self.labels_of[file_pk]
+
+
+def _current(loaded: _Loaded, store: VectorStore) -> bool:
+    """Whether `loaded` is this store's index (not an earlier store's of the same primary key)
+    at its version or later."""
+    return loaded.identity == _identity(store) and loaded.version >= store.index_version
 
 
 def _matrix(rows: list[tuple[int, int, bytes]]) -> np.ndarray:
@@ -155,14 +177,19 @@ class BuiltinBackend:
     def index_synced(self, *, store: VectorStore) -> _Loaded:
         """The store's index at `store.index_version` or later."""
         loaded = self._loaded.get(store.pk)
-        if loaded is not None and loaded.version >= store.index_version:
+        if loaded is not None and _current(loaded, store):
             return loaded
         with self._lock:
             lock = self._locks.setdefault(store.pk, threading.Lock())
         with lock:  # one load per store at a time; the others wait for it and use it
             loaded = self._loaded.get(store.pk)
-            if loaded is not None and loaded.version >= store.index_version:
+            if loaded is not None and _current(loaded, store):
                 return loaded
+            if loaded is not None and loaded.identity != _identity(store):
+                # Another store that had this primary key: nothing of its index is reused (its
+                # labels, chunk ids, may be the new store's ids for other chunks).
+                loaded = None
+                self._builds.pop(store.pk, None)
             loaded = self._sync(store=store, loaded=loaded)
             self._loaded[store.pk] = loaded
             return loaded
@@ -177,10 +204,14 @@ class BuiltinBackend:
 
         # The version first: a change committed while the chunks are read makes the next search
         # sync again, never one missed.
-        found = VectorStore.objects.filter(pk=store.pk).values_list("index_version", "dimensions")
-        current = found.first()
+        found = VectorStore.objects.filter(pk=store.pk, store_id=store.store_id)
+        current = found.values_list("index_version", "dimensions").first()
         if current is None or current[1] is None:
-            return _Loaded(version=store.index_version, index=VectorIndex(dimensions=1))
+            return _Loaded(
+                identity=_identity(store),
+                version=store.index_version,
+                index=VectorIndex(dimensions=1),
+            )
         version, dimensions = current
         chunks = VectorChunk.objects.filter(store_id=store.pk)
         rows = chunks.values_list("id", "store_file_id", "vector").order_by("id")
@@ -202,7 +233,9 @@ class BuiltinBackend:
     ) -> _Loaded:
         import numpy as np
 
-        loaded = _Loaded(version=version, index=VectorIndex(dimensions=dimensions))
+        loaded = _Loaded(
+            identity=_identity(store), version=version, index=VectorIndex(dimensions=dimensions)
+        )
         if len(rows) <= EXACT_LIMIT:
             loaded.add(rows)
             return loaded
