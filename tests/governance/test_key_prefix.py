@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import redis
 from django.db import connection
 
 from billing.models import RequestLog
@@ -34,8 +36,29 @@ pytestmark = [
 ]
 
 
-def _keys() -> set[bytes]:
-    return set(redis_client_sync().scan_iter(count=1000))
+# The installations' own database on the suite's Redis server: the suite's other processes (other
+# test workers, an earlier test's tasks still finishing) write into REDIS_URL's meanwhile, so a
+# scan there saw their keys among what a request wrote.
+INSTALLATIONS_DB = 15
+
+
+def _installations_url() -> str:
+    return urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{INSTALLATIONS_DB}"))
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(_installations_url())
+
+
+def _keys(prefixes: dict[str, Process]) -> set[bytes]:
+    """The keys in the installations' database, but those of another run's installations."""
+    ours = tuple(prefix.encode() for prefix in prefixes)
+    with _client() as client:
+        return {
+            key
+            for key in client.scan_iter(count=1000)
+            if not key.startswith(b"inst-") or key.startswith(ours)
+        }
 
 
 @pytest.fixture
@@ -51,17 +74,18 @@ def installations(openai_emulator: OpenAIEmulator, tmp_path: Path) -> Iterator[d
                 usage_stream="usage",
                 OGEM_CACHE_PREFIX=f"inst-{name}-{run}",
                 DJANGO_SETTINGS_MODULE="ogem_site.settings.base",
+                REDIS_URL=_installations_url(),
             )
             workers[f"inst-{name}-{run}"] = web_worker_start(env, name=name)
         yield workers
     finally:
         for worker in workers.values():
             worker.kill()
-        client = redis_client_sync()
-        for prefix in workers:
-            stale = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if stale:
-                client.delete(*stale)
+        with _client() as client:
+            for prefix in workers:
+                stale = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                if stale:
+                    client.delete(*stale)
 
 
 def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
@@ -79,7 +103,7 @@ def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
     headers = {"Authorization": f"Bearer {issued.secret}"}
     served: dict[str, str] = {}
     for prefix, worker in installations.items():
-        before = _keys()
+        before = _keys(installations)
         request_id = f"req-{prefix}"
         response = httpx.post(
             f"{worker.url}/v1/chat/completions",
@@ -89,7 +113,7 @@ def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
         )
         assert response.status_code == 200, response.text
         served[prefix] = request_id
-        written = sorted(key.decode() for key in _keys() - before)
+        written = sorted(key.decode() for key in _keys(installations) - before)
         assert written, "the request wrote nothing to Redis"
         # The other installation's worker refreshes its own lease on a timer meanwhile.
         others = {f"{other}:leases" for other in installations if other != prefix}
@@ -102,7 +126,7 @@ def test_each_installation_writes_under_its_prefix_and_drains_only_its_usage(
         channels = {c.decode() for c in redis_client_sync().pubsub_channels(f"{prefix}:*")}
         assert channels == {f"{prefix}:broadcast"}
 
-    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.REDIS_URL = _installations_url()
     settings.OGEM_USAGE_STREAM = "usage"
     first, second = installations
     settings.OGEM_CACHE_PREFIX = second
