@@ -42,10 +42,8 @@ migrate: $(RUNTIME_STAMP)
 run: $(RUNTIME_STAMP)
 	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(OGEM_WORKERS)
 
-# One test process per core and one more (pytest-xdist), a file's tests in one process (they share
-# its fixtures): many tests wait on the servers and workers they start, and the extra process
-# keeps the cores busy meanwhile (2 cores, 7 December 2026: 23 minutes instead of 29).
-TEST_WORKERS ?= $(shell python3 -c 'import os; print(len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else os.cpu_count() + 1)')
+# One test process per core (pytest-xdist), a file's tests in one process (they share its fixtures).
+TEST_WORKERS ?= auto
 
 # Tests marked `alone` compare wall-clock figures with another tool's: they run after the
 # parallel suite, by themselves, so no other test shares their cores.
