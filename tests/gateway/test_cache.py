@@ -453,7 +453,6 @@ def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[n
     cache_on, make_key, live_ogem
 ) -> None:
     from billing.models import RequestLog
-    from billing.services import usage_drain
 
     cache_on()
     secret = make_key(rpm_limit=2, max_budget=Decimal("5"))
@@ -466,7 +465,7 @@ def test_a_hit_is_free_against_budgets_but_counts_against_rpm(  # type: ignore[n
         ids.append(raw.headers["x-request-id"])
     with pytest.raises(openai.RateLimitError):  # the hit took the second request of the minute
         client.chat.completions.create(model="mock-chat", messages=messages)
-    usage_drain()
+    _drained(ids)
     rows = {row.request_id: row for row in RequestLog.objects.filter(request_id__in=ids)}
     miss, hit = rows[ids[0]], rows[ids[1]]
     assert (miss.cache_hit, hit.cache_hit) == (False, True)
@@ -484,7 +483,6 @@ def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  #
     its one parallel slot never held; a hit the rpm refuses records nothing and says `miss`.
     Hits differ in their request id and times only."""
     from billing.models import RequestLog
-    from billing.services import usage_drain
 
     cache_on(type="local")
     secret = make_key(rpm_limit=4, max_parallel_requests=1)
@@ -499,7 +497,7 @@ def test_an_l1_hit_is_recorded_by_its_admission_and_a_refused_one_not_at_all(  #
         client.chat.completions.create(model="mock-chat", messages=messages)
     assert refused.value.response.headers["x-ogem-cache"] == "miss"
     refused_id = refused.value.response.headers["x-request-id"]
-    usage_drain()
+    _drained(ids)
     rows = {row.request_id: row for row in RequestLog.objects.filter(request_id__in=ids)}
     assert [rows[request_id].cache_hit for request_id in ids] == [False, True, True, True]
     assert [rows[request_id].cost for request_id in ids[1:]] == [0, 0, 0]
@@ -552,6 +550,22 @@ class _Admissions:
         self.client.echo(self.end)
         self.thread.join(10)
         self.monitor.__exit__(*exc)
+
+
+def _drained(ids: list[str]) -> None:
+    """Usage drained until every one of `ids` is recorded (5 s at most): a hit is answered
+    before its settle (gateway/relay.py), so the last one's may still run when it is read."""
+    from billing.models import RequestLog
+    from billing.services import usage_drain
+
+    deadline = time.monotonic() + 5
+    usage_drain()
+    while (
+        RequestLog.objects.filter(request_id__in=ids).count() < len(set(ids))
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+        usage_drain()
 
 
 def _second_start() -> None:
@@ -705,7 +719,6 @@ def test_back_to_back_hits_of_a_one_at_a_time_key_are_all_served(  # type: ignor
     """A hit is answered before its settle (gateway/relay.py): the settle still releases the
     key's one slot before the client's next request is admitted, and records every hit."""
     from billing.models import RequestLog
-    from billing.services import usage_drain
 
     cache_on()
     secret = make_key(max_parallel_requests=1)
@@ -719,7 +732,7 @@ def test_back_to_back_hits_of_a_one_at_a_time_key_are_all_served(  # type: ignor
             assert response.status_code == 200, response.text
             ids.append(response.headers["x-request-id"])
     assert response.headers["x-ogem-cache"] == "hit"
-    usage_drain()
+    _drained(ids)
     rows = RequestLog.objects.filter(request_id__in=ids)
     assert sorted(row.cache_hit for row in rows) == [False] + [True] * 29
 
@@ -950,7 +963,6 @@ def test_cache_stats_equal_the_hits_the_requests_produced(  # type: ignore[no-un
     """Five requests, two distinct: two misses, three hits. /api/v1/cache/stats says exactly
     that, and the cost saved is the price of the cached usage (what each miss cost)."""
     from billing.models import RequestLog
-    from billing.services import usage_drain
 
     cache_on()
     client = openai.OpenAI(base_url=f"{live_ogem.url}/v1", api_key=make_key(), max_retries=0)
@@ -966,7 +978,7 @@ def test_cache_stats_equal_the_hits_the_requests_produced(  # type: ignore[no-un
         raw = client.chat.completions.with_raw_response.create(model="mock-chat", messages=messages)
         assert raw.headers["x-ogem-cache"] == expected
         ids.append(raw.headers["x-request-id"])
-    usage_drain()
+    _drained(ids)
     rows = [RequestLog.objects.get(request_id=request_id) for request_id in ids]
     miss_first, miss_second = rows[0], rows[2]
     assert miss_first.cost > 0 and miss_second.cost > 0
