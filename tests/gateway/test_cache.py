@@ -27,7 +27,7 @@ from gateway.config import watch as config_watch
 from gateway.config.types import CacheSettings
 from gateway.registry import registry_get
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -521,9 +521,9 @@ class _Admissions:
     told apart by the window, whose key carries this worker's prefix and this key's id."""
 
     def __init__(self, window: str) -> None:
-        self.window = window
         from gateway.limits import _ADMIT_LUA
 
+        self.window = window
         self.client = redis.Redis.from_url(os.environ["REDIS_URL"])
         self.db = self.client.connection_pool.connection_kwargs.get("db", 0)
         self.sha = hashlib.sha1(_ADMIT_LUA.encode(), usedforsecurity=False).hexdigest()
@@ -543,7 +543,7 @@ class _Admissions:
             text = command["command"]
             if text.startswith(f"EVALSHA {self.sha}") and self.window in text:
                 self.count += 1
-            elif self.end in command["command"]:
+            elif self.end in text:
                 return
 
     def __exit__(self, *exc: object) -> None:
@@ -553,19 +553,16 @@ class _Admissions:
 
 
 def _drained(ids: list[str]) -> None:
-    """Usage drained until every one of `ids` is recorded (5 s at most): a hit is answered
+    """Usage drained until every one of `ids` is recorded (at most 5 s): a hit is answered
     before its settle (gateway/relay.py), so the last one's may still run when it is read."""
     from billing.models import RequestLog
     from billing.services import usage_drain
 
-    deadline = time.monotonic() + 5
-    usage_drain()
-    while (
-        RequestLog.objects.filter(request_id__in=ids).count() < len(set(ids))
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.02)
+    def all_recorded() -> bool:
         usage_drain()
+        return RequestLog.objects.filter(request_id__in=ids).count() == len(set(ids))
+
+    wait_for(all_recorded, timeout=5, what="every request's usage")
 
 
 def _second_start() -> None:
