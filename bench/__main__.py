@@ -40,6 +40,7 @@ from bench.procs import (
     BenchError,
     Placed,
     cores,
+    cpu_idle_described,
     cpu_seconds,
     dead_url,
     ensure_tools,
@@ -327,8 +328,8 @@ def _header(args: argparse.Namespace) -> str:
         f"{'Tracing on (OTLP/HTTP to a local sink). ' if args.tracing else ''}"
         f"{'Two callbacks on (webhooks to a local sink). ' if args.callbacks else ''}"
         f"{'Two callbacks on, their sink down. ' if args.callbacks_down else ''}"
-        f"{args.seconds:.0f} s per measurement."
-    )
+        f"{args.seconds:.0f} s per measurement. {cpu_idle_described()}"
+    ).rstrip()
 
 
 def _run(

@@ -30,7 +30,7 @@ from bench.load import StreamResult, WrkResult, concurrencies, stream_probe, wrk
 from bench.nginx import DIRECT_HEADERS, start_nginx
 from bench.ogem import Ogem, is_helper, start_ogem
 from bench.otlp_sink import OTLPSink
-from bench.procs import Placed, cpu_ns, dead_url
+from bench.procs import Placed, cpu_idle_described, cpu_ns, dead_url
 from bench.redis_server import start_redis
 
 WANTED = {"nginx": "nginx", "wrk": "wrk", "redis-server": "redis-server"}
@@ -53,6 +53,8 @@ class Variant:
     added_p50_share: float | None = None  # ... at most this share of A's p50 through Ogem
     baseline_callbacks: bool = False  # A has B's callbacks too, to the live sink
     sink_down: bool = False  # B's callbacks go to a port nothing listens on
+    # Headers B's requests carry besides the key's (a cache control: `cache-write-only`)
+    b_headers: tuple[tuple[str, str], ...] = ()
 
 
 VARIANTS = {
@@ -85,6 +87,28 @@ VARIANTS = {
         what="`--cache redis`: the response cache on (Redis with its in-process tier); A and B "
         "both sent a new body each request (the prompt numbered), every one a miss on B",
         cache="redis",
+        unique=True,
+        min_ratio=0.97,
+        added_p50_share=0.03,
+    ),
+    "cache-write-only": Variant(
+        name="cache-write-only",
+        issue="issue 18, a control",
+        what="`--cache redis` with `Cache-Control: no-cache` on every request: the response cache "
+        "stores every answer and reads none (no lookup before the upstream call); A and B both "
+        "sent a new body each request. Beside `cache-miss`, it parts a miss's write from its "
+        "lookup",
+        cache="redis",
+        unique=True,
+        min_ratio=0.97,
+        added_p50_share=0.03,
+        b_headers=(("Cache-Control", "no-cache"),),
+    ),
+    "aa": Variant(
+        name="aa",
+        issue="a control",
+        what="the same as A (cache off, a new body each request): two equal servers, judged as "
+        "`cache-miss` is. Where this misses the target, the machine cannot judge a 3 % difference",
         unique=True,
         min_ratio=0.97,
         added_p50_share=0.03,
@@ -175,8 +199,8 @@ def header(args: argparse.Namespace) -> str:
         f"{'PostgreSQL (one, both servers)' if postgres else 'SQLite (one each)'}. "
         f"{args.rounds} rounds, A and B in turn (the first alternating), {args.seconds:g} s per "
         f"measurement after a {WARMUP_SECONDS} s warm-up, {args.gap:g} s gap after each. "
-        "Non-streaming."
-    )
+        f"Non-streaming. {cpu_idle_described()}"
+    ).rstrip()
 
 
 def paired(args: argparse.Namespace, place: Placed) -> str:
@@ -211,7 +235,7 @@ def paired(args: argparse.Namespace, place: Placed) -> str:
         run = _Rounds(args, variant, servers, place, sink)
         direct = f"{upstream.base(upstream.json_port)}/chat/completions"
         pairs, latencies = run.all(direct)
-        notes = _cache_seen(servers) if variant.cache != "off" else ""
+        notes = _cache_seen(servers, variant) if variant.cache != "off" else ""
         if sink is not None:
             servers["B"].stop()  # its exporter flushes what it holds at exit
             notes = sink.summary()
@@ -230,21 +254,37 @@ def _callbacks_url(variant: Variant, sink: OTLPSink | None, *, variant_on: bool)
     return sink.url
 
 
-def _cache_seen(servers: dict[str, Ogem]) -> str:
-    """After the rounds, a body never sent before, twice to each server: B's cache must answer
-    a miss and then a hit, A must have none."""
+def headers_of(ogem: Ogem, variant: Variant, *, variant_on: bool) -> dict[str, str]:
+    """What a server's requests carry: the key's headers, and B's own (`Variant.b_headers`)."""
+    return {**ogem.headers, **dict(variant.b_headers)} if variant_on else ogem.headers
+
+
+def cache_seen_expected(variant: Variant) -> list[str]:
+    """B's `x-ogem-cache` answers to `_cache_seen`'s requests when its cache is on."""
+    if variant.b_headers:  # write only: not looked up twice, then read without the control
+        return ["bypass", "bypass", "hit"]
+    return ["miss", "hit"]
+
+
+def _cache_seen(servers: dict[str, Ogem], variant: Variant) -> str:
+    """After the rounds, a body never sent before, twice to each server as its rounds sent
+    theirs (and, where B's requests carry a control, once more to B without it): B's cache must
+    answer as `cache_seen_expected` says, A must have none."""
     body = REQUEST_JSON.replace(b"Say hello.", f"Say hello. #{time.time_ns()}".encode())
     seen = {}
     for name, ogem in servers.items():
         url = f"{ogem.url}/v1/chat/completions"
-        answers = [httpx.post(url, content=body, headers=ogem.headers, timeout=30) for _ in "12"]
+        sent = headers_of(ogem, variant, variant_on=name == "B")
+        answers = [httpx.post(url, content=body, headers=sent, timeout=30) for _ in "12"]
+        if sent != ogem.headers:
+            answers.append(httpx.post(url, content=body, headers=ogem.headers, timeout=30))
         seen[name] = [answer.headers.get("x-ogem-cache", "none") for answer in answers]
     said = (
         "A new body sent twice after the rounds: `x-ogem-cache` "
         + "; ".join(f"{name} {', '.join(values)}" for name, values in seen.items())
         + "."
     )
-    if seen["B"] != ["miss", "hit"] or set(seen["A"]) - {"none"}:
+    if seen["B"] != cache_seen_expected(variant) or set(seen["A"]) - {"none"}:
         said += " B's cache was not on, or A's was: the figures are void."
     return said
 
@@ -261,11 +301,14 @@ class _Rounds:
         self.args, self.variant, self.servers, self.sink = args, variant, servers, sink
         self.wrk, self.workdir, self.load_core = place.tools["wrk"], place.workdir, place.load_core
 
+    def headers(self, name: str) -> dict[str, str]:
+        return headers_of(self.servers[name], self.variant, variant_on=name == "B")
+
     def load(self, name: str, connections: int, seconds: float) -> WrkResult:
         ogem = self.servers[name]
         return wrk_run(
             wrk=self.wrk, url=f"{ogem.url}/v1/chat/completions", connections=connections,
-            seconds=seconds, workdir=self.workdir, body=REQUEST_JSON, headers=ogem.headers,
+            seconds=seconds, workdir=self.workdir, body=REQUEST_JSON, headers=self.headers(name),
             core=self.load_core, unique=self.variant.unique,
         )  # fmt: skip
 
@@ -328,7 +371,7 @@ class _Rounds:
                     errors += result.errors
                     if conns == 1:
                         ogem = self.servers[name]
-                        timed = self.probe(f"{ogem.url}/v1/chat/completions", ogem.headers)
+                        timed = self.probe(f"{ogem.url}/v1/chat/completions", self.headers(name))
                         p50[name] = timed.total_p50_ms
                         errors += timed.errors
                     self.settle()

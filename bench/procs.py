@@ -32,6 +32,26 @@ class BenchError(RuntimeError):
 
 _handed_out: set[int] = set()
 
+_CPUIDLE = Path("/sys/devices/system/cpu/cpuidle/current_driver")
+_HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+
+
+def cpu_idle_described() -> str:
+    """How an idle core waits, when Linux says (else ""): on a virtual machine whose guest halts
+    at once (the haltpoll driver with `guest_halt_poll_ns` 0), every wait for a socket gives the
+    core back to the host, and the next request's code runs on caches others have used. There,
+    a request that waits once more costs far more CPU than its instructions (docs/benchmark.md,
+    8 December 2026): figures from machines that idle differently do not compare."""
+    try:
+        driver = _CPUIDLE.read_text().strip()
+    except OSError:
+        return ""
+    try:
+        polling = f", guest halt polling {int(_HALT_POLL.read_text()):,} ns"
+    except (OSError, ValueError):
+        polling = ""
+    return f"CPU idle driver {driver}{polling}."
+
 
 def dead_url() -> str:
     """The URL of a local port nothing listens on: a sink that is down (`--callbacks-down`)."""

@@ -221,3 +221,18 @@ def test_batch_workers_database_backends_are_kept_on_the_given_core():
         assert pinning.pinned == 1
         assert os.sched_getaffinity(backend) == {core}
         assert os.sched_getaffinity(other.info.backend_pid) == left
+
+
+def test_the_header_says_how_an_idle_core_waits(tmp_path, monkeypatch):
+    from bench import procs
+
+    driver, polling = tmp_path / "current_driver", tmp_path / "guest_halt_poll_ns"
+    monkeypatch.setattr(procs, "_CPUIDLE", driver)
+    monkeypatch.setattr(procs, "_HALT_POLL", polling)
+    assert procs.cpu_idle_described() == ""  # not Linux's files: nothing said
+    driver.write_text("haltpoll\n")
+    assert procs.cpu_idle_described() == "CPU idle driver haltpoll."
+    polling.write_text("200000\n")
+    assert procs.cpu_idle_described() == (
+        "CPU idle driver haltpoll, guest halt polling 200,000 ns."
+    )

@@ -145,3 +145,28 @@ def test_the_sink_down_variant_compares_with_the_same_callbacks_on_a_live_sink()
     assert _callbacks_url(VARIANTS["tracing"], Sink(), variant_on=False) == ""  # type: ignore[arg-type]
     assert _callbacks_url(VARIANTS["tracing"], Sink(), variant_on=True) == Sink.url  # type: ignore[arg-type]
     assert p50_limit(variant, 1.2) == 0.05
+
+
+def test_the_write_only_control_sends_its_cache_control_from_b_alone() -> None:
+    from bench.ab import cache_seen_expected, headers_of
+    from bench.ogem import Ogem
+
+    ogem = Ogem(process=None, url="http://127.0.0.1:1", key="sk-x", env={})  # type: ignore[arg-type]
+    variant = VARIANTS["cache-write-only"]
+    assert headers_of(ogem, variant, variant_on=True) == {
+        **ogem.headers,
+        "Cache-Control": "no-cache",
+    }
+    assert headers_of(ogem, variant, variant_on=False) == ogem.headers
+    assert headers_of(ogem, VARIANTS["cache-miss"], variant_on=True) == ogem.headers
+    # Written, never read: the two sends are not looked up, a plain one then hits.
+    assert cache_seen_expected(variant) == ["bypass", "bypass", "hit"]
+    assert cache_seen_expected(VARIANTS["cache-miss"]) == ["miss", "hit"]
+    assert (variant.cache, variant.unique, p50_limit(variant, 1.0)) == ("redis", True, 0.03)
+
+
+def test_the_a_a_control_is_two_equal_servers_judged_as_the_cache_miss() -> None:
+    control, miss = VARIANTS["aa"], VARIANTS["cache-miss"]
+    assert (control.cache, control.unique, control.b_headers) == ("off", True, ())
+    assert (control.min_ratio, control.added_p50_share) == (miss.min_ratio, miss.added_p50_share)
+    assert parse(["--variant", "aa"]).variant == "aa"
