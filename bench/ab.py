@@ -266,6 +266,9 @@ def cache_seen_expected(variant: Variant) -> list[str]:
     return ["miss", "hit"]
 
 
+_ONCE_MORE = ", and to B once more without its control"
+
+
 def _cache_seen(servers: dict[str, Ogem], variant: Variant) -> str:
     """After the rounds, a body never sent before, twice to each server as its rounds sent
     theirs (and, where B's requests carry a control, once more to B without it): B's cache must
@@ -280,7 +283,8 @@ def _cache_seen(servers: dict[str, Ogem], variant: Variant) -> str:
             answers.append(httpx.post(url, content=body, headers=ogem.headers, timeout=30))
         seen[name] = [answer.headers.get("x-ogem-cache", "none") for answer in answers]
     said = (
-        "A new body sent twice after the rounds: `x-ogem-cache` "
+        f"A new body sent twice after the rounds{_ONCE_MORE if variant.b_headers else ''}: "
+        "`x-ogem-cache` "
         + "; ".join(f"{name} {', '.join(values)}" for name, values in seen.items())
         + "."
     )
