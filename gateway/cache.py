@@ -160,6 +160,7 @@ class _Policy:
     s3: S3CacheSettings | None  # L3, when configured
     charge: bool  # a hit costs its price against budgets
     miss: Callable[[], None]  # counts a miss (the Prometheus child, found once)
+    bypassed: Callable[[], None]  # counts a bypass (the same)
     # The key's hash with the endpoint and the model group already in: a request copies it and
     # adds its body (no hasher to set up).
     hasher: Any = None
@@ -224,17 +225,17 @@ def cache_plan(
     if policy.bypass or inbound.form or ctx.stored is not None:
         # A stored completion (`store: true`) is a completion of its own, under its own id, that
         # its owner can list and fetch: never answered from, nor written to, the cache.
-        _bypass(ctx, policy.labels)
+        _bypass(ctx, policy)
         return
     if policy.unsampled and ctx.endpoint in _GENERATING:
         temperature = body.get("temperature")
         if temperature is None or _number(temperature) != 0.0:
-            _bypass(ctx, policy.labels)
+            _bypass(ctx, policy)
             return
     header = request.META.get("HTTP_CACHE_CONTROL")
     if not controls and not header:  # the common case: the policy as it is
         if not policy.active:
-            _bypass(ctx, policy.labels)
+            _bypass(ctx, policy)
             return
         read = policy.read
         write = policy.writes
@@ -245,7 +246,7 @@ def cache_plan(
     else:
         read, write, ttl, max_age, prefix, namespace = _controlled(policy, controls, header)
         if not read and not write:
-            _bypass(ctx, policy.labels)
+            _bypass(ctx, policy)
             return
     ignored = policy.ignored
     try:
@@ -255,7 +256,7 @@ def cache_plan(
             fields = {name: item for name, item in body.items() if name not in ignored}
             canonical = orjson.dumps(fields, None, orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # defensive: a body orjson cannot write back
-        _bypass(ctx, policy.labels)
+        _bypass(ctx, policy)
         return
     hasher = policy.hasher.copy()
     hasher.update(canonical)
@@ -300,10 +301,8 @@ def _plan_set(
             # Read by the admission script when it runs in Redis (gateway/limits.py: no command,
             # send or reply of its own), else by `cache_lookup`.
             ctx.fetch_key = key
-    else:
-        ctx.cache_status = BYPASS
-        labels = policy.labels
-        cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+    else:  # written, not read (`no-cache`)
+        _bypass(ctx, policy)
 
 
 # ---- the plan memo: a repeated request's checks, routing and key, kept ------------------------
@@ -563,6 +562,7 @@ def _policy_build(
         s3=config.s3,
         charge=config.charge_hits,
         miss=cache_request_counter(result=MISS, labels=labels),
+        bypassed=cache_request_counter(result=BYPASS, labels=labels),
         hasher=blake2b(head, digest_size=20),
         hit=cache_request_counter(result=HIT, labels=labels),
         saved=cache_saved_counters(labels=labels),
@@ -575,9 +575,9 @@ def owner_cache_settings(ctx: RequestContext) -> dict[str, Any]:
     return cache if isinstance(cache, dict) else {}
 
 
-def _bypass(ctx: RequestContext, labels: tuple[str, str, str]) -> None:
+def _bypass(ctx: RequestContext, policy: _Policy) -> None:
     ctx.cache_status = BYPASS
-    cache_request_record(result=BYPASS, model=labels[0], organization=labels[1], team=labels[2])
+    policy.bypassed()
 
 
 def _number(value: Any) -> float | None:

@@ -436,6 +436,19 @@ def _metric(live: LiveServer, name: str, **labels: str) -> float:
     return total
 
 
+def test_bypasses_are_counted_by_prometheus(emulated, sdk, live_ogem) -> None:  # type: ignore[no-untyped-def]
+    """Each request not looked up counts once: written but not read (`no-cache`), and neither
+    read nor written."""
+    before = _metric(live_ogem, "ogem_cache_requests_total", result="bypass", model="emulated")
+    misses = _metric(live_ogem, "ogem_cache_requests_total", result="miss", model="emulated")
+    _chat(sdk, _messages(), extra_headers={"Cache-Control": "no-cache"})
+    _chat(sdk, _messages(), extra_body={"cache": {"no-cache": True, "no-store": True}})
+    after = _metric(live_ogem, "ogem_cache_requests_total", result="bypass", model="emulated")
+    assert after - before == 2
+    now = _metric(live_ogem, "ogem_cache_requests_total", result="miss", model="emulated")
+    assert now == misses
+
+
 def test_a_hit_is_counted_by_prometheus(emulated, sdk, live_ogem) -> None:  # type: ignore[no-untyped-def]
     before = _metric(live_ogem, "ogem_cache_requests_total", result="hit", model="emulated")
     saved = _metric(live_ogem, "ogem_cache_saved_tokens_total", model="emulated")
