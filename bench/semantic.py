@@ -199,6 +199,7 @@ async def _measure(args: argparse.Namespace) -> str:
         s3=None,
         charge=False,
         miss=lambda: None,
+        bypassed=lambda: None,
     )
 
     def ctx_for() -> RequestContext:
